@@ -1,0 +1,42 @@
+/* communes.h -- the commune table: INSEE code -> name, department, EPCI and
+ * position. Loaded once from the CSV the project ships
+ * (config/communes-normandie.csv, made from the shared reference data by
+ * scripts/make-communes.py); read-only afterwards, any thread. */
+#ifndef MAILLAGE_COMMUNES_H
+#define MAILLAGE_COMMUNES_H
+
+#include <stddef.h>
+
+typedef struct {
+    char code[6];        /* INSEE code, "14118" */
+    char department[4];  /* "14" */
+    char epci[10];       /* SIREN of the EPCI, "" if none */
+    const char *name;    /* "Caen" */
+    const char *epci_name; /* "CU Caen la Mer", "" if none */
+    double latitude;     /* WGS84 degrees */
+    double longitude;
+    unsigned population;
+} mg_commune_t;
+
+typedef struct mg_communes mg_communes_t;
+
+/* Load the table at `path`. Returns NULL and a reason ("FILE:LINE: ...") in
+ * `err` on error. Caller owns the result (mg_communes_destroy). */
+mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen);
+void mg_communes_destroy(mg_communes_t **communes_p);
+
+/* The commune with INSEE code `code`, or NULL. Borrowed from the table. */
+const mg_commune_t *mg_communes_find(const mg_communes_t *communes, const char *code);
+
+/* Number of communes, and the i-th in file order. */
+size_t mg_communes_count(const mg_communes_t *communes);
+const mg_commune_t *mg_communes_at(const mg_communes_t *communes, size_t index);
+
+/* Great-circle distance in kilometres between two communes (haversine). */
+double mg_communes_distance_km(const mg_commune_t *a, const mg_commune_t *b);
+
+/* 1 if `code` has the shape of an INSEE commune code (5 characters: two digits,
+ * or 2A/2B, then three digits), else 0. */
+int mg_commune_code_is_valid(const char *code);
+
+#endif

@@ -1,0 +1,107 @@
+/* envelope.h -- the Envelope on the wire: event types, codec, validation.
+ *
+ * The generated protobuf-c types live in maillage/v1/envelope.pb-c.h; this
+ * module adds what every program needs around them: the table of event types
+ * (topic name <-> payload case), packing and unpacking with size limits, and
+ * the validation of everything a producer sends (ids, commune codes, category
+ * codes, lengths, UTF-8). Pure functions; any thread. */
+#ifndef MAILLAGE_ENVELOPE_H
+#define MAILLAGE_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maillage/v1/envelope.pb-c.h"
+
+typedef Maillage__V1__Envelope mg_envelope_t;
+typedef Maillage__V1__Ack mg_ack_t;
+typedef Maillage__V1__Envelope__PayloadCase mg_payload_case_t;
+
+/* Current schema version written by Maillage programs. */
+#define MG_SCHEMA_VERSION 1
+
+/* Longest id (event, structure, need, offer, ...) in bytes. */
+#define MG_ID_MAX 64
+
+/* ---- Event types ------------------------------------------------------- */
+
+typedef struct {
+    const char *type;               /* "need.reported" */
+    mg_payload_case_t payload_case; /* MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED */
+    const char *payload_field;      /* "need_reported" (the oneof field's name) */
+    const char *label_fr;           /* "besoin signalé" */
+} mg_event_type_t;
+
+/* All event types, in the order of the design; `count` receives their number. */
+const mg_event_type_t *mg_event_types(size_t *count);
+
+/* The type named `type`, or NULL if unknown. */
+const mg_event_type_t *mg_event_type_by_name(const char *type);
+
+/* The type whose payload case is `payload_case`, or NULL (NOT_SET). */
+const mg_event_type_t *mg_event_type_by_case(mg_payload_case_t payload_case);
+
+/* ---- Codec ------------------------------------------------------------- */
+
+/* Unpack a serialized envelope. Returns NULL when the bytes are not a valid
+ * protobuf Envelope. Caller owns the result and frees it with
+ * mg_envelope_free(). No semantic check: see mg_envelope_validate(). */
+mg_envelope_t *mg_envelope_unpack(const uint8_t *data, size_t len);
+
+/* Free an envelope from mg_envelope_unpack(); accepts NULL. */
+void mg_envelope_free(mg_envelope_t *env);
+
+/* Serialize `env` into a new buffer. Caller owns *out (free()).
+ * Returns the length. */
+size_t mg_envelope_pack(const mg_envelope_t *env, uint8_t **out);
+
+/* Append "sequence = seq" to an already serialized envelope: protobuf keeps the
+ * last value of a repeated scalar field, so the result decodes with that
+ * sequence without re-encoding the rest. `out` must hold len + 11 bytes.
+ * Returns the new length. */
+size_t mg_envelope_append_sequence(const uint8_t *data, size_t len, uint64_t seq, uint8_t *out);
+
+/* Serialize an ack into a new buffer. Caller owns *out. Returns the length. */
+size_t mg_ack_pack(const mg_ack_t *ack, uint8_t **out);
+
+/* Unpack an ack; NULL if invalid. Caller frees with mg_ack_free(). */
+mg_ack_t *mg_ack_unpack(const uint8_t *data, size_t len);
+void mg_ack_free(mg_ack_t *ack);
+
+/* English name of an ack status ("accepted", "duplicate", ...). Static. */
+const char *mg_ack_status_name(Maillage__V1__Ack__Status status);
+
+/* ---- Validation -------------------------------------------------------- */
+
+typedef struct mg_taxonomy mg_taxonomy_t;
+typedef struct mg_communes mg_communes_t;
+
+/* Why an envelope was refused: the offending field's path in snake_case
+ * ("need_reported.need.commune", or "" for the whole message) and a reason
+ * in English for the producer's engineers. */
+typedef struct {
+    char field[128];
+    char reason[256];
+} mg_invalid_t;
+
+/* Check everything a producer controls: event_id (1..64 of [A-Za-z0-9._:-]),
+ * a known type that agrees with the payload, schema version, every id and
+ * commune code and category code inside the payload (commune codes must be in
+ * `communes` and categories in `taxonomy`; either may be NULL to check only
+ * the format), dates (YYYY-MM-DD, valid_from <= valid_until), lengths of every
+ * text, and UTF-8 validity of every string (no control characters except
+ * newline and tab in descriptions). source, received_at_ms and sequence are
+ * not checked: the broker stamps them.
+ * Returns 0 if valid, -1 otherwise with `why` filled in. */
+int mg_envelope_validate(const mg_envelope_t *env, const mg_taxonomy_t *taxonomy,
+                         const mg_communes_t *communes, mg_invalid_t *why);
+
+/* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-]), else 0. Ids go
+ * into Redis keys: nothing else may. */
+int mg_id_is_valid(const char *s);
+
+/* 1 if the `len` bytes at `s` are well-formed UTF-8 (no overlong forms, no
+ * surrogates), else 0. */
+int mg_utf8_is_valid(const char *s, size_t len);
+
+#endif
