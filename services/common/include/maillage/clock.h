@@ -21,4 +21,9 @@ void mg_ulid_new(char out[MG_ULID_LEN + 1]);
  * Unix time in milliseconds. */
 void mg_clock_paris_date(int64_t unix_ms, char out[11]);
 
+/* Offset of Europe/Paris from UTC at `unix_ms`, in seconds: 7200 in summer
+ * time, 3600 otherwise (EU rule: summer time from the last Sunday of March
+ * 01:00 UTC to the last Sunday of October 01:00 UTC). */
+int mg_clock_paris_offset_s(int64_t unix_ms);
+
 #endif

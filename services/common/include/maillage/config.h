@@ -44,6 +44,12 @@ typedef struct mg_config mg_config_t;
  * Caller owns the result and destroys it with mg_config_destroy(). */
 mg_config_t *mg_config_load(const char *path, char *err, size_t errlen);
 
+/* Like mg_config_load(), from the `len` bytes at `data` (need not be
+ * NUL-terminated); `name` stands for the file name in error messages
+ * ("(config)" if NULL) and mg_config_path() returns NULL. For tests and
+ * fuzzing. Caller owns the result. */
+mg_config_t *mg_config_load_buffer(const char *name, const char *data, size_t len, char *err, size_t errlen);
+
 /* Frees the config; accepts NULL and sets *cfg_p to NULL. */
 void mg_config_destroy(mg_config_t **cfg_p);
 
@@ -58,8 +64,8 @@ bool mg_config_bool(const mg_config_t *cfg, const char *section, const char *key
 /* Entries of an open section, in file order (defaults first if the file does
  * not set the section at all). Returns the count; key/value are borrowed. */
 size_t mg_config_open_count(const mg_config_t *cfg, const char *section);
-void mg_config_open_entry(const mg_config_t *cfg, const char *section, size_t index,
-                          const char **key, const char **value);
+void mg_config_open_entry(const mg_config_t *cfg, const char *section, size_t index, const char **key,
+                          const char **value);
 
 /* The path the config was loaded from, or NULL for defaults. Borrowed. */
 const char *mg_config_path(const mg_config_t *cfg);

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `make demo`: start the embedded stack, emit the Normandy dataset through the
+# public protocol, show what flowed (live feed, territory summary, dead
+# letters) in French, and stop everything, even on error or Ctrl-C.
+# Usage: scripts/demo.sh [BUILD_DIR]   (default: build)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-build}" && pwd)
+cli="$build/bin/maillage"
+run="$build/demo-run"
+data="$root/demo/normandie.ndjson"
+tail_pid=""
+
+if [ ! -x "$cli" ]; then
+  echo "Error: $cli not found: build first (make demo does it)." >&2
+  exit 1
+fi
+
+cleanup() {
+  local rc=$?
+  if [ -n "$tail_pid" ]; then kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; fi
+  "$cli" down --dir "$run" >"$run/down.txt" 2>&1 || cat "$run/down.txt" >&2
+  exit "$rc"
+}
+
+# A clean run directory each time: a fresh Redis, a journal starting at 1.
+if [ -d "$run" ]; then "$cli" down --dir "$run" >/dev/null 2>&1 || true; fi
+rm -rf "$run"
+mkdir -p "$run"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rule() { printf '\n── %s %s\n' "$1" "$(printf '─%.0s' $(seq 1 $((70 - ${#1}))))"; }
+
+printf '\n══ Maillage · démonstration : une journée d'\''échanges entre acteurs de l'\''ESS normande ══\n'
+
+rule "Démarrage de la pile"
+if ! "$cli" up --dir "$run" >"$run/up.txt" 2>&1; then
+  cat "$run/up.txt" >&2
+  exit 1
+fi
+set -a
+# shellcheck disable=SC1091
+. "$run/endpoints.env"
+set +a
+for name in redis broker matcher notifier gateway; do
+  [ -f "$run/$name.pid" ] || continue
+  case "$name" in
+    redis) echo "  ✓ redis-server      journal durable (AOF, fsync chaque seconde)  ${MAILLAGE_REDIS_URL}" ;;
+    broker) echo "  ✓ maillage-broker   réception ${MAILLAGE_INGEST} · diffusion ${MAILLAGE_FANOUT}" ;;
+    gateway) echo "  ✓ maillage-gateway  ${MAILLAGE_HTTP:-}" ;;
+    *) echo "  ✓ maillage-$name" ;;
+  esac
+done
+echo "  Répertoire : $run (journaux *.log, configuration maillage.conf)"
+
+# The live feed, as a staff member watching would see it.
+"$cli" tail --format text >"$run/fil.txt" 2>"$run/tail.err" &
+tail_pid=$!
+sleep 0.5
+
+total=$(grep -c . "$data")
+rule "Envoi des événements"
+echo "  $total événements de demo/normandie.ndjson, envoyés par le protocole public (ZeroMQ + protobuf)"
+emit_rc=0
+"$cli" emit --quiet "$data" 2>"$run/emit.txt" || emit_rc=$?
+sed 's/^/  /' "$run/emit.txt"
+
+# Let the feed catch up: stop waiting once it has not grown for a second.
+last=-1
+for _ in $(seq 1 40); do
+  now=$(wc -l <"$run/fil.txt")
+  [ "$now" -eq "$last" ] && break
+  last=$now
+  sleep 0.5
+done
+
+rule "Le fil en direct (maillage tail --format text)"
+lines=$(wc -l <"$run/fil.txt")
+shown=18
+head -n "$shown" "$run/fil.txt" | sed 's/^/  /'
+if [ "$lines" -gt "$shown" ]; then
+  echo "  …"
+  tail -n 6 "$run/fil.txt" | sed 's/^/  /'
+  echo "  ($lines événements reçus en direct, dans l'ordre du journal)"
+fi
+
+rule "Le territoire en un coup d'œil (maillage journal --summary)"
+"$cli" journal --summary | sed 's/^/  /'
+
+rule "Messages rejetés (maillage dlq list)"
+"$cli" dlq list | sed 's/^/  /'
+
+rule "Arrêt"
+kill "$tail_pid" 2>/dev/null || true
+wait "$tail_pid" 2>/dev/null || true
+tail_pid=""
+"$cli" down --dir "$run" >"$run/down.txt" 2>&1 || { cat "$run/down.txt" >&2; exit 1; }
+stopped=$(sed -n 's/^stopped \([^ ]*\) .*/\1/p' "$run/down.txt" | paste -sd, - | sed 's/,/, /g')
+echo "  ✓ Arrêtés proprement : $stopped"
+echo "  Journaux et données conservés dans $run"
+echo
+
+if [ "$emit_rc" -ne 0 ]; then
+  echo "Attention : des événements n'ont pas été acceptés (voir ci-dessus)." >&2
+  exit 1
+fi

@@ -1,0 +1,645 @@
+/* broker.c -- ingest, validate, journal, ack, publish.
+ *
+ * The one promise that shapes this file: an ACCEPTED ack means the event is
+ * in the journal. So acks for valid events are only sent from the journal's
+ * reply callback, and anything that cannot be journaled right now (Redis
+ * down, connection lost with the batch in flight) is answered UNAVAILABLE,
+ * which tells the producer to retry with the same event_id. Retrying is safe:
+ * the journal script deduplicates by event_id.
+ *
+ * Messages are read in batches (see zsock.h); each message is checked and
+ * stamped on arrival, invalid ones are answered at once, and the valid ones
+ * of a batch are journaled with one script call when the batch ends. Replies
+ * from Redis come back in order, so publishing from the reply callback
+ * publishes in sequence order. */
+#include "broker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "maillage/clock.h"
+#include "maillage/communes.h"
+#include "maillage/envelope.h"
+#include "maillage/journal.h"
+#include "maillage/log.h"
+#include "maillage/mem.h"
+#include "maillage/metrics.h"
+#include "maillage/redis.h"
+#include "maillage/taxonomy.h"
+#include "maillage/zsock.h"
+
+/* Batches journaled but not yet confirmed; beyond this the broker stops
+ * reading (and ZeroMQ's high-water marks push back on producers) instead of
+ * piling up memory while Redis is slow. */
+#define S_MAX_INFLIGHT 64
+
+/* How long a clean stop waits for batches in flight. */
+#define S_SHUTDOWN_GRACE_MS 2000
+
+/* Bigger messages than this are not even received: ZeroMQ drops the
+ * connection. Between max_message_bytes and this, they are received and
+ * rejected with a reason, which is friendlier to a producer's engineers. */
+#define S_HARD_LIMIT_FACTOR 4
+
+/* How often the counters are written to mg:metrics:broker. */
+#define S_METRICS_INTERVAL_S 10
+
+#define S_UNAVAILABLE_REASON "journal unavailable, retry with the same event_id"
+
+/* The broker's metrics (handles owned by the metrics registry). */
+typedef struct {
+    mg_metric_t *accepted, *duplicate, *rejected, *unavailable, *published, *batches, *redis_reconnects,
+        *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight;
+} s_metrics_t;
+
+/* One valid envelope waiting for the journal. */
+typedef struct {
+    uint8_t *identity; /* the producer's ROUTER identity (owned) */
+    size_t identity_len;
+    char event_id[MG_ID_MAX + 1];
+    const char *type;  /* static, from the event type table */
+    uint8_t *envelope; /* stamped, sequence 0 (owned, from mg_envelope_pack) */
+    size_t len;
+} s_item_t;
+
+typedef struct {
+    mg_broker_t *broker;
+    s_item_t *items;
+    size_t count, cap;
+} s_batch_t;
+
+struct mg_broker {
+    struct event_base *base;
+    const mg_config_t *cfg;
+    void *zmq_context;
+    void *ingest_socket, *fanout_socket;
+    mg_zsock_t *ingest, *fanout;
+    mg_redis_t *redis;
+    mg_journal_t *journal;
+    mg_taxonomy_t *taxonomy;
+    mg_communes_t *communes;
+    const char *network; /* borrowed from cfg */
+    size_t max_message_bytes;
+    s_batch_t *batch; /* being gathered from the current drain */
+    size_t inflight;
+    int paused_for_inflight;
+    int shutting_down;
+    struct event *shutdown_timer;
+    int journal_seen_up; /* Redis was up at least once (to count reconnects) */
+    int journal_down_logged;
+    s_metrics_t metrics;
+    struct event *metrics_timer;
+    unsigned long long deadletters_dropped; /* for the log's powers of two */
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Read a varint at *pos; 0 on success. */
+static int s_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *pos < len; shift += 7) {
+        uint8_t byte = p[(*pos)++];
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Find the event_id (field 1) in bytes that may be too big or not even a
+ * valid Envelope, walking the top-level wire format without decoding it, so
+ * that a rejection can still name the event the producer is waiting for. */
+static void s_peek_event_id(const uint8_t *p, size_t len, char out[MG_ID_MAX + 1]) {
+    size_t pos = 0;
+    out[0] = '\0';
+    for (int fields = 0; fields < 64 && pos < len; fields++) {
+        uint64_t key, n;
+        if (s_varint(p, len, &pos, &key) != 0) return;
+        switch (key & 7) {
+        case 0:
+            if (s_varint(p, len, &pos, &n) != 0) return;
+            break;
+        case 1:
+            pos += 8;
+            break;
+        case 5:
+            pos += 4;
+            break;
+        case 2:
+            if (s_varint(p, len, &pos, &n) != 0 || n > len - pos) return;
+            if ((key >> 3) == 1) {
+                if (n > MG_ID_MAX) return;
+                memcpy(out, p + pos, (size_t)n);
+                out[n] = '\0';
+                if (!mg_id_is_valid(out)) out[0] = '\0';
+                return;
+            }
+            pos += (size_t)n;
+            break;
+        default:
+            return;
+        }
+    }
+}
+
+/* 1 if `endpoint` is only reachable from this machine. Until CURVE lands,
+ * the broker refuses anything else: an unauthenticated ingest on the network
+ * would let anyone emit in any network's name. */
+static int s_endpoint_is_local(const char *endpoint) {
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return 1;
+    if (strncmp(endpoint, "tcp://", 6) != 0) return 0;
+    const char *host = endpoint + 6;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
+           strncmp(host, "[::1]:", 6) == 0;
+}
+
+/* ---- acks and dead letters ------------------------------------------------ */
+
+static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t identity_len,
+                       const char *event_id, Maillage__V1__Ack__Status status, uint64_t seq,
+                       const char *reason, const char *field) {
+    mg_ack_t ack = MAILLAGE__V1__ACK__INIT;
+    ack.event_id = (char *)(event_id ? event_id : "");
+    ack.status = status;
+    ack.sequence = seq;
+    ack.reason = (char *)(reason ? reason : "");
+    ack.field = (char *)(field ? field : "");
+    uint8_t *bytes = NULL;
+    size_t len = mg_ack_pack(&ack, &bytes);
+    const void *frames[2] = {identity, bytes};
+    size_t lens[2] = {identity_len, len};
+    if (mg_zsock_send(broker->ingest, frames, lens, 2) != 0) {
+        /* The producer is gone (EHOSTUNREACH) or not reading (EAGAIN): it
+         * will retry with the same event_id and get DUPLICATE. */
+        mg_metrics_inc(broker->metrics.acks_undelivered);
+        mg_debug("broker: ack for %s not delivered: %s", event_id && *event_id ? event_id : "(no id)",
+                 zmq_strerror(errno));
+    }
+    free(bytes);
+}
+
+static void s_on_deadletter_stored(mg_journal_t *journal, int stored, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)journal;
+    if (stored) {
+        mg_metrics_inc(broker->metrics.deadletters);
+    } else {
+        mg_metrics_inc(broker->metrics.deadletters_dropped);
+    }
+}
+
+static void s_deadletter(mg_broker_t *broker, const char *reason, const char *field, const uint8_t *raw,
+                         size_t len, int64_t received_at_ms) {
+    mg_deadletter_t dl = {
+        .reason = reason,
+        .field = field,
+        .source = broker->network,
+        .received_at_ms = received_at_ms,
+        .raw = raw,
+        .raw_len = len < broker->max_message_bytes ? len : broker->max_message_bytes,
+        .original_len = len,
+    };
+    if (mg_journal_deadletter(broker->journal, &dl, s_on_deadletter_stored, broker) != 0) {
+        mg_metrics_inc(broker->metrics.deadletters_dropped);
+        unsigned long long n = ++broker->deadletters_dropped;
+        /* Powers of two: visible, but not one line per message of a flood. */
+        if ((n & (n - 1)) == 0)
+            mg_warn("broker: journal unavailable, dead letter dropped (%llu dropped so far)", n);
+    }
+}
+
+/* Answer REJECTED and keep the bytes as a dead letter. */
+static void s_reject(mg_broker_t *broker, const zmq_msg_t *identity, const char *event_id, const char *reason,
+                     const char *field, const uint8_t *raw, size_t len, int64_t received_at_ms) {
+    mg_metrics_inc(broker->metrics.rejected);
+    mg_debug("broker: rejected %s: %s%s%s", event_id && *event_id ? event_id : "(no id)", reason,
+             field && *field ? " at " : "", field ? field : "");
+    s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
+               MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, 0, reason, field);
+    s_deadletter(broker, reason, field, raw, len, received_at_ms);
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+static void s_batch_free(s_batch_t *batch) {
+    if (!batch) return;
+    for (size_t i = 0; i < batch->count; i++) {
+        free(batch->items[i].identity);
+        free(batch->items[i].envelope);
+    }
+    free(batch->items);
+    free(batch);
+}
+
+static void s_publish(mg_broker_t *broker, const s_item_t *item, uint64_t seq) {
+    uint8_t seq_be[8];
+    for (int i = 0; i < 8; i++)
+        seq_be[i] = (uint8_t)(seq >> (56 - 8 * i));
+    uint8_t *with_seq = mg_malloc(item->len + 11);
+    size_t len = mg_envelope_append_sequence(item->envelope, item->len, seq, with_seq);
+    const void *frames[3] = {item->type, seq_be, with_seq};
+    size_t lens[3] = {strlen(item->type), sizeof(seq_be), len};
+    /* PUB never blocks: at the high-water mark a slow subscriber loses
+     * messages, sees the gap in sequences, and catches up from the journal. */
+    if (mg_zsock_send(broker->fanout, frames, lens, 3) == 0)
+        mg_metrics_inc(broker->metrics.published);
+    else
+        mg_warn("broker: publishing sequence %" PRIu64 " failed: %s", seq, zmq_strerror(errno));
+    free(with_seq);
+}
+
+static void s_check_flow(mg_broker_t *broker) {
+    mg_metrics_set(broker->metrics.inflight, broker->inflight);
+    if (broker->shutting_down) {
+        if (broker->inflight == 0) event_base_loopexit(broker->base, NULL);
+        return;
+    }
+    if (broker->paused_for_inflight && broker->inflight < S_MAX_INFLIGHT / 2) {
+        broker->paused_for_inflight = 0;
+        mg_zsock_pause(broker->ingest, 0);
+    } else if (!broker->paused_for_inflight && broker->inflight >= S_MAX_INFLIGHT) {
+        broker->paused_for_inflight = 1;
+        mg_zsock_pause(broker->ingest, 1);
+    }
+}
+
+static void s_answer_unavailable(mg_broker_t *broker, s_batch_t *batch) {
+    for (size_t i = 0; i < batch->count; i++) {
+        const s_item_t *item = &batch->items[i];
+        mg_metrics_inc(broker->metrics.unavailable);
+        s_send_ack(broker, item->identity, item->identity_len, item->event_id,
+                   MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE, 0, S_UNAVAILABLE_REASON, "");
+    }
+}
+
+static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *results, size_t count,
+                           void *arg) {
+    s_batch_t *batch = arg;
+    mg_broker_t *broker = batch->broker;
+    (void)journal;
+    broker->inflight--;
+    if (!results || count != batch->count) {
+        s_answer_unavailable(broker, batch);
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            const s_item_t *item = &batch->items[i];
+            if (results[i].duplicate) {
+                mg_metrics_inc(broker->metrics.duplicate);
+                s_send_ack(broker, item->identity, item->identity_len, item->event_id,
+                           MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE, results[i].sequence, "", "");
+            } else {
+                mg_metrics_inc(broker->metrics.accepted);
+                s_send_ack(broker, item->identity, item->identity_len, item->event_id,
+                           MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED, results[i].sequence, "", "");
+                s_publish(broker, item, results[i].sequence);
+            }
+        }
+    }
+    s_batch_free(batch);
+    s_check_flow(broker);
+}
+
+/* ---- ingest ---------------------------------------------------------------- */
+
+static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)zsock;
+    int64_t now = mg_clock_now_ms();
+    const zmq_msg_t *identity = &frames[0];
+    char event_id[MG_ID_MAX + 1];
+    char reason[256];
+
+    if (frame_count != 2) {
+        const uint8_t *raw = frame_count > 1 ? zmq_msg_data(&frames[1]) : (const uint8_t *)"";
+        size_t len = frame_count > 1 ? zmq_msg_size(&frames[1]) : 0;
+        s_peek_event_id(raw, len, event_id);
+        snprintf(reason, sizeof(reason), "expected exactly one frame (the serialized Envelope), got %zu",
+                 frame_count - 1);
+        s_reject(broker, identity, event_id, reason, "", raw, len, now);
+        return;
+    }
+    const uint8_t *data = zmq_msg_data(&frames[1]);
+    size_t len = zmq_msg_size(&frames[1]);
+    if (len > broker->max_message_bytes) {
+        s_peek_event_id(data, len, event_id);
+        snprintf(reason, sizeof(reason), "message too large (%zu bytes, at most %zu)", len,
+                 broker->max_message_bytes);
+        s_reject(broker, identity, event_id, reason, "", data, len, now);
+        return;
+    }
+    mg_envelope_t *env = mg_envelope_unpack(data, len);
+    if (!env) {
+        s_peek_event_id(data, len, event_id);
+        s_reject(broker, identity, event_id, "not a protobuf Envelope", "", data, len, now);
+        return;
+    }
+    mg_invalid_t why;
+    if (mg_envelope_validate(env, broker->taxonomy, broker->communes, &why) != 0) {
+        /* The id is echoed only when it is a valid id (it reaches logs). */
+        const char *id = env->event_id && mg_id_is_valid(env->event_id) ? env->event_id : "";
+        s_reject(broker, identity, id, why.reason, why.field, data, len, now);
+        mg_envelope_free(env);
+        return;
+    }
+    snprintf(event_id, sizeof(event_id), "%s", env->event_id);
+    if (!mg_redis_is_up(broker->redis) || broker->shutting_down) {
+        mg_metrics_inc(broker->metrics.unavailable);
+        s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
+                   MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE, 0, S_UNAVAILABLE_REASON, "");
+        mg_envelope_free(env);
+        return;
+    }
+
+    /* Stamp what only the broker knows. The source string is ours, not
+     * protobuf-c's: put the original back before freeing. */
+    char *their_source = env->source;
+    env->source = (char *)broker->network;
+    env->received_at_ms = now;
+    env->sequence = 0;
+    if (env->schema_version == 0) env->schema_version = MG_SCHEMA_VERSION;
+    uint8_t *stamped = NULL;
+    size_t stamped_len = mg_envelope_pack(env, &stamped);
+    env->source = their_source;
+
+    if (!broker->batch) {
+        broker->batch = mg_calloc(1, sizeof(*broker->batch));
+        broker->batch->broker = broker;
+    }
+    s_batch_t *batch = broker->batch;
+    if (batch->count == batch->cap) {
+        batch->cap = batch->cap ? batch->cap * 2 : 16;
+        batch->items = mg_realloc(batch->items, batch->cap * sizeof(*batch->items));
+    }
+    s_item_t *item = &batch->items[batch->count++];
+    item->identity_len = zmq_msg_size((zmq_msg_t *)identity);
+    item->identity = mg_malloc(item->identity_len ? item->identity_len : 1);
+    memcpy(item->identity, zmq_msg_data((zmq_msg_t *)identity), item->identity_len);
+    memcpy(item->event_id, event_id, sizeof(event_id));
+    item->type = mg_event_type_by_name(env->type)->type;
+    item->envelope = stamped;
+    item->len = stamped_len;
+    mg_envelope_free(env);
+}
+
+static void s_on_batch(mg_zsock_t *zsock, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)zsock;
+    s_batch_t *batch = broker->batch;
+    broker->batch = NULL;
+    if (!batch) return;
+    mg_journal_item_t *items = mg_calloc(batch->count, sizeof(*items));
+    for (size_t i = 0; i < batch->count; i++) {
+        items[i] = (mg_journal_item_t){batch->items[i].event_id, batch->items[i].type,
+                                       batch->items[i].envelope, batch->items[i].len};
+    }
+    int rc = mg_journal_append(broker->journal, items, batch->count, s_on_journaled, batch);
+    free(items);
+    if (rc != 0) {
+        s_answer_unavailable(broker, batch);
+        s_batch_free(batch);
+        return;
+    }
+    mg_metrics_inc(broker->metrics.batches);
+    broker->inflight++;
+    s_check_flow(broker);
+}
+
+/* ---- Redis state ------------------------------------------------------------ */
+
+static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)redis;
+    mg_metrics_set(broker->metrics.journal_up, up ? 1 : 0);
+    if (up) {
+        mg_journal_redis_up(broker->journal);
+        if (broker->journal_seen_up) {
+            mg_metrics_inc(broker->metrics.redis_reconnects);
+            mg_info("broker: journal available again, accepting events");
+        } else {
+            mg_info("broker: ready (journal available, ingest %s, fanout %s)",
+                    mg_config_str(broker->cfg, "broker", "ingest"),
+                    mg_config_str(broker->cfg, "broker", "fanout"));
+        }
+        broker->journal_seen_up = 1;
+        broker->journal_down_logged = 0;
+    } else if (!broker->journal_down_logged) {
+        broker->journal_down_logged = 1;
+        mg_warn("broker: journal unavailable; answering UNAVAILABLE until Redis is back");
+    }
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+#define S_ACKS      "maillage_broker_acks_total"
+#define S_ACKS_HELP "Acks sent to producers, by status."
+
+static void s_metrics_register(s_metrics_t *m) {
+    m->accepted = mg_metrics_counter(S_ACKS "{status=\"accepted\"}", S_ACKS_HELP);
+    m->duplicate = mg_metrics_counter(S_ACKS "{status=\"duplicate\"}", S_ACKS_HELP);
+    m->rejected = mg_metrics_counter(S_ACKS "{status=\"rejected\"}", S_ACKS_HELP);
+    m->unavailable = mg_metrics_counter(S_ACKS "{status=\"unavailable\"}", S_ACKS_HELP);
+    m->published = mg_metrics_counter("maillage_broker_published_total", "Events published on the fan-out.");
+    m->batches =
+        mg_metrics_counter("maillage_broker_batches_total", "Batches journaled (one script call each).");
+    m->redis_reconnects = mg_metrics_counter("maillage_broker_redis_reconnects_total",
+                                             "Times the journal came back after a loss.");
+    m->deadletters = mg_metrics_counter("maillage_broker_deadletters_total", "Dead letters stored in Redis.");
+    m->deadletters_dropped = mg_metrics_counter("maillage_broker_deadletters_dropped_total",
+                                                "Dead letters lost because Redis was unavailable.");
+    m->acks_undelivered = mg_metrics_counter("maillage_broker_acks_undelivered_total",
+                                             "Acks ZeroMQ could not deliver (producer gone or not reading).");
+    m->journal_up =
+        mg_metrics_gauge("maillage_broker_journal_up", "1 when the journal (Redis) is available.");
+    m->inflight =
+        mg_metrics_gauge("maillage_broker_inflight_batches", "Batches sent to Redis, not yet confirmed.");
+}
+
+/* Publish the figures to Redis (mg:metrics:broker), where the gateway reads
+ * every daemon's. Fire and forget: the next tick tries again. */
+static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)fd;
+    (void)what;
+    mg_metrics_argv_t args;
+    mg_metrics_hset_argv(MG_METRICS_KEY_PREFIX "broker", &args);
+    if (args.argc > 0)
+        mg_redis_command_argv(broker->redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
+    mg_metrics_argv_free(&args);
+}
+
+/* ---- life cycle -------------------------------------------------------------- */
+
+static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, char *err, size_t errlen) {
+    const char *endpoint = mg_config_str(broker->cfg, "broker", key);
+    if (!s_endpoint_is_local(endpoint)) {
+        s_fail(err, errlen,
+               "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback "
+               "(use tcp://127.0.0.1:PORT or ipc://)",
+               key, endpoint);
+        return NULL;
+    }
+    void *socket = zmq_socket(broker->zmq_context, type);
+    if (!socket) {
+        s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int linger = 500, one = 1;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    if (type == ZMQ_ROUTER) {
+        /* Tell us (EHOSTUNREACH) rather than silently drop an ack for a
+         * producer that is gone. */
+        zmq_setsockopt(socket, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+        int64_t hard = (int64_t)broker->max_message_bytes * S_HARD_LIMIT_FACTOR + 4096;
+        zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &hard, sizeof(hard));
+    }
+    if (zmq_bind(socket, endpoint) != 0) {
+        s_fail(err, errlen, "[broker] %s = %s: cannot bind: %s", key, endpoint, zmq_strerror(errno));
+        zmq_close(socket);
+        return NULL;
+    }
+    return socket;
+}
+
+static void s_on_shutdown_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)fd;
+    (void)what;
+    if (broker->inflight)
+        mg_warn("broker: stopping with %zu batch(es) still unconfirmed by Redis", broker->inflight);
+    event_base_loopexit(broker->base, NULL);
+}
+
+mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
+    mg_broker_t *broker = mg_calloc(1, sizeof(*broker));
+    broker->base = base;
+    broker->cfg = cfg;
+    broker->network = mg_config_str(cfg, "broker", "network");
+    broker->max_message_bytes = (size_t)mg_config_int(cfg, "broker", "max_message_bytes");
+    s_metrics_register(&broker->metrics);
+    if (!mg_id_is_valid(broker->network)) {
+        s_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
+               broker->network, MG_ID_MAX);
+        goto err;
+    }
+
+    char why[512];
+    broker->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
+    if (!broker->taxonomy) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    broker->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof(why));
+    if (!broker->communes) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    mg_redis_options_t opts;
+    if (mg_redis_options_from_config(cfg, &opts, why, sizeof(why)) != 0) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+
+    broker->zmq_context = zmq_ctx_new();
+    if (!broker->zmq_context) {
+        mg_redis_options_clear(&opts);
+        s_fail(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+        goto err;
+    }
+    broker->ingest_socket =
+        s_bind(broker, ZMQ_ROUTER, "ingest", (int)mg_config_int(cfg, "broker", "ingest_hwm"), err, errlen);
+    if (broker->ingest_socket)
+        broker->fanout_socket =
+            s_bind(broker, ZMQ_PUB, "fanout", (int)mg_config_int(cfg, "broker", "fanout_hwm"), err, errlen);
+    if (!broker->ingest_socket || !broker->fanout_socket) {
+        mg_redis_options_clear(&opts);
+        goto err;
+    }
+
+    broker->redis = mg_redis_new(base, &opts, s_on_redis_state, broker);
+    mg_redis_options_clear(&opts);
+    if (!broker->redis) {
+        s_fail(err, errlen, "cannot create the Redis connection");
+        goto err;
+    }
+    broker->journal = mg_journal_new(broker->redis, mg_config_int(cfg, "broker", "dedupe_window_s"),
+                                     mg_config_int(cfg, "broker", "deadletter_maxlen"));
+    broker->ingest =
+        mg_zsock_new(base, broker->ingest_socket, (size_t)mg_config_int(cfg, "broker", "batch_max"),
+                     s_on_message, s_on_batch, broker);
+    broker->fanout = mg_zsock_new(base, broker->fanout_socket, 1, NULL, NULL, NULL);
+    broker->shutdown_timer = evtimer_new(base, s_on_shutdown_timer, broker);
+    broker->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, broker);
+    if (!broker->ingest || !broker->fanout || !broker->shutdown_timer || !broker->metrics_timer) {
+        s_fail(err, errlen, "cannot watch the sockets: %s", strerror(errno));
+        goto err;
+    }
+    struct timeval tv = {S_METRICS_INTERVAL_S, 0};
+    event_add(broker->metrics_timer, &tv);
+    mg_info("broker: ingest %s, fanout %s, source \"%s\"; connecting to Redis",
+            mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"), broker->network);
+    return broker;
+err:
+    mg_broker_destroy(&broker);
+    return NULL;
+}
+
+void mg_broker_shutdown(mg_broker_t *broker) {
+    if (broker->shutting_down) return;
+    broker->shutting_down = 1;
+    mg_zsock_pause(broker->ingest, 1);
+    if (broker->inflight == 0) {
+        event_base_loopexit(broker->base, NULL);
+        return;
+    }
+    struct timeval tv = {S_SHUTDOWN_GRACE_MS / 1000, (S_SHUTDOWN_GRACE_MS % 1000) * 1000};
+    evtimer_add(broker->shutdown_timer, &tv);
+}
+
+void mg_broker_destroy(mg_broker_t **broker_p) {
+    if (!broker_p || !*broker_p) return;
+    mg_broker_t *broker = *broker_p;
+    if (broker->ingest)
+        mg_info("broker: stopping; accepted %" PRIu64 ", duplicate %" PRIu64 ", rejected %" PRIu64
+                ", unavailable %" PRIu64 ", published %" PRIu64 ", batches %" PRIu64
+                ", redis reconnects %" PRIu64,
+                mg_metrics_value(broker->metrics.accepted), mg_metrics_value(broker->metrics.duplicate),
+                mg_metrics_value(broker->metrics.rejected), mg_metrics_value(broker->metrics.unavailable),
+                mg_metrics_value(broker->metrics.published), mg_metrics_value(broker->metrics.batches),
+                mg_metrics_value(broker->metrics.redis_reconnects));
+    if (broker->metrics_timer) event_free(broker->metrics_timer);
+    /* Redis first: batches still in flight are answered UNAVAILABLE through
+     * the ingest socket, which must still exist. */
+    mg_redis_destroy(&broker->redis);
+    mg_journal_destroy(&broker->journal);
+    s_batch_free(broker->batch);
+    mg_zsock_destroy(&broker->ingest);
+    mg_zsock_destroy(&broker->fanout);
+    if (broker->ingest_socket) zmq_close(broker->ingest_socket);
+    if (broker->fanout_socket) zmq_close(broker->fanout_socket);
+    if (broker->zmq_context) zmq_ctx_term(broker->zmq_context);
+    if (broker->shutdown_timer) event_free(broker->shutdown_timer);
+    mg_taxonomy_destroy(&broker->taxonomy);
+    mg_communes_destroy(&broker->communes);
+    free(broker);
+    *broker_p = NULL;
+}

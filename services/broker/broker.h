@@ -1,0 +1,39 @@
+/* broker.h -- the broker's logic: ingest, validate, journal, ack, publish.
+ *
+ * Producers' DEALERs send one frame (a serialized Envelope) to the ROUTER at
+ * [broker] ingest and get one frame back (a serialized Ack). Each envelope is
+ * checked (size, protobuf, mg_envelope_validate), stamped (source,
+ * received_at_ms, schema_version), appended to the journal in Redis with its
+ * batch (one script call per batch drained from the socket), acknowledged
+ * only once Redis confirmed, then published on the PUB socket at
+ * [broker] fanout as [type][sequence, 8 bytes big-endian][envelope with its
+ * sequence]. Rejected input goes to the dead-letter stream.
+ *
+ * Everything runs in the thread of the event base given to mg_broker_new(). */
+#ifndef MAILLAGE_BROKER_H
+#define MAILLAGE_BROKER_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "maillage/config.h"
+
+typedef struct mg_broker mg_broker_t;
+
+/* Bind the sockets and start connecting to Redis, in `base`. `cfg` is
+ * borrowed and must outlive the broker. Returns NULL with one line in `err`
+ * on a configuration or start-up error (unreadable commune table, endpoint
+ * that cannot be bound, ...). Caller owns the result. */
+mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen);
+
+/* Begin a clean stop: stop reading, wait (at most a couple of seconds) for
+ * the batches in flight to be journaled and acknowledged, then make the
+ * event loop exit. */
+void mg_broker_shutdown(mg_broker_t *broker);
+
+/* Free everything; accepts NULL and sets *broker_p to NULL. Producers whose
+ * batches were still in flight get UNAVAILABLE. */
+void mg_broker_destroy(mg_broker_t **broker_p);
+
+#endif

@@ -1,0 +1,126 @@
+/* cli.h -- what the commands of the `maillage` CLI share: the connection
+ * settings (flags > environment > config file > defaults), the commune table
+ * and taxonomy for French text, and small output helpers.
+ *
+ * The CLI is single-threaded and short-lived: each command runs once, writes
+ * to stdout, reports errors as one line on stderr and returns an exit code. */
+#ifndef MAILLAGE_CLI_H
+#define MAILLAGE_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <hiredis/hiredis.h>
+
+#include "maillage/communes.h"
+#include "maillage/config.h"
+#include "maillage/envelope.h"
+#include "maillage/taxonomy.h"
+
+/* Exit codes: 0 success, 1 failure of the operation, 2 usage error. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+/* Where to reach the system, resolved once per command. */
+typedef struct {
+    const char *config_path; /* --config or MAILLAGE_CONFIG; NULL = defaults */
+    const char *redis_url;   /* --redis, MAILLAGE_REDIS_URL, or NULL (config's) */
+    const char *ingest;      /* --ingest, MAILLAGE_INGEST, or NULL (config's) */
+    const char *fanout;      /* --fanout, MAILLAGE_FANOUT, or NULL (config's) */
+} cli_settings_t;
+
+/* The options every command accepts, for getopt_long tables. */
+#define CLI_OPT_CONFIG 1001
+#define CLI_OPT_REDIS 1002
+#define CLI_OPT_INGEST 1003
+#define CLI_OPT_FANOUT 1004
+#define CLI_COMMON_LONG_OPTIONS                                                                    \
+    {"config", required_argument, NULL, CLI_OPT_CONFIG},                                           \
+        {"redis", required_argument, NULL, CLI_OPT_REDIS},                                         \
+        {"ingest", required_argument, NULL, CLI_OPT_INGEST},                                       \
+        {"fanout", required_argument, NULL, CLI_OPT_FANOUT}, {"help", no_argument, NULL, 'h'}
+
+/* The help text of the common options, for each command's --help. */
+extern const char cli_common_help[];
+
+/* Handle one of the common options returned by getopt_long. Returns 1 if
+ * `opt` was one, 0 otherwise. `arg` is borrowed (argv outlives the command). */
+int cli_settings_option(cli_settings_t *settings, int opt, const char *arg);
+
+/* The loaded configuration with the overrides applied. Caller owns the
+ * result (cli_context_destroy). */
+typedef struct {
+    mg_config_t *config;
+    char *redis_url; /* effective values, owned */
+    char *ingest;
+    char *fanout;
+    mg_taxonomy_t *taxonomy;  /* loaded by cli_context_load_tables() */
+    mg_communes_t *communes;
+} cli_context_t;
+
+/* Resolve `settings` against the environment and the config file. Returns 0,
+ * or -1 after printing one line "maillage CMD: reason" to stderr. */
+int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const char *command);
+
+/* Load the taxonomy and the commune table named by the config, for French
+ * text and summaries. On failure prints a warning and leaves them NULL (text
+ * then shows raw codes): a missing table must not stop `tail`. */
+void cli_context_load_tables(cli_context_t *ctx, const char *command);
+
+void cli_context_destroy(cli_context_t *ctx);
+
+/* A blocking Redis connection to the effective URL (with the config's user,
+ * password file and timeouts). Returns NULL after printing one line. Caller
+ * frees with redisFree(). */
+redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command);
+
+/* Print "maillage CMD: message" to stderr. */
+void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- French text of events (text.c) ------------------------------------ */
+
+/* Write one readable French line for `env` (which carries its sequence) to
+ * `out`: "#12  besoin signalé  · Calvados (14) · Locaux · « title » — Caen".
+ * `ctx` tables may be NULL. */
+void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *env);
+
+/* French name of department `code` ("Calvados"), or NULL if unknown. */
+const char *cli_department_name(const char *code);
+
+/* French plural label of a family ("Associations"). Static. */
+const char *cli_family_label(Maillage__V1__Family family);
+
+/* The department of commune `code`: from the table when known, else the
+ * code's first two characters (or "?"). Writes into `out` (4 bytes). */
+void cli_commune_department(const cli_context_t *ctx, const char *code, char out[4]);
+
+/* The commune's name, or its code when unknown. Borrowed. */
+const char *cli_commune_name(const cli_context_t *ctx, const char *code);
+
+/* Number of characters (code points) of the UTF-8 string `s`, for aligning
+ * columns of French text. */
+size_t cli_utf8_width(const char *s);
+
+/* Write `s` then spaces up to `width` characters. */
+void cli_pad(FILE *out, const char *s, size_t width);
+
+/* ---- Commands ----------------------------------------------------------- */
+
+int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_up(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_down(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_config(int argc, char **argv, cli_settings_t *settings);
+
+/* Set by SIGINT/SIGTERM in commands that loop (tail, emit). */
+extern volatile int cli_interrupted;
+
+/* Install the SIGINT/SIGTERM handler (without SA_RESTART, so blocking calls
+ * return EINTR and loops see cli_interrupted). */
+void cli_catch_signals(void);
+
+#endif

@@ -1,0 +1,126 @@
+/* context.c -- connection settings of every CLI command.
+ *
+ * Precedence: command-line flags, then the environment (MAILLAGE_CONFIG,
+ * MAILLAGE_REDIS_URL, MAILLAGE_INGEST, MAILLAGE_FANOUT, as written by
+ * `maillage up` into DIR/endpoints.env), then the config file, then the
+ * built-in defaults. The config is always loaded (defaults when no file), so
+ * the categories and the commune table come from the same place as the
+ * daemons'. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "maillage/mem.h"
+#include "maillage/redis.h"
+
+const char cli_common_help[] =
+    "  --config FILE        configuration file (default: $MAILLAGE_CONFIG, else built-in defaults)\n"
+    "  --redis URL          Redis of the journal (default: $MAILLAGE_REDIS_URL, else [redis] url)\n"
+    "  --ingest ENDPOINT    broker ingest endpoint (default: $MAILLAGE_INGEST, else [broker] ingest)\n"
+    "  --fanout ENDPOINT    broker fan-out endpoint (default: $MAILLAGE_FANOUT, else [broker] fanout)\n"
+    "  -h, --help           this help\n";
+
+int cli_settings_option(cli_settings_t *settings, int opt, const char *arg)
+{
+    switch (opt) {
+    case CLI_OPT_CONFIG: settings->config_path = arg; return 1;
+    case CLI_OPT_REDIS: settings->redis_url = arg; return 1;
+    case CLI_OPT_INGEST: settings->ingest = arg; return 1;
+    case CLI_OPT_FANOUT: settings->fanout = arg; return 1;
+    default: return 0;
+    }
+}
+
+/* A flag, else a non-empty environment variable, else NULL. */
+static const char *s_pick(const char *flag, const char *env_name)
+{
+    if (flag && *flag) return flag;
+    const char *env = getenv(env_name);
+    return env && *env ? env : NULL;
+}
+
+int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const char *command)
+{
+    char err[512];
+    memset(ctx, 0, sizeof *ctx);
+    const char *path = s_pick(settings->config_path, "MAILLAGE_CONFIG");
+    ctx->config = mg_config_load(path, err, sizeof err);
+    if (!ctx->config) {
+        cli_error(command, "%s", err);
+        return -1;
+    }
+    const char *v = s_pick(settings->redis_url, "MAILLAGE_REDIS_URL");
+    ctx->redis_url = mg_strdup(v ? v : mg_config_str(ctx->config, "redis", "url"));
+    v = s_pick(settings->ingest, "MAILLAGE_INGEST");
+    ctx->ingest = mg_strdup(v ? v : mg_config_str(ctx->config, "broker", "ingest"));
+    v = s_pick(settings->fanout, "MAILLAGE_FANOUT");
+    ctx->fanout = mg_strdup(v ? v : mg_config_str(ctx->config, "broker", "fanout"));
+    return 0;
+}
+
+void cli_context_load_tables(cli_context_t *ctx, const char *command)
+{
+    char err[512];
+    if (!ctx->taxonomy) {
+        ctx->taxonomy = mg_taxonomy_new(ctx->config, err, sizeof err);
+        if (!ctx->taxonomy) cli_error(command, "warning: categories: %s", err);
+    }
+    if (!ctx->communes) {
+        const char *path = mg_config_str(ctx->config, "data", "communes_file");
+        ctx->communes = mg_communes_load(path, err, sizeof err);
+        if (!ctx->communes) cli_error(command, "warning: commune table: %s", err);
+    }
+}
+
+void cli_context_destroy(cli_context_t *ctx)
+{
+    mg_communes_destroy(&ctx->communes);
+    mg_taxonomy_destroy(&ctx->taxonomy);
+    mg_config_destroy(&ctx->config);
+    free(ctx->redis_url);
+    free(ctx->ingest);
+    free(ctx->fanout);
+    memset(ctx, 0, sizeof *ctx);
+}
+
+redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
+{
+    char err[512];
+    mg_redis_options_t opts, where;
+    redisContext *c = NULL;
+
+    if (mg_redis_options_from_config(ctx->config, &opts, err, sizeof err) != 0) {
+        cli_error(command, "%s", err);
+        return NULL;
+    }
+    /* The URL may come from a flag or the environment: parse it with the
+     * library's own parser (through a one-key config) rather than a second
+     * parser here, and keep the file's user, password and timeouts. */
+    char *text = mg_asprintf("[redis]\nurl = %s\n", ctx->redis_url);
+    mg_config_t *url_cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
+    free(text);
+    if (!url_cfg) {
+        cli_error(command, "%s", err);
+        goto done;
+    }
+    int rc = mg_redis_options_from_config(url_cfg, &where, err, sizeof err);
+    mg_config_destroy(&url_cfg);
+    if (rc != 0) {
+        cli_error(command, "%s", err);
+        goto done;
+    }
+    free(opts.host);
+    free(opts.socket_path);
+    opts.host = where.host;
+    opts.socket_path = where.socket_path;
+    opts.port = where.port;
+    opts.db = where.db;
+    where.host = where.socket_path = NULL;
+    mg_redis_options_clear(&where);
+
+    c = mg_redis_connect_sync(&opts, err, sizeof err);
+    if (!c) cli_error(command, "%s (is the stack running? see `maillage up`)", err);
+done:
+    mg_redis_options_clear(&opts);
+    return c;
+}

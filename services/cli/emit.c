@@ -1,0 +1,504 @@
+/* emit.c -- `maillage emit [FILE]`: send events to the broker like any
+ * network system would, and print each acknowledgment.
+ *
+ * Input: proto3 JSON Envelopes, one per line (NDJSON), from FILE or stdin.
+ * Blank lines and lines starting with '#' are skipped. A line that is not a
+ * valid Envelope in proto3 JSON is reported with its number and skipped; the
+ * others are still sent.
+ *
+ * Protocol: one DEALER, one frame per Envelope, one Ack frame back per
+ * Envelope, in any order. Up to --window envelopes are in flight; each is
+ * kept (by event_id) until its ack arrives. An envelope without an answer
+ * after --retry-ms is sent again with the SAME event_id (the broker journals
+ * an id once, so a retry is always safe); one answered UNAVAILABLE (journal
+ * down) is sent again after a growing backoff. After --timeout seconds
+ * without an answer it is reported as lost and the exit code says so. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "cli.h"
+#include "maillage/clock.h"
+#include "maillage/json.h"
+#include "maillage/mem.h"
+
+#define S_BUCKETS 4096
+#define S_LINE_MAX (16u * 1024u * 1024u)
+#define S_READ_CHUNK 65536
+
+/* ---- line reader ---------------------------------------------------------
+ * Reads the input fd itself (not stdio) so the main loop can poll the fd
+ * together with the socket: acks keep flowing while a pipe is idle. */
+
+typedef struct {
+    int fd;
+    char *buf;
+    size_t start, len, cap;
+    int eof;
+    int skipping; /* discarding the rest of an over-long line */
+    long line_no;
+} s_reader_t;
+
+/* The next complete line (NUL-terminated, borrowed until the next call), or
+ * NULL when more input is needed (or at the end). `too_long` is set when a
+ * line was dropped for exceeding S_LINE_MAX. */
+static char *s_reader_next(s_reader_t *r, size_t *len_out, int *too_long)
+{
+    *too_long = 0;
+    for (;;) {
+        char *begin = r->buf + r->start;
+        size_t avail = r->len - r->start;
+        char *nl = avail ? memchr(begin, '\n', avail) : NULL;
+        if (r->skipping) {
+            if (!nl) {
+                r->start = r->len = 0;
+                return NULL;
+            }
+            r->start += (size_t)(nl - begin) + 1;
+            r->skipping = 0;
+            r->line_no++;
+            *too_long = 1;
+            return NULL;
+        }
+        if (nl) {
+            *nl = '\0';
+            r->start += (size_t)(nl - begin) + 1;
+            r->line_no++;
+            *len_out = (size_t)(nl - begin);
+            return begin;
+        }
+        if (r->eof && avail) {
+            r->buf[r->len] = '\0'; /* cap always leaves room for it */
+            r->start = r->len;
+            r->line_no++;
+            *len_out = avail;
+            return begin;
+        }
+        if (avail > S_LINE_MAX) {
+            r->skipping = 1;
+            continue;
+        }
+        return NULL;
+    }
+}
+
+/* Read once from the fd (blocking for files, ready for pipes: the caller
+ * polled). Returns 0, or -1 on a read error. */
+static int s_reader_fill(s_reader_t *r)
+{
+    if (r->start > 0) { /* compact */
+        memmove(r->buf, r->buf + r->start, r->len - r->start);
+        r->len -= r->start;
+        r->start = 0;
+    }
+    if (r->cap - r->len < S_READ_CHUNK + 1) {
+        r->cap = r->cap * 2 + S_READ_CHUNK + 1;
+        r->buf = mg_realloc(r->buf, r->cap);
+    }
+    ssize_t n = read(r->fd, r->buf + r->len, S_READ_CHUNK);
+    if (n < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
+    if (n == 0) r->eof = 1;
+    r->len += (size_t)n;
+    return 0;
+}
+
+/* Whether a complete line is waiting in the buffer. */
+static int s_reader_has_line(const s_reader_t *r)
+{
+    size_t avail = r->len - r->start;
+    return (avail && memchr(r->buf + r->start, '\n', avail)) || (r->eof && avail);
+}
+
+/* ---- in-flight envelopes -------------------------------------------------- */
+
+typedef struct s_pending {
+    struct s_pending *next; /* hash chain */
+    char *event_id;
+    uint8_t *data;
+    size_t len;
+    long line;
+    int copies;             /* the same id sent from several lines at once */
+    int64_t first_sent_us;  /* for --timeout */
+    int64_t resend_at_us;   /* when to send again without an answer */
+    int64_t retry_us;       /* current retry interval (doubles) */
+} s_pending_t;
+
+typedef struct {
+    void *socket;
+    s_pending_t *table[S_BUCKETS];
+    size_t pending;
+    int64_t next_deadline_us; /* earliest resend_at/timeout, or INT64_MAX */
+    /* options */
+    int quiet;
+    size_t window;
+    int64_t retry_us;
+    int64_t timeout_us;
+    /* outcome */
+    const char *endpoint;
+    size_t sent, accepted, duplicate, rejected, unreadable, lost;
+    size_t acks; /* answers received at all: none means nobody is listening */
+    int unavailable_notice;
+} s_emit_t;
+
+static uint32_t s_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % S_BUCKETS;
+}
+
+static s_pending_t **s_find(s_emit_t *e, const char *event_id)
+{
+    s_pending_t **p = &e->table[s_hash(event_id)];
+    while (*p && strcmp((*p)->event_id, event_id) != 0) p = &(*p)->next;
+    return p;
+}
+
+static void s_pending_free(s_pending_t *p)
+{
+    free(p->event_id);
+    free(p->data);
+    free(p);
+}
+
+static void s_deadline(s_emit_t *e, int64_t at_us)
+{
+    if (at_us < e->next_deadline_us) e->next_deadline_us = at_us;
+}
+
+/* Send one frame without blocking. On a full queue (high-water mark), leave
+ * it for the retry timer rather than stalling the acks. */
+static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
+{
+    if (zmq_send(e->socket, p->data, p->len, ZMQ_DONTWAIT) < 0 && errno != EAGAIN && errno != EINTR)
+        cli_error("emit", "send: %s", zmq_strerror(errno));
+    p->resend_at_us = now_us + p->retry_us;
+    s_deadline(e, p->resend_at_us);
+}
+
+/* Parse one input line and put its envelope in flight. */
+static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_no)
+{
+    char err[512];
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
+    size_t lead = strspn(line, " \t");
+    if (lead >= len || line[lead] == '#') return;
+
+    ProtobufCMessage *msg =
+        mg_json_parse_message(&maillage__v1__envelope__descriptor, line, len, err, sizeof err);
+    if (!msg) {
+        cli_error("emit", "line %ld: %s (line skipped)", line_no, err);
+        e->unreadable++;
+        return;
+    }
+    mg_envelope_t *env = (mg_envelope_t *)msg;
+    char ulid[MG_ULID_LEN + 1];
+    if (!env->event_id || !*env->event_id) {
+        mg_ulid_new(ulid);
+        if (env->event_id != protobuf_c_empty_string) free(env->event_id);
+        env->event_id = mg_strdup(ulid);
+    }
+    if (!mg_id_is_valid(env->event_id)) {
+        cli_error("emit", "line %ld: eventId \"%.80s\" is not a valid id (1 to %d characters of "
+                  "A-Z a-z 0-9 . _ : -) (line skipped)", line_no, env->event_id, MG_ID_MAX);
+        e->unreadable++;
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return;
+    }
+    if (env->occurred_at_ms == 0) env->occurred_at_ms = mg_clock_now_ms();
+
+    int64_t now = mg_clock_monotonic_us();
+    s_pending_t **slot = s_find(e, env->event_id);
+    if (*slot) {
+        /* The same id twice in flight: the broker answers both (accepted then
+         * duplicate); count the copies so each answer is printed. */
+        (*slot)->copies++;
+        s_send(e, *slot, now);
+    } else {
+        s_pending_t *p = mg_calloc(1, sizeof *p);
+        p->event_id = mg_strdup(env->event_id);
+        p->len = mg_envelope_pack(env, &p->data);
+        p->line = line_no;
+        p->copies = 1;
+        p->first_sent_us = now;
+        p->retry_us = e->retry_us;
+        *slot = p;
+        e->pending++;
+        s_deadline(e, now + e->timeout_us);
+        s_send(e, p, now);
+    }
+    e->sent++;
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void s_remove(s_emit_t *e, s_pending_t **slot)
+{
+    s_pending_t *p = *slot;
+    if (--p->copies > 0) return;
+    *slot = p->next;
+    s_pending_free(p);
+    e->pending--;
+}
+
+static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
+{
+    mg_ack_t *ack = mg_ack_unpack(data, len);
+    e->acks++;
+    if (!ack) {
+        cli_error("emit", "the broker sent an unreadable ack (%zu bytes); ignored", len);
+        return;
+    }
+    s_pending_t **slot = ack->event_id && *ack->event_id ? s_find(e, ack->event_id) : NULL;
+    if (!slot || !*slot) goto done; /* a late answer to a retry already answered */
+    s_pending_t *p = *slot;
+    int64_t now = mg_clock_monotonic_us();
+
+    switch (ack->status) {
+    case MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED:
+        e->accepted++;
+        if (!e->quiet) printf("%s accepted seq=%" PRIu64 "\n", p->event_id, ack->sequence);
+        s_remove(e, slot);
+        break;
+    case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
+        e->duplicate++;
+        if (!e->quiet) printf("%s duplicate seq=%" PRIu64 "\n", p->event_id, ack->sequence);
+        s_remove(e, slot);
+        break;
+    case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED:
+        e->rejected++;
+        if (!e->quiet) {
+            printf("%s rejected: %s", p->event_id, ack->reason && *ack->reason ? ack->reason : "no reason given");
+            if (ack->field && *ack->field) printf(" (%s)", ack->field);
+            printf("\n");
+        } else {
+            cli_error("emit", "line %ld: %s rejected: %s%s%s%s", p->line, p->event_id, ack->reason,
+                      ack->field && *ack->field ? " (" : "", ack->field ? ack->field : "",
+                      ack->field && *ack->field ? ")" : "");
+        }
+        s_remove(e, slot);
+        break;
+    case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
+        /* Not journaled: back off, then send the same bytes again. */
+        if (!e->unavailable_notice) {
+            cli_error("emit", "the broker answers unavailable (%s); retrying with backoff",
+                      ack->reason && *ack->reason ? ack->reason : "journal unavailable");
+            e->unavailable_notice = 1;
+        }
+        p->retry_us = p->retry_us * 2 > 5000000 ? 5000000 : p->retry_us * 2;
+        p->resend_at_us = now + p->retry_us / 4 + 100000;
+        s_deadline(e, p->resend_at_us);
+        break;
+    default:
+        cli_error("emit", "%s: ack with unknown status %d; will retry", p->event_id, (int)ack->status);
+        break;
+    }
+done:
+    mg_ack_free(ack);
+}
+
+/* Resend what is due, give up on what timed out, recompute the deadline. */
+static void s_timers(s_emit_t *e, int64_t now)
+{
+    e->next_deadline_us = INT64_MAX;
+    for (size_t b = 0; b < S_BUCKETS; b++) {
+        s_pending_t **slot = &e->table[b];
+        while (*slot) {
+            s_pending_t *p = *slot;
+            if (now - p->first_sent_us >= e->timeout_us) {
+                e->lost += (size_t)p->copies;
+                /* When the broker never answered at all, one line at the end
+                 * says so better than one per event. */
+                if (e->acks)
+                    cli_error("emit", "line %ld: %s: no answer from the broker after %" PRId64 " s", p->line,
+                              p->event_id, e->timeout_us / 1000000);
+                *slot = p->next;
+                s_pending_free(p);
+                e->pending--;
+                continue;
+            }
+            if (now >= p->resend_at_us) {
+                p->retry_us = p->retry_us * 2 > 10000000 ? 10000000 : p->retry_us * 2;
+                s_send(e, p, now);
+            }
+            s_deadline(e, p->resend_at_us);
+            s_deadline(e, p->first_sent_us + e->timeout_us);
+            slot = &p->next;
+        }
+    }
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: maillage emit [OPTIONS] [FILE]\n"
+            "\n"
+            "Send events to the broker and print one line per acknowledgment:\n"
+            "  <event_id> accepted seq=42 | <event_id> duplicate seq=7 | <event_id> rejected: reason (field)\n"
+            "\n"
+            "FILE (or stdin, or \"-\") holds proto3 JSON Envelopes, one per line. An envelope\n"
+            "without eventId gets a new ULID, one without occurredAtMs the current time.\n"
+            "Unreadable lines are reported with their number and skipped. Exit status 0 only\n"
+            "if every event was accepted or was a duplicate.\n"
+            "\n"
+            "Options:\n"
+            "  -q, --quiet          print only the final summary (and errors)\n"
+            "  -w, --window N       envelopes in flight at most (default 1000)\n"
+            "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
+            "      --timeout S      give up on an event after S seconds (default 30)\n"
+            "%s",
+            cli_common_help);
+}
+
+int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
+{
+    static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
+                                            {"quiet", no_argument, NULL, 'q'},
+                                            {"window", required_argument, NULL, 'w'},
+                                            {"retry-ms", required_argument, NULL, 'r'},
+                                            {"timeout", required_argument, NULL, 't'},
+                                            {NULL, 0, NULL, 0}};
+    s_emit_t e = {.window = 1000, .retry_us = 2000000, .timeout_us = 30000000};
+    cli_context_t ctx;
+    s_reader_t reader = {.fd = 0};
+    void *zctx = NULL;
+    int opt, rc = CLI_EXIT_FAIL;
+    long value;
+    char *end;
+
+    while ((opt = getopt_long(argc, argv, "hqw:", options, NULL)) != -1) {
+        if (cli_settings_option(settings, opt, optarg)) continue;
+        switch (opt) {
+        case 'h': s_usage(stdout); return CLI_EXIT_OK;
+        case 'q': e.quiet = 1; break;
+        case 'w':
+        case 'r':
+        case 't':
+            value = strtol(optarg, &end, 10);
+            if (*end || value <= 0 || value > 100000000) {
+                cli_error("emit", "invalid value '%s' for --%s", optarg,
+                          opt == 'w' ? "window" : opt == 'r' ? "retry-ms" : "timeout");
+                return CLI_EXIT_USAGE;
+            }
+            if (opt == 'w') e.window = (size_t)value;
+            if (opt == 'r') e.retry_us = (int64_t)value * 1000;
+            if (opt == 't') e.timeout_us = (int64_t)value * 1000000;
+            break;
+        default: s_usage(stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (argc - optind > 1) {
+        cli_error("emit", "at most one FILE (try 'maillage emit --help')");
+        return CLI_EXIT_USAGE;
+    }
+    const char *path = optind < argc ? argv[optind] : "-";
+    if (strcmp(path, "-") != 0) {
+        reader.fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (reader.fd < 0) {
+            cli_error("emit", "cannot open %s: %s", path, strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+    }
+    if (cli_context_init(&ctx, settings, "emit") != 0) {
+        if (reader.fd > 0) close(reader.fd);
+        return CLI_EXIT_FAIL;
+    }
+
+    zctx = zmq_ctx_new();
+    e.socket = zmq_socket(zctx, ZMQ_DEALER);
+    int hwm = (int)(e.window * 2 + 1000), linger = 0;
+    zmq_setsockopt(e.socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(e.socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(e.socket, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(e.socket, ctx.ingest) != 0) {
+        cli_error("emit", "cannot connect to %s: %s", ctx.ingest, zmq_strerror(errno));
+        goto done;
+    }
+    cli_catch_signals();
+    e.endpoint = ctx.ingest;
+    e.next_deadline_us = INT64_MAX;
+
+    for (;;) {
+        int too_long = 0;
+        size_t len;
+        char *line;
+        /* Put lines in flight while the window allows. */
+        while (e.pending < e.window && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
+            s_submit_line(&e, line, len, reader.line_no);
+        if (too_long) {
+            cli_error("emit", "line %ld: longer than %u bytes (line skipped)", reader.line_no, S_LINE_MAX);
+            e.unreadable++;
+            continue;
+        }
+        int input_done = reader.eof && !s_reader_has_line(&reader);
+        if (input_done && e.pending == 0) break;
+        if (cli_interrupted) {
+            cli_error("emit", "interrupted: %zu events without an answer", e.pending);
+            e.lost += e.pending;
+            break;
+        }
+
+        zmq_pollitem_t items[2] = {{e.socket, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
+        int want_input = !reader.eof && e.pending < e.window && !s_reader_has_line(&reader);
+        int64_t now = mg_clock_monotonic_us();
+        long timeout_ms = -1;
+        if (e.pending < e.window && s_reader_has_line(&reader)) timeout_ms = 0;
+        else if (e.next_deadline_us != INT64_MAX)
+            timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;
+        if (zmq_poll(items, want_input ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
+            cli_error("emit", "poll: %s", zmq_strerror(errno));
+            goto done;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            /* Drain every waiting ack. */
+            for (;;) {
+                zmq_msg_t msg;
+                zmq_msg_init(&msg);
+                if (zmq_msg_recv(&msg, e.socket, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&msg);
+                    break;
+                }
+                s_on_ack(&e, zmq_msg_data(&msg), zmq_msg_size(&msg));
+                zmq_msg_close(&msg);
+            }
+        }
+        if (want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
+            cli_error("emit", "read %s: %s", path, strerror(errno));
+            reader.eof = 1;
+        }
+        now = mg_clock_monotonic_us();
+        if (now >= e.next_deadline_us) s_timers(&e, now);
+    }
+
+    fflush(stdout);
+    if (e.lost && !e.acks)
+        cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
+                  ctx.ingest, e.timeout_us / 1000000);
+    fprintf(stderr,
+            "emit : %zu événement%s envoyé%s — %zu accepté%s, %zu doublon%s, %zu rejeté%s, "
+            "%zu ligne%s illisible%s, %zu sans réponse\n",
+            e.sent, e.sent > 1 ? "s" : "", e.sent > 1 ? "s" : "", e.accepted, e.accepted > 1 ? "s" : "",
+            e.duplicate, e.duplicate > 1 ? "s" : "", e.rejected, e.rejected > 1 ? "s" : "", e.unreadable,
+            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost);
+    rc = (e.rejected || e.unreadable || e.lost || cli_interrupted) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+
+done:
+    for (size_t b = 0; b < S_BUCKETS; b++) {
+        while (e.table[b]) {
+            s_pending_t *p = e.table[b];
+            e.table[b] = p->next;
+            s_pending_free(p);
+        }
+    }
+    if (e.socket) zmq_close(e.socket);
+    if (zctx) zmq_ctx_term(zctx);
+    if (reader.fd > 0) close(reader.fd);
+    free(reader.buf);
+    cli_context_destroy(&ctx);
+    return rc;
+}

@@ -1,0 +1,521 @@
+/* journal.c -- `maillage journal`: read the journal back (Redis XRANGE
+ * through journal.h), as JSON lines, French text, or a French at-a-glance
+ * summary of the territory: events by type, open needs and offers by category
+ * and department, structures by family and department.
+ *
+ * The summary replays the journal the way a consumer would (a need.updated
+ * replaces the need, a need.closed removes it, a member.left removes the
+ * structure), so its counts are the current state, not a tally of events. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "maillage/journal.h"
+#include "maillage/json.h"
+#include "maillage/mem.h"
+
+/* ---- a small string-keyed map for the summary's replay -------------------- */
+
+#define S_MAP_BUCKETS 65536
+
+typedef struct s_item {
+    struct s_item *next;
+    char *key;
+    char department[4];
+    char *category; /* needs and offers */
+    int family;     /* structures */
+} s_item_t;
+
+typedef struct {
+    s_item_t **buckets;
+    size_t count;
+} s_map_t;
+
+static s_item_t **s_map_slot(s_map_t *m, const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    if (!m->buckets) m->buckets = mg_calloc(S_MAP_BUCKETS, sizeof *m->buckets);
+    s_item_t **p = &m->buckets[h % S_MAP_BUCKETS];
+    while (*p && strcmp((*p)->key, key) != 0) p = &(*p)->next;
+    return p;
+}
+
+/* The item for `key`, created if absent. */
+static s_item_t *s_map_put(s_map_t *m, const char *key)
+{
+    s_item_t **p = s_map_slot(m, key);
+    if (!*p) {
+        *p = mg_calloc(1, sizeof **p);
+        (*p)->key = mg_strdup(key);
+        m->count++;
+    }
+    return *p;
+}
+
+static void s_item_free(s_item_t *it)
+{
+    free(it->key);
+    free(it->category);
+    free(it);
+}
+
+static void s_map_remove(s_map_t *m, const char *key)
+{
+    s_item_t **p = s_map_slot(m, key);
+    if (!*p) return;
+    s_item_t *it = *p;
+    *p = it->next;
+    s_item_free(it);
+    m->count--;
+}
+
+static void s_map_clear(s_map_t *m)
+{
+    if (!m->buckets) return;
+    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
+        while (m->buckets[b]) {
+            s_item_t *it = m->buckets[b];
+            m->buckets[b] = it->next;
+            s_item_free(it);
+        }
+    }
+    free(m->buckets);
+    m->buckets = NULL;
+    m->count = 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct {
+    cli_context_t *ctx;
+    char **types;
+    int n_types;
+    int text;
+    int summary;
+    uint64_t delivered, first_seq, last_seq;
+    /* summary */
+    size_t n_event_types;
+    uint64_t *by_type; /* one per entry of mg_event_types(), then "other" */
+    uint64_t closed_needs, withdrawn_offers;
+    s_map_t needs, offers, structures;
+} s_journal_t;
+
+static int s_wanted(const s_journal_t *j, const char *type)
+{
+    if (j->n_types == 0) return 1;
+    for (int i = 0; i < j->n_types; i++)
+        if (strncmp(type, j->types[i], strlen(j->types[i])) == 0) return 1;
+    return 0;
+}
+
+static void s_track_need(s_journal_t *j, const Maillage__V1__Need *nd)
+{
+    if (!nd || !nd->need_id || !*nd->need_id) return;
+    s_item_t *it = s_map_put(&j->needs, nd->need_id);
+    cli_commune_department(j->ctx, nd->commune, it->department);
+    free(it->category);
+    it->category = mg_strdup(nd->category);
+}
+
+static void s_track_offer(s_journal_t *j, const Maillage__V1__Offer *of)
+{
+    if (!of || !of->offer_id || !*of->offer_id) return;
+    s_item_t *it = s_map_put(&j->offers, of->offer_id);
+    cli_commune_department(j->ctx, of->commune, it->department);
+    free(it->category);
+    it->category = mg_strdup(of->category);
+}
+
+static void s_track_structure(s_journal_t *j, const Maillage__V1__Structure *st)
+{
+    if (!st || !st->structure_id || !*st->structure_id) return;
+    s_item_t *it = s_map_put(&j->structures, st->structure_id);
+    cli_commune_department(j->ctx, st->commune, it->department);
+    it->family = (int)st->family;
+}
+
+static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
+{
+    size_t i;
+    const mg_event_type_t *types = mg_event_types(NULL);
+    for (i = 0; i < j->n_event_types; i++)
+        if (strcmp(types[i].type, env->type) == 0) break;
+    j->by_type[i]++;
+
+    switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED: s_track_structure(j, env->member_joined->structure); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED: s_track_structure(j, env->member_updated->structure); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT: s_map_remove(&j->structures, env->member_left->structure_id); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED: s_track_need(j, env->need_reported->need); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: s_track_need(j, env->need_updated->need); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
+        s_map_remove(&j->needs, env->need_closed->need_id);
+        j->closed_needs++;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED: s_track_offer(j, env->offer_published->offer); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: s_track_offer(j, env->offer_updated->offer); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
+        s_map_remove(&j->offers, env->offer_withdrawn->offer_id);
+        j->withdrawn_offers++;
+        break;
+    default: break;
+    }
+}
+
+static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
+{
+    s_journal_t *j = arg;
+    if (!s_wanted(j, entry->type)) return 0;
+    mg_envelope_t *env = mg_envelope_unpack(entry->envelope, entry->len);
+    if (!env) {
+        cli_error("journal", "entry #%" PRIu64 ": unreadable envelope (%zu bytes); skipped", entry->sequence,
+                  entry->len);
+        return 0;
+    }
+    env->sequence = entry->sequence;
+    if (!j->delivered) j->first_seq = entry->sequence;
+    j->last_seq = entry->sequence;
+    j->delivered++;
+    if (j->summary) {
+        s_summarise(j, env);
+    } else if (j->text) {
+        cli_text_event(stdout, j->ctx, env);
+    } else {
+        char *json = mg_json_dumps_message(&env->base);
+        puts(json);
+        free(json);
+    }
+    mg_envelope_free(env);
+    return 0;
+}
+
+/* ---- the summary's tables ------------------------------------------------- */
+
+#define S_MAX_COLUMNS 128
+#define S_CELL 6
+
+/* Departments seen in `maps`, sorted, as column headers. */
+static size_t s_columns(s_map_t *const *maps, size_t n_maps, char cols[][4])
+{
+    size_t n = 0;
+    for (size_t m = 0; m < n_maps; m++) {
+        if (!maps[m]->buckets) continue;
+        for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
+            for (s_item_t *it = maps[m]->buckets[b]; it; it = it->next) {
+                size_t k = 0;
+                while (k < n && strcmp(cols[k], it->department) != 0) k++;
+                if (k == n && n < S_MAX_COLUMNS) memcpy(cols[n++], it->department, 4);
+            }
+        }
+    }
+    for (size_t a = 1; a < n; a++) { /* insertion sort: a handful of columns */
+        char tmp[4];
+        memcpy(tmp, cols[a], 4);
+        size_t b = a;
+        while (b > 0 && strcmp(cols[b - 1], tmp) > 0) {
+            memcpy(cols[b], cols[b - 1], 4);
+            b--;
+        }
+        memcpy(cols[b], tmp, 4);
+    }
+    return n;
+}
+
+static void s_cell(uint64_t v)
+{
+    /* "·" for zero reads better in a sparse table; it is two bytes of
+     * UTF-8 for one column, so it is padded by hand. */
+    if (v) printf("%*" PRIu64, S_CELL, v);
+    else printf("%*s·", S_CELL - 1, "");
+}
+
+static void s_header(size_t label_width, char cols[][4], size_t n_cols)
+{
+    printf("  ");
+    cli_pad(stdout, "", label_width);
+    for (size_t c = 0; c < n_cols; c++) printf("%*s", S_CELL, cols[c]);
+    printf("%*s\n", S_CELL + 1, "Total");
+}
+
+/* One row per category (taxonomy order, then unknown codes), one column per
+ * department, for the items of `map`. */
+static void s_category_table(s_journal_t *j, s_map_t *map, const char *title, char cols[][4], size_t n_cols)
+{
+    printf("\n%s : %zu\n", title, map->count);
+    if (!map->count) return;
+    /* Rows: taxonomy codes, then any other code met (a config change). */
+    size_t n_rows = 0, cap = 16;
+    const char **rows = mg_malloc(cap * sizeof *rows);
+    size_t n_tax = j->ctx->taxonomy ? mg_taxonomy_count(j->ctx->taxonomy) : 0;
+    for (size_t i = 0; i < n_tax; i++) {
+        if (n_rows == cap) rows = mg_realloc(rows, (cap *= 2) * sizeof *rows);
+        rows[n_rows++] = mg_taxonomy_code(j->ctx->taxonomy, i);
+    }
+    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
+        for (s_item_t *it = map->buckets[b]; it; it = it->next) {
+            size_t r = 0;
+            while (r < n_rows && strcmp(rows[r], it->category) != 0) r++;
+            if (r == n_rows) {
+                if (n_rows == cap) rows = mg_realloc(rows, (cap *= 2) * sizeof *rows);
+                rows[n_rows++] = it->category;
+            }
+        }
+    }
+    uint64_t *cells = mg_calloc(n_rows * (n_cols + 1), sizeof *cells);
+    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
+        for (s_item_t *it = map->buckets[b]; it; it = it->next) {
+            size_t r = 0, c = 0;
+            while (strcmp(rows[r], it->category) != 0) r++;
+            while (c < n_cols && strcmp(cols[c], it->department) != 0) c++;
+            cells[r * (n_cols + 1) + c]++;
+        }
+    }
+    size_t width = strlen("Total");
+    for (size_t r = 0; r < n_rows; r++) {
+        const char *label = j->ctx->taxonomy ? mg_taxonomy_label(j->ctx->taxonomy, rows[r]) : NULL;
+        size_t w = cli_utf8_width(label ? label : rows[r]);
+        if (w > width) width = w;
+    }
+    width += 2;
+    s_header(width, cols, n_cols);
+    uint64_t *totals = mg_calloc(n_cols + 1, sizeof *totals);
+    for (size_t r = 0; r < n_rows; r++) {
+        const char *label = j->ctx->taxonomy ? mg_taxonomy_label(j->ctx->taxonomy, rows[r]) : NULL;
+        uint64_t row_total = 0;
+        printf("  ");
+        cli_pad(stdout, label ? label : rows[r], width);
+        for (size_t c = 0; c < n_cols; c++) {
+            uint64_t v = cells[r * (n_cols + 1) + c];
+            s_cell(v);
+            row_total += v;
+            totals[c] += v;
+        }
+        printf(" ");
+        s_cell(row_total);
+        printf("\n");
+    }
+    printf("  ");
+    cli_pad(stdout, "Total", width);
+    uint64_t all = 0;
+    for (size_t c = 0; c < n_cols; c++) {
+        s_cell(totals[c]);
+        all += totals[c];
+    }
+    printf(" ");
+    s_cell(all);
+    printf("\n");
+    free(totals);
+    free(cells);
+    free(rows);
+}
+
+static void s_family_table(s_journal_t *j, char cols[][4], size_t n_cols)
+{
+    enum { S_FAMILIES = 9 };
+    s_map_t *map = &j->structures;
+    printf("\nStructures par famille et département : %zu\n", map->count);
+    if (!map->count) return;
+    uint64_t cells[S_FAMILIES][S_MAX_COLUMNS + 1];
+    memset(cells, 0, sizeof cells);
+    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
+        for (s_item_t *it = map->buckets[b]; it; it = it->next) {
+            size_t c = 0;
+            while (c < n_cols && strcmp(cols[c], it->department) != 0) c++;
+            int f = it->family >= 0 && it->family < S_FAMILIES ? it->family : 0;
+            cells[f][c]++;
+        }
+    }
+    /* Families in the order of the design, "unspecified" last. */
+    static const int order[S_FAMILIES] = {1, 2, 3, 4, 5, 8, 6, 7, 0};
+    size_t width = 0;
+    for (int f = 0; f < S_FAMILIES; f++) {
+        size_t w = cli_utf8_width(cli_family_label((Maillage__V1__Family)f));
+        if (w > width) width = w;
+    }
+    width += 2;
+    s_header(width, cols, n_cols);
+    uint64_t totals[S_MAX_COLUMNS + 1] = {0};
+    for (int k = 0; k < S_FAMILIES; k++) {
+        int f = order[k];
+        uint64_t row_total = 0;
+        for (size_t c = 0; c < n_cols; c++) row_total += cells[f][c];
+        if (!row_total) continue;
+        printf("  ");
+        cli_pad(stdout, cli_family_label((Maillage__V1__Family)f), width);
+        for (size_t c = 0; c < n_cols; c++) {
+            s_cell(cells[f][c]);
+            totals[c] += cells[f][c];
+        }
+        printf(" ");
+        s_cell(row_total);
+        printf("\n");
+    }
+    printf("  ");
+    cli_pad(stdout, "Total", width);
+    uint64_t all = 0;
+    for (size_t c = 0; c < n_cols; c++) {
+        s_cell(totals[c]);
+        all += totals[c];
+    }
+    printf(" ");
+    s_cell(all);
+    printf("\n");
+}
+
+static void s_print_summary(s_journal_t *j)
+{
+    const mg_event_type_t *types = mg_event_types(NULL);
+    if (!j->delivered) {
+        printf("Journal : aucun événement.\n");
+        return;
+    }
+    printf("Journal : %" PRIu64 " événement%s (séquences %" PRIu64 " à %" PRIu64 ")\n", j->delivered,
+           j->delivered > 1 ? "s" : "", j->first_seq, j->last_seq);
+
+    printf("\nÉvénements par type\n");
+    size_t width = 0;
+    for (size_t i = 0; i < j->n_event_types; i++) {
+        size_t w = cli_utf8_width(types[i].label_fr);
+        if (j->by_type[i] && w > width) width = w;
+    }
+    width += 2;
+    for (size_t i = 0; i <= j->n_event_types; i++) {
+        if (!j->by_type[i]) continue;
+        printf("  ");
+        cli_pad(stdout, i < j->n_event_types ? types[i].label_fr : "autres", width);
+        printf("%6" PRIu64 "   %s\n", j->by_type[i], i < j->n_event_types ? types[i].type : "");
+    }
+
+    char cols[S_MAX_COLUMNS][4];
+    s_map_t *maps[3] = {&j->needs, &j->offers, &j->structures};
+    size_t n_cols = s_columns(maps, 3, cols);
+    if (n_cols) {
+        printf("\nDépartements :");
+        for (size_t c = 0; c < n_cols; c++) {
+            const char *name = cli_department_name(cols[c]);
+            printf("%s %s %s", c ? " ·" : "", cols[c], name ? name : "");
+        }
+        printf("\n");
+    }
+    s_category_table(j, &j->needs, "Besoins ouverts par catégorie et département", cols, n_cols);
+    if (j->closed_needs)
+        printf("  (%" PRIu64 " besoin%s clos)\n", j->closed_needs, j->closed_needs > 1 ? "s" : "");
+    s_category_table(j, &j->offers, "Offres ouvertes par catégorie et département", cols, n_cols);
+    if (j->withdrawn_offers)
+        printf("  (%" PRIu64 " offre%s retirée%s)\n", j->withdrawn_offers, j->withdrawn_offers > 1 ? "s" : "",
+               j->withdrawn_offers > 1 ? "s" : "");
+    s_family_table(j, cols, n_cols);
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: maillage journal [OPTIONS]\n"
+            "\n"
+            "Read the journal (every accepted event, in sequence order).\n"
+            "\n"
+            "Options:\n"
+            "      --from SEQ       first sequence (default 1)\n"
+            "      --to SEQ         last sequence (default: the end)\n"
+            "  -t, --type PREFIX    only events whose type starts with PREFIX (repeatable)\n"
+            "  -f, --format FMT     json (default: one proto3 JSON envelope per line) or text\n"
+            "  -s, --summary        a French summary instead: events by type, open needs and\n"
+            "                       offers by category and department, structures by family\n"
+            "%s",
+            cli_common_help);
+}
+
+int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
+{
+    static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
+                                            {"from", required_argument, NULL, 'F'},
+                                            {"to", required_argument, NULL, 'T'},
+                                            {"type", required_argument, NULL, 't'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"summary", no_argument, NULL, 's'},
+                                            {NULL, 0, NULL, 0}};
+    s_journal_t j = {0};
+    cli_context_t ctx;
+    uint64_t from = 1, to = 0;
+    int opt, rc = CLI_EXIT_FAIL;
+    char *end, err[512];
+    redisContext *redis = NULL;
+
+    j.types = mg_calloc((size_t)argc + 1, sizeof *j.types);
+    while ((opt = getopt_long(argc, argv, "ht:f:s", options, NULL)) != -1) {
+        if (cli_settings_option(settings, opt, optarg)) continue;
+        switch (opt) {
+        case 'h':
+            s_usage(stdout);
+            free(j.types);
+            return CLI_EXIT_OK;
+        case 'F':
+        case 'T': {
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || *optarg == '-' || v == 0) {
+                cli_error("journal", "invalid value '%s' for --%s (a positive integer)", optarg,
+                          opt == 'F' ? "from" : "to");
+                free(j.types);
+                return CLI_EXIT_USAGE;
+            }
+            if (opt == 'F') from = v;
+            else to = v;
+            break;
+        }
+        case 't': j.types[j.n_types++] = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "text") == 0) j.text = 1;
+            else if (strcmp(optarg, "json") != 0) {
+                cli_error("journal", "unknown format '%s' (json or text)", optarg);
+                free(j.types);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 's': j.summary = 1; break;
+        default:
+            s_usage(stderr);
+            free(j.types);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("journal", "unexpected argument '%s' (try 'maillage journal --help')", argv[optind]);
+        free(j.types);
+        return CLI_EXIT_USAGE;
+    }
+    if (to && to < from) {
+        cli_error("journal", "--to %" PRIu64 " is before --from %" PRIu64, to, from);
+        free(j.types);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_context_init(&ctx, settings, "journal") != 0) {
+        free(j.types);
+        return CLI_EXIT_FAIL;
+    }
+    j.ctx = &ctx;
+    if (j.text || j.summary) cli_context_load_tables(&ctx, "journal");
+    mg_event_types(&j.n_event_types);
+    j.by_type = mg_calloc(j.n_event_types + 1, sizeof *j.by_type);
+
+    redis = cli_redis_connect(&ctx, "journal");
+    if (!redis) goto done;
+    if (mg_journal_read(redis, from, to ? to - from + 1 : 0, s_on_entry, &j, err, sizeof err) < 0) {
+        cli_error("journal", "%s", err);
+        goto done;
+    }
+    if (j.summary) s_print_summary(&j);
+    rc = CLI_EXIT_OK;
+done:
+    fflush(stdout);
+    if (redis) redisFree(redis);
+    s_map_clear(&j.needs);
+    s_map_clear(&j.offers);
+    s_map_clear(&j.structures);
+    free(j.by_type);
+    free(j.types);
+    cli_context_destroy(&ctx);
+    return rc;
+}

@@ -1,0 +1,703 @@
+/* stack.c -- `maillage up --dir DIR` and `maillage down --dir DIR`: the
+ * embedded stack for the demo, scripts and tests.
+ *
+ * `up` starts, in the background and in this order: a private redis-server
+ * (AOF on, fsync every second, no RDB snapshots, its data in DIR/redis,
+ * reachable on DIR/redis.sock or a free loopback port), then every daemon
+ * binary found next to this executable (maillage-broker today; matcher,
+ * notifier and gateway as they land), each with a generated DIR/maillage.conf
+ * on free loopback ports. It waits until each is ready, then writes
+ * DIR/endpoints.env. Logs go to DIR/<name>.log, pids to DIR/<name>.pid. If
+ * anything fails, what was started is stopped again.
+ *
+ * `down` stops them in reverse order: SIGTERM, a grace period, then SIGKILL;
+ * Redis last, so the daemons can flush to it on their way out. A pid is only
+ * signalled if /proc says it still runs the program it was started as, so a
+ * stale pid file never kills a stranger that reused the pid. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "maillage/clock.h"
+#include "maillage/mem.h"
+
+/* Every component, in start order. Redis first; the daemons after it. */
+static const char *const s_components[] = {"redis", "broker", "matcher", "notifier", "gateway"};
+#define S_N_COMPONENTS (sizeof s_components / sizeof s_components[0])
+
+typedef struct {
+    char *dir;      /* absolute */
+    char *exe_dir;  /* where this executable lives */
+    int timeout_s;  /* readiness (up) or grace period (down) */
+    const char *redis_server;
+    /* chosen endpoints */
+    char *redis_url;
+    char *redis_socket; /* NULL when on TCP */
+    int redis_port;
+    int ingest_port, fanout_port, http_port;
+    pid_t pids[S_N_COMPONENTS]; /* 0 = not started */
+} s_stack_t;
+
+static char *s_path(const s_stack_t *st, const char *name, const char *suffix)
+{
+    return mg_asprintf("%s/%s%s", st->dir, name, suffix);
+}
+
+static void s_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* The program a component runs, for spawning and for recognising its pid. */
+static char *s_program(const s_stack_t *st, size_t component)
+{
+    if (component == 0) return mg_strdup(st->redis_server);
+    return mg_asprintf("%s/maillage-%s", st->exe_dir, s_components[component]);
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* 1 if `pid` exists and is not a zombie (a daemon reparented to an init that
+ * does not reap stays a zombie: it is gone all the same). */
+static int s_alive(pid_t pid)
+{
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) return 0;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may contain spaces */
+    if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X')) return 0;
+    return 1;
+}
+
+/* 1 if the process `pid` runs a program whose name contains `name`. */
+static int s_runs(pid_t pid, const char *name)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0'; /* argv[0] is the first NUL-terminated string */
+    return strstr(buf, name) != NULL;
+}
+
+static pid_t s_read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    long v = 0;
+    if (fscanf(f, "%ld", &v) != 1) v = 0;
+    fclose(f);
+    return v > 0 && v < INT_MAX ? (pid_t)v : 0;
+}
+
+static int s_write_file(const char *path, const char *text, mode_t mode)
+{
+    char *tmp = mg_asprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int rc = -1;
+    if (fd >= 0) {
+        size_t len = strlen(text), off = 0;
+        while (off < len) {
+            ssize_t n = write(fd, text + off, len - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            off += (size_t)n;
+        }
+        if (close(fd) == 0 && off == len && rename(tmp, path) == 0) rc = 0;
+    }
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* Start `argv` in its own session (so a Ctrl-C in the terminal reaches the
+ * script, whose trap runs `down`, not the daemons directly), stdin from
+ * /dev/null, stdout and stderr appended to `log_path`, no inherited fds. */
+static pid_t s_spawn(char *const argv[], const char *log_path)
+{
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd < 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0) {
+        close(log_fd);
+        return pid;
+    }
+    setsid();
+    int null_fd = open("/dev/null", O_RDONLY);
+    dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    long max_fd = sysconf(_SC_OPEN_MAX);
+    if (max_fd < 0 || max_fd > 65536) max_fd = 65536;
+    for (int fd = 3; fd < max_fd; fd++) close(fd);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    execvp(argv[0], argv);
+    dprintf(2, "maillage up: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+/* Print the last lines of a log to stderr, to explain a failed start. */
+static void s_log_tail(const char *path, int lines)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char *ring[32] = {0};
+    char buf[1024];
+    int n = 0;
+    if (lines > 32) lines = 32;
+    while (fgets(buf, sizeof buf, f)) {
+        free(ring[n % lines]);
+        ring[n % lines] = mg_strdup(buf);
+        n++;
+    }
+    fclose(f);
+    if (n) fprintf(stderr, "  last lines of %s:\n", path);
+    for (int i = n > lines ? n - lines : 0; i < n; i++) {
+        fprintf(stderr, "    %s", ring[i % lines]);
+        if (!strchr(ring[i % lines], '\n')) fputc('\n', stderr);
+    }
+    for (int i = 0; i < lines; i++) free(ring[i]);
+}
+
+/* Reap our own child if it exited (only meaningful inside `up`). Returns 1
+ * if `pid` is gone. */
+static int s_exited(pid_t pid)
+{
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) return 1;
+    return !s_alive(pid);
+}
+
+/* SIGTERM, wait up to timeout_s, then SIGKILL. Returns 1 if SIGKILL was needed. */
+static int s_stop_pid(pid_t pid, int timeout_s)
+{
+    kill(pid, SIGTERM);
+    int64_t deadline = mg_clock_monotonic_us() + (int64_t)timeout_s * 1000000;
+    while (mg_clock_monotonic_us() < deadline) {
+        if (s_exited(pid)) return 0;
+        s_sleep_ms(20);
+    }
+    kill(pid, SIGKILL);
+    for (int i = 0; i < 250 && !s_exited(pid); i++) s_sleep_ms(20);
+    return 1;
+}
+
+/* ---- network ------------------------------------------------------------ */
+
+/* A free loopback TCP port, avoiding those in `taken`. The kernel gives a
+ * free ephemeral port; the tiny window before the daemon binds it is
+ * acceptable for a development stack. Returns 0 on failure. */
+static int s_free_port(const int *taken, size_t n_taken)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return 0;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t alen = sizeof a;
+        int port = 0;
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+            port = ntohs(a.sin_port);
+        close(fd);
+        int clash = 0;
+        for (size_t i = 0; i < n_taken; i++) clash |= taken[i] == port;
+        if (port && !clash) return port;
+    }
+    return 0;
+}
+
+/* 1 if something accepts connections on 127.0.0.1:port. */
+static int s_tcp_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* 1 if Redis answers PING with PONG (not LOADING: an AOF replay is not ready). */
+static int s_redis_pong(const s_stack_t *st)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = st->redis_socket ? redisConnectUnixWithTimeout(st->redis_socket, tv)
+                                       : redisConnectWithTimeout("127.0.0.1", st->redis_port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisSetTimeout(c, tv);
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (r) freeReplyObject(r);
+    }
+    if (c) redisFree(c);
+    return ok;
+}
+
+/* ---- up ----------------------------------------------------------------- */
+
+static int s_schema_has(const char *section, const char *key)
+{
+    for (const mg_config_key_t *k = mg_config_schema; k->section; k++)
+        if (strcmp(k->section, section) == 0 && k->key && strcmp(k->key, key) == 0) return 1;
+    return 0;
+}
+
+static int s_daemon_exists(const s_stack_t *st, size_t component)
+{
+    char *prog = s_program(st, component);
+    int ok = access(prog, X_OK) == 0;
+    free(prog);
+    return ok;
+}
+
+/* Wait until component `i` is ready, or fail. Readiness: Redis answers PING;
+ * the broker accepts TCP connections on its ingest and fan-out ports (it
+ * binds them once configured); the gateway on its HTTP port; other daemons
+ * are still running after a short settling delay. */
+static int s_wait_ready(s_stack_t *st, size_t i)
+{
+    int64_t start = mg_clock_monotonic_us();
+    int64_t deadline = start + (int64_t)st->timeout_s * 1000000;
+    const char *name = s_components[i];
+    while (mg_clock_monotonic_us() < deadline) {
+        if (s_exited(st->pids[i])) {
+            cli_error("up", "%s exited during start-up", i == 0 ? "redis-server" : name);
+            return -1;
+        }
+        int ready;
+        if (i == 0) ready = s_redis_pong(st);
+        else if (strcmp(name, "broker") == 0) ready = s_tcp_open(st->ingest_port) && s_tcp_open(st->fanout_port);
+        else if (strcmp(name, "gateway") == 0 && st->http_port) ready = s_tcp_open(st->http_port);
+        else ready = mg_clock_monotonic_us() - start > 300000;
+        if (ready) return 0;
+        s_sleep_ms(25);
+    }
+    cli_error("up", "%s did not become ready within %d s", i == 0 ? "redis-server" : name, st->timeout_s);
+    return -1;
+}
+
+static int s_start(s_stack_t *st, size_t i, char *const argv[])
+{
+    char *log = s_path(st, s_components[i], ".log");
+    char *pidfile = s_path(st, s_components[i], ".pid");
+    int rc = -1;
+    st->pids[i] = s_spawn(argv, log);
+    if (st->pids[i] <= 0) {
+        cli_error("up", "cannot start %s: %s", argv[0], strerror(errno));
+        st->pids[i] = 0;
+        goto done;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%d\n", (int)st->pids[i]);
+    if (s_write_file(pidfile, text, 0644) != 0) {
+        cli_error("up", "cannot write %s: %s", pidfile, strerror(errno));
+        goto done;
+    }
+    if (s_wait_ready(st, i) != 0) {
+        s_log_tail(log, 8);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(log);
+    free(pidfile);
+    return rc;
+}
+
+/* Stop what `up` started, in reverse order, after a failure. */
+static void s_rollback(s_stack_t *st)
+{
+    for (size_t i = S_N_COMPONENTS; i-- > 0;) {
+        if (!st->pids[i]) continue;
+        s_stop_pid(st->pids[i], 5);
+        char *pidfile = s_path(st, s_components[i], ".pid");
+        unlink(pidfile);
+        free(pidfile);
+    }
+}
+
+static int s_up_write_redis_conf(const s_stack_t *st, const char *path)
+{
+    char *text = mg_asprintf(
+        "# Written by `maillage up` for the embedded stack in %s.\n"
+        "# Durability: the append-only file, fsynced every second; no RDB snapshots.\n"
+        "port %d\n"
+        "bind 127.0.0.1\n"
+        "protected-mode yes\n"
+        "%s%s%s"
+        "dir \"%s/redis\"\n"
+        "appendonly yes\n"
+        "appendfsync everysec\n"
+        "save \"\"\n"
+        "daemonize no\n"
+        "maxmemory-policy noeviction\n",
+        st->dir, st->redis_socket ? 0 : st->redis_port, st->redis_socket ? "unixsocket \"" : "",
+        st->redis_socket ? st->redis_socket : "", st->redis_socket ? "\"\nunixsocketperm 700\n" : "", st->dir);
+    int rc = s_write_file(path, text, 0600);
+    free(text);
+    return rc;
+}
+
+static void s_up_usage(FILE *out)
+{
+    fputs("Usage: maillage up --dir DIR [OPTIONS]\n"
+          "\n"
+          "Start the embedded stack in the background: a private redis-server (AOF on),\n"
+          "then every Maillage daemon installed next to this program, on free loopback\n"
+          "ports. Writes DIR/maillage.conf, DIR/endpoints.env (MAILLAGE_REDIS_URL,\n"
+          "MAILLAGE_INGEST, MAILLAGE_FANOUT, and MAILLAGE_HTTP with a gateway), logs in\n"
+          "DIR/*.log and pids in DIR/*.pid. Stop it with `maillage down --dir DIR`.\n"
+          "\n"
+          "Options:\n"
+          "  -d, --dir DIR          run directory (created if needed)\n"
+          "      --timeout S        how long each component may take to be ready (default 15)\n"
+          "      --redis-server P   the redis-server program (default: redis-server from PATH)\n"
+          "  -h, --help             this help\n",
+          out);
+}
+
+static void s_down_usage(FILE *out)
+{
+    fputs("Usage: maillage down --dir DIR [OPTIONS]\n"
+          "\n"
+          "Stop the stack started by `maillage up --dir DIR`: each daemon in reverse order\n"
+          "(SIGTERM, then SIGKILL after the timeout), then Redis; removes the pid files and\n"
+          "DIR/endpoints.env. Logs and Redis data stay in DIR.\n"
+          "\n"
+          "Options:\n"
+          "  -d, --dir DIR          run directory\n"
+          "      --timeout S        grace period before SIGKILL (default 10)\n"
+          "  -h, --help             this help\n",
+          out);
+}
+
+/* Parse the options of up/down. Returns -1 to exit with *rc. */
+static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
+{
+    static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
+                                            {"timeout", required_argument, NULL, 't'},
+                                            {"redis-server", required_argument, NULL, 'r'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *command = up ? "up" : "down";
+    const char *dir = NULL;
+    int opt;
+    char *end;
+    st->timeout_s = up ? 15 : 10;
+    st->redis_server = "redis-server";
+    while ((opt = getopt_long(argc, argv, "hd:", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            (up ? s_up_usage : s_down_usage)(stdout);
+            *rc = CLI_EXIT_OK;
+            return -1;
+        case 'd': dir = optarg; break;
+        case 't': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v <= 0 || v > 3600) {
+                cli_error(command, "invalid value '%s' for --timeout (seconds)", optarg);
+                *rc = CLI_EXIT_USAGE;
+                return -1;
+            }
+            st->timeout_s = (int)v;
+            break;
+        }
+        case 'r':
+            if (up) {
+                st->redis_server = optarg;
+                break;
+            }
+            /* fall through */
+        default:
+            (up ? s_up_usage : s_down_usage)(stderr);
+            *rc = CLI_EXIT_USAGE;
+            return -1;
+        }
+    }
+    if (!dir || optind < argc) {
+        cli_error(command, "%s (try 'maillage %s --help')", dir ? "unexpected argument" : "--dir DIR is required",
+                  command);
+        *rc = CLI_EXIT_USAGE;
+        return -1;
+    }
+    if (up && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        cli_error(command, "cannot create %s: %s", dir, strerror(errno));
+        *rc = CLI_EXIT_FAIL;
+        return -1;
+    }
+    char resolved[PATH_MAX];
+    if (!realpath(dir, resolved)) {
+        cli_error(command, "%s: %s", dir, strerror(errno));
+        *rc = CLI_EXIT_FAIL;
+        return -1;
+    }
+    st->dir = mg_strdup(resolved);
+    return 0;
+}
+
+/* Shell-quote `s` if it holds anything but safe characters. Caller frees. */
+static char *s_shell_value(const char *s)
+{
+    if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/:._-+=,@") == strlen(s))
+        return mg_strdup(s);
+    size_t n = 3;
+    for (const char *p = s; *p; p++) n += *p == '\'' ? 4 : 1;
+    char *out = mg_malloc(n), *o = out;
+    *o++ = '\'';
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') {
+            memcpy(o, "'\\''", 4);
+            o += 4;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o++ = '\'';
+    *o = '\0';
+    return out;
+}
+
+int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
+{
+    s_stack_t st = {0};
+    int rc = CLI_EXIT_FAIL;
+    char exe[PATH_MAX];
+    char *conf_path = NULL, *redis_conf = NULL, *env_path = NULL, *env_text = NULL, *conf_text = NULL;
+    (void)settings;
+
+    if (s_options(argc, argv, &st, 1, &rc) != 0) return rc;
+
+    /* Refuse to start twice in one directory. */
+    for (size_t i = 0; i < S_N_COMPONENTS; i++) {
+        char *pidfile = s_path(&st, s_components[i], ".pid");
+        pid_t pid = s_read_pid(pidfile);
+        if (pid && s_alive(pid)) {
+            cli_error("up", "a stack is already running in %s (%s, pid %d); stop it with 'maillage down --dir %s'",
+                      st.dir, s_components[i], (int)pid, st.dir);
+            free(pidfile);
+            goto done;
+        }
+        if (pid) unlink(pidfile); /* stale: the process is gone */
+        free(pidfile);
+    }
+
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        cli_error("up", "cannot find this program's directory: %s", strerror(errno));
+        goto done;
+    }
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    st.exe_dir = mg_strdup(exe);
+
+    /* Endpoints. Redis on a unix socket when the path fits in sun_path. */
+    struct sockaddr_un probe;
+    char *sock = s_path(&st, "redis", ".sock");
+    if (strlen(sock) < sizeof probe.sun_path - 1) {
+        st.redis_socket = sock;
+        st.redis_url = mg_asprintf("unix://%s", sock);
+    } else {
+        free(sock);
+    }
+    int taken[4] = {0};
+    size_t n_taken = 0;
+    if (!st.redis_socket) {
+        st.redis_port = s_free_port(taken, n_taken);
+        taken[n_taken++] = st.redis_port;
+        st.redis_url = mg_asprintf("redis://127.0.0.1:%d/0", st.redis_port);
+    }
+    st.ingest_port = s_free_port(taken, n_taken);
+    taken[n_taken++] = st.ingest_port;
+    st.fanout_port = s_free_port(taken, n_taken);
+    taken[n_taken++] = st.fanout_port;
+    /* The gateway's HTTP endpoint, once the schema has one. */
+    if (s_daemon_exists(&st, 4) && s_schema_has("gateway", "listen")) {
+        st.http_port = s_free_port(taken, n_taken);
+        taken[n_taken++] = st.http_port;
+    }
+    if (!st.ingest_port || !st.fanout_port || (!st.redis_socket && !st.redis_port)) {
+        cli_error("up", "cannot find free loopback ports");
+        goto done;
+    }
+
+    /* Redis. */
+    char *redis_dir = s_path(&st, "redis", "");
+    if (mkdir(redis_dir, 0700) != 0 && errno != EEXIST) {
+        cli_error("up", "cannot create %s: %s", redis_dir, strerror(errno));
+        free(redis_dir);
+        goto done;
+    }
+    free(redis_dir);
+    redis_conf = s_path(&st, "redis", ".conf");
+    if (s_up_write_redis_conf(&st, redis_conf) != 0) {
+        cli_error("up", "cannot write %s: %s", redis_conf, strerror(errno));
+        goto done;
+    }
+    {
+        char *argv_redis[] = {(char *)st.redis_server, redis_conf, NULL};
+        if (s_start(&st, 0, argv_redis) != 0) goto fail;
+    }
+
+    /* The daemons' configuration: only keys of the schema, so every daemon
+     * accepts it; the rest keeps its documented default. */
+    conf_path = s_path(&st, "maillage", ".conf");
+    char *gateway_line = st.http_port ? mg_asprintf("\n[gateway]\nlisten = 127.0.0.1:%d\n", st.http_port)
+                                      : mg_strdup("");
+    conf_text = mg_asprintf("# Written by `maillage up` for the embedded stack in %s.\n"
+                            "# Every other key has its default: see `maillage config defaults`.\n"
+                            "[log]\nlevel = info\n\n"
+                            "[redis]\nurl = %s\n\n"
+                            "[broker]\ningest = tcp://127.0.0.1:%d\nfanout = tcp://127.0.0.1:%d\n%s",
+                            st.dir, st.redis_url, st.ingest_port, st.fanout_port, gateway_line);
+    free(gateway_line);
+    if (s_write_file(conf_path, conf_text, 0600) != 0) {
+        cli_error("up", "cannot write %s: %s", conf_path, strerror(errno));
+        goto fail;
+    }
+    {
+        char err[512];
+        mg_config_t *check = mg_config_load(conf_path, err, sizeof err);
+        if (!check) {
+            cli_error("up", "generated configuration refused: %s", err);
+            goto fail;
+        }
+        mg_config_destroy(&check);
+    }
+    for (size_t i = 1; i < S_N_COMPONENTS; i++) {
+        if (!s_daemon_exists(&st, i)) continue;
+        char *prog = s_program(&st, i);
+        char *argv_daemon[] = {prog, "--config", conf_path, NULL};
+        int started = s_start(&st, i, argv_daemon);
+        free(prog);
+        if (started != 0) goto fail;
+    }
+
+    /* endpoints.env last: its presence means the stack is ready. */
+    char *v_redis = s_shell_value(st.redis_url), *v_dir = s_shell_value(st.dir), *v_conf = s_shell_value(conf_path);
+    char *http = st.http_port ? mg_asprintf("MAILLAGE_HTTP=http://127.0.0.1:%d\n", st.http_port) : mg_strdup("");
+    env_text = mg_asprintf("# Written by `maillage up`: the endpoints of the embedded stack.\n"
+                           "# Use: . ./endpoints.env; export MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT\n"
+                           "MAILLAGE_DIR=%s\n"
+                           "MAILLAGE_CONFIG=%s\n"
+                           "MAILLAGE_REDIS_URL=%s\n"
+                           "MAILLAGE_INGEST=tcp://127.0.0.1:%d\n"
+                           "MAILLAGE_FANOUT=tcp://127.0.0.1:%d\n"
+                           "%s",
+                           v_dir, v_conf, v_redis, st.ingest_port, st.fanout_port, http);
+    free(v_redis);
+    free(v_dir);
+    free(v_conf);
+    free(http);
+    env_path = s_path(&st, "endpoints", ".env");
+    if (s_write_file(env_path, env_text, 0644) != 0) {
+        cli_error("up", "cannot write %s: %s", env_path, strerror(errno));
+        goto fail;
+    }
+
+    printf("Maillage stack running in %s\n", st.dir);
+    for (size_t i = 0; i < S_N_COMPONENTS; i++) {
+        if (!st.pids[i]) continue;
+        char label[64];
+        snprintf(label, sizeof label, "%s%s", i ? "maillage-" : "", i ? s_components[i] : "redis-server");
+        printf("  %-20s pid %-8d log %s/%s.log\n", label, (int)st.pids[i], st.dir, s_components[i]);
+    }
+    printf("  redis   %s\n  ingest  tcp://127.0.0.1:%d\n  fan-out tcp://127.0.0.1:%d\n", st.redis_url,
+           st.ingest_port, st.fanout_port);
+    if (st.http_port) printf("  http    http://127.0.0.1:%d\n", st.http_port);
+    printf("Endpoints for scripts: %s\n", env_path);
+    rc = CLI_EXIT_OK;
+    goto done;
+
+fail:
+    s_rollback(&st);
+done:
+    free(conf_path);
+    free(conf_text);
+    free(redis_conf);
+    free(env_path);
+    free(env_text);
+    free(st.dir);
+    free(st.exe_dir);
+    free(st.redis_url);
+    free(st.redis_socket);
+    return rc;
+}
+
+/* ---- down --------------------------------------------------------------- */
+
+int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
+{
+    s_stack_t st = {0};
+    int rc = CLI_EXIT_FAIL, stopped = 0, failed = 0;
+    (void)settings;
+
+    if (s_options(argc, argv, &st, 0, &rc) != 0) return rc;
+    st.exe_dir = mg_strdup(""); /* only names are matched below */
+
+    for (size_t i = S_N_COMPONENTS; i-- > 0;) {
+        char *pidfile = s_path(&st, s_components[i], ".pid");
+        pid_t pid = s_read_pid(pidfile);
+        if (!pid) {
+            free(pidfile);
+            continue;
+        }
+        char *name = i == 0 ? mg_strdup("redis-server") : mg_asprintf("maillage-%s", s_components[i]);
+        if (!s_alive(pid)) {
+            /* Already gone (crashed, or killed by hand): just tidy up. */
+        } else if (!s_runs(pid, name)) {
+            cli_error("down", "warning: pid %d in %s is not %s any more; not signalled", (int)pid, pidfile, name);
+        } else {
+            if (s_stop_pid(pid, st.timeout_s)) {
+                cli_error("down", "warning: %s (pid %d) ignored SIGTERM for %d s; killed", name, (int)pid,
+                          st.timeout_s);
+            }
+            if (s_alive(pid)) {
+                cli_error("down", "%s (pid %d) is still running", name, (int)pid);
+                failed = 1;
+                free(name);
+                free(pidfile);
+                continue;
+            }
+            printf("stopped %s (pid %d)\n", name, (int)pid);
+            stopped++;
+        }
+        unlink(pidfile);
+        free(name);
+        free(pidfile);
+    }
+    char *env_path = s_path(&st, "endpoints", ".env");
+    unlink(env_path);
+    free(env_path);
+    if (!stopped && !failed) fprintf(stderr, "maillage down: nothing was running in %s\n", st.dir);
+    rc = failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    free(st.dir);
+    free(st.exe_dir);
+    return rc;
+}

@@ -1,0 +1,253 @@
+/* tail.c -- `maillage tail [--from SEQ] [TOPIC...]`: live events of chosen
+ * types, as JSON lines or one French line each.
+ *
+ * A subscriber that only listened to the fan-out would miss what was
+ * published before its subscription reached the broker (ZeroMQ's slow
+ * joiner) and what a high-water mark dropped. So tail follows the Clone
+ * pattern of the ZeroMQ guide: it subscribes first, then reads from the
+ * journal whatever it has not seen (from --from, or from the sequence that
+ * was last when it started), then prints live events, and whenever a live
+ * sequence jumps ahead, or the feed stays quiet for a second while the
+ * journal grew, it fills the gap from the journal. Events come out once each,
+ * in sequence order. Without Redis it still prints the live feed, with a
+ * warning that gaps cannot be filled. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "cli.h"
+#include "maillage/journal.h"
+#include "maillage/json.h"
+
+typedef struct {
+    cli_context_t *ctx;
+    redisContext *redis; /* NULL: live only */
+    char **topics;
+    int n_topics;
+    int text;
+    uint64_t count;   /* 0 = no limit */
+    uint64_t printed;
+    uint64_t next_seq; /* the first sequence not yet handled (0 = unknown) */
+} s_tail_t;
+
+static int s_wanted(const s_tail_t *t, const char *type, size_t len)
+{
+    if (t->n_topics == 0) return 1;
+    for (int i = 0; i < t->n_topics; i++) {
+        size_t n = strlen(t->topics[i]);
+        if (n <= len && memcmp(type, t->topics[i], n) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Print one event. Returns 1 when --count is reached. */
+static int s_print(s_tail_t *t, const uint8_t *data, size_t len, uint64_t seq)
+{
+    mg_envelope_t *env = mg_envelope_unpack(data, len);
+    if (!env) {
+        cli_error("tail", "event #%" PRIu64 ": unreadable envelope (%zu bytes); skipped", seq, len);
+        return 0;
+    }
+    env->sequence = seq;
+    if (t->text) {
+        cli_text_event(stdout, t->ctx, env);
+    } else {
+        char *json = mg_json_dumps_message(&env->base);
+        puts(json);
+        free(json);
+    }
+    fflush(stdout);
+    mg_envelope_free(env);
+    t->printed++;
+    return t->count && t->printed >= t->count;
+}
+
+typedef struct {
+    s_tail_t *tail;
+    int done;
+} s_catchup_t;
+
+static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
+{
+    s_catchup_t *cu = arg;
+    s_tail_t *t = cu->tail;
+    t->next_seq = entry->sequence + 1;
+    if (!s_wanted(t, entry->type, strlen(entry->type))) return 0;
+    if (s_print(t, entry->envelope, entry->len, entry->sequence)) {
+        cu->done = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Print from the journal the wanted events of sequences next_seq..upto-1
+ * (upto 0 = to the end). Returns 1 when --count is reached. On a Redis error
+ * warns once and goes on live only. */
+static int s_catch_up(s_tail_t *t, uint64_t upto)
+{
+    char err[512];
+    if (!t->redis || t->next_seq == 0) return 0;
+    if (upto && upto <= t->next_seq) return 0;
+    s_catchup_t cu = {t, 0};
+    uint64_t max = upto ? upto - t->next_seq : 0;
+    if (mg_journal_read(t->redis, t->next_seq, max, s_on_entry, &cu, err, sizeof err) < 0) {
+        cli_error("tail", "warning: journal unreadable (%s); live events only from now on", err);
+        redisFree(t->redis);
+        t->redis = NULL;
+    }
+    return cu.done;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: maillage tail [OPTIONS] [TOPIC...]\n"
+            "\n"
+            "Print events as they are journaled, in sequence order, once each. TOPIC is an\n"
+            "event type or a prefix (\"need.\", \"offer.published\"); none means every type.\n"
+            "Starts with the next event to come, or at --from SEQ (read from the journal).\n"
+            "\n"
+            "Options:\n"
+            "      --from SEQ       start at journal sequence SEQ (1 = the beginning)\n"
+            "  -f, --format FMT     json (default: one proto3 JSON envelope per line) or text\n"
+            "                       (one French line per event)\n"
+            "  -n, --count N        exit after N events\n"
+            "%s",
+            cli_common_help);
+}
+
+int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
+{
+    static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
+                                            {"from", required_argument, NULL, 'F'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"count", required_argument, NULL, 'n'},
+                                            {NULL, 0, NULL, 0}};
+    s_tail_t t = {0};
+    cli_context_t ctx;
+    uint64_t from = 0;
+    int opt, rc = CLI_EXIT_FAIL;
+    char *end, err[512];
+    void *zctx = NULL, *sub = NULL;
+
+    while ((opt = getopt_long(argc, argv, "hf:n:", options, NULL)) != -1) {
+        if (cli_settings_option(settings, opt, optarg)) continue;
+        switch (opt) {
+        case 'h': s_usage(stdout); return CLI_EXIT_OK;
+        case 'F':
+        case 'n': {
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || *optarg == '-' || v == 0) {
+                cli_error("tail", "invalid value '%s' for --%s (a positive integer)", optarg,
+                          opt == 'F' ? "from" : "count");
+                return CLI_EXIT_USAGE;
+            }
+            if (opt == 'F') from = v;
+            else t.count = v;
+            break;
+        }
+        case 'f':
+            if (strcmp(optarg, "text") == 0) t.text = 1;
+            else if (strcmp(optarg, "json") != 0) {
+                cli_error("tail", "unknown format '%s' (json or text)", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        default: s_usage(stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    t.topics = argv + optind;
+    t.n_topics = argc - optind;
+    if (cli_context_init(&ctx, settings, "tail") != 0) return CLI_EXIT_FAIL;
+    t.ctx = &ctx;
+    if (t.text) cli_context_load_tables(&ctx, "tail");
+
+    /* Subscribe before reading the journal, so nothing falls between the two. */
+    zctx = zmq_ctx_new();
+    sub = zmq_socket(zctx, ZMQ_SUB);
+    int hwm = 1000000, linger = 0;
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+    if (t.n_topics == 0) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    for (int i = 0; i < t.n_topics; i++) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, t.topics[i], strlen(t.topics[i]));
+    if (zmq_connect(sub, ctx.fanout) != 0) {
+        cli_error("tail", "cannot connect to %s: %s", ctx.fanout, zmq_strerror(errno));
+        goto done;
+    }
+
+    t.redis = cli_redis_connect(&ctx, "tail");
+    if (!t.redis) {
+        if (from) goto done; /* --from needs the journal */
+        cli_error("tail", "warning: without the journal, events published before the subscription "
+                  "or dropped on the way cannot be recovered");
+    } else if (from) {
+        t.next_seq = from;
+    } else {
+        uint64_t last;
+        if (mg_journal_last_sequence(t.redis, &last, err, sizeof err) != 0) {
+            cli_error("tail", "%s", err);
+            goto done;
+        }
+        t.next_seq = last + 1;
+    }
+    cli_catch_signals();
+    if (s_catch_up(&t, 0)) goto finished;
+
+    while (!cli_interrupted) {
+        zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, 1000);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            cli_error("tail", "poll: %s", zmq_strerror(errno));
+            goto done;
+        }
+        if (n == 0) {
+            /* Quiet for a second: maybe the subscription was not through yet
+             * when events were published. The journal knows. */
+            if (s_catch_up(&t, 0)) goto finished;
+            continue;
+        }
+        zmq_msg_t frames[3];
+        int nframes = 0, more = 1;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, sub, 0) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            if (nframes < 3) frames[nframes++] = part;
+            else zmq_msg_close(&part);
+        }
+        if (nframes == 3 && zmq_msg_size(&frames[1]) == 8) {
+            const uint8_t *b = zmq_msg_data(&frames[1]);
+            uint64_t seq = 0;
+            for (int i = 0; i < 8; i++) seq = (seq << 8) | b[i];
+            int finished = 0;
+            if (t.redis && seq > t.next_seq) finished = s_catch_up(&t, seq); /* a gap: fill it */
+            if (!finished && (!t.redis || seq >= t.next_seq)) {
+                if (seq >= t.next_seq) t.next_seq = seq + 1;
+                if (s_wanted(&t, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])))
+                    finished = s_print(&t, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]), seq);
+            }
+            for (int i = 0; i < nframes; i++) zmq_msg_close(&frames[i]);
+            if (finished) goto finished;
+        } else {
+            for (int i = 0; i < nframes; i++) zmq_msg_close(&frames[i]);
+            cli_error("tail", "warning: malformed fan-out message (%d frames) ignored", nframes);
+        }
+    }
+finished:
+    rc = CLI_EXIT_OK;
+done:
+    if (t.redis) redisFree(t.redis);
+    if (sub) zmq_close(sub);
+    if (zctx) zmq_ctx_term(zctx);
+    cli_context_destroy(&ctx);
+    return rc;
+}

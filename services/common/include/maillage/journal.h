@@ -1,0 +1,163 @@
+/* journal.h -- the journal of events in Redis, and the dead letters.
+ *
+ * The broker is the only writer of the journal; the CLI and the consumers
+ * read it (to catch up after a gap, a restart or a late join). The keys, all
+ * documented in docs/redis-keys.md:
+ *
+ *   mg:journal            stream; one entry per accepted event, with the
+ *                         explicit id "<seq>-0" (seq dense from 1) and the
+ *                         fields t (event type) and e (the Envelope as stamped
+ *                         by the broker, WITHOUT its sequence: readers append
+ *                         it from the entry id, see mg_envelope_append_sequence)
+ *   mg:journal:seq        string (integer); the last sequence given
+ *   mg:dedupe:<event_id>  string; the sequence of that event id, expiring after
+ *                         the dedupe window
+ *   mg:deadletter         stream (automatic ids, trimmed to about
+ *                         deadletter_maxlen); fields reason, field, source,
+ *                         received_at_ms, raw (at most max_message_bytes of the
+ *                         bytes received) and raw_len (their full length)
+ *   mg:metrics:<daemon>   hash; metric name -> decimal value, refreshed by
+ *                         the daemon every few seconds
+ *
+ * Appending is one Lua script per batch (EVALSHA, falling back to EVAL on
+ * NOSCRIPT): for each event, if its dedupe key exists the script returns the
+ * sequence it was journaled at; otherwise it INCRs the counter, XADDs with
+ * the explicit id and SETs the dedupe key with EX. The script is atomic, so a
+ * batch is journaled entirely or (on a lost connection before it ran) not at
+ * all, and retrying an event is always safe.
+ *
+ * The asynchronous half (append, dead letter) runs in the event loop of the
+ * mg_redis_t it is given; the synchronous half (read, list) takes a blocking
+ * redisContext, for the CLI and tests. */
+#ifndef MAILLAGE_JOURNAL_H
+#define MAILLAGE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "maillage/redis.h"
+
+#define MG_JOURNAL_KEY       "mg:journal"
+#define MG_JOURNAL_SEQ_KEY   "mg:journal:seq"
+#define MG_DEDUPE_KEY_PREFIX "mg:dedupe:"
+#define MG_DEADLETTER_KEY    "mg:deadletter"
+
+/* Hash of one daemon's metrics ("mg:metrics:broker"), written periodically
+ * by that daemon with mg_metrics_hset_argv(). */
+#define MG_METRICS_KEY_PREFIX "mg:metrics:"
+
+/* Field names of the entries of mg:journal. */
+#define MG_JOURNAL_FIELD_TYPE     "t"
+#define MG_JOURNAL_FIELD_ENVELOPE "e"
+
+/* The Lua source of the append script (KEYS: journal, counter, then one
+ * dedupe key per event; ARGV: the dedupe window in seconds, then one (type,
+ * envelope) pair per event; returns one integer per event: the new sequence,
+ * or minus the sequence of the earlier copy for a duplicate). Static. */
+extern const char mg_journal_append_script[];
+
+/* ---- Asynchronous writer (the broker) ------------------------------------ */
+
+typedef struct mg_journal mg_journal_t;
+
+/* One event to append. Everything is borrowed until the append callback
+ * returns. */
+typedef struct {
+    const char *event_id; /* must satisfy mg_id_is_valid() */
+    const char *type;
+    const uint8_t *envelope; /* stamped envelope, sequence 0 */
+    size_t len;
+} mg_journal_item_t;
+
+typedef struct {
+    uint64_t sequence; /* where the event is in the journal */
+    int duplicate;     /* 1 if it was already there (journaled earlier) */
+} mg_journal_result_t;
+
+/* Called exactly once per mg_journal_append() that returned 0, with one
+ * result per item (borrowed until the callback returns), or results == NULL
+ * when nothing can be said to be journaled (connection lost, Redis error). */
+typedef void (*mg_journal_append_fn)(mg_journal_t *journal, const mg_journal_result_t *results, size_t count,
+                                     void *arg);
+
+/* Called once per mg_journal_deadletter() that returned 0: stored is 1 if
+ * Redis confirmed the entry. May be NULL. */
+typedef void (*mg_journal_done_fn)(mg_journal_t *journal, int stored, void *arg);
+
+/* A writer on `redis` (borrowed; must outlive the journal). Caller owns the
+ * result. */
+mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen);
+
+/* Free; accepts NULL and sets *journal_p to NULL. Destroy the mg_redis_t first
+ * if appends may be pending: their callbacks run then (with NULL results). */
+void mg_journal_destroy(mg_journal_t **journal_p);
+
+/* Tell the journal that Redis (re)connected: it loads its script
+ * (SCRIPT LOAD), so that EVALSHA finds it. Call from the mg_redis_t state
+ * callback. */
+void mg_journal_redis_up(mg_journal_t *journal);
+
+/* Append `count` items in one script call. Returns 0 if the call was sent
+ * (the callback will run exactly once), -1 if Redis is not up (it will not). */
+int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
+                      mg_journal_append_fn cb, void *arg);
+
+/* One dead letter. Borrowed during the call (copied into the command). */
+typedef struct {
+    const char *reason;
+    const char *field;  /* "" if none */
+    const char *source; /* network the bytes came from */
+    int64_t received_at_ms;
+    const uint8_t *raw;  /* the bytes kept, already truncated by the caller */
+    size_t raw_len;      /* how many bytes at `raw` */
+    size_t original_len; /* how many bytes were received */
+} mg_deadletter_t;
+
+/* XADD the dead letter to mg:deadletter (trimmed with MAXLEN ~). Returns 0
+ * if sent (cb runs once), -1 if Redis is not up. */
+int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_journal_done_fn cb, void *arg);
+
+/* ---- Synchronous readers (CLI, tests) ----------------------------------- */
+
+/* One journal entry, borrowed until the callback returns. */
+typedef struct {
+    uint64_t sequence;
+    const char *type;
+    const uint8_t *envelope; /* with its sequence appended: unpack it as is */
+    size_t len;
+} mg_journal_entry_t;
+
+/* Return 0 to go on, anything else to stop reading. */
+typedef int (*mg_journal_entry_fn)(const mg_journal_entry_t *entry, void *arg);
+
+/* Read the entries of sequence >= from_seq, in order, at most max_count of
+ * them (0 = no limit), paging with XRANGE. Returns the number of entries
+ * delivered, or -1 with a reason in `err` (Redis error, malformed entry). */
+long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count, mg_journal_entry_fn cb,
+                          void *arg, char *err, size_t errlen);
+
+/* The last sequence given (0 if none). Returns 0, or -1 with `err`. */
+int mg_journal_last_sequence(redisContext *c, uint64_t *seq, char *err, size_t errlen);
+
+/* One dead letter read back, borrowed until the callback returns. */
+typedef struct {
+    const char *id; /* stream entry id, "1700000000000-0" */
+    const char *reason;
+    const char *field;
+    const char *source;
+    int64_t received_at_ms;
+    const uint8_t *raw;
+    size_t raw_len;
+    size_t original_len;
+} mg_deadletter_entry_t;
+
+typedef int (*mg_deadletter_entry_fn)(const mg_deadletter_entry_t *entry, void *arg);
+
+/* The last `max_count` dead letters (0 = all), oldest first. Returns the
+ * number delivered, or -1 with a reason in `err`. */
+long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadletter_entry_fn cb, void *arg,
+                                 char *err, size_t errlen);
+
+#endif

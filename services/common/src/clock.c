@@ -1,0 +1,174 @@
+/* clock.c -- wall-clock time, ULIDs and the Paris calendar date.
+ *
+ * ULIDs (https://github.com/ulid/spec): 48 bits of Unix milliseconds then 80
+ * random bits, in Crockford base32. Within one millisecond (or if the wall
+ * clock steps back) the previous id's random part is incremented instead of
+ * drawn again, so ids made by one process sort in creation order. A mutex
+ * keeps that true across threads; a forked child starts a fresh sequence.
+ *
+ * The Paris date uses the EU summer-time rule directly (UTC+2 from the last
+ * Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC, UTC+1
+ * otherwise) rather than TZ/localtime_r, so it does not depend on the
+ * process's TZ or on tzdata being installed in a container. */
+#include "maillage/clock.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maillage/log.h"
+
+int64_t mg_clock_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mg_clock_monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- ULID ---------------------------------------------------------------- */
+
+static pthread_mutex_t s_ulid_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t s_ulid_last_ms;
+static uint8_t s_ulid_last_random[10];
+static pid_t s_ulid_pid; /* the process that drew s_ulid_last_random */
+
+static void s_random_bytes(uint8_t *buf, size_t len) {
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            /* Without entropy ids could collide across processes: unsafe. */
+            mg_error("getrandom failed: %s", strerror(errno));
+            abort();
+        }
+        got += (size_t)n;
+    }
+}
+
+/* Increment the 80-bit big-endian number; returns false on overflow. */
+static bool s_increment(uint8_t r[10]) {
+    for (int i = 9; i >= 0; i--) {
+        if (++r[i] != 0) return true;
+    }
+    return false;
+}
+
+void mg_ulid_new(char out[MG_ULID_LEN + 1]) {
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uint8_t bytes[16];
+    uint64_t now = (uint64_t)mg_clock_now_ms();
+
+    pthread_mutex_lock(&s_ulid_lock);
+    /* A forked child inherits the state: incrementing it would give both
+     * processes the same ids in that millisecond, so draw afresh. */
+    pid_t pid = getpid();
+    if (pid != s_ulid_pid) {
+        s_ulid_pid = pid;
+        s_ulid_last_ms = 0;
+    }
+    if (now > s_ulid_last_ms) {
+        s_ulid_last_ms = now;
+        s_random_bytes(s_ulid_last_random, sizeof s_ulid_last_random);
+    } else if (!s_increment(s_ulid_last_random)) {
+        /* 2^80 ids in one millisecond cannot happen; borrow the next one. */
+        s_ulid_last_ms++;
+        s_random_bytes(s_ulid_last_random, sizeof s_ulid_last_random);
+    }
+    uint64_t ms = s_ulid_last_ms & 0xFFFFFFFFFFFFULL;
+    for (int i = 0; i < 6; i++)
+        bytes[i] = (uint8_t)(ms >> (8 * (5 - i)));
+    memcpy(bytes + 6, s_ulid_last_random, 10);
+    pthread_mutex_unlock(&s_ulid_lock);
+
+    /* 128 bits -> 26 base32 digits; the first digit carries only 3 bits. */
+    int bit = -2; /* 26*5 = 130 bits: two leading zero bits */
+    for (int c = 0; c < MG_ULID_LEN; c++) {
+        unsigned v = 0;
+        for (int k = 0; k < 5; k++, bit++) {
+            unsigned b = 0;
+            if (bit >= 0) b = (bytes[bit / 8] >> (7 - bit % 8)) & 1u;
+            v = (v << 1) | b;
+        }
+        out[c] = alphabet[v];
+    }
+    out[MG_ULID_LEN] = '\0';
+}
+
+/* ---- Paris date -------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t s_floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+/* Unix seconds of the last Sunday of `month` (3 or 10) of `year`, 01:00 UTC. */
+static int64_t s_last_sunday_1h(int64_t year, unsigned month) {
+    int64_t last = s_days_from_civil(year, month, 31); /* March and October have 31 days */
+    int64_t weekday = (last + 4) % 7;                  /* 1970-01-01 was a Thursday (4) */
+    if (weekday < 0) weekday += 7;
+    return (last - weekday) * 86400 + 3600;
+}
+
+int mg_clock_paris_offset_s(int64_t unix_ms) {
+    int64_t secs = s_floor_div(unix_ms, 1000);
+    int64_t y;
+    unsigned m, d;
+    s_civil_from_days(s_floor_div(secs, 86400), &y, &m, &d);
+    if (secs >= s_last_sunday_1h(y, 3) && secs < s_last_sunday_1h(y, 10)) return 7200;
+    return 3600;
+}
+
+void mg_clock_paris_date(int64_t unix_ms, char out[11]) {
+    int64_t secs = s_floor_div(unix_ms, 1000);
+    int64_t y;
+    unsigned m, d;
+    s_civil_from_days(s_floor_div(secs + mg_clock_paris_offset_s(unix_ms), 86400), &y, &m, &d);
+    if (y < 0) y = 0;
+    if (y > 9999) y = 9999;
+    /* Built by hand: snprintf into 11 bytes trips -Wformat-truncation. */
+    out[0] = (char)('0' + y / 1000);
+    out[1] = (char)('0' + y / 100 % 10);
+    out[2] = (char)('0' + y / 10 % 10);
+    out[3] = (char)('0' + y % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + m / 10);
+    out[6] = (char)('0' + m % 10);
+    out[7] = '-';
+    out[8] = (char)('0' + d / 10);
+    out[9] = (char)('0' + d % 10);
+    out[10] = '\0';
+}

@@ -1,0 +1,417 @@
+/* journal.c -- the journal protocol in Redis: appending (asynchronous, one
+ * script call per batch) and reading back (synchronous, for the CLI).
+ *
+ * Why a script: deduplication, numbering and appending must happen together.
+ * With separate commands a crash between INCR and XADD would leave a hole in
+ * the sequence, and two retries of one event racing each other could both be
+ * journaled. Inside one script Redis runs all of it atomically, and its AOF
+ * records the script's effects as one transaction. */
+#include "maillage/journal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maillage/envelope.h"
+#include "maillage/log.h"
+#include "maillage/mem.h"
+
+/* If the counter is new while the stream is not (someone deleted the counter,
+ * or restored the stream alone), continue after the stream's last entry
+ * instead of failing on XADD with an id too small. Sequences are formatted
+ * with %d: Lua's default number format would switch to exponents. */
+const char mg_journal_append_script[] =
+    "local window = ARGV[1]\n"
+    "local out = {}\n"
+    "for i = 3, #KEYS do\n"
+    "  local seen = redis.call('GET', KEYS[i])\n"
+    "  if seen then\n"
+    "    out[#out + 1] = -tonumber(seen)\n"
+    "  else\n"
+    "    local seq = redis.call('INCR', KEYS[2])\n"
+    "    if seq == 1 then\n"
+    "      local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+    "      if #last > 0 then\n"
+    "        seq = tonumber(string.match(last[1][1], '^(%d+)')) + 1\n"
+    "        redis.call('SET', KEYS[2], string.format('%d', seq))\n"
+    "      end\n"
+    "    end\n"
+    "    local j = 2 * (i - 3) + 2\n"
+    "    redis.call('XADD', KEYS[1], string.format('%d-0', seq), 't', ARGV[j], 'e', ARGV[j + 1])\n"
+    "    redis.call('SET', KEYS[i], string.format('%d', seq), 'EX', window)\n"
+    "    out[#out + 1] = seq\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+struct mg_journal {
+    mg_redis_t *redis;
+    char window[24];
+    char deadletter_maxlen[24];
+    char sha[48]; /* "" until SCRIPT LOAD answered */
+};
+
+/* One script call in flight. The argument vector is kept until the reply,
+ * to send it again with EVAL if Redis answers NOSCRIPT (script cache flushed,
+ * or Redis restarted since SCRIPT LOAD). */
+typedef struct {
+    mg_journal_t *journal;
+    mg_journal_append_fn cb;
+    void *arg;
+    size_t count;
+    int argc;
+    const char **argv;
+    size_t *argvlen;
+    char **keys; /* the dedupe keys (owned) */
+    char numkeys[24];
+    int retried;
+} s_append_t;
+
+mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen) {
+    mg_journal_t *journal = mg_calloc(1, sizeof(*journal));
+    journal->redis = redis;
+    snprintf(journal->window, sizeof(journal->window), "%lld", dedupe_window_s > 0 ? dedupe_window_s : 1);
+    snprintf(journal->deadletter_maxlen, sizeof(journal->deadletter_maxlen), "%lld",
+             deadletter_maxlen > 0 ? deadletter_maxlen : 1);
+    return journal;
+}
+
+void mg_journal_destroy(mg_journal_t **journal_p) {
+    if (!journal_p || !*journal_p) return;
+    free(*journal_p);
+    *journal_p = NULL;
+}
+
+static void s_on_script_load(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_journal_t *journal = privdata;
+    (void)redis;
+    if (!reply) return;
+    if (reply->type == REDIS_REPLY_STRING && reply->len < (int)sizeof(journal->sha)) {
+        memcpy(journal->sha, reply->str, (size_t)reply->len);
+        journal->sha[reply->len] = '\0';
+    } else {
+        mg_error("journal: SCRIPT LOAD failed: %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+}
+
+void mg_journal_redis_up(mg_journal_t *journal) {
+    mg_redis_command(journal->redis, s_on_script_load, journal, "SCRIPT LOAD %s", mg_journal_append_script);
+}
+
+static void s_append_free(s_append_t *call) {
+    if (!call) return;
+    for (size_t i = 0; i < call->count; i++)
+        free(call->keys[i]);
+    free(call->keys);
+    free(call->argv);
+    free(call->argvlen);
+    free(call);
+}
+
+static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata);
+
+/* Send (or re-send) the script call; EVALSHA when the sha is known. */
+static int s_append_send(s_append_t *call, int use_sha) {
+    mg_journal_t *journal = call->journal;
+    if (use_sha && journal->sha[0]) {
+        call->argv[0] = "EVALSHA";
+        call->argv[1] = journal->sha;
+    } else {
+        call->argv[0] = "EVAL";
+        call->argv[1] = mg_journal_append_script;
+    }
+    call->argvlen[0] = strlen(call->argv[0]);
+    call->argvlen[1] = strlen(call->argv[1]);
+    return mg_redis_command_argv(journal->redis, s_on_append, call, call->argc, call->argv, call->argvlen);
+}
+
+static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_append_t *call = privdata;
+    mg_journal_result_t *results = NULL;
+    (void)redis;
+    if (!reply) goto done; /* connection lost: the caller answers "unavailable" */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!call->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+            call->retried = 1;
+            if (s_append_send(call, 0) == 0) return; /* the callback comes with the new reply */
+            goto done;
+        }
+        mg_error("journal: append script failed: %s", reply->str);
+        goto done;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != call->count) {
+        mg_error("journal: append script returned an unexpected reply (type %d)", reply->type);
+        goto done;
+    }
+    results = mg_calloc(call->count ? call->count : 1, sizeof(*results));
+    for (size_t i = 0; i < call->count; i++) {
+        const redisReply *r = reply->element[i];
+        if (r->type != REDIS_REPLY_INTEGER || r->integer == 0) {
+            mg_error("journal: append script returned a non-sequence for item %zu", i);
+            free(results);
+            results = NULL;
+            goto done;
+        }
+        results[i].duplicate = r->integer < 0;
+        results[i].sequence = (uint64_t)(r->integer < 0 ? -r->integer : r->integer);
+    }
+done:
+    call->cb(call->journal, results, call->count, call->arg);
+    free(results);
+    s_append_free(call);
+}
+
+int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
+                      mg_journal_append_fn cb, void *arg) {
+    if (count == 0 || !mg_redis_is_up(journal->redis)) return -1;
+    s_append_t *call = mg_calloc(1, sizeof(*call));
+    call->journal = journal;
+    call->cb = cb;
+    call->arg = arg;
+    call->count = count;
+    /* EVALSHA sha numkeys journal counter dedupe... window (type envelope)... */
+    call->argc = 3 + 2 + (int)count + 1 + 2 * (int)count;
+    call->argv = mg_calloc((size_t)call->argc, sizeof(*call->argv));
+    call->argvlen = mg_calloc((size_t)call->argc, sizeof(*call->argvlen));
+    call->keys = mg_calloc(count, sizeof(*call->keys));
+    snprintf(call->numkeys, sizeof(call->numkeys), "%zu", count + 2);
+
+    int a = 2;
+#define S_ARG(p, n) (call->argv[a] = (p), call->argvlen[a] = (n), a++)
+    S_ARG(call->numkeys, strlen(call->numkeys));
+    S_ARG(MG_JOURNAL_KEY, strlen(MG_JOURNAL_KEY));
+    S_ARG(MG_JOURNAL_SEQ_KEY, strlen(MG_JOURNAL_SEQ_KEY));
+    for (size_t i = 0; i < count; i++) {
+        call->keys[i] = mg_asprintf(MG_DEDUPE_KEY_PREFIX "%s", items[i].event_id);
+        S_ARG(call->keys[i], strlen(call->keys[i]));
+    }
+    S_ARG(journal->window, strlen(journal->window));
+    for (size_t i = 0; i < count; i++) {
+        S_ARG(items[i].type, strlen(items[i].type));
+        S_ARG((const char *)items[i].envelope, items[i].len);
+    }
+#undef S_ARG
+    if (s_append_send(call, 1) != 0) {
+        s_append_free(call);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    mg_journal_t *journal;
+    mg_journal_done_fn cb;
+    void *arg;
+} s_deadletter_t;
+
+static void s_on_deadletter(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_deadletter_t *call = privdata;
+    (void)redis;
+    int stored = reply && reply->type == REDIS_REPLY_STRING;
+    if (reply && reply->type == REDIS_REPLY_ERROR) mg_error("journal: dead letter refused: %s", reply->str);
+    if (call->cb) call->cb(call->journal, stored, call->arg);
+    free(call);
+}
+
+int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_journal_done_fn cb,
+                          void *arg) {
+    if (!mg_redis_is_up(journal->redis)) return -1;
+    char received[24], original[24];
+    snprintf(received, sizeof(received), "%" PRId64, dl->received_at_ms);
+    snprintf(original, sizeof(original), "%zu", dl->original_len);
+    const char *field = dl->field ? dl->field : "";
+    const char *source = dl->source ? dl->source : "";
+    const char *reason = dl->reason ? dl->reason : "";
+    /* clang-format off */
+    const char *argv[] = {
+        "XADD", MG_DEADLETTER_KEY, "MAXLEN", "~", journal->deadletter_maxlen, "*",
+        "reason", reason,
+        "field", field,
+        "source", source,
+        "received_at_ms", received,
+        "raw", "",
+        "raw_len", original,
+    };
+    /* clang-format on */
+    enum { S_RAW = 15, S_ARGC = sizeof(argv) / sizeof(argv[0]) };
+    size_t argvlen[S_ARGC];
+    for (size_t i = 0; i < S_ARGC; i++)
+        argvlen[i] = strlen(argv[i]);
+    /* The raw bytes are binary (not NUL-terminated): their length is given. */
+    if (dl->raw && dl->raw_len) {
+        argv[S_RAW] = (const char *)dl->raw;
+        argvlen[S_RAW] = dl->raw_len;
+    }
+    s_deadletter_t *call = mg_malloc(sizeof(*call));
+    *call = (s_deadletter_t){journal, cb, arg};
+    if (mg_redis_command_argv(journal->redis, s_on_deadletter, call, S_ARGC, argv, argvlen) != 0) {
+        free(call);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- synchronous readers ---------------------------------------------------- */
+
+static long long s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static long long s_fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* The value of `name` in a stream entry's field list, or NULL. */
+static const redisReply *s_field(const redisReply *fields, const char *name) {
+    if (!fields || fields->type != REDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
+            const redisReply *v = fields->element[i + 1];
+            return v->type == REDIS_REPLY_STRING ? v : NULL;
+        }
+    }
+    return NULL;
+}
+
+static int s_parse_u64(const char *s, uint64_t *out) {
+    if (!s || *s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    *out = v;
+    return (*end == '\0' || *end == '-') ? 0 : -1;
+}
+
+/* Entries per XRANGE call: big enough to amortize round trips, small enough
+ * to keep one reply in memory comfortably. */
+#define S_PAGE 1000
+
+long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count, mg_journal_entry_fn cb,
+                          void *arg, char *err, size_t errlen) {
+    long long delivered = 0;
+    uint64_t next = from_seq ? from_seq : 1;
+    uint8_t *buf = NULL;
+    size_t bufcap = 0;
+    for (;;) {
+        uint64_t want = S_PAGE;
+        if (max_count && max_count - (uint64_t)delivered < want) want = max_count - (uint64_t)delivered;
+        if (want == 0) break;
+        redisReply *reply =
+            redisCommand(c, "XRANGE %s %" PRIu64 "-0 + COUNT %" PRIu64, MG_JOURNAL_KEY, next, want);
+        if (!reply) {
+            free(buf);
+            return s_fail(err, errlen, "redis: %s", c->errstr);
+        }
+        if (reply->type != REDIS_REPLY_ARRAY) {
+            s_fail(err, errlen, "redis: XRANGE %s: %s", MG_JOURNAL_KEY,
+                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+            goto err;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < reply->elements && !stop; i++) {
+            const redisReply *entry = reply->element[i];
+            mg_journal_entry_t e;
+            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+                entry->element[0]->type != REDIS_REPLY_STRING ||
+                s_parse_u64(entry->element[0]->str, &e.sequence) != 0) {
+                s_fail(err, errlen, "%s: malformed entry", MG_JOURNAL_KEY);
+                goto err;
+            }
+            const redisReply *type = s_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
+            const redisReply *env = s_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
+            if (!type || !env) {
+                s_fail(err, errlen, "%s: entry %s lacks its type or envelope", MG_JOURNAL_KEY,
+                       entry->element[0]->str);
+                goto err;
+            }
+            size_t need = (size_t)env->len + 11;
+            if (need > bufcap) {
+                free(buf);
+                buf = mg_malloc(need);
+                bufcap = need;
+            }
+            e.type = type->str;
+            e.envelope = buf;
+            e.len = mg_envelope_append_sequence((const uint8_t *)env->str, (size_t)env->len, e.sequence, buf);
+            delivered++;
+            next = e.sequence + 1;
+            if (cb && cb(&e, arg) != 0) stop = 1;
+        }
+        size_t got = reply->elements;
+        freeReplyObject(reply);
+        if (stop || got < want) break;
+        continue;
+    err:
+        freeReplyObject(reply);
+        free(buf);
+        return -1;
+    }
+    free(buf);
+    return delivered;
+}
+
+int mg_journal_last_sequence(redisContext *c, uint64_t *seq, char *err, size_t errlen) {
+    redisReply *reply = redisCommand(c, "GET %s", MG_JOURNAL_SEQ_KEY);
+    if (!reply) return (int)s_fail(err, errlen, "redis: %s", c->errstr);
+    int rc = 0;
+    if (reply->type == REDIS_REPLY_NIL) {
+        *seq = 0;
+    } else if (reply->type != REDIS_REPLY_STRING || s_parse_u64(reply->str, seq) != 0) {
+        rc = (int)s_fail(err, errlen, "redis: GET %s: %s", MG_JOURNAL_SEQ_KEY,
+                         reply->type == REDIS_REPLY_ERROR ? reply->str : "not a sequence");
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadletter_entry_fn cb, void *arg,
+                                 char *err, size_t errlen) {
+    redisReply *reply = max_count ? redisCommand(c, "XREVRANGE %s + - COUNT %llu", MG_DEADLETTER_KEY,
+                                                 (unsigned long long)max_count)
+                                  : redisCommand(c, "XREVRANGE %s + -", MG_DEADLETTER_KEY);
+    if (!reply) return s_fail(err, errlen, "redis: %s", c->errstr);
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        s_fail(err, errlen, "redis: XREVRANGE %s: %s", MG_DEADLETTER_KEY,
+               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        freeReplyObject(reply);
+        return -1;
+    }
+    long long delivered = 0;
+    /* Newest first from Redis; oldest first for the reader. */
+    for (size_t n = reply->elements; n > 0; n--) {
+        const redisReply *entry = reply->element[n - 1];
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+            entry->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        const redisReply *fields = entry->element[1];
+        const redisReply *reason = s_field(fields, "reason"), *field = s_field(fields, "field"),
+                         *source = s_field(fields, "source"), *received = s_field(fields, "received_at_ms"),
+                         *raw = s_field(fields, "raw"), *raw_len = s_field(fields, "raw_len");
+        uint64_t received_ms = 0, original = 0;
+        if (received) s_parse_u64(received->str, &received_ms);
+        if (raw_len) s_parse_u64(raw_len->str, &original);
+        mg_deadletter_entry_t e = {
+            .id = entry->element[0]->str,
+            .reason = reason ? reason->str : "",
+            .field = field ? field->str : "",
+            .source = source ? source->str : "",
+            .received_at_ms = (int64_t)received_ms,
+            .raw = raw ? (const uint8_t *)raw->str : (const uint8_t *)"",
+            .raw_len = raw ? (size_t)raw->len : 0,
+            .original_len = (size_t)original,
+        };
+        delivered++;
+        if (cb && cb(&e, arg) != 0) break;
+    }
+    freeReplyObject(reply);
+    return delivered;
+}

@@ -1,0 +1,396 @@
+"""maillage-broker against a real redis-server, real ZeroMQ sockets.
+
+Each test starts its own Redis (AOF on) and broker in a temp directory, so
+sequences start at 1 and nothing leaks between tests."""
+
+import os
+import signal
+import struct
+import time
+import unittest
+
+import harness as h
+
+
+def journal(redis):
+    """[(seq, type, Envelope)] of mg:journal, the sequence set from the id."""
+    out = []
+    for entry_id, fields in redis.call("XRANGE", "mg:journal", "-", "+"):
+        f = dict(zip(fields[::2], fields[1::2]))
+        seq = int(entry_id.split(b"-")[0])
+        assert entry_id.endswith(b"-0"), entry_id
+        env = h.Envelope()
+        env.ParseFromString(f[b"e"])
+        assert env.sequence == 0, "the journal keeps envelopes without their sequence"
+        out.append((seq, f[b"t"].decode(), env))
+    return out
+
+
+def deadletters(redis):
+    out = []
+    for _, fields in redis.call("XRANGE", "mg:deadletter", "-", "+"):
+        out.append({k.decode(): v for k, v in zip(fields[::2], fields[1::2])})
+    return out
+
+
+class BrokerTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace()
+        self.redis = self.ws.own(h.Redis(self.ws.dir)).start()
+
+    def tearDown(self):
+        self.ws.close(keep=os.environ.get("MAILLAGE_KEEP") == "1")
+
+    def start(self, **broker):
+        self.broker, sections = h.start_broker(self.ws, self.redis, **broker)
+        self.ingest = sections["broker"]["ingest"]
+        self.fanout = sections["broker"]["fanout"]
+        self.client = self.ws.own(h.IngestClient(self.ingest))
+        return self.client
+
+    # ---- the happy path --------------------------------------------------
+
+    def test_events_in_flight_are_all_accepted_with_sequences_1_to_n(self):
+        client = self.start()
+        sent = [h.need_reported() if i % 2 else h.offer_published() for i in range(50)]
+        for e in sent:
+            e.source = "someone-else"  # the broker stamps its own
+        acks = client.emit_many(sent)
+        self.assertEqual({a.status for a in acks.values()}, {h.ACCEPTED})
+        self.assertEqual(sorted(a.sequence for a in acks.values()), list(range(1, 51)))
+
+        entries = journal(self.redis)
+        self.assertEqual([s for s, _, _ in entries], list(range(1, 51)))
+        for seq, type_, env in entries:
+            self.assertEqual(acks[env.event_id].sequence, seq)
+            self.assertEqual(type_, env.type)
+            self.assertEqual(env.source, "test-net")
+            self.assertGreater(env.received_at_ms, 0)
+            self.assertEqual(env.schema_version, 1)
+        by_id = {e.event_id: e for e in sent}
+        for _, _, env in entries:
+            self.assertEqual(env.WhichOneof("payload"), by_id[env.event_id].WhichOneof("payload"))
+        self.assertEqual(self.redis.call("GET", "mg:journal:seq"), b"50")
+
+    def test_same_event_id_twice_is_journaled_once_and_answered_duplicate(self):
+        client = self.start()
+        first = h.need_reported()
+        self.assertEqual(client.emit(h.need_reported()).sequence, 1)
+        ack = client.emit(first)
+        self.assertEqual((ack.status, ack.sequence), (h.ACCEPTED, 2))
+        again = client.emit(first)
+        self.assertEqual((again.status, again.sequence, again.event_id),
+                         (h.DUPLICATE, 2, first.event_id))
+        # Twice in the same batch: the script sees the first copy.
+        twin = h.need_reported()
+        client.send(twin)
+        client.send(twin)
+        acks = [client.recv_ack(), client.recv_ack()]
+        self.assertEqual(sorted(a.status for a in acks), sorted([h.ACCEPTED, h.DUPLICATE]))
+        self.assertEqual({a.sequence for a in acks}, {3})
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 3)
+        self.assertEqual(self.redis.call("GET", "mg:dedupe:" + first.event_id), b"2")
+        ttl = self.redis.call("TTL", "mg:dedupe:" + first.event_id)
+        self.assertTrue(0 < ttl <= 604800, ttl)
+
+    def test_subscribers_receive_what_was_acked_in_order_with_topic_and_sequence(self):
+        client = self.start()
+        sub = self.ws.own(h.Subscriber(self.fanout))
+        offers = self.ws.own(h.Subscriber(self.fanout, topics=("offer.",)))
+        start = h.wait_subscribed(sub, client)
+        h.wait_subscribed(offers, client, make=h.offer_published)
+        while True:  # what the offers warm-up published to `sub`
+            try:
+                _, start, _ = sub.recv(0.3)
+            except TimeoutError:
+                break
+        sent = [h.offer_published() if i % 3 == 0 else h.need_reported() for i in range(30)]
+        acks = client.emit_many(sent)
+        dup = client.emit(sent[0])  # not published again
+        self.assertEqual(dup.status, h.DUPLICATE)
+
+        got = [sub.recv() for _ in sent]
+        self.assertEqual([seq for _, seq, _ in got], list(range(start + 1, start + 31)))
+        for topic, seq, env in got:
+            self.assertEqual(topic, env.type)
+            self.assertEqual(env.sequence, seq)
+            self.assertEqual(acks[env.event_id].sequence, seq)
+            self.assertEqual(env.source, "test-net")
+        with self.assertRaises(TimeoutError):
+            sub.recv(0.3)  # the duplicate was not published
+        # A prefix subscription gets the offers only (it may have missed the
+        # warm-up events, never the ones after).
+        offer_ids = {e.event_id for e in sent if e.type == "offer.published"}
+        seen = set()
+        while True:
+            try:
+                topic, _, env = offers.recv(0.3)
+            except TimeoutError:
+                break
+            self.assertEqual(topic, "offer.published")
+            seen.add(env.event_id)
+        self.assertTrue(offer_ids <= seen, offer_ids - seen)
+
+    # ---- bad input --------------------------------------------------------
+
+    def test_bad_input_is_rejected_with_a_reason_and_dead_lettered(self):
+        client = self.start(max_message_bytes=2048)
+        mismatch = h.need_reported()
+        mismatch.type = "offer.published"
+        unknown = h.need_reported()
+        unknown.type = "need.invented"
+        bad_commune = h.need_reported(commune="99999")
+        bad_category = h.need_reported(category="licornes")
+        oversized = h.need_reported(description="x" * 3000)
+        cases = [
+            # (bytes, expected reason fragment, expected field, expected event_id)
+            (b"\xff\xfe not protobuf", "not a protobuf Envelope", "", ""),
+            (unknown.SerializeToString(), "unknown event type", "type", unknown.event_id),
+            (mismatch.SerializeToString(), "does not match the payload", "type", mismatch.event_id),
+            (bad_commune.SerializeToString(), "commune", "need_reported.need.commune", bad_commune.event_id),
+            (bad_category.SerializeToString(), "categor", "need_reported.need.category", bad_category.event_id),
+            (oversized.SerializeToString(), "message too large", "", oversized.event_id),
+        ]
+        for raw, reason, field, event_id in cases:
+            with self.subTest(reason=reason):
+                ack = client.emit(raw)
+                self.assertEqual(ack.status, h.REJECTED, ack)
+                self.assertIn(reason, ack.reason)
+                self.assertEqual(ack.field, field)
+                self.assertEqual(ack.event_id, event_id)
+                self.assertEqual(ack.sequence, 0)
+        # Two frames instead of one.
+        client.send_frames([h.need_reported().SerializeToString(), b"extra"])
+        ack = client.recv_ack()
+        self.assertEqual(ack.status, h.REJECTED)
+        self.assertIn("exactly one frame", ack.reason)
+
+        # The broker still serves, and nothing bad reached the journal.
+        good = client.emit(h.need_reported())
+        self.assertEqual((good.status, good.sequence), (h.ACCEPTED, 1))
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 1)
+
+        dls = h.wait_until(lambda: (lambda d: d if len(d) == len(cases) + 1 else None)(
+            deadletters(self.redis)), what="dead letters")
+        for (raw, reason, field, _), dl in zip(cases, dls):
+            self.assertIn(reason, dl["reason"].decode())
+            self.assertEqual(dl["field"].decode(), field)
+            self.assertEqual(dl["source"], b"test-net")
+            self.assertEqual(int(dl["raw_len"]), len(raw))
+            self.assertEqual(dl["raw"], raw[:2048])
+            self.assertGreater(int(dl["received_at_ms"]), 0)
+        self.assertEqual(len(dls[-2]["raw"]), 2048)  # the oversized one, truncated
+        self.assertIn(b"exactly one frame", dls[-1]["reason"])
+
+    # ---- Redis going away ---------------------------------------------------
+
+    def _outage(self, stop):
+        client = self.start()
+        before = [h.need_reported() for _ in range(5)]
+        acks = client.emit_many(before)
+        self.assertEqual({a.status for a in acks.values()}, {h.ACCEPTED})
+
+        stop()
+        during = [h.need_reported() for _ in range(5)]
+        # The first sends may still race the broker noticing the loss: any
+        # answer is fine but ACCEPTED (nothing can be journaled now).
+        answers = client.emit_many(during)
+        self.assertNotIn(h.ACCEPTED, {a.status for a in answers.values()})
+        self.assertNotIn(h.DUPLICATE, {a.status for a in answers.values()})
+        for a in answers.values():
+            self.assertEqual(a.status, h.UNAVAILABLE)
+            self.assertIn("retry", a.reason)
+        self.broker.wait_log("journal unavailable")
+
+        self.redis.start()
+        # Producers retry with the same ids until the broker is back.
+        retried = {}
+        deadline = time.monotonic() + 10
+        pending = list(during)
+        while pending:
+            self.assertLess(time.monotonic(), deadline, "broker did not recover")
+            for e in list(pending):
+                ack = client.emit(e)
+                if ack.status == h.ACCEPTED:
+                    retried[e.event_id] = ack.sequence
+                    pending.remove(e)
+                else:
+                    self.assertEqual(ack.status, h.UNAVAILABLE)
+                    time.sleep(0.05)
+        after = client.emit_many([h.need_reported() for _ in range(5)])
+
+        ids_in_journal = [env.event_id for _, _, env in journal(self.redis)]
+        self.assertEqual(len(ids_in_journal), 15)
+        for ids in (acks, retried, after):
+            for event_id in ids:
+                self.assertIn(event_id, ids_in_journal)
+        self.assertEqual(sorted(retried.values()), list(range(6, 11)))
+        self.assertEqual(sorted(a.sequence for a in after.values()), list(range(11, 16)))
+        log = self.broker.log()
+        self.assertEqual(log.count("journal unavailable;"), 1, log)
+        self.assertEqual(log.count("journal available again"), 1, log)
+
+    def test_redis_shutdown_and_restart_nothing_acked_while_down_nothing_lost(self):
+        self._outage(self.redis.stop)
+
+    def test_redis_killed_and_restarted_with_fsync_always(self):
+        # kill -9 loses what the AOF had not fsynced; with "always" nothing
+        # acked may be missing afterwards.
+        self.redis.stop()
+        self.redis = self.ws.own(h.Redis(self.ws.path("always"), appendfsync="always")).start()
+        self._outage(self.redis.kill)
+
+    def test_redis_not_answering_in_flight_events_get_unavailable_then_recover(self):
+        # SIGSTOP: the connection stays open but nothing answers. hiredis has
+        # no timeout of its own; the redis module's watchdog must drop the
+        # connection so that the batch in flight is answered, not left hanging.
+        client = self.start()
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            stuck = [h.need_reported() for _ in range(5)]
+            t0 = time.monotonic()
+            answers = client.emit_many(stuck, timeout=8)
+            self.assertEqual({a.status for a in answers.values()}, {h.UNAVAILABLE})
+            self.assertLess(time.monotonic() - t0, 6)
+            self.broker.wait_log("has not answered")
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        # Redis may still run the script it had received before the broker
+        # gave up on it: a retry then gets DUPLICATE, never a second copy.
+        deadline = time.monotonic() + 10
+        pending = list(stuck)
+        while pending:
+            self.assertLess(time.monotonic(), deadline, "broker did not recover")
+            e = pending[0]
+            ack = client.emit(e)
+            if ack.status in (h.ACCEPTED, h.DUPLICATE):
+                self.assertGreater(ack.sequence, 1)
+                pending.pop(0)
+            else:
+                self.assertEqual(ack.status, h.UNAVAILABLE)
+                time.sleep(0.05)
+        ids = [env.event_id for _, _, env in journal(self.redis)]
+        self.assertEqual(len(ids), 6)
+        self.assertEqual(sorted(ids[1:]), sorted(e.event_id for e in stuck))
+        self.assertEqual([s for s, _, _ in journal(self.redis)], list(range(1, 7)))
+
+    def test_broker_started_before_redis_answers_unavailable_then_serves(self):
+        self.redis.stop()
+        client = self.start(ready=False)
+        self.broker.wait_log("cannot connect")
+        ack = client.emit(h.need_reported())
+        self.assertEqual(ack.status, h.UNAVAILABLE)
+        self.redis.start()
+        self.broker.wait_log("broker: ready")
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+
+    # ---- the readers of journal.h (used by the CLI) ----------------------------
+
+    def test_journal_readers_page_through_and_set_the_sequence(self):
+        client = self.start()
+        acks = client.emit_many([h.need_reported() for _ in range(1205)], timeout=20)
+        self.assertEqual(len(acks), 1205)
+        for _ in range(3):
+            client.emit(b"not protobuf at all")
+        conf = self.broker.config_path
+
+        res = h.run_tool("journal_read", ["--config", conf, "journal", "1", "0"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        lines = res.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 1205)  # more than one XRANGE page
+        for i, line in enumerate(lines, start=1):
+            seq, type_, event_id, env_seq, source = line.split()
+            self.assertEqual((int(seq), int(env_seq)), (i, i))
+            self.assertEqual(acks[event_id].sequence, i)
+            self.assertEqual((type_, source), ("need.reported", "test-net"))
+
+        res = h.run_tool("journal_read", ["--config", conf, "journal", "1100", "10"])
+        self.assertEqual([int(l.split()[0]) for l in res.stdout.decode().splitlines()],
+                         list(range(1100, 1110)))
+        res = h.run_tool("journal_read", ["--config", conf, "last"])
+        self.assertEqual(res.stdout.strip(), b"1205")
+        res = h.run_tool("journal_read", ["--config", conf, "dlq", "2"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.decode().splitlines(),
+                         ["not a protobuf Envelope\t\t19\t19"] * 2)
+
+    def test_redis_password_file_and_wrong_password(self):
+        self.redis.stop()
+        self.redis = self.ws.own(h.Redis(self.ws.path("auth"), password="s3cret-pw")).start()
+        good = h.write_secret(self.ws.path("pw"), "s3cret-pw")
+        client = self.start(redis_options={"password_file": good})
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+        res = h.run_tool("journal_read", ["--config", self.broker.config_path, "last"])
+        self.assertEqual((res.returncode, res.stdout.strip()), (0, b"1"), res.stderr)
+
+        bad = h.write_secret(self.ws.path("pw-bad"), "wrong")
+        other, sections = h.start_broker(self.ws, self.redis, ready=False, redis_options={"password_file": bad})
+        other.wait_log("refused the connection set-up")
+        c2 = self.ws.own(h.IngestClient(sections["broker"]["ingest"]))
+        self.assertEqual(c2.emit(h.need_reported()).status, h.UNAVAILABLE)
+        self.assertNotIn("broker: ready", other.log())
+
+    # ---- the process ----------------------------------------------------------
+
+    def test_sigterm_exits_zero_promptly(self):
+        client = self.start()
+        client.emit(h.need_reported())
+        t0 = time.monotonic()
+        rc = self.broker.stop(signal.SIGTERM, timeout=5)
+        self.assertEqual(rc, 0, self.broker.log())
+        self.assertLess(time.monotonic() - t0, 2.0)
+
+    def test_sighup_reloads_the_log_level(self):
+        self.start()
+        with open(self.broker.config_path) as f:
+            text = f.read()
+        with open(self.broker.config_path, "w") as f:
+            f.write(text.replace("level = info", "level = debug"))
+        self.broker.send_signal(signal.SIGHUP)
+        self.broker.wait_log("SIGHUP: log level reloaded")
+        self.client.emit(b"junk")
+        self.broker.wait_log("DEBUG broker: rejected")
+
+    def test_unknown_config_key_is_one_error_line_with_file_and_line(self):
+        conf = h.write_config(self.ws.path("bad.conf"), {
+            "log": {"level": "info"},
+            "broker": {"ingest": "tcp://127.0.0.1:%d" % h.free_port(), "bogus_key": "1"},
+        })
+        res = h.run_program("maillage-broker", ["--config", conf])
+        self.assertNotEqual(res.returncode, 0)
+        lines = res.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("Error: "), lines[0])
+        self.assertIn("%s:6:" % conf, lines[0])  # [log], level, blank, [broker], ingest, bogus
+        self.assertIn("bogus_key", lines[0])
+
+    def test_endpoint_beyond_loopback_is_refused(self):
+        conf = h.write_config(self.ws.path("open.conf"), {
+            "redis": {"url": self.redis.url},
+            "broker": {"ingest": "tcp://0.0.0.0:%d" % h.free_port()},
+        })
+        res = h.run_program("maillage-broker", ["--config", conf])
+        self.assertNotEqual(res.returncode, 0)
+        lines = res.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("beyond loopback", lines[0])
+
+    def test_help_and_version(self):
+        res = h.run_program("maillage-broker", ["--help"])
+        self.assertEqual(res.returncode, 0)
+        self.assertIn(b"--config FILE", res.stdout)
+        res = h.run_program("maillage-broker", ["--version"])
+        self.assertEqual(res.returncode, 0)
+        self.assertTrue(res.stdout.startswith(b"maillage-broker "))
+
+    def test_unix_socket_redis(self):
+        self.redis.stop()
+        self.redis = self.ws.own(h.Redis(self.ws.path("unix"), unix=True)).start()
+        client = self.start()
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,421 @@
+"""The `maillage` CLI against the real stack it starts itself.
+
+`maillage up --dir` starts a private redis-server and the real broker; every
+test then drives the CLI as a user or a script would (subprocesses, exit codes,
+stdout/stderr), and `maillage down` stops everything. Nothing is mocked.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+
+SOURCE = os.environ.get("MAILLAGE_SOURCE") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("MAILLAGE_BIN") or os.path.join(SOURCE, "build", "bin")
+CLI = os.path.join(BIN, "maillage")
+DEMO = os.path.join(SOURCE, "demo", "normandie.ndjson")
+
+
+def run(args, env=None, input_text=None, timeout=60):
+    return subprocess.run([CLI] + args, env=env, input=input_text, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_env_file(path):
+    values = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                values[key] = value.strip("'")
+    return values
+
+
+def alive(pid):
+    """True if pid runs and is not a zombie (nobody may reap a daemonised child)."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def need_line(event_id, title="Cuisine partagée pour traiteur solidaire", commune="14118",
+              category="locaux"):
+    return json.dumps({
+        "eventId": event_id,
+        "type": "need.reported",
+        "needReported": {"need": {
+            "needId": "need-" + event_id, "structureId": "saveurs-partagees-caen",
+            "category": category, "tags": ["cuisine"], "title": title,
+            "commune": commune, "radiusKm": 15}},
+    }, ensure_ascii=False)
+
+
+class Stack:
+    """A stack started by `maillage up` in a fresh directory."""
+
+    def __init__(self):
+        # Short path: the Redis unix socket path must fit in sun_path.
+        self.dir = tempfile.mkdtemp(prefix="mg-cli-")
+        self.up = run(["up", "--dir", self.dir])
+        if self.up.returncode != 0:
+            raise RuntimeError("maillage up failed: " + self.up.stderr)
+        self.endpoints = read_env_file(os.path.join(self.dir, "endpoints.env"))
+        self.env = dict(os.environ)
+        self.env.pop("MAILLAGE_CONFIG", None)
+        for key in ("MAILLAGE_REDIS_URL", "MAILLAGE_INGEST", "MAILLAGE_FANOUT"):
+            self.env[key] = self.endpoints[key]
+
+    def pids(self):
+        pids = {}
+        for name in os.listdir(self.dir):
+            if name.endswith(".pid"):
+                with open(os.path.join(self.dir, name), encoding="utf-8") as f:
+                    pids[name[:-4]] = int(f.read().strip())
+        return pids
+
+    def cli(self, args, **kw):
+        return run(args, env=self.env, **kw)
+
+    def down(self):
+        return run(["down", "--dir", self.dir])
+
+    def close(self):
+        """Stop everything (by pid, even if `down` failed) and remove the directory."""
+        pids = self.pids()
+        self.down()
+        for pid in pids.values():
+            if alive(pid):
+                os.kill(pid, 9)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+
+    def write(self, lines):
+        fd, path = tempfile.mkstemp(suffix=".ndjson", dir=self.stack.dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def ids(self, n):
+        prefix = "t-" + uuid.uuid4().hex[:12]
+        return ["%s-%d" % (prefix, i) for i in range(n)]
+
+    # --- up ----------------------------------------------------------------
+
+    def test_up_writes_usable_endpoints(self):
+        env = self.stack.endpoints
+        for key in ("MAILLAGE_REDIS_URL", "MAILLAGE_INGEST", "MAILLAGE_FANOUT"):
+            self.assertIn(key, env)
+        # Redis answers on the advertised URL.
+        url = env["MAILLAGE_REDIS_URL"]
+        if url.startswith("unix://"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(url[len("unix://"):])
+        else:
+            host, port = url[len("redis://"):].split("/")[0].split(":")
+            s = socket.create_connection((host, int(port)))
+        with s:
+            s.sendall(b"PING\r\n")
+            self.assertEqual(s.recv(16), b"+PONG\r\n")
+        # The broker listens on both advertised endpoints.
+        for key in ("MAILLAGE_INGEST", "MAILLAGE_FANOUT"):
+            host, port = env[key][len("tcp://"):].rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=2).close()
+        self.assertLessEqual({"redis", "broker"}, set(self.stack.pids()))
+        for pid in self.stack.pids().values():
+            self.assertTrue(alive(pid))
+
+    def test_up_refuses_a_running_directory(self):
+        r = run(["up", "--dir", self.stack.dir])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already running", r.stderr)
+
+    # --- emit ----------------------------------------------------------------
+
+    def test_emit_prints_one_accepted_ack_per_event_then_duplicates(self):
+        ids = self.ids(3)
+        path = self.write([need_line(i) for i in ids])
+        first = self.stack.cli(["emit", path])
+        self.assertEqual(first.returncode, 0, first.stderr)
+        acks = dict(line.split(" ", 1) for line in first.stdout.splitlines())
+        self.assertEqual(set(acks), set(ids))
+        seqs = {}
+        for event_id, rest in acks.items():
+            status, seq = rest.split(" seq=")
+            self.assertEqual(status, "accepted")
+            seqs[event_id] = int(seq)
+        self.assertEqual(len(set(seqs.values())), 3)
+
+        again = self.stack.cli(["emit", path])
+        self.assertEqual(again.returncode, 0, again.stderr)
+        for line in again.stdout.splitlines():
+            event_id, rest = line.split(" ", 1)
+            self.assertEqual(rest, "duplicate seq=%d" % seqs[event_id])
+        self.assertEqual(len(again.stdout.splitlines()), 3)
+
+    def test_emit_reports_a_bad_line_by_number_and_sends_the_others(self):
+        ids = self.ids(2)
+        path = self.write([need_line(ids[0]), '{"eventId": "broken", "type": ', need_line(ids[1]),
+                           '{"eventId": "x", "noSuchField": 1}'])
+        r = self.stack.cli(["emit", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("line 2:", r.stderr)
+        self.assertIn("line 4:", r.stderr)
+        accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
+        self.assertEqual(sorted(accepted), sorted(ids))
+
+    def test_emit_reads_stdin_and_fills_missing_event_id(self):
+        line = json.dumps({"type": "need.reported", "needReported": {"need": {
+            "needId": "need-" + uuid.uuid4().hex[:8], "structureId": "s1", "category": "formation",
+            "title": "Formation sans identifiant", "commune": "76540"}}})
+        r = self.stack.cli(["emit"], input_text=line + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        event_id, status = r.stdout.split()[:2]
+        self.assertEqual(len(event_id), 26)  # a ULID
+        self.assertEqual(status, "accepted")
+
+    def test_emit_quiet_prints_only_a_summary(self):
+        path = self.write([need_line(i) for i in self.ids(4)])
+        r = self.stack.cli(["emit", "--quiet", path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("4 acceptés", r.stderr)
+
+    def test_emit_without_a_broker_fails_with_one_clear_line(self):
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        endpoint = "tcp://127.0.0.1:%d" % port.getsockname()[1]
+        port.close()
+        path = self.write([need_line(i) for i in self.ids(2)])
+        r = self.stack.cli(["emit", "--ingest", endpoint, "--timeout", "1", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no answer from the broker at " + endpoint, r.stderr)
+
+    # --- rejections and dead letters -----------------------------------------
+
+    def test_rejected_event_is_explained_and_listed_in_dlq(self):
+        event_id = self.ids(1)[0]
+        path = self.write([need_line(event_id, category="licornes")])
+        r = self.stack.cli(["emit", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, event_id + r" rejected: .+ \(need_reported\.need\.category\)")
+        listing = self.stack.cli(["dlq", "list"])
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        line = [l for l in listing.stdout.splitlines() if "need_reported.need.category" in l][-1]
+        dl_id = line.split()[0]
+        show = self.stack.cli(["dlq", "show", dl_id])
+        self.assertEqual(show.returncode, 0, show.stderr)
+        self.assertIn("field:       need_reported.need.category", show.stdout)
+        self.assertIn(event_id, show.stdout)  # the escaped preview of the raw bytes
+        missing = self.stack.cli(["dlq", "show", "1-1"])
+        self.assertNotEqual(missing.returncode, 0)
+
+    # --- tail ------------------------------------------------------------------
+
+    def test_tail_started_before_emit_sees_the_events_in_order(self):
+        ids = self.ids(5)
+        tail = subprocess.Popen([CLI, "tail", "--count", "5", "need."], env=self.stack.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.0)  # let it subscribe and note the last sequence
+            r = self.stack.cli(["emit", self.write([need_line(i) for i in ids])])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out, err = tail.communicate(timeout=20)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+        self.assertEqual(tail.returncode, 0, err)
+        events = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual([e["eventId"] for e in events], ids)
+        seqs = [int(e["sequence"]) for e in events]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 5)))
+
+    def test_tail_from_a_sequence_reads_the_journal_first_then_text(self):
+        ids = self.ids(2)
+        r = self.stack.cli(["emit", self.write([need_line(ids[0]), need_line(ids[1], commune="76540")])])
+        first_seq = min(int(l.split("seq=")[1]) for l in r.stdout.splitlines())
+        t = self.stack.cli(["tail", "--from", str(first_seq), "--count", "2", "--format", "text"],
+                           timeout=20)
+        self.assertEqual(t.returncode, 0, t.stderr)
+        lines = t.stdout.splitlines()
+        self.assertTrue(lines[0].startswith("#%d " % first_seq), lines)
+        self.assertIn("besoin signalé", lines[0])
+        self.assertIn("Calvados (14) · Locaux · « Cuisine partagée pour traiteur solidaire » — Caen", lines[0])
+        self.assertIn("Seine-Maritime (76)", lines[1])
+        self.assertIn("— Rouen", lines[1])
+
+    # --- journal -----------------------------------------------------------------
+
+    def test_journal_reads_everything_back_in_order(self):
+        ids = self.ids(3)
+        self.assertEqual(self.stack.cli(["emit", self.write([need_line(i) for i in ids])]).returncode, 0)
+        r = self.stack.cli(["journal"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        events = [json.loads(l) for l in r.stdout.splitlines()]
+        seqs = [int(e["sequence"]) for e in events]
+        self.assertEqual(seqs, list(range(1, len(events) + 1)))  # dense, from 1
+        self.assertEqual([e["eventId"] for e in events if e["eventId"] in ids], ids)
+        # --from/--to/--type narrow it down.
+        part = self.stack.cli(["journal", "--from", "2", "--to", "3", "--type", "need."])
+        expected = [e for e in events if 2 <= int(e["sequence"]) <= 3 and e["type"].startswith("need.")]
+        self.assertEqual([json.loads(l) for l in part.stdout.splitlines()], expected)
+
+    def test_journal_summary_counts_in_french(self):
+        ids = self.ids(2)
+        self.stack.cli(["emit", self.write([need_line(ids[0]), need_line(ids[1], category="benevolat",
+                                                                          commune="61001")])])
+        r = self.stack.cli(["journal", "--summary"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertRegex(out, r"Journal : \d+ événements")
+        self.assertRegex(out, r"besoin signalé\s+\d+\s+need\.reported")
+        self.assertIn("Besoins ouverts par catégorie et département", out)
+        self.assertIn("14 Calvados", out)
+        self.assertRegex(out, r"\n  Locaux\s+[1-9]")
+        self.assertRegex(out, r"\n  Bénévolat\s+")
+
+    # --- help and usage ------------------------------------------------------------
+
+    def test_every_command_has_help_and_bad_usage_fails(self):
+        self.assertEqual(run(["--help"]).returncode, 0)
+        self.assertIn("maillage", run(["--version"]).stdout)
+        for cmd in ("emit", "tail", "journal", "dlq", "up", "down", "config"):
+            r = run([cmd, "--help"])
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertIn("Usage: maillage " + cmd, r.stdout)
+        r = run(["frobnicate"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown command", r.stderr)
+        self.assertNotEqual(run(["tail", "--format", "xml"]).returncode, 0)
+
+    def test_config_defaults_and_check(self):
+        defaults = run(["config", "defaults"])
+        self.assertEqual(defaults.returncode, 0)
+        path = os.path.join(self.stack.dir, "defaults.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(defaults.stdout)
+        ok = run(["config", "check", path])
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("OK", ok.stdout)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("\n[broker]\nno_such_key = 1\n")
+        bad = run(["config", "check", path])
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertRegex(bad.stderr, r"defaults\.conf:\d+: ")
+
+
+class UpDownTest(unittest.TestCase):
+    def test_down_stops_everything_and_is_idempotent(self):
+        stack = Stack()
+        pids = stack.pids()
+        self.assertIn("redis", pids)
+        self.assertIn("broker", pids)
+        r = stack.down()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for name, pid in pids.items():
+            self.assertFalse(alive(pid), name)
+        self.assertEqual([n for n in os.listdir(stack.dir) if n.endswith(".pid")], [])
+        self.assertFalse(os.path.exists(os.path.join(stack.dir, "endpoints.env")))
+        again = stack.down()
+        self.assertEqual(again.returncode, 0)
+        self.assertIn("nothing was running", again.stderr)
+        stack.close()
+
+    def test_up_restarts_on_the_same_directory_with_the_journal_kept(self):
+        stack = Stack()
+        try:
+            event_id = "t-" + uuid.uuid4().hex[:12]
+            path = os.path.join(stack.dir, "one.ndjson")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(need_line(event_id) + "\n")
+            self.assertEqual(stack.cli(["emit", path]).returncode, 0)
+            self.assertEqual(stack.down().returncode, 0)
+            stack2_up = run(["up", "--dir", stack.dir])
+            self.assertEqual(stack2_up.returncode, 0, stack2_up.stderr)
+            env = dict(stack.env)
+            for key, value in read_env_file(os.path.join(stack.dir, "endpoints.env")).items():
+                env[key] = value
+            r = run(["emit", path], env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(event_id + " duplicate seq=1", r.stdout)  # AOF kept the journal
+        finally:
+            stack.close()
+
+
+class RedisOutageTest(unittest.TestCase):
+    def test_emit_waits_out_a_redis_outage_and_every_event_is_accepted(self):
+        stack = Stack()
+        try:
+            redis_pid = stack.pids()["redis"]
+            os.kill(redis_pid, 9)
+            while alive(redis_pid):
+                time.sleep(0.01)
+            ids = ["t-%s-%d" % (uuid.uuid4().hex[:8], i) for i in range(20)]
+            path = os.path.join(stack.dir, "outage.ndjson")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("\n".join(need_line(i) for i in ids) + "\n")
+            emit = subprocess.Popen([CLI, "emit", "--timeout", "30", path], env=stack.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)  # the broker answers UNAVAILABLE meanwhile
+            self.assertIsNone(emit.poll())
+            # Redis comes back on the same socket and data directory.
+            with open(os.path.join(stack.dir, "redis.log"), "a", encoding="utf-8") as log:
+                redis = subprocess.Popen(["redis-server", os.path.join(stack.dir, "redis.conf")],
+                                         stdout=log, stderr=log, start_new_session=True)
+            with open(os.path.join(stack.dir, "redis.pid"), "w", encoding="utf-8") as f:
+                f.write("%d\n" % redis.pid)
+            out, err = emit.communicate(timeout=40)
+            self.assertEqual(emit.returncode, 0, err)
+            self.assertIn("unavailable", err)
+            self.assertEqual(sorted(l.split()[0] for l in out.splitlines() if " accepted seq=" in l), sorted(ids))
+        finally:
+            stack.close()
+
+
+class DemoDatasetTest(unittest.TestCase):
+    def test_every_line_of_the_demo_dataset_is_accepted(self):
+        with open(DEMO, encoding="utf-8") as f:
+            lines = [l for l in f if l.strip()]
+        stack = Stack()
+        try:
+            r = stack.cli(["emit", DEMO])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            acks = r.stdout.splitlines()
+            self.assertEqual(len(acks), len(lines))
+            self.assertTrue(all(" accepted seq=" in a for a in acks), [a for a in acks if "accepted" not in a])
+            summary = stack.cli(["journal", "--summary"]).stdout
+            self.assertIn("Journal : %d événements" % len(lines), summary)
+            self.assertIn("14 Calvados · 27 Eure · 50 Manche · 61 Orne · 76 Seine-Maritime", summary)
+            # Needs and offers in every category of the default taxonomy.
+            needs, offers = summary.split("Besoins ouverts")[1].split("Offres ouvertes")
+            offers = offers.split("Structures par famille")[0]
+            for label in ("Locaux", "Financement", "Compétences", "Emploi partagé", "Achats",
+                          "Logistique", "Matériel", "Formation", "Bénévolat", "Outils numériques",
+                          "Communication", "Accompagnement"):
+                for table in (needs, offers):
+                    row = [l for l in table.splitlines() if l.strip().startswith(label)]
+                    self.assertTrue(row and row[0].split()[-1] != "·", (label, table))
+        finally:
+            stack.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

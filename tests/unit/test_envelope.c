@@ -1,0 +1,195 @@
+/* test_envelope.c -- the event type table, the envelope and ack codecs, and
+ * the sequence appended to an already serialized envelope. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "maillage/envelope.h"
+
+static void the_fourteen_types_in_design_order(void **state) {
+    (void)state;
+    static const char *const design[] = {
+        "member.joined",        "member.updated",
+        "member.left",          "need.reported",
+        "need.updated",         "need.closed",
+        "offer.published",      "offer.updated",
+        "offer.withdrawn",      "cooperation.proposed",
+        "cooperation.answered", "match.found",
+        "match.feedback",       "collective_need.detected",
+    };
+    size_t n = 0;
+    const mg_event_type_t *types = mg_event_types(&n);
+    assert_int_equal(n, 14);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(types[i].type, design[i]);
+        /* The oneof field is the type with '.' -> '_'. */
+        char field[64];
+        snprintf(field, sizeof field, "%s", design[i]);
+        for (char *p = field; *p; p++)
+            if (*p == '.') *p = '_';
+        assert_string_equal(types[i].payload_field, field);
+        /* Payload cases follow the proto's field numbers 20..33. */
+        assert_int_equal(types[i].payload_case, 20 + (int)i);
+        assert_true(strlen(types[i].label_fr) > 0);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(types[i].label_fr, types[j].label_fr);
+        assert_ptr_equal(mg_event_type_by_name(design[i]), &types[i]);
+        assert_ptr_equal(mg_event_type_by_case(types[i].payload_case), &types[i]);
+    }
+    assert_string_equal(mg_event_type_by_name("need.reported")->label_fr, "besoin signalé");
+    assert_string_equal(mg_event_type_by_name("member.joined")->label_fr, "nouvel adhérent");
+    assert_null(mg_event_type_by_name("need"));
+    assert_null(mg_event_type_by_name(""));
+    assert_null(mg_event_type_by_name(NULL));
+    assert_null(mg_event_type_by_case(MAILLAGE__V1__ENVELOPE__PAYLOAD__NOT_SET));
+}
+
+/* The oneof field names in the generated descriptor agree with the table. */
+static void table_agrees_with_the_descriptor(void **state) {
+    (void)state;
+    size_t n = 0;
+    const mg_event_type_t *types = mg_event_types(&n);
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+            &maillage__v1__envelope__descriptor, (unsigned)types[i].payload_case);
+        assert_non_null(f);
+        assert_string_equal(f->name, types[i].payload_field);
+    }
+}
+
+static mg_envelope_t *s_sample(Maillage__V1__NeedClosed *closed) {
+    static mg_envelope_t env;
+    maillage__v1__envelope__init(&env);
+    maillage__v1__need_closed__init(closed);
+    env.event_id = "01JD0000000000000000000000";
+    env.type = "need.closed";
+    env.occurred_at_ms = 1764000000000;
+    env.schema_version = 1;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
+    env.need_closed = closed;
+    closed->need_id = "need-1";
+    closed->structure_id = "asso-1";
+    closed->reason = MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED;
+    closed->comment = "Trouvé grâce au réseau.";
+    return &env;
+}
+
+static void envelope_round_trips(void **state) {
+    (void)state;
+    Maillage__V1__NeedClosed closed;
+    mg_envelope_t *env = s_sample(&closed);
+    uint8_t *buf = NULL;
+    size_t len = mg_envelope_pack(env, &buf);
+    assert_true(len > 0);
+    mg_envelope_t *back = mg_envelope_unpack(buf, len);
+    assert_non_null(back);
+    assert_string_equal(back->event_id, env->event_id);
+    assert_string_equal(back->type, "need.closed");
+    assert_int_equal(back->occurred_at_ms, 1764000000000);
+    assert_int_equal(back->payload_case, MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED);
+    assert_string_equal(back->need_closed->comment, "Trouvé grâce au réseau.");
+    mg_envelope_free(back);
+    free(buf);
+    mg_envelope_free(NULL);
+}
+
+static void garbage_does_not_unpack(void **state) {
+    (void)state;
+    static const uint8_t bad[] = {0x0a, 0x05, 'a', 'b'}; /* length 5, 2 bytes left */
+    assert_null(mg_envelope_unpack(bad, sizeof bad));
+    static const uint8_t bad_wire[] = {0x0f}; /* wire type 7 does not exist */
+    assert_null(mg_envelope_unpack(bad_wire, sizeof bad_wire));
+    /* Field number 0 does not exist; protobuf-c would keep it as an unknown
+     * field when its tag is an overlong varint, at the top or nested. */
+    static const uint8_t field_zero[] = {0x0a, 0x01, 'a', 0x82, 0x00, 0x00};
+    assert_null(mg_envelope_unpack(field_zero, sizeof field_zero));
+    static const uint8_t nested_zero[] = {0x0a, 0x01, 'a', 0xba, 0x01, 0x03, 0x82, 0x00, 0x00};
+    assert_null(mg_envelope_unpack(nested_zero, sizeof nested_zero));
+    /* A field this version does not know (a newer producer) is kept. */
+    static const uint8_t future[] = {0x0a, 0x01, 'a', 0xf8, 0x3e, 0x01}; /* field 1007 = 1 */
+    mg_envelope_t *env = mg_envelope_unpack(future, sizeof future);
+    assert_non_null(env);
+    mg_envelope_free(env);
+    /* An empty buffer is a valid, empty Envelope (validation refuses it). */
+    mg_envelope_t *empty = mg_envelope_unpack((const uint8_t *)"", 0);
+    assert_non_null(empty);
+    assert_int_equal(empty->payload_case, MAILLAGE__V1__ENVELOPE__PAYLOAD__NOT_SET);
+    mg_envelope_free(empty);
+}
+
+static void appended_sequence_wins_without_reencoding(void **state) {
+    (void)state;
+    static const uint64_t seqs[] = {0, 1, 127, 128, 300, 16384, 1ULL << 35, UINT64_MAX};
+    Maillage__V1__NeedClosed closed;
+    mg_envelope_t *env = s_sample(&closed);
+    env->sequence = 42; /* an earlier value the appended one must override */
+    uint8_t *buf = NULL;
+    size_t len = mg_envelope_pack(env, &buf);
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        uint8_t *out = malloc(len + 11);
+        size_t n = mg_envelope_append_sequence(buf, len, seqs[i], out);
+        assert_true(n > len && n <= len + 11);
+        assert_memory_equal(out, buf, len);
+        mg_envelope_t *back = mg_envelope_unpack(out, n);
+        assert_non_null(back);
+        assert_true(back->sequence == seqs[i]);
+        assert_string_equal(back->need_closed->need_id, "need-1");
+        mg_envelope_free(back);
+        free(out);
+    }
+    /* The 10-byte varint of UINT64_MAX: 1 tag byte + 10 = the documented 11. */
+    uint8_t *out = malloc(len + 11);
+    assert_int_equal(mg_envelope_append_sequence(buf, len, UINT64_MAX, out), len + 11);
+    free(out);
+    free(buf);
+}
+
+static void ack_round_trips(void **state) {
+    (void)state;
+    mg_ack_t ack = MAILLAGE__V1__ACK__INIT;
+    ack.event_id = "evt-1";
+    ack.status = MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED;
+    ack.reason = "unknown commune code \"99999\"";
+    ack.field = "need_reported.need.commune";
+    uint8_t *buf = NULL;
+    size_t len = mg_ack_pack(&ack, &buf);
+    mg_ack_t *back = mg_ack_unpack(buf, len);
+    assert_non_null(back);
+    assert_string_equal(back->event_id, "evt-1");
+    assert_int_equal(back->status, MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED);
+    assert_string_equal(back->field, "need_reported.need.commune");
+    mg_ack_free(back);
+    mg_ack_free(NULL);
+    free(buf);
+    static const uint8_t bad[] = {0x0a, 0x7f};
+    assert_null(mg_ack_unpack(bad, sizeof bad));
+}
+
+static void ack_status_names(void **state) {
+    (void)state;
+    assert_string_equal(mg_ack_status_name(MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED), "accepted");
+    assert_string_equal(mg_ack_status_name(MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE), "duplicate");
+    assert_string_equal(mg_ack_status_name(MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED), "rejected");
+    assert_string_equal(mg_ack_status_name(MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE), "unavailable");
+    assert_string_equal(mg_ack_status_name(MAILLAGE__V1__ACK__STATUS__STATUS_UNSPECIFIED), "unspecified");
+    assert_string_equal(mg_ack_status_name((Maillage__V1__Ack__Status)99), "unknown");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_fourteen_types_in_design_order),
+        cmocka_unit_test(table_agrees_with_the_descriptor),
+        cmocka_unit_test(envelope_round_trips),
+        cmocka_unit_test(garbage_does_not_unpack),
+        cmocka_unit_test(appended_sequence_wins_without_reencoding),
+        cmocka_unit_test(ack_round_trips),
+        cmocka_unit_test(ack_status_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
