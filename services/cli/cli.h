@@ -115,6 +115,7 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_up(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_down(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_config(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings);
 
 /* Set by SIGINT/SIGTERM in commands that loop (tail, emit). */
 extern volatile int cli_interrupted;

@@ -1,6 +1,10 @@
-/* dlq.c -- `maillage dlq [list|show ID]`: the dead letters, i.e. what the
- * broker refused, kept with the reason and the raw bytes so an operator can
- * tell a producer exactly what was wrong. */
+/* dlq.c -- `maillage dlq [list|show ID|replay ID]`: the dead letters, i.e.
+ * what the broker refused (kept with the reason and the raw bytes so an
+ * operator can tell a producer exactly what was wrong) and the events a
+ * consumer gave up on after its retries. `replay` re-injects one: a consumer's
+ * dead letter goes back into that consumer's retry set, a refused input is
+ * sent to the broker again (useful once the cause is fixed, e.g. a category
+ * added to the taxonomy). A replayed dead letter is deleted. */
 #include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,8 +13,12 @@
 #include <time.h>
 
 #include "cli.h"
+#include <zmq.h>
+
+#include "maillage/clock.h"
 #include "maillage/journal.h"
 #include "maillage/json.h"
+#include "maillage/subscriber.h"
 
 /* "2026-11-16 09:00:00.123 UTC" */
 static void s_time(int64_t ms, char *out, size_t outlen)
@@ -100,9 +108,94 @@ static void s_show(const mg_deadletter_entry_t *dl, size_t preview)
     }
 }
 
+/* The fields of one dead letter that `show` and `replay` need beyond
+ * mg_deadletter_entry_t: which consumer gave up on which sequence (empty for
+ * input the broker refused). Borrowed from the reply. */
+typedef struct {
+    const char *consumer;
+    const char *seq;
+} s_consumer_fields_t;
+
+/* Send `raw` to the broker's ingest once more and wait for its ack (5 s, three
+ * tries with the same bytes: the event id inside makes retries safe). Returns
+ * 0 if the broker accepted it (or already had it), 1 if it rejected it again
+ * (it then keeps a new dead letter with the current reason), -1 otherwise;
+ * says why when not 0. */
+static int s_resend(const char *ingest, const uint8_t *raw, size_t len)
+{
+    int rc = -1;
+    void *zctx = zmq_ctx_new();
+    void *dealer = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
+    int linger = 0;
+    if (!dealer || zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(dealer, ingest) != 0) {
+        cli_error("dlq", "cannot connect to the broker at %s: %s", ingest, zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    for (int attempt = 0; attempt < 3 && !cli_interrupted; attempt++) {
+        if (zmq_send(dealer, raw, len, 0) < 0) continue;
+        zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 5000) <= 0) continue;
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, dealer, 0) < 0) {
+            zmq_msg_close(&msg);
+            continue;
+        }
+        mg_ack_t *ack = mg_ack_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
+        zmq_msg_close(&msg);
+        if (!ack) {
+            cli_error("dlq", "the broker answered something that is not an Ack");
+            goto done;
+        }
+        if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED ||
+            ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE) {
+            printf("Renvoyé au broker : %s, séquence %" PRIu64 ".\n", mg_ack_status_name(ack->status),
+                   ack->sequence);
+            rc = 0;
+        } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
+            cli_error("dlq", "the broker rejects it again: %s%s%s%s (a new dead letter replaces this one)",
+                      ack->reason, *ack->field ? " (" : "", ack->field, *ack->field ? ")" : "");
+            rc = 1;
+        } else {
+            cli_error("dlq", "the broker cannot journal it now (%s): try again later", ack->reason);
+        }
+        mg_ack_free(ack);
+        goto done;
+    }
+    cli_error("dlq", "no answer from the broker at %s", ingest);
+done:
+    if (dealer) zmq_close(dealer);
+    if (zctx) zmq_ctx_term(zctx);
+    return rc;
+}
+
+/* Put the sequence back into the consumer's retry set, due now, with its
+ * attempts reset: the consumer retries it at its next retry tick. */
+static int s_requeue(redisContext *c, const char *consumer, const char *seq)
+{
+    if (!mg_id_is_valid(consumer) || strspn(seq, "0123456789") != strlen(seq) || !*seq) {
+        cli_error("dlq", "malformed consumer dead letter (consumer '%s', seq '%s')", consumer, seq);
+        return -1;
+    }
+    redisReply *r = redisCommand(c, "ZADD %s%s %lld %s", MG_RETRY_KEY_PREFIX, consumer,
+                                 (long long)mg_clock_now_ms(), seq);
+    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (r) freeReplyObject(r);
+    if (!ok) {
+        cli_error("dlq", "redis: cannot requeue: %s", c->errstr);
+        return -1;
+    }
+    r = redisCommand(c, "HDEL %s%s:attempts %s", MG_RETRY_KEY_PREFIX, consumer, seq);
+    if (r) freeReplyObject(r);
+    printf("Réinjecté chez le consommateur « %s » : séquence %s, nouvelles tentatives.\n", consumer, seq);
+    return 0;
+}
+
 /* Look one entry up by stream id with XRANGE id id (journal.h lists; show
- * needs a single entry, which may be old). */
-static int s_show_id(redisContext *c, const char *id, size_t preview)
+ * needs a single entry, which may be old), then show it, or replay it when
+ * `ingest` is not NULL. */
+static int s_show_id(redisContext *c, const char *id, size_t preview, const char *ingest)
 {
     redisReply *r = redisCommand(c, "XRANGE %s %s %s", MG_DEADLETTER_KEY, id, id);
     int rc = -1;
@@ -124,6 +217,7 @@ static int s_show_id(redisContext *c, const char *id, size_t preview)
         goto done;
     }
     mg_deadletter_entry_t dl = {.id = entry->element[0]->str, .reason = "", .field = "", .source = ""};
+    s_consumer_fields_t from = {"", ""};
     redisReply *fields = entry->element[1];
     int have_len = 0;
     for (size_t i = 0; i + 1 < fields->elements; i += 2) {
@@ -133,6 +227,8 @@ static int s_show_id(redisContext *c, const char *id, size_t preview)
         if (strcmp(k, "reason") == 0) dl.reason = v->str;
         else if (strcmp(k, "field") == 0) dl.field = v->str;
         else if (strcmp(k, "source") == 0) dl.source = v->str;
+        else if (strcmp(k, "consumer") == 0) from.consumer = v->str;
+        else if (strcmp(k, "seq") == 0) from.seq = v->str;
         else if (strcmp(k, "received_at_ms") == 0) dl.received_at_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k, "raw") == 0) {
             dl.raw = (const uint8_t *)v->str;
@@ -143,8 +239,25 @@ static int s_show_id(redisContext *c, const char *id, size_t preview)
         }
     }
     if (!have_len) dl.original_len = dl.raw_len;
-    s_show(&dl, preview);
-    rc = 0;
+    if (!ingest) {
+        if (*from.consumer) printf("consumer:    %s (sequence %s)\n", from.consumer, from.seq);
+        s_show(&dl, preview);
+        rc = 0;
+        goto done;
+    }
+    if (*from.consumer) {
+        rc = s_requeue(c, from.consumer, from.seq);
+    } else if (dl.raw_len < dl.original_len) {
+        cli_error("dlq", "only %zu of its %zu bytes were kept: it cannot be sent again", dl.raw_len,
+                  dl.original_len);
+    } else {
+        rc = s_resend(ingest, dl.raw, dl.raw_len);
+    }
+    if (rc >= 0) { /* re-injected, or superseded by the broker's new dead letter */
+        redisReply *del = redisCommand(c, "XDEL %s %s", MG_DEADLETTER_KEY, id);
+        if (del) freeReplyObject(del);
+        if (rc > 0) rc = -1;
+    }
 done:
     freeReplyObject(r);
     return rc;
@@ -155,11 +268,15 @@ static void s_usage(FILE *out)
     fprintf(out,
             "Usage: maillage dlq [OPTIONS] [list]\n"
             "       maillage dlq [OPTIONS] show ID\n"
+            "       maillage dlq [OPTIONS] replay ID\n"
             "\n"
             "The dead letters: input the broker rejected, with the reason, the offending\n"
-            "field, the source, the time and the raw bytes.\n"
+            "field, the source, the time and the raw bytes; and events a consumer gave up\n"
+            "on after its retries, with the consumer's name and the sequence.\n"
             "  list        one line per dead letter, oldest first (default)\n"
             "  show ID     everything about one, with an escaped and a hex preview\n"
+            "  replay ID   re-inject one: back into its consumer's retry set, or sent to the\n"
+            "              broker again for rejected input; deleted once re-injected\n"
             "\n"
             "Options:\n"
             "  -n, --count N        list only the last N (default: all)\n"
@@ -202,9 +319,9 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
     const char *id = NULL;
     if (strcmp(action, "list") == 0) {
         if (argc - optind > 1) goto usage;
-    } else if (strcmp(action, "show") == 0) {
+    } else if (strcmp(action, "show") == 0 || strcmp(action, "replay") == 0) {
         if (argc - optind != 2) {
-            cli_error("dlq", "show needs one ID (see 'maillage dlq list')");
+            cli_error("dlq", "%s needs one ID (see 'maillage dlq list')", action);
             return CLI_EXIT_USAGE;
         }
         id = argv[optind + 1];
@@ -215,7 +332,8 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
     redisContext *redis = cli_redis_connect(&ctx, "dlq");
     if (!redis) goto done;
     if (id) {
-        rc = s_show_id(redis, id, preview) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        const char *ingest = strcmp(action, "replay") == 0 ? ctx.ingest : NULL;
+        rc = s_show_id(redis, id, preview, ingest) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     } else {
         long long n = mg_journal_deadletters(redis, count, s_on_list, NULL, err, sizeof err);
         if (n < 0) {
@@ -231,6 +349,6 @@ done:
     cli_context_destroy(&ctx);
     return rc;
 usage:
-    cli_error("dlq", "unknown action '%s' (list or show ID)", action);
+    cli_error("dlq", "unknown action '%s' (list, show ID or replay ID)", action);
     return CLI_EXIT_USAGE;
 }

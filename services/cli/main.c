@@ -51,7 +51,10 @@ static const char s_usage[] =
     "  emit [FILE]          send events (proto3 JSON envelopes, one per line) and print each ack\n"
     "  tail [TOPIC...]      print live events of the chosen types (JSON lines or French text)\n"
     "  journal              read the journal back (JSON lines, French text, or a summary)\n"
-    "  dlq [list|show ID]   inspect the dead letters (rejected input)\n"
+    "  dlq [list|show ID|replay ID]\n"
+    "                       inspect and re-inject dead letters (rejected input, poison events)\n"
+    "  consumers [list|forget NAME]\n"
+    "                       registered consumers: checkpoint, lag, parked events\n"
     "  up --dir DIR         start the embedded stack (redis-server and every daemon) in DIR\n"
     "  down --dir DIR       stop the stack started by `up`\n"
     "  config defaults      print the documented default configuration\n"
@@ -77,7 +80,7 @@ typedef struct {
 static const s_command_t s_commands[] = {
     {"emit", cli_cmd_emit},     {"tail", cli_cmd_tail}, {"journal", cli_cmd_journal},
     {"dlq", cli_cmd_dlq},       {"up", cli_cmd_up},     {"down", cli_cmd_down},
-    {"config", cli_cmd_config},
+    {"config", cli_cmd_config}, {"consumers", cli_cmd_consumers},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,135 @@
+"""Operator commands against a real redis-server and the real broker:
+`maillage dlq replay` re-injects a dead letter (refused input back to the
+broker once its cause is fixed; a consumer's poison event back into that
+consumer's retry set), `maillage consumers` shows each registered consumer's
+checkpoint, lag and parked events, and `consumers forget` unregisters one.
+"""
+
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import BIN, Redis, Workspace, need_reported, start_broker
+
+CLI = BIN + "/maillage"
+
+
+class OperationsTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = Workspace()
+        self.redis = self.ws.own(Redis(self.ws.dir))
+        self.redis.start()
+
+    def tearDown(self):
+        self.ws.close()
+
+    def cli(self, *args, ingest=None):
+        cmd = [CLI, "--redis", self.redis.url]
+        if ingest:
+            cmd += ["--ingest", ingest]
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
+
+    def deadletter_ids(self):
+        return [entry[0].decode() for entry in self.redis.call("XRANGE", "mg:deadletter", "-", "+")]
+
+    def test_replay_sends_refused_input_again_once_its_cause_is_fixed(self):
+        # A broker whose taxonomy lacks "financement" refuses the need...
+        broker, sections = start_broker(self.ws, self.redis)
+        broker.stop()
+        narrow = dict(sections, categories={"locaux": "Locaux"})
+        conf = harness.write_config(self.ws.path("narrow.conf"), narrow)
+        broker = self.ws.own(harness.Daemon(self.ws.dir, "maillage-broker", conf))
+        broker.start(ready="broker: ready")
+        ingest = sections["broker"]["ingest"]
+        client = self.ws.own(harness.IngestClient(ingest))
+        env = need_reported(category="financement")
+        ack = client.emit(env)
+        self.assertEqual(ack.status, ack.STATUS_REJECTED)
+        [dl_id] = self.deadletter_ids()
+
+        # ... so replaying it now is refused again: a new dead letter replaces it.
+        out = self.cli("dlq", "replay", dl_id, ingest=ingest)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("rejects it again", out.stderr)
+        self.assertIn("need_reported.need.category", out.stderr)
+        [new_id] = self.deadletter_ids()
+        self.assertNotEqual(new_id, dl_id)
+        dl_id = new_id
+
+        # With the default taxonomy back, the replay is journaled and the dead letter goes.
+        broker.stop()
+        conf = harness.write_config(self.ws.path("wide.conf"), sections)
+        broker = self.ws.own(harness.Daemon(self.ws.dir, "maillage-broker", conf))
+        broker.start(ready="broker: ready")
+        out = self.cli("dlq", "replay", dl_id, ingest=ingest)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Renvoyé au broker", out.stdout)
+        self.assertEqual(self.deadletter_ids(), [])
+        journal = self.redis.call("XRANGE", "mg:journal", "-", "+")
+        self.assertEqual(len(journal), 1)
+        # Replaying is idempotent from the broker's side: the same bytes again are a duplicate.
+        ack = client.emit(env)
+        self.assertEqual(ack.status, ack.STATUS_DUPLICATE)
+
+    def test_replay_refuses_a_truncated_dead_letter(self):
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "message too large", "field", "",
+                        "source", "net", "received_at_ms", "1", "raw", b"\x0a\x02ab", "raw_len", "999999")
+        [dl_id] = self.deadletter_ids()
+        out = self.cli("dlq", "replay", dl_id, ingest="tcp://127.0.0.1:1")
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("cannot be sent again", out.stderr)
+        self.assertEqual(self.deadletter_ids(), [dl_id])
+
+    def test_replay_puts_a_consumer_poison_event_back_in_its_retry_set(self):
+        self.redis.call("HSET", "mg:retry:matcher:attempts", "42", "5")
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "handler failed", "consumer", "matcher",
+                        "seq", "42", "event_id", "ev-42", "type", "need.reported",
+                        "source", "consumer:matcher", "received_at_ms", "1", "raw", b"", "raw_len", "0")
+        [dl_id] = self.deadletter_ids()
+        shown = self.cli("dlq", "show", dl_id)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn("matcher (sequence 42)", shown.stdout)
+
+        before = int(time.time() * 1000)
+        out = self.cli("dlq", "replay", dl_id)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("« matcher »", out.stdout)
+        due = float(self.redis.call("ZSCORE", "mg:retry:matcher", "42"))
+        self.assertGreaterEqual(due, before)
+        self.assertIsNone(self.redis.call("HGET", "mg:retry:matcher:attempts", "42"))
+        self.assertEqual(self.deadletter_ids(), [])
+
+    def test_consumers_shows_checkpoint_lag_and_parked_events_then_forgets(self):
+        broker, sections = start_broker(self.ws, self.redis)
+        client = self.ws.own(harness.IngestClient(sections["broker"]["ingest"]))
+        for _ in range(5):
+            self.assertEqual(client.emit(need_reported()).sequence > 0, True)
+        now = str(int(time.time() * 1000))
+        self.redis.call("SADD", "mg:consumers", "matcher", "notifier")
+        self.redis.call("HSET", "mg:consumer:matcher", "seq", "3", "updated_at_ms", now,
+                        "topics", "need.,offer.")
+        self.redis.call("HSET", "mg:consumer:notifier", "seq", "5", "updated_at_ms", now)
+        self.redis.call("ZADD", "mg:retry:matcher", now, "2")
+
+        out = self.cli("consumers")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertIn("dernière séquence 5", lines[0])
+        matcher = next(line.split() for line in lines if line.startswith("matcher"))
+        notifier = next(line.split() for line in lines if line.startswith("notifier"))
+        self.assertEqual(matcher[1:4], ["3", "2", "1"])   # position, lag, parked
+        self.assertEqual(notifier[1:4], ["5", "0", "0"])
+        self.assertEqual(matcher[-1], "need.,offer.")
+
+        out = self.cli("consumers", "forget", "matcher")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.redis.call("SMEMBERS", "mg:consumers"), [b"notifier"])
+        self.assertEqual(self.redis.call("EXISTS", "mg:consumer:matcher", "mg:retry:matcher"), 0)
+        out = self.cli("consumers", "forget", "matcher")
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("no registered consumer", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
