@@ -32,6 +32,7 @@
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
 #include "maillage/redis.h"
+#include "maillage/subscriber.h"
 #include "maillage/taxonomy.h"
 #include "maillage/zsock.h"
 
@@ -56,7 +57,8 @@
 /* The broker's metrics (handles owned by the metrics registry). */
 typedef struct {
     mg_metric_t *accepted, *duplicate, *rejected, *unavailable, *published, *batches, *redis_reconnects,
-        *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight;
+        *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight, *trimmed,
+        *trimmed_forced;
 } s_metrics_t;
 
 /* One valid envelope waiting for the journal. */
@@ -97,6 +99,17 @@ struct mg_broker {
     s_metrics_t metrics;
     struct event *metrics_timer;
     unsigned long long deadletters_dropped; /* for the log's powers of two */
+    /* The last journaled sequence, announced by the heartbeat: read from
+     * mg:journal:seq whenever Redis comes up, then advanced by each append
+     * reply. Until the first read it is unknown and no heartbeat is sent. */
+    uint64_t last_seq;
+    int last_seq_known;
+    struct event *heartbeat_timer;
+    /* Journal retention: policy from [broker], one script call per tick. */
+    struct event *retention_timer;
+    mg_journal_retention_t retention;
+    int trim_inflight;
+    uint64_t retention_blocked_at; /* the slowest seq last logged as holding the trim */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -306,6 +319,8 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
                 s_send_ack(broker, item->identity, item->identity_len, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE, results[i].sequence, "", "");
             } else {
+                if (results[i].sequence > broker->last_seq) broker->last_seq = results[i].sequence;
+                broker->last_seq_known = 1;
                 mg_metrics_inc(broker->metrics.accepted);
                 s_send_ack(broker, item->identity, item->identity_len, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED, results[i].sequence, "", "");
@@ -422,6 +437,97 @@ static void s_on_batch(mg_zsock_t *zsock, void *arg) {
     s_check_flow(broker);
 }
 
+/* ---- heartbeat ----------------------------------------------------------------- */
+
+/* [_heartbeat][last journaled sequence, 8 bytes big-endian] on the fan-out.
+ * It goes out on the same PUB socket as the events, after every publication
+ * of a sequence it announces, so a subscriber that sees a heartbeat beyond
+ * what it received knows events are missing (journaled by a batch whose
+ * publication was lost, or by a broker killed between the journal reply and
+ * the publication) and reads them from the journal. */
+static void s_on_heartbeat_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)fd;
+    (void)what;
+    if (!broker->last_seq_known) return;
+    uint8_t seq_be[8];
+    for (int i = 0; i < 8; i++)
+        seq_be[i] = (uint8_t)(broker->last_seq >> (56 - 8 * i));
+    const void *frames[2] = {MG_HEARTBEAT_TOPIC, seq_be};
+    size_t lens[2] = {sizeof(MG_HEARTBEAT_TOPIC) - 1, sizeof(seq_be)};
+    if (mg_zsock_send(broker->fanout, frames, lens, 2) != 0)
+        mg_debug("broker: heartbeat not published: %s", zmq_strerror(errno));
+}
+
+/* The reply to GET mg:journal:seq sent when Redis came up. Replies come in
+ * order, so any append sent before the GET has already advanced last_seq,
+ * and the counter includes it: assigning is right (and follows a Redis that
+ * was restored to an older state). */
+static void s_on_last_seq(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_broker_t *broker = privdata;
+    (void)redis;
+    if (!reply) return;
+    if (reply->type == REDIS_REPLY_NIL) {
+        broker->last_seq = 0;
+        broker->last_seq_known = 1;
+    } else if (reply->type == REDIS_REPLY_STRING) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(reply->str, &end, 10);
+        if (errno == 0 && *end == '\0') {
+            broker->last_seq = v;
+            broker->last_seq_known = 1;
+        }
+    } else {
+        mg_warn("broker: GET %s: %s", MG_JOURNAL_SEQ_KEY,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+}
+
+/* ---- journal retention --------------------------------------------------------- */
+
+static void s_on_trimmed(mg_journal_t *journal, const mg_journal_trim_result_t *r, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)journal;
+    broker->trim_inflight = 0;
+    if (!r) return; /* logged by the journal; the next tick tries again */
+    mg_metrics_add(broker->metrics.trimmed, r->trimmed);
+    int forced = broker->retention.force && r->has_consumers && r->applied_min > r->slowest_seq + 1;
+    if (forced) {
+        /* Operators asked for it, but a consumer loses events: say so every time. */
+        mg_metrics_add(broker->metrics.trimmed_forced, r->trimmed);
+        mg_error("broker: retention_force: journal trimmed below sequence %" PRIu64 " (%" PRIu64
+                 " entries) although consumer \"%s\" has only completed %" PRIu64
+                 ": it will never see the events in between",
+                 r->applied_min, r->trimmed, r->slowest, r->slowest_seq);
+    } else if (r->trimmed) {
+        mg_info("broker: retention: %" PRIu64 " journal entries trimmed, first kept %" PRIu64, r->trimmed,
+                r->applied_min);
+    }
+    if (!broker->retention.force && r->has_consumers && r->wanted_min > r->slowest_seq + 1) {
+        /* Held back by a slow or dead consumer: once per position, not per tick. */
+        if (broker->retention_blocked_at != r->slowest_seq + 1) {
+            broker->retention_blocked_at = r->slowest_seq + 1;
+            mg_warn("broker: retention: consumer \"%s\" (at sequence %" PRIu64 " of %" PRIu64
+                    ") holds back the trimming of the journal below %" PRIu64
+                    " (remove it from " MG_CONSUMERS_KEY " if it is gone, or set retention_force)",
+                    r->slowest, r->slowest_seq, r->last_seq, r->wanted_min);
+        }
+    } else {
+        broker->retention_blocked_at = 0;
+    }
+}
+
+static void s_on_retention_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)fd;
+    (void)what;
+    if (broker->trim_inflight || (!broker->retention.max_age_ms && !broker->retention.max_events)) return;
+    broker->retention.now_ms = mg_clock_now_ms();
+    if (mg_journal_trim(broker->journal, &broker->retention, s_on_trimmed, broker) == 0)
+        broker->trim_inflight = 1;
+}
+
 /* ---- Redis state ------------------------------------------------------------ */
 
 static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
@@ -430,6 +536,7 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     mg_metrics_set(broker->metrics.journal_up, up ? 1 : 0);
     if (up) {
         mg_journal_redis_up(broker->journal);
+        mg_redis_command(broker->redis, s_on_last_seq, broker, "GET %s", MG_JOURNAL_SEQ_KEY);
         if (broker->journal_seen_up) {
             mg_metrics_inc(broker->metrics.redis_reconnects);
             mg_info("broker: journal available again, accepting events");
@@ -470,6 +577,11 @@ static void s_metrics_register(s_metrics_t *m) {
         mg_metrics_gauge("maillage_broker_journal_up", "1 when the journal (Redis) is available.");
     m->inflight =
         mg_metrics_gauge("maillage_broker_inflight_batches", "Batches sent to Redis, not yet confirmed.");
+    m->trimmed = mg_metrics_counter("maillage_broker_journal_trimmed_total",
+                                    "Journal entries deleted by the retention.");
+    m->trimmed_forced =
+        mg_metrics_counter("maillage_broker_journal_trimmed_forced_total",
+                           "Journal entries deleted by retention_force before a consumer had read them.");
 }
 
 /* Publish the figures to Redis (mg:metrics:broker), where the gateway reads
@@ -589,12 +701,28 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     broker->fanout = mg_zsock_new(base, broker->fanout_socket, 1, NULL, NULL, NULL);
     broker->shutdown_timer = evtimer_new(base, s_on_shutdown_timer, broker);
     broker->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, broker);
-    if (!broker->ingest || !broker->fanout || !broker->shutdown_timer || !broker->metrics_timer) {
+    broker->heartbeat_timer = event_new(base, -1, EV_PERSIST, s_on_heartbeat_timer, broker);
+    broker->retention_timer = event_new(base, -1, EV_PERSIST, s_on_retention_timer, broker);
+    if (!broker->ingest || !broker->fanout || !broker->shutdown_timer || !broker->metrics_timer ||
+        !broker->heartbeat_timer || !broker->retention_timer) {
         s_fail(err, errlen, "cannot watch the sockets: %s", strerror(errno));
         goto err;
     }
     struct timeval tv = {S_METRICS_INTERVAL_S, 0};
     event_add(broker->metrics_timer, &tv);
+    long long heartbeat_ms = mg_config_int(cfg, "broker", "heartbeat_ms");
+    if (heartbeat_ms > 0) {
+        struct timeval hb = {(time_t)(heartbeat_ms / 1000), (suseconds_t)(heartbeat_ms % 1000) * 1000};
+        event_add(broker->heartbeat_timer, &hb);
+    }
+    broker->retention.max_age_ms = (uint64_t)mg_config_int(cfg, "broker", "retention_max_age_s") * 1000;
+    broker->retention.max_events = (uint64_t)mg_config_int(cfg, "broker", "retention_max_events");
+    broker->retention.force = mg_config_bool(cfg, "broker", "retention_force");
+    if (broker->retention.force)
+        mg_warn("broker: retention_force is on: the journal will be trimmed even below what registered "
+                "consumers have read");
+    struct timeval rt = {(time_t)mg_config_int(cfg, "broker", "retention_interval_s"), 0};
+    event_add(broker->retention_timer, &rt);
     mg_info("broker: ingest %s, fanout %s, source \"%s\"; connecting to Redis",
             mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"), broker->network);
     return broker;
@@ -627,6 +755,8 @@ void mg_broker_destroy(mg_broker_t **broker_p) {
                 mg_metrics_value(broker->metrics.published), mg_metrics_value(broker->metrics.batches),
                 mg_metrics_value(broker->metrics.redis_reconnects));
     if (broker->metrics_timer) event_free(broker->metrics_timer);
+    if (broker->heartbeat_timer) event_free(broker->heartbeat_timer);
+    if (broker->retention_timer) event_free(broker->retention_timer);
     /* Redis first: batches still in flight are answered UNAVAILABLE through
      * the ingest socket, which must still exist. */
     mg_redis_destroy(&broker->redis);

@@ -9,6 +9,13 @@
  * [broker] fanout as [type][sequence, 8 bytes big-endian][envelope with its
  * sequence]. Rejected input goes to the dead-letter stream.
  *
+ * Every [broker] heartbeat_ms it also publishes [_heartbeat][last journaled
+ * sequence, 8 bytes big-endian] (MG_HEARTBEAT_TOPIC, subscriber.h), after the
+ * publications of the sequences it announces, so subscribers can detect
+ * events journaled but never published. Every [broker] retention_interval_s
+ * it trims the journal by age and size, never past the slowest registered
+ * consumer unless [broker] retention_force is set.
+ *
  * Everything runs in the thread of the event base given to mg_broker_new(). */
 #ifndef MAILLAGE_BROKER_H
 #define MAILLAGE_BROKER_H

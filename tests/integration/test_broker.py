@@ -9,7 +9,50 @@ import struct
 import time
 import unittest
 
+import zmq
+
 import harness as h
+
+
+class Subscriber(h.Subscriber):
+    """harness.Subscriber that skips the broker's heartbeats (two frames on
+    the topic "_heartbeat", which an empty subscription also receives)."""
+
+    def recv(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.sock.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                raise TimeoutError("nothing published within %.1f s" % timeout)
+            frames = self.sock.recv_multipart()
+            if frames[0] == b"_heartbeat":
+                continue
+            assert len(frames) == 3, "a publication is 3 frames, got %d" % len(frames)
+            topic, seq_be, data = frames
+            assert len(seq_be) == 8, "sequence frame of %d bytes" % len(seq_be)
+            env = h.Envelope()
+            env.ParseFromString(data)
+            return topic.decode(), struct.unpack(">Q", seq_be)[0], env
+
+
+def raw_subscriber(endpoint, topic=b""):
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint)
+    return sock
+
+
+def next_heartbeat(sock, timeout=5.0):
+    """The sequence of the next heartbeat on `sock` (other messages skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(int(left * 1000)):
+            raise TimeoutError("no heartbeat within %.1f s" % timeout)
+        frames = sock.recv_multipart()
+        if frames[0] == b"_heartbeat":
+            assert len(frames) == 2 and len(frames[1]) == 8, frames
+            return struct.unpack(">Q", frames[1])[0]
 
 
 def journal(redis):
@@ -95,8 +138,8 @@ class BrokerTest(unittest.TestCase):
 
     def test_subscribers_receive_what_was_acked_in_order_with_topic_and_sequence(self):
         client = self.start()
-        sub = self.ws.own(h.Subscriber(self.fanout))
-        offers = self.ws.own(h.Subscriber(self.fanout, topics=("offer.",)))
+        sub = self.ws.own(Subscriber(self.fanout))
+        offers = self.ws.own(Subscriber(self.fanout, topics=("offer.",)))
         start = h.wait_subscribed(sub, client)
         h.wait_subscribed(offers, client, make=h.offer_published)
         while True:  # what the offers warm-up published to `sub`
@@ -130,6 +173,68 @@ class BrokerTest(unittest.TestCase):
             self.assertEqual(topic, "offer.published")
             seen.add(env.event_id)
         self.assertTrue(offer_ids <= seen, offer_ids - seen)
+
+    # ---- the heartbeat ------------------------------------------------------
+
+    def test_heartbeat_announces_the_last_journaled_sequence_about_every_period(self):
+        client = self.start(heartbeat_ms=100)
+        hb = raw_subscriber(self.fanout, b"_heartbeat")
+        try:
+            self.assertEqual(next_heartbeat(hb), 0)  # empty journal
+            client.emit_many([h.need_reported() for _ in range(3)])
+            h.wait_until(lambda: next_heartbeat(hb) == 3, what="heartbeat 3")
+            # Duplicates and rejections do not move it.
+            client.emit(b"junk")
+            t0 = time.monotonic()
+            beats = [next_heartbeat(hb) for _ in range(5)]
+            self.assertEqual(beats, [3] * 5)
+            elapsed = time.monotonic() - t0
+            self.assertTrue(0.3 < elapsed < 1.5, elapsed)
+        finally:
+            hb.close(0)
+
+    def test_heartbeat_at_start_reads_the_counter_left_by_an_earlier_broker(self):
+        # An earlier broker journaled up to 41 and was killed before it
+        # published: the new one announces 41 without journaling anything.
+        self.redis.call("SET", "mg:journal:seq", "41")
+        self.redis.call("XADD", "mg:journal", "41-0", "t", "need.reported",
+                        "e", h.need_reported().SerializeToString())
+        client = self.start(heartbeat_ms=100)
+        hb = raw_subscriber(self.fanout, b"_heartbeat")
+        try:
+            self.assertEqual(next_heartbeat(hb), 41)
+            self.assertEqual(client.emit(h.need_reported()).sequence, 42)
+            h.wait_until(lambda: next_heartbeat(hb) == 42, what="heartbeat 42")
+        finally:
+            hb.close(0)
+
+    def test_heartbeat_follows_the_publication_of_every_sequence_it_announces(self):
+        # The property subscribers rely on: a heartbeat saying N comes after
+        # the publication of every event up to N, so only a lost publication
+        # can leave a subscriber behind a heartbeat.
+        client = self.start(heartbeat_ms=20)
+        sock = raw_subscriber(self.fanout)
+        try:
+            h.wait_until(lambda: next_heartbeat(sock) == 0, what="first heartbeat")
+            acks = client.emit_many([h.need_reported() for _ in range(300)])
+            last = max(a.sequence for a in acks.values())
+            seen = set()
+            checked = 0
+            deadline = time.monotonic() + 10
+            while True:
+                self.assertLess(time.monotonic(), deadline)
+                frames = sock.recv_multipart()
+                if frames[0] == b"_heartbeat":
+                    n = struct.unpack(">Q", frames[1])[0]
+                    self.assertEqual(set(range(1, n + 1)) - seen, set(), "heartbeat %d" % n)
+                    checked += 1
+                    if n == last:
+                        break
+                else:
+                    seen.add(struct.unpack(">Q", frames[1])[0])
+            self.assertGreater(checked, 0)
+        finally:
+            sock.close(0)
 
     # ---- bad input --------------------------------------------------------
 

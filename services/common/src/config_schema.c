@@ -43,6 +43,20 @@ const mg_config_key_t mg_config_schema[] = {
         "Approximate number of dead letters kept (older ones are trimmed)."),
     STR("broker", "network", "local",
         "Source stamped on envelopes from unauthenticated (loopback) producers."),
+    INT("broker", "heartbeat_ms", "1000", 0, 3600000,
+        "How often the broker publishes the last journaled sequence on the fan-out\n"
+        "(topic _heartbeat), so subscribers notice events journaled but never\n"
+        "published; 0 turns it off."),
+    INT("broker", "retention_max_age_s", "2592000", 0, 3153600000,
+        "Journal entries older than this are trimmed (30 days); 0 = no age limit.\n"
+        "Never past the slowest registered consumer unless retention_force is set."),
+    INT("broker", "retention_max_events", "10000000", 0, 10000000000,
+        "At most this many journal entries are kept; 0 = no size limit."),
+    INT("broker", "retention_interval_s", "60", 1, 86400,
+        "How often the broker applies the journal retention."),
+    BOOL("broker", "retention_force", "false",
+         "Trim by age and size even past consumers that have not read the events yet\n"
+         "(they lose them; logged as an error at each trim)."),
 
     STR("data", "communes_file", MAILLAGE_DATADIR "/communes-normandie.csv",
         "Commune table (INSEE code, name, department, EPCI, coordinates). Commune codes\n"

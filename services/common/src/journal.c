@@ -18,6 +18,7 @@
 #include "maillage/envelope.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
+#include "maillage/subscriber.h"
 
 /* If the counter is new while the stream is not (someone deleted the counter,
  * or restored the stream alone), continue after the stream's last entry
@@ -201,6 +202,113 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     }
     return 0;
 }
+
+/* ---- retention ---------------------------------------------------------------- */
+
+/* Sequences are formatted with %d (Lua's default would switch to exponents).
+ * Marks: ZADD NX keeps, for each sequence, the first time the journal was
+ * seen at it, so an idle journal still ages; only the newest mark older than
+ * the cutoff is needed, the ones before it are deleted. */
+const char mg_journal_retention_script[] =
+    "local now = tonumber(ARGV[1])\n"
+    "local max_age = tonumber(ARGV[2])\n"
+    "local max_events = tonumber(ARGV[3])\n"
+    "local force = ARGV[4] == '1'\n"
+    "local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0\n"
+    "local want = 0\n"
+    "if max_age > 0 then\n"
+    "  redis.call('ZADD', KEYS[3], 'NX', ARGV[1], string.format('%d', last))\n"
+    "  local m = redis.call('ZREVRANGEBYSCORE', KEYS[3], string.format('%d', now - max_age), '-inf',\n"
+    "                       'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "  if #m > 0 then\n"
+    "    want = tonumber(m[1]) + 1\n"
+    "    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. m[2])\n"
+    "  end\n"
+    "else\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "end\n"
+    "if max_events > 0 and last > max_events and last - max_events + 1 > want then\n"
+    "  want = last - max_events + 1\n"
+    "end\n"
+    "local floor = -1\n"
+    "local slowest = ''\n"
+    "for _, name in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
+    "  local s = tonumber(redis.call('HGET', ARGV[5] .. name, 'seq') or '0') or 0\n"
+    "  if floor < 0 or s < floor then floor = s; slowest = name end\n"
+    "end\n"
+    "local apply = want\n"
+    "if not force and floor >= 0 and floor + 1 < apply then apply = floor + 1 end\n"
+    "local trimmed = 0\n"
+    "if apply > 1 then\n"
+    "  trimmed = redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-0', apply))\n"
+    "else\n"
+    "  apply = 0\n"
+    "end\n"
+    "return {trimmed, want, apply, floor, slowest, last}\n";
+
+typedef struct {
+    mg_journal_t *journal;
+    mg_journal_trim_fn cb;
+    void *arg;
+} s_trim_t;
+
+static void s_on_trim(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_trim_t *call = privdata;
+    (void)redis;
+    mg_journal_trim_result_t result;
+    const mg_journal_trim_result_t *out = NULL;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 6) {
+        redisReply **e = reply->element;
+        int ok = 1;
+        for (size_t i = 0; i < 6; i++)
+            if (e[i]->type != (i == 4 ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER)) ok = 0;
+        if (ok) {
+            memset(&result, 0, sizeof(result));
+            result.trimmed = (uint64_t)e[0]->integer;
+            result.wanted_min = (uint64_t)e[1]->integer;
+            result.applied_min = (uint64_t)e[2]->integer;
+            result.has_consumers = e[3]->integer >= 0;
+            result.slowest_seq = e[3]->integer >= 0 ? (uint64_t)e[3]->integer : 0;
+            snprintf(result.slowest, sizeof(result.slowest), "%s", e[4]->str);
+            result.last_seq = (uint64_t)e[5]->integer;
+            out = &result;
+        } else {
+            mg_error("journal: retention script returned an unexpected reply");
+        }
+    } else if (reply) {
+        mg_error("journal: retention script failed: %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+    if (call->cb) call->cb(call->journal, out, call->arg);
+    free(call);
+}
+
+int mg_journal_trim(mg_journal_t *journal, const mg_journal_retention_t *policy, mg_journal_trim_fn cb,
+                    void *arg) {
+    if (!mg_redis_is_up(journal->redis)) return -1;
+    char now[24], age[24], events[24];
+    snprintf(now, sizeof(now), "%" PRId64, policy->now_ms);
+    snprintf(age, sizeof(age), "%" PRIu64, policy->max_age_ms);
+    snprintf(events, sizeof(events), "%" PRIu64, policy->max_events);
+    /* Once a minute: EVAL (Redis caches the script by its sha anyway). */
+    const char *argv[] = {"EVAL",           mg_journal_retention_script, "4",
+                          MG_JOURNAL_KEY,   MG_JOURNAL_SEQ_KEY,          MG_JOURNAL_MARKS_KEY,
+                          MG_CONSUMERS_KEY, now,                         age,
+                          events,           policy->force ? "1" : "0",   MG_CONSUMER_KEY_PREFIX};
+    enum { S_ARGC = sizeof(argv) / sizeof(argv[0]) };
+    size_t argvlen[S_ARGC];
+    for (size_t i = 0; i < S_ARGC; i++)
+        argvlen[i] = strlen(argv[i]);
+    s_trim_t *call = mg_malloc(sizeof(*call));
+    *call = (s_trim_t){journal, cb, arg};
+    if (mg_redis_command_argv(journal->redis, s_on_trim, call, S_ARGC, argv, argvlen) != 0) {
+        free(call);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- dead letters ---------------------------------------------------------------- */
 
 typedef struct {
     mg_journal_t *journal;

@@ -10,6 +10,10 @@
  *                         by the broker, WITHOUT its sequence: readers append
  *                         it from the entry id, see mg_envelope_append_sequence)
  *   mg:journal:seq        string (integer); the last sequence given
+ *   mg:journal:marks      sorted set; member = a sequence, score = the Unix ms
+ *                         time at which the journal had reached it (written
+ *                         by the retention script, so that trimming by age
+ *                         needs no decoding of the envelopes)
  *   mg:dedupe:<event_id>  string; the sequence of that event id, expiring after
  *                         the dedupe window
  *   mg:deadletter         stream (automatic ids, trimmed to about
@@ -43,10 +47,14 @@
 #define MG_JOURNAL_SEQ_KEY   "mg:journal:seq"
 #define MG_DEDUPE_KEY_PREFIX "mg:dedupe:"
 #define MG_DEADLETTER_KEY    "mg:deadletter"
+#define MG_JOURNAL_MARKS_KEY "mg:journal:marks"
 
 /* Hash of one daemon's metrics ("mg:metrics:broker"), written periodically
  * by that daemon with mg_metrics_hset_argv(). */
 #define MG_METRICS_KEY_PREFIX "mg:metrics:"
+
+/* Longest consumer name (same rule as ids: [A-Za-z0-9._:-]{1,64}). */
+#define MG_ID_MAX_NAME 64
 
 /* Field names of the entries of mg:journal. */
 #define MG_JOURNAL_FIELD_TYPE     "t"
@@ -103,6 +111,44 @@ void mg_journal_redis_up(mg_journal_t *journal);
  * (the callback will run exactly once), -1 if Redis is not up (it will not). */
 int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
                       mg_journal_append_fn cb, void *arg);
+
+/* ---- Retention (the broker, from a timer) ------------------------------- */
+
+/* The Lua source of the retention script (KEYS: journal, counter, marks,
+ * consumers set; ARGV: now_ms, max_age_ms, max_events, force (0/1), consumer
+ * hash prefix). It reads the consumers' hashes mg:consumer:<name> (keys not
+ * declared in KEYS: fine outside Redis Cluster). Static. */
+extern const char mg_journal_retention_script[];
+
+typedef struct {
+    int64_t now_ms;
+    uint64_t max_age_ms;  /* 0 = no age limit */
+    uint64_t max_events;  /* 0 = no size limit */
+    int force;            /* trim past the slowest consumer too */
+} mg_journal_retention_t;
+
+typedef struct {
+    uint64_t trimmed;      /* entries deleted by this call */
+    uint64_t wanted_min;   /* first sequence the limits would keep (0: none) */
+    uint64_t applied_min;  /* first sequence actually kept (0: nothing trimmed) */
+    int has_consumers;     /* 0 if mg:consumers is empty */
+    uint64_t slowest_seq;  /* checkpoint of the slowest consumer */
+    char slowest[MG_ID_MAX_NAME + 1]; /* its name */
+    uint64_t last_seq;     /* mg:journal:seq at the time of the call */
+} mg_journal_trim_result_t;
+
+/* Called once per mg_journal_trim() that returned 0; result NULL if Redis
+ * failed or the connection was lost. Borrowed until the callback returns. */
+typedef void (*mg_journal_trim_fn)(mg_journal_t *journal, const mg_journal_trim_result_t *result, void *arg);
+
+/* Apply the retention once (one script call, idempotent): record a mark
+ * (now, last sequence); the first sequence to keep is the larger of the one
+ * after the newest mark older than max_age and last - max_events + 1; unless
+ * `force`, it is lowered to one past the smallest `seq` of the registered
+ * consumers (a consumer without a checkpoint counts as 0); then XTRIM MINID.
+ * Returns 0 if sent (cb runs once), -1 if Redis is not up. */
+int mg_journal_trim(mg_journal_t *journal, const mg_journal_retention_t *policy, mg_journal_trim_fn cb,
+                    void *arg);
 
 /* One dead letter. Borrowed during the call (copied into the command). */
 typedef struct {
