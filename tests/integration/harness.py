@@ -553,3 +553,185 @@ def start_broker(ws, redis, ready=True, redis_options=None, **broker):
     d = ws.own(Daemon(ws.dir, "maillage-broker", conf))
     d.start(ready="broker: ready" if ready else None)
     return d, sections
+
+
+# ---- delivery guarantees: a producer that retries, probe consumers --------------
+# (appended for the fault tests of test_delivery.py; nothing above changed)
+
+import collections  # noqa: E402
+import threading  # noqa: E402
+
+
+class RetryingProducer(threading.Thread):
+    """A producer that never gives up on an event, run in its own thread so a
+    test can inject faults meanwhile: up to `window` envelopes in flight, each
+    sent again with the SAME event_id after `retry_s` without an answer, or
+    after an UNAVAILABLE (journal down), until it is ACCEPTED or DUPLICATE.
+
+    After join(): ``acked`` {event_id: sequence} (accepted or duplicate),
+    ``statuses`` {status: count}, ``resent`` (envelopes sent again),
+    ``rejected`` [Ack], ``error`` (an exception, or None)."""
+
+    def __init__(self, endpoint, envelopes, window=500, retry_s=0.5, timeout=60.0, rate=None):
+        """`rate`: at most that many new envelopes per second (None: as fast
+        as acks come back), to keep a stream flowing while a fault hits."""
+        super().__init__(daemon=True)
+        self.rate = rate
+        self.endpoint = endpoint
+        self.todo = collections.deque((e.event_id, e.SerializeToString()) for e in envelopes)
+        self.total = len(self.todo)
+        self.window = window
+        self.retry_s = retry_s
+        self.timeout = timeout
+        self.acked = {}
+        self.statuses = collections.Counter()
+        self.resent = 0
+        self.rejected = []
+        self.error = None
+        self._lock = threading.Lock()
+
+    def acked_count(self):
+        with self._lock:
+            return len(self.acked)
+
+    def run(self):
+        try:
+            self._run()
+        except Exception as e:  # reported by finish()
+            self.error = e
+
+    def _run(self):
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.connect(self.endpoint)
+        inflight = {}  # event_id -> [bytes, resend deadline]
+        started = time.monotonic()
+        deadline = started + self.timeout
+        last_scan = 0.0
+        first_sends = 0
+        try:
+            while len(self.acked) + len(self.rejected) < self.total:
+                now = time.monotonic()
+                if now > deadline:
+                    raise TimeoutError("producer: %d of %d acked after %.0f s"
+                                       % (len(self.acked), self.total, self.timeout))
+                allowed = self.total if self.rate is None else int((now - started) * self.rate) + 1
+                while self.todo and len(inflight) < self.window and first_sends < allowed:
+                    first_sends += 1
+                    event_id, data = self.todo.popleft()
+                    inflight[event_id] = [data, now + self.retry_s]
+                    self._send(sock, data)
+                if now - last_scan > 0.05:
+                    last_scan = now
+                    for event_id, item in inflight.items():
+                        if item[1] <= now:
+                            item[1] = now + self.retry_s
+                            self.resent += 1
+                            self._send(sock, item[0])
+                if not sock.poll(20):
+                    continue
+                while True:
+                    try:
+                        frame = sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    ack = Ack()
+                    ack.ParseFromString(frame)
+                    self.statuses[ack.status] += 1
+                    if ack.event_id not in inflight:
+                        continue  # an answer to a copy already answered
+                    if ack.status in (ACCEPTED, DUPLICATE):
+                        del inflight[ack.event_id]
+                        with self._lock:
+                            self.acked[ack.event_id] = ack.sequence
+                    elif ack.status == UNAVAILABLE:
+                        inflight[ack.event_id][1] = time.monotonic() + 0.05
+                    else:
+                        del inflight[ack.event_id]
+                        self.rejected.append(ack)
+        finally:
+            sock.close(0)
+
+    @staticmethod
+    def _send(sock, data):
+        try:
+            sock.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # no broker right now: the resend timer tries again
+
+    def finish(self, timeout=60.0):
+        """join() and raise what went wrong in the thread; returns acked."""
+        self.join(timeout)
+        if self.is_alive():
+            raise TimeoutError("producer still running after %.0f s" % timeout)
+        if self.error:
+            raise self.error
+        return self.acked
+
+
+def restart(daemon, ready=None, timeout=10.0):
+    """Start a stopped (or killed) Daemon again with the same configuration,
+    its log in a new file (the old one is kept for post-mortems)."""
+    daemon.log_path = "%s.%s" % (daemon.log_path.split(".restart")[0], "restart%s" % uuid.uuid4().hex[:4])
+    return daemon.start(ready=ready, timeout=timeout)
+
+
+class Probe(Daemon):
+    """tests/tools/probe_consumer: a consuming daemon (mg_subscriber) that
+    applies each event idempotently in Redis (mg:probe:<name>:*)."""
+
+    def __init__(self, ws, redis, fanout, name, args=()):
+        conf = write_config(ws.path("probe-%s-%s.conf" % (name, uuid.uuid4().hex[:6])), {
+            "log": {"level": "info"},
+            "redis": {"url": redis.url, "reconnect_min_ms": 50, "reconnect_max_ms": 200,
+                      "connect_timeout_ms": 500},
+            "broker": {"fanout": fanout},
+        })
+        super().__init__(ws.dir, "probe_consumer", conf, ["--name", name] + [str(a) for a in args])
+        self.path = os.path.join(BUILD, "tests", "probe_consumer")
+        self.name = name
+        self.redis = redis
+
+    def start(self, ready=True, timeout=10.0):
+        """Start; with ready, wait until its subscriber is live (caught up)."""
+        return super().start(ready=("subscriber %s: live" % self.name) if ready else None, timeout=timeout)
+
+    def key(self, what):
+        return "mg:probe:%s:%s" % (self.name, what)
+
+    def applied(self):
+        return {m.decode() for m in self.redis.call("SMEMBERS", self.key("applied"))}
+
+    def applied_count(self):
+        return self.redis.call("SCARD", self.key("applied"))
+
+    def effects(self):
+        return int(self.redis.call("GET", self.key("effects")) or 0)
+
+    def _int_hash(self, what):
+        flat = self.redis.call("HGETALL", self.key(what)) or []
+        return {k.decode(): int(v) for k, v in zip(flat[::2], flat[1::2])}
+
+    def deliveries(self):
+        return self._int_hash("deliveries")
+
+    def failures(self):
+        return self._int_hash("failures")
+
+    def stats(self):
+        return self._int_hash("stats")
+
+    def checkpoint(self):
+        return int(self.redis.call("HGET", "mg:consumer:" + self.name, "seq") or 0)
+
+
+def journal_event_ids(redis):
+    """[(seq, event_id)] of the whole journal, in order."""
+    out = []
+    for entry_id, fields in redis.call("XRANGE", "mg:journal", "-", "+"):
+        f = dict(zip(fields[::2], fields[1::2]))
+        env = Envelope()
+        env.ParseFromString(f[b"e"])
+        out.append((int(entry_id.split(b"-")[0]), env.event_id))
+    return out

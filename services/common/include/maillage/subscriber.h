@@ -32,7 +32,19 @@
  *                            pid, host
  *   mg:retry:<name>          sorted set: member = sequence, score = due time
  *                            in Unix ms
- *   mg:retry:<name>:attempts hash: sequence -> attempts so far, last reason
+ *   mg:retry:<name>:attempts hash: "<seq>" -> attempts so far,
+ *                            "<seq>:reason" -> the last failure's reason
+ *   mg:deadletter            (shared with the broker) an event given up on,
+ *                            with source "consumer:<name>" and the fields
+ *                            consumer, seq, event_id, type, attempts
+ *
+ * A jump in sequence numbers is also noticed without the heartbeat: when the
+ * feed has been silent for a second, the subscriber reads mg:journal:seq.
+ *
+ * While Redis is lost, nothing is delivered; when it is back the subscriber
+ * resumes from its checkpoint in Redis (not from its position in memory: a
+ * Redis that restarted from its AOF may have lost the last effects of an
+ * appendfsync everysec second, and redelivering is always safe).
  *
  * Runs in the thread of the event base. */
 #ifndef MAILLAGE_SUBSCRIBER_H
@@ -102,6 +114,27 @@ void mg_subscriber_flush(mg_subscriber_t *sub, void (*cb)(mg_subscriber_t *sub, 
 
 /* Last sequence completed (what the checkpoint will say). */
 uint64_t mg_subscriber_position(const mg_subscriber_t *sub);
+
+/* Counters since the subscriber was created, for metrics and tests. */
+typedef struct {
+    uint64_t delivered;     /* handler calls for the stream (retries excluded) */
+    uint64_t from_journal;  /* ... of which read from the journal (catch-up) */
+    uint64_t skipped;       /* events of other topics (position advanced, no call) */
+    uint64_t gaps;          /* catch-ups started by a jump on the live feed, a heartbeat
+                             * or the idle check (the first catch-up excluded) */
+    uint64_t journal_reads; /* XRANGE calls on the journal */
+    uint64_t failed;        /* handler failures (each parks the event) */
+    uint64_t retried;       /* deliveries of parked events */
+    uint64_t deadlettered;  /* events given up on */
+    uint64_t redis_losses;  /* times Redis was lost while running */
+    uint64_t checkpoints;   /* checkpoints confirmed by Redis */
+} mg_subscriber_stats_t;
+
+/* Copy the counters into `out`. */
+void mg_subscriber_stats(const mg_subscriber_t *sub, mg_subscriber_stats_t *out);
+
+/* 1 when delivering from the live feed (caught up), else 0. */
+int mg_subscriber_is_live(const mg_subscriber_t *sub);
 
 /* Free; accepts NULL and sets *sub_p to NULL. A delivery in progress is
  * abandoned (it will be delivered again after a restart). */
