@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-sanitize demo bench fuzz clean
+.PHONY: all deps build test test-sanitize demo bench fuzz soak clean
 
 all: build
 
@@ -28,9 +28,9 @@ demo: build
 
 bench:
 	@scripts/deps.sh bench
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
-	@bench/run.sh $(BUILD)
+	@cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DMAILLAGE_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD)-bench -j $(JOBS)
+	@bench/run.sh $(BUILD)-bench
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-sanitize
@@ -41,3 +41,9 @@ fuzz: deps
 	@cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMAILLAGE_FUZZ=ON -DMAILLAGE_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD)-fuzz -j $(JOBS)
 	@scripts/fuzz.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
+# The fault tests of the delivery guarantees with many more events (not part
+# of `make test`): SOAK_EVENTS per test, default 100000.
+SOAK_EVENTS ?= 100000
+soak: build
+	@cd $(BUILD) && MAILLAGE_FAULT_EVENTS=$(SOAK_EVENTS) ctest --output-on-failure -R integration.delivery --timeout 3600

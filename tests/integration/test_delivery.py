@@ -19,7 +19,10 @@ import unittest
 
 import harness as h
 
-EVENTS = 10000
+# Events per fault test; `make soak` runs the same tests with many more
+# (MAILLAGE_FAULT_EVENTS), and every wait scales with it.
+EVENTS = int(os.environ.get("MAILLAGE_FAULT_EVENTS", "10000"))
+SCALE = max(1.0, EVENTS / 10000)
 
 
 def mixed_stream(n, offers_every=10):
@@ -60,7 +63,7 @@ class StackTestCase(unittest.TestCase):
 
     # ---- the checks -------------------------------------------------------------
 
-    def wait_applied(self, probe, expected_count, timeout=30.0):
+    def wait_applied(self, probe, expected_count, timeout=30.0 * SCALE):
         def done():
             if probe.proc.poll() is not None:
                 raise RuntimeError("probe %s exited:\n%s" % (probe.name, probe.log()))
@@ -116,7 +119,7 @@ class DeliveryTest(StackTestCase):
         producer = self.produce(sent, window=500)
         producer.start()
         for fifth in (1, 2, 3):  # three kills: more chances to cut a batch in flight
-            h.wait_until(lambda: producer.acked_count() >= EVENTS * fifth // 5, 30,
+            h.wait_until(lambda: producer.acked_count() >= EVENTS * fifth // 5, 30 * SCALE,
                          what="%d/5 acked" % fifth)
             self.broker.stop(signal.SIGKILL)
             h.restart(self.broker, ready="broker: ready")
@@ -138,7 +141,7 @@ class DeliveryTest(StackTestCase):
         probe = self.probe("gamma", "--checkpoint-every", 700, "--checkpoint-interval-ms", 60000)
         producer = self.produce(mixed_stream(EVENTS), rate=5000)
         producer.start()
-        h.wait_until(lambda: probe.applied_count() >= EVENTS // 3, 30, what="a third applied")
+        h.wait_until(lambda: probe.applied_count() >= EVENTS // 3, 30 * SCALE, what="a third applied")
         probe.stop(signal.SIGKILL)
         checkpoint_at_kill = probe.checkpoint()
         applied_at_kill = probe.applied_count()
@@ -197,9 +200,9 @@ class DeliveryTest(StackTestCase):
         self.assert_exactly_once(late, acked)
         offers = {e.event_id for e in sent if e.type == "offer.published"}
         self.assert_exactly_once(offers_only, offers)
-        h.wait_until(lambda: late.stats().get("delivered") == EVENTS, 5, what="stats")
+        h.wait_until(lambda: late.stats().get("delivered") == EVENTS, 5 * SCALE, what="stats")
         self.assertEqual(late.stats()["from_journal"], EVENTS)
-        h.wait_until(lambda: offers_only.stats().get("skipped") == EVENTS - len(offers), 5, what="stats")
+        h.wait_until(lambda: offers_only.stats().get("skipped") == EVENTS - len(offers), 5 * SCALE, what="stats")
         self.assert_journal_once(acked)
 
     def test_poison_events_are_retried_then_dead_lettered_without_blocking_the_others(self):
