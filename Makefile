@@ -33,7 +33,7 @@ bench:
 	@bench/run.sh $(BUILD)-bench
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-sanitize
+	rm -rf $(BUILD) $(BUILD)-sanitize $(BUILD)-fuzz $(BUILD)-bench
 
 # Each libFuzzer target for FUZZ_SECONDS (default 20) from its seed corpus.
 FUZZ_SECONDS ?= 20

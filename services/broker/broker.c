@@ -61,21 +61,30 @@ typedef struct {
         *trimmed_forced;
 } s_metrics_t;
 
-/* One valid envelope waiting for the journal. */
+/* One valid envelope waiting for the journal. Its bytes live in the batch's
+ * arena (offsets, since the arena grows by realloc while the batch fills). */
 typedef struct {
-    uint8_t *identity; /* the producer's ROUTER identity (owned) */
-    size_t identity_len;
+    size_t identity_at, identity_len; /* the producer's ROUTER identity */
+    size_t envelope_at, len;          /* stamped, sequence 0 */
     char event_id[MG_ID_MAX + 1];
-    const char *type;  /* static, from the event type table */
-    uint8_t *envelope; /* stamped, sequence 0 (owned, from mg_envelope_pack) */
-    size_t len;
+    const char *type; /* static, from the event type table */
 } s_item_t;
 
-typedef struct {
+/* A batch owns one arena for all its bytes and is recycled once journaled,
+ * so that the hot path allocates nothing per event once warm. */
+typedef struct s_batch {
     mg_broker_t *broker;
     s_item_t *items;
     size_t count, cap;
+    uint8_t *arena;
+    size_t used, arena_cap;
+    mg_journal_item_t *jitems; /* the view handed to mg_journal_append */
+    size_t jcap;
+    struct s_batch *next; /* in the broker's spare list */
 } s_batch_t;
+
+/* Batches kept for reuse. */
+#define S_SPARE_BATCHES 8
 
 struct mg_broker {
     struct event_base *base;
@@ -90,6 +99,9 @@ struct mg_broker {
     const char *network; /* borrowed from cfg */
     size_t max_message_bytes;
     s_batch_t *batch; /* being gathered from the current drain */
+    s_batch_t *spare; /* journaled batches kept for reuse */
+    size_t spare_count;
+    uint8_t *scratch; /* max_message_bytes + room for the stamp and the sequence */
     size_t inflight;
     int paused_for_inflight;
     int shutting_down;
@@ -184,6 +196,51 @@ static int s_endpoint_is_local(const char *endpoint) {
            strncmp(host, "[::1]:", 6) == 0;
 }
 
+/* ---- stamping ---------------------------------------------------------------- */
+
+/* Most bytes s_stamp() appends: source (tag, length, at most MG_ID_MAX
+ * bytes), received_at_ms (tag, 10-byte varint), schema_version and sequence
+ * (tag, 1 byte each). */
+#define S_STAMP_MAX (2 + 1 + MG_ID_MAX + 1 + 10 + 2 + 2)
+
+static size_t s_put_varint(uint8_t *out, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* The stamped envelope, without re-encoding: the bytes received followed by
+ * the fields only the broker may set. Protobuf keeps the last value of a
+ * singular field, so these override whatever the producer put there (the
+ * same trick as mg_envelope_append_sequence). `env` is the decoded form of
+ * the same bytes, to know whether schema_version and sequence need a value.
+ * `out` holds len + S_STAMP_MAX bytes. Returns the stamped length. */
+static size_t s_stamp(const mg_broker_t *broker, const mg_envelope_t *env, const uint8_t *data, size_t len,
+                      int64_t now, uint8_t *out) {
+    size_t n = len;
+    memcpy(out, data, len);
+    size_t source_len = strlen(broker->network); /* a valid id: at most MG_ID_MAX bytes */
+    out[n++] = (3 << 3) | 2;                     /* source, length-delimited */
+    n += s_put_varint(out + n, source_len);
+    memcpy(out + n, broker->network, source_len);
+    n += source_len;
+    out[n++] = (5 << 3) | 0; /* received_at_ms, varint */
+    n += s_put_varint(out + n, (uint64_t)now);
+    if (env->schema_version == 0) {
+        out[n++] = (7 << 3) | 0;
+        out[n++] = MG_SCHEMA_VERSION;
+    }
+    if (env->sequence != 0) { /* the journal keeps sequence 0: readers append theirs */
+        out[n++] = (6 << 3) | 0;
+        out[n++] = 0;
+    }
+    return n;
+}
+
 /* ---- acks and dead letters ------------------------------------------------ */
 
 static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t identity_len,
@@ -195,8 +252,15 @@ static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t iden
     ack.sequence = seq;
     ack.reason = (char *)(reason ? reason : "");
     ack.field = (char *)(field ? field : "");
-    uint8_t *bytes = NULL;
-    size_t len = mg_ack_pack(&ack, &bytes);
+    /* Acks are small (an id, a status, a sequence): packed on the stack,
+     * except the rare rejection whose reason makes it long. */
+    uint8_t stack[256];
+    uint8_t *bytes = stack;
+    size_t len = maillage__v1__ack__get_packed_size(&ack);
+    if (len <= sizeof(stack))
+        maillage__v1__ack__pack(&ack, stack);
+    else
+        len = mg_ack_pack(&ack, &bytes);
     const void *frames[2] = {identity, bytes};
     size_t lens[2] = {identity_len, len};
     if (mg_zsock_send(broker->ingest, frames, lens, 2) != 0) {
@@ -206,7 +270,7 @@ static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t iden
         mg_debug("broker: ack for %s not delivered: %s", event_id && *event_id ? event_id : "(no id)",
                  zmq_strerror(errno));
     }
-    free(bytes);
+    if (bytes != stack) free(bytes);
 }
 
 static void s_on_deadletter_stored(mg_journal_t *journal, int stored, void *arg) {
@@ -254,20 +318,58 @@ static void s_reject(mg_broker_t *broker, const zmq_msg_t *identity, const char 
 
 static void s_batch_free(s_batch_t *batch) {
     if (!batch) return;
-    for (size_t i = 0; i < batch->count; i++) {
-        free(batch->items[i].identity);
-        free(batch->items[i].envelope);
-    }
     free(batch->items);
+    free(batch->arena);
+    free(batch->jitems);
     free(batch);
 }
 
-static void s_publish(mg_broker_t *broker, const s_item_t *item, uint64_t seq) {
+static s_batch_t *s_batch_get(mg_broker_t *broker) {
+    s_batch_t *batch = broker->spare;
+    if (batch) {
+        broker->spare = batch->next;
+        broker->spare_count--;
+        batch->next = NULL;
+        batch->count = 0;
+        batch->used = 0;
+        return batch;
+    }
+    batch = mg_calloc(1, sizeof(*batch));
+    batch->broker = broker;
+    return batch;
+}
+
+/* Keep a few batches (and their arenas) for the next drains. */
+static void s_batch_put(mg_broker_t *broker, s_batch_t *batch) {
+    if (broker->spare_count >= S_SPARE_BATCHES) {
+        s_batch_free(batch);
+        return;
+    }
+    batch->next = broker->spare;
+    broker->spare = batch;
+    broker->spare_count++;
+}
+
+/* Room for `n` more bytes in the arena; returns the offset where they go. */
+static size_t s_batch_reserve(s_batch_t *batch, size_t n) {
+    if (batch->used + n > batch->arena_cap) {
+        size_t cap = batch->arena_cap ? batch->arena_cap * 2 : 64 * 1024;
+        while (cap < batch->used + n)
+            cap *= 2;
+        batch->arena = mg_realloc(batch->arena, cap);
+        batch->arena_cap = cap;
+    }
+    size_t at = batch->used;
+    batch->used += n;
+    return at;
+}
+
+static void s_publish(mg_broker_t *broker, const s_batch_t *batch, const s_item_t *item, uint64_t seq) {
     uint8_t seq_be[8];
     for (int i = 0; i < 8; i++)
         seq_be[i] = (uint8_t)(seq >> (56 - 8 * i));
-    uint8_t *with_seq = mg_malloc(item->len + 11);
-    size_t len = mg_envelope_append_sequence(item->envelope, item->len, seq, with_seq);
+    uint8_t *with_seq = broker->scratch;
+    size_t len = mg_envelope_append_sequence(batch->arena + item->envelope_at, item->len, seq, with_seq);
     const void *frames[3] = {item->type, seq_be, with_seq};
     size_t lens[3] = {strlen(item->type), sizeof(seq_be), len};
     /* PUB never blocks: at the high-water mark a slow subscriber loses
@@ -276,7 +378,6 @@ static void s_publish(mg_broker_t *broker, const s_item_t *item, uint64_t seq) {
         mg_metrics_inc(broker->metrics.published);
     else
         mg_warn("broker: publishing sequence %" PRIu64 " failed: %s", seq, zmq_strerror(errno));
-    free(with_seq);
 }
 
 static void s_check_flow(mg_broker_t *broker) {
@@ -298,7 +399,7 @@ static void s_answer_unavailable(mg_broker_t *broker, s_batch_t *batch) {
     for (size_t i = 0; i < batch->count; i++) {
         const s_item_t *item = &batch->items[i];
         mg_metrics_inc(broker->metrics.unavailable);
-        s_send_ack(broker, item->identity, item->identity_len, item->event_id,
+        s_send_ack(broker, batch->arena + item->identity_at, item->identity_len, item->event_id,
                    MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE, 0, S_UNAVAILABLE_REASON, "");
     }
 }
@@ -316,19 +417,19 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
             const s_item_t *item = &batch->items[i];
             if (results[i].duplicate) {
                 mg_metrics_inc(broker->metrics.duplicate);
-                s_send_ack(broker, item->identity, item->identity_len, item->event_id,
+                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE, results[i].sequence, "", "");
             } else {
                 if (results[i].sequence > broker->last_seq) broker->last_seq = results[i].sequence;
                 broker->last_seq_known = 1;
                 mg_metrics_inc(broker->metrics.accepted);
-                s_send_ack(broker, item->identity, item->identity_len, item->event_id,
+                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED, results[i].sequence, "", "");
-                s_publish(broker, item, results[i].sequence);
+                s_publish(broker, batch, item, results[i].sequence);
             }
         }
     }
-    s_batch_free(batch);
+    s_batch_put(broker, batch);
     s_check_flow(broker);
 }
 
@@ -383,21 +484,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         return;
     }
 
-    /* Stamp what only the broker knows. The source string is ours, not
-     * protobuf-c's: put the original back before freeing. */
-    char *their_source = env->source;
-    env->source = (char *)broker->network;
-    env->received_at_ms = now;
-    env->sequence = 0;
-    if (env->schema_version == 0) env->schema_version = MG_SCHEMA_VERSION;
-    uint8_t *stamped = NULL;
-    size_t stamped_len = mg_envelope_pack(env, &stamped);
-    env->source = their_source;
-
-    if (!broker->batch) {
-        broker->batch = mg_calloc(1, sizeof(*broker->batch));
-        broker->batch->broker = broker;
-    }
+    if (!broker->batch) broker->batch = s_batch_get(broker);
     s_batch_t *batch = broker->batch;
     if (batch->count == batch->cap) {
         batch->cap = batch->cap ? batch->cap * 2 : 16;
@@ -405,12 +492,13 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     }
     s_item_t *item = &batch->items[batch->count++];
     item->identity_len = zmq_msg_size((zmq_msg_t *)identity);
-    item->identity = mg_malloc(item->identity_len ? item->identity_len : 1);
-    memcpy(item->identity, zmq_msg_data((zmq_msg_t *)identity), item->identity_len);
+    item->identity_at = s_batch_reserve(batch, item->identity_len);
+    memcpy(batch->arena + item->identity_at, zmq_msg_data((zmq_msg_t *)identity), item->identity_len);
     memcpy(item->event_id, event_id, sizeof(event_id));
     item->type = mg_event_type_by_name(env->type)->type;
-    item->envelope = stamped;
-    item->len = stamped_len;
+    item->envelope_at = s_batch_reserve(batch, len + S_STAMP_MAX);
+    item->len = s_stamp(broker, env, data, len, now, batch->arena + item->envelope_at);
+    batch->used = item->envelope_at + item->len; /* give back what the stamp did not use */
     mg_envelope_free(env);
 }
 
@@ -420,16 +508,18 @@ static void s_on_batch(mg_zsock_t *zsock, void *arg) {
     s_batch_t *batch = broker->batch;
     broker->batch = NULL;
     if (!batch) return;
-    mg_journal_item_t *items = mg_calloc(batch->count, sizeof(*items));
-    for (size_t i = 0; i < batch->count; i++) {
-        items[i] = (mg_journal_item_t){batch->items[i].event_id, batch->items[i].type,
-                                       batch->items[i].envelope, batch->items[i].len};
+    if (batch->jcap < batch->count) {
+        batch->jcap = batch->cap;
+        batch->jitems = mg_realloc(batch->jitems, batch->jcap * sizeof(*batch->jitems));
     }
-    int rc = mg_journal_append(broker->journal, items, batch->count, s_on_journaled, batch);
-    free(items);
-    if (rc != 0) {
+    for (size_t i = 0; i < batch->count; i++) {
+        const s_item_t *item = &batch->items[i];
+        batch->jitems[i] =
+            (mg_journal_item_t){item->event_id, item->type, batch->arena + item->envelope_at, item->len};
+    }
+    if (mg_journal_append(broker->journal, batch->jitems, batch->count, s_on_journaled, batch) != 0) {
         s_answer_unavailable(broker, batch);
-        s_batch_free(batch);
+        s_batch_put(broker, batch);
         return;
     }
     mg_metrics_inc(broker->metrics.batches);
@@ -648,6 +738,7 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     broker->network = mg_config_str(cfg, "broker", "network");
     broker->max_message_bytes = (size_t)mg_config_int(cfg, "broker", "max_message_bytes");
     s_metrics_register(&broker->metrics);
+    broker->scratch = mg_malloc(broker->max_message_bytes + S_STAMP_MAX + 16);
     if (!mg_id_is_valid(broker->network)) {
         s_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
                broker->network, MG_ID_MAX);
@@ -762,6 +853,12 @@ void mg_broker_destroy(mg_broker_t **broker_p) {
     mg_redis_destroy(&broker->redis);
     mg_journal_destroy(&broker->journal);
     s_batch_free(broker->batch);
+    while (broker->spare) {
+        s_batch_t *next = broker->spare->next;
+        s_batch_free(broker->spare);
+        broker->spare = next;
+    }
+    free(broker->scratch);
     mg_zsock_destroy(&broker->ingest);
     mg_zsock_destroy(&broker->fanout);
     if (broker->ingest_socket) zmq_close(broker->ingest_socket);

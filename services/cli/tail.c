@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "maillage/journal.h"
 #include "maillage/json.h"
+#include "maillage/subscriber.h"
 
 typedef struct {
     cli_context_t *ctx;
@@ -224,7 +225,17 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
             if (nframes < 3) frames[nframes++] = part;
             else zmq_msg_close(&part);
         }
-        if (nframes == 3 && zmq_msg_size(&frames[1]) == 8) {
+        if (nframes == 2 && zmq_msg_size(&frames[1]) == 8 &&
+            zmq_msg_size(&frames[0]) == strlen(MG_HEARTBEAT_TOPIC) &&
+            memcmp(zmq_msg_data(&frames[0]), MG_HEARTBEAT_TOPIC, strlen(MG_HEARTBEAT_TOPIC)) == 0) {
+            /* The broker's heartbeat: the last journaled sequence. Anything up
+             * to it that we have not seen was journaled but not received. */
+            const uint8_t *b = zmq_msg_data(&frames[1]);
+            uint64_t last = 0;
+            for (int i = 0; i < 8; i++) last = (last << 8) | b[i];
+            for (int i = 0; i < nframes; i++) zmq_msg_close(&frames[i]);
+            if (t.redis && last >= t.next_seq && s_catch_up(&t, last + 1)) goto finished;
+        } else if (nframes == 3 && zmq_msg_size(&frames[1]) == 8) {
             const uint8_t *b = zmq_msg_data(&frames[1]);
             uint64_t seq = 0;
             for (int i = 0; i < 8; i++) seq = (seq << 8) | b[i];

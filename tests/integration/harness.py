@@ -441,6 +441,10 @@ class Subscriber:
         if not self.sock.poll(int(timeout * 1000)):
             raise TimeoutError("nothing published within %.1f s" % timeout)
         frames = self.sock.recv_multipart()
+        while frames[0] == b"_heartbeat":  # [topic][last sequence]: not a publication
+            if not self.sock.poll(int(timeout * 1000)):
+                raise TimeoutError("nothing published within %.1f s" % timeout)
+            frames = self.sock.recv_multipart()
         assert len(frames) == 3, "a publication is 3 frames, got %d" % len(frames)
         topic, seq_be, data = frames
         assert len(seq_be) == 8, "sequence frame of %d bytes" % len(seq_be)

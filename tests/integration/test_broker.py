@@ -174,6 +174,40 @@ class BrokerTest(unittest.TestCase):
             seen.add(env.event_id)
         self.assertTrue(offer_ids <= seen, offer_ids - seen)
 
+    def test_stamped_fields_override_what_the_producer_sent(self):
+        # The broker appends source, received_at_ms (and schema_version,
+        # sequence 0 when needed) to the bytes received instead of re-encoding
+        # them: any protobuf reader must see the broker's values.
+        client = self.start()
+        sub = self.ws.own(Subscriber(self.fanout))
+        start = h.wait_subscribed(sub, client)
+        e = h.need_reported()
+        e.source, e.sequence, e.received_at_ms, e.schema_version = "forged", 99, 5, 0
+        ack = client.emit(e)
+        self.assertEqual((ack.status, ack.sequence), (h.ACCEPTED, start + 1))
+        seq, _, env = journal(self.redis)[-1]  # asserts sequence 0 in the journal
+        self.assertEqual((seq, env.event_id, env.source, env.schema_version), (start + 1, e.event_id, "test-net", 1))
+        self.assertGreater(env.received_at_ms, 1_600_000_000_000)
+        self.assertEqual(env.need_reported, e.need_reported)
+        _, pub_seq, pub = sub.recv()
+        self.assertEqual((pub_seq, pub.sequence, pub.source, pub.received_at_ms),
+                         (start + 1, start + 1, "test-net", env.received_at_ms))
+
+    def test_numbering_continues_after_the_stream_when_the_counter_is_missing(self):
+        self.redis.call("XADD", "mg:journal", "7-0", "t", "need.reported",
+                        "e", h.need_reported().SerializeToString())
+        client = self.start()
+        acks = client.emit_many([h.need_reported() for _ in range(3)])
+        self.assertEqual(sorted(a.sequence for a in acks.values()), [8, 9, 10])
+        self.assertEqual(self.redis.call("GET", "mg:journal:seq"), b"10")
+        # A counter behind the stream (restored alone): the script fails
+        # cleanly, nothing half-done, every producer told to retry.
+        self.redis.call("SET", "mg:journal:seq", "2")
+        bad = h.need_reported()
+        self.assertEqual(client.emit(bad).status, h.UNAVAILABLE)
+        self.assertEqual(self.redis.call("EXISTS", "mg:dedupe:" + bad.event_id), 0)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 4)
+
     # ---- the heartbeat ------------------------------------------------------
 
     def test_heartbeat_announces_the_last_journaled_sequence_about_every_period(self):
@@ -235,6 +269,68 @@ class BrokerTest(unittest.TestCase):
             self.assertGreater(checked, 0)
         finally:
             sock.close(0)
+
+    # ---- journal retention ----------------------------------------------------
+
+    def seqs(self):
+        return [int(i.split(b"-")[0]) for i, _ in self.redis.call("XRANGE", "mg:journal", "-", "+")]
+
+    def wait_seqs(self, expected, timeout=6.0):
+        h.wait_until(lambda: self.seqs() == expected, timeout=timeout,
+                     what="journal %d..%d" % (expected[0], expected[-1]))
+        time.sleep(1.3)  # one more tick changes nothing (idempotent)
+        self.assertEqual(self.seqs(), expected)
+
+    def test_retention_by_size_keeps_the_newest_entries(self):
+        client = self.start(retention_interval_s=1, retention_max_events=10, retention_max_age_s=0)
+        client.emit_many([h.need_reported() for _ in range(25)])
+        self.wait_seqs(list(range(16, 26)))
+        # Numbering goes on after the trim.
+        self.assertEqual(client.emit(h.need_reported()).sequence, 26)
+        self.wait_seqs(list(range(17, 27)))
+        self.broker.wait_log("retention: ")
+
+    def test_retention_by_age_trims_what_was_journaled_before_the_cutoff(self):
+        # The marks say the journal had reached 10 eleven days ago.
+        old = int(time.time() * 1000) - 11 * 86400 * 1000
+        self.redis.call("ZADD", "mg:journal:marks", old, "10")
+        client = self.start(retention_interval_s=1, retention_max_age_s=10 * 86400, retention_max_events=0)
+        client.emit_many([h.need_reported() for _ in range(15)])
+        self.wait_seqs(list(range(11, 16)))
+        # The old mark is the newest before the cutoff: kept; a fresh one was added.
+        marks = self.redis.call("ZRANGE", "mg:journal:marks", 0, -1)
+        self.assertEqual(marks[0], b"10")
+        self.assertGreaterEqual(len(marks), 2)
+
+    def _consumers(self, **seqs):
+        for name, seq in seqs.items():
+            self.redis.call("SADD", "mg:consumers", name)
+            if seq is not None:
+                self.redis.call("HSET", "mg:consumer:" + name, "seq", str(seq), "topics", "")
+
+    def test_retention_never_trims_past_the_slowest_registered_consumer(self):
+        self._consumers(slow=4, fast=20, newcomer=None)
+        client = self.start(retention_interval_s=1, retention_max_events=10, retention_max_age_s=0)
+        client.emit_many([h.need_reported() for _ in range(25)])
+        # "newcomer" has no checkpoint yet: it needs everything.
+        time.sleep(1.5)
+        self.assertEqual(self.seqs(), list(range(1, 26)))
+        self.broker.wait_log('consumer "newcomer" (at sequence 0 of 25) holds back')
+        self.redis.call("SREM", "mg:consumers", "newcomer")
+        self.wait_seqs(list(range(5, 26)))  # slow completed 4: it still needs 5
+        self.broker.wait_log('consumer "slow" (at sequence 4 of 25) holds back')
+        self.redis.call("HSET", "mg:consumer:slow", "seq", "18")
+        self.wait_seqs(list(range(16, 26)))  # now the size limit binds
+        self.assertNotIn("retention_force:", self.broker.log())
+
+    def test_retention_force_trims_past_consumers_and_says_so(self):
+        self._consumers(slow=4)
+        client = self.start(retention_interval_s=1, retention_max_events=10, retention_max_age_s=0,
+                            retention_force="true")
+        client.emit_many([h.need_reported() for _ in range(25)])
+        self.wait_seqs(list(range(16, 26)))
+        self.broker.wait_log('retention_force: journal trimmed below sequence 16 (15 entries) although '
+                             'consumer "slow" has only completed 4')
 
     # ---- bad input --------------------------------------------------------
 

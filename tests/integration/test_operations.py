@@ -69,6 +69,9 @@ class OperationsTest(unittest.TestCase):
         journal = self.redis.call("XRANGE", "mg:journal", "-", "+")
         self.assertEqual(len(journal), 1)
         # Replaying is idempotent from the broker's side: the same bytes again are a duplicate.
+        # (A new connection: the first one's broker is gone, and a message sent on a
+        # connection not yet seen as dead would be lost with it.)
+        client = self.ws.own(harness.IngestClient(ingest))
         ack = client.emit(env)
         self.assertEqual(ack.status, ack.STATUS_DUPLICATE)
 

@@ -50,13 +50,55 @@ const mg_config_key_t mg_config_schema[] = {
     INT("broker", "retention_max_age_s", "2592000", 0, 3153600000,
         "Journal entries older than this are trimmed (30 days); 0 = no age limit.\n"
         "Never past the slowest registered consumer unless retention_force is set."),
-    INT("broker", "retention_max_events", "10000000", 0, 10000000000,
-        "At most this many journal entries are kept; 0 = no size limit."),
+    INT("broker", "retention_max_events", "2000000", 0, 10000000000,
+        "At most this many journal entries are kept; 0 = no size limit. A journal\n"
+        "entry of a typical event takes about 400 bytes of Redis memory: size Redis'\n"
+        "maxmemory for this many (2,000,000 is about 800 MB) plus the shared state."),
     INT("broker", "retention_interval_s", "60", 1, 86400,
         "How often the broker applies the journal retention."),
     BOOL("broker", "retention_force", "false",
          "Trim by age and size even past consumers that have not read the events yet\n"
          "(they lose them; logged as an error at each trim)."),
+
+    DBL("matcher", "weight_distance", "0.25", 0, 100, "Weight of the distance in a match's score."),
+    DBL("matcher", "weight_keywords", "0.25", 0, 100,
+        "Weight of the shared keywords (tags, titles, descriptions, folded)."),
+    DBL("matcher", "weight_sector", "0.10", 0, 100, "Weight of the NAF affinity of the two structures."),
+    DBL("matcher", "weight_intercooperation", "0.10", 0, 100, "Weight of \"both structures of the ESS\"."),
+    DBL("matcher", "weight_freshness", "0.10", 0, 100, "Weight of the offer's freshness."),
+    DBL("matcher", "weight_feedback", "0.10", 0, 100,
+        "Weight of the offer's past answers (\"mise en relation faite\" / \"pas pertinent\")."),
+    DBL("matcher", "weight_fairness", "0.10", 0, 100,
+        "Weight of fairness: providers proposed many times recently go down."),
+    DBL("matcher", "threshold", "0.35", 0, 1, "Minimum score (0..1) for a pair to be proposed (match.found)."),
+    DBL("matcher", "material_change", "0.05", 0, 1,
+        "A proposed pair whose score moves by at least this much gets a new revision."),
+    INT("matcher", "fairness_window_days", "30", 1, 3650,
+        "Proposals of a provider counted over this many days for the fairness component."),
+    INT("matcher", "max_candidates", "20", 1, 10000,
+        "Most candidates scored per new or updated need or offer (nearest first)."),
+    INT("matcher", "max_proposals", "10", 1, 10000,
+        "A need gets new proposals only from its best candidates, up to this rank\n"
+        "(proposed pairs keep their revisions until they no longer qualify)."),
+    INT("matcher", "search_max_km", "300", 1, 20000,
+        "Search radius for a need without a radius (radius_km = 0: no limit)."),
+    INT("matcher", "collective_min_structures", "3", 0, 100000,
+        "Distinct structures of one EPCI with open needs of one category that make a\n"
+        "collective need (collective_need.detected); 0 turns the detection off."),
+    INT("matcher", "collective_window_days", "90", 1, 3650,
+        "Only needs reported within this many days count towards a collective need."),
+    INT("matcher", "collective_distance_km", "0", 0, 1000,
+        "Reserved: group structures within this distance as well as by EPCI (0 = EPCI only)."),
+    INT("matcher", "expiry_interval_s", "60", 1, 86400,
+        "How often expired needs and offers are closed (need.closed / offer.withdrawn,\n"
+        "reason EXPIRED)."),
+    INT("matcher", "instance", "0", 0, 1023,
+        "This instance's number: its consumer (checkpoint) is \"matcher\" for 0 and\n"
+        "\"matcher-<instance>\" otherwise. Below instances when instances > 1."),
+    INT("matcher", "instances", "1", 1, 1024,
+        "Instances sharing the matching work by hash(need_id) % instances. With 1, each\n"
+        "instance (give them distinct numbers) matches everything: deterministic ids and\n"
+        "the shared match records keep each match once."),
 
     STR("data", "communes_file", MAILLAGE_DATADIR "/communes-normandie.csv",
         "Commune table (INSEE code, name, department, EPCI, coordinates). Commune codes\n"

@@ -24,11 +24,12 @@
  *                         the daemon every few seconds
  *
  * Appending is one Lua script per batch (EVALSHA, falling back to EVAL on
- * NOSCRIPT): for each event, if its dedupe key exists the script returns the
- * sequence it was journaled at; otherwise it INCRs the counter, XADDs with
- * the explicit id and SETs the dedupe key with EX. The script is atomic, so a
- * batch is journaled entirely or (on a lost connection before it ran) not at
- * all, and retrying an event is always safe.
+ * NOSCRIPT): it reads the counter once; for each event, SET NX GET EX on its
+ * dedupe key either returns the sequence it was journaled at (a duplicate) or
+ * claims the key with the next sequence, and then XADD appends the entry with
+ * the explicit id; the counter is written once at the end. The script is
+ * atomic, so a batch is journaled entirely or (on a lost connection before it
+ * ran) not at all, and retrying an event is always safe.
  *
  * The asynchronous half (append, dead letter) runs in the event loop of the
  * mg_redis_t it is given; the synchronous half (read, list) takes a blocking
