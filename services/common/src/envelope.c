@@ -338,16 +338,35 @@ static int s_fail(s_ctx_t *c, const char *field, const char *fmt, ...) {
     return -1;
 }
 
-/* Compose "prefix.name" (or "prefix.name[i]" when index >= 0). */
+/* Append `s` to buf at *at, keeping room for the NUL (truncates silently:
+ * paths of this schema are far below the buffer size). */
+static void s_append(char *buf, size_t len, size_t *at, const char *s, size_t n) {
+    if (*at + n >= len) n = *at + 1 < len ? len - *at - 1 : 0;
+    memcpy(buf + *at, s, n);
+    *at += n;
+}
+
+/* Compose "prefix.name" (or "prefix.name[i]" when index >= 0). Called for
+ * every field of every valid envelope, so it avoids the printf machinery (it
+ * was the largest item of the broker's profile). */
 static const char *s_path(char *buf, size_t len, const char *prefix, const char *name, long index) {
-    const char *dot = prefix && *prefix ? "." : "";
-    if (!prefix) prefix = "";
-    int n;
-    if (index >= 0)
-        n = snprintf(buf, len, "%s%s%s[%ld]", prefix, dot, name, index);
-    else
-        n = snprintf(buf, len, "%s%s%s", prefix, dot, name);
-    if (n < 0) buf[0] = '\0'; /* paths of this schema are far below the buffer size */
+    size_t at = 0;
+    if (prefix && *prefix) {
+        s_append(buf, len, &at, prefix, strlen(prefix));
+        s_append(buf, len, &at, ".", 1);
+    }
+    s_append(buf, len, &at, name, strlen(name));
+    if (index >= 0) {
+        char digits[24];
+        size_t n = 0;
+        unsigned long v = (unsigned long)index;
+        do digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+        while ((v /= 10) && n < sizeof digits - 2);
+        s_append(buf, len, &at, "[", 1);
+        s_append(buf, len, &at, digits + sizeof digits - n, n);
+        s_append(buf, len, &at, "]", 1);
+    }
+    buf[at] = '\0';
     return buf;
 }
 

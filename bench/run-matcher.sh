@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench/run-matcher.sh BUILD_DIR -- the matcher's benchmark (issue 4), called
+# by bench/run.sh (or alone). Not a test.
+#
+# Starts a private redis-server (AOF everysec, as deployed) on a unix socket
+# in a temp directory and runs build/bench/bench_matcher against it: for
+# 10k, 100k and 1M open offers (and as many open needs) on Normandy's
+# communes, the time to match one new need and one new offer (p50, p99) and
+# the Redis memory per open item, then prints a table and the targets:
+# p99 <= 1 ms at 1M, cost at 1M <= 3 x cost at 10k, <= 1 KB per open item.
+# BENCH_MATCHER_SIZES (default "10000 100000 1000000"), BENCH_MATCHER_SAMPLES
+# (default 1000), BENCH_MATCHER_CONF (extra [matcher] lines, e.g.
+# "max_candidates = 10").
+set -euo pipefail
+
+BUILD=${1:-build}
+SIZES=${BENCH_MATCHER_SIZES:-10000 100000 1000000}
+SAMPLES=${BENCH_MATCHER_SAMPLES:-1000}
+PY=/usr/bin/python3
+[ -x "$BUILD/bench/bench_matcher" ] || { echo "Error: $BUILD/bench/bench_matcher missing (configure with -DMAILLAGE_BENCH=ON)" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "Error: redis-server not found" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/maillage-bench-matcher-XXXXXX)
+RPID=""
+cleanup() {
+  if [ -n "$RPID" ]; then kill "$RPID" 2>/dev/null || true; wait "$RPID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --dir "$WORK" \
+  --appendonly yes --appendfsync everysec --save "" --logfile "$WORK/redis.log" &
+RPID=$!
+for _ in $(seq 1 200); do
+  grep -q "Ready to accept connections" "$WORK/redis.log" 2>/dev/null && break
+  sleep 0.05
+done
+
+echo "Matcher benchmark: $(nproc) CPU(s), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
+     "$(date -u '+%Y-%m-%d %H:%M UTC'); $SAMPLES new needs and $SAMPLES new offers per size" >&2
+echo "(N open offers and N open needs, random communes of Normandy, 12 categories)" >&2
+out=$("$BUILD/bench/bench_matcher" "unix://$WORK/redis.sock" "$SAMPLES" $SIZES)
+
+"$PY" - "$out" <<'PYEOF'
+import sys
+rows = []
+for line in sys.argv[1].splitlines():
+    f = dict(kv.split("=", 1) for kv in line.split())
+    rows.append({k: float(v) for k, v in f.items()})
+print()
+print("| open offers (+ as many needs) | bytes/item | new need p50 µs | p99 µs | new offer p50 µs | p99 µs | in Redis µs/event | proposals/event |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f |" % (
+        r["n"], r["bytes_per_item"], r["need_p50_us"], r["need_p99_us"], r["offer_p50_us"], r["offer_p99_us"],
+        r["redis_us_per_event"], r["proposals_per_event"]))
+if rows:
+    big, small = rows[-1], rows[0]
+    p99 = max(big["need_p99_us"], big["offer_p99_us"])
+    ratio = (big["need_p50_us"] + big["offer_p50_us"]) / max(1.0, small["need_p50_us"] + small["offer_p50_us"])
+    mem = max(r["bytes_per_item"] for r in rows)
+    print()
+    print("Targets: p99 <= 1 ms at %d: %s (%.0f µs); cost at %d <= 3 x cost at %d: %s (%.2f x); "
+          "<= 1 KB per open item: %s (%.0f B)" % (
+              big["n"], "met" if p99 <= 1000 else "NOT met", p99, big["n"], small["n"],
+              "met" if ratio <= 3 else "NOT met", ratio, "met" if mem <= 1024 else "NOT met", mem))
+PYEOF

@@ -1,0 +1,307 @@
+/* producer.c -- envelopes to the broker from inside an event loop, with
+ * retries and never a drop.
+ *
+ * Each envelope is an s_item_t, found by event_id in a chained hash table,
+ * and either waiting (FIFO, beyond the window) or in flight (sent, with a
+ * deadline for resending). One timer, armed only while something is in
+ * flight, walks the in-flight items: at most `window` of them, so a scan per
+ * tick is cheap and needs no priority queue. Acks come back in any order and
+ * are matched by event_id; an ack for an id no longer pending (the answer to
+ * a retry already answered) is ignored. */
+#include "maillage/producer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "maillage/clock.h"
+#include "maillage/log.h"
+#include "maillage/mem.h"
+#include "maillage/zsock.h"
+
+#define S_TICK_MS 50
+#define S_DEFAULT_WINDOW 1000
+#define S_DEFAULT_RETRY_MS 2000
+#define S_DEFAULT_BACKOFF_MAX_MS 5000
+
+typedef struct s_item {
+    struct s_item *hnext;        /* hash chain */
+    struct s_item *prev, *next;  /* the waiting queue or the in-flight list */
+    char event_id[MG_ID_MAX + 1];
+    uint8_t *data;
+    size_t len;
+    int inflight;
+    int64_t resend_at_us;
+    int64_t backoff_us; /* after UNAVAILABLE; doubles */
+} s_item_t;
+
+typedef struct {
+    s_item_t *head, *tail;
+    size_t count;
+} s_list_t;
+
+struct mg_producer {
+    struct event_base *base;
+    void *socket;
+    mg_zsock_t *zsock;
+    struct event *timer;
+    int timer_armed;
+    mg_producer_ack_fn on_ack;
+    void *arg;
+    size_t window;
+    int64_t retry_us, backoff_max_us;
+    size_t buckets;
+    s_item_t **table;
+    s_list_t waiting, inflight;
+    mg_producer_stats_t stats;
+    int unavailable_logged;
+};
+
+/* ---- lists and table ------------------------------------------------------ */
+
+static void s_list_push(s_list_t *l, s_item_t *it) {
+    it->next = NULL;
+    it->prev = l->tail;
+    if (l->tail) l->tail->next = it;
+    else l->head = it;
+    l->tail = it;
+    l->count++;
+}
+
+static void s_list_remove(s_list_t *l, s_item_t *it) {
+    if (it->prev) it->prev->next = it->next;
+    else l->head = it->next;
+    if (it->next) it->next->prev = it->prev;
+    else l->tail = it->prev;
+    it->prev = it->next = NULL;
+    l->count--;
+}
+
+static size_t s_hash(const mg_producer_t *p, const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h % p->buckets);
+}
+
+/* Double the table when it holds twice as many items as buckets: waiting
+ * items are not bounded by the window (nothing is ever dropped). */
+static void s_grow(mg_producer_t *p) {
+    size_t count = p->waiting.count + p->inflight.count;
+    if (count < p->buckets * 2) return;
+    size_t old_buckets = p->buckets;
+    s_item_t **old = p->table;
+    p->buckets = old_buckets * 2 + 1;
+    p->table = mg_calloc(p->buckets, sizeof(*p->table));
+    for (size_t b = 0; b < old_buckets; b++) {
+        while (old[b]) {
+            s_item_t *it = old[b];
+            old[b] = it->hnext;
+            size_t h = s_hash(p, it->event_id);
+            it->hnext = p->table[h];
+            p->table[h] = it;
+        }
+    }
+    free(old);
+}
+
+static s_item_t **s_slot(mg_producer_t *p, const char *event_id) {
+    s_item_t **slot = &p->table[s_hash(p, event_id)];
+    while (*slot && strcmp((*slot)->event_id, event_id) != 0) slot = &(*slot)->hnext;
+    return slot;
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+static void s_arm(mg_producer_t *p) {
+    if (p->timer_armed || p->inflight.count == 0) return;
+    struct timeval tv = {0, S_TICK_MS * 1000};
+    event_add(p->timer, &tv);
+    p->timer_armed = 1;
+}
+
+/* Send (or resend) one item. On a full queue (EAGAIN) it stays in flight and
+ * the timer retries it soon; the ack it would have had is not lost, only
+ * late. */
+static void s_transmit(mg_producer_t *p, s_item_t *it, int64_t now) {
+    const void *frames[1] = {it->data};
+    size_t lens[1] = {it->len};
+    if (mg_zsock_send(p->zsock, frames, lens, 1) == 0) {
+        it->resend_at_us = now + p->retry_us;
+    } else {
+        if (errno != EAGAIN) mg_debug("producer: send %s: %s", it->event_id, zmq_strerror(errno));
+        it->resend_at_us = now + 100000;
+    }
+}
+
+/* Move waiting items into flight while the window allows. */
+static void s_fill_window(mg_producer_t *p) {
+    int64_t now = mg_clock_monotonic_us();
+    while (p->waiting.head && p->inflight.count < p->window) {
+        s_item_t *it = p->waiting.head;
+        s_list_remove(&p->waiting, it);
+        it->inflight = 1;
+        s_list_push(&p->inflight, it);
+        p->stats.sent++;
+        s_transmit(p, it, now);
+    }
+    s_arm(p);
+}
+
+static void s_forget(mg_producer_t *p, s_item_t **slot) {
+    s_item_t *it = *slot;
+    *slot = it->hnext;
+    s_list_remove(it->inflight ? &p->inflight : &p->waiting, it);
+    free(it->data);
+    free(it);
+}
+
+int mg_producer_send(mg_producer_t *p, const char *event_id, const uint8_t *envelope, size_t len) {
+    if (!mg_id_is_valid(event_id)) return -1;
+    s_item_t **slot = s_slot(p, event_id);
+    if (*slot) return 1;
+    s_grow(p);
+    slot = s_slot(p, event_id);
+    s_item_t *it = mg_calloc(1, sizeof(*it));
+    snprintf(it->event_id, sizeof(it->event_id), "%s", event_id);
+    it->data = mg_malloc(len ? len : 1);
+    memcpy(it->data, envelope, len);
+    it->len = len;
+    it->hnext = NULL;
+    *slot = it;
+    s_list_push(&p->waiting, it);
+    s_fill_window(p);
+    return 0;
+}
+
+/* ---- acks and timer ------------------------------------------------------------ */
+
+static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg) {
+    mg_producer_t *p = arg;
+    (void)zsock;
+    if (frame_count != 1) return;
+    mg_ack_t *ack = mg_ack_unpack(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]));
+    if (!ack) {
+        mg_warn("producer: unreadable ack (%zu bytes) ignored", zmq_msg_size(&frames[0]));
+        return;
+    }
+    s_item_t **slot = ack->event_id && *ack->event_id ? s_slot(p, ack->event_id) : NULL;
+    if (!slot || !*slot || !(*slot)->inflight) goto done;
+    s_item_t *it = *slot;
+    switch (ack->status) {
+    case MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED:
+    case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
+    case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED: {
+        if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED) p->stats.accepted++;
+        else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE) p->stats.duplicate++;
+        else p->stats.rejected++;
+        p->unavailable_logged = 0;
+        char id[MG_ID_MAX + 1];
+        memcpy(id, it->event_id, sizeof(id));
+        s_forget(p, slot);
+        /* The callback may send: fill the window after it. */
+        if (p->on_ack) p->on_ack(p, id, ack->status, ack->sequence, ack->reason ? ack->reason : "", p->arg);
+        s_fill_window(p);
+        break;
+    }
+    case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
+        p->stats.unavailable++;
+        if (!p->unavailable_logged) {
+            mg_warn("producer: the broker answers unavailable (%s); retrying with backoff",
+                    ack->reason && *ack->reason ? ack->reason : "journal unavailable");
+            p->unavailable_logged = 1;
+        }
+        it->backoff_us = it->backoff_us ? it->backoff_us * 2 : 100000;
+        if (it->backoff_us > p->backoff_max_us) it->backoff_us = p->backoff_max_us;
+        it->resend_at_us = mg_clock_monotonic_us() + it->backoff_us;
+        break;
+    default:
+        break; /* unknown status: the retry timer sends it again */
+    }
+done:
+    mg_ack_free(ack);
+}
+
+static void s_on_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_producer_t *p = arg;
+    (void)fd;
+    (void)what;
+    p->timer_armed = 0;
+    int64_t now = mg_clock_monotonic_us();
+    for (s_item_t *it = p->inflight.head; it; it = it->next) {
+        if (now >= it->resend_at_us) {
+            p->stats.resent++;
+            s_transmit(p, it, now);
+        }
+    }
+    s_arm(p);
+}
+
+/* ---- life cycle ----------------------------------------------------------------- */
+
+mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const mg_producer_options_t *opts,
+                               mg_producer_ack_fn on_ack, void *arg, char *err, size_t errlen) {
+    mg_producer_t *p = mg_calloc(1, sizeof(*p));
+    p->base = base;
+    p->on_ack = on_ack;
+    p->arg = arg;
+    p->window = opts->window ? opts->window : S_DEFAULT_WINDOW;
+    p->retry_us = (int64_t)(opts->retry_ms > 0 ? opts->retry_ms : S_DEFAULT_RETRY_MS) * 1000;
+    p->backoff_max_us = (int64_t)(opts->backoff_max_ms > 0 ? opts->backoff_max_ms : S_DEFAULT_BACKOFF_MAX_MS) * 1000;
+    p->buckets = p->window * 2 + 1;
+    p->table = mg_calloc(p->buckets, sizeof(*p->table));
+
+    p->socket = zmq_socket(zmq_context, ZMQ_DEALER);
+    if (!p->socket) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        goto err;
+    }
+    int hwm = (int)(p->window * 2 + 1000), linger = 0;
+    zmq_setsockopt(p->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(p->socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(p->socket, ZMQ_LINGER, &linger, sizeof(linger));
+    if (!opts->endpoint || zmq_connect(p->socket, opts->endpoint) != 0) {
+        snprintf(err, errlen, "cannot connect to the broker's ingest %s: %s", opts->endpoint ? opts->endpoint : "(none)",
+                 zmq_strerror(errno));
+        goto err;
+    }
+    p->zsock = mg_zsock_new(base, p->socket, 256, s_on_message, NULL, p);
+    p->timer = evtimer_new(base, s_on_timer, p);
+    if (!p->zsock || !p->timer) {
+        snprintf(err, errlen, "cannot watch the ingest socket: %s", strerror(errno));
+        goto err;
+    }
+    return p;
+err:
+    mg_producer_destroy(&p);
+    return NULL;
+}
+
+size_t mg_producer_pending(const mg_producer_t *p) {
+    return p->waiting.count + p->inflight.count;
+}
+
+void mg_producer_stats(const mg_producer_t *p, mg_producer_stats_t *out) {
+    *out = p->stats;
+}
+
+void mg_producer_destroy(mg_producer_t **producer_p) {
+    if (!producer_p || !*producer_p) return;
+    mg_producer_t *p = *producer_p;
+    for (size_t b = 0; p->table && b < p->buckets; b++) {
+        while (p->table[b]) {
+            s_item_t *it = p->table[b];
+            p->table[b] = it->hnext;
+            free(it->data);
+            free(it);
+        }
+    }
+    free(p->table);
+    if (p->timer) event_free(p->timer);
+    mg_zsock_destroy(&p->zsock);
+    if (p->socket) zmq_close(p->socket);
+    free(p);
+    *producer_p = NULL;
+}

@@ -1,0 +1,1496 @@
+/* matcher.c -- apply events, find candidates, score, decide, emit.
+ *
+ * One event at a time (the subscriber delivers the next one only after
+ * mg_subscriber_done()): a job goes through
+ *
+ *   1. the "apply" script call: the state change, order-safe (sequence per
+ *      entity), returning the candidates to judge, or {0} when this event was
+ *      already handled completely (replay, redelivery, second instance);
+ *   2. filtering and scoring in C (match_score.h), ranking, decisions:
+ *      a new pair above the threshold gets revision 1, a proposed pair whose
+ *      score moved by material_change or more a new revision, a proposed pair
+ *      that no longer qualifies is retired (new revision, retired = true);
+ *   3. the "decide" script call: each decision is recorded only if the pair's
+ *      revision is still the one it was computed from (another instance may
+ *      have been faster), the events go to the outbox, and the entity is
+ *      marked handled for this sequence;
+ *   4. the recorded events are handed to the producer; each ack removes its
+ *      event from the outbox; the delivery is done.
+ *
+ * Event ids are deterministic ("match.<match_id>.<revision>", ...), so an
+ * event sent twice, by a restart or by two instances, is journaled once. */
+#include "matcher.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "maillage/clock.h"
+#include "maillage/communes.h"
+#include "maillage/envelope.h"
+#include "maillage/journal.h"
+#include "maillage/log.h"
+#include "maillage/match_score.h"
+#include "maillage/mem.h"
+#include "maillage/metrics.h"
+#include "maillage/producer.h"
+#include "maillage/redis.h"
+#include "maillage/subscriber.h"
+#include "maillage/taxonomy.h"
+#include "state.h"
+
+#define S_OUTBOX_KEY "mg:matcher:outbox"
+#define S_METRICS_INTERVAL_S 10
+#define S_SHUTDOWN_GRACE_MS 2000
+#define S_EXPIRED_BATCH 200
+#define S_MS_PER_DAY 86400000LL
+
+/* A department ("dep:14") or an EPCI ("epci:200065597") as a circle around
+ * the mean position of its communes, large enough to hold them all. */
+typedef struct {
+    char key[16];
+    double latitude, longitude, radius_km;
+    size_t communes;
+} s_area_t;
+
+typedef struct {
+    mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *failures, *outbox,
+        *acks_rejected;
+} s_metrics_t;
+
+struct mg_matcher {
+    struct event_base *base;
+    const mg_config_t *cfg;
+    void *zmq_context;
+    mg_redis_t *redis;
+    mg_script_t *script;
+    mg_subscriber_t *subscriber;
+    mg_producer_t *producer;
+    mg_communes_t *communes;
+    mg_taxonomy_t *taxonomy;
+    mg_match_weights_t weights;
+    double material_change;
+    long long fair_window_ms, collective_window_ms;
+    long long collective_min, max_candidates, search_max_km, max_proposals;
+    s_area_t *areas; /* departments and EPCIs as circles, for offers' territories */
+    /* Scratch arrays of the candidates of one event, grown, never shrunk:
+     * a score with its French phrases is 2 KB, too much to allocate and
+     * zero for each of a hundred candidates of every event. */
+    struct s_cand *cands;
+    mg_match_score_t *scores;
+    size_t scratch_cap;
+    size_t n_areas;
+    unsigned instance, instances;
+    char mflag[16];
+    char name[32];
+    struct event *expiry_timer, *metrics_timer, *stop_timer;
+    int redis_seen_up, stopping, expiry_running;
+    size_t jobs; /* deliveries being handled (0 or 1; the benchmark waits on it) */
+    s_metrics_t metrics;
+};
+
+/* ---- pure helpers ------------------------------------------------------------ */
+
+static uint64_t s_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 128 bits of hash of the parts (each followed by a 0x1f separator, which no
+ * id contains), as 32 hex digits. */
+static void s_hash_hex(const char *const *parts, size_t n, char out[33]) {
+    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i];; p++) {
+            unsigned char c = *p ? *p : 0x1f;
+            a = (a ^ c) * 1099511628211ull;
+            b = (b ^ c) * 0x100000001b3ull + 0x632be59bd9b4e019ull;
+            b = (b << 13) | (b >> 51);
+            if (!*p) break;
+        }
+    }
+    snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, s_mix64(a), s_mix64(b ^ a));
+}
+
+void mg_matcher_match_id(const char *need_id, const char *offer_id, char out[MG_MATCH_ID_LEN + 1]) {
+    const char *parts[2] = {need_id, offer_id};
+    char hex[33];
+    s_hash_hex(parts, 2, hex);
+    snprintf(out, MG_MATCH_ID_LEN + 1, "m-%s", hex);
+}
+
+long long mg_matcher_day_number(const char *date) {
+    int y, mo, d;
+    if (!date || strlen(date) != 10 || sscanf(date, "%4d-%2d-%2d", &y, &mo, &d) != 3) return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31) return -1;
+    /* days_from_civil (H. Hinnant) */
+    y -= mo <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153u * (unsigned)(mo + (mo > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+unsigned mg_matcher_partition(const char *need_id, unsigned instances) {
+    if (instances <= 1) return 0;
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)need_id; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    return (unsigned)(s_mix64(h) % instances);
+}
+
+static int s_mine(const mg_matcher_t *m, const char *need_id) {
+    return mg_matcher_partition(need_id, m->instances) == m->instance % (m->instances ? m->instances : 1);
+}
+
+/* A deterministic id for a closure the matcher emits. */
+static void s_closure_event_id(const char *kind, const char *id, const char *why, char out[MG_ID_MAX + 1]) {
+    const char *parts[3] = {kind, id, why};
+    char hex[33];
+    s_hash_hex(parts, 3, hex);
+    snprintf(out, MG_ID_MAX + 1, "close.%s", hex);
+}
+
+static const char *s_category_label(const mg_matcher_t *m, const char *code) {
+    const char *label = mg_taxonomy_label(m->taxonomy, code);
+    return label ? label : code;
+}
+
+/* ---- decisions: what goes to the "decide" script call ------------------------ */
+
+typedef struct {
+    char event_id[MG_ID_MAX + 1];
+    uint8_t *data;
+    size_t len;
+    int retired; /* a match.found retiring its pair */
+} s_out_t;
+
+typedef struct {
+    mg_matcher_t *m;
+    mg_delivery_t *delivery;
+    const mg_envelope_t *env; /* borrowed until done */
+    uint64_t seq;
+    mg_args_t pairs, colls, plains;
+    int n_pairs, n_colls, n_plains;
+    s_out_t *outs;
+    size_t n_outs, cap_outs;
+    const char *kind; /* entity marked handled: "need", "offer", "structure" or "" */
+    char entity_id[MG_ID_MAX + 1];
+} s_job_t;
+
+static s_job_t *s_job_new(mg_matcher_t *m, const mg_envelope_t *env, mg_delivery_t *delivery) {
+    s_job_t *job = mg_calloc(1, sizeof(*job));
+    job->m = m;
+    job->env = env;
+    job->delivery = delivery;
+    job->seq = env ? env->sequence : 0;
+    job->kind = "";
+    if (delivery || env) m->jobs++;
+    mg_args_init(&job->pairs);
+    mg_args_init(&job->colls);
+    mg_args_init(&job->plains);
+    return job;
+}
+
+static void s_job_free(s_job_t *job) {
+    if (job->env) job->m->jobs--;
+    mg_args_clear(&job->pairs);
+    mg_args_clear(&job->colls);
+    mg_args_clear(&job->plains);
+    for (size_t i = 0; i < job->n_outs; i++) free(job->outs[i].data);
+    free(job->outs);
+    free(job);
+}
+
+/* Finish the job's delivery (reason NULL = success) and free the job. */
+static void s_job_finish(s_job_t *job, const char *reason) {
+    mg_matcher_t *m = job->m;
+    if (reason) {
+        mg_metrics_inc(m->metrics.failures);
+        mg_warn("matcher: sequence %" PRIu64 " not handled: %s (will retry)", job->seq, reason);
+    }
+    if (job->delivery && m->subscriber) mg_subscriber_done(m->subscriber, job->delivery, reason);
+    s_job_free(job);
+}
+
+/* Pack an envelope of `type` with `event_id` into the job's outputs; returns
+ * the stored output (bytes owned by the job). */
+static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id) {
+    env->event_id = (char *)event_id;
+    env->type = (char *)type;
+    env->occurred_at_ms = mg_clock_now_ms();
+    env->schema_version = MG_SCHEMA_VERSION;
+    if (job->env && job->env->event_id) env->correlation_id = job->env->event_id;
+    if (job->n_outs == job->cap_outs) {
+        job->cap_outs = job->cap_outs ? job->cap_outs * 2 : 8;
+        job->outs = mg_realloc(job->outs, job->cap_outs * sizeof(*job->outs));
+    }
+    s_out_t *out = &job->outs[job->n_outs++];
+    out->retired = 0;
+    snprintf(out->event_id, sizeof(out->event_id), "%s", event_id);
+    out->len = mg_envelope_pack(env, &out->data);
+    return out;
+}
+
+typedef struct {
+    const char *need_id, *offer_id, *need_structure_id, *offer_structure_id, *category, *department;
+    unsigned prev_rev;
+    int retired;
+    double score, distance_km;
+    unsigned rank;
+    const mg_match_score_t *detail; /* NULL for a retirement */
+    const char *explanation;        /* for a retirement */
+} s_pair_t;
+
+static void s_add_pair(s_job_t *job, const s_pair_t *p) {
+    char mid[MG_MATCH_ID_LEN + 1], eid[MG_ID_MAX + 1];
+    unsigned rev = p->prev_rev + 1;
+    mg_matcher_match_id(p->need_id, p->offer_id, mid);
+    snprintf(eid, sizeof(eid), "match.%s.%u", mid, rev);
+
+    Maillage__V1__MatchFound mf = MAILLAGE__V1__MATCH_FOUND__INIT;
+    Maillage__V1__ScoreComponent comps[MG_MATCH_COMPONENTS];
+    Maillage__V1__ScoreComponent *comp_ptrs[MG_MATCH_COMPONENTS];
+    mf.match_id = mid;
+    mf.need_id = (char *)p->need_id;
+    mf.offer_id = (char *)p->offer_id;
+    mf.need_structure_id = (char *)p->need_structure_id;
+    mf.offer_structure_id = (char *)p->offer_structure_id;
+    mf.category = (char *)p->category;
+    mf.score = p->score;
+    mf.rank = p->rank;
+    mf.distance_km = round(p->distance_km * 10.0) / 10.0;
+    mf.revision = rev;
+    mf.department = (char *)p->department;
+    mf.retired = p->retired;
+    if (p->detail) {
+        for (size_t i = 0; i < MG_MATCH_COMPONENTS; i++) {
+            maillage__v1__score_component__init(&comps[i]);
+            comps[i].name = (char *)(p->detail->components[i].name ? p->detail->components[i].name : "");
+            comps[i].value = p->detail->components[i].value;
+            comps[i].weight = p->detail->components[i].weight;
+            comps[i].detail = (char *)p->detail->components[i].detail;
+            comp_ptrs[i] = &comps[i];
+        }
+        mf.n_components = MG_MATCH_COMPONENTS;
+        mf.components = comp_ptrs;
+        mf.explanation = (char *)p->detail->explanation;
+    } else {
+        mf.explanation = (char *)(p->explanation ? p->explanation : "");
+    }
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND;
+    env.match_found = &mf;
+    s_out_t *out = s_job_output(job, &env, "match.found", eid);
+    out->retired = p->retired;
+
+    mg_args_t *a = &job->pairs;
+    mg_args_str(a, p->need_id);
+    mg_args_str(a, p->offer_id);
+    mg_args_int(a, p->prev_rev);
+    mg_args_int(a, rev);
+    mg_args_double(a, p->score);
+    mg_args_str(a, p->retired ? "1" : "0");
+    mg_args_str(a, mid);
+    mg_args_str(a, eid);
+    mg_args_bytes(a, out->data, out->len);
+    mg_args_double(a, p->distance_km);
+    mg_args_str(a, p->need_structure_id);
+    mg_args_str(a, p->offer_structure_id);
+    mg_args_str(a, p->category);
+    mg_args_str(a, p->department);
+    job->n_pairs++;
+}
+
+static void s_add_plain(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id) {
+    s_out_t *out = s_job_output(job, env, type, event_id);
+    mg_args_str(&job->plains, event_id);
+    mg_args_bytes(&job->plains, out->data, out->len);
+    job->n_plains++;
+}
+
+/* ---- step 3 and 4: decide, send ------------------------------------------------- */
+
+static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_matcher_t *m = job->m;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        if (r->type != REDIS_REPLY_STRING) continue;
+        for (size_t k = 0; k < job->n_outs; k++) {
+            s_out_t *out = &job->outs[k];
+            if (strcmp(out->event_id, r->str) != 0) continue;
+            if (strncmp(out->event_id, "match.", 6) == 0) {
+                /* counted by kind from the revision at the end of the id */
+                const char *rev = strrchr(out->event_id, '.');
+                if (out->retired) mg_metrics_inc(m->metrics.retired);
+                else if (rev && strcmp(rev, ".1") == 0) mg_metrics_inc(m->metrics.proposed);
+                else mg_metrics_inc(m->metrics.revised);
+            } else if (strncmp(out->event_id, "cn.", 3) == 0) {
+                mg_metrics_inc(m->metrics.collective);
+            } else {
+                mg_metrics_inc(m->metrics.closures);
+            }
+            mg_producer_send(m->producer, out->event_id, out->data, out->len);
+            break;
+        }
+    }
+    mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
+    s_job_finish(job, NULL);
+}
+
+static void s_decide(s_job_t *job) {
+    mg_matcher_t *m = job->m;
+    if (job->n_pairs == 0 && job->n_colls == 0 && job->n_plains == 0 && !*job->kind) {
+        s_job_finish(job, NULL);
+        return;
+    }
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_args_str(&a, "decide");
+    mg_args_str(&a, job->kind);
+    mg_args_str(&a, job->entity_id);
+    mg_args_int(&a, (long long)job->seq);
+    mg_args_str(&a, m->mflag);
+    mg_args_int(&a, mg_clock_now_ms());
+    mg_args_int(&a, m->fair_window_ms);
+    mg_args_int(&a, job->n_pairs);
+    mg_args_int(&a, job->n_colls);
+    mg_args_int(&a, job->n_plains);
+    mg_args_t *parts[3] = {&job->pairs, &job->colls, &job->plains};
+    for (int p = 0; p < 3; p++)
+        for (int i = 0; i < parts[p]->argc; i++) mg_args_bytes(&a, parts[p]->argv[i], parts[p]->lens[i]);
+    if (mg_script_call(m->script, &a, s_on_decided, job) != 0) s_job_finish(job, "Redis unavailable");
+}
+
+/* ---- reading replies ----------------------------------------------------------- */
+
+static const char *s_rstr(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_STRING ? r->str : "";
+}
+
+static size_t s_rlen(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_STRING ? r->len : 0;
+}
+
+static long long s_rint(const redisReply *r) {
+    if (!r) return 0;
+    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+    if (r->type == REDIS_REPLY_STRING) return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+static double s_rdouble(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0.0;
+}
+
+/* What the scorer needs about a structure, unpacked from its record. */
+typedef struct {
+    Maillage__V1__Structure *pb;   /* NULL if unknown */
+    const char **networks;         /* NULL-terminated (owned array) */
+    mg_match_party_t party;
+} s_party_t;
+
+static void s_party_load(s_party_t *p, const mg_matcher_t *m, const char *structure_id, const redisReply *pb) {
+    memset(p, 0, sizeof(*p));
+    size_t len = s_rlen(pb);
+    p->pb = len ? maillage__v1__structure__unpack(NULL, len, (const uint8_t *)pb->str) : NULL;
+    p->party.structure_id = structure_id;
+    p->party.naf_code = "";
+    if (p->pb) {
+        p->party.family = p->pb->family;
+        p->party.naf_code = p->pb->naf_code ? p->pb->naf_code : "";
+        p->networks = mg_calloc(p->pb->n_networks + 1, sizeof(*p->networks));
+        for (size_t i = 0; i < p->pb->n_networks; i++) p->networks[i] = p->pb->networks[i];
+        p->party.networks = p->networks;
+        p->party.commune = p->pb->commune ? mg_communes_find(m->communes, p->pb->commune) : NULL;
+    }
+}
+
+static void s_party_clear(s_party_t *p) {
+    if (p->pb) maillage__v1__structure__free_unpacked(p->pb, NULL);
+    free(p->networks);
+    memset(p, 0, sizeof(*p));
+}
+
+typedef struct s_cand {
+    const char *id;        /* borrowed from the reply */
+    void *item;            /* Maillage__V1__Offer * or Need * (owned) */
+    s_party_t party;
+    const mg_commune_t *commune;
+    int ok;                /* passed the filters */
+    int left;              /* its structure left */
+    mg_match_score_t *score; /* in the matcher's scratch array; valid if ok */
+    double total;            /* score->score when ok, else 0 */
+    unsigned prev_rev;
+    double prev_score;
+    int prev_retired;
+    unsigned rank;
+    const redisReply *top; /* offer side: the need's best open matches */
+} s_cand_t;
+
+/* `n` zeroed candidates (their scores are not zeroed: each is written by
+ * mg_match_score() before being read). */
+static s_cand_t *s_scratch(mg_matcher_t *m, size_t n) {
+    if (n > m->scratch_cap) {
+        m->scratch_cap = n * 2;
+        free(m->cands);
+        free(m->scores);
+        m->cands = mg_malloc(m->scratch_cap * sizeof(*m->cands));
+        m->scores = mg_malloc(m->scratch_cap * sizeof(*m->scores));
+    }
+    memset(m->cands, 0, n * sizeof(*m->cands));
+    return m->cands;
+}
+
+static int s_cmp_cand(const void *a, const void *b) {
+    const s_cand_t *x = *(const s_cand_t *const *)a, *y = *(const s_cand_t *const *)b;
+    if (x->ok != y->ok) return y->ok - x->ok;
+    if (x->total != y->total) return x->total < y->total ? 1 : -1;
+    return strcmp(x->id ? x->id : "", y->id ? y->id : "");
+}
+
+/* The decision for one judged pair; fills `p` and returns 1 if an event is due. */
+static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pair_t *p) {
+    p->prev_rev = c->prev_rev;
+    p->score = c->ok ? c->total : 0.0;
+    p->distance_km = c->ok ? c->score->distance_km : 0.0;
+    int proposed = c->prev_rev > 0 && !c->prev_retired;
+    if (qualifies) {
+        /* A new proposal only among the need's best: staff read each one. */
+        if (c->prev_rev == 0 || c->prev_retired) return c->rank <= (unsigned)m->max_proposals;
+        return fabs(c->total - c->prev_score) >= m->material_change - 1e-9;
+    }
+    if (proposed) {
+        p->retired = 1;
+        p->score = c->prev_score;
+        p->detail = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static const char *s_retire_reason(const s_cand_t *c) {
+    if (c->left) return "Proposition retirée : une des structures a quitté le réseau.";
+    if (!c->ok) return "Proposition retirée : le besoin et l'offre ne correspondent plus.";
+    return "Proposition retirée : le score est passé sous le seuil.";
+}
+
+/* ---- step 2: the need side ------------------------------------------------------- */
+
+static int s_cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_commune_t *nc, const redisReply *info) {
+    mg_matcher_t *m = job->m;
+    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 3 || !nc || !nc->epci[0]) return;
+    unsigned prev = (unsigned)s_rint(info->element[0]);
+    long long n = s_rint(info->element[1]);
+    const redisReply *list = info->element[2];
+    size_t count = list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
+    char **need_ids = mg_calloc(count + 1, sizeof(char *)), **structure_ids = mg_calloc(count + 1, sizeof(char *));
+    size_t n_needs = 0, n_structures = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *member = s_rstr(list->element[i]);
+        const char *bar = strchr(member, '|');
+        if (!bar) continue;
+        need_ids[n_needs++] = mg_strdup(bar + 1);
+        structure_ids[n_structures++] = mg_strndup(member, (size_t)(bar - member));
+    }
+    /* Distinct structures, sorted: a group may list a few hundred. */
+    qsort(structure_ids, n_structures, sizeof(char *), s_cmp_str);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n_structures; i++) {
+        if (distinct && strcmp(structure_ids[distinct - 1], structure_ids[i]) == 0) free(structure_ids[i]);
+        else structure_ids[distinct++] = structure_ids[i];
+    }
+    n_structures = distinct;
+    /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
+    const char *label = s_category_label(m, need->category);
+    char lowered[160];
+    snprintf(lowered, sizeof(lowered), "%s", label);
+    if (lowered[0] >= 'A' && lowered[0] <= 'Z') lowered[0] = (char)(lowered[0] - 'A' + 'a');
+    if ((unsigned char)lowered[0] == 0xC3 && (unsigned char)lowered[1] == 0x89) lowered[1] = (char)0xA9; /* É */
+    int vowel = strchr("aeiouyh", lowered[0]) != NULL || (unsigned char)lowered[0] == 0xC3;
+    char explanation[512], territory[32], collective_id[MG_ID_MAX + 1], eid[MG_ID_MAX + 1];
+    snprintf(explanation, sizeof(explanation),
+             "%lld structures de %s expriment un besoin %s%s : une réponse mutualisée est possible", n,
+             nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, vowel ? "d'" : "de ", lowered);
+    snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
+    snprintf(collective_id, sizeof(collective_id), "cn.%s.%s", need->category, nc->epci);
+    snprintf(eid, sizeof(eid), "cn.%s.%s.%u", need->category, nc->epci, prev + 1);
+
+    Maillage__V1__CollectiveNeedDetected cn = MAILLAGE__V1__COLLECTIVE_NEED_DETECTED__INIT;
+    cn.collective_id = collective_id;
+    cn.category = need->category;
+    cn.territory = territory;
+    cn.territory_name = (char *)(nc->epci_name ? nc->epci_name : "");
+    cn.n_need_ids = n_needs;
+    cn.need_ids = need_ids;
+    cn.n_structure_ids = n_structures;
+    cn.structure_ids = structure_ids;
+    cn.revision = prev + 1;
+    cn.explanation = explanation;
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED;
+    env.collective_need_detected = &cn;
+    s_out_t *out = s_job_output(job, &env, "collective_need.detected", eid);
+    mg_args_str(&job->colls, need->category);
+    mg_args_str(&job->colls, nc->epci);
+    mg_args_int(&job->colls, prev);
+    mg_args_int(&job->colls, prev + 1);
+    mg_args_int(&job->colls, n);
+    mg_args_str(&job->colls, eid);
+    mg_args_bytes(&job->colls, out->data, out->len);
+    job->n_colls++;
+    for (size_t i = 0; i < n_needs; i++) free(need_ids[i]);
+    for (size_t i = 0; i < n_structures; i++) free(structure_ids[i]);
+    free(need_ids);
+    free(structure_ids);
+}
+
+/* Reply of "need": {1, structure pb, left, at, candidates, collective}. */
+static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_matcher_t *m = job->m;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return;
+    }
+    if (reply->elements < 6 || s_rint(reply->element[0]) != 1) {
+        mg_metrics_inc(m->metrics.stale);
+        s_job_finish(job, NULL);
+        return;
+    }
+    const Maillage__V1__Need *need = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
+                                         ? job->env->need_reported->need
+                                         : job->env->need_updated->need;
+    const mg_commune_t *nc = mg_communes_find(m->communes, need->commune);
+    job->kind = "need";
+    snprintf(job->entity_id, sizeof(job->entity_id), "%s", need->need_id);
+    s_collective(job, need, nc, reply->element[5]);
+
+    const redisReply *rows = reply->element[4];
+    if (!s_mine(m, need->need_id) || !nc || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0) {
+        s_decide(job);
+        return;
+    }
+    s_party_t need_party;
+    s_party_load(&need_party, m, need->structure_id, reply->element[1]);
+    int need_left = strcmp(s_rstr(reply->element[2]), "1") == 0;
+    char today[11];
+    int64_t now = mg_clock_now_ms();
+    mg_clock_paris_date(now, today);
+    const char *label = s_category_label(m, need->category);
+
+    size_t n = rows->elements;
+    s_cand_t *cands = s_scratch(m, n);
+    s_cand_t **order = mg_calloc(n, sizeof(*order));
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *row = rows->element[i];
+        s_cand_t *c = &cands[i];
+        order[i] = c;
+        if (row->type != REDIS_REPLY_ARRAY || row->elements < 13) continue;
+        c->id = s_rstr(row->element[0]);
+        c->prev_rev = (unsigned)s_rint(row->element[10]);
+        c->prev_score = s_rdouble(row->element[11]);
+        c->prev_retired = strcmp(s_rstr(row->element[12]), "1") == 0;
+        size_t len = s_rlen(row->element[2]);
+        Maillage__V1__Offer *offer = len ? maillage__v1__offer__unpack(NULL, len, (const uint8_t *)row->element[2]->str) : NULL;
+        c->item = offer;
+        if (!offer) continue;
+        s_party_load(&c->party, m, s_rstr(row->element[3]), row->element[4]);
+        c->left = need_left || strcmp(s_rstr(row->element[5]), "1") == 0;
+        c->commune = mg_communes_find(m->communes, offer->commune);
+        long long at = s_rint(row->element[6]);
+        mg_match_input_t in = {
+            .need = need,
+            .need_party = &need_party.party,
+            .need_commune = nc,
+            .offer = offer,
+            .offer_party = &c->party.party,
+            .offer_commune = c->commune,
+            .today = today,
+            .offer_age_days = at > 0 && now > at ? (now - at) / S_MS_PER_DAY : 0,
+            .feedback_contact_made = (unsigned)s_rint(row->element[7]),
+            .feedback_not_relevant = (unsigned)s_rint(row->element[8]),
+            .provider_recent_proposals = (unsigned)s_rint(row->element[9]),
+            .category_label = label,
+        };
+        c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
+        if (c->ok) {
+            c->score = &m->scores[i];
+            c->total = mg_match_score(&in, &m->weights, c->score);
+        }
+    }
+    qsort(order, n, sizeof(*order), s_cmp_cand);
+    unsigned rank = 0;
+    const char *dep = nc->department;
+    for (size_t i = 0; i < n; i++) {
+        s_cand_t *c = order[i];
+        if (!c->item) continue;
+        const Maillage__V1__Offer *offer = c->item;
+        int qualifies = c->ok && c->total >= m->weights.threshold;
+        if (qualifies) c->rank = ++rank;
+        s_pair_t p = {.need_id = need->need_id, .offer_id = c->id, .need_structure_id = need->structure_id,
+                      .offer_structure_id = offer->provider_id, .category = need->category, .department = dep,
+                      .rank = c->rank, .detail = c->score};
+        if (s_judge(m, c, qualifies, &p)) {
+            if (p.retired) p.explanation = s_retire_reason(c);
+            s_add_pair(job, &p);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cands[i].item) maillage__v1__offer__free_unpacked(cands[i].item, NULL);
+        s_party_clear(&cands[i].party);
+    }
+    free(order);
+    s_party_clear(&need_party);
+    s_decide(job);
+}
+
+/* ---- step 2: the offer side ------------------------------------------------------- */
+
+/* Reply of "offer": {1, provider pb, left, at, {cm, nr, fair}, candidates}. */
+static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_matcher_t *m = job->m;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return;
+    }
+    if (reply->elements < 6 || s_rint(reply->element[0]) != 1) {
+        mg_metrics_inc(m->metrics.stale);
+        s_job_finish(job, NULL);
+        return;
+    }
+    const Maillage__V1__Offer *offer = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
+                                           ? job->env->offer_published->offer
+                                           : job->env->offer_updated->offer;
+    const mg_commune_t *oc = mg_communes_find(m->communes, offer->commune);
+    job->kind = "offer";
+    snprintf(job->entity_id, sizeof(job->entity_id), "%s", offer->offer_id);
+    const redisReply *rows = reply->element[5];
+    const redisReply *fb = reply->element[4];
+    if (!oc || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0 || fb->type != REDIS_REPLY_ARRAY ||
+        fb->elements < 3) {
+        s_decide(job);
+        return;
+    }
+    s_party_t offer_party;
+    s_party_load(&offer_party, m, offer->provider_id, reply->element[1]);
+    int offer_left = strcmp(s_rstr(reply->element[2]), "1") == 0;
+    long long at = s_rint(reply->element[3]);
+    char today[11];
+    int64_t now = mg_clock_now_ms();
+    mg_clock_paris_date(now, today);
+    const char *label = s_category_label(m, offer->category);
+
+    size_t n = rows->elements;
+    s_cand_t *cands = s_scratch(m, n);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *row = rows->element[i];
+        s_cand_t *c = &cands[i];
+        if (row->type != REDIS_REPLY_ARRAY || row->elements < 11) continue;
+        c->id = s_rstr(row->element[0]);
+        if (!s_mine(m, c->id)) continue;
+        c->prev_rev = (unsigned)s_rint(row->element[7]);
+        c->prev_score = s_rdouble(row->element[8]);
+        c->prev_retired = strcmp(s_rstr(row->element[9]), "1") == 0;
+        c->top = row->element[10];
+        size_t len = s_rlen(row->element[2]);
+        Maillage__V1__Need *need = len ? maillage__v1__need__unpack(NULL, len, (const uint8_t *)row->element[2]->str) : NULL;
+        c->item = need;
+        if (!need) continue;
+        s_party_load(&c->party, m, s_rstr(row->element[3]), row->element[4]);
+        c->left = offer_left || strcmp(s_rstr(row->element[5]), "1") == 0;
+        c->commune = mg_communes_find(m->communes, need->commune);
+        mg_match_input_t in = {
+            .need = need,
+            .need_party = &c->party.party,
+            .need_commune = c->commune,
+            .offer = offer,
+            .offer_party = &offer_party.party,
+            .offer_commune = oc,
+            .today = today,
+            .offer_age_days = at > 0 && now > at ? (now - at) / S_MS_PER_DAY : 0,
+            .feedback_contact_made = (unsigned)s_rint(fb->element[0]),
+            .feedback_not_relevant = (unsigned)s_rint(fb->element[1]),
+            .provider_recent_proposals = (unsigned)s_rint(fb->element[2]),
+            .category_label = label,
+        };
+        c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
+        if (c->ok) {
+            c->score = &m->scores[i];
+            c->total = mg_match_score(&in, &m->weights, c->score);
+        }
+        /* The rank among the need's candidates: 1 + its open matches with a
+         * better score (this pair excluded). */
+        c->rank = 1;
+        if (c->ok && c->top && c->top->type == REDIS_REPLY_ARRAY) {
+            for (size_t k = 0; k + 1 < c->top->elements; k += 2) {
+                if (strcmp(s_rstr(c->top->element[k]), offer->offer_id) == 0) continue;
+                if (s_rdouble(c->top->element[k + 1]) > c->total) c->rank++;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        s_cand_t *c = &cands[i];
+        if (!c->item) continue;
+        const Maillage__V1__Need *need = c->item;
+        int qualifies = c->ok && c->total >= m->weights.threshold;
+        s_pair_t p = {.need_id = c->id, .offer_id = offer->offer_id, .need_structure_id = need->structure_id,
+                      .offer_structure_id = offer->provider_id, .category = offer->category,
+                      .department = c->commune ? c->commune->department : "", .rank = c->rank, .detail = c->score};
+        if (s_judge(m, c, qualifies, &p)) {
+            if (p.retired) p.explanation = s_retire_reason(c);
+            s_add_pair(job, &p);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cands[i].item) maillage__v1__need__free_unpacked(cands[i].item, NULL);
+        s_party_clear(&cands[i].party);
+    }
+    s_party_clear(&offer_party);
+    s_decide(job);
+}
+
+/* ---- closures ----------------------------------------------------------------------- */
+
+/* Reply of "close_need"/"close_offer": {1, pairs...}, each
+ * {need, offer, rev, score, mid, dist, ns, os, cat, dep}. */
+static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_matcher_t *m = job->m;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return;
+    }
+    if (reply->elements < 1 || s_rint(reply->element[0]) != 1) {
+        mg_metrics_inc(m->metrics.stale);
+        s_job_finish(job, NULL);
+        return;
+    }
+    int is_need = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
+    job->kind = is_need ? "need" : "offer";
+    snprintf(job->entity_id, sizeof(job->entity_id), "%s",
+             is_need ? job->env->need_closed->need_id : job->env->offer_withdrawn->offer_id);
+    const char *why = is_need ? "Proposition retirée : le besoin est clos." : "Proposition retirée : l'offre est retirée.";
+    for (size_t i = 1; i < reply->elements; i++) {
+        const redisReply *row = reply->element[i];
+        if (row->type != REDIS_REPLY_ARRAY || row->elements < 10) continue;
+        if (!s_mine(m, s_rstr(row->element[0]))) continue;
+        s_pair_t p = {.need_id = s_rstr(row->element[0]),
+                      .offer_id = s_rstr(row->element[1]),
+                      .prev_rev = (unsigned)s_rint(row->element[2]),
+                      .score = s_rdouble(row->element[3]),
+                      .distance_km = s_rdouble(row->element[5]),
+                      .need_structure_id = s_rstr(row->element[6]),
+                      .offer_structure_id = s_rstr(row->element[7]),
+                      .category = s_rstr(row->element[8]),
+                      .department = s_rstr(row->element[9]),
+                      .retired = 1,
+                      .explanation = why};
+        if (p.prev_rev == 0) continue;
+        s_add_pair(job, &p);
+    }
+    s_decide(job);
+}
+
+static void s_emit_need_closed(s_job_t *job, const char *need_id, const char *structure_id,
+                               Maillage__V1__Closure reason, const char *why_key, const char *comment) {
+    char eid[MG_ID_MAX + 1];
+    s_closure_event_id("need.closed", need_id, why_key, eid);
+    Maillage__V1__NeedClosed nc = MAILLAGE__V1__NEED_CLOSED__INIT;
+    nc.need_id = (char *)need_id;
+    nc.structure_id = (char *)structure_id;
+    nc.reason = reason;
+    nc.comment = (char *)comment;
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
+    env.need_closed = &nc;
+    s_add_plain(job, &env, "need.closed", eid);
+}
+
+static void s_emit_offer_withdrawn(s_job_t *job, const char *offer_id, const char *provider_id,
+                                   Maillage__V1__Closure reason, const char *why_key, const char *comment) {
+    char eid[MG_ID_MAX + 1];
+    s_closure_event_id("offer.withdrawn", offer_id, why_key, eid);
+    Maillage__V1__OfferWithdrawn ow = MAILLAGE__V1__OFFER_WITHDRAWN__INIT;
+    ow.offer_id = (char *)offer_id;
+    ow.provider_id = (char *)provider_id;
+    ow.reason = reason;
+    ow.comment = (char *)comment;
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN;
+    env.offer_withdrawn = &ow;
+    s_add_plain(job, &env, "offer.withdrawn", eid);
+}
+
+/* Reply of "left": {1, "n:<need>" | "o:<offer>" ...}: close them all. */
+static void s_on_left(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return;
+    }
+    if (reply->elements < 1 || s_rint(reply->element[0]) != 1) {
+        s_job_finish(job, NULL);
+        return;
+    }
+    const char *sid = job->env->member_left->structure_id;
+    job->kind = "structure";
+    snprintf(job->entity_id, sizeof(job->entity_id), "%s", sid);
+    char key[48];
+    snprintf(key, sizeof(key), "left.%" PRIu64, job->seq);
+    for (size_t i = 1; i < reply->elements; i++) {
+        const char *item = s_rstr(reply->element[i]);
+        if (strncmp(item, "n:", 2) == 0)
+            s_emit_need_closed(job, item + 2, sid, MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, key,
+                               "La structure a quitté le réseau.");
+        else if (strncmp(item, "o:", 2) == 0)
+            s_emit_offer_withdrawn(job, item + 2, sid, MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, key,
+                                   "La structure a quitté le réseau.");
+    }
+    s_decide(job);
+}
+
+static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    (void)redis;
+    if (!reply) s_job_finish(job, "Redis connection lost");
+    else if (reply->type == REDIS_REPLY_ERROR) s_job_finish(job, reply->str);
+    else s_job_finish(job, NULL);
+}
+
+/* ---- step 1: apply ------------------------------------------------------------------ */
+
+static void s_terr_join(char *out, size_t outlen, char *const *entries, size_t n) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < outlen; i++) {
+        int w = snprintf(out + used, outlen - used, "%s%s", used ? " " : "", entries[i]);
+        if (w < 0 || (size_t)w >= outlen - used) break;
+        used += (size_t)w;
+    }
+}
+
+/* The text the keywords component reads (tags, title, description), folded
+ * once into its keywords joined by spaces. Folding is idempotent, so a need
+ * or offer stored with this as its description (and no title nor tags)
+ * scores exactly like the original, in less memory and less time: this is
+ * the "matching view" kept in Redis. Caller frees. */
+static char *s_keywords_text(char *const *tags, size_t n_tags, const char *title, const char *description) {
+    size_t len = (title ? strlen(title) : 0) + (description ? strlen(description) : 0) + 3;
+    for (size_t i = 0; i < n_tags; i++) len += strlen(tags[i]) + 1;
+    char *text = mg_malloc(len), *p = text;
+    for (size_t i = 0; i < n_tags; i++) p += sprintf(p, "%s ", tags[i]);
+    p += sprintf(p, "%s ", title ? title : "");
+    sprintf(p, "%s", description ? description : "");
+    char *words[256];
+    size_t n = mg_text_keywords(text, words, 256);
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t w = strlen(words[i]);
+        if (used + w + 2 > len) {
+            free(words[i]);
+            continue;
+        }
+        if (used) text[used++] = ' ';
+        memcpy(text + used, words[i], w);
+        used += w;
+        free(words[i]);
+    }
+    text[used] = '\0';
+    return text;
+}
+
+/* The matching view of a need or an offer, serialized into *out (caller
+ * frees): texts folded into keywords, what the scorer never reads left out. */
+static size_t s_need_view(const Maillage__V1__Need *need, uint8_t **out) {
+    Maillage__V1__Need view = *need;
+    char *keywords = s_keywords_text(need->tags, need->n_tags, need->title, need->description);
+    view.n_tags = 0;
+    view.tags = NULL;
+    view.title = "";
+    view.description = keywords;
+    view.quantity = "";
+    size_t len = maillage__v1__need__get_packed_size(&view);
+    *out = mg_malloc(len ? len : 1);
+    maillage__v1__need__pack(&view, *out);
+    free(keywords);
+    return len;
+}
+
+static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
+    Maillage__V1__Offer view = *offer;
+    char *keywords = s_keywords_text(offer->tags, offer->n_tags, offer->title, offer->description);
+    view.n_tags = 0;
+    view.tags = NULL;
+    view.title = "";
+    view.description = keywords;
+    view.terms = "";
+    view.capacity = "";
+    size_t len = maillage__v1__offer__get_packed_size(&view);
+    *out = mg_malloc(len ? len : 1);
+    maillage__v1__offer__pack(&view, *out);
+    free(keywords);
+    return len;
+}
+
+/* The common arguments of "need" and "offer". */
+static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id, const char *sid,
+                        const char *category, const mg_commune_t *c, const char *valid_until, const uint8_t *pb,
+                        size_t pb_len, const char *terr, long long radius_km, const char *circles) {
+    int64_t now = mg_clock_now_ms();
+    mg_args_str(a, op);
+    mg_args_int(a, (long long)job->seq);
+    mg_args_str(a, m->mflag);
+    mg_args_str(a, id);
+    mg_args_str(a, sid);
+    mg_args_str(a, category);
+    mg_args_str(a, c->code);
+    mg_args_str(a, c->department);
+    mg_args_str(a, c->epci);
+    mg_args_double(a, c->longitude);
+    mg_args_double(a, c->latitude);
+    mg_args_int(a, mg_matcher_day_number(valid_until));
+    mg_args_bytes(a, pb, pb_len);
+    mg_args_int(a, job->env->received_at_ms ? job->env->received_at_ms : now);
+    mg_args_str(a, terr);
+    mg_args_int(a, m->max_candidates);
+    mg_args_int(a, radius_km);
+    mg_args_int(a, now - m->fair_window_ms);
+    mg_args_int(a, now);
+    mg_args_int(a, m->collective_min);
+    mg_args_int(a, now - m->collective_window_ms);
+    mg_args_str(a, circles);
+}
+
+static const s_area_t *s_area_find(const mg_matcher_t *m, const char *key) {
+    for (size_t i = 0; i < m->n_areas; i++)
+        if (strcmp(m->areas[i].key, key) == 0) return &m->areas[i];
+    return NULL;
+}
+
+/* "lon,lat,km;..." for the offer's own commune and each territory entry. */
+static void s_offer_circles(const mg_matcher_t *m, const Maillage__V1__Offer *offer, const mg_commune_t *own,
+                            char *out, size_t outlen) {
+    size_t used = 0;
+    for (size_t i = 0; i <= offer->n_territory; i++) {
+        double lon, lat, km = 0.5;
+        if (i == 0) {
+            lon = own->longitude;
+            lat = own->latitude;
+        } else {
+            const char *t = offer->territory[i - 1];
+            const s_area_t *area = s_area_find(m, t);
+            const mg_commune_t *c = area ? NULL : mg_communes_find(m->communes, t);
+            if (area) {
+                lon = area->longitude;
+                lat = area->latitude;
+                km = area->radius_km;
+            } else if (c) {
+                lon = c->longitude;
+                lat = c->latitude;
+            } else {
+                continue;
+            }
+        }
+        int w = snprintf(out + used, outlen - used, "%.5f,%.5f,%.1f;", lon, lat, km);
+        if (w < 0 || (size_t)w >= outlen - used) break;
+        used += (size_t)w;
+    }
+}
+
+/* Build the circles of every department and EPCI from the commune table. */
+static void s_areas_build(mg_matcher_t *m) {
+    size_t n = mg_communes_count(m->communes);
+    m->areas = mg_calloc(n * 2 + 1, sizeof(*m->areas));
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const mg_commune_t *c = mg_communes_at(m->communes, i);
+            for (int kind = 0; kind < 2; kind++) {
+                char key[16];
+                if (kind == 0) snprintf(key, sizeof(key), "dep:%s", c->department);
+                else if (c->epci[0]) snprintf(key, sizeof(key), "epci:%s", c->epci);
+                else continue;
+                s_area_t *a = (s_area_t *)s_area_find(m, key);
+                if (pass == 0) {
+                    if (!a) {
+                        a = &m->areas[m->n_areas++];
+                        snprintf(a->key, sizeof(a->key), "%s", key);
+                    }
+                    a->latitude += c->latitude;
+                    a->longitude += c->longitude;
+                    a->communes++;
+                } else {
+                    mg_commune_t centre = {.latitude = a->latitude, .longitude = a->longitude};
+                    double d = mg_communes_distance_km(&centre, c) + 1.0;
+                    if (d > a->radius_km) a->radius_km = d;
+                }
+            }
+        }
+        if (pass == 0)
+            for (size_t k = 0; k < m->n_areas; k++) {
+                m->areas[k].latitude /= (double)m->areas[k].communes;
+                m->areas[k].longitude /= (double)m->areas[k].communes;
+            }
+    }
+}
+
+static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delivery_t *delivery, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)sub;
+    mg_metrics_inc(m->metrics.events);
+    s_job_t *job = s_job_new(m, env, delivery);
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_redis_reply_fn cb = s_on_simple;
+
+    switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED: {
+        const Maillage__V1__Structure *s = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
+                                               ? env->member_joined->structure
+                                               : env->member_updated->structure;
+        if (!s) break;
+        /* Personal data lives in its own key, so member.left can erase it. */
+        Maillage__V1__Structure copy = *s;
+        copy.contact = NULL;
+        size_t len = maillage__v1__structure__get_packed_size(&copy);
+        uint8_t *pb = mg_malloc(len ? len : 1);
+        maillage__v1__structure__pack(&copy, pb);
+        size_t clen = s->contact ? maillage__v1__contact__get_packed_size(s->contact) : 0;
+        uint8_t *cpb = mg_malloc(clen ? clen : 1);
+        if (s->contact) maillage__v1__contact__pack(s->contact, cpb);
+        mg_args_str(&a, "member");
+        mg_args_int(&a, (long long)job->seq);
+        mg_args_str(&a, s->structure_id);
+        mg_args_bytes(&a, pb, len);
+        mg_args_bytes(&a, cpb, clen);
+        free(pb);
+        free(cpb);
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
+        mg_args_str(&a, "left");
+        mg_args_int(&a, (long long)job->seq);
+        mg_args_str(&a, m->mflag);
+        mg_args_str(&a, env->member_left->structure_id);
+        cb = s_on_left;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: {
+        const Maillage__V1__Need *need = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
+                                             ? env->need_reported->need
+                                             : env->need_updated->need;
+        const mg_commune_t *c = need ? mg_communes_find(m->communes, need->commune) : NULL;
+        if (!c) {
+            mg_warn("matcher: sequence %" PRIu64 ": need without a known commune; ignored", job->seq);
+            break;
+        }
+        uint8_t *pb;
+        size_t len = s_need_view(need, &pb);
+        long long radius = need->radius_km ? need->radius_km : m->search_max_km;
+        s_item_args(m, job, &a, "need", need->need_id, need->structure_id, need->category, c, need->valid_until, pb,
+                    len, "", radius, "");
+        free(pb);
+        cb = s_on_need_applied;
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: {
+        const Maillage__V1__Offer *offer = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
+                                               ? env->offer_published->offer
+                                               : env->offer_updated->offer;
+        const mg_commune_t *c = offer ? mg_communes_find(m->communes, offer->commune) : NULL;
+        if (!c) {
+            mg_warn("matcher: sequence %" PRIu64 ": offer without a known commune; ignored", job->seq);
+            break;
+        }
+        uint8_t *pb;
+        size_t len = s_offer_view(offer, &pb);
+        char terr[2048], circles[4096];
+        s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
+        s_offer_circles(m, offer, c, circles, sizeof(circles));
+        s_item_args(m, job, &a, "offer", offer->offer_id, offer->provider_id, offer->category, c, offer->valid_until,
+                    pb, len, terr, offer->radius_km, circles);
+        free(pb);
+        cb = s_on_offer_applied;
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
+        mg_args_str(&a, "close_need");
+        mg_args_int(&a, (long long)job->seq);
+        mg_args_str(&a, m->mflag);
+        mg_args_str(&a, env->need_closed->need_id);
+        cb = s_on_closed;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
+        mg_args_str(&a, "close_offer");
+        mg_args_int(&a, (long long)job->seq);
+        mg_args_str(&a, m->mflag);
+        mg_args_str(&a, env->offer_withdrawn->offer_id);
+        cb = s_on_closed;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
+        const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
+        size_t len = maillage__v1__cooperation_proposed__get_packed_size(cp);
+        uint8_t *pb = mg_malloc(len ? len : 1);
+        maillage__v1__cooperation_proposed__pack(cp, pb);
+        mg_args_str(&a, "coop");
+        mg_args_int(&a, (long long)job->seq);
+        mg_args_str(&a, cp->proposal_id);
+        mg_args_str(&a, "pb");
+        mg_args_bytes(&a, pb, len);
+        free(pb);
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED: {
+        const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
+        char field[MG_ID_MAX + 8];
+        snprintf(field, sizeof(field), "ans:%s", ca->structure_id);
+        mg_args_str(&a, "coop");
+        mg_args_int(&a, (long long)job->seq);
+        mg_args_str(&a, ca->proposal_id);
+        mg_args_str(&a, field);
+        mg_args_int(&a, ca->answer);
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FEEDBACK: {
+        const Maillage__V1__MatchFeedback *fb = env->match_feedback;
+        mg_args_str(&a, "feedback");
+        mg_args_str(&a, fb->match_id);
+        mg_args_str(&a, fb->staff_id);
+        mg_args_str(&a, fb->outcome == MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_CONTACT_MADE   ? "cm"
+                        : fb->outcome == MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_NOT_RELEVANT ? "nr"
+                                                                                                 : "");
+        break;
+    }
+    default:
+        break;
+    }
+    if (a.argc == 0) {
+        s_job_finish(job, NULL);
+        return;
+    }
+    if (mg_script_call(m->script, &a, cb, job) != 0) s_job_finish(job, "Redis unavailable");
+}
+
+/* ---- expiry ------------------------------------------------------------------------- */
+
+/* Reply of "expired": {{need, sid, ...}, {offer, sid, ...}}. */
+static void s_on_expired(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    (void)redis;
+    job->m->expiry_running = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        s_job_free(job);
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        const redisReply *list = reply->element[k];
+        if (list->type != REDIS_REPLY_ARRAY) continue;
+        for (size_t i = 0; i + 1 < list->elements; i += 2) {
+            const char *id = s_rstr(list->element[i]), *sid = s_rstr(list->element[i + 1]);
+            if (k == 0)
+                s_emit_need_closed(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, "expired",
+                                   "Date de validité dépassée.");
+            else
+                s_emit_offer_withdrawn(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, "expired",
+                                       "Date de validité dépassée.");
+        }
+    }
+    if (job->n_plains == 0) {
+        s_job_free(job);
+        return;
+    }
+    job->m->expiry_running = 1;
+    s_decide(job);
+}
+
+static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)fd;
+    (void)what;
+    if (m->expiry_running || m->stopping || !mg_redis_is_up(m->redis)) return;
+    char today[11];
+    mg_clock_paris_date(mg_clock_now_ms(), today);
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_args_str(&a, "expired");
+    mg_args_int(&a, mg_matcher_day_number(today) - 1);
+    mg_args_int(&a, S_EXPIRED_BATCH);
+    s_job_t *job = s_job_new(m, NULL, NULL);
+    m->expiry_running = 1;
+    if (mg_script_call(m->script, &a, s_on_expired, job) != 0) {
+        m->expiry_running = 0;
+        s_job_free(job);
+    }
+}
+
+/* ---- the outbox -------------------------------------------------------------------- */
+
+static void s_on_ack(mg_producer_t *producer, const char *event_id, Maillage__V1__Ack__Status status, uint64_t seq,
+                     const char *reason, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)producer;
+    (void)seq;
+    if (status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
+        /* Our own event refused: a bug to fix, not something to resend. */
+        mg_metrics_inc(m->metrics.acks_rejected);
+        mg_error("matcher: the broker rejected %s: %s", event_id, reason);
+    }
+    mg_redis_command(m->redis, NULL, NULL, "HDEL %s %s", S_OUTBOX_KEY, event_id);
+    mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
+}
+
+/* Send again what a previous run recorded but may not have seen acknowledged. */
+static void s_on_outbox_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_matcher_t *m = privdata;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return;
+    const redisReply *items = reply->element[1];
+    size_t resent = 0;
+    for (size_t i = 0; i + 1 < items->elements; i += 2) {
+        const redisReply *id = items->element[i], *data = items->element[i + 1];
+        if (id->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING) continue;
+        if (mg_producer_send(m->producer, id->str, (const uint8_t *)data->str, data->len) == 0) resent++;
+    }
+    if (resent) mg_info("matcher: %zu event(s) of the outbox sent again", resent);
+    const char *cursor = s_rstr(reply->element[0]);
+    if (strcmp(cursor, "0") != 0)
+        mg_redis_command(m->redis, s_on_outbox_page, m, "HSCAN %s %s COUNT 500", S_OUTBOX_KEY, cursor);
+}
+
+/* ---- Redis, metrics, life cycle ----------------------------------------------------- */
+
+static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)redis;
+    if (up) {
+        mg_script_redis_up(m->script);
+        mg_redis_command(m->redis, s_on_outbox_page, m, "HSCAN %s 0 COUNT 500", S_OUTBOX_KEY);
+        if (!m->redis_seen_up)
+            mg_info("matcher: ready (consumer %s, partition %u of %u)", m->name, m->instance, m->instances);
+        else
+            mg_info("matcher: Redis available again");
+        m->redis_seen_up = 1;
+    } else {
+        mg_warn("matcher: Redis unavailable; deliveries pause until it is back");
+    }
+    if (m->subscriber) mg_subscriber_redis_state(m->subscriber, up);
+}
+
+static void s_metrics_register(mg_matcher_t *m) {
+    s_metrics_t *x = &m->metrics;
+    x->events = mg_metrics_counter("maillage_matcher_events_total", "Events delivered to the matcher.");
+    x->stale = mg_metrics_counter("maillage_matcher_events_skipped_total",
+                                  "Events already applied (replay, redelivery, another instance) or not applicable.");
+    x->failures = mg_metrics_counter("maillage_matcher_failures_total", "Events whose handling failed (retried).");
+#define S_MATCHES "maillage_matcher_match_events_total"
+#define S_MATCHES_HELP "match.found events recorded, by kind."
+    x->proposed = mg_metrics_counter(S_MATCHES "{kind=\"proposed\"}", S_MATCHES_HELP);
+    x->revised = mg_metrics_counter(S_MATCHES "{kind=\"revision\"}", S_MATCHES_HELP);
+    x->retired = mg_metrics_counter(S_MATCHES "{kind=\"retired\"}", S_MATCHES_HELP);
+    x->collective = mg_metrics_counter("maillage_matcher_collective_total", "collective_need.detected recorded.");
+    x->closures = mg_metrics_counter("maillage_matcher_closures_total",
+                                     "need.closed / offer.withdrawn emitted (expiry, member left).");
+    x->outbox = mg_metrics_gauge("maillage_matcher_outbox_pending", "Events sent to the broker, not yet acknowledged.");
+    x->acks_rejected =
+        mg_metrics_counter("maillage_matcher_rejected_total", "Events of the matcher rejected by the broker.");
+}
+
+static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)fd;
+    (void)what;
+    char key[64];
+    snprintf(key, sizeof(key), MG_METRICS_KEY_PREFIX "%s", m->name);
+    mg_metrics_argv_t args;
+    mg_metrics_hset_argv(key, &args);
+    if (args.argc > 0) mg_redis_command_argv(m->redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
+    mg_metrics_argv_free(&args);
+}
+
+static void s_on_stop_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopexit(m->base, NULL);
+}
+
+static void s_on_flushed(mg_subscriber_t *sub, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)sub;
+    event_base_loopexit(m->base, NULL);
+}
+
+void mg_matcher_shutdown(mg_matcher_t *m) {
+    if (m->stopping) return;
+    m->stopping = 1;
+    struct timeval tv = {S_SHUTDOWN_GRACE_MS / 1000, (S_SHUTDOWN_GRACE_MS % 1000) * 1000};
+    evtimer_add(m->stop_timer, &tv);
+    if (m->subscriber) mg_subscriber_flush(m->subscriber, s_on_flushed, m);
+    else event_base_loopexit(m->base, NULL);
+}
+
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
+    mg_matcher_t *m = mg_calloc(1, sizeof(*m));
+    char why[512];
+    m->base = base;
+    m->cfg = cfg;
+    m->weights = (mg_match_weights_t){
+        .distance = mg_config_double(cfg, "matcher", "weight_distance"),
+        .keywords = mg_config_double(cfg, "matcher", "weight_keywords"),
+        .sector = mg_config_double(cfg, "matcher", "weight_sector"),
+        .intercooperation = mg_config_double(cfg, "matcher", "weight_intercooperation"),
+        .freshness = mg_config_double(cfg, "matcher", "weight_freshness"),
+        .feedback = mg_config_double(cfg, "matcher", "weight_feedback"),
+        .fairness = mg_config_double(cfg, "matcher", "weight_fairness"),
+        .threshold = mg_config_double(cfg, "matcher", "threshold"),
+    };
+    m->material_change = mg_config_double(cfg, "matcher", "material_change");
+    m->fair_window_ms = mg_config_int(cfg, "matcher", "fairness_window_days") * S_MS_PER_DAY;
+    m->collective_window_ms = mg_config_int(cfg, "matcher", "collective_window_days") * S_MS_PER_DAY;
+    m->collective_min = mg_config_int(cfg, "matcher", "collective_min_structures");
+    m->max_candidates = mg_config_int(cfg, "matcher", "max_candidates");
+    m->search_max_km = mg_config_int(cfg, "matcher", "search_max_km");
+    m->max_proposals = mg_config_int(cfg, "matcher", "max_proposals");
+    m->instance = (unsigned)mg_config_int(cfg, "matcher", "instance");
+    m->instances = (unsigned)mg_config_int(cfg, "matcher", "instances");
+    s_metrics_register(m);
+    const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
+    double total = m->weights.distance + m->weights.keywords + m->weights.sector + m->weights.intercooperation +
+                   m->weights.freshness + m->weights.feedback + m->weights.fairness;
+    if (total <= 0) {
+        s_fail(err, errlen, "%s: [matcher] every weight is 0: nothing to score with", path);
+        goto err;
+    }
+    if (m->instances > 1 && m->instance >= m->instances) {
+        s_fail(err, errlen, "%s: [matcher] instance = %u: must be below instances = %u", path, m->instance,
+               m->instances);
+        goto err;
+    }
+    if (m->instance == 0) snprintf(m->name, sizeof(m->name), "matcher");
+    else snprintf(m->name, sizeof(m->name), "matcher-%u", m->instance);
+    /* With partitions, each instance handles its own share of every event,
+     * so each marks "handled" in its own field. */
+    if (m->instances > 1) snprintf(m->mflag, sizeof(m->mflag), "m%u", m->instance);
+    else snprintf(m->mflag, sizeof(m->mflag), "m");
+
+    m->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
+    if (!m->taxonomy) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    m->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof(why));
+    if (!m->communes) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    s_areas_build(m);
+    mg_redis_options_t opts;
+    if (mg_redis_options_from_config(cfg, &opts, why, sizeof(why)) != 0) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    m->zmq_context = zmq_ctx_new();
+    if (!m->zmq_context) {
+        mg_redis_options_clear(&opts);
+        s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
+        goto err;
+    }
+    m->redis = mg_redis_new(base, &opts, s_on_redis_state, m);
+    mg_redis_options_clear(&opts);
+    if (!m->redis) {
+        s_fail(err, errlen, "cannot create the Redis connection");
+        goto err;
+    }
+    m->script = mg_script_new(m->redis, mg_matcher_script);
+    mg_producer_options_t popts = {.endpoint = mg_config_str(cfg, "broker", "ingest")};
+    m->producer = mg_producer_new(base, m->zmq_context, &popts, s_on_ack, m, why, sizeof(why));
+    if (!m->producer) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    static const char *const topics[] = {"member.", "need.", "offer.", "cooperation.", "match.feedback", NULL};
+    mg_subscriber_options_t sopts = {.name = m->name, .fanout = mg_config_str(cfg, "broker", "fanout"), .topics = topics};
+    m->subscriber = mg_subscriber_new(base, m->zmq_context, m->redis, &sopts, s_on_event, m, why, sizeof(why));
+    if (!m->subscriber) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    m->expiry_timer = event_new(base, -1, EV_PERSIST, s_on_expiry_timer, m);
+    m->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, m);
+    m->stop_timer = evtimer_new(base, s_on_stop_timer, m);
+    if (!m->expiry_timer || !m->metrics_timer || !m->stop_timer) {
+        s_fail(err, errlen, "cannot create timers");
+        goto err;
+    }
+    long long expiry_s = mg_config_int(cfg, "matcher", "expiry_interval_s");
+    struct timeval tv = {(time_t)expiry_s, 0}, mtv = {S_METRICS_INTERVAL_S, 0};
+    event_add(m->expiry_timer, &tv);
+    event_add(m->metrics_timer, &mtv);
+    mg_info("matcher: consumer %s, ingest %s, fanout %s; connecting to Redis", m->name,
+            mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"));
+    return m;
+err:
+    mg_matcher_destroy(&m);
+    return NULL;
+}
+
+void mg_matcher_destroy(mg_matcher_t **matcher_p) {
+    if (!matcher_p || !*matcher_p) return;
+    mg_matcher_t *m = *matcher_p;
+    if (m->expiry_timer) event_free(m->expiry_timer);
+    if (m->metrics_timer) event_free(m->metrics_timer);
+    if (m->stop_timer) event_free(m->stop_timer);
+    mg_subscriber_destroy(&m->subscriber);
+    /* Pending script calls get their callbacks (NULL replies) here: jobs are
+     * freed; their deliveries come again after a restart. */
+    m->stopping = 1;
+    mg_redis_destroy(&m->redis);
+    mg_script_destroy(&m->script);
+    mg_producer_destroy(&m->producer);
+    if (m->zmq_context) zmq_ctx_term(m->zmq_context);
+    mg_taxonomy_destroy(&m->taxonomy);
+    mg_communes_destroy(&m->communes);
+    free(m->areas);
+    free(m->cands);
+    free(m->scores);
+    free(m);
+    *matcher_p = NULL;
+}

@@ -1,0 +1,574 @@
+/* state.c -- the matcher's Lua script and the way it is called.
+ *
+ * The script is loaded with SCRIPT LOAD at each (re)connection and run with
+ * EVALSHA; a NOSCRIPT answer (Redis restarted, or SCRIPT FLUSH) makes the
+ * same call go again as EVAL, which also loads it. Arguments are kept until
+ * the reply for that second chance. The Lua source is the model: every key
+ * it touches is in docs/redis-keys.md, section "Matcher". */
+#include "state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maillage/log.h"
+#include "maillage/mem.h"
+
+const char mg_matcher_script[] =
+    "-- The matcher's state (docs/redis-keys.md, \"Matcher\"). ARGV[1] = operation.\n"
+    "local op = ARGV[1]\n"
+    "local function num(v) return tonumber(v) or 0 end\n"
+    "local function str(v) if v then return v end return '' end\n"
+    "\n"
+    "-- The needs of one category and EPCI (mg:coll:<cat>:<epci>) and how many\n"
+    "-- each structure has there (mg:coll:<cat>:<epci>:sids): its length is the\n"
+    "-- number of distinct structures, kept without scanning the group.\n"
+    "local function coll_remove(cat, epci, member)\n"
+    "  if redis.call('ZREM', 'mg:coll:' .. cat .. ':' .. epci, member) == 1 then\n"
+    "    local sid = string.match(member, '^([^|]*)|')\n"
+    "    local hk = 'mg:coll:' .. cat .. ':' .. epci .. ':sids'\n"
+    "    if redis.call('HINCRBY', hk, sid, -1) <= 0 then redis.call('HDEL', hk, sid) end\n"
+    "  end\n"
+    "end\n"
+    "\n"
+    "local function need_unindex(id, f)\n"
+    "  local cat = f.cat\n"
+    "  redis.call('ZREM', 'mg:geo:need:' .. cat, id)\n"
+    "  if f.epci ~= '' then\n"
+    "    coll_remove(cat, f.epci, f.sid .. '|' .. id)\n"
+    "  end\n"
+    "  redis.call('ZREM', 'mg:exp:need', id)\n"
+    "  redis.call('SREM', 'mg:structure:' .. f.sid .. ':items', 'n:' .. id)\n"
+    "end\n"
+    "\n"
+    "local function need_index(id, f, lon, lat, at)\n"
+    "  local cat = f.cat\n"
+    "  redis.call('GEOADD', 'mg:geo:need:' .. cat, lon, lat, id)\n"
+    "  if f.epci ~= '' then\n"
+    "    if redis.call('ZADD', 'mg:coll:' .. cat .. ':' .. f.epci, at, f.sid .. '|' .. id) == 1 then\n"
+    "      redis.call('HINCRBY', 'mg:coll:' .. cat .. ':' .. f.epci .. ':sids', f.sid, 1)\n"
+    "    end\n"
+    "  end\n"
+    "  if num(f['until']) >= 0 and f['until'] ~= '' then redis.call('ZADD', 'mg:exp:need', f['until'], id) end\n"
+    "  redis.call('SADD', 'mg:structure:' .. f.sid .. ':items', 'n:' .. id)\n"
+    "end\n"
+    "\n"
+    "-- The territory entries of an offer, as index names: dep:<dep>, epci:<epci>,\n"
+    "-- com:<com>. (Its own commune needs no entry: the GEO search finds it.)\n"
+    "local function offer_terr(f)\n"
+    "  local t = {}\n"
+    "  for e in string.gmatch(f.terr or '', '%S+') do\n"
+    "    if string.sub(e, 1, 4) == 'dep:' or string.sub(e, 1, 5) == 'epci:' then t[#t + 1] = e\n"
+    "    elseif e ~= f.com then t[#t + 1] = 'com:' .. e end\n"
+    "  end\n"
+    "  return t\n"
+    "end\n"
+    "\n"
+    "local function offer_unindex(id, f)\n"
+    "  local cat = f.cat\n"
+    "  redis.call('ZREM', 'mg:geo:offer:' .. cat, id)\n"
+    "  for _, e in ipairs(offer_terr(f)) do redis.call('ZREM', 'mg:idx:offer:' .. cat .. ':terr:' .. e, id) end\n"
+    "  redis.call('ZREM', 'mg:exp:offer', id)\n"
+    "  redis.call('SREM', 'mg:structure:' .. f.sid .. ':items', 'o:' .. id)\n"
+    "end\n"
+    "\n"
+    "local function offer_index(id, f, lon, lat)\n"
+    "  local cat = f.cat\n"
+    "  redis.call('GEOADD', 'mg:geo:offer:' .. cat, lon, lat, id)\n"
+    "  for _, e in ipairs(offer_terr(f)) do redis.call('ZADD', 'mg:idx:offer:' .. cat .. ':terr:' .. e, 0, id) end\n"
+    "  if num(f['until']) >= 0 and f['until'] ~= '' then redis.call('ZADD', 'mg:exp:offer', f['until'], id) end\n"
+    "  redis.call('SADD', 'mg:structure:' .. f.sid .. ':items', 'o:' .. id)\n"
+    "end\n"
+    "\n"
+    "-- A need or offer record is ONE string (a hash would hold the serialized\n"
+    "-- item in a value above hash-max-listpack-value and fall back to a hashtable\n"
+    "-- of about 50 bytes per field): the fields below, each followed by '|' (no id\n"
+    "-- contains one), then the serialized item. `flags` is \"m=<seq>,m0=<seq>,...\".\n"
+    "local FIELDS = {'seq', 'open', 'sid', 'cat', 'com', 'dep', 'epci', 'until', 'at', 'terr', 'flags'}\n"
+    "local function rec_parse(v)\n"
+    "  local f = {pb = ''}\n"
+    "  for _, name in ipairs(FIELDS) do f[name] = '' end\n"
+    "  if v then\n"
+    "    local pos = 1\n"
+    "    for _, name in ipairs(FIELDS) do\n"
+    "      local e = string.find(v, '|', pos, true)\n"
+    "      if not e then break end\n"
+    "      f[name] = string.sub(v, pos, e - 1)\n"
+    "      pos = e + 1\n"
+    "    end\n"
+    "    f.pb = string.sub(v, pos)\n"
+    "  end\n"
+    "  f.seq = num(f.seq)\n"
+    "  return f\n"
+    "end\n"
+    "\n"
+    "local function rec_get(key)\n"
+    "  return rec_parse(redis.call('GET', key))\n"
+    "end\n"
+    "\n"
+    "-- open, sid, at and the item of many records in one call, with one pattern\n"
+    "-- match each (candidates need nothing else).\n"
+    "local CAND = '^[^|]*|([^|]*)|([^|]*)|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|[^|]*|[^|]*|(.*)$'\n"
+    "local function rec_many(prefix, ids)\n"
+    "  local out = {}\n"
+    "  if #ids == 0 then return out end\n"
+    "  local keys = {}\n"
+    "  for i, id in ipairs(ids) do keys[i] = prefix .. id end\n"
+    "  for i, v in ipairs(redis.call('MGET', unpack(keys))) do\n"
+    "    local open, sid, at, pb = '', '', '', ''\n"
+    "    if v then open, sid, at, pb = string.match(v, CAND) end\n"
+    "    out[i] = {open = open or '', sid = sid or '', at = at or '', pb = pb or ''}\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
+    "local fairness = {}\n"
+    "local function fair_count(sid, since)\n"
+    "  local n = fairness[sid]\n"
+    "  if not n then\n"
+    "    n = redis.call('ZCOUNT', 'mg:fair:' .. sid, since, '+inf')\n"
+    "    fairness[sid] = n\n"
+    "  end\n"
+    "  return n\n"
+    "end\n"
+    "\n"
+    "local function rec_put(key, f)\n"
+    "  local parts = {}\n"
+    "  for i, name in ipairs(FIELDS) do parts[i] = tostring(f[name] or '') end\n"
+    "  redis.call('SET', key, table.concat(parts, '|') .. '|' .. (f.pb or ''))\n"
+    "end\n"
+    "\n"
+    "local function flag_get(f, name)\n"
+    "  return num(string.match(',' .. f.flags, ',' .. name .. '=(%d+)'))\n"
+    "end\n"
+    "\n"
+    "local function flag_set(f, name, value)\n"
+    "  local out = {}\n"
+    "  for k, v in string.gmatch(f.flags, '([^,=]+)=([^,]*)') do\n"
+    "    if k ~= name then out[#out + 1] = k .. '=' .. v end\n"
+    "  end\n"
+    "  out[#out + 1] = name .. '=' .. value\n"
+    "  f.flags = table.concat(out, ',')\n"
+    "end\n"
+    "\n"
+    "local function load(key, mflag)\n"
+    "  local f = rec_get(key)\n"
+    "  f.m = flag_get(f, mflag)\n"
+    "  return f\n"
+    "end\n"
+    "\n"
+    "-- Nearest members of a GEO set, widening the circle until `want` are found or\n"
+    "-- `radius` is reached: the cost follows the density, not the set's size.\n"
+    "local function geo_near(key, lon, lat, radius, want, add)\n"
+    "  local r = math.min(radius, 5)\n"
+    "  while true do\n"
+    "    local res = redis.call('GEOSEARCH', key, 'FROMLONLAT', lon, lat, 'BYRADIUS', r, 'km', 'ASC', 'COUNT', want)\n"
+    "    if #res >= want or r >= radius then\n"
+    "      for _, m in ipairs(res) do add(m) end\n"
+    "      return\n"
+    "    end\n"
+    "    r = math.min(r * 4, radius)\n"
+    "  end\n"
+    "end\n"
+    "\n"
+    "local structures = {}\n"
+    "local function structure(sid)\n"
+    "  local s = structures[sid]\n"
+    "  if not s then\n"
+    "    local v = redis.call('HMGET', 'mg:structure:' .. sid, 'pb', 'left')\n"
+    "    s = {str(v[1]), str(v[2])}\n"
+    "    structures[sid] = s\n"
+    "  end\n"
+    "  return s\n"
+    "end\n"
+    "\n"
+    "-- Apply a need or an offer (reported/published/updated). Returns {0} when\n"
+    "-- there is nothing to match, else the context and the candidates.\n"
+    "local function apply_item(kind)\n"
+    "  local seq, mflag, id, sid, cat, com, dep, epci = num(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]\n"
+    "  local lon, lat, untilday, pb, at, terr = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]\n"
+    "  local maxc, radius, fair_since, now = num(ARGV[16]), num(ARGV[17]), ARGV[18], num(ARGV[19])\n"
+    "  local coll_min, coll_since = num(ARGV[20]), ARGV[21]\n"
+    "  local key = 'mg:' .. kind .. ':' .. id\n"
+    "  local cur = load(key, mflag)\n"
+    "  if seq < cur.seq or (seq == cur.seq and cur.m == seq) then return {0} end\n"
+    "  if seq > cur.seq then\n"
+    "    if cur.open == '0' and cur.seq > 0 then\n"
+    "      cur.seq = seq\n"
+    "      rec_put(key, cur)\n"
+    "      return {0}\n"
+    "    end\n"
+    "    if cur.open == '1' then\n"
+    "      if kind == 'need' then need_unindex(id, cur) else offer_unindex(id, cur) end\n"
+    "      if cur.at ~= '' then at = cur.at end\n"
+    "    end\n"
+    "    local f = {seq = seq, open = '1', sid = sid, cat = cat, com = com, dep = dep, epci = epci, ['until'] = untilday,\n"
+    "               at = at, terr = terr, flags = cur.flags, pb = pb}\n"
+    "    rec_put(key, f)\n"
+    "    if kind == 'need' then need_index(id, f, lon, lat, at) else offer_index(id, f, lon, lat) end\n"
+    "    f.m = cur.m\n"
+    "    cur = f\n"
+    "  end\n"
+    "  if cur.open ~= '1' then return {0} end\n"
+    "\n"
+    "  local seen, ids = {}, {}\n"
+    "  local function add(m) if not seen[m] then seen[m] = true; ids[#ids + 1] = m end end\n"
+    "  local out = {1, structure(sid)[1], structure(sid)[2], cur.at}\n"
+    "  if kind == 'need' then\n"
+    "    for _, o in ipairs(redis.call('ZRANGE', 'mg:nm:' .. id, 0, -1)) do add(o) end\n"
+    "    geo_near('mg:geo:offer:' .. cat, lon, lat, radius, maxc, add)\n"
+    "    local terrs = {'com:' .. com, 'dep:' .. dep}\n"
+    "    if epci ~= '' then terrs[3] = 'epci:' .. epci end\n"
+    "    local budget = math.max(1, math.floor(maxc / 2))\n"
+    "    for _, t in ipairs(terrs) do\n"
+    "      for _, o in ipairs(redis.call('ZRANGE', 'mg:idx:offer:' .. cat .. ':terr:' .. t, 0, budget - 1)) do add(o) end\n"
+    "    end\n"
+    "    local cands = {}\n"
+    "    local recs = rec_many('mg:offer:', ids)\n"
+    "    for i, oid in ipairs(ids) do\n"
+    "      local r = recs[i]\n"
+    "      local o = {r.open, r.pb, r.sid, r.at}\n"
+    "      if o[1] == '1' then\n"
+    "        local p = redis.call('HMGET', 'mg:pair:' .. id .. '|' .. oid, 'rev', 'score', 'ret')\n"
+    "        local osid = str(o[3])\n"
+    "        local s = structure(osid)\n"
+    "        local fb = redis.call('HMGET', 'mg:fb:' .. oid, 'cm', 'nr')\n"
+    "        local fair = fair_count(osid, fair_since)\n"
+    "        cands[#cands + 1] = {oid, str(o[1]), str(o[2]), osid, s[1], s[2], str(o[4]), str(fb[1]), str(fb[2]), fair,\n"
+    "                             str(p[1]), str(p[2]), str(p[3])}\n"
+    "      end\n"
+    "    end\n"
+    "    out[5] = cands\n"
+    "    -- A collective need: enough distinct structures of one EPCI.\n"
+    "    out[6] = {}\n"
+    "    if coll_min > 0 and epci ~= '' then\n"
+    "      local ck = 'mg:coll:' .. cat .. ':' .. epci\n"
+    "      for _, m in ipairs(redis.call('ZRANGEBYSCORE', ck, '-inf', '(' .. coll_since, 'LIMIT', 0, 1000)) do\n"
+    "        coll_remove(cat, epci, m)\n"
+    "      end\n"
+    "      local n = redis.call('HLEN', ck .. ':sids')\n"
+    "      local st = redis.call('HMGET', 'mg:collective:' .. cat .. ':' .. epci, 'rev', 'n')\n"
+    "      if n >= coll_min and n > num(st[2]) then\n"
+    "        out[6] = {num(st[1]), n, redis.call('ZRANGE', ck, 0, 199)}\n"
+    "      end\n"
+    "    end\n"
+    "  else\n"
+    "    for _, n in ipairs(redis.call('ZRANGE', 'mg:om:' .. id, 0, -1)) do add(n) end\n"
+    "    if radius > 0 then geo_near('mg:geo:need:' .. cat, lon, lat, radius, maxc, add) end\n"
+    "    -- Its own commune and each territory entry, as circles (lon,lat,km;...)\n"
+    "    -- computed from the commune table: the needs nearest their centre.\n"
+    "    local budget = math.max(1, math.floor(maxc / 2))\n"
+    "    for clon, clat, ckm in string.gmatch(ARGV[22] or '', '([^,;]+),([^,;]+),([^,;]+)') do\n"
+    "      geo_near('mg:geo:need:' .. cat, clon, clat, tonumber(ckm), budget, add)\n"
+    "    end\n"
+    "    local fb = redis.call('HMGET', 'mg:fb:' .. id, 'cm', 'nr')\n"
+    "    out[5] = {str(fb[1]), str(fb[2]), fair_count(sid, fair_since)}\n"
+    "    local cands = {}\n"
+    "    local recs = rec_many('mg:need:', ids)\n"
+    "    for i, nid in ipairs(ids) do\n"
+    "      local r = recs[i]\n"
+    "      local n = {r.open, r.pb, r.sid, r.at}\n"
+    "      if n[1] == '1' then\n"
+    "        local p = redis.call('HMGET', 'mg:pair:' .. nid .. '|' .. id, 'rev', 'score', 'ret')\n"
+    "        local nsid = str(n[3])\n"
+    "        local s = structure(nsid)\n"
+    "        local top = redis.call('ZREVRANGE', 'mg:nm:' .. nid, 0, 19, 'WITHSCORES')\n"
+    "        cands[#cands + 1] = {nid, str(n[1]), str(n[2]), nsid, s[1], s[2], str(n[4]), str(p[1]), str(p[2]),\n"
+    "                             str(p[3]), top}\n"
+    "      end\n"
+    "    end\n"
+    "    out[6] = cands\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
+    "-- Close a need or an offer; returns its open pairs (to retire) unless this\n"
+    "-- event was completely handled already.\n"
+    "local function close_item(kind)\n"
+    "  local seq, mflag, id = num(ARGV[2]), ARGV[3], ARGV[4]\n"
+    "  local key = 'mg:' .. kind .. ':' .. id\n"
+    "  local cur = load(key, mflag)\n"
+    "  if seq < cur.seq or (seq == cur.seq and cur.m == seq) then return {0} end\n"
+    "  if seq > cur.seq then\n"
+    "    if cur.open == '1' then\n"
+    "      if kind == 'need' then need_unindex(id, cur) else offer_unindex(id, cur) end\n"
+    "    end\n"
+    "    rec_put(key, {seq = seq, open = '0', flags = cur.flags})\n"
+    "  end\n"
+    "  local out = {1}\n"
+    "  local mk = (kind == 'need') and ('mg:nm:' .. id) or ('mg:om:' .. id)\n"
+    "  for _, other in ipairs(redis.call('ZRANGE', mk, 0, -1)) do\n"
+    "    local nid, oid = id, other\n"
+    "    if kind == 'offer' then nid, oid = other, id end\n"
+    "    local p = redis.call('HMGET', 'mg:pair:' .. nid .. '|' .. oid, 'rev', 'score', 'mid', 'dist', 'ns', 'os', 'cat', 'dep')\n"
+    "    out[#out + 1] = {nid, oid, str(p[1]), str(p[2]), str(p[3]), str(p[4]), str(p[5]), str(p[6]), str(p[7]), str(p[8])}\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
+    "if op == 'need' or op == 'offer' then return apply_item(op) end\n"
+    "if op == 'close_need' then return close_item('need') end\n"
+    "if op == 'close_offer' then return close_item('offer') end\n"
+    "\n"
+    "if op == 'member' then\n"
+    "  -- ARGV: seq, structure_id, pb (without contact), contact pb ('' = none)\n"
+    "  local seq, sid = num(ARGV[2]), ARGV[3]\n"
+    "  local key = 'mg:structure:' .. sid\n"
+    "  if seq <= num(redis.call('HGET', key, 'seq')) then return 0 end\n"
+    "  redis.call('HSET', key, 'seq', seq, 'pb', ARGV[4], 'left', 0)\n"
+    "  if ARGV[5] ~= '' then redis.call('SET', 'mg:contact:' .. sid, ARGV[5]) else redis.call('DEL', 'mg:contact:' .. sid) end\n"
+    "  return 1\n"
+    "end\n"
+    "\n"
+    "if op == 'left' then\n"
+    "  -- ARGV: seq, mflag, structure_id. Returns {1, items...} to close.\n"
+    "  local seq, mflag, sid = num(ARGV[2]), ARGV[3], ARGV[4]\n"
+    "  local key = 'mg:structure:' .. sid\n"
+    "  local v = redis.call('HMGET', key, 'seq', mflag)\n"
+    "  if seq < num(v[1]) or (seq == num(v[1]) and num(v[2]) == seq) then return {0} end\n"
+    "  if seq > num(v[1]) then redis.call('HSET', key, 'seq', seq, 'left', 1) end\n"
+    "  redis.call('DEL', 'mg:contact:' .. sid)\n"
+    "  local out = {1}\n"
+    "  for _, item in ipairs(redis.call('SMEMBERS', 'mg:structure:' .. sid .. ':items')) do out[#out + 1] = item end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
+    "if op == 'decide' then\n"
+    "  -- ARGV: kind ('need', 'offer', 'structure' or ''), id, seq, mflag, now, fair_window_ms,\n"
+    "  -- n_pairs, n_coll, n_plain, then 14 per pair, 7 per collective, 2 per plain.\n"
+    "  local kind, id, seq, mflag, now, window = ARGV[2], ARGV[3], ARGV[4], ARGV[5], num(ARGV[6]), num(ARGV[7])\n"
+    "  local np, nc, nplain = num(ARGV[8]), num(ARGV[9]), num(ARGV[10])\n"
+    "  local i, out = 11, {}\n"
+    "  for _ = 1, np do\n"
+    "    local nid, oid, prev, new, score, ret, mid, eid, env = ARGV[i], ARGV[i + 1], num(ARGV[i + 2]), ARGV[i + 3],\n"
+    "      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
+    "    local dist, ns, os, cat, dep = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]\n"
+    "    i = i + 14\n"
+    "    local pk = 'mg:pair:' .. nid .. '|' .. oid\n"
+    "    local cur = redis.call('HMGET', pk, 'rev', 'ret')\n"
+    "    if num(cur[1]) == prev then\n"
+    "      redis.call('HSET', pk, 'rev', new, 'score', score, 'ret', ret, 'mid', mid, 'dist', dist, 'ns', ns, 'os', os,\n"
+    "                 'cat', cat, 'dep', dep, 'at', now)\n"
+    "      if prev == 0 then redis.call('SET', 'mg:mid:' .. mid, nid .. '|' .. oid) end\n"
+    "      if ret == '1' then\n"
+    "        redis.call('ZREM', 'mg:nm:' .. nid, oid)\n"
+    "        redis.call('ZREM', 'mg:om:' .. oid, nid)\n"
+    "      else\n"
+    "        redis.call('ZADD', 'mg:nm:' .. nid, score, oid)\n"
+    "        redis.call('ZADD', 'mg:om:' .. oid, score, nid)\n"
+    "        if prev == 0 or cur[2] == '1' then\n"
+    "          redis.call('ZADD', 'mg:fair:' .. os, now, mid)\n"
+    "          redis.call('ZREMRANGEBYSCORE', 'mg:fair:' .. os, '-inf', '(' .. (now - window))\n"
+    "        end\n"
+    "      end\n"
+    "      redis.call('HSET', 'mg:matcher:outbox', eid, env)\n"
+    "      out[#out + 1] = eid\n"
+    "    end\n"
+    "  end\n"
+    "  for _ = 1, nc do\n"
+    "    local cat, epci, prev, new, n, eid, env = ARGV[i], ARGV[i + 1], num(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4],\n"
+    "      ARGV[i + 5], ARGV[i + 6]\n"
+    "    i = i + 7\n"
+    "    local ck = 'mg:collective:' .. cat .. ':' .. epci\n"
+    "    if num(redis.call('HGET', ck, 'rev')) == prev then\n"
+    "      redis.call('HSET', ck, 'rev', new, 'n', n, 'at', now)\n"
+    "      redis.call('HSET', 'mg:matcher:outbox', eid, env)\n"
+    "      out[#out + 1] = eid\n"
+    "    end\n"
+    "  end\n"
+    "  for _ = 1, nplain do\n"
+    "    redis.call('HSET', 'mg:matcher:outbox', ARGV[i], ARGV[i + 1])\n"
+    "    out[#out + 1] = ARGV[i]\n"
+    "    i = i + 2\n"
+    "  end\n"
+    "  if kind == 'structure' then\n"
+    "    redis.call('HSET', 'mg:structure:' .. id, mflag, seq)\n"
+    "  elseif kind ~= '' then\n"
+    "    local f = rec_get('mg:' .. kind .. ':' .. id)\n"
+    "    if f.seq > 0 then\n"
+    "      flag_set(f, mflag, seq)\n"
+    "      rec_put('mg:' .. kind .. ':' .. id, f)\n"
+    "    end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
+    "if op == 'feedback' then\n"
+    "  -- ARGV: match_id, staff_id, outcome ('cm' or 'nr' or '')\n"
+    "  local mid, staff, outcome = ARGV[2], ARGV[3], ARGV[4]\n"
+    "  local pair = redis.call('GET', 'mg:mid:' .. mid)\n"
+    "  if not pair then return 0 end\n"
+    "  local oid = string.match(pair, '|(.*)$')\n"
+    "  local pk = 'mg:pair:' .. pair\n"
+    "  local before = str(redis.call('HGET', pk, 'fb:' .. staff))\n"
+    "  if before == outcome then return 0 end\n"
+    "  if before ~= '' then redis.call('HINCRBY', 'mg:fb:' .. oid, before, -1) end\n"
+    "  if outcome ~= '' then redis.call('HINCRBY', 'mg:fb:' .. oid, outcome, 1) end\n"
+    "  redis.call('HSET', pk, 'fb:' .. staff, outcome)\n"
+    "  return 1\n"
+    "end\n"
+    "\n"
+    "if op == 'coop' then\n"
+    "  -- ARGV: seq, proposal_id, field ('pb' or 'ans:<structure>'), value\n"
+    "  local seq, key = num(ARGV[2]), 'mg:coop:' .. ARGV[3]\n"
+    "  if ARGV[4] == 'pb' then\n"
+    "    if seq <= num(redis.call('HGET', key, 'seq')) then return 0 end\n"
+    "    redis.call('HSET', key, 'seq', seq, 'pb', ARGV[5])\n"
+    "  else\n"
+    "    redis.call('HSET', key, ARGV[4], ARGV[5])\n"
+    "  end\n"
+    "  return 1\n"
+    "end\n"
+    "\n"
+    "if op == 'expired' then\n"
+    "  -- ARGV: last expired day, limit. Returns {needs: id, sid...}, {offers: id, sid...}\n"
+    "  local out = {}\n"
+    "  for k, kind in ipairs({'need', 'offer'}) do\n"
+    "    local list = {}\n"
+    "    for _, id in ipairs(redis.call('ZRANGEBYSCORE', 'mg:exp:' .. kind, '-inf', ARGV[2], 'LIMIT', 0, num(ARGV[3]))) do\n"
+    "      list[#list + 1] = id\n"
+    "      list[#list + 1] = rec_get('mg:' .. kind .. ':' .. id).sid\n"
+    "    end\n"
+    "    out[k] = list\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
+    "return redis.error_reply('unknown operation ' .. tostring(op))\n";
+
+/* ---- arguments ------------------------------------------------------------ */
+
+void mg_args_init(mg_args_t *a) {
+    memset(a, 0, sizeof(*a));
+}
+
+void mg_args_bytes(mg_args_t *a, const void *data, size_t len) {
+    if (a->argc == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 32;
+        a->argv = mg_realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
+        a->lens = mg_realloc(a->lens, (size_t)a->cap * sizeof(*a->lens));
+    }
+    char *copy = mg_malloc(len + 1);
+    if (len) memcpy(copy, data, len);
+    copy[len] = '\0';
+    a->argv[a->argc] = copy;
+    a->lens[a->argc] = len;
+    a->argc++;
+}
+
+void mg_args_str(mg_args_t *a, const char *s) {
+    if (!s) s = "";
+    mg_args_bytes(a, s, strlen(s));
+}
+
+void mg_args_int(mg_args_t *a, long long v) {
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%lld", v);
+    mg_args_bytes(a, buf, (size_t)n);
+}
+
+void mg_args_double(mg_args_t *a, double v) {
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "%.6f", v);
+    mg_args_bytes(a, buf, (size_t)n);
+}
+
+void mg_args_clear(mg_args_t *a) {
+    for (int i = 0; i < a->argc; i++) free(a->argv[i]);
+    free(a->argv);
+    free(a->lens);
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- the script ------------------------------------------------------------- */
+
+struct mg_script {
+    mg_redis_t *redis;
+    const char *source;
+    char sha[41];
+};
+
+typedef struct {
+    mg_script_t *script;
+    mg_args_t args; /* ARGV[0..] = EVALSHA, sha, 0, then the script's ARGV */
+    mg_redis_reply_fn cb;
+    void *privdata;
+    int second_chance;
+} s_call_t;
+
+mg_script_t *mg_script_new(mg_redis_t *redis, const char *source) {
+    mg_script_t *s = mg_calloc(1, sizeof(*s));
+    s->redis = redis;
+    s->source = source;
+    return s;
+}
+
+void mg_script_destroy(mg_script_t **script_p) {
+    if (!script_p || !*script_p) return;
+    free(*script_p);
+    *script_p = NULL;
+}
+
+static void s_on_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_script_t *s = privdata;
+    (void)redis;
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(s->sha, reply->str, 40);
+        s->sha[40] = '\0';
+    } else if (reply) {
+        mg_error("matcher: SCRIPT LOAD refused: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+}
+
+void mg_script_redis_up(mg_script_t *s) {
+    const char *argv[3] = {"SCRIPT", "LOAD", s->source};
+    size_t lens[3] = {6, 4, strlen(s->source)};
+    mg_redis_command_argv(s->redis, s_on_loaded, s, 3, argv, lens);
+}
+
+static int s_send(s_call_t *call);
+
+static void s_on_reply(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_call_t *call = privdata;
+    (void)redis;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 && !call->second_chance) {
+        call->second_chance = 1;
+        free(call->args.argv[0]);
+        free(call->args.argv[1]);
+        call->args.argv[0] = mg_strdup("EVAL");
+        call->args.lens[0] = 4;
+        call->args.argv[1] = mg_strdup(call->script->source);
+        call->args.lens[1] = strlen(call->script->source);
+        if (s_send(call) == 0) return;
+        reply = NULL; /* Redis went away meanwhile */
+    }
+    call->cb(redis, reply, call->privdata);
+    mg_args_clear(&call->args);
+    free(call);
+}
+
+static int s_send(s_call_t *call) {
+    return mg_redis_command_argv(call->script->redis, s_on_reply, call, call->args.argc,
+                                 (const char **)call->args.argv, call->args.lens);
+}
+
+int mg_script_call(mg_script_t *s, mg_args_t *args, mg_redis_reply_fn cb, void *privdata) {
+    s_call_t *call = mg_calloc(1, sizeof(*call));
+    call->script = s;
+    call->cb = cb;
+    call->privdata = privdata;
+    mg_args_init(&call->args);
+    int sha_known = s->sha[0] != '\0';
+    call->second_chance = !sha_known;
+    mg_args_str(&call->args, sha_known ? "EVALSHA" : "EVAL");
+    mg_args_str(&call->args, sha_known ? s->sha : s->source);
+    mg_args_str(&call->args, "0");
+    for (int i = 0; i < args->argc; i++) mg_args_bytes(&call->args, args->argv[i], args->lens[i]);
+    mg_args_clear(args);
+    if (s_send(call) != 0) {
+        mg_args_clear(&call->args);
+        free(call);
+        return -1;
+    }
+    return 0;
+}
