@@ -153,3 +153,7 @@ print("Targets: throughput >= JetStream async: %s (%s x); round trip p50 <= 60 %
     "met" if mg_tp >= js_tp else "NOT met", r(mg_tp, js_tp),
     "met" if js_p50 and mg_p50 <= 0.6 * js_p50 else "NOT met", r(mg_p50, js_p50)))
 PYEOF
+
+# ---- the matcher (issue 4): time to match, memory per open item --------------------
+echo
+"$(dirname "$0")/run-matcher.sh" "$BUILD"

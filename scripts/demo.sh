@@ -86,6 +86,21 @@ if [ "$lines" -gt "$shown" ]; then
   echo "  ($lines événements reçus en direct, dans l'ordre du journal)"
 fi
 
+if [ -x "$(dirname "$cli")/maillage-matcher" ]; then
+  rule "Mises en relation proposées par le matcher (maillage journal --type match.)"
+  matches=$("$cli" journal --type match. --format text)
+  if [ -n "$matches" ]; then
+    echo "$matches" | sed 's/^/  /'
+  else
+    echo "  Aucune mise en relation proposée."
+  fi
+  collective=$("$cli" journal --type collective_need. --format text)
+  if [ -n "$collective" ]; then
+    rule "Besoins collectifs : opportunités de mutualisation"
+    echo "$collective" | sed 's/^/  /'
+  fi
+fi
+
 rule "Le territoire en un coup d'œil (maillage journal --summary)"
 "$cli" journal --summary | sed 's/^/  /'
 

@@ -177,7 +177,10 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
     snprintf(seq, sizeof seq, "#%" PRIu64, env->sequence);
     cli_pad(out, seq, 5);
     fputc(' ', out);
-    cli_pad(out, type ? type->label_fr : env->type, 26);
+    const char *label = type ? type->label_fr : env->type;
+    if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND && env->match_found->retired)
+        label = "mise en relation retirée";
+    cli_pad(out, label, 26);
 
     switch (env->payload_case) {
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
@@ -226,9 +229,14 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         const Maillage__V1__MatchFound *m = env->match_found;
         const char *dep_name = cli_department_name(m->department);
         if (dep_name) fprintf(out, " · %s (%s)", dep_name, m->department);
-        fprintf(out, " · %s · %s ↔ %s · score %.2f", s_category(ctx, m->category), m->need_id, m->offer_id,
-                m->score);
-        if (m->explanation && *m->explanation) fprintf(out, " · %s", m->explanation);
+        fprintf(out, " · %s · %s ↔ %s", s_category(ctx, m->category), m->need_id, m->offer_id);
+        if (m->retired) {
+            fprintf(out, " · n'est plus proposée");
+        } else {
+            fprintf(out, " · rang %u · score %.2f", m->rank, m->score);
+            if (m->revision > 1) fprintf(out, " · révision %u", m->revision);
+            if (m->explanation && *m->explanation) fprintf(out, " · %s", m->explanation);
+        }
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FEEDBACK:
@@ -238,6 +246,7 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
         fprintf(out, " · %s · %s · %zu besoins", s_category(ctx, cn->category),
                 cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory, cn->n_need_ids);
+        if (cn->explanation && *cn->explanation) fprintf(out, " · %s", cn->explanation);
         break;
     }
     default:
