@@ -1,0 +1,39 @@
+/* daemon.h -- what every Maillage daemon's main() does, once.
+ *
+ * Command line (--config FILE, --help, --version; anything else is an error),
+ * configuration (one "Error: ..." line and a non-zero exit when it is wrong),
+ * logging, the event loop, and signals delivered as libevent events (so their
+ * handlers are ordinary callbacks): SIGTERM and SIGINT ask the service for a
+ * clean stop, SIGHUP reloads the configuration file and applies the log level
+ * (other keys apply at the next restart, and the log says so). SIGPIPE is
+ * ignored: a peer closing its socket must be an error code, not a death.
+ * A daemon's main.c is its description and four callbacks. */
+#ifndef MAILLAGE_DAEMON_H
+#define MAILLAGE_DAEMON_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "maillage/config.h"
+
+typedef struct {
+    const char *name;  /* "broker": the program is maillage-broker, log lines say "broker: " */
+    const char *about; /* the help's description, English, lines ending with '\n' */
+    const char *stop;  /* what a clean stop does, for the help ("the checkpoint is saved first") */
+    /* Create the service in `base` from `cfg` (borrowed until destroy). Returns
+     * NULL with a reason in `err`. The loop runs until the service has no more
+     * events, i.e. until it has finished stopping. */
+    void *(*create)(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen);
+    /* Begin a clean stop (may be called more than once). */
+    void (*shutdown)(void *service);
+    /* Free the service; accepts NULL. */
+    void (*destroy)(void *service);
+} mg_daemon_t;
+
+/* Run `daemon` with the process' arguments. Returns the process exit code: 0
+ * after a clean stop, 1 on a configuration or start-up error (reported as one
+ * "Error: ..." line on stderr), 2 on a usage error. */
+int mg_daemon_main(int argc, char **argv, const mg_daemon_t *daemon);
+
+#endif

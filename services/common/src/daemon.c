@@ -1,0 +1,137 @@
+/* daemon.c -- the common main() of the daemons; see daemon.h. */
+#include "maillage/daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "maillage/log.h"
+
+typedef struct {
+    const mg_daemon_t *daemon;
+    const char *config_path;
+    void *service;
+} s_run_t;
+
+static void s_usage(const mg_daemon_t *d, FILE *out) {
+    fprintf(out,
+            "Usage: maillage-%s [--config FILE]\n"
+            "\n"
+            "%s"
+            "\n"
+            "Options:\n"
+            "  --config FILE   configuration file (INI); without it, the defaults\n"
+            "  --help          show this help and exit\n"
+            "  --version       show the version and exit\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop cleanly (%s), SIGHUP reloads the log level.\n",
+            d->name, d->about, d->stop);
+}
+
+/* Apply [log] level; 0, or -1 with a message in err. */
+static int s_apply_log_level(const mg_daemon_t *d, const mg_config_t *cfg, char *err, size_t errlen) {
+    const char *name = mg_config_str(cfg, "log", "level");
+    mg_log_level_t level;
+    if (mg_log_level_parse(name, &level) != 0) {
+        const char *path = mg_config_path(cfg);
+        snprintf(err, errlen, "%s: [log] level = \"%s\": expected debug, info, warn or error",
+                 path ? path : "(defaults)", name);
+        return -1;
+    }
+    mg_log_init(d->name, level);
+    return 0;
+}
+
+static void s_on_stop(evutil_socket_t sig, short what, void *arg) {
+    s_run_t *run = arg;
+    (void)what;
+    mg_info("%s: %s received, stopping", run->daemon->name, sig == SIGINT ? "SIGINT" : "SIGTERM");
+    run->daemon->shutdown(run->service);
+}
+
+static void s_on_reload(evutil_socket_t sig, short what, void *arg) {
+    s_run_t *run = arg;
+    const char *name = run->daemon->name;
+    char err[512];
+    (void)sig;
+    (void)what;
+    mg_config_t *cfg = mg_config_load(run->config_path, err, sizeof err);
+    if (!cfg) {
+        mg_error("%s: SIGHUP: configuration not reloaded: %s", name, err);
+        return;
+    }
+    if (s_apply_log_level(run->daemon, cfg, err, sizeof err) != 0)
+        mg_error("%s: SIGHUP: %s", name, err);
+    else
+        mg_info("%s: SIGHUP: log level reloaded (other settings apply at the next restart)", name);
+    mg_config_destroy(&cfg);
+}
+
+int mg_daemon_main(int argc, char **argv, const mg_daemon_t *daemon) {
+    s_run_t run = {.daemon = daemon};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(daemon, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("maillage-%s %s\n", daemon->name, MAILLAGE_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            run.config_path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            run.config_path = argv[i] + 9;
+        } else {
+            fprintf(stderr, "Error: unknown argument \"%s\" (see maillage-%s --help)\n", argv[i],
+                    daemon->name);
+            return 2;
+        }
+    }
+
+    char err[512];
+    mg_config_t *cfg = mg_config_load(run.config_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "Error: %s\n", err);
+        return 1;
+    }
+    if (s_apply_log_level(daemon, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "Error: %s\n", err);
+        mg_config_destroy(&cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    struct event_base *base = event_base_new();
+    if (!base) {
+        fprintf(stderr, "Error: cannot create the event loop\n");
+        goto out;
+    }
+    run.service = daemon->create(base, cfg, err, sizeof err);
+    if (!run.service) {
+        fprintf(stderr, "Error: %s\n", err);
+        goto out;
+    }
+    sigterm = evsignal_new(base, SIGTERM, s_on_stop, &run);
+    sigint = evsignal_new(base, SIGINT, s_on_stop, &run);
+    sighup = evsignal_new(base, SIGHUP, s_on_reload, &run);
+    if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint, NULL) != 0 ||
+        evsignal_add(sighup, NULL) != 0) {
+        fprintf(stderr, "Error: cannot install signal handlers\n");
+        goto out;
+    }
+    if (event_base_dispatch(base) < 0) {
+        mg_error("%s: event loop failed", daemon->name);
+        goto out;
+    }
+    rc = 0;
+out:
+    daemon->destroy(run.service);
+    if (sigterm) event_free(sigterm);
+    if (sigint) event_free(sigint);
+    if (sighup) event_free(sighup);
+    if (base) event_base_free(base);
+    mg_config_destroy(&cfg);
+    if (rc == 0) mg_info("%s: stopped", daemon->name);
+    return rc;
+}
