@@ -14,6 +14,7 @@
 #include "maillage/clock.h"
 #include "maillage/envelope.h"
 #include "maillage/journal.h"
+#include "maillage/redis.h"
 #include "maillage/subscriber.h"
 
 static void s_usage(FILE *out)
@@ -32,16 +33,11 @@ static void s_usage(FILE *out)
             cli_common_help);
 }
 
-/* The value of `field` in a flat HGETALL reply, or NULL. Borrowed. */
+/* The string value of `field` in an HGETALL reply, or NULL. Borrowed. */
 static const char *s_hash_field(const redisReply *r, const char *field)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY) return NULL;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, field) == 0 &&
-            r->element[i + 1]->type == REDIS_REPLY_STRING)
-            return r->element[i + 1]->str;
-    }
-    return NULL;
+    const redisReply *v = mg_redis_field(r, field);
+    return v ? v->str : NULL;
 }
 
 /* "il y a 3 s", "il y a 2 min", "il y a 5 h", "il y a 4 j" */

@@ -398,18 +398,6 @@ static long long s_fail(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
-/* The value of `name` in a stream entry's field list, or NULL. */
-static const redisReply *s_field(const redisReply *fields, const char *name) {
-    if (!fields || fields->type != REDIS_REPLY_ARRAY) return NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *k = fields->element[i];
-        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
-            const redisReply *v = fields->element[i + 1];
-            return v->type == REDIS_REPLY_STRING ? v : NULL;
-        }
-    }
-    return NULL;
-}
 
 static int s_parse_u64(const char *s, uint64_t *out) {
     if (!s || *s < '0' || *s > '9') return -1;
@@ -456,8 +444,8 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
                 s_fail(err, errlen, "%s: malformed entry", MG_JOURNAL_KEY);
                 goto err;
             }
-            const redisReply *type = s_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
-            const redisReply *env = s_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
+            const redisReply *type = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
+            const redisReply *env = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
             if (!type || !env) {
                 s_fail(err, errlen, "%s: entry %s lacks its type or envelope", MG_JOURNAL_KEY,
                        entry->element[0]->str);
@@ -523,9 +511,9 @@ long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadlette
             entry->element[0]->type != REDIS_REPLY_STRING)
             continue;
         const redisReply *fields = entry->element[1];
-        const redisReply *reason = s_field(fields, "reason"), *field = s_field(fields, "field"),
-                         *source = s_field(fields, "source"), *received = s_field(fields, "received_at_ms"),
-                         *raw = s_field(fields, "raw"), *raw_len = s_field(fields, "raw_len");
+        const redisReply *reason = mg_redis_field(fields, "reason"), *field = mg_redis_field(fields, "field"),
+                         *source = mg_redis_field(fields, "source"), *received = mg_redis_field(fields, "received_at_ms"),
+                         *raw = mg_redis_field(fields, "raw"), *raw_len = mg_redis_field(fields, "raw_len");
         uint64_t received_ms = 0, original = 0;
         if (received) s_parse_u64(received->str, &received_ms);
         if (raw_len) s_parse_u64(raw_len->str, &original);

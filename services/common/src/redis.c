@@ -553,3 +553,15 @@ err:
     redisFree(c);
     return NULL;
 }
+
+const redisReply *mg_redis_field(const redisReply *pairs, const char *name) {
+    if (!pairs || pairs->type != REDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < pairs->elements; i += 2) {
+        const redisReply *k = pairs->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
+            const redisReply *v = pairs->element[i + 1];
+            return v->type == REDIS_REPLY_STRING ? v : NULL;
+        }
+    }
+    return NULL;
+}

@@ -289,25 +289,14 @@ static int s_reply_u64(const redisReply *reply, uint64_t *out) {
     return -1;
 }
 
-static const redisReply *s_field(const redisReply *fields, const char *name) {
-    if (!fields || fields->type != REDIS_REPLY_ARRAY) return NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *k = fields->element[i];
-        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
-            const redisReply *v = fields->element[i + 1];
-            return v->type == REDIS_REPLY_STRING ? v : NULL;
-        }
-    }
-    return NULL;
-}
 
 /* Copy one XRANGE entry; 0, or -1 if malformed. */
 static int s_entry_copy(const redisReply *entry, s_entry_t *out) {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
         s_parse_u64(entry->element[0]->str, &out->seq) != 0)
         return -1;
-    const redisReply *type = s_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
-    const redisReply *env = s_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
+    const redisReply *type = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
+    const redisReply *env = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
     if (!type || !env) return -1;
     out->type = mg_strndup(type->str, (size_t)type->len);
     out->data = mg_malloc((size_t)env->len + 11);

@@ -67,6 +67,11 @@ int mg_redis_command(mg_redis_t *redis, mg_redis_reply_fn cb, void *privdata, co
 int mg_redis_command_argv(mg_redis_t *redis, mg_redis_reply_fn cb, void *privdata, int argc,
                           const char **argv, const size_t *argvlen);
 
+/* The value of field `name` in a flat field/value array (an HGETALL reply, or
+ * the field list of a stream entry), or NULL if absent or not a string.
+ * Borrowed from `pairs`. */
+const redisReply *mg_redis_field(const redisReply *pairs, const char *name);
+
 /* A blocking connection with the same options (AUTH and SELECT done), for the
  * CLI and tests. Returns NULL with a reason in `err`. Caller frees with
  * redisFree(). */
