@@ -116,6 +116,9 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_down(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_config(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_inbox(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_notifications(int argc, char **argv, cli_settings_t *settings);
 
 /* Set by SIGINT/SIGTERM in commands that loop (tail, emit). */
 extern volatile int cli_interrupted;

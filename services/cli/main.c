@@ -55,6 +55,12 @@ static const char s_usage[] =
     "                       inspect and re-inject dead letters (rejected input, poison events)\n"
     "  consumers [list|forget NAME]\n"
     "                       registered consumers: checkpoint, lag, parked events\n"
+    "  staff [list|show ID|add ID --name N ...|set ID KEY VALUE|remove ID]\n"
+    "                       the staff who receive notifications, and their scope\n"
+    "  inbox STAFF [--unread] [--mark-read ID]\n"
+    "                       a staff member's notifications, in French\n"
+    "  notifications [--failed|--pending]\n"
+    "                       e-mails and webhooks given up on, or waiting\n"
     "  up --dir DIR         start the embedded stack (redis-server and every daemon) in DIR\n"
     "  down --dir DIR       stop the stack started by `up`\n"
     "  config defaults      print the documented default configuration\n"
@@ -81,6 +87,7 @@ static const s_command_t s_commands[] = {
     {"emit", cli_cmd_emit},     {"tail", cli_cmd_tail}, {"journal", cli_cmd_journal},
     {"dlq", cli_cmd_dlq},       {"up", cli_cmd_up},     {"down", cli_cmd_down},
     {"config", cli_cmd_config}, {"consumers", cli_cmd_consumers},
+    {"staff", cli_cmd_staff},   {"inbox", cli_cmd_inbox}, {"notifications", cli_cmd_notifications},
 };
 
 int main(int argc, char **argv)

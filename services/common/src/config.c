@@ -34,8 +34,19 @@ typedef struct {
     int set_by_file;
 } s_open_t;
 
+/* One section of a templated schema section ("[staff.alice]" of "staff.*"):
+ * its own value per schema row of the template (NULL for other rows). */
+typedef struct {
+    char *section;     /* "staff.alice" */
+    const char *templ; /* "staff.*", borrowed from the schema */
+    char **values;     /* per schema row */
+    size_t *set_line;  /* per schema row */
+} s_instance_t;
+
 struct mg_config {
     char *path;
+    s_instance_t *instances; /* templated sections, in file order */
+    size_t instance_count, instance_cap;
     size_t rows;      /* schema rows, without the terminator */
     char **values;    /* per schema row; NULL for open sections' rows */
     size_t *set_line; /* per schema row: line that set it, 0 if default */
@@ -71,6 +82,71 @@ static int s_section_is_open(const char *section) {
         if (!mg_config_schema[i].key && strcmp(mg_config_schema[i].section, section) == 0) return 1;
     }
     return 0;
+}
+
+/* 1 if `section` is the name of a template ("staff.*"). */
+static int s_is_template(const char *section) {
+    size_t n = strlen(section);
+    return n >= 2 && section[n - 2] == '.' && section[n - 1] == '*';
+}
+
+/* The template ("staff.*", borrowed from the schema) that `section`
+ * ("staff.alice") is an instance of, or NULL. The id after the prefix is
+ * [A-Za-z0-9_-]{1,64}. */
+static const char *s_template_of(const char *section) {
+    for (size_t i = 0; mg_config_schema[i].section; i++) {
+        const char *t = mg_config_schema[i].section;
+        if (!s_is_template(t)) continue;
+        size_t plen = strlen(t) - 1; /* "staff." */
+        if (strncmp(section, t, plen) != 0) continue;
+        const char *id = section + plen;
+        size_t idlen = strlen(id);
+        if (idlen == 0 || idlen > 64) return NULL;
+        for (const char *p = id; *p; p++) {
+            char c = *p;
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '-'))
+                return NULL;
+        }
+        return t;
+    }
+    return NULL;
+}
+
+static s_instance_t *s_instance_find(const mg_config_t *cfg, const char *section) {
+    for (size_t i = 0; i < cfg->instance_count; i++) {
+        if (strcmp(cfg->instances[i].section, section) == 0) return &cfg->instances[i];
+    }
+    return NULL;
+}
+
+/* The instance `section` of `templ`, created with the template's defaults
+ * when first seen. */
+static s_instance_t *s_instance_get(mg_config_t *cfg, const char *section, const char *templ) {
+    s_instance_t *in = s_instance_find(cfg, section);
+    if (in) return in;
+    if (cfg->instance_count == cfg->instance_cap) {
+        cfg->instance_cap = cfg->instance_cap ? cfg->instance_cap * 2 : 8;
+        cfg->instances = mg_realloc(cfg->instances, cfg->instance_cap * sizeof *cfg->instances);
+    }
+    in = &cfg->instances[cfg->instance_count++];
+    in->section = mg_strdup(section);
+    in->templ = templ;
+    in->values = mg_calloc(cfg->rows, sizeof *in->values);
+    in->set_line = mg_calloc(cfg->rows, sizeof *in->set_line);
+    for (size_t i = 0; i < cfg->rows; i++) {
+        const mg_config_key_t *k = &mg_config_schema[i];
+        if (k->key && strcmp(k->section, templ) == 0) in->values[i] = mg_strdup(k->default_value ? k->default_value : "");
+    }
+    return in;
+}
+
+static void s_instance_clear(s_instance_t *in, size_t rows) {
+    for (size_t i = 0; i < rows; i++)
+        free(in->values[i]);
+    free(in->values);
+    free(in->set_line);
+    free(in->section);
 }
 
 static int s_section_is_known(const char *section) {
@@ -148,15 +224,16 @@ static int s_parse_double(const char *v, double *out) {
 
 /* Check `value` against the row's type and range; on error write a reason
  * (without the FILE:LINE prefix) into `why`. */
-static int s_check_value(const mg_config_key_t *k, const char *value, char *why, size_t whylen) {
+static int s_check_value(const mg_config_key_t *k, const char *section, const char *value, char *why,
+                         size_t whylen) {
     switch (k->type) {
     case MG_CONFIG_STRING:
         return 0;
     case MG_CONFIG_INT: {
         long long n;
         if (s_parse_int(value, &n) < 0 || (double)n < k->min || (double)n > k->max) {
-            s_err(why, whylen, "[%s] %s: expected an integer from %.0f to %.0f, got \"%s\"", k->section,
-                  k->key, k->min, k->max, value);
+            s_err(why, whylen, "[%s] %s: expected an integer from %.0f to %.0f, got \"%s\"", section, k->key,
+                  k->min, k->max, value);
             return -1;
         }
         return 0;
@@ -164,7 +241,7 @@ static int s_check_value(const mg_config_key_t *k, const char *value, char *why,
     case MG_CONFIG_DOUBLE: {
         double d;
         if (s_parse_double(value, &d) < 0 || d < k->min || d > k->max) {
-            s_err(why, whylen, "[%s] %s: expected a number from %g to %g, got \"%s\"", k->section, k->key,
+            s_err(why, whylen, "[%s] %s: expected a number from %g to %g, got \"%s\"", section, k->key,
                   k->min, k->max, value);
             return -1;
         }
@@ -173,7 +250,7 @@ static int s_check_value(const mg_config_key_t *k, const char *value, char *why,
     case MG_CONFIG_BOOL: {
         bool b;
         if (s_parse_bool(value, &b) < 0) {
-            s_err(why, whylen, "[%s] %s: expected true or false, got \"%s\"", k->section, k->key, value);
+            s_err(why, whylen, "[%s] %s: expected true or false, got \"%s\"", section, k->key, value);
             return -1;
         }
         return 0;
@@ -204,7 +281,7 @@ static mg_config_t *s_new_with_defaults(char *err, size_t errlen) {
         }
         char why[512];
         const char *def = k->default_value ? k->default_value : "";
-        if (s_check_value(k, def, why, sizeof why) < 0) {
+        if (s_check_value(k, k->section, def, why, sizeof why) < 0) {
             s_err(err, errlen, "built-in default: %s", why);
             mg_config_destroy(&cfg);
             return NULL;
@@ -258,7 +335,14 @@ static int s_parse_line(mg_config_t *cfg, const char *name, size_t lineno, char 
         }
         *close = '\0';
         char *sec = s_trim(s + 1);
-        if (!s_section_is_known(sec)) {
+        if (!s_is_template(sec)) {
+            const char *templ = s_template_of(sec);
+            if (templ) {
+                *section = s_instance_get(cfg, sec, templ)->section;
+                return 0;
+            }
+        }
+        if (!s_section_is_known(sec) || s_is_template(sec)) {
             s_err(err, errlen, "%s:%zu: unknown section [%s]", name, lineno, sec);
             return -1;
         }
@@ -314,24 +398,27 @@ static int s_parse_line(mg_config_t *cfg, const char *name, size_t lineno, char 
         return 0;
     }
 
-    long row = s_row_find(*section, key);
+    s_instance_t *in = s_instance_find(cfg, *section);
+    long row = s_row_find(in ? in->templ : *section, key);
     if (row < 0) {
         s_err(err, errlen, "%s:%zu: unknown key \"%s\" in section [%s]", name, lineno, key, *section);
         return -1;
     }
-    if (cfg->set_line[row]) {
+    char **values = in ? in->values : cfg->values;
+    size_t *set_line = in ? in->set_line : cfg->set_line;
+    if (set_line[row]) {
         s_err(err, errlen, "%s:%zu: [%s] %s: repeated key (first set on line %zu)", name, lineno, *section,
-              key, cfg->set_line[row]);
+              key, set_line[row]);
         return -1;
     }
     char why[512];
-    if (s_check_value(&mg_config_schema[row], value, why, sizeof why) < 0) {
+    if (s_check_value(&mg_config_schema[row], *section, value, why, sizeof why) < 0) {
         s_err(err, errlen, "%s:%zu: %s", name, lineno, why);
         return -1;
     }
-    free(cfg->values[row]);
-    cfg->values[row] = mg_strdup(value);
-    cfg->set_line[row] = lineno;
+    free(values[row]);
+    values[row] = mg_strdup(value);
+    set_line[row] = lineno;
     return 0;
 }
 
@@ -412,6 +499,9 @@ void mg_config_destroy(mg_config_t **cfg_p) {
         s_open_clear(&cfg->opens[i]);
         free(cfg->opens[i].entries);
     }
+    for (size_t i = 0; i < cfg->instance_count; i++)
+        s_instance_clear(&cfg->instances[i], cfg->rows);
+    free(cfg->instances);
     free(cfg->values);
     free(cfg->set_line);
     free(cfg->opens);
@@ -424,13 +514,15 @@ void mg_config_destroy(mg_config_t **cfg_p) {
 static const char *s_value(const mg_config_t *cfg, const char *section, const char *key,
                            mg_config_type_t type) {
     assert(cfg && section && key);
-    long row = s_row_find(section, key);
+    const s_instance_t *in = s_instance_find(cfg, section);
+    long row = s_row_find(in ? in->templ : section, key);
     assert(row >= 0 && "unknown configuration key");
     assert(mg_config_schema[row].type == type && "configuration key of another type");
-    assert(cfg->values[row] && "key of an open section: use mg_config_open_entry");
-    if (row < 0 || !cfg->values[row]) abort();
+    char *const *values = in ? in->values : cfg->values;
+    assert(values[row] && "key of an open section: use mg_config_open_entry");
+    if (row < 0 || !values[row]) abort();
     (void)type;
-    return cfg->values[row];
+    return values[row];
 }
 
 const char *mg_config_str(const mg_config_t *cfg, const char *section, const char *key) {
@@ -468,6 +560,22 @@ void mg_config_open_entry(const mg_config_t *cfg, const char *section, size_t in
     if (!open || index >= open->count) abort();
     if (key) *key = open->entries[index].key;
     if (value) *value = open->entries[index].value;
+}
+
+size_t mg_config_instance_count(const mg_config_t *cfg, const char *templ) {
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->instance_count; i++)
+        if (strcmp(cfg->instances[i].templ, templ) == 0) n++;
+    return n;
+}
+
+const char *mg_config_instance_section(const mg_config_t *cfg, const char *templ, size_t index) {
+    for (size_t i = 0; i < cfg->instance_count; i++) {
+        if (strcmp(cfg->instances[i].templ, templ) != 0) continue;
+        if (index-- == 0) return cfg->instances[i].section;
+    }
+    assert(0 && "instance index out of range");
+    abort();
 }
 
 const char *mg_config_path(const mg_config_t *cfg) {
@@ -539,6 +647,20 @@ void mg_config_write_defaults(FILE *out) {
             first++;
         if (first != i) continue; /* section already written */
 
+        if (s_is_template(section)) {
+            /* Not a section of its own: an example, commented out, of the
+             * sections it stands for. */
+            size_t plen = strlen(section) - 1;
+            fprintf(out, "\n# [%.*s<id>] sections, any number of them, each with these keys:\n", (int)plen, section);
+            fprintf(out, "# [%.*sexample]\n", (int)plen, section);
+            for (size_t j = i; j < rows; j++) {
+                const mg_config_key_t *k = &mg_config_schema[j];
+                if (strcmp(k->section, section) != 0 || !k->key) continue;
+                s_write_doc(out, k->doc);
+                fprintf(out, "# %s = %s\n", k->key, k->default_value ? k->default_value : "");
+            }
+            continue;
+        }
         fprintf(out, "\n[%s]\n", section);
         int open = s_section_is_open(section);
         int written = 0;

@@ -120,5 +120,58 @@ const mg_config_key_t mg_config_schema[] = {
     STR("categories", "communication", "Communication", NULL),
     STR("categories", "accompagnement", "Accompagnement", NULL),
 
+    STR("notifier", "templates_dir", MAILLAGE_DATADIR "/templates",
+        "Directory of the French message templates, one file per notification kind\n"
+        "(match.tpl, collective_need.tpl, ...; see config/templates/README.md)."),
+    STR("notifier", "staff_url", "http://127.0.0.1:8080/",
+        "The staff web page; every message links to it."),
+    STR("notifier", "default_staff", "accueil",
+        "Staff id receiving what no staff member's scope covers (never into silence).\n"
+        "Its inbox is written even if no such staff member is declared."),
+    INT("notifier", "unanswered_days", "14", 1, 3650,
+        "A need still without any match after this many days is notified once\n"
+        "(\"besoin sans réponse\")."),
+    INT("notifier", "unanswered_check_s", "300", 1, 86400, "How often needs without an answer are looked for."),
+    INT("notifier", "max_attempts", "8", 1, 100,
+        "Attempts to deliver an e-mail or a webhook before it is marked failed."),
+    INT("notifier", "retry_base_ms", "1000", 1, 3600000,
+        "First retry delay; doubled at each attempt (with +-25 % jitter), up to retry_max_ms."),
+    INT("notifier", "retry_max_ms", "3600000", 1, 86400000, "Longest delay between two attempts."),
+    INT("notifier", "send_timeout_ms", "10000", 100, 600000,
+        "Timeout of one e-mail or webhook attempt; a slow server only delays its own messages."),
+    INT("notifier", "max_in_flight", "64", 1, 10000, "E-mails and webhooks being sent at once, at most."),
+    STR("notifier", "smtp_url", "smtp://127.0.0.1:25", "SMTP server: smtp://HOST:PORT or smtps://HOST:PORT."),
+    BOOL("notifier", "smtp_starttls", "false", "Require STARTTLS on an smtp:// server."),
+    STR("notifier", "smtp_user", "", "SMTP user name; empty for no authentication."),
+    STR("notifier", "smtp_password_file", "",
+        "File holding the SMTP password on its first line; not readable by group or others."),
+    STR("notifier", "mail_from", "Maillage CRESS Normandie <maillage@localhost>", "From: of the e-mails."),
+    INT("notifier", "retention_days", "90", 1, 3650,
+        "Notification records (and so their idempotency keys) are kept this long; keep it\n"
+        "above the journal's retention so that a replay never notifies twice."),
+    INT("notifier", "inbox_max", "1000", 10, 1000000, "Entries kept per staff inbox (the oldest are dropped)."),
+    INT("notifier", "staff_refresh_ms", "1000", 50, 600000,
+        "How often the staff list is read again from Redis (changes by `maillage staff`)."),
+
+    STR("staff.*", "name", "",
+        "A staff member (chargé·e de mission) per [staff.<id>] section; upserted into\n"
+        "Redis (mg:staff:<id>) when the notifier starts; `maillage staff` manages them too.\n"
+        "Full name, as shown in messages."),
+    STR("staff.*", "email", "", "E-mail address (channel email)."),
+    STR("staff.*", "webhook", "", "Mattermost/Slack incoming webhook URL (channel webhook)."),
+    STR("staff.*", "departments", "", "Departments followed, comma-separated (\"14,50\"); empty = all."),
+    STR("staff.*", "categories", "", "Categories followed, comma-separated codes (\"locaux,emploi_partage\"); empty = all."),
+    STR("staff.*", "networks", "", "Networks followed, comma-separated ids; empty = all."),
+    DBL("staff.*", "min_score", "0", 0, 1, "Matches below this score are not sent to this person."),
+    STR("staff.*", "channels", "inbox", "Channels, comma-separated among inbox, email, webhook."),
+    STR("staff.*", "mode", "immediate",
+        "immediate, or digest: e-mails and webhooks gathered in one daily message\n"
+        "(the inbox always gets each item at once)."),
+    INT("staff.*", "digest_hour", "8", 0, 23, "Hour of the daily digest, Europe/Paris time."),
+    INT("staff.*", "quiet_start", "0", 0, 23,
+        "Quiet hours, Europe/Paris: immediate e-mails and webhooks from quiet_start:00\n"
+        "are held until quiet_end:00 (may span midnight; equal = no quiet hours)."),
+    INT("staff.*", "quiet_end", "0", 0, 23, "End of the quiet hours (see quiet_start)."),
+
     {NULL, NULL, MG_CONFIG_STRING, NULL, 0, 0, NULL},
 };

@@ -7,6 +7,8 @@
  * An unknown section or key, a value of the wrong type, or a repeated key is
  * an error reported as "FILE:LINE: message". Sections declared "open" in the
  * schema (like [categories]) accept any key; their entries are enumerated.
+ * A templated section ("staff.*") stands for any number of sections
+ * ([staff.alice], [staff.bob]) with the same keys.
  *
  * Loaded once at start-up (and again on SIGHUP); read-only afterwards, so any
  * thread may read it. */
@@ -66,6 +68,18 @@ bool mg_config_bool(const mg_config_t *cfg, const char *section, const char *key
 size_t mg_config_open_count(const mg_config_t *cfg, const char *section);
 void mg_config_open_entry(const mg_config_t *cfg, const char *section, size_t index, const char **key,
                           const char **value);
+
+/* Templated sections. A schema section named "prefix.*" ("staff.*") stands
+ * for any number of sections "[prefix.ID]" in the file (ID of
+ * [A-Za-z0-9_-]{1,64}), each checked against the template's keys and typed
+ * like a closed section; read their values with the typed accessors and the
+ * full section name: mg_config_str(cfg, "staff.alice", "email"). Asking the
+ * template itself ("staff.*") gives the defaults.
+ * mg_config_instance_count() is the number of such sections of `templ` in
+ * the file; mg_config_instance_section() the full name of the index-th, in
+ * file order (borrowed; index out of range is a programmer error). */
+size_t mg_config_instance_count(const mg_config_t *cfg, const char *templ);
+const char *mg_config_instance_section(const mg_config_t *cfg, const char *templ, size_t index);
 
 /* The path the config was loaded from, or NULL for defaults. Borrowed. */
 const char *mg_config_path(const mg_config_t *cfg);

@@ -7,7 +7,13 @@
  * Each request ends with exactly one callback, which says whether it was
  * delivered and, if not, whether a retry may succeed (connection refused,
  * timeout, HTTP 5xx/429, SMTP 4xx) or not (HTTP 4xx, SMTP 5xx, bad address).
- * Retrying, backoff and idempotency are the caller's business. */
+ * Retrying, backoff and idempotency are the caller's business.
+ *
+ * Logs name a mail by its Message-ID and a webhook by its host only: never
+ * an e-mail address (personal data) nor a webhook path (it holds a token).
+ * libcurl's global initialisation runs once per process (pthread_once) on
+ * the first mg_outbound_new, so engines may live in several threads, one
+ * per event base. */
 #ifndef MAILLAGE_OUTBOUND_H
 #define MAILLAGE_OUTBOUND_H
 
@@ -19,10 +25,10 @@
 typedef struct mg_outbound mg_outbound_t;
 
 typedef struct {
-    bool delivered;   /* the server accepted it (HTTP 2xx, SMTP 250 after DATA) */
-    bool retryable;   /* not delivered, and a later attempt may succeed */
-    long status;      /* HTTP status or last SMTP reply code, 0 if none */
-    char error[256];  /* why it was not delivered, "" if delivered (English, for logs) */
+    bool delivered;  /* the server accepted it (HTTP 2xx, SMTP 250 after DATA) */
+    bool retryable;  /* not delivered, and a later attempt may succeed */
+    long status;     /* HTTP status or last SMTP reply code, 0 if none */
+    char error[256]; /* why it was not delivered, "" if delivered (English, for logs) */
 } mg_outbound_result_t;
 
 /* Called once per request; `result` is borrowed until it returns. */
@@ -33,40 +39,58 @@ typedef void (*mg_outbound_done_fn)(const mg_outbound_result_t *result, void *ar
 mg_outbound_t *mg_outbound_new(struct event_base *base);
 
 /* Abort the transfers in flight (their callbacks run with delivered = false,
- * retryable = true) and free; accepts NULL and sets *out_p to NULL. */
+ * retryable = true; new requests made from them are refused) and free;
+ * accepts NULL and sets *out_p to NULL. Must not be called from inside a
+ * done callback of the same engine. */
 void mg_outbound_destroy(mg_outbound_t **out_p);
 
 /* POST `json` (Content-Type: application/json) to `url` (http or https), for
  * Mattermost/Slack-compatible incoming webhooks. Everything is copied.
- * Returns 0 if started (cb will run exactly once), -1 otherwise. */
+ * At most 3 redirects are followed, to http(s) only. `timeout_ms` bounds the
+ * whole transfer, connection included; <= 0 means 30 s.
+ * Returns 0 if started (cb will run exactly once, never before this function
+ * returns), -1 otherwise (cb never runs). A done callback may start new
+ * requests (a retry). */
 int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, long timeout_ms,
                         mg_outbound_done_fn cb, void *arg);
 
 /* One e-mail: a multipart/alternative message (text and HTML parts, UTF-8,
- * quoted-printable), with Date, Message-ID, From, To, Subject (RFC 2047 when
- * not ASCII) and any extra headers. */
+ * quoted-printable, CRLF line ends, lines of at most 76 characters), with
+ * Date (Europe/Paris time), Message-ID, From, To, Subject (RFC 2047 when not
+ * ASCII or long), Auto-Submitted: auto-generated (RFC 3834, unless given in
+ * `headers`), MIME-Version and any extra headers.
+ * `from` and `to` are "addr@domain" or "Display Name <addr@domain>"; the
+ * display name may be UTF-8 (then RFC 2047 encoded), the address is ASCII.
+ * Extra headers are ASCII "Name: value" lines and may not replace Date,
+ * Message-ID, From, To, Cc, Bcc, Subject, MIME-Version or Content-*. */
 typedef struct {
-    const char *smtp_url;  /* smtp://host:port or smtps://host:port */
-    bool starttls;         /* require STARTTLS on smtp:// */
-    const char *username;  /* NULL or "" for no authentication */
+    const char *smtp_url; /* smtp://host:port or smtps://host:port */
+    bool starttls;        /* require STARTTLS on smtp:// */
+    const char *username; /* NULL or "" for no authentication */
     const char *password;
-    const char *from;      /* "Maillage CRESS Normandie <maillage@example.org>" */
-    const char *to;        /* one address */
-    const char *subject;   /* UTF-8 */
-    const char *text;      /* the text/plain part, UTF-8 */
-    const char *html;      /* the text/html part, UTF-8; NULL for text only */
-    const char *message_id; /* stable id, e.g. derived from the idempotency key, without <> */
+    const char *from;           /* "Maillage CRESS Normandie <maillage@example.org>" */
+    const char *to;             /* one address */
+    const char *subject;        /* UTF-8 */
+    const char *text;           /* the text/plain part, UTF-8 */
+    const char *html;           /* the text/html part, UTF-8; NULL for text only */
+    const char *message_id;     /* stable id, e.g. derived from the idempotency key, without <>;
+                                 * "@<from domain>" is appended if it has no '@';
+                                 * NULL: a new ULID */
     const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
-    long timeout_ms;
+    long timeout_ms;            /* whole transfer; <= 0 means 30 s */
 } mg_mail_t;
 
-/* Send `mail` (copied). Returns 0 if started (cb will run exactly once), -1 on
- * invalid input (no recipient, header injection attempt: CR or LF in a header
- * value). */
+/* Send `mail` (copied) to its one recipient. Returns 0 if started (cb will
+ * run exactly once, never before this function returns), -1 on invalid input
+ * (no recipient, not smtp:// or smtps://, header injection attempt: CR or LF
+ * in a header value); then cb never runs. With `starttls`, the mail is never
+ * sent in clear: a server without STARTTLS fails it (not retryable). */
 int mg_outbound_mail(mg_outbound_t *out, const mg_mail_t *mail, mg_outbound_done_fn cb, void *arg);
 
 /* Compose the RFC 5322 message of `mail` (what mg_outbound_mail sends) into a
- * new string, for tests and previews. Caller owns the result (free()). */
+ * new string, for tests and previews; smtp_url, credentials and timeout are
+ * ignored. Returns NULL on invalid input (as mg_outbound_mail). Caller owns
+ * the result (free()). */
 char *mg_outbound_compose(const mg_mail_t *mail);
 
 /* Number of transfers in flight. */

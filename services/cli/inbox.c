@@ -1,0 +1,220 @@
+/* inbox.c -- `maillage inbox STAFF [--unread] [--mark-read ID]` (a staff
+ * member's web inbox, as the gateway shows it) and `maillage notifications
+ * [--failed|--pending]` (e-mails and webhooks given up on, or waiting).
+ *
+ * Inbox entries are the notification records mg:notif:<id> listed in the
+ * sorted set mg:inbox:<staff> by creation time; read = 0/1 in the record. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "maillage/clock.h"
+#include "maillage/redis.h"
+
+static void s_usage(FILE *out, const char *command)
+{
+    if (strcmp(command, "inbox") == 0)
+        fprintf(out,
+                "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--mark-read ID] [--limit N]\n"
+                "\n"
+                "The notifications of staff member STAFF, newest first, in French: kind,\n"
+                "title, date, read or not, and the state of its e-mails and webhooks.\n"
+                "  --unread        only the entries not read yet\n"
+                "  --mark-read ID  mark entry ID (n-...) as read\n"
+                "  --limit N       at most N entries (default 50)\n"
+                "\n"
+                "Options:\n%s",
+                cli_common_help);
+    else
+        fprintf(out,
+                "Usage: maillage notifications [OPTIONS] [--failed|--pending] [--limit N]\n"
+                "\n"
+                "E-mails and webhooks marked failed after their last attempt (--failed, the\n"
+                "default), or waiting in the queue (--pending: retries, quiet hours, digests).\n"
+                "\n"
+                "Options:\n%s",
+                cli_common_help);
+}
+
+static const char *s_field(const redisReply *h, const char *name)
+{
+    const redisReply *v = mg_redis_field(h, name);
+    return v ? v->str : "";
+}
+
+static void s_date(const char *ms, char *out, size_t outlen)
+{
+    long long t = strtoll(ms, NULL, 10);
+    char day[11];
+    mg_clock_paris_date(t, day);
+    int64_t local = t + (int64_t)mg_clock_paris_offset_s(t) * 1000;
+    int minutes = (int)((local / 60000) % 1440);
+    snprintf(out, outlen, "%.2s/%.2s/%.4s %02d:%02d", day + 8, day + 5, day, minutes / 60, minutes % 60);
+}
+
+static const char *s_state_fr(const char *state)
+{
+    if (strcmp(state, "delivered") == 0) return "remis";
+    if (strcmp(state, "pending") == 0) return "en attente";
+    if (strcmp(state, "failed") == 0) return "échec";
+    if (strcmp(state, "digest") == 0) return "pour le récapitulatif";
+    return state;
+}
+
+static int s_print_record(redisContext *c, const char *nid, int unread_only, int with_text)
+{
+    redisReply *r = redisCommand(c, "HGETALL mg:notif:%s", nid);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        cli_error("inbox", "redis: %s", r && r->str ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    if (r->elements == 0 || (unread_only && strcmp(s_field(r, "read"), "1") == 0)) {
+        freeReplyObject(r);
+        return 0;
+    }
+    char when[32];
+    s_date(s_field(r, "created_at"), when, sizeof when);
+    const char *read = s_field(r, "read");
+    printf("%s  %s  %s  [%s] %s\n", nid, when, *read ? (strcmp(read, "1") == 0 ? "lu    " : "non lu") : s_field(r, "channel"),
+           s_field(r, "kind"), s_field(r, "title"));
+    if (with_text) {
+        printf("    état : %s, %s tentative(s)", s_state_fr(s_field(r, "state")), s_field(r, "attempts"));
+        const char *e = s_field(r, "last_error");
+        if (*e) printf(", dernière erreur : %s", e);
+        printf("\n    destinataire : %s ; clé : %s\n", s_field(r, "staff"), s_field(r, "key"));
+    } else {
+        printf("    %s\n", s_field(r, "link"));
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int s_inbox(redisContext *c, const char *staff, int unread, const char *mark, long limit)
+{
+    if (mark) {
+        redisReply *r = redisCommand(c, "ZSCORE mg:inbox:%s %s", staff, mark);
+        int present = r && r->type == REDIS_REPLY_STRING;
+        if (r) freeReplyObject(r);
+        if (!present) {
+            cli_error("inbox", "no entry '%s' in the inbox of '%s'", mark, staff);
+            return -1;
+        }
+        r = redisCommand(c, "HSET mg:notif:%s read 1", mark);
+        if (r) freeReplyObject(r);
+        printf("%s marquée comme lue.\n", mark);
+        return 0;
+    }
+    redisReply *ids = redisCommand(c, "ZREVRANGE mg:inbox:%s 0 %ld", staff, limit - 1);
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        cli_error("inbox", "redis: %s", ids && ids->str ? ids->str : c->errstr);
+        if (ids) freeReplyObject(ids);
+        return -1;
+    }
+    redisReply *total = redisCommand(c, "ZCARD mg:inbox:%s", staff);
+    printf("Boîte de réception de %s : %lld notification(s)\n", staff,
+           total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0);
+    if (total) freeReplyObject(total);
+    int rc = 0;
+    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, unread, 0);
+    freeReplyObject(ids);
+    /* Failed e-mails and webhooks of this staff member, so they are seen. */
+    redisReply *failed = redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
+    if (failed && failed->type == REDIS_REPLY_ARRAY) {
+        int header = 0;
+        for (size_t i = 0; i < failed->elements; i++) {
+            redisReply *s = redisCommand(c, "HGET mg:notif:%s staff", failed->element[i]->str);
+            if (s && s->type == REDIS_REPLY_STRING && strcmp(s->str, staff) == 0) {
+                if (!header++) printf("Envois en échec :\n");
+                s_print_record(c, failed->element[i]->str, 0, 1);
+            }
+            if (s) freeReplyObject(s);
+        }
+    }
+    if (failed) freeReplyObject(failed);
+    return rc;
+}
+
+static int s_notifications(redisContext *c, int pending, long limit)
+{
+    redisReply *ids = pending ? redisCommand(c, "ZRANGE mg:notifier:queue 0 %ld", limit - 1)
+                              : redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        cli_error("notifications", "redis: %s", ids && ids->str ? ids->str : c->errstr);
+        if (ids) freeReplyObject(ids);
+        return -1;
+    }
+    if (ids->elements == 0) printf(pending ? "Aucun envoi en attente.\n" : "Aucun envoi en échec.\n");
+    int rc = 0;
+    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, 0, 1);
+    freeReplyObject(ids);
+    return rc;
+}
+
+static int s_run(int argc, char **argv, cli_settings_t *settings, const char *command)
+{
+    enum { O_UNREAD = 2100, O_MARK, O_LIMIT, O_FAILED, O_PENDING };
+    static const struct option options[] = {
+        CLI_COMMON_LONG_OPTIONS,
+        {"unread", no_argument, NULL, O_UNREAD},
+        {"mark-read", required_argument, NULL, O_MARK},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {"failed", no_argument, NULL, O_FAILED},
+        {"pending", no_argument, NULL, O_PENDING},
+        {NULL, 0, NULL, 0},
+    };
+    int inbox = strcmp(command, "inbox") == 0;
+    int unread = 0, pending = 0, opt;
+    const char *mark = NULL;
+    long limit = 50;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (cli_settings_option(settings, opt, optarg)) continue;
+        if (opt == 'h') {
+            s_usage(stdout, command);
+            return CLI_EXIT_OK;
+        }
+        if (opt == O_LIMIT && (limit = strtol(optarg, NULL, 10)) > 0) continue;
+        if (inbox && opt == O_UNREAD) unread = 1;
+        else if (inbox && opt == O_MARK) mark = optarg;
+        else if (!inbox && opt == O_FAILED) pending = 0;
+        else if (!inbox && opt == O_PENDING) pending = 1;
+        else {
+            s_usage(stderr, command);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (inbox ? argc - optind != 1 : argc - optind != 0) {
+        s_usage(stderr, command);
+        return CLI_EXIT_USAGE;
+    }
+    const char *staff = inbox ? argv[optind] : NULL;
+    if ((staff && !mg_id_is_valid(staff)) || (mark && !mg_id_is_valid(mark))) {
+        cli_error(command, "not a valid id");
+        return CLI_EXIT_USAGE;
+    }
+    cli_context_t ctx;
+    if (cli_context_init(&ctx, settings, command) != 0) return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_FAIL;
+    redisContext *c = cli_redis_connect(&ctx, command);
+    if (c) {
+        int ok = inbox ? s_inbox(c, staff, unread, mark, limit) : s_notifications(c, pending, limit);
+        rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        redisFree(c);
+    }
+    fflush(stdout);
+    cli_context_destroy(&ctx);
+    return rc;
+}
+
+int cli_cmd_inbox(int argc, char **argv, cli_settings_t *settings)
+{
+    return s_run(argc, argv, settings, "inbox");
+}
+
+int cli_cmd_notifications(int argc, char **argv, cli_settings_t *settings)
+{
+    return s_run(argc, argv, settings, "notifications");
+}

@@ -1,0 +1,278 @@
+/* staff.c -- `maillage staff list|show ID|add ID ...|set ID KEY VALUE|remove ID`:
+ * the chamber's staff and their scope, in Redis (mg:staff set, mg:staff:<id>
+ * hashes), as maillage-notifier reads them (again every staff_refresh_ms).
+ *
+ * Values are checked by the configuration's own schema (the [staff.*]
+ * template), so a value refused here is refused in the config file too, with
+ * the same words. Sections [staff.<id>] of the config are written into Redis
+ * again at each start of the notifier: change those in the config file. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "maillage/mem.h"
+#include "maillage/redis.h"
+
+static const char *const s_keys[] = {"name",     "email",    "webhook", "departments", "categories",
+                                     "networks", "min_score", "channels", "mode",       "digest_hour",
+                                     "quiet_start", "quiet_end", NULL};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: maillage staff [OPTIONS] [list]\n"
+            "       maillage staff [OPTIONS] show ID\n"
+            "       maillage staff [OPTIONS] add ID --name NAME [--email ADDR] [--webhook URL]\n"
+            "                      [--departments 14,50] [--categories locaux,...] [--networks ...]\n"
+            "                      [--min-score 0.5] [--channels inbox,email,webhook]\n"
+            "                      [--mode immediate|digest] [--digest-hour H] [--quiet-start H] [--quiet-end H]\n"
+            "       maillage staff [OPTIONS] set ID KEY VALUE\n"
+            "       maillage staff [OPTIONS] remove ID\n"
+            "\n"
+            "The chamber's staff (chargé·e·s de mission) and what they follow; the notifier\n"
+            "applies changes within a second. An empty scope (departments, categories,\n"
+            "networks) means all. KEY is one of: name, email, webhook, departments, categories,\n"
+            "networks, min_score, channels, mode, digest_hour, quiet_start, quiet_end.\n"
+            "\n"
+            "Options:\n"
+            "%s",
+            cli_common_help);
+}
+
+/* Check (key, value) with the config schema of [staff.*]; prints the reason. */
+static int s_check(const char *id, const char *key, const char *value)
+{
+    int known = 0;
+    for (size_t i = 0; s_keys[i]; i++) known |= strcmp(s_keys[i], key) == 0;
+    if (!known) {
+        cli_error("staff", "unknown key '%s' (name, email, webhook, departments, categories, networks, "
+                           "min_score, channels, mode, digest_hour, quiet_start, quiet_end)", key);
+        return -1;
+    }
+    if (strchr(value, '\n') || strchr(value, '\r')) {
+        cli_error("staff", "%s: line breaks are not allowed", key);
+        return -1;
+    }
+    char *text = mg_asprintf("[staff.%s]\n%s = %s\n", id, key, value);
+    char err[512];
+    mg_config_t *cfg = mg_config_load_buffer("staff", text, strlen(text), err, sizeof err);
+    free(text);
+    if (!cfg) {
+        const char *why = strstr(err, ": ");
+        cli_error("staff", "%s", why ? why + 2 : err);
+        return -1;
+    }
+    mg_config_destroy(&cfg);
+    if (strcmp(key, "mode") == 0 && strcmp(value, "immediate") != 0 && strcmp(value, "digest") != 0) {
+        cli_error("staff", "mode: expected immediate or digest, got \"%s\"", value);
+        return -1;
+    }
+    if (strcmp(key, "channels") == 0) {
+        char *copy = mg_strdup(value), *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            if (strcmp(t, "inbox") && strcmp(t, "email") && strcmp(t, "webhook")) {
+                cli_error("staff", "channels: unknown channel \"%s\" (inbox, email, webhook)", t);
+                free(copy);
+                return -1;
+            }
+        }
+        free(copy);
+    }
+    return 0;
+}
+
+static int s_redis_ok(redisContext *c, redisReply *r)
+{
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        cli_error("staff", "redis: %s", r && r->str ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static const char *s_field(const redisReply *h, const char *name)
+{
+    const redisReply *v = mg_redis_field(h, name);
+    return v && *v->str ? v->str : NULL;
+}
+
+static int s_compare(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int s_list(redisContext *c)
+{
+    redisReply *ids = redisCommand(c, "SMEMBERS mg:staff");
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        if (s_redis_ok(c, ids) == 0) cli_error("staff", "unexpected reply");
+        return -1;
+    }
+    if (ids->elements == 0) {
+        printf("Aucun·e chargé·e de mission déclaré·e.\n");
+        freeReplyObject(ids);
+        return 0;
+    }
+    char **sorted = mg_calloc(ids->elements, sizeof *sorted);
+    for (size_t i = 0; i < ids->elements; i++) sorted[i] = ids->element[i]->str;
+    qsort(sorted, ids->elements, sizeof *sorted, s_compare);
+    printf("%-16s ", "id");
+    cli_pad(stdout, "nom", 24);
+    printf(" %-12s %-24s %-22s %s\n", "départements", "catégories", "canaux", "mode");
+    for (size_t i = 0; i < ids->elements; i++) {
+        if (!mg_id_is_valid(sorted[i])) continue;
+        redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", sorted[i]);
+        if (!hash || hash->type != REDIS_REPLY_ARRAY) {
+            s_redis_ok(c, hash);
+            continue;
+        }
+        const char *name = s_field(hash, "name"), *deps = s_field(hash, "departments");
+        const char *cats = s_field(hash, "categories"), *ch = s_field(hash, "channels");
+        const char *mode = s_field(hash, "mode");
+        printf("%-16s ", sorted[i]);
+        cli_pad(stdout, name ? name : "", 24);
+        printf(" ");
+        cli_pad(stdout, deps ? deps : "tous", 12);
+        printf(" ");
+        cli_pad(stdout, cats ? cats : "toutes", 24);
+        printf(" %-22s %s\n", ch ? ch : "inbox", mode && strcmp(mode, "digest") == 0 ? "récapitulatif" : "immédiat");
+        freeReplyObject(hash);
+    }
+    free(sorted);
+    freeReplyObject(ids);
+    return 0;
+}
+
+static int s_show(redisContext *c, const char *id)
+{
+    redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
+    if (!hash || hash->type != REDIS_REPLY_ARRAY) {
+        if (s_redis_ok(c, hash) == 0) cli_error("staff", "unexpected reply");
+        return -1;
+    }
+    if (hash->elements == 0) {
+        cli_error("staff", "no staff member '%s' (see 'maillage staff list')", id);
+        freeReplyObject(hash);
+        return -1;
+    }
+    printf("%s\n", id);
+    for (size_t i = 0; i + 1 < hash->elements; i += 2)
+        printf("  %-12s %s\n", hash->element[i]->str, hash->element[i + 1]->str);
+    redisReply *n = redisCommand(c, "ZCARD mg:inbox:%s", id);
+    if (n && n->type == REDIS_REPLY_INTEGER) printf("  %-12s %lld notification(s)\n", "boîte", n->integer);
+    if (n) freeReplyObject(n);
+    freeReplyObject(hash);
+    return 0;
+}
+
+static int s_set(redisContext *c, const char *id, const char *key, const char *value, int must_exist)
+{
+    if (s_check(id, key, value) != 0) return -1;
+    if (must_exist) {
+        redisReply *r = redisCommand(c, "SISMEMBER mg:staff %s", id);
+        int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        if (r) freeReplyObject(r);
+        if (!exists) {
+            cli_error("staff", "no staff member '%s' (add it first: 'maillage staff add %s --name ...')", id, id);
+            return -1;
+        }
+    }
+    if (s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s %s %s", id, key, value)) != 0) return -1;
+    return s_redis_ok(c, redisCommand(c, "SADD mg:staff %s", id));
+}
+
+int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
+{
+    enum { O_NAME = 2000, O_EMAIL, O_WEBHOOK, O_DEPS, O_CATS, O_NETS, O_MIN, O_CHANNELS, O_MODE, O_HOUR, O_QS, O_QE };
+    static const struct option options[] = {
+        CLI_COMMON_LONG_OPTIONS,
+        {"name", required_argument, NULL, O_NAME},
+        {"email", required_argument, NULL, O_EMAIL},
+        {"webhook", required_argument, NULL, O_WEBHOOK},
+        {"departments", required_argument, NULL, O_DEPS},
+        {"categories", required_argument, NULL, O_CATS},
+        {"networks", required_argument, NULL, O_NETS},
+        {"min-score", required_argument, NULL, O_MIN},
+        {"channels", required_argument, NULL, O_CHANNELS},
+        {"mode", required_argument, NULL, O_MODE},
+        {"digest-hour", required_argument, NULL, O_HOUR},
+        {"quiet-start", required_argument, NULL, O_QS},
+        {"quiet-end", required_argument, NULL, O_QE},
+        {NULL, 0, NULL, 0},
+    };
+    const char *values[12] = {NULL};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (cli_settings_option(settings, opt, optarg)) continue;
+        if (opt == 'h') {
+            s_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (opt >= O_NAME && opt <= O_QE) {
+            values[opt - O_NAME] = optarg;
+            continue;
+        }
+        s_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *action = optind < argc ? argv[optind] : "list";
+    int nargs = argc - optind;
+    int ok_usage = (strcmp(action, "list") == 0 && nargs <= 1) || (strcmp(action, "show") == 0 && nargs == 2) ||
+                   (strcmp(action, "add") == 0 && nargs == 2) || (strcmp(action, "set") == 0 && nargs == 4) ||
+                   (strcmp(action, "remove") == 0 && nargs == 2);
+    if (!ok_usage) {
+        cli_error("staff", "expected list, show ID, add ID --name NAME, set ID KEY VALUE or remove ID "
+                           "(try 'maillage staff --help')");
+        return CLI_EXIT_USAGE;
+    }
+    const char *id = nargs >= 2 ? argv[optind + 1] : NULL;
+    if (id && !mg_id_is_valid(id)) {
+        cli_error("staff", "'%s' is not a valid id ([A-Za-z0-9._:-], at most 64)", id);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(action, "add") == 0 && !values[0]) {
+        cli_error("staff", "add needs --name");
+        return CLI_EXIT_USAGE;
+    }
+    cli_context_t ctx;
+    if (cli_context_init(&ctx, settings, "staff") != 0) return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_FAIL;
+    redisContext *c = cli_redis_connect(&ctx, "staff");
+    if (c) {
+        int ok = -1;
+        if (strcmp(action, "list") == 0) ok = s_list(c);
+        else if (strcmp(action, "show") == 0) ok = s_show(c, id);
+        else if (strcmp(action, "set") == 0) {
+            ok = s_set(c, id, argv[optind + 2], argv[optind + 3], 1);
+            if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
+        } else if (strcmp(action, "remove") == 0) {
+            redisReply *r = redisCommand(c, "SREM mg:staff %s", id);
+            int removed = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+            if (r) freeReplyObject(r);
+            r = redisCommand(c, "DEL mg:staff:%s", id);
+            if (r) freeReplyObject(r);
+            if (removed) {
+                printf("%s retiré·e ; sa boîte de réception (mg:inbox:%s) est conservée.\n", id, id);
+                ok = 0;
+            } else {
+                cli_error("staff", "no staff member '%s'", id);
+            }
+        } else {
+            ok = 0;
+            for (size_t i = 0; s_keys[i] && ok == 0; i++)
+                if (values[i]) ok = s_check(id, s_keys[i], values[i]);
+            for (size_t i = 0; s_keys[i] && ok == 0; i++)
+                if (values[i]) ok = s_set(c, id, s_keys[i], values[i], 0);
+            if (ok == 0) ok = s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s origin cli", id));
+            if (ok == 0) printf("%s ajouté·e.\n", id);
+        }
+        rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        redisFree(c);
+    }
+    fflush(stdout);
+    cli_context_destroy(&ctx);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* template.h -- the message templates of the notifier: a tiny {{name}}
+ * substitution engine and the file format staff edit.
+ *
+ * Syntax of a template text: "{{name}}" is replaced by the value of `name`
+ * (HTML-escaped when rendering an HTML part: & < > " '), "{{{name}}}" by
+ * the value as is (for HTML already built, such as the list of a digest's
+ * items). Names are [a-z0-9_]{1,64}; anything else between braces is kept
+ * as written. An unknown name renders as nothing; mg_template_check() finds
+ * such names when templates are loaded, so a typo is an error at start-up,
+ * not an empty hole in a message.
+ *
+ * A template file (config/templates/<kind>.tpl) is UTF-8 text in parts:
+ *
+ *     # comments, before the first part only
+ *     [subject]
+ *     Nouvelle mise en relation : {{need_title}}
+ *     [text]
+ *     ...
+ *     [html]
+ *     ...
+ *
+ * A part runs from its "[name]" line to the next part line or the end; its
+ * trailing blank lines are dropped (the subject is one line). Known parts:
+ * subject, text, html, item_text, item_html (the last two for one entry of
+ * a digest). Pure functions; any thread. */
+#ifndef MAILLAGE_TEMPLATE_H
+#define MAILLAGE_TEMPLATE_H
+
+#include <stddef.h>
+
+typedef struct {
+    const char *name;
+    const char *value; /* NULL renders as "" */
+} mg_template_var_t;
+
+/* Render `tpl` with the `n` variables of `vars` (the first of a name wins);
+ * `html` non-zero escapes the values of {{name}}. Caller owns the result
+ * (free()); never NULL. */
+char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t n, int html);
+
+/* Check that every {{name}} / {{{name}}} of `tpl` is in `known` (a
+ * NULL-terminated list). Returns 0, or -1 with the first unknown name in
+ * `bad` (truncated to badlen). */
+int mg_template_check(const char *tpl, const char *const *known, char *bad, size_t badlen);
+
+/* Append `s` to `*buf` (of length *len, capacity *cap) HTML-escaped. */
+void mg_template_escape_html(char **buf, size_t *len, size_t *cap, const char *s);
+
+/* The parts of a template file, each NULL when the file does not have it. */
+typedef enum {
+    MG_TEMPLATE_SUBJECT,
+    MG_TEMPLATE_TEXT,
+    MG_TEMPLATE_HTML,
+    MG_TEMPLATE_ITEM_TEXT,
+    MG_TEMPLATE_ITEM_HTML,
+    MG_TEMPLATE_PARTS
+} mg_template_part_t;
+
+typedef struct {
+    char *part[MG_TEMPLATE_PARTS];
+} mg_template_file_t;
+
+/* Parse the `len` bytes of a template file. `name` is used in errors
+ * ("match.tpl:3: unknown part [sujet]"). Returns 0, or -1 with a reason in
+ * `err` (and `out` left empty). Clear with mg_template_file_clear(). */
+int mg_template_file_parse(const char *name, const char *data, size_t len, mg_template_file_t *out, char *err,
+                           size_t errlen);
+
+/* Read and parse the file at `path`. Same contract. */
+int mg_template_file_load(const char *path, mg_template_file_t *out, char *err, size_t errlen);
+
+/* Free the parts; accepts an empty one. */
+void mg_template_file_clear(mg_template_file_t *file);
+
+#endif

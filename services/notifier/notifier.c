@@ -1,0 +1,1825 @@
+/* notifier.c -- route, render, create once, deliver with retries.
+ *
+ * One event at a time (the subscriber delivers the next one only after
+ * mg_subscriber_done()):
+ *
+ *   1. what the messages will name is read (one "get" script call: the
+ *      structures, needs and offers the notifier recorded from earlier
+ *      events), or recorded (member.*, need.*, offer.*, cooperation.proposed);
+ *   2. the item is routed to every staff member whose scope covers it
+ *      (department, category, network, minimum score), or to the default
+ *      recipient, and rendered from the French templates for each of them;
+ *   3. one "create" script call creates each (item, staff, channel)
+ *      notification that does not exist yet: inbox entries are written there
+ *      and then (exactly once), e-mails and webhooks are queued (or put
+ *      aside for the digest); the delivery is done.
+ *
+ * A timer works the queue: "claim" takes the due notifications (and pushes
+ * them a lease into the future, so a crashed sender's are retried after it),
+ * outbound.h sends them, "result" records delivered / retry at (backoff with
+ * jitter) / failed. Staff are read again from Redis every staff_refresh_ms,
+ * so `maillage staff` changes apply without a restart. */
+#include "notifier.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "maillage/clock.h"
+#include "maillage/communes.h"
+#include "maillage/envelope.h"
+#include "maillage/log.h"
+#include "maillage/mem.h"
+#include "maillage/metrics.h"
+#include "maillage/outbound.h"
+#include "maillage/redis.h"
+#include "maillage/subscriber.h"
+#include "maillage/taxonomy.h"
+#include "maillage/template.h"
+
+#define S_METRICS_INTERVAL_S 10
+#define S_SHUTDOWN_GRACE_MS 5000
+#define S_WORKER_INTERVAL_MS 20
+#define S_DIGEST_INTERVAL_MS 500
+#define S_MAX_VARS 32
+#define S_MAX_NETS 16
+#define S_MS_PER_DAY 86400000LL
+#define S_MS_PER_HOUR 3600000LL
+
+/* ---- the clock ------------------------------------------------------------------ */
+
+static const char *s_clock_file;
+static int s_clock_checked;
+static int64_t s_clock_offset, s_clock_read_us;
+
+int64_t mg_notifier_now_ms(void) {
+    if (!s_clock_checked) {
+        s_clock_checked = 1;
+        const char *f = getenv("MAILLAGE_CLOCK_FILE");
+        s_clock_file = f && *f ? f : NULL;
+    }
+    if (!s_clock_file) return mg_clock_now_ms();
+    /* Read again at most every 20 ms: cheap enough, and tests see a change
+     * within one timer tick. */
+    int64_t mono = mg_clock_monotonic_us();
+    if (s_clock_read_us == 0 || mono - s_clock_read_us > 20000) {
+        s_clock_read_us = mono;
+        FILE *fp = fopen(s_clock_file, "r");
+        if (fp) {
+            long long off;
+            if (fscanf(fp, "%lld", &off) == 1) s_clock_offset = off;
+            fclose(fp);
+        }
+    }
+    return mg_clock_now_ms() + s_clock_offset;
+}
+
+/* ---- ids -------------------------------------------------------------------------- */
+
+static uint64_t s_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void mg_notifier_notification_id(const char *item, const char *staff, const char *channel,
+                                 char out[MG_NOTIFICATION_ID_LEN + 1]) {
+    const char *parts[3] = {item, staff, channel};
+    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < 3; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i];; p++) {
+            unsigned char c = *p ? *p : 0x1f; /* no id contains 0x1f */
+            a = (a ^ c) * 1099511628211ull;
+            b = (b ^ c) * 0x100000001b3ull + 0x632be59bd9b4e019ull;
+            b = (b << 13) | (b >> 51);
+            if (!*p) break;
+        }
+    }
+    snprintf(out, MG_NOTIFICATION_ID_LEN + 1, "n-%016" PRIx64 "%016" PRIx64, s_mix64(a), s_mix64(b ^ a));
+}
+
+/* ---- arguments of a script call ----------------------------------------------------- */
+
+typedef struct {
+    int argc, cap;
+    char **argv;
+    size_t *lens;
+} s_args_t;
+
+static void s_args_bytes(s_args_t *a, const void *data, size_t len) {
+    if (a->argc == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 32;
+        a->argv = mg_realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
+        a->lens = mg_realloc(a->lens, (size_t)a->cap * sizeof(*a->lens));
+    }
+    char *copy = mg_malloc(len + 1);
+    if (len) memcpy(copy, data, len);
+    copy[len] = '\0';
+    a->argv[a->argc] = copy;
+    a->lens[a->argc] = len;
+    a->argc++;
+}
+
+static void s_args_str(s_args_t *a, const char *s) {
+    if (!s) s = "";
+    s_args_bytes(a, s, strlen(s));
+}
+
+static void s_args_int(s_args_t *a, long long v) {
+    char buf[32];
+    int k = snprintf(buf, sizeof(buf), "%lld", v);
+    s_args_bytes(a, buf, (size_t)k);
+}
+
+static void s_args_double(s_args_t *a, double v) {
+    char buf[40];
+    int k = snprintf(buf, sizeof(buf), "%.4f", v);
+    s_args_bytes(a, buf, (size_t)k);
+}
+
+static void s_args_clear(s_args_t *a) {
+    for (int i = 0; i < a->argc; i++) free(a->argv[i]);
+    free(a->argv);
+    free(a->lens);
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- staff ------------------------------------------------------------------------- */
+
+typedef struct {
+    char **v;
+    size_t n;
+} s_list_t;
+
+typedef struct {
+    char *id, *name, *email, *webhook;
+    s_list_t deps, cats, nets;
+    double min_score;
+    int inbox, email_on, webhook_on, digest;
+    int digest_hour, quiet_start, quiet_end;
+} s_staff_t;
+
+static void s_list_parse(s_list_t *l, const char *s) {
+    l->v = NULL;
+    l->n = 0;
+    if (!s) return;
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        const char *start = p;
+        while (*p && *p != ',') p++;
+        const char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        if (end > start) {
+            l->v = mg_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+            l->v[l->n++] = mg_strndup(start, (size_t)(end - start));
+        }
+    }
+}
+
+static void s_list_clear(s_list_t *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static int s_list_has(const s_list_t *l, const char *s) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0) return 1;
+    return 0;
+}
+
+static void s_staff_clear(s_staff_t *s) {
+    free(s->id);
+    free(s->name);
+    free(s->email);
+    free(s->webhook);
+    s_list_clear(&s->deps);
+    s_list_clear(&s->cats);
+    s_list_clear(&s->nets);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Fill `s` from (field -> value) lookups; `get` returns NULL when absent. */
+static void s_staff_fill(s_staff_t *s, const char *id, const char *(*get)(const void *src, const char *field),
+                         const void *src) {
+    memset(s, 0, sizeof(*s));
+    const char *v;
+    s->id = mg_strdup(id);
+    s->name = mg_strdup((v = get(src, "name")) && *v ? v : id);
+    s->email = mg_strdup((v = get(src, "email")) ? v : "");
+    s->webhook = mg_strdup((v = get(src, "webhook")) ? v : "");
+    s_list_parse(&s->deps, get(src, "departments"));
+    s_list_parse(&s->cats, get(src, "categories"));
+    s_list_parse(&s->nets, get(src, "networks"));
+    s->min_score = (v = get(src, "min_score")) ? strtod(v, NULL) : 0.0;
+    s_list_t ch;
+    s_list_parse(&ch, (v = get(src, "channels")) ? v : "inbox");
+    s->inbox = s_list_has(&ch, "inbox");
+    s->email_on = s_list_has(&ch, "email") && *s->email;
+    s->webhook_on = s_list_has(&ch, "webhook") && *s->webhook;
+    s_list_clear(&ch);
+    s->digest = (v = get(src, "mode")) && strcmp(v, "digest") == 0;
+    s->digest_hour = (v = get(src, "digest_hour")) ? atoi(v) : 8;
+    s->quiet_start = (v = get(src, "quiet_start")) ? atoi(v) : 0;
+    s->quiet_end = (v = get(src, "quiet_end")) ? atoi(v) : 0;
+}
+
+static const char *s_get_reply(const void *src, const char *field) {
+    const redisReply *v = mg_redis_field(src, field);
+    return v ? v->str : NULL;
+}
+
+/* ---- department and label names, in French ------------------------------------------ */
+
+typedef struct {
+    const char *code, *name, *with_article; /* "le Calvados" */
+} s_department_t;
+
+static const s_department_t s_departments[] = {
+    {"14", "Calvados", "le Calvados"}, {"27", "Eure", "l'Eure"},
+    {"50", "Manche", "la Manche"},     {"61", "Orne", "l'Orne"},
+    {"76", "Seine-Maritime", "la Seine-Maritime"},
+};
+
+static void s_department_label(const char *code, char *out, size_t outlen, int article) {
+    for (size_t i = 0; i < sizeof(s_departments) / sizeof(s_departments[0]); i++) {
+        if (strcmp(s_departments[i].code, code) == 0) {
+            if (article) snprintf(out, outlen, "%s", s_departments[i].with_article);
+            else snprintf(out, outlen, "%s (%s)", s_departments[i].name, code);
+            return;
+        }
+    }
+    if (!*code) snprintf(out, outlen, "%s", article ? "un département inconnu" : "département inconnu");
+    else snprintf(out, outlen, "%s%s", article ? "le département " : "département ", code);
+}
+
+static const char *s_family_label(int family) {
+    switch (family) {
+    case MAILLAGE__V1__FAMILY__FAMILY_ASSOCIATION: return "association";
+    case MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE: return "coopérative";
+    case MAILLAGE__V1__FAMILY__FAMILY_MUTUAL: return "mutuelle";
+    case MAILLAGE__V1__FAMILY__FAMILY_FOUNDATION: return "fondation";
+    case MAILLAGE__V1__FAMILY__FAMILY_ESS_COMPANY: return "entreprise de l'ESS";
+    case MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS: return "acteur économique local";
+    case MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY: return "organisme public";
+    case MAILLAGE__V1__FAMILY__FAMILY_NETWORK: return "réseau";
+    default: return "structure";
+    }
+}
+
+static const char *s_cooperation_kind(int kind) {
+    switch (kind) {
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_POOLING: return "mutualisation";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_PARTNERSHIP: return "partenariat";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_JOINT_BID: return "réponse commune";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_SUBCONTRACTING: return "sous-traitance";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_MERGER: return "rapprochement";
+    default: return "coopération";
+    }
+}
+
+static const char *s_answer_label(int answer) {
+    switch (answer) {
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_ACCEPTED: return "acceptée";
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_DECLINED: return "déclinée";
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_UNDER_DISCUSSION: return "en discussion";
+    default: return "réponse non précisée";
+    }
+}
+
+/* ---- the notifier ------------------------------------------------------------------- */
+
+typedef enum {
+    S_KIND_MATCH,
+    S_KIND_COLLECTIVE,
+    S_KIND_COOP_PROPOSED,
+    S_KIND_COOP_ANSWERED,
+    S_KIND_MEMBER,
+    S_KIND_UNANSWERED,
+    S_KIND_DIGEST,
+    S_KINDS
+} s_kind_t;
+
+static const char *const s_kind_files[S_KINDS] = {"match",         "collective_need", "cooperation_proposed",
+                                                  "cooperation_answered", "member_joined", "unanswered_need",
+                                                  "digest"};
+
+/* The placeholders each template may use (beyond the common ones). */
+static const char *const s_kind_vars[S_KINDS][16] = {
+    {"need_title", "need_structure", "need_commune", "offer_title", "offer_structure", "offer_commune", "category",
+     "department", "score", "distance_km", "rank", "explanation", NULL},
+    {"category", "territory_name", "department", "count", "structures", "explanation", "revision", NULL},
+    {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
+    {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
+    {"structure", "family", "network", "commune", "department", "description", NULL},
+    {"need_title", "need_structure", "category", "commune", "department", "days", "reported_on", NULL},
+    {"count", "date", "items_text", "items_html", "item_title", "item_summary", "item_score", "item_link", NULL},
+};
+
+enum { S_CH_INBOX, S_CH_EMAIL, S_CH_WEBHOOK, S_CHANNELS };
+static const char *const s_channel_names[S_CHANNELS] = {"inbox", "email", "webhook"};
+
+typedef struct {
+    mg_metric_t *events, *created[S_CHANNELS], *existing, *delivered[S_CHANNELS], *retried[S_CHANNELS],
+        *failed[S_CHANNELS], *in_flight, *unanswered, *digests, *failures;
+} s_metrics_t;
+
+struct mg_notifier {
+    struct event_base *base;
+    const mg_config_t *cfg;
+    void *zmq_context;
+    mg_redis_t *redis;
+    mg_subscriber_t *subscriber;
+    mg_outbound_t *outbound;
+    mg_communes_t *communes;
+    mg_taxonomy_t *taxonomy;
+    mg_template_file_t templates[S_KINDS];
+    s_staff_t *staff;
+    size_t n_staff;
+    s_staff_t *config_staff; /* the [staff.*] sections, upserted at each connection */
+    size_t n_config_staff;
+    char *script_sha;
+    const char *staff_url, *default_staff, *smtp_url, *smtp_user, *mail_from;
+    char *smtp_password;
+    int smtp_starttls;
+    long long unanswered_days, max_attempts, retry_base_ms, retry_max_ms, send_timeout_ms, max_in_flight,
+        retention_ms, inbox_max;
+    struct event *worker_timer, *staff_timer, *digest_timer, *unanswered_timer, *metrics_timer, *stop_timer;
+    int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
+    size_t in_flight;
+    s_metrics_t metrics;
+};
+
+/* ---- the script --------------------------------------------------------------------- */
+
+typedef struct {
+    mg_notifier_t *n;
+    s_args_t args; /* kept for a retry with EVAL after NOSCRIPT */
+    mg_redis_reply_fn cb;
+    void *privdata;
+} s_call_t;
+
+static void s_on_script_reply(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_call_t *call = privdata;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* Redis forgot the script (restart, SCRIPT FLUSH): EVAL loads it. */
+        call->args.argv[0][0] = '\0';
+        free(call->args.argv[0]);
+        free(call->args.argv[1]);
+        call->args.argv[0] = mg_strdup("EVAL");
+        call->args.lens[0] = 4;
+        call->args.argv[1] = mg_strdup(mg_notifier_script);
+        call->args.lens[1] = strlen(mg_notifier_script);
+        if (mg_redis_command_argv(redis, s_on_script_reply, call, call->args.argc, (const char **)call->args.argv,
+                                  call->args.lens) == 0)
+            return;
+        reply = NULL;
+    }
+    if (call->cb) call->cb(redis, reply, call->privdata);
+    s_args_clear(&call->args);
+    free(call);
+}
+
+/* Start the arguments of a script call (EVALSHA sha 0 op). */
+static void s_call_begin(s_args_t *a, const char *op) {
+    memset(a, 0, sizeof(*a));
+    s_args_str(a, "EVALSHA");
+    s_args_str(a, "");
+    s_args_str(a, "0");
+    s_args_str(a, op);
+}
+
+/* Run the script with `a` (taken: left empty). 0 if `cb` will be called
+ * (NULL reply if the connection is lost), -1 if Redis is down. */
+static int s_call(mg_notifier_t *n, s_args_t *a, mg_redis_reply_fn cb, void *privdata) {
+    s_call_t *call = mg_calloc(1, sizeof(*call));
+    call->n = n;
+    call->args = *a;
+    memset(a, 0, sizeof(*a));
+    call->cb = cb;
+    call->privdata = privdata;
+    free(call->args.argv[1]);
+    if (n->script_sha) {
+        call->args.argv[1] = mg_strdup(n->script_sha);
+        call->args.lens[1] = strlen(n->script_sha);
+    } else {
+        free(call->args.argv[0]);
+        call->args.argv[0] = mg_strdup("EVAL");
+        call->args.lens[0] = 4;
+        call->args.argv[1] = mg_strdup(mg_notifier_script);
+        call->args.lens[1] = strlen(mg_notifier_script);
+    }
+    if (mg_redis_command_argv(n->redis, s_on_script_reply, call, call->args.argc, (const char **)call->args.argv,
+                              call->args.lens) != 0) {
+        s_args_clear(&call->args);
+        free(call);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *s_rstr(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_STRING ? r->str : "";
+}
+
+/* ---- items: what a notification is about -------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    char *value;
+} s_var_t;
+
+typedef struct {
+    s_kind_t kind;
+    char id[256];   /* the item part of the idempotency key: "match:<mid>" */
+    char link[512]; /* staff page link */
+    char dep[4];    /* routing: department ("" unknown) */
+    char cat[40];   /* routing: category code ("" none) */
+    char *nets[S_MAX_NETS];
+    size_t n_nets;
+    double score;  /* routing: -1 when the kind has no score */
+    char *summary; /* one line for digests */
+    char need_done[MG_ID_MAX + 1];
+    s_var_t vars[S_MAX_VARS];
+    size_t n_vars;
+} s_item_t;
+
+static void s_item_var(s_item_t *it, const char *name, const char *value) {
+    if (it->n_vars == S_MAX_VARS) return;
+    it->vars[it->n_vars].name = name;
+    it->vars[it->n_vars].value = mg_strdup(value ? value : "");
+    it->n_vars++;
+}
+
+static void s_item_varf(s_item_t *it, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void s_item_varf(s_item_t *it, const char *name, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    s_item_var(it, name, buf);
+}
+
+static const char *s_item_get(const s_item_t *it, const char *name) {
+    for (size_t i = 0; i < it->n_vars; i++)
+        if (strcmp(it->vars[i].name, name) == 0) return it->vars[i].value;
+    return "";
+}
+
+static void s_item_net(s_item_t *it, const char *net) {
+    if (!net || !*net || it->n_nets == S_MAX_NETS) return;
+    for (size_t i = 0; i < it->n_nets; i++)
+        if (strcmp(it->nets[i], net) == 0) return;
+    it->nets[it->n_nets++] = mg_strdup(net);
+}
+
+/* Networks from a comma-separated list (a structure record's). */
+static void s_item_nets_csv(s_item_t *it, const char *csv) {
+    s_list_t l;
+    s_list_parse(&l, csv);
+    for (size_t i = 0; i < l.n; i++) s_item_net(it, l.v[i]);
+    s_list_clear(&l);
+}
+
+static void s_item_clear(s_item_t *it) {
+    for (size_t i = 0; i < it->n_vars; i++) free(it->vars[i].value);
+    for (size_t i = 0; i < it->n_nets; i++) free(it->nets[i]);
+    free(it->summary);
+    memset(it, 0, sizeof(*it));
+}
+
+static void s_item_init(mg_notifier_t *n, s_item_t *it, s_kind_t kind, const char *id, const char *link_path) {
+    memset(it, 0, sizeof(*it));
+    it->kind = kind;
+    it->score = -1;
+    snprintf(it->id, sizeof(it->id), "%s", id);
+    snprintf(it->link, sizeof(it->link), "%s#%s", n->staff_url, link_path);
+}
+
+static void s_item_category(mg_notifier_t *n, s_item_t *it, const char *code) {
+    snprintf(it->cat, sizeof(it->cat), "%s", code ? code : "");
+    const char *label = code && *code ? mg_taxonomy_label(n->taxonomy, code) : NULL;
+    s_item_var(it, "category", label ? label : code && *code ? code : "toutes catégories");
+}
+
+static void s_item_department(s_item_t *it, const char *dep) {
+    snprintf(it->dep, sizeof(it->dep), "%s", dep ? dep : "");
+    char label[64];
+    s_department_label(it->dep, label, sizeof(label), 0);
+    s_item_var(it, "department", label);
+}
+
+static const char *s_commune_department(const mg_notifier_t *n, const char *code) {
+    const mg_commune_t *c = code && *code ? mg_communes_find(n->communes, code) : NULL;
+    return c ? c->department : "";
+}
+
+static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
+    const mg_commune_t *c = code && *code ? mg_communes_find(n->communes, code) : NULL;
+    return c ? c->name : code && *code ? code : "commune inconnue";
+}
+
+/* The department of a territory entry: "dep:14", "epci:<siren>" (its first
+ * commune's) or a commune code. */
+static void s_territory_department(const mg_notifier_t *n, const char *t, char out[4]) {
+    out[0] = '\0';
+    if (!t) return;
+    if (strncmp(t, "dep:", 4) == 0) {
+        snprintf(out, 4, "%s", t + 4);
+    } else if (strncmp(t, "epci:", 5) == 0) {
+        for (size_t i = 0; i < mg_communes_count(n->communes); i++) {
+            const mg_commune_t *c = mg_communes_at(n->communes, i);
+            if (strcmp(c->epci, t + 5) == 0) {
+                snprintf(out, 4, "%s", c->department);
+                return;
+            }
+        }
+    } else {
+        snprintf(out, 4, "%s", s_commune_department(n, t));
+    }
+}
+
+/* ---- routing --------------------------------------------------------------------------- */
+
+static int s_covers(const s_staff_t *s, const s_item_t *it) {
+    if (s->deps.n && !s_list_has(&s->deps, it->dep)) return 0;
+    if (s->cats.n && *it->cat && !s_list_has(&s->cats, it->cat)) return 0;
+    if (s->nets.n && it->n_nets) {
+        int any = 0;
+        for (size_t i = 0; i < it->n_nets && !any; i++) any = s_list_has(&s->nets, it->nets[i]);
+        if (!any) return 0;
+    }
+    if (it->score >= 0 && it->score + 1e-9 < s->min_score) return 0;
+    return 1;
+}
+
+/* Append "a, b et c" style parts. */
+static void s_join_fr(char *out, size_t outlen, char parts[][192], size_t n) {
+    out[0] = '\0';
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < outlen; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " et " : ", ";
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", sep, parts[i]);
+    }
+}
+
+/* The sentence that says why `s` receives `it`. */
+static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int as_default, char *out,
+                  size_t outlen) {
+    char parts[4][192];
+    size_t k = 0;
+    char dep[96];
+    s_department_label(it->dep, dep, sizeof(dep), 1);
+    const char *cat_label = *it->cat ? mg_taxonomy_label(n->taxonomy, it->cat) : NULL;
+    if (!cat_label) cat_label = it->cat;
+    if (as_default) {
+        if (*it->dep) snprintf(parts[k++], sizeof(parts[0]), "%s", dep);
+        if (*it->cat) snprintf(parts[k++], sizeof(parts[0]), "la catégorie %s", cat_label);
+        char scope[600];
+        s_join_fr(scope, sizeof(scope), parts, k);
+        snprintf(out, outlen,
+                 "Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
+                 "suit %s.",
+                 k ? scope : "ce sujet");
+        return;
+    }
+    if (s->deps.n) snprintf(parts[k++], sizeof(parts[0]), "%s", dep);
+    else snprintf(parts[k++], sizeof(parts[0]), "tous les départements");
+    if (s->cats.n && *it->cat) snprintf(parts[k++], sizeof(parts[0]), "la catégorie %s", cat_label);
+    else if (!s->cats.n) snprintf(parts[k++], sizeof(parts[0]), "toutes les catégories");
+    if (s->nets.n) {
+        for (size_t i = 0; i < it->n_nets; i++) {
+            if (s_list_has(&s->nets, it->nets[i])) {
+                snprintf(parts[k++], sizeof(parts[0]), "le réseau %s", it->nets[i]);
+                break;
+            }
+        }
+    }
+    char scope[800];
+    s_join_fr(scope, sizeof(scope), parts, k);
+    if (it->score >= 0 && s->min_score > 0)
+        snprintf(out, outlen, "Vous recevez ce message car vous suivez %s, et son score (%.0f %%) atteint votre seuil "
+                              "de %.0f %%.",
+                 scope, it->score * 100, s->min_score * 100);
+    else snprintf(out, outlen, "Vous recevez ce message car vous suivez %s.", scope);
+}
+
+/* Local hour (Europe/Paris) and the start of the local day, in Unix ms. */
+static int s_paris_hour(int64_t now, int64_t *day_start_utc) {
+    int64_t off = (int64_t)mg_clock_paris_offset_s(now) * 1000;
+    int64_t local = now + off;
+    int64_t day = local >= 0 ? local / S_MS_PER_DAY : (local - S_MS_PER_DAY + 1) / S_MS_PER_DAY;
+    if (day_start_utc) *day_start_utc = day * S_MS_PER_DAY - off;
+    return (int)((local - day * S_MS_PER_DAY) / S_MS_PER_HOUR);
+}
+
+/* When an immediate message to `s` may go: now, or the end of the quiet
+ * hours it falls in. */
+static int64_t s_due(const s_staff_t *s, int64_t now) {
+    if (s->quiet_start == s->quiet_end) return now;
+    int64_t day_start;
+    int h = s_paris_hour(now, &day_start);
+    int quiet = s->quiet_start < s->quiet_end ? (h >= s->quiet_start && h < s->quiet_end)
+                                              : (h >= s->quiet_start || h < s->quiet_end);
+    if (!quiet) return now;
+    int64_t end = day_start + s->quiet_end * S_MS_PER_HOUR;
+    if (end <= now) end += S_MS_PER_DAY;
+    return end;
+}
+
+/* ---- rendering and creating ------------------------------------------------------------ */
+
+typedef struct {
+    mg_notifier_t *n;
+    mg_delivery_t *delivery;
+    const mg_envelope_t *env;
+    s_item_t item;
+    int channels[64]; /* channel of each notification in the create call */
+    size_t n_notifs;
+    int counted; /* the unanswered-need timer's, not a delivery's */
+} s_job_t;
+
+static void s_job_finish(s_job_t *job, const char *reason) {
+    mg_notifier_t *n = job->n;
+    if (reason) {
+        mg_metrics_inc(n->metrics.failures);
+        mg_warn("notifier: %s not handled: %s (will retry)", job->item.id[0] ? job->item.id : "event", reason);
+    }
+    if (job->delivery && n->subscriber) mg_subscriber_done(n->subscriber, job->delivery, reason);
+    if (job->counted) n->unanswered_running--;
+    s_item_clear(&job->item);
+    free(job);
+}
+
+static void s_kick_worker(mg_notifier_t *n);
+
+static void s_on_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_notifier_t *n = job->n;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return;
+    }
+    int queued = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        long long k = reply->element[i]->integer;
+        if (k < 1 || (size_t)k > job->n_notifs) continue;
+        int ch = job->channels[k - 1];
+        mg_metrics_inc(n->metrics.created[ch]);
+        if (ch == S_CH_INBOX) mg_metrics_inc(n->metrics.delivered[ch]);
+        else queued = 1;
+    }
+    mg_metrics_add(n->metrics.existing, job->n_notifs - reply->elements);
+    if (job->item.kind == S_KIND_UNANSWERED && reply->elements) mg_metrics_inc(n->metrics.unanswered);
+    if (queued) s_kick_worker(n);
+    s_job_finish(job, NULL);
+}
+
+static char *s_render(mg_notifier_t *n, s_kind_t kind, mg_template_part_t part, const mg_template_var_t *vars,
+                      size_t nv) {
+    const char *tpl = n->templates[kind].part[part];
+    return mg_template_render(tpl ? tpl : "", vars, nv, part == MG_TEMPLATE_HTML || part == MG_TEMPLATE_ITEM_HTML);
+}
+
+static char *s_webhook_json(const char *subject, const char *text, const char *key) {
+    char *body = mg_asprintf("#### %s\n\n%s", subject, text);
+    json_t *o = json_pack("{s:s, s:s}", "text", body, "idempotency_key", key);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    free(body);
+    return s ? s : mg_strdup("{}");
+}
+
+/* Add one notification of `job` for (staff, channel) to the create call. */
+static void s_add_notification(s_job_t *job, s_args_t *a, const char *staff_id, int ch, const char *route,
+                               int64_t due, const char *const *pairs, size_t n_pairs) {
+    char nid[MG_NOTIFICATION_ID_LEN + 1], key[400];
+    snprintf(key, sizeof(key), "%s|%s|%s", job->item.id, staff_id, s_channel_names[ch]);
+    mg_notifier_notification_id(job->item.id, staff_id, s_channel_names[ch], nid);
+    s_args_str(a, nid);
+    s_args_str(a, staff_id);
+    s_args_str(a, s_channel_names[ch]);
+    s_args_str(a, route);
+    s_args_int(a, due);
+    s_args_double(a, job->item.score >= 0 ? job->item.score : 0);
+    s_args_int(a, (long long)(n_pairs / 2 + 5));
+    s_args_str(a, "key");
+    s_args_str(a, key);
+    s_args_str(a, "kind");
+    s_args_str(a, s_kind_files[job->item.kind]);
+    s_args_str(a, "item");
+    s_args_str(a, job->item.id);
+    s_args_str(a, "link");
+    s_args_str(a, job->item.link);
+    s_args_str(a, "summary");
+    s_args_str(a, job->item.summary ? job->item.summary : "");
+    for (size_t i = 0; i < n_pairs; i++) s_args_str(a, pairs[i]);
+    job->channels[job->n_notifs++] = ch;
+}
+
+/* Route the job's item, render for each recipient, and create. */
+static void s_route_and_create(s_job_t *job) {
+    mg_notifier_t *n = job->n;
+    s_item_t *it = &job->item;
+    const s_staff_t *targets[64];
+    size_t nt = 0;
+    for (size_t i = 0; i < n->n_staff && nt < 64; i++)
+        if (s_covers(&n->staff[i], it)) targets[nt++] = &n->staff[i];
+    int as_default = nt == 0;
+    s_staff_t fallback;
+    memset(&fallback, 0, sizeof(fallback));
+    if (as_default) {
+        for (size_t i = 0; i < n->n_staff; i++)
+            if (strcmp(n->staff[i].id, n->default_staff) == 0) targets[nt++] = &n->staff[i];
+        if (nt == 0) {
+            /* Not declared: its inbox still gets it (never into silence). */
+            fallback.id = (char *)n->default_staff;
+            fallback.name = (char *)n->default_staff;
+            fallback.inbox = 1;
+            targets[nt++] = &fallback;
+        }
+    }
+    int64_t now = mg_notifier_now_ms();
+    s_args_t a;
+    s_call_begin(&a, "create");
+    s_args_int(&a, now);
+    s_args_int(&a, n->retention_ms);
+    s_args_int(&a, n->inbox_max);
+    s_args_str(&a, it->need_done);
+    s_args_t body = {0};
+    mg_template_var_t vars[S_MAX_VARS + 3];
+    for (size_t t = 0; t < nt; t++) {
+        const s_staff_t *s = targets[t];
+        char why[1024];
+        s_why(n, s, it, as_default, why, sizeof(why));
+        size_t nv = 0;
+        vars[nv++] = (mg_template_var_t){"staff_name", s->name};
+        vars[nv++] = (mg_template_var_t){"why", why};
+        vars[nv++] = (mg_template_var_t){"link", it->link};
+        for (size_t i = 0; i < it->n_vars; i++) vars[nv++] = (mg_template_var_t){it->vars[i].name, it->vars[i].value};
+        char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv);
+        char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv);
+        /* A staff member may not receive more than the job has room for. */
+        if (job->n_notifs + 3 > sizeof(job->channels) / sizeof(job->channels[0])) {
+            free(subject);
+            free(text);
+            break;
+        }
+        if (s->inbox || (!s->email_on && !s->webhook_on)) {
+            const char *pairs[] = {"title", subject, "text", text, "staff_name", s->name};
+            s_add_notification(job, &body, s->id, S_CH_INBOX, "inbox", now, pairs, 6);
+        }
+        const char *route = s->digest ? "digest" : "queue";
+        int64_t due = s->digest ? 0 : s_due(s, now);
+        if (s->email_on) {
+            char *html = s_render(n, it->kind, MG_TEMPLATE_HTML, vars, nv);
+            const char *pairs[] = {"title", subject, "to", s->email, "text", text, "html", html, "staff_name", s->name};
+            s_add_notification(job, &body, s->id, S_CH_EMAIL, route, due, pairs, 10);
+            free(html);
+        }
+        if (s->webhook_on) {
+            char key[400];
+            snprintf(key, sizeof(key), "%s|%s|webhook", it->id, s->id);
+            char *json = s_webhook_json(subject, text, key);
+            const char *pairs[] = {"title", subject, "url", s->webhook, "json", json, "staff_name", s->name};
+            s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 8);
+            free(json);
+        }
+        free(subject);
+        free(text);
+    }
+    s_args_int(&a, (long long)job->n_notifs);
+    for (int i = 0; i < body.argc; i++) s_args_bytes(&a, body.argv[i], body.lens[i]);
+    s_args_clear(&body);
+    if (s_call(n, &a, s_on_created, job) != 0) s_job_finish(job, "Redis unavailable");
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void s_put(mg_notifier_t *n, const char *key, const char *const *pairs, size_t n_pairs) {
+    s_args_t a;
+    s_call_begin(&a, "put");
+    s_args_str(&a, key);
+    for (size_t i = 0; i < n_pairs; i++) s_args_str(&a, pairs[i]);
+    s_call(n, &a, NULL, NULL);
+}
+
+static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    (void)redis;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        s_job_finish(job, reply ? reply->str : "Redis connection lost");
+        return;
+    }
+    s_job_finish(job, NULL);
+}
+
+/* One HMGET result row's i-th value. */
+static const char *s_row(const redisReply *reply, size_t row, size_t i) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || row >= reply->elements) return "";
+    const redisReply *r = reply->element[row];
+    if (r->type != REDIS_REPLY_ARRAY || i >= r->elements) return "";
+    return s_rstr(r->element[i]);
+}
+
+static void s_on_match_context(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_notifier_t *n = job->n;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "Redis connection lost");
+        return;
+    }
+    const Maillage__V1__MatchFound *mf = job->env->match_found;
+    s_item_t *it = &job->item;
+    /* rows: need (title, commune), offer (title, commune), need structure
+     * (name, networks), offer structure (name, networks) */
+    const char *need_title = s_row(reply, 0, 0), *offer_title = s_row(reply, 1, 0);
+    const char *need_sname = s_row(reply, 2, 0), *offer_sname = s_row(reply, 3, 0);
+    s_item_var(it, "need_title", *need_title ? need_title : mf->need_id);
+    s_item_var(it, "offer_title", *offer_title ? offer_title : mf->offer_id);
+    s_item_var(it, "need_structure", *need_sname ? need_sname : mf->need_structure_id);
+    s_item_var(it, "offer_structure", *offer_sname ? offer_sname : mf->offer_structure_id);
+    s_item_var(it, "need_commune", s_commune_name(n, s_row(reply, 0, 1)));
+    s_item_var(it, "offer_commune", s_commune_name(n, s_row(reply, 1, 1)));
+    s_item_nets_csv(it, s_row(reply, 2, 1));
+    s_item_nets_csv(it, s_row(reply, 3, 1));
+    s_item_net(it, job->env->source);
+    it->summary = mg_asprintf("%s ↔ %s : %s", s_item_get(it, "need_title"), s_item_get(it, "offer_title"),
+                              mf->explanation ? mf->explanation : "");
+    s_route_and_create(job);
+}
+
+static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privdata);
+
+static void s_get_begin(s_args_t *a) {
+    s_call_begin(a, "get");
+}
+
+static void s_get_key(s_args_t *a, const char *prefix, const char *id, const char *const *fields, size_t nf) {
+    if (a->argc > 4) s_args_str(a, "|");
+    char key[256];
+    snprintf(key, sizeof(key), "%s%s", prefix, id ? id : "");
+    s_args_str(a, key);
+    for (size_t i = 0; i < nf; i++) s_args_str(a, fields[i]);
+}
+
+static const char *const s_structure_fields[] = {"name", "networks", "commune"};
+
+static void s_handle(mg_notifier_t *n, s_job_t *job) {
+    const mg_envelope_t *env = job->env;
+    s_item_t *it = &job->item;
+    char id[200], path[200];
+    switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED: {
+        const Maillage__V1__Structure *s = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
+                                               ? env->member_joined->structure
+                                               : env->member_updated->structure;
+        if (!s || !s->structure_id) break;
+        /* Only what messages name: no personal data (the contact) here. */
+        char nets[1024] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < s->n_networks && len < sizeof(nets); i++)
+            len += (size_t)snprintf(nets + len, sizeof(nets) - len, "%s%s", i ? "," : "", s->networks[i]);
+        char key[128];
+        snprintf(key, sizeof(key), "mg:notifier:structure:%s", s->structure_id);
+        const char *pairs[] = {"name", s->name ? s->name : "", "networks", nets, "commune", s->commune ? s->commune : ""};
+        s_put(n, key, pairs, 6);
+        if (env->payload_case != MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED) break;
+        const Maillage__V1__MemberJoined *mj = env->member_joined;
+        snprintf(id, sizeof(id), "member:%s:%s", s->structure_id, mj->network ? mj->network : "");
+        snprintf(path, sizeof(path), "structure/%s", s->structure_id);
+        s_item_init(n, it, S_KIND_MEMBER, id, path);
+        s_item_department(it, s_commune_department(n, s->commune));
+        s_item_var(it, "structure", s->name && *s->name ? s->name : s->structure_id);
+        s_item_var(it, "family", s_family_label(s->family));
+        s_item_var(it, "network", mj->network && *mj->network ? mj->network : env->source);
+        s_item_var(it, "commune", s_commune_name(n, s->commune));
+        s_item_var(it, "description", s->description);
+        s_item_nets_csv(it, nets);
+        s_item_net(it, mj->network);
+        s_item_net(it, env->source);
+        it->summary = mg_asprintf("Nouvelle adhérente : %s (%s)", s_item_get(it, "structure"),
+                                  s_item_get(it, "commune"));
+        s_route_and_create(job);
+        return;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: {
+        const Maillage__V1__Need *need = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
+                                             ? env->need_reported->need
+                                             : env->need_updated->need;
+        if (!need || !need->need_id) break;
+        s_args_t a;
+        s_call_begin(&a, "need");
+        s_args_str(&a, need->need_id);
+        s_args_int(&a, env->received_at_ms ? env->received_at_ms : mg_notifier_now_ms());
+        const char *pairs[] = {"title", need->title, "sid", need->structure_id, "cat", need->category,
+                               "commune", need->commune, "dep", s_commune_department(n, need->commune),
+                               "source", env->source};
+        for (size_t i = 0; i < 12; i++) s_args_str(&a, pairs[i]);
+        if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED: {
+        s_args_t a;
+        s_call_begin(&a, "need_state");
+        s_args_str(&a, env->need_closed->need_id);
+        s_args_str(&a, "closed");
+        if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: {
+        const Maillage__V1__Offer *o = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
+                                           ? env->offer_published->offer
+                                           : env->offer_updated->offer;
+        if (!o || !o->offer_id) break;
+        char key[128];
+        snprintf(key, sizeof(key), "mg:notifier:offer:%s", o->offer_id);
+        const char *pairs[] = {"title", o->title ? o->title : "", "commune", o->commune ? o->commune : "", "sid",
+                               o->provider_id ? o->provider_id : ""};
+        s_put(n, key, pairs, 6);
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {
+        const Maillage__V1__MatchFound *mf = env->match_found;
+        if (!mf->retired) {
+            s_args_t a;
+            s_call_begin(&a, "need_state");
+            s_args_str(&a, mf->need_id);
+            s_args_str(&a, "answered");
+            s_call(n, &a, NULL, NULL);
+        }
+        /* Only a pair's first proposal is news for staff; revisions and
+         * retirements are visible on the staff page. */
+        if (mf->retired || mf->revision > 1) break;
+        snprintf(id, sizeof(id), "match:%s", mf->match_id);
+        snprintf(path, sizeof(path), "match/%s", mf->match_id);
+        s_item_init(n, it, S_KIND_MATCH, id, path);
+        it->score = mf->score;
+        s_item_category(n, it, mf->category);
+        s_item_department(it, mf->department);
+        s_item_varf(it, "score", "%.0f %%", mf->score * 100);
+        s_item_varf(it, "distance_km", "%.1f", mf->distance_km);
+        s_item_varf(it, "rank", "%u", mf->rank);
+        s_item_var(it, "explanation", mf->explanation);
+        s_args_t a;
+        s_get_begin(&a);
+        static const char *const tf[] = {"title", "commune"};
+        s_get_key(&a, "mg:notifier:need:", mf->need_id, tf, 2);
+        s_get_key(&a, "mg:notifier:offer:", mf->offer_id, tf, 2);
+        s_get_key(&a, "mg:notifier:structure:", mf->need_structure_id, s_structure_fields, 2);
+        s_get_key(&a, "mg:notifier:structure:", mf->offer_structure_id, s_structure_fields, 2);
+        if (s_call(n, &a, s_on_match_context, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED: {
+        const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
+        snprintf(id, sizeof(id), "cn:%s:%u", cn->collective_id, cn->revision);
+        snprintf(path, sizeof(path), "collective/%s", cn->collective_id);
+        s_item_init(n, it, S_KIND_COLLECTIVE, id, path);
+        s_item_category(n, it, cn->category);
+        char dep[4];
+        s_territory_department(n, cn->territory, dep);
+        s_item_department(it, dep);
+        s_item_var(it, "territory_name", cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory);
+        s_item_varf(it, "revision", "%u", cn->revision);
+        s_item_var(it, "explanation", cn->explanation);
+        s_item_net(it, env->source);
+        s_args_t a;
+        s_get_begin(&a);
+        for (size_t i = 0; i < cn->n_structure_ids && i < 50; i++)
+            s_get_key(&a, "mg:notifier:structure:", cn->structure_ids[i], s_structure_fields, 2);
+        if (a.argc == 4) {
+            s_args_clear(&a);
+            s_on_names_context(NULL, NULL, job);
+            return;
+        }
+        if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
+        const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
+        snprintf(id, sizeof(id), "coop:%s", cp->proposal_id);
+        snprintf(path, sizeof(path), "cooperation/%s", cp->proposal_id);
+        s_item_init(n, it, S_KIND_COOP_PROPOSED, id, path);
+        s_item_category(n, it, cp->category);
+        s_item_var(it, "cooperation_kind", s_cooperation_kind(cp->kind));
+        s_item_var(it, "title", cp->title);
+        s_item_var(it, "description", cp->description);
+        s_item_net(it, env->source);
+        s_args_t a;
+        s_get_begin(&a);
+        s_get_key(&a, "mg:notifier:structure:", cp->from_structure_id, s_structure_fields, 3);
+        s_get_key(&a, "mg:notifier:structure:", cp->to_structure_id, s_structure_fields, 3);
+        if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED: {
+        const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
+        snprintf(id, sizeof(id), "coopans:%s:%s:%d", ca->proposal_id, ca->structure_id, (int)ca->answer);
+        snprintf(path, sizeof(path), "cooperation/%s", ca->proposal_id);
+        s_item_init(n, it, S_KIND_COOP_ANSWERED, id, path);
+        s_item_var(it, "answer", s_answer_label(ca->answer));
+        s_item_var(it, "comment", ca->comment);
+        s_item_net(it, env->source);
+        s_args_t a;
+        s_get_begin(&a);
+        static const char *const pf[] = {"title", "from_name", "cat", "dep"};
+        s_get_key(&a, "mg:notifier:coop:", ca->proposal_id, pf, 4);
+        s_get_key(&a, "mg:notifier:structure:", ca->structure_id, s_structure_fields, 3);
+        if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
+    default:
+        break;
+    }
+    s_job_finish(job, NULL);
+}
+
+/* The context of collective needs and cooperations: structures' names. */
+static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    mg_notifier_t *n = job->n;
+    (void)redis;
+    if (redis && (!reply || reply->type != REDIS_REPLY_ARRAY)) {
+        s_job_finish(job, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "Redis connection lost");
+        return;
+    }
+    const mg_envelope_t *env = job->env;
+    s_item_t *it = &job->item;
+    switch (it->kind) {
+    case S_KIND_COLLECTIVE: {
+        const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
+        char names[2048] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < cn->n_structure_ids && len < sizeof(names); i++) {
+            const char *nm = i < 50 ? s_row(reply, i, 0) : "";
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+                                    *nm ? nm : cn->structure_ids[i]);
+            if (i < 50) s_item_nets_csv(it, s_row(reply, i, 1));
+        }
+        s_item_var(it, "structures", names);
+        s_item_varf(it, "count", "%zu", cn->n_structure_ids);
+        it->summary = mg_asprintf("Besoin collectif (%s) à %s : %zu structures", s_item_get(it, "category"),
+                                  s_item_get(it, "territory_name"), cn->n_structure_ids);
+        break;
+    }
+    case S_KIND_COOP_PROPOSED: {
+        const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
+        const char *from = s_row(reply, 0, 0), *to = s_row(reply, 1, 0);
+        s_item_var(it, "from_structure", *from ? from : cp->from_structure_id);
+        char to_whom[512], dep[4] = "";
+        if (cp->to_structure_id && *cp->to_structure_id) {
+            snprintf(to_whom, sizeof(to_whom), "%s", *to ? to : cp->to_structure_id);
+        } else {
+            size_t len = (size_t)snprintf(to_whom, sizeof(to_whom), "%s", "son territoire");
+            for (size_t i = 0; i < cp->n_territory && len < sizeof(to_whom); i++)
+                len += (size_t)snprintf(to_whom + len, sizeof(to_whom) - len, "%s%s", i ? ", " : " (",
+                                        cp->territory[i]);
+            if (cp->n_territory && len < sizeof(to_whom)) snprintf(to_whom + len, sizeof(to_whom) - len, ")");
+        }
+        s_item_var(it, "to_whom", to_whom);
+        snprintf(dep, sizeof(dep), "%s", s_commune_department(n, s_row(reply, 0, 2)));
+        if (!*dep && cp->n_territory) s_territory_department(n, cp->territory[0], dep);
+        s_item_department(it, dep);
+        s_item_nets_csv(it, s_row(reply, 0, 1));
+        char key[128];
+        snprintf(key, sizeof(key), "mg:notifier:coop:%s", cp->proposal_id);
+        const char *pairs[] = {"title", cp->title ? cp->title : "", "from_name", s_item_get(it, "from_structure"),
+                               "cat", cp->category ? cp->category : "", "dep", dep};
+        s_put(n, key, pairs, 8);
+        it->summary = mg_asprintf("Proposition de %s (%s) : %s", s_item_get(it, "from_structure"),
+                                  s_item_get(it, "cooperation_kind"), cp->title ? cp->title : "");
+        break;
+    }
+    case S_KIND_COOP_ANSWERED: {
+        const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
+        const char *title = s_row(reply, 0, 0), *from = s_row(reply, 0, 1), *sname = s_row(reply, 1, 0);
+        s_item_var(it, "title", *title ? title : ca->proposal_id);
+        s_item_var(it, "from_structure", *from ? from : "une structure");
+        s_item_var(it, "structure", *sname ? sname : ca->structure_id);
+        s_item_category(n, it, s_row(reply, 0, 2));
+        const char *dep = s_row(reply, 0, 3);
+        s_item_department(it, *dep ? dep : s_commune_department(n, s_row(reply, 1, 2)));
+        s_item_nets_csv(it, s_row(reply, 1, 1));
+        it->summary = mg_asprintf("%s : proposition « %s » %s", s_item_get(it, "structure"),
+                                  s_item_get(it, "title"), s_item_get(it, "answer"));
+        break;
+    }
+    default:
+        break;
+    }
+    s_route_and_create(job);
+}
+
+static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delivery_t *delivery, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)sub;
+    mg_metrics_inc(n->metrics.events);
+    s_job_t *job = mg_calloc(1, sizeof(*job));
+    job->n = n;
+    job->env = env;
+    job->delivery = delivery;
+    s_handle(n, job);
+}
+
+/* ---- needs without an answer ----------------------------------------------------------- */
+
+static void s_on_due_needs(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    n->unanswered_running--;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3) continue;
+        const char *nid = s_rstr(e->element[0]);
+        const redisReply *h = e->element[1];
+        s_job_t *job = mg_calloc(1, sizeof(*job));
+        job->n = n;
+        job->counted = 1;
+        n->unanswered_running++;
+        s_item_t *it = &job->item;
+        char id[200], path[200];
+        snprintf(id, sizeof(id), "unanswered:%s", nid);
+        snprintf(path, sizeof(path), "need/%s", nid);
+        s_item_init(n, it, S_KIND_UNANSWERED, id, path);
+        snprintf(it->need_done, sizeof(it->need_done), "%s", nid);
+        const char *title = s_get_reply(h, "title"), *sname = s_rstr(e->element[2]);
+        s_item_var(it, "need_title", title && *title ? title : nid);
+        s_item_var(it, "need_structure", *sname ? sname : s_get_reply(h, "sid"));
+        s_item_category(n, it, s_get_reply(h, "cat"));
+        s_item_department(it, s_get_reply(h, "dep"));
+        s_item_var(it, "commune", s_commune_name(n, s_get_reply(h, "commune")));
+        s_item_varf(it, "days", "%lld", n->unanswered_days);
+        const char *first = s_get_reply(h, "first_at");
+        char date[11] = "";
+        if (first) mg_clock_paris_date(strtoll(first, NULL, 10), date);
+        char fr[16] = "";
+        if (date[0]) snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
+        s_item_var(it, "reported_on", fr);
+        s_item_net(it, s_get_reply(h, "source"));
+        it->summary = mg_asprintf("Besoin sans réponse depuis %lld jours : %s", n->unanswered_days,
+                                  s_item_get(it, "need_title"));
+        s_route_and_create(job);
+    }
+}
+
+static void s_on_unanswered_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)fd;
+    (void)what;
+    if (!n->redis_up || !n->staff_loaded || n->stopping || n->unanswered_running) return;
+    s_args_t a;
+    s_call_begin(&a, "due_needs");
+    s_args_int(&a, mg_notifier_now_ms() - n->unanswered_days * S_MS_PER_DAY);
+    s_args_int(&a, 200);
+    n->unanswered_running++;
+    if (s_call(n, &a, s_on_due_needs, n) != 0) n->unanswered_running--;
+}
+
+/* ---- digests --------------------------------------------------------------------------- */
+
+static void s_on_digest_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        mg_metrics_inc(n->metrics.digests);
+        s_kick_worker(n);
+    }
+}
+
+static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)fd;
+    (void)what;
+    if (!n->redis_up || !n->staff_loaded || n->stopping) return;
+    int64_t now = mg_notifier_now_ms();
+    int hour = s_paris_hour(now, NULL);
+    char date[11];
+    mg_clock_paris_date(now, date);
+    for (size_t i = 0; i < n->n_staff; i++) {
+        const s_staff_t *s = &n->staff[i];
+        if (!s->digest || s->digest_hour != hour) continue;
+        for (int ch = S_CH_EMAIL; ch <= S_CH_WEBHOOK; ch++) {
+            if ((ch == S_CH_EMAIL && !s->email_on) || (ch == S_CH_WEBHOOK && !s->webhook_on)) continue;
+            char item[64], nid[MG_NOTIFICATION_ID_LEN + 1], key[200];
+            snprintf(item, sizeof(item), "digest:%s", date);
+            mg_notifier_notification_id(item, s->id, s_channel_names[ch], nid);
+            snprintf(key, sizeof(key), "%s|%s|%s", item, s->id, s_channel_names[ch]);
+            char why[512], fr[16], link[600];
+            snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
+            snprintf(why, sizeof(why),
+                     "Vous recevez ce récapitulatif car vous avez choisi de recevoir vos notifications une fois par "
+                     "jour, à %d h.",
+                     s->digest_hour);
+            snprintf(link, sizeof(link), "%s#inbox/%s", n->staff_url, s->id);
+            s_args_t a;
+            s_call_begin(&a, "digest");
+            s_args_int(&a, now);
+            s_args_int(&a, n->retention_ms);
+            s_args_str(&a, s->id);
+            s_args_str(&a, s_channel_names[ch]);
+            s_args_str(&a, date);
+            s_args_str(&a, nid);
+            const char *pairs[] = {"key",  key,  "kind",       "digest", "item", item,   "to",   s->email,
+                                   "url",  s->webhook, "staff_name", s->name, "why",  why,    "date", fr,
+                                   "link", link};
+            size_t np = sizeof(pairs) / sizeof(pairs[0]);
+            s_args_int(&a, (long long)np / 2);
+            for (size_t k = 0; k < np; k++) s_args_str(&a, pairs[k]);
+            s_call(n, &a, s_on_digest_created, n);
+        }
+    }
+}
+
+/* ---- the queue: claim, send, record ----------------------------------------------------- */
+
+typedef struct {
+    mg_notifier_t *n;
+    char nid[MG_NOTIFICATION_ID_LEN + 1];
+    int channel;
+    long long attempts;
+} s_send_t;
+
+static void s_on_recorded(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    (void)redis;
+    (void)reply;
+    (void)privdata;
+}
+
+static void s_maybe_exit(mg_notifier_t *n) {
+    if (n->stopping && n->flushed && n->in_flight == 0) event_base_loopexit(n->base, NULL);
+}
+
+static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
+    s_send_t *send = arg;
+    mg_notifier_t *n = send->n;
+    n->in_flight--;
+    mg_metrics_set(n->metrics.in_flight, n->in_flight);
+    int64_t now = mg_notifier_now_ms();
+    s_args_t a;
+    s_call_begin(&a, "result");
+    s_args_int(&a, now);
+    s_args_str(&a, send->nid);
+    if (result->delivered) {
+        s_args_str(&a, "delivered");
+        s_args_int(&a, 0);
+        s_args_str(&a, "");
+        mg_metrics_inc(n->metrics.delivered[send->channel]);
+    } else if (result->retryable && send->attempts < n->max_attempts) {
+        double delay = (double)n->retry_base_ms * pow(2.0, (double)(send->attempts - 1));
+        if (delay > (double)n->retry_max_ms) delay = (double)n->retry_max_ms;
+        delay *= 0.75 + 0.5 * ((double)rand() / RAND_MAX); /* jitter: +-25 % */
+        s_args_str(&a, "retry");
+        s_args_int(&a, now + (long long)delay);
+        s_args_str(&a, result->error);
+        mg_metrics_inc(n->metrics.retried[send->channel]);
+        mg_info("notifier: %s (%s) attempt %lld failed: %s; retry in %.0f ms", send->nid,
+                s_channel_names[send->channel], send->attempts, result->error, delay);
+    } else {
+        s_args_str(&a, "failed");
+        s_args_int(&a, 0);
+        s_args_str(&a, result->error);
+        mg_metrics_inc(n->metrics.failed[send->channel]);
+        mg_warn("notifier: %s (%s) failed after %lld attempt(s): %s", send->nid, s_channel_names[send->channel],
+                send->attempts, result->error);
+    }
+    /* If Redis is down the result is lost: the lease brings the notification
+     * back, and the stable ids make the receiver see the same message. */
+    if (n->redis_up) s_call(n, &a, s_on_recorded, NULL);
+    else s_args_clear(&a);
+    free(send);
+    s_maybe_exit(n);
+    if (!n->stopping) s_kick_worker(n);
+}
+
+/* The digest's text and HTML from its items (title, summary, score, link). */
+static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redisReply *items, char **subject,
+                            char **text, char **html) {
+    char *it_text = NULL, *it_html = NULL;
+    size_t tl = 0, tc = 0, hl = 0, hc = 0;
+    size_t count = 0;
+    for (size_t i = 0; i + 3 < items->elements; i += 4) {
+        char score[16];
+        snprintf(score, sizeof(score), "%.0f %%", strtod(s_rstr(items->element[i + 2]), NULL) * 100);
+        mg_template_var_t v[] = {{"item_title", s_rstr(items->element[i])},
+                                 {"item_summary", s_rstr(items->element[i + 1])},
+                                 {"item_score", score},
+                                 {"item_link", s_rstr(items->element[i + 3])}};
+        char *t = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 4);
+        char *h = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 4);
+        size_t need_t = tl + strlen(t) + 2, need_h = hl + strlen(h) + 2;
+        if (need_t > tc) it_text = mg_realloc(it_text, tc = need_t * 2);
+        if (need_h > hc) it_html = mg_realloc(it_html, hc = need_h * 2);
+        tl += (size_t)sprintf(it_text + tl, "%s\n", t);
+        hl += (size_t)sprintf(it_html + hl, "%s\n", h);
+        free(t);
+        free(h);
+        count++;
+    }
+    char cnt[16];
+    snprintf(cnt, sizeof(cnt), "%zu", count);
+    const char *staff_name = s_get_reply(rec, "staff_name"), *why = s_get_reply(rec, "why");
+    mg_template_var_t v[] = {{"staff_name", staff_name},
+                             {"why", why},
+                             {"link", s_get_reply(rec, "link")},
+                             {"count", cnt},
+                             {"date", s_get_reply(rec, "date")},
+                             {"items_text", it_text ? it_text : ""},
+                             {"items_html", it_html ? it_html : ""}};
+    *subject = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 7);
+    *text = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 7);
+    *html = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_HTML, v, 7);
+    free(it_text);
+    free(it_html);
+}
+
+/* Send one claimed notification. */
+static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, const redisReply *items) {
+    const char *channel = s_get_reply(rec, "channel");
+    const char *attempts = s_get_reply(rec, "attempts");
+    s_send_t *send = mg_calloc(1, sizeof(*send));
+    send->n = n;
+    snprintf(send->nid, sizeof(send->nid), "%s", nid);
+    send->attempts = attempts ? atoll(attempts) : 1;
+    send->channel = channel && strcmp(channel, "webhook") == 0 ? S_CH_WEBHOOK : S_CH_EMAIL;
+    const char *kind = s_get_reply(rec, "kind");
+    const char *key = s_get_reply(rec, "key");
+    int digest = kind && strcmp(kind, "digest") == 0;
+    char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
+    if (digest) s_render_digest(n, rec, items, &subject, &text, &html);
+    int rc;
+    n->in_flight++;
+    mg_metrics_set(n->metrics.in_flight, n->in_flight);
+    if (send->channel == S_CH_EMAIL) {
+        char message_id[128], idem[512], kindh[96];
+        /* Stable per idempotency key: a message sent again after a crash
+         * carries the same Message-ID, which mail clients collapse. */
+        snprintf(message_id, sizeof(message_id), "%s@maillage", nid);
+        snprintf(idem, sizeof(idem), "X-Maillage-Idempotency-Key: %s", key ? key : nid);
+        snprintf(kindh, sizeof(kindh), "X-Maillage-Kind: %s", kind ? kind : "");
+        const char *headers[] = {idem, kindh, "Auto-Submitted: auto-generated", NULL};
+        mg_mail_t mail = {
+            .smtp_url = n->smtp_url,
+            .starttls = n->smtp_starttls,
+            .username = n->smtp_user,
+            .password = n->smtp_password,
+            .from = n->mail_from,
+            .to = s_get_reply(rec, "to"),
+            .subject = digest ? subject : s_get_reply(rec, "title"),
+            .text = digest ? text : s_get_reply(rec, "text"),
+            .html = digest ? html : s_get_reply(rec, "html"),
+            .message_id = message_id,
+            .headers = headers,
+            .timeout_ms = n->send_timeout_ms,
+        };
+        rc = mail.to && *mail.to ? mg_outbound_mail(n->outbound, &mail, s_on_sent, send) : -1;
+    } else {
+        const char *body = s_get_reply(rec, "json");
+        if (digest) body = json = s_webhook_json(subject, text, key ? key : nid);
+        const char *url = s_get_reply(rec, "url");
+        rc = url && *url && body ? mg_outbound_webhook(n->outbound, url, body, n->send_timeout_ms, s_on_sent, send)
+                                 : -1;
+    }
+    free(subject);
+    free(text);
+    free(html);
+    free(json);
+    if (rc != 0) {
+        /* Invalid input (no address, a header injection): never retried. */
+        mg_outbound_result_t r = {.delivered = false, .retryable = false, .status = 0};
+        snprintf(r.error, sizeof(r.error), "refused before sending (invalid address or content)");
+        send->attempts = n->max_attempts;
+        s_on_sent(&r, send);
+    }
+}
+
+static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    n->claiming = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("notifier: claim: %s", reply->str);
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3) continue;
+        s_send(n, s_rstr(e->element[0]), e->element[1], e->element[2]);
+    }
+    /* A full batch: there may be more due right now. */
+    if (reply->elements > 0 && n->in_flight < (size_t)n->max_in_flight) s_kick_worker(n);
+}
+
+static void s_work(mg_notifier_t *n) {
+    if (!n->redis_up || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight) return;
+    s_args_t a;
+    s_call_begin(&a, "claim");
+    s_args_int(&a, mg_notifier_now_ms());
+    /* The lease outlives an attempt (its timeout) by far, so a notification
+     * in flight is never claimed twice; after a crash it comes back then. */
+    s_args_int(&a, 2 * n->send_timeout_ms + 1000);
+    s_args_int(&a, n->max_in_flight - (long long)n->in_flight);
+    n->claiming = 1;
+    if (s_call(n, &a, s_on_claimed, n) != 0) n->claiming = 0;
+}
+
+static void s_on_worker_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    s_work(arg);
+}
+
+static void s_kick_worker(mg_notifier_t *n) {
+    s_work(n);
+}
+
+/* ---- staff ---------------------------------------------------------------------------- */
+
+static void s_staff_free_all(s_staff_t **staff, size_t *n) {
+    for (size_t i = 0; i < *n; i++) s_staff_clear(&(*staff)[i]);
+    free(*staff);
+    *staff = NULL;
+    *n = 0;
+}
+
+static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    n->staff_loading = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
+    s_staff_t *staff = mg_calloc(reply->elements + 1, sizeof(*staff));
+    size_t k = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
+        s_staff_fill(&staff[k++], s_rstr(e->element[0]), s_get_reply, e->element[1]);
+    }
+    s_staff_free_all(&n->staff, &n->n_staff);
+    n->staff = staff;
+    n->n_staff = k;
+    if (!n->staff_loaded) {
+        n->staff_loaded = 1;
+        mg_info("notifier: %zu staff member(s); default recipient %s", k, n->default_staff);
+        /* Deliveries start only now, so the first events are routed to
+         * the configured staff. */
+        if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 1);
+    }
+}
+
+static void s_load_staff(mg_notifier_t *n) {
+    if (n->staff_loading || !n->redis_up) return;
+    s_args_t a;
+    s_call_begin(&a, "staff");
+    n->staff_loading = 1;
+    if (s_call(n, &a, s_on_staff, n) != 0) n->staff_loading = 0;
+}
+
+static void s_on_staff_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    s_load_staff(arg);
+}
+
+static const char *const s_staff_keys[] = {"name",     "email",    "webhook", "departments", "categories",
+                                           "networks", "min_score", "channels", "mode",       "digest_hour",
+                                           "quiet_start", "quiet_end", NULL};
+
+static void s_upsert_config_staff(mg_notifier_t *n) {
+    const mg_config_t *cfg = n->cfg;
+    size_t count = mg_config_instance_count(cfg, "staff.*");
+    for (size_t i = 0; i < count; i++) {
+        const char *section = mg_config_instance_section(cfg, "staff.*", i);
+        s_args_t a;
+        s_call_begin(&a, "staff_upsert");
+        s_args_str(&a, section + strlen("staff."));
+        for (size_t k = 0; s_staff_keys[k]; k++) {
+            s_args_str(&a, s_staff_keys[k]);
+            if (strcmp(s_staff_keys[k], "min_score") == 0) s_args_double(&a, mg_config_double(cfg, section, "min_score"));
+            else if (strstr(s_staff_keys[k], "hour") || strncmp(s_staff_keys[k], "quiet", 5) == 0)
+                s_args_int(&a, mg_config_int(cfg, section, s_staff_keys[k]));
+            else s_args_str(&a, mg_config_str(cfg, section, s_staff_keys[k]));
+        }
+        s_args_str(&a, "origin");
+        s_args_str(&a, "config");
+        s_call(n, &a, NULL, NULL);
+    }
+}
+
+/* ---- Redis, metrics, life cycle ------------------------------------------------------- */
+
+static void s_on_script_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        free(n->script_sha);
+        n->script_sha = mg_strdup(reply->str);
+    }
+}
+
+static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)redis;
+    n->redis_up = up;
+    if (up) {
+        const char *argv[] = {"SCRIPT", "LOAD", mg_notifier_script};
+        size_t lens[] = {6, 4, strlen(mg_notifier_script)};
+        mg_redis_command_argv(n->redis, s_on_script_loaded, n, 3, argv, lens);
+        s_upsert_config_staff(n);
+        if (n->staff_loaded) {
+            mg_info("notifier: Redis available again");
+            if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 1);
+        }
+        s_load_staff(n);
+        s_kick_worker(n);
+    } else {
+        n->claiming = 0;
+        n->staff_loading = 0;
+        mg_warn("notifier: Redis unavailable; deliveries pause until it is back");
+        if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 0);
+    }
+}
+
+static void s_metrics_register(mg_notifier_t *n) {
+    s_metrics_t *x = &n->metrics;
+    x->events = mg_metrics_counter("maillage_notifier_events_total", "Events delivered to the notifier.");
+    for (int c = 0; c < S_CHANNELS; c++) {
+        char name[128];
+        snprintf(name, sizeof(name), "maillage_notifier_created_total{channel=\"%s\"}", s_channel_names[c]);
+        x->created[c] = mg_metrics_counter(name, "Notifications created, by channel.");
+        snprintf(name, sizeof(name), "maillage_notifier_delivered_total{channel=\"%s\"}", s_channel_names[c]);
+        x->delivered[c] = mg_metrics_counter(name, "Notifications delivered, by channel.");
+        snprintf(name, sizeof(name), "maillage_notifier_retries_total{channel=\"%s\"}", s_channel_names[c]);
+        x->retried[c] = mg_metrics_counter(name, "Failed attempts that will be retried, by channel.");
+        snprintf(name, sizeof(name), "maillage_notifier_failed_total{channel=\"%s\"}", s_channel_names[c]);
+        x->failed[c] = mg_metrics_counter(name, "Notifications given up on after the last attempt, by channel.");
+    }
+    x->existing = mg_metrics_counter("maillage_notifier_already_created_total",
+                                     "Notifications not created again (redelivery, replay): idempotency at work.");
+    x->in_flight = mg_metrics_gauge("maillage_notifier_in_flight", "E-mails and webhooks being sent.");
+    x->unanswered = mg_metrics_counter("maillage_notifier_unanswered_total", "Needs notified as without an answer.");
+    x->digests = mg_metrics_counter("maillage_notifier_digests_total", "Daily digests queued.");
+    x->failures = mg_metrics_counter("maillage_notifier_failures_total", "Events whose handling failed (retried).");
+}
+
+static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)fd;
+    (void)what;
+    mg_metrics_argv_t args;
+    mg_metrics_hset_argv("mg:metrics:notifier", &args);
+    if (args.argc > 0) mg_redis_command_argv(n->redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
+    mg_metrics_argv_free(&args);
+}
+
+static void s_on_stop_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopexit(n->base, NULL);
+}
+
+static void s_on_flushed(mg_subscriber_t *sub, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)sub;
+    n->flushed = 1;
+    s_maybe_exit(n);
+}
+
+void mg_notifier_shutdown(mg_notifier_t *n) {
+    if (n->stopping) return;
+    n->stopping = 1;
+    s_on_metrics_timer(-1, 0, n);
+    struct timeval tv = {S_SHUTDOWN_GRACE_MS / 1000, (S_SHUTDOWN_GRACE_MS % 1000) * 1000};
+    evtimer_add(n->stop_timer, &tv);
+    if (n->subscriber) mg_subscriber_flush(n->subscriber, s_on_flushed, n);
+    else s_on_flushed(NULL, n);
+}
+
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Check the [staff.*] sections: values the schema cannot check alone. */
+static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    size_t count = mg_config_instance_count(cfg, "staff.*");
+    for (size_t i = 0; i < count; i++) {
+        const char *section = mg_config_instance_section(cfg, "staff.*", i);
+        const char *mode = mg_config_str(cfg, section, "mode");
+        if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
+            return s_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path, section, mode);
+        s_list_t ch;
+        s_list_parse(&ch, mg_config_str(cfg, section, "channels"));
+        for (size_t k = 0; k < ch.n; k++) {
+            const char *c = ch.v[k];
+            const char *need = strcmp(c, "email") == 0 ? "email" : strcmp(c, "webhook") == 0 ? "webhook" : NULL;
+            if (!need && strcmp(c, "inbox") != 0) {
+                s_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)", path,
+                       section, c);
+                s_list_clear(&ch);
+                return -1;
+            }
+            if (need && !*mg_config_str(cfg, section, need)) {
+                s_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
+                s_list_clear(&ch);
+                return -1;
+            }
+        }
+        s_list_clear(&ch);
+    }
+    return 0;
+}
+
+static char *s_read_secret(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        s_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char line[512] = "";
+    if (!fgets(line, sizeof(line), f)) line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    return mg_strdup(line);
+}
+
+mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
+    mg_notifier_t *n = mg_calloc(1, sizeof(*n));
+    char why[512];
+    const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
+    n->base = base;
+    n->cfg = cfg;
+    n->staff_url = mg_config_str(cfg, "notifier", "staff_url");
+    n->default_staff = mg_config_str(cfg, "notifier", "default_staff");
+    n->smtp_url = mg_config_str(cfg, "notifier", "smtp_url");
+    n->smtp_user = mg_config_str(cfg, "notifier", "smtp_user");
+    n->smtp_starttls = mg_config_bool(cfg, "notifier", "smtp_starttls");
+    n->mail_from = mg_config_str(cfg, "notifier", "mail_from");
+    n->unanswered_days = mg_config_int(cfg, "notifier", "unanswered_days");
+    n->max_attempts = mg_config_int(cfg, "notifier", "max_attempts");
+    n->retry_base_ms = mg_config_int(cfg, "notifier", "retry_base_ms");
+    n->retry_max_ms = mg_config_int(cfg, "notifier", "retry_max_ms");
+    n->send_timeout_ms = mg_config_int(cfg, "notifier", "send_timeout_ms");
+    n->max_in_flight = mg_config_int(cfg, "notifier", "max_in_flight");
+    n->retention_ms = mg_config_int(cfg, "notifier", "retention_days") * S_MS_PER_DAY;
+    n->inbox_max = mg_config_int(cfg, "notifier", "inbox_max");
+    s_metrics_register(n);
+    srand((unsigned)(mg_clock_monotonic_us() ^ (int64_t)getpid()));
+
+    if (!mg_id_is_valid(n->default_staff)) {
+        s_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
+        goto err;
+    }
+    if (s_check_staff(cfg, path, err, errlen) != 0) goto err;
+    const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
+    if (*smtp_pw && !(n->smtp_password = s_read_secret(smtp_pw, err, errlen))) goto err;
+
+    const char *dir = mg_config_str(cfg, "notifier", "templates_dir");
+    for (int k = 0; k < S_KINDS; k++) {
+        char file[1024];
+        snprintf(file, sizeof(file), "%s/%s.tpl", dir, s_kind_files[k]);
+        if (mg_template_file_load(file, &n->templates[k], why, sizeof(why)) != 0) {
+            s_fail(err, errlen, "%s", why);
+            goto err;
+        }
+        const char *known[40];
+        size_t nk = 0;
+        known[nk++] = "staff_name";
+        known[nk++] = "why";
+        known[nk++] = "link";
+        for (size_t v = 0; s_kind_vars[k][v]; v++) known[nk++] = s_kind_vars[k][v];
+        known[nk] = NULL;
+        for (int p = 0; p < MG_TEMPLATE_PARTS; p++) {
+            const char *t = n->templates[k].part[p];
+            char bad[80];
+            if (t && mg_template_check(t, known, bad, sizeof(bad)) != 0) {
+                s_fail(err, errlen, "%s: unknown placeholder {{%s}}", file, bad);
+                goto err;
+            }
+        }
+        if (!n->templates[k].part[MG_TEMPLATE_SUBJECT] || !n->templates[k].part[MG_TEMPLATE_TEXT]) {
+            s_fail(err, errlen, "%s: [subject] and [text] are required", file);
+            goto err;
+        }
+    }
+    n->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
+    if (!n->taxonomy) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    n->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof(why));
+    if (!n->communes) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    n->outbound = mg_outbound_new(base);
+    if (!n->outbound) {
+        s_fail(err, errlen, "cannot initialise libcurl");
+        goto err;
+    }
+    mg_redis_options_t opts;
+    if (mg_redis_options_from_config(cfg, &opts, why, sizeof(why)) != 0) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    n->zmq_context = zmq_ctx_new();
+    if (!n->zmq_context) {
+        mg_redis_options_clear(&opts);
+        s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
+        goto err;
+    }
+    n->redis = mg_redis_new(base, &opts, s_on_redis_state, n);
+    mg_redis_options_clear(&opts);
+    if (!n->redis) {
+        s_fail(err, errlen, "cannot create the Redis connection");
+        goto err;
+    }
+    static const char *const topics[] = {"member.",      "need.", "offer.", "cooperation.", "match.found",
+                                         "collective_need.", NULL};
+    mg_subscriber_options_t sopts = {
+        .name = "notifier", .fanout = mg_config_str(cfg, "broker", "fanout"), .topics = topics};
+    n->subscriber = mg_subscriber_new(base, n->zmq_context, n->redis, &sopts, s_on_event, n, why, sizeof(why));
+    if (!n->subscriber) {
+        s_fail(err, errlen, "%s", why);
+        goto err;
+    }
+    n->worker_timer = event_new(base, -1, EV_PERSIST, s_on_worker_timer, n);
+    n->staff_timer = event_new(base, -1, EV_PERSIST, s_on_staff_timer, n);
+    n->digest_timer = event_new(base, -1, EV_PERSIST, s_on_digest_timer, n);
+    n->unanswered_timer = event_new(base, -1, EV_PERSIST, s_on_unanswered_timer, n);
+    n->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, n);
+    n->stop_timer = evtimer_new(base, s_on_stop_timer, n);
+    if (!n->worker_timer || !n->staff_timer || !n->digest_timer || !n->unanswered_timer || !n->metrics_timer ||
+        !n->stop_timer) {
+        s_fail(err, errlen, "cannot create timers");
+        goto err;
+    }
+    long long staff_ms = mg_config_int(cfg, "notifier", "staff_refresh_ms");
+    long long un_s = mg_config_int(cfg, "notifier", "unanswered_check_s");
+    struct timeval wtv = {0, S_WORKER_INTERVAL_MS * 1000}, stv = {staff_ms / 1000, (staff_ms % 1000) * 1000},
+                   dtv = {0, S_DIGEST_INTERVAL_MS * 1000}, utv = {(time_t)un_s, 0}, mtv = {S_METRICS_INTERVAL_S, 0};
+    event_add(n->worker_timer, &wtv);
+    event_add(n->staff_timer, &stv);
+    event_add(n->digest_timer, &dtv);
+    event_add(n->unanswered_timer, &utv);
+    event_add(n->metrics_timer, &mtv);
+    if (getenv("MAILLAGE_CLOCK_FILE") && *getenv("MAILLAGE_CLOCK_FILE"))
+        mg_warn("notifier: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
+                "production",
+                getenv("MAILLAGE_CLOCK_FILE"));
+    mg_info("notifier: %zu staff section(s) in the config, templates from %s, fanout %s; connecting to Redis",
+            mg_config_instance_count(cfg, "staff.*"), dir, mg_config_str(cfg, "broker", "fanout"));
+    return n;
+err:
+    mg_notifier_destroy(&n);
+    return NULL;
+}
+
+void mg_notifier_destroy(mg_notifier_t **notifier_p) {
+    if (!notifier_p || !*notifier_p) return;
+    mg_notifier_t *n = *notifier_p;
+    n->stopping = 1;
+    n->redis_up = 0; /* results of aborted sends are not recorded: the lease retries them */
+    if (n->worker_timer) event_free(n->worker_timer);
+    if (n->staff_timer) event_free(n->staff_timer);
+    if (n->digest_timer) event_free(n->digest_timer);
+    if (n->unanswered_timer) event_free(n->unanswered_timer);
+    if (n->metrics_timer) event_free(n->metrics_timer);
+    if (n->stop_timer) event_free(n->stop_timer);
+    mg_outbound_destroy(&n->outbound);
+    mg_subscriber_destroy(&n->subscriber);
+    mg_redis_destroy(&n->redis);
+    if (n->zmq_context) zmq_ctx_term(n->zmq_context);
+    for (int k = 0; k < S_KINDS; k++) mg_template_file_clear(&n->templates[k]);
+    s_staff_free_all(&n->staff, &n->n_staff);
+    mg_taxonomy_destroy(&n->taxonomy);
+    mg_communes_destroy(&n->communes);
+    free(n->script_sha);
+    free(n->smtp_password);
+    free(n);
+    *notifier_p = NULL;
+}

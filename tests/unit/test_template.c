@@ -1,0 +1,124 @@
+/* test_template.c -- {{name}} substitution, HTML escaping, unknown names,
+ * template files in parts, and every shipped template of config/templates. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "maillage/template.h"
+
+static void placeholders_are_replaced(void **state) {
+    (void)state;
+    mg_template_var_t vars[] = {{"nom", "Alice"}, {"dep", "Calvados"}, {"nom", "ignored"}, {"vide", NULL}};
+    char *s = mg_template_render("Bonjour {{nom}}, {{dep}}!{{vide}}{{inconnu}}", vars, 4, 0);
+    assert_string_equal(s, "Bonjour Alice, Calvados!");
+    free(s);
+}
+
+static void what_is_not_a_placeholder_stays(void **state) {
+    (void)state;
+    mg_template_var_t vars[] = {{"a", "X"}};
+    const char *cases[][2] = {
+        {"{a}", "{a}"},           {"{{ a }}", "{{ a }}"}, {"{{A}}", "{{A}}"}, {"{{a}", "{{a}"},
+        {"{{a}}}", "X}"},         {"{{{a}}", "{X"},       {"", ""},           {"{{", "{{"},
+        {"é{{a}}è", "éXè"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = mg_template_render(cases[i][0], vars, 1, 0);
+        assert_string_equal(s, cases[i][1]);
+        free(s);
+    }
+}
+
+static void html_parts_escape_values_but_not_raw_ones(void **state) {
+    (void)state;
+    mg_template_var_t vars[] = {{"t", "<b>\"Café\" & 'thé'</b>"}, {"list", "<li>un</li>"}};
+    char *s = mg_template_render("<p>{{t}}</p><ul>{{{list}}}</ul>", vars, 2, 1);
+    assert_string_equal(s, "<p>&lt;b&gt;&quot;Café&quot; &amp; &#39;thé&#39;&lt;/b&gt;</p><ul><li>un</li></ul>");
+    free(s);
+    s = mg_template_render("{{t}}", vars, 2, 0);
+    assert_string_equal(s, "<b>\"Café\" & 'thé'</b>");
+    free(s);
+}
+
+static void check_reports_the_first_unknown_name(void **state) {
+    (void)state;
+    const char *const known[] = {"a", "b", NULL};
+    char bad[64] = "";
+    assert_int_equal(mg_template_check("{{a}} {{{b}}} {x}", known, bad, sizeof bad), 0);
+    assert_int_equal(mg_template_check("{{a}} {{nom_inconnu}} {{c}}", known, bad, sizeof bad), -1);
+    assert_string_equal(bad, "nom_inconnu");
+}
+
+static void files_have_parts(void **state) {
+    (void)state;
+    const char *text = "# un commentaire\n\n[subject]\nObjet {{a}}\n\n[text]\nLigne 1\n\nLigne 2\n\n\n"
+                       "[html]\r\n<p>{{a}}</p>\r\n";
+    mg_template_file_t f;
+    char err[256];
+    assert_int_equal(mg_template_file_parse("t.tpl", text, strlen(text), &f, err, sizeof err), 0);
+    assert_string_equal(f.part[MG_TEMPLATE_SUBJECT], "Objet {{a}}");
+    assert_string_equal(f.part[MG_TEMPLATE_TEXT], "Ligne 1\n\nLigne 2");
+    assert_string_equal(f.part[MG_TEMPLATE_HTML], "<p>{{a}}</p>");
+    assert_null(f.part[MG_TEMPLATE_ITEM_TEXT]);
+    mg_template_file_clear(&f);
+    mg_template_file_clear(&f); /* twice is fine */
+}
+
+static void bad_files_are_refused_with_a_line(void **state) {
+    (void)state;
+    mg_template_file_t f;
+    char err[256];
+    const char *cases[][2] = {
+        {"[sujet]\nx\n", "t.tpl:1: unknown part [sujet] (subject, text, html, item_text, item_html)"},
+        {"texte\n[subject]\nx\n", "t.tpl:1: text before the first part (start with [subject])"},
+        {"[subject]\na\n[subject]\nb\n", "t.tpl:3: part [subject] repeated"},
+        {"[subject]\na\nb\n", "t.tpl: [subject] must be one line"},
+        {"[text]\n\xff\n", "t.tpl: not valid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(mg_template_file_parse("t.tpl", cases[i][0], strlen(cases[i][0]), &f, err, sizeof err), -1);
+        assert_string_equal(err, cases[i][1]);
+        assert_null(f.part[MG_TEMPLATE_SUBJECT]);
+    }
+    assert_int_equal(mg_template_file_load("/nonexistent/x.tpl", &f, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+}
+
+/* Every shipped template loads, has a subject, a text and an HTML part, and
+ * says why it was sent. */
+static void shipped_templates_are_complete(void **state) {
+    (void)state;
+    static const char *const kinds[] = {"match", "collective_need", "cooperation_proposed", "cooperation_answered",
+                                        "member_joined", "unanswered_need", "digest"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char path[512], err[256];
+        snprintf(path, sizeof path, "%s/config/templates/%s.tpl", MAILLAGE_SOURCE_DIR, kinds[i]);
+        mg_template_file_t f;
+        if (mg_template_file_load(path, &f, err, sizeof err) != 0) fail_msg("%s", err);
+        for (int p = MG_TEMPLATE_SUBJECT; p <= MG_TEMPLATE_HTML; p++)
+            if (!f.part[p] || !*f.part[p]) fail_msg("%s: part %d missing", path, p);
+        if (!strstr(f.part[MG_TEMPLATE_TEXT], "{{why}}") || !strstr(f.part[MG_TEMPLATE_HTML], "{{why}}"))
+            fail_msg("%s: the text and HTML parts must say why ({{why}})", path);
+        if (!strstr(f.part[MG_TEMPLATE_TEXT], "{{link}}")) fail_msg("%s: no {{link}} in the text", path);
+        mg_template_file_clear(&f);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(placeholders_are_replaced),
+        cmocka_unit_test(what_is_not_a_placeholder_stays),
+        cmocka_unit_test(html_parts_escape_values_but_not_raw_ones),
+        cmocka_unit_test(check_reports_the_first_unknown_name),
+        cmocka_unit_test(files_have_parts),
+        cmocka_unit_test(bad_files_are_refused_with_a_line),
+        cmocka_unit_test(shipped_templates_are_complete),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
