@@ -157,3 +157,7 @@ PYEOF
 # ---- the matcher (issue 4): time to match, memory per open item --------------------
 echo
 "$(dirname "$0")/run-matcher.sh" "$BUILD"
+
+# ---- the notifier (issue 5): from match.found to the staff inbox --------------------
+echo
+"$(dirname "$0")/run-notifier.sh" "$BUILD"

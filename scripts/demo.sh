@@ -36,7 +36,7 @@ rule() { printf '\n── %s %s\n' "$1" "$(printf '─%.0s' $(seq 1 $((70 - ${#1
 printf '\n══ Maillage · démonstration : une journée d'\''échanges entre acteurs de l'\''ESS normande ══\n'
 
 rule "Démarrage de la pile"
-if ! "$cli" up --dir "$run" >"$run/up.txt" 2>&1; then
+if ! "$cli" up --dir "$run" --with "$root/demo/staff.conf" >"$run/up.txt" 2>&1; then
   cat "$run/up.txt" >&2
   exit 1
 fi
@@ -99,6 +99,24 @@ if [ -x "$(dirname "$cli")/maillage-matcher" ]; then
     rule "Besoins collectifs : opportunités de mutualisation"
     echo "$collective" | sed 's/^/  /'
   fi
+fi
+
+if [ -x "$(dirname "$cli")/maillage-notifier" ]; then
+  # The notifier works from the journal too: wait until its inboxes stop growing.
+  last=-1
+  for _ in $(seq 1 40); do
+    now=$("$cli" inbox accueil --limit 1000 2>/dev/null | wc -l)
+    for who in claire yann sofia; do now=$((now + $("$cli" inbox "$who" --limit 1000 2>/dev/null | wc -l))); done
+    [ "$now" -eq "$last" ] && break
+    last=$now
+    sleep 0.5
+  done
+  rule "Ce que reçoivent les chargé·e·s de mission (maillage inbox)"
+  "$cli" staff list | sed 's/^/  /'
+  for who in claire yann sofia accueil; do
+    echo
+    "$cli" inbox "$who" --limit 2 --full | sed 's/^/  /'
+  done
 fi
 
 rule "Le territoire en un coup d'œil (maillage journal --summary)"

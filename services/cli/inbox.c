@@ -18,11 +18,12 @@ static void s_usage(FILE *out, const char *command)
 {
     if (strcmp(command, "inbox") == 0)
         fprintf(out,
-                "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--mark-read ID] [--limit N]\n"
+                "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--limit N]\n"
                 "\n"
                 "The notifications of staff member STAFF, newest first, in French: kind,\n"
                 "title, date, read or not, and the state of its e-mails and webhooks.\n"
                 "  --unread        only the entries not read yet\n"
+                "  --full          each entry's whole message, with why it was sent\n"
                 "  --mark-read ID  mark entry ID (n-...) as read\n"
                 "  --limit N       at most N entries (default 50)\n"
                 "\n"
@@ -64,7 +65,9 @@ static const char *s_state_fr(const char *state)
     return state;
 }
 
-static int s_print_record(redisContext *c, const char *nid, int unread_only, int with_text)
+/* One record: its line, then (full) its whole French text, or (with_text) its
+ * delivery state, or else its link. */
+static int s_print_record(redisContext *c, const char *nid, int unread_only, int with_text, int full)
 {
     redisReply *r = redisCommand(c, "HGETALL mg:notif:%s", nid);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -86,6 +89,15 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
         const char *e = s_field(r, "last_error");
         if (*e) printf(", dernière erreur : %s", e);
         printf("\n    destinataire : %s ; clé : %s\n", s_field(r, "staff"), s_field(r, "key"));
+    } else if (full) {
+        /* The message as staff read it, indented, so the reason it was sent shows. */
+        const char *text = s_field(r, "text");
+        fputs("    ", stdout);
+        for (const char *p = text; *p; p++) {
+            putchar(*p);
+            if (*p == '\n' && p[1]) fputs("    ", stdout);
+        }
+        if (!*text || text[strlen(text) - 1] != '\n') putchar('\n');
     } else {
         printf("    %s\n", s_field(r, "link"));
     }
@@ -93,7 +105,7 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
     return 0;
 }
 
-static int s_inbox(redisContext *c, const char *staff, int unread, const char *mark, long limit)
+static int s_inbox(redisContext *c, const char *staff, int unread, const char *mark, long limit, int full)
 {
     if (mark) {
         redisReply *r = redisCommand(c, "ZSCORE mg:inbox:%s %s", staff, mark);
@@ -119,7 +131,7 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
            total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0);
     if (total) freeReplyObject(total);
     int rc = 0;
-    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, unread, 0);
+    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, unread, 0, full);
     freeReplyObject(ids);
     /* Failed e-mails and webhooks of this staff member, so they are seen. */
     redisReply *failed = redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
@@ -129,7 +141,7 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
             redisReply *s = redisCommand(c, "HGET mg:notif:%s staff", failed->element[i]->str);
             if (s && s->type == REDIS_REPLY_STRING && strcmp(s->str, staff) == 0) {
                 if (!header++) printf("Envois en échec :\n");
-                s_print_record(c, failed->element[i]->str, 0, 1);
+                s_print_record(c, failed->element[i]->str, 0, 1, 0);
             }
             if (s) freeReplyObject(s);
         }
@@ -149,14 +161,14 @@ static int s_notifications(redisContext *c, int pending, long limit)
     }
     if (ids->elements == 0) printf(pending ? "Aucun envoi en attente.\n" : "Aucun envoi en échec.\n");
     int rc = 0;
-    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, 0, 1);
+    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, 0, 1, 0);
     freeReplyObject(ids);
     return rc;
 }
 
 static int s_run(int argc, char **argv, cli_settings_t *settings, const char *command)
 {
-    enum { O_UNREAD = 2100, O_MARK, O_LIMIT, O_FAILED, O_PENDING };
+    enum { O_UNREAD = 2100, O_MARK, O_LIMIT, O_FAILED, O_PENDING, O_FULL };
     static const struct option options[] = {
         CLI_COMMON_LONG_OPTIONS,
         {"unread", no_argument, NULL, O_UNREAD},
@@ -164,10 +176,11 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         {"limit", required_argument, NULL, O_LIMIT},
         {"failed", no_argument, NULL, O_FAILED},
         {"pending", no_argument, NULL, O_PENDING},
+        {"full", no_argument, NULL, O_FULL},
         {NULL, 0, NULL, 0},
     };
     int inbox = strcmp(command, "inbox") == 0;
-    int unread = 0, pending = 0, opt;
+    int unread = 0, pending = 0, full = 0, opt;
     const char *mark = NULL;
     long limit = 50;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -179,6 +192,7 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         if (opt == O_LIMIT && (limit = strtol(optarg, NULL, 10)) > 0) continue;
         if (inbox && opt == O_UNREAD) unread = 1;
         else if (inbox && opt == O_MARK) mark = optarg;
+        else if (inbox && opt == O_FULL) full = 1;
         else if (!inbox && opt == O_FAILED) pending = 0;
         else if (!inbox && opt == O_PENDING) pending = 1;
         else {
@@ -200,7 +214,7 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, command);
     if (c) {
-        int ok = inbox ? s_inbox(c, staff, unread, mark, limit) : s_notifications(c, pending, limit);
+        int ok = inbox ? s_inbox(c, staff, unread, mark, limit, full) : s_notifications(c, pending, limit);
         rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
         redisFree(c);
     }

@@ -44,6 +44,7 @@ typedef struct {
     char *exe_dir;  /* where this executable lives */
     int timeout_s;  /* readiness (up) or grace period (down) */
     const char *redis_server;
+    const char *with;   /* up --with FILE: sections appended to the generated config, or NULL */
     /* chosen endpoints */
     char *redis_url;
     char *redis_socket; /* NULL when on TCP */
@@ -111,6 +112,38 @@ static pid_t s_read_pid(const char *path)
     if (fscanf(f, "%ld", &v) != 1) v = 0;
     fclose(f);
     return v > 0 && v < INT_MAX ? (pid_t)v : 0;
+}
+
+/* The whole text file at `path` (at most 1 MiB), or NULL with errno set.
+ * Caller owns the result. */
+static char *s_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *text = mg_malloc(cap);
+    for (;;) {
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) break;
+        if (len + 1 == cap) {
+            if (cap >= (1u << 20)) {
+                errno = EFBIG;
+                break;
+            }
+            cap *= 2;
+            text = mg_realloc(text, cap);
+        }
+    }
+    int failed = ferror(f) || errno == EFBIG;
+    fclose(f);
+    if (failed) {
+        free(text);
+        if (errno != EFBIG) errno = EIO;
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
 }
 
 static int s_write_file(const char *path, const char *text, mode_t mode)
@@ -379,6 +412,8 @@ static void s_up_usage(FILE *out)
           "  -d, --dir DIR          run directory (created if needed)\n"
           "      --timeout S        how long each component may take to be ready (default 15)\n"
           "      --redis-server P   the redis-server program (default: redis-server from PATH)\n"
+          "      --with FILE        append FILE's sections to the generated configuration\n"
+          "                         (staff, categories, matcher or notifier settings)\n"
           "  -h, --help             this help\n",
           out);
 }
@@ -404,6 +439,7 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
     static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
                                             {"timeout", required_argument, NULL, 't'},
                                             {"redis-server", required_argument, NULL, 'r'},
+                                            {"with", required_argument, NULL, 'w'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *command = up ? "up" : "down";
@@ -430,8 +466,10 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
             break;
         }
         case 'r':
+        case 'w':
             if (up) {
-                st->redis_server = optarg;
+                if (opt == 'r') st->redis_server = optarg;
+                else st->with = optarg;
                 break;
             }
             /* fall through */
@@ -577,6 +615,19 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
                             "[broker]\ningest = tcp://127.0.0.1:%d\nfanout = tcp://127.0.0.1:%d\n%s",
                             st.dir, st.redis_url, st.ingest_port, st.fanout_port, gateway_line);
     free(gateway_line);
+    if (st.with) {
+        /* The caller's sections, after ours: the config loader refuses a key
+         * set twice, so they may add sections but not override ours. */
+        char *extra = s_read_file(st.with);
+        if (!extra) {
+            cli_error("up", "cannot read %s: %s", st.with, strerror(errno));
+            goto fail;
+        }
+        char *joined = mg_asprintf("%s\n# From %s:\n%s", conf_text, st.with, extra);
+        free(extra);
+        free(conf_text);
+        conf_text = joined;
+    }
     if (s_write_file(conf_path, conf_text, 0600) != 0) {
         cli_error("up", "cannot write %s: %s", conf_path, strerror(errno));
         goto fail;
