@@ -328,6 +328,53 @@ static void oversized_input_is_refused(void **state) {
     free(big);
 }
 
+/* [staff.ID] sections: any number, each checked against the "staff.*"
+ * template, typed, enumerated in file order, defaults from the template. */
+static void templated_sections_are_checked_typed_and_enumerated(void **state) {
+    (void)state;
+    mg_config_t *cfg = s_load("[staff.alice]\nname = Alice\ndepartments = 14,50\nmin_score = 0.5\n\n"
+                              "[staff.bob-2]\nname = Bob\n");
+    assert_non_null(cfg);
+    assert_int_equal(mg_config_instance_count(cfg, "staff.*"), 2);
+    assert_string_equal(mg_config_instance_section(cfg, "staff.*", 0), "staff.alice");
+    assert_string_equal(mg_config_instance_section(cfg, "staff.*", 1), "staff.bob-2");
+    assert_string_equal(mg_config_str(cfg, "staff.alice", "departments"), "14,50");
+    assert_true(mg_config_double(cfg, "staff.alice", "min_score") == 0.5);
+    /* Unset keys take the template's defaults. */
+    assert_string_equal(mg_config_str(cfg, "staff.bob-2", "channels"),
+                        mg_config_str(cfg, "staff.*", "channels"));
+    mg_config_destroy(&cfg);
+
+    cfg = s_load("[log]\nlevel = info\n");
+    assert_non_null(cfg);
+    assert_int_equal(mg_config_instance_count(cfg, "staff.*"), 0);
+    mg_config_destroy(&cfg);
+}
+
+static void templated_sections_refuse_what_the_template_does(void **state) {
+    (void)state;
+    mg_config_t *cfg = s_load("[staff.alice]\nnickname = Al\n");
+    assert_null(cfg);
+    assert_non_null(strstr(s_err, "test.conf:2:"));
+    assert_non_null(strstr(s_err, "nickname"));
+
+    cfg = s_load("[staff.alice]\nmin_score = 2\n");
+    assert_null(cfg);
+    assert_non_null(strstr(s_err, "test.conf:2:"));
+
+    cfg = s_load("[staff.alice]\nname = A\nname = B\n");
+    assert_null(cfg);
+    assert_non_null(strstr(s_err, "test.conf:3:"));
+
+    /* An id that could not be a Redis key part, or an empty one. */
+    cfg = s_load("[staff.al ice]\nname = A\n");
+    assert_null(cfg);
+    assert_non_null(strstr(s_err, "test.conf:1:"));
+    cfg = s_load("[staff.]\nname = A\n");
+    assert_null(cfg);
+    assert_non_null(strstr(s_err, "test.conf:1:"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_need_no_file),
@@ -344,6 +391,8 @@ int main(void) {
         cmocka_unit_test(shipped_config_loads_to_the_defaults),
         cmocka_unit_test(file_errors_name_the_file),
         cmocka_unit_test(oversized_input_is_refused),
+        cmocka_unit_test(templated_sections_are_checked_typed_and_enumerated),
+        cmocka_unit_test(templated_sections_refuse_what_the_template_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
