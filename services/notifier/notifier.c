@@ -1397,7 +1397,8 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         const char *body = s_get_reply(rec, "json");
         if (digest) body = json = s_webhook_json(subject, text, key ? key : nid);
         const char *url = s_get_reply(rec, "url");
-        rc = url && *url && body ? mg_outbound_webhook(n->outbound, url, body, n->send_timeout_ms, s_on_sent, send)
+        rc = url && *url && body ? mg_outbound_webhook(n->outbound, url, body, key ? key : nid, n->send_timeout_ms,
+                                                       s_on_sent, send)
                                  : -1;
     }
     free(subject);

@@ -373,6 +373,12 @@ class NotifierTest(unittest.TestCase):
             self.assertEqual(len(got), 1, [x[0] for x in r.requests])
             self.assertIn("Mise en relation proposée", got[0]["text"])
         self.assertGreaterEqual(len(flaky.requests), 3)
+        # Every attempt carries the same Idempotency-Key header, so a receiver
+        # can drop a second delivery (after a notifier crash) by itself.
+        keys = {headers.get("Idempotency-Key") for _, body, headers in flaky.requests
+                if "m-w" in body["idempotency_key"]}
+        self.assertEqual(len(keys), 1)
+        self.assertIn("m-w", keys.pop())
         self.assertLess(time.monotonic() - t0, 30)
         # records: delivered; D (nobody listens) keeps retrying, not delivered
         recs = {}

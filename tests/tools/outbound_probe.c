@@ -254,7 +254,7 @@ int main(int argc, char **argv) {
                 s_request_t *req = mg_calloc(1, sizeof *req);
                 *req = (s_request_t){.probe = &probe, .index = index, .url = u};
                 index++;
-                if (mg_outbound_webhook(probe.out, urls[u], json, mail.timeout_ms, s_on_done, req) == 0) {
+                if (mg_outbound_webhook(probe.out, urls[u], json, NULL, mail.timeout_ms, s_on_done, req) == 0) {
                     probe.outstanding++;
                 } else {
                     printf("{\"index\":%d,\"url\":%d,\"started\":false}\n", req->index, u);

@@ -470,8 +470,10 @@ static void invalid_requests_fail_at_once_without_callback(void **state) {
     assert_int_equal(mg_outbound_mail(out, &mail, s_count, NULL), -1);
     mail.smtp_url = NULL;
     assert_int_equal(mg_outbound_mail(out, &mail, s_count, NULL), -1);
-    assert_int_equal(mg_outbound_webhook(out, "file:///etc/passwd", "{}", 100, s_count, NULL), -1);
-    assert_int_equal(mg_outbound_webhook(out, "smtp://127.0.0.1:1", "{}", 100, s_count, NULL), -1);
+    assert_int_equal(mg_outbound_webhook(out, "file:///etc/passwd", "{}", NULL, 100, s_count, NULL), -1);
+    assert_int_equal(mg_outbound_webhook(out, "smtp://127.0.0.1:1", "{}", NULL, 100, s_count, NULL), -1);
+    /* An idempotency key that would break the header line. */
+    assert_int_equal(mg_outbound_webhook(out, "http://127.0.0.1:9/", "{}", "a\r\nX-Evil: 1", 100, s_count, NULL), -1);
     assert_int_equal(mg_outbound_pending(out), 0);
     event_base_loop(base, EVLOOP_NONBLOCK);
     assert_int_equal(s_calls, 0);
@@ -487,7 +489,7 @@ static void destroy_ends_requests_in_flight_once_as_retryable(void **state) {
     mg_outbound_t *out = mg_outbound_new(base);
     s_calls = 0;
     /* Never run the loop: the transfer cannot have gone anywhere. */
-    assert_int_equal(mg_outbound_webhook(out, "http://127.0.0.1:9/", "{}", 1000, s_count, NULL), 0);
+    assert_int_equal(mg_outbound_webhook(out, "http://127.0.0.1:9/", "{}", NULL, 1000, s_count, NULL), 0);
     assert_int_equal(mg_outbound_pending(out), 1);
     assert_int_equal(s_calls, 0); /* never before the call returns */
     mg_outbound_destroy(&out);

@@ -781,9 +781,18 @@ static size_t s_discard(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return size * nmemb;
 }
 
-int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, long timeout_ms,
-                        mg_outbound_done_fn cb, void *arg) {
+/* 1 if `key` may go into a header line: printable ASCII, 1..200 bytes. */
+static int s_header_value_ok(const char *key) {
+    size_t n = 0;
+    for (; key[n]; n++)
+        if (key[n] < 0x20 || key[n] > 0x7e || n >= 200) return 0;
+    return n > 0;
+}
+
+int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, const char *idempotency_key,
+                        long timeout_ms, mg_outbound_done_fn cb, void *arg) {
     if (!out || out->destroying || !url || !json || !cb) return -1;
+    if (idempotency_key && !s_header_value_ok(idempotency_key)) return -1;
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
         mg_warn("outbound: webhook URL is neither http nor https");
         return -1;
@@ -795,6 +804,11 @@ int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, l
     t->headers = curl_slist_append(NULL, "Content-Type: application/json");
     /* No "Expect: 100-continue" round trip for small bodies. */
     t->headers = curl_slist_append(t->headers, "Expect:");
+    if (idempotency_key) {
+        char *line = mg_asprintf("Idempotency-Key: %s", idempotency_key);
+        t->headers = curl_slist_append(t->headers, line);
+        free(line);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, json);

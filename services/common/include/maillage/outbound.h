@@ -46,13 +46,16 @@ void mg_outbound_destroy(mg_outbound_t **out_p);
 
 /* POST `json` (Content-Type: application/json) to `url` (http or https), for
  * Mattermost/Slack-compatible incoming webhooks. Everything is copied.
+ * `idempotency_key` (NULL for none; printable ASCII, at most 200 bytes, else
+ * the call fails) is sent as an "Idempotency-Key" header, the same on every
+ * retry, so a receiver can drop a second delivery after a sender crash.
  * At most 3 redirects are followed, to http(s) only. `timeout_ms` bounds the
  * whole transfer, connection included; <= 0 means 30 s.
  * Returns 0 if started (cb will run exactly once, never before this function
  * returns), -1 otherwise (cb never runs). A done callback may start new
  * requests (a retry). */
-int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, long timeout_ms,
-                        mg_outbound_done_fn cb, void *arg);
+int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, const char *idempotency_key,
+                        long timeout_ms, mg_outbound_done_fn cb, void *arg);
 
 /* One e-mail: a multipart/alternative message (text and HTML parts, UTF-8,
  * quoted-printable, CRLF line ends, lines of at most 76 characters), with
