@@ -13,7 +13,12 @@
  * handler to the end of the "decide" script call (apply + candidate search +
  * filters + scores + decisions recorded with their events in the outbox),
  * exactly what the daemon does for a delivered event. The broker is absent:
- * the events stay queued in the producer, which is not part of the timing.
+ * the events stay queued in the producer, which is not part of the timing (in
+ * the daemon too the delivery is finished once the decisions and their events
+ * are in the outbox; the send to the broker and its ack are asynchronous).
+ * Before timing, it waits for any AOF rewrite the bulk load triggered.
+ * BENCH_MATCHER_STATS=1 prints Redis' INFO commandstats of the timed part to
+ * stderr (what the scripts cost, command by command).
  *
  * Prints one line per size: "n=... bytes_per_item=... need_p50_us=...
  * need_p99_us=... offer_p50_us=... offer_p99_us=... candidates=...". */
@@ -21,6 +26,8 @@
 #include "../services/matcher/state.c"
 
 #include "bench_common.h"
+
+#include <unistd.h>
 
 #define S_PIPELINE 512
 
@@ -153,6 +160,21 @@ static long long s_evalsha_usec(redisContext *c) {
     return v;
 }
 
+/* Wait until Redis has no AOF rewrite running or scheduled: the bulk load
+ * grows the AOF past its rewrite threshold, and the fork of a rewrite (copy on
+ * write of a 1 GB process) would otherwise be timed as if it were matching. */
+static void s_wait_aof_rewrite(redisContext *c) {
+    for (int i = 0; i < 6000; i++) {
+        redisReply *r = redisCommand(c, "INFO persistence");
+        int busy = r && r->type == REDIS_REPLY_STRING &&
+                   (strstr(r->str, "aof_rewrite_in_progress:1") || strstr(r->str, "aof_rewrite_scheduled:1") ||
+                    strstr(r->str, "rdb_bgsave_in_progress:1"));
+        if (r) freeReplyObject(r);
+        if (!busy) return;
+        usleep(100000);
+    }
+}
+
 static long long s_used_memory(redisContext *c) {
     redisReply *r = redisCommand(c, "INFO memory");
     long long v = -1;
@@ -281,6 +303,9 @@ int main(int argc, char **argv) {
                 redisAppendCommand(c, "EVALSHA %s 0 member %llu %s %b %s", sha, (unsigned long long)++g.seq, sid, pb, len, "");
             }
             if (s_drain(c, batch) != 0) return 1;
+            /* Keep the matcher's own connection served meanwhile (its
+             * watchdog drops a connection with replies left unread). */
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         }
         long long before = s_used_memory(c);
         m->max_candidates = 1;
@@ -291,12 +316,17 @@ int main(int argc, char **argv) {
             for (size_t j = i; j < 2 * size && j < i + S_PIPELINE; j++, batch++)
                 s_append_apply(&g, c, sha, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2));
             if (s_drain(c, batch) != 0) return 1;
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         }
         double load_s = (double)(bench_now_ns() - t_load) / 1e9;
         long long after = s_used_memory(c);
         m->max_candidates = saved_max;
         m->collective_min = saved_coll;
+        s_wait_aof_rewrite(c);
+        /* Serve the matcher's connection after the wait (see the load). */
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 
+        if (getenv("BENCH_MATCHER_STATS")) freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
         uint64_t candidates_before = mg_metrics_value(m->metrics.proposed);
         long long redis_before = s_evalsha_usec(c);
         for (size_t i = 0; i < samples; i++) {
@@ -305,6 +335,11 @@ int main(int argc, char **argv) {
         }
         uint64_t proposed = mg_metrics_value(m->metrics.proposed) - candidates_before;
         double redis_us = (double)(s_evalsha_usec(c) - redis_before) / (double)(2 * samples);
+        if (getenv("BENCH_MATCHER_STATS")) { /* what the scripts cost, command by command (to stderr) */
+            redisReply *st = redisCommand(c, "INFO commandstats");
+            if (st && st->type == REDIS_REPLY_STRING) fprintf(stderr, "%s", st->str);
+            if (st) freeReplyObject(st);
+        }
         printf("n=%zu items=%zu load_s=%.1f bytes_per_item=%.0f need_p50_us=%.1f need_p99_us=%.1f "
                "offer_p50_us=%.1f offer_p99_us=%.1f redis_us_per_event=%.1f proposals_per_event=%.1f\n",
                size, 2 * size, load_s, (double)(after - before) / (double)(2 * size),

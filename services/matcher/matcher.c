@@ -116,14 +116,19 @@ static void s_hash_hex(const char *const *parts, size_t n, char out[33]) {
             if (!*p) break;
         }
     }
-    snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, s_mix64(a), s_mix64(b ^ a));
+    /* By hand: this runs for every pair of every event, and printf is slow. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v[2] = {s_mix64(a), s_mix64(b ^ a)};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 16; i++) out[k * 16 + i] = hex[(v[k] >> (60 - 4 * i)) & 0xf];
+    out[32] = '\0';
 }
 
 void mg_matcher_match_id(const char *need_id, const char *offer_id, char out[MG_MATCH_ID_LEN + 1]) {
     const char *parts[2] = {need_id, offer_id};
-    char hex[33];
-    s_hash_hex(parts, 2, hex);
-    snprintf(out, MG_MATCH_ID_LEN + 1, "m-%s", hex);
+    out[0] = 'm';
+    out[1] = '-';
+    s_hash_hex(parts, 2, out + 2);
 }
 
 long long mg_matcher_day_number(const char *date) {
@@ -371,8 +376,7 @@ static void s_decide(s_job_t *job) {
     mg_args_int(&a, job->n_colls);
     mg_args_int(&a, job->n_plains);
     mg_args_t *parts[3] = {&job->pairs, &job->colls, &job->plains};
-    for (int p = 0; p < 3; p++)
-        for (int i = 0; i < parts[p]->argc; i++) mg_args_bytes(&a, parts[p]->argv[i], parts[p]->lens[i]);
+    for (int p = 0; p < 3; p++) mg_args_move(&a, parts[p]);
     if (mg_script_call(m->script, &a, s_on_decided, job) != 0) s_job_finish(job, "Redis unavailable");
 }
 
@@ -440,6 +444,9 @@ typedef struct s_cand {
     int prev_retired;
     unsigned rank;
     const redisReply *top; /* offer side: the need's best open matches */
+    char *kw_text;         /* its keywords (s_view_keywords), owned */
+    const char **kw;
+    size_t n_kw;
 } s_cand_t;
 
 /* `n` zeroed candidates (their scores are not zeroed: each is written by
@@ -461,6 +468,46 @@ static int s_cmp_cand(const void *a, const void *b) {
     if (x->ok != y->ok) return y->ok - x->ok;
     if (x->total != y->total) return x->total < y->total ? 1 : -1;
     return strcmp(x->id ? x->id : "", y->id ? y->id : "");
+}
+
+/* Keywords read from each side (as many as the scorer reads). */
+#define S_KEYWORDS_MAX 256
+
+/* The keywords of a stored matching view (s_need_view() / s_offer_view():
+ * no tags, no title, a description that is its keywords, sorted, unique,
+ * joined by single spaces), split into a copy without folding them again:
+ * folding is the scorer's main cost and a candidate is read by many events.
+ * Sets *copy (caller frees) and *words (caller frees) and returns the count;
+ * leaves both NULL (the scorer then folds the texts itself) when the text is
+ * not such a list. */
+static size_t s_view_keywords(size_t n_tags, const char *title, const char *description, char **copy,
+                              const char ***words) {
+    *copy = NULL;
+    *words = NULL;
+    if (n_tags != 0 || (title && *title) || !description) return 0;
+    size_t len = strlen(description), n = 0, cap = 1;
+    for (size_t i = 0; i < len; i++) cap += description[i] == ' ';
+    char *text = mg_malloc(len + 1);
+    const char **list = mg_malloc(cap * sizeof(*list));
+    memcpy(text, description, len + 1);
+    for (char *p = text; *p;) {
+        char *end = strchr(p, ' ');
+        if (end) *end = '\0';
+        size_t wl = strlen(p);
+        int ok = wl >= 3 && wl <= 40 && (n == 0 || strcmp(list[n - 1], p) < 0) && n < S_KEYWORDS_MAX;
+        for (size_t k = 0; ok && k < wl; k++) ok = (p[k] >= 'a' && p[k] <= 'z') || (p[k] >= '0' && p[k] <= '9');
+        if (!ok) {
+            free(text);
+            free(list);
+            return 0;
+        }
+        list[n++] = p;
+        if (!end) break;
+        p = end + 1;
+    }
+    *copy = text;
+    *words = list;
+    return n;
 }
 
 /* The decision for one judged pair; fills `p` and returns 1 if an event is due. */
@@ -598,6 +645,9 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     int64_t now = mg_clock_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, need->category);
+    /* The need's keywords, folded once for all its candidates. */
+    char *need_kw[S_KEYWORDS_MAX];
+    size_t n_need_kw = mg_match_need_keywords(need, need_kw, S_KEYWORDS_MAX);
 
     size_t n = rows->elements;
     s_cand_t *cands = s_scratch(m, n);
@@ -619,6 +669,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
         c->left = need_left || strcmp(s_rstr(row->element[5]), "1") == 0;
         c->commune = mg_communes_find(m->communes, offer->commune);
         long long at = s_rint(row->element[6]);
+        c->n_kw = s_view_keywords(offer->n_tags, offer->title, offer->description, &c->kw_text, &c->kw);
         mg_match_input_t in = {
             .need = need,
             .need_party = &need_party.party,
@@ -632,6 +683,10 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
             .feedback_not_relevant = (unsigned)s_rint(row->element[8]),
             .provider_recent_proposals = (unsigned)s_rint(row->element[9]),
             .category_label = label,
+            .need_keywords = (const char *const *)need_kw,
+            .n_need_keywords = n_need_kw,
+            .offer_keywords = c->kw,
+            .n_offer_keywords = c->n_kw,
         };
         c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
@@ -659,7 +714,10 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     for (size_t i = 0; i < n; i++) {
         if (cands[i].item) maillage__v1__offer__free_unpacked(cands[i].item, NULL);
         s_party_clear(&cands[i].party);
+        free(cands[i].kw_text);
+        free(cands[i].kw);
     }
+    for (size_t i = 0; i < n_need_kw; i++) free(need_kw[i]);
     free(order);
     s_party_clear(&need_party);
     s_decide(job);
@@ -703,6 +761,9 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     int64_t now = mg_clock_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, offer->category);
+    /* The offer's keywords, folded once for all its candidates. */
+    char *offer_kw[S_KEYWORDS_MAX];
+    size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, S_KEYWORDS_MAX);
 
     size_t n = rows->elements;
     s_cand_t *cands = s_scratch(m, n);
@@ -723,6 +784,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
         s_party_load(&c->party, m, s_rstr(row->element[3]), row->element[4]);
         c->left = offer_left || strcmp(s_rstr(row->element[5]), "1") == 0;
         c->commune = mg_communes_find(m->communes, need->commune);
+        c->n_kw = s_view_keywords(need->n_tags, need->title, need->description, &c->kw_text, &c->kw);
         mg_match_input_t in = {
             .need = need,
             .need_party = &c->party.party,
@@ -736,6 +798,10 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
             .feedback_not_relevant = (unsigned)s_rint(fb->element[1]),
             .provider_recent_proposals = (unsigned)s_rint(fb->element[2]),
             .category_label = label,
+            .need_keywords = c->kw,
+            .n_need_keywords = c->n_kw,
+            .offer_keywords = (const char *const *)offer_kw,
+            .n_offer_keywords = n_offer_kw,
         };
         c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
@@ -768,7 +834,10 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     for (size_t i = 0; i < n; i++) {
         if (cands[i].item) maillage__v1__need__free_unpacked(cands[i].item, NULL);
         s_party_clear(&cands[i].party);
+        free(cands[i].kw_text);
+        free(cands[i].kw);
     }
+    for (size_t i = 0; i < n_offer_kw; i++) free(offer_kw[i]);
     s_party_clear(&offer_party);
     s_decide(job);
 }

@@ -122,6 +122,22 @@ const char mg_matcher_script[] =
     "  return out\n"
     "end\n"
     "\n"
+    "-- A pair record (mg:pair:<nid>|<oid>) is ONE string, like an item record:\n"
+    "-- rev|score|ret|mid|dist|ns|os|cat|dep|at, so the records of all the\n"
+    "-- candidates of an event are read with one MGET and written with one MSET.\n"
+    "local PAIR = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'\n"
+    "local function pair_many(keys)\n"
+    "  local out = {}\n"
+    "  for s = 1, #keys, 400 do\n"
+    "    for _, v in ipairs(redis.call('MGET', unpack(keys, s, math.min(s + 399, #keys)))) do\n"
+    "      local p = v and {string.match(v, PAIR)} or {}\n"
+    "      for k = 1, 10 do p[k] = p[k] or '' end\n"
+    "      out[#out + 1] = p\n"
+    "    end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "\n"
     "local fairness = {}\n"
     "local function fair_count(sid, since)\n"
     "  local n = fairness[sid]\n"
@@ -158,16 +174,23 @@ const char mg_matcher_script[] =
     "end\n"
     "\n"
     "-- Nearest members of a GEO set, widening the circle until `want` are found or\n"
-    "-- `radius` is reached: the cost follows the density, not the set's size.\n"
+    "-- `radius` is reached: the cost follows the density, not the set's size. The\n"
+    "-- first circle is sized from the set's mean density over Normandy (about\n"
+    "-- 30,000 km2) to hold about twice `want`: GEOSEARCH reads every member of\n"
+    "-- the geohash cells around the circle before sorting, so a circle far too\n"
+    "-- wide in a dense set costs thousands of members for `want` results.\n"
     "local function geo_near(key, lon, lat, radius, want, add)\n"
-    "  local r = math.min(radius, 5)\n"
+    "  local total = redis.call('ZCARD', key)\n"
+    "  if total == 0 then return end\n"
+    "  local r = radius\n"
+    "  if total > want then r = math.min(radius, math.max(0.5, math.sqrt(2 * want * 30000 / (math.pi * total)))) end\n"
     "  while true do\n"
     "    local res = redis.call('GEOSEARCH', key, 'FROMLONLAT', lon, lat, 'BYRADIUS', r, 'km', 'ASC', 'COUNT', want)\n"
     "    if #res >= want or r >= radius then\n"
     "      for _, m in ipairs(res) do add(m) end\n"
     "      return\n"
     "    end\n"
-    "    r = math.min(r * 4, radius)\n"
+    "    r = math.min(r * 2, radius)\n"
     "  end\n"
     "end\n"
     "\n"
@@ -225,11 +248,17 @@ const char mg_matcher_script[] =
     "    end\n"
     "    local cands = {}\n"
     "    local recs = rec_many('mg:offer:', ids)\n"
+    "    local pkeys = {}\n"
+    "    for i, oid in ipairs(ids) do\n"
+    "      if recs[i].open == '1' then pkeys[#pkeys + 1] = 'mg:pair:' .. id .. '|' .. oid end\n"
+    "    end\n"
+    "    local prs, k = pair_many(pkeys), 0\n"
     "    for i, oid in ipairs(ids) do\n"
     "      local r = recs[i]\n"
     "      local o = {r.open, r.pb, r.sid, r.at}\n"
     "      if o[1] == '1' then\n"
-    "        local p = redis.call('HMGET', 'mg:pair:' .. id .. '|' .. oid, 'rev', 'score', 'ret')\n"
+    "        k = k + 1\n"
+    "        local p = prs[k]\n"
     "        local osid = str(o[3])\n"
     "        local s = structure(osid)\n"
     "        local fb = redis.call('HMGET', 'mg:fb:' .. oid, 'cm', 'nr')\n"
@@ -265,11 +294,17 @@ const char mg_matcher_script[] =
     "    out[5] = {str(fb[1]), str(fb[2]), fair_count(sid, fair_since)}\n"
     "    local cands = {}\n"
     "    local recs = rec_many('mg:need:', ids)\n"
+    "    local pkeys = {}\n"
+    "    for i, nid in ipairs(ids) do\n"
+    "      if recs[i].open == '1' then pkeys[#pkeys + 1] = 'mg:pair:' .. nid .. '|' .. id end\n"
+    "    end\n"
+    "    local prs, k = pair_many(pkeys), 0\n"
     "    for i, nid in ipairs(ids) do\n"
     "      local r = recs[i]\n"
     "      local n = {r.open, r.pb, r.sid, r.at}\n"
     "      if n[1] == '1' then\n"
-    "        local p = redis.call('HMGET', 'mg:pair:' .. nid .. '|' .. id, 'rev', 'score', 'ret')\n"
+    "        k = k + 1\n"
+    "        local p = prs[k]\n"
     "        local nsid = str(n[3])\n"
     "        local s = structure(nsid)\n"
     "        local top = redis.call('ZREVRANGE', 'mg:nm:' .. nid, 0, 19, 'WITHSCORES')\n"
@@ -297,11 +332,14 @@ const char mg_matcher_script[] =
     "  end\n"
     "  local out = {1}\n"
     "  local mk = (kind == 'need') and ('mg:nm:' .. id) or ('mg:om:' .. id)\n"
-    "  for _, other in ipairs(redis.call('ZRANGE', mk, 0, -1)) do\n"
-    "    local nid, oid = id, other\n"
-    "    if kind == 'offer' then nid, oid = other, id end\n"
-    "    local p = redis.call('HMGET', 'mg:pair:' .. nid .. '|' .. oid, 'rev', 'score', 'mid', 'dist', 'ns', 'os', 'cat', 'dep')\n"
-    "    out[#out + 1] = {nid, oid, str(p[1]), str(p[2]), str(p[3]), str(p[4]), str(p[5]), str(p[6]), str(p[7]), str(p[8])}\n"
+    "  local others, pkeys = redis.call('ZRANGE', mk, 0, -1), {}\n"
+    "  for k, other in ipairs(others) do\n"
+    "    if kind == 'offer' then pkeys[k] = 'mg:pair:' .. other .. '|' .. id else pkeys[k] = 'mg:pair:' .. id .. '|' .. other end\n"
+    "  end\n"
+    "  for k, p in ipairs(pair_many(pkeys)) do\n"
+    "    local nid, oid = id, others[k]\n"
+    "    if kind == 'offer' then nid, oid = others[k], id end\n"
+    "    out[#out + 1] = {nid, oid, p[1], p[2], p[4], p[5], p[6], p[7], p[8], p[9]}\n"
     "  end\n"
     "  return out\n"
     "end\n"
@@ -339,32 +377,53 @@ const char mg_matcher_script[] =
     "  local kind, id, seq, mflag, now, window = ARGV[2], ARGV[3], ARGV[4], ARGV[5], num(ARGV[6]), num(ARGV[7])\n"
     "  local np, nc, nplain = num(ARGV[8]), num(ARGV[9]), num(ARGV[10])\n"
     "  local i, out = 11, {}\n"
-    "  for _ = 1, np do\n"
+    "  -- Writes gathered by key and sent once per key at the end (a call from\n"
+    "  -- Lua costs about a microsecond more than the command itself): the pairs\n"
+    "  -- of one event share their need (or offer), often their provider.\n"
+    "  local outbox, mids, keys, adds = {}, {}, {}, {}\n"
+    "  local function push(k, a, b)\n"
+    "    local l = adds[k]\n"
+    "    if not l then l = {}; adds[k] = l; keys[#keys + 1] = k end\n"
+    "    l[#l + 1] = a; l[#l + 1] = b\n"
+    "  end\n"
+    "  local pkeys = {}\n"
+    "  for k = 1, np do pkeys[k] = 'mg:pair:' .. ARGV[i + 14 * (k - 1)] .. '|' .. ARGV[i + 14 * (k - 1) + 1] end\n"
+    "  local curs = pair_many(pkeys)\n"
+    "  for k = 1, np do\n"
     "    local nid, oid, prev, new, score, ret, mid, eid, env = ARGV[i], ARGV[i + 1], num(ARGV[i + 2]), ARGV[i + 3],\n"
     "      ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
     "    local dist, ns, os, cat, dep = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]\n"
     "    i = i + 14\n"
-    "    local pk = 'mg:pair:' .. nid .. '|' .. oid\n"
-    "    local cur = redis.call('HMGET', pk, 'rev', 'ret')\n"
+    "    local cur = curs[k]\n"
     "    if num(cur[1]) == prev then\n"
-    "      redis.call('HSET', pk, 'rev', new, 'score', score, 'ret', ret, 'mid', mid, 'dist', dist, 'ns', ns, 'os', os,\n"
-    "                 'cat', cat, 'dep', dep, 'at', now)\n"
-    "      if prev == 0 then redis.call('SET', 'mg:mid:' .. mid, nid .. '|' .. oid) end\n"
+    "      mids[#mids + 1] = pkeys[k]\n"
+    "      mids[#mids + 1] = table.concat({new, score, ret, mid, dist, ns, os, cat, dep, now}, '|')\n"
+    "      if prev == 0 then mids[#mids + 1] = 'mg:mid:' .. mid; mids[#mids + 1] = nid .. '|' .. oid end\n"
     "      if ret == '1' then\n"
     "        redis.call('ZREM', 'mg:nm:' .. nid, oid)\n"
     "        redis.call('ZREM', 'mg:om:' .. oid, nid)\n"
     "      else\n"
-    "        redis.call('ZADD', 'mg:nm:' .. nid, score, oid)\n"
-    "        redis.call('ZADD', 'mg:om:' .. oid, score, nid)\n"
-    "        if prev == 0 or cur[2] == '1' then\n"
-    "          redis.call('ZADD', 'mg:fair:' .. os, now, mid)\n"
-    "          redis.call('ZREMRANGEBYSCORE', 'mg:fair:' .. os, '-inf', '(' .. (now - window))\n"
-    "        end\n"
+    "        push('mg:nm:' .. nid, score, oid)\n"
+    "        push('mg:om:' .. oid, score, nid)\n"
+    "        if prev == 0 or cur[3] == '1' then push('mg:fair:' .. os, now, mid) end\n"
     "      end\n"
-    "      redis.call('HSET', 'mg:matcher:outbox', eid, env)\n"
+    "      outbox[#outbox + 1] = eid; outbox[#outbox + 1] = env\n"
     "      out[#out + 1] = eid\n"
     "    end\n"
     "  end\n"
+    "  -- In slices: unpack() is bounded by the Lua stack.\n"
+    "  local function bulk(cmd, key, l)\n"
+    "    for s = 1, #l, 400 do\n"
+    "      local e = math.min(s + 399, #l)\n"
+    "      if key then redis.call(cmd, key, unpack(l, s, e)) else redis.call(cmd, unpack(l, s, e)) end\n"
+    "    end\n"
+    "  end\n"
+    "  bulk('MSET', nil, mids)\n"
+    "  for _, k in ipairs(keys) do\n"
+    "    bulk('ZADD', k, adds[k])\n"
+    "    if string.sub(k, 1, 8) == 'mg:fair:' then redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (now - window)) end\n"
+    "  end\n"
+    "  bulk('HSET', 'mg:matcher:outbox', outbox)\n"
     "  for _ = 1, nc do\n"
     "    local cat, epci, prev, new, n, eid, env = ARGV[i], ARGV[i + 1], num(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4],\n"
     "      ARGV[i + 5], ARGV[i + 6]\n"
@@ -399,7 +458,9 @@ const char mg_matcher_script[] =
     "  local pair = redis.call('GET', 'mg:mid:' .. mid)\n"
     "  if not pair then return 0 end\n"
     "  local oid = string.match(pair, '|(.*)$')\n"
-    "  local pk = 'mg:pair:' .. pair\n"
+    "  -- Each staff member's last outcome on this pair (kept apart from the pair\n"
+    "  -- record, which is rewritten whole at each revision).\n"
+    "  local pk = 'mg:pfb:' .. pair\n"
     "  local before = str(redis.call('HGET', pk, 'fb:' .. staff))\n"
     "  if before == outcome then return 0 end\n"
     "  if before ~= '' then redis.call('HINCRBY', 'mg:fb:' .. oid, before, -1) end\n"
@@ -462,15 +523,37 @@ void mg_args_str(mg_args_t *a, const char *s) {
 }
 
 void mg_args_int(mg_args_t *a, long long v) {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%lld", v);
-    mg_args_bytes(a, buf, (size_t)n);
+    /* By hand: several per pair of every event, and printf is slow. */
+    char buf[24], *p = buf + sizeof(buf);
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    mg_args_bytes(a, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 void mg_args_double(mg_args_t *a, double v) {
     char buf[64];
     int n = snprintf(buf, sizeof(buf), "%.6f", v);
     mg_args_bytes(a, buf, (size_t)n);
+}
+
+static void s_args_reserve(mg_args_t *a, int n) {
+    if (a->cap >= n) return;
+    while (a->cap < n) a->cap = a->cap ? a->cap * 2 : 32;
+    a->argv = mg_realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
+    a->lens = mg_realloc(a->lens, (size_t)a->cap * sizeof(*a->lens));
+}
+
+void mg_args_move(mg_args_t *dst, mg_args_t *src) {
+    if (src->argc == 0) return;
+    s_args_reserve(dst, dst->argc + src->argc);
+    memcpy(dst->argv + dst->argc, src->argv, (size_t)src->argc * sizeof(*src->argv));
+    memcpy(dst->lens + dst->argc, src->lens, (size_t)src->argc * sizeof(*src->lens));
+    dst->argc += src->argc;
+    src->argc = 0; /* the strings are dst's now */
 }
 
 void mg_args_clear(mg_args_t *a) {
@@ -563,7 +646,7 @@ int mg_script_call(mg_script_t *s, mg_args_t *args, mg_redis_reply_fn cb, void *
     mg_args_str(&call->args, sha_known ? "EVALSHA" : "EVAL");
     mg_args_str(&call->args, sha_known ? s->sha : s->source);
     mg_args_str(&call->args, "0");
-    for (int i = 0; i < args->argc; i++) mg_args_bytes(&call->args, args->argv[i], args->lens[i]);
+    mg_args_move(&call->args, args);
     mg_args_clear(args);
     if (s_send(call) != 0) {
         mg_args_clear(&call->args);

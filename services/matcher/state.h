@@ -33,6 +33,9 @@ void mg_args_str(mg_args_t *a, const char *s);                  /* copied; NULL 
 void mg_args_int(mg_args_t *a, long long v);
 void mg_args_double(mg_args_t *a, double v);
 void mg_args_clear(mg_args_t *a);
+/* Append the arguments of `src` to `dst` without copying them: `src` is left
+ * empty (and may be reused or cleared). */
+void mg_args_move(mg_args_t *dst, mg_args_t *src);
 
 typedef struct mg_script mg_script_t;
 
