@@ -26,6 +26,7 @@
 
 #include "maillage/clock.h"
 #include "maillage/communes.h"
+#include "maillage/curve.h"
 #include "maillage/envelope.h"
 #include "maillage/journal.h"
 #include "maillage/log.h"
@@ -58,8 +59,21 @@
 typedef struct {
     mg_metric_t *accepted, *duplicate, *rejected, *unavailable, *published, *batches, *redis_reconnects,
         *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight, *trimmed,
-        *trimmed_forced;
+        *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied;
 } s_metrics_t;
+
+/* One source's token bucket for [broker] rate_limit_per_s. Sources are few
+ * (the networks of the allow-list, or the one loopback network), so a
+ * linear search is the simplest thing that works. */
+typedef struct {
+    char source[MG_ID_MAX + 1];
+    double tokens;
+    int64_t last_us;
+} s_bucket_t;
+
+/* Most buckets kept; beyond, the oldest is reused (only reachable with a
+ * huge allow-list, where the worst case is a fresh burst for a source). */
+#define S_MAX_BUCKETS 4096
 
 /* One valid envelope waiting for the journal. Its bytes live in the batch's
  * arena (offsets, since the arena grows by realloc while the batch fills). */
@@ -96,7 +110,11 @@ struct mg_broker {
     mg_journal_t *journal;
     mg_taxonomy_t *taxonomy;
     mg_communes_t *communes;
-    const char *network; /* borrowed from cfg */
+    const char *network; /* borrowed from cfg: the source without CURVE */
+    mg_curve_server_t *curve; /* NULL without CURVE */
+    double rate_per_s, rate_burst; /* 0: no rate limit */
+    s_bucket_t *buckets;
+    size_t bucket_count;
     size_t max_message_bytes;
     s_batch_t *batch; /* being gathered from the current drain */
     s_batch_t *spare; /* journaled batches kept for reuse */
@@ -185,9 +203,9 @@ static void s_peek_event_id(const uint8_t *p, size_t len, char out[MG_ID_MAX + 1
     }
 }
 
-/* 1 if `endpoint` is only reachable from this machine. Until CURVE lands,
- * the broker refuses anything else: an unauthenticated ingest on the network
- * would let anyone emit in any network's name. */
+/* 1 if `endpoint` is only reachable from this machine. Without CURVE the
+ * broker refuses anything else (unless told otherwise): an unauthenticated
+ * ingest on the network would let anyone emit in any network's name. */
 static int s_endpoint_is_local(const char *endpoint) {
     if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return 1;
     if (strncmp(endpoint, "tcp://", 6) != 0) return 0;
@@ -219,14 +237,14 @@ static size_t s_put_varint(uint8_t *out, uint64_t v) {
  * same trick as mg_envelope_append_sequence). `env` is the decoded form of
  * the same bytes, to know whether schema_version and sequence need a value.
  * `out` holds len + S_STAMP_MAX bytes. Returns the stamped length. */
-static size_t s_stamp(const mg_broker_t *broker, const mg_envelope_t *env, const uint8_t *data, size_t len,
+static size_t s_stamp(const char *source, const mg_envelope_t *env, const uint8_t *data, size_t len,
                       int64_t now, uint8_t *out) {
     size_t n = len;
     memcpy(out, data, len);
-    size_t source_len = strlen(broker->network); /* a valid id: at most MG_ID_MAX bytes */
-    out[n++] = (3 << 3) | 2;                     /* source, length-delimited */
+    size_t source_len = strlen(source); /* a valid id: at most MG_ID_MAX bytes */
+    out[n++] = (3 << 3) | 2;            /* source, length-delimited */
     n += s_put_varint(out + n, source_len);
-    memcpy(out + n, broker->network, source_len);
+    memcpy(out + n, source, source_len);
     n += source_len;
     out[n++] = (5 << 3) | 0; /* received_at_ms, varint */
     n += s_put_varint(out + n, (uint64_t)now);
@@ -283,12 +301,12 @@ static void s_on_deadletter_stored(mg_journal_t *journal, int stored, void *arg)
     }
 }
 
-static void s_deadletter(mg_broker_t *broker, const char *reason, const char *field, const uint8_t *raw,
-                         size_t len, int64_t received_at_ms) {
+static void s_deadletter(mg_broker_t *broker, const char *source, const char *reason, const char *field,
+                         const uint8_t *raw, size_t len, int64_t received_at_ms) {
     mg_deadletter_t dl = {
         .reason = reason,
         .field = field,
-        .source = broker->network,
+        .source = source,
         .received_at_ms = received_at_ms,
         .raw = raw,
         .raw_len = len < broker->max_message_bytes ? len : broker->max_message_bytes,
@@ -304,14 +322,55 @@ static void s_deadletter(mg_broker_t *broker, const char *reason, const char *fi
 }
 
 /* Answer REJECTED and keep the bytes as a dead letter. */
-static void s_reject(mg_broker_t *broker, const zmq_msg_t *identity, const char *event_id, const char *reason,
-                     const char *field, const uint8_t *raw, size_t len, int64_t received_at_ms) {
+static void s_reject(mg_broker_t *broker, const char *source, const zmq_msg_t *identity, const char *event_id,
+                     const char *reason, const char *field, const uint8_t *raw, size_t len,
+                     int64_t received_at_ms) {
     mg_metrics_inc(broker->metrics.rejected);
     mg_debug("broker: rejected %s: %s%s%s", event_id && *event_id ? event_id : "(no id)", reason,
              field && *field ? " at " : "", field ? field : "");
     s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
                MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, 0, reason, field);
-    s_deadletter(broker, reason, field, raw, len, received_at_ms);
+    s_deadletter(broker, source, reason, field, raw, len, received_at_ms);
+}
+
+/* ---- sources: who sent it, may it, is it too fast ------------------------------- */
+
+/* The source of a message: with CURVE, the network the ZAP handler
+ * authenticated (its User-Id), whatever the envelope claims; without, the
+ * configured network of loopback producers. NULL if a CURVE message carries
+ * no User-Id (cannot happen once the handshake went through the handler). */
+static const char *s_source_of(const mg_broker_t *broker, zmq_msg_t *frame) {
+    if (!broker->curve) return broker->network;
+    const char *user = zmq_msg_gets(frame, "User-Id");
+    return user && mg_id_is_valid(user) ? user : NULL;
+}
+
+/* Take one token from `source`'s bucket; 0 if allowed, -1 if over its rate. */
+static int s_rate_take(mg_broker_t *broker, const char *source) {
+    if (broker->rate_per_s <= 0) return 0;
+    int64_t now = mg_clock_monotonic_us();
+    s_bucket_t *b = NULL;
+    for (size_t i = 0; i < broker->bucket_count && !b; i++)
+        if (strcmp(broker->buckets[i].source, source) == 0) b = &broker->buckets[i];
+    if (!b) {
+        if (broker->bucket_count < S_MAX_BUCKETS) {
+            broker->buckets = mg_realloc(broker->buckets, (broker->bucket_count + 1) * sizeof(*broker->buckets));
+            b = &broker->buckets[broker->bucket_count++];
+        } else {
+            b = &broker->buckets[0];
+            for (size_t i = 1; i < broker->bucket_count; i++)
+                if (broker->buckets[i].last_us < b->last_us) b = &broker->buckets[i];
+        }
+        snprintf(b->source, sizeof b->source, "%s", source);
+        b->tokens = broker->rate_burst;
+        b->last_us = now;
+    }
+    b->tokens += (double)(now - b->last_us) * broker->rate_per_s / 1e6;
+    if (b->tokens > broker->rate_burst) b->tokens = broker->rate_burst;
+    b->last_us = now;
+    if (b->tokens < 1) return -1;
+    b->tokens -= 1;
+    return 0;
 }
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -443,39 +502,63 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     char event_id[MG_ID_MAX + 1];
     char reason[256];
 
-    if (frame_count != 2) {
-        const uint8_t *raw = frame_count > 1 ? zmq_msg_data(&frames[1]) : (const uint8_t *)"";
-        size_t len = frame_count > 1 ? zmq_msg_size(&frames[1]) : 0;
-        s_peek_event_id(raw, len, event_id);
-        snprintf(reason, sizeof(reason), "expected exactly one frame (the serialized Envelope), got %zu",
-                 frame_count - 1);
-        s_reject(broker, identity, event_id, reason, "", raw, len, now);
+    const char *source = s_source_of(broker, &frames[frame_count > 1 ? 1 : 0]);
+    const uint8_t *data = frame_count > 1 ? zmq_msg_data(&frames[1]) : (const uint8_t *)"";
+    size_t len = frame_count > 1 ? zmq_msg_size(&frames[1]) : 0;
+    if (!source) {
+        s_peek_event_id(data, len, event_id);
+        s_reject(broker, "unauthenticated", identity, event_id, "no authenticated source", "", data, len, now);
         return;
     }
-    const uint8_t *data = zmq_msg_data(&frames[1]);
-    size_t len = zmq_msg_size(&frames[1]);
+    if (s_rate_take(broker, source) != 0) {
+        /* Answered, counted, not dead-lettered: a flood must not fill the
+         * dead-letter stream (nor cost the other sources a Redis call). */
+        s_peek_event_id(data, len, event_id);
+        snprintf(reason, sizeof(reason), "rate limit: network %s sends more than %.0f events/s, retry later",
+                 source, broker->rate_per_s);
+        mg_metrics_inc(broker->metrics.refused_rate);
+        mg_metrics_inc(broker->metrics.rejected);
+        s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
+                   MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, 0, reason, "");
+        return;
+    }
+    if (frame_count != 2) {
+        s_peek_event_id(data, len, event_id);
+        snprintf(reason, sizeof(reason), "expected exactly one frame (the serialized Envelope), got %zu",
+                 frame_count - 1);
+        s_reject(broker, source, identity, event_id, reason, "", data, len, now);
+        return;
+    }
     if (len > broker->max_message_bytes) {
         s_peek_event_id(data, len, event_id);
         snprintf(reason, sizeof(reason), "message too large (%zu bytes, at most %zu)", len,
                  broker->max_message_bytes);
-        s_reject(broker, identity, event_id, reason, "", data, len, now);
+        s_reject(broker, source, identity, event_id, reason, "", data, len, now);
         return;
     }
     mg_envelope_t *env = mg_envelope_unpack(data, len);
     if (!env) {
         s_peek_event_id(data, len, event_id);
-        s_reject(broker, identity, event_id, "not a protobuf Envelope", "", data, len, now);
+        s_reject(broker, source, identity, event_id, "not a protobuf Envelope", "", data, len, now);
         return;
     }
     mg_invalid_t why;
     if (mg_envelope_validate(env, broker->taxonomy, broker->communes, &why) != 0) {
         /* The id is echoed only when it is a valid id (it reaches logs). */
         const char *id = env->event_id && mg_id_is_valid(env->event_id) ? env->event_id : "";
-        s_reject(broker, identity, id, why.reason, why.field, data, len, now);
+        s_reject(broker, source, identity, id, why.reason, why.field, data, len, now);
         mg_envelope_free(env);
         return;
     }
     snprintf(event_id, sizeof(event_id), "%s", env->event_id);
+    if (broker->curve && !mg_curve_server_allows(broker->curve, source, env->type)) {
+        snprintf(reason, sizeof(reason), "network %s may not emit %s", source, env->type);
+        mg_metrics_inc(broker->metrics.refused_permission);
+        mg_warn("broker: %s refused: %s", event_id, reason);
+        s_reject(broker, source, identity, event_id, reason, "type", data, len, now);
+        mg_envelope_free(env);
+        return;
+    }
     if (!mg_redis_is_up(broker->redis) || broker->shutting_down) {
         mg_metrics_inc(broker->metrics.unavailable);
         s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
@@ -497,7 +580,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     memcpy(item->event_id, event_id, sizeof(event_id));
     item->type = mg_event_type_by_name(env->type)->type;
     item->envelope_at = s_batch_reserve(batch, len + S_STAMP_MAX);
-    item->len = s_stamp(broker, env, data, len, now, batch->arena + item->envelope_at);
+    item->len = s_stamp(source, env, data, len, now, batch->arena + item->envelope_at);
     batch->used = item->envelope_at + item->len; /* give back what the stamp did not use */
     mg_envelope_free(env);
 }
@@ -672,6 +755,15 @@ static void s_metrics_register(s_metrics_t *m) {
     m->trimmed_forced =
         mg_metrics_counter("maillage_broker_journal_trimmed_forced_total",
                            "Journal entries deleted by retention_force before a consumer had read them.");
+    m->refused_permission =
+        mg_metrics_counter("maillage_broker_refused_total{reason=\"permission\"}",
+                           "Envelopes rejected by the security rules, by reason.");
+    m->refused_rate = mg_metrics_counter("maillage_broker_refused_total{reason=\"rate_limit\"}",
+                                         "Envelopes rejected by the security rules, by reason.");
+    m->zap_allowed = mg_metrics_counter("maillage_broker_curve_handshakes_total{result=\"allowed\"}",
+                                        "CURVE handshakes decided by the ZAP handler, by result.");
+    m->zap_denied = mg_metrics_counter("maillage_broker_curve_handshakes_total{result=\"denied\"}",
+                                       "CURVE handshakes decided by the ZAP handler, by result.");
 }
 
 /* Publish the figures to Redis (mg:metrics:broker), where the gateway reads
@@ -680,6 +772,13 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
     mg_broker_t *broker = arg;
     (void)fd;
     (void)what;
+    if (broker->curve) {
+        /* Counters only grow: add what the handler counted since. */
+        mg_metrics_add(broker->metrics.zap_allowed,
+                       mg_curve_server_allowed(broker->curve) - mg_metrics_value(broker->metrics.zap_allowed));
+        mg_metrics_add(broker->metrics.zap_denied,
+                       mg_curve_server_denied(broker->curve) - mg_metrics_value(broker->metrics.zap_denied));
+    }
     mg_metrics_argv_t args;
     mg_metrics_hset_argv(MG_METRICS_KEY_PREFIX "broker", &args);
     if (args.argc > 0)
@@ -691,16 +790,28 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
 
 static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, char *err, size_t errlen) {
     const char *endpoint = mg_config_str(broker->cfg, "broker", key);
-    if (!s_endpoint_is_local(endpoint)) {
-        s_fail(err, errlen,
-               "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback "
-               "(use tcp://127.0.0.1:PORT or ipc://)",
-               key, endpoint);
-        return NULL;
+    if (!s_endpoint_is_local(endpoint) && !broker->curve) {
+        if (!mg_config_bool(broker->cfg, "broker", "allow_insecure_remote")) {
+            s_fail(err, errlen,
+                   "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback: set [broker] "
+                   "curve_secret_key_file and curve_clients_file (see SECURITY.md), or use "
+                   "tcp://127.0.0.1:PORT or ipc://",
+                   key, endpoint);
+            return NULL;
+        }
+        mg_warn("broker: WARNING: [broker] %s = %s is reachable beyond this machine WITHOUT CURVE "
+                "(allow_insecure_remote = true): anyone who can connect may emit in any network's name "
+                "and read every event",
+                key, endpoint);
     }
     void *socket = zmq_socket(broker->zmq_context, type);
     if (!socket) {
         s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    if (broker->curve && mg_curve_server_apply(broker->curve, socket) != 0) {
+        s_fail(err, errlen, "[broker] %s: cannot enable CURVE: %s", key, zmq_strerror(errno));
+        zmq_close(socket);
         return NULL;
     }
     int linger = 500, one = 1;
@@ -768,6 +879,21 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
         s_fail(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
         goto err;
     }
+    if (*mg_config_str(cfg, "broker", "curve_secret_key_file")) {
+        /* The ZAP handler must be bound before the sockets it protects. */
+        broker->curve = mg_curve_server_new(base, broker->zmq_context, cfg, err, errlen);
+        if (!broker->curve) {
+            mg_redis_options_clear(&opts);
+            goto err;
+        }
+    } else if (*mg_config_str(cfg, "broker", "curve_clients_file")) {
+        mg_redis_options_clear(&opts);
+        s_fail(err, errlen, "[broker] curve_clients_file is set but curve_secret_key_file is not");
+        goto err;
+    }
+    broker->rate_per_s = (double)mg_config_int(cfg, "broker", "rate_limit_per_s");
+    broker->rate_burst = (double)mg_config_int(cfg, "broker", "rate_limit_burst");
+    if (broker->rate_burst < 1) broker->rate_burst = broker->rate_per_s;
     broker->ingest_socket =
         s_bind(broker, ZMQ_ROUTER, "ingest", (int)mg_config_int(cfg, "broker", "ingest_hwm"), err, errlen);
     if (broker->ingest_socket)
@@ -814,8 +940,12 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
                 "consumers have read");
     struct timeval rt = {(time_t)mg_config_int(cfg, "broker", "retention_interval_s"), 0};
     event_add(broker->retention_timer, &rt);
-    mg_info("broker: ingest %s, fanout %s, source \"%s\"; connecting to Redis",
-            mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"), broker->network);
+    if (broker->curve)
+        mg_info("broker: ingest %s, fanout %s, CURVE: source from each client's key; connecting to Redis",
+                mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"));
+    else
+        mg_info("broker: ingest %s, fanout %s, source \"%s\"; connecting to Redis",
+                mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"), broker->network);
     return broker;
 err:
     mg_broker_destroy(&broker);
@@ -863,6 +993,8 @@ void mg_broker_destroy(mg_broker_t **broker_p) {
     mg_zsock_destroy(&broker->fanout);
     if (broker->ingest_socket) zmq_close(broker->ingest_socket);
     if (broker->fanout_socket) zmq_close(broker->fanout_socket);
+    mg_curve_server_destroy(&broker->curve);
+    free(broker->buckets);
     if (broker->zmq_context) zmq_ctx_term(broker->zmq_context);
     if (broker->shutdown_timer) event_free(broker->shutdown_timer);
     mg_taxonomy_destroy(&broker->taxonomy);

@@ -16,6 +16,14 @@
  * it trims the journal by age and size, never past the slowest registered
  * consumer unless [broker] retention_force is set.
  *
+ * With [broker] curve_secret_key_file both sockets are CURVE servers behind
+ * a ZAP allow-list (curve.h): the source stamped is the network of the
+ * client's key, and each source may emit only the types its line lists
+ * (REJECTED "network X may not emit T" otherwise, dead-lettered). Without
+ * CURVE the source is [broker] network and endpoints beyond loopback are
+ * refused unless allow_insecure_remote. [broker] rate_limit_per_s limits
+ * each source (REJECTED "rate limit: ...", not dead-lettered).
+ *
  * Everything runs in the thread of the event base given to mg_broker_new(). */
 #ifndef MAILLAGE_BROKER_H
 #define MAILLAGE_BROKER_H

@@ -2,7 +2,8 @@
  *
  * Precedence: command-line flags, then the environment (MAILLAGE_CONFIG,
  * MAILLAGE_REDIS_URL, MAILLAGE_INGEST, MAILLAGE_FANOUT, as written by
- * `maillage up` into DIR/endpoints.env), then the config file, then the
+ * `maillage up` into DIR/endpoints.env; MAILLAGE_CLIENT_KEY and
+ * MAILLAGE_SERVER_KEY for CURVE key files), then the config file, then the
  * built-in defaults. The config is always loaded (defaults when no file), so
  * the categories and the commune table come from the same place as the
  * daemons'. */
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/curve.h"
 #include "maillage/mem.h"
 #include "maillage/redis.h"
 
@@ -55,6 +57,14 @@ int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const c
     ctx->ingest = mg_strdup(v ? v : mg_config_str(ctx->config, "broker", "ingest"));
     v = s_pick(settings->fanout, "MAILLAGE_FANOUT");
     ctx->fanout = mg_strdup(v ? v : mg_config_str(ctx->config, "broker", "fanout"));
+    /* CURVE keys for the broker's sockets: the environment (key files) wins
+     * over [curve]; with none, the CLI connects in plain text (loopback). */
+    if (mg_curve_client_setup(ctx->config, s_pick(NULL, "MAILLAGE_CLIENT_KEY"), s_pick(NULL, "MAILLAGE_SERVER_KEY"),
+                              err, sizeof err) != 0) {
+        cli_error(command, "%s", err);
+        cli_context_destroy(ctx);
+        return -1;
+    }
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "maillage/clock.h"
+#include "maillage/curve.h"
 #include "maillage/journal.h"
 #include "maillage/json.h"
 #include "maillage/subscriber.h"
@@ -128,7 +129,7 @@ static int s_resend(const char *ingest, const uint8_t *raw, size_t len)
     void *dealer = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
     int linger = 0;
     if (!dealer || zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(dealer, ingest) != 0) {
+        mg_curve_client_apply(dealer) != 0 || zmq_connect(dealer, ingest) != 0) {
         cli_error("dlq", "cannot connect to the broker at %s: %s", ingest, zmq_strerror(zmq_errno()));
         goto done;
     }

@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "maillage/clock.h"
+#include "maillage/curve.h"
 #include "maillage/json.h"
 #include "maillage/mem.h"
 
@@ -415,6 +416,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     zmq_setsockopt(e.socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(e.socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(e.socket, ZMQ_LINGER, &linger, sizeof linger);
+    if (mg_curve_client_apply(e.socket) != 0) {
+        cli_error("emit", "cannot enable CURVE: %s", zmq_strerror(errno));
+        goto done;
+    }
     if (zmq_connect(e.socket, ctx.ingest) != 0) {
         cli_error("emit", "cannot connect to %s: %s", ctx.ingest, zmq_strerror(errno));
         goto done;

@@ -65,6 +65,8 @@ static const char s_usage[] =
     "  down --dir DIR       stop the stack started by `up`\n"
     "  config defaults      print the documented default configuration\n"
     "  config check FILE    check a configuration file\n"
+    "  keygen --out DIR --name NAME\n"
+    "                       make a CurveZMQ key pair (NAME.key, NAME.pub; see SECURITY.md)\n"
     "\n"
     "Options (also accepted after the command):\n"
     "  --config FILE        configuration file (default: $MAILLAGE_CONFIG, else built-in defaults)\n"
@@ -88,6 +90,7 @@ static const s_command_t s_commands[] = {
     {"dlq", cli_cmd_dlq},       {"up", cli_cmd_up},     {"down", cli_cmd_down},
     {"config", cli_cmd_config}, {"consumers", cli_cmd_consumers},
     {"staff", cli_cmd_staff},   {"inbox", cli_cmd_inbox}, {"notifications", cli_cmd_notifications},
+    {"keygen", cli_cmd_keygen},
 };
 
 int main(int argc, char **argv)

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "maillage/curve.h"
 #include "maillage/journal.h"
 #include "maillage/json.h"
 #include "maillage/subscriber.h"
@@ -175,6 +176,10 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
     if (t.n_topics == 0) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     for (int i = 0; i < t.n_topics; i++) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, t.topics[i], strlen(t.topics[i]));
+    if (mg_curve_client_apply(sub) != 0) {
+        cli_error("tail", "cannot enable CURVE: %s", zmq_strerror(errno));
+        goto done;
+    }
     if (zmq_connect(sub, ctx.fanout) != 0) {
         cli_error("tail", "cannot connect to %s: %s", ctx.fanout, zmq_strerror(errno));
         goto done;

@@ -59,6 +59,30 @@ const mg_config_key_t mg_config_schema[] = {
     BOOL("broker", "retention_force", "false",
          "Trim by age and size even past consumers that have not read the events yet\n"
          "(they lose them; logged as an error at each trim)."),
+    STR("broker", "curve_secret_key_file", "",
+        "The broker's CurveZMQ secret key (`maillage keygen`); when set, the ingest and\n"
+        "fan-out sockets are CURVE servers and only clients of curve_clients_file may\n"
+        "connect. Not readable by group or others. Empty = no CURVE (loopback only)."),
+    STR("broker", "curve_clients_file", "",
+        "Allow-list of CURVE clients, one per line: \"network_id  PUBLIC_KEY  types\",\n"
+        "types a comma-separated list of event types or prefixes (need.*, match.found,\n"
+        "* for any, - for none). The network id is stamped as the source of their\n"
+        "events. Re-read when it changes (new connections). See SECURITY.md."),
+    BOOL("broker", "allow_insecure_remote", "false",
+         "Allow endpoints beyond loopback without CURVE (anyone who can connect may emit\n"
+         "in any network's name and read the bus); logged as a warning at start."),
+    INT("broker", "rate_limit_per_s", "0", 0, 10000000,
+        "Events accepted per second and per source (token bucket); beyond it they are\n"
+        "rejected with the reason \"rate limit\", other sources unaffected. 0 = no limit."),
+    INT("broker", "rate_limit_burst", "0", 0, 10000000,
+        "Events a source may send at once above its rate; 0 = rate_limit_per_s."),
+
+    STR("curve", "client_secret_key_file", "",
+        "This program's CurveZMQ secret key, to connect to a broker that has\n"
+        "[broker] curve_secret_key_file; not readable by group or others. Empty = no CURVE."),
+    STR("curve", "client_public_key_file", "",
+        "Its public key (checked against the secret; derived from it when empty)."),
+    STR("curve", "server_public_key_file", "", "The broker's public key (NAME.pub from `maillage keygen`)."),
 
     DBL("matcher", "weight_distance", "0.25", 0, 100, "Weight of the distance in a match's score."),
     DBL("matcher", "weight_keywords", "0.25", 0, 100,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "maillage/curve.h"
 #include "maillage/log.h"
 
 typedef struct {
@@ -94,6 +95,13 @@ int mg_daemon_main(int argc, char **argv, const mg_daemon_t *daemon) {
         return 1;
     }
     if (s_apply_log_level(daemon, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "Error: %s\n", err);
+        mg_config_destroy(&cfg);
+        return 1;
+    }
+    /* The [curve] client keys, so the daemon's producer and subscriber
+     * connect to a CURVE broker (nothing to do when none is configured). */
+    if (mg_curve_client_setup(cfg, NULL, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "Error: %s\n", err);
         mg_config_destroy(&cfg);
         return 1;

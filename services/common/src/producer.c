@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "maillage/clock.h"
+#include "maillage/curve.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/zsock.h"
@@ -262,6 +263,11 @@ mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const
     zmq_setsockopt(p->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(p->socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(p->socket, ZMQ_LINGER, &linger, sizeof(linger));
+    /* A CURVE client when the process was given keys (curve.h). */
+    if (mg_curve_client_apply(p->socket) != 0) {
+        snprintf(err, errlen, "cannot enable CURVE on the producer: %s", zmq_strerror(errno));
+        goto err;
+    }
     if (!opts->endpoint || zmq_connect(p->socket, opts->endpoint) != 0) {
         snprintf(err, errlen, "cannot connect to the broker's ingest %s: %s", opts->endpoint ? opts->endpoint : "(none)",
                  zmq_strerror(errno));

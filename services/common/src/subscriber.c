@@ -38,6 +38,7 @@
 #include <zmq.h>
 
 #include "maillage/clock.h"
+#include "maillage/curve.h"
 #include "maillage/journal.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
@@ -924,6 +925,11 @@ mg_subscriber_t *mg_subscriber_new(struct event_base *base, void *zmq_context, m
     /* Every topic: filtering here keeps the sequence dense, so a jump is
      * always a gap (and the heartbeat comes in too). */
     zmq_setsockopt(sub->socket, ZMQ_SUBSCRIBE, "", 0);
+    /* A CURVE client when the process was given keys (curve.h). */
+    if (mg_curve_client_apply(sub->socket) != 0) {
+        snprintf(err, errlen, "subscriber %s: cannot enable CURVE: %s", sub->name, zmq_strerror(errno));
+        goto err;
+    }
     if (zmq_connect(sub->socket, opts->fanout) != 0) {
         snprintf(err, errlen, "subscriber %s: fan-out %s: %s", sub->name, opts->fanout, zmq_strerror(errno));
         goto err;

@@ -1,0 +1,97 @@
+/* curve.h -- CurveZMQ for the bus: key files, the broker's allow-list and
+ * ZAP handler, and the client side shared by every program that connects.
+ *
+ * Keys are Z85 text (40 characters, zmq_z85_encode of 32 bytes), one per
+ * file: `maillage keygen --out DIR --name NAME` writes NAME.key (the secret,
+ * mode 0600) and NAME.pub (the public key). A secret key file readable or
+ * writable by group or others is refused, like [redis] password_file.
+ *
+ * The broker side: an allow-list file ([broker] curve_clients_file), one
+ * client per line, "network_id  Z85_PUBLIC_KEY  allowed-types", where
+ * allowed-types is a comma-separated list of event types or prefix patterns
+ * ("need.*", "match.found", "*" for any, "-" for none: a subscriber only);
+ * lines whose first character is '#' are comments (never inline: Z85 keys
+ * may contain '#'). The file must not be writable by group or others.
+ * The ZAP handler (a REP socket at inproc://zeromq.zap.01 in the broker's
+ * loop) answers 200 with User-Id = the network id for a listed key, 400
+ * otherwise; the broker reads each message's "User-Id" and stamps it as the
+ * source. The file is read again when its modification time changes, so a
+ * key can be added or removed without a restart (new connections see it).
+ *
+ * The client side is process-wide, like the log level: mg_curve_client_setup()
+ * once at start (from the [curve] section), then every socket that connects
+ * to the broker calls mg_curve_client_apply() before zmq_connect(). The
+ * producer and the subscriber do it themselves.
+ *
+ * Runs in the thread of its event base (ZAP) or of its caller. */
+#ifndef MAILLAGE_CURVE_H
+#define MAILLAGE_CURVE_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "maillage/config.h"
+
+/* Z85 text of a key, NUL-terminated. */
+#define MG_CURVE_KEY_LEN 40
+
+/* Read the Z85 key of `path`: the first line that is not empty and not a
+ * '#' comment. With `secret` set, the file must not be accessible by group
+ * or others. `what` names the setting in messages ("[broker]
+ * curve_secret_key_file"). Returns 0, or -1 with one line in `err`. */
+int mg_curve_key_load(const char *path, int secret, const char *what, char out[MG_CURVE_KEY_LEN + 1], char *err,
+                      size_t errlen);
+
+/* Generate a key pair into DIR/NAME.key (0600) and DIR/NAME.pub (0644),
+ * refusing to overwrite either. Returns 0, or -1 with one line in `err`. */
+int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen);
+
+/* ---- client side (process-wide) -------------------------------------------- */
+
+/* Load the client keys from [curve] (client_secret_key_file,
+ * client_public_key_file: optional, derived from the secret when empty,
+ * server_public_key_file). Arguments not NULL override the config's file
+ * names (CLI flags, environment). With no client secret key configured,
+ * CURVE is off and 0 is returned. Returns -1 with one line in `err` when a
+ * file is missing, unreadable, too open, or the settings are incomplete. */
+int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
+                          size_t errlen);
+
+/* 1 when mg_curve_client_setup() configured CURVE, else 0. */
+int mg_curve_client_enabled(void);
+
+/* Make `socket` a CURVE client with the process' keys (no-op when CURVE is
+ * off). Call before zmq_connect(). Returns 0, or -1 with errno set. */
+int mg_curve_client_apply(void *socket);
+
+/* Forget the process' client keys (for tests; wipes the secret). */
+void mg_curve_client_reset(void);
+
+/* ---- broker side -------------------------------------------------------------- */
+
+typedef struct mg_curve_server mg_curve_server_t;
+
+/* Read [broker] curve_secret_key_file and curve_clients_file and start the
+ * ZAP handler in `base` on `zmq_context` (borrowed; both must outlive it).
+ * Call before binding the sockets it protects. Returns NULL with one line in
+ * `err`. Caller owns the result. */
+mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_context, const mg_config_t *cfg,
+                                       char *err, size_t errlen);
+
+/* Make `socket` a CURVE server with the broker's secret key and the ZAP
+ * domain. Call before zmq_bind(). Returns 0, or -1 with errno set. */
+int mg_curve_server_apply(const mg_curve_server_t *server, void *socket);
+
+/* May network `network` emit events of `type`? 1 yes, 0 no (unknown network
+ * included). The allow-list is the one read last. */
+int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type);
+
+/* ZAP decisions so far. */
+unsigned long long mg_curve_server_denied(const mg_curve_server_t *server);
+unsigned long long mg_curve_server_allowed(const mg_curve_server_t *server);
+
+/* Stop the handler and free; accepts NULL and sets *server_p to NULL. */
+void mg_curve_server_destroy(mg_curve_server_t **server_p);
+
+#endif

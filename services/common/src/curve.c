@@ -1,0 +1,521 @@
+/* curve.c -- CurveZMQ key files, the broker's allow-list and ZAP handler,
+ * and the process-wide client keys; see curve.h.
+ *
+ * Why a ZAP handler rather than CURVE alone: a CURVE server accepts any
+ * client that knows its public key, and the server's public key is not a
+ * secret. The handler is what turns "someone who can speak CURVE" into "this
+ * network, with these permissions", and its User-Id is what the broker
+ * stamps as the source, so the envelope's own claim never matters. */
+#include "maillage/curve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "maillage/envelope.h"
+#include "maillage/log.h"
+#include "maillage/mem.h"
+#include "maillage/zsock.h"
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define S_ZAP_DOMAIN "maillage"
+
+/* ---- key files ------------------------------------------------------------- */
+
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* 1 if `text` is 40 characters of Z85 that decode to 32 bytes. */
+static int s_key_is_valid(const char *text, uint8_t out[32]) {
+    uint8_t scratch[32];
+    if (strlen(text) != MG_CURVE_KEY_LEN) return 0;
+    return zmq_z85_decode(out ? out : scratch, text) != NULL;
+}
+
+/* Read at most `cap` - 1 bytes of `path` into `buf`, checking the file's
+ * mode: `forbidden` bits of group/others make it refused. */
+static int s_read_file(const char *path, mode_t forbidden, const char *what, char *buf, size_t cap,
+                       struct stat *st_out, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return s_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int saved = errno;
+        close(fd);
+        return s_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return s_fail(err, errlen, "%s %s: not a regular file", what, path);
+    }
+    if (st.st_mode & forbidden) {
+        close(fd);
+        return s_fail(err, errlen, "%s %s is accessible by group or others (mode %03o); chmod %s it", what,
+                      path, (unsigned)(st.st_mode & 0777), (forbidden & S_IROTH) ? "600" : "go-w");
+    }
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + used, cap - 1 - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int saved = errno;
+            close(fd);
+            return s_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
+        }
+        if (n == 0) break;
+        used += (size_t)n;
+        if (used == cap - 1) {
+            close(fd);
+            return s_fail(err, errlen, "%s %s: file too large", what, path);
+        }
+    }
+    close(fd);
+    buf[used] = '\0';
+    if (st_out) *st_out = st;
+    return 0;
+}
+
+int mg_curve_key_load(const char *path, int secret, const char *what, char out[MG_CURVE_KEY_LEN + 1], char *err,
+                      size_t errlen) {
+    char buf[4096];
+    mode_t forbidden = secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH);
+    if (s_read_file(path, forbidden, what, buf, sizeof buf, NULL, err, errlen) != 0) return -1;
+    for (char *line = strtok(buf, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = '\0';
+        /* Z85 has '#' in its alphabet, so a comment is a '#' line that is
+         * not a key. */
+        if (n == 0 || (line[0] == '#' && !s_key_is_valid(line, NULL))) continue;
+        if (!s_key_is_valid(line, NULL))
+            return s_fail(err, errlen, "%s %s: not a CurveZMQ key (40 characters of Z85 expected)", what, path);
+        memcpy(out, line, MG_CURVE_KEY_LEN + 1);
+        return 0;
+    }
+    return s_fail(err, errlen, "%s %s: no key in the file", what, path);
+}
+
+/* Create `path` exclusively with `mode` and write `text`. */
+static int s_write_new(const char *path, mode_t mode, const char *text, char *err, size_t errlen) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) return s_fail(err, errlen, "%s: %s", path, strerror(errno));
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int saved = errno;
+            close(fd);
+            unlink(path);
+            return s_fail(err, errlen, "%s: %s", path, strerror(saved));
+        }
+        done += (size_t)n;
+    }
+    /* The umask may have kept bits we asked for, never added any; make the
+     * mode exact so a secret key is 0600 whatever the umask. */
+    if (fchmod(fd, mode) != 0 || close(fd) != 0) {
+        int saved = errno;
+        unlink(path);
+        return s_fail(err, errlen, "%s: %s", path, strerror(saved));
+    }
+    return 0;
+}
+
+int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen) {
+    if (!mg_id_is_valid(name) || name[0] == '.')
+        return s_fail(err, errlen, "name \"%s\": expected [A-Za-z0-9._:-], 1 to %d characters", name, MG_ID_MAX);
+    char public_key[MG_CURVE_KEY_LEN + 1], secret_key[MG_CURVE_KEY_LEN + 1];
+    if (zmq_curve_keypair(public_key, secret_key) != 0)
+        return s_fail(err, errlen, "zmq_curve_keypair: %s (libzmq built without CURVE?)", zmq_strerror(errno));
+    char *key_path = mg_asprintf("%s/%s.key", dir, name);
+    char *pub_path = mg_asprintf("%s/%s.pub", dir, name);
+    char *key_text = mg_asprintf("# CurveZMQ secret key of \"%s\" (Maillage). Keep it private: mode 0600.\n%s\n",
+                                 name, secret_key);
+    char *pub_text = mg_asprintf("# CurveZMQ public key of \"%s\" (Maillage).\n%s\n", name, public_key);
+    int rc = -1;
+    struct stat st;
+    if (stat(key_path, &st) == 0 || stat(pub_path, &st) == 0) {
+        s_fail(err, errlen, "%s/%s.key or .pub already exists; refusing to overwrite a key", dir, name);
+    } else if (s_write_new(key_path, 0600, key_text, err, errlen) == 0) {
+        if (s_write_new(pub_path, 0644, pub_text, err, errlen) == 0)
+            rc = 0;
+        else
+            unlink(key_path);
+    }
+    memset(secret_key, 0, sizeof secret_key);
+    memset(key_text, 0, strlen(key_text));
+    free(key_path);
+    free(pub_path);
+    free(key_text);
+    free(pub_text);
+    return rc;
+}
+
+/* ---- client side -------------------------------------------------------------- */
+
+static struct {
+    int enabled;
+    char secret[MG_CURVE_KEY_LEN + 1], public_key[MG_CURVE_KEY_LEN + 1], server[MG_CURVE_KEY_LEN + 1];
+} s_client;
+
+int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
+                          size_t errlen) {
+    mg_curve_client_reset();
+    if (!secret_file || !*secret_file) secret_file = mg_config_str(cfg, "curve", "client_secret_key_file");
+    if (!server_file || !*server_file) server_file = mg_config_str(cfg, "curve", "server_public_key_file");
+    const char *public_file = mg_config_str(cfg, "curve", "client_public_key_file");
+    if (!*secret_file) {
+        if (*server_file)
+            return s_fail(err, errlen,
+                          "[curve] server_public_key_file is set but client_secret_key_file is not: "
+                          "a CURVE client needs both");
+        return 0;
+    }
+    if (!*server_file)
+        return s_fail(err, errlen,
+                      "[curve] client_secret_key_file is set but server_public_key_file is not: "
+                      "a CURVE client needs the broker's public key");
+    if (mg_curve_key_load(secret_file, 1, "[curve] client_secret_key_file", s_client.secret, err, errlen) != 0 ||
+        mg_curve_key_load(server_file, 0, "[curve] server_public_key_file", s_client.server, err, errlen) != 0)
+        goto err;
+    if (zmq_curve_public(s_client.public_key, s_client.secret) != 0) {
+        s_fail(err, errlen, "zmq_curve_public: %s", zmq_strerror(errno));
+        goto err;
+    }
+    if (*public_file) {
+        char declared[MG_CURVE_KEY_LEN + 1];
+        if (mg_curve_key_load(public_file, 0, "[curve] client_public_key_file", declared, err, errlen) != 0)
+            goto err;
+        if (strcmp(declared, s_client.public_key) != 0) {
+            s_fail(err, errlen, "[curve] client_public_key_file %s is not the public key of %s", public_file,
+                   secret_file);
+            goto err;
+        }
+    }
+    s_client.enabled = 1;
+    return 0;
+err:
+    mg_curve_client_reset();
+    return -1;
+}
+
+int mg_curve_client_enabled(void) {
+    return s_client.enabled;
+}
+
+int mg_curve_client_apply(void *socket) {
+    if (!s_client.enabled) return 0;
+    if (zmq_setsockopt(socket, ZMQ_CURVE_SERVERKEY, s_client.server, MG_CURVE_KEY_LEN) != 0 ||
+        zmq_setsockopt(socket, ZMQ_CURVE_PUBLICKEY, s_client.public_key, MG_CURVE_KEY_LEN) != 0 ||
+        zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, s_client.secret, MG_CURVE_KEY_LEN) != 0)
+        return -1;
+    return 0;
+}
+
+void mg_curve_client_reset(void) {
+    memset(&s_client, 0, sizeof s_client);
+}
+
+/* ---- broker side: allow-list ------------------------------------------------------- */
+
+typedef struct {
+    char network[MG_ID_MAX + 1];
+    uint8_t key[32];
+    char **patterns; /* "need.*" kept as the prefix "need.", "*" as "" with prefix set */
+    int *prefix;
+    size_t pattern_count;
+} s_client_t;
+
+typedef struct {
+    s_client_t *clients;
+    size_t count;
+} s_allow_list_t;
+
+struct mg_curve_server {
+    struct event_base *base;
+    void *zap_socket;
+    mg_zsock_t *zap;
+    char secret[MG_CURVE_KEY_LEN + 1];
+    const char *clients_path; /* borrowed from the config */
+    struct stat clients_stat; /* of the list in memory, to notice a change */
+    s_allow_list_t list;
+    unsigned long long allowed, denied;
+};
+
+static void s_list_clear(s_allow_list_t *list) {
+    for (size_t i = 0; i < list->count; i++) {
+        for (size_t j = 0; j < list->clients[i].pattern_count; j++)
+            free(list->clients[i].patterns[j]);
+        free(list->clients[i].patterns);
+        free(list->clients[i].prefix);
+    }
+    free(list->clients);
+    list->clients = NULL;
+    list->count = 0;
+}
+
+/* Parse "type,prefix.*,..." (or "-" for none) into `c`. */
+static int s_parse_types(s_client_t *c, char *types, const char *path, int line_no, char *err, size_t errlen) {
+    if (strcmp(types, "-") == 0) return 0;
+    for (char *save = NULL, *t = strtok_r(types, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t n = strlen(t);
+        int prefix = 0;
+        if (n >= 1 && t[n - 1] == '*') {
+            prefix = 1;
+            t[--n] = '\0';
+        }
+        for (size_t i = 0; i < n; i++) {
+            char ch = t[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_'))
+                return s_fail(err, errlen, "%s:%d: event type pattern \"%s\": expected types like need.reported, "
+                              "need.* or *", path, line_no, t);
+        }
+        if (n == 0 && !prefix) continue;
+        c->patterns = mg_realloc(c->patterns, (c->pattern_count + 1) * sizeof(*c->patterns));
+        c->prefix = mg_realloc(c->prefix, (c->pattern_count + 1) * sizeof(*c->prefix));
+        c->patterns[c->pattern_count] = mg_strdup(t);
+        c->prefix[c->pattern_count] = prefix;
+        c->pattern_count++;
+    }
+    return 0;
+}
+
+/* Read the allow-list at `path` into `out` (cleared first). */
+static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, char *err, size_t errlen) {
+    size_t cap = 1 << 20;
+    char *buf = mg_malloc(cap);
+    memset(out, 0, sizeof *out);
+    if (s_read_file(path, S_IWGRP | S_IWOTH, "[broker] curve_clients_file", buf, cap, st, err, errlen) != 0)
+        goto err;
+    int line_no = 0;
+    char *save_line = NULL;
+    /* strtok_r on '\n' skips empty lines, so count lines by hand. */
+    for (char *line = buf; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        line_no++;
+        /* Comments are whole lines: Z85 keys may contain '#'. */
+        const char *first = line + strspn(line, " \t\r");
+        if (*first == '#') {
+            line = next;
+            continue;
+        }
+        char *network = strtok_r(line, " \t\r", &save_line);
+        char *key = network ? strtok_r(NULL, " \t\r", &save_line) : NULL;
+        char *types = key ? strtok_r(NULL, " \t\r", &save_line) : NULL;
+        char *extra = types ? strtok_r(NULL, " \t\r", &save_line) : NULL;
+        line = next;
+        if (!network) continue;
+        if (!key || extra) {
+            s_fail(err, errlen, "%s:%d: expected \"network_id  PUBLIC_KEY  allowed-types\"", path, line_no);
+            goto err;
+        }
+        if (!mg_id_is_valid(network)) {
+            s_fail(err, errlen, "%s:%d: network \"%s\": not a valid id", path, line_no, network);
+            goto err;
+        }
+        out->clients = mg_realloc(out->clients, (out->count + 1) * sizeof(*out->clients));
+        s_client_t *c = &out->clients[out->count++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->network, sizeof c->network, "%s", network);
+        if (!s_key_is_valid(key, c->key)) {
+            s_fail(err, errlen, "%s:%d: not a CurveZMQ public key (40 characters of Z85 expected)", path, line_no);
+            goto err;
+        }
+        for (size_t i = 0; i + 1 < out->count; i++) {
+            if (memcmp(out->clients[i].key, c->key, 32) == 0) {
+                s_fail(err, errlen, "%s:%d: this key is already listed for \"%s\"", path, line_no,
+                       out->clients[i].network);
+                goto err;
+            }
+        }
+        if (types && s_parse_types(c, types, path, line_no, err, errlen) != 0) goto err;
+    }
+    free(buf);
+    return 0;
+err:
+    free(buf);
+    s_list_clear(out);
+    return -1;
+}
+
+/* Read the list again if the file changed since (a key added or removed). A
+ * broken file keeps the previous list: refusing every network because of a
+ * typo would be a self-inflicted outage. */
+static void s_list_refresh(mg_curve_server_t *server) {
+    struct stat st;
+    if (stat(server->clients_path, &st) != 0) return;
+    if (st.st_mtim.tv_sec == server->clients_stat.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == server->clients_stat.st_mtim.tv_nsec && st.st_size == server->clients_stat.st_size &&
+        st.st_ino == server->clients_stat.st_ino)
+        return;
+    char err[512];
+    s_allow_list_t list;
+    if (s_list_load(server->clients_path, &list, &st, err, sizeof err) != 0) {
+        server->clients_stat = st; /* once per change, not once per connection */
+        mg_error("broker: CURVE allow-list not reloaded, keeping the previous one: %s", err);
+        return;
+    }
+    s_list_clear(&server->list);
+    server->list = list;
+    server->clients_stat = st;
+    mg_info("broker: CURVE allow-list reloaded: %zu client key(s)", list.count);
+}
+
+static const s_client_t *s_find_key(const mg_curve_server_t *server, const uint8_t key[32]) {
+    for (size_t i = 0; i < server->list.count; i++)
+        if (memcmp(server->list.clients[i].key, key, 32) == 0) return &server->list.clients[i];
+    return NULL;
+}
+
+int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type) {
+    for (size_t i = 0; i < server->list.count; i++) {
+        const s_client_t *c = &server->list.clients[i];
+        if (strcmp(c->network, network) != 0) continue;
+        /* A network may have several keys (a rotation in progress): any of
+         * its lines may grant the type. */
+        for (size_t j = 0; j < c->pattern_count; j++) {
+            const char *p = c->patterns[j];
+            if (c->prefix[j] ? strncmp(type, p, strlen(p)) == 0 : strcmp(type, p) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- broker side: the ZAP handler ----------------------------------------------- */
+
+/* One ZAP request (RFC 27): [version][request id][domain][address]
+ * [routing id][mechanism][credentials...]; for CURVE one credential, the
+ * client's 32-byte public key. Answered at once, in the loop. */
+static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg) {
+    mg_curve_server_t *server = arg;
+    const char *status = "400", *text = "unknown client key", *user = "";
+    char address[64] = "?";
+    char key_text[MG_CURVE_KEY_LEN + 1] = "?";
+    const void *request_id = "";
+    size_t request_id_len = 0;
+    if (frame_count >= 2) {
+        request_id = zmq_msg_data(&frames[1]);
+        request_id_len = zmq_msg_size(&frames[1]);
+    }
+    if (frame_count >= 4) {
+        size_t n = zmq_msg_size(&frames[3]);
+        if (n >= sizeof address) n = sizeof address - 1;
+        memcpy(address, zmq_msg_data(&frames[3]), n);
+        address[n] = '\0';
+    }
+    if (frame_count == 7 && zmq_msg_size(&frames[0]) == 3 && memcmp(zmq_msg_data(&frames[0]), "1.0", 3) == 0 &&
+        zmq_msg_size(&frames[5]) == 5 && memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&frames[6]) == 32) {
+        s_list_refresh(server);
+        const uint8_t *key = zmq_msg_data(&frames[6]);
+        zmq_z85_encode(key_text, key, 32);
+        const s_client_t *c = s_find_key(server, key);
+        if (c) {
+            status = "200";
+            text = "OK";
+            user = c->network;
+        }
+    } else {
+        text = "CURVE required";
+    }
+    if (*user) {
+        server->allowed++;
+        mg_debug("broker: CURVE: %s authenticated as \"%s\"", address, user);
+    } else {
+        unsigned long long n = ++server->denied;
+        /* A refused client reconnects every few hundred ms: powers of two
+         * keep the log readable while still showing it goes on. */
+        if ((n & (n - 1)) == 0)
+            mg_warn("broker: CURVE: connection from %s refused (%s, key %s; %llu refusal(s) so far)", address,
+                    text, key_text, n);
+    }
+    const void *reply[6] = {"1.0", request_id, status, text, user, ""};
+    size_t lens[6] = {3, request_id_len, 3, strlen(text), strlen(user), 0};
+    if (mg_zsock_send(zsock, reply, lens, 6) != 0)
+        mg_warn("broker: CURVE: ZAP reply not sent: %s", zmq_strerror(errno));
+}
+
+mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_context, const mg_config_t *cfg,
+                                       char *err, size_t errlen) {
+    mg_curve_server_t *server = mg_calloc(1, sizeof *server);
+    server->base = base;
+    server->clients_path = mg_config_str(cfg, "broker", "curve_clients_file");
+    const char *secret_file = mg_config_str(cfg, "broker", "curve_secret_key_file");
+    if (mg_curve_key_load(secret_file, 1, "[broker] curve_secret_key_file", server->secret, err, errlen) != 0)
+        goto err;
+    if (!*server->clients_path) {
+        s_fail(err, errlen, "[broker] curve_secret_key_file is set but curve_clients_file is not: "
+                            "without an allow-list no client could connect");
+        goto err;
+    }
+    if (s_list_load(server->clients_path, &server->list, &server->clients_stat, err, errlen) != 0) goto err;
+    server->zap_socket = zmq_socket(zmq_context, ZMQ_REP);
+    if (!server->zap_socket) {
+        s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        goto err;
+    }
+    int linger = 0;
+    zmq_setsockopt(server->zap_socket, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(server->zap_socket, S_ZAP_ENDPOINT) != 0) {
+        s_fail(err, errlen, "ZAP handler %s: %s", S_ZAP_ENDPOINT, zmq_strerror(errno));
+        goto err;
+    }
+    server->zap = mg_zsock_new(base, server->zap_socket, 64, s_on_zap, NULL, server);
+    if (!server->zap) {
+        s_fail(err, errlen, "cannot watch the ZAP socket: %s", strerror(errno));
+        goto err;
+    }
+    mg_info("broker: CURVE on: %zu client key(s) in %s", server->list.count, server->clients_path);
+    return server;
+err:
+    mg_curve_server_destroy(&server);
+    return NULL;
+}
+
+int mg_curve_server_apply(const mg_curve_server_t *server, void *socket) {
+    int one = 1;
+    char public_key[MG_CURVE_KEY_LEN + 1];
+    if (zmq_curve_public(public_key, server->secret) != 0) return -1;
+    if (zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, server->secret, MG_CURVE_KEY_LEN) != 0 ||
+        zmq_setsockopt(socket, ZMQ_CURVE_PUBLICKEY, public_key, MG_CURVE_KEY_LEN) != 0 ||
+        zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, S_ZAP_DOMAIN, strlen(S_ZAP_DOMAIN)) != 0)
+        return -1;
+    return 0;
+}
+
+unsigned long long mg_curve_server_denied(const mg_curve_server_t *server) {
+    return server->denied;
+}
+
+unsigned long long mg_curve_server_allowed(const mg_curve_server_t *server) {
+    return server->allowed;
+}
+
+void mg_curve_server_destroy(mg_curve_server_t **server_p) {
+    if (!server_p || !*server_p) return;
+    mg_curve_server_t *server = *server_p;
+    mg_zsock_destroy(&server->zap);
+    if (server->zap_socket) zmq_close(server->zap_socket);
+    s_list_clear(&server->list);
+    memset(server->secret, 0, sizeof server->secret);
+    free(server);
+    *server_p = NULL;
+}

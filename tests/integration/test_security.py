@@ -1,0 +1,337 @@
+"""The broker's security: CURVE endpoints, a ZAP allow-list, the source taken
+from the client's key, permissions per source, refusal of unauthenticated
+endpoints beyond loopback, key files, `maillage keygen`, the CLI through
+CURVE, and the per-source rate limit.
+
+Each test starts its own Redis and broker; clients are pyzmq CURVE sockets."""
+
+import os
+import subprocess
+import time
+import unittest
+
+import zmq
+from google.protobuf import json_format
+
+import harness as h
+
+
+def keypair():
+    public, secret = zmq.curve_keypair()
+    return public.decode(), secret.decode()
+
+
+def read_key(path):
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if len(line) == 40:
+                return line
+    raise AssertionError("no key in %s" % path)
+
+
+class Client(h.IngestClient):
+    """A DEALER that is a CURVE client (or plain when keys is None)."""
+
+    def __init__(self, endpoint, keys, server_public, kind=zmq.DEALER):
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(kind)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if keys:
+            public, secret = keys
+            self.sock.curve_publickey = public.encode()
+            self.sock.curve_secretkey = secret.encode()
+            self.sock.curve_serverkey = server_public.encode()
+        if kind == zmq.SUB:
+            self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+
+
+class SecurityTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace()
+        self.redis = self.ws.own(h.Redis(self.ws.dir)).start()
+        self.server = keypair()
+        self.net_a, self.net_b, self.matcher, self.stranger = keypair(), keypair(), keypair(), keypair()
+        self.server_key = h.write_secret(self.ws.path("broker.key"), self.server[1])
+        self.clients_file = self.ws.path("clients")
+        with open(self.clients_file, "w") as f:
+            f.write("# network  key  types\n")
+            f.write("net-a  %s  need.*,offer.*,member.*\n" % self.net_a[0])
+            f.write("net-b  %s  need.*\n" % self.net_b[0])
+            f.write("matcher  %s  match.found,collective_need.detected\n" % self.matcher[0])
+
+    def tearDown(self):
+        self.ws.close(keep=os.environ.get("MAILLAGE_KEEP") == "1")
+
+    def start(self, **broker):
+        opts = {"curve_secret_key_file": self.server_key, "curve_clients_file": self.clients_file}
+        opts.update(broker)
+        self.broker, sections = h.start_broker(self.ws, self.redis, **opts)
+        self.ingest = sections["broker"]["ingest"]
+        self.fanout = sections["broker"]["fanout"]
+        return sections
+
+    def client(self, keys, kind=zmq.DEALER, endpoint=None):
+        if endpoint is None:
+            endpoint = self.fanout if kind == zmq.SUB else self.ingest
+        return self.ws.own(Client(endpoint, keys, self.server[0], kind))
+
+    def journal_sources(self):
+        out = {}
+        for _, fields in self.redis.call("XRANGE", "mg:journal", "-", "+"):
+            f = dict(zip(fields[::2], fields[1::2]))
+            env = h.Envelope()
+            env.ParseFromString(f[b"e"])
+            out[env.event_id] = env.source
+        return out
+
+    def broker_fails(self, sections):
+        """Run the broker with `sections`; it must exit 1 with one Error: line."""
+        conf = h.write_config(self.ws.path("fail.conf"), sections)
+        r = h.run_program("maillage-broker", ["--config", conf], timeout=10)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        lines = [l for l in err.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("Error: "), err)
+        return lines[0]
+
+    # ---- authentication ---------------------------------------------------
+
+    def test_unknown_key_is_refused_and_the_denial_logged(self):
+        self.start()
+        stranger = self.client(self.stranger)
+        stranger.send(h.need_reported())
+        with self.assertRaises(TimeoutError):
+            stranger.recv_ack(1.0)
+        self.broker.wait_log("refused (unknown client key", timeout=3)
+        self.assertIn(self.stranger[0], self.broker.log())
+        # A known key on the same broker is served.
+        self.assertEqual(self.client(self.net_a).emit(h.need_reported()).status, h.ACCEPTED)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 1)
+
+    def test_plain_text_clients_get_nothing_from_curve_endpoints(self):
+        self.start()
+        plain = self.client(None)
+        plain.send(h.need_reported())
+        with self.assertRaises(TimeoutError):
+            plain.recv_ack(1.0)
+        plain_sub = self.client(None, zmq.SUB)
+        curve_sub = self.client(self.net_a, zmq.SUB)
+        # The broker publishes a heartbeat every second: the CURVE subscriber
+        # gets it, the plain one never does.
+        self.assertTrue(curve_sub.sock.poll(3000), "no heartbeat for an authenticated subscriber")
+        self.assertFalse(plain_sub.sock.poll(1500), "a plain-text subscriber read the fan-out")
+        # (libzmq ends a NULL-vs-CURVE handshake itself, before any ZAP request.)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 0)
+
+    # ---- source from the key, permissions per source ------------------------
+
+    def test_a_known_key_claiming_another_source_gets_its_own_stamped(self):
+        self.start()
+        env = h.need_reported()
+        env.source = "net-b"
+        ack = self.client(self.net_a).emit(env)
+        self.assertEqual(ack.status, h.ACCEPTED, ack)
+        env2 = h.need_reported()
+        env2.source = "net-a"
+        self.assertEqual(self.client(self.net_b).emit(env2).status, h.ACCEPTED)
+        sources = self.journal_sources()
+        self.assertEqual(sources[env.event_id], "net-a")
+        self.assertEqual(sources[env2.event_id], "net-b")
+
+    def test_a_forbidden_event_type_is_rejected_with_a_reason_and_dead_lettered(self):
+        self.start()
+        offer = h.offer_published()
+        ack = self.client(self.net_b).emit(offer)
+        self.assertEqual(ack.status, h.REJECTED)
+        self.assertEqual(ack.reason, "network net-b may not emit offer.published")
+        self.assertEqual(ack.field, "type")
+        self.assertEqual(ack.event_id, offer.event_id)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 0)
+        h.wait_until(lambda: self.redis.call("XLEN", "mg:deadletter") == 1, what="the dead letter")
+        _, fields = self.redis.call("XRANGE", "mg:deadletter", "-", "+")[0]
+        f = dict(zip(fields[::2], fields[1::2]))
+        self.assertEqual(f[b"source"], b"net-b")
+        self.assertIn(b"may not emit", f[b"reason"])
+        # The same network may still emit what it is allowed to.
+        self.assertEqual(self.client(self.net_b).emit(h.need_reported()).status, h.ACCEPTED)
+
+    # ---- endpoints beyond loopback ------------------------------------------
+
+    def test_a_non_loopback_bind_without_curve_refuses_to_start(self):
+        sections = h.broker_sections(self.redis, ingest="tcp://0.0.0.0:%d" % h.free_port())
+        line = self.broker_fails(sections)
+        self.assertIn("beyond loopback", line)
+        self.assertIn("curve_secret_key_file", line)
+
+    def test_the_insecure_override_starts_with_a_loud_warning(self):
+        d, _ = h.start_broker(self.ws, self.redis, ingest="tcp://0.0.0.0:%d" % h.free_port(),
+                              allow_insecure_remote=True)
+        self.assertIn("WITHOUT CURVE", d.log())
+
+    def test_a_non_loopback_bind_with_curve_starts(self):
+        port = h.free_port()
+        self.start(ingest="tcp://0.0.0.0:%d" % port)
+        client = self.client(self.net_a, endpoint="tcp://127.0.0.1:%d" % port)
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+
+    # ---- key files ------------------------------------------------------------
+
+    def test_a_secret_key_readable_by_others_is_refused(self):
+        os.chmod(self.server_key, 0o644)
+        sections = h.broker_sections(self.redis, curve_secret_key_file=self.server_key,
+                                     curve_clients_file=self.clients_file)
+        line = self.broker_fails(sections)
+        self.assertIn("accessible by group or others", line)
+        self.assertIn(self.server_key, line)
+
+    def test_a_world_writable_allow_list_is_refused(self):
+        os.chmod(self.clients_file, 0o666)
+        sections = h.broker_sections(self.redis, curve_secret_key_file=self.server_key,
+                                     curve_clients_file=self.clients_file)
+        self.assertIn("accessible by group or others", self.broker_fails(sections))
+
+    def test_keygen_makes_usable_keys_and_never_overwrites(self):
+        keys = self.ws.path("keys")
+        os.mkdir(keys)
+        for name in ("broker", "net-c"):
+            r = h.run_program("maillage", ["keygen", "--out", keys, "--name", name])
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(os.path.join(keys, "broker.key")).st_mode & 0o777, 0o600)
+        again = h.run_program("maillage", ["keygen", "--out", keys, "--name", "net-c"])
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("refusing to overwrite", again.stderr.decode())
+        with open(self.clients_file, "a") as f:
+            f.write("net-c %s need.*\n" % read_key(os.path.join(keys, "net-c.pub")))
+        self.server = (read_key(os.path.join(keys, "broker.pub")), None)
+        self.start(curve_secret_key_file=os.path.join(keys, "broker.key"))
+        net_c = (read_key(os.path.join(keys, "net-c.pub")), read_key(os.path.join(keys, "net-c.key")))
+        env = h.need_reported()
+        self.assertEqual(self.client(net_c).emit(env).status, h.ACCEPTED)
+        self.assertEqual(self.journal_sources()[env.event_id], "net-c")
+
+    def test_a_key_added_to_the_allow_list_is_accepted_without_restart(self):
+        self.start()
+        newcomer = keypair()
+        time.sleep(0.05)  # a distinct modification time
+        with open(self.clients_file, "a") as f:
+            f.write("net-d %s need.*\n" % newcomer[0])
+        env = h.need_reported()
+        self.assertEqual(self.client(newcomer).emit(env).status, h.ACCEPTED)
+        self.assertEqual(self.journal_sources()[env.event_id], "net-d")
+
+    # ---- the CLI ----------------------------------------------------------------
+
+    def test_the_cli_emits_through_curve(self):
+        sections = self.start()
+        keys = self.ws.path("cli-keys")
+        os.mkdir(keys)
+        self.assertEqual(h.run_program("maillage", ["keygen", "--out", keys, "--name", "cli"]).returncode, 0)
+        server_pub = self.ws.path("broker.pub")
+        with open(server_pub, "w") as f:
+            f.write(self.server[0] + "\n")
+        with open(self.clients_file, "a") as f:
+            f.write("staff-cli %s need.*\n" % read_key(os.path.join(keys, "cli.pub")))
+        conf = dict(sections)
+        conf["curve"] = {"client_secret_key_file": os.path.join(keys, "cli.key"),
+                         "server_public_key_file": server_pub}
+        path = h.write_config(self.ws.path("cli.conf"), conf)
+        env = h.need_reported()
+        line = json_format.MessageToJson(env, indent=None) + "\n"
+        r = h.run_program("maillage", ["emit", "--config", path, "-"], input=line.encode(), timeout=15)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("accepted", r.stdout.decode())
+        self.assertEqual(self.journal_sources()[env.event_id], "staff-cli")
+        # Without keys the CLI gets no answer and says so.
+        plain = dict(sections)
+        path = h.write_config(self.ws.path("plain.conf"), plain)
+        r = h.run_program("maillage", ["emit", "--config", path, "--timeout", "1", "-"],
+                          input=(json_format.MessageToJson(h.need_reported(), indent=None) + "\n").encode(),
+                          timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_cli_refuses_a_client_key_readable_by_others(self):
+        sections = self.start()
+        path = self.ws.path("loose.key")
+        with open(path, "w") as f:
+            f.write(self.net_a[1] + "\n")
+        os.chmod(path, 0o644)
+        conf = dict(sections)
+        conf["curve"] = {"client_secret_key_file": path, "server_public_key_file": self.server_key}
+        cfg = h.write_config(self.ws.path("loose.conf"), conf)
+        r = h.run_program("maillage", ["emit", "--config", cfg, "-"], input=b"", timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("accessible by group or others", r.stderr.decode())
+
+    # ---- consuming daemons ------------------------------------------------------
+
+    def test_the_matcher_consumes_and_emits_through_curve_as_its_own_network(self):
+        """A daemon's [curve] keys (read by mg_daemon_main) make its subscriber
+        and its producer CURVE clients: the matcher reads the fan-out and its
+        match.found is journaled with the matcher's own source."""
+        sections = self.start()
+        import test_matcher as tm
+        secret = h.write_secret(self.ws.path("matcher.key"), self.matcher[1])
+        server_pub = self.ws.path("broker.pub")
+        with open(server_pub, "w") as f:
+            f.write(self.server[0] + "\n")
+        conf = dict(sections)
+        conf["curve"] = {"client_secret_key_file": secret, "server_public_key_file": server_pub}
+        conf["matcher"] = {"instance": 0}
+        path = h.write_config(self.ws.path("matcher.conf"), conf)
+        matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path))
+        matcher.start(ready="matcher: ready")
+
+        client = self.client(self.net_a)
+        for env in (tm.member("s-need"), tm.member("s-offer", commune=tm.HEROUVILLE),
+                    tm.need("n-1", "s-need"), tm.offer("o-1", "s-offer", commune=tm.HEROUVILLE)):
+            self.assertEqual(client.emit(env).status, h.ACCEPTED)
+
+        def found():
+            return [e for e in self.journal_envelopes() if e.type == "match.found"]
+        h.wait_until(found, 15, what="a match.found through CURVE")
+        [match] = found()
+        self.assertEqual(match.source, "matcher")
+        self.assertEqual((match.match_found.need_id, match.match_found.offer_id), ("n-1", "o-1"))
+
+    def journal_envelopes(self):
+        out = []
+        for _, fields in self.redis.call("XRANGE", "mg:journal", "-", "+"):
+            f = dict(zip(fields[::2], fields[1::2]))
+            env = h.Envelope()
+            env.ParseFromString(f[b"e"])
+            out.append(env)
+        return out
+
+    # ---- rate limit -----------------------------------------------------------------
+
+    def test_a_burst_beyond_the_rate_limit_is_refused_without_harming_other_sources(self):
+        self.start(rate_limit_per_s=5, rate_limit_burst=5)
+        a, b = self.client(self.net_a), self.client(self.net_b)
+        burst = [h.need_reported() for _ in range(40)]
+        for e in burst:
+            a.send(e)
+        others = [h.need_reported() for _ in range(3)]
+        for e in others:
+            b.send(e)
+        acks_a = [a.recv_ack(5) for _ in burst]
+        acks_b = [b.recv_ack(5) for _ in others]
+        accepted = [x for x in acks_a if x.status == h.ACCEPTED]
+        refused = [x for x in acks_a if x.status == h.REJECTED]
+        self.assertLessEqual(len(accepted), 7)
+        self.assertGreaterEqual(len(accepted), 5)
+        self.assertEqual(len(accepted) + len(refused), len(burst))
+        for x in refused:
+            self.assertTrue(x.reason.startswith("rate limit"), x.reason)
+        self.assertEqual({x.status for x in acks_b}, {h.ACCEPTED})
+        # Refusals are not dead-lettered (a flood must not fill the stream).
+        self.assertEqual(self.redis.call("XLEN", "mg:deadletter"), 0)
+        # The bucket refills.
+        time.sleep(0.5)
+        self.assertEqual(a.emit(h.need_reported()).status, h.ACCEPTED)
+
+
+if __name__ == "__main__":
+    unittest.main()
