@@ -391,6 +391,34 @@ class RedisOutageTest(unittest.TestCase):
 
 
 class DemoDatasetTest(unittest.TestCase):
+    def assert_no_contact_in_logs(self, stack, lines):
+        """Personal data never reaches a log: after the whole dataset went
+        through every daemon of the stack, no contact name, e-mail or phone
+        of the dataset appears in any of their logs (the logs are searched
+        once the notifier, the last consumer, has gone quiet)."""
+        contacts = set()
+        for line in lines:
+            env = json.loads(line)
+            for body in env.values():
+                if isinstance(body, dict) and isinstance(body.get("structure"), dict):
+                    contact = body["structure"].get("contact", {})
+                    contacts.update(v for k, v in contact.items() if k in ("name", "email", "phone"))
+        self.assertGreater(len(contacts), 20)
+        logs = [os.path.join(stack.dir, n) for n in os.listdir(stack.dir) if n.endswith(".log")]
+        self.assertGreaterEqual(len(logs), 2)
+        previous = None
+        for _ in range(40):  # until the logs stop growing
+            sizes = [os.path.getsize(p) for p in logs]
+            if sizes == previous:
+                break
+            previous = sizes
+            time.sleep(0.25)
+        for path in logs:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            leaked = sorted(c for c in contacts if c in text)
+            self.assertEqual(leaked, [], "personal data in %s" % path)
+
     def test_every_line_of_the_demo_dataset_is_accepted(self):
         with open(DEMO, encoding="utf-8") as f:
             lines = [l for l in f if l.strip()]
@@ -417,6 +445,7 @@ class DemoDatasetTest(unittest.TestCase):
                 for table in (needs, offers):
                     row = [l for l in table.splitlines() if l.strip().startswith(label)]
                     self.assertTrue(row and row[0].split()[-1] != "·", (label, table))
+            self.assert_no_contact_in_logs(stack, lines)
         finally:
             stack.close()
 
