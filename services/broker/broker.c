@@ -59,7 +59,7 @@
 typedef struct {
     mg_metric_t *accepted, *duplicate, *rejected, *unavailable, *published, *batches, *redis_reconnects,
         *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight, *trimmed,
-        *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied;
+        *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied, *reencoded;
 } s_metrics_t;
 
 /* One source's token bucket for [broker] rate_limit_per_s. Sources are few
@@ -81,7 +81,8 @@ typedef struct {
     size_t identity_at, identity_len; /* the producer's ROUTER identity */
     size_t envelope_at, len;          /* stamped, sequence 0 */
     char event_id[MG_ID_MAX + 1];
-    const char *type; /* static, from the event type table */
+    char source[MG_ID_MAX + 1]; /* the network stamped on it: retries are recognised per source */
+    const char *type;           /* static, from the event type table */
 } s_item_t;
 
 /* A batch owns one arena for all its bytes and is recycled once journaled,
@@ -567,6 +568,24 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         return;
     }
 
+    /* What is journaled must be what was validated. protobuf-c keeps a
+     * string's bytes after an embedded NUL (and does not check UTF-8) while
+     * validation sees the C string up to that NUL, so a string "ok\0\xff"
+     * would pass as "ok" and reach the journal, unreadable by other protobuf
+     * libraries. A canonical re-encoding is never larger than the bytes
+     * received (unknown fields are kept verbatim) and is smaller exactly when
+     * something was dropped or encoded non-canonically: then journal the
+     * re-encoding. The common case costs one size computation. */
+    uint8_t *repacked = NULL;
+    size_t packed_len = maillage__v1__envelope__get_packed_size(env);
+    if (packed_len != len) {
+        repacked = mg_malloc(packed_len);
+        maillage__v1__envelope__pack(env, repacked);
+        data = repacked;
+        len = packed_len;
+        mg_metrics_inc(broker->metrics.reencoded);
+    }
+
     if (!broker->batch) broker->batch = s_batch_get(broker);
     s_batch_t *batch = broker->batch;
     if (batch->count == batch->cap) {
@@ -578,10 +597,12 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     item->identity_at = s_batch_reserve(batch, item->identity_len);
     memcpy(batch->arena + item->identity_at, zmq_msg_data((zmq_msg_t *)identity), item->identity_len);
     memcpy(item->event_id, event_id, sizeof(event_id));
+    snprintf(item->source, sizeof(item->source), "%s", source);
     item->type = mg_event_type_by_name(env->type)->type;
     item->envelope_at = s_batch_reserve(batch, len + S_STAMP_MAX);
     item->len = s_stamp(source, env, data, len, now, batch->arena + item->envelope_at);
     batch->used = item->envelope_at + item->len; /* give back what the stamp did not use */
+    free(repacked);
     mg_envelope_free(env);
 }
 
@@ -598,7 +619,7 @@ static void s_on_batch(mg_zsock_t *zsock, void *arg) {
     for (size_t i = 0; i < batch->count; i++) {
         const s_item_t *item = &batch->items[i];
         batch->jitems[i] =
-            (mg_journal_item_t){item->event_id, item->type, batch->arena + item->envelope_at, item->len};
+            (mg_journal_item_t){item->source, item->event_id, item->type, batch->arena + item->envelope_at, item->len};
     }
     if (mg_journal_append(broker->journal, batch->jitems, batch->count, s_on_journaled, batch) != 0) {
         s_answer_unavailable(broker, batch);
@@ -764,6 +785,8 @@ static void s_metrics_register(s_metrics_t *m) {
                                         "CURVE handshakes decided by the ZAP handler, by result.");
     m->zap_denied = mg_metrics_counter("maillage_broker_curve_handshakes_total{result=\"denied\"}",
                                        "CURVE handshakes decided by the ZAP handler, by result.");
+    m->reencoded = mg_metrics_counter("maillage_broker_reencoded_total",
+                                      "Accepted envelopes journaled re-encoded (non-canonical, or a NUL in a string).");
 }
 
 /* Publish the figures to Redis (mg:metrics:broker), where the gateway reads

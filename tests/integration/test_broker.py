@@ -132,8 +132,8 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(sorted(a.status for a in acks), sorted([h.ACCEPTED, h.DUPLICATE]))
         self.assertEqual({a.sequence for a in acks}, {3})
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 3)
-        self.assertEqual(self.redis.call("GET", "mg:dedupe:" + first.event_id), b"2")
-        ttl = self.redis.call("TTL", "mg:dedupe:" + first.event_id)
+        self.assertEqual(self.redis.call("GET", "mg:dedupe:test-net:" + first.event_id), b"2")
+        ttl = self.redis.call("TTL", "mg:dedupe:test-net:" + first.event_id)
         self.assertTrue(0 < ttl <= 604800, ttl)
 
     def test_subscribers_receive_what_was_acked_in_order_with_topic_and_sequence(self):
@@ -193,6 +193,25 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual((pub_seq, pub.sequence, pub.source, pub.received_at_ms),
                          (start + 1, start + 1, "test-net", env.received_at_ms))
 
+    def test_what_is_journaled_is_what_was_validated_even_with_a_nul_in_a_string(self):
+        # protobuf-c keeps a string's bytes after an embedded NUL, while the
+        # validator reads the C string: "ok\0\xff\x07" would pass as "ok".
+        # The journal must hold what was validated, readable by any protobuf
+        # library (python-protobuf refuses invalid UTF-8 in a string).
+        client = self.start()
+        e = h.Envelope(event_id=h.new_id(), type="need.closed")
+        e.need_closed.need_id = "need-1"
+        e.need_closed.structure_id = "s-1"
+        e.need_closed.comment = "okABC"
+        raw = e.SerializeToString()
+        hostile = raw.replace(b"okABC", b"ok\x00\xff\x07")
+        self.assertEqual(len(hostile), len(raw))
+        ack = client.emit(hostile)
+        self.assertEqual(ack.status, h.ACCEPTED)
+        _, _, env = journal(self.redis)[-1]  # parses with python-protobuf
+        self.assertEqual(env.need_closed.comment, "ok")
+        self.assertEqual(env.event_id, e.event_id)
+
     def test_numbering_continues_after_the_stream_when_the_counter_is_missing(self):
         self.redis.call("XADD", "mg:journal", "7-0", "t", "need.reported",
                         "e", h.need_reported().SerializeToString())
@@ -205,7 +224,7 @@ class BrokerTest(unittest.TestCase):
         self.redis.call("SET", "mg:journal:seq", "2")
         bad = h.need_reported()
         self.assertEqual(client.emit(bad).status, h.UNAVAILABLE)
-        self.assertEqual(self.redis.call("EXISTS", "mg:dedupe:" + bad.event_id), 0)
+        self.assertEqual(self.redis.call("EXISTS", "mg:dedupe:test-net:" + bad.event_id), 0)
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 4)
 
     # ---- the heartbeat ------------------------------------------------------

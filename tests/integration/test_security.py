@@ -141,6 +141,22 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(sources[env.event_id], "net-a")
         self.assertEqual(sources[env2.event_id], "net-b")
 
+    def test_one_network_cannot_shadow_another_networks_event_ids(self):
+        # Retries are recognised per source: net-b sending net-a's next event
+        # id first must not make net-a's real event a "duplicate".
+        self.start()
+        a, b = self.client(self.net_a), self.client(self.net_b)
+        spoiler = h.need_reported()
+        real = h.need_reported(event_id=spoiler.event_id)
+        first = b.emit(spoiler)
+        self.assertEqual(first.status, h.ACCEPTED)
+        ack = a.emit(real)
+        self.assertEqual(ack.status, h.ACCEPTED)
+        self.assertNotEqual(ack.sequence, first.sequence)
+        again = a.emit(real)
+        self.assertEqual((again.status, again.sequence), (h.DUPLICATE, ack.sequence))
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 2)
+
     def test_a_forbidden_event_type_is_rejected_with_a_reason_and_dead_lettered(self):
         self.start()
         offer = h.offer_published()

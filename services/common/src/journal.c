@@ -196,7 +196,7 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     call->argvlen = mg_calloc((size_t)call->argc, sizeof(*call->argvlen));
     /* One allocation for all the dedupe keys: no formatting per event. */
     enum { S_PREFIX_LEN = sizeof(MG_DEDUPE_KEY_PREFIX) - 1 };
-    call->keys = mg_malloc(count * (S_PREFIX_LEN + MG_ID_MAX));
+    call->keys = mg_malloc(count * (S_PREFIX_LEN + 2 * MG_ID_MAX + 1));
     snprintf(call->numkeys, sizeof(call->numkeys), "%zu", count + 2);
 
     int a = 2;
@@ -206,11 +206,16 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     S_ARG(MG_JOURNAL_SEQ_KEY, strlen(MG_JOURNAL_SEQ_KEY));
     char *key = call->keys;
     for (size_t i = 0; i < count; i++) {
-        size_t id_len = strnlen(items[i].event_id, MG_ID_MAX); /* valid ids are at most MG_ID_MAX */
+        /* mg:dedupe:<source>:<event_id>; both are at most MG_ID_MAX bytes. */
+        size_t source_len = strnlen(items[i].source, MG_ID_MAX);
+        size_t id_len = strnlen(items[i].event_id, MG_ID_MAX);
+        size_t key_len = S_PREFIX_LEN + source_len + 1 + id_len;
         memcpy(key, MG_DEDUPE_KEY_PREFIX, S_PREFIX_LEN);
-        memcpy(key + S_PREFIX_LEN, items[i].event_id, id_len);
-        S_ARG(key, S_PREFIX_LEN + id_len);
-        key += S_PREFIX_LEN + id_len;
+        memcpy(key + S_PREFIX_LEN, items[i].source, source_len);
+        key[S_PREFIX_LEN + source_len] = ':';
+        memcpy(key + S_PREFIX_LEN + source_len + 1, items[i].event_id, id_len);
+        S_ARG(key, key_len);
+        key += key_len;
     }
     S_ARG(journal->window, journal->window_len);
     for (size_t i = 0; i < count; i++) {

@@ -14,7 +14,9 @@
  *                         time at which the journal had reached it (written
  *                         by the retention script, so that trimming by age
  *                         needs no decoding of the envelopes)
- *   mg:dedupe:<event_id>  string; the sequence of that event id, expiring after
+ *   mg:dedupe:<source>:<event_id>
+ *                         string; the sequence of that event id from that
+ *                         source (network), expiring after
  *                         the dedupe window
  *   mg:deadletter         stream (automatic ids, trimmed to about
  *                         deadletter_maxlen); fields reason, field, source,
@@ -74,6 +76,9 @@ typedef struct mg_journal mg_journal_t;
 /* One event to append. Everything is borrowed until the append callback
  * returns. */
 typedef struct {
+    const char *source;   /* the network stamped on it (at most MG_ID_MAX bytes):
+                           * an event id is recognised as a retry only from the
+                           * same source, so no network can shadow another's ids */
     const char *event_id; /* must satisfy mg_id_is_valid() */
     const char *type;
     const uint8_t *envelope; /* stamped envelope, sequence 0 */
