@@ -77,7 +77,7 @@ struct mg_matcher {
     mg_match_weights_t weights;
     double material_change;
     long long fair_window_ms, collective_window_ms;
-    long long collective_min, max_candidates, search_max_km, max_proposals;
+    long long collective_min, collective_km, max_candidates, search_max_km, max_proposals;
     s_area_t *areas; /* departments and EPCIs as circles, for offers' territories */
     /* Scratch arrays of the candidates of one event, grown, never shrunk:
      * a score with its French phrases is 2 KB, too much to allocate and
@@ -91,9 +91,56 @@ struct mg_matcher {
     char name[32];
     struct event *expiry_timer, *metrics_timer, *stop_timer;
     int redis_seen_up, stopping, expiry_running;
+    /* The round matching again the items whose valid_from day has come
+     * (s_start_round()): jobs still running, and whether one failed. */
+    int start_running, start_failed, start_truncated;
+    size_t start_pending;
+    long long start_today;
     size_t jobs; /* deliveries being handled (0 or 1; the benchmark waits on it) */
     s_metrics_t metrics;
 };
+
+/* ---- the clock ------------------------------------------------------------------ */
+
+/* Test clock: with MAILLAGE_CLOCK_FILE set, "now" is the real time plus the
+ * millisecond offset read from that file (again at most every 20 ms), so an
+ * integration test can move the matcher to tomorrow (valid_from, expiry).
+ * The same convention as the notifier's clock (services/notifier/notifier.c);
+ * mg_matcher_new() logs it loudly. Never set in production. */
+static const char *s_clock_file;
+static int s_clock_checked;
+static int64_t s_clock_offset, s_clock_read_us;
+
+static const char *s_test_clock_file(void) {
+    if (!s_clock_checked) {
+        s_clock_checked = 1;
+        const char *f = getenv("MAILLAGE_CLOCK_FILE");
+        s_clock_file = f && *f ? f : NULL;
+    }
+    return s_clock_file;
+}
+
+static int64_t s_now_ms(void) {
+    if (!s_test_clock_file()) return mg_clock_now_ms();
+    int64_t mono = mg_clock_monotonic_us();
+    if (s_clock_read_us == 0 || mono - s_clock_read_us > 20000) {
+        s_clock_read_us = mono;
+        FILE *fp = fopen(s_clock_file, "r");
+        if (fp) {
+            long long off;
+            if (fscanf(fp, "%lld", &off) == 1) s_clock_offset = off;
+            fclose(fp);
+        }
+    }
+    return mg_clock_now_ms() + s_clock_offset;
+}
+
+/* Today's day number (days since 1970-01-01) in Europe/Paris. */
+static long long s_today(void) {
+    char today[11];
+    mg_clock_paris_date(s_now_ms(), today);
+    return mg_matcher_day_number(today);
+}
 
 /* ---- pure helpers ------------------------------------------------------------ */
 
@@ -188,7 +235,16 @@ typedef struct {
     size_t n_outs, cap_outs;
     const char *kind; /* entity marked handled: "need", "offer", "structure" or "" */
     char entity_id[MG_ID_MAX + 1];
+    /* A job of the valid_from round: `env` points to `own_env`, built around
+     * the stored item (owned, unpacked), not delivered by the subscriber. */
+    int rematch;
+    mg_envelope_t own_env;
+    Maillage__V1__NeedUpdated own_need;
+    Maillage__V1__OfferUpdated own_offer;
 } s_job_t;
+
+static void s_start_job_done(mg_matcher_t *m, int failed);
+static void s_start_round(mg_matcher_t *m);
 
 static s_job_t *s_job_new(mg_matcher_t *m, const mg_envelope_t *env, mg_delivery_t *delivery) {
     s_job_t *job = mg_calloc(1, sizeof(*job));
@@ -206,6 +262,8 @@ static s_job_t *s_job_new(mg_matcher_t *m, const mg_envelope_t *env, mg_delivery
 
 static void s_job_free(s_job_t *job) {
     if (job->env) job->m->jobs--;
+    if (job->own_need.need) maillage__v1__need__free_unpacked(job->own_need.need, NULL);
+    if (job->own_offer.offer) maillage__v1__offer__free_unpacked(job->own_offer.offer, NULL);
     mg_args_clear(&job->pairs);
     mg_args_clear(&job->colls);
     mg_args_clear(&job->plains);
@@ -222,7 +280,9 @@ static void s_job_finish(s_job_t *job, const char *reason) {
         mg_warn("matcher: sequence %" PRIu64 " not handled: %s (will retry)", job->seq, reason);
     }
     if (job->delivery && m->subscriber) mg_subscriber_done(m->subscriber, job->delivery, reason);
+    int rematch = job->rematch;
     s_job_free(job);
+    if (rematch) s_start_job_done(m, reason != NULL);
 }
 
 /* Pack an envelope of `type` with `event_id` into the job's outputs; returns
@@ -230,9 +290,9 @@ static void s_job_finish(s_job_t *job, const char *reason) {
 static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id) {
     env->event_id = (char *)event_id;
     env->type = (char *)type;
-    env->occurred_at_ms = mg_clock_now_ms();
+    env->occurred_at_ms = s_now_ms();
     env->schema_version = MG_SCHEMA_VERSION;
-    if (job->env && job->env->event_id) env->correlation_id = job->env->event_id;
+    if (job->env && job->env->event_id && *job->env->event_id) env->correlation_id = job->env->event_id;
     if (job->n_outs == job->cap_outs) {
         job->cap_outs = job->cap_outs ? job->cap_outs * 2 : 8;
         job->outs = mg_realloc(job->outs, job->cap_outs * sizeof(*job->outs));
@@ -370,7 +430,7 @@ static void s_decide(s_job_t *job) {
     mg_args_str(&a, job->entity_id);
     mg_args_int(&a, (long long)job->seq);
     mg_args_str(&a, m->mflag);
-    mg_args_int(&a, mg_clock_now_ms());
+    mg_args_int(&a, s_now_ms());
     mg_args_int(&a, m->fair_window_ms);
     mg_args_int(&a, job->n_pairs);
     mg_args_int(&a, job->n_colls);
@@ -542,13 +602,25 @@ static int s_cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_commune_t *nc, const redisReply *info) {
-    mg_matcher_t *m = job->m;
-    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 3 || !nc || !nc->epci[0]) return;
-    unsigned prev = (unsigned)s_rint(info->element[0]);
-    long long n = s_rint(info->element[1]);
-    const redisReply *list = info->element[2];
-    size_t count = list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
+/* "besoin de locaux", "besoin d'équipement": the category label, lowered,
+ * with its preposition. */
+static void s_need_of(const mg_matcher_t *m, const char *category, char *out, size_t outlen) {
+    const char *label = s_category_label(m, category);
+    char lowered[160];
+    snprintf(lowered, sizeof(lowered), "%s", label);
+    if (lowered[0] >= 'A' && lowered[0] <= 'Z') lowered[0] = (char)(lowered[0] - 'A' + 'a');
+    if ((unsigned char)lowered[0] == 0xC3 && (unsigned char)lowered[1] == 0x89) lowered[1] = (char)0xA9; /* É */
+    int vowel = strchr("aeiouyh", lowered[0]) != NULL || (unsigned char)lowered[0] == 0xC3;
+    snprintf(out, outlen, "besoin %s%s", vowel ? "d'" : "de ", lowered);
+}
+
+/* Record one collective_need.detected of the group `group` (an EPCI, or
+ * "near:<com>" for a group by distance whose `centre` is "lon lat" when it
+ * is formed, "" otherwise) from its members "<sid>|<nid>" (`list`). */
+static void s_collective_emit(s_job_t *job, const char *category, const char *group, const char *centre,
+                              unsigned prev, long long n, const redisReply *list, const char *territory,
+                              const char *territory_name, const char *explanation) {
+    size_t count = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
     char **need_ids = mg_calloc(count + 1, sizeof(char *)), **structure_ids = mg_calloc(count + 1, sizeof(char *));
     size_t n_needs = 0, n_structures = 0;
     for (size_t i = 0; i < count; i++) {
@@ -566,48 +638,85 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
         else structure_ids[distinct++] = structure_ids[i];
     }
     n_structures = distinct;
-    /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
-    const char *label = s_category_label(m, need->category);
-    char lowered[160];
-    snprintf(lowered, sizeof(lowered), "%s", label);
-    if (lowered[0] >= 'A' && lowered[0] <= 'Z') lowered[0] = (char)(lowered[0] - 'A' + 'a');
-    if ((unsigned char)lowered[0] == 0xC3 && (unsigned char)lowered[1] == 0x89) lowered[1] = (char)0xA9; /* É */
-    int vowel = strchr("aeiouyh", lowered[0]) != NULL || (unsigned char)lowered[0] == 0xC3;
-    char explanation[512], territory[32], collective_id[MG_ID_MAX + 1], eid[MG_ID_MAX + 1];
-    snprintf(explanation, sizeof(explanation),
-             "%lld structures de %s expriment un besoin %s%s : une réponse mutualisée est possible", n,
-             nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, vowel ? "d'" : "de ", lowered);
-    snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
-    snprintf(collective_id, sizeof(collective_id), "cn.%s.%s", need->category, nc->epci);
-    snprintf(eid, sizeof(eid), "cn.%s.%s.%u", need->category, nc->epci, prev + 1);
+    char collective_id[MG_ID_MAX + 1], eid[MG_ID_MAX + 1];
+    /* "near:<com>" -> "near.<com>": ':' is valid in an id, '.' reads better. */
+    char group_id[32];
+    snprintf(group_id, sizeof(group_id), "%s", group);
+    char *colon = strchr(group_id, ':');
+    if (colon) *colon = '.';
+    snprintf(collective_id, sizeof(collective_id), "cn.%s.%s", category, group_id);
+    snprintf(eid, sizeof(eid), "cn.%s.%s.%u", category, group_id, prev + 1);
 
     Maillage__V1__CollectiveNeedDetected cn = MAILLAGE__V1__COLLECTIVE_NEED_DETECTED__INIT;
     cn.collective_id = collective_id;
-    cn.category = need->category;
-    cn.territory = territory;
-    cn.territory_name = (char *)(nc->epci_name ? nc->epci_name : "");
+    cn.category = (char *)category;
+    cn.territory = (char *)territory;
+    cn.territory_name = (char *)territory_name;
     cn.n_need_ids = n_needs;
     cn.need_ids = need_ids;
     cn.n_structure_ids = n_structures;
     cn.structure_ids = structure_ids;
     cn.revision = prev + 1;
-    cn.explanation = explanation;
+    cn.explanation = (char *)explanation;
     mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
     env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED;
     env.collective_need_detected = &cn;
     s_out_t *out = s_job_output(job, &env, "collective_need.detected", eid);
-    mg_args_str(&job->colls, need->category);
-    mg_args_str(&job->colls, nc->epci);
+    mg_args_str(&job->colls, category);
+    mg_args_str(&job->colls, group);
     mg_args_int(&job->colls, prev);
     mg_args_int(&job->colls, prev + 1);
     mg_args_int(&job->colls, n);
     mg_args_str(&job->colls, eid);
     mg_args_bytes(&job->colls, out->data, out->len);
+    mg_args_str(&job->colls, centre);
     job->n_colls++;
     for (size_t i = 0; i < n_needs; i++) free(need_ids[i]);
     for (size_t i = 0; i < n_structures; i++) free(structure_ids[i]);
     free(need_ids);
     free(structure_ids);
+}
+
+/* The EPCI group of the need: `info` is {rev, n, members} or empty. */
+static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_commune_t *nc, const redisReply *info) {
+    mg_matcher_t *m = job->m;
+    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 3 || !nc || !nc->epci[0]) return;
+    unsigned prev = (unsigned)s_rint(info->element[0]);
+    long long n = s_rint(info->element[1]);
+    /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
+    char need_of[200], explanation[512], territory[32];
+    s_need_of(m, need->category, need_of, sizeof(need_of));
+    snprintf(explanation, sizeof(explanation),
+             "%lld structures de %s expriment un %s : une réponse mutualisée est possible", n,
+             nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, need_of);
+    snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
+    s_collective_emit(job, need->category, nc->epci, "", prev, n, info->element[2], territory,
+                      nc->epci_name ? nc->epci_name : "", explanation);
+}
+
+/* The groups by distance touched by the need: `groups` is a list of
+ * {group ("near:<com>"), centre commune, rev, n, members, centre "lon lat"
+ * or ""} (docs/redis-keys.md, "Collective needs by distance"). */
+static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, const redisReply *groups) {
+    mg_matcher_t *m = job->m;
+    if (!groups || groups->type != REDIS_REPLY_ARRAY) return;
+    for (size_t g = 0; g < groups->elements; g++) {
+        const redisReply *r = groups->element[g];
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 6) continue;
+        const char *code = s_rstr(r->element[1]);
+        const mg_commune_t *centre = mg_communes_find(m->communes, code);
+        long long n = s_rint(r->element[3]);
+        /* "3 structures à moins de 20 km de Vire Normandie expriment un
+         * besoin de matériel : une réponse mutualisée est possible" */
+        char need_of[200], explanation[512];
+        s_need_of(m, need->category, need_of, sizeof(need_of));
+        snprintf(explanation, sizeof(explanation),
+                 "%lld structures à moins de %lld km de %s expriment un %s : une réponse mutualisée est possible", n,
+                 m->collective_km, centre ? centre->name : code, need_of);
+        s_collective_emit(job, need->category, s_rstr(r->element[0]), s_rstr(r->element[5]),
+                          (unsigned)s_rint(r->element[2]), n, r->element[4], code, centre ? centre->name : code,
+                          explanation);
+    }
 }
 
 /* Reply of "need": {1, structure pb, left, at, candidates, collective}. */
@@ -632,6 +741,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     job->kind = "need";
     snprintf(job->entity_id, sizeof(job->entity_id), "%s", need->need_id);
     s_collective(job, need, nc, reply->element[5]);
+    if (reply->elements >= 7) s_collective_near(job, need, reply->element[6]);
 
     const redisReply *rows = reply->element[4];
     if (!s_mine(m, need->need_id) || !nc || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0) {
@@ -642,7 +752,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     s_party_load(&need_party, m, need->structure_id, reply->element[1]);
     int need_left = strcmp(s_rstr(reply->element[2]), "1") == 0;
     char today[11];
-    int64_t now = mg_clock_now_ms();
+    int64_t now = s_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, need->category);
     /* The need's keywords, folded once for all its candidates. */
@@ -758,7 +868,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     int offer_left = strcmp(s_rstr(reply->element[2]), "1") == 0;
     long long at = s_rint(reply->element[3]);
     char today[11];
-    int64_t now = mg_clock_now_ms();
+    int64_t now = s_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, offer->category);
     /* The offer's keywords, folded once for all its candidates. */
@@ -1031,9 +1141,10 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
 
 /* The common arguments of "need" and "offer". */
 static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id, const char *sid,
-                        const char *category, const mg_commune_t *c, const char *valid_until, const uint8_t *pb,
-                        size_t pb_len, const char *terr, long long radius_km, const char *circles) {
-    int64_t now = mg_clock_now_ms();
+                        const char *category, const mg_commune_t *c, const char *valid_from, const char *valid_until,
+                        const uint8_t *pb, size_t pb_len, const char *terr, long long radius_km, const char *circles,
+                        int force) {
+    int64_t now = s_now_ms();
     mg_args_str(a, op);
     mg_args_int(a, (long long)job->seq);
     mg_args_str(a, m->mflag);
@@ -1056,6 +1167,10 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, m->collective_min);
     mg_args_int(a, now - m->collective_window_ms);
     mg_args_str(a, circles);
+    mg_args_int(a, m->collective_km);
+    mg_args_int(a, mg_matcher_day_number(valid_from));
+    mg_args_int(a, s_today());
+    mg_args_str(a, force ? "1" : "0");
 }
 
 static const s_area_t *s_area_find(const mg_matcher_t *m, const char *key) {
@@ -1130,6 +1245,41 @@ static void s_areas_build(mg_matcher_t *m) {
     }
 }
 
+/* The "need" call of `need` into `a`: -1 (nothing added) if its commune is
+ * unknown. `force` matches it again without rewriting its record. */
+static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Need *need, int force) {
+    const mg_commune_t *c = need ? mg_communes_find(m->communes, need->commune) : NULL;
+    if (!c) {
+        mg_warn("matcher: sequence %" PRIu64 ": need without a known commune; ignored", job->seq);
+        return -1;
+    }
+    uint8_t *pb;
+    size_t len = s_need_view(need, &pb);
+    long long radius = need->radius_km ? need->radius_km : m->search_max_km;
+    s_item_args(m, job, a, "need", need->need_id, need->structure_id, need->category, c, need->valid_from,
+                need->valid_until, pb, len, "", radius, "", force);
+    free(pb);
+    return 0;
+}
+
+/* The "offer" call of `offer` into `a`, like s_need_args(). */
+static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Offer *offer, int force) {
+    const mg_commune_t *c = offer ? mg_communes_find(m->communes, offer->commune) : NULL;
+    if (!c) {
+        mg_warn("matcher: sequence %" PRIu64 ": offer without a known commune; ignored", job->seq);
+        return -1;
+    }
+    uint8_t *pb;
+    size_t len = s_offer_view(offer, &pb);
+    char terr[2048], circles[4096];
+    s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
+    s_offer_circles(m, offer, c, circles, sizeof(circles));
+    s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c, offer->valid_from,
+                offer->valid_until, pb, len, terr, offer->radius_km, circles, force);
+    free(pb);
+    return 0;
+}
+
 static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delivery_t *delivery, void *arg) {
     mg_matcher_t *m = arg;
     (void)sub;
@@ -1172,45 +1322,21 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         cb = s_on_left;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: {
-        const Maillage__V1__Need *need = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
-                                             ? env->need_reported->need
-                                             : env->need_updated->need;
-        const mg_commune_t *c = need ? mg_communes_find(m->communes, need->commune) : NULL;
-        if (!c) {
-            mg_warn("matcher: sequence %" PRIu64 ": need without a known commune; ignored", job->seq);
-            break;
-        }
-        uint8_t *pb;
-        size_t len = s_need_view(need, &pb);
-        long long radius = need->radius_km ? need->radius_km : m->search_max_km;
-        s_item_args(m, job, &a, "need", need->need_id, need->structure_id, need->category, c, need->valid_until, pb,
-                    len, "", radius, "");
-        free(pb);
-        cb = s_on_need_applied;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED:
+        if (s_need_args(m, job, &a, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
+                                        ? env->need_reported->need
+                                        : env->need_updated->need,
+                        0) == 0)
+            cb = s_on_need_applied;
         break;
-    }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: {
-        const Maillage__V1__Offer *offer = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
-                                               ? env->offer_published->offer
-                                               : env->offer_updated->offer;
-        const mg_commune_t *c = offer ? mg_communes_find(m->communes, offer->commune) : NULL;
-        if (!c) {
-            mg_warn("matcher: sequence %" PRIu64 ": offer without a known commune; ignored", job->seq);
-            break;
-        }
-        uint8_t *pb;
-        size_t len = s_offer_view(offer, &pb);
-        char terr[2048], circles[4096];
-        s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
-        s_offer_circles(m, offer, c, circles, sizeof(circles));
-        s_item_args(m, job, &a, "offer", offer->offer_id, offer->provider_id, offer->category, c, offer->valid_until,
-                    pb, len, terr, offer->radius_km, circles);
-        free(pb);
-        cb = s_on_offer_applied;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED:
+        if (s_offer_args(m, job, &a, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
+                                         ? env->offer_published->offer
+                                         : env->offer_updated->offer,
+                         0) == 0)
+            cb = s_on_offer_applied;
         break;
-    }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
         mg_args_str(&a, "close_need");
         mg_args_int(&a, (long long)job->seq);
@@ -1305,9 +1431,10 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
     mg_matcher_t *m = arg;
     (void)fd;
     (void)what;
+    s_start_round(m);
     if (m->expiry_running || m->stopping || !mg_redis_is_up(m->redis)) return;
     char today[11];
-    mg_clock_paris_date(mg_clock_now_ms(), today);
+    mg_clock_paris_date(s_now_ms(), today);
     mg_args_t a;
     mg_args_init(&a);
     mg_args_str(&a, "expired");
@@ -1319,6 +1446,111 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
         m->expiry_running = 0;
         s_job_free(job);
     }
+}
+
+/* ---- valid_from: matching again on the day an item becomes valid ------------------ */
+
+/* An item whose valid_from is in the future is filtered out until that day
+ * (mg_match_filter), and on that day no event comes: the "need"/"offer" call
+ * put it in mg:start:<kind> (score = the day). Each expiry tick, the items
+ * whose day came since this instance's last completed round are matched
+ * again, exactly as an update with the same sequence would be ("force": the
+ * record is not rewritten); the deterministic ids and the pair revisions make
+ * a second pass harmless. The round is marked done (mg:start:done, field =
+ * this instance's flag) only when every job succeeded, so a crash or a Redis
+ * outage means the round is redone. */
+
+static void s_start_job_done(mg_matcher_t *m, int failed) {
+    if (failed) m->start_failed = 1;
+    if (m->start_pending > 0) m->start_pending--;
+    if (m->start_pending > 0) return;
+    m->start_running = 0;
+    if (!m->start_failed && !m->start_truncated && !m->stopping)
+        mg_redis_command(m->redis, NULL, NULL, "HSET mg:start:done %s %lld", m->mflag, m->start_today);
+}
+
+/* A job matching again the stored item `row` = {id, seq, at, item}. */
+static void s_start_job(mg_matcher_t *m, int is_need, const redisReply *row) {
+    if (row->type != REDIS_REPLY_ARRAY || row->elements < 4) return;
+    size_t len = s_rlen(row->element[3]);
+    const uint8_t *data = (const uint8_t *)s_rstr(row->element[3]);
+    s_job_t *job = s_job_new(m, NULL, NULL);
+    job->rematch = 1;
+    mg_envelope_t *env = &job->own_env;
+    maillage__v1__envelope__init(env);
+    env->sequence = (uint64_t)s_rint(row->element[1]);
+    env->received_at_ms = s_rint(row->element[2]);
+    job->env = env;
+    job->seq = env->sequence;
+    m->jobs++;
+    m->start_pending++;
+    mg_args_t a;
+    mg_args_init(&a);
+    int ok = -1;
+    if (is_need) {
+        maillage__v1__need_updated__init(&job->own_need);
+        job->own_need.need = len ? maillage__v1__need__unpack(NULL, len, data) : NULL;
+        env->payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED;
+        env->need_updated = &job->own_need;
+        if (job->own_need.need) ok = s_need_args(m, job, &a, job->own_need.need, 1);
+    } else {
+        maillage__v1__offer_updated__init(&job->own_offer);
+        job->own_offer.offer = len ? maillage__v1__offer__unpack(NULL, len, data) : NULL;
+        env->payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED;
+        env->offer_updated = &job->own_offer;
+        if (job->own_offer.offer) ok = s_offer_args(m, job, &a, job->own_offer.offer, 1);
+    }
+    if (ok != 0) {
+        /* Unreadable or without a known commune: never matchable. */
+        mg_args_clear(&a);
+        s_job_finish(job, NULL);
+        return;
+    }
+    if (mg_script_call(m->script, &a, is_need ? s_on_need_applied : s_on_offer_applied, job) != 0)
+        s_job_finish(job, "Redis unavailable");
+}
+
+#define S_START_LIMIT 10000
+
+/* Reply of "started": {{needs: {id, seq, at, item}...}, {offers: ...}}. */
+static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_matcher_t *m = privdata;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || m->stopping) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("matcher: valid_from round: %s", reply->str);
+        m->start_running = 0;
+        return;
+    }
+    size_t total = 0;
+    m->start_failed = m->start_truncated = 0;
+    /* One pending count for the loop itself, so the round cannot complete
+     * (and be marked done) before every job is started. */
+    m->start_pending = 1;
+    for (int k = 0; k < 2; k++) {
+        const redisReply *list = reply->element[k];
+        if (list->type != REDIS_REPLY_ARRAY) continue;
+        if (list->elements >= S_START_LIMIT) {
+            m->start_truncated = 1;
+            mg_warn("matcher: more than %d items become valid today; the rest in the next rounds", S_START_LIMIT);
+        }
+        for (size_t i = 0; i < list->elements; i++) s_start_job(m, k == 0, list->element[i]);
+        total += list->elements;
+    }
+    if (total) mg_info("matcher: %zu item(s) valid from today matched again", total);
+    s_start_job_done(m, 0);
+}
+
+static void s_start_round(mg_matcher_t *m) {
+    if (m->start_running || m->stopping || !mg_redis_is_up(m->redis)) return;
+    m->start_today = s_today();
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_args_str(&a, "started");
+    mg_args_str(&a, m->mflag);
+    mg_args_int(&a, m->start_today);
+    mg_args_int(&a, S_START_LIMIT);
+    m->start_running = 1;
+    if (mg_script_call(m->script, &a, s_on_started, m) != 0) m->start_running = 0;
 }
 
 /* ---- the outbox -------------------------------------------------------------------- */
@@ -1455,6 +1687,7 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     m->fair_window_ms = mg_config_int(cfg, "matcher", "fairness_window_days") * S_MS_PER_DAY;
     m->collective_window_ms = mg_config_int(cfg, "matcher", "collective_window_days") * S_MS_PER_DAY;
     m->collective_min = mg_config_int(cfg, "matcher", "collective_min_structures");
+    m->collective_km = mg_config_int(cfg, "matcher", "collective_distance_km");
     m->max_candidates = mg_config_int(cfg, "matcher", "max_candidates");
     m->search_max_km = mg_config_int(cfg, "matcher", "search_max_km");
     m->max_proposals = mg_config_int(cfg, "matcher", "max_proposals");
@@ -1533,6 +1766,10 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     struct timeval tv = {(time_t)expiry_s, 0}, mtv = {S_METRICS_INTERVAL_S, 0};
     event_add(m->expiry_timer, &tv);
     event_add(m->metrics_timer, &mtv);
+    if (s_test_clock_file())
+        mg_warn("matcher: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
+                "production",
+                s_test_clock_file());
     mg_info("matcher: consumer %s, ingest %s, fanout %s; connecting to Redis", m->name,
             mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"));
     return m;

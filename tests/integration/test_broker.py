@@ -342,6 +342,17 @@ class BrokerTest(unittest.TestCase):
         self.wait_seqs(list(range(16, 26)))  # now the size limit binds
         self.assertNotIn("retention_force:", self.broker.log())
 
+    def test_retention_keeps_what_a_consumer_has_parked_for_retry(self):
+        # "fast" has completed 20 but parked 7 for a retry: 7 must stay.
+        self._consumers(fast=20)
+        self.redis.call("ZADD", "mg:retry:fast", "1", "7")
+        client = self.start(retention_interval_s=1, retention_max_events=10, retention_max_age_s=0)
+        client.emit_many([h.need_reported() for _ in range(25)])
+        self.wait_seqs(list(range(7, 26)))
+        self.broker.wait_log('consumer "fast" (at sequence 6 of 25) holds back')
+        self.redis.call("ZREM", "mg:retry:fast", "7")
+        self.wait_seqs(list(range(16, 26)))
+
     def test_retention_force_trims_past_consumers_and_says_so(self):
         self._consumers(slow=4)
         client = self.start(retention_interval_s=1, retention_max_events=10, retention_max_age_s=0,

@@ -6,15 +6,29 @@ Lisieux 14366, Rouen 76540), then the fault scenarios: a journal replay, a
 kill -9 mid-stream and two instances must give exactly the matches of a clean
 single run. Every test starts its own Redis, broker and matcher(s)."""
 
+import datetime
 import os
 import signal
 import time
 import unittest
+import zoneinfo
 
 import harness as h
 
 CAEN, HEROUVILLE, IFS, BAYEUX, LISIEUX, ROUEN = "14118", "14327", "14341", "14047", "14366", "76540"
+# Around Vire, three EPCIs within 15 km of Tinchebray-Bocage: Vire Normandie
+# (CC Intercom de la Vire au Noireau, 14.3 km), Sourdeval (CA Mont-Saint-
+# Michel-Normandie, 12.0 km), Tinchebray-Bocage (CC Domfront Tinchebray
+# Interco); Saint-Lô is 36 km or more from all three.
+VIRE, SOURDEVAL, TINCHEBRAY, SAINT_LO = "14762", "50582", "61486", "50502"
 TODAY = time.strftime("%Y-%m-%d")
+DAY_MS = 86400000
+
+
+def paris_date(offset_days=0):
+    """The date in Europe/Paris `offset_days` from now (the matcher's "today")."""
+    return (datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Paris"))
+            + datetime.timedelta(days=offset_days)).strftime("%Y-%m-%d")
 
 
 # ---- events ---------------------------------------------------------------------
@@ -44,7 +58,8 @@ def member(sid, commune=CAEN, family="FAMILY_ASSOCIATION", naf="88.99B", network
 
 
 def need(nid, sid, commune=CAEN, category="locaux", radius=30, tags=("cuisine", "stockage"),
-         title="Cuisine partagée et stockage", description="", valid_until="", event_type="need.reported"):
+         title="Cuisine partagée et stockage", description="", valid_until="", event_type="need.reported",
+         valid_from=""):
     env = _env(event_type)
     n = (env.need_reported if event_type == "need.reported" else env.need_updated).need
     n.need_id = nid
@@ -56,12 +71,13 @@ def need(nid, sid, commune=CAEN, category="locaux", radius=30, tags=("cuisine", 
     n.title = title
     n.description = description
     n.valid_until = valid_until
+    n.valid_from = valid_from
     return env
 
 
 def offer(oid, sid, commune=CAEN, category="locaux", radius=20, tags=("cuisine", "stockage"),
           title="Cuisine professionnelle et stockage", territory=(), valid_until="", member_of=(),
-          event_type="offer.published"):
+          event_type="offer.published", valid_from=""):
     env = _env(event_type)
     o = (env.offer_published if event_type == "offer.published" else env.offer_updated).offer
     o.offer_id = oid
@@ -73,6 +89,7 @@ def offer(oid, sid, commune=CAEN, category="locaux", radius=20, tags=("cuisine",
     o.title = title
     o.territory.extend(territory)
     o.valid_until = valid_until
+    o.valid_from = valid_from
     o.conditions.member_of.extend(member_of)
     return env
 
@@ -115,14 +132,14 @@ class Stack:
         self.matcher_options.update(matcher)
         self.matchers = {}
 
-    def start_matcher(self, instance=0, **options):
+    def start_matcher(self, instance=0, env=None, **options):
         sections = dict(self.sections)
         m = dict(self.matcher_options)
         m["instance"] = instance
         m.update(options)
         sections["matcher"] = m
         conf = h.write_config(self.ws.path("matcher-%d-%s.conf" % (instance, h.new_id("c"))), sections)
-        d = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", conf))
+        d = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", conf, env=env))
         d.start(ready="matcher: ready")
         self.matchers[instance] = d
         return d
@@ -322,7 +339,17 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(st.redis.call("GET", "mg:need:n-old").split(b"|")[1], b"0")
 
     def test_collective_need_detected_once_then_updated(self):
-        st = Stack(self.ws)
+        # With the grouping by distance on too (20 km holds Caen, Hérouville
+        # and Ifs), the EPCI signal covers the same structures: no second one.
+        for km in (0, 20):
+            with self.subTest(collective_distance_km=km):
+                ws = h.Workspace()
+                try:
+                    self.check_collective_by_epci(Stack(ws, collective_distance_km=km))
+                finally:
+                    ws.close()
+
+    def check_collective_by_epci(self, st):
         st.start_matcher()
         st.emit([member("a-caen", CAEN), member("a-herouville", HEROUVILLE), member("a-ifs", IFS),
                  member("a-caen-2", CAEN), member("a-lisieux", LISIEUX)])
@@ -350,6 +377,95 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual([e.collective_need_detected.revision for e in events], [1, 2])
         self.assertEqual(events[1].collective_need_detected.collective_id, cn.collective_id)
         self.assertTrue(events[1].collective_need_detected.explanation.startswith("4 structures de CU Caen la Mer"))
+
+    def test_collective_need_by_distance_across_epcis(self):
+        st = Stack(self.ws, collective_distance_km=20)
+        st.start_matcher()
+        st.emit([member("a-vire", VIRE), member("a-sourdeval", SOURDEVAL), member("a-tinchebray", TINCHEBRAY),
+                 member("a-vire-2", VIRE), member("a-saint-lo", SAINT_LO)])
+        # Two structures within 20 km, one beyond: no group of 3.
+        st.emit([need("m-vire", "a-vire", VIRE, category="materiel"),
+                 need("m-sourdeval", "a-sourdeval", SOURDEVAL, category="materiel"),
+                 need("m-saint-lo", "a-saint-lo", SAINT_LO, category="materiel"),
+                 need("l-tinchebray", "a-tinchebray", TINCHEBRAY)])  # another category
+        st.settle()
+        self.assertEqual(st.journal("collective_need.detected"), [])
+        # The third, in a third EPCI, within 20 km of both: one signal,
+        # centred on its commune.
+        st.emit([need("m-tinchebray", "a-tinchebray", TINCHEBRAY, category="materiel")])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual(len(events), 1)
+        cn = events[0].collective_need_detected
+        self.assertEqual(events[0].event_id, "cn.materiel.near.61486.1")
+        self.assertEqual((cn.collective_id, cn.revision, cn.category, cn.territory, cn.territory_name),
+                         ("cn.materiel.near.61486", 1, "materiel", TINCHEBRAY, "Tinchebray-Bocage"))
+        self.assertEqual(sorted(cn.structure_ids), ["a-sourdeval", "a-tinchebray", "a-vire"])
+        self.assertEqual(sorted(cn.need_ids), ["m-sourdeval", "m-tinchebray", "m-vire"])
+        self.assertEqual(cn.explanation, "3 structures à moins de 20 km de Tinchebray-Bocage expriment un besoin "
+                                         "de matériel et réemploi : une réponse mutualisée est possible")
+        # A second need of a structure already in: nothing new. A fourth
+        # structure within the circle: revision 2 of the same group, not a
+        # new group centred on Vire.
+        st.emit([need("m-vire-b", "a-vire", VIRE, category="materiel", title="Une remorque")])
+        st.settle()
+        self.assertEqual(len(st.journal("collective_need.detected")), 1)
+        st.emit([need("m-vire-2", "a-vire-2", VIRE, category="materiel")])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual([(e.collective_need_detected.collective_id, e.collective_need_detected.revision)
+                          for e in events], [("cn.materiel.near.61486", 1), ("cn.materiel.near.61486", 2)])
+        cn2 = events[1].collective_need_detected
+        self.assertEqual(sorted(cn2.structure_ids), ["a-sourdeval", "a-tinchebray", "a-vire", "a-vire-2"])
+        self.assertTrue(cn2.explanation.startswith("4 structures à moins de 20 km de Tinchebray-Bocage"),
+                        cn2.explanation)
+        # Replaying the whole journal creates nothing new.
+        before = len(st.journal())
+        st.matchers[0].stop()
+        st.redis.call("HSET", "mg:consumer:matcher", "seq", 0)
+        st.start_matcher()
+        st.settle()
+        self.assertEqual(len(st.journal()), before)
+
+    def test_valid_from_tomorrow_is_matched_on_that_day_without_an_event(self):
+        clock = self.ws.path("clock")
+        with open(clock, "w") as f:
+            f.write("0")
+        st = Stack(self.ws)
+        d = st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock})
+        self.assertIn("TEST CLOCK", d.log())
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE"),
+                 member("asso-ifs", IFS)])
+        # A need valid from tomorrow, an offer waiting for it; an offer valid
+        # from tomorrow, a need waiting for it (another category).
+        st.emit([offer("o-now", "scop-caen", CAEN),
+                 need("n-tomorrow", "asso-caen", CAEN, valid_from=tomorrow),
+                 need("n-now", "asso-ifs", IFS, category="materiel", tags=("remorque",), title="Remorque"),
+                 offer("o-tomorrow", "scop-caen", CAEN, category="materiel", tags=("remorque",), title="Remorque",
+                       valid_from=tomorrow)])
+        st.settle()
+        time.sleep(1.5)  # expiry ticks (1 s): still not valid today
+        self.assertEqual(st.matches(), [])
+        head = int(st.redis.call("GET", "mg:journal:seq"))
+        # Tomorrow: both pairs, with no new event in.
+        with open(clock, "w") as f:
+            f.write(str(DAY_MS))
+        deadline = time.monotonic() + 10
+        while len(st.matches()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = sorted((m.need_id, m.offer_id, m.revision) for m in st.matches())
+        self.assertEqual(found, [("n-now", "o-tomorrow", 1), ("n-tomorrow", "o-now", 1)])
+        journal = st.journal()
+        self.assertEqual(sorted(e.type for e in journal if e.sequence > head), ["match.found", "match.found"])
+        # More ticks, a restart, a replay: still once.
+        time.sleep(1.5)
+        st.matchers[0].stop()
+        st.redis.call("HSET", "mg:consumer:matcher", "seq", 0)
+        st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock})
+        st.settle()
+        time.sleep(1.5)
+        self.assertEqual(len(st.matches()), 2)
 
     def test_member_left_closes_its_items_and_erases_its_contact(self):
         st = Stack(self.ws)

@@ -112,7 +112,9 @@ const mg_config_key_t mg_config_schema[] = {
     INT("matcher", "collective_window_days", "90", 1, 3650,
         "Only needs reported within this many days count towards a collective need."),
     INT("matcher", "collective_distance_km", "0", 0, 1000,
-        "Reserved: group structures within this distance as well as by EPCI (0 = EPCI only)."),
+        "Also group by distance: collective_min_structures structures with open needs of\n"
+        "one category within this many km of the commune of the need that forms the group\n"
+        "make a collective need, across EPCIs (0 = by EPCI only)."),
     INT("matcher", "expiry_interval_s", "60", 1, 86400,
         "How often expired needs and offers are closed (need.closed / offer.withdrawn,\n"
         "reason EXPIRED)."),

@@ -232,7 +232,10 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
 
 /* ---- retention ---------------------------------------------------------------- */
 
-/* Sequences are formatted with %d (Lua's default would switch to exponents).
+/* The floor a consumer holds is its checkpoint, or just below the lowest
+ * sequence it has parked for retry (mg:retry:<name>), whichever is lower: a
+ * parked event must still be in the journal when its retry comes.
+ * Sequences are formatted with %d (Lua's default would switch to exponents).
  * Marks: ZADD NX keeps, for each sequence, the first time the journal was
  * seen at it, so an idle journal still ages; only the newest mark older than
  * the cutoff is needed, the ones before it are deleted. */
@@ -261,6 +264,10 @@ const char mg_journal_retention_script[] =
     "local slowest = ''\n"
     "for _, name in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
     "  local s = tonumber(redis.call('HGET', ARGV[5] .. name, 'seq') or '0') or 0\n"
+    "  for _, parked in ipairs(redis.call('ZRANGE', ARGV[6] .. name, 0, -1)) do\n"
+    "    local p = (tonumber(parked) or 1) - 1\n"
+    "    if p < s then s = p end\n"
+    "  end\n"
     "  if floor < 0 or s < floor then floor = s; slowest = name end\n"
     "end\n"
     "local apply = want\n"
@@ -321,7 +328,8 @@ int mg_journal_trim(mg_journal_t *journal, const mg_journal_retention_t *policy,
     const char *argv[] = {"EVAL",           mg_journal_retention_script, "4",
                           MG_JOURNAL_KEY,   MG_JOURNAL_SEQ_KEY,          MG_JOURNAL_MARKS_KEY,
                           MG_CONSUMERS_KEY, now,                         age,
-                          events,           policy->force ? "1" : "0",   MG_CONSUMER_KEY_PREFIX};
+                          events,           policy->force ? "1" : "0",   MG_CONSUMER_KEY_PREFIX,
+                          MG_RETRY_KEY_PREFIX};
     enum { S_ARGC = sizeof(argv) / sizeof(argv[0]) };
     size_t argvlen[S_ARGC];
     for (size_t i = 0; i < S_ARGC; i++)
