@@ -647,8 +647,8 @@ typedef struct {
     mg_delivery_t *delivery;
     const mg_envelope_t *env;
     s_item_t item;
-    int channels[64]; /* channel of each notification in the create call */
-    size_t n_notifs;
+    int *channels; /* channel of each notification in the create call (owned) */
+    size_t n_notifs, channels_cap;
     int counted; /* the unanswered-need timer's, not a delivery's */
 } s_job_t;
 
@@ -661,6 +661,7 @@ static void s_job_finish(s_job_t *job, const char *reason) {
     if (job->delivery && n->subscriber) mg_subscriber_done(n->subscriber, job->delivery, reason);
     if (job->counted) n->unanswered_running--;
     s_item_clear(&job->item);
+    free(job->channels);
     free(job);
 }
 
@@ -729,6 +730,10 @@ static void s_add_notification(s_job_t *job, s_args_t *a, const char *staff_id, 
     s_args_str(a, "summary");
     s_args_str(a, job->item.summary ? job->item.summary : "");
     for (size_t i = 0; i < n_pairs; i++) s_args_str(a, pairs[i]);
+    if (job->n_notifs == job->channels_cap) {
+        job->channels_cap = job->channels_cap ? 2 * job->channels_cap : 16;
+        job->channels = mg_realloc(job->channels, job->channels_cap * sizeof(*job->channels));
+    }
     job->channels[job->n_notifs++] = ch;
 }
 
@@ -736,9 +741,11 @@ static void s_add_notification(s_job_t *job, s_args_t *a, const char *staff_id, 
 static void s_route_and_create(s_job_t *job) {
     mg_notifier_t *n = job->n;
     s_item_t *it = &job->item;
-    const s_staff_t *targets[64];
+    /* Every staff member whose scope covers the item, however many: nobody
+     * may be dropped silently. (+1 for the default recipient.) */
+    const s_staff_t **targets = mg_calloc(n->n_staff + 1, sizeof(*targets));
     size_t nt = 0;
-    for (size_t i = 0; i < n->n_staff && nt < 64; i++)
+    for (size_t i = 0; i < n->n_staff; i++)
         if (s_covers(&n->staff[i], it)) targets[nt++] = &n->staff[i];
     int as_default = nt == 0;
     s_staff_t fallback;
@@ -774,12 +781,6 @@ static void s_route_and_create(s_job_t *job) {
         for (size_t i = 0; i < it->n_vars; i++) vars[nv++] = (mg_template_var_t){it->vars[i].name, it->vars[i].value};
         char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv);
         char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv);
-        /* A staff member may not receive more than the job has room for. */
-        if (job->n_notifs + 3 > sizeof(job->channels) / sizeof(job->channels[0])) {
-            free(subject);
-            free(text);
-            break;
-        }
         if (s->inbox || (!s->email_on && !s->webhook_on)) {
             const char *pairs[] = {"title", subject, "text", text, "staff_name", s->name};
             s_add_notification(job, &body, s->id, S_CH_INBOX, "inbox", now, pairs, 6);
@@ -803,6 +804,7 @@ static void s_route_and_create(s_job_t *job) {
         free(subject);
         free(text);
     }
+    free(targets);
     s_args_int(&a, (long long)job->n_notifs);
     for (int i = 0; i < body.argc; i++) s_args_bytes(&a, body.argv[i], body.lens[i]);
     s_args_clear(&body);

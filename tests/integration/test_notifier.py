@@ -347,6 +347,22 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(len(st.inbox("claire")), 20)
         self.assertEqual(sorted(st.redis.call("KEYS", "mg:notif:*")), keys_before)
 
+    def test_every_covering_staff_member_is_notified_however_many(self):
+        # 100 staff members, each with inbox and webhook, all covering the
+        # item: 200 notifications from one event, none silently dropped.
+        staff = {"cm%03d" % i: {"name": "Chargé·e %d" % i, "channels": "inbox,webhook",
+                                "webhook": "http://127.0.0.1:9/hook"} for i in range(100)}
+        st = Stack(self.ws, staff)
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-many", "n1", "o1", "s-caen", "s-rouen")])
+        st.settle()
+        for sid in staff:
+            self.assertEqual([e["item"] for e in st.inbox(sid)], ["match:m-many"], sid)
+        webhooks = [k for k in st.redis.call("KEYS", "mg:notif:*")
+                    if st.redis.call("HGET", k, "channel") == b"webhook"]
+        self.assertEqual(len(webhooks), 100)
+
     def test_webhook_failures_end_in_exactly_one_delivery(self):
         flaky = self.ws.own(WebhookReceiver(plan=["500", "500"]))
         slow = self.ws.own(WebhookReceiver(plan=["slow"], slow_s=2.5))
