@@ -28,20 +28,27 @@
  *
  * If the counter is missing while the stream is not (someone deleted the
  * counter, or restored the stream alone), numbering continues after the
- * stream's last entry. Scripts are not rolled back on error, so XADD runs
- * under pcall: should it fail (a counter behind the stream), the dedupe key it
- * claimed is deleted and the counter saved before the script fails, leaving
- * every earlier event of the batch fully journaled (their retries are then
- * answered DUPLICATE) and nothing half-done. Sequences are formatted with %d:
+ * stream's last generated id (XINFO STREAM, which survives trimming); a
+ * counter found behind the stream is repaired the same way on the first XADD
+ * it makes fail. Scripts are not rolled back on error, so XADD runs under
+ * pcall: should it still fail, the dedupe key it claimed is deleted and the
+ * counter saved before the script fails, leaving every earlier event of the
+ * batch fully journaled (their retries are then answered DUPLICATE) and
+ * nothing half-done. Sequences are formatted with %d:
  * Lua's default number format would switch to exponents. */
 const char mg_journal_append_script[] =
     "local window = ARGV[1]\n"
+    "local function stream_top()\n"
+    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n"
+    "  if not ok then return 0 end\n"
+    "  for k = 1, #info, 2 do\n"
+    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n"
+    "  end\n"
+    "  return 0\n"
+    "end\n"
     "local last = redis.call('GET', KEYS[2])\n"
     "local seq = tonumber(last or '0')\n"
-    "if not last then\n"
-    "  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
-    "  if #top > 0 then seq = tonumber(string.match(top[1][1], '^(%d+)')) end\n"
-    "end\n"
+    "if not last then seq = stream_top() end\n"
     "local first = seq\n"
     "local out = {}\n"
     "for i = 3, #KEYS do\n"
@@ -52,6 +59,15 @@ const char mg_journal_append_script[] =
     "  else\n"
     "    local j = 2 * i - 4\n"
     "    local ok = redis.pcall('XADD', KEYS[1], s .. '-0', 't', ARGV[j], 'e', ARGV[j + 1])\n"
+    "    if type(ok) == 'table' and ok.err then\n"
+    "      local top = stream_top()\n"
+    "      if top > seq then\n"
+    "        seq = top\n"
+    "        s = string.format('%d', seq + 1)\n"
+    "        redis.call('SET', KEYS[i], s, 'EX', window)\n"
+    "        ok = redis.pcall('XADD', KEYS[1], s .. '-0', 't', ARGV[j], 'e', ARGV[j + 1])\n"
+    "      end\n"
+    "    end\n"
     "    if type(ok) == 'table' and ok.err then\n"
     "      redis.call('DEL', KEYS[i])\n"
     "      if seq ~= first then redis.call('SET', KEYS[2], string.format('%d', seq)) end\n"
