@@ -339,3 +339,74 @@ class RedisRestartAlwaysTest(RedisRestartTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RedisRefusalTest(StackTestCase):
+    """Redis up but refusing commands (a long script answering -BUSY, -OOM
+    under maxmemory): the subscriber must neither freeze nor skip."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_broker()
+
+    def tearDown(self):
+        try:
+            self.redis.call("CONFIG", "SET", "maxmemory", "0")
+        except Exception:  # the stack may be gone already
+            pass
+        super().tearDown()
+
+    def test_busy_redis_during_catchup_leaves_no_command_stuck_and_the_checkpoint_advances(self):
+        """A script runs 1.5 s while the consumer catches up one entry per
+        XRANGE: its XRANGE, the housekeeping scan and the checkpoint HSET
+        sent after it wait, then are all answered -BUSY. The XRANGE error
+        restarts the subscriber; the replies behind it belong to the old
+        epoch and must not leave their in-flight flags set: afterwards the
+        checkpoint reaches the journal head again."""
+        needs = [h.need_reported() for _ in range(20000)]
+        offers = [h.offer_published() for _ in range(10)]
+        producer = self.produce(needs + offers)
+        producer.start()
+        acked = producer.finish()
+        self.assertEqual(len(acked), len(needs) + len(offers))
+        self.redis.call("CONFIG", "SET", "busy-reply-threshold", "400")
+        probe = self.probe("kappa", "--topics", "offer.", "--catchup-batch", 1,
+                           "--checkpoint-every", 10000000, ready=False)
+        h.wait_until(lambda: probe.stats().get("position", 0) > 200, 10, what="catch-up under way")
+        self.redis.call("EVAL", "local t0 = redis.call('TIME')\n"
+                        "local start = t0[1] * 1000000 + t0[2]\n"
+                        "repeat local t = redis.call('TIME')\n"
+                        "until t[1] * 1000000 + t[2] - start > 1500000\n"
+                        "return 1", 0)
+        self.assertLess(probe.stats().get("position", 0), len(acked), "caught up before the script")
+        probe.wait_log("BUSY", timeout=5)
+        self.assert_exactly_once(probe, {e.event_id for e in offers})
+
+    def test_a_park_refused_under_maxmemory_does_not_lose_the_event(self):
+        """Every write refused (-OOM): the handler fails and so does the
+        park script. The event must be neither applied-and-forgotten nor
+        skipped: once memory is back it is delivered and applied."""
+        sent = mixed_stream(200)
+        producer = self.produce(sent)
+        producer.start()
+        acked = producer.finish()
+        self.redis.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.redis.call("CONFIG", "SET", "maxmemory", "1")
+        probe = self.probe("lambda", ready=False)
+        probe.wait_log("parking sequence", timeout=10)
+        self.redis.call("CONFIG", "SET", "maxmemory", "0")
+        self.assert_exactly_once(probe, acked)
+
+    def test_a_refused_checkpoint_is_sent_again(self):
+        """The checkpoint HSET answered -OOM: once memory is back it is sent
+        again although the position has not moved since."""
+        producer = self.produce([h.need_reported() for _ in range(200)])
+        producer.start()
+        acked = producer.finish()
+        head = max(acked.values())
+        self.redis.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.redis.call("CONFIG", "SET", "maxmemory", "1")
+        probe = self.probe("mu", "--topics", "offer.", "--checkpoint-every", 10000000, ready=False)
+        probe.wait_log("checkpoint %d refused" % head, timeout=10)
+        self.redis.call("CONFIG", "SET", "maxmemory", "0")
+        h.wait_until(lambda: probe.checkpoint() == head, 5, what="checkpoint at %d" % head)

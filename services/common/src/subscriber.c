@@ -75,6 +75,7 @@ struct mg_delivery {
     uint64_t epoch;
     uint64_t seq;
     int retry; /* a parked event delivered again */
+    int parking; /* done() with a failure: held until Redis confirms the park */
     mg_envelope_t *env;
     char event_id[MG_ID_MAX + 1];
     char type[64];
@@ -86,6 +87,7 @@ typedef struct s_call {
     mg_subscriber_t *sub;
     uint64_t epoch;
     uint64_t seq;
+    uint64_t prev_checkpoint; /* a checkpoint HSET: sent_checkpoint before it */
     void (*flush_cb)(mg_subscriber_t *sub, void *arg);
     void *flush_arg;
     struct s_call *prev, *next;
@@ -307,22 +309,38 @@ static int s_entry_copy(const redisReply *entry, s_entry_t *out) {
 
 /* ---- Redis lost and found ---------------------------------------------------- */
 
-/* Stop everything that needs Redis; resume from the checkpoint when it is
- * back. A delivery in progress is left to finish (its done() will only free
- * it), so that the handler still sees one event at a time. */
-static void s_redis_lost(mg_subscriber_t *sub) {
-    if (sub->state == S_WAIT_REDIS) return;
-    mg_warn("subscriber %s: Redis lost at sequence %" PRIu64 "; pausing, will resume from the checkpoint",
-            sub->name, sub->position);
+/* Start a new epoch in WAIT_REDIS: the tick starts again from the
+ * checkpoint in Redis. Every reply still due belongs to the old epoch and
+ * will only free its call, so every in-flight flag is cleared here, or it
+ * would stay set for the life of the process (the checkpoint frozen, parked
+ * events never scanned, the idle check never run again). A delivery whose
+ * handler is done but whose park is unconfirmed is dropped (it comes again
+ * from the checkpoint); one still with its handler is left to finish (its
+ * done() will only free it), so that the handler still sees one event at a
+ * time. Every epoch change goes through here. */
+static void s_restart(mg_subscriber_t *sub) {
     sub->state = S_WAIT_REDIS;
     sub->epoch++;
-    sub->stats.redis_losses++;
     s_batch_clear(sub);
     s_retries_clear(sub);
     sub->fetching = sub->retry_lookups = sub->retry_scanning = 0;
     sub->checkpoint_inflight = sub->checkpoint_again = 0;
     sub->idle_check_inflight = 0;
+    if (sub->current && sub->current->parking) {
+        s_delivery_free(sub->current);
+        sub->current = NULL;
+    }
     s_pause(sub, 0); /* drain and drop meanwhile */
+}
+
+/* Stop everything that needs Redis; resume from the checkpoint when it is
+ * back. */
+static void s_redis_lost(mg_subscriber_t *sub) {
+    if (sub->state == S_WAIT_REDIS) return;
+    mg_warn("subscriber %s: Redis lost at sequence %" PRIu64 "; pausing, will resume from the checkpoint",
+            sub->name, sub->position);
+    sub->stats.redis_losses++;
+    s_restart(sub);
 }
 
 static void s_on_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
@@ -337,9 +355,7 @@ static void s_on_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
     if (!sub->loaded_checkpoint_ok || s_reply_u64(reply, &head) != 0) {
         mg_error("subscriber %s: cannot read the checkpoint or the journal head%s%s; retrying", sub->name,
                  reply->type == REDIS_REPLY_ERROR ? ": " : "", reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        /* The tick starts again from WAIT_REDIS. */
-        sub->state = S_WAIT_REDIS;
-        sub->epoch++;
+        s_restart(sub); /* the tick starts again */
         return;
     }
     uint64_t checkpoint = sub->loaded_checkpoint;
@@ -370,7 +386,7 @@ static void s_on_checkpoint_read(mg_redis_t *redis, redisReply *reply, void *pri
 
 /* Register, then read the checkpoint and the journal head, pipelined. */
 static void s_start(mg_subscriber_t *sub) {
-    sub->epoch++;
+    s_restart(sub);
     sub->state = S_LOADING;
     sub->loaded_checkpoint_ok = 0;
     char pid[24], host[256] = "";
@@ -383,8 +399,7 @@ static void s_start(mg_subscriber_t *sub) {
     if (s_send(sub, NULL, NULL, 3, sadd) != 0 || s_send(sub, NULL, NULL, 8, hset) != 0 ||
         s_send(sub, s_on_checkpoint_read, s_call_new(sub, 0), 3, hget) != 0 ||
         s_send(sub, s_on_loaded, s_call_new(sub, 0), 2, get) != 0) {
-        sub->state = S_WAIT_REDIS;
-        sub->epoch++;
+        s_restart(sub);
     }
 }
 
@@ -406,15 +421,23 @@ static void s_on_checkpoint_saved(mg_redis_t *redis, redisReply *reply, void *pr
     s_call_t *call = privdata;
     void (*flush_cb)(mg_subscriber_t *, void *) = call->flush_cb;
     void *flush_arg = call->flush_arg;
+    uint64_t prev_checkpoint = call->prev_checkpoint;
     mg_subscriber_t *owner = call->sub;
     uint64_t seq;
     mg_subscriber_t *sub = s_call_end(call, &seq);
+    if (sub && reply && reply->type == REDIS_REPLY_ERROR && sub->sent_checkpoint == seq) {
+        /* Refused (-OOM, -READONLY...): as if never sent, so that the next
+         * tick sends it again even if the position does not move. */
+        sub->sent_checkpoint = prev_checkpoint;
+        if (flush_cb) mg_error("subscriber %s: checkpoint %" PRIu64 " refused: %s", sub->name, seq, reply->str);
+    }
     if (sub && !flush_cb) {
         sub->checkpoint_inflight = 0;
         if (!reply) {
             s_redis_lost(sub);
         } else if (reply->type == REDIS_REPLY_ERROR) {
             mg_error("subscriber %s: checkpoint %" PRIu64 " refused: %s", sub->name, seq, reply->str);
+            sub->checkpoint_again = 0; /* the next tick sends it */
         } else {
             sub->stats.checkpoints++;
             if (sub->checkpoint_again) {
@@ -443,6 +466,7 @@ static void s_checkpoint(mg_subscriber_t *sub, void (*flush_cb)(mg_subscriber_t 
     snprintf(now, sizeof(now), "%" PRId64, mg_clock_now_ms());
     const char *argv[] = {"HSET", sub->consumer_key, "seq", seq, "updated_at_ms", now};
     s_call_t *call = s_call_new(sub, sub->position);
+    call->prev_checkpoint = sub->sent_checkpoint;
     call->flush_cb = flush_cb;
     call->flush_arg = flush_arg;
     if (s_send(sub, s_on_checkpoint_saved, call, 6, argv) != 0) {
@@ -469,19 +493,38 @@ static void s_completed(mg_subscriber_t *sub, uint64_t seq) {
 
 /* ---- parking ---------------------------------------------------------------------- */
 
+static void s_release(mg_subscriber_t *sub, mg_delivery_t *d);
+
+/* The park script answered: only now may the position pass the event. On
+ * an error (-OOM under maxmemory, -BUSY...) the event is in neither the
+ * retry set nor the dead letters: start again from the checkpoint, which
+ * is not past it, as when Redis is lost (one more idempotent delivery). */
 static void s_on_parked(mg_redis_t *redis, redisReply *reply, void *privdata) {
     (void)redis;
     uint64_t seq;
     mg_subscriber_t *sub = s_call_end(privdata, &seq);
-    if (!sub) return;
+    if (!sub) return; /* the restart that changed the epoch freed the delivery */
+    mg_delivery_t *d = sub->current;
     if (!reply) {
         s_redis_lost(sub);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        mg_error("subscriber %s: parking sequence %" PRIu64 " failed: %s", sub->name, seq, reply->str);
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
+        return;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        mg_error("subscriber %s: parking sequence %" PRIu64 " failed: %s; starting again from the checkpoint",
+                 sub->name, seq, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        s_restart(sub);
+        s_kick(sub);
+        return;
+    }
+    if (reply->integer < 0) {
         sub->stats.deadlettered++;
         mg_warn("subscriber %s: sequence %" PRIu64 " dead-lettered after %lld attempts", sub->name, seq,
                 -reply->integer);
+    }
+    /* Same epoch, one delivery at a time: the current one is this park's. */
+    if (d && d->parking && d->seq == seq) {
+        sub->current = NULL;
+        s_release(sub, d);
     }
 }
 
@@ -633,9 +676,19 @@ void mg_subscriber_done(mg_subscriber_t *sub, mg_delivery_t *d, const char *reas
             return;
         }
         sub->stats.failed++;
-    } else if (d->retry) {
-        s_unpark(sub, d->seq);
+        /* Hold the position (and the next delivery) until Redis confirms
+         * the park: s_on_parked() releases it. */
+        d->parking = 1;
+        sub->current = d;
+        return;
     }
+    if (d->retry) s_unpark(sub, d->seq);
+    s_release(sub, d);
+}
+
+/* A delivery is over (succeeded, or its failure safely parked): move past
+ * it and go on. Frees `d`, which must no longer be current. */
+static void s_release(mg_subscriber_t *sub, mg_delivery_t *d) {
     if (!d->retry) s_completed(sub, d->seq);
     s_delivery_free(d);
     s_pause(sub, 0);
@@ -671,8 +724,7 @@ static void s_on_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
     if (reply->type != REDIS_REPLY_ARRAY) {
         mg_error("subscriber %s: XRANGE %s: %s; retrying", sub->name, MG_JOURNAL_KEY,
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        sub->state = S_WAIT_REDIS; /* the tick starts again */
-        sub->epoch++;
+        s_restart(sub); /* the tick starts again */
         return;
     }
     s_batch_clear(sub);
