@@ -242,24 +242,46 @@ static int s_stop_pid(pid_t pid, int timeout_s)
 
 /* ---- network ------------------------------------------------------------ */
 
-/* A free loopback TCP port, avoiding those in `taken`. The kernel gives a
- * free ephemeral port; the tiny window before the daemon binds it is
- * acceptable for a development stack. Returns 0 on failure. */
+/* The lowest port of the kernel's ephemeral range (32768 by default). */
+static int s_ephemeral_low(void)
+{
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/* 1 if 127.0.0.1:port can be bound right now. */
+static int s_port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A free loopback TCP port, avoiding those in `taken`. It is drawn at random
+ * BELOW the kernel's ephemeral range: a port from bind(0) is free only until
+ * the daemon binds it, and meanwhile any outgoing connection on the machine
+ * (a test's client, a Redis connection) may take it as its source port; ports
+ * below the range are never handed out that way. Returns 0 on failure. */
 static int s_free_port(const int *taken, size_t n_taken)
 {
-    for (int attempt = 0; attempt < 20; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return 0;
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t alen = sizeof a;
-        int port = 0;
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-            port = ntohs(a.sin_port);
-        close(fd);
+    int hi = s_ephemeral_low() - 1, lo = 10000;
+    if (hi - lo < 1000) lo = 1024;
+    uint64_t seed = (uint64_t)mg_clock_monotonic_us() ^ ((uint64_t)getpid() << 20);
+    for (int attempt = 0; attempt < 200; attempt++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        int port = lo + (int)((seed >> 33) % (uint64_t)(hi - lo + 1));
         int clash = 0;
         for (size_t i = 0; i < n_taken; i++) clash |= taken[i] == port;
-        if (port && !clash) return port;
+        if (!clash && s_port_bindable(port)) return port;
     }
     return 0;
 }

@@ -23,6 +23,7 @@ Every process started here is stopped by its pid in ``close()``/``stop()``;
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,11 +51,33 @@ REJECTED = Ack.STATUS_REJECTED
 UNAVAILABLE = Ack.STATUS_UNAVAILABLE
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 right now, drawn below the kernel's
+    ephemeral range: a port from bind(0) may be taken, before the daemon binds
+    it, as the source port of any outgoing connection (parallel tests make
+    plenty); ports below the range are never handed out that way."""
+    hi = _ephemeral_low() - 1
+    lo = 10000 if hi - 10000 >= 1000 else 1024
+    for _ in range(200):
+        port = _port_rng.randint(lo, hi)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_until(predicate, timeout=5.0, interval=0.02, what="condition"):
