@@ -890,27 +890,16 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
         s_fail(err, errlen, "%s", why);
         goto err;
     }
-    mg_redis_options_t opts;
-    if (mg_redis_options_from_config(cfg, &opts, why, sizeof(why)) != 0) {
-        s_fail(err, errlen, "%s", why);
-        goto err;
-    }
-
     broker->zmq_context = zmq_ctx_new();
     if (!broker->zmq_context) {
-        mg_redis_options_clear(&opts);
         s_fail(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
         goto err;
     }
     if (*mg_config_str(cfg, "broker", "curve_secret_key_file")) {
         /* The ZAP handler must be bound before the sockets it protects. */
         broker->curve = mg_curve_server_new(base, broker->zmq_context, cfg, err, errlen);
-        if (!broker->curve) {
-            mg_redis_options_clear(&opts);
-            goto err;
-        }
+        if (!broker->curve) goto err;
     } else if (*mg_config_str(cfg, "broker", "curve_clients_file")) {
-        mg_redis_options_clear(&opts);
         s_fail(err, errlen, "[broker] curve_clients_file is set but curve_secret_key_file is not");
         goto err;
     }
@@ -922,15 +911,11 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     if (broker->ingest_socket)
         broker->fanout_socket =
             s_bind(broker, ZMQ_PUB, "fanout", (int)mg_config_int(cfg, "broker", "fanout_hwm"), err, errlen);
-    if (!broker->ingest_socket || !broker->fanout_socket) {
-        mg_redis_options_clear(&opts);
-        goto err;
-    }
+    if (!broker->ingest_socket || !broker->fanout_socket) goto err;
 
-    broker->redis = mg_redis_new(base, &opts, s_on_redis_state, broker);
-    mg_redis_options_clear(&opts);
+    broker->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, broker, why, sizeof(why));
     if (!broker->redis) {
-        s_fail(err, errlen, "cannot create the Redis connection");
+        s_fail(err, errlen, "%s", why);
         goto err;
     }
     broker->journal = mg_journal_new(broker->redis, mg_config_int(cfg, "broker", "dedupe_window_s"),

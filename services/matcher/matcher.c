@@ -1724,21 +1724,14 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         goto err;
     }
     s_areas_build(m);
-    mg_redis_options_t opts;
-    if (mg_redis_options_from_config(cfg, &opts, why, sizeof(why)) != 0) {
-        s_fail(err, errlen, "%s", why);
-        goto err;
-    }
     m->zmq_context = zmq_ctx_new();
     if (!m->zmq_context) {
-        mg_redis_options_clear(&opts);
         s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
         goto err;
     }
-    m->redis = mg_redis_new(base, &opts, s_on_redis_state, m);
-    mg_redis_options_clear(&opts);
+    m->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, m, why, sizeof(why));
     if (!m->redis) {
-        s_fail(err, errlen, "cannot create the Redis connection");
+        s_fail(err, errlen, "%s", why);
         goto err;
     }
     m->script = mg_script_new(m->redis, mg_matcher_script);

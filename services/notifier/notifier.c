@@ -1744,21 +1744,14 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         s_fail(err, errlen, "cannot initialise libcurl");
         goto err;
     }
-    mg_redis_options_t opts;
-    if (mg_redis_options_from_config(cfg, &opts, why, sizeof(why)) != 0) {
-        s_fail(err, errlen, "%s", why);
-        goto err;
-    }
     n->zmq_context = zmq_ctx_new();
     if (!n->zmq_context) {
-        mg_redis_options_clear(&opts);
         s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
         goto err;
     }
-    n->redis = mg_redis_new(base, &opts, s_on_redis_state, n);
-    mg_redis_options_clear(&opts);
+    n->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, n, why, sizeof(why));
     if (!n->redis) {
-        s_fail(err, errlen, "cannot create the Redis connection");
+        s_fail(err, errlen, "%s", why);
         goto err;
     }
     static const char *const topics[] = {"member.",      "need.", "offer.", "cooperation.", "match.found",

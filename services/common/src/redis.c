@@ -565,3 +565,13 @@ const redisReply *mg_redis_field(const redisReply *pairs, const char *name) {
     }
     return NULL;
 }
+
+mg_redis_t *mg_redis_new_from_config(struct event_base *base, const mg_config_t *cfg, mg_redis_state_fn on_state,
+                                     void *arg, char *err, size_t errlen) {
+    mg_redis_options_t opts;
+    if (mg_redis_options_from_config(cfg, &opts, err, errlen) != 0) return NULL;
+    mg_redis_t *redis = mg_redis_new(base, &opts, on_state, arg);
+    mg_redis_options_clear(&opts);
+    if (!redis) snprintf(err, errlen, "cannot create the Redis connection");
+    return redis;
+}

@@ -53,6 +53,12 @@ void mg_redis_options_clear(mg_redis_options_t *opts);
 mg_redis_t *mg_redis_new(struct event_base *base, const mg_redis_options_t *opts,
                          mg_redis_state_fn on_state, void *arg);
 
+/* mg_redis_options_from_config() then mg_redis_new(): the connection a
+ * daemon makes from its [redis] section. Returns NULL with a reason in `err`.
+ * Caller owns the result. */
+mg_redis_t *mg_redis_new_from_config(struct event_base *base, const mg_config_t *cfg, mg_redis_state_fn on_state,
+                                     void *arg, char *err, size_t errlen);
+
 /* Disconnect and free; pending callbacks get a NULL reply. Accepts NULL and
  * sets *redis_p to NULL. */
 void mg_redis_destroy(mg_redis_t **redis_p);
