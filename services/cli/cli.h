@@ -86,12 +86,6 @@ void cli_error(const char *command, const char *fmt, ...) __attribute__((format(
  * `ctx` tables may be NULL. */
 void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *env);
 
-/* French name of department `code` ("Calvados"), or NULL if unknown. */
-const char *cli_department_name(const char *code);
-
-/* French plural label of a family ("Associations"). Static. */
-const char *cli_family_label(Maillage__V1__Family family);
-
 /* The department of commune `code`: from the table when known, else the
  * code's first two characters (or "?"). Writes into `out` (4 bytes). */
 void cli_commune_department(const cli_context_t *ctx, const char *code, char out[4]);

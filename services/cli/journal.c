@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/french.h"
 #include "maillage/journal.h"
 #include "maillage/json.h"
 #include "maillage/mem.h"
@@ -332,7 +333,7 @@ static void s_family_table(s_journal_t *j, char cols[][4], size_t n_cols)
     static const int order[S_FAMILIES] = {1, 2, 3, 4, 5, 8, 6, 7, 0};
     size_t width = 0;
     for (int f = 0; f < S_FAMILIES; f++) {
-        size_t w = cli_utf8_width(cli_family_label((Maillage__V1__Family)f));
+        size_t w = cli_utf8_width(mg_fr_family_plural((Maillage__V1__Family)f));
         if (w > width) width = w;
     }
     width += 2;
@@ -344,7 +345,7 @@ static void s_family_table(s_journal_t *j, char cols[][4], size_t n_cols)
         for (size_t c = 0; c < n_cols; c++) row_total += cells[f][c];
         if (!row_total) continue;
         printf("  ");
-        cli_pad(stdout, cli_family_label((Maillage__V1__Family)f), width);
+        cli_pad(stdout, mg_fr_family_plural((Maillage__V1__Family)f), width);
         for (size_t c = 0; c < n_cols; c++) {
             s_cell(cells[f][c]);
             totals[c] += cells[f][c];
@@ -395,7 +396,7 @@ static void s_print_summary(s_journal_t *j)
     if (n_cols) {
         printf("\nDépartements :");
         for (size_t c = 0; c < n_cols; c++) {
-            const char *name = cli_department_name(cols[c]);
+            const char *name = mg_fr_department(cols[c]);
             printf("%s %s %s", c ? " ·" : "", cols[c], name ? name : "");
         }
         printf("\n");

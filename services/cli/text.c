@@ -9,92 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-
-static const struct {
-    const char *code;
-    const char *name;
-} s_departments[] = {
-    {"14", "Calvados"}, {"27", "Eure"}, {"50", "Manche"}, {"61", "Orne"}, {"76", "Seine-Maritime"},
-};
-
-const char *cli_department_name(const char *code)
-{
-    for (size_t i = 0; i < sizeof s_departments / sizeof s_departments[0]; i++)
-        if (strcmp(code, s_departments[i].code) == 0) return s_departments[i].name;
-    return NULL;
-}
-
-const char *cli_family_label(Maillage__V1__Family family)
-{
-    switch (family) {
-    case MAILLAGE__V1__FAMILY__FAMILY_ASSOCIATION: return "Associations";
-    case MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE: return "Coopératives";
-    case MAILLAGE__V1__FAMILY__FAMILY_MUTUAL: return "Mutuelles";
-    case MAILLAGE__V1__FAMILY__FAMILY_FOUNDATION: return "Fondations";
-    case MAILLAGE__V1__FAMILY__FAMILY_ESS_COMPANY: return "Entreprises de l'ESS";
-    case MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS: return "Acteurs économiques locaux";
-    case MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY: return "Organismes publics";
-    case MAILLAGE__V1__FAMILY__FAMILY_NETWORK: return "Réseaux et fédérations";
-    default: return "Famille non précisée";
-    }
-}
-
-static const char *s_family_singular(Maillage__V1__Family family)
-{
-    switch (family) {
-    case MAILLAGE__V1__FAMILY__FAMILY_ASSOCIATION: return "association";
-    case MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE: return "coopérative";
-    case MAILLAGE__V1__FAMILY__FAMILY_MUTUAL: return "mutuelle";
-    case MAILLAGE__V1__FAMILY__FAMILY_FOUNDATION: return "fondation";
-    case MAILLAGE__V1__FAMILY__FAMILY_ESS_COMPANY: return "entreprise de l'ESS";
-    case MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS: return "acteur économique local";
-    case MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY: return "organisme public";
-    case MAILLAGE__V1__FAMILY__FAMILY_NETWORK: return "réseau";
-    default: return "structure";
-    }
-}
-
-static const char *s_closure(Maillage__V1__Closure reason)
-{
-    switch (reason) {
-    case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED: return "satisfait";
-    case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED: return "annulé";
-    case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED: return "expiré";
-    case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT: return "structure partie";
-    default: return "motif non précisé";
-    }
-}
-
-static const char *s_cooperation_kind(Maillage__V1__CooperationKind kind)
-{
-    switch (kind) {
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_POOLING: return "mutualisation";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_PARTNERSHIP: return "partenariat";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_JOINT_BID: return "réponse commune";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_SUBCONTRACTING: return "sous-traitance";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_MERGER: return "rapprochement";
-    default: return "coopération";
-    }
-}
-
-static const char *s_answer(Maillage__V1__CooperationAnswer answer)
-{
-    switch (answer) {
-    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_ACCEPTED: return "acceptée";
-    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_DECLINED: return "déclinée";
-    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_UNDER_DISCUSSION: return "en discussion";
-    default: return "sans réponse précise";
-    }
-}
-
-static const char *s_outcome(Maillage__V1__MatchOutcome outcome)
-{
-    switch (outcome) {
-    case MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_CONTACT_MADE: return "mise en relation faite";
-    case MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_NOT_RELEVANT: return "pas pertinent";
-    default: return "suite non précisée";
-    }
-}
+#include "maillage/french.h"
 
 size_t cli_utf8_width(const char *s)
 {
@@ -139,7 +54,7 @@ static void s_place(FILE *out, const cli_context_t *ctx, const char *commune)
 {
     char dep[4];
     cli_commune_department(ctx, commune, dep);
-    const char *name = cli_department_name(dep);
+    const char *name = mg_fr_department(dep);
     if (name)
         fprintf(out, " · %s (%s)", name, dep);
     else
@@ -150,7 +65,7 @@ static void s_structure(FILE *out, const cli_context_t *ctx, const Maillage__V1_
 {
     if (!st) return;
     s_place(out, ctx, st->commune);
-    fprintf(out, " · %s · « %s » — %s", s_family_singular(st->family), st->name,
+    fprintf(out, " · %s · « %s » — %s", mg_fr_family(st->family), st->name,
             cli_commune_name(ctx, st->commune));
 }
 
@@ -199,7 +114,7 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_need(out, ctx, env->need_updated->need);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
-        fprintf(out, " · %s · %s", env->need_closed->need_id, s_closure(env->need_closed->reason));
+        fprintf(out, " · %s · %s", env->need_closed->need_id, mg_fr_closure(env->need_closed->reason));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
         s_offer(out, ctx, env->offer_published->offer);
@@ -208,11 +123,11 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_offer(out, ctx, env->offer_updated->offer);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
-        fprintf(out, " · %s · %s", env->offer_withdrawn->offer_id, s_closure(env->offer_withdrawn->reason));
+        fprintf(out, " · %s · %s", env->offer_withdrawn->offer_id, mg_fr_closure(env->offer_withdrawn->reason));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
-        fprintf(out, " · %s · « %s » — %s → ", s_cooperation_kind(cp->kind), cp->title, cp->from_structure_id);
+        fprintf(out, " · %s · « %s » — %s → ", mg_fr_cooperation_kind(cp->kind), cp->title, cp->from_structure_id);
         if (cp->to_structure_id && *cp->to_structure_id) {
             fputs(cp->to_structure_id, out);
         } else {
@@ -223,11 +138,11 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED:
         fprintf(out, " · %s · %s par %s", env->cooperation_answered->proposal_id,
-                s_answer(env->cooperation_answered->answer), env->cooperation_answered->structure_id);
+                mg_fr_cooperation_answer(env->cooperation_answered->answer), env->cooperation_answered->structure_id);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {
         const Maillage__V1__MatchFound *m = env->match_found;
-        const char *dep_name = cli_department_name(m->department);
+        const char *dep_name = mg_fr_department(m->department);
         if (dep_name) fprintf(out, " · %s (%s)", dep_name, m->department);
         fprintf(out, " · %s · %s ↔ %s", s_category(ctx, m->category), m->need_id, m->offer_id);
         if (m->retired) {
@@ -240,7 +155,7 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FEEDBACK:
-        fprintf(out, " · %s · %s", env->match_feedback->match_id, s_outcome(env->match_feedback->outcome));
+        fprintf(out, " · %s · %s", env->match_feedback->match_id, mg_fr_match_outcome(env->match_feedback->outcome));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED: {
         const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;

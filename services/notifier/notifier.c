@@ -38,6 +38,7 @@
 #include "maillage/clock.h"
 #include "maillage/communes.h"
 #include "maillage/envelope.h"
+#include "maillage/french.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
@@ -243,60 +244,12 @@ static const char *s_get_reply(const void *src, const char *field) {
 
 /* ---- department and label names, in French ------------------------------------------ */
 
-typedef struct {
-    const char *code, *name, *with_article; /* "le Calvados" */
-} s_department_t;
-
-static const s_department_t s_departments[] = {
-    {"14", "Calvados", "le Calvados"}, {"27", "Eure", "l'Eure"},
-    {"50", "Manche", "la Manche"},     {"61", "Orne", "l'Orne"},
-    {"76", "Seine-Maritime", "la Seine-Maritime"},
-};
-
 static void s_department_label(const char *code, char *out, size_t outlen, int article) {
-    for (size_t i = 0; i < sizeof(s_departments) / sizeof(s_departments[0]); i++) {
-        if (strcmp(s_departments[i].code, code) == 0) {
-            if (article) snprintf(out, outlen, "%s", s_departments[i].with_article);
-            else snprintf(out, outlen, "%s (%s)", s_departments[i].name, code);
-            return;
-        }
-    }
-    if (!*code) snprintf(out, outlen, "%s", article ? "un département inconnu" : "département inconnu");
+    const char *known = article ? mg_fr_department_with_article(code) : mg_fr_department(code);
+    if (known && article) snprintf(out, outlen, "%s", known);
+    else if (known) snprintf(out, outlen, "%s (%s)", known, code);
+    else if (!*code) snprintf(out, outlen, "%s", article ? "un département inconnu" : "département inconnu");
     else snprintf(out, outlen, "%s%s", article ? "le département " : "département ", code);
-}
-
-static const char *s_family_label(int family) {
-    switch (family) {
-    case MAILLAGE__V1__FAMILY__FAMILY_ASSOCIATION: return "association";
-    case MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE: return "coopérative";
-    case MAILLAGE__V1__FAMILY__FAMILY_MUTUAL: return "mutuelle";
-    case MAILLAGE__V1__FAMILY__FAMILY_FOUNDATION: return "fondation";
-    case MAILLAGE__V1__FAMILY__FAMILY_ESS_COMPANY: return "entreprise de l'ESS";
-    case MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS: return "acteur économique local";
-    case MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY: return "organisme public";
-    case MAILLAGE__V1__FAMILY__FAMILY_NETWORK: return "réseau";
-    default: return "structure";
-    }
-}
-
-static const char *s_cooperation_kind(int kind) {
-    switch (kind) {
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_POOLING: return "mutualisation";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_PARTNERSHIP: return "partenariat";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_JOINT_BID: return "réponse commune";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_SUBCONTRACTING: return "sous-traitance";
-    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_MERGER: return "rapprochement";
-    default: return "coopération";
-    }
-}
-
-static const char *s_answer_label(int answer) {
-    switch (answer) {
-    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_ACCEPTED: return "acceptée";
-    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_DECLINED: return "déclinée";
-    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_UNDER_DISCUSSION: return "en discussion";
-    default: return "réponse non précisée";
-    }
 }
 
 /* ---- the notifier ------------------------------------------------------------------- */
@@ -910,7 +863,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_init(n, it, S_KIND_MEMBER, id, path);
         s_item_department(it, s_commune_department(n, s->commune));
         s_item_var(it, "structure", s->name && *s->name ? s->name : s->structure_id);
-        s_item_var(it, "family", s_family_label(s->family));
+        s_item_var(it, "family", mg_fr_family(s->family));
         s_item_var(it, "network", mj->network && *mj->network ? mj->network : env->source);
         s_item_var(it, "commune", s_commune_name(n, s->commune));
         s_item_var(it, "description", s->description);
@@ -1023,7 +976,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         snprintf(path, sizeof(path), "cooperation/%s", cp->proposal_id);
         s_item_init(n, it, S_KIND_COOP_PROPOSED, id, path);
         s_item_category(n, it, cp->category);
-        s_item_var(it, "cooperation_kind", s_cooperation_kind(cp->kind));
+        s_item_var(it, "cooperation_kind", mg_fr_cooperation_kind(cp->kind));
         s_item_var(it, "title", cp->title);
         s_item_var(it, "description", cp->description);
         s_item_net(it, env->source);
@@ -1039,7 +992,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         snprintf(id, sizeof(id), "coopans:%s:%s:%d", ca->proposal_id, ca->structure_id, (int)ca->answer);
         snprintf(path, sizeof(path), "cooperation/%s", ca->proposal_id);
         s_item_init(n, it, S_KIND_COOP_ANSWERED, id, path);
-        s_item_var(it, "answer", s_answer_label(ca->answer));
+        s_item_var(it, "answer", mg_fr_cooperation_answer(ca->answer));
         s_item_var(it, "comment", ca->comment);
         s_item_net(it, env->source);
         s_args_t a;

@@ -1,0 +1,33 @@
+/* french.h -- the French words staff read for the schema's enums and for the
+ * departments, in one place for the CLI's text and the notifier's messages.
+ * Static strings; any thread. */
+#ifndef MAILLAGE_FRENCH_H
+#define MAILLAGE_FRENCH_H
+
+#include "maillage/v1/events.pb-c.h"
+
+/* "Calvados" for "14", or NULL for a department the table does not know. */
+const char *mg_fr_department(const char *code);
+
+/* "le Calvados", "l'Eure", "la Manche"; NULL when unknown. */
+const char *mg_fr_department_with_article(const char *code);
+
+/* "association", "coopérative", ... ("structure" when unspecified). */
+const char *mg_fr_family(Maillage__V1__Family family);
+
+/* "Associations", "Coopératives", ... for table headings. */
+const char *mg_fr_family_plural(Maillage__V1__Family family);
+
+/* "satisfait", "annulé", "expiré", "structure partie". */
+const char *mg_fr_closure(Maillage__V1__Closure reason);
+
+/* "mutualisation", "partenariat", "réponse commune", ... */
+const char *mg_fr_cooperation_kind(Maillage__V1__CooperationKind kind);
+
+/* "acceptée", "déclinée", "en discussion". */
+const char *mg_fr_cooperation_answer(Maillage__V1__CooperationAnswer answer);
+
+/* "mise en relation faite", "pas pertinent". */
+const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
+
+#endif

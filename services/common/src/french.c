@@ -1,0 +1,94 @@
+/* french.c -- French words for enums and departments; see french.h. */
+#include "maillage/french.h"
+
+#include <string.h>
+
+static const struct {
+    const char *code, *name, *with_article;
+} s_departments[] = {
+    {"14", "Calvados", "le Calvados"}, {"27", "Eure", "l'Eure"},
+    {"50", "Manche", "la Manche"},     {"61", "Orne", "l'Orne"},
+    {"76", "Seine-Maritime", "la Seine-Maritime"},
+};
+
+static int s_department(const char *code) {
+    for (size_t i = 0; code && i < sizeof s_departments / sizeof s_departments[0]; i++)
+        if (strcmp(code, s_departments[i].code) == 0) return (int)i;
+    return -1;
+}
+
+const char *mg_fr_department(const char *code) {
+    int i = s_department(code);
+    return i < 0 ? NULL : s_departments[i].name;
+}
+
+const char *mg_fr_department_with_article(const char *code) {
+    int i = s_department(code);
+    return i < 0 ? NULL : s_departments[i].with_article;
+}
+
+const char *mg_fr_family(Maillage__V1__Family family) {
+    switch (family) {
+    case MAILLAGE__V1__FAMILY__FAMILY_ASSOCIATION: return "association";
+    case MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE: return "coopérative";
+    case MAILLAGE__V1__FAMILY__FAMILY_MUTUAL: return "mutuelle";
+    case MAILLAGE__V1__FAMILY__FAMILY_FOUNDATION: return "fondation";
+    case MAILLAGE__V1__FAMILY__FAMILY_ESS_COMPANY: return "entreprise de l'ESS";
+    case MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS: return "acteur économique local";
+    case MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY: return "organisme public";
+    case MAILLAGE__V1__FAMILY__FAMILY_NETWORK: return "réseau";
+    default: return "structure";
+    }
+}
+
+const char *mg_fr_family_plural(Maillage__V1__Family family) {
+    switch (family) {
+    case MAILLAGE__V1__FAMILY__FAMILY_ASSOCIATION: return "Associations";
+    case MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE: return "Coopératives";
+    case MAILLAGE__V1__FAMILY__FAMILY_MUTUAL: return "Mutuelles";
+    case MAILLAGE__V1__FAMILY__FAMILY_FOUNDATION: return "Fondations";
+    case MAILLAGE__V1__FAMILY__FAMILY_ESS_COMPANY: return "Entreprises de l'ESS";
+    case MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS: return "Acteurs économiques locaux";
+    case MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY: return "Organismes publics";
+    case MAILLAGE__V1__FAMILY__FAMILY_NETWORK: return "Réseaux et fédérations";
+    default: return "Famille non précisée";
+    }
+}
+
+const char *mg_fr_closure(Maillage__V1__Closure reason) {
+    switch (reason) {
+    case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED: return "satisfait";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED: return "annulé";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED: return "expiré";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT: return "structure partie";
+    default: return "motif non précisé";
+    }
+}
+
+const char *mg_fr_cooperation_kind(Maillage__V1__CooperationKind kind) {
+    switch (kind) {
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_POOLING: return "mutualisation";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_PARTNERSHIP: return "partenariat";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_JOINT_BID: return "réponse commune";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_SUBCONTRACTING: return "sous-traitance";
+    case MAILLAGE__V1__COOPERATION_KIND__COOPERATION_KIND_MERGER: return "rapprochement";
+    default: return "coopération";
+    }
+}
+
+const char *mg_fr_cooperation_answer(Maillage__V1__CooperationAnswer answer) {
+    switch (answer) {
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_ACCEPTED: return "acceptée";
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_DECLINED: return "déclinée";
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_UNDER_DISCUSSION: return "en discussion";
+    default: return "réponse non précisée";
+    }
+}
+
+const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome) {
+    switch (outcome) {
+    case MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_CONTACT_MADE: return "mise en relation faite";
+    case MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_NOT_RELEVANT: return "pas pertinent";
+    default: return "suite non précisée";
+    }
+}
