@@ -802,11 +802,7 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
         mg_metrics_add(broker->metrics.zap_denied,
                        mg_curve_server_denied(broker->curve) - mg_metrics_value(broker->metrics.zap_denied));
     }
-    mg_metrics_argv_t args;
-    mg_metrics_hset_argv(MG_METRICS_KEY_PREFIX "broker", &args);
-    if (args.argc > 0)
-        mg_redis_command_argv(broker->redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
-    mg_metrics_argv_free(&args);
+    mg_redis_publish_metrics(broker->redis, "broker");
 }
 
 /* ---- life cycle -------------------------------------------------------------- */

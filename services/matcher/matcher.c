@@ -1629,12 +1629,7 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
     mg_matcher_t *m = arg;
     (void)fd;
     (void)what;
-    char key[64];
-    snprintf(key, sizeof(key), MG_METRICS_KEY_PREFIX "%s", m->name);
-    mg_metrics_argv_t args;
-    mg_metrics_hset_argv(key, &args);
-    if (args.argc > 0) mg_redis_command_argv(m->redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
-    mg_metrics_argv_free(&args);
+    mg_redis_publish_metrics(m->redis, m->name);
 }
 
 static void s_on_stop_timer(evutil_socket_t fd, short what, void *arg) {

@@ -1541,10 +1541,7 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
     mg_notifier_t *n = arg;
     (void)fd;
     (void)what;
-    mg_metrics_argv_t args;
-    mg_metrics_hset_argv("mg:metrics:notifier", &args);
-    if (args.argc > 0) mg_redis_command_argv(n->redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
-    mg_metrics_argv_free(&args);
+    mg_redis_publish_metrics(n->redis, "notifier");
 }
 
 static void s_on_stop_timer(evutil_socket_t fd, short what, void *arg) {

@@ -40,7 +40,9 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "maillage/clock.h"
+#include "maillage/journal.h"
 #include "maillage/log.h"
+#include "maillage/metrics.h"
 #include "maillage/mem.h"
 
 #define S_REPLY_TIMEOUT_FACTOR 5
@@ -574,4 +576,16 @@ mg_redis_t *mg_redis_new_from_config(struct event_base *base, const mg_config_t 
     mg_redis_options_clear(&opts);
     if (!redis) snprintf(err, errlen, "cannot create the Redis connection");
     return redis;
+}
+
+int mg_redis_publish_metrics(mg_redis_t *redis, const char *daemon) {
+    char key[128];
+    snprintf(key, sizeof key, MG_METRICS_KEY_PREFIX "%s", daemon);
+    mg_metrics_argv_t args;
+    mg_metrics_hset_argv(key, &args);
+    int rc = args.argc > 0
+                 ? mg_redis_command_argv(redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen)
+                 : 0;
+    mg_metrics_argv_free(&args);
+    return rc;
 }

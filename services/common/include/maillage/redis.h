@@ -73,6 +73,12 @@ int mg_redis_command(mg_redis_t *redis, mg_redis_reply_fn cb, void *privdata, co
 int mg_redis_command_argv(mg_redis_t *redis, mg_redis_reply_fn cb, void *privdata, int argc,
                           const char **argv, const size_t *argvlen);
 
+/* Publish this process' metrics (metrics.h) as the hash
+ * mg:metrics:<daemon>, where the gateway reads every daemon's figures. Fire
+ * and forget: returns 0 if sent, -1 if Redis is not up (the next call tries
+ * again). */
+int mg_redis_publish_metrics(mg_redis_t *redis, const char *daemon);
+
 /* The value of field `name` in a flat field/value array (an HGETALL reply, or
  * the field list of a stream entry), or NULL if absent or not a string.
  * Borrowed from `pairs`. */
