@@ -719,21 +719,30 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
     }
 }
 
+/* The checks every reply of an "apply" step passes first. No usable reply:
+ * the job fails (the subscriber retries the event). Status other than 1, or
+ * fewer than `min_elements`: the event was stale or already handled, the job
+ * is done (counted when `count_stale`). Returns 1 when the caller goes on. */
+static int s_applied(s_job_t *job, const redisReply *reply, size_t min_elements, int count_stale) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                                              : "unexpected reply");
+        return 0;
+    }
+    if (reply->elements < min_elements || s_rint(reply->element[0]) != 1) {
+        if (count_stale) mg_metrics_inc(job->m->metrics.stale);
+        s_job_finish(job, NULL);
+        return 0;
+    }
+    return 1;
+}
+
 /* Reply of "need": {1, structure pb, left, at, candidates, collective}. */
 static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                                              : "unexpected reply");
-        return;
-    }
-    if (reply->elements < 6 || s_rint(reply->element[0]) != 1) {
-        mg_metrics_inc(m->metrics.stale);
-        s_job_finish(job, NULL);
-        return;
-    }
+    if (!s_applied(job, reply, 6, 1)) return;
     const Maillage__V1__Need *need = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
                                          ? job->env->need_reported->need
                                          : job->env->need_updated->need;
@@ -840,16 +849,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                                              : "unexpected reply");
-        return;
-    }
-    if (reply->elements < 6 || s_rint(reply->element[0]) != 1) {
-        mg_metrics_inc(m->metrics.stale);
-        s_job_finish(job, NULL);
-        return;
-    }
+    if (!s_applied(job, reply, 6, 1)) return;
     const Maillage__V1__Offer *offer = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
                                            ? job->env->offer_published->offer
                                            : job->env->offer_updated->offer;
@@ -960,16 +960,7 @@ static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                                              : "unexpected reply");
-        return;
-    }
-    if (reply->elements < 1 || s_rint(reply->element[0]) != 1) {
-        mg_metrics_inc(m->metrics.stale);
-        s_job_finish(job, NULL);
-        return;
-    }
+    if (!s_applied(job, reply, 1, 1)) return;
     int is_need = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
     job->kind = is_need ? "need" : "offer";
     snprintf(job->entity_id, sizeof(job->entity_id), "%s",
@@ -1030,15 +1021,7 @@ static void s_emit_offer_withdrawn(s_job_t *job, const char *offer_id, const cha
 static void s_on_left(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                                              : "unexpected reply");
-        return;
-    }
-    if (reply->elements < 1 || s_rint(reply->element[0]) != 1) {
-        s_job_finish(job, NULL);
-        return;
-    }
+    if (!s_applied(job, reply, 1, 0)) return;
     const char *sid = job->env->member_left->structure_id;
     job->kind = "structure";
     snprintf(job->entity_id, sizeof(job->entity_id), "%s", sid);
