@@ -102,80 +102,20 @@ struct mg_matcher {
 
 /* ---- the clock ------------------------------------------------------------------ */
 
-/* Test clock: with MAILLAGE_CLOCK_FILE set, "now" is the real time plus the
- * millisecond offset read from that file (again at most every 20 ms), so an
- * integration test can move the matcher to tomorrow (valid_from, expiry).
- * The same convention as the notifier's clock (services/notifier/notifier.c);
- * mg_matcher_new() logs it loudly. Never set in production. */
-static const char *s_clock_file;
-static int s_clock_checked;
-static int64_t s_clock_offset, s_clock_read_us;
-
-static const char *s_test_clock_file(void) {
-    if (!s_clock_checked) {
-        s_clock_checked = 1;
-        const char *f = getenv("MAILLAGE_CLOCK_FILE");
-        s_clock_file = f && *f ? f : NULL;
-    }
-    return s_clock_file;
-}
-
-static int64_t s_now_ms(void) {
-    if (!s_test_clock_file()) return mg_clock_now_ms();
-    int64_t mono = mg_clock_monotonic_us();
-    if (s_clock_read_us == 0 || mono - s_clock_read_us > 20000) {
-        s_clock_read_us = mono;
-        FILE *fp = fopen(s_clock_file, "r");
-        if (fp) {
-            long long off;
-            if (fscanf(fp, "%lld", &off) == 1) s_clock_offset = off;
-            fclose(fp);
-        }
-    }
-    return mg_clock_now_ms() + s_clock_offset;
-}
-
 /* Today's day number (days since 1970-01-01) in Europe/Paris. */
 static long long s_today(void) {
     char today[11];
-    mg_clock_paris_date(s_now_ms(), today);
+    mg_clock_paris_date(mg_clock_service_now_ms(), today);
     return mg_matcher_day_number(today);
 }
 
 /* ---- pure helpers ------------------------------------------------------------ */
 
-static uint64_t s_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* 128 bits of hash of the parts (each followed by a 0x1f separator, which no
- * id contains), as 32 hex digits. */
-static void s_hash_hex(const char *const *parts, size_t n, char out[33]) {
-    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < n; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i];; p++) {
-            unsigned char c = *p ? *p : 0x1f;
-            a = (a ^ c) * 1099511628211ull;
-            b = (b ^ c) * 0x100000001b3ull + 0x632be59bd9b4e019ull;
-            b = (b << 13) | (b >> 51);
-            if (!*p) break;
-        }
-    }
-    /* By hand: this runs for every pair of every event, and printf is slow. */
-    static const char hex[] = "0123456789abcdef";
-    uint64_t v[2] = {s_mix64(a), s_mix64(b ^ a)};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 16; i++) out[k * 16 + i] = hex[(v[k] >> (60 - 4 * i)) & 0xf];
-    out[32] = '\0';
-}
-
 void mg_matcher_match_id(const char *need_id, const char *offer_id, char out[MG_MATCH_ID_LEN + 1]) {
     const char *parts[2] = {need_id, offer_id};
     out[0] = 'm';
     out[1] = '-';
-    s_hash_hex(parts, 2, out + 2);
+    mg_hash_hex(parts, 2, out + 2);
 }
 
 long long mg_matcher_day_number(const char *date) {
@@ -195,7 +135,7 @@ unsigned mg_matcher_partition(const char *need_id, unsigned instances) {
     if (instances <= 1) return 0;
     uint64_t h = 1469598103934665603ull;
     for (const unsigned char *p = (const unsigned char *)need_id; *p; p++) h = (h ^ *p) * 1099511628211ull;
-    return (unsigned)(s_mix64(h) % instances);
+    return (unsigned)(mg_hash_mix64(h) % instances);
 }
 
 static int s_mine(const mg_matcher_t *m, const char *need_id) {
@@ -206,7 +146,7 @@ static int s_mine(const mg_matcher_t *m, const char *need_id) {
 static void s_closure_event_id(const char *kind, const char *id, const char *why, char out[MG_ID_MAX + 1]) {
     const char *parts[3] = {kind, id, why};
     char hex[33];
-    s_hash_hex(parts, 3, hex);
+    mg_hash_hex(parts, 3, hex);
     snprintf(out, MG_ID_MAX + 1, "close.%s", hex);
 }
 
@@ -290,7 +230,7 @@ static void s_job_finish(s_job_t *job, const char *reason) {
 static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id) {
     env->event_id = (char *)event_id;
     env->type = (char *)type;
-    env->occurred_at_ms = s_now_ms();
+    env->occurred_at_ms = mg_clock_service_now_ms();
     env->schema_version = MG_SCHEMA_VERSION;
     if (job->env && job->env->event_id && *job->env->event_id) env->correlation_id = job->env->event_id;
     if (job->n_outs == job->cap_outs) {
@@ -430,7 +370,7 @@ static void s_decide(s_job_t *job) {
     mg_args_str(&a, job->entity_id);
     mg_args_int(&a, (long long)job->seq);
     mg_args_str(&a, m->mflag);
-    mg_args_int(&a, s_now_ms());
+    mg_args_int(&a, mg_clock_service_now_ms());
     mg_args_int(&a, m->fair_window_ms);
     mg_args_int(&a, job->n_pairs);
     mg_args_int(&a, job->n_colls);
@@ -761,7 +701,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     s_party_load(&need_party, m, need->structure_id, reply->element[1]);
     int need_left = strcmp(s_rstr(reply->element[2]), "1") == 0;
     char today[11];
-    int64_t now = s_now_ms();
+    int64_t now = mg_clock_service_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, need->category);
     /* The need's keywords, folded once for all its candidates. */
@@ -868,7 +808,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     int offer_left = strcmp(s_rstr(reply->element[2]), "1") == 0;
     long long at = s_rint(reply->element[3]);
     char today[11];
-    int64_t now = s_now_ms();
+    int64_t now = mg_clock_service_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, offer->category);
     /* The offer's keywords, folded once for all its candidates. */
@@ -1127,7 +1067,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
                         const char *category, const mg_commune_t *c, const char *valid_from, const char *valid_until,
                         const uint8_t *pb, size_t pb_len, const char *terr, long long radius_km, const char *circles,
                         int force) {
-    int64_t now = s_now_ms();
+    int64_t now = mg_clock_service_now_ms();
     mg_args_str(a, op);
     mg_args_int(a, (long long)job->seq);
     mg_args_str(a, m->mflag);
@@ -1417,7 +1357,7 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
     s_start_round(m);
     if (m->expiry_running || m->stopping || !mg_redis_is_up(m->redis)) return;
     char today[11];
-    mg_clock_paris_date(s_now_ms(), today);
+    mg_clock_paris_date(mg_clock_service_now_ms(), today);
     mg_args_t a;
     mg_args_init(&a);
     mg_args_str(&a, "expired");
@@ -1737,10 +1677,10 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     struct timeval tv = {(time_t)expiry_s, 0}, mtv = {S_METRICS_INTERVAL_S, 0};
     event_add(m->expiry_timer, &tv);
     event_add(m->metrics_timer, &mtv);
-    if (s_test_clock_file())
+    if (mg_clock_test_file())
         mg_warn("matcher: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
                 "production",
-                s_test_clock_file());
+                mg_clock_test_file());
     mg_info("matcher: consumer %s, ingest %s, fanout %s; connecting to Redis", m->name,
             mg_config_str(cfg, "broker", "ingest"), mg_config_str(cfg, "broker", "fanout"));
     return m;

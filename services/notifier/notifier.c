@@ -57,56 +57,14 @@
 #define S_MS_PER_DAY 86400000LL
 #define S_MS_PER_HOUR 3600000LL
 
-/* ---- the clock ------------------------------------------------------------------ */
-
-static const char *s_clock_file;
-static int s_clock_checked;
-static int64_t s_clock_offset, s_clock_read_us;
-
-int64_t mg_notifier_now_ms(void) {
-    if (!s_clock_checked) {
-        s_clock_checked = 1;
-        const char *f = getenv("MAILLAGE_CLOCK_FILE");
-        s_clock_file = f && *f ? f : NULL;
-    }
-    if (!s_clock_file) return mg_clock_now_ms();
-    /* Read again at most every 20 ms: cheap enough, and tests see a change
-     * within one timer tick. */
-    int64_t mono = mg_clock_monotonic_us();
-    if (s_clock_read_us == 0 || mono - s_clock_read_us > 20000) {
-        s_clock_read_us = mono;
-        FILE *fp = fopen(s_clock_file, "r");
-        if (fp) {
-            long long off;
-            if (fscanf(fp, "%lld", &off) == 1) s_clock_offset = off;
-            fclose(fp);
-        }
-    }
-    return mg_clock_now_ms() + s_clock_offset;
-}
-
 /* ---- ids -------------------------------------------------------------------------- */
-
-static uint64_t s_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 void mg_notifier_notification_id(const char *item, const char *staff, const char *channel,
                                  char out[MG_NOTIFICATION_ID_LEN + 1]) {
     const char *parts[3] = {item, staff, channel};
-    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < 3; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i];; p++) {
-            unsigned char c = *p ? *p : 0x1f; /* no id contains 0x1f */
-            a = (a ^ c) * 1099511628211ull;
-            b = (b ^ c) * 0x100000001b3ull + 0x632be59bd9b4e019ull;
-            b = (b << 13) | (b >> 51);
-            if (!*p) break;
-        }
-    }
-    snprintf(out, MG_NOTIFICATION_ID_LEN + 1, "n-%016" PRIx64 "%016" PRIx64, s_mix64(a), s_mix64(b ^ a));
+    out[0] = 'n';
+    out[1] = '-';
+    mg_hash_hex(parts, 3, out + 2);
 }
 
 /* ---- arguments of a script call ----------------------------------------------------- */
@@ -714,7 +672,7 @@ static void s_route_and_create(s_job_t *job) {
             targets[nt++] = &fallback;
         }
     }
-    int64_t now = mg_notifier_now_ms();
+    int64_t now = mg_clock_service_now_ms();
     s_args_t a;
     s_call_begin(&a, "create");
     s_args_int(&a, now);
@@ -884,7 +842,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_args_t a;
         s_call_begin(&a, "need");
         s_args_str(&a, need->need_id);
-        s_args_int(&a, env->received_at_ms ? env->received_at_ms : mg_notifier_now_ms());
+        s_args_int(&a, env->received_at_ms ? env->received_at_ms : mg_clock_service_now_ms());
         const char *pairs[] = {"title", need->title, "sid", need->structure_id, "cat", need->category,
                                "commune", need->commune, "dep", s_commune_department(n, need->commune),
                                "source", env->source};
@@ -1145,7 +1103,7 @@ static void s_on_unanswered_timer(evutil_socket_t fd, short what, void *arg) {
     if (!n->redis_up || !n->staff_loaded || n->stopping || n->unanswered_running) return;
     s_args_t a;
     s_call_begin(&a, "due_needs");
-    s_args_int(&a, mg_notifier_now_ms() - n->unanswered_days * S_MS_PER_DAY);
+    s_args_int(&a, mg_clock_service_now_ms() - n->unanswered_days * S_MS_PER_DAY);
     s_args_int(&a, 200);
     n->unanswered_running++;
     if (s_call(n, &a, s_on_due_needs, n) != 0) n->unanswered_running--;
@@ -1167,7 +1125,7 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     if (!n->redis_up || !n->staff_loaded || n->stopping) return;
-    int64_t now = mg_notifier_now_ms();
+    int64_t now = mg_clock_service_now_ms();
     int hour = s_paris_hour(now, NULL);
     char date[11];
     mg_clock_paris_date(now, date);
@@ -1230,7 +1188,7 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
     mg_notifier_t *n = send->n;
     n->in_flight--;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);
-    int64_t now = mg_notifier_now_ms();
+    int64_t now = mg_clock_service_now_ms();
     s_args_t a;
     s_call_begin(&a, "result");
     s_args_int(&a, now);
@@ -1390,7 +1348,7 @@ static void s_work(mg_notifier_t *n) {
     if (!n->redis_up || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight) return;
     s_args_t a;
     s_call_begin(&a, "claim");
-    s_args_int(&a, mg_notifier_now_ms());
+    s_args_int(&a, mg_clock_service_now_ms());
     /* The lease outlives an attempt (its timeout) by far, so a notification
      * in flight is never claimed twice; after a crash it comes back then. */
     s_args_int(&a, 2 * n->send_timeout_ms + 1000);
@@ -1733,10 +1691,10 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     event_add(n->digest_timer, &dtv);
     event_add(n->unanswered_timer, &utv);
     event_add(n->metrics_timer, &mtv);
-    if (getenv("MAILLAGE_CLOCK_FILE") && *getenv("MAILLAGE_CLOCK_FILE"))
+    if (mg_clock_test_file())
         mg_warn("notifier: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
                 "production",
-                getenv("MAILLAGE_CLOCK_FILE"));
+                mg_clock_test_file());
     mg_info("notifier: %zu staff section(s) in the config, templates from %s, fanout %s; connecting to Redis",
             mg_config_instance_count(cfg, "staff.*"), dir, mg_config_str(cfg, "broker", "fanout"));
     return n;

@@ -41,12 +41,6 @@ void mg_notifier_shutdown(mg_notifier_t *n);
 /* Free; accepts NULL and sets *notifier_p to NULL. */
 void mg_notifier_destroy(mg_notifier_t **notifier_p);
 
-/* The notifier's current time in Unix ms: the wall clock, plus the offset in
- * milliseconds written in the file named by the environment variable
- * MAILLAGE_CLOCK_FILE when it is set (tests move time forward with it; the
- * notifier logs a warning at start when it is used). */
-int64_t mg_notifier_now_ms(void);
-
 /* The idempotency key's notification id for (item, staff, channel):
  * "n-" and 32 hex digits, the same in every process. */
 #define MG_NOTIFICATION_ID_LEN 34

@@ -13,6 +13,7 @@
 #include "maillage/clock.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -171,4 +172,64 @@ void mg_clock_paris_date(int64_t unix_ms, char out[11]) {
     out[8] = (char)('0' + d / 10);
     out[9] = (char)('0' + d % 10);
     out[10] = '\0';
+}
+
+/* ---- the test clock ------------------------------------------------------------ */
+
+static int s_test_checked;
+static const char *s_test_file;
+static int64_t s_test_offset_ms, s_test_read_us;
+
+const char *mg_clock_test_file(void) {
+    if (!s_test_checked) {
+        s_test_checked = 1;
+        const char *f = getenv("MAILLAGE_CLOCK_FILE");
+        s_test_file = f && *f ? f : NULL;
+    }
+    return s_test_file;
+}
+
+int64_t mg_clock_service_now_ms(void) {
+    if (!mg_clock_test_file()) return mg_clock_now_ms();
+    /* Read again at most every 20 ms: cheap enough, and tests see a change
+     * within one timer tick. */
+    int64_t mono = mg_clock_monotonic_us();
+    if (s_test_read_us == 0 || mono - s_test_read_us > 20000) {
+        s_test_read_us = mono;
+        FILE *fp = fopen(s_test_file, "r");
+        if (fp) {
+            long long off;
+            if (fscanf(fp, "%lld", &off) == 1) s_test_offset_ms = off;
+            fclose(fp);
+        }
+    }
+    return mg_clock_now_ms() + s_test_offset_ms;
+}
+
+/* ---- deterministic ids --------------------------------------------------------- */
+
+uint64_t mg_hash_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void mg_hash_hex(const char *const *parts, size_t n, char out[33]) {
+    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i];; p++) {
+            unsigned char c = *p ? *p : 0x1f;
+            a = (a ^ c) * 1099511628211ull;
+            b = (b ^ c) * 0x100000001b3ull + 0x632be59bd9b4e019ull;
+            b = (b << 13) | (b >> 51);
+            if (!*p) break;
+        }
+    }
+    /* By hand: the matcher runs this for every pair of every event, and
+     * printf is slow. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v[2] = {mg_hash_mix64(a), mg_hash_mix64(b ^ a)};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 16; i++) out[k * 16 + i] = hex[(v[k] >> (60 - 4 * i)) & 0xf];
+    out[32] = '\0';
 }
