@@ -82,6 +82,7 @@ typedef struct {
     size_t envelope_at, len;          /* stamped, sequence 0 */
     char event_id[MG_ID_MAX + 1];
     char source[MG_ID_MAX + 1]; /* the network stamped on it: retries are recognised per source */
+    int relayed;                /* sent on behalf of `source` by a relay: its acks name it */
     const char *type;           /* static, from the event type table */
 } s_item_t;
 
@@ -262,11 +263,15 @@ static size_t s_stamp(const char *source, const mg_envelope_t *env, const uint8_
 
 /* ---- acks and dead letters ------------------------------------------------ */
 
-static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t identity_len,
-                       const char *event_id, Maillage__V1__Ack__Status status, uint64_t seq,
-                       const char *reason, const char *field) {
+/* Answer one envelope. `on_behalf_of` is the relayed network (NULL for a
+ * direct producer): a relay keys its pending events by (network, event id),
+ * since two networks may use the same id. */
+static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t identity_len, const char *on_behalf_of,
+                       const char *event_id, Maillage__V1__Ack__Status status, uint64_t seq, const char *reason,
+                       const char *field) {
     mg_ack_t ack = MAILLAGE__V1__ACK__INIT;
     ack.event_id = (char *)(event_id ? event_id : "");
+    ack.on_behalf_of = (char *)(on_behalf_of ? on_behalf_of : "");
     ack.status = status;
     ack.sequence = seq;
     ack.reason = (char *)(reason ? reason : "");
@@ -322,16 +327,27 @@ static void s_deadletter(mg_broker_t *broker, const char *source, const char *re
     }
 }
 
+/* Who sent a message, and in whose name. */
+typedef struct {
+    const zmq_msg_t *identity; /* the producer's ROUTER identity */
+    const char *source;        /* the network stamped: the sender's own, or the one it relays for */
+    const char *relayed;       /* `source` when relayed (echoed in acks), else NULL */
+} s_origin_t;
+
+static void s_answer(mg_broker_t *broker, const s_origin_t *origin, const char *event_id,
+                     Maillage__V1__Ack__Status status, const char *reason, const char *field) {
+    s_send_ack(broker, zmq_msg_data((zmq_msg_t *)origin->identity), zmq_msg_size((zmq_msg_t *)origin->identity),
+               origin->relayed, event_id, status, 0, reason, field);
+}
+
 /* Answer REJECTED and keep the bytes as a dead letter. */
-static void s_reject(mg_broker_t *broker, const char *source, const zmq_msg_t *identity, const char *event_id,
-                     const char *reason, const char *field, const uint8_t *raw, size_t len,
-                     int64_t received_at_ms) {
+static void s_reject(mg_broker_t *broker, const s_origin_t *origin, const char *event_id, const char *reason,
+                     const char *field, const uint8_t *raw, size_t len, int64_t received_at_ms) {
     mg_metrics_inc(broker->metrics.rejected);
     mg_debug("broker: rejected %s: %s%s%s", event_id && *event_id ? event_id : "(no id)", reason,
              field && *field ? " at " : "", field ? field : "");
-    s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
-               MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, 0, reason, field);
-    s_deadletter(broker, source, reason, field, raw, len, received_at_ms);
+    s_answer(broker, origin, event_id, MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, reason, field);
+    s_deadletter(broker, origin->source, reason, field, raw, len, received_at_ms);
 }
 
 /* ---- sources: who sent it, may it, is it too fast ------------------------------- */
@@ -344,6 +360,18 @@ static const char *s_source_of(const mg_broker_t *broker, zmq_msg_t *frame) {
     if (!broker->curve) return broker->network;
     const char *user = zmq_msg_gets(frame, "User-Id");
     return user && mg_id_is_valid(user) ? user : NULL;
+}
+
+/* A relay (the HTTP gateway) sends [MG_RELAY_PREFIX "<network id>"][Envelope]:
+ * the network it authenticated itself. */
+/* The network named by relay header `frame`, into `out`; -1 if malformed. */
+static int s_relay_network(const zmq_msg_t *frame, char out[MG_ID_MAX + 1]) {
+    const char *data = zmq_msg_data((zmq_msg_t *)frame);
+    size_t len = zmq_msg_size((zmq_msg_t *)frame), prefix = strlen(MG_RELAY_PREFIX);
+    if (len <= prefix || len - prefix > MG_ID_MAX || memcmp(data, MG_RELAY_PREFIX, prefix) != 0) return -1;
+    memcpy(out, data + prefix, len - prefix);
+    out[len - prefix] = '\0';
+    return mg_id_is_valid(out) ? 0 : -1;
 }
 
 /* Take one token from `source`'s bucket; 0 if allowed, -1 if over its rate. */
@@ -459,7 +487,8 @@ static void s_answer_unavailable(mg_broker_t *broker, s_batch_t *batch) {
     for (size_t i = 0; i < batch->count; i++) {
         const s_item_t *item = &batch->items[i];
         mg_metrics_inc(broker->metrics.unavailable);
-        s_send_ack(broker, batch->arena + item->identity_at, item->identity_len, item->event_id,
+        s_send_ack(broker, batch->arena + item->identity_at, item->identity_len,
+                   item->relayed ? item->source : NULL, item->event_id,
                    MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE, 0, S_UNAVAILABLE_REASON, "");
     }
 }
@@ -477,13 +506,15 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
             const s_item_t *item = &batch->items[i];
             if (results[i].duplicate) {
                 mg_metrics_inc(broker->metrics.duplicate);
-                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len, item->event_id,
+                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len,
+                           item->relayed ? item->source : NULL, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE, results[i].sequence, "", "");
             } else {
                 if (results[i].sequence > broker->last_seq) broker->last_seq = results[i].sequence;
                 broker->last_seq_known = 1;
                 mg_metrics_inc(broker->metrics.accepted);
-                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len, item->event_id,
+                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len,
+                           item->relayed ? item->source : NULL, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED, results[i].sequence, "", "");
                 s_publish(broker, batch, item, results[i].sequence);
             }
@@ -503,14 +534,35 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     char event_id[MG_ID_MAX + 1];
     char reason[256];
 
-    const char *source = s_source_of(broker, &frames[frame_count > 1 ? 1 : 0]);
-    const uint8_t *data = frame_count > 1 ? zmq_msg_data(&frames[1]) : (const uint8_t *)"";
-    size_t len = frame_count > 1 ? zmq_msg_size(&frames[1]) : 0;
-    if (!source) {
+    /* The Envelope is the last frame; a relay puts its header before it. */
+    const char *sender = s_source_of(broker, &frames[frame_count > 1 ? 1 : 0]);
+    const uint8_t *data = frame_count > 1 ? zmq_msg_data(&frames[frame_count - 1]) : (const uint8_t *)"";
+    size_t len = frame_count > 1 ? zmq_msg_size(&frames[frame_count - 1]) : 0;
+    s_origin_t origin = {identity, sender ? sender : "unauthenticated", NULL};
+    if (!sender) {
         s_peek_event_id(data, len, event_id);
-        s_reject(broker, "unauthenticated", identity, event_id, "no authenticated source", "", data, len, now);
+        s_reject(broker, &origin, event_id, "no authenticated source", "", data, len, now);
         return;
     }
+    char relayed[MG_ID_MAX + 1];
+    if (frame_count == 3) {
+        if (s_relay_network(&frames[1], relayed) != 0) {
+            s_peek_event_id(data, len, event_id);
+            s_reject(broker, &origin, event_id, "malformed relay header (expected \"" MG_RELAY_PREFIX "<network id>\")",
+                     "", data, len, now);
+            return;
+        }
+        if (broker->curve && !mg_curve_server_may_relay(broker->curve, sender)) {
+            s_peek_event_id(data, len, event_id);
+            snprintf(reason, sizeof(reason), "network %s may not relay events for other networks", sender);
+            mg_metrics_inc(broker->metrics.refused_permission);
+            mg_warn("broker: refused: %s", reason);
+            s_reject(broker, &origin, event_id, reason, "", data, len, now);
+            return;
+        }
+        origin.source = origin.relayed = relayed;
+    }
+    const char *source = origin.source;
     if (s_rate_take(broker, source) != 0) {
         /* Answered, counted, not dead-lettered: a flood must not fill the
          * dead-letter stream (nor cost the other sources a Redis call). */
@@ -519,51 +571,51 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
                  source, broker->rate_per_s);
         mg_metrics_inc(broker->metrics.refused_rate);
         mg_metrics_inc(broker->metrics.rejected);
-        s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
-                   MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, 0, reason, "");
+        s_answer(broker, &origin, event_id, MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, reason, "");
         return;
     }
-    if (frame_count != 2) {
+    if (frame_count != 2 && frame_count != 3) {
         s_peek_event_id(data, len, event_id);
-        snprintf(reason, sizeof(reason), "expected exactly one frame (the serialized Envelope), got %zu",
+        snprintf(reason, sizeof(reason),
+                 "expected one frame (the serialized Envelope), or a relay header and the Envelope; got %zu",
                  frame_count - 1);
-        s_reject(broker, source, identity, event_id, reason, "", data, len, now);
+        s_reject(broker, &origin, event_id, reason, "", data, len, now);
         return;
     }
     if (len > broker->max_message_bytes) {
         s_peek_event_id(data, len, event_id);
         snprintf(reason, sizeof(reason), "message too large (%zu bytes, at most %zu)", len,
                  broker->max_message_bytes);
-        s_reject(broker, source, identity, event_id, reason, "", data, len, now);
+        s_reject(broker, &origin, event_id, reason, "", data, len, now);
         return;
     }
     mg_envelope_t *env = mg_envelope_unpack(data, len);
     if (!env) {
         s_peek_event_id(data, len, event_id);
-        s_reject(broker, source, identity, event_id, "not a protobuf Envelope", "", data, len, now);
+        s_reject(broker, &origin, event_id, "not a protobuf Envelope", "", data, len, now);
         return;
     }
     mg_invalid_t why;
     if (mg_envelope_validate(env, broker->taxonomy, broker->communes, &why) != 0) {
         /* The id is echoed only when it is a valid id (it reaches logs). */
         const char *id = env->event_id && mg_id_is_valid(env->event_id) ? env->event_id : "";
-        s_reject(broker, source, identity, id, why.reason, why.field, data, len, now);
+        s_reject(broker, &origin, id, why.reason, why.field, data, len, now);
         mg_envelope_free(env);
         return;
     }
     snprintf(event_id, sizeof(event_id), "%s", env->event_id);
-    if (broker->curve && !mg_curve_server_allows(broker->curve, source, env->type)) {
-        snprintf(reason, sizeof(reason), "network %s may not emit %s", source, env->type);
+    /* A relay's own types bound what it relays (the gateway checks each token's). */
+    if (broker->curve && !mg_curve_server_allows(broker->curve, sender, env->type)) {
+        snprintf(reason, sizeof(reason), "network %s may not emit %s", sender, env->type);
         mg_metrics_inc(broker->metrics.refused_permission);
         mg_warn("broker: %s refused: %s", event_id, reason);
-        s_reject(broker, source, identity, event_id, reason, "type", data, len, now);
+        s_reject(broker, &origin, event_id, reason, "type", data, len, now);
         mg_envelope_free(env);
         return;
     }
     if (!mg_redis_is_up(broker->redis) || broker->shutting_down) {
         mg_metrics_inc(broker->metrics.unavailable);
-        s_send_ack(broker, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size((zmq_msg_t *)identity), event_id,
-                   MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE, 0, S_UNAVAILABLE_REASON, "");
+        s_answer(broker, &origin, event_id, MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE, S_UNAVAILABLE_REASON, "");
         mg_envelope_free(env);
         return;
     }
@@ -598,6 +650,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     memcpy(batch->arena + item->identity_at, zmq_msg_data((zmq_msg_t *)identity), item->identity_len);
     memcpy(item->event_id, event_id, sizeof(event_id));
     snprintf(item->source, sizeof(item->source), "%s", source);
+    item->relayed = origin.relayed != NULL;
     item->type = mg_event_type_by_name(env->type)->type;
     item->envelope_at = s_batch_reserve(batch, len + S_STAMP_MAX);
     item->len = s_stamp(source, env, data, len, now, batch->arena + item->envelope_at);

@@ -246,6 +246,7 @@ static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type,
 
 typedef struct {
     const char *need_id, *offer_id, *need_structure_id, *offer_structure_id, *category, *department;
+    const char *need_commune; /* where a first proposal is counted (mg:figures); "" otherwise */
     unsigned prev_rev;
     int retired;
     double score, distance_km;
@@ -295,6 +296,10 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     env.match_found = &mf;
     s_out_t *out = s_job_output(job, &env, "match.found", eid);
     out->retired = p->retired;
+    /* The revision alone too, for mg:mexp:<mid> (the gateway shows it). */
+    size_t found_len = maillage__v1__match_found__get_packed_size(&mf);
+    uint8_t *found = mg_malloc(found_len ? found_len : 1);
+    maillage__v1__match_found__pack(&mf, found);
 
     mg_args_t *a = &job->pairs;
     mg_args_str(a, p->need_id);
@@ -311,6 +316,9 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     mg_args_str(a, p->offer_structure_id);
     mg_args_str(a, p->category);
     mg_args_str(a, p->department);
+    mg_args_str(a, p->need_commune);
+    mg_args_bytes(a, found, found_len);
+    free(found);
     job->n_pairs++;
 }
 
@@ -602,6 +610,10 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED;
     env.collective_need_detected = &cn;
     s_out_t *out = s_job_output(job, &env, "collective_need.detected", eid);
+    /* The revision alone too, for the `pb` of mg:collective:* (the gateway). */
+    size_t cn_len = maillage__v1__collective_need_detected__get_packed_size(&cn);
+    uint8_t *cn_pb = mg_malloc(cn_len ? cn_len : 1);
+    maillage__v1__collective_need_detected__pack(&cn, cn_pb);
     mg_args_str(&job->colls, category);
     mg_args_str(&job->colls, group);
     mg_args_int(&job->colls, prev);
@@ -610,6 +622,8 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     mg_args_str(&job->colls, eid);
     mg_args_bytes(&job->colls, out->data, out->len);
     mg_args_str(&job->colls, centre);
+    mg_args_bytes(&job->colls, cn_pb, cn_len);
+    free(cn_pb);
     job->n_colls++;
     for (size_t i = 0; i < n_needs; i++) free(need_ids[i]);
     for (size_t i = 0; i < n_structures; i++) free(structure_ids[i]);
@@ -764,7 +778,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
         if (qualifies) c->rank = ++rank;
         s_pair_t p = {.need_id = need->need_id, .offer_id = c->id, .need_structure_id = need->structure_id,
                       .offer_structure_id = offer->provider_id, .category = need->category, .department = dep,
-                      .rank = c->rank, .detail = c->score};
+                      .need_commune = nc->code, .rank = c->rank, .detail = c->score};
         if (s_judge(m, c, qualifies, &p)) {
             if (p.retired) p.explanation = s_retire_reason(c);
             s_add_pair(job, &p);
@@ -875,7 +889,8 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
         int qualifies = c->ok && c->total >= m->weights.threshold;
         s_pair_t p = {.need_id = c->id, .offer_id = offer->offer_id, .need_structure_id = need->structure_id,
                       .offer_structure_id = offer->provider_id, .category = offer->category,
-                      .department = c->commune ? c->commune->department : "", .rank = c->rank, .detail = c->score};
+                      .department = c->commune ? c->commune->department : "",
+                      .need_commune = c->commune ? c->commune->code : "", .rank = c->rank, .detail = c->score};
         if (s_judge(m, c, qualifies, &p)) {
             if (p.retired) p.explanation = s_retire_reason(c);
             s_add_pair(job, &p);
@@ -919,6 +934,7 @@ static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
                       .offer_structure_id = s_rstr(row->element[7]),
                       .category = s_rstr(row->element[8]),
                       .department = s_rstr(row->element[9]),
+                      .need_commune = "",
                       .retired = 1,
                       .explanation = why};
         if (p.prev_rev == 0) continue;
@@ -1219,22 +1235,19 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
                                                ? env->member_joined->structure
                                                : env->member_updated->structure;
         if (!s) break;
-        /* Personal data lives in its own key, so member.left can erase it. */
+        /* Personal data is the broker's (mg:contact:<sid>, written when it
+         * journals the event, which it strips of the contact): the record
+         * never holds it, whatever the event carries. */
         Maillage__V1__Structure copy = *s;
         copy.contact = NULL;
         size_t len = maillage__v1__structure__get_packed_size(&copy);
         uint8_t *pb = mg_malloc(len ? len : 1);
         maillage__v1__structure__pack(&copy, pb);
-        size_t clen = s->contact ? maillage__v1__contact__get_packed_size(s->contact) : 0;
-        uint8_t *cpb = mg_malloc(clen ? clen : 1);
-        if (s->contact) maillage__v1__contact__pack(s->contact, cpb);
         mg_args_str(&a, "member");
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, s->structure_id);
         mg_args_bytes(&a, pb, len);
-        mg_args_bytes(&a, cpb, clen);
         free(pb);
-        free(cpb);
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
@@ -1478,10 +1491,12 @@ static void s_start_round(mg_matcher_t *m) {
 
 /* ---- the outbox -------------------------------------------------------------------- */
 
-static void s_on_ack(mg_producer_t *producer, const char *event_id, Maillage__V1__Ack__Status status, uint64_t seq,
+static void s_on_ack(mg_producer_t *producer, const char *on_behalf_of, const char *event_id,
+                     Maillage__V1__Ack__Status status, uint64_t seq,
                      const char *reason, void *arg) {
     mg_matcher_t *m = arg;
     (void)producer;
+    (void)on_behalf_of;
     (void)seq;
     if (status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
         /* Our own event refused: a bug to fix, not something to resend. */

@@ -193,6 +193,29 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual((pub_seq, pub.sequence, pub.source, pub.received_at_ms),
                          (start + 1, start + 1, "test-net", env.received_at_ms))
 
+    def test_a_relay_stamps_the_network_it_sends_for_and_retries_are_scoped_by_it(self):
+        # The HTTP gateway relays for the network of each token: the broker
+        # stamps that network, echoes it in the ack, and keeps the dedupe
+        # per network (two networks may use the same event id).
+        client = self.start()
+        e = h.need_reported()
+        e.source = "forged"
+        raw = e.SerializeToString()
+        client.send_frames([b"on-behalf-of:net-a", raw])
+        a = client.recv_ack()
+        self.assertEqual((a.status, a.on_behalf_of, a.event_id), (h.ACCEPTED, "net-a", e.event_id))
+        client.send_frames([b"on-behalf-of:net-b", raw])
+        b = client.recv_ack()
+        self.assertEqual((b.status, b.on_behalf_of), (h.ACCEPTED, "net-b"))
+        self.assertEqual(b.sequence, a.sequence + 1)
+        client.send_frames([b"on-behalf-of:net-a", raw])
+        again = client.recv_ack()
+        self.assertEqual((again.status, again.sequence, again.on_behalf_of), (h.DUPLICATE, a.sequence, "net-a"))
+        direct = client.emit(raw)  # the sender's own name: the configured network
+        self.assertEqual((direct.status, direct.on_behalf_of), (h.ACCEPTED, ""))
+        sources = [env.source for _, _, env in journal(self.redis)[-3:]]
+        self.assertEqual(sources, ["net-a", "net-b", "test-net"])
+
     def test_what_is_journaled_is_what_was_validated_even_with_a_nul_in_a_string(self):
         # protobuf-c keeps a string's bytes after an embedded NUL, while the
         # validator reads the C string: "ok\0\xff\x07" would pass as "ok".
@@ -398,11 +421,18 @@ class BrokerTest(unittest.TestCase):
                 self.assertEqual(ack.field, field)
                 self.assertEqual(ack.event_id, event_id)
                 self.assertEqual(ack.sequence, 0)
-        # Two frames instead of one.
-        client.send_frames([h.need_reported().SerializeToString(), b"extra"])
+        # Three frames: neither a plain envelope nor a relay's header + envelope.
+        client.send_frames([b"on-behalf-of:net-a", h.need_reported().SerializeToString(), b"extra"])
         ack = client.recv_ack()
         self.assertEqual(ack.status, h.REJECTED)
-        self.assertIn("exactly one frame", ack.reason)
+        self.assertIn("expected one frame", ack.reason)
+        # Two frames whose first is not a relay header.
+        for header in (b"extra", b"on-behalf-of:", b"on-behalf-of:bad id", b"on-behalf-of:" + b"x" * 65):
+            with self.subTest(header=header):
+                client.send_frames([header, h.need_reported().SerializeToString()])
+                ack = client.recv_ack()
+                self.assertEqual(ack.status, h.REJECTED)
+                self.assertIn("malformed relay header", ack.reason)
 
         # The broker still serves, and nothing bad reached the journal.
         good = client.emit(h.need_reported())

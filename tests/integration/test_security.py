@@ -60,6 +60,9 @@ class SecurityTest(unittest.TestCase):
             f.write("net-a  %s  need.*,offer.*,member.*\n" % self.net_a[0])
             f.write("net-b  %s  need.*\n" % self.net_b[0])
             f.write("matcher  %s  match.found,collective_need.detected\n" % self.matcher[0])
+        self.gateway = keypair()
+        with open(self.clients_file, "a") as f:
+            f.write("gateway  %s  relay,need.*,offer.*,match.feedback\n" % self.gateway[0])
 
     def tearDown(self):
         self.ws.close(keep=os.environ.get("MAILLAGE_KEEP") == "1")
@@ -156,6 +159,32 @@ class SecurityTest(unittest.TestCase):
         again = a.emit(real)
         self.assertEqual((again.status, again.sequence), (h.DUPLICATE, ack.sequence))
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 2)
+
+    def test_only_a_key_granted_relay_may_send_for_another_network(self):
+        self.start()
+        env = h.need_reported()
+        # net-a may emit needs, but not in net-b's name: refused, counted.
+        a = self.client(self.net_a)
+        a.send_frames([b"on-behalf-of:net-b", env.SerializeToString()])
+        ack = a.recv_ack()
+        self.assertEqual(ack.status, h.REJECTED)
+        self.assertIn("may not relay", ack.reason)
+        # The gateway's key may, and the network it names is stamped.
+        g = self.client(self.gateway)
+        g.send_frames([b"on-behalf-of:net-b", env.SerializeToString()])
+        ack = g.recv_ack()
+        self.assertEqual((ack.status, ack.on_behalf_of), (h.ACCEPTED, "net-b"))
+        self.assertEqual(self.journal_sources()[env.event_id], "net-b")
+        # What it relays is bounded by its own types (no member.* here).
+        g.send_frames([b"on-behalf-of:net-a", h.offer_published().SerializeToString()])
+        self.assertEqual(g.recv_ack().status, h.ACCEPTED)
+        closed = h.Envelope(event_id=h.new_id(), type="member.left")
+        closed.member_left.structure_id = "s-1"
+        closed.member_left.network = "net-a"
+        g.send_frames([b"on-behalf-of:net-a", closed.SerializeToString()])
+        ack = g.recv_ack()
+        self.assertEqual(ack.status, h.REJECTED, ack)
+        self.assertIn("may not emit member.left", ack.reason)
 
     def test_a_forbidden_event_type_is_rejected_with_a_reason_and_dead_lettered(self):
         self.start()

@@ -384,6 +384,17 @@ static const s_client_t *s_find_key(const mg_curve_server_t *server, const uint8
     return NULL;
 }
 
+int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network) {
+    for (size_t i = 0; i < server->list.count; i++) {
+        const s_client_t *c = &server->list.clients[i];
+        if (strcmp(c->network, network) != 0) continue;
+        /* Only the word itself: "*" grants every event type, not this. */
+        for (size_t j = 0; j < c->pattern_count; j++)
+            if (!c->prefix[j] && strcmp(c->patterns[j], "relay") == 0) return 1;
+    }
+    return 0;
+}
+
 int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type) {
     for (size_t i = 0; i < server->list.count; i++) {
         const s_client_t *c = &server->list.clients[i];

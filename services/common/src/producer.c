@@ -1,12 +1,13 @@
 /* producer.c -- envelopes to the broker from inside an event loop, with
  * retries and never a drop.
  *
- * Each envelope is an s_item_t, found by event_id in a chained hash table,
+ * Each envelope is an s_item_t, found by (relayed network, event_id) in a
+ * chained hash table -- two networks may use the same id --
  * and either waiting (FIFO, beyond the window) or in flight (sent, with a
  * deadline for resending). One timer, armed only while something is in
  * flight, walks the in-flight items: at most `window` of them, so a scan per
  * tick is cheap and needs no priority queue. Acks come back in any order and
- * are matched by event_id; an ack for an id no longer pending (the answer to
+ * are matched the same way; an ack for an id no longer pending (the answer to
  * a retry already answered) is ignored. */
 #include "maillage/producer.h"
 
@@ -32,6 +33,7 @@ typedef struct s_item {
     struct s_item *hnext;        /* hash chain */
     struct s_item *prev, *next;  /* the waiting queue or the in-flight list */
     char event_id[MG_ID_MAX + 1];
+    char on_behalf_of[MG_ID_MAX + 1]; /* "" when sent in the producer's own name */
     uint8_t *data;
     size_t len;
     int inflight;
@@ -81,9 +83,11 @@ static void s_list_remove(s_list_t *l, s_item_t *it) {
     l->count--;
 }
 
-static size_t s_hash(const mg_producer_t *p, const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+static size_t s_hash(const mg_producer_t *p, const char *on_behalf_of, const char *event_id) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over "network NUL id" */
+    for (const char *c = on_behalf_of; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    h *= 1099511628211ull;
+    for (const char *c = event_id; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
     return (size_t)(h % p->buckets);
 }
 
@@ -100,7 +104,7 @@ static void s_grow(mg_producer_t *p) {
         while (old[b]) {
             s_item_t *it = old[b];
             old[b] = it->hnext;
-            size_t h = s_hash(p, it->event_id);
+            size_t h = s_hash(p, it->on_behalf_of, it->event_id);
             it->hnext = p->table[h];
             p->table[h] = it;
         }
@@ -108,9 +112,10 @@ static void s_grow(mg_producer_t *p) {
     free(old);
 }
 
-static s_item_t **s_slot(mg_producer_t *p, const char *event_id) {
-    s_item_t **slot = &p->table[s_hash(p, event_id)];
-    while (*slot && strcmp((*slot)->event_id, event_id) != 0) slot = &(*slot)->hnext;
+static s_item_t **s_slot(mg_producer_t *p, const char *on_behalf_of, const char *event_id) {
+    s_item_t **slot = &p->table[s_hash(p, on_behalf_of, event_id)];
+    while (*slot && (strcmp((*slot)->event_id, event_id) != 0 || strcmp((*slot)->on_behalf_of, on_behalf_of) != 0))
+        slot = &(*slot)->hnext;
     return slot;
 }
 
@@ -127,9 +132,18 @@ static void s_arm(mg_producer_t *p) {
  * the timer retries it soon; the ack it would have had is not lost, only
  * late. */
 static void s_transmit(mg_producer_t *p, s_item_t *it, int64_t now) {
-    const void *frames[1] = {it->data};
-    size_t lens[1] = {it->len};
-    if (mg_zsock_send(p->zsock, frames, lens, 1) == 0) {
+    char header[sizeof(MG_RELAY_PREFIX) + MG_ID_MAX];
+    const void *frames[2] = {header, it->data};
+    size_t lens[2] = {0, it->len};
+    size_t count = 2;
+    if (*it->on_behalf_of) {
+        lens[0] = (size_t)snprintf(header, sizeof(header), MG_RELAY_PREFIX "%s", it->on_behalf_of);
+    } else {
+        frames[0] = it->data;
+        lens[0] = it->len;
+        count = 1;
+    }
+    if (mg_zsock_send(p->zsock, frames, lens, count) == 0) {
         it->resend_at_us = now + p->retry_us;
     } else {
         if (errno != EAGAIN) mg_debug("producer: send %s: %s", it->event_id, zmq_strerror(errno));
@@ -160,13 +174,21 @@ static void s_forget(mg_producer_t *p, s_item_t **slot) {
 }
 
 int mg_producer_send(mg_producer_t *p, const char *event_id, const uint8_t *envelope, size_t len) {
+    return mg_producer_send_as(p, NULL, event_id, envelope, len);
+}
+
+int mg_producer_send_as(mg_producer_t *p, const char *on_behalf_of, const char *event_id, const uint8_t *envelope,
+                        size_t len) {
     if (!mg_id_is_valid(event_id)) return -1;
-    s_item_t **slot = s_slot(p, event_id);
+    if (!on_behalf_of) on_behalf_of = "";
+    else if (!mg_id_is_valid(on_behalf_of)) return -1;
+    s_item_t **slot = s_slot(p, on_behalf_of, event_id);
     if (*slot) return 1;
     s_grow(p);
-    slot = s_slot(p, event_id);
+    slot = s_slot(p, on_behalf_of, event_id);
     s_item_t *it = mg_calloc(1, sizeof(*it));
     snprintf(it->event_id, sizeof(it->event_id), "%s", event_id);
+    snprintf(it->on_behalf_of, sizeof(it->on_behalf_of), "%s", on_behalf_of);
     it->data = mg_malloc(len ? len : 1);
     memcpy(it->data, envelope, len);
     it->len = len;
@@ -188,7 +210,8 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         mg_warn("producer: unreadable ack (%zu bytes) ignored", zmq_msg_size(&frames[0]));
         return;
     }
-    s_item_t **slot = ack->event_id && *ack->event_id ? s_slot(p, ack->event_id) : NULL;
+    s_item_t **slot =
+        ack->event_id && *ack->event_id ? s_slot(p, ack->on_behalf_of ? ack->on_behalf_of : "", ack->event_id) : NULL;
     if (!slot || !*slot || !(*slot)->inflight) goto done;
     s_item_t *it = *slot;
     switch (ack->status) {
@@ -199,11 +222,14 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE) p->stats.duplicate++;
         else p->stats.rejected++;
         p->unavailable_logged = 0;
-        char id[MG_ID_MAX + 1];
+        char id[MG_ID_MAX + 1], behalf[MG_ID_MAX + 1];
         memcpy(id, it->event_id, sizeof(id));
+        memcpy(behalf, it->on_behalf_of, sizeof(behalf));
         s_forget(p, slot);
         /* The callback may send: fill the window after it. */
-        if (p->on_ack) p->on_ack(p, id, ack->status, ack->sequence, ack->reason ? ack->reason : "", p->arg);
+        if (p->on_ack)
+            p->on_ack(p, *behalf ? behalf : NULL, id, ack->status, ack->sequence, ack->reason ? ack->reason : "",
+                      p->arg);
         s_fill_window(p);
         break;
     }

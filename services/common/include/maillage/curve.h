@@ -9,7 +9,9 @@
  * The broker side: an allow-list file ([broker] curve_clients_file), one
  * client per line, "network_id  Z85_PUBLIC_KEY  allowed-types", where
  * allowed-types is a comma-separated list of event types or prefix patterns
- * ("need.*", "match.found", "*" for any, "-" for none: a subscriber only);
+ * ("need.*", "match.found", "*" for any, "-" for none: a subscriber only),
+ * plus the word "relay" for a client that relays other networks' events
+ * (the HTTP gateway: see mg_curve_server_may_relay());
  * lines whose first character is '#' are comments (never inline: Z85 keys
  * may contain '#'). The file must not be writable by group or others.
  * The ZAP handler (a REP socket at inproc://zeromq.zap.01 in the broker's
@@ -86,6 +88,11 @@ int mg_curve_server_apply(const mg_curve_server_t *server, void *socket);
 /* May network `network` emit events of `type`? 1 yes, 0 no (unknown network
  * included). The allow-list is the one read last. */
 int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type);
+
+/* May network `network` relay events for other networks (the gateway)? Only
+ * a client whose allowed types include the word "relay" (not "*"); what it
+ * relays is still bounded by its other types. 1 yes, 0 no. */
+int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network);
 
 /* ZAP decisions so far. */
 unsigned long long mg_curve_server_denied(const mg_curve_server_t *server);

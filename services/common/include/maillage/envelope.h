@@ -23,6 +23,10 @@ typedef Maillage__V1__Envelope__PayloadCase mg_payload_case_t;
 /* Longest id (event, structure, need, offer, ...) in bytes. */
 #define MG_ID_MAX 64
 
+/* A relay's header frame on the ingest: this prefix, then the network id it
+ * sends for (see producer.h, mg_producer_send_as()). */
+#define MG_RELAY_PREFIX "on-behalf-of:"
+
 /* ---- Event types ------------------------------------------------------- */
 
 typedef struct {

@@ -26,10 +26,13 @@ typedef struct mg_producer mg_producer_t;
 
 /* The final answer for one event id: status is ACCEPTED, DUPLICATE (both mean
  * "journaled", at `sequence`) or REJECTED (with `reason`, never retried).
- * Strings are borrowed until the callback returns. Called once per event id
- * accepted by mg_producer_send(). The callback may call mg_producer_send(). */
-typedef void (*mg_producer_ack_fn)(mg_producer_t *producer, const char *event_id, Maillage__V1__Ack__Status status,
-                                   uint64_t sequence, const char *reason, void *arg);
+ * `on_behalf_of` is the network given to mg_producer_send_as(), NULL for
+ * mg_producer_send(). Strings are borrowed until the callback returns. Called
+ * once per (on_behalf_of, event id) accepted by mg_producer_send[_as](). The
+ * callback may send. */
+typedef void (*mg_producer_ack_fn)(mg_producer_t *producer, const char *on_behalf_of, const char *event_id,
+                                   Maillage__V1__Ack__Status status, uint64_t sequence, const char *reason,
+                                   void *arg);
 
 typedef struct {
     const char *endpoint; /* the broker's ingest ("tcp://127.0.0.1:7450") */
@@ -49,6 +52,16 @@ mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const
  * and the one answer will serve both (returns 1). Returns 0 when queued, -1
  * if `event_id` is not a valid id. */
 int mg_producer_send(mg_producer_t *producer, const char *event_id, const uint8_t *envelope, size_t len);
+
+/* Relay: the same, but the broker stamps network `on_behalf_of` as the source
+ * (sent as the header frame MG_RELAY_PREFIX "<network>" before the Envelope;
+ * the broker allows it on loopback, and with CURVE only to a client whose
+ * allow-list grants "relay"). Pending envelopes are keyed by (network,
+ * event id): two networks may use the same id. NULL means the producer's own
+ * name, like mg_producer_send(). Returns as mg_producer_send(), and -1 when
+ * `on_behalf_of` is not a valid id. */
+int mg_producer_send_as(mg_producer_t *producer, const char *on_behalf_of, const char *event_id,
+                        const uint8_t *envelope, size_t len);
 
 /* Envelopes without a final answer yet (in flight and waiting). */
 size_t mg_producer_pending(const mg_producer_t *producer);
