@@ -1,11 +1,17 @@
-/* staff.c -- `maillage staff list|show ID|add ID ...|set ID KEY VALUE|remove ID`:
+/* staff.c -- `maillage staff list|show ID|add ID ...|set ID KEY VALUE|remove ID|reset ID`:
  * the chamber's staff and their scope, in Redis (mg:staff set, mg:staff:<id>
  * hashes), as maillage-notifier reads them (again every staff_refresh_ms).
  *
  * Values are checked by the configuration's own schema (the [staff.*]
  * template), so a value refused here is refused in the config file too, with
- * the same words. Sections [staff.<id>] of the config are written into Redis
- * again at each start of the notifier: change those in the config file. */
+ * the same words.
+ *
+ * Who owns a record: the notifier writes the [staff.<id>] sections of its
+ * config at each start with origin=config, and removes the config's records
+ * whose section is gone. Whatever this command adds or edits becomes
+ * origin=cli and an id it removes is remembered in mg:staff_removed: the
+ * config no longer touches either, so an edit made here is never undone by a
+ * restart. `reset ID` gives the id back to the config. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +35,20 @@ static void s_usage(FILE *out)
             "                      [--mode immediate|digest] [--digest-hour H] [--quiet-start H] [--quiet-end H]\n"
             "       maillage staff [OPTIONS] set ID KEY VALUE\n"
             "       maillage staff [OPTIONS] remove ID\n"
+            "       maillage staff [OPTIONS] reset ID\n"
             "\n"
             "The chamber's staff (chargé·e·s de mission) and what they follow; the notifier\n"
             "applies changes within a second. An empty scope (departments, categories,\n"
             "networks) means all. KEY is one of: name, email, webhook, departments, categories,\n"
             "networks, min_score, channels, mode, digest_hour, quiet_start, quiet_end.\n"
+            "\n"
+            "Config and CLI: the notifier writes the config's [staff.ID] sections at each start\n"
+            "(origin config) and removes the records it wrote whose section is gone. A record\n"
+            "added or edited here (add, set) becomes origin cli, and an id removed here stays\n"
+            "removed: the config no longer overwrites or re-adds them, so an edit made here\n"
+            "survives restarts. 'reset ID' gives the id back to the config: at the next start\n"
+            "of the notifier the record is written again from [staff.ID], or removed if the\n"
+            "config has no such section. 'show ID' prints the origin.\n"
             "\n"
             "Options:\n"
             "%s",
@@ -180,8 +195,31 @@ static int s_set(redisContext *c, const char *id, const char *key, const char *v
             return -1;
         }
     }
-    if (s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s %s %s", id, key, value)) != 0) return -1;
+    /* Edited here: the config's [staff.<id>] no longer overwrites it. */
+    if (s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s %s %s origin cli", id, key, value)) != 0) return -1;
+    if (s_redis_ok(c, redisCommand(c, "SREM mg:staff_removed %s", id)) != 0) return -1;
     return s_redis_ok(c, redisCommand(c, "SADD mg:staff %s", id));
+}
+
+/* Give `id` back to the configuration: the next notifier start writes it
+ * from [staff.<id>] (or removes it if there is no such section). */
+static int s_reset(redisContext *c, const char *id)
+{
+    redisReply *r = redisCommand(c, "SREM mg:staff_removed %s", id);
+    int was_removed = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (s_redis_ok(c, r) != 0) return -1;
+    r = redisCommand(c, "EXISTS mg:staff:%s", id);
+    int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (s_redis_ok(c, r) != 0) return -1;
+    if (!exists && !was_removed) {
+        cli_error("staff", "no staff member '%s'", id);
+        return -1;
+    }
+    if (exists && s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s origin config", id)) != 0) return -1;
+    printf("%s rendu·e à la configuration : au prochain démarrage du notifier, la fiche sera réécrite "
+           "d'après [staff.%s], ou retirée si la configuration n'a pas cette section.\n",
+           id, id);
+    return 0;
 }
 
 int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
@@ -222,9 +260,9 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
     int nargs = argc - optind;
     int ok_usage = (strcmp(action, "list") == 0 && nargs <= 1) || (strcmp(action, "show") == 0 && nargs == 2) ||
                    (strcmp(action, "add") == 0 && nargs == 2) || (strcmp(action, "set") == 0 && nargs == 4) ||
-                   (strcmp(action, "remove") == 0 && nargs == 2);
+                   (strcmp(action, "remove") == 0 && nargs == 2) || (strcmp(action, "reset") == 0 && nargs == 2);
     if (!ok_usage) {
-        cli_error("staff", "expected list, show ID, add ID --name NAME, set ID KEY VALUE or remove ID "
+        cli_error("staff", "expected list, show ID, add ID --name NAME, set ID KEY VALUE, remove ID or reset ID "
                            "(try 'maillage staff --help')");
         return CLI_EXIT_USAGE;
     }
@@ -248,6 +286,8 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         else if (strcmp(action, "set") == 0) {
             ok = s_set(c, id, argv[optind + 2], argv[optind + 3], 1);
             if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
+        } else if (strcmp(action, "reset") == 0) {
+            ok = s_reset(c, id);
         } else if (strcmp(action, "remove") == 0) {
             redisReply *r = redisCommand(c, "SREM mg:staff %s", id);
             int removed = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
@@ -255,8 +295,14 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
             r = redisCommand(c, "DEL mg:staff:%s", id);
             if (r) freeReplyObject(r);
             if (removed) {
-                printf("%s retiré·e ; sa boîte de réception (mg:inbox:%s) est conservée.\n", id, id);
-                ok = 0;
+                /* Remembered, so that the config's [staff.<id>] does not
+                 * bring the person back at the next notifier start. */
+                ok = s_redis_ok(c, redisCommand(c, "SADD mg:staff_removed %s", id));
+                if (ok == 0)
+                    printf("%s retiré·e ; sa boîte de réception (mg:inbox:%s) est conservée. Une section "
+                           "[staff.%s] de la configuration ne l'ajoutera plus ('maillage staff reset %s' pour "
+                           "l'y rendre).\n",
+                           id, id, id, id);
             } else {
                 cli_error("staff", "no staff member '%s'", id);
             }

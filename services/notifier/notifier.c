@@ -22,6 +22,7 @@
 #include "notifier.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -537,18 +539,24 @@ static int s_paris_hour(int64_t now, int64_t *day_start_utc) {
     return (int)((local - day * S_MS_PER_DAY) / S_MS_PER_HOUR);
 }
 
-/* When an immediate message to `s` may go: now, or the end of the quiet
- * hours it falls in. */
-static int64_t s_due(const s_staff_t *s, int64_t now) {
-    if (s->quiet_start == s->quiet_end) return now;
+/* When an immediate message to `s` meant for time `t` may go: `t`, or the
+ * end of the quiet hours `t` falls in (a first attempt as well as a retry). */
+static int64_t s_due(const s_staff_t *s, int64_t t) {
+    if (s->quiet_start == s->quiet_end) return t;
     int64_t day_start;
-    int h = s_paris_hour(now, &day_start);
+    int h = s_paris_hour(t, &day_start);
     int quiet = s->quiet_start < s->quiet_end ? (h >= s->quiet_start && h < s->quiet_end)
                                               : (h >= s->quiet_start || h < s->quiet_end);
-    if (!quiet) return now;
+    if (!quiet) return t;
     int64_t end = day_start + s->quiet_end * S_MS_PER_HOUR;
-    if (end <= now) end += S_MS_PER_DAY;
+    if (end <= t) end += S_MS_PER_DAY;
     return end;
+}
+
+static const s_staff_t *s_find_staff(const mg_notifier_t *n, const char *id) {
+    for (size_t i = 0; id && i < n->n_staff; i++)
+        if (strcmp(n->staff[i].id, id) == 0) return &n->staff[i];
+    return NULL;
 }
 
 /* ---- rendering and creating ------------------------------------------------------------ */
@@ -1124,14 +1132,18 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     mg_notifier_t *n = arg;
     (void)fd;
     (void)what;
-    if (!n->redis_up || !n->staff_loaded || n->stopping) return;
+    /* Only once caught up with the journal: after a restart, the events
+     * missed while the notifier was down belong in the digest too. */
+    if (!n->redis_up || !n->staff_loaded || n->stopping || !mg_subscriber_is_live(n->subscriber)) return;
     int64_t now = mg_clock_service_now_ms();
     int hour = s_paris_hour(now, NULL);
     char date[11];
     mg_clock_paris_date(now, date);
     for (size_t i = 0; i < n->n_staff; i++) {
         const s_staff_t *s = &n->staff[i];
-        if (!s->digest || s->digest_hour != hour) continue;
+        /* At the hour, or later that day if the notifier was not running
+         * then: the script makes one digest per local date, never two. */
+        if (!s->digest || hour < s->digest_hour) continue;
         for (int ch = S_CH_EMAIL; ch <= S_CH_WEBHOOK; ch++) {
             if ((ch == S_CH_EMAIL && !s->email_on) || (ch == S_CH_WEBHOOK && !s->webhook_on)) continue;
             char item[64], nid[MG_NOTIFICATION_ID_LEN + 1], key[200];
@@ -1169,7 +1181,8 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
 typedef struct {
     mg_notifier_t *n;
     char nid[MG_NOTIFICATION_ID_LEN + 1];
-    int channel;
+    char staff[MG_ID_MAX + 1];
+    int channel, digest;
     long long attempts;
 } s_send_t;
 
@@ -1202,12 +1215,21 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
         double delay = (double)n->retry_base_ms * pow(2.0, (double)(send->attempts - 1));
         if (delay > (double)n->retry_max_ms) delay = (double)n->retry_max_ms;
         delay *= 0.75 + 0.5 * ((double)rand() / RAND_MAX); /* jitter: +-25 % */
+        int64_t next = now + (int64_t)delay;
+        /* A retry is an immediate message too: not inside the recipient's
+         * quiet hours (a digest has its own hour and is not held). */
+        const s_staff_t *s = send->digest ? NULL : s_find_staff(n, send->staff);
+        int64_t due = s ? s_due(s, next) : next;
         s_args_str(&a, "retry");
-        s_args_int(&a, now + (long long)delay);
+        s_args_int(&a, due);
         s_args_str(&a, result->error);
         mg_metrics_inc(n->metrics.retried[send->channel]);
-        mg_info("notifier: %s (%s) attempt %lld failed: %s; retry in %.0f ms", send->nid,
-                s_channel_names[send->channel], send->attempts, result->error, delay);
+        if (due != next)
+            mg_info("notifier: %s (%s) attempt %lld failed: %s; retry after the quiet hours, in %.0f s", send->nid,
+                    s_channel_names[send->channel], send->attempts, result->error, (double)(due - now) / 1000.0);
+        else
+            mg_info("notifier: %s (%s) attempt %lld failed: %s; retry in %.0f ms", send->nid,
+                    s_channel_names[send->channel], send->attempts, result->error, delay);
     } else {
         s_args_str(&a, "failed");
         s_args_int(&a, 0);
@@ -1275,9 +1297,12 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     snprintf(send->nid, sizeof(send->nid), "%s", nid);
     send->attempts = attempts ? atoll(attempts) : 1;
     send->channel = channel && strcmp(channel, "webhook") == 0 ? S_CH_WEBHOOK : S_CH_EMAIL;
+    const char *staff = s_get_reply(rec, "staff");
+    snprintf(send->staff, sizeof(send->staff), "%s", staff ? staff : "");
     const char *kind = s_get_reply(rec, "kind");
     const char *key = s_get_reply(rec, "key");
     int digest = kind && strcmp(kind, "digest") == 0;
+    send->digest = digest;
     char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
     if (digest) s_render_digest(n, rec, items, &subject, &text, &html);
     int rc;
@@ -1327,6 +1352,27 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     }
 }
 
+/* An immediate message is never sent inside its recipient's quiet hours,
+ * whatever brought it due then: a lease that expired after a crash, or
+ * quiet hours set after it was queued. It goes back to the queue until they
+ * end. Returns 1 if held. */
+static int s_hold_if_quiet(mg_notifier_t *n, const char *nid, const redisReply *rec, int64_t now) {
+    const char *kind = s_get_reply(rec, "kind");
+    if (kind && strcmp(kind, "digest") == 0) return 0;
+    const s_staff_t *s = s_find_staff(n, s_get_reply(rec, "staff"));
+    int64_t due = s ? s_due(s, now) : now;
+    if (due == now) return 0;
+    mg_info("notifier: %s held until the end of %s's quiet hours, in %.0f s", nid, s->id,
+            (double)(due - now) / 1000.0);
+    s_args_t a;
+    s_call_begin(&a, "hold");
+    s_args_str(&a, nid);
+    s_args_int(&a, due);
+    /* If the call fails, the claim's lease brings it back, and it is held then. */
+    s_call(n, &a, s_on_recorded, NULL);
+    return 1;
+}
+
 static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_notifier_t *n = privdata;
     (void)redis;
@@ -1335,9 +1381,11 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("notifier: claim: %s", reply->str);
         return;
     }
+    int64_t now = mg_clock_service_now_ms();
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3) continue;
+        if (s_hold_if_quiet(n, s_rstr(e->element[0]), e->element[1], now)) continue;
         s_send(n, s_rstr(e->element[0]), e->element[1], e->element[2]);
     }
     /* A full batch: there may be more due right now. */
@@ -1345,7 +1393,9 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 static void s_work(mg_notifier_t *n) {
-    if (!n->redis_up || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight) return;
+    /* Not before the staff are loaded: their quiet hours decide what may go. */
+    if (!n->redis_up || !n->staff_loaded || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight)
+        return;
     s_args_t a;
     s_call_begin(&a, "claim");
     s_args_int(&a, mg_clock_service_now_ms());
@@ -1418,14 +1468,47 @@ static const char *const s_staff_keys[] = {"name",     "email",    "webhook", "d
                                            "networks", "min_score", "channels", "mode",       "digest_hour",
                                            "quiet_start", "quiet_end", NULL};
 
-static void s_upsert_config_staff(mg_notifier_t *n) {
+/* "a, b, c" from an array reply of ids, into out. */
+static void s_join_ids(const redisReply *r, char *out, size_t outlen) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && len < outlen; i++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? ", " : "", s_rstr(r->element[i]));
+}
+
+static void s_on_staff_synced(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    (void)redis;
+    (void)privdata;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("notifier: staff from the config: %s", reply->str);
+        return;
+    }
+    char kept[512], dropped[512];
+    s_join_ids(reply->element[1], kept, sizeof(kept));
+    s_join_ids(reply->element[2], dropped, sizeof(dropped));
+    mg_info("notifier: staff from the config: %zu written", reply->element[0]->elements);
+    if (*kept)
+        mg_info("notifier: [staff.*] not applied to %s: edited or removed with `maillage staff` (origin cli; "
+                "`maillage staff reset ID` gives a record back to the config)",
+                kept);
+    if (*dropped) mg_info("notifier: staff no longer in the config, removed: %s", dropped);
+}
+
+/* The [staff.*] sections into Redis, in one call: the config's own records
+ * follow it, those edited with `maillage staff` stay as edited (see the
+ * "staff_sync" step of the script). */
+static void s_sync_config_staff(mg_notifier_t *n) {
     const mg_config_t *cfg = n->cfg;
     size_t count = mg_config_instance_count(cfg, "staff.*");
+    s_args_t a;
+    s_call_begin(&a, "staff_sync");
+    s_args_int(&a, (long long)count);
+    size_t nk = 0;
+    while (s_staff_keys[nk]) nk++;
     for (size_t i = 0; i < count; i++) {
         const char *section = mg_config_instance_section(cfg, "staff.*", i);
-        s_args_t a;
-        s_call_begin(&a, "staff_upsert");
         s_args_str(&a, section + strlen("staff."));
+        s_args_int(&a, (long long)nk);
         for (size_t k = 0; s_staff_keys[k]; k++) {
             s_args_str(&a, s_staff_keys[k]);
             if (strcmp(s_staff_keys[k], "min_score") == 0) s_args_double(&a, mg_config_double(cfg, section, "min_score"));
@@ -1433,10 +1516,8 @@ static void s_upsert_config_staff(mg_notifier_t *n) {
                 s_args_int(&a, mg_config_int(cfg, section, s_staff_keys[k]));
             else s_args_str(&a, mg_config_str(cfg, section, s_staff_keys[k]));
         }
-        s_args_str(&a, "origin");
-        s_args_str(&a, "config");
-        s_call(n, &a, NULL, NULL);
     }
+    s_call(n, &a, s_on_staff_synced, n);
 }
 
 /* ---- Redis, metrics, life cycle ------------------------------------------------------- */
@@ -1458,7 +1539,7 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
         const char *argv[] = {"SCRIPT", "LOAD", mg_notifier_script};
         size_t lens[] = {6, 4, strlen(mg_notifier_script)};
         mg_redis_command_argv(n->redis, s_on_script_loaded, n, 3, argv, lens);
-        s_upsert_config_staff(n);
+        s_sync_config_staff(n);
         if (n->staff_loaded) {
             mg_info("notifier: Redis available again");
             if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 1);
@@ -1565,17 +1646,48 @@ static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, si
     return 0;
 }
 
+/* The SMTP password: the first line of its file, refused when the file is
+ * accessible by group or others (a password anyone on the machine can read
+ * protects nothing), as [redis] password_file is. */
 static char *s_read_secret(const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         s_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(errno));
         return NULL;
     }
-    char line[512] = "";
-    if (!fgets(line, sizeof(line), f)) line[0] = '\0';
-    fclose(f);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        s_fail(err, errlen, "[notifier] smtp_password_file %s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+        s_fail(err, errlen,
+               "[notifier] smtp_password_file %s is accessible by group or others (mode %03o); run chmod 600 on it",
+               path, (unsigned)(st.st_mode & 0777));
+        close(fd);
+        return NULL;
+    }
+    char line[1024];
+    ssize_t got;
+    do {
+        got = read(fd, line, sizeof(line) - 1);
+    } while (got < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    if (got < 0) {
+        s_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(saved));
+        return NULL;
+    }
+    line[got] = '\0';
     line[strcspn(line, "\r\n")] = '\0';
-    return mg_strdup(line);
+    if (!line[0]) {
+        s_fail(err, errlen, "[notifier] smtp_password_file %s: empty first line", path);
+        return NULL;
+    }
+    char *password = mg_strdup(line);
+    explicit_bzero(line, sizeof(line));
+    return password;
 }
 
 mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {

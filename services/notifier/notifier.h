@@ -8,9 +8,10 @@
  * and creates, in one Lua script call, one notification per (item, staff,
  * channel): the record's key is the idempotency key, so a redelivered or
  * replayed event creates nothing. Inbox entries are written in that same
- * call; e-mails and webhooks go to a queue in Redis (a sorted set by due
- * time) worked from a timer through outbound.h, with retries, backoff and
- * jitter; digests and quiet hours hold them until their hour.
+ * call, which announces them on the Redis channel mg:inbox:new; e-mails and
+ * webhooks go to a queue in Redis (a sorted set by due time) worked from a
+ * timer through outbound.h, with retries, backoff and jitter; digests and
+ * quiet hours hold them until their hour.
  *
  * Runs in the thread of its event base. */
 #ifndef MAILLAGE_NOTIFIER_H
@@ -29,8 +30,10 @@ typedef struct mg_notifier mg_notifier_t;
 extern const char mg_notifier_script[];
 
 /* Create the notifier in `base` from `cfg` (borrowed until destroy): loads
- * the templates and the commune table, checks the [staff.*] sections,
- * connects to Redis, upserts the configured staff, then subscribes. Returns
+ * the templates and the commune table, checks the [staff.*] sections and
+ * reads the SMTP password file (refused if group or others may read or
+ * write it), connects to Redis, writes the configured staff (except the ids
+ * added, edited or removed with `maillage staff`), then subscribes. Returns
  * NULL with a reason in `err`. Caller owns the result. */
 mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen);
 

@@ -11,11 +11,12 @@ const char mg_notifier_script[] =
      * then npairs field/value pairs. The record's existence is the
      * idempotency key: a notification already created is left alone, so a
      * redelivered event creates nothing. Returns the indexes (1-based) of
-     * the notifications created. */
+     * the notifications created. Each staff member who got a new inbox
+     * entry is announced once on mg:inbox:new (the gateway's live stream). */
     "if op == 'create' then\n"
     "  local now, ttl, inbox_max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "  local need_done, n = ARGV[5], tonumber(ARGV[6])\n"
-    "  local i, created = 7, {}\n"
+    "  local i, created, announced, announce = 7, {}, {}, {}\n"
     "  for k = 1, n do\n"
     "    local nid, staff, channel, route = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]\n"
     "    local due, score, np = tonumber(ARGV[i+4]), ARGV[i+5], tonumber(ARGV[i+6])\n"
@@ -38,6 +39,7 @@ const char mg_notifier_script[] =
     "        redis.call('ZADD', ib, now, nid)\n"
     "        local over = redis.call('ZCARD', ib) - inbox_max\n"
     "        if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
+    "        if not announced[staff] then announced[staff] = true; announce[#announce+1] = staff end\n"
     "      elseif route == 'queue' then\n"
     "        redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "      else\n"
@@ -51,6 +53,7 @@ const char mg_notifier_script[] =
     "    redis.call('HSET', 'mg:notifier:need:' .. need_done, 'state', 'notified')\n"
     "    redis.call('ZREM', 'mg:notifier:needs', need_done)\n"
     "  end\n"
+    "  for _, staff in ipairs(announce) do redis.call('PUBLISH', 'mg:inbox:new', staff) end\n"
     "  return created\n"
     "end\n"
     /* claim: now, lease_ms, limit. Due notifications of the queue are pushed
@@ -102,16 +105,28 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return 1\n"
     "end\n"
+    /* hold: nid, due. A claimed notification that must not go now (its
+     * recipient's quiet hours) goes back to the queue at `due`; the claim's
+     * attempt is given back, since nothing was sent. */
+    "if op == 'hold' then\n"
+    "  local key = nkey(ARGV[2])\n"
+    "  if redis.call('EXISTS', key) == 0 then redis.call('ZREM', 'mg:notifier:queue', ARGV[2]); return 0 end\n"
+    "  redis.call('ZADD', 'mg:notifier:queue', ARGV[3], ARGV[2])\n"
+    "  redis.call('HINCRBY', key, 'attempts', -1)\n"
+    "  return 1\n"
+    "end\n"
     /* digest: now, ttl, staff, channel, date, nid, npairs, pairs. At most one
-     * digest per (staff, channel, local date); its items move out of the
-     * pending set into mg:digest:items:<nid>. Returns 1 if queued. */
+     * digest per (staff, channel, local date): the first call of the day
+     * takes the day's slot even when nothing is pending (what arrives later
+     * goes into the next day's digest). Its items move out of the pending set
+     * into mg:digest:items:<nid>. Returns 1 if queued. */
     "if op == 'digest' then\n"
     "  local now, ttl, staff, channel, date, nid = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7]\n"
     "  local lastk = 'mg:digest:last:' .. staff .. ':' .. channel\n"
     "  if redis.call('GET', lastk) == date then return 0 end\n"
+    "  redis.call('SET', lastk, date, 'EX', 259200)\n"
     "  local pend = 'mg:digest:' .. staff .. ':' .. channel\n"
     "  if redis.call('ZCARD', pend) == 0 then return 0 end\n"
-    "  redis.call('SET', lastk, date, 'EX', 259200)\n"
     "  local key = nkey(nid)\n"
     "  if redis.call('EXISTS', key) == 1 then return 0 end\n"
     "  local items = 'mg:digest:items:' .. nid\n"
@@ -190,12 +205,40 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
-    /* staff_upsert: id, pairs -> the config's staff written into Redis. */
-    "if op == 'staff_upsert' then\n"
-    "  local h = {}\n"
-    "  for j = 3, #ARGV, 2 do h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1] end\n"
-    "  redis.call('HSET', 'mg:staff:' .. ARGV[2], unpack(h))\n"
-    "  redis.call('SADD', 'mg:staff', ARGV[2])\n"
-    "  return 1\n"
+    /* staff_sync: n, then per [staff.<id>] section of the config: id, npairs,
+     * pairs. The config owns the records it wrote (origin=config): they are
+     * written again as the config says, and removed when their section is
+     * gone. A record added or edited with `maillage staff` (origin=cli, or
+     * no origin) and an id removed with it (mg:staff_removed) are left alone.
+     * Returns {written ids, ids kept as the CLI left them, ids removed}. */
+    "if op == 'staff_sync' then\n"
+    "  local n, i = tonumber(ARGV[2]), 3\n"
+    "  local declared, written, kept, dropped = {}, {}, {}, {}\n"
+    "  for k = 1, n do\n"
+    "    local id, np = ARGV[i], tonumber(ARGV[i+1])\n"
+    "    local key = 'mg:staff:' .. id\n"
+    "    declared[id] = true\n"
+    "    local origin = redis.call('HGET', key, 'origin')\n"
+    "    local fresh = redis.call('EXISTS', key) == 0\n"
+    "    if redis.call('SISMEMBER', 'mg:staff_removed', id) == 1 or (not fresh and origin ~= 'config') then\n"
+    "      kept[#kept+1] = id\n"
+    "    else\n"
+    "      local h = {'origin', 'config'}\n"
+    "      for j = 0, np - 1 do h[#h+1] = ARGV[i+2+2*j]; h[#h+1] = ARGV[i+3+2*j] end\n"
+    "      redis.call('DEL', key)\n"
+    "      redis.call('HSET', key, unpack(h))\n"
+    "      redis.call('SADD', 'mg:staff', id)\n"
+    "      written[#written+1] = id\n"
+    "    end\n"
+    "    i = i + 2 + 2 * np\n"
+    "  end\n"
+    "  for _, id in ipairs(redis.call('SMEMBERS', 'mg:staff')) do\n"
+    "    if not declared[id] and redis.call('HGET', 'mg:staff:' .. id, 'origin') == 'config' then\n"
+    "      redis.call('DEL', 'mg:staff:' .. id)\n"
+    "      redis.call('SREM', 'mg:staff', id)\n"
+    "      dropped[#dropped+1] = id\n"
+    "    end\n"
+    "  end\n"
+    "  return {written, kept, dropped}\n"
     "end\n"
     "return redis.error_reply('unknown operation ' .. tostring(op))\n";

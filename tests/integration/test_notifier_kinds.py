@@ -1,0 +1,224 @@
+"""maillage-notifier: every kind of notification reaches the right staff
+member through the inbox and by e-mail (a real aiosmtpd server), in French,
+saying why it was sent; and each step that writes inbox entries announces
+them at once on the Redis channel mg:inbox:new (the gateway's live stream).
+
+Real redis-server, broker and notifier on loopback; events are emitted
+through the broker (the matcher need not run)."""
+
+import os
+import threading
+import time
+import unittest
+
+import harness as h
+import test_notifier as tn  # the Stack, receivers and event builders (as a module: its tests do not run here)
+
+CAEN, ROUEN = tn.CAEN, tn.ROUEN
+CAEN_LA_MER = "200065597"  # EPCI of Caen in config/communes-normandie.csv
+
+WHY_CALVADOS = "Vous recevez ce message car vous suivez le Calvados et toutes les catégories."
+WHY_SEINE_MARITIME = "Vous recevez ce message car vous suivez la Seine-Maritime et toutes les catégories."
+
+
+def cooperation_proposed(pid, from_sid, to_sid, category="locaux", title="Mutualiser une cuisine professionnelle"):
+    env = tn._env("cooperation.proposed")
+    p = env.cooperation_proposed
+    p.proposal_id, p.from_structure_id, p.to_structure_id = pid, from_sid, to_sid
+    p.kind = h.events_pb2.CooperationKind.Value("COOPERATION_KIND_POOLING")
+    p.category, p.title = category, title
+    p.description = "Une cuisine aux normes, partagée trois jours par semaine."
+    return env
+
+
+def cooperation_answered(pid, sid, answer="COOPERATION_ANSWER_ACCEPTED", comment="Avec plaisir, appelons-nous."):
+    env = tn._env("cooperation.answered")
+    a = env.cooperation_answered
+    a.proposal_id, a.structure_id, a.comment = pid, sid, comment
+    a.answer = h.events_pb2.CooperationAnswer.Value(answer)
+    return env
+
+
+def collective_need(cid, structure_ids, category="materiel"):
+    env = tn._env("collective_need.detected")
+    c = env.collective_need_detected
+    c.collective_id, c.category, c.revision = cid, category, 1
+    c.territory, c.territory_name = "epci:" + CAEN_LA_MER, "CU Caen la Mer"
+    c.need_ids.extend(["cn-need-%d" % i for i in range(len(structure_ids))])
+    c.structure_ids.extend(structure_ids)
+    c.explanation = "3 structures de CU Caen la Mer expriment un besoin de matériel et réemploi."
+    return env
+
+
+class InboxAnnouncements:
+    """SUBSCRIBE mg:inbox:new on its own connection, in a thread. For each
+    message, records the staff id and whether that staff member's inbox
+    already held an entry when the message arrived."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self.conn = redis._connect()
+        self.conn.sock.settimeout(0.2)
+        assert self.conn.call("SUBSCRIBE", "mg:inbox:new")[0] == b"subscribe"
+        self.lookup = redis._connect()
+        self.messages = []  # (staff id, inbox size when it arrived)
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                msg = self.conn.read()
+            except OSError:  # the read timeout: look at `stopping` again
+                continue
+            if isinstance(msg, list) and msg[0] == b"message":
+                staff = msg[2].decode()
+                size = self.lookup.call("ZCARD", "mg:inbox:" + staff)
+                with self.lock:
+                    self.messages.append((staff, size))
+
+    def staff(self):
+        with self.lock:
+            return [s for s, _ in self.messages]
+
+    def all(self):
+        with self.lock:
+            return list(self.messages)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.conn.sock.close()
+        self.lookup.sock.close()
+
+
+class NotifierKindsTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace("maillage-notifier-kinds-")
+
+    def tearDown(self):
+        self.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    def test_each_kind_reaches_the_right_staff_by_inbox_and_email_saying_why(self):
+        smtp = self.ws.own(tn.SmtpReceiver())
+        st = tn.Stack(self.ws, {
+            "claire": {"name": "Claire Dupont", "departments": "14", "channels": "inbox,email",
+                       "email": "claire.dupont@cress-normandie.example"},
+            "remi": {"name": "Rémi Leroy", "departments": "76", "channels": "inbox,email",
+                     "email": "remi.leroy@cress-normandie.example"},
+        }, smtp_url=smtp.url, mail_from="Maillage CRESS <maillage@cress-normandie.example>", unanswered_days=14)
+        st.start()
+        # member.joined: one in the Calvados (Claire), one in Seine-Maritime (Rémi)
+        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
+        # a need nobody answers, a cooperation proposed by the Caen structure
+        # and answered by the Rouen one, a collective need in Caen la Mer
+        st.emit([tn.need("n-alone", "s-caen", title="Local pour une épicerie")])
+        st.emit([cooperation_proposed("p-1", "s-caen", "s-rouen")])
+        st.emit([cooperation_answered("p-1", "s-rouen")])
+        st.emit([collective_need("c-1", ["s-caen", "s-b", "s-c"])])
+        st.settle()
+        # 14 days later (the test clock), the need is still without any match
+        st.set_clock(15 * 86400 * 1000)
+        want_claire = {"member:s-caen:cress-normandie", "coop:p-1", "coopans:p-1:s-rouen:1", "cn:c-1:1",
+                       "unanswered:n-alone"}
+        h.wait_until(lambda: {e["item"] for e in st.inbox("claire")} >= want_claire, 15, what="claire's inbox")
+        h.wait_until(lambda: len(smtp.messages) >= 6, 15, what="six e-mails")
+        time.sleep(1.5)  # anything extra would arrive now
+
+        # -- the inbox: the right person, once, in French, saying why
+        claire = {e["item"]: e for e in st.inbox("claire")}
+        self.assertEqual(set(claire), want_claire)
+        remi = {e["item"]: e for e in st.inbox("remi")}
+        self.assertEqual(set(remi), {"member:s-rouen:cress-normandie"})
+        self.assertEqual(st.inbox("accueil"), [])  # nothing fell to the default recipient
+        expected = {
+            "member:s-caen:cress-normandie": (
+                "member_joined", "Nouvelle adhérente à accueillir : Épicerie solidaire de Caen (Caen)",
+                "Épicerie solidaire de Caen (association, Caen, Calvados (14)) vient d'adhérer au réseau "
+                "cress-normandie."),
+            "coop:p-1": (
+                "cooperation_proposed", "Proposition de coopération : Mutualiser une cuisine professionnelle",
+                "Épicerie solidaire de Caen propose une coopération (mutualisation) à Atelier vélo Rouen"),
+            "coopans:p-1:s-rouen:1": (
+                "cooperation_answered", "Coopération « Mutualiser une cuisine professionnelle » : acceptée",
+                "Atelier vélo Rouen a répondu à la proposition de coopération de Épicerie solidaire de Caen "
+                "(« Mutualiser une cuisine professionnelle ») : acceptée."),
+            "cn:c-1:1": (
+                "collective_need", "Opportunité de mutualisation : Matériel et réemploi à CU Caen la Mer (3 structures)",
+                "3 structures de CU Caen la Mer (Calvados (14)) expriment le même besoin : Matériel et réemploi."),
+            "unanswered:n-alone": (
+                "unanswered_need", "Besoin sans réponse depuis 14 jours : Local pour une épicerie",
+                "n'a reçu aucune proposition de mise en relation depuis 14 jours"),
+        }
+        for item, (kind, title, sentence) in expected.items():
+            e = claire[item]
+            self.assertEqual(e["kind"], kind, item)
+            self.assertEqual(e["title"], title, item)
+            self.assertIn("Bonjour Claire Dupont,", e["text"], item)
+            self.assertIn(sentence, e["text"], item)
+            self.assertIn(WHY_CALVADOS, e["text"], item)
+        self.assertIn("Avec plaisir, appelons-nous.", claire["coopans:p-1:s-rouen:1"]["text"])
+        self.assertIn("Épicerie solidaire de Caen, s-b, s-c", claire["cn:c-1:1"]["text"])
+        self.assertIn(WHY_SEINE_MARITIME, remi["member:s-rouen:cress-normandie"]["text"])
+
+        # -- the e-mails: the same people, one each, both parts saying why
+        mails = smtp.parsed()
+        self.assertEqual(len(mails), 6, [str(m["Subject"]) for _, m in mails])
+        by_subject = {}
+        for rcpt, msg in mails:
+            by_subject.setdefault(str(msg["Subject"]), []).append((rcpt, msg))
+        for item, (kind, title, sentence) in expected.items():
+            got = by_subject.get(title, [])
+            self.assertEqual(len(got), 1, title)
+            rcpt, msg = got[0]
+            self.assertEqual(rcpt, ["claire.dupont@cress-normandie.example"], title)
+            self.assertEqual(str(msg["X-Maillage-Kind"]), kind)
+            self.assertEqual(str(msg["X-Maillage-Idempotency-Key"]), "%s|claire|email" % item)
+            text = msg.get_body(("plain",)).get_content()
+            html = msg.get_body(("html",)).get_content()
+            self.assertIn(sentence, text, title)
+            self.assertIn(WHY_CALVADOS, text, title)
+            self.assertIn(WHY_CALVADOS, html, title)
+            self.assertIn("https://maillage.example.org/#", text)
+        rcpt, msg = by_subject["Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)"][0]
+        self.assertEqual(rcpt, ["remi.leroy@cress-normandie.example"])
+        self.assertIn(WHY_SEINE_MARITIME, msg.get_body(("plain",)).get_content())
+
+    def test_new_inbox_entries_are_announced_once_per_staff_and_step(self):
+        st = tn.Stack(self.ws, {
+            "claire": {"name": "Claire", "departments": "14", "channels": "inbox"},
+            "tous": {"name": "Toute la Normandie", "channels": "inbox,webhook",
+                     "webhook": "http://127.0.0.1:%d/hook" % h.free_port()},
+            "hook": {"name": "Webhook seulement", "channels": "webhook",
+                     "webhook": "http://127.0.0.1:%d/hook" % h.free_port()},
+            "remi": {"name": "Rémi", "departments": "76", "channels": "inbox"},
+        })
+        st.start()
+        ann = self.ws.own(InboxAnnouncements(st.redis))
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", ROUEN)])
+        st.emit([tn.match("m-1", "n1", "o1", "s-caen", "s-rouen", department="14")])
+        h.wait_until(lambda: sorted(ann.staff()) == ["claire", "tous"], 10, what="the announcements")
+        # announced after the entry was written (same script call): a reader
+        # woken by the message finds it
+        for staff, size in ann.all():
+            self.assertEqual(size, 1, staff)
+        # a second event: one more announcement per staff member concerned
+        st.emit([tn.match("m-2", "n1", "o1", "s-caen", "s-rouen", department="76")])
+        h.wait_until(lambda: len(ann.staff()) == 4, 10, what="the second event's announcements")
+        self.assertEqual(sorted(ann.staff()[2:]), ["remi", "tous"])
+        # a replay creates nothing, so announces nothing
+        st.settle()
+        st.notifier.stop()
+        st.redis.call("HSET", "mg:consumer:notifier", "seq", "0")
+        st.start()
+        st.settle()
+        time.sleep(0.5)
+        self.assertEqual(len(ann.staff()), 4, ann.all())
+        self.assertEqual(len(st.inbox("tous")), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,159 @@
+"""maillage-notifier and time, with the test clock (MAILLAGE_CLOCK_FILE):
+a daily digest whose hour passed while the notifier was stopped is sent when
+it comes back that day, and never twice; a retry that would land inside the
+recipient's quiet hours is held until they end, and nothing immediate is
+sent inside them.
+
+Real redis-server, broker, notifier, SMTP server (aiosmtpd) and HTTP
+receiver on loopback."""
+
+import calendar
+import os
+import time
+import unittest
+
+import harness as h
+import test_notifier as tn  # the Stack, receivers and event builders (as a module: its tests do not run here)
+
+HOUR_MS = 3600 * 1000
+
+
+def paris_offset_s(t):
+    """Europe/Paris offset from UTC at Unix time t (the notifier's EU rule)."""
+    year = time.gmtime(t).tm_year
+
+    def last_sunday_1utc(month):
+        last = 31
+        while time.gmtime(calendar.timegm((year, month, last, 1, 0, 0))).tm_wday != 6:
+            last -= 1
+        return calendar.timegm((year, month, last, 1, 0, 0))
+    return 7200 if last_sunday_1utc(3) <= t < last_sunday_1utc(10) else 3600
+
+
+def clock_at(hour, minute, second, days=1):
+    """(offset in ms for MAILLAGE_CLOCK_FILE, that Unix time in ms): the
+    notifier's clock at hour:minute:second, Paris time, `days` days from today."""
+    now = time.time()
+    local = now + paris_offset_s(now)
+    day = int(local // 86400) + days
+    target_local = day * 86400 + hour * 3600 + minute * 60 + second
+    target = target_local - paris_offset_s(target_local - 7200)
+    return int((target - now) * 1000), int(target * 1000)
+
+
+class NotifierScheduleTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace("maillage-notifier-schedule-")
+
+    def tearDown(self):
+        self.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    def test_digest_missed_while_stopped_is_sent_when_back_that_day_never_twice(self):
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off_0830, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
+                                         "digest_hour": 10, "email": "dora@cress-normandie.example"}},
+                      clock_offset_ms=off_0830, default_staff="dora", smtp_url=smtp.url)
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.55),
+                 tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.91)])
+        st.settle()
+        time.sleep(1.0)
+        self.assertEqual(smtp.messages, [])  # 8:30: held for the 10:00 digest
+        # the notifier stops before 10:00; one more match arrives meanwhile
+        st.notifier.stop()
+        st.emit([tn.match("m-c", "n1", "o1", "s-caen", "s-rouen", score=0.73)])
+        # it comes back at 12:10 the same day: the day's digest goes at once,
+        # with what arrived while it was down
+        st.set_clock(off_0830 + 3 * HOUR_MS + 40 * 60 * 1000)
+        st.start()
+        h.wait_until(lambda: smtp.messages, 10, what="the missed digest")
+        time.sleep(1.0)
+        self.assertEqual(len(smtp.messages), 1)
+        rcpt, msg = smtp.parsed()[0]
+        self.assertEqual(rcpt, ["dora@cress-normandie.example"])
+        self.assertEqual(str(msg["X-Maillage-Kind"]), "digest")
+        text = msg.get_body(("plain",)).get_content()
+        self.assertIn("3 opportunité(s)", text)
+        self.assertLess(text.index("91 %"), text.index("73 %"))
+        self.assertLess(text.index("73 %"), text.index("55 %"))
+        h.wait_until(lambda: st.pending() == 0, 5, what="the digest recorded")
+        # never twice that day: not after another restart, not for a later item
+        st.notifier.stop()
+        st.start()
+        st.emit([tn.match("m-d", "n1", "o1", "s-caen", "s-rouen", score=0.6)])
+        st.settle()
+        time.sleep(1.5)
+        self.assertEqual(len(smtp.messages), 1)
+        self.assertEqual(st.redis.call("ZCARD", "mg:digest:dora:email"), 1)  # m-d waits for tomorrow
+        # the next day at 10:05: the next digest, with m-d
+        st.set_clock(off_0830 + 25 * HOUR_MS + 35 * 60 * 1000)
+        h.wait_until(lambda: len(smtp.messages) == 2, 10, what="the next day's digest")
+        self.assertIn("1 opportunité(s)", smtp.parsed()[1][1].get_body(("plain",)).get_content())
+        # a day with nothing pending at the hour is done: what arrives later
+        # that day waits for the next digest instead of making one at once
+        st.set_clock(off_0830 + 49 * HOUR_MS + 35 * 60 * 1000)  # the day after, 10:05
+        time.sleep(1.0)
+        st.emit([tn.match("m-e", "n1", "o1", "s-caen", "s-rouen", score=0.6)])
+        st.settle()
+        time.sleep(1.5)
+        self.assertEqual(len(smtp.messages), 2)
+
+    def test_retry_inside_quiet_hours_is_held_until_they_end(self):
+        q_hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
+        g_hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
+        off, t0 = clock_at(21, 59, 30)
+        quiet_end = t0 + 9 * HOUR_MS + 30 * 1000  # 07:00:00 the next morning
+        # The first attempts go at 21:59:30 and fail (HTTP 500); the retry
+        # (60 s +-25 % later) would fall after 22:00.
+        st = tn.Stack(self.ws, {
+            "q": {"name": "Quentin", "channels": "webhook", "webhook": q_hook.url, "quiet_start": 22, "quiet_end": 7},
+            "g": {"name": "Gaëlle", "channels": "webhook", "webhook": g_hook.url},
+        }, clock_offset_ms=off, default_staff="q", retry_base_ms=60000, retry_max_ms=120000)
+        st.start()
+
+        def queued_until(notification):
+            """Its due time in the send queue (ms), None when not queued."""
+            due = st.redis.call("ZSCORE", "mg:notifier:queue", notification)
+            return None if due is None else int(due)
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-q", "n1", "o1", "s-caen", "s-rouen")])
+        nid = {}
+        for staff in ("q", "g"):
+            nid[staff] = h.wait_until(
+                lambda s=staff: next((k.decode()[len("mg:notif:"):] for k in st.redis.call("KEYS", "mg:notif:*")
+                                      if st.redis.call("HGET", k, "staff") == s.encode()), None), 10)
+        for staff in ("q", "g"):
+            h.wait_until(lambda s=staff: st.record(nid[s]).get("last_error"), 10, what="the first attempt of " + staff)
+        self.assertEqual([r[0] for r in q_hook.requests], ["500"])
+        # Quentin's retry waits for the end of his quiet hours; Gaëlle, who has
+        # none, retries about a minute later
+        self.assertEqual(queued_until(nid["q"]), quiet_end)
+        self.assertLess(queued_until(nid["g"]), t0 + 120 * 1000)
+        # Gaëlle now sets quiet hours; her retry comes due inside them: held,
+        # not sent, and the attempt not counted
+        out = st.cli("staff", "set", "g", "quiet_start", "21")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = st.cli("staff", "set", "g", "quiet_end", "7")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        time.sleep(1.0)  # staff_refresh_ms
+        st.set_clock(off + 3 * 60 * 1000)  # 22:02:30
+        h.wait_until(lambda: queued_until(nid["g"]) in (quiet_end, None), 10, what="Gaëlle's retry held")
+        self.assertEqual(queued_until(nid["g"]), quiet_end)
+        time.sleep(0.5)
+        self.assertEqual([r[0] for r in g_hook.requests], ["500"])
+        self.assertEqual(st.record(nid["g"])["attempts"], "1")
+        self.assertEqual([r[0] for r in q_hook.requests], ["500"])
+        # 07:00:30: both delivered, once
+        st.set_clock(off + 9 * HOUR_MS + 60 * 1000)
+        for hook in (q_hook, g_hook):
+            h.wait_until(lambda hk=hook: hk.delivered(), 10, what="the retry after the quiet hours")
+        time.sleep(0.5)
+        for staff, hook in (("q", q_hook), ("g", g_hook)):
+            self.assertEqual([r[0] for r in hook.requests], ["500", "200"], staff)
+            self.assertEqual(st.record(nid[staff])["state"], "delivered", staff)
+
+
+if __name__ == "__main__":
+    unittest.main()

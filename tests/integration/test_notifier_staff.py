@@ -1,0 +1,137 @@
+"""maillage-notifier's staff records and secrets at start.
+
+- [staff.<id>] sections of the config and `maillage staff` together: a record
+  added or edited with the CLI (origin cli) is never overwritten by the
+  config at the next start, an id removed with the CLI is not brought back;
+  the config's own records (origin config) follow the config, and are
+  removed with their section; `maillage staff reset ID` hands a record back.
+- the SMTP password file is refused when group or others may read or write
+  it: the daemon exits non-zero with one line naming the setting.
+
+Real redis-server, broker and notifier on loopback."""
+
+import os
+import subprocess
+import unittest
+
+import harness as h
+import test_notifier as tn  # the Stack (as a module: its tests do not run here)
+
+
+class NotifierStaffTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace("maillage-notifier-staff-")
+
+    def tearDown(self):
+        self.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    def staff(self, st, sid):
+        f = st.redis.call("HGETALL", "mg:staff:" + sid)
+        return {k.decode(): v.decode() for k, v in zip(f[::2], f[1::2])}
+
+    def members(self, st):
+        return sorted(x.decode() for x in st.redis.call("SMEMBERS", "mg:staff"))
+
+    def restart_with(self, st, staff):
+        """Stop the notifier, rewrite its config's [staff.*] sections, start it."""
+        st.notifier.stop()
+        sections = dict(st.sections)
+        sections["notifier"] = {"staff_url": "https://maillage.example.org/", "default_staff": "accueil",
+                                "staff_refresh_ms": 200}
+        for sid, keys in staff.items():
+            sections["staff." + sid] = keys
+        h.write_config(st.conf, sections)
+        st.start()  # ready once the staff are loaded, after the config's were written
+
+    def test_cli_edits_survive_a_restart_and_config_records_follow_the_config(self):
+        config = {"claire": {"name": "Claire Dupont", "departments": "14"},
+                  "remi": {"name": "Rémi Leroy", "departments": "76"},
+                  "lea": {"name": "Léa Martin", "departments": "50"},
+                  "old": {"name": "Ancien poste", "departments": "61"}}
+        st = tn.Stack(self.ws, config)
+        st.start()
+        self.assertEqual(self.staff(st, "claire")["origin"], "config")
+        # edits through the CLI
+        out = st.cli("staff", "set", "claire", "departments", "14,50")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.staff(st, "claire")["origin"], "cli")
+        out = st.cli("staff", "add", "nina", "--name", "Nina Kader", "--departments", "27")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = st.cli("staff", "remove", "lea")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("ne l'ajoutera plus", out.stdout)
+        out = st.cli("staff", "show", "claire")
+        self.assertIn("origin", out.stdout)
+        self.assertIn("cli", out.stdout)
+        # the config changes too: Rémi moves to the Eure, "old" is gone
+        config["remi"]["departments"] = "27"
+        del config["old"]
+        self.restart_with(st, config)
+        # the CLI's edits are kept ...
+        self.assertEqual(self.staff(st, "claire")["departments"], "14,50")
+        self.assertEqual(self.staff(st, "claire")["origin"], "cli")
+        self.assertEqual(self.staff(st, "nina")["name"], "Nina Kader")
+        self.assertNotIn("lea", self.members(st))
+        self.assertEqual(self.staff(st, "lea"), {})
+        # ... the config's records follow the config
+        self.assertEqual(self.staff(st, "remi")["departments"], "27")
+        self.assertEqual(self.staff(st, "remi")["origin"], "config")
+        self.assertNotIn("old", self.members(st))
+        self.assertEqual(self.members(st), ["claire", "nina", "remi"])
+        self.assertIn("[staff.*] not applied to", st.notifier.log())
+        # the notifier routes with the kept edit: a Manche match reaches Claire
+        st.emit([tn.need("n1", "s-x", commune=tn.CHERBOURG), tn.offer("o1", "s-y", tn.CHERBOURG)])
+        st.emit([tn.match("m-50", "n1", "o1", "s-x", "s-y", department="50")])
+        h.wait_until(lambda: st.inbox("claire"), 10, what="claire's Manche match")
+        # reset hands Claire and Léa back to the config at the next start
+        for sid in ("claire", "lea"):
+            out = st.cli("staff", "reset", sid)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("rendu·e à la configuration", out.stdout)
+        self.assertNotEqual(st.cli("staff", "reset", "personne").returncode, 0)
+        self.restart_with(st, config)
+        self.assertEqual(self.staff(st, "claire")["departments"], "14")
+        self.assertEqual(self.staff(st, "claire")["origin"], "config")
+        self.assertEqual(self.staff(st, "lea")["departments"], "50")
+        self.assertEqual(self.members(st), ["claire", "lea", "nina", "remi"])
+
+    def test_staff_help_states_the_rule(self):
+        r = h.run_program("maillage", ["staff", "--help"])
+        self.assertEqual(r.returncode, 0)
+        out = r.stdout.decode()
+        self.assertIn("reset ID", out)
+        self.assertIn("becomes origin cli", out)
+        self.assertIn("survives restarts", out)
+
+    def test_smtp_password_file_open_to_group_or_others_is_refused(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire"}})
+        secret = h.write_secret(self.ws.path("smtp.password"), "s3cret-smtp")
+        for mode in (0o640, 0o620, 0o604, 0o602):
+            os.chmod(secret, mode)
+            conf = self.ws.path("smtp-%o.conf" % mode)
+            sections = dict(st.sections)
+            sections["notifier"] = {"smtp_user": "maillage", "smtp_password_file": secret}
+            h.write_config(conf, sections)
+            d = self.ws.own(h.Daemon(self.ws.dir, "maillage-notifier", conf))
+            d.start()
+            try:
+                rc = d.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.fail("started with a password file of mode %o" % mode)
+            log = d.log()
+            d.stop()
+            self.assertNotEqual(rc, 0, oct(mode))
+            lines = [line for line in log.splitlines() if "smtp_password_file" in line]
+            self.assertEqual(len(lines), 1, log)
+            self.assertIn("Error: [notifier] smtp_password_file %s is accessible by group or others (mode %o)"
+                          % (secret, mode), lines[0])
+            self.assertNotIn("s3cret-smtp", log)
+        # owner-only: accepted
+        os.chmod(secret, 0o600)
+        d = self.ws.own(h.Daemon(self.ws.dir, "maillage-notifier", conf))
+        d.start(ready="staff member(s)")
+        self.assertIsNone(d.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
