@@ -24,7 +24,7 @@ test-sanitize: deps
 	@cd $(BUILD)-sanitize && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	@scripts/demo.sh $(BUILD)
+	@DEMO_KEEP=$(KEEP) scripts/demo.sh $(BUILD)
 
 bench: bench-build
 	@bench/run.sh $(BUILD)-bench

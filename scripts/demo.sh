@@ -2,7 +2,9 @@
 # `make demo`: start the embedded stack, emit the Normandy dataset through the
 # public protocol, show what flowed (live feed, territory summary, dead
 # letters) in French, and stop everything, even on error or Ctrl-C.
+# One network speaks HTTP to the gateway; the staff page is shown at the end.
 # Usage: scripts/demo.sh [BUILD_DIR]   (default: build)
+# DEMO_KEEP=1 (make demo KEEP=1) leaves the stack running to browse the page.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +13,8 @@ cli="$build/bin/maillage"
 run="$build/demo-run"
 data="$root/demo/normandie.ndjson"
 tail_pid=""
+keep="${DEMO_KEEP:-}"
+py=/usr/bin/python3
 
 if [ ! -x "$cli" ]; then
   echo "Error: $cli not found: build first (make demo does it)." >&2
@@ -20,8 +24,31 @@ fi
 cleanup() {
   local rc=$?
   if [ -n "$tail_pid" ]; then kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; fi
+  if [ -n "$keep" ] && [ "$rc" -eq 0 ]; then exit 0; fi
   "$cli" down --dir "$run" >"$run/down.txt" 2>&1 || cat "$run/down.txt" >&2
   exit "$rc"
+}
+
+# POST an NDJSON file to /v1/events and say, in French, what became of each event.
+http_emit() {
+  local token=$1 file=$2 label=$3 code
+  code=$(curl -sS -o "$run/http.json" -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $token" -H "Content-Type: application/x-ndjson" \
+    --data-binary @"$file" "$MAILLAGE_HTTP/v1/events") || code=000
+  "$py" - "$run/http.json" "$code" "$label" <<'PY'
+import json, sys
+path, code, label = sys.argv[1:]
+try:
+    body = json.load(open(path))
+except Exception:
+    body = {}
+print("  %s : HTTP %s" % (label, code))
+for r in body.get("results", []):
+    what = "journalisé" if r.get("status") == "accepted" else "déjà journalisé, rien de plus"
+    print("    %-16s %s (séquence %s)" % (r.get("eventId"), what, r.get("sequence")))
+if "error" in body:
+    print("    erreur : %s" % body["error"].get("message"))
+PY
 }
 
 # A clean run directory each time: a fresh Redis, a journal starting at 1.
@@ -76,6 +103,15 @@ for _ in $(seq 1 40); do
   sleep 0.5
 done
 
+if [ -n "${MAILLAGE_HTTP:-}" ]; then
+  rule "Un réseau qui parle HTTP : POST /v1/events"
+  net_token=$("$cli" token issue --network fondation-bocage-avenir --label "démo" 2>/dev/null)
+  echo "  La Fondation Bocage Avenir publie par HTTP/JSON, avec son jeton (maillage token issue) ;"
+  echo "  la passerelle n'en garde que l'empreinte et répond une fois l'événement journalisé."
+  http_emit "$net_token" "$root/demo/http-events.ndjson" "Envoi de demo/http-events.ndjson"
+  http_emit "$net_token" "$root/demo/http-events.ndjson" "Le même lot renvoyé (un réessai)"
+fi
+
 rule "Le fil en direct (maillage tail --format text)"
 lines=$(wc -l <"$run/fil.txt")
 shown=18
@@ -122,13 +158,46 @@ fi
 rule "Le territoire en un coup d'œil (maillage journal --summary)"
 "$cli" journal --summary | sed 's/^/  /'
 
+if [ -n "${MAILLAGE_HTTP:-}" ]; then
+  staff_token=$("$cli" token issue --staff claire --label "démo" 2>/dev/null)
+  rule "Les chiffres de l'observatoire (GET /v1/figures)"
+  curl -sS -H "Authorization: Bearer $staff_token" "$MAILLAGE_HTTP/v1/figures" >"$run/figures.json" || true
+  "$py" - "$run/figures.json" <<'PY'
+import json, sys
+try:
+    f = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("  (chiffres indisponibles : %s)" % e)
+    sys.exit(0)
+cols = [("openNeeds", "besoins ouverts"), ("openOffers", "offres ouvertes"),
+        ("matchesProposed", "mises en relation"), ("unmetNeeds", "besoins sans réponse")]
+print("  %-22s" % "" + "".join("%22s" % c[1] for c in cols))
+for d in f.get("byDepartment", []):
+    print("  %-22s" % d.get("name", d.get("code")) + "".join("%22s" % d.get(c[0], 0) for c in cols))
+t = f.get("totals", {})
+print("  %-22s" % "Normandie" + "".join("%22s" % t.get(c[0], 0) for c in cols))
+PY
+fi
+
 rule "Messages rejetés (maillage dlq list)"
 "$cli" dlq list | sed 's/^/  /'
 
-rule "Arrêt"
 kill "$tail_pid" 2>/dev/null || true
 wait "$tail_pid" 2>/dev/null || true
 tail_pid=""
+
+if [ -n "${MAILLAGE_HTTP:-}" ]; then
+  rule "La page des chargé·e·s de mission"
+  echo "  $MAILLAGE_HTTP/  (jeton de Claire : $staff_token)"
+  if [ -n "$keep" ]; then
+    echo "  La pile reste démarrée (DEMO_KEEP). Pour l'arrêter : $cli down --dir $run"
+    echo
+    exit "$emit_rc"
+  fi
+  echo "  (make demo KEEP=1 laisse la pile démarrée pour la parcourir)"
+fi
+
+rule "Arrêt"
 "$cli" down --dir "$run" >"$run/down.txt" 2>&1 || { cat "$run/down.txt" >&2; exit 1; }
 stopped=$(sed -n 's/^stopped \([^ ]*\) .*/\1/p' "$run/down.txt" | paste -sd, - | sed 's/,/, /g')
 echo "  ✓ Arrêtés proprement : $stopped"
