@@ -59,7 +59,8 @@
 typedef struct {
     mg_metric_t *accepted, *duplicate, *rejected, *unavailable, *published, *batches, *redis_reconnects,
         *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight, *trimmed,
-        *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied, *reencoded;
+        *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied, *reencoded,
+        *contacts_set, *contacts_deleted;
 } s_metrics_t;
 
 /* One source's token bucket for [broker] rate_limit_per_s. Sources are few
@@ -75,6 +76,10 @@ typedef struct {
  * huge allow-list, where the worst case is a fresh burst for a source). */
 #define S_MAX_BUCKETS 4096
 
+/* What the journal does with the structure's contact (personal data, kept
+ * in mg:contact:<sid> and never in the journal) when it journals the event. */
+typedef enum { S_CONTACT_KEEP, S_CONTACT_SET, S_CONTACT_DELETE } s_contact_op_t;
+
 /* One valid envelope waiting for the journal. Its bytes live in the batch's
  * arena (offsets, since the arena grows by realloc while the batch fills). */
 typedef struct {
@@ -84,6 +89,9 @@ typedef struct {
     char source[MG_ID_MAX + 1]; /* the network stamped on it: retries are recognised per source */
     int relayed;                /* sent on behalf of `source` by a relay: its acks name it */
     const char *type;           /* static, from the event type table */
+    s_contact_op_t contact_op;  /* what the append script does with mg:contact:<contact_sid> */
+    char contact_sid[MG_ID_MAX + 1];
+    size_t contact_at, contact_len; /* the serialized Contact to set, in the arena */
 } s_item_t;
 
 /* A batch owns one arena for all its bytes and is recycled once journaled,
@@ -513,6 +521,8 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
                 if (results[i].sequence > broker->last_seq) broker->last_seq = results[i].sequence;
                 broker->last_seq_known = 1;
                 mg_metrics_inc(broker->metrics.accepted);
+                if (item->contact_op == S_CONTACT_SET) mg_metrics_inc(broker->metrics.contacts_set);
+                if (item->contact_op == S_CONTACT_DELETE) mg_metrics_inc(broker->metrics.contacts_deleted);
                 s_send_ack(broker, batch->arena + item->identity_at, item->identity_len,
                            item->relayed ? item->source : NULL, item->event_id,
                            MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED, results[i].sequence, "", "");
@@ -522,6 +532,38 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
     }
     s_batch_put(broker, batch);
     s_check_flow(broker);
+}
+
+/* ---- personal data ---------------------------------------------------------- */
+
+/* Detach the contact of a member.joined / member.updated from `env` (the
+ * caller re-encodes the envelope without it, then puts it back in
+ * (*member)->contact so that mg_envelope_free() frees it) and say what the
+ * journal must do with mg:contact:<sid>: set it when the event carries a
+ * contact (an empty Contact is none), delete it on a member.updated without
+ * one (the record replaces the whole structure) and on member.left, keep it
+ * otherwise (a member.joined without a contact: another network's record
+ * of a structure already known). `env` is validated: ids are present. */
+static s_contact_op_t s_contact_take(mg_envelope_t *env, Maillage__V1__Structure **member,
+                                     Maillage__V1__Contact **contact) {
+    *member = NULL;
+    *contact = NULL;
+    switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
+        *member = env->member_joined->structure;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED:
+        *member = env->member_updated->structure;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
+        return S_CONTACT_DELETE;
+    default:
+        return S_CONTACT_KEEP;
+    }
+    *contact = (*member)->contact;
+    (*member)->contact = NULL;
+    if (*contact && maillage__v1__contact__get_packed_size(*contact) > 0) return S_CONTACT_SET;
+    return env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED ? S_CONTACT_DELETE : S_CONTACT_KEEP;
 }
 
 /* ---- ingest ---------------------------------------------------------------- */
@@ -630,12 +672,25 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
      * re-encoding. The common case costs one size computation. */
     uint8_t *repacked = NULL;
     size_t packed_len = maillage__v1__envelope__get_packed_size(env);
-    if (packed_len != len) {
+    int canonical = packed_len == len;
+    if (!canonical) mg_metrics_inc(broker->metrics.reencoded);
+
+    /* Personal data never enters the journal, nor the fan-out (a copy of
+     * it): the contact of a member event is taken out of the envelope, which
+     * is then journaled re-encoded without it, and handed to the append
+     * script apart, to be kept in mg:contact:<sid> if (and only if) the
+     * event is journaled. The rejected input above keeps its raw bytes in
+     * the dead letters: they are erased by `maillage forget`. */
+    Maillage__V1__Structure *member = NULL;
+    Maillage__V1__Contact *contact = NULL;
+    s_contact_op_t contact_op = s_contact_take(env, &member, &contact);
+
+    if (!canonical || contact) {
+        packed_len = maillage__v1__envelope__get_packed_size(env);
         repacked = mg_malloc(packed_len);
         maillage__v1__envelope__pack(env, repacked);
         data = repacked;
         len = packed_len;
-        mg_metrics_inc(broker->metrics.reencoded);
     }
 
     if (!broker->batch) broker->batch = s_batch_get(broker);
@@ -655,6 +710,17 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     item->envelope_at = s_batch_reserve(batch, len + S_STAMP_MAX);
     item->len = s_stamp(source, env, data, len, now, batch->arena + item->envelope_at);
     batch->used = item->envelope_at + item->len; /* give back what the stamp did not use */
+    item->contact_op = contact_op;
+    item->contact_len = 0;
+    if (contact_op != S_CONTACT_KEEP)
+        snprintf(item->contact_sid, sizeof(item->contact_sid), "%s",
+                 member ? member->structure_id : env->member_left->structure_id);
+    if (contact_op == S_CONTACT_SET) {
+        item->contact_len = maillage__v1__contact__get_packed_size(contact);
+        item->contact_at = s_batch_reserve(batch, item->contact_len);
+        maillage__v1__contact__pack(contact, batch->arena + item->contact_at);
+    }
+    if (member) member->contact = contact; /* given back, so that it is freed with the envelope */
     free(repacked);
     mg_envelope_free(env);
 }
@@ -671,8 +737,16 @@ static void s_on_batch(mg_zsock_t *zsock, void *arg) {
     }
     for (size_t i = 0; i < batch->count; i++) {
         const s_item_t *item = &batch->items[i];
-        batch->jitems[i] =
-            (mg_journal_item_t){item->source, item->event_id, item->type, batch->arena + item->envelope_at, item->len};
+        batch->jitems[i] = (mg_journal_item_t){
+            .source = item->source,
+            .event_id = item->event_id,
+            .type = item->type,
+            .envelope = batch->arena + item->envelope_at,
+            .len = item->len,
+            .contact_sid = item->contact_op == S_CONTACT_KEEP ? NULL : item->contact_sid,
+            .contact = item->contact_op == S_CONTACT_SET ? batch->arena + item->contact_at : NULL,
+            .contact_len = item->contact_len,
+        };
     }
     if (mg_journal_append(broker->journal, batch->jitems, batch->count, s_on_journaled, batch) != 0) {
         s_answer_unavailable(broker, batch);
@@ -804,6 +878,10 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
 
 #define S_ACKS      "maillage_broker_acks_total"
 #define S_ACKS_HELP "Acks sent to producers, by status."
+#define S_CONTACTS  "maillage_broker_contacts_total"
+#define S_CONTACTS_HELP                                                                                      \
+    "Contacts of journaled member events kept in mg:contact:<sid> (set) or erased (delete); the journal "    \
+    "never holds them."
 
 static void s_metrics_register(s_metrics_t *m) {
     m->accepted = mg_metrics_counter(S_ACKS "{status=\"accepted\"}", S_ACKS_HELP);
@@ -840,6 +918,8 @@ static void s_metrics_register(s_metrics_t *m) {
                                        "CURVE handshakes decided by the ZAP handler, by result.");
     m->reencoded = mg_metrics_counter("maillage_broker_reencoded_total",
                                       "Accepted envelopes journaled re-encoded (non-canonical, or a NUL in a string).");
+    m->contacts_set = mg_metrics_counter(S_CONTACTS "{op=\"set\"}", S_CONTACTS_HELP);
+    m->contacts_deleted = mg_metrics_counter(S_CONTACTS "{op=\"delete\"}", S_CONTACTS_HELP);
 }
 
 /* Publish the figures to Redis (mg:metrics:broker), where the gateway reads

@@ -9,6 +9,14 @@
  * [broker] fanout as [type][sequence, 8 bytes big-endian][envelope with its
  * sequence]. Rejected input goes to the dead-letter stream.
  *
+ * Personal data never enters the journal (nor, therefore, the fan-out): the
+ * contact of a member.joined / member.updated is taken out of the envelope,
+ * which is journaled re-encoded without it, and kept in mg:contact:<sid> by
+ * the same append script call, only if the event is journaled (not for a
+ * duplicate); a member.updated without a contact and a member.left delete
+ * it. Dead letters keep the raw bytes received, contact included: `maillage
+ * forget` erases them.
+ *
  * Every [broker] heartbeat_ms it also publishes [_heartbeat][last journaled
  * sequence, 8 bytes big-endian] (MG_HEARTBEAT_TOPIC, subscriber.h), after the
  * publications of the sequences it announces, so subscribers can detect

@@ -76,6 +76,49 @@ def deadletters(redis):
     return out
 
 
+# ---- member events with a contact (personal data) --------------------------------
+
+CONTACT = ("Camille Martin", "camille.martin@asso.example.org", "+33 2 31 00 00 01")
+OTHER_CONTACT = ("Dominique Leroy", "d.leroy@asso.example.org", "02 31 00 00 02")
+
+
+def member_event(type_, sid, contact=CONTACT):
+    """A valid member.joined / member.updated of structure `sid` in Caen,
+    with `contact` (name, e-mail, phone) unless None."""
+    env = h.Envelope(event_id=h.new_id(), type=type_, occurred_at_ms=int(time.time() * 1000))
+    body = env.member_joined if type_ == "member.joined" else env.member_updated
+    s = body.structure
+    s.structure_id = sid
+    s.name = "Épicerie solidaire " + sid
+    s.family = h.events_pb2.FAMILY_ASSOCIATION
+    s.commune = "14118"
+    s.networks.append("cress-normandie")
+    if contact:
+        s.contact.name, s.contact.email, s.contact.phone = contact
+    if type_ == "member.joined":
+        body.network = "cress-normandie"
+        body.joined_on = "2026-01-15"
+    return env
+
+
+def member_left_event(sid):
+    env = h.Envelope(event_id=h.new_id(), type="member.left", occurred_at_ms=int(time.time() * 1000))
+    env.member_left.structure_id = sid
+    env.member_left.network = "cress-normandie"
+    env.member_left.left_on = "2026-02-01"
+    return env
+
+
+def stored_contact(redis, sid):
+    """(name, email, phone) of mg:contact:<sid>, or None."""
+    data = redis.call("GET", "mg:contact:" + sid)
+    if data is None:
+        return None
+    c = h.events_pb2.Contact()
+    c.ParseFromString(data)
+    return (c.name, c.email, c.phone)
+
+
 class BrokerTest(unittest.TestCase):
     def setUp(self):
         self.ws = h.Workspace()
@@ -234,6 +277,103 @@ class BrokerTest(unittest.TestCase):
         _, _, env = journal(self.redis)[-1]  # parses with python-protobuf
         self.assertEqual(env.need_closed.comment, "ok")
         self.assertEqual(env.event_id, e.event_id)
+
+    # ---- personal data: the contact never enters the journal -------------------
+
+    def test_member_events_are_journaled_and_published_without_their_contact(self):
+        client = self.start()
+        sub = self.ws.own(Subscriber(self.fanout))
+        start = h.wait_subscribed(sub, client)
+        joined = member_event("member.joined", "asso-1")
+        joined.member_joined.structure.contact.role = "coordinatrice"
+        updated = member_event("member.updated", "asso-1", contact=OTHER_CONTACT)
+        acks = client.emit_many([joined, updated])
+        self.assertEqual({a.status for a in acks.values()}, {h.ACCEPTED})
+        entries = journal(self.redis)[-2:]
+        published = [sub.recv() for _ in range(2)]
+        for (seq, _, env), (_, pub_seq, pub), sent in zip(entries, published, (joined, updated)):
+            field = sent.WhichOneof("payload")
+            body, pub_body = getattr(env, field), getattr(pub, field)
+            self.assertFalse(body.structure.HasField("contact"))
+            self.assertFalse(pub_body.structure.HasField("contact"))
+            self.assertEqual((env.event_id, pub_seq), (sent.event_id, seq))
+            # Everything else of the record is kept.
+            expected = type(body)()
+            expected.CopyFrom(getattr(sent, field))
+            expected.structure.ClearField("contact")
+            self.assertEqual(body, expected)
+            self.assertEqual(pub_body, expected)
+        self.assertEqual([s for s, _, _ in entries], [start + 1, start + 2])
+        # Not a byte of it, in any form, in the journal.
+        raw = b"".join(f for _, fields in self.redis.call("XRANGE", "mg:journal", "-", "+") for f in fields)
+        for value in CONTACT + OTHER_CONTACT:
+            self.assertNotIn(value.encode(), raw)
+        # The contact of the last event is kept apart.
+        self.assertEqual(stored_contact(self.redis, "asso-1"), OTHER_CONTACT)
+
+    def test_the_contact_follows_joined_updated_left_in_order_whatever_the_retries(self):
+        client = self.start()
+        joined = member_event("member.joined", "asso-2")
+        updated = member_event("member.updated", "asso-2", contact=OTHER_CONTACT)
+        # The joined and the update, then a retry of the joined: a
+        # duplicate must not put the old contact back.
+        acks = client.emit_many([joined, updated])
+        again = client.emit(joined)
+        self.assertEqual((again.status, again.sequence), (h.DUPLICATE, acks[joined.event_id].sequence))
+        self.assertEqual(stored_contact(self.redis, "asso-2"), OTHER_CONTACT)
+        # The same sent back to back (one batch, usually): the second copy
+        # of `joined2`, behind the update, is a duplicate.
+        joined2 = member_event("member.joined", "asso-3")
+        updated2 = member_event("member.updated", "asso-3", contact=OTHER_CONTACT)
+        for e in (joined2, updated2, joined2):
+            client.send(e)
+        statuses = sorted(client.recv_ack().status for _ in range(3))
+        self.assertEqual(statuses, sorted([h.ACCEPTED, h.ACCEPTED, h.DUPLICATE]))
+        self.assertEqual(stored_contact(self.redis, "asso-3"), OTHER_CONTACT)
+        # A record without a contact replaces the whole structure: erased. A
+        # retry of an older update with one changes nothing.
+        bare = member_event("member.updated", "asso-2", contact=None)
+        self.assertEqual(client.emit(bare).status, h.ACCEPTED)
+        self.assertIsNone(self.redis.call("GET", "mg:contact:asso-2"))
+        self.assertEqual(client.emit(updated).status, h.DUPLICATE)
+        self.assertIsNone(self.redis.call("GET", "mg:contact:asso-2"))
+        # A member.joined without a contact (another network's record of a
+        # known structure) keeps the one known.
+        self.assertEqual(client.emit(member_event("member.joined", "asso-3", contact=None)).status, h.ACCEPTED)
+        self.assertEqual(stored_contact(self.redis, "asso-3"), OTHER_CONTACT)
+        # member.left erases it; then retries of the joined and the update
+        # that carried it are duplicates, and it stays erased.
+        self.assertEqual(client.emit(member_left_event("asso-3")).status, h.ACCEPTED)
+        self.assertIsNone(self.redis.call("GET", "mg:contact:asso-3"))
+        answers = client.emit_many([joined2, updated2])
+        self.assertEqual({a.status for a in answers.values()}, {h.DUPLICATE})
+        self.assertIsNone(self.redis.call("GET", "mg:contact:asso-3"))
+        # Joining again with a contact (a new event) keeps it again.
+        back = member_event("member.joined", "asso-3")
+        self.assertEqual(client.emit(back).status, h.ACCEPTED)
+        self.assertEqual(stored_contact(self.redis, "asso-3"), CONTACT)
+        # An empty Contact message is no contact.
+        empty = member_event("member.updated", "asso-3", contact=None)
+        empty.member_updated.structure.contact.SetInParent()
+        self.assertEqual(client.emit(empty).status, h.ACCEPTED)
+        self.assertIsNone(self.redis.call("GET", "mg:contact:asso-3"))
+
+    def test_a_rejected_member_event_keeps_its_raw_bytes_and_sets_no_contact(self):
+        # Dead letters keep what was received, contact included (operators
+        # need it to tell a producer what was wrong; `maillage forget`
+        # erases it); nothing of it reaches mg:contact or the journal.
+        client = self.start()
+        bad = member_event("member.joined", "asso-4")
+        bad.member_joined.structure.commune = "99999"
+        raw = bad.SerializeToString()
+        ack = client.emit(raw)
+        self.assertEqual(ack.status, h.REJECTED)
+        self.assertEqual(ack.field, "member_joined.structure.commune")
+        dls = h.wait_until(lambda: deadletters(self.redis) or None, what="the dead letter")
+        self.assertEqual(dls[0]["raw"], raw)
+        self.assertIn(CONTACT[1].encode(), dls[0]["raw"])
+        self.assertIsNone(self.redis.call("GET", "mg:contact:asso-4"))
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 0)
 
     def test_numbering_continues_after_the_stream_when_the_counter_is_missing(self):
         self.redis.call("XADD", "mg:journal", "7-0", "t", "need.reported",
@@ -439,7 +579,9 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual((good.status, good.sequence), (h.ACCEPTED, 1))
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 1)
 
-        dls = h.wait_until(lambda: (lambda d: d if len(d) == len(cases) + 1 else None)(
+        # One dead letter per rejection: the cases, the three frames, the
+        # four malformed relay headers.
+        dls = h.wait_until(lambda: (lambda d: d if len(d) == len(cases) + 5 else None)(
             deadletters(self.redis)), what="dead letters")
         for (raw, reason, field, _), dl in zip(cases, dls):
             self.assertIn(reason, dl["reason"].decode())
@@ -448,8 +590,10 @@ class BrokerTest(unittest.TestCase):
             self.assertEqual(int(dl["raw_len"]), len(raw))
             self.assertEqual(dl["raw"], raw[:2048])
             self.assertGreater(int(dl["received_at_ms"]), 0)
-        self.assertEqual(len(dls[-2]["raw"]), 2048)  # the oversized one, truncated
-        self.assertIn(b"exactly one frame", dls[-1]["reason"])
+        self.assertEqual(len(dls[len(cases) - 1]["raw"]), 2048)  # the oversized one, truncated
+        self.assertIn(b"expected one frame", dls[len(cases)]["reason"])
+        for dl in dls[len(cases) + 1:]:
+            self.assertIn(b"malformed relay header", dl["reason"])
 
     # ---- Redis going away ---------------------------------------------------
 
@@ -593,12 +737,17 @@ class BrokerTest(unittest.TestCase):
         res = h.run_tool("journal_read", ["--config", self.broker.config_path, "last"])
         self.assertEqual((res.returncode, res.stdout.strip()), (0, b"1"), res.stderr)
 
+        # A wrong password is a configuration error: one line, no start
+        # (integration.security has the other daemons and the CLI).
         bad = h.write_secret(self.ws.path("pw-bad"), "wrong")
-        other, sections = h.start_broker(self.ws, self.redis, ready=False, redis_options={"password_file": bad})
-        other.wait_log("refused the connection set-up")
-        c2 = self.ws.own(h.IngestClient(sections["broker"]["ingest"]))
-        self.assertEqual(c2.emit(h.need_reported()).status, h.UNAVAILABLE)
-        self.assertNotIn("broker: ready", other.log())
+        conf = h.write_config(self.ws.path("bad-pw.conf"),
+                              h.broker_sections(self.redis, {"password_file": bad}))
+        res = h.run_program("maillage-broker", ["--config", conf])
+        self.assertEqual(res.returncode, 1)
+        lines = res.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("Error: redis: "), lines[0])
+        self.assertIn(": AUTH refused: WRONGPASS", lines[0])
 
     # ---- the process ----------------------------------------------------------
 

@@ -37,6 +37,10 @@ class Client(h.IngestClient):
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(kind)
         self.sock.setsockopt(zmq.LINGER, 0)
+        # A DEALER with no completed connection blocks on send (a plain
+        # client of a CURVE endpoint between two failed handshakes): never
+        # forever.
+        self.sock.setsockopt(zmq.SNDTIMEO, 3000)
         if keys:
             public, secret = keys
             self.sock.curve_publickey = public.encode()
@@ -117,7 +121,10 @@ class SecurityTest(unittest.TestCase):
     def test_plain_text_clients_get_nothing_from_curve_endpoints(self):
         self.start()
         plain = self.client(None)
-        plain.send(h.need_reported())
+        try:
+            plain.send(h.need_reported())
+        except zmq.Again:
+            pass  # no connection to queue it on: refused all the same
         with self.assertRaises(TimeoutError):
             plain.recv_ack(1.0)
         plain_sub = self.client(None, zmq.SUB)
@@ -377,6 +384,99 @@ class SecurityTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(a.emit(h.need_reported()).status, h.ACCEPTED)
 
+
+class RedisCredentialsTest(unittest.TestCase):
+    """Wrong Redis credentials are a configuration error: every daemon
+    refuses to start with one "Error:" line naming the cause (instead of
+    retrying in the background forever), and the CLI says it in one line."""
+
+    PROGRAMS = (("maillage-broker", "broker: ready"), ("maillage-matcher", "matcher: ready"),
+                ("maillage-notifier", "staff member(s)"))
+
+    def setUp(self):
+        self.ws = h.Workspace()
+        self.redis = self.ws.own(h.Redis(self.ws.dir, password="s3cret-pw")).start()
+        # An ACL user limited to Maillage's keys, as deploy/ recommends.
+        self.redis.call("ACL", "SETUSER", "maillage", "on", ">acl-pw", "~mg:*", "+@all")
+        self.sections = h.broker_sections(self.redis)
+
+    def tearDown(self):
+        self.ws.close(keep=os.environ.get("MAILLAGE_KEEP") == "1")
+
+    def conf(self, **redis):
+        sections = {k: dict(v) for k, v in self.sections.items()}
+        sections["redis"].update(redis)
+        return h.write_config(self.ws.path("%s.conf" % h.new_id("c")), sections)
+
+    def assert_one_error_line(self, result, *fragments):
+        err = result.stderr.decode()
+        self.assertNotEqual(result.returncode, 0, err)
+        lines = [l for l in err.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, err)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+        self.assertNotIn("s3cret-pw", err)
+        self.assertNotIn("wrong-pw", err)
+        return lines[0]
+
+    def test_every_daemon_refuses_to_start_with_wrong_credentials(self):
+        wrong = h.write_secret(self.ws.path("wrong"), "wrong-pw")
+        where = "127.0.0.1:%d" % self.redis.port
+        cases = [
+            ({"password_file": wrong}, (where + ": AUTH refused: WRONGPASS", "password_file")),
+            ({"user": "maillage", "password_file": wrong}, ("AUTH refused: WRONGPASS",)),
+            ({"user": "nobody", "password_file": h.write_secret(self.ws.path("acl"), "acl-pw")},
+             ("AUTH refused: WRONGPASS",)),
+            ({}, ("PING refused: NOAUTH", "requires a password", "password_file")),
+        ]
+        for program, _ in self.PROGRAMS:
+            for redis, fragments in cases:
+                with self.subTest(program=program, redis=sorted(redis)):
+                    r = h.run_program(program, ["--config", self.conf(**redis)], timeout=15)
+                    line = self.assert_one_error_line(r, *fragments)
+                    self.assertTrue(line.startswith("Error: redis: "), line)
+                    self.assertEqual(r.returncode, 1)
+
+    def test_every_daemon_starts_with_the_right_password_or_acl_user(self):
+        good = h.write_secret(self.ws.path("good"), "s3cret-pw")
+        acl = h.write_secret(self.ws.path("acl"), "acl-pw")
+        for redis in ({"password_file": good}, {"user": "maillage", "password_file": acl}):
+            conf = self.conf(**redis)
+            for program, ready in self.PROGRAMS:
+                with self.subTest(program=program, redis=sorted(redis)):
+                    d = self.ws.own(h.Daemon(self.ws.dir, program, conf)).start(ready=ready)
+                    self.assertEqual(d.stop(), 0, d.log())
+
+    def test_the_cli_says_the_credentials_are_wrong_in_one_line(self):
+        wrong = h.write_secret(self.ws.path("wrong"), "wrong-pw")
+        r = h.run_program("maillage", ["journal", "--config", self.conf(password_file=wrong)])
+        self.assert_one_error_line(r, "maillage journal: redis: ", "AUTH refused: WRONGPASS")
+        r = h.run_program("maillage", ["journal", "--config", self.conf()])
+        self.assert_one_error_line(r, "maillage journal: redis: ", "PING refused: NOAUTH", "requires a password")
+        good = h.write_secret(self.ws.path("good"), "s3cret-pw")
+        r = h.run_program("maillage", ["journal", "--config", self.conf(password_file=good)])
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+
+    def test_a_daemon_that_loses_its_credentials_while_running_says_so_and_recovers(self):
+        # Refused at a reconnection (the password changed under it): not a
+        # start-up error any more: the daemon logs the refusal once, keeps
+        # answering UNAVAILABLE and retrying, and serves again once fixed.
+        good = h.write_secret(self.ws.path("good"), "s3cret-pw")
+        sections = {k: dict(v) for k, v in self.sections.items()}
+        sections["redis"]["password_file"] = good
+        conf = h.write_config(self.ws.path("broker.conf"), sections)
+        broker = self.ws.own(h.Daemon(self.ws.dir, "maillage-broker", conf)).start(ready="broker: ready")
+        client = self.ws.own(h.IngestClient(sections["broker"]["ingest"]))
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+        self.redis.call("CONFIG", "SET", "requirepass", "rotated-pw")
+        self.redis.call("CLIENT", "KILL", "TYPE", "normal")
+        broker.wait_log("refused the connection set-up: WRONGPASS")
+        self.assertEqual(client.emit(h.need_reported()).status, h.UNAVAILABLE)
+        time.sleep(1.0)  # several reconnection attempts
+        self.assertEqual(broker.log().count("refused the connection set-up"), 1, broker.log())
+        self.redis.call("CONFIG", "SET", "requirepass", "s3cret-pw")
+        broker.wait_log("journal available again")
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
 
 if __name__ == "__main__":
     unittest.main()

@@ -26,6 +26,16 @@
  * the commands Redis runs and records in its AOF per event, compared with
  * GET + INCR + XADD + SET.
  *
+ * Personal data: an event may carry a contact operation (member.* events,
+ * whose contact the broker took out of the envelope). It is applied right
+ * after the event's XADD succeeded, so only for events actually journaled
+ * (never for a duplicate: a retry of an old member.joined cannot bring back
+ * a contact that a later event changed or erased) and in sequence order.
+ * The contact keys follow the dedupe keys in KEYS, one per event that has an
+ * operation, in the order of the events; each event's third argument is its
+ * operation: "" none, "D" delete, "S" followed by the serialized Contact to
+ * set.
+ *
  * If the counter is missing while the stream is not (someone deleted the
  * counter, or restored the stream alone), numbering continues after the
  * stream's last generated id (XINFO STREAM, which survives trimming); a
@@ -38,6 +48,7 @@
  * Lua's default number format would switch to exponents. */
 const char mg_journal_append_script[] =
     "local window = ARGV[1]\n"
+    "local n = (#ARGV - 1) / 3\n"
     "local function stream_top()\n"
     "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n"
     "  if not ok then return 0 end\n"
@@ -51,13 +62,17 @@ const char mg_journal_append_script[] =
     "if not last then seq = stream_top() end\n"
     "local first = seq\n"
     "local out = {}\n"
-    "for i = 3, #KEYS do\n"
+    "local ck = n + 2\n"
+    "for k = 1, n do\n"
+    "  local i = k + 2\n"
+    "  local j = 3 * k - 1\n"
+    "  local op = ARGV[j + 2]\n"
+    "  if op ~= '' then ck = ck + 1 end\n"
     "  local s = string.format('%d', seq + 1)\n"
     "  local seen = redis.call('SET', KEYS[i], s, 'NX', 'GET', 'EX', window)\n"
     "  if seen then\n"
-    "    out[i - 2] = -tonumber(seen)\n"
+    "    out[k] = -tonumber(seen)\n"
     "  else\n"
-    "    local j = 2 * i - 4\n"
     "    local ok = redis.pcall('XADD', KEYS[1], s .. '-0', 't', ARGV[j], 'e', ARGV[j + 1])\n"
     "    if type(ok) == 'table' and ok.err then\n"
     "      local top = stream_top()\n"
@@ -73,8 +88,13 @@ const char mg_journal_append_script[] =
     "      if seq ~= first then redis.call('SET', KEYS[2], string.format('%d', seq)) end\n"
     "      return ok\n"
     "    end\n"
+    "    if op == 'D' then\n"
+    "      redis.call('DEL', KEYS[ck])\n"
+    "    elseif string.sub(op, 1, 1) == 'S' then\n"
+    "      redis.call('SET', KEYS[ck], string.sub(op, 2))\n"
+    "    end\n"
     "    seq = seq + 1\n"
-    "    out[i - 2] = seq\n"
+    "    out[k] = seq\n"
     "  end\n"
     "end\n"
     "if seq ~= first or not last then redis.call('SET', KEYS[2], string.format('%d', seq)) end\n"
@@ -99,7 +119,8 @@ typedef struct {
     int argc;
     const char **argv;
     size_t *argvlen;
-    char *keys; /* the dedupe keys, one after the other (owned) */
+    char *keys; /* the dedupe and contact keys, one after the other (owned) */
+    char *ops;  /* the contact operations "S<contact>" to set (owned) */
     char numkeys[24];
     int retried;
 } s_append_t;
@@ -140,6 +161,7 @@ void mg_journal_redis_up(mg_journal_t *journal) {
 static void s_append_free(s_append_t *call) {
     if (!call) return;
     free(call->keys);
+    free(call->ops);
     free(call->argv);
     free(call->argvlen);
     free(call);
@@ -201,19 +223,30 @@ done:
 int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
                       mg_journal_append_fn cb, void *arg) {
     if (count == 0 || !mg_redis_is_up(journal->redis)) return -1;
+    size_t contacts = 0, set_bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!items[i].contact_sid) continue;
+        contacts++;
+        if (items[i].contact) set_bytes += 1 + items[i].contact_len;
+    }
     s_append_t *call = mg_calloc(1, sizeof(*call));
     call->journal = journal;
     call->cb = cb;
     call->arg = arg;
     call->count = count;
-    /* EVALSHA sha numkeys journal counter dedupe... window (type envelope)... */
-    call->argc = 3 + 2 + (int)count + 1 + 2 * (int)count;
+    /* EVALSHA sha numkeys journal counter dedupe... contact... window (type envelope op)... */
+    call->argc = 3 + 2 + (int)count + (int)contacts + 1 + 3 * (int)count;
     call->argv = mg_calloc((size_t)call->argc, sizeof(*call->argv));
     call->argvlen = mg_calloc((size_t)call->argc, sizeof(*call->argvlen));
-    /* One allocation for all the dedupe keys: no formatting per event. */
-    enum { S_PREFIX_LEN = sizeof(MG_DEDUPE_KEY_PREFIX) - 1 };
-    call->keys = mg_malloc(count * (S_PREFIX_LEN + 2 * MG_ID_MAX + 1));
-    snprintf(call->numkeys, sizeof(call->numkeys), "%zu", count + 2);
+    /* One allocation for all the keys: no formatting per event. */
+    enum {
+        S_PREFIX_LEN = sizeof(MG_DEDUPE_KEY_PREFIX) - 1,
+        S_CONTACT_LEN = sizeof(MG_CONTACT_KEY_PREFIX) - 1
+    };
+    call->keys =
+        mg_malloc(count * (S_PREFIX_LEN + 2 * MG_ID_MAX + 1) + contacts * (S_CONTACT_LEN + MG_ID_MAX));
+    call->ops = set_bytes ? mg_malloc(set_bytes) : NULL;
+    snprintf(call->numkeys, sizeof(call->numkeys), "%zu", count + contacts + 2);
 
     int a = 2;
 #define S_ARG(p, n) (call->argv[a] = (p), call->argvlen[a] = (n), a++)
@@ -233,10 +266,30 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
         S_ARG(key, key_len);
         key += key_len;
     }
+    for (size_t i = 0; i < count; i++) {
+        /* mg:contact:<sid>, in the order of the events that have one. */
+        if (!items[i].contact_sid) continue;
+        size_t sid_len = strnlen(items[i].contact_sid, MG_ID_MAX);
+        memcpy(key, MG_CONTACT_KEY_PREFIX, S_CONTACT_LEN);
+        memcpy(key + S_CONTACT_LEN, items[i].contact_sid, sid_len);
+        S_ARG(key, S_CONTACT_LEN + sid_len);
+        key += S_CONTACT_LEN + sid_len;
+    }
     S_ARG(journal->window, journal->window_len);
+    char *op = call->ops;
     for (size_t i = 0; i < count; i++) {
         S_ARG(items[i].type, strlen(items[i].type));
         S_ARG((const char *)items[i].envelope, items[i].len);
+        if (!items[i].contact_sid) {
+            S_ARG("", 0);
+        } else if (!items[i].contact) {
+            S_ARG("D", 1);
+        } else {
+            op[0] = 'S';
+            if (items[i].contact_len) memcpy(op + 1, items[i].contact, items[i].contact_len);
+            S_ARG(op, 1 + items[i].contact_len);
+            op += 1 + items[i].contact_len;
+        }
     }
 #undef S_ARG
     if (s_append_send(call, 1) != 0) {

@@ -515,18 +515,72 @@ int mg_redis_command_argv(mg_redis_t *redis, mg_redis_reply_fn cb, void *privdat
 
 /* ---- the synchronous connection ------------------------------------------- */
 
-/* Run one handshake command; 0 if Redis said OK. */
-static int s_sync_ok(redisContext *c, char *err, size_t errlen, const char *what, redisReply *reply) {
-    if (!reply) return s_fail(err, errlen, "redis: %s: %s", what, c->errstr);
-    int ok = reply->type != REDIS_REPLY_ERROR;
-    if (!ok) s_fail(err, errlen, "redis: %s refused: %s", what, reply->str);
-    freeReplyObject(reply);
-    return ok ? 0 : -1;
+/* 1 if Redis' error is a passing state (loading its data set, busy with a
+ * script, a replica without its master) rather than a refusal of what we
+ * asked: credentials or database. */
+static int s_is_transient(const char *error) {
+    static const char *const prefixes[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(error, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+/* AUTH, SELECT and a PING (which answers NOAUTH when Redis requires a
+ * password and none was configured) on a blocking connection to `where`.
+ * Returns 0, or -1 with a reason in `err`; *refused is set to 1 when Redis
+ * answered with a refusal of the credentials or the database (a
+ * configuration error that retrying cannot fix), 0 otherwise. */
+static int s_sync_handshake(redisContext *c, const mg_redis_options_t *opts, const char *where, int *refused,
+                            char *err, size_t errlen) {
+    *refused = 0;
+    for (int step = 0; step < 3; step++) {
+        redisReply *reply = NULL;
+        if (step == 0 && opts->password)
+            reply = opts->user ? redisCommand(c, "AUTH %s %s", opts->user, opts->password)
+                               : redisCommand(c, "AUTH %s", opts->password);
+        else if (step == 1 && opts->db != 0)
+            reply = redisCommand(c, "SELECT %d", opts->db);
+        else if (step == 2)
+            reply = redisCommand(c, "PING");
+        else
+            continue;
+        if (!reply) return s_fail(err, errlen, "redis: %s: %s", where, c->errstr);
+        if (reply->type == REDIS_REPLY_ERROR) {
+            *refused = !s_is_transient(reply->str);
+            /* "refused:" in each message: callers and operators grep for it. */
+            if (step == 0)
+                s_fail(err, errlen, "redis: %s: AUTH refused: %s (check [redis] user and password_file)",
+                       where, reply->str);
+            else if (step == 1)
+                s_fail(err, errlen, "redis: %s: SELECT %d refused: %s (check the database of [redis] url)",
+                       where, opts->db, reply->str);
+            else if (strncmp(reply->str, "NOAUTH", 6) == 0)
+                s_fail(err, errlen,
+                       "redis: %s: PING refused: %s (Redis requires a password: set [redis] "
+                       "password_file, and user for an ACL user)",
+                       where, reply->str);
+            else
+                s_fail(err, errlen, "redis: %s: PING refused: %s", where, reply->str);
+            freeReplyObject(reply);
+            return -1;
+        }
+        freeReplyObject(reply);
+    }
+    return 0;
+}
+
+static void s_endpoint_name(const mg_redis_options_t *opts, char *out, size_t outlen) {
+    if (opts->socket_path)
+        snprintf(out, outlen, "unix:%s", opts->socket_path);
+    else
+        snprintf(out, outlen, "%s:%d", opts->host, opts->port);
 }
 
 redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, size_t errlen) {
     int timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    char where[PATH_MAX + 16];
+    s_endpoint_name(opts, where, sizeof(where));
     redisContext *c = opts->socket_path ? redisConnectUnixWithTimeout(opts->socket_path, tv)
                                         : redisConnectWithTimeout(opts->host, opts->port, tv);
     if (!c) {
@@ -534,26 +588,35 @@ redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, s
         return NULL;
     }
     if (c->err) {
-        if (opts->socket_path)
-            s_fail(err, errlen, "redis: cannot connect to unix:%s: %s", opts->socket_path, c->errstr);
-        else
-            s_fail(err, errlen, "redis: cannot connect to %s:%d: %s", opts->host, opts->port, c->errstr);
+        s_fail(err, errlen, "redis: cannot connect to %s: %s", where, c->errstr);
         goto err;
     }
     /* Reads of a long journal may take a while, but never forever. */
     struct timeval io = {timeout_ms < 10000 ? 10 : timeout_ms / 1000, 0};
     redisSetTimeout(c, io);
-    if (opts->password) {
-        redisReply *reply = opts->user ? redisCommand(c, "AUTH %s %s", opts->user, opts->password)
-                                       : redisCommand(c, "AUTH %s", opts->password);
-        if (s_sync_ok(c, err, errlen, "AUTH", reply) != 0) goto err;
-    }
-    if (opts->db != 0 && s_sync_ok(c, err, errlen, "SELECT", redisCommand(c, "SELECT %d", opts->db)) != 0)
-        goto err;
+    int refused;
+    if (s_sync_handshake(c, opts, where, &refused, err, errlen) != 0) goto err;
     return c;
 err:
     redisFree(c);
     return NULL;
+}
+
+int mg_redis_check_credentials(const mg_redis_options_t *opts, char *err, size_t errlen) {
+    int timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    char where[PATH_MAX + 16];
+    s_endpoint_name(opts, where, sizeof(where));
+    redisContext *c = opts->socket_path ? redisConnectUnixWithTimeout(opts->socket_path, tv)
+                                        : redisConnectWithTimeout(opts->host, opts->port, tv);
+    if (!c) return 0;
+    int refused = 0;
+    if (!c->err) {
+        redisSetTimeout(c, tv);
+        s_sync_handshake(c, opts, where, &refused, err, errlen);
+    }
+    redisFree(c);
+    return refused ? -1 : 0;
 }
 
 const redisReply *mg_redis_field(const redisReply *pairs, const char *name) {
@@ -572,6 +635,12 @@ mg_redis_t *mg_redis_new_from_config(struct event_base *base, const mg_config_t 
                                      void *arg, char *err, size_t errlen) {
     mg_redis_options_t opts;
     if (mg_redis_options_from_config(cfg, &opts, err, errlen) != 0) return NULL;
+    /* Wrong credentials are a configuration error: refuse to start (one
+     * "Error:" line) rather than retry forever in the background. */
+    if (mg_redis_check_credentials(&opts, err, errlen) != 0) {
+        mg_redis_options_clear(&opts);
+        return NULL;
+    }
     mg_redis_t *redis = mg_redis_new(base, &opts, on_state, arg);
     mg_redis_options_clear(&opts);
     if (!redis) snprintf(err, errlen, "cannot create the Redis connection");

@@ -18,6 +18,13 @@
  *                         string; the sequence of that event id from that
  *                         source (network), expiring after
  *                         the dedupe window
+ *   mg:contact:<sid>      string; the serialized maillage.v1.Contact of
+ *                         structure <sid>: the only personal data, which
+ *                         never enters the journal. The broker takes it out
+ *                         of member.joined / member.updated and the append
+ *                         script sets it, or deletes it (member.updated
+ *                         without a contact, member.left), with the event
+ *                         it came with, only if that event is journaled
  *   mg:deadletter         stream (automatic ids, trimmed to about
  *                         deadletter_maxlen); fields reason, field, source,
  *                         received_at_ms, raw (at most max_message_bytes of the
@@ -29,7 +36,8 @@
  * NOSCRIPT): it reads the counter once; for each event, SET NX GET EX on its
  * dedupe key either returns the sequence it was journaled at (a duplicate) or
  * claims the key with the next sequence, and then XADD appends the entry with
- * the explicit id; the counter is written once at the end. The script is
+ * the explicit id, and sets or deletes the event's mg:contact:<sid> if it has
+ * a contact operation; the counter is written once at the end. The script is
  * atomic, so a batch is journaled entirely or (on a lost connection before it
  * ran) not at all, and retrying an event is always safe.
  *
@@ -51,6 +59,14 @@
 #define MG_DEDUPE_KEY_PREFIX "mg:dedupe:"
 #define MG_DEADLETTER_KEY    "mg:deadletter"
 #define MG_JOURNAL_MARKS_KEY "mg:journal:marks"
+#define MG_CONTACT_KEY_PREFIX "mg:contact:"
+
+/* Transient keys of `maillage forget` when it rewrites a legacy journal
+ * (entries written before the broker stripped contacts): the copy being
+ * made (renamed over mg:journal at the end) and a lock so that two rewrites
+ * never run at once. Both expire if the CLI dies. */
+#define MG_JOURNAL_REWRITE_KEY      "mg:journal:rewrite"
+#define MG_JOURNAL_REWRITE_LOCK_KEY "mg:journal:rewrite:lock"
 
 /* Hash of one daemon's metrics ("mg:metrics:broker"), written periodically
  * by that daemon with mg_metrics_hset_argv(). */
@@ -63,10 +79,13 @@
 #define MG_JOURNAL_FIELD_TYPE     "t"
 #define MG_JOURNAL_FIELD_ENVELOPE "e"
 
-/* The Lua source of the append script (KEYS: journal, counter, then one
- * dedupe key per event; ARGV: the dedupe window in seconds, then one (type,
- * envelope) pair per event; returns one integer per event: the new sequence,
- * or minus the sequence of the earlier copy for a duplicate). Static. */
+/* The Lua source of the append script (KEYS: journal, counter, one dedupe
+ * key per event, then one mg:contact:<sid> per event that has a contact
+ * operation, in event order; ARGV: the dedupe window in seconds, then one
+ * (type, envelope, operation) triple per event, the operation being "" for
+ * none, "D" to delete the contact, "S" and the serialized Contact to set it;
+ * returns one integer per event: the new sequence, or minus the sequence of
+ * the earlier copy for a duplicate). Static. */
 extern const char mg_journal_append_script[];
 
 /* ---- Asynchronous writer (the broker) ------------------------------------ */
@@ -83,6 +102,14 @@ typedef struct {
     const char *type;
     const uint8_t *envelope; /* stamped envelope, sequence 0 */
     size_t len;
+    /* Personal data kept beside the journal, never in it: when contact_sid
+     * is set (a valid id), mg:contact:<contact_sid> is set to the `contact`
+     * bytes (a serialized Contact), or deleted when `contact` is NULL, in
+     * the same script call and only if this event is journaled (not for a
+     * duplicate). NULL: no change. */
+    const char *contact_sid;
+    const uint8_t *contact;
+    size_t contact_len;
 } mg_journal_item_t;
 
 typedef struct {

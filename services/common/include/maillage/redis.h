@@ -53,9 +53,11 @@ void mg_redis_options_clear(mg_redis_options_t *opts);
 mg_redis_t *mg_redis_new(struct event_base *base, const mg_redis_options_t *opts,
                          mg_redis_state_fn on_state, void *arg);
 
-/* mg_redis_options_from_config() then mg_redis_new(): the connection a
- * daemon makes from its [redis] section. Returns NULL with a reason in `err`.
- * Caller owns the result. */
+/* mg_redis_options_from_config(), mg_redis_check_credentials(), then
+ * mg_redis_new(): the connection a daemon makes from its [redis] section.
+ * Returns NULL with a reason in `err` (a configuration error, or Redis
+ * refusing the credentials or the database at start). Caller owns the
+ * result. */
 mg_redis_t *mg_redis_new_from_config(struct event_base *base, const mg_config_t *cfg, mg_redis_state_fn on_state,
                                      void *arg, char *err, size_t errlen);
 
@@ -84,9 +86,17 @@ int mg_redis_publish_metrics(mg_redis_t *redis, const char *daemon);
  * Borrowed from `pairs`. */
 const redisReply *mg_redis_field(const redisReply *pairs, const char *name);
 
-/* A blocking connection with the same options (AUTH and SELECT done), for the
- * CLI and tests. Returns NULL with a reason in `err`. Caller frees with
+/* A blocking connection with the same options (AUTH, SELECT and a PING
+ * done, so that a missing password is reported here), for the CLI and
+ * tests. Returns NULL with a reason in `err`. Caller frees with
  * redisFree(). */
 redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, size_t errlen);
+
+/* For a daemon's start: one blocking attempt (at most connect_timeout_ms)
+ * at AUTH, SELECT and PING. Returns -1 with a reason in `err` only if Redis
+ * answered and refused the credentials or the database (retrying cannot
+ * fix that: the daemon should not start); 0 if it accepted, or could not be
+ * reached or is loading (the asynchronous connection retries). */
+int mg_redis_check_credentials(const mg_redis_options_t *opts, char *err, size_t errlen);
 
 #endif
