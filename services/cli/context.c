@@ -129,7 +129,11 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
     mg_redis_options_clear(&where);
 
     c = mg_redis_connect_sync(&opts, err, sizeof err);
-    if (!c) cli_error(command, "%s (is the stack running? see `maillage up`)", err);
+    /* The hint only helps when nothing answered; a refusal says what to fix. */
+    if (!c && strncmp(err, "redis: cannot connect", 21) == 0)
+        cli_error(command, "%s (is the stack running? see `maillage up`)", err);
+    else if (!c)
+        cli_error(command, "%s", err);
 done:
     mg_redis_options_clear(&opts);
     return c;
