@@ -161,3 +161,7 @@ echo
 # ---- the notifier (issue 5): from match.found to the staff inbox --------------------
 echo
 "$(dirname "$0")/run-notifier.sh" "$BUILD"
+
+# ---- the HTTP gateway (issue 6): acked POST /v1/events beside the ZeroMQ path ------
+echo
+"$(dirname "$0")/run-gateway.sh" "$BUILD"

@@ -114,6 +114,8 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_inbox(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_notifications(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_keygen(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings);
+int cli_cmd_token(int argc, char **argv, cli_settings_t *settings);
 
 /* Set by SIGINT/SIGTERM in commands that loop (tail, emit). */
 extern volatile int cli_interrupted;

@@ -67,6 +67,10 @@ static const char s_usage[] =
     "  config check FILE    check a configuration file\n"
     "  keygen --out DIR --name NAME\n"
     "                       make a CurveZMQ key pair (NAME.key, NAME.pub; see SECURITY.md)\n"
+    "  forget STRUCTURE_ID [--yes]\n"
+    "                       erase a structure's personal data (its contact) everywhere\n"
+    "  token [issue --network ID|--staff ID|list|revoke TOKEN_ID]\n"
+    "                       bearer tokens of the HTTP gateway (printed once, stored hashed)\n"
     "\n"
     "Options (also accepted after the command):\n"
     "  --config FILE        configuration file (default: $MAILLAGE_CONFIG, else built-in defaults)\n"
@@ -90,7 +94,8 @@ static const s_command_t s_commands[] = {
     {"dlq", cli_cmd_dlq},       {"up", cli_cmd_up},     {"down", cli_cmd_down},
     {"config", cli_cmd_config}, {"consumers", cli_cmd_consumers},
     {"staff", cli_cmd_staff},   {"inbox", cli_cmd_inbox}, {"notifications", cli_cmd_notifications},
-    {"keygen", cli_cmd_keygen},
+    {"keygen", cli_cmd_keygen}, {"token", cli_cmd_token},
+    {"forget", cli_cmd_forget},
 };
 
 int main(int argc, char **argv)

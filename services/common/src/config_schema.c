@@ -170,7 +170,8 @@ const mg_config_key_t mg_config_schema[] = {
     BOOL("notifier", "smtp_starttls", "false", "Require STARTTLS on an smtp:// server."),
     STR("notifier", "smtp_user", "", "SMTP user name; empty for no authentication."),
     STR("notifier", "smtp_password_file", "",
-        "File holding the SMTP password on its first line; not readable by group or others."),
+        "File holding the SMTP password on its first line; not readable or writable by\n"
+        "group or others (refused at start)."),
     STR("notifier", "mail_from", "Maillage CRESS Normandie <maillage@localhost>", "From: of the e-mails."),
     INT("notifier", "retention_days", "90", 1, 3650,
         "Notification records (and so their idempotency keys) are kept this long; keep it\n"
@@ -179,9 +180,41 @@ const mg_config_key_t mg_config_schema[] = {
     INT("notifier", "staff_refresh_ms", "1000", 50, 600000,
         "How often the staff list is read again from Redis (changes by `maillage staff`)."),
 
+    STR("gateway", "listen", "127.0.0.1:8080",
+        "HTTP address of maillage-gateway, HOST:PORT. A host beyond loopback is refused\n"
+        "unless allow_plain_http_remote is set."),
+    BOOL("gateway", "allow_plain_http_remote", "false",
+         "Allow listen beyond loopback. Tokens then travel in clear: put a TLS proxy in\n"
+         "front and listen on loopback instead; logged as a warning at start."),
+    STR("gateway", "staff_network", "cress",
+        "Source network stamped on the events the gateway emits for staff (match.feedback)."),
+    INT("gateway", "max_body_bytes", "1048576", 1024, 268435456,
+        "Largest request body; bigger ones are answered 413."),
+    INT("gateway", "max_batch_events", "1000", 1, 1000000,
+        "Most events in one POST /v1/events (array or NDJSON); more are answered 413."),
+    INT("gateway", "rate_limit_per_s", "500", 0, 10000000,
+        "Events accepted per second and per network (token bucket); beyond it 429 with\n"
+        "Retry-After, other networks unaffected. 0 = no limit."),
+    INT("gateway", "rate_burst", "1000", 1, 10000000, "Events a network may send at once above its rate."),
+    INT("gateway", "ack_timeout_ms", "5000", 10, 600000,
+        "Without the broker's answer by then, 503 with Retry-After and the event ids (a retry\n"
+        "with the same ids is safe)."),
+    INT("gateway", "max_pending", "20000", 1, 10000000,
+        "More events than this waiting for the broker: new ones are answered 503 at once."),
+    INT("gateway", "token_cache_s", "30", 0, 86400,
+        "How long a token read from Redis is trusted; revocations are pushed at once\n"
+        "(mg:tokens:revoked), this bounds a missed push. 0 = read Redis on every request."),
+    INT("gateway", "stream_heartbeat_s", "15", 1, 3600, "Interval of the comment line sent on idle live streams (SSE)."),
+    INT("gateway", "stream_max_clients", "256", 0, 100000, "Live streams (GET /v1/stream) at once; more are answered 503."),
+    BOOL("gateway", "cookie_secure", "false", "Mark the session cookie Secure (set it when a TLS proxy is in front)."),
+    STR("gateway", "web_root", "",
+        "Empty: the staff page embedded at build time. A directory: serve the page's files\n"
+        "from it instead (for editing web/ without rebuilding)."),
+
     STR("staff.*", "name", "",
-        "A staff member (chargé·e de mission) per [staff.<id>] section; upserted into\n"
-        "Redis (mg:staff:<id>) when the notifier starts; `maillage staff` manages them too.\n"
+        "A staff member (chargé·e de mission) per [staff.<id>] section; written into\n"
+        "Redis (mg:staff:<id>, origin config) at each notifier start, except the ids\n"
+        "added, edited or removed with `maillage staff` (see `maillage staff --help`).\n"
         "Full name, as shown in messages."),
     STR("staff.*", "email", "", "E-mail address (channel email)."),
     STR("staff.*", "webhook", "", "Mattermost/Slack incoming webhook URL (channel webhook)."),

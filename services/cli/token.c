@@ -1,0 +1,269 @@
+/* token.c -- `maillage token issue|list|revoke`: the bearer tokens of the
+ * HTTP gateway (token.h).
+ *
+ * A token is printed once, when issued, and stored only as its SHA-256:
+ * whoever reads Redis cannot use it. Revoking deletes the record and
+ * publishes the hash on mg:tokens:revoked, so running gateways forget it at
+ * once instead of at the end of their cache time. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "maillage/clock.h"
+#include "maillage/redis.h"
+#include "maillage/token.h"
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: maillage token [OPTIONS] issue --network ID [--types LIST] [--label TEXT]\n"
+            "       maillage token [OPTIONS] issue --staff ID [--label TEXT]\n"
+            "       maillage token [OPTIONS] list\n"
+            "       maillage token [OPTIONS] revoke TOKEN_ID\n"
+            "\n"
+            "Bearer tokens of the HTTP gateway (maillage-gateway).\n"
+            "  issue    make a token for a network system (it may POST /v1/events of LIST, default\n"
+            "           \"%s\"), or for a staff member (declared in\n"
+            "           mg:staff: reads, feedback, inbox, the web page). The token is printed once on\n"
+            "           stdout; only its SHA-256 is stored.\n"
+            "  list     id, kind, subject, event types, label and creation date of every token\n"
+            "  revoke   delete a token by its id (tok-...); running gateways forget it at once\n"
+            "\n"
+            "Options:\n"
+            "  --network ID    the network the token's events are stamped with\n"
+            "  --staff ID      the staff member the token signs in\n"
+            "  --types LIST    event types or prefixes, comma-separated (need.*,offer.published, * for any)\n"
+            "  --label TEXT    a note for operators (who holds it)\n"
+            "%s",
+            MG_TOKEN_DEFAULT_TYPES, cli_common_help);
+}
+
+/* The string value of `field` in an HGETALL reply, or "". Borrowed. */
+static const char *s_field(const redisReply *r, const char *field)
+{
+    const redisReply *v = mg_redis_field(r, field);
+    return v ? v->str : "";
+}
+
+static int s_reply_ok(redisContext *c, redisReply *r)
+{
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (!ok) cli_error("token", "redis: %s", r && r->str ? r->str : c->errstr);
+    if (r) freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* An unexpected reply: say why, free it, -1. */
+static int s_fail_reply(redisContext *c, redisReply *r)
+{
+    cli_error("token", "redis: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "unexpected reply" : c->errstr);
+    if (r) freeReplyObject(r);
+    return -1;
+}
+
+static int s_issue(redisContext *c, const char *network, const char *staff, const char *types, const char *label)
+{
+    const char *kind = network ? "network" : "staff";
+    const char *subject = network ? network : staff;
+    if (!mg_id_is_valid(subject)) {
+        cli_error("token", "'%s' is not a valid id ([A-Za-z0-9._:-], at most %d characters)", subject, MG_ID_MAX);
+        return -1;
+    }
+    if (staff) {
+        redisReply *r = redisCommand(c, "EXISTS mg:staff:%s", staff);
+        if (!r || r->type != REDIS_REPLY_INTEGER) return s_fail_reply(c, r);
+        long long exists = r->integer;
+        freeReplyObject(r);
+        if (!exists) {
+            cli_error("token", "no staff member '%s' (see 'maillage staff list')", staff);
+            return -1;
+        }
+        types = "";
+    } else {
+        char err[256];
+        if (!types) types = MG_TOKEN_DEFAULT_TYPES;
+        if (mg_token_types_check(types, err, sizeof err) != 0) {
+            cli_error("token", "--types: %s", err);
+            return -1;
+        }
+    }
+    char token[MG_TOKEN_LEN + 1], hash[MG_TOKEN_HASH_LEN + 1], id[MG_TOKEN_ID_LEN + 1];
+    for (int attempt = 0;; attempt++) {
+        if (mg_token_generate(token) != 0) {
+            cli_error("token", "cannot initialise libsodium");
+            return -1;
+        }
+        mg_token_hash_hex(token, strlen(token), hash);
+        mg_token_id_from_hash(hash, id);
+        /* Claim the id first: two tokens never share one (48 bits of hash). */
+        redisReply *r = redisCommand(c, "HSETNX %s %s %s", MG_TOKENS_KEY, id, hash);
+        if (!r || r->type != REDIS_REPLY_INTEGER) return s_fail_reply(c, r);
+        long long claimed = r->integer;
+        freeReplyObject(r);
+        if (claimed) break;
+        if (attempt == 5) {
+            cli_error("token", "cannot find a free token id");
+            return -1;
+        }
+    }
+    char created[24];
+    snprintf(created, sizeof created, "%" PRId64, mg_clock_now_ms());
+    redisReply *r = redisCommand(c, "HSET %s%s id %s kind %s subject %s types %s label %s created_at_ms %s",
+                                 MG_TOKEN_KEY_PREFIX, hash, id, kind, subject, types, label ? label : "", created);
+    if (s_reply_ok(c, r) != 0) {
+        freeReplyObject(redisCommand(c, "HDEL %s %s", MG_TOKENS_KEY, id));
+        return -1;
+    }
+    printf("%s\n", token);
+    fflush(stdout);
+    fprintf(stderr,
+            "Jeton %s créé pour %s %s. Il n'est pas conservé en clair : copiez-le maintenant, il ne sera plus "
+            "affiché (révocation : maillage token revoke %s).\n",
+            id, network ? "le réseau" : "la personne", subject, id);
+    return 0;
+}
+
+static int s_compare(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int s_list(redisContext *c)
+{
+    redisReply *all = redisCommand(c, "HGETALL %s", MG_TOKENS_KEY);
+    if (!all || all->type != REDIS_REPLY_ARRAY) return s_fail_reply(c, all);
+    size_t n = all->elements / 2;
+    if (n == 0) {
+        printf("Aucun jeton.\n");
+        freeReplyObject(all);
+        return 0;
+    }
+    /* Pairs (id, hash) sorted by id. */
+    char **pairs = calloc(n, sizeof *pairs);
+    if (!pairs) abort();
+    for (size_t i = 0; i < n; i++) pairs[i] = all->element[2 * i]->str;
+    qsort(pairs, n, sizeof *pairs, s_compare);
+    /* French headers: pad by characters, not bytes (cli_pad). */
+    printf("%-18s %-8s %-20s ", "jeton", "type", "titulaire");
+    cli_pad(stdout, "créé le", 17);
+    cli_pad(stdout, "événements", 41);
+    printf("note\n");
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *hash = mg_redis_field(all, pairs[i]);
+        if (!hash || strlen(hash->str) != MG_TOKEN_HASH_LEN) continue;
+        redisReply *t = redisCommand(c, "HGETALL %s%s", MG_TOKEN_KEY_PREFIX, hash->str);
+        if (!t || t->type != REDIS_REPLY_ARRAY) {
+            rc = s_fail_reply(c, t);
+            break;
+        }
+        const char *kind = s_field(t, "kind");
+        char when[20] = "?";
+        long long ms = strtoll(s_field(t, "created_at_ms"), NULL, 10);
+        if (ms > 0) {
+            time_t secs = (time_t)(ms / 1000);
+            struct tm tm;
+            gmtime_r(&secs, &tm);
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+        }
+        printf("%-18s ", pairs[i]);
+        cli_pad(stdout, strcmp(kind, "network") == 0 ? "réseau" : strcmp(kind, "staff") == 0 ? "équipe" : "?", 9);
+        printf("%-20s %-16s %-40s %s\n", s_field(t, "subject"), when,
+               strcmp(kind, "network") == 0 ? s_field(t, "types") : "-", s_field(t, "label"));
+        freeReplyObject(t);
+    }
+    free(pairs);
+    freeReplyObject(all);
+    return rc;
+}
+
+static int s_revoke(redisContext *c, const char *id)
+{
+    if (!mg_id_is_valid(id) || strncmp(id, "tok-", 4) != 0) {
+        cli_error("token", "'%s' is not a token id (tok-..., see 'maillage token list')", id);
+        return -1;
+    }
+    redisReply *r = redisCommand(c, "HGET %s %s", MG_TOKENS_KEY, id);
+    if (!r || r->type == REDIS_REPLY_ERROR) return s_fail_reply(c, r);
+    if (r->type != REDIS_REPLY_STRING || r->len != MG_TOKEN_HASH_LEN) {
+        freeReplyObject(r);
+        cli_error("token", "no token '%s' (see 'maillage token list')", id);
+        return -1;
+    }
+    char hash[MG_TOKEN_HASH_LEN + 1];
+    memcpy(hash, r->str, sizeof hash);
+    freeReplyObject(r);
+    if (s_reply_ok(c, redisCommand(c, "DEL %s%s", MG_TOKEN_KEY_PREFIX, hash)) != 0 ||
+        s_reply_ok(c, redisCommand(c, "HDEL %s %s", MG_TOKENS_KEY, id)) != 0 ||
+        s_reply_ok(c, redisCommand(c, "PUBLISH %s %s", MG_TOKENS_REVOKED_CHANNEL, hash)) != 0)
+        return -1;
+    printf("Jeton %s révoqué : il est refusé dès maintenant.\n", id);
+    return 0;
+}
+
+int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)
+{
+    enum { OPT_NETWORK = 2001, OPT_STAFF, OPT_TYPES, OPT_LABEL };
+    static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
+                                            {"network", required_argument, NULL, OPT_NETWORK},
+                                            {"staff", required_argument, NULL, OPT_STAFF},
+                                            {"types", required_argument, NULL, OPT_TYPES},
+                                            {"label", required_argument, NULL, OPT_LABEL},
+                                            {NULL, 0, NULL, 0}};
+    const char *network = NULL, *staff = NULL, *types = NULL, *label = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (cli_settings_option(settings, opt, optarg)) continue;
+        switch (opt) {
+        case OPT_NETWORK: network = optarg; break;
+        case OPT_STAFF: staff = optarg; break;
+        case OPT_TYPES: types = optarg; break;
+        case OPT_LABEL: label = optarg; break;
+        case 'h': s_usage(stdout); return CLI_EXIT_OK;
+        default: s_usage(stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    const char *action = optind < argc ? argv[optind] : NULL;
+    int nargs = argc - optind;
+    if (!action) {
+        cli_error("token", "expected 'issue', 'list' or 'revoke TOKEN_ID' (try 'maillage token --help')");
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(action, "issue") == 0) {
+        if (nargs != 1 || !network == !staff) {
+            cli_error("token", "issue: give exactly one of --network ID or --staff ID");
+            return CLI_EXIT_USAGE;
+        }
+        if (staff && types) {
+            cli_error("token", "issue: --types applies to network tokens only");
+            return CLI_EXIT_USAGE;
+        }
+    } else if (strcmp(action, "list") == 0 ? nargs != 1 : strcmp(action, "revoke") != 0 || nargs != 2) {
+        cli_error("token", "expected 'issue', 'list' or 'revoke TOKEN_ID' (try 'maillage token --help')");
+        return CLI_EXIT_USAGE;
+    } else if (network || staff || types || label) {
+        cli_error("token", "--network, --staff, --types and --label go with 'issue'");
+        return CLI_EXIT_USAGE;
+    }
+    if (label && strpbrk(label, "\r\n")) {
+        cli_error("token", "--label: one line of text");
+        return CLI_EXIT_USAGE;
+    }
+    cli_context_t ctx;
+    int rc = CLI_EXIT_FAIL;
+    if (cli_context_init(&ctx, settings, "token") != 0) return CLI_EXIT_FAIL;
+    redisContext *redis = cli_redis_connect(&ctx, "token");
+    if (redis) {
+        int ok = strcmp(action, "issue") == 0 ? s_issue(redis, network, staff, types, label)
+                 : strcmp(action, "list") == 0 ? s_list(redis)
+                                               : s_revoke(redis, argv[optind + 1]);
+        rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        redisFree(redis);
+    }
+    fflush(stdout);
+    cli_context_destroy(&ctx);
+    return rc;
+}
