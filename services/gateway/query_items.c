@@ -1,0 +1,1054 @@
+/* query_items.c -- structures, needs, offers and matches, read from the
+ * matcher's records (docs/redis-keys.md, "Matcher"):
+ *
+ *   GET /v1/structures[?cursor=&limit=]   SCAN of mg:structure:* (hashes only)
+ *   GET /v1/structures/{sid}              mg:structure:<sid> + mg:contact:<sid>
+ *   GET /v1/needs[?category=&department=&cursor=&limit=], GET /v1/offers[...]
+ *                                         ZSCAN of mg:geo:<kind>:<cat> (the open ones)
+ *   GET /v1/needs/{nid}, GET /v1/offers/{oid}
+ *   GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches
+ *                                         mg:nm:<nid> / mg:om:<oid> by score
+ *   GET /v1/matches/{mid}                 mg:mid:<mid> -> mg:pair:, mg:mexp:, mg:pfb:
+ *
+ * A need or offer record holds the matching view of the item (title, tags
+ * and description folded into keywords); what staff read (title,
+ * description, tags, quantity, ...) comes from the journal entry at the
+ * record's sequence while the journal still holds it, else the title from
+ * the notifier's mg:notifier:need:/offer: hash (description then absent).
+ * A closed item's record is a tombstone without its fields: they come from
+ * the notifier's hash as well. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maillage/envelope.h"
+#include "maillage/french.h"
+#include "maillage/json.h"
+#include "maillage/mem.h"
+#include "query.h"
+
+enum { S_NEED = 0, S_OFFER = 1 };
+static const char *const s_kind_name[2] = {"need", "offer"};
+
+/* ---- records ---------------------------------------------------------------------- */
+
+/* mg:need:<nid> / mg:offer:<oid>: seq|open|sid|cat|com|dep|epci|until|at|terr|flags|<pb> */
+typedef struct {
+    int present;
+    long long seq;
+    int open;
+    char sid[MG_ID_MAX + 1], cat[64], com[8], dep[4], epci[16];
+    long until; /* day number, -1 = none */
+    long long at;
+    uint8_t *pb;
+    size_t pb_len;
+} s_record_t;
+
+static void s_copy(char *dst, size_t dstlen, const char *src, size_t len) {
+    if (len >= dstlen) len = dstlen - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static void s_record_clear(s_record_t *rec) {
+    free(rec->pb);
+    memset(rec, 0, sizeof(*rec));
+    rec->until = -1;
+}
+
+static int s_record_parse(const redisReply *v, s_record_t *rec) {
+    s_record_clear(rec);
+    if (!v || v->type != REDIS_REPLY_STRING) return -1;
+    const char *p = v->str, *end = v->str + v->len;
+    const char *f[11];
+    size_t len[11];
+    for (int i = 0; i < 11; i++) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        if (!bar) return -1;
+        f[i] = p;
+        len[i] = (size_t)(bar - p);
+        p = bar + 1;
+    }
+    char num[24];
+    s_copy(num, sizeof(num), f[0], len[0]);
+    rec->seq = strtoll(num, NULL, 10);
+    rec->open = len[1] == 1 && f[1][0] == '1';
+    s_copy(rec->sid, sizeof(rec->sid), f[2], len[2]);
+    s_copy(rec->cat, sizeof(rec->cat), f[3], len[3]);
+    s_copy(rec->com, sizeof(rec->com), f[4], len[4]);
+    s_copy(rec->dep, sizeof(rec->dep), f[5], len[5]);
+    s_copy(rec->epci, sizeof(rec->epci), f[6], len[6]);
+    s_copy(num, sizeof(num), f[7], len[7]);
+    rec->until = len[7] ? strtol(num, NULL, 10) : -1;
+    s_copy(num, sizeof(num), f[8], len[8]);
+    rec->at = strtoll(num, NULL, 10);
+    rec->pb_len = (size_t)(end - p);
+    rec->pb = rec->pb_len ? mg_malloc(rec->pb_len) : NULL;
+    if (rec->pb_len) memcpy(rec->pb, p, rec->pb_len);
+    rec->present = 1;
+    return 0;
+}
+
+/* mg:pair:<nid>|<oid>: rev|score|ret|mid|dist|ns|os|cat|dep|at[|pcat|pcom] */
+typedef struct {
+    int present;
+    unsigned rev;
+    double score, dist;
+    int retired;
+    char mid[MG_ID_MAX + 1], ns[MG_ID_MAX + 1], os[MG_ID_MAX + 1], cat[64], dep[4], com[8];
+    long long at;
+} s_pair_t;
+
+static int s_pair_parse(const char *v, s_pair_t *p) {
+    memset(p, 0, sizeof(*p));
+    if (!v) return -1;
+    const char *f[12];
+    size_t len[12];
+    size_t n = 0;
+    const char *s = v;
+    while (n < 12) {
+        const char *bar = strchr(s, '|');
+        f[n] = s;
+        len[n] = bar ? (size_t)(bar - s) : strlen(s);
+        n++;
+        if (!bar) break;
+        s = bar + 1;
+    }
+    if (n < 10) return -1;
+    char num[32];
+    s_copy(num, sizeof(num), f[0], len[0]);
+    p->rev = (unsigned)strtoul(num, NULL, 10);
+    s_copy(num, sizeof(num), f[1], len[1]);
+    p->score = strtod(num, NULL);
+    p->retired = len[2] == 1 && f[2][0] == '1';
+    s_copy(p->mid, sizeof(p->mid), f[3], len[3]);
+    s_copy(num, sizeof(num), f[4], len[4]);
+    p->dist = strtod(num, NULL);
+    s_copy(p->ns, sizeof(p->ns), f[5], len[5]);
+    s_copy(p->os, sizeof(p->os), f[6], len[6]);
+    s_copy(p->cat, sizeof(p->cat), f[7], len[7]);
+    s_copy(p->dep, sizeof(p->dep), f[8], len[8]);
+    s_copy(num, sizeof(num), f[9], len[9]);
+    p->at = strtoll(num, NULL, 10);
+    if (n == 12) s_copy(p->com, sizeof(p->com), f[11], len[11]);
+    p->present = 1;
+    return 0;
+}
+
+/* The name in a serialized Structure (mg:structure:<sid> `pb`). Caller owns
+ * the result; NULL when unknown. */
+static char *s_structure_name(const redisReply *pb) {
+    if (!pb || pb->type != REDIS_REPLY_STRING) return NULL;
+    Maillage__V1__Structure *s = maillage__v1__structure__unpack(NULL, pb->len, (const uint8_t *)pb->str);
+    if (!s) return NULL;
+    char *name = s->name && *s->name ? mg_strdup(s->name) : NULL;
+    maillage__v1__structure__free_unpacked(s, NULL);
+    return name;
+}
+
+static void s_set_time(json_t *obj, const char *key, long long ms) {
+    if (ms <= 0) return;
+    char when[32];
+    gq_rfc3339(ms, when);
+    json_object_set_new(obj, key, json_string(when));
+}
+
+static void s_set_seq(json_t *obj, const char *key, long long seq) {
+    char text[24];
+    snprintf(text, sizeof(text), "%lld", seq);
+    json_object_set_new(obj, key, json_string(text));
+}
+
+/* ---- matches ------------------------------------------------------------------------ */
+
+typedef struct {
+    char nid[MG_ID_MAX + 1], oid[MG_ID_MAX + 1];
+    s_pair_t pair;
+    char *status, *need_title, *offer_title; /* owned */
+} s_match_t;
+
+typedef struct s_matches s_matches_t;
+/* Called once with the loaded matches (json per match in `out`, an array
+ * the callback steals), or out == NULL when Redis failed. */
+typedef void (*s_matches_fn)(s_matches_t *m, json_t *out);
+
+struct s_matches {
+    gw_request_t *r;
+    s_match_t *items;
+    size_t count;
+    s_matches_fn done;
+    /* the route's own context */
+    int kind;
+    char id[MG_ID_MAX + 1];
+    long limit;
+};
+
+static void s_matches_free(s_matches_t *m) {
+    for (size_t i = 0; i < m->count; i++) {
+        free(m->items[i].status);
+        free(m->items[i].need_title);
+        free(m->items[i].offer_title);
+    }
+    free(m->items);
+    free(m);
+}
+
+static void s_matches_reply(s_matches_t *m, int status, json_t *body) {
+    gw_request_t *r = m->r;
+    s_matches_free(m);
+    gw_reply_json(r, status, body);
+}
+
+static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisReply *found_pb,
+                            const redisReply *ns_pb, const redisReply *os_pb) {
+    const s_pair_t *p = &mt->pair;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(p->mid));
+    json_object_set_new(o, "needId", json_string(mt->nid));
+    json_object_set_new(o, "offerId", json_string(mt->oid));
+    json_object_set_new(o, "score", json_real(p->score));
+    json_object_set_new(o, "distanceKm", json_real(p->dist));
+    gq_set_category(gw, o, p->cat);
+    if (p->dep[0]) {
+        gq_set_str(o, "department", p->dep);
+        gq_set_str(o, "departmentName", mg_fr_department(p->dep));
+    }
+    if (p->com[0]) {
+        const mg_commune_t *c = mg_communes_find(gw_communes(gw), p->com);
+        gq_set_str(o, "commune", p->com);
+        if (c) gq_set_str(o, "communeName", c->name);
+    }
+    gq_set_str(o, "needStructureId", p->ns);
+    gq_set_str(o, "offerStructureId", p->os);
+    char *name = s_structure_name(ns_pb);
+    gq_set_str(o, "needStructureName", name);
+    free(name);
+    name = s_structure_name(os_pb);
+    gq_set_str(o, "offerStructureName", name);
+    free(name);
+    gq_set_str(o, "needTitle", mt->need_title);
+    gq_set_str(o, "offerTitle", mt->offer_title);
+    json_object_set_new(o, "retired", json_boolean(p->retired));
+    json_object_set_new(o, "revision", json_integer(p->rev));
+    s_set_time(o, "proposedAt", p->at);
+    json_object_set_new(o, "status", json_string(gq_status_name(mt->status)));
+    Maillage__V1__MatchFound *mf = NULL;
+    if (found_pb && found_pb->type == REDIS_REPLY_STRING)
+        mf = maillage__v1__match_found__unpack(NULL, found_pb->len, (const uint8_t *)found_pb->str);
+    json_t *components = json_object();
+    if (mf) {
+        json_object_set_new(o, "explanation", json_string(mf->explanation ? mf->explanation : ""));
+        if (mf->rank) json_object_set_new(o, "rank", json_integer(mf->rank));
+        for (size_t i = 0; i < mf->n_components; i++) {
+            const Maillage__V1__ScoreComponent *c = mf->components[i];
+            if (!c->name || !*c->name) continue;
+            json_t *one = json_pack("{s:f, s:f}", "value", c->value, "weight", c->weight);
+            gq_set_str(one, "detail", c->detail);
+            json_object_set_new(components, c->name, one);
+        }
+        json_object_set_new(o, "found", mg_json_from_message(&mf->base));
+        maillage__v1__match_found__free_unpacked(mf, NULL);
+    } else {
+        /* A pair proposed before mg:mexp existed: no explanation kept. */
+        json_object_set_new(o, "explanation", json_string(""));
+        json_object_set_new(o, "found", json_null());
+    }
+    json_object_set_new(o, "components", components);
+    return o;
+}
+
+static void s_on_matches_found(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_matches_t *m = privdata;
+    (void)redis;
+    size_t live = 0;
+    for (size_t i = 0; i < m->count; i++)
+        live += m->items[i].pair.present;
+    if (!gq_exec_ok(reply, 3 * live)) {
+        m->done(m, NULL);
+        return;
+    }
+    json_t *out = json_array();
+    size_t k = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        if (!m->items[i].pair.present) continue;
+        json_array_append_new(out, s_match_json(m->r->gw, &m->items[i], gq_at(reply, 3 * k),
+                                                gq_at(reply, 3 * k + 1), gq_at(reply, 3 * k + 2)));
+        k++;
+    }
+    m->done(m, out);
+}
+
+static char *s_dup_str(const redisReply *r) {
+    const char *s = gq_str(r);
+    return s && *s ? mg_strdup(s) : NULL;
+}
+
+static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_matches_t *m = privdata;
+    (void)redis;
+    if (!gq_exec_ok(reply, 4 * m->count)) {
+        m->done(m, NULL);
+        return;
+    }
+    gq_tx_t tx;
+    gq_tx_begin(&tx, m->r->gw);
+    for (size_t i = 0; i < m->count; i++) {
+        s_match_t *mt = &m->items[i];
+        s_pair_parse(gq_str(gq_at(reply, 4 * i)), &mt->pair);
+        mt->status = s_dup_str(gq_at(reply, 4 * i + 1));
+        mt->need_title = s_dup_str(gq_at(reply, 4 * i + 2));
+        mt->offer_title = s_dup_str(gq_at(reply, 4 * i + 3));
+        if (!mt->pair.present) continue;
+        char key[200];
+        snprintf(key, sizeof(key), "mg:mexp:%s", mt->pair.mid);
+        gq_tx_add(&tx, "GET", key, NULL);
+        snprintf(key, sizeof(key), "mg:structure:%s", mt->pair.ns);
+        gq_tx_add(&tx, "HGET", key, "pb", NULL);
+        snprintf(key, sizeof(key), "mg:structure:%s", mt->pair.os);
+        gq_tx_add(&tx, "HGET", key, "pb", NULL);
+    }
+    if (!tx.failed && tx.count == 0) {
+        m->done(m, json_array());
+        return;
+    }
+    if (gq_tx_exec(&tx, s_on_matches_found, m) != 0) m->done(m, NULL);
+}
+
+/* Load m->items (nid, oid set): their pair records, the caller's feedback,
+ * titles, then explanations and structure names. m->done runs once. */
+static void s_matches_load(s_matches_t *m) {
+    const char *staff = m->r->who.subject;
+    gq_tx_t tx;
+    gq_tx_begin(&tx, m->r->gw);
+    for (size_t i = 0; i < m->count; i++) {
+        const s_match_t *mt = &m->items[i];
+        char key[200], field[100];
+        snprintf(key, sizeof(key), "mg:pair:%s|%s", mt->nid, mt->oid);
+        gq_tx_add(&tx, "GET", key, NULL);
+        snprintf(key, sizeof(key), "mg:pfb:%s|%s", mt->nid, mt->oid);
+        snprintf(field, sizeof(field), "fb:%s", staff);
+        gq_tx_add(&tx, "HGET", key, field, NULL);
+        snprintf(key, sizeof(key), "mg:notifier:need:%s", mt->nid);
+        gq_tx_add(&tx, "HGET", key, "title", NULL);
+        snprintf(key, sizeof(key), "mg:notifier:offer:%s", mt->oid);
+        gq_tx_add(&tx, "HGET", key, "title", NULL);
+    }
+    if (gq_tx_exec(&tx, s_on_pairs, m) != 0) m->done(m, NULL);
+}
+
+/* GET /v1/matches/{mid} */
+
+static void s_match_done(s_matches_t *m, json_t *out) {
+    if (!out) {
+        gw_request_t *r = m->r;
+        s_matches_free(m);
+        gw_reply_unavailable(r, "match");
+        return;
+    }
+    if (json_array_size(out) == 0) {
+        json_decref(out);
+        gw_request_t *r = m->r;
+        s_matches_free(m);
+        gw_reply_error(r, 404, "not_found", NULL, -1, "no match with this id");
+        return;
+    }
+    json_t *one = json_incref(json_array_get(out, 0));
+    json_decref(out);
+    s_matches_reply(m, 200, one);
+}
+
+static void s_on_mid(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_matches_t *m = privdata;
+    (void)redis;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        gw_request_t *r = m->r;
+        s_matches_free(m);
+        gw_reply_unavailable(r, "match");
+        return;
+    }
+    const char *v = gq_str(reply);
+    const char *bar = v ? strchr(v, '|') : NULL;
+    if (!bar || (size_t)(bar - v) > MG_ID_MAX || strlen(bar + 1) > MG_ID_MAX) {
+        gw_request_t *r = m->r;
+        s_matches_free(m);
+        gw_reply_error(r, 404, "not_found", NULL, -1, "no match with this id");
+        return;
+    }
+    m->items = mg_calloc(1, sizeof(s_match_t));
+    m->count = 1;
+    s_copy(m->items[0].nid, sizeof(m->items[0].nid), v, (size_t)(bar - v));
+    snprintf(m->items[0].oid, sizeof(m->items[0].oid), "%s", bar + 1);
+    m->done = s_match_done;
+    s_matches_load(m);
+}
+
+static void s_match_get(gw_request_t *r) {
+    s_matches_t *m = mg_calloc(1, sizeof(*m));
+    m->r = r;
+    char key[200];
+    snprintf(key, sizeof(key), "mg:mid:%s", r->params[0]);
+    if (mg_redis_command(gw_redis(r->gw), s_on_mid, m, "GET %s", key) != 0) {
+        s_matches_free(m);
+        gw_reply_unavailable(r, "match");
+    }
+}
+
+/* GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches */
+
+static void s_list_done(s_matches_t *m, json_t *out) {
+    if (!out) {
+        gw_request_t *r = m->r;
+        s_matches_free(m);
+        gw_reply_unavailable(r, "matches");
+        return;
+    }
+    s_matches_reply(m, 200, json_pack("{s:o}", "items", out));
+}
+
+static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_matches_t *m = privdata;
+    (void)redis;
+    if (!gq_exec_ok(reply, 2)) {
+        gw_request_t *r = m->r;
+        s_matches_free(m);
+        gw_reply_unavailable(r, "matches");
+        return;
+    }
+    const redisReply *exists = gq_at(reply, 0), *list = gq_at(reply, 1);
+    if (!exists || exists->type != REDIS_REPLY_INTEGER || exists->integer == 0) {
+        gw_request_t *r = m->r;
+        const char *what = s_kind_name[m->kind];
+        s_matches_free(m);
+        gw_reply_error(r, 404, "not_found", NULL, -1, "no %s with this id", what);
+        return;
+    }
+    size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements / 2 : 0;
+    m->items = mg_calloc(n ? n : 1, sizeof(s_match_t));
+    for (size_t i = 0; i < n; i++) {
+        const char *other = gq_str(list->element[2 * i]);
+        if (!other || !mg_id_is_valid(other)) continue;
+        s_match_t *mt = &m->items[m->count++];
+        snprintf(mt->nid, sizeof(mt->nid), "%s", m->kind == S_NEED ? m->id : other);
+        snprintf(mt->oid, sizeof(mt->oid), "%s", m->kind == S_NEED ? other : m->id);
+    }
+    m->done = s_list_done;
+    if (m->count == 0) {
+        s_list_done(m, json_array());
+        return;
+    }
+    s_matches_load(m);
+}
+
+static void s_item_matches(gw_request_t *r, int kind) {
+    long limit;
+    if (gq_param_limit(r, 50, 200, &limit) != 0) return;
+    s_matches_t *m = mg_calloc(1, sizeof(*m));
+    m->r = r;
+    m->kind = kind;
+    m->limit = limit;
+    snprintf(m->id, sizeof(m->id), "%s", r->params[0]);
+    char key[200], zkey[200], stop[24];
+    snprintf(key, sizeof(key), "mg:%s:%s", s_kind_name[kind], m->id);
+    snprintf(zkey, sizeof(zkey), "mg:%s:%s", kind == S_NEED ? "nm" : "om", m->id);
+    snprintf(stop, sizeof(stop), "%ld", limit - 1);
+    gq_tx_t tx;
+    gq_tx_begin(&tx, r->gw);
+    gq_tx_add(&tx, "EXISTS", key, NULL);
+    gq_tx_add(&tx, "ZREVRANGE", zkey, "0", stop, "WITHSCORES", NULL);
+    if (gq_tx_exec(&tx, s_on_item_matches, m) != 0) {
+        s_matches_free(m);
+        gw_reply_unavailable(r, "matches");
+    }
+}
+
+static void s_need_matches(gw_request_t *r) {
+    s_item_matches(r, S_NEED);
+}
+static void s_offer_matches(gw_request_t *r) {
+    s_item_matches(r, S_OFFER);
+}
+
+/* ---- needs and offers --------------------------------------------------------------- */
+
+typedef struct {
+    char id[MG_ID_MAX + 1];
+    s_record_t rec;
+    /* from mg:notifier:<kind>:<id> */
+    char *title, *sid, *cat, *commune, *dep, *source;
+    long long matches;
+    int keep; /* listed (open, in the department asked) */
+} s_item_t;
+
+typedef struct {
+    gw_request_t *r;
+    int kind;
+    int detail; /* one item: 404 when unknown */
+    s_item_t *items;
+    size_t count, cap;
+    /* lists */
+    const char *department;
+    long limit;
+    size_t cat_index, cat_end; /* categories [cat_index, cat_end) still to scan */
+    char zcursor[24];          /* ZSCAN cursor within category cat_index */
+    int rounds;
+    size_t kept;
+} s_items_t;
+
+static void s_items_free(s_items_t *q) {
+    for (size_t i = 0; i < q->count; i++) {
+        s_item_t *it = &q->items[i];
+        s_record_clear(&it->rec);
+        free(it->title);
+        free(it->sid);
+        free(it->cat);
+        free(it->commune);
+        free(it->dep);
+        free(it->source);
+    }
+    free(q->items);
+    free(q);
+}
+
+static void s_items_reply(s_items_t *q, int status, json_t *body) {
+    gw_request_t *r = q->r;
+    s_items_free(q);
+    gw_reply_json(r, status, body);
+}
+
+static void s_items_unavailable(s_items_t *q) {
+    gw_request_t *r = q->r;
+    s_items_free(q);
+    gw_reply_unavailable(r, "items");
+}
+
+static s_item_t *s_items_add(s_items_t *q, const char *id) {
+    if (q->count == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 16;
+        q->items = mg_realloc(q->items, q->cap * sizeof(s_item_t));
+    }
+    s_item_t *it = &q->items[q->count++];
+    memset(it, 0, sizeof(*it));
+    it->rec.until = -1;
+    snprintf(it->id, sizeof(it->id), "%s", id);
+    return it;
+}
+
+/* The item (Need or Offer) of a journaled envelope, if it is about `id`. */
+static const ProtobufCMessage *s_envelope_item(const mg_envelope_t *env, int kind, const char *id) {
+    if (!env) return NULL;
+    if (kind == S_NEED) {
+        const Maillage__V1__Need *n = NULL;
+        if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED && env->need_reported)
+            n = env->need_reported->need;
+        else if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED && env->need_updated)
+            n = env->need_updated->need;
+        return n && n->need_id && strcmp(n->need_id, id) == 0 ? &n->base : NULL;
+    }
+    const Maillage__V1__Offer *o = NULL;
+    if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED && env->offer_published)
+        o = env->offer_published->offer;
+    else if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED && env->offer_updated)
+        o = env->offer_updated->offer;
+    return o && o->offer_id && strcmp(o->offer_id, id) == 0 ? &o->base : NULL;
+}
+
+/* Copy the members of `from` (proto3 JSON of the item) into `to`, except the
+ * id (the item's "id" says it). */
+static void s_merge_item(json_t *to, json_t *from, int kind) {
+    const char *key;
+    json_t *value;
+    json_object_foreach(from, key, value) {
+        if (strcmp(key, kind == S_NEED ? "needId" : "offerId") == 0) continue;
+        json_object_set(to, key, value);
+    }
+}
+
+static json_t *s_item_json(mg_gateway_t *gw, int kind, const s_item_t *it, const redisReply *journal,
+                           const redisReply *structure_pb) {
+    const s_record_t *rec = &it->rec;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(it->id));
+    json_object_set_new(o, "open", json_boolean(rec->open));
+    /* The matching view first (radius, validity, territory, conditions: the
+     * fields it keeps as they are), then the original item over it. */
+    if (rec->pb_len) {
+        const ProtobufCMessageDescriptor *d =
+            kind == S_NEED ? &maillage__v1__need__descriptor : &maillage__v1__offer__descriptor;
+        ProtobufCMessage *view = protobuf_c_message_unpack(d, NULL, rec->pb_len, rec->pb);
+        if (view) {
+            json_t *j = mg_json_from_message(view);
+            json_object_del(j, "title");
+            json_object_del(j, "description");
+            json_object_del(j, "tags");
+            s_merge_item(o, j, kind);
+            json_decref(j);
+            protobuf_c_message_free_unpacked(view, NULL);
+        }
+    }
+    const char *source = it->source;
+    mg_envelope_t *env = NULL;
+    if (journal && journal->type == REDIS_REPLY_ARRAY && journal->elements == 1) {
+        const redisReply *entry = journal->element[0];
+        const redisReply *fields =
+            entry->type == REDIS_REPLY_ARRAY && entry->elements == 2 ? entry->element[1] : NULL;
+        const redisReply *e = fields ? mg_redis_field(fields, "e") : NULL;
+        if (e) env = mg_envelope_unpack((const uint8_t *)e->str, e->len);
+    }
+    const ProtobufCMessage *original = s_envelope_item(env, kind, it->id);
+    if (original) {
+        json_t *j = mg_json_from_message(original);
+        s_merge_item(o, j, kind);
+        json_decref(j);
+        if (env->source && *env->source) source = env->source;
+    } else {
+        json_object_del(o, "title");
+        gq_set_str(o, "title", it->title);
+    }
+    const char *sid = rec->sid[0] ? rec->sid : it->sid;
+    gq_set_str(o, "structureId", sid);
+    char *name = s_structure_name(structure_pb);
+    gq_set_str(o, "structureName", name);
+    free(name);
+    gq_set_category(gw, o, rec->cat[0] ? rec->cat : it->cat);
+    gq_set_place(gw, o, rec->com[0] ? rec->com : it->commune, rec->dep[0] ? rec->dep : it->dep);
+    if (rec->until >= 0) {
+        char day[11];
+        gq_day_date(rec->until, day);
+        json_object_set_new(o, "validUntil", json_string(day));
+    }
+    s_set_time(o, "receivedAt", rec->at);
+    gq_set_str(o, "source", source);
+    if (rec->seq > 0) s_set_seq(o, "sequence", rec->seq);
+    json_object_set_new(o, "openMatches", json_integer(it->matches));
+    /* What the journal no longer holds is said, not guessed. */
+    json_object_set_new(o, "complete", json_boolean(original != NULL));
+    mg_envelope_free(env);
+    return o;
+}
+
+static void s_on_items_journal(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_items_t *q = privdata;
+    (void)redis;
+    if (q->kept && !gq_exec_ok(reply, 2 * q->kept)) {
+        s_items_unavailable(q);
+        return;
+    }
+    json_t *list = json_array();
+    size_t k = 0;
+    for (size_t i = 0; i < q->count; i++) {
+        if (!q->items[i].keep) continue;
+        json_array_append_new(
+            list, s_item_json(q->r->gw, q->kind, &q->items[i], gq_at(reply, 2 * k), gq_at(reply, 2 * k + 1)));
+        k++;
+    }
+    if (q->detail) {
+        json_t *one = json_incref(json_array_get(list, 0));
+        json_decref(list);
+        s_items_reply(q, 200, one);
+        return;
+    }
+    json_t *body = json_pack("{s:o}", "items", list);
+    if (q->cat_index < q->cat_end) {
+        char cursor[48];
+        snprintf(cursor, sizeof(cursor), "%zu.%s", q->cat_index, q->zcursor);
+        json_object_set_new(body, "nextCursor", json_string(cursor));
+    } else {
+        json_object_set_new(body, "nextCursor", json_null());
+    }
+    s_items_reply(q, 200, body);
+}
+
+static void s_on_items_records(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_items_t *q = privdata;
+    (void)redis;
+    if (!gq_exec_ok(reply, 3 * q->count)) {
+        s_items_unavailable(q);
+        return;
+    }
+    q->kept = 0;
+    for (size_t i = 0; i < q->count; i++) {
+        s_item_t *it = &q->items[i];
+        s_record_parse(gq_at(reply, 3 * i), &it->rec);
+        const redisReply *h = gq_at(reply, 3 * i + 1);
+        if (h && h->type == REDIS_REPLY_ARRAY) {
+            it->title = s_dup_str(mg_redis_field(h, "title"));
+            it->sid = s_dup_str(mg_redis_field(h, "sid"));
+            it->cat = s_dup_str(mg_redis_field(h, "cat"));
+            it->commune = s_dup_str(mg_redis_field(h, "commune"));
+            it->dep = s_dup_str(mg_redis_field(h, "dep"));
+            it->source = s_dup_str(mg_redis_field(h, "source"));
+        }
+        const redisReply *z = gq_at(reply, 3 * i + 2);
+        it->matches = z && z->type == REDIS_REPLY_INTEGER ? z->integer : 0;
+        if (q->detail)
+            it->keep = it->rec.present;
+        else
+            it->keep = it->rec.present && it->rec.open &&
+                       (!q->department || strcmp(it->rec.dep, q->department) == 0);
+        q->kept += (size_t)it->keep;
+    }
+    if (q->detail && !q->kept) {
+        gw_request_t *r = q->r;
+        int kind = q->kind;
+        s_items_free(q);
+        gw_reply_error(r, 404, "not_found", NULL, -1, "no %s with this id", s_kind_name[kind]);
+        return;
+    }
+    gq_tx_t tx;
+    gq_tx_begin(&tx, q->r->gw);
+    for (size_t i = 0; i < q->count; i++) {
+        const s_item_t *it = &q->items[i];
+        if (!it->keep) continue;
+        char id[32], key[200];
+        /* A sequence of 0 reads nothing ("0-0" is below every entry id). */
+        snprintf(id, sizeof(id), "%lld-0", it->rec.seq);
+        gq_tx_add(&tx, "XRANGE", "mg:journal", id, id, NULL);
+        snprintf(key, sizeof(key), "mg:structure:%s", it->rec.sid[0] ? it->rec.sid : it->sid ? it->sid : "");
+        gq_tx_add(&tx, "HGET", key, "pb", NULL);
+    }
+    if (!tx.failed && tx.count == 0) {
+        s_on_items_journal(NULL, NULL, q);
+        return;
+    }
+    if (gq_tx_exec(&tx, s_on_items_journal, q) != 0) s_items_unavailable(q);
+}
+
+/* The records, the notifier's hashes and the open matches of q->items. */
+static void s_items_load(s_items_t *q) {
+    if (q->count == 0) {
+        q->kept = 0;
+        json_t *body = json_pack("{s:[]}", "items");
+        if (q->cat_index < q->cat_end) {
+            char cursor[48];
+            snprintf(cursor, sizeof(cursor), "%zu.%s", q->cat_index, q->zcursor);
+            json_object_set_new(body, "nextCursor", json_string(cursor));
+        } else {
+            json_object_set_new(body, "nextCursor", json_null());
+        }
+        s_items_reply(q, 200, body);
+        return;
+    }
+    gq_tx_t tx;
+    gq_tx_begin(&tx, q->r->gw);
+    for (size_t i = 0; i < q->count; i++) {
+        char key[200];
+        snprintf(key, sizeof(key), "mg:%s:%s", s_kind_name[q->kind], q->items[i].id);
+        gq_tx_add(&tx, "GET", key, NULL);
+        snprintf(key, sizeof(key), "mg:notifier:%s:%s", s_kind_name[q->kind], q->items[i].id);
+        gq_tx_add(&tx, "HGETALL", key, NULL);
+        snprintf(key, sizeof(key), "mg:%s:%s", q->kind == S_NEED ? "nm" : "om", q->items[i].id);
+        gq_tx_add(&tx, "ZCARD", key, NULL);
+    }
+    if (gq_tx_exec(&tx, s_on_items_records, q) != 0) s_items_unavailable(q);
+}
+
+static void s_item_get(gw_request_t *r, int kind) {
+    s_items_t *q = mg_calloc(1, sizeof(*q));
+    q->r = r;
+    q->kind = kind;
+    q->detail = 1;
+    s_items_add(q, r->params[0]);
+    s_items_load(q);
+}
+
+static void s_need_get(gw_request_t *r) {
+    s_item_get(r, S_NEED);
+}
+static void s_offer_get(gw_request_t *r) {
+    s_item_get(r, S_OFFER);
+}
+
+/* Lists: ZSCAN the open items of each category in turn (one category when
+ * asked), a few calls per request at most, then load what was found. */
+enum { S_SCAN_ROUNDS = 16 };
+
+static void s_items_scan(s_items_t *q);
+
+static void s_on_items_scan(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_items_t *q = privdata;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        s_items_unavailable(q);
+        return;
+    }
+    const redisReply *members = reply->element[1];
+    for (size_t i = 0; i + 1 < members->elements; i += 2) {
+        const char *id = gq_str(members->element[i]);
+        if (!id || !mg_id_is_valid(id)) continue;
+        /* ZSCAN may return a member twice while the set is rehashed. */
+        int seen = 0;
+        for (size_t k = 0; k < q->count && !seen; k++)
+            seen = strcmp(q->items[k].id, id) == 0;
+        if (!seen) s_items_add(q, id);
+    }
+    snprintf(q->zcursor, sizeof(q->zcursor), "%s", reply->element[0]->str);
+    if (strcmp(q->zcursor, "0") == 0) q->cat_index++;
+    if (q->count >= (size_t)q->limit || q->cat_index >= q->cat_end || ++q->rounds >= S_SCAN_ROUNDS) {
+        s_items_load(q);
+        return;
+    }
+    s_items_scan(q);
+}
+
+static void s_items_scan(s_items_t *q) {
+    const char *cat = mg_taxonomy_code(gw_taxonomy(q->r->gw), q->cat_index);
+    char key[200], count[24];
+    snprintf(key, sizeof(key), "mg:geo:%s:%s", s_kind_name[q->kind], cat);
+    /* COUNT is the work per call; the department filter drops some of what
+     * it returns, so ask for more then. */
+    long want = q->limit - (long)q->count;
+    snprintf(count, sizeof(count), "%ld", q->department ? want * 4 : want);
+    const char *argv[] = {"ZSCAN", key, q->zcursor, "COUNT", count};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    if (mg_redis_command_argv(gw_redis(q->r->gw), s_on_items_scan, q, 5, argv, lens) != 0)
+        s_items_unavailable(q);
+}
+
+static void s_item_list(gw_request_t *r, int kind) {
+    long limit;
+    const char *category, *department;
+    if (gq_param_limit(r, 50, 200, &limit) != 0 || gq_param_category(r, &category) != 0 ||
+        gq_param_department(r, &department) != 0)
+        return;
+    const mg_taxonomy_t *tax = gw_taxonomy(r->gw);
+    size_t ncat = mg_taxonomy_count(tax), first = 0, end = ncat;
+    if (category) {
+        for (size_t i = 0; i < ncat; i++)
+            if (strcmp(mg_taxonomy_code(tax, i), category) == 0) first = i;
+        end = first + 1;
+    }
+    char zcursor[24] = "0";
+    const char *cursor = gw_query(r, "cursor");
+    if (cursor && *cursor) {
+        /* "<category index>.<ZSCAN cursor>", as given in nextCursor */
+        char *dot;
+        unsigned long idx = strtoul(cursor, &dot, 10);
+        int ok = dot != cursor && *dot == '.' && strspn(cursor, "0123456789") == (size_t)(dot - cursor) &&
+                 idx >= first && idx < end && gq_scan_cursor_valid(dot + 1);
+        if (!ok) {
+            gw_reply_error(r, 400, "invalid_parameter", "cursor", -1, "cursor is not one this list gave");
+            return;
+        }
+        first = idx;
+        snprintf(zcursor, sizeof(zcursor), "%s", dot + 1);
+    }
+    s_items_t *q = mg_calloc(1, sizeof(*q));
+    q->r = r;
+    q->kind = kind;
+    q->limit = limit;
+    q->department = department;
+    q->cat_index = first;
+    q->cat_end = end;
+    snprintf(q->zcursor, sizeof(q->zcursor), "%s", zcursor);
+    if (first >= end) {
+        s_items_load(q);
+        return;
+    }
+    s_items_scan(q);
+}
+
+static void s_need_list(gw_request_t *r) {
+    s_item_list(r, S_NEED);
+}
+static void s_offer_list(gw_request_t *r) {
+    s_item_list(r, S_OFFER);
+}
+
+/* ---- structures ---------------------------------------------------------------------- */
+
+typedef struct {
+    gw_request_t *r;
+    int detail;
+    char **keys;
+    size_t count, cap;
+    long limit;
+    char cursor[24];
+    int rounds;
+} s_structures_t;
+
+static void s_structures_free(s_structures_t *q) {
+    for (size_t i = 0; i < q->count; i++)
+        free(q->keys[i]);
+    free(q->keys);
+    free(q);
+}
+
+static void s_structures_reply(s_structures_t *q, int status, json_t *body) {
+    gw_request_t *r = q->r;
+    s_structures_free(q);
+    gw_reply_json(r, status, body);
+}
+
+static void s_structures_unavailable(s_structures_t *q) {
+    gw_request_t *r = q->r;
+    s_structures_free(q);
+    gw_reply_unavailable(r, "structures");
+}
+
+/* The structure's JSON from its hash (NULL if there is none), with its
+ * contact when `contact` is given. */
+static json_t *s_structure_json(mg_gateway_t *gw, const redisReply *h, const redisReply *contact) {
+    const redisReply *pb = h && h->type == REDIS_REPLY_ARRAY ? mg_redis_field(h, "pb") : NULL;
+    if (!pb) return NULL;
+    Maillage__V1__Structure *s = maillage__v1__structure__unpack(NULL, pb->len, (const uint8_t *)pb->str);
+    if (!s) return NULL;
+    json_t *o = json_pack("{s:s}", "id", s->structure_id ? s->structure_id : "");
+    json_t *fields = mg_json_from_message(&s->base);
+    json_object_update(o, fields);
+    json_decref(fields);
+    /* The record keeps no contact; a contact comes only from mg:contact. */
+    json_object_del(o, "contact");
+    json_object_set_new(o, "familyLabel", json_string(mg_fr_family(s->family)));
+    const mg_commune_t *c = s->commune && *s->commune ? mg_communes_find(gw_communes(gw), s->commune) : NULL;
+    if (c) {
+        gq_set_str(o, "communeName", c->name);
+        gq_set_str(o, "department", c->department);
+        gq_set_str(o, "departmentName", mg_fr_department(c->department));
+    }
+    const redisReply *left = mg_redis_field(h, "left");
+    json_object_set_new(o, "left", json_boolean(left && strcmp(left->str, "1") == 0));
+    const redisReply *seq = mg_redis_field(h, "seq");
+    if (seq) json_object_set_new(o, "sequence", json_string(seq->str));
+    maillage__v1__structure__free_unpacked(s, NULL);
+    if (contact && contact->type == REDIS_REPLY_STRING) {
+        Maillage__V1__Contact *ct =
+            maillage__v1__contact__unpack(NULL, contact->len, (const uint8_t *)contact->str);
+        if (ct) {
+            json_object_set_new(o, "contact", mg_json_from_message(&ct->base));
+            maillage__v1__contact__free_unpacked(ct, NULL);
+        }
+    }
+    return o;
+}
+
+static void s_on_structure(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_structures_t *q = privdata;
+    (void)redis;
+    if (!gq_exec_ok(reply, 2)) {
+        s_structures_unavailable(q);
+        return;
+    }
+    json_t *o = s_structure_json(q->r->gw, gq_at(reply, 0), gq_at(reply, 1));
+    if (!o) {
+        gw_request_t *r = q->r;
+        s_structures_free(q);
+        gw_reply_error(r, 404, "not_found", NULL, -1, "no structure with this id");
+        return;
+    }
+    s_structures_reply(q, 200, o);
+}
+
+static void s_structure_get(gw_request_t *r) {
+    s_structures_t *q = mg_calloc(1, sizeof(*q));
+    q->r = r;
+    char key[200];
+    gq_tx_t tx;
+    gq_tx_begin(&tx, r->gw);
+    snprintf(key, sizeof(key), "mg:structure:%s", r->params[0]);
+    gq_tx_add(&tx, "HGETALL", key, NULL);
+    snprintf(key, sizeof(key), "mg:contact:%s", r->params[0]);
+    gq_tx_add(&tx, "GET", key, NULL);
+    if (gq_tx_exec(&tx, s_on_structure, q) != 0) s_structures_unavailable(q);
+}
+
+static void s_on_structures_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_structures_t *q = privdata;
+    (void)redis;
+    if (q->count && !gq_exec_ok(reply, q->count)) {
+        s_structures_unavailable(q);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < q->count; i++) {
+        json_t *o = s_structure_json(q->r->gw, gq_at(reply, i), NULL);
+        if (o) json_array_append_new(list, o);
+    }
+    json_t *body = json_pack("{s:o}", "items", list);
+    json_object_set_new(body, "nextCursor",
+                        strcmp(q->cursor, "0") == 0 ? json_null() : json_string(q->cursor));
+    s_structures_reply(q, 200, body);
+}
+
+static void s_structures_scan(s_structures_t *q);
+
+static void s_on_structures_scan(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_structures_t *q = privdata;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        s_structures_unavailable(q);
+        return;
+    }
+    const redisReply *keys = reply->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = gq_str(keys->element[i]);
+        int seen = 0; /* SCAN may return a key twice while the keyspace is rehashed */
+        for (size_t j = 0; k && j < q->count && !seen; j++)
+            seen = strcmp(q->keys[j], k) == 0;
+        if (!k || seen) continue;
+        if (q->count == q->cap) {
+            q->cap = q->cap ? 2 * q->cap : 32;
+            q->keys = mg_realloc(q->keys, q->cap * sizeof(char *));
+        }
+        q->keys[q->count++] = mg_strdup(k);
+    }
+    snprintf(q->cursor, sizeof(q->cursor), "%s", reply->element[0]->str);
+    if (q->count >= (size_t)q->limit || strcmp(q->cursor, "0") == 0 || ++q->rounds >= S_SCAN_ROUNDS) {
+        if (q->count == 0) {
+            s_on_structures_page(NULL, NULL, q);
+            return;
+        }
+        gq_tx_t tx;
+        gq_tx_begin(&tx, q->r->gw);
+        for (size_t i = 0; i < q->count; i++)
+            gq_tx_add(&tx, "HGETALL", q->keys[i], NULL);
+        if (gq_tx_exec(&tx, s_on_structures_page, q) != 0) s_structures_unavailable(q);
+        return;
+    }
+    s_structures_scan(q);
+}
+
+static void s_structures_scan(s_structures_t *q) {
+    /* TYPE hash: the structures, not their mg:structure:<sid>:items sets.
+     * COUNT grows when rounds come back empty (the keyspace holds far more
+     * than structures), within a bound per request. */
+    char count[24];
+    long c = q->limit << (q->rounds < 6 ? q->rounds : 6);
+    snprintf(count, sizeof(count), "%ld", c < 10 ? 10 : c > 2000 ? 2000 : c);
+    const char *argv[] = {"SCAN", q->cursor, "MATCH", "mg:structure:*", "TYPE", "hash", "COUNT", count};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    if (mg_redis_command_argv(gw_redis(q->r->gw), s_on_structures_scan, q, 8, argv, lens) != 0)
+        s_structures_unavailable(q);
+}
+
+static void s_structure_list(gw_request_t *r) {
+    long limit;
+    if (gq_param_limit(r, 50, 200, &limit) != 0) return;
+    const char *cursor = gw_query(r, "cursor");
+    if (cursor && *cursor && !gq_scan_cursor_valid(cursor)) {
+        gw_reply_error(r, 400, "invalid_parameter", "cursor", -1, "cursor is not one this list gave");
+        return;
+    }
+    s_structures_t *q = mg_calloc(1, sizeof(*q));
+    q->r = r;
+    q->limit = limit;
+    snprintf(q->cursor, sizeof(q->cursor), "%s", cursor && *cursor ? cursor : "0");
+    s_structures_scan(q);
+}
+
+void gq_items_register(mg_gateway_t *gw) {
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/structures", GW_STAFF, s_structure_list);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/structures/{id}", GW_STAFF, s_structure_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs", GW_STAFF, s_need_list);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs/{id}", GW_STAFF, s_need_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs/{id}/matches", GW_STAFF, s_need_matches);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers", GW_STAFF, s_offer_list);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers/{id}", GW_STAFF, s_offer_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers/{id}/matches", GW_STAFF, s_offer_matches);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/matches/{id}", GW_STAFF, s_match_get);
+}

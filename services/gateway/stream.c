@@ -1,0 +1,534 @@
+/* stream.c -- GET /v1/stream: a staff member's inbox as Server-Sent Events.
+ *
+ * One chunked response per client (evhttp_send_reply_start / _chunk / _end):
+ *
+ *   retry: 2000                         first, so a browser reconnects soon
+ *   id: <created_ms>-<nid>              per notification, its inbox position
+ *   event: notification
+ *   data: <the notification, one line of JSON, as in the inbox>
+ *   : ping                              every [gateway] stream_heartbeat_s
+ *
+ * Each stream remembers the position of the last entry it sent and reads
+ * what follows it in mg:inbox:<staff> (ZRANGEBYSCORE from there, in the
+ * sorted set's own order: score, then member), so nothing is sent twice or
+ * skipped. A client that reconnects with Last-Event-ID (or ?lastEventId=,
+ * for clients that cannot set headers) resumes right after that position;
+ * without it, the stream starts at the inbox's newest entry and sends only
+ * what arrives later. New entries are learnt from the notifier's
+ * "PUBLISH mg:inbox:new <staff>" (gateway.c's subscriber calls
+ * gw_stream_inbox_changed()) and, since pub/sub is fire-and-forget, from a
+ * poll of every stream every 2 seconds.
+ *
+ * The client going away: libevent 2.1 keeps reading a GET's connection
+ * while the reply is sent, so a close is seen at once; evhttp then detaches
+ * the unfinished request from the connection (req->evcon = NULL), frees the
+ * connection and calls our close callback, where the request is freed with
+ * evhttp_send_reply_end() (which frees a detached request). When the whole
+ * server is freed instead, the request is still attached and evhttp frees
+ * it: the close callback then only forgets it. A stream whose Redis read is
+ * in flight is marked closed and freed when the read comes back. The
+ * server's read timeout ([gateway]'s evhttp timeout) would cut a quiet
+ * stream, so a stream keeps only a write timeout, and a client that does
+ * not read is dropped once a bounded backlog is reached.
+ *
+ * A stream outlives the token cache, so each heartbeat checks its token
+ * again (gw_authenticate(): the cache, or Redis once a revocation dropped
+ * the entry): a revoked token's streams end within stream_heartbeat_s.
+ *
+ * Runs in the thread of the gateway's event base. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "maillage/log.h"
+#include "maillage/mem.h"
+#include "maillage/metrics.h"
+#include "query.h"
+
+#define S_BATCH           50
+#define S_POLL_MS         2000
+#define S_WRITE_TIMEOUT_S 60
+#define S_MAX_BACKLOG     (1024 * 1024) /* bytes waiting for a slow client */
+#define S_MAX_INPUT       16384         /* bytes a client may send on a stream (it should send none) */
+
+typedef struct s_stream s_stream_t;
+
+typedef struct {
+    mg_gateway_t *gw;
+    s_stream_t *head;
+    size_t count;
+    long max;
+    int stopping;
+    struct event *heartbeat, *poll;
+    mg_metric_t *m_streams, *m_events, *m_dropped;
+} s_state_t;
+
+struct s_stream {
+    s_stream_t *prev, *next;
+    s_state_t *st; /* NULL once the state is gone (freed when its read returns) */
+    mg_gateway_t *gw;
+    struct evhttp_request *req; /* NULL once the client is gone */
+    struct evhttp_connection *evcon;
+    char staff[MG_ID_MAX + 1];
+    gq_pos_t pos;
+    int have_pos;
+    int busy;      /* a Redis read in flight */
+    int auth_busy; /* a check of the token in flight */
+    int again;     /* a wake-up came meanwhile: read once more */
+    int closed;    /* ended or gone: freed once nothing is in flight */
+    char *token;   /* the token that opened the stream, checked again at each heartbeat */
+    size_t token_len;
+    gw_request_t auth; /* what gw_authenticate() needs: only `gw` is set */
+    long offset;
+    gq_entry_t *entries;
+    size_t count;
+    int full;
+};
+
+static void s_read(s_stream_t *s);
+
+static void s_stream_free(s_stream_t *s) {
+    for (size_t i = 0; i < s->count; i++)
+        json_decref(s->entries[i].json);
+    free(s->entries);
+    if (s->token) {
+        explicit_bzero(s->token, s->token_len);
+        free(s->token);
+    }
+    free(s);
+}
+
+/* Free a closed stream once no callback of ours can still arrive. */
+static void s_maybe_free(s_stream_t *s) {
+    if (s->closed && !s->busy && !s->auth_busy) s_stream_free(s);
+}
+
+static void s_unlink(s_stream_t *s) {
+    s_state_t *st = s->st;
+    if (!st) return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (st->head == s)
+        st->head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    if (st->count) st->count--;
+    mg_metrics_set(st->m_streams, st->count);
+}
+
+/* End the response (the client is still there): the terminating chunk is
+ * written, then evhttp frees the request. */
+static void s_end(s_stream_t *s) {
+    if (s->closed) return;
+    s->closed = 1;
+    s_unlink(s);
+    s->st = NULL;
+    if (s->req) {
+        evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+        evhttp_send_reply_end(s->req);
+        s->req = NULL;
+    }
+    s_maybe_free(s);
+}
+
+/* The connection is going away (client closed, error, timeout, or the
+ * server being freed). */
+static void s_on_close(struct evhttp_connection *evcon, void *arg) {
+    s_stream_t *s = arg;
+    (void)evcon;
+    s->closed = 1;
+    s_unlink(s);
+    s->st = NULL;
+    /* Detached (the client closed mid-stream): ours to free. Still attached
+     * (the server is being freed): evhttp frees it. */
+    if (s->req && evhttp_request_get_connection(s->req) == NULL) evhttp_send_reply_end(s->req);
+    s->req = NULL;
+    s_maybe_free(s);
+}
+
+static int s_send(s_stream_t *s, struct evbuffer *data) {
+    if (s->closed || !s->req) return -1;
+    evhttp_send_reply_chunk(s->req, data);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    size_t backlog = bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    size_t input = bev ? evbuffer_get_length(bufferevent_get_input(bev)) : 0;
+    if (backlog > S_MAX_BACKLOG || input >= S_MAX_INPUT) {
+        mg_warn("gateway: stream of %s dropped: %s", s->staff,
+                backlog > S_MAX_BACKLOG ? "the client does not read" : "the client sends data");
+        if (s->st) mg_metrics_inc(s->st->m_dropped);
+        s_end(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns -1 when the stream ended (`s` may be gone). */
+static int s_send_text(s_stream_t *s, const char *text) {
+    struct evbuffer *b = evbuffer_new();
+    if (!b) return 0;
+    evbuffer_add(b, text, strlen(text));
+    int rc = s_send(s, b);
+    evbuffer_free(b);
+    return rc;
+}
+
+/* ---- reading the inbox ------------------------------------------------------------------ */
+
+/* A read is over: forget its entries, free a stream that closed meanwhile,
+ * read again if asked. */
+static void s_read_done(s_stream_t *s, int more) {
+    for (size_t i = 0; i < s->count; i++)
+        json_decref(s->entries[i].json);
+    free(s->entries);
+    s->entries = NULL;
+    s->count = 0;
+    s->busy = 0;
+    if (s->closed) {
+        s_maybe_free(s);
+        return;
+    }
+    if (more || s->again) s_read(s);
+}
+
+static void s_on_loaded(void *arg, gq_entry_t *entries, size_t count, int ok) {
+    s_stream_t *s = arg;
+    if (!ok || s->closed) {
+        /* Redis failed: the poll tries again from the same position. */
+        s_read_done(s, 0);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    size_t sent = 0;
+    for (size_t i = 0; b && i < count; i++) {
+        const gq_entry_t *e = &entries[i];
+        /* A record gone already (retention) is passed over, not resent. */
+        s->pos.ms = e->ms;
+        snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", e->nid);
+        s->have_pos = 1;
+        if (!e->json) continue;
+        char *line = json_dumps(e->json, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        if (!line) continue;
+        evbuffer_add_printf(b, "id: %lld-%s\nevent: notification\ndata: %s\n\n", (long long)e->ms, e->nid,
+                            line);
+        free(line);
+        sent++;
+    }
+    if (b) {
+        if (evbuffer_get_length(b)) s_send(s, b);
+        evbuffer_free(b);
+    }
+    if (s->st) mg_metrics_add(s->st->m_events, sent);
+    s_read_done(s, s->full);
+}
+
+static void s_on_range(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_stream_t *s = privdata;
+    (void)redis;
+    if (s->closed || !reply || reply->type != REDIS_REPLY_ARRAY) {
+        s_read_done(s, 0);
+        return;
+    }
+    size_t fetched = reply->elements / 2, skipped = 0;
+    s->entries = mg_calloc(fetched ? fetched : 1, sizeof(gq_entry_t));
+    s->count = 0;
+    for (size_t i = 0; i < fetched; i++) {
+        const char *nid = gq_str(reply->element[2 * i]), *score = gq_str(reply->element[2 * i + 1]);
+        int64_t ms = score ? (int64_t)strtoll(score, NULL, 10) : 0;
+        /* At or before the position: sent already (same millisecond). */
+        if (!nid || !score || !mg_id_is_valid(nid) || (s->have_pos && gq_pos_cmp(ms, nid, &s->pos) <= 0)) {
+            skipped++;
+            continue;
+        }
+        gq_entry_t *e = &s->entries[s->count++];
+        snprintf(e->nid, sizeof(e->nid), "%s", nid);
+        e->ms = ms;
+    }
+    s->full = fetched == S_BATCH;
+    if (s->count == 0) {
+        /* A whole batch at the position's millisecond: look past it. */
+        int ties = s->full && skipped == fetched;
+        s->offset = ties ? s->offset + S_BATCH : 0;
+        s_read_done(s, ties);
+        return;
+    }
+    s->offset = 0;
+    if (gq_notifs_load(s->gw, s->staff, s->entries, s->count, s_on_loaded, s) != 0) s_read_done(s, 0);
+}
+
+static void s_read(s_stream_t *s) {
+    if (s->closed) return;
+    if (s->busy) {
+        s->again = 1;
+        return;
+    }
+    char key[200], min[32], offset[24], batch[24];
+    snprintf(key, sizeof(key), "mg:inbox:%s", s->staff);
+    if (s->have_pos)
+        snprintf(min, sizeof(min), "%lld", (long long)s->pos.ms);
+    else
+        snprintf(min, sizeof(min), "-inf");
+    snprintf(offset, sizeof(offset), "%ld", s->offset);
+    snprintf(batch, sizeof(batch), "%d", S_BATCH);
+    const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf", "WITHSCORES", "LIMIT", offset, batch};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    s->again = 0;
+    if (mg_redis_command_argv(gw_redis(s->gw), s_on_range, s, 8, argv, lens) == 0) s->busy = 1;
+}
+
+/* Without Last-Event-ID: start at the newest entry (only what follows is
+ * sent). */
+static void s_on_start(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_stream_t *s = privdata;
+    (void)redis;
+    s->busy = 0;
+    if (s->closed) {
+        s_maybe_free(s);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        /* Redis is down: end the response; the browser reconnects (retry). */
+        s_end(s);
+        return;
+    }
+    if (reply->elements == 2) {
+        const char *nid = gq_str(reply->element[0]), *score = gq_str(reply->element[1]);
+        if (nid && score && mg_id_is_valid(nid)) {
+            s->pos.ms = (int64_t)strtoll(score, NULL, 10);
+            snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", nid);
+        }
+    }
+    /* An empty inbox: everything that arrives is new. */
+    s->have_pos = 1;
+    if (s->again) s_read(s);
+}
+
+/* ---- the token, checked again --------------------------------------------------------------- */
+
+/* The token of the request, as the router found it: the bearer token, or
+ * else the session cookie. Caller owns the result (NULL if none). */
+static char *s_request_token(gw_request_t *r, size_t *len) {
+    const char *auth = gw_request_header(r, "Authorization");
+    const char *token = NULL;
+    size_t n = 0;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        token = auth + 7;
+        while (*token == ' ')
+            token++;
+        n = strlen(token);
+        while (n && token[n - 1] == ' ')
+            n--;
+    } else if (!auth) {
+        for (const char *p = gw_request_header(r, "Cookie"); p && *p;) {
+            while (*p == ' ' || *p == ';')
+                p++;
+            const char *end = p + strcspn(p, ";");
+            if (strncmp(p, "mg_session=", 11) == 0 && p + 11 <= end) {
+                token = p + 11;
+                n = (size_t)(end - token);
+                while (n && token[n - 1] == ' ')
+                    n--;
+                break;
+            }
+            p = end;
+        }
+    }
+    *len = n;
+    return token && n ? mg_strndup(token, n) : NULL;
+}
+
+/* A stream outlives the token cache: each heartbeat checks its token again
+ * (the cache answers, or Redis when a revocation dropped the entry), so a
+ * revoked token's streams end within stream_heartbeat_s. */
+static void s_on_reauth(gw_request_t *r, int status, const gw_principal_t *who) {
+    s_stream_t *s = (s_stream_t *)(void *)((char *)r - offsetof(s_stream_t, auth));
+    s->auth_busy = 0;
+    if (s->closed) {
+        s_maybe_free(s);
+        return;
+    }
+    /* 503: Redis is down; the stream goes on, the next heartbeat asks again. */
+    if (status == 401 || (status == 200 && (who->kind != GW_STAFF || strcmp(who->subject, s->staff) != 0))) {
+        mg_info("gateway: stream of %s ended: its token is no longer valid", s->staff);
+        s_end(s);
+    }
+}
+
+static void s_reauth(s_stream_t *s) {
+    if (s->closed || s->auth_busy || !s->token) return;
+    s->auth_busy = 1;
+    gw_authenticate(&s->auth, s->token, s->token_len, s_on_reauth);
+}
+
+/* ---- GET /v1/stream ----------------------------------------------------------------------- */
+
+static void s_stream(gw_request_t *r) {
+    s_state_t *st = gw_part(r->gw, GW_PART_STREAM);
+    if (!st || st->stopping) {
+        gw_header(r, "Retry-After", "1");
+        gw_reply_error(r, 503, "stopping", NULL, -1, "the gateway is stopping; retry later");
+        return;
+    }
+    if (st->count >= (size_t)st->max) {
+        gw_header(r, "Retry-After", "5");
+        gw_reply_error(r, 503, "too_many_streams", NULL, -1, "%ld live streams already (stream_max_clients)",
+                       st->max);
+        return;
+    }
+    const char *last = gw_request_header(r, "Last-Event-ID");
+    if (!last || !*last) last = gw_query(r, "lastEventId");
+    gq_pos_t pos;
+    int have_pos = last && *last;
+    if (have_pos && gq_pos_parse(last, &pos) != 0) {
+        gw_reply_error(r, 400, "invalid_parameter", "Last-Event-ID", -1,
+                       "Last-Event-ID must be an id this stream sent (\"<ms>-<notification id>\")");
+        return;
+    }
+    if (r->method == EVHTTP_REQ_HEAD) {
+        gw_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+        gw_header(r, "Cache-Control", "no-cache");
+        gw_reply_bytes(r, 200, NULL, NULL, 0);
+        return;
+    }
+    if (!mg_redis_is_up(gw_redis(r->gw))) {
+        gw_reply_unavailable(r, "Redis");
+        return;
+    }
+    struct evhttp_request *req = r->req;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon) {
+        gw_reply_error(r, 400, "bad_request", NULL, -1, "no connection");
+        return;
+    }
+    s_stream_t *s = mg_calloc(1, sizeof(*s));
+    s->st = st;
+    s->gw = r->gw;
+    s->req = req;
+    s->evcon = evcon;
+    snprintf(s->staff, sizeof(s->staff), "%s", r->who.subject);
+    s->token = s_request_token(r, &s->token_len);
+    s->auth.gw = r->gw;
+    if (have_pos) {
+        s->pos = pos;
+        s->have_pos = 1;
+    }
+    gw_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    gw_header(r, "Cache-Control", "no-cache");
+    gw_header(r, "X-Accel-Buffering", "no");
+    gw_header(r, "X-Content-Type-Options", "nosniff");
+    gw_request_release(r);
+
+    evhttp_send_reply_start(req, 200, "OK");
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    if (bev) {
+        struct timeval write_tv = {S_WRITE_TIMEOUT_S, 0};
+        bufferevent_set_timeouts(bev, NULL, &write_tv);
+        /* Reading stays on (a close is seen at once) but bounded. */
+        bufferevent_setwatermark(bev, EV_READ, 0, S_MAX_INPUT);
+    }
+    evhttp_connection_set_closecb(evcon, s_on_close, s);
+    s->next = st->head;
+    if (st->head) st->head->prev = s;
+    st->head = s;
+    st->count++;
+    mg_metrics_set(st->m_streams, st->count);
+    if (s_send_text(s, "retry: 2000\n\n") != 0) return;
+    if (s->have_pos) {
+        s_read(s);
+        return;
+    }
+    char key[200];
+    snprintf(key, sizeof(key), "mg:inbox:%s", s->staff);
+    const char *argv[] = {"ZRANGE", key, "-1", "-1", "WITHSCORES"};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    if (mg_redis_command_argv(gw_redis(s->gw), s_on_start, s, 5, argv, lens) == 0)
+        s->busy = 1;
+    else
+        s_end(s);
+}
+
+/* ---- timers, hooks ------------------------------------------------------------------------- */
+
+static void s_on_heartbeat(evutil_socket_t fd, short what, void *arg) {
+    s_state_t *st = arg;
+    (void)fd;
+    (void)what;
+    for (s_stream_t *s = st->head, *next; s; s = next) {
+        next = s->next;
+        if (s_send_text(s, ": ping\n\n") == 0) s_reauth(s);
+    }
+}
+
+static void s_on_poll(evutil_socket_t fd, short what, void *arg) {
+    s_state_t *st = arg;
+    (void)fd;
+    (void)what;
+    for (s_stream_t *s = st->head, *next; s; s = next) {
+        next = s->next;
+        if (s->have_pos) s_read(s);
+    }
+}
+
+void gw_stream_inbox_changed(mg_gateway_t *gw, const char *staff_id) {
+    s_state_t *st = gw_part(gw, GW_PART_STREAM);
+    if (!st || !staff_id) return;
+    for (s_stream_t *s = st->head, *next; s; s = next) {
+        next = s->next;
+        if (strcmp(s->staff, staff_id) != 0) continue;
+        if (s->have_pos)
+            s_read(s);
+        else
+            s->again = 1; /* still finding where to start */
+    }
+}
+
+void gw_stream_shutdown(mg_gateway_t *gw) {
+    s_state_t *st = gw_part(gw, GW_PART_STREAM);
+    if (!st) return;
+    st->stopping = 1;
+    if (st->heartbeat) event_del(st->heartbeat);
+    if (st->poll) event_del(st->poll);
+    size_t n = st->count;
+    while (st->head)
+        s_end(st->head);
+    if (n) mg_info("gateway: %zu live stream(s) ended", n);
+}
+
+static void s_state_destroy(void *arg) {
+    s_state_t *st = arg;
+    if (!st) return;
+    gw_stream_shutdown(st->gw);
+    /* Streams ended while a read was in flight are freed when it returns;
+     * they no longer point to this state. (s_end() unlinked them all.) */
+    if (st->heartbeat) event_free(st->heartbeat);
+    if (st->poll) event_free(st->poll);
+    free(st);
+}
+
+void gw_stream_register(mg_gateway_t *gw) {
+    const mg_config_t *cfg = gw_config(gw);
+    s_state_t *st = mg_calloc(1, sizeof(*st));
+    st->gw = gw;
+    st->max = mg_config_int(cfg, "gateway", "stream_max_clients");
+    long heartbeat_s = mg_config_int(cfg, "gateway", "stream_heartbeat_s");
+    st->m_streams = mg_metrics_gauge("maillage_gateway_streams", "Live streams (GET /v1/stream) open now.");
+    st->m_events =
+        mg_metrics_counter("maillage_gateway_stream_events_total", "Notifications sent on live streams.");
+    st->m_dropped = mg_metrics_counter("maillage_gateway_streams_dropped_total",
+                                       "Live streams ended for a client not reading.");
+    st->heartbeat = event_new(gw_base(gw), -1, EV_PERSIST, s_on_heartbeat, st);
+    st->poll = event_new(gw_base(gw), -1, EV_PERSIST, s_on_poll, st);
+    struct timeval hb = {heartbeat_s > 0 ? heartbeat_s : 15, 0};
+    struct timeval poll = {S_POLL_MS / 1000, (S_POLL_MS % 1000) * 1000};
+    if (st->heartbeat) event_add(st->heartbeat, &hb);
+    if (st->poll) event_add(st->poll, &poll);
+    gw_part_set(gw, GW_PART_STREAM, st, s_state_destroy);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/stream", GW_STAFF, s_stream);
+}

@@ -1,0 +1,755 @@
+"""The gateway's read API against the real stack: redis-server, broker,
+matcher, notifier and maillage-gateway on loopback, tokens from
+`maillage token issue`, data produced by emitting events (POST /v1/events
+with a network token, or the ZeroMQ ingest).
+
+Every endpoint of the read API with real data: structures (with their
+contact, for staff), needs and offers (the journal's title and description,
+then the notifier's title once the journal is trimmed), the matches of a need
+and of an offer, one match with its explanation and the caller's feedback,
+the inbox (paging without loss or duplicate, filters, marking read, another
+staff member's inbox), collective needs, figures that match the scenario by
+department, category and EPCI, the map; 400 for bad parameters, 404 for
+unknown ids, 401 without a token and 403 for network tokens."""
+
+import http.client
+import json
+import os
+import time
+import unittest
+import urllib.parse
+
+import harness as h
+import test_matcher as tm  # the event builders (as a module: its tests do not run here)
+
+CAEN, HEROUVILLE, IFS, BAYEUX, LISIEUX, ROUEN = tm.CAEN, tm.HEROUVILLE, tm.IFS, tm.BAYEUX, tm.LISIEUX, tm.ROUEN
+
+CLAIRE = {"name": "Claire Dupont", "departments": "14", "channels": "inbox"}
+REMI = {"name": "Rémi Leroy", "departments": "76", "channels": "inbox"}
+
+
+class Http:
+    """A tiny JSON client for one gateway (a new connection per request)."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def request(self, method, path, token=None, body=None, headers=None, query=None, content_type=None):
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            hdrs["Content-Type"] = content_type or "application/json"
+        elif content_type:
+            hdrs["Content-Type"] = content_type
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+            ctype = resp.getheader("Content-Type") or ""
+            value = json.loads(raw) if raw and ctype.startswith("application/json") else raw
+            return resp.status, value, resp
+        finally:
+            conn.close()
+
+    def get(self, path, token=None, **query):
+        return self.request("GET", path, token=token, query=query or None)
+
+
+class Stack:
+    """Redis, broker, matcher, notifier and gateway, one configuration file."""
+
+    def __init__(self, ws, staff=None, gateway=None, notifier=None, matcher=None):
+        self.ws = ws
+        self.redis = ws.own(h.Redis(ws.dir).start())
+        sections = h.broker_sections(self.redis)
+        m = {"expiry_interval_s": 1, "collective_min_structures": 3}
+        m.update(matcher or {})
+        sections["matcher"] = m
+        n = {"staff_url": "https://maillage.example.org/", "default_staff": "accueil", "staff_refresh_ms": 200,
+             "unanswered_check_s": 1}
+        n.update(notifier or {})
+        sections["notifier"] = n
+        for sid, keys in (staff if staff is not None else {"claire": CLAIRE, "remi": REMI}).items():
+            sections["staff." + sid] = keys
+        self.port = h.free_port()
+        g = {"listen": "127.0.0.1:%d" % self.port}
+        g.update(gateway or {})
+        sections["gateway"] = g
+        self.sections = sections
+        self.conf = h.write_config(ws.path("stack-%s.conf" % h.new_id("c")), sections)
+        self.broker = ws.own(h.Daemon(ws.dir, "maillage-broker", self.conf)).start(ready="broker: ready")
+        self.client = ws.own(h.IngestClient(sections["broker"]["ingest"]))
+        self.matcher = ws.own(h.Daemon(ws.dir, "maillage-matcher", self.conf)).start(ready="matcher: ready")
+        self.notifier = ws.own(h.Daemon(ws.dir, "maillage-notifier", self.conf)).start(ready="staff member(s)")
+        self.http = Http(self.port)
+        self.gateway = None
+        self.start_gateway()
+
+    def start_gateway(self, env=None):
+        self.gateway = self.ws.own(h.Daemon(self.ws.dir, "maillage-gateway", self.conf, env=env))
+        self.gateway.start()
+
+        def ready():
+            if self.gateway.proc.poll() is not None:
+                raise RuntimeError("gateway exited:\n" + self.gateway.log())
+            try:
+                status, _, _ = self.http.get("/readyz")
+            except OSError:
+                return False
+            return status == 200
+        h.wait_until(ready, 15, what="the gateway to be ready")
+        return self.gateway
+
+    def token(self, *args):
+        r = h.run_program("maillage", ["--config", self.conf, "token", "issue"] + list(args))
+        assert r.returncode == 0, r.stderr.decode()
+        return r.stdout.decode().strip().splitlines()[-1]
+
+    def emit(self, envelopes):
+        acks = self.client.emit_many(envelopes, timeout=20)
+        for e in envelopes:
+            assert acks[e.event_id].status in (h.ACCEPTED, h.DUPLICATE), (e.event_id, acks[e.event_id])
+
+    def settle(self, names=("matcher", "notifier"), timeout=30.0, quiet=0.4):
+        """Until every consumer completed the whole journal and the matcher's
+        outbox is empty, with nothing moving for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while True:
+            head = int(self.redis.call("GET", "mg:journal:seq") or 0)
+            positions = tuple(int(self.redis.call("HGET", "mg:consumer:" + n, "seq") or 0) for n in names)
+            outbox = self.redis.call("HLEN", "mg:matcher:outbox")
+            state = (head, positions, outbox)
+            done = all(p >= head for p in positions) and outbox == 0
+            if state != last:
+                last, since = state, time.monotonic()
+            elif done and time.monotonic() - since >= quiet:
+                return head
+            if time.monotonic() > deadline:
+                raise TimeoutError("stack did not settle: head %d, positions %s, outbox %d" % state)
+            time.sleep(0.05)
+
+    def match_id(self, nid, oid):
+        v = self.redis.call("GET", "mg:pair:%s|%s" % (nid, oid))
+        return v.decode().split("|")[3] if v else None
+
+
+def scenario(st):
+    """Members, needs and offers around Caen and Rouen: matches in the
+    Calvados (premises) and in Seine-Maritime (equipment), an unmatched
+    need in Lisieux. Returns nothing; the tests read what the stack made."""
+    st.emit([tm.member("s-caen", CAEN), tm.member("s-herouville", HEROUVILLE), tm.member("s-ifs", IFS),
+             tm.member("s-rouen", ROUEN), tm.member("s-rouen2", ROUEN), tm.member("s-lisieux", LISIEUX)])
+    st.emit([tm.need("n-caen", "s-caen", CAEN, title="Cuisine partagée et stockage",
+                     description="Nous cherchons une cuisine aux normes pour deux jours par semaine."),
+             tm.need("n-ifs", "s-ifs", IFS, title="Local de stockage à Ifs"),
+             tm.need("n-lisieux", "s-lisieux", LISIEUX, category="formation", tags=("comptabilite",),
+                     title="Formation à la comptabilité"),
+             tm.need("n-rouen", "s-rouen2", ROUEN, category="materiel", tags=("velo", "outillage"),
+                     title="Outillage pour atelier vélo")])
+    st.emit([tm.offer("o-herouville", "s-herouville", HEROUVILLE, title="Cuisine professionnelle et stockage"),
+             tm.offer("o-rouen", "s-rouen", ROUEN, category="materiel", tags=("velo", "outillage"),
+                      title="Prêt d'outillage vélo")])
+    st.settle()
+
+
+# ---- docs/openapi.json: a small validator for the JSON Schema it uses -------------
+
+def openapi():
+    with open(os.path.join(h.SOURCE, "docs", "openapi.json")) as f:
+        return json.load(f)
+
+
+_TYPES = {"string": str, "array": list, "object": dict, "boolean": bool}
+
+
+def _is_type(value, name):
+    if name == "null":
+        return value is None
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[name])
+
+
+def check_schema(doc, schema, value, where="$"):
+    """Raise AssertionError where `value` breaks `schema` (the keywords
+    docs/openapi.json uses: $ref, allOf, oneOf, type, const, enum, pattern,
+    required, properties, additionalProperties, items, minimum, maximum)."""
+    if "$ref" in schema:
+        check_schema(doc, doc["components"]["schemas"][schema["$ref"].split("/")[-1]], value, where)
+    for sub in schema.get("allOf", ()):
+        check_schema(doc, sub, value, where)
+    if "oneOf" in schema:
+        fits = 0
+        for sub in schema["oneOf"]:
+            try:
+                check_schema(doc, sub, value, where)
+                fits += 1
+            except AssertionError:
+                pass
+        assert fits == 1, "%s: fits %d of the oneOf: %r" % (where, fits, value)
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        assert any(_is_type(value, t) for t in types), "%s: %r is not %s" % (where, value, types)
+    if "const" in schema:
+        assert value == schema["const"], "%s: %r != %r" % (where, value, schema["const"])
+    if "enum" in schema:
+        assert value in schema["enum"], "%s: %r not in %r" % (where, value, schema["enum"])
+    if "pattern" in schema and isinstance(value, str):
+        import re
+        assert re.search(schema["pattern"], value), "%s: %r does not match %s" % (where, value, schema["pattern"])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        assert value >= schema.get("minimum", value) and value <= schema.get("maximum", value), where
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            assert key in value, "%s: %s is required" % (where, key)
+        props = schema.get("properties", {})
+        for key, v in value.items():
+            if key in props:
+                check_schema(doc, props[key], v, "%s.%s" % (where, key))
+            elif isinstance(schema.get("additionalProperties"), dict):
+                check_schema(doc, schema["additionalProperties"], v, "%s.%s" % (where, key))
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            check_schema(doc, schema["items"], v, "%s[%d]" % (where, i))
+
+
+def response_schema(doc, template, status="200", method="get"):
+    return doc["paths"][template][method]["responses"][status]["content"]["application/json"]["schema"]
+
+
+def sanitizer_reports(log):
+    return [line for line in log.splitlines()
+            if "AddressSanitizer" in line or "LeakSanitizer" in line or "runtime error:" in line]
+
+
+def stop_gateway(st):
+    """Stop the gateway; its exit code and the sanitizer lines of its log."""
+    if not st.gateway or not st.gateway.proc:
+        return 0, []
+    rc = st.gateway.stop()
+    return rc, sanitizer_reports(st.gateway.log())
+
+
+def communes_table():
+    """INSEE code -> (department, EPCI) from the table the project ships."""
+    import csv
+    with open(os.path.join(h.SOURCE, "config", "communes-normandie.csv"), newline="") as f:
+        return {row["code_insee"]: (row["dep_code"], row["epci_siren"]) for row in csv.DictReader(f)}
+
+
+MEASURES = {"on": "openNeeds", "oo": "openOffers", "mp": "matchesProposed", "ma": "matchesAccepted",
+            "un": "unmetNeeds"}
+
+
+def fold_figures(redis, department=None):
+    """mg:figures folded by department, category and EPCI, independently of
+    the gateway: {"totals": {...}, "dep": {code: {...}}, "cat": ..., "epci": ...}."""
+    table = communes_table()
+    flat = redis.call("HGETALL", "mg:figures")
+    out = {"totals": {m: 0 for m in MEASURES.values()}, "dep": {}, "cat": {}, "epci": {}}
+    for field, value in zip(flat[::2], flat[1::2]):
+        measure, cat, com = field.decode().split("|")
+        dep, epci = table.get(com, ("", ""))
+        if department and dep != department:
+            continue
+        name, n = MEASURES[measure], int(value)
+        out["totals"][name] += n
+        for axis, key in (("dep", dep), ("cat", cat), ("epci", epci)):
+            if key:
+                out[axis].setdefault(key, {m: 0 for m in MEASURES.values()})[name] += n
+    return out
+
+
+def measures(row):
+    return {m: row[m] for m in MEASURES.values()}
+
+
+def follow(test, fetch, limit):
+    """Every page of a list (fetch(cursor) -> body) until nextCursor is null;
+    returns the items in order and the number of pages."""
+    items, cursor, pages = [], None, 0
+    while True:
+        body = fetch(cursor)
+        test.assertIn("nextCursor", body)
+        items.extend(body["items"])
+        pages += 1
+        test.assertLess(pages, 100, "the cursor never ends")
+        cursor = body["nextCursor"]
+        if cursor is None:
+            return items, pages
+
+
+class ReadTest(unittest.TestCase):
+    """One stack and one scenario for the read-only checks."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = h.Workspace("maillage-gwq-")
+        try:
+            cls.st = Stack(cls.ws)
+            scenario(cls.st)
+            cls.claire = cls.st.token("--staff", "claire", "--label", "tests")
+            cls.remi = cls.st.token("--staff", "remi")
+            cls.network = cls.st.token("--network", "reseau-test", "--types", "*")
+        except BaseException:
+            cls.ws.close(keep=bool(os.environ.get("KEEP")))
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            rc, reports = stop_gateway(cls.st)
+            if reports or rc != 0:
+                raise AssertionError("gateway exit %s, sanitizer: %s" % (rc, reports[:5]))
+        finally:
+            cls.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    def get(self, path, token=None, **query):
+        return self.st.http.get(path, token or self.claire, **query)
+
+    def ok(self, path, token=None, **query):
+        status, body, _ = self.get(path, token, **query)
+        self.assertEqual(status, 200, (path, query, body))
+        return body
+
+    def error(self, want, path, token=None, field=None, **query):
+        got, body, _ = self.get(path, token, **query)
+        self.assertEqual(got, want, (path, query, body))
+        self.assertIn("code", body["error"])
+        if field:
+            self.assertEqual(body["error"].get("field"), field, body)
+        return body
+
+    READ_PATHS = ("/v1/taxonomy", "/v1/communes", "/v1/structures", "/v1/structures/s-caen", "/v1/needs",
+                  "/v1/needs/n-caen", "/v1/needs/n-caen/matches", "/v1/offers", "/v1/offers/o-rouen",
+                  "/v1/offers/o-rouen/matches", "/v1/staff/me/inbox", "/v1/collective-needs", "/v1/figures",
+                  "/v1/map")
+
+    def test_reads_need_a_staff_token(self):
+        for path in self.READ_PATHS:
+            status, body, resp = self.st.http.get(path)
+            self.assertEqual(status, 401, path)
+            self.assertEqual(resp.getheader("WWW-Authenticate"), "Bearer", path)
+            status, body, _ = self.st.http.get(path, self.network)
+            self.assertEqual((status, body["error"]["code"]), (403, "forbidden"), path)
+            self.ok(path)
+        mid = self.st.match_id("n-caen", "o-herouville")
+        self.assertEqual(self.st.http.get("/v1/matches/" + mid, self.network)[0], 403)
+        status, _, resp = self.st.http.request("POST", "/v1/needs", self.claire, body={})
+        self.assertEqual(status, 405)
+        self.assertIn("GET", resp.getheader("Allow"))
+
+    def test_taxonomy_and_communes(self):
+        tax = self.ok("/v1/taxonomy")
+        cats = {c["code"]: c["label"] for c in tax["categories"]}
+        self.assertEqual(cats["locaux"], "Locaux")
+        self.assertEqual(len(cats), 12)
+        self.assertEqual([(d["code"], d["name"]) for d in tax["departments"]],
+                         [("14", "Calvados"), ("27", "Eure"), ("50", "Manche"), ("61", "Orne"),
+                          ("76", "Seine-Maritime")])
+        status, body, resp = self.get("/v1/communes")
+        self.assertEqual(status, 200)
+        self.assertIn("max-age=86400", resp.getheader("Cache-Control"))
+        communes = {c["code"]: c for c in body["communes"]}
+        self.assertEqual(len(communes), len(communes_table()))
+        caen = communes[CAEN]
+        self.assertEqual((caen["name"], caen["department"], caen["epci"]), ("Caen", "14", "200065597"))
+        self.assertAlmostEqual(caen["lat"], 49.18, places=1)
+        self.assertAlmostEqual(caen["lon"], -0.37, places=1)
+
+    def test_structure_with_contact_and_paged_list(self):
+        s = self.ok("/v1/structures/s-caen")
+        self.assertEqual((s["id"], s["name"], s["commune"], s["communeName"]), ("s-caen", "Structure s-caen", CAEN, "Caen"))
+        self.assertEqual((s["family"], s["familyLabel"], s["left"]), ("FAMILY_ASSOCIATION", "association", False))
+        # Staff put people in touch: the contact is there, from mg:contact.
+        self.assertEqual(s["contact"]["name"], "Camille Martin")
+        self.assertEqual(s["contact"]["email"], "camille@s-caen.example.org")
+        self.error(404, "/v1/structures/s-nowhere")
+        everything = self.ok("/v1/structures", limit=200)
+        self.assertIsNone(everything["nextCursor"])
+        ids = sorted(i["id"] for i in everything["items"])
+        self.assertEqual(ids, ["s-caen", "s-herouville", "s-ifs", "s-lisieux", "s-rouen", "s-rouen2"])
+        self.assertNotIn("contact", everything["items"][0])  # lists stay light
+        # Paged: every structure once (the :items sets are not structures).
+        items, _ = follow(self, lambda c: self.ok("/v1/structures", limit=2, **({"cursor": c} if c else {})), 2)
+        self.assertEqual(sorted(i["id"] for i in items), ids)
+        self.error(400, "/v1/structures", field="cursor", cursor="abc")
+        self.error(400, "/v1/structures", field="limit", limit=0)
+        self.error(400, "/v1/structures", field="limit", limit=201)
+
+    def test_need_from_the_journal(self):
+        n = self.ok("/v1/needs/n-caen")
+        self.assertEqual((n["id"], n["open"], n["structureId"], n["structureName"]),
+                         ("n-caen", True, "s-caen", "Structure s-caen"))
+        self.assertEqual((n["title"], n["description"]),
+                         ("Cuisine partagée et stockage", "Nous cherchons une cuisine aux normes pour deux jours par semaine."))
+        self.assertEqual(n["tags"], ["cuisine", "stockage"])  # the original, not the folded keywords
+        self.assertEqual((n["category"], n["categoryLabel"]), ("locaux", "Locaux"))
+        self.assertEqual((n["commune"], n["communeName"], n["department"], n["departmentName"]),
+                         (CAEN, "Caen", "14", "Calvados"))
+        self.assertEqual((n["epci"], n["epciName"]), ("200065597", "CU Caen la Mer"))
+        self.assertEqual((n["radiusKm"], n["openMatches"], n["complete"], n["source"]), (30, 1, True, "test-net"))
+        self.assertRegex(n["receivedAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        o = self.ok("/v1/offers/o-herouville")
+        self.assertEqual((o["id"], o["structureId"], o["providerId"], o["title"], o["openMatches"]),
+                         ("o-herouville", "s-herouville", "s-herouville", "Cuisine professionnelle et stockage", 2))
+        self.error(404, "/v1/needs/n-nowhere")
+        self.error(404, "/v1/offers/o-nowhere")
+        self.error(404, "/v1/needs/o-rouen")  # an offer is not a need
+        self.assertEqual(self.get("/v1/needs/bad%20id")[0], 404)
+
+    def test_need_lists_filters_and_paging(self):
+        def ids(**query):
+            return sorted(i["id"] for i in self.ok("/v1/needs", **query)["items"])
+        self.assertEqual(ids(), ["n-caen", "n-ifs", "n-lisieux", "n-rouen"])
+        self.assertEqual(ids(category="materiel"), ["n-rouen"])
+        self.assertEqual(ids(department="76"), ["n-rouen"])
+        self.assertEqual(ids(department="14", category="locaux"), ["n-caen", "n-ifs"])
+        self.assertEqual(ids(department="50"), [])
+        offers = self.ok("/v1/offers", category="locaux")["items"]
+        self.assertEqual([o["id"] for o in offers], ["o-herouville"])
+        items, pages = follow(self, lambda c: self.ok("/v1/needs", limit=1, **({"cursor": c} if c else {})), 1)
+        self.assertEqual(sorted(i["id"] for i in items), ["n-caen", "n-ifs", "n-lisieux", "n-rouen"])
+        self.assertGreater(pages, 1)
+        self.error(400, "/v1/needs", field="category", category="nope")
+        self.error(400, "/v1/needs", field="department", department="75")
+        self.error(400, "/v1/needs", field="cursor", cursor="99.0")
+        self.error(400, "/v1/offers", field="cursor", cursor="x")
+
+    def test_matches_of_a_need_and_of_an_offer(self):
+        mine = self.ok("/v1/needs/n-caen/matches")["items"]
+        self.assertEqual(len(mine), 1)
+        m = mine[0]
+        self.assertEqual((m["needId"], m["offerId"], m["id"]),
+                         ("n-caen", "o-herouville", self.st.match_id("n-caen", "o-herouville")))
+        self.assertEqual((m["needStructureName"], m["offerStructureName"], m["needTitle"], m["offerTitle"]),
+                         ("Structure s-caen", "Structure s-herouville", "Cuisine partagée et stockage",
+                          "Cuisine professionnelle et stockage"))
+        self.assertEqual((m["category"], m["department"], m["retired"], m["revision"], m["status"]),
+                         ("locaux", "14", False, 1, "new"))
+        self.assertIn("à 4 km", m["explanation"])
+        self.assertEqual(m["components"]["distance"]["detail"], "à 4 km dans un rayon de 20 km")
+        self.assertEqual(m["found"]["matchId"], m["id"])
+        offer = self.ok("/v1/offers/o-herouville/matches")["items"]
+        self.assertEqual(sorted(i["needId"] for i in offer), ["n-caen", "n-ifs"])
+        scores = [i["score"] for i in offer]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        self.assertEqual(len(self.ok("/v1/offers/o-herouville/matches", limit=1)["items"]), 1)
+        self.assertEqual(self.ok("/v1/needs/n-lisieux/matches")["items"], [])
+        self.error(404, "/v1/needs/n-nowhere/matches")
+        one = self.ok("/v1/matches/" + m["id"])
+        self.assertEqual({k: one[k] for k in ("id", "needId", "offerId", "score", "status")},
+                         {k: m[k] for k in ("id", "needId", "offerId", "score", "status")})
+        self.assertRegex(one["proposedAt"], r"^\d{4}-\d\d-\d\dT")
+        self.error(404, "/v1/matches/m-00000000000000000000000000000000")
+
+    def test_inbox_pages_filters_and_owner(self):
+        everything = self.ok("/v1/staff/me/inbox", limit=200)
+        items = everything["items"]
+        # Claire follows the Calvados: the two matches there and the three
+        # members who joined there.
+        kinds = sorted(i["kind"] for i in items)
+        self.assertEqual(kinds.count("match"), 2, kinds)
+        self.assertEqual(everything["total"], len(items))
+        positions = [i["position"] for i in items]
+        self.assertEqual(positions, sorted(positions, key=lambda p: (int(p.split("-")[0]), p), reverse=True))
+        for i in items:
+            self.assertEqual(i["position"], "%d-%s" % (int(i["position"].split("-")[0]), i["id"]))
+            self.assertRegex(i["createdAt"], r"Z$")
+            self.assertIs(i["read"], False)
+            self.assertTrue(i["title"] and i["text"] and i["link"])
+        match = [i for i in items if i["kind"] == "match"]
+        for m in match:
+            self.assertEqual((m["category"], m["department"], m["status"]), ("locaux", "14", "new"))
+            self.assertEqual(m["offerId"], "o-herouville")
+            self.assertIn(m["needId"], ("n-caen", "n-ifs"))
+            self.assertEqual(m["matchId"], self.st.match_id(m["needId"], "o-herouville"))
+        # Pages of 2: the same entries, in the same order, once each.
+        paged, pages = follow(self, lambda c: self.ok("/v1/staff/me/inbox", limit=2, **({"cursor": c} if c else {})), 2)
+        self.assertEqual([i["id"] for i in paged], [i["id"] for i in items])
+        self.assertEqual(pages, (len(items) + 1) // 2)  # no empty page at the end
+        # Filters.
+        self.assertEqual([i["id"] for i in self.ok("/v1/staff/me/inbox", kind="match")["items"]],
+                         [i["id"] for i in match])
+        self.assertEqual(len(self.ok("/v1/staff/me/inbox", category="locaux")["items"]), 2)
+        self.assertEqual(self.ok("/v1/staff/me/inbox", category="materiel")["items"], [])
+        self.assertEqual(len(self.ok("/v1/staff/me/inbox", status="new")["items"]), 2)
+        self.assertEqual(self.ok("/v1/staff/me/inbox", status="contact_made")["items"], [])
+        joined = self.ok("/v1/staff/me/inbox", kind="member_joined", department="14")["items"]
+        self.assertTrue(joined)
+        self.assertTrue(all(i["department"] == "14" for i in joined))
+        filtered, _ = follow(self, lambda c: self.ok("/v1/staff/me/inbox", limit=1, kind="match",
+                                                      **({"cursor": c} if c else {})), 1)
+        self.assertEqual([i["id"] for i in filtered], [i["id"] for i in match])
+        # Its own id works like "me"; another staff member's inbox does not.
+        self.assertEqual(len(self.ok("/v1/staff/claire/inbox", limit=200)["items"]), len(items))
+        self.error(403, "/v1/staff/remi/inbox")
+        remi = self.ok("/v1/staff/me/inbox", self.remi)["items"]
+        self.assertTrue(remi)
+        self.assertTrue(all(i["department"] == "76" for i in remi if "department" in i))
+        self.assertFalse({i["id"] for i in remi} & {i["id"] for i in items})
+        for bad in ({"status": "done"}, {"kind": "nope"}, {"cursor": "x-y"}, {"cursor": "12-bad id"},
+                    {"unread": "maybe"}, {"limit": "ten"}):
+            self.error(400, "/v1/staff/me/inbox", **bad)
+
+    def test_figures_by_department_category_and_epci(self):
+        f = self.ok("/v1/figures")
+        self.assertEqual(f["totals"], {"openNeeds": 4, "openOffers": 2, "matchesProposed": 3, "matchesAccepted": 0,
+                                       "unmetNeeds": 1})
+        deps = {d["code"]: d for d in f["byDepartment"]}
+        self.assertEqual(sorted(deps), ["14", "27", "50", "61", "76"])
+        self.assertEqual(deps["14"]["name"], "Calvados")
+        self.assertEqual(measures(deps["14"]), {"openNeeds": 3, "openOffers": 1, "matchesProposed": 2,
+                                                "matchesAccepted": 0, "unmetNeeds": 1})
+        self.assertEqual(measures(deps["76"]), {"openNeeds": 1, "openOffers": 1, "matchesProposed": 1,
+                                                "matchesAccepted": 0, "unmetNeeds": 0})
+        self.assertEqual(measures(deps["27"]), {m: 0 for m in MEASURES.values()})
+        cats = {c["code"]: c for c in f["byCategory"]}
+        self.assertEqual(len(cats), 12)
+        self.assertEqual((cats["locaux"]["label"], cats["locaux"]["openNeeds"], cats["locaux"]["openOffers"]),
+                         ("Locaux", 2, 1))
+        self.assertEqual((cats["formation"]["openNeeds"], cats["formation"]["unmetNeeds"]), (1, 1))
+        epcis = {e["code"]: e for e in f["byEpci"]}
+        caen = epcis["200065597"]
+        self.assertEqual((caen["name"], caen["department"]), ("CU Caen la Mer", "14"))
+        self.assertEqual(measures(caen), {"openNeeds": 2, "openOffers": 1, "matchesProposed": 2,
+                                          "matchesAccepted": 0, "unmetNeeds": 0})
+        # The same as mg:figures folded here through the commune table.
+        folded = fold_figures(self.st.redis)
+        self.assertEqual(f["totals"], folded["totals"])
+        for code, row in folded["dep"].items():
+            self.assertEqual(measures(deps[code]), row)
+        for code, row in folded["epci"].items():
+            self.assertEqual(measures(epcis[code]), row)
+        self.assertEqual(set(epcis), set(folded["epci"]))
+        one = self.ok("/v1/figures", department="76")
+        self.assertEqual([d["code"] for d in one["byDepartment"]], ["76"])
+        self.assertEqual(one["totals"], fold_figures(self.st.redis, "76")["totals"])
+        self.assertEqual({c["code"]: c["openNeeds"] for c in one["byCategory"] if c["openNeeds"]}, {"materiel": 1})
+        self.assertEqual([e["code"] for e in one["byEpci"]], ["200023414"])
+        self.error(400, "/v1/figures", field="department", department="2A")
+
+    def test_map_places_what_is_open(self):
+        m = self.ok("/v1/map")
+        places = {c["code"]: c for c in m["communes"]}
+        self.assertEqual(sorted(places), sorted([CAEN, HEROUVILLE, IFS, LISIEUX, ROUEN]))
+        self.assertEqual((places[CAEN]["openNeeds"], places[CAEN]["openOffers"], places[CAEN]["matches"]), (1, 0, 1))
+        self.assertEqual((places[HEROUVILLE]["openNeeds"], places[HEROUVILLE]["openOffers"]), (0, 1))
+        self.assertEqual((places[ROUEN]["openNeeds"], places[ROUEN]["openOffers"], places[ROUEN]["matches"]), (1, 1, 1))
+        self.assertEqual(places[LISIEUX]["unmetNeeds"], 1)
+        self.assertEqual(places[CAEN]["name"], "Caen")
+        self.assertAlmostEqual(places[ROUEN]["lat"], 49.44, places=1)
+        only = self.ok("/v1/map", category="materiel")
+        self.assertEqual([c["code"] for c in only["communes"]], [ROUEN])
+        self.error(400, "/v1/map", field="category", category="Locaux")
+
+    def test_answers_follow_the_openapi_document(self):
+        doc = openapi()
+        mid = self.st.match_id("n-caen", "o-herouville")
+        # Nothing is changed: POSTs get an empty object (400) or an unknown id (404).
+        concrete = {"{nid}": "n-nowhere", "{asset}": "index.html"}
+        ids = {"/v1/structures/{id}": "s-caen", "/v1/needs/{id}": "n-caen", "/v1/needs/{id}/matches": "n-caen",
+               "/v1/offers/{id}": "o-herouville", "/v1/offers/{id}/matches": "o-herouville",
+               "/v1/matches/{id}": mid, "/v1/matches/{id}/feedback": mid, "/v1/staff/{id}/inbox": "me",
+               "/v1/staff/{id}/inbox/{nid}/read": "me"}
+        checked = 0
+        for template, methods in doc["paths"].items():
+            path = template.replace("{id}", ids.get(template, "x")).replace("{nid}", concrete["{nid}"])
+            path = path.replace("{asset}", concrete["{asset}"])
+            for method, op in methods.items():
+                if template in ("/", "/{asset}", "/v1/openapi.json", "/v1/stream"):
+                    continue  # the staff page's part; the stream has its own tests
+                # Every documented operation is routed (the router's 404 says "no such resource").
+                status, body, _ = self.st.http.request(method.upper(), path, self.claire,
+                                                       body={} if method == "post" else None)
+                if status == 404:
+                    self.assertNotEqual(body["error"]["message"], "no such resource", (method, template))
+                self.assertIn(str(status), op["responses"], (method, template, status, body))
+                if method == "get" and status == 200 and template != "/v1/stream":
+                    if "application/json" in op["responses"]["200"].get("content", {}):
+                        check_schema(doc, response_schema(doc, template), body, template)
+                        checked += 1
+                if isinstance(body, dict) and "error" in body:
+                    check_schema(doc, {"$ref": "#/components/schemas/Error"}, body, template)
+        self.assertGreater(checked, 15)
+        # Lists with every optional field present, and errors.
+        check_schema(doc, response_schema(doc, "/v1/needs"), self.ok("/v1/needs", limit=1), "needs page")
+        check_schema(doc, response_schema(doc, "/v1/me"), self.ok("/v1/me", self.network), "network me")
+        body = self.error(400, "/v1/needs", field="limit", limit=0)
+        check_schema(doc, {"$ref": "#/components/schemas/Error"}, body)
+        # The proto3 messages are described field by field from the schema.
+        need = doc["components"]["schemas"]["Need"]["properties"]
+        self.assertEqual(sorted(need), sorted(f.json_name for f in h.events_pb2.Need.DESCRIPTOR.fields))
+        env = doc["components"]["schemas"]["Envelope"]["properties"]
+        self.assertEqual(sorted(env), sorted(f.json_name for f in h.Envelope.DESCRIPTOR.fields))
+
+    def test_hostile_parameters_get_400_and_nothing_else(self):
+        huge = "9" * 25
+        cases = [
+            ("/v1/structures", {"cursor": "18446744073709551616"}, "cursor"),  # 2^64: Redis would refuse it
+            ("/v1/structures", {"cursor": "-1"}, "cursor"),
+            ("/v1/structures", {"cursor": huge}, "cursor"),
+            ("/v1/structures", {"limit": "1e3"}, "limit"),
+            ("/v1/structures", {"limit": "-5"}, "limit"),
+            ("/v1/structures", {"limit": huge}, "limit"),
+            ("/v1/needs", {"cursor": "0.18446744073709551616"}, "cursor"),
+            ("/v1/needs", {"cursor": ".0"}, "cursor"),
+            ("/v1/needs", {"cursor": "0."}, "cursor"),
+            ("/v1/needs", {"cursor": "+0.0"}, "cursor"),
+            ("/v1/needs", {"department": "14' OR 1=1"}, "department"),
+            ("/v1/offers", {"category": "*"}, "category"),
+            ("/v1/collective-needs", {"cursor": huge}, "cursor"),
+            ("/v1/staff/me/inbox", {"cursor": huge + "-n-1"}, "cursor"),
+            ("/v1/staff/me/inbox", {"cursor": "-n-1"}, "cursor"),
+            ("/v1/staff/me/inbox", {"cursor": "12-"}, "cursor"),
+            ("/v1/staff/me/inbox", {"cursor": "12-a b"}, "cursor"),
+            ("/v1/staff/me/inbox", {"cursor": "12-" + "a" * 65}, "cursor"),
+            ("/v1/staff/me/inbox", {"cursor": "12-é"}, "cursor"),
+            ("/v1/staff/me/inbox", {"kind": "match\r\nX-Injected: 1"}, "kind"),
+            ("/v1/map", {"category": "x" * 5000}, "category"),
+        ]
+        for path, query, field in cases:
+            self.error(400, path, field=field, **query)
+        # A NUL or invalid UTF-8 in the query string would shorten or garble
+        # a value: refused as a whole, before any route sees it.
+        for query in ({"category": "locaux\x00x"}, {"department": b"\xff"}):
+            self.error(400, "/v1/needs", **query)
+        # The largest cursor Redis takes is taken (and just ends the list).
+        self.assertIn("items", self.ok("/v1/structures", cursor="18446744073709551615"))
+        self.assertEqual(self.ok("/v1/structures", cursor="")["items"], self.ok("/v1/structures")["items"])
+        self.assertEqual(self.st.http.get("/healthz")[0], 200)
+
+    def test_collective_needs_empty_and_checked(self):
+        self.assertEqual(self.ok("/v1/collective-needs"), {"items": [], "nextCursor": None})
+        self.error(400, "/v1/collective-needs", field="category", category="x")
+        self.error(400, "/v1/collective-needs", field="limit", limit=501)
+
+
+class ChangeTest(unittest.TestCase):
+    """A stack per test, for what changes the data."""
+
+    def setUp(self):
+        self.ws = h.Workspace("maillage-gwq-")
+        self.st = Stack(self.ws)
+        scenario(self.st)
+        self.claire = self.st.token("--staff", "claire")
+        self.remi = self.st.token("--staff", "remi")
+
+    def tearDown(self):
+        try:
+            rc, reports = stop_gateway(self.st)
+            self.assertEqual(reports, [])
+            self.assertEqual(rc, 0)
+        finally:
+            self.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    def ok(self, path, token=None, **query):
+        status, body, _ = self.st.http.get(path, token or self.claire, **query)
+        self.assertEqual(status, 200, (path, query, body))
+        return body
+
+    def test_feedback_shows_as_status_and_in_the_figures(self):
+        mid = self.st.match_id("n-caen", "o-herouville")
+        status, body, _ = self.st.http.request("POST", "/v1/matches/%s/feedback" % mid, self.claire,
+                                               body={"outcome": "MATCH_OUTCOME_CONTACT_MADE"})
+        self.assertEqual(status, 202, body)
+        self.st.settle()
+        self.assertEqual(self.ok("/v1/matches/" + mid)["status"], "contact_made")
+        self.assertEqual(self.ok("/v1/matches/" + mid, self.remi)["status"], "new")  # remi's own feedback
+        self.assertEqual(self.ok("/v1/needs/n-caen/matches")["items"][0]["status"], "contact_made")
+        entries = self.ok("/v1/staff/me/inbox", status="contact_made")["items"]
+        self.assertEqual([e["matchId"] for e in entries], [mid])
+        # The figures cache lives 2 s: the accepted match shows within it.
+        h.wait_until(lambda: self.ok("/v1/figures")["totals"]["matchesAccepted"] == 1, 10,
+                     what="matchesAccepted to reach 1")
+        deps = {d["code"]: d for d in self.ok("/v1/figures")["byDepartment"]}
+        self.assertEqual(deps["14"]["matchesAccepted"], 1)
+
+    def test_closed_need_and_a_trimmed_journal(self):
+        self.st.emit([tm.need_closed("n-caen", "s-caen")])
+        self.st.settle()
+        n = self.ok("/v1/needs/n-caen")
+        # A tombstone: the notifier's hash says what it was.
+        self.assertEqual((n["open"], n["title"], n["structureId"], n["category"], n["commune"], n["complete"]),
+                         (False, "Cuisine partagée et stockage", "s-caen", "locaux", CAEN, False))
+        self.assertEqual(n["structureName"], "Structure s-caen")
+        self.assertNotIn("description", n)
+        self.assertNotIn("n-caen", [i["id"] for i in self.ok("/v1/needs")["items"]])
+        h.wait_until(lambda: self.ok("/v1/figures")["totals"]["openNeeds"] == 3, 10, what="openNeeds 3")
+        # The journal trimmed past n-ifs: its title still comes (notifier),
+        # what only the journal knew does not, and the answer says so.
+        head = int(self.st.redis.call("GET", "mg:journal:seq"))
+        self.st.redis.call("XTRIM", "mg:journal", "MINID", "%d-0" % head)
+        n = self.ok("/v1/needs/n-ifs")
+        self.assertEqual((n["open"], n["title"], n["complete"], n["commune"]), (True, "Local de stockage à Ifs", False, IFS))
+        self.assertEqual(n["radiusKm"], 30)  # kept by the record's matching view
+        self.assertNotIn("tags", n)
+
+    def test_collective_needs(self):
+        # Three structures of CU Caen la Mer need training: a collective need.
+        self.st.emit([tm.need("n-f1", "s-caen", CAEN, category="formation", tags=("gestion",), title="Formation gestion"),
+                      tm.need("n-f2", "s-ifs", IFS, category="formation", tags=("gestion",), title="Formation paie"),
+                      tm.need("n-f3", "s-herouville", HEROUVILLE, category="formation", tags=("gestion",),
+                              title="Formation RH")])
+        self.st.settle()
+        items = self.ok("/v1/collective-needs")["items"]
+        self.assertEqual(len(items), 1, items)
+        c = items[0]
+        self.assertEqual((c["category"], c["categoryLabel"], c["territory"], c["department"], c["structures"]),
+                         ("formation", "Formation", "epci:200065597", "14", 3))
+        self.assertEqual(sorted(c["needIds"]), ["n-f1", "n-f2", "n-f3"])
+        self.assertEqual(sorted(c["structureIds"]), ["s-caen", "s-herouville", "s-ifs"])
+        self.assertEqual((c["revision"], c["id"]), (1, "cn.formation.200065597"))
+        self.assertTrue(c["explanation"])
+        self.assertRegex(c["updatedAt"], r"Z$")
+        self.assertEqual(len(self.ok("/v1/collective-needs", category="formation", department="14")["items"]), 1)
+        self.assertEqual(self.ok("/v1/collective-needs", category="locaux")["items"], [])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/collective-needs"), self.ok("/v1/collective-needs"))
+        self.assertEqual(self.ok("/v1/collective-needs", department="76")["items"], [])
+        # Its inbox entry carries the same scope.
+        entries = self.ok("/v1/staff/me/inbox", kind="collective_need")["items"]
+        self.assertEqual([(e["category"], e["department"]) for e in entries], [("formation", "14")])
+
+    def test_mark_read_and_paging_while_entries_arrive(self):
+        first = self.ok("/v1/staff/me/inbox", limit=2)
+        seen = [i["id"] for i in first["items"]]
+        # New entries arrive between pages: the cursor goes on from where it
+        # was, without repeating or skipping the older ones.
+        self.st.emit([tm.need("n-new", "s-caen", CAEN, title="Autre cuisine")])
+        self.st.settle()
+        rest, _ = follow(self, lambda c: self.ok("/v1/staff/me/inbox", limit=2, cursor=c or first["nextCursor"]), 2)
+        everything = self.ok("/v1/staff/me/inbox", limit=200)["items"]
+        ids = [i["id"] for i in everything]
+        self.assertEqual(seen + [i["id"] for i in rest], ids[ids.index(seen[0]):])
+        self.assertGreater(ids.index(seen[0]), 0)  # the new one is on top
+        nid = seen[0]
+        status, _, _ = self.st.http.request("POST", "/v1/staff/me/inbox/%s/read" % nid, self.claire, body={})
+        self.assertEqual(status, 204)
+        self.assertEqual(self.st.redis.call("HGET", "mg:notif:" + nid, "read"), b"1")
+        unread = [i["id"] for i in self.ok("/v1/staff/me/inbox", limit=200, unread="true")["items"]]
+        self.assertNotIn(nid, unread)
+        self.assertEqual(len(unread), len(ids) - 1)
+        self.assertEqual([i["id"] for i in self.ok("/v1/staff/me/inbox", unread="false")["items"]], [nid])
+        # Not in this inbox, unknown, or another's: nothing is written.
+        remi_nid = self.ok("/v1/staff/me/inbox", self.remi)["items"][0]["id"]
+        for path in ("/v1/staff/me/inbox/%s/read" % remi_nid, "/v1/staff/me/inbox/n-nowhere/read"):
+            status, body, _ = self.st.http.request("POST", path, self.claire, body={})
+            self.assertEqual((status, body["error"]["code"]), (404, "not_found"), path)
+        self.assertNotEqual(self.st.redis.call("HGET", "mg:notif:" + remi_nid, "read"), b"1")
+        self.assertFalse(self.st.redis.call("EXISTS", "mg:notif:n-nowhere"))
+        status, _, _ = self.st.http.request("POST", "/v1/staff/remi/inbox/%s/read" % remi_nid, self.claire, body={})
+        self.assertEqual(status, 403)
+
+
+if __name__ == "__main__":
+    unittest.main()

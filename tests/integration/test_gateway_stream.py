@@ -1,0 +1,414 @@
+"""GET /v1/stream, the live stream of a staff member's inbox (Server-Sent
+Events), against the real stack (redis-server, broker, matcher, notifier,
+maillage-gateway) with a raw-socket SSE client that decodes the chunked
+reply itself.
+
+A new match arrives live after a need is emitted through POST /v1/events;
+a client that reconnects with Last-Event-ID (or ?lastEventId=) gets exactly
+what it missed, in order, without loss or duplicate; without it, only what
+arrives later; heartbeats; the 503 beyond stream_max_clients; 401/403;
+clients that disconnect mid-stream (a clean close and a reset) while the
+others go on and the gateway keeps serving; SIGTERM ends every stream
+cleanly. Under MAILLAGE_SANITIZE the gateway's log must hold no sanitizer
+report."""
+
+import json
+import os
+import signal
+import socket
+import struct
+import time
+import unittest
+
+import harness as h
+import test_gateway_query as gq
+import test_matcher as tm  # the event builders (as a module: its tests do not run here)
+
+CAEN, IFS, HEROUVILLE = tm.CAEN, tm.IFS, tm.HEROUVILLE
+
+
+class SseClient:
+    """GET /v1/stream over a raw socket: status, headers, then events."""
+
+    def __init__(self, port, token=None, last_event_id=None, query="", timeout=15.0, extra_headers=()):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        lines = ["GET /v1/stream%s HTTP/1.1" % query, "Host: 127.0.0.1", "Accept: text/event-stream"]
+        if token:
+            lines.append("Authorization: Bearer " + token)
+        if last_event_id:
+            lines.append("Last-Event-ID: " + last_event_id)
+        lines.extend(extra_headers)
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.raw = b""
+        self.text = b""       # decoded body
+        self.ended = False    # the terminating chunk was received
+        head = self._until(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {}
+        for line in header_lines:
+            k, _, v = line.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        if not self.chunked:
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.raw) < n:
+                self._recv()
+            self.body = self.raw[:n]
+
+    def _recv(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.raw += data
+
+    def _until(self, marker):
+        while marker not in self.raw:
+            self._recv()
+        head, _, self.raw = self.raw.partition(marker)
+        return head
+
+    def _decode(self):
+        """Move complete chunks from raw to text."""
+        while True:
+            end = self.raw.find(b"\r\n")
+            if end < 0:
+                return
+            size = int(self.raw[:end].split(b";")[0], 16)
+            if size == 0:
+                self.ended = True
+                return
+            if len(self.raw) < end + 2 + size + 2:
+                return
+            self.text += self.raw[end + 2:end + 2 + size]
+            self.raw = self.raw[end + 2 + size + 2:]
+
+    def next_block(self, timeout=15.0):
+        """The next SSE block (lines up to a blank line), as a list of lines."""
+        deadline = time.monotonic() + timeout
+        self._decode()
+        while b"\n\n" not in self.text:
+            if self.ended:
+                raise EOFError("stream ended")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("nothing on the stream")
+            self.sock.settimeout(left)
+            try:
+                self._recv()
+            except socket.timeout:
+                raise TimeoutError("nothing on the stream") from None
+            self._decode()
+        block, _, self.text = self.text.partition(b"\n\n")
+        return block.decode("utf-8").split("\n")
+
+    def next_event(self, timeout=15.0):
+        """The next event as {"id", "event", "data"} (comments and retry skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.next_block(max(0.01, deadline - time.monotonic()))
+            ev = {}
+            for line in lines:
+                if line.startswith(":"):
+                    continue
+                k, _, v = line.partition(":")
+                ev[k] = v[1:] if v.startswith(" ") else v
+            if "data" in ev:
+                ev["data"] = json.loads(ev["data"])
+                return ev
+
+    def events(self, n, timeout=20.0):
+        return [self.next_event(timeout) for _ in range(n)]
+
+    def quiet(self, seconds):
+        """Assert nothing but comments arrive for `seconds`."""
+        try:
+            ev = self.next_event(seconds)
+        except TimeoutError:
+            return
+        raise AssertionError("unexpected event %r" % ev)
+
+    def wait_end(self, timeout=15.0):
+        """Until the terminating chunk or EOF."""
+        deadline = time.monotonic() + timeout
+        self._decode()
+        while not self.ended:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                self._recv()
+            except EOFError:
+                return "eof"
+            self._decode()
+        return "end"
+
+    def reset(self):
+        """Close abruptly (RST), as a client that crashes."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def close(self):
+        self.sock.close()
+
+
+sanitizer_reports = gq.sanitizer_reports
+
+
+class StreamTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace("maillage-gws-")
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        try:
+            if getattr(self, "st", None) and self.st.gateway and self.st.gateway.proc:
+                rc = self.st.gateway.stop()
+                log = self.st.gateway.log()
+                self.assertEqual(sanitizer_reports(log), [])
+                self.assertEqual(rc, 0, log[-3000:])
+        finally:
+            self.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    def stack(self, **gateway):
+        self.st = gq.Stack(self.ws, gateway=gateway or None)
+        gq.scenario(self.st)
+        self.claire = self.st.token("--staff", "claire")
+        self.network = self.st.token("--network", "reseau-caen", "--types", "*")
+        return self.st
+
+    def open(self, token=None, **kw):
+        c = SseClient(self.st.port, token or self.claire, **kw)
+        self.clients.append(c)
+        return c
+
+    def post_need(self, nid, sid="s-caen", commune=CAEN, title="Besoin de local"):
+        """need.reported through POST /v1/events with the network token."""
+        from google.protobuf import json_format
+        env = tm.need(nid, sid, commune, title=title)
+        body = json_format.MessageToDict(env)
+        status, answer, _ = self.st.http.request("POST", "/v1/events", self.network, body=body)
+        self.assertEqual(status, 202, answer)
+        return answer
+
+    def inbox_after(self, position):
+        """The inbox's entries after `position`, oldest first (what a
+        resumed stream must send)."""
+        items = self.st.http.get("/v1/staff/me/inbox", self.claire, limit=200)[1]["items"]
+        def key(p):
+            ms, _, nid = p.partition("-")
+            return int(ms), nid
+        return [i["id"] for i in reversed(items) if key(i["position"]) > key(position)]
+
+    def test_new_match_arrives_live(self):
+        self.stack()
+        c = self.open()
+        self.assertEqual(c.status, 200)
+        self.assertTrue(c.headers["content-type"].startswith("text/event-stream"))
+        self.assertEqual(c.headers["cache-control"], "no-cache")
+        self.assertEqual(c.next_block(), ["retry: 2000"])
+        # Only what arrives from now on: the scenario's entries are not sent.
+        c.quiet(0.5)
+        self.post_need("n-live", title="Cuisine pour traiteur solidaire")
+        ev = c.next_event()
+        self.assertEqual(ev["event"], "notification")
+        d = ev["data"]
+        self.assertEqual(ev["id"], d["position"])
+        self.assertEqual(ev["id"], "%s-%s" % (ev["id"].split("-")[0], d["id"]))
+        self.assertEqual((d["kind"], d["needId"], d["offerId"], d["status"], d["category"], d["department"]),
+                         ("match", "n-live", "o-herouville", "new", "locaux", "14"))
+        self.assertEqual(d["matchId"], self.st.match_id("n-live", "o-herouville"))
+        self.assertIn("Cuisine pour traiteur solidaire", d["title"])
+        self.assertIs(d["read"], False)
+        # The same entry as the inbox shows.
+        top = self.st.http.get("/v1/staff/me/inbox", self.claire, limit=1)[1]["items"][0]
+        self.assertEqual(top, d)
+        doc = gq.openapi()
+        gq.check_schema(doc, {"$ref": "#/components/schemas/Notification"}, d)
+
+    def test_resume_after_last_event_id_without_loss_or_duplicate(self):
+        self.stack()
+        c = self.open()
+        c.next_block()
+        self.post_need("n-a", title="Premier local")
+        first = c.next_event()
+        c.close()
+        # Missed while disconnected: three matches.
+        for i in range(3):
+            self.post_need("n-b%d" % i, title="Local %d" % i)
+        self.st.settle()
+        missed = self.inbox_after(first["id"])
+        self.assertEqual(len(missed), 3)
+        again = self.open(last_event_id=first["id"])
+        got = again.events(3)
+        self.assertEqual([e["data"]["id"] for e in got], missed)
+        self.assertEqual(sorted(e["data"]["needId"] for e in got), ["n-b0", "n-b1", "n-b2"])
+        again.quiet(1.0)
+        # Then live again on the resumed stream, once.
+        self.post_need("n-c", title="Encore un local")
+        self.assertEqual(again.next_event()["data"]["needId"], "n-c")
+        again.quiet(2.5)  # past a poll: nothing is sent twice
+        # ?lastEventId= for clients that cannot set the header.
+        q = self.open(query="?lastEventId=" + got[0]["id"])
+        self.assertEqual([e["data"]["needId"] for e in q.events(3)],
+                         [e["data"]["needId"] for e in got[1:]] + ["n-c"])
+        # From the very beginning of the inbox.
+        everything = self.open(last_event_id="0-0")
+        total = self.st.http.get("/v1/staff/me/inbox", self.claire, limit=200)[1]["total"]
+        ids = [e["data"]["id"] for e in everything.events(total)]
+        self.assertEqual(len(set(ids)), total)
+        everything.quiet(0.5)
+        for hostile in ("yesterday", "-", "12-", "-n-1", "9" * 40 + "-n-1", "12-a b", "12-" + "x" * 65, "12-é",
+                        "12-n-1\x01"):
+            bad = self.open(last_event_id=hostile)
+            self.assertEqual(bad.status, 400, hostile)
+        self.assertEqual(self.open(query="?lastEventId=nope").status, 400)
+
+    def test_entries_at_the_same_millisecond_are_neither_lost_nor_repeated(self):
+        self.stack()
+        # Entries written at one millisecond (as a notifier writes a batch):
+        # the position orders them by id too.
+        ms = int(time.time() * 1000) + 60000
+        nids = ["n-%032x" % (0xabc000 + i) for i in range(60)]
+        for nid in nids:
+            self.st.redis.call("HSET", "mg:notif:" + nid, "kind", "digest", "item", "digest:x", "title", "t",
+                               "created_at", ms, "read", 0)
+            self.st.redis.call("ZADD", "mg:inbox:claire", ms, nid)
+        c = self.open(last_event_id="%d-n-0" % (ms - 1))
+        got = [e["data"]["id"] for e in c.events(60)]
+        self.assertEqual(got, sorted(nids))
+        c.close()
+        resumed = self.open(last_event_id="%d-%s" % (ms, nids[29]))
+        self.assertEqual([e["data"]["id"] for e in resumed.events(30)], sorted(nids)[30:])
+        resumed.quiet(0.5)
+        page = self.st.http.get("/v1/staff/me/inbox", self.claire, limit=7)[1]
+        paged, _ = gq.follow(self, lambda cur: self.st.http.get(
+            "/v1/staff/me/inbox", self.claire, limit=7, **({"cursor": cur} if cur else {}))[1], 7)
+        self.assertEqual([i["id"] for i in paged][:60], sorted(nids, reverse=True))
+        self.assertEqual(page["items"][0]["id"], max(nids))
+
+    def test_heartbeats_and_the_limit_of_streams(self):
+        self.stack(stream_heartbeat_s=1, stream_max_clients=2)
+        a, b = self.open(), self.open()
+        self.assertEqual((a.status, b.status), (200, 200))
+        a.next_block()
+        self.assertEqual(a.next_block(5), [": ping"])
+        c = self.open()
+        self.assertEqual(c.status, 503)
+        self.assertTrue(c.headers.get("retry-after"))
+        self.assertEqual(json.loads(c.body)["error"]["code"], "too_many_streams")
+        b.close()
+        # Once b's close is seen, there is room again.
+        def room():
+            d = SseClient(self.st.port, self.claire)
+            if d.status == 200:
+                self.clients.append(d)
+                return True
+            d.close()
+            return False
+        h.wait_until(room, 10, interval=0.1, what="a free stream slot")
+
+    def test_a_revoked_token_ends_its_streams(self):
+        self.stack(stream_heartbeat_s=1)
+        other = self.st.token("--staff", "claire", "--label", "second")
+        # One stream by bearer token, one by the session cookie of the same token.
+        gone = self.open()
+        status, _, resp = self.st.http.request("POST", "/v1/session", body={"token": self.claire})
+        self.assertEqual(status, 204)
+        cookie = resp.getheader("Set-Cookie").split(";")[0]
+        by_cookie = SseClient(self.st.port, None, extra_headers=["Cookie: " + cookie])
+        self.clients.append(by_cookie)
+        kept = self.open(token=other)
+        for c in (gone, by_cookie, kept):
+            self.assertEqual(c.status, 200)
+            c.next_block()
+        listed = h.run_program("maillage", ["--config", self.st.conf, "token", "list"]).stdout.decode()
+        token_id = [line.split()[0] for line in listed.splitlines() if "claire" in line and "second" not in line][0]
+        r = h.run_program("maillage", ["--config", self.st.conf, "token", "revoke", token_id])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(gone.wait_end(10), "end")
+        self.assertEqual(by_cookie.wait_end(10), "end")
+        # The other token's stream goes on.
+        self.post_need("n-after", title="Après la révocation")
+        self.assertEqual(kept.next_event()["data"]["needId"], "n-after")
+        self.assertEqual(self.open().status, 401)
+
+    def test_tokens(self):
+        self.stack()
+        c = self.open(token="mgt_" + "A" * 43)
+        self.assertEqual(c.status, 401)
+        self.assertEqual(c.headers["www-authenticate"], "Bearer")
+        c = SseClient(self.st.port, None)
+        self.clients.append(c)
+        self.assertEqual(c.status, 401)
+        c = self.open(token=self.network)
+        self.assertEqual(c.status, 403)
+
+    def test_clients_disconnecting_mid_stream(self):
+        self.stack()
+        keep = self.open()
+        keep.next_block()
+        gone = [self.open() for _ in range(4)]
+        for g in gone:
+            g.next_block()
+        # Events are being sent while two clients close cleanly and two
+        # reset their connection, some in the middle of a read.
+        self.post_need("n-d0", title="Local 0")
+        gone[0].close()
+        gone[1].reset()
+        self.post_need("n-d1", title="Local 1")
+        gone[2].reset()
+        gone[3].close()
+        self.post_need("n-d2", title="Local 2")
+        self.assertEqual([e["data"]["needId"] for e in keep.events(3)], ["n-d0", "n-d1", "n-d2"])
+        # The gateway forgot the four: its gauge says one stream.
+        def streams():
+            status, body, _ = self.st.http.get("/metrics")
+            for line in body.decode().splitlines():
+                if line.startswith("maillage_gateway_streams "):
+                    return float(line.split()[1]) == 1
+            return False
+        h.wait_until(streams, 10, interval=0.1, what="the closed streams to be forgotten")
+        # And goes on serving everything else.
+        self.assertEqual(self.st.http.get("/healthz")[0], 200)
+        self.assertEqual(self.st.http.get("/v1/needs/n-d2", self.claire)[0], 200)
+        for _ in range(20):
+            s = SseClient(self.st.port, self.claire)
+            s.next_block()
+            s.reset()
+        self.post_need("n-d3", title="Local 3")
+        self.assertEqual(keep.next_event()["data"]["needId"], "n-d3")
+        # A client gone while its stream's read is in flight: Redis paused,
+        # the 2 s poll sends reads that wait, the clients leave, Redis
+        # resumes and the replies come back for streams already closed.
+        late = [self.open() for _ in range(3)]
+        for c in late:
+            c.next_block()
+        self.st.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(2.5)
+            late[0].reset()
+            late[1].close()
+            time.sleep(0.3)
+        finally:
+            self.st.redis.proc.send_signal(signal.SIGCONT)
+        self.post_need("n-d4", title="Local 4")
+        self.assertEqual(keep.next_event()["data"]["needId"], "n-d4")
+        self.assertEqual(late[2].next_event()["data"]["needId"], "n-d4")
+        self.assertIsNone(self.st.gateway.proc.poll())
+
+    def test_sigterm_ends_every_stream(self):
+        self.stack()
+        streams = [self.open() for _ in range(3)]
+        for s in streams:
+            s.next_block()
+        self.st.gateway.send_signal(signal.SIGTERM)
+        for s in streams:
+            self.assertIn(s.wait_end(), ("end", "eof"))
+        self.assertTrue(all(s.ended for s in streams))  # the terminating chunk, not a cut
+        self.assertEqual(self.st.gateway.proc.wait(15), 0)
+        self.assertEqual(sanitizer_reports(self.st.gateway.log()), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,468 @@
+"""The staff page in headless Chromium against the real stack.
+
+redis-server, maillage-broker, -matcher, -notifier and -gateway on loopback;
+Debian's chromium driven by chromedriver (python3-selenium). A staff member
+signs in with a token issued by `maillage token issue --staff`; a network
+system (its own token) posts members, an offer and two needs to
+POST /v1/events; the matches and the collective need reach the page live
+over the event stream, without a reload; "Mise en relation faite" is
+clicked, "Pas pertinent" is reached with Tab and pressed with Enter, and
+both match.feedback events are found in the journal with the match id and
+the staff id. The gateway restarts and the stream resumes with
+Last-Event-ID, showing what arrived meanwhile. The map and the charts are
+drawn from the real figures; at phone width no view scrolls sideways; a
+revoked token sends the page back to the sign-in form. Screenshots (laptop and phone) are saved in
+$MAILLAGE_BUILD/artifacts/.
+
+Skipped only when chromium or chromedriver is not installed."""
+
+import csv
+import hashlib
+import json
+import os
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import harness as h
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
+
+if HAVE_CHROMIUM:
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+CAEN, HEROUVILLE, IFS = "14118", "14327", "14341"  # all three in CU Caen la Mer
+STAFF = "claire"
+STAFF_NETWORK = "cress-normandie"
+NETWORK = "reseau-test"
+ARTIFACTS = os.path.join(h.BUILD, "artifacts")
+LAPTOP = (1366, 900)
+PHONE = (390, 844)
+# A title with markup: the page must show it as text, never as HTML.
+NEED_TITLE = "Cuisine <b>partagée</b> & stockage"
+
+
+def communes_count():
+    with open(os.path.join(h.SOURCE, "config", "communes-normandie.csv"), newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+# ---- events in proto3 JSON, as a network system would post them ------------------
+
+def member(sid, commune, name):
+    return {"type": "member.joined", "memberJoined": {
+        "structure": {"structureId": sid, "name": name, "family": "FAMILY_ASSOCIATION", "nafCode": "88.99B",
+                      "commune": commune, "networks": [NETWORK]},
+        "network": NETWORK, "joinedOn": time.strftime("%Y-%m-%d")}}
+
+
+def need(nid, sid, commune, title=NEED_TITLE):
+    return {"type": "need.reported", "needReported": {"need": {
+        "needId": nid, "structureId": sid, "category": "locaux", "commune": commune, "radiusKm": 30,
+        "tags": ["cuisine", "stockage"], "title": title}}}
+
+
+def offer(oid, sid, commune):
+    return {"type": "offer.published", "offerPublished": {"offer": {
+        "offerId": oid, "providerId": sid, "category": "locaux", "commune": commune, "radiusKm": 20,
+        "tags": ["cuisine", "stockage"], "title": "Cuisine professionnelle et stockage"}}}
+
+
+# ---- the stack ---------------------------------------------------------------------------
+
+class Stack:
+    """Redis, broker, matcher, notifier (staff "claire": Calvados, premises)
+    and gateway, all from one configuration file."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.redis = ws.own(h.Redis(ws.dir).start())
+        self.broker, sections = h.start_broker(ws, self.redis)
+        self.client = ws.own(h.IngestClient(sections["broker"]["ingest"]))
+        self.port = h.free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        sections = dict(sections)
+        sections["matcher"] = {"expiry_interval_s": 1, "collective_min_structures": 2}
+        sections["notifier"] = {"staff_url": self.base + "/", "default_staff": "accueil",
+                                "staff_refresh_ms": 200, "unanswered_check_s": 3600}
+        sections["gateway"] = {"listen": "127.0.0.1:%d" % self.port, "staff_network": STAFF_NETWORK,
+                               "token_cache_s": 1, "stream_heartbeat_s": 2}
+        sections["staff." + STAFF] = {"name": "Claire Lemarchand", "departments": "14", "categories": "locaux",
+                                      "channels": "inbox"}
+        self.conf = h.write_config(ws.path("maillage-%s.conf" % h.new_id("c")), sections)
+        ws.own(h.Daemon(ws.dir, "maillage-matcher", self.conf)).start(ready="matcher: ready")
+        # The notifier writes the [staff.*] sections to mg:staff, which
+        # `token issue --staff` requires.
+        ws.own(h.Daemon(ws.dir, "maillage-notifier", self.conf)).start(ready="staff member(s)")
+        self.gateway = ws.own(h.Daemon(ws.dir, "maillage-gateway", self.conf))
+        self.gateway.start()
+        h.wait_until(self._ready, 20, 0.1, "the gateway's /readyz")
+
+    def _ready(self):
+        if self.gateway.proc.poll() is not None:
+            raise RuntimeError("maillage-gateway exited:\n" + self.gateway.log())
+        try:
+            status, _ = self.http("GET", "/readyz")
+        except OSError:
+            return False
+        return status == 200
+
+    def restart_gateway(self):
+        h.restart(self.gateway)
+        h.wait_until(self._ready, 20, 0.1, "the gateway's /readyz after a restart")
+
+    def inbox_items(self, staff):
+        """The `item` of every entry of a staff inbox ("match:<id>", ...)."""
+        return [self.redis.call("HGET", b"mg:notif:" + nid, "item").decode()
+                for nid in self.redis.call("ZRANGE", "mg:inbox:" + staff, 0, -1)]
+
+    def cli(self, *args):
+        r = h.run_program("maillage", ["--config", self.conf] + list(args))
+        assert r.returncode == 0, (args, r.stdout.decode(), r.stderr.decode())
+        return r.stdout.decode()
+
+    def issue(self, *args):
+        lines = [line for line in self.cli("token", "issue", *args).splitlines() if line.startswith("mgt_")]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    def http(self, method, path, body=None, token=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=20) as res:
+                return res.status, res.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def journal(self, type_):
+        out = []
+        for entry_id, fields in self.redis.call("XRANGE", "mg:journal", "-", "+"):
+            f = dict(zip(fields[::2], fields[1::2]))
+            if f[b"t"].decode() != type_:
+                continue
+            env = h.Envelope()
+            env.ParseFromString(f[b"e"])
+            out.append(env)
+        return out
+
+
+def browser(ws):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--disable-extensions", "--no-first-run", "--lang=fr-FR",
+                "--user-data-dir=" + ws.path("chromium-profile"),
+                "--window-size=%d,%d" % LAPTOP):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:  # selenium 4.8 (Debian 12) has log_path, later versions log_output
+        service = Service(CHROMEDRIVER, log_output=ws.path("chromedriver.log"))
+    except TypeError:
+        service = Service(CHROMEDRIVER, log_path=ws.path("chromedriver.log"))
+    return webdriver.Chrome(service=service, options=options)
+
+
+@unittest.skipUnless(HAVE_CHROMIUM, "chromium and chromedriver are not installed (Debian: chromium chromium-driver)")
+class StaffPageTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace("maillage-staff-page-")
+        self.driver = None
+
+    def tearDown(self):
+        if self.driver is not None:
+            self.driver.quit()
+        self.ws.close(keep=bool(os.environ.get("KEEP")))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def wait(self, predicate, timeout=30, what="the page"):
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda d: predicate())
+        except TimeoutException:
+            self.fail("timed out waiting for %s\nJS console: %s" % (what, self.console()))
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    def console(self):
+        try:
+            return [e["message"] for e in self.driver.get_log("browser")]
+        except Exception:
+            return []
+
+    def shot(self, name, full=False):
+        """A screenshot in the artifacts; `full`: the whole page's height."""
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, name)
+        size = self.driver.get_window_size()
+        if full:
+            height = self.js("return document.documentElement.scrollHeight")
+            self.driver.set_window_size(size["width"], min(int(height) + 120, 5000))
+            time.sleep(0.3)
+        self.assertTrue(self.driver.save_screenshot(path), path)
+        if full:
+            self.driver.set_window_size(size["width"], size["height"])
+        return path
+
+    def no_horizontal_scroll(self, view):
+        self.js("location.hash = arguments[0]", "#" + view)
+        self.wait(lambda: self.js("return !document.getElementById(arguments[0]).hidden",
+                                  "view-" + view.split("/")[0]), 10, "view " + view)
+        time.sleep(0.3)  # layout after the view's data arrived
+        width, client = self.js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        self.assertLessEqual(width, client, "view %s scrolls sideways at phone width" % view)
+
+    def item(self, mid):
+        found = self.driver.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)
+        return found[0] if found else None
+
+    def tab_to(self, element, limit=200):
+        """Press Tab from the top of the main content until `element` has the
+        focus: it is reachable by keyboard, in order."""
+        self.js("document.getElementById('contenu').focus()")
+        for _ in range(limit):
+            ActionChains(self.driver).send_keys(Keys.TAB).perform()
+            if self.js("return document.activeElement === arguments[0]", element):
+                return
+        self.fail("the element was not reached with Tab")
+
+    # -- the test ----------------------------------------------------------------------------
+
+    def test_sign_in_live_match_feedback_map_figures_phone_and_revocation(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF, "--label", "test navigateur")
+        network_token = st.issue("--network", NETWORK, "--label", "test navigateur")
+        self.driver = d = browser(self.ws)
+        d.set_window_size(*LAPTOP)
+
+        # The page is served by the gateway, embedded.
+        status, body = st.http("GET", "/")
+        self.assertEqual(status, 200)
+        self.assertIn(b'<html lang="fr">', body)
+
+        # -- sign in: a wrong token first, then the right one --
+        d.get(st.base + "/")
+        token = self.wait(lambda: d.find_element(By.ID, "token") if d.find_element(By.ID, "token").is_displayed()
+                          else None, 20, "the sign-in form")
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, "label[for=token]").text, "Jeton d’accès")
+        token.send_keys("mgt_" + "A" * 43 + Keys.ENTER)
+        error = d.find_element(By.ID, "signin-error")
+        self.wait(lambda: error.is_displayed(), 10, "the sign-in error")
+        self.assertIn("n’est pas reconnu", error.text)
+        token.clear()
+        token.send_keys(staff_token)
+        d.find_element(By.ID, "signin-submit").click()
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 20, "the signed-in page")
+        self.assertIn("Claire Lemarchand", d.find_element(By.ID, "who-name").text)
+        # The session is a cookie the page's script cannot read (HttpOnly).
+        self.assertNotIn(staff_token, self.js("return document.cookie"))
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") == "on", 20,
+                  "the live stream to open")
+        self.wait(lambda: d.find_element(By.ID, "inbox-status").text != "Chargement des opportunités…", 20,
+                  "the inbox to load")
+        # Marks this page load: still there after the match arrives = no reload.
+        self.js("window.__sameLoad = 'oui'")
+
+        # -- a network system posts members, an offer and two needs --
+        suffix = h.new_id("")[1:9]
+        nid, nid2, oid = "need-%s" % suffix, "need2-%s" % suffix, "offer-%s" % suffix
+        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
+                 member("s-ifs", IFS, "Jardin d’Ifs"),
+                 offer(oid, "s-herouville", HEROUVILLE),
+                 need(nid, "s-caen", CAEN),
+                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
+        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        self.assertEqual(status, 202, body)
+        results = json.loads(body)["results"]
+        self.assertEqual([r["status"] for r in results], ["accepted"] * len(batch), results)
+
+        found = h.wait_until(lambda: [e.match_found for e in st.journal("match.found") if e.match_found.need_id == nid],
+                             60, 0.1, "the match of the need in the journal")
+        mid = found[0].match_id
+        self.assertEqual(found[0].offer_id, oid)
+
+        # -- it appears live, with its reason, as text --
+        li = self.wait(lambda: self.item(mid), 60, "the match to appear live on the page")
+        self.assertEqual(self.js("return window.__sameLoad"), "oui", "the page was reloaded")
+        self.assertIn("is-live", li.get_attribute("class"))
+        title = li.find_element(By.CSS_SELECTOR, ".card-title").text
+        self.assertIn(NEED_TITLE, title)  # the markup shown literally...
+        self.assertEqual(li.find_elements(By.CSS_SELECTOR, ".card-title b"), [])  # ...and never parsed
+        reason = li.find_element(By.CSS_SELECTOR, ".reason")
+        self.wait(lambda: reason.is_displayed() and reason.text.startswith("Pourquoi : ") and len(reason.text) > 15,
+                  20, "the reason of the match")
+        self.wait(lambda: "Nouvelle opportunité" in d.find_element(By.ID, "announcer").text
+                  or "Nouvelle opportunité" in d.find_element(By.ID, "announcer").get_attribute("textContent"),
+                  10, "the aria-live announcement")
+        self.assertTrue(d.find_element(By.ID, "new-counter").is_displayed())
+        self.js("arguments[0].scrollIntoView()", li)
+        self.shot("staff-page-laptop.png")
+
+        # -- "Mise en relation faite", with the mouse --
+        made = li.find_element(By.CSS_SELECTOR, "button[data-outcome=contact_made]")
+        self.assertEqual(made.text, "Mise en relation faite")
+        made.click()
+        result = li.find_element(By.CSS_SELECTOR, ".result")
+        self.wait(lambda: "Enregistré" in result.text, 30, "the feedback result")
+        self.assertIn("Mise en relation faite", result.text)
+        self.assertEqual(made.get_attribute("aria-pressed"), "true")
+
+        def feedback(outcome):
+            return [e for e in st.journal("match.feedback")
+                    if e.match_feedback.match_id == mid and e.match_feedback.outcome == outcome]
+        contact_made = h.events_pb2.MatchOutcome.Value("MATCH_OUTCOME_CONTACT_MADE")
+        events = h.wait_until(lambda: feedback(contact_made), 20, 0.1, "match.feedback in the journal")
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0].match_feedback.staff_id, STAFF)
+        self.assertEqual(events[0].source, STAFF_NETWORK)
+
+        # -- "Pas pertinent", with the keyboard only: Tab to it, Enter --
+        not_relevant = li.find_element(By.CSS_SELECTOR, "button[data-outcome=not_relevant]")
+        self.tab_to(not_relevant)
+        outline = self.js("var s = getComputedStyle(arguments[0]); return [s.outlineStyle, s.outlineWidth]", not_relevant)
+        self.assertNotEqual(outline[0], "none", "no visible focus on the button")
+        self.assertNotEqual(outline[1], "0px", "no visible focus on the button")
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        self.wait(lambda: "Pas pertinent" in result.text, 30, "the keyboard feedback result")
+        self.assertEqual(not_relevant.get_attribute("aria-pressed"), "true")
+        self.assertEqual(made.get_attribute("aria-pressed"), "false")
+        events = h.wait_until(lambda: feedback(h.events_pb2.MatchOutcome.Value("MATCH_OUTCOME_NOT_RELEVANT")),
+                              20, 0.1, "the second match.feedback in the journal")
+        self.assertEqual(events[0].match_feedback.staff_id, STAFF)
+
+        # -- the stream resumes after a cut, from the last entry it showed --
+        # The gateway stops; meanwhile a need arrives through ZeroMQ and its
+        # match is written to the inbox; the gateway comes back. A stream
+        # opened afresh would only show what follows; the page's EventSource
+        # reconnects with Last-Event-ID and gets the missed entry.
+        st.gateway.stop()
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") != "on", 20,
+                  "the page to notice the cut")
+        nid3 = "need3-%s" % suffix
+        env = h.need_reported(commune=CAEN, category="locaux", title="Cuisine pendant la coupure", need_id=nid3,
+                              structure_id="s-caen", radius_km=30)
+        env.need_reported.need.tags.extend(["cuisine", "stockage"])
+        self.assertEqual(st.client.emit(env, timeout=10).status, h.ACCEPTED)
+        mid3 = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
+                                     if e.match_found.need_id == nid3], 60, 0.1, "the third match")[0]
+        h.wait_until(lambda: "match:" + mid3 in st.inbox_items(STAFF), 30, 0.1, "the third match in the inbox")
+        self.assertIsNone(self.item(mid3))
+        st.restart_gateway()
+        self.wait(lambda: self.item(mid3), 60, "the match written during the cut to appear")
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") == "on", 20,
+                  "the stream to be live again")
+        self.assertEqual(self.js("return window.__sameLoad"), "oui", "the page was reloaded")
+        self.assertEqual(len(d.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)), 1)
+
+        # -- collective needs: two structures of CU Caen la Mer need premises --
+        d.find_element(By.CSS_SELECTOR, "#main-nav a[data-view=collectifs]").click()
+        card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 30, "the collective need")
+        self.assertIn("Locaux", card[0].text)
+        self.assertIn("2 structures", card[0].text)
+
+        # -- the territory: the dot cloud, the markers, the charts --
+        d.find_element(By.CSS_SELECTOR, "#main-nav a[data-view=territoire]").click()
+        self.wait(lambda: d.find_elements(By.CSS_SELECTOR, '#map-box g.marker[data-commune="%s"] .mk-needs' % CAEN),
+                  30, "the need on the map")
+        dots = sum(int(p.get_attribute("data-count"))
+                   for p in d.find_elements(By.CSS_SELECTOR, "#map-box path.commune-dots"))
+        self.assertEqual(dots, communes_count(), "every commune of Normandy as a dot")
+        self.assertTrue(d.find_elements(By.CSS_SELECTOR, '#map-box g.marker[data-commune="%s"] .mk-offers' % HEROUVILLE))
+        self.assertTrue(d.find_elements(By.CSS_SELECTOR, '#map-box g.marker[data-commune="%s"] .mk-matches' % CAEN))
+        desc = d.find_element(By.ID, "map-svg-desc").get_attribute("textContent")
+        self.assertIn("besoins ouverts", desc)
+        map_rows = d.find_elements(By.CSS_SELECTOR, "#map-table tbody tr")
+        self.assertTrue(any(r.get_attribute("textContent").startswith("Caen") for r in map_rows))
+
+        def bar_values(chart, code):
+            row = d.find_elements(By.CSS_SELECTOR, '#%s .bar-row[data-code="%s"]' % (chart, code))
+            if not row:
+                return None
+            return [int(v.get_attribute("textContent").replace("\u202f", "").replace("\xa0", "") or 0)
+                    for v in row[0].find_elements(By.CSS_SELECTOR, ".bar-value")]
+        # open needs, open offers, matches proposed (Calvados; premises): three
+        # needs, one offer, a match for each need
+        calvados = self.wait(lambda: bar_values("dep-chart", "14"), 30, "the department chart")
+        self.assertEqual(calvados[:2], [3, 1], calvados)
+        self.assertGreaterEqual(calvados[2], 3, calvados)
+        locaux = bar_values("cat-chart", "locaux")
+        self.assertEqual(locaux[:2], [3, 1], locaux)
+        bars = d.find_elements(By.CSS_SELECTOR, '#dep-chart .bar-row[data-code="14"] .bar')
+        self.assertTrue(all(float(b.value_of_css_property("width").replace("px", "")) > 0 for b in bars))
+        self.assertTrue(d.find_elements(By.CSS_SELECTOR, "#dep-table table tbody tr"))
+        totals = d.find_element(By.ID, "totals").text
+        self.assertIn("Besoins ouverts", totals)
+        self.shot("staff-page-laptop-territoire.png", full=True)
+
+        # -- phone width: no view scrolls sideways --
+        d.set_window_size(*PHONE)
+        for view in ("territoire", "collectifs", "match/" + mid, "opportunites"):
+            self.no_horizontal_scroll(view)
+            if view == "territoire":
+                self.shot("staff-page-phone-territoire.png", full=True)
+        self.wait(lambda: self.item(mid), 10, "the match in the list")
+        self.js("arguments[0].scrollIntoView()", self.item(mid))
+        self.shot("staff-page-phone.png")
+        self.assertEqual(self.js("return window.__sameLoad"), "oui")
+        d.set_window_size(*LAPTOP)
+
+        # -- a revoked token: the next request sends the page back to sign-in --
+        token_id = "tok-" + hashlib.sha256(staff_token.encode()).hexdigest()[:12]
+        st.cli("token", "revoke", token_id)
+        status_filter = Select(d.find_element(By.ID, "f-status"))
+        signin = d.find_element(By.ID, "view-signin")
+        deadline = time.monotonic() + 30
+        flip = 0
+        while not signin.is_displayed():
+            self.assertLess(time.monotonic(), deadline, "still signed in with a revoked token")
+            flip += 1
+            status_filter.select_by_value("new" if flip % 2 else "")
+            time.sleep(0.5)
+        self.assertIn("session a pris fin", d.find_element(By.ID, "signin-error").text)
+        self.assertFalse(d.find_element(By.ID, "main-nav").is_displayed())
+        self.assertEqual(d.find_element(By.ID, "inbox-list").find_elements(By.TAG_NAME, "li"), [])
+
+        # -- no script error on the way, nothing refused by the gateway's CSP --
+        errors = [m for m in self.console()
+                  if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
+        self.assertEqual(errors, [])
+
+    def test_sign_out_clears_the_session(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        d.set_window_size(*PHONE)
+        d.get(st.base + "/#territoire")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        # The deep link survives the sign-in.
+        self.wait(lambda: d.find_element(By.ID, "view-territoire").is_displayed(), 20, "the territory view")
+        self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#map-box path.commune-dots"), 30, "the map")
+        self.no_horizontal_scroll("territoire")
+        d.find_element(By.ID, "sign-out").click()
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form again")
+        self.assertEqual(self.js("return document.activeElement.id"), "token")
+        # The cookie is gone: the API answers 401 to the page.
+        status = self.driver.execute_async_script(
+            "var done = arguments[0]; fetch('v1/me', {credentials: 'same-origin'}).then(function (r) { done(r.status); });")
+        self.assertEqual(status, 401)
+        self.assertFalse(d.find_element(By.ID, "main-nav").is_displayed())
+
+
+if __name__ == "__main__":
+    unittest.main()

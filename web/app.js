@@ -1,0 +1,1121 @@
+/* Maillage staff page: sign-in, inbox with feedback, live stream, collective
+ * needs, and the territory view (drawn by territory.js).
+ *
+ * Plain browser JavaScript, no build step, no dependency. Every piece of data
+ * from the server enters the DOM as text (textContent, createTextNode,
+ * setAttribute of non-URL attributes): never through innerHTML. URLs built
+ * from data are limited to mailto:, tel: and http(s):.
+ *
+ * All API paths are relative ("v1/...") so the page also works behind a
+ * reverse proxy that mounts the gateway under a prefix. */
+(function () {
+  'use strict';
+
+  var MG = window.MG = window.MG || {};
+
+  // ---- small DOM helpers ---------------------------------------------------
+
+  /* el('p', {class: 'x', 'aria-label': 'y'}, 'text', child, ...): an element
+   * whose string children become text nodes. Attributes are set with
+   * setAttribute (no event handlers, no HTML). */
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    setAttrs(node, attrs);
+    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  }
+
+  function setAttrs(node, attrs) {
+    if (!attrs) return;
+    Object.keys(attrs).forEach(function (k) {
+      var v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      node.setAttribute(k, v === true ? '' : String(v));
+    });
+  }
+
+  function append(node, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
+    if (typeof child === 'string' || typeof child === 'number') {
+      node.appendChild(document.createTextNode(String(child)));
+    } else {
+      node.appendChild(child);
+    }
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function $(id) { return document.getElementById(id); }
+
+  /* A link whose target comes from data: only safe schemes, else plain text. */
+  function safeLink(href, text) {
+    var h = String(href || '');
+    if (/^(https?:\/\/|mailto:|tel:)/i.test(h)) {
+      var a = el('a', {href: h}, text);
+      if (/^https?:/i.test(h)) { a.setAttribute('rel', 'noopener noreferrer'); a.setAttribute('target', '_blank'); }
+      return a;
+    }
+    return document.createTextNode(String(text));
+  }
+
+  MG.el = el;
+  MG.clear = clear;
+
+  // ---- words ------------------------------------------------------------------
+
+  var DEPARTMENTS = {'14': 'Calvados', '27': 'Eure', '50': 'Manche', '61': 'Orne', '76': 'Seine-Maritime'};
+
+  var KINDS = {
+    match: 'Mise en relation',
+    collective_need: 'Besoin collectif',
+    unanswered_need: 'Besoin sans réponse',
+    member_joined: 'Nouvelle adhésion',
+    cooperation_proposed: 'Proposition de coopération',
+    cooperation_answered: 'Réponse à une coopération',
+    digest: 'Récapitulatif'
+  };
+
+  var STATUS = {
+    new: 'À traiter',
+    contact_made: 'Mise en relation faite',
+    not_relevant: 'Pas pertinent'
+  };
+
+  var OUTCOMES = {
+    contact_made: 'MATCH_OUTCOME_CONTACT_MADE',
+    not_relevant: 'MATCH_OUTCOME_NOT_RELEVANT'
+  };
+
+  var COMPONENTS = {
+    distance: 'Distance',
+    keywords: 'Mots-clés',
+    sector: 'Secteur d’activité',
+    intercooperation: 'Intercoopération',
+    freshness: 'Fraîcheur',
+    feedback: 'Retours des chargé·e·s de mission',
+    fairness: 'Équité'
+  };
+
+  var FAMILIES = {
+    FAMILY_ASSOCIATION: 'Association', FAMILY_COOPERATIVE: 'Coopérative', FAMILY_MUTUAL: 'Mutuelle',
+    FAMILY_FOUNDATION: 'Fondation', FAMILY_ESS_COMPANY: 'Entreprise de l’ESS',
+    FAMILY_LOCAL_BUSINESS: 'Acteur économique local', FAMILY_PUBLIC_BODY: 'Organisme public',
+    FAMILY_NETWORK: 'Réseau'
+  };
+
+  function departmentName(code) {
+    if (!code) return '';
+    return (state.taxonomy.departments[code]) || DEPARTMENTS[code] || code;
+  }
+
+  function categoryLabel(code) {
+    if (!code) return '';
+    return state.taxonomy.categories[code] || code;
+  }
+
+  var numberFormat = new Intl.NumberFormat('fr-FR');
+  function formatNumber(n) { return numberFormat.format(Number(n) || 0); }
+  MG.formatNumber = formatNumber;
+
+  function formatDate(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return '';
+    try {
+      return d.toLocaleString('fr-FR', {dateStyle: 'medium', timeStyle: 'short', timeZone: 'Europe/Paris'});
+    } catch (e) {
+      return d.toLocaleString('fr-FR');
+    }
+  }
+
+  function formatDay(ymd) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(ymd || '');
+    return m ? m[3] + '/' + m[2] + '/' + m[1] : (ymd || '');
+  }
+
+  function formatTime(d) {
+    try {
+      return d.toLocaleTimeString('fr-FR', {hour: '2-digit', minute: '2-digit', timeZone: 'Europe/Paris'});
+    } catch (e) {
+      return d.toLocaleTimeString('fr-FR');
+    }
+  }
+
+  function percent(score) {
+    var s = Number(score);
+    if (!isFinite(s) || s < 0) return '';
+    return Math.round(s * 100) + ' %';
+  }
+
+  // ---- state -------------------------------------------------------------------
+
+  var state = {
+    me: null,
+    taxonomy: {categories: {}, departments: {}, categoryList: [], departmentList: []},
+    inbox: {items: [], byId: {}, nextCursor: null, loading: false, generation: 0, loaded: false},
+    unseen: 0,
+    stream: {es: null, lastEventId: '', retryTimer: null, retryMs: 2000, onFirstOpen: null},
+    matches: {},      // match id -> match JSON (details, loaded lazily)
+    view: '',
+    collectiveGeneration: 0
+  };
+  MG.state = state;
+
+  // ---- the API -------------------------------------------------------------------
+
+  function ApiError(status, code, message) {
+    this.status = status;
+    this.code = code || '';
+    this.message = message;
+  }
+
+  /* The French message for a failed request. */
+  function frenchError(status, res, body) {
+    var retry = res && res.headers ? parseInt(res.headers.get('Retry-After') || '', 10) : NaN;
+    var later = isFinite(retry) && retry > 0 ? ' Réessayez dans ' + retry + ' s.' : ' Réessayez dans un instant.';
+    switch (status) {
+      case 0: return 'Le serveur Maillage ne répond pas. Vérifiez votre connexion, puis réessayez.';
+      case 400: return 'La demande a été refusée car elle est incomplète ou invalide.';
+      case 401: return 'Votre session a pris fin (jeton inconnu ou révoqué). Reconnectez-vous.';
+      case 403: return 'Vous n’avez pas accès à cette information avec ce jeton.';
+      case 404: return 'Élément introuvable : il a peut-être été retiré.';
+      case 409: return 'Cette action entre en conflit avec une autre modification. Rechargez la page.';
+      case 413: return 'La demande est trop volumineuse.';
+      case 415: return 'Le serveur n’a pas compris le format de la demande.';
+      case 429: return 'Trop de demandes en peu de temps.' + later;
+      case 503: return 'Le service est momentanément indisponible.' + later;
+      default:
+        if (status >= 500) return 'Le serveur a rencontré une erreur (' + status + ').' + later;
+        return 'La demande a échoué (' + status + ').';
+    }
+  }
+
+  /* fetch() the API with the session cookie. Resolves with the JSON body (or
+   * null for 204); rejects with an ApiError carrying a French message. A 401
+   * anywhere but the sign-in itself ends the session on the page. */
+  function api(method, path, body) {
+    var opts = {method: method, credentials: 'same-origin', cache: 'no-store', headers: {Accept: 'application/json'}};
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(path, opts).then(function (res) {
+      if (res.status === 204) return null;
+      var ct = res.headers.get('Content-Type') || '';
+      var parse = ct.indexOf('json') >= 0 ? res.json().catch(function () { return null; }) : Promise.resolve(null);
+      return parse.then(function (data) {
+        if (res.ok) return data;
+        var code = data && data.error && data.error.code;
+        var err = new ApiError(res.status, code, frenchError(res.status, res, data));
+        if (res.status === 401 && path !== 'v1/session') sessionLost();
+        throw err;
+      });
+    }, function () {
+      throw new ApiError(0, 'network', frenchError(0));
+    });
+  }
+
+  function qs(params) {
+    var parts = [];
+    Object.keys(params).forEach(function (k) {
+      var v = params[k];
+      if (v !== '' && v !== null && v !== undefined) parts.push(encodeURIComponent(k) + '=' + encodeURIComponent(v));
+    });
+    return parts.length ? '?' + parts.join('&') : '';
+  }
+
+  MG.api = api;
+  MG.qs = qs;
+
+  // ---- messages ----------------------------------------------------------------------
+
+  function showBanner(text) {
+    $('banner-text').textContent = text;
+    $('banner').hidden = false;
+  }
+
+  function hideBanner() {
+    $('banner').hidden = true;
+    $('banner-text').textContent = '';
+  }
+
+  function announce(text) {
+    var a = $('announcer');
+    // Emptied first so that the same sentence twice is announced twice.
+    a.textContent = '';
+    window.setTimeout(function () { a.textContent = text; }, 50);
+  }
+
+  function setStatus(id, text) {
+    $(id).textContent = text || '';
+  }
+
+  MG.showBanner = showBanner;
+  MG.setStatus = setStatus;
+
+  /* An error from a background action: 401 is handled by sessionLost(). */
+  function reportError(err, statusId) {
+    if (err && err.status === 401) return;
+    var text = (err && err.message) || frenchError(0);
+    if (statusId) setStatus(statusId, text);
+    else showBanner(text);
+  }
+  MG.reportError = reportError;
+
+  // ---- session --------------------------------------------------------------------------
+
+  function showSignIn(message) {
+    closeStream();
+    state.me = null;
+    $('account').hidden = true;
+    $('main-nav').hidden = true;
+    document.querySelectorAll('.view').forEach(function (v) { v.hidden = v.id !== 'view-signin'; });
+    var err = $('signin-error');
+    if (message) { err.textContent = message; err.hidden = false; } else { err.textContent = ''; err.hidden = true; }
+    $('token').value = '';
+    state.view = 'signin';
+    $('token').focus();
+  }
+
+  /* Called on any 401: back to the sign-in form, once. */
+  function sessionLost() {
+    if (!state.me) return;
+    resetData();
+    hideBanner();
+    showSignIn(frenchError(401));
+  }
+
+  function resetData() {
+    state.inbox = {items: [], byId: {}, nextCursor: null, loading: false, generation: state.inbox.generation + 1, loaded: false};
+    state.unseen = 0;
+    state.matches = {};
+    state.stream.lastEventId = '';
+    clear($('inbox-list'));
+    clear($('collective-list'));
+    clear($('match-detail'));
+    updateCounter();
+    if (MG.territory) MG.territory.reset();
+  }
+
+  function signIn(ev) {
+    ev.preventDefault();
+    var input = $('token');
+    var token = input.value.trim();
+    var err = $('signin-error');
+    err.hidden = true;
+    if (!token) {
+      err.textContent = 'Saisissez votre jeton d’accès.';
+      err.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      return;
+    }
+    var button = $('signin-submit');
+    button.disabled = true;
+    button.textContent = 'Connexion…';
+    api('POST', 'v1/session', {token: token}).then(function () {
+      input.value = '';
+      input.removeAttribute('aria-invalid');
+      return start();
+    }).catch(function (e) {
+      err.textContent = e.status === 401 ? 'Ce jeton n’est pas reconnu (inconnu ou révoqué). Vérifiez-le, sans espace ni retour à la ligne.'
+        : e.status === 403 ? 'Ce jeton n’ouvre pas cet espace : il est réservé aux chargé·e·s de mission (pas aux réseaux émetteurs).'
+        : e.message;
+      err.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    }).then(function () {
+      button.disabled = false;
+      button.textContent = 'Se connecter';
+    });
+  }
+
+  function signOut() {
+    closeStream();
+    api('DELETE', 'v1/session').catch(function () { /* the page forgets the session anyway */ }).then(function () {
+      resetData();
+      hideBanner();
+      history.replaceState(null, '', location.pathname + location.search);
+      showSignIn('');
+      announce('Vous êtes déconnecté·e.');
+    });
+  }
+
+  /* After a sign-in or on load with a cookie: who am I, then the page. */
+  function start() {
+    return api('GET', 'v1/me').then(function (me) {
+      if (!me || me.kind !== 'staff') {
+        api('DELETE', 'v1/session').catch(function () {});
+        showSignIn('Ce jeton est celui d’un réseau émetteur : cet espace est réservé aux chargé·e·s de mission.');
+        return;
+      }
+      state.me = me;
+      $('who-name').textContent = me.name || me.id;
+      $('account').hidden = false;
+      $('main-nav').hidden = false;
+      hideBanner();
+      return loadTaxonomy().then(function () {
+        openStream(function () { loadInbox(true); });
+        route(true);
+      });
+    }, function (e) {
+      if (e.status === 401) { showSignIn(''); return; }
+      showSignIn(e.message);
+    }).catch(function (e) {
+      // A 401 on the way already sent the page back to the sign-in form.
+      if (e && e.status !== 401) showBanner(e.message || frenchError(0));
+    });
+  }
+
+  // ---- taxonomy and filters ----------------------------------------------------
+
+  function loadTaxonomy() {
+    return api('GET', 'v1/taxonomy').then(function (t) {
+      var tx = {categories: {}, departments: {}, categoryList: [], departmentList: []};
+      ((t && t.categories) || []).forEach(function (c) {
+        if (!c || !c.code) return;
+        tx.categories[c.code] = c.label || c.code;
+        tx.categoryList.push({code: c.code, label: c.label || c.code});
+      });
+      ((t && t.departments) || []).forEach(function (d) {
+        if (!d || !d.code) return;
+        tx.departments[d.code] = d.name || d.code;
+        tx.departmentList.push({code: d.code, label: d.name || d.code});
+      });
+      state.taxonomy = tx;
+    }, function (e) {
+      if (e.status === 401) throw e;
+      reportError(e);
+      var tx = {categories: {}, departments: {}, categoryList: [], departmentList: []};
+      Object.keys(DEPARTMENTS).forEach(function (code) {
+        tx.departments[code] = DEPARTMENTS[code];
+        tx.departmentList.push({code: code, label: DEPARTMENTS[code]});
+      });
+      state.taxonomy = tx;
+    }).then(function () {
+      fillSelect('f-department', state.taxonomy.departmentList, 'Tous');
+      fillSelect('c-department', state.taxonomy.departmentList, 'Tous');
+      fillSelect('t-department', state.taxonomy.departmentList, 'Toute la Normandie');
+      fillSelect('f-category', state.taxonomy.categoryList, 'Toutes');
+      fillSelect('c-category', state.taxonomy.categoryList, 'Toutes');
+      fillSelect('t-category', state.taxonomy.categoryList, 'Toutes');
+    });
+  }
+
+  function fillSelect(id, list, allLabel) {
+    var select = $(id);
+    var keep = select.value;
+    clear(select);
+    select.appendChild(el('option', {value: ''}, allLabel));
+    list.forEach(function (item) {
+      var label = /^\d/.test(item.code) && item.label !== item.code ? item.label + ' (' + item.code + ')' : item.label;
+      select.appendChild(el('option', {value: item.code}, label));
+    });
+    select.value = keep;
+  }
+
+  MG.categoryLabel = function (c) { return categoryLabel(c); };
+  MG.departmentName = function (c) { return departmentName(c); };
+
+  function inboxFilters() {
+    return {
+      department: $('f-department').value,
+      category: $('f-category').value,
+      status: $('f-status').value,
+      kind: $('f-kind').value
+    };
+  }
+
+  /* Whether a notification (from the stream) passes the current filters. */
+  function passesFilters(n) {
+    var f = inboxFilters();
+    if (f.department && n.department !== f.department) return false;
+    if (f.category && n.category !== f.category) return false;
+    if (f.kind && n.kind !== f.kind) return false;
+    if (f.status && (n.status || 'new') !== f.status) return false;
+    return true;
+  }
+
+  // ---- the inbox -------------------------------------------------------------------
+
+  function loadInbox(reset) {
+    var inbox = state.inbox;
+    if (reset) {
+      inbox.generation++;
+      inbox.items = [];
+      inbox.byId = {};
+      inbox.nextCursor = null;
+      clear($('inbox-list'));
+      $('inbox-more').hidden = true;
+    }
+    var generation = inbox.generation;
+    var params = inboxFilters();
+    params.limit = 50;
+    if (!reset && inbox.nextCursor) params.cursor = inbox.nextCursor;
+    inbox.loading = true;
+    setStatus('inbox-status', 'Chargement des opportunités…');
+    $('inbox-list').setAttribute('aria-busy', 'true');
+    return api('GET', 'v1/staff/me/inbox' + qs(params)).then(function (page) {
+      if (generation !== state.inbox.generation) return; // filters changed meanwhile
+      var items = (page && page.items) || [];
+      items.forEach(function (n) { addItem(n, false); });
+      inbox.nextCursor = page && page.nextCursor ? page.nextCursor : null;
+      $('inbox-more').hidden = !inbox.nextCursor;
+      inbox.loaded = true;
+      updateInboxStatus();
+    }).catch(function (e) {
+      if (generation !== state.inbox.generation) return;
+      reportError(e, 'inbox-status');
+    }).then(function () {
+      inbox.loading = false;
+      $('inbox-list').removeAttribute('aria-busy');
+    });
+  }
+
+  function updateInboxStatus() {
+    var n = state.inbox.items.length;
+    var f = inboxFilters();
+    var filtered = f.department || f.category || f.status || f.kind;
+    var text;
+    if (n === 0) {
+      text = filtered ? 'Aucune opportunité ne correspond à ces filtres.' : 'Aucune opportunité pour le moment. Les nouvelles apparaîtront ici.';
+    } else {
+      text = n === 1 ? '1 opportunité affichée' : formatNumber(n) + ' opportunités affichées';
+      if (state.inbox.nextCursor) text += ' (d’autres sont disponibles plus bas)';
+      text += '.';
+    }
+    setStatus('inbox-status', text);
+  }
+
+  /* Adds a notification to the list, once per id; `live` marks it new. */
+  function addItem(n, live) {
+    if (!n || !n.id) return;
+    var inbox = state.inbox;
+    var existing = inbox.byId[n.id];
+    if (existing) {
+      // A resumed stream may repeat an entry already shown: keep the page's own state.
+      return;
+    }
+    var item = {n: n, node: null, live: live};
+    item.node = renderItem(item);
+    inbox.byId[n.id] = item;
+    // Newest first: find the first shown item older than this one.
+    var t = Date.parse(n.createdAt) || 0;
+    var index = inbox.items.length;
+    if (live) {
+      for (var i = 0; i < inbox.items.length; i++) {
+        if ((Date.parse(inbox.items[i].n.createdAt) || 0) <= t) { index = i; break; }
+      }
+    }
+    var list = $('inbox-list');
+    if (index >= inbox.items.length) list.appendChild(item.node);
+    else list.insertBefore(item.node, inbox.items[index].node);
+    inbox.items.splice(index, 0, item);
+    if (n.kind === 'match' && n.matchId) loadMatchReason(item);
+  }
+
+  function itemStatus(item) {
+    return item.n.status || 'new';
+  }
+
+  var itemCounter = 0;
+
+  function renderItem(item) {
+    var n = item.n;
+    var uid = 'n' + (++itemCounter);
+    var kindLabel = KINDS[n.kind] || 'Notification';
+    var article = el('article', {class: 'card card-' + (KINDS[n.kind] ? n.kind : 'other'), 'aria-labelledby': uid + '-title'});
+    var li = el('li', {class: 'card-item'}, article);
+    li.dataset.nid = n.id;
+    if (n.matchId) li.dataset.matchId = n.matchId;
+    if (item.live) li.classList.add('is-live');
+
+    var badges = el('p', {class: 'badges'}, el('span', {class: 'badge badge-kind'}, kindLabel));
+    var newBadge = el('span', {class: 'badge badge-new'}, item.live ? 'Nouveau' : 'Non lu');
+    newBadge.hidden = !(item.live || n.read === false);
+    badges.appendChild(newBadge);
+    var statusBadge = el('span', {class: 'badge badge-status'});
+    badges.appendChild(statusBadge);
+    article.appendChild(badges);
+
+    article.appendChild(el('h2', {class: 'card-title', id: uid + '-title'}, n.title || kindLabel));
+
+    var meta = el('ul', {class: 'meta', 'aria-label': 'Caractéristiques'});
+    var when = formatDate(n.createdAt);
+    if (when) meta.appendChild(el('li', null, el('time', {datetime: n.createdAt}, when)));
+    if (n.category) meta.appendChild(el('li', null, n.categoryLabel || categoryLabel(n.category)));
+    if (n.department) meta.appendChild(el('li', null, n.departmentName || departmentName(n.department)));
+    if (n.communeName) meta.appendChild(el('li', null, n.communeName));
+    var pct = percent(n.score);
+    if (pct && n.kind === 'match') meta.appendChild(el('li', null, 'Score ' + pct));
+    if (meta.firstChild) article.appendChild(meta);
+
+    item.summary = el('p', {class: 'summary'}, n.summary || '');
+    item.summary.hidden = !n.summary;
+    article.appendChild(item.summary);
+
+    var reason = el('p', {class: 'reason'});
+    reason.hidden = true;
+    article.appendChild(reason);
+
+    if (n.text) {
+      var det = el('details', {class: 'full-text'}, el('summary', null, 'Message complet'),
+        el('p', {class: 'pre'}, n.text));
+      article.appendChild(det);
+    }
+
+    var actions = el('div', {class: 'actions'});
+    var result = el('p', {class: 'result', role: 'status'});
+    item.result = result;
+    item.statusBadge = statusBadge;
+    item.newBadge = newBadge;
+    item.reason = reason;
+    item.buttons = {};
+
+    var comment = null;
+    if (n.kind === 'match' && n.matchId) {
+      var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
+      ['contact_made', 'not_relevant'].forEach(function (outcome) {
+        var b = el('button', {type: 'button', class: 'button ' + (outcome === 'contact_made' ? 'button-primary' : 'button-secondary'),
+          'aria-pressed': 'false', 'data-outcome': outcome, 'aria-describedby': uid + '-title'}, STATUS[outcome]);
+        b.addEventListener('click', function () { sendFeedback(item, outcome); });
+        item.buttons[outcome] = b;
+        group.appendChild(b);
+      });
+      actions.appendChild(group);
+      var commentId = uid + '-comment';
+      comment = el('details', {class: 'comment'},
+        el('summary', null, 'Ajouter un commentaire'),
+        el('label', {for: commentId}, 'Commentaire (facultatif, joint à votre prochain choix)'),
+        el('textarea', {id: commentId, rows: '2', maxlength: '500'}));
+      item.comment = comment.querySelector('textarea');
+      actions.appendChild(el('a', {class: 'detail-link', href: '#match/' + encodeURIComponent(n.matchId)},
+        'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
+    } else if (n.kind === 'collective_need') {
+      actions.appendChild(el('a', {class: 'detail-link', href: '#collectifs'}, 'Voir les besoins collectifs'));
+    }
+    if (n.read === false) {
+      var read = el('button', {type: 'button', class: 'button button-quiet', 'aria-describedby': uid + '-title'}, 'Marquer comme lu');
+      read.addEventListener('click', function () { markRead(item, true); });
+      item.readButton = read;
+      actions.appendChild(read);
+    }
+    if (comment) actions.appendChild(comment); // on its own line, last
+    article.appendChild(actions);
+    article.appendChild(result);
+    refreshItem(item);
+    return li;
+  }
+
+  function refreshItem(item) {
+    var status = itemStatus(item);
+    item.statusBadge.textContent = STATUS[status] || '';
+    item.statusBadge.hidden = item.n.kind !== 'match' || status === 'new';
+    item.statusBadge.className = 'badge badge-status status-' + (STATUS[status] ? status : 'new');
+    Object.keys(item.buttons).forEach(function (outcome) {
+      item.buttons[outcome].setAttribute('aria-pressed', outcome === status ? 'true' : 'false');
+    });
+  }
+
+  function setReason(item, match) {
+    if (!match || !match.explanation) return;
+    var r = item.reason;
+    clear(r);
+    r.appendChild(el('strong', null, 'Pourquoi : '));
+    r.appendChild(document.createTextNode(match.explanation));
+    r.hidden = false;
+    // The notifier's summary is "need ↔ offer : explanation": said once is enough.
+    var summary = item.n.summary || '';
+    var suffix = ' : ' + match.explanation;
+    if (summary.length > suffix.length && summary.slice(-suffix.length) === suffix) {
+      item.summary.textContent = summary.slice(0, -suffix.length);
+    }
+    if (match.status && STATUS[match.status] && !item.feedbackSent) {
+      item.n.status = match.status;
+      refreshItem(item);
+    }
+  }
+
+  /* The match's explanation (the reason shown on the card). A few requests
+   * at a time, so a page of 50 matches does not flood the gateway. */
+  var reasonQueue = [];
+  var reasonActive = 0;
+  function loadMatchReason(item) {
+    var mid = item.n.matchId;
+    if (state.matches[mid]) { setReason(item, state.matches[mid]); return; }
+    // Until the details arrive: the explanation line of the message, if any.
+    var m = /(?:^|\n)Pourquoi : ([^\n]+)/.exec(item.n.text || '');
+    if (m) setReason(item, {explanation: m[1]});
+    reasonQueue.push(item);
+    pumpReasons();
+  }
+
+  function pumpReasons() {
+    while (reasonActive < 4 && reasonQueue.length) {
+      var item = reasonQueue.shift();
+      if (!state.inbox.byId[item.n.id]) continue; // gone after a filter change
+      reasonActive++;
+      (function (it) {
+        fetchMatch(it.n.matchId).then(function (match) {
+          setReason(it, match);
+        }, function (e) {
+          if (e.status === 401) return;
+          // The card still shows the notification's summary; nothing else to do.
+        }).then(function () {
+          reasonActive--;
+          pumpReasons();
+        });
+      })(item);
+    }
+  }
+
+  function fetchMatch(mid) {
+    if (state.matches[mid]) return Promise.resolve(state.matches[mid]);
+    return api('GET', 'v1/matches/' + encodeURIComponent(mid)).then(function (m) {
+      if (m) state.matches[mid] = m;
+      return m;
+    });
+  }
+
+  function sendFeedback(item, outcome) {
+    if (item.pending) return;
+    item.pending = true;
+    var mid = item.n.matchId;
+    var buttons = item.buttons;
+    Object.keys(buttons).forEach(function (k) { buttons[k].setAttribute('aria-disabled', 'true'); });
+    item.result.className = 'result';
+    item.result.textContent = 'Enregistrement en cours…';
+    var body = {outcome: OUTCOMES[outcome], comment: item.comment ? item.comment.value.trim() : ''};
+    api('POST', 'v1/matches/' + encodeURIComponent(mid) + '/feedback', body).then(function () {
+      item.n.status = outcome;
+      item.feedbackSent = true;
+      if (state.matches[mid]) state.matches[mid].status = outcome;
+      refreshItem(item);
+      item.result.className = 'result result-ok';
+      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
+      if (item.comment) item.comment.value = '';
+      if (item.n.read === false) markRead(item, false);
+      syncDetailButtons(mid, outcome);
+    }, function (e) {
+      if (e.status === 401) return;
+      item.result.className = 'result result-error';
+      item.result.textContent = 'Non enregistré : ' + e.message;
+    }).then(function () {
+      item.pending = false;
+      Object.keys(buttons).forEach(function (k) { buttons[k].removeAttribute('aria-disabled'); });
+    });
+  }
+
+  function markRead(item, explicit) {
+    var staff = 'me';
+    return api('POST', 'v1/staff/' + staff + '/inbox/' + encodeURIComponent(item.n.id) + '/read', {}).then(function () {
+      item.n.read = true;
+      item.newBadge.hidden = true;
+      var node = item.node;
+      node.classList.remove('is-live');
+      if (item.readButton) {
+        var hadFocus = document.activeElement === item.readButton;
+        item.readButton.remove();
+        item.readButton = null;
+        if (hadFocus) {
+          var first = node.querySelector('button, a, summary');
+          if (first) first.focus();
+        }
+      }
+      if (item.live) { item.live = false; state.unseen = Math.max(0, state.unseen - 1); updateCounter(); }
+      if (explicit) announce('Marquée comme lue.');
+    }, function (e) {
+      if (explicit) reportError(e);
+    });
+  }
+
+  function updateCounter() {
+    var c = $('new-counter');
+    if (state.unseen > 0) {
+      // The number shows; the word is for screen readers (the menu stays on one line on a phone).
+      clear(c);
+      c.appendChild(document.createTextNode(String(state.unseen)));
+      c.appendChild(el('span', {class: 'visually-hidden'}, state.unseen === 1 ? ' nouvelle' : ' nouvelles'));
+      c.hidden = false;
+    } else {
+      c.textContent = '';
+      c.hidden = true;
+    }
+  }
+
+  // ---- the live stream --------------------------------------------------------
+
+  function setLive(s) {
+    var p = $('live-state');
+    p.dataset.state = s;
+    $('live-text').textContent = s === 'on' ? 'En direct' : s === 'connecting' ? 'Connexion au direct…' : 'Direct interrompu, nouvel essai…';
+  }
+
+  /* EventSource reconnects by itself after a network error and sends
+   * Last-Event-ID. It gives up on an HTTP error (a 401, a 503): then the
+   * page checks the session and reopens with ?lastEventId= after a pause. */
+  function openStream(onFirstOpen) {
+    closeStream();
+    if (typeof window.EventSource !== 'function') {
+      setLive('off');
+      if (onFirstOpen) onFirstOpen();
+      return;
+    }
+    var s = state.stream;
+    if (onFirstOpen) {
+      var once = false;
+      s.onFirstOpen = function () {
+        if (once) return;
+        once = true;
+        onFirstOpen();
+      };
+      // The inbox loads even if the stream cannot open.
+      window.setTimeout(function () { if (s.onFirstOpen) s.onFirstOpen(); }, 4000);
+    }
+    var url = 'v1/stream' + (s.lastEventId ? qs({lastEventId: s.lastEventId}) : '');
+    var es = new EventSource(url);
+    s.es = es;
+    setLive('connecting');
+    es.addEventListener('open', function () {
+      s.retryMs = 2000;
+      setLive('on');
+      if (s.onFirstOpen) s.onFirstOpen();
+    });
+    es.addEventListener('notification', function (ev) {
+      if (ev.lastEventId) s.lastEventId = ev.lastEventId;
+      var n;
+      try { n = JSON.parse(ev.data); } catch (e) { return; }
+      onLiveNotification(n);
+    });
+    es.addEventListener('error', function () {
+      if (s.es !== es) return;
+      if (s.onFirstOpen) s.onFirstOpen();
+      if (es.readyState === EventSource.CLOSED) {
+        setLive('lost');
+        es.close();
+        s.es = null;
+        scheduleReopen();
+      } else {
+        setLive('connecting');
+      }
+    });
+  }
+
+  function scheduleReopen() {
+    var s = state.stream;
+    if (s.retryTimer) return;
+    var wait = s.retryMs;
+    s.retryMs = Math.min(s.retryMs * 2, 30000);
+    s.retryTimer = window.setTimeout(function () {
+      s.retryTimer = null;
+      if (!state.me) return;
+      // A 401 here ends the session (sessionLost); anything else: try again.
+      api('GET', 'v1/me').then(function () {
+        if (state.me) openStream(null);
+      }, function (e) {
+        if (e.status !== 401 && state.me) scheduleReopen();
+      });
+    }, wait);
+  }
+
+  function closeStream() {
+    var s = state.stream;
+    if (s.retryTimer) { window.clearTimeout(s.retryTimer); s.retryTimer = null; }
+    s.onFirstOpen = null;
+    if (s.es) { s.es.close(); s.es = null; }
+    setLive('off');
+    var t = $('live-text');
+    if (t) t.textContent = 'Hors ligne';
+  }
+
+  function onLiveNotification(n) {
+    if (!n || !n.id || state.inbox.byId[n.id]) return;
+    if (!passesFilters(n)) {
+      announce('Nouvelle opportunité reçue (masquée par vos filtres) : ' + (n.title || ''));
+      return;
+    }
+    addItem(n, true);
+    state.unseen++;
+    updateCounter();
+    updateInboxStatus();
+    announce('Nouvelle opportunité : ' + (n.title || KINDS[n.kind] || 'notification'));
+  }
+
+  // ---- one match in detail (#match/<id>) --------------------------------------
+
+  function syncDetailButtons(mid, outcome) {
+    var root = $('match-detail');
+    if (root.dataset.matchId !== mid) return;
+    var dd = root.querySelector('dd[data-field="status"]');
+    if (dd) dd.textContent = STATUS[outcome];
+    root.querySelectorAll('button[data-outcome]').forEach(function (b) {
+      b.setAttribute('aria-pressed', b.dataset.outcome === outcome ? 'true' : 'false');
+    });
+  }
+
+  function showMatch(mid) {
+    var root = $('match-detail');
+    clear(root);
+    root.dataset.matchId = mid;
+    setStatus('match-status', 'Chargement…');
+    delete state.matches[mid]; // fresh status and revision
+    fetchMatch(mid).then(function (m) {
+      if (root.dataset.matchId !== mid) return;
+      setStatus('match-status', '');
+      renderMatch(root, m);
+    }, function (e) {
+      reportError(e, 'match-status');
+    });
+  }
+
+  function definition(dl, term, value, field) {
+    if (value === '' || value === null || value === undefined) return;
+    dl.appendChild(el('dt', null, term));
+    dl.appendChild(el('dd', field ? {'data-field': field} : null, value));
+  }
+
+  function renderMatch(root, m) {
+    var head = el('dl', {class: 'facts'});
+    definition(head, 'Catégorie', categoryLabel(m.category));
+    definition(head, 'Département', departmentName(m.department));
+    definition(head, 'Score', percent(m.score));
+    if (m.distanceKm !== undefined) definition(head, 'Distance', String(Math.round(Number(m.distanceKm) * 10) / 10).replace('.', ',') + ' km');
+    definition(head, 'Proposée le', formatDate(m.proposedAt));
+    definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
+    if (m.retired) definition(head, 'État', 'Retirée : la paire n’est plus proposée');
+    root.appendChild(head);
+    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), m.explanation));
+
+    var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
+    if (comps && comps.length) {
+      var table = el('table', {class: 'data'},
+        el('caption', null, 'Composantes du score'),
+        el('thead', null, el('tr', null, el('th', {scope: 'col'}, 'Critère'), el('th', {scope: 'col'}, 'Valeur'),
+          el('th', {scope: 'col'}, 'Poids'), el('th', {scope: 'col'}, 'Détail'))));
+      var tbody = el('tbody');
+      comps.forEach(function (c) {
+        tbody.appendChild(el('tr', null, el('th', {scope: 'row'}, COMPONENTS[c.name] || c.name || ''),
+          el('td', null, percent(c.value || 0)), el('td', null, percent(c.weight || 0)), el('td', null, c.detail || '')));
+      });
+      table.appendChild(tbody);
+      root.appendChild(el('div', {class: 'table-scroll'}, table));
+    }
+
+    var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
+    var result = el('p', {class: 'result', role: 'status'});
+    ['contact_made', 'not_relevant'].forEach(function (outcome) {
+      var b = el('button', {type: 'button', class: 'button ' + (outcome === 'contact_made' ? 'button-primary' : 'button-secondary'),
+        'aria-pressed': (m.status || 'new') === outcome ? 'true' : 'false', 'data-outcome': outcome}, STATUS[outcome]);
+      b.addEventListener('click', function () {
+        result.className = 'result';
+        result.textContent = 'Enregistrement en cours…';
+        api('POST', 'v1/matches/' + encodeURIComponent(m.id) + '/feedback', {outcome: OUTCOMES[outcome], comment: ''}).then(function () {
+          m.status = outcome;
+          syncDetailButtons(m.id, outcome);
+          result.className = 'result result-ok';
+          result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
+          var item = findItemByMatch(m.id);
+          if (item) { item.n.status = outcome; item.feedbackSent = true; refreshItem(item); }
+        }, function (e) {
+          if (e.status === 401) return;
+          result.className = 'result result-error';
+          result.textContent = 'Non enregistré : ' + e.message;
+        });
+      });
+      group.appendChild(b);
+    });
+    root.appendChild(el('div', {class: 'actions'}, group));
+    root.appendChild(result);
+
+    var sides = el('div', {class: 'sides'});
+    root.appendChild(sides);
+    sides.appendChild(sidePanel('Le besoin', 'v1/needs/' + encodeURIComponent(m.needId), m.needStructureId));
+    sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
+  }
+
+  function findItemByMatch(mid) {
+    for (var i = 0; i < state.inbox.items.length; i++) {
+      if (state.inbox.items[i].n.matchId === mid) return state.inbox.items[i];
+    }
+    return null;
+  }
+
+  /* A need or an offer, then its structure with the contact to call. */
+  function sidePanel(title, path, structureId) {
+    var section = el('section', {class: 'panel side'}, el('h2', null, title));
+    var body = el('div', null, el('p', {class: 'hint'}, 'Chargement…'));
+    section.appendChild(body);
+    api('GET', path).then(function (x) {
+      clear(body);
+      body.appendChild(el('h3', null, x.title || x.id));
+      if (x.description) body.appendChild(el('p', {class: 'pre'}, x.description));
+      var dl = el('dl', {class: 'facts'});
+      definition(dl, 'Catégorie', categoryLabel(x.category));
+      definition(dl, 'Commune', x.communeName ? x.communeName + (x.department ? ' (' + x.department + ')' : '') : x.commune);
+      definition(dl, 'Quantité', x.quantity);
+      definition(dl, 'Capacité', x.capacity);
+      definition(dl, 'Valable jusqu’au', formatDay(x.validUntil));
+      definition(dl, 'État', x.open === false ? 'Fermé' : 'Ouvert');
+      body.appendChild(dl);
+    }, function (e) {
+      if (e.status === 401) return;
+      clear(body);
+      body.appendChild(el('p', {class: 'result result-error'}, e.message));
+    });
+    if (structureId) {
+      var sbody = el('div', {class: 'structure'}, el('p', {class: 'hint'}, 'Chargement de la structure…'));
+      section.appendChild(sbody);
+      api('GET', 'v1/structures/' + encodeURIComponent(structureId)).then(function (s) {
+        clear(sbody);
+        sbody.appendChild(el('h3', null, s.name || structureId));
+        var dl = el('dl', {class: 'facts'});
+        definition(dl, 'Famille', FAMILIES[s.family] || '');
+        definition(dl, 'Commune', s.communeName || s.commune);
+        if (s.left) definition(dl, 'Statut', 'A quitté le réseau');
+        var c = s.contact || {};
+        if (c.name || c.email || c.phone) {
+          definition(dl, 'Contact', [c.name, c.role].filter(Boolean).join(', '));
+          if (c.email) { dl.appendChild(el('dt', null, 'Courriel')); dl.appendChild(el('dd', null, safeLink('mailto:' + c.email, c.email))); }
+          if (c.phone) { dl.appendChild(el('dt', null, 'Téléphone')); dl.appendChild(el('dd', null, safeLink('tel:' + String(c.phone).replace(/[^+0-9]/g, ''), c.phone))); }
+        }
+        if (s.website) { dl.appendChild(el('dt', null, 'Site')); dl.appendChild(el('dd', null, safeLink(s.website, s.website))); }
+        sbody.appendChild(dl);
+      }, function (e) {
+        if (e.status === 401) return;
+        clear(sbody);
+        sbody.appendChild(el('p', {class: 'result result-error'}, 'Structure : ' + e.message));
+      });
+    }
+    return section;
+  }
+
+  // ---- collective needs -----------------------------------------------------------
+
+  /* The collective needs come in pages (a SCAN cursor: a page may even be
+   * empty with more after it); they are few, so every page is fetched. */
+  function loadCollective() {
+    var generation = ++state.collectiveGeneration;
+    var list = $('collective-list');
+    setStatus('collective-status', 'Chargement des besoins collectifs…');
+    list.setAttribute('aria-busy', 'true');
+    var filters = {department: $('c-department').value, category: $('c-category').value};
+    var all = [];
+    function page(cursor, left) {
+      var params = {department: filters.department, category: filters.category, cursor: cursor};
+      return api('GET', 'v1/collective-needs' + qs(params)).then(function (data) {
+        if (generation !== state.collectiveGeneration) return;
+        all = all.concat((data && data.items) || []);
+        var next = data && data.nextCursor;
+        if (next && next !== cursor && left > 1) return page(next, left - 1);
+      });
+    }
+    page('', 50).then(function () {
+      if (generation !== state.collectiveGeneration) return;
+      clear(list);
+      all.sort(function (a, b) { return String(b.updatedAt || '').localeCompare(String(a.updatedAt || '')); });
+      all.forEach(function (c) { list.appendChild(renderCollective(c)); });
+      setStatus('collective-status', all.length === 0 ? 'Aucun besoin collectif pour ces critères.'
+        : all.length === 1 ? '1 besoin collectif.' : formatNumber(all.length) + ' besoins collectifs.');
+    }, function (e) {
+      if (generation !== state.collectiveGeneration) return;
+      reportError(e, 'collective-status');
+    }).then(function () {
+      list.removeAttribute('aria-busy');
+    });
+  }
+
+  function renderCollective(c) {
+    var uid = 'c' + (++itemCounter);
+    var count = Number(c.structures) || (c.structureIds ? c.structureIds.length : 0);
+    var article = el('article', {class: 'card card-collective_need', 'aria-labelledby': uid + '-title'},
+      el('p', {class: 'badges'}, el('span', {class: 'badge badge-kind'}, 'Besoin collectif'),
+        c.revision > 1 ? el('span', {class: 'badge'}, 'Révision ' + c.revision) : null),
+      el('h2', {class: 'card-title', id: uid + '-title'},
+        (c.categoryLabel || categoryLabel(c.category)) + ' — ' + (c.territoryName || c.territory || 'territoire')));
+    var when = c.updatedAt ? formatDate(c.updatedAt) : '';
+    var meta = el('ul', {class: 'meta', 'aria-label': 'Caractéristiques'},
+      when ? el('li', null, 'Mis à jour le ', el('time', {datetime: c.updatedAt}, when)) : null,
+      c.department ? el('li', null, c.departmentName || departmentName(c.department)) : null,
+      el('li', null, count === 1 ? '1 structure' : formatNumber(count) + ' structures'),
+      el('li', null, (c.needIds ? c.needIds.length : 0) + ' besoin' + ((c.needIds && c.needIds.length > 1) ? 's' : '')));
+    article.appendChild(meta);
+    if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), c.explanation));
+    var li = el('li', {class: 'card-item'}, article);
+    li.dataset.collectiveId = c.collectiveId || c.id || '';
+    return li;
+  }
+
+  // ---- views -----------------------------------------------------------------------
+
+  var VIEWS = ['opportunites', 'collectifs', 'territoire', 'match'];
+
+  /* The hash says the view: #opportunites, #collectifs, #territoire,
+   * #match/<id> (the notifier's links), #collective/<id>, #inbox/<staff>. */
+  function route(initial) {
+    if (!state.me) return;
+    var hash = decodeURIComponent(location.hash.replace(/^#/, ''));
+    var view = 'opportunites', arg = '';
+    var slash = hash.indexOf('/');
+    var head = slash >= 0 ? hash.slice(0, slash) : hash;
+    if (head === 'match' && slash >= 0) { view = 'match'; arg = hash.slice(slash + 1); }
+    else if (head === 'collectifs' || head === 'collective') view = 'collectifs';
+    else if (head === 'territoire') view = 'territoire';
+    var previous = state.view;
+    state.view = view;
+    VIEWS.forEach(function (v) { $('view-' + v).hidden = v !== view; });
+    $('view-signin').hidden = true;
+    document.querySelectorAll('#main-nav a[data-view]').forEach(function (a) {
+      var current = a.dataset.view === view || (view === 'match' && a.dataset.view === 'opportunites');
+      if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    });
+    if (view === 'collectifs') loadCollective();
+    if (view === 'territoire' && MG.territory) MG.territory.show();
+    if (view === 'match') showMatch(arg);
+    if (view === 'opportunites' && (previous === 'match') && state.inbox.loaded) updateInboxStatus();
+    var titles = {opportunites: 'Mes opportunités', collectifs: 'Besoins collectifs', territoire: 'Territoire', match: 'Mise en relation'};
+    document.title = titles[view] + ' — Maillage';
+    // Move focus to the new view's heading, except on the first display
+    // (focus stays at the top of the page for a fresh load).
+    if (!initial && previous && previous !== view && previous !== 'signin') {
+      var h = $('view-' + view).querySelector('h1');
+      if (h) h.focus();
+    } else if (initial && previous === 'signin') {
+      var h1 = $('view-' + view).querySelector('h1');
+      if (h1) h1.focus();
+    }
+  }
+
+  // ---- wiring -------------------------------------------------------------------------
+
+  function init() {
+    $('signin-form').addEventListener('submit', signIn);
+    $('token').addEventListener('input', function () { $('token').removeAttribute('aria-invalid'); });
+    $('sign-out').addEventListener('click', signOut);
+    $('banner-close').addEventListener('click', hideBanner);
+    $('inbox-more').addEventListener('click', function () { loadInbox(false); });
+    var filters = $('inbox-filters');
+    filters.addEventListener('change', function () { loadInbox(true); });
+    filters.addEventListener('submit', function (ev) { ev.preventDefault(); });
+    filters.addEventListener('reset', function () {
+      // The form's values change after the reset event.
+      window.setTimeout(function () { loadInbox(true); }, 0);
+    });
+    var cf = $('collective-filters');
+    cf.addEventListener('change', loadCollective);
+    cf.addEventListener('submit', function (ev) { ev.preventDefault(); });
+    window.addEventListener('hashchange', function () { route(false); });
+    $('main-nav').addEventListener('click', function (ev) {
+      var a = ev.target.closest('a[data-view]');
+      // Clicking the current section's link again: back to its top.
+      if (a && location.hash === '#' + a.dataset.view) route(false);
+    });
+    if (MG.territory) MG.territory.init();
+    state.view = '';
+    start();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
