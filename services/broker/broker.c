@@ -599,6 +599,9 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
             snprintf(reason, sizeof(reason), "network %s may not relay events for other networks", sender);
             mg_metrics_inc(broker->metrics.refused_permission);
             mg_warn("broker: refused: %s", reason);
+            /* Named in the ack, or the relay could not match it and would
+             * resend forever; the dead letter keeps the sender's name. */
+            origin.relayed = relayed;
             s_reject(broker, &origin, event_id, reason, "", data, len, now);
             return;
         }

@@ -176,6 +176,7 @@ class SecurityTest(unittest.TestCase):
         ack = a.recv_ack()
         self.assertEqual(ack.status, h.REJECTED)
         self.assertIn("may not relay", ack.reason)
+        self.assertEqual(ack.on_behalf_of, "net-b")  # else the relay cannot match it and resends forever
         # The gateway's key may, and the network it names is stamped.
         g = self.client(self.gateway)
         g.send_frames([b"on-behalf-of:net-b", env.SerializeToString()])

@@ -61,6 +61,9 @@ struct mg_producer {
     s_list_t waiting, inflight;
     mg_producer_stats_t stats;
     int unavailable_logged;
+    void *monitor;               /* PAIR reading libzmq's events of `socket` */
+    mg_zsock_t *monitor_zsock;
+    int connected;               /* a handshake with the broker succeeded, no disconnect since */
 };
 
 /* ---- lists and table ------------------------------------------------------ */
@@ -266,6 +269,18 @@ static void s_on_timer(evutil_socket_t fd, short what, void *arg) {
     s_arm(p);
 }
 
+/* libzmq's socket monitor: frame 1 is a 16-bit event and a 32-bit value
+ * (host order), frame 2 the endpoint. Only "is the broker there" matters. */
+static void s_on_monitor(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg) {
+    mg_producer_t *p = arg;
+    (void)zsock;
+    if (frame_count < 1 || zmq_msg_size(&frames[0]) < 2) return;
+    uint16_t event;
+    memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) p->connected = 1;
+    else if (event == ZMQ_EVENT_DISCONNECTED) p->connected = 0;
+}
+
 /* ---- life cycle ----------------------------------------------------------------- */
 
 mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const mg_producer_options_t *opts,
@@ -294,6 +309,15 @@ mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const
         snprintf(err, errlen, "cannot enable CURVE on the producer: %s", zmq_strerror(errno));
         goto err;
     }
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://mg-producer-monitor-%p", (void *)p);
+    if (zmq_socket_monitor(p->socket, monitor_endpoint, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(p->monitor = zmq_socket(zmq_context, ZMQ_PAIR)) || zmq_setsockopt(p->monitor, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_connect(p->monitor, monitor_endpoint) != 0 ||
+        !(p->monitor_zsock = mg_zsock_new(base, p->monitor, 64, s_on_monitor, NULL, p))) {
+        snprintf(err, errlen, "cannot monitor the ingest socket: %s", zmq_strerror(errno));
+        goto err;
+    }
     if (!opts->endpoint || zmq_connect(p->socket, opts->endpoint) != 0) {
         snprintf(err, errlen, "cannot connect to the broker's ingest %s: %s", opts->endpoint ? opts->endpoint : "(none)",
                  zmq_strerror(errno));
@@ -309,6 +333,10 @@ mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const
 err:
     mg_producer_destroy(&p);
     return NULL;
+}
+
+int mg_producer_connected(const mg_producer_t *p) {
+    return p->connected;
 }
 
 size_t mg_producer_pending(const mg_producer_t *p) {
@@ -333,7 +361,12 @@ void mg_producer_destroy(mg_producer_t **producer_p) {
     free(p->table);
     if (p->timer) event_free(p->timer);
     mg_zsock_destroy(&p->zsock);
-    if (p->socket) zmq_close(p->socket);
+    mg_zsock_destroy(&p->monitor_zsock);
+    if (p->monitor) zmq_close(p->monitor);
+    if (p->socket) {
+        zmq_socket_monitor(p->socket, NULL, 0);
+        zmq_close(p->socket);
+    }
     free(p);
     *producer_p = NULL;
 }

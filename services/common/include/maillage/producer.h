@@ -63,6 +63,12 @@ int mg_producer_send(mg_producer_t *producer, const char *event_id, const uint8_
 int mg_producer_send_as(mg_producer_t *producer, const char *on_behalf_of, const char *event_id,
                         const uint8_t *envelope, size_t len);
 
+/* 1 while the broker is connected (a ZMTP handshake succeeded -- with CURVE,
+ * the key was accepted -- and no disconnection since), else 0. From libzmq's
+ * socket monitor, so it follows the broker going away and coming back
+ * without any traffic. */
+int mg_producer_connected(const mg_producer_t *producer);
+
 /* Envelopes without a final answer yet (in flight and waiting). */
 size_t mg_producer_pending(const mg_producer_t *producer);
 
