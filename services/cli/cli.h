@@ -116,6 +116,9 @@ int cli_cmd_notifications(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_keygen(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings);
 int cli_cmd_token(int argc, char **argv, cli_settings_t *settings);
+/* Revoke every HTTP token of staff member `staff_id` (`maillage staff
+ * remove` does it). Returns how many, or -1 on a Redis error (reported). */
+int cli_token_revoke_staff(redisContext *c, const char *staff_id);
 
 /* Set by SIGINT/SIGTERM in commands that loop (tail, emit). */
 extern volatile int cli_interrupted;

@@ -298,11 +298,13 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                 /* Remembered, so that the config's [staff.<id>] does not
                  * bring the person back at the next notifier start. */
                 ok = s_redis_ok(c, redisCommand(c, "SADD mg:staff_removed %s", id));
+                int tokens = ok == 0 ? cli_token_revoke_staff(c, id) : 0;
+                if (tokens < 0) ok = -1;
                 if (ok == 0)
-                    printf("%s retiré·e ; sa boîte de réception (mg:inbox:%s) est conservée. Une section "
-                           "[staff.%s] de la configuration ne l'ajoutera plus ('maillage staff reset %s' pour "
-                           "l'y rendre).\n",
-                           id, id, id, id);
+                    printf("%s retiré·e ; sa boîte de réception (mg:inbox:%s) est conservée, %d jeton%s "
+                           "HTTP révoqué%s. Une section [staff.%s] de la configuration ne l'ajoutera plus "
+                           "('maillage staff reset %s' pour l'y rendre).\n",
+                           id, id, tokens, tokens > 1 ? "s" : "", tokens > 1 ? "s" : "", id, id);
             } else {
                 cli_error("staff", "no staff member '%s'", id);
             }

@@ -35,7 +35,8 @@ static void s_usage(FILE *out)
             "Options:\n"
             "  --network ID    the network the token's events are stamped with\n"
             "  --staff ID      the staff member the token signs in\n"
-            "  --types LIST    event types or prefixes, comma-separated (need.*,offer.published, * for any)\n"
+            "  --types LIST    event types or prefixes, comma-separated (need.*,offer.published, * for any);\n"
+            "                  match.found, match.feedback and collective_need.detected only if named\n"
             "  --label TEXT    a note for operators (who holds it)\n"
             "%s",
             MG_TOKEN_DEFAULT_TYPES, cli_common_help);
@@ -202,6 +203,34 @@ static int s_revoke(redisContext *c, const char *id)
         return -1;
     printf("Jeton %s révoqué : il est refusé dès maintenant.\n", id);
     return 0;
+}
+
+int cli_token_revoke_staff(redisContext *c, const char *staff_id)
+{
+    redisReply *all = redisCommand(c, "HGETALL %s", MG_TOKENS_KEY);
+    if (!all || all->type != REDIS_REPLY_ARRAY) {
+        if (all) freeReplyObject(all);
+        return -1;
+    }
+    int revoked = 0;
+    for (size_t i = 0; i + 1 < all->elements; i += 2) {
+        const char *id = all->element[i]->str, *hash = all->element[i + 1]->str;
+        redisReply *t = redisCommand(c, "HMGET %s%s kind subject", MG_TOKEN_KEY_PREFIX, hash);
+        int mine = t && t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->str &&
+                   t->element[1]->str && strcmp(t->element[0]->str, "staff") == 0 &&
+                   strcmp(t->element[1]->str, staff_id) == 0;
+        if (t) freeReplyObject(t);
+        if (!mine) continue;
+        if (s_reply_ok(c, redisCommand(c, "DEL %s%s", MG_TOKEN_KEY_PREFIX, hash)) != 0 ||
+            s_reply_ok(c, redisCommand(c, "HDEL %s %s", MG_TOKENS_KEY, id)) != 0 ||
+            s_reply_ok(c, redisCommand(c, "PUBLISH %s %s", MG_TOKENS_REVOKED_CHANNEL, hash)) != 0) {
+            freeReplyObject(all);
+            return -1;
+        }
+        revoked++;
+    }
+    freeReplyObject(all);
+    return revoked;
 }
 
 int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)

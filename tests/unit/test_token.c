@@ -52,7 +52,12 @@ static void test_type_patterns(void **state) {
     assert_true(mg_token_types_allow(def, "cooperation.answered"));
     assert_false(mg_token_types_allow(def, "match.found"));
     assert_false(mg_token_types_allow(def, "match.feedback"));
-    assert_true(mg_token_types_allow("*", "match.found"));
+    /* What the chamber's programs emit is never granted by a wildcard. */
+    assert_true(mg_token_types_allow("*", "need.reported"));
+    assert_false(mg_token_types_allow("*", "match.found"));
+    assert_false(mg_token_types_allow("match.*", "match.feedback"));
+    assert_false(mg_token_types_allow("*", "collective_need.detected"));
+    assert_true(mg_token_types_allow("need.*,match.feedback", "match.feedback"));
     assert_true(mg_token_types_allow(" need.reported , offer.* ", "offer.withdrawn"));
     assert_false(mg_token_types_allow("need.reported", "need.reported2"));
     assert_false(mg_token_types_allow("need.reported", "need.report"));

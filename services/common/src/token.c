@@ -94,14 +94,22 @@ int mg_token_types_check(const char *patterns, char *err, size_t errlen) {
     return 0;
 }
 
+/* What the chamber's own programs emit: a network token gets these only by
+ * naming them, never through "*" or a prefix. */
+static int s_type_is_internal(const char *type) {
+    return strcmp(type, "match.found") == 0 || strcmp(type, "match.feedback") == 0 ||
+           strcmp(type, "collective_need.detected") == 0;
+}
+
 int mg_token_types_allow(const char *patterns, const char *type) {
     if (!patterns || !type) return 0;
     const char *p = patterns, *start, *end;
     size_t tlen = strlen(type);
+    int internal = s_type_is_internal(type);
     while ((p = s_next_pattern(p, &start, &end))) {
         size_t n = (size_t)(end - start);
         if (n && start[n - 1] == '*') {
-            if (tlen >= n - 1 && memcmp(type, start, n - 1) == 0) return 1;
+            if (!internal && tlen >= n - 1 && memcmp(type, start, n - 1) == 0) return 1;
         } else if (n == tlen && memcmp(type, start, n) == 0) {
             return 1;
         }

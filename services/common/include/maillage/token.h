@@ -50,7 +50,10 @@ void mg_token_id_from_hash(const char *hash_hex, char out[MG_TOKEN_ID_LEN + 1]);
  * ("need.*"), "*" for any. Returns 0, or -1 with a reason in `err`. */
 int mg_token_types_check(const char *patterns, char *err, size_t errlen);
 
-/* 1 if `type` is allowed by the comma-separated `patterns`, else 0. */
+/* 1 if `type` is allowed by the comma-separated `patterns`, else 0. The
+ * types the chamber's programs emit (match.found, match.feedback,
+ * collective_need.detected) are allowed only when named exactly: "*" or
+ * "match.*" never grant them to a network. */
 int mg_token_types_allow(const char *patterns, const char *type);
 
 #endif
