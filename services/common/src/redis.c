@@ -652,9 +652,13 @@ int mg_redis_publish_metrics(mg_redis_t *redis, const char *daemon) {
     snprintf(key, sizeof key, MG_METRICS_KEY_PREFIX "%s", daemon);
     mg_metrics_argv_t args;
     mg_metrics_hset_argv(key, &args);
-    int rc = args.argc > 0
-                 ? mg_redis_command_argv(redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen)
-                 : 0;
+    if (args.argc == 0) {
+        mg_metrics_argv_free(&args);
+        return 0;
+    }
+    int rc = mg_redis_command_argv(redis, NULL, NULL, args.argc, (const char **)args.argv, args.argvlen);
     mg_metrics_argv_free(&args);
+    /* Listed, so that the gateway's /metrics reads a set instead of scanning. */
+    if (rc == 0) rc = mg_redis_command(redis, NULL, NULL, "SADD %s %s", MG_METRICS_DAEMONS_KEY, daemon);
     return rc;
 }

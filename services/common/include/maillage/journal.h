@@ -71,6 +71,8 @@
 /* Hash of one daemon's metrics ("mg:metrics:broker"), written periodically
  * by that daemon with mg_metrics_hset_argv(). */
 #define MG_METRICS_KEY_PREFIX "mg:metrics:"
+/* The set of daemon names that publish there (so readers never scan). */
+#define MG_METRICS_DAEMONS_KEY "mg:metrics"
 
 /* Longest consumer name (same rule as ids: [A-Za-z0-9._:-]{1,64}). */
 #define MG_ID_MAX_NAME 64
