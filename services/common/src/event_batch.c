@@ -56,33 +56,6 @@ void mg_event_batch_camel_path(const char *snake, char *out, size_t outlen) {
     out[o] = '\0';
 }
 
-/* Depth of `j` (a scalar is 0), counting no further than `limit + 1`. */
-static int s_depth(const json_t *j, int limit) {
-    if (limit < 0) return 1;
-    int deepest = 0;
-    if (json_is_object(j)) {
-        const char *key;
-        json_t *value;
-        json_object_foreach((json_t *)j, key, value) {
-            int d = s_depth(value, limit - 1);
-            if (d > deepest) deepest = d;
-            if (deepest > limit) break;
-        }
-        return deepest + 1;
-    }
-    if (json_is_array(j)) {
-        size_t idx;
-        json_t *value;
-        json_array_foreach(j, idx, value) {
-            int d = s_depth(value, limit - 1);
-            if (d > deepest) deepest = d;
-            if (deepest > limit) break;
-        }
-        return deepest + 1;
-    }
-    return 0;
-}
-
 /* The element of a top-level array that byte `pos` falls in: commas at
  * depth 1 before it, strings skipped. -1 when `pos` is not inside the array. */
 static long s_array_index_at(const char *text, size_t len, size_t pos) {
@@ -124,7 +97,7 @@ static mg_event_batch_status_t s_add(mg_event_batch_t *batch, const json_t *obj,
                                      const mg_event_batch_options_t *opts, mg_event_batch_error_t *err) {
     if (!json_is_object(obj))
         return s_fail(err, MG_EVENT_BATCH_INVALID, "invalid_event", index, NULL, "expected a JSON object (an Envelope)");
-    if (s_depth(obj, S_MAX_DEPTH) > S_MAX_DEPTH)
+    if (mg_json_depth(obj, S_MAX_DEPTH) > S_MAX_DEPTH)
         return s_fail(err, MG_EVENT_BATCH_INVALID, "invalid_event", index, NULL, "nested deeper than %d levels",
                       S_MAX_DEPTH);
     char why[512];

@@ -1049,15 +1049,14 @@ static void s_path_at(const char *text, size_t len, size_t pos, char *out, size_
     }
 }
 
-/* Depth of `j` (a scalar is 0), counting no further than `limit + 1`. */
-static int s_depth(const json_t *j, int limit) {
+int mg_json_depth(const json_t *j, int limit) {
     if (limit < 0) return 1;
     int deepest = 0;
     if (json_is_object(j)) {
         const char *key;
         json_t *value;
         json_object_foreach((json_t *)j, key, value) {
-            int d = s_depth(value, limit - 1);
+            int d = mg_json_depth(value, limit - 1);
             if (d > deepest) deepest = d;
             if (deepest > limit) break;
         }
@@ -1067,7 +1066,7 @@ static int s_depth(const json_t *j, int limit) {
         size_t idx;
         json_t *value;
         json_array_foreach(j, idx, value) {
-            int d = s_depth(value, limit - 1);
+            int d = mg_json_depth(value, limit - 1);
             if (d > deepest) deepest = d;
             if (deepest > limit) break;
         }
@@ -1095,12 +1094,12 @@ ProtobufCMessage *mg_json_parse_message(const ProtobufCMessageDescriptor *desc, 
         json_decref(root);
         return NULL;
     }
-    if (s_depth(root, MG_JSON_MAX_DEPTH) > MG_JSON_MAX_DEPTH) {
+    if (mg_json_depth(root, MG_JSON_MAX_DEPTH) > MG_JSON_MAX_DEPTH) {
         /* Name the top-level field holding the deep value. */
         const char *key;
         json_t *value;
         json_object_foreach(root, key, value) {
-            if (s_depth(value, MG_JSON_MAX_DEPTH - 1) > MG_JSON_MAX_DEPTH - 1) break;
+            if (mg_json_depth(value, MG_JSON_MAX_DEPTH - 1) > MG_JSON_MAX_DEPTH - 1) break;
         }
         if (err && errlen)
             snprintf(err, errlen, "%s: nested deeper than %d levels", key ? key : "(root)",

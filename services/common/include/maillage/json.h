@@ -38,4 +38,9 @@ char *mg_json_dumps_message(const ProtobufCMessage *msg);
 ProtobufCMessage *mg_json_parse_message(const ProtobufCMessageDescriptor *desc, const char *text,
                                         size_t len, char *err, size_t errlen);
 
+/* Nesting depth of `j` (a scalar is 0, {"a":1} is 1), counting no further
+ * than `limit` + 1, so checking a document against a limit never walks all
+ * of a deep one. */
+int mg_json_depth(const json_t *j, int limit);
+
 #endif
