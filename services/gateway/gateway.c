@@ -367,7 +367,10 @@ static void s_request_free(s_req_t *q) {
     evhttp_clear_headers(&q->pub.query);
     free(q->pub.path);
     for (size_t i = 0; i < q->pub.param_count; i++) free(q->pub.params[i]);
-    free(q->pub.state);
+    if (q->pub.state_free)
+        q->pub.state_free(q->pub.state);
+    else
+        free(q->pub.state);
     free(q);
 }
 
@@ -1347,15 +1350,8 @@ void mg_gateway_destroy(mg_gateway_t **gw_p) {
         if (gw->parts[p].destroy) gw->parts[p].destroy(gw->parts[p].state);
     if (gw->http) evhttp_free(gw->http);
     /* evhttp freed the requests of open connections: forget ours. */
-    while (gw->inflight) {
-        s_req_t *q = gw->inflight;
-        gw->inflight = q->next;
-        evhttp_clear_headers(&q->pub.query);
-        free(q->pub.path);
-        for (size_t i = 0; i < q->pub.param_count; i++) free(q->pub.params[i]);
-        free(q->pub.state);
-        free(q);
-    }
+    while (gw->inflight)
+        s_request_free(gw->inflight);
     while (gw->relay_head) {
         s_relay_t *x = gw->relay_head;
         gw->relay_head = x->next;

@@ -64,7 +64,8 @@ typedef struct {
     size_t param_count;
     struct evkeyvalq query;  /* decoded query parameters (evhttp_find_header) */
     gw_principal_t who;      /* set when the route requires a kind */
-    void *state;             /* the handler's, freed with free() by gw_reply_*() if not NULL */
+    void *state;             /* the handler's: gw_reply_*() frees it when not NULL, */
+    void (*state_free)(void *state); /* with this when set, else with free() */
 } gw_request_t;
 
 typedef void (*gw_handler_fn)(gw_request_t *r);

@@ -113,6 +113,14 @@ int gq_exec_ok(const redisReply *exec, size_t count) {
     return exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == count;
 }
 
+const redisReply *gq_scan_page(const redisReply *reply, char *cursor, size_t len) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    snprintf(cursor, len, "%s", reply->element[0]->str);
+    return reply->element[1];
+}
+
 const redisReply *gq_at(const redisReply *exec, size_t i) {
     if (!exec || exec->type != REDIS_REPLY_ARRAY || i >= exec->elements) return NULL;
     const redisReply *r = exec->element[i];
@@ -121,6 +129,14 @@ const redisReply *gq_at(const redisReply *exec, size_t i) {
 
 const char *gq_str(const redisReply *r) {
     return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) ? r->str : NULL;
+}
+
+/* ---- a request's state ----------------------------------------------------------- */
+
+void *gq_state_new(gw_request_t *r, size_t size, void (*state_free)(void *state)) {
+    r->state = mg_calloc(1, size);
+    r->state_free = state_free;
+    return r->state;
 }
 
 /* ---- parameters ------------------------------------------------------------------ */

@@ -56,6 +56,18 @@ const char *gq_str(const redisReply *r);
 /* 1 if `exec` is a usable EXEC reply of `count` replies, else 0. */
 int gq_exec_ok(const redisReply *exec, size_t count);
 
+/* The members of a SCAN, SSCAN or ZSCAN reply (borrowed from `reply`), its
+ * next cursor copied into `cursor` (`len` bytes); NULL when `reply` is not
+ * one (Redis failed): `cursor` is then left as it was. */
+const redisReply *gq_scan_page(const redisReply *reply, char *cursor, size_t len);
+
+/* ---- a request's state ------------------------------------------------------- */
+
+/* A zeroed state of `size` bytes, attached to `r` (r->state): the reply
+ * frees it with `state_free` (free() when NULL), so a handler answers with
+ * gw_reply_*() alone, from wherever it is. Borrowed until the reply. */
+void *gq_state_new(gw_request_t *r, size_t size, void (*state_free)(void *state));
+
 /* ---- parameters (each answers 400 itself and returns -1 on a bad value:
  * `r` is then gone) ---------------------------------------------------------- */
 

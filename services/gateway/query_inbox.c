@@ -64,6 +64,14 @@ static void s_load_finish(s_load_t *l, int ok) {
     cb(arg, entries, count, ok);
 }
 
+/* Send the next round, or finish when it is empty or could not be queued. */
+static void s_load_send(s_load_t *l, gq_tx_t *tx, mg_redis_reply_fn cb) {
+    if (!tx->failed && tx->count == 0)
+        s_load_finish(l, 1);
+    else if (gq_tx_exec(tx, cb, l) != 0)
+        s_load_finish(l, 0);
+}
+
 /* Set category/department (and commune) unless already set. */
 static void s_set_scope(mg_gateway_t *gw, json_t *o, const char *cat, const char *dep, const char *com) {
     if (cat && *cat && !json_object_get(o, "category")) gq_set_category(gw, o, cat);
@@ -167,15 +175,7 @@ static void s_on_round2(mg_redis_t *redis, redisReply *reply, void *privdata) {
             s_set_scope(l->gw, w->json, f[0], f[1], f[2]);
         }
     }
-    if (tx.failed) {
-        s_load_finish(l, 0);
-        return;
-    }
-    if (tx.count == 0) {
-        s_load_finish(l, 1);
-        return;
-    }
-    if (gq_tx_exec(&tx, s_on_round3, l) != 0) s_load_finish(l, 0);
+    s_load_send(l, &tx, s_on_round3);
 }
 
 /* The id after `prefix` in an item ("match:<mid>"), up to the next ':' when
@@ -271,34 +271,22 @@ static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {
         }
         if (w->look != S_LOOK_NONE) l->round2++;
     }
-    if (tx.failed) {
-        s_load_finish(l, 0);
-        return;
-    }
-    if (tx.count == 0) {
-        s_load_finish(l, 1);
-        return;
-    }
-    if (gq_tx_exec(&tx, s_on_round2, l) != 0) s_load_finish(l, 0);
+    s_load_send(l, &tx, s_on_round2);
 }
 
 int gq_notifs_load(mg_gateway_t *gw, const char *staff, gq_entry_t *entries, size_t count, gq_notifs_fn cb,
                    void *arg) {
+    if (count == 0) return -1;
     s_load_t *l = mg_calloc(1, sizeof(*l));
     l->gw = gw;
     snprintf(l->staff, sizeof(l->staff), "%s", staff);
     l->entries = entries;
     l->count = count;
-    l->work = mg_calloc(count ? count : 1, sizeof(s_work_t));
+    l->work = mg_calloc(count, sizeof(s_work_t));
     l->cb = cb;
     l->arg = arg;
     for (size_t i = 0; i < count; i++)
         entries[i].json = NULL;
-    if (count == 0) {
-        free(l->work);
-        free(l);
-        return -1;
-    }
     gq_tx_t tx;
     gq_tx_begin(&tx, gw);
     for (size_t i = 0; i < count; i++) {
@@ -331,17 +319,12 @@ typedef struct {
     int full; /* the last fetch was a whole batch: more may follow */
 } s_inbox_t;
 
-static void s_inbox_free(s_inbox_t *q) {
+static void s_inbox_free(void *arg) {
+    s_inbox_t *q = arg;
     for (size_t i = 0; i < q->count; i++)
         json_decref(q->entries[i].json);
     free(q->entries);
     free(q);
-}
-
-static void s_inbox_unavailable(s_inbox_t *q) {
-    gw_request_t *r = q->r;
-    s_inbox_free(q);
-    gw_reply_unavailable(r, "inbox");
 }
 
 static int s_str_is(json_t *o, const char *key, const char *want) {
@@ -365,7 +348,7 @@ static void s_on_inbox_loaded(void *arg, gq_entry_t *entries, size_t count, int 
     (void)entries;
     (void)count;
     if (!ok) {
-        s_inbox_unavailable(q);
+        gw_reply_unavailable(q->r, "inbox");
         return;
     }
     json_t *items = json_array();
@@ -386,9 +369,7 @@ static void s_on_inbox_loaded(void *arg, gq_entry_t *entries, size_t count, int 
     } else {
         json_object_set_new(body, "nextCursor", json_null());
     }
-    gw_request_t *r = q->r;
-    s_inbox_free(q);
-    gw_reply_json(r, 200, body);
+    gw_reply_json(q->r, 200, body);
 }
 
 static void s_inbox_fetch(s_inbox_t *q);
@@ -397,12 +378,12 @@ static void s_on_inbox_page(mg_redis_t *redis, redisReply *reply, void *privdata
     s_inbox_t *q = privdata;
     (void)redis;
     if (!gq_exec_ok(reply, 2)) {
-        s_inbox_unavailable(q);
+        gw_reply_unavailable(q->r, "inbox");
         return;
     }
     const redisReply *total = gq_at(reply, 0), *list = gq_at(reply, 1);
     if (!list || list->type != REDIS_REPLY_ARRAY) {
-        s_inbox_unavailable(q);
+        gw_reply_unavailable(q->r, "inbox");
         return;
     }
     q->total = total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0;
@@ -439,7 +420,7 @@ static void s_on_inbox_page(mg_redis_t *redis, redisReply *reply, void *privdata
         return;
     }
     if (gq_notifs_load(q->r->gw, q->staff, q->entries, q->count, s_on_inbox_loaded, q) != 0)
-        s_inbox_unavailable(q);
+        gw_reply_unavailable(q->r, "inbox");
 }
 
 static void s_inbox_fetch(s_inbox_t *q) {
@@ -455,7 +436,7 @@ static void s_inbox_fetch(s_inbox_t *q) {
     gq_tx_begin(&tx, q->r->gw);
     gq_tx_add(&tx, "ZCARD", key, NULL);
     gq_tx_add(&tx, "ZREVRANGEBYSCORE", key, max, "-inf", "WITHSCORES", "LIMIT", offset, batch, NULL);
-    if (gq_tx_exec(&tx, s_on_inbox_page, q) != 0) s_inbox_unavailable(q);
+    if (gq_tx_exec(&tx, s_on_inbox_page, q) != 0) gw_reply_unavailable(q->r, "inbox");
 }
 
 /* {id} of an inbox route: "me" or the caller's own id. Answers 403 and
@@ -507,7 +488,7 @@ static void s_inbox(gw_request_t *r) {
         gw_reply_error(r, 400, "invalid_parameter", "cursor", -1, "cursor is not one this list gave");
         return;
     }
-    s_inbox_t *q = mg_calloc(1, sizeof(*q));
+    s_inbox_t *q = gq_state_new(r, sizeof(*q), s_inbox_free);
     q->r = r;
     snprintf(q->staff, sizeof(q->staff), "%s", staff);
     q->limit = limit;

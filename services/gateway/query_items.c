@@ -183,7 +183,8 @@ struct s_matches {
     long limit;
 };
 
-static void s_matches_free(s_matches_t *m) {
+static void s_matches_free(void *arg) {
+    s_matches_t *m = arg;
     for (size_t i = 0; i < m->count; i++) {
         free(m->items[i].status);
         free(m->items[i].need_title);
@@ -191,12 +192,6 @@ static void s_matches_free(s_matches_t *m) {
     }
     free(m->items);
     free(m);
-}
-
-static void s_matches_reply(s_matches_t *m, int status, json_t *body) {
-    gw_request_t *r = m->r;
-    s_matches_free(m);
-    gw_reply_json(r, status, body);
 }
 
 static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisReply *found_pb,
@@ -340,38 +335,30 @@ static void s_matches_load(s_matches_t *m) {
 
 static void s_match_done(s_matches_t *m, json_t *out) {
     if (!out) {
-        gw_request_t *r = m->r;
-        s_matches_free(m);
-        gw_reply_unavailable(r, "match");
+        gw_reply_unavailable(m->r, "match");
         return;
     }
     if (json_array_size(out) == 0) {
         json_decref(out);
-        gw_request_t *r = m->r;
-        s_matches_free(m);
-        gw_reply_error(r, 404, "not_found", NULL, -1, "no match with this id");
+        gw_reply_error(m->r, 404, "not_found", NULL, -1, "no match with this id");
         return;
     }
     json_t *one = json_incref(json_array_get(out, 0));
     json_decref(out);
-    s_matches_reply(m, 200, one);
+    gw_reply_json(m->r, 200, one);
 }
 
 static void s_on_mid(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_matches_t *m = privdata;
     (void)redis;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        gw_request_t *r = m->r;
-        s_matches_free(m);
-        gw_reply_unavailable(r, "match");
+        gw_reply_unavailable(m->r, "match");
         return;
     }
     const char *v = gq_str(reply);
     const char *bar = v ? strchr(v, '|') : NULL;
     if (!bar || (size_t)(bar - v) > MG_ID_MAX || strlen(bar + 1) > MG_ID_MAX) {
-        gw_request_t *r = m->r;
-        s_matches_free(m);
-        gw_reply_error(r, 404, "not_found", NULL, -1, "no match with this id");
+        gw_reply_error(m->r, 404, "not_found", NULL, -1, "no match with this id");
         return;
     }
     m->items = mg_calloc(1, sizeof(s_match_t));
@@ -383,43 +370,32 @@ static void s_on_mid(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 static void s_match_get(gw_request_t *r) {
-    s_matches_t *m = mg_calloc(1, sizeof(*m));
+    s_matches_t *m = gq_state_new(r, sizeof(*m), s_matches_free);
     m->r = r;
     char key[200];
     snprintf(key, sizeof(key), "mg:mid:%s", r->params[0]);
-    if (mg_redis_command(gw_redis(r->gw), s_on_mid, m, "GET %s", key) != 0) {
-        s_matches_free(m);
-        gw_reply_unavailable(r, "match");
-    }
+    if (mg_redis_command(gw_redis(r->gw), s_on_mid, m, "GET %s", key) != 0) gw_reply_unavailable(r, "match");
 }
 
 /* GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches */
 
 static void s_list_done(s_matches_t *m, json_t *out) {
-    if (!out) {
-        gw_request_t *r = m->r;
-        s_matches_free(m);
-        gw_reply_unavailable(r, "matches");
-        return;
-    }
-    s_matches_reply(m, 200, json_pack("{s:o}", "items", out));
+    if (!out)
+        gw_reply_unavailable(m->r, "matches");
+    else
+        gw_reply_json(m->r, 200, json_pack("{s:o}", "items", out));
 }
 
 static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_matches_t *m = privdata;
     (void)redis;
     if (!gq_exec_ok(reply, 2)) {
-        gw_request_t *r = m->r;
-        s_matches_free(m);
-        gw_reply_unavailable(r, "matches");
+        gw_reply_unavailable(m->r, "matches");
         return;
     }
     const redisReply *exists = gq_at(reply, 0), *list = gq_at(reply, 1);
     if (!exists || exists->type != REDIS_REPLY_INTEGER || exists->integer == 0) {
-        gw_request_t *r = m->r;
-        const char *what = s_kind_name[m->kind];
-        s_matches_free(m);
-        gw_reply_error(r, 404, "not_found", NULL, -1, "no %s with this id", what);
+        gw_reply_error(m->r, 404, "not_found", NULL, -1, "no %s with this id", s_kind_name[m->kind]);
         return;
     }
     size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements / 2 : 0;
@@ -442,7 +418,7 @@ static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privda
 static void s_item_matches(gw_request_t *r, int kind) {
     long limit;
     if (gq_param_limit(r, 50, 200, &limit) != 0) return;
-    s_matches_t *m = mg_calloc(1, sizeof(*m));
+    s_matches_t *m = gq_state_new(r, sizeof(*m), s_matches_free);
     m->r = r;
     m->kind = kind;
     m->limit = limit;
@@ -455,10 +431,7 @@ static void s_item_matches(gw_request_t *r, int kind) {
     gq_tx_begin(&tx, r->gw);
     gq_tx_add(&tx, "EXISTS", key, NULL);
     gq_tx_add(&tx, "ZREVRANGE", zkey, "0", stop, "WITHSCORES", NULL);
-    if (gq_tx_exec(&tx, s_on_item_matches, m) != 0) {
-        s_matches_free(m);
-        gw_reply_unavailable(r, "matches");
-    }
+    if (gq_tx_exec(&tx, s_on_item_matches, m) != 0) gw_reply_unavailable(r, "matches");
 }
 
 static void s_need_matches(gw_request_t *r) {
@@ -494,7 +467,8 @@ typedef struct {
     size_t kept;
 } s_items_t;
 
-static void s_items_free(s_items_t *q) {
+static void s_items_free(void *arg) {
+    s_items_t *q = arg;
     for (size_t i = 0; i < q->count; i++) {
         s_item_t *it = &q->items[i];
         s_record_clear(&it->rec);
@@ -507,18 +481,6 @@ static void s_items_free(s_items_t *q) {
     }
     free(q->items);
     free(q);
-}
-
-static void s_items_reply(s_items_t *q, int status, json_t *body) {
-    gw_request_t *r = q->r;
-    s_items_free(q);
-    gw_reply_json(r, status, body);
-}
-
-static void s_items_unavailable(s_items_t *q) {
-    gw_request_t *r = q->r;
-    s_items_free(q);
-    gw_reply_unavailable(r, "items");
 }
 
 static s_item_t *s_items_add(s_items_t *q, const char *id) {
@@ -630,7 +592,7 @@ static void s_on_items_journal(mg_redis_t *redis, redisReply *reply, void *privd
     s_items_t *q = privdata;
     (void)redis;
     if (q->kept && !gq_exec_ok(reply, 2 * q->kept)) {
-        s_items_unavailable(q);
+        gw_reply_unavailable(q->r, "items");
         return;
     }
     json_t *list = json_array();
@@ -644,7 +606,7 @@ static void s_on_items_journal(mg_redis_t *redis, redisReply *reply, void *privd
     if (q->detail) {
         json_t *one = json_incref(json_array_get(list, 0));
         json_decref(list);
-        s_items_reply(q, 200, one);
+        gw_reply_json(q->r, 200, one);
         return;
     }
     json_t *body = json_pack("{s:o}", "items", list);
@@ -655,14 +617,14 @@ static void s_on_items_journal(mg_redis_t *redis, redisReply *reply, void *privd
     } else {
         json_object_set_new(body, "nextCursor", json_null());
     }
-    s_items_reply(q, 200, body);
+    gw_reply_json(q->r, 200, body);
 }
 
 static void s_on_items_records(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_items_t *q = privdata;
     (void)redis;
     if (!gq_exec_ok(reply, 3 * q->count)) {
-        s_items_unavailable(q);
+        gw_reply_unavailable(q->r, "items");
         return;
     }
     q->kept = 0;
@@ -688,10 +650,7 @@ static void s_on_items_records(mg_redis_t *redis, redisReply *reply, void *privd
         q->kept += (size_t)it->keep;
     }
     if (q->detail && !q->kept) {
-        gw_request_t *r = q->r;
-        int kind = q->kind;
-        s_items_free(q);
-        gw_reply_error(r, 404, "not_found", NULL, -1, "no %s with this id", s_kind_name[kind]);
+        gw_reply_error(q->r, 404, "not_found", NULL, -1, "no %s with this id", s_kind_name[q->kind]);
         return;
     }
     gq_tx_t tx;
@@ -710,22 +669,14 @@ static void s_on_items_records(mg_redis_t *redis, redisReply *reply, void *privd
         s_on_items_journal(NULL, NULL, q);
         return;
     }
-    if (gq_tx_exec(&tx, s_on_items_journal, q) != 0) s_items_unavailable(q);
+    if (gq_tx_exec(&tx, s_on_items_journal, q) != 0) gw_reply_unavailable(q->r, "items");
 }
 
 /* The records, the notifier's hashes and the open matches of q->items. */
 static void s_items_load(s_items_t *q) {
     if (q->count == 0) {
         q->kept = 0;
-        json_t *body = json_pack("{s:[]}", "items");
-        if (q->cat_index < q->cat_end) {
-            char cursor[48];
-            snprintf(cursor, sizeof(cursor), "%zu.%s", q->cat_index, q->zcursor);
-            json_object_set_new(body, "nextCursor", json_string(cursor));
-        } else {
-            json_object_set_new(body, "nextCursor", json_null());
-        }
-        s_items_reply(q, 200, body);
+        s_on_items_journal(NULL, NULL, q);
         return;
     }
     gq_tx_t tx;
@@ -739,11 +690,11 @@ static void s_items_load(s_items_t *q) {
         snprintf(key, sizeof(key), "mg:%s:%s", q->kind == S_NEED ? "nm" : "om", q->items[i].id);
         gq_tx_add(&tx, "ZCARD", key, NULL);
     }
-    if (gq_tx_exec(&tx, s_on_items_records, q) != 0) s_items_unavailable(q);
+    if (gq_tx_exec(&tx, s_on_items_records, q) != 0) gw_reply_unavailable(q->r, "items");
 }
 
 static void s_item_get(gw_request_t *r, int kind) {
-    s_items_t *q = mg_calloc(1, sizeof(*q));
+    s_items_t *q = gq_state_new(r, sizeof(*q), s_items_free);
     q->r = r;
     q->kind = kind;
     q->detail = 1;
@@ -767,12 +718,11 @@ static void s_items_scan(s_items_t *q);
 static void s_on_items_scan(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_items_t *q = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_ARRAY) {
-        s_items_unavailable(q);
+    const redisReply *members = gq_scan_page(reply, q->zcursor, sizeof(q->zcursor));
+    if (!members) {
+        gw_reply_unavailable(q->r, "items");
         return;
     }
-    const redisReply *members = reply->element[1];
     for (size_t i = 0; i + 1 < members->elements; i += 2) {
         const char *id = gq_str(members->element[i]);
         if (!id || !mg_id_is_valid(id)) continue;
@@ -782,7 +732,6 @@ static void s_on_items_scan(mg_redis_t *redis, redisReply *reply, void *privdata
             seen = strcmp(q->items[k].id, id) == 0;
         if (!seen) s_items_add(q, id);
     }
-    snprintf(q->zcursor, sizeof(q->zcursor), "%s", reply->element[0]->str);
     if (strcmp(q->zcursor, "0") == 0) q->cat_index++;
     if (q->count >= (size_t)q->limit || q->cat_index >= q->cat_end || ++q->rounds >= S_SCAN_ROUNDS) {
         s_items_load(q);
@@ -793,18 +742,14 @@ static void s_on_items_scan(mg_redis_t *redis, redisReply *reply, void *privdata
 
 static void s_items_scan(s_items_t *q) {
     const char *cat = mg_taxonomy_code(gw_taxonomy(q->r->gw), q->cat_index);
-    char key[200], count[24];
+    char key[200];
     snprintf(key, sizeof(key), "mg:geo:%s:%s", s_kind_name[q->kind], cat);
     /* COUNT is the work per call; the department filter drops some of what
      * it returns, so ask for more then. */
     long want = q->limit - (long)q->count;
-    snprintf(count, sizeof(count), "%ld", q->department ? want * 4 : want);
-    const char *argv[] = {"ZSCAN", key, q->zcursor, "COUNT", count};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(argv[i]);
-    if (mg_redis_command_argv(gw_redis(q->r->gw), s_on_items_scan, q, 5, argv, lens) != 0)
-        s_items_unavailable(q);
+    if (mg_redis_command(gw_redis(q->r->gw), s_on_items_scan, q, "ZSCAN %s %s COUNT %ld", key, q->zcursor,
+                         q->department ? want * 4 : want) != 0)
+        gw_reply_unavailable(q->r, "items");
 }
 
 static void s_item_list(gw_request_t *r, int kind) {
@@ -835,7 +780,7 @@ static void s_item_list(gw_request_t *r, int kind) {
         first = idx;
         snprintf(zcursor, sizeof(zcursor), "%s", dot + 1);
     }
-    s_items_t *q = mg_calloc(1, sizeof(*q));
+    s_items_t *q = gq_state_new(r, sizeof(*q), s_items_free);
     q->r = r;
     q->kind = kind;
     q->limit = limit;
@@ -869,23 +814,12 @@ typedef struct {
     int rounds;
 } s_structures_t;
 
-static void s_structures_free(s_structures_t *q) {
+static void s_structures_free(void *arg) {
+    s_structures_t *q = arg;
     for (size_t i = 0; i < q->count; i++)
         free(q->keys[i]);
     free(q->keys);
     free(q);
-}
-
-static void s_structures_reply(s_structures_t *q, int status, json_t *body) {
-    gw_request_t *r = q->r;
-    s_structures_free(q);
-    gw_reply_json(r, status, body);
-}
-
-static void s_structures_unavailable(s_structures_t *q) {
-    gw_request_t *r = q->r;
-    s_structures_free(q);
-    gw_reply_unavailable(r, "structures");
 }
 
 /* The structure's JSON from its hash (NULL if there is none), with its
@@ -928,21 +862,19 @@ static void s_on_structure(mg_redis_t *redis, redisReply *reply, void *privdata)
     s_structures_t *q = privdata;
     (void)redis;
     if (!gq_exec_ok(reply, 2)) {
-        s_structures_unavailable(q);
+        gw_reply_unavailable(q->r, "structures");
         return;
     }
     json_t *o = s_structure_json(q->r->gw, gq_at(reply, 0), gq_at(reply, 1));
     if (!o) {
-        gw_request_t *r = q->r;
-        s_structures_free(q);
-        gw_reply_error(r, 404, "not_found", NULL, -1, "no structure with this id");
+        gw_reply_error(q->r, 404, "not_found", NULL, -1, "no structure with this id");
         return;
     }
-    s_structures_reply(q, 200, o);
+    gw_reply_json(q->r, 200, o);
 }
 
 static void s_structure_get(gw_request_t *r) {
-    s_structures_t *q = mg_calloc(1, sizeof(*q));
+    s_structures_t *q = gq_state_new(r, sizeof(*q), s_structures_free);
     q->r = r;
     char key[200];
     gq_tx_t tx;
@@ -951,14 +883,14 @@ static void s_structure_get(gw_request_t *r) {
     gq_tx_add(&tx, "HGETALL", key, NULL);
     snprintf(key, sizeof(key), "mg:contact:%s", r->params[0]);
     gq_tx_add(&tx, "GET", key, NULL);
-    if (gq_tx_exec(&tx, s_on_structure, q) != 0) s_structures_unavailable(q);
+    if (gq_tx_exec(&tx, s_on_structure, q) != 0) gw_reply_unavailable(q->r, "structures");
 }
 
 static void s_on_structures_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_structures_t *q = privdata;
     (void)redis;
     if (q->count && !gq_exec_ok(reply, q->count)) {
-        s_structures_unavailable(q);
+        gw_reply_unavailable(q->r, "structures");
         return;
     }
     json_t *list = json_array();
@@ -969,7 +901,7 @@ static void s_on_structures_page(mg_redis_t *redis, redisReply *reply, void *pri
     json_t *body = json_pack("{s:o}", "items", list);
     json_object_set_new(body, "nextCursor",
                         strcmp(q->cursor, "0") == 0 ? json_null() : json_string(q->cursor));
-    s_structures_reply(q, 200, body);
+    gw_reply_json(q->r, 200, body);
 }
 
 static void s_structures_scan(s_structures_t *q);
@@ -977,12 +909,11 @@ static void s_structures_scan(s_structures_t *q);
 static void s_on_structures_scan(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_structures_t *q = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_ARRAY) {
-        s_structures_unavailable(q);
+    const redisReply *keys = gq_scan_page(reply, q->cursor, sizeof(q->cursor));
+    if (!keys) {
+        gw_reply_unavailable(q->r, "structures");
         return;
     }
-    const redisReply *keys = reply->element[1];
     for (size_t i = 0; i < keys->elements; i++) {
         const char *k = gq_str(keys->element[i]);
         int seen = 0; /* SCAN may return a key twice while the keyspace is rehashed */
@@ -995,7 +926,6 @@ static void s_on_structures_scan(mg_redis_t *redis, redisReply *reply, void *pri
         }
         q->keys[q->count++] = mg_strdup(k);
     }
-    snprintf(q->cursor, sizeof(q->cursor), "%s", reply->element[0]->str);
     if (q->count >= (size_t)q->limit || strcmp(q->cursor, "0") == 0 || ++q->rounds >= S_SCAN_ROUNDS) {
         if (q->count == 0) {
             s_on_structures_page(NULL, NULL, q);
@@ -1005,7 +935,7 @@ static void s_on_structures_scan(mg_redis_t *redis, redisReply *reply, void *pri
         gq_tx_begin(&tx, q->r->gw);
         for (size_t i = 0; i < q->count; i++)
             gq_tx_add(&tx, "HGETALL", q->keys[i], NULL);
-        if (gq_tx_exec(&tx, s_on_structures_page, q) != 0) s_structures_unavailable(q);
+        if (gq_tx_exec(&tx, s_on_structures_page, q) != 0) gw_reply_unavailable(q->r, "structures");
         return;
     }
     s_structures_scan(q);
@@ -1015,15 +945,11 @@ static void s_structures_scan(s_structures_t *q) {
     /* TYPE hash: the structures, not their mg:structure:<sid>:items sets.
      * COUNT grows when rounds come back empty (the keyspace holds far more
      * than structures), within a bound per request. */
-    char count[24];
     long c = q->limit << (q->rounds < 6 ? q->rounds : 6);
-    snprintf(count, sizeof(count), "%ld", c < 10 ? 10 : c > 2000 ? 2000 : c);
-    const char *argv[] = {"SCAN", q->cursor, "MATCH", "mg:structure:*", "TYPE", "hash", "COUNT", count};
-    size_t lens[8];
-    for (int i = 0; i < 8; i++)
-        lens[i] = strlen(argv[i]);
-    if (mg_redis_command_argv(gw_redis(q->r->gw), s_on_structures_scan, q, 8, argv, lens) != 0)
-        s_structures_unavailable(q);
+    long count = c < 10 ? 10 : c > 2000 ? 2000 : c;
+    if (mg_redis_command(gw_redis(q->r->gw), s_on_structures_scan, q,
+                         "SCAN %s MATCH mg:structure:* TYPE hash COUNT %ld", q->cursor, count) != 0)
+        gw_reply_unavailable(q->r, "structures");
 }
 
 static void s_structure_list(gw_request_t *r) {
@@ -1034,7 +960,7 @@ static void s_structure_list(gw_request_t *r) {
         gw_reply_error(r, 400, "invalid_parameter", "cursor", -1, "cursor is not one this list gave");
         return;
     }
-    s_structures_t *q = mg_calloc(1, sizeof(*q));
+    s_structures_t *q = gq_state_new(r, sizeof(*q), s_structures_free);
     q->r = r;
     q->limit = limit;
     snprintf(q->cursor, sizeof(q->cursor), "%s", cursor && *cursor ? cursor : "0");

@@ -334,17 +334,12 @@ typedef struct {
     size_t count, cap;
 } s_coll_t;
 
-static void s_coll_free(s_coll_t *q) {
+static void s_coll_free(void *arg) {
+    s_coll_t *q = arg;
     for (size_t i = 0; i < q->count; i++)
         free(q->keys[i]);
     free(q->keys);
     free(q);
-}
-
-static void s_coll_unavailable(s_coll_t *q) {
-    gw_request_t *r = q->r;
-    s_coll_free(q);
-    gw_reply_unavailable(r, "collective needs");
 }
 
 /* The department of a group key "mg:collective:<cat>:<epci>" or
@@ -370,7 +365,7 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
     s_coll_t *q = privdata;
     (void)redis;
     if (q->count && !gq_exec_ok(reply, q->count)) {
-        s_coll_unavailable(q);
+        gw_reply_unavailable(q->r, "collective needs");
         return;
     }
     json_t **found = mg_calloc(q->count + 1, sizeof(json_t *));
@@ -424,9 +419,7 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
     json_t *body = json_pack("{s:o}", "items", items);
     json_object_set_new(body, "nextCursor",
                         strcmp(q->cursor, "0") == 0 ? json_null() : json_string(q->cursor));
-    gw_request_t *r = q->r;
-    s_coll_free(q);
-    gw_reply_json(r, 200, body);
+    gw_reply_json(q->r, 200, body);
 }
 
 static void s_coll_scan(s_coll_t *q);
@@ -434,12 +427,11 @@ static void s_coll_scan(s_coll_t *q);
 static void s_on_coll_scan(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_coll_t *q = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_ARRAY) {
-        s_coll_unavailable(q);
+    const redisReply *keys = gq_scan_page(reply, q->cursor, sizeof(q->cursor));
+    if (!keys) {
+        gw_reply_unavailable(q->r, "collective needs");
         return;
     }
-    const redisReply *keys = reply->element[1];
     for (size_t i = 0; i < keys->elements; i++) {
         const char *k = gq_str(keys->element[i]);
         if (!k || strncmp(k, "mg:collective:", 14) != 0) continue;
@@ -449,7 +441,6 @@ static void s_on_coll_scan(mg_redis_t *redis, redisReply *reply, void *privdata)
         }
         q->keys[q->count++] = mg_strdup(k);
     }
-    snprintf(q->cursor, sizeof(q->cursor), "%s", reply->element[0]->str);
     if (q->count >= (size_t)q->limit || strcmp(q->cursor, "0") == 0 || ++q->rounds >= 16) {
         if (q->count == 0) {
             s_on_coll_page(NULL, NULL, q);
@@ -459,25 +450,21 @@ static void s_on_coll_scan(mg_redis_t *redis, redisReply *reply, void *privdata)
         gq_tx_begin(&tx, q->r->gw);
         for (size_t i = 0; i < q->count; i++)
             gq_tx_add(&tx, "HGETALL", q->keys[i], NULL);
-        if (gq_tx_exec(&tx, s_on_coll_page, q) != 0) s_coll_unavailable(q);
+        if (gq_tx_exec(&tx, s_on_coll_page, q) != 0) gw_reply_unavailable(q->r, "collective needs");
         return;
     }
     s_coll_scan(q);
 }
 
 static void s_coll_scan(s_coll_t *q) {
-    char match[128], count[24];
+    char match[128];
     if (q->category)
         snprintf(match, sizeof(match), "mg:collective:%s:*", q->category);
     else
         snprintf(match, sizeof(match), "mg:collective:*");
-    snprintf(count, sizeof(count), "%ld", q->limit);
-    const char *argv[] = {"SSCAN", "mg:collectives", q->cursor, "MATCH", match, "COUNT", count};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++)
-        lens[i] = strlen(argv[i]);
-    if (mg_redis_command_argv(gw_redis(q->r->gw), s_on_coll_scan, q, 7, argv, lens) != 0)
-        s_coll_unavailable(q);
+    if (mg_redis_command(gw_redis(q->r->gw), s_on_coll_scan, q, "SSCAN mg:collectives %s MATCH %s COUNT %ld",
+                         q->cursor, match, q->limit) != 0)
+        gw_reply_unavailable(q->r, "collective needs");
 }
 
 static void s_collective(gw_request_t *r) {
@@ -491,7 +478,7 @@ static void s_collective(gw_request_t *r) {
         gw_reply_error(r, 400, "invalid_parameter", "cursor", -1, "cursor is not one this list gave");
         return;
     }
-    s_coll_t *q = mg_calloc(1, sizeof(*q));
+    s_coll_t *q = gq_state_new(r, sizeof(*q), s_coll_free);
     q->r = r;
     q->category = category;
     q->department = department;

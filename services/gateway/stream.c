@@ -265,20 +265,16 @@ static void s_read(s_stream_t *s) {
         s->again = 1;
         return;
     }
-    char key[200], min[32], offset[24], batch[24];
-    snprintf(key, sizeof(key), "mg:inbox:%s", s->staff);
+    char min[32];
     if (s->have_pos)
         snprintf(min, sizeof(min), "%lld", (long long)s->pos.ms);
     else
         snprintf(min, sizeof(min), "-inf");
-    snprintf(offset, sizeof(offset), "%ld", s->offset);
-    snprintf(batch, sizeof(batch), "%d", S_BATCH);
-    const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf", "WITHSCORES", "LIMIT", offset, batch};
-    size_t lens[8];
-    for (int i = 0; i < 8; i++)
-        lens[i] = strlen(argv[i]);
     s->again = 0;
-    if (mg_redis_command_argv(gw_redis(s->gw), s_on_range, s, 8, argv, lens) == 0) s->busy = 1;
+    if (mg_redis_command(gw_redis(s->gw), s_on_range, s,
+                         "ZRANGEBYSCORE mg:inbox:%s %s +inf WITHSCORES LIMIT %ld %d", s->staff, min,
+                         s->offset, S_BATCH) == 0)
+        s->busy = 1;
 }
 
 /* Without Last-Event-ID: start at the newest entry (only what follows is
@@ -442,13 +438,8 @@ static void s_stream(gw_request_t *r) {
         s_read(s);
         return;
     }
-    char key[200];
-    snprintf(key, sizeof(key), "mg:inbox:%s", s->staff);
-    const char *argv[] = {"ZRANGE", key, "-1", "-1", "WITHSCORES"};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(argv[i]);
-    if (mg_redis_command_argv(gw_redis(s->gw), s_on_start, s, 5, argv, lens) == 0)
+    mg_redis_t *redis = gw_redis(s->gw);
+    if (mg_redis_command(redis, s_on_start, s, "ZRANGE mg:inbox:%s -1 -1 WITHSCORES", s->staff) == 0)
         s->busy = 1;
     else
         s_end(s);
