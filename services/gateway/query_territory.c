@@ -435,6 +435,10 @@ static void s_on_coll_scan(mg_redis_t *redis, redisReply *reply, void *privdata)
     for (size_t i = 0; i < keys->elements; i++) {
         const char *k = gq_str(keys->element[i]);
         if (!k || strncmp(k, "mg:collective:", 14) != 0) continue;
+        /* SSCAN may return a member twice (a set being resized): once per page. */
+        int seen = 0;
+        for (size_t j = 0; j < q->count && !seen; j++) seen = strcmp(q->keys[j], k) == 0;
+        if (seen) continue;
         if (q->count == q->cap) {
             q->cap = q->cap ? 2 * q->cap : 32;
             q->keys = mg_realloc(q->keys, q->cap * sizeof(char *));
