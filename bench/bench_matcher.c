@@ -12,22 +12,97 @@
  * then times SAMPLES new needs and SAMPLES new offers, each from the event
  * handler to the end of the "decide" script call (apply + candidate search +
  * filters + scores + decisions recorded with their events in the outbox),
- * exactly what the daemon does for a delivered event. The broker is absent:
- * the events stay queued in the producer, which is not part of the timing (in
- * the daemon too the delivery is finished once the decisions and their events
- * are in the outbox; the send to the broker and its ack are asynchronous).
+ * exactly what the daemon does for a delivered event. The broker is a stub
+ * in a thread of this program that acknowledges every event at once, so the
+ * matcher's producer and outbox drain as in the daemon (a backlog of unacked
+ * events would weigh on its allocator and timers); the send and the ack are
+ * not part of the timing (in the daemon too the delivery is finished once the
+ * decisions and their events are in the outbox; the send to the broker and
+ * its ack are asynchronous).
  * Before timing, it waits for any AOF rewrite the bulk load triggered.
  * BENCH_MATCHER_STATS=1 prints Redis' INFO commandstats of the timed part to
  * stderr (what the scripts cost, command by command).
  *
  * Prints one line per size: "n=... bytes_per_item=... need_p50_us=...
- * need_p99_us=... offer_p50_us=... offer_p99_us=... candidates=...". */
+ * need_p99_us=... offer_p50_us=... offer_p99_us=... redis_us_per_event=...
+ * proposals_per_event=... unacked=..." (unacked: events the stub broker had
+ * not acknowledged at the end, 0 unless something is wrong). */
 #include "../services/matcher/matcher.c"
 #include "../services/matcher/state.c"
 
 #include "bench_common.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
+
+/* ---- a broker that acknowledges everything ---------------------------------- */
+
+typedef struct {
+    void *ctx, *router;
+    char endpoint[64];
+    atomic_int stop;
+} s_acker_t;
+
+static void *s_acker_run(void *arg) {
+    s_acker_t *a = arg;
+    uint64_t seq = 0;
+    int timeout = 100;
+    zmq_setsockopt(a->router, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+    while (!atomic_load(&a->stop)) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, a->router, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            continue;
+        }
+        /* [identity, envelope] from a direct producer (the matcher's). */
+        int more = zmq_msg_more(&id);
+        if (more && zmq_msg_recv(&body, a->router, 0) >= 0) {
+            mg_envelope_t *env = mg_envelope_unpack(zmq_msg_data(&body), zmq_msg_size(&body));
+            while (zmq_msg_more(&body)) { /* unexpected extra frames: drop them */
+                zmq_msg_close(&body);
+                zmq_msg_init(&body);
+                if (zmq_msg_recv(&body, a->router, 0) < 0) break;
+            }
+            if (env) {
+                mg_ack_t ack = MAILLAGE__V1__ACK__INIT;
+                ack.event_id = env->event_id;
+                ack.status = MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED;
+                ack.sequence = ++seq;
+                uint8_t *out = NULL;
+                size_t len = mg_ack_pack(&ack, &out);
+                zmq_send(a->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+                zmq_send(a->router, out, len, 0);
+                free(out);
+                mg_envelope_free(env);
+            }
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    return NULL;
+}
+
+/* Bind the stub on a loopback port; its endpoint goes to [broker] ingest. */
+static int s_acker_start(s_acker_t *a, pthread_t *thread) {
+    size_t len = sizeof(a->endpoint);
+    a->ctx = zmq_ctx_new();
+    a->router = a->ctx ? zmq_socket(a->ctx, ZMQ_ROUTER) : NULL;
+    if (!a->router || zmq_bind(a->router, "tcp://127.0.0.1:*") != 0 ||
+        zmq_getsockopt(a->router, ZMQ_LAST_ENDPOINT, a->endpoint, &len) != 0)
+        return -1;
+    return pthread_create(thread, NULL, s_acker_run, a) == 0 ? 0 : -1;
+}
+
+static void s_acker_stop(s_acker_t *a, pthread_t thread) {
+    atomic_store(&a->stop, 1);
+    pthread_join(thread, NULL);
+    zmq_close(a->router);
+    zmq_ctx_term(a->ctx);
+}
 
 #define S_PIPELINE 512
 
@@ -246,10 +321,16 @@ int main(int argc, char **argv) {
     }
     size_t samples = (size_t)atoll(argv[2]);
     char conf[1024], err[512];
+    s_acker_t acker = {0};
+    pthread_t acker_thread;
+    if (s_acker_start(&acker, &acker_thread) != 0) {
+        fprintf(stderr, "bench_matcher: cannot start the stub broker: %s\n", zmq_strerror(errno));
+        return 1;
+    }
     int n = snprintf(conf, sizeof(conf),
                      "[log]\nlevel = warn\n[redis]\nurl = %s\n[broker]\n"
-                     "ingest = tcp://127.0.0.1:9\nfanout = tcp://127.0.0.1:9\n%s%s\n",
-                     argv[1], getenv("BENCH_MATCHER_CONF") ? "[matcher]\n" : "",
+                     "ingest = %s\nfanout = tcp://127.0.0.1:9\n%s%s\n",
+                     argv[1], acker.endpoint, getenv("BENCH_MATCHER_CONF") ? "[matcher]\n" : "",
                      getenv("BENCH_MATCHER_CONF") ? getenv("BENCH_MATCHER_CONF") : "");
     mg_config_t *cfg = mg_config_load_buffer("bench", conf, (size_t)n, err, sizeof(err));
     if (!cfg) {
@@ -302,7 +383,7 @@ int main(int argc, char **argv) {
                 s.naf_code = j % 2 ? "88.99B" : "56.21Z";
                 s.commune = (char *)s_commune(&g)->code;
                 size_t len = maillage__v1__structure__pack(&s, (uint8_t *)pb);
-                redisAppendCommand(c, "EVALSHA %s 0 member %llu %s %b %s", sha, (unsigned long long)++g.seq, sid, pb, len, "");
+                redisAppendCommand(c, "EVALSHA %s 0 member %llu %s %b", sha, (unsigned long long)++g.seq, sid, pb, len);
             }
             if (s_drain(c, batch) != 0) return 1;
             /* Keep the matcher's own connection served meanwhile (its
@@ -342,18 +423,25 @@ int main(int argc, char **argv) {
             if (st && st->type == REDIS_REPLY_STRING) fprintf(stderr, "%s", st->str);
             if (st) freeReplyObject(st);
         }
+        /* What the stub broker has not acknowledged yet (a few at most). */
+        for (int i = 0; i < 200 && mg_producer_pending(m->producer) > 0; i++) {
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+            usleep(5000);
+        }
         printf("n=%zu items=%zu load_s=%.1f bytes_per_item=%.0f need_p50_us=%.1f need_p99_us=%.1f "
-               "offer_p50_us=%.1f offer_p99_us=%.1f redis_us_per_event=%.1f proposals_per_event=%.1f\n",
+               "offer_p50_us=%.1f offer_p99_us=%.1f redis_us_per_event=%.1f proposals_per_event=%.1f "
+               "unacked=%zu\n",
                size, 2 * size, load_s, (double)(after - before) / (double)(2 * size),
                bench_quantile_us(need_ns, samples, 0.5), bench_quantile_us(need_ns, samples, 0.99),
                bench_quantile_us(offer_ns, samples, 0.5), bench_quantile_us(offer_ns, samples, 0.99), redis_us,
-               (double)proposed / (double)(2 * samples));
+               (double)proposed / (double)(2 * samples), mg_producer_pending(m->producer));
         fflush(stdout);
     }
     free(need_ns);
     free(offer_ns);
     redisFree(c);
     mg_matcher_destroy(&m);
+    s_acker_stop(&acker, acker_thread);
     event_base_free(base);
     mg_config_destroy(&cfg);
     return 0;

@@ -185,6 +185,23 @@ class Stack:
             time.sleep(0.05)
 
 
+def stored_match(st, match_id):
+    """mg:mexp:<mid>: the MatchFound of the pair's latest revision."""
+    found = h.events_pb2.MatchFound()
+    found.ParseFromString(st.redis.call("GET", "mg:mexp:" + match_id))
+    return found
+
+
+def stored_collectives(st):
+    """Every hash listed in mg:collectives -> the CollectiveNeedDetected in its `pb`."""
+    out = {}
+    for key in st.redis.call("SMEMBERS", "mg:collectives"):
+        cn = h.events_pb2.CollectiveNeedDetected()
+        cn.ParseFromString(st.redis.call("HGET", key, "pb"))
+        out[key.decode()] = cn
+    return out
+
+
 def open_pairs(matches):
     """The match ids proposed and not retired at the end: what staff see."""
     last = {}
@@ -269,6 +286,9 @@ class MatcherTest(unittest.TestCase):
         # The deterministic event id of a proposal.
         ids = [e.event_id for e in st.journal("match.found")]
         self.assertEqual(sorted(ids), sorted("match.%s.1" % m.match_id for m in found))
+        # What the gateway shows of each match: its revision, as journaled.
+        for m in found:
+            self.assertEqual(stored_match(st, m.match_id), m)
 
     def test_new_offer_finds_the_needs_waiting_for_it(self):
         st = Stack(self.ws)
@@ -311,6 +331,8 @@ class MatcherTest(unittest.TestCase):
         found = st.matches()
         self.assertEqual([(m.revision, m.retired) for m in found], [(1, False), (2, False), (3, True)])
         self.assertIn("clos", found[2].explanation)
+        # mg:mexp:<mid> follows the pair to its latest revision.
+        self.assertEqual(stored_match(st, found[0].match_id), found[2])
         # A withdrawn offer retires its pairs too.
         st.emit([need("n2", "asso-caen", CAEN)])
         st.settle()
@@ -377,6 +399,9 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual([e.collective_need_detected.revision for e in events], [1, 2])
         self.assertEqual(events[1].collective_need_detected.collective_id, cn.collective_id)
         self.assertTrue(events[1].collective_need_detected.explanation.startswith("4 structures de CU Caen la Mer"))
+        # What the gateway lists: the signal's latest revision, and the key
+        # in mg:collectives.
+        self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": events[1].collective_need_detected})
 
     def test_collective_need_by_distance_across_epcis(self):
         st = Stack(self.ws, collective_distance_km=20)
@@ -419,6 +444,7 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(sorted(cn2.structure_ids), ["a-sourdeval", "a-tinchebray", "a-vire", "a-vire-2"])
         self.assertTrue(cn2.explanation.startswith("4 structures à moins de 20 km de Tinchebray-Bocage"),
                         cn2.explanation)
+        self.assertEqual(stored_collectives(st), {"mg:collective:materiel:near:61486": cn2})
         # Replaying the whole journal creates nothing new.
         before = len(st.journal())
         st.matchers[0].stop()
@@ -467,18 +493,24 @@ class MatcherTest(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(len(st.matches()), 2)
 
-    def test_member_left_closes_its_items_and_erases_its_contact(self):
+    def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
+        # The contact (mg:contact:<sid>) is the broker's to write and erase;
+        # the matcher's records never hold it, even from an event that
+        # carries one.
         st = Stack(self.ws)
         st.start_matcher()
         st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
         st.emit([offer("o1", "scop-caen", CAEN), need("n1", "asso-caen", CAEN)])
         st.settle()
-        self.assertIsNotNone(st.redis.call("GET", "mg:contact:asso-caen"))
+        record = h.events_pb2.Structure()
+        record.ParseFromString(st.redis.call("HGET", "mg:structure:asso-caen", "pb"))
+        self.assertEqual(record.name, "Structure asso-caen")
+        self.assertFalse(record.HasField("contact"))
         self.assertEqual(len(st.matches()), 1)
         st.emit([member_left("asso-caen")])
         st.settle()
         self.assertIsNone(st.redis.call("GET", "mg:contact:asso-caen"))
-        self.assertIsNotNone(st.redis.call("GET", "mg:contact:scop-caen"))
+        self.assertEqual(st.redis.call("HGET", "mg:structure:asso-caen", "left"), b"1")
         closed = st.journal("need.closed")
         self.assertEqual([(e.need_closed.need_id, e.need_closed.reason) for e in closed],
                          [("n1", h.events_pb2.CLOSURE_MEMBER_LEFT)])
