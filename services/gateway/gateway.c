@@ -1210,9 +1210,6 @@ static int s_host_is_loopback(const char *host) {
     return 0;
 }
 
-/* Weak: assets.c may not exist yet. */
-extern void gw_assets_register(mg_gateway_t *gw) __attribute__((weak));
-
 mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_gateway_t *gw = mg_calloc(1, sizeof *gw);
     char why[512];
@@ -1326,7 +1323,7 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     gw_health_register(gw);
     gw_query_register(gw);
     gw_stream_register(gw);
-    if (gw_assets_register) gw_assets_register(gw);
+    gw_assets_register(gw);
 
     s_sub_connect(gw);
     mg_info("gateway: listening on http://%s:%d (%zu routes), relaying to %s; connecting to Redis", gw->listen_host,

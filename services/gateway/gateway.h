@@ -215,8 +215,7 @@ void gw_session_register(mg_gateway_t *gw);
 void gw_health_register(mg_gateway_t *gw);
 void gw_query_register(mg_gateway_t *gw);
 void gw_stream_register(mg_gateway_t *gw);
-/* The staff page and /v1/openapi.json (assets.c, when it exists: gateway.c
- * calls it only if it is linked in). */
+/* The staff page and /v1/openapi.json (assets.c). */
 void gw_assets_register(mg_gateway_t *gw);
 
 #endif
