@@ -434,7 +434,8 @@
     if (f.department && n.department !== f.department) return false;
     if (f.category && n.category !== f.category) return false;
     if (f.kind && n.kind !== f.kind) return false;
-    if (f.status && (n.status || 'new') !== f.status) return false;
+    // A follow-up status belongs to matches only (as the server filters).
+    if (f.status && (n.kind !== 'match' || (n.status || 'new') !== f.status)) return false;
     return true;
   }
 
@@ -783,6 +784,11 @@
       setLive('on');
       if (s.onFirstOpen) s.onFirstOpen();
     });
+    // Where the stream starts (sent before any notification): resuming from
+    // it after a cut loses nothing that arrived meanwhile.
+    es.addEventListener('position', function (ev) {
+      if (ev.lastEventId) s.lastEventId = ev.lastEventId;
+    });
     es.addEventListener('notification', function (ev) {
       if (ev.lastEventId) s.lastEventId = ev.lastEventId;
       var n;
@@ -1055,7 +1061,12 @@
    * #match/<id> (the notifier's links), #collective/<id>, #inbox/<staff>. */
   function route(initial) {
     if (!state.me) return;
-    var hash = decodeURIComponent(location.hash.replace(/^#/, ''));
+    var hash = '';
+    try {
+      hash = decodeURIComponent(location.hash.replace(/^#/, ''));
+    } catch (e) {
+      hash = ''; // a malformed address: the default view
+    }
     var view = 'opportunites', arg = '';
     var slash = hash.indexOf('/');
     var head = slash >= 0 ? hash.slice(0, slash) : hash;

@@ -293,18 +293,18 @@ void gq_rfc3339(int64_t ms, char out[32]) {
         t -= 1;
     }
     struct tm tm;
-    gmtime_r(&t, &tm);
     /* strftime bounds what a year may print, snprintf cannot tell. */
     char head[32];
-    if (strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm) == 0) head[0] = '\0';
+    if (!gmtime_r(&t, &tm) || strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm) == 0) head[0] = '\0';
     snprintf(out, 32, "%.19s.%03dZ", head, milli);
 }
 
 void gq_day_date(long day, char out[11]) {
+    out[0] = '\0';
+    if (day < 0 || day > 2932896) return; /* after 9999-12-31: not a date from Maillage */
     time_t t = (time_t)day * 86400;
     struct tm tm;
-    gmtime_r(&t, &tm);
-    if (strftime(out, 11, "%Y-%m-%d", &tm) == 0) out[0] = '\0';
+    if (!gmtime_r(&t, &tm) || strftime(out, 11, "%Y-%m-%d", &tm) == 0) out[0] = '\0';
 }
 
 void gq_set_str(json_t *obj, const char *key, const char *value) {

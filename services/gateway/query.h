@@ -102,7 +102,8 @@ const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **depar
 /* "2024-05-01T12:34:56.789Z" for Unix milliseconds `ms` (32 bytes). */
 void gq_rfc3339(int64_t ms, char out[32]);
 
-/* "YYYY-MM-DD" for a day number (days since 1970-01-01), 11 bytes. */
+/* "YYYY-MM-DD" for a day number (days since 1970-01-01), 11 bytes; "" for
+ * a number outside years 1970..9999 (a damaged record). */
 void gq_day_date(long day, char out[11]);
 
 /* Set `key` to a string in `obj` when `value` is neither NULL nor "". */

@@ -576,7 +576,7 @@ static json_t *s_item_json(mg_gateway_t *gw, int kind, const s_item_t *it, const
     if (rec->until >= 0) {
         char day[11];
         gq_day_date(rec->until, day);
-        json_object_set_new(o, "validUntil", json_string(day));
+        gq_set_str(o, "validUntil", day);
     }
     s_set_time(o, "receivedAt", rec->at);
     gq_set_str(o, "source", source);

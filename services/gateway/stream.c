@@ -297,6 +297,13 @@ static void s_on_start(mg_redis_t *redis, redisReply *reply, void *privdata) {
         if (nid && score && mg_id_is_valid(nid)) {
             s->pos.ms = (int64_t)strtoll(score, NULL, 10);
             snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", nid);
+            /* The starting position, so that a client cut off before the
+             * first notification resumes from here, not from "now". */
+            char id[64 + 2 * MG_ID_MAX];
+            snprintf(id, sizeof(id), "id: %lld-%s\nevent: position\ndata: %lld-%s\n\n", (long long)s->pos.ms,
+                     s->pos.nid, (long long)s->pos.ms, s->pos.nid);
+            s->have_pos = 1;
+            if (s_send_text(s, id) != 0) return;
         }
     }
     /* An empty inbox: everything that arrives is new. */

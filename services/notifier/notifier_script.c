@@ -36,7 +36,12 @@ const char mg_notifier_script[] =
     "      redis.call('PEXPIRE', key, ttl)\n"
     "      if route == 'inbox' then\n"
     "        local ib = 'mg:inbox:' .. staff\n"
-    "        redis.call('ZADD', ib, now, nid)\n"
+    /* Positions strictly increase in creation order, even within one
+     * millisecond or under a test clock: the live stream resumes after a
+     * position and must never find a newer entry behind it. */
+    "        local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
+    "        if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
+    "        redis.call('ZADD', ib, at, nid)\n"
     "        local over = redis.call('ZCARD', ib) - inbox_max\n"
     "        if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
     "        if not announced[staff] then announced[staff] = true; announce[#announce+1] = staff end\n"

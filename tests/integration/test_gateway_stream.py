@@ -103,7 +103,8 @@ class SseClient:
         return block.decode("utf-8").split("\n")
 
     def next_event(self, timeout=15.0):
-        """The next event as {"id", "event", "data"} (comments and retry skipped)."""
+        """The next notification as {"id", "event", "data"} (comments and
+        retry skipped; the starting `position` event kept in self.position)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = self.next_block(max(0.01, deadline - time.monotonic()))
@@ -113,6 +114,9 @@ class SseClient:
                     continue
                 k, _, v = line.partition(":")
                 ev[k] = v[1:] if v.startswith(" ") else v
+            if ev.get("event") == "position":
+                self.position = ev
+                continue
             if "data" in ev:
                 ev["data"] = json.loads(ev["data"])
                 return ev
@@ -207,8 +211,10 @@ class StreamTest(unittest.TestCase):
         self.assertTrue(c.headers["content-type"].startswith("text/event-stream"))
         self.assertEqual(c.headers["cache-control"], "no-cache")
         self.assertEqual(c.next_block(), ["retry: 2000"])
-        # Only what arrives from now on: the scenario's entries are not sent.
+        # Only what arrives from now on: the scenario's entries are not sent
+        # (only where the stream starts).
         c.quiet(0.5)
+        self.assertEqual(c.position["event"], "position")
         self.post_need("n-live", title="Cuisine pour traiteur solidaire")
         ev = c.next_event()
         self.assertEqual(ev["event"], "notification")
@@ -225,6 +231,19 @@ class StreamTest(unittest.TestCase):
         self.assertEqual(top, d)
         doc = gq.openapi()
         gq.check_schema(doc, {"$ref": "#/components/schemas/Notification"}, d)
+
+    def test_a_client_cut_before_any_notification_resumes_from_where_it_started(self):
+        self.stack()
+        newest = self.st.http.get("/v1/staff/me/inbox", self.claire, limit=1)[1]["items"][0]["position"]
+        c = self.open()
+        self.assertEqual(c.next_block(), ["retry: 2000"])
+        # The starting position comes first, as an event of its own.
+        self.assertEqual(c.next_block(), ["id: " + newest, "event: position", "data: " + newest])
+        c.close()
+        self.post_need("n-while-away", title="Local pendant la coupure")
+        self.st.settle()
+        again = self.open(last_event_id=newest)
+        self.assertEqual(again.next_event()["data"]["needId"], "n-while-away")
 
     def test_resume_after_last_event_id_without_loss_or_duplicate(self):
         self.stack()
@@ -291,7 +310,8 @@ class StreamTest(unittest.TestCase):
         self.stack(stream_heartbeat_s=1, stream_max_clients=2)
         a, b = self.open(), self.open()
         self.assertEqual((a.status, b.status), (200, 200))
-        a.next_block()
+        a.next_block()  # retry
+        self.assertEqual(a.next_block()[1], "event: position")
         self.assertEqual(a.next_block(5), [": ping"])
         c = self.open()
         self.assertEqual(c.status, 503)
@@ -360,7 +380,8 @@ class StreamTest(unittest.TestCase):
         gone[2].reset()
         gone[3].close()
         self.post_need("n-d2", title="Local 2")
-        self.assertEqual([e["data"]["needId"] for e in keep.events(3)], ["n-d0", "n-d1", "n-d2"])
+        # (Inbox order is the notifier's: two in one millisecond sort by id.)
+        self.assertEqual(sorted(e["data"]["needId"] for e in keep.events(3)), ["n-d0", "n-d1", "n-d2"])
         # The gateway forgot the four: its gauge says one stream.
         def streams():
             status, body, _ = self.st.http.get("/metrics")
