@@ -52,6 +52,7 @@
 #define S_BATCH           50
 #define S_POLL_MS         2000
 #define S_WRITE_TIMEOUT_S 60
+#define S_HTTP_TIMEOUT_S  60            /* the server's own (gateway.c: evhttp_set_timeout) */
 #define S_MAX_BACKLOG     (1024 * 1024) /* bytes waiting for a slow client */
 #define S_MAX_INPUT       16384         /* bytes a client may send on a stream (it should send none) */
 
@@ -129,6 +130,11 @@ static void s_end(s_stream_t *s) {
     s->st = NULL;
     if (s->req) {
         evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+        /* The connection may be kept alive for another request: give it back
+         * the server's timeouts and an unbounded read, as any other has. */
+        evhttp_connection_set_timeout(s->evcon, S_HTTP_TIMEOUT_S);
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+        if (bev) bufferevent_setwatermark(bev, EV_READ, 0, 0);
         evhttp_send_reply_end(s->req);
         s->req = NULL;
     }
