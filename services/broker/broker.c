@@ -154,15 +154,6 @@ struct mg_broker {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Read a varint at *pos; 0 on success. */
 static int s_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out) {
     uint64_t v = 0;
@@ -947,11 +938,11 @@ static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, cha
     const char *endpoint = mg_config_str(broker->cfg, "broker", key);
     if (!s_endpoint_is_local(endpoint) && !broker->curve) {
         if (!mg_config_bool(broker->cfg, "broker", "allow_insecure_remote")) {
-            s_fail(err, errlen,
-                   "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback: set [broker] "
-                   "curve_secret_key_file and curve_clients_file (see SECURITY.md), or use "
-                   "tcp://127.0.0.1:PORT or ipc://",
-                   key, endpoint);
+            mg_fail(err, errlen,
+                    "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback: set [broker] "
+                    "curve_secret_key_file and curve_clients_file (see SECURITY.md), or use "
+                    "tcp://127.0.0.1:PORT or ipc://",
+                    key, endpoint);
             return NULL;
         }
         mg_warn("broker: WARNING: [broker] %s = %s is reachable beyond this machine WITHOUT CURVE "
@@ -961,11 +952,11 @@ static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, cha
     }
     void *socket = zmq_socket(broker->zmq_context, type);
     if (!socket) {
-        s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        mg_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         return NULL;
     }
     if (broker->curve && mg_curve_server_apply(broker->curve, socket) != 0) {
-        s_fail(err, errlen, "[broker] %s: cannot enable CURVE: %s", key, zmq_strerror(errno));
+        mg_fail(err, errlen, "[broker] %s: cannot enable CURVE: %s", key, zmq_strerror(errno));
         zmq_close(socket);
         return NULL;
     }
@@ -981,7 +972,7 @@ static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, cha
         zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &hard, sizeof(hard));
     }
     if (zmq_bind(socket, endpoint) != 0) {
-        s_fail(err, errlen, "[broker] %s = %s: cannot bind: %s", key, endpoint, zmq_strerror(errno));
+        mg_fail(err, errlen, "[broker] %s = %s: cannot bind: %s", key, endpoint, zmq_strerror(errno));
         zmq_close(socket);
         return NULL;
     }
@@ -1006,25 +997,25 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     s_metrics_register(&broker->metrics);
     broker->scratch = mg_malloc(broker->max_message_bytes + S_STAMP_MAX + 16);
     if (!mg_id_is_valid(broker->network)) {
-        s_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
-               broker->network, MG_ID_MAX);
+        mg_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
+                broker->network, MG_ID_MAX);
         goto err;
     }
 
     char why[512];
     broker->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
     if (!broker->taxonomy) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     broker->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof(why));
     if (!broker->communes) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     broker->zmq_context = zmq_ctx_new();
     if (!broker->zmq_context) {
-        s_fail(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+        mg_fail(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
         goto err;
     }
     if (*mg_config_str(cfg, "broker", "curve_secret_key_file")) {
@@ -1032,7 +1023,7 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
         broker->curve = mg_curve_server_new(base, broker->zmq_context, cfg, err, errlen);
         if (!broker->curve) goto err;
     } else if (*mg_config_str(cfg, "broker", "curve_clients_file")) {
-        s_fail(err, errlen, "[broker] curve_clients_file is set but curve_secret_key_file is not");
+        mg_fail(err, errlen, "[broker] curve_clients_file is set but curve_secret_key_file is not");
         goto err;
     }
     broker->rate_per_s = (double)mg_config_int(cfg, "broker", "rate_limit_per_s");
@@ -1047,7 +1038,7 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
 
     broker->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, broker, why, sizeof(why));
     if (!broker->redis) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     broker->journal = mg_journal_new(broker->redis, mg_config_int(cfg, "broker", "dedupe_window_s"),
@@ -1062,7 +1053,7 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     broker->retention_timer = event_new(base, -1, EV_PERSIST, s_on_retention_timer, broker);
     if (!broker->ingest || !broker->fanout || !broker->shutdown_timer || !broker->metrics_timer ||
         !broker->heartbeat_timer || !broker->retention_timer) {
-        s_fail(err, errlen, "cannot watch the sockets: %s", strerror(errno));
+        mg_fail(err, errlen, "cannot watch the sockets: %s", strerror(errno));
         goto err;
     }
     struct timeval tv = {S_METRICS_INTERVAL_S, 0};

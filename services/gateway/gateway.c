@@ -173,15 +173,6 @@ struct mg_gateway {
 static void s_request_free(s_req_t *q);
 static void s_dispatch(s_req_t *q);
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Copy an id (checked: at most MG_ID_MAX bytes) into a MG_ID_MAX + 1 buffer;
  * on the hot path, where snprintf() showed in profiles. */
 static void s_copy_id(char *dst, const char *src) {
@@ -1231,15 +1222,16 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
 
     const char *listen = mg_config_str(cfg, "gateway", "listen");
     if (s_parse_listen(listen, gw->listen_host, sizeof gw->listen_host, &gw->listen_port) != 0) {
-        s_fail(err, errlen, "%s: [gateway] listen = \"%s\": expected HOST:PORT", path, listen);
+        mg_fail(err, errlen, "%s: [gateway] listen = \"%s\": expected HOST:PORT", path, listen);
         goto err;
     }
     if (!s_host_is_loopback(gw->listen_host)) {
         if (!mg_config_bool(cfg, "gateway", "allow_plain_http_remote")) {
-            s_fail(err, errlen,
-                   "[gateway] listen = %s: refusing plain HTTP beyond loopback (tokens would travel in clear): "
-                   "listen on 127.0.0.1 behind a TLS proxy, or set [gateway] allow_plain_http_remote = true",
-                   listen);
+            mg_fail(
+                err, errlen,
+                "[gateway] listen = %s: refusing plain HTTP beyond loopback (tokens would travel in clear): "
+                "listen on 127.0.0.1 behind a TLS proxy, or set [gateway] allow_plain_http_remote = true",
+                listen);
             goto err;
         }
         mg_warn("gateway: WARNING: [gateway] listen = %s is reachable beyond this machine over PLAIN HTTP "
@@ -1249,11 +1241,11 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     }
     const char *staff_network = mg_config_str(cfg, "gateway", "staff_network");
     if (!mg_id_is_valid(staff_network)) {
-        s_fail(err, errlen, "%s: [gateway] staff_network = \"%s\": not a valid id", path, staff_network);
+        mg_fail(err, errlen, "%s: [gateway] staff_network = \"%s\": not a valid id", path, staff_network);
         goto err;
     }
     if (mg_redis_options_from_config(cfg, &gw->redis_opts, why, sizeof why) != 0) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     /* Wrong credentials are a configuration error: one line at start, not
@@ -1261,28 +1253,28 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     if (mg_redis_check_credentials(&gw->redis_opts, err, errlen) != 0) goto err;
     gw->taxonomy = mg_taxonomy_new(cfg, why, sizeof why);
     if (!gw->taxonomy) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     gw->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof why);
     if (!gw->communes) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     gw->zmq_context = zmq_ctx_new();
     if (!gw->zmq_context) {
-        s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
+        mg_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
         goto err;
     }
     mg_producer_options_t popts = {.endpoint = mg_config_str(cfg, "broker", "ingest"), .window = S_PRODUCER_WINDOW};
     gw->producer = mg_producer_new(base, gw->zmq_context, &popts, s_on_ack, gw, why, sizeof why);
     if (!gw->producer) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     gw->redis = mg_redis_new(base, &gw->redis_opts, s_on_redis_state, gw);
     if (!gw->redis) {
-        s_fail(err, errlen, "cannot create the Redis connection");
+        mg_fail(err, errlen, "cannot create the Redis connection");
         goto err;
     }
     gw->sub_timer = evtimer_new(base, s_sub_on_timer, gw);
@@ -1291,7 +1283,7 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     gw->housekeeping = event_new(base, -1, EV_PERSIST, s_on_housekeeping, gw);
     gw->relay_event = event_new(base, -1, 0, s_on_relay_event, gw);
     if (!gw->sub_timer || !gw->await_timer || !gw->stop_timer || !gw->housekeeping || !gw->relay_event) {
-        s_fail(err, errlen, "cannot create timers");
+        mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
     struct timeval hk = {S_HOUSEKEEPING_MS / 1000, (S_HOUSEKEEPING_MS % 1000) * 1000};
@@ -1299,7 +1291,7 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
 
     gw->http = evhttp_new(base);
     if (!gw->http) {
-        s_fail(err, errlen, "cannot create the HTTP server");
+        mg_fail(err, errlen, "cannot create the HTTP server");
         goto err;
     }
     /* evhttp's own limit only bounds memory; bodies between max_body_bytes
@@ -1314,7 +1306,7 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     evhttp_set_gencb(gw->http, s_on_request, gw);
     gw->bound = evhttp_bind_socket_with_handle(gw->http, gw->listen_host, (ev_uint16_t)gw->listen_port);
     if (!gw->bound) {
-        s_fail(err, errlen, "[gateway] listen = %s: cannot bind: %s", listen, strerror(errno));
+        mg_fail(err, errlen, "[gateway] listen = %s: cannot bind: %s", listen, strerror(errno));
         goto err;
     }
 

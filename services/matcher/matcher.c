@@ -1592,15 +1592,6 @@ void mg_matcher_shutdown(mg_matcher_t *m) {
     else event_base_loopexit(m->base, NULL);
 }
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_matcher_t *m = mg_calloc(1, sizeof(*m));
     char why[512];
@@ -1631,12 +1622,12 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     double total = m->weights.distance + m->weights.keywords + m->weights.sector + m->weights.intercooperation +
                    m->weights.freshness + m->weights.feedback + m->weights.fairness;
     if (total <= 0) {
-        s_fail(err, errlen, "%s: [matcher] every weight is 0: nothing to score with", path);
+        mg_fail(err, errlen, "%s: [matcher] every weight is 0: nothing to score with", path);
         goto err;
     }
     if (m->instances > 1 && m->instance >= m->instances) {
-        s_fail(err, errlen, "%s: [matcher] instance = %u: must be below instances = %u", path, m->instance,
-               m->instances);
+        mg_fail(err, errlen, "%s: [matcher] instance = %u: must be below instances = %u", path, m->instance,
+                m->instances);
         goto err;
     }
     if (m->instance == 0) snprintf(m->name, sizeof(m->name), "matcher");
@@ -1648,44 +1639,44 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
 
     m->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
     if (!m->taxonomy) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     m->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof(why));
     if (!m->communes) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     s_areas_build(m);
     m->zmq_context = zmq_ctx_new();
     if (!m->zmq_context) {
-        s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
+        mg_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
         goto err;
     }
     m->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, m, why, sizeof(why));
     if (!m->redis) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     m->script = mg_script_new(m->redis, mg_matcher_script);
     mg_producer_options_t popts = {.endpoint = mg_config_str(cfg, "broker", "ingest")};
     m->producer = mg_producer_new(base, m->zmq_context, &popts, s_on_ack, m, why, sizeof(why));
     if (!m->producer) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     static const char *const topics[] = {"member.", "need.", "offer.", "cooperation.", "match.feedback", NULL};
     mg_subscriber_options_t sopts = {.name = m->name, .fanout = mg_config_str(cfg, "broker", "fanout"), .topics = topics};
     m->subscriber = mg_subscriber_new(base, m->zmq_context, m->redis, &sopts, s_on_event, m, why, sizeof(why));
     if (!m->subscriber) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     m->expiry_timer = event_new(base, -1, EV_PERSIST, s_on_expiry_timer, m);
     m->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, m);
     m->stop_timer = evtimer_new(base, s_on_stop_timer, m);
     if (!m->expiry_timer || !m->metrics_timer || !m->stop_timer) {
-        s_fail(err, errlen, "cannot create timers");
+        mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
     long long expiry_s = mg_config_int(cfg, "matcher", "expiry_interval_s");

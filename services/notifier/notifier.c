@@ -1607,15 +1607,6 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     else s_on_flushed(NULL, n);
 }
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Check the [staff.*] sections: values the schema cannot check alone. */
 static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
     size_t count = mg_config_instance_count(cfg, "staff.*");
@@ -1623,20 +1614,21 @@ static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, si
         const char *section = mg_config_instance_section(cfg, "staff.*", i);
         const char *mode = mg_config_str(cfg, section, "mode");
         if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
-            return s_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path, section, mode);
+            return mg_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path,
+                           section, mode);
         s_list_t ch;
         s_list_parse(&ch, mg_config_str(cfg, section, "channels"));
         for (size_t k = 0; k < ch.n; k++) {
             const char *c = ch.v[k];
             const char *need = strcmp(c, "email") == 0 ? "email" : strcmp(c, "webhook") == 0 ? "webhook" : NULL;
             if (!need && strcmp(c, "inbox") != 0) {
-                s_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)", path,
-                       section, c);
+                mg_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)",
+                        path, section, c);
                 s_list_clear(&ch);
                 return -1;
             }
             if (need && !*mg_config_str(cfg, section, need)) {
-                s_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
+                mg_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
                 s_list_clear(&ch);
                 return -1;
             }
@@ -1652,19 +1644,20 @@ static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, si
 static char *s_read_secret(const char *path, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        s_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(errno));
+        mg_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        s_fail(err, errlen, "[notifier] smtp_password_file %s: not a regular file", path);
+        mg_fail(err, errlen, "[notifier] smtp_password_file %s: not a regular file", path);
         close(fd);
         return NULL;
     }
     if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-        s_fail(err, errlen,
-               "[notifier] smtp_password_file %s is accessible by group or others (mode %03o); run chmod 600 on it",
-               path, (unsigned)(st.st_mode & 0777));
+        mg_fail(err, errlen,
+                "[notifier] smtp_password_file %s is accessible by group or others (mode %03o); run chmod "
+                "600 on it",
+                path, (unsigned)(st.st_mode & 0777));
         close(fd);
         return NULL;
     }
@@ -1676,13 +1669,13 @@ static char *s_read_secret(const char *path, char *err, size_t errlen) {
     int saved = errno;
     close(fd);
     if (got < 0) {
-        s_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(saved));
+        mg_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(saved));
         return NULL;
     }
     line[got] = '\0';
     line[strcspn(line, "\r\n")] = '\0';
     if (!line[0]) {
-        s_fail(err, errlen, "[notifier] smtp_password_file %s: empty first line", path);
+        mg_fail(err, errlen, "[notifier] smtp_password_file %s: empty first line", path);
         return NULL;
     }
     char *password = mg_strdup(line);
@@ -1714,7 +1707,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     srand((unsigned)(mg_clock_monotonic_us() ^ (int64_t)getpid()));
 
     if (!mg_id_is_valid(n->default_staff)) {
-        s_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
+        mg_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
         goto err;
     }
     if (s_check_staff(cfg, path, err, errlen) != 0) goto err;
@@ -1726,7 +1719,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         char file[1024];
         snprintf(file, sizeof(file), "%s/%s.tpl", dir, s_kind_files[k]);
         if (mg_template_file_load(file, &n->templates[k], why, sizeof(why)) != 0) {
-            s_fail(err, errlen, "%s", why);
+            mg_fail(err, errlen, "%s", why);
             goto err;
         }
         const char *known[40];
@@ -1740,38 +1733,38 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
             const char *t = n->templates[k].part[p];
             char bad[80];
             if (t && mg_template_check(t, known, bad, sizeof(bad)) != 0) {
-                s_fail(err, errlen, "%s: unknown placeholder {{%s}}", file, bad);
+                mg_fail(err, errlen, "%s: unknown placeholder {{%s}}", file, bad);
                 goto err;
             }
         }
         if (!n->templates[k].part[MG_TEMPLATE_SUBJECT] || !n->templates[k].part[MG_TEMPLATE_TEXT]) {
-            s_fail(err, errlen, "%s: [subject] and [text] are required", file);
+            mg_fail(err, errlen, "%s: [subject] and [text] are required", file);
             goto err;
         }
     }
     n->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
     if (!n->taxonomy) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     n->communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof(why));
     if (!n->communes) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     n->outbound = mg_outbound_new(base);
     if (!n->outbound) {
-        s_fail(err, errlen, "cannot initialise libcurl");
+        mg_fail(err, errlen, "cannot initialise libcurl");
         goto err;
     }
     n->zmq_context = zmq_ctx_new();
     if (!n->zmq_context) {
-        s_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
+        mg_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
         goto err;
     }
     n->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, n, why, sizeof(why));
     if (!n->redis) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     static const char *const topics[] = {"member.",      "need.", "offer.", "cooperation.", "match.found",
@@ -1780,7 +1773,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         .name = "notifier", .fanout = mg_config_str(cfg, "broker", "fanout"), .topics = topics};
     n->subscriber = mg_subscriber_new(base, n->zmq_context, n->redis, &sopts, s_on_event, n, why, sizeof(why));
     if (!n->subscriber) {
-        s_fail(err, errlen, "%s", why);
+        mg_fail(err, errlen, "%s", why);
         goto err;
     }
     n->worker_timer = event_new(base, -1, EV_PERSIST, s_on_worker_timer, n);
@@ -1791,7 +1784,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     n->stop_timer = evtimer_new(base, s_on_stop_timer, n);
     if (!n->worker_timer || !n->staff_timer || !n->digest_timer || !n->unanswered_timer || !n->metrics_timer ||
         !n->stop_timer) {
-        s_fail(err, errlen, "cannot create timers");
+        mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
     long long staff_ms = mg_config_int(cfg, "notifier", "staff_refresh_ms");

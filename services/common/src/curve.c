@@ -30,15 +30,6 @@
 
 /* ---- key files ------------------------------------------------------------- */
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* 1 if `text` is 40 characters of Z85 that decode to 32 bytes. */
 static int s_key_is_valid(const char *text, uint8_t out[32]) {
     uint8_t scratch[32];
@@ -51,21 +42,21 @@ static int s_key_is_valid(const char *text, uint8_t out[32]) {
 static int s_read_file(const char *path, mode_t forbidden, const char *what, char *buf, size_t cap,
                        struct stat *st_out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return s_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    if (fd < 0) return mg_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int saved = errno;
         close(fd);
-        return s_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
+        return mg_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return s_fail(err, errlen, "%s %s: not a regular file", what, path);
+        return mg_fail(err, errlen, "%s %s: not a regular file", what, path);
     }
     if (st.st_mode & forbidden) {
         close(fd);
-        return s_fail(err, errlen, "%s %s is accessible by group or others (mode %03o); chmod %s it", what,
-                      path, (unsigned)(st.st_mode & 0777), (forbidden & S_IROTH) ? "600" : "go-w");
+        return mg_fail(err, errlen, "%s %s is accessible by group or others (mode %03o); chmod %s it", what,
+                       path, (unsigned)(st.st_mode & 0777), (forbidden & S_IROTH) ? "600" : "go-w");
     }
     size_t used = 0;
     for (;;) {
@@ -74,13 +65,13 @@ static int s_read_file(const char *path, mode_t forbidden, const char *what, cha
         if (n < 0) {
             int saved = errno;
             close(fd);
-            return s_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
+            return mg_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
         }
         if (n == 0) break;
         used += (size_t)n;
         if (used == cap - 1) {
             close(fd);
-            return s_fail(err, errlen, "%s %s: file too large", what, path);
+            return mg_fail(err, errlen, "%s %s: file too large", what, path);
         }
     }
     close(fd);
@@ -104,17 +95,18 @@ int mg_curve_key_load(const char *path, int secret, const char *what, char out[M
          * not a key. */
         if (n == 0 || (line[0] == '#' && !s_key_is_valid(line, NULL))) continue;
         if (!s_key_is_valid(line, NULL))
-            return s_fail(err, errlen, "%s %s: not a CurveZMQ key (40 characters of Z85 expected)", what, path);
+            return mg_fail(err, errlen, "%s %s: not a CurveZMQ key (40 characters of Z85 expected)", what,
+                           path);
         memcpy(out, line, MG_CURVE_KEY_LEN + 1);
         return 0;
     }
-    return s_fail(err, errlen, "%s %s: no key in the file", what, path);
+    return mg_fail(err, errlen, "%s %s: no key in the file", what, path);
 }
 
 /* Create `path` exclusively with `mode` and write `text`. */
 static int s_write_new(const char *path, mode_t mode, const char *text, char *err, size_t errlen) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) return s_fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd < 0) return mg_fail(err, errlen, "%s: %s", path, strerror(errno));
     size_t len = strlen(text), done = 0;
     while (done < len) {
         ssize_t n = write(fd, text + done, len - done);
@@ -123,7 +115,7 @@ static int s_write_new(const char *path, mode_t mode, const char *text, char *er
             int saved = errno;
             close(fd);
             unlink(path);
-            return s_fail(err, errlen, "%s: %s", path, strerror(saved));
+            return mg_fail(err, errlen, "%s: %s", path, strerror(saved));
         }
         done += (size_t)n;
     }
@@ -132,17 +124,19 @@ static int s_write_new(const char *path, mode_t mode, const char *text, char *er
     if (fchmod(fd, mode) != 0 || close(fd) != 0) {
         int saved = errno;
         unlink(path);
-        return s_fail(err, errlen, "%s: %s", path, strerror(saved));
+        return mg_fail(err, errlen, "%s: %s", path, strerror(saved));
     }
     return 0;
 }
 
 int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen) {
     if (!mg_id_is_valid(name) || name[0] == '.')
-        return s_fail(err, errlen, "name \"%s\": expected [A-Za-z0-9._:-], 1 to %d characters", name, MG_ID_MAX);
+        return mg_fail(err, errlen, "name \"%s\": expected [A-Za-z0-9._:-], 1 to %d characters", name,
+                       MG_ID_MAX);
     char public_key[MG_CURVE_KEY_LEN + 1], secret_key[MG_CURVE_KEY_LEN + 1];
     if (zmq_curve_keypair(public_key, secret_key) != 0)
-        return s_fail(err, errlen, "zmq_curve_keypair: %s (libzmq built without CURVE?)", zmq_strerror(errno));
+        return mg_fail(err, errlen, "zmq_curve_keypair: %s (libzmq built without CURVE?)",
+                       zmq_strerror(errno));
     char *key_path = mg_asprintf("%s/%s.key", dir, name);
     char *pub_path = mg_asprintf("%s/%s.pub", dir, name);
     char *key_text = mg_asprintf("# CurveZMQ secret key of \"%s\" (Maillage). Keep it private: mode 0600.\n%s\n",
@@ -151,7 +145,7 @@ int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen)
     int rc = -1;
     struct stat st;
     if (stat(key_path, &st) == 0 || stat(pub_path, &st) == 0) {
-        s_fail(err, errlen, "%s/%s.key or .pub already exists; refusing to overwrite a key", dir, name);
+        mg_fail(err, errlen, "%s/%s.key or .pub already exists; refusing to overwrite a key", dir, name);
     } else if (s_write_new(key_path, 0600, key_text, err, errlen) == 0) {
         if (s_write_new(pub_path, 0644, pub_text, err, errlen) == 0)
             rc = 0;
@@ -182,20 +176,20 @@ int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const
     const char *public_file = mg_config_str(cfg, "curve", "client_public_key_file");
     if (!*secret_file) {
         if (*server_file)
-            return s_fail(err, errlen,
-                          "[curve] server_public_key_file is set but client_secret_key_file is not: "
-                          "a CURVE client needs both");
+            return mg_fail(err, errlen,
+                           "[curve] server_public_key_file is set but client_secret_key_file is not: "
+                           "a CURVE client needs both");
         return 0;
     }
     if (!*server_file)
-        return s_fail(err, errlen,
-                      "[curve] client_secret_key_file is set but server_public_key_file is not: "
-                      "a CURVE client needs the broker's public key");
+        return mg_fail(err, errlen,
+                       "[curve] client_secret_key_file is set but server_public_key_file is not: "
+                       "a CURVE client needs the broker's public key");
     if (mg_curve_key_load(secret_file, 1, "[curve] client_secret_key_file", s_client.secret, err, errlen) != 0 ||
         mg_curve_key_load(server_file, 0, "[curve] server_public_key_file", s_client.server, err, errlen) != 0)
         goto err;
     if (zmq_curve_public(s_client.public_key, s_client.secret) != 0) {
-        s_fail(err, errlen, "zmq_curve_public: %s", zmq_strerror(errno));
+        mg_fail(err, errlen, "zmq_curve_public: %s", zmq_strerror(errno));
         goto err;
     }
     if (*public_file) {
@@ -203,8 +197,8 @@ int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const
         if (mg_curve_key_load(public_file, 0, "[curve] client_public_key_file", declared, err, errlen) != 0)
             goto err;
         if (strcmp(declared, s_client.public_key) != 0) {
-            s_fail(err, errlen, "[curve] client_public_key_file %s is not the public key of %s", public_file,
-                   secret_file);
+            mg_fail(err, errlen, "[curve] client_public_key_file %s is not the public key of %s", public_file,
+                    secret_file);
             goto err;
         }
     }
@@ -283,8 +277,10 @@ static int s_parse_types(s_client_t *c, char *types, const char *path, int line_
         for (size_t i = 0; i < n; i++) {
             char ch = t[i];
             if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_'))
-                return s_fail(err, errlen, "%s:%d: event type pattern \"%s\": expected types like need.reported, "
-                              "need.* or *", path, line_no, t);
+                return mg_fail(err, errlen,
+                               "%s:%d: event type pattern \"%s\": expected types like need.reported, "
+                               "need.* or *",
+                               path, line_no, t);
         }
         if (n == 0 && !prefix) continue;
         c->patterns = mg_realloc(c->patterns, (c->pattern_count + 1) * sizeof(*c->patterns));
@@ -323,11 +319,11 @@ static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, c
         line = next;
         if (!network) continue;
         if (!key || extra) {
-            s_fail(err, errlen, "%s:%d: expected \"network_id  PUBLIC_KEY  allowed-types\"", path, line_no);
+            mg_fail(err, errlen, "%s:%d: expected \"network_id  PUBLIC_KEY  allowed-types\"", path, line_no);
             goto err;
         }
         if (!mg_id_is_valid(network)) {
-            s_fail(err, errlen, "%s:%d: network \"%s\": not a valid id", path, line_no, network);
+            mg_fail(err, errlen, "%s:%d: network \"%s\": not a valid id", path, line_no, network);
             goto err;
         }
         out->clients = mg_realloc(out->clients, (out->count + 1) * sizeof(*out->clients));
@@ -335,13 +331,14 @@ static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, c
         memset(c, 0, sizeof *c);
         snprintf(c->network, sizeof c->network, "%s", network);
         if (!s_key_is_valid(key, c->key)) {
-            s_fail(err, errlen, "%s:%d: not a CurveZMQ public key (40 characters of Z85 expected)", path, line_no);
+            mg_fail(err, errlen, "%s:%d: not a CurveZMQ public key (40 characters of Z85 expected)", path,
+                    line_no);
             goto err;
         }
         for (size_t i = 0; i + 1 < out->count; i++) {
             if (memcmp(out->clients[i].key, c->key, 32) == 0) {
-                s_fail(err, errlen, "%s:%d: this key is already listed for \"%s\"", path, line_no,
-                       out->clients[i].network);
+                mg_fail(err, errlen, "%s:%d: this key is already listed for \"%s\"", path, line_no,
+                        out->clients[i].network);
                 goto err;
             }
         }
@@ -472,25 +469,26 @@ mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_contex
     if (mg_curve_key_load(secret_file, 1, "[broker] curve_secret_key_file", server->secret, err, errlen) != 0)
         goto err;
     if (!*server->clients_path) {
-        s_fail(err, errlen, "[broker] curve_secret_key_file is set but curve_clients_file is not: "
-                            "without an allow-list no client could connect");
+        mg_fail(err, errlen,
+                "[broker] curve_secret_key_file is set but curve_clients_file is not: "
+                "without an allow-list no client could connect");
         goto err;
     }
     if (s_list_load(server->clients_path, &server->list, &server->clients_stat, err, errlen) != 0) goto err;
     server->zap_socket = zmq_socket(zmq_context, ZMQ_REP);
     if (!server->zap_socket) {
-        s_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        mg_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         goto err;
     }
     int linger = 0;
     zmq_setsockopt(server->zap_socket, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_bind(server->zap_socket, S_ZAP_ENDPOINT) != 0) {
-        s_fail(err, errlen, "ZAP handler %s: %s", S_ZAP_ENDPOINT, zmq_strerror(errno));
+        mg_fail(err, errlen, "ZAP handler %s: %s", S_ZAP_ENDPOINT, zmq_strerror(errno));
         goto err;
     }
     server->zap = mg_zsock_new(base, server->zap_socket, 64, s_on_zap, NULL, server);
     if (!server->zap) {
-        s_fail(err, errlen, "cannot watch the ZAP socket: %s", strerror(errno));
+        mg_fail(err, errlen, "cannot watch the ZAP socket: %s", strerror(errno));
         goto err;
     }
     mg_info("broker: CURVE on: %zu client key(s) in %s", server->list.count, server->clients_path);

@@ -469,18 +469,6 @@ int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_j
 
 /* ---- synchronous readers ---------------------------------------------------- */
 
-static long long s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static long long s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-
 static int s_parse_u64(const char *s, uint64_t *out) {
     if (!s || *s < '0' || *s > '9') return -1;
     errno = 0;
@@ -509,11 +497,11 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
             redisCommand(c, "XRANGE %s %" PRIu64 "-0 + COUNT %" PRIu64, MG_JOURNAL_KEY, next, want);
         if (!reply) {
             free(buf);
-            return s_fail(err, errlen, "redis: %s", c->errstr);
+            return mg_fail(err, errlen, "redis: %s", c->errstr);
         }
         if (reply->type != REDIS_REPLY_ARRAY) {
-            s_fail(err, errlen, "redis: XRANGE %s: %s", MG_JOURNAL_KEY,
-                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+            mg_fail(err, errlen, "redis: XRANGE %s: %s", MG_JOURNAL_KEY,
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
             goto err;
         }
         int stop = 0;
@@ -523,14 +511,14 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
             if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
                 entry->element[0]->type != REDIS_REPLY_STRING ||
                 s_parse_u64(entry->element[0]->str, &e.sequence) != 0) {
-                s_fail(err, errlen, "%s: malformed entry", MG_JOURNAL_KEY);
+                mg_fail(err, errlen, "%s: malformed entry", MG_JOURNAL_KEY);
                 goto err;
             }
             const redisReply *type = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
             const redisReply *env = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
             if (!type || !env) {
-                s_fail(err, errlen, "%s: entry %s lacks its type or envelope", MG_JOURNAL_KEY,
-                       entry->element[0]->str);
+                mg_fail(err, errlen, "%s: entry %s lacks its type or envelope", MG_JOURNAL_KEY,
+                        entry->element[0]->str);
                 goto err;
             }
             size_t need = (size_t)env->len + 11;
@@ -561,13 +549,13 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
 
 int mg_journal_last_sequence(redisContext *c, uint64_t *seq, char *err, size_t errlen) {
     redisReply *reply = redisCommand(c, "GET %s", MG_JOURNAL_SEQ_KEY);
-    if (!reply) return (int)s_fail(err, errlen, "redis: %s", c->errstr);
+    if (!reply) return (int)mg_fail(err, errlen, "redis: %s", c->errstr);
     int rc = 0;
     if (reply->type == REDIS_REPLY_NIL) {
         *seq = 0;
     } else if (reply->type != REDIS_REPLY_STRING || s_parse_u64(reply->str, seq) != 0) {
-        rc = (int)s_fail(err, errlen, "redis: GET %s: %s", MG_JOURNAL_SEQ_KEY,
-                         reply->type == REDIS_REPLY_ERROR ? reply->str : "not a sequence");
+        rc = (int)mg_fail(err, errlen, "redis: GET %s: %s", MG_JOURNAL_SEQ_KEY,
+                          reply->type == REDIS_REPLY_ERROR ? reply->str : "not a sequence");
     }
     freeReplyObject(reply);
     return rc;
@@ -578,10 +566,10 @@ long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadlette
     redisReply *reply = max_count ? redisCommand(c, "XREVRANGE %s + - COUNT %llu", MG_DEADLETTER_KEY,
                                                  (unsigned long long)max_count)
                                   : redisCommand(c, "XREVRANGE %s + -", MG_DEADLETTER_KEY);
-    if (!reply) return s_fail(err, errlen, "redis: %s", c->errstr);
+    if (!reply) return mg_fail(err, errlen, "redis: %s", c->errstr);
     if (reply->type != REDIS_REPLY_ARRAY) {
-        s_fail(err, errlen, "redis: XREVRANGE %s: %s", MG_DEADLETTER_KEY,
-               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        mg_fail(err, errlen, "redis: XREVRANGE %s: %s", MG_DEADLETTER_KEY,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         freeReplyObject(reply);
         return -1;
     }

@@ -26,6 +26,16 @@ void mg_log_init(const char *program, mg_log_level_t level) {
     mg_log_threshold = level;
 }
 
+int mg_fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 int mg_log_level_parse(const char *name, mg_log_level_t *level) {
     static const struct {
         const char *name;

@@ -81,17 +81,6 @@ typedef struct {
 
 /* ---- options ------------------------------------------------------------ */
 
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int s_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* Parse a decimal integer in [lo, hi] spanning exactly [s, end). */
 static int s_parse_int(const char *s, const char *end, long lo, long hi, int *out) {
     if (s == end || end - s > 10) return -1;
@@ -114,50 +103,50 @@ static int s_parse_url(const char *url, mg_redis_options_t *opts, char *err, siz
         const char *query = strchr(path, '?');
         size_t plen = query ? (size_t)(query - path) : strlen(path);
         if (plen == 0 || path[0] != '/')
-            return s_fail(err, errlen,
-                          "[redis] url: unix:// needs an absolute path (unix:///run/redis.sock)");
+            return mg_fail(err, errlen,
+                           "[redis] url: unix:// needs an absolute path (unix:///run/redis.sock)");
         if (plen >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return s_fail(err, errlen, "[redis] url: unix socket path too long");
+            return mg_fail(err, errlen, "[redis] url: unix socket path too long");
         opts->socket_path = mg_strndup(path, plen);
         if (query) {
             if (strncmp(query, "?db=", 4) != 0 ||
                 s_parse_int(query + 4, query + strlen(query), 0, 1000000, &opts->db) != 0)
-                return s_fail(err, errlen, "[redis] url: expected ?db=N after the socket path");
+                return mg_fail(err, errlen, "[redis] url: expected ?db=N after the socket path");
         }
         return 0;
     }
     if (strncmp(url, "redis://", 8) != 0)
-        return s_fail(err, errlen, "[redis] url: expected redis://HOST:PORT/DB or unix:///PATH, got \"%s\"",
-                      url);
+        return mg_fail(err, errlen, "[redis] url: expected redis://HOST:PORT/DB or unix:///PATH, got \"%s\"",
+                       url);
     const char *host = url + 8;
     if (strchr(host, '@'))
-        return s_fail(err, errlen,
-                      "[redis] url: no credentials in the URL; use [redis] user and password_file");
+        return mg_fail(err, errlen,
+                       "[redis] url: no credentials in the URL; use [redis] user and password_file");
     const char *host_end, *rest;
     if (*host == '[') { /* IPv6 literal */
         host_end = strchr(host, ']');
-        if (!host_end) return s_fail(err, errlen, "[redis] url: unterminated IPv6 address");
+        if (!host_end) return mg_fail(err, errlen, "[redis] url: unterminated IPv6 address");
         rest = host_end + 1;
         host++;
     } else {
         host_end = host + strcspn(host, ":/");
         rest = host_end;
     }
-    if (host_end == host) return s_fail(err, errlen, "[redis] url: missing host");
+    if (host_end == host) return mg_fail(err, errlen, "[redis] url: missing host");
     opts->host = mg_strndup(host, (size_t)(host_end - host));
     opts->port = 6379;
     if (*rest == ':') {
         const char *port = rest + 1;
         const char *port_end = port + strcspn(port, "/");
         if (s_parse_int(port, port_end, 1, 65535, &opts->port) != 0)
-            return s_fail(err, errlen, "[redis] url: invalid port");
+            return mg_fail(err, errlen, "[redis] url: invalid port");
         rest = port_end;
     }
     if (*rest == '/' && rest[1] != '\0') {
         if (s_parse_int(rest + 1, rest + strlen(rest), 0, 1000000, &opts->db) != 0)
-            return s_fail(err, errlen, "[redis] url: invalid database number");
+            return mg_fail(err, errlen, "[redis] url: invalid database number");
     } else if (*rest != '\0' && strcmp(rest, "/") != 0) {
-        return s_fail(err, errlen, "[redis] url: unexpected \"%s\"", rest);
+        return mg_fail(err, errlen, "[redis] url: unexpected \"%s\"", rest);
     }
     return 0;
 }
@@ -166,23 +155,23 @@ static int s_parse_url(const char *url, mg_redis_options_t *opts, char *err, siz
  * read: a password anyone on the machine can see protects nothing. */
 static int s_read_password(const char *path, char **out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return s_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(errno));
+    if (fd < 0) return mg_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int saved = errno;
         close(fd);
-        return s_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(saved));
+        return mg_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(saved));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return s_fail(err, errlen, "[redis] password_file %s: not a regular file", path);
+        return mg_fail(err, errlen, "[redis] password_file %s: not a regular file", path);
     }
     if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
         close(fd);
-        return s_fail(err, errlen,
-                      "[redis] password_file %s is accessible by group or others (mode %03o); "
-                      "run chmod 600 on it",
-                      path, (unsigned)(st.st_mode & 0777));
+        return mg_fail(err, errlen,
+                       "[redis] password_file %s is accessible by group or others (mode %03o); "
+                       "run chmod 600 on it",
+                       path, (unsigned)(st.st_mode & 0777));
     }
     char buf[1024];
     ssize_t n;
@@ -190,10 +179,10 @@ static int s_read_password(const char *path, char **out, char *err, size_t errle
         n = read(fd, buf, sizeof(buf) - 1);
     } while (n < 0 && errno == EINTR);
     close(fd);
-    if (n < 0) return s_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(errno));
+    if (n < 0) return mg_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(errno));
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0') return s_fail(err, errlen, "[redis] password_file %s: empty first line", path);
+    if (buf[0] == '\0') return mg_fail(err, errlen, "[redis] password_file %s: empty first line", path);
     *out = mg_strdup(buf);
     return 0;
 }
@@ -207,7 +196,7 @@ int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opt
     if (password_file && *password_file && s_read_password(password_file, &opts->password, err, errlen) != 0)
         goto err;
     if (opts->user && !opts->password) {
-        s_fail(err, errlen, "[redis] user is set but password_file is empty");
+        mg_fail(err, errlen, "[redis] user is set but password_file is empty");
         goto err;
     }
     opts->connect_timeout_ms = (int)mg_config_int(cfg, "redis", "connect_timeout_ms");
@@ -544,23 +533,23 @@ static int s_sync_handshake(redisContext *c, const mg_redis_options_t *opts, con
             reply = redisCommand(c, "PING");
         else
             continue;
-        if (!reply) return s_fail(err, errlen, "redis: %s: %s", where, c->errstr);
+        if (!reply) return mg_fail(err, errlen, "redis: %s: %s", where, c->errstr);
         if (reply->type == REDIS_REPLY_ERROR) {
             *refused = !s_is_transient(reply->str);
             /* "refused:" in each message: callers and operators grep for it. */
             if (step == 0)
-                s_fail(err, errlen, "redis: %s: AUTH refused: %s (check [redis] user and password_file)",
-                       where, reply->str);
+                mg_fail(err, errlen, "redis: %s: AUTH refused: %s (check [redis] user and password_file)",
+                        where, reply->str);
             else if (step == 1)
-                s_fail(err, errlen, "redis: %s: SELECT %d refused: %s (check the database of [redis] url)",
-                       where, opts->db, reply->str);
+                mg_fail(err, errlen, "redis: %s: SELECT %d refused: %s (check the database of [redis] url)",
+                        where, opts->db, reply->str);
             else if (strncmp(reply->str, "NOAUTH", 6) == 0)
-                s_fail(err, errlen,
-                       "redis: %s: PING refused: %s (Redis requires a password: set [redis] "
-                       "password_file, and user for an ACL user)",
-                       where, reply->str);
+                mg_fail(err, errlen,
+                        "redis: %s: PING refused: %s (Redis requires a password: set [redis] "
+                        "password_file, and user for an ACL user)",
+                        where, reply->str);
             else
-                s_fail(err, errlen, "redis: %s: PING refused: %s", where, reply->str);
+                mg_fail(err, errlen, "redis: %s: PING refused: %s", where, reply->str);
             freeReplyObject(reply);
             return -1;
         }
@@ -584,11 +573,11 @@ redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, s
     redisContext *c = opts->socket_path ? redisConnectUnixWithTimeout(opts->socket_path, tv)
                                         : redisConnectWithTimeout(opts->host, opts->port, tv);
     if (!c) {
-        s_fail(err, errlen, "redis: cannot allocate a connection context");
+        mg_fail(err, errlen, "redis: cannot allocate a connection context");
         return NULL;
     }
     if (c->err) {
-        s_fail(err, errlen, "redis: cannot connect to %s: %s", where, c->errstr);
+        mg_fail(err, errlen, "redis: cannot connect to %s: %s", where, c->errstr);
         goto err;
     }
     /* Reads of a long journal may take a while, but never forever. */

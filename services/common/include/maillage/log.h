@@ -7,6 +7,8 @@
 #ifndef MAILLAGE_LOG_H
 #define MAILLAGE_LOG_H
 
+#include <stddef.h>
+
 typedef enum {
     MG_LOG_DEBUG = 0,
     MG_LOG_INFO = 1,
@@ -25,6 +27,12 @@ void mg_log_init(const char *program, mg_log_level_t level);
 int mg_log_level_parse(const char *name, mg_log_level_t *level);
 
 void mg_log_write(mg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Write a failure's reason into the caller's buffer `err` (of `errlen`
+ * bytes; nothing when it is NULL or empty) and return -1: the convention of
+ * every function that reports why it failed through (err, errlen), and is
+ * not logging (its caller decides where the reason goes). */
+int mg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define MG_LOG(level, ...)                                                                         \
     do {                                                                                           \
