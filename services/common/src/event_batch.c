@@ -203,18 +203,22 @@ static void s_reserve(mg_event_batch_t *batch, size_t n) {
     batch->items = mg_calloc(n ? n : 1, sizeof *batch->items);
 }
 
+/* Where the NDJSON line starting at `i` ends (its '\n', or `len`), and
+ * whether it holds only blanks. */
+static size_t s_line_end(const char *body, size_t len, size_t i, int *blank) {
+    *blank = 1;
+    for (; i < len && body[i] != '\n'; i++)
+        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r') *blank = 0;
+    return i;
+}
+
 static mg_event_batch_status_t s_parse_ndjson(const char *body, size_t len, const mg_event_batch_options_t *opts,
                                               mg_event_batch_t *out, mg_event_batch_error_t *err) {
     /* Count the non-blank lines first: the limit is answered before any work. */
     size_t lines = 0;
     for (size_t i = 0; i < len;) {
-        size_t end = i;
-        int blank = 1;
-        while (end < len && body[end] != '\n') {
-            char c = body[end];
-            if (c != ' ' && c != '\t' && c != '\r') blank = 0;
-            end++;
-        }
+        int blank;
+        size_t end = s_line_end(body, len, i, &blank);
         if (!blank) lines++;
         i = end + 1;
     }
@@ -226,13 +230,8 @@ static mg_event_batch_status_t s_parse_ndjson(const char *body, size_t len, cons
     long index = 0;
     size_t line_no = 0;
     for (size_t i = 0; i < len;) {
-        size_t end = i;
-        int blank = 1;
-        while (end < len && body[end] != '\n') {
-            char c = body[end];
-            if (c != ' ' && c != '\t' && c != '\r') blank = 0;
-            end++;
-        }
+        int blank;
+        size_t end = s_line_end(body, len, i, &blank);
         line_no++;
         if (!blank) {
             json_error_t jerr;
