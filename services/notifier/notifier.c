@@ -46,6 +46,7 @@
 #include "maillage/metrics.h"
 #include "maillage/outbound.h"
 #include "maillage/redis.h"
+#include "maillage/script.h"
 #include "maillage/subscriber.h"
 #include "maillage/taxonomy.h"
 #include "maillage/template.h"
@@ -69,50 +70,11 @@ void mg_notifier_notification_id(const char *item, const char *staff, const char
     mg_hash_hex(parts, 3, out + 2);
 }
 
-/* ---- arguments of a script call ----------------------------------------------------- */
-
-typedef struct {
-    int argc, cap;
-    char **argv;
-    size_t *lens;
-} s_args_t;
-
-static void s_args_bytes(s_args_t *a, const void *data, size_t len) {
-    if (a->argc == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 32;
-        a->argv = mg_realloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
-        a->lens = mg_realloc(a->lens, (size_t)a->cap * sizeof(*a->lens));
-    }
-    char *copy = mg_malloc(len + 1);
-    if (len) memcpy(copy, data, len);
-    copy[len] = '\0';
-    a->argv[a->argc] = copy;
-    a->lens[a->argc] = len;
-    a->argc++;
-}
-
-static void s_args_str(s_args_t *a, const char *s) {
-    if (!s) s = "";
-    s_args_bytes(a, s, strlen(s));
-}
-
-static void s_args_int(s_args_t *a, long long v) {
-    char buf[32];
-    int k = snprintf(buf, sizeof(buf), "%lld", v);
-    s_args_bytes(a, buf, (size_t)k);
-}
-
-static void s_args_double(s_args_t *a, double v) {
+/* Scores go to the script with 4 decimals, as records have always held them. */
+static void s_args_score(mg_args_t *a, double v) {
     char buf[40];
-    int k = snprintf(buf, sizeof(buf), "%.4f", v);
-    s_args_bytes(a, buf, (size_t)k);
-}
-
-static void s_args_clear(s_args_t *a) {
-    for (int i = 0; i < a->argc; i++) free(a->argv[i]);
-    free(a->argv);
-    free(a->lens);
-    memset(a, 0, sizeof(*a));
+    snprintf(buf, sizeof(buf), "%.4f", v);
+    mg_args_str(a, buf);
 }
 
 /* ---- staff ------------------------------------------------------------------------- */
@@ -263,7 +225,7 @@ struct mg_notifier {
     size_t n_staff;
     s_staff_t *config_staff; /* the [staff.*] sections, upserted at each connection */
     size_t n_config_staff;
-    char *script_sha;
+    mg_script_t *script; /* the notifier's Lua script (notifier_script.c) */
     const char *staff_url, *default_staff, *smtp_url, *smtp_user, *mail_from;
     char *smtp_password;
     int smtp_starttls;
@@ -277,70 +239,16 @@ struct mg_notifier {
 
 /* ---- the script --------------------------------------------------------------------- */
 
-typedef struct {
-    mg_notifier_t *n;
-    s_args_t args; /* kept for a retry with EVAL after NOSCRIPT */
-    mg_redis_reply_fn cb;
-    void *privdata;
-} s_call_t;
-
-static void s_on_script_reply(mg_redis_t *redis, redisReply *reply, void *privdata) {
-    s_call_t *call = privdata;
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        /* Redis forgot the script (restart, SCRIPT FLUSH): EVAL loads it. */
-        call->args.argv[0][0] = '\0';
-        free(call->args.argv[0]);
-        free(call->args.argv[1]);
-        call->args.argv[0] = mg_strdup("EVAL");
-        call->args.lens[0] = 4;
-        call->args.argv[1] = mg_strdup(mg_notifier_script);
-        call->args.lens[1] = strlen(mg_notifier_script);
-        if (mg_redis_command_argv(redis, s_on_script_reply, call, call->args.argc, (const char **)call->args.argv,
-                                  call->args.lens) == 0)
-            return;
-        reply = NULL;
-    }
-    if (call->cb) call->cb(redis, reply, call->privdata);
-    s_args_clear(&call->args);
-    free(call);
-}
-
-/* Start the arguments of a script call (EVALSHA sha 0 op). */
-static void s_call_begin(s_args_t *a, const char *op) {
-    memset(a, 0, sizeof(*a));
-    s_args_str(a, "EVALSHA");
-    s_args_str(a, "");
-    s_args_str(a, "0");
-    s_args_str(a, op);
+/* Start the arguments of a script call: the operation first. */
+static void s_call_begin(mg_args_t *a, const char *op) {
+    mg_args_init(a);
+    mg_args_str(a, op);
 }
 
 /* Run the script with `a` (taken: left empty). 0 if `cb` will be called
  * (NULL reply if the connection is lost), -1 if Redis is down. */
-static int s_call(mg_notifier_t *n, s_args_t *a, mg_redis_reply_fn cb, void *privdata) {
-    s_call_t *call = mg_calloc(1, sizeof(*call));
-    call->n = n;
-    call->args = *a;
-    memset(a, 0, sizeof(*a));
-    call->cb = cb;
-    call->privdata = privdata;
-    free(call->args.argv[1]);
-    if (n->script_sha) {
-        call->args.argv[1] = mg_strdup(n->script_sha);
-        call->args.lens[1] = strlen(n->script_sha);
-    } else {
-        free(call->args.argv[0]);
-        call->args.argv[0] = mg_strdup("EVAL");
-        call->args.lens[0] = 4;
-        call->args.argv[1] = mg_strdup(mg_notifier_script);
-        call->args.lens[1] = strlen(mg_notifier_script);
-    }
-    if (mg_redis_command_argv(n->redis, s_on_script_reply, call, call->args.argc, (const char **)call->args.argv,
-                              call->args.lens) != 0) {
-        s_args_clear(&call->args);
-        free(call);
-        return -1;
-    }
-    return 0;
+static int s_call(mg_notifier_t *n, mg_args_t *a, mg_redis_reply_fn cb, void *privdata) {
+    return mg_script_call(n->script, a, cb, privdata);
 }
 
 static const char *s_rstr(const redisReply *r) {
@@ -626,29 +534,30 @@ static char *s_webhook_json(const char *subject, const char *text, const char *k
 }
 
 /* Add one notification of `job` for (staff, channel) to the create call. */
-static void s_add_notification(s_job_t *job, s_args_t *a, const char *staff_id, int ch, const char *route,
+static void s_add_notification(s_job_t *job, mg_args_t *a, const char *staff_id, int ch, const char *route,
                                int64_t due, const char *const *pairs, size_t n_pairs) {
     char nid[MG_NOTIFICATION_ID_LEN + 1], key[400];
     snprintf(key, sizeof(key), "%s|%s|%s", job->item.id, staff_id, s_channel_names[ch]);
     mg_notifier_notification_id(job->item.id, staff_id, s_channel_names[ch], nid);
-    s_args_str(a, nid);
-    s_args_str(a, staff_id);
-    s_args_str(a, s_channel_names[ch]);
-    s_args_str(a, route);
-    s_args_int(a, due);
-    s_args_double(a, job->item.score >= 0 ? job->item.score : 0);
-    s_args_int(a, (long long)(n_pairs / 2 + 5));
-    s_args_str(a, "key");
-    s_args_str(a, key);
-    s_args_str(a, "kind");
-    s_args_str(a, s_kind_files[job->item.kind]);
-    s_args_str(a, "item");
-    s_args_str(a, job->item.id);
-    s_args_str(a, "link");
-    s_args_str(a, job->item.link);
-    s_args_str(a, "summary");
-    s_args_str(a, job->item.summary ? job->item.summary : "");
-    for (size_t i = 0; i < n_pairs; i++) s_args_str(a, pairs[i]);
+    mg_args_str(a, nid);
+    mg_args_str(a, staff_id);
+    mg_args_str(a, s_channel_names[ch]);
+    mg_args_str(a, route);
+    mg_args_int(a, due);
+    s_args_score(a, job->item.score >= 0 ? job->item.score : 0);
+    mg_args_int(a, (long long)(n_pairs / 2 + 5));
+    mg_args_str(a, "key");
+    mg_args_str(a, key);
+    mg_args_str(a, "kind");
+    mg_args_str(a, s_kind_files[job->item.kind]);
+    mg_args_str(a, "item");
+    mg_args_str(a, job->item.id);
+    mg_args_str(a, "link");
+    mg_args_str(a, job->item.link);
+    mg_args_str(a, "summary");
+    mg_args_str(a, job->item.summary ? job->item.summary : "");
+    for (size_t i = 0; i < n_pairs; i++)
+        mg_args_str(a, pairs[i]);
     if (job->n_notifs == job->channels_cap) {
         job->channels_cap = job->channels_cap ? 2 * job->channels_cap : 16;
         job->channels = mg_realloc(job->channels, job->channels_cap * sizeof(*job->channels));
@@ -681,13 +590,13 @@ static void s_route_and_create(s_job_t *job) {
         }
     }
     int64_t now = mg_clock_service_now_ms();
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "create");
-    s_args_int(&a, now);
-    s_args_int(&a, n->retention_ms);
-    s_args_int(&a, n->inbox_max);
-    s_args_str(&a, it->need_done);
-    s_args_t body = {0};
+    mg_args_int(&a, now);
+    mg_args_int(&a, n->retention_ms);
+    mg_args_int(&a, n->inbox_max);
+    mg_args_str(&a, it->need_done);
+    mg_args_t body = {0};
     mg_template_var_t vars[S_MAX_VARS + 3];
     for (size_t t = 0; t < nt; t++) {
         const s_staff_t *s = targets[t];
@@ -724,19 +633,20 @@ static void s_route_and_create(s_job_t *job) {
         free(text);
     }
     free(targets);
-    s_args_int(&a, (long long)job->n_notifs);
-    for (int i = 0; i < body.argc; i++) s_args_bytes(&a, body.argv[i], body.lens[i]);
-    s_args_clear(&body);
+    mg_args_int(&a, (long long)job->n_notifs);
+    mg_args_move(&a, &body);
+    mg_args_clear(&body);
     if (s_call(n, &a, s_on_created, job) != 0) s_job_finish(job, "Redis unavailable");
 }
 
 /* ---- events ---------------------------------------------------------------------------- */
 
 static void s_put(mg_notifier_t *n, const char *key, const char *const *pairs, size_t n_pairs) {
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "put");
-    s_args_str(&a, key);
-    for (size_t i = 0; i < n_pairs; i++) s_args_str(&a, pairs[i]);
+    mg_args_str(&a, key);
+    for (size_t i = 0; i < n_pairs; i++)
+        mg_args_str(&a, pairs[i]);
     s_call(n, &a, NULL, NULL);
 }
 
@@ -788,16 +698,18 @@ static void s_on_match_context(mg_redis_t *redis, redisReply *reply, void *privd
 
 static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privdata);
 
-static void s_get_begin(s_args_t *a) {
+static void s_get_begin(mg_args_t *a) {
     s_call_begin(a, "get");
 }
 
-static void s_get_key(s_args_t *a, const char *prefix, const char *id, const char *const *fields, size_t nf) {
-    if (a->argc > 4) s_args_str(a, "|");
+static void s_get_key(mg_args_t *a, const char *prefix, const char *id, const char *const *fields,
+                      size_t nf) {
+    if (a->argc > 4) mg_args_str(a, "|");
     char key[256];
     snprintf(key, sizeof(key), "%s%s", prefix, id ? id : "");
-    s_args_str(a, key);
-    for (size_t i = 0; i < nf; i++) s_args_str(a, fields[i]);
+    mg_args_str(a, key);
+    for (size_t i = 0; i < nf; i++)
+        mg_args_str(a, fields[i]);
 }
 
 static const char *const s_structure_fields[] = {"name", "networks", "commune"};
@@ -847,22 +759,23 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
                                              ? env->need_reported->need
                                              : env->need_updated->need;
         if (!need || !need->need_id) break;
-        s_args_t a;
+        mg_args_t a;
         s_call_begin(&a, "need");
-        s_args_str(&a, need->need_id);
-        s_args_int(&a, env->received_at_ms ? env->received_at_ms : mg_clock_service_now_ms());
+        mg_args_str(&a, need->need_id);
+        mg_args_int(&a, env->received_at_ms ? env->received_at_ms : mg_clock_service_now_ms());
         const char *pairs[] = {"title", need->title, "sid", need->structure_id, "cat", need->category,
                                "commune", need->commune, "dep", s_commune_department(n, need->commune),
                                "source", env->source};
-        for (size_t i = 0; i < 12; i++) s_args_str(&a, pairs[i]);
+        for (size_t i = 0; i < 12; i++)
+            mg_args_str(&a, pairs[i]);
         if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED: {
-        s_args_t a;
+        mg_args_t a;
         s_call_begin(&a, "need_state");
-        s_args_str(&a, env->need_closed->need_id);
-        s_args_str(&a, "closed");
+        mg_args_str(&a, env->need_closed->need_id);
+        mg_args_str(&a, "closed");
         if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
     }
@@ -882,10 +795,10 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {
         const Maillage__V1__MatchFound *mf = env->match_found;
         if (!mf->retired) {
-            s_args_t a;
+            mg_args_t a;
             s_call_begin(&a, "need_state");
-            s_args_str(&a, mf->need_id);
-            s_args_str(&a, "answered");
+            mg_args_str(&a, mf->need_id);
+            mg_args_str(&a, "answered");
             s_call(n, &a, NULL, NULL);
         }
         /* Only a pair's first proposal is news for staff; revisions and
@@ -901,7 +814,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_varf(it, "distance_km", "%.1f", mf->distance_km);
         s_item_varf(it, "rank", "%u", mf->rank);
         s_item_var(it, "explanation", mf->explanation);
-        s_args_t a;
+        mg_args_t a;
         s_get_begin(&a);
         static const char *const tf[] = {"title", "commune"};
         s_get_key(&a, "mg:notifier:need:", mf->need_id, tf, 2);
@@ -924,12 +837,12 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_varf(it, "revision", "%u", cn->revision);
         s_item_var(it, "explanation", cn->explanation);
         s_item_net(it, env->source);
-        s_args_t a;
+        mg_args_t a;
         s_get_begin(&a);
         for (size_t i = 0; i < cn->n_structure_ids && i < 50; i++)
             s_get_key(&a, "mg:notifier:structure:", cn->structure_ids[i], s_structure_fields, 2);
         if (a.argc == 4) {
-            s_args_clear(&a);
+            mg_args_clear(&a);
             s_on_names_context(NULL, NULL, job);
             return;
         }
@@ -946,7 +859,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_var(it, "title", cp->title);
         s_item_var(it, "description", cp->description);
         s_item_net(it, env->source);
-        s_args_t a;
+        mg_args_t a;
         s_get_begin(&a);
         s_get_key(&a, "mg:notifier:structure:", cp->from_structure_id, s_structure_fields, 3);
         s_get_key(&a, "mg:notifier:structure:", cp->to_structure_id, s_structure_fields, 3);
@@ -961,7 +874,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_var(it, "answer", mg_fr_cooperation_answer(ca->answer));
         s_item_var(it, "comment", ca->comment);
         s_item_net(it, env->source);
-        s_args_t a;
+        mg_args_t a;
         s_get_begin(&a);
         static const char *const pf[] = {"title", "from_name", "cat", "dep"};
         s_get_key(&a, "mg:notifier:coop:", ca->proposal_id, pf, 4);
@@ -1109,10 +1022,10 @@ static void s_on_unanswered_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     if (!n->redis_up || !n->staff_loaded || n->stopping || n->unanswered_running) return;
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "due_needs");
-    s_args_int(&a, mg_clock_service_now_ms() - n->unanswered_days * S_MS_PER_DAY);
-    s_args_int(&a, 200);
+    mg_args_int(&a, mg_clock_service_now_ms() - n->unanswered_days * S_MS_PER_DAY);
+    mg_args_int(&a, 200);
     n->unanswered_running++;
     if (s_call(n, &a, s_on_due_needs, n) != 0) n->unanswered_running--;
 }
@@ -1157,20 +1070,21 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
                      "jour, à %d h.",
                      s->digest_hour);
             snprintf(link, sizeof(link), "%s#inbox/%s", n->staff_url, s->id);
-            s_args_t a;
+            mg_args_t a;
             s_call_begin(&a, "digest");
-            s_args_int(&a, now);
-            s_args_int(&a, n->retention_ms);
-            s_args_str(&a, s->id);
-            s_args_str(&a, s_channel_names[ch]);
-            s_args_str(&a, date);
-            s_args_str(&a, nid);
+            mg_args_int(&a, now);
+            mg_args_int(&a, n->retention_ms);
+            mg_args_str(&a, s->id);
+            mg_args_str(&a, s_channel_names[ch]);
+            mg_args_str(&a, date);
+            mg_args_str(&a, nid);
             const char *pairs[] = {"key",  key,  "kind",       "digest", "item", item,   "to",   s->email,
                                    "url",  s->webhook, "staff_name", s->name, "why",  why,    "date", fr,
                                    "link", link};
             size_t np = sizeof(pairs) / sizeof(pairs[0]);
-            s_args_int(&a, (long long)np / 2);
-            for (size_t k = 0; k < np; k++) s_args_str(&a, pairs[k]);
+            mg_args_int(&a, (long long)np / 2);
+            for (size_t k = 0; k < np; k++)
+                mg_args_str(&a, pairs[k]);
             s_call(n, &a, s_on_digest_created, n);
         }
     }
@@ -1202,14 +1116,14 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
     n->in_flight--;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);
     int64_t now = mg_clock_service_now_ms();
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "result");
-    s_args_int(&a, now);
-    s_args_str(&a, send->nid);
+    mg_args_int(&a, now);
+    mg_args_str(&a, send->nid);
     if (result->delivered) {
-        s_args_str(&a, "delivered");
-        s_args_int(&a, 0);
-        s_args_str(&a, "");
+        mg_args_str(&a, "delivered");
+        mg_args_int(&a, 0);
+        mg_args_str(&a, "");
         mg_metrics_inc(n->metrics.delivered[send->channel]);
     } else if (result->retryable && send->attempts < n->max_attempts) {
         double delay = (double)n->retry_base_ms * pow(2.0, (double)(send->attempts - 1));
@@ -1220,9 +1134,9 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
          * quiet hours (a digest has its own hour and is not held). */
         const s_staff_t *s = send->digest ? NULL : s_find_staff(n, send->staff);
         int64_t due = s ? s_due(s, next) : next;
-        s_args_str(&a, "retry");
-        s_args_int(&a, due);
-        s_args_str(&a, result->error);
+        mg_args_str(&a, "retry");
+        mg_args_int(&a, due);
+        mg_args_str(&a, result->error);
         mg_metrics_inc(n->metrics.retried[send->channel]);
         if (due != next)
             mg_info("notifier: %s (%s) attempt %lld failed: %s; retry after the quiet hours, in %.0f s", send->nid,
@@ -1231,9 +1145,9 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
             mg_info("notifier: %s (%s) attempt %lld failed: %s; retry in %.0f ms", send->nid,
                     s_channel_names[send->channel], send->attempts, result->error, delay);
     } else {
-        s_args_str(&a, "failed");
-        s_args_int(&a, 0);
-        s_args_str(&a, result->error);
+        mg_args_str(&a, "failed");
+        mg_args_int(&a, 0);
+        mg_args_str(&a, result->error);
         mg_metrics_inc(n->metrics.failed[send->channel]);
         mg_warn("notifier: %s (%s) failed after %lld attempt(s): %s", send->nid, s_channel_names[send->channel],
                 send->attempts, result->error);
@@ -1241,7 +1155,8 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
     /* If Redis is down the result is lost: the lease brings the notification
      * back, and the stable ids make the receiver see the same message. */
     if (n->redis_up) s_call(n, &a, s_on_recorded, NULL);
-    else s_args_clear(&a);
+    else
+        mg_args_clear(&a);
     free(send);
     s_maybe_exit(n);
     if (!n->stopping) s_kick_worker(n);
@@ -1364,10 +1279,10 @@ static int s_hold_if_quiet(mg_notifier_t *n, const char *nid, const redisReply *
     if (due == now) return 0;
     mg_info("notifier: %s held until the end of %s's quiet hours, in %.0f s", nid, s->id,
             (double)(due - now) / 1000.0);
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "hold");
-    s_args_str(&a, nid);
-    s_args_int(&a, due);
+    mg_args_str(&a, nid);
+    mg_args_int(&a, due);
     /* If the call fails, the claim's lease brings it back, and it is held then. */
     s_call(n, &a, s_on_recorded, NULL);
     return 1;
@@ -1396,13 +1311,13 @@ static void s_work(mg_notifier_t *n) {
     /* Not before the staff are loaded: their quiet hours decide what may go. */
     if (!n->redis_up || !n->staff_loaded || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight)
         return;
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "claim");
-    s_args_int(&a, mg_clock_service_now_ms());
+    mg_args_int(&a, mg_clock_service_now_ms());
     /* The lease outlives an attempt (its timeout) by far, so a notification
      * in flight is never claimed twice; after a crash it comes back then. */
-    s_args_int(&a, 2 * n->send_timeout_ms + 1000);
-    s_args_int(&a, n->max_in_flight - (long long)n->in_flight);
+    mg_args_int(&a, 2 * n->send_timeout_ms + 1000);
+    mg_args_int(&a, n->max_in_flight - (long long)n->in_flight);
     n->claiming = 1;
     if (s_call(n, &a, s_on_claimed, n) != 0) n->claiming = 0;
 }
@@ -1452,7 +1367,7 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
 
 static void s_load_staff(mg_notifier_t *n) {
     if (n->staff_loading || !n->redis_up) return;
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "staff");
     n->staff_loading = 1;
     if (s_call(n, &a, s_on_staff, n) != 0) n->staff_loading = 0;
@@ -1500,21 +1415,23 @@ static void s_on_staff_synced(mg_redis_t *redis, redisReply *reply, void *privda
 static void s_sync_config_staff(mg_notifier_t *n) {
     const mg_config_t *cfg = n->cfg;
     size_t count = mg_config_instance_count(cfg, "staff.*");
-    s_args_t a;
+    mg_args_t a;
     s_call_begin(&a, "staff_sync");
-    s_args_int(&a, (long long)count);
+    mg_args_int(&a, (long long)count);
     size_t nk = 0;
     while (s_staff_keys[nk]) nk++;
     for (size_t i = 0; i < count; i++) {
         const char *section = mg_config_instance_section(cfg, "staff.*", i);
-        s_args_str(&a, section + strlen("staff."));
-        s_args_int(&a, (long long)nk);
+        mg_args_str(&a, section + strlen("staff."));
+        mg_args_int(&a, (long long)nk);
         for (size_t k = 0; s_staff_keys[k]; k++) {
-            s_args_str(&a, s_staff_keys[k]);
-            if (strcmp(s_staff_keys[k], "min_score") == 0) s_args_double(&a, mg_config_double(cfg, section, "min_score"));
+            mg_args_str(&a, s_staff_keys[k]);
+            if (strcmp(s_staff_keys[k], "min_score") == 0)
+                s_args_score(&a, mg_config_double(cfg, section, "min_score"));
             else if (strstr(s_staff_keys[k], "hour") || strncmp(s_staff_keys[k], "quiet", 5) == 0)
-                s_args_int(&a, mg_config_int(cfg, section, s_staff_keys[k]));
-            else s_args_str(&a, mg_config_str(cfg, section, s_staff_keys[k]));
+                mg_args_int(&a, mg_config_int(cfg, section, s_staff_keys[k]));
+            else
+                mg_args_str(&a, mg_config_str(cfg, section, s_staff_keys[k]));
         }
     }
     s_call(n, &a, s_on_staff_synced, n);
@@ -1522,23 +1439,12 @@ static void s_sync_config_staff(mg_notifier_t *n) {
 
 /* ---- Redis, metrics, life cycle ------------------------------------------------------- */
 
-static void s_on_script_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
-    mg_notifier_t *n = privdata;
-    (void)redis;
-    if (reply && reply->type == REDIS_REPLY_STRING) {
-        free(n->script_sha);
-        n->script_sha = mg_strdup(reply->str);
-    }
-}
-
 static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     mg_notifier_t *n = arg;
     (void)redis;
     n->redis_up = up;
     if (up) {
-        const char *argv[] = {"SCRIPT", "LOAD", mg_notifier_script};
-        size_t lens[] = {6, 4, strlen(mg_notifier_script)};
-        mg_redis_command_argv(n->redis, s_on_script_loaded, n, 3, argv, lens);
+        if (n->script) mg_script_redis_up(n->script);
         s_sync_config_staff(n);
         if (n->staff_loaded) {
             mg_info("notifier: Redis available again");
@@ -1767,6 +1673,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         mg_fail(err, errlen, "%s", why);
         goto err;
     }
+    n->script = mg_script_new(n->redis, mg_notifier_script);
     static const char *const topics[] = {"member.",      "need.", "offer.", "cooperation.", "match.found",
                                          "collective_need.", NULL};
     mg_subscriber_options_t sopts = {
@@ -1827,7 +1734,7 @@ void mg_notifier_destroy(mg_notifier_t **notifier_p) {
     s_staff_free_all(&n->staff, &n->n_staff);
     mg_taxonomy_destroy(&n->taxonomy);
     mg_communes_destroy(&n->communes);
-    free(n->script_sha);
+    mg_script_destroy(&n->script);
     free(n->smtp_password);
     free(n);
     *notifier_p = NULL;
