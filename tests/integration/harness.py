@@ -92,6 +92,29 @@ def wait_until(predicate, timeout=5.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def settle(redis, names, timeout=30.0, quiet=0.5, empty=(("HLEN", "mg:matcher:outbox"),), tick=None):
+    """Until the consumers `names` completed the whole journal, every (command,
+    key) of `empty` counts 0 (the matcher's outbox by default), and nothing
+    moved for `quiet` seconds; returns the journal's head. `tick()` runs at
+    each look (to drain a socket, say)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        if tick:
+            tick()
+        head = int(redis.call("GET", "mg:journal:seq") or 0)
+        positions = tuple(int(redis.call("HGET", "mg:consumer:" + n, "seq") or 0) for n in names)
+        counts = tuple(int(redis.call(command, key) or 0) for command, key in empty)
+        state = (head, positions, counts)
+        if state != last:
+            last, since = state, time.monotonic()
+        elif all(p >= head for p in positions) and not any(counts) and time.monotonic() - since >= quiet:
+            return head
+        if time.monotonic() > deadline:
+            raise TimeoutError("the stack did not settle: head %d, positions %s, counts %s" % state)
+        time.sleep(0.05)
+
+
 # ---- Redis -----------------------------------------------------------------
 
 class RedisError(Exception):

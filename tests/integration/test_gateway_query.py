@@ -15,7 +15,6 @@ unknown ids, 401 without a token and 403 for network tokens."""
 import http.client
 import json
 import os
-import time
 import unittest
 import urllib.parse
 
@@ -119,21 +118,7 @@ class Stack:
     def settle(self, names=("matcher", "notifier"), timeout=30.0, quiet=0.4):
         """Until every consumer completed the whole journal and the matcher's
         outbox is empty, with nothing moving for `quiet` seconds."""
-        deadline = time.monotonic() + timeout
-        last, since = None, time.monotonic()
-        while True:
-            head = int(self.redis.call("GET", "mg:journal:seq") or 0)
-            positions = tuple(int(self.redis.call("HGET", "mg:consumer:" + n, "seq") or 0) for n in names)
-            outbox = self.redis.call("HLEN", "mg:matcher:outbox")
-            state = (head, positions, outbox)
-            done = all(p >= head for p in positions) and outbox == 0
-            if state != last:
-                last, since = state, time.monotonic()
-            elif done and time.monotonic() - since >= quiet:
-                return head
-            if time.monotonic() > deadline:
-                raise TimeoutError("stack did not settle: head %d, positions %s, outbox %d" % state)
-            time.sleep(0.05)
+        return h.settle(self.redis, names, timeout, quiet)
 
     def match_id(self, nid, oid):
         v = self.redis.call("GET", "mg:pair:%s|%s" % (nid, oid))

@@ -7,7 +7,6 @@ kill -9 mid-stream and two instances must give exactly the matches of a clean
 single run. Every test starts its own Redis, broker and matcher(s)."""
 
 import datetime
-import os
 import signal
 import time
 import unittest
@@ -168,21 +167,7 @@ class Stack:
     def settle(self, names=("matcher",), timeout=30.0, quiet=0.6):
         """Wait until every named consumer has completed the whole journal,
         the outbox is empty, and nothing moved for `quiet` seconds."""
-        deadline = time.monotonic() + timeout
-        last, since = None, time.monotonic()
-        while True:
-            head = int(self.redis.call("GET", "mg:journal:seq") or 0)
-            positions = tuple(int(self.redis.call("HGET", "mg:consumer:" + n, "seq") or 0) for n in names)
-            outbox = self.redis.call("HLEN", "mg:matcher:outbox")
-            state = (head, positions, outbox)
-            done = all(p >= head for p in positions) and outbox == 0
-            if state != last:
-                last, since = state, time.monotonic()
-            elif done and time.monotonic() - since >= quiet:
-                return head
-            if time.monotonic() > deadline:
-                raise TimeoutError("matcher did not settle: head %d, positions %s, outbox %d" % state)
-            time.sleep(0.05)
+        return h.settle(self.redis, names, timeout, quiet)
 
 
 def stored_match(st, match_id):

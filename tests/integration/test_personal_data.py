@@ -28,7 +28,6 @@ import subprocess
 import time
 import unittest
 
-import zmq
 
 import harness as h
 
@@ -192,21 +191,10 @@ class Stack:
 
     def settle(self, names=("matcher", "notifier", "audit"), timeout=30.0):
         """Until every consumer completed the whole journal, the matcher's
-        outbox is empty and nothing moved for a while."""
-        last, since = None, time.monotonic()
-        deadline = time.monotonic() + timeout
-        while True:
-            self.drain_fanout()
-            head = int(self.redis.call("GET", "mg:journal:seq") or 0)
-            positions = tuple(int(self.redis.call("HGET", "mg:consumer:" + n, "seq") or 0) for n in names)
-            state = (head, positions, self.redis.call("HLEN", "mg:matcher:outbox"),
-                     self.redis.call("ZCARD", "mg:retry:audit"))
-            if state != last:
-                last, since = state, time.monotonic()
-            elif all(p >= head for p in positions) and state[2:] == (0, 0) and time.monotonic() - since > 0.8:
-                return head
-            assert time.monotonic() < deadline, "the stack did not settle: %r" % (state,)
-            time.sleep(0.05)
+        outbox and the audit consumer's retries are empty and nothing moved
+        for a while."""
+        return h.settle(self.redis, names, timeout, quiet=0.8, tick=self.drain_fanout,
+                        empty=(("HLEN", "mg:matcher:outbox"), ("ZCARD", "mg:retry:audit")))
 
     def cli(self, *args, input=None):
         r = h.run_program("maillage", ["--config", self.conf] + list(args), input=input, timeout=30)
