@@ -15,10 +15,9 @@
  * exactly what the daemon does for a delivered event. The broker is a stub
  * in a thread of this program that acknowledges every event at once, so the
  * matcher's producer and outbox drain as in the daemon (a backlog of unacked
- * events would weigh on its allocator and timers); the send and the ack are
- * not part of the timing (in the daemon too the delivery is finished once the
- * decisions and their events are in the outbox; the send to the broker and
- * its ack are asynchronous).
+ * events would weigh on its allocator and timers). Handing the recorded
+ * events to the producer is timed (the daemon does it before it finishes the
+ * delivery); their acks are not (they come asynchronously).
  * Before timing, it waits for any AOF rewrite the bulk load triggered.
  * BENCH_MATCHER_STATS=1 prints Redis' INFO commandstats of the timed part to
  * stderr (what the scripts cost, command by command).

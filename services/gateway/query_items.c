@@ -4,7 +4,7 @@
  *   GET /v1/structures[?cursor=&limit=]   SCAN of mg:structure:* (hashes only)
  *   GET /v1/structures/{sid}              mg:structure:<sid> + mg:contact:<sid>
  *   GET /v1/needs[?category=&department=&cursor=&limit=], GET /v1/offers[...]
- *                                         ZSCAN of mg:geo:<kind>:<cat> (the open ones)
+ *                                         ZSCAN of mg:open:<kind>:<cat> (the open ones)
  *   GET /v1/needs/{nid}, GET /v1/offers/{oid}
  *   GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches
  *                                         mg:nm:<nid> / mg:om:<oid> by score
@@ -743,7 +743,7 @@ static void s_on_items_scan(mg_redis_t *redis, redisReply *reply, void *privdata
 static void s_items_scan(s_items_t *q) {
     const char *cat = mg_taxonomy_code(gw_taxonomy(q->r->gw), q->cat_index);
     char key[200];
-    snprintf(key, sizeof(key), "mg:geo:%s:%s", s_kind_name[q->kind], cat);
+    snprintf(key, sizeof(key), "mg:open:%s:%s", s_kind_name[q->kind], cat);
     /* COUNT is the work per call; the department filter drops some of what
      * it returns, so ask for more then. */
     long want = q->limit - (long)q->count;

@@ -51,12 +51,26 @@
 #define S_EXPIRED_BATCH 200
 #define S_MS_PER_DAY 86400000LL
 
+/* The communes nearest a point (a commune, or the centre of an area),
+ * computed on first use and kept: the first places a search for candidates
+ * reads (state.c, near()). One more than a search takes, to know whether it
+ * saw every commune within its radius. */
+#define S_NEARBY_MAX 64
+/* The length of a search (s_search_spec()): a header, and each code with its space. */
+#define S_SPEC_MAX (S_NEARBY_MAX * 7 + 128)
+typedef struct {
+    size_t n;
+    const mg_commune_t *commune[S_NEARBY_MAX + 1];
+    double km[S_NEARBY_MAX + 1];
+} s_nearby_t;
+
 /* A department ("dep:14") or an EPCI ("epci:200065597") as a circle around
  * the mean position of its communes, large enough to hold them all. */
 typedef struct {
     char key[16];
     double latitude, longitude, radius_km;
     size_t communes;
+    s_nearby_t *nearby;
 } s_area_t;
 
 typedef struct {
@@ -79,6 +93,8 @@ struct mg_matcher {
     long long fair_window_ms, collective_window_ms;
     long long collective_min, collective_km, max_candidates, search_max_km, max_proposals;
     s_area_t *areas; /* departments and EPCIs as circles, for offers' territories */
+    s_nearby_t **nearby; /* by commune index, computed on first use */
+    size_t n_nearby;
     /* Scratch arrays of the candidates of one event, grown, never shrunk:
      * a score with its French phrases is 2 KB, too much to allocate and
      * zero for each of a hundred candidates of every event. */
@@ -89,7 +105,8 @@ struct mg_matcher {
     unsigned instance, instances;
     char mflag[16];
     char name[32];
-    struct event *expiry_timer, *metrics_timer, *stop_timer;
+    struct event *expiry_timer, *metrics_timer, *stop_timer, *acked_flush;
+    mg_args_t acked; /* "HDEL mg:matcher:outbox" and the ids acked this loop turn */
     int redis_seen_up, stopping, expiry_running;
     /* The round matching again the items whose valid_from day has come
      * (s_start_round()): jobs still running, and whether one failed. */
@@ -173,6 +190,7 @@ typedef struct {
     int n_pairs, n_colls, n_plains;
     s_out_t *outs;
     size_t n_outs, cap_outs;
+    int64_t now;      /* the job's time (ms): first proposals, fairness entries */
     const char *kind; /* entity marked handled: "need", "offer", "structure" or "" */
     char entity_id[MG_ID_MAX + 1];
     /* A job of the valid_from round: `env` points to `own_env`, built around
@@ -193,6 +211,7 @@ static s_job_t *s_job_new(mg_matcher_t *m, const mg_envelope_t *env, mg_delivery
     job->delivery = delivery;
     job->seq = env ? env->sequence : 0;
     job->kind = "";
+    job->now = mg_clock_service_now_ms();
     if (delivery || env) m->jobs++;
     mg_args_init(&job->pairs);
     mg_args_init(&job->colls);
@@ -225,9 +244,12 @@ static void s_job_finish(s_job_t *job, const char *reason) {
     if (rematch) s_start_job_done(m, reason != NULL);
 }
 
-/* Pack an envelope of `type` with `event_id` into the job's outputs; returns
- * the stored output (bytes owned by the job). */
-static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id) {
+/* Pack an envelope of `type` with `event_id` into the job's outputs, with
+ * its payload set in `env`, or (payload_case != 0) serialized already in
+ * `payload`; returns the stored output (bytes owned by the job). */
+static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id,
+                             Maillage__V1__Envelope__PayloadCase payload_case, const uint8_t *payload,
+                             size_t len) {
     env->event_id = (char *)event_id;
     env->type = (char *)type;
     env->occurred_at_ms = mg_clock_service_now_ms();
@@ -240,13 +262,31 @@ static s_out_t *s_job_output(s_job_t *job, mg_envelope_t *env, const char *type,
     s_out_t *out = &job->outs[job->n_outs++];
     out->retired = 0;
     snprintf(out->event_id, sizeof(out->event_id), "%s", event_id);
-    out->len = mg_envelope_pack(env, &out->data);
+    out->len = payload_case
+                   ? mg_envelope_pack_with_payload(env, (unsigned)payload_case, payload, len, &out->data)
+                   : mg_envelope_pack(env, &out->data);
     return out;
+}
+
+/* Field `index` (from 0) of a '|'-separated record into `out` ("" if it has
+ * fewer fields). */
+static void s_field(const char *record, int index, char *out, size_t outlen) {
+    const char *p = record ? record : "";
+    for (int i = 0; i < index && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    size_t len = p ? strcspn(p, "|") : 0;
+    if (len >= outlen) len = outlen - 1;
+    if (p) memcpy(out, p, len);
+    out[len] = '\0';
 }
 
 typedef struct {
     const char *need_id, *offer_id, *need_structure_id, *offer_structure_id, *category, *department;
     const char *need_commune; /* where a first proposal is counted (mg:figures); "" otherwise */
+    const char *prev_record;  /* the pair record read with prev_rev ("" if none) */
+    int reopen;               /* proposed while not open (new or retired) */
     unsigned prev_rev;
     int retired;
     double score, distance_km;
@@ -291,39 +331,54 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     } else {
         mf.explanation = (char *)(p->explanation ? p->explanation : "");
     }
-    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
-    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND;
-    env.match_found = &mf;
-    s_out_t *out = s_job_output(job, &env, "match.found", eid);
-    out->retired = p->retired;
-    /* The revision alone too, for mg:mexp:<mid> (the gateway shows it). */
+    /* Serialized once: for mg:mexp:<mid> (the gateway shows it) and in the
+     * envelope. */
     size_t found_len = maillage__v1__match_found__get_packed_size(&mf);
     uint8_t *found = mg_malloc(found_len ? found_len : 1);
     maillage__v1__match_found__pack(&mf, found);
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    s_out_t *out = s_job_output(job, &env, "match.found", eid, MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND,
+                                found, found_len);
+    out->retired = p->retired;
 
+    /* The new pair record (docs/redis-keys.md: rev|score|ret|mid|dist|ns|os|
+     * cat|dep|at|pcat|pcom): the first proposal's time and cell carried from
+     * the record read, or this job's for a new pair. */
+    char at[24], pcat[MG_ID_MAX + 1], pcom[16], record[1024], mp[128] = "";
+    if (p->prev_rev == 0) {
+        snprintf(at, sizeof(at), "%" PRId64, job->now);
+        snprintf(pcat, sizeof(pcat), "%s", p->category);
+        snprintf(pcom, sizeof(pcom), "%s", p->need_commune);
+        if (*p->category && *p->need_commune)
+            snprintf(mp, sizeof(mp), "mp|%s|%s", p->category, p->need_commune);
+    } else {
+        s_field(p->prev_record, 9, at, sizeof(at));
+        s_field(p->prev_record, 10, pcat, sizeof(pcat));
+        s_field(p->prev_record, 11, pcom, sizeof(pcom));
+    }
+    snprintf(record, sizeof(record), "%u|%.6f|%d|%s|%.6f|%s|%s|%s|%s|%s|%s|%s", rev, p->score,
+             p->retired ? 1 : 0, mid, p->distance_km, p->need_structure_id, p->offer_structure_id,
+             p->category, p->department, at, pcat, pcom);
     mg_args_t *a = &job->pairs;
     mg_args_str(a, p->need_id);
     mg_args_str(a, p->offer_id);
     mg_args_int(a, p->prev_rev);
-    mg_args_int(a, rev);
     mg_args_double(a, p->score);
     mg_args_str(a, p->retired ? "1" : "0");
     mg_args_str(a, mid);
     mg_args_str(a, eid);
     mg_args_bytes(a, out->data, out->len);
-    mg_args_double(a, p->distance_km);
-    mg_args_str(a, p->need_structure_id);
-    mg_args_str(a, p->offer_structure_id);
-    mg_args_str(a, p->category);
-    mg_args_str(a, p->department);
-    mg_args_str(a, p->need_commune);
     mg_args_bytes(a, found, found_len);
+    mg_args_str(a, record);
+    mg_args_str(a, p->offer_structure_id);
+    mg_args_str(a, p->reopen ? "1" : "0");
+    mg_args_str(a, mp);
     free(found);
     job->n_pairs++;
 }
 
 static void s_add_plain(s_job_t *job, mg_envelope_t *env, const char *type, const char *event_id) {
-    s_out_t *out = s_job_output(job, env, type, event_id);
+    s_out_t *out = s_job_output(job, env, type, event_id, MAILLAGE__V1__ENVELOPE__PAYLOAD__NOT_SET, NULL, 0);
     mg_args_str(&job->plains, event_id);
     mg_args_bytes(&job->plains, out->data, out->len);
     job->n_plains++;
@@ -378,7 +433,7 @@ static void s_decide(s_job_t *job) {
     mg_args_str(&a, job->entity_id);
     mg_args_int(&a, (long long)job->seq);
     mg_args_str(&a, m->mflag);
-    mg_args_int(&a, mg_clock_service_now_ms());
+    mg_args_int(&a, job->now);
     mg_args_int(&a, m->fair_window_ms);
     mg_args_int(&a, job->n_pairs);
     mg_args_int(&a, job->n_colls);
@@ -407,6 +462,51 @@ static long long s_rint(const redisReply *r) {
 
 static double s_rdouble(const redisReply *r) {
     return r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0.0;
+}
+
+/* An item record as stored (docs/redis-keys.md: seq|open|sid|cat|com|dep|
+ * epci|until|at|terr|flags|, then the serialized item), split in place of
+ * the reply: the fields are not NUL-terminated, each runs up to its '|'. */
+enum { S_REC_AT = 8, S_REC_FLAGS = 10, S_REC_FIELDS = 11 };
+typedef struct {
+    const char *field[S_REC_FIELDS];
+    const uint8_t *item;
+    size_t item_len;
+} s_record_t;
+
+/* 0 if `r` is such a record. */
+static int s_record_split(const redisReply *r, s_record_t *rec) {
+    if (!r || r->type != REDIS_REPLY_STRING) return -1;
+    const char *p = r->str, *end = r->str + r->len;
+    for (int i = 0; i < S_REC_FIELDS; i++) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        if (!bar) return -1;
+        rec->field[i] = p;
+        p = bar + 1;
+    }
+    rec->item = (const uint8_t *)p;
+    rec->item_len = (size_t)(end - p);
+    return 0;
+}
+
+/* The counter `name` of a record's flags ("m=12,cm=2,nr=1"), 0 if absent. */
+static long long s_record_flag(const s_record_t *rec, const char *name) {
+    size_t nlen = strlen(name);
+    for (const char *p = rec->field[S_REC_FLAGS]; *p && *p != '|';) {
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') return strtoll(p + nlen + 1, NULL, 10);
+        p += strcspn(p, ",|");
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+/* The revision, score and retired flag of a pair record as stored ("" = no
+ * pair: all 0). */
+static void s_pair_head(const char *record, unsigned *rev, double *score, int *retired) {
+    char *end;
+    *rev = (unsigned)strtoul(record, &end, 10);
+    *score = *end == '|' ? strtod(end + 1, &end) : 0.0;
+    *retired = *end == '|' && end[1] == '1';
 }
 
 /* What the scorer needs about a structure, unpacked from its record. */
@@ -447,6 +547,7 @@ typedef struct s_cand {
     int left;              /* its structure left */
     mg_match_score_t *score; /* in the matcher's scratch array; valid if ok */
     double total;            /* score->score when ok, else 0 */
+    const char *pair_record; /* as stored ("" if none), borrowed from the reply */
     unsigned prev_rev;
     double prev_score;
     int prev_retired;
@@ -456,6 +557,21 @@ typedef struct s_cand {
     const char **kw;
     size_t n_kw;
 } s_cand_t;
+
+/* A candidate of the flat list the "need"/"offer" operations return
+ * (state.c, candidates()): S_CAND_VALUES values each, the id, the record and
+ * the pair record as stored, the structure's pb and `left`, and the
+ * provider's recent proposals (a need's candidates) or the need's best open
+ * matches (an offer's). Sets the id and the previous decision; splits the
+ * record into `rec`. 0 if the record is readable. */
+enum { S_CAND_VALUES = 6 };
+static int s_cand_load(s_cand_t *c, const redisReply *const *v, s_record_t *rec) {
+    c->id = s_rstr(v[0]);
+    if (s_record_split(v[1], rec) != 0) return -1;
+    c->pair_record = s_rstr(v[2]);
+    s_pair_head(c->pair_record, &c->prev_rev, &c->prev_score, &c->prev_retired);
+    return 0;
+}
 
 /* `n` zeroed candidates (their scores are not zeroed: each is written by
  * mg_match_score() before being read). */
@@ -521,6 +637,8 @@ static size_t s_view_keywords(size_t n_tags, const char *title, const char *desc
 /* The decision for one judged pair; fills `p` and returns 1 if an event is due. */
 static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pair_t *p) {
     p->prev_rev = c->prev_rev;
+    p->prev_record = c->pair_record ? c->pair_record : "";
+    p->reopen = qualifies && (c->prev_rev == 0 || c->prev_retired);
     p->score = c->ok ? c->total : 0.0;
     p->distance_km = c->ok ? c->score->distance_km : 0.0;
     int proposed = c->prev_rev > 0 && !c->prev_retired;
@@ -606,14 +724,14 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     cn.structure_ids = structure_ids;
     cn.revision = prev + 1;
     cn.explanation = (char *)explanation;
-    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
-    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED;
-    env.collective_need_detected = &cn;
-    s_out_t *out = s_job_output(job, &env, "collective_need.detected", eid);
-    /* The revision alone too, for the `pb` of mg:collective:* (the gateway). */
+    /* Serialized once: for the `pb` of mg:collective:* (the gateway) and in
+     * the envelope. */
     size_t cn_len = maillage__v1__collective_need_detected__get_packed_size(&cn);
     uint8_t *cn_pb = mg_malloc(cn_len ? cn_len : 1);
     maillage__v1__collective_need_detected__pack(&cn, cn_pb);
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    s_out_t *out = s_job_output(job, &env, "collective_need.detected", eid,
+                                MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED, cn_pb, cn_len);
     mg_args_str(&job->colls, category);
     mg_args_str(&job->colls, group);
     mg_args_int(&job->colls, prev);
@@ -722,26 +840,23 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     char *need_kw[S_KEYWORDS_MAX];
     size_t n_need_kw = mg_match_need_keywords(need, need_kw, S_KEYWORDS_MAX);
 
-    size_t n = rows->elements;
+    size_t n = rows->elements / S_CAND_VALUES;
     s_cand_t *cands = s_scratch(m, n);
-    s_cand_t **order = mg_calloc(n, sizeof(*order));
+    s_cand_t **order = mg_calloc(n ? n : 1, sizeof(*order));
     for (size_t i = 0; i < n; i++) {
-        const redisReply *row = rows->element[i];
+        const redisReply *const *v = (const redisReply *const *)rows->element + i * S_CAND_VALUES;
         s_cand_t *c = &cands[i];
+        s_record_t rec;
         order[i] = c;
-        if (row->type != REDIS_REPLY_ARRAY || row->elements < 13) continue;
-        c->id = s_rstr(row->element[0]);
-        c->prev_rev = (unsigned)s_rint(row->element[10]);
-        c->prev_score = s_rdouble(row->element[11]);
-        c->prev_retired = strcmp(s_rstr(row->element[12]), "1") == 0;
-        size_t len = s_rlen(row->element[2]);
-        Maillage__V1__Offer *offer = len ? maillage__v1__offer__unpack(NULL, len, (const uint8_t *)row->element[2]->str) : NULL;
+        if (s_cand_load(c, v, &rec) != 0) continue;
+        Maillage__V1__Offer *offer =
+            rec.item_len ? maillage__v1__offer__unpack(NULL, rec.item_len, rec.item) : NULL;
         c->item = offer;
         if (!offer) continue;
-        s_party_load(&c->party, m, s_rstr(row->element[3]), row->element[4]);
-        c->left = need_left || strcmp(s_rstr(row->element[5]), "1") == 0;
+        s_party_load(&c->party, m, offer->provider_id, v[3]);
+        c->left = need_left || strcmp(s_rstr(v[4]), "1") == 0;
         c->commune = mg_communes_find(m->communes, offer->commune);
-        long long at = s_rint(row->element[6]);
+        long long at = strtoll(rec.field[S_REC_AT], NULL, 10);
         c->n_kw = s_view_keywords(offer->n_tags, offer->title, offer->description, &c->kw_text, &c->kw);
         mg_match_input_t in = {
             .need = need,
@@ -752,9 +867,9 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
             .offer_commune = c->commune,
             .today = today,
             .offer_age_days = at > 0 && now > at ? (now - at) / S_MS_PER_DAY : 0,
-            .feedback_contact_made = (unsigned)s_rint(row->element[7]),
-            .feedback_not_relevant = (unsigned)s_rint(row->element[8]),
-            .provider_recent_proposals = (unsigned)s_rint(row->element[9]),
+            .feedback_contact_made = (unsigned)s_record_flag(&rec, "cm"),
+            .feedback_not_relevant = (unsigned)s_record_flag(&rec, "nr"),
+            .provider_recent_proposals = (unsigned)s_rint(v[5]),
             .category_label = label,
             .need_keywords = (const char *const *)need_kw,
             .n_need_keywords = n_need_kw,
@@ -829,24 +944,20 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     char *offer_kw[S_KEYWORDS_MAX];
     size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, S_KEYWORDS_MAX);
 
-    size_t n = rows->elements;
+    size_t n = rows->elements / S_CAND_VALUES;
     s_cand_t *cands = s_scratch(m, n);
     for (size_t i = 0; i < n; i++) {
-        const redisReply *row = rows->element[i];
+        const redisReply *const *v = (const redisReply *const *)rows->element + i * S_CAND_VALUES;
         s_cand_t *c = &cands[i];
-        if (row->type != REDIS_REPLY_ARRAY || row->elements < 11) continue;
-        c->id = s_rstr(row->element[0]);
-        if (!s_mine(m, c->id)) continue;
-        c->prev_rev = (unsigned)s_rint(row->element[7]);
-        c->prev_score = s_rdouble(row->element[8]);
-        c->prev_retired = strcmp(s_rstr(row->element[9]), "1") == 0;
-        c->top = row->element[10];
-        size_t len = s_rlen(row->element[2]);
-        Maillage__V1__Need *need = len ? maillage__v1__need__unpack(NULL, len, (const uint8_t *)row->element[2]->str) : NULL;
+        s_record_t rec;
+        if (!s_mine(m, s_rstr(v[0])) || s_cand_load(c, v, &rec) != 0) continue;
+        c->top = v[5];
+        Maillage__V1__Need *need =
+            rec.item_len ? maillage__v1__need__unpack(NULL, rec.item_len, rec.item) : NULL;
         c->item = need;
         if (!need) continue;
-        s_party_load(&c->party, m, s_rstr(row->element[3]), row->element[4]);
-        c->left = offer_left || strcmp(s_rstr(row->element[5]), "1") == 0;
+        s_party_load(&c->party, m, need->structure_id, v[3]);
+        c->left = offer_left || strcmp(s_rstr(v[4]), "1") == 0;
         c->commune = mg_communes_find(m->communes, need->commune);
         c->n_kw = s_view_keywords(need->n_tags, need->title, need->description, &c->kw_text, &c->kw);
         mg_match_input_t in = {
@@ -910,7 +1021,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
 /* ---- closures ----------------------------------------------------------------------- */
 
 /* Reply of "close_need"/"close_offer": {1, pairs...}, each
- * {need, offer, rev, score, mid, dist, ns, os, cat, dep}. */
+ * {nid, oid, pair record as stored}. */
 static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
@@ -923,20 +1034,29 @@ static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     const char *why = is_need ? "Proposition retirée : le besoin est clos." : "Proposition retirée : l'offre est retirée.";
     for (size_t i = 1; i < reply->elements; i++) {
         const redisReply *row = reply->element[i];
-        if (row->type != REDIS_REPLY_ARRAY || row->elements < 10) continue;
+        if (row->type != REDIS_REPLY_ARRAY || row->elements < 3) continue;
         if (!s_mine(m, s_rstr(row->element[0]))) continue;
+        /* {nid, oid, pair record as stored}: rev|score|ret|mid|dist|ns|os|cat|dep|... */
+        const char *record = s_rstr(row->element[2]);
+        char dist[32], ns[MG_ID_MAX + 1], os[MG_ID_MAX + 1], cat[MG_ID_MAX + 1], dep[16];
+        s_field(record, 4, dist, sizeof(dist));
+        s_field(record, 5, ns, sizeof(ns));
+        s_field(record, 6, os, sizeof(os));
+        s_field(record, 7, cat, sizeof(cat));
+        s_field(record, 8, dep, sizeof(dep));
         s_pair_t p = {.need_id = s_rstr(row->element[0]),
                       .offer_id = s_rstr(row->element[1]),
-                      .prev_rev = (unsigned)s_rint(row->element[2]),
-                      .score = s_rdouble(row->element[3]),
-                      .distance_km = s_rdouble(row->element[5]),
-                      .need_structure_id = s_rstr(row->element[6]),
-                      .offer_structure_id = s_rstr(row->element[7]),
-                      .category = s_rstr(row->element[8]),
-                      .department = s_rstr(row->element[9]),
+                      .prev_record = record,
+                      .distance_km = strtod(dist, NULL),
+                      .need_structure_id = ns,
+                      .offer_structure_id = os,
+                      .category = cat,
+                      .department = dep,
                       .need_commune = "",
                       .retired = 1,
                       .explanation = why};
+        int retired;
+        s_pair_head(record, &p.prev_rev, &p.score, &retired);
         if (p.prev_rev == 0) continue;
         s_add_pair(job, &p);
     }
@@ -1078,6 +1198,43 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
     return len;
 }
 
+static const s_nearby_t *s_nearby(const mg_matcher_t *m, s_nearby_t **slot, double latitude,
+                                  double longitude) {
+    if (!*slot) {
+        *slot = mg_calloc(1, sizeof(**slot));
+        (*slot)->n = mg_communes_nearest(m->communes, latitude, longitude, S_NEARBY_MAX + 1, (*slot)->commune,
+                                         (*slot)->km);
+    }
+    return *slot;
+}
+
+/* A search by place for near() (state.c) into `out`:
+ * "lon,lat,km,<communes in the table>,<complete>,<count>,<code> <code>...":
+ * the communes of `nearby` within `radius_km` of the point, nearest first (at
+ * most S_NEARBY_MAX), and whether they are all the communes within it. */
+static void s_search_spec(const mg_matcher_t *m, const s_nearby_t *nearby, double longitude, double latitude,
+                          double radius_km, char *out, size_t outlen) {
+    char codes[S_NEARBY_MAX * 7 + 1];
+    size_t used = 0, k = 0;
+    codes[0] = '\0';
+    for (; k < nearby->n && k < S_NEARBY_MAX && nearby->km[k] <= radius_km; k++)
+        used += (size_t)snprintf(codes + used, sizeof(codes) - used, "%s%s", k ? " " : "",
+                                 nearby->commune[k]->code);
+    int complete = k >= nearby->n || nearby->km[k] > radius_km;
+    snprintf(out, outlen, "%.6f,%.6f,%.1f,%zu,%d,%zu,%s", longitude, latitude, radius_km,
+             mg_communes_count(m->communes), complete, k, codes);
+}
+
+/* The search around commune `c`; "" when radius_km is 0 (none). */
+static void s_commune_spec(mg_matcher_t *m, const mg_commune_t *c, double radius_km, char *out,
+                           size_t outlen) {
+    out[0] = '\0';
+    if (radius_km <= 0) return;
+    const s_nearby_t *nearby =
+        s_nearby(m, &m->nearby[mg_communes_index(m->communes, c)], c->latitude, c->longitude);
+    s_search_spec(m, nearby, c->longitude, c->latitude, radius_km, out, outlen);
+}
+
 /* The common arguments of "need" and "offer". */
 static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id, const char *sid,
                         const char *category, const mg_commune_t *c, const char *valid_from, const char *valid_until,
@@ -1110,6 +1267,9 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, mg_matcher_day_number(valid_from));
     mg_args_int(a, s_today());
     mg_args_str(a, force ? "1" : "0");
+    char spec[S_SPEC_MAX];
+    s_commune_spec(m, c, (double)radius_km, spec, sizeof(spec));
+    mg_args_str(a, spec);
 }
 
 static const s_area_t *s_area_find(const mg_matcher_t *m, const char *key) {
@@ -1118,32 +1278,30 @@ static const s_area_t *s_area_find(const mg_matcher_t *m, const char *key) {
     return NULL;
 }
 
-/* "lon,lat,km;..." for the offer's own commune and each territory entry. */
-static void s_offer_circles(const mg_matcher_t *m, const Maillage__V1__Offer *offer, const mg_commune_t *own,
+/* The searches (s_search_spec(), joined by ';') around the offer's own
+ * commune and each territory entry: a commune, or a department or EPCI as a
+ * circle around its centre. */
+static void s_offer_circles(mg_matcher_t *m, const Maillage__V1__Offer *offer, const mg_commune_t *own,
                             char *out, size_t outlen) {
     size_t used = 0;
+    out[0] = '\0';
     for (size_t i = 0; i <= offer->n_territory; i++) {
-        double lon, lat, km = 0.5;
-        if (i == 0) {
-            lon = own->longitude;
-            lat = own->latitude;
-        } else {
-            const char *t = offer->territory[i - 1];
-            const s_area_t *area = s_area_find(m, t);
-            const mg_commune_t *c = area ? NULL : mg_communes_find(m->communes, t);
-            if (area) {
-                lon = area->longitude;
-                lat = area->latitude;
-                km = area->radius_km;
-            } else if (c) {
-                lon = c->longitude;
-                lat = c->latitude;
-            } else {
-                continue;
-            }
+        char spec[S_SPEC_MAX];
+        const char *t = i ? offer->territory[i - 1] : NULL;
+        s_area_t *area = t ? (s_area_t *)s_area_find(m, t) : NULL;
+        const mg_commune_t *c = !t ? own : area ? NULL : mg_communes_find(m->communes, t);
+        if (area)
+            s_search_spec(m, s_nearby(m, &area->nearby, area->latitude, area->longitude), area->longitude,
+                          area->latitude, area->radius_km, spec, sizeof(spec));
+        else if (c)
+            s_commune_spec(m, c, 0.5, spec, sizeof(spec));
+        else
+            continue;
+        int w = snprintf(out + used, outlen - used, "%s%s", used ? ";" : "", spec);
+        if (w < 0 || (size_t)w >= outlen - used) {
+            out[used] = '\0';
+            break;
         }
-        int w = snprintf(out + used, outlen - used, "%.5f,%.5f,%.1f;", lon, lat, km);
-        if (w < 0 || (size_t)w >= outlen - used) break;
         used += (size_t)w;
     }
 }
@@ -1210,11 +1368,14 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
     }
     uint8_t *pb;
     size_t len = s_offer_view(offer, &pb);
-    char terr[2048], circles[4096];
+    char terr[2048];
+    size_t circles_len = (offer->n_territory + 1) * S_SPEC_MAX;
+    char *circles = mg_malloc(circles_len);
     s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
-    s_offer_circles(m, offer, c, circles, sizeof(circles));
+    s_offer_circles(m, offer, c, circles, circles_len);
     s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c, offer->valid_from,
                 offer->valid_until, pb, len, terr, offer->radius_km, circles, force);
+    free(circles);
     free(pb);
     return 0;
 }
@@ -1503,8 +1664,27 @@ static void s_on_ack(mg_producer_t *producer, const char *on_behalf_of, const ch
         mg_metrics_inc(m->metrics.acks_rejected);
         mg_error("matcher: the broker rejected %s: %s", event_id, reason);
     }
-    mg_redis_command(m->redis, NULL, NULL, "HDEL %s %s", S_OUTBOX_KEY, event_id);
+    /* One HDEL for the acks of a loop turn (an event's decisions are acked
+     * together), sent by s_on_acked_flush(). */
+    if (m->acked.argc == 0) {
+        mg_args_str(&m->acked, "HDEL");
+        mg_args_str(&m->acked, S_OUTBOX_KEY);
+        event_active(m->acked_flush, 0, 0);
+    }
+    mg_args_str(&m->acked, event_id);
     mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
+}
+
+static void s_on_acked_flush(evutil_socket_t fd, short what, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)fd;
+    (void)what;
+    /* Redis down: the entries stay, are sent again at the next start, and
+     * the broker journals each id once. */
+    if (m->acked.argc > 2)
+        mg_redis_command_argv(m->redis, NULL, NULL, m->acked.argc, (const char **)m->acked.argv,
+                              m->acked.lens);
+    mg_args_clear(&m->acked);
 }
 
 /* Send again what a previous run recorded but may not have seen acknowledged. */
@@ -1648,6 +1828,8 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         goto err;
     }
     s_areas_build(m);
+    m->n_nearby = mg_communes_count(m->communes);
+    m->nearby = mg_calloc(m->n_nearby ? m->n_nearby : 1, sizeof(*m->nearby));
     m->zmq_context = zmq_ctx_new();
     if (!m->zmq_context) {
         mg_fail(err, errlen, "zmq_ctx_new: %s", strerror(errno));
@@ -1675,7 +1857,8 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     m->expiry_timer = event_new(base, -1, EV_PERSIST, s_on_expiry_timer, m);
     m->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, m);
     m->stop_timer = evtimer_new(base, s_on_stop_timer, m);
-    if (!m->expiry_timer || !m->metrics_timer || !m->stop_timer) {
+    m->acked_flush = event_new(base, -1, 0, s_on_acked_flush, m);
+    if (!m->expiry_timer || !m->metrics_timer || !m->stop_timer || !m->acked_flush) {
         mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
@@ -1708,9 +1891,16 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p) {
     mg_redis_destroy(&m->redis);
     mg_script_destroy(&m->script);
     mg_producer_destroy(&m->producer);
+    if (m->acked_flush) event_free(m->acked_flush);
+    mg_args_clear(&m->acked);
     if (m->zmq_context) zmq_ctx_term(m->zmq_context);
     mg_taxonomy_destroy(&m->taxonomy);
     mg_communes_destroy(&m->communes);
+    for (size_t i = 0; m->nearby && i < m->n_nearby; i++)
+        free(m->nearby[i]);
+    for (size_t i = 0; i < m->n_areas; i++)
+        free(m->areas[i].nearby);
+    free(m->nearby);
     free(m->areas);
     free(m->cands);
     free(m->scores);

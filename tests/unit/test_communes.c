@@ -82,6 +82,40 @@ static void distances_are_great_circle_kilometres(void **state) {
     mg_communes_destroy(&t);
 }
 
+static void nearest_communes_in_order(void **state) {
+    (void)state;
+    char err[256];
+    mg_communes_t *t = mg_communes_load(SHIPPED, err, sizeof err);
+    assert_non_null(t);
+    const mg_commune_t *caen = mg_communes_find(t, "14118");
+    assert_ptr_equal(mg_communes_at(t, mg_communes_index(t, caen)), caen);
+    const mg_commune_t *near[20];
+    double km[20];
+    size_t n = mg_communes_nearest(t, caen->latitude, caen->longitude, 20, near, km);
+    assert_int_equal(n, 20);
+    assert_ptr_equal(near[0], caen);
+    assert_true(km[0] == 0.0);
+    /* Nearest first, each distance the haversine one, and nothing nearer
+     * left out: every other commune is at least as far as the 20th. */
+    for (size_t i = 0; i < n; i++) {
+        assert_true(km[i] == mg_communes_distance_km(caen, near[i]));
+        if (i) assert_true(km[i] >= km[i - 1]);
+    }
+    size_t closer = 0;
+    for (size_t i = 0; i < mg_communes_count(t); i++)
+        closer += mg_communes_distance_km(caen, mg_communes_at(t, i)) < km[19];
+    assert_true(closer <= 19);
+    /* Asking for more than the table holds gives the whole table. */
+    size_t all = mg_communes_count(t);
+    const mg_commune_t **every = malloc((all + 5) * sizeof(*every));
+    double *every_km = malloc((all + 5) * sizeof(*every_km));
+    assert_int_equal(mg_communes_nearest(t, 49.0, 0.0, all + 5, every, every_km), all);
+    assert_int_equal(mg_communes_nearest(t, 49.0, 0.0, 0, every, every_km), 0);
+    free(every);
+    free(every_km);
+    mg_communes_destroy(&t);
+}
+
 static void code_shapes(void **state) {
     (void)state;
     assert_true(mg_commune_code_is_valid("14118"));
@@ -178,6 +212,7 @@ int main(void) {
         cmocka_unit_test(shipped_table_has_every_commune_of_normandy),
         cmocka_unit_test(caen_has_its_department_epci_and_position),
         cmocka_unit_test(distances_are_great_circle_kilometres),
+        cmocka_unit_test(nearest_communes_in_order),
         cmocka_unit_test(code_shapes),
         cmocka_unit_test(malformed_tables_are_refused_with_file_and_line),
         cmocka_unit_test(shipped_table_is_the_scripts_output),

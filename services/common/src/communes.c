@@ -286,6 +286,32 @@ const mg_commune_t *mg_communes_at(const mg_communes_t *t, size_t index) {
     return &t->items[index];
 }
 
+size_t mg_communes_index(const mg_communes_t *t, const mg_commune_t *c) {
+    return (size_t)(c - t->items);
+}
+
+size_t mg_communes_nearest(const mg_communes_t *t, double latitude, double longitude, size_t max,
+                           const mg_commune_t **out, double *km) {
+    mg_commune_t point = {.latitude = latitude, .longitude = longitude};
+    size_t n = 0;
+    for (size_t i = 0; t && i < t->count && max > 0; i++) {
+        const mg_commune_t *c = &t->items[i];
+        double d = mg_communes_distance_km(&point, c);
+        /* Insertion into the sorted prefix; equal distances by code. */
+        size_t at = n;
+        while (at > 0 && (km[at - 1] > d || (km[at - 1] == d && strcmp(out[at - 1]->code, c->code) > 0)))
+            at--;
+        if (at >= max) continue;
+        size_t move = (n < max ? n : max - 1) - at;
+        memmove(out + at + 1, out + at, move * sizeof(*out));
+        memmove(km + at + 1, km + at, move * sizeof(*km));
+        out[at] = c;
+        km[at] = d;
+        if (n < max) n++;
+    }
+    return n;
+}
+
 double mg_communes_distance_km(const mg_commune_t *a, const mg_commune_t *b) {
     const double r = 6371.0088; /* mean Earth radius, km */
     const double rad = M_PI / 180.0;

@@ -123,16 +123,32 @@ size_t mg_envelope_pack(const mg_envelope_t *env, uint8_t **out) {
     return maillage__v1__envelope__pack(env, *out);
 }
 
+static size_t s_varint(uint64_t v, uint8_t *out) {
+    size_t n = 0;
+    do {
+        uint8_t byte = v & 0x7f;
+        v >>= 7;
+        out[n++] = v ? (uint8_t)(byte | 0x80) : byte;
+    } while (v);
+    return n;
+}
+
+size_t mg_envelope_pack_with_payload(const mg_envelope_t *env, unsigned field, const uint8_t *payload,
+                                     size_t len, uint8_t **out) {
+    size_t head = maillage__v1__envelope__get_packed_size(env);
+    *out = mg_malloc(head + 20 + len);
+    size_t n = maillage__v1__envelope__pack(env, *out);
+    n += s_varint((uint64_t)field << 3 | 2, *out + n); /* wire type 2: length-delimited */
+    n += s_varint(len, *out + n);
+    if (len) memcpy(*out + n, payload, len);
+    return n + len;
+}
+
 size_t mg_envelope_append_sequence(const uint8_t *data, size_t len, uint64_t seq, uint8_t *out) {
     if (len) memmove(out, data, len);
     size_t n = len;
     out[n++] = (6 << 3) | 0; /* field 6 (sequence), wire type varint */
-    do {
-        uint8_t byte = seq & 0x7f;
-        seq >>= 7;
-        out[n++] = seq ? (uint8_t)(byte | 0x80) : byte;
-    } while (seq);
-    return n;
+    return n + s_varint(seq, out + n);
 }
 
 size_t mg_ack_pack(const mg_ack_t *ack, uint8_t **out) {

@@ -35,6 +35,16 @@ const mg_commune_t *mg_communes_at(const mg_communes_t *communes, size_t index);
 /* Great-circle distance in kilometres between two communes (haversine). */
 double mg_communes_distance_km(const mg_commune_t *a, const mg_commune_t *b);
 
+/* The index (file order) of `commune`, which must come from this table. */
+size_t mg_communes_index(const mg_communes_t *communes, const mg_commune_t *commune);
+
+/* The communes nearest the point (latitude, longitude), nearest first (equal
+ * distances by code): at most `max` into `out` (borrowed) with their
+ * distances in km (haversine) into `km`. Returns how many (the table's size
+ * if smaller). Reads the whole table: callers keep what they reuse. */
+size_t mg_communes_nearest(const mg_communes_t *communes, double latitude, double longitude, size_t max,
+                           const mg_commune_t **out, double *km);
+
 /* 1 if `code` has the shape of an INSEE commune code (5 characters: two digits,
  * or 2A/2B, then three digits), else 0. */
 int mg_commune_code_is_valid(const char *code);

@@ -59,6 +59,14 @@ void mg_envelope_free(mg_envelope_t *env);
  * Returns the length. */
 size_t mg_envelope_pack(const mg_envelope_t *env, uint8_t **out);
 
+/* Serialize `env` (its payload unset) with a payload serialized already:
+ * `field` is the payload's field number in Envelope (31 for match_found),
+ * `payload` its bytes. Decodes exactly like mg_envelope_pack() of the
+ * envelope with that payload set (the payload comes last), without encoding
+ * the payload again. Caller frees *out; returns its length. */
+size_t mg_envelope_pack_with_payload(const mg_envelope_t *env, unsigned field, const uint8_t *payload,
+                                     size_t len, uint8_t **out);
+
 /* Append "sequence = seq" to an already serialized envelope: protobuf keeps the
  * last value of a repeated scalar field, so the result decodes with that
  * sequence without re-encoding the rest. `out` must hold len + 11 bytes.

@@ -1,0 +1,273 @@
+"""The matcher's search for a need's candidates by place, against a real
+redis-server, broker and matcher.
+
+With `[matcher] max_candidates = 2`, only the two offers nearest the need are
+scored, so which offers get proposed shows which ones the search found. The
+search (near() in services/matcher/state.c) gets, from the C side
+(s_search_spec() in matcher.c), the communes of the table nearest the need's
+commune (at most 64 within its radius, nearest first), and takes one of two
+paths:
+
+- the walk: when the category is dense enough (nopen * count >= want * total),
+  it reads those communes' cells (mg:cell:offer:<cat>:<com>) in turn until it
+  has `want` offers; when the list is not complete (more communes lie within
+  the radius) and the walk found too few, it goes on with the fallback;
+- the fallback: GEOSEARCH of mg:cells:offer:<cat> (the communes that have
+  offers) by distance, skipping the communes already read.
+
+Four scenarios around Caen (14118): a dense category where the walk finds
+the two nearest offers among 100, a dense category where the 64 communes read
+hold nothing and the fallback finds the only offer within the radius
+(Lisieux, 45 km), and a sparse category (the fallback alone) that must give
+the same result as the walk; and an offer at the very edge of the need's
+radius, which the fallback's GEOSEARCH (another Earth radius) must not lose.
+Each test checks in Python, from the commune
+table, which path its numbers select, and checks the path itself from the
+commands the script ran (MONITOR shows a script's commands as "[0 lua]")."""
+
+import csv
+import math
+import os
+import re
+import socket
+import unittest
+
+import harness as h
+import test_matcher as tm  # the Stack and the event builders (as a module: its tests do not run here)
+
+CAEN, EPRON, LISIEUX = "14118", "14242", "14366"
+CATEGORY = "locaux"
+WANT = 2            # [matcher] max_candidates of these tests
+NEARBY_MAX = 64     # S_NEARBY_MAX in matcher.c: the communes a search lists
+EARTH_KM = 6371.0088  # mg_communes_distance_km()'s mean Earth radius
+
+
+# ---- the commune table, as the matcher reads it -------------------------------
+
+def _load_communes():
+    path = os.path.join(h.SOURCE, "config", "communes-normandie.csv")
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["code_insee"]: (float(r["latitude"]), float(r["longitude"]), r["dep_code"])
+                for r in csv.DictReader(f)}
+
+
+COMMUNES = _load_communes()
+
+
+def km(a, b):
+    """Haversine distance between two communes, as mg_communes_distance_km()."""
+    (lat1, lon1, _), (lat2, lon2, _) = COMMUNES[a], COMMUNES[b]
+    rad = math.pi / 180.0
+    dlat, dlon = (lat2 - lat1) * rad, (lon2 - lon1) * rad
+    x = math.sin(dlat / 2) ** 2 + math.cos(lat1 * rad) * math.cos(lat2 * rad) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_KM * math.asin(math.sqrt(min(1.0, x)))
+
+
+def nearest(code):
+    """Every commune of the table, nearest `code` first, equal distances by
+    code (mg_communes_nearest())."""
+    return sorted(COMMUNES, key=lambda c: (km(code, c), c))
+
+
+def search_list(code, radius_km):
+    """What s_search_spec() sends for a search of `radius_km` around `code`:
+    (the communes listed, nearest first, whether they are all the communes
+    within the radius)."""
+    order = nearest(code)[:NEARBY_MAX + 1]
+    listed = [c for c in order[:NEARBY_MAX] if km(code, c) <= radius_km]
+    k = len(listed)
+    complete = k >= len(order) or km(code, order[k]) > radius_km
+    return listed, complete
+
+
+def walks(nopen, listed):
+    """near()'s choice: read the listed communes' cells in turn (True), or go
+    straight to mg:cells: by distance (False)."""
+    return nopen * len(listed) >= WANT * len(COMMUNES)
+
+
+# ---- what the script read -------------------------------------------------------
+
+class ScriptTrace:
+    """A MONITOR connection to the test's Redis: the commands a Lua script
+    ran, in order, between start and stop()."""
+
+    LUA = re.compile(r"^\+\S+ \[\d+ lua\] (.*)$")
+    ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+    def __init__(self, redis):
+        self.sock = socket.create_connection(("127.0.0.1", redis.port), timeout=10)
+        self.buf = b""
+        self.sock.sendall(b"MONITOR\r\n")
+        assert self._line() == b"+OK"
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the MONITOR connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def stop(self, redis):
+        """The script's commands up to now, as [name, arg, ...] lists."""
+        marker = h.new_id("trace-end")
+        redis.call("ECHO", marker)
+        out = []
+        try:
+            while True:
+                line = self._line().decode("utf-8", "replace")
+                if marker in line:
+                    return out
+                m = self.LUA.match(line)
+                if m:
+                    out.append(self.ARG.findall(m.group(1)))
+        finally:
+            self.sock.close()
+
+
+def search_steps(commands, kind="offer", category=CATEGORY):
+    """The steps of near() for `kind` and `category`: ("cell", <com>) for each
+    cell read, ("cells",) for each GEOSEARCH of the communes that have items."""
+    cell, cells = "mg:cell:%s:%s:" % (kind, category), "mg:cells:%s:%s" % (kind, category)
+    steps = []
+    for c in commands:
+        if len(c) > 1 and c[0].upper() == "ZRANGE" and c[1].startswith(cell):
+            steps.append(("cell", c[1][len(cell):]))
+        elif len(c) > 1 and c[0].upper() == "GEOSEARCH" and c[1] == cells:
+            steps.append(("cells",))
+    return steps
+
+
+# ---- the scenarios ---------------------------------------------------------------
+
+class MatcherSearchTest(unittest.TestCase):
+    def setUp(self):
+        self.ws = h.Workspace()
+
+    def tearDown(self):
+        self.ws.close(keep=False)
+
+    def search(self, offers, commune, radius):
+        """Publish `offers` ([(offer id, commune, radius)], each by its own
+        association), let the matcher settle, then report need "n1" of an
+        association at `commune` within `radius` km. Returns the need's
+        match.found events, its open matches (mg:nm:n1) and near()'s steps."""
+        st = tm.Stack(self.ws, max_candidates=WANT, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        members = [tm.member("asso-need", commune)] + [tm.member("p-" + oid, com) for oid, com, _ in offers]
+        items = [tm.offer(oid, "p-" + oid, com, category=CATEGORY, radius=r) for oid, com, r in offers]
+        for batch in (members, items):
+            for i in range(0, len(batch), 100):
+                st.emit(batch[i:i + 100])
+        st.settle()
+        self.assertEqual(st.matches(), [])
+        self.assertEqual(st.redis.call("ZCARD", "mg:open:offer:" + CATEGORY), len(offers))
+        trace = ScriptTrace(st.redis)
+        st.emit([tm.need("n1", "asso-need", commune, category=CATEGORY, radius=radius)])
+        st.settle()
+        steps = search_steps(trace.stop(st.redis))
+        found = [m for m in st.matches() if m.need_id == "n1"]
+        nm = sorted(o.decode() for o in st.redis.call("ZRANGE", "mg:nm:n1", 0, -1))
+        return found, nm, steps
+
+    def near_caen(self):
+        """The offers nearest Caen: one at Caen, two at Épron, the 7th commune
+        of the table nearest Caen (3.9 km): the walk reads Caen, six empty
+        cells, then Épron's, where it takes the first offer by id."""
+        order = nearest(CAEN)
+        self.assertEqual(order.index(EPRON), 6)
+        return [("o-caen", CAEN, 50), ("o-epron-1", EPRON, 50), ("o-epron-2", EPRON, 50)]
+
+    def assert_found(self, found, nm, expected):
+        """`expected` (offer ids, best first) proposed to n1, and nothing else."""
+        self.assertEqual(sorted((m.rank, m.offer_id) for m in found), list(enumerate(expected, 1)),
+                         [(m.offer_id, round(m.distance_km, 1), m.explanation) for m in found])
+        self.assertTrue(all(m.revision == 1 and not m.retired for m in found))
+        self.assertEqual(nm, sorted(expected))
+
+    def test_dense_category_walks_the_nearest_communes(self):
+        order = nearest(CAEN)
+        listed, complete = search_list(CAEN, 30)
+        # 100 offers: 3 nearest Caen, decoys at each of the other communes of
+        # the list from the 8th (4.1 to 11.6 km: a walk in another order, or
+        # one that does not stop at 2 offers, proposes some of them), and 40
+        # more between 20 and 29 km (within the need's radius, outside the
+        # list). Every one would qualify (same tags, two ESS associations).
+        offers = self.near_caen()
+        offers += [("o-list-" + c, c, 50) for c in listed[7:]]
+        offers += [("o-far-" + c, c, 50) for c in order if 20 <= km(CAEN, c) <= 29][:40]
+        self.assertEqual(len(offers), 100)
+        self.assertEqual(len({com for _, com, _ in offers}), 99)
+        # The walk path: 64 communes listed within 30 km (276 lie within it,
+        # so the list is not complete), 100 * 64 >= 2 * 2644.
+        self.assertEqual((len(listed), complete, len(COMMUNES)), (NEARBY_MAX, False, 2644))
+        self.assertTrue(walks(len(offers), listed))
+
+        found, nm, steps = self.search(offers, CAEN, 30)
+        self.assert_found(found, nm, ["o-caen", "o-epron-1"])
+        self.assertLess(found[0].distance_km, 0.1)
+        # The walk read the 7 nearest communes' cells, nearest first, and
+        # stopped: no search of mg:cells:.
+        self.assertEqual(steps, [("cell", c) for c in listed[:7]])
+
+    def test_walk_of_an_incomplete_list_goes_on_by_distance(self):
+        listed, complete = search_list(CAEN, 60)
+        # One offer within the need's 60 km: at Lisieux (45 km, far beyond
+        # the 64 communes nearest Caen, which lie within 11.6 km). 100 more
+        # in Seine-Maritime, 75 km or more from Caen: open offers of the
+        # category, counted by the density test, outside every search.
+        self.assertNotIn(LISIEUX, listed)
+        self.assertTrue(40 < km(CAEN, LISIEUX) < 50)
+        far = [c for c in sorted(COMMUNES) if COMMUNES[c][2] == "76" and km(CAEN, c) >= 75][:100]
+        self.assertEqual(len(far), 100)
+        offers = [("o-lisieux", LISIEUX, 60)] + [("o-76-" + c, c, 50) for c in far]
+        # The walk path first (101 * 64 >= 2 * 2644), over a list that is
+        # not complete: the fallback must go on.
+        self.assertEqual((len(listed), complete), (NEARBY_MAX, False))
+        self.assertTrue(walks(len(offers), listed))
+
+        found, nm, steps = self.search(offers, CAEN, 60)
+        self.assert_found(found, nm, ["o-lisieux"])
+        self.assertGreater(found[0].distance_km, 40)
+        # The 64 listed cells in order (all empty), then mg:cells: by
+        # distance (a circle growing up to 60 km), which leads to Lisieux
+        # and nowhere else.
+        self.assertEqual(steps[:NEARBY_MAX], [("cell", c) for c in listed])
+        self.assertIn(("cells",), steps[NEARBY_MAX:])
+        self.assertEqual([s for s in steps[NEARBY_MAX:] if s[0] == "cell"], [("cell", LISIEUX)])
+        self.assertEqual(steps[-1], ("cell", LISIEUX))
+
+    def test_sparse_category_finds_the_same_nearest_offers(self):
+        listed, complete = search_list(CAEN, 30)
+        # The three offers of the dense test nearest Caen, a decoy at the
+        # 8th commune and one at 25 km: 5 * 64 < 2 * 2644, the fallback path.
+        offers = self.near_caen()
+        offers += [("o-list-" + listed[7], listed[7], 50)]
+        offers += [("o-far-" + c, c, 50) for c in nearest(CAEN) if 25 <= km(CAEN, c) <= 29][:1]
+        self.assertEqual(len(offers), 5)
+        self.assertFalse(walks(len(offers), listed))
+
+        found, nm, steps = self.search(offers, CAEN, 30)
+        self.assert_found(found, nm, ["o-caen", "o-epron-1"])
+        # No walk: mg:cells: by distance first, then the cells of Caen and
+        # Épron only.
+        self.assertEqual(steps[0], ("cells",))
+        self.assertEqual([s for s in steps if s[0] == "cell"], [("cell", CAEN), ("cell", EPRON)])
+
+    def test_an_offer_at_the_edge_of_the_radius_is_found(self):
+        # Redis' GEO distances use a larger Earth radius than the commune
+        # table's (the filters' distance): 61436 is 49.99 km from Caen by the
+        # table, 50.005 km for GEOSEARCH. The fallback's circle must not lose it.
+        edge = "61436"
+        self.assertTrue(49.9 < km(CAEN, edge) < 50.0)
+        offers = [("o-edge", edge, 60)]
+        self.assertFalse(walks(len(offers), search_list(CAEN, 50)[0]))
+
+        found, nm, _ = self.search(offers, CAEN, 50)
+        self.assert_found(found, nm, ["o-edge"])
+
+
+if __name__ == "__main__":
+    unittest.main()
