@@ -25,11 +25,39 @@
  * Prints one line per size: "n=... bytes_per_item=... need_p50_us=...
  * need_p99_us=... offer_p50_us=... offer_p99_us=... redis_us_per_event=...
  * proposals_per_event=... unacked=..." (unacked: events the stub broker had
- * not acknowledged at the end, 0 unless something is wrong). */
+ * not acknowledged at the end, 0 unless something is wrong), then where the
+ * time goes: "base_us=... per_decision_us=..." (least squares of each new
+ * offer's time over the match events it recorded, from none to a few dozen:
+ * the cost of an offer with none, and of each one more; a new need's are
+ * nearly all max_proposals), the mean per event of each phase of the
+ * matcher's job ("prepare_us apply_us score_us decide_us send_us", see
+ * MG_MATCHER_MARK in matcher.c, and "rest_us" after the last one), and the
+ * raw ceiling "rtt_busy_us rtt_idle_us": a PING's round trip to the same
+ * Redis, back to back and after the CPUs idled (s_redis_round_trip()). */
+#include <stdint.h>
+
+/* The matcher's phase clocks (MG_MATCHER_MARK, matcher.c): counted while a
+ * timed job runs; ns[MG_MATCHER_PHASES] is what follows the last mark. */
+static struct {
+    int on;
+    uint64_t last, ns[8];
+} s_phase;
+static void s_phase_mark(int phase);
+#define MG_MATCHER_MARK(phase) s_phase_mark(phase)
+
 #include "../services/matcher/matcher.c"
 #include "../services/matcher/state.c"
 
 #include "bench_common.h"
+
+_Static_assert(MG_MATCHER_PHASES < 8, "s_phase.ns holds the phases and what follows the last");
+
+static void s_phase_mark(int phase) {
+    if (!s_phase.on) return;
+    uint64_t now = bench_now_ns();
+    s_phase.ns[phase] += now - s_phase.last;
+    s_phase.last = now;
+}
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -305,12 +333,57 @@ static int s_drain(redisContext *c, size_t n) {
     return 0;
 }
 
-/* Run one delivery through the matcher's handler and wait for its end. */
-static uint64_t s_time_one(s_gen_t *g, struct event_base *base, mg_envelope_t *env) {
+static uint64_t s_decisions(const mg_matcher_t *m) {
+    return mg_metrics_value(m->metrics.proposed) + mg_metrics_value(m->metrics.revised) +
+           mg_metrics_value(m->metrics.retired);
+}
+
+/* Run one delivery through the matcher's handler and wait for its end; its
+ * time, and in *decisions the match events it recorded. */
+static uint64_t s_time_one(s_gen_t *g, struct event_base *base, mg_envelope_t *env, uint64_t *decisions) {
+    uint64_t before = s_decisions(g->m);
     uint64_t t0 = bench_now_ns();
+    s_phase.on = 1;
+    s_phase.last = t0;
     s_on_event(NULL, env, NULL, g->m);
     while (g->m->jobs > 0) event_base_loop(base, EVLOOP_ONCE);
-    return bench_now_ns() - t0;
+    uint64_t end = bench_now_ns();
+    s_phase.ns[MG_MATCHER_PHASES] += end - s_phase.last;
+    s_phase.on = 0;
+    *decisions = s_decisions(g->m) - before;
+    return end - t0;
+}
+
+/* Least squares of time (ns) over decisions: the cost of an event with
+ * none (*base_us) and of each one more (*per_us). */
+static void s_fit(const uint64_t *ns, const uint64_t *dec, size_t n, double *base_us, double *per_us) {
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = (double)dec[i], y = (double)ns[i] / 1000.0;
+        sx += x, sy += y, sxx += x * x, sxy += x * y;
+    }
+    double var = (double)n * sxx - sx * sx;
+    *per_us = var > 0 ? ((double)n * sxy - sx * sy) / var : 0;
+    *base_us = n ? (sy - *per_us * sx) / (double)n : 0;
+}
+
+/* The raw ceiling: the median round trip of a PING on the same Redis, back
+ * to back (*busy_us) and after 500 µs idle (*idle_us: a vCPU that went idle
+ * meanwhile must be woken up, as between a job's calls). */
+static void s_redis_round_trip(redisContext *c, double *busy_us, double *idle_us) {
+    enum { N = 1000 };
+    static uint64_t ns[N];
+    *busy_us = *idle_us = 0;
+    for (int idle = 0; idle < 2; idle++) {
+        for (size_t i = 0; i < N; i++) {
+            if (idle) usleep(500);
+            uint64_t t0 = bench_now_ns();
+            redisReply *r = redisCommand(c, "PING");
+            ns[i] = bench_now_ns() - t0;
+            if (r) freeReplyObject(r);
+        }
+        *(idle ? idle_us : busy_us) = bench_quantile_us(ns, N, 0.5);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -364,6 +437,7 @@ int main(int argc, char **argv) {
 
     s_gen_t g = {.m = m, .communes = m->communes};
     uint64_t *need_ns = mg_calloc(samples, sizeof(uint64_t)), *offer_ns = mg_calloc(samples, sizeof(uint64_t));
+    uint64_t *offer_dec = mg_calloc(samples, sizeof(uint64_t)), need_dec;
     long long saved_max = m->max_candidates, saved_coll = m->collective_min;
     for (int k = 3; k < argc; k++) {
         size_t size = (size_t)atoll(argv[k]);
@@ -411,11 +485,18 @@ int main(int argc, char **argv) {
         if (getenv("BENCH_MATCHER_STATS")) freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
         uint64_t candidates_before = mg_metrics_value(m->metrics.proposed);
         long long redis_before = s_evalsha_usec(c);
+        memset(s_phase.ns, 0, sizeof(s_phase.ns));
         for (size_t i = 0; i < samples; i++) {
-            need_ns[i] = s_time_one(&g, base, s_need_env(&g, size + i));
-            offer_ns[i] = s_time_one(&g, base, s_offer_env(&g, size + i));
+            need_ns[i] = s_time_one(&g, base, s_need_env(&g, size + i), &need_dec);
+            offer_ns[i] = s_time_one(&g, base, s_offer_env(&g, size + i), &offer_dec[i]);
         }
         uint64_t proposed = mg_metrics_value(m->metrics.proposed) - candidates_before;
+        double base_us, per_us, rtt_busy, rtt_idle;
+        s_fit(offer_ns, offer_dec, samples, &base_us, &per_us); /* before the quantiles sort offer_ns */
+        s_redis_round_trip(c, &rtt_busy, &rtt_idle);
+        double phase_us[MG_MATCHER_PHASES + 1];
+        for (int p = 0; p <= MG_MATCHER_PHASES; p++)
+            phase_us[p] = (double)s_phase.ns[p] / 1000.0 / (double)(2 * samples);
         double redis_us = (double)(s_evalsha_usec(c) - redis_before) / (double)(2 * samples);
         if (getenv("BENCH_MATCHER_STATS")) { /* what the scripts cost, command by command (to stderr) */
             redisReply *st = redisCommand(c, "INFO commandstats");
@@ -429,15 +510,20 @@ int main(int argc, char **argv) {
         }
         printf("n=%zu items=%zu load_s=%.1f bytes_per_item=%.0f need_p50_us=%.1f need_p99_us=%.1f "
                "offer_p50_us=%.1f offer_p99_us=%.1f redis_us_per_event=%.1f proposals_per_event=%.1f "
-               "unacked=%zu\n",
+               "unacked=%zu base_us=%.1f per_decision_us=%.1f prepare_us=%.1f apply_us=%.1f score_us=%.1f "
+               "decide_us=%.1f send_us=%.1f rest_us=%.1f rtt_busy_us=%.1f rtt_idle_us=%.1f\n",
                size, 2 * size, load_s, (double)(after - before) / (double)(2 * size),
                bench_quantile_us(need_ns, samples, 0.5), bench_quantile_us(need_ns, samples, 0.99),
-               bench_quantile_us(offer_ns, samples, 0.5), bench_quantile_us(offer_ns, samples, 0.99), redis_us,
-               (double)proposed / (double)(2 * samples), mg_producer_pending(m->producer));
+               bench_quantile_us(offer_ns, samples, 0.5), bench_quantile_us(offer_ns, samples, 0.99),
+               redis_us, (double)proposed / (double)(2 * samples), mg_producer_pending(m->producer), base_us,
+               per_us, phase_us[MG_MATCHER_PREPARE], phase_us[MG_MATCHER_APPLY], phase_us[MG_MATCHER_SCORE],
+               phase_us[MG_MATCHER_DECIDE], phase_us[MG_MATCHER_SEND], phase_us[MG_MATCHER_PHASES], rtt_busy,
+               rtt_idle);
         fflush(stdout);
     }
     free(need_ns);
     free(offer_ns);
+    free(offer_dec);
     redisFree(c);
     mg_matcher_destroy(&m);
     s_acker_stop(&acker, acker_thread);

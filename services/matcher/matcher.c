@@ -45,6 +45,22 @@
 #include "maillage/taxonomy.h"
 #include "state.h"
 
+/* Where a job's time goes: MG_MATCHER_MARK(phase) ends a phase of the job
+ * being handled (MG_MATCHER_PREPARE .. MG_MATCHER_SEND, in that order). A
+ * no-op in the daemon; bench/bench_matcher.c defines it before including
+ * this file, to time each phase. */
+enum {
+    MG_MATCHER_PREPARE, /* from the delivery to the "apply" call sent */
+    MG_MATCHER_APPLY,   /* the "apply" call: its round trip and the script */
+    MG_MATCHER_SCORE,   /* filters, scores, ranking, decisions packed */
+    MG_MATCHER_DECIDE,  /* the "decide" call: its round trip and the script */
+    MG_MATCHER_SEND,    /* the recorded events handed to the producer */
+    MG_MATCHER_PHASES
+};
+#ifndef MG_MATCHER_MARK
+#define MG_MATCHER_MARK(phase) ((void)0)
+#endif
+
 #define S_OUTBOX_KEY "mg:matcher:outbox"
 #define S_METRICS_INTERVAL_S 10
 #define S_SHUTDOWN_GRACE_MS 2000
@@ -390,6 +406,7 @@ static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
     (void)redis;
+    MG_MATCHER_MARK(MG_MATCHER_DECIDE);
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         s_job_finish(job, !reply ? "Redis connection lost" : reply->type == REDIS_REPLY_ERROR ? reply->str
                                                                                               : "unexpected reply");
@@ -417,6 +434,7 @@ static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
         }
     }
     mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
+    MG_MATCHER_MARK(MG_MATCHER_SEND);
     s_job_finish(job, NULL);
 }
 
@@ -440,6 +458,7 @@ static void s_decide(s_job_t *job) {
     mg_args_int(&a, job->n_plains);
     mg_args_t *parts[3] = {&job->pairs, &job->colls, &job->plains};
     for (int p = 0; p < 3; p++) mg_args_move(&a, parts[p]);
+    MG_MATCHER_MARK(MG_MATCHER_SCORE);
     if (mg_script_call(m->script, &a, s_on_decided, job) != 0) s_job_finish(job, "Redis unavailable");
 }
 
@@ -814,6 +833,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
     (void)redis;
+    MG_MATCHER_MARK(MG_MATCHER_APPLY);
     if (!s_applied(job, reply, 6, 1)) return;
     const Maillage__V1__Need *need = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
                                          ? job->env->need_reported->need
@@ -918,6 +938,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     s_job_t *job = privdata;
     mg_matcher_t *m = job->m;
     (void)redis;
+    MG_MATCHER_MARK(MG_MATCHER_APPLY);
     if (!s_applied(job, reply, 6, 1)) return;
     const Maillage__V1__Offer *offer = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
                                            ? job->env->offer_published->offer
@@ -1489,6 +1510,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         s_job_finish(job, NULL);
         return;
     }
+    MG_MATCHER_MARK(MG_MATCHER_PREPARE);
     if (mg_script_call(m->script, &a, cb, job) != 0) s_job_finish(job, "Redis unavailable");
 }
 
