@@ -8,21 +8,24 @@
  * compiled in here, unity-style) in its own event loop against the Redis at
  * REDIS_URL, which it FLUSHALLs before each size: for each N it loads N/5
  * structures, then N offers and N needs through the matcher's script (with
- * one candidate each, so loading does no matching), measures used_memory, and
- * then times SAMPLES new needs and SAMPLES new offers, each from the event
- * handler to the end of the "decide" script call (apply + candidate search +
- * filters + scores + decisions recorded with their events in the outbox),
- * exactly what the daemon does for a delivered event. The broker is a stub
- * in a thread of this program that acknowledges every event at once, so the
- * matcher's producer and outbox drain as in the daemon (a backlog of unacked
- * events would weigh on its allocator and timers). Handing the recorded
- * events to the producer is timed (the daemon does it before it finishes the
- * delivery); their acks are not (they come asynchronously).
+ * one candidate each, so loading does no matching: a cold start, every need
+ * without a match; BENCH_MATCHER_STEADY=1 loads them through the matcher's
+ * handler instead, each matched as it arrives, as in steady state: about a
+ * millisecond an item, and the memory then counts the matches too), measures
+ * used_memory, and then times SAMPLES new needs and SAMPLES new offers, each
+ * from the event handler to the end of the "decide" script call (apply +
+ * candidate search + filters + scores + decisions recorded with their events
+ * in the outbox), exactly what the daemon does for a delivered event. The
+ * broker is a stub in a thread of this program that acknowledges every event
+ * at once, so the matcher's producer and outbox drain as in the daemon (a
+ * backlog of unacked events would weigh on its allocator and timers). Handing
+ * the recorded events to the producer is timed (the daemon does it before it
+ * finishes the delivery); their acks are not (they come asynchronously).
  * Before timing, it waits for any AOF rewrite the bulk load triggered.
  * BENCH_MATCHER_STATS=1 prints Redis' INFO commandstats of the timed part to
  * stderr (what the scripts cost, command by command).
  *
- * Prints one line per size: "n=... bytes_per_item=... need_p50_us=...
+ * Prints one line per size: "n=... steady=0|1 bytes_per_item=... need_p50_us=...
  * need_p99_us=... offer_p50_us=... offer_p99_us=... redis_us_per_event=...
  * proposals_per_event=... unacked=..." (unacked: events the stub broker had
  * not acknowledged at the end, 0 unless something is wrong), then where the
@@ -439,6 +442,8 @@ int main(int argc, char **argv) {
     uint64_t *need_ns = mg_calloc(samples, sizeof(uint64_t)), *offer_ns = mg_calloc(samples, sizeof(uint64_t));
     uint64_t *offer_dec = mg_calloc(samples, sizeof(uint64_t)), need_dec;
     long long saved_max = m->max_candidates, saved_coll = m->collective_min;
+    const char *steady_env = getenv("BENCH_MATCHER_STEADY");
+    int steady = steady_env && strcmp(steady_env, "1") == 0;
     for (int k = 3; k < argc; k++) {
         size_t size = (size_t)atoll(argv[k]);
         freeReplyObject(redisCommand(c, "FLUSHALL"));
@@ -464,10 +469,14 @@ int main(int argc, char **argv) {
             event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         }
         long long before = s_used_memory(c);
-        m->max_candidates = 1;
+        if (!steady) m->max_candidates = 1;
         m->collective_min = 0;
         uint64_t t_load = bench_now_ns();
-        for (size_t i = 0; i < 2 * size; i += S_PIPELINE) {
+        for (size_t j = 0; steady && j < 2 * size; j++) {
+            uint64_t decisions;
+            s_time_one(&g, base, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2), &decisions);
+        }
+        for (size_t i = 0; !steady && i < 2 * size; i += S_PIPELINE) {
             size_t batch = 0;
             for (size_t j = i; j < 2 * size && j < i + S_PIPELINE; j++, batch++)
                 s_append_apply(&g, c, sha, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2));
@@ -508,11 +517,11 @@ int main(int argc, char **argv) {
             event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
             usleep(5000);
         }
-        printf("n=%zu items=%zu load_s=%.1f bytes_per_item=%.0f need_p50_us=%.1f need_p99_us=%.1f "
+        printf("n=%zu steady=%d items=%zu load_s=%.1f bytes_per_item=%.0f need_p50_us=%.1f need_p99_us=%.1f "
                "offer_p50_us=%.1f offer_p99_us=%.1f redis_us_per_event=%.1f proposals_per_event=%.1f "
                "unacked=%zu base_us=%.1f per_decision_us=%.1f prepare_us=%.1f apply_us=%.1f score_us=%.1f "
                "decide_us=%.1f send_us=%.1f rest_us=%.1f rtt_busy_us=%.1f rtt_idle_us=%.1f\n",
-               size, 2 * size, load_s, (double)(after - before) / (double)(2 * size),
+               size, steady, 2 * size, load_s, (double)(after - before) / (double)(2 * size),
                bench_quantile_us(need_ns, samples, 0.5), bench_quantile_us(need_ns, samples, 0.99),
                bench_quantile_us(offer_ns, samples, 0.5), bench_quantile_us(offer_ns, samples, 0.99),
                redis_us, (double)proposed / (double)(2 * samples), mg_producer_pending(m->producer), base_us,
