@@ -342,7 +342,7 @@ static uint64_t s_decisions(const mg_matcher_t *m) {
 }
 
 /* Run one delivery through the matcher's handler and wait for its end; its
- * time, and in *decisions the match events it recorded. */
+ * time, and in *decisions (unless NULL) the match events it recorded. */
 static uint64_t s_time_one(s_gen_t *g, struct event_base *base, mg_envelope_t *env, uint64_t *decisions) {
     uint64_t before = s_decisions(g->m);
     uint64_t t0 = bench_now_ns();
@@ -353,7 +353,7 @@ static uint64_t s_time_one(s_gen_t *g, struct event_base *base, mg_envelope_t *e
     uint64_t end = bench_now_ns();
     s_phase.ns[MG_MATCHER_PHASES] += end - s_phase.last;
     s_phase.on = 0;
-    *decisions = s_decisions(g->m) - before;
+    if (decisions) *decisions = s_decisions(g->m) - before;
     return end - t0;
 }
 
@@ -376,7 +376,6 @@ static void s_fit(const uint64_t *ns, const uint64_t *dec, size_t n, double *bas
 static void s_redis_round_trip(redisContext *c, double *busy_us, double *idle_us) {
     enum { N = 1000 };
     static uint64_t ns[N];
-    *busy_us = *idle_us = 0;
     for (int idle = 0; idle < 2; idle++) {
         for (size_t i = 0; i < N; i++) {
             if (idle) usleep(500);
@@ -440,7 +439,7 @@ int main(int argc, char **argv) {
 
     s_gen_t g = {.m = m, .communes = m->communes};
     uint64_t *need_ns = mg_calloc(samples, sizeof(uint64_t)), *offer_ns = mg_calloc(samples, sizeof(uint64_t));
-    uint64_t *offer_dec = mg_calloc(samples, sizeof(uint64_t)), need_dec;
+    uint64_t *offer_dec = mg_calloc(samples, sizeof(uint64_t));
     long long saved_max = m->max_candidates, saved_coll = m->collective_min;
     const char *steady_env = getenv("BENCH_MATCHER_STEADY");
     int steady = steady_env && strcmp(steady_env, "1") == 0;
@@ -472,16 +471,17 @@ int main(int argc, char **argv) {
         if (!steady) m->max_candidates = 1;
         m->collective_min = 0;
         uint64_t t_load = bench_now_ns();
-        for (size_t j = 0; steady && j < 2 * size; j++) {
-            uint64_t decisions;
-            s_time_one(&g, base, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2), &decisions);
-        }
-        for (size_t i = 0; !steady && i < 2 * size; i += S_PIPELINE) {
-            size_t batch = 0;
-            for (size_t j = i; j < 2 * size && j < i + S_PIPELINE; j++, batch++)
-                s_append_apply(&g, c, sha, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2));
-            if (s_drain(c, batch) != 0) return 1;
-            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        if (steady) {
+            for (size_t j = 0; j < 2 * size; j++)
+                s_time_one(&g, base, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2), NULL);
+        } else {
+            for (size_t i = 0; i < 2 * size; i += S_PIPELINE) {
+                size_t batch = 0;
+                for (size_t j = i; j < 2 * size && j < i + S_PIPELINE; j++, batch++)
+                    s_append_apply(&g, c, sha, j % 2 ? s_need_env(&g, j / 2) : s_offer_env(&g, j / 2));
+                if (s_drain(c, batch) != 0) return 1;
+                event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+            }
         }
         double load_s = (double)(bench_now_ns() - t_load) / 1e9;
         long long after = s_used_memory(c);
@@ -496,7 +496,7 @@ int main(int argc, char **argv) {
         long long redis_before = s_evalsha_usec(c);
         memset(s_phase.ns, 0, sizeof(s_phase.ns));
         for (size_t i = 0; i < samples; i++) {
-            need_ns[i] = s_time_one(&g, base, s_need_env(&g, size + i), &need_dec);
+            need_ns[i] = s_time_one(&g, base, s_need_env(&g, size + i), NULL);
             offer_ns[i] = s_time_one(&g, base, s_offer_env(&g, size + i), &offer_dec[i]);
         }
         uint64_t proposed = mg_metrics_value(m->metrics.proposed) - candidates_before;
