@@ -227,13 +227,18 @@ class GatewayTest(unittest.TestCase):
 
         token = gw.token("--network", "fede-bio")
         self.assertEqual(gw.post_events(body, token).status, 202)  # now cached for an hour
+        invalid = [{"eventId": "x", "type": "need.reported"}]
+        self.assertEqual(gw.post_events(invalid, token).status, 400)
         token_id = "tok-" + hashlib.sha256(token.encode()).hexdigest()[:12]
         res = gw.cli("token", "revoke", token_id)
         self.assertEqual(res.returncode, 0, res.stderr)
         # Pushed on mg:tokens:revoked: refused within moments, not after the cache time.
-        h.wait_until(lambda: gw.post_events(body_of(h.need_reported()), token).status == 401, timeout=3,
+        # Polled with the invalid event (400 while the token is still cached, never
+        # journaled: authentication comes first), then a valid one must be refused.
+        h.wait_until(lambda: gw.post_events(invalid, token).status == 401, timeout=3,
                      what="the revoked token refused")
         gw.daemon.wait_log("token revoked")
+        self.assertEqual(gw.post_events(body_of(h.need_reported()), token).status, 401)
         self.assertEqual(journal_length(self.redis), 1)
 
     def test_403_wrong_kind_and_forbidden_type(self):
