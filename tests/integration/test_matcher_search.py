@@ -21,6 +21,9 @@ hold nothing and the fallback finds the only offer within the radius
 (Lisieux, 45 km), and a sparse category (the fallback alone) that must give
 the same result as the walk; and an offer at the very edge of the need's
 radius, which the fallback's GEOSEARCH (another Earth radius) must not lose.
+Two more check which items of a crowded cell or territory index are read:
+a need takes the newest offers (the freshness the score rewards), an offer
+the needs waiting longest, never the first ids.
 Each test checks in Python, from the commune
 table, which path its numbers select, and checks the path itself from the
 commands the script ran (MONITOR shows a script's commands as "[0 lua]")."""
@@ -30,12 +33,13 @@ import math
 import os
 import re
 import socket
+import time
 import unittest
 
 import harness as h
 import test_matcher as tm  # the Stack and the event builders (as a module: its tests do not run here)
 
-CAEN, EPRON, LISIEUX = "14118", "14242", "14366"
+CAEN, EPRON, LISIEUX, HONFLEUR = "14118", "14242", "14366", "14333"
 CATEGORY = "locaux"
 WANT = 2            # [matcher] max_candidates of these tests
 NEARBY_MAX = 64     # S_NEARBY_MAX in matcher.c: the communes a search lists
@@ -149,18 +153,27 @@ class MatcherSearchTest(unittest.TestCase):
     def tearDown(self):
         self.ws.close(keep=False)
 
-    def search(self, offers, commune, radius):
+    def search(self, offers, commune, radius, newest=(), territory=()):
         """Publish `offers` ([(offer id, commune, radius)], each by its own
-        association), let the matcher settle, then report need "n1" of an
-        association at `commune` within `radius` km. Returns the need's
-        match.found events, its open matches (mg:nm:n1) and near()'s steps."""
+        association; those named in `newest` last, one at a time and 5 ms
+        apart, in that order, so the broker stamps each later than the one
+        before; those named in `territory` serving the need's department),
+        let the matcher settle, then report need "n1" of an association at
+        `commune` within `radius` km. Returns the need's match.found events,
+        its open matches (mg:nm:n1) and near()'s steps."""
         st = tm.Stack(self.ws, max_candidates=WANT, max_proposals=10, collective_min_structures=0)
         st.start_matcher()
         members = [tm.member("asso-need", commune)] + [tm.member("p-" + oid, com) for oid, com, _ in offers]
-        items = [tm.offer(oid, "p-" + oid, com, category=CATEGORY, radius=r) for oid, com, r in offers]
-        for batch in (members, items):
+        dep = ("dep:" + COMMUNES[commune][2],)
+        items = {oid: tm.offer(oid, "p-" + oid, com, category=CATEGORY, radius=r,
+                               territory=dep if oid in territory else ())
+                 for oid, com, r in offers}
+        for batch in (members, [e for oid, e in items.items() if oid not in newest]):
             for i in range(0, len(batch), 100):
                 st.emit(batch[i:i + 100])
+        for oid in newest:
+            time.sleep(0.005)
+            st.emit([items[oid]])
         st.settle()
         self.assertEqual(st.matches(), [])
         self.assertEqual(st.redis.call("ZCARD", "mg:open:offer:" + CATEGORY), len(offers))
@@ -175,7 +188,8 @@ class MatcherSearchTest(unittest.TestCase):
     def near_caen(self):
         """The offers nearest Caen: one at Caen, two at Épron, the 7th commune
         of the table nearest Caen (3.9 km): the walk reads Caen, six empty
-        cells, then Épron's, where it takes the first offer by id."""
+        cells, then Épron's, where it takes the newest offer (o-epron-2, given
+        to search() as `newest`: not the first by id)."""
         order = nearest(CAEN)
         self.assertEqual(order.index(EPRON), 6)
         return [("o-caen", CAEN, 50), ("o-epron-1", EPRON, 50), ("o-epron-2", EPRON, 50)]
@@ -205,8 +219,8 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual((len(listed), complete, len(COMMUNES)), (NEARBY_MAX, False, 2644))
         self.assertTrue(walks(len(offers), listed))
 
-        found, nm, steps = self.search(offers, CAEN, 30)
-        self.assert_found(found, nm, ["o-caen", "o-epron-1"])
+        found, nm, steps = self.search(offers, CAEN, 30, newest=["o-epron-2"])
+        self.assert_found(found, nm, ["o-caen", "o-epron-2"])
         self.assertLess(found[0].distance_km, 0.1)
         # The walk read the 7 nearest communes' cells, nearest first, and
         # stopped: no search of mg:cells:.
@@ -249,8 +263,8 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(len(offers), 5)
         self.assertFalse(walks(len(offers), listed))
 
-        found, nm, steps = self.search(offers, CAEN, 30)
-        self.assert_found(found, nm, ["o-caen", "o-epron-1"])
+        found, nm, steps = self.search(offers, CAEN, 30, newest=["o-epron-2"])
+        self.assert_found(found, nm, ["o-caen", "o-epron-2"])
         # No walk: mg:cells: by distance first, then the cells of Caen and
         # Épron only.
         self.assertEqual(steps[0], ("cells",))
@@ -267,6 +281,44 @@ class MatcherSearchTest(unittest.TestCase):
 
         found, nm, _ = self.search(offers, CAEN, 50)
         self.assert_found(found, nm, ["o-edge"])
+
+    def test_a_need_takes_the_newest_offers_of_a_cell_and_of_its_department(self):
+        # Four offers at Épron and three at Honfleur (beyond both radii,
+        # serving all of Calvados), each published 5 ms after the one before,
+        # in id order. The need at Épron takes the two newest of Épron's cell
+        # (WANT) and the newest of the department's (mg:idx:offer:...:terr:
+        # dep:14, WANT / 2): by id, it would take the oldest.
+        self.assertGreater(km(EPRON, HONFLEUR), 40)
+        epron = [("o-epron-%d" % k, EPRON, 50) for k in range(1, 5)]
+        dep = [("o-dep-%d" % k, HONFLEUR, 10) for k in range(1, 4)]
+        everything = [oid for oid, _, _ in epron + dep]
+        found, nm, steps = self.search(epron + dep, EPRON, 5, newest=everything,
+                                       territory=[oid for oid, _, _ in dep])
+        expected = ["o-dep-3", "o-epron-3", "o-epron-4"]
+        self.assertEqual(sorted(m.offer_id for m in found), expected,
+                         [(m.offer_id, m.explanation) for m in found])
+        self.assertEqual(nm, expected)
+        # A sparse category: mg:cells: by distance, then Épron's cell alone.
+        self.assertEqual(steps, [("cells",), ("cell", EPRON)])
+
+    def test_an_offer_takes_the_needs_waiting_longest(self):
+        # Needs n-4 (reported first) to n-1 at Épron, 5 ms apart, then an
+        # offer there: it takes the WANT needs reported first (oldest first
+        # in the cell); by id it would take n-1 and n-2.
+        st = tm.Stack(self.ws, max_candidates=WANT, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        st.emit([tm.member("asso-%d" % k, EPRON) for k in range(1, 5)] + [tm.member("p-o1", EPRON)])
+        for k in (4, 3, 2, 1):
+            time.sleep(0.005)
+            st.emit([tm.need("n-%d" % k, "asso-%d" % k, EPRON, category=CATEGORY, radius=30)])
+        st.settle()
+        self.assertEqual(st.matches(), [])
+        st.emit([tm.offer("o1", "p-o1", EPRON, category=CATEGORY, radius=30)])
+        st.settle()
+        found = st.matches()
+        self.assertEqual(sorted(m.need_id for m in found), ["n-3", "n-4"],
+                         [(m.need_id, m.explanation) for m in found])
+        self.assertTrue(all(m.offer_id == "o1" and m.revision == 1 for m in found))
 
 
 if __name__ == "__main__":
