@@ -65,6 +65,10 @@ enum {
 #define S_METRICS_INTERVAL_S 10
 #define S_SHUTDOWN_GRACE_MS 2000
 #define S_EXPIRED_BATCH 200
+/* The retention's scan of the keyspace (s_on_sweep_timer()): keys per call
+ * and calls per second, in small steps so that no call holds Redis long. */
+#define S_SWEEP_KEYS        100
+#define S_SWEEP_INTERVAL_MS 200
 #define S_MS_PER_DAY 86400000LL
 
 /* The communes nearest a point (a commune, or the centre of an area),
@@ -91,7 +95,7 @@ typedef struct {
 
 typedef struct {
     mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *failures, *outbox,
-        *acks_rejected;
+        *acks_rejected, *swept_pairs, *swept_items;
 } s_metrics_t;
 
 struct mg_matcher {
@@ -106,7 +110,7 @@ struct mg_matcher {
     mg_taxonomy_t *taxonomy;
     mg_match_weights_t weights;
     double material_change;
-    long long fair_window_ms, collective_window_ms;
+    long long fair_window_ms, collective_window_ms, retention_ms;
     long long collective_min, collective_km, max_candidates, search_max_km, max_proposals;
     s_area_t *areas; /* departments and EPCIs as circles, for offers' territories */
     s_nearby_t **nearby; /* by commune index, computed on first use */
@@ -121,9 +125,9 @@ struct mg_matcher {
     unsigned instance, instances;
     char mflag[16];
     char name[32];
-    struct event *expiry_timer, *metrics_timer, *stop_timer, *acked_flush;
+    struct event *expiry_timer, *sweep_timer, *metrics_timer, *stop_timer, *acked_flush;
     mg_args_t acked; /* "HDEL mg:matcher:outbox" and the ids acked this loop turn */
-    int redis_seen_up, stopping, expiry_running;
+    int redis_seen_up, stopping, expiry_running, sweep_running;
     /* The round matching again the items whose valid_from day has come
      * (s_start_round()): jobs still running, and whether one failed. */
     int start_running, start_failed, start_truncated;
@@ -1256,6 +1260,12 @@ static void s_commune_spec(mg_matcher_t *m, const mg_commune_t *c, double radius
     s_search_spec(m, nearby, c->longitude, c->latitude, radius_km, out, outlen);
 }
 
+/* When the broker received `env` (its stamp), in Unix ms; now for an
+ * envelope without one. */
+static long long s_received_ms(const mg_envelope_t *env) {
+    return env->received_at_ms ? (long long)env->received_at_ms : (long long)mg_clock_service_now_ms();
+}
+
 /* The common arguments of "need" and "offer". */
 static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id, const char *sid,
                         const char *category, const mg_commune_t *c, const char *valid_from, const char *valid_until,
@@ -1275,7 +1285,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_double(a, c->latitude);
     mg_args_int(a, mg_matcher_day_number(valid_until));
     mg_args_bytes(a, pb, pb_len);
-    mg_args_int(a, job->env->received_at_ms ? job->env->received_at_ms : now);
+    mg_args_int(a, s_received_ms(job->env));
     mg_args_str(a, terr);
     mg_args_int(a, m->max_candidates);
     mg_args_int(a, radius_km);
@@ -1460,6 +1470,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, m->mflag);
         mg_args_str(&a, env->need_closed->need_id);
+        mg_args_int(&a, s_received_ms(env));
         cb = s_on_closed;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
@@ -1467,6 +1478,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, m->mflag);
         mg_args_str(&a, env->offer_withdrawn->offer_id);
+        mg_args_int(&a, s_received_ms(env));
         cb = s_on_closed;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
@@ -1565,6 +1577,45 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
         m->expiry_running = 0;
         s_job_free(job);
     }
+}
+
+/* ---- retention: the match records of items closed long ago ------------------------ */
+
+/* Reply of "sweep": {cursor, pairs, tombstones} and, when the scan of the
+ * keyspace came round, that cycle's totals. */
+static void s_on_swept(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_matcher_t *m = privdata;
+    (void)redis;
+    m->sweep_running = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("matcher: retention: %s", reply->str);
+        return;
+    }
+    mg_metrics_add(m->metrics.swept_pairs, (uint64_t)s_rint(reply->element[1]));
+    mg_metrics_add(m->metrics.swept_items, (uint64_t)s_rint(reply->element[2]));
+    if (reply->elements >= 5 && (s_rint(reply->element[3]) > 0 || s_rint(reply->element[4]) > 0))
+        mg_info(
+            "matcher: retention: a scan of the keyspace came round: %lld match records and %lld tombstones "
+            "of items closed more than %lld days ago deleted",
+            s_rint(reply->element[3]), s_rint(reply->element[4]), m->retention_ms / S_MS_PER_DAY);
+}
+
+/* One step of the retention's scan ("sweep" in state.c), every
+ * S_SWEEP_INTERVAL_MS; the instances share its cursor. */
+static void s_on_sweep_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)fd;
+    (void)what;
+    if (m->sweep_running || m->stopping || !mg_redis_is_up(m->redis)) return;
+    int64_t now = mg_clock_service_now_ms();
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_args_str(&a, "sweep");
+    mg_args_int(&a, S_SWEEP_KEYS);
+    mg_args_int(&a, now - m->retention_ms);
+    mg_args_int(&a, now);
+    m->sweep_running = 1;
+    if (mg_script_call(m->script, &a, s_on_swept, m) != 0) m->sweep_running = 0;
 }
 
 /* ---- valid_from: matching again on the day an item becomes valid ------------------ */
@@ -1763,6 +1814,10 @@ static void s_metrics_register(mg_matcher_t *m) {
     x->outbox = mg_metrics_gauge("maillage_matcher_outbox_pending", "Events sent to the broker, not yet acknowledged.");
     x->acks_rejected =
         mg_metrics_counter("maillage_matcher_rejected_total", "Events of the matcher rejected by the broker.");
+#define S_SWEPT      "maillage_matcher_retention_deleted_total"
+#define S_SWEPT_HELP "Deleted by the retention of closed items: match records (pair) and tombstones (item)."
+    x->swept_pairs = mg_metrics_counter(S_SWEPT "{kind=\"pair\"}", S_SWEPT_HELP);
+    x->swept_items = mg_metrics_counter(S_SWEPT "{kind=\"item\"}", S_SWEPT_HELP);
 }
 
 static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
@@ -1812,6 +1867,7 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     m->material_change = mg_config_double(cfg, "matcher", "material_change");
     m->fair_window_ms = mg_config_int(cfg, "matcher", "fairness_window_days") * S_MS_PER_DAY;
     m->collective_window_ms = mg_config_int(cfg, "matcher", "collective_window_days") * S_MS_PER_DAY;
+    m->retention_ms = mg_config_int(cfg, "matcher", "closed_retention_days") * S_MS_PER_DAY;
     m->collective_min = mg_config_int(cfg, "matcher", "collective_min_structures");
     m->collective_km = mg_config_int(cfg, "matcher", "collective_distance_km");
     m->max_candidates = mg_config_int(cfg, "matcher", "max_candidates");
@@ -1877,10 +1933,11 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         goto err;
     }
     m->expiry_timer = event_new(base, -1, EV_PERSIST, s_on_expiry_timer, m);
+    m->sweep_timer = event_new(base, -1, EV_PERSIST, s_on_sweep_timer, m);
     m->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, m);
     m->stop_timer = evtimer_new(base, s_on_stop_timer, m);
     m->acked_flush = event_new(base, -1, 0, s_on_acked_flush, m);
-    if (!m->expiry_timer || !m->metrics_timer || !m->stop_timer || !m->acked_flush) {
+    if (!m->expiry_timer || !m->sweep_timer || !m->metrics_timer || !m->stop_timer || !m->acked_flush) {
         mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
@@ -1888,6 +1945,10 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     struct timeval tv = {(time_t)expiry_s, 0}, mtv = {S_METRICS_INTERVAL_S, 0};
     event_add(m->expiry_timer, &tv);
     event_add(m->metrics_timer, &mtv);
+    if (m->retention_ms > 0) {
+        struct timeval stv = {0, S_SWEEP_INTERVAL_MS * 1000};
+        event_add(m->sweep_timer, &stv);
+    }
     if (mg_clock_test_file())
         mg_warn("matcher: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
                 "production",
@@ -1904,6 +1965,7 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p) {
     if (!matcher_p || !*matcher_p) return;
     mg_matcher_t *m = *matcher_p;
     if (m->expiry_timer) event_free(m->expiry_timer);
+    if (m->sweep_timer) event_free(m->sweep_timer);
     if (m->metrics_timer) event_free(m->metrics_timer);
     if (m->stop_timer) event_free(m->stop_timer);
     mg_subscriber_destroy(&m->subscriber);

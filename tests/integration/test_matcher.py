@@ -7,6 +7,7 @@ kill -9 mid-stream and two instances must give exactly the matches of a clean
 single run. Every test starts its own Redis, broker and matcher(s)."""
 
 import datetime
+import re
 import signal
 import time
 import unittest
@@ -109,12 +110,27 @@ def offer_withdrawn(oid, sid):
     return env
 
 
+def feedback(match_id, staff, outcome):
+    env = _env("match.feedback")
+    env.match_feedback.match_id = match_id
+    env.match_feedback.staff_id = staff
+    env.match_feedback.outcome = outcome
+    return env
+
+
 def member_left(sid):
     env = _env("member.left")
     env.member_left.structure_id = sid
     env.member_left.network = "cress-normandie"
     env.member_left.left_on = TODAY
     return env
+
+
+def set_clock(path, offset_ms):
+    """Move the daemons started with MAILLAGE_CLOCK_FILE=`path` to `offset_ms`
+    from now (they re-read it within 20 ms)."""
+    with open(path, "w") as f:
+        f.write(str(offset_ms))
 
 
 # ---- a stack ----------------------------------------------------------------------
@@ -213,6 +229,14 @@ class MatcherTest(unittest.TestCase):
 
     def tearDown(self):
         self.ws.close(keep=False)
+
+    def clocked_stack(self):
+        """A Stack whose matcher acts on a test clock, at offset 0 until
+        set_clock(): (the stack, its matcher, the clock file)."""
+        clock = self.ws.path("clock")
+        set_clock(clock, 0)
+        st = Stack(self.ws)
+        return st, st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock}), clock
 
     # -- hand-checked scenarios ------------------------------------------------------
 
@@ -439,11 +463,7 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(len(st.journal()), before)
 
     def test_valid_from_tomorrow_is_matched_on_that_day_without_an_event(self):
-        clock = self.ws.path("clock")
-        with open(clock, "w") as f:
-            f.write("0")
-        st = Stack(self.ws)
-        d = st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock})
+        st, d, clock = self.clocked_stack()
         self.assertIn("TEST CLOCK", d.log())
         tomorrow = paris_date(1)
         st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE"),
@@ -460,8 +480,7 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(st.matches(), [])
         head = int(st.redis.call("GET", "mg:journal:seq"))
         # Tomorrow: both pairs, with no new event in.
-        with open(clock, "w") as f:
-            f.write(str(DAY_MS))
+        set_clock(clock, DAY_MS)
         deadline = time.monotonic() + 10
         while len(st.matches()) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -477,6 +496,76 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         time.sleep(1.5)
         self.assertEqual(len(st.matches()), 2)
+
+    def test_closed_items_match_records_expire_after_the_retention(self):
+        # [matcher] closed_retention_days = 365, the default. n1 closes with
+        # two proposals, one with staff feedback; n2 stays open with two.
+        st, d, clock = self.clocked_stack()
+        st.emit([member("asso-caen", CAEN), member("asso-ifs", IFS),
+                 member("scop-caen", CAEN, family="FAMILY_COOPERATIVE"),
+                 member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-caen", CAEN), offer("o2", "scop-ifs", IFS),
+                 need("n1", "asso-caen", CAEN), need("n2", "asso-ifs", IFS)])
+        st.settle()
+        mids = {(m.need_id, m.offer_id): m.match_id for m in st.matches()}
+        self.assertEqual(sorted(mids), [("n1", "o1"), ("n1", "o2"), ("n2", "o1"), ("n2", "o2")])
+        st.emit([feedback(mids[("n1", "o1")], "claire", h.events_pb2.MATCH_OUTCOME_CONTACT_MADE)])
+        st.emit([need_closed("n1", "asso-caen")])
+        st.settle()
+
+        def records(nid):
+            """The match records of `nid`'s pairs still in Redis."""
+            keys = []
+            for (n, o), mid in sorted(mids.items()):
+                if n == nid:
+                    keys += ["mg:pair:%s|%s" % (n, o), "mg:mexp:" + mid, "mg:mid:" + mid, "mg:pfb:%s|%s" % (n, o)]
+            return [k for k in keys if st.redis.call("EXISTS", k)]
+
+        def cycles():
+            return int(st.redis.call("HGET", "mg:matcher:sweep", "cycles") or 0)
+
+        n1_records = records("n1")
+        self.assertEqual(len(n1_records), 7)  # 2 pairs x 3, and n1|o1's feedback
+        n2_records = records("n2")
+        self.assertEqual(len(n2_records), 6)
+        tombstone = st.redis.call("GET", "mg:need:n1").decode()
+        self.assertRegex(tombstone, r"^\d+\|0\|")
+        self.assertRegex(tombstone, r"(^|[|,])cl=\d{13}(,|\|)")
+        # Within the retention, whole scans of the keyspace keep everything.
+        start = cycles()
+        h.wait_until(lambda: cycles() >= start + 2, timeout=10, what="two scans of the keyspace")
+        self.assertEqual(records("n1"), n1_records)
+        # 366 days later: n1's pairs go (record, explanation, match id,
+        # feedback), n2's stay; n1's tombstone stays while the journal holds
+        # events of n1 (a replay must still find it closed).
+        set_clock(clock, 366 * DAY_MS)
+        h.wait_until(lambda: records("n1") == [], timeout=10, what="n1's match records deleted")
+        start = cycles()
+        h.wait_until(lambda: cycles() >= start + 2, timeout=10, what="two more scans")
+        self.assertEqual(records("n2"), n2_records)
+        self.assertEqual(st.redis.call("GET", "mg:need:n1").decode(), tombstone)
+        # Once the journal's retention has passed n1's events (here XTRIM by
+        # hand, up to its need.closed), its tombstone goes; open items stay.
+        seq = int(tombstone.split("|")[0])
+        st.redis.call("XTRIM", "mg:journal", "MINID", "%d-0" % (seq + 1))
+        h.wait_until(lambda: st.redis.call("EXISTS", "mg:need:n1") == 0, timeout=10, what="n1's tombstone deleted")
+        for key in ("mg:need:n2", "mg:offer:o1", "mg:offer:o2"):
+            self.assertRegex(st.redis.call("GET", key).decode(), r"^\d+\|1\|", key)
+        self.assertEqual(records("n2"), n2_records)
+        # Logged when a scan comes round (the deletions may fall in several).
+        def logged():
+            found = re.findall(r"retention: a scan of the keyspace came round: (\d+) match records and (\d+) "
+                               r"tombstones", d.log())
+            return [sum(int(p) for p, _ in found), sum(int(t) for _, t in found)]
+
+        h.wait_until(lambda: logged() == [2, 1], timeout=10, what="the deletions logged")
+        # Feedback on a deleted match changes nothing, and matching goes on.
+        before = st.redis.call("GET", "mg:offer:o2")
+        st.emit([feedback(mids[("n1", "o2")], "claire", h.events_pb2.MATCH_OUTCOME_NOT_RELEVANT),
+                 need("n3", "asso-caen", CAEN)])
+        st.settle()
+        self.assertEqual(st.redis.call("GET", "mg:offer:o2"), before)
+        self.assertEqual(sorted(m.offer_id for m in st.matches() if m.need_id == "n3"), ["o1", "o2"])
 
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;

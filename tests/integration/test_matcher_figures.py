@@ -23,12 +23,7 @@ CM = h.events_pb2.MATCH_OUTCOME_CONTACT_MADE
 NR = h.events_pb2.MATCH_OUTCOME_NOT_RELEVANT
 
 
-def feedback(match_id, staff, outcome):
-    env = tm._env("match.feedback")
-    env.match_feedback.match_id = match_id
-    env.match_feedback.staff_id = staff
-    env.match_feedback.outcome = outcome
-    return env
+feedback = tm.feedback
 
 
 def scan(redis, pattern):
