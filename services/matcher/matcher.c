@@ -65,8 +65,9 @@ enum {
 #define S_METRICS_INTERVAL_S 10
 #define S_SHUTDOWN_GRACE_MS 2000
 #define S_EXPIRED_BATCH 200
-/* The retention's scan of the keyspace (s_on_sweep_timer()): keys per call
- * and calls per second, in small steps so that no call holds Redis long. */
+/* The retention's scan of the pair records (s_on_sweep_timer()): keys per
+ * call (SCAN COUNT) and the interval between calls, in small steps so that no
+ * call holds Redis long. */
 #define S_SWEEP_KEYS        100
 #define S_SWEEP_INTERVAL_MS 200
 #define S_MS_PER_DAY 86400000LL
@@ -95,7 +96,7 @@ typedef struct {
 
 typedef struct {
     mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *failures, *outbox,
-        *acks_rejected, *swept_pairs, *swept_items;
+        *acks_rejected, *swept;
 } s_metrics_t;
 
 struct mg_matcher {
@@ -1581,23 +1582,22 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- retention: the match records of items closed long ago ------------------------ */
 
-/* Reply of "sweep": {cursor, pairs, tombstones} and, when the scan of the
- * keyspace came round, that cycle's totals. */
+/* Reply of "sweep": {cursor, pairs deleted} and, when the scan came round,
+ * the scan's total. */
 static void s_on_swept(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_matcher_t *m = privdata;
     (void)redis;
     m->sweep_running = 0;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("matcher: retention: %s", reply->str);
         return;
     }
-    mg_metrics_add(m->metrics.swept_pairs, (uint64_t)s_rint(reply->element[1]));
-    mg_metrics_add(m->metrics.swept_items, (uint64_t)s_rint(reply->element[2]));
-    if (reply->elements >= 5 && (s_rint(reply->element[3]) > 0 || s_rint(reply->element[4]) > 0))
+    mg_metrics_add(m->metrics.swept, (uint64_t)s_rint(reply->element[1]));
+    if (reply->elements >= 3 && s_rint(reply->element[2]) > 0)
         mg_info(
-            "matcher: retention: a scan of the keyspace came round: %lld match records and %lld tombstones "
-            "of items closed more than %lld days ago deleted",
-            s_rint(reply->element[3]), s_rint(reply->element[4]), m->retention_ms / S_MS_PER_DAY);
+            "matcher: retention: a scan of the pair records came round: %lld of items closed more than %lld "
+            "days ago deleted",
+            s_rint(reply->element[2]), m->retention_ms / S_MS_PER_DAY);
 }
 
 /* One step of the retention's scan ("sweep" in state.c), every
@@ -1814,10 +1814,8 @@ static void s_metrics_register(mg_matcher_t *m) {
     x->outbox = mg_metrics_gauge("maillage_matcher_outbox_pending", "Events sent to the broker, not yet acknowledged.");
     x->acks_rejected =
         mg_metrics_counter("maillage_matcher_rejected_total", "Events of the matcher rejected by the broker.");
-#define S_SWEPT      "maillage_matcher_retention_deleted_total"
-#define S_SWEPT_HELP "Deleted by the retention of closed items: match records (pair) and tombstones (item)."
-    x->swept_pairs = mg_metrics_counter(S_SWEPT "{kind=\"pair\"}", S_SWEPT_HELP);
-    x->swept_items = mg_metrics_counter(S_SWEPT "{kind=\"item\"}", S_SWEPT_HELP);
+    x->swept = mg_metrics_counter("maillage_matcher_retention_deleted_total",
+                                  "Pair records of items closed longer than closed_retention_days, deleted.");
 }
 
 static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {

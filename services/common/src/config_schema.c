@@ -119,10 +119,9 @@ const mg_config_key_t mg_config_schema[] = {
         "How often expired needs and offers are closed (need.closed / offer.withdrawn,\n"
         "reason EXPIRED)."),
     INT("matcher", "closed_retention_days", "365", 0, 36500,
-        "Match records of a need or offer closed this many days ago are deleted (its\n"
-        "proposals' explanations, match ids and staff feedback; the journal keeps the\n"
-        "events), and its tombstone once the journal holds none of its events. 0 keeps\n"
-        "them forever."),
+        "The match records of a need or offer closed this many days ago are deleted:\n"
+        "its proposals' records, explanations, match ids and staff feedback (its closed\n"
+        "record stays, so it never reopens). 0 keeps them forever."),
     INT("matcher", "instance", "0", 0, 1023,
         "This instance's number: its consumer (checkpoint) is \"matcher\" for 0 and\n"
         "\"matcher-<instance>\" otherwise. Below instances when instances > 1."),
