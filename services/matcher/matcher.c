@@ -72,10 +72,9 @@ enum {
 #define S_SWEEP_INTERVAL_MS 200
 #define S_MS_PER_DAY 86400000LL
 
-/* The communes nearest a point (a commune, or the centre of an area),
- * computed on first use and kept: the first places a search for candidates
- * reads (state.c, near()). One more than a search takes, to know whether it
- * saw every commune within its radius. */
+/* The communes nearest a commune, computed on first use and kept: the first
+ * places a search for candidates reads (state.c, near()). One more than a
+ * search takes, to know whether it saw every commune within its radius. */
 #define S_NEARBY_MAX 64
 /* The length of a search (s_search_spec()): a header, and each code with its space. */
 #define S_SPEC_MAX (S_NEARBY_MAX * 7 + 128)
@@ -84,15 +83,6 @@ typedef struct {
     const mg_commune_t *commune[S_NEARBY_MAX + 1];
     double km[S_NEARBY_MAX + 1];
 } s_nearby_t;
-
-/* A department ("dep:14") or an EPCI ("epci:200065597") as a circle around
- * the mean position of its communes, large enough to hold them all. */
-typedef struct {
-    char key[16];
-    double latitude, longitude, radius_km;
-    size_t communes;
-    s_nearby_t *nearby;
-} s_area_t;
 
 typedef struct {
     mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *failures, *outbox,
@@ -113,7 +103,6 @@ struct mg_matcher {
     double material_change;
     long long fair_window_ms, collective_window_ms, retention_ms;
     long long collective_min, collective_km, max_candidates, search_max_km, max_proposals;
-    s_area_t *areas; /* departments and EPCIs as circles, for offers' territories */
     s_nearby_t **nearby; /* by commune index, computed on first use */
     size_t n_nearby;
     /* Scratch arrays of the candidates of one event, grown, never shrunk:
@@ -122,7 +111,6 @@ struct mg_matcher {
     struct s_cand *cands;
     mg_match_score_t *scores;
     size_t scratch_cap;
-    size_t n_areas;
     unsigned instance, instances;
     char mflag[16];
     char name[32];
@@ -1268,10 +1256,10 @@ static long long s_received_ms(const mg_envelope_t *env) {
 }
 
 /* The common arguments of "need" and "offer". */
-static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id, const char *sid,
-                        const char *category, const mg_commune_t *c, const char *valid_from, const char *valid_until,
-                        const uint8_t *pb, size_t pb_len, const char *terr, long long radius_km, const char *circles,
-                        int force) {
+static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id,
+                        const char *sid, const char *category, const mg_commune_t *c, const char *valid_from,
+                        const char *valid_until, const uint8_t *pb, size_t pb_len, const char *terr,
+                        long long radius_km, const char *own_search, int force) {
     int64_t now = mg_clock_service_now_ms();
     mg_args_str(a, op);
     mg_args_int(a, (long long)job->seq);
@@ -1294,7 +1282,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, now);
     mg_args_int(a, m->collective_min);
     mg_args_int(a, now - m->collective_window_ms);
-    mg_args_str(a, circles);
+    mg_args_str(a, own_search);
     mg_args_int(a, m->collective_km);
     mg_args_int(a, mg_matcher_day_number(valid_from));
     mg_args_int(a, s_today());
@@ -1302,76 +1290,6 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     char spec[S_SPEC_MAX];
     s_commune_spec(m, c, (double)radius_km, spec, sizeof(spec));
     mg_args_str(a, spec);
-}
-
-static const s_area_t *s_area_find(const mg_matcher_t *m, const char *key) {
-    for (size_t i = 0; i < m->n_areas; i++)
-        if (strcmp(m->areas[i].key, key) == 0) return &m->areas[i];
-    return NULL;
-}
-
-/* The searches (s_search_spec(), joined by ';') around the offer's own
- * commune and each territory entry: a commune, or a department or EPCI as a
- * circle around its centre. */
-static void s_offer_circles(mg_matcher_t *m, const Maillage__V1__Offer *offer, const mg_commune_t *own,
-                            char *out, size_t outlen) {
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i <= offer->n_territory; i++) {
-        char spec[S_SPEC_MAX];
-        const char *t = i ? offer->territory[i - 1] : NULL;
-        s_area_t *area = t ? (s_area_t *)s_area_find(m, t) : NULL;
-        const mg_commune_t *c = !t ? own : area ? NULL : mg_communes_find(m->communes, t);
-        if (area)
-            s_search_spec(m, s_nearby(m, &area->nearby, area->latitude, area->longitude), area->longitude,
-                          area->latitude, area->radius_km, spec, sizeof(spec));
-        else if (c)
-            s_commune_spec(m, c, 0.5, spec, sizeof(spec));
-        else
-            continue;
-        int w = snprintf(out + used, outlen - used, "%s%s", used ? ";" : "", spec);
-        if (w < 0 || (size_t)w >= outlen - used) {
-            out[used] = '\0';
-            break;
-        }
-        used += (size_t)w;
-    }
-}
-
-/* Build the circles of every department and EPCI from the commune table. */
-static void s_areas_build(mg_matcher_t *m) {
-    size_t n = mg_communes_count(m->communes);
-    m->areas = mg_calloc(n * 2 + 1, sizeof(*m->areas));
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < n; i++) {
-            const mg_commune_t *c = mg_communes_at(m->communes, i);
-            for (int kind = 0; kind < 2; kind++) {
-                char key[16];
-                if (kind == 0) snprintf(key, sizeof(key), "dep:%s", c->department);
-                else if (c->epci[0]) snprintf(key, sizeof(key), "epci:%s", c->epci);
-                else continue;
-                s_area_t *a = (s_area_t *)s_area_find(m, key);
-                if (pass == 0) {
-                    if (!a) {
-                        a = &m->areas[m->n_areas++];
-                        snprintf(a->key, sizeof(a->key), "%s", key);
-                    }
-                    a->latitude += c->latitude;
-                    a->longitude += c->longitude;
-                    a->communes++;
-                } else {
-                    mg_commune_t centre = {.latitude = a->latitude, .longitude = a->longitude};
-                    double d = mg_communes_distance_km(&centre, c) + 1.0;
-                    if (d > a->radius_km) a->radius_km = d;
-                }
-            }
-        }
-        if (pass == 0)
-            for (size_t k = 0; k < m->n_areas; k++) {
-                m->areas[k].latitude /= (double)m->areas[k].communes;
-                m->areas[k].longitude /= (double)m->areas[k].communes;
-            }
-    }
 }
 
 /* The "need" call of `need` into `a`: -1 (nothing added) if its commune is
@@ -1400,14 +1318,11 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
     }
     uint8_t *pb;
     size_t len = s_offer_view(offer, &pb);
-    char terr[2048];
-    size_t circles_len = (offer->n_territory + 1) * S_SPEC_MAX;
-    char *circles = mg_malloc(circles_len);
+    char terr[2048], own[S_SPEC_MAX];
     s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
-    s_offer_circles(m, offer, c, circles, circles_len);
-    s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c, offer->valid_from,
-                offer->valid_until, pb, len, terr, offer->radius_km, circles, force);
-    free(circles);
+    s_commune_spec(m, c, 0.5, own, sizeof(own));
+    s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c,
+                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, force);
     free(pb);
     return 0;
 }
@@ -1903,7 +1818,6 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         mg_fail(err, errlen, "%s", why);
         goto err;
     }
-    s_areas_build(m);
     m->n_nearby = mg_communes_count(m->communes);
     m->nearby = mg_calloc(m->n_nearby ? m->n_nearby : 1, sizeof(*m->nearby));
     m->zmq_context = zmq_ctx_new();
@@ -1980,10 +1894,7 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p) {
     mg_communes_destroy(&m->communes);
     for (size_t i = 0; m->nearby && i < m->n_nearby; i++)
         free(m->nearby[i]);
-    for (size_t i = 0; i < m->n_areas; i++)
-        free(m->areas[i].nearby);
     free(m->nearby);
-    free(m->areas);
     free(m->cands);
     free(m->scores);
     free(m);

@@ -21,9 +21,10 @@ hold nothing and the fallback finds the only offer within the radius
 (Lisieux, 45 km), and a sparse category (the fallback alone) that must give
 the same result as the walk; and an offer at the very edge of the need's
 radius, which the fallback's GEOSEARCH (another Earth radius) must not lose.
-Two more check which items of a crowded cell or territory index are read:
+Three more check which items of a crowded cell or territory index are read:
 a need takes the newest offers (the freshness the score rewards), an offer
-the needs waiting longest, never the first ids.
+the needs waiting longest, never the first ids, and an offer serving a
+department the needs waiting longest anywhere in it.
 Each test checks in Python, from the commune
 table, which path its numbers select, and checks the path itself from the
 commands the script ran (MONITOR shows a script's commands as "[0 lua]")."""
@@ -60,7 +61,12 @@ COMMUNES = _load_communes()
 
 def km(a, b):
     """Haversine distance between two communes, as mg_communes_distance_km()."""
-    (lat1, lon1, _), (lat2, lon2, _) = COMMUNES[a], COMMUNES[b]
+    return km_from(COMMUNES[a][0], COMMUNES[a][1], b)
+
+
+def km_from(lat1, lon1, b):
+    """Haversine distance between a point and commune `b`."""
+    lat2, lon2, _ = COMMUNES[b]
     rad = math.pi / 180.0
     dlat, dlon = (lat2 - lat1) * rad, (lon2 - lon1) * rad
     x = math.sin(dlat / 2) ** 2 + math.cos(lat1 * rad) * math.cos(lat2 * rad) * math.sin(dlon / 2) ** 2
@@ -319,6 +325,34 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(sorted(m.need_id for m in found), ["n-3", "n-4"],
                          [(m.need_id, m.explanation) for m in found])
         self.assertTrue(all(m.offer_id == "o1" and m.revision == 1 for m in found))
+
+    def test_a_department_wide_offer_takes_the_needs_waiting_longest_across_it(self):
+        # Needs at Vire and Honfleur, at the edges of Calvados, reported
+        # first, then at the two communes nearest its centre (the mean position
+        # of its communes, from which the search walked before 2026-11-27),
+        # 5 ms apart; then an offer at Rouen (no need within its 1 km) serving
+        # dep:14, with max_candidates = 4 (2 per territory entry): it takes
+        # the two needs waiting longest in the department, not the two
+        # nearest its centre.
+        calvados = [c for c in COMMUNES if COMMUNES[c][2] == "14"]
+        lat = sum(COMMUNES[c][0] for c in calvados) / len(calvados)
+        lon = sum(COMMUNES[c][1] for c in calvados) / len(calvados)
+        central = sorted(calvados, key=lambda c: km_from(lat, lon, c))[:2]
+        self.assertTrue(min(km_from(lat, lon, c) for c in (tm.VIRE, HONFLEUR)) > 30)
+        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        places = [("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]), ("n-centre-2", central[1])]
+        st.emit([tm.member("a-" + nid, com) for nid, com in places] + [tm.member("p-o1", tm.ROUEN)])
+        for nid, com in places:
+            time.sleep(0.005)
+            st.emit([tm.need(nid, "a-" + nid, com, category=CATEGORY, radius=5)])
+        st.settle()
+        self.assertEqual(st.matches(), [])
+        st.emit([tm.offer("o1", "p-o1", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
+        st.settle()
+        found = st.matches()
+        self.assertEqual(sorted(m.need_id for m in found), ["n-honfleur", "n-vire"],
+                         [(m.need_id, m.explanation) for m in found])
 
 
 if __name__ == "__main__":
