@@ -327,13 +327,15 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertTrue(all(m.offer_id == "o1" and m.revision == 1 for m in found))
 
     def test_a_department_wide_offer_takes_the_needs_waiting_longest_across_it(self):
-        # Needs at Vire and Honfleur, at the edges of Calvados, reported
-        # first, then at the two communes nearest its centre (the mean position
-        # of its communes, from which the search walked before 2026-11-27),
-        # 5 ms apart; then an offer at Rouen (no need within its 1 km) serving
-        # dep:14, with max_candidates = 4 (2 per territory entry): it takes
-        # the two needs waiting longest in the department, not the two
-        # nearest its centre.
+        # A need at Caen valid from next year, reported first, then needs at
+        # Vire and Honfleur, at the edges of Calvados, then at the two
+        # communes nearest its centre (the mean position of its communes,
+        # from which the search walked before 2026-11-27), 5 ms apart; then an
+        # offer at Rouen (no need within its 1 km) serving dep:14, with
+        # max_candidates = 4 (2 per territory entry): it takes the two needs
+        # waiting longest in the department, not the two nearest its centre,
+        # and the need not valid yet waits from its valid_from day, so it does
+        # not take their place.
         calvados = [c for c in COMMUNES if COMMUNES[c][2] == "14"]
         lat = sum(COMMUNES[c][0] for c in calvados) / len(calvados)
         lon = sum(COMMUNES[c][1] for c in calvados) / len(calvados)
@@ -341,11 +343,13 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertTrue(min(km_from(lat, lon, c) for c in (tm.VIRE, HONFLEUR)) > 30)
         st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
         st.start_matcher()
-        places = [("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]), ("n-centre-2", central[1])]
+        places = [("n-later", CAEN), ("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]),
+                  ("n-centre-2", central[1])]
         st.emit([tm.member("a-" + nid, com) for nid, com in places] + [tm.member("p-o1", tm.ROUEN)])
         for nid, com in places:
             time.sleep(0.005)
-            st.emit([tm.need(nid, "a-" + nid, com, category=CATEGORY, radius=5)])
+            st.emit([tm.need(nid, "a-" + nid, com, category=CATEGORY, radius=5,
+                             valid_from=tm.paris_date(365) if nid == "n-later" else "")])
         st.settle()
         self.assertEqual(st.matches(), [])
         st.emit([tm.offer("o1", "p-o1", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
