@@ -1212,22 +1212,27 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
     return len;
 }
 
-static const s_nearby_t *s_nearby(const mg_matcher_t *m, s_nearby_t **slot, double latitude,
-                                  double longitude) {
+/* The communes nearest `c` (m->nearby, computed on first use). */
+static const s_nearby_t *s_nearby(mg_matcher_t *m, const mg_commune_t *c) {
+    s_nearby_t **slot = &m->nearby[mg_communes_index(m->communes, c)];
     if (!*slot) {
         *slot = mg_calloc(1, sizeof(**slot));
-        (*slot)->n = mg_communes_nearest(m->communes, latitude, longitude, S_NEARBY_MAX + 1, (*slot)->commune,
-                                         (*slot)->km);
+        (*slot)->n = mg_communes_nearest(m->communes, c->latitude, c->longitude, S_NEARBY_MAX + 1,
+                                         (*slot)->commune, (*slot)->km);
     }
     return *slot;
 }
 
-/* A search by place for near() (state.c) into `out`:
- * "lon,lat,km,<communes in the table>,<complete>,<count>,<code> <code>...":
- * the communes of `nearby` within `radius_km` of the point, nearest first (at
- * most S_NEARBY_MAX), and whether they are all the communes within it. */
-static void s_search_spec(const mg_matcher_t *m, const s_nearby_t *nearby, double longitude, double latitude,
-                          double radius_km, char *out, size_t outlen) {
+/* The search around commune `c` for near() (state.c) into `out`, "" when
+ * radius_km is 0 (none): "lon,lat,km,<communes in the table>,<complete>,
+ * <count>,<code> <code>...": the communes within `radius_km` of `c`, nearest
+ * first (at most S_NEARBY_MAX), and whether they are all the communes within
+ * it. */
+static void s_search_spec(mg_matcher_t *m, const mg_commune_t *c, double radius_km, char *out,
+                          size_t outlen) {
+    out[0] = '\0';
+    if (radius_km <= 0) return;
+    const s_nearby_t *nearby = s_nearby(m, c);
     char codes[S_NEARBY_MAX * 7 + 1];
     size_t used = 0, k = 0;
     codes[0] = '\0';
@@ -1235,18 +1240,8 @@ static void s_search_spec(const mg_matcher_t *m, const s_nearby_t *nearby, doubl
         used += (size_t)snprintf(codes + used, sizeof(codes) - used, "%s%s", k ? " " : "",
                                  nearby->commune[k]->code);
     int complete = k >= nearby->n || nearby->km[k] > radius_km;
-    snprintf(out, outlen, "%.6f,%.6f,%.1f,%zu,%d,%zu,%s", longitude, latitude, radius_km,
+    snprintf(out, outlen, "%.6f,%.6f,%.1f,%zu,%d,%zu,%s", c->longitude, c->latitude, radius_km,
              mg_communes_count(m->communes), complete, k, codes);
-}
-
-/* The search around commune `c`; "" when radius_km is 0 (none). */
-static void s_commune_spec(mg_matcher_t *m, const mg_commune_t *c, double radius_km, char *out,
-                           size_t outlen) {
-    out[0] = '\0';
-    if (radius_km <= 0) return;
-    const s_nearby_t *nearby =
-        s_nearby(m, &m->nearby[mg_communes_index(m->communes, c)], c->latitude, c->longitude);
-    s_search_spec(m, nearby, c->longitude, c->latitude, radius_km, out, outlen);
 }
 
 /* When the broker received `env` (its stamp), in Unix ms; now for an
@@ -1288,7 +1283,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, s_today());
     mg_args_str(a, force ? "1" : "0");
     char spec[S_SPEC_MAX];
-    s_commune_spec(m, c, (double)radius_km, spec, sizeof(spec));
+    s_search_spec(m, c, (double)radius_km, spec, sizeof(spec));
     mg_args_str(a, spec);
 }
 
@@ -1320,7 +1315,7 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
     size_t len = s_offer_view(offer, &pb);
     char terr[2048], own[S_SPEC_MAX];
     s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
-    s_commune_spec(m, c, 0.5, own, sizeof(own));
+    s_search_spec(m, c, 0.5, own, sizeof(own));
     s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c,
                 offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, force);
     free(pb);
