@@ -8,7 +8,9 @@ mid-stream, a replay of the whole journal and a second instance, and two
 partitioned instances: after each step, mg:figures must equal what the
 records say (mg:need:*, mg:offer:*, mg:nm:*, mg:pair:*, mg:pfb:*) and what
 the journal says (which needs and offers are open, which matches are open,
-proposed, accepted), with no field at 0 or below."""
+proposed, accepted), with no field at 0 or below; and each open need must
+be in its cell and indexes, after the needs without a proposal in its
+department's index only if it has an open match."""
 
 import collections
 import signal
@@ -63,6 +65,32 @@ def from_records(redis):
         if redis.call("HGET", b"mg:pfb:" + key[len("mg:pair:"):], "acc") == b"1":
             want["ma|" + cell] += 1
     return dict(want)
+
+
+MATCHED = 10 ** 15  # state.c: added to the score of a need with an open match
+
+
+def misplaced_needs(redis):
+    """The open needs missing from their cell or their indexes by department
+    and EPCI, or moved after the needs without a proposal in their
+    department's index (MATCHED added, by an offer serving the department that
+    read them) though they have no open match: (need, key, score) each."""
+    wrong = []
+    for key in scan(redis, "mg:need:*"):
+        fields = redis.call("GET", key).split(b"|", 11)
+        if fields[1] != b"1":
+            continue
+        nid = key[len("mg:need:"):]
+        cat, com, dep, epci = (f.decode() for f in fields[3:7])
+        matched = redis.call("ZCARD", b"mg:nm:" + nid) > 0
+        keys = [("mg:cell:need:%s:%s" % (cat, com), False)]
+        keys += [("mg:idx:need:%s:dep:%s" % (cat, dep), matched)] if dep else []
+        keys += [("mg:idx:need:%s:epci:%s" % (cat, epci), False)] if epci else []
+        for k, may_move in keys:
+            score = redis.call("ZSCORE", k, nid)
+            if score is None or (float(score) >= MATCHED and not may_move):
+                wrong.append((nid.decode(), k, score))
+    return wrong
 
 
 def from_journal(st):
@@ -120,6 +148,7 @@ class FiguresTest(unittest.TestCase):
         got = figures(st.redis)
         self.assertTrue(all(v > 0 for v in got.values()), (label, got))
         self.assertEqual(got, from_records(st.redis), label)
+        self.assertEqual(misplaced_needs(st.redis), [], label)
         places, proposed, accepted = from_journal(st)
         self.assertEqual({k: v for k, v in got.items() if k[:2] in ("on", "oo", "un")}, places, label)
         self.assertEqual(sum(v for k, v in got.items() if k.startswith("mp|")), proposed, label)

@@ -24,7 +24,8 @@ radius, which the fallback's GEOSEARCH (another Earth radius) must not lose.
 Three more check which items of a crowded cell or territory index are read:
 a need takes the newest offers (the freshness the score rewards), an offer
 the needs waiting longest, never the first ids, and an offer serving a
-department the needs waiting longest anywhere in it.
+department the needs waiting longest anywhere in it; and those without a
+proposal before those with one.
 Each test checks in Python, from the commune
 table, which path its numbers select, and checks the path itself from the
 commands the script ran (MONITOR shows a script's commands as "[0 lua]")."""
@@ -71,6 +72,20 @@ def km_from(lat1, lon1, b):
     dlat, dlon = (lat2 - lat1) * rad, (lon2 - lon1) * rad
     x = math.sin(dlat / 2) ** 2 + math.cos(lat1 * rad) * math.cos(lat2 * rad) * math.sin(dlon / 2) ** 2
     return 2 * EARTH_KM * math.asin(math.sqrt(min(1.0, x)))
+
+
+def calvados_centre():
+    """The mean position (lat, lon) of Calvados' communes, from which a search
+    for a department-wide offer walked before 2026-11-27."""
+    calvados = [c for c in COMMUNES if COMMUNES[c][2] == "14"]
+    return (sum(COMMUNES[c][0] for c in calvados) / len(calvados),
+            sum(COMMUNES[c][1] for c in calvados) / len(calvados))
+
+
+def central_calvados():
+    """The two communes nearest Calvados' centre."""
+    lat, lon = calvados_centre()
+    return sorted((c for c in COMMUNES if COMMUNES[c][2] == "14"), key=lambda c: km_from(lat, lon, c))[:2]
 
 
 def nearest(code):
@@ -336,11 +351,8 @@ class MatcherSearchTest(unittest.TestCase):
         # waiting longest in the department, not the two nearest its centre,
         # and the need not valid yet waits from its valid_from day, so it does
         # not take their place.
-        calvados = [c for c in COMMUNES if COMMUNES[c][2] == "14"]
-        lat = sum(COMMUNES[c][0] for c in calvados) / len(calvados)
-        lon = sum(COMMUNES[c][1] for c in calvados) / len(calvados)
-        central = sorted(calvados, key=lambda c: km_from(lat, lon, c))[:2]
-        self.assertTrue(min(km_from(lat, lon, c) for c in (tm.VIRE, HONFLEUR)) > 30)
+        central = central_calvados()
+        self.assertTrue(min(km_from(*calvados_centre(), c) for c in (tm.VIRE, HONFLEUR)) > 30)
         st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
         st.start_matcher()
         places = [("n-later", CAEN), ("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]),
@@ -357,6 +369,77 @@ class MatcherSearchTest(unittest.TestCase):
         found = st.matches()
         self.assertEqual(sorted(m.need_id for m in found), ["n-honfleur", "n-vire"],
                          [(m.need_id, m.explanation) for m in found])
+
+    def test_an_offer_takes_first_the_needs_without_a_proposal(self):
+        # Needs at Vire and Honfleur, then at the two communes nearest
+        # Calvados' centre, then at Caen, 5 ms apart; offers at Rouen (no
+        # need within their 1 km) serving dep:14, with max_candidates = 4 (2
+        # per territory entry). o1 takes the two needs waiting longest (Vire,
+        # Honfleur); o2 the two next, which have no proposal yet, not Vire and
+        # Honfleur again, though they waited longer (it moves them after the
+        # needs without a proposal in the department's index); once o1 is
+        # withdrawn, Vire and Honfleur have none again, move back, and o3
+        # takes them, not the need at Caen and one of them.
+        central = central_calvados()
+        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        places = [("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]),
+                  ("n-centre-2", central[1]), ("n-caen", CAEN)]
+        st.emit([tm.member("a-" + nid, com) for nid, com in places]
+                + [tm.member("p-o%d" % k, tm.ROUEN) for k in (1, 2, 3)])
+        for nid, com in places:
+            time.sleep(0.005)
+            st.emit([tm.need(nid, "a-" + nid, com, category=CATEGORY, radius=5)])
+        st.settle()
+
+        def publish_and_expect(oid, needs):
+            st.emit([tm.offer(oid, "p-" + oid, tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
+            st.settle()
+            found = [m for m in st.matches() if m.offer_id == oid]
+            self.assertEqual(sorted(m.need_id for m in found), needs, [(m.need_id, m.explanation) for m in found])
+
+        def moved():
+            index = st.redis.call("ZRANGE", "mg:idx:need:%s:dep:14" % CATEGORY, 0, -1, "WITHSCORES")
+            return sorted(n.decode() for n, score in zip(index[::2], index[1::2]) if float(score) >= 1e15)
+
+        publish_and_expect("o1", ["n-honfleur", "n-vire"])
+        self.assertEqual(moved(), [])
+        publish_and_expect("o2", ["n-centre-1", "n-centre-2"])
+        self.assertEqual(moved(), ["n-honfleur", "n-vire"])
+        st.emit([tm.offer_withdrawn("o1", "p-o1")])
+        h.wait_until(lambda: sum(m.retired for m in st.matches()) == 2, timeout=15, what="o1's matches retired")
+        st.settle()
+        self.assertEqual(moved(), [])
+        publish_and_expect("o3", ["n-honfleur", "n-vire"])
+
+    def test_a_department_wide_read_passes_over_its_provider_s_needs_and_those_proposed(self):
+        # Needs in Calvados, 5 ms apart: n-1 of p-o2 itself (at Vire), n-2
+        # (Honfleur), n-3 and n-4 (central), n-5 (Caen); an offer at
+        # Honfleur (5 km) is proposed to n-2. Then o2 of p-o2, at Rouen,
+        # serving dep:14 with max_candidates = 4 (2 from the department):
+        # its first read (n-1, n-2) passes over its own need and moves n-2,
+        # its second starts after n-1 and takes n-3 and n-4.
+        central = central_calvados()
+        self.assertTrue(all(km(HONFLEUR, c) > 10 for c in central + [tm.VIRE, CAEN]))
+        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        places = [("n-1", "p-o2", tm.VIRE), ("n-2", "a-2", HONFLEUR), ("n-3", "a-3", central[0]),
+                  ("n-4", "a-4", central[1]), ("n-5", "a-5", CAEN)]
+        st.emit([tm.member(sid, com) for _, sid, com in places[1:]]
+                + [tm.member("p-o2", tm.ROUEN), tm.member("p-near", HONFLEUR)])
+        for nid, sid, com in places:
+            time.sleep(0.005)
+            st.emit([tm.need(nid, sid, com, category=CATEGORY, radius=5)])
+        st.emit([tm.offer("o-near", "p-near", HONFLEUR, category=CATEGORY, radius=5)])
+        st.settle()
+        self.assertEqual([m.need_id for m in st.matches()], ["n-2"])
+        st.emit([tm.offer("o2", "p-o2", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
+        st.settle()
+        found = [m for m in st.matches() if m.offer_id == "o2"]
+        self.assertEqual(sorted(m.need_id for m in found), ["n-3", "n-4"],
+                         [(m.need_id, m.explanation) for m in found])
+        index = st.redis.call("ZRANGE", "mg:idx:need:%s:dep:14" % CATEGORY, 0, -1)
+        self.assertEqual([n.decode() for n in index], ["n-1", "n-3", "n-4", "n-5", "n-2"])
 
 
 if __name__ == "__main__":
