@@ -303,18 +303,18 @@ static void s_append_apply(s_gen_t *g, redisContext *c, const char *sha, mg_enve
         uint8_t *pb;
         size_t len = s_need_view(need, &pb);
         s_item_args(g->m, &job, &a, "need", need->need_id, need->structure_id, need->category,
-                    mg_communes_find(g->communes, need->commune), need->valid_from, need->valid_until, pb, len, "",
-                    1, "", 0);
+                    mg_communes_find(g->communes, need->commune), need->valid_from, need->valid_until, pb,
+                    len, "", 1, "", "", 0);
         free(pb);
     } else {
         const Maillage__V1__Offer *offer = env->offer_published->offer;
         uint8_t *pb;
         size_t len = s_offer_view(offer, &pb);
         char terr[64];
-        s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
+        s_join_words(terr, sizeof(terr), offer->territory, offer->n_territory);
         s_item_args(g->m, &job, &a, "offer", offer->offer_id, offer->provider_id, offer->category,
-                    mg_communes_find(g->communes, offer->commune), offer->valid_from, offer->valid_until, pb, len,
-                    terr, 1, "", 0);
+                    mg_communes_find(g->communes, offer->commune), offer->valid_from, offer->valid_until, pb,
+                    len, terr, 1, "", "", 0);
         free(pb);
     }
     redisAppendCommandArgv(c, a.argc, (const char **)a.argv, a.lens);

@@ -1139,14 +1139,51 @@ static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
 
 /* ---- step 1: apply ------------------------------------------------------------------ */
 
-static void s_terr_join(char *out, size_t outlen, char *const *entries, size_t n) {
-    size_t used = 0;
+/* `entries` joined by spaces into `out` (a territory, networks, departments:
+ * ids without spaces), whole entries only; returns how many fit. */
+static size_t s_join_words(char *out, size_t outlen, char *const *entries, size_t n) {
+    size_t used = 0, i = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < n && used + 1 < outlen; i++) {
+    for (; i < n && used + 1 < outlen; i++) {
         int w = snprintf(out + used, outlen - used, "%s%s", used ? " " : "", entries[i]);
-        if (w < 0 || (size_t)w >= outlen - used) break;
+        if (w < 0 || (size_t)w >= outlen - used) {
+            out[used] = '\0';
+            break;
+        }
         used += (size_t)w;
     }
+    return i;
+}
+
+/* The offer's conditions as the script's department-wide read checks them
+ * (waiting_needs() in state.c): "<families>|<networks>|<departments>", each
+ * space-separated, "*" for any; the families by number, those
+ * mg_match_family_admitted() admits (none: empty). "" when the offer has no
+ * conditions, or when they do not fit `out`: then the C filters alone
+ * decide. */
+static void s_offer_filter(const Maillage__V1__Offer *offer, char *out, size_t outlen) {
+    const Maillage__V1__OfferConditions *c = offer->conditions;
+    out[0] = '\0';
+    if (!c || (!c->ess_only && !c->n_families && !c->n_member_of && !c->n_departments)) return;
+    char families[256] = "*", networks[1024] = "*", departments[256] = "*";
+    if (c->ess_only || c->n_families) {
+        const ProtobufCEnumDescriptor *family = &maillage__v1__family__descriptor;
+        size_t used = 0;
+        families[0] = '\0';
+        for (unsigned i = 0; i < family->n_values && used + 16 < sizeof(families); i++) {
+            int v = family->values[i].value;
+            if (!mg_match_family_admitted(c, (Maillage__V1__Family)v)) continue;
+            used += (size_t)snprintf(families + used, sizeof(families) - used, "%s%d", used ? " " : "", v);
+        }
+    }
+    if (c->n_member_of &&
+        s_join_words(networks, sizeof(networks), c->member_of, c->n_member_of) < c->n_member_of)
+        return;
+    if (c->n_departments &&
+        s_join_words(departments, sizeof(departments), c->departments, c->n_departments) < c->n_departments)
+        return;
+    int w = snprintf(out, outlen, "%s|%s|%s", families, networks, departments);
+    if (w < 0 || (size_t)w >= outlen) out[0] = '\0';
 }
 
 /* The text the keywords component reads (tags, title, description), folded
@@ -1254,7 +1291,7 @@ static long long s_received_ms(const mg_envelope_t *env) {
 static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id,
                         const char *sid, const char *category, const mg_commune_t *c, const char *valid_from,
                         const char *valid_until, const uint8_t *pb, size_t pb_len, const char *terr,
-                        long long radius_km, const char *own_search, int force) {
+                        long long radius_km, const char *own_search, const char *filter, int force) {
     int64_t now = mg_clock_service_now_ms();
     mg_args_str(a, op);
     mg_args_int(a, (long long)job->seq);
@@ -1285,6 +1322,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     char spec[S_SPEC_MAX];
     s_search_spec(m, c, (double)radius_km, spec, sizeof(spec));
     mg_args_str(a, spec);
+    mg_args_str(a, filter);
 }
 
 /* The "need" call of `need` into `a`: -1 (nothing added) if its commune is
@@ -1299,7 +1337,7 @@ static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Mailla
     size_t len = s_need_view(need, &pb);
     long long radius = need->radius_km ? need->radius_km : m->search_max_km;
     s_item_args(m, job, a, "need", need->need_id, need->structure_id, need->category, c, need->valid_from,
-                need->valid_until, pb, len, "", radius, "", force);
+                need->valid_until, pb, len, "", radius, "", "", force);
     free(pb);
     return 0;
 }
@@ -1313,11 +1351,12 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
     }
     uint8_t *pb;
     size_t len = s_offer_view(offer, &pb);
-    char terr[2048], own[S_SPEC_MAX];
-    s_terr_join(terr, sizeof(terr), offer->territory, offer->n_territory);
+    char terr[2048], own[S_SPEC_MAX], filter[1600];
+    s_join_words(terr, sizeof(terr), offer->territory, offer->n_territory);
     s_search_spec(m, c, 0.5, own, sizeof(own));
+    s_offer_filter(offer, filter, sizeof(filter));
     s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c,
-                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, force);
+                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, filter, force);
     free(pb);
     return 0;
 }

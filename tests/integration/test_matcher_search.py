@@ -441,6 +441,38 @@ class MatcherSearchTest(unittest.TestCase):
         index = st.redis.call("ZRANGE", "mg:idx:need:%s:dep:14" % CATEGORY, 0, -1)
         self.assertEqual([n.decode() for n in index], ["n-1", "n-3", "n-4", "n-5", "n-2"])
 
+    def test_a_department_wide_read_passes_over_the_needs_its_conditions_exclude(self):
+        # Needs in Calvados, 5 ms apart: n-1 of a structure outside the
+        # network "reseau-x", n-2 of a local business in it, then n-3 to n-5
+        # of ESS structures in it. o1, at Rouen, serving dep:14 with
+        # max_candidates = 4 (2 from the department), is reserved to ESS
+        # members of reseau-x in Calvados: it passes over n-1 and n-2 (the
+        # two waiting longest) and takes n-3 and n-4.
+        central = central_calvados()
+        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        places = [("n-1", tm.member("a-1", tm.VIRE), tm.VIRE),
+                  ("n-2", tm.member("a-2", HONFLEUR, family="FAMILY_LOCAL_BUSINESS", networks=("reseau-x",)),
+                   HONFLEUR),
+                  ("n-3", tm.member("a-3", central[0], networks=("cress-normandie", "reseau-x")), central[0]),
+                  ("n-4", tm.member("a-4", central[1], family="FAMILY_COOPERATIVE", networks=("reseau-x",)),
+                   central[1]),
+                  ("n-5", tm.member("a-5", CAEN, networks=("reseau-x",)), CAEN)]
+        st.emit([m for _, m, _ in places] + [tm.member("p-o1", tm.ROUEN)])
+        for nid, m, com in places:
+            time.sleep(0.005)
+            st.emit([tm.need(nid, m.member_joined.structure.structure_id, com, category=CATEGORY, radius=5)])
+        st.settle()
+        o1 = tm.offer("o1", "p-o1", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",),
+                      member_of=("reseau-x",))
+        o1.offer_published.offer.conditions.ess_only = True
+        o1.offer_published.offer.conditions.departments.append("14")
+        st.emit([o1])
+        st.settle()
+        found = [m for m in st.matches() if m.offer_id == "o1"]
+        self.assertEqual(sorted(m.need_id for m in found), ["n-3", "n-4"],
+                         [(m.need_id, m.explanation) for m in found])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -394,6 +394,28 @@ static void reserved_offers_refuse_the_others(void **state) {
     assert_int_equal(mg_match_filter(&p.in), MG_MATCH_OK);
 }
 
+/* What the matcher's department-wide read is told (s_offer_filter()). */
+static void family_admitted_follows_ess_only_and_families(void **state) {
+    (void)state;
+    Maillage__V1__OfferConditions c;
+    maillage__v1__offer_conditions__init(&c);
+    assert_true(mg_match_family_admitted(NULL, MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS));
+    assert_true(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS));
+    c.ess_only = 1;
+    assert_true(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE));
+    assert_false(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_LOCAL_BUSINESS));
+    assert_false(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_UNSPECIFIED));
+    Maillage__V1__Family families[] = {MAILLAGE__V1__FAMILY__FAMILY_MUTUAL,
+                                       MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY};
+    c.families = families;
+    c.n_families = 2;
+    assert_true(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_MUTUAL));
+    assert_false(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY)); /* not ESS */
+    assert_false(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_COOPERATIVE)); /* not listed */
+    c.ess_only = 0;
+    assert_true(mg_match_family_admitted(&c, MAILLAGE__V1__FAMILY__FAMILY_PUBLIC_BODY));
+}
+
 /* ---- Score ------------------------------------------------------------- */
 
 static const mg_match_weights_t s_weights = {
@@ -671,6 +693,7 @@ int main(void) {
         cmocka_unit_test(other_category_and_same_structure_never_match),
         cmocka_unit_test(expired_or_not_yet_valid_items_never_match),
         cmocka_unit_test(reserved_offers_refuse_the_others),
+        cmocka_unit_test(family_admitted_follows_ess_only_and_families),
         cmocka_unit_test(fixed_pair_has_hand_checked_components_and_sentence),
         cmocka_unit_test(prefolded_keywords_give_the_same_score),
         cmocka_unit_test(nearer_offer_with_more_shared_words_ranks_higher),

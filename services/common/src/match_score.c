@@ -365,25 +365,31 @@ static int s_contains(char *const *list, size_t n, const char *s) {
     return 0;
 }
 
+int mg_match_family_admitted(const Maillage__V1__OfferConditions *c, Maillage__V1__Family family) {
+    if (!c) return 1;
+    if (c->ess_only && !s_is_ess(family)) return 0;
+    if (c->n_families > 0) {
+        int allowed = 0;
+        for (size_t i = 0; i < c->n_families && !allowed; i++)
+            allowed = c->families[i] == family;
+        if (!allowed) return 0;
+    }
+    return 1;
+}
+
 static int s_conditions_hold(const mg_match_input_t *in) {
     const Maillage__V1__OfferConditions *c = in->offer->conditions;
     if (!c) return 1;
     const mg_match_party_t *p = in->need_party;
     Maillage__V1__Family family = p ? p->family : MAILLAGE__V1__FAMILY__FAMILY_UNSPECIFIED;
 
-    if (c->ess_only && !s_is_ess(family)) return 0;
+    if (!mg_match_family_admitted(c, family)) return 0;
     if (c->n_member_of > 0) {
         int member = 0;
         for (const char *const *net = p ? p->networks : NULL; net && *net && !member; net++) {
             member = s_contains(c->member_of, c->n_member_of, *net);
         }
         if (!member) return 0;
-    }
-    if (c->n_families > 0) {
-        int allowed = 0;
-        for (size_t i = 0; i < c->n_families && !allowed; i++)
-            allowed = c->families[i] == family;
-        if (!allowed) return 0;
     }
     if (c->n_departments > 0) {
         const mg_commune_t *nc = s_need_commune(in);

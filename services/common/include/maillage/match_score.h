@@ -126,6 +126,10 @@ typedef struct {
  * filter. */
 mg_match_verdict_t mg_match_filter(const mg_match_input_t *in);
 
+/* Whether a structure of `family` passes the family conditions of `c`
+ * (ess_only, families); NULL conditions admit every family. */
+int mg_match_family_admitted(const Maillage__V1__OfferConditions *c, Maillage__V1__Family family);
+
 /* English name of a verdict for logs and metrics ("ok", "other_category",
  * "same_structure", "out_of_area", "not_valid_today", "conditions"). Static. */
 const char *mg_match_verdict_name(mg_match_verdict_t verdict);
