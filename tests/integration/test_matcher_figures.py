@@ -93,6 +93,12 @@ def misplaced_needs(redis):
     return wrong
 
 
+def moved_needs(redis):
+    """How many needs are moved after those without a proposal in their
+    department's index."""
+    return sum(len(redis.call("ZRANGE", k, MATCHED, "+inf", "BYSCORE")) for k in scan(redis, "mg:idx:need:*:dep:*"))
+
+
 def from_journal(st):
     """What the journal alone says: the open needs and offers by category and
     commune, the unmet needs, and how many matches were proposed and
@@ -227,8 +233,14 @@ class FiguresTest(unittest.TestCase):
         revisions = [m.revision for m in st.matches() if m.match_id == mid_ifs]
         self.assertGreaterEqual(max(revisions), 3, revisions)
 
-        # kill -9 mid-stream, more events of every kind.
+        # kill -9 mid-stream, more events of every kind, with offers serving
+        # Calvados (their read moves the needs that have a match after those
+        # without in mg:idx:need:<cat>:dep:14), one withdrawn.
         events = tm.MatcherTest.dataset(self)
+        events[60:60] = [tm.offer("o-dep-%s" % cat, "s-rouen", ROUEN, category=cat, radius=1, territory=("dep:14",))
+                         for cat in ("locaux", "materiel", "formation")]
+        events += [tm.offer("o-dep-2", "s-rouen", ROUEN, radius=1, territory=("dep:14",)),
+                   tm.offer_withdrawn("o-dep-locaux", "s-rouen")]
         for i in range(0, len(events), 10):
             st.emit(events[i:i + 10])
             if i in (30, 70):
@@ -238,6 +250,7 @@ class FiguresTest(unittest.TestCase):
         st.start_matcher()
         crashed = self.check(st, "after kill -9")
         self.assertGreater(sum(v for k, v in crashed.items() if k.startswith("mp|")), 20)
+        self.assertGreater(moved_needs(st.redis), 0)
 
         # The whole journal replayed: nothing moves.
         st.matchers[0].stop()
@@ -257,6 +270,15 @@ class FiguresTest(unittest.TestCase):
         for i in range(0, len(more), 6):
             st.emit(more[i:i + 6])
         self.check(st, "two instances", names=("matcher", "matcher-1"))
+
+        # Every offer withdrawn: every need loses its matches, and the moved
+        # ones move back.
+        self.assertGreater(moved_needs(st.redis), 0)
+        offers = [(k.decode()[len("mg:offer:"):], st.redis.call("GET", k).split(b"|")[2].decode())
+                  for k in scan(st.redis, "mg:offer:*") if st.redis.call("GET", k).split(b"|")[1] == b"1"]
+        st.emit([tm.offer_withdrawn(oid, sid) for oid, sid in offers])
+        self.check(st, "every offer withdrawn", names=("matcher", "matcher-1"))
+        self.assertEqual(moved_needs(st.redis), 0)
 
     def test_figures_exact_with_two_partitioned_instances(self):
         st = tm.Stack(self.ws, instances=2)

@@ -379,7 +379,8 @@ class MatcherSearchTest(unittest.TestCase):
         # Honfleur again, though they waited longer (it moves them after the
         # needs without a proposal in the department's index); once o1 is
         # withdrawn, Vire and Honfleur have none again, move back, and o3
-        # takes them, not the need at Caen and one of them.
+        # takes them, not the need at Caen and one of them. (An update of o2
+        # in between keeps its two needs: they are its candidates already.)
         central = central_calvados()
         st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
         st.start_matcher()
@@ -406,6 +407,12 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(moved(), [])
         publish_and_expect("o2", ["n-centre-1", "n-centre-2"])
         self.assertEqual(moved(), ["n-honfleur", "n-vire"])
+        # An update of o2 reads its own needs again, as taken: it does not
+        # spread to the need at Caen.
+        st.emit([tm.offer("o2", "p-o2", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",),
+                          title="Cuisine et stockage, mis à jour", event_type="offer.updated")])
+        st.settle()
+        self.assertEqual(sorted({m.need_id for m in st.matches() if m.offer_id == "o2"}), ["n-centre-1", "n-centre-2"])
         st.emit([tm.offer_withdrawn("o1", "p-o1")])
         h.wait_until(lambda: sum(m.retired for m in st.matches()) == 2, timeout=15, what="o1's matches retired")
         st.settle()
