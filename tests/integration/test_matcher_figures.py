@@ -67,7 +67,7 @@ def from_records(redis):
     return dict(want)
 
 
-MATCHED = 10 ** 15  # state.c: added to the score of a need with an open match
+MATCHED = 10 ** 15  # state.c: added to the score of a need moved in its department's index
 
 
 def misplaced_needs(redis):
