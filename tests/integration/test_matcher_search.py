@@ -88,6 +88,17 @@ def central_calvados():
     return sorted((c for c in COMMUNES if COMMUNES[c][2] == "14"), key=lambda c: km_from(lat, lon, c))[:2]
 
 
+def calvados_need(nid, sid, commune, **options):
+    """Need `nid` of structure `sid` at `commune`, within 5 km."""
+    return tm.need(nid, sid, commune, category=CATEGORY, radius=5, **options)
+
+
+def calvados_offer(oid, **options):
+    """Offer `oid` of structure "p-<oid>" at Rouen (no need within its 1 km),
+    serving all of Calvados (dep:14)."""
+    return tm.offer(oid, "p-" + oid, tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",), **options)
+
+
 def nearest(code):
     """Every commune of the table, nearest `code` first, equal distances by
     code (mg_communes_nearest())."""
@@ -205,6 +216,19 @@ class MatcherSearchTest(unittest.TestCase):
         found = [m for m in st.matches() if m.need_id == "n1"]
         nm = sorted(o.decode() for o in st.redis.call("ZRANGE", "mg:nm:n1", 0, -1))
         return found, nm, steps
+
+    def stack_with_needs(self, members, needs):
+        """A stack with max_candidates = 4 (2 per territory entry) where
+        `members` joined, then `needs` were reported in that order, 5 ms apart,
+        so that each waits longer than the next; settled."""
+        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        st.emit(members)
+        for need in needs:
+            time.sleep(0.005)
+            st.emit([need])
+        st.settle()
+        return st
 
     def near_caen(self):
         """The offers nearest Caen: one at Caen, two at Épron, the 7th commune
@@ -353,18 +377,14 @@ class MatcherSearchTest(unittest.TestCase):
         # not take their place.
         central = central_calvados()
         self.assertTrue(min(km_from(*calvados_centre(), c) for c in (tm.VIRE, HONFLEUR)) > 30)
-        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
-        st.start_matcher()
         places = [("n-later", CAEN), ("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]),
                   ("n-centre-2", central[1])]
-        st.emit([tm.member("a-" + nid, com) for nid, com in places] + [tm.member("p-o1", tm.ROUEN)])
-        for nid, com in places:
-            time.sleep(0.005)
-            st.emit([tm.need(nid, "a-" + nid, com, category=CATEGORY, radius=5,
-                             valid_from=tm.paris_date(365) if nid == "n-later" else "")])
-        st.settle()
+        st = self.stack_with_needs(
+            [tm.member("a-" + nid, com) for nid, com in places] + [tm.member("p-o1", tm.ROUEN)],
+            [calvados_need(nid, "a-" + nid, com, valid_from=tm.paris_date(365) if nid == "n-later" else "")
+             for nid, com in places])
         self.assertEqual(st.matches(), [])
-        st.emit([tm.offer("o1", "p-o1", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
+        st.emit([calvados_offer("o1")])
         st.settle()
         found = st.matches()
         self.assertEqual(sorted(m.need_id for m in found), ["n-honfleur", "n-vire"],
@@ -382,19 +402,14 @@ class MatcherSearchTest(unittest.TestCase):
         # takes them, not the need at Caen and one of them. (An update of o2
         # in between keeps its two needs: they are its candidates already.)
         central = central_calvados()
-        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
-        st.start_matcher()
         places = [("n-vire", tm.VIRE), ("n-honfleur", HONFLEUR), ("n-centre-1", central[0]),
                   ("n-centre-2", central[1]), ("n-caen", CAEN)]
-        st.emit([tm.member("a-" + nid, com) for nid, com in places]
-                + [tm.member("p-o%d" % k, tm.ROUEN) for k in (1, 2, 3)])
-        for nid, com in places:
-            time.sleep(0.005)
-            st.emit([tm.need(nid, "a-" + nid, com, category=CATEGORY, radius=5)])
-        st.settle()
+        st = self.stack_with_needs(
+            [tm.member("a-" + nid, com) for nid, com in places] + [tm.member("p-o%d" % k, tm.ROUEN) for k in (1, 2, 3)],
+            [calvados_need(nid, "a-" + nid, com) for nid, com in places])
 
         def publish_and_expect(oid, needs):
-            st.emit([tm.offer(oid, "p-" + oid, tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
+            st.emit([calvados_offer(oid)])
             st.settle()
             found = [m for m in st.matches() if m.offer_id == oid]
             self.assertEqual(sorted(m.need_id for m in found), needs, [(m.need_id, m.explanation) for m in found])
@@ -409,8 +424,7 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(moved(), ["n-honfleur", "n-vire"])
         # An update of o2 reads its own needs again, as taken: it does not
         # spread to the need at Caen.
-        st.emit([tm.offer("o2", "p-o2", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",),
-                          title="Cuisine et stockage, mis à jour", event_type="offer.updated")])
+        st.emit([calvados_offer("o2", title="Cuisine et stockage, mis à jour", event_type="offer.updated")])
         st.settle()
         self.assertEqual(sorted({m.need_id for m in st.matches() if m.offer_id == "o2"}), ["n-centre-1", "n-centre-2"])
         st.emit([tm.offer_withdrawn("o1", "p-o1")])
@@ -428,19 +442,16 @@ class MatcherSearchTest(unittest.TestCase):
         # its second starts after n-1 and takes n-3 and n-4.
         central = central_calvados()
         self.assertTrue(all(km(HONFLEUR, c) > 10 for c in central + [tm.VIRE, CAEN]))
-        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
-        st.start_matcher()
         places = [("n-1", "p-o2", tm.VIRE), ("n-2", "a-2", HONFLEUR), ("n-3", "a-3", central[0]),
                   ("n-4", "a-4", central[1]), ("n-5", "a-5", CAEN)]
-        st.emit([tm.member(sid, com) for _, sid, com in places[1:]]
-                + [tm.member("p-o2", tm.ROUEN), tm.member("p-near", HONFLEUR)])
-        for nid, sid, com in places:
-            time.sleep(0.005)
-            st.emit([tm.need(nid, sid, com, category=CATEGORY, radius=5)])
+        st = self.stack_with_needs(
+            [tm.member(sid, com) for _, sid, com in places[1:]]
+            + [tm.member("p-o2", tm.ROUEN), tm.member("p-near", HONFLEUR)],
+            [calvados_need(nid, sid, com) for nid, sid, com in places])
         st.emit([tm.offer("o-near", "p-near", HONFLEUR, category=CATEGORY, radius=5)])
         st.settle()
         self.assertEqual([m.need_id for m in st.matches()], ["n-2"])
-        st.emit([tm.offer("o2", "p-o2", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",))])
+        st.emit([calvados_offer("o2")])
         st.settle()
         found = [m for m in st.matches() if m.offer_id == "o2"]
         self.assertEqual(sorted(m.need_id for m in found), ["n-3", "n-4"],
@@ -456,8 +467,6 @@ class MatcherSearchTest(unittest.TestCase):
         # members of reseau-x in Calvados: it passes over n-1 and n-2 (the
         # two waiting longest) and takes n-3 and n-4.
         central = central_calvados()
-        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
-        st.start_matcher()
         places = [("n-1", tm.member("a-1", tm.VIRE), tm.VIRE),
                   ("n-2", tm.member("a-2", HONFLEUR, family="FAMILY_LOCAL_BUSINESS", networks=("reseau-x",)),
                    HONFLEUR),
@@ -465,13 +474,10 @@ class MatcherSearchTest(unittest.TestCase):
                   ("n-4", tm.member("a-4", central[1], family="FAMILY_COOPERATIVE", networks=("reseau-x",)),
                    central[1]),
                   ("n-5", tm.member("a-5", CAEN, networks=("reseau-x",)), CAEN)]
-        st.emit([m for _, m, _ in places] + [tm.member("p-o1", tm.ROUEN)])
-        for nid, m, com in places:
-            time.sleep(0.005)
-            st.emit([tm.need(nid, m.member_joined.structure.structure_id, com, category=CATEGORY, radius=5)])
-        st.settle()
-        o1 = tm.offer("o1", "p-o1", tm.ROUEN, category=CATEGORY, radius=1, territory=("dep:14",),
-                      member_of=("reseau-x",))
+        st = self.stack_with_needs(
+            [m for _, m, _ in places] + [tm.member("p-o1", tm.ROUEN)],
+            [calvados_need(nid, m.member_joined.structure.structure_id, com) for nid, m, com in places])
+        o1 = calvados_offer("o1", member_of=("reseau-x",))
         o1.offer_published.offer.conditions.ess_only = True
         o1.offer_published.offer.conditions.departments.append("14")
         st.emit([o1])
