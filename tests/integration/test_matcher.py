@@ -126,13 +126,6 @@ def member_left(sid):
     return env
 
 
-def set_clock(path, offset_ms):
-    """Move the daemons started with MAILLAGE_CLOCK_FILE=`path` to `offset_ms`
-    from now (they re-read it within 20 ms)."""
-    with open(path, "w") as f:
-        f.write(str(offset_ms))
-
-
 # ---- a stack ----------------------------------------------------------------------
 
 class Stack:
@@ -232,9 +225,9 @@ class MatcherTest(unittest.TestCase):
 
     def clocked_stack(self):
         """A Stack whose matcher acts on a test clock, at offset 0 until
-        set_clock(): (the stack, its matcher, the clock file)."""
+        h.set_clock(): (the stack, its matcher, the clock file)."""
         clock = self.ws.path("clock")
-        set_clock(clock, 0)
+        h.set_clock(clock, 0)
         st = Stack(self.ws)
         return st, st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock}), clock
 
@@ -480,7 +473,7 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(st.matches(), [])
         head = int(st.redis.call("GET", "mg:journal:seq"))
         # Tomorrow: both pairs, with no new event in.
-        set_clock(clock, DAY_MS)
+        h.set_clock(clock, DAY_MS)
         deadline = time.monotonic() + 10
         while len(st.matches()) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -547,7 +540,7 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(records("n1"), n1_records)
         # 366 days later: n1's pairs go (record, explanation, match id,
         # feedback), n2's stay, and so does n1's tombstone.
-        set_clock(clock, 366 * DAY_MS)
+        h.set_clock(clock, 366 * DAY_MS)
         h.wait_until(lambda: records("n1") == [], timeout=10, what="n1's match records deleted")
         start = cycles()
         h.wait_until(lambda: cycles() >= start + 2, timeout=10, what="two more scans")

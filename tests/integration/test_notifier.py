@@ -163,9 +163,7 @@ class Stack:
         self.notifier = None
 
     def set_clock(self, offset_ms):
-        with open(self.clock + ".tmp", "w") as f:
-            f.write("%d\n" % offset_ms)
-        os.replace(self.clock + ".tmp", self.clock)
+        h.set_clock(self.clock, offset_ms)
 
     def start(self):
         d = h.Daemon(self.ws.dir, "maillage-notifier", self.conf, env={"MAILLAGE_CLOCK_FILE": self.clock})
