@@ -274,9 +274,9 @@ class FiguresTest(unittest.TestCase):
         # Every offer withdrawn: every need loses its matches, and the moved
         # ones move back.
         self.assertGreater(moved_needs(st.redis), 0)
-        offers = [(k.decode()[len("mg:offer:"):], st.redis.call("GET", k).split(b"|")[2].decode())
-                  for k in scan(st.redis, "mg:offer:*") if st.redis.call("GET", k).split(b"|")[1] == b"1"]
-        st.emit([tm.offer_withdrawn(oid, sid) for oid, sid in offers])
+        records = {k.decode()[len("mg:offer:"):]: st.redis.call("GET", k).split(b"|")
+                   for k in scan(st.redis, "mg:offer:*")}
+        st.emit([tm.offer_withdrawn(oid, f[2].decode()) for oid, f in records.items() if f[1] == b"1"])
         self.check(st, "every offer withdrawn", names=("matcher", "matcher-1"))
         self.assertEqual(moved_needs(st.redis), 0)
 
