@@ -42,6 +42,7 @@ import harness as h
 import test_matcher as tm  # the Stack and the event builders (as a module: its tests do not run here)
 
 CAEN, EPRON, LISIEUX, HONFLEUR = "14118", "14242", "14366", "14333"
+CAEN_LA_MER = "200065597"  # the EPCI of Caen and Épron
 CATEGORY = "locaux"
 WANT = 2            # [matcher] max_candidates of these tests
 NEARBY_MAX = 64     # S_NEARBY_MAX in matcher.c: the communes a search lists
@@ -217,11 +218,11 @@ class MatcherSearchTest(unittest.TestCase):
         nm = sorted(o.decode() for o in st.redis.call("ZRANGE", "mg:nm:n1", 0, -1))
         return found, nm, steps
 
-    def stack_with_needs(self, members, needs):
-        """A stack with max_candidates = 4 (2 per territory entry) where
-        `members` joined, then `needs` were reported in that order, 5 ms apart,
-        so that each waits longer than the next; settled."""
-        st = tm.Stack(self.ws, max_candidates=4, max_proposals=10, collective_min_structures=0)
+    def stack_with_needs(self, members, needs, max_candidates=4):
+        """A stack with `max_candidates` (by default 4: 2 per territory entry)
+        where `members` joined, then `needs` were reported in that order, 5 ms
+        apart, so that each waits longer than the next; settled."""
+        st = tm.Stack(self.ws, max_candidates=max_candidates, max_proposals=10, collective_min_structures=0)
         st.start_matcher()
         st.emit(members)
         for need in needs:
@@ -485,6 +486,30 @@ class MatcherSearchTest(unittest.TestCase):
         found = [m for m in st.matches() if m.offer_id == "o1"]
         self.assertEqual(sorted(m.need_id for m in found), ["n-3", "n-4"],
                          [(m.need_id, m.explanation) for m in found])
+
+    def test_an_offer_with_conditions_passes_over_the_needs_they_exclude_everywhere(self):
+        # With max_candidates = 2 (1 per territory entry), needs 5 ms apart:
+        # n-1 of p-o1 itself and n-2 of a structure outside "reseau-x", both
+        # at Caen, then n-3 of a member of reseau-x at Épron (3.9 km). o1 of
+        # p-o1, at Caen within 10 km, and o2, at Rouen serving Caen la Mer
+        # (its EPCI), are reserved to members of reseau-x: o1's radius and
+        # its commune read n-1 and n-2 first, o2's EPCI index n-1; each
+        # passes over them and takes n-3. Before, both proposed nothing.
+        places = [("n-1", tm.member("p-o1", CAEN), CAEN), ("n-2", tm.member("a-2", CAEN), CAEN),
+                  ("n-3", tm.member("a-3", EPRON, networks=("reseau-x",)), EPRON)]
+        st = self.stack_with_needs(
+            [m for _, m, _ in places] + [tm.member("p-o2", tm.ROUEN)],
+            [tm.need(nid, m.member_joined.structure.structure_id, com, category=CATEGORY, radius=10)
+             for nid, m, com in places], max_candidates=WANT)
+        self.assertEqual(st.matches(), [])
+        self.assertEqual([n.decode() for n in st.redis.call("ZRANGE", "mg:cell:need:%s:%s" % (CATEGORY, CAEN), 0, -1)],
+                         ["n-1", "n-2"])
+        st.emit([tm.offer("o1", "p-o1", CAEN, category=CATEGORY, radius=10, member_of=("reseau-x",)),
+                 tm.offer("o2", "p-o2", tm.ROUEN, category=CATEGORY, radius=1, territory=("epci:" + CAEN_LA_MER,),
+                          member_of=("reseau-x",))])
+        st.settle()
+        self.assertEqual(sorted((m.offer_id, m.need_id) for m in st.matches()), [("o1", "n-3"), ("o2", "n-3")],
+                         [(m.offer_id, m.need_id, m.explanation) for m in st.matches()])
 
 
 if __name__ == "__main__":
