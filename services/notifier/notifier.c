@@ -702,9 +702,12 @@ static void s_get_begin(mg_args_t *a) {
     s_call_begin(a, "get");
 }
 
+/* One row of the "get" call: `prefix``id`'s `fields`, after a separator
+ * (the script opens a row at each one), so that rows never run together
+ * whatever came before. */
 static void s_get_key(mg_args_t *a, const char *prefix, const char *id, const char *const *fields,
                       size_t nf) {
-    if (a->argc > 4) mg_args_str(a, "|");
+    mg_args_str(a, "|");
     char key[256];
     snprintf(key, sizeof(key), "%s%s", prefix, id ? id : "");
     mg_args_str(a, key);
@@ -841,7 +844,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_get_begin(&a);
         for (size_t i = 0; i < cn->n_structure_ids && i < 50; i++)
             s_get_key(&a, "mg:notifier:structure:", cn->structure_ids[i], s_structure_fields, 2);
-        if (a.argc == 4) {
+        if (cn->n_structure_ids == 0) {
             mg_args_clear(&a);
             s_on_names_context(NULL, NULL, job);
             return;

@@ -189,7 +189,8 @@ const char mg_notifier_script[] =
     "  redis.call('HSET', ARGV[2], unpack(h))\n"
     "  return 1\n"
     "end\n"
-    /* get: key, field, field, ..., '|', key, fields... -> one HMGET per key. */
+    /* get: '|', key, field, field, ..., '|', key, fields... -> one HMGET per
+     * key, in order. */
     "if op == 'get' then\n"
     "  local out, key, fields = {}, nil, {}\n"
     "  for j = 2, #ARGV + 1 do\n"

@@ -113,19 +113,23 @@ class NotifierKindsTest(unittest.TestCase):
         # member.joined: one in the Calvados (Claire), one in Seine-Maritime (Rémi)
         st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen"),
                  tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
-        # a need nobody answers, a cooperation proposed by the Caen structure
-        # and answered by the Rouen one, a collective need in Caen la Mer
+        # a need nobody answers, a match of another need of the Caen structure
+        # with an offer of the Rouen one, a cooperation proposed by the Caen
+        # structure and answered by the Rouen one, a collective need in Caen
+        # la Mer (whose second structure is known, the third not)
         st.emit([tn.need("n-alone", "s-caen", title="Local pour une épicerie")])
+        st.emit([tn.need("n-cuisine", "s-caen"), tn.offer("o-rouen", "s-rouen", ROUEN, title="Cuisine de Rouen")])
+        st.emit([tn.match("m-1", "n-cuisine", "o-rouen", "s-caen", "s-rouen")])
         st.emit([cooperation_proposed("p-1", "s-caen", "s-rouen")])
         st.emit([cooperation_answered("p-1", "s-rouen")])
-        st.emit([collective_need("c-1", ["s-caen", "s-b", "s-c"])])
+        st.emit([collective_need("c-1", ["s-caen", "s-rouen", "s-c"])])
         st.settle()
         # 14 days later (the test clock), the need is still without any match
         st.set_clock(15 * 86400 * 1000)
-        want_claire = {"member:s-caen:cress-normandie", "coop:p-1", "coopans:p-1:s-rouen:1", "cn:c-1:1",
+        want_claire = {"member:s-caen:cress-normandie", "match:m-1", "coop:p-1", "coopans:p-1:s-rouen:1", "cn:c-1:1",
                        "unanswered:n-alone"}
         h.wait_until(lambda: {e["item"] for e in st.inbox("claire")} >= want_claire, 15, what="claire's inbox")
-        h.wait_until(lambda: len(smtp.messages) >= 6, 15, what="six e-mails")
+        h.wait_until(lambda: len(smtp.messages) >= 7, 15, what="seven e-mails")
         time.sleep(1.5)  # anything extra would arrive now
 
         # -- the inbox: the right person, once, in French, saying why
@@ -139,6 +143,11 @@ class NotifierKindsTest(unittest.TestCase):
                 "member_joined", "Nouvelle adhérente à accueillir : Épicerie solidaire de Caen (Caen)",
                 "Épicerie solidaire de Caen (association, Caen, Calvados (14)) vient d'adhérer au réseau "
                 "cress-normandie."),
+            # each line names its own item, structure and commune
+            "match:m-1": (
+                "match", "Mise en relation proposée : Cuisine partagée et stockage (Locaux)",
+                "- Besoin : Cuisine partagée et stockage, de Épicerie solidaire de Caen (Caen)\n"
+                "- Offre : Cuisine de Rouen, par Atelier vélo Rouen (Rouen)\n"),
             "coop:p-1": (
                 "cooperation_proposed", "Proposition de coopération : Mutualiser une cuisine professionnelle",
                 "Épicerie solidaire de Caen propose une coopération (mutualisation) à Atelier vélo Rouen"),
@@ -161,12 +170,12 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertIn(sentence, e["text"], item)
             self.assertIn(WHY_CALVADOS, e["text"], item)
         self.assertIn("Avec plaisir, appelons-nous.", claire["coopans:p-1:s-rouen:1"]["text"])
-        self.assertIn("Épicerie solidaire de Caen, s-b, s-c", claire["cn:c-1:1"]["text"])
+        self.assertIn("Épicerie solidaire de Caen, Atelier vélo Rouen, s-c", claire["cn:c-1:1"]["text"])
         self.assertIn(WHY_SEINE_MARITIME, remi["member:s-rouen:cress-normandie"]["text"])
 
         # -- the e-mails: the same people, one each, both parts saying why
         mails = smtp.parsed()
-        self.assertEqual(len(mails), 6, [str(m["Subject"]) for _, m in mails])
+        self.assertEqual(len(mails), 7, [str(m["Subject"]) for _, m in mails])
         by_subject = {}
         for rcpt, msg in mails:
             by_subject.setdefault(str(msg["Subject"]), []).append((rcpt, msg))
@@ -177,7 +186,7 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertEqual(rcpt, ["claire.dupont@cress-normandie.example"], title)
             self.assertEqual(str(msg["X-Maillage-Kind"]), kind)
             self.assertEqual(str(msg["X-Maillage-Idempotency-Key"]), "%s|claire|email" % item)
-            text = msg.get_body(("plain",)).get_content()
+            text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
             html = msg.get_body(("html",)).get_content()
             self.assertIn(sentence, text, title)
             self.assertIn(WHY_CALVADOS, text, title)
