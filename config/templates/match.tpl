@@ -1,7 +1,8 @@
 # Mise en relation proposée (match.found).
 # Noms : staff_name, why, link, need_title, need_structure, need_commune,
-# offer_title, offer_structure, offer_commune, category, department, score,
-# distance_km, rank, explanation
+# offer_title, offer_structure, offer_commune, category, department, score
+# ("72 %"), distance ("à 3,6 km" or "dans la même commune"), distance_km
+# ("3,6"), rank, explanation
 [subject]
 Mise en relation proposée : {{need_title}} ({{category}})
 [text]
@@ -11,7 +12,7 @@ Maillage propose une mise en relation ({{category}}, {{department}}) :
 
 - Besoin : {{need_title}}, de {{need_structure}} ({{need_commune}})
 - Offre : {{offer_title}}, par {{offer_structure}} ({{offer_commune}})
-- Score : {{score}}, à {{distance_km}} km, rang {{rank}} parmi les offres du besoin
+- Score : {{score}}, {{distance}}, rang {{rank}} parmi les offres du besoin
 
 Pourquoi : {{explanation}}
 
@@ -25,7 +26,7 @@ Pour mettre les structures en relation, ou signaler que ce n'est pas pertinent :
 <ul>
 <li><strong>Besoin</strong> : {{need_title}}, de {{need_structure}} ({{need_commune}})</li>
 <li><strong>Offre</strong> : {{offer_title}}, par {{offer_structure}} ({{offer_commune}})</li>
-<li><strong>Score</strong> : {{score}}, à {{distance_km}} km, rang {{rank}} parmi les offres du besoin</li>
+<li><strong>Score</strong> : {{score}}, {{distance}}, rang {{rank}} parmi les offres du besoin</li>
 </ul>
 <p>Pourquoi : {{explanation}}</p>
 <p><a href="{{link}}">Mettre en relation ou signaler « pas pertinent »</a></p>

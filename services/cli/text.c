@@ -148,7 +148,8 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         if (m->retired) {
             fprintf(out, " · n'est plus proposée");
         } else {
-            fprintf(out, " · rang %u · score %.2f", m->rank, m->score);
+            char score[16];
+            fprintf(out, " · rang %u · score %s", m->rank, mg_fr_percent(m->score, score, sizeof(score)));
             if (m->revision > 1) fprintf(out, " · révision %u", m->revision);
             if (m->explanation && *m->explanation) fprintf(out, " · %s", m->explanation);
         }

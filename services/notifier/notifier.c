@@ -193,14 +193,15 @@ static const char *const s_kind_files[S_KINDS] = {"match",         "collective_n
 
 /* The placeholders each template may use (beyond the common ones). */
 static const char *const s_kind_vars[S_KINDS][16] = {
-    {"need_title", "need_structure", "need_commune", "offer_title", "offer_structure", "offer_commune", "category",
-     "department", "score", "distance_km", "rank", "explanation", NULL},
+    {"need_title", "need_structure", "need_commune", "offer_title", "offer_structure", "offer_commune",
+     "category", "department", "score", "distance", "distance_km", "rank", "explanation", NULL},
     {"category", "territory_name", "department", "count", "structures", "explanation", "revision", NULL},
     {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
     {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
     {"structure", "family", "network", "commune", "department", "description", NULL},
     {"need_title", "need_structure", "category", "commune", "department", "days", "reported_on", NULL},
-    {"count", "date", "items_text", "items_html", "item_title", "item_summary", "item_score", "item_link", NULL},
+    {"count", "date", "items_text", "items_html", "item_title", "item_summary", "item_score", "item_link",
+     NULL},
 };
 
 enum { S_CH_INBOX, S_CH_EMAIL, S_CH_WEBHOOK, S_CHANNELS };
@@ -431,10 +432,12 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     }
     char scope[800];
     s_join_fr(scope, sizeof(scope), parts, k);
+    char score[16], threshold[16];
     if (it->score >= 0 && s->min_score > 0)
-        snprintf(out, outlen, "Vous recevez ce message car vous suivez %s, et son score (%.0f %%) atteint votre seuil "
-                              "de %.0f %%.",
-                 scope, it->score * 100, s->min_score * 100);
+        snprintf(out, outlen,
+                 "Vous recevez ce message car vous suivez %s, et son score (%s) atteint votre seuil de %s.",
+                 scope, mg_fr_percent(it->score, score, sizeof(score)),
+                 mg_fr_percent(s->min_score, threshold, sizeof(threshold)));
     else snprintf(out, outlen, "Vous recevez ce message car vous suivez %s.", scope);
 }
 
@@ -686,8 +689,17 @@ static void s_on_match_context(mg_redis_t *redis, redisReply *reply, void *privd
     s_item_var(it, "offer_title", *offer_title ? offer_title : mf->offer_id);
     s_item_var(it, "need_structure", *need_sname ? need_sname : mf->need_structure_id);
     s_item_var(it, "offer_structure", *offer_sname ? offer_sname : mf->offer_structure_id);
-    s_item_var(it, "need_commune", s_commune_name(n, s_row(reply, 0, 1)));
-    s_item_var(it, "offer_commune", s_commune_name(n, s_row(reply, 1, 1)));
+    const char *need_commune = s_row(reply, 0, 1), *offer_commune = s_row(reply, 1, 1);
+    s_item_var(it, "need_commune", s_commune_name(n, need_commune));
+    s_item_var(it, "offer_commune", s_commune_name(n, offer_commune));
+    /* "à 3,6 km", or "dans la même commune" rather than "à 0,0 km" */
+    char km[32];
+    mg_fr_number(mf->distance_km, 1, km, sizeof(km));
+    s_item_var(it, "distance_km", km);
+    if (*need_commune && strcmp(need_commune, offer_commune) == 0)
+        s_item_var(it, "distance", "dans la même commune");
+    else
+        s_item_varf(it, "distance", "à %s km", km);
     s_item_nets_csv(it, s_row(reply, 2, 1));
     s_item_nets_csv(it, s_row(reply, 3, 1));
     s_item_net(it, job->env->source);
@@ -813,8 +825,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         it->score = mf->score;
         s_item_category(n, it, mf->category);
         s_item_department(it, mf->department);
-        s_item_varf(it, "score", "%.0f %%", mf->score * 100);
-        s_item_varf(it, "distance_km", "%.1f", mf->distance_km);
+        char text[32];
+        s_item_var(it, "score", mg_fr_percent(mf->score, text, sizeof(text)));
         s_item_varf(it, "rank", "%u", mf->rank);
         s_item_var(it, "explanation", mf->explanation);
         mg_args_t a;
@@ -1173,7 +1185,7 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
     size_t count = 0;
     for (size_t i = 0; i + 3 < items->elements; i += 4) {
         char score[16];
-        snprintf(score, sizeof(score), "%.0f %%", strtod(s_rstr(items->element[i + 2]), NULL) * 100);
+        mg_fr_percent(strtod(s_rstr(items->element[i + 2]), NULL), score, sizeof(score));
         mg_template_var_t v[] = {{"item_title", s_rstr(items->element[i])},
                                  {"item_summary", s_rstr(items->element[i + 1])},
                                  {"item_score", score},

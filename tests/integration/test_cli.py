@@ -249,10 +249,16 @@ class CliTest(unittest.TestCase):
         self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 5)))
 
     def test_tail_from_a_sequence_reads_the_journal_first_then_text(self):
-        ids = self.ids(2)
-        r = self.stack.cli(["emit", self.write([need_line(ids[0]), need_line(ids[1], commune="76540")])])
+        ids = self.ids(3)
+        match = json.dumps({"eventId": ids[2], "type": "match.found", "matchFound": {
+            "matchId": "m-" + ids[2], "needId": "need-" + ids[0], "offerId": "offer-1",
+            "needStructureId": "saveurs-partagees-caen", "offerStructureId": "lemoine", "category": "locaux",
+            "department": "14", "score": 0.724, "rank": 1, "distanceKm": 3.6, "revision": 1,
+            "explanation": "Même catégorie (Locaux), à 4 km dans un rayon de 15 km"}}, ensure_ascii=False)
+        r = self.stack.cli(["emit", self.write([need_line(ids[0]), need_line(ids[1], commune="76540"), match])])
+        self.assertEqual(r.returncode, 0, r.stderr)
         first_seq = min(int(l.split("seq=")[1]) for l in r.stdout.splitlines())
-        t = self.stack.cli(["tail", "--from", str(first_seq), "--count", "2", "--format", "text"],
+        t = self.stack.cli(["tail", "--from", str(first_seq), "--count", "3", "--format", "text"],
                            timeout=20)
         self.assertEqual(t.returncode, 0, t.stderr)
         lines = t.stdout.splitlines()
@@ -261,6 +267,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("Calvados (14) · Locaux · « Cuisine partagée pour traiteur solidaire » — Caen", lines[0])
         self.assertIn("Seine-Maritime (76)", lines[1])
         self.assertIn("— Rouen", lines[1])
+        # a score as staff read it everywhere: a percentage
+        self.assertIn("mise en relation proposée", lines[2])
+        self.assertIn("need-" + ids[0] + " ↔ offer-1 · rang 1 · score 72 % · Même catégorie (Locaux)", lines[2])
 
     # --- journal -----------------------------------------------------------------
 

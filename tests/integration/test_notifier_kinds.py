@@ -118,18 +118,22 @@ class NotifierKindsTest(unittest.TestCase):
         # structure and answered by the Rouen one, a collective need in Caen
         # la Mer (whose second structure is known, the third not)
         st.emit([tn.need("n-alone", "s-caen", title="Local pour une épicerie")])
-        st.emit([tn.need("n-cuisine", "s-caen"), tn.offer("o-rouen", "s-rouen", ROUEN, title="Cuisine de Rouen")])
-        st.emit([tn.match("m-1", "n-cuisine", "o-rouen", "s-caen", "s-rouen")])
+        st.emit([tn.need("n-cuisine", "s-caen"), tn.need("n-four", "s-caen", title="Un four de boulanger"),
+                 tn.offer("o-rouen", "s-rouen", ROUEN, title="Cuisine de Rouen"),
+                 tn.offer("o-caen", "s-rouen", CAEN, title="Cuisine de Caen")])
+        same_commune = tn.match("m-2", "n-four", "o-caen", "s-caen", "s-rouen")
+        same_commune.match_found.distance_km = 0.0
+        st.emit([tn.match("m-1", "n-cuisine", "o-rouen", "s-caen", "s-rouen"), same_commune])
         st.emit([cooperation_proposed("p-1", "s-caen", "s-rouen")])
         st.emit([cooperation_answered("p-1", "s-rouen")])
         st.emit([collective_need("c-1", ["s-caen", "s-rouen", "s-c"])])
         st.settle()
         # 14 days later (the test clock), the need is still without any match
         st.set_clock(15 * 86400 * 1000)
-        want_claire = {"member:s-caen:cress-normandie", "match:m-1", "coop:p-1", "coopans:p-1:s-rouen:1", "cn:c-1:1",
+        want_claire = {"member:s-caen:cress-normandie", "match:m-1", "match:m-2", "coop:p-1", "coopans:p-1:s-rouen:1", "cn:c-1:1",
                        "unanswered:n-alone"}
         h.wait_until(lambda: {e["item"] for e in st.inbox("claire")} >= want_claire, 15, what="claire's inbox")
-        h.wait_until(lambda: len(smtp.messages) >= 7, 15, what="seven e-mails")
+        h.wait_until(lambda: len(smtp.messages) >= 8, 15, what="eight e-mails")
         time.sleep(1.5)  # anything extra would arrive now
 
         # -- the inbox: the right person, once, in French, saying why
@@ -143,11 +147,13 @@ class NotifierKindsTest(unittest.TestCase):
                 "member_joined", "Nouvelle adhérente à accueillir : Épicerie solidaire de Caen (Caen)",
                 "Épicerie solidaire de Caen (association, Caen, Calvados (14)) vient d'adhérer au réseau "
                 "cress-normandie."),
-            # each line names its own item, structure and commune
+            # each line names its own item, structure and commune; the
+            # distance with a decimal comma
             "match:m-1": (
                 "match", "Mise en relation proposée : Cuisine partagée et stockage (Locaux)",
                 "- Besoin : Cuisine partagée et stockage, de Épicerie solidaire de Caen (Caen)\n"
-                "- Offre : Cuisine de Rouen, par Atelier vélo Rouen (Rouen)\n"),
+                "- Offre : Cuisine de Rouen, par Atelier vélo Rouen (Rouen)\n"
+                "- Score : 80 %, à 3,2 km, rang 1 parmi les offres du besoin\n"),
             "coop:p-1": (
                 "cooperation_proposed", "Proposition de coopération : Mutualiser une cuisine professionnelle",
                 "Épicerie solidaire de Caen propose une coopération (mutualisation) à Atelier vélo Rouen"),
@@ -169,13 +175,17 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertIn("Bonjour Claire Dupont,", e["text"], item)
             self.assertIn(sentence, e["text"], item)
             self.assertIn(WHY_CALVADOS, e["text"], item)
+        # two items of one commune: no "à 0,0 km"
+        m2 = [e for e in st.inbox("claire") if e["item"] == "match:m-2"][0]
+        self.assertIn("- Offre : Cuisine de Caen, par Atelier vélo Rouen (Caen)\n"
+                      "- Score : 80 %, dans la même commune, rang 1", m2["text"])
         self.assertIn("Avec plaisir, appelons-nous.", claire["coopans:p-1:s-rouen:1"]["text"])
         self.assertIn("Épicerie solidaire de Caen, Atelier vélo Rouen, s-c", claire["cn:c-1:1"]["text"])
         self.assertIn(WHY_SEINE_MARITIME, remi["member:s-rouen:cress-normandie"]["text"])
 
         # -- the e-mails: the same people, one each, both parts saying why
         mails = smtp.parsed()
-        self.assertEqual(len(mails), 7, [str(m["Subject"]) for _, m in mails])
+        self.assertEqual(len(mails), 8, [str(m["Subject"]) for _, m in mails])
         by_subject = {}
         for rcpt, msg in mails:
             by_subject.setdefault(str(msg["Subject"]), []).append((rcpt, msg))

@@ -1,6 +1,7 @@
 /* french.c -- French words for enums and departments; see french.h. */
 #include "maillage/french.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -91,4 +92,16 @@ const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome) {
     case MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_NOT_RELEVANT: return "pas pertinent";
     default: return "suite non précisée";
     }
+}
+
+char *mg_fr_number(double v, int decimals, char *buf, size_t len) {
+    snprintf(buf, len, "%.*f", decimals, v);
+    char *dot = strchr(buf, '.');
+    if (dot) *dot = ',';
+    return buf;
+}
+
+char *mg_fr_percent(double score, char *buf, size_t len) {
+    snprintf(buf, len, "%.0f %%", score * 100);
+    return buf;
 }

@@ -4,6 +4,8 @@
 #ifndef MAILLAGE_FRENCH_H
 #define MAILLAGE_FRENCH_H
 
+#include <stddef.h>
+
 #include "maillage/v1/events.pb-c.h"
 
 /* "Calvados" for "14", or NULL for a department the table does not know. */
@@ -29,5 +31,13 @@ const char *mg_fr_cooperation_answer(Maillage__V1__CooperationAnswer answer);
 
 /* "mise en relation faite", "pas pertinent". */
 const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
+
+/* `v` with `decimals` decimals and a decimal comma, written into `buf`:
+ * "3,6". Returns `buf`. */
+char *mg_fr_number(double v, int decimals, char *buf, size_t len);
+
+/* A score in [0, 1] as a percentage, written into `buf`: "72 %" (rounded).
+ * Returns `buf`. */
+char *mg_fr_percent(double score, char *buf, size_t len);
 
 #endif

@@ -1,0 +1,52 @@
+/* test_french.c -- numbers as staff read them: a decimal comma, percentages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "maillage/french.h"
+
+static void numbers_take_a_decimal_comma(void **state) {
+    (void)state;
+    char buf[32];
+    assert_string_equal(mg_fr_number(3.64, 1, buf, sizeof(buf)), "3,6");
+    assert_string_equal(mg_fr_number(0.0, 1, buf, sizeof(buf)), "0,0");
+    assert_string_equal(mg_fr_number(161.8, 1, buf, sizeof(buf)), "161,8");
+    assert_string_equal(mg_fr_number(42.0, 0, buf, sizeof(buf)), "42");
+}
+
+static void a_number_too_long_is_cut_not_overrun(void **state) {
+    (void)state;
+    char buf[4] = "xxx";
+    assert_string_equal(mg_fr_number(12345.6, 1, buf, sizeof(buf)), "123");
+}
+
+static void scores_read_as_rounded_percentages(void **state) {
+    (void)state;
+    char buf[16];
+    assert_string_equal(mg_fr_percent(0.724, buf, sizeof(buf)), "72 %");
+    assert_string_equal(mg_fr_percent(0.396, buf, sizeof(buf)), "40 %");
+    assert_string_equal(mg_fr_percent(1.0, buf, sizeof(buf)), "100 %");
+    assert_string_equal(mg_fr_percent(0.0, buf, sizeof(buf)), "0 %");
+}
+
+static void departments_and_their_articles(void **state) {
+    (void)state;
+    assert_string_equal(mg_fr_department("14"), "Calvados");
+    assert_string_equal(mg_fr_department_with_article("27"), "l'Eure");
+    assert_string_equal(mg_fr_department_with_article("50"), "la Manche");
+    assert_null(mg_fr_department("75"));
+    assert_null(mg_fr_department_with_article(""));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(numbers_take_a_decimal_comma),
+        cmocka_unit_test(a_number_too_long_is_cut_not_overrun),
+        cmocka_unit_test(scores_read_as_rounded_percentages),
+        cmocka_unit_test(departments_and_their_articles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
