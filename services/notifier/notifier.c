@@ -585,9 +585,10 @@ static void s_route_and_create(s_job_t *job) {
         for (size_t i = 0; i < n->n_staff; i++)
             if (strcmp(n->staff[i].id, n->default_staff) == 0) targets[nt++] = &n->staff[i];
         if (nt == 0) {
-            /* Not declared: its inbox still gets it (never into silence). */
+            /* Not declared: its inbox still gets it (never into silence),
+             * greeting a shared inbox ("Bonjour l'équipe,"). */
             fallback.id = (char *)n->default_staff;
-            fallback.name = (char *)n->default_staff;
+            fallback.name = (char *)"l'équipe";
             fallback.inbox = 1;
             targets[nt++] = &fallback;
         }

@@ -279,6 +279,7 @@ class NotifierTest(unittest.TestCase):
         acc = [e for e in st.inbox("accueil") if e["kind"] == "match"]
         self.assertEqual([e["item"] for e in acc], ["match:m-2"])
         self.assertIn("destinataire par défaut", acc[0]["text"])
+        self.assertTrue(acc[0]["text"].startswith("Bonjour l'équipe,\n"), acc[0]["text"])  # not declared: no name
         self.assertIn("l'Orne", acc[0]["text"])
         self.assertEqual([e for e in st.inbox("remi") if e["kind"] == "match"], [])
         # member.joined: Seine-Maritime's new member goes to Rémi; the Manche one
