@@ -511,6 +511,36 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(sorted((m.offer_id, m.need_id) for m in st.matches()), [("o1", "n-3"), ("o2", "n-3")],
                          [(m.offer_id, m.need_id, m.explanation) for m in st.matches()])
 
+    def test_a_need_passes_over_the_offers_whose_conditions_exclude_it(self):
+        # With max_candidates = 2 (1 per territory entry), offers 5 ms apart:
+        # o-near-1 at Épron (3.9 km) and o-dep-1 at Rouen serving dep:14, for
+        # anyone, then o-near-2 and o-near-3 at Caen and o-dep-2 serving
+        # dep:14, reserved to members of "reseau-x". A need at Caen of a
+        # structure outside it reads the newest first: the reserved ones, in
+        # its radius and in its department's index; it passes over them and
+        # takes o-near-1 and o-dep-1. Before, it proposed nothing. Once the
+        # reserved offers are withdrawn, nothing is left of their conditions.
+        st = tm.Stack(self.ws, max_candidates=WANT, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        offers = [("o-near-1", EPRON, (), ()), ("o-dep-1", tm.ROUEN, ("dep:14",), ()),
+                  ("o-near-2", CAEN, (), ("reseau-x",)), ("o-near-3", CAEN, (), ("reseau-x",)),
+                  ("o-dep-2", tm.ROUEN, ("dep:14",), ("reseau-x",))]
+        st.emit([tm.member("p-" + oid, com) for oid, com, _, _ in offers] + [tm.member("a-1", CAEN)])
+        for oid, com, territory, member_of in offers:
+            time.sleep(0.005)
+            st.emit([tm.offer(oid, "p-" + oid, com, category=CATEGORY, radius=1 if territory else 10,
+                              territory=territory, member_of=member_of)])
+        st.settle()
+        self.assertEqual(sorted(st.redis.call("HKEYS", "mg:cond:offer:" + CATEGORY)),
+                         [b"o-dep-2", b"o-near-2", b"o-near-3"])
+        st.emit([tm.need("n-1", "a-1", CAEN, category=CATEGORY, radius=10)])
+        st.settle()
+        self.assertEqual(sorted(m.offer_id for m in st.matches()), ["o-dep-1", "o-near-1"],
+                         [(m.offer_id, m.explanation) for m in st.matches()])
+        st.emit([tm.offer_withdrawn(oid, "p-" + oid) for oid in ("o-near-2", "o-near-3", "o-dep-2")])
+        st.settle()
+        self.assertEqual(st.redis.call("EXISTS", "mg:cond:offer:" + CATEGORY), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
