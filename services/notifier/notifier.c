@@ -57,6 +57,7 @@
 #define S_DIGEST_INTERVAL_MS 500
 #define S_MAX_VARS 32
 #define S_MAX_NETS 16
+#define S_MAX_DEPS           5 /* Normandy's departments */
 #define S_MS_PER_DAY 86400000LL
 #define S_MS_PER_HOUR 3600000LL
 
@@ -267,7 +268,9 @@ typedef struct {
     s_kind_t kind;
     char id[256];   /* the item part of the idempotency key: "match:<mid>" */
     char link[512]; /* staff page link */
-    char dep[4];    /* routing: department ("" unknown) */
+    char dep[4];    /* its department, shown ("" unknown); routing */
+    char also[S_MAX_DEPS][4]; /* routing: other departments it concerns */
+    size_t n_also;
     char cat[40];   /* routing: category code ("" none) */
     char *nets[S_MAX_NETS];
     size_t n_nets;
@@ -344,6 +347,15 @@ static void s_item_department(s_item_t *it, const char *dep) {
     s_item_var(it, "department", label);
 }
 
+/* Another department the item concerns (a cooperation's addressee, its
+ * territory): staff following it receive the item too. */
+static void s_item_also(s_item_t *it, const char *dep) {
+    if (!dep || !*dep || strcmp(dep, it->dep) == 0 || it->n_also == S_MAX_DEPS) return;
+    for (size_t i = 0; i < it->n_also; i++)
+        if (strcmp(it->also[i], dep) == 0) return;
+    snprintf(it->also[it->n_also++], sizeof(it->also[0]), "%s", dep);
+}
+
 static const char *s_commune_department(const mg_notifier_t *n, const char *code) {
     const mg_commune_t *c = code && *code ? mg_communes_find(n->communes, code) : NULL;
     return c ? c->department : "";
@@ -352,6 +364,25 @@ static const char *s_commune_department(const mg_notifier_t *n, const char *code
 static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
     const mg_commune_t *c = code && *code ? mg_communes_find(n->communes, code) : NULL;
     return c ? c->name : code && *code ? code : "commune inconnue";
+}
+
+/* A territory entry as staff read it, after "de": "du Calvados" for "dep:14",
+ * "de CU Caen la Mer" for "epci:<siren>", "d'Honfleur" for a commune code;
+ * the entry itself when unknown. */
+static void s_territory_de(const mg_notifier_t *n, const char *t, char *out, size_t outlen) {
+    const char *name = NULL;
+    if (strncmp(t, "dep:", 4) == 0) {
+        name = mg_fr_department_with_article(t + 4);
+    } else if (strncmp(t, "epci:", 5) == 0) {
+        for (size_t i = 0; i < mg_communes_count(n->communes) && !name; i++) {
+            const mg_commune_t *c = mg_communes_at(n->communes, i);
+            if (strcmp(c->epci, t + 5) == 0 && *c->epci_name) name = c->epci_name;
+        }
+    } else {
+        const mg_commune_t *c = mg_communes_find(n->communes, t);
+        if (c) name = c->name;
+    }
+    mg_fr_de(name ? name : t, out, outlen);
 }
 
 /* The department of a territory entry: "dep:14", "epci:<siren>" (its first
@@ -376,16 +407,34 @@ static void s_territory_department(const mg_notifier_t *n, const char *t, char o
 
 /* ---- routing --------------------------------------------------------------------------- */
 
-static int s_covers(const s_staff_t *s, const s_item_t *it) {
-    if (s->deps.n && !s_list_has(&s->deps, it->dep)) return 0;
+/* The item's department that `s` follows: its own first, then the others
+ * it concerns; NULL if none (or `s` follows every department: its own). */
+static const char *s_followed_department(const s_staff_t *s, const s_item_t *it) {
+    if (!s->deps.n || s_list_has(&s->deps, it->dep)) return it->dep;
+    for (size_t i = 0; i < it->n_also; i++)
+        if (s_list_has(&s->deps, it->also[i])) return it->also[i];
+    return NULL;
+}
+
+/* Whether the item is in `s`'s scope (departments, categories, networks),
+ * whatever its score. */
+static int s_in_scope(const s_staff_t *s, const s_item_t *it) {
+    if (!s_followed_department(s, it)) return 0;
     if (s->cats.n && *it->cat && !s_list_has(&s->cats, it->cat)) return 0;
     if (s->nets.n && it->n_nets) {
         int any = 0;
         for (size_t i = 0; i < it->n_nets && !any; i++) any = s_list_has(&s->nets, it->nets[i]);
         if (!any) return 0;
     }
-    if (it->score >= 0 && it->score + 1e-9 < s->min_score) return 0;
     return 1;
+}
+
+static int s_below_threshold(const s_staff_t *s, const s_item_t *it) {
+    return it->score >= 0 && it->score + 1e-9 < s->min_score;
+}
+
+static int s_covers(const s_staff_t *s, const s_item_t *it) {
+    return s_in_scope(s, it) && !s_below_threshold(s, it);
 }
 
 /* Append "a, b et c" style parts. */
@@ -403,12 +452,35 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
                   size_t outlen) {
     char parts[4][192];
     size_t k = 0;
-    char dep[96];
-    s_department_label(it->dep, dep, sizeof(dep), 1);
+    char dep[96], score[16], threshold[16];
+    const char *followed = s_followed_department(s, it);
+    s_department_label(followed ? followed : it->dep, dep, sizeof(dep), 1);
     const char *cat_label = *it->cat ? mg_taxonomy_label(n->taxonomy, it->cat) : NULL;
     if (!cat_label) cat_label = it->cat;
     if (as_default) {
-        if (*it->dep) snprintf(parts[k++], sizeof(parts[0]), "%s", dep);
+        /* Followed, but below every follower's threshold: say so. */
+        for (size_t i = 0; i < n->n_staff && k < 4; i++)
+            if (s_in_scope(&n->staff[i], it))
+                snprintf(parts[k++], sizeof(parts[0]), "%s (%s)", n->staff[i].name,
+                         mg_fr_percent(n->staff[i].min_score, threshold, sizeof(threshold)));
+        char names[800];
+        s_join_fr(names, sizeof(names), parts, k);
+        if (k) {
+            snprintf(
+                out, outlen,
+                "Vous recevez ce message en tant que destinataire par défaut : son score (%s) est sous le "
+                "seuil de %s.",
+                mg_fr_percent(it->score, score, sizeof(score)), names);
+            return;
+        }
+        char *deps = parts[k];
+        size_t len = (size_t)snprintf(deps, sizeof(parts[0]), "%s", *it->dep ? dep : "");
+        for (size_t i = 0; i < it->n_also && len < sizeof(parts[0]); i++) {
+            char also[96];
+            s_department_label(it->also[i], also, sizeof(also), 1);
+            len += (size_t)snprintf(deps + len, sizeof(parts[0]) - len, "%s%s", len ? " ou " : "", also);
+        }
+        if (*deps) k++;
         if (*it->cat) snprintf(parts[k++], sizeof(parts[0]), "la catégorie %s", cat_label);
         char scope[600];
         s_join_fr(scope, sizeof(scope), parts, k);
@@ -432,7 +504,6 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     }
     char scope[800];
     s_join_fr(scope, sizeof(scope), parts, k);
-    char score[16], threshold[16];
     if (it->score >= 0 && s->min_score > 0)
         snprintf(out, outlen,
                  "Vous recevez ce message car vous suivez %s, et son score (%s) atteint votre seuil de %s.",
@@ -892,8 +963,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_net(it, env->source);
         mg_args_t a;
         s_get_begin(&a);
-        static const char *const pf[] = {"title", "from_name", "cat", "dep"};
-        s_get_key(&a, "mg:notifier:coop:", ca->proposal_id, pf, 4);
+        static const char *const pf[] = {"title", "from_name", "cat", "dep", "also"};
+        s_get_key(&a, "mg:notifier:coop:", ca->proposal_id, pf, 5);
         s_get_key(&a, "mg:notifier:structure:", ca->structure_id, s_structure_fields, 3);
         if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
@@ -936,26 +1007,44 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
         const char *from = s_row(reply, 0, 0), *to = s_row(reply, 1, 0);
         s_item_var(it, "from_structure", *from ? from : cp->from_structure_id);
-        char to_whom[512], dep[4] = "";
+        char to_whom[1024], dep[4] = "";
         if (cp->to_structure_id && *cp->to_structure_id) {
             snprintf(to_whom, sizeof(to_whom), "%s", *to ? to : cp->to_structure_id);
         } else {
-            size_t len = (size_t)snprintf(to_whom, sizeof(to_whom), "%s", "son territoire");
-            for (size_t i = 0; i < cp->n_territory && len < sizeof(to_whom); i++)
-                len += (size_t)snprintf(to_whom + len, sizeof(to_whom) - len, "%s%s", i ? ", " : " (",
-                                        cp->territory[i]);
-            if (cp->n_territory && len < sizeof(to_whom)) snprintf(to_whom + len, sizeof(to_whom) - len, ")");
+            /* "toute structure du Calvados et de CU Caen la Mer" */
+            char parts[4][192];
+            size_t k = 0;
+            for (size_t i = 0; i < cp->n_territory && k < 4; i++)
+                s_territory_de(n, cp->territory[i], parts[k++], sizeof(parts[0]));
+            char where[800];
+            s_join_fr(where, sizeof(where), parts, k);
+            snprintf(to_whom, sizeof(to_whom), "toute structure %s%s", k ? where : "de son territoire",
+                     cp->n_territory > k ? ", entre autres" : "");
         }
         s_item_var(it, "to_whom", to_whom);
         snprintf(dep, sizeof(dep), "%s", s_commune_department(n, s_row(reply, 0, 2)));
         if (!*dep && cp->n_territory) s_territory_department(n, cp->territory[0], dep);
         s_item_department(it, dep);
+        /* Staff following the addressee's department, or a department of
+         * the territory it is addressed to, hear of it too. */
+        s_item_also(it, s_commune_department(n, s_row(reply, 1, 2)));
+        for (size_t i = 0; i < cp->n_territory; i++) {
+            char d[4];
+            s_territory_department(n, cp->territory[i], d);
+            s_item_also(it, d);
+        }
         s_item_nets_csv(it, s_row(reply, 0, 1));
-        char key[128];
+        s_item_nets_csv(it, s_row(reply, 1, 1));
+        char key[128], also[4 * S_MAX_DEPS] = "";
+        for (size_t i = 0, len = 0; i < it->n_also; i++)
+            len += (size_t)snprintf(also + len, sizeof(also) - len, "%s%s", i ? " " : "", it->also[i]);
         snprintf(key, sizeof(key), "mg:notifier:coop:%s", cp->proposal_id);
-        const char *pairs[] = {"title", cp->title ? cp->title : "", "from_name", s_item_get(it, "from_structure"),
-                               "cat", cp->category ? cp->category : "", "dep", dep};
-        s_put(n, key, pairs, 8);
+        const char *pairs[] = {"title",     cp->title ? cp->title : "",
+                               "from_name", s_item_get(it, "from_structure"),
+                               "cat",       cp->category ? cp->category : "",
+                               "dep",       dep,
+                               "also",      also};
+        s_put(n, key, pairs, 10);
         it->summary = mg_asprintf("Proposition de %s (%s) : %s", s_item_get(it, "from_structure"),
                                   s_item_get(it, "cooperation_kind"), cp->title ? cp->title : "");
         break;
@@ -967,8 +1056,14 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         s_item_var(it, "from_structure", *from ? from : "une structure");
         s_item_var(it, "structure", *sname ? sname : ca->structure_id);
         s_item_category(n, it, s_row(reply, 0, 2));
-        const char *dep = s_row(reply, 0, 3);
-        s_item_department(it, *dep ? dep : s_commune_department(n, s_row(reply, 1, 2)));
+        const char *dep = s_row(reply, 0, 3), *answerer_dep = s_commune_department(n, s_row(reply, 1, 2));
+        s_item_department(it, *dep ? dep : answerer_dep);
+        /* Whoever heard of the proposal hears of its answers. */
+        s_item_also(it, answerer_dep);
+        char also[4 * S_MAX_DEPS];
+        snprintf(also, sizeof(also), "%s", s_row(reply, 0, 4));
+        for (char *save = NULL, *d = strtok_r(also, " ", &save); d; d = strtok_r(NULL, " ", &save))
+            s_item_also(it, d);
         s_item_nets_csv(it, s_row(reply, 1, 1));
         it->summary = mg_asprintf("%s : proposition « %s » %s", s_item_get(it, "structure"),
                                   s_item_get(it, "title"), s_item_get(it, "answer"));

@@ -259,11 +259,14 @@ class NotifierTest(unittest.TestCase):
         # cover everything)
         st = Stack(self.ws, {"claire": CALVADOS_LOCAUX, "remi": SEINE_MARITIME,
                              "manche": {"name": "Manche réseau", "networks": "reseau-manche", "channels": "inbox",
-                                        "min_score": 0.9}})
+                                        "min_score": 0.9},
+                             "yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
+                                      "min_score": 0.4}})
         st.start()
         self._directory(st)
         st.emit([match("m-1", "n1", "o1", "s-caen", "s-rouen", department="14", score=0.8),
-                 match("m-2", "n1", "o1", "s-caen", "s-rouen", category="formation", department="61", score=0.5)])
+                 match("m-2", "n1", "o1", "s-caen", "s-rouen", category="formation", department="61", score=0.5),
+                 match("m-3", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27", score=0.35)])
         st.settle()
         claire = h.wait_until(lambda: [e for e in st.inbox("claire") if e["kind"] == "match"], what="claire's match")
         self.assertEqual(len(claire), 1)
@@ -276,11 +279,15 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("https://maillage.example.org/#match/m-1", e["text"])
         self.assertEqual(e["read"], "0")
         # m-2 (Orne, formation): nobody's scope -> the default recipient, saying so
-        acc = [e for e in st.inbox("accueil") if e["kind"] == "match"]
-        self.assertEqual([e["item"] for e in acc], ["match:m-2"])
-        self.assertIn("destinataire par défaut", acc[0]["text"])
-        self.assertTrue(acc[0]["text"].startswith("Bonjour l'équipe,\n"), acc[0]["text"])  # not declared: no name
-        self.assertIn("l'Orne", acc[0]["text"])
+        acc = {e["item"]: e for e in st.inbox("accueil") if e["kind"] == "match"}
+        self.assertEqual(sorted(acc), ["match:m-2", "match:m-3"])
+        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
+                      "suit l'Orne et la catégorie Formation.", acc["match:m-2"]["text"])
+        self.assertTrue(acc["match:m-2"]["text"].startswith("Bonjour l'équipe,\n"))  # not declared: no name
+        # m-3 (Eure): Yann follows it, but its score is below his threshold
+        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : son score (35 %) est sous le "
+                      "seuil de Yann Duval (40 %).", acc["match:m-3"]["text"])
+        self.assertEqual(st.inbox("yann"), [])
         self.assertEqual([e for e in st.inbox("remi") if e["kind"] == "match"], [])
         # member.joined: Seine-Maritime's new member goes to Rémi; the Manche one
         # to "manche" (network scope; min_score does not apply without a score)

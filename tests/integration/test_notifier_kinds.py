@@ -16,15 +16,18 @@ import test_notifier as tn  # the Stack, receivers and event builders (as a modu
 
 CAEN, ROUEN = tn.CAEN, tn.ROUEN
 CAEN_LA_MER = "200065597"  # EPCI of Caen in config/communes-normandie.csv
+EVREUX = "27229"
 
 WHY_CALVADOS = "Vous recevez ce message car vous suivez le Calvados et toutes les catégories."
 WHY_SEINE_MARITIME = "Vous recevez ce message car vous suivez la Seine-Maritime et toutes les catégories."
 
 
-def cooperation_proposed(pid, from_sid, to_sid, category="locaux", title="Mutualiser une cuisine professionnelle"):
+def cooperation_proposed(pid, from_sid, to_sid, category="locaux", title="Mutualiser une cuisine professionnelle",
+                         territory=()):
     env = tn._env("cooperation.proposed")
     p = env.cooperation_proposed
     p.proposal_id, p.from_structure_id, p.to_structure_id = pid, from_sid, to_sid
+    p.territory.extend(territory)
     p.kind = h.events_pb2.CooperationKind.Value("COOPERATION_KIND_POOLING")
     p.category, p.title = category, title
     p.description = "Une cuisine aux normes, partagée trois jours par semaine."
@@ -133,14 +136,15 @@ class NotifierKindsTest(unittest.TestCase):
         want_claire = {"member:s-caen:cress-normandie", "match:m-1", "match:m-2", "coop:p-1", "coopans:p-1:s-rouen:1", "cn:c-1:1",
                        "unanswered:n-alone"}
         h.wait_until(lambda: {e["item"] for e in st.inbox("claire")} >= want_claire, 15, what="claire's inbox")
-        h.wait_until(lambda: len(smtp.messages) >= 8, 15, what="eight e-mails")
+        h.wait_until(lambda: len(smtp.messages) >= 10, 15, what="ten e-mails")
         time.sleep(1.5)  # anything extra would arrive now
 
         # -- the inbox: the right person, once, in French, saying why
         claire = {e["item"]: e for e in st.inbox("claire")}
         self.assertEqual(set(claire), want_claire)
         remi = {e["item"]: e for e in st.inbox("remi")}
-        self.assertEqual(set(remi), {"member:s-rouen:cress-normandie"})
+        # the cooperation is addressed to a structure of the Seine-Maritime
+        self.assertEqual(set(remi), {"member:s-rouen:cress-normandie", "coop:p-1", "coopans:p-1:s-rouen:1"})
         self.assertEqual(st.inbox("accueil"), [])  # nothing fell to the default recipient
         expected = {
             "member:s-caen:cress-normandie": (
@@ -184,13 +188,14 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertIn(WHY_SEINE_MARITIME, remi["member:s-rouen:cress-normandie"]["text"])
 
         # -- the e-mails: the same people, one each, both parts saying why
+        # (Claire's checked here)
         mails = smtp.parsed()
-        self.assertEqual(len(mails), 8, [str(m["Subject"]) for _, m in mails])
+        self.assertEqual(len(mails), 10, [str(m["Subject"]) for _, m in mails])
         by_subject = {}
         for rcpt, msg in mails:
             by_subject.setdefault(str(msg["Subject"]), []).append((rcpt, msg))
         for item, (kind, title, sentence) in expected.items():
-            got = by_subject.get(title, [])
+            got = [m for m in by_subject.get(title, []) if m[0] == ["claire.dupont@cress-normandie.example"]]
             self.assertEqual(len(got), 1, title)
             rcpt, msg = got[0]
             self.assertEqual(rcpt, ["claire.dupont@cress-normandie.example"], title)
@@ -205,6 +210,42 @@ class NotifierKindsTest(unittest.TestCase):
         rcpt, msg = by_subject["Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)"][0]
         self.assertEqual(rcpt, ["remi.leroy@cress-normandie.example"])
         self.assertIn(WHY_SEINE_MARITIME, msg.get_body(("plain",)).get_content())
+
+    def test_a_cooperation_reaches_the_staff_of_both_sides_and_of_its_territory(self):
+        # Staff following the Calvados, the Eure, the Seine-Maritime. p-2
+        # goes from Caen to Évreux: the staff of both hear of it, and of its
+        # answer. p-3 goes from Rouen to any structure of the Eure or of Caen
+        # la Mer: the staff of all three departments hear of it, in words.
+        st = tn.Stack(self.ws, {
+            "claire": {"name": "Claire Dupont", "departments": "14", "channels": "inbox"},
+            "eva": {"name": "Eva Martin", "departments": "27", "channels": "inbox"},
+            "remi": {"name": "Rémi Leroy", "departments": "76", "channels": "inbox"},
+        })
+        st.start()
+        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 tn.member("s-evreux", EVREUX, "Ressourcerie d'Évreux"),
+                 tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
+        st.emit([cooperation_proposed("p-2", "s-caen", "s-evreux", title="Un camion en commun"),
+                 cooperation_proposed("p-3", "s-rouen", "", title="Une réponse commune",
+                                      territory=("dep:27", "epci:" + CAEN_LA_MER))])
+        st.emit([cooperation_answered("p-2", "s-evreux")])
+        want = {"claire": {"member:s-caen:cress-normandie", "coop:p-2", "coop:p-3", "coopans:p-2:s-evreux:1"},
+                "eva": {"member:s-evreux:cress-normandie", "coop:p-2", "coop:p-3", "coopans:p-2:s-evreux:1"},
+                "remi": {"member:s-rouen:cress-normandie", "coop:p-3"}}
+        for staff, items in want.items():
+            h.wait_until(lambda: {e["item"] for e in st.inbox(staff)} >= items, 15, what=staff + "'s inbox")
+        time.sleep(1.0)  # anything extra would arrive now
+        inbox = {staff: {e["item"]: e for e in st.inbox(staff)} for staff in want}
+        self.assertEqual({staff: set(items) for staff, items in inbox.items()}, want)
+        self.assertEqual(st.inbox("accueil"), [])
+        p3 = inbox["eva"]["coop:p-3"]["text"]
+        self.assertIn("Atelier vélo Rouen propose une coopération (mutualisation) à toute structure de l'Eure et "
+                      "de CU Caen la Mer :", p3)
+        self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", p3)
+        self.assertIn("Vous recevez ce message car vous suivez le Calvados et toutes les catégories.",
+                      inbox["claire"]["coop:p-3"]["text"])
+        self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.",
+                      inbox["eva"]["coopans:p-2:s-evreux:1"]["text"])
 
     def test_new_inbox_entries_are_announced_once_per_staff_and_step(self):
         st = tn.Stack(self.ws, {

@@ -1,4 +1,5 @@
-/* test_french.c -- numbers as staff read them: a decimal comma, percentages. */
+/* test_french.c -- French as staff read it: numbers with a decimal comma,
+ * percentages, "de" elided and contracted, departments. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,26 @@ static void scores_read_as_rounded_percentages(void **state) {
     assert_string_equal(mg_fr_percent(0.0, buf, sizeof(buf)), "0 %");
 }
 
+static void de_elides_and_contracts(void **state) {
+    (void)state;
+    char buf[64];
+    assert_string_equal(mg_fr_de("le Calvados", buf, sizeof(buf)), "du Calvados");
+    assert_string_equal(mg_fr_de("Le Havre", buf, sizeof(buf)), "du Havre");
+    assert_string_equal(mg_fr_de("Les Éditions du Marais", buf, sizeof(buf)), "des Éditions du Marais");
+    assert_string_equal(mg_fr_de("la Manche", buf, sizeof(buf)), "de la Manche");
+    assert_string_equal(mg_fr_de("l'Eure", buf, sizeof(buf)), "de l'Eure");
+    assert_string_equal(mg_fr_de("Épicerie solidaire du Bessin", buf, sizeof(buf)),
+                        "d'Épicerie solidaire du Bessin");
+    assert_string_equal(mg_fr_de("Aide à domicile", buf, sizeof(buf)), "d'Aide à domicile");
+    assert_string_equal(mg_fr_de("Honfleur", buf, sizeof(buf)), "d'Honfleur");
+    assert_string_equal(mg_fr_de("Œuvre commune", buf, sizeof(buf)), "d'Œuvre commune");
+    assert_string_equal(mg_fr_de("Caen", buf, sizeof(buf)), "de Caen");
+    assert_string_equal(mg_fr_de("CU Caen la Mer", buf, sizeof(buf)), "de CU Caen la Mer");
+    assert_string_equal(mg_fr_de("Ça va", buf, sizeof(buf)), "de Ça va");
+    assert_string_equal(mg_fr_de("", buf, sizeof(buf)), "de ");
+    assert_string_equal(mg_fr_de(NULL, buf, sizeof(buf)), "de ");
+}
+
 static void departments_and_their_articles(void **state) {
     (void)state;
     assert_string_equal(mg_fr_department("14"), "Calvados");
@@ -46,6 +67,7 @@ int main(void) {
         cmocka_unit_test(numbers_take_a_decimal_comma),
         cmocka_unit_test(a_number_too_long_is_cut_not_overrun),
         cmocka_unit_test(scores_read_as_rounded_percentages),
+        cmocka_unit_test(de_elides_and_contracts),
         cmocka_unit_test(departments_and_their_articles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,3 +105,31 @@ char *mg_fr_percent(double score, char *buf, size_t len) {
     snprintf(buf, len, "%.0f %%", score * 100);
     return buf;
 }
+
+/* Whether `s` starts with a vowel or an h (UTF-8: A-Z and the accented
+ * vowels of French, either case), where "de" elides. */
+static int s_elides(const char *s) {
+    unsigned char c = (unsigned char)s[0];
+    if (c < 0x80) return c && strchr("AEIOUYHaeiouyh", c) != NULL;
+    unsigned char d = (unsigned char)s[1];
+    if (c == 0xC5) return d == 0x92 || d == 0x93; /* Œ œ */
+    if (c != 0xC3) return 0;
+    d &= (unsigned char)~0x20; /* lower case to upper */
+    return d == 0x80 || d == 0x82 || d == 0x88 || d == 0x89 || d == 0x8A || d == 0x8B || d == 0x8E ||
+           d == 0x8F || d == 0x94 || d == 0x99 || d == 0x9B;
+}
+
+char *mg_fr_de(const char *name, char *buf, size_t len) {
+    if (!name) name = "";
+    if (strncmp(name, "le ", 3) == 0 || strncmp(name, "Le ", 3) == 0)
+        snprintf(buf, len, "du %s", name + 3);
+    else if (strncmp(name, "les ", 4) == 0 || strncmp(name, "Les ", 4) == 0)
+        snprintf(buf, len, "des %s", name + 4);
+    else if (strncmp(name, "la ", 3) == 0 || strncmp(name, "l'", 2) == 0)
+        snprintf(buf, len, "de %s", name);
+    else if (s_elides(name))
+        snprintf(buf, len, "d'%s", name);
+    else
+        snprintf(buf, len, "de %s", name);
+    return buf;
+}

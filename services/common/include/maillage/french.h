@@ -32,6 +32,11 @@ const char *mg_fr_cooperation_answer(Maillage__V1__CooperationAnswer answer);
 /* "mise en relation faite", "pas pertinent". */
 const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
 
+/* "de" before `name`, elided or contracted as French wants, written into
+ * `buf`: "du Calvados" (le), "des Andelys" (les), "de la Manche", "de
+ * l'Eure", "d'Honfleur", "d'Épicerie solidaire", "de Caen". Returns `buf`. */
+char *mg_fr_de(const char *name, char *buf, size_t len);
+
 /* `v` with `decimals` decimals and a decimal comma, written into `buf`:
  * "3,6". Returns `buf`. */
 char *mg_fr_number(double v, int decimals, char *buf, size_t len);
