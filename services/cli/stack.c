@@ -114,6 +114,18 @@ static pid_t s_read_pid(const char *path)
     return v > 0 && v < INT_MAX ? (pid_t)v : 0;
 }
 
+/* Whether the configuration text `text` sets `key` (a line "key = ..."). */
+static int s_sets_key(const char *text, const char *key) {
+    size_t n = strlen(key);
+    for (const char *line = text; line && *line;) {
+        line += strspn(line, " \t");
+        if (strncmp(line, key, n) == 0 && line[n + strspn(line + n, " \t")] == '=') return 1;
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    return 0;
+}
+
 /* The whole text file at `path` (at most 1 MiB), or NULL with errno set.
  * Caller owns the result. */
 static char *s_read_file(const char *path)
@@ -628,8 +640,20 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     /* The daemons' configuration: only keys of the schema, so every daemon
      * accepts it; the rest keeps its documented default. */
     conf_path = s_path(&st, "maillage", ".conf");
-    char *gateway_line = st.http_port ? mg_asprintf("\n[gateway]\nlisten = 127.0.0.1:%d\n", st.http_port)
-                                      : mg_strdup("");
+    char *extra = NULL;
+    if (st.with && !(extra = s_read_file(st.with))) {
+        cli_error("up", "cannot read %s: %s", st.with, strerror(errno));
+        goto fail;
+    }
+    /* The messages' links go to this gateway, unless the caller's file says
+     * where they go. */
+    char *gateway_line =
+        !st.http_port ? mg_strdup("")
+        : extra && s_sets_key(extra, "staff_url")
+            ? mg_asprintf("\n[gateway]\nlisten = 127.0.0.1:%d\n", st.http_port)
+            : mg_asprintf(
+                  "\n[gateway]\nlisten = 127.0.0.1:%d\n\n[notifier]\nstaff_url = http://127.0.0.1:%d/\n",
+                  st.http_port, st.http_port);
     conf_text = mg_asprintf("# Written by `maillage up` for the embedded stack in %s.\n"
                             "# Every other key has its default: see `maillage config defaults`.\n"
                             "[log]\nlevel = info\n\n"
@@ -637,14 +661,9 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
                             "[broker]\ningest = tcp://127.0.0.1:%d\nfanout = tcp://127.0.0.1:%d\n%s",
                             st.dir, st.redis_url, st.ingest_port, st.fanout_port, gateway_line);
     free(gateway_line);
-    if (st.with) {
+    if (extra) {
         /* The caller's sections, after ours: the config loader refuses a key
          * set twice, so they may add sections but not override ours. */
-        char *extra = s_read_file(st.with);
-        if (!extra) {
-            cli_error("up", "cannot read %s: %s", st.with, strerror(errno));
-            goto fail;
-        }
         char *joined = mg_asprintf("%s\n# From %s:\n%s", conf_text, st.with, extra);
         free(extra);
         free(conf_text);

@@ -7,12 +7,14 @@ stdout/stderr), and `maillage down` stops everything. Nothing is mocked.
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 import uuid
 
 SOURCE = os.environ.get("MAILLAGE_SOURCE") or os.path.abspath(
@@ -63,10 +65,15 @@ def need_line(event_id, title="Cuisine partagée pour traiteur solidaire", commu
 class Stack:
     """A stack started by `maillage up` in a fresh directory."""
 
-    def __init__(self):
+    def __init__(self, with_conf=None):
         # Short path: the Redis unix socket path must fit in sun_path.
         self.dir = tempfile.mkdtemp(prefix="mg-cli-")
-        self.up = run(["up", "--dir", self.dir])
+        extra = []
+        if with_conf is not None:
+            extra = ["--with", os.path.join(self.dir, "with.conf")]
+            with open(extra[1], "w", encoding="utf-8") as f:
+                f.write(with_conf)
+        self.up = run(["up", "--dir", self.dir] + extra)
         if self.up.returncode != 0:
             raise RuntimeError("maillage up failed: " + self.up.stderr)
         self.endpoints = read_env_file(os.path.join(self.dir, "endpoints.env"))
@@ -142,6 +149,22 @@ class CliTest(unittest.TestCase):
         self.assertLessEqual({"redis", "broker"}, set(self.stack.pids()))
         for pid in self.stack.pids().values():
             self.assertTrue(alive(pid))
+
+    def test_up_points_the_messages_links_at_its_gateway(self):
+        # The links in staff messages lead to this stack's staff page...
+        with open(os.path.join(self.stack.dir, "maillage.conf"), encoding="utf-8") as f:
+            conf = f.read()
+        port = int(re.search(r"^listen = 127\.0\.0\.1:(\d+)$", conf, re.M).group(1))
+        self.assertEqual(re.findall(r"^staff_url = (.*)$", conf, re.M), ["http://127.0.0.1:%d/" % port])
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
+            self.assertEqual(r.status, 200)
+        # ... unless the caller's file says where they go.
+        other = Stack(with_conf="[notifier]\nstaff_url = https://maillage.example.org/\n")
+        try:
+            with open(os.path.join(other.dir, "maillage.conf"), encoding="utf-8") as f:
+                self.assertEqual(re.findall(r"^staff_url = (.*)$", f.read(), re.M), ["https://maillage.example.org/"])
+        finally:
+            other.close()
 
     def test_up_refuses_a_running_directory(self):
         r = run(["up", "--dir", self.stack.dir])
