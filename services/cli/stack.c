@@ -115,7 +115,8 @@ static pid_t s_read_pid(const char *path)
 }
 
 /* Whether the configuration text `text` sets `key` (a line "key = ..."). */
-static int s_sets_key(const char *text, const char *key) {
+static int s_sets_key(const char *text, const char *key)
+{
     size_t n = strlen(key);
     for (const char *line = text; line && *line;) {
         line += strspn(line, " \t");
