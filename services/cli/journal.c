@@ -101,6 +101,7 @@ typedef struct {
     size_t n_event_types;
     uint64_t *by_type; /* one per entry of mg_event_types(), then "other" */
     uint64_t closed_needs, withdrawn_offers;
+    uint64_t matches[3]; /* match.found: proposals, revisions, retirements */
     s_map_t needs, offers, structures;
 } s_journal_t;
 
@@ -147,6 +148,9 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
     j->by_type[i]++;
 
     switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND:
+        j->matches[env->match_found->retired ? 2 : env->match_found->revision > 1 ? 1 : 0]++;
+        break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED: s_track_structure(j, env->member_joined->structure); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED: s_track_structure(j, env->member_updated->structure); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT: s_map_remove(&j->structures, env->member_left->structure_id); break;
@@ -383,11 +387,23 @@ static void s_print_summary(s_journal_t *j)
         if (j->by_type[i] && w > width) width = w;
     }
     width += 2;
+    /* A match.found proposes a pair, revises it or retires it: three rows. */
+    static const char *const match_rows[3] = {"mise en relation proposée", "mise en relation révisée",
+                                              "mise en relation retirée"};
     for (size_t i = 0; i <= j->n_event_types; i++) {
         if (!j->by_type[i]) continue;
-        printf("  ");
-        cli_pad(stdout, i < j->n_event_types ? types[i].label_fr : "autres", width);
-        printf("%6" PRIu64 "   %s\n", j->by_type[i], i < j->n_event_types ? types[i].type : "");
+        int is_match = i < j->n_event_types && strcmp(types[i].type, "match.found") == 0;
+        for (size_t r = 0; r < (is_match ? 3u : 1u); r++) {
+            uint64_t count = is_match ? j->matches[r] : j->by_type[i];
+            if (!count) continue;
+            printf("  ");
+            cli_pad(stdout,
+                    is_match               ? match_rows[r]
+                    : i < j->n_event_types ? types[i].label_fr
+                                           : "autres",
+                    width);
+            printf("%6" PRIu64 "   %s\n", count, i < j->n_event_types ? types[i].type : "");
+        }
     }
 
     char cols[S_MAX_COLUMNS][4];

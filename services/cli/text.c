@@ -114,7 +114,7 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_need(out, ctx, env->need_updated->need);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
-        fprintf(out, " · %s · %s", env->need_closed->need_id, mg_fr_closure(env->need_closed->reason));
+        fprintf(out, " · %s · %s", env->need_closed->need_id, mg_fr_closure(env->need_closed->reason, 0));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
         s_offer(out, ctx, env->offer_published->offer);
@@ -123,7 +123,8 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_offer(out, ctx, env->offer_updated->offer);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
-        fprintf(out, " · %s · %s", env->offer_withdrawn->offer_id, mg_fr_closure(env->offer_withdrawn->reason));
+        fprintf(out, " · %s · %s", env->offer_withdrawn->offer_id,
+                mg_fr_closure(env->offer_withdrawn->reason, 1));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;

@@ -311,14 +311,23 @@ class CliTest(unittest.TestCase):
         self.assertEqual([json.loads(l) for l in part.stdout.splitlines()], expected)
 
     def test_journal_summary_counts_in_french(self):
-        ids = self.ids(2)
+        ids = self.ids(5)
+        # a pair proposed, revised and retired: one proposal, not three
+        pair = {"matchId": "m-" + ids[2], "needId": "need-" + ids[0], "offerId": "offer-1",
+                "needStructureId": "saveurs-partagees-caen", "offerStructureId": "lemoine", "category": "locaux",
+                "department": "14", "score": 0.6, "rank": 1, "distanceKm": 3.6, "explanation": "Même catégorie"}
+        steps = [json.dumps({"eventId": ids[2 + k], "type": "match.found",
+                             "matchFound": dict(pair, revision=k + 1, retired=k == 2)}) for k in range(3)]
         self.stack.cli(["emit", self.write([need_line(ids[0]), need_line(ids[1], category="benevolat",
-                                                                          commune="61001")])])
+                                                                          commune="61001")] + steps)])
         r = self.stack.cli(["journal", "--summary"])
         self.assertEqual(r.returncode, 0, r.stderr)
         out = r.stdout
         self.assertRegex(out, r"Journal : \d+ événements")
         self.assertRegex(out, r"besoin signalé\s+\d+\s+need\.reported")
+        self.assertRegex(out, r"mise en relation proposée\s+\d+\s+match\.found")
+        self.assertRegex(out, r"mise en relation révisée\s+1\s+match\.found")
+        self.assertRegex(out, r"mise en relation retirée\s+1\s+match\.found")
         self.assertIn("Besoins ouverts par catégorie et département", out)
         self.assertIn("14 Calvados", out)
         self.assertRegex(out, r"\n  Locaux\s+[1-9]")

@@ -53,6 +53,14 @@ static void de_elides_and_contracts(void **state) {
     assert_string_equal(mg_fr_de(NULL, buf, sizeof(buf)), "de ");
 }
 
+static void closures_agree_with_their_noun(void **state) {
+    (void)state;
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED, 0), "annulé");
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED, 1), "annulée");
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, 1), "expirée");
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, 1), "structure partie");
+}
+
 static void departments_and_their_articles(void **state) {
     (void)state;
     assert_string_equal(mg_fr_department("14"), "Calvados");
@@ -68,6 +76,7 @@ int main(void) {
         cmocka_unit_test(a_number_too_long_is_cut_not_overrun),
         cmocka_unit_test(scores_read_as_rounded_percentages),
         cmocka_unit_test(de_elides_and_contracts),
+        cmocka_unit_test(closures_agree_with_their_noun),
         cmocka_unit_test(departments_and_their_articles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,11 +56,14 @@ const char *mg_fr_family_plural(Maillage__V1__Family family) {
     }
 }
 
-const char *mg_fr_closure(Maillage__V1__Closure reason) {
+const char *mg_fr_closure(Maillage__V1__Closure reason, int feminine) {
     switch (reason) {
-    case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED: return "satisfait";
-    case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED: return "annulé";
-    case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED: return "expiré";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED:
+        return feminine ? "satisfaite" : "satisfait";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED:
+        return feminine ? "annulée" : "annulé";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED:
+        return feminine ? "expirée" : "expiré";
     case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT: return "structure partie";
     default: return "motif non précisé";
     }

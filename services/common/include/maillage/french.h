@@ -20,8 +20,9 @@ const char *mg_fr_family(Maillage__V1__Family family);
 /* "Associations", "Coopératives", ... for table headings. */
 const char *mg_fr_family_plural(Maillage__V1__Family family);
 
-/* "satisfait", "annulé", "expiré", "structure partie". */
-const char *mg_fr_closure(Maillage__V1__Closure reason);
+/* "satisfait", "annulé", "expiré", "structure partie"; agreeing with a
+ * feminine noun ("une offre annulée") when `feminine`. */
+const char *mg_fr_closure(Maillage__V1__Closure reason, int feminine);
 
 /* "mutualisation", "partenariat", "réponse commune", ... */
 const char *mg_fr_cooperation_kind(Maillage__V1__CooperationKind kind);
