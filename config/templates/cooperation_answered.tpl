@@ -6,7 +6,7 @@ Coopération « {{title}} » : {{answer}}
 [text]
 Bonjour {{staff_name}},
 
-{{structure}} a répondu à la proposition de coopération de {{from_structure}} (« {{title}} ») : {{answer}}.
+{{structure}} a répondu à la proposition de coopération faite par {{from_structure}} (« {{title}} ») : {{answer}}.
 {{comment}}
 
 Suivre la proposition : {{link}}
@@ -14,7 +14,7 @@ Suivre la proposition : {{link}}
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p><strong>{{structure}}</strong> a répondu à la proposition de coopération de {{from_structure}} (« {{title}} ») : <strong>{{answer}}</strong>.</p>
+<p><strong>{{structure}}</strong> a répondu à la proposition de coopération faite par {{from_structure}} (« {{title}} ») : <strong>{{answer}}</strong>.</p>
 <p>{{comment}}</p>
 <p><a href="{{link}}">Suivre la proposition</a></p>
 <p style="color:#666;font-size:smaller">{{why}}</p>

@@ -1,8 +1,8 @@
 # Mise en relation proposée (match.found).
 # Noms : staff_name, why, link, need_title, need_structure, need_commune,
 # offer_title, offer_structure, offer_commune, category, department, score
-# ("72 %"), distance ("à 3,6 km" or "dans la même commune"), distance_km
-# ("3,6"), rank, explanation
+# ("72 %"), distance ("à 4 km", "à moins d'un km" or "dans la même
+# commune", as the explanation says it), distance_km ("3,6"), rank, explanation
 [subject]
 Mise en relation proposée : {{need_title}} ({{category}})
 [text]
@@ -10,8 +10,8 @@ Bonjour {{staff_name}},
 
 Maillage propose une mise en relation ({{category}}, {{department}}) :
 
-- Besoin : {{need_title}}, de {{need_structure}} ({{need_commune}})
-- Offre : {{offer_title}}, par {{offer_structure}} ({{offer_commune}})
+- Besoin : {{need_title}}, exprimé par {{need_structure}} ({{need_commune}})
+- Offre : {{offer_title}}, proposée par {{offer_structure}} ({{offer_commune}})
 - Score : {{score}}, {{distance}}, rang {{rank}} parmi les offres du besoin
 
 Pourquoi : {{explanation}}
@@ -24,8 +24,8 @@ Pour mettre les structures en relation, ou signaler que ce n'est pas pertinent :
 <p>Bonjour {{staff_name}},</p>
 <p>Maillage propose une <strong>mise en relation</strong> ({{category}}, {{department}}) :</p>
 <ul>
-<li><strong>Besoin</strong> : {{need_title}}, de {{need_structure}} ({{need_commune}})</li>
-<li><strong>Offre</strong> : {{offer_title}}, par {{offer_structure}} ({{offer_commune}})</li>
+<li><strong>Besoin</strong> : {{need_title}}, exprimé par {{need_structure}} ({{need_commune}})</li>
+<li><strong>Offre</strong> : {{offer_title}}, proposée par {{offer_structure}} ({{offer_commune}})</li>
 <li><strong>Score</strong> : {{score}}, {{distance}}, rang {{rank}} parmi les offres du besoin</li>
 </ul>
 <p>Pourquoi : {{explanation}}</p>

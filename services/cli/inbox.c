@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "maillage/clock.h"
+#include "maillage/french.h"
 #include "maillage/redis.h"
 
 static void s_usage(FILE *out, const char *command)
@@ -65,6 +66,22 @@ static const char *s_state_fr(const char *state)
     return state;
 }
 
+/* What a notification is about, in French: "mise en relation" for "match". */
+static const char *s_kind_fr(const char *kind) {
+    static const char *const names[][2] = {
+        {"match", "mise en relation"},
+        {"collective_need", "besoin collectif"},
+        {"cooperation_proposed", "coopération proposée"},
+        {"cooperation_answered", "réponse à une coopération"},
+        {"member_joined", "nouvelle adhésion"},
+        {"unanswered_need", "besoin sans réponse"},
+        {"digest", "récapitulatif"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(kind, names[i][0]) == 0) return names[i][1];
+    return kind;
+}
+
 /* One record: its line, then (full) its whole French text, or (with_text) its
  * delivery state, or else its link. */
 static int s_print_record(redisContext *c, const char *nid, int unread_only, int with_text, int full)
@@ -82,10 +99,13 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
     char when[32];
     s_date(s_field(r, "created_at"), when, sizeof when);
     const char *read = s_field(r, "read");
-    printf("%s  %s  %s  [%s] %s\n", nid, when, *read ? (strcmp(read, "1") == 0 ? "lu    " : "non lu") : s_field(r, "channel"),
-           s_field(r, "kind"), s_field(r, "title"));
+    printf("%s  %s  %s  [%s] %s\n", nid, when,
+           *read ? (strcmp(read, "1") == 0 ? "lu    " : "non lu") : s_field(r, "channel"),
+           s_kind_fr(s_field(r, "kind")), s_field(r, "title"));
     if (with_text) {
-        printf("    état : %s, %s tentative(s)", s_state_fr(s_field(r, "state")), s_field(r, "attempts"));
+        const char *attempts = s_field(r, "attempts");
+        printf("    état : %s, %s tentative%s", s_state_fr(s_field(r, "state")), *attempts ? attempts : "0",
+               atol(attempts) > 1 ? "s" : "");
         const char *e = s_field(r, "last_error");
         if (*e) printf(", dernière erreur : %s", e);
         printf("\n    destinataire : %s ; clé : %s\n", s_field(r, "staff"), s_field(r, "key"));
@@ -127,8 +147,10 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
         return -1;
     }
     redisReply *total = redisCommand(c, "ZCARD mg:inbox:%s", staff);
-    printf("Boîte de réception de %s : %lld notification(s)\n", staff,
-           total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0);
+    long long count = total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0;
+    char whose[128];
+    printf("Boîte de réception %s : %lld notification%s\n", mg_fr_de(staff, whose, sizeof whose), count,
+           count > 1 ? "s" : "");
     if (total) freeReplyObject(total);
     int rc = 0;
     for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, unread, 0, full);

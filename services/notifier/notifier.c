@@ -764,14 +764,12 @@ static void s_on_match_context(mg_redis_t *redis, redisReply *reply, void *privd
     const char *need_commune = s_row(reply, 0, 1), *offer_commune = s_row(reply, 1, 1);
     s_item_var(it, "need_commune", s_commune_name(n, need_commune));
     s_item_var(it, "offer_commune", s_commune_name(n, offer_commune));
-    /* "à 3,6 km", or "dans la même commune" rather than "à 0,0 km" */
-    char km[32];
-    mg_fr_number(mf->distance_km, 1, km, sizeof(km));
-    s_item_var(it, "distance_km", km);
-    if (*need_commune && strcmp(need_commune, offer_commune) == 0)
-        s_item_var(it, "distance", "dans la même commune");
-    else
-        s_item_varf(it, "distance", "à %s km", km);
+    /* "à 4 km" or "dans la même commune", as the explanation says it */
+    char text[32];
+    s_item_var(it, "distance_km", mg_fr_number(mf->distance_km, 1, text, sizeof(text)));
+    s_item_var(it, "distance",
+               mg_fr_distance(mf->distance_km, *need_commune && strcmp(need_commune, offer_commune) == 0,
+                              text, sizeof(text)));
     s_item_nets_csv(it, s_row(reply, 2, 1));
     s_item_nets_csv(it, s_row(reply, 3, 1));
     s_item_net(it, job->env->source);

@@ -297,7 +297,9 @@ class NotifierTest(unittest.TestCase):
         # the CLI shows the inbox in French, and marks an entry read
         out = st.cli("inbox", "claire")
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("Mise en relation proposée", out.stdout)
+        self.assertIn("Boîte de réception de claire : 2 notifications\n", out.stdout)
+        self.assertIn("[mise en relation] Mise en relation proposée", out.stdout)
+        self.assertIn("Boîte de réception d'accueil : 2 notifications\n", st.cli("inbox", "accueil").stdout)
         nid = st.redis.call("ZRANGE", "mg:inbox:claire", 0, -1)[-1].decode()
         out = st.cli("inbox", "claire", "--mark-read", nid)
         self.assertEqual(out.returncode, 0, out.stderr)

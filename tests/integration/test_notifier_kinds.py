@@ -152,18 +152,18 @@ class NotifierKindsTest(unittest.TestCase):
                 "Épicerie solidaire de Caen (association, Caen, Calvados (14)) vient d'adhérer au réseau "
                 "cress-normandie."),
             # each line names its own item, structure and commune; the
-            # distance with a decimal comma
+            # distance as the explanation says it
             "match:m-1": (
                 "match", "Mise en relation proposée : Cuisine partagée et stockage (Locaux)",
-                "- Besoin : Cuisine partagée et stockage, de Épicerie solidaire de Caen (Caen)\n"
-                "- Offre : Cuisine de Rouen, par Atelier vélo Rouen (Rouen)\n"
-                "- Score : 80 %, à 3,2 km, rang 1 parmi les offres du besoin\n"),
+                "- Besoin : Cuisine partagée et stockage, exprimé par Épicerie solidaire de Caen (Caen)\n"
+                "- Offre : Cuisine de Rouen, proposée par Atelier vélo Rouen (Rouen)\n"
+                "- Score : 80 %, à 3 km, rang 1 parmi les offres du besoin\n"),
             "coop:p-1": (
                 "cooperation_proposed", "Proposition de coopération : Mutualiser une cuisine professionnelle",
                 "Épicerie solidaire de Caen propose une coopération (mutualisation) à Atelier vélo Rouen"),
             "coopans:p-1:s-rouen:1": (
                 "cooperation_answered", "Coopération « Mutualiser une cuisine professionnelle » : acceptée",
-                "Atelier vélo Rouen a répondu à la proposition de coopération de Épicerie solidaire de Caen "
+                "Atelier vélo Rouen a répondu à la proposition de coopération faite par Épicerie solidaire de Caen "
                 "(« Mutualiser une cuisine professionnelle ») : acceptée."),
             "cn:c-1:1": (
                 "collective_need", "Opportunité de mutualisation : Matériel et réemploi à CU Caen la Mer (3 structures)",
@@ -181,7 +181,7 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertIn(WHY_CALVADOS, e["text"], item)
         # two items of one commune: no "à 0,0 km"
         m2 = [e for e in st.inbox("claire") if e["item"] == "match:m-2"][0]
-        self.assertIn("- Offre : Cuisine de Caen, par Atelier vélo Rouen (Caen)\n"
+        self.assertIn("- Offre : Cuisine de Caen, proposée par Atelier vélo Rouen (Caen)\n"
                       "- Score : 80 %, dans la même commune, rang 1", m2["text"])
         self.assertIn("Avec plaisir, appelons-nous.", claire["coopans:p-1:s-rouen:1"]["text"])
         self.assertIn("Épicerie solidaire de Caen, Atelier vélo Rouen, s-c", claire["cn:c-1:1"]["text"])

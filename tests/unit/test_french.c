@@ -61,6 +61,15 @@ static void closures_agree_with_their_noun(void **state) {
     assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, 1), "structure partie");
 }
 
+static void distances_read_as_explanations_say_them(void **state) {
+    (void)state;
+    char buf[32];
+    assert_string_equal(mg_fr_distance(3.6, 0, buf, sizeof(buf)), "à 4 km");
+    assert_string_equal(mg_fr_distance(161.8, 0, buf, sizeof(buf)), "à 162 km");
+    assert_string_equal(mg_fr_distance(0.4, 0, buf, sizeof(buf)), "à moins d'un km");
+    assert_string_equal(mg_fr_distance(0.0, 1, buf, sizeof(buf)), "dans la même commune");
+}
+
 static void departments_and_their_articles(void **state) {
     (void)state;
     assert_string_equal(mg_fr_department("14"), "Calvados");
@@ -77,6 +86,7 @@ int main(void) {
         cmocka_unit_test(scores_read_as_rounded_percentages),
         cmocka_unit_test(de_elides_and_contracts),
         cmocka_unit_test(closures_agree_with_their_noun),
+        cmocka_unit_test(distances_read_as_explanations_say_them),
         cmocka_unit_test(departments_and_their_articles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* french.c -- French words for enums and departments; see french.h. */
 #include "maillage/french.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -134,5 +135,16 @@ char *mg_fr_de(const char *name, char *buf, size_t len) {
         snprintf(buf, len, "d'%s", name);
     else
         snprintf(buf, len, "de %s", name);
+    return buf;
+}
+
+char *mg_fr_distance(double km, int same_commune, char *buf, size_t len) {
+    long rounded = lround(km);
+    if (same_commune)
+        snprintf(buf, len, "dans la même commune");
+    else if (rounded < 1)
+        snprintf(buf, len, "à moins d'un km");
+    else
+        snprintf(buf, len, "à %ld km", rounded);
     return buf;
 }

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "maillage/french.h"
 #include "maillage/mem.h"
 
 /* ---- Text folding ------------------------------------------------------ */
@@ -530,11 +531,8 @@ static void s_territory_name(const char *entry, const mg_commune_t *nc, char *ou
 }
 
 static void s_distance_phrase(double km, s_text_t *t) {
-    long rounded = lround(km);
-    if (rounded < 1)
-        s_text_add(t, "à moins d'un km");
-    else
-        s_text_addf(t, "à %ld km", rounded);
+    char phrase[32];
+    s_text_add(t, mg_fr_distance(km, 0, phrase, sizeof(phrase)));
 }
 
 static double s_distance(const mg_match_input_t *in, const s_area_t *a, char *detail, size_t size) {

@@ -38,6 +38,11 @@ const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
  * l'Eure", "d'Honfleur", "d'Épicerie solidaire", "de Caen". Returns `buf`. */
 char *mg_fr_de(const char *name, char *buf, size_t len);
 
+/* A distance as explanations say it, written into `buf`: "dans la même
+ * commune" when `same_commune`, else "à moins d'un km" or "à 4 km" (whole
+ * km). Returns `buf`. */
+char *mg_fr_distance(double km, int same_commune, char *buf, size_t len);
+
 /* `v` with `decimals` decimals and a decimal comma, written into `buf`:
  * "3,6". Returns `buf`. */
 char *mg_fr_number(double v, int decimals, char *buf, size_t len);
