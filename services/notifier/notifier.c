@@ -201,8 +201,8 @@ static const char *const s_kind_vars[S_KINDS][16] = {
     {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
     {"structure", "family", "network", "commune", "department", "description", NULL},
     {"need_title", "need_structure", "category", "commune", "department", "days", "reported_on", NULL},
-    {"count", "date", "items_text", "items_html", "item_title", "item_summary", "item_score", "item_link",
-     NULL},
+    {"count", "opportunities", "date", "items_text", "items_html", "item_title", "item_summary", "item_score",
+     "item_score_note", "item_link", NULL},
 };
 
 enum { S_CH_INBOX, S_CH_EMAIL, S_CH_WEBHOOK, S_CHANNELS };
@@ -1278,14 +1278,18 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
     size_t tl = 0, tc = 0, hl = 0, hc = 0;
     size_t count = 0;
     for (size_t i = 0; i + 3 < items->elements; i += 4) {
-        char score[16];
-        mg_fr_percent(strtod(s_rstr(items->element[i + 2]), NULL), score, sizeof(score));
+        /* An item without a score (a new member...) is queued with 0. */
+        double value = strtod(s_rstr(items->element[i + 2]), NULL);
+        char score[16] = "", note[32] = "";
+        if (value > 0)
+            snprintf(note, sizeof(note), " (score %s)", mg_fr_percent(value, score, sizeof(score)));
         mg_template_var_t v[] = {{"item_title", s_rstr(items->element[i])},
                                  {"item_summary", s_rstr(items->element[i + 1])},
                                  {"item_score", score},
+                                 {"item_score_note", note},
                                  {"item_link", s_rstr(items->element[i + 3])}};
-        char *t = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 4);
-        char *h = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 4);
+        char *t = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 5);
+        char *h = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 5);
         size_t need_t = tl + strlen(t) + 2, need_h = hl + strlen(h) + 2;
         if (need_t > tc) it_text = mg_realloc(it_text, tc = need_t * 2);
         if (need_h > hc) it_html = mg_realloc(it_html, hc = need_h * 2);
@@ -1295,19 +1299,21 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
         free(h);
         count++;
     }
-    char cnt[16];
+    char cnt[16], opportunities[48];
     snprintf(cnt, sizeof(cnt), "%zu", count);
+    snprintf(opportunities, sizeof(opportunities), "%zu opportunité%s", count, count > 1 ? "s" : "");
     const char *staff_name = s_get_reply(rec, "staff_name"), *why = s_get_reply(rec, "why");
     mg_template_var_t v[] = {{"staff_name", staff_name},
                              {"why", why},
                              {"link", s_get_reply(rec, "link")},
                              {"count", cnt},
+                             {"opportunities", opportunities},
                              {"date", s_get_reply(rec, "date")},
                              {"items_text", it_text ? it_text : ""},
                              {"items_html", it_html ? it_html : ""}};
-    *subject = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 7);
-    *text = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 7);
-    *html = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_HTML, v, 7);
+    *subject = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 8);
+    *text = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 8);
+    *html = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_HTML, v, 8);
     free(it_text);
     free(it_html);
 }

@@ -467,7 +467,7 @@ class NotifierTest(unittest.TestCase):
         st = Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
                                    "mode": "digest", "digest_hour": hour}}, default_staff="d")
         st.start()
-        self._directory(st, members=False)
+        self._directory(st)  # three new members: items without a score
         st.emit([match("m-low", "n1", "o1", "s-caen", "s-rouen", score=0.41),
                  match("m-high", "n1", "o1", "s-caen", "s-rouen", score=0.93),
                  match("m-mid", "n1", "o1", "s-caen", "s-rouen", score=0.66)])
@@ -480,9 +480,11 @@ class NotifierTest(unittest.TestCase):
         time.sleep(1.2)
         self.assertEqual(len(hook.requests), 1)  # one digest a day
         text = hook.delivered()[0]["text"]
-        self.assertIn("3 opportunité(s)", text)
+        self.assertIn("(6 opportunités)", text)
         self.assertLess(text.index("93 %"), text.index("66 %"))
         self.assertLess(text.index("66 %"), text.index("41 %"))
+        self.assertIn("* Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
+        self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à %d h" % hour, text)
 
     def test_quiet_hours_hold_immediate_messages(self):

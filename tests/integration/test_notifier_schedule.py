@@ -75,7 +75,7 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(rcpt, ["dora@cress-normandie.example"])
         self.assertEqual(str(msg["X-Maillage-Kind"]), "digest")
         text = msg.get_body(("plain",)).get_content()
-        self.assertIn("3 opportunité(s)", text)
+        self.assertIn("(3 opportunités)", text)
         self.assertLess(text.index("91 %"), text.index("73 %"))
         self.assertLess(text.index("73 %"), text.index("55 %"))
         h.wait_until(lambda: st.pending() == 0, 5, what="the digest recorded")
@@ -90,7 +90,7 @@ class NotifierScheduleTest(unittest.TestCase):
         # the next day at 10:05: the next digest, with m-d
         st.set_clock(off_0830 + 25 * HOUR_MS + 35 * 60 * 1000)
         h.wait_until(lambda: len(smtp.messages) == 2, 10, what="the next day's digest")
-        self.assertIn("1 opportunité(s)", smtp.parsed()[1][1].get_body(("plain",)).get_content())
+        self.assertIn("(1 opportunité)", smtp.parsed()[1][1].get_body(("plain",)).get_content())
         # a day with nothing pending at the hour is done: what arrives later
         # that day waits for the next digest instead of making one at once
         st.set_clock(off_0830 + 49 * HOUR_MS + 35 * 60 * 1000)  # the day after, 10:05
