@@ -827,7 +827,6 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_department(it, s_commune_department(n, s->commune));
         s_item_var(it, "structure", s->name && *s->name ? s->name : s->structure_id);
         s_item_var(it, "family", mg_fr_family(s->family));
-        s_item_var(it, "network", mj->network && *mj->network ? mj->network : env->source);
         s_item_var(it, "commune", s_commune_name(n, s->commune));
         s_item_var(it, "description", s->description);
         s_item_nets_csv(it, nets);
@@ -835,7 +834,13 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_net(it, env->source);
         it->summary = mg_asprintf("Nouvelle adhérente : %s (%s)", s_item_get(it, "structure"),
                                   s_item_get(it, "commune"));
-        s_route_and_create(job);
+        /* The network by its name when it is a member structure too. */
+        mg_args_t a;
+        s_get_begin(&a);
+        static const char *const nf[] = {"name"};
+        s_get_key(&a, "mg:notifier:structure:", mj->network && *mj->network ? mj->network : env->source, nf,
+                  1);
+        if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
@@ -985,6 +990,12 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
     const mg_envelope_t *env = job->env;
     s_item_t *it = &job->item;
     switch (it->kind) {
+    case S_KIND_MEMBER: {
+        const Maillage__V1__MemberJoined *mj = env->member_joined;
+        const char *name = s_row(reply, 0, 0);
+        s_item_var(it, "network", *name ? name : mj->network && *mj->network ? mj->network : env->source);
+        break;
+    }
     case S_KIND_COLLECTIVE: {
         const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
         char names[2048] = "";

@@ -216,20 +216,24 @@ class NotifierKindsTest(unittest.TestCase):
         # goes from Caen to Évreux: the staff of both hear of it, and of its
         # answer. p-3 goes from Rouen to any structure of the Eure or of Caen
         # la Mer: the staff of all three departments hear of it, in words.
+        # (The Caen structure joins a network that is a member itself: its
+        # message names it.)
         st = tn.Stack(self.ws, {
             "claire": {"name": "Claire Dupont", "departments": "14", "channels": "inbox"},
             "eva": {"name": "Eva Martin", "departments": "27", "channels": "inbox"},
             "remi": {"name": "Rémi Leroy", "departments": "76", "channels": "inbox"},
         })
         st.start()
-        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+        st.emit([tn.member("reseau-epiceries", CAEN, "Épiceries solidaires de Normandie")])
+        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen", networks=("reseau-epiceries",)),
                  tn.member("s-evreux", EVREUX, "Ressourcerie d'Évreux"),
                  tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
         st.emit([cooperation_proposed("p-2", "s-caen", "s-evreux", title="Un camion en commun"),
                  cooperation_proposed("p-3", "s-rouen", "", title="Une réponse commune",
                                       territory=("dep:27", "epci:" + CAEN_LA_MER))])
         st.emit([cooperation_answered("p-2", "s-evreux")])
-        want = {"claire": {"member:s-caen:cress-normandie", "coop:p-2", "coop:p-3", "coopans:p-2:s-evreux:1"},
+        want = {"claire": {"member:reseau-epiceries:cress-normandie", "member:s-caen:reseau-epiceries", "coop:p-2",
+                           "coop:p-3", "coopans:p-2:s-evreux:1"},
                 "eva": {"member:s-evreux:cress-normandie", "coop:p-2", "coop:p-3", "coopans:p-2:s-evreux:1"},
                 "remi": {"member:s-rouen:cress-normandie", "coop:p-3"}}
         for staff, items in want.items():
@@ -238,6 +242,8 @@ class NotifierKindsTest(unittest.TestCase):
         inbox = {staff: {e["item"]: e for e in st.inbox(staff)} for staff in want}
         self.assertEqual({staff: set(items) for staff, items in inbox.items()}, want)
         self.assertEqual(st.inbox("accueil"), [])
+        self.assertIn("Épicerie solidaire de Caen (association, Caen, Calvados (14)) vient d'adhérer au réseau "
+                      "Épiceries solidaires de Normandie.", inbox["claire"]["member:s-caen:reseau-epiceries"]["text"])
         p3 = inbox["eva"]["coop:p-3"]["text"]
         self.assertIn("Atelier vélo Rouen propose une coopération (mutualisation) à toute structure de l'Eure et "
                       "de CU Caen la Mer :", p3)
