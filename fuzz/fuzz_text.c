@@ -5,7 +5,9 @@
  * every keyword must keep its promise: 3 to 40 bytes of [a-z0-9], strictly
  * sorted (so no duplicates), never more than asked for. Folding a keyword
  * again must give back that keyword, unless it is one whose plural folding
- * goes on ("bureaus" -> "bureau"): it is checked to give one word at most. */
+ * goes on ("bureaus" -> "bureau"): it is checked to give one word at most.
+ * mg_text_keywords_spelled gives the same keywords, each with a spelling
+ * that folds back into exactly that keyword. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (m > 1) abort();
         for (size_t j = 0; j < m; j++)
             free(again[j]);
+    }
+    char *same[MAX_WORDS], *spellings[MAX_WORDS];
+    if (mg_text_keywords_spelled(text, same, spellings, max) != n) abort();
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(same[i], words[i]) != 0) abort();
+        char *back[2];
+        size_t m = mg_text_keywords(spellings[i], back, 2);
+        if (m != 1 || strcmp(back[0], words[i]) != 0) abort();
+        free(back[0]);
+        free(same[i]);
+        free(spellings[i]);
     }
     for (size_t i = 0; i < n; i++)
         free(words[i]);

@@ -849,9 +849,10 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     int64_t now = mg_clock_service_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, need->category);
-    /* The need's keywords, folded once for all its candidates. */
-    char *need_kw[S_KEYWORDS_MAX];
-    size_t n_need_kw = mg_match_need_keywords(need, need_kw, S_KEYWORDS_MAX);
+    /* The need's keywords, folded once for all its candidates, and spelled
+     * as it spells them for the explanations (candidates' are folded). */
+    char *need_kw[S_KEYWORDS_MAX], *need_spelled[S_KEYWORDS_MAX];
+    size_t n_need_kw = mg_match_need_keywords(need, need_kw, need_spelled, S_KEYWORDS_MAX);
 
     size_t n = rows->elements / S_CAND_VALUES;
     s_cand_t *cands = s_scratch(m, n);
@@ -888,6 +889,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
             .n_need_keywords = n_need_kw,
             .offer_keywords = c->kw,
             .n_offer_keywords = c->n_kw,
+            .need_spellings = (const char *const *)need_spelled,
         };
         c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
@@ -918,7 +920,8 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
         free(cands[i].kw_text);
         free(cands[i].kw);
     }
-    for (size_t i = 0; i < n_need_kw; i++) free(need_kw[i]);
+    for (size_t i = 0; i < n_need_kw; i++)
+        free(need_kw[i]), free(need_spelled[i]);
     free(order);
     s_party_clear(&need_party);
     s_decide(job);
@@ -954,9 +957,10 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     int64_t now = mg_clock_service_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, offer->category);
-    /* The offer's keywords, folded once for all its candidates. */
-    char *offer_kw[S_KEYWORDS_MAX];
-    size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, S_KEYWORDS_MAX);
+    /* The offer's keywords, folded once for all its candidates, and spelled
+     * as it spells them for the explanations (candidates' are folded). */
+    char *offer_kw[S_KEYWORDS_MAX], *offer_spelled[S_KEYWORDS_MAX];
+    size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, offer_spelled, S_KEYWORDS_MAX);
 
     size_t n = rows->elements / S_CAND_VALUES;
     s_cand_t *cands = s_scratch(m, n);
@@ -991,6 +995,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
             .n_need_keywords = c->n_kw,
             .offer_keywords = (const char *const *)offer_kw,
             .n_offer_keywords = n_offer_kw,
+            .offer_spellings = (const char *const *)offer_spelled,
         };
         c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
@@ -1027,7 +1032,8 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
         free(cands[i].kw_text);
         free(cands[i].kw);
     }
-    for (size_t i = 0; i < n_offer_kw; i++) free(offer_kw[i]);
+    for (size_t i = 0; i < n_offer_kw; i++)
+        free(offer_kw[i]), free(offer_spelled[i]);
     s_party_clear(&offer_party);
     s_decide(job);
 }

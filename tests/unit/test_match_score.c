@@ -487,6 +487,40 @@ static void fixed_pair_has_hand_checked_components_and_sentence(void **state) {
     assert_float_equal(s.components[4].weight, 0.0, EPS);
 }
 
+static void keywords_keep_their_first_spelling_for_staff(void **state) {
+    (void)state;
+    char *words[8], *spellings[8];
+    size_t n =
+        mg_text_keywords_spelled("Équipes BÉNÉVOLES ; l'équipe d'une Œuvre, ÉQUIPE", words, spellings, 8);
+    const char *want[][2] = {{"benevole", "bénévoles"}, {"equipe", "équipes"}, {"oeuvre", "œuvre"}};
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(words[i], want[i][0]);
+        assert_string_equal(spellings[i], want[i][1]);
+        free(words[i]);
+        free(spellings[i]);
+    }
+}
+
+static void explanations_show_shared_words_as_a_side_spells_them(void **state) {
+    (void)state;
+    s_pair_t p;
+    s_pair_init(&p);
+    const char *folded[] = {"equipe", "numerique"}, *spelled[] = {"équipe", "numérique"};
+    p.in.need_keywords = p.in.offer_keywords = folded;
+    p.in.n_need_keywords = p.in.n_offer_keywords = 2;
+    mg_match_score_t s;
+    p.in.need_spellings = spelled; /* the new need's own text; its candidate is folded */
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail, "mots communs : équipe, numérique");
+    p.in.need_spellings = NULL, p.in.offer_spellings = spelled; /* the other way */
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail, "mots communs : équipe, numérique");
+    p.in.offer_spellings = NULL; /* neither: folded */
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail, "mots communs : equipe, numerique");
+}
+
 static void prefolded_keywords_give_the_same_score(void **state) {
     (void)state;
     s_pair_t p;
@@ -495,8 +529,8 @@ static void prefolded_keywords_give_the_same_score(void **state) {
     mg_match_score(&p.in, &s_weights, &folded_here);
 
     char *need_words[256], *offer_words[256];
-    size_t nn = mg_match_need_keywords(&p.need, need_words, 256);
-    size_t no = mg_match_offer_keywords(&p.offer, offer_words, 256);
+    size_t nn = mg_match_need_keywords(&p.need, need_words, NULL, 256);
+    size_t no = mg_match_offer_keywords(&p.offer, offer_words, NULL, 256);
     assert_int_equal(nn, 7);
     assert_int_equal(no, 8);
     p.in.need_keywords = (const char *const *)need_words;
@@ -695,6 +729,8 @@ int main(void) {
         cmocka_unit_test(reserved_offers_refuse_the_others),
         cmocka_unit_test(family_admitted_follows_ess_only_and_families),
         cmocka_unit_test(fixed_pair_has_hand_checked_components_and_sentence),
+        cmocka_unit_test(keywords_keep_their_first_spelling_for_staff),
+        cmocka_unit_test(explanations_show_shared_words_as_a_side_spells_them),
         cmocka_unit_test(prefolded_keywords_give_the_same_score),
         cmocka_unit_test(nearer_offer_with_more_shared_words_ranks_higher),
         cmocka_unit_test(fairness_ranks_down_a_provider_proposed_many_times),

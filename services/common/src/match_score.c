@@ -215,7 +215,43 @@ static int s_keep_word(char *w, size_t n) {
     return strspn(w, "0123456789") != strlen(w) && !s_is_stop_word(w);
 }
 
-size_t mg_text_keywords(const char *text, char **words, size_t max) {
+/* A kept word: its folding in the scratch buffer, where it was in the text,
+ * and its rank there (so a word's first occurrence wins). */
+typedef struct {
+    const char *word;
+    size_t from, to, rank;
+} s_found_t;
+
+static int s_cmp_found(const void *a, const void *b) {
+    const s_found_t *x = a, *y = b;
+    int c = strcmp(x->word, y->word);
+    return c ? c : x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+/* text[from..to) in lower case (A-Z, À-Þ and Œ; other bytes as they are), as
+ * a new string. */
+static char *s_lower_copy(const char *text, size_t from, size_t to) {
+    char *out = mg_malloc(to - from + 1);
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = 0;
+    for (size_t i = from; i < to; i++) {
+        unsigned char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        else if (i + 1 < to && c == 0xC3 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9E && s[i + 1] != 0x97) {
+            out[n++] = (char)c;
+            c = (unsigned char)(s[++i] + 0x20);
+        } else if (i + 1 < to && c == 0xC5 && s[i + 1] == 0x92) {
+            out[n++] = (char)c;
+            c = 0x93, i++;
+        }
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max) {
     if (!text || !words || max == 0) return 0;
     const unsigned char *s = (const unsigned char *)text;
     size_t len = strlen(text);
@@ -223,8 +259,8 @@ size_t mg_text_keywords(const char *text, char **words, size_t max) {
      * one terminator per word: 2 * len + 2 bytes always suffice. */
     char *buf = mg_malloc(2 * len + 2);
     size_t nwords = 0, cap = 16;
-    char **list = mg_malloc(cap * sizeof *list);
-    size_t out = 0, start = 0;
+    s_found_t *list = mg_malloc(cap * sizeof *list);
+    size_t out = 0, start = 0, from = 0;
 
     for (size_t i = 0; i <= len;) {
         char f[3] = "";
@@ -238,6 +274,7 @@ size_t mg_text_keywords(const char *text, char **words, size_t max) {
                 s_fold(cp, f);
         }
         if (f[0] != '\0') {
+            if (out == start) from = i;
             size_t fl = strlen(f);
             memcpy(buf + out, f, fl);
             out += fl;
@@ -247,7 +284,8 @@ size_t mg_text_keywords(const char *text, char **words, size_t max) {
                     cap *= 2;
                     list = mg_realloc(list, cap * sizeof *list);
                 }
-                list[nwords++] = buf + start;
+                list[nwords] = (s_found_t){buf + start, from, i, nwords};
+                nwords++;
                 start += strlen(buf + start) + 1; /* keep it, terminator included */
             }
             out = start; /* a dropped word's bytes are reused */
@@ -255,15 +293,20 @@ size_t mg_text_keywords(const char *text, char **words, size_t max) {
         i += step;
     }
 
-    qsort(list, nwords, sizeof *list, s_cmp_str);
+    qsort(list, nwords, sizeof *list, s_cmp_found);
     size_t written = 0;
     for (size_t i = 0; i < nwords && written < max; i++) {
-        if (i > 0 && strcmp(list[i], list[i - 1]) == 0) continue;
-        words[written++] = mg_strdup(list[i]);
+        if (i > 0 && strcmp(list[i].word, list[i - 1].word) == 0) continue;
+        if (spellings) spellings[written] = s_lower_copy(text, list[i].from, list[i].to);
+        words[written++] = mg_strdup(list[i].word);
     }
     free(list);
     free(buf);
     return written;
+}
+
+size_t mg_text_keywords(const char *text, char **words, size_t max) {
+    return mg_text_keywords_spelled(text, words, NULL, max);
 }
 
 /* ---- Filters ----------------------------------------------------------- */
@@ -581,16 +624,16 @@ static char *s_side_text(char *const *tags, size_t n_tags, const char *title, co
     return s;
 }
 
-size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, size_t max) {
+size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, char **spellings, size_t max) {
     char *text = s_side_text(need->tags, need->n_tags, need->title, need->description);
-    size_t n = mg_text_keywords(text, words, max);
+    size_t n = mg_text_keywords_spelled(text, words, spellings, max);
     free(text);
     return n;
 }
 
-size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, size_t max) {
+size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, char **spellings, size_t max) {
     char *text = s_side_text(offer->tags, offer->n_tags, offer->title, offer->description);
-    size_t n = mg_text_keywords(text, words, max);
+    size_t n = mg_text_keywords_spelled(text, words, spellings, max);
     free(text);
     return n;
 }
@@ -604,18 +647,21 @@ static void s_free_words(char **words, size_t n) {
 static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) {
     /* Use the caller's folded keywords when given (a matcher folds a need
      * once for all its candidates), else fold both sides here. */
-    char **own_a = NULL, **own_b = NULL;
+    char **own_a = NULL, **own_b = NULL, **own_sa = NULL, **own_sb = NULL;
     const char *const *a = in->need_keywords, *const *b = in->offer_keywords;
+    const char *const *sa = in->need_spellings, *const *sb = in->offer_spellings;
     size_t na = in->n_need_keywords, nb = in->n_offer_keywords;
     if (!a) {
         own_a = mg_malloc(S_KEYWORDS_MAX * sizeof *own_a);
-        na = mg_match_need_keywords(in->need, own_a, S_KEYWORDS_MAX);
-        a = (const char *const *)own_a;
+        own_sa = mg_malloc(S_KEYWORDS_MAX * sizeof *own_sa);
+        na = mg_match_need_keywords(in->need, own_a, own_sa, S_KEYWORDS_MAX);
+        a = (const char *const *)own_a, sa = (const char *const *)own_sa;
     }
     if (!b) {
         own_b = mg_malloc(S_KEYWORDS_MAX * sizeof *own_b);
-        nb = mg_match_offer_keywords(in->offer, own_b, S_KEYWORDS_MAX);
-        b = (const char *const *)own_b;
+        own_sb = mg_malloc(S_KEYWORDS_MAX * sizeof *own_sb);
+        nb = mg_match_offer_keywords(in->offer, own_b, own_sb, S_KEYWORDS_MAX);
+        b = (const char *const *)own_b, sb = (const char *const *)own_sb;
     }
 
     s_text_t t;
@@ -628,7 +674,9 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
         } else if (c > 0) {
             j++;
         } else {
-            if (common < 4) s_text_addf(&t, "%s%s", common == 0 ? "mots communs : " : ", ", a[i]);
+            /* as a side's own text spells it ("équipe"), else folded */
+            const char *shown = sa ? sa[i] : sb ? sb[j] : a[i];
+            if (common < 4) s_text_addf(&t, "%s%s", common == 0 ? "mots communs : " : ", ", shown);
             common++;
             i++, j++;
         }
@@ -642,8 +690,8 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
     size_t smaller = na < nb ? na : nb;
     double v = smaller > 0 ? (double)common / (double)smaller : 0.0;
 
-    if (own_a) s_free_words(own_a, na);
-    if (own_b) s_free_words(own_b, nb);
+    if (own_a) s_free_words(own_a, na), s_free_words(own_sa, na);
+    if (own_b) s_free_words(own_b, nb), s_free_words(own_sb, nb);
     return v;
 }
 

@@ -29,6 +29,12 @@
  * each with free()) and returns how many were written. */
 size_t mg_text_keywords(const char *text, char **words, size_t max);
 
+/* As mg_text_keywords(), and, if `spellings` is not NULL, each keyword as
+ * `text` first spells it, in lower case with its accents ("Équipes" for
+ * "equipe": "équipes"), into `spellings` (aligned with `words`; each a new
+ * string the caller frees with free()), for staff to read. */
+size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max);
+
 /* ---- Scoring ----------------------------------------------------------- */
 
 /* Weights of the score's components and the proposal threshold, from the
@@ -80,14 +86,21 @@ typedef struct {
     size_t n_need_keywords;
     const char *const *offer_keywords;
     size_t n_offer_keywords;
+    /* Optional, with the keywords: how each side's own text spells them
+     * (mg_match_need_keywords()'s `spellings`), shown in the explanation
+     * rather than the folded keyword ("équipe", not "equipe"). NULL = the
+     * other side's, else the folded keyword. */
+    const char *const *need_spellings;
+    const char *const *offer_spellings;
 } mg_match_input_t;
 
 /* The keywords of a need's (an offer's) tags, title and description, as
- * mg_text_keywords() gives them: at most `max` into `words`, each a new
- * string the caller frees with free(). Returns how many were written. The
- * score reads up to 256 keywords per side. */
-size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, size_t max);
-size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, size_t max);
+ * mg_text_keywords_spelled() gives them (`spellings` may be NULL): at most
+ * `max` into `words`, each a new string the caller frees with free().
+ * Returns how many were written. The score reads up to 256 keywords per
+ * side. */
+size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, char **spellings, size_t max);
+size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, char **spellings, size_t max);
 
 /* Why a pair may not be proposed. */
 typedef enum {
