@@ -216,16 +216,21 @@ static int s_keep_word(char *w, size_t n) {
 }
 
 /* A kept word: its folding in the scratch buffer, where it was in the text,
- * and its rank there (so a word's first occurrence wins). */
+ * whether it was spelled in plain ASCII there, and its rank (so a word's
+ * first spelling with accents wins, else its first: a tag "numerique"
+ * before a title's "numérique" gives "numérique"). */
 typedef struct {
     const char *word;
     size_t from, to, rank;
+    int plain;
 } s_found_t;
 
 static int s_cmp_found(const void *a, const void *b) {
     const s_found_t *x = a, *y = b;
     int c = strcmp(x->word, y->word);
-    return c ? c : x->rank < y->rank ? -1 : x->rank > y->rank;
+    if (c) return c;
+    if (x->plain != y->plain) return x->plain - y->plain;
+    return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
 /* text[from..to) in lower case (A-Z, À-Þ and Œ; other bytes as they are), as
@@ -284,7 +289,10 @@ size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings
                     cap *= 2;
                     list = mg_realloc(list, cap * sizeof *list);
                 }
-                list[nwords] = (s_found_t){buf + start, from, i, nwords};
+                int plain = 1;
+                for (size_t k = from; k < i && plain; k++)
+                    plain = s[k] < 0x80;
+                list[nwords] = (s_found_t){buf + start, from, i, nwords, plain};
                 nwords++;
                 start += strlen(buf + start) + 1; /* keep it, terminator included */
             }

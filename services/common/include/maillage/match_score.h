@@ -30,9 +30,10 @@
 size_t mg_text_keywords(const char *text, char **words, size_t max);
 
 /* As mg_text_keywords(), and, if `spellings` is not NULL, each keyword as
- * `text` first spells it, in lower case with its accents ("Équipes" for
- * "equipe": "équipes"), into `spellings` (aligned with `words`; each a new
- * string the caller frees with free()), for staff to read. */
+ * `text` spells it, in lower case with its accents (its first spelling with
+ * accents, else its first: "numerique ... Numériques" gives "numériques"),
+ * into `spellings` (aligned with `words`; each a new string the caller frees
+ * with free()), for staff to read. */
 size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max);
 
 /* ---- Scoring ----------------------------------------------------------- */
