@@ -12,7 +12,7 @@ Maillage propose une mise en relation ({{category}}, {{department}}) :
 
 - Besoin : {{need_title}}, exprimé par {{need_structure}} ({{need_commune}})
 - Offre : {{offer_title}}, proposée par {{offer_structure}} ({{offer_commune}})
-- Score : {{score}}, {{distance}}, rang {{rank}} parmi les offres du besoin
+- Score : {{score}}, {{distance}}, rang {{rank}} parmi les offres proposées au besoin à ce jour
 
 Pourquoi : {{explanation}}
 
@@ -26,7 +26,7 @@ Pour mettre les structures en relation, ou signaler que ce n'est pas pertinent :
 <ul>
 <li><strong>Besoin</strong> : {{need_title}}, exprimé par {{need_structure}} ({{need_commune}})</li>
 <li><strong>Offre</strong> : {{offer_title}}, proposée par {{offer_structure}} ({{offer_commune}})</li>
-<li><strong>Score</strong> : {{score}}, {{distance}}, rang {{rank}} parmi les offres du besoin</li>
+<li><strong>Score</strong> : {{score}}, {{distance}}, rang {{rank}} parmi les offres proposées au besoin à ce jour</li>
 </ul>
 <p>Pourquoi : {{explanation}}</p>
 <p><a href="{{link}}">Mettre en relation ou signaler « pas pertinent »</a></p>

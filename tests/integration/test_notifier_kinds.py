@@ -157,7 +157,7 @@ class NotifierKindsTest(unittest.TestCase):
                 "match", "Mise en relation proposée : Cuisine partagée et stockage (Locaux)",
                 "- Besoin : Cuisine partagée et stockage, exprimé par Épicerie solidaire de Caen (Caen)\n"
                 "- Offre : Cuisine de Rouen, proposée par Atelier vélo Rouen (Rouen)\n"
-                "- Score : 80 %, à 3 km, rang 1 parmi les offres du besoin\n"),
+                "- Score : 80 %, à 3 km, rang 1 parmi les offres proposées au besoin à ce jour\n"),
             "coop:p-1": (
                 "cooperation_proposed", "Proposition de coopération : Mutualiser une cuisine professionnelle",
                 "Épicerie solidaire de Caen propose une coopération (mutualisation) à Atelier vélo Rouen"),
