@@ -149,6 +149,14 @@
     return Math.round(s * 100) + ' %';
   }
 
+  /* "1re des offres proposées au besoin", "2e …": a match's rank among its
+   * need's open matches, as the API computes it now. */
+  function rankText(rank) {
+    var r = Number(rank);
+    if (!isFinite(r) || r < 1) return '';
+    return (r === 1 ? '1re' : r + 'e') + ' des offres proposées au besoin';
+  }
+
   // ---- state -------------------------------------------------------------------
 
   var state = {
@@ -887,6 +895,7 @@
     definition(head, 'Catégorie', categoryLabel(m.category));
     definition(head, 'Département', departmentName(m.department));
     definition(head, 'Score', percent(m.score));
+    definition(head, 'Rang', rankText(m.rank), 'rank');
     if (m.distanceKm !== undefined) definition(head, 'Distance', String(Math.round(Number(m.distanceKm) * 10) / 10).replace('.', ',') + ' km');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');

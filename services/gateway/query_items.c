@@ -10,6 +10,11 @@
  *                                         mg:nm:<nid> / mg:om:<oid> by score
  *   GET /v1/matches/{mid}                 mg:mid:<mid> -> mg:pair:, mg:mexp:, mg:pfb:
  *
+ * A match's "rank" is its current place among its need's open matches
+ * (ZREVRANK in mg:nm:<nid>: by score, ties in the sorted set's own order),
+ * not the rank its match.found carried: that one is the rank at the
+ * proposal, and a better offer coming later sends no revision of it.
+ *
  * A need or offer record holds the matching view of the item (title, tags
  * and description folded into keywords); what staff read (title,
  * description, tags, quantity, ...) comes from the journal entry at the
@@ -164,6 +169,7 @@ static void s_set_seq(json_t *obj, const char *key, long long seq) {
 typedef struct {
     char nid[MG_ID_MAX + 1], oid[MG_ID_MAX + 1];
     s_pair_t pair;
+    long long rank;                          /* among the need's open matches, 1 = best; 0 when not open */
     char *status, *need_title, *offer_title; /* owned */
 } s_match_t;
 
@@ -225,6 +231,7 @@ static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisRe
     gq_set_str(o, "offerTitle", mt->offer_title);
     json_object_set_new(o, "retired", json_boolean(p->retired));
     json_object_set_new(o, "revision", json_integer(p->rev));
+    if (mt->rank > 0) json_object_set_new(o, "rank", json_integer(mt->rank));
     s_set_time(o, "proposedAt", p->at);
     json_object_set_new(o, "status", json_string(gq_status_name(mt->status)));
     Maillage__V1__MatchFound *mf = NULL;
@@ -233,7 +240,6 @@ static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisRe
     json_t *components = json_object();
     if (mf) {
         json_object_set_new(o, "explanation", json_string(mf->explanation ? mf->explanation : ""));
-        if (mf->rank) json_object_set_new(o, "rank", json_integer(mf->rank));
         for (size_t i = 0; i < mf->n_components; i++) {
             const Maillage__V1__ScoreComponent *c = mf->components[i];
             if (!c->name || !*c->name) continue;
@@ -281,7 +287,7 @@ static char *s_dup_str(const redisReply *r) {
 static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_matches_t *m = privdata;
     (void)redis;
-    if (!gq_exec_ok(reply, 4 * m->count)) {
+    if (!gq_exec_ok(reply, 5 * m->count)) {
         m->done(m, NULL);
         return;
     }
@@ -289,10 +295,12 @@ static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
     gq_tx_begin(&tx, m->r->gw);
     for (size_t i = 0; i < m->count; i++) {
         s_match_t *mt = &m->items[i];
-        s_pair_parse(gq_str(gq_at(reply, 4 * i)), &mt->pair);
-        mt->status = s_dup_str(gq_at(reply, 4 * i + 1));
-        mt->need_title = s_dup_str(gq_at(reply, 4 * i + 2));
-        mt->offer_title = s_dup_str(gq_at(reply, 4 * i + 3));
+        s_pair_parse(gq_str(gq_at(reply, 5 * i)), &mt->pair);
+        mt->status = s_dup_str(gq_at(reply, 5 * i + 1));
+        mt->need_title = s_dup_str(gq_at(reply, 5 * i + 2));
+        mt->offer_title = s_dup_str(gq_at(reply, 5 * i + 3));
+        const redisReply *rank = gq_at(reply, 5 * i + 4); /* nil when not open */
+        mt->rank = rank && rank->type == REDIS_REPLY_INTEGER ? rank->integer + 1 : 0;
         if (!mt->pair.present) continue;
         char key[200];
         snprintf(key, sizeof(key), "mg:mexp:%s", mt->pair.mid);
@@ -310,7 +318,8 @@ static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 /* Load m->items (nid, oid set): their pair records, the caller's feedback,
- * titles, then explanations and structure names. m->done runs once. */
+ * titles and current ranks, then explanations and structure names. m->done
+ * runs once. */
 static void s_matches_load(s_matches_t *m) {
     const char *staff = m->r->who.subject;
     gq_tx_t tx;
@@ -327,6 +336,8 @@ static void s_matches_load(s_matches_t *m) {
         gq_tx_add(&tx, "HGET", key, "title", NULL);
         snprintf(key, sizeof(key), "mg:notifier:offer:%s", mt->oid);
         gq_tx_add(&tx, "HGET", key, "title", NULL);
+        snprintf(key, sizeof(key), "mg:nm:%s", mt->nid);
+        gq_tx_add(&tx, "ZREVRANK", key, mt->oid, NULL);
     }
     if (gq_tx_exec(&tx, s_on_pairs, m) != 0) m->done(m, NULL);
 }

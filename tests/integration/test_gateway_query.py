@@ -659,6 +659,39 @@ class ChangeTest(unittest.TestCase):
         deps = {d["code"]: d for d in self.ok("/v1/figures")["byDepartment"]}
         self.assertEqual(deps["14"]["matchesAccepted"], 1)
 
+    def test_ranks_are_those_of_the_open_matches_now(self):
+        # n-caen was proposed o-herouville (4 km). A better offer comes later
+        # (in Caen itself), then a weaker one (Bayeux): the matcher sends no
+        # revision of the pairs already proposed, so o-herouville's match.found
+        # still says rank 1. The API ranks a need's open matches as they stand.
+        self.st.emit([tm.member("s-caen2", CAEN), tm.member("s-bayeux", BAYEUX)])
+        self.st.emit([tm.offer("o-caen", "s-caen2", CAEN)])
+        self.st.settle()
+        self.st.emit([tm.offer("o-bayeux", "s-bayeux", BAYEUX, radius=40)])
+        self.st.settle()
+        items = self.ok("/v1/needs/n-caen/matches")["items"]
+        self.assertEqual([i["offerId"] for i in items], ["o-caen", "o-herouville", "o-bayeux"])
+        scores = [i["score"] for i in items]
+        self.assertEqual(scores, sorted(set(scores), reverse=True))
+        self.assertEqual(items[1]["found"]["rank"], 1)  # as proposed: what staff were shown before
+        self.assertEqual([i["rank"] for i in items], [1, 2, 3])
+        for i in items:
+            self.assertEqual(self.ok("/v1/matches/" + i["id"])["rank"], i["rank"], i["offerId"])
+        # An offer's matches: each ranked among its own need's.
+        ranks = {i["needId"]: i["rank"] for i in self.ok("/v1/offers/o-herouville/matches")["items"]}
+        self.assertEqual(ranks["n-caen"], 2)
+        self.assertEqual(ranks["n-ifs"], self.ok("/v1/matches/" + self.st.match_id("n-ifs", "o-herouville"))["rank"])
+        # The best offer withdrawn: its match is retired, without a rank; the others move up.
+        self.st.emit([tm.offer_withdrawn("o-caen", "s-caen2")])
+        self.st.settle()
+        gone = self.ok("/v1/matches/" + items[0]["id"])
+        self.assertTrue(gone["retired"])
+        self.assertNotIn("rank", gone)
+        self.assertEqual([(i["offerId"], i["rank"]) for i in self.ok("/v1/needs/n-caen/matches")["items"]],
+                         [("o-herouville", 1), ("o-bayeux", 2)])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/matches/{id}"), gone)
+
     def test_closed_need_and_a_trimmed_journal(self):
         self.st.emit([tm.need_closed("n-caen", "s-caen")])
         self.st.settle()

@@ -442,6 +442,64 @@ class StaffPageTest(unittest.TestCase):
                   if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
         self.assertEqual(errors, [])
 
+    def sign_in(self, st, token):
+        d = self.driver
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 20, "the signed-in page")
+
+    def open_view(self, hash_, view):
+        """Go to `hash_` and return the element of `view` once it shows."""
+        d = self.driver
+        self.js("location.hash = arguments[0]", hash_)
+        return self.wait(lambda: d.find_element(By.ID, "view-" + view) if d.find_element(By.ID, "view-" + view)
+                         .is_displayed() else None, 10, "the view of " + hash_)
+
+    def field(self, root, name):
+        """The text of the facts' <dd data-field=name> under `root`, or None."""
+        found = root.find_elements(By.CSS_SELECTOR, 'dd[data-field="%s"]' % name)
+        return found[0].text if found else None
+
+    def test_what_staff_open_from_a_notification(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        suffix = h.new_id("")[1:9]
+        nid, oid, oid2 = "need-%s" % suffix, "offer-%s" % suffix, "offer2-%s" % suffix
+        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
+                 member("s-cuisine", CAEN, "Cuisine centrale de Caen"),
+                 offer(oid, "s-herouville", HEROUVILLE),
+                 need(nid, "s-caen", CAEN)]
+        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        self.assertEqual(status, 202, body)
+
+        def match_id(offer_id):
+            found = [e.match_found.match_id for e in st.journal("match.found")
+                     if e.match_found.need_id == nid and e.match_found.offer_id == offer_id]
+            return found[0] if found else None
+        mid = h.wait_until(lambda: match_id(oid), 60, 0.1, "the first match")
+        # A better offer (in Caen itself) comes later: the first match is now
+        # second, though its match.found said rank 1 and is never revised.
+        status, body = st.http("POST", "/v1/events", [offer(oid2, "s-cuisine", CAEN)], token=network_token)
+        self.assertEqual(status, 202, body)
+        mid2 = h.wait_until(lambda: match_id(oid2), 60, 0.1, "the second match")
+        self.assertEqual([e.match_found.rank for e in st.journal("match.found") if e.match_found.match_id == mid], [1])
+
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+
+        # -- a match shows its rank now among the need's open matches --
+        view = self.open_view("#match/" + mid, "match")
+        self.wait(lambda: self.field(view, "rank") == "2e des offres proposées au besoin", 20, "the rank of the first match")
+        view = self.open_view("#match/" + mid2, "match")
+        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the rank of the better one")
+
+        errors = [m for m in self.console()
+                  if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
+        self.assertEqual(errors, [])
+
     def test_sign_out_clears_the_session(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
