@@ -14,6 +14,13 @@ drawn from the real figures; at phone width no view scrolls sideways; a
 revoked token sends the page back to the sign-in form. Screenshots (laptop and phone) are saved in
 $MAILLAGE_BUILD/artifacts/.
 
+What staff open from a notification: the links of a cooperation's and a new
+member's notifications open the proposal (with its answers) and the
+structure (with its open items), names link on to structures and needs, a
+need lists its open matches best first with their current rank (a better
+offer that came later is first, the older match second), and an unknown id
+says so in French.
+
 Skipped only when chromium or chromedriver is not installed."""
 
 import csv
@@ -75,6 +82,15 @@ def offer(oid, sid, commune):
     return {"type": "offer.published", "offerPublished": {"offer": {
         "offerId": oid, "providerId": sid, "category": "locaux", "commune": commune, "radiusKm": 20,
         "tags": ["cuisine", "stockage"], "title": "Cuisine professionnelle et stockage"}}}
+
+
+def cooperation(pid, from_sid, to_sid):
+    return [{"type": "cooperation.proposed", "cooperationProposed": {
+                "proposalId": pid, "fromStructureId": from_sid, "toStructureId": to_sid,
+                "kind": "COOPERATION_KIND_POOLING", "category": "locaux", "title": "Mutualiser une cuisine",
+                "description": "Une cuisine aux normes, partagée trois jours par semaine."}},
+            {"type": "cooperation.answered", "cooperationAnswered": {
+                "proposalId": pid, "structureId": to_sid, "answer": "COOPERATION_ANSWER_ACCEPTED"}}]
 
 
 # ---- the stack ---------------------------------------------------------------------------
@@ -218,10 +234,12 @@ class StaffPageTest(unittest.TestCase):
             self.driver.set_window_size(size["width"], size["height"])
         return path
 
-    def no_horizontal_scroll(self, view):
+    def no_horizontal_scroll(self, view, element=None):
+        """Open #`view` (shown in #view-`element`, by default the hash's
+        head) and check the page is not wider than the window."""
         self.js("location.hash = arguments[0]", "#" + view)
         self.wait(lambda: self.js("return !document.getElementById(arguments[0]).hidden",
-                                  "view-" + view.split("/")[0]), 10, "view " + view)
+                                  "view-" + (element or view.split("/")[0])), 10, "view " + view)
         time.sleep(0.3)  # layout after the view's data arrived
         width, client = self.js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         self.assertLessEqual(width, client, "view %s scrolls sideways at phone width" % view)
@@ -487,8 +505,82 @@ class StaffPageTest(unittest.TestCase):
         mid2 = h.wait_until(lambda: match_id(oid2), 60, 0.1, "the second match")
         self.assertEqual([e.match_found.rank for e in st.journal("match.found") if e.match_found.match_id == mid], [1])
 
+        pid = "coop-%s" % suffix
+        status, body = st.http("POST", "/v1/events", cooperation(pid, "s-caen", "s-herouville"), token=network_token)
+        self.assertEqual(status, 202, body)
+
+        def inbox_link(kind, **fields):
+            status, body = st.http("GET", "/v1/staff/me/inbox?limit=200&kind=" + kind, token=staff_token)
+            self.assertEqual(status, 200, body)
+            found = [i["link"] for i in json.loads(body)["items"] if all(i.get(k) == v for k, v in fields.items())]
+            return found[0] if found else None
+        coop_link = h.wait_until(lambda: inbox_link("cooperation_proposed"), 30, 0.1, "the cooperation in the inbox")
+        joined_link = h.wait_until(lambda: inbox_link("member_joined", structureId="s-herouville"), 30, 0.1,
+                                   "the new member in the inbox")
+        self.assertEqual((coop_link, joined_link), (st.base + "/#cooperation/" + pid, st.base + "/#structure/s-herouville"))
+
         self.driver = d = browser(self.ws)
         self.sign_in(st, staff_token)
+
+        # -- the links of the notifications open what they name --
+        # A cooperation proposal, from its notification's link (as in an e-mail).
+        d.get(coop_link)
+        view = self.wait(lambda: d.find_element(By.ID, "view-detail") if d.find_element(By.ID, "view-detail")
+                         .is_displayed() else None, 20, "the cooperation's view")
+        self.wait(lambda: self.field(view, "from") == "Épicerie solidaire de Caen", 20, "the cooperation")
+        self.assertEqual(d.find_element(By.ID, "detail-title").text, "Proposition de coopération")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Mutualiser une cuisine")
+        self.assertEqual((self.field(view, "to"), self.field(view, "kind")), ("Atelier partagé d’Hérouville", "Mutualisation"))
+        self.assertIn("partagée trois jours par semaine", view.text)
+        self.assertEqual([a.text for a in view.find_elements(By.CSS_SELECTOR, ".answers li")],
+                         ["Atelier partagé d’Hérouville : acceptée"])
+        # A structure, from a member's notification: its facts and open items.
+        d.get(joined_link)
+        self.wait(lambda: self.field(view, "family") == "Association", 20, "the structure's view")
+        self.assertEqual(d.find_element(By.ID, "detail-title").text, "Structure")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Atelier partagé d’Hérouville")
+        self.assertEqual((self.field(view, "commune"), self.field(view, "networks")), ("Hérouville-Saint-Clair", NETWORK))
+        self.assertEqual([a.get_attribute("href") for a in view.find_elements(By.CSS_SELECTOR, ".links a")],
+                         [st.base + "/#offer/" + oid])
+        # From the cooperation to the proposing structure, then to its need.
+        self.js("history.back()")
+        self.wait(lambda: self.field(view, "from") == "Épicerie solidaire de Caen", 20, "the cooperation again")
+        view.find_element(By.CSS_SELECTOR, 'dd[data-field="from"] a').click()
+        self.wait(lambda: view.find_elements(By.CSS_SELECTOR, ".links a")
+                  and view.find_element(By.CSS_SELECTOR, ".links a").text == NEED_TITLE, 20, "the structure's need")
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Épicerie solidaire de Caen")
+        view.find_element(By.CSS_SELECTOR, ".links a").click()
+        # The need: its facts and its open matches, best first, each linking to its detail.
+        self.wait(lambda: d.find_element(By.ID, "detail-title").text == "Besoin"
+                  and len(view.find_elements(By.CSS_SELECTOR, ".matches > li")) == 2, 20, "the need and its matches")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, NEED_TITLE)
+        self.assertEqual(view.find_elements(By.CSS_SELECTOR, "#detail-body > h2 b"), [])
+        self.assertEqual((self.field(view, "structure"), self.field(view, "commune")), ("Épicerie solidaire de Caen", "Caen (14)"))
+        rows = view.find_elements(By.CSS_SELECTOR, ".matches > li")
+        self.assertEqual([r.get_attribute("data-match-id") for r in rows], [mid2, mid])
+        self.assertEqual([r.find_element(By.CSS_SELECTOR, '[data-field="rank"]').text for r in rows],
+                         ["1re des offres proposées au besoin", "2e des offres proposées au besoin"])
+        self.assertIn("Cuisine centrale de Caen", rows[0].text)
+        self.shot("staff-page-need.png", full=True)
+        rows[1].find_element(By.TAG_NAME, "a").click()
+        self.wait(lambda: d.find_element(By.ID, "view-match").is_displayed(), 10, "the match from the need")
+        d.set_window_size(*PHONE)
+        for hash_ in ("need/" + nid, "structure/s-caen", "cooperation/" + pid):
+            self.no_horizontal_scroll(hash_, "detail")
+        self.shot("staff-page-phone-cooperation.png", full=True)
+        d.set_window_size(*LAPTOP)
+        # An unknown id says so, in French.
+        for hash_, what in (("#need/need-inconnu", "Ce besoin est introuvable"),
+                            ("#structure/s-inconnue", "Cette structure est introuvable"),
+                            ("#cooperation/coop-inconnue", "Cette proposition de coopération est introuvable"),
+                            ("#need/", "Ce besoin est introuvable")):
+            self.open_view(hash_, "detail")
+            self.wait(lambda: what in d.find_element(By.ID, "detail-status").text, 10, "the message for " + hash_)
+            self.assertEqual(d.find_element(By.ID, "detail-body").text, "")
+        # The inbox cards of those notifications link to the same views.
+        self.open_view("#opportunites", "opportunites")
+        self.wait(lambda: d.find_elements(By.CSS_SELECTOR, '#inbox-list a.detail-link[href="#cooperation/%s"]' % pid),
+                  20, "the cooperation's card with its link")
 
         # -- a match shows its rank now among the need's open matches --
         view = self.open_view("#match/" + mid, "match")
