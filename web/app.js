@@ -1208,6 +1208,14 @@
       el('li', null, count === 1 ? '1 structure' : formatNumber(count) + ' structures'),
       el('li', null, (c.needIds ? c.needIds.length : 0) + ' besoin' + ((c.needIds && c.needIds.length > 1) ? 's' : '')));
     article.appendChild(meta);
+    // Who: each structure by name, a link to its view.
+    var names = c.structureNames || {};
+    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures : '));
+    (c.structureIds || []).forEach(function (sid, i) {
+      who.appendChild(document.createTextNode(i ? ', ' : ''));
+      who.appendChild(structureLink(sid, names[sid]));
+    });
+    if (c.structureIds && c.structureIds.length) article.appendChild(who);
     if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), c.explanation));
     var li = el('li', {class: 'card-item'}, article);
     li.dataset.collectiveId = c.collectiveId || c.id || '';

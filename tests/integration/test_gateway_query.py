@@ -786,6 +786,8 @@ class ChangeTest(unittest.TestCase):
                          ("formation", "Formation", "epci:200065597", "14", 3))
         self.assertEqual(sorted(c["needIds"]), ["n-f1", "n-f2", "n-f3"])
         self.assertEqual(sorted(c["structureIds"]), ["s-caen", "s-herouville", "s-ifs"])
+        self.assertEqual(c["structureNames"], {"s-caen": "Structure s-caen", "s-herouville": "Structure s-herouville",
+                                               "s-ifs": "Structure s-ifs"})
         self.assertEqual((c["revision"], c["id"]), (1, "cn.formation.200065597"))
         self.assertTrue(c["explanation"])
         self.assertRegex(c["updatedAt"], r"Z$")
@@ -797,6 +799,9 @@ class ChangeTest(unittest.TestCase):
         # Its inbox entry carries the same scope.
         entries = self.ok("/v1/staff/me/inbox", kind="collective_need")["items"]
         self.assertEqual([(e["category"], e["department"]) for e in entries], [("formation", "14")])
+        # A structure whose record is damaged is left unnamed, nothing else.
+        self.st.redis.call("HSET", "mg:structure:s-ifs", "pb", b"\xff\xff")
+        self.assertEqual(sorted(self.ok("/v1/collective-needs")["items"][0]["structureNames"]), ["s-caen", "s-herouville"])
 
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)

@@ -18,8 +18,8 @@ What staff open from a notification: the links of a cooperation's and a new
 member's notifications open the proposal (with its answers) and the
 structure (with its open items), names link on to structures and needs, a
 need lists its open matches best first with their current rank (a better
-offer that came later is first, the older match second), and an unknown id
-says so in French.
+offer that came later is first, the older match second), an unknown id
+says so in French, and a collective need names its structures.
 
 Skipped only when chromium or chromedriver is not installed."""
 
@@ -484,12 +484,15 @@ class StaffPageTest(unittest.TestCase):
         staff_token = st.issue("--staff", STAFF)
         network_token = st.issue("--network", NETWORK)
         suffix = h.new_id("")[1:9]
-        nid, oid, oid2 = "need-%s" % suffix, "offer-%s" % suffix, "offer2-%s" % suffix
+        nid, nid2 = "need-%s" % suffix, "need2-%s" % suffix
+        oid, oid2 = "offer-%s" % suffix, "offer2-%s" % suffix
         batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
                  member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
                  member("s-cuisine", CAEN, "Cuisine centrale de Caen"),
+                 member("s-ifs", IFS, "Jardin d’Ifs"),
                  offer(oid, "s-herouville", HEROUVILLE),
-                 need(nid, "s-caen", CAEN)]
+                 need(nid, "s-caen", CAEN),
+                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
         status, body = st.http("POST", "/v1/events", batch, token=network_token)
         self.assertEqual(status, 202, body)
 
@@ -577,6 +580,15 @@ class StaffPageTest(unittest.TestCase):
             self.open_view(hash_, "detail")
             self.wait(lambda: what in d.find_element(By.ID, "detail-status").text, 10, "the message for " + hash_)
             self.assertEqual(d.find_element(By.ID, "detail-body").text, "")
+        # -- a collective need names its structures, each a link to its view --
+        h.wait_until(lambda: st.journal("collective_need.detected"), 30, 0.1, "the collective need")
+        self.open_view("#collectifs", "collectifs")
+        card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 30, "its card")[0]
+        self.assertIn("2 structures", card.text)
+        self.assertEqual(sorted((a.text, a.get_attribute("href")) for a in card.find_elements(By.CSS_SELECTOR, ".structures a")),
+                         [("Jardin d’Ifs", st.base + "/#structure/s-ifs"),
+                          ("Épicerie solidaire de Caen", st.base + "/#structure/s-caen")])
+
         # The inbox cards of those notifications link to the same views.
         self.open_view("#opportunites", "opportunites")
         self.wait(lambda: d.find_elements(By.CSS_SELECTOR, '#inbox-list a.detail-link[href="#cooperation/%s"]' % pid),
