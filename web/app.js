@@ -545,10 +545,12 @@
     if (n.matchId) li.dataset.matchId = n.matchId;
     if (item.live) li.classList.add('is-live');
 
-    var badges = el('p', {class: 'badges'}, el('span', {class: 'badge badge-kind'}, kindLabel));
+    var kindBadge = el('span', {class: 'badge badge-kind'}, kindLabel);
+    var badges = el('p', {class: 'badges'}, kindBadge);
     var newBadge = el('span', {class: 'badge badge-new'}, item.live ? 'Nouveau' : 'Non lu');
-    newBadge.hidden = !(item.live || n.read === false);
     badges.appendChild(newBadge);
+    var retiredBadge = el('span', {class: 'badge badge-retired'}, 'Mise en relation retirée');
+    badges.appendChild(retiredBadge);
     var statusBadge = el('span', {class: 'badge badge-status'});
     badges.appendChild(statusBadge);
     article.appendChild(badges);
@@ -584,6 +586,8 @@
     item.result = result;
     item.statusBadge = statusBadge;
     item.newBadge = newBadge;
+    item.kindBadge = kindBadge;
+    item.retiredBadge = retiredBadge;
     item.reason = reason;
     item.buttons = {};
 
@@ -597,6 +601,7 @@
         item.buttons[outcome] = b;
         group.appendChild(b);
       });
+      item.feedback = group;
       actions.appendChild(group);
       var commentId = uid + '-comment';
       comment = el('details', {class: 'comment'},
@@ -604,6 +609,7 @@
         el('label', {for: commentId}, 'Commentaire (facultatif, joint à votre prochain choix)'),
         el('textarea', {id: commentId, rows: '2', maxlength: '500'}));
       item.comment = comment.querySelector('textarea');
+      item.commentBox = comment;
       actions.appendChild(el('a', {class: 'detail-link', href: '#match/' + encodeURIComponent(n.matchId)},
         'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
     } else if (n.kind === 'collective_need') {
@@ -621,11 +627,22 @@
     if (comment) actions.appendChild(comment); // on its own line, last
     article.appendChild(actions);
     article.appendChild(result);
+    item.node = li;
     refreshItem(item);
     return li;
   }
 
   function refreshItem(item) {
+    // A retired match (its need closed, its offer withdrawn...) asks for
+    // nothing more: a muted card that says so first, no "Non lu", no
+    // feedback to give.
+    var retired = item.n.kind === 'match' && item.n.retired === true;
+    item.node.classList.toggle('is-retired', retired);
+    item.kindBadge.hidden = retired;
+    item.retiredBadge.hidden = !retired;
+    item.newBadge.hidden = retired || !(item.live || item.n.read === false);
+    if (item.feedback) item.feedback.hidden = retired;
+    if (item.commentBox) item.commentBox.hidden = retired;
     var status = itemStatus(item);
     item.statusBadge.textContent = STATUS[status] || '';
     item.statusBadge.hidden = item.n.kind !== 'match' || status === 'new';
@@ -636,10 +653,16 @@
   }
 
   function setReason(item, match) {
-    if (!match || !match.explanation) return;
+    if (!match) return;
+    if (typeof match.retired === 'boolean' && match.retired !== (item.n.retired === true)) {
+      item.n.retired = match.retired; // the match as it is now, maybe retired since the inbox was read
+      refreshItem(item);
+    }
+    if (!match.explanation) return;
     var r = item.reason;
     clear(r);
-    r.appendChild(el('strong', null, 'Pourquoi : '));
+    // A retirement's explanation says why itself ("Proposition retirée : …").
+    if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi : '));
     r.appendChild(document.createTextNode(match.explanation));
     r.hidden = false;
     // The notifier's summary is "need ↔ offer : explanation": said once is enough.
@@ -661,9 +684,10 @@
   function loadMatchReason(item) {
     var mid = item.n.matchId;
     if (state.matches[mid]) { setReason(item, state.matches[mid]); return; }
-    // Until the details arrive: the explanation line of the message, if any.
+    // Until the details arrive: the explanation line of the message, if any
+    // (not for a retired match: it no longer holds).
     var m = /(?:^|\n)Pourquoi : ([^\n]+)/.exec(item.n.text || '');
-    if (m) setReason(item, {explanation: m[1]});
+    if (m && !item.n.retired) setReason(item, {explanation: m[1]});
     reasonQueue.push(item);
     pumpReasons();
   }
@@ -881,10 +905,12 @@
     clear(root);
     root.dataset.matchId = mid;
     setStatus('match-status', 'Chargement…');
+    $('match-title').textContent = 'Mise en relation proposée';
     delete state.matches[mid]; // fresh status and revision
     fetchMatch(mid).then(function (m) {
       if (root.dataset.matchId !== mid) return;
       setStatus('match-status', '');
+      if (m.retired) $('match-title').textContent = 'Mise en relation retirée';
       renderMatch(root, m);
     }, function (e) {
       reportError(e, 'match-status');
@@ -908,7 +934,8 @@
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
     if (m.retired) definition(head, 'État', 'Retirée : la paire n’est plus proposée');
     root.appendChild(head);
-    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), m.explanation));
+    // A retirement's explanation says why itself ("Proposition retirée : …").
+    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi : '), m.explanation));
 
     var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
     if (comps && comps.length) {
@@ -925,6 +952,17 @@
       root.appendChild(el('div', {class: 'table-scroll'}, table));
     }
 
+    // A retired match takes no feedback: the pair is no longer proposed.
+    if (!m.retired) renderFeedback(root, m);
+
+    var sides = el('div', {class: 'sides'});
+    root.appendChild(sides);
+    sides.appendChild(sidePanel('Le besoin', 'v1/needs/' + encodeURIComponent(m.needId), m.needStructureId));
+    sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
+  }
+
+  /* The feedback buttons of a match's detail, and where their result shows. */
+  function renderFeedback(root, m) {
     var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
     var result = el('p', {class: 'result', role: 'status'});
     ['contact_made', 'not_relevant'].forEach(function (outcome) {
@@ -950,11 +988,6 @@
     });
     root.appendChild(el('div', {class: 'actions'}, group));
     root.appendChild(result);
-
-    var sides = el('div', {class: 'sides'});
-    root.appendChild(sides);
-    sides.appendChild(sidePanel('Le besoin', 'v1/needs/' + encodeURIComponent(m.needId), m.needStructureId));
-    sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
   }
 
   function findItemByMatch(mid) {

@@ -19,7 +19,10 @@ member's notifications open the proposal (with its answers) and the
 structure (with its open items), names link on to structures and needs, a
 need lists its open matches best first with their current rank (a better
 offer that came later is first, the older match second), an unknown id
-says so in French, and a collective need names its structures.
+says so in French, and a collective need names its structures. A match
+whose offer is withdrawn shows as retired: a muted card without « Non lu »
+nor feedback buttons, and a detail titled « Mise en relation retirée »
+saying why.
 
 Skipped only when chromium or chromedriver is not installed."""
 
@@ -599,6 +602,43 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: self.field(view, "rank") == "2e des offres proposées au besoin", 20, "the rank of the first match")
         view = self.open_view("#match/" + mid2, "match")
         self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the rank of the better one")
+
+        # -- the better offer withdrawn: its match is retired, and shows it --
+        status, body = st.http("POST", "/v1/events", [{"type": "offer.withdrawn", "offerWithdrawn": {
+            "offerId": oid2, "providerId": "s-cuisine", "reason": "CLOSURE_CANCELLED"}}], token=network_token)
+        self.assertEqual(status, 202, body)
+        h.wait_until(lambda: [e for e in st.journal("match.found") if e.match_found.match_id == mid2 and e.match_found.retired],
+                     30, 0.1, "the retirement")
+        d.get(st.base + "/#opportunites")
+        d.refresh()  # the inbox as it is now
+        retired, still_open = self.wait(lambda: self.item(mid2) and self.item(mid) and (self.item(mid2), self.item(mid)), 30,
+                                        "both matches in the inbox")
+        self.wait(lambda: "is-retired" in retired.get_attribute("class"), 10, "the retired card")
+        self.assertTrue(retired.find_element(By.CSS_SELECTOR, ".badge-retired").is_displayed())
+        self.assertEqual(retired.find_element(By.CSS_SELECTOR, ".badges").text, "Mise en relation retirée")
+        self.assertFalse(retired.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
+        self.assertEqual([b for b in retired.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea") if b.is_displayed()], [])
+        reason = retired.find_element(By.CSS_SELECTOR, ".reason")
+        self.wait(lambda: reason.text == "Proposition retirée : l'offre est retirée.", 20, "why it was retired")
+        # The match still open looks as before.
+        self.assertNotIn("is-retired", still_open.get_attribute("class"))
+        self.assertTrue(still_open.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
+        self.assertEqual(len([b for b in still_open.find_elements(By.CSS_SELECTOR, "button[data-outcome]") if b.is_displayed()]), 2)
+        colours = [self.js("return getComputedStyle(arguments[0].querySelector('.card')).borderLeftColor", li)
+                   for li in (retired, still_open)]
+        self.assertNotEqual(colours[0], colours[1])
+        self.js("arguments[0].scrollIntoView()", retired)
+        self.shot("staff-page-retired.png")
+        # Its detail: retired, why, no feedback to give.
+        view = self.open_view("#match/" + mid2, "match")
+        self.wait(lambda: d.find_element(By.ID, "match-title").text == "Mise en relation retirée", 20, "the retired detail")
+        self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
+        self.assertIn("Proposition retirée : l'offre est retirée.", view.find_element(By.CSS_SELECTOR, ".reason").text)
+        self.assertIsNone(self.field(view, "rank"))
+        view = self.open_view("#match/" + mid, "match")
+        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the first match, first now")
+        self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
+        self.assertEqual(len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")), 2)
 
         errors = [m for m in self.console()
                   if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
