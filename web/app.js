@@ -149,6 +149,15 @@
     return Math.round(s * 100) + ' %';
   }
 
+  /* A match's distance as the notifications say it: "dans la même commune"
+   * (the matcher measures between communes: one commune is 0 km, and
+   * below 0,05 km nothing is left once rounded), else "3,6 km". */
+  function distanceText(km) {
+    var d = Number(km);
+    if (km === undefined || km === null || !isFinite(d)) return '';
+    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + ' km';
+  }
+
   function capitalize(text) {
     return text ? String(text).charAt(0).toUpperCase() + String(text).slice(1) : '';
   }
@@ -929,7 +938,7 @@
     definition(head, 'Département', departmentName(m.department));
     definition(head, 'Score', percent(m.score));
     definition(head, 'Rang', rankText(m.rank), 'rank');
-    if (m.distanceKm !== undefined) definition(head, 'Distance', String(Math.round(Number(m.distanceKm) * 10) / 10).replace('.', ',') + ' km');
+    definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
     if (m.retired) definition(head, 'État', 'Retirée : la paire n’est plus proposée');
@@ -1151,7 +1160,8 @@
           sid ? [' — ', structureLink(sid, m[other + 'StructureName'])] : null,
           el('ul', {class: 'meta'},
             m.rank ? el('li', {'data-field': 'rank'}, rankText(m.rank)) : null,
-            el('li', null, 'Score ' + percent(m.score))));
+            el('li', null, 'Score ' + percent(m.score)),
+            el('li', {'data-field': 'distance'}, distanceText(m.distanceKm))));
         li.dataset.matchId = m.id;
         list.appendChild(li);
       });

@@ -18,7 +18,8 @@ What staff open from a notification: the links of a cooperation's and a new
 member's notifications open the proposal (with its answers) and the
 structure (with its open items), names link on to structures and needs, a
 need lists its open matches best first with their current rank (a better
-offer that came later is first, the older match second), an unknown id
+offer that came later is first, the older match second; one in the need's
+commune is « dans la même commune », not « 0 km »), an unknown id
 says so in French, and a collective need names its structures. A match
 whose offer is withdrawn shows as retired: a muted card without « Non lu »
 nor feedback buttons, and a detail titled « Mise en relation retirée »
@@ -567,6 +568,7 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual([r.find_element(By.CSS_SELECTOR, '[data-field="rank"]').text for r in rows],
                          ["1re des offres proposées au besoin", "2e des offres proposées au besoin"])
         self.assertIn("Cuisine centrale de Caen", rows[0].text)
+        self.assertEqual(rows[0].find_element(By.CSS_SELECTOR, '[data-field="distance"]').text, "dans la même commune")
         self.shot("staff-page-need.png", full=True)
         rows[1].find_element(By.TAG_NAME, "a").click()
         self.wait(lambda: d.find_element(By.ID, "view-match").is_displayed(), 10, "the match from the need")
@@ -600,8 +602,13 @@ class StaffPageTest(unittest.TestCase):
         # -- a match shows its rank now among the need's open matches --
         view = self.open_view("#match/" + mid, "match")
         self.wait(lambda: self.field(view, "rank") == "2e des offres proposées au besoin", 20, "the rank of the first match")
+        near = self.field(view, "distance")  # Hérouville-Saint-Clair to Caen
+        self.assertRegex(near, r"^\d+(,\d)? km$")
+        self.assertNotEqual(near, "0 km")
         view = self.open_view("#match/" + mid2, "match")
         self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the rank of the better one")
+        # Need and offer in Caen: said as the notification says it, not "0 km".
+        self.assertEqual(self.field(view, "distance"), "dans la même commune")
 
         # -- the better offer withdrawn: its match is retired, and shows it --
         status, body = st.http("POST", "/v1/events", [{"type": "offer.withdrawn", "offerWithdrawn": {
