@@ -149,6 +149,27 @@
     return Math.round(s * 100) + ' %';
   }
 
+  /* A match's distance as the notifications say it: "dans la même commune"
+   * (the matcher measures between communes: one commune is 0 km, and
+   * below 0,05 km nothing is left once rounded), else "3,6 km". */
+  function distanceText(km) {
+    var d = Number(km);
+    if (km === undefined || km === null || !isFinite(d)) return '';
+    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + ' km';
+  }
+
+  function capitalize(text) {
+    return text ? String(text).charAt(0).toUpperCase() + String(text).slice(1) : '';
+  }
+
+  /* "1re des offres proposées au besoin", "2e …": a match's rank among its
+   * need's open matches, as the API computes it now. */
+  function rankText(rank) {
+    var r = Number(rank);
+    if (!isFinite(r) || r < 1) return '';
+    return (r === 1 ? '1re' : r + 'e') + ' des offres proposées au besoin';
+  }
+
   // ---- state -------------------------------------------------------------------
 
   var state = {
@@ -533,10 +554,12 @@
     if (n.matchId) li.dataset.matchId = n.matchId;
     if (item.live) li.classList.add('is-live');
 
-    var badges = el('p', {class: 'badges'}, el('span', {class: 'badge badge-kind'}, kindLabel));
+    var kindBadge = el('span', {class: 'badge badge-kind'}, kindLabel);
+    var badges = el('p', {class: 'badges'}, kindBadge);
     var newBadge = el('span', {class: 'badge badge-new'}, item.live ? 'Nouveau' : 'Non lu');
-    newBadge.hidden = !(item.live || n.read === false);
     badges.appendChild(newBadge);
+    var retiredBadge = el('span', {class: 'badge badge-retired'}, 'Mise en relation retirée');
+    badges.appendChild(retiredBadge);
     var statusBadge = el('span', {class: 'badge badge-status'});
     badges.appendChild(statusBadge);
     article.appendChild(badges);
@@ -572,6 +595,8 @@
     item.result = result;
     item.statusBadge = statusBadge;
     item.newBadge = newBadge;
+    item.kindBadge = kindBadge;
+    item.retiredBadge = retiredBadge;
     item.reason = reason;
     item.buttons = {};
 
@@ -585,6 +610,7 @@
         item.buttons[outcome] = b;
         group.appendChild(b);
       });
+      item.feedback = group;
       actions.appendChild(group);
       var commentId = uid + '-comment';
       comment = el('details', {class: 'comment'},
@@ -592,10 +618,14 @@
         el('label', {for: commentId}, 'Commentaire (facultatif, joint à votre prochain choix)'),
         el('textarea', {id: commentId, rows: '2', maxlength: '500'}));
       item.comment = comment.querySelector('textarea');
+      item.commentBox = comment;
       actions.appendChild(el('a', {class: 'detail-link', href: '#match/' + encodeURIComponent(n.matchId)},
         'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
     } else if (n.kind === 'collective_need') {
       actions.appendChild(el('a', {class: 'detail-link', href: '#collectifs'}, 'Voir les besoins collectifs'));
+    } else if (detailHash(n.link)) { // a need, a structure, a cooperation proposal
+      actions.appendChild(el('a', {class: 'detail-link', href: detailHash(n.link)},
+        'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
     }
     if (n.read === false) {
       var read = el('button', {type: 'button', class: 'button button-quiet', 'aria-describedby': uid + '-title'}, 'Marquer comme lu');
@@ -606,11 +636,22 @@
     if (comment) actions.appendChild(comment); // on its own line, last
     article.appendChild(actions);
     article.appendChild(result);
+    item.node = li;
     refreshItem(item);
     return li;
   }
 
   function refreshItem(item) {
+    // A retired match (its need closed, its offer withdrawn...) asks for
+    // nothing more: a muted card that says so first, no "Non lu", no
+    // feedback to give.
+    var retired = item.n.kind === 'match' && item.n.retired === true;
+    item.node.classList.toggle('is-retired', retired);
+    item.kindBadge.hidden = retired;
+    item.retiredBadge.hidden = !retired;
+    item.newBadge.hidden = retired || !(item.live || item.n.read === false);
+    if (item.feedback) item.feedback.hidden = retired;
+    if (item.commentBox) item.commentBox.hidden = retired;
     var status = itemStatus(item);
     item.statusBadge.textContent = STATUS[status] || '';
     item.statusBadge.hidden = item.n.kind !== 'match' || status === 'new';
@@ -621,10 +662,16 @@
   }
 
   function setReason(item, match) {
-    if (!match || !match.explanation) return;
+    if (!match) return;
+    if (typeof match.retired === 'boolean' && match.retired !== (item.n.retired === true)) {
+      item.n.retired = match.retired; // the match as it is now, maybe retired since the inbox was read
+      refreshItem(item);
+    }
+    if (!match.explanation) return;
     var r = item.reason;
     clear(r);
-    r.appendChild(el('strong', null, 'Pourquoi : '));
+    // A retirement's explanation says why itself ("Proposition retirée : …").
+    if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi : '));
     r.appendChild(document.createTextNode(match.explanation));
     r.hidden = false;
     // The notifier's summary is "need ↔ offer : explanation": said once is enough.
@@ -646,9 +693,10 @@
   function loadMatchReason(item) {
     var mid = item.n.matchId;
     if (state.matches[mid]) { setReason(item, state.matches[mid]); return; }
-    // Until the details arrive: the explanation line of the message, if any.
+    // Until the details arrive: the explanation line of the message, if any
+    // (not for a retired match: it no longer holds).
     var m = /(?:^|\n)Pourquoi : ([^\n]+)/.exec(item.n.text || '');
-    if (m) setReason(item, {explanation: m[1]});
+    if (m && !item.n.retired) setReason(item, {explanation: m[1]});
     reasonQueue.push(item);
     pumpReasons();
   }
@@ -866,10 +914,12 @@
     clear(root);
     root.dataset.matchId = mid;
     setStatus('match-status', 'Chargement…');
+    $('match-title').textContent = 'Mise en relation proposée';
     delete state.matches[mid]; // fresh status and revision
     fetchMatch(mid).then(function (m) {
       if (root.dataset.matchId !== mid) return;
       setStatus('match-status', '');
+      if (m.retired) $('match-title').textContent = 'Mise en relation retirée';
       renderMatch(root, m);
     }, function (e) {
       reportError(e, 'match-status');
@@ -887,12 +937,14 @@
     definition(head, 'Catégorie', categoryLabel(m.category));
     definition(head, 'Département', departmentName(m.department));
     definition(head, 'Score', percent(m.score));
-    if (m.distanceKm !== undefined) definition(head, 'Distance', String(Math.round(Number(m.distanceKm) * 10) / 10).replace('.', ',') + ' km');
+    definition(head, 'Rang', rankText(m.rank), 'rank');
+    definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
     if (m.retired) definition(head, 'État', 'Retirée : la paire n’est plus proposée');
     root.appendChild(head);
-    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), m.explanation));
+    // A retirement's explanation says why itself ("Proposition retirée : …").
+    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi : '), m.explanation));
 
     var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
     if (comps && comps.length) {
@@ -909,6 +961,17 @@
       root.appendChild(el('div', {class: 'table-scroll'}, table));
     }
 
+    // A retired match takes no feedback: the pair is no longer proposed.
+    if (!m.retired) renderFeedback(root, m);
+
+    var sides = el('div', {class: 'sides'});
+    root.appendChild(sides);
+    sides.appendChild(sidePanel('Le besoin', 'v1/needs/' + encodeURIComponent(m.needId), m.needStructureId));
+    sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
+  }
+
+  /* The feedback buttons of a match's detail, and where their result shows. */
+  function renderFeedback(root, m) {
     var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
     var result = el('p', {class: 'result', role: 'status'});
     ['contact_made', 'not_relevant'].forEach(function (outcome) {
@@ -934,11 +997,6 @@
     });
     root.appendChild(el('div', {class: 'actions'}, group));
     root.appendChild(result);
-
-    var sides = el('div', {class: 'sides'});
-    root.appendChild(sides);
-    sides.appendChild(sidePanel('Le besoin', 'v1/needs/' + encodeURIComponent(m.needId), m.needStructureId));
-    sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
   }
 
   function findItemByMatch(mid) {
@@ -946,6 +1004,45 @@
       if (state.inbox.items[i].n.matchId === mid) return state.inbox.items[i];
     }
     return null;
+  }
+
+  /* A link to a structure's view, named (its id when the name is unknown). */
+  function structureLink(sid, name) {
+    return el('a', {href: '#structure/' + encodeURIComponent(sid)}, name || sid);
+  }
+
+  /* The facts of a need or an offer (GET /v1/needs/{id}, /v1/offers/{id}),
+   * with its structure when `withStructure`. */
+  function itemFacts(x, withStructure) {
+    var dl = el('dl', {class: 'facts'});
+    if (withStructure && x.structureId) definition(dl, 'Structure', structureLink(x.structureId, x.structureName), 'structure');
+    definition(dl, 'Catégorie', categoryLabel(x.category));
+    definition(dl, 'Commune', x.communeName ? x.communeName + (x.department ? ' (' + x.department + ')' : '') : x.commune, 'commune');
+    definition(dl, 'Quantité', x.quantity);
+    definition(dl, 'Capacité', x.capacity);
+    definition(dl, 'Reçu le', formatDate(x.receivedAt));
+    definition(dl, 'Valable à partir du', formatDay(x.validFrom));
+    definition(dl, 'Valable jusqu’au', formatDay(x.validUntil));
+    definition(dl, 'État', x.open === false ? 'Fermé' : 'Ouvert');
+    return dl;
+  }
+
+  /* The facts of a structure (GET /v1/structures/{id}): family, commune,
+   * networks, and the contact to call. */
+  function structureFacts(s) {
+    var dl = el('dl', {class: 'facts'});
+    definition(dl, 'Famille', FAMILIES[s.family] || '', 'family');
+    definition(dl, 'Commune', s.communeName || s.commune, 'commune');
+    definition(dl, 'Réseaux', (s.networks || []).join(', '), 'networks');
+    if (s.left) definition(dl, 'Statut', 'A quitté le réseau');
+    var c = s.contact || {};
+    if (c.name || c.email || c.phone) {
+      definition(dl, 'Contact', [c.name, c.role].filter(Boolean).join(', '));
+      if (c.email) definition(dl, 'Courriel', safeLink('mailto:' + c.email, c.email));
+      if (c.phone) definition(dl, 'Téléphone', safeLink('tel:' + String(c.phone).replace(/[^+0-9]/g, ''), c.phone));
+    }
+    if (s.website) definition(dl, 'Site', safeLink(s.website, s.website));
+    return dl;
   }
 
   /* A need or an offer, then its structure with the contact to call. */
@@ -957,14 +1054,7 @@
       clear(body);
       body.appendChild(el('h3', null, x.title || x.id));
       if (x.description) body.appendChild(el('p', {class: 'pre'}, x.description));
-      var dl = el('dl', {class: 'facts'});
-      definition(dl, 'Catégorie', categoryLabel(x.category));
-      definition(dl, 'Commune', x.communeName ? x.communeName + (x.department ? ' (' + x.department + ')' : '') : x.commune);
-      definition(dl, 'Quantité', x.quantity);
-      definition(dl, 'Capacité', x.capacity);
-      definition(dl, 'Valable jusqu’au', formatDay(x.validUntil));
-      definition(dl, 'État', x.open === false ? 'Fermé' : 'Ouvert');
-      body.appendChild(dl);
+      body.appendChild(itemFacts(x, false));
     }, function (e) {
       if (e.status === 401) return;
       clear(body);
@@ -975,19 +1065,8 @@
       section.appendChild(sbody);
       api('GET', 'v1/structures/' + encodeURIComponent(structureId)).then(function (s) {
         clear(sbody);
-        sbody.appendChild(el('h3', null, s.name || structureId));
-        var dl = el('dl', {class: 'facts'});
-        definition(dl, 'Famille', FAMILIES[s.family] || '');
-        definition(dl, 'Commune', s.communeName || s.commune);
-        if (s.left) definition(dl, 'Statut', 'A quitté le réseau');
-        var c = s.contact || {};
-        if (c.name || c.email || c.phone) {
-          definition(dl, 'Contact', [c.name, c.role].filter(Boolean).join(', '));
-          if (c.email) { dl.appendChild(el('dt', null, 'Courriel')); dl.appendChild(el('dd', null, safeLink('mailto:' + c.email, c.email))); }
-          if (c.phone) { dl.appendChild(el('dt', null, 'Téléphone')); dl.appendChild(el('dd', null, safeLink('tel:' + String(c.phone).replace(/[^+0-9]/g, ''), c.phone))); }
-        }
-        if (s.website) { dl.appendChild(el('dt', null, 'Site')); dl.appendChild(el('dd', null, safeLink(s.website, s.website))); }
-        sbody.appendChild(dl);
+        sbody.appendChild(el('h3', null, structureLink(structureId, s.name)));
+        sbody.appendChild(structureFacts(s));
       }, function (e) {
         if (e.status === 401) return;
         clear(sbody);
@@ -995,6 +1074,131 @@
       });
     }
     return section;
+  }
+
+  // ---- one need, offer, structure or cooperation proposal (#need/<id>, ...) ----
+
+  /* The views of one item that notifications link to (#need/<id>,
+   * #structure/<id>, #cooperation/<id>; #offer/<id> from a structure): the
+   * heading, what the item is called when its id is unknown, where the API
+   * has it, and how it is drawn. */
+  var DETAILS = {
+    need: {title: 'Besoin', missing: 'Ce besoin', path: 'v1/needs/', render: renderItemView},
+    offer: {title: 'Offre', missing: 'Cette offre', path: 'v1/offers/', render: renderItemView},
+    structure: {title: 'Structure', missing: 'Cette structure', path: 'v1/structures/', render: renderStructureView},
+    cooperation: {title: 'Proposition de coopération', missing: 'Cette proposition de coopération',
+      path: 'v1/cooperations/', render: renderCooperationView}
+  };
+
+  function isDetail(kind) {
+    return Object.prototype.hasOwnProperty.call(DETAILS, kind);
+  }
+
+  /* The page's own view that a notification's link opens ("#need/<id>"…), or ''. */
+  function detailHash(link) {
+    var m = /#([a-z]+)\/(.+)$/.exec(String(link || ''));
+    return m && isDetail(m[1]) ? '#' + m[1] + '/' + m[2] : '';
+  }
+
+  function showDetail(kind, id) {
+    var d = DETAILS[kind];
+    var root = $('detail-body');
+    var key = kind + '/' + id;
+    clear(root);
+    root.dataset.key = key;
+    $('detail-title').textContent = d.title;
+    var missing = d.missing + ' est introuvable' + (id ? ' (identifiant « ' + id + ' »)' : '') +
+      ' : le lien est peut-être incomplet ou erroné.';
+    if (!id) { setStatus('detail-status', missing); return; }
+    setStatus('detail-status', 'Chargement…');
+    api('GET', d.path + encodeURIComponent(id)).then(function (x) {
+      if (root.dataset.key !== key) return;
+      setStatus('detail-status', '');
+      d.render(root, x, kind);
+    }, function (e) {
+      if (root.dataset.key !== key) return;
+      if (e.status === 404) setStatus('detail-status', missing);
+      else reportError(e, 'detail-status');
+    });
+  }
+
+  /* A titled panel of links to items' views ({id, title} each), or `empty`. */
+  function linkPanel(title, kind, items, empty) {
+    var section = el('section', {class: 'panel'}, el('h2', null, title));
+    if (!items || !items.length) section.appendChild(el('p', {class: 'hint'}, empty));
+    else section.appendChild(el('ul', {class: 'links'}, items.map(function (x) {
+      return el('li', null, el('a', {href: '#' + kind + '/' + encodeURIComponent(x.id)}, x.title || x.id));
+    })));
+    return section;
+  }
+
+  function renderItemView(root, x, kind) {
+    root.appendChild(el('h2', null, x.title || x.id));
+    if (x.description) root.appendChild(el('p', {class: 'pre'}, x.description));
+    root.appendChild(itemFacts(x, true));
+    root.appendChild(openMatches(kind, x.id));
+  }
+
+  /* The open matches of a need or an offer, best first, each a link to its
+   * detail, loaded after the item. */
+  function openMatches(kind, id) {
+    var section = el('section', {class: 'panel'}, el('h2', null, 'Mises en relation ouvertes'));
+    var status = el('p', {class: 'hint'}, 'Chargement…');
+    var list = el('ol', {class: 'links matches'});
+    section.appendChild(status);
+    section.appendChild(list);
+    api('GET', DETAILS[kind].path + encodeURIComponent(id) + '/matches').then(function (page) {
+      var items = (page && page.items) || [];
+      status.textContent = 'Aucune mise en relation ouverte.';
+      status.hidden = items.length > 0;
+      // A need's list names each offer; an offer's, each need.
+      var other = kind === 'need' ? 'offer' : 'need';
+      items.forEach(function (m) {
+        var sid = m[other + 'StructureId'];
+        var li = el('li', null,
+          el('a', {href: '#match/' + encodeURIComponent(m.id)}, m[other + 'Title'] || m[other + 'Id']),
+          sid ? [' — ', structureLink(sid, m[other + 'StructureName'])] : null,
+          el('ul', {class: 'meta'},
+            m.rank ? el('li', {'data-field': 'rank'}, rankText(m.rank)) : null,
+            el('li', null, 'Score ' + percent(m.score)),
+            el('li', {'data-field': 'distance'}, distanceText(m.distanceKm))));
+        li.dataset.matchId = m.id;
+        list.appendChild(li);
+      });
+    }, function (e) {
+      if (e.status === 401) return;
+      status.className = 'result result-error';
+      status.textContent = e.message;
+    });
+    return section;
+  }
+
+  function renderStructureView(root, s) {
+    root.appendChild(el('h2', null, s.name || s.id));
+    if (s.description) root.appendChild(el('p', {class: 'pre'}, s.description));
+    root.appendChild(structureFacts(s));
+    root.appendChild(linkPanel('Besoins ouverts', 'need', s.openNeeds, 'Aucun besoin ouvert.'));
+    root.appendChild(linkPanel('Offres ouvertes', 'offer', s.openOffers, 'Aucune offre ouverte.'));
+    if (s.openItemsTruncated) root.appendChild(el('p', {class: 'hint'}, 'Listes partielles : la structure a d’autres besoins ou offres ouverts.'));
+  }
+
+  function renderCooperationView(root, c) {
+    root.appendChild(el('h2', null, c.title || c.id));
+    if (c.description) root.appendChild(el('p', {class: 'pre'}, c.description));
+    var dl = el('dl', {class: 'facts'});
+    if (c.fromStructureId) definition(dl, 'Proposée par', structureLink(c.fromStructureId, c.fromStructureName), 'from');
+    if (c.toStructureId) definition(dl, 'Adressée à', structureLink(c.toStructureId, c.toStructureName), 'to');
+    else definition(dl, 'Adressée à', c.territory ? 'Toute structure de : ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
+    definition(dl, 'Type', capitalize(c.kindLabel), 'kind');
+    definition(dl, 'Catégorie', c.categoryLabel || categoryLabel(c.category));
+    definition(dl, 'Valable jusqu’au', formatDay(c.validUntil));
+    root.appendChild(dl);
+    var answers = el('section', {class: 'panel'}, el('h2', null, 'Réponses'));
+    if (!c.answers || !c.answers.length) answers.appendChild(el('p', {class: 'hint'}, 'Pas encore de réponse.'));
+    else answers.appendChild(el('ul', {class: 'links answers'}, c.answers.map(function (a) {
+      return el('li', null, structureLink(a.structureId, a.structureName), ' : ' + (a.answerLabel || ''));
+    })));
+    root.appendChild(answers);
   }
 
   // ---- collective needs -----------------------------------------------------------
@@ -1047,6 +1251,14 @@
       el('li', null, count === 1 ? '1 structure' : formatNumber(count) + ' structures'),
       el('li', null, (c.needIds ? c.needIds.length : 0) + ' besoin' + ((c.needIds && c.needIds.length > 1) ? 's' : '')));
     article.appendChild(meta);
+    // Who: each structure by name, a link to its view.
+    var names = c.structureNames || {};
+    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures : '));
+    (c.structureIds || []).forEach(function (sid, i) {
+      who.appendChild(document.createTextNode(i ? ', ' : ''));
+      who.appendChild(structureLink(sid, names[sid]));
+    });
+    if (c.structureIds && c.structureIds.length) article.appendChild(who);
     if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), c.explanation));
     var li = el('li', {class: 'card-item'}, article);
     li.dataset.collectiveId = c.collectiveId || c.id || '';
@@ -1055,10 +1267,11 @@
 
   // ---- views -----------------------------------------------------------------------
 
-  var VIEWS = ['opportunites', 'collectifs', 'territoire', 'match'];
+  var VIEWS = ['opportunites', 'collectifs', 'territoire', 'match', 'detail'];
 
-  /* The hash says the view: #opportunites, #collectifs, #territoire,
-   * #match/<id> (the notifier's links), #collective/<id>, #inbox/<staff>. */
+  /* The hash says the view: #opportunites, #collectifs, #territoire, and
+   * the notifier's links: #match/<id>, #need/<id>, #structure/<id>,
+   * #cooperation/<id> (the DETAILS), #collective/<id>, #inbox/<staff>. */
   function route(initial) {
     if (!state.me) return;
     var hash = '';
@@ -1071,6 +1284,7 @@
     var slash = hash.indexOf('/');
     var head = slash >= 0 ? hash.slice(0, slash) : hash;
     if (head === 'match' && slash >= 0) { view = 'match'; arg = hash.slice(slash + 1); }
+    else if (isDetail(head) && slash >= 0) { view = 'detail'; arg = hash.slice(slash + 1); }
     else if (head === 'collectifs' || head === 'collective') view = 'collectifs';
     else if (head === 'territoire') view = 'territoire';
     var previous = state.view;
@@ -1084,12 +1298,13 @@
     if (view === 'collectifs') loadCollective();
     if (view === 'territoire' && MG.territory) MG.territory.show();
     if (view === 'match') showMatch(arg);
-    if (view === 'opportunites' && (previous === 'match') && state.inbox.loaded) updateInboxStatus();
+    if (view === 'detail') showDetail(head, arg);
+    if (view === 'opportunites' && (previous === 'match' || previous === 'detail') && state.inbox.loaded) updateInboxStatus();
     var titles = {opportunites: 'Mes opportunités', collectifs: 'Besoins collectifs', territoire: 'Territoire', match: 'Mise en relation'};
-    document.title = titles[view] + ' — Maillage';
-    // Move focus to the new view's heading, except on the first display
-    // (focus stays at the top of the page for a fresh load).
-    if (!initial && previous && previous !== view && previous !== 'signin') {
+    document.title = (view === 'detail' ? DETAILS[head].title : titles[view]) + ' — Maillage';
+    // Move focus to the new view's heading (one item to another too), except
+    // on the first display (focus stays at the top of the page for a fresh load).
+    if (!initial && previous && (previous !== view || arg) && previous !== 'signin') {
       var h = $('view-' + view).querySelector('h1');
       if (h) h.focus();
     } else if (initial && previous === 'signin') {

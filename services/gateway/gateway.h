@@ -9,8 +9,9 @@
  *   ingest.c  POST /v1/events, POST /v1/matches/{id}/feedback
  *   session.c POST/DELETE /v1/session, GET /v1/me
  *   health.c  /healthz, /readyz, /metrics
- *   query.c   the read API (structures, needs, offers, matches, inbox,
- *             collective needs, figures, map, taxonomy, communes)
+ *   query.c   the read API (structures, needs, offers, matches, cooperation
+ *             proposals, inbox, collective needs, figures, map, taxonomy,
+ *             communes)
  *   stream.c  GET /v1/stream (Server-Sent Events)
  *   assets.c  the staff page and /v1/openapi.json (generated: assets.h)
  *

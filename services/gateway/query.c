@@ -2,12 +2,12 @@
  * GET /v1/taxonomy and GET /v1/communes.
  *
  * The other read routes live in query_items.c (structures, needs, offers,
- * matches), query_inbox.c (a staff member's inbox and the notification
- * loader the live stream uses too) and query_territory.c (collective needs,
- * figures, map). This file keeps the part's state: the departments and
- * EPCIs derived from the commune table, the /v1/communes body (built once:
- * the table never changes while the gateway runs) and the slot of the
- * figures cache. */
+ * matches), query_cooperations.c (a cooperation proposal), query_inbox.c (a
+ * staff member's inbox and the notification loader the live stream uses
+ * too) and query_territory.c (collective needs, figures, map). This file
+ * keeps the part's state: the departments and EPCIs derived from the
+ * commune table, the /v1/communes body (built once: the table never changes
+ * while the gateway runs) and the slot of the figures cache. */
 #include "query.h"
 
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 
 #include "maillage/french.h"
 #include "maillage/mem.h"
+#include "maillage/v1/events.pb-c.h"
 
 typedef struct {
     char siren[10];
@@ -335,6 +336,15 @@ void gq_set_category(mg_gateway_t *gw, json_t *obj, const char *code) {
     gq_set_str(obj, "categoryLabel", label ? label : code);
 }
 
+char *gq_structure_name(const redisReply *pb) {
+    if (!pb || pb->type != REDIS_REPLY_STRING) return NULL;
+    Maillage__V1__Structure *s = maillage__v1__structure__unpack(NULL, pb->len, (const uint8_t *)pb->str);
+    if (!s) return NULL;
+    char *name = s->name && *s->name ? mg_strdup(s->name) : NULL;
+    maillage__v1__structure__free_unpacked(s, NULL);
+    return name;
+}
+
 const char *gq_status_name(const char *stored) {
     if (stored && strcmp(stored, "cm") == 0) return "contact_made";
     if (stored && strcmp(stored, "nr") == 0) return "not_relevant";
@@ -417,6 +427,7 @@ void gw_query_register(mg_gateway_t *gw) {
     gw_route(gw, EVHTTP_REQ_GET, "/v1/taxonomy", GW_STAFF, s_taxonomy);
     gw_route(gw, EVHTTP_REQ_GET, "/v1/communes", GW_STAFF, s_communes);
     gq_items_register(gw);
+    gq_cooperations_register(gw);
     gq_inbox_register(gw);
     gq_territory_register(gw);
 }

@@ -1,7 +1,8 @@
 /* query.h -- what the files of the gateway's read API share (query.c,
- * query_items.c, query_inbox.c, query_territory.c, and stream.c for the
- * notifications): Redis reads in MULTI/EXEC batches, the checks of query
- * parameters, dates, and the notification loader. An internal header.
+ * query_items.c, query_cooperations.c, query_inbox.c, query_territory.c,
+ * and stream.c for the notifications): Redis reads in MULTI/EXEC batches,
+ * the checks of query parameters, dates, and the notification loader. An
+ * internal header.
  *
  * Reads go through the gateway's one command connection (gw_redis()). A
  * batch is MULTI, its commands, EXEC, queued in one loop turn: one round
@@ -117,6 +118,11 @@ void gq_set_place(mg_gateway_t *gw, json_t *obj, const char *code, const char *d
 /* Add "category" and "categoryLabel". */
 void gq_set_category(mg_gateway_t *gw, json_t *obj, const char *code);
 
+/* The name in a serialized Structure (the `pb` of mg:structure:<sid>, as
+ * HGET returns it). Caller owns the result; NULL when unknown (nil, not a
+ * string, not a Structure, no name). */
+char *gq_structure_name(const redisReply *pb);
+
 /* "new", "contact_made" or "not_relevant" for a stored feedback ("", "cm", "nr"). */
 const char *gq_status_name(const char *stored);
 
@@ -164,6 +170,7 @@ void *gq_territory(mg_gateway_t *gw);
 /* ---- registration of each file's routes -------------------------------------------- */
 
 void gq_items_register(mg_gateway_t *gw);
+void gq_cooperations_register(mg_gateway_t *gw);
 void gq_inbox_register(mg_gateway_t *gw);
 void gq_territory_register(mg_gateway_t *gw);
 

@@ -2,13 +2,21 @@
  * matcher's records (docs/redis-keys.md, "Matcher"):
  *
  *   GET /v1/structures[?cursor=&limit=]   SCAN of mg:structure:* (hashes only)
- *   GET /v1/structures/{sid}              mg:structure:<sid> + mg:contact:<sid>
+ *   GET /v1/structures/{sid}              mg:structure:<sid> + mg:contact:<sid>, and its
+ *                                         open items: one SSCAN page of
+ *                                         mg:structure:<sid>:items, titles from
+ *                                         mg:notifier:need:/offer:
  *   GET /v1/needs[?category=&department=&cursor=&limit=], GET /v1/offers[...]
  *                                         ZSCAN of mg:open:<kind>:<cat> (the open ones)
  *   GET /v1/needs/{nid}, GET /v1/offers/{oid}
  *   GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches
  *                                         mg:nm:<nid> / mg:om:<oid> by score
  *   GET /v1/matches/{mid}                 mg:mid:<mid> -> mg:pair:, mg:mexp:, mg:pfb:
+ *
+ * A match's "rank" is its current place among its need's open matches
+ * (ZREVRANK in mg:nm:<nid>: by score, ties in the sorted set's own order),
+ * not the rank its match.found carried: that one is the rank at the
+ * proposal, and a better offer coming later sends no revision of it.
  *
  * A need or offer record holds the matching view of the item (title, tags
  * and description folded into keywords); what staff read (title,
@@ -135,17 +143,6 @@ static int s_pair_parse(const char *v, s_pair_t *p) {
     return 0;
 }
 
-/* The name in a serialized Structure (mg:structure:<sid> `pb`). Caller owns
- * the result; NULL when unknown. */
-static char *s_structure_name(const redisReply *pb) {
-    if (!pb || pb->type != REDIS_REPLY_STRING) return NULL;
-    Maillage__V1__Structure *s = maillage__v1__structure__unpack(NULL, pb->len, (const uint8_t *)pb->str);
-    if (!s) return NULL;
-    char *name = s->name && *s->name ? mg_strdup(s->name) : NULL;
-    maillage__v1__structure__free_unpacked(s, NULL);
-    return name;
-}
-
 static void s_set_time(json_t *obj, const char *key, long long ms) {
     if (ms <= 0) return;
     char when[32];
@@ -164,6 +161,7 @@ static void s_set_seq(json_t *obj, const char *key, long long seq) {
 typedef struct {
     char nid[MG_ID_MAX + 1], oid[MG_ID_MAX + 1];
     s_pair_t pair;
+    long long rank;                          /* among the need's open matches, 1 = best; 0 when not open */
     char *status, *need_title, *offer_title; /* owned */
 } s_match_t;
 
@@ -215,16 +213,17 @@ static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisRe
     }
     gq_set_str(o, "needStructureId", p->ns);
     gq_set_str(o, "offerStructureId", p->os);
-    char *name = s_structure_name(ns_pb);
+    char *name = gq_structure_name(ns_pb);
     gq_set_str(o, "needStructureName", name);
     free(name);
-    name = s_structure_name(os_pb);
+    name = gq_structure_name(os_pb);
     gq_set_str(o, "offerStructureName", name);
     free(name);
     gq_set_str(o, "needTitle", mt->need_title);
     gq_set_str(o, "offerTitle", mt->offer_title);
     json_object_set_new(o, "retired", json_boolean(p->retired));
     json_object_set_new(o, "revision", json_integer(p->rev));
+    if (mt->rank > 0) json_object_set_new(o, "rank", json_integer(mt->rank));
     s_set_time(o, "proposedAt", p->at);
     json_object_set_new(o, "status", json_string(gq_status_name(mt->status)));
     Maillage__V1__MatchFound *mf = NULL;
@@ -233,7 +232,6 @@ static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisRe
     json_t *components = json_object();
     if (mf) {
         json_object_set_new(o, "explanation", json_string(mf->explanation ? mf->explanation : ""));
-        if (mf->rank) json_object_set_new(o, "rank", json_integer(mf->rank));
         for (size_t i = 0; i < mf->n_components; i++) {
             const Maillage__V1__ScoreComponent *c = mf->components[i];
             if (!c->name || !*c->name) continue;
@@ -281,7 +279,7 @@ static char *s_dup_str(const redisReply *r) {
 static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_matches_t *m = privdata;
     (void)redis;
-    if (!gq_exec_ok(reply, 4 * m->count)) {
+    if (!gq_exec_ok(reply, 5 * m->count)) {
         m->done(m, NULL);
         return;
     }
@@ -289,10 +287,12 @@ static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
     gq_tx_begin(&tx, m->r->gw);
     for (size_t i = 0; i < m->count; i++) {
         s_match_t *mt = &m->items[i];
-        s_pair_parse(gq_str(gq_at(reply, 4 * i)), &mt->pair);
-        mt->status = s_dup_str(gq_at(reply, 4 * i + 1));
-        mt->need_title = s_dup_str(gq_at(reply, 4 * i + 2));
-        mt->offer_title = s_dup_str(gq_at(reply, 4 * i + 3));
+        s_pair_parse(gq_str(gq_at(reply, 5 * i)), &mt->pair);
+        mt->status = s_dup_str(gq_at(reply, 5 * i + 1));
+        mt->need_title = s_dup_str(gq_at(reply, 5 * i + 2));
+        mt->offer_title = s_dup_str(gq_at(reply, 5 * i + 3));
+        const redisReply *rank = gq_at(reply, 5 * i + 4); /* nil when not open */
+        mt->rank = rank && rank->type == REDIS_REPLY_INTEGER ? rank->integer + 1 : 0;
         if (!mt->pair.present) continue;
         char key[200];
         snprintf(key, sizeof(key), "mg:mexp:%s", mt->pair.mid);
@@ -310,7 +310,8 @@ static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 /* Load m->items (nid, oid set): their pair records, the caller's feedback,
- * titles, then explanations and structure names. m->done runs once. */
+ * titles and current ranks, then explanations and structure names. m->done
+ * runs once. */
 static void s_matches_load(s_matches_t *m) {
     const char *staff = m->r->who.subject;
     gq_tx_t tx;
@@ -327,6 +328,8 @@ static void s_matches_load(s_matches_t *m) {
         gq_tx_add(&tx, "HGET", key, "title", NULL);
         snprintf(key, sizeof(key), "mg:notifier:offer:%s", mt->oid);
         gq_tx_add(&tx, "HGET", key, "title", NULL);
+        snprintf(key, sizeof(key), "mg:nm:%s", mt->nid);
+        gq_tx_add(&tx, "ZREVRANK", key, mt->oid, NULL);
     }
     if (gq_tx_exec(&tx, s_on_pairs, m) != 0) m->done(m, NULL);
 }
@@ -568,7 +571,7 @@ static json_t *s_item_json(mg_gateway_t *gw, int kind, const s_item_t *it, const
     }
     const char *sid = rec->sid[0] ? rec->sid : it->sid;
     gq_set_str(o, "structureId", sid);
-    char *name = s_structure_name(structure_pb);
+    char *name = gq_structure_name(structure_pb);
     gq_set_str(o, "structureName", name);
     free(name);
     gq_set_category(gw, o, rec->cat[0] ? rec->cat : it->cat);
@@ -806,12 +809,12 @@ static void s_offer_list(gw_request_t *r) {
 
 typedef struct {
     gw_request_t *r;
-    int detail;
-    char **keys;
+    char **keys; /* a list: the keys found; one structure: its items ("n:<nid>", "o:<oid>") */
     size_t count, cap;
     long limit;
     char cursor[24];
     int rounds;
+    json_t *one; /* one structure, while its items' titles are read */
 } s_structures_t;
 
 static void s_structures_free(void *arg) {
@@ -819,7 +822,16 @@ static void s_structures_free(void *arg) {
     for (size_t i = 0; i < q->count; i++)
         free(q->keys[i]);
     free(q->keys);
+    json_decref(q->one);
     free(q);
+}
+
+static void s_structures_add(s_structures_t *q, const char *key) {
+    if (q->count == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 32;
+        q->keys = mg_realloc(q->keys, q->cap * sizeof(char *));
+    }
+    q->keys[q->count++] = mg_strdup(key);
 }
 
 /* The structure's JSON from its hash (NULL if there is none), with its
@@ -858,19 +870,67 @@ static json_t *s_structure_json(mg_gateway_t *gw, const redisReply *h, const red
     return o;
 }
 
-static void s_on_structure(mg_redis_t *redis, redisReply *reply, void *privdata) {
+/* The open items of one structure, q->keys sorted (needs first), with
+ * the titles the notifier keeps (`reply`: one HGET per item; NULL for none). */
+static void s_on_structure_items(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_structures_t *q = privdata;
     (void)redis;
-    if (!gq_exec_ok(reply, 2)) {
+    if (q->count && !gq_exec_ok(reply, q->count)) {
         gw_reply_unavailable(q->r, "structures");
         return;
     }
-    json_t *o = s_structure_json(q->r->gw, gq_at(reply, 0), gq_at(reply, 1));
-    if (!o) {
+    json_t *needs = json_array(), *offers = json_array();
+    for (size_t i = 0; i < q->count; i++) {
+        json_t *item = json_pack("{s:s}", "id", q->keys[i] + 2);
+        gq_set_str(item, "title", gq_str(gq_at(reply, i)));
+        json_array_append_new(q->keys[i][0] == 'n' ? needs : offers, item);
+    }
+    json_object_set_new(q->one, "openNeeds", needs);
+    json_object_set_new(q->one, "openOffers", offers);
+    json_t *one = q->one;
+    q->one = NULL;
+    gw_reply_json(q->r, 200, one);
+}
+
+static int s_cmp_key(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void s_on_structure(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_structures_t *q = privdata;
+    (void)redis;
+    if (!gq_exec_ok(reply, 3)) {
+        gw_reply_unavailable(q->r, "structures");
+        return;
+    }
+    q->one = s_structure_json(q->r->gw, gq_at(reply, 0), gq_at(reply, 1));
+    if (!q->one) {
         gw_reply_error(q->r, 404, "not_found", NULL, -1, "no structure with this id");
         return;
     }
-    gw_reply_json(q->r, 200, o);
+    /* One SSCAN page of its open items: a small set comes whole in it, a
+     * large one is cut, and the answer says so. */
+    const redisReply *members = gq_scan_page(gq_at(reply, 2), q->cursor, sizeof(q->cursor));
+    for (size_t i = 0; members && i < members->elements; i++) {
+        const char *m = gq_str(members->element[i]);
+        if (m && (m[0] == 'n' || m[0] == 'o') && m[1] == ':' && mg_id_is_valid(m + 2)) s_structures_add(q, m);
+    }
+    if (members && strcmp(q->cursor, "0") != 0)
+        json_object_set_new(q->one, "openItemsTruncated", json_true());
+    if (q->count) qsort(q->keys, q->count, sizeof(char *), s_cmp_key);
+    gq_tx_t tx;
+    gq_tx_begin(&tx, q->r->gw);
+    for (size_t i = 0; i < q->count; i++) {
+        char key[200];
+        snprintf(key, sizeof(key), "mg:notifier:%s:%s", q->keys[i][0] == 'n' ? "need" : "offer",
+                 q->keys[i] + 2);
+        gq_tx_add(&tx, "HGET", key, "title", NULL);
+    }
+    if (!tx.failed && tx.count == 0) {
+        s_on_structure_items(NULL, NULL, q);
+        return;
+    }
+    if (gq_tx_exec(&tx, s_on_structure_items, q) != 0) gw_reply_unavailable(q->r, "structures");
 }
 
 static void s_structure_get(gw_request_t *r) {
@@ -883,6 +943,8 @@ static void s_structure_get(gw_request_t *r) {
     gq_tx_add(&tx, "HGETALL", key, NULL);
     snprintf(key, sizeof(key), "mg:contact:%s", r->params[0]);
     gq_tx_add(&tx, "GET", key, NULL);
+    snprintf(key, sizeof(key), "mg:structure:%s:items", r->params[0]);
+    gq_tx_add(&tx, "SSCAN", key, "0", "COUNT", "100", NULL);
     if (gq_tx_exec(&tx, s_on_structure, q) != 0) gw_reply_unavailable(q->r, "structures");
 }
 
@@ -920,11 +982,7 @@ static void s_on_structures_scan(mg_redis_t *redis, redisReply *reply, void *pri
         for (size_t j = 0; k && j < q->count && !seen; j++)
             seen = strcmp(q->keys[j], k) == 0;
         if (!k || seen) continue;
-        if (q->count == q->cap) {
-            q->cap = q->cap ? 2 * q->cap : 32;
-            q->keys = mg_realloc(q->keys, q->cap * sizeof(char *));
-        }
-        q->keys[q->count++] = mg_strdup(k);
+        s_structures_add(q, k);
     }
     if (q->count >= (size_t)q->limit || strcmp(q->cursor, "0") == 0 || ++q->rounds >= S_SCAN_ROUNDS) {
         if (q->count == 0) {

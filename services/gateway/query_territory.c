@@ -13,7 +13,8 @@
  * arrive while it is in flight wait for it instead of sending their own, so a
  * storm of page refreshes costs one read. Collective needs are the hashes
  * listed in mg:collectives (their `pb` is the latest
- * CollectiveNeedDetected), read with SSCAN. */
+ * CollectiveNeedDetected), read with SSCAN, then the names of their
+ * structures (mg:structure:<sid> `pb`, each structure once a page). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,6 +333,9 @@ typedef struct {
     int rounds;
     char **keys;
     size_t count, cap;
+    json_t *items;     /* the page's collective needs, while their structures' names are read */
+    const char **sids; /* their structures, sorted, once each; borrowed from `items` */
+    size_t n_sids;
 } s_coll_t;
 
 static void s_coll_free(void *arg) {
@@ -339,6 +343,8 @@ static void s_coll_free(void *arg) {
     for (size_t i = 0; i < q->count; i++)
         free(q->keys[i]);
     free(q->keys);
+    free(q->sids);
+    json_decref(q->items);
     free(q);
 }
 
@@ -359,6 +365,41 @@ static int s_cmp_updated(const void *a, const void *b) {
     const char *x = json_string_value(json_object_get(*(json_t *const *)a, "updatedAt"));
     const char *y = json_string_value(json_object_get(*(json_t *const *)b, "updatedAt"));
     return strcmp(y ? y : "", x ? x : "");
+}
+
+static void s_coll_reply(s_coll_t *q) {
+    json_t *body = json_pack("{s:O}", "items", q->items);
+    json_object_set_new(body, "nextCursor",
+                        strcmp(q->cursor, "0") == 0 ? json_null() : json_string(q->cursor));
+    gw_reply_json(q->r, 200, body);
+}
+
+static int s_cmp_sid(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Fill each item's "structureNames" (id -> name, the structures known)
+ * from `reply`: the `pb` of q->sids, in order. */
+static void s_on_coll_names(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_coll_t *q = privdata;
+    (void)redis;
+    if (!gq_exec_ok(reply, q->n_sids)) {
+        gw_reply_unavailable(q->r, "collective needs");
+        return;
+    }
+    size_t i, j;
+    json_t *item, *sid;
+    json_array_foreach(q->items, i, item) {
+        json_t *names = json_object_get(item, "structureNames");
+        json_array_foreach(json_object_get(item, "structureIds"), j, sid) {
+            const char *id = json_string_value(sid);
+            const char **at = id ? bsearch(&id, q->sids, q->n_sids, sizeof(char *), s_cmp_sid) : NULL;
+            char *name = at ? gq_structure_name(gq_at(reply, (size_t)(at - q->sids))) : NULL;
+            if (name) json_object_set_new(names, id, json_string(name));
+            free(name);
+        }
+    }
+    s_coll_reply(q);
 }
 
 static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
@@ -412,14 +453,41 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
     }
     /* Newest signal first within the page. */
     if (n > 1) qsort(found, n, sizeof(json_t *), s_cmp_updated);
-    json_t *items = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(items, found[i]);
+    q->items = json_array();
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object_set_new(found[i], "structureNames", json_object());
+        json_array_append_new(q->items, found[i]);
+        size_t j;
+        json_t *sid;
+        json_array_foreach(json_object_get(found[i], "structureIds"), j, sid) {
+            if (!json_string_value(sid)) continue;
+            if (q->n_sids == cap) {
+                cap = cap ? 2 * cap : 16;
+                q->sids = mg_realloc(q->sids, cap * sizeof(char *));
+            }
+            q->sids[q->n_sids++] = json_string_value(sid);
+        }
+    }
     free(found);
-    json_t *body = json_pack("{s:o}", "items", items);
-    json_object_set_new(body, "nextCursor",
-                        strcmp(q->cursor, "0") == 0 ? json_null() : json_string(q->cursor));
-    gw_reply_json(q->r, 200, body);
+    /* Each structure once, sorted (looked up by bsearch). */
+    if (q->n_sids) qsort(q->sids, q->n_sids, sizeof(char *), s_cmp_sid);
+    size_t unique = 0;
+    for (size_t i = 0; i < q->n_sids; i++)
+        if (unique == 0 || strcmp(q->sids[unique - 1], q->sids[i]) != 0) q->sids[unique++] = q->sids[i];
+    q->n_sids = unique;
+    gq_tx_t tx;
+    gq_tx_begin(&tx, q->r->gw);
+    for (size_t i = 0; i < q->n_sids; i++) {
+        char key[200];
+        snprintf(key, sizeof(key), "mg:structure:%s", q->sids[i]);
+        gq_tx_add(&tx, "HGET", key, "pb", NULL);
+    }
+    if (!tx.failed && tx.count == 0) {
+        s_coll_reply(q);
+        return;
+    }
+    if (gq_tx_exec(&tx, s_on_coll_names, q) != 0) gw_reply_unavailable(q->r, "collective needs");
 }
 
 static void s_coll_scan(s_coll_t *q);

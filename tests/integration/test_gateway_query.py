@@ -8,7 +8,8 @@ contact, for staff), needs and offers (the journal's title and description,
 then the notifier's title once the journal is trimmed), the matches of a need
 and of an offer, one match with its explanation and the caller's feedback,
 the inbox (paging without loss or duplicate, filters, marking read, another
-staff member's inbox), collective needs, figures that match the scenario by
+staff member's inbox), a cooperation proposal with its answers (and damaged
+records of it), collective needs, figures that match the scenario by
 department, category and EPCI, the map; 400 for bad parameters, 404 for
 unknown ids, 401 without a token and 403 for network tokens."""
 
@@ -20,6 +21,7 @@ import urllib.parse
 
 import harness as h
 import test_matcher as tm  # the event builders (as a module: its tests do not run here)
+import test_notifier_kinds as tk  # the cooperation events
 
 CAEN, HEROUVILLE, IFS, BAYEUX, LISIEUX, ROUEN = tm.CAEN, tm.HEROUVILLE, tm.IFS, tm.BAYEUX, tm.LISIEUX, tm.ROUEN
 
@@ -128,7 +130,8 @@ class Stack:
 def scenario(st):
     """Members, needs and offers around Caen and Rouen: matches in the
     Calvados (premises) and in Seine-Maritime (equipment), an unmatched
-    need in Lisieux. Returns nothing; the tests read what the stack made."""
+    need in Lisieux, a cooperation proposed in Caen and accepted. Returns
+    nothing; the tests read what the stack made."""
     st.emit([tm.member("s-caen", CAEN), tm.member("s-herouville", HEROUVILLE), tm.member("s-ifs", IFS),
              tm.member("s-rouen", ROUEN), tm.member("s-rouen2", ROUEN), tm.member("s-lisieux", LISIEUX)])
     st.emit([tm.need("n-caen", "s-caen", CAEN, title="Cuisine partagée et stockage",
@@ -141,6 +144,8 @@ def scenario(st):
     st.emit([tm.offer("o-herouville", "s-herouville", HEROUVILLE, title="Cuisine professionnelle et stockage"),
              tm.offer("o-rouen", "s-rouen", ROUEN, category="materiel", tags=("velo", "outillage"),
                       title="Prêt d'outillage vélo")])
+    st.emit([tk.cooperation_proposed("p-caen", "s-caen", "s-herouville")])
+    st.emit([tk.cooperation_answered("p-caen", "s-herouville")])
     st.settle()
 
 
@@ -316,8 +321,8 @@ class ReadTest(unittest.TestCase):
 
     READ_PATHS = ("/v1/taxonomy", "/v1/communes", "/v1/structures", "/v1/structures/s-caen", "/v1/needs",
                   "/v1/needs/n-caen", "/v1/needs/n-caen/matches", "/v1/offers", "/v1/offers/o-rouen",
-                  "/v1/offers/o-rouen/matches", "/v1/staff/me/inbox", "/v1/collective-needs", "/v1/figures",
-                  "/v1/map")
+                  "/v1/offers/o-rouen/matches", "/v1/cooperations/p-caen", "/v1/staff/me/inbox",
+                  "/v1/collective-needs", "/v1/figures", "/v1/map")
 
     def test_reads_need_a_staff_token(self):
         for path in self.READ_PATHS:
@@ -358,6 +363,11 @@ class ReadTest(unittest.TestCase):
         # Staff put people in touch: the contact is there, from mg:contact.
         self.assertEqual(s["contact"]["name"], "Camille Martin")
         self.assertEqual(s["contact"]["email"], "camille@s-caen.example.org")
+        # Its open needs and offers, with their titles.
+        self.assertEqual((s["openNeeds"], s["openOffers"]), ([{"id": "n-caen", "title": "Cuisine partagée et stockage"}], []))
+        self.assertNotIn("openItemsTruncated", s)
+        self.assertEqual(self.ok("/v1/structures/s-herouville")["openOffers"],
+                         [{"id": "o-herouville", "title": "Cuisine professionnelle et stockage"}])
         self.error(404, "/v1/structures/s-nowhere")
         everything = self.ok("/v1/structures", limit=200)
         self.assertIsNone(everything["nextCursor"])
@@ -370,6 +380,23 @@ class ReadTest(unittest.TestCase):
         self.error(400, "/v1/structures", field="cursor", cursor="abc")
         self.error(400, "/v1/structures", field="limit", limit=0)
         self.error(400, "/v1/structures", field="limit", limit=201)
+
+    def test_cooperation_proposal_with_names_and_answers(self):
+        c = self.ok("/v1/cooperations/p-caen")
+        self.assertEqual((c["id"], c["proposalId"], c["title"], c["description"]),
+                         ("p-caen", "p-caen", "Mutualiser une cuisine professionnelle",
+                          "Une cuisine aux normes, partagée trois jours par semaine."))
+        self.assertEqual((c["kind"], c["kindLabel"], c["category"], c["categoryLabel"]),
+                         ("COOPERATION_KIND_POOLING", "mutualisation", "locaux", "Locaux"))
+        self.assertEqual((c["fromStructureId"], c["fromStructureName"], c["toStructureId"], c["toStructureName"]),
+                         ("s-caen", "Structure s-caen", "s-herouville", "Structure s-herouville"))
+        self.assertEqual(c["answers"], [{"structureId": "s-herouville", "structureName": "Structure s-herouville",
+                                         "answer": "COOPERATION_ANSWER_ACCEPTED", "answerLabel": "acceptée"}])
+        self.assertRegex(c["sequence"], r"^[1-9]\d*$")
+        self.assertNotIn("contact", json.dumps(c))
+        self.error(404, "/v1/cooperations/p-nowhere")
+        self.error(404, "/v1/cooperations/bad%20id")
+        self.error(404, "/v1/cooperations/" + "p" * 65)
 
     def test_need_from_the_journal(self):
         n = self.ok("/v1/needs/n-caen")
@@ -440,8 +467,8 @@ class ReadTest(unittest.TestCase):
     def test_inbox_pages_filters_and_owner(self):
         everything = self.ok("/v1/staff/me/inbox", limit=200)
         items = everything["items"]
-        # Claire follows the Calvados: the two matches there and the three
-        # members who joined there.
+        # Claire follows the Calvados: the two matches there, the three
+        # members who joined there, the cooperation proposed there and its answer.
         kinds = sorted(i["kind"] for i in items)
         self.assertEqual(kinds.count("match"), 2, kinds)
         self.assertEqual(everything["total"], len(items))
@@ -465,7 +492,9 @@ class ReadTest(unittest.TestCase):
         # Filters.
         self.assertEqual([i["id"] for i in self.ok("/v1/staff/me/inbox", kind="match")["items"]],
                          [i["id"] for i in match])
-        self.assertEqual(len(self.ok("/v1/staff/me/inbox", category="locaux")["items"]), 2)
+        locaux = self.ok("/v1/staff/me/inbox", category="locaux")["items"]
+        self.assertEqual(sorted(i["kind"] for i in locaux),
+                         ["cooperation_answered", "cooperation_proposed", "match", "match"])
         self.assertEqual(self.ok("/v1/staff/me/inbox", category="materiel")["items"], [])
         self.assertEqual(len(self.ok("/v1/staff/me/inbox", status="new")["items"]), 2)
         self.assertEqual(self.ok("/v1/staff/me/inbox", status="contact_made")["items"], [])
@@ -544,7 +573,8 @@ class ReadTest(unittest.TestCase):
         concrete = {"{nid}": "n-nowhere", "{asset}": "index.html"}
         ids = {"/v1/structures/{id}": "s-caen", "/v1/needs/{id}": "n-caen", "/v1/needs/{id}/matches": "n-caen",
                "/v1/offers/{id}": "o-herouville", "/v1/offers/{id}/matches": "o-herouville",
-               "/v1/matches/{id}": mid, "/v1/matches/{id}/feedback": mid, "/v1/staff/{id}/inbox": "me",
+               "/v1/matches/{id}": mid, "/v1/matches/{id}/feedback": mid, "/v1/cooperations/{id}": "p-caen",
+               "/v1/staff/{id}/inbox": "me",
                "/v1/staff/{id}/inbox/{nid}/read": "me"}
         checked = 0
         for template, methods in doc["paths"].items():
@@ -659,6 +689,67 @@ class ChangeTest(unittest.TestCase):
         deps = {d["code"]: d for d in self.ok("/v1/figures")["byDepartment"]}
         self.assertEqual(deps["14"]["matchesAccepted"], 1)
 
+    def test_ranks_are_those_of_the_open_matches_now(self):
+        # n-caen was proposed o-herouville (4 km). A better offer comes later
+        # (in Caen itself), then a weaker one (Bayeux): the matcher sends no
+        # revision of the pairs already proposed, so o-herouville's match.found
+        # still says rank 1. The API ranks a need's open matches as they stand.
+        self.st.emit([tm.member("s-caen2", CAEN), tm.member("s-bayeux", BAYEUX)])
+        self.st.emit([tm.offer("o-caen", "s-caen2", CAEN)])
+        self.st.settle()
+        self.st.emit([tm.offer("o-bayeux", "s-bayeux", BAYEUX, radius=40)])
+        self.st.settle()
+        items = self.ok("/v1/needs/n-caen/matches")["items"]
+        self.assertEqual([i["offerId"] for i in items], ["o-caen", "o-herouville", "o-bayeux"])
+        scores = [i["score"] for i in items]
+        self.assertEqual(scores, sorted(set(scores), reverse=True))
+        self.assertEqual(items[1]["found"]["rank"], 1)  # as proposed: what staff were shown before
+        self.assertEqual([i["rank"] for i in items], [1, 2, 3])
+        for i in items:
+            self.assertEqual(self.ok("/v1/matches/" + i["id"])["rank"], i["rank"], i["offerId"])
+        # An offer's matches: each ranked among its own need's.
+        ranks = {i["needId"]: i["rank"] for i in self.ok("/v1/offers/o-herouville/matches")["items"]}
+        self.assertEqual(ranks["n-caen"], 2)
+        self.assertEqual(ranks["n-ifs"], self.ok("/v1/matches/" + self.st.match_id("n-ifs", "o-herouville"))["rank"])
+        # The best offer withdrawn: its match is retired, without a rank; the others move up.
+        self.st.emit([tm.offer_withdrawn("o-caen", "s-caen2")])
+        self.st.settle()
+        gone = self.ok("/v1/matches/" + items[0]["id"])
+        self.assertTrue(gone["retired"])
+        self.assertNotIn("rank", gone)
+        self.assertEqual([(i["offerId"], i["rank"]) for i in self.ok("/v1/needs/n-caen/matches")["items"]],
+                         [("o-herouville", 1), ("o-bayeux", 2)])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/matches/{id}"), gone)
+
+    def test_damaged_cooperation_records_get_a_clear_answer(self):
+        r = self.st.redis
+        good = r.call("HGET", "mg:coop:p-caen", "pb")
+        # A pb that is not a CooperationProposed: 500, said, and logged.
+        r.call("HSET", "mg:coop:p-garbage", "seq", "7", "pb", b"\xff\xff\xff")
+        status, body, _ = self.st.http.get("/v1/cooperations/p-garbage", self.claire)
+        self.assertEqual((status, body["error"]["code"]), (500, "internal"), body)
+        self.assertIn("mg:coop:p-garbage", self.st.gateway.log())
+        # An answer without its proposal, or no key at all: 404.
+        r.call("HSET", "mg:coop:p-answer-only", "ans:s-caen", "1")
+        for pid in ("p-answer-only", "p-missing"):
+            status, body, _ = self.st.http.get("/v1/cooperations/" + pid, self.claire)
+            self.assertEqual((status, body["error"]["code"]), (404, "not_found"), pid)
+        # Answers that are no CooperationAnswer number read as unspecified;
+        # fields that name no structure are left out; a bad seq is not shown.
+        r.call("HSET", "mg:coop:p-odd", "pb", good, "seq", "12x", "ans:s-ifs", "99", "ans:s-rouen", "x",
+               "ans:s-lisieux", "-1", "ans:s-rouen2", "2", "ans:bad id", "1", "ans:", "1", "other", "1")
+        c = self.ok("/v1/cooperations/p-odd")
+        self.assertEqual([(a["structureId"], a["answer"]) for a in c["answers"]],
+                         [("s-ifs", "COOPERATION_ANSWER_UNSPECIFIED"), ("s-lisieux", "COOPERATION_ANSWER_UNSPECIFIED"),
+                          ("s-rouen", "COOPERATION_ANSWER_UNSPECIFIED"), ("s-rouen2", "COOPERATION_ANSWER_DECLINED")])
+        self.assertEqual(c["answers"][0]["answerLabel"], "réponse non précisée")
+        self.assertNotIn("sequence", c)
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/cooperations/{id}"), c)
+        # Nothing else was hurt: the gateway answers as before.
+        self.assertEqual(self.ok("/v1/cooperations/p-caen")["answers"][0]["structureId"], "s-herouville")
+
     def test_closed_need_and_a_trimmed_journal(self):
         self.st.emit([tm.need_closed("n-caen", "s-caen")])
         self.st.settle()
@@ -668,6 +759,8 @@ class ChangeTest(unittest.TestCase):
                          (False, "Cuisine partagée et stockage", "s-caen", "locaux", CAEN, False))
         self.assertEqual(n["structureName"], "Structure s-caen")
         self.assertNotIn("description", n)
+        s = self.ok("/v1/structures/s-caen")  # no open item left
+        self.assertEqual((s["openNeeds"], s["openOffers"]), ([], []))
         self.assertNotIn("n-caen", [i["id"] for i in self.ok("/v1/needs")["items"]])
         h.wait_until(lambda: self.ok("/v1/figures")["totals"]["openNeeds"] == 3, 10, what="openNeeds 3")
         # The journal trimmed past n-ifs: its title still comes (notifier),
@@ -693,6 +786,8 @@ class ChangeTest(unittest.TestCase):
                          ("formation", "Formation", "epci:200065597", "14", 3))
         self.assertEqual(sorted(c["needIds"]), ["n-f1", "n-f2", "n-f3"])
         self.assertEqual(sorted(c["structureIds"]), ["s-caen", "s-herouville", "s-ifs"])
+        self.assertEqual(c["structureNames"], {"s-caen": "Structure s-caen", "s-herouville": "Structure s-herouville",
+                                               "s-ifs": "Structure s-ifs"})
         self.assertEqual((c["revision"], c["id"]), (1, "cn.formation.200065597"))
         self.assertTrue(c["explanation"])
         self.assertRegex(c["updatedAt"], r"Z$")
@@ -704,6 +799,9 @@ class ChangeTest(unittest.TestCase):
         # Its inbox entry carries the same scope.
         entries = self.ok("/v1/staff/me/inbox", kind="collective_need")["items"]
         self.assertEqual([(e["category"], e["department"]) for e in entries], [("formation", "14")])
+        # A structure whose record is damaged is left unnamed, nothing else.
+        self.st.redis.call("HSET", "mg:structure:s-ifs", "pb", b"\xff\xff")
+        self.assertEqual(sorted(self.ok("/v1/collective-needs")["items"][0]["structureNames"]), ["s-caen", "s-herouville"])
 
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)

@@ -14,6 +14,17 @@ drawn from the real figures; at phone width no view scrolls sideways; a
 revoked token sends the page back to the sign-in form. Screenshots (laptop and phone) are saved in
 $MAILLAGE_BUILD/artifacts/.
 
+What staff open from a notification: the links of a cooperation's and a new
+member's notifications open the proposal (with its answers) and the
+structure (with its open items), names link on to structures and needs, a
+need lists its open matches best first with their current rank (a better
+offer that came later is first, the older match second; one in the need's
+commune is « dans la même commune », not « 0 km »), an unknown id
+says so in French, and a collective need names its structures. A match
+whose offer is withdrawn shows as retired: a muted card without « Non lu »
+nor feedback buttons, and a detail titled « Mise en relation retirée »
+saying why.
+
 Skipped only when chromium or chromedriver is not installed."""
 
 import csv
@@ -75,6 +86,15 @@ def offer(oid, sid, commune):
     return {"type": "offer.published", "offerPublished": {"offer": {
         "offerId": oid, "providerId": sid, "category": "locaux", "commune": commune, "radiusKm": 20,
         "tags": ["cuisine", "stockage"], "title": "Cuisine professionnelle et stockage"}}}
+
+
+def cooperation(pid, from_sid, to_sid):
+    return [{"type": "cooperation.proposed", "cooperationProposed": {
+                "proposalId": pid, "fromStructureId": from_sid, "toStructureId": to_sid,
+                "kind": "COOPERATION_KIND_POOLING", "category": "locaux", "title": "Mutualiser une cuisine",
+                "description": "Une cuisine aux normes, partagée trois jours par semaine."}},
+            {"type": "cooperation.answered", "cooperationAnswered": {
+                "proposalId": pid, "structureId": to_sid, "answer": "COOPERATION_ANSWER_ACCEPTED"}}]
 
 
 # ---- the stack ---------------------------------------------------------------------------
@@ -218,10 +238,12 @@ class StaffPageTest(unittest.TestCase):
             self.driver.set_window_size(size["width"], size["height"])
         return path
 
-    def no_horizontal_scroll(self, view):
+    def no_horizontal_scroll(self, view, element=None):
+        """Open #`view` (shown in #view-`element`, by default the hash's
+        head) and check the page is not wider than the window."""
         self.js("location.hash = arguments[0]", "#" + view)
         self.wait(lambda: self.js("return !document.getElementById(arguments[0]).hidden",
-                                  "view-" + view.split("/")[0]), 10, "view " + view)
+                                  "view-" + (element or view.split("/")[0])), 10, "view " + view)
         time.sleep(0.3)  # layout after the view's data arrived
         width, client = self.js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         self.assertLessEqual(width, client, "view %s scrolls sideways at phone width" % view)
@@ -438,6 +460,193 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(d.find_element(By.ID, "inbox-list").find_elements(By.TAG_NAME, "li"), [])
 
         # -- no script error on the way, nothing refused by the gateway's CSP --
+        errors = [m for m in self.console()
+                  if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
+        self.assertEqual(errors, [])
+
+    def sign_in(self, st, token):
+        d = self.driver
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 20, "the signed-in page")
+
+    def open_view(self, hash_, view):
+        """Go to `hash_` and return the element of `view` once it shows."""
+        d = self.driver
+        self.js("location.hash = arguments[0]", hash_)
+        return self.wait(lambda: d.find_element(By.ID, "view-" + view) if d.find_element(By.ID, "view-" + view)
+                         .is_displayed() else None, 10, "the view of " + hash_)
+
+    def field(self, root, name):
+        """The text of the facts' <dd data-field=name> under `root`, or None."""
+        found = root.find_elements(By.CSS_SELECTOR, 'dd[data-field="%s"]' % name)
+        return found[0].text if found else None
+
+    def test_what_staff_open_from_a_notification(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        suffix = h.new_id("")[1:9]
+        nid, nid2 = "need-%s" % suffix, "need2-%s" % suffix
+        oid, oid2 = "offer-%s" % suffix, "offer2-%s" % suffix
+        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
+                 member("s-cuisine", CAEN, "Cuisine centrale de Caen"),
+                 member("s-ifs", IFS, "Jardin d’Ifs"),
+                 offer(oid, "s-herouville", HEROUVILLE),
+                 need(nid, "s-caen", CAEN),
+                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
+        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        self.assertEqual(status, 202, body)
+
+        def match_id(offer_id):
+            found = [e.match_found.match_id for e in st.journal("match.found")
+                     if e.match_found.need_id == nid and e.match_found.offer_id == offer_id]
+            return found[0] if found else None
+        mid = h.wait_until(lambda: match_id(oid), 60, 0.1, "the first match")
+        # A better offer (in Caen itself) comes later: the first match is now
+        # second, though its match.found said rank 1 and is never revised.
+        status, body = st.http("POST", "/v1/events", [offer(oid2, "s-cuisine", CAEN)], token=network_token)
+        self.assertEqual(status, 202, body)
+        mid2 = h.wait_until(lambda: match_id(oid2), 60, 0.1, "the second match")
+        self.assertEqual([e.match_found.rank for e in st.journal("match.found") if e.match_found.match_id == mid], [1])
+
+        pid = "coop-%s" % suffix
+        status, body = st.http("POST", "/v1/events", cooperation(pid, "s-caen", "s-herouville"), token=network_token)
+        self.assertEqual(status, 202, body)
+
+        def inbox_link(kind, **fields):
+            status, body = st.http("GET", "/v1/staff/me/inbox?limit=200&kind=" + kind, token=staff_token)
+            self.assertEqual(status, 200, body)
+            found = [i["link"] for i in json.loads(body)["items"] if all(i.get(k) == v for k, v in fields.items())]
+            return found[0] if found else None
+        coop_link = h.wait_until(lambda: inbox_link("cooperation_proposed"), 30, 0.1, "the cooperation in the inbox")
+        joined_link = h.wait_until(lambda: inbox_link("member_joined", structureId="s-herouville"), 30, 0.1,
+                                   "the new member in the inbox")
+        self.assertEqual((coop_link, joined_link), (st.base + "/#cooperation/" + pid, st.base + "/#structure/s-herouville"))
+
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+
+        # -- the links of the notifications open what they name --
+        # A cooperation proposal, from its notification's link (as in an e-mail).
+        d.get(coop_link)
+        view = self.wait(lambda: d.find_element(By.ID, "view-detail") if d.find_element(By.ID, "view-detail")
+                         .is_displayed() else None, 20, "the cooperation's view")
+        self.wait(lambda: self.field(view, "from") == "Épicerie solidaire de Caen", 20, "the cooperation")
+        self.assertEqual(d.find_element(By.ID, "detail-title").text, "Proposition de coopération")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Mutualiser une cuisine")
+        self.assertEqual((self.field(view, "to"), self.field(view, "kind")), ("Atelier partagé d’Hérouville", "Mutualisation"))
+        self.assertIn("partagée trois jours par semaine", view.text)
+        self.assertEqual([a.text for a in view.find_elements(By.CSS_SELECTOR, ".answers li")],
+                         ["Atelier partagé d’Hérouville : acceptée"])
+        # A structure, from a member's notification: its facts and open items.
+        d.get(joined_link)
+        self.wait(lambda: self.field(view, "family") == "Association", 20, "the structure's view")
+        self.assertEqual(d.find_element(By.ID, "detail-title").text, "Structure")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Atelier partagé d’Hérouville")
+        self.assertEqual((self.field(view, "commune"), self.field(view, "networks")), ("Hérouville-Saint-Clair", NETWORK))
+        self.assertEqual([a.get_attribute("href") for a in view.find_elements(By.CSS_SELECTOR, ".links a")],
+                         [st.base + "/#offer/" + oid])
+        # From the cooperation to the proposing structure, then to its need.
+        self.js("history.back()")
+        self.wait(lambda: self.field(view, "from") == "Épicerie solidaire de Caen", 20, "the cooperation again")
+        view.find_element(By.CSS_SELECTOR, 'dd[data-field="from"] a').click()
+        self.wait(lambda: view.find_elements(By.CSS_SELECTOR, ".links a")
+                  and view.find_element(By.CSS_SELECTOR, ".links a").text == NEED_TITLE, 20, "the structure's need")
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Épicerie solidaire de Caen")
+        view.find_element(By.CSS_SELECTOR, ".links a").click()
+        # The need: its facts and its open matches, best first, each linking to its detail.
+        self.wait(lambda: d.find_element(By.ID, "detail-title").text == "Besoin"
+                  and len(view.find_elements(By.CSS_SELECTOR, ".matches > li")) == 2, 20, "the need and its matches")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, NEED_TITLE)
+        self.assertEqual(view.find_elements(By.CSS_SELECTOR, "#detail-body > h2 b"), [])
+        self.assertEqual((self.field(view, "structure"), self.field(view, "commune")), ("Épicerie solidaire de Caen", "Caen (14)"))
+        rows = view.find_elements(By.CSS_SELECTOR, ".matches > li")
+        self.assertEqual([r.get_attribute("data-match-id") for r in rows], [mid2, mid])
+        self.assertEqual([r.find_element(By.CSS_SELECTOR, '[data-field="rank"]').text for r in rows],
+                         ["1re des offres proposées au besoin", "2e des offres proposées au besoin"])
+        self.assertIn("Cuisine centrale de Caen", rows[0].text)
+        self.assertEqual(rows[0].find_element(By.CSS_SELECTOR, '[data-field="distance"]').text, "dans la même commune")
+        self.shot("staff-page-need.png", full=True)
+        rows[1].find_element(By.TAG_NAME, "a").click()
+        self.wait(lambda: d.find_element(By.ID, "view-match").is_displayed(), 10, "the match from the need")
+        d.set_window_size(*PHONE)
+        for hash_ in ("need/" + nid, "structure/s-caen", "cooperation/" + pid):
+            self.no_horizontal_scroll(hash_, "detail")
+        self.shot("staff-page-phone-cooperation.png", full=True)
+        d.set_window_size(*LAPTOP)
+        # An unknown id says so, in French.
+        for hash_, what in (("#need/need-inconnu", "Ce besoin est introuvable"),
+                            ("#structure/s-inconnue", "Cette structure est introuvable"),
+                            ("#cooperation/coop-inconnue", "Cette proposition de coopération est introuvable"),
+                            ("#need/", "Ce besoin est introuvable")):
+            self.open_view(hash_, "detail")
+            self.wait(lambda: what in d.find_element(By.ID, "detail-status").text, 10, "the message for " + hash_)
+            self.assertEqual(d.find_element(By.ID, "detail-body").text, "")
+        # -- a collective need names its structures, each a link to its view --
+        h.wait_until(lambda: st.journal("collective_need.detected"), 30, 0.1, "the collective need")
+        self.open_view("#collectifs", "collectifs")
+        card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 30, "its card")[0]
+        self.assertIn("2 structures", card.text)
+        self.assertEqual(sorted((a.text, a.get_attribute("href")) for a in card.find_elements(By.CSS_SELECTOR, ".structures a")),
+                         [("Jardin d’Ifs", st.base + "/#structure/s-ifs"),
+                          ("Épicerie solidaire de Caen", st.base + "/#structure/s-caen")])
+
+        # The inbox cards of those notifications link to the same views.
+        self.open_view("#opportunites", "opportunites")
+        self.wait(lambda: d.find_elements(By.CSS_SELECTOR, '#inbox-list a.detail-link[href="#cooperation/%s"]' % pid),
+                  20, "the cooperation's card with its link")
+
+        # -- a match shows its rank now among the need's open matches --
+        view = self.open_view("#match/" + mid, "match")
+        self.wait(lambda: self.field(view, "rank") == "2e des offres proposées au besoin", 20, "the rank of the first match")
+        near = self.field(view, "distance")  # Hérouville-Saint-Clair to Caen
+        self.assertRegex(near, r"^\d+(,\d)? km$")
+        self.assertNotEqual(near, "0 km")
+        view = self.open_view("#match/" + mid2, "match")
+        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the rank of the better one")
+        # Need and offer in Caen: said as the notification says it, not "0 km".
+        self.assertEqual(self.field(view, "distance"), "dans la même commune")
+
+        # -- the better offer withdrawn: its match is retired, and shows it --
+        status, body = st.http("POST", "/v1/events", [{"type": "offer.withdrawn", "offerWithdrawn": {
+            "offerId": oid2, "providerId": "s-cuisine", "reason": "CLOSURE_CANCELLED"}}], token=network_token)
+        self.assertEqual(status, 202, body)
+        h.wait_until(lambda: [e for e in st.journal("match.found") if e.match_found.match_id == mid2 and e.match_found.retired],
+                     30, 0.1, "the retirement")
+        d.get(st.base + "/#opportunites")
+        d.refresh()  # the inbox as it is now
+        retired, still_open = self.wait(lambda: self.item(mid2) and self.item(mid) and (self.item(mid2), self.item(mid)), 30,
+                                        "both matches in the inbox")
+        self.wait(lambda: "is-retired" in retired.get_attribute("class"), 10, "the retired card")
+        self.assertTrue(retired.find_element(By.CSS_SELECTOR, ".badge-retired").is_displayed())
+        self.assertEqual(retired.find_element(By.CSS_SELECTOR, ".badges").text, "Mise en relation retirée")
+        self.assertFalse(retired.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
+        self.assertEqual([b for b in retired.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea") if b.is_displayed()], [])
+        reason = retired.find_element(By.CSS_SELECTOR, ".reason")
+        self.wait(lambda: reason.text == "Proposition retirée : l'offre est retirée.", 20, "why it was retired")
+        # The match still open looks as before.
+        self.assertNotIn("is-retired", still_open.get_attribute("class"))
+        self.assertTrue(still_open.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
+        self.assertEqual(len([b for b in still_open.find_elements(By.CSS_SELECTOR, "button[data-outcome]") if b.is_displayed()]), 2)
+        colours = [self.js("return getComputedStyle(arguments[0].querySelector('.card')).borderLeftColor", li)
+                   for li in (retired, still_open)]
+        self.assertNotEqual(colours[0], colours[1])
+        self.js("arguments[0].scrollIntoView()", retired)
+        self.shot("staff-page-retired.png")
+        # Its detail: retired, why, no feedback to give.
+        view = self.open_view("#match/" + mid2, "match")
+        self.wait(lambda: d.find_element(By.ID, "match-title").text == "Mise en relation retirée", 20, "the retired detail")
+        self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
+        self.assertIn("Proposition retirée : l'offre est retirée.", view.find_element(By.CSS_SELECTOR, ".reason").text)
+        self.assertIsNone(self.field(view, "rank"))
+        view = self.open_view("#match/" + mid, "match")
+        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the first match, first now")
+        self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
+        self.assertEqual(len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")), 2)
+
         errors = [m for m in self.console()
                   if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
         self.assertEqual(errors, [])
