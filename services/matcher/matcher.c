@@ -652,7 +652,10 @@ static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pa
     p->prev_record = c->pair_record ? c->pair_record : "";
     p->reopen = qualifies && (c->prev_rev == 0 || c->prev_retired);
     p->score = c->ok ? c->total : 0.0;
-    p->distance_km = c->ok ? c->score->distance_km : 0.0;
+    /* Out of the filters, the pair keeps the distance it was proposed at. */
+    char dist[32] = "";
+    if (!c->ok && c->pair_record) s_field(c->pair_record, 4, dist, sizeof(dist));
+    p->distance_km = c->ok ? c->score->distance_km : strtod(dist, NULL);
     int proposed = c->prev_rev > 0 && !c->prev_retired;
     if (qualifies) {
         /* A new proposal only among the need's best: staff read each one. */

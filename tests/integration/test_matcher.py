@@ -343,6 +343,23 @@ class MatcherTest(unittest.TestCase):
         n2 = [(m.revision, m.retired) for m in st.matches() if m.need_id == "n2"]
         self.assertEqual(n2, [(1, False), (2, True)])
 
+    def test_a_pair_that_no_longer_qualifies_is_retired_at_its_distance(self):
+        # A need at Caen matched with an offer at Ifs, then moved to another
+        # category: its match is retired, still at the distance it was
+        # proposed at (staff read « à 4 km », not « dans la même commune »).
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-ifs", IFS), need("n1", "asso-caen", CAEN)])
+        st.settle()
+        st.emit([need("n1", "asso-caen", CAEN, category="formation", event_type="need.updated")])
+        st.settle()
+        found = st.matches()
+        self.assertEqual([(m.revision, m.retired) for m in found], [(1, False), (2, True)])
+        self.assertIn("ne correspondent plus", found[1].explanation)
+        self.assertGreater(found[0].distance_km, 1)
+        self.assertEqual(found[1].distance_km, found[0].distance_km)
+
     def test_expired_need_closes_by_itself(self):
         st = Stack(self.ws)
         st.start_matcher()
