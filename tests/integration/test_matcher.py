@@ -346,7 +346,8 @@ class MatcherTest(unittest.TestCase):
     def test_a_pair_that_no_longer_qualifies_is_retired_at_its_distance(self):
         # A need at Caen matched with an offer at Ifs, then moved to another
         # category: its match is retired, still at the distance it was
-        # proposed at (staff read « à 4 km », not « dans la même commune »).
+        # proposed at (not 0 km, which staff would read as « dans la même
+        # commune »).
         st = Stack(self.ws)
         st.start_matcher()
         st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
