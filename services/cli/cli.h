@@ -79,6 +79,16 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command);
 /* Print "maillage CMD: message" to stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- French errors of the staff-facing commands (text.c) ----------------- */
+
+/* Print "maillage CMD: erreur Redis : reason" for a command that failed:
+ * the error reply `r` when there is one, else the connection's error. */
+void cli_error_redis(const char *command, const redisContext *c, const redisReply *r);
+
+/* Returns 0 if `id` is a valid id (mg_id_is_valid), else prints why in
+ * French and returns -1. */
+int cli_check_id(const char *command, const char *id);
+
 /* ---- French text of events (text.c) ------------------------------------ */
 
 /* Write one readable French line for `env` (which carries its sequence) to

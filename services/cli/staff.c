@@ -55,18 +55,36 @@ static void s_usage(FILE *out)
             cli_common_help);
 }
 
+/* Say in French why the config schema refused `value` for `key`, from the
+ * type and range of the same row; `err` is the schema's own reason. */
+static void s_refused(const char *key, const char *value, const char *err)
+{
+    const mg_config_key_t *row = mg_config_schema;
+    while (row->section && !(strcmp(row->section, "staff.*") == 0 && row->key && strcmp(row->key, key) == 0))
+        row++;
+    const char *why = strstr(err, ": ");
+    if (row->section && row->type == MG_CONFIG_INT)
+        cli_error("staff", "%s : un nombre entier de %.0f à %.0f est attendu, pas « %s »", key, row->min,
+                  row->max, value);
+    else if (row->section && row->type == MG_CONFIG_DOUBLE)
+        cli_error("staff", "%s : un nombre de %g à %g est attendu, pas « %s »", key, row->min, row->max,
+                  value);
+    else
+        cli_error("staff", "%s : valeur refusée (%s)", key, why ? why + 2 : err);
+}
+
 /* Check (key, value) with the config schema of [staff.*]; prints the reason. */
 static int s_check(const char *id, const char *key, const char *value)
 {
     int known = 0;
     for (size_t i = 0; s_keys[i]; i++) known |= strcmp(s_keys[i], key) == 0;
     if (!known) {
-        cli_error("staff", "unknown key '%s' (name, email, webhook, departments, categories, networks, "
+        cli_error("staff", "clé inconnue « %s » (name, email, webhook, departments, categories, networks, "
                            "min_score, channels, mode, digest_hour, quiet_start, quiet_end)", key);
         return -1;
     }
     if (strchr(value, '\n') || strchr(value, '\r')) {
-        cli_error("staff", "%s: line breaks are not allowed", key);
+        cli_error("staff", "%s : une valeur tient sur une ligne", key);
         return -1;
     }
     char *text = mg_asprintf("[staff.%s]\n%s = %s\n", id, key, value);
@@ -74,20 +92,19 @@ static int s_check(const char *id, const char *key, const char *value)
     mg_config_t *cfg = mg_config_load_buffer("staff", text, strlen(text), err, sizeof err);
     free(text);
     if (!cfg) {
-        const char *why = strstr(err, ": ");
-        cli_error("staff", "%s", why ? why + 2 : err);
+        s_refused(key, value, err);
         return -1;
     }
     mg_config_destroy(&cfg);
     if (strcmp(key, "mode") == 0 && strcmp(value, "immediate") != 0 && strcmp(value, "digest") != 0) {
-        cli_error("staff", "mode: expected immediate or digest, got \"%s\"", value);
+        cli_error("staff", "mode : « immediate » ou « digest » attendu, pas « %s »", value);
         return -1;
     }
     if (strcmp(key, "channels") == 0) {
         char *copy = mg_strdup(value), *save = NULL;
         for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
             if (strcmp(t, "inbox") && strcmp(t, "email") && strcmp(t, "webhook")) {
-                cli_error("staff", "channels: unknown channel \"%s\" (inbox, email, webhook)", t);
+                cli_error("staff", "channels : canal inconnu « %s » (inbox, email, webhook)", t);
                 free(copy);
                 return -1;
             }
@@ -100,7 +117,7 @@ static int s_check(const char *id, const char *key, const char *value)
 static int s_redis_ok(redisContext *c, redisReply *r)
 {
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        cli_error("staff", "redis: %s", r && r->str ? r->str : c->errstr);
+        cli_error_redis("staff", c, r);
         if (r) freeReplyObject(r);
         return -1;
     }
@@ -123,7 +140,8 @@ static int s_list(redisContext *c)
 {
     redisReply *ids = redisCommand(c, "SMEMBERS mg:staff");
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        if (s_redis_ok(c, ids) == 0) cli_error("staff", "unexpected reply");
+        cli_error_redis("staff", c, ids);
+        if (ids) freeReplyObject(ids);
         return -1;
     }
     if (ids->elements == 0) {
@@ -165,11 +183,12 @@ static int s_show(redisContext *c, const char *id)
 {
     redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
     if (!hash || hash->type != REDIS_REPLY_ARRAY) {
-        if (s_redis_ok(c, hash) == 0) cli_error("staff", "unexpected reply");
+        cli_error_redis("staff", c, hash);
+        if (hash) freeReplyObject(hash);
         return -1;
     }
     if (hash->elements == 0) {
-        cli_error("staff", "no staff member '%s' (see 'maillage staff list')", id);
+        cli_error("staff", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)", id);
         freeReplyObject(hash);
         return -1;
     }
@@ -191,7 +210,10 @@ static int s_set(redisContext *c, const char *id, const char *key, const char *v
         int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
         if (r) freeReplyObject(r);
         if (!exists) {
-            cli_error("staff", "no staff member '%s' (add it first: 'maillage staff add %s --name ...')", id, id);
+            cli_error("staff",
+                      "chargé·e de mission inconnu·e : « %s » (l'ajouter d'abord : « maillage staff add %s "
+                      "--name … »)",
+                      id, id);
             return -1;
         }
     }
@@ -212,7 +234,7 @@ static int s_reset(redisContext *c, const char *id)
     int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (s_redis_ok(c, r) != 0) return -1;
     if (!exists && !was_removed) {
-        cli_error("staff", "no staff member '%s'", id);
+        cli_error("staff", "chargé·e de mission inconnu·e : « %s »", id);
         return -1;
     }
     if (exists && s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s origin config", id)) != 0) return -1;
@@ -262,17 +284,14 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                    (strcmp(action, "add") == 0 && nargs == 2) || (strcmp(action, "set") == 0 && nargs == 4) ||
                    (strcmp(action, "remove") == 0 && nargs == 2) || (strcmp(action, "reset") == 0 && nargs == 2);
     if (!ok_usage) {
-        cli_error("staff", "expected list, show ID, add ID --name NAME, set ID KEY VALUE, remove ID or reset ID "
-                           "(try 'maillage staff --help')");
+        cli_error("staff", "attendu : list, show ID, add ID --name NOM, set ID CLÉ VALEUR, remove ID ou "
+                           "reset ID (voir « maillage staff --help »)");
         return CLI_EXIT_USAGE;
     }
     const char *id = nargs >= 2 ? argv[optind + 1] : NULL;
-    if (id && !mg_id_is_valid(id)) {
-        cli_error("staff", "'%s' is not a valid id ([A-Za-z0-9._:-], at most 64)", id);
-        return CLI_EXIT_USAGE;
-    }
+    if (id && cli_check_id("staff", id) != 0) return CLI_EXIT_USAGE;
     if (strcmp(action, "add") == 0 && !values[0]) {
-        cli_error("staff", "add needs --name");
+        cli_error("staff", "add : --name est obligatoire");
         return CLI_EXIT_USAGE;
     }
     cli_context_t ctx;
@@ -306,7 +325,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                            "('maillage staff reset %s' pour l'y rendre).\n",
                            id, id, tokens, tokens > 1 ? "s" : "", tokens > 1 ? "s" : "", id, id);
             } else {
-                cli_error("staff", "no staff member '%s'", id);
+                cli_error("staff", "chargé·e de mission inconnu·e : « %s »", id);
             }
         } else {
             ok = 0;

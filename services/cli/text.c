@@ -1,5 +1,6 @@
 /* text.c -- one readable French line per event, for chamber staff watching a
- * feed (`maillage tail --format text`, `maillage journal --format text`).
+ * feed (`maillage tail --format text`, `maillage journal --format text`), and
+ * the French errors of the staff-facing commands.
  *
  * The line names things the way staff do: the department by its name, the
  * category by its label from the taxonomy, the commune by its name from the
@@ -10,6 +11,20 @@
 
 #include "cli.h"
 #include "maillage/french.h"
+
+void cli_error_redis(const char *command, const redisContext *c, const redisReply *r)
+{
+    const char *why = r && r->type == REDIS_REPLY_ERROR ? r->str : c->err ? c->errstr : "réponse inattendue";
+    cli_error(command, "erreur Redis : %s", why);
+}
+
+int cli_check_id(const char *command, const char *id)
+{
+    if (mg_id_is_valid(id)) return 0;
+    cli_error(command, "« %s » n'est pas un identifiant valide (de 1 à %d lettres, chiffres ou « . _ : - »)",
+              id, MG_ID_MAX);
+    return -1;
+}
 
 size_t cli_utf8_width(const char *s)
 {

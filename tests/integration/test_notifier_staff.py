@@ -95,6 +95,51 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(self.staff(st, "lea")["departments"], "50")
         self.assertEqual(self.members(st), ["claire", "lea", "nina", "remi"])
 
+    def test_staff_and_inbox_errors_are_in_french(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont"}})
+        st.start()
+        cases = [
+            (("staff", "show", "personne"),
+             "maillage staff: chargé·e de mission inconnu·e : « personne » (voir « maillage staff list »)"),
+            (("staff", "set", "personne", "name", "X"),
+             "maillage staff: chargé·e de mission inconnu·e : « personne » "
+             "(l'ajouter d'abord : « maillage staff add personne --name … »)"),
+            (("staff", "remove", "personne"), "maillage staff: chargé·e de mission inconnu·e : « personne »"),
+            (("staff", "reset", "personne"), "maillage staff: chargé·e de mission inconnu·e : « personne »"),
+            (("staff", "set", "claire", "colour", "red"),
+             "maillage staff: clé inconnue « colour » (name, email, webhook, departments, categories, networks, "
+             "min_score, channels, mode, digest_hour, quiet_start, quiet_end)"),
+            (("staff", "set", "claire", "mode", "sometimes"),
+             "maillage staff: mode : « immediate » ou « digest » attendu, pas « sometimes »"),
+            (("staff", "set", "claire", "min_score", "40"),
+             "maillage staff: min_score : un nombre de 0 à 1 est attendu, pas « 40 »"),
+            (("staff", "set", "claire", "digest_hour", "25"),
+             "maillage staff: digest_hour : un nombre entier de 0 à 23 est attendu, pas « 25 »"),
+            (("staff", "set", "claire", "channels", "inbox,sms"),
+             "maillage staff: channels : canal inconnu « sms » (inbox, email, webhook)"),
+            (("staff", "set", "claire", "name", "Claire\nDupont"),
+             "maillage staff: name : une valeur tient sur une ligne"),
+            (("staff", "add", "nina"), "maillage staff: add : --name est obligatoire"),
+            (("staff", "show", "a b"),
+             "maillage staff: « a b » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
+            (("staff", "frobnicate"),
+             "maillage staff: attendu : list, show ID, add ID --name NOM, set ID CLÉ VALEUR, remove ID ou reset ID "
+             "(voir « maillage staff --help »)"),
+            (("inbox", "claire", "--mark-read", "n-nope"),
+             "maillage inbox: pas de notification « n-nope » dans la boîte de réception de claire"),
+            (("inbox", "claire", "--mark-read", "n/1"),
+             "maillage inbox: « n/1 » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
+        ]
+        for args, line in cases:
+            out = st.cli(*args)
+            self.assertNotEqual(out.returncode, 0, args)
+            self.assertEqual(out.stderr, line + "\n", args)
+        # Redis's own words after a French prefix
+        st.redis.call("SET", "mg:inbox:bob", "not a sorted set")
+        out = st.cli("inbox", "bob")
+        self.assertEqual(out.stderr, "maillage inbox: erreur Redis : WRONGTYPE Operation against a key holding the "
+                                     "wrong kind of value\n")
+
     def test_staff_help_states_the_rule(self):
         r = h.run_program("maillage", ["staff", "--help"])
         self.assertEqual(r.returncode, 0)
