@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/french.h"
 #include "maillage/mem.h"
 #include "maillage/redis.h"
 
@@ -48,12 +49,34 @@ static void s_usage(FILE *out)
             "removed: the config no longer overwrites or re-adds them, so an edit made here\n"
             "survives restarts. 'reset ID' gives the id back to the config: at the next start\n"
             "of the notifier the record is written again from [staff.ID], or removed if the\n"
-            "config has no such section. 'show ID' prints the origin.\n"
+            "config has no such section. 'show ID' prints each field in French with its KEY,\n"
+            "and the origin.\n"
             "\n"
             "Options:\n"
             "%s",
             cli_common_help);
 }
+
+/* How `show` says a record, line by line in this order: a French label with
+ * the keys `staff set` takes for the line, and the fields it shows. Fields
+ * not in this table follow, sorted. */
+static const struct {
+    const char *label, *key, *also;
+} s_lines[] = {
+    {"nom (name)", "name", NULL},
+    {"e-mail (email)", "email", NULL},
+    {"webhook (webhook)", "webhook", NULL},
+    {"départements (departments)", "departments", NULL},
+    {"catégories (categories)", "categories", NULL},
+    {"réseaux (networks)", "networks", NULL},
+    {"seuil de score (min_score)", "min_score", NULL},
+    {"canaux (channels)", "channels", NULL},
+    {"mode (mode, digest_hour)", "mode", "digest_hour"},
+    {"heures de silence (quiet_start, quiet_end)", "quiet_start", "quiet_end"},
+    {"origine", "origin", NULL},
+};
+
+#define S_LINES (sizeof s_lines / sizeof s_lines[0])
 
 /* Say in French why the config schema refused `value` for `key`, from the
  * type and range of the same row; `err` is the schema's own reason. */
@@ -136,6 +159,74 @@ static int s_compare(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* One item of a list field in French: "Calvados (14)", "Locaux [locaux]" (a
+ * category's label may hold parentheses and commas: the brackets end each
+ * item), "boîte de réception"; departments and categories by their code
+ * alone when `brief`. */
+static void s_item(FILE *out, const cli_context_t *ctx, const char *key, const char *item, int brief)
+{
+    const char *department = strcmp(key, "departments") == 0 ? mg_fr_department(item) : NULL;
+    const char *category =
+        strcmp(key, "categories") == 0 && ctx->taxonomy ? mg_taxonomy_label(ctx->taxonomy, item) : NULL;
+    if (strcmp(key, "channels") == 0)
+        fputs(strcmp(item, "inbox") == 0   ? "boîte de réception"
+              : strcmp(item, "email") == 0 ? "e-mail"
+                                           : item,
+              out);
+    else if (department && !brief)
+        fprintf(out, "%s (%s)", department, item);
+    else if (category && !brief)
+        fprintf(out, "%s [%s]", category, item);
+    else
+        fputs(item, out);
+}
+
+/* A comma-separated field item by item, or `none` when it lists nothing. */
+static void s_items(FILE *out, const cli_context_t *ctx, const char *key, const char *list, const char *none,
+                    int brief)
+{
+    char *copy = mg_strdup(list), *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        if (n++) fputs(", ", out);
+        s_item(out, ctx, key, t, brief);
+    }
+    if (!n) fputs(none, out);
+    free(copy);
+}
+
+/* The value of field `key` of record `h` in French, as the notifier reads it
+ * (s_staff_fill in services/notifier/notifier.c): an absent field has its
+ * default, an empty scope means all. `brief`: codes rather than labels. */
+static void s_value(FILE *out, const cli_context_t *ctx, const redisReply *h, const char *key, int brief)
+{
+    const char *v = s_field(h, key);
+    if (strcmp(key, "departments") == 0 || strcmp(key, "networks") == 0) {
+        s_items(out, ctx, key, v ? v : "", "tous", brief);
+    } else if (strcmp(key, "categories") == 0) {
+        s_items(out, ctx, key, v ? v : "", "toutes", brief);
+    } else if (strcmp(key, "channels") == 0) {
+        const redisReply *set = mg_redis_field(h, key); /* absent: inbox; empty: none */
+        s_items(out, ctx, key, set ? set->str : "inbox", "aucun", brief);
+    } else if (strcmp(key, "min_score") == 0) {
+        char percent[16];
+        fputs(mg_fr_percent(v ? strtod(v, NULL) : 0, percent, sizeof percent), out);
+    } else if (strcmp(key, "mode") == 0) {
+        const char *hour = s_field(h, "digest_hour");
+        if (v && strcmp(v, "digest") == 0) fprintf(out, "récapitulatif à %d h", hour ? atoi(hour) : 8);
+        else fputs("immédiat", out);
+    } else if (strcmp(key, "quiet_start") == 0) {
+        const char *end = s_field(h, "quiet_end");
+        int start = v ? atoi(v) : 0, stop = end ? atoi(end) : 0;
+        if (start == stop) fputs("aucune", out);
+        else fprintf(out, "de %d h à %d h", start, stop);
+    } else if (strcmp(key, "origin") == 0) {
+        fputs(v && strcmp(v, "config") == 0 ? "configuration" : "maillage staff", out);
+    } else {
+        fputs(v ? v : "non renseigné", out);
+    }
+}
+
 static int s_list(redisContext *c)
 {
     redisReply *ids = redisCommand(c, "SMEMBERS mg:staff");
@@ -179,7 +270,23 @@ static int s_list(redisContext *c)
     return 0;
 }
 
-static int s_show(redisContext *c, const char *id)
+/* Whether `show` has a line of its own for `field`. */
+static int s_shown(const char *field)
+{
+    for (size_t i = 0; i < S_LINES; i++)
+        if (strcmp(s_lines[i].key, field) == 0 || (s_lines[i].also && strcmp(s_lines[i].also, field) == 0))
+            return 1;
+    return 0;
+}
+
+/* "  label" padded to the column of the values. */
+static void s_label(const char *label, size_t width)
+{
+    fputs("  ", stdout);
+    cli_pad(stdout, label, width + 2);
+}
+
+static int s_show(redisContext *c, const cli_context_t *ctx, const char *id)
 {
     redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
     if (!hash || hash->type != REDIS_REPLY_ARRAY) {
@@ -192,12 +299,29 @@ static int s_show(redisContext *c, const char *id)
         freeReplyObject(hash);
         return -1;
     }
-    printf("%s\n", id);
+    /* Fields of no line (written by a newer version, or by hand), sorted. */
+    const char **others = mg_calloc(hash->elements / 2 + 1, sizeof *others);
+    size_t n_others = 0, width = 0;
     for (size_t i = 0; i + 1 < hash->elements; i += 2)
-        printf("  %-12s %s\n", hash->element[i]->str, hash->element[i + 1]->str);
+        if (!s_shown(hash->element[i]->str)) others[n_others++] = hash->element[i]->str;
+    qsort(others, n_others, sizeof *others, s_compare);
+    for (size_t i = 0; i < S_LINES + n_others; i++) {
+        size_t w = cli_utf8_width(i < S_LINES ? s_lines[i].label : others[i - S_LINES]);
+        if (w > width) width = w;
+    }
+    printf("%s\n", id);
+    for (size_t i = 0; i < S_LINES + n_others; i++) {
+        s_label(i < S_LINES ? s_lines[i].label : others[i - S_LINES], width);
+        s_value(stdout, ctx, hash, i < S_LINES ? s_lines[i].key : others[i - S_LINES], 0);
+        putchar('\n');
+    }
     redisReply *n = redisCommand(c, "ZCARD mg:inbox:%s", id);
-    if (n && n->type == REDIS_REPLY_INTEGER) printf("  %-12s %lld notification(s)\n", "boîte", n->integer);
+    if (n && n->type == REDIS_REPLY_INTEGER) {
+        s_label("boîte de réception", width);
+        printf("%lld notification%s\n", n->integer, n->integer > 1 ? "s" : "");
+    }
     if (n) freeReplyObject(n);
+    free(others);
     freeReplyObject(hash);
     return 0;
 }
@@ -296,12 +420,13 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
     }
     cli_context_t ctx;
     if (cli_context_init(&ctx, settings, "staff") != 0) return CLI_EXIT_FAIL;
+    if (strcmp(action, "show") == 0) cli_context_load_tables(&ctx, "staff"); /* category labels */
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, "staff");
     if (c) {
         int ok = -1;
         if (strcmp(action, "list") == 0) ok = s_list(c);
-        else if (strcmp(action, "show") == 0) ok = s_show(c, id);
+        else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
             ok = s_set(c, id, argv[optind + 2], argv[optind + 3], 1);
             if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);

@@ -61,8 +61,7 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("ne l'ajoutera plus", out.stdout)
         out = st.cli("staff", "show", "claire")
-        self.assertIn("origin", out.stdout)
-        self.assertIn("cli", out.stdout)
+        self.assertRegex(out.stdout, r"\n  origine +maillage staff\n")
         # the config changes too: Rémi moves to the Eure, "old" is gone
         config["remi"]["departments"] = "27"
         del config["old"]
@@ -94,6 +93,60 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(self.staff(st, "claire")["origin"], "config")
         self.assertEqual(self.staff(st, "lea")["departments"], "50")
         self.assertEqual(self.members(st), ["claire", "lea", "nina", "remi"])
+
+    def test_show_says_every_field_in_french_in_a_fixed_order(self):
+        webhook = "https://chat.cress-normandie.example.org/hooks/" + "0123456789abcdef" * 4  # > 64 bytes
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont", "email": "claire@cress-normandie.example.org",
+                                           "webhook": webhook, "departments": "14,50",
+                                           "categories": "locaux,logistique", "min_score": 0.4,
+                                           "channels": "inbox,email", "mode": "digest", "digest_hour": 7},
+                                "remi": {"name": "Rémi Leroy"}})
+        st.start()
+        for key, value in (("quiet_start", "22"), ("quiet_end", "7")):
+            self.assertEqual(st.cli("staff", "set", "claire", key, value).returncode, 0)
+        st.redis.call("HSET", "mg:staff:claire", "note", "équipe Calvados", "ancien_id", "c-114")  # unknown fields
+        st.redis.call("ZADD", "mg:inbox:claire", 1, "n-1", 2, "n-2", 3, "n-3")
+        st.redis.call("ZADD", "mg:inbox:remi", 1, "n-4")
+
+        def row(label, value):
+            return "  " + label.ljust(42) + "  " + value
+
+        out = st.cli("staff", "show", "claire")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), [
+            "claire",
+            row("nom (name)", "Claire Dupont"),
+            row("e-mail (email)", "claire@cress-normandie.example.org"),
+            row("webhook (webhook)", webhook),
+            row("départements (departments)", "Calvados (14), Manche (50)"),
+            row("catégories (categories)", "Locaux [locaux], Logistique (transport, stockage) [logistique]"),
+            row("réseaux (networks)", "tous"),
+            row("seuil de score (min_score)", "40 %"),
+            row("canaux (channels)", "boîte de réception, e-mail"),
+            row("mode (mode, digest_hour)", "récapitulatif à 7 h"),
+            row("heures de silence (quiet_start, quiet_end)", "de 22 h à 7 h"),
+            row("origine", "maillage staff"),
+            row("ancien_id", "c-114"),
+            row("note", "équipe Calvados"),
+            row("boîte de réception", "3 notifications"),
+        ])
+        out = st.cli("staff", "show", "remi")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), [
+            "remi",
+            row("nom (name)", "Rémi Leroy"),
+            row("e-mail (email)", "non renseigné"),
+            row("webhook (webhook)", "non renseigné"),
+            row("départements (departments)", "tous"),
+            row("catégories (categories)", "toutes"),
+            row("réseaux (networks)", "tous"),
+            row("seuil de score (min_score)", "0 %"),
+            row("canaux (channels)", "boîte de réception"),
+            row("mode (mode, digest_hour)", "immédiat"),
+            row("heures de silence (quiet_start, quiet_end)", "aucune"),
+            row("origine", "configuration"),
+            row("boîte de réception", "1 notification"),
+        ])
 
     def test_staff_and_inbox_errors_are_in_french(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont"}})
