@@ -78,6 +78,21 @@ static const struct {
 
 #define S_LINES (sizeof s_lines / sizeof s_lines[0])
 
+/* The columns of `list`: a heading and the field shown (NULL: the id). */
+static const struct {
+    const char *heading, *key;
+} s_columns[] = {
+    {"id", NULL},
+    {"nom", "name"},
+    {"départements", "departments"},
+    {"catégories", "categories"},
+    {"seuil", "min_score"},
+    {"canaux", "channels"},
+    {"mode", "mode"},
+};
+
+#define S_COLUMNS (sizeof s_columns / sizeof s_columns[0])
+
 /* Say in French why the config schema refused `value` for `key`, from the
  * type and range of the same row; `err` is the schema's own reason. */
 static void s_refused(const char *key, const char *value, const char *err)
@@ -227,7 +242,19 @@ static void s_value(FILE *out, const cli_context_t *ctx, const redisReply *h, co
     }
 }
 
-static int s_list(redisContext *c)
+/* s_value() as a new string, for a column. Caller owns the result. */
+static char *s_value_text(const cli_context_t *ctx, const redisReply *h, const char *key)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out) return mg_strdup("?");
+    s_value(out, ctx, h, key, 1);
+    fclose(out);
+    return text;
+}
+
+static int s_list(redisContext *c, const cli_context_t *ctx)
 {
     redisReply *ids = redisCommand(c, "SMEMBERS mg:staff");
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
@@ -243,9 +270,11 @@ static int s_list(redisContext *c)
     char **sorted = mg_calloc(ids->elements, sizeof *sorted);
     for (size_t i = 0; i < ids->elements; i++) sorted[i] = ids->element[i]->str;
     qsort(sorted, ids->elements, sizeof *sorted, s_compare);
-    printf("%-16s ", "id");
-    cli_pad(stdout, "nom", 24);
-    printf(" %-12s %-24s %-22s %s\n", "départements", "catégories", "canaux", "mode");
+    /* Every cell first, the headings' too, so that each column is as wide
+     * as its widest cell. */
+    char **cells = mg_calloc((ids->elements + 1) * S_COLUMNS, sizeof *cells);
+    size_t rows = 1, width[S_COLUMNS] = {0};
+    for (size_t k = 0; k < S_COLUMNS; k++) cells[k] = mg_strdup(s_columns[k].heading);
     for (size_t i = 0; i < ids->elements; i++) {
         if (!mg_id_is_valid(sorted[i])) continue;
         redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", sorted[i]);
@@ -253,18 +282,21 @@ static int s_list(redisContext *c)
             s_redis_ok(c, hash);
             continue;
         }
-        const char *name = s_field(hash, "name"), *deps = s_field(hash, "departments");
-        const char *cats = s_field(hash, "categories"), *ch = s_field(hash, "channels");
-        const char *mode = s_field(hash, "mode");
-        printf("%-16s ", sorted[i]);
-        cli_pad(stdout, name ? name : "", 24);
-        printf(" ");
-        cli_pad(stdout, deps ? deps : "tous", 12);
-        printf(" ");
-        cli_pad(stdout, cats ? cats : "toutes", 24);
-        printf(" %-22s %s\n", ch ? ch : "inbox", mode && strcmp(mode, "digest") == 0 ? "récapitulatif" : "immédiat");
+        char **row = cells + rows++ * S_COLUMNS;
+        for (size_t k = 0; k < S_COLUMNS; k++)
+            row[k] = s_columns[k].key ? s_value_text(ctx, hash, s_columns[k].key) : mg_strdup(sorted[i]);
         freeReplyObject(hash);
     }
+    for (size_t i = 0; i < rows * S_COLUMNS; i++) {
+        size_t w = cli_utf8_width(cells[i]);
+        if (w > width[i % S_COLUMNS]) width[i % S_COLUMNS] = w;
+    }
+    for (size_t i = 0; i < rows * S_COLUMNS; i++) {
+        if ((i + 1) % S_COLUMNS) cli_pad(stdout, cells[i], width[i % S_COLUMNS] + 2);
+        else puts(cells[i]);
+        free(cells[i]);
+    }
+    free(cells);
     free(sorted);
     freeReplyObject(ids);
     return 0;
@@ -425,7 +457,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
     redisContext *c = cli_redis_connect(&ctx, "staff");
     if (c) {
         int ok = -1;
-        if (strcmp(action, "list") == 0) ok = s_list(c);
+        if (strcmp(action, "list") == 0) ok = s_list(c, &ctx);
         else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
             ok = s_set(c, id, argv[optind + 2], argv[optind + 3], 1);

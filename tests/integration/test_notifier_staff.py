@@ -148,6 +148,31 @@ class NotifierStaffTest(unittest.TestCase):
             row("boîte de réception", "1 notification"),
         ])
 
+    def test_list_sizes_its_columns_to_their_content_and_shows_the_threshold(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont", "departments": "14,50",
+                                           "categories": "locaux,emploi_partage", "min_score": 0.4,
+                                           "channels": "inbox,email", "email": "claire@cress-normandie.example.org",
+                                           "mode": "digest", "digest_hour": 7},
+                                "remi": {"name": "Rémi Leroy"}})
+        st.start()
+        out = st.cli("staff", "add", "marie", "--name", "Marie-Dominique de La Tour d'Auvergne",
+                     "--departments", "27,76", "--min-score", "0.65", "--channels", "inbox,webhook",
+                     "--webhook", "https://chat.example.org/hooks/marie")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = st.cli("staff", "list")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # Categories stay codes here, as `staff set` takes them: their labels
+        # (up to 36 characters, some with commas) are in `staff show`.
+        row = "{:<6}  {:<37}  {:<12}  {:<22}  {:<5}  {:<27}  {}".format
+        self.assertEqual(out.stdout.splitlines(), [
+            row("id", "nom", "départements", "catégories", "seuil", "canaux", "mode"),
+            row("claire", "Claire Dupont", "14, 50", "locaux, emploi_partage", "40 %", "boîte de réception, e-mail",
+                "récapitulatif à 7 h"),
+            row("marie", "Marie-Dominique de La Tour d'Auvergne", "27, 76", "toutes", "65 %",
+                "boîte de réception, webhook", "immédiat"),
+            row("remi", "Rémi Leroy", "tous", "toutes", "0 %", "boîte de réception", "immédiat"),
+        ])
+
     def test_staff_and_inbox_errors_are_in_french(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont"}})
         st.start()
