@@ -408,6 +408,14 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.text_of(["journal", "--from", str(then[0]), "--to", str(then[-1])], then),
                          expected(need, offer, coop, a, b))
 
+    def test_text_calls_a_new_member_as_messages_and_the_page_do(self):
+        sid = "epicerie-" + uuid.uuid4().hex[:8]
+        [seq] = self.emit_lines([event_line("member.joined", {"network": "cress-normandie", "structure": {
+            "structureId": sid, "name": "Épicerie solidaire", "family": "FAMILY_ASSOCIATION", "commune": "14118"}})])
+        self.assertEqual(self.text_of(["tail", "--from", str(seq), "--count", "1"], [seq]),
+                         [text_line(seq, "nouvelle adhésion", " · Calvados (14) · association · « Épicerie solidaire » "
+                                                              "— Caen")])
+
     # --- journal -----------------------------------------------------------------
 
     def test_journal_reads_everything_back_in_order(self):
