@@ -49,6 +49,10 @@ extern const char cli_common_help[];
  * `opt` was one, 0 otherwise. `arg` is borrowed (argv outlives the command). */
 int cli_settings_option(cli_settings_t *settings, int opt, const char *arg);
 
+/* A cache of the titles of needs, offers and cooperation proposals and the
+ * names of structures, for French text (names.c). */
+typedef struct cli_names cli_names_t;
+
 /* The loaded configuration with the overrides applied. Caller owns the
  * result (cli_context_destroy). */
 typedef struct {
@@ -58,15 +62,17 @@ typedef struct {
     char *fanout;
     mg_taxonomy_t *taxonomy;  /* loaded by cli_context_load_tables() */
     mg_communes_t *communes;
+    cli_names_t *names; /* created empty by cli_context_load_tables() */
 } cli_context_t;
 
 /* Resolve `settings` against the environment and the config file. Returns 0,
  * or -1 after printing one line "maillage CMD: reason" to stderr. */
 int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const char *command);
 
-/* Load the taxonomy and the commune table named by the config, for French
- * text and summaries. On failure prints a warning and leaves them NULL (text
- * then shows raw codes): a missing table must not stop `tail`. */
+/* Load the taxonomy and the commune table named by the config, and create
+ * the cache of names, for French text and summaries. On failure prints a
+ * warning and leaves a table NULL (text then shows raw codes): a missing
+ * table must not stop `tail`. */
 void cli_context_load_tables(cli_context_t *ctx, const char *command);
 
 void cli_context_destroy(cli_context_t *ctx);
@@ -79,12 +85,47 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command);
 /* Print "maillage CMD: message" to stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- French errors of the staff-facing commands (text.c) ----------------- */
+
+/* Print "maillage CMD: erreur Redis : reason" for a command that failed:
+ * the error reply `r` when there is one, else the connection's error. */
+void cli_error_redis(const char *command, const redisContext *c, const redisReply *r);
+
+/* Returns 0 if `id` is a valid id (mg_id_is_valid), else prints why in
+ * French and returns -1. */
+int cli_check_id(const char *command, const char *id);
+
+/* ---- Names of what events refer to by id (names.c) ----------------------- */
+
+/* The names cache is filled from the events a command prints, then from the
+ * notifier's copies in Redis (docs/redis-keys.md). One per command. */
+typedef enum { CLI_NAME_NEED, CLI_NAME_OFFER, CLI_NAME_PROPOSAL, CLI_NAME_STRUCTURE } cli_name_kind_t;
+
+/* Caller owns the result (cli_names_destroy). */
+cli_names_t *cli_names_new(void);
+
+/* Accepts NULL; sets *self_p to NULL. */
+void cli_names_destroy(cli_names_t **self_p);
+
+/* Remember the name or title an event states (member.joined/updated,
+ * need.reported/updated, offer.published/updated, cooperation.proposed), so
+ * later events of the same run that refer to it need no lookup. */
+void cli_names_remember(cli_names_t *self, const mg_envelope_t *env);
+
+/* The title or name of the `kind` with id `id`: remembered, else looked up
+ * once in Redis through `redis` (may be NULL: no lookup) and cached, found
+ * or not. Returns NULL when unknown. Borrowed until the next call on `self`. */
+const char *cli_names_get(cli_names_t *self, redisContext *redis, cli_name_kind_t kind, const char *id);
+
 /* ---- French text of events (text.c) ------------------------------------ */
 
 /* Write one readable French line for `env` (which carries its sequence) to
  * `out`: "#12  besoin signalé  · Calvados (14) · Locaux · « title » — Caen".
- * `ctx` tables may be NULL. */
-void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *env);
+ * What the event refers to by id (a match's need and offer, a proposal's
+ * structures) is shown by its title or name when ctx->names knows it or
+ * finds it through `redis` (borrowed, may be NULL), else by its id. `ctx`
+ * tables may be NULL. */
+void cli_text_event(FILE *out, const cli_context_t *ctx, redisContext *redis, const mg_envelope_t *env);
 
 /* The department of commune `code`: from the table when known, else the
  * code's first two characters (or "?"). Writes into `out` (4 bytes). */

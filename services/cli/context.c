@@ -80,10 +80,12 @@ void cli_context_load_tables(cli_context_t *ctx, const char *command)
         ctx->communes = mg_communes_load(path, err, sizeof err);
         if (!ctx->communes) cli_error(command, "warning: commune table: %s", err);
     }
+    if (!ctx->names) ctx->names = cli_names_new();
 }
 
 void cli_context_destroy(cli_context_t *ctx)
 {
+    cli_names_destroy(&ctx->names);
     mg_communes_destroy(&ctx->communes);
     mg_taxonomy_destroy(&ctx->taxonomy);
     mg_config_destroy(&ctx->config);

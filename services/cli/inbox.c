@@ -88,7 +88,7 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
 {
     redisReply *r = redisCommand(c, "HGETALL mg:notif:%s", nid);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        cli_error("inbox", "redis: %s", r && r->str ? r->str : c->errstr);
+        cli_error_redis("inbox", c, r);
         if (r) freeReplyObject(r);
         return -1;
     }
@@ -132,7 +132,9 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
         int present = r && r->type == REDIS_REPLY_STRING;
         if (r) freeReplyObject(r);
         if (!present) {
-            cli_error("inbox", "no entry '%s' in the inbox of '%s'", mark, staff);
+            char whose[128];
+            cli_error("inbox", "pas de notification « %s » dans la boîte de réception %s", mark,
+                      mg_fr_de(staff, whose, sizeof whose));
             return -1;
         }
         r = redisCommand(c, "HSET mg:notif:%s read 1", mark);
@@ -142,7 +144,7 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
     }
     redisReply *ids = redisCommand(c, "ZREVRANGE mg:inbox:%s 0 %ld", staff, limit - 1);
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        cli_error("inbox", "redis: %s", ids && ids->str ? ids->str : c->errstr);
+        cli_error_redis("inbox", c, ids);
         if (ids) freeReplyObject(ids);
         return -1;
     }
@@ -177,7 +179,7 @@ static int s_notifications(redisContext *c, int pending, long limit)
     redisReply *ids = pending ? redisCommand(c, "ZRANGE mg:notifier:queue 0 %ld", limit - 1)
                               : redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        cli_error("notifications", "redis: %s", ids && ids->str ? ids->str : c->errstr);
+        cli_error_redis("notifications", c, ids);
         if (ids) freeReplyObject(ids);
         return -1;
     }
@@ -227,10 +229,8 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         return CLI_EXIT_USAGE;
     }
     const char *staff = inbox ? argv[optind] : NULL;
-    if ((staff && !mg_id_is_valid(staff)) || (mark && !mg_id_is_valid(mark))) {
-        cli_error(command, "not a valid id");
+    if ((staff && cli_check_id(command, staff) != 0) || (mark && cli_check_id(command, mark) != 0))
         return CLI_EXIT_USAGE;
-    }
     cli_context_t ctx;
     if (cli_context_init(&ctx, settings, command) != 0) return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_FAIL;

@@ -92,6 +92,7 @@ static void s_map_clear(s_map_t *m)
 
 typedef struct {
     cli_context_t *ctx;
+    redisContext *redis; /* the journal's, also for the names of text */
     char **types;
     int n_types;
     int text;
@@ -187,7 +188,7 @@ static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
     if (j->summary) {
         s_summarise(j, env);
     } else if (j->text) {
-        cli_text_event(stdout, j->ctx, env);
+        cli_text_event(stdout, j->ctx, j->redis, env);
     } else {
         char *json = mg_json_dumps_message(&env->base);
         puts(json);
@@ -517,7 +518,7 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
     mg_event_types(&j.n_event_types);
     j.by_type = mg_calloc(j.n_event_types + 1, sizeof *j.by_type);
 
-    redis = cli_redis_connect(&ctx, "journal");
+    redis = j.redis = cli_redis_connect(&ctx, "journal");
     if (!redis) goto done;
     if (mg_journal_read(redis, from, to ? to - from + 1 : 0, s_on_entry, &j, err, sizeof err) < 0) {
         cli_error("journal", "%s", err);

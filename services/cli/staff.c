@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/french.h"
 #include "maillage/mem.h"
 #include "maillage/redis.h"
 
@@ -48,11 +49,66 @@ static void s_usage(FILE *out)
             "removed: the config no longer overwrites or re-adds them, so an edit made here\n"
             "survives restarts. 'reset ID' gives the id back to the config: at the next start\n"
             "of the notifier the record is written again from [staff.ID], or removed if the\n"
-            "config has no such section. 'show ID' prints the origin.\n"
+            "config has no such section. 'show ID' prints each field in French with its KEY,\n"
+            "and the origin.\n"
             "\n"
             "Options:\n"
             "%s",
             cli_common_help);
+}
+
+/* How `show` says a record, line by line in this order: a French label with
+ * the keys `staff set` takes for the line, and the fields it shows. Fields
+ * not in this table follow, sorted. */
+static const struct {
+    const char *label, *key, *also;
+} s_lines[] = {
+    {"nom (name)", "name", NULL},
+    {"e-mail (email)", "email", NULL},
+    {"webhook (webhook)", "webhook", NULL},
+    {"départements (departments)", "departments", NULL},
+    {"catégories (categories)", "categories", NULL},
+    {"réseaux (networks)", "networks", NULL},
+    {"seuil de score (min_score)", "min_score", NULL},
+    {"canaux (channels)", "channels", NULL},
+    {"mode (mode, digest_hour)", "mode", "digest_hour"},
+    {"heures de silence (quiet_start, quiet_end)", "quiet_start", "quiet_end"},
+    {"origine", "origin", NULL},
+};
+
+#define S_LINES (sizeof s_lines / sizeof s_lines[0])
+
+/* The columns of `list`: a heading and the field shown (NULL: the id). */
+static const struct {
+    const char *heading, *key;
+} s_columns[] = {
+    {"id", NULL},
+    {"nom", "name"},
+    {"départements", "departments"},
+    {"catégories", "categories"},
+    {"seuil", "min_score"},
+    {"canaux", "channels"},
+    {"mode", "mode"},
+};
+
+#define S_COLUMNS (sizeof s_columns / sizeof s_columns[0])
+
+/* Say in French why the config schema refused `value` for `key`, from the
+ * type and range of the same row; `err` is the schema's own reason. */
+static void s_refused(const char *key, const char *value, const char *err)
+{
+    const mg_config_key_t *row = mg_config_schema;
+    while (row->section && !(strcmp(row->section, "staff.*") == 0 && row->key && strcmp(row->key, key) == 0))
+        row++;
+    const char *why = strstr(err, ": ");
+    if (row->section && row->type == MG_CONFIG_INT)
+        cli_error("staff", "%s : un nombre entier de %.0f à %.0f est attendu, pas « %s »", key, row->min,
+                  row->max, value);
+    else if (row->section && row->type == MG_CONFIG_DOUBLE)
+        cli_error("staff", "%s : un nombre de %g à %g est attendu, pas « %s »", key, row->min, row->max,
+                  value);
+    else
+        cli_error("staff", "%s : valeur refusée (%s)", key, why ? why + 2 : err);
 }
 
 /* Check (key, value) with the config schema of [staff.*]; prints the reason. */
@@ -61,12 +117,12 @@ static int s_check(const char *id, const char *key, const char *value)
     int known = 0;
     for (size_t i = 0; s_keys[i]; i++) known |= strcmp(s_keys[i], key) == 0;
     if (!known) {
-        cli_error("staff", "unknown key '%s' (name, email, webhook, departments, categories, networks, "
+        cli_error("staff", "clé inconnue « %s » (name, email, webhook, departments, categories, networks, "
                            "min_score, channels, mode, digest_hour, quiet_start, quiet_end)", key);
         return -1;
     }
     if (strchr(value, '\n') || strchr(value, '\r')) {
-        cli_error("staff", "%s: line breaks are not allowed", key);
+        cli_error("staff", "%s : une valeur tient sur une ligne", key);
         return -1;
     }
     char *text = mg_asprintf("[staff.%s]\n%s = %s\n", id, key, value);
@@ -74,20 +130,19 @@ static int s_check(const char *id, const char *key, const char *value)
     mg_config_t *cfg = mg_config_load_buffer("staff", text, strlen(text), err, sizeof err);
     free(text);
     if (!cfg) {
-        const char *why = strstr(err, ": ");
-        cli_error("staff", "%s", why ? why + 2 : err);
+        s_refused(key, value, err);
         return -1;
     }
     mg_config_destroy(&cfg);
     if (strcmp(key, "mode") == 0 && strcmp(value, "immediate") != 0 && strcmp(value, "digest") != 0) {
-        cli_error("staff", "mode: expected immediate or digest, got \"%s\"", value);
+        cli_error("staff", "mode : « immediate » ou « digest » attendu, pas « %s »", value);
         return -1;
     }
     if (strcmp(key, "channels") == 0) {
         char *copy = mg_strdup(value), *save = NULL;
         for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
             if (strcmp(t, "inbox") && strcmp(t, "email") && strcmp(t, "webhook")) {
-                cli_error("staff", "channels: unknown channel \"%s\" (inbox, email, webhook)", t);
+                cli_error("staff", "channels : canal inconnu « %s » (inbox, email, webhook)", t);
                 free(copy);
                 return -1;
             }
@@ -100,7 +155,7 @@ static int s_check(const char *id, const char *key, const char *value)
 static int s_redis_ok(redisContext *c, redisReply *r)
 {
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        cli_error("staff", "redis: %s", r && r->str ? r->str : c->errstr);
+        cli_error_redis("staff", c, r);
         if (r) freeReplyObject(r);
         return -1;
     }
@@ -119,11 +174,92 @@ static int s_compare(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int s_list(redisContext *c)
+/* One item of a list field in French: "Calvados (14)", "Locaux [locaux]" (a
+ * category's label may hold parentheses and commas: the brackets end each
+ * item), "boîte de réception"; departments and categories by their code
+ * alone when `brief`. */
+static void s_item(FILE *out, const cli_context_t *ctx, const char *key, const char *item, int brief)
+{
+    const char *department = strcmp(key, "departments") == 0 ? mg_fr_department(item) : NULL;
+    const char *category =
+        strcmp(key, "categories") == 0 && ctx->taxonomy ? mg_taxonomy_label(ctx->taxonomy, item) : NULL;
+    if (strcmp(key, "channels") == 0)
+        fputs(strcmp(item, "inbox") == 0   ? "boîte de réception"
+              : strcmp(item, "email") == 0 ? "e-mail"
+                                           : item,
+              out);
+    else if (department && !brief)
+        fprintf(out, "%s (%s)", department, item);
+    else if (category && !brief)
+        fprintf(out, "%s [%s]", category, item);
+    else
+        fputs(item, out);
+}
+
+/* A comma-separated field item by item, or `none` when it lists nothing. */
+static void s_items(FILE *out, const cli_context_t *ctx, const char *key, const char *list, const char *none,
+                    int brief)
+{
+    char *copy = mg_strdup(list), *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        if (n++) fputs(", ", out);
+        s_item(out, ctx, key, t, brief);
+    }
+    if (!n) fputs(none, out);
+    free(copy);
+}
+
+/* The value of field `key` of record `h` in French, as the notifier reads it
+ * (s_staff_fill in services/notifier/notifier.c): an absent field has its
+ * default, an empty scope means all. `brief`: codes rather than labels. */
+static void s_value(FILE *out, const cli_context_t *ctx, const redisReply *h, const char *key, int brief)
+{
+    const char *v = s_field(h, key);
+    if (strcmp(key, "departments") == 0 || strcmp(key, "networks") == 0) {
+        s_items(out, ctx, key, v ? v : "", "tous", brief);
+    } else if (strcmp(key, "categories") == 0) {
+        s_items(out, ctx, key, v ? v : "", "toutes", brief);
+    } else if (strcmp(key, "channels") == 0) {
+        const redisReply *set = mg_redis_field(h, key); /* absent: inbox; empty: none */
+        s_items(out, ctx, key, set ? set->str : "inbox", "aucun", brief);
+    } else if (strcmp(key, "min_score") == 0) {
+        char percent[16];
+        fputs(mg_fr_percent(v ? strtod(v, NULL) : 0, percent, sizeof percent), out);
+    } else if (strcmp(key, "mode") == 0) {
+        const char *hour = s_field(h, "digest_hour");
+        if (v && strcmp(v, "digest") == 0) fprintf(out, "récapitulatif à %d h", hour ? atoi(hour) : 8);
+        else fputs("immédiat", out);
+    } else if (strcmp(key, "quiet_start") == 0) {
+        const char *end = s_field(h, "quiet_end");
+        int start = v ? atoi(v) : 0, stop = end ? atoi(end) : 0;
+        if (start == stop) fputs("aucune", out);
+        else fprintf(out, "de %d h à %d h", start, stop);
+    } else if (strcmp(key, "origin") == 0) {
+        fputs(v && strcmp(v, "config") == 0 ? "configuration" : "maillage staff", out);
+    } else {
+        fputs(v ? v : "non renseigné", out);
+    }
+}
+
+/* s_value() as a new string, for a column. Caller owns the result. */
+static char *s_value_text(const cli_context_t *ctx, const redisReply *h, const char *key)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out) return mg_strdup("?");
+    s_value(out, ctx, h, key, 1);
+    fclose(out);
+    return text;
+}
+
+static int s_list(redisContext *c, const cli_context_t *ctx)
 {
     redisReply *ids = redisCommand(c, "SMEMBERS mg:staff");
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        if (s_redis_ok(c, ids) == 0) cli_error("staff", "unexpected reply");
+        cli_error_redis("staff", c, ids);
+        if (ids) freeReplyObject(ids);
         return -1;
     }
     if (ids->elements == 0) {
@@ -134,9 +270,11 @@ static int s_list(redisContext *c)
     char **sorted = mg_calloc(ids->elements, sizeof *sorted);
     for (size_t i = 0; i < ids->elements; i++) sorted[i] = ids->element[i]->str;
     qsort(sorted, ids->elements, sizeof *sorted, s_compare);
-    printf("%-16s ", "id");
-    cli_pad(stdout, "nom", 24);
-    printf(" %-12s %-24s %-22s %s\n", "départements", "catégories", "canaux", "mode");
+    /* Every cell first, the headings' too, so that each column is as wide
+     * as its widest cell. */
+    char **cells = mg_calloc((ids->elements + 1) * S_COLUMNS, sizeof *cells);
+    size_t rows = 1, width[S_COLUMNS] = {0};
+    for (size_t k = 0; k < S_COLUMNS; k++) cells[k] = mg_strdup(s_columns[k].heading);
     for (size_t i = 0; i < ids->elements; i++) {
         if (!mg_id_is_valid(sorted[i])) continue;
         redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", sorted[i]);
@@ -144,41 +282,78 @@ static int s_list(redisContext *c)
             s_redis_ok(c, hash);
             continue;
         }
-        const char *name = s_field(hash, "name"), *deps = s_field(hash, "departments");
-        const char *cats = s_field(hash, "categories"), *ch = s_field(hash, "channels");
-        const char *mode = s_field(hash, "mode");
-        printf("%-16s ", sorted[i]);
-        cli_pad(stdout, name ? name : "", 24);
-        printf(" ");
-        cli_pad(stdout, deps ? deps : "tous", 12);
-        printf(" ");
-        cli_pad(stdout, cats ? cats : "toutes", 24);
-        printf(" %-22s %s\n", ch ? ch : "inbox", mode && strcmp(mode, "digest") == 0 ? "récapitulatif" : "immédiat");
+        char **row = cells + rows++ * S_COLUMNS;
+        for (size_t k = 0; k < S_COLUMNS; k++)
+            row[k] = s_columns[k].key ? s_value_text(ctx, hash, s_columns[k].key) : mg_strdup(sorted[i]);
         freeReplyObject(hash);
     }
+    for (size_t i = 0; i < rows * S_COLUMNS; i++) {
+        size_t w = cli_utf8_width(cells[i]);
+        if (w > width[i % S_COLUMNS]) width[i % S_COLUMNS] = w;
+    }
+    for (size_t i = 0; i < rows * S_COLUMNS; i++) {
+        if ((i + 1) % S_COLUMNS) cli_pad(stdout, cells[i], width[i % S_COLUMNS] + 2);
+        else puts(cells[i]);
+        free(cells[i]);
+    }
+    free(cells);
     free(sorted);
     freeReplyObject(ids);
     return 0;
 }
 
-static int s_show(redisContext *c, const char *id)
+/* Whether `show` has a line of its own for `field`. */
+static int s_shown(const char *field)
+{
+    for (size_t i = 0; i < S_LINES; i++)
+        if (strcmp(s_lines[i].key, field) == 0 || (s_lines[i].also && strcmp(s_lines[i].also, field) == 0))
+            return 1;
+    return 0;
+}
+
+/* "  label" padded to the column of the values. */
+static void s_label(const char *label, size_t width)
+{
+    fputs("  ", stdout);
+    cli_pad(stdout, label, width + 2);
+}
+
+static int s_show(redisContext *c, const cli_context_t *ctx, const char *id)
 {
     redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
     if (!hash || hash->type != REDIS_REPLY_ARRAY) {
-        if (s_redis_ok(c, hash) == 0) cli_error("staff", "unexpected reply");
+        cli_error_redis("staff", c, hash);
+        if (hash) freeReplyObject(hash);
         return -1;
     }
     if (hash->elements == 0) {
-        cli_error("staff", "no staff member '%s' (see 'maillage staff list')", id);
+        cli_error("staff", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)", id);
         freeReplyObject(hash);
         return -1;
     }
-    printf("%s\n", id);
+    /* Fields of no line (written by a newer version, or by hand), sorted. */
+    const char **others = mg_calloc(hash->elements / 2 + 1, sizeof *others);
+    size_t n_others = 0, width = 0;
     for (size_t i = 0; i + 1 < hash->elements; i += 2)
-        printf("  %-12s %s\n", hash->element[i]->str, hash->element[i + 1]->str);
+        if (!s_shown(hash->element[i]->str)) others[n_others++] = hash->element[i]->str;
+    qsort(others, n_others, sizeof *others, s_compare);
+    for (size_t i = 0; i < S_LINES + n_others; i++) {
+        size_t w = cli_utf8_width(i < S_LINES ? s_lines[i].label : others[i - S_LINES]);
+        if (w > width) width = w;
+    }
+    printf("%s\n", id);
+    for (size_t i = 0; i < S_LINES + n_others; i++) {
+        s_label(i < S_LINES ? s_lines[i].label : others[i - S_LINES], width);
+        s_value(stdout, ctx, hash, i < S_LINES ? s_lines[i].key : others[i - S_LINES], 0);
+        putchar('\n');
+    }
     redisReply *n = redisCommand(c, "ZCARD mg:inbox:%s", id);
-    if (n && n->type == REDIS_REPLY_INTEGER) printf("  %-12s %lld notification(s)\n", "boîte", n->integer);
+    if (n && n->type == REDIS_REPLY_INTEGER) {
+        s_label("boîte de réception", width);
+        printf("%lld notification%s\n", n->integer, n->integer > 1 ? "s" : "");
+    }
     if (n) freeReplyObject(n);
+    free(others);
     freeReplyObject(hash);
     return 0;
 }
@@ -191,7 +366,10 @@ static int s_set(redisContext *c, const char *id, const char *key, const char *v
         int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
         if (r) freeReplyObject(r);
         if (!exists) {
-            cli_error("staff", "no staff member '%s' (add it first: 'maillage staff add %s --name ...')", id, id);
+            cli_error("staff",
+                      "chargé·e de mission inconnu·e : « %s » (l'ajouter d'abord : « maillage staff add %s "
+                      "--name … »)",
+                      id, id);
             return -1;
         }
     }
@@ -212,7 +390,7 @@ static int s_reset(redisContext *c, const char *id)
     int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (s_redis_ok(c, r) != 0) return -1;
     if (!exists && !was_removed) {
-        cli_error("staff", "no staff member '%s'", id);
+        cli_error("staff", "chargé·e de mission inconnu·e : « %s »", id);
         return -1;
     }
     if (exists && s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s origin config", id)) != 0) return -1;
@@ -262,27 +440,25 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                    (strcmp(action, "add") == 0 && nargs == 2) || (strcmp(action, "set") == 0 && nargs == 4) ||
                    (strcmp(action, "remove") == 0 && nargs == 2) || (strcmp(action, "reset") == 0 && nargs == 2);
     if (!ok_usage) {
-        cli_error("staff", "expected list, show ID, add ID --name NAME, set ID KEY VALUE, remove ID or reset ID "
-                           "(try 'maillage staff --help')");
+        cli_error("staff", "attendu : list, show ID, add ID --name NOM, set ID CLÉ VALEUR, remove ID ou "
+                           "reset ID (voir « maillage staff --help »)");
         return CLI_EXIT_USAGE;
     }
     const char *id = nargs >= 2 ? argv[optind + 1] : NULL;
-    if (id && !mg_id_is_valid(id)) {
-        cli_error("staff", "'%s' is not a valid id ([A-Za-z0-9._:-], at most 64)", id);
-        return CLI_EXIT_USAGE;
-    }
+    if (id && cli_check_id("staff", id) != 0) return CLI_EXIT_USAGE;
     if (strcmp(action, "add") == 0 && !values[0]) {
-        cli_error("staff", "add needs --name");
+        cli_error("staff", "add : --name est obligatoire");
         return CLI_EXIT_USAGE;
     }
     cli_context_t ctx;
     if (cli_context_init(&ctx, settings, "staff") != 0) return CLI_EXIT_FAIL;
+    if (strcmp(action, "show") == 0) cli_context_load_tables(&ctx, "staff"); /* category labels */
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, "staff");
     if (c) {
         int ok = -1;
-        if (strcmp(action, "list") == 0) ok = s_list(c);
-        else if (strcmp(action, "show") == 0) ok = s_show(c, id);
+        if (strcmp(action, "list") == 0) ok = s_list(c, &ctx);
+        else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
             ok = s_set(c, id, argv[optind + 2], argv[optind + 3], 1);
             if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
@@ -306,7 +482,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                            "('maillage staff reset %s' pour l'y rendre).\n",
                            id, id, tokens, tokens > 1 ? "s" : "", tokens > 1 ? "s" : "", id, id);
             } else {
-                cli_error("staff", "no staff member '%s'", id);
+                cli_error("staff", "chargé·e de mission inconnu·e : « %s »", id);
             }
         } else {
             ok = 0;

@@ -56,7 +56,7 @@ static int s_print(s_tail_t *t, const uint8_t *data, size_t len, uint64_t seq)
     }
     env->sequence = seq;
     if (t->text) {
-        cli_text_event(stdout, t->ctx, env);
+        cli_text_event(stdout, t->ctx, t->redis, env);
     } else {
         char *json = mg_json_dumps_message(&env->base);
         puts(json);

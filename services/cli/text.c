@@ -1,15 +1,32 @@
 /* text.c -- one readable French line per event, for chamber staff watching a
- * feed (`maillage tail --format text`, `maillage journal --format text`).
+ * feed (`maillage tail --format text`, `maillage journal --format text`), and
+ * the French errors of the staff-facing commands.
  *
  * The line names things the way staff do: the department by its name, the
  * category by its label from the taxonomy, the commune by its name from the
- * commune table. Without the tables it falls back to the raw codes rather
- * than failing: a feed is more useful slightly raw than not at all. */
+ * commune table, and what an event refers to by id (a match's need and
+ * offer, a proposal's structures) by its title or name (names.c). Without
+ * them it falls back to the raw codes and ids rather than failing: a feed is
+ * more useful slightly raw than not at all. */
 #include <inttypes.h>
 #include <string.h>
 
 #include "cli.h"
 #include "maillage/french.h"
+
+void cli_error_redis(const char *command, const redisContext *c, const redisReply *r)
+{
+    const char *why = r && r->type == REDIS_REPLY_ERROR ? r->str : c->err ? c->errstr : "réponse inattendue";
+    cli_error(command, "erreur Redis : %s", why);
+}
+
+int cli_check_id(const char *command, const char *id)
+{
+    if (mg_id_is_valid(id)) return 0;
+    cli_error(command, "« %s » n'est pas un identifiant valide (de 1 à %d lettres, chiffres ou « . _ : - »)",
+              id, MG_ID_MAX);
+    return -1;
+}
 
 size_t cli_utf8_width(const char *s)
 {
@@ -61,6 +78,18 @@ static void s_place(FILE *out, const cli_context_t *ctx, const char *commune)
         fprintf(out, " · département %s", dep);
 }
 
+/* What an event refers to by id, as staff know it: a structure (or a network
+ * that is one) by its name, a need, an offer or a proposal as « title »
+ * (id), and anything by its id while its name is unknown. */
+static void s_ref(FILE *out, const cli_context_t *ctx, redisContext *redis, cli_name_kind_t kind,
+                  const char *id)
+{
+    const char *name = ctx ? cli_names_get(ctx->names, redis, kind, id) : NULL;
+    if (!name) fputs(id, out);
+    else if (kind == CLI_NAME_STRUCTURE) fputs(name, out);
+    else fprintf(out, "« %s » (%s)", name, id);
+}
+
 static void s_structure(FILE *out, const cli_context_t *ctx, const Maillage__V1__Structure *st)
 {
     if (!st) return;
@@ -85,8 +114,9 @@ static void s_offer(FILE *out, const cli_context_t *ctx, const Maillage__V1__Off
             cli_commune_name(ctx, of->commune));
 }
 
-void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *env)
+void cli_text_event(FILE *out, const cli_context_t *ctx, redisContext *redis, const mg_envelope_t *env)
 {
+    if (ctx) cli_names_remember(ctx->names, env);
     const mg_event_type_t *type = mg_event_type_by_case(env->payload_case);
     char seq[32];
     snprintf(seq, sizeof seq, "#%" PRIu64, env->sequence);
@@ -105,7 +135,10 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_structure(out, ctx, env->member_updated->structure);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
-        fprintf(out, " · %s · a quitté %s", env->member_left->structure_id, env->member_left->network);
+        fputs(" · ", out);
+        s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, env->member_left->structure_id);
+        fputs(" · a quitté ", out);
+        s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, env->member_left->network);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
         s_need(out, ctx, env->need_reported->need);
@@ -114,7 +147,9 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_need(out, ctx, env->need_updated->need);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
-        fprintf(out, " · %s · %s", env->need_closed->need_id, mg_fr_closure(env->need_closed->reason, 0));
+        fputs(" · ", out);
+        s_ref(out, ctx, redis, CLI_NAME_NEED, env->need_closed->need_id);
+        fprintf(out, " · %s", mg_fr_closure(env->need_closed->reason, 0));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
         s_offer(out, ctx, env->offer_published->offer);
@@ -123,29 +158,39 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, const mg_envelope_t *en
         s_offer(out, ctx, env->offer_updated->offer);
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
-        fprintf(out, " · %s · %s", env->offer_withdrawn->offer_id,
-                mg_fr_closure(env->offer_withdrawn->reason, 1));
+        fputs(" · ", out);
+        s_ref(out, ctx, redis, CLI_NAME_OFFER, env->offer_withdrawn->offer_id);
+        fprintf(out, " · %s", mg_fr_closure(env->offer_withdrawn->reason, 1));
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
-        fprintf(out, " · %s · « %s » — %s → ", mg_fr_cooperation_kind(cp->kind), cp->title, cp->from_structure_id);
+        fprintf(out, " · %s · « %s » — ", mg_fr_cooperation_kind(cp->kind), cp->title);
+        s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, cp->from_structure_id);
+        fputs(" → ", out);
         if (cp->to_structure_id && *cp->to_structure_id) {
-            fputs(cp->to_structure_id, out);
+            s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, cp->to_structure_id);
         } else {
             for (size_t i = 0; i < cp->n_territory; i++) fprintf(out, "%s%s", i ? ", " : "", cp->territory[i]);
             if (cp->n_territory == 0) fputs("tout le territoire", out);
         }
         break;
     }
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED:
-        fprintf(out, " · %s · %s par %s", env->cooperation_answered->proposal_id,
-                mg_fr_cooperation_answer(env->cooperation_answered->answer), env->cooperation_answered->structure_id);
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED: {
+        const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
+        fputs(" · ", out);
+        s_ref(out, ctx, redis, CLI_NAME_PROPOSAL, ca->proposal_id);
+        fprintf(out, " · %s par ", mg_fr_cooperation_answer(ca->answer));
+        s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, ca->structure_id);
         break;
+    }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {
         const Maillage__V1__MatchFound *m = env->match_found;
         const char *dep_name = mg_fr_department(m->department);
         if (dep_name) fprintf(out, " · %s (%s)", dep_name, m->department);
-        fprintf(out, " · %s · %s ↔ %s", s_category(ctx, m->category), m->need_id, m->offer_id);
+        fprintf(out, " · %s · ", s_category(ctx, m->category));
+        s_ref(out, ctx, redis, CLI_NAME_NEED, m->need_id);
+        fputs(" ↔ ", out);
+        s_ref(out, ctx, redis, CLI_NAME_OFFER, m->offer_id);
         if (m->retired) {
             fprintf(out, " · n'est plus proposée");
         } else {

@@ -17,6 +17,8 @@ import unittest
 import urllib.request
 import uuid
 
+import harness as h
+
 SOURCE = os.environ.get("MAILLAGE_SOURCE") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("MAILLAGE_BIN") or os.path.join(SOURCE, "build", "bin")
@@ -60,6 +62,18 @@ def need_line(event_id, title="Cuisine partagée pour traiteur solidaire", commu
             "category": category, "tags": ["cuisine"], "title": title,
             "commune": commune, "radiusKm": 15}},
     }, ensure_ascii=False)
+
+
+def event_line(event_type, body, event_id=None):
+    """An envelope of `event_type` ("need.closed") whose payload is `body`."""
+    field = re.sub(r"[._](\w)", lambda m: m.group(1).upper(), event_type)
+    return json.dumps({"eventId": event_id or "t-" + uuid.uuid4().hex[:16], "type": event_type, field: body},
+                      ensure_ascii=False)
+
+
+def text_line(seq, label, rest):
+    """A line of `--format text`: the sequence and the event's label in their columns, then the rest."""
+    return ("#%d" % seq).ljust(5) + " " + label.ljust(26) + rest
 
 
 class Stack:
@@ -290,9 +304,117 @@ class CliTest(unittest.TestCase):
         self.assertIn("Calvados (14) · Locaux · « Cuisine partagée pour traiteur solidaire » — Caen", lines[0])
         self.assertIn("Seine-Maritime (76)", lines[1])
         self.assertIn("— Rouen", lines[1])
-        # a score as staff read it everywhere: a percentage
-        self.assertIn("mise en relation proposée", lines[2])
-        self.assertIn("need-" + ids[0] + " ↔ offer-1 · rang 1 · score 72 % · Même catégorie (Locaux)", lines[2])
+        # a score as staff read it everywhere: a percentage; the need by the
+        # title this run printed above, the offer (never seen) by its id
+        self.assertEqual(lines[2], text_line(first_seq + 2, "mise en relation proposée",
+                                             " · Calvados (14) · Locaux · « Cuisine partagée pour traiteur solidaire » "
+                                             "(need-%s) ↔ offer-1 · rang 1 · score 72 %% · Même catégorie (Locaux), "
+                                             "à 4 km dans un rayon de 15 km" % ids[0]))
+
+    # --- French text: names rather than ids --------------------------------------
+
+    def redis(self, *args):
+        """One command to the stack's Redis."""
+        url = self.stack.endpoints["MAILLAGE_REDIS_URL"]
+        if url.startswith("unix://"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(url[len("unix://"):])
+        else:
+            host, port = url[len("redis://"):].split("/")[0].split(":")
+            s = socket.create_connection((host, int(port)))
+        with s:
+            return h._Resp(s).call(*args)
+
+    def emit_lines(self, lines):
+        """Emit `lines`; the journal sequence of each, in order."""
+        r = self.stack.cli(["emit", self.write(lines)])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        seqs = dict(l.split(" accepted seq=") for l in r.stdout.splitlines())
+        return [int(seqs[json.loads(l)["eventId"]]) for l in lines]
+
+    def notifier_reached(self, seq):
+        h.wait_until(lambda: int(self.redis("HGET", "mg:consumer:notifier", "seq") or 0) >= seq, 20,
+                     what="the notifier to read #%d" % seq)
+
+    def text_of(self, args, seqs):
+        """The lines `args` (tail or journal) print in French for the events `seqs`."""
+        r = self.stack.cli(args + ["--format", "text"], timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        by_seq = {int(l.split()[0][1:]): l for l in r.stdout.splitlines()}
+        return [by_seq.get(seq) for seq in seqs]
+
+    def test_text_names_what_events_refer_to(self):
+        self.assertIn("notifier", self.stack.pids())  # its copies of the names are read
+        p = uuid.uuid4().hex[:8]
+        a, b, need, offer, coop = "saveurs-" + p, "laiterie-" + p, "need-" + p, "offer-" + p, "coop-" + p
+        directory = [
+            event_line("member.joined", {"network": "cress-normandie", "structure": {
+                "structureId": a, "name": "Saveurs partagées", "family": "FAMILY_ASSOCIATION", "commune": "14118",
+                "networks": ["cress-normandie"]}}),
+            event_line("member.joined", {"network": "cress-normandie", "structure": {
+                "structureId": b, "name": "Coopérative laitière du Val de Saire", "family": "FAMILY_COOPERATIVE",
+                "commune": "50129", "networks": ["cress-normandie"]}}),
+            event_line("need.reported", {"need": {"needId": need, "structureId": a, "category": "locaux",
+                                                  "title": "Cuisine partagée", "commune": "14118", "radiusKm": 15}}),
+            event_line("offer.published", {"offer": {"offerId": offer, "providerId": b, "category": "locaux",
+                                                     "title": "Cuisine professionnelle", "commune": "14118"}}),
+            event_line("cooperation.proposed", {"proposalId": coop, "fromStructureId": a, "toStructureId": b,
+                                                "kind": "COOPERATION_KIND_POOLING", "title": "Mutualiser une cuisine"}),
+        ]
+        references = [
+            event_line("match.found", {"matchId": "m-" + p, "needId": need, "offerId": offer, "needStructureId": a,
+                                       "offerStructureId": b, "category": "locaux", "department": "14",
+                                       "score": 0.724, "rank": 1, "revision": 1,
+                                       "explanation": "Même catégorie (Locaux)"}),
+            event_line("cooperation.answered", {"proposalId": coop, "structureId": b,
+                                                "answer": "COOPERATION_ANSWER_ACCEPTED"}),
+            event_line("need.closed", {"needId": need, "structureId": a, "reason": "CLOSURE_SATISFIED"}),
+            event_line("offer.withdrawn", {"offerId": offer, "providerId": b, "reason": "CLOSURE_CANCELLED"}),
+            event_line("member.left", {"structureId": a, "network": "cress-normandie", "leftOn": "2026-12-01"}),
+        ]
+        first = self.emit_lines(directory)
+        self.notifier_reached(first[-1])
+        then = self.emit_lines(references)
+        labels = ["mise en relation proposée", "réponse à une proposition de coopération", "besoin clos",
+                  "offre retirée", "départ d'un adhérent"]
+
+        def expected(need_ref, offer_ref, coop_ref, a_name, b_name):
+            rests = [" · Calvados (14) · Locaux · %s ↔ %s · rang 1 · score 72 %% · Même catégorie (Locaux)"
+                     % (need_ref, offer_ref),
+                     " · %s · acceptée par %s" % (coop_ref, b_name),
+                     " · %s · satisfait" % need_ref,
+                     " · %s · annulée" % offer_ref,
+                     " · %s · a quitté cress-normandie" % a_name]  # a network that is no structure: its id
+            return [text_line(seq, label, rest) for seq, label, rest in zip(then, labels, rests)]
+
+        named = expected("« Cuisine partagée » (%s)" % need, "« Cuisine professionnelle » (%s)" % offer,
+                         "« Mutualiser une cuisine » (%s)" % coop, "Saveurs partagées",
+                         "Coopérative laitière du Val de Saire")
+        # A run that starts after the names were stated finds them in the
+        # notifier's copies (tail reads the journal from --from first).
+        self.assertEqual(self.text_of(["tail", "--from", str(then[0]), "--count", str(then[-1] - then[0] + 1)], then),
+                         named)
+        self.assertEqual(self.text_of(["journal", "--type", "match.", "--from", str(then[0])], then[:1]), named[:1])
+        # Without those copies, a run that saw the names stated says them ...
+        self.notifier_reached(then[-1])
+        self.redis("DEL", "mg:notifier:need:" + need, "mg:notifier:offer:" + offer, "mg:notifier:coop:" + coop,
+                   "mg:notifier:structure:" + a, "mg:notifier:structure:" + b)
+        run = self.text_of(["journal", "--from", str(first[0]), "--to", str(then[-1])], first[-1:] + then)
+        self.assertEqual(run[0], text_line(first[-1], "proposition de coopération",
+                                           " · mutualisation · « Mutualiser une cuisine » — Saveurs partagées → "
+                                           "Coopérative laitière du Val de Saire"))
+        self.assertEqual(run[1:], named)
+        # ... and one that did not shows the ids.
+        self.assertEqual(self.text_of(["journal", "--from", str(then[0]), "--to", str(then[-1])], then),
+                         expected(need, offer, coop, a, b))
+
+    def test_text_calls_a_new_member_as_messages_and_the_page_do(self):
+        sid = "epicerie-" + uuid.uuid4().hex[:8]
+        [seq] = self.emit_lines([event_line("member.joined", {"network": "cress-normandie", "structure": {
+            "structureId": sid, "name": "Épicerie solidaire", "family": "FAMILY_ASSOCIATION", "commune": "14118"}})])
+        self.assertEqual(self.text_of(["tail", "--from", str(seq), "--count", "1"], [seq]),
+                         [text_line(seq, "nouvelle adhésion", " · Calvados (14) · association · « Épicerie solidaire » "
+                                                              "— Caen")])
 
     # --- journal -----------------------------------------------------------------
 

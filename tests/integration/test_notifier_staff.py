@@ -61,8 +61,7 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("ne l'ajoutera plus", out.stdout)
         out = st.cli("staff", "show", "claire")
-        self.assertIn("origin", out.stdout)
-        self.assertIn("cli", out.stdout)
+        self.assertRegex(out.stdout, r"\n  origine +maillage staff\n")
         # the config changes too: Rémi moves to the Eure, "old" is gone
         config["remi"]["departments"] = "27"
         del config["old"]
@@ -94,6 +93,130 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(self.staff(st, "claire")["origin"], "config")
         self.assertEqual(self.staff(st, "lea")["departments"], "50")
         self.assertEqual(self.members(st), ["claire", "lea", "nina", "remi"])
+
+    def test_show_says_every_field_in_french_in_a_fixed_order(self):
+        webhook = "https://chat.cress-normandie.example.org/hooks/" + "0123456789abcdef" * 4  # > 64 bytes
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont", "email": "claire@cress-normandie.example.org",
+                                           "webhook": webhook, "departments": "14,50",
+                                           "categories": "locaux,logistique", "min_score": 0.4,
+                                           "channels": "inbox,email", "mode": "digest", "digest_hour": 7},
+                                "remi": {"name": "Rémi Leroy"}})
+        st.start()
+        for key, value in (("quiet_start", "22"), ("quiet_end", "7")):
+            self.assertEqual(st.cli("staff", "set", "claire", key, value).returncode, 0)
+        st.redis.call("HSET", "mg:staff:claire", "note", "équipe Calvados", "ancien_id", "c-114")  # unknown fields
+        st.redis.call("ZADD", "mg:inbox:claire", 1, "n-1", 2, "n-2", 3, "n-3")
+        st.redis.call("ZADD", "mg:inbox:remi", 1, "n-4")
+
+        def row(label, value):
+            return "  " + label.ljust(42) + "  " + value
+
+        out = st.cli("staff", "show", "claire")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), [
+            "claire",
+            row("nom (name)", "Claire Dupont"),
+            row("e-mail (email)", "claire@cress-normandie.example.org"),
+            row("webhook (webhook)", webhook),
+            row("départements (departments)", "Calvados (14), Manche (50)"),
+            row("catégories (categories)", "Locaux [locaux], Logistique (transport, stockage) [logistique]"),
+            row("réseaux (networks)", "tous"),
+            row("seuil de score (min_score)", "40 %"),
+            row("canaux (channels)", "boîte de réception, e-mail"),
+            row("mode (mode, digest_hour)", "récapitulatif à 7 h"),
+            row("heures de silence (quiet_start, quiet_end)", "de 22 h à 7 h"),
+            row("origine", "maillage staff"),
+            row("ancien_id", "c-114"),
+            row("note", "équipe Calvados"),
+            row("boîte de réception", "3 notifications"),
+        ])
+        out = st.cli("staff", "show", "remi")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), [
+            "remi",
+            row("nom (name)", "Rémi Leroy"),
+            row("e-mail (email)", "non renseigné"),
+            row("webhook (webhook)", "non renseigné"),
+            row("départements (departments)", "tous"),
+            row("catégories (categories)", "toutes"),
+            row("réseaux (networks)", "tous"),
+            row("seuil de score (min_score)", "0 %"),
+            row("canaux (channels)", "boîte de réception"),
+            row("mode (mode, digest_hour)", "immédiat"),
+            row("heures de silence (quiet_start, quiet_end)", "aucune"),
+            row("origine", "configuration"),
+            row("boîte de réception", "1 notification"),
+        ])
+
+    def test_list_sizes_its_columns_to_their_content_and_shows_the_threshold(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont", "departments": "14,50",
+                                           "categories": "locaux,emploi_partage", "min_score": 0.4,
+                                           "channels": "inbox,email", "email": "claire@cress-normandie.example.org",
+                                           "mode": "digest", "digest_hour": 7},
+                                "remi": {"name": "Rémi Leroy"}})
+        st.start()
+        out = st.cli("staff", "add", "marie", "--name", "Marie-Dominique de La Tour d'Auvergne",
+                     "--departments", "27,76", "--min-score", "0.65", "--channels", "inbox,webhook",
+                     "--webhook", "https://chat.example.org/hooks/marie")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = st.cli("staff", "list")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # Categories stay codes here, as `staff set` takes them: their labels
+        # (up to 36 characters, some with commas) are in `staff show`.
+        row = "{:<6}  {:<37}  {:<12}  {:<22}  {:<5}  {:<27}  {}".format
+        self.assertEqual(out.stdout.splitlines(), [
+            row("id", "nom", "départements", "catégories", "seuil", "canaux", "mode"),
+            row("claire", "Claire Dupont", "14, 50", "locaux, emploi_partage", "40 %", "boîte de réception, e-mail",
+                "récapitulatif à 7 h"),
+            row("marie", "Marie-Dominique de La Tour d'Auvergne", "27, 76", "toutes", "65 %",
+                "boîte de réception, webhook", "immédiat"),
+            row("remi", "Rémi Leroy", "tous", "toutes", "0 %", "boîte de réception", "immédiat"),
+        ])
+
+    def test_staff_and_inbox_errors_are_in_french(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont"}})
+        st.start()
+        cases = [
+            (("staff", "show", "personne"),
+             "maillage staff: chargé·e de mission inconnu·e : « personne » (voir « maillage staff list »)"),
+            (("staff", "set", "personne", "name", "X"),
+             "maillage staff: chargé·e de mission inconnu·e : « personne » "
+             "(l'ajouter d'abord : « maillage staff add personne --name … »)"),
+            (("staff", "remove", "personne"), "maillage staff: chargé·e de mission inconnu·e : « personne »"),
+            (("staff", "reset", "personne"), "maillage staff: chargé·e de mission inconnu·e : « personne »"),
+            (("staff", "set", "claire", "colour", "red"),
+             "maillage staff: clé inconnue « colour » (name, email, webhook, departments, categories, networks, "
+             "min_score, channels, mode, digest_hour, quiet_start, quiet_end)"),
+            (("staff", "set", "claire", "mode", "sometimes"),
+             "maillage staff: mode : « immediate » ou « digest » attendu, pas « sometimes »"),
+            (("staff", "set", "claire", "min_score", "40"),
+             "maillage staff: min_score : un nombre de 0 à 1 est attendu, pas « 40 »"),
+            (("staff", "set", "claire", "digest_hour", "25"),
+             "maillage staff: digest_hour : un nombre entier de 0 à 23 est attendu, pas « 25 »"),
+            (("staff", "set", "claire", "channels", "inbox,sms"),
+             "maillage staff: channels : canal inconnu « sms » (inbox, email, webhook)"),
+            (("staff", "set", "claire", "name", "Claire\nDupont"),
+             "maillage staff: name : une valeur tient sur une ligne"),
+            (("staff", "add", "nina"), "maillage staff: add : --name est obligatoire"),
+            (("staff", "show", "a b"),
+             "maillage staff: « a b » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
+            (("staff", "frobnicate"),
+             "maillage staff: attendu : list, show ID, add ID --name NOM, set ID CLÉ VALEUR, remove ID ou reset ID "
+             "(voir « maillage staff --help »)"),
+            (("inbox", "claire", "--mark-read", "n-nope"),
+             "maillage inbox: pas de notification « n-nope » dans la boîte de réception de claire"),
+            (("inbox", "claire", "--mark-read", "n/1"),
+             "maillage inbox: « n/1 » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
+        ]
+        for args, line in cases:
+            out = st.cli(*args)
+            self.assertNotEqual(out.returncode, 0, args)
+            self.assertEqual(out.stderr, line + "\n", args)
+        # Redis's own words after a French prefix
+        st.redis.call("SET", "mg:inbox:bob", "not a sorted set")
+        out = st.cli("inbox", "bob")
+        self.assertEqual(out.stderr, "maillage inbox: erreur Redis : WRONGTYPE Operation against a key holding the "
+                                     "wrong kind of value\n")
 
     def test_staff_help_states_the_rule(self):
         r = h.run_program("maillage", ["staff", "--help"])

@@ -43,7 +43,7 @@ static void the_fourteen_types_in_design_order(void **state) {
         assert_ptr_equal(mg_event_type_by_case(types[i].payload_case), &types[i]);
     }
     assert_string_equal(mg_event_type_by_name("need.reported")->label_fr, "besoin signalé");
-    assert_string_equal(mg_event_type_by_name("member.joined")->label_fr, "nouvel adhérent");
+    assert_string_equal(mg_event_type_by_name("member.joined")->label_fr, "nouvelle adhésion");
     assert_null(mg_event_type_by_name("need"));
     assert_null(mg_event_type_by_name(""));
     assert_null(mg_event_type_by_name(NULL));

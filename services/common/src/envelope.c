@@ -24,7 +24,7 @@
     { name, MAILLAGE__V1__ENVELOPE__PAYLOAD_##CASE, field, label }
 
 static const mg_event_type_t s_event_types[] = {
-    S_TYPE("member.joined", MEMBER_JOINED, "member_joined", "nouvel adhérent"),
+    S_TYPE("member.joined", MEMBER_JOINED, "member_joined", "nouvelle adhésion"),
     S_TYPE("member.updated", MEMBER_UPDATED, "member_updated", "fiche d'adhérent mise à jour"),
     S_TYPE("member.left", MEMBER_LEFT, "member_left", "départ d'un adhérent"),
     S_TYPE("need.reported", NEED_REPORTED, "need_reported", "besoin signalé"),
