@@ -146,16 +146,7 @@ class CliTest(unittest.TestCase):
         for key in ("MAILLAGE_REDIS_URL", "MAILLAGE_INGEST", "MAILLAGE_FANOUT"):
             self.assertIn(key, env)
         # Redis answers on the advertised URL.
-        url = env["MAILLAGE_REDIS_URL"]
-        if url.startswith("unix://"):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(url[len("unix://"):])
-        else:
-            host, port = url[len("redis://"):].split("/")[0].split(":")
-            s = socket.create_connection((host, int(port)))
-        with s:
-            s.sendall(b"PING\r\n")
-            self.assertEqual(s.recv(16), b"+PONG\r\n")
+        self.assertEqual(self.redis("PING"), "PONG")
         # The broker listens on both advertised endpoints.
         for key in ("MAILLAGE_INGEST", "MAILLAGE_FANOUT"):
             host, port = env[key][len("tcp://"):].rsplit(":", 1)
