@@ -1045,7 +1045,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         s_item_nets_csv(it, s_row(reply, 0, 1));
         s_item_nets_csv(it, s_row(reply, 1, 1));
         char key[128], also[4 * S_MAX_DEPS] = "";
-        for (size_t i = 0, len = 0; i < it->n_also; i++)
+        for (size_t i = 0, len = 0; i < it->n_also && len < sizeof(also); i++)
             len += (size_t)snprintf(also + len, sizeof(also) - len, "%s%s", i ? " " : "", it->also[i]);
         snprintf(key, sizeof(key), "mg:notifier:coop:%s", cp->proposal_id);
         const char *pairs[] = {"title",     cp->title ? cp->title : "",
