@@ -72,7 +72,7 @@ static const char *s_kind_fr(const char *kind) {
         {"match", "mise en relation"},
         {"collective_need", "besoin collectif"},
         {"cooperation_proposed", "coopération proposée"},
-        {"cooperation_answered", "réponse à une coopération"},
+        {"cooperation_answered", "réponse à une proposition de coopération"},
         {"member_joined", "nouvelle adhésion"},
         {"unanswered_need", "besoin sans réponse"},
         {"digest", "récapitulatif"},

@@ -1165,7 +1165,7 @@ static size_t s_join_words(char *out, size_t outlen, char *const *entries, size_
 }
 
 /* The offer's conditions as the script's search checks them (conditions()
- * and need_picker() in state.c): "<families>|<networks>|<departments>", each
+ * need_screen() and offer_screen() in state.c): "<families>|<networks>|<departments>", each
  * space-separated, "*" for any; the families by number, those
  * mg_match_family_admitted() admits (none: empty). "" when the offer has no
  * conditions, or when they do not fit `out`: then the C filters alone

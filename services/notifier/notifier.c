@@ -57,7 +57,7 @@
 #define S_DIGEST_INTERVAL_MS 500
 #define S_MAX_VARS 32
 #define S_MAX_NETS 16
-#define S_MAX_DEPS           5 /* Normandy's departments */
+#define S_MAX_DEPS           16 /* other departments an item concerns */
 #define S_MS_PER_DAY 86400000LL
 #define S_MS_PER_HOUR 3600000LL
 
@@ -350,9 +350,14 @@ static void s_item_department(s_item_t *it, const char *dep) {
 /* Another department the item concerns (a cooperation's addressee, its
  * territory): staff following it receive the item too. */
 static void s_item_also(s_item_t *it, const char *dep) {
-    if (!dep || !*dep || strcmp(dep, it->dep) == 0 || it->n_also == S_MAX_DEPS) return;
+    if (!dep || !*dep || strcmp(dep, it->dep) == 0) return;
     for (size_t i = 0; i < it->n_also; i++)
         if (strcmp(it->also[i], dep) == 0) return;
+    if (it->n_also == S_MAX_DEPS) {
+        mg_warn("notifier: %s concerns more than %d departments; department %s not routed", it->id,
+                S_MAX_DEPS + 1, dep);
+        return;
+    }
     snprintf(it->also[it->n_also++], sizeof(it->also[0]), "%s", dep);
 }
 
@@ -447,6 +452,10 @@ static void s_join_fr(char *out, size_t outlen, char parts[][192], size_t n) {
     }
 }
 
+static int s_cmp_part(const void *a, const void *b) {
+    return strcmp(a, b);
+}
+
 /* The sentence that says why `s` receives `it`. */
 static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int as_default, char *out,
                   size_t outlen) {
@@ -458,19 +467,39 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     const char *cat_label = *it->cat ? mg_taxonomy_label(n->taxonomy, it->cat) : NULL;
     if (!cat_label) cat_label = it->cat;
     if (as_default) {
-        /* Followed, but below every follower's threshold: say so. */
-        for (size_t i = 0; i < n->n_staff && k < 4; i++)
-            if (s_in_scope(&n->staff[i], it))
-                snprintf(parts[k++], sizeof(parts[0]), "%s (%s)", n->staff[i].name,
-                         mg_fr_percent(n->staff[i].min_score, threshold, sizeof(threshold)));
-        char names[800];
-        s_join_fr(names, sizeof(names), parts, k);
-        if (k) {
-            snprintf(
-                out, outlen,
-                "Vous recevez ce message en tant que destinataire par défaut : son score (%s) est sous le "
-                "seuil de %s.",
-                mg_fr_percent(it->score, score, sizeof(score)), names);
+        /* Followed, but below every follower's threshold: say so ("sous
+         * les seuils d'Éric Morel (50 %) et de Yann Duval (40 %)"). */
+        size_t followers = 0;
+        const s_staff_t *own = NULL; /* the recipient itself among them */
+        for (size_t i = 0; i < n->n_staff; i++) {
+            const s_staff_t *f = &n->staff[i];
+            if (!s_in_scope(f, it)) continue;
+            followers++;
+            if (f == s)
+                own = f;
+            else if (k < 4) {
+                char who[160];
+                snprintf(who, sizeof(who), "%s (%s)", *f->name ? f->name : f->id,
+                         mg_fr_percent(f->min_score, threshold, sizeof(threshold)));
+                mg_fr_de(who, parts[k++], sizeof(parts[0]));
+            }
+        }
+        if (followers) {
+            char names[800];
+            qsort(parts, k, sizeof(parts[0]), s_cmp_part); /* a stable sentence, whatever the staff's order */
+            s_join_fr(names, sizeof(names), parts, k);
+            mg_fr_percent(it->score, score, sizeof(score));
+            if (k == 0)
+                snprintf(out, outlen,
+                         "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "
+                         "est sous votre seuil (%s).",
+                         score, mg_fr_percent(own->min_score, threshold, sizeof(threshold)));
+            else
+                snprintf(out, outlen,
+                         "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "
+                         "est sous %s %s%s.",
+                         score, followers > 1 ? "les seuils" : "le seuil", names,
+                         followers - (own != NULL) > k ? ", entre autres" : "");
             return;
         }
         char *deps = parts[k];

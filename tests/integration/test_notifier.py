@@ -261,7 +261,9 @@ class NotifierTest(unittest.TestCase):
                              "manche": {"name": "Manche réseau", "networks": "reseau-manche", "channels": "inbox",
                                         "min_score": 0.9},
                              "yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
-                                      "min_score": 0.4}})
+                                      "min_score": 0.4},
+                             "eva": {"name": "Éva Martin", "departments": "27", "channels": "inbox",
+                                     "min_score": 0.5}})
         st.start()
         self._directory(st)
         st.emit([match("m-1", "n1", "o1", "s-caen", "s-rouen", department="14", score=0.8),
@@ -284,9 +286,10 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
                       "suit l'Orne et la catégorie Formation.", acc["match:m-2"]["text"])
         self.assertTrue(acc["match:m-2"]["text"].startswith("Bonjour l'équipe,\n"))  # not declared: no name
-        # m-3 (Eure): Yann follows it, but its score is below his threshold
-        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : son score (35 %) est sous le "
-                      "seuil de Yann Duval (40 %).", acc["match:m-3"]["text"])
+        # m-3 (Eure): Yann and Éva follow it, but its score is below their
+        # thresholds
+        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : son score (35 %) est sous les "
+                      "seuils d'Éva Martin (50 %) et de Yann Duval (40 %).", acc["match:m-3"]["text"])
         self.assertEqual(st.inbox("yann"), [])
         self.assertEqual([e for e in st.inbox("remi") if e["kind"] == "match"], [])
         # member.joined: Seine-Maritime's new member goes to Rémi; the Manche one

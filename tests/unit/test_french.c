@@ -48,6 +48,7 @@ static void de_elides_and_contracts(void **state) {
     assert_string_equal(mg_fr_de("Œuvre commune", buf, sizeof(buf)), "d'Œuvre commune");
     assert_string_equal(mg_fr_de("Caen", buf, sizeof(buf)), "de Caen");
     assert_string_equal(mg_fr_de("yann", buf, sizeof(buf)), "de yann");
+    assert_string_equal(mg_fr_de("Yvetot", buf, sizeof(buf)), "d'Yvetot");
     assert_string_equal(mg_fr_de("CU Caen la Mer", buf, sizeof(buf)), "de CU Caen la Mer");
     assert_string_equal(mg_fr_de("Ça va", buf, sizeof(buf)), "de Ça va");
     assert_string_equal(mg_fr_de("", buf, sizeof(buf)), "de ");

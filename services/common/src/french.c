@@ -111,9 +111,11 @@ char *mg_fr_percent(double score, char *buf, size_t len) {
 }
 
 /* Whether `s` starts with a vowel or an h (UTF-8: the accented vowels of
- * French too, either case), where "de" elides; not a y ("de Yann"). */
+ * French too, either case), where "de" elides; a y only before a consonant
+ * ("d'Yvetot", "de Yann"). */
 static int s_elides(const char *s) {
     unsigned char c = (unsigned char)s[0];
+    if (c == 'Y' || c == 'y') return s[1] && (unsigned char)s[1] < 0x80 && !strchr("aeiouyAEIOUY", s[1]);
     if (c < 0x80) return c && strchr("AEIOUHaeiouh", c) != NULL;
     unsigned char d = (unsigned char)s[1];
     if (c == 0xC5) return d == 0x92 || d == 0x93; /* Œ œ */

@@ -233,8 +233,8 @@ static int s_cmp_found(const void *a, const void *b) {
     return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
-/* text[from..to) in lower case (A-Z, À-Þ and Œ; other bytes as they are), as
- * a new string. */
+/* text[from..to) in lower case (A-Z, À-Þ, Œ and Ÿ: the capitals of French;
+ * other bytes as they are), as a new string. */
 static char *s_lower_copy(const char *text, size_t from, size_t to) {
     char *out = mg_malloc(to - from + 1);
     const unsigned char *s = (const unsigned char *)text;
@@ -249,6 +249,9 @@ static char *s_lower_copy(const char *text, size_t from, size_t to) {
         } else if (i + 1 < to && c == 0xC5 && s[i + 1] == 0x92) {
             out[n++] = (char)c;
             c = 0x93, i++;
+        } else if (i + 1 < to && c == 0xC5 && s[i + 1] == 0xB8) { /* Ÿ: ÿ is in Latin-1 */
+            out[n++] = (char)0xC3;
+            c = 0xBF, i++;
         }
         out[n++] = (char)c;
     }
