@@ -67,7 +67,8 @@ static const char *s_state_fr(const char *state)
 }
 
 /* What a notification is about, in French: "mise en relation" for "match". */
-static const char *s_kind_fr(const char *kind) {
+static const char *s_kind_fr(const char *kind)
+{
     static const char *const names[][2] = {
         {"match", "mise en relation"},
         {"collective_need", "besoin collectif"},
