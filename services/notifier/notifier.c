@@ -371,23 +371,30 @@ static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
     return c ? c->name : code && *code ? code : "commune inconnue";
 }
 
+/* The commune a territory entry stands for: an EPCI's ("epci:<siren>")
+ * first commune of the table, a commune code's own; NULL for a department
+ * ("dep:14") or an unknown entry. */
+static const mg_commune_t *s_territory_commune(const mg_notifier_t *n, const char *t) {
+    if (strncmp(t, "dep:", 4) == 0) return NULL;
+    if (strncmp(t, "epci:", 5) != 0) return mg_communes_find(n->communes, t);
+    for (size_t i = 0; i < mg_communes_count(n->communes); i++) {
+        const mg_commune_t *c = mg_communes_at(n->communes, i);
+        if (strcmp(c->epci, t + 5) == 0) return c;
+    }
+    return NULL;
+}
+
 /* A territory entry as staff read it, after "de": "du Calvados" for "dep:14",
  * "de CU Caen la Mer" for "epci:<siren>", "d'Honfleur" for a commune code;
  * the entry itself when unknown. */
 static void s_territory_de(const mg_notifier_t *n, const char *t, char *out, size_t outlen) {
+    const mg_commune_t *c = s_territory_commune(n, t);
     const char *name = NULL;
-    if (strncmp(t, "dep:", 4) == 0) {
+    if (strncmp(t, "dep:", 4) == 0)
         name = mg_fr_department_with_article(t + 4);
-    } else if (strncmp(t, "epci:", 5) == 0) {
-        for (size_t i = 0; i < mg_communes_count(n->communes) && !name; i++) {
-            const mg_commune_t *c = mg_communes_at(n->communes, i);
-            if (strcmp(c->epci, t + 5) == 0 && *c->epci_name) name = c->epci_name;
-        }
-    } else {
-        const mg_commune_t *c = mg_communes_find(n->communes, t);
-        if (c) name = c->name;
-    }
-    mg_fr_de(name ? name : t, out, outlen);
+    else if (c)
+        name = strncmp(t, "epci:", 5) == 0 ? c->epci_name : c->name;
+    mg_fr_de(name && *name ? name : t, out, outlen);
 }
 
 /* The department of a territory entry: "dep:14", "epci:<siren>" (its first
@@ -395,19 +402,8 @@ static void s_territory_de(const mg_notifier_t *n, const char *t, char *out, siz
 static void s_territory_department(const mg_notifier_t *n, const char *t, char out[4]) {
     out[0] = '\0';
     if (!t) return;
-    if (strncmp(t, "dep:", 4) == 0) {
-        snprintf(out, 4, "%s", t + 4);
-    } else if (strncmp(t, "epci:", 5) == 0) {
-        for (size_t i = 0; i < mg_communes_count(n->communes); i++) {
-            const mg_commune_t *c = mg_communes_at(n->communes, i);
-            if (strcmp(c->epci, t + 5) == 0) {
-                snprintf(out, 4, "%s", c->department);
-                return;
-            }
-        }
-    } else {
-        snprintf(out, 4, "%s", s_commune_department(n, t));
-    }
+    const mg_commune_t *c = s_territory_commune(n, t);
+    snprintf(out, 4, "%s", strncmp(t, "dep:", 4) == 0 ? t + 4 : c ? c->department : "");
 }
 
 /* ---- routing --------------------------------------------------------------------------- */
