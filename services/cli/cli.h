@@ -49,6 +49,35 @@ extern const char cli_common_help[];
  * `opt` was one, 0 otherwise. `arg` is borrowed (argv outlives the command). */
 int cli_settings_option(cli_settings_t *settings, int opt, const char *arg);
 
+/* A string-keyed hash map (map.c) of entries the caller defines, each
+ * beginning with a cli_map_entry_t: `struct { cli_map_entry_t entry; ... }`.
+ * Zero-initialised, it is empty; cli_map_clear() gives its memory back. */
+typedef struct cli_map_entry {
+    struct cli_map_entry *next;
+    char *key; /* owned by the map */
+} cli_map_entry_t;
+
+typedef struct {
+    cli_map_entry_t **buckets;
+    size_t count;
+} cli_map_t;
+
+/* The entry of `key`, or NULL. */
+cli_map_entry_t *cli_map_get(cli_map_t *m, const char *key);
+
+/* The entry of `key`, created zeroed (`size` bytes, the caller's whole
+ * entry) when absent. */
+cli_map_entry_t *cli_map_put(cli_map_t *m, const char *key, size_t size);
+
+/* Remove `key`'s entry, or every entry, calling `drop` (may be NULL) on each
+ * before it is freed, for what the caller's entry owns. */
+void cli_map_remove(cli_map_t *m, const char *key, void (*drop)(cli_map_entry_t *));
+void cli_map_clear(cli_map_t *m, void (*drop)(cli_map_entry_t *));
+
+/* The entry after `e` (NULL: the first), in no particular order; NULL at
+ * the end. The map must not change meanwhile. */
+cli_map_entry_t *cli_map_next(const cli_map_t *m, const cli_map_entry_t *e);
+
 /* A cache of the titles of needs, offers and cooperation proposals and the
  * names of structures, for French text (names.c). */
 typedef struct cli_names cli_names_t;

@@ -17,75 +17,34 @@
 #include "maillage/json.h"
 #include "maillage/mem.h"
 
-/* ---- a small string-keyed map for the summary's replay -------------------- */
+/* ---- what the summary's replay keeps of each item (a cli_map_t entry) ----- */
 
-#define S_MAP_BUCKETS 65536
-
-typedef struct s_item {
-    struct s_item *next;
-    char *key;
+typedef struct {
+    cli_map_entry_t entry; /* its id */
     char department[4];
     char *category; /* needs and offers */
     int family;     /* structures */
 } s_item_t;
 
-typedef struct {
-    s_item_t **buckets;
-    size_t count;
-} s_map_t;
-
-static s_item_t **s_map_slot(s_map_t *m, const char *key)
+static s_item_t *s_map_put(cli_map_t *m, const char *key)
 {
-    uint32_t h = 2166136261u;
-    for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    if (!m->buckets) m->buckets = mg_calloc(S_MAP_BUCKETS, sizeof *m->buckets);
-    s_item_t **p = &m->buckets[h % S_MAP_BUCKETS];
-    while (*p && strcmp((*p)->key, key) != 0) p = &(*p)->next;
-    return p;
+    return (s_item_t *)cli_map_put(m, key, sizeof(s_item_t));
 }
 
-/* The item for `key`, created if absent. */
-static s_item_t *s_map_put(s_map_t *m, const char *key)
+static void s_item_drop(cli_map_entry_t *e)
 {
-    s_item_t **p = s_map_slot(m, key);
-    if (!*p) {
-        *p = mg_calloc(1, sizeof **p);
-        (*p)->key = mg_strdup(key);
-        m->count++;
-    }
-    return *p;
+    free(((s_item_t *)e)->category);
 }
 
-static void s_item_free(s_item_t *it)
+/* Each item of `m`: for (s_item_t *it = s_first(m); it; it = s_next(m, it)). */
+static s_item_t *s_first(const cli_map_t *m)
 {
-    free(it->key);
-    free(it->category);
-    free(it);
+    return (s_item_t *)cli_map_next(m, NULL);
 }
 
-static void s_map_remove(s_map_t *m, const char *key)
+static s_item_t *s_next(const cli_map_t *m, const s_item_t *it)
 {
-    s_item_t **p = s_map_slot(m, key);
-    if (!*p) return;
-    s_item_t *it = *p;
-    *p = it->next;
-    s_item_free(it);
-    m->count--;
-}
-
-static void s_map_clear(s_map_t *m)
-{
-    if (!m->buckets) return;
-    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
-        while (m->buckets[b]) {
-            s_item_t *it = m->buckets[b];
-            m->buckets[b] = it->next;
-            s_item_free(it);
-        }
-    }
-    free(m->buckets);
-    m->buckets = NULL;
-    m->count = 0;
+    return (s_item_t *)cli_map_next(m, &it->entry);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -103,7 +62,7 @@ typedef struct {
     uint64_t *by_type; /* one per entry of mg_event_types(), then "other" */
     uint64_t closed_needs, withdrawn_offers;
     uint64_t matches[3]; /* match.found: proposals, revisions, retirements */
-    s_map_t needs, offers, structures;
+    cli_map_t needs, offers, structures;
 } s_journal_t;
 
 static int s_wanted(const s_journal_t *j, const char *type)
@@ -154,17 +113,19 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED: s_track_structure(j, env->member_joined->structure); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED: s_track_structure(j, env->member_updated->structure); break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT: s_map_remove(&j->structures, env->member_left->structure_id); break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
+        cli_map_remove(&j->structures, env->member_left->structure_id, s_item_drop);
+        break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED: s_track_need(j, env->need_reported->need); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: s_track_need(j, env->need_updated->need); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
-        s_map_remove(&j->needs, env->need_closed->need_id);
+        cli_map_remove(&j->needs, env->need_closed->need_id, s_item_drop);
         j->closed_needs++;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED: s_track_offer(j, env->offer_published->offer); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: s_track_offer(j, env->offer_updated->offer); break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
-        s_map_remove(&j->offers, env->offer_withdrawn->offer_id);
+        cli_map_remove(&j->offers, env->offer_withdrawn->offer_id, s_item_drop);
         j->withdrawn_offers++;
         break;
     default: break;
@@ -204,17 +165,14 @@ static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
 #define S_CELL 6
 
 /* Departments seen in `maps`, sorted, as column headers. */
-static size_t s_columns(s_map_t *const *maps, size_t n_maps, char cols[][4])
+static size_t s_columns(cli_map_t *const *maps, size_t n_maps, char cols[][4])
 {
     size_t n = 0;
     for (size_t m = 0; m < n_maps; m++) {
-        if (!maps[m]->buckets) continue;
-        for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
-            for (s_item_t *it = maps[m]->buckets[b]; it; it = it->next) {
-                size_t k = 0;
-                while (k < n && strcmp(cols[k], it->department) != 0) k++;
-                if (k == n && n < S_MAX_COLUMNS) memcpy(cols[n++], it->department, 4);
-            }
+        for (s_item_t *it = s_first(maps[m]); it; it = s_next(maps[m], it)) {
+            size_t k = 0;
+            while (k < n && strcmp(cols[k], it->department) != 0) k++;
+            if (k == n && n < S_MAX_COLUMNS) memcpy(cols[n++], it->department, 4);
         }
     }
     for (size_t a = 1; a < n; a++) { /* insertion sort: a handful of columns */
@@ -248,7 +206,7 @@ static void s_header(size_t label_width, char cols[][4], size_t n_cols)
 
 /* One row per category (taxonomy order, then unknown codes), one column per
  * department, for the items of `map`. */
-static void s_category_table(s_journal_t *j, s_map_t *map, const char *title, char cols[][4], size_t n_cols)
+static void s_category_table(s_journal_t *j, cli_map_t *map, const char *title, char cols[][4], size_t n_cols)
 {
     printf("\n%s : %zu\n", title, map->count);
     if (!map->count) return;
@@ -260,24 +218,20 @@ static void s_category_table(s_journal_t *j, s_map_t *map, const char *title, ch
         if (n_rows == cap) rows = mg_realloc(rows, (cap *= 2) * sizeof *rows);
         rows[n_rows++] = mg_taxonomy_code(j->ctx->taxonomy, i);
     }
-    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
-        for (s_item_t *it = map->buckets[b]; it; it = it->next) {
-            size_t r = 0;
-            while (r < n_rows && strcmp(rows[r], it->category) != 0) r++;
-            if (r == n_rows) {
-                if (n_rows == cap) rows = mg_realloc(rows, (cap *= 2) * sizeof *rows);
-                rows[n_rows++] = it->category;
-            }
+    for (s_item_t *it = s_first(map); it; it = s_next(map, it)) {
+        size_t r = 0;
+        while (r < n_rows && strcmp(rows[r], it->category) != 0) r++;
+        if (r == n_rows) {
+            if (n_rows == cap) rows = mg_realloc(rows, (cap *= 2) * sizeof *rows);
+            rows[n_rows++] = it->category;
         }
     }
     uint64_t *cells = mg_calloc(n_rows * (n_cols + 1), sizeof *cells);
-    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
-        for (s_item_t *it = map->buckets[b]; it; it = it->next) {
-            size_t r = 0, c = 0;
-            while (strcmp(rows[r], it->category) != 0) r++;
-            while (c < n_cols && strcmp(cols[c], it->department) != 0) c++;
-            cells[r * (n_cols + 1) + c]++;
-        }
+    for (s_item_t *it = s_first(map); it; it = s_next(map, it)) {
+        size_t r = 0, c = 0;
+        while (strcmp(rows[r], it->category) != 0) r++;
+        while (c < n_cols && strcmp(cols[c], it->department) != 0) c++;
+        cells[r * (n_cols + 1) + c]++;
     }
     size_t width = strlen("Total");
     for (size_t r = 0; r < n_rows; r++) {
@@ -321,18 +275,16 @@ static void s_category_table(s_journal_t *j, s_map_t *map, const char *title, ch
 static void s_family_table(s_journal_t *j, char cols[][4], size_t n_cols)
 {
     enum { S_FAMILIES = 9 };
-    s_map_t *map = &j->structures;
+    cli_map_t *map = &j->structures;
     printf("\nStructures par famille et département : %zu\n", map->count);
     if (!map->count) return;
     uint64_t cells[S_FAMILIES][S_MAX_COLUMNS + 1];
     memset(cells, 0, sizeof cells);
-    for (size_t b = 0; b < S_MAP_BUCKETS; b++) {
-        for (s_item_t *it = map->buckets[b]; it; it = it->next) {
-            size_t c = 0;
-            while (c < n_cols && strcmp(cols[c], it->department) != 0) c++;
-            int f = it->family >= 0 && it->family < S_FAMILIES ? it->family : 0;
-            cells[f][c]++;
-        }
+    for (s_item_t *it = s_first(map); it; it = s_next(map, it)) {
+        size_t c = 0;
+        while (c < n_cols && strcmp(cols[c], it->department) != 0) c++;
+        int f = it->family >= 0 && it->family < S_FAMILIES ? it->family : 0;
+        cells[f][c]++;
     }
     /* Families in the order of the design, "unspecified" last. */
     static const int order[S_FAMILIES] = {1, 2, 3, 4, 5, 8, 6, 7, 0};
@@ -408,7 +360,7 @@ static void s_print_summary(s_journal_t *j)
     }
 
     char cols[S_MAX_COLUMNS][4];
-    s_map_t *maps[3] = {&j->needs, &j->offers, &j->structures};
+    cli_map_t *maps[3] = {&j->needs, &j->offers, &j->structures};
     size_t n_cols = s_columns(maps, 3, cols);
     if (n_cols) {
         printf("\nDépartements :");
@@ -529,9 +481,9 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
 done:
     fflush(stdout);
     if (redis) redisFree(redis);
-    s_map_clear(&j.needs);
-    s_map_clear(&j.offers);
-    s_map_clear(&j.structures);
+    cli_map_clear(&j.needs, s_item_drop);
+    cli_map_clear(&j.offers, s_item_drop);
+    cli_map_clear(&j.structures, s_item_drop);
     free(j.by_type);
     free(j.types);
     cli_context_destroy(&ctx);

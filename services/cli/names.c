@@ -16,7 +16,6 @@
 #include "cli.h"
 #include "maillage/mem.h"
 
-#define S_BUCKETS   16384
 #define S_MAX_NAMES 65536
 
 /* Where each kind of name is kept: the key prefix and the hash field. */
@@ -29,15 +28,14 @@ static const struct {
     [CLI_NAME_STRUCTURE] = {"mg:notifier:structure:", "name"},
 };
 
-typedef struct s_name {
-    struct s_name *next;
-    char *key;  /* the Redis key, which says the kind and the id */
+/* An entry of the cache, by its Redis key (which says the kind and the id). */
+typedef struct {
+    cli_map_entry_t entry;
     char *name; /* NULL: looked up, unknown */
 } s_name_t;
 
 struct cli_names {
-    s_name_t *buckets[S_BUCKETS];
-    size_t count;
+    cli_map_t map;
 };
 
 cli_names_t *cli_names_new(void)
@@ -45,53 +43,28 @@ cli_names_t *cli_names_new(void)
     return mg_calloc(1, sizeof(cli_names_t));
 }
 
-static void s_clear(cli_names_t *self)
+static void s_name_drop(cli_map_entry_t *e)
 {
-    for (size_t b = 0; b < S_BUCKETS; b++) {
-        while (self->buckets[b]) {
-            s_name_t *n = self->buckets[b];
-            self->buckets[b] = n->next;
-            free(n->key);
-            free(n->name);
-            free(n);
-        }
-    }
-    self->count = 0;
+    free(((s_name_t *)e)->name);
 }
 
 void cli_names_destroy(cli_names_t **self_p)
 {
     if (!*self_p) return;
-    s_clear(*self_p);
+    cli_map_clear(&(*self_p)->map, s_name_drop);
     free(*self_p);
     *self_p = NULL;
-}
-
-static s_name_t **s_slot(cli_names_t *self, const char *key)
-{
-    uint32_t h = 2166136261u;
-    for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    s_name_t **p = &self->buckets[h % S_BUCKETS];
-    while (*p && strcmp((*p)->key, key) != 0) p = &(*p)->next;
-    return p;
 }
 
 /* Set the name of `key` (NULL or empty: unknown). Returns its entry. */
 static s_name_t *s_put(cli_names_t *self, const char *key, const char *name)
 {
-    s_name_t **p = s_slot(self, key);
-    if (!*p) {
-        if (self->count == S_MAX_NAMES) {
-            s_clear(self);
-            p = s_slot(self, key);
-        }
-        *p = mg_calloc(1, sizeof **p);
-        (*p)->key = mg_strdup(key);
-        self->count++;
-    }
-    free((*p)->name);
-    (*p)->name = name && *name ? mg_strdup(name) : NULL;
-    return *p;
+    if (self->map.count == S_MAX_NAMES && !cli_map_get(&self->map, key))
+        cli_map_clear(&self->map, s_name_drop);
+    s_name_t *n = (s_name_t *)cli_map_put(&self->map, key, sizeof(s_name_t));
+    free(n->name);
+    n->name = name && *name ? mg_strdup(name) : NULL;
+    return n;
 }
 
 /* The cache key of (kind, id) into `key`; -1 if it does not fit. */
@@ -135,7 +108,7 @@ const char *cli_names_get(cli_names_t *self, redisContext *redis, cli_name_kind_
 {
     char key[160];
     if (!self || !id || !*id || s_key(kind, id, key, sizeof key) != 0) return NULL;
-    s_name_t *entry = *s_slot(self, key);
+    s_name_t *entry = (s_name_t *)cli_map_get(&self->map, key);
     if (!entry && redis) {
         /* An error (no such permission, a lost connection) is a miss: the
          * line then shows the id, as before the notifier knew the name. */
