@@ -25,7 +25,9 @@ Three more check which items of a crowded cell or territory index are read:
 a need takes the newest offers (the freshness the score rewards), an offer
 the needs waiting longest, never the first ids, and an offer serving a
 department the needs waiting longest anywhere in it; and those without a
-proposal before those with one.
+proposal before those with one. Others check what a search passes over so
+it does not take the slots of candidates: the needs or offers an offer's
+conditions exclude, and a structure's own items.
 Each test checks in Python, from the commune
 table, which path its numbers select, and checks the path itself from the
 commands the script ran (MONITOR shows a script's commands as "[0 lua]")."""
@@ -540,6 +542,59 @@ class MatcherSearchTest(unittest.TestCase):
         st.emit([tm.offer_withdrawn(oid, "p-" + oid) for oid in ("o-near-2", "o-near-3", "o-dep-2")])
         st.settle()
         self.assertEqual(st.redis.call("EXISTS", "mg:cond:offer:" + CATEGORY), 0)
+
+    def own_offers_first(self, others=0):
+        """With max_candidates = 2: a-1 publishes two offers at Caen, the
+        newest of the category, after o-near at Épron (3.9 km), and `others`
+        offers of another category; then a-1 reports a need at Caen. Its
+        radius reads Caen's cell first, newest first: a-1's own offers, which
+        it can never be proposed. Returns the need's matches."""
+        st = tm.Stack(self.ws, max_candidates=WANT, max_proposals=10, collective_min_structures=0)
+        st.start_matcher()
+        st.emit([tm.member("a-1", CAEN), tm.member("p-near", EPRON)])
+        for i in range(0, others, 100):
+            st.emit([tm.offer("o-other-%d" % k, "a-1", CAEN, category="formation")
+                     for k in range(i, min(others, i + 100))])
+        for oid, sid, com in (("o-near", "p-near", EPRON), ("o-own-1", "a-1", CAEN), ("o-own-2", "a-1", CAEN)):
+            time.sleep(0.005)
+            st.emit([tm.offer(oid, sid, com, category=CATEGORY, radius=10)])
+        st.settle()
+        self.assertEqual(st.matches(), [])
+        self.assertEqual(st.redis.call("SCARD", "mg:structure:a-1:items"), others + 2)
+        st.emit([tm.need("n-1", "a-1", CAEN, category=CATEGORY, radius=10)])
+        st.settle()
+        return sorted((m.need_id, m.offer_id) for m in st.matches()), [(m.offer_id, m.explanation)
+                                                                       for m in st.matches()]
+
+    def test_a_need_passes_over_its_own_structure_s_offers(self):
+        # It passes over them and takes o-near. Before, they filled its two
+        # slots and it proposed nothing.
+        found, why = self.own_offers_first()
+        self.assertEqual(found, [("n-1", "o-near")], why)
+
+    def test_a_need_of_a_structure_with_many_items_passes_over_its_offers(self):
+        # The same with 300 more offers of a-1 (over OWN_READ_MAX, 256, in
+        # state.c): its items are asked per read (SMISMEMBER), not read whole.
+        found, why = self.own_offers_first(others=300)
+        self.assertEqual(found, [("n-1", "o-near")], why)
+
+    def test_an_offer_passes_over_its_provider_s_needs(self):
+        # With max_candidates = 2 (1 per territory entry), needs 5 ms apart:
+        # n-1 and n-2 of p-o1 at Caen, waiting longest, then n-3 of a-3 at
+        # Épron (3.9 km). p-o1's offer at Caen, without conditions, reads the
+        # needs waiting longest within its 10 km and in its commune: its
+        # provider's, which it passes over, and takes n-3. Before, it
+        # proposed nothing.
+        places = [("n-1", "p-o1", CAEN), ("n-2", "p-o1", CAEN), ("n-3", "a-3", EPRON)]
+        st = self.stack_with_needs(
+            [tm.member("p-o1", CAEN), tm.member("a-3", EPRON)],
+            [tm.need(nid, sid, com, category=CATEGORY, radius=10) for nid, sid, com in places],
+            max_candidates=WANT)
+        self.assertEqual(st.matches(), [])
+        st.emit([tm.offer("o1", "p-o1", CAEN, category=CATEGORY, radius=10)])
+        st.settle()
+        self.assertEqual(sorted((m.offer_id, m.need_id) for m in st.matches()), [("o1", "n-3")],
+                         [(m.offer_id, m.need_id, m.explanation) for m in st.matches()])
 
 
 if __name__ == "__main__":
