@@ -23,14 +23,14 @@ WHY_SEINE_MARITIME = "Vous recevez ce message car vous suivez la Seine-Maritime 
 
 
 def cooperation_proposed(pid, from_sid, to_sid, category="locaux", title="Mutualiser une cuisine professionnelle",
-                         territory=()):
+                         territory=(), description="Une cuisine aux normes, partagée trois jours par semaine."):
     env = tn._env("cooperation.proposed")
     p = env.cooperation_proposed
     p.proposal_id, p.from_structure_id, p.to_structure_id = pid, from_sid, to_sid
     p.territory.extend(territory)
     p.kind = h.events_pb2.CooperationKind.Value("COOPERATION_KIND_POOLING")
     p.category, p.title = category, title
-    p.description = "Une cuisine aux normes, partagée trois jours par semaine."
+    p.description = description
     return env
 
 
@@ -217,7 +217,8 @@ class NotifierKindsTest(unittest.TestCase):
         # answer. p-3 goes from Rouen to any structure of the Eure or of Caen
         # la Mer: the staff of all three departments hear of it, in words.
         # (The Caen structure joins a network that is a member itself: its
-        # message names it.)
+        # message names it. p-3 has no description and p-2's answer no
+        # comment: their messages have no blank line for them.)
         st = tn.Stack(self.ws, {
             "claire": {"name": "Claire Dupont", "departments": "14", "channels": "inbox"},
             "eva": {"name": "Eva Martin", "departments": "27", "channels": "inbox"},
@@ -230,8 +231,8 @@ class NotifierKindsTest(unittest.TestCase):
                  tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
         st.emit([cooperation_proposed("p-2", "s-caen", "s-evreux", title="Un camion en commun"),
                  cooperation_proposed("p-3", "s-rouen", "", title="Une réponse commune",
-                                      territory=("dep:27", "epci:" + CAEN_LA_MER))])
-        st.emit([cooperation_answered("p-2", "s-evreux")])
+                                      territory=("dep:27", "epci:" + CAEN_LA_MER), description="")])
+        st.emit([cooperation_answered("p-2", "s-evreux", comment="")])
         want = {"claire": {"member:reseau-epiceries:cress-normandie", "member:s-caen:reseau-epiceries", "coop:p-2",
                            "coop:p-3", "coopans:p-2:s-evreux:1"},
                 "eva": {"member:s-evreux:cress-normandie", "coop:p-2", "coop:p-3", "coopans:p-2:s-evreux:1"},
@@ -246,12 +247,13 @@ class NotifierKindsTest(unittest.TestCase):
                       "Épiceries solidaires de Normandie.", inbox["claire"]["member:s-caen:reseau-epiceries"]["text"])
         p3 = inbox["eva"]["coop:p-3"]["text"]
         self.assertIn("Atelier vélo Rouen propose une coopération (mutualisation) à toute structure de l'Eure et "
-                      "de CU Caen la Mer :", p3)
+                      "de CU Caen la Mer :\n\nUne réponse commune\n\nCatégorie : Locaux", p3)
         self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", p3)
         self.assertIn("Vous recevez ce message car vous suivez le Calvados et toutes les catégories.",
                       inbox["claire"]["coop:p-3"]["text"])
-        self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.",
-                      inbox["eva"]["coopans:p-2:s-evreux:1"]["text"])
+        answer = inbox["eva"]["coopans:p-2:s-evreux:1"]["text"]
+        self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", answer)
+        self.assertIn("(« Un camion en commun ») : acceptée.\n\nSuivre la proposition : ", answer)
 
     def test_new_inbox_entries_are_announced_once_per_staff_and_step(self):
         st = tn.Stack(self.ws, {

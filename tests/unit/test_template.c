@@ -35,6 +35,26 @@ static void what_is_not_a_placeholder_stays(void **state) {
     }
 }
 
+static void lines_of_empty_values_are_dropped(void **state) {
+    (void)state;
+    mg_template_var_t vars[] = {{"titre", "Atelier"}, {"desc", ""}, {"note", NULL}, {"x", "X"}};
+    const char *cases[][2] = {
+        {"{{titre}}\n{{desc}}\n\nFin", "Atelier\n\nFin"}, /* no blank line for an empty description */
+        {"a\n  {{desc}} {{{note}}}\r\nb", "a\nb"},        /* blanks and CR around them */
+        {"a\n{{desc}}{{x}}\nb", "a\nX\nb"},               /* one value is enough to keep it */
+        {"a\n- {{desc}}\nb", "a\n- \nb"},                 /* so is any other text */
+        {"a\n{{desc}}", "a\n"},                           /* the last line */
+        {"{{desc}}\n{{titre}}", "Atelier"},               /* the first */
+        {"a\n\n \nb", "a\n\n \nb"},                       /* lines without placeholders stay */
+        {"a\n{{inconnu}}\nb", "a\nb"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = mg_template_render(cases[i][0], vars, 4, i % 2);
+        assert_string_equal(s, cases[i][1]);
+        free(s);
+    }
+}
+
 static void html_parts_escape_values_but_not_raw_ones(void **state) {
     (void)state;
     mg_template_var_t vars[] = {{"t", "<b>\"Café\" & 'thé'</b>"}, {"list", "<li>un</li>"}};
@@ -114,6 +134,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(placeholders_are_replaced),
         cmocka_unit_test(what_is_not_a_placeholder_stays),
+        cmocka_unit_test(lines_of_empty_values_are_dropped),
         cmocka_unit_test(html_parts_escape_values_but_not_raw_ones),
         cmocka_unit_test(check_reports_the_first_unknown_name),
         cmocka_unit_test(files_have_parts),

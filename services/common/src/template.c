@@ -84,21 +84,44 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
     char *buf = NULL;
     size_t len = 0, cap = 0;
     s_append(&buf, &len, &cap, "", 0);
+    /* The line being rendered: where it starts in `buf`, whether it has
+     * placeholders, whether one of them rendered something, whether it has
+     * anything else than placeholders and blanks. */
+    size_t line_start = 0;
+    int holes = 0, filled = 0, text = 0;
     const char *run = tpl;
-    for (const char *p = tpl; *p; p++) {
+    for (const char *p = tpl;; p++) {
+        if (*p == '\n' || *p == '\0') {
+            s_append(&buf, &len, &cap, run, (size_t)(p - run));
+            if (holes && !filled && !text) { /* only empty values: the line goes, with its newline */
+                len = line_start;
+                buf[len] = '\0';
+            } else if (*p) {
+                s_append(&buf, &len, &cap, "\n", 1);
+            }
+            if (!*p) break;
+            run = p + 1;
+            line_start = len;
+            holes = filled = text = 0;
+            continue;
+        }
         const char *name;
         size_t name_len;
         int raw, found;
         size_t whole = s_placeholder(p, &name, &name_len, &raw);
-        if (!whole) continue;
+        if (!whole) {
+            text |= *p != ' ' && *p != '\t' && *p != '\r';
+            continue;
+        }
         s_append(&buf, &len, &cap, run, (size_t)(p - run));
         const char *value = s_lookup(vars, n, name, name_len, &found);
+        holes = 1;
+        filled |= *value != '\0';
         if (html && !raw) mg_template_escape_html(&buf, &len, &cap, value);
         else s_append(&buf, &len, &cap, value, strlen(value));
         p += whole - 1;
         run = p + 1;
     }
-    s_append(&buf, &len, &cap, run, strlen(run));
     return buf;
 }
 

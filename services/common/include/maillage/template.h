@@ -5,9 +5,12 @@
  * (HTML-escaped when rendering an HTML part: & < > " '), "{{{name}}}" by
  * the value as is (for HTML already built, such as the list of a digest's
  * items). Names are [a-z0-9_]{1,64}; anything else between braces is kept
- * as written. An unknown name renders as nothing; mg_template_check() finds
- * such names when templates are loaded, so a typo is an error at start-up,
- * not an empty hole in a message.
+ * as written. A line made only of placeholders (and blanks) that all
+ * render as nothing is dropped with its newline, so that an optional value
+ * (a description, a comment) leaves no blank line. An unknown name renders
+ * as nothing; mg_template_check() finds such names when templates are
+ * loaded, so a typo is an error at start-up, not an empty hole in a
+ * message.
  *
  * A template file (config/templates/<kind>.tpl) is UTF-8 text in parts:
  *
