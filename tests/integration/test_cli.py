@@ -367,7 +367,7 @@ class CliTest(unittest.TestCase):
         self.notifier_reached(first[-1])
         then = self.emit_lines(references)
         labels = ["mise en relation proposée", "réponse à une proposition de coopération", "besoin clos",
-                  "offre retirée", "départ d'un adhérent"]
+                  "offre retirée", "départ d'une structure adhérente"]
 
         def expected(need_ref, offer_ref, coop_ref, a_name, b_name):
             rests = [" · Calvados (14) · Locaux · %s ↔ %s · rang 1 · score 72 %% · Même catégorie (Locaux)"

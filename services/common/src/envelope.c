@@ -25,8 +25,8 @@
 
 static const mg_event_type_t s_event_types[] = {
     S_TYPE("member.joined", MEMBER_JOINED, "member_joined", "nouvelle adhésion"),
-    S_TYPE("member.updated", MEMBER_UPDATED, "member_updated", "fiche d'adhérent mise à jour"),
-    S_TYPE("member.left", MEMBER_LEFT, "member_left", "départ d'un adhérent"),
+    S_TYPE("member.updated", MEMBER_UPDATED, "member_updated", "fiche de structure mise à jour"),
+    S_TYPE("member.left", MEMBER_LEFT, "member_left", "départ d'une structure adhérente"),
     S_TYPE("need.reported", NEED_REPORTED, "need_reported", "besoin signalé"),
     S_TYPE("need.updated", NEED_UPDATED, "need_updated", "besoin mis à jour"),
     S_TYPE("need.closed", NEED_CLOSED, "need_closed", "besoin clos"),
