@@ -25,6 +25,25 @@ static const char *const s_keys[] = {"name",     "email",    "webhook", "departm
                                      "networks", "min_score", "channels", "mode",       "digest_hour",
                                      "quiet_start", "quiet_end", NULL};
 
+#define S_KEYS (sizeof s_keys / sizeof s_keys[0] - 1)
+
+/* The channels that need an address, which field of the record holds it
+ * (the field is named as the channel), and how the French messages say it. */
+static const struct {
+    const char *channel, *a, *of_a, *without, *placeholder;
+} s_addressed[] = {
+    {"email", "une adresse", "d'une adresse", "sans adresse", "ADRESSE"},
+    {"webhook", "une URL", "d'une URL", "sans URL", "URL"},
+};
+
+#define S_ADDRESSED (sizeof s_addressed / sizeof s_addressed[0])
+
+/* A change to a record: field keys[i] set to values[i] (borrowed). */
+typedef struct {
+    const char *keys[S_KEYS], *values[S_KEYS];
+    size_t n;
+} s_change_t;
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
@@ -42,6 +61,12 @@ static void s_usage(FILE *out)
             "applies changes within a second. An empty scope (departments, categories,\n"
             "networks) means all. KEY is one of: name, email, webhook, departments, categories,\n"
             "networks, min_score, channels, mode, digest_hour, quiet_start, quiet_end.\n"
+            "\n"
+            "Channels: inbox, email (needs email), webhook (needs webhook). add and set refuse\n"
+            "a record left with a channel but not its address, whatever the order of the edits\n"
+            "(set the address before the channel; remove the channel before the address): the\n"
+            "notifier would skip that channel without a word. show and list mark a channel\n"
+            "already in that state \"canal inactif\".\n"
             "\n"
             "Config and CLI: the notifier writes the config's [staff.ID] sections at each start\n"
             "(origin config) and removes the records it wrote whose section is gone. A record\n"
@@ -174,21 +199,128 @@ static int s_compare(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* One item of a list field in French: "Calvados (14)", "Locaux [locaux]" (a
- * category's label may hold parentheses and commas: the brackets end each
- * item), "boîte de réception"; departments and categories by their code
- * alone when `brief`. */
-static void s_item(FILE *out, const cli_context_t *ctx, const char *key, const char *item, int brief)
+/* Whether the channels value `list` names `channel` (items split as
+ * s_check() and s_items() split them). */
+static int s_has(const char *list, const char *channel)
+{
+    char *copy = mg_strdup(list), *save = NULL;
+    int found = 0;
+    for (char *t = strtok_r(copy, ", \t", &save); t && !found; t = strtok_r(NULL, ", \t", &save))
+        found = strcmp(t, channel) == 0;
+    free(copy);
+    return found;
+}
+
+/* Field `key` of record `h` (an HGETALL reply) once `change` applies: the
+ * value the change gives it, else the record's, else NULL (absent).
+ * Borrowed from `h` or `change`. */
+static const char *s_after(const redisReply *h, const s_change_t *change, const char *key)
+{
+    for (size_t i = change->n; i-- > 0;)
+        if (strcmp(change->keys[i], key) == 0) return change->values[i];
+    const redisReply *v = mg_redis_field(h, key);
+    return v ? v->str : NULL;
+}
+
+/* The row of s_addressed of `channel` if record `h` lists it among its
+ * channels (absent: inbox) with no address, so that the notifier drops it
+ * without a word (s_staff_fill in services/notifier/notifier.c); else -1. */
+static int s_inactive(const redisReply *h, const s_change_t *change, const char *channel)
+{
+    const char *channels = s_after(h, change, "channels");
+    for (size_t k = 0; k < S_ADDRESSED; k++) {
+        if (strcmp(s_addressed[k].channel, channel) != 0) continue;
+        const char *address = s_after(h, change, channel);
+        return s_has(channels ? channels : "inbox", channel) && !(address && *address) ? (int)k : -1;
+    }
+    return -1;
+}
+
+/* `channels` without `channel`, comma-separated, or "inbox" if nothing is
+ * left: what to set before emptying the channel's address. Caller owns the
+ * result. */
+static char *s_without(const char *channels, const char *channel)
+{
+    char *rest = mg_calloc(strlen(channels) + sizeof "inbox", 1);
+    char *copy = mg_strdup(channels), *save = NULL;
+    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        if (strcmp(t, channel) == 0) continue;
+        if (*rest) strcat(rest, ",");
+        strcat(rest, t);
+    }
+    free(copy);
+    if (!*rest) strcpy(rest, "inbox");
+    return rest;
+}
+
+/* Refuse `change` to record `id` (`h`: its HGETALL, empty if new) if it
+ * leaves a channel without its address: a person would believe she gets
+ * e-mails that the notifier never sends. What is checked is the record
+ * after the change, so the order of the edits does not matter; the reason
+ * names the step that makes the change possible. `adding` (staff add): the
+ * whole record is being declared. A `set` of another field of a record
+ * already in that state (written by hand, or by an older version) goes
+ * through with a warning. Returns 0, or -1 with the reason printed. */
+static int s_check_addresses(const char *id, const redisReply *h, const s_change_t *change, int adding)
+{
+    int channels_changed = 0;
+    for (size_t i = 0; i < change->n; i++)
+        channels_changed |= strcmp(change->keys[i], "channels") == 0;
+    for (size_t k = 0; k < S_ADDRESSED; k++) {
+        const char *channel = s_addressed[k].channel;
+        if (s_inactive(h, change, channel) < 0) continue;
+        int address_changed = 0;
+        for (size_t i = 0; i < change->n; i++)
+            address_changed |= strcmp(change->keys[i], channel) == 0;
+        if (adding) {
+            cli_error("staff", "channels : le canal « %s » a besoin %s (--%s %s)", channel,
+                      s_addressed[k].of_a, channel, s_addressed[k].placeholder);
+        } else if (address_changed) {
+            const char *channels = s_after(h, change, "channels");
+            char *rest = s_without(channels ? channels : "inbox", channel);
+            cli_error(
+                "staff",
+                "%s : %s est nécessaire tant que le canal « %s » est actif pour %s (le retirer d'abord : "
+                "« maillage staff set %s channels %s »)",
+                channel, s_addressed[k].a, channel, id, id, rest);
+            free(rest);
+        } else if (channels_changed) {
+            cli_error("staff",
+                      "channels : le canal « %s » a besoin %s, et %s n'en a pas (l'ajouter d'abord : "
+                      "« maillage staff set %s %s %s »)",
+                      channel, s_addressed[k].of_a, id, id, channel, s_addressed[k].placeholder);
+        } else {
+            cli_error(
+                "staff",
+                "attention : le canal « %s » reste inactif pour %s, %s (« maillage staff set %s %s %s »)",
+                channel, id, s_addressed[k].without, id, channel, s_addressed[k].placeholder);
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* One item of a list field of record `h` in French: "Calvados (14)",
+ * "Locaux [locaux]" (a category's label may hold parentheses and commas: the
+ * brackets end each item), "boîte de réception", "e-mail (sans adresse :
+ * canal inactif)"; departments and categories by their code alone when
+ * `brief`. */
+static void s_item(FILE *out, const cli_context_t *ctx, const redisReply *h, const char *key,
+                   const char *item, int brief)
 {
     const char *department = strcmp(key, "departments") == 0 ? mg_fr_department(item) : NULL;
     const char *category =
         strcmp(key, "categories") == 0 && ctx->taxonomy ? mg_taxonomy_label(ctx->taxonomy, item) : NULL;
-    if (strcmp(key, "channels") == 0)
+    if (strcmp(key, "channels") == 0) {
+        static const s_change_t unchanged = {.n = 0};
+        int k = s_inactive(h, &unchanged, item);
         fputs(strcmp(item, "inbox") == 0   ? "boîte de réception"
               : strcmp(item, "email") == 0 ? "e-mail"
                                            : item,
               out);
-    else if (department && !brief)
+        if (k >= 0) fprintf(out, " (%s : canal inactif)", s_addressed[k].without);
+    } else if (department && !brief)
         fprintf(out, "%s (%s)", department, item);
     else if (category && !brief)
         fprintf(out, "%s [%s]", category, item);
@@ -196,15 +328,16 @@ static void s_item(FILE *out, const cli_context_t *ctx, const char *key, const c
         fputs(item, out);
 }
 
-/* A comma-separated field item by item, or `none` when it lists nothing. */
-static void s_items(FILE *out, const cli_context_t *ctx, const char *key, const char *list, const char *none,
-                    int brief)
+/* A comma-separated field of record `h` item by item, or `none` when it lists
+ * nothing. */
+static void s_items(FILE *out, const cli_context_t *ctx, const redisReply *h, const char *key,
+                    const char *list, const char *none, int brief)
 {
     char *copy = mg_strdup(list), *save = NULL;
     int n = 0;
     for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
         if (n++) fputs(", ", out);
-        s_item(out, ctx, key, t, brief);
+        s_item(out, ctx, h, key, t, brief);
     }
     if (!n) fputs(none, out);
     free(copy);
@@ -217,12 +350,12 @@ static void s_value(FILE *out, const cli_context_t *ctx, const redisReply *h, co
 {
     const char *v = s_field(h, key);
     if (strcmp(key, "departments") == 0 || strcmp(key, "networks") == 0) {
-        s_items(out, ctx, key, v ? v : "", "tous", brief);
+        s_items(out, ctx, h, key, v ? v : "", "tous", brief);
     } else if (strcmp(key, "categories") == 0) {
-        s_items(out, ctx, key, v ? v : "", "toutes", brief);
+        s_items(out, ctx, h, key, v ? v : "", "toutes", brief);
     } else if (strcmp(key, "channels") == 0) {
         const redisReply *set = mg_redis_field(h, key); /* absent: inbox; empty: none */
-        s_items(out, ctx, key, set ? set->str : "inbox", "aucun", brief);
+        s_items(out, ctx, h, key, set ? set->str : "inbox", "aucun", brief);
     } else if (strcmp(key, "min_score") == 0) {
         char percent[16];
         fputs(mg_fr_percent(v ? strtod(v, NULL) : 0, percent, sizeof percent), out);
@@ -358,25 +491,77 @@ static int s_show(redisContext *c, const cli_context_t *ctx, const char *id)
     return 0;
 }
 
-static int s_set(redisContext *c, const char *id, const char *key, const char *value, int must_exist)
+/* One try of s_write(): 1 if written, 0 if another client changed the record
+ * or the staff set since WATCH (EXEC refused), -1 on error (printed). */
+static int s_write_once(redisContext *c, const char *id, const s_change_t *change, int adding)
 {
-    if (s_check(id, key, value) != 0) return -1;
-    if (must_exist) {
-        redisReply *r = redisCommand(c, "SISMEMBER mg:staff %s", id);
-        int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        if (r) freeReplyObject(r);
-        if (!exists) {
-            cli_error("staff",
-                      "chargé·e de mission inconnu·e : « %s » (l'ajouter d'abord : « maillage staff add %s "
-                      "--name … »)",
-                      id, id);
-            return -1;
+    if (s_redis_ok(c, redisCommand(c, "WATCH mg:staff:%s mg:staff", id)) != 0) return -1;
+    redisReply *r = redisCommand(c, "SISMEMBER mg:staff %s", id);
+    int exists = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (s_redis_ok(c, r) != 0) return -1;
+    if (!adding && !exists) {
+        cli_error("staff",
+                  "chargé·e de mission inconnu·e : « %s » (l'ajouter d'abord : « maillage staff add %s "
+                  "--name … »)",
+                  id, id);
+        return -1;
+    }
+    redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
+    if (!hash || hash->type != REDIS_REPLY_ARRAY) {
+        cli_error_redis("staff", c, hash);
+        if (hash) freeReplyObject(hash);
+        return -1;
+    }
+    int ok = s_check_addresses(id, hash, change, adding);
+    freeReplyObject(hash);
+    if (ok != 0) return -1;
+    /* Edited here: the config's [staff.<id>] no longer overwrites it. */
+    char *key = mg_asprintf("mg:staff:%s", id);
+    const char *argv[2 + 2 * S_KEYS + 2];
+    int argc = 0;
+    argv[argc++] = "HSET";
+    argv[argc++] = key;
+    for (size_t i = 0; i < change->n; i++) {
+        argv[argc++] = change->keys[i];
+        argv[argc++] = change->values[i];
+    }
+    argv[argc++] = "origin";
+    argv[argc++] = "cli";
+    ok = s_redis_ok(c, redisCommand(c, "MULTI"));
+    if (ok == 0) ok = s_redis_ok(c, redisCommandArgv(c, argc, argv, NULL));
+    free(key);
+    if (ok == 0) ok = s_redis_ok(c, redisCommand(c, "SREM mg:staff_removed %s", id));
+    if (ok == 0) ok = s_redis_ok(c, redisCommand(c, "SADD mg:staff %s", id));
+    if (ok != 0) return -1;
+    r = redisCommand(c, "EXEC");
+    if (r && r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY) return s_redis_ok(c, r) == 0 ? 1 : -1;
+    for (size_t i = 0; i < r->elements && ok == 0; i++) {
+        if (r->element[i]->type == REDIS_REPLY_ERROR) {
+            cli_error_redis("staff", c, r->element[i]);
+            ok = -1;
         }
     }
-    /* Edited here: the config's [staff.<id>] no longer overwrites it. */
-    if (s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s %s %s origin cli", id, key, value)) != 0) return -1;
-    if (s_redis_ok(c, redisCommand(c, "SREM mg:staff_removed %s", id)) != 0) return -1;
-    return s_redis_ok(c, redisCommand(c, "SADD mg:staff %s", id));
+    freeReplyObject(r);
+    return ok == 0 ? 1 : -1;
+}
+
+/* Apply `change` (values already passed s_check()) to record `id`, which
+ * becomes origin cli. The record it leaves is checked by
+ * s_check_addresses() and written in one transaction, so that a concurrent
+ * edit cannot slip in between the check and the write. `adding` (staff add):
+ * the id may be new. Returns 0, or -1 with the reason printed. */
+static int s_write(redisContext *c, const char *id, const s_change_t *change, int adding)
+{
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int written = s_write_once(c, id, change, adding);
+        if (written != 0) return written > 0 ? 0 : -1;
+    }
+    cli_error("staff", "la fiche de %s change sans cesse ailleurs ; réessayer", id);
+    return -1;
 }
 
 /* Give `id` back to the configuration: the next notifier start writes it
@@ -419,7 +604,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         {"quiet-end", required_argument, NULL, O_QE},
         {NULL, 0, NULL, 0},
     };
-    const char *values[12] = {NULL};
+    const char *values[S_KEYS] = {NULL};
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (cli_settings_option(settings, opt, optarg)) continue;
@@ -460,7 +645,9 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         if (strcmp(action, "list") == 0) ok = s_list(c, &ctx);
         else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
-            ok = s_set(c, id, argv[optind + 2], argv[optind + 3], 1);
+            s_change_t change = {.keys = {argv[optind + 2]}, .values = {argv[optind + 3]}, .n = 1};
+            ok = s_check(id, change.keys[0], change.values[0]);
+            if (ok == 0) ok = s_write(c, id, &change, 0);
             if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
         } else if (strcmp(action, "reset") == 0) {
             ok = s_reset(c, id);
@@ -485,12 +672,15 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                 cli_error("staff", "chargé·e de mission inconnu·e : « %s »", id);
             }
         } else {
+            s_change_t change = {.n = 0};
             ok = 0;
-            for (size_t i = 0; s_keys[i] && ok == 0; i++)
-                if (values[i]) ok = s_check(id, s_keys[i], values[i]);
-            for (size_t i = 0; s_keys[i] && ok == 0; i++)
-                if (values[i]) ok = s_set(c, id, s_keys[i], values[i], 0);
-            if (ok == 0) ok = s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s origin cli", id));
+            for (size_t i = 0; i < S_KEYS && ok == 0; i++) {
+                if (!values[i]) continue;
+                ok = s_check(id, s_keys[i], values[i]);
+                change.keys[change.n] = s_keys[i];
+                change.values[change.n++] = values[i];
+            }
+            if (ok == 0) ok = s_write(c, id, &change, 1);
             if (ok == 0) printf("%s ajouté·e.\n", id);
         }
         rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
