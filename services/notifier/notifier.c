@@ -93,6 +93,8 @@ typedef struct {
     int digest_hour, quiet_start, quiet_end;
 } s_staff_t;
 
+/* A staff list field ("14,50", "inbox, email"): items separated by commas
+ * or blanks, as `maillage staff` splits them (ids and codes hold neither). */
 static void s_list_parse(s_list_t *l, const char *s) {
     l->v = NULL;
     l->n = 0;
@@ -101,9 +103,9 @@ static void s_list_parse(s_list_t *l, const char *s) {
     while (*p) {
         while (*p == ' ' || *p == ',' || *p == '\t') p++;
         const char *start = p;
-        while (*p && *p != ',') p++;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
         const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
         if (end > start) {
             l->v = mg_realloc(l->v, (l->n + 1) * sizeof(*l->v));
             l->v[l->n++] = mg_strndup(start, (size_t)(end - start));

@@ -378,8 +378,9 @@ class NotifierTest(unittest.TestCase):
         flaky = self.ws.own(WebhookReceiver(plan=["500", "500"]))
         slow = self.ws.own(WebhookReceiver(plan=["slow"], slow_s=2.5))
         refused_port = h.free_port()
+        # (a's channels are separated by a blank, as `maillage staff` accepts them.)
         st = Stack(self.ws, {
-            "a": {"name": "A", "channels": "webhook", "webhook": flaky.url},
+            "a": {"name": "A", "channels": "inbox webhook", "webhook": flaky.url},
             "b": {"name": "B", "channels": "webhook", "webhook": slow.url},
             "c": {"name": "C", "channels": "webhook", "webhook": "http://127.0.0.1:%d/hook" % refused_port},
             "d": {"name": "D", "channels": "webhook", "webhook": "http://127.0.0.1:%d/dead" % h.free_port()},
