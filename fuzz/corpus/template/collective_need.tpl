@@ -1,0 +1,23 @@
+# Besoin collectif, opportunité de mutualisation (collective_need.detected).
+# Noms : staff_name, why, link, category, territory_name, department, count,
+# structures, explanation, revision
+[subject]
+Opportunité de mutualisation : {{category}} à {{territory_name}} ({{count}} structures)
+[text]
+Bonjour {{staff_name}},
+
+{{count}} structures de {{territory_name}} ({{department}}) expriment le même besoin : {{category}}.
+Structures : {{structures}}
+
+{{explanation}}
+
+Une réponse mutualisée est peut-être à construire : {{link}}
+
+{{why}}
+[html]
+<p>Bonjour {{staff_name}},</p>
+<p><strong>{{count}} structures</strong> de {{territory_name}} ({{department}}) expriment le même besoin : <strong>{{category}}</strong>.</p>
+<p>Structures : {{structures}}</p>
+<p>{{explanation}}</p>
+<p><a href="{{link}}">Construire une réponse mutualisée</a></p>
+<p style="color:#666;font-size:smaller">{{why}}</p>

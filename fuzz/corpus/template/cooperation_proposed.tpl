@@ -1,0 +1,24 @@
+# Proposition de coopération (cooperation.proposed).
+# Noms : staff_name, why, link, from_structure, to_whom, cooperation_kind,
+# title, description, category, department
+[subject]
+Proposition de coopération : {{title}}
+[text]
+Bonjour {{staff_name}},
+
+{{from_structure}} propose une coopération ({{cooperation_kind}}) à {{to_whom}} :
+
+{{title}}
+{{description}}
+
+Catégorie : {{category}} ; département : {{department}}.
+Suivre la proposition : {{link}}
+
+{{why}}
+[html]
+<p>Bonjour {{staff_name}},</p>
+<p><strong>{{from_structure}}</strong> propose une coopération ({{cooperation_kind}}) à {{to_whom}} :</p>
+<p><strong>{{title}}</strong><br>{{description}}</p>
+<p>Catégorie : {{category}} ; département : {{department}}.</p>
+<p><a href="{{link}}">Suivre la proposition</a></p>
+<p style="color:#666;font-size:smaller">{{why}}</p>

@@ -1,0 +1,32 @@
+# Récapitulatif quotidien (mode digest), opportunités classées par score.
+# Noms : staff_name, why, link, count ("3"), opportunities ("3 opportunités"),
+# date, items_text, items_html (HTML déjà préparé : à écrire {{{items_html}}}).
+# Pour chaque opportunité ([item_text], [item_html]) : item_title,
+# item_summary, item_score ("61 %", vide sans score), item_score_note
+# (" (score 61 %)", vide sans score), item_link
+[subject]
+Maillage : {{opportunities}} du {{date}}
+[text]
+Bonjour {{staff_name}},
+
+Vos opportunités de coopération du {{date}} ({{opportunities}}), de la plus pertinente à la moins pertinente :
+
+{{items_text}}
+
+Toutes vos notifications : {{link}}
+
+{{why}}
+[html]
+<p>Bonjour {{staff_name}},</p>
+<p>Vos opportunités de coopération du {{date}} (<strong>{{opportunities}}</strong>), de la plus pertinente à la moins pertinente :</p>
+<ol>
+{{{items_html}}}
+</ol>
+<p><a href="{{link}}">Toutes vos notifications</a></p>
+<p style="color:#666;font-size:smaller">{{why}}</p>
+[item_text]
+* {{item_title}}{{item_score_note}}
+  {{item_summary}}
+  {{item_link}}
+[item_html]
+<li><a href="{{item_link}}">{{item_title}}</a>{{item_score_note}}<br>{{item_summary}}</li>

@@ -1,0 +1,20 @@
+# Nouvelle structure adhérente (member.joined).
+# Noms : staff_name, why, link, structure, family, network, commune,
+# department, description
+[subject]
+Nouvelle adhérente à accueillir : {{structure}} ({{commune}})
+[text]
+Bonjour {{staff_name}},
+
+{{structure}} ({{family}}, {{commune}}, {{department}}) vient d'adhérer au réseau {{network}}.
+{{description}}
+
+Pensez à lui souhaiter la bienvenue : {{link}}
+
+{{why}}
+[html]
+<p>Bonjour {{staff_name}},</p>
+<p><strong>{{structure}}</strong> ({{family}}, {{commune}}, {{department}}) vient d'adhérer au réseau {{network}}.</p>
+<p>{{description}}</p>
+<p><a href="{{link}}">Lui souhaiter la bienvenue</a></p>
+<p style="color:#666;font-size:smaller">{{why}}</p>
