@@ -1225,6 +1225,14 @@ static char *s_keywords_text(char *const *tags, size_t n_tags, const char *title
     return text;
 }
 
+/* `msg` serialized into *out (caller frees); returns its length. */
+static size_t s_pack(const ProtobufCMessage *msg, uint8_t **out) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    *out = mg_malloc(len ? len : 1);
+    protobuf_c_message_pack(msg, *out);
+    return len;
+}
+
 /* The matching view of a need or an offer, serialized into *out (caller
  * frees): texts folded into keywords, what the scorer never reads left out. */
 static size_t s_need_view(const Maillage__V1__Need *need, uint8_t **out) {
@@ -1235,9 +1243,7 @@ static size_t s_need_view(const Maillage__V1__Need *need, uint8_t **out) {
     view.title = "";
     view.description = keywords;
     view.quantity = "";
-    size_t len = maillage__v1__need__get_packed_size(&view);
-    *out = mg_malloc(len ? len : 1);
-    maillage__v1__need__pack(&view, *out);
+    size_t len = s_pack(&view.base, out);
     free(keywords);
     return len;
 }
@@ -1251,11 +1257,17 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
     view.description = keywords;
     view.terms = "";
     view.capacity = "";
-    size_t len = maillage__v1__offer__get_packed_size(&view);
-    *out = mg_malloc(len ? len : 1);
-    maillage__v1__offer__pack(&view, *out);
+    size_t len = s_pack(&view.base, out);
     free(keywords);
     return len;
+}
+
+/* Whether an item's record keeps the item itself instead of its matching
+ * view: while its valid_from is to come, so that the round of that day
+ * (s_start_job(), `force`) scores it from its own texts and its
+ * explanations keep their accents; that round writes the view in its place. */
+static int s_keeps_item(const char *valid_from, int force) {
+    return !force && mg_matcher_day_number(valid_from) > s_today();
 }
 
 /* The communes nearest `c` (m->nearby, computed on first use). */
@@ -1343,7 +1355,7 @@ static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Mailla
         return -1;
     }
     uint8_t *pb;
-    size_t len = s_need_view(need, &pb);
+    size_t len = s_keeps_item(need->valid_from, force) ? s_pack(&need->base, &pb) : s_need_view(need, &pb);
     long long radius = need->radius_km ? need->radius_km : m->search_max_km;
     s_item_args(m, job, a, "need", need->need_id, need->structure_id, need->category, c, need->valid_from,
                 need->valid_until, pb, len, "", radius, "", "", force);
@@ -1359,7 +1371,8 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
         return -1;
     }
     uint8_t *pb;
-    size_t len = s_offer_view(offer, &pb);
+    size_t len =
+        s_keeps_item(offer->valid_from, force) ? s_pack(&offer->base, &pb) : s_offer_view(offer, &pb);
     char terr[2048], own[S_SPEC_MAX], filter[1600];
     s_join_words(terr, sizeof(terr), offer->territory, offer->n_territory);
     s_search_spec(m, c, 0.5, own, sizeof(own));

@@ -481,14 +481,16 @@ class MatcherTest(unittest.TestCase):
                  member("asso-ifs", IFS)])
         # A need valid from tomorrow, an offer waiting for it; an offer valid
         # from tomorrow, a need waiting for it (another category).
-        st.emit([offer("o-now", "scop-caen", CAEN),
-                 need("n-tomorrow", "asso-caen", CAEN, valid_from=tomorrow),
-                 need("n-now", "asso-ifs", IFS, category="materiel", tags=("remorque",), title="Remorque"),
-                 offer("o-tomorrow", "scop-caen", CAEN, category="materiel", tags=("remorque",), title="Remorque",
-                       valid_from=tomorrow)])
+        st.emit([offer("o-now", "scop-caen", CAEN, title="Cuisine équipée et stockage"),
+                 need("n-tomorrow", "asso-caen", CAEN, valid_from=tomorrow, title="Cuisine équipée à partager"),
+                 need("n-now", "asso-ifs", IFS, category="materiel", tags=("remorque",), title="Remorque bachee"),
+                 offer("o-tomorrow", "scop-caen", CAEN, category="materiel", tags=("remorque",),
+                       title="Remorque bâchée à prêter", valid_from=tomorrow)])
         st.settle()
         time.sleep(1.5)  # expiry ticks (1 s): still not valid today
         self.assertEqual(st.matches(), [])
+        # Until then, their records keep the items themselves (their texts).
+        self.assertIn("Cuisine équipée à partager".encode(), st.redis.call("GET", "mg:need:n-tomorrow"))
         head = int(st.redis.call("GET", "mg:journal:seq"))
         # Tomorrow: both pairs, with no new event in.
         h.set_clock(clock, DAY_MS)
@@ -497,6 +499,12 @@ class MatcherTest(unittest.TestCase):
             time.sleep(0.1)
         found = sorted((m.need_id, m.offer_id, m.revision) for m in st.matches())
         self.assertEqual(found, [("n-now", "o-tomorrow", 1), ("n-tomorrow", "o-now", 1)])
+        # Scored from their own texts: the explanations keep the accents
+        # (the new item's spelling), and the records now hold their views.
+        why = {m.need_id: m.explanation for m in st.matches()}
+        self.assertIn("mots communs : cuisine, équipée", why["n-tomorrow"])
+        self.assertIn("mots communs : bâchée, remorque", why["n-now"])
+        self.assertNotIn("Cuisine équipée".encode(), st.redis.call("GET", "mg:need:n-tomorrow"))
         journal = st.journal()
         self.assertEqual(sorted(e.type for e in journal if e.sequence > head), ["match.found", "match.found"])
         # More ticks, a restart, a replay: still once.
