@@ -179,6 +179,8 @@
     unseen: 0,
     stream: {es: null, lastEventId: '', retryTimer: null, retryMs: 2000, onFirstOpen: null},
     matches: {},      // match id -> match JSON (details, loaded lazily)
+    matchEpochs: {},  // match id -> how many times the stream said it changed
+    detailShown: null, // the match the detail view shows: {id, retired, revision}
     view: '',
     collectiveGeneration: 0
   };
@@ -312,6 +314,8 @@
     state.inbox = {items: [], byId: {}, nextCursor: null, loading: false, generation: state.inbox.generation + 1, loaded: false};
     state.unseen = 0;
     state.matches = {};
+    state.matchEpochs = {};
+    state.detailShown = null;
     state.stream.lastEventId = '';
     clear($('inbox-list'));
     clear($('collective-list'));
@@ -663,9 +667,20 @@
 
   function setReason(item, match) {
     if (!match) return;
+    var hinted = item.hinted;
+    item.hinted = false;
     if (typeof match.retired === 'boolean' && match.retired !== (item.n.retired === true)) {
+      // The buttons about to hide may hold the focus: it goes to the card's link.
+      var focused = match.retired && item.node.contains(document.activeElement) &&
+        ((item.feedback && item.feedback.contains(document.activeElement)) ||
+         (item.commentBox && item.commentBox.contains(document.activeElement)));
       item.n.retired = match.retired; // the match as it is now, maybe retired since the inbox was read
       refreshItem(item);
+      if (focused) {
+        var link = item.node.querySelector('a.detail-link');
+        if (link) link.focus();
+      }
+      if (hinted && match.retired) announce('Mise en relation retirée : ' + (item.n.title || ''));
     }
     if (!match.explanation) return;
     var r = item.reason;
@@ -720,12 +735,54 @@
     }
   }
 
+  /* The match, from the cache or the gateway. An answer that left before
+   * the stream said the match changed may hold the old revision: it is
+   * asked for again, so a caller never gets a match older than the hint. */
   function fetchMatch(mid) {
     if (state.matches[mid]) return Promise.resolve(state.matches[mid]);
+    var epoch = state.matchEpochs[mid] || 0;
     return api('GET', 'v1/matches/' + encodeURIComponent(mid)).then(function (m) {
+      if ((state.matchEpochs[mid] || 0) !== epoch) return fetchMatch(mid);
       if (m) state.matches[mid] = m;
       return m;
     });
+  }
+
+  // ---- matches that change while shown (the stream's `match` hints) -------------
+
+  function forgetMatch(mid) {
+    delete state.matches[mid];
+    state.matchEpochs[mid] = (state.matchEpochs[mid] || 0) + 1;
+  }
+
+  function queueReason(item) {
+    item.hinted = true;
+    if (reasonQueue.indexOf(item) < 0) reasonQueue.push(item);
+    pumpReasons();
+  }
+
+  /* A match retired (its need closed, its offer withdrawn...) or revised
+   * since the page read it: the cards showing it, and its detail if open,
+   * fetch it again; a retired one turns into « Mise en relation retirée ». */
+  function matchChanged(mid) {
+    forgetMatch(mid);
+    state.inbox.items.forEach(function (it) {
+      if (it.n.kind === 'match' && it.n.matchId === mid) queueReason(it);
+    });
+    if (state.view === 'match' && $('match-detail').dataset.matchId === mid) refreshDetail(mid);
+  }
+
+  /* Hints may have been lost (the stream was cut, or the gateway's channel):
+   * every match shown is fetched again. */
+  function refreshShownMatches() {
+    var shown = state.inbox.items.filter(function (it) { return it.n.kind === 'match' && it.n.matchId; });
+    var mids = {};
+    Object.keys(state.matches).forEach(function (mid) { mids[mid] = true; });
+    shown.forEach(function (it) { mids[it.n.matchId] = true; });
+    Object.keys(mids).forEach(function (mid) { forgetMatch(mid); });
+    shown.forEach(queueReason);
+    var root = $('match-detail');
+    if (state.view === 'match' && root.dataset.matchId) refreshDetail(root.dataset.matchId);
   }
 
   function sendFeedback(item, outcome) {
@@ -827,9 +884,15 @@
     var es = new EventSource(url);
     s.es = es;
     setLive('connecting');
+    // The first opening of a fresh start loads the inbox; any other (after a
+    // cut, or an inbox loaded before the stream opened) lost the hints sent
+    // meanwhile, so the matches shown are fetched again.
+    var loadsInbox = !!onFirstOpen;
     es.addEventListener('open', function () {
       s.retryMs = 2000;
       setLive('on');
+      if (!loadsInbox || state.inbox.loaded) refreshShownMatches();
+      loadsInbox = false;
       if (s.onFirstOpen) s.onFirstOpen();
     });
     // Where the stream starts (sent before any notification): resuming from
@@ -842,6 +905,16 @@
       var n;
       try { n = JSON.parse(ev.data); } catch (e) { return; }
       onLiveNotification(n);
+    });
+    // A hint, with no id (the position stays the inbox's) and never
+    // replayed: a match was retired or revised ({"matchId": ...}), or any
+    // may have been ({"all": true}).
+    es.addEventListener('match', function (ev) {
+      if (s.es !== es) return;
+      var d;
+      try { d = JSON.parse(ev.data); } catch (e) { return; }
+      if (d && d.all === true) refreshShownMatches();
+      else if (d && typeof d.matchId === 'string' && d.matchId) matchChanged(d.matchId);
     });
     es.addEventListener('error', function () {
       if (s.es !== es) return;
@@ -916,13 +989,35 @@
     setStatus('match-status', 'Chargement…');
     $('match-title').textContent = 'Mise en relation proposée';
     delete state.matches[mid]; // fresh status and revision
+    state.detailShown = null;
     fetchMatch(mid).then(function (m) {
       if (root.dataset.matchId !== mid) return;
       setStatus('match-status', '');
       if (m.retired) $('match-title').textContent = 'Mise en relation retirée';
       renderMatch(root, m);
+      state.detailShown = {id: mid, retired: m.retired === true, revision: m.revision};
     }, function (e) {
       reportError(e, 'match-status');
+    });
+  }
+
+  /* The open detail of a match that changed: drawn again if it was retired
+   * (or proposed again) or revised since it was drawn. */
+  function refreshDetail(mid) {
+    var root = $('match-detail');
+    fetchMatch(mid).then(function (m) {
+      var shown = state.detailShown;
+      if (!m || state.view !== 'match' || root.dataset.matchId !== mid || !shown || shown.id !== mid) return;
+      if (shown.retired === (m.retired === true) && shown.revision === m.revision) return;
+      var hadFocus = root.contains(document.activeElement);
+      clear(root);
+      $('match-title').textContent = m.retired ? 'Mise en relation retirée' : 'Mise en relation proposée';
+      renderMatch(root, m);
+      state.detailShown = {id: mid, retired: m.retired === true, revision: m.revision};
+      if (hadFocus) $('match-title').focus();
+      if (m.retired && !shown.retired) announce('Cette mise en relation a été retirée.');
+    }, function () {
+      // The detail stays as it was drawn; a reload shows it as it is.
     });
   }
 

@@ -7,7 +7,8 @@
  * through gw_reply_*(). Tokens are looked up in Redis (mg:token:<sha256>) and
  * cached for [gateway] token_cache_s, so the hot path makes no Redis call; a
  * second connection SUBSCRIBEd to mg:tokens:revoked drops a revoked token at
- * once (and mg:inbox:new wakes the live streams). Events go to the broker
+ * once (and mg:inbox:new wakes the live streams, mg:match:changed sends them
+ * a hint). Events go to the broker
  * through one mg_producer, relayed on behalf of the token's network;
  * gw_await_ack() turns each final ack into a callback, or a timeout after
  * [gateway] ack_timeout_ms. Everything runs in the daemon's one loop. */
@@ -44,6 +45,10 @@
 #define S_PRODUCER_WINDOW 4096
 #define S_SUB_BACKOFF_MIN_MS 100
 #define S_SUB_BACKOFF_MAX_MS 5000
+/* The notifier's channels (docs/redis-keys.md), next to MG_TOKENS_REVOKED_CHANNEL. */
+#define S_INBOX_CHANNEL "mg:inbox:new"     /* a staff id: new entries in that inbox */
+#define S_MATCH_CHANNEL "mg:match:changed" /* a match id: retired or revised */
+#define S_SUB_CHANNELS  3                  /* the SUBSCRIBE's count once all three are on */
 
 /* ---- types ------------------------------------------------------------------------- */
 
@@ -817,16 +822,20 @@ static void s_sub_on_message(redisAsyncContext *ac, void *reply_, void *privdata
     const char *kind = reply->element[0]->str;
     const redisReply *channel = reply->element[1], *payload = reply->element[2];
     if (strcmp(kind, "subscribe") == 0) {
-        if (payload->type == REDIS_REPLY_INTEGER && payload->integer == 2) {
+        if (payload->type == REDIS_REPLY_INTEGER && payload->integer == S_SUB_CHANNELS) {
             /* Revocations published while we were not listening are lost:
-             * forget every cached token, they are read again. */
+             * forget every cached token, they are read again. Hints of
+             * changed matches too: the live streams' pages look again at
+             * all the matches they show. */
             s_token_sweep(gw, 1);
+            gw_stream_match_changed(gw, NULL);
             gw->revocations++;
             gw->sub_up = 1;
             gw->sub_attempt = 0;
             gw->sub_refusal[0] = '\0';
             mg_metrics_set(gw->m.pubsub_up, 1);
-            mg_info("gateway: listening to %s and mg:inbox:new", MG_TOKENS_REVOKED_CHANNEL);
+            mg_info("gateway: listening to %s, %s and %s", MG_TOKENS_REVOKED_CHANNEL, S_INBOX_CHANNEL,
+                    S_MATCH_CHANNEL);
         }
         return;
     }
@@ -836,8 +845,10 @@ static void s_sub_on_message(redisAsyncContext *ac, void *reply_, void *privdata
         gw->revocations++;
         if (payload->len == MG_TOKEN_HASH_LEN) s_token_forget(gw, payload->str);
         mg_info("gateway: token revoked, forgotten at once");
-    } else if (strcmp(channel->str, "mg:inbox:new") == 0) {
+    } else if (strcmp(channel->str, S_INBOX_CHANNEL) == 0) {
         if (mg_id_is_valid(payload->str)) gw_stream_inbox_changed(gw, payload->str);
+    } else if (strcmp(channel->str, S_MATCH_CHANNEL) == 0) {
+        if (mg_id_is_valid(payload->str)) gw_stream_match_changed(gw, payload->str);
     }
 }
 
@@ -863,7 +874,8 @@ static void s_sub_connect(mg_gateway_t *gw) {
         if (o->user) redisAsyncCommand(ac, s_sub_on_auth, gw, "AUTH %s %s", o->user, o->password);
         else redisAsyncCommand(ac, s_sub_on_auth, gw, "AUTH %s", o->password);
     }
-    redisAsyncCommand(ac, s_sub_on_message, gw, "SUBSCRIBE %s %s", MG_TOKENS_REVOKED_CHANNEL, "mg:inbox:new");
+    redisAsyncCommand(ac, s_sub_on_message, gw, "SUBSCRIBE %s %s %s", MG_TOKENS_REVOKED_CHANNEL,
+                      S_INBOX_CHANNEL, S_MATCH_CHANNEL);
 }
 
 static void s_sub_on_timer(evutil_socket_t fd, short what, void *arg) {

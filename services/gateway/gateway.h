@@ -192,6 +192,13 @@ void *gw_part(const mg_gateway_t *gw, gw_part_t part);
  * (implemented by stream.c). */
 void gw_stream_inbox_changed(mg_gateway_t *gw, const char *staff_id);
 
+/* gateway.c's subscriber connection got "PUBLISH mg:match:changed <match_id>"
+ * (a match retired or revised): every live stream is sent the hint
+ * `event: match` with {"matchId": ...}. With `match_id` NULL (the channel was
+ * subscribed again: hints may have been lost meanwhile), {"all": true}: the
+ * pages look again at every match they show (implemented by stream.c). */
+void gw_stream_match_changed(mg_gateway_t *gw, const char *match_id);
+
 /* Begin a clean stop of the streams: end every SSE response (stream.c). */
 void gw_stream_shutdown(mg_gateway_t *gw);
 

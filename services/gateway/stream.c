@@ -6,6 +6,8 @@
  *   id: <created_ms>-<nid>              per notification, its inbox position
  *   event: notification
  *   data: <the notification, one line of JSON, as in the inbox>
+ *   event: match                        a hint: that match was retired or
+ *   data: {"matchId":"<match id>"}      revised, fetch it again if shown
  *   : ping                              every [gateway] stream_heartbeat_s
  *
  * Each stream remembers the position of the last entry it sent and reads
@@ -18,6 +20,17 @@
  * "PUBLISH mg:inbox:new <staff>" (gateway.c's subscriber calls
  * gw_stream_inbox_changed()) and, since pub/sub is fire-and-forget, from a
  * poll of every stream every 2 seconds.
+ *
+ * The hints come from the notifier's "PUBLISH mg:match:changed <match id>"
+ * (gw_stream_match_changed()): every stream gets them, whoever's inbox it
+ * is (a match id is no secret among staff, and knowing whose pages show
+ * which match would cost a read per hint). They carry no `id:` line, so the
+ * client's Last-Event-ID stays its inbox position, and they are not
+ * replayed: pub/sub may lose one, a cut stream loses those sent meanwhile.
+ * So a client refetches every match it shows when it reconnects, and when
+ * the gateway subscribed to the channel again (a hint may have been lost)
+ * every stream gets {"all":true}, meaning the same. They go through the
+ * same bounded backlog as the notifications.
  *
  * The client going away: libevent 2.1 keeps reading a GET's connection
  * while the reply is sent, so a close is seen at once; evhttp then detaches
@@ -65,7 +78,7 @@ typedef struct {
     long max;
     int stopping;
     struct event *heartbeat, *poll;
-    mg_metric_t *m_streams, *m_events, *m_dropped;
+    mg_metric_t *m_streams, *m_events, *m_hints, *m_dropped;
 } s_state_t;
 
 struct s_stream {
@@ -493,6 +506,23 @@ void gw_stream_inbox_changed(mg_gateway_t *gw, const char *staff_id) {
     }
 }
 
+void gw_stream_match_changed(mg_gateway_t *gw, const char *match_id) {
+    s_state_t *st = gw_part(gw, GW_PART_STREAM);
+    if (!st || st->stopping || !st->head) return;
+    /* No id: line: a hint must not move the client's inbox position. */
+    char text[64 + MG_ID_MAX];
+    if (match_id)
+        snprintf(text, sizeof(text), "event: match\ndata: {\"matchId\":\"%s\"}\n\n", match_id);
+    else
+        snprintf(text, sizeof(text), "event: match\ndata: {\"all\":true}\n\n");
+    size_t sent = 0;
+    for (s_stream_t *s = st->head, *next; s; s = next) {
+        next = s->next;
+        if (s_send_text(s, text) == 0) sent++;
+    }
+    mg_metrics_add(st->m_hints, sent);
+}
+
 void gw_stream_shutdown(mg_gateway_t *gw) {
     s_state_t *st = gw_part(gw, GW_PART_STREAM);
     if (!st) return;
@@ -527,6 +557,8 @@ void gw_stream_register(mg_gateway_t *gw) {
         mg_metrics_counter("maillage_gateway_stream_events_total", "Notifications sent on live streams.");
     st->m_dropped = mg_metrics_counter("maillage_gateway_streams_dropped_total",
                                        "Live streams ended for a client not reading.");
+    st->m_hints = mg_metrics_counter("maillage_gateway_stream_match_hints_total",
+                                     "Hints of a retired or revised match sent on live streams.");
     st->heartbeat = event_new(gw_base(gw), -1, EV_PERSIST, s_on_heartbeat, st);
     st->poll = event_new(gw_base(gw), -1, EV_PERSIST, s_on_poll, st);
     struct timeval hb = {heartbeat_s > 0 ? heartbeat_s : 15, 0};

@@ -919,8 +919,16 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
             s_call(n, &a, NULL, NULL);
         }
         /* Only a pair's first proposal is news for staff; revisions and
-         * retirements are visible on the staff page. */
-        if (mf->retired || mf->revision > 1) break;
+         * retirements are visible on the staff page, and open pages showing
+         * the match are told to fetch it again (the gateway's live stream,
+         * event "match"). A hint, fire and forget: the matcher recorded
+         * the pair before emitting, so a page woken by it reads the new
+         * revision; a replay only repeats the hint. */
+        if (mf->retired || mf->revision > 1) {
+            if (mg_id_is_valid(mf->match_id))
+                mg_redis_command(n->redis, NULL, NULL, "PUBLISH mg:match:changed %s", mf->match_id);
+            break;
+        }
         snprintf(id, sizeof(id), "match:%s", mf->match_id);
         snprintf(path, sizeof(path), "match/%s", mf->match_id);
         s_item_init(n, it, S_KIND_MATCH, id, path);

@@ -11,7 +11,9 @@
  * call, which announces them on the Redis channel mg:inbox:new; e-mails and
  * webhooks go to a queue in Redis (a sorted set by due time) worked from a
  * timer through outbound.h, with retries, backoff and jitter; digests and
- * quiet hours hold them until their hour.
+ * quiet hours hold them until their hour. A match retired or revised is no
+ * notification: its id is published on mg:match:changed, so that open staff
+ * pages showing it fetch it again.
  *
  * Runs in the thread of its event base. */
 #ifndef MAILLAGE_NOTIFIER_H

@@ -9,7 +9,11 @@ what it missed, in order, without loss or duplicate; without it, only what
 arrives later; heartbeats; the 503 beyond stream_max_clients; 401/403;
 clients that disconnect mid-stream (a clean close and a reset) while the
 others go on and the gateway keeps serving; SIGTERM ends every stream
-cleanly. Under MAILLAGE_SANITIZE the gateway's log must hold no sanitizer
+cleanly. A match retired or revised (PUBLISH mg:match:changed, as the
+notifier does) reaches every open stream as a hint, `event: match`, with no
+`id:` (the inbox position is not moved), and {"all": true} when the gateway
+had to subscribe again; a client that does not read is still dropped once
+its backlog is full, hints or not. Under MAILLAGE_SANITIZE the gateway's log must hold no sanitizer
 report."""
 
 import json
@@ -40,6 +44,7 @@ class SseClient:
         lines.extend(extra_headers)
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.raw = b""
+        self.hints = []       # `event: match` blocks next_event() passed over, as lines
         self.text = b""       # decoded body
         self.ended = False    # the terminating chunk was received
         head = self._until(b"\r\n\r\n")
@@ -104,7 +109,8 @@ class SseClient:
 
     def next_event(self, timeout=15.0):
         """The next notification as {"id", "event", "data"} (comments and
-        retry skipped; the starting `position` event kept in self.position)."""
+        retry skipped; the starting `position` event kept in self.position,
+        `match` hints in self.hints)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = self.next_block(max(0.01, deadline - time.monotonic()))
@@ -117,9 +123,27 @@ class SseClient:
             if ev.get("event") == "position":
                 self.position = ev
                 continue
+            if ev.get("event") == "match":
+                self.hints.append(lines)
+                continue
             if "data" in ev:
                 ev["data"] = json.loads(ev["data"])
                 return ev
+
+    def next_hint(self, timeout=15.0):
+        """The next `event: match` block, as its lines (comments dropped);
+        a notification meanwhile is a failure."""
+        if self.hints:
+            return self.hints.pop(0)
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.next_block(max(0.01, deadline - time.monotonic()))
+                     if not line.startswith(":")]
+            if "event: match" in lines:
+                return lines
+            if "event: position" in lines or lines == ["retry: 2000"] or not lines:
+                continue
+            raise AssertionError("a notification instead of a hint: %r" % lines)
 
     def events(self, n, timeout=20.0):
         return [self.next_event(timeout) for _ in range(n)]
@@ -305,6 +329,115 @@ class StreamTest(unittest.TestCase):
             "/v1/staff/me/inbox", self.claire, limit=7, **({"cursor": cur} if cur else {}))[1], 7)
         self.assertEqual([i["id"] for i in paged][:60], sorted(nids, reverse=True))
         self.assertEqual(page["items"][0]["id"], max(nids))
+
+    def publish_hints(self, match_ids):
+        """PUBLISH mg:match:changed for each id, pipelined on a connection
+        of its own; returns how many subscribers got the last one."""
+        conn = self.st.redis._connect()
+        try:
+            conn.sock.settimeout(30)
+            out = b"".join(b"*3\r\n$7\r\nPUBLISH\r\n$16\r\nmg:match:changed\r\n$%d\r\n%s\r\n"
+                           % (len(m), m.encode()) for m in match_ids)
+            conn.sock.sendall(out)
+            return [conn.read() for _ in match_ids][-1]
+        finally:
+            conn.sock.close()
+
+    def metric(self, name):
+        status, body, _ = self.st.http.get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def test_a_changed_match_is_a_hint_to_every_stream_that_keeps_the_position(self):
+        self.stack()
+        c = self.open()
+        self.assertEqual(c.next_block(), ["retry: 2000"])
+        self.post_need("n-hint", title="Cuisine retirée ensuite")
+        ev = c.next_event()
+        mid, position = ev["data"]["matchId"], ev["id"]
+        # Another staff member's stream gets the hint too.
+        remi = self.open(token=self.st.token("--staff", "remi"))
+        self.assertEqual(remi.next_block(), ["retry: 2000"])
+        # The notifier's PUBLISH for a retired or revised match.
+        self.assertEqual(self.publish_hints([mid]), 1)  # the gateway's one subscription
+        hint = c.next_hint()
+        # No id: line at all (an empty one would reset the client's
+        # Last-Event-ID): the position stays the last notification's.
+        self.assertEqual(hint, ["event: match", 'data: {"matchId":"%s"}' % mid])
+        self.assertEqual(json.loads(hint[1][len("data: "):]), {"matchId": mid})
+        self.assertEqual(remi.next_hint(), hint)
+        h.wait_until(lambda: self.metric("maillage_gateway_stream_match_hints_total") == 2, 10, 0.1,
+                     "the hints counted")
+        # Not replayed: a client resuming from the position gets what it
+        # missed in the inbox, and no hint.
+        c.close()
+        self.post_need("n-after-hint", title="Local après l'indice")
+        self.st.settle()
+        again = self.open(last_event_id=position)
+        self.assertEqual(again.next_event()["data"]["needId"], "n-after-hint")
+        again.quiet(1.0)
+        self.assertEqual(again.hints, [])
+        # Not an id: ignored.
+        self.publish_hints(["pas un identifiant"])
+        again.quiet(0.5)
+        self.assertEqual(again.hints, [])
+        # The gateway's subscription cut (hints may be lost meanwhile): once
+        # it has subscribed again, every stream is told to look again at all.
+        self.st.redis.call("CLIENT", "KILL", "TYPE", "pubsub")
+        self.assertEqual(again.next_hint(10), ["event: match", 'data: {"all":true}'])
+        self.assertEqual(remi.next_hint(10), ["event: match", 'data: {"all":true}'])
+        h.wait_until(lambda: self.publish_hints([mid]) == 1, 10, 0.1, "the gateway subscribed again")
+        self.assertEqual(again.next_hint(), hint)
+
+    def test_a_client_not_reading_is_dropped_with_hints_too(self):
+        self.stack()
+        # A client that stops reading, with a small receive buffer; another that reads.
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", self.st.port))
+        slow.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                      % self.claire).encode())
+        self.clients.append(slow)
+        reader = self.open()
+        reader.next_block()
+        h.wait_until(lambda: self.metric("maillage_gateway_streams") == 2, 10, 0.1, "both streams")
+
+        def drain(until=None, seconds=0.3):
+            """Read the reader's raw bytes (not decoded: too many) until
+            quiet, or until `until` is seen; returns the last bytes."""
+            tail = b""
+            deadline = time.monotonic() + 30
+            reader.sock.settimeout(seconds)
+            while time.monotonic() < deadline:
+                try:
+                    chunk = reader.sock.recv(1 << 20)
+                except socket.timeout:
+                    if until is None:
+                        return tail
+                    continue
+                if not chunk:
+                    raise EOFError("the reader's stream ended")
+                tail = (tail + chunk)[-65536:]
+                if until is not None and until in tail:
+                    return tail
+            raise TimeoutError("nothing more for the reader")
+        # Hints of ~75 bytes each until the slow one's backlog passes 1 MiB
+        # (plus what the kernel's buffers hold), in batches the reader drains.
+        mid = "m-" + "0" * 32
+        sent = 0
+        while self.metric("maillage_gateway_streams_dropped_total") == 0:
+            self.assertLess(sent, 400000, "the client that does not read was never dropped")
+            self.publish_hints([mid] * 2000)
+            sent += 2000
+            self.assertIn(b"event: match", drain())
+        self.assertEqual(self.metric("maillage_gateway_streams"), 1)
+        self.assertEqual(self.metric("maillage_gateway_streams_dropped_total"), 1)
+        self.assertIn("stream of claire dropped: the client does not read", self.st.gateway.log())
+        # The one that reads goes on.
+        self.post_need("n-after-flood", title="Local après le flot")
+        drain(until=b'"needId":"n-after-flood"')
 
     def test_heartbeats_and_the_limit_of_streams(self):
         self.stack(stream_heartbeat_s=1, stream_max_clients=2)

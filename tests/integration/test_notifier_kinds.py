@@ -1,7 +1,9 @@
 """maillage-notifier: every kind of notification reaches the right staff
 member through the inbox and by e-mail (a real aiosmtpd server), in French,
 saying why it was sent; and each step that writes inbox entries announces
-them at once on the Redis channel mg:inbox:new (the gateway's live stream).
+them at once on the Redis channel mg:inbox:new (the gateway's live stream);
+a match retired or revised notifies nobody but is announced on
+mg:match:changed (the staff pages showing it fetch it again).
 
 Real redis-server, broker and notifier on loopback; events are emitted
 through the broker (the matcher need not run)."""
@@ -54,15 +56,15 @@ def collective_need(cid, structure_ids, category="materiel"):
 
 
 class InboxAnnouncements:
-    """SUBSCRIBE mg:inbox:new on its own connection, in a thread. For each
-    message, records the staff id and whether that staff member's inbox
-    already held an entry when the message arrived."""
+    """SUBSCRIBE mg:inbox:new (or `channel`) on its own connection, in a
+    thread. For each message, records the staff id (the message) and whether
+    that staff member's inbox already held an entry when the message arrived."""
 
-    def __init__(self, redis):
+    def __init__(self, redis, channel="mg:inbox:new"):
         self.redis = redis
         self.conn = redis._connect()
         self.conn.sock.settimeout(0.2)
-        assert self.conn.call("SUBSCRIBE", "mg:inbox:new")[0] == b"subscribe"
+        assert self.conn.call("SUBSCRIBE", channel)[0] == b"subscribe"
         self.lookup = redis._connect()
         self.messages = []  # (staff id, inbox size when it arrived)
         self.lock = threading.Lock()
@@ -286,6 +288,27 @@ class NotifierKindsTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(ann.staff()), 4, ann.all())
         self.assertEqual(len(st.inbox("tous")), 2)
+
+    def test_a_retired_or_revised_match_is_announced_on_mg_match_changed_not_notified(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox"}})
+        st.start()
+        changed = self.ws.own(InboxAnnouncements(st.redis, "mg:match:changed"))
+        inbox = self.ws.own(InboxAnnouncements(st.redis))
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", ROUEN)])
+        # A first proposal is news: an inbox entry, no hint.
+        st.emit([tn.match("m-1", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: inbox.staff() == ["claire"], 10, what="the first proposal's announcement")
+        st.settle()
+        self.assertEqual(changed.staff(), [])
+        # A revision, then the retirement: no notification, one hint each.
+        st.emit([tn.match("m-1", "n1", "o1", "s-caen", "s-rouen", score=0.9, revision=2)])
+        h.wait_until(lambda: changed.staff() == ["m-1"], 10, what="the revision's hint")
+        st.emit([tn.match("m-1", "n1", "o1", "s-caen", "s-rouen", revision=3, retired=True)])
+        h.wait_until(lambda: changed.staff() == ["m-1", "m-1"], 10, what="the retirement's hint")
+        st.settle()
+        time.sleep(0.3)
+        self.assertEqual([e["item"] for e in st.inbox("claire")], ["match:m-1"])
+        self.assertEqual(inbox.staff(), ["claire"])
 
 
 if __name__ == "__main__":

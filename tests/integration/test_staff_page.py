@@ -25,6 +25,12 @@ whose offer is withdrawn shows as retired: a muted card without « Non lu »
 nor feedback buttons, and a detail titled « Mise en relation retirée »
 saying why.
 
+A match retired while the page is open turns retired live: its need closed
+through the gateway, its card says « Mise en relation retirée » and why,
+without a reload (the stream's `match` hint, which leaves the stream's
+Last-Event-ID alone); one retired while the stream is cut is shown retired,
+card and open detail, once the stream is back.
+
 Skipped only when chromium or chromedriver is not installed."""
 
 import csv
@@ -647,6 +653,96 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
         self.assertEqual(len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")), 2)
 
+        errors = [m for m in self.console()
+                  if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
+        self.assertEqual(errors, [])
+
+    def test_a_match_retired_while_the_page_is_open_turns_retired_live(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") == "on", 20,
+                  "the live stream to open")
+        self.js("window.__sameLoad = 'oui'")
+
+        # -- two needs matched with one offer, shown live --
+        suffix = h.new_id("")[1:9]
+        nid, nid2, oid = "need-%s" % suffix, "need2-%s" % suffix, "offer-%s" % suffix
+        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
+                 member("s-ifs", IFS, "Jardin d’Ifs"),
+                 offer(oid, "s-herouville", HEROUVILLE),
+                 need(nid, "s-caen", CAEN, title="Cuisine à fermer"),
+                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
+        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        self.assertEqual(status, 202, body)
+
+        def match_id(need_id):
+            found = [e.match_found.match_id for e in st.journal("match.found") if e.match_found.need_id == need_id]
+            return found[0] if found else None
+        mid = h.wait_until(lambda: match_id(nid), 60, 0.1, "the first match")
+        mid2 = h.wait_until(lambda: match_id(nid2), 60, 0.1, "the second match")
+        for m in (mid, mid2):
+            li = self.wait(lambda: self.item(m), 60, "the match to appear live")
+            reason = li.find_element(By.CSS_SELECTOR, ".reason")
+            self.wait(lambda: reason.text.startswith("Pourquoi : "), 20, "the reason of the match")
+            self.assertNotIn("is-retired", li.get_attribute("class"))
+        # What the page's EventSource gives each hint: no id of its own.
+        self.js("window.__hints = []; MG.state.stream.es.addEventListener('match', function (e) {"
+                " window.__hints.push({id: e.lastEventId, data: e.data}); });")
+
+        # -- the first need closed through the gateway: its card turns retired, live --
+        status, body = st.http("POST", "/v1/events", [{"type": "need.closed", "needClosed": {
+            "needId": nid, "structureId": "s-caen", "reason": "CLOSURE_SATISFIED"}}], token=network_token)
+        self.assertEqual(status, 202, body)
+        li = self.item(mid)
+        self.wait(lambda: "is-retired" in li.get_attribute("class"), 30, "the card to turn retired without a reload")
+        self.assertEqual(self.js("return window.__sameLoad"), "oui", "the page was reloaded")
+        self.assertEqual(li.find_element(By.CSS_SELECTOR, ".badges").text, "Mise en relation retirée")
+        self.assertFalse(li.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
+        self.assertEqual([b for b in li.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea")
+                          if b.is_displayed()], [])
+        reason = li.find_element(By.CSS_SELECTOR, ".reason")
+        self.wait(lambda: reason.text == "Proposition retirée : le besoin est clos.", 20, "why it was retired")
+        self.wait(lambda: "Mise en relation retirée" in d.find_element(By.ID, "announcer").get_attribute("textContent"),
+                  10, "the aria-live announcement")
+        # The other match is still proposed.
+        other = self.item(mid2)
+        self.assertNotIn("is-retired", other.get_attribute("class"))
+        self.assertEqual(len([b for b in other.find_elements(By.CSS_SELECTOR, "button[data-outcome]") if b.is_displayed()]), 2)
+        # The hint left the stream's position where the last notification put it.
+        hints = self.js("return window.__hints")
+        self.assertIn({"matchId": mid}, [json.loads(x["data"]) for x in hints])
+        position = self.js("return MG.state.stream.lastEventId")
+        self.assertTrue(position)
+        self.assertEqual({x["id"] for x in hints}, {position})
+
+        # -- the second one retired while the stream is cut: shown once it is back --
+        view = self.open_view("#match/" + mid2, "match")
+        self.wait(lambda: len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")) == 2, 20, "the match's detail")
+        self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
+        st.gateway.stop()
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") != "on", 20,
+                  "the page to notice the cut")
+        closed = h.Envelope(event_id=h.new_id(), type="need.closed", occurred_at_ms=int(time.time() * 1000))
+        closed.need_closed.need_id, closed.need_closed.structure_id = nid2, "s-ifs"
+        closed.need_closed.reason = h.events_pb2.Closure.Value("CLOSURE_CANCELLED")
+        self.assertEqual(st.client.emit(closed, timeout=10).status, h.ACCEPTED)
+        h.wait_until(lambda: [e for e in st.journal("match.found") if e.match_found.match_id == mid2 and e.match_found.retired],
+                     30, 0.1, "the second retirement")
+        h.settle(st.redis, ("matcher", "notifier"), 30, 0.4)  # its hint published to nobody
+        st.restart_gateway()
+        self.wait(lambda: d.find_element(By.ID, "match-title").text == "Mise en relation retirée", 30,
+                  "the open detail to turn retired once the stream is back")
+        self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
+        self.assertIn("Proposition retirée : le besoin est clos.", view.find_element(By.CSS_SELECTOR, ".reason").text)
+        self.open_view("#opportunites", "opportunites")
+        li2 = self.item(mid2)
+        self.wait(lambda: "is-retired" in li2.get_attribute("class"), 20, "the second card retired")
+        self.assertEqual(li2.find_element(By.CSS_SELECTOR, ".badges").text, "Mise en relation retirée")
+        self.assertEqual(self.js("return window.__sameLoad"), "oui", "the page was reloaded")
         errors = [m for m in self.console()
                   if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
         self.assertEqual(errors, [])
