@@ -105,6 +105,23 @@ def cooperation(pid, from_sid, to_sid):
 
 # ---- the stack ---------------------------------------------------------------------------
 
+def post_two_needs_and_an_offer(st, token, title=NEED_TITLE, members=()):
+    """What a network system posts in these tests: the structures of Caen,
+    Hérouville and Ifs (and `members`), an offer at Hérouville, a need at Caen
+    (`title`) and one at Ifs, with fresh ids. Returns the needs' ids, the
+    offer's, and the response's status and body."""
+    suffix = h.new_id("")[1:9]
+    nid, nid2, oid = "need-%s" % suffix, "need2-%s" % suffix, "offer-%s" % suffix
+    batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+             member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
+             member("s-ifs", IFS, "Jardin d’Ifs"), *members,
+             offer(oid, "s-herouville", HEROUVILLE),
+             need(nid, "s-caen", CAEN, title=title),
+             need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
+    status, body = st.http("POST", "/v1/events", batch, token=token)
+    return nid, nid2, oid, status, body
+
+
 class Stack:
     """Redis, broker, matcher, notifier (staff "claire": Calvados, premises)
     and gateway, all from one configuration file."""
@@ -306,18 +323,10 @@ class StaffPageTest(unittest.TestCase):
         self.js("window.__sameLoad = 'oui'")
 
         # -- a network system posts members, an offer and two needs --
-        suffix = h.new_id("")[1:9]
-        nid, nid2, oid = "need-%s" % suffix, "need2-%s" % suffix, "offer-%s" % suffix
-        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
-                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
-                 member("s-ifs", IFS, "Jardin d’Ifs"),
-                 offer(oid, "s-herouville", HEROUVILLE),
-                 need(nid, "s-caen", CAEN),
-                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
-        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        nid, nid2, oid, status, body = post_two_needs_and_an_offer(st, network_token)
         self.assertEqual(status, 202, body)
         results = json.loads(body)["results"]
-        self.assertEqual([r["status"] for r in results], ["accepted"] * len(batch), results)
+        self.assertEqual([r["status"] for r in results], ["accepted"] * 6, results)
 
         found = h.wait_until(lambda: [e.match_found for e in st.journal("match.found") if e.match_found.need_id == nid],
                              60, 0.1, "the match of the need in the journal")
@@ -381,7 +390,7 @@ class StaffPageTest(unittest.TestCase):
         st.gateway.stop()
         self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") != "on", 20,
                   "the page to notice the cut")
-        nid3 = "need3-%s" % suffix
+        nid3 = "need3-" + nid[len("need-"):]
         env = h.need_reported(commune=CAEN, category="locaux", title="Cuisine pendant la coupure", need_id=nid3,
                               structure_id="s-caen", radius_km=30)
         env.need_reported.need.tags.extend(["cuisine", "stockage"])
@@ -493,18 +502,11 @@ class StaffPageTest(unittest.TestCase):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
         network_token = st.issue("--network", NETWORK)
-        suffix = h.new_id("")[1:9]
-        nid, nid2 = "need-%s" % suffix, "need2-%s" % suffix
-        oid, oid2 = "offer-%s" % suffix, "offer2-%s" % suffix
-        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
-                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
-                 member("s-cuisine", CAEN, "Cuisine centrale de Caen"),
-                 member("s-ifs", IFS, "Jardin d’Ifs"),
-                 offer(oid, "s-herouville", HEROUVILLE),
-                 need(nid, "s-caen", CAEN),
-                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
-        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        nid, nid2, oid, status, body = post_two_needs_and_an_offer(
+            st, network_token, members=[member("s-cuisine", CAEN, "Cuisine centrale de Caen")])
         self.assertEqual(status, 202, body)
+        suffix = nid[len("need-"):]
+        oid2 = "offer2-%s" % suffix
 
         def match_id(offer_id):
             found = [e.match_found.match_id for e in st.journal("match.found")
@@ -668,15 +670,7 @@ class StaffPageTest(unittest.TestCase):
         self.js("window.__sameLoad = 'oui'")
 
         # -- two needs matched with one offer, shown live --
-        suffix = h.new_id("")[1:9]
-        nid, nid2, oid = "need-%s" % suffix, "need2-%s" % suffix, "offer-%s" % suffix
-        batch = [member("s-caen", CAEN, "Épicerie solidaire de Caen"),
-                 member("s-herouville", HEROUVILLE, "Atelier partagé d’Hérouville"),
-                 member("s-ifs", IFS, "Jardin d’Ifs"),
-                 offer(oid, "s-herouville", HEROUVILLE),
-                 need(nid, "s-caen", CAEN, title="Cuisine à fermer"),
-                 need(nid2, "s-ifs", IFS, title="Cuisine pour ateliers")]
-        status, body = st.http("POST", "/v1/events", batch, token=network_token)
+        nid, nid2, oid, status, body = post_two_needs_and_an_offer(st, network_token, title="Cuisine à fermer")
         self.assertEqual(status, 202, body)
 
         def match_id(need_id):
