@@ -568,14 +568,15 @@ class MatcherSearchTest(unittest.TestCase):
 
     def test_a_need_passes_over_its_own_structure_s_offers(self):
         # It passes over them and takes o-near. Before, they filled its two
-        # slots and it proposed nothing.
-        found, why = self.own_offers_first()
+        # slots and it proposed nothing. (a-1's offers of another category
+        # are not in its cells: it reads its items' categories.)
+        found, why = self.own_offers_first(others=3)
         self.assertEqual(found, [("n-1", "o-near")], why)
 
     def test_a_need_of_a_structure_with_many_items_passes_over_its_offers(self):
-        # The same with 300 more offers of a-1 (over OWN_READ_MAX, 256, in
+        # The same with 40 more offers of a-1 (over OWN_READ_MAX, 32, in
         # state.c): its items are asked per read (SMISMEMBER), not read whole.
-        found, why = self.own_offers_first(others=300)
+        found, why = self.own_offers_first(others=40)
         self.assertEqual(found, [("n-1", "o-near")], why)
 
     def test_an_offer_passes_over_its_provider_s_needs(self):
