@@ -41,6 +41,7 @@
 #include "maillage/metrics.h"
 #include "maillage/producer.h"
 #include "maillage/redis.h"
+#include "maillage/spellings.h"
 #include "maillage/subscriber.h"
 #include "maillage/taxonomy.h"
 #include "state.h"
@@ -99,6 +100,7 @@ struct mg_matcher {
     mg_producer_t *producer;
     mg_communes_t *communes;
     mg_taxonomy_t *taxonomy;
+    mg_spellings_t *spellings; /* [data] words_file; NULL: none */
     mg_match_weights_t weights;
     double material_change;
     long long fair_window_ms, collective_window_ms, retention_ms;
@@ -853,9 +855,11 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, need->category);
     /* The need's keywords, folded once for all its candidates, and spelled
-     * as it spells them for the explanations (candidates' are folded). */
+     * as it spells them for the explanations (candidates' are folded), or
+     * as the word list does when it spells them plain. */
     char *need_kw[S_KEYWORDS_MAX], *need_spelled[S_KEYWORDS_MAX];
     size_t n_need_kw = mg_match_need_keywords(need, need_kw, need_spelled, S_KEYWORDS_MAX);
+    mg_spellings_respell(m->spellings, need_kw, need_spelled, n_need_kw);
 
     size_t n = rows->elements / S_CAND_VALUES;
     s_cand_t *cands = s_scratch(m, n);
@@ -961,9 +965,11 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, offer->category);
     /* The offer's keywords, folded once for all its candidates, and spelled
-     * as it spells them for the explanations (candidates' are folded). */
+     * as it spells them for the explanations (candidates' are folded), or
+     * as the word list does when it spells them plain. */
     char *offer_kw[S_KEYWORDS_MAX], *offer_spelled[S_KEYWORDS_MAX];
     size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, offer_spelled, S_KEYWORDS_MAX);
+    mg_spellings_respell(m->spellings, offer_kw, offer_spelled, n_offer_kw);
 
     size_t n = rows->elements / S_CAND_VALUES;
     s_cand_t *cands = s_scratch(m, n);
@@ -1874,6 +1880,15 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         mg_fail(err, errlen, "%s", why);
         goto err;
     }
+    /* Optional: without it, explanations spell keywords as the texts do. */
+    const char *words = mg_config_str(cfg, "data", "words_file");
+    if (*words) {
+        m->spellings = mg_spellings_load(words, why, sizeof(why));
+        if (m->spellings)
+            mg_info("matcher: %zu spellings with accents from %s", mg_spellings_count(m->spellings), words);
+        else
+            mg_warn("matcher: %s; explanations spell keywords as the texts do", why);
+    }
     m->n_nearby = mg_communes_count(m->communes);
     m->nearby = mg_calloc(m->n_nearby ? m->n_nearby : 1, sizeof(*m->nearby));
     m->zmq_context = zmq_ctx_new();
@@ -1948,6 +1963,7 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p) {
     if (m->zmq_context) zmq_ctx_term(m->zmq_context);
     mg_taxonomy_destroy(&m->taxonomy);
     mg_communes_destroy(&m->communes);
+    mg_spellings_destroy(&m->spellings);
     for (size_t i = 0; m->nearby && i < m->n_nearby; i++)
         free(m->nearby[i]);
     free(m->nearby);

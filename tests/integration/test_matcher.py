@@ -306,6 +306,31 @@ class MatcherTest(unittest.TestCase):
         found = st.matches()
         self.assertEqual([(m.need_id, m.offer_id, m.rank) for m in found], [("n-caen", "o-ifs", 1)])
 
+    def test_explanations_spell_plain_tags_as_the_word_list_does(self):
+        # Both sides tag "comptabilite", "marche" and "strategie", typed
+        # without accents, and their titles share no word. With a word list,
+        # the explanation spells them as French does, except "marche"
+        # (marche or marché?); with none ([data] words_file = ""), as typed.
+        words = self.ws.path("french")
+        with open(words, "w", encoding="utf-8") as f:
+            f.write("comptabilité\ncomptabilités\nstratégie\nmarche\nmarché\n")
+        st = Stack(self.ws)
+        st.emit([member("asso-caen", CAEN), member("scic-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        tags = ("comptabilite", "marche", "strategie")
+        for run, (words_file, common) in enumerate(((words, "comptabilité, marche, stratégie"),
+                                                    ("", "comptabilite, marche, strategie"))):
+            st.sections = dict(st.sections, data={"words_file": words_file})
+            st.start_matcher()
+            st.emit([need("n-%d" % run, "asso-caen", CAEN, category="competences", tags=tags,
+                          title="Tenir les comptes"),
+                     offer("o-%d" % run, "scic-ifs", IFS, category="competences", tags=tags,
+                           title="Experts volontaires")])
+            st.settle()
+            found = [m for m in st.matches() if (m.need_id, m.offer_id) == ("n-%d" % run, "o-%d" % run)]
+            self.assertEqual(len(found), 1, [m.explanation for m in st.matches()])
+            self.assertTrue(found[0].explanation.endswith("mots communs : " + common), found[0].explanation)
+            st.matchers[0].stop()
+
     def test_material_update_makes_revision_2_and_closing_retires(self):
         st = Stack(self.ws)
         st.start_matcher()

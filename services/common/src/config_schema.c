@@ -133,6 +133,10 @@ const mg_config_key_t mg_config_schema[] = {
     STR("data", "communes_file", MAILLAGE_DATADIR "/communes-normandie.csv",
         "Commune table (INSEE code, name, department, EPCI, coordinates). Commune codes\n"
         "of events must be in it."),
+    STR("data", "words_file", "/usr/share/dict/french",
+        "French word list (one word per line; Debian's wfrench): the matcher's explanations\n"
+        "spell with their accents the common words the texts give plain (\"comptabilite\").\n"
+        "Empty: none. A missing file is logged and skipped."),
 
     OPEN("categories",
          "Need and offer categories: one \"code = French label\" line each. Codes are\n"

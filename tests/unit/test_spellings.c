@@ -1,0 +1,91 @@
+/* test_spellings.c -- a folded keyword's spelling from a word list: plurals
+ * set aside, ambiguous keywords left alone, plain spellings respelled, and
+ * a file with bad lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "maillage/mem.h"
+#include "maillage/spellings.h"
+
+static const char *const s_words[] = {
+    "comptabilité", "comptabilités", "bénévole", "bénévoles", "hôpital", "hôpitaux", "œuvre",         "côte",
+    "côté",         "coté",          "marche",   "marché",    "cuisine", "Sécurité", "porte-monnaie", "les",
+};
+
+static void a_keyword_gets_its_one_spelling_with_accents(void **state) {
+    (void)state;
+    mg_spellings_t *s = mg_spellings_from_words(s_words, sizeof s_words / sizeof s_words[0]);
+    assert_string_equal(mg_spellings_find(s, "comptabilite"), "comptabilité"); /* not its plural */
+    assert_string_equal(mg_spellings_find(s, "benevole"), "bénévole");
+    assert_string_equal(mg_spellings_find(s, "hopital"), "hôpital"); /* -aux for -al */
+    assert_string_equal(mg_spellings_find(s, "oeuvre"), "œuvre");
+    assert_string_equal(mg_spellings_find(s, "securite"), "sécurité"); /* lower case */
+    assert_null(mg_spellings_find(s, "cote"));                         /* côte, côté, coté: which? */
+    assert_null(mg_spellings_find(s, "marche"));                       /* marche or marché */
+    assert_null(mg_spellings_find(s, "cuisine"));                      /* no accent to add */
+    assert_null(mg_spellings_find(s, "porte"));                        /* two words, no keyword of its own */
+    assert_null(mg_spellings_find(s, "inconnu"));
+    assert_null(mg_spellings_find(NULL, "benevole"));
+    assert_int_equal(mg_spellings_count(s), 5);
+    mg_spellings_destroy(&s);
+    assert_null(s);
+    mg_spellings_destroy(&s);
+}
+
+static void plain_spellings_are_respelled_others_kept(void **state) {
+    (void)state;
+    mg_spellings_t *s = mg_spellings_from_words(s_words, sizeof s_words / sizeof s_words[0]);
+    char *kw[] = {"benevole", "comptabilite", "cote", "cuisine"};
+    char *sp[] = {mg_strdup("benevoles"), mg_strdup("comptabilité"), mg_strdup("cote"),
+                  mg_strdup("cuisines")};
+    mg_spellings_respell(s, kw, sp, 4);
+    assert_string_equal(sp[0], "bénévole");
+    assert_string_equal(sp[1], "comptabilité");
+    assert_string_equal(sp[2], "cote");
+    assert_string_equal(sp[3], "cuisines");
+    mg_spellings_respell(NULL, kw, sp, 4);
+    assert_string_equal(sp[2], "cote");
+    for (int i = 0; i < 4; i++)
+        free(sp[i]);
+    mg_spellings_destroy(&s);
+}
+
+static void a_file_with_bad_lines_keeps_the_good_ones(void **state) {
+    (void)state;
+    char path[] = "/tmp/test-spellings-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("stratégie\r\n\n\xff\xfe invalide\n", f);
+    for (int i = 0; i < 300; i++)
+        fputc('a', f);       /* a line too long */
+    fputs("é\nréemploi", f); /* the last line without its newline */
+    fclose(f);
+    char err[256];
+    mg_spellings_t *s = mg_spellings_load(path, err, sizeof err);
+    assert_non_null(s);
+    assert_string_equal(mg_spellings_find(s, "strategie"), "stratégie");
+    assert_string_equal(mg_spellings_find(s, "reemploi"), "réemploi");
+    assert_int_equal(mg_spellings_count(s), 2);
+    mg_spellings_destroy(&s);
+    unlink(path);
+    assert_null(mg_spellings_load("/nonexistent/french", err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/french"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_keyword_gets_its_one_spelling_with_accents),
+        cmocka_unit_test(plain_spellings_are_respelled_others_kept),
+        cmocka_unit_test(a_file_with_bad_lines_keeps_the_good_ones),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
