@@ -1880,15 +1880,6 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         mg_fail(err, errlen, "%s", why);
         goto err;
     }
-    /* Optional: without it, explanations spell keywords as the texts do. */
-    const char *words = mg_config_str(cfg, "data", "words_file");
-    if (*words) {
-        m->spellings = mg_spellings_load(words, why, sizeof(why));
-        if (m->spellings)
-            mg_info("matcher: %zu spellings with accents from %s", mg_spellings_count(m->spellings), words);
-        else
-            mg_warn("matcher: %s; explanations spell keywords as the texts do", why);
-    }
     m->n_nearby = mg_communes_count(m->communes);
     m->nearby = mg_calloc(m->n_nearby ? m->n_nearby : 1, sizeof(*m->nearby));
     m->zmq_context = zmq_ctx_new();
@@ -1931,6 +1922,16 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     if (m->retention_ms > 0) {
         struct timeval stv = {0, S_SWEEP_INTERVAL_MS * 1000};
         event_add(m->sweep_timer, &stv);
+    }
+    /* Optional: without it, explanations spell keywords as the texts do.
+     * Loaded last, so that a start that fails says only why. */
+    const char *words = mg_config_str(cfg, "data", "words_file");
+    if (*words) {
+        m->spellings = mg_spellings_load(words, why, sizeof(why));
+        if (m->spellings)
+            mg_info("matcher: %zu spellings with accents from %s", mg_spellings_count(m->spellings), words);
+        else
+            mg_warn("matcher: %s; explanations spell keywords as the texts do", why);
     }
     if (mg_clock_test_file())
         mg_warn("matcher: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
