@@ -577,7 +577,7 @@
     if (n.department) meta.appendChild(el('li', null, n.departmentName || departmentName(n.department)));
     if (n.communeName) meta.appendChild(el('li', null, n.communeName));
     var pct = percent(n.score);
-    if (pct && n.kind === 'match') meta.appendChild(el('li', null, 'Score ' + pct));
+    if (pct && n.kind === 'match') meta.appendChild(item.scoreItem = el('li', null, 'Score ' + pct));
     if (meta.firstChild) article.appendChild(meta);
 
     item.summary = el('p', {class: 'summary'}, n.summary || '');
@@ -681,6 +681,10 @@
         if (link) link.focus();
       }
       if (hinted && match.retired) announce('Mise en relation retirée : ' + (item.n.title || ''));
+    }
+    // The score as it is now (a revision moves it), not as notified.
+    if (item.scoreItem && typeof match.score === 'number' && !item.n.retired && percent(match.score)) {
+      item.scoreItem.textContent = 'Score ' + percent(match.score);
     }
     if (!match.explanation) return;
     var r = item.reason;

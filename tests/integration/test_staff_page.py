@@ -713,6 +713,23 @@ class StaffPageTest(unittest.TestCase):
         self.assertTrue(position)
         self.assertEqual({x["id"] for x in hints}, {position})
 
+        # -- the offer updated: the other match's revision shows its score as it is now, live --
+        meta = other.find_element(By.CSS_SELECTOR, ".meta")
+        before = meta.text
+        update = offer(oid, "s-herouville", HEROUVILLE)
+        update["offerPublished"]["offer"].update(tags=["cuisine", "stockage", "ateliers", "formation"],
+                                                title="Cuisine professionnelle pour ateliers de formation")
+        status, body = st.http("POST", "/v1/events", [{"type": "offer.updated",
+                                                       "offerUpdated": update["offerPublished"]}], token=network_token)
+        self.assertEqual(status, 202, body)
+        revised = h.wait_until(lambda: [e.match_found for e in st.journal("match.found")
+                                        if e.match_found.match_id == mid2 and e.match_found.revision == 2],
+                               30, 0.1, "the second match's revision")[0]
+        score = "Score %d" % round(revised.score * 100)
+        self.assertNotIn(score, before)
+        self.wait(lambda: score in meta.text, 20, "the card's score to follow the revision")
+        self.assertNotIn("is-retired", other.get_attribute("class"))
+
         # -- the second one retired while the stream is cut: shown once it is back --
         view = self.open_view("#match/" + mid2, "match")
         self.wait(lambda: len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")) == 2, 20, "the match's detail")
