@@ -42,18 +42,26 @@ static void a_keyword_gets_its_one_spelling_with_accents(void **state) {
 
 static void plain_spellings_are_respelled_others_kept(void **state) {
     (void)state;
-    mg_spellings_t *s = mg_spellings_from_words(s_words, sizeof s_words / sizeof s_words[0]);
-    char *kw[] = {"benevole", "comptabilite", "cote", "cuisine"};
-    char *sp[] = {mg_strdup("benevoles"), mg_strdup("comptabilité"), mg_strdup("cote"),
-                  mg_strdup("cuisines")};
-    mg_spellings_respell(s, kw, sp, 4);
-    assert_string_equal(sp[0], "bénévole");
-    assert_string_equal(sp[1], "comptabilité");
-    assert_string_equal(sp[2], "cote");
-    assert_string_equal(sp[3], "cuisines");
-    mg_spellings_respell(NULL, kw, sp, 4);
-    assert_string_equal(sp[2], "cote");
-    for (int i = 0; i < 4; i++)
+    static const char *const words[] = {"bénévole", "déni", "créa", "stratégie"};
+    mg_spellings_t *s = mg_spellings_from_words(words, 4);
+    char *kw[] = {"benevole", "comptabilite", "strategie", "deni", "crea"};
+    char *typed[] = {"benevole", "comptabilité", "strategies", "denis", "crea"};
+    const char *want[] = {"bénévole",     /* respelled */
+                          "comptabilité", /* typed with its accents */
+                          "strategies",   /* a plural typed plain: left */
+                          "denis",        /* a name maybe: left */
+                          "crea"};        /* an acronym maybe: left */
+    char *sp[5];
+    for (int i = 0; i < 5; i++)
+        sp[i] = mg_strdup(typed[i]);
+    mg_spellings_respell(s, kw, sp, 5);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(sp[i], want[i]);
+    free(sp[0]);
+    sp[0] = mg_strdup("benevole");
+    mg_spellings_respell(NULL, kw, sp, 5);
+    assert_string_equal(sp[0], "benevole");
+    for (int i = 0; i < 5; i++)
         free(sp[i]);
     mg_spellings_destroy(&s);
 }

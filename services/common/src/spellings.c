@@ -9,7 +9,8 @@
 #include "maillage/match_score.h"
 #include "maillage/mem.h"
 
-#define S_LINE_MAX 128 /* longer lines are no words */
+#define S_LINE_MAX    128 /* longer lines are no words */
+#define S_RESPELL_MIN 5   /* shorter keywords are left as typed */
 
 struct mg_spellings {
     char *arena;     /* "keyword\0spelling\0" for each entry */
@@ -174,7 +175,10 @@ const char *mg_spellings_find(const mg_spellings_t *s, const char *keyword) {
 
 void mg_spellings_respell(const mg_spellings_t *s, char *const *keywords, char **spellings, size_t n) {
     for (size_t i = 0; s && i < n; i++) {
-        if (s_has_accent(spellings[i])) continue;
+        /* Only a word typed as its keyword (a plural may be a name: "Denis"
+         * folds to "deni", "déni" in the list) and long enough not to be an
+         * acronym or a foreign word ("CREA", "male"). */
+        if (strcmp(spellings[i], keywords[i]) != 0 || strlen(keywords[i]) < S_RESPELL_MIN) continue;
         const char *sp = mg_spellings_find(s, keywords[i]);
         if (!sp) continue;
         free(spellings[i]);

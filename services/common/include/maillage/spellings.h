@@ -35,9 +35,11 @@ mg_spellings_t *mg_spellings_from_words(const char *const *words, size_t n);
 const char *mg_spellings_find(const mg_spellings_t *s, const char *keyword);
 
 /* Replace each of the `n` spellings (aligned with `keywords`, as
- * mg_text_keywords_spelled() gives them) that has no accent with the list's
- * spelling of its keyword, if it has one: a tag typed plain ("comptabilite")
- * reads "comptabilité". `s` NULL changes nothing. */
+ * mg_text_keywords_spelled() gives them) that is its keyword as is, of 5
+ * letters or more, with the list's spelling of it, if it has one: a tag
+ * typed plain ("comptabilite") reads "comptabilité". A plural typed plain
+ * ("denis" gives "deni": a name, or "déni"?) and a short word (an acronym,
+ * "CREA"; a foreign word, "male") stay as typed. `s` NULL changes nothing. */
 void mg_spellings_respell(const mg_spellings_t *s, char *const *keywords, char **spellings, size_t n);
 
 /* How many keywords have a spelling. */
