@@ -120,10 +120,13 @@ struct mg_matcher {
     mg_args_t acked; /* "HDEL mg:matcher:outbox" and the ids acked this loop turn */
     int redis_seen_up, stopping, expiry_running, sweep_running;
     /* The round matching again the items whose valid_from day has come
-     * (s_start_round()): jobs still running, and whether one failed. */
+     * (s_start_round()): jobs still running, and whether one failed. A
+     * round reads at most S_START_LIMIT items of each kind, from
+     * start_offset[kind]; when it read that many, the next round goes on
+     * from start_next[kind]. */
     int start_running, start_failed, start_truncated;
     size_t start_pending;
-    long long start_today;
+    long long start_today, start_offset[2], start_next[2];
     size_t jobs; /* deliveries being handled (0 or 1; the benchmark waits on it) */
     s_metrics_t metrics;
 };
@@ -1269,9 +1272,11 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
 }
 
 /* Whether an item's record keeps the item itself instead of its matching
- * view: while its valid_from is to come, so that the round of that day
- * (s_start_job(), `force`) scores it from its own texts and its
- * explanations keep their accents; that round writes the view in its place. */
+ * view: when its valid_from is to come, so that the round of that day
+ * (s_start_job(), `force`), in every instance, scores it from its own texts
+ * and its explanations keep their accents. It keeps it until updated: more
+ * bytes, and folded again when read as a candidate, for the few items
+ * published ahead of their day. */
 static int s_keeps_item(const char *valid_from, int force) {
     return !force && mg_matcher_day_number(valid_from) > s_today();
 }
@@ -1612,8 +1617,13 @@ static void s_start_job_done(mg_matcher_t *m, int failed) {
     if (m->start_pending > 0) m->start_pending--;
     if (m->start_pending > 0) return;
     m->start_running = 0;
-    if (!m->start_failed && !m->start_truncated && !m->stopping)
-        mg_redis_command(m->redis, NULL, NULL, "HSET mg:start:done %s %lld", m->mflag, m->start_today);
+    if (m->start_failed || m->stopping) return; /* this part again */
+    if (m->start_truncated) {
+        memcpy(m->start_offset, m->start_next, sizeof(m->start_offset));
+        return;
+    }
+    memset(m->start_offset, 0, sizeof(m->start_offset));
+    mg_redis_command(m->redis, NULL, NULL, "HSET mg:start:done %s %lld", m->mflag, m->start_today);
 }
 
 /* A job matching again the stored item `row` = {id, seq, at, item}. */
@@ -1657,13 +1667,17 @@ static void s_start_job(mg_matcher_t *m, int is_need, const redisReply *row) {
         s_job_finish(job, "Redis unavailable");
 }
 
-#define S_START_LIMIT 10000
+/* Items matched again per round and kind: the rest in the next rounds (one
+ * per expiry_interval_s), so that a bulk of items valid from one day does
+ * not make one reply of megabytes (each a whole item: s_keeps_item()). */
+#define S_START_LIMIT 1000
 
-/* Reply of "started": {{needs: {id, seq, at, item}...}, {offers: ...}}. */
+/* Reply of "started": {{needs: {id, seq, at, item}...}, {offers: ...}, needs
+ * read, offers read} (the lists leave out the items closed since). */
 static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_matcher_t *m = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || m->stopping) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 4 || m->stopping) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("matcher: valid_from round: %s", reply->str);
         m->start_running = 0;
         return;
@@ -1675,11 +1689,14 @@ static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
     m->start_pending = 1;
     for (int k = 0; k < 2; k++) {
         const redisReply *list = reply->element[k];
-        if (list->type != REDIS_REPLY_ARRAY) continue;
-        if (list->elements >= S_START_LIMIT) {
+        long long read = s_rint(reply->element[2 + k]);
+        m->start_next[k] = m->start_offset[k] + read;
+        if (read >= S_START_LIMIT) {
             m->start_truncated = 1;
-            mg_warn("matcher: more than %d items become valid today; the rest in the next rounds", S_START_LIMIT);
+            mg_info("matcher: %d or more %s become valid today; the next %d in the next round", S_START_LIMIT,
+                    k == 0 ? "needs" : "offers", S_START_LIMIT);
         }
+        if (list->type != REDIS_REPLY_ARRAY) continue;
         for (size_t i = 0; i < list->elements; i++) s_start_job(m, k == 0, list->element[i]);
         total += list->elements;
     }
@@ -1696,6 +1713,8 @@ static void s_start_round(mg_matcher_t *m) {
     mg_args_str(&a, m->mflag);
     mg_args_int(&a, m->start_today);
     mg_args_int(&a, S_START_LIMIT);
+    mg_args_int(&a, m->start_offset[0]);
+    mg_args_int(&a, m->start_offset[1]);
     m->start_running = 1;
     if (mg_script_call(m->script, &a, s_on_started, m) != 0) m->start_running = 0;
 }

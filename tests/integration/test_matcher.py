@@ -525,11 +525,12 @@ class MatcherTest(unittest.TestCase):
         found = sorted((m.need_id, m.offer_id, m.revision) for m in st.matches())
         self.assertEqual(found, [("n-now", "o-tomorrow", 1), ("n-tomorrow", "o-now", 1)])
         # Scored from their own texts: the explanations keep the accents
-        # (the new item's spelling), and the records now hold their views.
+        # (the new item's spelling); the records keep the texts (for any other
+        # instance's round).
         why = {m.need_id: m.explanation for m in st.matches()}
         self.assertIn("mots communs : cuisine, équipée", why["n-tomorrow"])
         self.assertIn("mots communs : bâchée, remorque", why["n-now"])
-        self.assertNotIn("Cuisine équipée".encode(), st.redis.call("GET", "mg:need:n-tomorrow"))
+        self.assertIn("Cuisine équipée à partager".encode(), st.redis.call("GET", "mg:need:n-tomorrow"))
         journal = st.journal()
         self.assertEqual(sorted(e.type for e in journal if e.sequence > head), ["match.found", "match.found"])
         # More ticks, a restart, a replay: still once.
@@ -540,6 +541,27 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         time.sleep(1.5)
         self.assertEqual(len(st.matches()), 2)
+
+    def test_a_valid_from_round_reads_in_parts_and_misses_none(self):
+        # 1,001 needs valid from tomorrow, one more than a round reads of a
+        # kind (S_START_LIMIT in matcher.c): tomorrow, a round reads the first
+        # 1,000, the next one (an expiry tick later) the last one, and only
+        # then is the day done. Before, every round read the same first ones
+        # and the day was never done.
+        st, d, clock = self.clocked_stack()
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN)])
+        needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(1001)]
+        for i in range(0, len(needs), 250):
+            st.emit(needs[i:i + 250])
+        st.settle()
+        self.assertEqual(st.redis.call("ZCARD", "mg:start:need"), 1001)
+        h.set_clock(clock, DAY_MS)
+        day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
+        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 30, 0.1,
+                     "the day's round to be done")
+        rounds = [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
+        self.assertEqual(rounds, [1000, 1])
 
     def test_closed_items_match_records_expire_after_the_retention(self):
         # [matcher] closed_retention_days = 365, the default. n1 closes with

@@ -544,23 +544,24 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(st.redis.call("EXISTS", "mg:cond:offer:" + CATEGORY), 0)
 
     def own_offers_first(self, others=0):
-        """With max_candidates = 2: a-1 publishes two offers at Caen, the
+        """With max_candidates = 2: a-1 publishes ten offers at Caen, the
         newest of the category, after o-near at Épron (3.9 km), and `others`
         offers of another category; then a-1 reports a need at Caen. Its
         radius reads Caen's cell first, newest first: a-1's own offers, which
-        it can never be proposed. Returns the need's matches."""
+        it can never be proposed, more than the 4 x 2 a read looks at (they
+        do not count). Returns the need's matches."""
         st = tm.Stack(self.ws, max_candidates=WANT, max_proposals=10, collective_min_structures=0)
         st.start_matcher()
         st.emit([tm.member("a-1", CAEN), tm.member("p-near", EPRON)])
         for i in range(0, others, 100):
             st.emit([tm.offer("o-other-%d" % k, "a-1", CAEN, category="formation")
                      for k in range(i, min(others, i + 100))])
-        for oid, sid, com in (("o-near", "p-near", EPRON), ("o-own-1", "a-1", CAEN), ("o-own-2", "a-1", CAEN)):
-            time.sleep(0.005)
-            st.emit([tm.offer(oid, sid, com, category=CATEGORY, radius=10)])
+        st.emit([tm.offer("o-near", "p-near", EPRON, category=CATEGORY, radius=10)])
+        time.sleep(0.005)
+        st.emit([tm.offer("o-own-%d" % k, "a-1", CAEN, category=CATEGORY, radius=10) for k in range(10)])
         st.settle()
         self.assertEqual(st.matches(), [])
-        self.assertEqual(st.redis.call("SCARD", "mg:structure:a-1:items"), others + 2)
+        self.assertEqual(st.redis.call("SCARD", "mg:structure:a-1:items"), others + 10)
         st.emit([tm.need("n-1", "a-1", CAEN, category=CATEGORY, radius=10)])
         st.settle()
         return sorted((m.need_id, m.offer_id) for m in st.matches()), [(m.offer_id, m.explanation)
@@ -568,8 +569,9 @@ class MatcherSearchTest(unittest.TestCase):
 
     def test_a_need_passes_over_its_own_structure_s_offers(self):
         # It passes over them and takes o-near. Before, they filled its two
-        # slots and it proposed nothing. (a-1's offers of another category
-        # are not in its cells: it reads its items' categories.)
+        # slots, or its look at 8, and it proposed nothing. (a-1's offers of
+        # another category are not in its cells: it reads its items'
+        # categories.)
         found, why = self.own_offers_first(others=3)
         self.assertEqual(found, [("n-1", "o-near")], why)
 
@@ -581,12 +583,12 @@ class MatcherSearchTest(unittest.TestCase):
 
     def test_an_offer_passes_over_its_provider_s_needs(self):
         # With max_candidates = 2 (1 per territory entry), needs 5 ms apart:
-        # n-1 and n-2 of p-o1 at Caen, waiting longest, then n-3 of a-3 at
+        # n-1 to n-10 of p-o1 at Caen, waiting longest, then n-11 of a-3 at
         # Épron (3.9 km). p-o1's offer at Caen, without conditions, reads the
         # needs waiting longest within its 10 km and in its commune: its
-        # provider's, which it passes over, and takes n-3. Before, it
-        # proposed nothing.
-        places = [("n-1", "p-o1", CAEN), ("n-2", "p-o1", CAEN), ("n-3", "a-3", EPRON)]
+        # provider's, more than the 4 x 2 a read looks at, which it passes
+        # over uncounted, and takes n-11. Before, it proposed nothing.
+        places = [("n-%d" % k, "p-o1", CAEN) for k in range(1, 11)] + [("n-11", "a-3", EPRON)]
         st = self.stack_with_needs(
             [tm.member("p-o1", CAEN), tm.member("a-3", EPRON)],
             [tm.need(nid, sid, com, category=CATEGORY, radius=10) for nid, sid, com in places],
@@ -594,7 +596,7 @@ class MatcherSearchTest(unittest.TestCase):
         self.assertEqual(st.matches(), [])
         st.emit([tm.offer("o1", "p-o1", CAEN, category=CATEGORY, radius=10)])
         st.settle()
-        self.assertEqual(sorted((m.offer_id, m.need_id) for m in st.matches()), [("o1", "n-3")],
+        self.assertEqual(sorted((m.offer_id, m.need_id) for m in st.matches()), [("o1", "n-11")],
                          [(m.offer_id, m.need_id, m.explanation) for m in st.matches()])
 
 
