@@ -99,7 +99,7 @@ const mg_config_key_t mg_config_schema[] = {
         "A proposed pair whose score moves by at least this much gets a new revision."),
     INT("matcher", "fairness_window_days", "30", 1, 3650,
         "Proposals of a provider counted over this many days for the fairness component."),
-    INT("matcher", "max_candidates", "20", 1, 10000,
+    INT("matcher", "max_candidates", "20", 1, 1000,
         "Most candidates scored per new or updated need or offer (nearest first)."),
     INT("matcher", "max_proposals", "10", 1, 10000,
         "A need gets new proposals only from its best candidates, up to this rank\n"
