@@ -1278,7 +1278,7 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
  * bytes, and folded again when read as a candidate, for the few items
  * published ahead of their day. */
 static int s_keeps_item(const char *valid_from, int force) {
-    return !force && mg_matcher_day_number(valid_from) > s_today();
+    return !force && valid_from && *valid_from && mg_matcher_day_number(valid_from) > s_today();
 }
 
 /* The communes nearest `c` (m->nearby, computed on first use). */
