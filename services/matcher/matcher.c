@@ -258,6 +258,14 @@ static void s_job_finish(s_job_t *job, const char *reason) {
     if (rematch) s_start_job_done(m, reason != NULL);
 }
 
+/* `msg` serialized into *out (caller frees); returns its length. */
+static size_t s_pack(const ProtobufCMessage *msg, uint8_t **out) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    *out = mg_malloc(len ? len : 1);
+    protobuf_c_message_pack(msg, *out);
+    return len;
+}
+
 /* Pack an envelope of `type` with `event_id` into the job's outputs, with
  * its payload set in `env`, or (payload_case != 0) serialized already in
  * `payload`; returns the stored output (bytes owned by the job). */
@@ -347,9 +355,8 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     }
     /* Serialized once: for mg:mexp:<mid> (the gateway shows it) and in the
      * envelope. */
-    size_t found_len = maillage__v1__match_found__get_packed_size(&mf);
-    uint8_t *found = mg_malloc(found_len ? found_len : 1);
-    maillage__v1__match_found__pack(&mf, found);
+    uint8_t *found;
+    size_t found_len = s_pack(&mf.base, &found);
     mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
     s_out_t *out = s_job_output(job, &env, "match.found", eid, MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND,
                                 found, found_len);
@@ -746,9 +753,8 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     cn.explanation = (char *)explanation;
     /* Serialized once: for the `pb` of mg:collective:* (the gateway) and in
      * the envelope. */
-    size_t cn_len = maillage__v1__collective_need_detected__get_packed_size(&cn);
-    uint8_t *cn_pb = mg_malloc(cn_len ? cn_len : 1);
-    maillage__v1__collective_need_detected__pack(&cn, cn_pb);
+    uint8_t *cn_pb;
+    size_t cn_len = s_pack(&cn.base, &cn_pb);
     mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
     s_out_t *out = s_job_output(job, &env, "collective_need.detected", eid,
                                 MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED, cn_pb, cn_len);
@@ -1234,14 +1240,6 @@ static char *s_keywords_text(char *const *tags, size_t n_tags, const char *title
     return text;
 }
 
-/* `msg` serialized into *out (caller frees); returns its length. */
-static size_t s_pack(const ProtobufCMessage *msg, uint8_t **out) {
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    *out = mg_malloc(len ? len : 1);
-    protobuf_c_message_pack(msg, *out);
-    return len;
-}
-
 /* The matching view of a need or an offer, serialized into *out (caller
  * frees): texts folded into keywords, what the scorer never reads left out. */
 static size_t s_need_view(const Maillage__V1__Need *need, uint8_t **out) {
@@ -1415,9 +1413,8 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
          * never holds it, whatever the event carries. */
         Maillage__V1__Structure copy = *s;
         copy.contact = NULL;
-        size_t len = maillage__v1__structure__get_packed_size(&copy);
-        uint8_t *pb = mg_malloc(len ? len : 1);
-        maillage__v1__structure__pack(&copy, pb);
+        uint8_t *pb;
+        size_t len = s_pack(&copy.base, &pb);
         mg_args_str(&a, "member");
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, s->structure_id);
@@ -1466,9 +1463,8 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
-        size_t len = maillage__v1__cooperation_proposed__get_packed_size(cp);
-        uint8_t *pb = mg_malloc(len ? len : 1);
-        maillage__v1__cooperation_proposed__pack(cp, pb);
+        uint8_t *pb;
+        size_t len = s_pack(&cp->base, &pb);
         mg_args_str(&a, "coop");
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, cp->proposal_id);
