@@ -538,6 +538,9 @@ class StreamTest(unittest.TestCase):
         late = [self.open() for _ in range(3)]
         for c in late:
             c.next_block()
+            # Their starting read is done (a start failed by Redis ends
+            # the stream, and the browser comes back).
+            self.assertIn("event: position", c.next_block())
         self.st.redis.proc.send_signal(signal.SIGSTOP)
         try:
             time.sleep(2.5)
@@ -546,6 +549,10 @@ class StreamTest(unittest.TestCase):
             time.sleep(0.3)
         finally:
             self.st.redis.proc.send_signal(signal.SIGCONT)
+        # The pause may outlast the daemons' reply timeout (2.5 s here):
+        # then they drop Redis and reconnect, and the gateway answers 503
+        # meanwhile, as it should. Post once it is ready again.
+        h.wait_until(lambda: self.st.http.get("/readyz")[0] == 200, 10, interval=0.05, what="the gateway ready")
         self.post_need("n-d4", title="Local 4")
         self.assertEqual(keep.next_event()["data"]["needId"], "n-d4")
         self.assertEqual(late[2].next_event()["data"]["needId"], "n-d4")
