@@ -20,6 +20,7 @@
 #include "maillage/french.h"
 #include "maillage/mem.h"
 #include "maillage/redis.h"
+#include "maillage/staff.h"
 
 static const char *const s_keys[] = {"name",     "email",    "webhook", "departments", "categories",
                                      "networks", "min_score", "channels", "mode",       "digest_hour",
@@ -44,6 +45,8 @@ typedef struct {
     size_t n;
 } s_change_t;
 
+static const s_change_t s_unchanged = {.n = 0};
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
@@ -66,7 +69,9 @@ static void s_usage(FILE *out)
             "a record left with a channel but not its address, whatever the order of the edits\n"
             "(set the address before the channel; remove the channel before the address): the\n"
             "notifier would skip that channel without a word. show and list mark a channel\n"
-            "already in that state \"canal inactif\".\n"
+            "already in that state \"canal inactif\", and add \"à défaut : boîte de réception\"\n"
+            "when no channel is active (the notifier then writes to the inbox). Lists are\n"
+            "separated by commas, spaces or tabs.\n"
             "\n"
             "Config and CLI: the notifier writes the config's [staff.ID] sections at each start\n"
             "(origin config) and removes the records it wrote whose section is gone. A record\n"
@@ -164,15 +169,14 @@ static int s_check(const char *id, const char *key, const char *value)
         return -1;
     }
     if (strcmp(key, "channels") == 0) {
-        char *copy = mg_strdup(value), *save = NULL;
-        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-            if (strcmp(t, "inbox") && strcmp(t, "email") && strcmp(t, "webhook")) {
-                cli_error("staff", "channels : canal inconnu « %s » (inbox, email, webhook)", t);
-                free(copy);
-                return -1;
-            }
+        size_t len;
+        for (const char *t, *p = value; (t = mg_staff_list_next(&p, &len));) {
+            char *channel = mg_strndup(t, len);
+            int ok = !strcmp(channel, "inbox") || !strcmp(channel, "email") || !strcmp(channel, "webhook");
+            if (!ok) cli_error("staff", "channels : canal inconnu « %s » (inbox, email, webhook)", channel);
+            free(channel);
+            if (!ok) return -1;
         }
-        free(copy);
     }
     return 0;
 }
@@ -199,18 +203,6 @@ static int s_compare(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether the channels value `list` names `channel` (items split as
- * s_check() and s_items() split them). */
-static int s_has(const char *list, const char *channel)
-{
-    char *copy = mg_strdup(list), *save = NULL;
-    int found = 0;
-    for (char *t = strtok_r(copy, ", \t", &save); t && !found; t = strtok_r(NULL, ", \t", &save))
-        found = strcmp(t, channel) == 0;
-    free(copy);
-    return found;
-}
-
 /* Field `key` of record `h` (an HGETALL reply) once `change` applies: the
  * value the change gives it, else the record's, else NULL (absent).
  * Borrowed from `h` or `change`. */
@@ -231,7 +223,8 @@ static int s_inactive(const redisReply *h, const s_change_t *change, const char 
     for (size_t k = 0; k < S_ADDRESSED; k++) {
         if (strcmp(s_addressed[k].channel, channel) != 0) continue;
         const char *address = s_after(h, change, channel);
-        return s_has(channels ? channels : "inbox", channel) && !(address && *address) ? (int)k : -1;
+        int listed = mg_staff_list_has(channels ? channels : "inbox", channel);
+        return listed && !(address && *address) ? (int)k : -1;
     }
     return -1;
 }
@@ -242,13 +235,12 @@ static int s_inactive(const redisReply *h, const s_change_t *change, const char 
 static char *s_without(const char *channels, const char *channel)
 {
     char *rest = mg_calloc(strlen(channels) + sizeof "inbox", 1);
-    char *copy = mg_strdup(channels), *save = NULL;
-    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-        if (strcmp(t, channel) == 0) continue;
+    size_t len;
+    for (const char *t, *p = channels; (t = mg_staff_list_next(&p, &len));) {
+        if (len == strlen(channel) && memcmp(t, channel, len) == 0) continue;
         if (*rest) strcat(rest, ",");
-        strcat(rest, t);
+        strncat(rest, t, len);
     }
-    free(copy);
     if (!*rest) strcpy(rest, "inbox");
     return rest;
 }
@@ -313,8 +305,7 @@ static void s_item(FILE *out, const cli_context_t *ctx, const redisReply *h, con
     const char *category =
         strcmp(key, "categories") == 0 && ctx->taxonomy ? mg_taxonomy_label(ctx->taxonomy, item) : NULL;
     if (strcmp(key, "channels") == 0) {
-        static const s_change_t unchanged = {.n = 0};
-        int k = s_inactive(h, &unchanged, item);
+        int k = s_inactive(h, &s_unchanged, item);
         fputs(strcmp(item, "inbox") == 0   ? "boîte de réception"
               : strcmp(item, "email") == 0 ? "e-mail"
                                            : item,
@@ -328,19 +319,36 @@ static void s_item(FILE *out, const cli_context_t *ctx, const redisReply *h, con
         fputs(item, out);
 }
 
-/* A comma-separated field of record `h` item by item, or `none` when it lists
+/* Whether the notifier sends record `h`'s notifications to the inbox although
+ * its channels do not list it: no channel is active, and it never lets a
+ * notification fall into silence (s_route_and_create in
+ * services/notifier/notifier.c). */
+static int s_inbox_by_default(const redisReply *h)
+{
+    const redisReply *set = mg_redis_field(h, "channels"); /* absent: inbox */
+    const char *channels = set ? set->str : "inbox";
+    if (mg_staff_list_has(channels, "inbox")) return 0;
+    for (size_t k = 0; k < S_ADDRESSED; k++) {
+        const char *channel = s_addressed[k].channel;
+        if (mg_staff_list_has(channels, channel) && s_inactive(h, &s_unchanged, channel) < 0) return 0;
+    }
+    return 1;
+}
+
+/* A list field of record `h` (staff.h) item by item, or `none` when it lists
  * nothing. */
 static void s_items(FILE *out, const cli_context_t *ctx, const redisReply *h, const char *key,
                     const char *list, const char *none, int brief)
 {
-    char *copy = mg_strdup(list), *save = NULL;
+    size_t len;
     int n = 0;
-    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+    for (const char *t, *p = list; (t = mg_staff_list_next(&p, &len));) {
+        char *item = mg_strndup(t, len);
         if (n++) fputs(", ", out);
-        s_item(out, ctx, h, key, t, brief);
+        s_item(out, ctx, h, key, item, brief);
+        free(item);
     }
     if (!n) fputs(none, out);
-    free(copy);
 }
 
 /* The value of field `key` of record `h` in French, as the notifier reads it
@@ -356,6 +364,7 @@ static void s_value(FILE *out, const cli_context_t *ctx, const redisReply *h, co
     } else if (strcmp(key, "channels") == 0) {
         const redisReply *set = mg_redis_field(h, key); /* absent: inbox; empty: none */
         s_items(out, ctx, h, key, set ? set->str : "inbox", "aucun", brief);
+        if (s_inbox_by_default(h)) fputs(" ; à défaut : boîte de réception", out);
     } else if (strcmp(key, "min_score") == 0) {
         char percent[16];
         fputs(mg_fr_percent(v ? strtod(v, NULL) : 0, percent, sizeof percent), out);

@@ -33,6 +33,7 @@
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
+#include "maillage/staff.h"
 #include "maillage/token.h"
 
 #define S_MAX_SEGMENTS 16
@@ -45,10 +46,9 @@
 #define S_PRODUCER_WINDOW 4096
 #define S_SUB_BACKOFF_MIN_MS 100
 #define S_SUB_BACKOFF_MAX_MS 5000
-/* The notifier's channels (docs/redis-keys.md), next to MG_TOKENS_REVOKED_CHANNEL. */
-#define S_INBOX_CHANNEL "mg:inbox:new"     /* a staff id: new entries in that inbox */
-#define S_MATCH_CHANNEL "mg:match:changed" /* a match id: retired or revised */
-#define S_SUB_CHANNELS  3                  /* the SUBSCRIBE's count once all three are on */
+/* The SUBSCRIBE's count once all three channels are on: MG_TOKENS_REVOKED_CHANNEL
+ * and the notifier's two (staff.h). */
+#define S_SUB_CHANNELS 3
 
 /* ---- types ------------------------------------------------------------------------- */
 
@@ -834,8 +834,8 @@ static void s_sub_on_message(redisAsyncContext *ac, void *reply_, void *privdata
             gw->sub_attempt = 0;
             gw->sub_refusal[0] = '\0';
             mg_metrics_set(gw->m.pubsub_up, 1);
-            mg_info("gateway: listening to %s, %s and %s", MG_TOKENS_REVOKED_CHANNEL, S_INBOX_CHANNEL,
-                    S_MATCH_CHANNEL);
+            mg_info("gateway: listening to %s, %s and %s", MG_TOKENS_REVOKED_CHANNEL, MG_STAFF_INBOX_CHANNEL,
+                    MG_STAFF_MATCH_CHANNEL);
         }
         return;
     }
@@ -845,9 +845,9 @@ static void s_sub_on_message(redisAsyncContext *ac, void *reply_, void *privdata
         gw->revocations++;
         if (payload->len == MG_TOKEN_HASH_LEN) s_token_forget(gw, payload->str);
         mg_info("gateway: token revoked, forgotten at once");
-    } else if (strcmp(channel->str, S_INBOX_CHANNEL) == 0) {
+    } else if (strcmp(channel->str, MG_STAFF_INBOX_CHANNEL) == 0) {
         if (mg_id_is_valid(payload->str)) gw_stream_inbox_changed(gw, payload->str);
-    } else if (strcmp(channel->str, S_MATCH_CHANNEL) == 0) {
+    } else if (strcmp(channel->str, MG_STAFF_MATCH_CHANNEL) == 0) {
         if (mg_id_is_valid(payload->str)) gw_stream_match_changed(gw, payload->str);
     }
 }
@@ -875,7 +875,7 @@ static void s_sub_connect(mg_gateway_t *gw) {
         else redisAsyncCommand(ac, s_sub_on_auth, gw, "AUTH %s", o->password);
     }
     redisAsyncCommand(ac, s_sub_on_message, gw, "SUBSCRIBE %s %s %s", MG_TOKENS_REVOKED_CHANNEL,
-                      S_INBOX_CHANNEL, S_MATCH_CHANNEL);
+                      MG_STAFF_INBOX_CHANNEL, MG_STAFF_MATCH_CHANNEL);
 }
 
 static void s_sub_on_timer(evutil_socket_t fd, short what, void *arg) {

@@ -47,6 +47,7 @@
 #include "maillage/outbound.h"
 #include "maillage/redis.h"
 #include "maillage/script.h"
+#include "maillage/staff.h"
 #include "maillage/subscriber.h"
 #include "maillage/taxonomy.h"
 #include "maillage/template.h"
@@ -93,23 +94,14 @@ typedef struct {
     int digest_hour, quiet_start, quiet_end;
 } s_staff_t;
 
-/* A staff list field ("14,50", "inbox, email"): items separated by commas
- * or blanks, as `maillage staff` splits them (ids and codes hold neither). */
+/* A staff list field ("14,50", "inbox, email"), item by item (staff.h). */
 static void s_list_parse(s_list_t *l, const char *s) {
     l->v = NULL;
     l->n = 0;
-    if (!s) return;
-    const char *p = s;
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t') p++;
-        const char *start = p;
-        while (*p && *p != ',' && *p != ' ' && *p != '\t')
-            p++;
-        const char *end = p;
-        if (end > start) {
-            l->v = mg_realloc(l->v, (l->n + 1) * sizeof(*l->v));
-            l->v[l->n++] = mg_strndup(start, (size_t)(end - start));
-        }
+    size_t len;
+    for (const char *t, *p = s ? s : ""; (t = mg_staff_list_next(&p, &len));) {
+        l->v = mg_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+        l->v[l->n++] = mg_strndup(t, len);
     }
 }
 
@@ -150,12 +142,10 @@ static void s_staff_fill(s_staff_t *s, const char *id, const char *(*get)(const 
     s_list_parse(&s->cats, get(src, "categories"));
     s_list_parse(&s->nets, get(src, "networks"));
     s->min_score = (v = get(src, "min_score")) ? strtod(v, NULL) : 0.0;
-    s_list_t ch;
-    s_list_parse(&ch, (v = get(src, "channels")) ? v : "inbox");
-    s->inbox = s_list_has(&ch, "inbox");
-    s->email_on = s_list_has(&ch, "email") && *s->email;
-    s->webhook_on = s_list_has(&ch, "webhook") && *s->webhook;
-    s_list_clear(&ch);
+    const char *channels = (v = get(src, "channels")) ? v : "inbox";
+    s->inbox = mg_staff_list_has(channels, "inbox");
+    s->email_on = mg_staff_list_has(channels, "email") && *s->email;
+    s->webhook_on = mg_staff_list_has(channels, "webhook") && *s->webhook;
     s->digest = (v = get(src, "mode")) && strcmp(v, "digest") == 0;
     s->digest_hour = (v = get(src, "digest_hour")) ? atoi(v) : 8;
     s->quiet_start = (v = get(src, "quiet_start")) ? atoi(v) : 0;
@@ -926,7 +916,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
          * revision; a replay only repeats the hint. */
         if (mf->retired || mf->revision > 1) {
             if (mg_id_is_valid(mf->match_id))
-                mg_redis_command(n->redis, NULL, NULL, "PUBLISH mg:match:changed %s", mf->match_id);
+                mg_redis_command(n->redis, NULL, NULL, "PUBLISH " MG_STAFF_MATCH_CHANNEL " %s", mf->match_id);
             break;
         }
         snprintf(id, sizeof(id), "match:%s", mf->match_id);

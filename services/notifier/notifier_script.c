@@ -3,6 +3,8 @@
  * docs/redis-keys.md, section "Notifier"). ARGV[1] names the operation. */
 #include "notifier.h"
 
+#include "maillage/staff.h"
+
 const char mg_notifier_script[] =
     "local op = ARGV[1]\n"
     "local function nkey(nid) return 'mg:notif:' .. nid end\n"
@@ -12,7 +14,7 @@ const char mg_notifier_script[] =
      * idempotency key: a notification already created is left alone, so a
      * redelivered event creates nothing. Returns the indexes (1-based) of
      * the notifications created. Each staff member who got a new inbox
-     * entry is announced once on mg:inbox:new (the gateway's live stream). */
+     * entry is announced once on MG_STAFF_INBOX_CHANNEL (the gateway's live stream). */
     "if op == 'create' then\n"
     "  local now, ttl, inbox_max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "  local need_done, n = ARGV[5], tonumber(ARGV[6])\n"
@@ -58,7 +60,7 @@ const char mg_notifier_script[] =
     "    redis.call('HSET', 'mg:notifier:need:' .. need_done, 'state', 'notified')\n"
     "    redis.call('ZREM', 'mg:notifier:needs', need_done)\n"
     "  end\n"
-    "  for _, staff in ipairs(announce) do redis.call('PUBLISH', 'mg:inbox:new', staff) end\n"
+    "  for _, staff in ipairs(announce) do redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff) end\n"
     "  return created\n"
     "end\n"
     /* claim: now, lease_ms, limit. Due notifications of the queue are pushed

@@ -564,7 +564,9 @@ class StaffChannelsTest(unittest.TestCase):
         out = self.cli("show", "eva")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertRegex(out.stdout, r"\n  e-mail \(email\) +non renseigné\n")
-        self.assertRegex(out.stdout, r"\n  canaux \(channels\) +e-mail \(sans adresse : canal inactif\)\n")
+        # No channel left active: the notifier writes to the inbox, and says so.
+        self.assertRegex(out.stdout, r"\n  canaux \(channels\) +e-mail \(sans adresse : canal inactif\) ; "
+                                     r"à défaut : boîte de réception\n")
         out = self.cli("show", "noe")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertRegex(out.stdout,
@@ -572,7 +574,7 @@ class StaffChannelsTest(unittest.TestCase):
         out = self.cli("list")
         self.assertEqual(out.returncode, 0, out.stderr)
         rows = {l.split()[0]: l for l in out.stdout.splitlines()}
-        self.assertIn("  e-mail (sans adresse : canal inactif)  ", rows["eva"])
+        self.assertIn("  e-mail (sans adresse : canal inactif) ; à défaut : boîte de réception  ", rows["eva"])
         self.assertIn("  boîte de réception, webhook (sans URL : canal inactif)  ", rows["noe"])
         # Another key may still be edited; the address then makes the channel work.
         out = self.cli("set", "eva", "departments", "14")
@@ -584,6 +586,21 @@ class StaffChannelsTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         out = self.cli("show", "eva")
         self.assertRegex(out.stdout, r"\n  canaux \(channels\) +e-mail\n")
+        # No channel at all: the inbox too.
+        out = self.cli("set", "eva", "channels", "")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = self.cli("show", "eva")
+        self.assertRegex(out.stdout, r"\n  canaux \(channels\) +aucun ; à défaut : boîte de réception\n")
+
+    def test_channels_split_on_commas_spaces_and_tabs_as_the_notifier_does(self):
+        out = self.cli("add", "eva", "--name", "Éva", "--email", "eva@example.org")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = self.cli("set", "eva", "channels", "inbox\temail")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = self.cli("show", "eva")
+        self.assertRegex(out.stdout, r"\n  canaux \(channels\) +boîte de réception, e-mail\n")
+        self.assert_refused(("set", "eva", "channels", "inbox\tsms"),
+                            "channels : canal inconnu « sms » (inbox, email, webhook)")
 
 
 class UpDownTest(unittest.TestCase):

@@ -1,0 +1,32 @@
+/* staff.h -- what the staff CLI (maillage staff), the notifier and the
+ * gateway share about the chamber's staff beyond the record's key names
+ * (docs/redis-keys.md): how a list field of a record mg:staff:<id> is
+ * split, and the Redis pub/sub channels the notifier announces on.
+ *
+ * A list field ("departments", "categories", "networks", "channels") holds
+ * items separated by commas, spaces or tabs, in any mix: "14, 50",
+ * "inbox email", "inbox,\twebhook". The CLI checks and shows a field item by
+ * item, the notifier reads it, both with mg_staff_list_next(), so that they
+ * never disagree on what a field lists. Pure; any thread. */
+#ifndef MAILLAGE_STAFF_H
+#define MAILLAGE_STAFF_H
+
+#include <stddef.h>
+
+/* PUBLISH <channel> <staff id>: new entries in that staff member's inbox
+ * (the gateway wakes the member's live streams). */
+#define MG_STAFF_INBOX_CHANNEL "mg:inbox:new"
+
+/* PUBLISH <channel> <match id>: a match retired or revised (the gateway
+ * hints every live stream, whose page fetches the match again). */
+#define MG_STAFF_MATCH_CHANNEL "mg:match:changed"
+
+/* The next item of list field value `*cursor`, which moves past it. Returns
+ * the item's first byte (not NUL-terminated) with its length in `*len`, or
+ * NULL when no item is left. */
+const char *mg_staff_list_next(const char **cursor, size_t *len);
+
+/* Whether list field value `list` (NULL: none) names `item`. */
+int mg_staff_list_has(const char *list, const char *item);
+
+#endif
