@@ -41,6 +41,7 @@
 #include "maillage/communes.h"
 #include "maillage/envelope.h"
 #include "maillage/french.h"
+#include "maillage/json.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
@@ -59,6 +60,7 @@
 #define S_MAX_VARS 32
 #define S_MAX_NETS 16
 #define S_MAX_DEPS           16 /* other departments an item concerns */
+#define S_COLLECTIVE_ROWS    50 /* structures of a collective need whose names are read */
 #define S_MS_PER_DAY 86400000LL
 #define S_MS_PER_HOUR 3600000LL
 
@@ -228,6 +230,8 @@ struct mg_notifier {
     struct event *worker_timer, *staff_timer, *digest_timer, *unanswered_timer, *metrics_timer, *stop_timer;
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
     size_t in_flight;
+    size_t recording; /* s_record() calls Redis has not answered yet */
+    int digest_flush; /* members in immediate mode may have digest items waiting */
     s_metrics_t metrics;
 };
 
@@ -549,7 +553,9 @@ static int64_t s_due(const s_staff_t *s, int64_t t) {
     if (!quiet) return t;
     int64_t end = day_start + s->quiet_end * S_MS_PER_HOUR;
     if (end <= t) end += S_MS_PER_DAY;
-    return end;
+    /* The end is a local hour: at the offset of that moment, which differs
+     * from t's by an hour across a summer-time switch. */
+    return end + ((int64_t)mg_clock_paris_offset_s(t) - mg_clock_paris_offset_s(end)) * 1000;
 }
 
 static const s_staff_t *s_find_staff(const mg_notifier_t *n, const char *id) {
@@ -615,10 +621,18 @@ static char *s_render(mg_notifier_t *n, s_kind_t kind, mg_template_part_t part, 
     return mg_template_render(tpl ? tpl : "", vars, nv, part == MG_TEMPLATE_HTML || part == MG_TEMPLATE_ITEM_HTML);
 }
 
+/* A rendered part, or NULL when empty: a template without [html] renders
+ * it empty, and a mail with an empty HTML part shows a blank message. */
+static const char *s_part_or_null(const char *part) {
+    return part && *part ? part : NULL;
+}
+
 static char *s_webhook_json(const char *subject, const char *text, const char *key) {
     char *body = mg_asprintf("#### %s\n\n%s", subject, text);
-    json_t *o = json_pack("{s:s, s:s}", "text", body, "idempotency_key", key);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    /* Lossy: a byte cut out of a character is a U+FFFD, not a lost message. */
+    json_t *o = json_pack("{s:o, s:o}", "text", mg_json_string_lossy(body, strlen(body)), "idempotency_key",
+                          mg_json_string_lossy(key, strlen(key)));
+    char *s = json_dumps(o, JSON_COMPACT); /* NULL only out of memory */
     json_decref(o);
     free(body);
     return s ? s : mg_strdup("{}");
@@ -954,7 +968,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_net(it, env->source);
         mg_args_t a;
         s_get_begin(&a);
-        for (size_t i = 0; i < cn->n_structure_ids && i < 50; i++)
+        for (size_t i = 0; i < cn->n_structure_ids && i < S_COLLECTIVE_ROWS; i++)
             s_get_key(&a, "mg:notifier:structure:", cn->structure_ids[i], s_structure_fields, 2);
         if (cn->n_structure_ids == 0) {
             mg_args_clear(&a);
@@ -1023,14 +1037,20 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
     }
     case S_KIND_COLLECTIVE: {
         const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
+        /* The names that fit, whole (the reply holds the first 50), then how
+         * many more: "A, B et 12 autres". */
         char names[2048] = "";
-        size_t len = 0;
-        for (size_t i = 0; i < cn->n_structure_ids && len < sizeof(names); i++) {
-            const char *nm = i < 50 ? s_row(reply, i, 0) : "";
-            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
-                                    *nm ? nm : cn->structure_ids[i]);
-            if (i < 50) s_item_nets_csv(it, s_row(reply, i, 1));
+        size_t len = 0, shown = 0, count = cn->n_structure_ids;
+        for (size_t i = 0; i < count && i < S_COLLECTIVE_ROWS; i++)
+            s_item_nets_csv(it, s_row(reply, i, 1));
+        for (; shown < count && shown < S_COLLECTIVE_ROWS; shown++) {
+            const char *nm = s_row(reply, shown, 0), *name = *nm ? nm : cn->structure_ids[shown];
+            if (len + strlen(", ") + strlen(name) + sizeof(" et 1000000 autres") >= sizeof(names)) break;
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", shown ? ", " : "", name);
         }
+        if (shown < count)
+            snprintf(names + len, sizeof(names) - len, " et %zu autre%s", count - shown,
+                     count - shown > 1 ? "s" : "");
         s_item_var(it, "structures", names);
         s_item_varf(it, "count", "%zu", cn->n_structure_ids);
         it->summary = mg_asprintf("Besoin collectif (%s) à %s : %zu structures", s_item_get(it, "category"),
@@ -1186,6 +1206,50 @@ static void s_on_digest_created(mg_redis_t *redis, redisReply *reply, void *priv
     }
 }
 
+/* Ask the script for (staff `s`, channel `ch`)'s digest of `date`: one per
+ * local date at the member's hour; or, with `flush` (the member left digest
+ * mode with items still waiting for it), those items now, whatever the
+ * hour, under an id of their own. */
+static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t now, const char *date,
+                          int flush) {
+    char item[64], nid[MG_NOTIFICATION_ID_LEN + 1], key[200];
+    if (flush)
+        snprintf(item, sizeof(item), "digest:%s:%lld", date, (long long)now);
+    else
+        snprintf(item, sizeof(item), "digest:%s", date);
+    mg_notifier_notification_id(item, s->id, s_channel_names[ch], nid);
+    snprintf(key, sizeof(key), "%s|%s|%s", item, s->id, s_channel_names[ch]);
+    char why[512], fr[16], link[600];
+    snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
+    if (flush)
+        snprintf(
+            why, sizeof(why),
+            "Vous recevez ce récapitulatif car vous recevez désormais vos notifications au fil de l'eau : "
+            "voici celles qui attendaient le récapitulatif quotidien.");
+    else
+        snprintf(
+            why, sizeof(why),
+            "Vous recevez ce récapitulatif car vous avez choisi de recevoir vos notifications une fois par "
+            "jour, à %d h.",
+            s->digest_hour);
+    snprintf(link, sizeof(link), "%s#inbox/%s", n->staff_url, s->id);
+    mg_args_t a;
+    s_call_begin(&a, "digest");
+    mg_args_int(&a, now);
+    mg_args_int(&a, n->retention_ms);
+    mg_args_str(&a, s->id);
+    mg_args_str(&a, s_channel_names[ch]);
+    mg_args_str(&a, flush ? "" : date);
+    mg_args_str(&a, nid);
+    const char *pairs[] = {"key",      key,          "kind",  "digest", "item", item,   "to", s->email, "url",
+                           s->webhook, "staff_name", s->name, "why",    why,    "date", fr,   "link",   link};
+    size_t np = sizeof(pairs) / sizeof(pairs[0]);
+    mg_args_int(&a, (long long)np / 2);
+    for (size_t k = 0; k < np; k++)
+        mg_args_str(&a, pairs[k]);
+    s_call(n, &a, s_on_digest_created, n);
+}
+
 static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     mg_notifier_t *n = arg;
     (void)fd;
@@ -1197,40 +1261,18 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     int hour = s_paris_hour(now, NULL);
     char date[11];
     mg_clock_paris_date(now, date);
+    /* Members in immediate mode are looked at after the first load of the
+     * staff and after one of them left digest mode: what waited goes now. */
+    int flush = n->digest_flush;
+    n->digest_flush = 0;
     for (size_t i = 0; i < n->n_staff; i++) {
         const s_staff_t *s = &n->staff[i];
         /* At the hour, or later that day if the notifier was not running
          * then: the script makes one digest per local date, never two. */
-        if (!s->digest || hour < s->digest_hour) continue;
+        if (s->digest ? hour < s->digest_hour : !flush) continue;
         for (int ch = S_CH_EMAIL; ch <= S_CH_WEBHOOK; ch++) {
             if ((ch == S_CH_EMAIL && !s->email_on) || (ch == S_CH_WEBHOOK && !s->webhook_on)) continue;
-            char item[64], nid[MG_NOTIFICATION_ID_LEN + 1], key[200];
-            snprintf(item, sizeof(item), "digest:%s", date);
-            mg_notifier_notification_id(item, s->id, s_channel_names[ch], nid);
-            snprintf(key, sizeof(key), "%s|%s|%s", item, s->id, s_channel_names[ch]);
-            char why[512], fr[16], link[600];
-            snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
-            snprintf(why, sizeof(why),
-                     "Vous recevez ce récapitulatif car vous avez choisi de recevoir vos notifications une fois par "
-                     "jour, à %d h.",
-                     s->digest_hour);
-            snprintf(link, sizeof(link), "%s#inbox/%s", n->staff_url, s->id);
-            mg_args_t a;
-            s_call_begin(&a, "digest");
-            mg_args_int(&a, now);
-            mg_args_int(&a, n->retention_ms);
-            mg_args_str(&a, s->id);
-            mg_args_str(&a, s_channel_names[ch]);
-            mg_args_str(&a, date);
-            mg_args_str(&a, nid);
-            const char *pairs[] = {"key",  key,  "kind",       "digest", "item", item,   "to",   s->email,
-                                   "url",  s->webhook, "staff_name", s->name, "why",  why,    "date", fr,
-                                   "link", link};
-            size_t np = sizeof(pairs) / sizeof(pairs[0]);
-            mg_args_int(&a, (long long)np / 2);
-            for (size_t k = 0; k < np; k++)
-                mg_args_str(&a, pairs[k]);
-            s_call(n, &a, s_on_digest_created, n);
+            s_digest_call(n, s, ch, now, date, !s->digest);
         }
     }
 }
@@ -1245,14 +1287,32 @@ typedef struct {
     long long attempts;
 } s_send_t;
 
-static void s_on_recorded(mg_redis_t *redis, redisReply *reply, void *privdata) {
-    (void)redis;
-    (void)reply;
-    (void)privdata;
+/* A clean stop waits for the sends in flight and for their results to be in
+ * Redis: a loop that exits with a result still in hiredis' buffer drops it,
+ * and the lease would bring the notification back to be sent again. (The
+ * stop timer bounds the wait.) */
+static void s_maybe_exit(mg_notifier_t *n) {
+    if (n->stopping && n->flushed && n->in_flight == 0 && n->recording == 0)
+        event_base_loopexit(n->base, NULL);
 }
 
-static void s_maybe_exit(mg_notifier_t *n) {
-    if (n->stopping && n->flushed && n->in_flight == 0) event_base_loopexit(n->base, NULL);
+static void s_on_recorded(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    (void)reply;
+    n->recording--;
+    s_maybe_exit(n);
+}
+
+/* Record what became of a claimed notification (a result, a hold): the call
+ * `a` (taken), counted until Redis answers. If Redis is down the record is
+ * left as it is: the claim's lease brings the notification back. */
+static void s_record(mg_notifier_t *n, mg_args_t *a) {
+    if (!n->redis_up) {
+        mg_args_clear(a);
+        return;
+    }
+    if (s_call(n, a, s_on_recorded, n) == 0) n->recording++;
 }
 
 static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
@@ -1299,9 +1359,7 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
     }
     /* If Redis is down the result is lost: the lease brings the notification
      * back, and the stable ids make the receiver see the same message. */
-    if (n->redis_up) s_call(n, &a, s_on_recorded, NULL);
-    else
-        mg_args_clear(&a);
+    s_record(n, &a);
     free(send);
     s_maybe_exit(n);
     if (!n->stopping) s_kick_worker(n);
@@ -1366,7 +1424,11 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     const char *staff = s_get_reply(rec, "staff");
     snprintf(send->staff, sizeof(send->staff), "%s", staff ? staff : "");
     const char *kind = s_get_reply(rec, "kind");
+    /* The idempotency key, or the notification's id (a hash of it) when it
+     * is too long for a header: ids near their 64 bytes make a cooperation
+     * answer's key longer than MG_OUTBOUND_KEY_MAX. */
     const char *key = s_get_reply(rec, "key");
+    if (!key || strlen(key) > MG_OUTBOUND_KEY_MAX) key = nid;
     int digest = kind && strcmp(kind, "digest") == 0;
     send->digest = digest;
     char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
@@ -1379,7 +1441,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         /* Stable per idempotency key: a message sent again after a crash
          * carries the same Message-ID, which mail clients collapse. */
         snprintf(message_id, sizeof(message_id), "%s@maillage", nid);
-        snprintf(idem, sizeof(idem), "X-Maillage-Idempotency-Key: %s", key ? key : nid);
+        snprintf(idem, sizeof(idem), "X-Maillage-Idempotency-Key: %s", key);
         snprintf(kindh, sizeof(kindh), "X-Maillage-Kind: %s", kind ? kind : "");
         const char *headers[] = {idem, kindh, "Auto-Submitted: auto-generated", NULL};
         mg_mail_t mail = {
@@ -1391,7 +1453,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
             .to = s_get_reply(rec, "to"),
             .subject = digest ? subject : s_get_reply(rec, "title"),
             .text = digest ? text : s_get_reply(rec, "text"),
-            .html = digest ? html : s_get_reply(rec, "html"),
+            .html = s_part_or_null(digest ? html : s_get_reply(rec, "html")),
             .message_id = message_id,
             .headers = headers,
             .timeout_ms = n->send_timeout_ms,
@@ -1399,11 +1461,11 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         rc = mail.to && *mail.to ? mg_outbound_mail(n->outbound, &mail, s_on_sent, send) : -1;
     } else {
         const char *body = s_get_reply(rec, "json");
-        if (digest) body = json = s_webhook_json(subject, text, key ? key : nid);
+        if (digest) body = json = s_webhook_json(subject, text, key);
         const char *url = s_get_reply(rec, "url");
-        rc = url && *url && body ? mg_outbound_webhook(n->outbound, url, body, key ? key : nid, n->send_timeout_ms,
-                                                       s_on_sent, send)
-                                 : -1;
+        rc = url && *url && body
+                 ? mg_outbound_webhook(n->outbound, url, body, key, n->send_timeout_ms, s_on_sent, send)
+                 : -1;
     }
     free(subject);
     free(text);
@@ -1435,7 +1497,7 @@ static int s_hold_if_quiet(mg_notifier_t *n, const char *nid, const redisReply *
     mg_args_str(&a, nid);
     mg_args_int(&a, due);
     /* If the call fails, the claim's lease brings it back, and it is held then. */
-    s_call(n, &a, s_on_recorded, NULL);
+    s_record(n, &a);
     return 1;
 }
 
@@ -1447,6 +1509,8 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("notifier: claim: %s", reply->str);
         return;
     }
+    /* No send starts once stopping: the lease brings these back. */
+    if (n->stopping) return;
     int64_t now = mg_clock_service_now_ms();
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
@@ -1504,10 +1568,15 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
         s_staff_fill(&staff[k++], s_rstr(e->element[0]), s_get_reply, e->element[1]);
     }
+    for (size_t i = 0; i < k; i++) {
+        const s_staff_t *was = staff[i].digest ? NULL : s_find_staff(n, staff[i].id);
+        if (was && was->digest) n->digest_flush = 1;
+    }
     s_staff_free_all(&n->staff, &n->n_staff);
     n->staff = staff;
     n->n_staff = k;
     if (!n->staff_loaded) {
+        n->digest_flush = 1;
         n->staff_loaded = 1;
         mg_info("notifier: %zu staff member(s); default recipient %s", k, n->default_staff);
         /* Deliveries start only now, so the first events are routed to

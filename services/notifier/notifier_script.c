@@ -126,13 +126,17 @@ const char mg_notifier_script[] =
      * digest per (staff, channel, local date): the first call of the day
      * takes the day's slot even when nothing is pending (what arrives later
      * goes into the next day's digest). Its items move out of the pending set
-     * into mg:digest:items:<nid>. Returns 1 if queued. */
+     * into mg:digest:items:<nid>. An empty date flushes: the pending items
+     * go now, whatever the day's slot (a member who left digest mode).
+     * Returns 1 if queued. */
     "if op == 'digest' then\n"
     "  local now, ttl, staff, channel, date, nid = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7]\n"
-    "  local lastk = 'mg:digest:last:' .. staff .. ':' .. channel\n"
-    "  if redis.call('GET', lastk) == date then return 0 end\n"
-    "  redis.call('SET', lastk, date, 'EX', 259200)\n"
     "  local pend = 'mg:digest:' .. staff .. ':' .. channel\n"
+    "  if date ~= '' then\n"
+    "    local lastk = 'mg:digest:last:' .. staff .. ':' .. channel\n"
+    "    if redis.call('GET', lastk) == date then return 0 end\n"
+    "    redis.call('SET', lastk, date, 'EX', 259200)\n"
+    "  end\n"
     "  if redis.call('ZCARD', pend) == 0 then return 0 end\n"
     "  local key = nkey(nid)\n"
     "  if redis.call('EXISTS', key) == 1 then return 0 end\n"

@@ -8,11 +8,13 @@ timeout, connection refused) that end in exactly one delivery, digests at
 their hour and quiet hours with the controllable clock (MAILLAGE_CLOCK_FILE),
 redelivery and replay, kill -9 and SIGSTOP/SIGCONT during a burst."""
 
+import datetime
 import email
 import email.policy
 import http.server
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -418,6 +420,24 @@ class NotifierTest(unittest.TestCase):
             self.assertEqual(recs[s]["state"], "delivered", recs[s])
         self.assertEqual(recs["d"]["state"], "pending")
 
+    def test_a_send_ending_during_a_clean_stop_is_recorded_before_the_exit(self):
+        # SIGTERM while a webhook is being sent: the send ends within the
+        # grace, and its result reaches Redis before the process exits.
+        # Otherwise the record stays pending, and the restarted notifier sends
+        # the message a second time once the lease runs out.
+        slow = self.ws.own(WebhookReceiver(plan=["slow"], slow_s=0.6))
+        st = Stack(self.ws, {"b": {"name": "B", "channels": "webhook", "webhook": slow.url}}, default_staff="b")
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-t", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: slow.requests, 10, what="the send to start")
+        self.assertEqual(st.notifier.stop(signal.SIGTERM), 0)
+        self.assertEqual(len(slow.requests), 1)
+        recs = [st.record(k.decode()[len("mg:notif:"):]) for k in st.redis.call("KEYS", "mg:notif:*")]
+        recs = [r for r in recs if r.get("item") == "match:m-t"]
+        self.assertEqual([(r["state"], r["attempts"]) for r in recs], [("delivered", "1")])
+        self.assertEqual(st.pending(), 0)
+
     def test_last_attempt_marks_failed(self):
         st = Stack(self.ws, {"a": {"name": "A", "channels": "inbox,webhook",
                                    "webhook": "http://127.0.0.1:%d/dead" % h.free_port()}},
@@ -465,6 +485,29 @@ class NotifierTest(unittest.TestCase):
         nid = str(msg["Message-ID"])[1:].split("@")[0]
         h.wait_until(lambda: st.record(nid).get("state") == "delivered", what="delivered")
 
+    def test_a_template_without_html_gives_a_plain_text_email(self):
+        # [html] is optional in a template: without it the e-mail is plain
+        # text, not a text part beside an empty HTML part that clients
+        # prefer (a blank message).
+        templates = self.ws.path("templates")
+        shutil.copytree(os.path.join(h.SOURCE, "config", "templates"), templates)
+        with open(os.path.join(templates, "match.tpl"), encoding="utf-8") as f:
+            tpl = f.read()
+        with open(os.path.join(templates, "match.tpl"), "w", encoding="utf-8") as f:
+            f.write(tpl[:tpl.index("[html]")])
+        smtp = self.ws.own(SmtpReceiver())
+        st = Stack(self.ws, {"claire": dict(CALVADOS_LOCAUX, channels="email",
+                                            email="claire.dupont@cress-normandie.example")},
+                   smtp_url=smtp.url, mail_from="maillage@cress-normandie.example", templates_dir=templates)
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-p", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(smtp.parsed, 10, what="an e-mail")
+        _, msg = smtp.parsed()[0]
+        self.assertFalse(msg.is_multipart())
+        self.assertEqual(msg.get_content_type(), "text/plain")
+        self.assertIn("- Besoin : Cuisine partagée et stockage", msg.get_content())
+
     def test_digest_at_its_hour_ordered_by_score(self):
         hook = self.ws.own(WebhookReceiver())
         hour = (paris_hour() + 3) % 24
@@ -491,6 +534,35 @@ class NotifierTest(unittest.TestCase):
         self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à %d h" % hour, text)
 
+    def test_leaving_digest_mode_sends_what_waited_for_the_digest(self):
+        # Items held for a digest whose member switches to immediate mode
+        # would wait for a digest that never comes: they go at once, in a
+        # digest of their own, and what follows goes one by one.
+        hook = self.ws.own(WebhookReceiver())
+        hour = (paris_hour() + 3) % 24
+        st = Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
+                                   "mode": "digest", "digest_hour": hour}}, default_staff="d")
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71),
+                 match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])
+        st.settle()
+        time.sleep(1.0)
+        self.assertEqual(hook.requests, [])  # held for the digest
+        out = st.cli("staff", "set", "d", "mode", "immediate")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: hook.delivered(), 5, what="the waiting items")
+        text = hook.delivered()[0]["text"]
+        self.assertIn("(2 opportunités)", text)
+        self.assertIn("au fil de l'eau", text)
+        self.assertLess(text.index("71 %"), text.index("52 %"))
+        self.assertEqual(st.redis.call("EXISTS", "mg:digest:d:webhook"), 0)
+        st.emit([match("m-c", "n1", "o1", "s-caen", "s-rouen", score=0.6)])
+        h.wait_until(lambda: len(hook.delivered()) == 2, 5, what="an immediate message")
+        self.assertIn("m-c", hook.delivered()[1]["idempotency_key"])
+        time.sleep(1.0)
+        self.assertEqual(len(hook.requests), 2)
+
     def test_quiet_hours_hold_immediate_messages(self):
         hook = self.ws.own(WebhookReceiver())
         start = paris_hour()
@@ -507,6 +579,26 @@ class NotifierTest(unittest.TestCase):
         st.set_clock(offset_to_hour(end, minute=1))
         h.wait_until(lambda: hook.delivered(), 5, what="the message after the quiet hours")
         self.assertEqual(len(hook.requests), 1)
+
+    def test_quiet_hours_end_at_their_local_hour_across_summer_time_switches(self):
+        # Quiet from 22 h to 7 h, a message at 01:30 on the night of each
+        # switch: it is due at 07:00 local time, whose offset is not that of
+        # 01:30 (it was due at 08:00 in spring, 06:00 in autumn).
+        st = Stack(self.ws, {"q": {"name": "Quentin", "channels": "webhook", "webhook": "http://127.0.0.1:9/x",
+                                   "quiet_start": 22, "quiet_end": 7}}, default_staff="q")
+        st.start()
+        self._directory(st, members=False)
+        def utc_ms(text):
+            return int(datetime.datetime.fromisoformat(text).timestamp() * 1000)
+        for mid, night, due in (("m-spring", "2027-03-28T00:30:00+00:00", "2027-03-28T05:00:00+00:00"),
+                                ("m-autumn", "2027-10-30T23:30:00+00:00", "2027-10-31T06:00:00+00:00")):
+            st.set_clock(utc_ms(night) - int(time.time() * 1000))
+            time.sleep(0.1)
+            st.emit([match(mid, "n1", "o1", "s-caen", "s-rouen")])
+            st.settle()
+            flat = st.redis.call("ZRANGE", "mg:notifier:queue", 0, -1, "WITHSCORES")
+            queued = {st.record(nid.decode())["item"]: int(score) for nid, score in zip(flat[::2], flat[1::2])}
+            self.assertEqual(queued.get("match:" + mid), utc_ms(due), (mid, queued))
 
     def test_unanswered_need_notified_once(self):
         st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=14)

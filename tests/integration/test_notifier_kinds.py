@@ -213,6 +213,31 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertEqual(rcpt, ["remi.leroy@cress-normandie.example"])
         self.assertIn(WHY_SEINE_MARITIME, msg.get_body(("plain",)).get_content())
 
+    def test_a_collective_need_of_many_long_names_lists_whole_names_then_how_many_more(self):
+        # 40 structures with long accented names overflow the list's room:
+        # it stops after a whole name ("…, Name et 31 autres"), so the text
+        # stays UTF-8 and the webhook gets it (jansson refuses a cut
+        # character: the webhook got "{}").
+        hook = self.ws.own(tn.WebhookReceiver())
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox,webhook",
+                                           "webhook": hook.url}}, default_staff="claire")
+        st.start()
+        sids = ["s-long-%02d" % i for i in range(40)]
+        names = ["Coopérative d'activité et d'emploi des métiers du bâtiment écologique et de l'éco-rénovation "
+                 "du Calvados, antenne numéro %02d" % i for i in range(40)]
+        st.emit([tn.member(sid, CAEN, name) for sid, name in zip(sids, names)])
+        st.emit([collective_need("c-long", sids)])
+        h.wait_until(lambda: [b for b in hook.delivered() if "cn:c-long" in b.get("idempotency_key", "")], 15,
+                     what="the collective need's webhook")
+        body = [b for b in hook.delivered() if "cn:c-long" in b["idempotency_key"]][0]
+        entry = [e for e in st.inbox("claire") if e["item"] == "cn:c-long:1"][0]
+        for text in (body["text"], entry["text"]):
+            self.assertNotIn("\ufffd", text)
+            listed = [n for n in names if n in text]
+            self.assertGreater(len(listed), 3)
+            self.assertEqual(listed, names[:len(listed)])
+            self.assertIn("%s et %d autres" % (names[len(listed) - 1], 40 - len(listed)), text)
+
     def test_a_cooperation_reaches_the_staff_of_both_sides_and_of_its_territory(self):
         # Staff following the Calvados, the Eure, the Seine-Maritime. p-2
         # goes from Caen to Évreux: the staff of both hear of it, and of its
@@ -256,6 +281,29 @@ class NotifierKindsTest(unittest.TestCase):
         answer = inbox["eva"]["coopans:p-2:s-evreux:1"]["text"]
         self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", answer)
         self.assertIn("(« Un camion en commun ») : acceptée.\n\nSuivre la proposition : ", answer)
+
+    def test_a_webhook_whose_idempotency_key_is_too_long_for_a_header_carries_the_notification_id(self):
+        # Ids of 64 bytes make an answer's key "coopans:<pid>:<sid>:1|<staff>|webhook"
+        # longer than a header may be (200 bytes): the notification's id, a
+        # hash of the key, goes in its place (the webhook was refused for good).
+        hook = self.ws.own(tn.WebhookReceiver())
+        staff = "c" * 64
+        st = tn.Stack(self.ws, {staff: {"name": "Claire", "departments": "14", "channels": "webhook",
+                                        "webhook": hook.url}})
+        st.start()
+        pid, a, b = "p" * 64, "s-caen-" + "a" * 57, "s-caen-" + "b" * 57
+        st.emit([tn.member(a, CAEN, "Épicerie solidaire de Caen"), tn.member(b, CAEN, "Atelier vélo Caen")])
+        st.emit([cooperation_proposed(pid, a, b)])
+        st.emit([cooperation_answered(pid, b)])
+        item = "coopans:%s:%s:1" % (pid, b)
+        h.wait_until(lambda: [r for r in hook.requests if r[1]["idempotency_key"].startswith(item)], 15,
+                     what="the answer's webhook")
+        _, body, headers = [r for r in hook.requests if r[1]["idempotency_key"].startswith(item)][0]
+        self.assertGreater(len(body["idempotency_key"]), 200)
+        nid = [k.decode()[len("mg:notif:"):] for k in st.redis.call("KEYS", "mg:notif:*")
+               if st.record(k.decode()[len("mg:notif:"):]).get("item") == item][0]
+        self.assertEqual(headers.get("Idempotency-Key"), nid)
+        self.assertEqual(st.record(nid)["state"], "delivered")
 
     def test_new_inbox_entries_are_announced_once_per_staff_and_step(self):
         st = tn.Stack(self.ws, {

@@ -198,10 +198,10 @@ static bool s_field_present(const ProtobufCMessage *msg, const ProtobufCFieldDes
     }
 }
 
-/* A JSON string for text that should be UTF-8 but, coming from a peer's
- * protobuf bytes, may not be: invalid sequences become U+FFFD, as protobuf's
- * own serializers do, rather than failing the whole conversion. */
-static json_t *s_string_to_json(const char *s, size_t len) {
+/* Text from a peer's protobuf bytes should be UTF-8 but may not be: invalid
+ * sequences become U+FFFD, as protobuf's own serializers do, rather than
+ * failing the whole conversion. */
+json_t *mg_json_string_lossy(const char *s, size_t len) {
     size_t ok = s_utf8_valid_prefix((const unsigned char *)s, len);
     if (ok == len) return json_stringn_nocheck(s, len);
 
@@ -308,7 +308,7 @@ static json_t *s_value_to_json(const ProtobufCFieldDescriptor *f, const void *me
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(const char *const *)member;
         if (!s) s = "";
-        return s_string_to_json(s, strlen(s));
+        return mg_json_string_lossy(s, strlen(s));
     }
     case PROTOBUF_C_TYPE_BYTES:
         return s_bytes_to_json((const ProtobufCBinaryData *)member);

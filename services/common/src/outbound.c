@@ -781,11 +781,11 @@ static size_t s_discard(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return size * nmemb;
 }
 
-/* 1 if `key` may go into a header line: printable ASCII, 1..200 bytes. */
+/* 1 if `key` may go into a header line: printable ASCII, 1..MG_OUTBOUND_KEY_MAX bytes. */
 static int s_header_value_ok(const char *key) {
     size_t n = 0;
     for (; key[n]; n++)
-        if (key[n] < 0x20 || key[n] > 0x7e || n >= 200) return 0;
+        if (key[n] < 0x20 || key[n] > 0x7e || n >= MG_OUTBOUND_KEY_MAX) return 0;
     return n > 0;
 }
 

@@ -38,6 +38,11 @@ char *mg_json_dumps_message(const ProtobufCMessage *msg);
 ProtobufCMessage *mg_json_parse_message(const ProtobufCMessageDescriptor *desc, const char *text,
                                         size_t len, char *err, size_t errlen);
 
+/* A JSON string of the `len` bytes at `s`, which should be UTF-8: invalid
+ * sequences become U+FFFD rather than failing (jansson refuses them). Never
+ * NULL; caller owns the reference. */
+json_t *mg_json_string_lossy(const char *s, size_t len);
+
 /* Nesting depth of `j` (a scalar is 0, {"a":1} is 1), counting no further
  * than `limit` + 1, so checking a document against a limit never walks all
  * of a deep one. */

@@ -44,10 +44,12 @@ mg_outbound_t *mg_outbound_new(struct event_base *base);
  * done callback of the same engine. */
 void mg_outbound_destroy(mg_outbound_t **out_p);
 
+#define MG_OUTBOUND_KEY_MAX 200
+
 /* POST `json` (Content-Type: application/json) to `url` (http or https), for
  * Mattermost/Slack-compatible incoming webhooks. Everything is copied.
- * `idempotency_key` (NULL for none; printable ASCII, at most 200 bytes, else
- * the call fails) is sent as an "Idempotency-Key" header, the same on every
+ * `idempotency_key` (NULL for none; printable ASCII, at most
+ * MG_OUTBOUND_KEY_MAX bytes, else the call fails) is sent as an "Idempotency-Key" header, the same on every
  * retry, so a receiver can drop a second delivery after a sender crash.
  * At most 3 redirects are followed, to http(s) only. `timeout_ms` bounds the
  * whole transfer, connection included; <= 0 means 30 s.
