@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -94,6 +95,7 @@ struct s_stream {
     int auth_busy; /* a check of the token in flight */
     int again;     /* a wake-up came meanwhile: read once more */
     int closed;    /* ended or gone: freed once nothing is in flight */
+    int dropped;   /* closed by s_drop(): s_on_close() is still to come */
     char *token;   /* the token that opened the stream, checked again at each heartbeat */
     size_t token_len;
     gw_request_t auth; /* what gw_authenticate() needs: only `gw` is set */
@@ -118,7 +120,7 @@ static void s_stream_free(s_stream_t *s) {
 
 /* Free a closed stream once no callback of ours can still arrive. */
 static void s_maybe_free(s_stream_t *s) {
-    if (s->closed && !s->busy && !s->auth_busy) s_stream_free(s);
+    if (s->closed && !s->dropped && !s->busy && !s->auth_busy) s_stream_free(s);
 }
 
 static void s_unlink(s_stream_t *s) {
@@ -154,12 +156,37 @@ static void s_end(s_stream_t *s) {
     s_maybe_free(s);
 }
 
+/* Drop a stream whose client does not read, or sends data: its backlog
+ * (up to S_MAX_BACKLOG) is thrown away and the socket shut down, so evhttp
+ * closes the connection at once (s_on_close() follows, `s` lives until
+ * then) instead of keeping the backlog for as long as the client reads a
+ * byte now and then. The client comes back with its Last-Event-ID. */
+static void s_drop(s_stream_t *s) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    if (s->closed || !bev) {
+        s_end(s);
+        return;
+    }
+    s->closed = 1;
+    s->dropped = 1;
+    s_unlink(s);
+    s->st = NULL;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    /* Reading again (a client that sent data stopped it at S_MAX_INPUT), so
+     * that the end of the socket is seen. */
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_enable(bev, EV_READ);
+    shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+}
+
 /* The connection is going away (client closed, error, timeout, or the
  * server being freed). */
 static void s_on_close(struct evhttp_connection *evcon, void *arg) {
     s_stream_t *s = arg;
     (void)evcon;
     s->closed = 1;
+    s->dropped = 0;
     s_unlink(s);
     s->st = NULL;
     /* Detached (the client closed mid-stream): ours to free. Still attached
@@ -179,7 +206,7 @@ static int s_send(s_stream_t *s, struct evbuffer *data) {
         mg_warn("gateway: stream of %s dropped: %s", s->staff,
                 backlog > S_MAX_BACKLOG ? "the client does not read" : "the client sends data");
         if (s->st) mg_metrics_inc(s->st->m_dropped);
-        s_end(s);
+        s_drop(s);
         return -1;
     }
     return 0;

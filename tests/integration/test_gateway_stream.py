@@ -435,9 +435,44 @@ class StreamTest(unittest.TestCase):
         self.assertEqual(self.metric("maillage_gateway_streams"), 1)
         self.assertEqual(self.metric("maillage_gateway_streams_dropped_total"), 1)
         self.assertIn("stream of claire dropped: the client does not read", self.st.gateway.log())
+        # Dropped means gone: the connection is closed at once and its backlog
+        # thrown away (it was kept until the client read it all, or for as
+        # long as it read a byte now and then).
+        self.assert_closed_soon(slow)
         # The one that reads goes on.
         self.post_need("n-after-flood", title="Local après le flot")
         drain(until=b'"needId":"n-after-flood"')
+
+    def assert_closed_soon(self, sock, seconds=5):
+        """The server closes `sock`'s connection within `seconds` (what it
+        had sent before is read and ignored)."""
+        deadline = time.monotonic() + seconds
+        sock.settimeout(seconds)
+        try:
+            while sock.recv(1 << 20):
+                self.assertLess(time.monotonic(), deadline, "the connection stays open")
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            self.fail("the connection stays open")
+
+    def test_a_client_sending_data_on_its_stream_is_dropped_and_disconnected(self):
+        self.stack(stream_heartbeat_s=1)
+        chatty = socket.create_connection(("127.0.0.1", self.st.port))
+        chatty.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                        % self.claire).encode())
+        self.clients.append(chatty)
+        h.wait_until(lambda: self.metric("maillage_gateway_streams") == 1, 10, 0.1, "the stream")
+        chatty.sendall(b"x" * 40000)  # a stream's client sends nothing; reading stops at 16 KiB
+        h.wait_until(lambda: self.metric("maillage_gateway_streams_dropped_total") == 1, 10, 0.1, "the drop")
+        self.assertIn("stream of claire dropped: the client sends data", self.st.gateway.log())
+        self.assertEqual(self.metric("maillage_gateway_streams"), 0)
+        self.assert_closed_soon(chatty)
+        # And the gateway goes on.
+        reader = self.open()
+        reader.next_block()
+        self.post_need("n-after-chatty", title="Local après le bavard")
+        self.assertEqual(reader.next_event()["data"]["needId"], "n-after-chatty")
 
     def test_heartbeats_and_the_limit_of_streams(self):
         self.stack(stream_heartbeat_s=1, stream_max_clients=2)
