@@ -1357,6 +1357,7 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
         mg_warn("notifier: %s (%s) failed after %lld attempt(s): %s", send->nid, s_channel_names[send->channel],
                 send->attempts, result->error);
     }
+    mg_args_int(&a, n->retention_ms);
     /* If Redis is down the result is lost: the lease brings the notification
      * back, and the stable ids make the receiver see the same message. */
     s_record(n, &a);

@@ -94,7 +94,9 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
-    /* result: now, nid, outcome (delivered|retry|failed), next_due, error. */
+    /* result: now, nid, outcome (delivered|retry|failed), next_due, error,
+     * ttl_ms. mg:notifier:failed keeps the ids of the last ttl_ms (the
+     * records themselves expire by then). */
     "if op == 'result' then\n"
     "  local now, nid, outcome = ARGV[2], ARGV[3], ARGV[4]\n"
     "  local key = nkey(nid)\n"
@@ -109,6 +111,7 @@ const char mg_notifier_script[] =
     "    redis.call('HSET', key, 'state', 'failed', 'failed_at', now, 'last_error', ARGV[6])\n"
     "    redis.call('ZREM', 'mg:notifier:queue', nid)\n"
     "    redis.call('ZADD', 'mg:notifier:failed', now, nid)\n"
+    "    redis.call('ZREMRANGEBYSCORE', 'mg:notifier:failed', '-inf', '(' .. (tonumber(now) - tonumber(ARGV[7])))\n"
     "  end\n"
     "  return 1\n"
     "end\n"

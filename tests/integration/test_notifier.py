@@ -441,7 +441,7 @@ class NotifierTest(unittest.TestCase):
     def test_last_attempt_marks_failed(self):
         st = Stack(self.ws, {"a": {"name": "A", "channels": "inbox,webhook",
                                    "webhook": "http://127.0.0.1:%d/dead" % h.free_port()}},
-                   max_attempts=3, default_staff="a")
+                   max_attempts=3, default_staff="a", retention_days=1)
         st.start()
         self._directory(st, members=False)
         st.emit([match("m-f", "n1", "o1", "s-caen", "s-rouen")])
@@ -454,6 +454,13 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(nid, out.stdout)
         self.assertIn("échec", out.stdout)
+        # Past the retention (1 day here), a new failure trims the older ids
+        # from the set: their records have expired, the set no longer grows.
+        st.set_clock(2 * 86400 * 1000)
+        st.emit([match("m-g", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:notifier:failed") == 1
+                     and st.redis.call("ZRANGE", "mg:notifier:failed", 0, -1)[0].decode() != nid, 10,
+                     what="the older failure trimmed")
 
     def test_email_received_with_both_parts_and_headers(self):
         smtp = self.ws.own(SmtpReceiver())
