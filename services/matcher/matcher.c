@@ -210,6 +210,7 @@ typedef struct {
     /* A job of the valid_from round: `env` points to `own_env`, built around
      * the stored item (owned, unpacked), not delivered by the subscriber. */
     int rematch;
+    int expiry; /* the expiry round's closing job: m->expiry_running until it ends */
     mg_envelope_t own_env;
     Maillage__V1__NeedUpdated own_need;
     Maillage__V1__OfferUpdated own_offer;
@@ -254,6 +255,7 @@ static void s_job_finish(s_job_t *job, const char *reason) {
     }
     if (job->delivery && m->subscriber) mg_subscriber_done(m->subscriber, job->delivery, reason);
     int rematch = job->rematch;
+    if (job->expiry) m->expiry_running = 0;
     s_job_free(job);
     if (rematch) s_start_job_done(m, reason != NULL);
 }
@@ -1534,6 +1536,7 @@ static void s_on_expired(mg_redis_t *redis, redisReply *reply, void *privdata) {
         return;
     }
     job->m->expiry_running = 1;
+    job->expiry = 1;
     s_decide(job);
 }
 

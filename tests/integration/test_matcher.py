@@ -404,6 +404,10 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(len(st.journal("need.closed")), 1)
         # The record: "seq|open|..." (docs/redis-keys.md), now a tombstone.
         self.assertEqual(st.redis.call("GET", "mg:need:n-old").split(b"|")[1], b"0")
+        # The rounds go on after one that closed something.
+        st.emit([need("n-old2", "asso-caen", CAEN, valid_until="2026-01-31")])
+        h.wait_until(lambda: len(st.journal("need.closed")) == 2, 10, what="the second expired need closed")
+        self.assertEqual(st.journal("need.closed")[1].need_closed.need_id, "n-old2")
 
     def test_collective_need_detected_once_then_updated(self):
         # With the grouping by distance on too (20 km holds Caen, Hérouville
