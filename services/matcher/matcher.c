@@ -66,6 +66,7 @@ enum {
 #define S_METRICS_INTERVAL_S 10
 #define S_SHUTDOWN_GRACE_MS 2000
 #define S_EXPIRED_BATCH 200
+#define S_START_CURSOR       (24 + MG_ID_MAX) /* "<day> <id>": where a valid_from round goes on */
 /* The retention's scan of the pair records (s_on_sweep_timer()): keys per
  * call (SCAN COUNT) and the interval between calls, in small steps so that no
  * call holds Redis long. */
@@ -121,12 +122,14 @@ struct mg_matcher {
     int redis_seen_up, stopping, expiry_running, sweep_running;
     /* The round matching again the items whose valid_from day has come
      * (s_start_round()): jobs still running, and whether one failed. A
-     * round reads at most S_START_LIMIT items of each kind, from
-     * start_offset[kind]; when it read that many, the next round goes on
-     * from start_next[kind]. */
+     * round reads at most S_START_LIMIT items of each kind, after
+     * start_after[kind] ("<day> <id>", the last read, "" = from the start);
+     * when it read that many, the next round goes on after
+     * start_next[kind]. */
     int start_running, start_failed, start_truncated;
     size_t start_pending;
-    long long start_today, start_offset[2], start_next[2];
+    long long start_today;
+    char start_after[2][S_START_CURSOR], start_next[2][S_START_CURSOR];
     size_t jobs; /* deliveries being handled (0 or 1; the benchmark waits on it) */
     s_metrics_t metrics;
 };
@@ -1618,10 +1621,10 @@ static void s_start_job_done(mg_matcher_t *m, int failed) {
     m->start_running = 0;
     if (m->start_failed || m->stopping) return; /* this part again */
     if (m->start_truncated) {
-        memcpy(m->start_offset, m->start_next, sizeof(m->start_offset));
+        memcpy(m->start_after, m->start_next, sizeof(m->start_after));
         return;
     }
-    memset(m->start_offset, 0, sizeof(m->start_offset));
+    memset(m->start_after, 0, sizeof(m->start_after));
     mg_redis_command(m->redis, NULL, NULL, "HSET mg:start:done %s %lld", m->mflag, m->start_today);
 }
 
@@ -1672,11 +1675,12 @@ static void s_start_job(mg_matcher_t *m, int is_need, const redisReply *row) {
 #define S_START_LIMIT 1000
 
 /* Reply of "started": {{needs: {id, seq, at, item}...}, {offers: ...}, needs
- * read, offers read} (the lists leave out the items closed since). */
+ * read, offers read, the last need read, the last offer read} (the lists
+ * leave out the items closed since; the last read as "<day> <id>"). */
 static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_matcher_t *m = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 4 || m->stopping) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 6 || m->stopping) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("matcher: valid_from round: %s", reply->str);
         m->start_running = 0;
         return;
@@ -1689,7 +1693,7 @@ static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
     for (int k = 0; k < 2; k++) {
         const redisReply *list = reply->element[k];
         long long read = s_rint(reply->element[2 + k]);
-        m->start_next[k] = m->start_offset[k] + read;
+        snprintf(m->start_next[k], sizeof(m->start_next[k]), "%s", s_rstr(reply->element[4 + k]));
         if (read >= S_START_LIMIT) {
             m->start_truncated = 1;
             mg_info("matcher: %d or more %s become valid today; the next %d in the next round", S_START_LIMIT,
@@ -1712,8 +1716,8 @@ static void s_start_round(mg_matcher_t *m) {
     mg_args_str(&a, m->mflag);
     mg_args_int(&a, m->start_today);
     mg_args_int(&a, S_START_LIMIT);
-    mg_args_int(&a, m->start_offset[0]);
-    mg_args_int(&a, m->start_offset[1]);
+    mg_args_str(&a, m->start_after[0]);
+    mg_args_str(&a, m->start_after[1]);
     m->start_running = 1;
     if (mg_script_call(m->script, &a, s_on_started, m) != 0) m->start_running = 0;
 }

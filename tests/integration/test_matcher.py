@@ -223,12 +223,12 @@ class MatcherTest(unittest.TestCase):
     def tearDown(self):
         self.ws.close(keep=False)
 
-    def clocked_stack(self):
+    def clocked_stack(self, **matcher):
         """A Stack whose matcher acts on a test clock, at offset 0 until
         h.set_clock(): (the stack, its matcher, the clock file)."""
         clock = self.ws.path("clock")
         h.set_clock(clock, 0)
-        st = Stack(self.ws)
+        st = Stack(self.ws, **matcher)
         return st, st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock}), clock
 
     # -- hand-checked scenarios ------------------------------------------------------
@@ -551,8 +551,10 @@ class MatcherTest(unittest.TestCase):
         # kind (S_START_LIMIT in matcher.c): tomorrow, a round reads the first
         # 1,000, the next one (an expiry tick later) the last one, and only
         # then is the day done. Before, every round read the same first ones
-        # and the day was never done.
-        st, d, clock = self.clocked_stack()
+        # and the day was never done. A need of the first part closed between
+        # the two leaves the set: the second part still reads the last one
+        # (it went on at an offset, 1,000 of 1,000 left: none).
+        st, d, clock = self.clocked_stack(expiry_interval_s=3)
         tomorrow = paris_date(1)
         st.emit([member("asso-caen", CAEN)])
         needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(1001)]
@@ -561,6 +563,8 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual(st.redis.call("ZCARD", "mg:start:need"), 1001)
         h.set_clock(clock, DAY_MS)
+        d.wait_log("matcher: 1000 item(s) valid from today matched again", timeout=30)
+        st.emit([need_closed("n-0000", "asso-caen")])
         day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
         h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 30, 0.1,
                      "the day's round to be done")
