@@ -571,6 +571,35 @@ class MatcherTest(unittest.TestCase):
         rounds = [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
         self.assertEqual(rounds, [1000, 1])
 
+    def test_a_need_closed_while_the_valid_from_round_runs_keeps_no_match(self):
+        # The round's jobs run beside the deliveries: a need closed between a
+        # job's apply and its decide had its matches retired before the job
+        # wrote its proposal, which then stayed open for good. Now the job
+        # sees the need changed and decides nothing.
+        st, d, clock = self.clocked_stack()
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o-1", "scop-ifs", IFS)])
+        needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(600)]
+        for i in range(0, len(needs), 200):
+            st.emit(needs[i:i + 200])
+        st.settle()
+        # The needs close one by one while the clock moves: the round starts
+        # at the next tick, with closes being applied between its read of the
+        # open needs and its jobs. (A race: without the check, two runs in
+        # three kept one such match.)
+        h.set_clock(clock, DAY_MS)
+        for k in range(len(needs)):
+            st.emit([need_closed("n-%04d" % k, "asso-caen")])
+            time.sleep(0.002)
+        day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
+        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 30, 0.1,
+                     "the day's round to be done")
+        st.settle()
+        ids = ["n-%04d" % i for i in range(len(needs))]
+        self.assertEqual([n for n in ids if st.redis.call("ZCARD", "mg:nm:" + n)], [])
+        self.assertEqual(open_pairs(st.matches()), [])
+
     def test_closed_items_match_records_expire_after_the_retention(self):
         # [matcher] closed_retention_days = 365, the default. n1 closes with
         # two proposals, one with staff feedback; n2 stays open with two.
