@@ -660,13 +660,15 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
      * string's bytes after an embedded NUL (and does not check UTF-8) while
      * validation sees the C string up to that NUL, so a string "ok\0\xff"
      * would pass as "ok" and reach the journal, unreadable by other protobuf
-     * libraries. A canonical re-encoding is never larger than the bytes
-     * received (unknown fields are kept verbatim) and is smaller exactly when
-     * something was dropped or encoded non-canonically: then journal the
-     * re-encoding. The common case costs one size computation. */
-    uint8_t *repacked = NULL;
+     * libraries. The bytes are journaled as received only if they are the
+     * re-encoding of what was validated; else the re-encoding is. Equal
+     * sizes are not enough: encodings that grow when re-encoded (a repeated
+     * field sent unpacked, a length prefix of 127 bytes) can make up for a
+     * dropped tail. Unknown fields are kept verbatim by both. */
     size_t packed_len = maillage__v1__envelope__get_packed_size(env);
-    int canonical = packed_len == len;
+    uint8_t *repacked = mg_malloc(packed_len ? packed_len : 1);
+    maillage__v1__envelope__pack(env, repacked);
+    int canonical = packed_len == len && memcmp(repacked, data, len) == 0;
     if (!canonical) mg_metrics_inc(broker->metrics.reencoded);
 
     /* Personal data never enters the journal, nor the fan-out (a copy of
@@ -679,10 +681,13 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     Maillage__V1__Contact *contact = NULL;
     s_contact_op_t contact_op = s_contact_take(env, &member, &contact);
 
-    if (!canonical || contact) {
+    if (contact) {
+        free(repacked);
         packed_len = maillage__v1__envelope__get_packed_size(env);
-        repacked = mg_malloc(packed_len);
+        repacked = mg_malloc(packed_len ? packed_len : 1);
         maillage__v1__envelope__pack(env, repacked);
+    }
+    if (!canonical || contact) {
         data = repacked;
         len = packed_len;
     }

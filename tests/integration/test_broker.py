@@ -278,6 +278,36 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(env.need_closed.comment, "ok")
         self.assertEqual(env.event_id, e.event_id)
 
+    def test_a_nul_in_a_string_made_up_for_by_encodings_that_grow_is_still_caught(self):
+        # The same, with the bytes lost at the NUL made up for: the offer's
+        # conditions carry `families` unpacked (one byte more once packed)
+        # and are 127 bytes long (a length prefix of one byte more at 128).
+        # Received and re-encoded sizes are equal; the bytes are not.
+        client = self.start()
+        def varint(n):
+            out = b""
+            while n > 0x7F:
+                out += bytes([(n & 0x7F) | 0x80])
+                n >>= 7
+            return out + bytes([n])
+        tmpl = h.offer_published(title="LocalXY")
+        offer = tmpl.offer_published.offer
+        cond = h.events_pb2.OfferConditions(departments=["14"], member_of=["reseau-" + "a" * 50])
+        pad = 127 - len(cond.SerializeToString()) - 2 - 2  # then a second network, its tag and length
+        cond.member_of.append("reseau-" + "b" * (pad - 7))
+        cond_raw = cond.SerializeToString() + b"\x18\x01"  # families = [FAMILY_ASSOCIATION], unpacked
+        self.assertEqual(len(cond_raw), 127)
+        offer_raw = offer.SerializeToString().replace(b"LocalXY", b"Local\x00\xff") + b"\x72" + varint(127) + cond_raw
+        published = b"\x0a" + varint(len(offer_raw)) + offer_raw
+        tmpl.ClearField("offer_published")
+        hostile = tmpl.SerializeToString() + b"\xd2\x01" + varint(len(published)) + published  # field 26
+        ack = client.emit(hostile)
+        self.assertEqual(ack.status, h.ACCEPTED, ack.reason)
+        _, _, env = journal(self.redis)[-1]  # parses with python-protobuf
+        self.assertEqual(env.offer_published.offer.title, "Local")
+        self.assertEqual(list(env.offer_published.offer.conditions.families), [h.events_pb2.FAMILY_ASSOCIATION])
+        self.assertEqual(env.event_id, tmpl.event_id)
+
     # ---- personal data: the contact never enters the journal -------------------
 
     def test_member_events_are_journaled_and_published_without_their_contact(self):
