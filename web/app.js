@@ -151,10 +151,12 @@
 
   /* A match's distance as the notifications say it: "dans la même commune"
    * (the matcher measures between communes: one commune is 0 km, and
-   * below 0,05 km nothing is left once rounded), else "3,6 km". */
+   * below 0,05 km nothing is left once rounded), else "3,6 km"; an offer
+   * placed by its territory only is at no distance (-1). */
   function distanceText(km) {
     var d = Number(km);
     if (km === undefined || km === null || !isFinite(d)) return '';
+    if (d < 0) return 'sur le territoire desservi';
     return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + ' km';
   }
 

@@ -912,7 +912,8 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
             .n_offer_keywords = c->n_kw,
             .need_spellings = (const char *const *)need_spelled,
         };
-        c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
+        /* (An offer placed by its territory only has no commune.) */
+        c->ok = !c->left && (c->commune || !*offer->commune) && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
             c->score = &m->scores[i];
             c->total = mg_match_score(&in, &m->weights, c->score);
@@ -965,7 +966,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     snprintf(job->entity_id, sizeof(job->entity_id), "%s", offer->offer_id);
     const redisReply *rows = reply->element[5];
     const redisReply *fb = reply->element[4];
-    if (!oc || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0 || fb->type != REDIS_REPLY_ARRAY ||
+    if (rows->type != REDIS_REPLY_ARRAY || rows->elements == 0 || fb->type != REDIS_REPLY_ARRAY ||
         fb->elements < 3) {
         s_decide(job);
         return;
@@ -1296,14 +1297,14 @@ static const s_nearby_t *s_nearby(mg_matcher_t *m, const mg_commune_t *c) {
 }
 
 /* The search around commune `c` for near() (state.c) into `out`, "" when
- * radius_km is 0 (none): "lon,lat,km,<communes in the table>,<complete>,
- * <count>,<code> <code>...": the communes within `radius_km` of `c`, nearest
- * first (at most S_NEARBY_MAX), and whether they are all the communes within
- * it. */
+ * radius_km is 0 (none) or `c` is NULL (an offer placed by its territory):
+ * "lon,lat,km,<communes in the table>,<complete>,<count>,<code> <code>...":
+ * the communes within `radius_km` of `c`, nearest first (at most
+ * S_NEARBY_MAX), and whether they are all the communes within it. */
 static void s_search_spec(mg_matcher_t *m, const mg_commune_t *c, double radius_km, char *out,
                           size_t outlen) {
     out[0] = '\0';
-    if (radius_km <= 0) return;
+    if (radius_km <= 0 || !c) return;
     const s_nearby_t *nearby = s_nearby(m, c);
     char codes[S_NEARBY_MAX * 7 + 1];
     size_t used = 0, k = 0;
@@ -1334,11 +1335,11 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_str(a, id);
     mg_args_str(a, sid);
     mg_args_str(a, category);
-    mg_args_str(a, c->code);
-    mg_args_str(a, c->department);
-    mg_args_str(a, c->epci);
-    mg_args_double(a, c->longitude);
-    mg_args_double(a, c->latitude);
+    mg_args_str(a, c ? c->code : "");
+    mg_args_str(a, c ? c->department : "");
+    mg_args_str(a, c ? c->epci : "");
+    mg_args_double(a, c ? c->longitude : 0.0);
+    mg_args_double(a, c ? c->latitude : 0.0);
     mg_args_int(a, mg_matcher_day_number(valid_until));
     mg_args_bytes(a, pb, pb_len);
     mg_args_int(a, s_received_ms(job->env));
@@ -1379,9 +1380,13 @@ static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Mailla
 
 /* The "offer" call of `offer` into `a`, like s_need_args(). */
 static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Offer *offer, int force) {
+    /* An offer is placed by its commune, its territory, or both (as the
+     * broker accepts it): without a commune it is found through its
+     * territory only, and scored from its provider's commune. */
     const mg_commune_t *c = offer ? mg_communes_find(m->communes, offer->commune) : NULL;
-    if (!c) {
-        mg_warn("matcher: sequence %" PRIu64 ": offer without a known commune; ignored", job->seq);
+    if (!offer || (!c && (*offer->commune || offer->n_territory == 0))) {
+        mg_warn("matcher: sequence %" PRIu64 ": offer without a known commune or a territory; ignored",
+                job->seq);
         return -1;
     }
     uint8_t *pb;

@@ -362,11 +362,6 @@ static const char *s_commune_department(const mg_notifier_t *n, const char *code
     return c ? c->department : "";
 }
 
-static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
-    const mg_commune_t *c = code && *code ? mg_communes_find(n->communes, code) : NULL;
-    return c ? c->name : code && *code ? code : "commune inconnue";
-}
-
 /* The commune a territory entry stands for: an EPCI's ("epci:<siren>")
  * first commune of the table, a commune code's own; NULL for a department
  * ("dep:14") or an unknown entry. */
@@ -378,6 +373,19 @@ static const mg_commune_t *s_territory_commune(const mg_notifier_t *n, const cha
         if (strcmp(c->epci, t + 5) == 0) return c;
     }
     return NULL;
+}
+
+/* Where an item is, by name: its commune's, or, for an offer placed by its
+ * territory only (its first entry stored as its place), the department's or
+ * the EPCI's ("Calvados", "CU Caen la Mer"). */
+static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
+    if (code && strncmp(code, "dep:", 4) == 0) {
+        const char *name = mg_fr_department(code + 4);
+        return name ? name : code;
+    }
+    const mg_commune_t *c = code && *code ? s_territory_commune(n, code) : NULL;
+    if (c) return strncmp(code, "epci:", 5) == 0 ? c->epci_name : c->name;
+    return code && *code ? code : "commune inconnue";
 }
 
 /* A territory entry as staff read it, after "de": "du Calvados" for "dep:14",
@@ -795,12 +803,16 @@ static void s_on_match_context(mg_redis_t *redis, redisReply *reply, void *privd
     const char *need_commune = s_row(reply, 0, 1), *offer_commune = s_row(reply, 1, 1);
     s_item_var(it, "need_commune", s_commune_name(n, need_commune));
     s_item_var(it, "offer_commune", s_commune_name(n, offer_commune));
-    /* "à 4 km" or "dans la même commune", as the explanation says it */
+    /* "à 4 km" or "dans la même commune", as the explanation says it; an
+     * offer placed by its territory only is at no distance. */
     char text[32];
     s_item_var(it, "distance_km", mg_fr_number(mf->distance_km, 1, text, sizeof(text)));
-    s_item_var(it, "distance",
-               mg_fr_distance(mf->distance_km, *need_commune && strcmp(need_commune, offer_commune) == 0,
-                              text, sizeof(text)));
+    if (mf->distance_km < 0)
+        s_item_var(it, "distance", "sur le territoire desservi");
+    else
+        s_item_var(it, "distance",
+                   mg_fr_distance(mf->distance_km, *need_commune && strcmp(need_commune, offer_commune) == 0,
+                                  text, sizeof(text)));
     s_item_nets_csv(it, s_row(reply, 2, 1));
     s_item_nets_csv(it, s_row(reply, 3, 1));
     s_item_net(it, job->env->source);
@@ -908,8 +920,10 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         if (!o || !o->offer_id) break;
         char key[128];
         snprintf(key, sizeof(key), "mg:notifier:offer:%s", o->offer_id);
-        const char *pairs[] = {"title", o->title ? o->title : "", "commune", o->commune ? o->commune : "", "sid",
-                               o->provider_id ? o->provider_id : ""};
+        /* Its place: its commune, or its territory's first entry. */
+        const char *place = o->commune && *o->commune ? o->commune : o->n_territory ? o->territory[0] : "";
+        const char *pairs[] = {
+            "title", o->title ? o->title : "", "commune", place, "sid", o->provider_id ? o->provider_id : ""};
         s_put(n, key, pairs, 6);
         break;
     }

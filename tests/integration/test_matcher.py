@@ -295,7 +295,7 @@ class MatcherTest(unittest.TestCase):
     def test_new_offer_finds_the_needs_waiting_for_it(self):
         st = Stack(self.ws)
         st.start_matcher()
-        st.emit([member("asso-caen", CAEN), member("asso-bayeux", BAYEUX), member("scic-ifs", IFS,
+        st.emit([member("asso-caen", CAEN), member("asso-bayeux", HEROUVILLE), member("scic-ifs", IFS,
                                                                                    family="FAMILY_COOPERATIVE")])
         st.emit([need("n-caen", "asso-caen", CAEN, radius=20),
                  need("n-bayeux", "asso-bayeux", BAYEUX, radius=10)])  # Bayeux is 28 km from Ifs
@@ -385,6 +385,41 @@ class MatcherTest(unittest.TestCase):
         self.assertIn("ne correspondent plus", found[1].explanation)
         self.assertGreater(found[0].distance_km, 1)
         self.assertEqual(found[1].distance_km, found[0].distance_km)
+
+    def test_an_offer_placed_by_its_territory_only_is_matched_both_ways(self):
+        # The broker accepts an offer placed by its commune, its territory or
+        # both. One with a territory and no commune was ignored ("offer
+        # without a known commune"). It is found through its territory, from
+        # either side, and only there; an update that drops the commune
+        # leaves the old place.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("asso-bayeux", HEROUVILLE), member("asso-rouen", ROUEN),
+                 member("fondation", ROUEN, family="FAMILY_FOUNDATION")])
+        st.emit([need("n-caen", "asso-caen", CAEN), need("n-rouen", "asso-rouen", ROUEN)])
+        st.emit([offer("o-dep", "fondation", commune="", radius=0, territory=("dep:14",))])
+        st.settle()
+        self.assertEqual(sorted((m.need_id, m.offer_id) for m in st.matches()), [("n-caen", "o-dep")])
+        found = st.matches()[0]
+        self.assertIn("sur le territoire desservi (Calvados)", found.explanation)
+        self.assertNotIn(" km", found.explanation)
+        self.assertEqual(found.distance_km, -1)  # no place of its own: no distance
+        st.emit([need("n-bayeux", "asso-bayeux", HEROUVILLE)])
+        st.settle()
+        self.assertEqual(sorted((m.need_id, m.offer_id) for m in st.matches()),
+                         [("n-bayeux", "o-dep"), ("n-caen", "o-dep")])
+        # An offer at Rouen that moves to the Calvados as a whole.
+        st.emit([offer("o-moves", "fondation", commune=ROUEN, radius=5)])
+        st.settle()
+        self.assertIn(("n-rouen", "o-moves"), [(m.need_id, m.offer_id) for m in st.matches()])
+        st.emit([offer("o-moves", "fondation", commune="", radius=0, territory=("dep:14",),
+                       event_type="offer.updated")])
+        st.settle()
+        still = set(open_pairs(st.matches()))
+        self.assertEqual(sorted(m.need_id for m in st.matches() if m.offer_id == "o-moves" and m.match_id in still
+                                and not m.retired and m.revision == max(x.revision for x in st.matches()
+                                                                         if x.match_id == m.match_id)),
+                         ["n-bayeux", "n-caen"])
 
     def test_expired_need_closes_by_itself(self):
         st = Stack(self.ws)

@@ -305,6 +305,22 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertEqual(headers.get("Idempotency-Key"), nid)
         self.assertEqual(st.record(nid)["state"], "delivered")
 
+    def test_an_offer_placed_by_its_territory_only_is_named_by_it_at_no_distance(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox"}})
+        st.start()
+        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 tn.member("s-rouen", ROUEN, "Fondation du littoral")])
+        fund = tn.offer("o-fonds", "s-rouen", commune="", title="Fonds d'amorçage")
+        fund.offer_published.offer.territory.append("dep:14")
+        st.emit([tn.need("n1", "s-caen"), fund])
+        found = tn.match("m-t", "n1", "o-fonds", "s-caen", "s-rouen")
+        found.match_found.distance_km = -1.0  # placed by its territory: no distance
+        st.emit([found])
+        h.wait_until(lambda: [e for e in st.inbox("claire") if e["item"] == "match:m-t"], 15, what="the match")
+        text = [e for e in st.inbox("claire") if e["item"] == "match:m-t"][0]["text"]
+        self.assertIn("- Offre : Fonds d'amorçage, proposée par Fondation du littoral (Calvados)\n", text)
+        self.assertIn("- Score : 80 %, sur le territoire desservi, rang 1", text)
+
     def test_new_inbox_entries_are_announced_once_per_staff_and_step(self):
         st = tn.Stack(self.ws, {
             "claire": {"name": "Claire", "departments": "14", "channels": "inbox"},

@@ -310,6 +310,29 @@ static void offer_without_radius_serves_its_commune_and_territory_only(void **st
     assert_int_equal(mg_match_filter(&p.in), MG_MATCH_OK); /* Hérouville is in Caen la Mer */
 }
 
+/* An offer with a territory and no commune (its provider in Rouen): in area
+ * through its territory alone, the provider's seat is not its place, and
+ * the explanation says where without a distance. */
+static void offer_placed_by_its_territory_only(void **state) {
+    (void)state;
+    s_pair_t p;
+    s_pair_init(&p);
+    char *dep[] = {"dep:14"};
+    p.offer.territory = dep;
+    p.offer.n_territory = 1;
+    p.offer.radius_km = 0;
+    p.offer.commune = "";
+    p.in.offer_commune = NULL;
+    p.offer_party.commune = s_commune("76540");
+    assert_int_equal(mg_match_filter(&p.in), MG_MATCH_OK); /* Caen is in the Calvados */
+    mg_match_score_t out;
+    mg_match_score(&p.in, NULL, &out);
+    assert_non_null(strstr(out.explanation, "sur le territoire desservi (Calvados)"));
+    assert_null(strstr(out.explanation, " km"));
+    s_need_at(&p, "76540"); /* the provider's commune, outside the territory */
+    assert_int_equal(mg_match_filter(&p.in), MG_MATCH_OUT_OF_AREA);
+}
+
 static void other_category_and_same_structure_never_match(void **state) {
     (void)state;
     s_pair_t p;
@@ -728,6 +751,7 @@ int main(void) {
         cmocka_unit_test(caen_need_matches_herouville_offer_within_both_radii),
         cmocka_unit_test(caen_need_and_rouen_offer_meet_only_through_the_territory),
         cmocka_unit_test(offer_without_radius_serves_its_commune_and_territory_only),
+        cmocka_unit_test(offer_placed_by_its_territory_only),
         cmocka_unit_test(other_category_and_same_structure_never_match),
         cmocka_unit_test(expired_or_not_yet_valid_items_never_match),
         cmocka_unit_test(reserved_offers_refuse_the_others),

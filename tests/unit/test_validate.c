@@ -347,6 +347,18 @@ static void a_valid_event_of_every_type_passes(void **state) {
     }
 }
 
+/* -1 km: a match with an offer placed by its territory only, at no distance. */
+static void a_match_at_no_distance_passes(void **state) {
+    (void)state;
+    mg_invalid_t why;
+    s_fixture(&s_fx, MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND);
+    s_fx.match_found.distance_km = -1;
+    if (mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why) != 0)
+        fail_msg("%s: %s", why.field, why.reason);
+    s_fx.match_found.distance_km = -0.5;
+    assert_int_not_equal(mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why), 0);
+}
+
 static void optional_fields_may_be_empty(void **state) {
     (void)state;
     mg_invalid_t why;
@@ -603,7 +615,7 @@ typedef struct {
       f->component.detail = "a\nb")                                                                          \
     X(match_explanation_too_long, MATCH_FOUND, "match_found.explanation",                                    \
       f->match_found.explanation = f->over_4000)                                                             \
-    X(match_distance_negative, MATCH_FOUND, "match_found.distance_km", f->match_found.distance_km = -1)      \
+    X(match_distance_negative, MATCH_FOUND, "match_found.distance_km", f->match_found.distance_km = -2)      \
     X(match_department_bad, MATCH_FOUND, "match_found.department", f->match_found.department = "141")        \
     X(feedback_match_missing, MATCH_FEEDBACK, "match_feedback.match_id", f->match_feedback.match_id = "")    \
     X(feedback_staff_invalid, MATCH_FEEDBACK, "match_feedback.staff_id",                                     \
@@ -719,6 +731,7 @@ static void ids_and_utf8_helpers(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_valid_event_of_every_type_passes),
+        cmocka_unit_test(a_match_at_no_distance_passes),
         cmocka_unit_test(optional_fields_may_be_empty),
         cmocka_unit_test(without_tables_only_shapes_are_checked),
         cmocka_unit_test(each_broken_rule_is_refused_naming_its_field),

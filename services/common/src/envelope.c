@@ -706,7 +706,10 @@ static int s_check_match_found(s_ctx_t *c, const char *prefix, const Maillage__V
             return -1;
     }
     if (s_check_text(c, S_PATH("explanation"), m->explanation, S_TEXT_MAX, S_TEXT, false) < 0) return -1;
-    if (s_check_finite_range(c, S_PATH("distance_km"), m->distance_km, 0.0, 40075.0) < 0) return -1;
+    /* -1: no distance (an offer placed by its territory only) */
+    if (m->distance_km != -1.0 &&
+        s_check_finite_range(c, S_PATH("distance_km"), m->distance_km, 0.0, 40075.0) < 0)
+        return -1;
     if (*m->department && !s_department_is_valid(m->department))
         return s_fail(c, S_PATH("department"), "not a department code (\"14\")");
     return 0;

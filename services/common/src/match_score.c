@@ -365,6 +365,9 @@ static const mg_commune_t *s_need_commune(const mg_match_input_t *in) {
 
 static const mg_commune_t *s_offer_commune(const mg_match_input_t *in) {
     if (in->offer_commune) return in->offer_commune;
+    /* An offer placed by its territory only has no place of its own: its
+     * provider's seat is not one. */
+    if (s_empty(in->offer->commune)) return NULL;
     return in->offer_party ? in->offer_party->commune : NULL;
 }
 
@@ -597,7 +600,15 @@ static double s_distance(const mg_match_input_t *in, const s_area_t *a, char *de
         s_text_add(&t, "dans la même commune");
         return 1.0;
     }
-    if (!a->distance_known) return 0.0;
+    if (!a->distance_known) {
+        /* An offer placed by its territory only: where, not how far. */
+        if (a->territory) {
+            char name[128];
+            s_territory_name(a->territory, s_need_commune(in), name, sizeof name);
+            s_text_addf(&t, "sur le territoire desservi (%s)", name);
+        }
+        return 0.0;
+    }
 
     double radius;
     if (a->by_radius || !a->territory) {
@@ -833,7 +844,7 @@ double mg_match_score(const mg_match_input_t *in, const mg_match_weights_t *weig
     memset(out, 0, sizeof *out);
     s_area_t area;
     s_area(in, &area);
-    out->distance_km = area.distance_km;
+    out->distance_km = area.distance_known ? area.distance_km : -1.0;
 
     static const char *const names[MG_MATCH_COMPONENTS] = {
         "distance", "keywords", "sector", "intercooperation", "freshness", "feedback", "fairness"};

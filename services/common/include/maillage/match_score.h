@@ -117,7 +117,7 @@ typedef enum {
 
 typedef struct {
     double score;       /* 0..1, weighted mean of the components */
-    double distance_km; /* between the two communes */
+    double distance_km; /* between the two communes; -1 when not known (an offer placed by its territory) */
     struct {
         const char *name; /* "distance", "keywords", ... (static) */
         double value;     /* 0..1 */
@@ -135,7 +135,9 @@ typedef struct {
  * the distance is within both radii, where a need radius of 0 means no limit
  * and an offer radius of 0 means the offer serves its territory and its own
  * commune only. An offer always serves its own commune. The communes are
- * in->need_commune / in->offer_commune, or the parties' when those are NULL.
+ * in->need_commune / in->offer_commune, or the parties' when those are NULL;
+ * an offer placed by its territory only (no commune) has no place: it is in
+ * area through its territory alone, at no known distance.
  * Returns MG_MATCH_OK if the pair may be proposed, else the first failed
  * filter. */
 mg_match_verdict_t mg_match_filter(const mg_match_input_t *in);
