@@ -42,6 +42,12 @@
  * piling up memory while Redis is slow. */
 #define S_MAX_INFLIGHT 64
 
+/* Bytes of dead letters sent to Redis and not yet confirmed; beyond this a
+ * dead letter is dropped (counted): a flood of refused messages while Redis
+ * is slow must not pile up in memory, since refusing them does not stop
+ * reading. */
+#define S_DEADLETTER_BUDGET (16 * 1024 * 1024)
+
 /* How long a clean stop waits for batches in flight. */
 #define S_SHUTDOWN_GRACE_MS 2000
 
@@ -139,6 +145,7 @@ struct mg_broker {
     s_metrics_t metrics;
     struct event *metrics_timer;
     unsigned long long deadletters_dropped; /* for the log's powers of two */
+    size_t deadletter_bytes;                /* sent to Redis, not confirmed (S_DEADLETTER_BUDGET) */
     /* The last journaled sequence, announced by the heartbeat: read from
      * mg:journal:seq whenever Redis comes up, then advanced by each append
      * reply. Until the first read it is unknown and no heartbeat is sent. */
@@ -296,9 +303,25 @@ static void s_send_ack(mg_broker_t *broker, const uint8_t *identity, size_t iden
     if (bytes != stack) free(bytes);
 }
 
+/* A dead letter on its way to Redis: its bytes count against the budget. */
+typedef struct {
+    mg_broker_t *broker;
+    size_t len;
+} s_deadletter_sent_t;
+
+static void s_deadletter_dropped(mg_broker_t *broker, const char *why) {
+    mg_metrics_inc(broker->metrics.deadletters_dropped);
+    unsigned long long n = ++broker->deadletters_dropped;
+    /* Powers of two: visible, but not one line per message of a flood. */
+    if ((n & (n - 1)) == 0) mg_warn("broker: %s, dead letter dropped (%llu dropped so far)", why, n);
+}
+
 static void s_on_deadletter_stored(mg_journal_t *journal, int stored, void *arg) {
-    mg_broker_t *broker = arg;
+    s_deadletter_sent_t *sent = arg;
+    mg_broker_t *broker = sent->broker;
     (void)journal;
+    broker->deadletter_bytes -= sent->len;
+    free(sent);
     if (stored) {
         mg_metrics_inc(broker->metrics.deadletters);
     } else {
@@ -317,13 +340,18 @@ static void s_deadletter(mg_broker_t *broker, const char *source, const char *re
         .raw_len = len < broker->max_message_bytes ? len : broker->max_message_bytes,
         .original_len = len,
     };
-    if (mg_journal_deadletter(broker->journal, &dl, s_on_deadletter_stored, broker) != 0) {
-        mg_metrics_inc(broker->metrics.deadletters_dropped);
-        unsigned long long n = ++broker->deadletters_dropped;
-        /* Powers of two: visible, but not one line per message of a flood. */
-        if ((n & (n - 1)) == 0)
-            mg_warn("broker: journal unavailable, dead letter dropped (%llu dropped so far)", n);
+    if (broker->deadletter_bytes + dl.raw_len > S_DEADLETTER_BUDGET) {
+        s_deadletter_dropped(broker, "too many dead letters wait for Redis");
+        return;
     }
+    s_deadletter_sent_t *sent = mg_malloc(sizeof(*sent));
+    *sent = (s_deadletter_sent_t){broker, dl.raw_len};
+    if (mg_journal_deadletter(broker->journal, &dl, s_on_deadletter_stored, sent) != 0) {
+        free(sent);
+        s_deadletter_dropped(broker, "journal unavailable");
+        return;
+    }
+    broker->deadletter_bytes += dl.raw_len;
 }
 
 /* Who sent a message, and in whose name. */

@@ -683,6 +683,36 @@ class BrokerTest(unittest.TestCase):
         self.redis = self.ws.own(h.Redis(self.ws.path("always"), appendfsync="always")).start()
         self._outage(self.redis.kill)
 
+    def test_a_flood_of_refused_messages_while_redis_stalls_stays_within_a_budget(self):
+        # Refused messages are dead-lettered with up to max_message_bytes of
+        # their bytes; refusing does not stop reading, so while Redis does not
+        # answer, 300 messages of 900 kB made 75 MB of dead letters wait in
+        # the broker's memory. Beyond 16 MiB waiting, they are dropped.
+        client = self.start()
+        def rss_mb():
+            with open("/proc/%d/status" % self.broker.proc.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+            return 0
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            garbage = b"\xff" * 900000
+            for _ in range(300):
+                client.send(garbage)
+            self.broker.wait_log("too many dead letters wait for Redis", timeout=5)
+            time.sleep(0.3)
+            if "ASAN_OPTIONS" not in os.environ:  # (AddressSanitizer keeps freed memory in quarantine)
+                self.assertLess(rss_mb(), 50)
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        while client.sock.poll(500):  # the refusals' acks
+            client.sock.recv_multipart()
+        deadline = time.monotonic() + 10
+        while client.emit(h.need_reported()).status != h.ACCEPTED:
+            self.assertLess(time.monotonic(), deadline, "broker did not recover")
+            time.sleep(0.05)
+
     def test_redis_not_answering_in_flight_events_get_unavailable_then_recover(self):
         # SIGSTOP: the connection stays open but nothing answers. hiredis has
         # no timeout of its own; the redis module's watchdog must drop the
