@@ -105,13 +105,21 @@ struct mg_journal {
     char window[24];
     size_t window_len;
     char deadletter_maxlen[24];
-    char sha[48]; /* "" until SCRIPT LOAD answered */
+    char sha[48]; /* "" until SCRIPT LOAD answered, and after a NOSCRIPT */
+    /* After a NOSCRIPT (the script cache flushed), the calls sent with
+     * EVALSHA before it fail too and are sent again, in their order; a new
+     * call sent meanwhile would be journaled before them, its events before
+     * earlier ones of the same producer. So new calls are held until every
+     * EVALSHA sent has its reply. */
+    size_t by_sha;                      /* EVALSHA calls awaiting their reply */
+    int holding;                        /* a NOSCRIPT came: hold new calls */
+    struct s_append *held, **held_tail; /* new calls held, oldest first */
 };
 
 /* One script call in flight. The argument vector is kept until the reply,
  * to send it again with EVAL if Redis answers NOSCRIPT (script cache flushed,
  * or Redis restarted since SCRIPT LOAD). */
-typedef struct {
+typedef struct s_append {
     mg_journal_t *journal;
     mg_journal_append_fn cb;
     void *arg;
@@ -123,6 +131,8 @@ typedef struct {
     char *ops;  /* the contact operations "S<contact>" to set (owned) */
     char numkeys[24];
     int retried;
+    int by_sha;            /* sent with EVALSHA, reply to come */
+    struct s_append *next; /* in journal->held */
 } s_append_t;
 
 mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen) {
@@ -132,6 +142,7 @@ mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long 
     journal->window_len = strlen(journal->window);
     snprintf(journal->deadletter_maxlen, sizeof(journal->deadletter_maxlen), "%lld",
              deadletter_maxlen > 0 ? deadletter_maxlen : 1);
+    journal->held_tail = &journal->held;
     return journal;
 }
 
@@ -172,7 +183,8 @@ static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata);
 /* Send (or re-send) the script call; EVALSHA when the sha is known. */
 static int s_append_send(s_append_t *call, int use_sha) {
     mg_journal_t *journal = call->journal;
-    if (use_sha && journal->sha[0]) {
+    call->by_sha = use_sha && journal->sha[0];
+    if (call->by_sha) {
         call->argv[0] = "EVALSHA";
         call->argv[1] = journal->sha;
     } else {
@@ -181,18 +193,52 @@ static int s_append_send(s_append_t *call, int use_sha) {
     }
     call->argvlen[0] = strlen(call->argv[0]);
     call->argvlen[1] = strlen(call->argv[1]);
-    return mg_redis_command_argv(journal->redis, s_on_append, call, call->argc, call->argv, call->argvlen);
+    if (mg_redis_command_argv(journal->redis, s_on_append, call, call->argc, call->argv, call->argvlen) != 0)
+        return -1;
+    if (call->by_sha) journal->by_sha++;
+    return 0;
+}
+
+/* Once no EVALSHA sent before a NOSCRIPT awaits its reply, send the calls
+ * held meanwhile, in their order (or answer them unavailable). */
+static void s_release_held(mg_journal_t *journal) {
+    if (!journal->holding || journal->by_sha > 0) return;
+    journal->holding = 0;
+    s_append_t *call = journal->held;
+    journal->held = NULL;
+    journal->held_tail = &journal->held;
+    while (call) {
+        s_append_t *next = call->next;
+        call->next = NULL;
+        if (s_append_send(call, 1) != 0) {
+            call->cb(journal, NULL, call->count, call->arg);
+            s_append_free(call);
+        }
+        call = next;
+    }
 }
 
 static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_append_t *call = privdata;
+    mg_journal_t *journal = call->journal;
     mg_journal_result_t *results = NULL;
     (void)redis;
+    if (call->by_sha) {
+        call->by_sha = 0;
+        journal->by_sha--;
+    }
     if (!reply) goto done; /* connection lost: the caller answers "unavailable" */
     if (reply->type == REDIS_REPLY_ERROR) {
         if (!call->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             call->retried = 1;
-            if (s_append_send(call, 0) == 0) return; /* the callback comes with the new reply */
+            if (journal->sha[0]) {
+                journal->sha[0] = '\0';
+                journal->holding = 1;
+                mg_journal_redis_up(journal); /* SCRIPT LOAD again */
+            }
+            int sent = s_append_send(call, 0) == 0; /* the callback comes with the new reply */
+            s_release_held(journal);
+            if (sent) return;
             goto done;
         }
         mg_error("journal: append script failed: %s", reply->str);
@@ -215,9 +261,10 @@ static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
         results[i].sequence = (uint64_t)(r->integer < 0 ? -r->integer : r->integer);
     }
 done:
-    call->cb(call->journal, results, call->count, call->arg);
+    call->cb(journal, results, call->count, call->arg);
     free(results);
     s_append_free(call);
+    s_release_held(journal);
 }
 
 int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
@@ -292,6 +339,11 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
         }
     }
 #undef S_ARG
+    if (journal->holding) {
+        *journal->held_tail = call;
+        journal->held_tail = &call->next;
+        return 0;
+    }
     if (s_append_send(call, 1) != 0) {
         s_append_free(call);
         return -1;
