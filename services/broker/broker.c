@@ -340,7 +340,8 @@ static void s_deadletter(mg_broker_t *broker, const char *source, const char *re
         .raw_len = len < broker->max_message_bytes ? len : broker->max_message_bytes,
         .original_len = len,
     };
-    if (broker->deadletter_bytes + dl.raw_len > S_DEADLETTER_BUDGET) {
+    /* (One at a time may be bigger: max_message_bytes goes up to 64 MiB.) */
+    if (broker->deadletter_bytes > 0 && broker->deadletter_bytes + dl.raw_len > S_DEADLETTER_BUDGET) {
         s_deadletter_dropped(broker, "too many dead letters wait for Redis");
         return;
     }

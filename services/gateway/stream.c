@@ -157,7 +157,8 @@ static void s_end(s_stream_t *s) {
 }
 
 /* Drop a stream whose client does not read, or sends data: its backlog
- * (up to S_MAX_BACKLOG) is thrown away and the socket shut down, so evhttp
+ * (up to S_MAX_BACKLOG) and what it sent are thrown away and the socket shut
+ * down, so evhttp
  * closes the connection at once (s_on_close() follows, `s` lives until
  * then) instead of keeping the backlog for as long as the client reads a
  * byte now and then. The client comes back with its Last-Event-ID. */
@@ -171,8 +172,9 @@ static void s_drop(s_stream_t *s) {
     s->dropped = 1;
     s_unlink(s);
     s->st = NULL;
-    struct evbuffer *out = bufferevent_get_output(bev);
+    struct evbuffer *out = bufferevent_get_output(bev), *in = bufferevent_get_input(bev);
     evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_drain(in, evbuffer_get_length(in));
     /* Reading again (a client that sent data stopped it at S_MAX_INPUT), so
      * that the end of the socket is seen. */
     bufferevent_setwatermark(bev, EV_READ, 0, 0);

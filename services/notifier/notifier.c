@@ -562,8 +562,10 @@ static int64_t s_due(const s_staff_t *s, int64_t t) {
     int64_t end = day_start + s->quiet_end * S_MS_PER_HOUR;
     if (end <= t) end += S_MS_PER_DAY;
     /* The end is a local hour: at the offset of that moment, which differs
-     * from t's by an hour across a summer-time switch. */
-    return end + ((int64_t)mg_clock_paris_offset_s(t) - mg_clock_paris_offset_s(end)) * 1000;
+     * from t's by an hour across a summer-time switch (unless that hour does
+     * not exist that night: 2 h in spring, then the end stays). */
+    int64_t due = end + ((int64_t)mg_clock_paris_offset_s(t) - mg_clock_paris_offset_s(end)) * 1000;
+    return mg_clock_paris_offset_s(due) == mg_clock_paris_offset_s(end) ? due : end;
 }
 
 static const s_staff_t *s_find_staff(const mg_notifier_t *n, const char *id) {
@@ -1495,6 +1497,17 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     }
 }
 
+/* Put a claimed notification back in the queue at `due`, the attempt the
+ * claim counted given back. If the call fails, the claim's lease brings it
+ * back. */
+static void s_hold(mg_notifier_t *n, const char *nid, int64_t due) {
+    mg_args_t a;
+    s_call_begin(&a, "hold");
+    mg_args_str(&a, nid);
+    mg_args_int(&a, due);
+    s_record(n, &a);
+}
+
 /* An immediate message is never sent inside its recipient's quiet hours,
  * whatever brought it due then: a lease that expired after a crash, or
  * quiet hours set after it was queued. It goes back to the queue until they
@@ -1507,12 +1520,7 @@ static int s_hold_if_quiet(mg_notifier_t *n, const char *nid, const redisReply *
     if (due == now) return 0;
     mg_info("notifier: %s held until the end of %s's quiet hours, in %.0f s", nid, s->id,
             (double)(due - now) / 1000.0);
-    mg_args_t a;
-    s_call_begin(&a, "hold");
-    mg_args_str(&a, nid);
-    mg_args_int(&a, due);
-    /* If the call fails, the claim's lease brings it back, and it is held then. */
-    s_record(n, &a);
+    s_hold(n, nid, due);
     return 1;
 }
 
@@ -1524,12 +1532,16 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("notifier: claim: %s", reply->str);
         return;
     }
-    /* No send starts once stopping: the lease brings these back. */
-    if (n->stopping) return;
     int64_t now = mg_clock_service_now_ms();
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3) continue;
+        /* No send starts once stopping: back to the queue, the attempt the
+         * claim counted given back. */
+        if (n->stopping) {
+            s_hold(n, s_rstr(e->element[0]), now);
+            continue;
+        }
         if (s_hold_if_quiet(n, s_rstr(e->element[0]), e->element[1], now)) continue;
         s_send(n, s_rstr(e->element[0]), e->element[1], e->element[2]);
     }
