@@ -1382,7 +1382,7 @@ static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Mailla
 static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Offer *offer, int force) {
     /* An offer is placed by its commune, its territory, or both (as the
      * broker accepts it): without a commune it is found through its
-     * territory only, and scored from its provider's commune. */
+     * territory only, and is at no distance (mg_match_filter()). */
     const mg_commune_t *c = offer ? mg_communes_find(m->communes, offer->commune) : NULL;
     if (!offer || (!c && (*offer->commune || offer->n_territory == 0))) {
         mg_warn("matcher: sequence %" PRIu64 ": offer without a known commune or a territory; ignored",
