@@ -606,6 +606,28 @@ class MatcherTest(unittest.TestCase):
         rounds = [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
         self.assertEqual(rounds, [1000, 1])
 
+    def test_a_valid_from_round_in_parts_keeps_each_kinds_place(self):
+        # 1,000 needs and 2,000 offers valid from tomorrow: the first part
+        # reads 1,000 of each, the second the other 1,000 offers and no need.
+        # A kind that reads nothing keeps its place: it went back to the
+        # start, and the parts then read the same items again.
+        st, d, clock = self.clocked_stack(expiry_interval_s=2)
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        items = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow, category="materiel")
+                 for i in range(1000)]
+        items += [offer("o-%04d" % i, "scop-ifs", IFS, valid_from=tomorrow, category="formation")
+                  for i in range(2000)]
+        for i in range(0, len(items), 250):
+            st.emit(items[i:i + 250])
+        st.settle(timeout=60)
+        h.set_clock(clock, DAY_MS)
+        day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
+        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 60, 0.1,
+                     "the day's round to be done")
+        rounds = [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
+        self.assertEqual(rounds, [2000, 1000])
+
     def test_a_need_closed_while_the_valid_from_round_runs_keeps_no_match(self):
         # The round's jobs run beside the deliveries: a need closed between a
         # job's apply and its decide had its matches retired before the job
