@@ -123,8 +123,12 @@ static void s_maybe_free(s_stream_t *s) {
     if (s->closed && !s->dropped && !s->busy && !s->auth_busy) s_stream_free(s);
 }
 
-static void s_unlink(s_stream_t *s) {
+/* The stream is over: out of the state's list (and count), nothing more
+ * sent or read; freed by s_maybe_free() once nothing of ours is in flight. */
+static void s_close(s_stream_t *s) {
+    s->closed = 1;
     s_state_t *st = s->st;
+    s->st = NULL;
     if (!st) return;
     if (s->prev)
         s->prev->next = s->next;
@@ -140,9 +144,7 @@ static void s_unlink(s_stream_t *s) {
  * written, then evhttp frees the request. */
 static void s_end(s_stream_t *s) {
     if (s->closed) return;
-    s->closed = 1;
-    s_unlink(s);
-    s->st = NULL;
+    s_close(s);
     if (s->req) {
         evhttp_connection_set_closecb(s->evcon, NULL, NULL);
         /* The connection may be kept alive for another request: give it back
@@ -158,20 +160,17 @@ static void s_end(s_stream_t *s) {
 
 /* Drop a stream whose client does not read, or sends data: its backlog
  * (up to S_MAX_BACKLOG) and what it sent are thrown away and the socket shut
- * down, so evhttp
- * closes the connection at once (s_on_close() follows, `s` lives until
- * then) instead of keeping the backlog for as long as the client reads a
- * byte now and then. The client comes back with its Last-Event-ID. */
+ * down, so evhttp closes the connection at once (s_on_close() follows, `s`
+ * lives until then) instead of keeping the backlog for as long as the client
+ * reads a byte now and then. The client comes back with its Last-Event-ID. */
 static void s_drop(s_stream_t *s) {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
     if (s->closed || !bev) {
         s_end(s);
         return;
     }
-    s->closed = 1;
+    s_close(s);
     s->dropped = 1;
-    s_unlink(s);
-    s->st = NULL;
     struct evbuffer *out = bufferevent_get_output(bev), *in = bufferevent_get_input(bev);
     evbuffer_drain(out, evbuffer_get_length(out));
     evbuffer_drain(in, evbuffer_get_length(in));
@@ -187,10 +186,8 @@ static void s_drop(s_stream_t *s) {
 static void s_on_close(struct evhttp_connection *evcon, void *arg) {
     s_stream_t *s = arg;
     (void)evcon;
-    s->closed = 1;
+    s_close(s);
     s->dropped = 0;
-    s_unlink(s);
-    s->st = NULL;
     /* Detached (the client closed mid-stream): ours to free. Still attached
      * (the server is being freed): evhttp frees it. */
     if (s->req && evhttp_request_get_connection(s->req) == NULL) evhttp_send_reply_end(s->req);
