@@ -231,6 +231,14 @@ class MatcherTest(unittest.TestCase):
         st = Stack(self.ws, **matcher)
         return st, st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock}), clock
 
+    def valid_from_rounds(self, st, d, date, timeout=30):
+        """Wait until the valid_from round of `date` ("YYYY-MM-DD") is done;
+        returns how many items each of its parts matched again."""
+        day = (datetime.date.fromisoformat(date) - datetime.date(1970, 1, 1)).days
+        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), timeout, 0.1,
+                     "the day's round to be done")
+        return [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
+
     # -- hand-checked scenarios ------------------------------------------------------
 
     def test_obvious_matches_found_in_order_and_non_matches_absent(self):
@@ -600,11 +608,7 @@ class MatcherTest(unittest.TestCase):
         h.set_clock(clock, DAY_MS)
         d.wait_log("matcher: 1000 item(s) valid from today matched again", timeout=30)
         st.emit([need_closed("n-0000", "asso-caen")])
-        day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
-        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 30, 0.1,
-                     "the day's round to be done")
-        rounds = [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
-        self.assertEqual(rounds, [1000, 1])
+        self.assertEqual(self.valid_from_rounds(st, d, tomorrow), [1000, 1])
 
     def test_a_valid_from_round_in_parts_keeps_each_kinds_place(self):
         # 1,000 needs and 2,000 offers valid from tomorrow: the first part
@@ -622,11 +626,7 @@ class MatcherTest(unittest.TestCase):
             st.emit(items[i:i + 250])
         st.settle(timeout=60)
         h.set_clock(clock, DAY_MS)
-        day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
-        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 60, 0.1,
-                     "the day's round to be done")
-        rounds = [int(n) for n in re.findall(r"matcher: (\d+) item\(s\) valid from today matched again", d.log())]
-        self.assertEqual(rounds, [2000, 1000])
+        self.assertEqual(self.valid_from_rounds(st, d, tomorrow, timeout=60), [2000, 1000])
 
     def test_a_need_closed_while_the_valid_from_round_runs_keeps_no_match(self):
         # The round's jobs run beside the deliveries: a need closed between a
@@ -649,9 +649,7 @@ class MatcherTest(unittest.TestCase):
         for k in range(len(needs)):
             st.emit([need_closed("n-%04d" % k, "asso-caen")])
             time.sleep(0.002)
-        day = (datetime.date.fromisoformat(tomorrow) - datetime.date(1970, 1, 1)).days
-        h.wait_until(lambda: st.redis.call("HGET", "mg:start:done", "m") == str(day).encode(), 30, 0.1,
-                     "the day's round to be done")
+        self.valid_from_rounds(st, d, tomorrow)
         st.settle()
         ids = ["n-%04d" % i for i in range(len(needs))]
         self.assertEqual([n for n in ids if st.redis.call("ZCARD", "mg:nm:" + n)], [])

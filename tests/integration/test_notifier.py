@@ -196,6 +196,16 @@ class Stack:
         f = self.redis.call("HGETALL", "mg:notif:" + nid)
         return {k.decode(): v.decode() for k, v in zip(f[::2], f[1::2])}
 
+    def records(self, item):
+        """The notifications of `item` ("match:<mid>", ...): {nid: record}."""
+        out = {}
+        for key in self.redis.call("KEYS", "mg:notif:*"):
+            nid = key.decode()[len("mg:notif:"):]
+            rec = self.record(nid)
+            if rec.get("item") == item:
+                out[nid] = rec
+        return out
+
     def cli(self, *args):
         r = h.run_program("maillage", ["--config", self.conf] + list(args))
         r.stdout, r.stderr = r.stdout.decode(), r.stderr.decode()
@@ -411,11 +421,7 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("m-w", keys.pop())
         self.assertLess(time.monotonic() - t0, 30)
         # records: delivered; D (nobody listens) keeps retrying, not delivered
-        recs = {}
-        for nid in st.redis.call("KEYS", "mg:notif:*"):
-            r = st.record(nid.decode()[len("mg:notif:"):])
-            if r.get("item") == "match:m-w":
-                recs[r["staff"]] = r
+        recs = {r["staff"]: r for r in st.records("match:m-w").values()}
         for s in "abc":
             self.assertEqual(recs[s]["state"], "delivered", recs[s])
         self.assertEqual(recs["d"]["state"], "pending")
@@ -433,8 +439,7 @@ class NotifierTest(unittest.TestCase):
         h.wait_until(lambda: slow.requests, 10, what="the send to start")
         self.assertEqual(st.notifier.stop(signal.SIGTERM), 0)
         self.assertEqual(len(slow.requests), 1)
-        recs = [st.record(k.decode()[len("mg:notif:"):]) for k in st.redis.call("KEYS", "mg:notif:*")]
-        recs = [r for r in recs if r.get("item") == "match:m-t"]
+        recs = st.records("match:m-t").values()
         self.assertEqual([(r["state"], r["attempts"]) for r in recs], [("delivered", "1")])
         self.assertEqual(st.pending(), 0)
 
@@ -515,12 +520,19 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(msg.get_content_type(), "text/plain")
         self.assertIn("- Besoin : Cuisine partagée et stockage", msg.get_content())
 
-    def test_digest_at_its_hour_ordered_by_score(self):
+    def _digest_stack(self):
+        """A started Stack whose only staff member, Dora, gets the inbox at
+        once and a webhook digest at an hour three hours away: (the stack,
+        its webhook receiver, that hour)."""
         hook = self.ws.own(WebhookReceiver())
         hour = (paris_hour() + 3) % 24
         st = Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
                                    "mode": "digest", "digest_hour": hour}}, default_staff="d")
         st.start()
+        return st, hook, hour
+
+    def test_digest_at_its_hour_ordered_by_score(self):
+        st, hook, hour = self._digest_stack()
         self._directory(st)  # three new members: items without a score
         st.emit([match("m-low", "n1", "o1", "s-caen", "s-rouen", score=0.41),
                  match("m-high", "n1", "o1", "s-caen", "s-rouen", score=0.93),
@@ -545,11 +557,7 @@ class NotifierTest(unittest.TestCase):
         # Items held for a digest whose member switches to immediate mode
         # would wait for a digest that never comes: they go at once, in a
         # digest of their own, and what follows goes one by one.
-        hook = self.ws.own(WebhookReceiver())
-        hour = (paris_hour() + 3) % 24
-        st = Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
-                                   "mode": "digest", "digest_hour": hour}}, default_staff="d")
-        st.start()
+        st, hook, _ = self._digest_stack()
         self._directory(st, members=False)
         st.emit([match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71),
                  match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])

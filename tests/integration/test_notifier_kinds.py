@@ -300,8 +300,7 @@ class NotifierKindsTest(unittest.TestCase):
                      what="the answer's webhook")
         _, body, headers = [r for r in hook.requests if r[1]["idempotency_key"].startswith(item)][0]
         self.assertGreater(len(body["idempotency_key"]), 200)
-        nid = [k.decode()[len("mg:notif:"):] for k in st.redis.call("KEYS", "mg:notif:*")
-               if st.record(k.decode()[len("mg:notif:"):]).get("item") == item][0]
+        nid = next(iter(st.records(item)))
         self.assertEqual(headers.get("Idempotency-Key"), nid)
         self.assertEqual(st.record(nid)["state"], "delivered")
 
