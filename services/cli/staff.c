@@ -214,16 +214,23 @@ static const char *s_after(const redisReply *h, const s_change_t *change, const 
     return v ? v->str : NULL;
 }
 
+/* The channels field of record `h` once `change` applies; absent means the
+ * inbox (as the notifier reads it). Borrowed. */
+static const char *s_channels_after(const redisReply *h, const s_change_t *change)
+{
+    const char *channels = s_after(h, change, "channels");
+    return channels ? channels : "inbox";
+}
+
 /* The row of s_addressed of `channel` if record `h` lists it among its
  * channels (absent: inbox) with no address, so that the notifier drops it
  * without a word (s_staff_fill in services/notifier/notifier.c); else -1. */
 static int s_inactive(const redisReply *h, const s_change_t *change, const char *channel)
 {
-    const char *channels = s_after(h, change, "channels");
     for (size_t k = 0; k < S_ADDRESSED; k++) {
         if (strcmp(s_addressed[k].channel, channel) != 0) continue;
         const char *address = s_after(h, change, channel);
-        int listed = mg_staff_list_has(channels ? channels : "inbox", channel);
+        int listed = mg_staff_list_has(s_channels_after(h, change), channel);
         return listed && !(address && *address) ? (int)k : -1;
     }
     return -1;
@@ -268,8 +275,7 @@ static int s_check_addresses(const char *id, const redisReply *h, const s_change
             cli_error("staff", "channels : le canal « %s » a besoin %s (--%s %s)", channel,
                       s_addressed[k].of_a, channel, s_addressed[k].placeholder);
         } else if (address_changed) {
-            const char *channels = s_after(h, change, "channels");
-            char *rest = s_without(channels ? channels : "inbox", channel);
+            char *rest = s_without(s_channels_after(h, change), channel);
             cli_error(
                 "staff",
                 "%s : %s est nécessaire tant que le canal « %s » est actif pour %s (le retirer d'abord : "
@@ -325,8 +331,7 @@ static void s_item(FILE *out, const cli_context_t *ctx, const redisReply *h, con
  * services/notifier/notifier.c). */
 static int s_inbox_by_default(const redisReply *h)
 {
-    const redisReply *set = mg_redis_field(h, "channels"); /* absent: inbox */
-    const char *channels = set ? set->str : "inbox";
+    const char *channels = s_channels_after(h, &s_unchanged);
     if (mg_staff_list_has(channels, "inbox")) return 0;
     for (size_t k = 0; k < S_ADDRESSED; k++) {
         const char *channel = s_addressed[k].channel;
@@ -362,8 +367,7 @@ static void s_value(FILE *out, const cli_context_t *ctx, const redisReply *h, co
     } else if (strcmp(key, "categories") == 0) {
         s_items(out, ctx, h, key, v ? v : "", "toutes", brief);
     } else if (strcmp(key, "channels") == 0) {
-        const redisReply *set = mg_redis_field(h, key); /* absent: inbox; empty: none */
-        s_items(out, ctx, h, key, set ? set->str : "inbox", "aucun", brief);
+        s_items(out, ctx, h, key, s_channels_after(h, &s_unchanged), "aucun", brief); /* empty: none */
         if (s_inbox_by_default(h)) fputs(" ; à défaut : boîte de réception", out);
     } else if (strcmp(key, "min_score") == 0) {
         char percent[16];
