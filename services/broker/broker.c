@@ -694,9 +694,8 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
      * sizes are not enough: encodings that grow when re-encoded (a repeated
      * field sent unpacked, a length prefix of 127 bytes) can make up for a
      * dropped tail. Unknown fields are kept verbatim by both. */
-    size_t packed_len = maillage__v1__envelope__get_packed_size(env);
-    uint8_t *repacked = mg_malloc(packed_len ? packed_len : 1);
-    maillage__v1__envelope__pack(env, repacked);
+    uint8_t *repacked;
+    size_t packed_len = mg_envelope_pack(env, &repacked);
     int canonical = packed_len == len && memcmp(repacked, data, len) == 0;
     if (!canonical) mg_metrics_inc(broker->metrics.reencoded);
 
@@ -712,9 +711,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
 
     if (contact) {
         free(repacked);
-        packed_len = maillage__v1__envelope__get_packed_size(env);
-        repacked = mg_malloc(packed_len ? packed_len : 1);
-        maillage__v1__envelope__pack(env, repacked);
+        packed_len = mg_envelope_pack(env, &repacked);
     }
     if (!canonical || contact) {
         data = repacked;
