@@ -1497,6 +1497,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FEEDBACK: {
         const Maillage__V1__MatchFeedback *fb = env->match_feedback;
         mg_args_str(&a, "feedback");
+        mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, fb->match_id);
         mg_args_str(&a, fb->staff_id);
         mg_args_str(&a, fb->outcome == MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_CONTACT_MADE   ? "cm"

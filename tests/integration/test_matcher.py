@@ -735,6 +735,49 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(st.redis.call("GET", "mg:offer:o2"), before)
         self.assertEqual(sorted(m.offer_id for m in st.matches() if m.need_id == "n3"), ["o1", "o2"])
 
+    def test_feedback_and_answers_retried_after_later_ones_change_nothing(self):
+        """Staff says "mise en relation faite", then "pas pertinent"; a
+        structure accepts a cooperation, then declines it. If the first event
+        of each comes back after the second (parked for retry, or replayed
+        from the dead letters), the later outcome stays. The test puts the
+        first events back in the matcher's retry set, as a failed handler
+        would have."""
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-caen", CAEN), need("n1", "asso-caen", CAEN)])
+        st.settle()
+        [mid] = [m.match_id for m in st.matches()]
+
+        def answered(answer):
+            env = _env("cooperation.answered")
+            a = env.cooperation_answered
+            a.proposal_id, a.structure_id = "p-1", "scop-caen"
+            a.answer = h.events_pb2.CooperationAnswer.Value(answer)
+            return env
+
+        st.emit([feedback(mid, "claire", h.events_pb2.MATCH_OUTCOME_CONTACT_MADE),
+                 answered("COOPERATION_ANSWER_ACCEPTED")])
+        st.emit([feedback(mid, "claire", h.events_pb2.MATCH_OUTCOME_NOT_RELEVANT),
+                 answered("COOPERATION_ANSWER_DECLINED")])
+        st.settle()
+
+        def outcomes():
+            offer_flags = st.redis.call("GET", "mg:offer:o1").decode().split("|")[10].split(",")
+            return (st.redis.call("HGET", "mg:pfb:n1|o1", "fb:claire"),
+                    sorted(f for f in offer_flags if f.startswith(("cm=", "nr="))),
+                    int(st.redis.call("HGET", "mg:coop:p-1", "ans:scop-caen")))
+        later = (b"nr", ["cm=0", "nr=1"], h.events_pb2.COOPERATION_ANSWER_DECLINED)
+        self.assertEqual(outcomes(), later)
+
+        first = [e.sequence for e in st.journal() if e.type in ("match.feedback", "cooperation.answered")][:2]
+        now = int(time.time() * 1000)
+        for seq in first:
+            st.redis.call("ZADD", "mg:retry:matcher", now, seq)
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:retry:matcher") == 0, 15, 0.1, "the retries")
+        st.settle()
+        self.assertEqual(outcomes(), later)
+
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;
         # the matcher's records never hold it, even from an event that
