@@ -371,8 +371,10 @@
   }
 
   /* After a sign-in or on load with a cookie: who am I, then the page. */
+  var startRetryMs = 2000;
   function start() {
     return api('GET', 'v1/me').then(function (me) {
+      startRetryMs = 2000;
       if (!me || me.kind !== 'staff') {
         api('DELETE', 'v1/session').catch(function () {});
         showSignIn('Ce jeton est celui d’un réseau émetteur : cet espace est réservé aux chargé·e·s de mission.');
@@ -389,7 +391,13 @@
       });
     }, function (e) {
       if (e.status === 401) { showSignIn(''); return; }
-      showSignIn(e.message);
+      // The server or its Redis is unavailable: the session may well be
+      // valid, so try again rather than ask for the token.
+      var wait = startRetryMs;
+      startRetryMs = Math.min(startRetryMs * 2, 30000);
+      showBanner('Maillage est momentanément indisponible : nouvel essai automatique dans ' +
+                 Math.round(wait / 1000) + ' s.');
+      window.setTimeout(start, wait);
     }).catch(function (e) {
       // A 401 on the way already sent the page back to the sign-in form.
       if (e && e.status !== 401) showBanner(e.message || frenchError(0));
@@ -477,6 +485,9 @@
       inbox.nextCursor = null;
       clear($('inbox-list'));
       $('inbox-more').hidden = true;
+      // The list is drawn again without its "new" marks: so is the counter.
+      state.unseen = 0;
+      updateCounter();
     }
     var generation = inbox.generation;
     var params = inboxFilters();
@@ -490,6 +501,10 @@
       var items = (page && page.items) || [];
       items.forEach(function (n) { addItem(n, false); });
       inbox.nextCursor = page && page.nextCursor ? page.nextCursor : null;
+      // With filters the gateway examines a bounded number of entries per
+      // page, and may answer none with more to look at: look further
+      // before saying nothing matches.
+      if (!inbox.items.length && inbox.nextCursor) return loadInbox(false);
       $('inbox-more').hidden = !inbox.nextCursor;
       inbox.loaded = true;
       updateInboxStatus();
@@ -886,6 +901,10 @@
       // The inbox loads even if the stream cannot open.
       window.setTimeout(function () { if (s.onFirstOpen) s.onFirstOpen(); }, 4000);
     }
+    // Without a position the stream starts at the newest entry: if the
+    // inbox was read before (the 4 s fallback, or a stream that never got
+    // its position), entries written in between are fetched on opening.
+    var hadPosition = !!s.lastEventId;
     var url = 'v1/stream' + (s.lastEventId ? qs({lastEventId: s.lastEventId}) : '');
     var es = new EventSource(url);
     s.es = es;
@@ -898,16 +917,17 @@
       s.retryMs = 2000;
       setLive('on');
       if (!loadsInbox || state.inbox.loaded) refreshShownMatches();
+      if (!hadPosition && state.inbox.loaded) catchUpInbox();
       loadsInbox = false;
       if (s.onFirstOpen) s.onFirstOpen();
     });
     // Where the stream starts (sent before any notification): resuming from
     // it after a cut loses nothing that arrived meanwhile.
     es.addEventListener('position', function (ev) {
-      if (ev.lastEventId) s.lastEventId = ev.lastEventId;
+      if (ev.lastEventId) { s.lastEventId = ev.lastEventId; hadPosition = true; }
     });
     es.addEventListener('notification', function (ev) {
-      if (ev.lastEventId) s.lastEventId = ev.lastEventId;
+      if (ev.lastEventId) { s.lastEventId = ev.lastEventId; hadPosition = true; }
       var n;
       try { n = JSON.parse(ev.data); } catch (e) { return; }
       onLiveNotification(n);
@@ -961,6 +981,17 @@
     setLive('off');
     var t = $('live-text');
     if (t) t.textContent = 'Hors ligne';
+  }
+
+  /* The newest entries again, those not shown yet added as new. */
+  function catchUpInbox() {
+    var generation = state.inbox.generation;
+    var params = inboxFilters();
+    params.limit = 50;
+    api('GET', 'v1/staff/me/inbox' + qs(params)).then(function (page) {
+      if (generation !== state.inbox.generation) return;
+      ((page && page.items) || []).forEach(onLiveNotification);
+    }).catch(function () {});
   }
 
   function onLiveNotification(n) {

@@ -3,6 +3,10 @@
  * One chunked response per client (evhttp_send_reply_start / _chunk / _end):
  *
  *   retry: 2000                         first, so a browser reconnects soon
+ *   id: <ms>-<nid>                      then, without Last-Event-ID, where
+ *   event: position                     the stream starts: the inbox's
+ *   data: <ms>-<nid>                    newest entry, or "0-0" (its
+ *                                       beginning) for an empty inbox
  *   id: <created_ms>-<nid>              per notification, its inbox position
  *   event: notification
  *   data: <the notification, one line of JSON, as in the inbox>
@@ -337,22 +341,23 @@ static void s_on_start(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_end(s);
         return;
     }
-    if (reply->elements == 2) {
-        const char *nid = gq_str(reply->element[0]), *score = gq_str(reply->element[1]);
-        if (nid && score && mg_id_is_valid(nid)) {
-            s->pos.ms = (int64_t)strtoll(score, NULL, 10);
-            snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", nid);
-            /* The starting position, so that a client cut off before the
-             * first notification resumes from here, not from "now". */
-            char id[64 + 2 * MG_ID_MAX];
-            snprintf(id, sizeof(id), "id: %lld-%s\nevent: position\ndata: %lld-%s\n\n", (long long)s->pos.ms,
-                     s->pos.nid, (long long)s->pos.ms, s->pos.nid);
-            s->have_pos = 1;
-            if (s_send_text(s, id) != 0) return;
-        }
+    const char *nid = reply->elements == 2 ? gq_str(reply->element[0]) : NULL;
+    const char *score = reply->elements == 2 ? gq_str(reply->element[1]) : NULL;
+    if (nid && score && mg_id_is_valid(nid)) {
+        s->pos.ms = (int64_t)strtoll(score, NULL, 10);
+        snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", nid);
+    } else { /* an empty inbox: everything that arrives is new */
+        s->pos.ms = 0;
+        snprintf(s->pos.nid, sizeof(s->pos.nid), "0");
     }
-    /* An empty inbox: everything that arrives is new. */
     s->have_pos = 1;
+    /* The starting position, so that a client cut off before the first
+     * notification resumes from here, not from "now" (which would skip what
+     * arrived meanwhile). */
+    char id[64 + 2 * MG_ID_MAX];
+    snprintf(id, sizeof(id), "id: %lld-%s\nevent: position\ndata: %lld-%s\n\n", (long long)s->pos.ms,
+             s->pos.nid, (long long)s->pos.ms, s->pos.nid);
+    if (s_send_text(s, id) != 0) return;
     if (s->again) s_read(s);
 }
 

@@ -269,6 +269,21 @@ class StreamTest(unittest.TestCase):
         again = self.open(last_event_id=newest)
         self.assertEqual(again.next_event()["data"]["needId"], "n-while-away")
 
+    def test_a_stream_on_an_empty_inbox_starts_at_its_beginning(self):
+        """So that a client cut off before its first notification gets
+        what arrived meanwhile (without a position it would start again at
+        the newest entry, skipping it)."""
+        self.stack()
+        self.st.redis.call("DEL", "mg:inbox:claire")
+        c = self.open()
+        self.assertEqual(c.next_block(), ["retry: 2000"])
+        self.assertEqual(c.next_block(), ["id: 0-0", "event: position", "data: 0-0"])
+        c.close()
+        self.post_need("n-while-away", title="Local pendant la coupure")
+        self.st.settle()
+        again = self.open(last_event_id="0-0")
+        self.assertEqual(again.next_event()["data"]["needId"], "n-while-away")
+
     def test_resume_after_last_event_id_without_loss_or_duplicate(self):
         self.stack()
         c = self.open()

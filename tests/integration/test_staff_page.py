@@ -35,6 +35,7 @@ Skipped only when chromium or chromedriver is not installed."""
 
 import csv
 import hashlib
+import http.client
 import json
 import os
 import time
@@ -126,7 +127,7 @@ class Stack:
     """Redis, broker, matcher, notifier (staff "claire": Calvados, premises)
     and gateway, all from one configuration file."""
 
-    def __init__(self, ws):
+    def __init__(self, ws, gateway=None):
         self.ws = ws
         self.redis = ws.own(h.Redis(ws.dir).start())
         self.broker, sections = h.start_broker(ws, self.redis)
@@ -138,7 +139,7 @@ class Stack:
         sections["notifier"] = {"staff_url": self.base + "/", "default_staff": "accueil",
                                 "staff_refresh_ms": 200, "unanswered_check_s": 3600}
         sections["gateway"] = {"listen": "127.0.0.1:%d" % self.port, "staff_network": STAFF_NETWORK,
-                               "token_cache_s": 1, "stream_heartbeat_s": 2}
+                               "token_cache_s": 1, "stream_heartbeat_s": 2, **(gateway or {})}
         sections["staff." + STAFF] = {"name": "Claire Lemarchand", "departments": "14", "categories": "locaux",
                                       "channels": "inbox"}
         self.conf = h.write_config(ws.path("maillage-%s.conf" % h.new_id("c")), sections)
@@ -757,6 +758,73 @@ class StaffPageTest(unittest.TestCase):
         errors = [m for m in self.console()
                   if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
         self.assertEqual(errors, [])
+
+    def test_a_stream_that_opens_late_misses_nothing_and_filters_look_further(self):
+        """The page's stream cannot open at first (the only stream slot is
+        taken): the inbox loads without it; the matches written before the
+        stream opens are fetched when it does (a stream without a position
+        starts at the newest entry, and would skip them). Filtering resets
+        the "nouvelles" counter with the list, and a filter whose matches
+        are older than the entries a page examines still finds them."""
+        st = Stack(self.ws, gateway={"stream_max_clients": 1})
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        taken = http.client.HTTPConnection("127.0.0.1", st.port, timeout=20)
+        self.addCleanup(taken.close)
+        taken.request("GET", "/v1/stream", headers={"Authorization": "Bearer " + staff_token})
+        self.assertEqual(taken.getresponse().status, 200)
+        self.driver = d = browser(self.ws)
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        self.wait(lambda: "Aucune opportunité pour le moment" in d.find_element(By.ID, "inbox-status").text, 20,
+                  "the empty inbox, loaded without the stream")
+        self.assertNotEqual(d.find_element(By.ID, "live-state").get_attribute("data-state"), "on")
+
+        nid, nid2, _, status, body = post_two_needs_and_an_offer(st, network_token)
+        self.assertEqual(status, 202, body)
+        mids = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
+                                     if e.match_found.need_id in (nid, nid2)] or None, 60, 0.1, "the two matches")
+        h.wait_until(lambda: {"match:" + mid for mid in mids} <= set(st.inbox_items(STAFF)), 30, 0.1,
+                     "the matches in the inbox")
+        self.assertEqual([self.item(mid) for mid in mids], [None, None])
+        taken.close()  # the slot is free: the page's stream opens (it retries every 2 s, then more)
+        self.wait(lambda: all(self.item(mid) for mid in mids), 30, "the matches written before the stream opened")
+        self.assertEqual(d.find_element(By.ID, "live-state").get_attribute("data-state"), "on")
+        self.assertTrue(d.find_element(By.ID, "new-counter").is_displayed())
+
+        # 250 newer entries of another category: more than a filtered page examines.
+        now = int(time.time() * 1000)
+        for i in range(250):
+            nid_ = "n-other-%03d" % i
+            st.redis.call("HSET", "mg:notif:" + nid_, "kind", "member_joined", "item", "member:s-%03d:x" % i,
+                          "title", "Nouvelle adhérente %d" % i, "created_at", now + i, "cat", "formation",
+                          "dep", "14", "staff", STAFF)
+            st.redis.call("ZADD", "mg:inbox:" + STAFF, now + i, nid_)
+        Select(d.find_element(By.ID, "f-category")).select_by_value("locaux")
+        self.wait(lambda: all(self.item(mid) for mid in mids), 30, "the filtered matches")
+        self.assertNotIn("Aucune", d.find_element(By.ID, "inbox-status").text)
+        self.assertNotIn("Nouvelle adhérente", d.find_element(By.ID, "inbox-list").text)
+        self.assertFalse(d.find_element(By.ID, "new-counter").is_displayed())
+
+    def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 20, "the signed-in page")
+        st.redis.stop()
+        d.refresh()
+        banner = self.wait(lambda: d.find_element(By.ID, "banner") if d.find_element(By.ID, "banner").is_displayed()
+                           else None, 20, "the banner")
+        self.assertIn("momentanément indisponible : nouvel essai automatique", banner.text)
+        self.assertFalse(d.find_element(By.ID, "token").is_displayed())
+        st.redis.start()
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 40, "the page, without the token again")
+        self.assertFalse(d.find_element(By.ID, "banner").is_displayed())
+        self.assertIn("Claire Lemarchand", d.find_element(By.ID, "who-name").text)
 
     def test_sign_out_clears_the_session(self):
         st = Stack(self.ws)
