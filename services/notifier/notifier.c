@@ -232,6 +232,11 @@ struct mg_notifier {
     size_t in_flight;
     size_t recording; /* s_record() calls Redis has not answered yet */
     int digest_flush; /* members in immediate mode may have digest items waiting */
+    /* An event delivered before the staff list was first read (the first
+     * read failed): held, and with it every later one, until the list is
+     * read, so that it is routed to the staff it concerns, not to the
+     * default recipient. */
+    struct s_job *held;
     s_metrics_t metrics;
 };
 
@@ -576,7 +581,7 @@ static const s_staff_t *s_find_staff(const mg_notifier_t *n, const char *id) {
 
 /* ---- rendering and creating ------------------------------------------------------------ */
 
-typedef struct {
+typedef struct s_job {
     mg_notifier_t *n;
     mg_delivery_t *delivery;
     const mg_envelope_t *env;
@@ -1153,6 +1158,11 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
     job->n = n;
     job->env = env;
     job->delivery = delivery;
+    if (!n->staff_loaded) {
+        mg_warn("notifier: the staff list is not read yet; the event waits for it");
+        n->held = job;
+        return;
+    }
     s_handle(n, job);
 }
 
@@ -1607,8 +1617,11 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
         n->staff_loaded = 1;
         mg_info("notifier: %zu staff member(s); default recipient %s", k, n->default_staff);
         /* Deliveries start only now, so the first events are routed to
-         * the configured staff. */
+         * the configured staff (one delivered before is held: see `held`). */
         if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 1);
+        s_job_t *held = n->held;
+        n->held = NULL;
+        if (held) s_handle(n, held);
     }
 }
 
@@ -1974,6 +1987,7 @@ void mg_notifier_destroy(mg_notifier_t **notifier_p) {
     if (n->metrics_timer) event_free(n->metrics_timer);
     if (n->stop_timer) event_free(n->stop_timer);
     mg_outbound_destroy(&n->outbound);
+    free(n->held); /* not done: delivered again from the checkpoint */
     mg_subscriber_destroy(&n->subscriber);
     mg_redis_destroy(&n->redis);
     if (n->zmq_context) zmq_ctx_term(n->zmq_context);

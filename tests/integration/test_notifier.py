@@ -265,6 +265,26 @@ class NotifierTest(unittest.TestCase):
                      member("s-cherb", CHERBOURG, "Ressourcerie du Cotentin", networks=("reseau-manche",))])
         st.emit([need("n1", "s-caen"), offer("o1", "s-rouen", ROUEN)])
 
+    def test_events_wait_for_a_staff_list_that_cannot_be_read_yet(self):
+        """The first read of the staff list fails (a damaged record): the
+        events are held, not routed to the default recipient for want of
+        staff, and go to whom they concern once the list is read."""
+        st = Stack(self.ws, {"claire": CALVADOS_LOCAUX})
+        st.redis.call("SADD", "mg:staff", "broken")
+        st.redis.call("SET", "mg:staff:broken", "not a hash")
+        d = h.Daemon(self.ws.dir, "maillage-notifier", st.conf, env={"MAILLAGE_CLOCK_FILE": st.clock})
+        st.notifier = self.ws.own(d)
+        d.start()
+        st.emit([member("s-caen", CAEN, "Épicerie solidaire de Caen")])
+        time.sleep(1.0)  # several staff reads (every 200 ms), all failing
+        self.assertEqual((st.inbox("claire"), st.inbox("accueil")), ([], []))
+        d.wait_log("the event waits for it", 10)
+        st.redis.call("DEL", "mg:staff:broken")
+        st.redis.call("SREM", "mg:staff", "broken")
+        st.settle()
+        self.assertEqual([e["item"] for e in st.inbox("claire")], ["member:s-caen:cress-normandie"])
+        self.assertEqual(st.inbox("accueil"), [])
+
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets
         # what nobody covers anyway (declared with an empty scope, it would
