@@ -6,6 +6,7 @@
  * the reply for that second chance. */
 #include "maillage/script.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +52,8 @@ void mg_args_int(mg_args_t *a, long long v) {
 }
 
 void mg_args_double(mg_args_t *a, double v) {
-    char buf[64];
-    int n = snprintf(buf, sizeof(buf), "%.6f", v);
+    char buf[512]; /* "%.6f" of the largest double: 309 digits, the point and six */
+    int n = isfinite(v) ? snprintf(buf, sizeof(buf), "%.6f", v) : snprintf(buf, sizeof(buf), "0");
     mg_args_bytes(a, buf, (size_t)n);
 }
 

@@ -24,7 +24,7 @@ void mg_args_init(mg_args_t *a);
 void mg_args_bytes(mg_args_t *a, const void *data, size_t len); /* copied */
 void mg_args_str(mg_args_t *a, const char *s);                  /* copied; NULL is "" */
 void mg_args_int(mg_args_t *a, long long v);
-void mg_args_double(mg_args_t *a, double v); /* "%.6f" */
+void mg_args_double(mg_args_t *a, double v); /* "%.6f"; "0" for NaN and infinities */
 void mg_args_clear(mg_args_t *a);
 /* Append the arguments of `src` to `dst` without copying them: `src` is left
  * empty (and may be reused or cleared). */
