@@ -616,7 +616,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         }
         if (broker->curve && !mg_curve_server_may_relay(broker->curve, sender)) {
             s_peek_event_id(data, len, event_id);
-            snprintf(reason, sizeof(reason), "network %s may not relay events for other networks", sender);
+            snprintf(reason, sizeof(reason), "network %s " MG_RELAY_REFUSED, sender);
             mg_metrics_inc(broker->metrics.refused_permission);
             mg_warn("broker: refused: %s", reason);
             /* Named in the ack, or the relay could not match it and would
@@ -632,8 +632,9 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         /* Answered, counted, not dead-lettered: a flood must not fill the
          * dead-letter stream (nor cost the other sources a Redis call). */
         s_peek_event_id(data, len, event_id);
-        snprintf(reason, sizeof(reason), "rate limit: network %s sends more than %.0f events/s, retry later",
-                 source, broker->rate_per_s);
+        snprintf(reason, sizeof(reason),
+                 MG_RATE_LIMITED "network %s sends more than %.0f events/s, retry later", source,
+                 broker->rate_per_s);
         mg_metrics_inc(broker->metrics.refused_rate);
         mg_metrics_inc(broker->metrics.rejected);
         s_answer(broker, &origin, event_id, MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, reason, "");

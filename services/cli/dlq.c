@@ -117,14 +117,18 @@ typedef struct {
     const char *seq;
 } s_consumer_fields_t;
 
-/* Send `raw` to the broker's ingest once more and wait for its ack (5 s, three
- * tries with the same bytes: the event id inside makes retries safe). Returns
- * 0 if the broker accepted it (or already had it), 1 if it rejected it again
- * (it then keeps a new dead letter with the current reason), -1 otherwise;
- * says why when not 0. */
-static int s_resend(const char *ingest, const uint8_t *raw, size_t len)
+/* Send `raw` to the broker's ingest once more, on behalf of `source`, the
+ * network it came from (so it is journaled in that network's name, deduped
+ * with its other events and bound by its rights), and wait for its ack (5 s,
+ * three tries with the same bytes: the event id inside makes retries safe).
+ * Returns 0 if the broker accepted it (or already had it), 1 if it rejected
+ * it again (it then keeps a new dead letter with the current reason, which
+ * replaces this one), -1 otherwise (this one is kept); says why when not 0. */
+static int s_resend(const char *ingest, const char *source, const uint8_t *raw, size_t len)
 {
     int rc = -1;
+    char header[sizeof(MG_RELAY_PREFIX) + MG_ID_MAX];
+    snprintf(header, sizeof(header), MG_RELAY_PREFIX "%s", source);
     void *zctx = zmq_ctx_new();
     void *dealer = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
     int linger = 0;
@@ -134,7 +138,8 @@ static int s_resend(const char *ingest, const uint8_t *raw, size_t len)
         goto done;
     }
     for (int attempt = 0; attempt < 3 && !cli_interrupted; attempt++) {
-        if (zmq_send(dealer, raw, len, 0) < 0) continue;
+        if (zmq_send(dealer, header, strlen(header), ZMQ_SNDMORE) < 0 || zmq_send(dealer, raw, len, 0) < 0)
+            continue;
         zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 5000) <= 0) continue;
         zmq_msg_t msg;
@@ -151,9 +156,18 @@ static int s_resend(const char *ingest, const uint8_t *raw, size_t len)
         }
         if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED ||
             ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE) {
-            printf("Renvoyé au broker : %s, séquence %" PRIu64 ".\n", mg_ack_status_name(ack->status),
-                   ack->sequence);
+            printf("Renvoyé au broker au nom de « %s » : %s, séquence %" PRIu64 ".\n", source,
+                   mg_ack_status_name(ack->status), ack->sequence);
             rc = 0;
+        } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED &&
+                   strstr(ack->reason, MG_RELAY_REFUSED)) {
+            /* The broker's new dead letter names this CLI's key, not the
+             * network: keep this one. */
+            cli_error(
+                "dlq",
+                "the broker refuses it: %s (this CLI's CURVE key needs 'relay' in the allow-list to send "
+                "for another network; the dead letter is kept)",
+                ack->reason);
         } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
             cli_error("dlq", "the broker rejects it again: %s%s%s%s (a new dead letter replaces this one)",
                       ack->reason, *ack->field ? " (" : "", ack->field, *ack->field ? ")" : "");
@@ -171,26 +185,47 @@ done:
     return rc;
 }
 
-/* Put the sequence back into the consumer's retry set, due now, with its
- * attempts reset: the consumer retries it at its next retry tick. */
-static int s_requeue(redisContext *c, const char *consumer, const char *seq)
+/* Put a consumer's dead letter `id` back into its retry set, due now, with
+ * its attempts reset (the consumer retries it at its next retry tick), and
+ * delete the dead letter, in one step, only if the consumer is still
+ * registered and the journal still holds the sequence (retention never trims
+ * a parked one, but may have trimmed it while it was a dead letter): else
+ * the dead letter, its only copy, is kept. */
+static int s_requeue(redisContext *c, const char *id, const char *consumer, const char *seq)
 {
+    static const char script[] =
+        "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end\n"
+        "if #redis.call('XRANGE', KEYS[2], ARGV[2], ARGV[2]) == 0 then return -2 end\n"
+        "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])\n"
+        "redis.call('HDEL', KEYS[4], ARGV[2])\n"
+        "redis.call('XDEL', KEYS[5], ARGV[4])\n"
+        "return 1\n";
     if (!mg_id_is_valid(consumer) || strspn(seq, "0123456789") != strlen(seq) || !*seq) {
         cli_error("dlq", "malformed consumer dead letter (consumer '%s', seq '%s')", consumer, seq);
         return -1;
     }
-    redisReply *r = redisCommand(c, "ZADD %s%s %lld %s", MG_RETRY_KEY_PREFIX, consumer,
-                                 (long long)mg_clock_now_ms(), seq);
-    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    char retry[sizeof(MG_RETRY_KEY_PREFIX) + MG_ID_MAX], attempts[sizeof(retry) + 9], now[24];
+    snprintf(retry, sizeof(retry), MG_RETRY_KEY_PREFIX "%s", consumer);
+    snprintf(attempts, sizeof(attempts), "%s:attempts", retry);
+    snprintf(now, sizeof(now), "%lld", (long long)mg_clock_now_ms());
+    redisReply *r = redisCommand(c, "EVAL %s 5 %s %s %s %s %s %s %s %s %s", script, MG_CONSUMERS_KEY,
+                                 MG_JOURNAL_KEY, retry, attempts, MG_DEADLETTER_KEY, consumer, seq, now, id);
+    long long status = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    if (status == 0)
+        cli_error("dlq", "redis: cannot requeue: %s", r ? (r->str ? r->str : "?") : c->errstr);
+    else if (status == -1)
+        cli_error("dlq",
+                  "consumer '%s' is no longer registered (see 'maillage consumers'): the dead letter is kept",
+                  consumer);
+    else if (status == -2)
+        cli_error("dlq",
+                  "sequence %s is no longer in the journal (retention): the dead letter is kept, with its "
+                  "bytes",
+                  seq);
+    else
+        printf("Réinjecté chez le consommateur « %s » : séquence %s, nouvelles tentatives.\n", consumer, seq);
     if (r) freeReplyObject(r);
-    if (!ok) {
-        cli_error("dlq", "redis: cannot requeue: %s", c->errstr);
-        return -1;
-    }
-    r = redisCommand(c, "HDEL %s%s:attempts %s", MG_RETRY_KEY_PREFIX, consumer, seq);
-    if (r) freeReplyObject(r);
-    printf("Réinjecté chez le consommateur « %s » : séquence %s, nouvelles tentatives.\n", consumer, seq);
-    return 0;
+    return status == 1 ? 0 : -1;
 }
 
 /* Look one entry up by stream id with XRANGE id id (journal.h lists; show
@@ -247,14 +282,18 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
         goto done;
     }
     if (*from.consumer) {
-        rc = s_requeue(c, from.consumer, from.seq);
-    } else if (dl.raw_len < dl.original_len) {
+        rc = s_requeue(c, id, from.consumer, from.seq);
+        goto done;
+    }
+    if (dl.raw_len < dl.original_len) {
         cli_error("dlq", "only %zu of its %zu bytes were kept: it cannot be sent again", dl.raw_len,
                   dl.original_len);
+    } else if (!mg_id_is_valid(dl.source)) {
+        cli_error("dlq", "its source '%s' is not a network: it cannot be sent again in its name", dl.source);
     } else {
-        rc = s_resend(ingest, dl.raw, dl.raw_len);
+        rc = s_resend(ingest, dl.source, dl.raw, dl.raw_len);
     }
-    if (rc >= 0) { /* re-injected, or superseded by the broker's new dead letter */
+    if (rc >= 0) { /* sent again, or superseded by the broker's new dead letter */
         redisReply *del = redisCommand(c, "XDEL %s %s", MG_DEADLETTER_KEY, id);
         if (del) freeReplyObject(del);
         if (rc > 0) rc = -1;
@@ -277,7 +316,8 @@ static void s_usage(FILE *out)
             "  list        one line per dead letter, oldest first (default)\n"
             "  show ID     everything about one, with an escaped and a hex preview\n"
             "  replay ID   re-inject one: back into its consumer's retry set, or sent to the\n"
-            "              broker again for rejected input; deleted once re-injected\n"
+            "              broker again, in the name of the network it came from, for rejected\n"
+            "              input; deleted once re-injected\n"
             "\n"
             "Options:\n"
             "  -n, --count N        list only the last N (default: all)\n"

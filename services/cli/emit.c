@@ -57,11 +57,12 @@ static char *s_reader_next(s_reader_t *r, size_t *len_out, int *too_long)
         size_t avail = r->len - r->start;
         char *nl = avail ? memchr(begin, '\n', avail) : NULL;
         if (r->skipping) {
-            if (!nl) {
+            if (!nl && !r->eof) {
                 r->start = r->len = 0;
                 return NULL;
             }
-            r->start += (size_t)(nl - begin) + 1;
+            /* The over-long line ends here, or at the end of the input. */
+            r->start = nl ? r->start + (size_t)(nl - begin) + 1 : r->len;
             r->skipping = 0;
             r->line_no++;
             *too_long = 1;

@@ -14,6 +14,7 @@
 #include "maillage/clock.h"
 #include "maillage/french.h"
 #include "maillage/redis.h"
+#include "maillage/staff.h"
 
 static void s_usage(FILE *out, const char *command)
 {
@@ -84,7 +85,8 @@ static const char *s_kind_fr(const char *kind)
 }
 
 /* One record: its line, then (full) its whole French text, or (with_text) its
- * delivery state, or else its link. */
+ * delivery state, or else its link. Returns 1 if shown, 0 if passed over
+ * (expired, or read when unread_only), -1 on a Redis error. */
 static int s_print_record(redisContext *c, const char *nid, int unread_only, int with_text, int full)
 {
     redisReply *r = redisCommand(c, "HGETALL mg:notif:%s", nid);
@@ -123,41 +125,53 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
         printf("    %s\n", s_field(r, "link"));
     }
     freeReplyObject(r);
-    return 0;
+    return 1;
 }
 
 static int s_inbox(redisContext *c, const char *staff, int unread, const char *mark, long limit, int full)
 {
+    char whose[128];
+    mg_fr_de(staff, whose, sizeof whose);
     if (mark) {
-        redisReply *r = redisCommand(c, "ZSCORE mg:inbox:%s %s", staff, mark);
-        int present = r && r->type == REDIS_REPLY_STRING;
-        if (r) freeReplyObject(r);
-        if (!present) {
-            char whose[128];
-            cli_error("inbox", "pas de notification « %s » dans la boîte de réception %s", mark,
-                      mg_fr_de(staff, whose, sizeof whose));
+        redisReply *r = redisCommand(c, "EVAL %s 2 mg:inbox:%s mg:notif:%s %s", mg_staff_mark_read_script,
+                                     staff, mark, mark);
+        if (!r || r->type != REDIS_REPLY_INTEGER) {
+            cli_error_redis("inbox", c, r);
+            if (r) freeReplyObject(r);
             return -1;
         }
-        r = redisCommand(c, "HSET mg:notif:%s read 1", mark);
-        if (r) freeReplyObject(r);
+        int marked = r->integer == 1;
+        freeReplyObject(r);
+        if (!marked) {
+            cli_error("inbox", "pas de notification « %s » dans la boîte de réception %s (ou elle a expiré)",
+                      mark, whose);
+            return -1;
+        }
         printf("%s marquée comme lue.\n", mark);
         return 0;
     }
-    redisReply *ids = redisCommand(c, "ZREVRANGE mg:inbox:%s 0 %ld", staff, limit - 1);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        cli_error_redis("inbox", c, ids);
-        if (ids) freeReplyObject(ids);
-        return -1;
-    }
     redisReply *total = redisCommand(c, "ZCARD mg:inbox:%s", staff);
     long long count = total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0;
-    char whose[128];
-    printf("Boîte de réception %s : %lld notification%s\n", mg_fr_de(staff, whose, sizeof whose), count,
-           count > 1 ? "s" : "");
+    printf("Boîte de réception %s : %lld notification%s\n", whose, count, count > 1 ? "s" : "");
     if (total) freeReplyObject(total);
+    /* Newest first, page by page until `limit` are shown (--unread passes
+     * over the read ones) or the inbox ends. */
     int rc = 0;
-    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, unread, 0, full);
-    freeReplyObject(ids);
+    long shown = 0;
+    for (long start = 0; rc >= 0 && shown < limit; start += 100) {
+        redisReply *ids = redisCommand(c, "ZREVRANGE mg:inbox:%s %ld %ld", staff, start, start + 99);
+        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+            cli_error_redis("inbox", c, ids);
+            if (ids) freeReplyObject(ids);
+            return -1;
+        }
+        for (size_t i = 0; i < ids->elements && rc >= 0 && shown < limit; i++)
+            if ((rc = s_print_record(c, ids->element[i]->str, unread, 0, full)) > 0) shown++;
+        size_t n = ids->elements;
+        freeReplyObject(ids);
+        if (n < 100) break;
+    }
+    if (rc < 0) return -1;
     /* Failed e-mails and webhooks of this staff member, so they are seen. */
     redisReply *failed = redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
     if (failed && failed->type == REDIS_REPLY_ARRAY) {
@@ -172,7 +186,7 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
         }
     }
     if (failed) freeReplyObject(failed);
-    return rc;
+    return 0;
 }
 
 static int s_notifications(redisContext *c, int pending, long limit)
@@ -186,9 +200,10 @@ static int s_notifications(redisContext *c, int pending, long limit)
     }
     if (ids->elements == 0) printf(pending ? "Aucun envoi en attente.\n" : "Aucun envoi en échec.\n");
     int rc = 0;
-    for (size_t i = 0; i < ids->elements && rc == 0; i++) rc = s_print_record(c, ids->element[i]->str, 0, 1, 0);
+    for (size_t i = 0; i < ids->elements && rc >= 0; i++)
+        rc = s_print_record(c, ids->element[i]->str, 0, 1, 0);
     freeReplyObject(ids);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 static int s_run(int argc, char **argv, cli_settings_t *settings, const char *command)

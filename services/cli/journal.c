@@ -56,6 +56,7 @@ typedef struct {
     int n_types;
     int text;
     int summary;
+    uint64_t to; /* --to (0 = to the end) */
     uint64_t delivered, first_seq, last_seq;
     /* summary */
     size_t n_event_types;
@@ -135,6 +136,8 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
 static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
 {
     s_journal_t *j = arg;
+    /* Past --to: a trimmed journal has fewer entries than the range holds. */
+    if (j->to && entry->sequence > j->to) return 1;
     if (!s_wanted(j, entry->type)) return 0;
     mg_envelope_t *env = mg_envelope_unpack(entry->envelope, entry->len);
     if (!env) {
@@ -466,6 +469,7 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
         return CLI_EXIT_FAIL;
     }
     j.ctx = &ctx;
+    j.to = to;
     if (j.text || j.summary) cli_context_load_tables(&ctx, "journal");
     mg_event_types(&j.n_event_types);
     j.by_type = mg_calloc(j.n_event_types + 1, sizeof *j.by_type);

@@ -23,6 +23,7 @@
 
 #include "maillage/french.h"
 #include "maillage/mem.h"
+#include "maillage/staff.h"
 #include "query.h"
 
 /* ---- the loader -------------------------------------------------------------------- */
@@ -509,15 +510,6 @@ static void s_inbox(gw_request_t *r) {
 
 /* ---- POST /v1/staff/{id}/inbox/{nid}/read --------------------------------------------------- */
 
-/* Only an entry of this inbox whose record still exists: marking never
- * creates a stray record. */
-static const char s_read_script[] =
-    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('EXISTS', KEYS[2]) == 1 then\n"
-    "  redis.call('HSET', KEYS[2], 'read', '1')\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
-
 static void s_on_read(mg_redis_t *redis, redisReply *reply, void *privdata) {
     gw_request_t *r = privdata;
     (void)redis;
@@ -538,8 +530,8 @@ static void s_mark_read(gw_request_t *r) {
     char inbox[200], notif[200];
     snprintf(inbox, sizeof(inbox), "mg:inbox:%s", staff);
     snprintf(notif, sizeof(notif), "mg:notif:%s", r->params[1]);
-    if (mg_redis_command(gw_redis(r->gw), s_on_read, r, "EVAL %s 2 %s %s %s", s_read_script, inbox, notif,
-                         r->params[1]) != 0)
+    if (mg_redis_command(gw_redis(r->gw), s_on_read, r, "EVAL %s 2 %s %s %s", mg_staff_mark_read_script,
+                         inbox, notif, r->params[1]) != 0)
         gw_reply_unavailable(r, "inbox");
 }
 

@@ -210,6 +210,20 @@ class CliTest(unittest.TestCase):
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted(ids))
 
+    def test_emit_reports_over_long_lines_even_the_last_one_without_newline(self):
+        ids = self.ids(2)
+        huge = "x" * (16 * 1024 * 1024 + 10)
+        path = self.write([need_line(ids[0]), huge, need_line(ids[1])])
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(huge)  # the last line, without its newline
+        r = self.stack.cli(["emit", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("line 2: ", r.stderr)  # too long, or not JSON when read whole
+        self.assertIn("line 4: longer than", r.stderr)
+        self.assertIn("2 lignes illisibles", r.stderr)
+        accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
+        self.assertEqual(sorted(accepted), sorted(ids))
+
     def test_emit_reads_stdin_and_fills_missing_event_id(self):
         line = json.dumps({"type": "need.reported", "needReported": {"need": {
             "needId": "need-" + uuid.uuid4().hex[:8], "structureId": "s1", "category": "formation",

@@ -296,6 +296,26 @@ class DeliveryTest(StackTestCase):
         self.assert_exactly_once(probe, acked, checkpoint=False)
         self.assertEqual(set(probe.deliveries().values()), {1})
 
+    def test_a_restart_without_the_journal_counter_redelivers_nothing(self):
+        """mg:journal:seq deleted (by hand, or a stream restored alone): the
+        broker numbers on after the stream's last id, and a restarted
+        consumer takes its head from there too instead of from 0, which
+        would make it deliver the whole journal again."""
+        self.start_broker()
+        probe = self.probe("zeta")
+        first = self.produce(mixed_stream(500))
+        first.start()
+        acked = dict(first.finish())
+        self.assert_exactly_once(probe, acked)
+        self.assertEqual(probe.stop(signal.SIGTERM), 0)
+        self.redis.call("DEL", "mg:journal:seq")
+        h.restart(probe, ready="subscriber zeta: live")
+        second = self.produce(mixed_stream(500))
+        second.start()
+        acked.update(second.finish())
+        self.assert_exactly_once(probe, acked)
+        self.assertEqual(set(probe.deliveries().values()), {1})
+
 
 class RedisRestartTest(StackTestCase):
     """Redis killed (SIGKILL) and restarted from its AOF while events flow.

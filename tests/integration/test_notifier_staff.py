@@ -11,7 +11,9 @@
 Real redis-server, broker and notifier on loopback."""
 
 import os
+import re
 import subprocess
+import time
 import unittest
 
 import harness as h
@@ -173,6 +175,28 @@ class NotifierStaffTest(unittest.TestCase):
             row("remi", "Rémi Leroy", "tous", "toutes", "0 %", "boîte de réception", "immédiat"),
         ])
 
+    def test_inbox_cli_finds_unread_entries_beyond_the_newest_and_marks_no_expired_one(self):
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont"}})
+        st.start()
+        now = int(time.time() * 1000)
+        for i in range(120):  # the 5 oldest unread, beyond the default 50 and a page of 100
+            nid = "n-%03d" % i
+            st.redis.call("ZADD", "mg:inbox:claire", now + i, nid)
+            st.redis.call("HSET", "mg:notif:" + nid, "kind", "match", "title", "Mise en relation %d" % i,
+                          "created_at", now + i, "read", "0" if i < 5 else "1", "link", "#match/m-%d" % i)
+        out = st.cli("inbox", "claire", "--unread")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(re.findall(r"^(n-\d+) ", out.stdout, re.M), ["n-004", "n-003", "n-002", "n-001", "n-000"])
+        self.assertEqual(len(re.findall(r"^n-\d+ ", st.cli("inbox", "claire", "--limit", "7").stdout, re.M)), 7)
+        # An entry whose record has expired is not marked: no stray record.
+        st.redis.call("DEL", "mg:notif:n-000")
+        out = st.cli("inbox", "claire", "--mark-read", "n-000")
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("(ou elle a expiré)", out.stderr)
+        self.assertEqual(st.redis.call("EXISTS", "mg:notif:n-000"), 0)
+        self.assertEqual(st.cli("inbox", "claire", "--mark-read", "n-001").returncode, 0)
+        self.assertEqual(st.redis.call("HGET", "mg:notif:n-001", "read"), b"1")
+
     def test_staff_and_inbox_errors_are_in_french(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire Dupont"}})
         st.start()
@@ -204,7 +228,7 @@ class NotifierStaffTest(unittest.TestCase):
              "maillage staff: attendu : list, show ID, add ID --name NOM, set ID CLÉ VALEUR, remove ID ou reset ID "
              "(voir « maillage staff --help »)"),
             (("inbox", "claire", "--mark-read", "n-nope"),
-             "maillage inbox: pas de notification « n-nope » dans la boîte de réception de claire"),
+             "maillage inbox: pas de notification « n-nope » dans la boîte de réception de claire (ou elle a expiré)"),
             (("inbox", "claire", "--mark-read", "n/1"),
              "maillage inbox: « n/1 » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
         ]

@@ -5,6 +5,7 @@ consumer's retry set), `maillage consumers` shows each registered consumer's
 checkpoint, lag and parked events, and `consumers forget` unregisters one.
 """
 
+import json
 import subprocess
 import time
 import unittest
@@ -92,7 +93,43 @@ class OperationsTest(unittest.TestCase):
         self.assertIn("cannot be sent again", out.stderr)
         self.assertEqual(self.deadletter_ids(), [dl_id])
 
+    def test_replay_sends_input_again_in_the_name_of_the_network_it_came_from(self):
+        """Not in the CLI's: the event keeps its network, its dedupe scope
+        and its rights (the broker here has no CURVE: any client may relay)."""
+        broker, sections = start_broker(self.ws, self.redis)
+        env = need_reported()
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "taxonomy", "field", "", "source", "federation-x",
+                        "received_at_ms", "1", "raw", env.SerializeToString())
+        [dl_id] = self.deadletter_ids()
+        out = self.cli("dlq", "replay", dl_id, ingest=sections["broker"]["ingest"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("au nom de « federation-x »", out.stdout)
+        self.assertEqual(self.deadletter_ids(), [])
+        [(_, fields)] = self.redis.call("XRANGE", "mg:journal", "-", "+")
+        journaled = harness.Envelope()
+        journaled.ParseFromString(dict(zip(fields[::2], fields[1::2]))[b"e"])
+        self.assertEqual((journaled.event_id, journaled.source), (env.event_id, "federation-x"))
+
+    def test_replay_keeps_a_consumer_dead_letter_whose_event_is_gone(self):
+        """Trimmed from the journal, or its consumer forgotten: requeued, it
+        would be dropped by the consumer, and the dead letter is its last
+        copy."""
+        self.redis.call("XADD", "mg:journal", "100-0", "t", "need.reported", "e", b"")
+        self.redis.call("SADD", "mg:consumers", "matcher")
+        for consumer, seq, why in (("matcher", "42", "no longer in the journal"),
+                                   ("ancien", "100", "no longer registered")):
+            self.redis.call("XADD", "mg:deadletter", "*", "reason", "handler failed", "consumer", consumer,
+                            "seq", seq, "source", "consumer:" + consumer, "received_at_ms", "1", "raw", b"")
+            dl_id = self.deadletter_ids()[-1]
+            out = self.cli("dlq", "replay", dl_id)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn(why, out.stderr)
+            self.assertIn(dl_id, self.deadletter_ids())
+            self.assertEqual(self.redis.call("ZCARD", "mg:retry:" + consumer), 0)
+
     def test_replay_puts_a_consumer_poison_event_back_in_its_retry_set(self):
+        self.redis.call("XADD", "mg:journal", "42-0", "t", "need.reported", "e", b"")
+        self.redis.call("SADD", "mg:consumers", "matcher")
         self.redis.call("HSET", "mg:retry:matcher:attempts", "42", "5")
         self.redis.call("XADD", "mg:deadletter", "*", "reason", "handler failed", "consumer", "matcher",
                         "seq", "42", "event_id", "ev-42", "type", "need.reported",
@@ -110,6 +147,28 @@ class OperationsTest(unittest.TestCase):
         self.assertGreaterEqual(due, before)
         self.assertIsNone(self.redis.call("HGET", "mg:retry:matcher:attempts", "42"))
         self.assertEqual(self.deadletter_ids(), [])
+
+    def test_dlq_list_reads_page_by_page_the_last_n_oldest_first(self):
+        for i in range(70):  # pages of 32
+            self.redis.call("XADD", "mg:deadletter", "*", "reason", "r%02d" % i, "field", "", "source", "net",
+                            "received_at_ms", "1", "raw", b"x" * 1000)
+        ids = self.deadletter_ids()
+        for args, want in ((["dlq", "list"], ids), (["dlq", "list", "-n", "40"], ids[30:]),
+                           (["dlq", "list", "-n", "32"], ids[38:]), (["dlq", "list", "-n", "5"], ids[65:]),
+                           (["dlq", "list", "-n", "500"], ids)):
+            out = self.cli(*args)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual([line.split()[0] for line in out.stdout.splitlines()], want, args)
+
+    def test_journal_to_bounds_a_range_the_retention_has_trimmed(self):
+        for seq in range(101, 106):  # 1 to 100 trimmed
+            env = need_reported()
+            env.sequence = seq
+            self.redis.call("XADD", "mg:journal", "%d-0" % seq, "t", env.type, "e", env.SerializeToString())
+        for to, want in ((5, []), (102, [101, 102])):
+            out = self.cli("journal", "--from", "1", "--to", str(to))
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual([int(json.loads(line)["sequence"]) for line in out.stdout.splitlines()], want)
 
     def test_consumers_shows_checkpoint_lag_and_parked_events_then_forgets(self):
         broker, sections = start_broker(self.ws, self.redis)

@@ -277,20 +277,25 @@ class SecurityTest(unittest.TestCase):
 
     # ---- the CLI ----------------------------------------------------------------
 
-    def test_the_cli_emits_through_curve(self):
-        sections = self.start()
-        keys = self.ws.path("cli-keys")
+    def cli_config(self, sections, network, types):
+        """A CLI config with a new CURVE key (`maillage keygen`), allowed as
+        `network` with `types`; returns its path."""
+        keys = self.ws.path("keys-" + network)
         os.mkdir(keys)
         self.assertEqual(h.run_program("maillage", ["keygen", "--out", keys, "--name", "cli"]).returncode, 0)
         server_pub = self.ws.path("broker.pub")
         with open(server_pub, "w") as f:
             f.write(self.server[0] + "\n")
         with open(self.clients_file, "a") as f:
-            f.write("staff-cli %s need.*\n" % read_key(os.path.join(keys, "cli.pub")))
+            f.write("%s %s %s\n" % (network, read_key(os.path.join(keys, "cli.pub")), types))
         conf = dict(sections)
         conf["curve"] = {"client_secret_key_file": os.path.join(keys, "cli.key"),
                          "server_public_key_file": server_pub}
-        path = h.write_config(self.ws.path("cli.conf"), conf)
+        return h.write_config(self.ws.path(network + ".conf"), conf)
+
+    def test_the_cli_emits_through_curve(self):
+        sections = self.start()
+        path = self.cli_config(sections, "staff-cli", "need.*")
         env = h.need_reported()
         line = json_format.MessageToJson(env, indent=None) + "\n"
         r = h.run_program("maillage", ["emit", "--config", path, "-"], input=line.encode(), timeout=15)
@@ -304,6 +309,26 @@ class SecurityTest(unittest.TestCase):
                           input=(json_format.MessageToJson(h.need_reported(), indent=None) + "\n").encode(),
                           timeout=30)
         self.assertNotEqual(r.returncode, 0)
+
+    def test_dlq_replay_sends_for_the_network_only_with_a_key_granted_relay(self):
+        sections = self.start()
+        env = h.need_reported()
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "taxonomy", "field", "", "source", "net-b",
+                        "received_at_ms", "1", "raw", env.SerializeToString())
+        [(dl_id, _)] = self.redis.call("XRANGE", "mg:deadletter", "-", "+")
+        # A key without `relay` would journal it as its own: refused, and the
+        # network's dead letter is kept (beside the broker's new one).
+        plain = self.cli_config(sections, "staff-cli", "need.*")
+        r = h.run_program("maillage", ["dlq", "--config", plain, "replay", dl_id.decode()], timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("needs 'relay'", r.stderr.decode())
+        self.assertEqual(self.redis.call("XRANGE", "mg:deadletter", dl_id, dl_id)[0][0], dl_id)
+        self.assertEqual(self.journal_sources(), {})
+        relay = self.cli_config(sections, "ops-cli", "relay,need.*")
+        r = h.run_program("maillage", ["dlq", "--config", relay, "replay", dl_id.decode()], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.journal_sources(), {env.event_id: "net-b"})
+        self.assertEqual(self.redis.call("XRANGE", "mg:deadletter", dl_id, dl_id), [])
 
     def test_cli_refuses_a_client_key_readable_by_others(self):
         sections = self.start()

@@ -46,17 +46,21 @@
  * batch fully journaled (their retries are then answered DUPLICATE) and
  * nothing half-done. Sequences are formatted with %d:
  * Lua's default number format would switch to exponents. */
+/* clang-format off */
+#define S_STREAM_TOP_LUA \
+    "local function stream_top()\n" \
+    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n" \
+    "  if not ok then return 0 end\n" \
+    "  for k = 1, #info, 2 do\n" \
+    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n" \
+    "  end\n" \
+    "  return 0\n" \
+    "end\n"
+
 const char mg_journal_append_script[] =
     "local window = ARGV[1]\n"
     "local n = (#ARGV - 1) / 3\n"
-    "local function stream_top()\n"
-    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n"
-    "  if not ok then return 0 end\n"
-    "  for k = 1, #info, 2 do\n"
-    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n"
-    "  end\n"
-    "  return 0\n"
-    "end\n"
+    S_STREAM_TOP_LUA
     "local last = redis.call('GET', KEYS[2])\n"
     "local seq = tonumber(last or '0')\n"
     "if not last then seq = stream_top() end\n"
@@ -99,6 +103,7 @@ const char mg_journal_append_script[] =
     "end\n"
     "if seq ~= first or not last then redis.call('SET', KEYS[2], string.format('%d', seq)) end\n"
     "return out\n";
+/* clang-format on */
 
 struct mg_journal {
     mg_redis_t *redis;
@@ -599,59 +604,121 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
     return delivered;
 }
 
+/* clang-format off */
+const char mg_journal_head_script[] =
+    S_STREAM_TOP_LUA
+    "local last = redis.call('GET', KEYS[2])\n"
+    "if not last then return stream_top() end\n"
+    "return tonumber(last) or redis.error_reply(KEYS[2] .. ' is not a sequence')\n";
+/* clang-format on */
+
 int mg_journal_last_sequence(redisContext *c, uint64_t *seq, char *err, size_t errlen) {
-    redisReply *reply = redisCommand(c, "GET %s", MG_JOURNAL_SEQ_KEY);
+    redisReply *reply =
+        redisCommand(c, "EVAL %s 2 %s %s", mg_journal_head_script, MG_JOURNAL_KEY, MG_JOURNAL_SEQ_KEY);
     if (!reply) return (int)mg_fail(err, errlen, "redis: %s", c->errstr);
     int rc = 0;
-    if (reply->type == REDIS_REPLY_NIL) {
-        *seq = 0;
-    } else if (reply->type != REDIS_REPLY_STRING || s_parse_u64(reply->str, seq) != 0) {
-        rc = (int)mg_fail(err, errlen, "redis: GET %s: %s", MG_JOURNAL_SEQ_KEY,
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0) {
+        *seq = (uint64_t)reply->integer;
+    } else {
+        rc = (int)mg_fail(err, errlen, "redis: the journal's last sequence: %s",
                           reply->type == REDIS_REPLY_ERROR ? reply->str : "not a sequence");
     }
     freeReplyObject(reply);
     return rc;
 }
 
-long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadletter_entry_fn cb, void *arg,
-                                 char *err, size_t errlen) {
-    redisReply *reply = max_count ? redisCommand(c, "XREVRANGE %s + - COUNT %llu", MG_DEADLETTER_KEY,
-                                                 (unsigned long long)max_count)
-                                  : redisCommand(c, "XREVRANGE %s + -", MG_DEADLETTER_KEY);
-    if (!reply) return mg_fail(err, errlen, "redis: %s", c->errstr);
+/* Dead letters are read this many at a time: each may hold up to
+ * deadletter_max_bytes of raw bytes, and the whole stream in one reply would
+ * weigh on Redis' output buffer and on the reader. */
+#define S_DEADLETTER_PAGE 32
+
+/* XRANGE or XREVRANGE of the dead letters from `from` to `to`, one page. */
+static redisReply *s_deadletter_page(redisContext *c, const char *range, const char *from, const char *to,
+                                     char *err, size_t errlen) {
+    redisReply *reply =
+        redisCommand(c, "%s %s %s %s COUNT %d", range, MG_DEADLETTER_KEY, from, to, S_DEADLETTER_PAGE);
+    if (!reply) {
+        mg_fail(err, errlen, "redis: %s", c->errstr);
+        return NULL;
+    }
     if (reply->type != REDIS_REPLY_ARRAY) {
-        mg_fail(err, errlen, "redis: XREVRANGE %s: %s", MG_DEADLETTER_KEY,
+        mg_fail(err, errlen, "redis: %s %s: %s", range, MG_DEADLETTER_KEY,
                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* The id of the last entry of page `reply` (which has one), into `id` as an
+ * exclusive bound "(<id>" for the next page. */
+static int s_deadletter_next_bound(const redisReply *reply, char *id, size_t idlen) {
+    const redisReply *last = reply->element[reply->elements - 1];
+    if (last->type != REDIS_REPLY_ARRAY || last->elements != 2 ||
+        last->element[0]->type != REDIS_REPLY_STRING)
         return -1;
+    snprintf(id, idlen, "(%s", last->element[0]->str);
+    return 0;
+}
+
+long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadletter_entry_fn cb, void *arg,
+                                 char *err, size_t errlen) {
+    char from[64] = "-", bound[64];
+    redisReply *reply;
+    if (max_count) { /* where the last max_count begin: back from the end, keeping only that */
+        size_t seen = 0;
+        int more = 1;
+        snprintf(bound, sizeof(bound), "+");
+        while (more) {
+            if (!(reply = s_deadletter_page(c, "XREVRANGE", bound, "-", err, errlen))) return -1;
+            size_t n = reply->elements;
+            if (seen + n >= max_count) {
+                const redisReply *first = reply->element[max_count - seen - 1];
+                if (first->type == REDIS_REPLY_ARRAY && first->elements == 2 &&
+                    first->element[0]->type == REDIS_REPLY_STRING)
+                    snprintf(from, sizeof(from), "%s", first->element[0]->str);
+            }
+            more = n == S_DEADLETTER_PAGE && seen + n < max_count &&
+                   s_deadletter_next_bound(reply, bound, sizeof(bound)) == 0;
+            seen += n;
+            freeReplyObject(reply);
+        }
     }
     long long delivered = 0;
-    /* Newest first from Redis; oldest first for the reader. */
-    for (size_t n = reply->elements; n > 0; n--) {
-        const redisReply *entry = reply->element[n - 1];
-        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-            entry->element[0]->type != REDIS_REPLY_STRING)
-            continue;
-        const redisReply *fields = entry->element[1];
-        const redisReply *reason = mg_redis_field(fields, "reason"), *field = mg_redis_field(fields, "field"),
-                         *source = mg_redis_field(fields, "source"), *received = mg_redis_field(fields, "received_at_ms"),
-                         *raw = mg_redis_field(fields, "raw"), *raw_len = mg_redis_field(fields, "raw_len");
-        uint64_t received_ms = 0, original = 0;
-        if (received) s_parse_u64(received->str, &received_ms);
-        if (raw_len) s_parse_u64(raw_len->str, &original);
-        mg_deadletter_entry_t e = {
-            .id = entry->element[0]->str,
-            .reason = reason ? reason->str : "",
-            .field = field ? field->str : "",
-            .source = source ? source->str : "",
-            .received_at_ms = (int64_t)received_ms,
-            .raw = raw ? (const uint8_t *)raw->str : (const uint8_t *)"",
-            .raw_len = raw ? (size_t)raw->len : 0,
-            .original_len = (size_t)original,
-        };
-        delivered++;
-        if (cb && cb(&e, arg) != 0) break;
+    for (;;) {
+        if (!(reply = s_deadletter_page(c, "XRANGE", from, "+", err, errlen))) return -1;
+        int stop = 0;
+        for (size_t i = 0; i < reply->elements && !stop; i++) {
+            const redisReply *entry = reply->element[i];
+            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+                entry->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            const redisReply *fields = entry->element[1];
+            const redisReply *reason = mg_redis_field(fields, "reason"),
+                             *field = mg_redis_field(fields, "field"),
+                             *source = mg_redis_field(fields, "source"),
+                             *received = mg_redis_field(fields, "received_at_ms"),
+                             *raw = mg_redis_field(fields, "raw"),
+                             *raw_len = mg_redis_field(fields, "raw_len");
+            uint64_t received_ms = 0, original = 0;
+            if (received) s_parse_u64(received->str, &received_ms);
+            if (raw_len) s_parse_u64(raw_len->str, &original);
+            mg_deadletter_entry_t e = {
+                .id = entry->element[0]->str,
+                .reason = reason ? reason->str : "",
+                .field = field ? field->str : "",
+                .source = source ? source->str : "",
+                .received_at_ms = (int64_t)received_ms,
+                .raw = raw ? (const uint8_t *)raw->str : (const uint8_t *)"",
+                .raw_len = raw ? (size_t)raw->len : 0,
+                .original_len = (size_t)original,
+            };
+            delivered++;
+            stop = (cb && cb(&e, arg) != 0) || (max_count && (size_t)delivered == max_count);
+        }
+        int more = !stop && reply->elements == S_DEADLETTER_PAGE &&
+                   s_deadletter_next_bound(reply, from, sizeof(from)) == 0;
+        freeReplyObject(reply);
+        if (!more) return delivered;
     }
-    freeReplyObject(reply);
-    return delivered;
 }

@@ -19,3 +19,10 @@ int mg_staff_list_has(const char *list, const char *item) {
         if (len == want && memcmp(t, item, len) == 0) return 1;
     return 0;
 }
+
+const char mg_staff_mark_read_script[] =
+    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('EXISTS', KEYS[2]) == 1 then\n"
+    "  redis.call('HSET', KEYS[2], 'read', '1')\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";

@@ -395,10 +395,10 @@ static void s_start(mg_subscriber_t *sub) {
     const char *sadd[] = {"SADD", MG_CONSUMERS_KEY, sub->name};
     const char *hset[] = {"HSET", sub->consumer_key, "topics", sub->topics_joined, "pid", pid, "host", host};
     const char *hget[] = {"HGET", sub->consumer_key, "seq"};
-    const char *get[] = {"GET", MG_JOURNAL_SEQ_KEY};
+    const char *get[] = {"EVAL", mg_journal_head_script, "2", MG_JOURNAL_KEY, MG_JOURNAL_SEQ_KEY};
     if (s_send(sub, NULL, NULL, 3, sadd) != 0 || s_send(sub, NULL, NULL, 8, hset) != 0 ||
         s_send(sub, s_on_checkpoint_read, s_call_new(sub, 0), 3, hget) != 0 ||
-        s_send(sub, s_on_loaded, s_call_new(sub, 0), 2, get) != 0) {
+        s_send(sub, s_on_loaded, s_call_new(sub, 0), 5, get) != 0) {
         s_restart(sub);
     }
 }

@@ -27,6 +27,15 @@ typedef Maillage__V1__Envelope__PayloadCase mg_payload_case_t;
  * sends for (see producer.h, mg_producer_send_as()). */
 #define MG_RELAY_PREFIX "on-behalf-of:"
 
+/* In the reason of the broker's rejection of a relay whose key may not relay
+ * (with CURVE): the dead letter then names the relay, not the network. */
+#define MG_RELAY_REFUSED "may not relay events for other networks"
+
+/* The start of the reason of the broker's rejection of an event over its
+ * source's rate limit ([broker] rate_limit_per_s): not invalid, to be sent
+ * again later (see mg_producer_options_t.retry_rate_limited). */
+#define MG_RATE_LIMITED "rate limit: "
+
 /* ---- Event types ------------------------------------------------------- */
 
 typedef struct {

@@ -219,7 +219,13 @@ typedef int (*mg_journal_entry_fn)(const mg_journal_entry_t *entry, void *arg);
 long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count, mg_journal_entry_fn cb,
                           void *arg, char *err, size_t errlen);
 
-/* The last sequence given (0 if none). Returns 0, or -1 with `err`. */
+/* EVAL <it> 2 mg:journal mg:journal:seq: the last sequence given, as an
+ * integer: the counter, or when it is missing the stream's last generated id
+ * (which survives trimming), where the broker's numbering goes on. */
+extern const char mg_journal_head_script[];
+
+/* The last sequence given (0 if none), by mg_journal_head_script. Returns 0,
+ * or -1 with `err`. */
 int mg_journal_last_sequence(redisContext *c, uint64_t *seq, char *err, size_t errlen);
 
 /* One dead letter read back, borrowed until the callback returns. */

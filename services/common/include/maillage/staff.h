@@ -1,7 +1,8 @@
 /* staff.h -- what the staff CLI (maillage staff), the notifier and the
  * gateway share about the chamber's staff beyond the record's key names
  * (docs/redis-keys.md): how a list field of a record mg:staff:<id> is
- * split, and the Redis pub/sub channels the notifier announces on.
+ * split, the Redis pub/sub channels the notifier announces on, and how an
+ * inbox entry is marked read.
  *
  * A list field ("departments", "categories", "networks", "channels") holds
  * items separated by commas, spaces or tabs, in any mix: "14, 50",
@@ -20,6 +21,12 @@
 /* PUBLISH <channel> <match id>: a match retired or revised (the gateway
  * hints every live stream, whose page fetches the match again). */
 #define MG_STAFF_MATCH_CHANNEL "mg:match:changed"
+
+/* EVAL <script> 2 mg:inbox:<staff> mg:notif:<nid> <nid>: marks the entry
+ * read if it is in that inbox and its record still exists (marking never
+ * creates a stray record, which would also read as "already notified" to the
+ * notifier); returns 1, else 0. */
+extern const char mg_staff_mark_read_script[];
 
 /* The next item of list field value `*cursor`, which moves past it. Returns
  * the item's first byte (not NUL-terminated) with its length in `*len`, or
