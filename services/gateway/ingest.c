@@ -137,7 +137,8 @@ static void s_finish(gw_request_t *r, s_ingest_t *st) {
         if (it->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
             rejected++;
             if (it->reason && strstr(it->reason, "may not")) forbidden++;
-            else if (it->reason && strstr(it->reason, "rate limit")) limited++;
+            else if (it->reason && strncmp(it->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0)
+                limited++;
         } else if (it->status != MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED &&
                    it->status != MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE) {
             timeouts++;

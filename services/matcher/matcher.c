@@ -1921,7 +1921,8 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         goto err;
     }
     m->script = mg_script_new(m->redis, mg_matcher_script);
-    mg_producer_options_t popts = {.endpoint = mg_config_str(cfg, "broker", "ingest")};
+    mg_producer_options_t popts = {.endpoint = mg_config_str(cfg, "broker", "ingest"),
+                                   .retry_rate_limited = 1};
     m->producer = mg_producer_new(base, m->zmq_context, &popts, s_on_ack, m, why, sizeof(why));
     if (!m->producer) {
         mg_fail(err, errlen, "%s", why);

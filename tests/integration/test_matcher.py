@@ -131,10 +131,10 @@ def member_left(sid):
 class Stack:
     """Redis + broker + matcher(s) in one workspace."""
 
-    def __init__(self, ws, **matcher):
+    def __init__(self, ws, broker=None, **matcher):
         self.ws = ws
         self.redis = ws.own(h.Redis(ws.dir).start())
-        self.broker, self.sections = h.start_broker(ws, self.redis)
+        self.broker, self.sections = h.start_broker(ws, self.redis, **(broker or {}))
         self.client = ws.own(h.IngestClient(self.sections["broker"]["ingest"]))
         self.matcher_options = {"expiry_interval_s": 1, "collective_min_structures": 3}
         self.matcher_options.update(matcher)
@@ -428,6 +428,29 @@ class MatcherTest(unittest.TestCase):
                                 and not m.retired and m.revision == max(x.revision for x in st.matches()
                                                                          if x.match_id == m.match_id)),
                          ["n-bayeux", "n-caen"])
+
+    def test_match_events_over_the_brokers_rate_limit_are_sent_again_not_lost(self):
+        """[broker] rate_limit_per_s counts the matcher's events like any
+        source's: thirty proposals at once, beyond its burst of twenty, are
+        refused for now, and the matcher sends them again until all are
+        journaled. (The test's events are sent on behalf of three networks,
+        so that they stay within their own limits.)"""
+        st = Stack(self.ws, broker={"rate_limit_per_s": 20})
+        st.start_matcher()
+        needs = [need("n-%02d" % i, "asso-caen", CAEN) for i in range(30)]
+        batches = [[member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE"),
+                    offer("o1", "scop-caen", CAEN)]] + [needs[i::3] for i in range(3)]
+        for network, batch in zip(("net-0", "net-0", "net-1", "net-2"), batches):
+            for env in batch:
+                st.client.send_frames([b"on-behalf-of:" + network.encode(), env.SerializeToString()])
+            for _ in batch:
+                ack = st.client.recv_ack()
+                self.assertEqual(ack.status, h.ACCEPTED, ack)
+            if batch is batches[0]:
+                st.settle()
+        st.settle()
+        self.assertEqual(sorted(m.need_id for m in st.matches()), sorted(n.need_reported.need.need_id for n in needs))
+        self.assertIn("rate limit", st.matchers[0].log())
 
     def test_expired_need_closes_by_itself(self):
         st = Stack(self.ws)

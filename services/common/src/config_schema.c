@@ -73,7 +73,8 @@ const mg_config_key_t mg_config_schema[] = {
          "in any network's name and read the bus); logged as a warning at start."),
     INT("broker", "rate_limit_per_s", "0", 0, 10000000,
         "Events accepted per second and per source (token bucket); beyond it they are\n"
-        "rejected with the reason \"rate limit\", other sources unaffected. 0 = no limit."),
+        "rejected with the reason \"rate limit: ...\", other sources unaffected (the\n"
+        "matcher sends its own again after a backoff). 0 = no limit."),
     INT("broker", "rate_limit_burst", "0", 0, 10000000,
         "Events a source may send at once above its rate; 0 = rate_limit_per_s."),
 

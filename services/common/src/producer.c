@@ -61,6 +61,7 @@ struct mg_producer {
     s_list_t waiting, inflight;
     mg_producer_stats_t stats;
     int unavailable_logged;
+    int retry_rate_limited;
     void *monitor;               /* PAIR reading libzmq's events of `socket` */
     mg_zsock_t *monitor_zsock;
     int connected;               /* a handshake with the broker succeeded, no disconnect since */
@@ -217,7 +218,11 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         ack->event_id && *ack->event_id ? s_slot(p, ack->on_behalf_of ? ack->on_behalf_of : "", ack->event_id) : NULL;
     if (!slot || !*slot || !(*slot)->inflight) goto done;
     s_item_t *it = *slot;
-    switch (ack->status) {
+    Maillage__V1__Ack__Status status = ack->status;
+    if (status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED && p->retry_rate_limited && ack->reason &&
+        strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0)
+        status = MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE;
+    switch (status) {
     case MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED:
     case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
     case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED: {
@@ -239,7 +244,8 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
         p->stats.unavailable++;
         if (!p->unavailable_logged) {
-            mg_warn("producer: the broker answers unavailable (%s); retrying with backoff",
+            mg_warn("producer: the broker answers %s (%s); retrying with backoff",
+                    ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE ? "unavailable" : "rejected",
                     ack->reason && *ack->reason ? ack->reason : "journal unavailable");
             p->unavailable_logged = 1;
         }
@@ -291,6 +297,7 @@ mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const
     p->arg = arg;
     p->window = opts->window ? opts->window : S_DEFAULT_WINDOW;
     p->retry_us = (int64_t)(opts->retry_ms > 0 ? opts->retry_ms : S_DEFAULT_RETRY_MS) * 1000;
+    p->retry_rate_limited = opts->retry_rate_limited;
     p->backoff_max_us = (int64_t)(opts->backoff_max_ms > 0 ? opts->backoff_max_ms : S_DEFAULT_BACKOFF_MAX_MS) * 1000;
     p->buckets = p->window * 2 + 1;
     p->table = mg_calloc(p->buckets, sizeof(*p->table));

@@ -5,7 +5,8 @@
  * envelope is kept (by event_id) until the broker answers ACCEPTED,
  * DUPLICATE or REJECTED: one without an answer after retry_ms is sent again
  * with the SAME event_id (the broker journals an id once, so a retry is always
- * safe), one answered UNAVAILABLE is sent again after a growing backoff. At
+ * safe), one answered UNAVAILABLE (or rate-limited, if asked) is sent again
+ * after a growing backoff. At
  * most `window` envelopes are in flight; the others wait in order. Nothing is
  * ever dropped: an envelope leaves only with its final answer, or when the
  * producer is destroyed (callers that need more than that keep an outbox,
@@ -39,6 +40,12 @@ typedef struct {
     size_t window;        /* envelopes in flight at most (default 1000) */
     int retry_ms;         /* resend after this long without an answer (default 2000) */
     int backoff_max_ms;   /* longest delay after UNAVAILABLE (default 5000) */
+    /* 1: a REJECTED over the source's rate limit (reason starting with
+     * MG_RATE_LIMITED) is not final: sent again after the backoff, like
+     * UNAVAILABLE. For a daemon whose events must all be journaled (the
+     * matcher: its decisions are recorded before they are sent); the gateway
+     * answers its HTTP client 429 instead. */
+    int retry_rate_limited;
 } mg_producer_options_t;
 
 /* Create a producer in `base` on `zmq_context` (borrowed; must outlive it).
