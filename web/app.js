@@ -293,6 +293,7 @@
 
   function showSignIn(message) {
     closeStream();
+    if (startRetry.timer) { window.clearTimeout(startRetry.timer); startRetry.timer = null; }
     state.me = null;
     $('account').hidden = true;
     $('main-nav').hidden = true;
@@ -371,10 +372,11 @@
   }
 
   /* After a sign-in or on load with a cookie: who am I, then the page. */
-  var startRetryMs = 2000;
+  var startRetry = {ms: 2000, timer: null};
   function start() {
+    if (startRetry.timer) { window.clearTimeout(startRetry.timer); startRetry.timer = null; }
     return api('GET', 'v1/me').then(function (me) {
-      startRetryMs = 2000;
+      startRetry.ms = 2000;
       if (!me || me.kind !== 'staff') {
         api('DELETE', 'v1/session').catch(function () {});
         showSignIn('Ce jeton est celui d’un réseau émetteur : cet espace est réservé aux chargé·e·s de mission.');
@@ -393,11 +395,11 @@
       if (e.status === 401) { showSignIn(''); return; }
       // The server or its Redis is unavailable: the session may well be
       // valid, so try again rather than ask for the token.
-      var wait = startRetryMs;
-      startRetryMs = Math.min(startRetryMs * 2, 30000);
+      var wait = startRetry.ms;
+      startRetry.ms = Math.min(startRetry.ms * 2, 30000);
       showBanner('Maillage est momentanément indisponible : nouvel essai automatique dans ' +
                  Math.round(wait / 1000) + ' s.');
-      window.setTimeout(start, wait);
+      startRetry.timer = window.setTimeout(start, wait);
     }).catch(function (e) {
       // A 401 on the way already sent the page back to the sign-in form.
       if (e && e.status !== 401) showBanner(e.message || frenchError(0));
@@ -476,7 +478,9 @@
 
   // ---- the inbox -------------------------------------------------------------------
 
-  function loadInbox(reset) {
+  /* Loads a page of the inbox (the first one if `reset`). `empty`: filtered
+   * pages found empty in a row so far (see below). */
+  function loadInbox(reset, empty) {
     var inbox = state.inbox;
     if (reset) {
       inbox.generation++;
@@ -503,8 +507,10 @@
       inbox.nextCursor = page && page.nextCursor ? page.nextCursor : null;
       // With filters the gateway examines a bounded number of entries per
       // page, and may answer none with more to look at: look further
-      // before saying nothing matches.
-      if (!inbox.items.length && inbox.nextCursor) return loadInbox(false);
+      // before saying nothing matches (20 pages at most: "Afficher plus"
+      // goes on).
+      if (!items.length && inbox.nextCursor && params.cursor !== inbox.nextCursor && (empty || 0) < 20)
+        return loadInbox(false, (empty || 0) + 1);
       $('inbox-more').hidden = !inbox.nextCursor;
       inbox.loaded = true;
       updateInboxStatus();
@@ -917,7 +923,7 @@
       s.retryMs = 2000;
       setLive('on');
       if (!loadsInbox || state.inbox.loaded) refreshShownMatches();
-      if (!hadPosition && state.inbox.loaded) catchUpInbox();
+      if (!hadPosition && (state.inbox.loaded || state.inbox.loading)) catchUpInbox();
       loadsInbox = false;
       if (s.onFirstOpen) s.onFirstOpen();
     });
@@ -983,14 +989,25 @@
     if (t) t.textContent = 'Hors ligne';
   }
 
-  /* The newest entries again, those not shown yet added as new. */
+  /* The newest entries again: those not shown yet are added, as new if
+   * unread (read elsewhere meanwhile: not new), and announced once. */
   function catchUpInbox() {
     var generation = state.inbox.generation;
     var params = inboxFilters();
     params.limit = 50;
     api('GET', 'v1/staff/me/inbox' + qs(params)).then(function (page) {
       if (generation !== state.inbox.generation) return;
-      ((page && page.items) || []).forEach(onLiveNotification);
+      var added = 0;
+      ((page && page.items) || []).forEach(function (n) {
+        if (!n || !n.id || state.inbox.byId[n.id]) return;
+        addItem(n, !n.read);
+        if (!n.read) added++;
+      });
+      if (!added) return;
+      state.unseen += added;
+      updateCounter();
+      updateInboxStatus();
+      announce(added === 1 ? 'Nouvelle opportunité reçue.' : added + ' nouvelles opportunités reçues.');
     }).catch(function () {});
   }
 

@@ -600,7 +600,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     const char *sender = s_source_of(broker, &frames[frame_count > 1 ? 1 : 0]);
     const uint8_t *data = frame_count > 1 ? zmq_msg_data(&frames[frame_count - 1]) : (const uint8_t *)"";
     size_t len = frame_count > 1 ? zmq_msg_size(&frames[frame_count - 1]) : 0;
-    s_origin_t origin = {identity, sender ? sender : "unauthenticated", NULL};
+    s_origin_t origin = {identity, sender ? sender : MG_SOURCE_UNAUTHENTICATED, NULL};
     if (!sender) {
         s_peek_event_id(data, len, event_id);
         s_reject(broker, &origin, event_id, "no authenticated source", "", data, len, now);
@@ -814,19 +814,11 @@ static void s_on_last_seq(mg_redis_t *redis, redisReply *reply, void *privdata) 
     mg_broker_t *broker = privdata;
     (void)redis;
     if (!reply) return;
-    if (reply->type == REDIS_REPLY_NIL) {
-        broker->last_seq = 0;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0) {
+        broker->last_seq = (uint64_t)reply->integer;
         broker->last_seq_known = 1;
-    } else if (reply->type == REDIS_REPLY_STRING) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(reply->str, &end, 10);
-        if (errno == 0 && *end == '\0') {
-            broker->last_seq = v;
-            broker->last_seq_known = 1;
-        }
     } else {
-        mg_warn("broker: GET %s: %s", MG_JOURNAL_SEQ_KEY,
+        mg_warn("broker: the journal's last sequence: %s",
                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     }
 }
@@ -883,7 +875,8 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     mg_metrics_set(broker->metrics.journal_up, up ? 1 : 0);
     if (up) {
         mg_journal_redis_up(broker->journal);
-        mg_redis_command(broker->redis, s_on_last_seq, broker, "GET %s", MG_JOURNAL_SEQ_KEY);
+        mg_redis_command(broker->redis, s_on_last_seq, broker, "EVAL %s 2 %s %s", mg_journal_head_script,
+                         MG_JOURNAL_KEY, MG_JOURNAL_SEQ_KEY);
         if (broker->journal_seen_up) {
             mg_metrics_inc(broker->metrics.redis_reconnects);
             mg_info("broker: journal available again, accepting events");

@@ -166,7 +166,8 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
             cli_error(
                 "dlq",
                 "the broker refuses it: %s (this CLI's CURVE key needs 'relay' in the allow-list to send "
-                "for another network; the dead letter is kept)",
+                "for another network; the dead letter is kept, and the broker keeps one of this refusal in "
+                "the CLI's name)",
                 ack->reason);
         } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
             cli_error("dlq", "the broker rejects it again: %s%s%s%s (a new dead letter replaces this one)",
@@ -288,7 +289,7 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     if (dl.raw_len < dl.original_len) {
         cli_error("dlq", "only %zu of its %zu bytes were kept: it cannot be sent again", dl.raw_len,
                   dl.original_len);
-    } else if (!mg_id_is_valid(dl.source)) {
+    } else if (!mg_id_is_valid(dl.source) || strcmp(dl.source, MG_SOURCE_UNAUTHENTICATED) == 0) {
         cli_error("dlq", "its source '%s' is not a network: it cannot be sent again in its name", dl.source);
     } else {
         rc = s_resend(ingest, dl.source, dl.raw, dl.raw_len);

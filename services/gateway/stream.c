@@ -343,13 +343,10 @@ static void s_on_start(mg_redis_t *redis, redisReply *reply, void *privdata) {
     }
     const char *nid = reply->elements == 2 ? gq_str(reply->element[0]) : NULL;
     const char *score = reply->elements == 2 ? gq_str(reply->element[1]) : NULL;
-    if (nid && score && mg_id_is_valid(nid)) {
-        s->pos.ms = (int64_t)strtoll(score, NULL, 10);
-        snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", nid);
-    } else { /* an empty inbox: everything that arrives is new */
-        s->pos.ms = 0;
-        snprintf(s->pos.nid, sizeof(s->pos.nid), "0");
-    }
+    /* An empty inbox: everything that arrives is new. (A newest entry with
+     * a damaged id: after its millisecond.) */
+    s->pos.ms = score ? (int64_t)strtoll(score, NULL, 10) : 0;
+    snprintf(s->pos.nid, sizeof(s->pos.nid), "%s", nid && mg_id_is_valid(nid) ? nid : "0");
     s->have_pos = 1;
     /* The starting position, so that a client cut off before the first
      * notification resumes from here, not from "now" (which would skip what

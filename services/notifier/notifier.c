@@ -74,10 +74,11 @@ void mg_notifier_notification_id(const char *item, const char *staff, const char
     mg_hash_hex(parts, 3, out + 2);
 }
 
-/* Scores go to the script with 4 decimals, as records have always held them. */
+/* Scores go to the script with 4 decimals, as records have always held them
+ * (one outside 0..1, which the broker refuses, as 0). */
 static void s_args_score(mg_args_t *a, double v) {
     char buf[40];
-    snprintf(buf, sizeof(buf), "%.4f", v);
+    snprintf(buf, sizeof(buf), "%.4f", isfinite(v) && v >= 0 && v <= 1 ? v : 0.0);
     mg_args_str(a, buf);
 }
 

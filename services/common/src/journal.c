@@ -20,6 +20,21 @@
 #include "maillage/mem.h"
 #include "maillage/subscriber.h"
 
+/* clang-format off */
+/* Lua: stream_top(), the sequence of the last id ever added to stream
+ * KEYS[1] (XINFO STREAM's last-generated-id, which survives trimming), 0
+ * if none. */
+#define S_STREAM_TOP_LUA \
+    "local function stream_top()\n" \
+    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n" \
+    "  if not ok then return 0 end\n" \
+    "  for k = 1, #info, 2 do\n" \
+    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n" \
+    "  end\n" \
+    "  return 0\n" \
+    "end\n"
+/* clang-format on */
+
 /* Per event, two commands: SET NX GET both checks the dedupe key and claims
  * it with the tentative sequence (Redis >= 7.0 accepts NX with GET), and XADD
  * appends; the counter is read once and written once per batch. That halves
@@ -47,16 +62,6 @@
  * nothing half-done. Sequences are formatted with %d:
  * Lua's default number format would switch to exponents. */
 /* clang-format off */
-#define S_STREAM_TOP_LUA \
-    "local function stream_top()\n" \
-    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n" \
-    "  if not ok then return 0 end\n" \
-    "  for k = 1, #info, 2 do\n" \
-    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n" \
-    "  end\n" \
-    "  return 0\n" \
-    "end\n"
-
 const char mg_journal_append_script[] =
     "local window = ARGV[1]\n"
     "local n = (#ARGV - 1) / 3\n"

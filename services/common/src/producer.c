@@ -60,7 +60,7 @@ struct mg_producer {
     s_item_t **table;
     s_list_t waiting, inflight;
     mg_producer_stats_t stats;
-    int unavailable_logged;
+    int64_t warned_us; /* the last "retrying with backoff" warning: at most one per 10 s */
     int retry_rate_limited;
     void *monitor;               /* PAIR reading libzmq's events of `socket` */
     mg_zsock_t *monitor_zsock;
@@ -218,18 +218,15 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         ack->event_id && *ack->event_id ? s_slot(p, ack->on_behalf_of ? ack->on_behalf_of : "", ack->event_id) : NULL;
     if (!slot || !*slot || !(*slot)->inflight) goto done;
     s_item_t *it = *slot;
-    Maillage__V1__Ack__Status status = ack->status;
-    if (status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED && p->retry_rate_limited && ack->reason &&
-        strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0)
-        status = MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE;
-    switch (status) {
+    int rate_limited = ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED && p->retry_rate_limited &&
+                       ack->reason && strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0;
+    switch (rate_limited ? MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE : ack->status) {
     case MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED:
     case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
     case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED: {
         if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED) p->stats.accepted++;
         else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE) p->stats.duplicate++;
         else p->stats.rejected++;
-        p->unavailable_logged = 0;
         char id[MG_ID_MAX + 1], behalf[MG_ID_MAX + 1];
         memcpy(id, it->event_id, sizeof(id));
         memcpy(behalf, it->on_behalf_of, sizeof(behalf));
@@ -242,12 +239,13 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         break;
     }
     case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
-        p->stats.unavailable++;
-        if (!p->unavailable_logged) {
+        if (rate_limited) p->stats.rate_limited++;
+        else p->stats.unavailable++;
+        if (!p->warned_us || mg_clock_monotonic_us() - p->warned_us >= 10 * 1000000) {
             mg_warn("producer: the broker answers %s (%s); retrying with backoff",
-                    ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE ? "unavailable" : "rejected",
+                    rate_limited ? "over the rate limit" : "unavailable",
                     ack->reason && *ack->reason ? ack->reason : "journal unavailable");
-            p->unavailable_logged = 1;
+            p->warned_us = mg_clock_monotonic_us();
         }
         it->backoff_us = it->backoff_us ? it->backoff_us * 2 : 100000;
         if (it->backoff_us > p->backoff_max_us) it->backoff_us = p->backoff_max_us;

@@ -893,8 +893,8 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg) {
     int64_t now = mg_clock_now_ms();
     if (sub->state == S_LIVE && !sub->current && !sub->idle_check_inflight &&
         now - sub->last_feed_ms >= S_IDLE_CHECK_MS) {
-        const char *argv[] = {"GET", MG_JOURNAL_SEQ_KEY};
-        if (s_send(sub, s_on_head, s_call_new(sub, 0), 2, argv) == 0) sub->idle_check_inflight = 1;
+        const char *argv[] = {"EVAL", mg_journal_head_script, "2", MG_JOURNAL_KEY, MG_JOURNAL_SEQ_KEY};
+        if (s_send(sub, s_on_head, s_call_new(sub, 0), 5, argv) == 0) sub->idle_check_inflight = 1;
         sub->last_feed_ms = now;
     }
 }

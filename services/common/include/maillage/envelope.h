@@ -36,6 +36,10 @@ typedef Maillage__V1__Envelope__PayloadCase mg_payload_case_t;
  * again later (see mg_producer_options_t.retry_rate_limited). */
 #define MG_RATE_LIMITED "rate limit: "
 
+/* The source the broker gives a dead letter whose sender it could not
+ * authenticate: not a network (`maillage dlq replay` refuses it). */
+#define MG_SOURCE_UNAUTHENTICATED "unauthenticated"
+
 /* ---- Event types ------------------------------------------------------- */
 
 typedef struct {

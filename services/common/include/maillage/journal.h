@@ -242,8 +242,11 @@ typedef struct {
 
 typedef int (*mg_deadletter_entry_fn)(const mg_deadletter_entry_t *entry, void *arg);
 
-/* The last `max_count` dead letters (0 = all), oldest first. Returns the
- * number delivered, or -1 with a reason in `err`. */
+/* The last `max_count` dead letters (0 = all), oldest first, read by pages
+ * (each may be large): where the last `max_count` begin is found first, then
+ * they are read forward, at most `max_count` (dead letters added meanwhile
+ * may take the place of the newest). Returns the number delivered, or -1
+ * with a reason in `err`. */
 long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadletter_entry_fn cb, void *arg,
                                  char *err, size_t errlen);
 

@@ -82,6 +82,7 @@ size_t mg_producer_pending(const mg_producer_t *producer);
 /* Answers received so far of each kind, for metrics and tests. */
 typedef struct {
     uint64_t sent, resent, accepted, duplicate, rejected, unavailable;
+    uint64_t rate_limited; /* refusals over the rate limit sent again (retry_rate_limited) */
 } mg_producer_stats_t;
 void mg_producer_stats(const mg_producer_t *producer, mg_producer_stats_t *out);
 
