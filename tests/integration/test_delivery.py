@@ -296,6 +296,34 @@ class DeliveryTest(StackTestCase):
         self.assert_exactly_once(probe, acked, checkpoint=False)
         self.assertEqual(set(probe.deliveries().values()), {1})
 
+    def test_malformed_journal_entries_are_passed_over_not_read_forever(self):
+        """Entries without a type or an envelope (written by hand, not by
+        the broker): a whole page of them (--catchup-batch 2), one parked
+        for retry, and one at the tail. The consumer passes over them with
+        an error in its log, applies every real event around them, and its
+        position reaches the journal's head."""
+        self.start_broker()
+        first = self.produce(mixed_stream(300))
+        first.start()
+        acked = dict(first.finish())
+        head = int(self.redis.call("GET", "mg:journal:seq"))
+        for seq in range(head + 1, head + 4):
+            self.redis.call("XADD", "mg:journal", "%d-0" % seq, "t", "need.reported")
+        self.redis.call("SET", "mg:journal:seq", head + 3)
+        self.redis.call("ZADD", "mg:retry:eta", 0, head + 2)  # as if it had failed once
+        second = self.produce(mixed_stream(300))
+        second.start()
+        acked.update(second.finish())
+        last = int(self.redis.call("GET", "mg:journal:seq"))
+        self.redis.call("XADD", "mg:journal", "%d-0" % (last + 1), "e", b"")
+        self.redis.call("SET", "mg:journal:seq", last + 1)
+        probe = self.probe("eta", "--catchup-batch", 2)
+        self.wait_applied(probe, len(acked))
+        self.assertEqual(probe.applied(), set(acked))
+        h.wait_until(lambda: probe.stats().get("position") == last + 1, 10, what="eta's position at the head")
+        h.wait_until(lambda: self.redis.call("ZCARD", "mg:retry:eta") == 0, 10, what="the parked entry forgotten")
+        self.assertIn("is malformed in mg:journal", probe.log())
+
     def test_a_restart_without_the_journal_counter_redelivers_nothing(self):
         """mg:journal:seq deleted (by hand, or a stream restored alone): the
         broker numbers on after the stream's last id, and a restarted

@@ -69,6 +69,7 @@ typedef struct {
     char *type;
     uint8_t *data; /* the envelope with its sequence appended */
     size_t len;
+    int malformed; /* no type or no envelope (not the broker's writing): passed over */
 } s_entry_t;
 
 struct mg_delivery {
@@ -293,14 +294,20 @@ static int s_reply_u64(const redisReply *reply, uint64_t *out) {
 }
 
 
-/* Copy one XRANGE entry; 0, or -1 if malformed. */
+/* Copy one XRANGE entry; 0, or -1 if it has no sequence. An entry with a
+ * sequence but no type or envelope is copied as `malformed`, so that it is
+ * passed over, not read again and again. */
 static int s_entry_copy(const redisReply *entry, s_entry_t *out) {
+    memset(out, 0, sizeof(*out));
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
         s_parse_u64(entry->element[0]->str, &out->seq) != 0)
         return -1;
     const redisReply *type = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
     const redisReply *env = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
-    if (!type || !env) return -1;
+    if (!type || !env) {
+        out->malformed = 1;
+        return 0;
+    }
     out->type = mg_strndup(type->str, (size_t)type->len);
     out->data = mg_malloc((size_t)env->len + 11);
     out->len = mg_envelope_append_sequence((const uint8_t *)env->str, (size_t)env->len, out->seq, out->data);
@@ -569,7 +576,15 @@ static void s_on_retry_entry(mg_redis_t *redis, redisReply *reply, void *privdat
             sub->retry_cap = sub->retry_cap ? sub->retry_cap * 2 : S_RETRY_FETCH;
             sub->retries = mg_realloc(sub->retries, sub->retry_cap * sizeof(*sub->retries));
         }
-        if (s_entry_copy(reply->element[0], &sub->retries[sub->retry_count]) == 0) sub->retry_count++;
+        s_entry_t *e = &sub->retries[sub->retry_count];
+        if (s_entry_copy(reply->element[0], e) == 0 && !e->malformed) {
+            sub->retry_count++;
+        } else {
+            mg_error("subscriber %s: parked sequence %" PRIu64 " is malformed in %s (no type or envelope); "
+                     "forgetting it",
+                     sub->name, seq, MG_JOURNAL_KEY);
+            s_unpark(sub, seq);
+        }
     } else if (reply->type == REDIS_REPLY_ARRAY) {
         mg_warn("subscriber %s: parked sequence %" PRIu64 " is no longer in the journal; forgetting it",
                 sub->name, seq);
@@ -731,7 +746,7 @@ static void s_on_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
     sub->batch = mg_calloc(reply->elements ? reply->elements : 1, sizeof(*sub->batch));
     for (size_t i = 0; i < reply->elements; i++) {
         if (s_entry_copy(reply->element[i], &sub->batch[sub->batch_count]) != 0) {
-            mg_error("subscriber %s: malformed entry in %s; skipped", sub->name, MG_JOURNAL_KEY);
+            mg_error("subscriber %s: an entry of %s without a sequence; skipped", sub->name, MG_JOURNAL_KEY);
             continue;
         }
         sub->batch_count++;
@@ -789,6 +804,13 @@ static void s_pump(mg_subscriber_t *sub) {
             if (e->seq > sub->position + 1)
                 mg_warn("subscriber %s: sequences %" PRIu64 " to %" PRIu64 " are no longer in the journal (trimmed)",
                         sub->name, sub->position + 1, e->seq - 1);
+            if (e->malformed) {
+                mg_error("subscriber %s: sequence %" PRIu64 " is malformed in %s (no type or envelope); passed over",
+                         sub->name, e->seq, MG_JOURNAL_KEY);
+                sub->stats.skipped++;
+                s_completed(sub, e->seq);
+                continue;
+            }
             s_deliver(sub, e->seq, e->type, e->data, e->len, 0, 1);
             continue;
         }

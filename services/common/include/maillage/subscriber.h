@@ -119,7 +119,7 @@ uint64_t mg_subscriber_position(const mg_subscriber_t *sub);
 typedef struct {
     uint64_t delivered;     /* handler calls for the stream (retries excluded) */
     uint64_t from_journal;  /* ... of which read from the journal (catch-up) */
-    uint64_t skipped;       /* events of other topics (position advanced, no call) */
+    uint64_t skipped;       /* events of other topics, and malformed journal entries (position advanced, no call) */
     uint64_t gaps;          /* catch-ups started by a jump on the live feed, a heartbeat
                              * or the idle check (the first catch-up excluded) */
     uint64_t journal_reads; /* XRANGE calls on the journal */
