@@ -296,6 +296,31 @@ class DeliveryTest(StackTestCase):
         self.assert_exactly_once(probe, acked, checkpoint=False)
         self.assertEqual(set(probe.deliveries().values()), {1})
 
+    def test_a_checkpoint_beyond_the_journal_is_lowered_in_redis_at_once(self):
+        """Redis lost its last second of writes, the consumer's checkpoint
+        with them... but not the consumer's own write: it is ahead of the
+        journal. The consumer resumes from the head and writes that down at
+        once, so that a reconnection before its next checkpoint does not
+        read the old one again and skip what was journaled meanwhile."""
+        self.start_broker()
+        first = self.produce(mixed_stream(200))
+        first.start()
+        acked = dict(first.finish())
+        head = int(self.redis.call("GET", "mg:journal:seq"))
+        self.redis.call("SADD", "mg:consumers", "theta")
+        self.redis.call("HSET", "mg:consumer:theta", "seq", head + 50)
+        probe = self.probe("theta", "--checkpoint-every", 100000, "--checkpoint-interval-ms", 60000)
+        probe.wait_log("is beyond the journal head", 10)
+        h.wait_until(lambda: int(self.redis.call("HGET", "mg:consumer:theta", "seq")) == head, 5,
+                     what="the checkpoint lowered to the head")
+        self.assertEqual(probe.applied(), set())  # resumed from the head: none of the 200 again
+        second = self.produce(mixed_stream(100))
+        second.start()
+        later = dict(second.finish())
+        self.wait_applied(probe, len(later))
+        self.assertEqual(probe.applied(), set(later))
+        self.assertTrue(set(acked).isdisjoint(probe.applied()))
+
     def test_malformed_journal_entries_are_passed_over_not_read_forever(self):
         """Entries without a type or an envelope (written by hand, not by
         the broker): a whole page of them (--catchup-batch 2), one parked

@@ -350,6 +350,8 @@ static void s_redis_lost(mg_subscriber_t *sub) {
     s_restart(sub);
 }
 
+static void s_checkpoint(mg_subscriber_t *sub, void (*flush_cb)(mg_subscriber_t *, void *), void *flush_arg);
+
 static void s_on_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
     (void)redis;
     mg_subscriber_t *sub = s_call_end(privdata, NULL);
@@ -366,21 +368,24 @@ static void s_on_loaded(mg_redis_t *redis, redisReply *reply, void *privdata) {
         return;
     }
     uint64_t checkpoint = sub->loaded_checkpoint;
+    sub->position = sub->sent_checkpoint = checkpoint;
     if (checkpoint > head) {
         /* The journal is behind our checkpoint: Redis lost its last writes
          * (a crash within an appendfsync everysec second) or was reset.
-         * Events will be journaled again under these numbers: take them. */
+         * Events will be journaled again under these numbers: take them,
+         * and say so in Redis at once (read again after another loss, the
+         * old checkpoint would skip those journaled meanwhile). */
         mg_warn("subscriber %s: checkpoint %" PRIu64 " is beyond the journal head %" PRIu64
                 "; resuming from the head",
                 sub->name, checkpoint, head);
-        checkpoint = head;
+        checkpoint = sub->position = head;
     }
-    sub->position = sub->sent_checkpoint = checkpoint;
     sub->since_checkpoint = 0;
     sub->state = S_CATCHUP;
     sub->batch_full = 1; /* read at least once */
     mg_info("subscriber %s: checkpoint %" PRIu64 ", journal head %" PRIu64 "; catching up", sub->name,
             checkpoint, head);
+    s_checkpoint(sub, NULL, NULL); /* only if lowered */
     s_pump(sub);
 }
 
@@ -421,7 +426,6 @@ void mg_subscriber_redis_state(mg_subscriber_t *sub, int up) {
 
 /* ---- checkpoint ------------------------------------------------------------------ */
 
-static void s_checkpoint(mg_subscriber_t *sub, void (*flush_cb)(mg_subscriber_t *, void *), void *flush_arg);
 
 static void s_on_checkpoint_saved(mg_redis_t *redis, redisReply *reply, void *privdata) {
     (void)redis;
