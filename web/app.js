@@ -177,7 +177,7 @@
   var state = {
     me: null,
     taxonomy: {categories: {}, departments: {}, categoryList: [], departmentList: []},
-    inbox: {items: [], byId: {}, nextCursor: null, loading: false, generation: 0, loaded: false},
+    inbox: {items: [], byId: {}, nextCursor: null, loading: false, generation: 0, loaded: false, catchUp: false},
     unseen: 0,
     stream: {es: null, lastEventId: '', retryTimer: null, retryMs: 2000, onFirstOpen: null},
     matches: {},      // match id -> match JSON (details, loaded lazily)
@@ -314,7 +314,7 @@
   }
 
   function resetData() {
-    state.inbox = {items: [], byId: {}, nextCursor: null, loading: false, generation: state.inbox.generation + 1, loaded: false};
+    state.inbox = {items: [], byId: {}, nextCursor: null, loading: false, generation: state.inbox.generation + 1, loaded: false, catchUp: false};
     state.unseen = 0;
     state.matches = {};
     state.matchEpochs = {};
@@ -514,6 +514,7 @@
       $('inbox-more').hidden = !inbox.nextCursor;
       inbox.loaded = true;
       updateInboxStatus();
+      if (inbox.catchUp) { inbox.catchUp = false; catchUpInbox(); }
     }).catch(function (e) {
       if (generation !== state.inbox.generation) return;
       reportError(e, 'inbox-status');
@@ -923,7 +924,11 @@
       s.retryMs = 2000;
       setLive('on');
       if (!loadsInbox || state.inbox.loaded) refreshShownMatches();
-      if (!hadPosition && (state.inbox.loaded || state.inbox.loading)) catchUpInbox();
+      if (!hadPosition) {
+        // Still loading: once loaded (what it read is not new).
+        if (state.inbox.loading) state.inbox.catchUp = true;
+        else if (state.inbox.loaded) catchUpInbox();
+      }
       loadsInbox = false;
       if (s.onFirstOpen) s.onFirstOpen();
     });

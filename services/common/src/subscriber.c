@@ -426,7 +426,6 @@ void mg_subscriber_redis_state(mg_subscriber_t *sub, int up) {
 
 /* ---- checkpoint ------------------------------------------------------------------ */
 
-
 static void s_on_checkpoint_saved(mg_redis_t *redis, redisReply *reply, void *privdata) {
     (void)redis;
     s_call_t *call = privdata;

@@ -6,11 +6,10 @@
  * DUPLICATE or REJECTED: one without an answer after retry_ms is sent again
  * with the SAME event_id (the broker journals an id once, so a retry is always
  * safe), one answered UNAVAILABLE (or rate-limited, if asked) is sent again
- * after a growing backoff. At
- * most `window` envelopes are in flight; the others wait in order. Nothing is
- * ever dropped: an envelope leaves only with its final answer, or when the
- * producer is destroyed (callers that need more than that keep an outbox,
- * like the matcher does in Redis).
+ * after a growing backoff. At most `window` envelopes are in flight; the
+ * others wait in order. Nothing is ever dropped: an envelope leaves only with
+ * its final answer, or when the producer is destroyed (callers that need more
+ * than that keep an outbox, like the matcher does in Redis).
  *
  * Runs in the thread of the event base. */
 #ifndef MAILLAGE_PRODUCER_H
