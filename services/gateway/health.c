@@ -4,8 +4,9 @@
  *
  * The system's figures come from one read-only script call: every
  * mg:metrics:<daemon> hash (each daemon publishes its registry there every
- * 10 s), the journal sequence, each registered consumer's checkpoint and
- * parked events, and the notifier's queue and failed counts. */
+ * 10 s), the journal sequence (its counter, or the stream's last id when the
+ * counter is missing), each registered consumer's checkpoint and parked
+ * events, and the notifier's queue and failed counts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,9 @@
 /* The daemons are those listed in MG_METRICS_DAEMONS_KEY (never a SCAN:
  * the keyspace holds a dedupe key per recent event, and a script blocks
  * Redis, the journal included, while it runs). */
+/* clang-format off */
 static const char s_metrics_script[] =
+    MG_JOURNAL_STREAM_TOP_LUA
     "local names = redis.call('SMEMBERS', '" MG_METRICS_DAEMONS_KEY "')\n"
     "table.sort(names)\n"
     "local daemons = {}\n"
@@ -40,8 +43,10 @@ static const char s_metrics_script[] =
     "  consumers[#consumers + 1] = redis.call('HGET', '" MG_CONSUMER_KEY_PREFIX "' .. name, 'seq') or '0'\n"
     "  consumers[#consumers + 1] = redis.call('ZCARD', '" MG_RETRY_KEY_PREFIX "' .. name)\n"
     "end\n"
-    "return {daemons, redis.call('GET', '" MG_JOURNAL_SEQ_KEY "') or '0', consumers,\n"
+    "local seq = redis.call('GET', '" MG_JOURNAL_SEQ_KEY "') or string.format('%d', stream_top())\n"
+    "return {daemons, seq, consumers,\n"
     "        redis.call('ZCARD', 'mg:notifier:queue'), redis.call('ZCARD', 'mg:notifier:failed')}\n";
+/* clang-format on */
 
 static void s_get_healthz(gw_request_t *r) {
     static const char ok[] = "{\"status\":\"ok\"}";
@@ -193,10 +198,11 @@ static void s_on_metrics(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 static void s_get_metrics(gw_request_t *r) {
-    const char *argv[] = {"EVAL", s_metrics_script, "0"};
-    size_t lens[] = {4, sizeof s_metrics_script - 1, 1};
+    const char *argv[] = {"EVAL", s_metrics_script, "1", MG_JOURNAL_KEY};
+    size_t lens[] = {4, sizeof s_metrics_script - 1, 1, strlen(MG_JOURNAL_KEY)};
     /* Without Redis, our own figures still say what is wrong. */
-    if (mg_redis_command_argv(gw_redis(r->gw), s_on_metrics, r, 3, argv, lens) != 0) s_on_metrics(NULL, NULL, r);
+    if (mg_redis_command_argv(gw_redis(r->gw), s_on_metrics, r, 4, argv, lens) != 0)
+        s_on_metrics(NULL, NULL, r);
 }
 
 void gw_health_register(mg_gateway_t *gw) {

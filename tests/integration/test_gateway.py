@@ -582,6 +582,9 @@ class GatewayTest(unittest.TestCase):
         self.assertIn('maillage_consumer_lag{consumer="probe"} 2', text)
         self.assertIn("maillage_notifier_queue_length 1", text)
         self.assertIn("maillage_notifier_failed_notifications 0", text)
+        # The counter lost (the broker numbers on from the stream): the same head.
+        self.redis.call("DEL", "mg:journal:seq")
+        self.assertIn("maillage_journal_sequence 2", metrics())
         # Every series line parses as Prometheus text, each family typed once.
         families = re.findall(r"^# TYPE (\S+) ", text, re.M)
         self.assertEqual(len(families), len(set(families)), families)

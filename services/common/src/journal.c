@@ -20,21 +20,6 @@
 #include "maillage/mem.h"
 #include "maillage/subscriber.h"
 
-/* clang-format off */
-/* Lua: stream_top(), the sequence of the last id ever added to stream
- * KEYS[1] (XINFO STREAM's last-generated-id, which survives trimming), 0
- * if none. */
-#define S_STREAM_TOP_LUA \
-    "local function stream_top()\n" \
-    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n" \
-    "  if not ok then return 0 end\n" \
-    "  for k = 1, #info, 2 do\n" \
-    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n" \
-    "  end\n" \
-    "  return 0\n" \
-    "end\n"
-/* clang-format on */
-
 /* Per event, two commands: SET NX GET both checks the dedupe key and claims
  * it with the tentative sequence (Redis >= 7.0 accepts NX with GET), and XADD
  * appends; the counter is read once and written once per batch. That halves
@@ -65,7 +50,7 @@
 const char mg_journal_append_script[] =
     "local window = ARGV[1]\n"
     "local n = (#ARGV - 1) / 3\n"
-    S_STREAM_TOP_LUA
+    MG_JOURNAL_STREAM_TOP_LUA
     "local last = redis.call('GET', KEYS[2])\n"
     "local seq = tonumber(last or '0')\n"
     "if not last then seq = stream_top() end\n"
@@ -611,7 +596,7 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
 
 /* clang-format off */
 const char mg_journal_head_script[] =
-    S_STREAM_TOP_LUA
+    MG_JOURNAL_STREAM_TOP_LUA
     "local last = redis.call('GET', KEYS[2])\n"
     "if not last then return stream_top() end\n"
     "return tonumber(last) or redis.error_reply(KEYS[2] .. ' is not a sequence')\n";

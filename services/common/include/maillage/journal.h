@@ -219,6 +219,22 @@ typedef int (*mg_journal_entry_fn)(const mg_journal_entry_t *entry, void *arg);
 long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count, mg_journal_entry_fn cb,
                           void *arg, char *err, size_t errlen);
 
+/* Lua text defining stream_top(): the sequence of the last id ever added to
+ * stream KEYS[1] (XINFO STREAM's last-generated-id, which survives trimming),
+ * 0 if none. For scripts that read the journal's head (this one, and the
+ * gateway's /metrics). */
+/* clang-format off */
+#define MG_JOURNAL_STREAM_TOP_LUA \
+    "local function stream_top()\n" \
+    "  local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n" \
+    "  if not ok then return 0 end\n" \
+    "  for k = 1, #info, 2 do\n" \
+    "    if info[k] == 'last-generated-id' then return tonumber(string.match(info[k + 1], '^(%d+)')) end\n" \
+    "  end\n" \
+    "  return 0\n" \
+    "end\n"
+/* clang-format on */
+
 /* EVAL <it> 2 mg:journal mg:journal:seq: the last sequence given, as an
  * integer: the counter, or when it is missing the stream's last generated id
  * (which survives trimming), where the broker's numbering goes on. */
