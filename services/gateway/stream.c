@@ -80,7 +80,7 @@ typedef struct {
     mg_gateway_t *gw;
     s_stream_t *head;
     size_t count;
-    long max;
+    long max, max_per_staff;
     int stopping;
     struct event *heartbeat, *poll;
     mg_metric_t *m_streams, *m_events, *m_hints, *m_dropped;
@@ -424,6 +424,15 @@ static void s_stream(gw_request_t *r) {
         gw_reply_error(r, 503, "stopping", NULL, -1, "the gateway is stopping; retry later");
         return;
     }
+    long mine = 0;
+    for (const s_stream_t *o = st->head; o; o = o->next)
+        mine += strcmp(o->staff, r->who.subject) == 0;
+    if (mine >= st->max_per_staff) {
+        gw_header(r, "Retry-After", "5");
+        gw_reply_error(r, 429, "too_many_streams_for_staff", NULL, -1,
+                       "%ld live streams of this staff member already (stream_max_per_staff)", mine);
+        return;
+    }
     if (st->count >= (size_t)st->max) {
         gw_header(r, "Retry-After", "5");
         gw_reply_error(r, 503, "too_many_streams", NULL, -1, "%ld live streams already (stream_max_clients)",
@@ -579,6 +588,7 @@ void gw_stream_register(mg_gateway_t *gw) {
     s_state_t *st = mg_calloc(1, sizeof(*st));
     st->gw = gw;
     st->max = mg_config_int(cfg, "gateway", "stream_max_clients");
+    st->max_per_staff = mg_config_int(cfg, "gateway", "stream_max_per_staff");
     long heartbeat_s = mg_config_int(cfg, "gateway", "stream_heartbeat_s");
     st->m_streams = mg_metrics_gauge("maillage_gateway_streams", "Live streams (GET /v1/stream) open now.");
     st->m_events =

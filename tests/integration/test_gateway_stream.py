@@ -489,6 +489,27 @@ class StreamTest(unittest.TestCase):
         self.post_need("n-after-chatty", title="Local après le bavard")
         self.assertEqual(reader.next_event()["data"]["needId"], "n-after-chatty")
 
+    def test_one_staff_member_cannot_take_every_stream(self):
+        self.stack(stream_max_per_staff=2, stream_max_clients=10)
+        a, b = self.open(), self.open()
+        self.assertEqual((a.status, b.status), (200, 200))
+        c = self.open()
+        self.assertEqual(c.status, 429)
+        self.assertEqual(json.loads(c.body)["error"]["code"], "too_many_streams_for_staff")
+        self.assertTrue(c.headers.get("retry-after"))
+        # Another staff member still gets one.
+        other = self.open(token=self.st.token("--staff", "remi"))
+        self.assertEqual(other.status, 200)
+        # One of claire's closes: room for her again.
+        a.close()
+        def room():
+            again = self.open()
+            if again.status == 200:
+                return again
+            again.close()
+            return None
+        self.assertIsNotNone(h.wait_until(room, 10, 0.2, "room for a stream of claire's"))
+
     def test_heartbeats_and_the_limit_of_streams(self):
         self.stack(stream_heartbeat_s=1, stream_max_clients=2)
         a, b = self.open(), self.open()

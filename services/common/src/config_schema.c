@@ -215,6 +215,9 @@ const mg_config_key_t mg_config_schema[] = {
         "(mg:tokens:revoked), this bounds a missed push. 0 = read Redis on every request."),
     INT("gateway", "stream_heartbeat_s", "15", 1, 3600, "Interval of the comment line sent on idle live streams (SSE)."),
     INT("gateway", "stream_max_clients", "256", 0, 100000, "Live streams (GET /v1/stream) at once; more are answered 503."),
+    INT("gateway", "stream_max_per_staff", "8", 1, 100000,
+        "Live streams one staff member may hold at once (tabs, devices); more are answered\n"
+        "429, so that one member cannot take every stream."),
     BOOL("gateway", "cookie_secure", "false", "Mark the session cookie Secure (set it when a TLS proxy is in front)."),
     STR("gateway", "web_root", "",
         "Empty: the staff page embedded at build time. A directory: serve the page's files\n"
