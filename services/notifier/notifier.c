@@ -1617,8 +1617,9 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
         n->digest_flush = 1;
         n->staff_loaded = 1;
         mg_info("notifier: %zu staff member(s); default recipient %s", k, n->default_staff);
-        /* Deliveries start only now, so the first events are routed to
-         * the configured staff (one delivered before is held: see `held`). */
+        /* The subscriber starts on its own once Redis is up (this only
+         * spares it a tick): an event it delivered before the list was read
+         * is held (`held`), and handled now, routed to the staff. */
         if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 1);
         s_job_t *held = n->held;
         n->held = NULL;
