@@ -556,8 +556,10 @@ static int s_paris_hour(int64_t now, int64_t *day_start_utc) {
     return (int)((local - day * S_MS_PER_DAY) / S_MS_PER_HOUR);
 }
 
-/* When an immediate message to `s` meant for time `t` may go: `t`, or the
- * end of the quiet hours `t` falls in (a first attempt as well as a retry). */
+/* When a message to `s` meant for time `t` may go: `t`, or the end of the
+ * quiet hours `t` falls in (a first attempt as well as a retry). Every
+ * message keeps them but the daily digest, which goes at the member's own
+ * hour (s_keeps_quiet_hours()). */
 static int64_t s_due(const s_staff_t *s, int64_t t) {
     if (s->quiet_start == s->quiet_end) return t;
     int64_t day_start;
@@ -572,6 +574,15 @@ static int64_t s_due(const s_staff_t *s, int64_t t) {
      * not exist that night: 2 h in spring, then the end stays). */
     int64_t due = end + ((int64_t)mg_clock_paris_offset_s(t) - mg_clock_paris_offset_s(end)) * 1000;
     return mg_clock_paris_offset_s(due) == mg_clock_paris_offset_s(end) ? due : end;
+}
+
+/* Whether a notification record waits for the end of its recipient's quiet
+ * hours: all but the daily digest ("digest:<date>"). A flushed digest
+ * ("digest:<date>:<ms>": what waited when the member left digest mode) is
+ * sent as soon as may be, like an immediate message, so it waits too. */
+static int s_keeps_quiet_hours(const char *kind, const char *item) {
+    if (!kind || strcmp(kind, "digest") != 0) return 1;
+    return item && strncmp(item, "digest:", 7) == 0 && strchr(item + 7, ':') != NULL;
 }
 
 static const s_staff_t *s_find_staff(const mg_notifier_t *n, const char *id) {
@@ -1263,6 +1274,7 @@ static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t 
     mg_args_t a;
     s_call_begin(&a, "digest");
     mg_args_int(&a, now);
+    mg_args_int(&a, flush ? s_due(s, now) : now);
     mg_args_int(&a, n->retention_ms);
     mg_args_str(&a, s->id);
     mg_args_str(&a, s_channel_names[ch]);
@@ -1310,7 +1322,8 @@ typedef struct {
     mg_notifier_t *n;
     char nid[MG_NOTIFICATION_ID_LEN + 1];
     char staff[MG_ID_MAX + 1];
-    int channel, digest;
+    int channel;
+    int quiet; /* keeps its recipient's quiet hours (s_keeps_quiet_hours()) */
     long long attempts;
 } s_send_t;
 
@@ -1362,9 +1375,9 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
         if (delay > (double)n->retry_max_ms) delay = (double)n->retry_max_ms;
         delay *= 0.75 + 0.5 * ((double)rand() / RAND_MAX); /* jitter: +-25 % */
         int64_t next = now + (int64_t)delay;
-        /* A retry is an immediate message too: not inside the recipient's
-         * quiet hours (a digest has its own hour and is not held). */
-        const s_staff_t *s = send->digest ? NULL : s_find_staff(n, send->staff);
+        /* A retry keeps the recipient's quiet hours too (but a daily
+         * digest's, which has its own hour). */
+        const s_staff_t *s = send->quiet ? s_find_staff(n, send->staff) : NULL;
         int64_t due = s ? s_due(s, next) : next;
         mg_args_str(&a, "retry");
         mg_args_int(&a, due);
@@ -1458,7 +1471,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     const char *key = s_get_reply(rec, "key");
     if (!key || strlen(key) > MG_OUTBOUND_KEY_MAX) key = nid;
     int digest = kind && strcmp(kind, "digest") == 0;
-    send->digest = digest;
+    send->quiet = s_keeps_quiet_hours(kind, s_get_reply(rec, "item"));
     char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
     if (digest) s_render_digest(n, rec, items, &subject, &text, &html);
     int rc;
@@ -1519,13 +1532,12 @@ static void s_hold(mg_notifier_t *n, const char *nid, int64_t due) {
     s_record(n, &a);
 }
 
-/* An immediate message is never sent inside its recipient's quiet hours,
- * whatever brought it due then: a lease that expired after a crash, or
- * quiet hours set after it was queued. It goes back to the queue until they
- * end. Returns 1 if held. */
+/* A message that keeps quiet hours (all but the daily digest) is never sent
+ * inside its recipient's, whatever brought it due then: a lease that
+ * expired after a crash, or quiet hours set after it was queued. It goes
+ * back to the queue until they end. Returns 1 if held. */
 static int s_hold_if_quiet(mg_notifier_t *n, const char *nid, const redisReply *rec, int64_t now) {
-    const char *kind = s_get_reply(rec, "kind");
-    if (kind && strcmp(kind, "digest") == 0) return 0;
+    if (!s_keeps_quiet_hours(s_get_reply(rec, "kind"), s_get_reply(rec, "item"))) return 0;
     const s_staff_t *s = s_find_staff(n, s_get_reply(rec, "staff"));
     int64_t due = s ? s_due(s, now) : now;
     if (due == now) return 0;

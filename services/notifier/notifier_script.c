@@ -125,7 +125,7 @@ const char mg_notifier_script[] =
     "  redis.call('HINCRBY', key, 'attempts', -1)\n"
     "  return 1\n"
     "end\n"
-    /* digest: now, ttl, staff, channel, date, nid, npairs, pairs. At most one
+    /* digest: now, due (in the queue), ttl, staff, channel, date, nid, npairs, pairs. At most one
      * digest per (staff, channel, local date): the first call of the day
      * takes the day's slot even when nothing is pending (what arrives later
      * goes into the next day's digest). Its items move out of the pending set
@@ -133,7 +133,7 @@ const char mg_notifier_script[] =
      * go now, whatever the day's slot (a member who left digest mode).
      * Returns 1 if queued. */
     "if op == 'digest' then\n"
-    "  local now, ttl, staff, channel, date, nid = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7]\n"
+    "  local now, due, ttl, staff, channel, date, nid = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], ARGV[8]\n"
     "  local pend = 'mg:digest:' .. staff .. ':' .. channel\n"
     "  if date ~= '' then\n"
     "    local lastk = 'mg:digest:last:' .. staff .. ':' .. channel\n"
@@ -148,11 +148,11 @@ const char mg_notifier_script[] =
     "  redis.call('PEXPIRE', items, ttl)\n"
     "  local h = {'staff', staff, 'channel', channel, 'created_at', now, 'attempts', 0, 'state', 'pending',\n"
     "             'items_key', items, 'count', redis.call('ZCARD', items)}\n"
-    "  local np = tonumber(ARGV[8])\n"
-    "  for j = 0, np - 1 do h[#h+1] = ARGV[9+2*j]; h[#h+1] = ARGV[10+2*j] end\n"
+    "  local np = tonumber(ARGV[9])\n"
+    "  for j = 0, np - 1 do h[#h+1] = ARGV[10+2*j]; h[#h+1] = ARGV[11+2*j] end\n"
     "  redis.call('HSET', key, unpack(h))\n"
     "  redis.call('PEXPIRE', key, ttl)\n"
-    "  redis.call('ZADD', 'mg:notifier:queue', now, nid)\n"
+    "  redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "  return 1\n"
     "end\n"
     /* need: id, first_at, then field/value pairs. A need seen for the first

@@ -155,5 +155,41 @@ class NotifierScheduleTest(unittest.TestCase):
             self.assertEqual(st.record(nid[staff])["state"], "delivered", staff)
 
 
+    def test_what_waited_for_the_digest_keeps_the_quiet_hours_when_the_member_leaves_digest_mode(self):
+        # At 23:00, inside her quiet hours (22 h to 7 h), Dora leaves digest
+        # mode with two matches waiting for her 10 h digest: they go in a
+        # digest of their own, which is sent "at once" like an immediate
+        # message, so at 07:00, not in the night. (It used to go at 23:00.)
+        hook = self.ws.own(tn.WebhookReceiver())
+        off, t0 = clock_at(23, 0, 0)
+        quiet_end = t0 + 8 * HOUR_MS  # 07:00:00 the next morning
+        st = tn.Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
+                                      "mode": "digest", "digest_hour": 10, "quiet_start": 22, "quiet_end": 7}},
+                      clock_offset_ms=off, default_staff="d")
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71),
+                 tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])
+        st.settle()
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:d:webhook") == 2, 10, what="the items held for the digest")
+        out = st.cli("staff", "set", "d", "mode", "immediate")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:d:webhook") == 0, 10, what="the flushed digest")
+        queued = st.redis.call("ZRANGE", "mg:notifier:queue", 0, -1, "WITHSCORES")
+        self.assertEqual(len(queued), 2, queued)
+        self.assertEqual(st.record(queued[0].decode())["kind"], "digest")
+        self.assertEqual(int(queued[1]), quiet_end)
+        time.sleep(1.0)
+        self.assertEqual(hook.requests, [])
+        # 07:00:30: it goes, once
+        st.set_clock(off + 8 * HOUR_MS + 30 * 1000)
+        h.wait_until(lambda: hook.delivered(), 10, what="the digest after the quiet hours")
+        time.sleep(0.5)
+        self.assertEqual(len(hook.requests), 1)
+        text = hook.delivered()[0]["text"]
+        self.assertIn("(2 opportunités)", text)
+        self.assertIn("au fil de l'eau", text)
+
+
 if __name__ == "__main__":
     unittest.main()
