@@ -18,6 +18,7 @@
 #include "maillage/envelope.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
+#include "maillage/script.h"
 #include "maillage/subscriber.h"
 
 /* Per event, two commands: SET NX GET both checks the dedupe key and claims
@@ -97,145 +98,58 @@ const char mg_journal_append_script[] =
 
 struct mg_journal {
     mg_redis_t *redis;
+    mg_script_t *append; /* mg_journal_append_script */
     char window[24];
     size_t window_len;
     char deadletter_maxlen[24];
-    char sha[48]; /* "" until SCRIPT LOAD answered, and after a NOSCRIPT */
-    /* After a NOSCRIPT (the script cache flushed), the calls sent with
-     * EVALSHA before it fail too and are sent again, in their order; a new
-     * call sent meanwhile would be journaled before them, its events before
-     * earlier ones of the same producer. So new calls are held until every
-     * EVALSHA sent has its reply. */
-    size_t by_sha;                      /* EVALSHA calls awaiting their reply */
-    int holding;                        /* a NOSCRIPT came: hold new calls */
-    struct s_append *held, **held_tail; /* new calls held, oldest first */
 };
 
-/* One script call in flight. The argument vector is kept until the reply,
- * to send it again with EVAL if Redis answers NOSCRIPT (script cache flushed,
- * or Redis restarted since SCRIPT LOAD). */
-typedef struct s_append {
+/* One script call in flight, with the bytes of the keys and contact
+ * operations its arguments point to, kept until the reply (script.h). */
+typedef struct {
     mg_journal_t *journal;
     mg_journal_append_fn cb;
     void *arg;
     size_t count;
-    int argc;
-    const char **argv;
-    size_t *argvlen;
     char *keys; /* the dedupe and contact keys, one after the other (owned) */
     char *ops;  /* the contact operations "S<contact>" to set (owned) */
-    char numkeys[24];
-    int retried;
-    int by_sha;            /* sent with EVALSHA, reply to come */
-    struct s_append *next; /* in journal->held */
 } s_append_t;
 
 mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen) {
     mg_journal_t *journal = mg_calloc(1, sizeof(*journal));
     journal->redis = redis;
+    journal->append = mg_script_new(redis, mg_journal_append_script);
     snprintf(journal->window, sizeof(journal->window), "%lld", dedupe_window_s > 0 ? dedupe_window_s : 1);
     journal->window_len = strlen(journal->window);
     snprintf(journal->deadletter_maxlen, sizeof(journal->deadletter_maxlen), "%lld",
              deadletter_maxlen > 0 ? deadletter_maxlen : 1);
-    journal->held_tail = &journal->held;
     return journal;
 }
 
 void mg_journal_destroy(mg_journal_t **journal_p) {
     if (!journal_p || !*journal_p) return;
+    mg_script_destroy(&(*journal_p)->append);
     free(*journal_p);
     *journal_p = NULL;
 }
 
-static void s_on_script_load(mg_redis_t *redis, redisReply *reply, void *privdata) {
-    mg_journal_t *journal = privdata;
-    (void)redis;
-    if (!reply) return;
-    if (reply->type == REDIS_REPLY_STRING && reply->len < (int)sizeof(journal->sha)) {
-        memcpy(journal->sha, reply->str, (size_t)reply->len);
-        journal->sha[reply->len] = '\0';
-    } else {
-        mg_error("journal: SCRIPT LOAD failed: %s",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    }
-}
-
 void mg_journal_redis_up(mg_journal_t *journal) {
-    mg_redis_command(journal->redis, s_on_script_load, journal, "SCRIPT LOAD %s", mg_journal_append_script);
+    mg_script_redis_up(journal->append);
 }
 
 static void s_append_free(s_append_t *call) {
     if (!call) return;
     free(call->keys);
     free(call->ops);
-    free(call->argv);
-    free(call->argvlen);
     free(call);
-}
-
-static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata);
-
-/* Send (or re-send) the script call; EVALSHA when the sha is known. */
-static int s_append_send(s_append_t *call, int use_sha) {
-    mg_journal_t *journal = call->journal;
-    call->by_sha = use_sha && journal->sha[0];
-    if (call->by_sha) {
-        call->argv[0] = "EVALSHA";
-        call->argv[1] = journal->sha;
-    } else {
-        call->argv[0] = "EVAL";
-        call->argv[1] = mg_journal_append_script;
-    }
-    call->argvlen[0] = strlen(call->argv[0]);
-    call->argvlen[1] = strlen(call->argv[1]);
-    if (mg_redis_command_argv(journal->redis, s_on_append, call, call->argc, call->argv, call->argvlen) != 0)
-        return -1;
-    if (call->by_sha) journal->by_sha++;
-    return 0;
-}
-
-/* Once no EVALSHA sent before a NOSCRIPT awaits its reply, send the calls
- * held meanwhile, in their order (or answer them unavailable). */
-static void s_release_held(mg_journal_t *journal) {
-    if (!journal->holding || journal->by_sha > 0) return;
-    journal->holding = 0;
-    s_append_t *call = journal->held;
-    journal->held = NULL;
-    journal->held_tail = &journal->held;
-    while (call) {
-        s_append_t *next = call->next;
-        call->next = NULL;
-        if (s_append_send(call, 1) != 0) {
-            call->cb(journal, NULL, call->count, call->arg);
-            s_append_free(call);
-        }
-        call = next;
-    }
 }
 
 static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_append_t *call = privdata;
-    mg_journal_t *journal = call->journal;
     mg_journal_result_t *results = NULL;
     (void)redis;
-    if (call->by_sha) {
-        call->by_sha = 0;
-        journal->by_sha--;
-    }
     if (!reply) goto done; /* connection lost: the caller answers "unavailable" */
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (!call->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-            call->retried = 1;
-            if (journal->sha[0]) {
-                journal->sha[0] = '\0';
-                journal->holding = 1;
-                mg_journal_redis_up(journal); /* SCRIPT LOAD again */
-            }
-            int sent = s_append_send(call, 0) == 0; /* the callback comes with the new reply */
-            s_release_held(journal);
-            if (sent) return;
-            goto done;
-        }
         mg_error("journal: append script failed: %s", reply->str);
         goto done;
     }
@@ -256,10 +170,9 @@ static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
         results[i].sequence = (uint64_t)(r->integer < 0 ? -r->integer : r->integer);
     }
 done:
-    call->cb(journal, results, call->count, call->arg);
+    call->cb(call->journal, results, call->count, call->arg);
     free(results);
     s_append_free(call);
-    s_release_held(journal);
 }
 
 int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
@@ -276,10 +189,11 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     call->cb = cb;
     call->arg = arg;
     call->count = count;
-    /* EVALSHA sha numkeys journal counter dedupe... contact... window (type envelope op)... */
-    call->argc = 3 + 2 + (int)count + (int)contacts + 1 + 3 * (int)count;
-    call->argv = mg_calloc((size_t)call->argc, sizeof(*call->argv));
-    call->argvlen = mg_calloc((size_t)call->argc, sizeof(*call->argvlen));
+    /* journal counter dedupe... contact... window (type envelope op)... */
+    int numkeys = 2 + (int)count + (int)contacts;
+    int argc = numkeys + 1 + 3 * (int)count;
+    const char **argv = mg_malloc((size_t)argc * sizeof(*argv));
+    size_t *argvlen = mg_malloc((size_t)argc * sizeof(*argvlen));
     /* One allocation for all the keys: no formatting per event. */
     enum {
         S_PREFIX_LEN = sizeof(MG_DEDUPE_KEY_PREFIX) - 1,
@@ -288,11 +202,9 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     call->keys =
         mg_malloc(count * (S_PREFIX_LEN + 2 * MG_ID_MAX + 1) + contacts * (S_CONTACT_LEN + MG_ID_MAX));
     call->ops = set_bytes ? mg_malloc(set_bytes) : NULL;
-    snprintf(call->numkeys, sizeof(call->numkeys), "%zu", count + contacts + 2);
 
-    int a = 2;
-#define S_ARG(p, n) (call->argv[a] = (p), call->argvlen[a] = (n), a++)
-    S_ARG(call->numkeys, strlen(call->numkeys));
+    int a = 0;
+#define S_ARG(p, n) (argv[a] = (p), argvlen[a] = (n), a++)
     S_ARG(MG_JOURNAL_KEY, strlen(MG_JOURNAL_KEY));
     S_ARG(MG_JOURNAL_SEQ_KEY, strlen(MG_JOURNAL_SEQ_KEY));
     char *key = call->keys;
@@ -334,16 +246,11 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
         }
     }
 #undef S_ARG
-    if (journal->holding) {
-        *journal->held_tail = call;
-        journal->held_tail = &call->next;
-        return 0;
-    }
-    if (s_append_send(call, 1) != 0) {
-        s_append_free(call);
-        return -1;
-    }
-    return 0;
+    int rc = mg_script_call_argv(journal->append, numkeys, argc, argv, argvlen, s_on_append, call);
+    free(argv); /* copied by the call; the bytes stay */
+    free(argvlen);
+    if (rc != 0) s_append_free(call);
+    return rc;
 }
 
 /* ---- retention ---------------------------------------------------------------- */

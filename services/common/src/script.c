@@ -2,8 +2,10 @@
  *
  * The script is loaded with SCRIPT LOAD at each (re)connection and run with
  * EVALSHA; a NOSCRIPT answer (Redis restarted, or SCRIPT FLUSH) makes the
- * same call go again as EVAL, which also loads it. Arguments are kept until
- * the reply for that second chance. */
+ * same call go again as EVAL, which also loads it, and holds new calls until
+ * the others sent before it are sent again too, so calls run in the order
+ * they were made. Arguments are kept until the reply for that second
+ * chance. */
 #include "maillage/script.h"
 
 #include <math.h>
@@ -84,30 +86,66 @@ void mg_args_clear(mg_args_t *a) {
 
 /* ---- the script ------------------------------------------------------------- */
 
+typedef struct s_call s_call_t;
+
 struct mg_script {
     mg_redis_t *redis;
     const char *source;
-    char sha[41];
+    char sha[41]; /* "" until SCRIPT LOAD answers (the SHA1 of the source: it never changes) */
+    /* After a NOSCRIPT (the script cache flushed), the calls sent with
+     * EVALSHA before it fail too and are sent again with EVAL, in their
+     * order; a new call sent meanwhile would run before them. So new calls
+     * are held until every EVALSHA sent has its reply. */
+    size_t by_sha;               /* EVALSHA calls awaiting their reply */
+    int holding;                 /* a NOSCRIPT came: hold new calls */
+    s_call_t *held, **held_tail; /* new calls held, oldest first */
 };
 
-typedef struct {
+struct s_call {
     mg_script_t *script;
-    mg_args_t args; /* ARGV[0..] = EVALSHA, sha, 0, then the script's ARGV */
+    /* EVALSHA|EVAL, sha|source, numkeys, then the caller's arguments. */
+    int argc;
+    const char **argv;
+    size_t *lens;
+    char numkeys[24];
+    mg_args_t owned; /* mg_script_call()'s arguments, kept until the reply */
     mg_redis_reply_fn cb;
     void *privdata;
-    int second_chance;
-} s_call_t;
+    int retried;    /* sent with EVAL: a NOSCRIPT cannot come (or came once) */
+    int by_sha;     /* sent with EVALSHA, reply to come */
+    s_call_t *next; /* in script->held */
+};
 
 mg_script_t *mg_script_new(mg_redis_t *redis, const char *source) {
     mg_script_t *s = mg_calloc(1, sizeof(*s));
     s->redis = redis;
     s->source = source;
+    s->held_tail = &s->held;
     return s;
+}
+
+static void s_call_free(s_call_t *call) {
+    mg_args_clear(&call->owned);
+    free(call->argv);
+    free(call->lens);
+    free(call);
+}
+
+/* Answer `call` (a NULL reply: nothing was done) and free it. */
+static void s_call_lost(s_call_t *call) {
+    if (call->cb) call->cb(call->script->redis, NULL, call->privdata);
+    s_call_free(call);
 }
 
 void mg_script_destroy(mg_script_t **script_p) {
     if (!script_p || !*script_p) return;
-    free(*script_p);
+    mg_script_t *s = *script_p;
+    while (s->held) {
+        s_call_t *call = s->held;
+        s->held = call->next;
+        s_call_lost(call);
+    }
+    free(s);
     *script_p = NULL;
 }
 
@@ -129,50 +167,109 @@ void mg_script_redis_up(mg_script_t *s) {
     mg_redis_command_argv(s->redis, s_on_loaded, s, 3, argv, lens);
 }
 
-static int s_send(s_call_t *call);
+static void s_on_reply(mg_redis_t *redis, redisReply *reply, void *privdata);
+
+/* Send `call`: EVALSHA when the sha is known and it was not refused yet,
+ * else EVAL (which also loads the script). */
+static int s_send(s_call_t *call) {
+    mg_script_t *s = call->script;
+    call->by_sha = !call->retried && s->sha[0] != '\0';
+    if (!call->by_sha) call->retried = 1;
+    call->argv[0] = call->by_sha ? "EVALSHA" : "EVAL";
+    call->argv[1] = call->by_sha ? s->sha : s->source;
+    call->lens[0] = strlen(call->argv[0]);
+    call->lens[1] = strlen(call->argv[1]);
+    if (mg_redis_command_argv(s->redis, s_on_reply, call, call->argc, call->argv, call->lens) != 0) return -1;
+    if (call->by_sha) s->by_sha++;
+    return 0;
+}
+
+/* Once no EVALSHA sent before a NOSCRIPT awaits its reply, send the calls
+ * held meanwhile, in their order (or answer them lost). */
+static void s_release_held(mg_script_t *s) {
+    if (!s->holding || s->by_sha > 0) return;
+    s->holding = 0;
+    s_call_t *call = s->held;
+    s->held = NULL;
+    s->held_tail = &s->held;
+    while (call) {
+        s_call_t *next = call->next;
+        call->next = NULL;
+        if (s_send(call) != 0) s_call_lost(call);
+        call = next;
+    }
+}
 
 static void s_on_reply(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_call_t *call = privdata;
-    (void)redis;
+    mg_script_t *s = call->script;
+    if (call->by_sha) {
+        call->by_sha = 0;
+        s->by_sha--;
+    }
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-        !call->second_chance) {
-        call->second_chance = 1;
-        free(call->args.argv[0]);
-        free(call->args.argv[1]);
-        call->args.argv[0] = mg_strdup("EVAL");
-        call->args.lens[0] = 4;
-        call->args.argv[1] = mg_strdup(call->script->source);
-        call->args.lens[1] = strlen(call->script->source);
-        if (s_send(call) == 0) return;
+        !call->retried) {
+        s->holding = 1;
+        call->retried = 1;
+        int sent = s_send(call) == 0; /* as EVAL: the callback comes with its reply */
+        s_release_held(s);
+        if (sent) return;
         reply = NULL; /* Redis went away meanwhile */
     }
     if (call->cb) call->cb(redis, reply, call->privdata);
-    mg_args_clear(&call->args);
-    free(call);
+    s_call_free(call);
+    s_release_held(s);
 }
 
-static int s_send(s_call_t *call) {
-    return mg_redis_command_argv(call->script->redis, s_on_reply, call, call->args.argc,
-                                 (const char **)call->args.argv, call->args.lens);
-}
-
-int mg_script_call(mg_script_t *s, mg_args_t *args, mg_redis_reply_fn cb, void *privdata) {
+/* A call of `s` with the caller's `argc` arguments (the vectors copied, not
+ * the bytes they point to). */
+static s_call_t *s_call_new(mg_script_t *s, int numkeys, int argc, const char *const *argv,
+                            const size_t *lens, mg_redis_reply_fn cb, void *privdata) {
     s_call_t *call = mg_calloc(1, sizeof(*call));
     call->script = s;
     call->cb = cb;
     call->privdata = privdata;
-    mg_args_init(&call->args);
-    int sha_known = s->sha[0] != '\0';
-    call->second_chance = !sha_known;
-    mg_args_str(&call->args, sha_known ? "EVALSHA" : "EVAL");
-    mg_args_str(&call->args, sha_known ? s->sha : s->source);
-    mg_args_str(&call->args, "0");
-    mg_args_move(&call->args, args);
-    mg_args_clear(args);
+    call->argc = 3 + argc;
+    call->argv = mg_malloc((size_t)call->argc * sizeof(*call->argv));
+    call->lens = mg_malloc((size_t)call->argc * sizeof(*call->lens));
+    snprintf(call->numkeys, sizeof(call->numkeys), "%d", numkeys);
+    call->argv[2] = call->numkeys;
+    call->lens[2] = strlen(call->numkeys);
+    if (argc > 0) {
+        memcpy(call->argv + 3, argv, (size_t)argc * sizeof(*argv));
+        memcpy(call->lens + 3, lens, (size_t)argc * sizeof(*lens));
+    }
+    return call;
+}
+
+/* Send `call`, or hold it behind the calls a NOSCRIPT sends again. On -1
+ * (Redis down) it is freed without its callback. */
+static int s_call_start(s_call_t *call) {
+    mg_script_t *s = call->script;
+    if (!mg_redis_is_up(s->redis)) {
+        s_call_free(call);
+        return -1;
+    }
+    if (s->holding) {
+        *s->held_tail = call;
+        s->held_tail = &call->next;
+        return 0;
+    }
     if (s_send(call) != 0) {
-        mg_args_clear(&call->args);
-        free(call);
+        s_call_free(call);
         return -1;
     }
     return 0;
+}
+
+int mg_script_call_argv(mg_script_t *s, int numkeys, int argc, const char *const *argv, const size_t *lens,
+                        mg_redis_reply_fn cb, void *privdata) {
+    return s_call_start(s_call_new(s, numkeys, argc, argv, lens, cb, privdata));
+}
+
+int mg_script_call(mg_script_t *s, mg_args_t *args, mg_redis_reply_fn cb, void *privdata) {
+    s_call_t *call = s_call_new(s, 0, args->argc, (const char *const *)args->argv, args->lens, cb, privdata);
+    call->owned = *args; /* the strings the call points to: freed with it */
+    mg_args_init(args);
+    return s_call_start(call);
 }

@@ -143,7 +143,9 @@ void mg_journal_destroy(mg_journal_t **journal_p);
 void mg_journal_redis_up(mg_journal_t *journal);
 
 /* Append `count` items in one script call. Returns 0 if the call was sent
- * (the callback will run exactly once), -1 if Redis is not up (it will not). */
+ * (the callback will run exactly once), -1 if Redis is not up (it will not).
+ * The bytes the items point to are borrowed until the callback: a NOSCRIPT
+ * (the script cache flushed) sends them again (script.h). */
 int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, size_t count,
                       mg_journal_append_fn cb, void *arg);
 

@@ -2,8 +2,12 @@
  *
  * mg_args_t gathers binary-safe arguments (each copied) for
  * mg_redis_command_argv(); mg_script_t runs one Lua script by its SHA, loads
- * it again after a restart of Redis, and falls back to EVAL on NOSCRIPT. The
- * matcher and the notifier keep their state through one script each.
+ * it again after a restart of Redis, and falls back to EVAL on NOSCRIPT.
+ * The calls of one mg_script_t run in Redis in the order they were made,
+ * also across a NOSCRIPT (the script cache flushed while calls were in
+ * flight: they are sent again with EVAL, and the calls made meanwhile wait
+ * for them). The journal appends, and the matcher and the notifier keep
+ * their state, through one script each.
  *
  * Runs in the thread of the event base of the mg_redis_t. */
 #ifndef MAILLAGE_SCRIPT_H
@@ -32,8 +36,10 @@ void mg_args_move(mg_args_t *dst, mg_args_t *src);
 
 typedef struct mg_script mg_script_t;
 
-/* A script on `redis` (borrowed; must outlive it) with `source` (static).
- * Caller owns the result. */
+/* A script on `redis` (borrowed) with `source` (static). Caller owns the
+ * result. Destroy the mg_redis_t first: its pending calls
+ * get their callbacks then; calls still held get theirs (NULL) in
+ * mg_script_destroy(). */
 mg_script_t *mg_script_new(mg_redis_t *redis, const char *source);
 void mg_script_destroy(mg_script_t **script_p);
 
@@ -47,5 +53,11 @@ void mg_script_redis_up(mg_script_t *script);
  * returned; -1
  * means Redis is down and `cb` will not be called. */
 int mg_script_call(mg_script_t *script, mg_args_t *args, mg_redis_reply_fn cb, void *privdata);
+
+/* The same with `numkeys` keys first, then the script's ARGV, without a
+ * copy: `argv` and `lens` are copied, but the `argc` byte strings they point
+ * to are borrowed and must stay valid until `cb` is called. */
+int mg_script_call_argv(mg_script_t *script, int numkeys, int argc, const char *const *argv,
+                        const size_t *lens, mg_redis_reply_fn cb, void *privdata);
 
 #endif
