@@ -774,30 +774,13 @@ static void s_route_and_create(s_job_t *job) {
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-/* Write the names of `key` (a structure, offer or proposal); with
- * `ttl_ms` > 0, they expire that long after this write, else they are kept
- * (a structure that joins again). */
-static void s_put(mg_notifier_t *n, const char *key, int64_t ttl_ms, const char *const *pairs,
-                  size_t n_pairs) {
+static void s_put(mg_notifier_t *n, const char *key, const char *const *pairs, size_t n_pairs) {
     mg_args_t a;
     s_call_begin(&a, "put");
     mg_args_str(&a, key);
-    mg_args_int(&a, ttl_ms);
     for (size_t i = 0; i < n_pairs; i++)
         mg_args_str(&a, pairs[i]);
     s_call(n, &a, NULL, NULL);
-}
-
-/* Let the names of `key` expire in `ttl_ms`; with `first`, only if they
- * have no expiry yet. */
-static int s_expire_names(mg_notifier_t *n, const char *key, int64_t ttl_ms, int first, mg_redis_reply_fn cb,
-                          void *privdata) {
-    mg_args_t a;
-    s_call_begin(&a, "expire");
-    mg_args_str(&a, key);
-    mg_args_int(&a, ttl_ms);
-    mg_args_str(&a, first ? "1" : "0");
-    return s_call(n, &a, cb, privdata);
 }
 
 static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
@@ -897,7 +880,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         char key[128];
         snprintf(key, sizeof(key), "mg:notifier:structure:%s", s->structure_id);
         const char *pairs[] = {"name", s->name ? s->name : "", "networks", nets, "commune", s->commune ? s->commune : ""};
-        s_put(n, key, 0, pairs, 6);
+        s_put(n, key, pairs, 6);
         if (env->payload_case != MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED) break;
         const Maillage__V1__MemberJoined *mj = env->member_joined;
         snprintf(id, sizeof(id), "member:%s:%s", s->structure_id, mj->network ? mj->network : "");
@@ -945,7 +928,6 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_call_begin(&a, "need_state");
         mg_args_str(&a, env->need_closed->need_id);
         mg_args_str(&a, "closed");
-        mg_args_int(&a, n->retention_ms);
         if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
     }
@@ -961,21 +943,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         const char *place = o->commune && *o->commune ? o->commune : o->n_territory ? o->territory[0] : "";
         const char *pairs[] = {
             "title", o->title ? o->title : "", "commune", place, "sid", o->provider_id ? o->provider_id : ""};
-        s_put(n, key, 0, pairs, 6);
+        s_put(n, key, pairs, 6);
         break;
-    }
-    /* The names of a structure that left, or of an offer withdrawn (or
-     * expired), are kept as long as the notifications that may name them. */
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN: {
-        int left = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT;
-        const char *entity = left ? env->member_left->structure_id : env->offer_withdrawn->offer_id;
-        if (!entity || !*entity) break;
-        char key[128];
-        snprintf(key, sizeof(key), "mg:notifier:%s:%s", left ? "structure" : "offer", entity);
-        if (s_expire_names(n, key, n->retention_ms, 1, s_on_simple, job) != 0)
-            s_job_finish(job, "Redis unavailable");
-        return;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {
         const Maillage__V1__MatchFound *mf = env->match_found;
@@ -1162,7 +1131,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                                "cat",       cp->category ? cp->category : "",
                                "dep",       dep,
                                "also",      also};
-        s_put(n, key, n->retention_ms, pairs, 10);
+        s_put(n, key, pairs, 10);
         it->summary = mg_asprintf("Proposition de %s (%s) : %s", s_item_get(it, "from_structure"),
                                   s_item_get(it, "cooperation_kind"), cp->title ? cp->title : "");
         break;
@@ -1183,10 +1152,6 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         for (char *save = NULL, *d = strtok_r(also, " ", &save); d; d = strtok_r(NULL, " ", &save))
             s_item_also(it, d);
         s_item_nets_csv(it, s_row(reply, 1, 1));
-        /* The proposal is named as long as this answer's notifications. */
-        char key[128];
-        snprintf(key, sizeof(key), "mg:notifier:coop:%s", ca->proposal_id);
-        s_expire_names(n, key, n->retention_ms, 0, NULL, NULL);
         it->summary = mg_asprintf("%s : proposition « %s » %s", s_item_get(it, "structure"),
                                   s_item_get(it, "title"), s_item_get(it, "answer"));
         break;

@@ -157,9 +157,7 @@ const char mg_notifier_script[] =
     "end\n"
     /* need: id, first_at, then field/value pairs. A need seen for the first
      * time is watched for an answer; one already answered, closed or notified
-     * stays so (a replay cannot bring it back). need_state: id, state, and
-     * for 'closed' the ttl_ms from which its names expire (NX: from the
-     * first close). */
+     * stays so (a replay cannot bring it back). */
     "if op == 'need' then\n"
     "  local key = 'mg:notifier:need:' .. ARGV[2]\n"
     "  local state = redis.call('HGET', key, 'state')\n"
@@ -176,7 +174,6 @@ const char mg_notifier_script[] =
     "  local key = 'mg:notifier:need:' .. ARGV[2]\n"
     "  local state = redis.call('HGET', key, 'state')\n"
     "  if state ~= 'notified' and state ~= 'closed' then redis.call('HSET', key, 'state', ARGV[3]) end\n"
-    "  if ARGV[3] == 'closed' then redis.call('PEXPIRE', key, ARGV[4], 'NX') end\n"
     "  redis.call('ZREM', 'mg:notifier:needs', ARGV[2])\n"
     "  return 1\n"
     "end\n"
@@ -193,21 +190,12 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
-    /* put: key, ttl_ms (0: kept, the entity being live again), field/value
-     * pairs (a structure, offer or proposal the messages name later). */
+    /* put: key, field/value pairs (a structure, offer or proposal the
+     * messages name later). */
     "if op == 'put' then\n"
     "  local h = {}\n"
-    "  for j = 4, #ARGV, 2 do h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1] end\n"
+    "  for j = 3, #ARGV, 2 do h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1] end\n"
     "  redis.call('HSET', ARGV[2], unpack(h))\n"
-    "  if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', ARGV[2], ARGV[3]) else redis.call('PERSIST', ARGV[2]) end\n"
-    "  return 1\n"
-    "end\n"
-    /* expire: key, ttl_ms, first ('1': only if it has no expiry yet, so
-     * that a redelivery does not push it back). The names of a structure
-     * that left or an offer withdrawn are kept as long as the notifications
-     * that may name them; a proposal's, as long as its last answer's. */
-    "if op == 'expire' then\n"
-    "  if ARGV[4] == '1' then redis.call('PEXPIRE', ARGV[2], ARGV[3], 'NX') else redis.call('PEXPIRE', ARGV[2], ARGV[3]) end\n"
     "  return 1\n"
     "end\n"
     /* get: '|', key, field, field, ..., '|', key, fields... -> one HMGET per

@@ -374,54 +374,5 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertEqual(inbox.staff(), ["claire"])
 
 
-    def test_the_names_of_what_closed_expire_with_the_notifications_that_name_them(self):
-        # The names the notifier keeps for its messages (and for the CLI and
-        # the staff page's filters) used to be kept forever: those of a need
-        # closed, an offer withdrawn or a structure that left now expire
-        # retention_days after it (a redelivery does not push that back), a
-        # proposal's retention_days after its last answer; what is still
-        # open, or joins again, is kept.
-        day_ms = 86400 * 1000
-        st = tn.Stack(self.ws, {}, retention_days=1)
-        st.start()
-        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen"),
-                 tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
-        st.emit([tn.need("n-closed", "s-caen"), tn.need("n-open", "s-caen"),
-                 tn.offer("o-gone", "s-rouen", ROUEN), tn.offer("o-open", "s-rouen", ROUEN),
-                 cooperation_proposed("p-1", "s-caen", "s-rouen")])
-        st.settle()
-        pttl = lambda key: st.redis.call("PTTL", key)
-        coop_first = pttl("mg:notifier:coop:p-1")
-        self.assertGreater(coop_first, day_ms - 60000)
-        closed = tn._env("need.closed")
-        closed.need_closed.need_id, closed.need_closed.structure_id = "n-closed", "s-caen"
-        withdrawn = tn._env("offer.withdrawn")
-        withdrawn.offer_withdrawn.offer_id, withdrawn.offer_withdrawn.provider_id = "o-gone", "s-rouen"
-        left = tn._env("member.left")
-        left.member_left.structure_id, left.member_left.network = "s-caen", "cress-normandie"
-        left.member_left.left_on = time.strftime("%Y-%m-%d")
-        time.sleep(1.5)
-        st.emit([closed, withdrawn, left, cooperation_answered("p-1", "s-rouen")])
-        st.settle()
-        for key in ("mg:notifier:need:n-closed", "mg:notifier:offer:o-gone", "mg:notifier:structure:s-caen"):
-            self.assertGreater(pttl(key), day_ms - 60000, key)
-            self.assertLessEqual(pttl(key), day_ms, key)
-        for key in ("mg:notifier:need:n-open", "mg:notifier:offer:o-open", "mg:notifier:structure:s-rouen"):
-            self.assertEqual(pttl(key), -1, key)
-        self.assertGreater(pttl("mg:notifier:coop:p-1"), coop_first)  # from its answer
-        # a later copy of the withdrawal (another event id) does not push the expiry back
-        before = pttl("mg:notifier:offer:o-gone")
-        time.sleep(1.5)
-        again = tn._env("offer.withdrawn")
-        again.offer_withdrawn.CopyFrom(withdrawn.offer_withdrawn)
-        st.emit([again])
-        st.settle()
-        self.assertLess(pttl("mg:notifier:offer:o-gone"), before - 1000)
-        # a structure that joins again is kept again
-        st.emit([tn.member("s-caen", CAEN, "Épicerie solidaire de Caen")])
-        st.settle()
-        self.assertEqual(pttl("mg:notifier:structure:s-caen"), -1)
-
-
 if __name__ == "__main__":
     unittest.main()
