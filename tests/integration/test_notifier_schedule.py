@@ -104,7 +104,7 @@ class NotifierScheduleTest(unittest.TestCase):
         q_hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
         g_hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
         off, t0 = clock_at(21, 59, 30)
-        quiet_end = t0 + 9 * HOUR_MS + 30 * 1000  # 07:00:00 the next morning
+        quiet_end = clock_at(7, 0, 0, days=2)[1]  # the next morning (a clock change may fall between)
         # The first attempts go at 21:59:30 and fail (HTTP 500); the retry
         # (60 s +-25 % later) would fall after 22:00.
         st = tn.Stack(self.ws, {
@@ -146,7 +146,7 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(st.record(nid["g"])["attempts"], "1")
         self.assertEqual([r[0] for r in q_hook.requests], ["500"])
         # 07:00:30: both delivered, once
-        st.set_clock(off + 9 * HOUR_MS + 60 * 1000)
+        st.set_clock(off + quiet_end - t0 + 30 * 1000)
         for hook in (q_hook, g_hook):
             h.wait_until(lambda hk=hook: hk.delivered(), 10, what="the retry after the quiet hours")
         time.sleep(0.5)
@@ -162,7 +162,7 @@ class NotifierScheduleTest(unittest.TestCase):
         # message, so at 07:00, not in the night. (It used to go at 23:00.)
         hook = self.ws.own(tn.WebhookReceiver())
         off, t0 = clock_at(23, 0, 0)
-        quiet_end = t0 + 8 * HOUR_MS  # 07:00:00 the next morning
+        quiet_end = clock_at(7, 0, 0, days=2)[1]  # the next morning
         st = tn.Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
                                       "mode": "digest", "digest_hour": 10, "quiet_start": 22, "quiet_end": 7}},
                       clock_offset_ms=off, default_staff="d")
@@ -182,13 +182,85 @@ class NotifierScheduleTest(unittest.TestCase):
         time.sleep(1.0)
         self.assertEqual(hook.requests, [])
         # 07:00:30: it goes, once
-        st.set_clock(off + 8 * HOUR_MS + 30 * 1000)
+        st.set_clock(off + quiet_end - t0 + 30 * 1000)
         h.wait_until(lambda: hook.delivered(), 10, what="the digest after the quiet hours")
         time.sleep(0.5)
         self.assertEqual(len(hook.requests), 1)
         text = hook.delivered()[0]["text"]
         self.assertIn("(2 opportunités)", text)
         self.assertIn("au fil de l'eau", text)
+
+
+    def test_the_digest_of_what_waited_keeps_the_quiet_hours_for_its_retries_too(self):
+        # The same as for an immediate message (above), for the digest sent
+        # when a member leaves digest mode: its first attempt at 21:59:30
+        # fails; Quentin's retry waits for the end of his quiet hours, and
+        # Gaëlle's, due after she sets hers, is held when it comes due.
+        q_hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
+        g_hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
+        off, t0 = clock_at(21, 59, 30)
+        quiet_end = clock_at(7, 0, 0, days=2)[1]
+        digest = {"channels": "webhook", "mode": "digest", "digest_hour": 10}
+        st = tn.Stack(self.ws, {
+            "q": dict(digest, name="Quentin", webhook=q_hook.url, quiet_start=22, quiet_end=7),
+            "g": dict(digest, name="Gaëlle", webhook=g_hook.url),
+        }, clock_offset_ms=off, default_staff="q", retry_base_ms=60000, retry_max_ms=120000)
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71),
+                 tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])
+        st.settle()
+        for staff in ("q", "g"):
+            h.wait_until(lambda s=staff: st.redis.call("ZCARD", "mg:digest:%s:webhook" % s) == 2, 10,
+                         what="the items held for the digest of " + staff)
+            out = st.cli("staff", "set", staff, "mode", "immediate")
+            self.assertEqual(out.returncode, 0, out.stderr)
+
+        def digest_of(staff):
+            return next((k.decode()[len("mg:notif:"):] for k in st.redis.call("KEYS", "mg:notif:*")
+                         if st.redis.call("HGET", k, "staff") == staff.encode()
+                         and st.redis.call("HGET", k, "kind") == b"digest"), None)
+        nid = {staff: h.wait_until(lambda s=staff: digest_of(s), 10) for staff in ("q", "g")}
+        for staff in ("q", "g"):
+            h.wait_until(lambda s=staff: st.record(nid[s]).get("last_error"), 10, what="the first attempt of " + staff)
+
+        def queued_until(notification):
+            due = st.redis.call("ZSCORE", "mg:notifier:queue", notification)
+            return None if due is None else int(due)
+        self.assertEqual(queued_until(nid["q"]), quiet_end)
+        self.assertLess(queued_until(nid["g"]), t0 + 120 * 1000)
+        for key, value in (("quiet_start", "21"), ("quiet_end", "7")):
+            out = st.cli("staff", "set", "g", key, value)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        time.sleep(1.0)  # staff_refresh_ms
+        st.set_clock(off + 3 * 60 * 1000)  # 22:02:30
+        h.wait_until(lambda: queued_until(nid["g"]) in (quiet_end, None), 10, what="Gaëlle's retry held")
+        self.assertEqual(queued_until(nid["g"]), quiet_end)
+        self.assertEqual(st.record(nid["g"])["attempts"], "1")
+        time.sleep(0.5)
+        for hook in (q_hook, g_hook):
+            self.assertEqual([r[0] for r in hook.requests], ["500"])
+        st.set_clock(off + quiet_end - t0 + 30 * 1000)  # 07:00:30
+        for hook in (q_hook, g_hook):
+            h.wait_until(lambda hk=hook: hk.delivered(), 10, what="the digest after the quiet hours")
+            self.assertIn("au fil de l'eau", hook.delivered()[0]["text"])
+
+    def test_a_daily_digest_goes_at_its_hour_even_inside_the_quiet_hours(self):
+        # The member chose that hour: it is not held until they end.
+        hook = self.ws.own(tn.WebhookReceiver())
+        off, _ = clock_at(22, 50, 0)
+        st = tn.Stack(self.ws, {"d": {"name": "Dora", "channels": "webhook", "webhook": hook.url, "mode": "digest",
+                                      "digest_hour": 23, "quiet_start": 22, "quiet_end": 7}},
+                      clock_offset_ms=off, default_staff="d")
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen")])
+        st.settle()
+        time.sleep(1.0)
+        self.assertEqual(hook.requests, [])  # 22:50: waiting for the 23 h digest
+        st.set_clock(off + 11 * 60 * 1000)  # 23:01
+        h.wait_until(lambda: hook.delivered(), 10, what="the daily digest at 23 h")
+        self.assertIn("une fois par jour, à 23 h", hook.delivered()[0]["text"])
 
 
 if __name__ == "__main__":

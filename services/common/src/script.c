@@ -140,6 +140,7 @@ static void s_call_lost(s_call_t *call) {
 void mg_script_destroy(mg_script_t **script_p) {
     if (!script_p || !*script_p) return;
     mg_script_t *s = *script_p;
+    s->redis = NULL; /* destroyed first: the callbacks below get NULL */
     while (s->held) {
         s_call_t *call = s->held;
         s->held = call->next;

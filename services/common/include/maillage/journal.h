@@ -129,8 +129,7 @@ typedef void (*mg_journal_append_fn)(mg_journal_t *journal, const mg_journal_res
  * Redis confirmed the entry. May be NULL. */
 typedef void (*mg_journal_done_fn)(mg_journal_t *journal, int stored, void *arg);
 
-/* A writer on `redis` (borrowed; must outlive the journal). Caller owns the
- * result. */
+/* A writer on `redis` (borrowed). Caller owns the result. */
 mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen);
 
 /* Free; accepts NULL and sets *journal_p to NULL. Destroy the mg_redis_t first

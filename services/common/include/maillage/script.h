@@ -6,7 +6,8 @@
  * The calls of one mg_script_t run in Redis in the order they were made,
  * also across a NOSCRIPT (the script cache flushed while calls were in
  * flight: they are sent again with EVAL, and the calls made meanwhile wait
- * for them). The journal appends, and the matcher and the notifier keep
+ * for them), unless another client loads the script again while they are
+ * in flight: a later EVALSHA may then run before an earlier call's EVAL. The journal appends, and the matcher and the notifier keep
  * their state, through one script each.
  *
  * Runs in the thread of the event base of the mg_redis_t. */
