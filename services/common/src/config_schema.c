@@ -37,7 +37,13 @@ const mg_config_key_t mg_config_schema[] = {
         "How long an event id is remembered to answer retries as duplicates."),
     INT("broker", "batch_max", "512", 1, 65536,
         "Most envelopes read from the ingest socket per loop turn (and journaled in one pipeline)."),
-    INT("broker", "ingest_hwm", "100000", 0, 10000000, "High-water mark of the ingest socket (messages)."),
+    INT("broker", "ingest_hwm", "100000", 0, 10000000,
+        "High-water mark of the ingest socket per producer connection (messages), both ways:\n"
+        "what may wait to be read while the broker pauses (Redis slow: up to this many\n"
+        "messages of max_message_bytes in memory per producer), and the acks waiting for\n"
+        "the producer to read them. Keep it above the producers' window (1000 for\n"
+        "maillage's own): an ack beyond it is dropped, and the producer sends again\n"
+        "(DUPLICATE)."),
     INT("broker", "fanout_hwm", "100000", 0, 10000000, "High-water mark of the fan-out socket per subscriber."),
     INT("broker", "deadletter_maxlen", "100000", 100, 100000000,
         "Approximate number of dead letters kept (older ones are trimmed)."),
