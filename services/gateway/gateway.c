@@ -265,8 +265,17 @@ void gw_reply_bytes(gw_request_t *r, int status, const char *content_type, const
     if (gw->stopping) gw_header(r, "Connection", "close");
     struct evbuffer *buf = NULL;
     if (data && status != 204 && status != 304) {
-        buf = evbuffer_new();
-        if (buf) evbuffer_add(buf, data, len);
+        if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
+            /* The length the GET would have, and no body: libevent 2.1
+             * would write one after a HEAD's headers (without a length),
+             * read by a keep-alive client as the start of its next reply. */
+            char length[24];
+            snprintf(length, sizeof length, "%zu", len);
+            gw_header(r, "Content-Length", length);
+        } else {
+            buf = evbuffer_new();
+            if (buf) evbuffer_add(buf, data, len);
+        }
     }
     s_count_status(gw, status);
     evhttp_send_reply(r->req, status, s_reason(status), buf);
@@ -572,7 +581,8 @@ static void s_dispatch(s_req_t *q) {
         while (*token == ' ') token++;
         len = strlen(token);
         while (len && token[len - 1] == ' ') len--;
-    } else if (!auth) {
+    } else if (!auth && (kinds & GW_STAFF)) {
+        /* The session cookie is a staff member's: only for their routes. */
         const char *cookies = gw_request_header(r, "Cookie");
         if (cookies) s_extract_cookie(cookies, &token, &len);
     }

@@ -22,12 +22,15 @@ static void s_set_cookie(gw_request_t *r, const char *value, int clear) {
 }
 
 static void s_on_session_auth(gw_request_t *r, int status, const gw_principal_t *who) {
-    (void)who;
     if (status == 503) {
         gw_reply_unavailable(r, "Redis");
     } else if (status != 200) {
         gw_header(r, "WWW-Authenticate", "Bearer");
         gw_reply_error(r, 401, "unauthorized", "token", -1, "unknown or revoked token");
+    } else if (who->kind != GW_STAFF) {
+        /* A session is the staff page's: a network system sends its token
+         * with each request, and its token in a cookie would post events. */
+        gw_reply_error(r, 403, "forbidden", "token", -1, "a session needs a staff token");
     } else {
         s_set_cookie(r, r->state, 0);
         gw_reply_bytes(r, 204, NULL, NULL, 0);

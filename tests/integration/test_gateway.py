@@ -281,6 +281,32 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(r.status, 415, r)
         self.assertEqual(gw.post_events(body, token, ctype="Application/JSON; charset=UTF-8").status, 202)
 
+    def test_head_answers_headers_only_and_the_connection_stays_usable(self):
+        # libevent 2.1 wrote a HEAD reply's body after its headers, without
+        # a length: a keep-alive client read it as the start of its next reply.
+        gw = self.gateway()
+        add_staff(self.redis, "claire")
+        staff = gw.token("--staff", "claire")
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=15)
+        try:
+            for path, token in (("/healthz", None), ("/v1/taxonomy", staff), ("/", None)):
+                hdrs = {"Authorization": "Bearer " + token} if token else {}
+                conn.request("GET", path, headers=hdrs)
+                get = conn.getresponse()
+                body = get.read()
+                self.assertEqual(get.status, 200, path)
+                conn.request("HEAD", path, headers=hdrs)
+                head = conn.getresponse()
+                self.assertEqual(head.read(), b"")
+                self.assertEqual(head.status, 200, path)
+                self.assertEqual(head.getheader("Content-Length"), str(len(body)), path)
+                self.assertEqual(head.getheader("Content-Type"), get.getheader("Content-Type"), path)
+            conn.request("GET", "/healthz")  # the same connection, in step
+            after = conn.getresponse()
+            self.assertEqual((after.status, json.loads(after.read())), (200, {"status": "ok"}))
+        finally:
+            conn.close()
+
     def test_413_body_and_batch_too_large(self):
         gw = self.gateway(max_body_bytes=65536, max_batch_events=5)
         token = gw.token("--network", "fede-bio")
@@ -470,6 +496,14 @@ class GatewayTest(unittest.TestCase):
         net = gw.token("--network", "fede-bio", "--types", "need.*")
         r = gw.request("GET", "/v1/me", token=net)
         self.assertEqual(r.json, {"kind": "network", "id": "fede-bio", "types": ["need.*"]})
+        # A session is for staff: a network token gets none, and a network
+        # token in the cookie posts nothing (it used to be accepted).
+        r = gw.request("POST", "/v1/session", {"token": net})
+        self.assertEqual((r.status, r.error["code"]), (403, "forbidden"), r)
+        self.assertNotIn("set-cookie", r.headers)
+        r = gw.request("POST", "/v1/events", body_of(h.need_reported()), headers={"Cookie": "mg_session=" + net})
+        self.assertEqual(r.status, 401, r)
+        self.assertEqual(journal_length(self.redis), 0)
         secure = self.gateway(cookie_secure=True)
         r = secure.request("POST", "/v1/session", {"token": staff})
         self.assertIn("; Secure", r.headers["set-cookie"])
