@@ -146,9 +146,9 @@ int gq_param_limit(gw_request_t *r, long def, long max, long *out) {
     const char *v = gw_query(r, "limit");
     *out = def;
     if (!v) return 0;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < 1 || n > max) {
+    /* Digits only: strtol would also take a sign and leading blanks. */
+    long n = v[strspn(v, "0123456789")] == '\0' ? strtol(v, NULL, 10) : 0;
+    if (n < 1 || n > max) {
         gw_reply_error(r, 400, "invalid_parameter", "limit", -1, "limit must be an integer from 1 to %ld",
                        max);
         return -1;

@@ -616,6 +616,8 @@ class ReadTest(unittest.TestCase):
             ("/v1/structures", {"limit": "1e3"}, "limit"),
             ("/v1/structures", {"limit": "-5"}, "limit"),
             ("/v1/structures", {"limit": huge}, "limit"),
+            ("/v1/structures", {"limit": "+5"}, "limit"),
+            ("/v1/structures", {"limit": " 5"}, "limit"),
             ("/v1/needs", {"cursor": "0.18446744073709551616"}, "cursor"),
             ("/v1/needs", {"cursor": ".0"}, "cursor"),
             ("/v1/needs", {"cursor": "0."}, "cursor"),
