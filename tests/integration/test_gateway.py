@@ -192,6 +192,25 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(again.json["results"][0]["sequence"], first.json["results"][0]["sequence"])
         self.assertEqual(journal_length(self.redis), 1)
 
+    def test_a_network_whose_id_holds_a_colon_has_event_ids_of_its_own(self):
+        # The dedupe key is mg:dedupe:<source>:<event id>, and both may hold
+        # ':': network "a" sending "b:c" made network "a:b"'s "c" a
+        # duplicate, answered 202 and never journaled.
+        gw = self.gateway()
+        a, ab = gw.token("--network", "a"), gw.token("--network", "a:b")
+        first, second = h.need_reported(), h.need_reported()
+        first.event_id, second.event_id = "b:c", "c"
+        r = gw.post_events(body_of(first), a)
+        self.assertEqual(r.json["results"][0]["status"], "accepted", r)
+        r = gw.post_events(body_of(second), ab)
+        self.assertEqual(r.json["results"][0]["status"], "accepted", r)
+        self.assertEqual(sorted((env.source, env.event_id) for env in journal(self.redis)),
+                         [("a", "b:c"), ("a:b", "c")])
+        # and each one's retry is still its own duplicate
+        for env, token in ((first, a), (second, ab)):
+            self.assertEqual(gw.post_events(body_of(env), token).json["results"][0]["status"], "duplicate")
+        self.assertEqual(journal_length(self.redis), 2)
+
     # ---- 400 --------------------------------------------------------------------------------
 
     def test_invalid_element_names_index_and_field_and_nothing_is_sent(self):

@@ -209,12 +209,16 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     S_ARG(MG_JOURNAL_SEQ_KEY, strlen(MG_JOURNAL_SEQ_KEY));
     char *key = call->keys;
     for (size_t i = 0; i < count; i++) {
-        /* mg:dedupe:<source>:<event_id>; both are at most MG_ID_MAX bytes. */
+        /* mg:dedupe:<source>:<event_id>; both are at most MG_ID_MAX bytes.
+         * A ':' of the source is written '|' (never in an id), so that the
+         * source ends at the first ':': source "a" with id "b:c" and source
+         * "a:b" with id "c" have keys of their own. */
         size_t source_len = strnlen(items[i].source, MG_ID_MAX);
         size_t id_len = strnlen(items[i].event_id, MG_ID_MAX);
         size_t key_len = S_PREFIX_LEN + source_len + 1 + id_len;
         memcpy(key, MG_DEDUPE_KEY_PREFIX, S_PREFIX_LEN);
-        memcpy(key + S_PREFIX_LEN, items[i].source, source_len);
+        for (size_t k = 0; k < source_len; k++)
+            key[S_PREFIX_LEN + k] = items[i].source[k] == ':' ? '|' : items[i].source[k];
         key[S_PREFIX_LEN + source_len] = ':';
         memcpy(key + S_PREFIX_LEN + source_len + 1, items[i].event_id, id_len);
         S_ARG(key, key_len);

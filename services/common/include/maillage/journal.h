@@ -16,8 +16,8 @@
  *                         needs no decoding of the envelopes)
  *   mg:dedupe:<source>:<event_id>
  *                         string; the sequence of that event id from that
- *                         source (network), expiring after
- *                         the dedupe window
+ *                         source (network; its ':' written '|'), expiring
+ *                         after the dedupe window
  *   mg:contact:<sid>      string; the serialized maillage.v1.Contact of
  *                         structure <sid>: the only personal data, which
  *                         never enters the journal. The broker takes it out
