@@ -48,6 +48,7 @@ typedef struct {
     char sid[MG_ID_MAX + 1], cat[64], com[8], dep[4], epci[16];
     long until; /* day number, -1 = none */
     long long at;
+    char *terr; /* an offer's territory entries, space-separated: dep:<d>, epci:<e>, <commune> */
     uint8_t *pb;
     size_t pb_len;
 } s_record_t;
@@ -59,9 +60,36 @@ static void s_copy(char *dst, size_t dstlen, const char *src, size_t len) {
 }
 
 static void s_record_clear(s_record_t *rec) {
+    free(rec->terr);
     free(rec->pb);
     memset(rec, 0, sizeof(*rec));
     rec->until = -1;
+}
+
+/* Whether an item is in department `dep`: by its own department, or, for
+ * an offer, by an entry of the territory it serves (dep:<d>, an EPCI with a
+ * commune in <d>, a commune of <d>), as an offer placed by its territory
+ * only has no department of its own. */
+static int s_record_in_department(const mg_communes_t *communes, const s_record_t *rec, const char *dep) {
+    if (strcmp(rec->dep, dep) == 0) return 1;
+    for (const char *e = rec->terr; e && *e;) {
+        size_t n = strcspn(e, " ");
+        char entry[32];
+        s_copy(entry, sizeof(entry), e, n);
+        e += n + (e[n] == ' ');
+        if (strncmp(entry, "dep:", 4) == 0) {
+            if (strcmp(entry + 4, dep) == 0) return 1;
+        } else if (strncmp(entry, "epci:", 5) == 0) {
+            for (size_t i = 0, count = mg_communes_count(communes); i < count; i++) {
+                const mg_commune_t *c = mg_communes_at(communes, i);
+                if (strcmp(c->epci, entry + 5) == 0 && strcmp(c->department, dep) == 0) return 1;
+            }
+        } else {
+            const mg_commune_t *c = mg_communes_find(communes, entry);
+            if (c && strcmp(c->department, dep) == 0) return 1;
+        }
+    }
+    return 0;
 }
 
 static int s_record_parse(const redisReply *v, s_record_t *rec) {
@@ -90,6 +118,7 @@ static int s_record_parse(const redisReply *v, s_record_t *rec) {
     rec->until = len[7] ? strtol(num, NULL, 10) : -1;
     s_copy(num, sizeof(num), f[8], len[8]);
     rec->at = strtoll(num, NULL, 10);
+    rec->terr = mg_strndup(f[9], len[9]);
     rec->pb_len = (size_t)(end - p);
     rec->pb = rec->pb_len ? mg_malloc(rec->pb_len) : NULL;
     if (rec->pb_len) memcpy(rec->pb, p, rec->pb_len);
@@ -649,7 +678,8 @@ static void s_on_items_records(mg_redis_t *redis, redisReply *reply, void *privd
             it->keep = it->rec.present;
         else
             it->keep = it->rec.present && it->rec.open &&
-                       (!q->department || strcmp(it->rec.dep, q->department) == 0);
+                       (!q->department ||
+                        s_record_in_department(gw_communes(q->r->gw), &it->rec, q->department));
         q->kept += (size_t)it->keep;
     }
     if (q->detail && !q->kept) {

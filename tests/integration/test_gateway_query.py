@@ -674,6 +674,23 @@ class ChangeTest(unittest.TestCase):
         self.assertEqual(status, 200, (path, query, body))
         return body
 
+    def test_an_offer_placed_by_its_territory_is_listed_in_the_departments_it_serves(self):
+        # Such an offer has no commune, hence no department of its own: it
+        # used to be missing from every ?department= list.
+        self.st.emit([tm.offer("o-manche", "s-rouen", "", category="formation", territory=("dep:50",)),
+                      tm.offer("o-caen-la-mer", "s-rouen", "", category="formation", territory=("epci:200065597",)),
+                      tm.offer("o-evreux", "s-rouen", "", category="formation", territory=("27229", "dep:61"))])
+        self.st.settle()
+
+        def ids(department):
+            body = self.ok("/v1/offers", category="formation", department=department)
+            return sorted(i["id"] for i in body["items"])
+        self.assertEqual(ids("50"), ["o-manche"])
+        self.assertEqual(ids("14"), ["o-caen-la-mer"])
+        self.assertEqual(ids("27"), ["o-evreux"])
+        self.assertEqual(ids("61"), ["o-evreux"])
+        self.assertEqual(ids("76"), [])
+
     def test_feedback_shows_as_status_and_in_the_figures(self):
         mid = self.st.match_id("n-caen", "o-herouville")
         status, body, _ = self.st.http.request("POST", "/v1/matches/%s/feedback" % mid, self.claire,
