@@ -546,6 +546,18 @@ static void explanations_show_shared_words_as_a_side_spells_them(void **state) {
     p.in.offer_spellings = NULL; /* neither: folded */
     mg_match_score(&p.in, &s_weights, &s);
     assert_string_equal(s.components[1].detail, "mots communs : equipe, numerique");
+
+    /* One shared word, spelled in more bytes than a folded word may have:
+     * whole, not cut inside its "é" (invalid UTF-8, which the broker
+     * refused, and the match was lost). */
+    const char *one[] = {"mutualisationinterassociativedesequipements"};
+    const char *one_spelled[] = {"mutualisationinterassociativedeséquipéménts"};
+    p.in.need_keywords = p.in.offer_keywords = one;
+    p.in.n_need_keywords = p.in.n_offer_keywords = 1;
+    p.in.need_spellings = one_spelled;
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail, "mot commun : mutualisationinterassociativedeséquipéménts");
+    assert_true(mg_utf8_is_valid(s.explanation, strlen(s.explanation)));
 }
 
 static void prefolded_keywords_give_the_same_score(void **state) {

@@ -689,6 +689,7 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
     s_text_t t;
     s_text_init(&t, detail, size);
     size_t common = 0;
+    const char *first = NULL; /* the first shared word, as shown */
     for (size_t i = 0, j = 0; i < na && j < nb;) { /* both lists are sorted */
         int c = strcmp(a[i], b[j]);
         if (c < 0) {
@@ -698,16 +699,15 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
         } else {
             /* as a side's own text spells it ("équipe"), else folded */
             const char *shown = sa ? sa[i] : sb ? sb[j] : a[i];
+            if (common == 0) first = shown;
             if (common < 4) s_text_addf(&t, "%s%s", common == 0 ? "mots communs : " : ", ", shown);
             common++;
             i++, j++;
         }
     }
-    if (common == 1) { /* singular: "mot commun : cuisine" */
-        char word[S_WORD_MAX + 1];
-        snprintf(word, sizeof word, "%s", detail + strlen("mots communs : "));
+    if (common == 1) { /* singular: "mot commun : cuisine" (a spelling may be longer than S_WORD_MAX bytes) */
         s_text_init(&t, detail, size);
-        s_text_addf(&t, "mot commun : %s", word);
+        s_text_addf(&t, "mot commun : %s", first);
     }
     size_t smaller = na < nb ? na : nb;
     double v = smaller > 0 ? (double)common / (double)smaller : 0.0;
