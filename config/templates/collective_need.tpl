@@ -1,12 +1,13 @@
 # Besoin collectif, opportunité de mutualisation (collective_need.detected).
-# Noms : staff_name, why, link, category, territory_name, department, count,
+# Noms : staff_name, why, link, category, territory_name, of_territory ("du
+# Havre", "de CU Caen la Mer"), at_territory ("au Havre"), department, count,
 # structures, explanation, revision
 [subject]
-Opportunité de mutualisation : {{category}} à {{territory_name}} ({{count}} structures)
+Opportunité de mutualisation : {{category}} {{at_territory}} ({{count}} structures)
 [text]
 Bonjour {{staff_name}},
 
-{{count}} structures de {{territory_name}} ({{department}}) expriment le même besoin : {{category}}.
+{{count}} structures {{of_territory}} ({{department}}) expriment le même besoin : {{category}}.
 Structures : {{structures}}
 
 {{explanation}}
@@ -16,7 +17,7 @@ Une réponse mutualisée est peut-être à construire : {{link}}
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p><strong>{{count}} structures</strong> de {{territory_name}} ({{department}}) expriment le même besoin : <strong>{{category}}</strong>.</p>
+<p><strong>{{count}} structures</strong> {{of_territory}} ({{department}}) expriment le même besoin : <strong>{{category}}</strong>.</p>
 <p>Structures : {{structures}}</p>
 <p>{{explanation}}</p>
 <p><a href="{{link}}">Construire une réponse mutualisée</a></p>

@@ -34,6 +34,7 @@
 #include "maillage/clock.h"
 #include "maillage/communes.h"
 #include "maillage/envelope.h"
+#include "maillage/french.h"
 #include "maillage/journal.h"
 #include "maillage/log.h"
 #include "maillage/match_score.h"
@@ -787,11 +788,11 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     unsigned prev = (unsigned)s_rint(info->element[0]);
     long long n = s_rint(info->element[1]);
     /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
-    char need_of[200], explanation[512], territory[32];
+    char need_of[200], explanation[1024], territory[32], of_epci[256];
     s_need_of(m, need->category, need_of, sizeof(need_of));
-    snprintf(explanation, sizeof(explanation),
-             "%lld structures de %s expriment un %s : une réponse mutualisée est possible", n,
-             nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, need_of);
+    mg_fr_de(nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, of_epci, sizeof(of_epci));
+    snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
+             n, n > 1 ? "s" : "", of_epci, n > 1 ? "nt" : "", need_of);
     snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
     s_collective_emit(job, need->category, nc->epci, "", prev, n, info->element[2], territory,
                       nc->epci_name ? nc->epci_name : "", explanation);
@@ -809,13 +810,15 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
         const char *code = s_rstr(r->element[1]);
         const mg_commune_t *centre = mg_communes_find(m->communes, code);
         long long n = s_rint(r->element[3]);
-        /* "3 structures à moins de 20 km de Vire Normandie expriment un
-         * besoin de matériel : une réponse mutualisée est possible" */
-        char need_of[200], explanation[512];
+        /* "3 structures à moins de 20 km de Vire Normandie (du Havre)
+         * expriment un besoin de matériel : une réponse mutualisée est
+         * possible" */
+        char need_of[200], explanation[1024], of_centre[256];
         s_need_of(m, need->category, need_of, sizeof(need_of));
+        mg_fr_de(centre ? centre->name : code, of_centre, sizeof(of_centre));
         snprintf(explanation, sizeof(explanation),
-                 "%lld structures à moins de %lld km de %s expriment un %s : une réponse mutualisée est possible", n,
-                 m->collective_km, centre ? centre->name : code, need_of);
+                 "%lld structure%s à moins de %lld km %s exprime%s un %s : une réponse mutualisée est possible", n,
+                 n > 1 ? "s" : "", m->collective_km, of_centre, n > 1 ? "nt" : "", need_of);
         s_collective_emit(job, need->category, s_rstr(r->element[0]), s_rstr(r->element[5]),
                           (unsigned)s_rint(r->element[2]), n, r->element[4], code, centre ? centre->name : code,
                           explanation);

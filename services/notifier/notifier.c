@@ -191,7 +191,8 @@ static const char *const s_kind_files[S_KINDS] = {"match",         "collective_n
 static const char *const s_kind_vars[S_KINDS][16] = {
     {"need_title", "need_structure", "need_commune", "offer_title", "offer_structure", "offer_commune",
      "category", "department", "score", "distance", "distance_km", "rank", "explanation", NULL},
-    {"category", "territory_name", "department", "count", "structures", "explanation", "revision", NULL},
+    {"category", "territory_name", "of_territory", "at_territory", "department", "count", "structures",
+     "explanation", "revision", NULL},
     {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
     {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
     {"structure", "family", "network", "commune", "department", "description", NULL},
@@ -995,7 +996,11 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         char dep[4];
         s_territory_department(n, cn->territory, dep);
         s_item_department(it, dep);
-        s_item_var(it, "territory_name", cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory);
+        const char *where = cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory;
+        char of_where[256], at_where[256];
+        s_item_var(it, "territory_name", where);
+        s_item_var(it, "of_territory", mg_fr_de(where, of_where, sizeof(of_where))); /* "du Havre" */
+        s_item_var(it, "at_territory", mg_fr_a(where, at_where, sizeof(at_where)));  /* "au Havre" */
         s_item_varf(it, "revision", "%u", cn->revision);
         s_item_var(it, "explanation", cn->explanation);
         s_item_net(it, env->source);
@@ -1086,8 +1091,8 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                      count - shown > 1 ? "s" : "");
         s_item_var(it, "structures", names);
         s_item_varf(it, "count", "%zu", cn->n_structure_ids);
-        it->summary = mg_asprintf("Besoin collectif (%s) à %s : %zu structures", s_item_get(it, "category"),
-                                  s_item_get(it, "territory_name"), cn->n_structure_ids);
+        it->summary = mg_asprintf("Besoin collectif (%s) %s : %zu structures", s_item_get(it, "category"),
+                                  s_item_get(it, "at_territory"), cn->n_structure_ids);
         break;
     }
     case S_KIND_COOP_PROPOSED: {

@@ -518,6 +518,23 @@ class MatcherTest(unittest.TestCase):
         # in mg:collectives.
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": events[1].collective_need_detected})
 
+    def test_a_collective_need_around_le_havre_reads_du_havre(self):
+        # "de Le Havre" was written as is: the group's centre is named with
+        # the article contracted, as French wants.
+        st = Stack(self.ws, collective_distance_km=20)
+        st.start_matcher()
+        st.emit([member("a-honfleur", "14333"), member("a-villerville", "14755"), member("a-havre", "76351")])
+        st.emit([need("m-honfleur", "a-honfleur", "14333", category="materiel"),
+                 need("m-villerville", "a-villerville", "14755", category="materiel")])
+        st.settle()
+        st.emit([need("m-havre", "a-havre", "76351", category="materiel")])
+        st.settle()
+        near = [e.collective_need_detected for e in st.journal("collective_need.detected")
+                if e.collective_need_detected.territory == "76351"]
+        self.assertEqual(len(near), 1, st.journal("collective_need.detected"))
+        self.assertEqual(near[0].explanation, "3 structures à moins de 20 km du Havre expriment un besoin "
+                                              "de matériel et réemploi : une réponse mutualisée est possible")
+
     def test_collective_need_by_distance_across_epcis(self):
         st = Stack(self.ws, collective_distance_km=20)
         st.start_matcher()

@@ -238,6 +238,21 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertEqual(listed, names[:len(listed)])
             self.assertIn("%s et %d autres" % (names[len(listed) - 1], 40 - len(listed)), text)
 
+    def test_a_collective_need_around_le_havre_is_said_au_havre_and_du_havre(self):
+        # A group by distance is named by its centre commune: "à Le Havre"
+        # and "structures de Le Havre" were written as is.
+        st = tn.Stack(self.ws, {"remi": {"name": "Rémi", "departments": "76", "channels": "inbox"}},
+                      default_staff="remi")
+        st.start()
+        cn = collective_need("c-havre", ["s-a", "s-b", "s-c"])
+        cn.collective_need_detected.territory, cn.collective_need_detected.territory_name = "76351", "Le Havre"
+        st.emit([cn])
+        entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-havre:1"), None), 15,
+                             what="the collective need's inbox entry")
+        self.assertEqual(entry["title"], "Opportunité de mutualisation : Matériel et réemploi au Havre (3 structures)")
+        self.assertIn("3 structures du Havre (Seine-Maritime (76)) expriment le même besoin", entry["text"])
+        self.assertEqual(entry["summary"], "Besoin collectif (Matériel et réemploi) au Havre : 3 structures")
+
     def test_a_cooperation_reaches_the_staff_of_both_sides_and_of_its_territory(self):
         # Staff following the Calvados, the Eure, the Seine-Maritime. p-2
         # goes from Caen to Évreux: the staff of both hear of it, and of its

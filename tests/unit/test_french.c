@@ -33,6 +33,18 @@ static void scores_read_as_rounded_percentages(void **state) {
     assert_string_equal(mg_fr_percent(0.0, buf, sizeof(buf)), "0 %");
 }
 
+static void a_contracts(void **state) {
+    (void)state;
+    char buf[64];
+    assert_string_equal(mg_fr_a("Le Havre", buf, sizeof(buf)), "au Havre");
+    assert_string_equal(mg_fr_a("le Calvados", buf, sizeof(buf)), "au Calvados");
+    assert_string_equal(mg_fr_a("Les Andelys", buf, sizeof(buf)), "aux Andelys");
+    assert_string_equal(mg_fr_a("La Ferté-Macé", buf, sizeof(buf)), "à La Ferté-Macé");
+    assert_string_equal(mg_fr_a("Évreux", buf, sizeof(buf)), "à Évreux");
+    assert_string_equal(mg_fr_a("CU Caen la Mer", buf, sizeof(buf)), "à CU Caen la Mer");
+    assert_string_equal(mg_fr_a(NULL, buf, sizeof(buf)), "à ");
+}
+
 static void de_elides_and_contracts(void **state) {
     (void)state;
     char buf[64];
@@ -87,6 +99,7 @@ int main(void) {
         cmocka_unit_test(a_number_too_long_is_cut_not_overrun),
         cmocka_unit_test(scores_read_as_rounded_percentages),
         cmocka_unit_test(de_elides_and_contracts),
+        cmocka_unit_test(a_contracts),
         cmocka_unit_test(closures_agree_with_their_noun),
         cmocka_unit_test(distances_read_as_explanations_say_them),
         cmocka_unit_test(departments_and_their_articles),

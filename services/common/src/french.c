@@ -140,6 +140,17 @@ char *mg_fr_de(const char *name, char *buf, size_t len) {
     return buf;
 }
 
+char *mg_fr_a(const char *name, char *buf, size_t len) {
+    if (!name) name = "";
+    if (strncmp(name, "le ", 3) == 0 || strncmp(name, "Le ", 3) == 0)
+        snprintf(buf, len, "au %s", name + 3);
+    else if (strncmp(name, "les ", 4) == 0 || strncmp(name, "Les ", 4) == 0)
+        snprintf(buf, len, "aux %s", name + 4);
+    else
+        snprintf(buf, len, "à %s", name);
+    return buf;
+}
+
 char *mg_fr_distance(double km, int same_commune, char *buf, size_t len) {
     long rounded = lround(km);
     if (same_commune)

@@ -38,6 +38,10 @@ const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
  * l'Eure", "d'Honfleur", "d'Épicerie solidaire", "de Caen". Returns `buf`. */
 char *mg_fr_de(const char *name, char *buf, size_t len);
 
+/* "à" before `name`, contracted as French wants, written into `buf`: "au
+ * Havre" (le), "aux Andelys" (les), "à la Manche", "à Caen". Returns `buf`. */
+char *mg_fr_a(const char *name, char *buf, size_t len);
+
 /* A distance as explanations say it, written into `buf`: "dans la même
  * commune" when `same_commune`, else "à moins d'un km" or "à 4 km" (whole
  * km). Returns `buf`. */
