@@ -818,6 +818,36 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual(outcomes(), later)
 
+    def test_a_close_retried_after_a_later_event_on_its_item_still_retires_its_matches(self):
+        """A need.closed whose retirements were not recorded (its decide
+        failed: the event is parked), then a need.updated of the closed
+        need, then the close's retry. The update used to move the
+        tombstone's sequence past the close's, which the retry then took as
+        done: the match stayed open for good. The test writes the state the
+        failed close leaves (its tombstone, the pair still open) and puts
+        the close back in the retry set, due after the update."""
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-caen", CAEN), need("n1", "asso-caen", CAEN)])
+        st.settle()
+        self.assertEqual(open_pairs(st.matches()), [st.matches()[0].match_id])
+        st.matchers[0].stop()
+        st.emit([need_closed("n1", "asso-caen"), need("n1", "asso-caen", CAEN, event_type="need.updated",
+                                                      title="Cuisine partagée, stockage et bureau")])
+        close_seq, update_seq = [e.sequence for e in st.journal("need.")][-2:]
+        flags = st.redis.call("GET", "mg:need:n1").decode().split("|")[10]
+        st.redis.call("SET", "mg:need:n1", "%d|0|||||||||%s|" % (close_seq, flags))
+        st.redis.call("HSET", "mg:consumer:matcher", "seq", close_seq)
+        st.redis.call("ZADD", "mg:retry:matcher", int(time.time() * 1000) + 2000, close_seq)
+        st.start_matcher()
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:retry:matcher") == 0, 15, 0.1, "the retry")
+        st.settle()
+        self.assertEqual(open_pairs(st.matches()), [])
+        self.assertEqual(st.redis.call("ZCARD", "mg:nm:n1"), 0)
+        self.assertEqual(st.redis.call("GET", "mg:need:n1").decode().split("|")[:2], [str(close_seq), "0"])
+        self.assertGreater(update_seq, close_seq)
+
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;
         # the matcher's records never hold it, even from an event that
