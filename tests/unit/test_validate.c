@@ -706,6 +706,12 @@ static void ids_and_utf8_helpers(void **state) {
     assert_false(mg_id_is_valid(NULL));
     assert_false(mg_id_is_valid("a b"));
     assert_false(mg_id_is_valid("a{b}")); /* Redis cluster hash tags must not be injectable */
+    /* structure "x:items" would be the key of structure x's items */
+    assert_false(mg_id_is_valid("x:items"));
+    assert_false(mg_id_is_valid(":items"));
+    assert_true(mg_id_is_valid("items"));
+    assert_true(mg_id_is_valid("x:items2"));
+    assert_true(mg_id_is_valid("x-items"));
     char id[MG_ID_MAX + 2];
     memset(id, 'x', sizeof id);
     id[MG_ID_MAX] = '\0';

@@ -238,7 +238,8 @@ int mg_id_is_valid(const char *s) {
     for (; s[n]; n++) {
         if (n >= MG_ID_MAX || !s_is_id_char(s[n])) return 0;
     }
-    return 1;
+    static const char reserved[] = ":items";
+    return n < sizeof(reserved) - 1 || strcmp(s + n - (sizeof(reserved) - 1), reserved) != 0;
 }
 
 static int s_all_digits(const char *s, size_t n) {
@@ -410,7 +411,9 @@ static int s_check_text(s_ctx_t *c, const char *field, const char *s, size_t max
 static int s_check_id(s_ctx_t *c, const char *field, const char *s, bool required) {
     if (!s || !*s) return required ? s_fail(c, field, "required") : 0;
     if (!mg_id_is_valid(s))
-        return s_fail(c, field, "not a valid id (1 to %d characters of A-Z a-z 0-9 . _ : -)", MG_ID_MAX);
+        return s_fail(c, field,
+                      "not a valid id (1 to %d characters of A-Z a-z 0-9 . _ : -, not ending in :items)",
+                      MG_ID_MAX);
     return 0;
 }
 

@@ -121,8 +121,9 @@ typedef struct {
 int mg_envelope_validate(const mg_envelope_t *env, const mg_taxonomy_t *taxonomy,
                          const mg_communes_t *communes, mg_invalid_t *why);
 
-/* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-]), else 0. Ids go
- * into Redis keys: nothing else may. */
+/* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-], not ending in
+ * ":items"), else 0. Ids go into Redis keys: nothing else may, and no id may
+ * name another's key (mg:structure:<sid>:items is structure <sid>'s items). */
 int mg_id_is_valid(const char *s);
 
 /* 1 if the `len` bytes at `s` are well-formed UTF-8 (no overlong forms, no
