@@ -314,6 +314,7 @@ typedef struct {
     const char *need_id, *offer_id, *need_structure_id, *offer_structure_id, *category, *department;
     const char *need_commune; /* where a first proposal is counted (mg:figures); "" otherwise */
     const char *prev_record;  /* the pair record read with prev_rev ("" if none) */
+    long long partner_seq;    /* the candidate's record sequence at the apply (0: not checked) */
     int reopen;               /* proposed while not open (new or retired) */
     unsigned prev_rev;
     int retired;
@@ -400,6 +401,7 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     mg_args_str(a, p->offer_structure_id);
     mg_args_str(a, p->reopen ? "1" : "0");
     mg_args_str(a, mp);
+    mg_args_int(a, p->partner_seq);
     free(found);
     job->n_pairs++;
 }
@@ -577,6 +579,7 @@ typedef struct s_cand {
     int left;              /* its structure left */
     mg_match_score_t *score; /* in the matcher's scratch array; valid if ok */
     double total;            /* score->score when ok, else 0 */
+    long long seq;           /* its record's sequence, as the apply read it */
     const char *pair_record; /* as stored ("" if none), borrowed from the reply */
     unsigned prev_rev;
     double prev_score;
@@ -598,6 +601,7 @@ enum { S_CAND_VALUES = 6 };
 static int s_cand_load(s_cand_t *c, const redisReply *const *v, s_record_t *rec) {
     c->id = s_rstr(v[0]);
     if (s_record_split(v[1], rec) != 0) return -1;
+    c->seq = strtoll(rec->field[0], NULL, 10);
     c->pair_record = s_rstr(v[2]);
     s_pair_head(c->pair_record, &c->prev_rev, &c->prev_score, &c->prev_retired);
     return 0;
@@ -933,7 +937,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
         if (qualifies) c->rank = ++rank;
         s_pair_t p = {.need_id = need->need_id, .offer_id = c->id, .need_structure_id = need->structure_id,
                       .offer_structure_id = offer->provider_id, .category = need->category, .department = dep,
-                      .need_commune = nc->code, .rank = c->rank, .detail = c->score};
+                      .need_commune = nc->code, .rank = c->rank, .detail = c->score, .partner_seq = c->seq};
         if (s_judge(m, c, qualifies, &p)) {
             if (p.retired) p.explanation = s_retire_reason(c);
             s_add_pair(job, &p);
@@ -1047,7 +1051,8 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
         s_pair_t p = {.need_id = c->id, .offer_id = offer->offer_id, .need_structure_id = need->structure_id,
                       .offer_structure_id = offer->provider_id, .category = offer->category,
                       .department = c->commune ? c->commune->department : "",
-                      .need_commune = c->commune ? c->commune->code : "", .rank = c->rank, .detail = c->score};
+                      .need_commune = c->commune ? c->commune->code : "", .rank = c->rank, .detail = c->score,
+                      .partner_seq = c->seq};
         if (s_judge(m, c, qualifies, &p)) {
             if (p.retired) p.explanation = s_retire_reason(c);
             s_add_pair(job, &p);

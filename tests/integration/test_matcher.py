@@ -695,6 +695,29 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual([n for n in ids if st.redis.call("ZCARD", "mg:nm:" + n)], [])
         self.assertEqual(open_pairs(st.matches()), [])
 
+    def test_an_offer_withdrawn_while_the_valid_from_round_runs_keeps_no_match(self):
+        # The other side of the test above: the round's job of a need read
+        # the offer open; the offer's withdrawal retired its matches of the
+        # moment; the job then wrote its proposal, open for good with a
+        # withdrawn offer. Now a proposal is recorded only if the other item
+        # is still as the job's apply read it.
+        st, d, clock = self.clocked_stack()
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o-1", "scop-ifs", IFS)])
+        needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(600)]
+        for i in range(0, len(needs), 200):
+            st.emit(needs[i:i + 200])
+        st.settle()
+        h.set_clock(clock, DAY_MS)
+        d.wait_log("600 item(s) valid from today matched again", timeout=15)
+        st.emit([offer_withdrawn("o-1", "scop-ifs")])  # while the round's jobs are in flight
+        self.valid_from_rounds(st, d, tomorrow)
+        st.settle()
+        self.assertEqual(st.redis.call("ZCARD", "mg:om:o-1"), 0)
+        self.assertEqual([n for n in ("n-%04d" % i for i in range(600)) if st.redis.call("ZCARD", "mg:nm:" + n)], [])
+        self.assertEqual(open_pairs(st.matches()), [])
+
     def test_closed_items_match_records_expire_after_the_retention(self):
         # [matcher] closed_retention_days = 365, the default. n1 closes with
         # two proposals, one with staff feedback; n2 stays open with two.
