@@ -199,7 +199,7 @@ typedef struct {
     int retired; /* a match.found retiring its pair */
 } s_out_t;
 
-typedef struct {
+typedef struct s_job {
     mg_matcher_t *m;
     mg_delivery_t *delivery;
     const mg_envelope_t *env; /* borrowed until done */
@@ -214,6 +214,11 @@ typedef struct {
     /* A job of the valid_from round: `env` points to `own_env`, built around
      * the stored item (owned, unpacked), not delivered by the subscriber. */
     int rematch;
+    /* A job matching again an item of a structure whose record changed
+     * (member.updated): its parent, that event's job, ends when its last
+     * child does (`children`, `child_failed`). */
+    struct s_job *parent;
+    int children, child_failed;
     int expiry; /* the expiry round's closing job: m->expiry_running until it ends */
     mg_envelope_t own_env;
     Maillage__V1__NeedUpdated own_need;
@@ -222,6 +227,8 @@ typedef struct {
 
 static void s_start_job_done(mg_matcher_t *m, int failed);
 static void s_start_round(mg_matcher_t *m);
+static void s_child_done(s_job_t *parent, int failed);
+static void s_on_member(mg_redis_t *redis, redisReply *reply, void *privdata);
 
 static s_job_t *s_job_new(mg_matcher_t *m, const mg_envelope_t *env, mg_delivery_t *delivery) {
     s_job_t *job = mg_calloc(1, sizeof(*job));
@@ -259,9 +266,13 @@ static void s_job_finish(s_job_t *job, const char *reason) {
     }
     if (job->delivery && m->subscriber) mg_subscriber_done(m->subscriber, job->delivery, reason);
     int rematch = job->rematch;
+    s_job_t *parent = job->parent;
     if (job->expiry) m->expiry_running = 0;
     s_job_free(job);
-    if (rematch) s_start_job_done(m, reason != NULL);
+    if (parent)
+        s_child_done(parent, reason != NULL);
+    else if (rematch)
+        s_start_job_done(m, reason != NULL);
 }
 
 /* `msg` serialized into *out (caller frees); returns its length. */
@@ -1437,7 +1448,9 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, s->structure_id);
         mg_args_bytes(&a, pb, len);
+        mg_args_str(&a, m->mflag);
         free(pb);
+        cb = s_on_member;
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
@@ -1642,8 +1655,9 @@ static void s_start_job_done(mg_matcher_t *m, int failed) {
     mg_redis_command(m->redis, NULL, NULL, "HSET mg:start:done %s %lld", m->mflag, m->start_today);
 }
 
-/* A job matching again the stored item `row` = {id, seq, at, item}. */
-static void s_start_job(mg_matcher_t *m, int is_need, const redisReply *row) {
+/* A job matching again the stored item `row` = {id, seq, at, item}: for
+ * `parent` (a member.updated's job), else for the valid_from round. */
+static void s_rematch_job(mg_matcher_t *m, int is_need, const redisReply *row, s_job_t *parent) {
     if (row->type != REDIS_REPLY_ARRAY || row->elements < 4) return;
     size_t len = s_rlen(row->element[3]);
     const uint8_t *data = (const uint8_t *)s_rstr(row->element[3]);
@@ -1656,7 +1670,11 @@ static void s_start_job(mg_matcher_t *m, int is_need, const redisReply *row) {
     job->env = env;
     job->seq = env->sequence;
     m->jobs++;
-    m->start_pending++;
+    job->parent = parent;
+    if (parent)
+        parent->children++;
+    else
+        m->start_pending++;
     mg_args_t a;
     mg_args_init(&a);
     int ok = -1;
@@ -1681,6 +1699,38 @@ static void s_start_job(mg_matcher_t *m, int is_need, const redisReply *row) {
     }
     if (mg_script_call(m->script, &a, is_need ? s_on_need_applied : s_on_offer_applied, job) != 0)
         s_job_finish(job, "Redis unavailable");
+}
+
+/* One child of `parent` ended: the last one ends it, marking its event
+ * handled (decide) if they all succeeded, else failing it (the event comes
+ * again, and its items are matched again). */
+static void s_child_done(s_job_t *parent, int failed) {
+    parent->child_failed |= failed;
+    if (--parent->children > 0) return;
+    if (parent->child_failed)
+        s_job_finish(parent, "its structure's items could not all be matched again");
+    else
+        s_decide(parent);
+}
+
+/* Reply of "member": {1, {needs: {id, seq, at, item}...}, {offers: ...}}:
+ * the structure's open items to match again when its record changed. */
+static void s_on_member(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_job_t *job = privdata;
+    (void)redis;
+    if (!s_applied(job, reply, 3, 0)) return;
+    const Maillage__V1__Structure *s = job->env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
+                                           ? job->env->member_joined->structure
+                                           : job->env->member_updated->structure;
+    job->kind = "structure";
+    snprintf(job->entity_id, sizeof(job->entity_id), "%s", s->structure_id);
+    job->children = 1; /* the loop's own, so that no child ends the job before all are started */
+    for (int k = 0; k < 2; k++) {
+        const redisReply *list = reply->element[1 + k];
+        for (size_t i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements; i++)
+            s_rematch_job(job->m, k == 0, list->element[i], job);
+    }
+    s_child_done(job, 0);
 }
 
 /* Items matched again per round and kind: the rest in the next rounds (one
@@ -1714,7 +1764,8 @@ static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
                     k == 0 ? "needs" : "offers", S_START_LIMIT);
         }
         if (list->type != REDIS_REPLY_ARRAY) continue;
-        for (size_t i = 0; i < list->elements; i++) s_start_job(m, k == 0, list->element[i]);
+        for (size_t i = 0; i < list->elements; i++)
+            s_rematch_job(m, k == 0, list->element[i], NULL);
         total += list->elements;
     }
     if (total) mg_info("matcher: %zu item(s) valid from today matched again", total);

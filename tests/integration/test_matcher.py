@@ -871,6 +871,38 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(st.redis.call("GET", "mg:need:n1").decode().split("|")[:2], [str(close_seq), "0"])
         self.assertGreater(update_seq, close_seq)
 
+    def test_a_structure_that_no_longer_meets_an_offers_conditions_loses_its_match(self):
+        # An offer reserved to a network's members matched a member's need;
+        # the structure then leaves that network (member.updated): its items
+        # are matched again and the match retired (it stayed open). A later
+        # update that changes nothing matches nothing again.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN, networks=("cress-normandie", "reseau-des-jardins")),
+                 member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-caen", CAEN, member_of=("reseau-des-jardins",)),
+                 offer("o2", "scop-caen", CAEN, title="Chambre froide et stockage"),
+                 need("n1", "asso-caen", CAEN)])
+        st.settle()
+        self.assertEqual(sorted((m.offer_id, m.retired) for m in st.matches()), [("o1", False), ("o2", False)])
+        st.emit([member("asso-caen", CAEN, event_type="member.updated")])  # cress-normandie only now
+        st.settle()
+        last = {}
+        for m in st.matches():
+            last[m.offer_id] = m
+        self.assertTrue(last["o1"].retired)
+        self.assertFalse(last["o2"].retired)
+        self.assertEqual(st.redis.call("ZRANGE", "mg:nm:n1", 0, -1), [b"o2"])
+        before = len(st.matches())
+        st.emit([member("asso-caen", CAEN, event_type="member.updated")])  # the same record again
+        st.settle()
+        self.assertEqual(len(st.matches()), before)
+        # (its other items, and a restart, find it handled: nothing new either)
+        st.matchers[0].stop()
+        st.start_matcher()
+        st.settle()
+        self.assertEqual(len(st.matches()), before)
+
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;
         # the matcher's records never hold it, even from an event that
