@@ -717,6 +717,20 @@ static void components_follow_their_formulas(void **state) {
                        EPS);
 }
 
+static void a_category_label_with_parentheses_is_not_nested_in_the_sentence(void **state) {
+    (void)state;
+    s_pair_t p;
+    s_pair_init(&p);
+    p.in.category_label = "Logistique (transport, stockage)";
+    mg_match_score_t s;
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_memory_equal(s.explanation, "Même catégorie (Logistique : transport, stockage), ",
+                        strlen("Même catégorie (Logistique : transport, stockage), "));
+    p.in.category_label = "Locaux";
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_memory_equal(s.explanation, "Même catégorie (Locaux), ", strlen("Même catégorie (Locaux), "));
+}
+
 static void long_texts_are_cut_cleanly_at_a_character(void **state) {
     (void)state;
     s_pair_t p;
@@ -775,6 +789,7 @@ int main(void) {
         cmocka_unit_test(nearer_offer_with_more_shared_words_ranks_higher),
         cmocka_unit_test(fairness_ranks_down_a_provider_proposed_many_times),
         cmocka_unit_test(components_follow_their_formulas),
+        cmocka_unit_test(a_category_label_with_parentheses_is_not_nested_in_the_sentence),
         cmocka_unit_test(long_texts_are_cut_cleanly_at_a_character),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);

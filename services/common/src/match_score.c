@@ -879,7 +879,16 @@ double mg_match_score(const mg_match_input_t *in, const mg_match_weights_t *weig
     s_text_t t;
     s_text_init(&t, out->explanation, sizeof out->explanation);
     const char *label = !s_empty(in->category_label) ? in->category_label : in->offer->category;
-    s_text_addf(&t, "Même catégorie (%s)", label ? label : "");
+    if (!label) label = "";
+    /* "Logistique (transport, stockage)" reads "(Logistique : transport,
+     * stockage)", not in parentheses within parentheses. */
+    const char *open = strstr(label, " (");
+    size_t len = strlen(label);
+    if (open && len > 0 && label[len - 1] == ')')
+        s_text_addf(&t, "Même catégorie (%.*s : %.*s)", (int)(open - label), label,
+                    (int)(len - (size_t)(open - label) - 3), open + 2);
+    else
+        s_text_addf(&t, "Même catégorie (%s)", label);
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         const char *detail = out->components[order[i]].detail;
         if (detail[0] == '\0' || out->components[order[i]].weight <= 0.0) continue;
