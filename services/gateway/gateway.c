@@ -599,7 +599,8 @@ static void s_on_route_auth(gw_request_t *r, int status, const gw_principal_t *w
         mg_metrics_inc(r->gw->m.auth_failures);
         gw_header(r, "WWW-Authenticate", "Bearer");
         gw_reply_error(r, 401, "unauthorized", NULL, -1,
-                       "a valid token is required (Authorization: Bearer <token>, or the session cookie)");
+                       "a valid token is required (Authorization: Bearer <token>%s)",
+                       (q->route->allowed & GW_STAFF) ? ", or the session cookie" : "");
         return;
     }
     if (!(q->route->allowed & who->kind)) {

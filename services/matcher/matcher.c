@@ -436,9 +436,14 @@ static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
                                                                                               : "unexpected reply");
         return;
     }
+    int moved = 0;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *r = reply->element[i];
         if (r->type != REDIS_REPLY_STRING) continue;
+        if (strcmp(r->str, "!moved") == 0) {
+            moved = 1;
+            continue;
+        }
         for (size_t k = 0; k < job->n_outs; k++) {
             s_out_t *out = &job->outs[k];
             if (strcmp(out->event_id, r->str) != 0) continue;
@@ -459,7 +464,7 @@ static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
     }
     mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
     MG_MATCHER_MARK(MG_MATCHER_SEND);
-    s_job_finish(job, NULL);
+    s_job_finish(job, moved ? "a candidate changed after the apply: matched again" : NULL);
 }
 
 static void s_decide(s_job_t *job) {

@@ -718,6 +718,29 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual([n for n in ("n-%04d" % i for i in range(600)) if st.redis.call("ZCARD", "mg:nm:" + n)], [])
         self.assertEqual(open_pairs(st.matches()), [])
 
+    def test_an_offer_updated_while_the_valid_from_round_runs_still_reaches_every_need(self):
+        # A proposal whose candidate changed after the apply is not
+        # recorded: the offer's own job may not have seen the need. The job
+        # then fails and its part of the round is done again; refusing it
+        # silently lost the proposal for good (393 of 600 needs).
+        st, d, clock = self.clocked_stack()
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o-1", "scop-ifs", IFS)])
+        needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(600)]
+        for i in range(0, len(needs), 200):
+            st.emit(needs[i:i + 200])
+        st.settle()
+        h.set_clock(clock, DAY_MS)
+        d.wait_log("600 item(s) valid from today matched again", timeout=15)
+        st.emit([offer("o-1", "scop-ifs", IFS, title="Cuisine professionnelle, stockage et chambre froide",
+                       event_type="offer.updated")])  # while the round's jobs are in flight
+        self.valid_from_rounds(st, d, tomorrow, timeout=60)
+        st.settle()
+        ids = ["n-%04d" % i for i in range(600)]
+        self.assertEqual([n for n in ids if st.redis.call("ZSCORE", "mg:nm:" + n, "o-1") is None], [])
+        self.assertEqual(st.redis.call("ZCARD", "mg:om:o-1"), 600)
+
     def test_closed_items_match_records_expire_after_the_retention(self):
         # [matcher] closed_retention_days = 365, the default. n1 closes with
         # two proposals, one with staff feedback; n2 stays open with two.
@@ -902,6 +925,22 @@ class MatcherTest(unittest.TestCase):
         st.start_matcher()
         st.settle()
         self.assertEqual(len(st.matches()), before)
+
+    def test_a_need_reported_before_its_structure_joined_gets_the_offer_reserved_to_its_network(self):
+        # The broker does not order a structure's events: its need may come
+        # before its member.joined. Matched then as of an unknown structure,
+        # it failed the offer's conditions; the member.joined matches the
+        # structure's items again.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-caen", CAEN, member_of=("reseau-des-jardins",))])
+        st.emit([need("n1", "asso-caen", CAEN)])
+        st.settle()
+        self.assertEqual(st.matches(), [])
+        st.emit([member("asso-caen", CAEN, networks=("cress-normandie", "reseau-des-jardins"))])
+        st.settle()
+        self.assertEqual([(m.need_id, m.offer_id, m.retired) for m in st.matches()], [("n1", "o1", False)])
 
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;

@@ -884,7 +884,7 @@ double mg_match_score(const mg_match_input_t *in, const mg_match_weights_t *weig
      * stockage)", not in parentheses within parentheses. */
     const char *open = strstr(label, " (");
     size_t len = strlen(label);
-    if (open && len > 0 && label[len - 1] == ')')
+    if (open && open > label && label[len - 1] == ')')
         s_text_addf(&t, "Même catégorie (%.*s : %.*s)", (int)(open - label), label,
                     (int)(len - (size_t)(open - label) - 3), open + 2);
     else
