@@ -695,27 +695,35 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual([n for n in ids if st.redis.call("ZCARD", "mg:nm:" + n)], [])
         self.assertEqual(open_pairs(st.matches()), [])
 
+    def round_with_offer_changed(self, change):
+        """600 needs valid from tomorrow and one open offer o-1; tomorrow,
+        `change` (an event of o-1) is emitted while the round's jobs are in
+        flight. Returns the stack once the round is done and settled, and
+        the needs' ids."""
+        st, d, clock = self.clocked_stack()
+        tomorrow = paris_date(1)
+        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o-1", "scop-ifs", IFS)])
+        ids = ["n-%04d" % i for i in range(600)]
+        for i in range(0, len(ids), 200):
+            st.emit([need(n, "asso-caen", CAEN, valid_from=tomorrow) for n in ids[i:i + 200]])
+        st.settle()
+        h.set_clock(clock, DAY_MS)
+        d.wait_log("600 item(s) valid from today matched again", timeout=15)
+        st.emit([change])
+        self.valid_from_rounds(st, d, tomorrow, timeout=60)
+        st.settle()
+        return st, ids
+
     def test_an_offer_withdrawn_while_the_valid_from_round_runs_keeps_no_match(self):
         # The other side of the test above: the round's job of a need read
         # the offer open; the offer's withdrawal retired its matches of the
         # moment; the job then wrote its proposal, open for good with a
         # withdrawn offer. Now a proposal is recorded only if the other item
         # is still as the job's apply read it.
-        st, d, clock = self.clocked_stack()
-        tomorrow = paris_date(1)
-        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
-        st.emit([offer("o-1", "scop-ifs", IFS)])
-        needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(600)]
-        for i in range(0, len(needs), 200):
-            st.emit(needs[i:i + 200])
-        st.settle()
-        h.set_clock(clock, DAY_MS)
-        d.wait_log("600 item(s) valid from today matched again", timeout=15)
-        st.emit([offer_withdrawn("o-1", "scop-ifs")])  # while the round's jobs are in flight
-        self.valid_from_rounds(st, d, tomorrow)
-        st.settle()
+        st, ids = self.round_with_offer_changed(offer_withdrawn("o-1", "scop-ifs"))
         self.assertEqual(st.redis.call("ZCARD", "mg:om:o-1"), 0)
-        self.assertEqual([n for n in ("n-%04d" % i for i in range(600)) if st.redis.call("ZCARD", "mg:nm:" + n)], [])
+        self.assertEqual([n for n in ids if st.redis.call("ZCARD", "mg:nm:" + n)], [])
         self.assertEqual(open_pairs(st.matches()), [])
 
     def test_an_offer_updated_while_the_valid_from_round_runs_still_reaches_every_need(self):
@@ -723,21 +731,9 @@ class MatcherTest(unittest.TestCase):
         # recorded: the offer's own job may not have seen the need. The job
         # then fails and its part of the round is done again; refusing it
         # silently lost the proposal for good (393 of 600 needs).
-        st, d, clock = self.clocked_stack()
-        tomorrow = paris_date(1)
-        st.emit([member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE")])
-        st.emit([offer("o-1", "scop-ifs", IFS)])
-        needs = [need("n-%04d" % i, "asso-caen", CAEN, valid_from=tomorrow) for i in range(600)]
-        for i in range(0, len(needs), 200):
-            st.emit(needs[i:i + 200])
-        st.settle()
-        h.set_clock(clock, DAY_MS)
-        d.wait_log("600 item(s) valid from today matched again", timeout=15)
-        st.emit([offer("o-1", "scop-ifs", IFS, title="Cuisine professionnelle, stockage et chambre froide",
-                       event_type="offer.updated")])  # while the round's jobs are in flight
-        self.valid_from_rounds(st, d, tomorrow, timeout=60)
-        st.settle()
-        ids = ["n-%04d" % i for i in range(600)]
+        st, ids = self.round_with_offer_changed(
+            offer("o-1", "scop-ifs", IFS, title="Cuisine professionnelle, stockage et chambre froide",
+                  event_type="offer.updated"))
         self.assertEqual([n for n in ids if st.redis.call("ZSCORE", "mg:nm:" + n, "o-1") is None], [])
         self.assertEqual(st.redis.call("ZCARD", "mg:om:o-1"), 600)
 
