@@ -830,9 +830,9 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
         const char *code = s_rstr(r->element[1]);
         const mg_commune_t *centre = mg_communes_find(m->communes, code);
         long long n = s_rint(r->element[3]);
-        /* "3 structures à moins de 20 km de Vire Normandie (du Havre)
-         * expriment un besoin de matériel : une réponse mutualisée est
-         * possible" */
+        /* "3 structures à moins de 20 km de Vire Normandie expriment un
+         * besoin de matériel : une réponse mutualisée est possible" ("du
+         * Havre": mg_fr_de()) */
         char need_of[200], explanation[1024], of_centre[256];
         s_need_of(m, need->category, need_of, sizeof(need_of));
         mg_fr_de(centre ? centre->name : code, of_centre, sizeof(of_centre));
