@@ -22,7 +22,8 @@
 typedef struct {
     char siren[10];
     char department[4];
-    const char *name; /* borrowed from the commune table */
+    char departments[16]; /* every department with one of its communes: "14 27" */
+    const char *name;     /* borrowed from the commune table */
 } s_epci_t;
 
 typedef struct {
@@ -214,6 +215,14 @@ static int s_cmp_epci(const void *a, const void *b) {
     return strcmp(((const s_epci_t *)a)->siren, ((const s_epci_t *)b)->siren);
 }
 
+/* 1 if `word` is one of the space-separated words of `list`. */
+static int s_in_list(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; n && (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return 1;
+    return 0;
+}
+
 /* Departments and EPCIs, from the commune table (once). An EPCI's
  * department is the one of its first commune in the table: an EPCI across
  * two departments is rare, and the figures count each commune in its own
@@ -240,18 +249,27 @@ static s_state_t *s_reference(mg_gateway_t *gw) {
         if (!c->epci[0]) continue;
         /* Communes of one EPCI mostly follow each other in the file: look at
          * the last one added first, then search the whole list. */
-        seen = st->n_epcis && strcmp(st->epcis[st->n_epcis - 1].siren, c->epci) == 0;
-        for (size_t e = 0; e < st->n_epcis && !seen; e++)
-            seen = strcmp(st->epcis[e].siren, c->epci) == 0;
-        if (seen) continue;
-        if (st->n_epcis == cap_epci) {
-            cap_epci = cap_epci ? 2 * cap_epci : 64;
-            st->epcis = mg_realloc(st->epcis, cap_epci * sizeof(s_epci_t));
+        s_epci_t *e = st->n_epcis && strcmp(st->epcis[st->n_epcis - 1].siren, c->epci) == 0
+                          ? &st->epcis[st->n_epcis - 1]
+                          : NULL;
+        for (size_t k = 0; k < st->n_epcis && !e; k++)
+            if (strcmp(st->epcis[k].siren, c->epci) == 0) e = &st->epcis[k];
+        if (!e) {
+            if (st->n_epcis == cap_epci) {
+                cap_epci = cap_epci ? 2 * cap_epci : 64;
+                st->epcis = mg_realloc(st->epcis, cap_epci * sizeof(s_epci_t));
+            }
+            e = &st->epcis[st->n_epcis++];
+            memset(e, 0, sizeof(*e));
+            snprintf(e->siren, sizeof(e->siren), "%s", c->epci);
+            snprintf(e->department, sizeof(e->department), "%s", c->department);
+            e->name = c->epci_name ? c->epci_name : "";
         }
-        s_epci_t *e = &st->epcis[st->n_epcis++];
-        snprintf(e->siren, sizeof(e->siren), "%s", c->epci);
-        snprintf(e->department, sizeof(e->department), "%s", c->department);
-        e->name = c->epci_name ? c->epci_name : "";
+        if (!s_in_list(e->departments, c->department)) {
+            size_t used = strlen(e->departments);
+            snprintf(e->departments + used, sizeof(e->departments) - used, "%s%s", used ? " " : "",
+                     c->department);
+        }
     }
     if (st->n_departments) qsort(st->departments, st->n_departments, sizeof(char *), s_cmp_str);
     if (st->n_epcis) qsort(st->epcis, st->n_epcis, sizeof(s_epci_t), s_cmp_epci);
@@ -282,6 +300,16 @@ const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **depar
     if (!e) return NULL;
     if (department) *department = e->department;
     return e->name;
+}
+
+int gq_epci_in_department(mg_gateway_t *gw, const char *siren, const char *department) {
+    s_state_t *st = s_reference(gw);
+    if (!siren || !department || strlen(siren) >= sizeof(((s_epci_t *)0)->siren)) return 0;
+    s_epci_t key;
+    snprintf(key.siren, sizeof(key.siren), "%s", siren);
+    const s_epci_t *e =
+        st->n_epcis ? bsearch(&key, st->epcis, st->n_epcis, sizeof(s_epci_t), s_cmp_epci) : NULL;
+    return e && s_in_list(e->departments, department);
 }
 
 /* ---- JSON and dates ---------------------------------------------------------------- */

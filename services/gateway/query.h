@@ -98,6 +98,9 @@ int gq_department_known(mg_gateway_t *gw, const char *code);
 /* The name and department of EPCI `siren` (from its communes), or NULL. */
 const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **department);
 
+/* 1 if EPCI `siren` has a commune in `department` (an EPCI may span two). */
+int gq_epci_in_department(mg_gateway_t *gw, const char *siren, const char *department);
+
 /* ---- JSON and dates ------------------------------------------------------------ */
 
 /* "2024-05-01T12:34:56.789Z" for Unix milliseconds `ms` (32 bytes). */

@@ -70,7 +70,7 @@ static void s_record_clear(s_record_t *rec) {
  * an offer, by an entry of the territory it serves (dep:<d>, an EPCI with a
  * commune in <d>, a commune of <d>), as an offer placed by its territory
  * only has no department of its own. */
-static int s_record_in_department(const mg_communes_t *communes, const s_record_t *rec, const char *dep) {
+static int s_record_in_department(mg_gateway_t *gw, const s_record_t *rec, const char *dep) {
     if (strcmp(rec->dep, dep) == 0) return 1;
     for (const char *e = rec->terr; e && *e;) {
         size_t n = strcspn(e, " ");
@@ -80,12 +80,9 @@ static int s_record_in_department(const mg_communes_t *communes, const s_record_
         if (strncmp(entry, "dep:", 4) == 0) {
             if (strcmp(entry + 4, dep) == 0) return 1;
         } else if (strncmp(entry, "epci:", 5) == 0) {
-            for (size_t i = 0, count = mg_communes_count(communes); i < count; i++) {
-                const mg_commune_t *c = mg_communes_at(communes, i);
-                if (strcmp(c->epci, entry + 5) == 0 && strcmp(c->department, dep) == 0) return 1;
-            }
+            if (gq_epci_in_department(gw, entry + 5, dep)) return 1;
         } else {
-            const mg_commune_t *c = mg_communes_find(communes, entry);
+            const mg_commune_t *c = mg_communes_find(gw_communes(gw), entry);
             if (c && strcmp(c->department, dep) == 0) return 1;
         }
     }
@@ -678,8 +675,7 @@ static void s_on_items_records(mg_redis_t *redis, redisReply *reply, void *privd
             it->keep = it->rec.present;
         else
             it->keep = it->rec.present && it->rec.open &&
-                       (!q->department ||
-                        s_record_in_department(gw_communes(q->r->gw), &it->rec, q->department));
+                       (!q->department || s_record_in_department(q->r->gw, &it->rec, q->department));
         q->kept += (size_t)it->keep;
     }
     if (q->detail && !q->kept) {

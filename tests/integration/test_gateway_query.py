@@ -679,15 +679,17 @@ class ChangeTest(unittest.TestCase):
         # used to be missing from every ?department= list.
         self.st.emit([tm.offer("o-manche", "s-rouen", "", category="formation", territory=("dep:50",)),
                       tm.offer("o-caen-la-mer", "s-rouen", "", category="formation", territory=("epci:200065597",)),
-                      tm.offer("o-evreux", "s-rouen", "", category="formation", territory=("27229", "dep:61"))])
+                      tm.offer("o-evreux", "s-rouen", "", category="formation", territory=("27229", "dep:61")),
+                      # an EPCI with communes in the Calvados and the Eure
+                      tm.offer("o-two-deps", "s-rouen", "", category="formation", territory=("epci:200066827",))])
         self.st.settle()
 
         def ids(department):
             body = self.ok("/v1/offers", category="formation", department=department)
             return sorted(i["id"] for i in body["items"])
         self.assertEqual(ids("50"), ["o-manche"])
-        self.assertEqual(ids("14"), ["o-caen-la-mer"])
-        self.assertEqual(ids("27"), ["o-evreux"])
+        self.assertEqual(ids("14"), ["o-caen-la-mer", "o-two-deps"])
+        self.assertEqual(ids("27"), ["o-evreux", "o-two-deps"])
         self.assertEqual(ids("61"), ["o-evreux"])
         self.assertEqual(ids("76"), [])
 
