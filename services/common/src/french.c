@@ -125,12 +125,24 @@ static int s_elides(const char *s) {
            d == 0x8F || d == 0x94 || d == 0x99 || d == 0x9B;
 }
 
+/* The contracting article `name` starts with: 1 for "le "/"Le ", 2 for
+ * "les "/"Les ", else 0; `*rest` is what follows it. */
+static int s_contracting_article(const char *name, const char **rest) {
+    int article = 0;
+    if (strncmp(name, "le ", 3) == 0 || strncmp(name, "Le ", 3) == 0)
+        article = 1;
+    else if (strncmp(name, "les ", 4) == 0 || strncmp(name, "Les ", 4) == 0)
+        article = 2;
+    *rest = name + (article ? 2 + (size_t)article : 0); /* "le " or "les " */
+    return article;
+}
+
 char *mg_fr_de(const char *name, char *buf, size_t len) {
     if (!name) name = "";
-    if (strncmp(name, "le ", 3) == 0 || strncmp(name, "Le ", 3) == 0)
-        snprintf(buf, len, "du %s", name + 3);
-    else if (strncmp(name, "les ", 4) == 0 || strncmp(name, "Les ", 4) == 0)
-        snprintf(buf, len, "des %s", name + 4);
+    const char *rest;
+    int article = s_contracting_article(name, &rest);
+    if (article)
+        snprintf(buf, len, "%s %s", article == 1 ? "du" : "des", rest);
     else if (strncmp(name, "la ", 3) == 0 || strncmp(name, "l'", 2) == 0)
         snprintf(buf, len, "de %s", name);
     else if (s_elides(name))
@@ -142,12 +154,9 @@ char *mg_fr_de(const char *name, char *buf, size_t len) {
 
 char *mg_fr_a(const char *name, char *buf, size_t len) {
     if (!name) name = "";
-    if (strncmp(name, "le ", 3) == 0 || strncmp(name, "Le ", 3) == 0)
-        snprintf(buf, len, "au %s", name + 3);
-    else if (strncmp(name, "les ", 4) == 0 || strncmp(name, "Les ", 4) == 0)
-        snprintf(buf, len, "aux %s", name + 4);
-    else
-        snprintf(buf, len, "à %s", name);
+    const char *rest;
+    int article = s_contracting_article(name, &rest);
+    snprintf(buf, len, "%s %s", article == 1 ? "au" : article == 2 ? "aux" : "à", rest);
     return buf;
 }
 
