@@ -684,6 +684,17 @@ static size_t s_view_keywords(size_t n_tags, const char *title, const char *desc
     return n;
 }
 
+/* Whether the judged pair is (or stays) proposed: a score at the threshold
+ * for a new proposal; a proposed pair stays until its score falls
+ * material_change below it, so that a score drifting around the threshold
+ * (fairness, freshness, small edits) does not retire and propose it again at
+ * every event. */
+static int s_qualifies(const mg_matcher_t *m, const s_cand_t *c) {
+    if (!c->ok) return 0;
+    int proposed = c->prev_rev > 0 && !c->prev_retired;
+    return c->total >= m->weights.threshold - (proposed ? m->material_change - 1e-9 : 0.0);
+}
+
 /* The decision for one judged pair; fills `p` and returns 1 if an event is due. */
 static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pair_t *p) {
     p->prev_rev = c->prev_rev;
@@ -949,7 +960,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
         s_cand_t *c = order[i];
         if (!c->item) continue;
         const Maillage__V1__Offer *offer = c->item;
-        int qualifies = c->ok && c->total >= m->weights.threshold;
+        int qualifies = s_qualifies(m, c);
         if (qualifies) c->rank = ++rank;
         s_pair_t p = {.need_id = need->need_id, .offer_id = c->id, .need_structure_id = need->structure_id,
                       .offer_structure_id = offer->provider_id, .category = need->category, .department = dep,
@@ -1063,7 +1074,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
         s_cand_t *c = &cands[i];
         if (!c->item) continue;
         const Maillage__V1__Need *need = c->item;
-        int qualifies = c->ok && c->total >= m->weights.threshold;
+        int qualifies = s_qualifies(m, c);
         s_pair_t p = {.need_id = c->id, .offer_id = offer->offer_id, .need_structure_id = need->structure_id,
                       .offer_structure_id = offer->provider_id, .category = offer->category,
                       .department = c->commune ? c->commune->department : "",

@@ -394,6 +394,36 @@ class MatcherTest(unittest.TestCase):
         self.assertGreater(found[0].distance_km, 1)
         self.assertEqual(found[1].distance_km, found[0].distance_km)
 
+    def test_a_score_just_under_the_threshold_keeps_a_proposal_but_makes_no_new_one(self):
+        # Hysteresis: a proposed pair is retired only when its score falls
+        # material_change (0.05) below the threshold, so that a score drifting
+        # around it does not retire and propose the pair again at each event.
+        # The threshold is moved around the pair's score by restarting the
+        # matcher: the same score is then just under it, then far under it.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o1", "scop-caen", CAEN), need("n1", "asso-caen", CAEN)])
+        st.settle()
+        (first,) = st.matches()
+        score = first.score
+
+        def under_threshold_by(margin):
+            st.matchers[0].stop()
+            st.start_matcher(threshold="%.4f" % (score + margin))
+
+        under_threshold_by(0.02)
+        st.emit([need("n1", "asso-caen", CAEN, description="Précision sans effet.", event_type="need.updated"),
+                 need("n2", "asso-caen", CAEN)])
+        st.settle()
+        self.assertEqual([(m.need_id, m.revision, m.retired) for m in st.matches()], [("n1", 1, False)])
+        under_threshold_by(0.08)
+        st.emit([need("n1", "asso-caen", CAEN, description="Autre précision.", event_type="need.updated")])
+        st.settle()
+        found = st.matches()
+        self.assertEqual([(m.need_id, m.revision, m.retired) for m in found], [("n1", 1, False), ("n1", 2, True)])
+        self.assertIn("sous le seuil", found[1].explanation)
+
     def test_an_offer_placed_by_its_territory_only_is_matched_both_ways(self):
         # The broker accepts an offer placed by its commune, its territory or
         # both. One with a territory and no commune was ignored ("offer
