@@ -1683,6 +1683,9 @@ static void s_rematch_job(mg_matcher_t *m, int is_need, const redisReply *row, s
     maillage__v1__envelope__init(env);
     env->sequence = (uint64_t)s_rint(row->element[1]);
     env->received_at_ms = s_rint(row->element[2]);
+    /* What it emits is correlated with the member event (borrowed: the
+     * parent ends after its children). */
+    if (parent) env->event_id = parent->env->event_id;
     job->env = env;
     job->seq = env->sequence;
     m->jobs++;

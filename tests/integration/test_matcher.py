@@ -934,11 +934,14 @@ class MatcherTest(unittest.TestCase):
                  need("n1", "asso-caen", CAEN)])
         st.settle()
         self.assertEqual(sorted((m.offer_id, m.retired) for m in st.matches()), [("o1", False), ("o2", False)])
-        st.emit([member("asso-caen", CAEN, event_type="member.updated")])  # cress-normandie only now
+        update = member("asso-caen", CAEN, event_type="member.updated")  # cress-normandie only now
+        st.emit([update])
         st.settle()
         last = {}
-        for m in st.matches():
-            last[m.offer_id] = m
+        for e in st.journal("match.found"):
+            last[e.match_found.offer_id] = e.match_found
+            if e.match_found.retired:
+                self.assertEqual(e.correlation_id, update.event_id)  # staff can trace it to its cause
         self.assertTrue(last["o1"].retired)
         self.assertFalse(last["o2"].retired)
         self.assertEqual(st.redis.call("ZRANGE", "mg:nm:n1", 0, -1), [b"o2"])
