@@ -227,8 +227,8 @@ struct mg_notifier {
     const char *staff_url, *default_staff, *smtp_url, *smtp_user, *mail_from;
     char *smtp_password;
     int smtp_starttls;
-    long long unanswered_days, max_attempts, retry_base_ms, retry_max_ms, send_timeout_ms, max_in_flight,
-        retention_ms, inbox_max;
+    long long unanswered_days, max_attempts, retry_for_ms, retry_base_ms, retry_max_ms, send_timeout_ms,
+        max_in_flight, retention_ms, inbox_max;
     struct event *worker_timer, *staff_timer, *digest_timer, *unanswered_timer, *metrics_timer, *stop_timer;
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
     size_t in_flight;
@@ -1330,6 +1330,7 @@ typedef struct {
     int channel;
     int quiet; /* keeps its recipient's quiet hours (s_keeps_quiet_hours()) */
     long long attempts;
+    int64_t queued_at; /* its record's created_at (ms): retried until retry_for_s after it */
 } s_send_t;
 
 /* A clean stop waits for the sends in flight and for their results to be in
@@ -1375,10 +1376,14 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
         mg_args_int(&a, 0);
         mg_args_str(&a, "");
         mg_metrics_inc(n->metrics.delivered[send->channel]);
-    } else if (result->retryable && send->attempts < n->max_attempts) {
+    } else if (result->retryable && (n->max_attempts == 0 || send->attempts < n->max_attempts) &&
+               now < send->queued_at + n->retry_for_ms) {
         double delay = (double)n->retry_base_ms * pow(2.0, (double)(send->attempts - 1));
         if (delay > (double)n->retry_max_ms) delay = (double)n->retry_max_ms;
         delay *= 0.75 + 0.5 * ((double)rand() / RAND_MAX); /* jitter: +-25 % */
+        /* The last attempt at the deadline, not a whole delay after it. */
+        if (delay > (double)(send->queued_at + n->retry_for_ms - now))
+            delay = (double)(send->queued_at + n->retry_for_ms - now);
         int64_t next = now + (int64_t)delay;
         /* A retry keeps the recipient's quiet hours too (but a daily
          * digest's, which has its own hour). */
@@ -1466,6 +1471,8 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     send->n = n;
     snprintf(send->nid, sizeof(send->nid), "%s", nid);
     send->attempts = attempts ? atoll(attempts) : 1;
+    const char *queued_at = s_get_reply(rec, "created_at");
+    send->queued_at = queued_at ? atoll(queued_at) : mg_clock_service_now_ms();
     send->channel = channel && strcmp(channel, "webhook") == 0 ? S_CH_WEBHOOK : S_CH_EMAIL;
     const char *staff = s_get_reply(rec, "staff");
     snprintf(send->staff, sizeof(send->staff), "%s", staff ? staff : "");
@@ -1521,7 +1528,6 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         /* Invalid input (no address, a header injection): never retried. */
         mg_outbound_result_t r = {.delivered = false, .retryable = false, .status = 0};
         snprintf(r.error, sizeof(r.error), "refused before sending (invalid address or content)");
-        send->attempts = n->max_attempts;
         s_on_sent(&r, send);
     }
 }
@@ -1882,6 +1888,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     n->mail_from = mg_config_str(cfg, "notifier", "mail_from");
     n->unanswered_days = mg_config_int(cfg, "notifier", "unanswered_days");
     n->max_attempts = mg_config_int(cfg, "notifier", "max_attempts");
+    n->retry_for_ms = mg_config_int(cfg, "notifier", "retry_for_s") * 1000;
     n->retry_base_ms = mg_config_int(cfg, "notifier", "retry_base_ms");
     n->retry_max_ms = mg_config_int(cfg, "notifier", "retry_max_ms");
     n->send_timeout_ms = mg_config_int(cfg, "notifier", "send_timeout_ms");
@@ -1893,6 +1900,12 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
 
     if (!mg_id_is_valid(n->default_staff)) {
         mg_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
+        goto err;
+    }
+    if (n->retry_for_ms >= n->retention_ms) {
+        mg_fail(err, errlen,
+                "%s: [notifier] retry_for_s: %lld s outlasts the records it retries (retention_days)", path,
+                n->retry_for_ms / 1000);
         goto err;
     }
     if (s_check_staff(cfg, path, err, errlen) != 0) goto err;

@@ -157,6 +157,7 @@ class Stack:
                 "retry_base_ms": 100, "retry_max_ms": 400, "send_timeout_ms": 1000, "max_attempts": 8,
                 "unanswered_check_s": 1, "staff_refresh_ms": 200}
         opts.update(notifier)
+        opts = {k: v for k, v in opts.items() if v is not None}  # None: the daemon's default
         sections = dict(self.sections)
         sections["notifier"] = opts
         for sid, keys in staff.items():
@@ -463,10 +464,65 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([(r["state"], r["attempts"]) for r in recs], [("delivered", "1")])
         self.assertEqual(st.pending(), 0)
 
+    def _run_clock(self, st, until_ms, step_ms, start_ms=0):
+        """Move the notifier's clock from start_ms to until_ms by step_ms,
+        giving it a moment at each step; returns until_ms."""
+        offset = start_ms
+        while offset < until_ms:
+            offset = min(offset + step_ms, until_ms)
+            st.set_clock(offset)
+            time.sleep(0.2)
+        return offset
+
+    def test_a_receiver_down_for_hours_gets_its_message_when_it_is_back(self):
+        # The default retry policy (base 1 s doubled up to 1 h, retry_for_s 3
+        # days, no attempt limit): after 2 hours of a Mattermost down, the
+        # message still goes. (With a limit of 8 attempts, the old default,
+        # it was failed after about 2 minutes.)
+        port = h.free_port()
+        st = Stack(self.ws, {"a": {"name": "A", "channels": "webhook", "webhook": "http://127.0.0.1:%d/h" % port}},
+                   default_staff="a", retry_base_ms=None, retry_max_ms=None, max_attempts=None)
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-o", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: st.records("match:m-o"), 10, what="the notification")
+        offset = self._run_clock(st, 180 * 1000, 5000)
+        offset = self._run_clock(st, 2 * 3600 * 1000, 5 * 60 * 1000, offset)
+        hook = self.ws.own(WebhookReceiver(port=port))  # back
+        self._run_clock(st, offset + 2 * 3600 * 1000, 5 * 60 * 1000, offset)
+        (rec,) = st.records("match:m-o").values()
+        self.assertEqual(rec["state"], "delivered", rec)
+        self.assertGreater(int(rec["attempts"]), 8)
+        self.assertEqual(len(hook.delivered()), 1)
+
+    def test_retries_end_retry_for_s_after_the_message_was_queued(self):
+        st = Stack(self.ws, {"a": {"name": "A", "channels": "webhook",
+                                   "webhook": "http://127.0.0.1:%d/dead" % h.free_port()}},
+                   default_staff="a", retry_base_ms=1000, retry_max_ms=3600000, max_attempts=0, retry_for_s=60)
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-d", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: st.records("match:m-d"), 10, what="the notification")
+        self._run_clock(st, 120 * 1000, 4000)
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:notifier:failed") == 1, 10, what="failed")
+        (rec,) = st.records("match:m-d").values()
+        self.assertEqual(rec["state"], "failed", rec)
+        # its last attempt at the deadline, not a whole backoff after it
+        self.assertGreaterEqual(int(rec["failed_at"]) - int(rec["created_at"]), 60 * 1000)
+        self.assertLess(int(rec["failed_at"]) - int(rec["created_at"]), 66 * 1000)
+
+    def test_a_retry_for_s_beyond_the_records_retention_is_refused_at_start(self):
+        st = Stack(self.ws, {}, retention_days=1, retry_for_s=2 * 86400)
+        res = h.run_program("maillage-notifier", ["--config", st.conf])
+        self.assertEqual(res.returncode, 1)
+        lines = res.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("retry_for_s", lines[0])
+
     def test_last_attempt_marks_failed(self):
         st = Stack(self.ws, {"a": {"name": "A", "channels": "inbox,webhook",
                                    "webhook": "http://127.0.0.1:%d/dead" % h.free_port()}},
-                   max_attempts=3, default_staff="a", retention_days=1)
+                   max_attempts=3, default_staff="a", retention_days=1, retry_for_s=3600)
         st.start()
         self._directory(st, members=False)
         st.emit([match("m-f", "n1", "o1", "s-caen", "s-rouen")])

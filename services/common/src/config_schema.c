@@ -174,8 +174,13 @@ const mg_config_key_t mg_config_schema[] = {
         "A need still without any match after this many days is notified once\n"
         "(\"besoin sans réponse\")."),
     INT("notifier", "unanswered_check_s", "300", 1, 86400, "How often needs without an answer are looked for."),
-    INT("notifier", "max_attempts", "8", 1, 100,
-        "Attempts to deliver an e-mail or a webhook before it is marked failed."),
+    INT("notifier", "retry_for_s", "259200", 60, 2592000,
+        "An e-mail or a webhook that fails (refused, timeout, HTTP 5xx/429, SMTP 4xx) is tried\n"
+        "again for this long after it was queued, then marked failed; the default (3 days)\n"
+        "outlasts a receiver down over a weekend. Keep it below retention_days."),
+    INT("notifier", "max_attempts", "0", 0, 100000,
+        "Attempts to deliver an e-mail or a webhook before it is marked failed, at most;\n"
+        "0 for no limit but retry_for_s."),
     INT("notifier", "retry_base_ms", "1000", 1, 3600000,
         "First retry delay; doubled at each attempt (with +-25 % jitter), up to retry_max_ms."),
     INT("notifier", "retry_max_ms", "3600000", 1, 86400000, "Longest delay between two attempts."),
