@@ -1798,6 +1798,34 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     else s_on_flushed(NULL, n);
 }
 
+/* 1 if `host` (the host of a URL, up to ':' or '/') is this machine. */
+static int s_is_loopback(const char *host) {
+    size_t len = strcspn(host, ":/");
+    if (host[0] == '[') len = strcspn(host, "]") + 1;
+    return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+           (len == 5 && strncmp(host, "[::1]", 5) == 0) || (len >= 4 && strncmp(host, "127.", 4) == 0);
+}
+
+/* The SMTP settings: an smtp:// or smtps:// URL, and never a password in
+ * clear to another machine (libcurl sends AUTH on a plain connection when
+ * the server offers it). */
+static int s_check_smtp(const mg_notifier_t *n, const char *path, char *err, size_t errlen) {
+    int tls = strncasecmp(n->smtp_url, "smtps://", 8) == 0;
+    if (!tls && strncasecmp(n->smtp_url, "smtp://", 7) != 0) {
+        mg_fail(err, errlen, "%s: [notifier] smtp_url: \"%s\" is not smtp://HOST:PORT nor smtps://HOST:PORT",
+                path, n->smtp_url);
+        return -1;
+    }
+    if (*n->smtp_user && !tls && !n->smtp_starttls && !s_is_loopback(n->smtp_url + 7)) {
+        mg_fail(err, errlen,
+                "%s: [notifier] smtp_user: the SMTP password would travel in clear to %s; use smtps:// or "
+                "smtp_starttls = true",
+                path, n->smtp_url);
+        return -1;
+    }
+    return 0;
+}
+
 /* Check the [staff.*] sections: values the schema cannot check alone. */
 static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
     size_t count = mg_config_instance_count(cfg, "staff.*");
@@ -1908,6 +1936,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
                 n->retry_for_ms / 1000);
         goto err;
     }
+    if (s_check_smtp(n, path, err, errlen) != 0) goto err;
     if (s_check_staff(cfg, path, err, errlen) != 0) goto err;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw && !(n->smtp_password = s_read_secret(smtp_pw, err, errlen))) goto err;

@@ -519,6 +519,27 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertIn("retry_for_s", lines[0])
 
+    def test_smtp_settings_that_cannot_work_or_would_leak_the_password_are_refused_at_start(self):
+        pw = h.write_secret(self.ws.path("smtp.pw"), "s3cret-du-relais")
+        for options, why in (
+                ({"smtp_url": "smtp://relais.example.org:587", "smtp_user": "maillage", "smtp_password_file": pw},
+                 "smtp_user: the SMTP password would travel in clear"),
+                ({"smtp_url": "http://relais.example.org"}, "smtp_url: \"http://relais.example.org\" is not")):
+            st = Stack(self.ws, {}, **options)
+            res = h.run_program("maillage-notifier", ["--config", st.conf])
+            self.assertEqual(res.returncode, 1)
+            lines = res.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn(why, lines[0])
+        # With TLS, or to a relay on this machine, it starts.
+        for options in ({"smtp_url": "smtps://relais.example.org", "smtp_user": "maillage", "smtp_password_file": pw},
+                        {"smtp_url": "smtp://relais.example.org:587", "smtp_starttls": True, "smtp_user": "maillage",
+                         "smtp_password_file": pw},
+                        {"smtp_url": "smtp://127.0.0.1:2525", "smtp_user": "maillage", "smtp_password_file": pw}):
+            st = Stack(self.ws, {}, **options)
+            st.start()
+            st.notifier.stop()
+
     def test_last_attempt_marks_failed(self):
         st = Stack(self.ws, {"a": {"name": "A", "channels": "inbox,webhook",
                                    "webhook": "http://127.0.0.1:%d/dead" % h.free_port()}},

@@ -189,7 +189,9 @@ const mg_config_key_t mg_config_schema[] = {
     INT("notifier", "max_in_flight", "64", 1, 10000, "E-mails and webhooks being sent at once, at most."),
     STR("notifier", "smtp_url", "smtp://127.0.0.1:25", "SMTP server: smtp://HOST:PORT or smtps://HOST:PORT."),
     BOOL("notifier", "smtp_starttls", "false", "Require STARTTLS on an smtp:// server."),
-    STR("notifier", "smtp_user", "", "SMTP user name; empty for no authentication."),
+    STR("notifier", "smtp_user", "",
+        "SMTP user name; empty for no authentication. Refused on an smtp:// server other than\n"
+        "this machine without smtp_starttls (the password would travel in clear)."),
     STR("notifier", "smtp_password_file", "",
         "File holding the SMTP password on its first line; not readable or writable by\n"
         "group or others (refused at start)."),
