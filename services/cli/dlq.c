@@ -123,7 +123,8 @@ typedef struct {
  * three tries with the same bytes: the event id inside makes retries safe).
  * Returns 0 if the broker accepted it (or already had it), 1 if it rejected
  * it again (it then keeps a new dead letter with the current reason, which
- * replaces this one), -1 otherwise (this one is kept); says why when not 0. */
+ * may replace this one: s_drop_if_superseded()), -1 otherwise (this one is
+ * kept); says why when not 0. */
 static int s_resend(const char *ingest, const char *source, const uint8_t *raw, size_t len)
 {
     int rc = -1;
@@ -137,6 +138,9 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
         cli_error("dlq", "cannot connect to the broker at %s: %s", ingest, zmq_strerror(zmq_errno()));
         goto done;
     }
+    /* A refusal by the network's rate limit is not final (the broker keeps
+     * no dead letter of it): sent again after a pause, for up to 30 s. */
+    int64_t limited_until = mg_clock_monotonic_us() + 30 * 1000000LL, pause_ms = 200;
     for (int attempt = 0; attempt < 3 && !cli_interrupted; attempt++) {
         if (zmq_send(dealer, header, strlen(header), ZMQ_SNDMORE) < 0 || zmq_send(dealer, raw, len, 0) < 0)
             continue;
@@ -160,6 +164,20 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
                    mg_ack_status_name(ack->status), ack->sequence);
             rc = 0;
         } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED &&
+                   strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0) {
+            if (mg_clock_monotonic_us() < limited_until) {
+                mg_ack_free(ack);
+                struct timespec ts = {(time_t)(pause_ms / 1000), (long)(pause_ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+                pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
+                attempt--; /* answered: not a lost attempt */
+                continue;
+            }
+            cli_error(
+                "dlq",
+                "the network's rate limit still refuses it (%s): try again later; the dead letter is kept",
+                ack->reason);
+        } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED &&
                    strstr(ack->reason, MG_RELAY_REFUSED)) {
             /* The broker's new dead letter names this CLI's key, not the
              * network: keep this one. */
@@ -170,8 +188,8 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
                 "the CLI's name)",
                 ack->reason);
         } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
-            cli_error("dlq", "the broker rejects it again: %s%s%s%s (a new dead letter replaces this one)",
-                      ack->reason, *ack->field ? " (" : "", ack->field, *ack->field ? ")" : "");
+            cli_error("dlq", "the broker rejects it again: %s%s%s%s", ack->reason, *ack->field ? " (" : "",
+                      ack->field, *ack->field ? ")" : "");
             rc = 1;
         } else {
             cli_error("dlq", "the broker cannot journal it now (%s): try again later", ack->reason);
@@ -227,6 +245,27 @@ static int s_requeue(redisContext *c, const char *id, const char *consumer, cons
         printf("Réinjecté chez le consommateur « %s » : séquence %s, nouvelles tentatives.\n", consumer, seq);
     if (r) freeReplyObject(r);
     return status == 1 ? 0 : -1;
+}
+
+/* After the broker rejected dead letter `dl` again: delete it only if the
+ * broker kept a newer one of the same bytes from the same network (it keeps
+ * none when its dead letters are over budget or Redis failed it), so that
+ * the event always has one copy. */
+static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadletter_entry_t *dl) {
+    static const char script[] =
+        "for _, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '(' .. ARGV[1], 'COUNT', 1000)) do\n"
+        "  local f = {}\n"
+        "  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end\n"
+        "  if f.source == ARGV[2] and f.raw == ARGV[3] then return redis.call('XDEL', KEYS[1], ARGV[1]) end\n"
+        "end\n"
+        "return 0\n";
+    redisReply *r = redisCommand(c, "EVAL %s 1 %s %s %s %b", script, MG_DEADLETTER_KEY, id, dl->source,
+                                 dl->raw, dl->raw_len);
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+        cli_error("dlq", "the broker kept no new dead letter of it: this one is kept");
+    else
+        printf("Le nouveau refus remplace cette lettre morte.\n");
+    if (r) freeReplyObject(r);
 }
 
 /* Look one entry up by stream id with XRANGE id id (journal.h lists; show
@@ -294,10 +333,12 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     } else {
         rc = s_resend(ingest, dl.source, dl.raw, dl.raw_len);
     }
-    if (rc >= 0) { /* sent again, or superseded by the broker's new dead letter */
+    if (rc == 0) { /* journaled */
         redisReply *del = redisCommand(c, "XDEL %s %s", MG_DEADLETTER_KEY, id);
         if (del) freeReplyObject(del);
-        if (rc > 0) rc = -1;
+    } else if (rc > 0) {
+        s_drop_if_superseded(c, id, &dl);
+        rc = -1;
     }
 done:
     freeReplyObject(r);

@@ -145,7 +145,7 @@ typedef struct {
     const char *endpoint;
     size_t sent, accepted, duplicate, rejected, unreadable, lost;
     size_t acks; /* answers received at all: none means nobody is listening */
-    int unavailable_notice;
+    int unavailable_notice, rate_limited_notice;
 } s_emit_t;
 
 static uint32_t s_hash(const char *s)
@@ -172,6 +172,14 @@ static void s_pending_free(s_pending_t *p)
 static void s_deadline(s_emit_t *e, int64_t at_us)
 {
     if (at_us < e->next_deadline_us) e->next_deadline_us = at_us;
+}
+
+/* An answer saying "not now" (unavailable, the rate limit): the same bytes
+ * again after a pause that doubles, up to 5 s. */
+static void s_back_off(s_emit_t *e, s_pending_t *p, int64_t now_us) {
+    p->retry_us = p->retry_us * 2 > 5000000 ? 5000000 : p->retry_us * 2;
+    p->resend_at_us = now_us + p->retry_us / 4 + 100000;
+    s_deadline(e, p->resend_at_us);
 }
 
 /* Send one frame without blocking. On a full queue (high-water mark), leave
@@ -273,6 +281,18 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
         s_remove(e, slot);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED:
+        if (ack->reason && strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0) {
+            /* Not final (the broker keeps no dead letter of it): the same
+             * bytes again after a pause, as after unavailable. */
+            if (!e->rate_limited_notice) {
+                cli_error("emit",
+                          "the broker's rate limit holds events back (%s); sending them again more slowly",
+                          ack->reason);
+                e->rate_limited_notice = 1;
+            }
+            s_back_off(e, p, now);
+            break;
+        }
         e->rejected++;
         if (!e->quiet) {
             printf("%s rejected: %s", p->event_id, ack->reason && *ack->reason ? ack->reason : "no reason given");
@@ -292,9 +312,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                       ack->reason && *ack->reason ? ack->reason : "journal unavailable");
             e->unavailable_notice = 1;
         }
-        p->retry_us = p->retry_us * 2 > 5000000 ? 5000000 : p->retry_us * 2;
-        p->resend_at_us = now + p->retry_us / 4 + 100000;
-        s_deadline(e, p->resend_at_us);
+        s_back_off(e, p, now);
         break;
     default:
         cli_error("emit", "%s: ack with unknown status %d; will retry", p->event_id, (int)ack->status);

@@ -42,6 +42,38 @@ class OperationsTest(unittest.TestCase):
             return ids[0] if len(ids) == 1 and ids[0] != other_than else None
         return harness.wait_until(one, what="the one dead letter")
 
+    def test_rate_limited_events_are_sent_again_not_dropped(self):
+        # The broker keeps no dead letter of an event over its network's rate
+        # limit ("rate limit: ..., retry later"): emit and dlq replay send it
+        # again after a pause. (Before: emit counted it rejected, lost from the
+        # file; replay deleted the dead letter, the event's only copy.)
+        broker, sections = start_broker(self.ws, self.redis, rate_limit_per_s=1, rate_limit_burst=1)
+        ingest = sections["broker"]["ingest"]
+        client = self.ws.own(harness.IngestClient(ingest))
+        bad = need_reported(category="licornes")
+        self.assertEqual(client.emit(bad).status, harness.REJECTED)
+        dl_id = self.only_deadletter()
+        lines = self.ws.path("five.ndjson")
+        with open(lines, "w") as f:
+            for i in range(5):
+                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
+                    "needId": "n-rl-%d" % i, "structureId": "asso-14-001", "category": "locaux",
+                    "title": "Local", "commune": "14118"}}}) + "\n")
+        out = self.cli("emit", lines, ingest=ingest)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("rate limit", out.stderr)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 5)
+        # The network is busy when the operator replays: the replay waits its
+        # turn, is refused again for its category, and that new refusal's
+        # dead letter replaces this one.
+        for i in range(3):
+            client.send(need_reported())
+        out = self.cli("dlq", "replay", dl_id, ingest=ingest)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("rejects it again", out.stderr)
+        self.assertIn("need_reported.need.category", out.stderr)
+        self.assertNotEqual(self.only_deadletter(other_than=dl_id), dl_id)
+
     def test_replay_sends_refused_input_again_once_its_cause_is_fixed(self):
         # A broker whose taxonomy lacks "financement" refuses the need...
         broker, sections = start_broker(self.ws, self.redis)
