@@ -12,6 +12,7 @@
 
 #include "gateway.h"
 #include "maillage/mem.h"
+#include "maillage/staff.h"
 #include "maillage/token.h"
 
 static void s_set_cookie(gw_request_t *r, const char *value, int clear) {
@@ -66,21 +67,14 @@ static void s_delete_session(gw_request_t *r) {
     gw_reply_bytes(r, 204, NULL, NULL, 0);
 }
 
-/* "a,b, c" -> ["a","b","c"] */
-static json_t *s_list(const char *csv) {
+/* A staff record's list field ("14, 50", "14 50") as a JSON array, its items
+ * as the CLI and the notifier read them (staff.h). */
+static json_t *s_list(const char *value) {
     json_t *a = json_array();
-    if (!csv) return a;
-    const char *p = csv;
-    while (*p) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *start = p;
-        while (*p && *p != ',') p++;
-        const char *end = p;
-        while (end > start && end[-1] == ' ') end--;
-        if (end > start) {
-            json_t *s = json_stringn(start, (size_t)(end - start));
-            if (s) json_array_append_new(a, s);
-        }
+    size_t len;
+    for (const char *item, *p = value ? value : ""; (item = mg_staff_list_next(&p, &len));) {
+        json_t *s = json_stringn(item, len);
+        if (s) json_array_append_new(a, s);
     }
     return a;
 }

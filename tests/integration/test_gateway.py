@@ -494,7 +494,8 @@ class GatewayTest(unittest.TestCase):
 
     def test_session_cookie_me_and_logout(self):
         gw = self.gateway()
-        add_staff(self.redis, "claire", name="Claire Dupont", departments="14, 50")
+        # (separated by a comma and a blank, or a tab, as `maillage staff` accepts them)
+        add_staff(self.redis, "claire", name="Claire Dupont", departments="14, 50\t61")
         staff = gw.token("--staff", "claire")
         r = gw.request("POST", "/v1/session", {"token": "mgt_" + "C" * 43})
         self.assertEqual(r.status, 401, r)
@@ -508,7 +509,7 @@ class GatewayTest(unittest.TestCase):
         r = gw.request("GET", "/v1/me", headers={"Cookie": "other=1; mg_session=" + staff})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json, {"kind": "staff", "id": "claire", "name": "Claire Dupont",
-                                  "departments": ["14", "50"], "categories": ["locaux"], "networks": []})
+                                  "departments": ["14", "50", "61"], "categories": ["locaux"], "networks": []})
         r = gw.request("DELETE", "/v1/session")
         self.assertEqual(r.status, 204, r)
         self.assertIn("Max-Age=0", r.headers["set-cookie"])
