@@ -37,10 +37,16 @@
 #include "maillage/taxonomy.h"
 #include "maillage/zsock.h"
 
-/* Batches journaled but not yet confirmed; beyond this the broker stops
- * reading (and ZeroMQ's high-water marks push back on producers) instead of
- * piling up memory while Redis is slow. */
+/* Batches journaled but not yet confirmed, and their bytes (each held twice:
+ * the batch and hiredis' command); beyond either the broker stops reading
+ * (and ZeroMQ's high-water marks push back on producers) instead of piling up
+ * memory while Redis is slow: envelopes may be max_message_bytes each. */
 #define S_MAX_INFLIGHT 64
+#define S_INFLIGHT_BYTES (16 * 1024 * 1024)
+
+/* A batch ends once it holds this many bytes, so that a batch of large
+ * envelopes cannot exceed S_INFLIGHT_BYTES by much. */
+#define S_BATCH_BYTES (2 * 1024 * 1024)
 
 /* Bytes of dead letters sent to Redis and not yet confirmed; beyond this a
  * dead letter is dropped (counted): a flood of refused messages while Redis
@@ -64,8 +70,8 @@
 /* The broker's metrics (handles owned by the metrics registry). */
 typedef struct {
     mg_metric_t *accepted, *duplicate, *rejected, *unavailable, *published, *batches, *redis_reconnects,
-        *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight, *trimmed,
-        *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied, *reencoded,
+        *deadletters, *deadletters_dropped, *acks_undelivered, *journal_up, *inflight, *inflight_bytes,
+        *trimmed, *trimmed_forced, *refused_permission, *refused_rate, *zap_allowed, *zap_denied, *reencoded,
         *contacts_set, *contacts_deleted;
 } s_metrics_t;
 
@@ -136,7 +142,7 @@ struct mg_broker {
     s_batch_t *spare; /* journaled batches kept for reuse */
     size_t spare_count;
     uint8_t *scratch; /* max_message_bytes + room for the stamp and the sequence */
-    size_t inflight;
+    size_t inflight, inflight_bytes;
     int paused_for_inflight;
     int shutting_down;
     struct event *shutdown_timer;
@@ -498,14 +504,17 @@ static void s_publish(mg_broker_t *broker, const s_batch_t *batch, const s_item_
 
 static void s_check_flow(mg_broker_t *broker) {
     mg_metrics_set(broker->metrics.inflight, broker->inflight);
+    mg_metrics_set(broker->metrics.inflight_bytes, broker->inflight_bytes);
     if (broker->shutting_down) {
         if (broker->inflight == 0) event_base_loopexit(broker->base, NULL);
         return;
     }
-    if (broker->paused_for_inflight && broker->inflight < S_MAX_INFLIGHT / 2) {
+    if (broker->paused_for_inflight && broker->inflight < S_MAX_INFLIGHT / 2 &&
+        broker->inflight_bytes < S_INFLIGHT_BYTES / 2) {
         broker->paused_for_inflight = 0;
         mg_zsock_pause(broker->ingest, 0);
-    } else if (!broker->paused_for_inflight && broker->inflight >= S_MAX_INFLIGHT) {
+    } else if (!broker->paused_for_inflight &&
+               (broker->inflight >= S_MAX_INFLIGHT || broker->inflight_bytes >= S_INFLIGHT_BYTES)) {
         broker->paused_for_inflight = 1;
         mg_zsock_pause(broker->ingest, 1);
     }
@@ -527,6 +536,7 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
     mg_broker_t *broker = batch->broker;
     (void)journal;
     broker->inflight--;
+    broker->inflight_bytes -= batch->used;
     if (!results || count != batch->count) {
         s_answer_unavailable(broker, batch);
     } else {
@@ -642,9 +652,10 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     }
     if (frame_count != 2 && frame_count != 3) {
         s_peek_event_id(data, len, event_id);
-        snprintf(reason, sizeof(reason),
-                 "expected one frame (the serialized Envelope), or a relay header and the Envelope; got %zu",
-                 frame_count - 1);
+        snprintf(
+            reason, sizeof(reason),
+            "expected one frame (the serialized Envelope), or a relay header and the Envelope; got %zu%s",
+            frame_count - 1, frame_count == MG_ZSOCK_MAX_FRAMES ? " or more" : "");
         s_reject(broker, &origin, event_id, reason, "", data, len, now);
         return;
     }
@@ -749,6 +760,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     if (member) member->contact = contact; /* given back, so that it is freed with the envelope */
     free(repacked);
     mg_envelope_free(env);
+    if (batch->used >= S_BATCH_BYTES) mg_zsock_end_batch(broker->ingest);
 }
 
 static void s_on_batch(mg_zsock_t *zsock, void *arg) {
@@ -781,6 +793,7 @@ static void s_on_batch(mg_zsock_t *zsock, void *arg) {
     }
     mg_metrics_inc(broker->metrics.batches);
     broker->inflight++;
+    broker->inflight_bytes += batch->used;
     s_check_flow(broker);
 }
 
@@ -921,6 +934,10 @@ static void s_metrics_register(s_metrics_t *m) {
         mg_metrics_gauge("maillage_broker_journal_up", "1 when the journal (Redis) is available.");
     m->inflight =
         mg_metrics_gauge("maillage_broker_inflight_batches", "Batches sent to Redis, not yet confirmed.");
+    m->inflight_bytes =
+        mg_metrics_gauge("maillage_broker_inflight_bytes",
+                         "Bytes of the batches sent to Redis, not yet confirmed (reading pauses "
+                         "at 16 MiB).");
     m->trimmed = mg_metrics_counter("maillage_broker_journal_trimmed_total",
                                     "Journal entries deleted by the retention.");
     m->trimmed_forced =

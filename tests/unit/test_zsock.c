@@ -162,16 +162,51 @@ static void paused_socket_delivers_after_resume(void **state) {
     event_free(timer);
 }
 
-static void too_many_frames_are_dropped_and_the_next_message_delivered(void **state) {
+/* A message of 21 frames (bytes 0..20) comes as frames 0..14 and 20, then
+ * the next message as usual. */
+static void s_on_long_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t count, void *arg) {
+    s_fixture_t *f = arg;
+    if (f->received == 0) {
+        assert_int_equal(count, MG_ZSOCK_MAX_FRAMES);
+        for (size_t i = 0; i < count; i++) {
+            assert_int_equal(zmq_msg_size(&frames[i]), 1);
+            unsigned char want = i + 1 < count ? (unsigned char)i : 20;
+            assert_int_equal(*(unsigned char *)zmq_msg_data(&frames[i]), want);
+        }
+        f->received++;
+        return;
+    }
+    s_on_message(zsock, frames, count, arg);
+}
+
+static void too_many_frames_come_as_the_first_and_the_last_and_the_next_message_follows(void **state) {
     s_fixture_t *f = *state;
-    for (int i = 0; i < 20; i++)
-        zmq_send(f->peer, "x", 1, ZMQ_SNDMORE);
-    zmq_send(f->peer, "x", 1, 0);
-    s_peer_send(f, 0);
-    f->zsock = mg_zsock_new(f->base, f->watched, 8, s_on_message, s_on_batch, f);
-    s_run(f, 1);
-    assert_int_equal(f->received, 1);
+    for (unsigned char i = 0; i <= 20; i++)
+        zmq_send(f->peer, &i, 1, i < 20 ? ZMQ_SNDMORE : 0);
+    s_peer_send(f, 1);
+    f->zsock = mg_zsock_new(f->base, f->watched, 8, s_on_long_message, s_on_batch, f);
+    s_run(f, 2);
+    assert_int_equal(f->received, 2);
     assert_true(f->order_ok);
+}
+
+/* Ends the batch after every third message. */
+static void s_on_message_ending_batches(mg_zsock_t *zsock, zmq_msg_t *frames, size_t count, void *arg) {
+    s_fixture_t *f = arg;
+    s_on_message(zsock, frames, count, arg);
+    if (f->received % 3 == 0) mg_zsock_end_batch(zsock);
+}
+
+static void a_batch_ends_when_asked(void **state) {
+    s_fixture_t *f = *state;
+    for (unsigned i = 0; i < 30; i++)
+        s_peer_send(f, i);
+    f->zsock = mg_zsock_new(f->base, f->watched, 16, s_on_message_ending_batches, s_on_batch, f);
+    s_run(f, 30);
+    assert_int_equal(f->received, 30);
+    assert_true(f->order_ok);
+    assert_int_equal(f->largest_batch, 3);
+    assert_int_equal(f->batches, 10);
 }
 
 int main(void) {
@@ -179,8 +214,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(queued_beyond_batch_max_are_all_delivered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(delivery_continues_after_a_send, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(paused_socket_delivers_after_resume, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(too_many_frames_are_dropped_and_the_next_message_delivered, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(
+            too_many_frames_come_as_the_first_and_the_last_and_the_next_message_follows, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(a_batch_ends_when_asked, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

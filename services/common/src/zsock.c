@@ -18,9 +18,7 @@
 #include "maillage/log.h"
 #include "maillage/mem.h"
 
-/* Largest multipart message we deliver; longer ones are dropped (nobody in
- * our protocols sends more than a handful of frames). */
-#define S_MAX_FRAMES 16
+#define S_MAX_FRAMES MG_ZSOCK_MAX_FRAMES
 
 struct mg_zsock {
     struct event_base *base;
@@ -32,7 +30,8 @@ struct mg_zsock {
     void *arg;
     int paused;
     int draining;               /* inside s_drain: a send must not re-arm recursively */
-    unsigned long long dropped; /* messages with too many frames */
+    int end_batch;              /* mg_zsock_end_batch(): flush after this message */
+    unsigned long long truncated; /* messages with too many frames */
 };
 
 /* 1 if the socket has a message waiting, 0 if not, -1 on error. */
@@ -56,8 +55,8 @@ static int s_read_one(mg_zsock_t *zsock) {
     for (;;) {
         zmq_msg_t *frame = &frames[count < S_MAX_FRAMES ? count : S_MAX_FRAMES - 1];
         if (count >= S_MAX_FRAMES) {
-            /* Keep reading the rest of the message into the last slot,
-             * discarding it, so the next message starts clean. */
+            /* Keep reading the rest of the message into the last slot, so
+             * that it ends holding the last frame. */
             zmq_msg_close(frame);
             too_many = 1;
         }
@@ -83,12 +82,11 @@ static int s_read_one(mg_zsock_t *zsock) {
         if (!more) break;
     }
     if (too_many) {
-        for (size_t i = 0; i < S_MAX_FRAMES; i++)
-            zmq_msg_close(&frames[i]);
-        zsock->dropped++;
-        mg_warn("zsock: dropped a message of more than %d frames (%llu so far)", S_MAX_FRAMES,
-                zsock->dropped);
-        return 1;
+        count = S_MAX_FRAMES;
+        zsock->truncated++;
+        mg_warn(
+            "zsock: a message of more than %d frames delivered as its first %d and its last (%llu so far)",
+            S_MAX_FRAMES, S_MAX_FRAMES - 1, zsock->truncated);
     }
     if (zsock->on_message) zsock->on_message(zsock, frames, count, zsock->arg);
     for (size_t i = 0; i < count; i++)
@@ -102,8 +100,9 @@ static void s_drain(mg_zsock_t *zsock) {
     int again = 0;
     zsock->draining = 1;
     while (!zsock->paused) {
-        if (read >= zsock->batch_max) {
+        if (read >= zsock->batch_max || zsock->end_batch) {
             /* The cap is reached: let other events run, come back soon. */
+            zsock->end_batch = 0;
             again = s_readable(zsock) == 1;
             break;
         }
@@ -197,6 +196,10 @@ int mg_zsock_send(mg_zsock_t *zsock, const void *const *data, const size_t *len,
         event_active(zsock->event, EV_READ, 0);
     errno = saved;
     return rc;
+}
+
+void mg_zsock_end_batch(mg_zsock_t *zsock) {
+    if (zsock->draining) zsock->end_batch = 1;
 }
 
 void mg_zsock_pause(mg_zsock_t *zsock, int paused) {

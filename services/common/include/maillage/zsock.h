@@ -16,6 +16,11 @@
 
 typedef struct mg_zsock mg_zsock_t;
 
+/* Most frames of a message handed to on_message: a message of more frames
+ * comes as its first MG_ZSOCK_MAX_FRAMES - 1 and its last one (so that it
+ * can still be answered), frame_count = MG_ZSOCK_MAX_FRAMES. */
+#define MG_ZSOCK_MAX_FRAMES 16
+
 /* Called once per received multipart message. `frames` are borrowed until the
  * callback returns (the callback may zmq_msg_move() one out to keep it). */
 typedef void (*mg_zsock_message_fn)(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg);
@@ -26,7 +31,7 @@ typedef void (*mg_zsock_batch_fn)(mg_zsock_t *zsock, void *arg);
 
 /* Watch `socket` (borrowed: the caller keeps ownership and closes it after
  * destroying the zsock) in `base`. `on_message` may be NULL for send-only
- * sockets. Messages with more than 16 frames are dropped and counted.
+ * sockets.
  * Returns NULL on error (errno set). Caller owns the result. */
 mg_zsock_t *mg_zsock_new(struct event_base *base, void *socket, size_t batch_max,
                          mg_zsock_message_fn on_message, mg_zsock_batch_fn on_batch, void *arg);
@@ -41,6 +46,11 @@ void *mg_zsock_socket(const mg_zsock_t *zsock);
  * re-check the socket's events. Returns 0 on success, -1 with errno set
  * (EAGAIN: high-water mark reached, EHOSTUNREACH: unknown ROUTER peer). */
 int mg_zsock_send(mg_zsock_t *zsock, const void *const *data, const size_t *len, size_t frame_count);
+
+/* From on_message: end the batch after this message (on_batch runs, then
+ * reading goes on at the loop's next turn), e.g. when the batch holds
+ * enough bytes. No effect outside on_message. */
+void mg_zsock_end_batch(mg_zsock_t *zsock);
 
 /* Stop (paused = 1) or resume (0) reading; used for back-pressure, for
  * instance while the journal is unavailable. */
