@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const known[] = {"staff_name", "why", "link", "title", "empty", "none", NULL};
     size_t nvars = sizeof vars / sizeof vars[0];
 
-    for (int html = 0; html < 2; html++) {
-        char *out = mg_template_render(text, vars, nvars, html);
+    for (int escape = MG_TEMPLATE_ESCAPE_NONE; escape <= MG_TEMPLATE_ESCAPE_CHAT; escape++) {
+        char *out = mg_template_render(text, vars, nvars, (mg_template_escape_t)escape);
         if (!strstr(text, "{{") && strcmp(out, text) != 0) abort();
         if (s_lines(out) > s_lines(text)) abort();
         free(out);
@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (!part) continue;
             size_t len = strlen(part);
             if (len && part[len - 1] == '\n') abort();
-            char *out = mg_template_render(part, vars, nvars, i == MG_TEMPLATE_HTML);
+            char *out = mg_template_render(
+                part, vars, nvars, i == MG_TEMPLATE_HTML ? MG_TEMPLATE_ESCAPE_HTML : MG_TEMPLATE_ESCAPE_CHAT);
             free(out);
         }
         mg_template_file_clear(&file);

@@ -643,10 +643,16 @@ static void s_on_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_finish(job, NULL);
 }
 
+/* A part rendered: its values HTML-escaped in an HTML part, else escaped
+ * for a chat's Markdown when `chat` (a webhook), else as they are. */
 static char *s_render(mg_notifier_t *n, s_kind_t kind, mg_template_part_t part, const mg_template_var_t *vars,
-                      size_t nv) {
+                      size_t nv, int chat) {
     const char *tpl = n->templates[kind].part[part];
-    return mg_template_render(tpl ? tpl : "", vars, nv, part == MG_TEMPLATE_HTML || part == MG_TEMPLATE_ITEM_HTML);
+    mg_template_escape_t escape = part == MG_TEMPLATE_HTML || part == MG_TEMPLATE_ITEM_HTML
+                                      ? MG_TEMPLATE_ESCAPE_HTML
+                                  : chat ? MG_TEMPLATE_ESCAPE_CHAT
+                                         : MG_TEMPLATE_ESCAPE_NONE;
+    return mg_template_render(tpl ? tpl : "", vars, nv, escape);
 }
 
 /* A rendered part, or NULL when empty: a template without [html] renders
@@ -741,8 +747,8 @@ static void s_route_and_create(s_job_t *job) {
         vars[nv++] = (mg_template_var_t){"why", why};
         vars[nv++] = (mg_template_var_t){"link", it->link};
         for (size_t i = 0; i < it->n_vars; i++) vars[nv++] = (mg_template_var_t){it->vars[i].name, it->vars[i].value};
-        char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv);
-        char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv);
+        char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 0);
+        char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 0);
         if (s->inbox || (!s->email_on && !s->webhook_on)) {
             const char *pairs[] = {"title", subject, "text", text, "staff_name", s->name};
             s_add_notification(job, &body, s->id, S_CH_INBOX, "inbox", now, pairs, 6);
@@ -750,7 +756,7 @@ static void s_route_and_create(s_job_t *job) {
         const char *route = s->digest ? "digest" : "queue";
         int64_t due = s->digest ? 0 : s_due(s, now);
         if (s->email_on) {
-            char *html = s_render(n, it->kind, MG_TEMPLATE_HTML, vars, nv);
+            char *html = s_render(n, it->kind, MG_TEMPLATE_HTML, vars, nv, 0);
             const char *pairs[] = {"title", subject, "to", s->email, "text", text, "html", html, "staff_name", s->name};
             s_add_notification(job, &body, s->id, S_CH_EMAIL, route, due, pairs, 10);
             free(html);
@@ -758,10 +764,14 @@ static void s_route_and_create(s_job_t *job) {
         if (s->webhook_on) {
             char key[400];
             snprintf(key, sizeof(key), "%s|%s|webhook", it->id, s->id);
-            char *json = s_webhook_json(subject, text, key);
+            char *chat_subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 1);
+            char *chat_text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 1);
+            char *json = s_webhook_json(chat_subject, chat_text, key);
             const char *pairs[] = {"title", subject, "url", s->webhook, "json", json, "staff_name", s->name};
             s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 8);
             free(json);
+            free(chat_subject);
+            free(chat_text);
         }
         free(subject);
         free(text);
@@ -1417,8 +1427,8 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
 }
 
 /* The digest's text and HTML from its items (title, summary, score, link). */
-static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redisReply *items, char **subject,
-                            char **text, char **html) {
+static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redisReply *items, int chat,
+                            char **subject, char **text, char **html) {
     char *it_text = NULL, *it_html = NULL;
     size_t tl = 0, tc = 0, hl = 0, hc = 0;
     size_t count = 0;
@@ -1433,8 +1443,8 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
                                  {"item_score", score},
                                  {"item_score_note", note},
                                  {"item_link", s_rstr(items->element[i + 3])}};
-        char *t = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 5);
-        char *h = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 5);
+        char *t = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 5, chat);
+        char *h = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 5, chat);
         size_t need_t = tl + strlen(t) + 2, need_h = hl + strlen(h) + 2;
         if (need_t > tc) it_text = mg_realloc(it_text, tc = need_t * 2);
         if (need_h > hc) it_html = mg_realloc(it_html, hc = need_h * 2);
@@ -1456,9 +1466,9 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
                              {"date", s_get_reply(rec, "date")},
                              {"items_text", it_text ? it_text : ""},
                              {"items_html", it_html ? it_html : ""}};
-    *subject = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 8);
-    *text = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 8);
-    *html = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_HTML, v, 8);
+    *subject = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 8, chat);
+    *text = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 8, chat);
+    *html = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_HTML, v, 8, chat);
     free(it_text);
     free(it_html);
 }
@@ -1485,7 +1495,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     int digest = kind && strcmp(kind, "digest") == 0;
     send->quiet = s_keeps_quiet_hours(kind, s_get_reply(rec, "item"));
     char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
-    if (digest) s_render_digest(n, rec, items, &subject, &text, &html);
+    if (digest) s_render_digest(n, rec, items, send->channel == S_CH_WEBHOOK, &subject, &text, &html);
     int rc;
     n->in_flight++;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);

@@ -407,6 +407,31 @@ class NotifierTest(unittest.TestCase):
                     if st.redis.call("HGET", k, "channel") == b"webhook"]
         self.assertEqual(len(webhooks), 100)
 
+    def test_a_hostile_title_cannot_mention_a_whole_chat_channel_nor_disguise_a_link(self):
+        # Titles come from networks; the webhook's text is Markdown read by
+        # Mattermost or Slack. The template's own Markdown (its heading, its
+        # link to the staff page) stays; the values cannot ping everyone or
+        # hide a link. The e-mail and the inbox keep the title as written.
+        hook = self.ws.own(WebhookReceiver())
+        smtp = self.ws.own(SmtpReceiver())
+        st = Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox,webhook,email",
+                                        "webhook": hook.url, "email": "claire@cress.example"}},
+                   smtp_url=smtp.url)
+        st.start()
+        title = "Local @channel <!channel> [valider ici](https://evil.example/login) *urgent*"
+        st.emit([need("n1", "s-caen", title=title), offer("o1", "s-rouen", ROUEN)])
+        st.emit([match("m-1", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: hook.delivered(), 15, what="the webhook")
+        text = hook.delivered()[0]["text"]
+        for hostile in ("@channel", "<!channel>", "ici](https://evil.example", " [valider", " *urgent*"):
+            self.assertNotIn(hostile, text)
+        self.assertIn("Local @\u200bchannel &lt;!channel&gt; \\[valider ici\\](https://evil.example/login)", text)
+        self.assertTrue(text.startswith("#### "), text)
+        self.assertIn("https://maillage.example.org/#match/m-1", text)
+        h.wait_until(lambda: smtp.parsed(), 15, what="the e-mail")
+        self.assertIn(title, smtp.parsed()[0][1].get_body(("plain",)).get_content())
+        self.assertIn(title, [e["text"] for e in st.inbox("claire")][0])
+
     def test_webhook_failures_end_in_exactly_one_delivery(self):
         flaky = self.ws.own(WebhookReceiver(plan=["500", "500"]))
         slow = self.ws.own(WebhookReceiver(plan=["slow"], slow_s=2.5))

@@ -58,11 +58,41 @@ static void lines_of_empty_values_are_dropped(void **state) {
 static void html_parts_escape_values_but_not_raw_ones(void **state) {
     (void)state;
     mg_template_var_t vars[] = {{"t", "<b>\"Café\" & 'thé'</b>"}, {"list", "<li>un</li>"}};
-    char *s = mg_template_render("<p>{{t}}</p><ul>{{{list}}}</ul>", vars, 2, 1);
+    char *s = mg_template_render("<p>{{t}}</p><ul>{{{list}}}</ul>", vars, 2, MG_TEMPLATE_ESCAPE_HTML);
     assert_string_equal(s, "<p>&lt;b&gt;&quot;Café&quot; &amp; &#39;thé&#39;&lt;/b&gt;</p><ul><li>un</li></ul>");
     free(s);
-    s = mg_template_render("{{t}}", vars, 2, 0);
+    s = mg_template_render("{{t}}", vars, 2, MG_TEMPLATE_ESCAPE_NONE);
     assert_string_equal(s, "<b>\"Café\" & 'thé'</b>");
+    free(s);
+}
+
+static void chat_parts_neutralise_markdown_mentions_and_links_of_values(void **state) {
+    (void)state;
+    const char *cases[][2] = {
+        {"Local @channel <!channel> [valider ici](https://evil.example/login)",
+         "Local @\xe2\x80\x8b"
+         "channel &lt;!channel&gt; \\[valider ici\\](https://evil.example/login)"},
+        {"@all, *gras* _x_ `code` ~barré~ # titre | a\\b & c",
+         "@\xe2\x80\x8b"
+         "all, \\*gras\\* \\_x\\_ \\`code\\` \\~barré\\~ \\# titre \\| a\\\\b &amp; c"},
+        {"contact@asso-caen.example (écrire à @here)", "contact@asso-caen.example (écrire à @\xe2\x80\x8b"
+                                                       "here)"},
+        {"https://maillage.example/#match/m_1~x", "https://maillage.example/#match/m_1~x"},
+        {"https://evil.example/[x](y)", "https://evil.example/\\[x\\](y)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mg_template_var_t vars[] = {{"v", cases[i][0]}};
+        char *s = mg_template_render("**{{v}}**", vars, 1, MG_TEMPLATE_ESCAPE_CHAT);
+        char want[256];
+        snprintf(want, sizeof want, "**%s**", cases[i][1]);
+        assert_string_equal(s, want); /* the template's own Markdown stays */
+        free(s);
+    }
+    /* A mention right after the template's text is a mention too. */
+    mg_template_var_t at[] = {{"v", "@channel"}};
+    char *s = mg_template_render("Titre :{{v}}", at, 1, MG_TEMPLATE_ESCAPE_CHAT);
+    assert_string_equal(s, "Titre :@\xe2\x80\x8b"
+                           "channel");
     free(s);
 }
 
@@ -136,6 +166,7 @@ int main(void) {
         cmocka_unit_test(what_is_not_a_placeholder_stays),
         cmocka_unit_test(lines_of_empty_values_are_dropped),
         cmocka_unit_test(html_parts_escape_values_but_not_raw_ones),
+        cmocka_unit_test(chat_parts_neutralise_markdown_mentions_and_links_of_values),
         cmocka_unit_test(check_reports_the_first_unknown_name),
         cmocka_unit_test(files_have_parts),
         cmocka_unit_test(bad_files_are_refused_with_a_line),

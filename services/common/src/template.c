@@ -47,6 +47,61 @@ void mg_template_escape_html(char **buf, size_t *len, size_t *cap, const char *s
     }
 }
 
+/* A value that is one URL (a link to the staff page): the chat makes it a
+ * link by itself, and a backslash would land inside it. */
+static int s_is_url(const char *s) {
+    return (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) && !strpbrk(s, " \t\r\n");
+}
+
+void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s) {
+    const char *run = s;
+    int url = s_is_url(s);
+    for (const char *p = s;; p++) {
+        const char *rep = NULL;
+        char esc[3] = {'\\', *p, '\0'};
+        switch (*p) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '[':
+        case ']':
+            rep = esc;
+            break;
+        case '\\':
+        case '`':
+        case '*':
+        case '_':
+        case '~':
+        case '#':
+        case '|':
+            rep = url ? NULL : esc;
+            break;
+        case '@': {
+            if (url) break;
+            /* A mention starts a word; "camille@asso.example" is no mention. */
+            char before = p > s ? p[-1] : *len ? (*buf)[*len - 1] : ' ';
+            int word = (before >= 'a' && before <= 'z') || (before >= 'A' && before <= 'Z') ||
+                       (before >= '0' && before <= '9') || before == '.' || before == '-' || before == '+';
+            if (!word) rep = "@\xe2\x80\x8b"; /* U+200B ZERO WIDTH SPACE */
+            break;
+        }
+        default:
+            break;
+        }
+        if (!rep && *p) continue;
+        s_append(buf, len, cap, run, (size_t)(p - run));
+        if (!*p) break;
+        s_append(buf, len, cap, rep, strlen(rep));
+        run = p + 1;
+    }
+}
+
 static int s_name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -80,7 +135,8 @@ static const char *s_lookup(const mg_template_var_t *vars, size_t n, const char 
     return "";
 }
 
-char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t n, int html) {
+char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t n,
+                         mg_template_escape_t escape) {
     char *buf = NULL;
     size_t len = 0, cap = 0;
     s_append(&buf, &len, &cap, "", 0);
@@ -117,7 +173,10 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
         const char *value = s_lookup(vars, n, name, name_len, &found);
         holes = 1;
         filled |= *value != '\0';
-        if (html && !raw) mg_template_escape_html(&buf, &len, &cap, value);
+        if (escape == MG_TEMPLATE_ESCAPE_HTML && !raw)
+            mg_template_escape_html(&buf, &len, &cap, value);
+        else if (escape == MG_TEMPLATE_ESCAPE_CHAT && !raw)
+            mg_template_escape_chat(&buf, &len, &cap, value);
         else s_append(&buf, &len, &cap, value, strlen(value));
         p += whole - 1;
         run = p + 1;

@@ -2,8 +2,8 @@
  * substitution engine and the file format staff edit.
  *
  * Syntax of a template text: "{{name}}" is replaced by the value of `name`
- * (HTML-escaped when rendering an HTML part: & < > " '), "{{{name}}}" by
- * the value as is (for HTML already built, such as the list of a digest's
+ * (escaped for the part rendered: see mg_template_escape_t), "{{{name}}}" by
+ * the value as is (for a part already built, such as the list of a digest's
  * items). Names are [a-z0-9_]{1,64}; anything else between braces is kept
  * as written. A line made only of placeholders (and blanks) that all
  * render as nothing is dropped with its newline, so that an optional value
@@ -36,10 +36,25 @@ typedef struct {
     const char *value; /* NULL renders as "" */
 } mg_template_var_t;
 
-/* Render `tpl` with the `n` variables of `vars` (the first of a name wins);
- * `html` non-zero escapes the values of {{name}}. Caller owns the result
+/* How the values of {{name}} are written: values come from networks, the
+ * template's own text is the staff's. */
+typedef enum {
+    MG_TEMPLATE_ESCAPE_NONE, /* plain text (an e-mail's text part, the inbox) */
+    MG_TEMPLATE_ESCAPE_HTML, /* & < > " ' as entities */
+    /* Markdown of a chat (Mattermost, Slack): & < > as entities (Slack's
+     * <!channel>, <url|text>), \ ` * _ ~ [ ] # | backslash-escaped (no
+     * disguised link [text](url), no formatting), and an @ that starts a
+     * word followed by a zero-width space (no @channel, @all or @user
+     * mention); an e-mail address stays as it is, and a value that is one
+     * http(s) URL keeps its \ ` * _ ~ # |. */
+    MG_TEMPLATE_ESCAPE_CHAT,
+} mg_template_escape_t;
+
+/* Render `tpl` with the `n` variables of `vars` (the first of a name wins),
+ * the values of {{name}} escaped as `escape` says. Caller owns the result
  * (free()); never NULL. */
-char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t n, int html);
+char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t n,
+                         mg_template_escape_t escape);
 
 /* Check that every {{name}} / {{{name}}} of `tpl` is in `known` (a
  * NULL-terminated list). Returns 0, or -1 with the first unknown name in
@@ -48,6 +63,9 @@ int mg_template_check(const char *tpl, const char *const *known, char *bad, size
 
 /* Append `s` to `*buf` (of length *len, capacity *cap) HTML-escaped. */
 void mg_template_escape_html(char **buf, size_t *len, size_t *cap, const char *s);
+
+/* Append `s` to `*buf` escaped for a chat (MG_TEMPLATE_ESCAPE_CHAT). */
+void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s);
 
 /* The parts of a template file, each NULL when the file does not have it. */
 typedef enum {
