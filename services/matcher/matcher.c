@@ -141,7 +141,7 @@ struct mg_matcher {
 static long long s_today(void) {
     char today[11];
     mg_clock_paris_date(mg_clock_service_now_ms(), today);
-    return mg_matcher_day_number(today);
+    return mg_clock_day_number(today);
 }
 
 /* ---- pure helpers ------------------------------------------------------------ */
@@ -151,19 +151,6 @@ void mg_matcher_match_id(const char *need_id, const char *offer_id, char out[MG_
     out[0] = 'm';
     out[1] = '-';
     mg_hash_hex(parts, 2, out + 2);
-}
-
-long long mg_matcher_day_number(const char *date) {
-    int y, mo, d;
-    if (!date || strlen(date) != 10 || sscanf(date, "%4d-%2d-%2d", &y, &mo, &d) != 3) return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31) return -1;
-    /* days_from_civil (H. Hinnant) */
-    y -= mo <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153u * (unsigned)(mo + (mo > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long long)doe - 719468;
 }
 
 unsigned mg_matcher_partition(const char *need_id, unsigned instances) {
@@ -1317,7 +1304,7 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
  * bytes, and folded again when read as a candidate, for the few items
  * published ahead of their day. */
 static int s_keeps_item(const char *valid_from, int force) {
-    return !force && valid_from && *valid_from && mg_matcher_day_number(valid_from) > s_today();
+    return !force && valid_from && *valid_from && mg_clock_day_number(valid_from) > s_today();
 }
 
 /* The communes nearest `c` (m->nearby, computed on first use). */
@@ -1375,7 +1362,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_str(a, c ? c->epci : "");
     mg_args_double(a, c ? c->longitude : 0.0);
     mg_args_double(a, c ? c->latitude : 0.0);
-    mg_args_int(a, mg_matcher_day_number(valid_until));
+    mg_args_int(a, mg_clock_day_number(valid_until));
     mg_args_bytes(a, pb, pb_len);
     mg_args_int(a, s_received_ms(job->env));
     mg_args_str(a, terr);
@@ -1387,7 +1374,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, now - m->collective_window_ms);
     mg_args_str(a, own_search);
     mg_args_int(a, m->collective_km);
-    mg_args_int(a, mg_matcher_day_number(valid_from));
+    mg_args_int(a, mg_clock_day_number(valid_from));
     mg_args_int(a, s_today());
     mg_args_str(a, force ? "1" : "0");
     char spec[S_SPEC_MAX];
@@ -1597,7 +1584,7 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
     mg_args_t a;
     mg_args_init(&a);
     mg_args_str(&a, "expired");
-    mg_args_int(&a, mg_matcher_day_number(today) - 1);
+    mg_args_int(&a, mg_clock_day_number(today) - 1);
     mg_args_int(&a, S_EXPIRED_BATCH);
     s_job_t *job = s_job_new(m, NULL, NULL);
     m->expiry_running = 1;

@@ -48,9 +48,6 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p);
  * in hex, so any two ids of up to 64 characters fit in an event id. */
 void mg_matcher_match_id(const char *need_id, const char *offer_id, char out[MG_MATCH_ID_LEN + 1]);
 
-/* Days since 1970-01-01 of a "YYYY-MM-DD" date, or -1 if empty or malformed. */
-long long mg_matcher_day_number(const char *date);
-
 /* The partition of a need among `instances` (0 when instances <= 1). */
 unsigned mg_matcher_partition(const char *need_id, unsigned instances);
 

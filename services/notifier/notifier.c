@@ -926,6 +926,11 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_call_begin(&a, "need");
         mg_args_str(&a, need->need_id);
         mg_args_int(&a, env->received_at_ms ? env->received_at_ms : mg_clock_service_now_ms());
+        /* A need valid from a later day waits for an answer from that day
+         * (the matcher matches it from then). */
+        int64_t from =
+            need->valid_from && *need->valid_from ? mg_clock_paris_day_start_ms(need->valid_from) : 0;
+        mg_args_int(&a, from > 0 ? from : 0);
         const char *pairs[] = {"title", need->title, "sid", need->structure_id, "cat", need->category,
                                "commune", need->commune, "dep", s_commune_department(n, need->commune),
                                "source", env->source};

@@ -5,6 +5,7 @@
 
 #include "maillage/staff.h"
 
+/* clang-format off */
 const char mg_notifier_script[] =
     "local op = ARGV[1]\n"
     "local function nkey(nid) return 'mg:notif:' .. nid end\n"
@@ -155,18 +156,23 @@ const char mg_notifier_script[] =
     "  redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "  return 1\n"
     "end\n"
-    /* need: id, first_at, then field/value pairs. A need seen for the first
-     * time is watched for an answer; one already answered, closed or notified
-     * stays so (a replay cannot bring it back). */
+    /* need: id, first_at, valid_from (start of its day in ms, 0 for none),
+     * then field/value pairs. A need seen for the first time is watched for
+     * an answer from the later of the two (an update moves that while it is
+     * watched); one already answered, closed or notified stays so (a replay
+     * cannot bring it back). */
     "if op == 'need' then\n"
     "  local key = 'mg:notifier:need:' .. ARGV[2]\n"
     "  local state = redis.call('HGET', key, 'state')\n"
     "  local h = {}\n"
-    "  for j = 4, #ARGV, 2 do h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1] end\n"
+    "  for j = 5, #ARGV, 2 do h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1] end\n"
     "  if #h > 0 then redis.call('HSET', key, unpack(h)) end\n"
     "  if not state then\n"
     "    redis.call('HSET', key, 'state', 'open', 'first_at', ARGV[3])\n"
-    "    redis.call('ZADD', 'mg:notifier:needs', ARGV[3], ARGV[2])\n"
+    "    redis.call('ZADD', 'mg:notifier:needs', math.max(tonumber(ARGV[3]), tonumber(ARGV[4])), ARGV[2])\n"
+    "  elseif state == 'open' then\n"
+    "    local first = tonumber(redis.call('HGET', key, 'first_at')) or tonumber(ARGV[3])\n"
+    "    redis.call('ZADD', 'mg:notifier:needs', 'XX', math.max(first, tonumber(ARGV[4])), ARGV[2])\n"
     "  end\n"
     "  return 1\n"
     "end\n"
@@ -257,3 +263,4 @@ const char mg_notifier_script[] =
     "  return {written, kept, dropped}\n"
     "end\n"
     "return redis.error_reply('unknown operation ' .. tostring(op))\n";
+/* clang-format on */

@@ -766,6 +766,38 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([e["item"] for e in got], ["unanswered:n-alone"])
         self.assertIn("Besoin sans réponse depuis 14 jours : Local pour une épicerie", got[0]["title"])
 
+    def test_a_need_valid_from_a_later_day_waits_for_an_answer_from_that_day(self):
+        # The matcher matches a need from its valid_from day only: one
+        # reported now for next season cannot be "sans réponse depuis 14
+        # jours" before it even starts. An update moving that day moves the
+        # watch too.
+        def later(days):
+            return time.strftime("%Y-%m-%d", time.localtime(time.time() + days * 86400))
+
+        st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=14)
+        st.start()
+        season = need("n-later", "s-caen", title="Local pour la saison prochaine")
+        season.need_reported.need.valid_from = later(45)
+        moved = need("n-moved", "s-caen", title="Local pour le printemps")
+        moved.need_reported.need.valid_from = later(5)
+        st.emit([member("s-caen", CAEN, "Épicerie solidaire de Caen"), need("n-now", "s-caen", title="Local"),
+                 season, moved])
+        update = _env("need.updated")
+        update.need_updated.need.CopyFrom(moved.need_reported.need)
+        update.need_updated.need.valid_from = later(30)
+        st.emit([update])
+        st.settle()
+
+        def notified():
+            return sorted(e["item"] for e in st.inbox("claire") if e["kind"] == "unanswered_need")
+
+        st.set_clock(22 * 86400 * 1000)
+        h.wait_until(lambda: notified(), 5, what="the need valid now")
+        time.sleep(1.5)
+        self.assertEqual(notified(), ["unanswered:n-now"])
+        st.set_clock(61 * 86400 * 1000)
+        h.wait_until(lambda: len(notified()) == 3, 5, what="the two others, 14 days after their start")
+
     def _burst_exactly_once(self, fault, send_timeout_ms=500):
         hook = self.ws.own(WebhookReceiver())
         st = Stack(self.ws, {"a": {"name": "A", "channels": "inbox,webhook", "webhook": hook.url},

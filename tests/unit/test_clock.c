@@ -147,6 +147,29 @@ static void paris_date_agrees_with_tzdata(void **state) {
     }
 }
 
+static void day_numbers_and_the_start_of_a_paris_day(void **state) {
+    (void)state;
+    assert_int_equal(mg_clock_day_number("1970-01-01"), 0);
+    assert_int_equal(mg_clock_day_number("2026-11-27"), 20784);
+    assert_int_equal(mg_clock_day_number("2024-02-29") + 1, mg_clock_day_number("2024-03-01"));
+    const char *bad[] = {"", "2026-13-01", "2026-11-27T", "27/11/2026", "2026-00-10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mg_clock_day_number(bad[i]), -1);
+        assert_int_equal(mg_clock_paris_day_start_ms(bad[i]), -1);
+    }
+    /* Winter: 23:00 UTC the day before; summer: 22:00 UTC; and the days the
+     * clocks change (at 01:00 UTC, after Paris's midnight). */
+    assert_int_equal(mg_clock_paris_day_start_ms("2026-11-27"), 1795734000000LL);
+    assert_int_equal(mg_clock_paris_day_start_ms("2026-07-14"), 1783980000000LL);
+    assert_int_equal(mg_clock_paris_day_start_ms("2026-03-29"), 1774738800000LL);
+    assert_int_equal(mg_clock_paris_day_start_ms("2026-10-25"), 1792879200000LL);
+    char date[11];
+    mg_clock_paris_date(mg_clock_paris_day_start_ms("2026-10-25"), date);
+    assert_string_equal(date, "2026-10-25");
+    mg_clock_paris_date(mg_clock_paris_day_start_ms("2026-10-25") - 1, date);
+    assert_string_equal(date, "2026-10-24");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ulid_has_26_crockford_characters),
@@ -157,6 +180,7 @@ int main(void) {
         cmocka_unit_test(paris_offset_switches_at_01h00_utc),
         cmocka_unit_test(paris_date_on_both_sides_of_midnight_and_switches),
         cmocka_unit_test(paris_date_agrees_with_tzdata),
+        cmocka_unit_test(day_numbers_and_the_start_of_a_paris_day),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

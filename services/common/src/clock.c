@@ -233,3 +233,25 @@ void mg_hash_hex(const char *const *parts, size_t n, char out[33]) {
         for (int i = 0; i < 16; i++) out[k * 16 + i] = hex[(v[k] >> (60 - 4 * i)) & 0xf];
     out[32] = '\0';
 }
+
+long long mg_clock_day_number(const char *date) {
+    int y, mo, d;
+    if (!date || strlen(date) != 10 || sscanf(date, "%4d-%2d-%2d", &y, &mo, &d) != 3) return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31) return -1;
+    /* days_from_civil (H. Hinnant) */
+    y -= mo <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153u * (unsigned)(mo + (mo > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+int64_t mg_clock_paris_day_start_ms(const char *date) {
+    long long day = mg_clock_day_number(date);
+    if (day < 0) return -1;
+    int64_t utc_midnight = (int64_t)day * 86400000;
+    /* Paris's midnight is 1 or 2 hours before; the offset at UTC midnight is
+     * that of the day (summer time changes at 01:00 UTC). */
+    return utc_midnight - (int64_t)mg_clock_paris_offset_s(utc_midnight) * 1000;
+}

@@ -27,6 +27,14 @@ void mg_clock_paris_date(int64_t unix_ms, char out[11]);
  * 01:00 UTC to the last Sunday of October 01:00 UTC). */
 int mg_clock_paris_offset_s(int64_t unix_ms);
 
+/* Days from 1970-01-01 to `date` ("YYYY-MM-DD"), or -1 if it is not a date
+ * of that form. */
+long long mg_clock_day_number(const char *date);
+
+/* When `date` ("YYYY-MM-DD") begins in Europe/Paris, in Unix ms, or -1 if it
+ * is not a date of that form. */
+int64_t mg_clock_paris_day_start_ms(const char *date);
+
 /* The time a daemon acts on, in Unix ms: the wall clock, plus the offset in
  * milliseconds written in the file named by MAILLAGE_CLOCK_FILE when that
  * variable is set (re-read at most every 20 ms), so integration tests can move
