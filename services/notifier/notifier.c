@@ -234,6 +234,7 @@ struct mg_notifier {
     size_t in_flight;
     size_t recording; /* s_record() calls Redis has not answered yet */
     int digest_flush; /* members in immediate mode may have digest items waiting */
+    int digest_moves; /* a channel was turned off: its digest items may wait (s_digest_moves()) */
     /* An event delivered before the staff list was first read (the first
      * read failed): held, and with it every later one, until the list is
      * read, so that it is routed to the staff it concerns, not to the
@@ -1309,6 +1310,32 @@ static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t 
     s_call(n, &a, s_on_digest_created, n);
 }
 
+/* What waits for the digest of a channel a member turned off goes to the
+ * digest of their other channel, or is dropped when only the inbox is left
+ * (it has every item): else it would wait for good. Sent before the tick's
+ * digest calls, on the same connection, so a flush finds it moved. */
+static void s_digest_moves(mg_notifier_t *n) {
+    mg_args_t a;
+    s_call_begin(&a, "digest_move");
+    size_t moves = 0;
+    for (size_t i = 0; i < n->n_staff; i++) {
+        const s_staff_t *s = &n->staff[i];
+        for (int ch = S_CH_EMAIL; ch <= S_CH_WEBHOOK; ch++) {
+            int on = ch == S_CH_EMAIL ? s->email_on : s->webhook_on;
+            int other_on = ch == S_CH_EMAIL ? s->webhook_on : s->email_on;
+            if (on) continue;
+            mg_args_str(&a, s->id);
+            mg_args_str(&a, s_channel_names[ch]);
+            mg_args_str(&a, other_on ? s_channel_names[ch == S_CH_EMAIL ? S_CH_WEBHOOK : S_CH_EMAIL] : "");
+            moves++;
+        }
+    }
+    if (moves)
+        s_call(n, &a, NULL, NULL);
+    else
+        mg_args_clear(&a);
+}
+
 static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     mg_notifier_t *n = arg;
     (void)fd;
@@ -1322,6 +1349,10 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     mg_clock_paris_date(now, date);
     /* Members in immediate mode are looked at after the first load of the
      * staff and after one of them left digest mode: what waited goes now. */
+    if (n->digest_moves) {
+        n->digest_moves = 0;
+        s_digest_moves(n);
+    }
     int flush = n->digest_flush;
     n->digest_flush = 0;
     for (size_t i = 0; i < n->n_staff; i++) {
@@ -1645,14 +1676,17 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_staff_fill(&staff[k++], s_rstr(e->element[0]), s_get_reply, e->element[1]);
     }
     for (size_t i = 0; i < k; i++) {
-        const s_staff_t *was = staff[i].digest ? NULL : s_find_staff(n, staff[i].id);
-        if (was && was->digest) n->digest_flush = 1;
+        const s_staff_t *was = s_find_staff(n, staff[i].id);
+        if (was && was->digest && !staff[i].digest) n->digest_flush = 1;
+        if (was && ((was->email_on && !staff[i].email_on) || (was->webhook_on && !staff[i].webhook_on)))
+            n->digest_moves = 1;
     }
     s_staff_free_all(&n->staff, &n->n_staff);
     n->staff = staff;
     n->n_staff = k;
     if (!n->staff_loaded) {
         n->digest_flush = 1;
+        n->digest_moves = 1;
         n->staff_loaded = 1;
         mg_info("notifier: %zu staff member(s); default recipient %s", k, n->default_staff);
         /* The subscriber starts on its own once Redis is up (this only

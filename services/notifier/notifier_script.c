@@ -51,7 +51,9 @@ const char mg_notifier_script[] =
     "      elseif route == 'queue' then\n"
     "        redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "      else\n"
-    "        redis.call('ZADD', 'mg:digest:' .. staff .. ':' .. channel, score, nid)\n"
+    "        local pend = 'mg:digest:' .. staff .. ':' .. channel\n"
+    "        redis.call('ZADD', pend, score, nid)\n"
+    "        redis.call('PEXPIRE', pend, ttl)\n"
     "      end\n"
     "      created[#created+1] = k\n"
     "    end\n"
@@ -155,6 +157,26 @@ const char mg_notifier_script[] =
     "  redis.call('PEXPIRE', key, ttl)\n"
     "  redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "  return 1\n"
+    "end\n"
+    /* digest_move: then (staff, from, to) triples. What waits for the digest
+     * of a channel now off joins the pending set of channel `to` (its
+     * score kept), or, with `to` empty (no e-mail nor webhook left: the
+     * inbox has every item), is dropped. Returns the items moved or dropped. */
+    "if op == 'digest_move' then\n"
+    "  local total = 0\n"
+    "  for j = 2, #ARGV - 2, 3 do\n"
+    "    local from = 'mg:digest:' .. ARGV[j] .. ':' .. ARGV[j+1]\n"
+    "    local count = redis.call('ZCARD', from)\n"
+    "    if count > 0 and ARGV[j+2] ~= '' then\n"
+    "      local to = 'mg:digest:' .. ARGV[j] .. ':' .. ARGV[j+2]\n"
+    "      redis.call('ZUNIONSTORE', to, 2, to, from, 'AGGREGATE', 'MAX')\n"
+    "      local ttl = redis.call('PTTL', from)\n"
+    "      if ttl > redis.call('PTTL', to) and redis.call('PTTL', to) > 0 then redis.call('PEXPIRE', to, ttl) end\n"
+    "    end\n"
+    "    if count > 0 then redis.call('DEL', from) end\n"
+    "    total = total + count\n"
+    "  end\n"
+    "  return total\n"
     "end\n"
     /* need: id, first_at, valid_from (start of its day in ms, 0 for none),
      * then field/value pairs. A need seen for the first time is watched for

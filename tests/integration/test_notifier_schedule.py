@@ -191,6 +191,40 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertIn("au fil de l'eau", text)
 
 
+    def test_what_waited_for_a_channels_digest_goes_to_the_other_channel_when_it_is_turned_off(self):
+        # Dora, in digest mode by e-mail, moves to the webhook before her
+        # 10 h digest: what waited for the e-mail digest is in the webhook's
+        # (it waited for good in mg:digest:dora:email, without expiry). Then
+        # with the inbox only left, what waits is dropped: the inbox has it.
+        hook = self.ws.own(tn.WebhookReceiver())
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, t0 = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
+                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9)])
+        st.settle()
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 1, 10, what="the pending item")
+        self.assertGreater(st.redis.call("PTTL", "mg:digest:dora:email"), 0)  # never kept for good
+        out = st.cli("staff", "set", "dora", "channels", "inbox,webhook")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 1, 10, what="the item moved")
+        self.assertEqual(st.redis.call("EXISTS", "mg:digest:dora:email"), 0)
+        st.set_clock(off + 2 * 3600 * 1000)  # 10:30
+        h.wait_until(lambda: hook.delivered(), 10, what="the webhook digest")
+        self.assertIn("(1 opportunité)", hook.delivered()[0]["text"])
+        self.assertEqual(smtp.messages, [])
+        # The next item waits for tomorrow's digest; with the inbox only, it
+        # is dropped from the pending set (it is in the inbox).
+        st.emit([tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.8)])
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 1, 10, what="tomorrow's item")
+        out = st.cli("staff", "set", "dora", "channels", "inbox")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:dora:webhook") == 0, 10, what="the item dropped")
+        self.assertIn("match:m-b", [e["item"] for e in st.inbox("dora")])
+
     def test_the_digest_of_what_waited_keeps_the_quiet_hours_for_its_retries_too(self):
         # The same as for an immediate message (above), for the digest sent
         # when a member leaves digest mode: its first attempt at 21:59:30
