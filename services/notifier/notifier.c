@@ -196,7 +196,8 @@ static const char *const s_kind_vars[S_KINDS][16] = {
     {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
     {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
     {"structure", "family", "network", "commune", "department", "description", NULL},
-    {"need_title", "need_structure", "category", "commune", "department", "days", "reported_on", NULL},
+    {"need_title", "need_structure", "category", "commune", "department", "days", "duration", "reported_on",
+     NULL},
     {"count", "opportunities", "date", "items_text", "items_html", "item_title", "item_summary", "item_score",
      "item_score_note", "item_link", NULL},
 };
@@ -1228,6 +1229,7 @@ static void s_on_due_needs(mg_redis_t *redis, redisReply *reply, void *privdata)
         s_item_department(it, s_get_reply(h, "dep"));
         s_item_var(it, "commune", s_commune_name(n, s_get_reply(h, "commune")));
         s_item_varf(it, "days", "%lld", n->unanswered_days);
+        s_item_varf(it, "duration", "%lld jour%s", n->unanswered_days, n->unanswered_days > 1 ? "s" : "");
         const char *first = s_get_reply(h, "first_at");
         char date[11] = "";
         if (first) mg_clock_paris_date(strtoll(first, NULL, 10), date);
@@ -1235,7 +1237,7 @@ static void s_on_due_needs(mg_redis_t *redis, redisReply *reply, void *privdata)
         if (date[0]) snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
         s_item_var(it, "reported_on", fr);
         s_item_net(it, s_get_reply(h, "source"));
-        it->summary = mg_asprintf("Besoin sans réponse depuis %lld jours : %s", n->unanswered_days,
+        it->summary = mg_asprintf("Besoin sans réponse depuis %s : %s", s_item_get(it, "duration"),
                                   s_item_get(it, "need_title"));
         s_route_and_create(job);
     }

@@ -766,6 +766,17 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([e["item"] for e in got], ["unanswered:n-alone"])
         self.assertIn("Besoin sans réponse depuis 14 jours : Local pour une épicerie", got[0]["title"])
 
+    def test_one_day_without_an_answer_reads_1_jour(self):
+        st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=1)
+        st.start()
+        st.emit([member("s-caen", CAEN, "Épicerie solidaire de Caen"), need("n-1", "s-caen", title="Local")])
+        st.settle()
+        st.set_clock(2 * 86400 * 1000)
+        h.wait_until(lambda: [e for e in st.inbox("claire") if e["kind"] == "unanswered_need"], 5, what="unanswered")
+        (got,) = [e for e in st.inbox("claire") if e["kind"] == "unanswered_need"]
+        self.assertEqual(got["title"], "Besoin sans réponse depuis 1 jour : Local")
+        self.assertIn("mise en relation depuis 1 jour.", got["text"])
+
     def test_a_need_valid_from_a_later_day_waits_for_an_answer_from_that_day(self):
         # The matcher matches a need from its valid_from day only: one
         # reported now for next season cannot be "sans réponse depuis 14
