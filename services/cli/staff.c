@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "maillage/french.h"
 #include "maillage/mem.h"
+#include "maillage/outbound.h"
 #include "maillage/redis.h"
 #include "maillage/staff.h"
 
@@ -164,6 +165,17 @@ static int s_check(const char *id, const char *key, const char *value)
         return -1;
     }
     mg_config_destroy(&cfg);
+    if (strcmp(key, "email") == 0 && *value && !mg_outbound_mailbox_is_valid(value)) {
+        cli_error("staff",
+                  "email : « %s » n'est pas une adresse électronique (une seule, par exemple "
+                  "claire.dupont@cress-normandie.org)",
+                  value);
+        return -1;
+    }
+    if (strcmp(key, "webhook") == 0 && *value && !mg_outbound_webhook_url_is_valid(value)) {
+        cli_error("staff", "webhook : « %s » n'est pas une adresse http:// ou https://", value);
+        return -1;
+    }
     if (strcmp(key, "mode") == 0 && strcmp(value, "immediate") != 0 && strcmp(value, "digest") != 0) {
         cli_error("staff", "mode : « immediate » ou « digest » attendu, pas « %s »", value);
         return -1;

@@ -1904,6 +1904,15 @@ static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, si
             }
         }
         s_list_clear(&ch);
+        /* Checked here, not at each send (where every message would fail). */
+        const char *email = mg_config_str(cfg, section, "email"),
+                   *hook = mg_config_str(cfg, section, "webhook");
+        if (*email && !mg_outbound_mailbox_is_valid(email))
+            return mg_fail(err, errlen, "%s: [%s] email: \"%s\" is not one e-mail address", path, section,
+                           email);
+        if (*hook && !mg_outbound_webhook_url_is_valid(hook))
+            return mg_fail(err, errlen, "%s: [%s] webhook: \"%s\" is not an http(s) URL", path, section,
+                           hook);
     }
     return 0;
 }
@@ -1988,6 +1997,11 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         goto err;
     }
     if (s_check_smtp(n, path, err, errlen) != 0) goto err;
+    if (!mg_outbound_mailbox_is_valid(n->mail_from)) {
+        mg_fail(err, errlen, "%s: [notifier] mail_from: \"%s\" is not one e-mail address", path,
+                n->mail_from);
+        goto err;
+    }
     if (s_check_staff(cfg, path, err, errlen) != 0) goto err;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw && !(n->smtp_password = s_read_secret(smtp_pw, err, errlen))) goto err;

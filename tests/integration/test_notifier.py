@@ -544,13 +544,26 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertIn("retry_for_s", lines[0])
 
-    def test_smtp_settings_that_cannot_work_or_would_leak_the_password_are_refused_at_start(self):
+    def test_mail_and_webhook_settings_that_cannot_work_or_would_leak_the_password_are_refused_at_start(self):
         pw = h.write_secret(self.ws.path("smtp.pw"), "s3cret-du-relais")
         for options, why in (
                 ({"smtp_url": "smtp://relais.example.org:587", "smtp_user": "maillage", "smtp_password_file": pw},
                  "smtp_user: the SMTP password would travel in clear"),
-                ({"smtp_url": "http://relais.example.org"}, "smtp_url: \"http://relais.example.org\" is not")):
+                ({"smtp_url": "http://relais.example.org"}, "smtp_url: \"http://relais.example.org\" is not"),
+                ({"mail_from": "Maillage"}, "mail_from: \"Maillage\" is not one e-mail address")):
             st = Stack(self.ws, {}, **options)
+            res = h.run_program("maillage-notifier", ["--config", st.conf])
+            self.assertEqual(res.returncode, 1)
+            lines = res.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn(why, lines[0])
+        # A staff member's address or webhook that no message could use: every
+        # message would fail, without one attempt.
+        for staff, why in (({"email": "claire@cress.example, remi@cress.example"},
+                            "[staff.claire] email: \"claire@cress.example, remi@cress.example\" is not one e-mail"),
+                           ({"webhook": "mattermost.cress.example/hooks/x"},
+                            "[staff.claire] webhook: \"mattermost.cress.example/hooks/x\" is not an http(s) URL")):
+            st = Stack(self.ws, {"claire": dict(name="Claire", **staff)})
             res = h.run_program("maillage-notifier", ["--config", st.conf])
             self.assertEqual(res.returncode, 1)
             lines = res.stderr.decode().strip().splitlines()

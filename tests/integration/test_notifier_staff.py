@@ -219,6 +219,11 @@ class NotifierStaffTest(unittest.TestCase):
              "maillage staff: digest_hour : un nombre entier de 0 à 23 est attendu, pas « 25 »"),
             (("staff", "set", "claire", "channels", "inbox,sms"),
              "maillage staff: channels : canal inconnu « sms » (inbox, email, webhook)"),
+            (("staff", "set", "claire", "email", "claire@cress.example, remi@cress.example"),
+             "maillage staff: email : « claire@cress.example, remi@cress.example » n'est pas une adresse "
+             "électronique (une seule, par exemple claire.dupont@cress-normandie.org)"),
+            (("staff", "set", "claire", "webhook", "chat.cress.example/hooks/x"),
+             "maillage staff: webhook : « chat.cress.example/hooks/x » n'est pas une adresse http:// ou https://"),
             (("staff", "set", "claire", "name", "Claire\nDupont"),
              "maillage staff: name : une valeur tient sur une ligne"),
             (("staff", "add", "nina"), "maillage staff: add : --name est obligatoire"),

@@ -449,6 +449,42 @@ static void header_injection_is_refused(void **state) {
 }
 
 static int s_calls;
+static void addresses_and_webhook_urls_are_checked_as_sending_would(void **state) {
+    (void)state;
+    const char *mailboxes[] = {"claire@cress.example", "Claire Dupont <claire@cress.example>",
+                               "  maillage@localhost  ", "Maillage CRESS Normandie <maillage@localhost>"};
+    for (size_t i = 0; i < sizeof mailboxes / sizeof mailboxes[0]; i++)
+        assert_true(mg_outbound_mailbox_is_valid(mailboxes[i]));
+    const char *not_one[] = {"",
+                             "claire",
+                             "claire@",
+                             "@cress.example",
+                             "claire@cress.example, remi@cress.example",
+                             "claire@cress.example;remi@cress.example",
+                             "a@b@c",
+                             "Claire <claire@cress.example",
+                             "claire@cress.example\r\nBcc: x@y.z",
+                             "<a@b> <c@d>"};
+    for (size_t i = 0; i < sizeof not_one / sizeof not_one[0]; i++)
+        assert_false(mg_outbound_mailbox_is_valid(not_one[i]));
+    assert_false(mg_outbound_mailbox_is_valid(NULL));
+    const char *urls[] = {"http://127.0.0.1:8065/hooks/x", "https://chat.cress.example/hooks/abc",
+                          "HTTPS://x"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++)
+        assert_true(mg_outbound_webhook_url_is_valid(urls[i]));
+    const char *bad_urls[] = {"",
+                              "ftp://x/",
+                              "http://",
+                              "https:///path",
+                              "http://host/a b",
+                              "mattermost.example",
+                              "file:///etc/passwd",
+                              "http://x/\n",
+                              NULL};
+    for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++)
+        assert_false(mg_outbound_webhook_url_is_valid(bad_urls[i]));
+}
+
 static void s_count(const mg_outbound_result_t *r, void *arg) {
     (void)r;
     (void)arg;
@@ -509,6 +545,7 @@ int main(void) {
         cmocka_unit_test(text_only_mail_is_a_single_part),
         cmocka_unit_test(display_names_are_quoted_safely),
         cmocka_unit_test(header_injection_is_refused),
+        cmocka_unit_test(addresses_and_webhook_urls_are_checked_as_sending_would),
         cmocka_unit_test(invalid_requests_fail_at_once_without_callback),
         cmocka_unit_test(destroy_ends_requests_in_flight_once_as_retryable),
     };

@@ -176,6 +176,21 @@ static int s_parse_mailbox(const char *s, const char **name, size_t *name_len, c
     return s_address_ok(*addr, *addr_len) ? 0 : -1;
 }
 
+int mg_outbound_mailbox_is_valid(const char *mailbox) {
+    const char *name, *addr;
+    size_t name_len, addr_len;
+    return s_parse_mailbox(mailbox, &name, &name_len, &addr, &addr_len) == 0;
+}
+
+int mg_outbound_webhook_url_is_valid(const char *url) {
+    if (!url) return 0;
+    size_t scheme = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+    if (!scheme || strchr("/?#:", url[scheme]) || url[scheme] == '\0') return 0;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p <= ' ' || *p == 0x7f) return 0;
+    return 1;
+}
+
 static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static void s_base64(s_buf_t *b, const unsigned char *p, size_t n) {
@@ -793,8 +808,8 @@ int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, c
                         long timeout_ms, mg_outbound_done_fn cb, void *arg) {
     if (!out || out->destroying || !url || !json || !cb) return -1;
     if (idempotency_key && !s_header_value_ok(idempotency_key)) return -1;
-    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
-        mg_warn("outbound: webhook URL is neither http nor https");
+    if (!mg_outbound_webhook_url_is_valid(url)) {
+        mg_warn("outbound: webhook URL is not an http(s) URL with a host");
         return -1;
     }
     s_transfer_t *t = s_transfer_new(out, S_WEBHOOK, url, timeout_ms, cb, arg);

@@ -46,6 +46,15 @@ void mg_outbound_destroy(mg_outbound_t **out_p);
 
 #define MG_OUTBOUND_KEY_MAX 200
 
+/* 1 if `url` is one a webhook can be posted to: http:// or https://, a
+ * host, no blank or control character; else 0. */
+int mg_outbound_webhook_url_is_valid(const char *url);
+
+/* 1 if `mailbox` is one address mg_outbound_mail() accepts as From or To
+ * ("claire@cress.example" or "Claire Dupont <claire@cress.example>"; not a
+ * list), else 0. */
+int mg_outbound_mailbox_is_valid(const char *mailbox);
+
 /* POST `json` (Content-Type: application/json) to `url` (http or https), for
  * Mattermost/Slack-compatible incoming webhooks. Everything is copied.
  * `idempotency_key` (NULL for none; printable ASCII, at most
