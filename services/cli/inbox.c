@@ -36,7 +36,8 @@ static void s_usage(FILE *out, const char *command)
                 "Usage: maillage notifications [OPTIONS] [--failed|--pending] [--limit N]\n"
                 "\n"
                 "E-mails and webhooks marked failed after their last attempt (--failed, the\n"
-                "default), or waiting in the queue (--pending: retries, quiet hours, digests).\n"
+                "default), or waiting (--pending: retries, quiet hours, digests, and what waits for a\n"
+                "member's digest).\n"
                 "\n"
                 "Options:\n%s",
                 cli_common_help);
@@ -189,6 +190,42 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
     return 0;
 }
 
+/* What waits for a member's digest (mg:digest:<staff>:<channel>, not yet a
+ * notification of the queue), up to `limit` items; returns how many sets
+ * were found, or -1. */
+static int s_print_digest_waits(redisContext *c, long limit) {
+    char cursor[32] = "0";
+    int sets = 0;
+    do {
+        redisReply *page = redisCommand(c, "SCAN %s MATCH mg:digest:* COUNT 500", cursor);
+        if (!page || page->type != REDIS_REPLY_ARRAY || page->elements != 2) {
+            cli_error_redis("notifications", c, page);
+            if (page) freeReplyObject(page);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", page->element[0]->str);
+        const redisReply *keys = page->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            const char *key = keys->element[i]->str, *rest = key + strlen("mg:digest:");
+            const char *colon = strrchr(rest, ':');
+            if (!strncmp(rest, "items:", 6) || !strncmp(rest, "last:", 5) || !colon ||
+                (strcmp(colon, ":email") != 0 && strcmp(colon, ":webhook") != 0))
+                continue;
+            redisReply *nids = redisCommand(c, "ZREVRANGE %s 0 %ld", key, limit - 1);
+            if (nids && nids->type == REDIS_REPLY_ARRAY && nids->elements) {
+                printf("En attente du récapitulatif de %.*s (%s) :\n", (int)(colon - rest), rest,
+                       strcmp(colon, ":email") == 0 ? "e-mail" : "webhook");
+                for (size_t k = 0; k < nids->elements; k++)
+                    s_print_record(c, nids->element[k]->str, 0, 1, 0);
+                sets++;
+            }
+            if (nids) freeReplyObject(nids);
+        }
+        freeReplyObject(page);
+    } while (strcmp(cursor, "0") != 0);
+    return sets;
+}
+
 static int s_notifications(redisContext *c, int pending, long limit)
 {
     redisReply *ids = pending ? redisCommand(c, "ZRANGE mg:notifier:queue 0 %ld", limit - 1)
@@ -198,12 +235,14 @@ static int s_notifications(redisContext *c, int pending, long limit)
         if (ids) freeReplyObject(ids);
         return -1;
     }
-    if (ids->elements == 0) printf(pending ? "Aucun envoi en attente.\n" : "Aucun envoi en échec.\n");
     int rc = 0;
     for (size_t i = 0; i < ids->elements && rc >= 0; i++)
         rc = s_print_record(c, ids->element[i]->str, 0, 1, 0);
+    int digests = pending && rc >= 0 ? s_print_digest_waits(c, limit) : 0;
+    if (ids->elements == 0 && digests == 0)
+        printf(pending ? "Aucun envoi en attente.\n" : "Aucun envoi en échec.\n");
     freeReplyObject(ids);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 || digests < 0 ? -1 : 0;
 }
 
 static int s_run(int argc, char **argv, cli_settings_t *settings, const char *command)

@@ -208,6 +208,9 @@ class NotifierScheduleTest(unittest.TestCase):
         st.settle()
         h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 1, 10, what="the pending item")
         self.assertGreater(st.redis.call("PTTL", "mg:digest:dora:email"), 0)  # never kept for good
+        out = st.cli("notifications", "--pending")  # (it said "Aucun envoi en attente.")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("En attente du récapitulatif de dora (e-mail) :", out.stdout)
         out = st.cli("staff", "set", "dora", "channels", "inbox,webhook")
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 1, 10, what="the item moved")
