@@ -532,6 +532,13 @@ typedef struct {
     X(offer_title_missing, OFFER_PUBLISHED, "offer_published.offer.title", f->offer.title = "")              \
     X(offer_description_control, OFFER_PUBLISHED, "offer_published.offer.description",                       \
       f->offer.description = "a\x0b")                                                                        \
+    X(offer_description_c1_control, OFFER_PUBLISHED, "offer_published.offer.description",                    \
+      f->offer.description = "Cuisine\xc2\x85"                                                               \
+                             "partagée")                                                                     \
+    X(offer_title_bidi_override, OFFER_PUBLISHED, "offer_published.offer.title",                             \
+      f->offer.title = "Local \xe2\x80\xaegnp.exe")                                                          \
+    X(offer_title_bidi_isolate, OFFER_PUBLISHED, "offer_published.offer.title",                              \
+      f->offer.title = "Local \xe2\x81\xa6x\xe2\x81\xa9")                                                    \
     X(offer_nowhere, OFFER_PUBLISHED, "offer_published.offer.commune",                                       \
       (f->offer.commune = "", f->offer.n_territory = 0))                                                     \
     X(offer_commune_unknown, OFFER_PUBLISHED, "offer_published.offer.commune", f->offer.commune = "2A004")   \

@@ -389,8 +389,11 @@ static const char *s_path(char *buf, size_t len, const char *prefix, const char 
 
 #define S_PATH(name) s_path(path, sizeof path, prefix, (name), -1)
 
-/* A string the producer wrote: valid UTF-8, no forbidden control character,
- * at most `max` bytes, non-empty when `required`. */
+/* A string the producer wrote: valid UTF-8, no forbidden control character
+ * (C0 but newline and tab in S_TEXT, DEL, C1, and the bidirectional
+ * embeddings, overrides and isolates U+202A..U+202E, U+2066..U+2069, which
+ * reorder what a terminal or a page shows after them), at most `max` bytes,
+ * non-empty when `required`. */
 static int s_check_text(s_ctx_t *c, const char *field, const char *s, size_t max, s_text_t kind,
                         bool required) {
     if (!s) s = "";
@@ -403,6 +406,14 @@ static int s_check_text(s_ctx_t *c, const char *field, const char *s, size_t max
         if (ch < 0x20 || ch == 0x7f) {
             if (kind == S_TEXT && (ch == '\n' || ch == '\t')) continue;
             return s_fail(c, field, "control character (0x%02x) at byte %zu", ch, i);
+        }
+        if (ch == 0xc2 && (unsigned char)s[i + 1] < 0xa0) /* C1: 0x80..0x9f (valid UTF-8: s[i + 1] exists) */
+            return s_fail(c, field, "control character (U+%04X) at byte %zu", (unsigned char)s[i + 1], i);
+        if (ch == 0xe2) {
+            unsigned cp =
+                0x2000 | ((unsigned)((unsigned char)s[i + 1] & 0x3f) << 6) | ((unsigned char)s[i + 2] & 0x3f);
+            if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+                return s_fail(c, field, "bidirectional control character (U+%04X) at byte %zu", cp, i);
         }
     }
     return 0;
