@@ -751,7 +751,11 @@ static void s_route_and_create(s_job_t *job) {
         for (size_t i = 0; i < it->n_vars; i++) vars[nv++] = (mg_template_var_t){it->vars[i].name, it->vars[i].value};
         char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 0);
         char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 0);
-        if (s->inbox || (!s->email_on && !s->webhook_on)) {
+        /* Whether the inbox has it: if not, it goes there should the
+         * member's other channels be turned off while it waits for a
+         * digest (digest_move). */
+        const char *in_inbox = s->inbox || (!s->email_on && !s->webhook_on) ? "1" : "0";
+        if (*in_inbox == '1') {
             const char *pairs[] = {"title", subject, "text", text, "staff_name", s->name};
             s_add_notification(job, &body, s->id, S_CH_INBOX, "inbox", now, pairs, 6);
         }
@@ -759,8 +763,9 @@ static void s_route_and_create(s_job_t *job) {
         int64_t due = s->digest ? 0 : s_due(s, now);
         if (s->email_on) {
             char *html = s_render(n, it->kind, MG_TEMPLATE_HTML, vars, nv, 0);
-            const char *pairs[] = {"title", subject, "to", s->email, "text", text, "html", html, "staff_name", s->name};
-            s_add_notification(job, &body, s->id, S_CH_EMAIL, route, due, pairs, 10);
+            const char *pairs[] = {"title", subject, "to",         s->email, "text",     text,
+                                   "html",  html,    "staff_name", s->name,  "in_inbox", in_inbox};
+            s_add_notification(job, &body, s->id, S_CH_EMAIL, route, due, pairs, 12);
             free(html);
         }
         if (s->webhook_on) {
@@ -769,8 +774,9 @@ static void s_route_and_create(s_job_t *job) {
             char *chat_subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 1);
             char *chat_text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 1);
             char *json = s_webhook_json(chat_subject, chat_text, key);
-            const char *pairs[] = {"title", subject, "url", s->webhook, "json", json, "staff_name", s->name};
-            s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 8);
+            const char *pairs[] = {"title", subject,      "url",   s->webhook, "json",
+                                   json,    "staff_name", s->name, "in_inbox", in_inbox};
+            s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 10);
             free(json);
             free(chat_subject);
             free(chat_text);
@@ -1313,12 +1319,23 @@ static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t 
 }
 
 /* What waits for the digest of a channel a member turned off goes to the
- * digest of their other channel, or is dropped when only the inbox is left
- * (it has every item): else it would wait for good. Sent before the tick's
+ * digest of their other channel, or to their inbox when only the inbox is
+ * left: else it would wait for good. Sent before the tick's
  * digest calls, on the same connection, so a flush finds it moved. */
+static void s_on_digest_moved(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    if (reply && reply->type != REDIS_REPLY_ERROR) return;
+    mg_warn("notifier: moving what waited for a digest: %s (again at the next tick)",
+            reply ? reply->str : "Redis connection lost");
+    n->digest_moves = 1;
+}
+
 static void s_digest_moves(mg_notifier_t *n) {
     mg_args_t a;
     s_call_begin(&a, "digest_move");
+    mg_args_int(&a, mg_clock_service_now_ms());
+    mg_args_int(&a, n->inbox_max);
     size_t moves = 0;
     for (size_t i = 0; i < n->n_staff; i++) {
         const s_staff_t *s = &n->staff[i];
@@ -1332,10 +1349,10 @@ static void s_digest_moves(mg_notifier_t *n) {
             moves++;
         }
     }
-    if (moves)
-        s_call(n, &a, NULL, NULL);
-    else
+    if (!moves)
         mg_args_clear(&a);
+    else if (s_call(n, &a, s_on_digest_moved, n) != 0)
+        n->digest_moves = 1;
 }
 
 static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {

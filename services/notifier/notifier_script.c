@@ -158,20 +158,40 @@ const char mg_notifier_script[] =
     "  redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "  return 1\n"
     "end\n"
-    /* digest_move: then (staff, from, to) triples. What waits for the digest
-     * of a channel now off joins the pending set of channel `to` (its
-     * score kept), or, with `to` empty (no e-mail nor webhook left: the
-     * inbox has every item), is dropped. Returns the items moved or dropped. */
+    /* digest_move: now, inbox_max, then (staff, from, to) triples. What
+     * waits for the digest of a channel now off joins the pending set of
+     * channel `to` (its score kept, and the later expiry of the two), or,
+     * with `to` empty (no e-mail nor webhook left), goes to the inbox, unless
+     * it was written there when it came (`in_inbox`). Returns the items
+     * moved. */
     "if op == 'digest_move' then\n"
-    "  local total = 0\n"
-    "  for j = 2, #ARGV - 2, 3 do\n"
-    "    local from = 'mg:digest:' .. ARGV[j] .. ':' .. ARGV[j+1]\n"
+    "  local now, inbox_max, total = tonumber(ARGV[2]), tonumber(ARGV[3]), 0\n"
+    "  for j = 4, #ARGV - 2, 3 do\n"
+    "    local staff = ARGV[j]\n"
+    "    local from = 'mg:digest:' .. staff .. ':' .. ARGV[j+1]\n"
     "    local count = redis.call('ZCARD', from)\n"
     "    if count > 0 and ARGV[j+2] ~= '' then\n"
-    "      local to = 'mg:digest:' .. ARGV[j] .. ':' .. ARGV[j+2]\n"
+    "      local to = 'mg:digest:' .. staff .. ':' .. ARGV[j+2]\n"
+    "      local ttl = math.max(redis.call('PTTL', from), redis.call('PTTL', to))\n"
     "      redis.call('ZUNIONSTORE', to, 2, to, from, 'AGGREGATE', 'MAX')\n"
-    "      local ttl = redis.call('PTTL', from)\n"
-    "      if ttl > redis.call('PTTL', to) and redis.call('PTTL', to) > 0 then redis.call('PEXPIRE', to, ttl) end\n"
+    "      if ttl > 0 then redis.call('PEXPIRE', to, ttl) end\n"
+    "    elseif count > 0 then\n"
+    "      local ib, added = 'mg:inbox:' .. staff, false\n"
+    "      for _, nid in ipairs(redis.call('ZRANGE', from, 0, -1)) do\n"
+    "        local key = nkey(nid)\n"
+    "        if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'in_inbox') ~= '1' then\n"
+    "          redis.call('HSET', key, 'channel', 'inbox', 'state', 'delivered', 'delivered_at', now, 'read', '0')\n"
+    "          local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
+    "          if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
+    "          redis.call('ZADD', ib, at, nid)\n"
+    "          added = true\n"
+    "        end\n"
+    "      end\n"
+    "      if added then\n"
+    "        local over = redis.call('ZCARD', ib) - inbox_max\n"
+    "        if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
+    "        redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff)\n"
+    "      end\n"
     "    end\n"
     "    if count > 0 then redis.call('DEL', from) end\n"
     "    total = total + count\n"

@@ -215,6 +215,7 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 1, 10, what="the item moved")
         self.assertEqual(st.redis.call("EXISTS", "mg:digest:dora:email"), 0)
+        self.assertGreater(st.redis.call("PTTL", "mg:digest:dora:webhook"), 0)  # (ZUNIONSTORE drops a TTL)
         st.set_clock(off + 2 * 3600 * 1000)  # 10:30
         h.wait_until(lambda: hook.delivered(), 10, what="the webhook digest")
         self.assertIn("(1 opportunité)", hook.delivered()[0]["text"])
@@ -227,6 +228,27 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:dora:webhook") == 0, 10, what="the item dropped")
         self.assertIn("match:m-b", [e["item"] for e in st.inbox("dora")])
+
+    def test_what_waited_for_the_digest_of_a_member_left_with_the_inbox_only_goes_to_the_inbox(self):
+        # Eve gets her digest by e-mail only (no inbox channel): what waits
+        # for it is in no inbox. When she keeps only the inbox, it goes there.
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"eve": {"name": "Eve", "channels": "email", "mode": "digest", "digest_hour": 10,
+                                        "email": "eve@cress.example"}},
+                      clock_offset_ms=off, default_staff="eve", smtp_url=smtp.url)
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9)])
+        st.settle()
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:eve:email") == 1, 10, what="the pending item")
+        self.assertEqual(st.inbox("eve"), [])
+        out = st.cli("staff", "set", "eve", "channels", "inbox")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:eve:email") == 0, 10, what="the item moved")
+        (entry,) = st.inbox("eve")
+        self.assertEqual((entry["item"], entry["state"], entry["read"]), ("match:m-a", "delivered", "0"))
+        self.assertIn("Mise en relation proposée", entry["title"])
 
     def test_the_digest_of_what_waited_keeps_the_quiet_hours_for_its_retries_too(self):
         # The same as for an immediate message (above), for the digest sent
