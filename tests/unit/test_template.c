@@ -79,6 +79,15 @@ static void chat_parts_neutralise_markdown_mentions_and_links_of_values(void **s
                                                        "here)"},
         {"https://maillage.example/#match/m_1~x", "https://maillage.example/#match/m_1~x"},
         {"https://evil.example/[x](y)", "https://evil.example/\\[x\\](y)"},
+        /* the chat splits words at . - : +, and reads a mention in a URL */
+        {"Atelier.@channel -@here +@all x:@all", "Atelier.@\xe2\x80\x8b"
+                                                 "channel -@\xe2\x80\x8b"
+                                                 "here "
+                                                 "+@\xe2\x80\x8b"
+                                                 "all x:@\xe2\x80\x8b"
+                                                 "all"},
+        {"https://evil.example/@channel", "https://evil.example/@\xe2\x80\x8b"
+                                          "channel"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mg_template_var_t vars[] = {{"v", cases[i][0]}};

@@ -83,11 +83,12 @@ void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s
             rep = url ? NULL : esc;
             break;
         case '@': {
-            if (url) break;
-            /* A mention starts a word; "camille@asso.example" is no mention. */
+            /* A mention starts after anything but a letter or a digit (the
+             * chat splits words at . - : + /), also inside a URL;
+             * "camille@asso.example" is no mention. */
             char before = p > s ? p[-1] : *len ? (*buf)[*len - 1] : ' ';
             int word = (before >= 'a' && before <= 'z') || (before >= 'A' && before <= 'Z') ||
-                       (before >= '0' && before <= '9') || before == '.' || before == '-' || before == '+';
+                       (before >= '0' && before <= '9');
             if (!word) rep = "@\xe2\x80\x8b"; /* U+200B ZERO WIDTH SPACE */
             break;
         }

@@ -44,9 +44,10 @@ typedef enum {
     /* Markdown of a chat (Mattermost, Slack): & < > as entities (Slack's
      * <!channel>, <url|text>), \ ` * _ ~ [ ] # | backslash-escaped (no
      * disguised link [text](url), no formatting), and an @ that starts a
-     * word followed by a zero-width space (no @channel, @all or @user
-     * mention); an e-mail address stays as it is, and a value that is one
-     * http(s) URL keeps its \ ` * _ ~ # |. */
+     * word (after anything but an ASCII letter or digit) followed by a
+     * zero-width space (no @channel, @all or @user mention); an e-mail
+     * address stays as it is, and a value that is one http(s) URL keeps its
+     * \ ` * _ ~ # |. */
     MG_TEMPLATE_ESCAPE_CHAT,
 } mg_template_escape_t;
 
