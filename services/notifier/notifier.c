@@ -21,6 +21,7 @@
  * so `maillage staff` changes apply without a restart. */
 #include "notifier.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1866,12 +1867,18 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     else s_on_flushed(NULL, n);
 }
 
-/* 1 if `host` (the host of a URL, up to ':' or '/') is this machine. */
+/* 1 if `host` (the host of a URL, up to ':' or '/') is this machine:
+ * localhost, [::1] or an IPv4 address of 127.0.0.0/8 (not a name that
+ * merely starts with "127."). */
 static int s_is_loopback(const char *host) {
-    size_t len = strcspn(host, ":/");
-    if (host[0] == '[') len = strcspn(host, "]") + 1;
-    return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
-           (len == 5 && strncmp(host, "[::1]", 5) == 0) || (len >= 4 && strncmp(host, "127.", 4) == 0);
+    size_t len = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/?#");
+    char name[64];
+    if (len == 0 || len >= sizeof name) return 0;
+    memcpy(name, host, len);
+    name[len] = '\0';
+    struct in_addr v4;
+    return strcasecmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0 ||
+           (inet_pton(AF_INET, name, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
 }
 
 /* The SMTP settings: an smtp:// or smtps:// URL, and never a password in

@@ -549,6 +549,8 @@ class NotifierTest(unittest.TestCase):
         for options, why in (
                 ({"smtp_url": "smtp://relais.example.org:587", "smtp_user": "maillage", "smtp_password_file": pw},
                  "smtp_user: the SMTP password would travel in clear"),
+                ({"smtp_url": "smtp://127.relais.example.org:587", "smtp_user": "maillage", "smtp_password_file": pw},
+                 "smtp_user: the SMTP password would travel in clear"),
                 ({"smtp_url": "http://relais.example.org"}, "smtp_url: \"http://relais.example.org\" is not"),
                 ({"mail_from": "Maillage"}, "mail_from: \"Maillage\" is not one e-mail address")):
             st = Stack(self.ws, {}, **options)
