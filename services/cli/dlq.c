@@ -259,8 +259,17 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
         "  if f.source == ARGV[2] and f.raw == ARGV[3] then return redis.call('XDEL', KEYS[1], ARGV[1]) end\n"
         "end\n"
         "return 0\n";
-    redisReply *r = redisCommand(c, "EVAL %s 1 %s %s %s %b", script, MG_DEADLETTER_KEY, id, dl->source,
-                                 dl->raw, dl->raw_len);
+    /* The broker answers before its new dead letter is written: look for
+     * it for up to 2 s. */
+    redisReply *r = NULL;
+    for (int tries = 0; tries < 20; tries++) {
+        if (r) freeReplyObject(r);
+        r = redisCommand(c, "EVAL %s 1 %s %s %s %b", script, MG_DEADLETTER_KEY, id, dl->source, dl->raw,
+                         dl->raw_len);
+        if (!r || r->type != REDIS_REPLY_INTEGER || r->integer == 1) break;
+        struct timespec pause = {0, 100 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
     if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         cli_error("dlq", "the broker kept no new dead letter of it: this one is kept");
     else
