@@ -679,7 +679,7 @@ static size_t s_view_keywords(size_t n_tags, const char *title, const char *desc
 static int s_qualifies(const mg_matcher_t *m, const s_cand_t *c) {
     if (!c->ok) return 0;
     int proposed = c->prev_rev > 0 && !c->prev_retired;
-    return c->total >= m->weights.threshold - (proposed ? m->material_change - 1e-9 : 0.0);
+    return c->total >= m->weights.threshold - (proposed ? fmax(m->material_change - 1e-9, 0.0) : 0.0);
 }
 
 /* The decision for one judged pair; fills `p` and returns 1 if an event is due. */
