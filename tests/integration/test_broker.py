@@ -56,6 +56,15 @@ def next_heartbeat(sock, timeout=5.0):
             return struct.unpack(">Q", frames[1])[0]
 
 
+def resident_mb(pid):
+    """The resident memory of process `pid`, in MB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
 def journal(redis):
     """[(seq, type, Envelope)] of mg:journal, the sequence set from the id."""
     out = []
@@ -725,12 +734,6 @@ class BrokerTest(unittest.TestCase):
         # answer, 300 messages of 900 kB made 75 MB of dead letters wait in
         # the broker's memory. Beyond 16 MiB waiting, they are dropped.
         client = self.start()
-        def rss_mb():
-            with open("/proc/%d/status" % self.broker.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-            return 0
         os.kill(self.redis.proc.pid, signal.SIGSTOP)
         try:
             garbage = b"\xff" * 900000
@@ -739,7 +742,7 @@ class BrokerTest(unittest.TestCase):
             self.broker.wait_log("too many dead letters wait for Redis", timeout=5)
             time.sleep(0.3)
             if "ASAN_OPTIONS" not in os.environ:  # (AddressSanitizer keeps freed memory in quarantine)
-                self.assertLess(rss_mb(), 50)
+                self.assertLess(resident_mb(self.broker.proc.pid), 50)
         finally:
             os.kill(self.redis.proc.pid, signal.SIGCONT)
         while client.sock.poll(500):  # the refusals' acks
@@ -759,12 +762,6 @@ class BrokerTest(unittest.TestCase):
         client = self.start(ingest_hwm=8)  # (ZeroMQ's own queue kept small: what is measured is the broker's)
         self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
 
-        def rss_mb():
-            with open("/proc/%d/status" % self.broker.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-            return 0
 
         def padded(env, size):
             # valid, made `size` bytes long by an unknown field (kept verbatim)
@@ -772,7 +769,7 @@ class BrokerTest(unittest.TestCase):
             pad = size - len(data) - 6
             return data + b"\xc2\x3e" + bytes([0x80 | (pad & 0x7F), 0x80 | ((pad >> 7) & 0x7F), pad >> 14]) + b"u" * pad
 
-        base = rss_mb()
+        base = resident_mb(self.broker.proc.pid)
         sent = {}
         os.kill(self.redis.proc.pid, signal.SIGSTOP)
         try:
@@ -787,8 +784,8 @@ class BrokerTest(unittest.TestCase):
                 except zmq.Again:
                     time.sleep(0.001)
                 if len(sent) % 50 == 0:
-                    peak = max(peak, rss_mb())
-            peak = max(peak, rss_mb())
+                    peak = max(peak, resident_mb(self.broker.proc.pid))
+            peak = max(peak, resident_mb(self.broker.proc.pid))
         finally:
             os.kill(self.redis.proc.pid, signal.SIGCONT)
         if "ASAN_OPTIONS" not in os.environ:  # (AddressSanitizer keeps freed memory in quarantine)
