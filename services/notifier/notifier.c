@@ -1319,10 +1319,7 @@ static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t 
     s_call(n, &a, s_on_digest_created, n);
 }
 
-/* What waits for the digest of a channel a member turned off goes to the
- * digest of their other channel, or to their inbox when only the inbox is
- * left: else it would wait for good. Sent before the tick's
- * digest calls, on the same connection, so a flush finds it moved. */
+/* Reply of "digest_move": on a failure, the next tick tries again. */
 static void s_on_digest_moved(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_notifier_t *n = privdata;
     (void)redis;
@@ -1332,6 +1329,10 @@ static void s_on_digest_moved(mg_redis_t *redis, redisReply *reply, void *privda
     n->digest_moves = 1;
 }
 
+/* What waits for the digest of a channel a member turned off goes to the
+ * digest of their other channel, or to their inbox when only the inbox is
+ * left: else it would wait for good. Sent before the tick's digest calls,
+ * on the same connection, so a flush finds it moved. */
 static void s_digest_moves(mg_notifier_t *n) {
     mg_args_t a;
     s_call_begin(&a, "digest_move");
