@@ -1,6 +1,6 @@
 # Récapitulatif quotidien (mode digest), opportunités classées par score.
 # Noms : staff_name, why, link, count ("3"), opportunities ("3 opportunités"),
-# date, items_text, items_html (HTML déjà préparé : à écrire {{{items_html}}}).
+# date, items_text, items_html (listes déjà préparées : à écrire {{{items_text}}}, {{{items_html}}}).
 # Pour chaque opportunité ([item_text], [item_html]) : item_title,
 # item_summary, item_score ("61 %", vide sans score), item_score_note
 # (" (score 61 %)", vide sans score), item_link
@@ -11,7 +11,7 @@ Bonjour {{staff_name}},
 
 Vos opportunités de coopération du {{date}} ({{opportunities}}), de la plus pertinente à la moins pertinente :
 
-{{items_text}}
+{{{items_text}}}
 
 Toutes vos notifications : {{link}}
 

@@ -659,17 +659,19 @@ class NotifierTest(unittest.TestCase):
 
     def _digest_stack(self):
         """A started Stack whose only staff member, Dora, gets the inbox at
-        once and a webhook digest at an hour three hours away: (the stack,
-        its webhook receiver, that hour)."""
+        once and a webhook digest at 11 h, its clock at 08:00 (Paris): (the
+        stack, its webhook receiver, the clock offset of 11:10 that day).
+        (An hour three hours from the real time was already past that day
+        late in the evening: the digest went at once.)"""
         hook = self.ws.own(WebhookReceiver())
-        hour = (paris_hour() + 3) % 24
+        start = offset_to_hour(8, 0)
         st = Stack(self.ws, {"d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
-                                   "mode": "digest", "digest_hour": hour}}, default_staff="d")
+                                   "mode": "digest", "digest_hour": 11}}, clock_offset_ms=start, default_staff="d")
         st.start()
-        return st, hook, hour
+        return st, hook, start + (3 * 60 + 10) * 60 * 1000
 
     def test_digest_at_its_hour_ordered_by_score(self):
-        st, hook, hour = self._digest_stack()
+        st, hook, at_the_hour = self._digest_stack()
         self._directory(st)  # three new members: items without a score
         st.emit([match("m-low", "n1", "o1", "s-caen", "s-rouen", score=0.41),
                  match("m-high", "n1", "o1", "s-caen", "s-rouen", score=0.93),
@@ -678,7 +680,7 @@ class NotifierTest(unittest.TestCase):
         time.sleep(1.0)
         self.assertEqual(hook.requests, [])  # held for the digest
         self.assertEqual(len([e for e in st.inbox("d") if e["kind"] == "match"]), 3)  # the inbox at once
-        st.set_clock(offset_to_hour(hour))
+        st.set_clock(at_the_hour)
         h.wait_until(lambda: hook.delivered(), 5, what="the digest")
         time.sleep(1.2)
         self.assertEqual(len(hook.requests), 1)  # one digest a day
@@ -688,7 +690,7 @@ class NotifierTest(unittest.TestCase):
         self.assertLess(text.index("66 %"), text.index("41 %"))
         self.assertIn("* Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
         self.assertNotIn("score 0 %", text)
-        self.assertIn("une fois par jour, à %d h" % hour, text)
+        self.assertIn("une fois par jour, à 11 h", text)
 
     def test_leaving_digest_mode_sends_what_waited_for_the_digest(self):
         # Items held for a digest whose member switches to immediate mode
