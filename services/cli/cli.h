@@ -197,4 +197,7 @@ extern volatile int cli_interrupted;
  * return EINTR and loops see cli_interrupted). */
 void cli_catch_signals(void);
 
+/* Sleep `ms` milliseconds, the whole of them unless cli_interrupted is set. */
+void cli_sleep_ms(long ms);
+
 #endif

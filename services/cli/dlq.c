@@ -167,8 +167,7 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
                    strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0) {
             if (mg_clock_monotonic_us() < limited_until) {
                 mg_ack_free(ack);
-                struct timespec ts = {(time_t)(pause_ms / 1000), (long)(pause_ms % 1000) * 1000000L};
-                nanosleep(&ts, NULL);
+                cli_sleep_ms(pause_ms);
                 pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
                 attempt--; /* answered: not a lost attempt */
                 continue;
@@ -267,8 +266,7 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
         r = redisCommand(c, "EVAL %s 1 %s %s %s %b", script, MG_DEADLETTER_KEY, id, dl->source, dl->raw,
                          dl->raw_len);
         if (!r || r->type != REDIS_REPLY_INTEGER || r->integer == 1) break;
-        struct timespec pause = {0, 100 * 1000000L};
-        nanosleep(&pause, NULL);
+        cli_sleep_ms(100);
     }
     if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         cli_error("dlq", "the broker kept no new dead letter of it: this one is kept");

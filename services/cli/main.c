@@ -4,11 +4,13 @@
  * The CLI speaks the public protocol like any network system would (ZeroMQ
  * ingest and fan-out, the journal in Redis), so whatever it can do, an
  * integrator can do from another language. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "maillage/log.h"
@@ -30,6 +32,12 @@ void cli_catch_signals(void)
     sa.sa_flags = 0; /* no SA_RESTART: blocking calls return EINTR */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cli_interrupted) {
+    }
 }
 
 void cli_error(const char *command, const char *fmt, ...)

@@ -58,13 +58,6 @@ static char *s_path(const s_stack_t *st, const char *name, const char *suffix)
     return mg_asprintf("%s/%s%s", st->dir, name, suffix);
 }
 
-static void s_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* The program a component runs, for spawning and for recognising its pid. */
 static char *s_program(const s_stack_t *st, size_t component)
 {
@@ -246,10 +239,11 @@ static int s_stop_pid(pid_t pid, int timeout_s)
     int64_t deadline = mg_clock_monotonic_us() + (int64_t)timeout_s * 1000000;
     while (mg_clock_monotonic_us() < deadline) {
         if (s_exited(pid)) return 0;
-        s_sleep_ms(20);
+        cli_sleep_ms(20);
     }
     kill(pid, SIGKILL);
-    for (int i = 0; i < 250 && !s_exited(pid); i++) s_sleep_ms(20);
+    for (int i = 0; i < 250 && !s_exited(pid); i++)
+        cli_sleep_ms(20);
     return 1;
 }
 
@@ -365,7 +359,7 @@ static int s_wait_ready(s_stack_t *st, size_t i)
         else if (strcmp(name, "gateway") == 0 && st->http_port) ready = s_tcp_open(st->http_port);
         else ready = mg_clock_monotonic_us() - start > 300000;
         if (ready) return 0;
-        s_sleep_ms(25);
+        cli_sleep_ms(25);
     }
     cli_error("up", "%s did not become ready within %d s", i == 0 ? "redis-server" : name, st->timeout_s);
     return -1;
