@@ -14,7 +14,6 @@
  * [gateway] ack_timeout_ms. Everything runs in the daemon's one loop. */
 #include "gateway.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1215,15 +1214,6 @@ static int s_parse_listen(const char *listen, char *host, size_t hostlen, int *p
     return 0;
 }
 
-static int s_host_is_loopback(const char *host) {
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (strcmp(host, "localhost") == 0) return 1;
-    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
-    return 0;
-}
-
 mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_gateway_t *gw = mg_calloc(1, sizeof *gw);
     char why[512];
@@ -1248,7 +1238,7 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
         mg_fail(err, errlen, "%s: [gateway] listen = \"%s\": expected HOST:PORT", path, listen);
         goto err;
     }
-    if (!s_host_is_loopback(gw->listen_host)) {
+    if (!mg_config_host_is_loopback(gw->listen_host)) {
         if (!mg_config_bool(cfg, "gateway", "allow_plain_http_remote")) {
             mg_fail(
                 err, errlen,

@@ -21,7 +21,6 @@
  * so `maillage staff` changes apply without a restart. */
 #include "notifier.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1868,18 +1867,15 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     else s_on_flushed(NULL, n);
 }
 
-/* 1 if `host` (the host of a URL, up to ':' or '/') is this machine:
- * localhost, [::1] or an IPv4 address of 127.0.0.0/8 (not a name that
- * merely starts with "127."). */
+/* 1 if the host of URL rest `host` (up to its port or path) is this
+ * machine (mg_config_host_is_loopback()). */
 static int s_is_loopback(const char *host) {
     size_t len = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/?#");
     char name[64];
     if (len == 0 || len >= sizeof name) return 0;
     memcpy(name, host, len);
     name[len] = '\0';
-    struct in_addr v4;
-    return strcasecmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0 ||
-           (inet_pton(AF_INET, name, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+    return mg_config_host_is_loopback(name);
 }
 
 /* The SMTP settings: an smtp:// or smtps:// URL, and never a password in

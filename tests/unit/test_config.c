@@ -375,6 +375,17 @@ static void templated_sections_refuse_what_the_template_does(void **state) {
     assert_non_null(strstr(s_err, "test.conf:1:"));
 }
 
+static void loopback_hosts_are_this_machine_only(void **state) {
+    (void)state;
+    const char *here[] = {"localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"};
+    for (size_t i = 0; i < sizeof here / sizeof here[0]; i++)
+        assert_true(mg_config_host_is_loopback(here[i]));
+    const char *elsewhere[] = {"",      "127.relais.example.org", "10.0.0.1", "0.0.0.0",  "::",
+                               "[::2]", "localhost.example",      "[::1",     "128.0.0.1"};
+    for (size_t i = 0; i < sizeof elsewhere / sizeof elsewhere[0]; i++)
+        assert_false(mg_config_host_is_loopback(elsewhere[i]));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_need_no_file),
@@ -393,6 +404,7 @@ int main(void) {
         cmocka_unit_test(oversized_input_is_refused),
         cmocka_unit_test(templated_sections_are_checked_typed_and_enumerated),
         cmocka_unit_test(templated_sections_refuse_what_the_template_does),
+        cmocka_unit_test(loopback_hosts_are_this_machine_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
  * unless the file sets it) and, per open section, its entries in file order. */
 #include "maillage/config.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
@@ -679,4 +680,18 @@ void mg_config_write_defaults(FILE *out) {
             s_write_key(out, k);
         }
     }
+}
+
+bool mg_config_host_is_loopback(const char *host) {
+    char bare[64];
+    size_t len = strlen(host);
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') host++, len -= 2;
+    if (len == 0 || len >= sizeof bare) return false;
+    memcpy(bare, host, len);
+    bare[len] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(bare, "localhost") == 0) return true;
+    if (inet_pton(AF_INET, bare, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, bare, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }

@@ -81,6 +81,12 @@ void mg_config_open_entry(const mg_config_t *cfg, const char *section, size_t in
 size_t mg_config_instance_count(const mg_config_t *cfg, const char *templ);
 const char *mg_config_instance_section(const mg_config_t *cfg, const char *templ, size_t index);
 
+/* Whether `host` (a configured host name or address, without port; an IPv6
+ * address with or without its brackets) is this machine: localhost, an
+ * address of 127.0.0.0/8 or ::1 (not a name that merely starts with
+ * "127."). */
+bool mg_config_host_is_loopback(const char *host);
+
 /* The path the config was loaded from, or NULL for defaults. Borrowed. */
 const char *mg_config_path(const mg_config_t *cfg);
 
