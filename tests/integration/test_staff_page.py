@@ -783,8 +783,10 @@ class StaffPageTest(unittest.TestCase):
 
         nid, nid2, _, status, body = post_two_needs_and_an_offer(st, network_token)
         self.assertEqual(status, 202, body)
-        mids = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
-                                     if e.match_found.need_id in (nid, nid2)] or None, 60, 0.1, "the two matches")
+        # (both: the two needs are matched by two jobs, one after the other)
+        mids = h.wait_until(lambda: (lambda m: m if len(m) == 2 else None)(
+            [e.match_found.match_id for e in st.journal("match.found") if e.match_found.need_id in (nid, nid2)]),
+            60, 0.1, "the two matches")
         h.wait_until(lambda: {"match:" + mid for mid in mids} <= set(st.inbox_items(STAFF)), 30, 0.1,
                      "the matches in the inbox")
         self.assertEqual([self.item(mid) for mid in mids], [None, None])
