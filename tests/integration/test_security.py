@@ -219,6 +219,12 @@ class SecurityTest(unittest.TestCase):
         self.assertIn("beyond loopback", line)
         self.assertIn("curve_secret_key_file", line)
 
+    def test_a_host_name_that_merely_starts_with_127_is_not_loopback(self):
+        port = h.free_port()
+        for endpoint in ("tcp://127.relais.example.org:%d" % port, "tcp://127.0.0.1.example.org:%d" % port):
+            sections = h.broker_sections(self.redis, ingest=endpoint)
+            self.assertIn("beyond loopback", self.broker_fails(sections), endpoint)
+
     def test_the_insecure_override_starts_with_a_loud_warning(self):
         d, _ = h.start_broker(self.ws, self.redis, ingest="tcp://0.0.0.0:%d" % h.free_port(),
                               allow_insecure_remote=True)
