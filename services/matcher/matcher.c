@@ -1951,6 +1951,14 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         mg_fail(err, errlen, "%s: [matcher] every weight is 0: nothing to score with", path);
         goto err;
     }
+    if (m->weights.threshold > 0 && m->material_change >= m->weights.threshold) {
+        mg_fail(
+            err, errlen,
+            "%s: [matcher] material_change = %g: must be below threshold = %g, or a proposed pair is never "
+            "retired for its score",
+            path, m->material_change, m->weights.threshold);
+        goto err;
+    }
     if (m->instances > 1 && m->instance >= m->instances) {
         mg_fail(err, errlen, "%s: [matcher] instance = %u: must be below instances = %u", path, m->instance,
                 m->instances);

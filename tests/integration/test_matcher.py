@@ -424,6 +424,17 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual([(m.need_id, m.revision, m.retired) for m in found], [("n1", 1, False), ("n1", 2, True)])
         self.assertIn("sous le seuil", found[1].explanation)
 
+    def test_a_material_change_that_would_never_retire_a_pair_is_refused_at_start(self):
+        st = Stack(self.ws)
+        sections = dict(st.sections)
+        sections["matcher"] = {"threshold": "0.05", "material_change": "0.05"}
+        conf = h.write_config(self.ws.path("matcher-bad.conf"), sections)
+        res = h.run_program("maillage-matcher", ["--config", conf])
+        self.assertEqual(res.returncode, 1)
+        lines = res.stderr.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("material_change = 0.05: must be below threshold = 0.05", lines[0])
+
     def test_an_offer_placed_by_its_territory_only_is_matched_both_ways(self):
         # The broker accepts an offer placed by its commune, its territory or
         # both. One with a territory and no commune was ignored ("offer

@@ -104,7 +104,7 @@ const mg_config_key_t mg_config_schema[] = {
     DBL("matcher", "threshold", "0.35", 0, 1, "Minimum score (0..1) for a pair to be proposed (match.found)."),
     DBL("matcher", "material_change", "0.05", 0, 1,
         "A proposed pair whose score moves by at least this much gets a new revision; it stays proposed until "
-        "its score falls this much below the threshold."),
+        "its score falls this much below the threshold (so it must be below the threshold)."),
     INT("matcher", "fairness_window_days", "30", 1, 3650,
         "Proposals of a provider counted over this many days for the fairness component."),
     INT("matcher", "max_candidates", "20", 1, 1000,
