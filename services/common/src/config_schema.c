@@ -44,7 +44,9 @@ const mg_config_key_t mg_config_schema[] = {
         "the producer to read them. Keep it above the producers' window (1000 for\n"
         "maillage's own): an ack beyond it is dropped, and the producer sends again\n"
         "(DUPLICATE)."),
-    INT("broker", "fanout_hwm", "100000", 0, 10000000, "High-water mark of the fan-out socket per subscriber."),
+    INT("broker", "fanout_hwm", "1000", 0, 10000000,
+        "Messages the fan-out keeps for each subscriber (ZeroMQ counts messages, not bytes); beyond, a "
+        "subscriber that does not keep up reads the missed events from the journal."),
     INT("broker", "deadletter_maxlen", "100000", 100, 100000000,
         "Approximate number of dead letters kept (older ones are trimmed)."),
     STR("broker", "network", "local",
