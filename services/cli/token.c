@@ -207,29 +207,11 @@ static int s_revoke(redisContext *c, const char *id)
 
 int cli_token_revoke_staff(redisContext *c, const char *staff_id)
 {
-    redisReply *all = redisCommand(c, "HGETALL %s", MG_TOKENS_KEY);
-    if (!all || all->type != REDIS_REPLY_ARRAY) {
-        if (all) freeReplyObject(all);
-        return -1;
-    }
-    int revoked = 0;
-    for (size_t i = 0; i + 1 < all->elements; i += 2) {
-        const char *id = all->element[i]->str, *hash = all->element[i + 1]->str;
-        redisReply *t = redisCommand(c, "HMGET %s%s kind subject", MG_TOKEN_KEY_PREFIX, hash);
-        int mine = t && t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->str &&
-                   t->element[1]->str && strcmp(t->element[0]->str, "staff") == 0 &&
-                   strcmp(t->element[1]->str, staff_id) == 0;
-        if (t) freeReplyObject(t);
-        if (!mine) continue;
-        if (s_reply_ok(c, redisCommand(c, "DEL %s%s", MG_TOKEN_KEY_PREFIX, hash)) != 0 ||
-            s_reply_ok(c, redisCommand(c, "HDEL %s %s", MG_TOKENS_KEY, id)) != 0 ||
-            s_reply_ok(c, redisCommand(c, "PUBLISH %s %s", MG_TOKENS_REVOKED_CHANNEL, hash)) != 0) {
-            freeReplyObject(all);
-            return -1;
-        }
-        revoked++;
-    }
-    freeReplyObject(all);
+    static const char script[] = MG_TOKEN_REVOKE_STAFF_LUA "return revoke_staff_tokens(ARGV[1])\n";
+    redisReply *r = redisCommand(c, "EVAL %s 0 %s", script, staff_id);
+    int revoked = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    if (revoked < 0) return s_fail_reply(c, r);
+    freeReplyObject(r);
     return revoked;
 }
 

@@ -4,11 +4,13 @@
 #include "notifier.h"
 
 #include "maillage/staff.h"
+#include "maillage/token.h"
 
 /* clang-format off */
 const char mg_notifier_script[] =
     "local op = ARGV[1]\n"
     "local function nkey(nid) return 'mg:notif:' .. nid end\n"
+    MG_TOKEN_REVOKE_STAFF_LUA
     /* create: now, ttl_ms, inbox_max, need_done, n, then per notification:
      * nid, staff, channel, route (inbox|queue|digest), due, score, npairs,
      * then npairs field/value pairs. The record's existence is the
@@ -273,6 +275,7 @@ const char mg_notifier_script[] =
      * written again as the config says, and removed when their section is
      * gone. A record added or edited with `maillage staff` (origin=cli, or
      * no origin) and an id removed with it (mg:staff_removed) are left alone.
+     * A removed id's tokens are revoked, as `maillage staff remove` does.
      * Returns {written ids, ids kept as the CLI left them, ids removed}. */
     "if op == 'staff_sync' then\n"
     "  local n, i = tonumber(ARGV[2]), 3\n"
@@ -299,6 +302,7 @@ const char mg_notifier_script[] =
     "    if not declared[id] and redis.call('HGET', 'mg:staff:' .. id, 'origin') == 'config' then\n"
     "      redis.call('DEL', 'mg:staff:' .. id)\n"
     "      redis.call('SREM', 'mg:staff', id)\n"
+    "      revoke_staff_tokens(id)\n"
     "      dropped[#dropped+1] = id\n"
     "    end\n"
     "  end\n"

@@ -17,6 +17,7 @@ import time
 import unittest
 
 import harness as h
+import test_gateway as tg  # the Gateway (as a module: its tests do not run here)
 import test_notifier as tn  # the Stack (as a module: its tests do not run here)
 
 
@@ -95,6 +96,24 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(self.staff(st, "claire")["origin"], "config")
         self.assertEqual(self.staff(st, "lea")["departments"], "50")
         self.assertEqual(self.members(st), ["claire", "lea", "nina", "remi"])
+
+    def test_a_staff_member_dropped_from_the_config_loses_their_tokens_at_once(self):
+        # The notifier removed "old" from mg:staff but left their tokens: a
+        # gateway that had the token in its cache (token_cache_s) kept
+        # answering them, and kept their live stream open, until it expired.
+        config = {"claire": {"name": "Claire Dupont"}, "old": {"name": "Ancien poste"}}
+        st = tn.Stack(self.ws, config)
+        st.start()
+        gw = tg.Gateway(self.ws, st.sections, token_cache_s=3600)
+        claire, old = gw.token("--staff", "claire"), gw.token("--staff", "old")
+        for token in (claire, old):
+            self.assertEqual(gw.request("GET", "/v1/me", token=token).status, 200)  # now cached
+        del config["old"]
+        self.restart_with(st, config)
+        self.assertNotIn("old", self.members(st))
+        h.wait_until(lambda: gw.request("GET", "/v1/me", token=old).status == 401, timeout=5, what="old refused")
+        self.assertEqual(gw.request("GET", "/v1/me", token=claire).status, 200)
+        self.assertEqual(st.redis.call("HLEN", "mg:tokens"), 1)  # claire's is left
 
     def test_show_says_every_field_in_french_in_a_fixed_order(self):
         webhook = "https://chat.cress-normandie.example.org/hooks/" + "0123456789abcdef" * 4  # > 64 bytes

@@ -27,6 +27,29 @@
 #define MG_TOKENS_KEY "mg:tokens"
 #define MG_TOKENS_REVOKED_CHANNEL "mg:tokens:revoked"
 
+/* Lua that defines the local function revoke_staff_tokens(staff_id): it
+ * deletes every token of kind "staff" for that subject (MG_TOKEN_KEY_PREFIX
+ * key and MG_TOKENS_KEY entry), PUBLISHes each hash on
+ * MG_TOKENS_REVOKED_CHANNEL, and returns how many. The scripts that remove a
+ * staff member (`maillage staff remove`, the notifier dropping a [staff.<id>]
+ * gone from its config) begin with it. It names keys not passed in KEYS
+ * (single-instance Redis, as everywhere in maillage). */
+#define MG_TOKEN_REVOKE_STAFF_LUA                                                                            \
+    "local function revoke_staff_tokens(id)\n"                                                               \
+    "  local all, n = redis.call('HGETALL', '" MG_TOKENS_KEY "'), 0\n"                                       \
+    "  for i = 1, #all, 2 do\n"                                                                              \
+    "    local key = '" MG_TOKEN_KEY_PREFIX "' .. all[i+1]\n"                                                \
+    "    local t = redis.call('HMGET', key, 'kind', 'subject')\n"                                            \
+    "    if t[1] == 'staff' and t[2] == id then\n"                                                           \
+    "      redis.call('DEL', key)\n"                                                                         \
+    "      redis.call('HDEL', '" MG_TOKENS_KEY "', all[i])\n"                                                \
+    "      redis.call('PUBLISH', '" MG_TOKENS_REVOKED_CHANNEL "', all[i+1])\n"                               \
+    "      n = n + 1\n"                                                                                      \
+    "    end\n"                                                                                              \
+    "  end\n"                                                                                                \
+    "  return n\n"                                                                                           \
+    "end\n"
+
 /* The event types a network token may post when `issue` is given none. */
 #define MG_TOKEN_DEFAULT_TYPES "member.*,need.*,offer.*,cooperation.*"
 
