@@ -35,7 +35,10 @@
 #include "maillage/staff.h"
 #include "maillage/token.h"
 
+/* Most path segments and query parameters a request may carry (the API
+ * reads at most ten parameters). */
 #define S_MAX_SEGMENTS 16
+#define S_MAX_PARAMETERS 32
 #define S_HOUSEKEEPING_MS 1000
 #define S_METRICS_EVERY_TICKS 10
 #define S_STOP_GRACE_MS 3000
@@ -392,6 +395,51 @@ static int s_query_is_text(const struct evkeyvalq *query) {
     return 1;
 }
 
+/* The query string into r->query. Empty pairs ("a=1&&b=2", a trailing "&")
+ * are passed over and a name alone ("?x") has an empty value, as browsers
+ * build them; a name given twice is refused (which one would count is
+ * anyone's guess), and so are "%00" (it would end a decoded value early:
+ * "locaux%00x" read as "locaux") and what does not decode to UTF-8.
+ * Returns 0, or -1 with the 400 sent. */
+static int s_parse_query(gw_request_t *r, const char *qs) {
+    size_t len = strlen(qs);
+    char *norm = mg_malloc(2 * len + 1), *out = norm; /* at worst "a&b&..." gains one "=" per pair */
+    for (const char *p = qs; *p;) {
+        size_t n = strcspn(p, "&");
+        if (n > 0) {
+            if (out > norm) *out++ = '&';
+            memcpy(out, p, n);
+            out += n;
+            if (!memchr(p, '=', n)) *out++ = '=';
+        }
+        p += n + (p[n] == '&');
+    }
+    *out = '\0';
+    int bad =
+        strstr(norm, "%00") || evhttp_parse_query_str(norm, &r->query) != 0 || !s_query_is_text(&r->query);
+    free(norm);
+    if (bad) {
+        gw_reply_error(r, 400, "bad_request", NULL, -1, "malformed query string");
+        return -1;
+    }
+    size_t count = 0;
+    for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
+        count++;
+    if (count > S_MAX_PARAMETERS) {
+        gw_reply_error(r, 400, "bad_request", NULL, -1, "%zu query parameters; at most %d", count,
+                       S_MAX_PARAMETERS);
+        return -1;
+    }
+    for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
+        for (const struct evkeyval *later = kv->next.tqe_next; later; later = later->next.tqe_next)
+            if (strcmp(kv->key, later->key) == 0) {
+                gw_reply_error(r, 400, "invalid_parameter", kv->key, -1, "%s is given more than once",
+                               kv->key);
+                return -1;
+            }
+    return 0;
+}
+
 static int s_split(char *path, char **seg) {
     int n = 0;
     if (path[0] != '/') return -1;
@@ -483,12 +531,6 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
         return;
     }
     r->path = path;
-    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
-    /* "%00" would end a decoded value early ("locaux%00x" read as "locaux"). */
-    if (qs && *qs && (strstr(qs, "%00") || evhttp_parse_query_str(qs, &r->query) != 0 || !s_query_is_text(&r->query))) {
-        gw_reply_error(r, 400, "bad_request", NULL, -1, "malformed query string");
-        return;
-    }
 
     char *copy = mg_strdup(path), *seg[S_MAX_SEGMENTS];
     int nseg = s_split(copy, seg);
@@ -525,6 +567,10 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
     for (size_t i = 0; i < found->nseg && r->param_count < 4; i++)
         if (!found->seg[i]) r->params[r->param_count++] = mg_strdup(seg[i]);
     free(copy);
+    /* Public routes (the page, health, session) read no parameter: a link
+     * with "?utm" or "?&" still opens the page. */
+    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+    if ((found->allowed & (GW_NETWORK | GW_STAFF)) && qs && *qs && s_parse_query(r, qs) != 0) return;
     q->route = found;
     s_dispatch(q);
 }

@@ -640,6 +640,24 @@ class ReadTest(unittest.TestCase):
         # a value: refused as a whole, before any route sees it.
         for query in ({"category": "locaux\x00x"}, {"department": b"\xff"}):
             self.error(400, "/v1/needs", **query)
+        # A name given twice is refused (which one would count?), and a flood
+        # of parameters too (each pair is compared with the others).
+        status, body, _ = self.get("/v1/needs?limit=1&limit=999")
+        self.assertEqual((status, body["error"]["code"], body["error"]["field"]), (400, "invalid_parameter", "limit"))
+        status, body, _ = self.get("/v1/needs?" + "&".join("p%d=1" % i for i in range(2000)))
+        self.assertEqual((status, body["error"]["code"]), (400, "bad_request"), body)
+        # Empty pairs and a name alone are what browsers and shared links
+        # make: taken (a name alone has an empty value), not a 400.
+        first = self.ok("/v1/needs", limit=1)
+        for raw in ("/v1/needs?limit=1&&", "/v1/needs?&limit=1", "/v1/needs?limit=1&utm_source"):
+            status, body, _ = self.get(raw)
+            self.assertEqual((status, body), (200, first), raw)
+        # The public routes read no parameter: the page opens whatever a link
+        # adds to it (it used to answer a JSON 400 to "/?utm").
+        for raw in ("/?utm", "/?&", "/?x=%ff", "/healthz?probe"):
+            status, body, resp = self.st.http.get(raw)
+            self.assertEqual(status, 200, (raw, body))
+        self.assertTrue(self.st.http.get("/?utm")[2].getheader("Content-Type").startswith("text/html"))
         # The largest cursor Redis takes is taken (and just ends the list).
         self.assertIn("items", self.ok("/v1/structures", cursor="18446744073709551615"))
         self.assertEqual(self.ok("/v1/structures", cursor="")["items"], self.ok("/v1/structures")["items"])
