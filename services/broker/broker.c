@@ -48,6 +48,10 @@
  * envelopes cannot exceed S_INFLIGHT_BYTES by much. */
 #define S_BATCH_BYTES (2 * 1024 * 1024)
 
+/* Fewest envelopes ZeroMQ may hold for a producer while the broker is not
+ * reading (see ingest_rcvhwm in mg_broker_new). */
+#define S_MIN_INGEST_RCVHWM 16
+
 /* Bytes of dead letters sent to Redis and not yet confirmed; beyond this a
  * dead letter is dropped (counted): a flood of refused messages while Redis
  * is slow must not pile up in memory, since refusing them does not stop
@@ -979,7 +983,10 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- life cycle -------------------------------------------------------------- */
 
-static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, char *err, size_t errlen) {
+/* Binds [broker] `key`. `sndhwm` and `rcvhwm` are ZeroMQ's high-water marks
+ * per peer, in messages. */
+static void *s_bind(mg_broker_t *broker, int type, const char *key, int sndhwm, int rcvhwm, char *err,
+                    size_t errlen) {
     const char *endpoint = mg_config_str(broker->cfg, "broker", key);
     if (!s_endpoint_is_local(endpoint) && !broker->curve) {
         if (!mg_config_bool(broker->cfg, "broker", "allow_insecure_remote")) {
@@ -1007,8 +1014,8 @@ static void *s_bind(mg_broker_t *broker, int type, const char *key, int hwm, cha
     }
     int linger = 500, one = 1;
     zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(socket, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm));
+    zmq_setsockopt(socket, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
     if (type == ZMQ_ROUTER) {
         /* Tell us (EHOSTUNREACH) rather than silently drop an ack for a
          * producer that is gone. */
@@ -1074,11 +1081,16 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     broker->rate_per_s = (double)mg_config_int(cfg, "broker", "rate_limit_per_s");
     broker->rate_burst = (double)mg_config_int(cfg, "broker", "rate_limit_burst");
     if (broker->rate_burst < 1) broker->rate_burst = broker->rate_per_s;
+    /* What ZeroMQ receives for a producer while the broker has paused
+     * reading is bounded in bytes too: S_INFLIGHT_BYTES of envelopes of
+     * max_message_bytes. */
+    int ingest_rcvhwm = (int)(S_INFLIGHT_BYTES / broker->max_message_bytes);
+    int fanout_hwm = (int)mg_config_int(cfg, "broker", "fanout_hwm");
     broker->ingest_socket =
-        s_bind(broker, ZMQ_ROUTER, "ingest", (int)mg_config_int(cfg, "broker", "ingest_hwm"), err, errlen);
+        s_bind(broker, ZMQ_ROUTER, "ingest", (int)mg_config_int(cfg, "broker", "ingest_hwm"),
+               ingest_rcvhwm < S_MIN_INGEST_RCVHWM ? S_MIN_INGEST_RCVHWM : ingest_rcvhwm, err, errlen);
     if (broker->ingest_socket)
-        broker->fanout_socket =
-            s_bind(broker, ZMQ_PUB, "fanout", (int)mg_config_int(cfg, "broker", "fanout_hwm"), err, errlen);
+        broker->fanout_socket = s_bind(broker, ZMQ_PUB, "fanout", fanout_hwm, fanout_hwm, err, errlen);
     if (!broker->ingest_socket || !broker->fanout_socket) goto err;
 
     broker->redis = mg_redis_new_from_config(base, cfg, s_on_redis_state, broker, why, sizeof(why));

@@ -38,12 +38,11 @@ const mg_config_key_t mg_config_schema[] = {
     INT("broker", "batch_max", "512", 1, 65536,
         "Most envelopes read from the ingest socket per loop turn (and journaled in one pipeline)."),
     INT("broker", "ingest_hwm", "100000", 0, 10000000,
-        "High-water mark of the ingest socket per producer connection (messages), both ways:\n"
-        "what may wait to be read while the broker pauses (Redis slow: up to this many\n"
-        "messages of max_message_bytes in memory per producer), and the acks waiting for\n"
-        "the producer to read them. Keep it above the producers' window (1000 for\n"
-        "maillage's own): an ack beyond it is dropped, and the producer sends again\n"
-        "(DUPLICATE)."),
+        "Acks that may wait for a producer connection to read them (messages). Keep it\n"
+        "above the producers' window (1000 for maillage's own): an ack beyond it is\n"
+        "dropped, and the producer sends again (DUPLICATE). (What a producer sends while\n"
+        "the broker pauses reading waits in ZeroMQ up to 16 MiB of max_message_bytes\n"
+        "envelopes per connection, then in the producer.)"),
     INT("broker", "fanout_hwm", "1000", 0, 10000000,
         "Messages the fan-out keeps for each subscriber (ZeroMQ counts messages, not bytes); beyond, a "
         "subscriber that does not keep up reads the missed events from the journal."),
