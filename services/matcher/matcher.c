@@ -1129,8 +1129,12 @@ static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_decide(job);
 }
 
+/* The close of an item the matcher decides (member.left, expiry). `why_key`
+ * makes its event id (the same decision, the same id); `if_unchanged_since`
+ * (0 = none) makes it void if a later event changed the item. */
 static void s_emit_need_closed(s_job_t *job, const char *need_id, const char *structure_id,
-                               Maillage__V1__Closure reason, const char *why_key, const char *comment) {
+                               Maillage__V1__Closure reason, const char *why_key, const char *comment,
+                               uint64_t if_unchanged_since) {
     char eid[MG_ID_MAX + 1];
     s_closure_event_id("need.closed", need_id, why_key, eid);
     Maillage__V1__NeedClosed nc = MAILLAGE__V1__NEED_CLOSED__INIT;
@@ -1138,6 +1142,7 @@ static void s_emit_need_closed(s_job_t *job, const char *need_id, const char *st
     nc.structure_id = (char *)structure_id;
     nc.reason = reason;
     nc.comment = (char *)comment;
+    nc.if_unchanged_since = if_unchanged_since;
     mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
     env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
     env.need_closed = &nc;
@@ -1145,7 +1150,8 @@ static void s_emit_need_closed(s_job_t *job, const char *need_id, const char *st
 }
 
 static void s_emit_offer_withdrawn(s_job_t *job, const char *offer_id, const char *provider_id,
-                                   Maillage__V1__Closure reason, const char *why_key, const char *comment) {
+                                   Maillage__V1__Closure reason, const char *why_key, const char *comment,
+                                   uint64_t if_unchanged_since) {
     char eid[MG_ID_MAX + 1];
     s_closure_event_id("offer.withdrawn", offer_id, why_key, eid);
     Maillage__V1__OfferWithdrawn ow = MAILLAGE__V1__OFFER_WITHDRAWN__INIT;
@@ -1153,6 +1159,7 @@ static void s_emit_offer_withdrawn(s_job_t *job, const char *offer_id, const cha
     ow.provider_id = (char *)provider_id;
     ow.reason = reason;
     ow.comment = (char *)comment;
+    ow.if_unchanged_since = if_unchanged_since;
     mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
     env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN;
     env.offer_withdrawn = &ow;
@@ -1173,10 +1180,10 @@ static void s_on_left(mg_redis_t *redis, redisReply *reply, void *privdata) {
         const char *item = s_rstr(reply->element[i]);
         if (strncmp(item, "n:", 2) == 0)
             s_emit_need_closed(job, item + 2, sid, MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, key,
-                               "La structure a quitté le réseau.");
+                               "La structure a quitté le réseau.", 0);
         else if (strncmp(item, "o:", 2) == 0)
             s_emit_offer_withdrawn(job, item + 2, sid, MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, key,
-                                   "La structure a quitté le réseau.");
+                                   "La structure a quitté le réseau.", 0);
     }
     s_decide(job);
 }
@@ -1485,6 +1492,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_str(&a, m->mflag);
         mg_args_str(&a, env->need_closed->need_id);
         mg_args_int(&a, s_received_ms(env));
+        mg_args_int(&a, (long long)env->need_closed->if_unchanged_since);
         cb = s_on_closed;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
@@ -1493,6 +1501,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_str(&a, m->mflag);
         mg_args_str(&a, env->offer_withdrawn->offer_id);
         mg_args_int(&a, s_received_ms(env));
+        mg_args_int(&a, (long long)env->offer_withdrawn->if_unchanged_since);
         cb = s_on_closed;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
@@ -1542,7 +1551,11 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
 
 /* ---- expiry ------------------------------------------------------------------------- */
 
-/* Reply of "expired": {{need, sid, ...}, {offer, sid, ...}}. */
+/* Reply of "expired": {{need, sid, seq, ...}, {offer, sid, seq, ...}}. Each
+ * close is conditional on the item's last event (seq): an update journaled
+ * before the close but not applied yet (an extension of valid_until) voids
+ * it. The event id names that event, so that the item expiring later (after
+ * an update that did not extend it) gets a close of its own. */
 static void s_on_expired(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
     (void)redis;
@@ -1554,14 +1567,17 @@ static void s_on_expired(mg_redis_t *redis, redisReply *reply, void *privdata) {
     for (int k = 0; k < 2; k++) {
         const redisReply *list = reply->element[k];
         if (list->type != REDIS_REPLY_ARRAY) continue;
-        for (size_t i = 0; i + 1 < list->elements; i += 2) {
+        for (size_t i = 0; i + 2 < list->elements; i += 3) {
             const char *id = s_rstr(list->element[i]), *sid = s_rstr(list->element[i + 1]);
+            uint64_t seq = (uint64_t)s_rint(list->element[i + 2]);
+            char why[40];
+            snprintf(why, sizeof(why), "expired.%" PRIu64, seq);
             if (k == 0)
-                s_emit_need_closed(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, "expired",
-                                   "Date de validité dépassée.");
+                s_emit_need_closed(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, why,
+                                   "Date de validité dépassée.", seq);
             else
-                s_emit_offer_withdrawn(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, "expired",
-                                       "Date de validité dépassée.");
+                s_emit_offer_withdrawn(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, why,
+                                       "Date de validité dépassée.", seq);
         }
     }
     if (job->n_plains == 0) {
@@ -1578,7 +1594,11 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     s_start_round(m);
-    if (m->expiry_running || m->stopping || !mg_redis_is_up(m->redis)) return;
+    /* Not while catching up: the updates still to apply may extend what
+     * looks expired (the close would be void, but journaled for nothing). */
+    if (m->expiry_running || m->stopping || !mg_redis_is_up(m->redis) || !m->subscriber ||
+        !mg_subscriber_is_live(m->subscriber))
+        return;
     char today[11];
     mg_clock_paris_date(mg_clock_service_now_ms(), today);
     mg_args_t a;

@@ -516,6 +516,56 @@ class MatcherTest(unittest.TestCase):
         h.wait_until(lambda: len(st.journal("need.closed")) == 2, 10, what="the second expired need closed")
         self.assertEqual(st.journal("need.closed")[1].need_closed.need_id, "n-old2")
 
+    def test_an_extension_journaled_while_the_matcher_was_down_wins_over_the_expiry(self):
+        # The matcher is down (a deploy, a crash); meanwhile a structure extends
+        # its need, due today, by two months. It comes back two days later: its
+        # expiry tick ran before it had caught up (8,000 events: longer than
+        # the 1 s tick), closed the need as expired after the extension in the
+        # journal, and closed items never reopen.
+        st, d, clock = self.clocked_stack()
+        st.emit([member("asso-caen", CAEN), member("asso-ifs", IFS)])
+        st.emit([need("n-ext", "asso-caen", CAEN, valid_until=paris_date(0)),
+                 need("n-due", "asso-caen", CAEN, category="formation", valid_until=paris_date(0))])
+        st.settle()
+        d.stop()
+        for i in range(0, 8000, 500):
+            st.emit([need("f-%04d" % k, "asso-ifs", IFS, category="formation", title="Formation")
+                     for k in range(i, i + 500)])
+        st.emit([need("n-ext", "asso-caen", CAEN, valid_until=paris_date(60), event_type="need.updated")])
+        h.set_clock(clock, 2 * DAY_MS)
+        st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock})
+        h.wait_until(lambda: any(e.need_closed.need_id == "n-due" for e in st.journal("need.closed")), 60,
+                     what="the need not extended closed")
+        st.settle(timeout=60)
+        self.assertEqual([e.need_closed.need_id for e in st.journal("need.closed")], ["n-due"])
+        self.assertEqual(st.redis.call("GET", "mg:need:n-ext").split(b"|")[1], b"1")
+
+    def test_a_conditional_close_is_void_once_a_later_event_changed_the_item(self):
+        # What the expiry emits: a close that holds only if the item did not
+        # change since the sequence it names (an extension may be journaled
+        # between the tick's reading and the close's journaling).
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN)])
+        st.emit([need("n1", "asso-caen", CAEN)])
+        st.settle()
+        first = st.journal("need.reported")[0].sequence
+        st.emit([need("n1", "asso-caen", CAEN, valid_until=paris_date(60), event_type="need.updated")])
+        st.settle()
+        updated = st.journal("need.updated")[0].sequence
+        stale = need_closed("n1", "asso-caen")
+        stale.need_closed.reason = h.events_pb2.CLOSURE_EXPIRED
+        stale.need_closed.if_unchanged_since = first
+        st.emit([stale])
+        st.settle()
+        self.assertEqual(st.redis.call("GET", "mg:need:n1").split(b"|")[1], b"1", "void close applied")
+        current = need_closed("n1", "asso-caen")
+        current.need_closed.reason = h.events_pb2.CLOSURE_EXPIRED
+        current.need_closed.if_unchanged_since = updated
+        st.emit([current])
+        st.settle()
+        self.assertEqual(st.redis.call("GET", "mg:need:n1").split(b"|")[1], b"0")
+
     def test_collective_need_detected_once_then_updated(self):
         # With the grouping by distance on too (20 km holds Caen, Hérouville
         # and Ifs), the EPCI signal covers the same structures: no second one.
