@@ -1850,22 +1850,50 @@ static void s_on_acked_flush(evutil_socket_t fd, short what, void *arg) {
     mg_args_clear(&m->acked);
 }
 
-/* Send again what a previous run recorded but may not have seen acknowledged. */
-static void s_on_outbox_page(mg_redis_t *redis, redisReply *reply, void *privdata) {
+/* Outbox entries (id, envelope: two replies) in the order they were
+ * recorded for one entity: an id "<entity>.<revision>" (match.<mid>.<rev>,
+ * cn.<...>.<rev>) after the lower revisions of the same entity. The order
+ * between entities does not matter. */
+typedef struct {
+    const redisReply *id, *data;
+} s_outbox_entry_t;
+
+static int s_outbox_order(const void *a, const void *b) {
+    const redisReply *x = ((const s_outbox_entry_t *)a)->id, *y = ((const s_outbox_entry_t *)b)->id;
+    const char *dx = strrchr(x->str, '.'), *dy = strrchr(y->str, '.');
+    size_t px = dx ? (size_t)(dx - x->str) : x->len, py = dy ? (size_t)(dy - y->str) : y->len;
+    int c = memcmp(x->str, y->str, px < py ? px : py);
+    if (c || px != py) return c ? c : (px < py ? -1 : 1);
+    if (!dx || !dy) return 0;
+    size_t lx = strlen(dx + 1), ly = strlen(dy + 1);
+    if (strspn(dx + 1, "0123456789") == lx && strspn(dy + 1, "0123456789") == ly && lx != ly)
+        return lx < ly ? -1 : 1; /* (numbers without leading zeros: shorter is lower) */
+    return strcmp(dx + 1, dy + 1);
+}
+
+/* Send again what a previous run recorded but may not have seen
+ * acknowledged: all of it in one reply, sorted, and before any new
+ * decision (the commands of new jobs are answered after this one on the
+ * connection), so that no revision of a pair is journaled before the
+ * revisions it follows (a retirement before its proposal). */
+static void s_on_outbox(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_matcher_t *m = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return;
-    const redisReply *items = reply->element[1];
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return;
+    size_t n = 0;
+    s_outbox_entry_t *entries = mg_malloc(reply->elements / 2 * sizeof(*entries) + 1);
+    for (size_t i = 0; i + 1 < reply->elements; i += 2)
+        if (reply->element[i]->type == REDIS_REPLY_STRING &&
+            reply->element[i + 1]->type == REDIS_REPLY_STRING)
+            entries[n++] = (s_outbox_entry_t){reply->element[i], reply->element[i + 1]};
+    qsort(entries, n, sizeof(*entries), s_outbox_order);
     size_t resent = 0;
-    for (size_t i = 0; i + 1 < items->elements; i += 2) {
-        const redisReply *id = items->element[i], *data = items->element[i + 1];
-        if (id->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING) continue;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = entries[i].id, *data = entries[i].data;
         if (mg_producer_send(m->producer, id->str, (const uint8_t *)data->str, data->len) == 0) resent++;
     }
+    free(entries);
     if (resent) mg_info("matcher: %zu event(s) of the outbox sent again", resent);
-    const char *cursor = s_rstr(reply->element[0]);
-    if (strcmp(cursor, "0") != 0)
-        mg_redis_command(m->redis, s_on_outbox_page, m, "HSCAN %s %s COUNT 500", S_OUTBOX_KEY, cursor);
 }
 
 /* ---- Redis, metrics, life cycle ----------------------------------------------------- */
@@ -1875,7 +1903,7 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     (void)redis;
     if (up) {
         mg_script_redis_up(m->script);
-        mg_redis_command(m->redis, s_on_outbox_page, m, "HSCAN %s 0 COUNT 500", S_OUTBOX_KEY);
+        mg_redis_command(m->redis, s_on_outbox, m, "HGETALL %s", S_OUTBOX_KEY);
         if (!m->redis_seen_up)
             mg_info("matcher: ready (consumer %s, partition %u of %u)", m->name, m->instance, m->instances);
         else

@@ -566,6 +566,38 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual(st.redis.call("GET", "mg:need:n1").split(b"|")[1], b"0")
 
+    def test_the_outbox_sent_again_after_a_crash_keeps_each_pairs_revisions_in_order(self):
+        # A need proposed to twelve offers and closed: each pair's proposal
+        # (revision 1) and retirement (revision 2) wait in the outbox while the
+        # broker does not answer, and the matcher is killed. Its successor
+        # sent the outbox again in the hash's order (HSCAN): retirements were
+        # journaled before their proposals, so staff were told of matches
+        # already withdrawn.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN)] + [member("s%02d" % i, CAEN, family="FAMILY_COOPERATIVE")
+                                               for i in range(12)])
+        st.settle()
+        st.matchers[0].stop()
+        st.emit([offer("o%02d" % i, "s%02d" % i, CAEN) for i in range(12)])
+        st.emit([need("n1", "asso-caen", CAEN)])
+        st.emit([need_closed("n1", "asso-caen")])
+        st.broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            d = st.start_matcher()
+            h.wait_until(lambda: st.redis.call("HLEN", "mg:matcher:outbox") >= 20, 20, what="the outbox")
+            d.stop(signal.SIGKILL)
+        finally:
+            st.broker.proc.send_signal(signal.SIGCONT)
+        st.start_matcher()
+        st.settle()
+        seen = {}
+        for m in st.matches():
+            self.assertEqual(m.revision, seen.get(m.match_id, 0) + 1, "revisions of %s out of order" % m.match_id)
+            seen[m.match_id] = m.revision
+        self.assertEqual(len(seen), 10)
+        self.assertEqual(set(seen.values()), {2})
+
     def test_collective_need_detected_once_then_updated(self):
         # With the grouping by distance on too (20 km holds Caen, Hérouville
         # and Ifs), the EPCI signal covers the same structures: no second one.
