@@ -1064,6 +1064,33 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual([(m.need_id, m.offer_id, m.retired) for m in st.matches()], [("n1", "o1", False)])
 
+    def test_an_item_of_a_structure_that_left_is_closed_not_left_open_unmatched(self):
+        # A need reported after its structure's member.left (sent late, or
+        # parked and retried after it) stayed open for good: never matched
+        # (its structure "left"), yet counted as an open unmet need and in the
+        # EPCI's collective need.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("asso-herouville", HEROUVILLE), member("asso-ifs", IFS),
+                 member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([member_left("asso-ifs")])
+        st.settle()
+        st.emit([need("n1", "asso-caen", CAEN), need("n2", "asso-herouville", HEROUVILLE),
+                 need("n3", "asso-ifs", IFS), offer("o-late", "asso-ifs", IFS)])
+        st.settle()
+        st.emit([offer("o1", "scop-caen", CAEN)])
+        st.settle()
+        self.assertEqual(sorted((e.need_closed.need_id, e.need_closed.reason) for e in st.journal("need.closed")),
+                         [("n3", h.events_pb2.CLOSURE_MEMBER_LEFT)])
+        self.assertEqual([(e.offer_withdrawn.offer_id, e.offer_withdrawn.reason)
+                          for e in st.journal("offer.withdrawn")], [("o-late", h.events_pb2.CLOSURE_MEMBER_LEFT)])
+        self.assertEqual(st.redis.call("GET", "mg:need:n3").split(b"|")[1], b"0")
+        self.assertEqual(sorted(m.need_id for m in st.matches()), ["n1", "n2"])
+        self.assertEqual(st.journal("collective_need.detected"), [])  # two structures remain, not three
+        figures = st.redis.call("HGETALL", "mg:figures")
+        figures = dict(zip(figures[::2], figures[1::2]))
+        self.assertEqual(int(figures.get(b"on|locaux|14341", 0)), 0, figures)  # Ifs: nothing open
+
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;
         # the matcher's records never hold it, even from an event that
