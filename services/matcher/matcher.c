@@ -88,8 +88,8 @@ typedef struct {
 } s_nearby_t;
 
 typedef struct {
-    mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *failures, *outbox,
-        *acks_rejected, *swept;
+    mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *refused, *failures,
+        *outbox, *acks_rejected, *swept;
 } s_metrics_t;
 
 struct mg_matcher {
@@ -908,6 +908,13 @@ static int s_applied(s_job_t *job, const redisReply *reply, size_t min_elements,
                                                                                               : "unexpected reply");
         return 0;
     }
+    if (reply->elements >= 2 && s_rint(reply->element[0]) == -1) {
+        mg_metrics_inc(job->m->metrics.refused);
+        mg_warn("matcher: %s %s refused: its item belongs to structure %s, not the one it names",
+                job->env->type ? job->env->type : "event", job->env->event_id, s_rstr(reply->element[1]));
+        s_job_finish(job, NULL);
+        return 0;
+    }
     if (reply->elements < min_elements || s_rint(reply->element[0]) != 1) {
         if (count_stale) mg_metrics_inc(job->m->metrics.stale);
         s_job_finish(job, NULL);
@@ -1513,6 +1520,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_str(&a, env->need_closed->need_id);
         mg_args_int(&a, s_received_ms(env));
         mg_args_int(&a, (long long)env->need_closed->if_unchanged_since);
+        mg_args_str(&a, env->need_closed->structure_id);
         cb = s_on_closed;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
@@ -1522,6 +1530,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_str(&a, env->offer_withdrawn->offer_id);
         mg_args_int(&a, s_received_ms(env));
         mg_args_int(&a, (long long)env->offer_withdrawn->if_unchanged_since);
+        mg_args_str(&a, env->offer_withdrawn->provider_id);
         cb = s_on_closed;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED: {
@@ -1940,6 +1949,9 @@ static void s_metrics_register(mg_matcher_t *m) {
     x->events = mg_metrics_counter("maillage_matcher_events_total", "Events delivered to the matcher.");
     x->stale = mg_metrics_counter("maillage_matcher_events_skipped_total",
                                   "Events already applied (replay, redelivery, another instance) or not applicable.");
+    x->refused =
+        mg_metrics_counter("maillage_matcher_events_refused_total",
+                           "Updates and closes refused: they name another structure than their item's.");
     x->failures = mg_metrics_counter("maillage_matcher_failures_total", "Events whose handling failed (retried).");
 #define S_MATCHES "maillage_matcher_match_events_total"
 #define S_MATCHES_HELP "match.found events recorded, by kind."

@@ -1091,6 +1091,28 @@ class MatcherTest(unittest.TestCase):
         figures = dict(zip(figures[::2], figures[1::2]))
         self.assertEqual(int(figures.get(b"on|locaux|14341", 0)), 0, figures)  # Ifs: nothing open
 
+    def test_an_item_is_updated_and_closed_only_in_its_own_structures_name(self):
+        # Any network could close another's need by its id, or take it over
+        # with an update naming its own structure.
+        st = Stack(self.ws)
+        d = st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("intrus", CAEN), member("scop-caen", CAEN,
+                                                                           family="FAMILY_COOPERATIVE")])
+        st.emit([need("n1", "asso-caen", CAEN), offer("o1", "scop-caen", CAEN)])
+        st.settle()
+        st.emit([need_closed("n1", "intrus"), offer_withdrawn("o1", "intrus"),
+                 need("n1", "intrus", CAEN, title="Repris", event_type="need.updated")])
+        st.settle()
+        record = st.redis.call("GET", "mg:need:n1").split(b"|")
+        self.assertEqual((record[1], record[2]), (b"1", b"asso-caen"))
+        self.assertEqual(st.redis.call("GET", "mg:offer:o1").split(b"|")[1], b"1")
+        self.assertEqual([(m.revision, m.retired) for m in st.matches()], [(1, False)])
+        self.assertEqual(d.log().count("not the one it names"), 3, d.log())
+        st.emit([need_closed("n1", "asso-caen")])
+        st.settle()
+        self.assertEqual(st.redis.call("GET", "mg:need:n1").split(b"|")[1], b"0")
+        self.assertEqual([(m.revision, m.retired) for m in st.matches()], [(1, False), (2, True)])
+
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;
         # the matcher's records never hold it, even from an event that
