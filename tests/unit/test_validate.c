@@ -513,6 +513,10 @@ typedef struct {
     X(need_valid_from_bad, NEED_REPORTED, "need_reported.need.valid_from", f->need.valid_from = "2026-12-1") \
     X(need_valid_until_bad, NEED_REPORTED, "need_reported.need.valid_until",                                 \
       f->need.valid_until = "2027-06-31")                                                                    \
+    X(need_valid_until_before_1970, NEED_REPORTED, "need_reported.need.valid_until",                         \
+      f->need.valid_until = "1969-12-31")                                                                    \
+    X(need_valid_until_year_1, NEED_REPORTED, "need_reported.need.valid_until",                              \
+      f->need.valid_until = "0001-01-01")                                                                    \
     X(need_valid_until_before_from, NEED_REPORTED, "need_reported.need.valid_until",                         \
       f->need.valid_until = "2026-11-30")                                                                    \
     X(need_quantity_too_long, NEED_REPORTED, "need_reported.need.quantity", f->need.quantity = f->over_200)  \

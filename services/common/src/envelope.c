@@ -461,12 +461,21 @@ static int s_check_date(s_ctx_t *c, const char *field, const char *s) {
     return 0;
 }
 
-/* valid_from and valid_until, each optional; from <= until when both set.
- * "YYYY-MM-DD" compares correctly as a string. */
+/* A date bounding an item's validity: a real day from 2000 on (the
+ * matcher counts days from 1970 and reads a negative day as "none": an
+ * item valid until 1969 would never expire). "YYYY-MM-DD" compares
+ * correctly as a string. */
+static int s_check_validity_date(s_ctx_t *c, const char *field, const char *s) {
+    if (s_check_date(c, field, s) < 0) return -1;
+    if (s && *s && strcmp(s, "2000-01-01") < 0) return s_fail(c, field, "before 2000-01-01");
+    return 0;
+}
+
+/* valid_from and valid_until, each optional; from <= until when both set. */
 static int s_check_validity(s_ctx_t *c, const char *prefix, const char *from, const char *until) {
     char path[128];
-    if (s_check_date(c, S_PATH("valid_from"), from) < 0) return -1;
-    if (s_check_date(c, S_PATH("valid_until"), until) < 0) return -1;
+    if (s_check_validity_date(c, S_PATH("valid_from"), from) < 0) return -1;
+    if (s_check_validity_date(c, S_PATH("valid_until"), until) < 0) return -1;
     if (from && *from && until && *until && strcmp(from, until) > 0)
         return s_fail(c, S_PATH("valid_until"), "before valid_from");
     return 0;
@@ -678,7 +687,7 @@ static int s_check_cooperation_proposed(s_ctx_t *c, const char *prefix,
     if (s_check_category(c, S_PATH("category"), m->category, false) < 0) return -1;
     if (s_check_text(c, S_PATH("title"), m->title, S_TITLE_MAX, S_LINE, true) < 0) return -1;
     if (s_check_text(c, S_PATH("description"), m->description, S_TEXT_MAX, S_TEXT, false) < 0) return -1;
-    return s_check_date(c, S_PATH("valid_until"), m->valid_until);
+    return s_check_validity_date(c, S_PATH("valid_until"), m->valid_until);
 }
 
 static int s_check_cooperation_answered(s_ctx_t *c, const char *prefix,
