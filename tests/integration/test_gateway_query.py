@@ -65,10 +65,13 @@ class Http:
 class Stack:
     """Redis, broker, matcher, notifier and gateway, one configuration file."""
 
-    def __init__(self, ws, staff=None, gateway=None, notifier=None, matcher=None):
+    def __init__(self, ws, staff=None, gateway=None, notifier=None, matcher=None, redis_options=None,
+                 before_start=None):
         self.ws = ws
         self.redis = ws.own(h.Redis(ws.dir).start())
-        sections = h.broker_sections(self.redis)
+        if before_start:
+            before_start(self.redis)  # (e.g. an ACL user the daemons log in as: redis_options)
+        sections = h.broker_sections(self.redis, redis_options)
         m = {"expiry_interval_s": 1, "collective_min_structures": 3}
         m.update(matcher or {})
         sections["matcher"] = m

@@ -14,6 +14,7 @@ import zmq
 from google.protobuf import json_format
 
 import harness as h
+import test_gateway_query as tg  # the full Stack (as a module: its tests do not run here)
 
 
 def keypair():
@@ -478,6 +479,27 @@ class RedisCredentialsTest(unittest.TestCase):
                 with self.subTest(program=program, redis=sorted(redis)):
                     d = self.ws.own(h.Daemon(self.ws.dir, program, conf)).start(ready=ready)
                     self.assertEqual(d.stop(), 0, d.log())
+
+    def test_the_acl_user_deploy_recommends_runs_the_whole_stack(self):
+        # The ACL line of deploy/redis/redis.conf, as written (its password
+        # aside), for every daemon and the CLI. Without +@pubsub it refused
+        # PUBLISH, which aborted the notifier's script creating each
+        # notification (nothing reached an inbox), and the gateway's SUBSCRIBE.
+        with open(os.path.join(h.SOURCE, "deploy", "redis", "redis.conf")) as f:
+            line = next(l for l in f if l.lstrip("# ").startswith("user maillage on"))
+        rules = [r for r in line.lstrip("# ").split()[3:] if not r.startswith(">")]
+        st = tg.Stack(self.ws, redis_options={"user": "maillage",
+                                              "password_file": h.write_secret(self.ws.path("acl"), "acl-pw")},
+                      before_start=lambda redis: redis.call("ACL", "SETUSER", "maillage", "on", ">acl-pw", *rules))
+        claire = st.token("--staff", "claire")
+        tg.scenario(st)
+        st.settle()
+        status, body, _ = st.http.get("/v1/staff/me/inbox", claire)
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["items"], "no notification reached Claire's inbox")
+        for d in (st.broker, st.matcher, st.notifier, st.gateway):
+            self.assertNotIn("NOPERM", d.log())
+            self.assertNotIn("can't run this command", d.log())
 
     def test_the_cli_says_the_credentials_are_wrong_in_one_line(self):
         wrong = h.write_secret(self.ws.path("wrong"), "wrong-pw")
