@@ -843,61 +843,6 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
     }
 }
 
-/* The close of an item the matcher decides (member.left, expiry). `why_key`
- * makes its event id (the same decision, the same id); `if_unchanged_since`
- * (0 = none) makes it void if a later event changed the item. */
-static void s_emit_need_closed(s_job_t *job, const char *need_id, const char *structure_id,
-                               Maillage__V1__Closure reason, const char *why_key, const char *comment,
-                               uint64_t if_unchanged_since) {
-    char eid[MG_ID_MAX + 1];
-    s_closure_event_id("need.closed", need_id, why_key, eid);
-    Maillage__V1__NeedClosed nc = MAILLAGE__V1__NEED_CLOSED__INIT;
-    nc.need_id = (char *)need_id;
-    nc.structure_id = (char *)structure_id;
-    nc.reason = reason;
-    nc.comment = (char *)comment;
-    nc.if_unchanged_since = if_unchanged_since;
-    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
-    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
-    env.need_closed = &nc;
-    s_add_plain(job, &env, "need.closed", eid);
-}
-
-static void s_emit_offer_withdrawn(s_job_t *job, const char *offer_id, const char *provider_id,
-                                   Maillage__V1__Closure reason, const char *why_key, const char *comment,
-                                   uint64_t if_unchanged_since) {
-    char eid[MG_ID_MAX + 1];
-    s_closure_event_id("offer.withdrawn", offer_id, why_key, eid);
-    Maillage__V1__OfferWithdrawn ow = MAILLAGE__V1__OFFER_WITHDRAWN__INIT;
-    ow.offer_id = (char *)offer_id;
-    ow.provider_id = (char *)provider_id;
-    ow.reason = reason;
-    ow.comment = (char *)comment;
-    ow.if_unchanged_since = if_unchanged_since;
-    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
-    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN;
-    env.offer_withdrawn = &ow;
-    s_add_plain(job, &env, "offer.withdrawn", eid);
-}
-
-/* An item reported or updated while its structure has left (an event
- * parked and retried after the member.left, or sent later): closed at once,
- * like the items member.left closed, rather than left open and never
- * matched. Returns 1 if so (the job decides the close and nothing else). */
-static int s_close_if_left(s_job_t *job, const char *left, const char *id, const char *sid) {
-    if (strcmp(left, "1") != 0) return 0;
-    char why[40];
-    snprintf(why, sizeof(why), "left.late.%" PRIu64, job->seq);
-    if (strcmp(job->kind, "need") == 0)
-        s_emit_need_closed(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, why,
-                           "La structure a quitté le réseau.", 0);
-    else
-        s_emit_offer_withdrawn(job, id, sid, MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, why,
-                               "La structure a quitté le réseau.", 0);
-    s_decide(job);
-    return 1;
-}
-
 /* The checks every reply of an "apply" step passes first. No usable reply:
  * the job fails (the subscriber retries the event). Status other than 1, or
  * fewer than `min_elements`: the event was stale or already handled, the job
@@ -936,7 +881,6 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     const mg_commune_t *nc = mg_communes_find(m->communes, need->commune);
     job->kind = "need";
     snprintf(job->entity_id, sizeof(job->entity_id), "%s", need->need_id);
-    if (s_close_if_left(job, s_rstr(reply->element[2]), need->need_id, need->structure_id)) return;
     s_collective(job, need, nc, reply->element[5]);
     if (reply->elements >= 7) s_collective_near(job, need, reply->element[6]);
 
@@ -1048,7 +992,6 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     const mg_commune_t *oc = mg_communes_find(m->communes, offer->commune);
     job->kind = "offer";
     snprintf(job->entity_id, sizeof(job->entity_id), "%s", offer->offer_id);
-    if (s_close_if_left(job, s_rstr(reply->element[2]), offer->offer_id, offer->provider_id)) return;
     const redisReply *rows = reply->element[5];
     const redisReply *fb = reply->element[4];
     if (rows->type != REDIS_REPLY_ARRAY || rows->elements == 0 || fb->type != REDIS_REPLY_ARRAY ||
@@ -1191,6 +1134,43 @@ static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_add_pair(job, &p);
     }
     s_decide(job);
+}
+
+/* The close of an item the matcher decides (member.left, expiry). `why_key`
+ * makes its event id (the same decision, the same id); `if_unchanged_since`
+ * (0 = none) makes it void if a later event changed the item. */
+static void s_emit_need_closed(s_job_t *job, const char *need_id, const char *structure_id,
+                               Maillage__V1__Closure reason, const char *why_key, const char *comment,
+                               uint64_t if_unchanged_since) {
+    char eid[MG_ID_MAX + 1];
+    s_closure_event_id("need.closed", need_id, why_key, eid);
+    Maillage__V1__NeedClosed nc = MAILLAGE__V1__NEED_CLOSED__INIT;
+    nc.need_id = (char *)need_id;
+    nc.structure_id = (char *)structure_id;
+    nc.reason = reason;
+    nc.comment = (char *)comment;
+    nc.if_unchanged_since = if_unchanged_since;
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED;
+    env.need_closed = &nc;
+    s_add_plain(job, &env, "need.closed", eid);
+}
+
+static void s_emit_offer_withdrawn(s_job_t *job, const char *offer_id, const char *provider_id,
+                                   Maillage__V1__Closure reason, const char *why_key, const char *comment,
+                                   uint64_t if_unchanged_since) {
+    char eid[MG_ID_MAX + 1];
+    s_closure_event_id("offer.withdrawn", offer_id, why_key, eid);
+    Maillage__V1__OfferWithdrawn ow = MAILLAGE__V1__OFFER_WITHDRAWN__INIT;
+    ow.offer_id = (char *)offer_id;
+    ow.provider_id = (char *)provider_id;
+    ow.reason = reason;
+    ow.comment = (char *)comment;
+    ow.if_unchanged_since = if_unchanged_since;
+    mg_envelope_t env = MAILLAGE__V1__ENVELOPE__INIT;
+    env.payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN;
+    env.offer_withdrawn = &ow;
+    s_add_plain(job, &env, "offer.withdrawn", eid);
 }
 
 /* Reply of "left": {1, "n:<need>" | "o:<offer>" ...}: close them all. */
