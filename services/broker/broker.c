@@ -1083,7 +1083,8 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     if (broker->rate_burst < 1) broker->rate_burst = broker->rate_per_s;
     /* What ZeroMQ receives for a producer while the broker has paused
      * reading is bounded in bytes too: S_INFLIGHT_BYTES of envelopes of
-     * max_message_bytes. */
+     * max_message_bytes (four times that if all are oversized ones, up to
+     * S_HARD_LIMIT_FACTOR times the limit, received to be refused). */
     int ingest_rcvhwm = (int)(S_INFLIGHT_BYTES / broker->max_message_bytes);
     int fanout_hwm = (int)mg_config_int(cfg, "broker", "fanout_hwm");
     broker->ingest_socket =
