@@ -120,6 +120,12 @@ struct mg_matcher {
     char name[32];
     struct event *expiry_timer, *sweep_timer, *metrics_timer, *stop_timer, *acked_flush;
     mg_args_t acked; /* "HDEL mg:matcher:outbox" and the ids acked this loop turn */
+    /* [matcher] outbox_max; the job whose finish waits for the outbox to
+     * drain (the subscriber delivers the next event after it), its reason. */
+    size_t outbox_max;
+    struct s_job *held;
+    const char *held_reason;
+    int held_logged;
     int redis_seen_up, stopping, expiry_running, sweep_running;
     /* The round matching again the items whose valid_from day has come
      * (s_start_round()): jobs still running, and whether one failed. A
@@ -451,7 +457,28 @@ static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
     }
     mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
     MG_MATCHER_MARK(MG_MATCHER_SEND);
-    s_job_finish(job, moved ? "a candidate changed after the apply: matched again" : NULL);
+    const char *reason = moved ? "a candidate changed after the apply: matched again" : NULL;
+    /* The broker does not acknowledge (down, or slow): the next event waits
+     * until the outbox is half drained, so that the outbox (in Redis and in
+     * the producer) stays bounded while a backlog is worked through. */
+    if (job->delivery && !job->parent && !m->stopping && mg_producer_pending(m->producer) >= m->outbox_max) {
+        if (!m->held_logged)
+            mg_warn("matcher: %zu event(s) wait for the broker's ack (outbox_max): pausing until it answers",
+                    mg_producer_pending(m->producer));
+        m->held_logged = 1;
+        m->held = job;
+        m->held_reason = reason;
+        return;
+    }
+    s_job_finish(job, reason);
+}
+
+/* The job held by a full outbox, finished (its decisions are recorded). */
+static void s_release_held(mg_matcher_t *m) {
+    s_job_t *job = m->held;
+    if (!job) return;
+    m->held = NULL;
+    s_job_finish(job, m->held_reason);
 }
 
 static void s_decide(s_job_t *job) {
@@ -1845,6 +1872,11 @@ static void s_on_ack(mg_producer_t *producer, const char *on_behalf_of, const ch
     }
     mg_args_str(&m->acked, event_id);
     mg_metrics_set(m->metrics.outbox, mg_producer_pending(m->producer));
+    if (m->held && mg_producer_pending(m->producer) <= m->outbox_max / 2) {
+        mg_info("matcher: the broker answers again: going on");
+        m->held_logged = 0;
+        s_release_held(m);
+    }
 }
 
 static void s_on_acked_flush(evutil_socket_t fd, short what, void *arg) {
@@ -1971,6 +2003,7 @@ static void s_on_flushed(mg_subscriber_t *sub, void *arg) {
 void mg_matcher_shutdown(mg_matcher_t *m) {
     if (m->stopping) return;
     m->stopping = 1;
+    s_release_held(m);
     struct timeval tv = {S_SHUTDOWN_GRACE_MS / 1000, (S_SHUTDOWN_GRACE_MS % 1000) * 1000};
     evtimer_add(m->stop_timer, &tv);
     if (m->subscriber) mg_subscriber_flush(m->subscriber, s_on_flushed, m);
@@ -2001,6 +2034,7 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     m->max_candidates = mg_config_int(cfg, "matcher", "max_candidates");
     m->search_max_km = mg_config_int(cfg, "matcher", "search_max_km");
     m->max_proposals = mg_config_int(cfg, "matcher", "max_proposals");
+    m->outbox_max = (size_t)mg_config_int(cfg, "matcher", "outbox_max");
     m->instance = (unsigned)mg_config_int(cfg, "matcher", "instance");
     m->instances = (unsigned)mg_config_int(cfg, "matcher", "instances");
     s_metrics_register(m);
@@ -2114,6 +2148,7 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p) {
     if (m->sweep_timer) event_free(m->sweep_timer);
     if (m->metrics_timer) event_free(m->metrics_timer);
     if (m->stop_timer) event_free(m->stop_timer);
+    if (m->held) s_job_free(m->held);
     mg_subscriber_destroy(&m->subscriber);
     /* Pending script calls get their callbacks (NULL replies) here: jobs are
      * freed; their deliveries come again after a restart. */

@@ -598,6 +598,33 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(len(seen), 10)
         self.assertEqual(set(seen.values()), {2})
 
+    def test_a_broker_that_does_not_answer_pauses_the_matcher_at_outbox_max(self):
+        # The matcher works through its backlog from Redis even when the
+        # broker does not answer: every decision waited in mg:matcher:outbox
+        # (and in the producer's memory) without bound.
+        st = Stack(self.ws, outbox_max=10)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN)] + [member("s%02d" % i, CAEN, family="FAMILY_COOPERATIVE")
+                                               for i in range(12)])
+        st.settle()
+        st.matchers[0].stop()
+        st.emit([offer("o%02d" % i, "s%02d" % i, CAEN) for i in range(12)])
+        st.emit([need("n%d" % i, "asso-caen", CAEN) for i in range(6)])
+        st.broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            d = st.start_matcher()
+            h.wait_until(lambda: st.redis.call("HLEN", "mg:matcher:outbox") >= 10, 10, what="the outbox")
+            time.sleep(1.5)  # (the whole backlog takes a fraction of it)
+            held = st.redis.call("HLEN", "mg:matcher:outbox")
+            self.assertLess(held, 10 + 12, "the outbox grew past outbox_max and one event's decisions")
+            self.assertIn("pausing until it answers", d.log())
+        finally:
+            st.broker.proc.send_signal(signal.SIGCONT)
+        st.settle()
+        self.assertEqual(st.redis.call("HLEN", "mg:matcher:outbox"), 0)
+        self.assertEqual(len({(m.need_id, m.offer_id) for m in st.matches()}), 60)
+        self.assertIn("the broker answers again", d.log())
+
     def test_collective_need_detected_once_then_updated(self):
         # With the grouping by distance on too (20 km holds Caen, Hérouville
         # and Ifs), the EPCI signal covers the same structures: no second one.

@@ -110,6 +110,10 @@ const mg_config_key_t mg_config_schema[] = {
         "Proposals of a provider counted over this many days for the fairness component."),
     INT("matcher", "max_candidates", "20", 1, 1000,
         "Most candidates scored per new or updated need or offer (nearest first)."),
+    INT("matcher", "outbox_max", "10000", 10, 10000000,
+        "Most events of the matcher waiting for the broker's ack (mg:matcher:outbox); beyond, it pauses "
+        "until half have been acknowledged, so that a broker down while the matcher works through a "
+        "backlog does not grow the outbox without bound."),
     INT("matcher", "max_proposals", "10", 1, 10000,
         "A need gets new proposals only from its best candidates, up to this rank\n"
         "(proposed pairs keep their revisions until they no longer qualify)."),
