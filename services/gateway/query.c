@@ -15,7 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "maillage/clock.h"
 #include "maillage/french.h"
+#include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/v1/events.pb-c.h"
 
@@ -111,8 +113,19 @@ int gq_tx_exec(gq_tx_t *tx, mg_redis_reply_fn cb, void *privdata) {
     return 0;
 }
 
+/* A read refused by Redis (a missing ACL permission, memory) answers 503:
+ * say why in the log too, at most once every S_ERROR_LOG_US. */
+#define S_ERROR_LOG_US (10 * 1000 * 1000)
+
 int gq_exec_ok(const redisReply *exec, size_t count) {
-    return exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == count;
+    if (exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == count) return 1;
+    static int64_t last_us = -S_ERROR_LOG_US;
+    int64_t now_us = mg_clock_monotonic_us();
+    if (exec && exec->type == REDIS_REPLY_ERROR && now_us - last_us >= S_ERROR_LOG_US) {
+        last_us = now_us;
+        mg_warn("gateway: a read failed in Redis (answered 503): %s", exec->str);
+    }
+    return 0;
 }
 
 const redisReply *gq_scan_page(const redisReply *reply, char *cursor, size_t len) {

@@ -54,7 +54,8 @@ const redisReply *gq_at(const redisReply *exec, size_t i);
 /* The text of a string/status reply, or NULL (nil, error, other types). */
 const char *gq_str(const redisReply *r);
 
-/* 1 if `exec` is a usable EXEC reply of `count` replies, else 0. */
+/* 1 if `exec` is a usable EXEC reply of `count` replies, else 0 (an error
+ * reply is logged, at most once every 10 s). Loop thread only. */
 int gq_exec_ok(const redisReply *exec, size_t count);
 
 /* The members of a SCAN, SSCAN or ZSCAN reply (borrowed from `reply`), its

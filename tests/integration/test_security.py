@@ -480,17 +480,35 @@ class RedisCredentialsTest(unittest.TestCase):
                     d = self.ws.own(h.Daemon(self.ws.dir, program, conf)).start(ready=ready)
                     self.assertEqual(d.stop(), 0, d.log())
 
+    def deploy_acl_rules(self):
+        """The rules of the ACL line of deploy/redis/redis.conf (without its password)."""
+        with open(os.path.join(h.SOURCE, "deploy", "redis", "redis.conf")) as f:
+            line = next(l for l in f if l.lstrip("# ").startswith("user maillage on"))
+        return [r for r in line.lstrip("# ").split()[3:] if not r.startswith(">")]
+
+    def acl_stack(self, rules):
+        """The whole stack (test_gateway_query's) logged in as an ACL user with `rules`."""
+        return tg.Stack(self.ws, redis_options={"user": "maillage",
+                                                "password_file": h.write_secret(self.ws.path("acl"), "acl-pw")},
+                        before_start=lambda redis: redis.call("ACL", "SETUSER", "maillage", "on", ">acl-pw", *rules))
+
+    def test_a_read_that_redis_refuses_says_why_in_the_gateway_log(self):
+        # It answered 503 and logged nothing: the missing ACL permissions of
+        # deploy/ were slow to find.
+        st = self.acl_stack([r for r in self.deploy_acl_rules() if r != "+@transaction"])
+        claire = st.token("--staff", "claire")
+        for _ in range(3):
+            status, body, _ = st.http.get("/v1/staff/me/inbox", claire)
+            self.assertEqual((status, body["error"]["code"]), (503, "unavailable"), body)
+        self.assertEqual(st.gateway.log().count("a read failed in Redis (answered 503)"), 1, st.gateway.log())
+        self.assertIn("NOPERM", st.gateway.log())
+
     def test_the_acl_user_deploy_recommends_runs_the_whole_stack(self):
         # The ACL line of deploy/redis/redis.conf, as written (its password
         # aside), for every daemon and the CLI. Without +@pubsub it refused
         # PUBLISH, which aborted the notifier's script creating each
         # notification (nothing reached an inbox), and the gateway's SUBSCRIBE.
-        with open(os.path.join(h.SOURCE, "deploy", "redis", "redis.conf")) as f:
-            line = next(l for l in f if l.lstrip("# ").startswith("user maillage on"))
-        rules = [r for r in line.lstrip("# ").split()[3:] if not r.startswith(">")]
-        st = tg.Stack(self.ws, redis_options={"user": "maillage",
-                                              "password_file": h.write_secret(self.ws.path("acl"), "acl-pw")},
-                      before_start=lambda redis: redis.call("ACL", "SETUSER", "maillage", "on", ">acl-pw", *rules))
+        st = self.acl_stack(self.deploy_acl_rules())
         claire = st.token("--staff", "claire")
         tg.scenario(st)
         st.settle()
