@@ -231,6 +231,19 @@ class MatcherTest(unittest.TestCase):
         st = Stack(self.ws, **matcher)
         return st, st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock}), clock
 
+    def twelve_offers_waiting(self, **matcher):
+        """A Stack whose matcher is stopped with twelve offers of twelve
+        cooperatives of Caen to apply in the journal (asso-caen, a member,
+        to report needs)."""
+        st = Stack(self.ws, **matcher)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN)] + [member("s%02d" % i, CAEN, family="FAMILY_COOPERATIVE")
+                                               for i in range(12)])
+        st.settle()
+        st.matchers[0].stop()
+        st.emit([offer("o%02d" % i, "s%02d" % i, CAEN) for i in range(12)])
+        return st
+
     def valid_from_rounds(self, st, d, date, timeout=30):
         """Wait until the valid_from round of `date` ("YYYY-MM-DD") is done;
         returns how many items each of its parts matched again."""
@@ -573,13 +586,7 @@ class MatcherTest(unittest.TestCase):
         # sent the outbox again in the hash's order (HSCAN): retirements were
         # journaled before their proposals, so staff were told of matches
         # already withdrawn.
-        st = Stack(self.ws)
-        st.start_matcher()
-        st.emit([member("asso-caen", CAEN)] + [member("s%02d" % i, CAEN, family="FAMILY_COOPERATIVE")
-                                               for i in range(12)])
-        st.settle()
-        st.matchers[0].stop()
-        st.emit([offer("o%02d" % i, "s%02d" % i, CAEN) for i in range(12)])
+        st = self.twelve_offers_waiting()
         st.emit([need("n1", "asso-caen", CAEN)])
         st.emit([need_closed("n1", "asso-caen")])
         st.broker.proc.send_signal(signal.SIGSTOP)
@@ -602,13 +609,7 @@ class MatcherTest(unittest.TestCase):
         # The matcher works through its backlog from Redis even when the
         # broker does not answer: every decision waited in mg:matcher:outbox
         # (and in the producer's memory) without bound.
-        st = Stack(self.ws, outbox_max=10)
-        st.start_matcher()
-        st.emit([member("asso-caen", CAEN)] + [member("s%02d" % i, CAEN, family="FAMILY_COOPERATIVE")
-                                               for i in range(12)])
-        st.settle()
-        st.matchers[0].stop()
-        st.emit([offer("o%02d" % i, "s%02d" % i, CAEN) for i in range(12)])
+        st = self.twelve_offers_waiting(outbox_max=10)
         st.emit([need("n%d" % i, "asso-caen", CAEN) for i in range(6)])
         st.broker.proc.send_signal(signal.SIGSTOP)
         try:
