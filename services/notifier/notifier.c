@@ -939,10 +939,16 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         int64_t from =
             need->valid_from && *need->valid_from ? mg_clock_paris_day_start_ms(need->valid_from) : 0;
         mg_args_int(&a, from > 0 ? from : 0);
-        const char *pairs[] = {"title", need->title, "sid", need->structure_id, "cat", need->category,
-                               "commune", need->commune, "dep", s_commune_department(n, need->commune),
-                               "source", env->source};
-        for (size_t i = 0; i < 12; i++)
+        char seq[24];
+        snprintf(seq, sizeof(seq), "%" PRIu64, env->sequence);
+        const char *pairs[] = {"title",   need->title,
+                               "sid",     need->structure_id,
+                               "cat",     need->category,
+                               "commune", need->commune,
+                               "dep",     s_commune_department(n, need->commune),
+                               "source",  env->source,
+                               "seq",     seq};
+        for (size_t i = 0; i < sizeof(pairs) / sizeof(*pairs); i++)
             mg_args_str(&a, pairs[i]);
         if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
@@ -952,6 +958,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_call_begin(&a, "need_state");
         mg_args_str(&a, env->need_closed->need_id);
         mg_args_str(&a, "closed");
+        mg_args_int(&a, (long long)env->need_closed->if_unchanged_since);
+        mg_args_str(&a, env->need_closed->structure_id);
         if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
     }

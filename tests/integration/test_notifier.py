@@ -783,6 +783,39 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([e["item"] for e in got], ["unanswered:n-alone"])
         self.assertIn("Besoin sans réponse depuis 14 jours : Local pour une épicerie", got[0]["title"])
 
+    def test_void_and_foreign_closes_and_updates_do_not_touch_the_unanswered_watch(self):
+        # The matcher voids a conditional close whose need changed since (an
+        # expiry after an extension) and refuses what names another
+        # structure; the notifier applied them: the need left the watch, or
+        # took the intruder's title.
+        st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=14)
+        st.start()
+        reported = need("n-ext", "s-caen", title="Local")
+        st.emit([member("s-caen", CAEN, "Épicerie solidaire de Caen"), reported,
+                 need("n-own", "s-caen", title="Cuisine")])
+        st.settle()
+        first = st.client.emit(reported).sequence  # (DUPLICATE: the ack names its sequence)
+        self.assertGreater(first, 0)
+        extended = _env("need.updated")
+        extended.need_updated.need.CopyFrom(need("n-ext", "s-caen", title="Local").need_reported.need)
+        extended.need_updated.need.valid_until = "2099-12-31"
+        void = _env("need.closed")
+        void.need_closed.need_id, void.need_closed.structure_id = "n-ext", "s-caen"
+        void.need_closed.reason = h.events_pb2.CLOSURE_EXPIRED
+        void.need_closed.if_unchanged_since = first
+        foreign = _env("need.closed")
+        foreign.need_closed.need_id, foreign.need_closed.structure_id = "n-own", "intrus"
+        takeover = _env("need.updated")
+        takeover.need_updated.need.CopyFrom(need("n-own", "intrus", title="Repris").need_reported.need)
+        st.emit([extended, void, foreign, takeover])
+        st.settle()
+        self.assertEqual(st.redis.call("HMGET", "mg:notifier:need:n-own", "state", "title", "sid"),
+                         [b"open", b"Cuisine", b"s-caen"])
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:need:n-ext", "state"), b"open")
+        st.set_clock(15 * 86400 * 1000)
+        h.wait_until(lambda: len([e for e in st.inbox("claire") if e["kind"] == "unanswered_need"]) == 2, 5,
+                     what="both needs still watched")
+
     def test_one_day_without_an_answer_reads_1_jour(self):
         st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=1)
         st.start()
