@@ -787,12 +787,12 @@ class NotifierTest(unittest.TestCase):
         # The matcher voids a conditional close whose need changed since (an
         # expiry after an extension) and refuses what names another
         # structure; the notifier applied them: the need left the watch, or
-        # took the intruder's title.
+        # it or an offer took the intruder's title.
         st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=14)
         st.start()
         reported = need("n-ext", "s-caen", title="Local")
         st.emit([member("s-caen", CAEN, "Épicerie solidaire de Caen"), reported,
-                 need("n-own", "s-caen", title="Cuisine")])
+                 need("n-own", "s-caen", title="Cuisine"), offer("o-own", "s-caen", title="Four à pain")])
         st.settle()
         first = st.client.emit(reported).sequence  # (DUPLICATE: the ack names its sequence)
         self.assertGreater(first, 0)
@@ -807,8 +807,12 @@ class NotifierTest(unittest.TestCase):
         foreign.need_closed.need_id, foreign.need_closed.structure_id = "n-own", "intrus"
         takeover = _env("need.updated")
         takeover.need_updated.need.CopyFrom(need("n-own", "intrus", title="Repris").need_reported.need)
-        st.emit([extended, void, foreign, takeover])
+        offer_takeover = _env("offer.updated")
+        offer_takeover.offer_updated.offer.CopyFrom(offer("o-own", "intrus", title="Repris").offer_published.offer)
+        st.emit([extended, void, foreign, takeover, offer_takeover])
         st.settle()
+        self.assertEqual(st.redis.call("HMGET", "mg:notifier:offer:o-own", "title", "sid"),
+                         [b"Four \xc3\xa0 pain", b"s-caen"])
         self.assertEqual(st.redis.call("HMGET", "mg:notifier:need:n-own", "state", "title", "sid"),
                          [b"open", b"Cuisine", b"s-caen"])
         self.assertEqual(st.redis.call("HGET", "mg:notifier:need:n-ext", "state"), b"open")
