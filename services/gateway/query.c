@@ -79,17 +79,37 @@ void gq_tx_begin(gq_tx_t *tx, mg_gateway_t *gw) {
     tx->failed = !tx->redis;
 }
 
+/* A read refused by Redis (a missing ACL permission, memory) answers 503:
+ * say why in the log too, at most once every S_ERROR_LOG_US. */
+#define S_ERROR_LOG_US (10 * 1000 * 1000)
+
+static void s_log_refused(const char *why) {
+    static int64_t last_us = -S_ERROR_LOG_US;
+    int64_t now_us = mg_clock_monotonic_us();
+    if (now_us - last_us < S_ERROR_LOG_US) return;
+    last_us = now_us;
+    mg_warn("gateway: a read failed in Redis (answered 503): %s", why);
+}
+
+/* MULTI and each command queued: refused at queue time (a command or key
+ * the ACL user may not use), EXEC only says EXECABORT; this says why. */
+static void s_on_queued(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    (void)redis;
+    (void)privdata;
+    if (reply && reply->type == REDIS_REPLY_ERROR) s_log_refused(reply->str);
+}
+
 void gq_tx_addv(gq_tx_t *tx, int argc, const char **argv) {
     if (tx->failed) return;
     /* MULTI goes with the first command: an empty batch sends nothing. */
-    if (tx->count == 0 && mg_redis_command(tx->redis, NULL, NULL, "MULTI") != 0) {
+    if (tx->count == 0 && mg_redis_command(tx->redis, s_on_queued, NULL, "MULTI") != 0) {
         tx->failed = 1;
         return;
     }
     size_t *lens = mg_malloc((size_t)argc * sizeof(*lens));
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    if (mg_redis_command_argv(tx->redis, NULL, NULL, argc, argv, lens) != 0)
+    if (mg_redis_command_argv(tx->redis, s_on_queued, NULL, argc, argv, lens) != 0)
         tx->failed = 1;
     else
         tx->count++;
@@ -113,18 +133,9 @@ int gq_tx_exec(gq_tx_t *tx, mg_redis_reply_fn cb, void *privdata) {
     return 0;
 }
 
-/* A read refused by Redis (a missing ACL permission, memory) answers 503:
- * say why in the log too, at most once every S_ERROR_LOG_US. */
-#define S_ERROR_LOG_US (10 * 1000 * 1000)
-
 int gq_exec_ok(const redisReply *exec, size_t count) {
     if (exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == count) return 1;
-    static int64_t last_us = -S_ERROR_LOG_US;
-    int64_t now_us = mg_clock_monotonic_us();
-    if (exec && exec->type == REDIS_REPLY_ERROR && now_us - last_us >= S_ERROR_LOG_US) {
-        last_us = now_us;
-        mg_warn("gateway: a read failed in Redis (answered 503): %s", exec->str);
-    }
+    if (exec && exec->type == REDIS_REPLY_ERROR) s_log_refused(exec->str);
     return 0;
 }
 
