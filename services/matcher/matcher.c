@@ -1632,7 +1632,7 @@ static void s_on_expiry_timer(evutil_socket_t fd, short what, void *arg) {
     s_start_round(m);
     /* Not while catching up: the updates still to apply may extend what
      * looks expired (the close would be void, but journaled for nothing). */
-    if (m->expiry_running || m->stopping || !mg_redis_is_up(m->redis) || !m->subscriber ||
+    if (m->expiry_running || m->stopping || m->held || !mg_redis_is_up(m->redis) || !m->subscriber ||
         !mg_subscriber_is_live(m->subscriber))
         return;
     char today[11];
@@ -1835,7 +1835,8 @@ static void s_on_started(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 static void s_start_round(mg_matcher_t *m) {
-    if (m->start_running || m->stopping || !mg_redis_is_up(m->redis)) return;
+    /* (Not while the outbox is full: its jobs would add to it.) */
+    if (m->start_running || m->stopping || m->held || !mg_redis_is_up(m->redis)) return;
     m->start_today = s_today();
     mg_args_t a;
     mg_args_init(&a);
