@@ -5,7 +5,8 @@
  *   POST /v1/staff/{id}/inbox/{nid}/read
  *
  * The inbox is the notifier's sorted set mg:inbox:<staff> (member = the
- * notification id, score = its creation time in ms) and the records
+ * notification id, score = its creation time in ms, or just above the
+ * newest entry when that one is not older) and the records
  * mg:notif:<nid> (docs/redis-keys.md, "Notifier"). Newest first; a position
  * "<ms>-<nid>" orders entries exactly as the sorted set does (score, then
  * member), so a cursor is a position and never skips or repeats an entry,
