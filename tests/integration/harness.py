@@ -418,6 +418,20 @@ def run_program(program, args=(), timeout=10.0, input=None, env=None):
                           capture_output=True, timeout=timeout, env=e)
 
 
+def refused_at_start(program, conf, code=1, timeout=10.0):
+    """Run `program --config conf`, which must refuse to start: exit with
+    `code` (None: any failure) after exactly one line on stderr; returns it."""
+    res = run_program(program, ["--config", conf], timeout=timeout)
+    err = res.stderr.decode()
+    if code is None:
+        assert res.returncode != 0, err
+    else:
+        assert res.returncode == code, (res.returncode, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def run_tool(tool, args=(), timeout=10.0, input=None):
     """Run a helper from build/tests (tests/tools/<tool>.c)."""
     return subprocess.run([os.path.join(BUILD, "tests", tool)] + list(args), input=input,

@@ -538,11 +538,7 @@ class NotifierTest(unittest.TestCase):
 
     def test_a_retry_for_s_beyond_the_records_retention_is_refused_at_start(self):
         st = Stack(self.ws, {}, retention_days=1, retry_for_s=2 * 86400)
-        res = h.run_program("maillage-notifier", ["--config", st.conf])
-        self.assertEqual(res.returncode, 1)
-        lines = res.stderr.decode().strip().splitlines()
-        self.assertEqual(len(lines), 1, lines)
-        self.assertIn("retry_for_s", lines[0])
+        self.assertIn("retry_for_s", h.refused_at_start("maillage-notifier", st.conf))
 
     def test_mail_and_webhook_settings_that_cannot_work_or_would_leak_the_password_are_refused_at_start(self):
         pw = h.write_secret(self.ws.path("smtp.pw"), "s3cret-du-relais")
@@ -554,11 +550,7 @@ class NotifierTest(unittest.TestCase):
                 ({"smtp_url": "http://relais.example.org"}, "smtp_url: \"http://relais.example.org\" is not"),
                 ({"mail_from": "Maillage"}, "mail_from: \"Maillage\" is not one e-mail address")):
             st = Stack(self.ws, {}, **options)
-            res = h.run_program("maillage-notifier", ["--config", st.conf])
-            self.assertEqual(res.returncode, 1)
-            lines = res.stderr.decode().strip().splitlines()
-            self.assertEqual(len(lines), 1, lines)
-            self.assertIn(why, lines[0])
+            self.assertIn(why, h.refused_at_start("maillage-notifier", st.conf))
         # A staff member's address or webhook that no message could use: every
         # message would fail, without one attempt.
         for staff, why in (({"email": "claire@cress.example, remi@cress.example"},
@@ -566,11 +558,7 @@ class NotifierTest(unittest.TestCase):
                            ({"webhook": "mattermost.cress.example/hooks/x"},
                             "[staff.claire] webhook: \"mattermost.cress.example/hooks/x\" is not an http(s) URL")):
             st = Stack(self.ws, {"claire": dict(name="Claire", **staff)})
-            res = h.run_program("maillage-notifier", ["--config", st.conf])
-            self.assertEqual(res.returncode, 1)
-            lines = res.stderr.decode().strip().splitlines()
-            self.assertEqual(len(lines), 1, lines)
-            self.assertIn(why, lines[0])
+            self.assertIn(why, h.refused_at_start("maillage-notifier", st.conf))
         # With TLS, or to a relay on this machine, it starts.
         for options in ({"smtp_url": "smtps://relais.example.org", "smtp_user": "maillage", "smtp_password_file": pw},
                         {"smtp_url": "smtp://relais.example.org:587", "smtp_starttls": True, "smtp_user": "maillage",
