@@ -41,6 +41,16 @@ def clock_at(hour, minute, second, days=1):
     return int((target - now) * 1000), int(target * 1000)
 
 
+def one_match_waiting_for_the_email_digest(st, staff):
+    """Start `st`; a match m-a (need n1, offer o1) then waits in
+    mg:digest:<staff>:email."""
+    st.start()
+    st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+    st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9)])
+    st.settle()
+    h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:%s:email" % staff) == 1, 10, what="the pending item")
+
+
 class NotifierScheduleTest(unittest.TestCase):
     def setUp(self):
         self.ws = h.Workspace("maillage-notifier-schedule-")
@@ -202,11 +212,7 @@ class NotifierScheduleTest(unittest.TestCase):
         st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
                                          "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
                       clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
-        st.start()
-        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
-        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9)])
-        st.settle()
-        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 1, 10, what="the pending item")
+        one_match_waiting_for_the_email_digest(st, "dora")
         self.assertGreater(st.redis.call("PTTL", "mg:digest:dora:email"), 0)  # never kept for good
         out = st.cli("notifications", "--pending")  # (it said "Aucun envoi en attente.")
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -237,11 +243,7 @@ class NotifierScheduleTest(unittest.TestCase):
         st = tn.Stack(self.ws, {"eve": {"name": "Eve", "channels": "email", "mode": "digest", "digest_hour": 10,
                                         "email": "eve@cress.example"}},
                       clock_offset_ms=off, default_staff="eve", smtp_url=smtp.url)
-        st.start()
-        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
-        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9)])
-        st.settle()
-        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:eve:email") == 1, 10, what="the pending item")
+        one_match_waiting_for_the_email_digest(st, "eve")
         self.assertEqual(st.inbox("eve"), [])
         out = st.cli("staff", "set", "eve", "channels", "inbox")
         self.assertEqual(out.returncode, 0, out.stderr)
