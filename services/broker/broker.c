@@ -227,12 +227,7 @@ static void s_peek_event_id(const uint8_t *p, size_t len, char out[MG_ID_MAX + 1
 static int s_endpoint_is_local(const char *endpoint) {
     if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return 1;
     if (strncmp(endpoint, "tcp://", 6) != 0) return 0;
-    const char *host = endpoint + 6, *port = strrchr(host, ':');
-    char bare[64];
-    if (!port || (size_t)(port - host) >= sizeof bare) return 0;
-    memcpy(bare, host, (size_t)(port - host));
-    bare[port - host] = '\0';
-    return mg_config_host_is_loopback(bare);
+    return mg_config_authority_is_loopback(endpoint + 6);
 }
 
 /* ---- stamping ---------------------------------------------------------------- */

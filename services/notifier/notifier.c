@@ -1875,17 +1875,6 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     else s_on_flushed(NULL, n);
 }
 
-/* 1 if the host of URL rest `host` (up to its port or path) is this
- * machine (mg_config_host_is_loopback()). */
-static int s_is_loopback(const char *host) {
-    size_t len = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/?#");
-    char name[64];
-    if (len == 0 || len >= sizeof name) return 0;
-    memcpy(name, host, len);
-    name[len] = '\0';
-    return mg_config_host_is_loopback(name);
-}
-
 /* The SMTP settings: an smtp:// or smtps:// URL, and never a password in
  * clear to another machine (libcurl sends AUTH on a plain connection when
  * the server offers it). */
@@ -1896,7 +1885,7 @@ static int s_check_smtp(const mg_notifier_t *n, const char *path, char *err, siz
                 path, n->smtp_url);
         return -1;
     }
-    if (*n->smtp_user && !tls && !n->smtp_starttls && !s_is_loopback(n->smtp_url + 7)) {
+    if (*n->smtp_user && !tls && !n->smtp_starttls && !mg_config_authority_is_loopback(n->smtp_url + 7)) {
         mg_fail(err, errlen,
                 "%s: [notifier] smtp_user: the SMTP password would travel in clear to %s; use smtps:// or "
                 "smtp_starttls = true",

@@ -384,6 +384,14 @@ static void loopback_hosts_are_this_machine_only(void **state) {
                                "[::2]", "localhost.example",      "[::1",     "128.0.0.1"};
     for (size_t i = 0; i < sizeof elsewhere / sizeof elsewhere[0]; i++)
         assert_false(mg_config_host_is_loopback(elsewhere[i]));
+    const char *here_authority[] = {"127.0.0.1:5555", "localhost", "[::1]:25", "localhost/path",
+                                    "127.0.0.1?x"};
+    for (size_t i = 0; i < sizeof here_authority / sizeof here_authority[0]; i++)
+        assert_true(mg_config_authority_is_loopback(here_authority[i]));
+    const char *elsewhere_authority[] = {"",    "127.relais.example.org:587", "0.0.0.0:5555", "[::2]:25",
+                                         ":25", "127.0.0.1.example.org:1"};
+    for (size_t i = 0; i < sizeof elsewhere_authority / sizeof elsewhere_authority[0]; i++)
+        assert_false(mg_config_authority_is_loopback(elsewhere_authority[i]));
 }
 
 int main(void) {

@@ -682,6 +682,15 @@ void mg_config_write_defaults(FILE *out) {
     }
 }
 
+bool mg_config_authority_is_loopback(const char *authority) {
+    size_t len = authority[0] == '[' ? strcspn(authority, "]") + 1 : strcspn(authority, ":/?#");
+    char host[64];
+    if (len == 0 || len >= sizeof host) return false;
+    memcpy(host, authority, len);
+    host[len] = '\0';
+    return mg_config_host_is_loopback(host);
+}
+
 bool mg_config_host_is_loopback(const char *host) {
     char bare[64];
     size_t len = strlen(host);

@@ -87,6 +87,11 @@ const char *mg_config_instance_section(const mg_config_t *cfg, const char *templ
  * "127."). */
 bool mg_config_host_is_loopback(const char *host);
 
+/* The same for the host of `authority`: "host[:port]" and anything after
+ * it ("/path", "?query"), an IPv6 address in brackets, as in a URL after
+ * "scheme://" or a ZeroMQ tcp:// endpoint. */
+bool mg_config_authority_is_loopback(const char *authority);
+
 /* The path the config was loaded from, or NULL for defaults. Borrowed. */
 const char *mg_config_path(const mg_config_t *cfg);
 
