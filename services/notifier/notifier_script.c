@@ -10,6 +10,19 @@
 const char mg_notifier_script[] =
     "local op = ARGV[1]\n"
     "local function nkey(nid) return 'mg:notif:' .. nid end\n"
+    /* The field/value pairs of ARGV from `from` for HSET, or nil when they
+     * name another structure (`sid`) than the record's `owner`, or an event
+     * (`seq`) not after its `last`: as the matcher, a need or offer belongs
+     * to its structure, and an older event retried later changes nothing. */
+    "local function record_pairs(from, owner, last)\n"
+    "  local h = {}\n"
+    "  for j = from, #ARGV, 2 do\n"
+    "    if ARGV[j] == 'sid' and owner and owner ~= ARGV[j+1] then return nil end\n"
+    "    if ARGV[j] == 'seq' and last and tonumber(ARGV[j+1]) <= tonumber(last) then return nil end\n"
+    "    h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1]\n"
+    "  end\n"
+    "  return h\n"
+    "end\n"
     MG_TOKEN_REVOKE_STAFF_LUA
     /* create: now, ttl_ms, inbox_max, need_done, n, then per notification:
      * nid, staff, channel, route (inbox|queue|digest), due, score, npairs,
@@ -207,16 +220,9 @@ const char mg_notifier_script[] =
      * cannot bring it back). */
     "if op == 'need' then\n"
     "  local key = 'mg:notifier:need:' .. ARGV[2]\n"
-    "  local h, cur = {}, redis.call('HMGET', key, 'sid', 'seq', 'state', 'first_at')\n"
-    "  local state = cur[3]\n"
-    "  for j = 5, #ARGV, 2 do\n"
-    "    -- As the matcher: a need belongs to its structure (an update naming\n"
-    "    -- another is refused), and an event older than the last one applied\n"
-    "    -- (a parked delivery retried) changes nothing.\n"
-    "    if ARGV[j] == 'sid' and cur[1] and cur[1] ~= ARGV[j+1] then return 0 end\n"
-    "    if ARGV[j] == 'seq' and cur[2] and tonumber(ARGV[j+1]) <= tonumber(cur[2]) then return 0 end\n"
-    "    h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1]\n"
-    "  end\n"
+    "  local cur = redis.call('HMGET', key, 'sid', 'seq', 'state', 'first_at')\n"
+    "  local state, h = cur[3], record_pairs(5, cur[1], cur[2])\n"
+    "  if not h then return 0 end\n"
     "  if #h > 0 then redis.call('HSET', key, unpack(h)) end\n"
     "  if not state then\n"
     "    redis.call('HSET', key, 'state', 'open', 'first_at', ARGV[3])\n"
@@ -258,11 +264,8 @@ const char mg_notifier_script[] =
      * messages name later). A record with a `sid` (an offer's provider)
      * keeps it: a put naming another is refused, as in the matcher. */
     "if op == 'put' then\n"
-    "  local h, owner = {}, redis.call('HGET', ARGV[2], 'sid')\n"
-    "  for j = 3, #ARGV, 2 do\n"
-    "    if ARGV[j] == 'sid' and owner and owner ~= ARGV[j+1] then return 0 end\n"
-    "    h[#h+1] = ARGV[j]; h[#h+1] = ARGV[j+1]\n"
-    "  end\n"
+    "  local h = record_pairs(3, redis.call('HGET', ARGV[2], 'sid'), nil)\n"
+    "  if not h then return 0 end\n"
     "  redis.call('HSET', ARGV[2], unpack(h))\n"
     "  return 1\n"
     "end\n"
