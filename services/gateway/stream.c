@@ -48,15 +48,27 @@
  * stream, so a stream keeps only a write timeout, and a client that does
  * not read is dropped once a bounded backlog is reached.
  *
+ * A client that vanished without a FIN or an RST (a laptop put to sleep, a
+ * network gone) acknowledges nothing more: TCP would retransmit our
+ * heartbeats for about 15 minutes before giving up, and the stream would
+ * keep its slot (stream_max_per_staff) all that time. So a stream's socket
+ * has TCP_USER_TIMEOUT set to two heartbeats: data sent and not
+ * acknowledged for that long, or a receive window closed for that long (a
+ * client that stopped reading), ends the connection, and s_on_close()
+ * follows. A client that is there acknowledges every heartbeat.
+ *
  * A stream outlives the token cache, so each heartbeat checks its token
  * again (gw_authenticate(): the cache, or Redis once a revocation dropped
  * the entry): a revoked token's streams end within stream_heartbeat_s.
  *
  * Runs in the thread of the gateway's event base. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -81,6 +93,7 @@ typedef struct {
     s_stream_t *head;
     size_t count;
     long max, max_per_staff;
+    unsigned int unacked_ms; /* TCP_USER_TIMEOUT of stream sockets: two heartbeats */
     int stopping;
     struct event *heartbeat, *poll;
     mg_metric_t *m_streams, *m_events, *m_hints, *m_dropped;
@@ -110,6 +123,13 @@ struct s_stream {
 };
 
 static void s_read(s_stream_t *s);
+
+/* TCP_USER_TIMEOUT of the connection's socket (0: the system's default). */
+static void s_set_unacked_timeout(struct bufferevent *bev, unsigned int ms) {
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) != 0)
+        mg_warn("gateway: TCP_USER_TIMEOUT on a stream: %s", strerror(errno));
+}
 
 static void s_stream_free(s_stream_t *s) {
     for (size_t i = 0; i < s->count; i++)
@@ -155,7 +175,10 @@ static void s_end(s_stream_t *s) {
          * the server's timeouts and an unbounded read, as any other has. */
         evhttp_connection_set_timeout(s->evcon, S_HTTP_TIMEOUT_S);
         struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-        if (bev) bufferevent_setwatermark(bev, EV_READ, 0, 0);
+        if (bev) {
+            bufferevent_setwatermark(bev, EV_READ, 0, 0);
+            s_set_unacked_timeout(bev, 0);
+        }
         evhttp_send_reply_end(s->req);
         s->req = NULL;
     }
@@ -489,6 +512,7 @@ static void s_stream(gw_request_t *r) {
         bufferevent_set_timeouts(bev, NULL, &write_tv);
         /* Reading stays on (a close is seen at once) but bounded. */
         bufferevent_setwatermark(bev, EV_READ, 0, S_MAX_INPUT);
+        s_set_unacked_timeout(bev, st->unacked_ms);
     }
     evhttp_connection_set_closecb(evcon, s_on_close, s);
     s->next = st->head;
@@ -590,6 +614,8 @@ void gw_stream_register(mg_gateway_t *gw) {
     st->max = mg_config_int(cfg, "gateway", "stream_max_clients");
     st->max_per_staff = mg_config_int(cfg, "gateway", "stream_max_per_staff");
     long heartbeat_s = mg_config_int(cfg, "gateway", "stream_heartbeat_s");
+    if (heartbeat_s <= 0) heartbeat_s = 15;
+    st->unacked_ms = (unsigned int)(2 * heartbeat_s * 1000);
     st->m_streams = mg_metrics_gauge("maillage_gateway_streams", "Live streams (GET /v1/stream) open now.");
     st->m_events =
         mg_metrics_counter("maillage_gateway_stream_events_total", "Notifications sent on live streams.");
@@ -599,7 +625,7 @@ void gw_stream_register(mg_gateway_t *gw) {
                                      "Hints of a retired or revised match sent on live streams.");
     st->heartbeat = event_new(gw_base(gw), -1, EV_PERSIST, s_on_heartbeat, st);
     st->poll = event_new(gw_base(gw), -1, EV_PERSIST, s_on_poll, st);
-    struct timeval hb = {heartbeat_s > 0 ? heartbeat_s : 15, 0};
+    struct timeval hb = {heartbeat_s, 0};
     struct timeval poll = {S_POLL_MS / 1000, (S_POLL_MS % 1000) * 1000};
     if (st->heartbeat) event_add(st->heartbeat, &hb);
     if (st->poll) event_add(st->poll, &poll);

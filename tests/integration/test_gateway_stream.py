@@ -458,6 +458,36 @@ class StreamTest(unittest.TestCase):
         self.post_need("n-after-flood", title="Local après le flot")
         drain(until=b'"needId":"n-after-flood"')
 
+    def test_a_client_that_acknowledges_nothing_frees_its_slot(self):
+        # What a vanished client (a laptop put to sleep: no FIN, no RST) and
+        # one that keeps its receive window shut have in common: the data
+        # sent to them stays unacknowledged. Here, the window: a tiny receive
+        # buffer never read, filled by a few hints, far below the 1 MiB of
+        # backlog that drops a client not reading. Without TCP_USER_TIMEOUT
+        # the kernel's window probes are answered and the stream stays.
+        self.stack(stream_heartbeat_s=1, stream_max_per_staff=1)
+        stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        stuck.connect(("127.0.0.1", self.st.port))
+        stuck.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                       % self.claire).encode())
+        self.clients.append(stuck)
+        h.wait_until(lambda: self.metric("maillage_gateway_streams") == 1, 10, 0.1, "the stream")
+        self.assertEqual(self.publish_hints(["m-" + "0" * 32] * 200), 1)  # ~15 kB
+        # Two heartbeats after the window closed, the connection ends and
+        # claire (one stream at most) can open another.
+        h.wait_until(lambda: self.metric("maillage_gateway_streams") == 0, 15, 0.2, "the stuck stream ended")
+        self.assertEqual(self.metric("maillage_gateway_streams_dropped_total"), 0)
+        again = self.open()
+        self.assertEqual(again.status, 200)
+        again.next_block()  # retry
+        self.assertEqual(again.next_block()[1], "event: position")
+        # A client that reads is acknowledging: its stream outlives many
+        # heartbeats.
+        time.sleep(5)
+        self.assertEqual(again.next_block(5), [": ping"])
+        self.assertEqual(self.metric("maillage_gateway_streams"), 1)
+
     def assert_closed_soon(self, sock, seconds=5):
         """The server closes `sock`'s connection within `seconds` (what it
         had sent before is read and ignored)."""

@@ -232,7 +232,9 @@ const mg_config_key_t mg_config_schema[] = {
     INT("gateway", "token_cache_s", "30", 0, 86400,
         "How long a token read from Redis is trusted; revocations are pushed at once\n"
         "(mg:tokens:revoked), this bounds a missed push. 0 = read Redis on every request."),
-    INT("gateway", "stream_heartbeat_s", "15", 1, 3600, "Interval of the comment line sent on idle live streams (SSE)."),
+    INT("gateway", "stream_heartbeat_s", "15", 1, 3600,
+        "Interval of the comment line sent on idle live streams (SSE). A client that\n"
+        "acknowledges nothing for two intervals (gone without closing) is disconnected."),
     INT("gateway", "stream_max_clients", "256", 0, 100000, "Live streams (GET /v1/stream) at once; more are answered 503."),
     INT("gateway", "stream_max_per_staff", "8", 1, 100000,
         "Live streams one staff member may hold at once (tabs, devices); more are answered\n"
