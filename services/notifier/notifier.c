@@ -774,9 +774,11 @@ static void s_route_and_create(s_job_t *job) {
             char *chat_subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 1);
             char *chat_text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 1);
             char *json = s_webhook_json(chat_subject, chat_text, key);
-            const char *pairs[] = {"title", subject,      "url",   s->webhook, "json",
-                                   json,    "staff_name", s->name, "in_inbox", in_inbox};
-            s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 10);
+            /* The text too: this copy goes to the inbox if it waits for a
+             * digest when the member keeps only the inbox (digest_move). */
+            const char *pairs[] = {"title", subject, "url",        s->webhook, "json",     json,
+                                   "text",  text,    "staff_name", s->name,    "in_inbox", in_inbox};
+            s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 12);
             free(json);
             free(chat_subject);
             free(chat_text);

@@ -177,10 +177,13 @@ const char mg_notifier_script[] =
      * waits for the digest of a channel now off joins the pending set of
      * channel `to` (its score kept, and the later expiry of the two), or,
      * with `to` empty (no e-mail nor webhook left), goes to the inbox, unless
-     * it was written there when it came (`in_inbox`). Returns the items
-     * moved. */
+     * it was written there when it came (`in_inbox`). An item (a match...)
+     * waits once per channel: one that `to` has already, or that this call
+     * put in the member's inbox already (its other channel's copy), is not
+     * moved twice. Returns the items moved. */
     "if op == 'digest_move' then\n"
     "  local now, inbox_max, total = tonumber(ARGV[2]), tonumber(ARGV[3]), 0\n"
+    "  local inboxed = {}\n"
     "  for j = 4, #ARGV - 2, 3 do\n"
     "    local staff = ARGV[j]\n"
     "    local from = 'mg:digest:' .. staff .. ':' .. ARGV[j+1]\n"
@@ -188,13 +191,28 @@ const char mg_notifier_script[] =
     "    if count > 0 and ARGV[j+2] ~= '' then\n"
     "      local to = 'mg:digest:' .. staff .. ':' .. ARGV[j+2]\n"
     "      local ttl = math.max(redis.call('PTTL', from), redis.call('PTTL', to))\n"
-    "      redis.call('ZUNIONSTORE', to, 2, to, from, 'AGGREGATE', 'MAX')\n"
+    "      local has = {}\n"
+    "      for _, nid in ipairs(redis.call('ZRANGE', to, 0, -1)) do\n"
+    "        local item = redis.call('HGET', nkey(nid), 'item')\n"
+    "        if item then has[item] = true end\n"
+    "      end\n"
+    "      local m = redis.call('ZRANGE', from, 0, -1, 'WITHSCORES')\n"
+    "      for k = 1, #m, 2 do\n"
+    "        local item = redis.call('HGET', nkey(m[k]), 'item')\n"
+    "        if item and not has[item] then\n"
+    "          has[item] = true\n"
+    "          redis.call('ZADD', to, m[k+1], m[k])\n"
+    "        end\n"
+    "      end\n"
     "      if ttl > 0 then redis.call('PEXPIRE', to, ttl) end\n"
     "    elseif count > 0 then\n"
     "      local ib, added = 'mg:inbox:' .. staff, false\n"
+    "      inboxed[staff] = inboxed[staff] or {}\n"
     "      for _, nid in ipairs(redis.call('ZRANGE', from, 0, -1)) do\n"
     "        local key = nkey(nid)\n"
-    "        if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'in_inbox') ~= '1' then\n"
+    "        local f = redis.call('HMGET', key, 'item', 'in_inbox')\n"
+    "        if f[1] and f[2] ~= '1' and not inboxed[staff][f[1]] then\n"
+    "          inboxed[staff][f[1]] = true\n"
     "          redis.call('HSET', key, 'channel', 'inbox', 'state', 'delivered', 'delivered_at', now, 'read', '0')\n"
     "          local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
     "          if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"

@@ -252,6 +252,67 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual((entry["item"], entry["state"], entry["read"]), ("match:m-a", "delivered", "0"))
         self.assertIn("Mise en relation proposée", entry["title"])
 
+    def test_an_item_waiting_for_both_channels_digests_is_moved_once(self):
+        # Dora waits for her 10 h digest by e-mail and by webhook: each match
+        # waits once per channel. Turning the e-mail off, the webhook's digest
+        # lists it once, not twice.
+        hook = self.ws.own(tn.WebhookReceiver())
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email,webhook", "mode": "digest",
+                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
+        one_match_waiting_for_the_email_digest(st, "dora")
+        self.assertEqual(st.redis.call("ZCARD", "mg:digest:dora:webhook"), 1)
+        out = st.cli("staff", "set", "dora", "channels", "inbox,webhook")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:dora:email") == 0, 10, what="the e-mail's items moved")
+        self.assertEqual(st.redis.call("ZCARD", "mg:digest:dora:webhook"), 1)
+        st.set_clock(off + 2 * 3600 * 1000)  # 10:30
+        h.wait_until(lambda: hook.delivered(), 10, what="the webhook digest")
+        text = hook.delivered()[0]["text"]
+        self.assertIn("(1 opportunité)", text)
+        self.assertEqual(smtp.messages, [])
+
+    def test_an_item_waiting_for_both_channels_digests_reaches_the_inbox_once_with_its_text(self):
+        # Eve, no inbox, waits for her digest by e-mail and by webhook. When
+        # she keeps only the inbox, each match gets there once, readable.
+        hook = self.ws.own(tn.WebhookReceiver())
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"eve": {"name": "Eve", "channels": "email,webhook", "mode": "digest",
+                                        "digest_hour": 10, "email": "eve@cress.example", "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff="eve", smtp_url=smtp.url)
+        one_match_waiting_for_the_email_digest(st, "eve")
+        self.assertEqual(st.redis.call("ZCARD", "mg:digest:eve:webhook"), 1)
+        self.assertEqual(st.inbox("eve"), [])
+        out = st.cli("staff", "set", "eve", "channels", "inbox")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:eve:email", "mg:digest:eve:webhook") == 0, 10,
+                     what="the items moved")
+        (entry,) = st.inbox("eve")
+        self.assertEqual(entry["item"], "match:m-a")
+        self.assertIn("Maillage propose une mise en relation", entry["text"])
+
+    def test_what_waited_for_the_webhook_digest_reaches_the_inbox_readable(self):
+        # Webhook only, then the inbox only: the webhook's copy (its message
+        # is JSON for a chat) carries the text the inbox shows.
+        hook = self.ws.own(tn.WebhookReceiver())
+        off, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"eve": {"name": "Eve", "channels": "webhook", "mode": "digest",
+                                        "digest_hour": 10, "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff="eve")
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9)])
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:eve:webhook") == 1, 10, what="the pending item")
+        out = st.cli("staff", "set", "eve", "channels", "inbox")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.inbox("eve"), 10, what="the item moved")
+        (entry,) = st.inbox("eve")
+        self.assertEqual(entry["item"], "match:m-a")
+        self.assertIn("Maillage propose une mise en relation", entry.get("text", ""))
+
     def test_the_digest_of_what_waited_keeps_the_quiet_hours_for_its_retries_too(self):
         # The same as for an immediate message (above), for the digest sent
         # when a member leaves digest mode: its first attempt at 21:59:30
