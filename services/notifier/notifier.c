@@ -1560,12 +1560,22 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     if (!key || strlen(key) > MG_OUTBOUND_KEY_MAX) key = nid;
     int digest = kind && strcmp(kind, "digest") == 0;
     send->quiet = s_keeps_quiet_hours(kind, s_get_reply(rec, "item"));
+    /* The recipient as the staff list says now, not as when the message was
+     * queued (a retry may come days later): a member removed meanwhile, or
+     * who turned this channel off, gets no more of it; a changed address is
+     * the one used. */
+    const s_staff_t *who = s_find_staff(n, send->staff);
+    const char *refused = !who ? "recipient no longer on the staff"
+                          : !(send->channel == S_CH_EMAIL ? who->email_on : who->webhook_on)
+                              ? "channel turned off by the recipient"
+                              : NULL;
     char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
-    if (digest) s_render_digest(n, rec, items, send->channel == S_CH_WEBHOOK, &subject, &text, &html);
-    int rc;
+    if (digest && !refused)
+        s_render_digest(n, rec, items, send->channel == S_CH_WEBHOOK, &subject, &text, &html);
+    int rc = -1;
     n->in_flight++;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);
-    if (send->channel == S_CH_EMAIL) {
+    if (!refused && send->channel == S_CH_EMAIL) {
         char message_id[128], idem[512], kindh[96];
         /* Stable per idempotency key: a message sent again after a crash
          * carries the same Message-ID, which mail clients collapse. */
@@ -1579,7 +1589,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
             .username = n->smtp_user,
             .password = n->smtp_password,
             .from = n->mail_from,
-            .to = s_get_reply(rec, "to"),
+            .to = who->email,
             .subject = digest ? subject : s_get_reply(rec, "title"),
             .text = digest ? text : s_get_reply(rec, "text"),
             .html = s_part_or_null(digest ? html : s_get_reply(rec, "html")),
@@ -1588,10 +1598,10 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
             .timeout_ms = n->send_timeout_ms,
         };
         rc = mail.to && *mail.to ? mg_outbound_mail(n->outbound, &mail, s_on_sent, send) : -1;
-    } else {
+    } else if (!refused) {
         const char *body = s_get_reply(rec, "json");
         if (digest) body = json = s_webhook_json(subject, text, key);
-        const char *url = s_get_reply(rec, "url");
+        const char *url = who->webhook;
         rc = url && *url && body
                  ? mg_outbound_webhook(n->outbound, url, body, key, n->send_timeout_ms, s_on_sent, send)
                  : -1;
@@ -1603,7 +1613,8 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     if (rc != 0) {
         /* Invalid input (no address, a header injection): never retried. */
         mg_outbound_result_t r = {.delivered = false, .retryable = false, .status = 0};
-        snprintf(r.error, sizeof(r.error), "refused before sending (invalid address or content)");
+        snprintf(r.error, sizeof(r.error), "%s",
+                 refused ? refused : "refused before sending (invalid address or content)");
         s_on_sent(&r, send);
     }
 }

@@ -536,6 +536,36 @@ class NotifierTest(unittest.TestCase):
         self.assertGreaterEqual(int(rec["failed_at"]) - int(rec["created_at"]), 60 * 1000)
         self.assertLess(int(rec["failed_at"]) - int(rec["created_at"]), 66 * 1000)
 
+    def test_a_retry_goes_to_the_recipients_current_address_and_never_to_one_removed(self):
+        # Both webhooks are down when the match comes. Meanwhile Anna gives
+        # a new address, and Bruno leaves the staff: Anna's retry goes to the
+        # new one, Bruno's message is failed, never sent to his old address.
+        anna_old, bruno_old = h.free_port(), h.free_port()
+        st = Stack(self.ws, {"anna": {"name": "Anna", "channels": "webhook",
+                                      "webhook": "http://127.0.0.1:%d/h" % anna_old},
+                             "bruno": {"name": "Bruno", "channels": "webhook",
+                                       "webhook": "http://127.0.0.1:%d/h" % bruno_old}},
+                   default_staff="anna", retry_base_ms=1000, retry_max_ms=1000, max_attempts=0)
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-r", "n1", "o1", "s-caen", "s-rouen")])
+        def both_retrying():
+            recs = st.records("match:m-r").values()
+            return len(recs) == 2 and all(r.get("last_error") for r in recs)
+        h.wait_until(both_retrying, 10, what="both sends failed once")
+        anna_new = self.ws.own(WebhookReceiver())
+        for args in (("set", "anna", "webhook", anna_new.url), ("remove", "bruno")):
+            out = st.cli("staff", *args)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        bruno_hook = self.ws.own(WebhookReceiver(port=bruno_old))
+        h.wait_until(lambda: anna_new.delivered(), 10, what="Anna's retry at her new address")
+        def bruno_failed():
+            return [r for r in st.records("match:m-r").values() if r["staff"] == "bruno" and r["state"] == "failed"]
+        (rec,) = h.wait_until(bruno_failed, 10, what="Bruno's message failed")
+        self.assertEqual(rec["last_error"], "recipient no longer on the staff")
+        time.sleep(1.5)  # a retry would have come
+        self.assertEqual(bruno_hook.requests, [])
+
     def test_a_retry_for_s_beyond_the_records_retention_is_refused_at_start(self):
         st = Stack(self.ws, {}, retention_days=1, retry_for_s=2 * 86400)
         self.assertIn("retry_for_s", h.refused_at_start("maillage-notifier", st.conf))
