@@ -39,6 +39,7 @@
  * reads at most ten parameters). */
 #define S_MAX_SEGMENTS 16
 #define S_MAX_PARAMETERS 32
+#define S_BODY_SLACK 65536 /* bytes beyond max_body_bytes that still get the JSON 413 */
 #define S_HOUSEKEEPING_MS 1000
 #define S_METRICS_EVERY_TICKS 10
 #define S_STOP_GRACE_MS 3000
@@ -1353,9 +1354,15 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
         mg_fail(err, errlen, "cannot create the HTTP server");
         goto err;
     }
-    /* evhttp's own limit only bounds memory; bodies between max_body_bytes
-     * and it get our JSON 413 (beyond it, evhttp's plain 413). */
-    ev_ssize_t hard = (ev_ssize_t)gw->max_body * 2 + 65536;
+    /* evhttp reads a whole body before our handler sees the request (its
+     * size, its type, its token): its limit is what any client, with a
+     * token or not, can make the gateway hold per connection, so it is
+     * max_body_bytes and a little. Bodies up to it get our JSON 413; larger
+     * ones evhttp's plain 413, their bytes thrown away as they come
+     * (EVHTTP_SERVER_LINGERING_CLOSE) until what is left is under the limit
+     * (libevent 2.1 then holds that rest). Bounding connections is the TLS
+     * proxy's part (deploy/README.md). */
+    ev_ssize_t hard = (ev_ssize_t)gw->max_body + S_BODY_SLACK;
     evhttp_set_max_body_size(gw->http, hard);
     evhttp_set_max_headers_size(gw->http, 32768);
     evhttp_set_timeout(gw->http, 60);
