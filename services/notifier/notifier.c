@@ -480,29 +480,39 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
          * les seuils d'Éric Morel (50 %) et de Yann Duval (40 %)"). */
         size_t followers = 0;
         const s_staff_t *own = NULL; /* the recipient itself among them */
+        const s_staff_t *named[4];
+        double thresholds[5];
         for (size_t i = 0; i < n->n_staff; i++) {
             const s_staff_t *f = &n->staff[i];
             if (!s_in_scope(f, it)) continue;
             followers++;
             if (f == s)
                 own = f;
-            else if (k < 4) {
-                char who[160];
-                snprintf(who, sizeof(who), "%s (%s)", *f->name ? f->name : f->id,
-                         mg_fr_percent(f->min_score, threshold, sizeof(threshold)));
-                mg_fr_de(who, parts[k++], sizeof(parts[0]));
-            }
+            else if (k < 4)
+                named[k++] = f;
+        }
+        /* As many decimals as the score needs not to read as a threshold
+         * it is below ("49,5 %" under "50 %"). */
+        for (size_t i = 0; i < k; i++)
+            thresholds[i] = named[i]->min_score;
+        if (own) thresholds[k] = own->min_score;
+        int decimals = mg_fr_percent_decimals(it->score, thresholds, k + (own != NULL));
+        for (size_t i = 0; i < k; i++) {
+            char who[160];
+            snprintf(who, sizeof(who), "%s (%s)", *named[i]->name ? named[i]->name : named[i]->id,
+                     mg_fr_percent_with(named[i]->min_score, decimals, threshold, sizeof(threshold)));
+            mg_fr_de(who, parts[i], sizeof(parts[0]));
         }
         if (followers) {
             char names[800];
             qsort(parts, k, sizeof(parts[0]), s_cmp_part); /* a stable sentence, whatever the staff's order */
             s_join_fr(names, sizeof(names), parts, k);
-            mg_fr_percent(it->score, score, sizeof(score));
+            mg_fr_percent_with(it->score, decimals, score, sizeof(score));
             if (k == 0)
                 snprintf(out, outlen,
                          "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "
                          "est sous votre seuil (%s).",
-                         score, mg_fr_percent(own->min_score, threshold, sizeof(threshold)));
+                         score, mg_fr_percent_with(own->min_score, decimals, threshold, sizeof(threshold)));
             else
                 snprintf(out, outlen,
                          "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "

@@ -286,6 +286,23 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([e["item"] for e in st.inbox("claire")], ["member:s-caen:cress-normandie"])
         self.assertEqual(st.inbox("accueil"), [])
 
+    def test_a_score_just_below_a_threshold_is_not_rounded_up_to_it(self):
+        # 0.3996 is 40 % rounded: "son score (40 %) est sous le seuil de
+        # Yann Duval (40 %)" said one thing and its contrary.
+        st = Stack(self.ws, {"yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
+                                      "min_score": 0.4},
+                             "eva": {"name": "Éva Martin", "departments": "27", "channels": "inbox",
+                                     "min_score": 0.5}})
+        st.start()
+        self._directory(st)
+        st.emit([match("m-4", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
+                       score=0.3996)])
+        st.settle()
+        (e,) = h.wait_until(lambda: [e for e in st.inbox("accueil") if e["kind"] == "match"],
+                            what="the default recipient's message")
+        self.assertIn("son score (39,96 %) est sous les seuils d'Éva Martin (50 %) et de Yann Duval (40 %).",
+                      e["text"])
+
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets
         # what nobody covers anyway (declared with an empty scope, it would
@@ -301,7 +318,8 @@ class NotifierTest(unittest.TestCase):
         self._directory(st)
         st.emit([match("m-1", "n1", "o1", "s-caen", "s-rouen", department="14", score=0.8),
                  match("m-2", "n1", "o1", "s-caen", "s-rouen", category="formation", department="61", score=0.5),
-                 match("m-3", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27", score=0.35)])
+                 match("m-3", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27", score=0.35),
+                 match("m-4", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27", score=0.3996)])
         st.settle()
         claire = h.wait_until(lambda: [e for e in st.inbox("claire") if e["kind"] == "match"], what="claire's match")
         self.assertEqual(len(claire), 1)
@@ -315,7 +333,7 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(e["read"], "0")
         # m-2 (Orne, formation): nobody's scope -> the default recipient, saying so
         acc = {e["item"]: e for e in st.inbox("accueil") if e["kind"] == "match"}
-        self.assertEqual(sorted(acc), ["match:m-2", "match:m-3"])
+        self.assertEqual(sorted(acc), ["match:m-2", "match:m-3", "match:m-4"])
         self.assertIn("Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
                       "suit l'Orne et la catégorie Formation.", acc["match:m-2"]["text"])
         self.assertTrue(acc["match:m-2"]["text"].startswith("Bonjour l'équipe,\n"))  # not declared: no name
@@ -323,6 +341,9 @@ class NotifierTest(unittest.TestCase):
         # thresholds
         self.assertIn("Vous recevez ce message en tant que destinataire par défaut : son score (35 %) est sous les "
                       "seuils d'Éva Martin (50 %) et de Yann Duval (40 %).", acc["match:m-3"]["text"])
+        # a score just below a threshold is not rounded up to it
+        self.assertIn("son score (39,96 %) est sous les seuils d'Éva Martin (50 %) et de Yann Duval (40 %).",
+                      acc["match:m-4"]["text"])
         self.assertEqual(st.inbox("yann"), [])
         self.assertEqual([e for e in st.inbox("remi") if e["kind"] == "match"], [])
         # member.joined: Seine-Maritime's new member goes to Rémi; the Manche one

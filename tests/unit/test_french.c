@@ -33,6 +33,23 @@ static void scores_read_as_rounded_percentages(void **state) {
     assert_string_equal(mg_fr_percent(0.0, buf, sizeof(buf)), "0 %");
 }
 
+static void a_score_below_a_threshold_never_reads_as_it(void **state) {
+    (void)state;
+    char buf[16];
+    double half[] = {0.5}, several[] = {0.6, 0.5, 0.4}, close[] = {0.50001};
+    assert_int_equal(mg_fr_percent_decimals(0.4951, half, 1), 1);
+    assert_string_equal(mg_fr_percent_with(0.4951, 1, buf, sizeof(buf)), "49,5 %");
+    assert_string_equal(mg_fr_percent_with(0.5, 1, buf, sizeof(buf)), "50 %");
+    assert_string_equal(mg_fr_percent_with(0.3996, 2, buf, sizeof(buf)), "39,96 %");
+    assert_string_equal(mg_fr_percent_with(0.405, 2, buf, sizeof(buf)), "40,5 %");
+    assert_int_equal(mg_fr_percent_decimals(0.4996, half, 1), 2); /* 49,96 % */
+    assert_int_equal(mg_fr_percent_decimals(0.3, several, 3), 0); /* apart already */
+    assert_int_equal(mg_fr_percent_decimals(0.4951, several, 3), 1);
+    assert_int_equal(mg_fr_percent_decimals(0.5, half, 1), 0);  /* equal: it reaches it */
+    assert_int_equal(mg_fr_percent_decimals(0.5, close, 1), 2); /* as far as two decimals go */
+    assert_int_equal(mg_fr_percent_decimals(0.42, NULL, 0), 0);
+}
+
 static void a_contracts(void **state) {
     (void)state;
     char buf[64];
@@ -98,6 +115,7 @@ int main(void) {
         cmocka_unit_test(numbers_take_a_decimal_comma),
         cmocka_unit_test(a_number_too_long_is_cut_not_overrun),
         cmocka_unit_test(scores_read_as_rounded_percentages),
+        cmocka_unit_test(a_score_below_a_threshold_never_reads_as_it),
         cmocka_unit_test(de_elides_and_contracts),
         cmocka_unit_test(a_contracts),
         cmocka_unit_test(closures_agree_with_their_noun),

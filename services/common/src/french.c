@@ -106,8 +106,33 @@ char *mg_fr_number(double v, int decimals, char *buf, size_t len) {
 }
 
 char *mg_fr_percent(double score, char *buf, size_t len) {
-    snprintf(buf, len, "%.0f %%", score * 100);
+    return mg_fr_percent_with(score, 0, buf, len);
+}
+
+char *mg_fr_percent_with(double score, int decimals, char *buf, size_t len) {
+    char number[32];
+    mg_fr_number(score * 100, decimals, number, sizeof(number));
+    char *comma = strchr(number, ',');
+    if (comma) {
+        char *end = number + strlen(number);
+        while (end > comma && (end[-1] == '0' || end[-1] == ','))
+            *--end = '\0';
+    }
+    snprintf(buf, len, "%s %%", number);
     return buf;
+}
+
+int mg_fr_percent_decimals(double score, const double *others, size_t n) {
+    for (int d = 0; d < 2; d++) {
+        char a[32], b[32];
+        size_t i = 0;
+        mg_fr_number(score * 100, d, a, sizeof(a));
+        while (i < n &&
+               (others[i] == score || strcmp(a, mg_fr_number(others[i] * 100, d, b, sizeof(b))) != 0))
+            i++;
+        if (i == n) return d;
+    }
+    return 2;
 }
 
 /* Whether `s` starts with a vowel or an h (UTF-8: the accented vowels of

@@ -55,4 +55,13 @@ char *mg_fr_number(double v, int decimals, char *buf, size_t len);
  * Returns `buf`. */
 char *mg_fr_percent(double score, char *buf, size_t len);
 
+/* The same with at most `decimals` decimals, trailing zeros dropped:
+ * "49,5 %", "50 %". */
+char *mg_fr_percent_with(double score, int decimals, char *buf, size_t len);
+
+/* The decimals (0 to 2) a percentage needs so that `score` does not read as
+ * any of the `n` values `others` it is compared with, unless equal: a score
+ * of 0.4951 below a threshold of 0.5 is "49,5 %", not "50 %". */
+int mg_fr_percent_decimals(double score, const double *others, size_t n);
+
 #endif
