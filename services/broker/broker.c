@@ -235,7 +235,7 @@ static int s_endpoint_is_local(const char *endpoint) {
 /* Most bytes s_stamp() appends: source (tag, length, at most MG_ID_MAX
  * bytes), received_at_ms (tag, 10-byte varint), schema_version and sequence
  * (tag, 1 byte each). */
-#define S_STAMP_MAX (2 + 1 + MG_ID_MAX + 1 + 10 + 2 + 2)
+#define S_STAMP_MAX (2 + 1 + MG_ID_MAX + 1 + 10 + 2)
 
 static size_t s_put_varint(uint8_t *out, uint64_t v) {
     size_t n = 0;
@@ -251,8 +251,10 @@ static size_t s_put_varint(uint8_t *out, uint64_t v) {
  * the fields only the broker may set. Protobuf keeps the last value of a
  * singular field, so these override whatever the producer put there (the
  * same trick as mg_envelope_append_sequence). `env` is the decoded form of
- * the same bytes, to know whether schema_version and sequence need a value.
- * `out` holds len + S_STAMP_MAX bytes. Returns the stamped length. */
+ * the same bytes, to know whether schema_version needs a value; they hold
+ * no source, received_at_ms nor sequence (the journal keeps sequence 0:
+ * readers append theirs). `out` holds len + S_STAMP_MAX bytes. Returns the
+ * stamped length. */
 static size_t s_stamp(const char *source, const mg_envelope_t *env, const uint8_t *data, size_t len,
                       int64_t now, uint8_t *out) {
     size_t n = len;
@@ -267,10 +269,6 @@ static size_t s_stamp(const char *source, const mg_envelope_t *env, const uint8_
     if (env->schema_version == 0) {
         out[n++] = (7 << 3) | 0;
         out[n++] = MG_SCHEMA_VERSION;
-    }
-    if (env->sequence != 0) { /* the journal keeps sequence 0: readers append theirs */
-        out[n++] = (6 << 3) | 0;
-        out[n++] = 0;
     }
     return n;
 }
@@ -707,7 +705,16 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
      * re-encoding of what was validated; else the re-encoding is. Equal
      * sizes are not enough: encodings that grow when re-encoded (a repeated
      * field sent unpacked, a length prefix of 127 bytes) can make up for a
-     * dropped tail. Unknown fields are kept verbatim by both. */
+     * dropped tail. Unknown fields are kept verbatim by both. The fields
+     * only the broker sets (s_stamp() appends them) are left out of that
+     * re-encoding: a producer's own `source`, which validation does not
+     * read (it may not even be UTF-8), must not stay in the bytes beside
+     * the stamp, where the readers that check UTF-8 refuse the whole
+     * envelope. A producer that sets none of them keeps its bytes. */
+    char *producer_source = env->source;
+    env->source = (char *)protobuf_c_empty_string;
+    env->received_at_ms = 0;
+    env->sequence = 0;
     uint8_t *repacked;
     size_t packed_len = mg_envelope_pack(env, &repacked);
     int canonical = packed_len == len && memcmp(repacked, data, len) == 0;
@@ -760,6 +767,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         maillage__v1__contact__pack(contact, batch->arena + item->contact_at);
     }
     if (member) member->contact = contact; /* given back, so that it is freed with the envelope */
+    env->source = producer_source;         /* likewise */
     free(repacked);
     mg_envelope_free(env);
     if (batch->used >= S_BATCH_BYTES) mg_zsock_end_batch(broker->ingest);

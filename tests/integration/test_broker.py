@@ -245,6 +245,18 @@ class BrokerTest(unittest.TestCase):
         _, pub_seq, pub = sub.recv()
         self.assertEqual((pub_seq, pub.sequence, pub.source, pub.received_at_ms),
                          (start + 1, start + 1, "test-net", env.received_at_ms))
+        # Nor do the producer's own values stay in the bytes, beside the
+        # stamp: a `source` that is not UTF-8 made readers that check it (this
+        # one) refuse the whole envelope, journaled and published all the same.
+        (_, fields), = self.redis.call("XRANGE", "mg:journal", "%d-0" % (start + 1), "%d-0" % (start + 1))
+        self.assertNotIn(b"forged", dict(zip(fields[::2], fields[1::2]))[b"e"])
+        e = h.need_reported()
+        ack = client.emit(e.SerializeToString() + b"\x1a\x02\xff\xfe")  # field 3, source
+        self.assertEqual((ack.status, ack.sequence), (h.ACCEPTED, start + 2))
+        seq, _, env = journal(self.redis)[-1]  # parses
+        self.assertEqual((seq, env.event_id, env.source), (start + 2, e.event_id, "test-net"))
+        _, pub_seq, pub = sub.recv()  # parses
+        self.assertEqual((pub_seq, pub.event_id, pub.source), (start + 2, e.event_id, "test-net"))
 
     def test_a_relay_stamps_the_network_it_sends_for_and_retries_are_scoped_by_it(self):
         # The HTTP gateway relays for the network of each token: the broker
