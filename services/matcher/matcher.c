@@ -2097,7 +2097,10 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
         goto err;
     }
     static const char *const topics[] = {"member.", "need.", "offer.", "cooperation.", "match.feedback", NULL};
-    mg_subscriber_options_t sopts = {.name = m->name, .fanout = mg_config_str(cfg, "broker", "fanout"), .topics = topics};
+    mg_subscriber_options_t sopts = {.name = m->name,
+                                     .fanout = mg_config_str(cfg, "broker", "fanout"),
+                                     .topics = topics,
+                                     .deadletter_maxlen = mg_config_int(cfg, "broker", "deadletter_maxlen")};
     m->subscriber = mg_subscriber_new(base, m->zmq_context, m->redis, &sopts, s_on_event, m, why, sizeof(why));
     if (!m->subscriber) {
         mg_fail(err, errlen, "%s", why);

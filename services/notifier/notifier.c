@@ -2103,8 +2103,10 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     n->script = mg_script_new(n->redis, mg_notifier_script);
     static const char *const topics[] = {"member.",      "need.", "offer.", "cooperation.", "match.found",
                                          "collective_need.", NULL};
-    mg_subscriber_options_t sopts = {
-        .name = "notifier", .fanout = mg_config_str(cfg, "broker", "fanout"), .topics = topics};
+    mg_subscriber_options_t sopts = {.name = "notifier",
+                                     .fanout = mg_config_str(cfg, "broker", "fanout"),
+                                     .topics = topics,
+                                     .deadletter_maxlen = mg_config_int(cfg, "broker", "deadletter_maxlen")};
     n->subscriber = mg_subscriber_new(base, n->zmq_context, n->redis, &sopts, s_on_event, n, why, sizeof(why));
     if (!n->subscriber) {
         mg_fail(err, errlen, "%s", why);

@@ -754,12 +754,12 @@ class Probe(Daemon):
     """tests/tools/probe_consumer: a consuming daemon (mg_subscriber) that
     applies each event idempotently in Redis (mg:probe:<name>:*)."""
 
-    def __init__(self, ws, redis, fanout, name, args=()):
+    def __init__(self, ws, redis, fanout, name, args=(), broker=None):
         conf = write_config(ws.path("probe-%s-%s.conf" % (name, uuid.uuid4().hex[:6])), {
             "log": {"level": "info"},
             "redis": {"url": redis.url, "reconnect_min_ms": 50, "reconnect_max_ms": 200,
                       "connect_timeout_ms": 500},
-            "broker": {"fanout": fanout},
+            "broker": dict({"fanout": fanout}, **(broker or {})),
         })
         super().__init__(ws.dir, "probe_consumer", conf, ["--name", name] + [str(a) for a in args])
         self.path = os.path.join(BUILD, "tests", "probe_consumer")

@@ -53,8 +53,8 @@ class StackTestCase(unittest.TestCase):
         self.ingest = sections["broker"]["ingest"]
         self.fanout = sections["broker"]["fanout"]
 
-    def probe(self, name, *args, ready=True):
-        p = self.ws.own(h.Probe(self.ws, self.redis, self.fanout, name, args))
+    def probe(self, name, *args, ready=True, broker=None):
+        p = self.ws.own(h.Probe(self.ws, self.redis, self.fanout, name, args, broker=broker))
         p.start(ready=ready)
         return p
 
@@ -254,6 +254,22 @@ class DeliveryTest(StackTestCase):
             self.assertEqual(int(d[b"raw_len"]), len(d[b"raw"]))
         self.assertEqual(probe.effects(), EVENTS)
         self.assertTrue(probe.applied().isdisjoint({e.event_id for e in poison}))
+
+    def test_a_consumer_keeps_as_many_dead_letters_as_the_broker_is_told_to(self):
+        """[broker] deadletter_maxlen = 200,000: a consumer's dead letter
+        trimmed the stream back to about 100,000 all the same."""
+        self.start_broker()
+        self.redis.call("EVAL", "for i = 1, 120000 do redis.call('XADD', KEYS[1], '*', 'reason', 'old') end",
+                        1, "mg:deadletter")
+        probe = self.probe("echo", "--fail-type", "offer.published", "--max-attempts", 1,
+                           broker={"deadletter_maxlen": 200000})
+        producer = self.produce([h.offer_published()])
+        producer.start()
+        producer.finish()
+        h.wait_until(lambda: self.redis.call("XLEN", "mg:deadletter") != 120000, 10, interval=0.1,
+                     what="the dead letter")
+        self.assertEqual(self.redis.call("XLEN", "mg:deadletter"), 120001)
+        self.assertEqual(len(probe.failures()), 1)
 
     def test_an_event_journaled_but_never_published_at_the_tail_is_found(self):
         """The broker can die between journaling a batch and publishing it;

@@ -288,6 +288,7 @@ int main(int argc, char **argv) {
     mg_redis_options_clear(&ropts);
     opts.name = name;
     opts.fanout = mg_config_str(cfg, "broker", "fanout");
+    opts.deadletter_maxlen = mg_config_int(cfg, "broker", "deadletter_maxlen");
     p.sub = mg_subscriber_new(p.base, zctx, p.redis, &opts, s_handle, &p, err, sizeof(err));
     if (!p.sub) {
         fprintf(stderr, "Error: %s\n", err);

@@ -47,7 +47,8 @@ const mg_config_key_t mg_config_schema[] = {
         "Messages the fan-out keeps for each subscriber (ZeroMQ counts messages, not bytes); beyond, a "
         "subscriber that does not keep up reads the missed events from the journal."),
     INT("broker", "deadletter_maxlen", "100000", 100, 100000000,
-        "Approximate number of dead letters kept (older ones are trimmed)."),
+        "Approximate number of dead letters kept (older ones are trimmed), by the broker\n"
+        "and by the consumers that dead-letter events (the matcher, the notifier)."),
     STR("broker", "network", "local",
         "Source stamped on envelopes from unauthenticated (loopback) producers."),
     INT("broker", "heartbeat_ms", "1000", 0, 3600000,

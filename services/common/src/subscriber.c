@@ -59,7 +59,6 @@
 /* Messages read from the feed per loop turn. */
 #define S_DRAIN_BATCH 256
 /* Dead letters kept, as the broker's default (MAXLEN ~). */
-#define S_DEADLETTER_MAXLEN "100000"
 
 typedef enum { S_WAIT_REDIS, S_LOADING, S_CATCHUP, S_LIVE } s_state_t;
 
@@ -540,15 +539,30 @@ static void s_on_parked(mg_redis_t *redis, redisReply *reply, void *privdata) {
 
 /* Count a failed attempt: retry later, or dead-letter. 0 if sent. */
 static int s_park(mg_subscriber_t *sub, const mg_delivery_t *d, const char *reason) {
-    char seq[24], max[16], base[16], now[24], received[24];
+    char seq[24], max[16], base[16], now[24], received[24], maxlen[24];
     snprintf(seq, sizeof(seq), "%" PRIu64, d->seq);
     snprintf(max, sizeof(max), "%d", sub->opts.max_attempts);
     snprintf(base, sizeof(base), "%d", sub->opts.retry_base_ms);
     snprintf(now, sizeof(now), "%" PRId64, mg_clock_now_ms());
     snprintf(received, sizeof(received), "%" PRId64, d->env ? (int64_t)d->env->received_at_ms : (int64_t)0);
-    const char *argv[] = {"EVAL",   s_park_script, "4",       sub->retry_key, sub->attempts_key, MG_DEADLETTER_KEY,
-                          MG_JOURNAL_KEY, seq,     reason,    max,            base,              sub->name,
-                          now,    d->event_id,   d->type,   received,       S_DEADLETTER_MAXLEN};
+    snprintf(maxlen, sizeof(maxlen), "%lld", sub->opts.deadletter_maxlen);
+    const char *argv[] = {"EVAL",
+                          s_park_script,
+                          "4",
+                          sub->retry_key,
+                          sub->attempts_key,
+                          MG_DEADLETTER_KEY,
+                          MG_JOURNAL_KEY,
+                          seq,
+                          reason,
+                          max,
+                          base,
+                          sub->name,
+                          now,
+                          d->event_id,
+                          d->type,
+                          received,
+                          maxlen};
     return s_send(sub, s_on_parked, s_call_new(sub, d->seq), 17, argv);
 }
 
@@ -968,6 +982,7 @@ mg_subscriber_t *mg_subscriber_new(struct event_base *base, void *zmq_context, m
     if (sub->opts.max_attempts <= 0) sub->opts.max_attempts = 5;
     if (sub->opts.retry_base_ms <= 0) sub->opts.retry_base_ms = 500;
     if (sub->opts.catchup_batch <= 0) sub->opts.catchup_batch = 1000;
+    if (sub->opts.deadletter_maxlen <= 0) sub->opts.deadletter_maxlen = 100000;
     snprintf(sub->name, sizeof(sub->name), "%s", opts->name);
     sub->opts.name = sub->name;
     sub->opts.fanout = NULL;

@@ -88,6 +88,9 @@ typedef struct {
     int max_attempts;        /* attempts before dead-lettering (default 5) */
     int retry_base_ms;       /* first retry delay, doubled each time (default 500) */
     int catchup_batch;       /* events read per XRANGE (default 1000) */
+    long long deadletter_maxlen; /* mg:deadletter is trimmed to about this many entries when
+                                  * a dead letter is added: [broker] deadletter_maxlen, as the
+                                  * broker's own (default 100000) */
 } mg_subscriber_options_t;
 
 /* Create a subscriber in `base`, using `redis` (borrowed; must outlive it) for
