@@ -123,6 +123,33 @@ static void garbage_does_not_unpack(void **state) {
     mg_envelope_free(empty);
 }
 
+/* An envelope of max_message_bytes' largest value (64 MiB), accepted by the
+ * broker, still unpacks with its stamp and sequence; much more does not. */
+static void the_largest_message_unpacks_stamped(void **state) {
+    (void)state;
+    size_t limit = 64u * 1024u * 1024u, stamped = limit + 120;
+    uint8_t *buf = calloc(1, stamped + 1024);
+    assert_non_null(buf);
+    for (size_t len = stamped; len <= stamped + 1024; len += 1024) {
+        /* event_id "e", then unknown field 15 (bytes) filling up to len. */
+        size_t n = 0, body = len - 3 - 1 - 4;
+        buf[n++] = 0x0a, buf[n++] = 0x01, buf[n++] = 'e';
+        buf[n++] = (15 << 3) | 2;
+        for (size_t v = body, i = 0; i < 4; i++, v >>= 7)
+            buf[n++] = (uint8_t)((v & 0x7f) | (i < 3 ? 0x80 : 0));
+        assert_int_equal(n + body, len);
+        mg_envelope_t *env = mg_envelope_unpack(buf, len);
+        if (len == stamped) {
+            assert_non_null(env);
+            assert_string_equal(env->event_id, "e");
+            mg_envelope_free(env);
+        } else {
+            assert_null(env);
+        }
+    }
+    free(buf);
+}
+
 static void appended_sequence_wins_without_reencoding(void **state) {
     (void)state;
     static const uint64_t seqs[] = {0, 1, 127, 128, 300, 16384, 1ULL << 35, UINT64_MAX};
@@ -225,6 +252,7 @@ int main(void) {
         cmocka_unit_test(table_agrees_with_the_descriptor),
         cmocka_unit_test(envelope_round_trips),
         cmocka_unit_test(garbage_does_not_unpack),
+        cmocka_unit_test(the_largest_message_unpacks_stamped),
         cmocka_unit_test(appended_sequence_wins_without_reencoding),
         cmocka_unit_test(payload_packed_apart_decodes_like_one_pack),
         cmocka_unit_test(ack_round_trips),

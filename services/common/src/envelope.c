@@ -68,8 +68,12 @@ const mg_event_type_t *mg_event_type_by_case(mg_payload_case_t payload_case) {
 /* ---- Codec ------------------------------------------------------------- */
 
 /* No caller may hand the decoder more than the broker's largest configurable
- * message: protobuf-c allocates in proportion to the input. */
-#define S_UNPACK_MAX_BYTES (64u * 1024u * 1024u)
+ * message (max_message_bytes, at most 64 MiB): protobuf-c allocates in
+ * proportion to the input. And a little more: the journal holds a message
+ * with the broker's stamp (source, received_at_ms, schema_version: under 100
+ * bytes) and readers append its sequence (11 bytes at most), so that an
+ * envelope the broker accepted is never one its consumers cannot read. */
+#define S_UNPACK_MAX_BYTES (64u * 1024u * 1024u + 256u)
 
 /* protobuf-c keeps unknown fields (as it should: a newer producer may send
  * fields this version does not know), but it also keeps one numbered 0 when
