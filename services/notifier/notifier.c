@@ -1415,6 +1415,7 @@ typedef struct {
     char staff[MG_ID_MAX + 1];
     int channel;
     int quiet; /* keeps its recipient's quiet hours (s_keeps_quiet_hours()) */
+    int gone;  /* its recipient is no longer on the staff */
     long long attempts;
     int64_t queued_at; /* its record's created_at (ms): retried until retry_for_s after it */
 } s_send_t;
@@ -1494,6 +1495,8 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
                 send->attempts, result->error);
     }
     mg_args_int(&a, n->retention_ms);
+    mg_args_int(&a, n->inbox_max);
+    mg_args_str(&a, send->gone ? "0" : "1");
     /* If Redis is down the result is lost: the lease brings the notification
      * back, and the stable ids make the receiver see the same message. */
     s_record(n, &a);
@@ -1575,6 +1578,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
      * who turned this channel off, gets no more of it; a changed address is
      * the one used. */
     const s_staff_t *who = s_find_staff(n, send->staff);
+    send->gone = who == NULL;
     const char *refused = !who ? "recipient no longer on the staff"
                           : !(send->channel == S_CH_EMAIL ? who->email_on : who->webhook_on)
                               ? "channel turned off by the recipient"

@@ -23,6 +23,51 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return h\n"
     "end\n"
+    /* Add notification `nid` to `staff`'s inbox, trimmed to inbox_max.
+     * Positions strictly increase in creation order, even within one
+     * millisecond or under a test clock: the live stream resumes after a
+     * position and must never find a newer entry behind it. */
+    "local function inbox_add(staff, nid, now, inbox_max)\n"
+    "  local ib = 'mg:inbox:' .. staff\n"
+    "  local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
+    "  if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
+    "  redis.call('ZADD', ib, at, nid)\n"
+    "  local over = redis.call('ZCARD', ib) - inbox_max\n"
+    "  if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
+    "end\n"
+    /* Bring into `staff`'s inbox the notifications `nids` that are not there
+     * (`in_inbox`), once per item (a match...): an item the inbox has, by
+     * another channel's copy, is passed over. What was waiting for a
+     * channel turned off (`delivered`: it is delivered so, to the inbox), or
+     * could not be sent (it stays failed), stays within the staff page's
+     * reach. Returns whether any was added (announced). */
+    "local function inbox_bring(staff, nids, now, inbox_max, delivered)\n"
+    "  local has, added = nil, false\n"
+    "  for _, nid in ipairs(nids) do\n"
+    "    local key = nkey(nid)\n"
+    "    local f = redis.call('HMGET', key, 'item', 'in_inbox')\n"
+    "    if f[1] and f[2] ~= '1' then\n"
+    "      if not has then\n"
+    "        has = {}\n"
+    "        for _, m in ipairs(redis.call('ZRANGE', 'mg:inbox:' .. staff, 0, -1)) do\n"
+    "          local item = redis.call('HGET', nkey(m), 'item')\n"
+    "          if item then has[item] = true end\n"
+    "        end\n"
+    "      end\n"
+    "      if not has[f[1]] then\n"
+    "        has[f[1]] = true\n"
+    "        redis.call('HSET', key, 'in_inbox', '1', 'read', '0')\n"
+    "        if delivered then\n"
+    "          redis.call('HSET', key, 'channel', 'inbox', 'state', 'delivered', 'delivered_at', now)\n"
+    "        end\n"
+    "        inbox_add(staff, nid, now, inbox_max)\n"
+    "        added = true\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if added then redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff) end\n"
+    "  return added\n"
+    "end\n"
     MG_TOKEN_REVOKE_STAFF_LUA
     /* create: now, ttl_ms, inbox_max, need_done, n, then per notification:
      * nid, staff, channel, route (inbox|queue|digest), due, score, npairs,
@@ -53,15 +98,7 @@ const char mg_notifier_script[] =
     "      redis.call('HSET', key, unpack(h))\n"
     "      redis.call('PEXPIRE', key, ttl)\n"
     "      if route == 'inbox' then\n"
-    "        local ib = 'mg:inbox:' .. staff\n"
-    /* Positions strictly increase in creation order, even within one
-     * millisecond or under a test clock: the live stream resumes after a
-     * position and must never find a newer entry behind it. */
-    "        local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
-    "        if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
-    "        redis.call('ZADD', ib, at, nid)\n"
-    "        local over = redis.call('ZCARD', ib) - inbox_max\n"
-    "        if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
+    "        inbox_add(staff, nid, now, inbox_max)\n"
     "        if not announced[staff] then announced[staff] = true; announce[#announce+1] = staff end\n"
     "      elseif route == 'queue' then\n"
     "        redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
@@ -113,8 +150,11 @@ const char mg_notifier_script[] =
     "  return out\n"
     "end\n"
     /* result: now, nid, outcome (delivered|retry|failed), next_due, error,
-     * ttl_ms. mg:notifier:failed keeps the ids of the last ttl_ms (the
-     * records themselves expire by then). */
+     * ttl_ms, inbox_max, to_inbox. mg:notifier:failed keeps the ids of the
+     * last ttl_ms (the records themselves expire by then). A failed message
+     * whose recipient is still on the staff (to_inbox = 1) is brought into
+     * their inbox, a digest's items one by one: what could not be sent is
+     * not lost to them. */
     "if op == 'result' then\n"
     "  local now, nid, outcome = ARGV[2], ARGV[3], ARGV[4]\n"
     "  local key = nkey(nid)\n"
@@ -130,6 +170,11 @@ const char mg_notifier_script[] =
     "    redis.call('ZREM', 'mg:notifier:queue', nid)\n"
     "    redis.call('ZADD', 'mg:notifier:failed', now, nid)\n"
     "    redis.call('ZREMRANGEBYSCORE', 'mg:notifier:failed', '-inf', '(' .. (tonumber(now) - tonumber(ARGV[7])))\n"
+    "    if ARGV[9] == '1' then\n"
+    "      local f = redis.call('HMGET', key, 'staff', 'items_key')\n"
+    "      local nids = f[2] and redis.call('ZREVRANGE', f[2], 0, -1) or {nid}\n"
+    "      inbox_bring(f[1], nids, tonumber(now), tonumber(ARGV[8]), false)\n"
+    "    end\n"
     "  end\n"
     "  return 1\n"
     "end\n"
@@ -176,14 +221,12 @@ const char mg_notifier_script[] =
     /* digest_move: now, inbox_max, then (staff, from, to) triples. What
      * waits for the digest of a channel now off joins the pending set of
      * channel `to` (its score kept, and the later expiry of the two), or,
-     * with `to` empty (no e-mail nor webhook left), goes to the inbox, unless
-     * it was written there when it came (`in_inbox`). An item (a match...)
-     * waits once per channel: one that `to` has already, or that this call
-     * put in the member's inbox already (its other channel's copy), is not
-     * moved twice. Returns the items moved. */
+     * with `to` empty (no e-mail nor webhook left), goes to the inbox
+     * (inbox_bring()). An item (a match...) waits once per channel: one that
+     * `to` has already (its other channel's copy) is not moved. Returns the
+     * items moved. */
     "if op == 'digest_move' then\n"
     "  local now, inbox_max, total = tonumber(ARGV[2]), tonumber(ARGV[3]), 0\n"
-    "  local inboxed = {}\n"
     "  for j = 4, #ARGV - 2, 3 do\n"
     "    local staff = ARGV[j]\n"
     "    local from = 'mg:digest:' .. staff .. ':' .. ARGV[j+1]\n"
@@ -206,25 +249,7 @@ const char mg_notifier_script[] =
     "      end\n"
     "      if ttl > 0 then redis.call('PEXPIRE', to, ttl) end\n"
     "    elseif count > 0 then\n"
-    "      local ib, added = 'mg:inbox:' .. staff, false\n"
-    "      inboxed[staff] = inboxed[staff] or {}\n"
-    "      for _, nid in ipairs(redis.call('ZRANGE', from, 0, -1)) do\n"
-    "        local key = nkey(nid)\n"
-    "        local f = redis.call('HMGET', key, 'item', 'in_inbox')\n"
-    "        if f[1] and f[2] ~= '1' and not inboxed[staff][f[1]] then\n"
-    "          inboxed[staff][f[1]] = true\n"
-    "          redis.call('HSET', key, 'channel', 'inbox', 'state', 'delivered', 'delivered_at', now, 'read', '0')\n"
-    "          local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
-    "          if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
-    "          redis.call('ZADD', ib, at, nid)\n"
-    "          added = true\n"
-    "        end\n"
-    "      end\n"
-    "      if added then\n"
-    "        local over = redis.call('ZCARD', ib) - inbox_max\n"
-    "        if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
-    "        redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff)\n"
-    "      end\n"
+    "      inbox_bring(staff, redis.call('ZRANGE', from, 0, -1), now, inbox_max, true)\n"
     "    end\n"
     "    if count > 0 then redis.call('DEL', from) end\n"
     "    total = total + count\n"
