@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -74,7 +75,7 @@ class WebhookReceiver:
     first requests ("500", "slow"), then every request gets 200. Records
     every request body received (also those answered 500)."""
 
-    def __init__(self, plan=(), slow_s=2.0, port=0):
+    def __init__(self, plan=(), slow_s=2.0, port=0, tls=None):
         self.plan = list(plan)
         self.slow_s = slow_s
         self.requests = []  # (behaviour, json)
@@ -103,8 +104,13 @@ class WebhookReceiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
+        if tls:  # (certificate file, key file)
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d/hooks/x" % self.port
+        self.url = "%s://127.0.0.1:%d/hooks/x" % ("https" if tls else "http", self.port)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -536,6 +542,26 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(rec["state"], "delivered", rec)
         self.assertGreater(int(rec["attempts"]), 8)
         self.assertEqual(len(hook.delivered()), 1)
+
+    def test_a_certificate_that_does_not_verify_is_retried(self):
+        # An https webhook whose certificate does not verify (self-signed
+        # here; expired, in life, until it is renewed) failed for good at
+        # the first attempt; it is retried like a server that is down.
+        cert, key = self.ws.path("hook.crt"), self.ws.path("hook.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        hook = self.ws.own(WebhookReceiver(tls=(cert, key)))
+        st = Stack(self.ws, {"a": {"name": "A", "channels": "webhook", "webhook": hook.url}},
+                   default_staff="a", retry_base_ms=60000, retry_max_ms=60000, max_attempts=0)
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-t", "n1", "o1", "s-caen", "s-rouen")])
+        (rec,) = h.wait_until(lambda: [r for r in st.records("match:m-t").values() if r.get("last_error")], 10,
+                              what="the first attempt")
+        self.assertEqual(rec["state"], "pending", rec)
+        self.assertIn("certificate", rec["last_error"])
+        self.assertEqual(st.redis.call("ZCARD", "mg:notifier:failed"), 0)
 
     def test_retries_end_retry_for_s_after_the_message_was_queued(self):
         st = Stack(self.ws, {"a": {"name": "A", "channels": "webhook",

@@ -495,17 +495,25 @@ char *mg_outbound_compose(const mg_mail_t *mail) {
 
 /* ---- result classification ------------------------------------------------ */
 
-/* Failures where the server or the network may behave differently later. */
+/* Failures where the server or the network may behave differently later:
+ * also an HTTP/2 stream reset or GOAWAY, a garbled reply (a proxy being
+ * restarted), and a certificate that does not verify (expired: it is
+ * renewed; retried with backoff for retry_for_s, the warnings say why). */
 static bool s_curl_error_retryable(CURLcode rc) {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_AGAIN:
         return true;
     default:
