@@ -127,6 +127,11 @@ static void integers_are_range_checked(void **state) {
     s_expect_error("[broker]\nbatch_max = 99999999999999999999999\n",
                    "test.conf:2: [broker] batch_max: expected an integer from 1 to 65536, got "
                    "\"99999999999999999999999\"");
+    /* 0 is ZeroMQ's "no limit": the broker's memory bounds cannot be switched off. */
+    s_expect_error("[broker]\nfanout_hwm = 0\n",
+                   "test.conf:2: [broker] fanout_hwm: expected an integer from 1 to 10000000, got \"0\"");
+    s_expect_error("[broker]\ningest_hwm = 0\n",
+                   "test.conf:2: [broker] ingest_hwm: expected an integer from 1 to 10000000, got \"0\"");
 }
 
 static void booleans_accept_the_usual_words(void **state) {

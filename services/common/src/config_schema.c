@@ -37,13 +37,13 @@ const mg_config_key_t mg_config_schema[] = {
         "How long an event id is remembered to answer retries as duplicates."),
     INT("broker", "batch_max", "512", 1, 65536,
         "Most envelopes read from the ingest socket per loop turn (and journaled in one pipeline)."),
-    INT("broker", "ingest_hwm", "100000", 0, 10000000,
+    INT("broker", "ingest_hwm", "100000", 1, 10000000,
         "Acks that may wait for a producer connection to read them (messages). Keep it\n"
         "above the producers' window (1000 for maillage's own): an ack beyond it is\n"
         "dropped, and the producer sends again (DUPLICATE). (What a producer sends while\n"
         "the broker pauses reading waits in ZeroMQ, up to 16 MiB / max_message_bytes\n"
         "envelopes per connection, at least 16, then in the producer.)"),
-    INT("broker", "fanout_hwm", "1000", 0, 10000000,
+    INT("broker", "fanout_hwm", "1000", 1, 10000000,
         "Messages the fan-out keeps for each subscriber (ZeroMQ counts messages, not bytes); beyond, a "
         "subscriber that does not keep up reads the missed events from the journal."),
     INT("broker", "deadletter_maxlen", "100000", 100, 100000000,
