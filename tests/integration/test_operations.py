@@ -180,6 +180,29 @@ class OperationsTest(unittest.TestCase):
         self.assertIsNone(self.redis.call("HGET", "mg:retry:matcher:attempts", "42"))
         self.assertEqual(self.deadletter_ids(), [])
 
+    def test_show_and_replay_want_the_complete_id_of_one_dead_letter(self):
+        """XRANGE reads "1795828102169" as every entry of that millisecond:
+        acting on the first and XDELeting "1795828102169-0" would replay one
+        dead letter and delete another (or none)."""
+        self.redis.call("XADD", "mg:journal", "42-0", "t", "need.reported", "e", b"")
+        self.redis.call("SADD", "mg:consumers", "matcher")
+        for i, seq in ((1, "42"), (2, "43")):
+            self.redis.call("XADD", "mg:deadletter", "1795828102169-%d" % i, "reason", "handler failed",
+                            "consumer", "matcher", "seq", seq, "source", "consumer:matcher",
+                            "received_at_ms", "1", "raw", b"")
+        for action in ("show", "replay"):
+            out = self.cli("dlq", action, "1795828102169")
+            self.assertEqual(out.returncode, 1, action)
+            self.assertEqual(out.stdout, "", action)
+            self.assertEqual(out.stderr, "maillage dlq: « 1795828102169 » n'est pas un identifiant complet de "
+                             "lettre morte ; identifiants complets : 1795828102169-1, 1795828102169-2\n")
+        self.assertEqual(self.deadletter_ids(), ["1795828102169-1", "1795828102169-2"])
+        self.assertEqual(self.redis.call("ZCARD", "mg:retry:matcher"), 0)
+        out = self.cli("dlq", "replay", "1795828102169-1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.deadletter_ids(), ["1795828102169-2"])
+        self.assertEqual(self.redis.call("ZRANGE", "mg:retry:matcher", 0, -1), [b"42"])
+
     def test_dlq_list_reads_page_by_page_the_last_n_oldest_first(self):
         for i in range(70):  # pages of 32
             self.redis.call("XADD", "mg:deadletter", "*", "reason", "r%02d" % i, "field", "", "source", "net",
