@@ -145,6 +145,7 @@ typedef struct {
     const char *endpoint;
     size_t sent, accepted, duplicate, rejected, unreadable, lost;
     size_t acks; /* answers received at all: none means nobody is listening */
+    int read_failed; /* the input could not be read to its end */
     int unavailable_notice, rate_limited_notice;
 } s_emit_t;
 
@@ -355,24 +356,25 @@ static void s_timers(s_emit_t *e, int64_t now)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: maillage emit [OPTIONS] [FILE]\n"
-            "\n"
-            "Send events to the broker and print one line per acknowledgment:\n"
-            "  <event_id> accepted seq=42 | <event_id> duplicate seq=7 | <event_id> rejected: reason (field)\n"
-            "\n"
-            "FILE (or stdin, or \"-\") holds proto3 JSON Envelopes, one per line. An envelope\n"
-            "without eventId gets a new ULID, one without occurredAtMs the current time.\n"
-            "Unreadable lines are reported with their number and skipped. Exit status 0 only\n"
-            "if every event was accepted or was a duplicate.\n"
-            "\n"
-            "Options:\n"
-            "  -q, --quiet          print only the final summary (and errors)\n"
-            "  -w, --window N       envelopes in flight at most (default 1000)\n"
-            "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
-            "      --timeout S      give up on an event after S seconds (default 30)\n"
-            "%s",
-            cli_common_help);
+    fprintf(
+        out,
+        "Usage: maillage emit [OPTIONS] [FILE]\n"
+        "\n"
+        "Send events to the broker and print one line per acknowledgment:\n"
+        "  <event_id> accepted seq=42 | <event_id> duplicate seq=7 | <event_id> rejected: reason (field)\n"
+        "\n"
+        "FILE (or stdin, or \"-\") holds proto3 JSON Envelopes, one per line. An envelope\n"
+        "without eventId gets a new ULID, one without occurredAtMs the current time.\n"
+        "Unreadable lines are reported with their number and skipped. Exit status 0 only\n"
+        "if the whole input was read and every event was accepted or was a duplicate.\n"
+        "\n"
+        "Options:\n"
+        "  -q, --quiet          print only the final summary (and errors)\n"
+        "  -w, --window N       envelopes in flight at most (default 1000)\n"
+        "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
+        "      --timeout S      give up on an event after S seconds (default 30)\n"
+        "%s",
+        cli_common_help);
 }
 
 int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
@@ -494,6 +496,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         if (want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
             cli_error("emit", "read %s: %s", path, strerror(errno));
             reader.eof = 1;
+            e.read_failed = 1;
         }
         now = mg_clock_monotonic_us();
         if (now >= e.next_deadline_us) s_timers(&e, now);
@@ -509,7 +512,8 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             e.sent, e.sent > 1 ? "s" : "", e.sent > 1 ? "s" : "", e.accepted, e.accepted > 1 ? "s" : "",
             e.duplicate, e.duplicate > 1 ? "s" : "", e.rejected, e.rejected > 1 ? "s" : "", e.unreadable,
             e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost);
-    rc = (e.rejected || e.unreadable || e.lost || cli_interrupted) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    rc = (e.rejected || e.unreadable || e.lost || e.read_failed || cli_interrupted) ? CLI_EXIT_FAIL
+                                                                                    : CLI_EXIT_OK;
 
 done:
     for (size_t b = 0; b < S_BUCKETS; b++) {

@@ -241,6 +241,12 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.stdout, "")
         self.assertIn("4 acceptés", r.stderr)
 
+    def test_emit_fails_when_its_input_cannot_be_read(self):
+        # A directory opens but does not read (EISDIR), as a file on a failing disk (EIO).
+        r = self.stack.cli(["emit", self.stack.dir])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("maillage emit: read %s: Is a directory\n" % self.stack.dir, r.stderr)
+
     def test_emit_without_a_broker_fails_with_one_clear_line(self):
         port = socket.socket()
         port.bind(("127.0.0.1", 0))
