@@ -11,8 +11,12 @@
  * kept (by event_id) until its ack arrives. An envelope without an answer
  * after --retry-ms is sent again with the SAME event_id (the broker journals
  * an id once, so a retry is always safe); one answered UNAVAILABLE (journal
- * down) is sent again after a growing backoff. After --timeout seconds
- * without an answer it is reported as lost and the exit code says so. */
+ * down) or held back by the network's rate limit is sent again after a
+ * growing backoff. After --timeout seconds without any answer about it (an
+ * answer, even "not now", starts the count again) it is reported as lost and
+ * the exit code says so. The rate limit also narrows the window (halved, at
+ * most once per S_NARROW_US; one more per accepted event), so that events
+ * wait in the file rather than in flight. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +36,7 @@
 #define S_BUCKETS 4096
 #define S_LINE_MAX (16u * 1024u * 1024u)
 #define S_READ_CHUNK 65536
+#define S_NARROW_US  200000
 
 /* ---- line reader ---------------------------------------------------------
  * Reads the input fd itself (not stdio) so the main loop can poll the fd
@@ -126,7 +131,8 @@ typedef struct s_pending {
     size_t len;
     long line;
     int copies;             /* the same id sent from several lines at once */
-    int64_t first_sent_us;  /* for --timeout */
+    int64_t heard_us;       /* first sent, or last answered "not now": for --timeout */
+    int held_back;          /* last answered rate limited (1) or unavailable (2) */
     int64_t resend_at_us;   /* when to send again without an answer */
     int64_t retry_us;       /* current retry interval (doubles) */
 } s_pending_t;
@@ -136,6 +142,8 @@ typedef struct {
     s_pending_t *table[S_BUCKETS];
     size_t pending;
     int64_t next_deadline_us; /* earliest resend_at/timeout, or INT64_MAX */
+    size_t limit;             /* in flight at most now: `window`, narrowed by the rate limit */
+    int64_t narrowed_us;      /* when the rate limit last narrowed it */
     /* options */
     int quiet;
     size_t window;
@@ -144,6 +152,7 @@ typedef struct {
     /* outcome */
     const char *endpoint;
     size_t sent, accepted, duplicate, rejected, unreadable, lost;
+    size_t held; /* of `lost`, those whose last answer was "not now" */
     size_t acks; /* answers received at all: none means nobody is listening */
     int read_failed; /* the input could not be read to its end */
     int unavailable_notice, rate_limited_notice;
@@ -176,10 +185,14 @@ static void s_deadline(s_emit_t *e, int64_t at_us)
 }
 
 /* An answer saying "not now" (unavailable, the rate limit): the same bytes
- * again after a pause that doubles, up to 5 s. */
+ * again after a pause that doubles, up to 5 s, and within half of --timeout.
+ * The broker is there, so --timeout counts again from now. */
 static void s_back_off(s_emit_t *e, s_pending_t *p, int64_t now_us) {
+    p->heard_us = now_us;
+    s_deadline(e, now_us + e->timeout_us);
     p->retry_us = p->retry_us * 2 > 5000000 ? 5000000 : p->retry_us * 2;
-    p->resend_at_us = now_us + p->retry_us / 4 + 100000;
+    int64_t pause_us = p->retry_us / 4 + 100000;
+    p->resend_at_us = now_us + (pause_us < e->timeout_us / 2 ? pause_us : e->timeout_us / 2);
     s_deadline(e, p->resend_at_us);
 }
 
@@ -237,7 +250,7 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
         p->len = mg_envelope_pack(env, &p->data);
         p->line = line_no;
         p->copies = 1;
-        p->first_sent_us = now;
+        p->heard_us = now;
         p->retry_us = e->retry_us;
         *slot = p;
         e->pending++;
@@ -273,6 +286,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
     switch (ack->status) {
     case MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED:
         e->accepted++;
+        if (e->limit < e->window) e->limit++;
         if (!e->quiet) printf("%s accepted seq=%" PRIu64 "\n", p->event_id, ack->sequence);
         s_remove(e, slot);
         break;
@@ -291,6 +305,11 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                           ack->reason);
                 e->rate_limited_notice = 1;
             }
+            if (now - e->narrowed_us >= S_NARROW_US && e->limit > 1) {
+                e->limit /= 2;
+                e->narrowed_us = now;
+            }
+            p->held_back = 1;
             s_back_off(e, p, now);
             break;
         }
@@ -313,6 +332,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                       ack->reason && *ack->reason ? ack->reason : "journal unavailable");
             e->unavailable_notice = 1;
         }
+        p->held_back = 2;
         s_back_off(e, p, now);
         break;
     default:
@@ -331,11 +351,18 @@ static void s_timers(s_emit_t *e, int64_t now)
         s_pending_t **slot = &e->table[b];
         while (*slot) {
             s_pending_t *p = *slot;
-            if (now - p->first_sent_us >= e->timeout_us) {
+            if (now - p->heard_us >= e->timeout_us) {
                 e->lost += (size_t)p->copies;
+                if (p->held_back) e->held += (size_t)p->copies;
                 /* When the broker never answered at all, one line at the end
                  * says so better than one per event. */
-                if (e->acks)
+                if (p->held_back)
+                    cli_error("emit",
+                              "line %ld: %s: still held back by the broker's %s, then no answer for %" PRId64
+                              " s",
+                              p->line, p->event_id, p->held_back == 1 ? "rate limit" : "unavailable journal",
+                              e->timeout_us / 1000000);
+                else if (e->acks)
                     cli_error("emit", "line %ld: %s: no answer from the broker after %" PRId64 " s", p->line,
                               p->event_id, e->timeout_us / 1000000);
                 *slot = p->next;
@@ -348,7 +375,7 @@ static void s_timers(s_emit_t *e, int64_t now)
                 s_send(e, p, now);
             }
             s_deadline(e, p->resend_at_us);
-            s_deadline(e, p->first_sent_us + e->timeout_us);
+            s_deadline(e, p->heard_us + e->timeout_us);
             slot = &p->next;
         }
     }
@@ -372,7 +399,9 @@ static void s_usage(FILE *out)
         "  -q, --quiet          print only the final summary (and errors)\n"
         "  -w, --window N       envelopes in flight at most (default 1000)\n"
         "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
-        "      --timeout S      give up on an event after S seconds (default 30)\n"
+        "      --timeout S      give up on an event after S seconds without an answer about\n"
+        "                       it (default 30; \"not now\" answers, such as the network's\n"
+        "                       rate limit, count as answers)\n"
         "%s",
         cli_common_help);
 }
@@ -448,13 +477,14 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     cli_catch_signals();
     e.endpoint = ctx.ingest;
     e.next_deadline_us = INT64_MAX;
+    e.limit = e.window;
 
     for (;;) {
         int too_long = 0;
         size_t len;
         char *line;
         /* Put lines in flight while the window allows. */
-        while (e.pending < e.window && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
+        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
             s_submit_line(&e, line, len, reader.line_no);
         if (too_long) {
             cli_error("emit", "line %ld: longer than %u bytes (line skipped)", reader.line_no, S_LINE_MAX);
@@ -470,10 +500,11 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         }
 
         zmq_pollitem_t items[2] = {{e.socket, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
-        int want_input = !reader.eof && e.pending < e.window && !s_reader_has_line(&reader);
+        int want_input = !reader.eof && e.pending < e.limit && !s_reader_has_line(&reader);
         int64_t now = mg_clock_monotonic_us();
         long timeout_ms = -1;
-        if (e.pending < e.window && s_reader_has_line(&reader)) timeout_ms = 0;
+        if (e.pending < e.limit && s_reader_has_line(&reader))
+            timeout_ms = 0;
         else if (e.next_deadline_us != INT64_MAX)
             timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;
         if (zmq_poll(items, want_input ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
@@ -506,12 +537,17 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     if (e.lost && !e.acks)
         cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
                   ctx.ingest, e.timeout_us / 1000000);
+    char held[128] = "";
+    if (e.held)
+        snprintf(held, sizeof held,
+                 " (dont %zu retenu%s par le broker : limite de débit ou journal indisponible)", e.held,
+                 e.held > 1 ? "s" : "");
     fprintf(stderr,
             "emit : %zu événement%s envoyé%s — %zu accepté%s, %zu doublon%s, %zu rejeté%s, "
-            "%zu ligne%s illisible%s, %zu sans réponse\n",
+            "%zu ligne%s illisible%s, %zu sans réponse%s\n",
             e.sent, e.sent > 1 ? "s" : "", e.sent > 1 ? "s" : "", e.accepted, e.accepted > 1 ? "s" : "",
             e.duplicate, e.duplicate > 1 ? "s" : "", e.rejected, e.rejected > 1 ? "s" : "", e.unreadable,
-            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost);
+            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost, held);
     rc = (e.rejected || e.unreadable || e.lost || e.read_failed || cli_interrupted) ? CLI_EXIT_FAIL
                                                                                     : CLI_EXIT_OK;
 

@@ -6,6 +6,8 @@ checkpoint, lag and parked events, and `consumers forget` unregisters one.
 """
 
 import json
+import re
+import signal
 import subprocess
 import time
 import unittest
@@ -73,6 +75,50 @@ class OperationsTest(unittest.TestCase):
         self.assertIn("rejects it again", out.stderr)
         self.assertIn("need_reported.need.category", out.stderr)
         self.assertNotEqual(self.only_deadletter(other_than=dl_id), dl_id)
+
+    def test_emit_timeout_counts_silence_not_the_rate_limits_answers(self):
+        # 100 events at 25 per second take 4 s: with --timeout 2 counted from
+        # each event's first send, those still held back at 2 s were reported
+        # "no answer from the broker" although it answered every time.
+        broker, sections = start_broker(self.ws, self.redis, rate_limit_per_s=25, rate_limit_burst=25)
+        lines = self.ws.path("hundred.ndjson")
+        with open(lines, "w") as f:
+            for i in range(100):
+                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
+                    "needId": "n-rt-%d" % i, "structureId": "asso-14-001", "category": "locaux",
+                    "title": "Local", "commune": "14118"}}}) + "\n")
+        started = time.monotonic()
+        out = self.cli("emit", "--quiet", "--timeout", "2", lines, ingest=sections["broker"]["ingest"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("100 acceptés", out.stderr)
+        self.assertNotIn("no answer", out.stderr)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 100)
+        self.assertGreater(time.monotonic() - started, 3)  # the limit did hold it back
+        # Held back, then silence (the broker stopped): that is what the
+        # lines and the summary say.
+        with open(lines, "w") as f:
+            for i in range(100):
+                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
+                    "needId": "n-rs-%d" % i, "structureId": "asso-14-001", "category": "locaux",
+                    "title": "Local", "commune": "14118"}}}) + "\n")
+        emit = subprocess.Popen([CLI, "--redis", self.redis.url, "--ingest", sections["broker"]["ingest"],
+                                 "emit", "--quiet", "--timeout", "1", lines], stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertIn("rate limit holds events back", emit.stderr.readline())
+            broker.send_signal(signal.SIGSTOP)
+            err = emit.stderr.read()
+            self.assertEqual(emit.wait(timeout=20), 1)
+        finally:
+            broker.send_signal(signal.SIGCONT)
+            if emit.poll() is None:
+                emit.kill()
+            emit.stderr.close()
+        self.assertRegex(err, r"line \d+: [0-9A-Z]+: still held back by the broker's rate limit, then no answer "
+                              r"for 1 s\n")
+        # (those the broker had not answered yet when it stopped: "no answer from the broker")
+        held = len(re.findall("still held back", err))
+        self.assertRegex(err, r"\d+ sans réponse \(dont %d retenus? par le broker : limite de débit ou journal "
+                              r"indisponible\)\n$" % held)
 
     def test_replay_sends_refused_input_again_once_its_cause_is_fixed(self):
         # A broker whose taxonomy lacks "financement" refuses the need...
