@@ -16,7 +16,10 @@
  * answer, even "not now", starts the count again) it is reported as lost and
  * the exit code says so. The rate limit also narrows the window (halved, at
  * most once per S_NARROW_US; one more per accepted event), so that events
- * wait in the file rather than in flight. */
+ * wait in the file rather than in flight. A line with the event_id of one
+ * in flight is sent too if it is the same envelope (each line then prints
+ * one of the answers); with other content it waits for that answer, then is
+ * sent in turn and gets the broker's answer to its own bytes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -124,12 +127,26 @@ static int s_reader_has_line(const s_reader_t *r)
 
 /* ---- in-flight envelopes -------------------------------------------------- */
 
+/* A later line with the id of an envelope in flight but other bytes: sent
+ * once that one is answered, so that each line gets the broker's answer to
+ * its own content. */
+typedef struct s_waiting {
+    struct s_waiting *next;
+    uint8_t *data;
+    size_t len;
+    long line;
+    int copies; /* identical lines */
+} s_waiting_t;
+
 typedef struct s_pending {
     struct s_pending *next; /* hash chain */
     char *event_id;
     uint8_t *data;
     size_t len;
     long line;
+    long earlier_line;    /* the first line of this id, when `data` is a later line's other content; else 0 */
+    int64_t filled_at_ms; /* the occurredAtMs emit gave the first line, or 0 */
+    s_waiting_t *waiting; /* later lines of this id with other bytes, in order */
     int copies;             /* the same id sent from several lines at once */
     int64_t heard_us;       /* first sent, or last answered "not now": for --timeout */
     int held_back;          /* last answered rate limited (1) or unavailable (2) */
@@ -141,6 +158,7 @@ typedef struct {
     void *socket;
     s_pending_t *table[S_BUCKETS];
     size_t pending;
+    size_t waiting;           /* lines in the s_pending_t.waiting lists */
     int64_t next_deadline_us; /* earliest resend_at/timeout, or INT64_MAX */
     size_t limit;             /* in flight at most now: `window`, narrowed by the rate limit */
     int64_t narrowed_us;      /* when the rate limit last narrowed it */
@@ -174,6 +192,12 @@ static s_pending_t **s_find(s_emit_t *e, const char *event_id)
 
 static void s_pending_free(s_pending_t *p)
 {
+    while (p->waiting) {
+        s_waiting_t *w = p->waiting;
+        p->waiting = w->next;
+        free(w->data);
+        free(w);
+    }
     free(p->event_id);
     free(p->data);
     free(p);
@@ -206,6 +230,41 @@ static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
     s_deadline(e, p->resend_at_us);
 }
 
+static int s_same(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* A line whose event id is already in flight as `p`. The same bytes (the
+ * same line again): sent too, the broker answers both (accepted then
+ * duplicate), and the copies are counted so that each answer is printed.
+ * Other bytes: they wait for the answer to what is in flight, then are sent
+ * in turn (s_remove). Takes ownership of `data`. */
+static void s_submit_again(s_emit_t *e, s_pending_t *p, uint8_t *data, size_t len, long line_no,
+                           int64_t now) {
+    s_waiting_t **last = &p->waiting;
+    while (*last && (*last)->next)
+        last = &(*last)->next;
+    if (!*last && s_same(p->data, p->len, data, len)) {
+        p->copies++;
+        s_send(e, p, now);
+    } else if (*last && s_same((*last)->data, (*last)->len, data, len)) {
+        (*last)->copies++;
+    } else {
+        s_waiting_t *w = mg_calloc(1, sizeof *w);
+        w->data = data;
+        w->len = len;
+        w->line = line_no;
+        w->copies = 1;
+        if (*last)
+            (*last)->next = w;
+        else
+            p->waiting = w;
+        e->waiting++;
+        return;
+    }
+    free(data);
+}
+
 /* Parse one input line and put its envelope in flight. */
 static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_no)
 {
@@ -235,19 +294,22 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
         protobuf_c_message_free_unpacked(msg, NULL);
         return;
     }
-    if (env->occurred_at_ms == 0) env->occurred_at_ms = mg_clock_now_ms();
-
     int64_t now = mg_clock_monotonic_us();
     s_pending_t **slot = s_find(e, env->event_id);
+    int filled = env->occurred_at_ms == 0;
+    /* The same line again gets the same time, so that it packs the same. */
+    if (filled)
+        env->occurred_at_ms = *slot && (*slot)->filled_at_ms ? (*slot)->filled_at_ms : mg_clock_now_ms();
+    uint8_t *data;
+    size_t packed = mg_envelope_pack(env, &data);
     if (*slot) {
-        /* The same id twice in flight: the broker answers both (accepted then
-         * duplicate); count the copies so each answer is printed. */
-        (*slot)->copies++;
-        s_send(e, *slot, now);
+        s_submit_again(e, *slot, data, packed, line_no, now);
     } else {
         s_pending_t *p = mg_calloc(1, sizeof *p);
         p->event_id = mg_strdup(env->event_id);
-        p->len = mg_envelope_pack(env, &p->data);
+        p->data = data;
+        p->len = packed;
+        p->filled_at_ms = filled ? env->occurred_at_ms : 0;
         p->line = line_no;
         p->copies = 1;
         p->heard_us = now;
@@ -261,10 +323,30 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-static void s_remove(s_emit_t *e, s_pending_t **slot)
-{
+/* One line of `*slot` answered for good: forget the envelope after its last
+ * copy, or send the next waiting line of the same id in its place. */
+static void s_remove(s_emit_t *e, s_pending_t **slot, int64_t now) {
     s_pending_t *p = *slot;
     if (--p->copies > 0) return;
+    s_waiting_t *w = p->waiting;
+    if (w) {
+        p->waiting = w->next;
+        e->waiting--;
+        if (!p->earlier_line) p->earlier_line = p->line;
+        free(p->data);
+        p->data = w->data;
+        p->len = w->len;
+        p->line = w->line;
+        p->copies = w->copies;
+        free(w);
+        p->heard_us = now;
+        p->held_back = 0;
+        p->retry_us = e->retry_us;
+        s_deadline(e, now + e->timeout_us);
+        for (int i = 0; i < p->copies; i++)
+            s_send(e, p, now);
+        return;
+    }
     *slot = p->next;
     s_pending_free(p);
     e->pending--;
@@ -288,12 +370,18 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
         e->accepted++;
         if (e->limit < e->window) e->limit++;
         if (!e->quiet) printf("%s accepted seq=%" PRIu64 "\n", p->event_id, ack->sequence);
-        s_remove(e, slot);
+        s_remove(e, slot, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
         e->duplicate++;
         if (!e->quiet) printf("%s duplicate seq=%" PRIu64 "\n", p->event_id, ack->sequence);
-        s_remove(e, slot);
+        if (p->earlier_line)
+            cli_error(
+                "emit",
+                "line %ld: %s duplicate: line %ld has the same eventId with other content, and the broker "
+                "keeps the event it journaled first under an id (this line's content is not journaled)",
+                p->line, p->event_id, p->earlier_line);
+        s_remove(e, slot, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED:
         if (ack->reason && strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0) {
@@ -323,7 +411,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                       ack->field && *ack->field ? " (" : "", ack->field ? ack->field : "",
                       ack->field && *ack->field ? ")" : "");
         }
-        s_remove(e, slot);
+        s_remove(e, slot, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
         /* Not journaled: back off, then send the same bytes again. */
@@ -365,6 +453,13 @@ static void s_timers(s_emit_t *e, int64_t now)
                 else if (e->acks)
                     cli_error("emit", "line %ld: %s: no answer from the broker after %" PRId64 " s", p->line,
                               p->event_id, e->timeout_us / 1000000);
+                for (s_waiting_t *w = p->waiting; w; w = w->next) {
+                    cli_error("emit",
+                              "line %ld: %s: not sent (line %ld, with the same eventId, got no answer)",
+                              w->line, p->event_id, p->line);
+                    e->lost += (size_t)w->copies;
+                    e->waiting--;
+                }
                 *slot = p->next;
                 s_pending_free(p);
                 e->pending--;
@@ -492,10 +587,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             continue;
         }
         int input_done = reader.eof && !s_reader_has_line(&reader);
-        if (input_done && e.pending == 0) break;
+        if (input_done && e.pending == 0) break; /* lines wait only behind a pending one */
         if (cli_interrupted) {
-            cli_error("emit", "interrupted: %zu events without an answer", e.pending);
-            e.lost += e.pending;
+            cli_error("emit", "interrupted: %zu events without an answer", e.pending + e.waiting);
+            e.lost += e.pending + e.waiting;
             break;
         }
 

@@ -199,6 +199,32 @@ class CliTest(unittest.TestCase):
             self.assertEqual(rest, "duplicate seq=%d" % seqs[event_id])
         self.assertEqual(len(again.stdout.splitlines()), 3)
 
+    def test_emit_sends_a_later_line_with_the_same_event_id_and_other_content(self):
+        # Before, the later line was never sent: it got the first line's answer.
+        fixed, reused, same = self.ids(3)
+        lines = [need_line(fixed, category="licornes"), need_line(reused), need_line(same),
+                 need_line(fixed), need_line(reused, title="Autre titre"), need_line(same)]
+        r = self.stack.cli(["emit", self.write(lines)])
+        self.assertEqual(r.returncode, 1, r.stderr)  # the line with a bad category
+        out = r.stdout.splitlines()
+        self.assertEqual(len(out), 6, out)
+        fixed_out = [l for l in out if l.startswith(fixed + " ")]
+        self.assertRegex(fixed_out[0], r" rejected: .+ \(need_reported\.need\.category\)$")
+        self.assertRegex(fixed_out[1], r" accepted seq=\d+$")  # the corrected line, sent after the first answer
+        first, later = [l for l in out if l.startswith(reused + " ")]
+        seq = first.split(" accepted seq=")[1]
+        self.assertEqual(later, reused + " duplicate seq=" + seq)  # the broker's answer, as it gave it
+        self.assertIn("maillage emit: line 5: %s duplicate: line 2 has the same eventId with other content" % reused,
+                      r.stderr)
+        # the same line twice: one event, both lines answered
+        self.assertEqual(sorted(l.split(" seq=")[0] for l in out if l.startswith(same + " ")),
+                         [same + " accepted", same + " duplicate"])
+        self.assertEqual(len([l for l in r.stderr.splitlines() if "same eventId" in l]), 1, r.stderr)
+        dead = [l for l in self.stack.cli(["dlq", "list"]).stdout.splitlines()
+                if "need_reported.need.category" in l]
+        shows = [self.stack.cli(["dlq", "show", l.split()[0]]).stdout for l in dead]
+        self.assertEqual(len([s for s in shows if fixed in s]), 1)
+
     def test_emit_reports_a_bad_line_by_number_and_sends_the_others(self):
         ids = self.ids(2)
         path = self.write([need_line(ids[0]), '{"eventId": "broken", "type": ', need_line(ids[1]),
