@@ -638,6 +638,22 @@ class StaffChannelsTest(unittest.TestCase):
         out = self.cli("show", "eva")
         self.assertRegex(out.stdout, r"\n  canaux \(channels\) +aucun ; à défaut : boîte de réception\n")
 
+    def test_unknown_departments_and_categories_are_refused(self):
+        # Before, the person was added and silently received nothing of them.
+        deps = "département inconnu « %s » (14, 27, 50, 61, 76)"
+        cats = ("catégorie inconnue « %s » (locaux, financement, competences, emploi_partage, achats, "
+                "logistique, materiel, formation, benevolat, numerique, communication, accompagnement)")
+        self.assert_refused(("add", "eva", "--name", "Éva", "--categories", "locaux,lcoaux"),
+                            "categories : " + cats % "lcoaux")
+        self.assert_refused(("add", "eva", "--name", "Éva", "--departments", "14 35"), "departments : " + deps % "35")
+        self.assertEqual(self.cli("add", "noe", "--name", "Noé", "--departments", "14,50",
+                                  "--categories", "locaux").returncode, 0)
+        self.assert_refused(("set", "noe", "departments", "Calvados"), "departments : " + deps % "Calvados")
+        self.assert_refused(("set", "noe", "categories", "locaux Locaux"), "categories : " + cats % "Locaux")
+        out = self.cli("set", "noe", "departments", "27\t76")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.record("noe")["departments"], "27\t76")
+
     def test_channels_split_on_commas_spaces_and_tabs_as_the_notifier_does(self):
         out = self.cli("add", "eva", "--name", "Éva", "--email", "eva@example.org")
         self.assertEqual(out.returncode, 0, out.stderr)
