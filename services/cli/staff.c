@@ -68,7 +68,8 @@ static void s_usage(FILE *out)
             "networks, min_score, channels, mode, digest_hour, quiet_start, quiet_end.\n"
             "Departments are codes of the commune table's departments (14, 27, 50, 61, 76 for\n"
             "Normandy), categories codes of the configuration's taxonomy (locaux, ...): add\n"
-            "and set refuse others, of which the person would receive nothing.\n"
+            "and set refuse others, of which the person would receive nothing. add refuses an\n"
+            "id that exists (change it with set), and the record's options go only with add.\n"
             "\n"
             "Channels: inbox, email (needs email), webhook (needs webhook). add and set refuse\n"
             "a record left with a channel but not its address, whatever the order of the edits\n"
@@ -600,6 +601,10 @@ static int s_write_once(redisContext *c, const char *id, const s_change_t *chang
                   id, id);
         return -1;
     }
+    if (adding && exists) {
+        cli_error("staff", "« %s » existe déjà ; utilisez « maillage staff set %s CLÉ VALEUR »", id, id);
+        return -1;
+    }
     redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
     if (!hash || hash->type != REDIS_REPLY_ARRAY) {
         cli_error_redis("staff", c, hash);
@@ -647,7 +652,8 @@ static int s_write_once(redisContext *c, const char *id, const s_change_t *chang
  * becomes origin cli. The record it leaves is checked by
  * s_check_addresses() and written in one transaction, so that a concurrent
  * edit cannot slip in between the check and the write. `adding` (staff add):
- * the id may be new. Returns 0, or -1 with the reason printed. */
+ * the id must be new; else it must exist. Returns 0, or -1 with the reason
+ * printed. */
 static int s_write(redisContext *c, const char *id, const s_change_t *change, int adding)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -727,6 +733,21 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
     if (id && cli_check_id("staff", id) != 0) return CLI_EXIT_USAGE;
     if (strcmp(action, "add") == 0 && !values[0]) {
         cli_error("staff", "add : --name est obligatoire");
+        return CLI_EXIT_USAGE;
+    }
+    /* The record's options describe a new record: elsewhere they would be
+     * ignored without a word. */
+    for (size_t i = 0; i < S_KEYS && strcmp(action, "add") != 0; i++) {
+        if (!values[i]) continue;
+        const char *flag = "?";
+        for (const struct option *o = options; o->name; o++)
+            if (o->val == O_NAME + (int)i) flag = o->name;
+        if (strcmp(action, "set") == 0)
+            cli_error("staff",
+                      "set : --%s ne va qu'avec add ; une clé à la fois : « maillage staff set %s %s %s »",
+                      flag, id, s_keys[i], values[i]);
+        else
+            cli_error("staff", "%s : --%s ne va qu'avec add", action, flag);
         return CLI_EXIT_USAGE;
     }
     cli_context_t ctx;

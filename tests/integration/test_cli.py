@@ -654,6 +654,24 @@ class StaffChannelsTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(self.record("noe")["departments"], "27\t76")
 
+    def test_add_refuses_an_existing_id_and_record_options_go_only_with_add(self):
+        # Before, add merged into the record and said "ajouté·e"; set, remove
+        # and list ignored the record's options without a word.
+        self.assertEqual(self.cli("add", "eva", "--name", "Éva", "--departments", "14").returncode, 0)
+        self.assert_refused(("add", "eva", "--name", "Éva Martin", "--email", "eva@example.org"),
+                            "« eva » existe déjà ; utilisez « maillage staff set eva CLÉ VALEUR »")
+        for args, line in ((("set", "eva", "mode", "digest", "--digest-hour", "7"),
+                            "set : --digest-hour ne va qu'avec add ; une clé à la fois : "
+                            "« maillage staff set eva digest_hour 7 »"),
+                           (("remove", "eva", "--name", "Éva"), "remove : --name ne va qu'avec add"),
+                           (("list", "--categories", "locaux"), "list : --categories ne va qu'avec add")):
+            before = self.record("eva")
+            out = self.cli(*args)
+            self.assertEqual((out.returncode, out.stdout, out.stderr), (2, "", "maillage staff: " + line + "\n"))
+            self.assertEqual(self.record("eva"), before)
+        self.assertEqual(self.record("eva")["name"], "Éva")
+        self.assertEqual(self.members(), ["eva"])
+
     def test_channels_split_on_commas_spaces_and_tabs_as_the_notifier_does(self):
         out = self.cli("add", "eva", "--name", "Éva", "--email", "eva@example.org")
         self.assertEqual(out.returncode, 0, out.stderr)
