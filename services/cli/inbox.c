@@ -23,7 +23,9 @@ static void s_usage(FILE *out, const char *command)
                 "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--limit N]\n"
                 "\n"
                 "The notifications of staff member STAFF, newest first, in French: kind,\n"
-                "title, date, read or not, and the state of its e-mails and webhooks.\n"
+                "title, date, read or not, and the state of its e-mails and webhooks. STAFF\n"
+                "is a staff member's id, the notifier's default_staff, or an id whose inbox\n"
+                "is kept after its removal; another is an error.\n"
                 "  --unread        only the entries not read yet\n"
                 "  --full          each entry's whole message, with why it was sent\n"
                 "  --mark-read ID  mark entry ID (n-...) as read\n"
@@ -129,10 +131,31 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
     return 1;
 }
 
-static int s_inbox(redisContext *c, const char *staff, int unread, const char *mark, long limit, int full)
-{
+/* Whether `staff` has an inbox to show: a staff member (mg:staff), the
+ * notifier's `default_staff`, or an id whose inbox is left (a member removed
+ * keeps it). 1 yes, 0 no (said), -1 on a Redis error (said). */
+static int s_known(redisContext *c, const char *staff, const char *default_staff) {
+    if (default_staff && strcmp(staff, default_staff) == 0) return 1;
+    redisReply *r = redisCommand(
+        c, "EVAL %s 2 mg:staff mg:inbox:%s %s",
+        "return redis.call('SISMEMBER', KEYS[1], ARGV[1]) + redis.call('EXISTS', KEYS[2])", staff, staff);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        cli_error_redis("inbox", c, r);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    int known = r->integer > 0;
+    freeReplyObject(r);
+    if (!known)
+        cli_error("inbox", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)", staff);
+    return known;
+}
+
+static int s_inbox(redisContext *c, const char *staff, const char *default_staff, int unread,
+                   const char *mark, long limit, int full) {
     char whose[128];
     mg_fr_de(staff, whose, sizeof whose);
+    if (s_known(c, staff, default_staff) != 1) return -1;
     if (mark) {
         redisReply *r = redisCommand(c, "EVAL %s 2 mg:inbox:%s mg:notif:%s %s", mg_staff_mark_read_script,
                                      staff, mark, mark);
@@ -291,7 +314,9 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, command);
     if (c) {
-        int ok = inbox ? s_inbox(c, staff, unread, mark, limit, full) : s_notifications(c, pending, limit);
+        int ok = inbox ? s_inbox(c, staff, mg_config_str(ctx.config, "notifier", "default_staff"), unread,
+                                 mark, limit, full)
+                       : s_notifications(c, pending, limit);
         rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
         redisFree(c);
     }

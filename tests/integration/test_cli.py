@@ -522,10 +522,8 @@ class CliTest(unittest.TestCase):
         self.assertRegex(bad.stderr, r"defaults\.conf:\d+: ")
 
 
-class StaffChannelsTest(unittest.TestCase):
-    """`maillage staff` refuses a channel without its address, whatever the
-    order of the edits: the notifier would drop that channel silently. A
-    private redis-server is all it needs."""
+class PrivateRedisTest(unittest.TestCase):
+    """A private redis-server is all these commands need."""
 
     def setUp(self):
         self.ws = h.Workspace("mg-cli-staff-")
@@ -533,6 +531,28 @@ class StaffChannelsTest(unittest.TestCase):
         self.redis = self.ws.own(h.Redis(self.ws.dir)).start()
         self.env = dict(os.environ, MAILLAGE_REDIS_URL=self.redis.url)
         self.env.pop("MAILLAGE_CONFIG", None)
+
+
+class InboxTest(PrivateRedisTest):
+    def test_inbox_of_an_unknown_staff_member_is_an_error(self):
+        # Before: "Boîte de réception de nobody : 0 notification", exit 0.
+        out = run(["inbox", "nobody"], env=self.env)
+        self.assertEqual((out.returncode, out.stdout), (1, ""))
+        self.assertEqual(out.stderr, "maillage inbox: chargé·e de mission inconnu·e : « nobody » "
+                                     "(voir « maillage staff list »)\n")
+        # Known: a staff member, [notifier] default_staff (written even if not
+        # declared), or an id whose inbox is left after its removal.
+        self.redis.call("SADD", "mg:staff", "eva")
+        self.redis.call("ZADD", "mg:inbox:ancien", 1, "n-1")
+        for sid in ("eva", "accueil", "ancien"):
+            out = run(["inbox", sid], env=self.env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("Boîte de réception", out.stdout)
+
+
+class StaffChannelsTest(PrivateRedisTest):
+    """`maillage staff` refuses a channel without its address, whatever the
+    order of the edits: the notifier would drop that channel silently."""
 
     def cli(self, *args):
         return run(["staff"] + list(args), env=self.env)
