@@ -359,6 +359,15 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     if (dl.raw_len < dl.original_len) {
         cli_error("dlq", "only %zu of its %zu bytes were kept: it cannot be sent again", dl.raw_len,
                   dl.original_len);
+    } else if (strncmp(dl.source, MG_CONSUMER_SOURCE_PREFIX, strlen(MG_CONSUMER_SOURCE_PREFIX)) == 0) {
+        /* A consumer's, without the field that names it: not input a network
+         * sent (resent, it would be journaled in the name of a network
+         * "consumer:<name>"), nor something to put back in a retry set. */
+        cli_error(
+            "dlq",
+            "lettre morte de consommateur malformée (source « %s » sans champ consumer) : elle n'est pas "
+            "réinjectée et reste dans la file",
+            dl.source);
     } else if (!mg_id_is_valid(dl.source) || strcmp(dl.source, MG_SOURCE_UNAUTHENTICATED) == 0) {
         cli_error("dlq", "its source '%s' is not a network: it cannot be sent again in its name", dl.source);
     } else {

@@ -205,6 +205,20 @@ class OperationsTest(unittest.TestCase):
             self.assertIn(dl_id, self.deadletter_ids())
             self.assertEqual(self.redis.call("ZCARD", "mg:retry:" + consumer), 0)
 
+    def test_replay_refuses_a_consumer_dead_letter_without_its_consumer_field(self):
+        # Before, it was sent to the broker in the name of a network "consumer:matcher".
+        broker, sections = start_broker(self.ws, self.redis)
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "handler failed", "seq", "42",
+                        "source", "consumer:matcher", "received_at_ms", "1",
+                        "raw", need_reported().SerializeToString())
+        [dl_id] = self.deadletter_ids()
+        out = self.cli("dlq", "replay", dl_id, ingest=sections["broker"]["ingest"])
+        self.assertEqual((out.returncode, out.stdout), (1, ""))
+        self.assertEqual(out.stderr, "maillage dlq: lettre morte de consommateur malformée (source « consumer:matcher » "
+                                     "sans champ consumer) : elle n'est pas réinjectée et reste dans la file\n")
+        self.assertEqual(self.deadletter_ids(), [dl_id])
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 0)
+
     def test_replay_puts_a_consumer_poison_event_back_in_its_retry_set(self):
         self.redis.call("XADD", "mg:journal", "42-0", "t", "need.reported", "e", b"")
         self.redis.call("SADD", "mg:consumers", "matcher")
