@@ -307,13 +307,51 @@ class OperationsTest(unittest.TestCase):
         self.assertEqual(notifier[1:4], ["5", "0", "0"])
         self.assertEqual(matcher[-1], "need.,offer.")
 
+        # It moved its checkpoint just now: it may be running.
         out = self.cli("consumers", "forget", "matcher")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("consumer 'matcher' moved its checkpoint il y a 0 s: it may be running (stop it first, "
+                      "or --force)", out.stderr)
+        self.assertEqual(sorted(self.redis.call("SMEMBERS", "mg:consumers")), [b"matcher", b"notifier"])
+        self.assertEqual(self.redis.call("ZCARD", "mg:retry:matcher"), 1)
+
+        out = self.cli("consumers", "forget", "--force", "matcher")
         self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("1 événement en attente de nouvelle tentative déplacé vers les lettres mortes", out.stdout)
         self.assertEqual(self.redis.call("SMEMBERS", "mg:consumers"), [b"notifier"])
         self.assertEqual(self.redis.call("EXISTS", "mg:consumer:matcher", "mg:retry:matcher"), 0)
         out = self.cli("consumers", "forget", "matcher")
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("no registered consumer", out.stderr)
+
+    def test_forget_moves_the_parked_events_to_the_dead_letters(self):
+        # Before, `forget` DELeted mg:retry:NAME: the parked events were gone.
+        broker, sections = start_broker(self.ws, self.redis)
+        client = self.ws.own(harness.IngestClient(sections["broker"]["ingest"]))
+        envs = [need_reported() for _ in range(3)]
+        for env in envs:
+            client.emit(env)
+        long_ago = str(int(time.time() * 1000) - 10 * 60 * 1000)
+        self.redis.call("SADD", "mg:consumers", "ancien")
+        self.redis.call("HSET", "mg:consumer:ancien", "seq", "1", "updated_at_ms", long_ago)
+        self.redis.call("ZADD", "mg:retry:ancien", long_ago, "2", long_ago, "3")
+        self.redis.call("HSET", "mg:retry:ancien:attempts", "2", "3", "2:reason", "handler failed")
+        out = self.cli("consumers", "forget", "ancien")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("2 événements en attente de nouvelle tentative déplacés vers les lettres mortes", out.stdout)
+        self.assertEqual(self.redis.call("EXISTS", "mg:consumer:ancien", "mg:retry:ancien",
+                                         "mg:retry:ancien:attempts"), 0)
+        dead = [dict(zip(f[::2], f[1::2])) for _, f in self.redis.call("XRANGE", "mg:deadletter", "-", "+")]
+        self.assertEqual([(d[b"consumer"], d[b"seq"], d[b"source"], d[b"event_id"], d[b"type"], d[b"attempts"])
+                          for d in dead],
+                         [(b"ancien", b"2", b"consumer:ancien", envs[1].event_id.encode(), b"need.reported", b"3"),
+                          (b"ancien", b"3", b"consumer:ancien", envs[2].event_id.encode(), b"need.reported", b"0")])
+        self.assertEqual(dead[0][b"reason"], b"consumer forgotten while the event waited for a retry "
+                                             b"(last failure: handler failed)")
+        journaled = self.redis.call("XRANGE", "mg:journal", "2-0", "2-0")[0][1]
+        self.assertEqual(dead[0][b"raw"], dict(zip(journaled[::2], journaled[1::2]))[b"e"])
+        shown = self.cli("dlq", "show", self.deadletter_ids()[0])
+        self.assertIn("ancien (sequence 2)", shown.stdout)
 
 
 if __name__ == "__main__":
