@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "maillage/clock.h"
 #include "maillage/french.h"
+#include "maillage/mem.h"
 #include "maillage/redis.h"
 #include "maillage/staff.h"
 
@@ -29,7 +30,8 @@ static void s_usage(FILE *out, const char *command)
                 "  --unread        only the entries not read yet\n"
                 "  --full          each entry's whole message, with why it was sent\n"
                 "  --mark-read ID  mark entry ID (n-...) as read\n"
-                "  --limit N       at most N entries (default 50)\n"
+                "  --limit N       at most N entries (default 50), then at most N of this\n"
+                "                  person's failed e-mails and webhooks, newest first\n"
                 "\n"
                 "Options:\n%s",
                 cli_common_help);
@@ -151,6 +153,49 @@ static int s_known(redisContext *c, const char *staff, const char *default_staff
     return known;
 }
 
+/* The failed e-mails and webhooks of `staff`, newest first, at most `limit`,
+ * so they are seen. mg:notifier:failed holds everyone's: read page by page
+ * (one pipelined HGET of the recipient per entry) until `limit` of this
+ * person's are shown or the set ends. Returns 0, or -1 (said). */
+static int s_failed_of(redisContext *c, const char *staff, long limit) {
+    long shown = 0;
+    for (long start = 0; shown < limit; start += 100) {
+        redisReply *ids = redisCommand(c, "ZREVRANGE mg:notifier:failed %ld %ld", start, start + 99);
+        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+            cli_error_redis("inbox", c, ids);
+            if (ids) freeReplyObject(ids);
+            return -1;
+        }
+        /* Whose each one is, all replies read before the records are. */
+        char *mine = mg_calloc(ids->elements + 1, 1);
+        for (size_t i = 0; i < ids->elements; i++)
+            redisAppendCommand(c, "HGET mg:notif:%s staff", ids->element[i]->str);
+        for (size_t i = 0; i < ids->elements; i++) {
+            redisReply *whose = NULL;
+            if (redisGetReply(c, (void **)&whose) != REDIS_OK) {
+                cli_error_redis("inbox", c, NULL); /* the connection is unusable now */
+                free(mine);
+                freeReplyObject(ids);
+                return -1;
+            }
+            mine[i] = whose->type == REDIS_REPLY_STRING && strcmp(whose->str, staff) == 0;
+            freeReplyObject(whose);
+        }
+        int rc = 0;
+        for (size_t i = 0; i < ids->elements && rc >= 0 && shown < limit; i++) {
+            if (!mine[i]) continue;
+            if (!shown) printf("Envois en échec :\n");
+            if ((rc = s_print_record(c, ids->element[i]->str, 0, 1, 0)) > 0) shown++;
+        }
+        size_t n = ids->elements;
+        free(mine);
+        freeReplyObject(ids);
+        if (rc < 0) return -1;
+        if (n < 100) break;
+    }
+    return 0;
+}
+
 static int s_inbox(redisContext *c, const char *staff, const char *default_staff, int unread,
                    const char *mark, long limit, int full) {
     char whose[128];
@@ -196,21 +241,7 @@ static int s_inbox(redisContext *c, const char *staff, const char *default_staff
         if (n < 100) break;
     }
     if (rc < 0) return -1;
-    /* Failed e-mails and webhooks of this staff member, so they are seen. */
-    redisReply *failed = redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
-    if (failed && failed->type == REDIS_REPLY_ARRAY) {
-        int header = 0;
-        for (size_t i = 0; i < failed->elements; i++) {
-            redisReply *s = redisCommand(c, "HGET mg:notif:%s staff", failed->element[i]->str);
-            if (s && s->type == REDIS_REPLY_STRING && strcmp(s->str, staff) == 0) {
-                if (!header++) printf("Envois en échec :\n");
-                s_print_record(c, failed->element[i]->str, 0, 1, 0);
-            }
-            if (s) freeReplyObject(s);
-        }
-    }
-    if (failed) freeReplyObject(failed);
-    return 0;
+    return s_failed_of(c, staff, limit);
 }
 
 /* What waits for a member's digest (mg:digest:<staff>:<channel>, not yet a

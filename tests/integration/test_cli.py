@@ -550,6 +550,30 @@ class InboxTest(PrivateRedisTest):
             self.assertIn("Boîte de réception", out.stdout)
 
 
+    def test_inbox_shows_a_persons_failed_sends_beyond_the_newest_of_everyone(self):
+        # Before, only the newest --limit of everyone's failures were read,
+        # then filtered: eva's older one was never shown.
+        self.redis.call("SADD", "mg:staff", "eva", "noe")
+
+        def failed(nid, staff, at):
+            self.redis.call("HSET", "mg:notif:" + nid, "staff", staff, "kind", "match", "title", "Titre " + nid,
+                            "channel", "email", "state", "failed", "attempts", "5", "created_at", str(at),
+                            "last_error", "550 boîte inconnue")
+            self.redis.call("ZADD", "mg:notifier:failed", at, nid)
+        for i in range(3):
+            failed("n-eva-%d" % i, "eva", 1000 + i)
+        for i in range(250):
+            failed("n-noe-%03d" % i, "noe", 2000 + i)
+        for args, want in ((["inbox", "eva"], ["n-eva-2", "n-eva-1", "n-eva-0"]),
+                           (["inbox", "eva", "--limit", "2"], ["n-eva-2", "n-eva-1"]),
+                           (["inbox", "noe", "--limit", "120"], ["n-noe-%03d" % i for i in range(249, 129, -1)])):
+            out = run(args, env=self.env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            failures = out.stdout.split("Envois en échec :\n")[1]
+            self.assertEqual(re.findall(r"^(n-\S+) ", failures, re.M), want, args)
+            self.assertIn("dernière erreur : 550 boîte inconnue", failures)
+
+
 class StaffChannelsTest(PrivateRedisTest):
     """`maillage staff` refuses a channel without its address, whatever the
     order of the edits: the notifier would drop that channel silently."""
