@@ -522,6 +522,37 @@ class CliTest(unittest.TestCase):
         self.assertRegex(bad.stderr, r"defaults\.conf:\d+: ")
 
 
+    def test_config_check_refuses_what_the_daemons_refuse_at_start(self):
+        # Before, `config check` said OK to each of these files.
+        secret = os.path.join(self.stack.dir, "secret-644")
+        with open(secret, "w", encoding="utf-8") as f:
+            f.write("s3cret\n")
+        os.chmod(secret, 0o644)
+        cases = (
+            ("[staff.eva]\nname = Éva\nchannels = inbox,email\n", "[staff.eva] channels: email needs email = ..."),
+            ("[redis]\npassword_file = %s\n" % secret,
+             "[redis] password_file %s is accessible by group or others (mode 644); run chmod 600 on it" % secret),
+            ("[notifier]\nsmtp_password_file = %s\n" % secret,
+             "[notifier] smtp_password_file %s is accessible by group or others (mode 644)" % secret),
+            ("[notifier]\ntemplates_dir = %s/no-templates\n" % self.stack.dir,
+             "%s/no-templates/match.tpl" % self.stack.dir),
+        )
+        for i, (text, why) in enumerate(cases):
+            path = os.path.join(self.stack.dir, "case-%d.conf" % i)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            out = run(["config", "check", path])
+            self.assertEqual((out.returncode, out.stdout), (1, ""), text)
+            self.assertIn(why, out.stderr, text)
+            # the notifier refuses the same file at start, with the same words
+            start = subprocess.run([os.path.join(BIN, "maillage-notifier"), "--config", path], capture_output=True,
+                                   text=True, timeout=10)
+            self.assertEqual(start.returncode, 1, text)
+            self.assertIn(why, start.stderr, text)
+        os.chmod(secret, 0o600)
+        out = run(["config", "check", os.path.join(self.stack.dir, "case-1.conf")])
+        self.assertEqual(out.returncode, 0, out.stderr)
+
 class PrivateRedisTest(unittest.TestCase):
     """A private redis-server is all these commands need."""
 
