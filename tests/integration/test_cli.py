@@ -79,13 +79,13 @@ def text_line(seq, label, rest):
 class Stack:
     """A stack started by `maillage up` in a fresh directory."""
 
-    def __init__(self, with_conf=None):
+    def __init__(self, with_conf=None, redis_server=None):
         # Short path: the Redis unix socket path must fit in sun_path.
         self.dir = tempfile.mkdtemp(prefix="mg-cli-")
-        extra = []
+        extra = ["--redis-server", redis_server] if redis_server else []
         if with_conf is not None:
-            extra = ["--with", os.path.join(self.dir, "with.conf")]
-            with open(extra[1], "w", encoding="utf-8") as f:
+            extra += ["--with", os.path.join(self.dir, "with.conf")]
+            with open(extra[-1], "w", encoding="utf-8") as f:
                 f.write(with_conf)
         self.up = run(["up", "--dir", self.dir] + extra)
         if self.up.returncode != 0:
@@ -774,6 +774,24 @@ class UpDownTest(unittest.TestCase):
         self.assertEqual(again.returncode, 0)
         self.assertIn("nothing was running", again.stderr)
         stack.close()
+
+    def test_down_stops_a_redis_server_program_of_another_name(self):
+        # Before: "pid N in DIR/redis.pid is not redis-server any more; not
+        # signalled", and that Redis kept running.
+        bindir = tempfile.mkdtemp(prefix="mg-cli-bin-")
+        self.addCleanup(shutil.rmtree, bindir, ignore_errors=True)
+        program = os.path.join(bindir, "kv-store")
+        os.symlink(shutil.which("redis-server"), program)
+        stack = Stack(redis_server=program)
+        self.addCleanup(stack.close)
+        pids = stack.pids()
+        self.addCleanup(lambda: [os.kill(pid, 9) for pid in pids.values() if alive(pid)])
+        r = stack.down()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("not signalled", r.stderr)
+        self.assertIn("stopped redis-server (pid %d)" % pids["redis"], r.stdout)
+        for name, pid in pids.items():
+            self.assertFalse(alive(pid), name)
 
     def test_up_restarts_on_the_same_directory_with_the_journal_kept(self):
         stack = Stack()
