@@ -3,12 +3,38 @@
  * `defaults` prints the documented default configuration, the source of
  * config/maillage.conf. `check` loads a file the way every daemon does (so
  * unknown keys, bad values and repeated keys are reported with FILE:LINE),
- * then builds the taxonomy and loads the commune table it names, which are
- * the two things a daemon would otherwise only discover at start-up. */
+ * then runs the checks the daemons make at start-up with the same shared
+ * functions: the taxonomy and the commune table it names, [redis] (URL, user,
+ * password_file readable by its owner only), the notifier's settings and
+ * [staff.*] sections, its smtp_password_file and its templates. */
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/notifier_config.h"
+#include "maillage/redis.h"
+
+/* What a daemon would refuse at start-up beyond the schema. Returns 0, or -1
+ * with the reason in `err`. */
+static int s_check_startup(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    mg_redis_options_t redis;
+    if (mg_redis_options_from_config(cfg, &redis, err, errlen) != 0) return -1;
+    mg_redis_options_clear(&redis);
+    if (mg_notifier_config_check(cfg, path, err, errlen) != 0) return -1;
+    const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
+    if (*smtp_pw) {
+        char *secret = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen);
+        if (!secret) return -1;
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+    mg_template_file_t templates[MG_NOTIFIER_KINDS];
+    if (mg_notifier_templates_load(cfg, templates, err, errlen) != 0) return -1;
+    for (int k = 0; k < MG_NOTIFIER_KINDS; k++)
+        mg_template_file_clear(&templates[k]);
+    return 0;
+}
 
 static void s_usage(FILE *out)
 {
@@ -17,7 +43,10 @@ static void s_usage(FILE *out)
           "\n"
           "  defaults     print every configuration key with its default and documentation\n"
           "  check FILE   check FILE as the daemons would read it (syntax, keys, values,\n"
-          "               categories, commune table); prints one line and exits 0 if valid\n",
+          "               categories, commune table, and what they check at start-up:\n"
+          "               [redis] password_file, the notifier's settings, [staff.*]\n"
+          "               channels and addresses, smtp_password_file, templates);\n"
+          "               prints one line and exits 0 if valid\n",
           out);
 }
 
@@ -60,6 +89,11 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
     mg_communes_t *communes = mg_communes_load(mg_config_str(cfg, "data", "communes_file"), err, sizeof err);
     if (!communes) {
         cli_error("config", "%s: [data] communes_file: %s", path, err);
+        goto done;
+    }
+    if (s_check_startup(cfg, path, err, sizeof err) != 0) {
+        cli_error("config", "%s", err);
+        mg_communes_destroy(&communes);
         goto done;
     }
     printf("%s: OK (%zu categories, %zu communes)\n", path, mg_taxonomy_count(tax), mg_communes_count(communes));

@@ -14,8 +14,14 @@
 #include "maillage/clock.h"
 #include "maillage/envelope.h"
 #include "maillage/journal.h"
+#include "maillage/mem.h"
 #include "maillage/redis.h"
 #include "maillage/subscriber.h"
+
+/* A consumer whose checkpoint moved less than this ago may still be running:
+ * `forget` wants --force. (A consumer writes its checkpoint when its position
+ * moves, so an idle one that runs can look older than this.) */
+#define S_RECENT_MS (5 * 60 * 1000)
 
 static void s_usage(FILE *out)
 {
@@ -26,9 +32,13 @@ static void s_usage(FILE *out)
             "The registered consumers of the journal (matcher, notifier, gateway, ...).\n"
             "  list         name, checkpoint, lag behind the journal, parked events, last update\n"
             "  forget NAME  unregister a consumer that is gone for good: retention no longer\n"
-            "               waits for it (its checkpoint and retry set are deleted)\n"
+            "               waits for it; its checkpoint is deleted and the events parked in\n"
+            "               its retry set become dead letters (maillage dlq list). Refused\n"
+            "               if its checkpoint moved in the last 5 minutes (it may be running;\n"
+            "               an idle consumer writes none), unless --force\n"
             "\n"
             "Options:\n"
+            "      --force      forget a consumer that updated its checkpoint recently\n"
             "%s",
             cli_common_help);
 }
@@ -118,42 +128,149 @@ static int s_list(redisContext *c)
     return rc;
 }
 
-static int s_forget(redisContext *c, const char *name)
-{
+/* The forget script. KEYS: consumers set, consumer hash, retry set,
+ * attempts hash, dead-letter stream, journal. ARGV: name, now_ms, dead-letter
+ * maxlen, the "consumer:<name>" source, then (sequence, event id,
+ * received_at_ms) triples read by the caller. Each parked event becomes a dead letter as the
+ * subscriber's park script writes them (raw bytes from the journal), then
+ * the consumer is unregistered, in one step. Returns how many were moved, or
+ * -1 if the consumer is not registered. */
+static const char s_forget_script[] =
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end\n"
+    "local ids = {}\n"
+    "for i = 5, #ARGV, 3 do ids[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end\n"
+    "local parked = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
+    "for _, seq in ipairs(parked) do\n"
+    "  local raw, type, known = '', '', ids[seq] or {'', ARGV[2]}\n"
+    "  local e = redis.call('XRANGE', KEYS[6], seq .. '-0', seq .. '-0')\n"
+    "  if e[1] then\n"
+    "    local f = e[1][2]\n"
+    "    for i = 1, #f, 2 do\n"
+    "      if f[i] == 'e' then raw = f[i + 1] elseif f[i] == 't' then type = f[i + 1] end\n"
+    "    end\n"
+    "  end\n"
+    "  local why = redis.call('HGET', KEYS[4], seq .. ':reason') or 'none'\n"
+    "  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*',\n"
+    "    'reason', 'consumer forgotten while the event waited for a retry (last failure: ' .. why .. ')',\n"
+    "    'field', '', 'source', ARGV[4], 'received_at_ms', known[2], 'raw', raw, 'raw_len', tostring(#raw),\n"
+    "    'consumer', ARGV[1], 'seq', seq, 'event_id', known[1], 'type', type,\n"
+    "    'attempts', redis.call('HGET', KEYS[4], seq) or '0', 'deadlettered_at_ms', ARGV[2])\n"
+    "end\n"
+    "redis.call('SREM', KEYS[1], ARGV[1])\n"
+    "redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])\n"
+    "return #parked\n";
+
+/* The event id and reception time of each event parked by `name`, from the
+ * journal, as (sequence, event id, received_at_ms) triples appended to
+ * `*argv_p` (grown) from `argc` on; the caller frees those strings. Returns
+ * the new argc, or -1 on a Redis error (said). */
+static int s_parked_ids(redisContext *c, const char *name, const char ***argv_p, int argc) {
+    redisReply *seqs = redisCommand(c, "ZRANGE %s%s 0 -1", MG_RETRY_KEY_PREFIX, name);
+    if (!seqs || seqs->type != REDIS_REPLY_ARRAY) {
+        cli_error("consumers", "redis: %s", seqs && seqs->str ? seqs->str : c->errstr);
+        if (seqs) freeReplyObject(seqs);
+        return -1;
+    }
+    *argv_p = mg_realloc(*argv_p, ((size_t)argc + 3 * seqs->elements) * sizeof **argv_p);
+    for (size_t i = 0; i < seqs->elements; i++) {
+        const char *seq = seqs->element[i]->str;
+        redisReply *e = redisCommand(c, "XRANGE %s %s-0 %s-0", MG_JOURNAL_KEY, seq, seq);
+        const redisReply *v = e && e->type == REDIS_REPLY_ARRAY && e->elements == 1 &&
+                                      e->element[0]->type == REDIS_REPLY_ARRAY && e->element[0]->elements == 2
+                                  ? mg_redis_field(e->element[0]->element[1], MG_JOURNAL_FIELD_ENVELOPE)
+                                  : NULL;
+        mg_envelope_t *env = v ? mg_envelope_unpack((const uint8_t *)v->str, v->len) : NULL;
+        if (env && env->event_id && *env->event_id) {
+            (*argv_p)[argc++] = mg_strdup(seq);
+            (*argv_p)[argc++] = mg_strdup(env->event_id);
+            (*argv_p)[argc++] = mg_asprintf("%" PRId64, (int64_t)env->received_at_ms);
+        }
+        if (env) mg_envelope_free(env);
+        if (e) freeReplyObject(e);
+    }
+    freeReplyObject(seqs);
+    return argc;
+}
+
+static int s_forget(redisContext *c, const char *name, int force, long long deadletter_maxlen) {
     if (!mg_id_is_valid(name)) {
         cli_error("consumers", "'%s' is not a consumer name", name);
         return -1;
     }
-    redisReply *r = redisCommand(c, "SREM %s %s", MG_CONSUMERS_KEY, name);
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        cli_error("consumers", "redis: %s", r && r->str ? r->str : c->errstr);
+    redisReply *r = redisCommand(c, "HGET %s%s updated_at_ms", MG_CONSUMER_KEY_PREFIX, name);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        cli_error("consumers", "redis: %s", r ? r->str : c->errstr);
         if (r) freeReplyObject(r);
         return -1;
     }
-    long long removed = r->integer;
+    int64_t updated = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0, now = mg_clock_now_ms();
     freeReplyObject(r);
-    if (!removed) {
-        cli_error("consumers", "no registered consumer named '%s' (see 'maillage consumers list')", name);
+    if (!force && updated > 0 && now - updated < S_RECENT_MS) {
+        char age[32];
+        s_age(updated, now, age, sizeof age);
+        cli_error("consumers",
+                  "consumer '%s' moved its checkpoint %s: it may be running (stop it first, or --force)",
+                  name, age);
         return -1;
     }
-    r = redisCommand(c, "DEL %s%s %s%s %s%s:attempts", MG_CONSUMER_KEY_PREFIX, name, MG_RETRY_KEY_PREFIX, name,
-                     MG_RETRY_KEY_PREFIX, name);
-    if (r) freeReplyObject(r);
-    printf("Consommateur « %s » oublié : la rétention du journal ne l'attend plus.\n", name);
+    char key[6][sizeof(MG_CONSUMER_KEY_PREFIX) + MG_ID_MAX + 16], when[24], maxlen[24];
+    snprintf(key[0], sizeof key[0], "%s", MG_CONSUMERS_KEY);
+    snprintf(key[1], sizeof key[1], "%s%s", MG_CONSUMER_KEY_PREFIX, name);
+    snprintf(key[2], sizeof key[2], "%s%s", MG_RETRY_KEY_PREFIX, name);
+    snprintf(key[3], sizeof key[3], "%s%s:attempts", MG_RETRY_KEY_PREFIX, name);
+    snprintf(key[4], sizeof key[4], "%s", MG_DEADLETTER_KEY);
+    snprintf(key[5], sizeof key[5], "%s", MG_JOURNAL_KEY);
+    snprintf(when, sizeof when, "%" PRId64, now);
+    snprintf(maxlen, sizeof maxlen, "%lld", deadletter_maxlen);
+    char *source = mg_asprintf(MG_CONSUMER_SOURCE_PREFIX "%s", name);
+    const char *head[] = {"EVAL", s_forget_script, "6",  key[0], key[1], key[2], key[3],
+                          key[4], key[5],          name, when,   maxlen, source};
+    const int fixed = (int)(sizeof head / sizeof head[0]);
+    const char **argv = mg_realloc(NULL, sizeof head);
+    memcpy(argv, head, sizeof head);
+    int argc = s_parked_ids(c, name, &argv, fixed);
+    long long moved = -2;
+    if (argc >= 0) {
+        r = redisCommandArgv(c, argc, argv, NULL);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            moved = r->integer;
+        else
+            cli_error("consumers", "redis: %s", r && r->str ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+    }
+    for (int i = fixed; i < argc; i++)
+        free((char *)argv[i]);
+    free(argv);
+    free(source);
+    if (moved == -1)
+        cli_error("consumers", "no registered consumer named '%s' (see 'maillage consumers list')", name);
+    if (moved < 0) return -1;
+    printf("Consommateur « %s » oublié : la rétention du journal ne l'attend plus.", name);
+    if (moved > 0)
+        printf(" %lld événement%s en attente de nouvelle tentative déplacé%s vers les lettres mortes "
+               "(maillage dlq list).",
+               moved, moved > 1 ? "s" : "", moved > 1 ? "s" : "");
+    printf("\n");
     return 0;
 }
 
 int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings)
 {
-    static const struct option options[] = {CLI_COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    enum { O_FORCE = 2200 };
+    static const struct option options[] = {
+        CLI_COMMON_LONG_OPTIONS, {"force", no_argument, NULL, O_FORCE}, {NULL, 0, NULL, 0}};
     cli_context_t ctx;
-    int opt, rc = CLI_EXIT_FAIL;
+    int opt, force = 0, rc = CLI_EXIT_FAIL;
 
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (cli_settings_option(settings, opt, optarg)) continue;
         if (opt == 'h') {
             s_usage(stdout);
             return CLI_EXIT_OK;
+        }
+        if (opt == O_FORCE) {
+            force = 1;
+            continue;
         }
         s_usage(stderr);
         return CLI_EXIT_USAGE;
@@ -167,7 +284,10 @@ int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings)
     if (cli_context_init(&ctx, settings, "consumers") != 0) return CLI_EXIT_FAIL;
     redisContext *redis = cli_redis_connect(&ctx, "consumers");
     if (redis) {
-        int ok = strcmp(action, "list") == 0 ? s_list(redis) : s_forget(redis, argv[optind + 1]);
+        int ok = strcmp(action, "list") == 0
+                     ? s_list(redis)
+                     : s_forget(redis, argv[optind + 1], force,
+                                mg_config_int(ctx.config, "broker", "deadletter_maxlen"));
         rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
         redisFree(redis);
     }

@@ -275,6 +275,25 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
     if (r) freeReplyObject(r);
 }
 
+/* Refuse `id`, which XRANGE read as a range (a millisecond time without its
+ * "-N", or another spelling of an id): show and replay act on one dead
+ * letter and delete exactly the one named, so the operator must name it in
+ * full. `r` is the XRANGE reply, with at least one entry. */
+static void s_not_exact(const char *id, const redisReply *r) {
+    char ids[5 * 48] = ""; /* a stream id is at most 41 characters */
+    size_t shown = 0, len = 0;
+    for (size_t i = 0; i < r->elements && shown < 5; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        len +=
+            (size_t)snprintf(ids + len, sizeof ids - len, "%s%.41s", shown++ ? ", " : "", e->element[0]->str);
+    }
+    cli_error("dlq",
+              "« %s » n'est pas un identifiant complet de lettre morte ; identifiant%s complet%s : %s%s", id,
+              r->elements > 1 ? "s" : "", r->elements > 1 ? "s" : "", ids, r->elements > shown ? ", …" : "");
+}
+
 /* Look one entry up by stream id with XRANGE id id (journal.h lists; show
  * needs a single entry, which may be old), then show it, or replay it when
  * `ingest` is not NULL. */
@@ -295,8 +314,13 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
         goto done;
     }
     redisReply *entry = r->element[0];
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[1]->type != REDIS_REPLY_ARRAY) {
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING || entry->element[1]->type != REDIS_REPLY_ARRAY) {
         cli_error("dlq", "malformed entry %s", id);
+        goto done;
+    }
+    if (strcmp(entry->element[0]->str, id) != 0) {
+        s_not_exact(id, r);
         goto done;
     }
     mg_deadletter_entry_t dl = {.id = entry->element[0]->str, .reason = "", .field = "", .source = ""};
@@ -335,6 +359,15 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     if (dl.raw_len < dl.original_len) {
         cli_error("dlq", "only %zu of its %zu bytes were kept: it cannot be sent again", dl.raw_len,
                   dl.original_len);
+    } else if (strncmp(dl.source, MG_CONSUMER_SOURCE_PREFIX, strlen(MG_CONSUMER_SOURCE_PREFIX)) == 0) {
+        /* A consumer's, without the field that names it: not input a network
+         * sent (resent, it would be journaled in the name of a network
+         * "consumer:<name>"), nor something to put back in a retry set. */
+        cli_error(
+            "dlq",
+            "lettre morte de consommateur malformée (source « %s » sans champ consumer) : elle n'est pas "
+            "réinjectée et reste dans la file",
+            dl.source);
     } else if (!mg_id_is_valid(dl.source) || strcmp(dl.source, MG_SOURCE_UNAUTHENTICATED) == 0) {
         cli_error("dlq", "its source '%s' is not a network: it cannot be sent again in its name", dl.source);
     } else {
@@ -367,6 +400,7 @@ static void s_usage(FILE *out)
             "  replay ID   re-inject one: back into its consumer's retry set, or sent to the\n"
             "              broker again, in the name of the network it came from, for rejected\n"
             "              input; deleted once re-injected\n"
+            "ID is the complete id that list prints (\"1795828102169-0\", not its time alone).\n"
             "\n"
             "Options:\n"
             "  -n, --count N        list only the last N (default: all)\n"

@@ -11,8 +11,15 @@
  * kept (by event_id) until its ack arrives. An envelope without an answer
  * after --retry-ms is sent again with the SAME event_id (the broker journals
  * an id once, so a retry is always safe); one answered UNAVAILABLE (journal
- * down) is sent again after a growing backoff. After --timeout seconds
- * without an answer it is reported as lost and the exit code says so. */
+ * down) or held back by the network's rate limit is sent again after a
+ * growing backoff. After --timeout seconds without any answer about it (an
+ * answer, even "not now", starts the count again) it is reported as lost and
+ * the exit code says so. The rate limit also narrows the window (halved, at
+ * most once per S_NARROW_US; one more per accepted event), so that events
+ * wait in the file rather than in flight. A line with the event_id of one
+ * in flight is sent too if it is the same envelope (each line then prints
+ * one of the answers); with other content it waits for that answer, then is
+ * sent in turn and gets the broker's answer to its own bytes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +39,7 @@
 #define S_BUCKETS 4096
 #define S_LINE_MAX (16u * 1024u * 1024u)
 #define S_READ_CHUNK 65536
+#define S_NARROW_US  200000
 
 /* ---- line reader ---------------------------------------------------------
  * Reads the input fd itself (not stdio) so the main loop can poll the fd
@@ -119,14 +127,29 @@ static int s_reader_has_line(const s_reader_t *r)
 
 /* ---- in-flight envelopes -------------------------------------------------- */
 
+/* A later line with the id of an envelope in flight but other bytes: sent
+ * once that one is answered, so that each line gets the broker's answer to
+ * its own content. */
+typedef struct s_waiting {
+    struct s_waiting *next;
+    uint8_t *data;
+    size_t len;
+    long line;
+    int copies; /* identical lines */
+} s_waiting_t;
+
 typedef struct s_pending {
     struct s_pending *next; /* hash chain */
     char *event_id;
     uint8_t *data;
     size_t len;
     long line;
+    long earlier_line;    /* the first line of this id, when `data` is a later line's other content; else 0 */
+    int64_t filled_at_ms; /* the occurredAtMs emit gave the first line, or 0 */
+    s_waiting_t *waiting; /* later lines of this id with other bytes, in order */
     int copies;             /* the same id sent from several lines at once */
-    int64_t first_sent_us;  /* for --timeout */
+    int64_t heard_us;       /* first sent, or last answered "not now": for --timeout */
+    int held_back;          /* last answered rate limited (1) or unavailable (2) */
     int64_t resend_at_us;   /* when to send again without an answer */
     int64_t retry_us;       /* current retry interval (doubles) */
 } s_pending_t;
@@ -135,7 +158,10 @@ typedef struct {
     void *socket;
     s_pending_t *table[S_BUCKETS];
     size_t pending;
+    size_t waiting;           /* lines in the s_pending_t.waiting lists */
     int64_t next_deadline_us; /* earliest resend_at/timeout, or INT64_MAX */
+    size_t limit;             /* in flight at most now: `window`, narrowed by the rate limit */
+    int64_t narrowed_us;      /* when the rate limit last narrowed it */
     /* options */
     int quiet;
     size_t window;
@@ -144,7 +170,9 @@ typedef struct {
     /* outcome */
     const char *endpoint;
     size_t sent, accepted, duplicate, rejected, unreadable, lost;
+    size_t held; /* of `lost`, those whose last answer was "not now" */
     size_t acks; /* answers received at all: none means nobody is listening */
+    int read_failed; /* the input could not be read to its end */
     int unavailable_notice, rate_limited_notice;
 } s_emit_t;
 
@@ -164,6 +192,12 @@ static s_pending_t **s_find(s_emit_t *e, const char *event_id)
 
 static void s_pending_free(s_pending_t *p)
 {
+    while (p->waiting) {
+        s_waiting_t *w = p->waiting;
+        p->waiting = w->next;
+        free(w->data);
+        free(w);
+    }
     free(p->event_id);
     free(p->data);
     free(p);
@@ -175,10 +209,14 @@ static void s_deadline(s_emit_t *e, int64_t at_us)
 }
 
 /* An answer saying "not now" (unavailable, the rate limit): the same bytes
- * again after a pause that doubles, up to 5 s. */
+ * again after a pause that doubles, up to 5 s, and within half of --timeout.
+ * The broker is there, so --timeout counts again from now. */
 static void s_back_off(s_emit_t *e, s_pending_t *p, int64_t now_us) {
+    p->heard_us = now_us;
+    s_deadline(e, now_us + e->timeout_us);
     p->retry_us = p->retry_us * 2 > 5000000 ? 5000000 : p->retry_us * 2;
-    p->resend_at_us = now_us + p->retry_us / 4 + 100000;
+    int64_t pause_us = p->retry_us / 4 + 100000;
+    p->resend_at_us = now_us + (pause_us < e->timeout_us / 2 ? pause_us : e->timeout_us / 2);
     s_deadline(e, p->resend_at_us);
 }
 
@@ -190,6 +228,41 @@ static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
         cli_error("emit", "send: %s", zmq_strerror(errno));
     p->resend_at_us = now_us + p->retry_us;
     s_deadline(e, p->resend_at_us);
+}
+
+static int s_same(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* A line whose event id is already in flight as `p`. The same bytes (the
+ * same line again): sent too, the broker answers both (accepted then
+ * duplicate), and the copies are counted so that each answer is printed.
+ * Other bytes: they wait for the answer to what is in flight, then are sent
+ * in turn (s_remove). Takes ownership of `data`. */
+static void s_submit_again(s_emit_t *e, s_pending_t *p, uint8_t *data, size_t len, long line_no,
+                           int64_t now) {
+    s_waiting_t **last = &p->waiting;
+    while (*last && (*last)->next)
+        last = &(*last)->next;
+    if (!*last && s_same(p->data, p->len, data, len)) {
+        p->copies++;
+        s_send(e, p, now);
+    } else if (*last && s_same((*last)->data, (*last)->len, data, len)) {
+        (*last)->copies++;
+    } else {
+        s_waiting_t *w = mg_calloc(1, sizeof *w);
+        w->data = data;
+        w->len = len;
+        w->line = line_no;
+        w->copies = 1;
+        if (*last)
+            (*last)->next = w;
+        else
+            p->waiting = w;
+        e->waiting++;
+        return;
+    }
+    free(data);
 }
 
 /* Parse one input line and put its envelope in flight. */
@@ -221,22 +294,25 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
         protobuf_c_message_free_unpacked(msg, NULL);
         return;
     }
-    if (env->occurred_at_ms == 0) env->occurred_at_ms = mg_clock_now_ms();
-
     int64_t now = mg_clock_monotonic_us();
     s_pending_t **slot = s_find(e, env->event_id);
+    int filled = env->occurred_at_ms == 0;
+    /* The same line again gets the same time, so that it packs the same. */
+    if (filled)
+        env->occurred_at_ms = *slot && (*slot)->filled_at_ms ? (*slot)->filled_at_ms : mg_clock_now_ms();
+    uint8_t *data;
+    size_t packed = mg_envelope_pack(env, &data);
     if (*slot) {
-        /* The same id twice in flight: the broker answers both (accepted then
-         * duplicate); count the copies so each answer is printed. */
-        (*slot)->copies++;
-        s_send(e, *slot, now);
+        s_submit_again(e, *slot, data, packed, line_no, now);
     } else {
         s_pending_t *p = mg_calloc(1, sizeof *p);
         p->event_id = mg_strdup(env->event_id);
-        p->len = mg_envelope_pack(env, &p->data);
+        p->data = data;
+        p->len = packed;
+        p->filled_at_ms = filled ? env->occurred_at_ms : 0;
         p->line = line_no;
         p->copies = 1;
-        p->first_sent_us = now;
+        p->heard_us = now;
         p->retry_us = e->retry_us;
         *slot = p;
         e->pending++;
@@ -247,10 +323,30 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-static void s_remove(s_emit_t *e, s_pending_t **slot)
-{
+/* One line of `*slot` answered for good: forget the envelope after its last
+ * copy, or send the next waiting line of the same id in its place. */
+static void s_remove(s_emit_t *e, s_pending_t **slot, int64_t now) {
     s_pending_t *p = *slot;
     if (--p->copies > 0) return;
+    s_waiting_t *w = p->waiting;
+    if (w) {
+        p->waiting = w->next;
+        e->waiting--;
+        if (!p->earlier_line) p->earlier_line = p->line;
+        free(p->data);
+        p->data = w->data;
+        p->len = w->len;
+        p->line = w->line;
+        p->copies = w->copies;
+        free(w);
+        p->heard_us = now;
+        p->held_back = 0;
+        p->retry_us = e->retry_us;
+        s_deadline(e, now + e->timeout_us);
+        for (int i = 0; i < p->copies; i++)
+            s_send(e, p, now);
+        return;
+    }
     *slot = p->next;
     s_pending_free(p);
     e->pending--;
@@ -272,13 +368,20 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
     switch (ack->status) {
     case MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED:
         e->accepted++;
+        if (e->limit < e->window) e->limit++;
         if (!e->quiet) printf("%s accepted seq=%" PRIu64 "\n", p->event_id, ack->sequence);
-        s_remove(e, slot);
+        s_remove(e, slot, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
         e->duplicate++;
         if (!e->quiet) printf("%s duplicate seq=%" PRIu64 "\n", p->event_id, ack->sequence);
-        s_remove(e, slot);
+        if (p->earlier_line)
+            cli_error(
+                "emit",
+                "line %ld: %s duplicate: line %ld has the same eventId with other content, and the broker "
+                "keeps the event it journaled first under an id (this line's content is not journaled)",
+                p->line, p->event_id, p->earlier_line);
+        s_remove(e, slot, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED:
         if (ack->reason && strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0) {
@@ -290,6 +393,11 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                           ack->reason);
                 e->rate_limited_notice = 1;
             }
+            if (now - e->narrowed_us >= S_NARROW_US && e->limit > 1) {
+                e->limit /= 2;
+                e->narrowed_us = now;
+            }
+            p->held_back = 1;
             s_back_off(e, p, now);
             break;
         }
@@ -303,7 +411,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                       ack->field && *ack->field ? " (" : "", ack->field ? ack->field : "",
                       ack->field && *ack->field ? ")" : "");
         }
-        s_remove(e, slot);
+        s_remove(e, slot, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
         /* Not journaled: back off, then send the same bytes again. */
@@ -312,6 +420,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                       ack->reason && *ack->reason ? ack->reason : "journal unavailable");
             e->unavailable_notice = 1;
         }
+        p->held_back = 2;
         s_back_off(e, p, now);
         break;
     default:
@@ -330,13 +439,27 @@ static void s_timers(s_emit_t *e, int64_t now)
         s_pending_t **slot = &e->table[b];
         while (*slot) {
             s_pending_t *p = *slot;
-            if (now - p->first_sent_us >= e->timeout_us) {
+            if (now - p->heard_us >= e->timeout_us) {
                 e->lost += (size_t)p->copies;
+                if (p->held_back) e->held += (size_t)p->copies;
                 /* When the broker never answered at all, one line at the end
                  * says so better than one per event. */
-                if (e->acks)
+                if (p->held_back)
+                    cli_error("emit",
+                              "line %ld: %s: still held back by the broker's %s, then no answer for %" PRId64
+                              " s",
+                              p->line, p->event_id, p->held_back == 1 ? "rate limit" : "unavailable journal",
+                              e->timeout_us / 1000000);
+                else if (e->acks)
                     cli_error("emit", "line %ld: %s: no answer from the broker after %" PRId64 " s", p->line,
                               p->event_id, e->timeout_us / 1000000);
+                for (s_waiting_t *w = p->waiting; w; w = w->next) {
+                    cli_error("emit",
+                              "line %ld: %s: not sent (line %ld, with the same eventId, got no answer)",
+                              w->line, p->event_id, p->line);
+                    e->lost += (size_t)w->copies;
+                    e->waiting--;
+                }
                 *slot = p->next;
                 s_pending_free(p);
                 e->pending--;
@@ -347,7 +470,7 @@ static void s_timers(s_emit_t *e, int64_t now)
                 s_send(e, p, now);
             }
             s_deadline(e, p->resend_at_us);
-            s_deadline(e, p->first_sent_us + e->timeout_us);
+            s_deadline(e, p->heard_us + e->timeout_us);
             slot = &p->next;
         }
     }
@@ -355,24 +478,27 @@ static void s_timers(s_emit_t *e, int64_t now)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: maillage emit [OPTIONS] [FILE]\n"
-            "\n"
-            "Send events to the broker and print one line per acknowledgment:\n"
-            "  <event_id> accepted seq=42 | <event_id> duplicate seq=7 | <event_id> rejected: reason (field)\n"
-            "\n"
-            "FILE (or stdin, or \"-\") holds proto3 JSON Envelopes, one per line. An envelope\n"
-            "without eventId gets a new ULID, one without occurredAtMs the current time.\n"
-            "Unreadable lines are reported with their number and skipped. Exit status 0 only\n"
-            "if every event was accepted or was a duplicate.\n"
-            "\n"
-            "Options:\n"
-            "  -q, --quiet          print only the final summary (and errors)\n"
-            "  -w, --window N       envelopes in flight at most (default 1000)\n"
-            "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
-            "      --timeout S      give up on an event after S seconds (default 30)\n"
-            "%s",
-            cli_common_help);
+    fprintf(
+        out,
+        "Usage: maillage emit [OPTIONS] [FILE]\n"
+        "\n"
+        "Send events to the broker and print one line per acknowledgment:\n"
+        "  <event_id> accepted seq=42 | <event_id> duplicate seq=7 | <event_id> rejected: reason (field)\n"
+        "\n"
+        "FILE (or stdin, or \"-\") holds proto3 JSON Envelopes, one per line. An envelope\n"
+        "without eventId gets a new ULID, one without occurredAtMs the current time.\n"
+        "Unreadable lines are reported with their number and skipped. Exit status 0 only\n"
+        "if the whole input was read and every event was accepted or was a duplicate.\n"
+        "\n"
+        "Options:\n"
+        "  -q, --quiet          print only the final summary (and errors)\n"
+        "  -w, --window N       envelopes in flight at most (default 1000)\n"
+        "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
+        "      --timeout S      give up on an event after S seconds without an answer about\n"
+        "                       it (default 30; \"not now\" answers, such as the network's\n"
+        "                       rate limit, count as answers)\n"
+        "%s",
+        cli_common_help);
 }
 
 int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
@@ -446,13 +572,14 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     cli_catch_signals();
     e.endpoint = ctx.ingest;
     e.next_deadline_us = INT64_MAX;
+    e.limit = e.window;
 
     for (;;) {
         int too_long = 0;
         size_t len;
         char *line;
         /* Put lines in flight while the window allows. */
-        while (e.pending < e.window && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
+        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
             s_submit_line(&e, line, len, reader.line_no);
         if (too_long) {
             cli_error("emit", "line %ld: longer than %u bytes (line skipped)", reader.line_no, S_LINE_MAX);
@@ -460,18 +587,19 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             continue;
         }
         int input_done = reader.eof && !s_reader_has_line(&reader);
-        if (input_done && e.pending == 0) break;
+        if (input_done && e.pending == 0) break; /* lines wait only behind a pending one */
         if (cli_interrupted) {
-            cli_error("emit", "interrupted: %zu events without an answer", e.pending);
-            e.lost += e.pending;
+            cli_error("emit", "interrupted: %zu events without an answer", e.pending + e.waiting);
+            e.lost += e.pending + e.waiting;
             break;
         }
 
         zmq_pollitem_t items[2] = {{e.socket, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
-        int want_input = !reader.eof && e.pending < e.window && !s_reader_has_line(&reader);
+        int want_input = !reader.eof && e.pending < e.limit && !s_reader_has_line(&reader);
         int64_t now = mg_clock_monotonic_us();
         long timeout_ms = -1;
-        if (e.pending < e.window && s_reader_has_line(&reader)) timeout_ms = 0;
+        if (e.pending < e.limit && s_reader_has_line(&reader))
+            timeout_ms = 0;
         else if (e.next_deadline_us != INT64_MAX)
             timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;
         if (zmq_poll(items, want_input ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
@@ -494,6 +622,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         if (want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
             cli_error("emit", "read %s: %s", path, strerror(errno));
             reader.eof = 1;
+            e.read_failed = 1;
         }
         now = mg_clock_monotonic_us();
         if (now >= e.next_deadline_us) s_timers(&e, now);
@@ -503,13 +632,19 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     if (e.lost && !e.acks)
         cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
                   ctx.ingest, e.timeout_us / 1000000);
+    char held[128] = "";
+    if (e.held)
+        snprintf(held, sizeof held,
+                 " (dont %zu retenu%s par le broker : limite de débit ou journal indisponible)", e.held,
+                 e.held > 1 ? "s" : "");
     fprintf(stderr,
             "emit : %zu événement%s envoyé%s — %zu accepté%s, %zu doublon%s, %zu rejeté%s, "
-            "%zu ligne%s illisible%s, %zu sans réponse\n",
+            "%zu ligne%s illisible%s, %zu sans réponse%s\n",
             e.sent, e.sent > 1 ? "s" : "", e.sent > 1 ? "s" : "", e.accepted, e.accepted > 1 ? "s" : "",
             e.duplicate, e.duplicate > 1 ? "s" : "", e.rejected, e.rejected > 1 ? "s" : "", e.unreadable,
-            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost);
-    rc = (e.rejected || e.unreadable || e.lost || cli_interrupted) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost, held);
+    rc = (e.rejected || e.unreadable || e.lost || e.read_failed || cli_interrupted) ? CLI_EXIT_FAIL
+                                                                                    : CLI_EXIT_OK;
 
 done:
     for (size_t b = 0; b < S_BUCKETS; b++) {

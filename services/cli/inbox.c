@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "maillage/clock.h"
 #include "maillage/french.h"
+#include "maillage/mem.h"
 #include "maillage/redis.h"
 #include "maillage/staff.h"
 
@@ -23,11 +24,14 @@ static void s_usage(FILE *out, const char *command)
                 "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--limit N]\n"
                 "\n"
                 "The notifications of staff member STAFF, newest first, in French: kind,\n"
-                "title, date, read or not, and the state of its e-mails and webhooks.\n"
+                "title, date, read or not, and the state of its e-mails and webhooks. STAFF\n"
+                "is a staff member's id, the notifier's default_staff, or an id whose inbox\n"
+                "is kept after its removal; another is an error.\n"
                 "  --unread        only the entries not read yet\n"
                 "  --full          each entry's whole message, with why it was sent\n"
                 "  --mark-read ID  mark entry ID (n-...) as read\n"
-                "  --limit N       at most N entries (default 50)\n"
+                "  --limit N       at most N entries (default 50), then at most N of this\n"
+                "                  person's failed e-mails and webhooks, newest first\n"
                 "\n"
                 "Options:\n%s",
                 cli_common_help);
@@ -129,10 +133,74 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
     return 1;
 }
 
-static int s_inbox(redisContext *c, const char *staff, int unread, const char *mark, long limit, int full)
-{
+/* Whether `staff` has an inbox to show: a staff member (mg:staff), the
+ * notifier's `default_staff`, or an id whose inbox is left (a member removed
+ * keeps it). 1 yes, 0 no (said), -1 on a Redis error (said). */
+static int s_known(redisContext *c, const char *staff, const char *default_staff) {
+    if (default_staff && strcmp(staff, default_staff) == 0) return 1;
+    redisReply *r = redisCommand(
+        c, "EVAL %s 2 mg:staff mg:inbox:%s %s",
+        "return redis.call('SISMEMBER', KEYS[1], ARGV[1]) + redis.call('EXISTS', KEYS[2])", staff, staff);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        cli_error_redis("inbox", c, r);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    int known = r->integer > 0;
+    freeReplyObject(r);
+    if (!known)
+        cli_error("inbox", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)", staff);
+    return known;
+}
+
+/* The failed e-mails and webhooks of `staff`, newest first, at most `limit`,
+ * so they are seen. mg:notifier:failed holds everyone's: read page by page
+ * (one pipelined HGET of the recipient per entry) until `limit` of this
+ * person's are shown or the set ends. Returns 0, or -1 (said). */
+static int s_failed_of(redisContext *c, const char *staff, long limit) {
+    long shown = 0;
+    for (long start = 0; shown < limit; start += 100) {
+        redisReply *ids = redisCommand(c, "ZREVRANGE mg:notifier:failed %ld %ld", start, start + 99);
+        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+            cli_error_redis("inbox", c, ids);
+            if (ids) freeReplyObject(ids);
+            return -1;
+        }
+        /* Whose each one is, all replies read before the records are. */
+        char *mine = mg_calloc(ids->elements + 1, 1);
+        for (size_t i = 0; i < ids->elements; i++)
+            redisAppendCommand(c, "HGET mg:notif:%s staff", ids->element[i]->str);
+        for (size_t i = 0; i < ids->elements; i++) {
+            redisReply *whose = NULL;
+            if (redisGetReply(c, (void **)&whose) != REDIS_OK) {
+                cli_error_redis("inbox", c, NULL); /* the connection is unusable now */
+                free(mine);
+                freeReplyObject(ids);
+                return -1;
+            }
+            mine[i] = whose->type == REDIS_REPLY_STRING && strcmp(whose->str, staff) == 0;
+            freeReplyObject(whose);
+        }
+        int rc = 0;
+        for (size_t i = 0; i < ids->elements && rc >= 0 && shown < limit; i++) {
+            if (!mine[i]) continue;
+            if (!shown) printf("Envois en échec :\n");
+            if ((rc = s_print_record(c, ids->element[i]->str, 0, 1, 0)) > 0) shown++;
+        }
+        size_t n = ids->elements;
+        free(mine);
+        freeReplyObject(ids);
+        if (rc < 0) return -1;
+        if (n < 100) break;
+    }
+    return 0;
+}
+
+static int s_inbox(redisContext *c, const char *staff, const char *default_staff, int unread,
+                   const char *mark, long limit, int full) {
     char whose[128];
     mg_fr_de(staff, whose, sizeof whose);
+    if (s_known(c, staff, default_staff) != 1) return -1;
     if (mark) {
         redisReply *r = redisCommand(c, "EVAL %s 2 mg:inbox:%s mg:notif:%s %s", mg_staff_mark_read_script,
                                      staff, mark, mark);
@@ -173,21 +241,7 @@ static int s_inbox(redisContext *c, const char *staff, int unread, const char *m
         if (n < 100) break;
     }
     if (rc < 0) return -1;
-    /* Failed e-mails and webhooks of this staff member, so they are seen. */
-    redisReply *failed = redisCommand(c, "ZREVRANGE mg:notifier:failed 0 %ld", limit - 1);
-    if (failed && failed->type == REDIS_REPLY_ARRAY) {
-        int header = 0;
-        for (size_t i = 0; i < failed->elements; i++) {
-            redisReply *s = redisCommand(c, "HGET mg:notif:%s staff", failed->element[i]->str);
-            if (s && s->type == REDIS_REPLY_STRING && strcmp(s->str, staff) == 0) {
-                if (!header++) printf("Envois en échec :\n");
-                s_print_record(c, failed->element[i]->str, 0, 1, 0);
-            }
-            if (s) freeReplyObject(s);
-        }
-    }
-    if (failed) freeReplyObject(failed);
-    return 0;
+    return s_failed_of(c, staff, limit);
 }
 
 /* What waits for a member's digest (mg:digest:<staff>:<channel>, not yet a
@@ -291,7 +345,9 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, command);
     if (c) {
-        int ok = inbox ? s_inbox(c, staff, unread, mark, limit, full) : s_notifications(c, pending, limit);
+        int ok = inbox ? s_inbox(c, staff, mg_config_str(ctx.config, "notifier", "default_staff"), unread,
+                                 mark, limit, full)
+                       : s_notifications(c, pending, limit);
         rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
         redisFree(c);
     }

@@ -97,6 +97,17 @@ static int s_runs(pid_t pid, const char *name)
     return strstr(buf, name) != NULL;
 }
 
+/* 1 if the process `pid` works in directory `dir` (the stack's Redis works
+ * in DIR/redis, its `dir`, whatever the name of its program). */
+static int s_works_in(pid_t pid, const char *dir) {
+    char path[64], cwd[PATH_MAX], want[PATH_MAX];
+    snprintf(path, sizeof path, "/proc/%d/cwd", (int)pid);
+    ssize_t n = readlink(path, cwd, sizeof cwd - 1);
+    if (n <= 0 || !realpath(dir, want)) return 0;
+    cwd[n] = '\0';
+    return strcmp(cwd, want) == 0;
+}
+
 static pid_t s_read_pid(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -756,9 +767,14 @@ int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
             continue;
         }
         char *name = i == 0 ? mg_strdup("redis-server") : mg_asprintf("maillage-%s", s_components[i]);
+        /* Redis is recognised by its directory too: `up --redis-server`
+         * may have run a program of another name. */
+        char *redis_dir = i == 0 ? s_path(&st, "redis", "") : NULL;
+        int ours = s_runs(pid, name) || (redis_dir && s_works_in(pid, redis_dir));
+        free(redis_dir);
         if (!s_alive(pid)) {
             /* Already gone (crashed, or killed by hand): just tidy up. */
-        } else if (!s_runs(pid, name)) {
+        } else if (!ours) {
             cli_error("down", "warning: pid %d in %s is not %s any more; not signalled", (int)pid, pidfile, name);
         } else {
             if (s_stop_pid(pid, st.timeout_s)) {

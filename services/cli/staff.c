@@ -56,7 +56,8 @@ static void s_usage(FILE *out)
             "       maillage staff [OPTIONS] add ID --name NAME [--email ADDR] [--webhook URL]\n"
             "                      [--departments 14,50] [--categories locaux,...] [--networks ...]\n"
             "                      [--min-score 0.5] [--channels inbox,email,webhook]\n"
-            "                      [--mode immediate|digest] [--digest-hour H] [--quiet-start H] [--quiet-end H]\n"
+            "                      [--mode immediate|digest] [--digest-hour H] [--quiet-start H] "
+            "[--quiet-end H]\n"
             "       maillage staff [OPTIONS] set ID KEY VALUE\n"
             "       maillage staff [OPTIONS] remove ID\n"
             "       maillage staff [OPTIONS] reset ID\n"
@@ -65,6 +66,10 @@ static void s_usage(FILE *out)
             "applies changes within a second. An empty scope (departments, categories,\n"
             "networks) means all. KEY is one of: name, email, webhook, departments, categories,\n"
             "networks, min_score, channels, mode, digest_hour, quiet_start, quiet_end.\n"
+            "Departments are codes of the commune table's departments (14, 27, 50, 61, 76 for\n"
+            "Normandy), categories codes of the configuration's taxonomy (locaux, ...): add\n"
+            "and set refuse others, of which the person would receive nothing. add refuses an\n"
+            "id that exists (change it with set), and the record's options go only with add.\n"
             "\n"
             "Channels: inbox, email (needs email), webhook (needs webhook). add and set refuse\n"
             "a record left with a channel but not its address, whatever the order of the edits\n"
@@ -142,9 +147,74 @@ static void s_refused(const char *key, const char *value, const char *err)
         cli_error("staff", "%s : valeur refusée (%s)", key, why ? why + 2 : err);
 }
 
-/* Check (key, value) with the config schema of [staff.*]; prints the reason. */
-static int s_check(const char *id, const char *key, const char *value)
-{
+/* Whether `code` is a department the notifier can route to: one of the
+ * commune table's (it reads an item's department from its commune), or of
+ * the French names' table when the commune table is missing. */
+static int s_department_known(const cli_context_t *ctx, const char *code) {
+    if (!ctx->communes) return mg_fr_department(code) != NULL;
+    for (size_t i = 0; i < mg_communes_count(ctx->communes); i++)
+        if (strcmp(mg_communes_at(ctx->communes, i)->department, code) == 0) return 1;
+    return 0;
+}
+
+/* The codes s_department_known() accepts, or the taxonomy's categories
+ * (`categories`), as "14, 27, 50", for an error. Caller owns the result. */
+static char *s_known_codes(const cli_context_t *ctx, int categories) {
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out) return mg_strdup("?");
+    if (categories) {
+        for (size_t i = 0; i < mg_taxonomy_count(ctx->taxonomy); i++)
+            fprintf(out, "%s%s", i ? ", " : "", mg_taxonomy_code(ctx->taxonomy, i));
+    } else if (!ctx->communes) {
+        static const char *const codes[] = {"14", "27", "50", "61", "76"}; /* mg_fr_department()'s */
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+            fprintf(out, "%s%s", i ? ", " : "", codes[i]);
+    } else {
+        /* Distinct departments, in the table's order (by code). */
+        char seen[128][4];
+        for (size_t i = 0; i < mg_communes_count(ctx->communes) && n < 128; i++) {
+            const char *dep = mg_communes_at(ctx->communes, i)->department;
+            size_t k = 0;
+            while (k < n && strcmp(seen[k], dep) != 0)
+                k++;
+            if (k < n) continue;
+            snprintf(seen[n++], sizeof seen[0], "%s", dep);
+            fprintf(out, "%s%s", k ? ", " : "", dep);
+        }
+    }
+    fclose(out);
+    return text;
+}
+
+/* Refuse a scope that names a department or category the notifier cannot
+ * match: that person would silently receive nothing of it. The taxonomy is
+ * the configuration's (the broker refuses events of other categories); when
+ * it could not be loaded (a warning said so), categories are not checked. */
+static int s_check_scope(const cli_context_t *ctx, const char *key, const char *value) {
+    int categories = strcmp(key, "categories") == 0;
+    if (!categories && strcmp(key, "departments") != 0) return 0;
+    if (categories && !ctx->taxonomy) return 0;
+    size_t len;
+    for (const char *t, *p = value; (t = mg_staff_list_next(&p, &len));) {
+        char *item = mg_strndup(t, len);
+        int ok = categories ? mg_taxonomy_label(ctx->taxonomy, item) != NULL : s_department_known(ctx, item);
+        if (!ok) {
+            char *known = s_known_codes(ctx, categories);
+            cli_error("staff", "%s : %s « %s » (%s)", key,
+                      categories ? "catégorie inconnue" : "département inconnu", item, known);
+            free(known);
+        }
+        free(item);
+        if (!ok) return -1;
+    }
+    return 0;
+}
+
+/* Check (key, value) with the config schema of [staff.*], and a scope with
+ * the tables of `ctx`; prints the reason. */
+static int s_check(const cli_context_t *ctx, const char *id, const char *key, const char *value) {
     int known = 0;
     for (size_t i = 0; s_keys[i]; i++) known |= strcmp(s_keys[i], key) == 0;
     if (!known) {
@@ -190,7 +260,7 @@ static int s_check(const char *id, const char *key, const char *value)
             if (!ok) return -1;
         }
     }
-    return 0;
+    return s_check_scope(ctx, key, value);
 }
 
 static int s_redis_ok(redisContext *c, redisReply *r)
@@ -531,6 +601,10 @@ static int s_write_once(redisContext *c, const char *id, const s_change_t *chang
                   id, id);
         return -1;
     }
+    if (adding && exists) {
+        cli_error("staff", "« %s » existe déjà ; utilisez « maillage staff set %s CLÉ VALEUR »", id, id);
+        return -1;
+    }
     redisReply *hash = redisCommand(c, "HGETALL mg:staff:%s", id);
     if (!hash || hash->type != REDIS_REPLY_ARRAY) {
         cli_error_redis("staff", c, hash);
@@ -578,7 +652,8 @@ static int s_write_once(redisContext *c, const char *id, const s_change_t *chang
  * becomes origin cli. The record it leaves is checked by
  * s_check_addresses() and written in one transaction, so that a concurrent
  * edit cannot slip in between the check and the write. `adding` (staff add):
- * the id may be new. Returns 0, or -1 with the reason printed. */
+ * the id must be new; else it must exist. Returns 0, or -1 with the reason
+ * printed. */
 static int s_write(redisContext *c, const char *id, const s_change_t *change, int adding)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -660,9 +735,26 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         cli_error("staff", "add : --name est obligatoire");
         return CLI_EXIT_USAGE;
     }
+    /* The record's options describe a new record: elsewhere they would be
+     * ignored without a word. */
+    for (size_t i = 0; i < S_KEYS && strcmp(action, "add") != 0; i++) {
+        if (!values[i]) continue;
+        const char *flag = "?";
+        for (const struct option *o = options; o->name; o++)
+            if (o->val == O_NAME + (int)i) flag = o->name;
+        if (strcmp(action, "set") == 0)
+            cli_error("staff",
+                      "set : --%s ne va qu'avec add ; une clé à la fois : « maillage staff set %s %s %s »",
+                      flag, id, s_keys[i], values[i]);
+        else
+            cli_error("staff", "%s : --%s ne va qu'avec add", action, flag);
+        return CLI_EXIT_USAGE;
+    }
     cli_context_t ctx;
     if (cli_context_init(&ctx, settings, "staff") != 0) return CLI_EXIT_FAIL;
-    if (strcmp(action, "show") == 0) cli_context_load_tables(&ctx, "staff"); /* category labels */
+    /* category labels (show), known departments and categories (add, set) */
+    if (strcmp(action, "show") == 0 || strcmp(action, "add") == 0 || strcmp(action, "set") == 0)
+        cli_context_load_tables(&ctx, "staff");
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, "staff");
     if (c) {
@@ -671,7 +763,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
             s_change_t change = {.keys = {argv[optind + 2]}, .values = {argv[optind + 3]}, .n = 1};
-            ok = s_check(id, change.keys[0], change.values[0]);
+            ok = s_check(&ctx, id, change.keys[0], change.values[0]);
             if (ok == 0) ok = s_write(c, id, &change, 0);
             if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
         } else if (strcmp(action, "reset") == 0) {
@@ -701,7 +793,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
             ok = 0;
             for (size_t i = 0; i < S_KEYS && ok == 0; i++) {
                 if (!values[i]) continue;
-                ok = s_check(id, s_keys[i], values[i]);
+                ok = s_check(&ctx, id, s_keys[i], values[i]);
                 change.keys[change.n] = s_keys[i];
                 change.values[change.n++] = values[i];
             }

@@ -22,7 +22,6 @@
 #include "notifier.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -30,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +43,7 @@
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
+#include "maillage/notifier_config.h"
 #include "maillage/outbound.h"
 #include "maillage/redis.h"
 #include "maillage/script.h"
@@ -172,36 +171,6 @@ static void s_department_label(const char *code, char *out, size_t outlen, int a
 
 /* ---- the notifier ------------------------------------------------------------------- */
 
-typedef enum {
-    S_KIND_MATCH,
-    S_KIND_COLLECTIVE,
-    S_KIND_COOP_PROPOSED,
-    S_KIND_COOP_ANSWERED,
-    S_KIND_MEMBER,
-    S_KIND_UNANSWERED,
-    S_KIND_DIGEST,
-    S_KINDS
-} s_kind_t;
-
-static const char *const s_kind_files[S_KINDS] = {"match",         "collective_need", "cooperation_proposed",
-                                                  "cooperation_answered", "member_joined", "unanswered_need",
-                                                  "digest"};
-
-/* The placeholders each template may use (beyond the common ones). */
-static const char *const s_kind_vars[S_KINDS][16] = {
-    {"need_title", "need_structure", "need_commune", "offer_title", "offer_structure", "offer_commune",
-     "category", "department", "score", "distance", "distance_km", "rank", "explanation", NULL},
-    {"category", "territory_name", "of_territory", "at_territory", "department", "count", "structures",
-     "explanation", "revision", NULL},
-    {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
-    {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
-    {"structure", "family", "network", "commune", "department", "description", NULL},
-    {"need_title", "need_structure", "category", "commune", "department", "days", "duration", "reported_on",
-     NULL},
-    {"count", "opportunities", "date", "items_text", "items_html", "item_title", "item_summary", "item_score",
-     "item_score_note", "item_link", NULL},
-};
-
 enum { S_CH_INBOX, S_CH_EMAIL, S_CH_WEBHOOK, S_CHANNELS };
 static const char *const s_channel_names[S_CHANNELS] = {"inbox", "email", "webhook"};
 
@@ -219,7 +188,7 @@ struct mg_notifier {
     mg_outbound_t *outbound;
     mg_communes_t *communes;
     mg_taxonomy_t *taxonomy;
-    mg_template_file_t templates[S_KINDS];
+    mg_template_file_t templates[MG_NOTIFIER_KINDS];
     s_staff_t *staff;
     size_t n_staff;
     s_staff_t *config_staff; /* the [staff.*] sections, upserted at each connection */
@@ -270,7 +239,7 @@ typedef struct {
 } s_var_t;
 
 typedef struct {
-    s_kind_t kind;
+    mg_notifier_kind_t kind;
     char id[256];   /* the item part of the idempotency key: "match:<mid>" */
     char link[512]; /* staff page link */
     char dep[4];    /* its department, shown ("" unknown); routing */
@@ -331,7 +300,8 @@ static void s_item_clear(s_item_t *it) {
     memset(it, 0, sizeof(*it));
 }
 
-static void s_item_init(mg_notifier_t *n, s_item_t *it, s_kind_t kind, const char *id, const char *link_path) {
+static void s_item_init(mg_notifier_t *n, s_item_t *it, mg_notifier_kind_t kind, const char *id,
+                        const char *link_path) {
     memset(it, 0, sizeof(*it));
     it->kind = kind;
     it->score = -1;
@@ -650,15 +620,16 @@ static void s_on_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
         else queued = 1;
     }
     mg_metrics_add(n->metrics.existing, job->n_notifs - reply->elements);
-    if (job->item.kind == S_KIND_UNANSWERED && reply->elements) mg_metrics_inc(n->metrics.unanswered);
+    if (job->item.kind == MG_NOTIFIER_KIND_UNANSWERED && reply->elements)
+        mg_metrics_inc(n->metrics.unanswered);
     if (queued) s_kick_worker(n);
     s_job_finish(job, NULL);
 }
 
 /* A part rendered: its values HTML-escaped in an HTML part, else escaped
  * for a chat's Markdown when `chat` (a webhook), else as they are. */
-static char *s_render(mg_notifier_t *n, s_kind_t kind, mg_template_part_t part, const mg_template_var_t *vars,
-                      size_t nv, int chat) {
+static char *s_render(mg_notifier_t *n, mg_notifier_kind_t kind, mg_template_part_t part,
+                      const mg_template_var_t *vars, size_t nv, int chat) {
     const char *tpl = n->templates[kind].part[part];
     mg_template_escape_t escape = part == MG_TEMPLATE_HTML || part == MG_TEMPLATE_ITEM_HTML
                                       ? MG_TEMPLATE_ESCAPE_HTML
@@ -700,7 +671,7 @@ static void s_add_notification(s_job_t *job, mg_args_t *a, const char *staff_id,
     mg_args_str(a, "key");
     mg_args_str(a, key);
     mg_args_str(a, "kind");
-    mg_args_str(a, s_kind_files[job->item.kind]);
+    mg_args_str(a, mg_notifier_kind_files[job->item.kind]);
     mg_args_str(a, "item");
     mg_args_str(a, job->item.id);
     mg_args_str(a, "link");
@@ -916,7 +887,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         const Maillage__V1__MemberJoined *mj = env->member_joined;
         snprintf(id, sizeof(id), "member:%s:%s", s->structure_id, mj->network ? mj->network : "");
         snprintf(path, sizeof(path), "structure/%s", s->structure_id);
-        s_item_init(n, it, S_KIND_MEMBER, id, path);
+        s_item_init(n, it, MG_NOTIFIER_KIND_MEMBER, id, path);
         s_item_department(it, s_commune_department(n, s->commune));
         s_item_var(it, "structure", s->name && *s->name ? s->name : s->structure_id);
         s_item_var(it, "family", mg_fr_family(s->family));
@@ -1012,7 +983,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         }
         snprintf(id, sizeof(id), "match:%s", mf->match_id);
         snprintf(path, sizeof(path), "match/%s", mf->match_id);
-        s_item_init(n, it, S_KIND_MATCH, id, path);
+        s_item_init(n, it, MG_NOTIFIER_KIND_MATCH, id, path);
         it->score = mf->score;
         s_item_category(n, it, mf->category);
         s_item_department(it, mf->department);
@@ -1034,7 +1005,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
         snprintf(id, sizeof(id), "cn:%s:%u", cn->collective_id, cn->revision);
         snprintf(path, sizeof(path), "collective/%s", cn->collective_id);
-        s_item_init(n, it, S_KIND_COLLECTIVE, id, path);
+        s_item_init(n, it, MG_NOTIFIER_KIND_COLLECTIVE, id, path);
         s_item_category(n, it, cn->category);
         char dep[4];
         s_territory_department(n, cn->territory, dep);
@@ -1063,7 +1034,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
         snprintf(id, sizeof(id), "coop:%s", cp->proposal_id);
         snprintf(path, sizeof(path), "cooperation/%s", cp->proposal_id);
-        s_item_init(n, it, S_KIND_COOP_PROPOSED, id, path);
+        s_item_init(n, it, MG_NOTIFIER_KIND_COOP_PROPOSED, id, path);
         s_item_category(n, it, cp->category);
         s_item_var(it, "cooperation_kind", mg_fr_cooperation_kind(cp->kind));
         s_item_var(it, "title", cp->title);
@@ -1080,7 +1051,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
         snprintf(id, sizeof(id), "coopans:%s:%s:%d", ca->proposal_id, ca->structure_id, (int)ca->answer);
         snprintf(path, sizeof(path), "cooperation/%s", ca->proposal_id);
-        s_item_init(n, it, S_KIND_COOP_ANSWERED, id, path);
+        s_item_init(n, it, MG_NOTIFIER_KIND_COOP_ANSWERED, id, path);
         s_item_var(it, "answer", mg_fr_cooperation_answer(ca->answer));
         s_item_var(it, "comment", ca->comment);
         s_item_net(it, env->source);
@@ -1110,13 +1081,13 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
     const mg_envelope_t *env = job->env;
     s_item_t *it = &job->item;
     switch (it->kind) {
-    case S_KIND_MEMBER: {
+    case MG_NOTIFIER_KIND_MEMBER: {
         const Maillage__V1__MemberJoined *mj = env->member_joined;
         const char *name = s_row(reply, 0, 0);
         s_item_var(it, "network", *name ? name : mj->network && *mj->network ? mj->network : env->source);
         break;
     }
-    case S_KIND_COLLECTIVE: {
+    case MG_NOTIFIER_KIND_COLLECTIVE: {
         const Maillage__V1__CollectiveNeedDetected *cn = env->collective_need_detected;
         /* The names that fit, whole (the reply holds the first 50), then how
          * many more: "A, B et 12 autres". */
@@ -1138,7 +1109,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                                   s_item_get(it, "at_territory"), cn->n_structure_ids);
         break;
     }
-    case S_KIND_COOP_PROPOSED: {
+    case MG_NOTIFIER_KIND_COOP_PROPOSED: {
         const Maillage__V1__CooperationProposed *cp = env->cooperation_proposed;
         const char *from = s_row(reply, 0, 0), *to = s_row(reply, 1, 0);
         s_item_var(it, "from_structure", *from ? from : cp->from_structure_id);
@@ -1184,7 +1155,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                                   s_item_get(it, "cooperation_kind"), cp->title ? cp->title : "");
         break;
     }
-    case S_KIND_COOP_ANSWERED: {
+    case MG_NOTIFIER_KIND_COOP_ANSWERED: {
         const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
         const char *title = s_row(reply, 0, 0), *from = s_row(reply, 0, 1), *sname = s_row(reply, 1, 0);
         s_item_var(it, "title", *title ? title : ca->proposal_id);
@@ -1246,7 +1217,7 @@ static void s_on_due_needs(mg_redis_t *redis, redisReply *reply, void *privdata)
         char id[200], path[200];
         snprintf(id, sizeof(id), "unanswered:%s", nid);
         snprintf(path, sizeof(path), "need/%s", nid);
-        s_item_init(n, it, S_KIND_UNANSWERED, id, path);
+        s_item_init(n, it, MG_NOTIFIER_KIND_UNANSWERED, id, path);
         snprintf(it->need_done, sizeof(it->need_done), "%s", nid);
         const char *title = s_get_reply(h, "title"), *sname = s_rstr(e->element[2]);
         s_item_var(it, "need_title", title && *title ? title : nid);
@@ -1522,8 +1493,8 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
                                  {"item_score", score},
                                  {"item_score_note", note},
                                  {"item_link", s_rstr(items->element[i + 3])}};
-        char *t = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 5, chat);
-        char *h = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 5, chat);
+        char *t = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_ITEM_TEXT, v, 5, chat);
+        char *h = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_ITEM_HTML, v, 5, chat);
         size_t need_t = tl + strlen(t) + 2, need_h = hl + strlen(h) + 2;
         if (need_t > tc) it_text = mg_realloc(it_text, tc = need_t * 2);
         if (need_h > hc) it_html = mg_realloc(it_html, hc = need_h * 2);
@@ -1545,9 +1516,9 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
                              {"date", s_get_reply(rec, "date")},
                              {"items_text", it_text ? it_text : ""},
                              {"items_html", it_html ? it_html : ""}};
-    *subject = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 8, chat);
-    *text = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 8, chat);
-    *html = s_render(n, S_KIND_DIGEST, MG_TEMPLATE_HTML, v, 8, chat);
+    *subject = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 8, chat);
+    *text = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 8, chat);
+    *html = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_HTML, v, 8, chat);
     free(it_text);
     free(it_html);
 }
@@ -1902,111 +1873,6 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     else s_on_flushed(NULL, n);
 }
 
-/* The SMTP settings: an smtp:// or smtps:// URL, and never a password in
- * clear to another machine (libcurl sends AUTH on a plain connection when
- * the server offers it). */
-static int s_check_smtp(const mg_notifier_t *n, const char *path, char *err, size_t errlen) {
-    int tls = strncasecmp(n->smtp_url, "smtps://", 8) == 0;
-    if (!tls && strncasecmp(n->smtp_url, "smtp://", 7) != 0) {
-        mg_fail(err, errlen, "%s: [notifier] smtp_url: \"%s\" is not smtp://HOST:PORT nor smtps://HOST:PORT",
-                path, n->smtp_url);
-        return -1;
-    }
-    if (*n->smtp_user && !tls && !n->smtp_starttls && !mg_config_authority_is_loopback(n->smtp_url + 7)) {
-        mg_fail(err, errlen,
-                "%s: [notifier] smtp_user: the SMTP password would travel in clear to %s; use smtps:// or "
-                "smtp_starttls = true",
-                path, n->smtp_url);
-        return -1;
-    }
-    return 0;
-}
-
-/* Check the [staff.*] sections: values the schema cannot check alone. */
-static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
-    size_t count = mg_config_instance_count(cfg, "staff.*");
-    for (size_t i = 0; i < count; i++) {
-        const char *section = mg_config_instance_section(cfg, "staff.*", i);
-        const char *mode = mg_config_str(cfg, section, "mode");
-        if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
-            return mg_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path,
-                           section, mode);
-        s_list_t ch;
-        s_list_parse(&ch, mg_config_str(cfg, section, "channels"));
-        for (size_t k = 0; k < ch.n; k++) {
-            const char *c = ch.v[k];
-            const char *need = strcmp(c, "email") == 0 ? "email" : strcmp(c, "webhook") == 0 ? "webhook" : NULL;
-            if (!need && strcmp(c, "inbox") != 0) {
-                mg_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)",
-                        path, section, c);
-                s_list_clear(&ch);
-                return -1;
-            }
-            if (need && !*mg_config_str(cfg, section, need)) {
-                mg_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
-                s_list_clear(&ch);
-                return -1;
-            }
-        }
-        s_list_clear(&ch);
-        /* Checked here, not at each send (where every message would fail). */
-        const char *email = mg_config_str(cfg, section, "email"),
-                   *hook = mg_config_str(cfg, section, "webhook");
-        if (*email && !mg_outbound_mailbox_is_valid(email))
-            return mg_fail(err, errlen, "%s: [%s] email: \"%s\" is not one e-mail address", path, section,
-                           email);
-        if (*hook && !mg_outbound_webhook_url_is_valid(hook))
-            return mg_fail(err, errlen, "%s: [%s] webhook: \"%s\" is not an http(s) URL", path, section,
-                           hook);
-    }
-    return 0;
-}
-
-/* The SMTP password: the first line of its file, refused when the file is
- * accessible by group or others (a password anyone on the machine can read
- * protects nothing), as [redis] password_file is. */
-static char *s_read_secret(const char *path, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        mg_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        mg_fail(err, errlen, "[notifier] smtp_password_file %s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-        mg_fail(err, errlen,
-                "[notifier] smtp_password_file %s is accessible by group or others (mode %03o); run chmod "
-                "600 on it",
-                path, (unsigned)(st.st_mode & 0777));
-        close(fd);
-        return NULL;
-    }
-    char line[1024];
-    ssize_t got;
-    do {
-        got = read(fd, line, sizeof(line) - 1);
-    } while (got < 0 && errno == EINTR);
-    int saved = errno;
-    close(fd);
-    if (got < 0) {
-        mg_fail(err, errlen, "[notifier] smtp_password_file %s: %s", path, strerror(saved));
-        return NULL;
-    }
-    line[got] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
-    if (!line[0]) {
-        mg_fail(err, errlen, "[notifier] smtp_password_file %s: empty first line", path);
-        return NULL;
-    }
-    char *password = mg_strdup(line);
-    explicit_bzero(line, sizeof(line));
-    return password;
-}
-
 mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_notifier_t *n = mg_calloc(1, sizeof(*n));
     char why[512];
@@ -2031,54 +1897,12 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     s_metrics_register(n);
     srand((unsigned)(mg_clock_monotonic_us() ^ (int64_t)getpid()));
 
-    if (!mg_id_is_valid(n->default_staff)) {
-        mg_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
-        goto err;
-    }
-    if (n->retry_for_ms >= n->retention_ms) {
-        mg_fail(err, errlen,
-                "%s: [notifier] retry_for_s: %lld s outlasts the records it retries (retention_days)", path,
-                n->retry_for_ms / 1000);
-        goto err;
-    }
-    if (s_check_smtp(n, path, err, errlen) != 0) goto err;
-    if (!mg_outbound_mailbox_is_valid(n->mail_from)) {
-        mg_fail(err, errlen, "%s: [notifier] mail_from: \"%s\" is not one e-mail address", path,
-                n->mail_from);
-        goto err;
-    }
-    if (s_check_staff(cfg, path, err, errlen) != 0) goto err;
+    if (mg_notifier_config_check(cfg, path, err, errlen) != 0) goto err;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
-    if (*smtp_pw && !(n->smtp_password = s_read_secret(smtp_pw, err, errlen))) goto err;
-
-    const char *dir = mg_config_str(cfg, "notifier", "templates_dir");
-    for (int k = 0; k < S_KINDS; k++) {
-        char file[1024];
-        snprintf(file, sizeof(file), "%s/%s.tpl", dir, s_kind_files[k]);
-        if (mg_template_file_load(file, &n->templates[k], why, sizeof(why)) != 0) {
-            mg_fail(err, errlen, "%s", why);
-            goto err;
-        }
-        const char *known[40];
-        size_t nk = 0;
-        known[nk++] = "staff_name";
-        known[nk++] = "why";
-        known[nk++] = "link";
-        for (size_t v = 0; s_kind_vars[k][v]; v++) known[nk++] = s_kind_vars[k][v];
-        known[nk] = NULL;
-        for (int p = 0; p < MG_TEMPLATE_PARTS; p++) {
-            const char *t = n->templates[k].part[p];
-            char bad[80];
-            if (t && mg_template_check(t, known, bad, sizeof(bad)) != 0) {
-                mg_fail(err, errlen, "%s: unknown placeholder {{%s}}", file, bad);
-                goto err;
-            }
-        }
-        if (!n->templates[k].part[MG_TEMPLATE_SUBJECT] || !n->templates[k].part[MG_TEMPLATE_TEXT]) {
-            mg_fail(err, errlen, "%s: [subject] and [text] are required", file);
-            goto err;
-        }
-    }
+    if (*smtp_pw &&
+        !(n->smtp_password = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen)))
+        goto err;
+    if (mg_notifier_templates_load(cfg, n->templates, err, errlen) != 0) goto err;
     n->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
     if (!n->taxonomy) {
         mg_fail(err, errlen, "%s", why);
@@ -2141,7 +1965,8 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
                 "production",
                 mg_clock_test_file());
     mg_info("notifier: %zu staff section(s) in the config, templates from %s, fanout %s; connecting to Redis",
-            mg_config_instance_count(cfg, "staff.*"), dir, mg_config_str(cfg, "broker", "fanout"));
+            mg_config_instance_count(cfg, "staff.*"), mg_config_str(cfg, "notifier", "templates_dir"),
+            mg_config_str(cfg, "broker", "fanout"));
     return n;
 err:
     mg_notifier_destroy(&n);
@@ -2164,7 +1989,8 @@ void mg_notifier_destroy(mg_notifier_t **notifier_p) {
     mg_subscriber_destroy(&n->subscriber);
     mg_redis_destroy(&n->redis);
     if (n->zmq_context) zmq_ctx_term(n->zmq_context);
-    for (int k = 0; k < S_KINDS; k++) mg_template_file_clear(&n->templates[k]);
+    for (int k = 0; k < MG_NOTIFIER_KINDS; k++)
+        mg_template_file_clear(&n->templates[k]);
     s_staff_free_all(&n->staff, &n->n_staff);
     mg_taxonomy_destroy(&n->taxonomy);
     mg_communes_destroy(&n->communes);

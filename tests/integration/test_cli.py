@@ -79,13 +79,13 @@ def text_line(seq, label, rest):
 class Stack:
     """A stack started by `maillage up` in a fresh directory."""
 
-    def __init__(self, with_conf=None):
+    def __init__(self, with_conf=None, redis_server=None):
         # Short path: the Redis unix socket path must fit in sun_path.
         self.dir = tempfile.mkdtemp(prefix="mg-cli-")
-        extra = []
+        extra = ["--redis-server", redis_server] if redis_server else []
         if with_conf is not None:
-            extra = ["--with", os.path.join(self.dir, "with.conf")]
-            with open(extra[1], "w", encoding="utf-8") as f:
+            extra += ["--with", os.path.join(self.dir, "with.conf")]
+            with open(extra[-1], "w", encoding="utf-8") as f:
                 f.write(with_conf)
         self.up = run(["up", "--dir", self.dir] + extra)
         if self.up.returncode != 0:
@@ -199,6 +199,32 @@ class CliTest(unittest.TestCase):
             self.assertEqual(rest, "duplicate seq=%d" % seqs[event_id])
         self.assertEqual(len(again.stdout.splitlines()), 3)
 
+    def test_emit_sends_a_later_line_with_the_same_event_id_and_other_content(self):
+        # Before, the later line was never sent: it got the first line's answer.
+        fixed, reused, same = self.ids(3)
+        lines = [need_line(fixed, category="licornes"), need_line(reused), need_line(same),
+                 need_line(fixed), need_line(reused, title="Autre titre"), need_line(same)]
+        r = self.stack.cli(["emit", self.write(lines)])
+        self.assertEqual(r.returncode, 1, r.stderr)  # the line with a bad category
+        out = r.stdout.splitlines()
+        self.assertEqual(len(out), 6, out)
+        fixed_out = [l for l in out if l.startswith(fixed + " ")]
+        self.assertRegex(fixed_out[0], r" rejected: .+ \(need_reported\.need\.category\)$")
+        self.assertRegex(fixed_out[1], r" accepted seq=\d+$")  # the corrected line, sent after the first answer
+        first, later = [l for l in out if l.startswith(reused + " ")]
+        seq = first.split(" accepted seq=")[1]
+        self.assertEqual(later, reused + " duplicate seq=" + seq)  # the broker's answer, as it gave it
+        self.assertIn("maillage emit: line 5: %s duplicate: line 2 has the same eventId with other content" % reused,
+                      r.stderr)
+        # the same line twice: one event, both lines answered
+        self.assertEqual(sorted(l.split(" seq=")[0] for l in out if l.startswith(same + " ")),
+                         [same + " accepted", same + " duplicate"])
+        self.assertEqual(len([l for l in r.stderr.splitlines() if "same eventId" in l]), 1, r.stderr)
+        dead = [l for l in self.stack.cli(["dlq", "list"]).stdout.splitlines()
+                if "need_reported.need.category" in l]
+        shows = [self.stack.cli(["dlq", "show", l.split()[0]]).stdout for l in dead]
+        self.assertEqual(len([s for s in shows if fixed in s]), 1)
+
     def test_emit_reports_a_bad_line_by_number_and_sends_the_others(self):
         ids = self.ids(2)
         path = self.write([need_line(ids[0]), '{"eventId": "broken", "type": ', need_line(ids[1]),
@@ -240,6 +266,12 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "")
         self.assertIn("4 acceptés", r.stderr)
+
+    def test_emit_fails_when_its_input_cannot_be_read(self):
+        # A directory opens but does not read (EISDIR), as a file on a failing disk (EIO).
+        r = self.stack.cli(["emit", self.stack.dir])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("maillage emit: read %s: Is a directory\n" % self.stack.dir, r.stderr)
 
     def test_emit_without_a_broker_fails_with_one_clear_line(self):
         port = socket.socket()
@@ -490,10 +522,39 @@ class CliTest(unittest.TestCase):
         self.assertRegex(bad.stderr, r"defaults\.conf:\d+: ")
 
 
-class StaffChannelsTest(unittest.TestCase):
-    """`maillage staff` refuses a channel without its address, whatever the
-    order of the edits: the notifier would drop that channel silently. A
-    private redis-server is all it needs."""
+    def test_config_check_refuses_what_the_daemons_refuse_at_start(self):
+        # Before, `config check` said OK to each of these files.
+        secret = os.path.join(self.stack.dir, "secret-644")
+        with open(secret, "w", encoding="utf-8") as f:
+            f.write("s3cret\n")
+        os.chmod(secret, 0o644)
+        cases = (
+            ("[staff.eva]\nname = Éva\nchannels = inbox,email\n", "[staff.eva] channels: email needs email = ..."),
+            ("[redis]\npassword_file = %s\n" % secret,
+             "[redis] password_file %s is accessible by group or others (mode 644); run chmod 600 on it" % secret),
+            ("[notifier]\nsmtp_password_file = %s\n" % secret,
+             "[notifier] smtp_password_file %s is accessible by group or others (mode 644)" % secret),
+            ("[notifier]\ntemplates_dir = %s/no-templates\n" % self.stack.dir,
+             "%s/no-templates/match.tpl" % self.stack.dir),
+        )
+        for i, (text, why) in enumerate(cases):
+            path = os.path.join(self.stack.dir, "case-%d.conf" % i)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            out = run(["config", "check", path])
+            self.assertEqual((out.returncode, out.stdout), (1, ""), text)
+            self.assertIn(why, out.stderr, text)
+            # the notifier refuses the same file at start, with the same words
+            start = subprocess.run([os.path.join(BIN, "maillage-notifier"), "--config", path], capture_output=True,
+                                   text=True, timeout=10)
+            self.assertEqual(start.returncode, 1, text)
+            self.assertIn(why, start.stderr, text)
+        os.chmod(secret, 0o600)
+        out = run(["config", "check", os.path.join(self.stack.dir, "case-1.conf")])
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+class PrivateRedisTest(unittest.TestCase):
+    """A private redis-server is all these commands need."""
 
     def setUp(self):
         self.ws = h.Workspace("mg-cli-staff-")
@@ -501,6 +562,52 @@ class StaffChannelsTest(unittest.TestCase):
         self.redis = self.ws.own(h.Redis(self.ws.dir)).start()
         self.env = dict(os.environ, MAILLAGE_REDIS_URL=self.redis.url)
         self.env.pop("MAILLAGE_CONFIG", None)
+
+
+class InboxTest(PrivateRedisTest):
+    def test_inbox_of_an_unknown_staff_member_is_an_error(self):
+        # Before: "Boîte de réception de nobody : 0 notification", exit 0.
+        out = run(["inbox", "nobody"], env=self.env)
+        self.assertEqual((out.returncode, out.stdout), (1, ""))
+        self.assertEqual(out.stderr, "maillage inbox: chargé·e de mission inconnu·e : « nobody » "
+                                     "(voir « maillage staff list »)\n")
+        # Known: a staff member, [notifier] default_staff (written even if not
+        # declared), or an id whose inbox is left after its removal.
+        self.redis.call("SADD", "mg:staff", "eva")
+        self.redis.call("ZADD", "mg:inbox:ancien", 1, "n-1")
+        for sid in ("eva", "accueil", "ancien"):
+            out = run(["inbox", sid], env=self.env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("Boîte de réception", out.stdout)
+
+
+    def test_inbox_shows_a_persons_failed_sends_beyond_the_newest_of_everyone(self):
+        # Before, only the newest --limit of everyone's failures were read,
+        # then filtered: eva's older one was never shown.
+        self.redis.call("SADD", "mg:staff", "eva", "noe")
+
+        def failed(nid, staff, at):
+            self.redis.call("HSET", "mg:notif:" + nid, "staff", staff, "kind", "match", "title", "Titre " + nid,
+                            "channel", "email", "state", "failed", "attempts", "5", "created_at", str(at),
+                            "last_error", "550 boîte inconnue")
+            self.redis.call("ZADD", "mg:notifier:failed", at, nid)
+        for i in range(3):
+            failed("n-eva-%d" % i, "eva", 1000 + i)
+        for i in range(250):
+            failed("n-noe-%03d" % i, "noe", 2000 + i)
+        for args, want in ((["inbox", "eva"], ["n-eva-2", "n-eva-1", "n-eva-0"]),
+                           (["inbox", "eva", "--limit", "2"], ["n-eva-2", "n-eva-1"]),
+                           (["inbox", "noe", "--limit", "120"], ["n-noe-%03d" % i for i in range(249, 129, -1)])):
+            out = run(args, env=self.env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            failures = out.stdout.split("Envois en échec :\n")[1]
+            self.assertEqual(re.findall(r"^(n-\S+) ", failures, re.M), want, args)
+            self.assertIn("dernière erreur : 550 boîte inconnue", failures)
+
+
+class StaffChannelsTest(PrivateRedisTest):
+    """`maillage staff` refuses a channel without its address, whatever the
+    order of the edits: the notifier would drop that channel silently."""
 
     def cli(self, *args):
         return run(["staff"] + list(args), env=self.env)
@@ -606,6 +713,40 @@ class StaffChannelsTest(unittest.TestCase):
         out = self.cli("show", "eva")
         self.assertRegex(out.stdout, r"\n  canaux \(channels\) +aucun ; à défaut : boîte de réception\n")
 
+    def test_unknown_departments_and_categories_are_refused(self):
+        # Before, the person was added and silently received nothing of them.
+        deps = "département inconnu « %s » (14, 27, 50, 61, 76)"
+        cats = ("catégorie inconnue « %s » (locaux, financement, competences, emploi_partage, achats, "
+                "logistique, materiel, formation, benevolat, numerique, communication, accompagnement)")
+        self.assert_refused(("add", "eva", "--name", "Éva", "--categories", "locaux,lcoaux"),
+                            "categories : " + cats % "lcoaux")
+        self.assert_refused(("add", "eva", "--name", "Éva", "--departments", "14 35"), "departments : " + deps % "35")
+        self.assertEqual(self.cli("add", "noe", "--name", "Noé", "--departments", "14,50",
+                                  "--categories", "locaux").returncode, 0)
+        self.assert_refused(("set", "noe", "departments", "Calvados"), "departments : " + deps % "Calvados")
+        self.assert_refused(("set", "noe", "categories", "locaux Locaux"), "categories : " + cats % "Locaux")
+        out = self.cli("set", "noe", "departments", "27\t76")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.record("noe")["departments"], "27\t76")
+
+    def test_add_refuses_an_existing_id_and_record_options_go_only_with_add(self):
+        # Before, add merged into the record and said "ajouté·e"; set, remove
+        # and list ignored the record's options without a word.
+        self.assertEqual(self.cli("add", "eva", "--name", "Éva", "--departments", "14").returncode, 0)
+        self.assert_refused(("add", "eva", "--name", "Éva Martin", "--email", "eva@example.org"),
+                            "« eva » existe déjà ; utilisez « maillage staff set eva CLÉ VALEUR »")
+        for args, line in ((("set", "eva", "mode", "digest", "--digest-hour", "7"),
+                            "set : --digest-hour ne va qu'avec add ; une clé à la fois : "
+                            "« maillage staff set eva digest_hour 7 »"),
+                           (("remove", "eva", "--name", "Éva"), "remove : --name ne va qu'avec add"),
+                           (("list", "--categories", "locaux"), "list : --categories ne va qu'avec add")):
+            before = self.record("eva")
+            out = self.cli(*args)
+            self.assertEqual((out.returncode, out.stdout, out.stderr), (2, "", "maillage staff: " + line + "\n"))
+            self.assertEqual(self.record("eva"), before)
+        self.assertEqual(self.record("eva")["name"], "Éva")
+        self.assertEqual(self.members(), ["eva"])
+
     def test_channels_split_on_commas_spaces_and_tabs_as_the_notifier_does(self):
         out = self.cli("add", "eva", "--name", "Éva", "--email", "eva@example.org")
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -633,6 +774,24 @@ class UpDownTest(unittest.TestCase):
         self.assertEqual(again.returncode, 0)
         self.assertIn("nothing was running", again.stderr)
         stack.close()
+
+    def test_down_stops_a_redis_server_program_of_another_name(self):
+        # Before: "pid N in DIR/redis.pid is not redis-server any more; not
+        # signalled", and that Redis kept running.
+        bindir = tempfile.mkdtemp(prefix="mg-cli-bin-")
+        self.addCleanup(shutil.rmtree, bindir, ignore_errors=True)
+        program = os.path.join(bindir, "kv-store")
+        os.symlink(shutil.which("redis-server"), program)
+        stack = Stack(redis_server=program)
+        self.addCleanup(stack.close)
+        pids = stack.pids()
+        self.addCleanup(lambda: [os.kill(pid, 9) for pid in pids.values() if alive(pid)])
+        r = stack.down()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("not signalled", r.stderr)
+        self.assertIn("stopped redis-server (pid %d)" % pids["redis"], r.stdout)
+        for name, pid in pids.items():
+            self.assertFalse(alive(pid), name)
 
     def test_up_restarts_on_the_same_directory_with_the_journal_kept(self):
         stack = Stack()

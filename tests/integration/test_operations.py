@@ -6,6 +6,8 @@ checkpoint, lag and parked events, and `consumers forget` unregisters one.
 """
 
 import json
+import re
+import signal
 import subprocess
 import time
 import unittest
@@ -73,6 +75,50 @@ class OperationsTest(unittest.TestCase):
         self.assertIn("rejects it again", out.stderr)
         self.assertIn("need_reported.need.category", out.stderr)
         self.assertNotEqual(self.only_deadletter(other_than=dl_id), dl_id)
+
+    def test_emit_timeout_counts_silence_not_the_rate_limits_answers(self):
+        # 100 events at 25 per second take 4 s: with --timeout 2 counted from
+        # each event's first send, those still held back at 2 s were reported
+        # "no answer from the broker" although it answered every time.
+        broker, sections = start_broker(self.ws, self.redis, rate_limit_per_s=25, rate_limit_burst=25)
+        lines = self.ws.path("hundred.ndjson")
+        with open(lines, "w") as f:
+            for i in range(100):
+                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
+                    "needId": "n-rt-%d" % i, "structureId": "asso-14-001", "category": "locaux",
+                    "title": "Local", "commune": "14118"}}}) + "\n")
+        started = time.monotonic()
+        out = self.cli("emit", "--quiet", "--timeout", "2", lines, ingest=sections["broker"]["ingest"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("100 acceptés", out.stderr)
+        self.assertNotIn("no answer", out.stderr)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 100)
+        self.assertGreater(time.monotonic() - started, 3)  # the limit did hold it back
+        # Held back, then silence (the broker stopped): that is what the
+        # lines and the summary say.
+        with open(lines, "w") as f:
+            for i in range(100):
+                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
+                    "needId": "n-rs-%d" % i, "structureId": "asso-14-001", "category": "locaux",
+                    "title": "Local", "commune": "14118"}}}) + "\n")
+        emit = subprocess.Popen([CLI, "--redis", self.redis.url, "--ingest", sections["broker"]["ingest"],
+                                 "emit", "--quiet", "--timeout", "1", lines], stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertIn("rate limit holds events back", emit.stderr.readline())
+            broker.send_signal(signal.SIGSTOP)
+            err = emit.stderr.read()
+            self.assertEqual(emit.wait(timeout=20), 1)
+        finally:
+            broker.send_signal(signal.SIGCONT)
+            if emit.poll() is None:
+                emit.kill()
+            emit.stderr.close()
+        self.assertRegex(err, r"line \d+: [0-9A-Z]+: still held back by the broker's rate limit, then no answer "
+                              r"for 1 s\n")
+        # (those the broker had not answered yet when it stopped: "no answer from the broker")
+        held = len(re.findall("still held back", err))
+        self.assertRegex(err, r"\d+ sans réponse \(dont %d retenus? par le broker : limite de débit ou journal "
+                              r"indisponible\)\n$" % held)
 
     def test_replay_sends_refused_input_again_once_its_cause_is_fixed(self):
         # A broker whose taxonomy lacks "financement" refuses the need...
@@ -159,6 +205,20 @@ class OperationsTest(unittest.TestCase):
             self.assertIn(dl_id, self.deadletter_ids())
             self.assertEqual(self.redis.call("ZCARD", "mg:retry:" + consumer), 0)
 
+    def test_replay_refuses_a_consumer_dead_letter_without_its_consumer_field(self):
+        # Before, it was sent to the broker in the name of a network "consumer:matcher".
+        broker, sections = start_broker(self.ws, self.redis)
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "handler failed", "seq", "42",
+                        "source", "consumer:matcher", "received_at_ms", "1",
+                        "raw", need_reported().SerializeToString())
+        [dl_id] = self.deadletter_ids()
+        out = self.cli("dlq", "replay", dl_id, ingest=sections["broker"]["ingest"])
+        self.assertEqual((out.returncode, out.stdout), (1, ""))
+        self.assertEqual(out.stderr, "maillage dlq: lettre morte de consommateur malformée (source « consumer:matcher » "
+                                     "sans champ consumer) : elle n'est pas réinjectée et reste dans la file\n")
+        self.assertEqual(self.deadletter_ids(), [dl_id])
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 0)
+
     def test_replay_puts_a_consumer_poison_event_back_in_its_retry_set(self):
         self.redis.call("XADD", "mg:journal", "42-0", "t", "need.reported", "e", b"")
         self.redis.call("SADD", "mg:consumers", "matcher")
@@ -179,6 +239,29 @@ class OperationsTest(unittest.TestCase):
         self.assertGreaterEqual(due, before)
         self.assertIsNone(self.redis.call("HGET", "mg:retry:matcher:attempts", "42"))
         self.assertEqual(self.deadletter_ids(), [])
+
+    def test_show_and_replay_want_the_complete_id_of_one_dead_letter(self):
+        """XRANGE reads "1795828102169" as every entry of that millisecond:
+        acting on the first and XDELeting "1795828102169-0" would replay one
+        dead letter and delete another (or none)."""
+        self.redis.call("XADD", "mg:journal", "42-0", "t", "need.reported", "e", b"")
+        self.redis.call("SADD", "mg:consumers", "matcher")
+        for i, seq in ((1, "42"), (2, "43")):
+            self.redis.call("XADD", "mg:deadletter", "1795828102169-%d" % i, "reason", "handler failed",
+                            "consumer", "matcher", "seq", seq, "source", "consumer:matcher",
+                            "received_at_ms", "1", "raw", b"")
+        for action in ("show", "replay"):
+            out = self.cli("dlq", action, "1795828102169")
+            self.assertEqual(out.returncode, 1, action)
+            self.assertEqual(out.stdout, "", action)
+            self.assertEqual(out.stderr, "maillage dlq: « 1795828102169 » n'est pas un identifiant complet de "
+                             "lettre morte ; identifiants complets : 1795828102169-1, 1795828102169-2\n")
+        self.assertEqual(self.deadletter_ids(), ["1795828102169-1", "1795828102169-2"])
+        self.assertEqual(self.redis.call("ZCARD", "mg:retry:matcher"), 0)
+        out = self.cli("dlq", "replay", "1795828102169-1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.deadletter_ids(), ["1795828102169-2"])
+        self.assertEqual(self.redis.call("ZRANGE", "mg:retry:matcher", 0, -1), [b"42"])
 
     def test_dlq_list_reads_page_by_page_the_last_n_oldest_first(self):
         for i in range(70):  # pages of 32
@@ -224,13 +307,51 @@ class OperationsTest(unittest.TestCase):
         self.assertEqual(notifier[1:4], ["5", "0", "0"])
         self.assertEqual(matcher[-1], "need.,offer.")
 
+        # It moved its checkpoint just now: it may be running.
         out = self.cli("consumers", "forget", "matcher")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("consumer 'matcher' moved its checkpoint il y a 0 s: it may be running (stop it first, "
+                      "or --force)", out.stderr)
+        self.assertEqual(sorted(self.redis.call("SMEMBERS", "mg:consumers")), [b"matcher", b"notifier"])
+        self.assertEqual(self.redis.call("ZCARD", "mg:retry:matcher"), 1)
+
+        out = self.cli("consumers", "forget", "--force", "matcher")
         self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("1 événement en attente de nouvelle tentative déplacé vers les lettres mortes", out.stdout)
         self.assertEqual(self.redis.call("SMEMBERS", "mg:consumers"), [b"notifier"])
         self.assertEqual(self.redis.call("EXISTS", "mg:consumer:matcher", "mg:retry:matcher"), 0)
         out = self.cli("consumers", "forget", "matcher")
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("no registered consumer", out.stderr)
+
+    def test_forget_moves_the_parked_events_to_the_dead_letters(self):
+        # Before, `forget` DELeted mg:retry:NAME: the parked events were gone.
+        broker, sections = start_broker(self.ws, self.redis)
+        client = self.ws.own(harness.IngestClient(sections["broker"]["ingest"]))
+        envs = [need_reported() for _ in range(3)]
+        for env in envs:
+            client.emit(env)
+        long_ago = str(int(time.time() * 1000) - 10 * 60 * 1000)
+        self.redis.call("SADD", "mg:consumers", "ancien")
+        self.redis.call("HSET", "mg:consumer:ancien", "seq", "1", "updated_at_ms", long_ago)
+        self.redis.call("ZADD", "mg:retry:ancien", long_ago, "2", long_ago, "3")
+        self.redis.call("HSET", "mg:retry:ancien:attempts", "2", "3", "2:reason", "handler failed")
+        out = self.cli("consumers", "forget", "ancien")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("2 événements en attente de nouvelle tentative déplacés vers les lettres mortes", out.stdout)
+        self.assertEqual(self.redis.call("EXISTS", "mg:consumer:ancien", "mg:retry:ancien",
+                                         "mg:retry:ancien:attempts"), 0)
+        dead = [dict(zip(f[::2], f[1::2])) for _, f in self.redis.call("XRANGE", "mg:deadletter", "-", "+")]
+        self.assertEqual([(d[b"consumer"], d[b"seq"], d[b"source"], d[b"event_id"], d[b"type"], d[b"attempts"])
+                          for d in dead],
+                         [(b"ancien", b"2", b"consumer:ancien", envs[1].event_id.encode(), b"need.reported", b"3"),
+                          (b"ancien", b"3", b"consumer:ancien", envs[2].event_id.encode(), b"need.reported", b"0")])
+        self.assertEqual(dead[0][b"reason"], b"consumer forgotten while the event waited for a retry "
+                                             b"(last failure: handler failed)")
+        journaled = self.redis.call("XRANGE", "mg:journal", "2-0", "2-0")[0][1]
+        self.assertEqual(dead[0][b"raw"], dict(zip(journaled[::2], journaled[1::2]))[b"e"])
+        shown = self.cli("dlq", "show", self.deadletter_ids()[0])
+        self.assertIn("ancien (sequence 2)", shown.stdout)
 
 
 if __name__ == "__main__":

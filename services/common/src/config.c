@@ -10,13 +10,17 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "maillage/envelope.h"
+#include "maillage/log.h"
 #include "maillage/mem.h"
 
 /* A configuration file is a few kilobytes; anything this big is a mistake. */
@@ -703,4 +707,44 @@ bool mg_config_host_is_loopback(const char *host) {
     if (strcasecmp(bare, "localhost") == 0) return true;
     if (inet_pton(AF_INET, bare, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
     return inet_pton(AF_INET6, bare, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+char *mg_config_read_secret(const char *what, const char *path, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mg_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        mg_fail(err, errlen, "%s %s: not a regular file", what, path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+        mg_fail(err, errlen, "%s %s is accessible by group or others (mode %03o); run chmod 600 on it", what,
+                path, (unsigned)(st.st_mode & 0777));
+        close(fd);
+        return NULL;
+    }
+    char line[1024];
+    ssize_t got;
+    do {
+        got = read(fd, line, sizeof(line) - 1);
+    } while (got < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    if (got < 0) {
+        mg_fail(err, errlen, "%s %s: %s", what, path, strerror(saved));
+        return NULL;
+    }
+    line[got] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!line[0]) {
+        mg_fail(err, errlen, "%s %s: empty first line", what, path);
+        return NULL;
+    }
+    char *secret = mg_strdup(line);
+    explicit_bzero(line, sizeof(line));
+    return secret;
 }

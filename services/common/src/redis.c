@@ -23,7 +23,6 @@
 #include "maillage/redis.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -31,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -151,49 +149,14 @@ static int s_parse_url(const char *url, mg_redis_options_t *opts, char *err, siz
     return 0;
 }
 
-/* Read the first line of the password file, refusing a file that others can
- * read: a password anyone on the machine can see protects nothing. */
-static int s_read_password(const char *path, char **out, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mg_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int saved = errno;
-        close(fd);
-        return mg_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(saved));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return mg_fail(err, errlen, "[redis] password_file %s: not a regular file", path);
-    }
-    if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-        close(fd);
-        return mg_fail(err, errlen,
-                       "[redis] password_file %s is accessible by group or others (mode %03o); "
-                       "run chmod 600 on it",
-                       path, (unsigned)(st.st_mode & 0777));
-    }
-    char buf[1024];
-    ssize_t n;
-    do {
-        n = read(fd, buf, sizeof(buf) - 1);
-    } while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n < 0) return mg_fail(err, errlen, "[redis] password_file %s: %s", path, strerror(errno));
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0') return mg_fail(err, errlen, "[redis] password_file %s: empty first line", path);
-    *out = mg_strdup(buf);
-    return 0;
-}
-
 int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opts, char *err, size_t errlen) {
     memset(opts, 0, sizeof(*opts));
     if (s_parse_url(mg_config_str(cfg, "redis", "url"), opts, err, errlen) != 0) goto err;
     const char *user = mg_config_str(cfg, "redis", "user");
     if (user && *user) opts->user = mg_strdup(user);
     const char *password_file = mg_config_str(cfg, "redis", "password_file");
-    if (password_file && *password_file && s_read_password(password_file, &opts->password, err, errlen) != 0)
+    if (password_file && *password_file &&
+        !(opts->password = mg_config_read_secret("[redis] password_file", password_file, err, errlen)))
         goto err;
     if (opts->user && !opts->password) {
         mg_fail(err, errlen, "[redis] user is set but password_file is empty");

@@ -158,7 +158,7 @@ static const char s_park_script[] =
     "    for i = 1, #f, 2 do if f[i] == 'e' then raw = f[i + 1] end end\n"
     "  end\n"
     "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*',\n"
-    "    'reason', ARGV[2], 'field', '', 'source', 'consumer:' .. ARGV[5],\n"
+    "    'reason', ARGV[2], 'field', '', 'source', '" MG_CONSUMER_SOURCE_PREFIX "' .. ARGV[5],\n"
     "    'received_at_ms', ARGV[9], 'raw', raw, 'raw_len', tostring(#raw),\n"
     "    'consumer', ARGV[5], 'seq', seq, 'event_id', ARGV[7], 'type', ARGV[8],\n"
     "    'attempts', tostring(n), 'deadlettered_at_ms', ARGV[6])\n"

@@ -92,6 +92,14 @@ bool mg_config_host_is_loopback(const char *host);
  * "scheme://" or a ZeroMQ tcp:// endpoint. */
 bool mg_config_authority_is_loopback(const char *authority);
 
+/* The first line of secret file `path` (a password), refused when the file
+ * is not a regular file, is accessible by group or others (a password anyone
+ * on the machine can read protects nothing) or has an empty first line.
+ * `what` names the setting in the messages ("[redis] password_file").
+ * Caller owns the result (explicit_bzero it before free); NULL with the
+ * reason in `err`. */
+char *mg_config_read_secret(const char *what, const char *path, char *err, size_t errlen);
+
 /* The path the config was loaded from, or NULL for defaults. Borrowed. */
 const char *mg_config_path(const mg_config_t *cfg);
 

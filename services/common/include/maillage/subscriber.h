@@ -61,6 +61,8 @@
 #define MG_CONSUMERS_KEY           "mg:consumers"
 #define MG_CONSUMER_KEY_PREFIX     "mg:consumer:"
 #define MG_RETRY_KEY_PREFIX        "mg:retry:"
+/* The source of a consumer's dead letter: "consumer:<name>". */
+#define MG_CONSUMER_SOURCE_PREFIX "consumer:"
 
 /* The fan-out topic of the broker's heartbeat: frames [topic][8-byte
  * big-endian last journaled sequence], about once a second. */

@@ -1,0 +1,146 @@
+/* notifier_config.c -- the notifier's start-up checks of its configuration,
+ * shared with `maillage config check`; see notifier_config.h. */
+#include "maillage/notifier_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "maillage/envelope.h"
+#include "maillage/log.h"
+#include "maillage/mem.h"
+#include "maillage/outbound.h"
+#include "maillage/staff.h"
+
+const char *const mg_notifier_kind_files[MG_NOTIFIER_KINDS] = {
+    "match",           "collective_need", "cooperation_proposed", "cooperation_answered", "member_joined",
+    "unanswered_need", "digest"};
+
+/* The placeholders each template may use (beyond the common ones). */
+static const char *const s_kind_vars[MG_NOTIFIER_KINDS][16] = {
+    {"need_title", "need_structure", "need_commune", "offer_title", "offer_structure", "offer_commune",
+     "category", "department", "score", "distance", "distance_km", "rank", "explanation", NULL},
+    {"category", "territory_name", "of_territory", "at_territory", "department", "count", "structures",
+     "explanation", "revision", NULL},
+    {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
+    {"structure", "answer", "comment", "title", "from_structure", "department", "category", NULL},
+    {"structure", "family", "network", "commune", "department", "description", NULL},
+    {"need_title", "need_structure", "category", "commune", "department", "days", "duration", "reported_on",
+     NULL},
+    {"count", "opportunities", "date", "items_text", "items_html", "item_title", "item_summary", "item_score",
+     "item_score_note", "item_link", NULL},
+};
+
+/* The SMTP settings: an smtp:// or smtps:// URL, and never a password in
+ * clear to another machine (libcurl sends AUTH on a plain connection when
+ * the server offers it). */
+static int s_check_smtp(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    const char *url = mg_config_str(cfg, "notifier", "smtp_url");
+    int tls = strncasecmp(url, "smtps://", 8) == 0;
+    if (!tls && strncasecmp(url, "smtp://", 7) != 0)
+        return mg_fail(err, errlen,
+                       "%s: [notifier] smtp_url: \"%s\" is not smtp://HOST:PORT nor smtps://HOST:PORT", path,
+                       url);
+    if (*mg_config_str(cfg, "notifier", "smtp_user") && !tls &&
+        !mg_config_bool(cfg, "notifier", "smtp_starttls") && !mg_config_authority_is_loopback(url + 7))
+        return mg_fail(
+            err, errlen,
+            "%s: [notifier] smtp_user: the SMTP password would travel in clear to %s; use smtps:// or "
+            "smtp_starttls = true",
+            path, url);
+    return 0;
+}
+
+/* The [staff.*] sections: values the schema cannot check alone. */
+static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    size_t count = mg_config_instance_count(cfg, "staff.*");
+    for (size_t i = 0; i < count; i++) {
+        const char *section = mg_config_instance_section(cfg, "staff.*", i);
+        const char *mode = mg_config_str(cfg, section, "mode");
+        if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
+            return mg_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path,
+                           section, mode);
+        size_t len;
+        for (const char *t, *p = mg_config_str(cfg, section, "channels");
+             (t = mg_staff_list_next(&p, &len));) {
+            char *c = mg_strndup(t, len);
+            const char *need = strcmp(c, "email") == 0     ? "email"
+                               : strcmp(c, "webhook") == 0 ? "webhook"
+                                                           : NULL;
+            int rc = 0;
+            if (!need && strcmp(c, "inbox") != 0)
+                rc = mg_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)",
+                             path, section, c);
+            else if (need && !*mg_config_str(cfg, section, need))
+                rc = mg_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
+            free(c);
+            if (rc != 0) return -1;
+        }
+        /* Checked here, not at each send (where every message would fail). */
+        const char *email = mg_config_str(cfg, section, "email"),
+                   *hook = mg_config_str(cfg, section, "webhook");
+        if (*email && !mg_outbound_mailbox_is_valid(email))
+            return mg_fail(err, errlen, "%s: [%s] email: \"%s\" is not one e-mail address", path, section,
+                           email);
+        if (*hook && !mg_outbound_webhook_url_is_valid(hook))
+            return mg_fail(err, errlen, "%s: [%s] webhook: \"%s\" is not an http(s) URL", path, section,
+                           hook);
+    }
+    return 0;
+}
+
+int mg_notifier_config_check(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    if (!mg_id_is_valid(mg_config_str(cfg, "notifier", "default_staff")))
+        return mg_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
+    long long retry_for_s = mg_config_int(cfg, "notifier", "retry_for_s");
+    if (retry_for_s >= mg_config_int(cfg, "notifier", "retention_days") * 86400)
+        return mg_fail(err, errlen,
+                       "%s: [notifier] retry_for_s: %lld s outlasts the records it retries (retention_days)",
+                       path, retry_for_s);
+    if (s_check_smtp(cfg, path, err, errlen) != 0) return -1;
+    const char *from = mg_config_str(cfg, "notifier", "mail_from");
+    if (!mg_outbound_mailbox_is_valid(from))
+        return mg_fail(err, errlen, "%s: [notifier] mail_from: \"%s\" is not one e-mail address", path, from);
+    return s_check_staff(cfg, path, err, errlen);
+}
+
+int mg_notifier_templates_load(const mg_config_t *cfg, mg_template_file_t templates[MG_NOTIFIER_KINDS],
+                               char *err, size_t errlen) {
+    const char *dir = mg_config_str(cfg, "notifier", "templates_dir");
+    char why[512];
+    memset(templates, 0, MG_NOTIFIER_KINDS * sizeof(*templates));
+    for (int k = 0; k < MG_NOTIFIER_KINDS; k++) {
+        char file[1024];
+        snprintf(file, sizeof(file), "%s/%s.tpl", dir, mg_notifier_kind_files[k]);
+        if (mg_template_file_load(file, &templates[k], why, sizeof(why)) != 0) {
+            mg_fail(err, errlen, "%s", why);
+            goto err;
+        }
+        const char *known[40];
+        size_t nk = 0;
+        known[nk++] = "staff_name";
+        known[nk++] = "why";
+        known[nk++] = "link";
+        for (size_t v = 0; s_kind_vars[k][v]; v++)
+            known[nk++] = s_kind_vars[k][v];
+        known[nk] = NULL;
+        for (int p = 0; p < MG_TEMPLATE_PARTS; p++) {
+            const char *t = templates[k].part[p];
+            char bad[80];
+            if (t && mg_template_check(t, known, bad, sizeof(bad)) != 0) {
+                mg_fail(err, errlen, "%s: unknown placeholder {{%s}}", file, bad);
+                goto err;
+            }
+        }
+        if (!templates[k].part[MG_TEMPLATE_SUBJECT] || !templates[k].part[MG_TEMPLATE_TEXT]) {
+            mg_fail(err, errlen, "%s: [subject] and [text] are required", file);
+            goto err;
+        }
+    }
+    return 0;
+err:
+    for (int k = 0; k < MG_NOTIFIER_KINDS; k++)
+        mg_template_file_clear(&templates[k]);
+    return -1;
+}
