@@ -130,31 +130,22 @@ static int s_list(redisContext *c)
 
 /* The forget script. KEYS: consumers set, consumer hash, retry set,
  * attempts hash, dead-letter stream, journal. ARGV: name, now_ms, dead-letter
- * maxlen, the "consumer:<name>" source, then (sequence, event id,
- * received_at_ms) triples read by the caller. Each parked event becomes a dead letter as the
- * subscriber's park script writes them (raw bytes from the journal), then
- * the consumer is unregistered, in one step. Returns how many were moved, or
- * -1 if the consumer is not registered. */
-static const char s_forget_script[] =
+ * maxlen, then (sequence, event id, received_at_ms) triples read by the
+ * caller. Each parked event becomes a dead letter as the subscriber's park
+ * script writes them (consumer_deadletter()), then the consumer is
+ * unregistered, in one step. Returns how many were moved, or -1 if the
+ * consumer is not registered. */
+static const char s_forget_script[] = MG_CONSUMER_DEADLETTER_LUA
     "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end\n"
     "local ids = {}\n"
-    "for i = 5, #ARGV, 3 do ids[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end\n"
+    "for i = 4, #ARGV, 3 do ids[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end\n"
     "local parked = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
     "for _, seq in ipairs(parked) do\n"
-    "  local raw, type, known = '', '', ids[seq] or {'', ARGV[2]}\n"
-    "  local e = redis.call('XRANGE', KEYS[6], seq .. '-0', seq .. '-0')\n"
-    "  if e[1] then\n"
-    "    local f = e[1][2]\n"
-    "    for i = 1, #f, 2 do\n"
-    "      if f[i] == 'e' then raw = f[i + 1] elseif f[i] == 't' then type = f[i + 1] end\n"
-    "    end\n"
-    "  end\n"
+    "  local known = ids[seq] or {'', ARGV[2]}\n"
     "  local why = redis.call('HGET', KEYS[4], seq .. ':reason') or 'none'\n"
-    "  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*',\n"
-    "    'reason', 'consumer forgotten while the event waited for a retry (last failure: ' .. why .. ')',\n"
-    "    'field', '', 'source', ARGV[4], 'received_at_ms', known[2], 'raw', raw, 'raw_len', tostring(#raw),\n"
-    "    'consumer', ARGV[1], 'seq', seq, 'event_id', known[1], 'type', type,\n"
-    "    'attempts', redis.call('HGET', KEYS[4], seq) or '0', 'deadlettered_at_ms', ARGV[2])\n"
+    "  consumer_deadletter(KEYS[5], KEYS[6], ARGV[3], seq,\n"
+    "    'consumer forgotten while the event waited for a retry (last failure: ' .. why .. ')',\n"
+    "    ARGV[1], ARGV[2], known[1], nil, known[2], redis.call('HGET', KEYS[4], seq) or '0')\n"
     "end\n"
     "redis.call('SREM', KEYS[1], ARGV[1])\n"
     "redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])\n"
@@ -222,9 +213,8 @@ static int s_forget(redisContext *c, const char *name, int force, long long dead
     snprintf(key[5], sizeof key[5], "%s", MG_JOURNAL_KEY);
     snprintf(when, sizeof when, "%" PRId64, now);
     snprintf(maxlen, sizeof maxlen, "%lld", deadletter_maxlen);
-    char *source = mg_asprintf(MG_CONSUMER_SOURCE_PREFIX "%s", name);
-    const char *head[] = {"EVAL", s_forget_script, "6",  key[0], key[1], key[2], key[3],
-                          key[4], key[5],          name, when,   maxlen, source};
+    const char *head[] = {"EVAL", s_forget_script, "6",    key[0], key[1], key[2],
+                          key[3], key[4],          key[5], name,   when,   maxlen};
     const int fixed = (int)(sizeof head / sizeof head[0]);
     const char **argv = mg_realloc(NULL, sizeof head);
     memcpy(argv, head, sizeof head);
@@ -241,7 +231,6 @@ static int s_forget(redisContext *c, const char *name, int force, long long dead
     for (int i = fixed; i < argc; i++)
         free((char *)argv[i]);
     free(argv);
-    free(source);
     if (moved == -1)
         cli_error("consumers", "no registered consumer named '%s' (see 'maillage consumers list')", name);
     if (moved < 0) return -1;

@@ -146,22 +146,13 @@ static void s_pump(mg_subscriber_t *sub);
  * now_ms, event_id, type, received_at_ms, deadletter maxlen. Returns the
  * attempts so far, negated when the event was dead-lettered. One script, so
  * the attempts count, the retry set and the dead letter never disagree. */
-static const char s_park_script[] =
+static const char s_park_script[] = MG_CONSUMER_DEADLETTER_LUA
     "local seq = ARGV[1]\n"
     "local n = redis.call('HINCRBY', KEYS[2], seq, 1)\n"
     "redis.call('HSET', KEYS[2], seq .. ':reason', ARGV[2])\n"
     "if n >= tonumber(ARGV[3]) then\n"
-    "  local raw = ''\n"
-    "  local e = redis.call('XRANGE', KEYS[4], seq .. '-0', seq .. '-0')\n"
-    "  if e[1] then\n"
-    "    local f = e[1][2]\n"
-    "    for i = 1, #f, 2 do if f[i] == 'e' then raw = f[i + 1] end end\n"
-    "  end\n"
-    "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*',\n"
-    "    'reason', ARGV[2], 'field', '', 'source', '" MG_CONSUMER_SOURCE_PREFIX "' .. ARGV[5],\n"
-    "    'received_at_ms', ARGV[9], 'raw', raw, 'raw_len', tostring(#raw),\n"
-    "    'consumer', ARGV[5], 'seq', seq, 'event_id', ARGV[7], 'type', ARGV[8],\n"
-    "    'attempts', tostring(n), 'deadlettered_at_ms', ARGV[6])\n"
+    "  consumer_deadletter(KEYS[3], KEYS[4], ARGV[10], seq, ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8],\n"
+    "                      ARGV[9], tostring(n))\n"
     "  redis.call('ZREM', KEYS[1], seq)\n"
     "  redis.call('HDEL', KEYS[2], seq, seq .. ':reason')\n"
     "  return -n\n"

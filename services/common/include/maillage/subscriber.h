@@ -64,6 +64,29 @@
 /* The source of a consumer's dead letter: "consumer:<name>". */
 #define MG_CONSUMER_SOURCE_PREFIX "consumer:"
 
+/* Lua, for the scripts that write a consumer's dead letter (the
+ * subscriber's park script, `maillage consumers forget`): the journaled
+ * event `seq` of journal stream `journal` (its raw bytes and, when `type` is
+ * nil, its type) into stream `dls`, trimmed to about `maxlen`, with the
+ * fields `maillage dlq` reads (docs/redis-keys.md). */
+#define MG_CONSUMER_DEADLETTER_LUA                                                                           \
+    "local function consumer_deadletter(dls, journal, maxlen, seq, reason, name, now, event_id, type,\n"     \
+    "                                   received_at_ms, attempts)\n"                                         \
+    "  local raw = ''\n"                                                                                     \
+    "  local e = redis.call('XRANGE', journal, seq .. '-0', seq .. '-0')\n"                                  \
+    "  if e[1] then\n"                                                                                       \
+    "    local f = e[1][2]\n"                                                                                \
+    "    for i = 1, #f, 2 do\n"                                                                              \
+    "      if f[i] == 'e' then raw = f[i + 1] elseif f[i] == 't' and not type then type = f[i + 1] end\n"    \
+    "    end\n"                                                                                              \
+    "  end\n"                                                                                                \
+    "  redis.call('XADD', dls, 'MAXLEN', '~', maxlen, '*',\n"                                                \
+    "    'reason', reason, 'field', '', 'source', '" MG_CONSUMER_SOURCE_PREFIX "' .. name,\n"                \
+    "    'received_at_ms', received_at_ms, 'raw', raw, 'raw_len', tostring(#raw),\n"                         \
+    "    'consumer', name, 'seq', seq, 'event_id', event_id, 'type', type or '',\n"                          \
+    "    'attempts', attempts, 'deadlettered_at_ms', now)\n"                                                 \
+    "end\n"
+
 /* The fan-out topic of the broker's heartbeat: frames [topic][8-byte
  * big-endian last journaled sequence], about once a second. */
 #define MG_HEARTBEAT_TOPIC "_heartbeat"
