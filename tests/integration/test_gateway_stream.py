@@ -210,6 +210,17 @@ class StreamTest(unittest.TestCase):
         self.clients.append(c)
         return c
 
+    def open_unread(self, rcvbuf):
+        """A raw socket asking claire's stream, with a receive buffer of
+        `rcvbuf` bytes, that the test never reads."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.connect(("127.0.0.1", self.st.port))
+        sock.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                      % self.claire).encode())
+        self.clients.append(sock)
+        return sock
+
     def post_need(self, nid, sid="s-caen", commune=CAEN, title="Besoin de local"):
         """need.reported through POST /v1/events with the network token."""
         from google.protobuf import json_format
@@ -409,12 +420,7 @@ class StreamTest(unittest.TestCase):
     def test_a_client_not_reading_is_dropped_with_hints_too(self):
         self.stack()
         # A client that stops reading, with a small receive buffer; another that reads.
-        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.connect(("127.0.0.1", self.st.port))
-        slow.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
-                      % self.claire).encode())
-        self.clients.append(slow)
+        slow = self.open_unread(4096)
         reader = self.open()
         reader.next_block()
         h.wait_until(lambda: self.metric("maillage_gateway_streams") == 2, 10, 0.1, "both streams")
@@ -466,12 +472,7 @@ class StreamTest(unittest.TestCase):
         # backlog that drops a client not reading. Without TCP_USER_TIMEOUT
         # the kernel's window probes are answered and the stream stays.
         self.stack(stream_heartbeat_s=1, stream_max_per_staff=1)
-        stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-        stuck.connect(("127.0.0.1", self.st.port))
-        stuck.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
-                       % self.claire).encode())
-        self.clients.append(stuck)
+        self.open_unread(2048)
         h.wait_until(lambda: self.metric("maillage_gateway_streams") == 1, 10, 0.1, "the stream")
         self.assertEqual(self.publish_hints(["m-" + "0" * 32] * 200), 1)  # ~15 kB
         # Two heartbeats after the window closed, the connection ends and

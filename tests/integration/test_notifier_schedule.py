@@ -252,18 +252,25 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual((entry["item"], entry["state"], entry["read"]), ("match:m-a", "delivered", "0"))
         self.assertIn("Mise en relation proposée", entry["title"])
 
+    def waiting_for_both_digests(self, staff, channels):
+        """`staff` in digest mode (10 h) with `channels`, e-mail and webhook
+        among them; the clock at 8:30; a match waits for both digests.
+        Returns (stack, webhook receiver, SMTP receiver, clock offset)."""
+        hook = self.ws.own(tn.WebhookReceiver())
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {staff: {"name": staff.capitalize(), "channels": channels, "mode": "digest",
+                                        "digest_hour": 10, "email": staff + "@cress.example", "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff=staff, smtp_url=smtp.url)
+        one_match_waiting_for_the_email_digest(st, staff)
+        self.assertEqual(st.redis.call("ZCARD", "mg:digest:%s:webhook" % staff), 1)
+        return st, hook, smtp, off
+
     def test_an_item_waiting_for_both_channels_digests_is_moved_once(self):
         # Dora waits for her 10 h digest by e-mail and by webhook: each match
         # waits once per channel. Turning the e-mail off, the webhook's digest
         # lists it once, not twice.
-        hook = self.ws.own(tn.WebhookReceiver())
-        smtp = self.ws.own(tn.SmtpReceiver())
-        off, _ = clock_at(8, 30, 0)
-        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email,webhook", "mode": "digest",
-                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
-                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
-        one_match_waiting_for_the_email_digest(st, "dora")
-        self.assertEqual(st.redis.call("ZCARD", "mg:digest:dora:webhook"), 1)
+        st, hook, smtp, off = self.waiting_for_both_digests("dora", "inbox,email,webhook")
         out = st.cli("staff", "set", "dora", "channels", "inbox,webhook")
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:dora:email") == 0, 10, what="the e-mail's items moved")
@@ -277,14 +284,7 @@ class NotifierScheduleTest(unittest.TestCase):
     def test_an_item_waiting_for_both_channels_digests_reaches_the_inbox_once_with_its_text(self):
         # Eve, no inbox, waits for her digest by e-mail and by webhook. When
         # she keeps only the inbox, each match gets there once, readable.
-        hook = self.ws.own(tn.WebhookReceiver())
-        smtp = self.ws.own(tn.SmtpReceiver())
-        off, _ = clock_at(8, 30, 0)
-        st = tn.Stack(self.ws, {"eve": {"name": "Eve", "channels": "email,webhook", "mode": "digest",
-                                        "digest_hour": 10, "email": "eve@cress.example", "webhook": hook.url}},
-                      clock_offset_ms=off, default_staff="eve", smtp_url=smtp.url)
-        one_match_waiting_for_the_email_digest(st, "eve")
-        self.assertEqual(st.redis.call("ZCARD", "mg:digest:eve:webhook"), 1)
+        st, _, _, _ = self.waiting_for_both_digests("eve", "email,webhook")
         self.assertEqual(st.inbox("eve"), [])
         out = st.cli("staff", "set", "eve", "channels", "inbox")
         self.assertEqual(out.returncode, 0, out.stderr)

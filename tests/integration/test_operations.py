@@ -18,6 +18,15 @@ from harness import BIN, Redis, Workspace, need_reported, start_broker
 CLI = BIN + "/maillage"
 
 
+def write_needs(path, prefix, count):
+    """`count` need.reported lines of JSON, ids prefix0, prefix1...: input for `maillage emit`."""
+    with open(path, "w") as f:
+        for i in range(count):
+            f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
+                "needId": "%s%d" % (prefix, i), "structureId": "asso-14-001", "category": "locaux",
+                "title": "Local", "commune": "14118"}}}) + "\n")
+
+
 class OperationsTest(unittest.TestCase):
     def setUp(self):
         self.ws = Workspace()
@@ -56,11 +65,7 @@ class OperationsTest(unittest.TestCase):
         self.assertEqual(client.emit(bad).status, harness.REJECTED)
         dl_id = self.only_deadletter()
         lines = self.ws.path("five.ndjson")
-        with open(lines, "w") as f:
-            for i in range(5):
-                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
-                    "needId": "n-rl-%d" % i, "structureId": "asso-14-001", "category": "locaux",
-                    "title": "Local", "commune": "14118"}}}) + "\n")
+        write_needs(lines, "n-rl-", 5)
         out = self.cli("emit", lines, ingest=ingest)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("rate limit", out.stderr)
@@ -82,11 +87,7 @@ class OperationsTest(unittest.TestCase):
         # "no answer from the broker" although it answered every time.
         broker, sections = start_broker(self.ws, self.redis, rate_limit_per_s=25, rate_limit_burst=25)
         lines = self.ws.path("hundred.ndjson")
-        with open(lines, "w") as f:
-            for i in range(100):
-                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
-                    "needId": "n-rt-%d" % i, "structureId": "asso-14-001", "category": "locaux",
-                    "title": "Local", "commune": "14118"}}}) + "\n")
+        write_needs(lines, "n-rt-", 100)
         started = time.monotonic()
         out = self.cli("emit", "--quiet", "--timeout", "2", lines, ingest=sections["broker"]["ingest"])
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -96,11 +97,7 @@ class OperationsTest(unittest.TestCase):
         self.assertGreater(time.monotonic() - started, 3)  # the limit did hold it back
         # Held back, then silence (the broker stopped): that is what the
         # lines and the summary say.
-        with open(lines, "w") as f:
-            for i in range(100):
-                f.write(json.dumps({"type": "need.reported", "needReported": {"need": {
-                    "needId": "n-rs-%d" % i, "structureId": "asso-14-001", "category": "locaux",
-                    "title": "Local", "commune": "14118"}}}) + "\n")
+        write_needs(lines, "n-rs-", 100)
         emit = subprocess.Popen([CLI, "--redis", self.redis.url, "--ingest", sections["broker"]["ingest"],
                                  "emit", "--quiet", "--timeout", "1", lines], stderr=subprocess.PIPE, text=True)
         try:
