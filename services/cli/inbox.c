@@ -106,7 +106,9 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
     }
     char when[32];
     s_date(s_field(r, "created_at"), when, sizeof when);
-    const char *read = s_field(r, "read");
+    /* Read or not for an inbox entry; the channel for a send (a failed one
+     * brought into the inbox has both). */
+    const char *read = with_text ? "" : s_field(r, "read");
     printf("%s  %s  %s  [%s] %s\n", nid, when,
            *read ? (strcmp(read, "1") == 0 ? "lu    " : "non lu") : s_field(r, "channel"),
            s_kind_fr(s_field(r, "kind")), s_field(r, "title"));

@@ -596,6 +596,9 @@ class NotifierTest(unittest.TestCase):
         out = st.cli("inbox", "eve")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("Boîte de réception d'eve : 1 notification", out.stdout)
+        failed = out.stdout.split("Envois en échec :")[1]
+        self.assertEqual(sorted(line.split()[3] for line in failed.splitlines() if line.startswith("n-")),
+                         ["email", "webhook"])
 
     def test_a_retry_goes_to_the_recipients_current_address_and_never_to_one_removed(self):
         # Both webhooks are down when the match comes. Meanwhile Anna gives
