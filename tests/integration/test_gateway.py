@@ -348,7 +348,8 @@ class GatewayTest(unittest.TestCase):
                 c.sendall(head + chunk + chunk[: 1 << 19])
             time.sleep(0.5)
             grown = resident_mb(pid) - before
-            self.assertLess(grown, 20 * (1 + 1 / 16), "the gateway holds %.0f MB of bodies" % grown)
+            if "ASAN_OPTIONS" not in os.environ:  # (AddressSanitizer keeps freed memory in quarantine)
+                self.assertLess(grown, 20 * (1 + 1 / 16), "the gateway holds %.0f MB of bodies" % grown)
             # Sent to the end, the body gets its 413.
             c = clients[0]
             c.sendall(chunk[: 1 << 19])
