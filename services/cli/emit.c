@@ -148,6 +148,9 @@ typedef struct s_pending {
     int64_t filled_at_ms; /* the occurredAtMs emit gave the first line, or 0 */
     s_waiting_t *waiting; /* later lines of this id with other bytes, in order */
     int copies;             /* the same id sent from several lines at once */
+    int unanswered;         /* frames of `data` sent and not answered yet */
+    int stale;              /* frames of an earlier line's content (same id) not answered yet:
+                             * the next answers are theirs, not this line's (acks name only the id) */
     int64_t heard_us;       /* first sent, or last answered "not now": for --timeout */
     int held_back;          /* last answered rate limited (1) or unavailable (2) */
     int64_t resend_at_us;   /* when to send again without an answer */
@@ -224,7 +227,9 @@ static void s_back_off(s_emit_t *e, s_pending_t *p, int64_t now_us) {
  * it for the retry timer rather than stalling the acks. */
 static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
 {
-    if (zmq_send(e->socket, p->data, p->len, ZMQ_DONTWAIT) < 0 && errno != EAGAIN && errno != EINTR)
+    if (zmq_send(e->socket, p->data, p->len, ZMQ_DONTWAIT) >= 0)
+        p->unanswered++;
+    else if (errno != EAGAIN && errno != EINTR)
         cli_error("emit", "send: %s", zmq_strerror(errno));
     p->resend_at_us = now_us + p->retry_us;
     s_deadline(e, p->resend_at_us);
@@ -333,6 +338,8 @@ static void s_remove(s_emit_t *e, s_pending_t **slot, int64_t now) {
         p->waiting = w->next;
         e->waiting--;
         if (!p->earlier_line) p->earlier_line = p->line;
+        p->stale += p->unanswered; /* resends of the earlier content whose answers are still to come */
+        p->unanswered = 0;
         free(p->data);
         p->data = w->data;
         p->len = w->len;
@@ -363,6 +370,11 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
     s_pending_t **slot = ack->event_id && *ack->event_id ? s_find(e, ack->event_id) : NULL;
     if (!slot || !*slot) goto done; /* a late answer to a retry already answered */
     s_pending_t *p = *slot;
+    if (p->stale > 0) { /* the answer to a resend of an earlier line's content */
+        p->stale--;
+        goto done;
+    }
+    if (p->unanswered > 0) p->unanswered--;
     int64_t now = mg_clock_monotonic_us();
 
     switch (ack->status) {

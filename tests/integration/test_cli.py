@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -224,6 +225,26 @@ class CliTest(unittest.TestCase):
                 if "need_reported.need.category" in l]
         shows = [self.stack.cli(["dlq", "show", l.split()[0]]).stdout for l in dead]
         self.assertEqual(len([s for s in shows if fixed in s]), 1)
+
+    def test_emit_gives_a_later_line_its_own_answer_after_resends_of_the_earlier(self):
+        # The broker is stopped: line 1 (refused) is sent again every 50 ms,
+        # and all its copies are answered at once when the broker resumes.
+        # The first answer is line 1's, the next ones its resends'; not line
+        # 2's, the corrected content sent after it (answers name only the id).
+        (eid,) = self.ids(1)
+        path = self.write([need_line(eid, category="licornes"), need_line(eid)])
+        broker = self.stack.pids()["broker"]
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            emit = subprocess.Popen([CLI, "emit", "--retry-ms", "50", path], env=self.stack.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        out, err = emit.communicate(timeout=30)
+        self.assertEqual(out.splitlines()[0].split(":")[0], eid + " rejected", out)
+        self.assertRegex(out.splitlines()[1], r"^%s accepted seq=\d+$" % eid)
+        self.assertEqual(len(out.splitlines()), 2, out + err)
 
     def test_emit_reports_a_bad_line_by_number_and_sends_the_others(self):
         ids = self.ids(2)
