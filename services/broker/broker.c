@@ -233,8 +233,8 @@ static int s_endpoint_is_local(const char *endpoint) {
 /* ---- stamping ---------------------------------------------------------------- */
 
 /* Most bytes s_stamp() appends: source (tag, length, at most MG_ID_MAX
- * bytes), received_at_ms (tag, 10-byte varint), schema_version and sequence
- * (tag, 1 byte each). */
+ * bytes), received_at_ms (tag, 10-byte varint), schema_version (tag, 1
+ * byte). */
 #define S_STAMP_MAX (2 + 1 + MG_ID_MAX + 1 + 10 + 2)
 
 static size_t s_put_varint(uint8_t *out, uint64_t v) {

@@ -141,7 +141,7 @@ static const char s_forget_script[] = MG_CONSUMER_DEADLETTER_LUA
     "for i = 4, #ARGV, 3 do ids[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]} end\n"
     "local parked = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
     "for _, seq in ipairs(parked) do\n"
-    "  local known = ids[seq] or {'', ARGV[2]}\n"
+    "  local known = ids[seq] or {'', '0'}\n"
     "  local why = redis.call('HGET', KEYS[4], seq .. ':reason') or 'none'\n"
     "  consumer_deadletter(KEYS[5], KEYS[6], ARGV[3], seq,\n"
     "    'consumer forgotten while the event waited for a retry (last failure: ' .. why .. ')',\n"

@@ -40,9 +40,9 @@ const char mg_notifier_script[] =
      * another channel's copy, is passed over. What was waiting for a
      * channel turned off (`delivered`: it is delivered so, to the inbox), or
      * could not be sent (it stays failed), stays within the staff page's
-     * reach. Returns whether any was added (announced). */
+     * reach. Returns how many were added (then announced). */
     "local function inbox_bring(staff, nids, now, inbox_max, delivered)\n"
-    "  local has, added = nil, false\n"
+    "  local has, added = nil, 0\n"
     "  for _, nid in ipairs(nids) do\n"
     "    local key = nkey(nid)\n"
     "    local f = redis.call('HMGET', key, 'item', 'in_inbox')\n"
@@ -61,11 +61,11 @@ const char mg_notifier_script[] =
     "          redis.call('HSET', key, 'channel', 'inbox', 'state', 'delivered', 'delivered_at', now)\n"
     "        end\n"
     "        inbox_add(staff, nid, now, inbox_max)\n"
-    "        added = true\n"
+    "        added = added + 1\n"
     "      end\n"
     "    end\n"
     "  end\n"
-    "  if added then redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff) end\n"
+    "  if added > 0 then redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff) end\n"
     "  return added\n"
     "end\n"
     MG_TOKEN_REVOKE_STAFF_LUA
@@ -245,14 +245,14 @@ const char mg_notifier_script[] =
     "        if item and not has[item] then\n"
     "          has[item] = true\n"
     "          redis.call('ZADD', to, m[k+1], m[k])\n"
+    "          total = total + 1\n"
     "        end\n"
     "      end\n"
     "      if ttl > 0 then redis.call('PEXPIRE', to, ttl) end\n"
     "    elseif count > 0 then\n"
-    "      inbox_bring(staff, redis.call('ZRANGE', from, 0, -1), now, inbox_max, true)\n"
+    "      total = total + inbox_bring(staff, redis.call('ZRANGE', from, 0, -1), now, inbox_max, true)\n"
     "    end\n"
     "    if count > 0 then redis.call('DEL', from) end\n"
-    "    total = total + count\n"
     "  end\n"
     "  return total\n"
     "end\n"

@@ -48,6 +48,11 @@ static void a_score_below_a_threshold_never_reads_as_it(void **state) {
     assert_int_equal(mg_fr_percent_decimals(0.5, half, 1), 0);  /* equal: it reaches it */
     assert_int_equal(mg_fr_percent_decimals(0.5, close, 1), 2); /* as far as two decimals go */
     assert_int_equal(mg_fr_percent_decimals(0.42, NULL, 0), 0);
+    /* Closer than two decimals: rounded down, never up to the threshold. */
+    assert_string_equal(mg_fr_percent_under(0.39996, 2, buf, sizeof(buf)), "39,99 %");
+    assert_string_equal(mg_fr_percent_under(0.3996, 2, buf, sizeof(buf)), "39,96 %");
+    assert_string_equal(mg_fr_percent_under(0.4951, 1, buf, sizeof(buf)), "49,5 %");
+    assert_string_equal(mg_fr_percent_under(0.35, 0, buf, sizeof(buf)), "35 %");
 }
 
 static void a_contracts(void **state) {

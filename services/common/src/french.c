@@ -122,6 +122,12 @@ char *mg_fr_percent_with(double score, int decimals, char *buf, size_t len) {
     return buf;
 }
 
+char *mg_fr_percent_under(double score, int decimals, char *buf, size_t len) {
+    double scale = decimals >= 2 ? 10000.0 : decimals == 1 ? 1000.0 : 100.0;
+    /* (the epsilon: 0.3996 * 10000 may come out as 3995.9999...) */
+    return mg_fr_percent_with(floor(score * scale + 1e-9) / scale, decimals, buf, len);
+}
+
 int mg_fr_percent_decimals(double score, const double *others, size_t n) {
     for (int d = 0; d < 2; d++) {
         char a[32], b[32];

@@ -58,7 +58,6 @@
 #define S_SUB_RCVHWM 1000
 /* Messages read from the feed per loop turn. */
 #define S_DRAIN_BATCH 256
-/* Dead letters kept, as the broker's default (MAXLEN ~). */
 
 typedef enum { S_WAIT_REDIS, S_LOADING, S_CATCHUP, S_LIVE } s_state_t;
 

@@ -64,4 +64,8 @@ char *mg_fr_percent_with(double score, int decimals, char *buf, size_t len);
  * of 0.4951 below a threshold of 0.5 is "49,5 %", not "50 %". */
 int mg_fr_percent_decimals(double score, const double *others, size_t n);
 
+/* mg_fr_percent_with() rounded down: a score said to be under a threshold
+ * never reads as it, even closer than two decimals ("39,99 %" under 40 %). */
+char *mg_fr_percent_under(double score, int decimals, char *buf, size_t len);
+
 #endif
