@@ -99,6 +99,23 @@ static void folding_folds_simple_plurals_and_removes_duplicates(void **state) {
         (const char *[]){"adresse", "bureau", "choix", "local", "prix", "process", "stock", "travail", NULL});
     /* Four letters or fewer keep their final s or x. */
     s_expect_keywords("bus gens jeux", (const char *[]){"bus", "gens", "jeux", NULL});
+    /* The irregular plurals of the trade go to their singular. */
+    s_expect_keywords("Réemploi de matériaux, matériau, tuyaux, vitraux et baux",
+                      (const char *[]){"bail", "materiau", "reemploi", "tuyau", "vitrail", NULL});
+}
+
+static void decomposed_accents_fold_as_composed_ones(void **state) {
+    (void)state;
+    /* "équipe matériel café" typed decomposed (e + U+0301): the same words,
+     * not "quipe", "mate", "riel", "caf". */
+    s_expect_keywords("e\xCC\x81quipe mate\xCC\x81riel cafe\xCC\x81",
+                      (const char *[]){"cafe", "equipe", "materiel", NULL});
+    char *words[4], *spelled[4];
+    assert_int_equal(mg_text_keywords_spelled("mate\xCC\x81riel", words, spelled, 4), 1);
+    assert_string_equal(words[0], "materiel");
+    assert_string_equal(spelled[0], "mate\xCC\x81riel"); /* shown as written */
+    free(words[0]);
+    free(spelled[0]);
 }
 
 static void folding_survives_invalid_utf8_and_keeps_words_ascii(void **state) {
@@ -773,6 +790,7 @@ int main(void) {
         cmocka_unit_test(folding_lowers_case_removes_accents_and_splits_apostrophes),
         cmocka_unit_test(folding_drops_stop_words_short_words_and_numbers),
         cmocka_unit_test(folding_folds_simple_plurals_and_removes_duplicates),
+        cmocka_unit_test(decomposed_accents_fold_as_composed_ones),
         cmocka_unit_test(folding_survives_invalid_utf8_and_keeps_words_ascii),
         cmocka_unit_test(caen_need_matches_herouville_offer_within_both_radii),
         cmocka_unit_test(caen_need_and_rouen_offer_meet_only_through_the_territory),

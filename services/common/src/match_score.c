@@ -33,10 +33,12 @@
  * ß -> ss). Then stop words, words shorter than 3 characters and words made
  * only of digits are dropped, words are cut at 40 characters, and a simple
  * plural is folded on words longer than 4 characters: "-eaux" -> "-eau"
- * ("bureaux" -> "bureau"), "-aux" -> "-al" ("locaux" -> "local", except
- * "travaux" -> "travail"), "-ux" -> "-u" ("lieux" -> "lieu"), and a final
- * "s" not after another "s"
- * ("cuisines" -> "cuisine"). The same folding runs on both sides, so the
+ * ("bureaux" -> "bureau"), "-aux" -> "-al" ("locaux" -> "local"), "-ux" ->
+ * "-u" ("lieux" -> "lieu"), and a final "s" not after another "s"
+ * ("cuisines" -> "cuisine"); the irregular plurals of the trade ("baux",
+ * "travaux", "matériaux", "tuyaux", "vitraux"...) go to their singular.
+ * Combining accents (text typed or pasted decomposed, NFD) are dropped
+ * within a word, as the composed letters lose theirs. The same folding runs on both sides, so the
  * result only has to be consistent, not good French. Keywords are ASCII. */
 #include "maillage/match_score.h"
 
@@ -188,11 +190,19 @@ static void s_fold(uint32_t cp, char out[3]) {
 
 /* Fold the plural of `w` (NUL-terminated, ASCII) in place; see the top. */
 static void s_fold_plural(char *w) {
+    static const char *const irregular[][2] = {
+        {"baux", "bail"},     {"travaux", "travail"},    {"vitraux", "vitrail"}, {"emaux", "email"},
+        {"coraux", "corail"}, {"materiaux", "materiau"}, {"tuyaux", "tuyau"},    {"noyaux", "noyau"},
+        {"boyaux", "boyau"},  {"joyaux", "joyau"}};
+    for (size_t i = 0; i < sizeof(irregular) / sizeof(irregular[0]); i++) {
+        if (strcmp(w, irregular[i][0]) == 0) {
+            strcpy(w, irregular[i][1]); /* never longer */
+            return;
+        }
+    }
     size_t n = strlen(w);
     if (n <= 4) return;
-    if (strcmp(w, "travaux") == 0) {
-        strcpy(w, "travail");
-    } else if (strcmp(w + n - 4, "eaux") == 0) {
+    if (strcmp(w + n - 4, "eaux") == 0) {
         w[n - 1] = '\0'; /* "bureaux" -> "bureau" */
     } else if (strcmp(w + n - 3, "aux") == 0) {
         strcpy(w + n - 2, "l"); /* "locaux" -> "local" */
@@ -276,10 +286,14 @@ size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings
         if (i < len) {
             uint32_t cp;
             step = s_utf8_decode(s + i, len - i, &cp);
-            if (step == 0)
+            if (step == 0) {
                 step = 1; /* skip a bad byte: it separates words */
-            else
+            } else if (cp >= 0x300 && cp <= 0x36F) {
+                i += step; /* a combining accent (NFD): dropped, the word goes on */
+                continue;
+            } else {
                 s_fold(cp, f);
+            }
         }
         if (f[0] != '\0') {
             if (out == start) from = i;
