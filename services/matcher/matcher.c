@@ -746,16 +746,19 @@ static int s_cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* "besoin de locaux", "besoin d'équipement": the category label, lowered,
- * with its preposition. */
+/* "besoin de locaux", "besoin d'équipement": the category label (at most
+ * 200 bytes, taxonomy.c), its first letter lowered unless it starts an
+ * acronym ("RSE"), with its preposition. `out` holds at least S_NEED_OF_MAX
+ * bytes. */
+#define S_NEED_OF_MAX 256
 static void s_need_of(const mg_matcher_t *m, const char *category, char *out, size_t outlen) {
     const char *label = s_category_label(m, category);
-    char lowered[160];
+    char lowered[S_NEED_OF_MAX], de[S_NEED_OF_MAX];
     snprintf(lowered, sizeof(lowered), "%s", label);
-    if (lowered[0] >= 'A' && lowered[0] <= 'Z') lowered[0] = (char)(lowered[0] - 'A' + 'a');
+    int acronym = lowered[1] >= 'A' && lowered[1] <= 'Z';
+    if (!acronym && lowered[0] >= 'A' && lowered[0] <= 'Z') lowered[0] = (char)(lowered[0] - 'A' + 'a');
     if ((unsigned char)lowered[0] == 0xC3 && (unsigned char)lowered[1] == 0x89) lowered[1] = (char)0xA9; /* É */
-    int vowel = strchr("aeiouyh", lowered[0]) != NULL || (unsigned char)lowered[0] == 0xC3;
-    snprintf(out, outlen, "besoin %s%s", vowel ? "d'" : "de ", lowered);
+    snprintf(out, outlen, "besoin %s", mg_fr_de(lowered, de, sizeof(de)));
 }
 
 /* Record one collective_need.detected of the group `group` (an EPCI, or
@@ -833,7 +836,7 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     unsigned prev = (unsigned)s_rint(info->element[0]);
     long long n = s_rint(info->element[1]);
     /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
-    char need_of[200], explanation[1024], territory[32], of_epci[256];
+    char need_of[S_NEED_OF_MAX + 8], explanation[1024], territory[32], of_epci[256];
     s_need_of(m, need->category, need_of, sizeof(need_of));
     mg_fr_de(nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, of_epci, sizeof(of_epci));
     snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
@@ -858,7 +861,7 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
         /* "3 structures à moins de 20 km de Vire Normandie expriment un
          * besoin de matériel : une réponse mutualisée est possible" ("du
          * Havre": mg_fr_de()) */
-        char need_of[200], explanation[1024], of_centre[256];
+        char need_of[S_NEED_OF_MAX + 8], explanation[1024], of_centre[256];
         s_need_of(m, need->category, need_of, sizeof(need_of));
         mg_fr_de(centre ? centre->name : code, of_centre, sizeof(of_centre));
         snprintf(explanation, sizeof(explanation),

@@ -618,10 +618,12 @@ def broker_sections(redis, redis_options=None, **broker):
     return {"log": {"level": "info"}, "redis": r, "broker": b}
 
 
-def start_broker(ws, redis, ready=True, redis_options=None, **broker):
+def start_broker(ws, redis, ready=True, redis_options=None, more_sections=None, **broker):
     """Write a config and start maillage-broker; waits until the journal is
-    available unless ready=False. Returns (daemon, sections)."""
+    available unless ready=False. `more_sections` (a [categories]...) are
+    written beside [redis] and [broker]. Returns (daemon, sections)."""
     sections = broker_sections(redis, redis_options, **broker)
+    sections.update(more_sections or {})
     conf = write_config(ws.path("broker-%s.conf" % uuid.uuid4().hex[:6]), sections)
     d = ws.own(Daemon(ws.dir, "maillage-broker", conf))
     d.start(ready="broker: ready" if ready else None)

@@ -131,10 +131,10 @@ def member_left(sid):
 class Stack:
     """Redis + broker + matcher(s) in one workspace."""
 
-    def __init__(self, ws, broker=None, **matcher):
+    def __init__(self, ws, broker=None, more_sections=None, **matcher):
         self.ws = ws
         self.redis = ws.own(h.Redis(ws.dir).start())
-        self.broker, self.sections = h.start_broker(ws, self.redis, **(broker or {}))
+        self.broker, self.sections = h.start_broker(ws, self.redis, more_sections=more_sections, **(broker or {}))
         self.client = ws.own(h.IngestClient(self.sections["broker"]["ingest"]))
         self.matcher_options = {"expiry_interval_s": 1, "collective_min_structures": 3}
         self.matcher_options.update(matcher)
@@ -665,6 +665,22 @@ class MatcherTest(unittest.TestCase):
         # What the gateway lists: the signal's latest revision, and the key
         # in mg:collectives.
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": events[1].collective_need_detected})
+
+    def test_a_collective_need_of_a_long_category_label_keeps_it_whole(self):
+        # A label may have 200 bytes: it was cut at 160, in the middle of an
+        # "é", and the event's explanation was not UTF-8 (the journal below
+        # is read by a parser that checks it). An acronym keeps its capitals.
+        label = "RSE, " + "démarche " * 19
+        st = Stack(self.ws, more_sections={"categories": {"locaux": "Locaux", "rse": label.strip()}})
+        st.start_matcher()
+        st.emit([member("a-caen", CAEN), member("a-herouville", HEROUVILLE), member("a-ifs", IFS)])
+        st.emit([need("r1", "a-caen", CAEN, category="rse"), need("r2", "a-herouville", HEROUVILLE, category="rse"),
+                 need("r3", "a-ifs", IFS, category="rse")])
+        st.settle()
+        (event,) = st.journal("collective_need.detected")
+        self.assertEqual(event.collective_need_detected.explanation,
+                         "3 structures de CU Caen la Mer expriment un besoin de %s : une réponse mutualisée "
+                         "est possible" % label.strip())
 
     def test_a_collective_need_around_le_havre_reads_du_havre(self):
         # "de Le Havre" was written as is: the group's centre is named with
