@@ -526,6 +526,15 @@ static double s_rdouble(const redisReply *r) {
     return r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0.0;
 }
 
+/* A score at the precision it is stored with (mg_args_double(): "%.6f"),
+ * so that a pair's score computed now and one read back compare as equal
+ * when they are: ties are then broken by id on both sides alike. */
+static double s_stored_score(double v) {
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%.6f", v);
+    return strtod(buf, NULL);
+}
+
 /* An item record as stored (docs/redis-keys.md: seq|open|sid|cat|com|dep|
  * epci|until|at|terr|flags|, then the serialized item), split in place of
  * the reply: the fields are not NUL-terminated, each runs up to its '|'. */
@@ -974,7 +983,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
         c->ok = !c->left && (c->commune || !*offer->commune) && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
             c->score = &m->scores[i];
-            c->total = mg_match_score(&in, &m->weights, c->score);
+            c->total = s_stored_score(mg_match_score(&in, &m->weights, c->score));
         }
     }
     qsort(order, n, sizeof(*order), s_cmp_cand);
@@ -1082,15 +1091,17 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
         c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {
             c->score = &m->scores[i];
-            c->total = mg_match_score(&in, &m->weights, c->score);
+            c->total = s_stored_score(mg_match_score(&in, &m->weights, c->score));
         }
         /* The rank among the need's candidates: 1 + its open matches with a
-         * better score (this pair excluded). */
+         * better score (this pair excluded), an equal score ranking by offer
+         * id as the need's side does (s_cmp_cand()). */
         c->rank = 1;
         if (c->ok && c->top && c->top->type == REDIS_REPLY_ARRAY) {
             for (size_t k = 0; k + 1 < c->top->elements; k += 2) {
-                if (strcmp(s_rstr(c->top->element[k]), offer->offer_id) == 0) continue;
-                if (s_rdouble(c->top->element[k + 1]) > c->total) c->rank++;
+                int by_id = strcmp(s_rstr(c->top->element[k]), offer->offer_id);
+                double other = s_rdouble(c->top->element[k + 1]);
+                if (by_id != 0 && (other > c->total || (other == c->total && by_id < 0))) c->rank++;
             }
         }
     }

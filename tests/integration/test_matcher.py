@@ -666,6 +666,30 @@ class MatcherTest(unittest.TestCase):
         # in mg:collectives.
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": events[1].collective_need_detected})
 
+    def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
+        # Two identical offers for a need: ranks 1 and 2, in offer id order,
+        # as when they come before it (the need's side sorts its candidates).
+        # (After it, the rank compared a score at full precision with the
+        # other's as stored, "%.6f": ranks 1 and 1 when it rounded down.)
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN)] + [member("coop-%d" % i, CAEN, family="FAMILY_COOPERATIVE",
+                                                      naf="56.21Z") for i in range(2)])
+        cases = [("locaux", CAEN, ("cuisine",)), ("materiel", HEROUVILLE, ("cuisine", "four")),
+                 ("formation", IFS, ("cuisine", "stockage", "four")), ("benevolat", HEROUVILLE, ("four",))]
+        for cat, _, _ in cases:
+            st.emit([need("n-" + cat, "asso-caen", CAEN, category=cat, radius=30,
+                          tags=("cuisine", "stockage", "salle"), title="Besoin")])
+        st.settle()
+        for cat, com, tags in cases:
+            for who in ("a", "b"):
+                st.emit([offer("o-%s-%s" % (who, cat), "coop-" + str("ab".index(who)), com, category=cat,
+                               tags=tags, title="Offre")])
+                st.settle()
+        ranks = {m.offer_id: m.rank for m in st.matches()}
+        for cat, _, _ in cases:
+            self.assertEqual((ranks["o-a-" + cat], ranks["o-b-" + cat]), (1, 2), (cat, ranks))
+
     def test_a_collective_need_of_a_long_category_label_keeps_it_whole(self):
         # A label may have 200 bytes: it was cut at 160, in the middle of an
         # "é", and the event's explanation was not UTF-8 (the journal below
