@@ -1,6 +1,6 @@
 # Besoin collectif, opportunité de mutualisation (collective_need.detected).
 # Noms : staff_name, why, link, category, territory_name, of_territory ("du
-# Havre", "de CU Caen la Mer"), at_territory ("au Havre"), department, count,
+# Havre", "de la CU Caen la Mer"), at_territory ("au Havre"), department, count,
 # structures, explanation, revision
 [subject]
 Opportunité de mutualisation : {{category}} {{at_territory}} ({{count}} structures)

@@ -654,14 +654,14 @@ class MatcherTest(unittest.TestCase):
                          (1, "locaux", "epci:200065597", "CU Caen la Mer"))
         self.assertEqual(sorted(cn.structure_ids), ["a-caen", "a-herouville", "a-ifs"])
         self.assertEqual(sorted(cn.need_ids), ["n1", "n2", "n3"])
-        self.assertEqual(cn.explanation, "3 structures de CU Caen la Mer expriment un besoin de locaux : "
+        self.assertEqual(cn.explanation, "3 structures de la CU Caen la Mer expriment un besoin de locaux : "
                                          "une réponse mutualisée est possible")
         st.emit([need("n5", "a-caen-2", CAEN)])
         st.settle()
         events = st.journal("collective_need.detected")
         self.assertEqual([e.collective_need_detected.revision for e in events], [1, 2])
         self.assertEqual(events[1].collective_need_detected.collective_id, cn.collective_id)
-        self.assertTrue(events[1].collective_need_detected.explanation.startswith("4 structures de CU Caen la Mer"))
+        self.assertTrue(events[1].collective_need_detected.explanation.startswith("4 structures de la CU Caen la Mer"))
         # What the gateway lists: the signal's latest revision, and the key
         # in mg:collectives.
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": events[1].collective_need_detected})
@@ -703,7 +703,7 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         (event,) = st.journal("collective_need.detected")
         self.assertEqual(event.collective_need_detected.explanation,
-                         "3 structures de CU Caen la Mer expriment un besoin de %s : une réponse mutualisée "
+                         "3 structures de la CU Caen la Mer expriment un besoin de %s : une réponse mutualisée "
                          "est possible" % label.strip())
 
     def test_a_collective_need_around_le_havre_reads_du_havre(self):

@@ -168,8 +168,8 @@ class NotifierKindsTest(unittest.TestCase):
                 "Atelier vélo Rouen a répondu à la proposition de coopération faite par Épicerie solidaire de Caen "
                 "(« Mutualiser une cuisine professionnelle ») : acceptée."),
             "cn:c-1:1": (
-                "collective_need", "Opportunité de mutualisation : Matériel et réemploi à CU Caen la Mer (3 structures)",
-                "3 structures de CU Caen la Mer (Calvados (14)) expriment le même besoin : Matériel et réemploi."),
+                "collective_need", "Opportunité de mutualisation : Matériel et réemploi à la CU Caen la Mer (3 structures)",
+                "3 structures de la CU Caen la Mer (Calvados (14)) expriment le même besoin : Matériel et réemploi."),
             "unanswered:n-alone": (
                 "unanswered_need", "Besoin sans réponse depuis 14 jours : Local pour une épicerie",
                 "n'a reçu aucune proposition de mise en relation depuis 14 jours"),
@@ -289,7 +289,7 @@ class NotifierKindsTest(unittest.TestCase):
                       "Épiceries solidaires de Normandie.", inbox["claire"]["member:s-caen:reseau-epiceries"]["text"])
         p3 = inbox["eva"]["coop:p-3"]["text"]
         self.assertIn("Atelier vélo Rouen propose une coopération (mutualisation) à toute structure de l'Eure et "
-                      "de CU Caen la Mer :\n\nUne réponse commune\n\nCatégorie : Locaux", p3)
+                      "de la CU Caen la Mer :\n\nUne réponse commune\n\nCatégorie : Locaux", p3)
         self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", p3)
         self.assertIn("Vous recevez ce message car vous suivez le Calvados et toutes les catégories.",
                       inbox["claire"]["coop:p-3"]["text"])

@@ -35,11 +35,13 @@ const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
 
 /* "de" before `name`, elided or contracted as French wants, written into
  * `buf`: "du Calvados" (le), "des Andelys" (les), "de la Manche", "de
- * l'Eure", "d'Honfleur", "d'Épicerie solidaire", "de Caen". Returns `buf`. */
+ * l'Eure", "d'Honfleur", "d'Épicerie solidaire", "de Caen", "de la CU Caen
+ * la Mer" (an intercommunality: CC, CA, CU, Métropole). Returns `buf`. */
 char *mg_fr_de(const char *name, char *buf, size_t len);
 
 /* "à" before `name`, contracted as French wants, written into `buf`: "au
- * Havre" (le), "aux Andelys" (les), "à la Manche", "à Caen". Returns `buf`. */
+ * Havre" (le), "aux Andelys" (les), "à la Manche", "à Caen", "à la CC
+ * Pré-Bocage Intercom". Returns `buf`. */
 char *mg_fr_a(const char *name, char *buf, size_t len);
 
 /* A distance as explanations say it, written into `buf`: "dans la même
