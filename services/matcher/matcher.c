@@ -847,7 +847,9 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
     char need_of[S_NEED_OF_MAX + 8], explanation[1024], territory[32], of_epci[256];
     s_need_of(m, need->category, need_of, sizeof(need_of));
-    mg_fr_de(nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, of_epci, sizeof(of_epci));
+    char epci[256];
+    mg_fr_de(mg_fr_epci(nc->epci_name && *nc->epci_name ? nc->epci_name : nc->epci, epci, sizeof(epci)),
+             of_epci, sizeof(of_epci));
     snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
              n, n > 1 ? "s" : "", of_epci, n > 1 ? "nt" : "", need_of);
     snprintf(territory, sizeof(territory), "epci:%s", nc->epci);

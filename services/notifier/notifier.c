@@ -368,15 +368,18 @@ static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
 }
 
 /* A territory entry as staff read it, after "de": "du Calvados" for "dep:14",
- * "de CU Caen la Mer" for "epci:<siren>", "d'Honfleur" for a commune code;
- * the entry itself when unknown. */
+ * "de la CU Caen la Mer" for "epci:<siren>", "d'Honfleur" for a commune
+ * code; the entry itself when unknown. */
 static void s_territory_de(const mg_notifier_t *n, const char *t, char *out, size_t outlen) {
     const mg_commune_t *c = s_territory_commune(n, t);
     const char *name = NULL;
+    char epci[256];
     if (strncmp(t, "dep:", 4) == 0)
         name = mg_fr_department_with_article(t + 4);
+    else if (c && strncmp(t, "epci:", 5) == 0)
+        name = *c->epci_name ? mg_fr_epci(c->epci_name, epci, sizeof(epci)) : NULL;
     else if (c)
-        name = strncmp(t, "epci:", 5) == 0 ? c->epci_name : c->name;
+        name = c->name;
     mg_fr_de(name && *name ? name : t, out, outlen);
 }
 
@@ -1011,10 +1014,13 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_territory_department(n, cn->territory, dep);
         s_item_department(it, dep);
         const char *where = cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory;
-        char of_where[256], at_where[256];
+        char of_where[256], at_where[256], the_epci[256];
         s_item_var(it, "territory_name", where);
-        s_item_var(it, "of_territory", mg_fr_de(where, of_where, sizeof(of_where))); /* "du Havre" */
-        s_item_var(it, "at_territory", mg_fr_a(where, at_where, sizeof(at_where)));  /* "au Havre" */
+        /* "la CU Caen la Mer": "de la", "à la"; a commune: "du Havre", "au Havre". */
+        const char *said =
+            strncmp(cn->territory, "epci:", 5) == 0 ? mg_fr_epci(where, the_epci, sizeof(the_epci)) : where;
+        s_item_var(it, "of_territory", mg_fr_de(said, of_where, sizeof(of_where)));
+        s_item_var(it, "at_territory", mg_fr_a(said, at_where, sizeof(at_where)));
         s_item_varf(it, "revision", "%u", cn->revision);
         s_item_var(it, "explanation", cn->explanation);
         s_item_net(it, env->source);
@@ -1117,7 +1123,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         if (cp->to_structure_id && *cp->to_structure_id) {
             snprintf(to_whom, sizeof(to_whom), "%s", *to ? to : cp->to_structure_id);
         } else {
-            /* "toute structure du Calvados et de CU Caen la Mer" */
+            /* "toute structure du Calvados et de la CU Caen la Mer" */
             char parts[4][192];
             size_t k = 0;
             for (size_t i = 0; i < cp->n_territory && k < 4; i++)

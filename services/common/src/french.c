@@ -168,23 +168,11 @@ static int s_contracting_article(const char *name, const char **rest) {
     return article;
 }
 
-/* Whether `name` is an intercommunality's (EPCI): communauté de communes,
- * d'agglomération, urbaine, métropole, all feminine and said with their
- * article: "de la CU Caen la Mer", "à la Métropole Rouen Normandie". */
-static int s_is_epci(const char *name) {
-    static const char *const kinds[] = {"CC ", "CA ", "CU ", "Métropole ", "Communauté "};
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-        if (strncmp(name, kinds[i], strlen(kinds[i])) == 0) return 1;
-    return 0;
-}
-
 char *mg_fr_de(const char *name, char *buf, size_t len) {
     if (!name) name = "";
     const char *rest;
     int article = s_contracting_article(name, &rest);
-    if (s_is_epci(name))
-        snprintf(buf, len, "de la %s", name);
-    else if (article)
+    if (article)
         snprintf(buf, len, "%s %s", article == 1 ? "du" : "des", rest);
     else if (strncmp(name, "la ", 3) == 0 || strncmp(name, "l'", 2) == 0)
         snprintf(buf, len, "de %s", name);
@@ -195,14 +183,16 @@ char *mg_fr_de(const char *name, char *buf, size_t len) {
     return buf;
 }
 
+char *mg_fr_epci(const char *name, char *buf, size_t len) {
+    snprintf(buf, len, "la %s", name ? name : "");
+    return buf;
+}
+
 char *mg_fr_a(const char *name, char *buf, size_t len) {
     if (!name) name = "";
     const char *rest;
     int article = s_contracting_article(name, &rest);
-    if (s_is_epci(name))
-        snprintf(buf, len, "à la %s", name);
-    else
-        snprintf(buf, len, "%s %s", article == 1 ? "au" : article == 2 ? "aux" : "à", rest);
+    snprintf(buf, len, "%s %s", article == 1 ? "au" : article == 2 ? "aux" : "à", rest);
     return buf;
 }
 

@@ -36,12 +36,17 @@ const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
 /* "de" before `name`, elided or contracted as French wants, written into
  * `buf`: "du Calvados" (le), "des Andelys" (les), "de la Manche", "de
  * l'Eure", "d'Honfleur", "d'Épicerie solidaire", "de Caen", "de la CU Caen
- * la Mer" (an intercommunality: CC, CA, CU, Métropole). Returns `buf`. */
+ * la Mer" (given "la CU Caen la Mer": see mg_fr_epci()). Returns `buf`. */
 char *mg_fr_de(const char *name, char *buf, size_t len);
 
 /* "à" before `name`, contracted as French wants, written into `buf`: "au
  * Havre" (le), "aux Andelys" (les), "à la Manche", "à Caen", "à la CC
- * Pré-Bocage Intercom". Returns `buf`. */
+ * Pré-Bocage Intercom" (given "la CC ..."). Returns `buf`. */
+
+/* An intercommunality's name with its article, into `buf`: "la CU Caen la
+ * Mer". Normandy's are all communautés (de communes, d'agglomération,
+ * urbaines) or a métropole: feminine. Returns `buf`. */
+char *mg_fr_epci(const char *name, char *buf, size_t len);
 char *mg_fr_a(const char *name, char *buf, size_t len);
 
 /* A distance as explanations say it, written into `buf`: "dans la même
