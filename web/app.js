@@ -539,8 +539,10 @@
     setStatus('inbox-status', text);
   }
 
-  /* Adds a notification to the list, once per id; `live` marks it new. */
-  function addItem(n, live) {
+  /* Adds a notification to the list, once per id; `live` marks it new.
+   * A live one, or one that is `sorted` (the catch-up's, new or read
+   * elsewhere), goes in its place by date; a page's, at the bottom. */
+  function addItem(n, live, sorted) {
     if (!n || !n.id) return;
     var inbox = state.inbox;
     var existing = inbox.byId[n.id];
@@ -554,7 +556,7 @@
     // Newest first: find the first shown item older than this one.
     var t = Date.parse(n.createdAt) || 0;
     var index = inbox.items.length;
-    if (live) {
+    if (live || sorted) {
       for (var i = 0; i < inbox.items.length; i++) {
         if ((Date.parse(inbox.items[i].n.createdAt) || 0) <= t) { index = i; break; }
       }
@@ -1005,7 +1007,7 @@
       var added = 0;
       ((page && page.items) || []).forEach(function (n) {
         if (!n || !n.id || state.inbox.byId[n.id]) return;
-        addItem(n, !n.read);
+        addItem(n, !n.read, true);
         if (!n.read) added++;
       });
       if (!added) return;

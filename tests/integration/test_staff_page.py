@@ -809,6 +809,47 @@ class StaffPageTest(unittest.TestCase):
         self.assertNotIn("Nouvelle adhérente", d.find_element(By.ID, "inbox-list").text)
         self.assertFalse(d.find_element(By.ID, "new-counter").is_displayed())
 
+    def seed(self, st, count, start, read=False, prefix="n-seed"):
+        """`count` notifications (new members) written straight to the staff
+        inbox, created at `start` ms and the following ones; their ids."""
+        ids = []
+        for i in range(count):
+            nid_ = "%s-%03d" % (prefix, i)
+            fields = ["kind", "member_joined", "item", "member:s-%s-%03d:x" % (prefix, i),
+                      "title", "Adhérente %s %d" % (prefix, i), "created_at", start + i,
+                      "cat", "formation", "dep", "14", "staff", STAFF]
+            if read:
+                fields += ["read", "1"]
+            st.redis.call("HSET", "mg:notif:" + nid_, *fields)
+            st.redis.call("ZADD", "mg:inbox:" + STAFF, start + i, nid_)
+            ids.append(nid_)
+        return ids
+
+    def shown_ids(self):
+        return self.js("return Array.prototype.map.call(document.querySelectorAll('#inbox-list > li'),"
+                       " function (li) { return li.dataset.nid; })")
+
+    def test_an_entry_read_elsewhere_caught_up_is_placed_by_date(self):
+        """The stream opens late (its only slot is taken): the entries
+        written meanwhile are caught up on opening. One already read
+        elsewhere is not new, but it is the newest: first in the list, not
+        at the bottom under older entries."""
+        st = Stack(self.ws, gateway={"stream_max_clients": 1})
+        staff_token = st.issue("--staff", STAFF)
+        now = int(time.time() * 1000)
+        older = self.seed(st, 3, now - 60000)
+        taken = http.client.HTTPConnection("127.0.0.1", st.port, timeout=20)
+        self.addCleanup(taken.close)
+        taken.request("GET", "/v1/stream", headers={"Authorization": "Bearer " + staff_token})
+        self.assertEqual(taken.getresponse().status, 200)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: len(self.shown_ids()) == 3, 20, "the inbox, loaded without the stream")
+        read = self.seed(st, 1, now, read=True, prefix="n-read")
+        taken.close()
+        self.wait(lambda: read[0] in self.shown_ids(), 30, "the entry read elsewhere, caught up")
+        self.assertEqual(self.shown_ids(), read + older[::-1])
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
