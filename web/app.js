@@ -323,6 +323,12 @@
     clear($('inbox-list'));
     clear($('collective-list'));
     clear($('match-detail'));
+    // The next person on this computer starts with no filter: theirs would
+    // hide part of the inbox without saying so. (Values set directly: a
+    // form's reset() fires its handler, which would load the inbox.)
+    ['inbox-filters', 'collective-filters', 'territory-filters'].forEach(function (id) {
+      $(id).querySelectorAll('select').forEach(function (s) { s.value = ''; });
+    });
     updateCounter();
     if (MG.territory) MG.territory.reset();
   }

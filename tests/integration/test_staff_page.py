@@ -890,6 +890,31 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(status, 401)
         self.assertFalse(d.find_element(By.ID, "main-nav").is_displayed())
 
+    def test_filters_do_not_outlive_the_session(self):
+        """On a shared computer, the next person to sign in sees the whole
+        inbox: the filters chosen before a sign-out are cleared."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: d.find_element(By.ID, "inbox-status").text != "Chargement des opportunités…", 20,
+                  "the inbox to load")
+        selects = ("f-department", "f-category", "f-status", "f-kind", "c-department", "c-category",
+                   "t-category", "t-department")
+        Select(d.find_element(By.ID, "f-category")).select_by_value("locaux")
+        Select(d.find_element(By.ID, "f-status")).select_by_value("new")
+        self.js("document.getElementById('c-department').value = '14';"
+                "document.getElementById('t-category').value = 'locaux';")
+        self.wait(lambda: "Aucune opportunité ne correspond" in d.find_element(By.ID, "inbox-status").text, 20,
+                  "the filtered inbox")
+        d.find_element(By.ID, "sign-out").click()
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 20, "the signed-in page")
+        self.wait(lambda: "Aucune opportunité pour le moment" in d.find_element(By.ID, "inbox-status").text, 20,
+                  "the whole inbox, unfiltered")
+        self.assertEqual([d.find_element(By.ID, s).get_attribute("value") for s in selects], [""] * len(selects))
+
 
 if __name__ == "__main__":
     unittest.main()
