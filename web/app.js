@@ -1132,40 +1132,54 @@
     sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
   }
 
-  /* The feedback buttons of a match's detail, and where their result shows. */
+  /* The feedback buttons of a match's detail, and where their result shows.
+   * As on a card: one request at a time; once recorded, every card of the
+   * match says so and is marked read. */
   function renderFeedback(root, m) {
     var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
     var result = el('p', {class: 'result', role: 'status'});
+    var buttons = [];
+    var pending = false;
     ['contact_made', 'not_relevant'].forEach(function (outcome) {
       var b = el('button', {type: 'button', class: 'button ' + (outcome === 'contact_made' ? 'button-primary' : 'button-secondary'),
         'aria-pressed': (m.status || 'new') === outcome ? 'true' : 'false', 'data-outcome': outcome}, STATUS[outcome]);
       b.addEventListener('click', function () {
+        if (pending) return;
+        pending = true;
+        buttons.forEach(function (x) { x.setAttribute('aria-disabled', 'true'); });
         result.className = 'result';
         result.textContent = 'Enregistrement en cours…';
         api('POST', 'v1/matches/' + encodeURIComponent(m.id) + '/feedback', {outcome: OUTCOMES[outcome], comment: ''}).then(function () {
           m.status = outcome;
+          if (state.matches[m.id]) state.matches[m.id].status = outcome;
           syncDetailButtons(m.id, outcome);
           result.className = 'result result-ok';
           result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
-          var item = findItemByMatch(m.id);
-          if (item) { item.n.status = outcome; item.feedbackSent = true; refreshItem(item); }
+          itemsOfMatch(m.id).forEach(function (item) {
+            item.n.status = outcome;
+            item.feedbackSent = true;
+            refreshItem(item);
+            if (item.n.read === false) markRead(item, false);
+          });
         }, function (e) {
           if (e.status === 401) return;
           result.className = 'result result-error';
           result.textContent = 'Non enregistré : ' + e.message;
+        }).then(function () {
+          pending = false;
+          buttons.forEach(function (x) { x.removeAttribute('aria-disabled'); });
         });
       });
+      buttons.push(b);
       group.appendChild(b);
     });
     root.appendChild(el('div', {class: 'actions'}, group));
     root.appendChild(result);
   }
 
-  function findItemByMatch(mid) {
-    for (var i = 0; i < state.inbox.items.length; i++) {
-      if (state.inbox.items[i].n.matchId === mid) return state.inbox.items[i];
-    }
-    return null;
+  /* The inbox's cards of a match (a match may be notified more than once). */
+  function itemsOfMatch(mid) {
+    return state.inbox.items.filter(function (it) { return it.n.matchId === mid; });
   }
 
   /* A link to a structure's view, named (its id when the name is unknown). */

@@ -850,6 +850,54 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: read[0] in self.shown_ids(), 30, "the entry read elsewhere, caught up")
         self.assertEqual(self.shown_ids(), read + older[::-1])
 
+    def test_feedback_from_a_match_detail_is_sent_once_and_updates_every_card(self):
+        """The detail's buttons, as a card's: a double click sends one
+        request; once recorded, every card of the match (here it was
+        notified twice) shows the outcome and is marked read."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        nid, _, _, status, body = post_two_needs_and_an_offer(st, network_token)
+        self.assertEqual(status, 202, body)
+        mid = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
+                                    if e.match_found.need_id == nid], 60, 0.1, "the match")[0]
+        h.wait_until(lambda: "match:" + mid in st.inbox_items(STAFF), 30, 0.1, "the match in the inbox")
+        now = int(time.time() * 1000)
+        st.redis.call("HSET", "mg:notif:n-again", "kind", "match", "item", "match:" + mid,
+                      "title", "La même mise en relation, notifiée à nouveau", "created_at", now, "staff", STAFF)
+        st.redis.call("ZADD", "mg:inbox:" + STAFF, now, "n-again")
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: len(d.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)) == 2,
+                  20, "the two cards of the match")
+        view = self.open_view("#match/" + mid, "match")
+        made = self.wait(lambda: view.find_elements(By.CSS_SELECTOR, "button[data-outcome=contact_made]"), 20,
+                         "the detail's buttons")[0]
+        self.js("window.__posts = 0; var f = window.fetch; window.fetch = function (url, opts) {"
+                " if (opts && opts.method === 'POST' && /feedback$/.test(url)) window.__posts++;"
+                " return f.apply(this, arguments); };")
+        self.js("arguments[0].click(); arguments[0].click();", made)
+        result = view.find_element(By.CSS_SELECTOR, ".result")
+        self.wait(lambda: "Enregistré" in result.text, 20, "the feedback result")
+        self.assertEqual(self.js("return window.__posts"), 1, "a double click sent two requests")
+        self.assertIsNone(made.get_attribute("aria-disabled"))
+        self.open_view("#opportunites", "opportunites")
+        cards = d.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)
+        self.assertEqual(len(cards), 2)
+        for card in cards:
+            self.assertEqual(card.find_element(By.CSS_SELECTOR, ".badge-status").text, "Mise en relation faite")
+            self.assertEqual(card.find_element(By.CSS_SELECTOR, "button[data-outcome=contact_made]")
+                             .get_attribute("aria-pressed"), "true")
+            self.wait(lambda: not card.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed(), 10,
+                      "the card marked read")
+
+        def read_flags():
+            status, body = st.http("GET", "/v1/staff/me/inbox?kind=match", token=staff_token)
+            return {i["id"]: i["read"] for i in json.loads(body)["items"] if i.get("matchId") == mid}
+        flags = read_flags()
+        self.assertEqual(len(flags), 2, flags)
+        self.assertEqual(set(flags.values()), {True}, flags)
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
