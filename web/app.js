@@ -503,6 +503,8 @@
     var params = inboxFilters();
     params.limit = 50;
     if (!reset && inbox.nextCursor) params.cursor = inbox.nextCursor;
+    // A page goes below the cards shown (live ones go above them).
+    var lastBefore = inbox.items.length ? inbox.items[inbox.items.length - 1] : null;
     inbox.loading = true;
     setStatus('inbox-status', 'Chargement des opportunités…');
     $('inbox-list').setAttribute('aria-busy', 'true');
@@ -517,9 +519,14 @@
       // goes on).
       if (!items.length && inbox.nextCursor && params.cursor !== inbox.nextCursor && (empty || 0) < 20)
         return loadInbox(false, (empty || 0) + 1);
-      $('inbox-more').hidden = !inbox.nextCursor;
+      var more = $('inbox-more');
+      var hadFocus = document.activeElement === more;
+      more.hidden = !inbox.nextCursor;
       inbox.loaded = true;
       updateInboxStatus();
+      // The last page hides the button that had the focus: it goes on to
+      // the first card loaded (else to the status line), not to the page's top.
+      if (hadFocus && more.hidden) focusAfter(lastBefore);
       if (inbox.catchUp) { inbox.catchUp = false; catchUpInbox(); }
     }).catch(function (e) {
       if (generation !== state.inbox.generation) return;
@@ -528,6 +535,16 @@
       inbox.loading = false;
       $('inbox-list').removeAttribute('aria-busy');
     });
+  }
+
+  /* Focuses the first card after `item` (the first card if null): its
+   * first button or link; the list's status line if there is none. */
+  function focusAfter(item) {
+    var items = state.inbox.items;
+    var next = items[item ? items.indexOf(item) + 1 : 0];
+    var target = next && Array.prototype.filter.call(next.node.querySelectorAll('button, a, summary'),
+      function (x) { return x.offsetParent !== null; })[0]; // not in a hidden part
+    (target || $('inbox-status')).focus();
   }
 
   function updateInboxStatus() {

@@ -898,6 +898,27 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(len(flags), 2, flags)
         self.assertEqual(set(flags.values()), {True}, flags)
 
+    def test_the_last_page_of_the_inbox_keeps_the_keyboard_focus(self):
+        """« Afficher les suivantes » pressed with the keyboard on the last
+        page hides itself: the focus goes to the first card loaded, not back
+        to the top of the page."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        ids = self.seed(st, 55, int(time.time() * 1000) - 600000)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        more = d.find_element(By.ID, "inbox-more")
+        self.wait(lambda: more.is_displayed(), 20, "the first page")
+        self.assertEqual(len(self.shown_ids()), 50)
+        self.js("arguments[0].focus()", more)
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        self.wait(lambda: len(self.shown_ids()) == 55, 20, "the last page")
+        self.assertFalse(more.is_displayed())
+        first_new = d.find_element(By.CSS_SELECTOR, '#inbox-list > li[data-nid="%s"]' % ids[4])
+        self.assertEqual(self.shown_ids()[50], ids[4])
+        self.wait(lambda: self.js("return arguments[0].contains(document.activeElement)", first_new), 5,
+                  "the focus on the first card loaded (it is on %s)" % self.js("return document.activeElement.tagName"))
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
