@@ -183,6 +183,7 @@
     matches: {},      // match id -> match JSON (details, loaded lazily)
     matchEpochs: {},  // match id -> how many times the stream said it changed
     detailShown: null, // the match the detail view shows: {id, retired, revision}
+    returnTo: '',     // the card whose detail link was followed (its notification's id)
     view: '',
     collectiveGeneration: 0
   };
@@ -319,6 +320,7 @@
     state.matches = {};
     state.matchEpochs = {};
     state.detailShown = null;
+    state.returnTo = '';
     state.stream.lastEventId = '';
     clear($('inbox-list'));
     clear($('collective-list'));
@@ -1497,13 +1499,22 @@
     document.title = (view === 'detail' ? DETAILS[head].title : titles[view]) + ' — Maillage';
     // Move focus to the new view's heading (one item to another too), except
     // on the first display (focus stays at the top of the page for a fresh load).
+    // Back from a detail to the list: to the card it was opened from, so the
+    // reading goes on where it was.
     if (!initial && previous && (previous !== view || arg) && previous !== 'signin') {
-      var h = $('view-' + view).querySelector('h1');
+      var back = view === 'opportunites' && (previous === 'match' || previous === 'detail') && returnLink();
+      var h = back || $('view-' + view).querySelector('h1');
       if (h) h.focus();
     } else if (initial && previous === 'signin') {
       var h1 = $('view-' + view).querySelector('h1');
       if (h1) h1.focus();
     }
+  }
+
+  /* The detail link of the card last left for its detail, if still shown. */
+  function returnLink() {
+    var item = state.returnTo && state.inbox.byId[state.returnTo];
+    return item ? item.node.querySelector('a.detail-link') : null;
   }
 
   // ---- wiring -------------------------------------------------------------------------
@@ -1514,6 +1525,11 @@
     $('sign-out').addEventListener('click', signOut);
     $('banner-close').addEventListener('click', hideBanner);
     $('inbox-more').addEventListener('click', function () { loadInbox(false); });
+    $('inbox-list').addEventListener('click', function (ev) {
+      var a = ev.target.closest('a.detail-link');
+      var li = a && a.closest('li[data-nid]');
+      if (li) state.returnTo = li.dataset.nid;
+    });
     var filters = $('inbox-filters');
     filters.addEventListener('change', function () { loadInbox(true); });
     filters.addEventListener('submit', function (ev) { ev.preventDefault(); });

@@ -809,9 +809,10 @@ class StaffPageTest(unittest.TestCase):
         self.assertNotIn("Nouvelle adhérente", d.find_element(By.ID, "inbox-list").text)
         self.assertFalse(d.find_element(By.ID, "new-counter").is_displayed())
 
-    def seed(self, st, count, start, read=False, prefix="n-seed"):
+    def seed(self, st, count, start, read=False, prefix="n-seed", link=False):
         """`count` notifications (new members) written straight to the staff
-        inbox, created at `start` ms and the following ones; their ids."""
+        inbox, created at `start` ms and the following ones; their ids.
+        `link`: each links to its structure's view."""
         ids = []
         for i in range(count):
             nid_ = "%s-%03d" % (prefix, i)
@@ -820,6 +821,8 @@ class StaffPageTest(unittest.TestCase):
                       "cat", "formation", "dep", "14", "staff", STAFF]
             if read:
                 fields += ["read", "1"]
+            if link:
+                fields += ["link", st.base + "/#structure/s-%s-%03d" % (prefix, i)]
             st.redis.call("HSET", "mg:notif:" + nid_, *fields)
             st.redis.call("ZADD", "mg:inbox:" + STAFF, start + i, nid_)
             ids.append(nid_)
@@ -918,6 +921,30 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(self.shown_ids()[50], ids[4])
         self.wait(lambda: self.js("return arguments[0].contains(document.activeElement)", first_new), 5,
                   "the focus on the first card loaded (it is on %s)" % self.js("return document.activeElement.tagName"))
+
+    def test_back_from_a_detail_to_the_card_it_was_opened_from(self):
+        """A card's « Voir le détail » followed, then « Retour aux
+        opportunités »: the focus is on that card's link, in view, not on the
+        heading at the top of a long list."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        ids = self.seed(st, 30, int(time.time() * 1000) - 600000, link=True)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: len(self.shown_ids()) == 30, 20, "the inbox")
+        card = d.find_element(By.CSS_SELECTOR, '#inbox-list > li[data-nid="%s"]' % ids[5])
+        link = card.find_element(By.CSS_SELECTOR, "a.detail-link")
+        self.js("arguments[0].scrollIntoView({block: 'center'})", link)
+        link.click()
+        self.wait(lambda: d.find_element(By.ID, "view-detail").is_displayed(), 10, "the structure's view")
+        self.js("window.scrollTo(0, 0)")
+        d.find_element(By.CSS_SELECTOR, "#view-detail a.back-link").click()
+        self.wait(lambda: d.find_element(By.ID, "view-opportunites").is_displayed(), 10, "the list again")
+        self.wait(lambda: self.js("return document.activeElement === arguments[0]", link), 5,
+                  "the focus on the card's link (it is on %s)" % self.js("return document.activeElement.id"))
+        top, bottom, height = self.js("var r = arguments[0].getBoundingClientRect();"
+                                      " return [r.top, r.bottom, window.innerHeight]", link)
+        self.assertTrue(0 <= top and bottom <= height, (top, bottom, height))
 
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
