@@ -1083,6 +1083,8 @@
       renderMatch(root, m);
       state.detailShown = {id: mid, retired: m.retired === true, revision: m.revision};
     }, function (e) {
+      if (root.dataset.matchId !== mid) return;
+      if (e.status === 404) $('match-title').textContent = 'Mise en relation introuvable';
       reportError(e, 'match-status');
     });
   }

@@ -946,6 +946,15 @@ class StaffPageTest(unittest.TestCase):
                                       " return [r.top, r.bottom, window.innerHeight]", link)
         self.assertTrue(0 <= top and bottom <= height, (top, bottom, height))
 
+    def test_an_unknown_match_is_titled_as_not_found(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.open_view("#match/inconnue", "match")
+        self.wait(lambda: "introuvable" in d.find_element(By.ID, "match-status").text, 10, "the message")
+        self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation introuvable")
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
