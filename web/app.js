@@ -146,7 +146,7 @@
   function percent(score) {
     var s = Number(score);
     if (!isFinite(s) || s < 0) return '';
-    return Math.round(s * 100) + ' %';
+    return Math.round(s * 100) + '\u202f%';
   }
 
   /* A match's distance as the notifications say it: "dans la même commune"
@@ -157,7 +157,7 @@
     var d = Number(km);
     if (km === undefined || km === null || !isFinite(d)) return '';
     if (d < 0) return 'sur le territoire desservi';
-    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + ' km';
+    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + '\u00a0km';
   }
 
   function capitalize(text) {
@@ -200,13 +200,13 @@
   /* The French message for a failed request. */
   function frenchError(status, res, body) {
     var retry = res && res.headers ? parseInt(res.headers.get('Retry-After') || '', 10) : NaN;
-    var later = isFinite(retry) && retry > 0 ? ' Réessayez dans ' + retry + ' s.' : ' Réessayez dans un instant.';
+    var later = isFinite(retry) && retry > 0 ? ' Réessayez dans ' + retry + '\u00a0s.' : ' Réessayez dans un instant.';
     switch (status) {
       case 0: return 'Le serveur Maillage ne répond pas. Vérifiez votre connexion, puis réessayez.';
       case 400: return 'La demande a été refusée car elle est incomplète ou invalide.';
       case 401: return 'Votre session a pris fin (jeton inconnu ou révoqué). Reconnectez-vous.';
       case 403: return 'Vous n’avez pas accès à cette information avec ce jeton.';
-      case 404: return 'Élément introuvable : il a peut-être été retiré.';
+      case 404: return 'Élément introuvable\u00a0: il a peut-être été retiré.';
       case 409: return 'Cette action entre en conflit avec une autre modification. Rechargez la page.';
       case 413: return 'La demande est trop volumineuse.';
       case 415: return 'Le serveur n’a pas compris le format de la demande.';
@@ -357,7 +357,7 @@
       return start();
     }).catch(function (e) {
       err.textContent = e.status === 401 ? 'Ce jeton n’est pas reconnu (inconnu ou révoqué). Vérifiez-le, sans espace ni retour à la ligne.'
-        : e.status === 403 ? 'Ce jeton n’ouvre pas cet espace : il est réservé aux chargé·e·s de mission (pas aux réseaux émetteurs).'
+        : e.status === 403 ? 'Ce jeton n’ouvre pas cet espace\u00a0: il est réservé aux chargé·e·s de mission (pas aux réseaux émetteurs).'
         : e.message;
       err.hidden = false;
       input.setAttribute('aria-invalid', 'true');
@@ -387,7 +387,7 @@
       startRetry.ms = 2000;
       if (!me || me.kind !== 'staff') {
         api('DELETE', 'v1/session').catch(function () {});
-        showSignIn('Ce jeton est celui d’un réseau émetteur : cet espace est réservé aux chargé·e·s de mission.');
+        showSignIn('Ce jeton est celui d’un réseau émetteur\u00a0: cet espace est réservé aux chargé·e·s de mission.');
         return;
       }
       state.me = me;
@@ -405,8 +405,8 @@
       // valid, so try again rather than ask for the token.
       var wait = startRetry.ms;
       startRetry.ms = Math.min(startRetry.ms * 2, 30000);
-      showBanner('Maillage est momentanément indisponible : nouvel essai automatique dans ' +
-                 Math.round(wait / 1000) + ' s.');
+      showBanner('Maillage est momentanément indisponible\u00a0: nouvel essai automatique dans ' +
+                 Math.round(wait / 1000) + '\u00a0s.');
       startRetry.timer = window.setTimeout(start, wait);
     }).catch(function (e) {
       // A 401 on the way already sent the page back to the sign-in form.
@@ -675,12 +675,12 @@
       item.comment = comment.querySelector('textarea');
       item.commentBox = comment;
       actions.appendChild(el('a', {class: 'detail-link', href: '#match/' + encodeURIComponent(n.matchId)},
-        'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
+        'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
     } else if (n.kind === 'collective_need') {
       actions.appendChild(el('a', {class: 'detail-link', href: '#collectifs'}, 'Voir les besoins collectifs'));
     } else if (detailHash(n.link)) { // a need, a structure, a cooperation proposal
       actions.appendChild(el('a', {class: 'detail-link', href: detailHash(n.link)},
-        'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
+        'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
     }
     if (n.read === false) {
       var read = el('button', {type: 'button', class: 'button button-quiet', 'aria-describedby': uid + '-title'}, 'Marquer comme lu');
@@ -731,7 +731,7 @@
         var link = item.node.querySelector('a.detail-link');
         if (link) link.focus();
       }
-      if (hinted && match.retired) announce('Mise en relation retirée : ' + (item.n.title || ''));
+      if (hinted && match.retired) announce('Mise en relation retirée\u00a0: ' + (item.n.title || ''));
     }
     // The score as it is now (a revision moves it), not as notified.
     if (item.scoreItem && typeof match.score === 'number' && !item.n.retired && percent(match.score)) {
@@ -741,7 +741,7 @@
     var r = item.reason;
     clear(r);
     // A retirement's explanation says why itself ("Proposition retirée : …").
-    if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi : '));
+    if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi\u00a0: '));
     r.appendChild(document.createTextNode(match.explanation));
     r.hidden = false;
     // The notifier's summary is "need ↔ offer : explanation": said once is enough.
@@ -855,14 +855,14 @@
       if (state.matches[mid]) state.matches[mid].status = outcome;
       refreshItem(item);
       item.result.className = 'result result-ok';
-      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
+      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0».';
       if (item.comment) item.comment.value = '';
       if (item.n.read === false) markRead(item, false);
       syncDetailButtons(mid, outcome);
     }, function (e) {
       if (e.status === 401) return;
       item.result.className = 'result result-error';
-      item.result.textContent = 'Non enregistré : ' + e.message;
+      item.result.textContent = 'Non enregistré\u00a0: ' + e.message;
     }).then(function () {
       item.pending = false;
       Object.keys(buttons).forEach(function (k) { buttons[k].removeAttribute('aria-disabled'); });
@@ -1046,14 +1046,14 @@
   function onLiveNotification(n) {
     if (!n || !n.id || state.inbox.byId[n.id]) return;
     if (!passesFilters(n)) {
-      announce('Nouvelle opportunité reçue (masquée par vos filtres) : ' + (n.title || ''));
+      announce('Nouvelle opportunité reçue (masquée par vos filtres)\u00a0: ' + (n.title || ''));
       return;
     }
     addItem(n, true);
     state.unseen++;
     updateCounter();
     updateInboxStatus();
-    announce('Nouvelle opportunité : ' + (n.title || KINDS[n.kind] || 'notification'));
+    announce('Nouvelle opportunité\u00a0: ' + (n.title || KINDS[n.kind] || 'notification'));
   }
 
   // ---- one match in detail (#match/<id>) --------------------------------------
@@ -1124,10 +1124,10 @@
     definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
-    if (m.retired) definition(head, 'État', 'Retirée : la paire n’est plus proposée');
+    if (m.retired) definition(head, 'État', 'Retirée\u00a0: la paire n’est plus proposée');
     root.appendChild(head);
     // A retirement's explanation says why itself ("Proposition retirée : …").
-    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi : '), m.explanation));
+    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi\u00a0: '), m.explanation));
 
     var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
     if (comps && comps.length) {
@@ -1175,7 +1175,7 @@
           if (state.matches[m.id]) state.matches[m.id].status = outcome;
           syncDetailButtons(m.id, outcome);
           result.className = 'result result-ok';
-          result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
+          result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0».';
           itemsOfMatch(m.id).forEach(function (item) {
             item.n.status = outcome;
             item.feedbackSent = true;
@@ -1185,7 +1185,7 @@
         }, function (e) {
           if (e.status === 401) return;
           result.className = 'result result-error';
-          result.textContent = 'Non enregistré : ' + e.message;
+          result.textContent = 'Non enregistré\u00a0: ' + e.message;
         }).then(function () {
           pending = false;
           buttons.forEach(function (x) { x.removeAttribute('aria-disabled'); });
@@ -1267,7 +1267,7 @@
       }, function (e) {
         if (e.status === 401) return;
         clear(sbody);
-        sbody.appendChild(el('p', {class: 'result result-error'}, 'Structure : ' + e.message));
+        sbody.appendChild(el('p', {class: 'result result-error'}, 'Structure\u00a0: ' + e.message));
       });
     }
     return section;
@@ -1304,8 +1304,8 @@
     clear(root);
     root.dataset.key = key;
     $('detail-title').textContent = d.title;
-    var missing = d.missing + ' est introuvable' + (id ? ' (identifiant « ' + id + ' »)' : '') +
-      ' : le lien est peut-être incomplet ou erroné.';
+    var missing = d.missing + ' est introuvable' + (id ? ' (identifiant «\u00a0' + id + '\u00a0»)' : '') +
+      '\u00a0: le lien est peut-être incomplet ou erroné.';
     if (!id) { setStatus('detail-status', missing); return; }
     setStatus('detail-status', 'Chargement…');
     api('GET', d.path + encodeURIComponent(id)).then(function (x) {
@@ -1376,7 +1376,7 @@
     root.appendChild(structureFacts(s));
     root.appendChild(linkPanel('Besoins ouverts', 'need', s.openNeeds, 'Aucun besoin ouvert.'));
     root.appendChild(linkPanel('Offres ouvertes', 'offer', s.openOffers, 'Aucune offre ouverte.'));
-    if (s.openItemsTruncated) root.appendChild(el('p', {class: 'hint'}, 'Listes partielles : la structure a d’autres besoins ou offres ouverts.'));
+    if (s.openItemsTruncated) root.appendChild(el('p', {class: 'hint'}, 'Listes partielles\u00a0: la structure a d’autres besoins ou offres ouverts.'));
   }
 
   function renderCooperationView(root, c) {
@@ -1385,7 +1385,7 @@
     var dl = el('dl', {class: 'facts'});
     if (c.fromStructureId) definition(dl, 'Proposée par', structureLink(c.fromStructureId, c.fromStructureName), 'from');
     if (c.toStructureId) definition(dl, 'Adressée à', structureLink(c.toStructureId, c.toStructureName), 'to');
-    else definition(dl, 'Adressée à', c.territory ? 'Toute structure de : ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
+    else definition(dl, 'Adressée à', c.territory ? 'Toute structure de\u00a0: ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
     definition(dl, 'Type', capitalize(c.kindLabel), 'kind');
     definition(dl, 'Catégorie', c.categoryLabel || categoryLabel(c.category));
     definition(dl, 'Valable jusqu’au', formatDay(c.validUntil));
@@ -1393,7 +1393,7 @@
     var answers = el('section', {class: 'panel'}, el('h2', null, 'Réponses'));
     if (!c.answers || !c.answers.length) answers.appendChild(el('p', {class: 'hint'}, 'Pas encore de réponse.'));
     else answers.appendChild(el('ul', {class: 'links answers'}, c.answers.map(function (a) {
-      return el('li', null, structureLink(a.structureId, a.structureName), ' : ' + (a.answerLabel || ''));
+      return el('li', null, structureLink(a.structureId, a.structureName), '\u00a0: ' + (a.answerLabel || ''));
     })));
     root.appendChild(answers);
   }
@@ -1450,13 +1450,13 @@
     article.appendChild(meta);
     // Who: each structure by name, a link to its view.
     var names = c.structureNames || {};
-    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures : '));
+    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures\u00a0: '));
     (c.structureIds || []).forEach(function (sid, i) {
       who.appendChild(document.createTextNode(i ? ', ' : ''));
       who.appendChild(structureLink(sid, names[sid]));
     });
     if (c.structureIds && c.structureIds.length) article.appendChild(who);
-    if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), c.explanation));
+    if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi\u00a0: '), c.explanation));
     var li = el('li', {class: 'card-item'}, article);
     li.dataset.collectiveId = c.collectiveId || c.id || '';
     return li;

@@ -955,6 +955,31 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: "introuvable" in d.find_element(By.ID, "match-status").text, 10, "the message")
         self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation introuvable")
 
+    def test_french_typography_keeps_signs_with_their_words(self):
+        """A narrow no-break space before %, a no-break space before a colon
+        and inside « »: a line never starts with « % » or « : »."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        now = int(time.time() * 1000)
+        st.redis.call("HSET", "mg:notif:n-typo", "kind", "match", "item", "match:m-typo", "title", "Cuisine",
+                      "score", "0.42", "text", "Une cuisine.\nPourquoi : même catégorie.", "created_at", now,
+                      "staff", STAFF)
+        st.redis.call("ZADD", "mg:inbox:" + STAFF, now, "n-typo")
+        self.driver = d = browser(self.ws)
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        self.assertEqual(d.find_element(By.ID, "token-hint").get_attribute("textContent"),
+                         "Il commence par \u00abĀmgt_Ā\u00bb.".replace("Ā", "\u00a0"))
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        card = self.wait(lambda: self.item("m-typo"), 20, "the match's card")
+        texts = [li.get_attribute("textContent") for li in card.find_elements(By.CSS_SELECTOR, ".meta li")]
+        self.assertIn("Score 42\u202f%", texts)
+        reason = card.find_element(By.CSS_SELECTOR, ".reason")
+        self.wait(lambda: reason.get_attribute("textContent") == "Pourquoi\u00a0: même catégorie.", 10, "the reason")
+        self.open_view("#match/m-typo", "match")
+        self.wait(lambda: d.find_element(By.ID, "match-status").get_attribute("textContent")
+                  .startswith("Élément introuvable\u00a0: "), 10, "the message")
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
