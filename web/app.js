@@ -1131,14 +1131,20 @@
 
     var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
     if (comps && comps.length) {
-      var table = el('table', {class: 'data'},
+      // On a phone the rows are stacked (style.css): the roles keep it a
+      // table for screen readers, each cell says its column's name.
+      var table = el('table', {class: 'data components', role: 'table'},
         el('caption', null, 'Composantes du score'),
-        el('thead', null, el('tr', null, el('th', {scope: 'col'}, 'Critère'), el('th', {scope: 'col'}, 'Valeur'),
-          el('th', {scope: 'col'}, 'Poids'), el('th', {scope: 'col'}, 'Détail'))));
-      var tbody = el('tbody');
+        el('thead', {role: 'rowgroup'}, el('tr', {role: 'row'},
+          ['Critère', 'Valeur', 'Poids', 'Détail'].map(function (name) {
+            return el('th', {scope: 'col', role: 'columnheader'}, name);
+          }))));
+      var tbody = el('tbody', {role: 'rowgroup'});
       comps.forEach(function (c) {
-        tbody.appendChild(el('tr', null, el('th', {scope: 'row'}, COMPONENTS[c.name] || c.name || ''),
-          el('td', null, percent(c.value || 0)), el('td', null, percent(c.weight || 0)), el('td', null, c.detail || '')));
+        tbody.appendChild(el('tr', {role: 'row'}, el('th', {scope: 'row', role: 'rowheader'}, COMPONENTS[c.name] || c.name || ''),
+          el('td', {role: 'cell', 'data-label': 'Valeur'}, percent(c.value || 0)),
+          el('td', {role: 'cell', 'data-label': 'Poids'}, percent(c.weight || 0)),
+          el('td', {role: 'cell', 'data-label': 'Détail'}, c.detail || '')));
       });
       table.appendChild(tbody);
       root.appendChild(el('div', {class: 'table-scroll'}, table));

@@ -980,6 +980,51 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: d.find_element(By.ID, "match-status").get_attribute("textContent")
                   .startswith("Élément introuvable\u00a0: "), 10, "the message")
 
+    def test_the_menu_stays_on_one_row_on_a_phone(self):
+        """On a 390 px phone the sections' links (with a count of new
+        ones) hold on one row, not two, above the live state."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        d.set_window_size(*PHONE)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") == "on", 20, "the stream")
+        self.js("var c = document.getElementById('new-counter'); c.textContent = '12'; c.hidden = false;")
+        tops = self.js("return Array.prototype.map.call(document.querySelectorAll('#main-nav a[data-view]'),"
+                       " function (a) { return Math.round(a.getBoundingClientRect().top); })")
+        self.assertEqual(len(set(tops)), 1, "the menu's links on %d rows: %s" % (len(set(tops)), tops))
+        # The live state on at most one row more.
+        nav, link = self.js("return [document.getElementById('main-nav').getBoundingClientRect().height,"
+                            " document.querySelector('#main-nav a[data-view]').getBoundingClientRect().height]")
+        self.assertLess(nav, 2 * link, (nav, link))
+        width, client = self.js("var n = document.getElementById('main-nav'); return [n.scrollWidth, n.clientWidth]")
+        self.assertLessEqual(width, client, "the menu wider than the phone")
+        self.shot("staff-page-phone-menu.png")
+
+    def test_the_score_components_fit_a_small_phone(self):
+        """At 360 px the table of the score's components is laid out as a
+        list of rows, each value named: nothing to scroll sideways."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        nid, _, _, status, body = post_two_needs_and_an_offer(st, network_token)
+        self.assertEqual(status, 202, body)
+        mid = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
+                                    if e.match_found.need_id == nid], 60, 0.1, "the match")[0]
+        self.driver = d = browser(self.ws)
+        d.set_window_size(360, 780)
+        self.sign_in(st, staff_token)
+        view = self.open_view("#match/" + mid, "match")
+        box = self.wait(lambda: view.find_elements(By.CSS_SELECTOR, ".table-scroll"), 20, "the score's components")[0]
+        time.sleep(0.3)
+        scroll, client = self.js("return [arguments[0].scrollWidth, arguments[0].clientWidth]", box)
+        self.assertLessEqual(scroll, client, "the table scrolls sideways at 360 px")
+        detail = box.find_element(By.CSS_SELECTOR, "tbody tr td:last-child")
+        self.assertGreater(detail.size["width"], 200, "the detail squeezed in a narrow column")
+        self.assertIn("Détail", self.js("return getComputedStyle(arguments[0], '::before').content", detail))
+        self.js("arguments[0].scrollIntoView()", box)
+        self.shot("staff-page-phone-components.png")
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
