@@ -146,7 +146,7 @@
   function percent(score) {
     var s = Number(score);
     if (!isFinite(s) || s < 0) return '';
-    return Math.round(s * 100) + ' %';
+    return Math.round(s * 100) + '\u202f%';
   }
 
   /* A match's distance as the notifications say it: "dans la même commune"
@@ -157,7 +157,7 @@
     var d = Number(km);
     if (km === undefined || km === null || !isFinite(d)) return '';
     if (d < 0) return 'sur le territoire desservi';
-    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + ' km';
+    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + '\u00a0km';
   }
 
   function capitalize(text) {
@@ -183,6 +183,7 @@
     matches: {},      // match id -> match JSON (details, loaded lazily)
     matchEpochs: {},  // match id -> how many times the stream said it changed
     detailShown: null, // the match the detail view shows: {id, retired, revision}
+    returnTo: '',     // the card whose detail link was followed (its notification's id)
     view: '',
     collectiveGeneration: 0
   };
@@ -199,13 +200,13 @@
   /* The French message for a failed request. */
   function frenchError(status, res, body) {
     var retry = res && res.headers ? parseInt(res.headers.get('Retry-After') || '', 10) : NaN;
-    var later = isFinite(retry) && retry > 0 ? ' Réessayez dans ' + retry + ' s.' : ' Réessayez dans un instant.';
+    var later = isFinite(retry) && retry > 0 ? ' Réessayez dans ' + retry + '\u00a0s.' : ' Réessayez dans un instant.';
     switch (status) {
       case 0: return 'Le serveur Maillage ne répond pas. Vérifiez votre connexion, puis réessayez.';
       case 400: return 'La demande a été refusée car elle est incomplète ou invalide.';
       case 401: return 'Votre session a pris fin (jeton inconnu ou révoqué). Reconnectez-vous.';
       case 403: return 'Vous n’avez pas accès à cette information avec ce jeton.';
-      case 404: return 'Élément introuvable : il a peut-être été retiré.';
+      case 404: return 'Élément introuvable\u00a0: il a peut-être été retiré.';
       case 409: return 'Cette action entre en conflit avec une autre modification. Rechargez la page.';
       case 413: return 'La demande est trop volumineuse.';
       case 415: return 'Le serveur n’a pas compris le format de la demande.';
@@ -319,10 +320,17 @@
     state.matches = {};
     state.matchEpochs = {};
     state.detailShown = null;
+    state.returnTo = '';
     state.stream.lastEventId = '';
     clear($('inbox-list'));
     clear($('collective-list'));
     clear($('match-detail'));
+    // The next person on this computer starts with no filter: theirs would
+    // hide part of the inbox without saying so. (Values set directly: a
+    // form's reset() fires its handler, which would load the inbox.)
+    ['inbox-filters', 'collective-filters', 'territory-filters'].forEach(function (id) {
+      $(id).querySelectorAll('select').forEach(function (s) { s.value = ''; });
+    });
     updateCounter();
     if (MG.territory) MG.territory.reset();
   }
@@ -349,7 +357,7 @@
       return start();
     }).catch(function (e) {
       err.textContent = e.status === 401 ? 'Ce jeton n’est pas reconnu (inconnu ou révoqué). Vérifiez-le, sans espace ni retour à la ligne.'
-        : e.status === 403 ? 'Ce jeton n’ouvre pas cet espace : il est réservé aux chargé·e·s de mission (pas aux réseaux émetteurs).'
+        : e.status === 403 ? 'Ce jeton n’ouvre pas cet espace\u00a0: il est réservé aux chargé·e·s de mission (pas aux réseaux émetteurs).'
         : e.message;
       err.hidden = false;
       input.setAttribute('aria-invalid', 'true');
@@ -379,7 +387,7 @@
       startRetry.ms = 2000;
       if (!me || me.kind !== 'staff') {
         api('DELETE', 'v1/session').catch(function () {});
-        showSignIn('Ce jeton est celui d’un réseau émetteur : cet espace est réservé aux chargé·e·s de mission.');
+        showSignIn('Ce jeton est celui d’un réseau émetteur\u00a0: cet espace est réservé aux chargé·e·s de mission.');
         return;
       }
       state.me = me;
@@ -397,8 +405,8 @@
       // valid, so try again rather than ask for the token.
       var wait = startRetry.ms;
       startRetry.ms = Math.min(startRetry.ms * 2, 30000);
-      showBanner('Maillage est momentanément indisponible : nouvel essai automatique dans ' +
-                 Math.round(wait / 1000) + ' s.');
+      showBanner('Maillage est momentanément indisponible\u00a0: nouvel essai automatique dans ' +
+                 Math.round(wait / 1000) + '\u00a0s.');
       startRetry.timer = window.setTimeout(start, wait);
     }).catch(function (e) {
       // A 401 on the way already sent the page back to the sign-in form.
@@ -497,6 +505,8 @@
     var params = inboxFilters();
     params.limit = 50;
     if (!reset && inbox.nextCursor) params.cursor = inbox.nextCursor;
+    // A page goes below the cards shown (live ones go above them).
+    var lastBefore = inbox.items.length ? inbox.items[inbox.items.length - 1] : null;
     inbox.loading = true;
     setStatus('inbox-status', 'Chargement des opportunités…');
     $('inbox-list').setAttribute('aria-busy', 'true');
@@ -511,9 +521,14 @@
       // goes on).
       if (!items.length && inbox.nextCursor && params.cursor !== inbox.nextCursor && (empty || 0) < 20)
         return loadInbox(false, (empty || 0) + 1);
-      $('inbox-more').hidden = !inbox.nextCursor;
+      var more = $('inbox-more');
+      var hadFocus = document.activeElement === more;
+      more.hidden = !inbox.nextCursor;
       inbox.loaded = true;
       updateInboxStatus();
+      // The last page hides the button that had the focus: it goes on to
+      // the first card loaded (else to the status line), not to the page's top.
+      if (hadFocus && more.hidden) focusAfter(lastBefore);
       if (inbox.catchUp) { inbox.catchUp = false; catchUpInbox(); }
     }).catch(function (e) {
       if (generation !== state.inbox.generation) return;
@@ -522,6 +537,16 @@
       inbox.loading = false;
       $('inbox-list').removeAttribute('aria-busy');
     });
+  }
+
+  /* Focuses the first card after `item` (the first card if null): its
+   * first button or link; the list's status line if there is none. */
+  function focusAfter(item) {
+    var items = state.inbox.items;
+    var next = items[item ? items.indexOf(item) + 1 : 0];
+    var target = next && Array.prototype.filter.call(next.node.querySelectorAll('button, a, summary'),
+      function (x) { return x.offsetParent !== null; })[0]; // not in a hidden part
+    (target || $('inbox-status')).focus();
   }
 
   function updateInboxStatus() {
@@ -539,8 +564,10 @@
     setStatus('inbox-status', text);
   }
 
-  /* Adds a notification to the list, once per id; `live` marks it new. */
-  function addItem(n, live) {
+  /* Adds a notification to the list, once per id; `live` marks it new.
+   * A live one, or one that is `sorted` (the catch-up's, new or read
+   * elsewhere), goes in its place by date; a page's, at the bottom. */
+  function addItem(n, live, sorted) {
     if (!n || !n.id) return;
     var inbox = state.inbox;
     var existing = inbox.byId[n.id];
@@ -554,7 +581,7 @@
     // Newest first: find the first shown item older than this one.
     var t = Date.parse(n.createdAt) || 0;
     var index = inbox.items.length;
-    if (live) {
+    if (live || sorted) {
       for (var i = 0; i < inbox.items.length; i++) {
         if ((Date.parse(inbox.items[i].n.createdAt) || 0) <= t) { index = i; break; }
       }
@@ -648,12 +675,12 @@
       item.comment = comment.querySelector('textarea');
       item.commentBox = comment;
       actions.appendChild(el('a', {class: 'detail-link', href: '#match/' + encodeURIComponent(n.matchId)},
-        'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
+        'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
     } else if (n.kind === 'collective_need') {
       actions.appendChild(el('a', {class: 'detail-link', href: '#collectifs'}, 'Voir les besoins collectifs'));
     } else if (detailHash(n.link)) { // a need, a structure, a cooperation proposal
       actions.appendChild(el('a', {class: 'detail-link', href: detailHash(n.link)},
-        'Voir le détail', el('span', {class: 'visually-hidden'}, ' : ' + (n.title || kindLabel))));
+        'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
     }
     if (n.read === false) {
       var read = el('button', {type: 'button', class: 'button button-quiet', 'aria-describedby': uid + '-title'}, 'Marquer comme lu');
@@ -704,7 +731,7 @@
         var link = item.node.querySelector('a.detail-link');
         if (link) link.focus();
       }
-      if (hinted && match.retired) announce('Mise en relation retirée : ' + (item.n.title || ''));
+      if (hinted && match.retired) announce('Mise en relation retirée\u00a0: ' + (item.n.title || ''));
     }
     // The score as it is now (a revision moves it), not as notified.
     if (item.scoreItem && typeof match.score === 'number' && !item.n.retired && percent(match.score)) {
@@ -714,7 +741,7 @@
     var r = item.reason;
     clear(r);
     // A retirement's explanation says why itself ("Proposition retirée : …").
-    if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi : '));
+    if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi\u00a0: '));
     r.appendChild(document.createTextNode(match.explanation));
     r.hidden = false;
     // The notifier's summary is "need ↔ offer : explanation": said once is enough.
@@ -828,14 +855,14 @@
       if (state.matches[mid]) state.matches[mid].status = outcome;
       refreshItem(item);
       item.result.className = 'result result-ok';
-      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
+      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0».';
       if (item.comment) item.comment.value = '';
       if (item.n.read === false) markRead(item, false);
       syncDetailButtons(mid, outcome);
     }, function (e) {
       if (e.status === 401) return;
       item.result.className = 'result result-error';
-      item.result.textContent = 'Non enregistré : ' + e.message;
+      item.result.textContent = 'Non enregistré\u00a0: ' + e.message;
     }).then(function () {
       item.pending = false;
       Object.keys(buttons).forEach(function (k) { buttons[k].removeAttribute('aria-disabled'); });
@@ -1005,7 +1032,7 @@
       var added = 0;
       ((page && page.items) || []).forEach(function (n) {
         if (!n || !n.id || state.inbox.byId[n.id]) return;
-        addItem(n, !n.read);
+        addItem(n, !n.read, true);
         if (!n.read) added++;
       });
       if (!added) return;
@@ -1019,14 +1046,14 @@
   function onLiveNotification(n) {
     if (!n || !n.id || state.inbox.byId[n.id]) return;
     if (!passesFilters(n)) {
-      announce('Nouvelle opportunité reçue (masquée par vos filtres) : ' + (n.title || ''));
+      announce('Nouvelle opportunité reçue (masquée par vos filtres)\u00a0: ' + (n.title || ''));
       return;
     }
     addItem(n, true);
     state.unseen++;
     updateCounter();
     updateInboxStatus();
-    announce('Nouvelle opportunité : ' + (n.title || KINDS[n.kind] || 'notification'));
+    announce('Nouvelle opportunité\u00a0: ' + (n.title || KINDS[n.kind] || 'notification'));
   }
 
   // ---- one match in detail (#match/<id>) --------------------------------------
@@ -1056,6 +1083,8 @@
       renderMatch(root, m);
       state.detailShown = {id: mid, retired: m.retired === true, revision: m.revision};
     }, function (e) {
+      if (root.dataset.matchId !== mid) return;
+      if (e.status === 404) $('match-title').textContent = 'Mise en relation introuvable';
       reportError(e, 'match-status');
     });
   }
@@ -1095,21 +1124,27 @@
     definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
-    if (m.retired) definition(head, 'État', 'Retirée : la paire n’est plus proposée');
+    if (m.retired) definition(head, 'État', 'Retirée\u00a0: la paire n’est plus proposée');
     root.appendChild(head);
     // A retirement's explanation says why itself ("Proposition retirée : …").
-    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi : '), m.explanation));
+    if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi\u00a0: '), m.explanation));
 
     var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
     if (comps && comps.length) {
-      var table = el('table', {class: 'data'},
+      // On a phone the rows are stacked (style.css): the roles keep it a
+      // table for screen readers, each cell says its column's name.
+      var table = el('table', {class: 'data components', role: 'table'},
         el('caption', null, 'Composantes du score'),
-        el('thead', null, el('tr', null, el('th', {scope: 'col'}, 'Critère'), el('th', {scope: 'col'}, 'Valeur'),
-          el('th', {scope: 'col'}, 'Poids'), el('th', {scope: 'col'}, 'Détail'))));
-      var tbody = el('tbody');
+        el('thead', {role: 'rowgroup'}, el('tr', {role: 'row'},
+          ['Critère', 'Valeur', 'Poids', 'Détail'].map(function (name) {
+            return el('th', {scope: 'col', role: 'columnheader'}, name);
+          }))));
+      var tbody = el('tbody', {role: 'rowgroup'});
       comps.forEach(function (c) {
-        tbody.appendChild(el('tr', null, el('th', {scope: 'row'}, COMPONENTS[c.name] || c.name || ''),
-          el('td', null, percent(c.value || 0)), el('td', null, percent(c.weight || 0)), el('td', null, c.detail || '')));
+        tbody.appendChild(el('tr', {role: 'row'}, el('th', {scope: 'row', role: 'rowheader'}, COMPONENTS[c.name] || c.name || ''),
+          el('td', {role: 'cell', 'data-label': 'Valeur'}, percent(c.value || 0)),
+          el('td', {role: 'cell', 'data-label': 'Poids'}, percent(c.weight || 0)),
+          el('td', {role: 'cell', 'data-label': 'Détail'}, c.detail || '')));
       });
       table.appendChild(tbody);
       root.appendChild(el('div', {class: 'table-scroll'}, table));
@@ -1124,40 +1159,54 @@
     sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
   }
 
-  /* The feedback buttons of a match's detail, and where their result shows. */
+  /* The feedback buttons of a match's detail, and where their result shows.
+   * As on a card: one request at a time; once recorded, every card of the
+   * match says so and is marked read. */
   function renderFeedback(root, m) {
     var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
     var result = el('p', {class: 'result', role: 'status'});
+    var buttons = [];
+    var pending = false;
     ['contact_made', 'not_relevant'].forEach(function (outcome) {
       var b = el('button', {type: 'button', class: 'button ' + (outcome === 'contact_made' ? 'button-primary' : 'button-secondary'),
         'aria-pressed': (m.status || 'new') === outcome ? 'true' : 'false', 'data-outcome': outcome}, STATUS[outcome]);
       b.addEventListener('click', function () {
+        if (pending) return;
+        pending = true;
+        buttons.forEach(function (x) { x.setAttribute('aria-disabled', 'true'); });
         result.className = 'result';
         result.textContent = 'Enregistrement en cours…';
         api('POST', 'v1/matches/' + encodeURIComponent(m.id) + '/feedback', {outcome: OUTCOMES[outcome], comment: ''}).then(function () {
           m.status = outcome;
+          if (state.matches[m.id]) state.matches[m.id].status = outcome;
           syncDetailButtons(m.id, outcome);
           result.className = 'result result-ok';
-          result.textContent = 'Enregistré à ' + formatTime(new Date()) + ' : « ' + STATUS[outcome] + ' ».';
-          var item = findItemByMatch(m.id);
-          if (item) { item.n.status = outcome; item.feedbackSent = true; refreshItem(item); }
+          result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0».';
+          itemsOfMatch(m.id).forEach(function (item) {
+            item.n.status = outcome;
+            item.feedbackSent = true;
+            refreshItem(item);
+            if (item.n.read === false) markRead(item, false);
+          });
         }, function (e) {
           if (e.status === 401) return;
           result.className = 'result result-error';
-          result.textContent = 'Non enregistré : ' + e.message;
+          result.textContent = 'Non enregistré\u00a0: ' + e.message;
+        }).then(function () {
+          pending = false;
+          buttons.forEach(function (x) { x.removeAttribute('aria-disabled'); });
         });
       });
+      buttons.push(b);
       group.appendChild(b);
     });
     root.appendChild(el('div', {class: 'actions'}, group));
     root.appendChild(result);
   }
 
-  function findItemByMatch(mid) {
-    for (var i = 0; i < state.inbox.items.length; i++) {
-      if (state.inbox.items[i].n.matchId === mid) return state.inbox.items[i];
-    }
-    return null;
+  /* The inbox's cards of a match (a match may be notified more than once). */
+  function itemsOfMatch(mid) {
+    return state.inbox.items.filter(function (it) { return it.n.matchId === mid; });
   }
 
   /* A link to a structure's view, named (its id when the name is unknown). */
@@ -1224,7 +1273,7 @@
       }, function (e) {
         if (e.status === 401) return;
         clear(sbody);
-        sbody.appendChild(el('p', {class: 'result result-error'}, 'Structure : ' + e.message));
+        sbody.appendChild(el('p', {class: 'result result-error'}, 'Structure\u00a0: ' + e.message));
       });
     }
     return section;
@@ -1261,8 +1310,8 @@
     clear(root);
     root.dataset.key = key;
     $('detail-title').textContent = d.title;
-    var missing = d.missing + ' est introuvable' + (id ? ' (identifiant « ' + id + ' »)' : '') +
-      ' : le lien est peut-être incomplet ou erroné.';
+    var missing = d.missing + ' est introuvable' + (id ? ' (identifiant «\u00a0' + id + '\u00a0»)' : '') +
+      '\u00a0: le lien est peut-être incomplet ou erroné.';
     if (!id) { setStatus('detail-status', missing); return; }
     setStatus('detail-status', 'Chargement…');
     api('GET', d.path + encodeURIComponent(id)).then(function (x) {
@@ -1333,7 +1382,7 @@
     root.appendChild(structureFacts(s));
     root.appendChild(linkPanel('Besoins ouverts', 'need', s.openNeeds, 'Aucun besoin ouvert.'));
     root.appendChild(linkPanel('Offres ouvertes', 'offer', s.openOffers, 'Aucune offre ouverte.'));
-    if (s.openItemsTruncated) root.appendChild(el('p', {class: 'hint'}, 'Listes partielles : la structure a d’autres besoins ou offres ouverts.'));
+    if (s.openItemsTruncated) root.appendChild(el('p', {class: 'hint'}, 'Listes partielles\u00a0: la structure a d’autres besoins ou offres ouverts.'));
   }
 
   function renderCooperationView(root, c) {
@@ -1342,7 +1391,7 @@
     var dl = el('dl', {class: 'facts'});
     if (c.fromStructureId) definition(dl, 'Proposée par', structureLink(c.fromStructureId, c.fromStructureName), 'from');
     if (c.toStructureId) definition(dl, 'Adressée à', structureLink(c.toStructureId, c.toStructureName), 'to');
-    else definition(dl, 'Adressée à', c.territory ? 'Toute structure de : ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
+    else definition(dl, 'Adressée à', c.territory ? 'Toute structure de\u00a0: ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
     definition(dl, 'Type', capitalize(c.kindLabel), 'kind');
     definition(dl, 'Catégorie', c.categoryLabel || categoryLabel(c.category));
     definition(dl, 'Valable jusqu’au', formatDay(c.validUntil));
@@ -1350,7 +1399,7 @@
     var answers = el('section', {class: 'panel'}, el('h2', null, 'Réponses'));
     if (!c.answers || !c.answers.length) answers.appendChild(el('p', {class: 'hint'}, 'Pas encore de réponse.'));
     else answers.appendChild(el('ul', {class: 'links answers'}, c.answers.map(function (a) {
-      return el('li', null, structureLink(a.structureId, a.structureName), ' : ' + (a.answerLabel || ''));
+      return el('li', null, structureLink(a.structureId, a.structureName), '\u00a0: ' + (a.answerLabel || ''));
     })));
     root.appendChild(answers);
   }
@@ -1407,13 +1456,13 @@
     article.appendChild(meta);
     // Who: each structure by name, a link to its view.
     var names = c.structureNames || {};
-    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures : '));
+    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures\u00a0: '));
     (c.structureIds || []).forEach(function (sid, i) {
       who.appendChild(document.createTextNode(i ? ', ' : ''));
       who.appendChild(structureLink(sid, names[sid]));
     });
     if (c.structureIds && c.structureIds.length) article.appendChild(who);
-    if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi : '), c.explanation));
+    if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi\u00a0: '), c.explanation));
     var li = el('li', {class: 'card-item'}, article);
     li.dataset.collectiveId = c.collectiveId || c.id || '';
     return li;
@@ -1458,13 +1507,22 @@
     document.title = (view === 'detail' ? DETAILS[head].title : titles[view]) + ' — Maillage';
     // Move focus to the new view's heading (one item to another too), except
     // on the first display (focus stays at the top of the page for a fresh load).
+    // Back from a detail to the list: to the card it was opened from, so the
+    // reading goes on where it was.
     if (!initial && previous && (previous !== view || arg) && previous !== 'signin') {
-      var h = $('view-' + view).querySelector('h1');
+      var back = view === 'opportunites' && (previous === 'match' || previous === 'detail') && returnLink();
+      var h = back || $('view-' + view).querySelector('h1');
       if (h) h.focus();
     } else if (initial && previous === 'signin') {
       var h1 = $('view-' + view).querySelector('h1');
       if (h1) h1.focus();
     }
+  }
+
+  /* The detail link of the card last left for its detail, if still shown. */
+  function returnLink() {
+    var item = state.returnTo && state.inbox.byId[state.returnTo];
+    return item ? item.node.querySelector('a.detail-link') : null;
   }
 
   // ---- wiring -------------------------------------------------------------------------
@@ -1475,6 +1533,11 @@
     $('sign-out').addEventListener('click', signOut);
     $('banner-close').addEventListener('click', hideBanner);
     $('inbox-more').addEventListener('click', function () { loadInbox(false); });
+    $('inbox-list').addEventListener('click', function (ev) {
+      var a = ev.target.closest('a.detail-link');
+      var li = a && a.closest('li[data-nid]');
+      if (li) state.returnTo = li.dataset.nid;
+    });
     var filters = $('inbox-filters');
     filters.addEventListener('change', function () { loadInbox(true); });
     filters.addEventListener('submit', function (ev) { ev.preventDefault(); });

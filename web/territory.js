@@ -75,7 +75,7 @@
         if (!c.code || !isFinite(lat) || !isFinite(lon)) return;
         list.push({code: String(c.code), name: c.name || c.code, department: c.department || '', lat: lat, lon: lon});
       });
-      if (!list.length) throw {status: -1, message: 'La liste des communes est vide : la carte ne peut pas être dessinée.'};
+      if (!list.length) throw {status: -1, message: 'La liste des communes est vide\u00a0: la carte ne peut pas être dessinée.'};
       var b = computeBounds(list);
       list.forEach(function (c) {
         var p = project(b, c.lat, c.lon);
@@ -169,7 +169,7 @@
       if (m.openOffers > 0) g.appendChild(svg('circle', {cx: (x + (m.openNeeds > 0 ? 4 : 0)).toFixed(1), cy: y.toFixed(1), r: radius(m.openOffers).toFixed(1), class: 'mk-offers'}));
       map.markers.appendChild(g);
     });
-    map.desc.textContent = 'Points gris et teintés : les ' + MG.formatNumber(t.communes.length) +
+    map.desc.textContent = 'Points gris et teintés\u00a0: les ' + MG.formatNumber(t.communes.length) +
       ' communes de Normandie. Sur la carte, ' + MG.formatNumber(totals.needs) + ' besoins ouverts, ' +
       MG.formatNumber(totals.offers) + ' offres ouvertes et ' + MG.formatNumber(totals.matches) +
       ' mises en relation, dans ' + MG.formatNumber(totals.communes) + ' communes. Le détail est dans le tableau sous la carte.';
@@ -182,7 +182,7 @@
 
   function label(m) {
     var dep = t.byCode[m.code] ? MG.departmentName(t.byCode[m.code].department) : '';
-    return (m.name || m.code) + (dep ? ' (' + dep + ')' : '') + ' : ' +
+    return (m.name || m.code) + (dep ? ' (' + dep + ')' : '') + '\u00a0: ' +
       plural(m.openNeeds, 'besoin ouvert', 'besoins ouverts') + ', ' +
       plural(m.openOffers, 'offre ouverte', 'offres ouvertes') + ', ' +
       plural(m.matches, 'mise en relation', 'mises en relation');
@@ -253,7 +253,7 @@
         var bar = el('span', {class: 'bar ' + m.cls, 'aria-hidden': 'true'});
         bar.style.width = (max > 0 ? Math.max(v > 0 ? 1.5 : 0, 100 * v / max) : 0).toFixed(1) + '%';
         group.appendChild(el('li', {class: 'bar-line'},
-          el('span', {class: 'visually-hidden'}, m.label + ' : '),
+          el('span', {class: 'visually-hidden'}, m.label + '\u00a0: '),
           el('span', {class: 'bar-track'}, bar),
           el('span', {class: 'bar-value'}, MG.formatNumber(v))));
       });

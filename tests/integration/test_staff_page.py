@@ -809,6 +809,222 @@ class StaffPageTest(unittest.TestCase):
         self.assertNotIn("Nouvelle adhérente", d.find_element(By.ID, "inbox-list").text)
         self.assertFalse(d.find_element(By.ID, "new-counter").is_displayed())
 
+    def seed(self, st, count, start, read=False, prefix="n-seed", link=False):
+        """`count` notifications (new members) written straight to the staff
+        inbox, created at `start` ms and the following ones; their ids.
+        `link`: each links to its structure's view."""
+        ids = []
+        for i in range(count):
+            nid_ = "%s-%03d" % (prefix, i)
+            fields = ["kind", "member_joined", "item", "member:s-%s-%03d:x" % (prefix, i),
+                      "title", "Adhérente %s %d" % (prefix, i), "created_at", start + i,
+                      "cat", "formation", "dep", "14", "staff", STAFF]
+            if read:
+                fields += ["read", "1"]
+            if link:
+                fields += ["link", st.base + "/#structure/s-%s-%03d" % (prefix, i)]
+            st.redis.call("HSET", "mg:notif:" + nid_, *fields)
+            st.redis.call("ZADD", "mg:inbox:" + STAFF, start + i, nid_)
+            ids.append(nid_)
+        return ids
+
+    def shown_ids(self):
+        return self.js("return Array.prototype.map.call(document.querySelectorAll('#inbox-list > li'),"
+                       " function (li) { return li.dataset.nid; })")
+
+    def test_an_entry_read_elsewhere_caught_up_is_placed_by_date(self):
+        """The stream opens late (its only slot is taken): the entries
+        written meanwhile are caught up on opening. One already read
+        elsewhere is not new, but it is the newest: first in the list, not
+        at the bottom under older entries."""
+        st = Stack(self.ws, gateway={"stream_max_clients": 1})
+        staff_token = st.issue("--staff", STAFF)
+        now = int(time.time() * 1000)
+        older = self.seed(st, 3, now - 60000)
+        taken = http.client.HTTPConnection("127.0.0.1", st.port, timeout=20)
+        self.addCleanup(taken.close)
+        taken.request("GET", "/v1/stream", headers={"Authorization": "Bearer " + staff_token})
+        self.assertEqual(taken.getresponse().status, 200)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: len(self.shown_ids()) == 3, 20, "the inbox, loaded without the stream")
+        read = self.seed(st, 1, now, read=True, prefix="n-read")
+        taken.close()
+        self.wait(lambda: read[0] in self.shown_ids(), 30, "the entry read elsewhere, caught up")
+        self.assertEqual(self.shown_ids(), read + older[::-1])
+
+    def test_feedback_from_a_match_detail_is_sent_once_and_updates_every_card(self):
+        """The detail's buttons, as a card's: a double click sends one
+        request; once recorded, every card of the match (here it was
+        notified twice) shows the outcome and is marked read."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        nid, _, _, status, body = post_two_needs_and_an_offer(st, network_token)
+        self.assertEqual(status, 202, body)
+        mid = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
+                                    if e.match_found.need_id == nid], 60, 0.1, "the match")[0]
+        h.wait_until(lambda: "match:" + mid in st.inbox_items(STAFF), 30, 0.1, "the match in the inbox")
+        now = int(time.time() * 1000)
+        st.redis.call("HSET", "mg:notif:n-again", "kind", "match", "item", "match:" + mid,
+                      "title", "La même mise en relation, notifiée à nouveau", "created_at", now, "staff", STAFF)
+        st.redis.call("ZADD", "mg:inbox:" + STAFF, now, "n-again")
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: len(d.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)) == 2,
+                  20, "the two cards of the match")
+        view = self.open_view("#match/" + mid, "match")
+        made = self.wait(lambda: view.find_elements(By.CSS_SELECTOR, "button[data-outcome=contact_made]"), 20,
+                         "the detail's buttons")[0]
+        self.js("window.__posts = 0; var f = window.fetch; window.fetch = function (url, opts) {"
+                " if (opts && opts.method === 'POST' && /feedback$/.test(url)) window.__posts++;"
+                " return f.apply(this, arguments); };")
+        self.js("arguments[0].click(); arguments[0].click();", made)
+        result = view.find_element(By.CSS_SELECTOR, ".result")
+        self.wait(lambda: "Enregistré" in result.text, 20, "the feedback result")
+        self.assertEqual(self.js("return window.__posts"), 1, "a double click sent two requests")
+        self.assertIsNone(made.get_attribute("aria-disabled"))
+        self.open_view("#opportunites", "opportunites")
+        cards = d.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)
+        self.assertEqual(len(cards), 2)
+        for card in cards:
+            self.assertEqual(card.find_element(By.CSS_SELECTOR, ".badge-status").text, "Mise en relation faite")
+            self.assertEqual(card.find_element(By.CSS_SELECTOR, "button[data-outcome=contact_made]")
+                             .get_attribute("aria-pressed"), "true")
+            self.wait(lambda: not card.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed(), 10,
+                      "the card marked read")
+
+        def read_flags():
+            status, body = st.http("GET", "/v1/staff/me/inbox?kind=match", token=staff_token)
+            return {i["id"]: i["read"] for i in json.loads(body)["items"] if i.get("matchId") == mid}
+        flags = read_flags()
+        self.assertEqual(len(flags), 2, flags)
+        self.assertEqual(set(flags.values()), {True}, flags)
+
+    def test_the_last_page_of_the_inbox_keeps_the_keyboard_focus(self):
+        """« Afficher les suivantes » pressed with the keyboard on the last
+        page hides itself: the focus goes to the first card loaded, not back
+        to the top of the page."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        ids = self.seed(st, 55, int(time.time() * 1000) - 600000)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        more = d.find_element(By.ID, "inbox-more")
+        self.wait(lambda: more.is_displayed(), 20, "the first page")
+        self.assertEqual(len(self.shown_ids()), 50)
+        self.js("arguments[0].focus()", more)
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        self.wait(lambda: len(self.shown_ids()) == 55, 20, "the last page")
+        self.assertFalse(more.is_displayed())
+        first_new = d.find_element(By.CSS_SELECTOR, '#inbox-list > li[data-nid="%s"]' % ids[4])
+        self.assertEqual(self.shown_ids()[50], ids[4])
+        self.wait(lambda: self.js("return arguments[0].contains(document.activeElement)", first_new), 5,
+                  "the focus on the first card loaded (it is on %s)" % self.js("return document.activeElement.tagName"))
+
+    def test_back_from_a_detail_to_the_card_it_was_opened_from(self):
+        """A card's « Voir le détail » followed, then « Retour aux
+        opportunités »: the focus is on that card's link, in view, not on the
+        heading at the top of a long list."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        ids = self.seed(st, 30, int(time.time() * 1000) - 600000, link=True)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: len(self.shown_ids()) == 30, 20, "the inbox")
+        card = d.find_element(By.CSS_SELECTOR, '#inbox-list > li[data-nid="%s"]' % ids[5])
+        link = card.find_element(By.CSS_SELECTOR, "a.detail-link")
+        self.js("arguments[0].scrollIntoView({block: 'center'})", link)
+        link.click()
+        self.wait(lambda: d.find_element(By.ID, "view-detail").is_displayed(), 10, "the structure's view")
+        self.js("window.scrollTo(0, 0)")
+        d.find_element(By.CSS_SELECTOR, "#view-detail a.back-link").click()
+        self.wait(lambda: d.find_element(By.ID, "view-opportunites").is_displayed(), 10, "the list again")
+        self.wait(lambda: self.js("return document.activeElement === arguments[0]", link), 5,
+                  "the focus on the card's link (it is on %s)" % self.js("return document.activeElement.id"))
+        top, bottom, height = self.js("var r = arguments[0].getBoundingClientRect();"
+                                      " return [r.top, r.bottom, window.innerHeight]", link)
+        self.assertTrue(0 <= top and bottom <= height, (top, bottom, height))
+
+    def test_an_unknown_match_is_titled_as_not_found(self):
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.open_view("#match/inconnue", "match")
+        self.wait(lambda: "introuvable" in d.find_element(By.ID, "match-status").text, 10, "the message")
+        self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation introuvable")
+
+    def test_french_typography_keeps_signs_with_their_words(self):
+        """A narrow no-break space before %, a no-break space before a colon
+        and inside « »: a line never starts with « % » or « : »."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        now = int(time.time() * 1000)
+        st.redis.call("HSET", "mg:notif:n-typo", "kind", "match", "item", "match:m-typo", "title", "Cuisine",
+                      "score", "0.42", "text", "Une cuisine.\nPourquoi : même catégorie.", "created_at", now,
+                      "staff", STAFF)
+        st.redis.call("ZADD", "mg:inbox:" + STAFF, now, "n-typo")
+        self.driver = d = browser(self.ws)
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        self.assertEqual(d.find_element(By.ID, "token-hint").get_attribute("textContent"),
+                         "Il commence par \u00abĀmgt_Ā\u00bb.".replace("Ā", "\u00a0"))
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        card = self.wait(lambda: self.item("m-typo"), 20, "the match's card")
+        texts = [li.get_attribute("textContent") for li in card.find_elements(By.CSS_SELECTOR, ".meta li")]
+        self.assertIn("Score 42\u202f%", texts)
+        reason = card.find_element(By.CSS_SELECTOR, ".reason")
+        self.wait(lambda: reason.get_attribute("textContent") == "Pourquoi\u00a0: même catégorie.", 10, "the reason")
+        self.open_view("#match/m-typo", "match")
+        self.wait(lambda: d.find_element(By.ID, "match-status").get_attribute("textContent")
+                  .startswith("Élément introuvable\u00a0: "), 10, "the message")
+
+    def test_the_menu_stays_on_one_row_on_a_phone(self):
+        """On a 390 px phone the sections' links (with a count of new
+        ones) hold on one row, not two, above the live state."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        d.set_window_size(*PHONE)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: d.find_element(By.ID, "live-state").get_attribute("data-state") == "on", 20, "the stream")
+        self.js("var c = document.getElementById('new-counter'); c.textContent = '12'; c.hidden = false;")
+        tops = self.js("return Array.prototype.map.call(document.querySelectorAll('#main-nav a[data-view]'),"
+                       " function (a) { return Math.round(a.getBoundingClientRect().top); })")
+        self.assertEqual(len(set(tops)), 1, "the menu's links on %d rows: %s" % (len(set(tops)), tops))
+        # The live state on at most one row more.
+        nav, link = self.js("return [document.getElementById('main-nav').getBoundingClientRect().height,"
+                            " document.querySelector('#main-nav a[data-view]').getBoundingClientRect().height]")
+        self.assertLess(nav, 2 * link, (nav, link))
+        width, client = self.js("var n = document.getElementById('main-nav'); return [n.scrollWidth, n.clientWidth]")
+        self.assertLessEqual(width, client, "the menu wider than the phone")
+        self.shot("staff-page-phone-menu.png")
+
+    def test_the_score_components_fit_a_small_phone(self):
+        """At 360 px the table of the score's components is laid out as a
+        list of rows, each value named: nothing to scroll sideways."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        network_token = st.issue("--network", NETWORK)
+        nid, _, _, status, body = post_two_needs_and_an_offer(st, network_token)
+        self.assertEqual(status, 202, body)
+        mid = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
+                                    if e.match_found.need_id == nid], 60, 0.1, "the match")[0]
+        self.driver = d = browser(self.ws)
+        d.set_window_size(360, 780)
+        self.sign_in(st, staff_token)
+        view = self.open_view("#match/" + mid, "match")
+        box = self.wait(lambda: view.find_elements(By.CSS_SELECTOR, ".table-scroll"), 20, "the score's components")[0]
+        time.sleep(0.3)
+        scroll, client = self.js("return [arguments[0].scrollWidth, arguments[0].clientWidth]", box)
+        self.assertLessEqual(scroll, client, "the table scrolls sideways at 360 px")
+        detail = box.find_element(By.CSS_SELECTOR, "tbody tr td:last-child")
+        self.assertGreater(detail.size["width"], 200, "the detail squeezed in a narrow column")
+        self.assertIn("Détail", self.js("return getComputedStyle(arguments[0], '::before').content", detail))
+        self.js("arguments[0].scrollIntoView()", box)
+        self.shot("staff-page-phone-components.png")
+
     def test_a_page_loaded_while_redis_is_down_waits_instead_of_asking_for_the_token(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
@@ -848,6 +1064,31 @@ class StaffPageTest(unittest.TestCase):
             "var done = arguments[0]; fetch('v1/me', {credentials: 'same-origin'}).then(function (r) { done(r.status); });")
         self.assertEqual(status, 401)
         self.assertFalse(d.find_element(By.ID, "main-nav").is_displayed())
+
+    def test_filters_do_not_outlive_the_session(self):
+        """On a shared computer, the next person to sign in sees the whole
+        inbox: the filters chosen before a sign-out are cleared."""
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.wait(lambda: d.find_element(By.ID, "inbox-status").text != "Chargement des opportunités…", 20,
+                  "the inbox to load")
+        selects = ("f-department", "f-category", "f-status", "f-kind", "c-department", "c-category",
+                   "t-category", "t-department")
+        Select(d.find_element(By.ID, "f-category")).select_by_value("locaux")
+        Select(d.find_element(By.ID, "f-status")).select_by_value("new")
+        self.js("document.getElementById('c-department').value = '14';"
+                "document.getElementById('t-category').value = 'locaux';")
+        self.wait(lambda: "Aucune opportunité ne correspond" in d.find_element(By.ID, "inbox-status").text, 20,
+                  "the filtered inbox")
+        d.find_element(By.ID, "sign-out").click()
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        self.wait(lambda: d.find_element(By.ID, "main-nav").is_displayed(), 20, "the signed-in page")
+        self.wait(lambda: "Aucune opportunité pour le moment" in d.find_element(By.ID, "inbox-status").text, 20,
+                  "the whole inbox, unfiltered")
+        self.assertEqual([d.find_element(By.ID, s).get_attribute("value") for s in selects], [""] * len(selects))
 
 
 if __name__ == "__main__":
