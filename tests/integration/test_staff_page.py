@@ -853,10 +853,8 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: read[0] in self.shown_ids(), 30, "the entry read elsewhere, caught up")
         self.assertEqual(self.shown_ids(), read + older[::-1])
 
-    def test_feedback_from_a_match_detail_is_sent_once_and_updates_every_card(self):
-        """The detail's buttons, as a card's: a double click sends one
-        request; once recorded, every card of the match (here it was
-        notified twice) shows the outcome and is marked read."""
+    def one_match(self):
+        """A stack where a need and an offer made a match: (stack, staff token, match id)."""
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
         network_token = st.issue("--network", NETWORK)
@@ -864,6 +862,13 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(status, 202, body)
         mid = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
                                     if e.match_found.need_id == nid], 60, 0.1, "the match")[0]
+        return st, staff_token, mid
+
+    def test_feedback_from_a_match_detail_is_sent_once_and_updates_every_card(self):
+        """The detail's buttons, as a card's: a double click sends one
+        request; once recorded, every card of the match (here it was
+        notified twice) shows the outcome and is marked read."""
+        st, staff_token, mid = self.one_match()
         h.wait_until(lambda: "match:" + mid in st.inbox_items(STAFF), 30, 0.1, "the match in the inbox")
         now = int(time.time() * 1000)
         st.redis.call("HSET", "mg:notif:n-again", "kind", "match", "item", "match:" + mid,
@@ -1004,13 +1009,7 @@ class StaffPageTest(unittest.TestCase):
     def test_the_score_components_fit_a_small_phone(self):
         """At 360 px the table of the score's components is laid out as a
         list of rows, each value named: nothing to scroll sideways."""
-        st = Stack(self.ws)
-        staff_token = st.issue("--staff", STAFF)
-        network_token = st.issue("--network", NETWORK)
-        nid, _, _, status, body = post_two_needs_and_an_offer(st, network_token)
-        self.assertEqual(status, 202, body)
-        mid = h.wait_until(lambda: [e.match_found.match_id for e in st.journal("match.found")
-                                    if e.match_found.need_id == nid], 60, 0.1, "the match")[0]
+        st, staff_token, mid = self.one_match()
         self.driver = d = browser(self.ws)
         d.set_window_size(360, 780)
         self.sign_in(st, staff_token)
