@@ -168,9 +168,8 @@ static char *s_known_codes(const cli_context_t *ctx, int categories) {
         for (size_t i = 0; i < mg_taxonomy_count(ctx->taxonomy); i++)
             fprintf(out, "%s%s", i ? ", " : "", mg_taxonomy_code(ctx->taxonomy, i));
     } else if (!ctx->communes) {
-        static const char *const codes[] = {"14", "27", "50", "61", "76"}; /* mg_fr_department()'s */
-        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-            fprintf(out, "%s%s", i ? ", " : "", codes[i]);
+        for (size_t i = 0; mg_fr_department_code(i); i++)
+            fprintf(out, "%s%s", i ? ", " : "", mg_fr_department_code(i));
     } else {
         /* Distinct departments, in the table's order (by code). */
         char seen[128][4];

@@ -24,6 +24,10 @@ const char *mg_fr_department(const char *code) {
     return i < 0 ? NULL : s_departments[i].name;
 }
 
+const char *mg_fr_department_code(size_t i) {
+    return i < sizeof s_departments / sizeof s_departments[0] ? s_departments[i].code : NULL;
+}
+
 const char *mg_fr_department_with_article(const char *code) {
     int i = s_department(code);
     return i < 0 ? NULL : s_departments[i].with_article;

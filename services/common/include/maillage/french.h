@@ -11,6 +11,9 @@
 /* "Calvados" for "14", or NULL for a department the table does not know. */
 const char *mg_fr_department(const char *code);
 
+/* The code of the table's i-th department ("14"), NULL past the last. */
+const char *mg_fr_department_code(size_t i);
+
 /* "le Calvados", "l'Eure", "la Manche"; NULL when unknown. */
 const char *mg_fr_department_with_article(const char *code);
 
