@@ -22,6 +22,7 @@ Every process started here is stopped by its pid in ``close()``/``stop()``;
 ``Workspace`` ties them to one temporary directory removed at the end.
 """
 
+import fcntl
 import os
 import random
 import shutil
@@ -60,23 +61,58 @@ def _ephemeral_low():
 
 
 _port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+PORT_SLOTS = 16
+_port_slot = None  # (lo, hi, lock fd): the share of ports this process owns
+_ports_given = set()
+
+
+def _own_port_range():
+    """The range of ports this process draws from: one of PORT_SLOTS shares of
+    the ports below the ephemeral range, held with an flock for the life of
+    the process, so parallel test processes never draw the same port (a port
+    checked free is not bound until the daemon starts, and a restarted daemon
+    binds its port again). With every share held, the whole range."""
+    global _port_slot
+    if _port_slot is None:
+        hi = _ephemeral_low() - 1
+        lo = 10000 if hi - 10000 >= 1000 else 1024
+        size = (hi - lo + 1) // PORT_SLOTS
+        _port_slot = (lo, hi, None)
+        lockdir = os.path.join(tempfile.gettempdir(), "maillage-test-ports-%d" % os.getuid())
+        os.makedirs(lockdir, exist_ok=True)
+        for k in _port_rng.sample(range(PORT_SLOTS), PORT_SLOTS):
+            fd = os.open(os.path.join(lockdir, "share-%d" % k), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _port_slot = (lo + k * size, lo + (k + 1) * size - 1, fd)
+            break
+    return _port_slot[0], _port_slot[1]
 
 
 def free_port():
-    """A TCP port free on 127.0.0.1 right now, drawn below the kernel's
-    ephemeral range: a port from bind(0) may be taken, before the daemon binds
-    it, as the source port of any outgoing connection (parallel tests make
-    plenty); ports below the range are never handed out that way."""
-    hi = _ephemeral_low() - 1
-    lo = 10000 if hi - 10000 >= 1000 else 1024
+    """A TCP port free on 127.0.0.1 right now, never handed out before by this
+    process nor by any other test process running beside it (see
+    _own_port_range()). It is drawn below the kernel's ephemeral range: a port
+    from bind(0) may be taken, before the daemon binds it, as the source port
+    of any outgoing connection (parallel tests make plenty); ports below the
+    range are never handed out that way."""
+    lo, hi = _own_port_range()
+    if len(_ports_given) >= (hi - lo + 1) // 2:
+        _ports_given.clear()  # a long run: the earliest ports are long closed
     for _ in range(200):
         port = _port_rng.randint(lo, hi)
+        if port in _ports_given:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _ports_given.add(port)
+        return port
     raise RuntimeError("no free port below the ephemeral range")
 
 
