@@ -480,6 +480,35 @@ class MatcherTest(unittest.TestCase):
                                                                          if x.match_id == m.match_id)),
                          ["n-bayeux", "n-caen"])
 
+    def test_a_former_commune_code_is_matched_as_the_commune_it_merged_into(self):
+        # Network systems still hold the codes of communes merged since into
+        # a commune nouvelle: Fervaques (14265) and Heurtevent (14330) are
+        # communes déléguées of Livarot-Pays-d'Auge (14371). The broker
+        # refused them ("unknown commune code"); they are journaled as
+        # today's commune, so the matcher places, indexes and explains them
+        # there.
+        livarot = "14371"
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-fervaques", "14265"), member("coop-livarot", livarot, family="FAMILY_COOPERATIVE"),
+                 member("fondation", ROUEN, family="FAMILY_FOUNDATION")])
+        st.emit([need("n-fervaques", "asso-fervaques", "14265", radius=5)])
+        st.emit([offer("o-livarot", "coop-livarot", livarot, radius=5),
+                 offer("o-heurtevent", "fondation", commune="", radius=0, territory=("14330",))])
+        st.settle()
+        journaled = {e.need_reported.need.commune for e in st.journal("need.reported")}
+        self.assertEqual(journaled, {livarot})
+        self.assertEqual([e.member_joined.structure.commune for e in st.journal("member.joined")
+                          if e.member_joined.structure.structure_id == "asso-fervaques"], [livarot])
+        self.assertEqual([list(e.offer_published.offer.territory) for e in st.journal("offer.published")
+                          if e.offer_published.offer.offer_id == "o-heurtevent"], [[livarot]])
+        found = {m.offer_id: m for m in st.matches()}
+        self.assertEqual(sorted(found), ["o-heurtevent", "o-livarot"])
+        self.assertEqual(found["o-livarot"].distance_km, 0)
+        self.assertIn("sur le territoire desservi (Livarot-Pays-d'Auge)", found["o-heurtevent"].explanation)
+        record = st.redis.call("GET", "mg:need:n-fervaques").split(b"|")  # seq|open|sid|cat|com|...
+        self.assertEqual(record[4], livarot.encode())
+
     def test_match_events_over_the_brokers_rate_limit_are_sent_again_not_lost(self):
         """[broker] rate_limit_per_s counts the matcher's events like any
         source's: thirty proposals at once, beyond its burst of twenty, are

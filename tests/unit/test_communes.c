@@ -158,6 +158,8 @@ static void s_expect_error(const char *text, const char *suffix) {
 }
 
 #define HEADER "code_insee,nom,dep_code,epci_siren,epci_nom,latitude,longitude,population_municipale\n"
+#define FORMER_HEADER                                                                                        \
+    "code_insee,nom,dep_code,epci_siren,epci_nom,latitude,longitude,population_municipale,former_codes\n"
 
 static void malformed_tables_are_refused_with_file_and_line(void **state) {
     (void)state;
@@ -176,7 +178,18 @@ static void malformed_tables_are_refused_with_file_and_line(void **state) {
     s_expect_error("code_insee,nom\n", ":1: missing column \"dep_code\"");
     s_expect_error(HEADER "1411,Caen,14,200065597,CU,49.1,-0.3,1\n", ":2: bad commune code \"1411\"");
     s_expect_error(HEADER "14118,Caen,14,200065597,CU,49.1,-0.3,1\n14118,Caen,14,200065597,CU,49.1,-0.3,1\n",
-                   ":3: repeated commune code 14118");
+                   ":3: commune code 14118 already given on line 2");
+    /* A former code is no current commune's, nor another's former code. */
+    s_expect_error(FORMER_HEADER "14118,Caen,14,200065597,CU,49.1,-0.3,1,14001\n"
+                                 "14001,Ablon,14,200066827,CC,49.4,0.28,1,\n",
+                   ":3: commune code 14001 already given on line 2");
+    s_expect_error(FORMER_HEADER "14118,Caen,14,200065597,CU,49.1,-0.3,1,14002 14118\n",
+                   ":2: commune code 14118 already given on line 2");
+    s_expect_error(FORMER_HEADER "14118,Caen,14,200065597,CU,49.1,-0.3,1,14002\n"
+                                 "14001,Ablon,14,200066827,CC,49.4,0.28,1,14002\n",
+                   ":3: commune code 14002 already given on line 2");
+    s_expect_error(FORMER_HEADER "14118,Caen,14,200065597,CU,49.1,-0.3,1,14002 1400\n",
+                   ":2: bad former commune code \"1400\"");
     s_expect_error(HEADER "14118,Caen,27,200065597,CU,49.1,-0.3,1\n",
                    ":2: department \"27\" does not match code 14118");
     s_expect_error(HEADER "14118,Caen,14,2000655,CU,49.1,-0.3,1\n", ":2: bad EPCI SIREN \"2000655\"");
@@ -193,17 +206,55 @@ static void malformed_tables_are_refused_with_file_and_line(void **state) {
     assert_string_equal(err, "/nonexistent/communes.csv: cannot open: No such file or directory");
 }
 
+/* A former commune's code (a commune déléguée or associée) stands for the
+ * commune it merged into; only current communes are counted and listed. */
+static void former_codes_find_the_commune_they_merged_into(void **state) {
+    (void)state;
+    char err[256];
+    mg_communes_t *t = mg_communes_load(SHIPPED, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    const mg_commune_t *livarot = mg_communes_find(t, "14371");
+    assert_non_null(livarot);
+    assert_string_equal(livarot->name, "Livarot-Pays-d'Auge");
+    /* Fervaques (14265) and Heurtevent (14330) merged into it. */
+    assert_ptr_equal(mg_communes_find(t, "14265"), livarot);
+    assert_ptr_equal(mg_communes_find(t, "14330"), livarot);
+    /* Acqueville (14002) merged into Cesny-Imbercourt (14150). */
+    const mg_commune_t *cesny = mg_communes_find(t, "14002");
+    assert_non_null(cesny);
+    assert_string_equal(cesny->code, "14150");
+    /* A commune nouvelle that kept its chef-lieu's code is that code's. */
+    assert_string_equal(mg_communes_find(t, "14005")->name, "Valambray");
+    /* 522 former codes, none of them listed as a commune. */
+    size_t former = 0;
+    for (size_t i = 0; i < mg_communes_count(t); i++)
+        assert_string_not_equal(mg_communes_at(t, i)->code, "14265");
+    for (int dep = 14; dep <= 76; dep++) {
+        for (int n = 1; n < 1000; n++) {
+            char code[8];
+            snprintf(code, sizeof code, "%02d%03d", dep, n);
+            const mg_commune_t *c = mg_communes_find(t, code);
+            if (c && strcmp(c->code, code) != 0) former++;
+        }
+    }
+    assert_int_equal(former, 522);
+    assert_int_equal(mg_communes_count(t), 2644);
+    mg_communes_destroy(&t);
+}
+
 /* The shipped table is exactly what the script makes from the source, when
  * the source is available (it is not on users' machines). */
 static void shipped_table_is_the_scripts_output(void **state) {
     (void)state;
     const char *source = "/work/shared/data/communes-normandie-2026.csv";
-    if (access(source, R_OK) != 0 || access("/usr/bin/python3", X_OK) != 0) skip();
+    const char *former = "/work/shared/data/communes-deleguees-normandie-2026.csv";
+    if (access(source, R_OK) != 0 || access(former, R_OK) != 0 || access("/usr/bin/python3", X_OK) != 0)
+        skip();
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/scripts/make-communes.py %s %s/communes-check.csv >/dev/null && "
+             "/usr/bin/python3 %s/scripts/make-communes.py %s %s %s/communes-check.csv >/dev/null && "
              "cmp -s %s/communes-check.csv " SHIPPED,
-             MAILLAGE_SOURCE_DIR, source, MAILLAGE_BINARY_DIR, MAILLAGE_BINARY_DIR);
+             MAILLAGE_SOURCE_DIR, source, former, MAILLAGE_BINARY_DIR, MAILLAGE_BINARY_DIR);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -215,6 +266,7 @@ int main(void) {
         cmocka_unit_test(nearest_communes_in_order),
         cmocka_unit_test(code_shapes),
         cmocka_unit_test(malformed_tables_are_refused_with_file_and_line),
+        cmocka_unit_test(former_codes_find_the_commune_they_merged_into),
         cmocka_unit_test(shipped_table_is_the_scripts_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

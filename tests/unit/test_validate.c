@@ -386,6 +386,70 @@ static void optional_fields_may_be_empty(void **state) {
     assert_int_equal(mg_envelope_validate(&f->env, s_taxonomy, s_communes, &why), 0);
 }
 
+/* A former commune's code is valid, and filed under the commune it merged
+ * into: Fervaques (14265) and Heurtevent (14330) into Livarot-Pays-d'Auge
+ * (14371), Acqueville (14002) into Cesny-Imbercourt (14150). */
+static mg_envelope_t *s_former_codes_filed(mg_payload_case_t payload, int moved) {
+    mg_invalid_t why;
+    s_fixture(&s_fx, payload);
+    s_fx.structure.commune = "14265";
+    s_fx.need.commune = "14002";
+    s_fx.offer.commune = "14330";
+    s_fx.territory[2] = "14265";
+    s_fx.coop_territory[0] = "14002";
+    s_fx.collective.territory = "14330";
+    if (mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why) != 0)
+        fail_msg("%s: %s", why.field, why.reason);
+    uint8_t *buf = NULL;
+    size_t len = mg_envelope_pack(&s_fx.env, &buf);
+    mg_envelope_t *env = mg_envelope_unpack(buf, len);
+    free(buf);
+    assert_non_null(env);
+    assert_int_equal(mg_envelope_current_communes(env, s_communes), moved);
+    assert_int_equal(mg_envelope_current_communes(env, s_communes), 0); /* once filed, stays */
+    assert_int_equal(mg_envelope_validate(env, s_taxonomy, s_communes, &why), 0);
+    return env;
+}
+
+static void former_commune_codes_are_filed_under_today_s_commune(void **state) {
+    (void)state;
+    mg_envelope_t *env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED, 1);
+    assert_string_equal(env->member_joined->structure->commune, "14371");
+    mg_envelope_free(env);
+    env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED, 1);
+    assert_string_equal(env->member_updated->structure->commune, "14371");
+    mg_envelope_free(env);
+    env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED, 1);
+    assert_string_equal(env->need_updated->need->commune, "14150");
+    mg_envelope_free(env);
+    env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED, 2);
+    const Maillage__V1__Offer *offer = env->offer_published->offer;
+    assert_string_equal(offer->commune, "14371");
+    assert_int_equal(offer->n_territory, 3);
+    assert_string_equal(offer->territory[0], "dep:14");
+    assert_string_equal(offer->territory[1], "epci:200065597");
+    assert_string_equal(offer->territory[2], "14371");
+    mg_envelope_free(env);
+    env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED, 1);
+    assert_string_equal(env->cooperation_proposed->territory[0], "14150");
+    mg_envelope_free(env);
+    env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED, 1);
+    assert_string_equal(env->collective_need_detected->territory, "14371");
+    mg_envelope_free(env);
+    /* Current codes, and events without a place, are left as they are. */
+    s_fixture(&s_fx, MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED);
+    uint8_t *buf = NULL;
+    size_t len = mg_envelope_pack(&s_fx.env, &buf);
+    env = mg_envelope_unpack(buf, len);
+    free(buf);
+    assert_int_equal(mg_envelope_current_communes(env, s_communes), 0);
+    assert_string_equal(env->offer_updated->offer->commune, "14437");
+    assert_int_equal(mg_envelope_current_communes(env, NULL), 0);
+    mg_envelope_free(env);
+    s_fixture(&s_fx, MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT);
+    assert_int_equal(mg_envelope_current_communes(&s_fx.env, s_communes), 0);
+}
+
 /* Without the tables, only the shapes of commune and category codes are checked. */
 static void without_tables_only_shapes_are_checked(void **state) {
     (void)state;
@@ -751,6 +815,7 @@ int main(void) {
         cmocka_unit_test(a_match_at_no_distance_passes),
         cmocka_unit_test(optional_fields_may_be_empty),
         cmocka_unit_test(without_tables_only_shapes_are_checked),
+        cmocka_unit_test(former_commune_codes_are_filed_under_today_s_commune),
         cmocka_unit_test(each_broken_rule_is_refused_naming_its_field),
         cmocka_unit_test(reasons_say_what_is_wrong),
         cmocka_unit_test(ids_and_utf8_helpers),

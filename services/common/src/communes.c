@@ -2,9 +2,10 @@
  *
  * The CSV is the one scripts/make-communes.py writes (RFC 4180 quoting: EPCI
  * names contain commas). Columns are found by their header names, so extra
- * columns are ignored. Lookups by code go through an open-addressing hash
- * table: validation looks up every commune of every event, and a national
- * table has about 35,000 rows. */
+ * columns are ignored; the former_codes column is optional. Lookups by code
+ * go through an open-addressing hash table of every code, current or former:
+ * validation looks up every commune of every event, and a national table has
+ * about 35,000 rows. */
 #include "maillage/communes.h"
 
 #include <errno.h>
@@ -18,10 +19,19 @@
 #include "maillage/envelope.h"
 #include "maillage/mem.h"
 
+/* A code the table answers to: a commune's own, or a former commune's. */
+typedef struct {
+    char code[6];
+    uint32_t item; /* index into items */
+    uint32_t line; /* where the file gives it (error messages) */
+} s_key_t;
+
 struct mg_communes {
     mg_commune_t *items;
     size_t count, cap;
-    uint32_t *slots; /* index + 1, 0 = empty */
+    s_key_t *keys; /* in file order */
+    size_t nkeys, keycap;
+    uint32_t *slots; /* key index + 1, 0 = empty */
     size_t nslots;   /* power of two */
 };
 
@@ -30,6 +40,7 @@ static const char *const s_columns[S_NCOLS] = {
     "code_insee", "nom",      "dep_code",  "epci_siren",
     "epci_nom",   "latitude", "longitude", "population_municipale",
 };
+static const char s_former_column[] = "former_codes";
 
 #define S_MAX_FIELDS 64
 
@@ -108,17 +119,51 @@ static int s_parse_double(const char *s, double *out) {
     return 0;
 }
 
-static void s_index(mg_communes_t *t) {
+static void s_add_key(mg_communes_t *t, const char *code, size_t lineno) {
+    if (t->nkeys == t->keycap) {
+        t->keycap = t->keycap ? t->keycap * 2 : 1024;
+        t->keys = mg_realloc(t->keys, t->keycap * sizeof *t->keys);
+    }
+    s_key_t *k = &t->keys[t->nkeys++];
+    memcpy(k->code, code, 6);
+    k->item = (uint32_t)(t->count - 1);
+    k->line = (uint32_t)lineno;
+}
+
+/* The codes of the space-separated list `list` as former codes of the
+ * table's last commune. */
+static int s_add_former_codes(mg_communes_t *t, char *list, const char *path, size_t lineno, char *err,
+                              size_t errlen) {
+    for (char *save = NULL, *code = strtok_r(list, " ", &save); code; code = strtok_r(NULL, " ", &save)) {
+        if (!mg_commune_code_is_valid(code)) {
+            s_err(err, errlen, "%s:%zu: bad former commune code \"%s\"", path, lineno, code);
+            return -1;
+        }
+        s_add_key(t, code, lineno);
+    }
+    return 0;
+}
+
+/* Index every key; a code given twice is an error. */
+static int s_index(mg_communes_t *t, const char *path, char *err, size_t errlen) {
     t->nslots = 16;
-    while (t->nslots < t->count * 2)
+    while (t->nslots < t->nkeys * 2)
         t->nslots *= 2;
     t->slots = mg_calloc(t->nslots, sizeof *t->slots);
-    for (size_t i = 0; i < t->count; i++) {
-        size_t j = s_hash(t->items[i].code) & (t->nslots - 1);
-        while (t->slots[j])
-            j = (j + 1) & (t->nslots - 1);
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const s_key_t *k = &t->keys[i];
+        size_t j = s_hash(k->code) & (t->nslots - 1);
+        for (; t->slots[j]; j = (j + 1) & (t->nslots - 1)) {
+            const s_key_t *other = &t->keys[t->slots[j] - 1];
+            if (strcmp(other->code, k->code) == 0) {
+                s_err(err, errlen, "%s:%u: commune code %s already given on line %u", path, (unsigned)k->line,
+                      k->code, (unsigned)other->line);
+                return -1;
+            }
+        }
         t->slots[j] = (uint32_t)i + 1;
     }
+    return 0;
 }
 
 mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
@@ -132,7 +177,7 @@ mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
     size_t linecap = 0;
     ssize_t len;
     size_t lineno = 0;
-    int col[S_NCOLS];
+    int col[S_NCOLS], former_col = -1;
     char *fields[S_MAX_FIELDS];
 
     while ((len = getline(&line, &linecap, f)) >= 0) {
@@ -164,6 +209,9 @@ mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
                     goto err;
                 }
             }
+            for (int i = 0; i < nf; i++) {
+                if (strcmp(fields[i], s_former_column) == 0) former_col = i;
+            }
             continue;
         }
         const char *v[S_NCOLS];
@@ -176,10 +224,6 @@ mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
         }
         if (!mg_commune_code_is_valid(v[S_CODE])) {
             s_err(err, errlen, "%s:%zu: bad commune code \"%s\"", path, lineno, v[S_CODE]);
-            goto err;
-        }
-        if (mg_communes_find(t, v[S_CODE])) {
-            s_err(err, errlen, "%s:%zu: repeated commune code %s", path, lineno, v[S_CODE]);
             goto err;
         }
         size_t dl = strlen(v[S_DEP]);
@@ -221,17 +265,10 @@ mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
         c->latitude = lat;
         c->longitude = lon;
         c->population = (unsigned)pop;
-        /* Rebuild the index as the table doubles, so duplicate detection
-         * above stays a hash lookup. */
-        if (t->count * 2 > t->nslots) {
-            free(t->slots);
-            s_index(t);
-        } else {
-            size_t j = s_hash(c->code) & (t->nslots - 1);
-            while (t->slots[j])
-                j = (j + 1) & (t->nslots - 1);
-            t->slots[j] = (uint32_t)(t->count - 1) + 1;
-        }
+        s_add_key(t, c->code, lineno);
+        if (former_col >= 0 && former_col < nf &&
+            s_add_former_codes(t, fields[former_col], path, lineno, err, errlen) < 0)
+            goto err;
     }
     if (ferror(f)) {
         s_err(err, errlen, "%s: read error", path);
@@ -241,9 +278,9 @@ mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
         s_err(err, errlen, "%s: empty file", path);
         goto err;
     }
+    if (s_index(t, path, err, errlen) < 0) goto err;
     free(line);
     fclose(f);
-    if (!t->slots) s_index(t);
     return t;
 
 err:
@@ -261,6 +298,7 @@ void mg_communes_destroy(mg_communes_t **communes_p) {
         free((char *)t->items[i].epci_name);
     }
     free(t->items);
+    free(t->keys);
     free(t->slots);
     free(t);
     *communes_p = NULL;
@@ -270,8 +308,8 @@ const mg_commune_t *mg_communes_find(const mg_communes_t *t, const char *code) {
     if (!t || !code || !t->slots) return NULL;
     size_t j = s_hash(code) & (t->nslots - 1);
     while (t->slots[j]) {
-        const mg_commune_t *c = &t->items[t->slots[j] - 1];
-        if (strcmp(c->code, code) == 0) return c;
+        const s_key_t *k = &t->keys[t->slots[j] - 1];
+        if (strcmp(k->code, code) == 0) return &t->items[k->item];
         j = (j + 1) & (t->nslots - 1);
     }
     return NULL;

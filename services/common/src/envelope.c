@@ -834,3 +834,59 @@ int mg_envelope_validate(const mg_envelope_t *env, const mg_taxonomy_t *taxonomy
     if (!env->member_joined) return s_fail(&c, type->payload_field, "required: payload message missing");
     return s_check_payload(&c, env, type->payload_field);
 }
+
+/* 1 if the commune code `code` (or a territory entry) was a former
+ * commune's, then replaced in place by the current commune's code. */
+static int s_current_code(const mg_communes_t *communes, char *code) {
+    if (!code || !mg_commune_code_is_valid(code)) return 0; /* "", "dep:14", "epci:..." */
+    const mg_commune_t *c = mg_communes_find(communes, code);
+    if (!c || strcmp(c->code, code) == 0) return 0;
+    memcpy(code, c->code, sizeof c->code); /* both are 5 characters */
+    return 1;
+}
+
+static int s_current_codes(const mg_communes_t *communes, char **codes, size_t n) {
+    int moved = 0;
+    for (size_t i = 0; i < n; i++)
+        moved += s_current_code(communes, codes[i]);
+    return moved;
+}
+
+int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *communes) {
+    if (!env || !communes || !env->member_joined) return 0;
+    const Maillage__V1__Need *need = NULL;
+    const Maillage__V1__Offer *offer = NULL;
+    switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
+        return env->member_joined->structure
+                   ? s_current_code(communes, env->member_joined->structure->commune)
+                   : 0;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED:
+        return env->member_updated->structure
+                   ? s_current_code(communes, env->member_updated->structure->commune)
+                   : 0;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
+        need = env->need_reported->need;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED:
+        need = env->need_updated->need;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
+        offer = env->offer_published->offer;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED:
+        offer = env->offer_updated->offer;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED:
+        return s_current_codes(communes, env->cooperation_proposed->territory,
+                               env->cooperation_proposed->n_territory);
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED:
+        return s_current_code(communes, env->collective_need_detected->territory);
+    default:
+        return 0;
+    }
+    if (need) return s_current_code(communes, need->commune);
+    if (!offer) return 0;
+    return s_current_code(communes, offer->commune) +
+           s_current_codes(communes, offer->territory, offer->n_territory);
+}

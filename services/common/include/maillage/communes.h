@@ -1,7 +1,13 @@
 /* communes.h -- the commune table: INSEE code -> name, department, EPCI and
  * position. Loaded once from the CSV the project ships
  * (config/communes-normandie.csv, made from the shared reference data by
- * scripts/make-communes.py); read-only afterwards, any thread. */
+ * scripts/make-communes.py); read-only afterwards, any thread.
+ *
+ * The table holds the current communes. It also answers to the codes of the
+ * former communes merged into one of them (communes déléguées and
+ * associées, the CSV's optional former_codes column), which many
+ * information systems still hold: such a code stands for the commune it
+ * merged into. */
 #ifndef MAILLAGE_COMMUNES_H
 #define MAILLAGE_COMMUNES_H
 
@@ -25,10 +31,12 @@ typedef struct mg_communes mg_communes_t;
 mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen);
 void mg_communes_destroy(mg_communes_t **communes_p);
 
-/* The commune with INSEE code `code`, or NULL. Borrowed from the table. */
+/* The commune with INSEE code `code`, or NULL; for a former commune's code,
+ * the commune it merged into, whose `code` differs from `code`. Borrowed
+ * from the table. */
 const mg_commune_t *mg_communes_find(const mg_communes_t *communes, const char *code);
 
-/* Number of communes, and the i-th in file order. */
+/* Number of (current) communes, and the i-th in file order. */
 size_t mg_communes_count(const mg_communes_t *communes);
 const mg_commune_t *mg_communes_at(const mg_communes_t *communes, size_t index);
 

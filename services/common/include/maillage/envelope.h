@@ -121,6 +121,14 @@ typedef struct {
 int mg_envelope_validate(const mg_envelope_t *env, const mg_taxonomy_t *taxonomy,
                          const mg_communes_t *communes, mg_invalid_t *why);
 
+/* File the places of a valid envelope under today's communes: each commune
+ * code of its payload (a structure's, a need's, an offer's commune, the
+ * commune entries of a territory) that is a former commune's, merged since
+ * into another (see communes.h), is replaced in place by the code of the
+ * commune it merged into. `env` must come from mg_envelope_unpack() (its
+ * strings are writable). Returns how many codes were replaced. */
+int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *communes);
+
 /* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-], not ending in
  * ":items"), else 0. Ids go into Redis keys: nothing else may, and no id may
  * name another's key (mg:structure:<sid>:items is structure <sid>'s items). */
