@@ -89,6 +89,10 @@ static void folding_drops_stop_words_short_words_and_numbers(void **state) {
         "Aujourd'hui Jusqu'à Parce-que Après Auprès",
         (const char *[]){NULL});
     s_expect_keywords("5 000 € et 2026 ou 12h30", (const char *[]){"12h30", NULL});
+    /* What every structure of the ESS says of itself carries no signal. */
+    s_expect_keywords("Bonjour, notre association (une structure de l'ESS) cherche des locaux, bureaux, etc. "
+                      "Merci svp ! Associations et structures bienvenues",
+                      (const char *[]){"bienvenue", "bureau", "local", NULL});
 }
 
 static void folding_folds_simple_plurals_and_removes_duplicates(void **state) {
