@@ -4,7 +4,9 @@
  * Whatever the bytes, unpacking and validation must answer without crashing,
  * leaking or reading out of bounds; a refusal always names a reason. When the
  * bytes unpack, our own packing of them decodes again with the same verdict,
- * and a sequence appended to the packed bytes is what decodes. */
+ * and a sequence appended to the packed bytes is what decodes. A valid
+ * envelope filed under today's communes (mg_envelope_current_communes())
+ * stays valid, and filing it again changes nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t seq_len = mg_envelope_append_sequence(bin1, len1, wanted, seq);
     mg_envelope_t *stamped = mg_envelope_unpack(seq, seq_len);
     if (!stamped || stamped->sequence != wanted) abort();
+
+    if (verdict == 0) {
+        mg_envelope_current_communes(again, s_communes);
+        if (mg_envelope_validate(again, s_taxonomy, s_communes, NULL) != 0) abort();
+        if (mg_envelope_current_communes(again, s_communes) != 0) abort();
+    }
 
     mg_envelope_free(stamped);
     free(seq);
