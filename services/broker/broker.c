@@ -697,6 +697,13 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         return;
     }
 
+    /* A former commune's code (a commune déléguée, which many network
+     * systems still hold) was accepted for the commune it merged into: it
+     * is journaled (re-encoded, below) as that commune's code, so every
+     * consumer files the item under today's commune, its indexes, its EPCI
+     * and its figures. */
+    mg_envelope_current_communes(env, broker->communes);
+
     /* What is journaled must be what was validated. protobuf-c keeps a
      * string's bytes after an embedded NUL (and does not check UTF-8) while
      * validation sees the C string up to that NUL, so a string "ok\0\xff"
@@ -711,11 +718,6 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
      * read (it may not even be UTF-8), must not stay in the bytes beside
      * the stamp, where the readers that check UTF-8 refuse the whole
      * envelope. A producer that sets none of them keeps its bytes. */
-    /* A former commune's code (a commune déléguée, which many network
-     * systems still hold) was accepted for the commune it merged into: it
-     * is journaled as that commune's code, so every consumer files the item
-     * under today's commune, its indexes, its EPCI and its figures. */
-    mg_envelope_current_communes(env, broker->communes);
     char *producer_source = env->source;
     env->source = (char *)protobuf_c_empty_string;
     env->received_at_ms = 0;
