@@ -12,14 +12,16 @@
  * after --retry-ms is sent again with the SAME event_id (the broker journals
  * an id once, so a retry is always safe); one answered UNAVAILABLE (journal
  * down) or held back by the network's rate limit is sent again after a
- * growing backoff. After --timeout seconds without any answer about it (an
- * answer, even "not now", starts the count again) it is reported as lost and
- * the exit code says so. The rate limit also narrows the window (halved, at
- * most once per S_NARROW_US; one more per accepted event), so that events
- * wait in the file rather than in flight. A line with the event_id of one
- * in flight is sent too if it is the same envelope (each line then prints
- * one of the answers); with other content it waits for that answer, then is
- * sent in turn and gets the broker's answer to its own bytes. */
+ * growing backoff. After --timeout seconds without any answer about it, it
+ * is reported as lost and the exit code says so. An answer starts the count
+ * again, the rate limit's "not now" too (the broker takes the network's
+ * events at its pace), but not an unavailable journal's (it takes none).
+ * The rate limit also narrows the window (halved, at most once per
+ * S_NARROW_US; one more per accepted event), so that events wait in the
+ * file rather than in flight. A line with the event_id of one in flight is
+ * sent too if it is the same envelope (each line then prints one of the
+ * answers); with other content it waits for that answer, then is sent in
+ * turn and gets the broker's answer to its own bytes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -151,7 +153,7 @@ typedef struct s_pending {
     int unanswered;         /* frames of `data` sent and not answered yet */
     int stale;              /* frames of an earlier line's content (same id) not answered yet:
                              * the next answers are theirs, not this line's (acks name only the id) */
-    int64_t heard_us;       /* first sent, or last answered "not now": for --timeout */
+    int64_t heard_us;       /* first sent, or last rate limited: for --timeout */
     int held_back;          /* last answered rate limited (1) or unavailable (2) */
     int64_t resend_at_us;   /* when to send again without an answer */
     int64_t retry_us;       /* current retry interval (doubles) */
@@ -212,11 +214,9 @@ static void s_deadline(s_emit_t *e, int64_t at_us)
 }
 
 /* An answer saying "not now" (unavailable, the rate limit): the same bytes
- * again after a pause that doubles, up to 5 s, and within half of --timeout.
- * The broker is there, so --timeout counts again from now. */
+ * again after a pause that doubles, up to 5 s, and within half of --timeout. */
 static void s_back_off(s_emit_t *e, s_pending_t *p, int64_t now_us) {
-    p->heard_us = now_us;
-    s_deadline(e, now_us + e->timeout_us);
+    s_deadline(e, p->heard_us + e->timeout_us);
     p->retry_us = p->retry_us * 2 > 5000000 ? 5000000 : p->retry_us * 2;
     int64_t pause_us = p->retry_us / 4 + 100000;
     p->resend_at_us = now_us + (pause_us < e->timeout_us / 2 ? pause_us : e->timeout_us / 2);
@@ -410,6 +410,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                 e->narrowed_us = now;
             }
             p->held_back = 1;
+            p->heard_us = now; /* the broker is there and takes events: --timeout counts again */
             s_back_off(e, p, now);
             break;
         }
@@ -456,12 +457,15 @@ static void s_timers(s_emit_t *e, int64_t now)
                 if (p->held_back) e->held += (size_t)p->copies;
                 /* When the broker never answered at all, one line at the end
                  * says so better than one per event. */
-                if (p->held_back)
+                if (p->held_back == 2)
                     cli_error("emit",
-                              "line %ld: %s: still held back by the broker's %s, then no answer for %" PRId64
-                              " s",
-                              p->line, p->event_id, p->held_back == 1 ? "rate limit" : "unavailable journal",
-                              e->timeout_us / 1000000);
+                              "line %ld: %s: the broker's journal still unavailable after %" PRId64 " s",
+                              p->line, p->event_id, e->timeout_us / 1000000);
+                else if (p->held_back)
+                    cli_error("emit",
+                              "line %ld: %s: still held back by the broker's rate limit, then no answer for "
+                              "%" PRId64 " s",
+                              p->line, p->event_id, e->timeout_us / 1000000);
                 else if (e->acks)
                     cli_error("emit", "line %ld: %s: no answer from the broker after %" PRId64 " s", p->line,
                               p->event_id, e->timeout_us / 1000000);
@@ -507,8 +511,8 @@ static void s_usage(FILE *out)
         "  -w, --window N       envelopes in flight at most (default 1000)\n"
         "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
         "      --timeout S      give up on an event after S seconds without an answer about\n"
-        "                       it (default 30; \"not now\" answers, such as the network's\n"
-        "                       rate limit, count as answers)\n"
+        "                       it (default 30; the network's rate limit counts as an\n"
+        "                       answer, an unavailable journal does not)\n"
         "%s",
         cli_common_help);
 }

@@ -865,6 +865,29 @@ class RedisOutageTest(unittest.TestCase):
             stack.close()
 
 
+    def test_emit_gives_up_after_its_timeout_while_the_journal_stays_unavailable(self):
+        # The broker answers UNAVAILABLE as long as Redis is down. Each
+        # answer restarted --timeout, so emit (a cron job) waited as long as
+        # the outage lasted; it now gives up after --timeout and says why.
+        stack = Stack()
+        try:
+            redis_pid = stack.pids()["redis"]
+            os.kill(redis_pid, 9)
+            while alive(redis_pid):
+                time.sleep(0.01)
+            path = os.path.join(stack.dir, "outage.ndjson")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("\n".join(need_line("t-%s-%d" % (uuid.uuid4().hex[:8], i)) for i in range(3)) + "\n")
+            started = time.monotonic()
+            r = run(["emit", "--timeout", "3", path], env=stack.env, timeout=30)
+            self.assertLess(time.monotonic() - started, 15)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr.count("journal still unavailable after 3 s"), 3, r.stderr)
+            self.assertIn("3 sans réponse (dont 3 retenus par le broker", r.stderr)
+        finally:
+            stack.close()
+
+
 class DemoDatasetTest(unittest.TestCase):
     def assert_no_contact_in_logs(self, stack, lines):
         """Personal data never reaches a log: after the whole dataset went
