@@ -387,12 +387,13 @@ static void s_reject(mg_broker_t *broker, const s_origin_t *origin, const char *
 /* ---- sources: who sent it, may it, is it too fast ------------------------------- */
 
 /* The source of a message: with CURVE, the network the ZAP handler
- * authenticated (its User-Id), whatever the envelope claims; without, the
- * configured network of loopback producers. NULL if a CURVE message carries
- * no User-Id (cannot happen once the handshake went through the handler). */
+ * authenticated (its User-Id), whatever the envelope claims, while its key
+ * stays on the allow-list; without, the configured network of loopback
+ * producers. NULL for a CURVE message whose key was removed from the list
+ * since its connection was established. */
 static const char *s_source_of(const mg_broker_t *broker, zmq_msg_t *frame) {
     if (!broker->curve) return broker->network;
-    const char *user = zmq_msg_gets(frame, "User-Id");
+    const char *user = mg_curve_server_source(broker->curve, frame);
     return user && mg_id_is_valid(user) ? user : NULL;
 }
 
@@ -613,7 +614,8 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     s_origin_t origin = {identity, sender ? sender : MG_SOURCE_UNAUTHENTICATED, NULL};
     if (!sender) {
         s_peek_event_id(data, len, event_id);
-        s_reject(broker, &origin, event_id, "no authenticated source", "", data, len, now);
+        s_reject(broker, &origin, event_id,
+                 "no authenticated source (the key is no longer on the allow-list)", "", data, len, now);
         return;
     }
     char relayed[MG_ID_MAX + 1];

@@ -277,6 +277,33 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(self.client(newcomer).emit(env).status, h.ACCEPTED)
         self.assertEqual(self.journal_sources()[env.event_id], "net-d")
 
+    def test_a_key_removed_from_the_allow_list_is_cut_off_on_its_open_connection(self):
+        # A compromised key is removed from the list. Its connection,
+        # established before, went on being served until the broker
+        # restarted; each message is now checked against the list as it is.
+        self.start()
+        rotated = keypair()
+        with open(self.clients_file, "a") as f:
+            f.write("net-b  %s  need.*\n" % rotated[0])
+        old, new, other = self.client(self.net_b), self.client(rotated), self.client(self.net_a)
+        for c in (old, new, other):
+            self.assertEqual(c.emit(h.need_reported()).status, h.ACCEPTED)
+        with open(self.clients_file, encoding="utf-8") as f:
+            kept = [line for line in f if self.net_b[0] not in line]
+        with open(self.clients_file, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        time.sleep(1.1)  # the list is looked at again at most once a second
+        refused = h.need_reported()
+        ack = old.emit(refused)
+        self.assertEqual(ack.status, h.REJECTED)
+        self.assertIn("no longer on the allow-list", ack.reason)
+        self.assertNotIn(refused.event_id, self.journal_sources())
+        # The network's other key, and the other networks, go on.
+        for c, network in ((new, "net-b"), (other, "net-a")):
+            env = h.need_reported()
+            self.assertEqual(c.emit(env).status, h.ACCEPTED)
+            self.assertEqual(self.journal_sources()[env.event_id], network)
+
     # ---- the CLI ----------------------------------------------------------------
 
     def cli_config(self, sections, network, types):

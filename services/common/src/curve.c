@@ -5,7 +5,10 @@
  * client that knows its public key, and the server's public key is not a
  * secret. The handler is what turns "someone who can speak CURVE" into "this
  * network, with these permissions", and its User-Id is what the broker
- * stamps as the source, so the envelope's own claim never matters. */
+ * stamps as the source, so the envelope's own claim never matters. Its
+ * reply also hands the client's key to the connection (the ZAP metadata
+ * property Curve-Key), so that each message is checked against the list as
+ * it is now: a key removed from it is cut off at once. */
 #include "maillage/curve.h"
 
 #include <errno.h>
@@ -20,6 +23,7 @@
 
 #include <zmq.h>
 
+#include "maillage/clock.h"
 #include "maillage/envelope.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
@@ -27,6 +31,8 @@
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_ZAP_DOMAIN "maillage"
+#define S_KEY_PROPERTY "Curve-Key"
+#define S_REFRESH_US   1000000 /* how often a message may look for a changed list */
 
 /* ---- key files ------------------------------------------------------------- */
 
@@ -248,6 +254,7 @@ struct mg_curve_server {
     char secret[MG_CURVE_KEY_LEN + 1];
     const char *clients_path; /* borrowed from the config */
     struct stat clients_stat; /* of the list in memory, to notice a change */
+    int64_t checked_us;       /* when a message last looked for a change */
     s_allow_list_t list;
     unsigned long long allowed, denied;
 };
@@ -381,6 +388,21 @@ static const s_client_t *s_find_key(const mg_curve_server_t *server, const uint8
     return NULL;
 }
 
+const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame) {
+    const char *user = zmq_msg_gets(frame, "User-Id");
+    const char *key_text = zmq_msg_gets(frame, S_KEY_PROPERTY);
+    uint8_t key[32];
+    if (!user || !key_text || strlen(key_text) != MG_CURVE_KEY_LEN || !zmq_z85_decode(key, key_text))
+        return NULL;
+    int64_t now = mg_clock_monotonic_us();
+    if (now - server->checked_us >= S_REFRESH_US) {
+        server->checked_us = now;
+        s_list_refresh(server);
+    }
+    const s_client_t *c = s_find_key(server, key);
+    return c && strcmp(c->network, user) == 0 ? user : NULL;
+}
+
 int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network) {
     for (size_t i = 0; i < server->list.count; i++) {
         const s_client_t *c = &server->list.clients[i];
@@ -414,6 +436,8 @@ int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const
 static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg) {
     mg_curve_server_t *server = arg;
     const char *status = "400", *text = "unknown client key", *user = "";
+    uint8_t metadata[1 + sizeof S_KEY_PROPERTY - 1 + 4 + MG_CURVE_KEY_LEN];
+    size_t metadata_len = 0;
     char address[64] = "?";
     char key_text[MG_CURVE_KEY_LEN + 1] = "?";
     const void *request_id = "";
@@ -439,6 +463,15 @@ static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, v
             status = "200";
             text = "OK";
             user = c->network;
+            /* One ZMTP property: name length, name, value length (4 bytes,
+             * network order), value. */
+            uint8_t *m = metadata;
+            *m++ = (uint8_t)(sizeof S_KEY_PROPERTY - 1);
+            memcpy(m, S_KEY_PROPERTY, sizeof S_KEY_PROPERTY - 1);
+            m += sizeof S_KEY_PROPERTY - 1;
+            *m++ = 0, *m++ = 0, *m++ = 0, *m++ = MG_CURVE_KEY_LEN;
+            memcpy(m, key_text, MG_CURVE_KEY_LEN);
+            metadata_len = sizeof metadata;
         }
     } else {
         text = "CURVE required";
@@ -454,8 +487,8 @@ static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, v
             mg_warn("broker: CURVE: connection from %s refused (%s, key %s; %llu refusal(s) so far)", address,
                     text, key_text, n);
     }
-    const void *reply[6] = {"1.0", request_id, status, text, user, ""};
-    size_t lens[6] = {3, request_id_len, 3, strlen(text), strlen(user), 0};
+    const void *reply[6] = {"1.0", request_id, status, text, user, metadata};
+    size_t lens[6] = {3, request_id_len, 3, strlen(text), strlen(user), metadata_len};
     if (mg_zsock_send(zsock, reply, lens, 6) != 0)
         mg_warn("broker: CURVE: ZAP reply not sent: %s", zmq_strerror(errno));
 }

@@ -32,6 +32,7 @@
 #include <stddef.h>
 
 #include <event2/event.h>
+#include <zmq.h>
 
 #include "maillage/config.h"
 
@@ -84,6 +85,15 @@ mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_contex
 /* Make `socket` a CURVE server with the broker's secret key and the ZAP
  * domain. Call before zmq_bind(). Returns 0, or -1 with errno set. */
 int mg_curve_server_apply(const mg_curve_server_t *server, void *socket);
+
+/* The network a message (any frame of it) was sent by: the User-Id the
+ * ZAP handler gave its connection, as long as the key the connection
+ * authenticated with is still listed for that network. The allow-list is
+ * read again when its file changed (looked for at most once a second), so
+ * a key removed from it (a compromised one) sends nothing more, even on a
+ * connection established before. NULL for such a message. Borrowed from
+ * the message. */
+const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame);
 
 /* May network `network` emit events of `type`? 1 yes, 0 no (unknown network
  * included). The allow-list is the one read last. */
