@@ -162,6 +162,12 @@ struct mg_broker {
     uint64_t last_seq;
     int last_seq_known;
     struct event *heartbeat_timer;
+    /* CURVE: the allow-list looked at every second; when a key was taken
+     * away, the fan-out is bound again (fanout_rebind_timer retries until
+     * the port is free) to drop its subscribers' connections. */
+    struct event *curve_timer, *fanout_rebind_timer;
+    unsigned long long revocations;
+    char fanout_endpoint[256];
     /* Journal retention: policy from [broker], one script call per tick. */
     struct event *retention_timer;
     mg_journal_retention_t retention;
@@ -838,6 +844,50 @@ static void s_on_heartbeat_timer(evutil_socket_t fd, short what, void *arg) {
         mg_debug("broker: heartbeat not published: %s", zmq_strerror(errno));
 }
 
+/* ---- keys taken off the allow-list --------------------------------------------- */
+
+/* Bind the fan-out again after s_on_curve_timer() unbound it; the port is
+ * freed by ZeroMQ's I/O thread, so until then, try again shortly. */
+static void s_on_fanout_rebind(evutil_socket_t fd, short what, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)fd;
+    (void)what;
+    if (zmq_bind(broker->fanout_socket, broker->fanout_endpoint) == 0) {
+        mg_info("broker: fan-out %s bound again: its subscribers reconnect with a key of the allow-list",
+                broker->fanout_endpoint);
+        return;
+    }
+    if (errno != EADDRINUSE)
+        mg_error("broker: fan-out %s not bound again (%s); trying again", broker->fanout_endpoint,
+                 zmq_strerror(errno));
+    struct timeval retry = {0, 20000};
+    evtimer_add(broker->fanout_rebind_timer, &retry);
+}
+
+/* A message of the ingest is checked against the allow-list one by one
+ * (mg_curve_server_source()); the fan-out sends without hearing from its
+ * subscribers. When a key is taken off the list, every connection of the
+ * fan-out is dropped by binding it again: a subscriber whose key is gone
+ * cannot come back, the others reconnect at once and read what they missed
+ * from the journal (the heartbeat tells them). */
+static void s_on_curve_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_broker_t *broker = arg;
+    (void)fd;
+    (void)what;
+    unsigned long long revocations = mg_curve_server_refresh(broker->curve);
+    if (revocations == broker->revocations || evtimer_pending(broker->fanout_rebind_timer, NULL)) return;
+    broker->revocations = revocations;
+    size_t len = sizeof broker->fanout_endpoint;
+    if (zmq_getsockopt(broker->fanout_socket, ZMQ_LAST_ENDPOINT, broker->fanout_endpoint, &len) != 0 ||
+        zmq_unbind(broker->fanout_socket, broker->fanout_endpoint) != 0) {
+        mg_error("broker: a key left the CURVE allow-list, but the fan-out's connections stay: %s",
+                 zmq_strerror(errno));
+        return;
+    }
+    mg_warn("broker: a key left the CURVE allow-list: dropping every connection of the fan-out");
+    s_on_fanout_rebind(-1, 0, broker);
+}
+
 /* The reply to GET mg:journal:seq sent when Redis came up. Replies come in
  * order, so any append sent before the GET has already advanced last_seq,
  * and the counter includes it: assigning is right (and follows a Redis that
@@ -1121,13 +1171,20 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     broker->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, broker);
     broker->heartbeat_timer = event_new(base, -1, EV_PERSIST, s_on_heartbeat_timer, broker);
     broker->retention_timer = event_new(base, -1, EV_PERSIST, s_on_retention_timer, broker);
+    broker->curve_timer = event_new(base, -1, EV_PERSIST, s_on_curve_timer, broker);
+    broker->fanout_rebind_timer = evtimer_new(base, s_on_fanout_rebind, broker);
     if (!broker->ingest || !broker->fanout || !broker->shutdown_timer || !broker->metrics_timer ||
-        !broker->heartbeat_timer || !broker->retention_timer) {
+        !broker->heartbeat_timer || !broker->retention_timer || !broker->curve_timer ||
+        !broker->fanout_rebind_timer) {
         mg_fail(err, errlen, "cannot watch the sockets: %s", strerror(errno));
         goto err;
     }
     struct timeval tv = {S_METRICS_INTERVAL_S, 0};
     event_add(broker->metrics_timer, &tv);
+    if (broker->curve) {
+        struct timeval second = {1, 0};
+        event_add(broker->curve_timer, &second);
+    }
     long long heartbeat_ms = mg_config_int(cfg, "broker", "heartbeat_ms");
     if (heartbeat_ms > 0) {
         struct timeval hb = {(time_t)(heartbeat_ms / 1000), (suseconds_t)(heartbeat_ms % 1000) * 1000};
@@ -1179,6 +1236,8 @@ void mg_broker_destroy(mg_broker_t **broker_p) {
     if (broker->metrics_timer) event_free(broker->metrics_timer);
     if (broker->heartbeat_timer) event_free(broker->heartbeat_timer);
     if (broker->retention_timer) event_free(broker->retention_timer);
+    if (broker->curve_timer) event_free(broker->curve_timer);
+    if (broker->fanout_rebind_timer) event_free(broker->fanout_rebind_timer);
     /* Redis first: batches still in flight are answered UNAVAILABLE through
      * the ingest socket, which must still exist. */
     mg_redis_destroy(&broker->redis);

@@ -278,16 +278,21 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(self.journal_sources()[env.event_id], "net-d")
 
     def test_a_key_removed_from_the_allow_list_is_cut_off_on_its_open_connection(self):
-        # A compromised key is removed from the list. Its connection,
+        # A compromised key is removed from the list. Its connections,
         # established before, went on being served until the broker
-        # restarted; each message is now checked against the list as it is.
+        # restarted: each message of the ingest is now checked against the
+        # list as it is, and the fan-out drops its connections (the others
+        # reconnect).
         self.start()
         rotated = keypair()
         with open(self.clients_file, "a") as f:
             f.write("net-b  %s  need.*\n" % rotated[0])
         old, new, other = self.client(self.net_b), self.client(rotated), self.client(self.net_a)
+        old_sub, other_sub = self.client(self.net_b, zmq.SUB), self.client(self.net_a, zmq.SUB)
         for c in (old, new, other):
             self.assertEqual(c.emit(h.need_reported()).status, h.ACCEPTED)
+        for sub in (old_sub, other_sub):
+            self.assertTrue(sub.sock.poll(3000), "no heartbeat for a subscriber of the allow-list")
         with open(self.clients_file, encoding="utf-8") as f:
             kept = [line for line in f if self.net_b[0] not in line]
         with open(self.clients_file, "w", encoding="utf-8") as f:
@@ -303,6 +308,12 @@ class SecurityTest(unittest.TestCase):
             env = h.need_reported()
             self.assertEqual(c.emit(env).status, h.ACCEPTED)
             self.assertEqual(self.journal_sources()[env.event_id], network)
+        time.sleep(1.5)  # the broker looks at the list every second, then drops the fan-out's connections
+        for sub in (old_sub, other_sub):
+            while sub.sock.poll(0):
+                sub.sock.recv_multipart()
+        self.assertTrue(other_sub.sock.poll(3000), "the other network's subscriber did not reconnect")
+        self.assertFalse(old_sub.sock.poll(2500), "the removed key's subscriber still receives the fan-out")
 
     # ---- the CLI ----------------------------------------------------------------
 

@@ -256,6 +256,7 @@ struct mg_curve_server {
     struct stat clients_stat; /* of the list in memory, to notice a change */
     int64_t checked_us;       /* when a message last looked for a change */
     s_allow_list_t list;
+    unsigned long long revocations; /* reloads that took a key away */
     unsigned long long allowed, denied;
 };
 
@@ -359,6 +360,12 @@ err:
     return -1;
 }
 
+static const s_client_t *s_find_key(const s_allow_list_t *list, const uint8_t key[32]) {
+    for (size_t i = 0; i < list->count; i++)
+        if (memcmp(list->clients[i].key, key, 32) == 0) return &list->clients[i];
+    return NULL;
+}
+
 /* Read the list again if the file changed since (a key added or removed). A
  * broken file keeps the previous list: refusing every network because of a
  * typo would be a self-inflicted outage. */
@@ -376,16 +383,23 @@ static void s_list_refresh(mg_curve_server_t *server) {
         mg_error("broker: CURVE allow-list not reloaded, keeping the previous one: %s", err);
         return;
     }
+    for (size_t i = 0; i < server->list.count; i++) {
+        const s_client_t *was = &server->list.clients[i], *now = s_find_key(&list, was->key);
+        if (!now || strcmp(now->network, was->network) != 0) {
+            server->revocations++;
+            break;
+        }
+    }
     s_list_clear(&server->list);
     server->list = list;
     server->clients_stat = st;
     mg_info("broker: CURVE allow-list reloaded: %zu client key(s)", list.count);
 }
 
-static const s_client_t *s_find_key(const mg_curve_server_t *server, const uint8_t key[32]) {
-    for (size_t i = 0; i < server->list.count; i++)
-        if (memcmp(server->list.clients[i].key, key, 32) == 0) return &server->list.clients[i];
-    return NULL;
+unsigned long long mg_curve_server_refresh(mg_curve_server_t *server) {
+    server->checked_us = mg_clock_monotonic_us();
+    s_list_refresh(server);
+    return server->revocations;
 }
 
 const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame) {
@@ -394,12 +408,8 @@ const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame) 
     uint8_t key[32];
     if (!user || !key_text || strlen(key_text) != MG_CURVE_KEY_LEN || !zmq_z85_decode(key, key_text))
         return NULL;
-    int64_t now = mg_clock_monotonic_us();
-    if (now - server->checked_us >= S_REFRESH_US) {
-        server->checked_us = now;
-        s_list_refresh(server);
-    }
-    const s_client_t *c = s_find_key(server, key);
+    if (mg_clock_monotonic_us() - server->checked_us >= S_REFRESH_US) mg_curve_server_refresh(server);
+    const s_client_t *c = s_find_key(&server->list, key);
     return c && strcmp(c->network, user) == 0 ? user : NULL;
 }
 
@@ -458,7 +468,7 @@ static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, v
         s_list_refresh(server);
         const uint8_t *key = zmq_msg_data(&frames[6]);
         zmq_z85_encode(key_text, key, 32);
-        const s_client_t *c = s_find_key(server, key);
+        const s_client_t *c = s_find_key(&server->list, key);
         if (c) {
             status = "200";
             text = "OK";

@@ -95,6 +95,13 @@ int mg_curve_server_apply(const mg_curve_server_t *server, void *socket);
  * the message. */
 const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame);
 
+/* Look for a changed allow-list now (the broker does every second). Returns
+ * how many reloads so far took a key away (removed, or moved to another
+ * network): when the count grows, connections established with such a key
+ * are still open, and where their messages are not checked one by one
+ * (subscribers of the fan-out) they must be dropped. */
+unsigned long long mg_curve_server_refresh(mg_curve_server_t *server);
+
 /* May network `network` emit events of `type`? 1 yes, 0 no (unknown network
  * included). The allow-list is the one read last. */
 int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type);
