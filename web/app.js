@@ -476,7 +476,8 @@
   /* Whether a notification (from the stream) passes the current filters. */
   function passesFilters(n) {
     var f = inboxFilters();
-    if (f.department && n.department !== f.department) return false;
+    // A cooperation concerns other departments too (as the server filters).
+    if (f.department && n.department !== f.department && (n.otherDepartments || []).indexOf(f.department) < 0) return false;
     if (f.category && n.category !== f.category) return false;
     if (f.kind && n.kind !== f.kind) return false;
     // A follow-up status belongs to matches only (as the server filters).

@@ -313,6 +313,15 @@ int gq_department_known(mg_gateway_t *gw, const char *code) {
     return 0;
 }
 
+int gq_department_in(const char *want, const char *dep, const json_t *others) {
+    if (dep && strcmp(dep, want) == 0) return 1;
+    for (size_t i = 0; i < json_array_size(others); i++) {
+        const char *other = json_string_value(json_array_get(others, i));
+        if (other && strcmp(other, want) == 0) return 1;
+    }
+    return 0;
+}
+
 const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **department) {
     s_state_t *st = s_reference(gw);
     if (department) *department = NULL;

@@ -96,6 +96,10 @@ size_t gq_departments(mg_gateway_t *gw, const char *const **codes);
 /* 1 if `code` is one of them. */
 int gq_department_known(mg_gateway_t *gw, const char *code);
 
+/* 1 if department `want` is `dep` or one of `others` (a JSON array of
+ * codes, as "otherDepartments"; NULL for none): what ?department= keeps. */
+int gq_department_in(const char *want, const char *dep, const json_t *others);
+
 /* The name and department of EPCI `siren` (from its communes), or NULL. */
 const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **department);
 

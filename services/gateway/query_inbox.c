@@ -15,8 +15,11 @@
  * A notification record does not say its category or department; the
  * loader finds them from its item: a match's pair record (with the staff
  * member's feedback, "status"), an unanswered need's or a cooperation's
- * notifier hash, a member's commune, or a collective need's id. Filters
- * need them, so they apply after loading: a filtered page examines a bounded
+ * notifier hash, a member's commune, or a collective need's id. A
+ * cooperation concerns other departments too (its addressee's, its
+ * territory's: the notifier sends it to their staff as well), listed in
+ * "otherDepartments", and ?department= finds it under each. Filters need
+ * them, so they apply after loading: a filtered page examines a bounded
  * number of entries and may hold fewer than `limit` items, with a nextCursor
  * to go on. */
 #include <stdlib.h>
@@ -89,6 +92,32 @@ static void s_set_scope(mg_gateway_t *gw, json_t *o, const char *cat, const char
         gq_set_str(o, "department", dep);
         gq_set_str(o, "departmentName", mg_fr_department(dep));
     }
+}
+
+/* "otherDepartments": the departments of `also` (a cooperation's
+ * addressee's and its territory's, space-separated, as the notifier keeps
+ * them) other than the entry's own. The notifier sends the entry to the
+ * staff following any of them, so ?department= finds it under each. */
+static void s_set_other_departments(mg_gateway_t *gw, json_t *o, const char *also) {
+    const char *own = json_string_value(json_object_get(o, "department"));
+    json_t *list = json_array();
+    for (const char *p = also; p && *p;) {
+        size_t n = strcspn(p, " ");
+        char dep[4];
+        if (n > 0 && n < sizeof(dep)) {
+            memcpy(dep, p, n);
+            dep[n] = '\0';
+            int seen = own && strcmp(own, dep) == 0;
+            for (size_t i = 0; i < json_array_size(list) && !seen; i++)
+                seen = strcmp(json_string_value(json_array_get(list, i)), dep) == 0;
+            if (!seen && gq_department_known(gw, dep)) json_array_append_new(list, json_string(dep));
+        }
+        p += n + (p[n] == ' ');
+    }
+    if (json_array_size(list))
+        json_object_set_new(o, "otherDepartments", list);
+    else
+        json_decref(list);
 }
 
 static const char *s_field(const redisReply *h, const char *name) {
@@ -170,11 +199,12 @@ static void s_on_round2(mg_redis_t *redis, redisReply *reply, void *privdata) {
             gq_tx_add(&tx, "HGET", key, "commune", NULL);
             l->round3 += 3;
         } else if (v && v->type == REDIS_REPLY_ARRAY) {
-            /* HMGET cat dep commune */
-            const char *f[3] = {NULL, NULL, NULL};
-            for (size_t j = 0; j < 3 && j < v->elements; j++)
+            /* HMGET cat dep commune also */
+            const char *f[4] = {NULL, NULL, NULL, NULL};
+            for (size_t j = 0; j < 4 && j < v->elements; j++)
                 f[j] = gq_str(v->element[j]);
             s_set_scope(l->gw, w->json, f[0], f[1], f[2]);
+            s_set_other_departments(l->gw, w->json, f[3]);
         }
     }
     s_load_send(l, &tx, s_on_round3);
@@ -257,16 +287,16 @@ static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {
         } else if (s_item_id(item, "unanswered:", 0, id) == 0) {
             json_object_set_new(o, "needId", json_string(id));
             snprintf(key, sizeof(key), "mg:notifier:need:%s", id);
-            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", NULL);
+            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_NEED;
         } else if (s_item_id(item, "coop:", 0, id) == 0 || s_item_id(item, "coopans:", 1, id) == 0) {
             snprintf(key, sizeof(key), "mg:notifier:coop:%s", id);
-            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", NULL);
+            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_COOP;
         } else if (s_item_id(item, "member:", 1, id) == 0) {
             json_object_set_new(o, "structureId", json_string(id));
             snprintf(key, sizeof(key), "mg:notifier:structure:%s", id);
-            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", NULL);
+            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_MEMBER;
         } else if (strncmp(item, "cn:", 3) == 0) {
             s_collective_scope(l, o, item);
@@ -338,7 +368,9 @@ static int s_inbox_keep(const s_inbox_t *q, json_t *o) {
     if (!o) return 0;
     if (q->kind && !s_str_is(o, "kind", q->kind)) return 0;
     if (q->category && !s_str_is(o, "category", q->category)) return 0;
-    if (q->department && !s_str_is(o, "department", q->department)) return 0;
+    if (q->department && !gq_department_in(q->department, json_string_value(json_object_get(o, "department")),
+                                           json_object_get(o, "otherDepartments")))
+        return 0;
     if (q->status && !s_str_is(o, "status", q->status)) return 0;
     if (q->unread == 1 && json_is_true(json_object_get(o, "read"))) return 0;
     if (q->unread == 0 && !json_is_true(json_object_get(o, "read"))) return 0;

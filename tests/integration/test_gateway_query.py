@@ -845,6 +845,33 @@ class ChangeTest(unittest.TestCase):
         self.st.redis.call("HSET", "mg:structure:s-ifs", "pb", b"\xff\xff")
         self.assertEqual(sorted(self.ok("/v1/collective-needs")["items"][0]["structureNames"]), ["s-caen", "s-herouville"])
 
+    def test_a_cooperation_is_found_under_every_department_it_concerns(self):
+        # Proposed by a structure of the Calvados to one of Seine-Maritime:
+        # the notifier sends it (and its answer) to the staff of both
+        # departments. Rémi follows the Seine-Maritime: filtering his inbox on
+        # it must not hide them (they used to be under the Calvados only).
+        self.st.emit([tk.cooperation_proposed("p-rouen", "s-caen", "s-rouen", title="Atelier partagé")])
+        self.st.emit([tk.cooperation_answered("p-rouen", "s-rouen")])
+        self.st.settle()
+        kinds = ["cooperation_answered", "cooperation_proposed"]
+        for token in (self.claire, self.remi):
+            for department in ("14", "76"):
+                found = self.ok("/v1/staff/me/inbox", token, department=department, limit=200)["items"]
+                self.assertEqual(sorted(e["kind"] for e in found if "p-rouen" in e.get("item", "")), kinds,
+                                 department)
+            mine = [e for e in self.ok("/v1/staff/me/inbox", token, limit=200)["items"]
+                    if e.get("item", "").startswith(("coop:p-rouen", "coopans:p-rouen"))]
+            self.assertEqual(sorted(e["kind"] for e in mine), kinds)
+            for e in mine:
+                self.assertEqual((e["department"], e.get("otherDepartments")), ("14", ["76"]), e)
+            self.assertEqual([e for e in self.ok("/v1/staff/me/inbox", token, department="50")["items"]
+                              if "p-rouen" in e.get("item", "")], [])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/staff/{id}/inbox"), self.ok("/v1/staff/me/inbox", self.remi))
+        # One department only: no otherDepartments.
+        self.assertNotIn("otherDepartments", self.ok("/v1/staff/me/inbox", kind="cooperation_proposed",
+                                                     department="14")["items"][-1])
+
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)
         seen = [i["id"] for i in first["items"]]
