@@ -1351,8 +1351,17 @@
     var list = el('ol', {class: 'links matches'});
     section.appendChild(status);
     section.appendChild(list);
-    api('GET', DETAILS[kind].path + encodeURIComponent(id) + '/matches').then(function (page) {
-      var items = (page && page.items) || [];
+    var path = DETAILS[kind].path + encodeURIComponent(id) + '/matches';
+    var items = [];
+    // Every page, in order (200 a page, 10 pages at most).
+    function page(cursor, left) {
+      return api('GET', path + qs({limit: 200, cursor: cursor})).then(function (data) {
+        items = items.concat((data && data.items) || []);
+        var next = data && data.nextCursor;
+        if (next && next !== cursor && left > 1) return page(next, left - 1);
+      });
+    }
+    page('', 10).then(function () {
       status.textContent = 'Aucune mise en relation ouverte.';
       status.hidden = items.length > 0;
       // A need's list names each offer; an offer's, each need.

@@ -764,6 +764,46 @@ class ChangeTest(unittest.TestCase):
         doc = openapi()
         check_schema(doc, response_schema(doc, "/v1/matches/{id}"), gone)
 
+    def test_the_matches_of_an_offer_come_in_pages_without_loss_or_repeat(self):
+        # An offer matched by many needs: every one of its open matches can
+        # be read, page after page (the list used to stop at `limit`, 200 at
+        # most, without saying more were there).
+        self.st.emit([tm.need("n-more%d" % i, ("s-caen", "s-ifs", "s-herouville")[i % 3],
+                              (CAEN, IFS, HEROUVILLE)[i % 3], title="Local %d" % i) for i in range(7)])
+        self.st.settle()
+        whole = self.ok("/v1/offers/o-herouville/matches", limit=200)
+        self.assertIsNone(whole["nextCursor"])
+        everything = [m["needId"] for m in whole["items"]]
+        self.assertGreaterEqual(len(everything), 6)
+        self.assertEqual(len(everything), self.ok("/v1/offers/o-herouville")["openMatches"])
+
+        def pages(limit):
+            return follow(self, lambda c: self.ok("/v1/offers/o-herouville/matches", limit=limit,
+                                                  **({"cursor": c} if c else {})), limit)
+        for limit in (1, 2, 4):
+            items, count = pages(limit)
+            self.assertEqual([m["needId"] for m in items], everything, limit)
+            self.assertEqual(count, (len(everything) + limit - 1) // limit, limit)  # no empty last page
+        # Equal scores: ordered by id, still once each.
+        for nid in everything:
+            self.st.redis.call("ZADD", "mg:om:o-herouville", "XX", "0.5", nid)
+        items, _ = pages(1)
+        self.assertEqual([m["needId"] for m in items], sorted(everything, reverse=True))
+        # A match retired between two pages does not shift the next one.
+        first = self.ok("/v1/offers/o-herouville/matches", limit=3)
+        shown = [m["needId"] for m in first["items"]]
+        self.st.emit([tm.need_closed(shown[0], self.ok("/v1/needs/" + shown[0])["structureId"])])
+        self.st.settle()
+        rest, _ = follow(self, lambda c: self.ok("/v1/offers/o-herouville/matches", limit=3,
+                                                 cursor=c or first["nextCursor"]), 3)
+        self.assertEqual(shown + [m["needId"] for m in rest], sorted(everything, reverse=True))
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/offers/{id}/matches"), first)
+        for bad in ("x", "0.5", "0.5:", ":n-caen", "nan:n-caen", "inf:n-caen", " 0.5:n-caen", "0x1p-1:n-caen",
+                    "0.5:bad id", "1" * 40 + ":n-caen"):
+            status, body, _ = self.st.http.get("/v1/needs/n-caen/matches", self.claire, cursor=bad)
+            self.assertEqual((status, body["error"].get("field")), (400, "cursor"), bad)
+
     def test_damaged_cooperation_records_get_a_clear_answer(self):
         r = self.st.redis
         good = r.call("HGET", "mg:coop:p-caen", "pb")
