@@ -211,12 +211,19 @@ static void s_on_round2(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 /* The id after `prefix` in an item ("match:<mid>"), up to the next ':' when
- * `colon_ends` (best effort: an id may itself hold ':'). */
-static int s_item_id(const char *item, const char *prefix, int colon_ends, char out[MG_ID_MAX + 1]) {
+ * `colon_ends` ("member:<sid>:<network>"). An id may itself hold ':' (a
+ * network's "urscop:42"): the notification's `link` ends with the id of
+ * the view it opens ("...#structure/urscop:42"), so when the item goes on
+ * with that and a ':', the id ends there. */
+static int s_item_id(const char *item, const char *prefix, int colon_ends, const char *link,
+                     char out[MG_ID_MAX + 1]) {
     size_t plen = strlen(prefix);
     if (strncmp(item, prefix, plen) != 0) return -1;
     const char *s = item + plen;
     size_t len = colon_ends ? strcspn(s, ":") : strlen(s);
+    const char *named = link ? strrchr(link, '/') : NULL;
+    size_t nlen = named ? strlen(named + 1) : 0;
+    if (colon_ends && nlen > len && strncmp(s, named + 1, nlen) == 0 && s[nlen] == ':') len = nlen;
     if (len == 0 || len > MG_ID_MAX) return -1;
     memcpy(out, s, len);
     out[len] = '\0';
@@ -227,7 +234,7 @@ static int s_item_id(const char *item, const char *prefix, int colon_ends, char 
  * "cn.<cat>.near.<com>" (item "cn:<id>:<revision>"). */
 static void s_collective_scope(s_load_t *l, json_t *o, const char *item) {
     char id[MG_ID_MAX + 1];
-    if (s_item_id(item, "cn:", 1, id) != 0 || strncmp(id, "cn.", 3) != 0) return;
+    if (s_item_id(item, "cn:", 1, NULL, id) != 0 || strncmp(id, "cn.", 3) != 0) return;
     char *cat = id + 3, *dot = strchr(cat, '.');
     if (!dot) return;
     *dot = '\0';
@@ -261,12 +268,12 @@ static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {
         snprintf(pos, sizeof(pos), "%lld-%s", (long long)e->ms, e->nid);
         json_object_set_new(o, "id", json_string(e->nid));
         json_object_set_new(o, "position", json_string(pos));
-        const char *kind = s_field(h, "kind"), *item = s_field(h, "item");
+        const char *kind = s_field(h, "kind"), *item = s_field(h, "item"), *link = s_field(h, "link");
         gq_set_str(o, "kind", kind);
         json_object_set_new(o, "title", json_string(s_field(h, "title") ? s_field(h, "title") : ""));
         json_object_set_new(o, "summary", json_string(s_field(h, "summary") ? s_field(h, "summary") : ""));
         json_object_set_new(o, "text", json_string(s_field(h, "text") ? s_field(h, "text") : ""));
-        json_object_set_new(o, "link", json_string(s_field(h, "link") ? s_field(h, "link") : ""));
+        json_object_set_new(o, "link", json_string(link ? link : ""));
         const char *score = s_field(h, "score");
         if (score && *score) json_object_set_new(o, "score", json_real(strtod(score, NULL)));
         const char *created = s_field(h, "created_at");
@@ -279,21 +286,22 @@ static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_set_scope(l->gw, o, s_field(h, "cat"), s_field(h, "dep"), s_field(h, "com"));
         if (!item) continue;
         char id[MG_ID_MAX + 1], key[200];
-        if (s_item_id(item, "match:", 0, id) == 0) {
+        if (s_item_id(item, "match:", 0, NULL, id) == 0) {
             json_object_set_new(o, "matchId", json_string(id));
             snprintf(key, sizeof(key), "mg:mid:%s", id);
             gq_tx_add(&tx, "GET", key, NULL);
             w->look = S_LOOK_MID;
-        } else if (s_item_id(item, "unanswered:", 0, id) == 0) {
+        } else if (s_item_id(item, "unanswered:", 0, NULL, id) == 0) {
             json_object_set_new(o, "needId", json_string(id));
             snprintf(key, sizeof(key), "mg:notifier:need:%s", id);
             gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_NEED;
-        } else if (s_item_id(item, "coop:", 0, id) == 0 || s_item_id(item, "coopans:", 1, id) == 0) {
+        } else if (s_item_id(item, "coop:", 0, NULL, id) == 0 ||
+                   s_item_id(item, "coopans:", 1, link, id) == 0) {
             snprintf(key, sizeof(key), "mg:notifier:coop:%s", id);
             gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_COOP;
-        } else if (s_item_id(item, "member:", 1, id) == 0) {
+        } else if (s_item_id(item, "member:", 1, link, id) == 0) {
             json_object_set_new(o, "structureId", json_string(id));
             snprintf(key, sizeof(key), "mg:notifier:structure:%s", id);
             gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);

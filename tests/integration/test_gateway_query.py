@@ -912,6 +912,26 @@ class ChangeTest(unittest.TestCase):
         self.assertNotIn("otherDepartments", self.ok("/v1/staff/me/inbox", kind="cooperation_proposed",
                                                      department="14")["items"][-1])
 
+    def test_entries_about_ids_with_a_colon_keep_their_scope(self):
+        # Ids may hold ':' ("urscop:42", a network's own namespace). The
+        # notifier's item of a member who joined is "member:<sid>:<network>",
+        # of an answer "coopans:<proposal>:<sid>:<answer>": the entries used
+        # to name a structure "urscop" and proposal "coop", without
+        # department, so the Calvados filter hid them.
+        self.st.emit([tm.member("urscop:42", CAEN, contact=False)])
+        self.st.emit([tk.cooperation_proposed("coop:7", "urscop:42", "s-caen", title="Achats groupés")])
+        self.st.emit([tk.cooperation_answered("coop:7", "s-caen")])
+        self.st.settle()
+        found = [e for e in self.ok("/v1/staff/me/inbox", department="14", limit=200)["items"]
+                 if "urscop:42" in e.get("item", "") or "coop:7" in e.get("item", "")]
+        self.assertEqual(sorted(e["kind"] for e in found),
+                         ["cooperation_answered", "cooperation_proposed", "member_joined"], found)
+        joined = [e for e in found if e["kind"] == "member_joined"][0]
+        self.assertEqual((joined["structureId"], joined["commune"], joined["department"]), ("urscop:42", CAEN, "14"))
+        for e in found:
+            if e["kind"] != "member_joined":
+                self.assertEqual((e["category"], e["department"]), ("locaux", "14"), e)
+
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)
         seen = [i["id"] for i in first["items"]]
