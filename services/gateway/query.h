@@ -71,7 +71,8 @@ const redisReply *gq_scan_page(const redisReply *reply, char *cursor, size_t len
 void *gq_state_new(gw_request_t *r, size_t size, void (*state_free)(void *state));
 
 /* ---- parameters (each answers 400 itself and returns -1 on a bad value:
- * `r` is then gone) ---------------------------------------------------------- */
+ * `r` is then gone). An empty value ("?limit=&kind=", a name alone) is an
+ * absent one, for every parameter. --------------------------------------------- */
 
 /* ?limit=: *out = def when absent, else an integer in 1..max. */
 int gq_param_limit(gw_request_t *r, long def, long max, long *out);

@@ -666,6 +666,18 @@ class ReadTest(unittest.TestCase):
         self.assertEqual(self.ok("/v1/structures", cursor="")["items"], self.ok("/v1/structures")["items"])
         self.assertEqual(self.st.http.get("/healthz")[0], 200)
 
+    def test_an_empty_parameter_is_an_absent_one(self):
+        # The README's own templates ("inbox?limit=&cursor=&department=...")
+        # and forms with a field left empty: every parameter reads an empty
+        # value as no value (limit= and unread= used to be a 400, the others not).
+        for path, raw in (("/v1/staff/me/inbox", "?limit=&cursor=&department=&category=&status=&kind=&unread="),
+                          ("/v1/needs", "?limit=&category=&department=&cursor="),
+                          ("/v1/offers/o-herouville/matches", "?limit&cursor"),
+                          ("/v1/structures", "?limit=&cursor="),
+                          ("/v1/collective-needs", "?limit=&category=&department=&cursor=")):
+            status, body, _ = self.get(path + raw)
+            self.assertEqual((status, body), (200, self.ok(path)), raw)
+
     def test_collective_needs_empty_and_checked(self):
         self.assertEqual(self.ok("/v1/collective-needs"), {"items": [], "nextCursor": None})
         self.error(400, "/v1/collective-needs", field="category", category="x")
