@@ -944,6 +944,26 @@ class ChangeTest(unittest.TestCase):
             if e["kind"] != "member_joined":
                 self.assertEqual((e["category"], e["department"]), ("locaux", "14"), e)
 
+    def test_a_collective_need_of_an_epci_across_two_departments_is_in_both(self):
+        # The CC du Pays de Honfleur-Beuzeville has communes in the Calvados
+        # and the Eure. Three structures of its Eure side need training: a
+        # chargé·e de mission of the Eure looking at the Eure's collective
+        # needs must find it (it was under the Calvados only, its first commune's).
+        self.st.emit([tm.member("s-beuzeville", "27065"), tm.member("s-boulleville", "27100"),
+                      tm.member("s-conteville", "27169")])
+        self.st.emit([tm.need("n-b%d" % i, sid, com, category="formation", tags=("gestion",), title="Formation %d" % i)
+                      for i, (sid, com) in enumerate((("s-beuzeville", "27065"), ("s-boulleville", "27100"),
+                                                      ("s-conteville", "27169")))])
+        self.st.settle()
+        for department in ("27", "14"):
+            items = self.ok("/v1/collective-needs", department=department)["items"]
+            self.assertEqual([c["territory"] for c in items], ["epci:200066827"], department)
+        c = items[0]
+        self.assertEqual((c["department"], c["otherDepartments"]), ("14", ["27"]))
+        self.assertEqual(self.ok("/v1/collective-needs", department="76")["items"], [])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/collective-needs"), self.ok("/v1/collective-needs"))
+
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)
         seen = [i["id"] for i in first["items"]]
