@@ -476,7 +476,8 @@
   /* Whether a notification (from the stream) passes the current filters. */
   function passesFilters(n) {
     var f = inboxFilters();
-    if (f.department && n.department !== f.department) return false;
+    // A cooperation concerns other departments too (as the server filters).
+    if (f.department && n.department !== f.department && (n.otherDepartments || []).indexOf(f.department) < 0) return false;
     if (f.category && n.category !== f.category) return false;
     if (f.kind && n.kind !== f.kind) return false;
     // A follow-up status belongs to matches only (as the server filters).
@@ -1350,8 +1351,17 @@
     var list = el('ol', {class: 'links matches'});
     section.appendChild(status);
     section.appendChild(list);
-    api('GET', DETAILS[kind].path + encodeURIComponent(id) + '/matches').then(function (page) {
-      var items = (page && page.items) || [];
+    var path = DETAILS[kind].path + encodeURIComponent(id) + '/matches';
+    var items = [];
+    // Every page, in order (200 a page, 10 pages at most).
+    function page(cursor, left) {
+      return api('GET', path + qs({limit: 200, cursor: cursor})).then(function (data) {
+        items = items.concat((data && data.items) || []);
+        var next = data && data.nextCursor;
+        if (next && next !== cursor && left > 1) return page(next, left - 1);
+      });
+    }
+    page('', 10).then(function () {
       status.textContent = 'Aucune mise en relation ouverte.';
       status.hidden = items.length > 0;
       // A need's list names each offer; an offer's, each need.

@@ -170,7 +170,7 @@ void *gq_state_new(gw_request_t *r, size_t size, void (*state_free)(void *state)
 int gq_param_limit(gw_request_t *r, long def, long max, long *out) {
     const char *v = gw_query(r, "limit");
     *out = def;
-    if (!v) return 0;
+    if (!v || !*v) return 0;
     /* Digits only: strtol would also take a sign and leading blanks. */
     long n = v[strspn(v, "0123456789")] == '\0' ? strtol(v, NULL, 10) : 0;
     if (n < 1 || n > max) {
@@ -217,7 +217,7 @@ int gq_scan_cursor_valid(const char *s) {
 int gq_param_bool(gw_request_t *r, const char *name, int *out) {
     const char *v = gw_query(r, name);
     *out = -1;
-    if (!v) return 0;
+    if (!v || !*v) return 0;
     if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
         *out = 1;
     else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
@@ -310,6 +310,15 @@ int gq_department_known(mg_gateway_t *gw, const char *code) {
     s_state_t *st = s_reference(gw);
     for (size_t i = 0; code && i < st->n_departments; i++)
         if (strcmp(st->departments[i], code) == 0) return 1;
+    return 0;
+}
+
+int gq_department_in(const char *want, const char *dep, const json_t *others) {
+    if (dep && strcmp(dep, want) == 0) return 1;
+    for (size_t i = 0; i < json_array_size(others); i++) {
+        const char *other = json_string_value(json_array_get(others, i));
+        if (other && strcmp(other, want) == 0) return 1;
+    }
     return 0;
 }
 

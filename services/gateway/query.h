@@ -71,7 +71,8 @@ const redisReply *gq_scan_page(const redisReply *reply, char *cursor, size_t len
 void *gq_state_new(gw_request_t *r, size_t size, void (*state_free)(void *state));
 
 /* ---- parameters (each answers 400 itself and returns -1 on a bad value:
- * `r` is then gone) ---------------------------------------------------------- */
+ * `r` is then gone). An empty value ("?limit=&kind=", a name alone) is an
+ * absent one, for every parameter. --------------------------------------------- */
 
 /* ?limit=: *out = def when absent, else an integer in 1..max. */
 int gq_param_limit(gw_request_t *r, long def, long max, long *out);
@@ -95,6 +96,10 @@ size_t gq_departments(mg_gateway_t *gw, const char *const **codes);
 
 /* 1 if `code` is one of them. */
 int gq_department_known(mg_gateway_t *gw, const char *code);
+
+/* 1 if department `want` is `dep` or one of `others` (a JSON array of
+ * codes, as "otherDepartments"; NULL for none): what ?department= keeps. */
+int gq_department_in(const char *want, const char *dep, const json_t *others);
 
 /* The name and department of EPCI `siren` (from its communes), or NULL. */
 const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **department);

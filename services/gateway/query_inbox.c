@@ -15,8 +15,11 @@
  * A notification record does not say its category or department; the
  * loader finds them from its item: a match's pair record (with the staff
  * member's feedback, "status"), an unanswered need's or a cooperation's
- * notifier hash, a member's commune, or a collective need's id. Filters
- * need them, so they apply after loading: a filtered page examines a bounded
+ * notifier hash, a member's commune, or a collective need's id. A
+ * cooperation concerns other departments too (its addressee's, its
+ * territory's: the notifier sends it to their staff as well), listed in
+ * "otherDepartments", and ?department= finds it under each. Filters need
+ * them, so they apply after loading: a filtered page examines a bounded
  * number of entries and may hold fewer than `limit` items, with a nextCursor
  * to go on. */
 #include <stdlib.h>
@@ -89,6 +92,32 @@ static void s_set_scope(mg_gateway_t *gw, json_t *o, const char *cat, const char
         gq_set_str(o, "department", dep);
         gq_set_str(o, "departmentName", mg_fr_department(dep));
     }
+}
+
+/* "otherDepartments": the departments of `also` (a cooperation's
+ * addressee's and its territory's, space-separated, as the notifier keeps
+ * them) other than the entry's own. The notifier sends the entry to the
+ * staff following any of them, so ?department= finds it under each. */
+static void s_set_other_departments(mg_gateway_t *gw, json_t *o, const char *also) {
+    const char *own = json_string_value(json_object_get(o, "department"));
+    json_t *list = json_array();
+    for (const char *p = also; p && *p;) {
+        size_t n = strcspn(p, " ");
+        char dep[4];
+        if (n > 0 && n < sizeof(dep)) {
+            memcpy(dep, p, n);
+            dep[n] = '\0';
+            int seen = own && strcmp(own, dep) == 0;
+            for (size_t i = 0; i < json_array_size(list) && !seen; i++)
+                seen = strcmp(json_string_value(json_array_get(list, i)), dep) == 0;
+            if (!seen && gq_department_known(gw, dep)) json_array_append_new(list, json_string(dep));
+        }
+        p += n + (p[n] == ' ');
+    }
+    if (json_array_size(list))
+        json_object_set_new(o, "otherDepartments", list);
+    else
+        json_decref(list);
 }
 
 static const char *s_field(const redisReply *h, const char *name) {
@@ -170,23 +199,31 @@ static void s_on_round2(mg_redis_t *redis, redisReply *reply, void *privdata) {
             gq_tx_add(&tx, "HGET", key, "commune", NULL);
             l->round3 += 3;
         } else if (v && v->type == REDIS_REPLY_ARRAY) {
-            /* HMGET cat dep commune */
-            const char *f[3] = {NULL, NULL, NULL};
-            for (size_t j = 0; j < 3 && j < v->elements; j++)
+            /* HMGET cat dep commune also */
+            const char *f[4] = {NULL, NULL, NULL, NULL};
+            for (size_t j = 0; j < 4 && j < v->elements; j++)
                 f[j] = gq_str(v->element[j]);
             s_set_scope(l->gw, w->json, f[0], f[1], f[2]);
+            s_set_other_departments(l->gw, w->json, f[3]);
         }
     }
     s_load_send(l, &tx, s_on_round3);
 }
 
 /* The id after `prefix` in an item ("match:<mid>"), up to the next ':' when
- * `colon_ends` (best effort: an id may itself hold ':'). */
-static int s_item_id(const char *item, const char *prefix, int colon_ends, char out[MG_ID_MAX + 1]) {
+ * `colon_ends` ("member:<sid>:<network>"). An id may itself hold ':' (a
+ * network's "urscop:42"): the notification's `link` ends with the id of
+ * the view it opens ("...#structure/urscop:42"), so when the item goes on
+ * with that and a ':', the id ends there. */
+static int s_item_id(const char *item, const char *prefix, int colon_ends, const char *link,
+                     char out[MG_ID_MAX + 1]) {
     size_t plen = strlen(prefix);
     if (strncmp(item, prefix, plen) != 0) return -1;
     const char *s = item + plen;
     size_t len = colon_ends ? strcspn(s, ":") : strlen(s);
+    const char *named = link ? strrchr(link, '/') : NULL;
+    size_t nlen = named ? strlen(named + 1) : 0;
+    if (colon_ends && nlen > len && strncmp(s, named + 1, nlen) == 0 && s[nlen] == ':') len = nlen;
     if (len == 0 || len > MG_ID_MAX) return -1;
     memcpy(out, s, len);
     out[len] = '\0';
@@ -197,7 +234,7 @@ static int s_item_id(const char *item, const char *prefix, int colon_ends, char 
  * "cn.<cat>.near.<com>" (item "cn:<id>:<revision>"). */
 static void s_collective_scope(s_load_t *l, json_t *o, const char *item) {
     char id[MG_ID_MAX + 1];
-    if (s_item_id(item, "cn:", 1, id) != 0 || strncmp(id, "cn.", 3) != 0) return;
+    if (s_item_id(item, "cn:", 1, NULL, id) != 0 || strncmp(id, "cn.", 3) != 0) return;
     char *cat = id + 3, *dot = strchr(cat, '.');
     if (!dot) return;
     *dot = '\0';
@@ -231,12 +268,12 @@ static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {
         snprintf(pos, sizeof(pos), "%lld-%s", (long long)e->ms, e->nid);
         json_object_set_new(o, "id", json_string(e->nid));
         json_object_set_new(o, "position", json_string(pos));
-        const char *kind = s_field(h, "kind"), *item = s_field(h, "item");
+        const char *kind = s_field(h, "kind"), *item = s_field(h, "item"), *link = s_field(h, "link");
         gq_set_str(o, "kind", kind);
         json_object_set_new(o, "title", json_string(s_field(h, "title") ? s_field(h, "title") : ""));
         json_object_set_new(o, "summary", json_string(s_field(h, "summary") ? s_field(h, "summary") : ""));
         json_object_set_new(o, "text", json_string(s_field(h, "text") ? s_field(h, "text") : ""));
-        json_object_set_new(o, "link", json_string(s_field(h, "link") ? s_field(h, "link") : ""));
+        json_object_set_new(o, "link", json_string(link ? link : ""));
         const char *score = s_field(h, "score");
         if (score && *score) json_object_set_new(o, "score", json_real(strtod(score, NULL)));
         const char *created = s_field(h, "created_at");
@@ -249,24 +286,25 @@ static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_set_scope(l->gw, o, s_field(h, "cat"), s_field(h, "dep"), s_field(h, "com"));
         if (!item) continue;
         char id[MG_ID_MAX + 1], key[200];
-        if (s_item_id(item, "match:", 0, id) == 0) {
+        if (s_item_id(item, "match:", 0, NULL, id) == 0) {
             json_object_set_new(o, "matchId", json_string(id));
             snprintf(key, sizeof(key), "mg:mid:%s", id);
             gq_tx_add(&tx, "GET", key, NULL);
             w->look = S_LOOK_MID;
-        } else if (s_item_id(item, "unanswered:", 0, id) == 0) {
+        } else if (s_item_id(item, "unanswered:", 0, NULL, id) == 0) {
             json_object_set_new(o, "needId", json_string(id));
             snprintf(key, sizeof(key), "mg:notifier:need:%s", id);
-            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", NULL);
+            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_NEED;
-        } else if (s_item_id(item, "coop:", 0, id) == 0 || s_item_id(item, "coopans:", 1, id) == 0) {
+        } else if (s_item_id(item, "coop:", 0, NULL, id) == 0 ||
+                   s_item_id(item, "coopans:", 1, link, id) == 0) {
             snprintf(key, sizeof(key), "mg:notifier:coop:%s", id);
-            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", NULL);
+            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_COOP;
-        } else if (s_item_id(item, "member:", 1, id) == 0) {
+        } else if (s_item_id(item, "member:", 1, link, id) == 0) {
             json_object_set_new(o, "structureId", json_string(id));
             snprintf(key, sizeof(key), "mg:notifier:structure:%s", id);
-            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", NULL);
+            gq_tx_add(&tx, "HMGET", key, "cat", "dep", "commune", "also", NULL);
             w->look = S_LOOK_MEMBER;
         } else if (strncmp(item, "cn:", 3) == 0) {
             s_collective_scope(l, o, item);
@@ -338,7 +376,9 @@ static int s_inbox_keep(const s_inbox_t *q, json_t *o) {
     if (!o) return 0;
     if (q->kind && !s_str_is(o, "kind", q->kind)) return 0;
     if (q->category && !s_str_is(o, "category", q->category)) return 0;
-    if (q->department && !s_str_is(o, "department", q->department)) return 0;
+    if (q->department && !gq_department_in(q->department, json_string_value(json_object_get(o, "department")),
+                                           json_object_get(o, "otherDepartments")))
+        return 0;
     if (q->status && !s_str_is(o, "status", q->status)) return 0;
     if (q->unread == 1 && json_is_true(json_object_get(o, "read"))) return 0;
     if (q->unread == 0 && !json_is_true(json_object_get(o, "read"))) return 0;

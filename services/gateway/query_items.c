@@ -26,6 +26,7 @@
  * A closed item's record is a tombstone without its fields: they come from
  * the notifier's hash as well. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +206,13 @@ struct s_matches {
     int kind;
     char id[MG_ID_MAX + 1];
     long limit;
+    /* a list's page: after the cursor's (score, id), `batch` entries read
+     * from `offset` among those at or below its score */
+    int has_cursor;
+    double cursor_score;
+    char cursor_id[MG_ID_MAX + 1];
+    long batch, offset;
+    char next[40 + MG_ID_MAX]; /* nextCursor, "" at the end */
 };
 
 static void s_matches_free(void *arg) {
@@ -406,14 +414,45 @@ static void s_match_get(gw_request_t *r) {
     if (mg_redis_command(gw_redis(r->gw), s_on_mid, m, "GET %s", key) != 0) gw_reply_unavailable(r, "match");
 }
 
-/* GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches */
+/* GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches
+ *
+ * Paged like the inbox, by position: a cursor is the last entry's
+ * "<score>:<id>" in mg:nm:/mg:om: (score as %.17g, which reads back as the
+ * same double), and the next page is what follows it in the sorted set's
+ * order (score descending, then id descending), so matches proposed or
+ * retired meanwhile never make a page skip or repeat one. */
+
+/* Entries read per page beyond `limit`: one says whether more follow, the
+ * others pass over entries of the cursor's score already shown. */
+#define S_PAGE_EXTRA 17
+
+/* Parse "<score>:<id>". Returns 0, -1 if malformed. */
+static int s_match_cursor_parse(const char *text, double *score, char id[MG_ID_MAX + 1]) {
+    const char *colon = strchr(text, ':');
+    size_t n = colon ? (size_t)(colon - text) : 0;
+    /* Digits of a number as %.17g prints it: strtod would also take
+     * blanks, "inf", "nan" and hexadecimal. */
+    if (n == 0 || n > 32 || strspn(text, "0123456789.eE+-") != n) return -1;
+    char num[33], *end;
+    memcpy(num, text, n);
+    num[n] = '\0';
+    *score = strtod(num, &end);
+    if (*end || !isfinite(*score) || !mg_id_is_valid(colon + 1)) return -1;
+    snprintf(id, MG_ID_MAX + 1, "%s", colon + 1);
+    return 0;
+}
 
 static void s_list_done(s_matches_t *m, json_t *out) {
-    if (!out)
+    if (!out) {
         gw_reply_unavailable(m->r, "matches");
-    else
-        gw_reply_json(m->r, 200, json_pack("{s:o}", "items", out));
+        return;
+    }
+    json_t *body = json_pack("{s:o}", "items", out);
+    json_object_set_new(body, "nextCursor", m->next[0] ? json_string(m->next) : json_null());
+    gw_reply_json(m->r, 200, body);
 }
+
+static void s_item_matches_fetch(s_matches_t *m);
 
 static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_matches_t *m = privdata;
@@ -427,14 +466,39 @@ static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privda
         gw_reply_error(m->r, 404, "not_found", NULL, -1, "no %s with this id", s_kind_name[m->kind]);
         return;
     }
-    size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements / 2 : 0;
-    m->items = mg_calloc(n ? n : 1, sizeof(s_match_t));
-    for (size_t i = 0; i < n; i++) {
-        const char *other = gq_str(list->element[2 * i]);
-        if (!other || !mg_id_is_valid(other)) continue;
+    size_t fetched = list && list->type == REDIS_REPLY_ARRAY ? list->elements / 2 : 0, skipped = 0;
+    int more = 0;
+    double last_score = 0;
+    free(m->items);
+    m->items = mg_calloc(fetched ? fetched : 1, sizeof(s_match_t));
+    for (size_t i = 0; i < fetched && !more; i++) {
+        const char *other = gq_str(list->element[2 * i]), *score = gq_str(list->element[2 * i + 1]);
+        double value = score ? strtod(score, NULL) : 0;
+        /* Shown already: the cursor's entry and those of its score before it. */
+        if (!other || !score || !mg_id_is_valid(other) ||
+            (m->has_cursor && value >= m->cursor_score && strcmp(other, m->cursor_id) >= 0)) {
+            skipped++;
+            continue;
+        }
+        if (m->count == (size_t)m->limit) {
+            more = 1;
+            break;
+        }
         s_match_t *mt = &m->items[m->count++];
         snprintf(mt->nid, sizeof(mt->nid), "%s", m->kind == S_NEED ? m->id : other);
         snprintf(mt->oid, sizeof(mt->oid), "%s", m->kind == S_NEED ? other : m->id);
+        last_score = value;
+    }
+    int full = fetched == (size_t)m->batch;
+    if (m->count == 0 && full && skipped == fetched) {
+        /* A whole batch at the cursor's score: look further. */
+        m->offset += m->batch;
+        s_item_matches_fetch(m);
+        return;
+    }
+    if ((more || full) && m->count > 0) {
+        const s_match_t *last = &m->items[m->count - 1];
+        snprintf(m->next, sizeof(m->next), "%.17g:%s", last_score, m->kind == S_NEED ? last->oid : last->nid);
     }
     m->done = s_list_done;
     if (m->count == 0) {
@@ -444,23 +508,44 @@ static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privda
     s_matches_load(m);
 }
 
+static void s_item_matches_fetch(s_matches_t *m) {
+    char key[200], zkey[200], max[40], offset[24], batch[24];
+    snprintf(key, sizeof(key), "mg:%s:%s", s_kind_name[m->kind], m->id);
+    snprintf(zkey, sizeof(zkey), "mg:%s:%s", m->kind == S_NEED ? "nm" : "om", m->id);
+    if (m->has_cursor)
+        snprintf(max, sizeof(max), "%.17g", m->cursor_score);
+    else
+        snprintf(max, sizeof(max), "+inf");
+    snprintf(offset, sizeof(offset), "%ld", m->offset);
+    snprintf(batch, sizeof(batch), "%ld", m->batch);
+    gq_tx_t tx;
+    gq_tx_begin(&tx, m->r->gw);
+    gq_tx_add(&tx, "EXISTS", key, NULL);
+    gq_tx_add(&tx, "ZREVRANGEBYSCORE", zkey, max, "-inf", "WITHSCORES", "LIMIT", offset, batch, NULL);
+    if (gq_tx_exec(&tx, s_on_item_matches, m) != 0) gw_reply_unavailable(m->r, "matches");
+}
+
 static void s_item_matches(gw_request_t *r, int kind) {
     long limit;
     if (gq_param_limit(r, 50, 200, &limit) != 0) return;
+    double cursor_score = 0;
+    char cursor_id[MG_ID_MAX + 1] = "";
+    const char *cursor = gw_query(r, "cursor");
+    int has_cursor = cursor && *cursor;
+    if (has_cursor && s_match_cursor_parse(cursor, &cursor_score, cursor_id) != 0) {
+        gw_reply_error(r, 400, "invalid_parameter", "cursor", -1, "cursor is not one this list gave");
+        return;
+    }
     s_matches_t *m = gq_state_new(r, sizeof(*m), s_matches_free);
     m->r = r;
     m->kind = kind;
     m->limit = limit;
     snprintf(m->id, sizeof(m->id), "%s", r->params[0]);
-    char key[200], zkey[200], stop[24];
-    snprintf(key, sizeof(key), "mg:%s:%s", s_kind_name[kind], m->id);
-    snprintf(zkey, sizeof(zkey), "mg:%s:%s", kind == S_NEED ? "nm" : "om", m->id);
-    snprintf(stop, sizeof(stop), "%ld", limit - 1);
-    gq_tx_t tx;
-    gq_tx_begin(&tx, r->gw);
-    gq_tx_add(&tx, "EXISTS", key, NULL);
-    gq_tx_add(&tx, "ZREVRANGE", zkey, "0", stop, "WITHSCORES", NULL);
-    if (gq_tx_exec(&tx, s_on_item_matches, m) != 0) gw_reply_unavailable(r, "matches");
+    m->has_cursor = has_cursor;
+    m->cursor_score = cursor_score;
+    snprintf(m->cursor_id, sizeof(m->cursor_id), "%s", cursor_id);
+    m->batch = limit + 1 + S_PAGE_EXTRA;
+    s_item_matches_fetch(m);
 }
 
 static void s_need_matches(gw_request_t *r) {

@@ -14,7 +14,9 @@
  * storm of page refreshes costs one read. Collective needs are the hashes
  * listed in mg:collectives (their `pb` is the latest
  * CollectiveNeedDetected), read with SSCAN, then the names of their
- * structures (mg:structure:<sid> `pb`, each structure once a page). */
+ * structures (mg:structure:<sid> `pb`, each structure once a page). A group
+ * of an EPCI across two departments is in both (`otherDepartments`), as
+ * the offers its territory places there are. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -349,7 +351,8 @@ static void s_coll_free(void *arg) {
 }
 
 /* The department of a group key "mg:collective:<cat>:<epci>" or
- * "mg:collective:<cat>:near:<com>". */
+ * "mg:collective:<cat>:near:<com>": its commune's, or its EPCI's (the
+ * department of its first commune). */
 static const char *s_coll_department(mg_gateway_t *gw, const char *key, const char *cat) {
     const char *group = key + strlen("mg:collective:") + strlen(cat) + 1;
     if (strncmp(group, "near:", 5) == 0) {
@@ -359,6 +362,23 @@ static const char *s_coll_department(mg_gateway_t *gw, const char *key, const ch
     const char *dep = NULL;
     gq_epci_name(gw, group, &dep);
     return dep;
+}
+
+/* The other departments of a group by EPCI (one across two departments,
+ * as the CC du Pays de Honfleur-Beuzeville), as a JSON array; NULL when
+ * there are none. */
+static json_t *s_coll_other_departments(mg_gateway_t *gw, const char *key, const char *cat, const char *dep) {
+    const char *group = key + strlen("mg:collective:") + strlen(cat) + 1;
+    if (!dep || strncmp(group, "near:", 5) == 0) return NULL;
+    const char *const *codes;
+    size_t n = gq_departments(gw, &codes);
+    json_t *list = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(codes[i], dep) == 0 || !gq_epci_in_department(gw, group, codes[i])) continue;
+        if (!list) list = json_array();
+        json_array_append_new(list, json_string(codes[i]));
+    }
+    return list;
 }
 
 static int s_cmp_updated(const void *a, const void *b) {
@@ -419,11 +439,11 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
             maillage__v1__collective_need_detected__unpack(NULL, pb->len, (const uint8_t *)pb->str);
         if (!cn) continue;
         const char *cat = cn->category ? cn->category : "";
-        const char *dep =
-            strncmp(q->keys[i], "mg:collective:", 14) == 0 && strlen(q->keys[i]) > 14 + strlen(cat)
-                ? s_coll_department(q->r->gw, q->keys[i], cat)
-                : NULL;
-        if (q->department && (!dep || strcmp(dep, q->department) != 0)) {
+        int keyed = strncmp(q->keys[i], "mg:collective:", 14) == 0 && strlen(q->keys[i]) > 14 + strlen(cat);
+        const char *dep = keyed ? s_coll_department(q->r->gw, q->keys[i], cat) : NULL;
+        json_t *others = keyed ? s_coll_other_departments(q->r->gw, q->keys[i], cat, dep) : NULL;
+        if (q->department && !gq_department_in(q->department, dep, others)) {
+            json_decref(others);
             maillage__v1__collective_need_detected__free_unpacked(cn, NULL);
             continue;
         }
@@ -448,6 +468,7 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
             gq_set_str(o, "department", dep);
             gq_set_str(o, "departmentName", mg_fr_department(dep));
         }
+        if (others) json_object_set_new(o, "otherDepartments", others);
         found[n++] = o;
         maillage__v1__collective_need_detected__free_unpacked(cn, NULL);
     }

@@ -666,6 +666,18 @@ class ReadTest(unittest.TestCase):
         self.assertEqual(self.ok("/v1/structures", cursor="")["items"], self.ok("/v1/structures")["items"])
         self.assertEqual(self.st.http.get("/healthz")[0], 200)
 
+    def test_an_empty_parameter_is_an_absent_one(self):
+        # The README's own templates ("inbox?limit=&cursor=&department=...")
+        # and forms with a field left empty: every parameter reads an empty
+        # value as no value (limit= and unread= used to be a 400, the others not).
+        for path, raw in (("/v1/staff/me/inbox", "?limit=&cursor=&department=&category=&status=&kind=&unread="),
+                          ("/v1/needs", "?limit=&category=&department=&cursor="),
+                          ("/v1/offers/o-herouville/matches", "?limit&cursor"),
+                          ("/v1/structures", "?limit=&cursor="),
+                          ("/v1/collective-needs", "?limit=&category=&department=&cursor=")):
+            status, body, _ = self.get(path + raw)
+            self.assertEqual((status, body), (200, self.ok(path)), raw)
+
     def test_collective_needs_empty_and_checked(self):
         self.assertEqual(self.ok("/v1/collective-needs"), {"items": [], "nextCursor": None})
         self.error(400, "/v1/collective-needs", field="category", category="x")
@@ -764,6 +776,46 @@ class ChangeTest(unittest.TestCase):
         doc = openapi()
         check_schema(doc, response_schema(doc, "/v1/matches/{id}"), gone)
 
+    def test_the_matches_of_an_offer_come_in_pages_without_loss_or_repeat(self):
+        # An offer matched by many needs: every one of its open matches can
+        # be read, page after page (the list used to stop at `limit`, 200 at
+        # most, without saying more were there).
+        self.st.emit([tm.need("n-more%d" % i, ("s-caen", "s-ifs", "s-herouville")[i % 3],
+                              (CAEN, IFS, HEROUVILLE)[i % 3], title="Local %d" % i) for i in range(7)])
+        self.st.settle()
+        whole = self.ok("/v1/offers/o-herouville/matches", limit=200)
+        self.assertIsNone(whole["nextCursor"])
+        everything = [m["needId"] for m in whole["items"]]
+        self.assertGreaterEqual(len(everything), 6)
+        self.assertEqual(len(everything), self.ok("/v1/offers/o-herouville")["openMatches"])
+
+        def pages(limit):
+            return follow(self, lambda c: self.ok("/v1/offers/o-herouville/matches", limit=limit,
+                                                  **({"cursor": c} if c else {})), limit)
+        for limit in (1, 2, 4):
+            items, count = pages(limit)
+            self.assertEqual([m["needId"] for m in items], everything, limit)
+            self.assertEqual(count, (len(everything) + limit - 1) // limit, limit)  # no empty last page
+        # Equal scores: ordered by id, still once each.
+        for nid in everything:
+            self.st.redis.call("ZADD", "mg:om:o-herouville", "XX", "0.5", nid)
+        items, _ = pages(1)
+        self.assertEqual([m["needId"] for m in items], sorted(everything, reverse=True))
+        # A match retired between two pages does not shift the next one.
+        first = self.ok("/v1/offers/o-herouville/matches", limit=3)
+        shown = [m["needId"] for m in first["items"]]
+        self.st.emit([tm.need_closed(shown[0], self.ok("/v1/needs/" + shown[0])["structureId"])])
+        self.st.settle()
+        rest, _ = follow(self, lambda c: self.ok("/v1/offers/o-herouville/matches", limit=3,
+                                                 cursor=c or first["nextCursor"]), 3)
+        self.assertEqual(shown + [m["needId"] for m in rest], sorted(everything, reverse=True))
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/offers/{id}/matches"), first)
+        for bad in ("x", "0.5", "0.5:", ":n-caen", "nan:n-caen", "inf:n-caen", " 0.5:n-caen", "0x1p-1:n-caen",
+                    "0.5:bad id", "1" * 40 + ":n-caen"):
+            status, body, _ = self.st.http.get("/v1/needs/n-caen/matches", self.claire, cursor=bad)
+            self.assertEqual((status, body["error"].get("field")), (400, "cursor"), bad)
+
     def test_damaged_cooperation_records_get_a_clear_answer(self):
         r = self.st.redis
         good = r.call("HGET", "mg:coop:p-caen", "pb")
@@ -844,6 +896,73 @@ class ChangeTest(unittest.TestCase):
         # A structure whose record is damaged is left unnamed, nothing else.
         self.st.redis.call("HSET", "mg:structure:s-ifs", "pb", b"\xff\xff")
         self.assertEqual(sorted(self.ok("/v1/collective-needs")["items"][0]["structureNames"]), ["s-caen", "s-herouville"])
+
+    def test_a_cooperation_is_found_under_every_department_it_concerns(self):
+        # Proposed by a structure of the Calvados to one of Seine-Maritime:
+        # the notifier sends it (and its answer) to the staff of both
+        # departments. Rémi follows the Seine-Maritime: filtering his inbox on
+        # it must not hide them (they used to be under the Calvados only).
+        self.st.emit([tk.cooperation_proposed("p-rouen", "s-caen", "s-rouen", title="Atelier partagé")])
+        self.st.emit([tk.cooperation_answered("p-rouen", "s-rouen")])
+        self.st.settle()
+        kinds = ["cooperation_answered", "cooperation_proposed"]
+        for token in (self.claire, self.remi):
+            for department in ("14", "76"):
+                found = self.ok("/v1/staff/me/inbox", token, department=department, limit=200)["items"]
+                self.assertEqual(sorted(e["kind"] for e in found if "p-rouen" in e.get("item", "")), kinds,
+                                 department)
+            mine = [e for e in self.ok("/v1/staff/me/inbox", token, limit=200)["items"]
+                    if e.get("item", "").startswith(("coop:p-rouen", "coopans:p-rouen"))]
+            self.assertEqual(sorted(e["kind"] for e in mine), kinds)
+            for e in mine:
+                self.assertEqual((e["department"], e.get("otherDepartments")), ("14", ["76"]), e)
+            self.assertEqual([e for e in self.ok("/v1/staff/me/inbox", token, department="50")["items"]
+                              if "p-rouen" in e.get("item", "")], [])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/staff/{id}/inbox"), self.ok("/v1/staff/me/inbox", self.remi))
+        # One department only: no otherDepartments.
+        self.assertNotIn("otherDepartments", self.ok("/v1/staff/me/inbox", kind="cooperation_proposed",
+                                                     department="14")["items"][-1])
+
+    def test_entries_about_ids_with_a_colon_keep_their_scope(self):
+        # Ids may hold ':' ("urscop:42", a network's own namespace). The
+        # notifier's item of a member who joined is "member:<sid>:<network>",
+        # of an answer "coopans:<proposal>:<sid>:<answer>": the entries used
+        # to name a structure "urscop" and proposal "coop", without
+        # department, so the Calvados filter hid them.
+        self.st.emit([tm.member("urscop:42", CAEN, contact=False)])
+        self.st.emit([tk.cooperation_proposed("coop:7", "urscop:42", "s-caen", title="Achats groupés")])
+        self.st.emit([tk.cooperation_answered("coop:7", "s-caen")])
+        self.st.settle()
+        found = [e for e in self.ok("/v1/staff/me/inbox", department="14", limit=200)["items"]
+                 if "urscop:42" in e.get("item", "") or "coop:7" in e.get("item", "")]
+        self.assertEqual(sorted(e["kind"] for e in found),
+                         ["cooperation_answered", "cooperation_proposed", "member_joined"], found)
+        joined = [e for e in found if e["kind"] == "member_joined"][0]
+        self.assertEqual((joined["structureId"], joined["commune"], joined["department"]), ("urscop:42", CAEN, "14"))
+        for e in found:
+            if e["kind"] != "member_joined":
+                self.assertEqual((e["category"], e["department"]), ("locaux", "14"), e)
+
+    def test_a_collective_need_of_an_epci_across_two_departments_is_in_both(self):
+        # The CC du Pays de Honfleur-Beuzeville has communes in the Calvados
+        # and the Eure. Three structures of its Eure side need training: a
+        # chargé·e de mission of the Eure looking at the Eure's collective
+        # needs must find it (it was under the Calvados only, its first commune's).
+        self.st.emit([tm.member("s-beuzeville", "27065"), tm.member("s-boulleville", "27100"),
+                      tm.member("s-conteville", "27169")])
+        self.st.emit([tm.need("n-b%d" % i, sid, com, category="formation", tags=("gestion",), title="Formation %d" % i)
+                      for i, (sid, com) in enumerate((("s-beuzeville", "27065"), ("s-boulleville", "27100"),
+                                                      ("s-conteville", "27169")))])
+        self.st.settle()
+        for department in ("27", "14"):
+            items = self.ok("/v1/collective-needs", department=department)["items"]
+            self.assertEqual([c["territory"] for c in items], ["epci:200066827"], department)
+        c = items[0]
+        self.assertEqual((c["department"], c["otherDepartments"]), ("14", ["27"]))
+        self.assertEqual(self.ok("/v1/collective-needs", department="76")["items"], [])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/collective-needs"), self.ok("/v1/collective-needs"))
 
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)
