@@ -345,6 +345,19 @@ int gq_epci_in_department(mg_gateway_t *gw, const char *siren, const char *depar
     return e && s_in_list(e->departments, department);
 }
 
+json_t *gq_epci_other_departments(mg_gateway_t *gw, const char *siren, const char *department) {
+    if (!department) return NULL;
+    const char *const *codes;
+    size_t n = gq_departments(gw, &codes);
+    json_t *list = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(codes[i], department) == 0 || !gq_epci_in_department(gw, siren, codes[i])) continue;
+        if (!list) list = json_array();
+        json_array_append_new(list, json_string(codes[i]));
+    }
+    return list;
+}
+
 /* ---- JSON and dates ---------------------------------------------------------------- */
 
 void gq_rfc3339(int64_t ms, char out[32]) {

@@ -107,6 +107,11 @@ const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **depar
 /* 1 if EPCI `siren` has a commune in `department` (an EPCI may span two). */
 int gq_epci_in_department(mg_gateway_t *gw, const char *siren, const char *department);
 
+/* The departments of EPCI `siren` other than `department` (one across two,
+ * as the CC du Pays de Honfleur-Beuzeville), as a JSON array for
+ * "otherDepartments"; NULL when there are none. Caller owns it. */
+json_t *gq_epci_other_departments(mg_gateway_t *gw, const char *siren, const char *department);
+
 /* ---- JSON and dates ------------------------------------------------------------ */
 
 /* "2024-05-01T12:34:56.789Z" for Unix milliseconds `ms` (32 bytes). */

@@ -244,6 +244,9 @@ static void s_collective_scope(s_load_t *l, json_t *o, const char *item) {
     else
         gq_epci_name(l->gw, group, &dep);
     s_set_scope(l->gw, o, cat, dep, com);
+    /* A group of an EPCI across two departments reaches the staff of both. */
+    json_t *others = com ? NULL : gq_epci_other_departments(l->gw, group, dep);
+    if (others) json_object_set_new(o, "otherDepartments", others);
 }
 
 static void s_on_round1(mg_redis_t *redis, redisReply *reply, void *privdata) {

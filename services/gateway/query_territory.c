@@ -350,11 +350,10 @@ static void s_coll_free(void *arg) {
     free(q);
 }
 
-/* The department of a group key "mg:collective:<cat>:<epci>" or
- * "mg:collective:<cat>:near:<com>": its commune's, or its EPCI's (the
- * department of its first commune). */
-static const char *s_coll_department(mg_gateway_t *gw, const char *key, const char *cat) {
-    const char *group = key + strlen("mg:collective:") + strlen(cat) + 1;
+/* The department of a group ("<epci>" or "near:<com>", after
+ * "mg:collective:<cat>:" in its key): its commune's, or its EPCI's (the
+ * department of its first commune; gq_epci_other_departments() the others). */
+static const char *s_coll_department(mg_gateway_t *gw, const char *group) {
     if (strncmp(group, "near:", 5) == 0) {
         const mg_commune_t *c = mg_communes_find(gw_communes(gw), group + 5);
         return c ? c->department : NULL;
@@ -362,23 +361,6 @@ static const char *s_coll_department(mg_gateway_t *gw, const char *key, const ch
     const char *dep = NULL;
     gq_epci_name(gw, group, &dep);
     return dep;
-}
-
-/* The other departments of a group by EPCI (one across two departments,
- * as the CC du Pays de Honfleur-Beuzeville), as a JSON array; NULL when
- * there are none. */
-static json_t *s_coll_other_departments(mg_gateway_t *gw, const char *key, const char *cat, const char *dep) {
-    const char *group = key + strlen("mg:collective:") + strlen(cat) + 1;
-    if (!dep || strncmp(group, "near:", 5) == 0) return NULL;
-    const char *const *codes;
-    size_t n = gq_departments(gw, &codes);
-    json_t *list = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(codes[i], dep) == 0 || !gq_epci_in_department(gw, group, codes[i])) continue;
-        if (!list) list = json_array();
-        json_array_append_new(list, json_string(codes[i]));
-    }
-    return list;
 }
 
 static int s_cmp_updated(const void *a, const void *b) {
@@ -440,8 +422,10 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
         if (!cn) continue;
         const char *cat = cn->category ? cn->category : "";
         int keyed = strncmp(q->keys[i], "mg:collective:", 14) == 0 && strlen(q->keys[i]) > 14 + strlen(cat);
-        const char *dep = keyed ? s_coll_department(q->r->gw, q->keys[i], cat) : NULL;
-        json_t *others = keyed ? s_coll_other_departments(q->r->gw, q->keys[i], cat, dep) : NULL;
+        const char *group = keyed ? q->keys[i] + strlen("mg:collective:") + strlen(cat) + 1 : NULL;
+        const char *dep = group ? s_coll_department(q->r->gw, group) : NULL;
+        json_t *others =
+            group && strncmp(group, "near:", 5) != 0 ? gq_epci_other_departments(q->r->gw, group, dep) : NULL;
         if (q->department && !gq_department_in(q->department, dep, others)) {
             json_decref(others);
             maillage__v1__collective_need_detected__free_unpacked(cn, NULL);

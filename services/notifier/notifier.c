@@ -392,6 +392,23 @@ static void s_territory_department(const mg_notifier_t *n, const char *t, char o
     snprintf(out, 4, "%s", strncmp(t, "dep:", 4) == 0 ? t + 4 : c ? c->department : "");
 }
 
+/* Every department of territory entry `t`, but the item's own, as its other
+ * departments: an EPCI may lie across two (the CC du Pays de
+ * Honfleur-Beuzeville, in the Calvados and the Eure), and the staff of
+ * either follow what concerns it. */
+static void s_item_also_territory(const mg_notifier_t *n, s_item_t *it, const char *t) {
+    if (strncmp(t, "epci:", 5) != 0) {
+        char d[4];
+        s_territory_department(n, t, d);
+        s_item_also(it, d);
+        return;
+    }
+    for (size_t i = 0; i < mg_communes_count(n->communes); i++) {
+        const mg_commune_t *c = mg_communes_at(n->communes, i);
+        if (strcmp(c->epci, t + 5) == 0) s_item_also(it, c->department);
+    }
+}
+
 /* ---- routing --------------------------------------------------------------------------- */
 
 /* The item's department that `s` follows: its own first, then the others
@@ -1013,6 +1030,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         char dep[4];
         s_territory_department(n, cn->territory, dep);
         s_item_department(it, dep);
+        s_item_also_territory(n, it, cn->territory);
         const char *where = cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory;
         char of_where[256], at_where[256], the_epci[256];
         s_item_var(it, "territory_name", where);
@@ -1140,11 +1158,8 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         /* Staff following the addressee's department, or a department of
          * the territory it is addressed to, hear of it too. */
         s_item_also(it, s_commune_department(n, s_row(reply, 1, 2)));
-        for (size_t i = 0; i < cp->n_territory; i++) {
-            char d[4];
-            s_territory_department(n, cp->territory[i], d);
-            s_item_also(it, d);
-        }
+        for (size_t i = 0; i < cp->n_territory; i++)
+            s_item_also_territory(n, it, cp->territory[i]);
         s_item_nets_csv(it, s_row(reply, 0, 1));
         s_item_nets_csv(it, s_row(reply, 1, 1));
         char key[128], also[4 * S_MAX_DEPS] = "";

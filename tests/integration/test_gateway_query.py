@@ -963,6 +963,12 @@ class ChangeTest(unittest.TestCase):
         self.assertEqual(self.ok("/v1/collective-needs", department="76")["items"], [])
         doc = openapi()
         check_schema(doc, response_schema(doc, "/v1/collective-needs"), self.ok("/v1/collective-needs"))
+        # Its inbox entry too: the notifier sends it to the staff of both
+        # departments, and claire's (Calvados) is found under the Eure.
+        entries = h.wait_until(lambda: self.ok("/v1/staff/me/inbox", kind="collective_need", department="27")["items"],
+                               10, what="the collective need's inbox entry under the Eure")
+        self.assertEqual([(e["department"], e["otherDepartments"]) for e in entries], [("14", ["27"])])
+        check_schema(doc, response_schema(doc, "/v1/staff/{id}/inbox"), self.ok("/v1/staff/me/inbox"))
 
     def test_mark_read_and_paging_while_entries_arrive(self):
         first = self.ok("/v1/staff/me/inbox", limit=2)

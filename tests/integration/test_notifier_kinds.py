@@ -253,6 +253,28 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertIn("3 structures du Havre (Seine-Maritime (76)) expriment le même besoin", entry["text"])
         self.assertEqual(entry["summary"], "Besoin collectif (Matériel et réemploi) au Havre : 3 structures")
 
+    def test_an_epci_across_two_departments_reaches_the_staff_of_both(self):
+        # The CC du Pays de Honfleur-Beuzeville lies in the Calvados and the
+        # Eure. A collective need or a proposal addressed to it went to the
+        # staff of the department of its first commune in the table only:
+        # the Eure's never heard of it.
+        honfleur_beuzeville = "epci:200066827"
+        st = tn.Stack(self.ws, {
+            "claire": {"name": "Claire Dupont", "departments": "14", "channels": "inbox"},
+            "eva": {"name": "Eva Martin", "departments": "27", "channels": "inbox"},
+        })
+        st.start()
+        st.emit([tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
+        cn = collective_need("c-pays", ["s-a", "s-b", "s-c"])
+        cn.collective_need_detected.territory = honfleur_beuzeville
+        cn.collective_need_detected.territory_name = "CC du Pays de Honfleur-Beuzeville"
+        st.emit([cn, cooperation_proposed("p-pays", "s-rouen", "", title="Une réponse commune",
+                                          territory=(honfleur_beuzeville,))])
+        for staff in ("claire", "eva"):
+            h.wait_until(lambda: {e["item"] for e in st.inbox(staff)} >= {"cn:c-pays:1", "coop:p-pays"}, 15,
+                         what=staff + "'s inbox")
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:coop:p-pays", "also"), b"14 27")
+
     def test_a_cooperation_reaches_the_staff_of_both_sides_and_of_its_territory(self):
         # Staff following the Calvados, the Eure, the Seine-Maritime. p-2
         # goes from Caen to Évreux: the staff of both hear of it, and of its
