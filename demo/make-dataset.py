@@ -210,7 +210,7 @@ structure("scic-restau-bio-normand", "Scic Restauration collective bio normande"
           "associant producteurs, salariés et collectivités.",
           "Vincent Lebas", "directeur général", "urscop-normandie", "2026-09-19")
 structure("scic-numerique-solidaire", "Scic Numérique solidaire normand",
-          "FAMILY_COOPERATIVE", "5560", "82.99Z", "Caen", ["urscop-normandie"], ["scic", "esus"], 9, 5,
+          "FAMILY_COOPERATIVE", "5560", "95.11Z", "Caen", ["urscop-normandie"], ["scic", "esus"], 9, 5,
           "Reconditionne des ordinateurs, forme aux outils libres et accompagne les "
           "associations dans leur transition numérique.",
           "Antoine Perrin", "directeur", "urscop-normandie", "2026-09-21")
@@ -265,18 +265,18 @@ structure("net-eure-insertion", "Net'Eure Insertion",
           "Entreprise d'insertion de nettoyage et de propreté urbaine.",
           "Céline Barbier", "directrice", "cress-normandie", "2026-10-21")
 structure("baluchon-logistique", "Baluchon logistique urbaine",
-          "FAMILY_ESS_COMPANY", "5710", "82.99Z", "Rouen", [], ["esus"], 11, 0,
+          "FAMILY_ESS_COMPANY", "5710", "53.20Z", "Rouen", [], ["esus"], 11, 0,
           "Livraison du dernier kilomètre en vélo-cargo et entrepôt urbain mutualisé.",
           "Maxime Colin", "cofondateur", "cress-normandie", "2026-10-22")
 
 # ---- local businesses ------------------------------------------------------
 structure("traiteur-lemoine", "Traiteur Maison Lemoine",
-          "FAMILY_LOCAL_BUSINESS", "5499", "56.29A", "Caen", [], [], 9, 0,
+          "FAMILY_LOCAL_BUSINESS", "5499", "56.21Z", "Caen", [], [], 9, 0,
           "Traiteur événementiel ; sa cuisine est libre la plupart des après-midi.",
           "Patrick Lemoine", "gérant", "cress-normandie", "2026-10-23")
 structure("immobiliere-pays-de-caux", "Immobilière du Pays de Caux",
-          "FAMILY_LOCAL_BUSINESS", "5499", "68.20A", "Yvetot", [], [], 4, 0,
-          "Gestion locative de locaux d'activité et d'entrepôts dans le pays de Caux.",
+          "FAMILY_LOCAL_BUSINESS", "5499", "68.20B", "Yvetot", [], [], 4, 0,
+          "Loue des locaux d'activité et des entrepôts dans le pays de Caux.",
           "Nathalie Grenier", "gérante", "cress-normandie", "2026-10-24")
 structure("negoce-agricole-saint-lois", "Négoce agricole saint-lois",
           "FAMILY_LOCAL_BUSINESS", "5710", "46.21Z", "Saint-Lô", [], [], 23, 0,
