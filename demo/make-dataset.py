@@ -72,12 +72,12 @@ S = []
 
 
 def structure(sid, name, family, cj, naf, town, networks, labels, employees, volunteers,
-              description, contact_name, role, joined_network, joined_on, siren=True):
+              description, contact_name, role, joined_network, joined_on, siren=None):
     S.append(dict(sid=sid, name=name, family=family, cj=cj, naf=naf, town=town,
                   networks=networks, labels=labels, employees=employees,
                   volunteers=volunteers, description=description,
                   contact_name=contact_name, role=role, joined_network=joined_network,
-                  joined_on=joined_on, has_siren=siren))
+                  joined_on=joined_on, official_siren=siren))
 
 
 # ---- networks --------------------------------------------------------------
@@ -298,12 +298,16 @@ structure("ville-val-de-reuil-eco", "Ville de Val-de-Reuil — mission économie
           "FAMILY_PUBLIC_BODY", "7210", "84.11Z", "Val-de-Reuil", [], [], 0, 0,
           "Mission municipale qui soutient l'installation d'activités de l'ESS dans les "
           "quartiers.",
-          "Mission économie sociale", "service", "cress-normandie", "2026-09-29")
+          "Mission économie sociale", "service", "cress-normandie", "2026-09-29",
+          # The town's own SIREN (siren_commune of 27701 in the COG 2026 commune file).
+          siren="212707012")
 structure("cc-terres-argentan", "Communauté de communes Terres d'Argentan Interco",
           "FAMILY_PUBLIC_BODY", "7346", "84.11Z", "Argentan", [], [], 0, 0,
           "Service développement économique : immobilier d'entreprise, appui aux "
           "porteurs de projets ruraux.",
-          "Service développement économique", "service", "cress-normandie", "2026-09-28")
+          "Service développement économique", "service", "cress-normandie", "2026-09-28",
+          # The intercommunality's own SIREN, the one its offer's territory names.
+          siren=COMMUNES["Argentan"]["epci_siren"])
 
 BY_ID = {s["sid"]: s for s in S}
 
@@ -580,7 +584,12 @@ def email_of(s):
 
 
 def structure_msg(s):
+    # Invented organisations get an invented SIREN; a public body is a real one
+    # and keeps its own. The draw is made anyway, so the other numbers stay put.
     siren = make_siren()
+    if s["official_siren"]:
+        siren = s["official_siren"]
+        assert luhn_ok(siren), siren
     s["siren"] = siren
     s["siret"] = make_siret(siren)
     st = {
