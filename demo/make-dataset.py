@@ -251,7 +251,7 @@ structure("fondation-littoral-solidaire", "Fondation Littoral solidaire",
           "Hugo Bertrand", "chargé de programmes", "cress-normandie", "2026-09-14")
 structure("fondation-bocage-avenir", "Fondation Bocage Avenir",
           "FAMILY_FOUNDATION", "9300", "94.99Z", "Flers", [], [], 2, 0,
-          "Fonds territorial : bourses aux initiatives rurales du bocage.",
+          "Fondation territoriale : bourses aux initiatives rurales du bocage normand.",
           "Martine Olivier", "déléguée générale", "cress-normandie", "2026-09-16")
 
 # ---- ESS companies (ESUS) --------------------------------------------------
@@ -329,7 +329,7 @@ NEEDS = [
      "Prêt pour un second camion de collecte",
      "Camion 20 m³ avec hayon pour doubler les tournées de collecte chez les habitants.",
      60, "35 000 €", 2, "2027-02-28"),
-    ("need-grand-parc-juridique", "centre-social-grand-parc", "competences", ["juridique", "droit-du-travail", "gouvernance"],
+    ("need-grand-parc-juridique", "centre-social-grand-parc", "competences", ["juridique", "droit-associatif", "gouvernance"],
      "Appui juridique pour réviser nos statuts",
      "Relecture des statuts et du règlement intérieur avant l'assemblée générale.",
      40, "2 demi-journées", 1, "2027-04-30"),
@@ -441,7 +441,7 @@ OFFERS = [
      "Prêts de 10 000 à 80 000 € pour véhicules et équipements des structures de l'ESS.",
      None, 0, ["dep:27"], "10 000 à 80 000 €", 20, "2027-12-31", False, "taux solidaire", {"essOnly": True}),
     ("offer-manche-active-garantie", "manche-active", "financement", ["garantie", "pret", "creation"],
-     "Garantie bancaire et prêt d'honneur solidaire",
+     "Garantie bancaire et prêt solidaire",
      "Garantie jusqu'à 80 % d'un prêt bancaire et prêt solidaire pour les structures "
      "de l'ESS de la Manche.", None, 0, ["dep:50"], "jusqu'à 30 000 €", 15, "2027-12-31", False, "", {"essOnly": True}),
     ("offer-assur-ouest-juridique", "cabinet-assur-ouest", "competences", ["juridique", "assurance", "gouvernance"],
@@ -452,19 +452,20 @@ OFFERS = [
      "Mécénat de compétences en gestion financière",
      "Des contrôleurs de gestion volontaires accompagnent une structure sur 5 jours.",
      None, 0, ["dep:76", "dep:27", "dep:50"], "5 jours", 4, "2027-06-30", True, "", None),
-    ("offer-geiq-mise-a-disposition", "geiq-btp-eure", "emploi_partage", ["temps-partage", "encadrant", "mise-a-disposition"],
-     "Salariés en temps partagé via le groupement",
-     "Mise à disposition d'encadrants et d'ouvriers qualifiés à temps partagé.",
+    ("offer-geiq-mise-a-disposition", "geiq-btp-eure", "emploi_partage", ["temps-partage", "alternance", "mise-a-disposition"],
+     "Salariés en alternance mis à disposition par le groupement",
+     "Mise à disposition, à temps partagé, de salariés en contrat de professionnalisation "
+     "dans les métiers du bâtiment, avec leur tuteur au groupement.",
      None, 0, ["dep:27", "dep:76"], "4 ETP", 4, "2027-12-31", False, "coût salarial sans marge", None),
     ("offer-cuma-chauffeur", "cuma-trois-vallees", "emploi_partage", ["mecanique", "temps-partage", "chauffeur"],
-     "Partager notre mécanicien l'été",
-     "Notre mécanicien est disponible à mi-temps de mai à septembre.",
-     None, 40, [], "0,5 ETP", 1, "2027-09-30", False, "refacturation au coût", None),
+     "Partager notre mécanicien l'hiver",
+     "Hors saison des récoltes, notre mécanicien est disponible à mi-temps de novembre à mars.",
+     None, 40, [], "0,5 ETP", 1, "2027-03-31", False, "refacturation au coût", None),
     ("offer-net-eure-nettoyage", "net-eure-insertion", "achats", ["nettoyage", "clauses-sociales", "insertion"],
      "Prestations de nettoyage avec heures d'insertion",
      "Nettoyage de locaux et de résidences, comptabilisé dans vos clauses sociales.",
      None, 60, ["dep:27"], "2 000 h/an", 5, "2027-12-31", False, "sur devis", None),
-    ("offer-scop-nettoyage-havre", "scop-nettoyage-havre", "achats", ["nettoyage", "ecolabel", "insertion"],
+    ("offer-scop-nettoyage-havre", "scop-nettoyage-havre", "achats", ["nettoyage", "ecolabel", "bureaux"],
      "Nettoyage écologique de locaux associatifs",
      "Entretien régulier de bureaux et salles avec produits écolabellisés.",
      None, 30, [], "1 500 h/an", 8, "2027-12-31", False, "tarif ESS", None),
@@ -493,15 +494,15 @@ OFFERS = [
      "Lots d'outillage remis en état par les ressourceries du réseau.",
      None, 0, ["dep:61", "dep:14", "dep:27"], "30 lots", 30, "2027-12-31", True, "", {"essOnly": True}),
     ("offer-cuma-materiel", "cuma-trois-vallees", "materiel", ["espaces-verts", "broyeur", "outillage"],
-     "Prêt de broyeur de végétaux et de matériel d'entretien",
-     "Broyeur, débroussailleuses et remorque prêtés hors saison.",
+     "Location de broyeur de végétaux et de matériel d'entretien",
+     "Broyeur, débroussailleuses et remorque loués au coût hors saison.",
      None, 50, [], "5 machines", 3, "2027-10-31", False, "location au coût", None),
-    ("offer-scic-reemploi-mobilier", "ressourcerie-la-boucle", "materiel", ["mobilier", "reemploi", "bureau"],
+    ("offer-boucle-mobilier", "ressourcerie-la-boucle", "materiel", ["mobilier", "reemploi", "bureau"],
      "Mobilier de bureau de réemploi",
      "Bureaux, chaises et armoires remis en état, livrés dans l'Eure.",
      None, 60, [], "100 meubles", 20, "2027-12-31", False, "prix solidaire", None),
     ("offer-mutuelle-prevention", "mutuelle-sante-solidaire", "formation", ["prevention", "gestes-postures", "sante-au-travail"],
-     "Formations prévention des TMS pour les métiers du soin",
+     "Formations à la prévention des TMS pour les métiers du soin",
      "Ergonome et kinésithérapeute animent des sessions gestes et postures.",
      None, 0, ["dep:14", "dep:76", "dep:27"], "6 sessions", 6, "2027-12-31", True, "", None),
     ("offer-repair-formation", "repair-cafe-lexovien", "formation", ["reparation", "electronique", "reemploi"],
@@ -516,7 +517,7 @@ OFFERS = [
      "Plateforme d'orientation de bénévoles",
      "Oriente les habitants volontaires vers les centres sociaux et les associations.",
      None, 0, ["dep:14", "dep:61", "dep:50"], "50 bénévoles/an", 50, "2027-12-31", True, "", None),
-    ("offer-radio-benevoles", "radio-bocage", "benevolat", ["chauffeur", "rural", "entraide"],
+    ("offer-radio-benevoles", "radio-bocage", "benevolat", ["appel-a-benevoles", "rural", "entraide"],
      "Relais des appels à bénévoles à l'antenne",
      "Chronique hebdomadaire « Coup de main » pour les associations du bocage.",
      None, 50, [], "1 chronique/semaine", 20, "2027-12-31", True, "", None),
@@ -703,7 +704,7 @@ st = structure_msg_existing = {
 emit("member.updated", "memberUpdated", {"structure": st})
 emit("need.closed", "needClosed", {
     "needId": "need-epicerie-benevoles", "structureId": "epicerie-solidaire-bessin",
-    "reason": "CLOSURE_SATISFIED", "comment": "Quatre bénévoles recrutés au forum des associations."})
+    "reason": "CLOSURE_SATISFIED", "comment": "Quatre bénévoles trouvés par la plateforme d'orientation de la fédération."})
 emit("offer.withdrawn", "offerWithdrawn", {
     "offerId": "offer-cuma-chauffeur", "providerId": "cuma-trois-vallees",
     "reason": "CLOSURE_CANCELLED", "comment": "Le mécanicien reste à plein temps à la CUMA."})
