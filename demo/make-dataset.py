@@ -160,10 +160,10 @@ structure("mobilite-solidaire-perche", "Mobilité solidaire du Perche",
           "médicaux, courses, démarches.",
           "Bernard Hue", "président", "cress-normandie", "2026-10-06")
 structure("domicile-pays-auge", "Aide à domicile Pays d'Auge",
-          "FAMILY_ASSOCIATION", "9220", "88.10A", "Honfleur", ["fcs-normandie"], [], 64, 10,
+          "FAMILY_ASSOCIATION", "9220", "88.10A", "Honfleur", [], [], 64, 10,
           "Service d'aide et d'accompagnement à domicile des personnes âgées et "
           "handicapées.",
-          "Isabelle Lefèvre", "directrice", "fcs-normandie", "2026-10-08")
+          "Isabelle Lefèvre", "directrice", "cress-normandie", "2026-10-08")
 structure("mjc-vernon", "Maison des jeunes et de la culture de Vernon",
           "FAMILY_ASSOCIATION", "9220", "93.29Z", "Vernon", ["fcs-normandie"], [], 12, 50,
           "Activités culturelles et de loisirs pour les jeunes, studio de musique, "
