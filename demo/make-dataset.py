@@ -72,12 +72,12 @@ S = []
 
 
 def structure(sid, name, family, cj, naf, town, networks, labels, employees, volunteers,
-              description, contact_name, role, joined_network, joined_on, siren=True):
+              description, contact_name, role, joined_network, joined_on, siren=None):
     S.append(dict(sid=sid, name=name, family=family, cj=cj, naf=naf, town=town,
                   networks=networks, labels=labels, employees=employees,
                   volunteers=volunteers, description=description,
                   contact_name=contact_name, role=role, joined_network=joined_network,
-                  joined_on=joined_on, has_siren=siren))
+                  joined_on=joined_on, official_siren=siren))
 
 
 # ---- networks --------------------------------------------------------------
@@ -160,10 +160,10 @@ structure("mobilite-solidaire-perche", "Mobilité solidaire du Perche",
           "médicaux, courses, démarches.",
           "Bernard Hue", "président", "cress-normandie", "2026-10-06")
 structure("domicile-pays-auge", "Aide à domicile Pays d'Auge",
-          "FAMILY_ASSOCIATION", "9220", "88.10A", "Honfleur", ["fcs-normandie"], [], 64, 10,
+          "FAMILY_ASSOCIATION", "9220", "88.10A", "Honfleur", [], [], 64, 10,
           "Service d'aide et d'accompagnement à domicile des personnes âgées et "
           "handicapées.",
-          "Isabelle Lefèvre", "directrice", "fcs-normandie", "2026-10-08")
+          "Isabelle Lefèvre", "directrice", "cress-normandie", "2026-10-08")
 structure("mjc-vernon", "Maison des jeunes et de la culture de Vernon",
           "FAMILY_ASSOCIATION", "9220", "93.29Z", "Vernon", ["fcs-normandie"], [], 12, 50,
           "Activités culturelles et de loisirs pour les jeunes, studio de musique, "
@@ -210,7 +210,7 @@ structure("scic-restau-bio-normand", "Scic Restauration collective bio normande"
           "associant producteurs, salariés et collectivités.",
           "Vincent Lebas", "directeur général", "urscop-normandie", "2026-09-19")
 structure("scic-numerique-solidaire", "Scic Numérique solidaire normand",
-          "FAMILY_COOPERATIVE", "5560", "82.99Z", "Caen", ["urscop-normandie"], ["scic", "esus"], 9, 5,
+          "FAMILY_COOPERATIVE", "5560", "95.11Z", "Caen", ["urscop-normandie"], ["scic", "esus"], 9, 5,
           "Reconditionne des ordinateurs, forme aux outils libres et accompagne les "
           "associations dans leur transition numérique.",
           "Antoine Perrin", "directeur", "urscop-normandie", "2026-09-21")
@@ -251,7 +251,7 @@ structure("fondation-littoral-solidaire", "Fondation Littoral solidaire",
           "Hugo Bertrand", "chargé de programmes", "cress-normandie", "2026-09-14")
 structure("fondation-bocage-avenir", "Fondation Bocage Avenir",
           "FAMILY_FOUNDATION", "9300", "94.99Z", "Flers", [], [], 2, 0,
-          "Fonds territorial : bourses aux initiatives rurales du bocage.",
+          "Fondation territoriale : bourses aux initiatives rurales du bocage normand.",
           "Martine Olivier", "déléguée générale", "cress-normandie", "2026-09-16")
 
 # ---- ESS companies (ESUS) --------------------------------------------------
@@ -265,18 +265,18 @@ structure("net-eure-insertion", "Net'Eure Insertion",
           "Entreprise d'insertion de nettoyage et de propreté urbaine.",
           "Céline Barbier", "directrice", "cress-normandie", "2026-10-21")
 structure("baluchon-logistique", "Baluchon logistique urbaine",
-          "FAMILY_ESS_COMPANY", "5710", "82.99Z", "Rouen", [], ["esus"], 11, 0,
+          "FAMILY_ESS_COMPANY", "5710", "53.20Z", "Rouen", [], ["esus"], 11, 0,
           "Livraison du dernier kilomètre en vélo-cargo et entrepôt urbain mutualisé.",
           "Maxime Colin", "cofondateur", "cress-normandie", "2026-10-22")
 
 # ---- local businesses ------------------------------------------------------
 structure("traiteur-lemoine", "Traiteur Maison Lemoine",
-          "FAMILY_LOCAL_BUSINESS", "5499", "56.29A", "Caen", [], [], 9, 0,
+          "FAMILY_LOCAL_BUSINESS", "5499", "56.21Z", "Caen", [], [], 9, 0,
           "Traiteur événementiel ; sa cuisine est libre la plupart des après-midi.",
           "Patrick Lemoine", "gérant", "cress-normandie", "2026-10-23")
 structure("immobiliere-pays-de-caux", "Immobilière du Pays de Caux",
-          "FAMILY_LOCAL_BUSINESS", "5499", "68.20A", "Yvetot", [], [], 4, 0,
-          "Gestion locative de locaux d'activité et d'entrepôts dans le pays de Caux.",
+          "FAMILY_LOCAL_BUSINESS", "5499", "68.20B", "Yvetot", [], [], 4, 0,
+          "Loue des locaux d'activité et des entrepôts dans le pays de Caux.",
           "Nathalie Grenier", "gérante", "cress-normandie", "2026-10-24")
 structure("negoce-agricole-saint-lois", "Négoce agricole saint-lois",
           "FAMILY_LOCAL_BUSINESS", "5710", "46.21Z", "Saint-Lô", [], [], 23, 0,
@@ -298,12 +298,16 @@ structure("ville-val-de-reuil-eco", "Ville de Val-de-Reuil — mission économie
           "FAMILY_PUBLIC_BODY", "7210", "84.11Z", "Val-de-Reuil", [], [], 0, 0,
           "Mission municipale qui soutient l'installation d'activités de l'ESS dans les "
           "quartiers.",
-          "Mission économie sociale", "service", "cress-normandie", "2026-09-29")
+          "Mission économie sociale", "service", "cress-normandie", "2026-09-29",
+          # The town's own SIREN (siren_commune of 27701 in the COG 2026 commune file).
+          siren="212707012")
 structure("cc-terres-argentan", "Communauté de communes Terres d'Argentan Interco",
           "FAMILY_PUBLIC_BODY", "7346", "84.11Z", "Argentan", [], [], 0, 0,
           "Service développement économique : immobilier d'entreprise, appui aux "
           "porteurs de projets ruraux.",
-          "Service développement économique", "service", "cress-normandie", "2026-09-28")
+          "Service développement économique", "service", "cress-normandie", "2026-09-28",
+          # The intercommunality's own SIREN, the one its offer's territory names.
+          siren=COMMUNES["Argentan"]["epci_siren"])
 
 BY_ID = {s["sid"]: s for s in S}
 
@@ -325,7 +329,7 @@ NEEDS = [
      "Prêt pour un second camion de collecte",
      "Camion 20 m³ avec hayon pour doubler les tournées de collecte chez les habitants.",
      60, "35 000 €", 2, "2027-02-28"),
-    ("need-grand-parc-juridique", "centre-social-grand-parc", "competences", ["juridique", "droit-du-travail", "gouvernance"],
+    ("need-grand-parc-juridique", "centre-social-grand-parc", "competences", ["juridique", "droit-associatif", "gouvernance"],
      "Appui juridique pour réviser nos statuts",
      "Relecture des statuts et du règlement intérieur avant l'assemblée générale.",
      40, "2 demi-journées", 1, "2027-04-30"),
@@ -437,7 +441,7 @@ OFFERS = [
      "Prêts de 10 000 à 80 000 € pour véhicules et équipements des structures de l'ESS.",
      None, 0, ["dep:27"], "10 000 à 80 000 €", 20, "2027-12-31", False, "taux solidaire", {"essOnly": True}),
     ("offer-manche-active-garantie", "manche-active", "financement", ["garantie", "pret", "creation"],
-     "Garantie bancaire et prêt d'honneur solidaire",
+     "Garantie bancaire et prêt solidaire",
      "Garantie jusqu'à 80 % d'un prêt bancaire et prêt solidaire pour les structures "
      "de l'ESS de la Manche.", None, 0, ["dep:50"], "jusqu'à 30 000 €", 15, "2027-12-31", False, "", {"essOnly": True}),
     ("offer-assur-ouest-juridique", "cabinet-assur-ouest", "competences", ["juridique", "assurance", "gouvernance"],
@@ -448,19 +452,20 @@ OFFERS = [
      "Mécénat de compétences en gestion financière",
      "Des contrôleurs de gestion volontaires accompagnent une structure sur 5 jours.",
      None, 0, ["dep:76", "dep:27", "dep:50"], "5 jours", 4, "2027-06-30", True, "", None),
-    ("offer-geiq-mise-a-disposition", "geiq-btp-eure", "emploi_partage", ["temps-partage", "encadrant", "mise-a-disposition"],
-     "Salariés en temps partagé via le groupement",
-     "Mise à disposition d'encadrants et d'ouvriers qualifiés à temps partagé.",
+    ("offer-geiq-mise-a-disposition", "geiq-btp-eure", "emploi_partage", ["temps-partage", "alternance", "mise-a-disposition"],
+     "Salariés en alternance mis à disposition par le groupement",
+     "Mise à disposition, à temps partagé, de salariés en contrat de professionnalisation "
+     "dans les métiers du bâtiment, avec leur tuteur au groupement.",
      None, 0, ["dep:27", "dep:76"], "4 ETP", 4, "2027-12-31", False, "coût salarial sans marge", None),
     ("offer-cuma-chauffeur", "cuma-trois-vallees", "emploi_partage", ["mecanique", "temps-partage", "chauffeur"],
-     "Partager notre mécanicien l'été",
-     "Notre mécanicien est disponible à mi-temps de mai à septembre.",
-     None, 40, [], "0,5 ETP", 1, "2027-09-30", False, "refacturation au coût", None),
+     "Partager notre mécanicien l'hiver",
+     "Hors saison des récoltes, notre mécanicien est disponible à mi-temps de novembre à mars.",
+     None, 40, [], "0,5 ETP", 1, "2027-03-31", False, "refacturation au coût", None),
     ("offer-net-eure-nettoyage", "net-eure-insertion", "achats", ["nettoyage", "clauses-sociales", "insertion"],
      "Prestations de nettoyage avec heures d'insertion",
      "Nettoyage de locaux et de résidences, comptabilisé dans vos clauses sociales.",
      None, 60, ["dep:27"], "2 000 h/an", 5, "2027-12-31", False, "sur devis", None),
-    ("offer-scop-nettoyage-havre", "scop-nettoyage-havre", "achats", ["nettoyage", "ecolabel", "insertion"],
+    ("offer-scop-nettoyage-havre", "scop-nettoyage-havre", "achats", ["nettoyage", "ecolabel", "bureaux"],
      "Nettoyage écologique de locaux associatifs",
      "Entretien régulier de bureaux et salles avec produits écolabellisés.",
      None, 30, [], "1 500 h/an", 8, "2027-12-31", False, "tarif ESS", None),
@@ -489,15 +494,15 @@ OFFERS = [
      "Lots d'outillage remis en état par les ressourceries du réseau.",
      None, 0, ["dep:61", "dep:14", "dep:27"], "30 lots", 30, "2027-12-31", True, "", {"essOnly": True}),
     ("offer-cuma-materiel", "cuma-trois-vallees", "materiel", ["espaces-verts", "broyeur", "outillage"],
-     "Prêt de broyeur de végétaux et de matériel d'entretien",
-     "Broyeur, débroussailleuses et remorque prêtés hors saison.",
+     "Location de broyeur de végétaux et de matériel d'entretien",
+     "Broyeur, débroussailleuses et remorque loués au coût hors saison.",
      None, 50, [], "5 machines", 3, "2027-10-31", False, "location au coût", None),
-    ("offer-scic-reemploi-mobilier", "ressourcerie-la-boucle", "materiel", ["mobilier", "reemploi", "bureau"],
+    ("offer-boucle-mobilier", "ressourcerie-la-boucle", "materiel", ["mobilier", "reemploi", "bureau"],
      "Mobilier de bureau de réemploi",
      "Bureaux, chaises et armoires remis en état, livrés dans l'Eure.",
      None, 60, [], "100 meubles", 20, "2027-12-31", False, "prix solidaire", None),
     ("offer-mutuelle-prevention", "mutuelle-sante-solidaire", "formation", ["prevention", "gestes-postures", "sante-au-travail"],
-     "Formations prévention des TMS pour les métiers du soin",
+     "Formations à la prévention des TMS pour les métiers du soin",
      "Ergonome et kinésithérapeute animent des sessions gestes et postures.",
      None, 0, ["dep:14", "dep:76", "dep:27"], "6 sessions", 6, "2027-12-31", True, "", None),
     ("offer-repair-formation", "repair-cafe-lexovien", "formation", ["reparation", "electronique", "reemploi"],
@@ -512,7 +517,7 @@ OFFERS = [
      "Plateforme d'orientation de bénévoles",
      "Oriente les habitants volontaires vers les centres sociaux et les associations.",
      None, 0, ["dep:14", "dep:61", "dep:50"], "50 bénévoles/an", 50, "2027-12-31", True, "", None),
-    ("offer-radio-benevoles", "radio-bocage", "benevolat", ["chauffeur", "rural", "entraide"],
+    ("offer-radio-benevoles", "radio-bocage", "benevolat", ["appel-a-benevoles", "rural", "entraide"],
      "Relais des appels à bénévoles à l'antenne",
      "Chronique hebdomadaire « Coup de main » pour les associations du bocage.",
      None, 50, [], "1 chronique/semaine", 20, "2027-12-31", True, "", None),
@@ -580,7 +585,12 @@ def email_of(s):
 
 
 def structure_msg(s):
+    # Invented organisations get an invented SIREN; a public body is a real one
+    # and keeps its own. The draw is made anyway, so the other numbers stay put.
     siren = make_siren()
+    if s["official_siren"]:
+        siren = s["official_siren"]
+        assert luhn_ok(siren), siren
     s["siren"] = siren
     s["siret"] = make_siret(siren)
     st = {
@@ -694,7 +704,7 @@ st = structure_msg_existing = {
 emit("member.updated", "memberUpdated", {"structure": st})
 emit("need.closed", "needClosed", {
     "needId": "need-epicerie-benevoles", "structureId": "epicerie-solidaire-bessin",
-    "reason": "CLOSURE_SATISFIED", "comment": "Quatre bénévoles recrutés au forum des associations."})
+    "reason": "CLOSURE_SATISFIED", "comment": "Quatre bénévoles trouvés par la plateforme d'orientation de la fédération."})
 emit("offer.withdrawn", "offerWithdrawn", {
     "offerId": "offer-cuma-chauffeur", "providerId": "cuma-trois-vallees",
     "reason": "CLOSURE_CANCELLED", "comment": "Le mécanicien reste à plein temps à la CUMA."})

@@ -17,7 +17,7 @@ keep="${DEMO_KEEP:-}"
 py=/usr/bin/python3
 
 if [ ! -x "$cli" ]; then
-  echo "Error: $cli not found: build first (make demo does it)." >&2
+  echo "Erreur : $cli introuvable ; compilez d'abord (make demo le fait)." >&2
   exit 1
 fi
 
@@ -74,7 +74,7 @@ set +a
 for name in redis broker matcher notifier gateway; do
   [ -f "$run/$name.pid" ] || continue
   case "$name" in
-    redis) echo "  ✓ redis-server      journal durable (AOF, fsync chaque seconde)  ${MAILLAGE_REDIS_URL}" ;;
+    redis) echo "  ✓ redis-server      journal durable (AOF, fsync toutes les secondes)  ${MAILLAGE_REDIS_URL}" ;;
     broker) echo "  ✓ maillage-broker   réception ${MAILLAGE_INGEST} · diffusion ${MAILLAGE_FANOUT}" ;;
     gateway) echo "  ✓ maillage-gateway  ${MAILLAGE_HTTP:-}" ;;
     *) echo "  ✓ maillage-$name" ;;
