@@ -51,6 +51,32 @@ if "error" in body:
 PY
 }
 
+# Copy an NDJSON file of the dataset into the run directory with every date
+# moved by `days` days: the dataset is written for one day (demo/make-dataset.py
+# BASE), and the matcher scores freshness and closes expired items against the
+# real date, so the demo would show fewer matches each week.
+shift_dates() {
+  "$py" - "$1" "$2" "$3" <<'PY'
+import datetime, json, re, sys
+src, dst, days = sys.argv[1], sys.argv[2], int(sys.argv[3])
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+def move(v, key=""):
+    if isinstance(v, dict):
+        return {k: move(x, k) for k, x in v.items()}
+    if isinstance(v, list):
+        return [move(x) for x in v]
+    if key == "occurredAtMs":
+        return str(int(v) + days * 86400000)
+    if isinstance(v, str) and (key in ("validFrom", "validUntil") or key.endswith("On")) and DATE.fullmatch(v):
+        return (datetime.date.fromisoformat(v) + datetime.timedelta(days)).isoformat()
+    return v
+with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as out:
+    for line in f:
+        if line.strip():
+            out.write(json.dumps(move(json.loads(line)), ensure_ascii=False, separators=(",", ":")) + "\n")
+PY
+}
+
 # A clean run directory each time: a fresh Redis, a journal starting at 1.
 if [ -d "$run" ]; then "$cli" down --dir "$run" >/dev/null 2>&1 || true; fi
 rm -rf "$run"
@@ -87,9 +113,22 @@ echo "  Répertoire : $run (journaux *.log, configuration maillage.conf)"
 tail_pid=$!
 sleep 0.5
 
+# The dataset's day (its first event's) becomes today.
+dataset_day=$("$py" -c 'import datetime, json, sys
+print(datetime.datetime.fromtimestamp(int(json.loads(open(sys.argv[1]).readline())["occurredAtMs"]) / 1000,
+                                      datetime.timezone.utc).date())' "$data")
+days=$(( ( $(date -u +%s) - $(date -u -d "$dataset_day" +%s) ) / 86400 ))
+shift_dates "$data" "$run/normandie.ndjson" "$days"
+shift_dates "$root/demo/http-events.ndjson" "$run/http-events.ndjson" "$days"
 total=$(grep -c . "$data")
 rule "Envoi des événements"
 echo "  $total événements de demo/normandie.ndjson, envoyés par le protocole public (ZeroMQ + protobuf)"
+if [ "$days" -ne 0 ]; then
+  moved=$([ "$days" -gt 0 ] && echo "avancées" || echo "reculées")
+  n=${days#-}
+  echo "  (jeu de données daté du $(date -u -d "$dataset_day" +%d/%m/%Y) : ses dates sont $moved de $n jour$([ "$n" -gt 1 ] && echo s) pour tomber aujourd'hui)"
+fi
+data="$run/normandie.ndjson"
 emit_rc=0
 "$cli" emit --quiet "$data" 2>"$run/emit.txt" || emit_rc=$?
 sed 's/^/  /' "$run/emit.txt"
@@ -108,8 +147,8 @@ if [ -n "${MAILLAGE_HTTP:-}" ]; then
   net_token=$("$cli" token issue --network fondation-bocage-avenir --label "démo" 2>/dev/null)
   echo "  La Fondation Bocage Avenir publie par HTTP/JSON, avec son jeton (maillage token issue) ;"
   echo "  la passerelle n'en garde que l'empreinte et répond une fois l'événement journalisé."
-  http_emit "$net_token" "$root/demo/http-events.ndjson" "Envoi de demo/http-events.ndjson"
-  http_emit "$net_token" "$root/demo/http-events.ndjson" "Le même lot renvoyé (un réessai)"
+  http_emit "$net_token" "$run/http-events.ndjson" "Envoi de demo/http-events.ndjson"
+  http_emit "$net_token" "$run/http-events.ndjson" "Le même lot renvoyé (un réessai)"
 fi
 
 rule "Le fil en direct (maillage tail --format text)"
