@@ -497,7 +497,10 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
             char names[800];
             qsort(parts, k, sizeof(parts[0]), s_cmp_part); /* a stable sentence, whatever the staff's order */
             s_join_fr(names, sizeof(names), parts, k);
-            mg_fr_percent_under(it->score, decimals, score, sizeof(score));
+            double lowest = thresholds[0];
+            for (size_t i = 1; i < k + (own != NULL); i++)
+                if (thresholds[i] < lowest) lowest = thresholds[i];
+            mg_fr_percent_under(it->score, decimals, lowest, score, sizeof(score));
             if (k == 0)
                 snprintf(out, outlen,
                          "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "

@@ -302,12 +302,19 @@ class NotifierTest(unittest.TestCase):
         st.start()
         self._directory(st)
         st.emit([match("m-4", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
-                       score=0.3996)])
+                       score=0.3996),
+                 match("m-5", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
+                       score=0.3799)])
         st.settle()
-        (e,) = h.wait_until(lambda: [e for e in st.inbox("accueil") if e["kind"] == "match"],
-                            what="the default recipient's message")
+        e, f = h.wait_until(lambda: sorted((e for e in st.inbox("accueil") if e["kind"] == "match"),
+                                           key=lambda e: e["item"]) or None,
+                            what="the default recipient's messages")
         self.assertIn("son score (39,96 %) est sous les seuils d'Éva Martin (50 %) et de Yann Duval (40 %).",
                       e["text"])
+        # Further from it, the score reads as the message's own "Score" line
+        # says it: 37,99 % was "Score : 38 %" then "son score (37 %)".
+        self.assertRegex(f["text"], r"Score : 38\s%, ")
+        self.assertRegex(f["text"], r"son score \(38\s%\) est sous les seuils")
 
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets

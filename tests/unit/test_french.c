@@ -49,10 +49,14 @@ static void a_score_below_a_threshold_never_reads_as_it(void **state) {
     assert_int_equal(mg_fr_percent_decimals(0.5, close, 1), 2); /* as far as two decimals go */
     assert_int_equal(mg_fr_percent_decimals(0.42, NULL, 0), 0);
     /* Closer than two decimals: rounded down, never up to the threshold. */
-    assert_string_equal(mg_fr_percent_under(0.39996, 2, buf, sizeof(buf)), "39,99 %");
-    assert_string_equal(mg_fr_percent_under(0.3996, 2, buf, sizeof(buf)), "39,96 %");
-    assert_string_equal(mg_fr_percent_under(0.4951, 1, buf, sizeof(buf)), "49,5 %");
-    assert_string_equal(mg_fr_percent_under(0.35, 0, buf, sizeof(buf)), "35 %");
+    assert_string_equal(mg_fr_percent_under(0.39996, 2, 0.4, buf, sizeof(buf)), "39,99 %");
+    assert_string_equal(mg_fr_percent_under(0.3996, 2, 0.4, buf, sizeof(buf)), "39,96 %");
+    assert_string_equal(mg_fr_percent_under(0.4951, 1, 0.5, buf, sizeof(buf)), "49,5 %");
+    assert_string_equal(mg_fr_percent_under(0.35, 0, 0.4, buf, sizeof(buf)), "35 %");
+    /* Else rounded, as the message's score says it: 37,99 % is "38 %"
+     * under 40 %, not "37 %" beside "Score : 38 %". */
+    assert_string_equal(mg_fr_percent_under(0.3799, 0, 0.4, buf, sizeof(buf)), "38 %");
+    assert_string_equal(mg_fr_percent_under(0.3996, 0, 0.4, buf, sizeof(buf)), "39 %");
 }
 
 static void a_contracts(void **state) {

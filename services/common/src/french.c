@@ -126,7 +126,14 @@ char *mg_fr_percent_with(double score, int decimals, char *buf, size_t len) {
     return buf;
 }
 
-char *mg_fr_percent_under(double score, int decimals, char *buf, size_t len) {
+char *mg_fr_percent_under(double score, int decimals, double limit, char *buf, size_t len) {
+    /* Rounded, as everywhere else (a message's {{score}} too), when that
+     * reads below `limit` at these decimals: rounding keeps the order, so
+     * it does unless both read the same. */
+    char at_limit[32];
+    mg_fr_percent_with(score, decimals, buf, len);
+    if (score < limit && strcmp(buf, mg_fr_percent_with(limit, decimals, at_limit, sizeof(at_limit))) != 0)
+        return buf;
     double scale = decimals >= 2 ? 10000.0 : decimals == 1 ? 1000.0 : 100.0;
     /* (the epsilon: 0.3996 * 10000 may come out as 3995.9999...) */
     return mg_fr_percent_with(floor(score * scale + 1e-9) / scale, decimals, buf, len);

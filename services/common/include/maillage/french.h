@@ -74,8 +74,10 @@ char *mg_fr_percent_with(double score, int decimals, char *buf, size_t len);
  * of 0.4951 below a threshold of 0.5 is "49,5 %", not "50 %". */
 int mg_fr_percent_decimals(double score, const double *others, size_t n);
 
-/* mg_fr_percent_with() rounded down: a score said to be under a threshold
- * never reads as it, even closer than two decimals ("39,99 %" under 40 %). */
-char *mg_fr_percent_under(double score, int decimals, char *buf, size_t len);
+/* mg_fr_percent_with() of a score said to be under `limit` (the lowest of
+ * the thresholds named beside it): rounded as everywhere else when that
+ * reads below `limit`, else rounded down, so that it never reads as the
+ * threshold, even closer than two decimals ("39,99 %" under 40 %). */
+char *mg_fr_percent_under(double score, int decimals, double limit, char *buf, size_t len);
 
 #endif
