@@ -167,6 +167,8 @@ struct mg_broker {
      * the port is free) to drop its subscribers' connections. */
     struct event *curve_timer, *fanout_rebind_timer;
     unsigned long long revocations;
+    unsigned long long revoked_messages; /* for the log's powers of two */
+    int64_t rebind_since_us, rebind_told_us, rebind_delay_us;
     char fanout_endpoint[256];
     /* Journal retention: policy from [broker], one script call per tick. */
     struct event *retention_timer;
@@ -392,15 +394,15 @@ static void s_reject(mg_broker_t *broker, const s_origin_t *origin, const char *
 
 /* ---- sources: who sent it, may it, is it too fast ------------------------------- */
 
-/* The source of a message: with CURVE, the network the ZAP handler
- * authenticated (its User-Id), whatever the envelope claims, while its key
- * stays on the allow-list; without, the configured network of loopback
+/* The source of a message, in `out` when it needs one: with CURVE, the
+ * network the allow-list gives the key the connection authenticated with,
+ * whatever the envelope claims; without, the configured network of loopback
  * producers. NULL for a CURVE message whose key was removed from the list
  * since its connection was established. */
-static const char *s_source_of(const mg_broker_t *broker, zmq_msg_t *frame) {
+static const char *s_source_of(const mg_broker_t *broker, zmq_msg_t *frame, char out[MG_ID_MAX + 1]) {
     if (!broker->curve) return broker->network;
-    const char *user = mg_curve_server_source(broker->curve, frame);
-    return user && mg_id_is_valid(user) ? user : NULL;
+    const char *network = mg_curve_server_source(broker->curve, frame, out, MG_ID_MAX + 1);
+    return network && mg_id_is_valid(network) ? network : NULL;
 }
 
 /* A relay (the HTTP gateway) sends [MG_RELAY_PREFIX "<network id>"][Envelope]:
@@ -614,14 +616,24 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     char reason[256];
 
     /* The Envelope is the last frame; a relay puts its header before it. */
-    const char *sender = s_source_of(broker, &frames[frame_count > 1 ? 1 : 0]);
+    char network[MG_ID_MAX + 1];
+    const char *sender = s_source_of(broker, &frames[frame_count > 1 ? 1 : 0], network);
     const uint8_t *data = frame_count > 1 ? zmq_msg_data(&frames[frame_count - 1]) : (const uint8_t *)"";
     size_t len = frame_count > 1 ? zmq_msg_size(&frames[frame_count - 1]) : 0;
     s_origin_t origin = {identity, sender ? sender : MG_SOURCE_UNAUTHENTICATED, NULL};
     if (!sender) {
+        /* A key taken off the allow-list, on a connection made before.
+         * Answered, counted, not dead-lettered: whoever holds it could
+         * otherwise flood the dead letters with no rate limit (a source's
+         * is unknown) and push out those the operators need. */
         s_peek_event_id(data, len, event_id);
-        s_reject(broker, &origin, event_id,
-                 "no authenticated source (the key is no longer on the allow-list)", "", data, len, now);
+        mg_metrics_inc(broker->metrics.refused_permission);
+        mg_metrics_inc(broker->metrics.rejected);
+        unsigned long long n = ++broker->revoked_messages;
+        if ((n & (n - 1)) == 0)
+            mg_warn("broker: refused a message of a key no longer on the CURVE allow-list (%llu so far)", n);
+        s_answer(broker, &origin, event_id, MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED,
+                 "no authenticated source (the key is no longer on the allow-list)", "");
         return;
     }
     char relayed[MG_ID_MAX + 1];
@@ -846,21 +858,30 @@ static void s_on_heartbeat_timer(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- keys taken off the allow-list --------------------------------------------- */
 
-/* Bind the fan-out again after s_on_curve_timer() unbound it; the port is
- * freed by ZeroMQ's I/O thread, so until then, try again shortly. */
+/* Bind the fan-out again after s_on_curve_timer() unbound it. The port is
+ * freed by ZeroMQ's I/O thread a few ms later: until then, try again after
+ * a pause that doubles from 10 ms to 1 s. Every subscriber is cut off
+ * meanwhile, so after a second it is said, and again every minute. */
 static void s_on_fanout_rebind(evutil_socket_t fd, short what, void *arg) {
     mg_broker_t *broker = arg;
     (void)fd;
     (void)what;
+    int64_t now = mg_clock_monotonic_us();
     if (zmq_bind(broker->fanout_socket, broker->fanout_endpoint) == 0) {
-        mg_info("broker: fan-out %s bound again: its subscribers reconnect with a key of the allow-list",
-                broker->fanout_endpoint);
+        mg_info("broker: fan-out %s bound again after %" PRId64 " ms: its subscribers reconnect with a key of the "
+                "allow-list",
+                broker->fanout_endpoint, (now - broker->rebind_since_us) / 1000);
         return;
     }
-    if (errno != EADDRINUSE)
-        mg_error("broker: fan-out %s not bound again (%s); trying again", broker->fanout_endpoint,
-                 zmq_strerror(errno));
-    struct timeval retry = {0, 20000};
+    if (now - broker->rebind_told_us >= (broker->rebind_told_us == broker->rebind_since_us ? 1000000 : 60000000)) {
+        mg_error("broker: fan-out %s still not bound again after %" PRId64 " s (%s): no subscriber receives "
+                 "events; retrying",
+                 broker->fanout_endpoint, (now - broker->rebind_since_us) / 1000000, zmq_strerror(errno));
+        broker->rebind_told_us = now;
+    }
+    broker->rebind_delay_us = broker->rebind_delay_us * 2 > 1000000 ? 1000000 : broker->rebind_delay_us * 2;
+    struct timeval retry = {(time_t)(broker->rebind_delay_us / 1000000),
+                            (suseconds_t)(broker->rebind_delay_us % 1000000)};
     evtimer_add(broker->fanout_rebind_timer, &retry);
 }
 
@@ -875,8 +896,11 @@ static void s_on_curve_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     unsigned long long revocations = mg_curve_server_refresh(broker->curve);
-    if (revocations == broker->revocations || evtimer_pending(broker->fanout_rebind_timer, NULL)) return;
+    if (revocations == broker->revocations) return;
     broker->revocations = revocations;
+    /* Unbound already: whoever connects after the bind is checked against
+     * the list as it is now. */
+    if (evtimer_pending(broker->fanout_rebind_timer, NULL)) return;
     size_t len = sizeof broker->fanout_endpoint;
     if (zmq_getsockopt(broker->fanout_socket, ZMQ_LAST_ENDPOINT, broker->fanout_endpoint, &len) != 0 ||
         zmq_unbind(broker->fanout_socket, broker->fanout_endpoint) != 0) {
@@ -885,6 +909,8 @@ static void s_on_curve_timer(evutil_socket_t fd, short what, void *arg) {
         return;
     }
     mg_warn("broker: a key left the CURVE allow-list: dropping every connection of the fan-out");
+    broker->rebind_since_us = broker->rebind_told_us = mg_clock_monotonic_us();
+    broker->rebind_delay_us = 5000;
     s_on_fanout_rebind(-1, 0, broker);
 }
 
@@ -1022,7 +1048,8 @@ static void s_metrics_register(s_metrics_t *m) {
     m->zap_denied = mg_metrics_counter("maillage_broker_curve_handshakes_total{result=\"denied\"}",
                                        "CURVE handshakes decided by the ZAP handler, by result.");
     m->reencoded = mg_metrics_counter("maillage_broker_reencoded_total",
-                                      "Accepted envelopes journaled re-encoded (non-canonical, or a NUL in a string).");
+                                      "Accepted envelopes journaled re-encoded (non-canonical, a NUL in a string, or a "
+                                      "former commune code filed under today's).");
     m->contacts_set = mg_metrics_counter(S_CONTACTS "{op=\"set\"}", S_CONTACTS_HELP);
     m->contacts_deleted = mg_metrics_counter(S_CONTACTS "{op=\"delete\"}", S_CONTACTS_HELP);
 }

@@ -303,6 +303,8 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(ack.status, h.REJECTED)
         self.assertIn("no longer on the allow-list", ack.reason)
         self.assertNotIn(refused.event_id, self.journal_sources())
+        # Not a dead letter: whoever holds the key could flood them.
+        self.assertEqual(self.redis.call("XLEN", "mg:deadletter"), 0)
         # The network's other key, and the other networks, go on.
         for c, network in ((new, "net-b"), (other, "net-a")):
             env = h.need_reported()
@@ -314,6 +316,26 @@ class SecurityTest(unittest.TestCase):
                 sub.sock.recv_multipart()
         self.assertTrue(other_sub.sock.poll(3000), "the other network's subscriber did not reconnect")
         self.assertFalse(old_sub.sock.poll(2500), "the removed key's subscriber still receives the fan-out")
+
+    def test_a_key_moved_to_another_network_sends_in_its_name_on_its_open_connection(self):
+        # The operator fixes a mis-assigned line: net-a's key belongs to
+        # net-c. Its open connection was authenticated as net-a; its events
+        # now go out in net-c's name (with net-c's permissions).
+        self.start()
+        moved = self.client(self.net_a)
+        self.assertEqual(moved.emit(h.need_reported()).status, h.ACCEPTED)
+        with open(self.clients_file, encoding="utf-8") as f:
+            text = f.read()
+        with open(self.clients_file, "w", encoding="utf-8") as f:
+            f.write(text.replace("net-a  %s  need.*,offer.*,member.*" % self.net_a[0],
+                                 "net-c  %s  need.*" % self.net_a[0]))
+        time.sleep(1.1)  # the list is looked at again at most once a second
+        env = h.need_reported()
+        self.assertEqual(moved.emit(env).status, h.ACCEPTED)
+        self.assertEqual(self.journal_sources()[env.event_id], "net-c")
+        refused = moved.emit(h.offer_published())
+        self.assertEqual(refused.status, h.REJECTED)
+        self.assertIn("network net-c may not emit offer.published", refused.reason)
 
     # ---- the CLI ----------------------------------------------------------------
 

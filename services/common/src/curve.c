@@ -402,15 +402,19 @@ unsigned long long mg_curve_server_refresh(mg_curve_server_t *server) {
     return server->revocations;
 }
 
-const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame) {
-    const char *user = zmq_msg_gets(frame, "User-Id");
+const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame, char *out, size_t outlen) {
+    /* The handler's properties (User-Id, Curve-Key) take precedence over
+     * any a client sends of its own in the handshake: libzmq inserts them
+     * first and does not overwrite them. */
     const char *key_text = zmq_msg_gets(frame, S_KEY_PROPERTY);
     uint8_t key[32];
-    if (!user || !key_text || strlen(key_text) != MG_CURVE_KEY_LEN || !zmq_z85_decode(key, key_text))
+    if (!zmq_msg_gets(frame, "User-Id") || !key_text || strlen(key_text) != MG_CURVE_KEY_LEN ||
+        !zmq_z85_decode(key, key_text))
         return NULL;
     if (mg_clock_monotonic_us() - server->checked_us >= S_REFRESH_US) mg_curve_server_refresh(server);
     const s_client_t *c = s_find_key(&server->list, key);
-    return c && strcmp(c->network, user) == 0 ? user : NULL;
+    if (!c || (size_t)snprintf(out, outlen, "%s", c->network) >= outlen) return NULL;
+    return out;
 }
 
 int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network) {

@@ -86,20 +86,21 @@ mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_contex
  * domain. Call before zmq_bind(). Returns 0, or -1 with errno set. */
 int mg_curve_server_apply(const mg_curve_server_t *server, void *socket);
 
-/* The network a message (any frame of it) was sent by: the User-Id the
- * ZAP handler gave its connection, as long as the key the connection
- * authenticated with is still listed for that network. The allow-list is
- * read again when its file changed (looked for at most once a second), so
- * a key removed from it (a compromised one) sends nothing more, even on a
- * connection established before. NULL for such a message. Borrowed from
- * the message. */
-const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame);
+/* The network a message (any frame of it) was sent by, copied into `out`:
+ * the network the allow-list gives the key its connection authenticated
+ * with (the ZAP handler's, unless the operator moved the key to another
+ * since). The allow-list is read again when its file changed (looked for at
+ * most once a second), so a key removed from it (a compromised one) sends
+ * nothing more, even on a connection established before: NULL for such a
+ * message. */
+const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame, char *out, size_t outlen);
 
 /* Look for a changed allow-list now (the broker does every second). Returns
  * how many reloads so far took a key away (removed, or moved to another
  * network): when the count grows, connections established with such a key
  * are still open, and where their messages are not checked one by one
- * (subscribers of the fan-out) they must be dropped. */
+ * (subscribers of the fan-out, authenticated as the network they were
+ * listed in) they must be dropped. */
 unsigned long long mg_curve_server_refresh(mg_curve_server_t *server);
 
 /* May network `network` emit events of `type`? 1 yes, 0 no (unknown network
