@@ -433,6 +433,19 @@ static void former_commune_codes_are_filed_under_today_s_commune(void **state) {
     env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED, 1);
     assert_string_equal(env->cooperation_proposed->territory[0], "14150");
     mg_envelope_free(env);
+    /* Two communes déléguées of one commune, and the commune itself: named once. */
+    s_fixture(&s_fx, MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED);
+    s_fx.territory[0] = "14265";
+    s_fx.territory[1] = "14371";
+    s_fx.territory[2] = "14330";
+    uint8_t *twice = NULL;
+    size_t twice_len = mg_envelope_pack(&s_fx.env, &twice);
+    env = mg_envelope_unpack(twice, twice_len);
+    free(twice);
+    assert_int_equal(mg_envelope_current_communes(env, s_communes), 2);
+    assert_int_equal(env->offer_published->offer->n_territory, 1);
+    assert_string_equal(env->offer_published->offer->territory[0], "14371");
+    mg_envelope_free(env);
     env = s_former_codes_filed(MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED, 1);
     assert_string_equal(env->collective_need_detected->territory, "14371");
     mg_envelope_free(env);

@@ -845,17 +845,33 @@ static int s_current_code(const mg_communes_t *communes, char *code) {
     return 1;
 }
 
-static int s_current_codes(const mg_communes_t *communes, char **codes, size_t n) {
+/* The same for the `*n` entries of a territory. A list naming several
+ * communes déléguées of one commune (or one and the commune itself) would
+ * then name it twice: a repeated entry is dropped (freed: `codes` comes
+ * from the unpacker, whose allocator is malloc's). */
+static int s_current_codes(const mg_communes_t *communes, char **codes, size_t *n) {
     int moved = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < *n; i++)
         moved += s_current_code(communes, codes[i]);
+    if (!moved) return 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int repeated = 0;
+        for (size_t j = 0; j < kept && !repeated; j++)
+            repeated = strcmp(codes[j], codes[i]) == 0;
+        if (repeated)
+            free(codes[i]);
+        else
+            codes[kept++] = codes[i];
+    }
+    *n = kept;
     return moved;
 }
 
 int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *communes) {
     if (!env || !communes || !env->member_joined) return 0;
     const Maillage__V1__Need *need = NULL;
-    const Maillage__V1__Offer *offer = NULL;
+    Maillage__V1__Offer *offer = NULL;
     switch (env->payload_case) {
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
         return env->member_joined->structure
@@ -879,7 +895,7 @@ int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *commun
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED:
         return s_current_codes(communes, env->cooperation_proposed->territory,
-                               env->cooperation_proposed->n_territory);
+                               &env->cooperation_proposed->n_territory);
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COLLECTIVE_NEED_DETECTED:
         return s_current_code(communes, env->collective_need_detected->territory);
     default:
@@ -888,5 +904,5 @@ int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *commun
     if (need) return s_current_code(communes, need->commune);
     if (!offer) return 0;
     return s_current_code(communes, offer->commune) +
-           s_current_codes(communes, offer->territory, offer->n_territory);
+           s_current_codes(communes, offer->territory, &offer->n_territory);
 }

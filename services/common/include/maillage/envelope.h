@@ -125,8 +125,10 @@ int mg_envelope_validate(const mg_envelope_t *env, const mg_taxonomy_t *taxonomy
  * code of its payload (a structure's, a need's, an offer's commune, the
  * commune entries of a territory) that is a former commune's, merged since
  * into another (see communes.h), is replaced in place by the code of the
- * commune it merged into. `env` must come from mg_envelope_unpack() (its
- * strings are writable). Returns how many codes were replaced. */
+ * commune it merged into; a territory that then names a commune twice keeps
+ * it once. `env` must come from mg_envelope_unpack() (its strings are
+ * writable, its lists freed by malloc's allocator). Returns how many codes
+ * were replaced. */
 int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *communes);
 
 /* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-], not ending in
