@@ -39,6 +39,7 @@
 #include "maillage/mem.h"
 
 #define S_BUCKETS 4096
+#define S_QUIET_US 1000000 /* an answer later than this after a send is no answer */
 #define S_LINE_MAX (16u * 1024u * 1024u)
 #define S_READ_CHUNK 65536
 #define S_NARROW_US  200000
@@ -155,6 +156,7 @@ typedef struct s_pending {
                              * the next answers are theirs, not this line's (acks name only the id) */
     int64_t heard_us;       /* first sent, or last rate limited: for --timeout */
     int held_back;          /* last answered rate limited (1) or unavailable (2) */
+    int64_t sent_us;        /* when a copy was last sent */
     int64_t resend_at_us;   /* when to send again without an answer */
     int64_t retry_us;       /* current retry interval (doubles) */
 } s_pending_t;
@@ -227,9 +229,10 @@ static void s_back_off(s_emit_t *e, s_pending_t *p, int64_t now_us) {
  * it for the retry timer rather than stalling the acks. */
 static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
 {
-    if (zmq_send(e->socket, p->data, p->len, ZMQ_DONTWAIT) >= 0)
+    if (zmq_send(e->socket, p->data, p->len, ZMQ_DONTWAIT) >= 0) {
         p->unanswered++;
-    else if (errno != EAGAIN && errno != EINTR)
+        p->sent_us = now_us;
+    } else if (errno != EAGAIN && errno != EINTR)
         cli_error("emit", "send: %s", zmq_strerror(errno));
     p->resend_at_us = now_us + p->retry_us;
     s_deadline(e, p->resend_at_us);
@@ -453,6 +456,10 @@ static void s_timers(s_emit_t *e, int64_t now)
         while (*slot) {
             s_pending_t *p = *slot;
             if (now - p->heard_us >= e->timeout_us) {
+                /* A copy unanswered a second after the last was sent: the
+                 * broker went quiet, and what it said before ("not now")
+                 * no longer explains it. */
+                if (p->unanswered > 0 && now - p->sent_us >= S_QUIET_US) p->held_back = 0;
                 e->lost += (size_t)p->copies;
                 if (p->held_back) e->held += (size_t)p->copies;
                 /* When the broker never answered at all, one line at the end

@@ -888,6 +888,33 @@ class RedisOutageTest(unittest.TestCase):
             stack.close()
 
 
+    def test_an_event_the_broker_stops_answering_is_not_blamed_on_the_journal(self):
+        # It answered UNAVAILABLE, then went quiet (stopped): the event was
+        # reported "journal still unavailable", which was no longer known.
+        stack = Stack()
+        broker_pid = stack.pids()["broker"]
+        try:
+            redis_pid = stack.pids()["redis"]
+            os.kill(redis_pid, 9)
+            while alive(redis_pid):
+                time.sleep(0.01)
+            path = os.path.join(stack.dir, "quiet.ndjson")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(need_line("t-%s" % uuid.uuid4().hex[:8]) + "\n")
+            emit = subprocess.Popen([CLI, "emit", "--timeout", "5", "--retry-ms", "300", path], env=stack.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)  # answered UNAVAILABLE meanwhile
+            os.kill(broker_pid, signal.SIGSTOP)
+            _, err = emit.communicate(timeout=30)
+            self.assertEqual(emit.returncode, 1, err)
+            self.assertIn("the broker answers unavailable", err)
+            self.assertIn("no answer from the broker after 5 s", err)
+            self.assertNotIn("journal still unavailable", err)
+        finally:
+            os.kill(broker_pid, signal.SIGCONT)
+            stack.close()
+
+
 class DemoDatasetTest(unittest.TestCase):
     def assert_no_contact_in_logs(self, stack, lines):
         """Personal data never reaches a log: after the whole dataset went
