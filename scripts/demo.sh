@@ -113,11 +113,12 @@ echo "  Répertoire : $run (journaux *.log, configuration maillage.conf)"
 tail_pid=$!
 sleep 0.5
 
-# The dataset's day (its first event's) becomes today.
-dataset_day=$("$py" -c 'import datetime, json, sys
-print(datetime.datetime.fromtimestamp(int(json.loads(open(sys.argv[1]).readline())["occurredAtMs"]) / 1000,
-                                      datetime.timezone.utc).date())' "$data")
-days=$(( ( $(date -u +%s) - $(date -u -d "$dataset_day" +%s) ) / 86400 ))
+# The dataset's day (its first event's, in Paris) becomes today (in Paris).
+read -r dataset_day days < <("$py" -c 'import datetime, json, sys, zoneinfo
+paris = zoneinfo.ZoneInfo("Europe/Paris")
+ms = int(json.loads(open(sys.argv[1], encoding="utf-8").readline())["occurredAtMs"])
+day = datetime.datetime.fromtimestamp(ms / 1000, paris).date()
+print(day.strftime("%d/%m/%Y"), (datetime.datetime.now(paris).date() - day).days)' "$data")
 shift_dates "$data" "$run/normandie.ndjson" "$days"
 shift_dates "$root/demo/http-events.ndjson" "$run/http-events.ndjson" "$days"
 total=$(grep -c . "$data")
@@ -126,7 +127,7 @@ echo "  $total événements de demo/normandie.ndjson, envoyés par le protocole 
 if [ "$days" -ne 0 ]; then
   moved=$([ "$days" -gt 0 ] && echo "avancées" || echo "reculées")
   n=${days#-}
-  echo "  (jeu de données daté du $(date -u -d "$dataset_day" +%d/%m/%Y) : ses dates sont $moved de $n jour$([ "$n" -gt 1 ] && echo s) pour tomber aujourd'hui)"
+  echo "  (jeu de données daté du $dataset_day : ses dates sont $moved de $n jour$([ "$n" -gt 1 ] && echo s) pour tomber aujourd'hui)"
 fi
 data="$run/normandie.ndjson"
 emit_rc=0

@@ -7,7 +7,7 @@ set -euo pipefail
 build=(cmake make gcc pkg-config protobuf-c-compiler protobuf-compiler
        libprotobuf-c-dev libzmq3-dev libhiredis-dev libevent-dev libjansson-dev
        libcmocka-dev libcurl4-openssl-dev libsodium-dev redis-server redis-tools wfrench)
-test=(python3 python3-protobuf python3-zmq python3-aiosmtpd clang libclang-rt-14-dev curl openssl
+test=(python3 tzdata python3-protobuf python3-zmq python3-aiosmtpd clang libclang-rt-14-dev curl openssl
       chromium chromium-driver python3-selenium)
 bench=(nats-server libnats-dev wrk)
 

@@ -92,6 +92,17 @@ def _own_port_range():
     return _port_slot[0], _port_slot[1]
 
 
+def _forget_port_share():
+    """In a forked child: its own share and draws, not its parent's."""
+    global _port_slot
+    _port_slot = None
+    _ports_given.clear()
+    _port_rng.seed(os.getpid() ^ time.monotonic_ns())
+
+
+os.register_at_fork(after_in_child=_forget_port_share)
+
+
 def free_port():
     """A TCP port free on 127.0.0.1 right now, never handed out before by this
     process nor by any other test process running beside it (see
