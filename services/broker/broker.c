@@ -868,12 +868,14 @@ static void s_on_fanout_rebind(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     int64_t now = mg_clock_monotonic_us();
     if (zmq_bind(broker->fanout_socket, broker->fanout_endpoint) == 0) {
-        mg_info("broker: fan-out %s bound again after %" PRId64 " ms: its subscribers reconnect with a key of the "
+        mg_info("broker: fan-out %s bound again after %" PRId64
+                " ms: its subscribers reconnect with a key of the "
                 "allow-list",
                 broker->fanout_endpoint, (now - broker->rebind_since_us) / 1000);
         return;
     }
-    if (now - broker->rebind_told_us >= (broker->rebind_told_us == broker->rebind_since_us ? 1000000 : 60000000)) {
+    if (now - broker->rebind_told_us >=
+        (broker->rebind_told_us == broker->rebind_since_us ? 1000000 : 60000000)) {
         mg_error("broker: fan-out %s still not bound again after %" PRId64 " s (%s): no subscriber receives "
                  "events; retrying",
                  broker->fanout_endpoint, (now - broker->rebind_since_us) / 1000000, zmq_strerror(errno));
@@ -1047,9 +1049,10 @@ static void s_metrics_register(s_metrics_t *m) {
                                         "CURVE handshakes decided by the ZAP handler, by result.");
     m->zap_denied = mg_metrics_counter("maillage_broker_curve_handshakes_total{result=\"denied\"}",
                                        "CURVE handshakes decided by the ZAP handler, by result.");
-    m->reencoded = mg_metrics_counter("maillage_broker_reencoded_total",
-                                      "Accepted envelopes journaled re-encoded (non-canonical, a NUL in a string, or a "
-                                      "former commune code filed under today's).");
+    m->reencoded =
+        mg_metrics_counter("maillage_broker_reencoded_total",
+                           "Accepted envelopes journaled re-encoded (non-canonical, a NUL in a string, or a "
+                           "former commune code filed under today's).");
     m->contacts_set = mg_metrics_counter(S_CONTACTS "{op=\"set\"}", S_CONTACTS_HELP);
     m->contacts_deleted = mg_metrics_counter(S_CONTACTS "{op=\"delete\"}", S_CONTACTS_HELP);
 }

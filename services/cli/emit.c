@@ -39,7 +39,7 @@
 #include "maillage/mem.h"
 
 #define S_BUCKETS 4096
-#define S_QUIET_US 1000000 /* an answer later than this after a send is no answer */
+#define S_QUIET_US   1000000 /* an answer later than this after a send is no answer */
 #define S_LINE_MAX (16u * 1024u * 1024u)
 #define S_READ_CHUNK 65536
 #define S_NARROW_US  200000
