@@ -574,6 +574,62 @@ class CliTest(unittest.TestCase):
         out = run(["config", "check", os.path.join(self.stack.dir, "case-1.conf")])
         self.assertEqual(out.returncode, 0, out.stderr)
 
+    def test_config_check_refuses_what_the_broker_matcher_and_gateway_refuse_at_start(self):
+        # Before, `config check` said OK to each of these files, and the
+        # daemon named refused it at start: an operator who followed
+        # deploy/README.md (check, then systemctl enable) found out there.
+        keys = os.path.join(self.stack.dir, "check-keys")
+        os.mkdir(keys)
+        self.assertEqual(run(["keygen", "--out", keys, "--name", "broker"]).returncode, 0)
+        os.chmod(os.path.join(keys, "broker.key"), 0o644)
+        clients = os.path.join(keys, "clients")
+        with open(clients, "w", encoding="utf-8") as f:
+            f.write("# none yet\n")
+        cases = (
+            ("[log]\nlevel = verbose\n", "broker", '[log] level = "verbose": expected debug, info, warn or error'),
+            ("[broker]\ningest = tcp://0.0.0.0:7450\n", "broker",
+             "[broker] ingest = tcp://0.0.0.0:7450: refusing an unauthenticated endpoint beyond loopback"),
+            ("[broker]\nfanout = tcp://192.0.2.1:7451\n", "broker",
+             "[broker] fanout = tcp://192.0.2.1:7451: refusing an unauthenticated endpoint beyond loopback"),
+            ("[broker]\nnetwork = cress normandie\n", "broker",
+             '[broker] network = "cress normandie": not a valid id'),
+            ("[broker]\ncurve_secret_key_file = %s/broker.key\ncurve_clients_file = %s\n" % (keys, clients),
+             "broker", "[broker] curve_secret_key_file %s/broker.key is accessible by group or others" % keys),
+            ("[broker]\ncurve_clients_file = %s\n" % clients, "broker",
+             "[broker] curve_clients_file is set but curve_secret_key_file is not"),
+            ("[matcher]\nthreshold = 0.04\n", "matcher",
+             "[matcher] material_change = 0.05: must be below threshold = 0.04"),
+            ("[matcher]\ninstance = 2\ninstances = 2\n", "matcher",
+             "[matcher] instance = 2: must be below instances = 2"),
+            ("[gateway]\nlisten = 0.0.0.0:8080\n", "gateway",
+             "[gateway] listen = 0.0.0.0:8080: refusing plain HTTP beyond loopback"),
+            ("[gateway]\nlisten = 8080\n", "gateway", '[gateway] listen = "8080": expected HOST:PORT'),
+            ("[gateway]\nstaff_network = équipe cress\n", "gateway",
+             '[gateway] staff_network = "équipe cress": not a valid id'),
+            ("[curve]\nserver_public_key_file = %s/broker.pub\n" % keys, "matcher",
+             "[curve] server_public_key_file is set but client_secret_key_file is not"),
+        )
+        for i, (text, daemon, why) in enumerate(cases):
+            path = os.path.join(self.stack.dir, "daemon-case-%d.conf" % i)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            out = run(["config", "check", path])
+            self.assertEqual((out.returncode, out.stdout), (1, ""), text)
+            self.assertIn(why, out.stderr, text)
+            start = subprocess.run([os.path.join(BIN, "maillage-" + daemon), "--config", path],
+                                   capture_output=True, text=True, timeout=10)
+            self.assertEqual(start.returncode, 1, text)
+            self.assertIn(why, start.stderr, text)
+        # What they accept, the check accepts: a remote listen the operator allowed, CURVE done right.
+        os.chmod(os.path.join(keys, "broker.key"), 0o600)
+        path = os.path.join(self.stack.dir, "daemon-ok.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[broker]\ningest = tcp://0.0.0.0:7450\nfanout = tcp://0.0.0.0:7451\n"
+                    "curve_secret_key_file = %s/broker.key\ncurve_clients_file = %s\n"
+                    "[gateway]\nlisten = 0.0.0.0:8080\nallow_plain_http_remote = true\n" % (keys, clients))
+        out = run(["config", "check", path])
+        self.assertEqual(out.returncode, 0, out.stderr)
+
 class PrivateRedisTest(unittest.TestCase):
     """A private redis-server is all these commands need."""
 

@@ -460,21 +460,40 @@ static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, v
         mg_warn("broker: CURVE: ZAP reply not sent: %s", zmq_strerror(errno));
 }
 
+/* Read the broker's secret key and its allow-list, as [broker] names them,
+ * into `server`. Returns 0, or -1 with one line in `err`. */
+static int s_server_load(mg_curve_server_t *server, const mg_config_t *cfg, char *err, size_t errlen) {
+    server->clients_path = mg_config_str(cfg, "broker", "curve_clients_file");
+    const char *secret_file = mg_config_str(cfg, "broker", "curve_secret_key_file");
+    if (mg_curve_key_load(secret_file, 1, "[broker] curve_secret_key_file", server->secret, err, errlen) != 0)
+        return -1;
+    if (!*server->clients_path)
+        return mg_fail(err, errlen,
+                       "[broker] curve_secret_key_file is set but curve_clients_file is not: "
+                       "without an allow-list no client could connect");
+    return s_list_load(server->clients_path, &server->list, &server->clients_stat, err, errlen);
+}
+
+int mg_curve_server_check(const mg_config_t *cfg, char *err, size_t errlen) {
+    if (!*mg_config_str(cfg, "broker", "curve_secret_key_file")) {
+        if (*mg_config_str(cfg, "broker", "curve_clients_file"))
+            return mg_fail(err, errlen,
+                           "[broker] curve_clients_file is set but curve_secret_key_file is not");
+        return 0;
+    }
+    mg_curve_server_t server;
+    memset(&server, 0, sizeof server);
+    int rc = s_server_load(&server, cfg, err, errlen);
+    s_list_clear(&server.list);
+    explicit_bzero(server.secret, sizeof server.secret);
+    return rc;
+}
+
 mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_context, const mg_config_t *cfg,
                                        char *err, size_t errlen) {
     mg_curve_server_t *server = mg_calloc(1, sizeof *server);
     server->base = base;
-    server->clients_path = mg_config_str(cfg, "broker", "curve_clients_file");
-    const char *secret_file = mg_config_str(cfg, "broker", "curve_secret_key_file");
-    if (mg_curve_key_load(secret_file, 1, "[broker] curve_secret_key_file", server->secret, err, errlen) != 0)
-        goto err;
-    if (!*server->clients_path) {
-        mg_fail(err, errlen,
-                "[broker] curve_secret_key_file is set but curve_clients_file is not: "
-                "without an allow-list no client could connect");
-        goto err;
-    }
-    if (s_list_load(server->clients_path, &server->list, &server->clients_stat, err, errlen) != 0) goto err;
+    if (s_server_load(server, cfg, err, errlen) != 0) goto err;
     server->zap_socket = zmq_socket(zmq_context, ZMQ_REP);
     if (!server->zap_socket) {
         mg_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));

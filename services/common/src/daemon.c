@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "maillage/curve.h"
+#include "maillage/daemon_config.h"
 #include "maillage/log.h"
 
 typedef struct {
@@ -31,14 +32,8 @@ static void s_usage(const mg_daemon_t *d, FILE *out) {
 
 /* Apply [log] level; 0, or -1 with a message in err. */
 static int s_apply_log_level(const mg_daemon_t *d, const mg_config_t *cfg, char *err, size_t errlen) {
-    const char *name = mg_config_str(cfg, "log", "level");
     mg_log_level_t level;
-    if (mg_log_level_parse(name, &level) != 0) {
-        const char *path = mg_config_path(cfg);
-        snprintf(err, errlen, "%s: [log] level = \"%s\": expected debug, info, warn or error",
-                 path ? path : "(defaults)", name);
-        return -1;
-    }
+    if (mg_daemon_log_level(cfg, &level, err, errlen) != 0) return -1;
     mg_log_init(d->name, level);
     return 0;
 }

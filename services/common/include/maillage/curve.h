@@ -74,6 +74,12 @@ void mg_curve_client_reset(void);
 
 typedef struct mg_curve_server mg_curve_server_t;
 
+/* What mg_curve_server_new() would refuse of [broker] curve_secret_key_file
+ * and curve_clients_file, without starting anything: the secret key (its
+ * mode included), the allow-list, and one set without the other. 0 when
+ * neither is set (no CURVE). Returns 0, or -1 with one line in `err`. */
+int mg_curve_server_check(const mg_config_t *cfg, char *err, size_t errlen);
+
 /* Read [broker] curve_secret_key_file and curve_clients_file and start the
  * ZAP handler in `base` on `zmq_context` (borrowed; both must outlive it).
  * Call before binding the sockets it protects. Returns NULL with one line in
