@@ -867,8 +867,8 @@ static void s_on_trimmed(mg_journal_t *journal, const mg_journal_trim_result_t *
             broker->retention_blocked_at = r->slowest_seq + 1;
             mg_warn("broker: retention: consumer \"%s\" (at sequence %" PRIu64 " of %" PRIu64
                     ") holds back the trimming of the journal below %" PRIu64
-                    " (remove it from " MG_CONSUMERS_KEY " if it is gone, or set retention_force)",
-                    r->slowest, r->slowest_seq, r->last_seq, r->wanted_min);
+                    " (if it is gone for good: maillage consumers forget %s; or set retention_force)",
+                    r->slowest, r->slowest_seq, r->last_seq, r->wanted_min, r->slowest);
         }
     } else {
         broker->retention_blocked_at = 0;
