@@ -177,6 +177,8 @@ typedef struct {
     size_t acks; /* answers received at all: none means nobody is listening */
     int read_failed; /* the input could not be read to its end */
     int unavailable_notice, rate_limited_notice;
+    void *monitor;       /* PAIR reading libzmq's handshake events of `socket` */
+    char handshake[256]; /* why the last handshake with the broker failed; "" after one succeeded */
 } s_emit_t;
 
 static uint32_t s_hash(const char *s)
@@ -513,6 +515,37 @@ static void s_usage(FILE *out)
         cli_common_help);
 }
 
+/* Read the handshake events waiting on the monitor: say once why the
+ * broker does not answer (a refused CURVE key...), forget it once a
+ * handshake succeeds. */
+static void s_on_monitor(s_emit_t *e) {
+    for (;;) {
+        zmq_msg_t event, address;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, e->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&event);
+            return;
+        }
+        zmq_msg_init(&address);
+        if (zmq_msg_more(&event)) zmq_msg_recv(&address, e->monitor, 0);
+        zmq_msg_close(&address);
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&event) >= 6) {
+            memcpy(&id, zmq_msg_data(&event), sizeof id);
+            memcpy(&value, (const char *)zmq_msg_data(&event) + 2, sizeof value);
+        }
+        zmq_msg_close(&event);
+        char why[sizeof e->handshake];
+        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            e->handshake[0] = '\0';
+        } else if (mg_curve_handshake_failure(id, value, why, sizeof why)) {
+            if (!*e->handshake) cli_error("emit", "%s: %s; trying again until --timeout", e->endpoint, why);
+            snprintf(e->handshake, sizeof e->handshake, "%s", why);
+        }
+    }
+}
+
 int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
 {
     static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
@@ -577,6 +610,21 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         cli_error("emit", "cannot enable CURVE: %s", zmq_strerror(errno));
         goto done;
     }
+    /* A refused CURVE key (or a plain client for a CURVE broker) looks to
+     * the socket like a broker that does not answer: watch the handshakes,
+     * to say which it is. */
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof monitor_endpoint, "inproc://mg-emit-monitor-%p", e.socket);
+    if (zmq_socket_monitor(e.socket, monitor_endpoint,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
+            0 ||
+        !(e.monitor = zmq_socket(zctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(e.monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(e.monitor, monitor_endpoint) != 0) {
+        cli_error("emit", "cannot watch the connection to %s: %s", ctx.ingest, zmq_strerror(errno));
+        goto done;
+    }
     if (zmq_connect(e.socket, ctx.ingest) != 0) {
         cli_error("emit", "cannot connect to %s: %s", ctx.ingest, zmq_strerror(errno));
         goto done;
@@ -606,7 +654,8 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             break;
         }
 
-        zmq_pollitem_t items[2] = {{e.socket, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {
+            {e.socket, 0, ZMQ_POLLIN, 0}, {e.monitor, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
         int want_input = !reader.eof && e.pending < e.limit && !s_reader_has_line(&reader);
         int64_t now = mg_clock_monotonic_us();
         long timeout_ms = -1;
@@ -614,7 +663,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             timeout_ms = 0;
         else if (e.next_deadline_us != INT64_MAX)
             timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;
-        if (zmq_poll(items, want_input ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
+        if (zmq_poll(items, want_input ? 3 : 2, timeout_ms) < 0 && errno != EINTR) {
             cli_error("emit", "poll: %s", zmq_strerror(errno));
             goto done;
         }
@@ -631,7 +680,8 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
                 zmq_msg_close(&msg);
             }
         }
-        if (want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
+        if (items[1].revents & ZMQ_POLLIN) s_on_monitor(&e);
+        if (want_input && (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
             cli_error("emit", "read %s: %s", path, strerror(errno));
             reader.eof = 1;
             e.read_failed = 1;
@@ -641,7 +691,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     }
 
     fflush(stdout);
-    if (e.lost && !e.acks)
+    if (e.lost && !e.acks && *e.handshake)
+        cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: %s", ctx.ingest,
+                  e.timeout_us / 1000000, e.handshake);
+    else if (e.lost && !e.acks)
         cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
                   ctx.ingest, e.timeout_us / 1000000);
     char held[128] = "";
@@ -666,7 +719,11 @@ done:
             s_pending_free(p);
         }
     }
-    if (e.socket) zmq_close(e.socket);
+    if (e.socket) {
+        zmq_socket_monitor(e.socket, NULL, 0);
+        zmq_close(e.socket);
+    }
+    if (e.monitor) zmq_close(e.monitor);
     if (zctx) zmq_ctx_term(zctx);
     if (reader.fd > 0) close(reader.fd);
     free(reader.buf);

@@ -312,6 +312,49 @@ class SecurityTest(unittest.TestCase):
                           timeout=30)
         self.assertNotEqual(r.returncode, 0)
 
+    def test_a_client_the_broker_refuses_is_told_why_not_asked_whether_it_runs(self):
+        # Before, each of these clients only got "no answer from the broker
+        # ...: is it running?", and a daemon's producer logged nothing at
+        # all: the reason was only in the broker's log, on another machine.
+        sections = self.start()
+        line = (json_format.MessageToJson(h.need_reported(), indent=None) + "\n").encode()
+        server_pub = self.ws.path("broker.pub")
+        with open(server_pub, "w") as f:
+            f.write(self.server[0] + "\n")
+        unknown = h.write_secret(self.ws.path("unknown.key"), self.stranger[1])
+        wrong_server = self.ws.path("not-the-broker.pub")
+        with open(wrong_server, "w") as f:
+            f.write(self.net_b[0] + "\n")
+        known = h.write_secret(self.ws.path("net-a.key"), self.net_a[1])
+        cases = (
+            ({"client_secret_key_file": unknown, "server_public_key_file": server_pub},
+             "the broker refused this program's CURVE key (ZAP status 400): add its public key to the broker's "
+             "[broker] curve_clients_file"),
+            ({"client_secret_key_file": known, "server_public_key_file": wrong_server},
+             "the CURVE handshake with the broker failed: check that [curve] server_public_key_file is the "
+             "broker's public key"),
+            (None, "the handshake with the broker failed: it may require CURVE"),
+        )
+        for curve, why in cases:
+            conf = dict(sections)
+            if curve:
+                conf["curve"] = curve
+            path = h.write_config(self.ws.path(h.new_id("cli") + ".conf"), conf)
+            r = h.run_program("maillage", ["emit", "--config", path, "--timeout", "2", "-"], input=line,
+                              timeout=30)
+            err = r.stderr.decode()
+            self.assertEqual(r.returncode, 1, err)
+            self.assertIn("no answer from the broker at %s after 2 s: %s" % (self.ingest, why), err)
+            self.assertNotIn("is it running?", err)
+        # A daemon's producer says it in its log, once, and goes on retrying.
+        conf = dict(sections)
+        conf["curve"] = cases[0][0]
+        path = h.write_config(self.ws.path("refused-matcher.conf"), conf)
+        matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path)).start(ready="matcher: ready")
+        matcher.wait_log("producer: %s: %s" % (self.ingest, cases[0][1]), timeout=5)
+        time.sleep(1)
+        self.assertEqual(matcher.log().count("the broker refused this program's CURVE key"), 1)
+
     def test_dlq_replay_sends_for_the_network_only_with_a_key_granted_relay(self):
         sections = self.start()
         env = h.need_reported()

@@ -222,6 +222,27 @@ int mg_curve_client_apply(void *socket) {
     return 0;
 }
 
+int mg_curve_handshake_failure(unsigned event, unsigned value, char *why, size_t whylen) {
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        snprintf(why, whylen,
+                 "the broker refused this program's CURVE key (ZAP status %u): add its public key to the "
+                 "broker's [broker] curve_clients_file, or check [curve] client_secret_key_file",
+                 value);
+        return 1;
+    }
+    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return 0;
+    if (s_client.enabled)
+        snprintf(why, whylen,
+                 "the CURVE handshake with the broker failed: check that [curve] server_public_key_file is "
+                 "the broker's public key and that the broker has curve_secret_key_file");
+    else
+        snprintf(why, whylen,
+                 "the handshake with the broker failed: it may require CURVE (set [curve] "
+                 "client_secret_key_file and server_public_key_file, see SECURITY.md)");
+    return 1;
+}
+
 void mg_curve_client_reset(void) {
     memset(&s_client, 0, sizeof s_client);
 }

@@ -67,6 +67,15 @@ int mg_curve_client_enabled(void);
  * off). Call before zmq_connect(). Returns 0, or -1 with errno set. */
 int mg_curve_client_apply(void *socket);
 
+/* Explain a failed handshake with the broker, from the first frame of a
+ * socket monitor's event (zmq_socket_monitor(): `event` its 16-bit event,
+ * `value` its 32-bit value). A refused CURVE key, a wrong server key or a
+ * broker that wants CURVE from a plain client look alike to ZeroMQ's
+ * sockets, which just retry: without this, a client only sees no answer.
+ * Returns 1 with one line in `why` for a handshake failure, 0 for any other
+ * event. */
+int mg_curve_handshake_failure(unsigned event, unsigned value, char *why, size_t whylen);
+
 /* Forget the process' client keys (for tests; wipes the secret). */
 void mg_curve_client_reset(void);
 
