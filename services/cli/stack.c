@@ -701,7 +701,8 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     char *v_redis = s_shell_value(st.redis_url), *v_dir = s_shell_value(st.dir), *v_conf = s_shell_value(conf_path);
     char *http = st.http_port ? mg_asprintf("MAILLAGE_HTTP=http://127.0.0.1:%d\n", st.http_port) : mg_strdup("");
     env_text = mg_asprintf("# Written by `maillage up`: the endpoints of the embedded stack.\n"
-                           "# Use: . ./endpoints.env; export MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT\n"
+                           "# Use: . ./endpoints.env; export MAILLAGE_CONFIG MAILLAGE_REDIS_URL "
+                           "MAILLAGE_INGEST MAILLAGE_FANOUT\n"
                            "MAILLAGE_DIR=%s\n"
                            "MAILLAGE_CONFIG=%s\n"
                            "MAILLAGE_REDIS_URL=%s\n"

@@ -852,6 +852,22 @@ class UpDownTest(unittest.TestCase):
         self.assertIn("nothing was running", again.stderr)
         stack.close()
 
+    def test_the_use_line_of_endpoints_env_gives_every_command_the_stacks_configuration(self):
+        # Before, the line (and README, `maillage --help`) exported only the
+        # three endpoints: commands ran with the built-in configuration, so a
+        # category added with `up --with` was "catégorie inconnue".
+        stack = Stack(with_conf="[categories]\nlocaux = Locaux\ntiers_lieux = Tiers-lieux\n")
+        self.addCleanup(stack.close)
+        with open(os.path.join(stack.dir, "endpoints.env"), encoding="utf-8") as f:
+            use = next(line for line in f if line.startswith("# Use: "))[len("# Use: "):].strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLAGE_")}
+        script = "cd %s && %s && %s staff add eva --name Eva --categories tiers_lieux" % (stack.dir, use, CLI)
+        r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("eva ajouté·e.", r.stdout)
+        self.assertIn("export MAILLAGE_CONFIG MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT",
+                      " ".join(run(["--help"]).stdout.split()))
+
     def test_down_stops_a_redis_server_program_of_another_name(self):
         # Before: "pid N in DIR/redis.pid is not redis-server any more; not
         # signalled", and that Redis kept running.
