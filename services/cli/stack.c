@@ -206,6 +206,10 @@ static pid_t s_spawn(char *const argv[], const char *log_path)
     for (int fd = 3; fd < max_fd; fd++) close(fd);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    /* The embedded stack is plain loopback: the operator's CURVE key files
+     * (for a CURVE broker elsewhere) must not make its daemons CURVE clients. */
+    unsetenv("MAILLAGE_CLIENT_KEY");
+    unsetenv("MAILLAGE_SERVER_KEY");
     execvp(argv[0], argv);
     dprintf(2, "maillage up: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);

@@ -419,6 +419,38 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(match.source, "matcher")
         self.assertEqual((match.match_found.need_id, match.match_found.offer_id), ("n-1", "o-1"))
 
+    def test_each_daemon_takes_its_own_key_from_its_environment(self):
+        """Every program reads the one configuration file, so its [curve]
+        names one key; a daemon's unit gives it its own with
+        MAILLAGE_CLIENT_KEY (and MAILLAGE_SERVER_KEY), as the CLI takes it.
+        Before, daemons ignored them: the matcher ran under the file's key
+        (here net-a's, which may not emit match.found), as SECURITY.md's
+        one [curve] section made every daemon do."""
+        sections = self.start()
+        import test_matcher as tm
+        server_pub = self.ws.path("broker.pub")
+        with open(server_pub, "w") as f:
+            f.write(self.server[0] + "\n")
+        shared = h.write_secret(self.ws.path("net-a.key"), self.net_a[1])
+        own = h.write_secret(self.ws.path("matcher.key"), self.matcher[1])
+        conf = dict(sections)
+        conf["curve"] = {"client_secret_key_file": shared, "server_public_key_file": server_pub}
+        path = h.write_config(self.ws.path("shared.conf"), conf)
+        matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path,
+                                       env={"MAILLAGE_CLIENT_KEY": own, "MAILLAGE_SERVER_KEY": server_pub}))
+        matcher.start(ready="matcher: ready")
+
+        client = self.client(self.net_a)
+        for env in (tm.member("s-need"), tm.member("s-offer", commune=tm.HEROUVILLE),
+                    tm.need("n-1", "s-need"), tm.offer("o-1", "s-offer", commune=tm.HEROUVILLE)):
+            self.assertEqual(client.emit(env).status, h.ACCEPTED)
+
+        def found():
+            return [e for e in self.journal_envelopes() if e.type == "match.found"]
+        h.wait_until(found, 15, what="a match.found under the matcher's own key")
+        self.assertEqual([e.source for e in found()], ["matcher"])
+        self.assertNotIn("may not emit match.found", self.broker.log())
+
     def journal_envelopes(self):
         out = []
         for _, fields in self.redis.call("XRANGE", "mg:journal", "-", "+"):

@@ -171,7 +171,10 @@ static struct {
 int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
                           size_t errlen) {
     mg_curve_client_reset();
-    if (!secret_file || !*secret_file) secret_file = mg_config_str(cfg, "curve", "client_secret_key_file");
+    /* [curve] client_public_key_file describes [curve]'s secret key, not one
+     * given instead of it. */
+    int secret_overridden = secret_file && *secret_file;
+    if (!secret_overridden) secret_file = mg_config_str(cfg, "curve", "client_secret_key_file");
     if (!server_file || !*server_file) server_file = mg_config_str(cfg, "curve", "server_public_key_file");
     const char *public_file = mg_config_str(cfg, "curve", "client_public_key_file");
     if (!*secret_file) {
@@ -192,7 +195,7 @@ int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const
         mg_fail(err, errlen, "zmq_curve_public: %s", zmq_strerror(errno));
         goto err;
     }
-    if (*public_file) {
+    if (*public_file && !secret_overridden) {
         char declared[MG_CURVE_KEY_LEN + 1];
         if (mg_curve_key_load(public_file, 0, "[curve] client_public_key_file", declared, err, errlen) != 0)
             goto err;

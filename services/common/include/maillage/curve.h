@@ -54,7 +54,9 @@ int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen)
 /* Load the client keys from [curve] (client_secret_key_file,
  * client_public_key_file: optional, derived from the secret when empty,
  * server_public_key_file). Arguments not NULL override the config's file
- * names (CLI flags, environment). With no client secret key configured,
+ * names (the environment's MAILLAGE_CLIENT_KEY and MAILLAGE_SERVER_KEY, for
+ * the CLI and the daemons; client_public_key_file is then not checked
+ * against the secret given instead). With no client secret key configured,
  * CURVE is off and 0 is returned. Returns -1 with one line in `err` when a
  * file is missing, unreadable, too open, or the settings are incomplete. */
 int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
