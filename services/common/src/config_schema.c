@@ -255,7 +255,9 @@ const mg_config_key_t mg_config_schema[] = {
     STR("staff.*", "departments", "", "Departments followed, comma-separated (\"14,50\"); empty = all."),
     STR("staff.*", "categories", "", "Categories followed, comma-separated codes (\"locaux,emploi_partage\"); empty = all."),
     STR("staff.*", "networks", "", "Networks followed, comma-separated ids; empty = all."),
-    DBL("staff.*", "min_score", "0", 0, 1, "Matches below this score are not sent to this person."),
+    DBL("staff.*", "min_score", "0", 0, 1,
+        "Matches scoring below this are not sent to this person (0.4 is the \"40 %\"\n"
+        "that `maillage staff show` prints)."),
     STR("staff.*", "channels", "inbox", "Channels, comma-separated among inbox, email, webhook."),
     STR("staff.*", "mode", "immediate",
         "immediate, or digest: e-mails and webhooks gathered in one daily message\n"
