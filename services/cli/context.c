@@ -106,9 +106,12 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
         return NULL;
     }
     /* The URL may come from a flag or the environment: parse it with the
-     * library's own parser (through a one-key config) rather than a second
-     * parser here, and keep the file's user, password and timeouts. */
-    char *text = mg_asprintf("[redis]\nurl = %s\n", ctx->redis_url);
+     * library's own parser (through a config of the file's credentials and
+     * that URL, so that its checks see both) rather than a second parser
+     * here, and keep the file's user, password and timeouts. */
+    char *text = mg_asprintf("[redis]\nurl = %s\nuser = %s\npassword_file = %s\n", ctx->redis_url,
+                             mg_config_str(ctx->config, "redis", "user"),
+                             mg_config_str(ctx->config, "redis", "password_file"));
     mg_config_t *url_cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
     free(text);
     if (!url_cfg) {

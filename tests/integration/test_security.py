@@ -540,6 +540,25 @@ class RedisCredentialsTest(unittest.TestCase):
                     self.assertTrue(line.startswith("Error: redis: "), line)
                     self.assertEqual(r.returncode, 1)
 
+    def test_a_redis_beyond_loopback_without_a_password_is_refused(self):
+        # deploy/redis/redis.conf said "Daemons refuse an unauthenticated
+        # Redis beyond loopback"; before, every daemon and the CLI used one
+        # without a word (whoever reaches it reads the contacts and rewrites
+        # the journal).
+        url = "redis://192.0.2.1:6379/0"  # TEST-NET-1: refused before any connection
+        conf = self.conf(url=url)
+        why = "[redis] url = %s: refusing a Redis beyond loopback without a password" % url
+        for program in ("maillage-broker", "maillage-matcher", "maillage-notifier", "maillage-gateway"):
+            with self.subTest(program=program):
+                self.assertIn(why, h.refused_at_start(program, conf))
+        for args in (["--config", conf, "consumers"], ["config", "check", conf], ["--redis", url, "consumers"]):
+            with self.subTest(args=args):
+                self.assert_one_error_line(h.run_program("maillage", args, timeout=15), why)
+        # With a password, the same URL is a matter for Redis' AUTH.
+        good = h.write_secret(self.ws.path("good"), "s3cret-pw")
+        r = h.run_program("maillage", ["config", "check", self.conf(url=url, password_file=good)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_every_daemon_starts_with_the_right_password_or_acl_user(self):
         good = h.write_secret(self.ws.path("good"), "s3cret-pw")
         acl = h.write_secret(self.ws.path("acl"), "acl-pw")

@@ -20,7 +20,8 @@ const mg_config_key_t mg_config_schema[] = {
         "unix:///path/to/redis.sock (optionally ?db=N)."),
     STR("redis", "user", "", "ACL user name; empty for the default user."),
     STR("redis", "password_file", "",
-        "File holding the Redis password on its first line; empty for none.\n"
+        "File holding the Redis password on its first line; empty for none, which\n"
+        "only a Redis on loopback or a unix socket is allowed (a host beyond is refused).\n"
         "It must not be readable by group or others."),
     INT("redis", "connect_timeout_ms", "2000", 10, 600000, "Timeout of one connection attempt."),
     INT("redis", "reconnect_min_ms", "100", 1, 600000,
