@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zmq.h>
+
 #include "cli.h"
 #include "maillage/curve.h"
 #include "maillage/mem.h"
@@ -142,4 +144,53 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
 done:
     mg_redis_options_clear(&opts);
     return c;
+}
+
+void *cli_handshake_monitor(void *zctx, void *socket) {
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://mg-cli-monitor-%p", socket);
+    int linger = 0;
+    if (zmq_socket_monitor(socket, endpoint,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
+        0)
+        return NULL;
+    void *monitor = zmq_socket(zctx, ZMQ_PAIR);
+    if (!monitor) return NULL;
+    if (zmq_setsockopt(monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(monitor, endpoint) != 0) {
+        zmq_close(monitor);
+        return NULL;
+    }
+    return monitor;
+}
+
+int cli_handshake_read(void *monitor, char *why, size_t whylen) {
+    int fresh = 0;
+    for (;;) {
+        zmq_msg_t event, address;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&event);
+            return fresh;
+        }
+        zmq_msg_init(&address);
+        if (zmq_msg_more(&event)) zmq_msg_recv(&address, monitor, 0);
+        zmq_msg_close(&address);
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&event) >= 6) {
+            memcpy(&id, zmq_msg_data(&event), sizeof id);
+            memcpy(&value, (const char *)zmq_msg_data(&event) + 2, sizeof value);
+        }
+        zmq_msg_close(&event);
+        char failure[256];
+        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (whylen) why[0] = '\0';
+            fresh = 0;
+        } else if (mg_curve_handshake_failure(id, value, failure, sizeof failure)) {
+            if (whylen && !why[0]) fresh = 1;
+            snprintf(why, whylen, "%s", failure);
+        }
+    }
 }

@@ -515,37 +515,6 @@ static void s_usage(FILE *out)
         cli_common_help);
 }
 
-/* Read the handshake events waiting on the monitor: say once why the
- * broker does not answer (a refused CURVE key...), forget it once a
- * handshake succeeds. */
-static void s_on_monitor(s_emit_t *e) {
-    for (;;) {
-        zmq_msg_t event, address;
-        zmq_msg_init(&event);
-        if (zmq_msg_recv(&event, e->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&event);
-            return;
-        }
-        zmq_msg_init(&address);
-        if (zmq_msg_more(&event)) zmq_msg_recv(&address, e->monitor, 0);
-        zmq_msg_close(&address);
-        uint16_t id = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size(&event) >= 6) {
-            memcpy(&id, zmq_msg_data(&event), sizeof id);
-            memcpy(&value, (const char *)zmq_msg_data(&event) + 2, sizeof value);
-        }
-        zmq_msg_close(&event);
-        char why[sizeof e->handshake];
-        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-            e->handshake[0] = '\0';
-        } else if (mg_curve_handshake_failure(id, value, why, sizeof why)) {
-            if (!*e->handshake) cli_error("emit", "%s: %s; trying again until --timeout", e->endpoint, why);
-            snprintf(e->handshake, sizeof e->handshake, "%s", why);
-        }
-    }
-}
-
 int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
 {
     static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
@@ -613,15 +582,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     /* A refused CURVE key (or a plain client for a CURVE broker) looks to
      * the socket like a broker that does not answer: watch the handshakes,
      * to say which it is. */
-    char monitor_endpoint[64];
-    snprintf(monitor_endpoint, sizeof monitor_endpoint, "inproc://mg-emit-monitor-%p", e.socket);
-    if (zmq_socket_monitor(e.socket, monitor_endpoint,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
-            0 ||
-        !(e.monitor = zmq_socket(zctx, ZMQ_PAIR)) ||
-        zmq_setsockopt(e.monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(e.monitor, monitor_endpoint) != 0) {
+    if (!(e.monitor = cli_handshake_monitor(zctx, e.socket))) {
         cli_error("emit", "cannot watch the connection to %s: %s", ctx.ingest, zmq_strerror(errno));
         goto done;
     }
@@ -680,7 +641,8 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
                 zmq_msg_close(&msg);
             }
         }
-        if (items[1].revents & ZMQ_POLLIN) s_on_monitor(&e);
+        if ((items[1].revents & ZMQ_POLLIN) && cli_handshake_read(e.monitor, e.handshake, sizeof e.handshake))
+            cli_error("emit", "%s: %s; trying again until --timeout", e.endpoint, e.handshake);
         if (want_input && (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
             cli_error("emit", "read %s: %s", path, strerror(errno));
             reader.eof = 1;

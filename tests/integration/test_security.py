@@ -346,6 +346,16 @@ class SecurityTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1, err)
             self.assertIn("no answer from the broker at %s after 2 s: %s" % (self.ingest, why), err)
             self.assertNotIn("is it running?", err)
+        # `dlq replay` says it too.
+        conf = dict(sections)
+        conf["curve"] = cases[0][0]
+        path = h.write_config(self.ws.path("refused-dlq.conf"), conf)
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "taxonomy", "field", "", "source", "net-b",
+                        "received_at_ms", "1", "raw", h.need_reported().SerializeToString())
+        [(dl_id, _)] = self.redis.call("XRANGE", "mg:deadletter", "-", "+")
+        r = h.run_program("maillage", ["dlq", "--config", path, "replay", dl_id.decode()], timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no answer from the broker at %s: %s" % (self.ingest, cases[0][1]), r.stderr.decode())
         # A daemon's producer says it in its log, once, and goes on retrying.
         conf = dict(sections)
         conf["curve"] = cases[0][0]
