@@ -600,8 +600,16 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         size_t len;
         char *line;
         /* Put lines in flight while the window allows. */
-        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
+        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL) {
+            /* A UTF-8 byte order mark, as Windows tools write at the start
+             * of a file, is not part of the JSON (RFC 8259 lets a reader
+             * ignore it): else line 1 is refused for an invisible character. */
+            if (reader.line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+                line += 3;
+                len -= 3;
+            }
             s_submit_line(&e, line, len, reader.line_no);
+        }
         if (too_long) {
             cli_error("emit", "line %ld: longer than %u bytes (line skipped)", reader.line_no, S_LINE_MAX);
             e.unreadable++;

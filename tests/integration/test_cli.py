@@ -257,6 +257,21 @@ class CliTest(unittest.TestCase):
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted(ids))
 
+    def test_emit_reads_a_file_that_starts_with_a_byte_order_mark(self):
+        # Windows tools (a CRM's export) start UTF-8 files with a BOM. Before:
+        # "line 1: invalid JSON ... expected near '\ufeff'", an invisible
+        # character, and the first event was not sent.
+        ids = self.ids(2)
+        path = self.write([need_line(ids[0]), need_line(ids[1])])
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n"))
+        r = self.stack.cli(["emit", path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
+        self.assertEqual(sorted(accepted), sorted(ids))
+
     def test_emit_reports_over_long_lines_even_the_last_one_without_newline(self):
         ids = self.ids(2)
         huge = "x" * (16 * 1024 * 1024 + 10)
