@@ -362,8 +362,12 @@ class SecurityTest(unittest.TestCase):
         path = h.write_config(self.ws.path("refused-matcher.conf"), conf)
         matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path)).start(ready="matcher: ready")
         matcher.wait_log("producer: %s: %s" % (self.ingest, cases[0][1]), timeout=5)
+        # Its subscriber too: the fan-out stays silent (new events are read
+        # from the journal meanwhile), and the log says why.
+        matcher.wait_log("subscriber matcher: fan-out %s: %s" % (self.fanout, cases[0][1]), timeout=5)
         time.sleep(1)
-        self.assertEqual(matcher.log().count("the broker refused this program's CURVE key"), 1)
+        self.assertEqual(matcher.log().count("producer: %s: the broker refused" % self.ingest), 1)
+        self.assertEqual(matcher.log().count("subscriber matcher: fan-out %s: the broker refused" % self.fanout), 1)
 
     def test_dlq_replay_sends_for_the_network_only_with_a_key_granted_relay(self):
         sections = self.start()
