@@ -356,6 +356,21 @@ class SecurityTest(unittest.TestCase):
         r = h.run_program("maillage", ["dlq", "--config", path, "replay", dl_id.decode()], timeout=60)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("no answer from the broker at %s: %s" % (self.ingest, cases[0][1]), r.stderr.decode())
+        # `tail` says it too, and still prints the events, from the journal.
+        tail = subprocess.Popen([os.path.join(h.BIN, "maillage"), "tail", "--config", path, "-n", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            env = h.need_reported()
+            self.assertEqual(self.client(self.net_a).emit(env).status, h.ACCEPTED)
+            out, err = tail.communicate(timeout=20)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait()
+        self.assertEqual(tail.returncode, 0, err)
+        self.assertIn(env.event_id, out.decode())
+        self.assertIn("maillage tail: warning: fan-out %s: %s" % (self.fanout, cases[0][1]), err.decode())
         # A daemon's producer says it in its log, once, and goes on retrying.
         conf = dict(sections)
         conf["curve"] = cases[0][0]
