@@ -124,6 +124,11 @@ void *cli_handshake_monitor(void *zctx, void *socket);
  * when a failure followed a success or nothing (a new one to say), else 0. */
 int cli_handshake_read(void *monitor, char *why, size_t whylen);
 
+/* Returns 0 if some event type starts with `prefix` ("need.",
+ * "offer.published"), else prints one line naming the types and returns -1:
+ * a typo ("ned.", "need.*") would otherwise select nothing, in silence. */
+int cli_check_type_prefix(const char *command, const char *prefix);
+
 /* Print "maillage CMD: message" to stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

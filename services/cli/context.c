@@ -194,3 +194,19 @@ int cli_handshake_read(void *monitor, char *why, size_t whylen) {
         }
     }
 }
+
+int cli_check_type_prefix(const char *command, const char *prefix) {
+    size_t count, n = strlen(prefix);
+    const mg_event_type_t *types = mg_event_types(&count);
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(types[i].type, prefix, n) == 0) return 0;
+    char known[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < count && used < sizeof known; i++)
+        used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", types[i].type);
+    cli_error(command,
+              "no event type starts with '%s' (a type or its beginning, such as need. or "
+              "offer.published: %s)",
+              prefix, known);
+    return -1;
+}

@@ -542,6 +542,19 @@ class CliTest(unittest.TestCase):
         self.assertIn("unknown command", r.stderr)
         self.assertNotEqual(run(["tail", "--format", "xml"]).returncode, 0)
 
+    def test_tail_and_journal_refuse_a_type_prefix_that_selects_nothing(self):
+        # Before, `tail ned.` waited forever and `journal --type need.*`
+        # printed nothing with exit 0: a typo looked like an empty journal.
+        for args, bad in ((["tail", "ned."], "ned."), (["tail", "need.", "offre."], "offre."),
+                          (["journal", "--type", "need.*"], "need.*")):
+            r = self.stack.cli(args, timeout=10)
+            self.assertEqual((r.returncode, r.stdout), (2, ""), args)
+            self.assertIn("maillage %s: no event type starts with '%s'" % (args[0], bad), r.stderr)
+            self.assertIn("need.reported", r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        r = self.stack.cli(["journal", "--type", "need.", "--type", "offer.published", "--to", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_config_defaults_and_check(self):
         defaults = run(["config", "defaults"])
         self.assertEqual(defaults.returncode, 0)
