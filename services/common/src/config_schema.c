@@ -75,8 +75,9 @@ const mg_config_key_t mg_config_schema[] = {
     STR("broker", "curve_clients_file", "",
         "Allow-list of CURVE clients, one per line: \"network_id  PUBLIC_KEY  types\",\n"
         "types a comma-separated list of event types or prefixes (need.*, match.found,\n"
-        "* for any, - for none). The network id is stamped as the source of their\n"
-        "events. Re-read when it changes (new connections). See SECURITY.md."),
+        "* for any, - for none), plus the word relay for a client that sends for other\n"
+        "networks (the gateway, `maillage dlq replay`). The network id is stamped as the\n"
+        "source of their events. Re-read when it changes (new connections). See SECURITY.md."),
     BOOL("broker", "allow_insecure_remote", "false",
          "Allow endpoints beyond loopback without CURVE (anyone who can connect may emit\n"
          "in any network's name and read the bus); logged as a warning at start."),
