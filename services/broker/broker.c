@@ -27,6 +27,7 @@
 #include "maillage/clock.h"
 #include "maillage/communes.h"
 #include "maillage/curve.h"
+#include "maillage/daemon_config.h"
 #include "maillage/envelope.h"
 #include "maillage/journal.h"
 #include "maillage/log.h"
@@ -232,12 +233,6 @@ static void s_peek_event_id(const uint8_t *p, size_t len, char out[MG_ID_MAX + 1
 /* 1 if `endpoint` is only reachable from this machine. Without CURVE the
  * broker refuses anything else (unless told otherwise): an unauthenticated
  * ingest on the network would let anyone emit in any network's name. */
-static int s_endpoint_is_local(const char *endpoint) {
-    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return 1;
-    if (strncmp(endpoint, "tcp://", 6) != 0) return 0;
-    return mg_config_authority_is_loopback(endpoint + 6);
-}
-
 /* ---- stamping ---------------------------------------------------------------- */
 
 /* Most bytes s_stamp() appends: source (tag, length, at most MG_ID_MAX
@@ -959,8 +954,8 @@ static void s_on_trimmed(mg_journal_t *journal, const mg_journal_trim_result_t *
             broker->retention_blocked_at = r->slowest_seq + 1;
             mg_warn("broker: retention: consumer \"%s\" (at sequence %" PRIu64 " of %" PRIu64
                     ") holds back the trimming of the journal below %" PRIu64
-                    " (remove it from " MG_CONSUMERS_KEY " if it is gone, or set retention_force)",
-                    r->slowest, r->slowest_seq, r->last_seq, r->wanted_min);
+                    " (if it is gone for good: maillage consumers forget %s; or set retention_force)",
+                    r->slowest, r->slowest_seq, r->last_seq, r->wanted_min, r->slowest);
         }
     } else {
         broker->retention_blocked_at = 0;
@@ -1080,15 +1075,8 @@ static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
 static void *s_bind(mg_broker_t *broker, int type, const char *key, int sndhwm, int rcvhwm, char *err,
                     size_t errlen) {
     const char *endpoint = mg_config_str(broker->cfg, "broker", key);
-    if (!s_endpoint_is_local(endpoint) && !broker->curve) {
-        if (!mg_config_bool(broker->cfg, "broker", "allow_insecure_remote")) {
-            mg_fail(err, errlen,
-                    "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback: set [broker] "
-                    "curve_secret_key_file and curve_clients_file (see SECURITY.md), or use "
-                    "tcp://127.0.0.1:PORT or ipc://",
-                    key, endpoint);
-            return NULL;
-        }
+    /* mg_broker_config_check() refused it unless allow_insecure_remote is set. */
+    if (!mg_endpoint_is_local(endpoint) && !broker->curve) {
         mg_warn("broker: WARNING: [broker] %s = %s is reachable beyond this machine WITHOUT CURVE "
                 "(allow_insecure_remote = true): anyone who can connect may emit in any network's name "
                 "and read every event",
@@ -1140,11 +1128,7 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
     broker->max_message_bytes = (size_t)mg_config_int(cfg, "broker", "max_message_bytes");
     s_metrics_register(&broker->metrics);
     broker->scratch = mg_malloc(broker->max_message_bytes + S_STAMP_MAX + 16);
-    if (!mg_id_is_valid(broker->network)) {
-        mg_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
-                broker->network, MG_ID_MAX);
-        goto err;
-    }
+    if (mg_broker_config_check(cfg, err, errlen) != 0) goto err;
 
     char why[512];
     broker->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
@@ -1166,9 +1150,6 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
         /* The ZAP handler must be bound before the sockets it protects. */
         broker->curve = mg_curve_server_new(base, broker->zmq_context, cfg, err, errlen);
         if (!broker->curve) goto err;
-    } else if (*mg_config_str(cfg, "broker", "curve_clients_file")) {
-        mg_fail(err, errlen, "[broker] curve_clients_file is set but curve_secret_key_file is not");
-        goto err;
     }
     broker->rate_per_s = (double)mg_config_int(cfg, "broker", "rate_limit_per_s");
     broker->rate_burst = (double)mg_config_int(cfg, "broker", "rate_limit_burst");

@@ -111,6 +111,24 @@ void cli_context_destroy(cli_context_t *ctx);
  * frees with redisFree(). */
 redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command);
 
+/* Watch the handshakes of `socket`, a DEALER or SUB to the broker, before
+ * its zmq_connect(): a refused CURVE key (or a plain client of a CURVE
+ * broker) looks to the socket like a broker that does not answer. Returns a
+ * PAIR socket of `zctx` to poll for ZMQ_POLLIN and read with
+ * cli_handshake_read(), or NULL with errno set. Caller closes it after
+ * zmq_socket_monitor(socket, NULL, 0). */
+void *cli_handshake_monitor(void *zctx, void *socket);
+
+/* Read the events waiting on `monitor`: after a failed handshake, its
+ * explanation is in `why`; after a successful one, `why` is "". Returns 1
+ * when a failure followed a success or nothing (a new one to say), else 0. */
+int cli_handshake_read(void *monitor, char *why, size_t whylen);
+
+/* Returns 0 if some event type starts with `prefix` ("need.",
+ * "offer.published"), else prints one line naming the types and returns -1:
+ * a typo ("ned.", "need.*") would otherwise select nothing, in silence. */
+int cli_check_type_prefix(const char *command, const char *prefix);
+
 /* Print "maillage CMD: message" to stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

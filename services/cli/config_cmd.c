@@ -4,23 +4,37 @@
  * config/maillage.conf. `check` loads a file the way every daemon does (so
  * unknown keys, bad values and repeated keys are reported with FILE:LINE),
  * then runs the checks the daemons make at start-up with the same shared
- * functions: the taxonomy and the commune table it names, [redis] (URL, user,
- * password_file readable by its owner only), the notifier's settings and
- * [staff.*] sections, its smtp_password_file and its templates. */
+ * functions: the taxonomy and the commune table it names, [log] level, [redis] (URL, user,
+ * password_file readable by its owner only), the broker's (its network id,
+ * its endpoints beyond loopback, its CURVE key and allow-list), the
+ * matcher's and the gateway's settings, the [curve] client keys, the
+ * notifier's settings and [staff.*] sections, its smtp_password_file and its
+ * templates. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/curve.h"
+#include "maillage/daemon_config.h"
 #include "maillage/notifier_config.h"
 #include "maillage/redis.h"
 
 /* What a daemon would refuse at start-up beyond the schema. Returns 0, or -1
  * with the reason in `err`. */
 static int s_check_startup(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    mg_log_level_t level;
+    if (mg_daemon_log_level(cfg, &level, err, errlen) != 0) return -1;
     mg_redis_options_t redis;
     if (mg_redis_options_from_config(cfg, &redis, err, errlen) != 0) return -1;
     mg_redis_options_clear(&redis);
+    if (mg_broker_config_check(cfg, err, errlen) != 0) return -1;
+    if (mg_matcher_config_check(cfg, path, err, errlen) != 0) return -1;
+    if (mg_gateway_config_check(cfg, path, err, errlen) != 0) return -1;
+    /* Every daemon loads the [curve] client keys at start (mg_daemon_main()). */
+    int curve = mg_curve_client_setup(cfg, NULL, NULL, err, errlen);
+    mg_curve_client_reset();
+    if (curve != 0) return -1;
     if (mg_notifier_config_check(cfg, path, err, errlen) != 0) return -1;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw) {
@@ -44,9 +58,11 @@ static void s_usage(FILE *out)
           "  defaults     print every configuration key with its default and documentation\n"
           "  check FILE   check FILE as the daemons would read it (syntax, keys, values,\n"
           "               categories, commune table, and what they check at start-up:\n"
-          "               [redis] password_file, the notifier's settings, [staff.*]\n"
-          "               channels and addresses, smtp_password_file, templates);\n"
-          "               prints one line and exits 0 if valid\n",
+          "               [log] level, [redis] password_file, the broker's network, endpoints beyond\n"
+          "               loopback and CURVE key files, the matcher's and the gateway's\n"
+          "               settings, [curve] client keys, the notifier's settings,\n"
+          "               [staff.*] channels and addresses, smtp_password_file,\n"
+          "               templates); prints one line and exits 0 if valid\n",
           out);
 }
 

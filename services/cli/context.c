@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zmq.h>
+
 #include "cli.h"
 #include "maillage/curve.h"
 #include "maillage/mem.h"
@@ -106,9 +108,12 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
         return NULL;
     }
     /* The URL may come from a flag or the environment: parse it with the
-     * library's own parser (through a one-key config) rather than a second
-     * parser here, and keep the file's user, password and timeouts. */
-    char *text = mg_asprintf("[redis]\nurl = %s\n", ctx->redis_url);
+     * library's own parser (through a config of the file's credentials and
+     * that URL, so that its checks see both) rather than a second parser
+     * here, and keep the file's user, password and timeouts. */
+    char *text = mg_asprintf("[redis]\nurl = %s\nuser = %s\npassword_file = %s\n", ctx->redis_url,
+                             mg_config_str(ctx->config, "redis", "user"),
+                             mg_config_str(ctx->config, "redis", "password_file"));
     mg_config_t *url_cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
     free(text);
     if (!url_cfg) {
@@ -139,4 +144,69 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
 done:
     mg_redis_options_clear(&opts);
     return c;
+}
+
+void *cli_handshake_monitor(void *zctx, void *socket) {
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://mg-cli-monitor-%p", socket);
+    int linger = 0;
+    if (zmq_socket_monitor(socket, endpoint,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
+        0)
+        return NULL;
+    void *monitor = zmq_socket(zctx, ZMQ_PAIR);
+    if (!monitor) return NULL;
+    if (zmq_setsockopt(monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(monitor, endpoint) != 0) {
+        zmq_close(monitor);
+        return NULL;
+    }
+    return monitor;
+}
+
+int cli_handshake_read(void *monitor, char *why, size_t whylen) {
+    int fresh = 0;
+    for (;;) {
+        zmq_msg_t event, address;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&event);
+            return fresh;
+        }
+        zmq_msg_init(&address);
+        if (zmq_msg_more(&event)) zmq_msg_recv(&address, monitor, 0);
+        zmq_msg_close(&address);
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&event) >= 6) {
+            memcpy(&id, zmq_msg_data(&event), sizeof id);
+            memcpy(&value, (const char *)zmq_msg_data(&event) + 2, sizeof value);
+        }
+        zmq_msg_close(&event);
+        char failure[256];
+        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (whylen) why[0] = '\0';
+            fresh = 0;
+        } else if (mg_curve_handshake_failure(id, value, failure, sizeof failure)) {
+            if (whylen && !why[0]) fresh = 1;
+            snprintf(why, whylen, "%s", failure);
+        }
+    }
+}
+
+int cli_check_type_prefix(const char *command, const char *prefix) {
+    size_t count, n = strlen(prefix);
+    const mg_event_type_t *types = mg_event_types(&count);
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(types[i].type, prefix, n) == 0) return 0;
+    char known[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < count && used < sizeof known; i++)
+        used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", types[i].type);
+    cli_error(command,
+              "no event type starts with '%s' (a type or its beginning, such as need. or "
+              "offer.published: %s)",
+              prefix, known);
+    return -1;
 }

@@ -6,6 +6,7 @@
  * sent to the broker again (useful once the cause is fixed, e.g. a category
  * added to the taxonomy). A replayed dead letter is deleted. */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -131,10 +132,12 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
     char header[sizeof(MG_RELAY_PREFIX) + MG_ID_MAX];
     snprintf(header, sizeof(header), MG_RELAY_PREFIX "%s", source);
     void *zctx = zmq_ctx_new();
-    void *dealer = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
+    void *dealer = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL, *monitor = NULL;
+    char handshake[256] = ""; /* why the broker does not answer, if a handshake said it */
     int linger = 0;
     if (!dealer || zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        mg_curve_client_apply(dealer) != 0 || zmq_connect(dealer, ingest) != 0) {
+        mg_curve_client_apply(dealer) != 0 || !(monitor = cli_handshake_monitor(zctx, dealer)) ||
+        zmq_connect(dealer, ingest) != 0) {
         cli_error("dlq", "cannot connect to the broker at %s: %s", ingest, zmq_strerror(zmq_errno()));
         goto done;
     }
@@ -142,10 +145,23 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
      * no dead letter of it): sent again after a pause, for up to 30 s. */
     int64_t limited_until = mg_clock_monotonic_us() + 30 * 1000000LL, pause_ms = 200;
     for (int attempt = 0; attempt < 3 && !cli_interrupted; attempt++) {
-        if (zmq_send(dealer, header, strlen(header), ZMQ_SNDMORE) < 0 || zmq_send(dealer, raw, len, 0) < 0)
-            continue;
-        zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 5000) <= 0) continue;
+        /* Never block: once a handshake failed (a refused CURVE key), the
+         * DEALER has no peer to queue for, and a blocking send would wait
+         * forever. A message not sent is waited for like one unanswered. */
+        if (zmq_send(dealer, header, strlen(header), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send(dealer, raw, len, ZMQ_DONTWAIT); /* the rest of a message whose first frame went */
+        /* Up to 5 s for the answer, reading the handshakes meanwhile. */
+        int64_t deadline = mg_clock_monotonic_us() + 5000000;
+        int answered = 0;
+        while (!answered && !cli_interrupted) {
+            int64_t left_ms = (deadline - mg_clock_monotonic_us()) / 1000;
+            if (left_ms <= 0) break;
+            zmq_pollitem_t items[2] = {{dealer, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+            if (zmq_poll(items, 2, (long)left_ms) < 0 && zmq_errno() != EINTR) break;
+            if (items[1].revents & ZMQ_POLLIN) cli_handshake_read(monitor, handshake, sizeof handshake);
+            answered = (items[0].revents & ZMQ_POLLIN) != 0;
+        }
+        if (!answered) continue;
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, dealer, 0) < 0) {
@@ -196,9 +212,16 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
         mg_ack_free(ack);
         goto done;
     }
-    cli_error("dlq", "no answer from the broker at %s", ingest);
+    if (*handshake)
+        cli_error("dlq", "no answer from the broker at %s: %s", ingest, handshake);
+    else
+        cli_error("dlq", "no answer from the broker at %s", ingest);
 done:
-    if (dealer) zmq_close(dealer);
+    if (dealer) {
+        zmq_socket_monitor(dealer, NULL, 0);
+        zmq_close(dealer);
+    }
+    if (monitor) zmq_close(monitor);
     if (zctx) zmq_ctx_term(zctx);
     return rc;
 }

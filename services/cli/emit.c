@@ -181,6 +181,8 @@ typedef struct {
     size_t acks; /* answers received at all: none means nobody is listening */
     int read_failed; /* the input could not be read to its end */
     int unavailable_notice, rate_limited_notice;
+    void *monitor;       /* PAIR reading libzmq's handshake events of `socket` */
+    char handshake[256]; /* why the last handshake with the broker failed; "" after one succeeded */
 } s_emit_t;
 
 static uint32_t s_hash(const char *s)
@@ -588,6 +590,13 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         cli_error("emit", "cannot enable CURVE: %s", zmq_strerror(errno));
         goto done;
     }
+    /* A refused CURVE key (or a plain client for a CURVE broker) looks to
+     * the socket like a broker that does not answer: watch the handshakes,
+     * to say which it is. */
+    if (!(e.monitor = cli_handshake_monitor(zctx, e.socket))) {
+        cli_error("emit", "cannot watch the connection to %s: %s", ctx.ingest, zmq_strerror(errno));
+        goto done;
+    }
     if (zmq_connect(e.socket, ctx.ingest) != 0) {
         cli_error("emit", "cannot connect to %s: %s", ctx.ingest, zmq_strerror(errno));
         goto done;
@@ -602,8 +611,16 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         size_t len;
         char *line;
         /* Put lines in flight while the window allows. */
-        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL)
+        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL) {
+            /* A UTF-8 byte order mark, as Windows tools write at the start
+             * of a file, is not part of the JSON (RFC 8259 lets a reader
+             * ignore it): else line 1 is refused for an invisible character. */
+            if (reader.line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+                line += 3;
+                len -= 3;
+            }
             s_submit_line(&e, line, len, reader.line_no);
+        }
         if (too_long) {
             cli_error("emit", "line %ld: longer than %u bytes (line skipped)", reader.line_no, S_LINE_MAX);
             e.unreadable++;
@@ -617,7 +634,8 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             break;
         }
 
-        zmq_pollitem_t items[2] = {{e.socket, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {
+            {e.socket, 0, ZMQ_POLLIN, 0}, {e.monitor, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
         int want_input = !reader.eof && e.pending < e.limit && !s_reader_has_line(&reader);
         int64_t now = mg_clock_monotonic_us();
         long timeout_ms = -1;
@@ -625,7 +643,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             timeout_ms = 0;
         else if (e.next_deadline_us != INT64_MAX)
             timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;
-        if (zmq_poll(items, want_input ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
+        if (zmq_poll(items, want_input ? 3 : 2, timeout_ms) < 0 && errno != EINTR) {
             cli_error("emit", "poll: %s", zmq_strerror(errno));
             goto done;
         }
@@ -642,7 +660,9 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
                 zmq_msg_close(&msg);
             }
         }
-        if (want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
+        if ((items[1].revents & ZMQ_POLLIN) && cli_handshake_read(e.monitor, e.handshake, sizeof e.handshake))
+            cli_error("emit", "%s: %s; trying again until --timeout", e.endpoint, e.handshake);
+        if (want_input && (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
             cli_error("emit", "read %s: %s", path, strerror(errno));
             reader.eof = 1;
             e.read_failed = 1;
@@ -652,7 +672,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     }
 
     fflush(stdout);
-    if (e.lost && !e.acks)
+    if (e.lost && !e.acks && *e.handshake)
+        cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: %s", ctx.ingest,
+                  e.timeout_us / 1000000, e.handshake);
+    else if (e.lost && !e.acks)
         cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
                   ctx.ingest, e.timeout_us / 1000000);
     char held[128] = "";
@@ -677,7 +700,11 @@ done:
             s_pending_free(p);
         }
     }
-    if (e.socket) zmq_close(e.socket);
+    if (e.socket) {
+        zmq_socket_monitor(e.socket, NULL, 0);
+        zmq_close(e.socket);
+    }
+    if (e.monitor) zmq_close(e.monitor);
     if (zctx) zmq_ctx_term(zctx);
     if (reader.fd > 0) close(reader.fd);
     free(reader.buf);

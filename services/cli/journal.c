@@ -438,7 +438,13 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
             else to = v;
             break;
         }
-        case 't': j.types[j.n_types++] = optarg; break;
+        case 't':
+            if (cli_check_type_prefix("journal", optarg) != 0) {
+                free(j.types);
+                return CLI_EXIT_USAGE;
+            }
+            j.types[j.n_types++] = optarg;
+            break;
         case 'f':
             if (strcmp(optarg, "text") == 0) j.text = 1;
             else if (strcmp(optarg, "json") != 0) {

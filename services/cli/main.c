@@ -89,8 +89,9 @@ static const char s_usage[] =
     "  -V, --version        print the version\n"
     "\n"
     "Settings: flags win over the environment, which wins over the config file.\n"
-    "After `maillage up --dir DIR`, `. DIR/endpoints.env; export MAILLAGE_REDIS_URL\n"
-    "MAILLAGE_INGEST MAILLAGE_FANOUT` points every command at that stack.\n";
+    "After `maillage up --dir DIR`, `. DIR/endpoints.env; export MAILLAGE_CONFIG\n"
+    "MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT` points every command at that\n"
+    "stack, with its configuration (its categories, staff, [curve] keys...).\n";
 
 typedef struct {
     const char *name;

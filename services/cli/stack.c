@@ -206,6 +206,10 @@ static pid_t s_spawn(char *const argv[], const char *log_path)
     for (int fd = 3; fd < max_fd; fd++) close(fd);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    /* The embedded stack is plain loopback: the operator's CURVE key files
+     * (for a CURVE broker elsewhere) must not make its daemons CURVE clients. */
+    unsetenv("MAILLAGE_CLIENT_KEY");
+    unsetenv("MAILLAGE_SERVER_KEY");
     execvp(argv[0], argv);
     dprintf(2, "maillage up: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -701,7 +705,8 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     char *v_redis = s_shell_value(st.redis_url), *v_dir = s_shell_value(st.dir), *v_conf = s_shell_value(conf_path);
     char *http = st.http_port ? mg_asprintf("MAILLAGE_HTTP=http://127.0.0.1:%d\n", st.http_port) : mg_strdup("");
     env_text = mg_asprintf("# Written by `maillage up`: the endpoints of the embedded stack.\n"
-                           "# Use: . ./endpoints.env; export MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT\n"
+                           "# Use: . ./endpoints.env; export MAILLAGE_CONFIG MAILLAGE_REDIS_URL "
+                           "MAILLAGE_INGEST MAILLAGE_FANOUT\n"
                            "MAILLAGE_DIR=%s\n"
                            "MAILLAGE_CONFIG=%s\n"
                            "MAILLAGE_REDIS_URL=%s\n"

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "maillage/clock.h"
 #include "maillage/curve.h"
 #include "maillage/journal.h"
 #include "maillage/json.h"
@@ -134,7 +135,8 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     uint64_t from = 0;
     int opt, rc = CLI_EXIT_FAIL;
     char *end, err[512];
-    void *zctx = NULL, *sub = NULL;
+    void *zctx = NULL, *sub = NULL, *monitor = NULL;
+    char handshake[256] = "";
 
     while ((opt = getopt_long(argc, argv, "hf:n:", options, NULL)) != -1) {
         if (cli_settings_option(settings, opt, optarg)) continue;
@@ -164,6 +166,8 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     }
     t.topics = argv + optind;
     t.n_topics = argc - optind;
+    for (int i = 0; i < t.n_topics; i++)
+        if (cli_check_type_prefix("tail", t.topics[i]) != 0) return CLI_EXIT_USAGE;
     if (cli_context_init(&ctx, settings, "tail") != 0) return CLI_EXIT_FAIL;
     t.ctx = &ctx;
     if (t.text) cli_context_load_tables(&ctx, "tail");
@@ -178,6 +182,12 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     for (int i = 0; i < t.n_topics; i++) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, t.topics[i], strlen(t.topics[i]));
     if (mg_curve_client_apply(sub) != 0) {
         cli_error("tail", "cannot enable CURVE: %s", zmq_strerror(errno));
+        goto done;
+    }
+    /* A refused CURVE key leaves the feed silent: say so (the journal,
+     * read each quiet second, still brings the events). */
+    if (!(monitor = cli_handshake_monitor(zctx, sub))) {
+        cli_error("tail", "cannot watch the connection to %s: %s", ctx.fanout, zmq_strerror(errno));
         goto done;
     }
     if (zmq_connect(sub, ctx.fanout) != 0) {
@@ -203,20 +213,30 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     cli_catch_signals();
     if (s_catch_up(&t, 0)) goto finished;
 
+    int64_t quiet_since_us = mg_clock_monotonic_us();
     while (!cli_interrupted) {
-        zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, 1000);
+        zmq_pollitem_t items[2] = {{sub, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, 2, 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
             cli_error("tail", "poll: %s", zmq_strerror(errno));
             goto done;
         }
-        if (n == 0) {
+        if ((items[1].revents & ZMQ_POLLIN) && cli_handshake_read(monitor, handshake, sizeof handshake))
+            cli_error("tail",
+                      "warning: fan-out %s: %s; reading new events from the journal every second instead",
+                      ctx.fanout, handshake);
+        if (!(items[0].revents & ZMQ_POLLIN)) {
             /* Quiet for a second: maybe the subscription was not through yet
-             * when events were published. The journal knows. */
+             * when events were published. The journal knows. (Handshake
+             * events, every retry, do not make it a quiet second.) */
+            int64_t now = mg_clock_monotonic_us();
+            if (now - quiet_since_us < 1000000) continue;
+            quiet_since_us = now;
             if (s_catch_up(&t, 0)) goto finished;
             continue;
         }
+        quiet_since_us = mg_clock_monotonic_us();
         zmq_msg_t frames[3];
         int nframes = 0, more = 1;
         while (more) {
@@ -262,7 +282,11 @@ finished:
     rc = CLI_EXIT_OK;
 done:
     if (t.redis) redisFree(t.redis);
-    if (sub) zmq_close(sub);
+    if (sub) {
+        zmq_socket_monitor(sub, NULL, 0);
+        zmq_close(sub);
+    }
+    if (monitor) zmq_close(monitor);
     if (zctx) zmq_ctx_term(zctx);
     cli_context_destroy(&ctx);
     return rc;

@@ -84,7 +84,7 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
         }
         types = "";
     } else {
-        char err[256];
+        char err[512];
         if (!types) types = MG_TOKEN_DEFAULT_TYPES;
         if (mg_token_types_check(types, err, sizeof err) != 0) {
             cli_error("token", "--types: %s", err);

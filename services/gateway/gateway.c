@@ -29,6 +29,7 @@
 #include <zmq.h>
 
 #include "maillage/clock.h"
+#include "maillage/daemon_config.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
@@ -1241,26 +1242,6 @@ void mg_gateway_shutdown(mg_gateway_t *gw) {
 
 /* ---- creation ------------------------------------------------------------------------------------------------ */
 
-/* "host:port" or "[v6]:port". */
-static int s_parse_listen(const char *listen, char *host, size_t hostlen, int *port) {
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen) return -1;
-    const char *h = listen, *hend = colon;
-    if (*h == '[') {
-        if (hend[-1] != ']') return -1;
-        h++;
-        hend--;
-    }
-    if (hend <= h || (size_t)(hend - h) >= hostlen) return -1;
-    memcpy(host, h, (size_t)(hend - h));
-    host[hend - h] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535 || colon[1] == '\0') return -1;
-    *port = (int)p;
-    return 0;
-}
-
 mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_gateway_t *gw = mg_calloc(1, sizeof *gw);
     char why[512];
@@ -1280,29 +1261,14 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     gw->last_progress_us = mg_clock_monotonic_us();
     s_metrics_register(gw);
 
+    if (mg_gateway_config_check(cfg, path, err, errlen) != 0) goto err;
     const char *listen = mg_config_str(cfg, "gateway", "listen");
-    if (s_parse_listen(listen, gw->listen_host, sizeof gw->listen_host, &gw->listen_port) != 0) {
-        mg_fail(err, errlen, "%s: [gateway] listen = \"%s\": expected HOST:PORT", path, listen);
-        goto err;
-    }
+    mg_gateway_listen_parse(listen, gw->listen_host, sizeof gw->listen_host, &gw->listen_port);
     if (!mg_config_host_is_loopback(gw->listen_host)) {
-        if (!mg_config_bool(cfg, "gateway", "allow_plain_http_remote")) {
-            mg_fail(
-                err, errlen,
-                "[gateway] listen = %s: refusing plain HTTP beyond loopback (tokens would travel in clear): "
-                "listen on 127.0.0.1 behind a TLS proxy, or set [gateway] allow_plain_http_remote = true",
-                listen);
-            goto err;
-        }
         mg_warn("gateway: WARNING: [gateway] listen = %s is reachable beyond this machine over PLAIN HTTP "
                 "(allow_plain_http_remote = true): bearer tokens and session cookies travel in clear; put a TLS "
                 "proxy in front",
                 listen);
-    }
-    const char *staff_network = mg_config_str(cfg, "gateway", "staff_network");
-    if (!mg_id_is_valid(staff_network)) {
-        mg_fail(err, errlen, "%s: [gateway] staff_network = \"%s\": not a valid id", path, staff_network);
-        goto err;
     }
     if (mg_redis_options_from_config(cfg, &gw->redis_opts, why, sizeof why) != 0) {
         mg_fail(err, errlen, "%s", why);

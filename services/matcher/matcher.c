@@ -33,6 +33,7 @@
 
 #include "maillage/clock.h"
 #include "maillage/communes.h"
+#include "maillage/daemon_config.h"
 #include "maillage/envelope.h"
 #include "maillage/french.h"
 #include "maillage/journal.h"
@@ -2056,25 +2057,7 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     m->instances = (unsigned)mg_config_int(cfg, "matcher", "instances");
     s_metrics_register(m);
     const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
-    double total = m->weights.distance + m->weights.keywords + m->weights.sector + m->weights.intercooperation +
-                   m->weights.freshness + m->weights.feedback + m->weights.fairness;
-    if (total <= 0) {
-        mg_fail(err, errlen, "%s: [matcher] every weight is 0: nothing to score with", path);
-        goto err;
-    }
-    if (m->weights.threshold > 0 && m->material_change >= m->weights.threshold) {
-        mg_fail(
-            err, errlen,
-            "%s: [matcher] material_change = %g: must be below threshold = %g, or a proposed pair is never "
-            "retired for its score",
-            path, m->material_change, m->weights.threshold);
-        goto err;
-    }
-    if (m->instances > 1 && m->instance >= m->instances) {
-        mg_fail(err, errlen, "%s: [matcher] instance = %u: must be below instances = %u", path, m->instance,
-                m->instances);
-        goto err;
-    }
+    if (mg_matcher_config_check(cfg, path, err, errlen) != 0) goto err;
     if (m->instance == 0) snprintf(m->name, sizeof(m->name), "matcher");
     else snprintf(m->name, sizeof(m->name), "matcher-%u", m->instance);
     /* With partitions, each instance handles its own share of every event,

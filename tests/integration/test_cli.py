@@ -257,6 +257,21 @@ class CliTest(unittest.TestCase):
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted(ids))
 
+    def test_emit_reads_a_file_that_starts_with_a_byte_order_mark(self):
+        # Windows tools (a CRM's export) start UTF-8 files with a BOM. Before:
+        # "line 1: invalid JSON ... expected near '\ufeff'", an invisible
+        # character, and the first event was not sent.
+        ids = self.ids(2)
+        path = self.write([need_line(ids[0]), need_line(ids[1])])
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n"))
+        r = self.stack.cli(["emit", path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
+        self.assertEqual(sorted(accepted), sorted(ids))
+
     def test_emit_reports_over_long_lines_even_the_last_one_without_newline(self):
         ids = self.ids(2)
         huge = "x" * (16 * 1024 * 1024 + 10)
@@ -527,6 +542,19 @@ class CliTest(unittest.TestCase):
         self.assertIn("unknown command", r.stderr)
         self.assertNotEqual(run(["tail", "--format", "xml"]).returncode, 0)
 
+    def test_tail_and_journal_refuse_a_type_prefix_that_selects_nothing(self):
+        # Before, `tail ned.` waited forever and `journal --type need.*`
+        # printed nothing with exit 0: a typo looked like an empty journal.
+        for args, bad in ((["tail", "ned."], "ned."), (["tail", "need.", "offre."], "offre."),
+                          (["journal", "--type", "need.*"], "need.*")):
+            r = self.stack.cli(args, timeout=10)
+            self.assertEqual((r.returncode, r.stdout), (2, ""), args)
+            self.assertIn("maillage %s: no event type starts with '%s'" % (args[0], bad), r.stderr)
+            self.assertIn("need.reported", r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        r = self.stack.cli(["journal", "--type", "need.", "--type", "offer.published", "--to", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_config_defaults_and_check(self):
         defaults = run(["config", "defaults"])
         self.assertEqual(defaults.returncode, 0)
@@ -572,6 +600,62 @@ class CliTest(unittest.TestCase):
             self.assertIn(why, start.stderr, text)
         os.chmod(secret, 0o600)
         out = run(["config", "check", os.path.join(self.stack.dir, "case-1.conf")])
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+    def test_config_check_refuses_what_the_broker_matcher_and_gateway_refuse_at_start(self):
+        # Before, `config check` said OK to each of these files, and the
+        # daemon named refused it at start: an operator who followed
+        # deploy/README.md (check, then systemctl enable) found out there.
+        keys = os.path.join(self.stack.dir, "check-keys")
+        os.mkdir(keys)
+        self.assertEqual(run(["keygen", "--out", keys, "--name", "broker"]).returncode, 0)
+        os.chmod(os.path.join(keys, "broker.key"), 0o644)
+        clients = os.path.join(keys, "clients")
+        with open(clients, "w", encoding="utf-8") as f:
+            f.write("# none yet\n")
+        cases = (
+            ("[log]\nlevel = verbose\n", "broker", '[log] level = "verbose": expected debug, info, warn or error'),
+            ("[broker]\ningest = tcp://0.0.0.0:7450\n", "broker",
+             "[broker] ingest = tcp://0.0.0.0:7450: refusing an unauthenticated endpoint beyond loopback"),
+            ("[broker]\nfanout = tcp://192.0.2.1:7451\n", "broker",
+             "[broker] fanout = tcp://192.0.2.1:7451: refusing an unauthenticated endpoint beyond loopback"),
+            ("[broker]\nnetwork = cress normandie\n", "broker",
+             '[broker] network = "cress normandie": not a valid id'),
+            ("[broker]\ncurve_secret_key_file = %s/broker.key\ncurve_clients_file = %s\n" % (keys, clients),
+             "broker", "[broker] curve_secret_key_file %s/broker.key is accessible by group or others" % keys),
+            ("[broker]\ncurve_clients_file = %s\n" % clients, "broker",
+             "[broker] curve_clients_file is set but curve_secret_key_file is not"),
+            ("[matcher]\nthreshold = 0.04\n", "matcher",
+             "[matcher] material_change = 0.05: must be below threshold = 0.04"),
+            ("[matcher]\ninstance = 2\ninstances = 2\n", "matcher",
+             "[matcher] instance = 2: must be below instances = 2"),
+            ("[gateway]\nlisten = 0.0.0.0:8080\n", "gateway",
+             "[gateway] listen = 0.0.0.0:8080: refusing plain HTTP beyond loopback"),
+            ("[gateway]\nlisten = 8080\n", "gateway", '[gateway] listen = "8080": expected HOST:PORT'),
+            ("[gateway]\nstaff_network = équipe cress\n", "gateway",
+             '[gateway] staff_network = "équipe cress": not a valid id'),
+            ("[curve]\nserver_public_key_file = %s/broker.pub\n" % keys, "matcher",
+             "[curve] server_public_key_file is set but client_secret_key_file is not"),
+        )
+        for i, (text, daemon, why) in enumerate(cases):
+            path = os.path.join(self.stack.dir, "daemon-case-%d.conf" % i)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            out = run(["config", "check", path])
+            self.assertEqual((out.returncode, out.stdout), (1, ""), text)
+            self.assertIn(why, out.stderr, text)
+            start = subprocess.run([os.path.join(BIN, "maillage-" + daemon), "--config", path],
+                                   capture_output=True, text=True, timeout=10)
+            self.assertEqual(start.returncode, 1, text)
+            self.assertIn(why, start.stderr, text)
+        # What they accept, the check accepts: a remote listen the operator allowed, CURVE done right.
+        os.chmod(os.path.join(keys, "broker.key"), 0o600)
+        path = os.path.join(self.stack.dir, "daemon-ok.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[broker]\ningest = tcp://0.0.0.0:7450\nfanout = tcp://0.0.0.0:7451\n"
+                    "curve_secret_key_file = %s/broker.key\ncurve_clients_file = %s\n"
+                    "[gateway]\nlisten = 0.0.0.0:8080\nallow_plain_http_remote = true\n" % (keys, clients))
+        out = run(["config", "check", path])
         self.assertEqual(out.returncode, 0, out.stderr)
 
 class PrivateRedisTest(unittest.TestCase):
@@ -795,6 +879,22 @@ class UpDownTest(unittest.TestCase):
         self.assertEqual(again.returncode, 0)
         self.assertIn("nothing was running", again.stderr)
         stack.close()
+
+    def test_the_use_line_of_endpoints_env_gives_every_command_the_stacks_configuration(self):
+        # Before, the line (and README, `maillage --help`) exported only the
+        # three endpoints: commands ran with the built-in configuration, so a
+        # category added with `up --with` was "catégorie inconnue".
+        stack = Stack(with_conf="[categories]\nlocaux = Locaux\ntiers_lieux = Tiers-lieux\n")
+        self.addCleanup(stack.close)
+        with open(os.path.join(stack.dir, "endpoints.env"), encoding="utf-8") as f:
+            use = next(line for line in f if line.startswith("# Use: "))[len("# Use: "):].strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLAGE_")}
+        script = "cd %s && %s && %s staff add eva --name Eva --categories tiers_lieux" % (stack.dir, use, CLI)
+        r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("eva ajouté·e.", r.stdout)
+        self.assertIn("export MAILLAGE_CONFIG MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT",
+                      " ".join(run(["--help"]).stdout.split()))
 
     def test_down_stops_a_redis_server_program_of_another_name(self):
         # Before: "pid N in DIR/redis.pid is not redis-server any more; not

@@ -372,6 +372,78 @@ class SecurityTest(unittest.TestCase):
                           timeout=30)
         self.assertNotEqual(r.returncode, 0)
 
+    def test_a_client_the_broker_refuses_is_told_why_not_asked_whether_it_runs(self):
+        # Before, each of these clients only got "no answer from the broker
+        # ...: is it running?", and a daemon's producer logged nothing at
+        # all: the reason was only in the broker's log, on another machine.
+        sections = self.start()
+        line = (json_format.MessageToJson(h.need_reported(), indent=None) + "\n").encode()
+        server_pub = self.ws.path("broker.pub")
+        with open(server_pub, "w") as f:
+            f.write(self.server[0] + "\n")
+        unknown = h.write_secret(self.ws.path("unknown.key"), self.stranger[1])
+        wrong_server = self.ws.path("not-the-broker.pub")
+        with open(wrong_server, "w") as f:
+            f.write(self.net_b[0] + "\n")
+        known = h.write_secret(self.ws.path("net-a.key"), self.net_a[1])
+        cases = (
+            ({"client_secret_key_file": unknown, "server_public_key_file": server_pub},
+             "the broker refused this program's CURVE key (ZAP status 400): add its public key to the broker's "
+             "[broker] curve_clients_file"),
+            ({"client_secret_key_file": known, "server_public_key_file": wrong_server},
+             "the CURVE handshake with the broker failed: check that [curve] server_public_key_file is the "
+             "broker's public key"),
+            (None, "the handshake with the broker failed: it may require CURVE"),
+        )
+        for curve, why in cases:
+            conf = dict(sections)
+            if curve:
+                conf["curve"] = curve
+            path = h.write_config(self.ws.path(h.new_id("cli") + ".conf"), conf)
+            r = h.run_program("maillage", ["emit", "--config", path, "--timeout", "2", "-"], input=line,
+                              timeout=30)
+            err = r.stderr.decode()
+            self.assertEqual(r.returncode, 1, err)
+            self.assertIn("no answer from the broker at %s after 2 s: %s" % (self.ingest, why), err)
+            self.assertNotIn("is it running?", err)
+        # `dlq replay` says it too.
+        conf = dict(sections)
+        conf["curve"] = cases[0][0]
+        path = h.write_config(self.ws.path("refused-dlq.conf"), conf)
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "taxonomy", "field", "", "source", "net-b",
+                        "received_at_ms", "1", "raw", h.need_reported().SerializeToString())
+        [(dl_id, _)] = self.redis.call("XRANGE", "mg:deadletter", "-", "+")
+        r = h.run_program("maillage", ["dlq", "--config", path, "replay", dl_id.decode()], timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no answer from the broker at %s: %s" % (self.ingest, cases[0][1]), r.stderr.decode())
+        # `tail` says it too, and still prints the events, from the journal.
+        tail = subprocess.Popen([os.path.join(h.BIN, "maillage"), "tail", "--config", path, "-n", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            env = h.need_reported()
+            self.assertEqual(self.client(self.net_a).emit(env).status, h.ACCEPTED)
+            out, err = tail.communicate(timeout=20)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait()
+        self.assertEqual(tail.returncode, 0, err)
+        self.assertIn(env.event_id, out.decode())
+        self.assertIn("maillage tail: warning: fan-out %s: %s" % (self.fanout, cases[0][1]), err.decode())
+        # A daemon's producer says it in its log, once, and goes on retrying.
+        conf = dict(sections)
+        conf["curve"] = cases[0][0]
+        path = h.write_config(self.ws.path("refused-matcher.conf"), conf)
+        matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path)).start(ready="matcher: ready")
+        matcher.wait_log("producer: %s: %s" % (self.ingest, cases[0][1]), timeout=5)
+        # Its subscriber too: the fan-out stays silent (new events are read
+        # from the journal meanwhile), and the log says why.
+        matcher.wait_log("subscriber matcher: fan-out %s: %s" % (self.fanout, cases[0][1]), timeout=5)
+        time.sleep(1)
+        self.assertEqual(matcher.log().count("producer: %s: the broker refused" % self.ingest), 1)
+        self.assertEqual(matcher.log().count("subscriber matcher: fan-out %s: the broker refused" % self.fanout), 1)
+
     def test_dlq_replay_sends_for_the_network_only_with_a_key_granted_relay(self):
         sections = self.start()
         env = h.need_reported()
@@ -435,6 +507,38 @@ class SecurityTest(unittest.TestCase):
         [match] = found()
         self.assertEqual(match.source, "matcher")
         self.assertEqual((match.match_found.need_id, match.match_found.offer_id), ("n-1", "o-1"))
+
+    def test_each_daemon_takes_its_own_key_from_its_environment(self):
+        """Every program reads the one configuration file, so its [curve]
+        names one key; a daemon's unit gives it its own with
+        MAILLAGE_CLIENT_KEY (and MAILLAGE_SERVER_KEY), as the CLI takes it.
+        Before, daemons ignored them: the matcher ran under the file's key
+        (here net-a's, which may not emit match.found), as SECURITY.md's
+        one [curve] section made every daemon do."""
+        sections = self.start()
+        import test_matcher as tm
+        server_pub = self.ws.path("broker.pub")
+        with open(server_pub, "w") as f:
+            f.write(self.server[0] + "\n")
+        shared = h.write_secret(self.ws.path("net-a.key"), self.net_a[1])
+        own = h.write_secret(self.ws.path("matcher.key"), self.matcher[1])
+        conf = dict(sections)
+        conf["curve"] = {"client_secret_key_file": shared, "server_public_key_file": server_pub}
+        path = h.write_config(self.ws.path("shared.conf"), conf)
+        matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path,
+                                       env={"MAILLAGE_CLIENT_KEY": own, "MAILLAGE_SERVER_KEY": server_pub}))
+        matcher.start(ready="matcher: ready")
+
+        client = self.client(self.net_a)
+        for env in (tm.member("s-need"), tm.member("s-offer", commune=tm.HEROUVILLE),
+                    tm.need("n-1", "s-need"), tm.offer("o-1", "s-offer", commune=tm.HEROUVILLE)):
+            self.assertEqual(client.emit(env).status, h.ACCEPTED)
+
+        def found():
+            return [e for e in self.journal_envelopes() if e.type == "match.found"]
+        h.wait_until(found, 15, what="a match.found under the matcher's own key")
+        self.assertEqual([e.source for e in found()], ["matcher"])
+        self.assertNotIn("may not emit match.found", self.broker.log())
 
     def journal_envelopes(self):
         out = []
@@ -524,6 +628,25 @@ class RedisCredentialsTest(unittest.TestCase):
                     line = self.assert_one_error_line(r, *fragments)
                     self.assertTrue(line.startswith("Error: redis: "), line)
                     self.assertEqual(r.returncode, 1)
+
+    def test_a_redis_beyond_loopback_without_a_password_is_refused(self):
+        # deploy/redis/redis.conf said "Daemons refuse an unauthenticated
+        # Redis beyond loopback"; before, every daemon and the CLI used one
+        # without a word (whoever reaches it reads the contacts and rewrites
+        # the journal).
+        url = "redis://192.0.2.1:6379/0"  # TEST-NET-1: refused before any connection
+        conf = self.conf(url=url)
+        why = "[redis] url = %s: refusing a Redis beyond loopback without a password" % url
+        for program in ("maillage-broker", "maillage-matcher", "maillage-notifier", "maillage-gateway"):
+            with self.subTest(program=program):
+                self.assertIn(why, h.refused_at_start(program, conf))
+        for args in (["--config", conf, "consumers"], ["config", "check", conf], ["--redis", url, "consumers"]):
+            with self.subTest(args=args):
+                self.assert_one_error_line(h.run_program("maillage", args, timeout=15), why)
+        # With a password, the same URL is a matter for Redis' AUTH.
+        good = h.write_secret(self.ws.path("good"), "s3cret-pw")
+        r = h.run_program("maillage", ["config", "check", self.conf(url=url, password_file=good)])
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_every_daemon_starts_with_the_right_password_or_acl_user(self):
         good = h.write_secret(self.ws.path("good"), "s3cret-pw")

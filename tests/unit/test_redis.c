@@ -57,12 +57,16 @@ static int s_options(const char *redis_section, mg_redis_options_t *opts) {
 static void tcp_url_with_port_and_database(void **state) {
     (void)state;
     mg_redis_options_t o;
-    assert_int_equal(s_options("url = redis://10.0.0.5:6380/3\n", &o), 0);
+    /* A host beyond loopback needs a password (refused without one, below). */
+    s_write("pw-remote", "s3cret\n", 0600);
+    char conf[512];
+    snprintf(conf, sizeof(conf), "url = redis://10.0.0.5:6380/3\npassword_file = %s/pw-remote\n", s_dir);
+    assert_int_equal(s_options(conf, &o), 0);
     assert_string_equal(o.host, "10.0.0.5");
     assert_int_equal(o.port, 6380);
     assert_int_equal(o.db, 3);
     assert_null(o.socket_path);
-    assert_null(o.password);
+    assert_string_equal(o.password, "s3cret");
     assert_int_equal(o.connect_timeout_ms, 2000);
     mg_redis_options_clear(&o);
 }
@@ -101,6 +105,8 @@ static void bad_urls_are_refused_with_a_reason(void **state) {
         {"url = redis://:secret@127.0.0.1:6379/0\n", "no credentials in the URL"},
         {"url = unix://relative.sock\n", "absolute path"},
         {"url = unix:///tmp/r.sock?database=1\n", "?db=N"},
+        {"url = redis://10.0.0.5:6380/3\n", "refusing a Redis beyond loopback without a password"},
+        {"url = redis://redis.example.org\n", "refusing a Redis beyond loopback without a password"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mg_redis_options_t o;

@@ -64,6 +64,15 @@ static void test_type_patterns(void **state) {
     assert_false(mg_token_types_allow("", "need.reported"));
     assert_int_equal(mg_token_types_check("need.*,Offer", err, sizeof err), -1);
     assert_int_equal(mg_token_types_check(" , ", err, sizeof err), -1);
+    /* A pattern that allows no type is a typo, not a token that may post
+     * nothing: refused, naming it. */
+    assert_int_equal(mg_token_types_check("need.*,ofer.*", err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"ofer.*\" allows no event type"));
+    assert_int_equal(mg_token_types_check("need.reportd", err, sizeof err), -1);
+    assert_int_equal(mg_token_types_check("need.", err, sizeof err), -1);
+    assert_int_equal(mg_token_types_check("match.*", err, sizeof err), -1); /* never granted by a prefix */
+    assert_int_equal(mg_token_types_check("need.*,offer.published,match.feedback", err, sizeof err), 0);
+    assert_int_equal(mg_token_types_check("*", err, sizeof err), 0);
 }
 
 int main(void) {

@@ -600,9 +600,8 @@ static void s_write_doc(FILE *out, const char *doc) {
     }
 }
 
-static void s_write_key(FILE *out, const mg_config_key_t *k) {
-    const char *def = k->default_value ? k->default_value : "";
-    s_write_doc(out, k->doc);
+/* The line saying what values `k` takes, for the numbers and booleans. */
+static void s_write_type(FILE *out, const mg_config_key_t *k) {
     switch (k->type) {
     case MG_CONFIG_INT:
         fprintf(out, "# Integer from %.0f to %.0f.\n", k->min, k->max);
@@ -616,6 +615,12 @@ static void s_write_key(FILE *out, const mg_config_key_t *k) {
     case MG_CONFIG_STRING:
         break;
     }
+}
+
+static void s_write_key(FILE *out, const mg_config_key_t *k) {
+    const char *def = k->default_value ? k->default_value : "";
+    s_write_doc(out, k->doc);
+    s_write_type(out, k);
 #ifdef MAILLAGE_DATADIR
     /* A default inside the data directory is an absolute path of the build
      * machine: document it without writing that path into the shipped file. */
@@ -662,6 +667,7 @@ void mg_config_write_defaults(FILE *out) {
                 const mg_config_key_t *k = &mg_config_schema[j];
                 if (strcmp(k->section, section) != 0 || !k->key) continue;
                 s_write_doc(out, k->doc);
+                s_write_type(out, k);
                 fprintf(out, "# %s = %s\n", k->key, k->default_value ? k->default_value : "");
             }
             continue;

@@ -20,7 +20,8 @@ const mg_config_key_t mg_config_schema[] = {
         "unix:///path/to/redis.sock (optionally ?db=N)."),
     STR("redis", "user", "", "ACL user name; empty for the default user."),
     STR("redis", "password_file", "",
-        "File holding the Redis password on its first line; empty for none.\n"
+        "File holding the Redis password on its first line; empty for none, which\n"
+        "only a Redis on loopback or a unix socket is allowed (a host beyond is refused).\n"
         "It must not be readable by group or others."),
     INT("redis", "connect_timeout_ms", "2000", 10, 600000, "Timeout of one connection attempt."),
     INT("redis", "reconnect_min_ms", "100", 1, 600000,
@@ -74,8 +75,9 @@ const mg_config_key_t mg_config_schema[] = {
     STR("broker", "curve_clients_file", "",
         "Allow-list of CURVE clients, one per line: \"network_id  PUBLIC_KEY  types\",\n"
         "types a comma-separated list of event types or prefixes (need.*, match.found,\n"
-        "* for any, - for none). The network id is stamped as the source of their\n"
-        "events. Re-read when it changes (new connections). See SECURITY.md."),
+        "* for any, - for none), plus the word relay for a client that sends for other\n"
+        "networks (the gateway, `maillage dlq replay`). The network id is stamped as the\n"
+        "source of their events. Re-read when it changes (new connections). See SECURITY.md."),
     BOOL("broker", "allow_insecure_remote", "false",
          "Allow endpoints beyond loopback without CURVE (anyone who can connect may emit\n"
          "in any network's name and read the bus); logged as a warning at start."),
@@ -255,7 +257,9 @@ const mg_config_key_t mg_config_schema[] = {
     STR("staff.*", "departments", "", "Departments followed, comma-separated (\"14,50\"); empty = all."),
     STR("staff.*", "categories", "", "Categories followed, comma-separated codes (\"locaux,emploi_partage\"); empty = all."),
     STR("staff.*", "networks", "", "Networks followed, comma-separated ids; empty = all."),
-    DBL("staff.*", "min_score", "0", 0, 1, "Matches below this score are not sent to this person."),
+    DBL("staff.*", "min_score", "0", 0, 1,
+        "Matches scoring below this are not sent to this person (0.4 is the \"40 %\"\n"
+        "that `maillage staff show` prints)."),
     STR("staff.*", "channels", "inbox", "Channels, comma-separated among inbox, email, webhook."),
     STR("staff.*", "mode", "immediate",
         "immediate, or digest: e-mails and webhooks gathered in one daily message\n"

@@ -177,7 +177,10 @@ static struct {
 int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
                           size_t errlen) {
     mg_curve_client_reset();
-    if (!secret_file || !*secret_file) secret_file = mg_config_str(cfg, "curve", "client_secret_key_file");
+    /* [curve] client_public_key_file describes [curve]'s secret key, not one
+     * given instead of it. */
+    int secret_overridden = secret_file && *secret_file;
+    if (!secret_overridden) secret_file = mg_config_str(cfg, "curve", "client_secret_key_file");
     if (!server_file || !*server_file) server_file = mg_config_str(cfg, "curve", "server_public_key_file");
     const char *public_file = mg_config_str(cfg, "curve", "client_public_key_file");
     if (!*secret_file) {
@@ -198,7 +201,7 @@ int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const
         mg_fail(err, errlen, "zmq_curve_public: %s", zmq_strerror(errno));
         goto err;
     }
-    if (*public_file) {
+    if (*public_file && !secret_overridden) {
         char declared[MG_CURVE_KEY_LEN + 1];
         if (mg_curve_key_load(public_file, 0, "[curve] client_public_key_file", declared, err, errlen) != 0)
             goto err;
@@ -226,6 +229,27 @@ int mg_curve_client_apply(void *socket) {
         zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, s_client.secret, MG_CURVE_KEY_LEN) != 0)
         return -1;
     return 0;
+}
+
+int mg_curve_handshake_failure(unsigned event, unsigned value, char *why, size_t whylen) {
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        snprintf(why, whylen,
+                 "the broker refused this program's CURVE key (ZAP status %u): add its public key to the "
+                 "broker's [broker] curve_clients_file, or check [curve] client_secret_key_file",
+                 value);
+        return 1;
+    }
+    if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return 0;
+    if (s_client.enabled)
+        snprintf(why, whylen,
+                 "the CURVE handshake with the broker failed: check that [curve] server_public_key_file is "
+                 "the broker's public key and that the broker has curve_secret_key_file");
+    else
+        snprintf(why, whylen,
+                 "the handshake with the broker failed: it may require CURVE (set [curve] "
+                 "client_secret_key_file and server_public_key_file, see SECURITY.md)");
+    return 1;
 }
 
 void mg_curve_client_reset(void) {
@@ -507,21 +531,40 @@ static void s_on_zap(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, v
         mg_warn("broker: CURVE: ZAP reply not sent: %s", zmq_strerror(errno));
 }
 
+/* Read the broker's secret key and its allow-list, as [broker] names them,
+ * into `server`. Returns 0, or -1 with one line in `err`. */
+static int s_server_load(mg_curve_server_t *server, const mg_config_t *cfg, char *err, size_t errlen) {
+    server->clients_path = mg_config_str(cfg, "broker", "curve_clients_file");
+    const char *secret_file = mg_config_str(cfg, "broker", "curve_secret_key_file");
+    if (mg_curve_key_load(secret_file, 1, "[broker] curve_secret_key_file", server->secret, err, errlen) != 0)
+        return -1;
+    if (!*server->clients_path)
+        return mg_fail(err, errlen,
+                       "[broker] curve_secret_key_file is set but curve_clients_file is not: "
+                       "without an allow-list no client could connect");
+    return s_list_load(server->clients_path, &server->list, &server->clients_stat, err, errlen);
+}
+
+int mg_curve_server_check(const mg_config_t *cfg, char *err, size_t errlen) {
+    if (!*mg_config_str(cfg, "broker", "curve_secret_key_file")) {
+        if (*mg_config_str(cfg, "broker", "curve_clients_file"))
+            return mg_fail(err, errlen,
+                           "[broker] curve_clients_file is set but curve_secret_key_file is not");
+        return 0;
+    }
+    mg_curve_server_t server;
+    memset(&server, 0, sizeof server);
+    int rc = s_server_load(&server, cfg, err, errlen);
+    s_list_clear(&server.list);
+    explicit_bzero(server.secret, sizeof server.secret);
+    return rc;
+}
+
 mg_curve_server_t *mg_curve_server_new(struct event_base *base, void *zmq_context, const mg_config_t *cfg,
                                        char *err, size_t errlen) {
     mg_curve_server_t *server = mg_calloc(1, sizeof *server);
     server->base = base;
-    server->clients_path = mg_config_str(cfg, "broker", "curve_clients_file");
-    const char *secret_file = mg_config_str(cfg, "broker", "curve_secret_key_file");
-    if (mg_curve_key_load(secret_file, 1, "[broker] curve_secret_key_file", server->secret, err, errlen) != 0)
-        goto err;
-    if (!*server->clients_path) {
-        mg_fail(err, errlen,
-                "[broker] curve_secret_key_file is set but curve_clients_file is not: "
-                "without an allow-list no client could connect");
-        goto err;
-    }
-    if (s_list_load(server->clients_path, &server->list, &server->clients_stat, err, errlen) != 0) goto err;
+    if (s_server_load(server, cfg, err, errlen) != 0) goto err;
     server->zap_socket = zmq_socket(zmq_context, ZMQ_REP);
     if (!server->zap_socket) {
         mg_fail(err, errlen, "zmq_socket: %s", zmq_strerror(errno));

@@ -3,9 +3,11 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "maillage/curve.h"
+#include "maillage/daemon_config.h"
 #include "maillage/log.h"
 
 typedef struct {
@@ -25,20 +27,17 @@ static void s_usage(const mg_daemon_t *d, FILE *out) {
             "  --help          show this help and exit\n"
             "  --version       show the version and exit\n"
             "\n"
+            "Environment: MAILLAGE_CLIENT_KEY and MAILLAGE_SERVER_KEY (key files) win over\n"
+            "[curve] client_secret_key_file and server_public_key_file (SECURITY.md).\n"
+            "\n"
             "Signals: SIGTERM/SIGINT stop cleanly (%s), SIGHUP reloads the log level.\n",
             d->name, d->about, d->stop);
 }
 
 /* Apply [log] level; 0, or -1 with a message in err. */
 static int s_apply_log_level(const mg_daemon_t *d, const mg_config_t *cfg, char *err, size_t errlen) {
-    const char *name = mg_config_str(cfg, "log", "level");
     mg_log_level_t level;
-    if (mg_log_level_parse(name, &level) != 0) {
-        const char *path = mg_config_path(cfg);
-        snprintf(err, errlen, "%s: [log] level = \"%s\": expected debug, info, warn or error",
-                 path ? path : "(defaults)", name);
-        return -1;
-    }
+    if (mg_daemon_log_level(cfg, &level, err, errlen) != 0) return -1;
     mg_log_init(d->name, level);
     return 0;
 }
@@ -100,8 +99,13 @@ int mg_daemon_main(int argc, char **argv, const mg_daemon_t *daemon) {
         return 1;
     }
     /* The [curve] client keys, so the daemon's producer and subscriber
-     * connect to a CURVE broker (nothing to do when none is configured). */
-    if (mg_curve_client_setup(cfg, NULL, NULL, err, sizeof err) != 0) {
+     * connect to a CURVE broker (nothing to do when none is configured).
+     * The environment's key files win, as for the CLI: every program reads
+     * the same file, and each daemon needs its own key (network id and
+     * types: the gateway's relays, the matcher's match.found), which its
+     * unit gives with Environment=MAILLAGE_CLIENT_KEY=... */
+    const char *client_key = getenv("MAILLAGE_CLIENT_KEY"), *server_key = getenv("MAILLAGE_SERVER_KEY");
+    if (mg_curve_client_setup(cfg, client_key, server_key, err, sizeof err) != 0) {
         fprintf(stderr, "Error: %s\n", err);
         mg_config_destroy(&cfg);
         return 1;

@@ -65,6 +65,8 @@ struct mg_producer {
     void *monitor;               /* PAIR reading libzmq's events of `socket` */
     mg_zsock_t *monitor_zsock;
     int connected;               /* a handshake with the broker succeeded, no disconnect since */
+    int handshake_warned;        /* a failed handshake was logged, none succeeded since */
+    char *endpoint;
 };
 
 /* ---- lists and table ------------------------------------------------------ */
@@ -280,9 +282,22 @@ static void s_on_monitor(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     (void)zsock;
     if (frame_count < 1 || zmq_msg_size(&frames[0]) < 2) return;
     uint16_t event;
+    uint32_t value = 0;
     memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
-    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) p->connected = 1;
-    else if (event == ZMQ_EVENT_DISCONNECTED) p->connected = 0;
+    if (zmq_msg_size(&frames[0]) >= 6)
+        memcpy(&value, (const char *)zmq_msg_data(&frames[0]) + 2, sizeof(value));
+    char why[256];
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        p->connected = 1;
+        if (p->handshake_warned) mg_info("producer: connected to the broker at %s", p->endpoint);
+        p->handshake_warned = 0;
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        p->connected = 0;
+    } else if (mg_curve_handshake_failure(event, value, why, sizeof why) && !p->handshake_warned) {
+        /* ZeroMQ retries every 100 ms: once per streak of failures. */
+        mg_warn("producer: %s: %s; retrying", p->endpoint, why);
+        p->handshake_warned = 1;
+    }
 }
 
 /* ---- life cycle ----------------------------------------------------------------- */
@@ -316,8 +331,12 @@ mg_producer_t *mg_producer_new(struct event_base *base, void *zmq_context, const
     }
     char monitor_endpoint[64];
     snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://mg-producer-monitor-%p", (void *)p);
-    if (zmq_socket_monitor(p->socket, monitor_endpoint, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0 ||
-        !(p->monitor = zmq_socket(zmq_context, ZMQ_PAIR)) || zmq_setsockopt(p->monitor, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+    p->endpoint = mg_strdup(opts->endpoint ? opts->endpoint : "(none)");
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    if (zmq_socket_monitor(p->socket, monitor_endpoint, events) != 0 ||
+        !(p->monitor = zmq_socket(zmq_context, ZMQ_PAIR)) ||
+        zmq_setsockopt(p->monitor, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_connect(p->monitor, monitor_endpoint) != 0 ||
         !(p->monitor_zsock = mg_zsock_new(base, p->monitor, 64, s_on_monitor, NULL, p))) {
         snprintf(err, errlen, "cannot monitor the ingest socket: %s", zmq_strerror(errno));
@@ -364,6 +383,7 @@ void mg_producer_destroy(mg_producer_t **producer_p) {
         }
     }
     free(p->table);
+    free(p->endpoint);
     if (p->timer) event_free(p->timer);
     mg_zsock_destroy(&p->zsock);
     mg_zsock_destroy(&p->monitor_zsock);

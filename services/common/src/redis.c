@@ -162,6 +162,16 @@ int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opt
         mg_fail(err, errlen, "[redis] user is set but password_file is empty");
         goto err;
     }
+    /* Whoever reaches an open Redis reads the contacts and rewrites the
+     * journal: beyond loopback, a password (or an ACL user) is required,
+     * as CURVE is for the broker's endpoints. */
+    if (opts->host && !opts->password && !mg_config_host_is_loopback(opts->host)) {
+        mg_fail(err, errlen,
+                "[redis] url = %s: refusing a Redis beyond loopback without a password: set [redis] "
+                "password_file (and user for an ACL user; deploy/redis/redis.conf)",
+                mg_config_str(cfg, "redis", "url"));
+        goto err;
+    }
     opts->connect_timeout_ms = (int)mg_config_int(cfg, "redis", "connect_timeout_ms");
     opts->reconnect_min_ms = (int)mg_config_int(cfg, "redis", "reconnect_min_ms");
     opts->reconnect_max_ms = (int)mg_config_int(cfg, "redis", "reconnect_max_ms");

@@ -97,6 +97,10 @@ struct mg_subscriber {
     mg_redis_t *redis;
     void *socket;
     mg_zsock_t *zsock;
+    void *monitor; /* PAIR reading libzmq's handshake events of `socket` */
+    mg_zsock_t *monitor_zsock;
+    int handshake_warned; /* a failed handshake was logged, none succeeded since */
+    char *fanout;
     mg_subscriber_handler_fn handler;
     void *arg;
     mg_subscriber_options_t opts; /* pointers below are ours */
@@ -938,6 +942,28 @@ static int s_valid_topic(const char *t) {
     return 1;
 }
 
+/* The fan-out socket's handshakes: log once per streak of failures why
+ * the broker refuses it (a CURVE key not in its allow-list...). */
+static void s_on_monitor(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_count, void *arg) {
+    mg_subscriber_t *sub = arg;
+    (void)zsock;
+    if (frame_count < 1 || zmq_msg_size(&frames[0]) < 6) return;
+    uint16_t event;
+    uint32_t value;
+    memcpy(&event, zmq_msg_data(&frames[0]), sizeof(event));
+    memcpy(&value, (const char *)zmq_msg_data(&frames[0]) + 2, sizeof(value));
+    char why[256];
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        if (sub->handshake_warned)
+            mg_info("subscriber %s: connected to the fan-out %s", sub->name, sub->fanout);
+        sub->handshake_warned = 0;
+    } else if (mg_curve_handshake_failure(event, value, why, sizeof why) && !sub->handshake_warned) {
+        mg_warn("subscriber %s: fan-out %s: %s; retrying (new events are read from the journal meanwhile)",
+                sub->name, sub->fanout, why);
+        sub->handshake_warned = 1;
+    }
+}
+
 mg_subscriber_t *mg_subscriber_new(struct event_base *base, void *zmq_context, mg_redis_t *redis,
                                    const mg_subscriber_options_t *opts, mg_subscriber_handler_fn handler, void *arg,
                                    char *err, size_t errlen) {
@@ -1012,6 +1038,22 @@ mg_subscriber_t *mg_subscriber_new(struct event_base *base, void *zmq_context, m
         snprintf(err, errlen, "subscriber %s: cannot enable CURVE: %s", sub->name, zmq_strerror(errno));
         goto err;
     }
+    /* A refused CURVE key leaves the feed silent (the idle check still
+     * finds the new events in the journal): say why in the log. */
+    sub->fanout = mg_strdup(opts->fanout ? opts->fanout : "(none)");
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof monitor_endpoint, "inproc://mg-subscriber-monitor-%p", (void *)sub);
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    if (zmq_socket_monitor(sub->socket, monitor_endpoint, events) != 0 ||
+        !(sub->monitor = zmq_socket(zmq_context, ZMQ_PAIR)) ||
+        zmq_setsockopt(sub->monitor, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_connect(sub->monitor, monitor_endpoint) != 0 ||
+        !(sub->monitor_zsock = mg_zsock_new(base, sub->monitor, 64, s_on_monitor, NULL, sub))) {
+        snprintf(err, errlen, "subscriber %s: cannot monitor the fan-out socket: %s", sub->name,
+                 zmq_strerror(errno));
+        goto err;
+    }
     if (zmq_connect(sub->socket, opts->fanout) != 0) {
         snprintf(err, errlen, "subscriber %s: fan-out %s: %s", sub->name, opts->fanout, zmq_strerror(errno));
         goto err;
@@ -1070,7 +1112,13 @@ void mg_subscriber_destroy(mg_subscriber_t **sub_p) {
     s_batch_clear(sub);
     s_retries_clear(sub);
     mg_zsock_destroy(&sub->zsock);
-    if (sub->socket) zmq_close(sub->socket);
+    mg_zsock_destroy(&sub->monitor_zsock);
+    if (sub->socket) {
+        zmq_socket_monitor(sub->socket, NULL, 0);
+        zmq_close(sub->socket);
+    }
+    if (sub->monitor) zmq_close(sub->monitor);
+    free(sub->fanout);
     if (sub->kick) event_free(sub->kick);
     if (sub->checkpoint_timer) event_free(sub->checkpoint_timer);
     if (sub->tick_timer) event_free(sub->tick_timer);

@@ -7,6 +7,8 @@
 
 #include <sodium.h>
 
+#include "maillage/envelope.h"
+
 static const char s_base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 int mg_token_generate(char out[MG_TOKEN_LEN + 1]) {
@@ -84,6 +86,22 @@ int mg_token_types_check(const char *patterns, char *err, size_t errlen) {
                          (int)(n > 64 ? 64 : n), start);
                 return -1;
             }
+        }
+        /* A typo ("ofer.*") would make a token that may post nothing of
+         * what its network sends: every such POST answered 403. */
+        char pattern[96];
+        snprintf(pattern, sizeof pattern, "%.*s", (int)(n > 64 ? 64 : n), start);
+        size_t types_count;
+        const mg_event_type_t *types = mg_event_types(&types_count);
+        int grants = 0;
+        for (size_t t = 0; t < types_count && !grants; t++)
+            grants = mg_token_types_allow(pattern, types[t].type);
+        if (!grants) {
+            snprintf(err, errlen,
+                     "event type pattern \"%s\" allows no event type (member.*, need.*, offer.*, "
+                     "cooperation.*; match.found, match.feedback and collective_need.detected only by name)",
+                     pattern);
+            return -1;
         }
         count++;
     }

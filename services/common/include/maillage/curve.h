@@ -55,7 +55,9 @@ int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen)
 /* Load the client keys from [curve] (client_secret_key_file,
  * client_public_key_file: optional, derived from the secret when empty,
  * server_public_key_file). Arguments not NULL override the config's file
- * names (CLI flags, environment). With no client secret key configured,
+ * names (the environment's MAILLAGE_CLIENT_KEY and MAILLAGE_SERVER_KEY, for
+ * the CLI and the daemons; client_public_key_file is then not checked
+ * against the secret given instead). With no client secret key configured,
  * CURVE is off and 0 is returned. Returns -1 with one line in `err` when a
  * file is missing, unreadable, too open, or the settings are incomplete. */
 int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
@@ -68,12 +70,27 @@ int mg_curve_client_enabled(void);
  * off). Call before zmq_connect(). Returns 0, or -1 with errno set. */
 int mg_curve_client_apply(void *socket);
 
+/* Explain a failed handshake with the broker, from the first frame of a
+ * socket monitor's event (zmq_socket_monitor(): `event` its 16-bit event,
+ * `value` its 32-bit value). A refused CURVE key, a wrong server key or a
+ * broker that wants CURVE from a plain client look alike to ZeroMQ's
+ * sockets, which just retry: without this, a client only sees no answer.
+ * Returns 1 with one line in `why` for a handshake failure, 0 for any other
+ * event. */
+int mg_curve_handshake_failure(unsigned event, unsigned value, char *why, size_t whylen);
+
 /* Forget the process' client keys (for tests; wipes the secret). */
 void mg_curve_client_reset(void);
 
 /* ---- broker side -------------------------------------------------------------- */
 
 typedef struct mg_curve_server mg_curve_server_t;
+
+/* What mg_curve_server_new() would refuse of [broker] curve_secret_key_file
+ * and curve_clients_file, without starting anything: the secret key (its
+ * mode included), the allow-list, and one set without the other. 0 when
+ * neither is set (no CURVE). Returns 0, or -1 with one line in `err`. */
+int mg_curve_server_check(const mg_config_t *cfg, char *err, size_t errlen);
 
 /* Read [broker] curve_secret_key_file and curve_clients_file and start the
  * ZAP handler in `base` on `zmq_context` (borrowed; both must outlive it).

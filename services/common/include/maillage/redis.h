@@ -43,8 +43,9 @@ typedef struct {
 } mg_redis_options_t;
 
 /* Fill `opts` from cfg's [redis] section: parse the URL and read the password
- * file (refusing one readable by group or others). Returns 0, or -1 with a
- * reason in `err`. Free with mg_redis_options_clear(). */
+ * file (refusing one readable by group or others). A TCP host beyond
+ * loopback without a password is refused. Returns 0, or -1 with a reason in
+ * `err`. Free with mg_redis_options_clear(). */
 int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opts, char *err, size_t errlen);
 void mg_redis_options_clear(mg_redis_options_t *opts);
 
