@@ -140,7 +140,8 @@ char *gq_structure_name(const redisReply *pb);
 /* "new", "contact_made" or "not_relevant" for a stored feedback ("", "cm", "nr"). */
 const char *gq_status_name(const char *stored);
 
-/* ---- positions in an inbox ("<created_ms>-<nid>") ------------------------------- */
+/* ---- positions in an inbox ("<score>-<nid>": the entry's score in
+ * mg:inbox:<staff>, its creation time in ms or just above the newest) ---- */
 
 typedef struct {
     int64_t ms;

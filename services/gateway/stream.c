@@ -7,7 +7,7 @@
  *   event: position                     the stream starts: the inbox's
  *   data: <ms>-<nid>                    newest entry, or "0-0" (its
  *                                       beginning) for an empty inbox
- *   id: <created_ms>-<nid>              per notification, its inbox position
+ *   id: <score>-<nid>                   per notification, its inbox position
  *   event: notification
  *   data: <the notification, one line of JSON, as in the inbox>
  *   event: match                        a hint: that match was retired or
