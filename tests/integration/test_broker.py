@@ -888,6 +888,26 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(sorted(ids[1:]), sorted(e.event_id for e in stuck))
         self.assertEqual([s for s, _, _ in journal(self.redis)], list(range(1, 7)))
 
+    def test_redis_out_of_memory_is_logged_once_per_doubling_not_per_batch(self):
+        # Under maxmemory with noeviction every append is refused (-OOM) and
+        # answered UNAVAILABLE. Each failed batch logged an ERROR line: a
+        # producer retrying filled the log (421 lines in a minute).
+        client = self.start()
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+        self.redis.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.redis.call("CONFIG", "SET", "maxmemory", "1")
+        try:
+            for _ in range(40):
+                self.assertEqual(client.emit(h.need_reported()).status, h.UNAVAILABLE)
+        finally:
+            self.redis.call("CONFIG", "SET", "maxmemory", "0")
+        self.assertEqual(client.emit(h.need_reported()).status, h.ACCEPTED)
+        self.broker.wait_log("appends succeed again after 40 failed batch(es)")
+        failed = [l for l in self.broker.log().splitlines() if "append script failed" in l]
+        self.assertEqual(len(failed), 6, failed)  # batches 1, 2, 4, 8, 16 and 32
+        self.assertIn("(32 batch(es) in a row)", failed[-1])
+        self.assertIn("OOM", failed[-1])
+
     def test_broker_started_before_redis_answers_unavailable_then_serves(self):
         self.redis.stop()
         client = self.start(ready=False)

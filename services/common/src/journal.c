@@ -102,6 +102,10 @@ struct mg_journal {
     char window[24];
     size_t window_len;
     char deadletter_maxlen[24];
+    /* Appends refused in a row (Redis out of memory, read-only): the first
+     * and then the powers of two are logged, not each batch, and the end of
+     * the streak is. */
+    unsigned long long failing;
 };
 
 /* One script call in flight, with the bytes of the keys and contact
@@ -150,7 +154,9 @@ static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
     (void)redis;
     if (!reply) goto done; /* connection lost: the caller answers "unavailable" */
     if (reply->type == REDIS_REPLY_ERROR) {
-        mg_error("journal: append script failed: %s", reply->str);
+        unsigned long long n = ++call->journal->failing;
+        if ((n & (n - 1)) == 0)
+            mg_error("journal: append script failed (%llu batch(es) in a row): %s", n, reply->str);
         goto done;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != call->count) {
@@ -168,6 +174,10 @@ static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
         }
         results[i].duplicate = r->integer < 0;
         results[i].sequence = (uint64_t)(r->integer < 0 ? -r->integer : r->integer);
+    }
+    if (call->journal->failing) {
+        mg_info("journal: appends succeed again after %llu failed batch(es)", call->journal->failing);
+        call->journal->failing = 0;
     }
 done:
     call->cb(call->journal, results, call->count, call->arg);
