@@ -936,17 +936,24 @@ class UpDownTest(unittest.TestCase):
 
 
 class RedisOutageTest(unittest.TestCase):
+    @staticmethod
+    def kill_redis_and_write_needs(stack, ids):
+        """Kill the stack's Redis (the broker then answers UNAVAILABLE) and
+        write a file of one need per id; returns its path."""
+        redis_pid = stack.pids()["redis"]
+        os.kill(redis_pid, 9)
+        while alive(redis_pid):
+            time.sleep(0.01)
+        path = os.path.join(stack.dir, "outage.ndjson")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(need_line(i) for i in ids) + "\n")
+        return path
+
     def test_emit_waits_out_a_redis_outage_and_every_event_is_accepted(self):
         stack = Stack()
         try:
-            redis_pid = stack.pids()["redis"]
-            os.kill(redis_pid, 9)
-            while alive(redis_pid):
-                time.sleep(0.01)
             ids = ["t-%s-%d" % (uuid.uuid4().hex[:8], i) for i in range(20)]
-            path = os.path.join(stack.dir, "outage.ndjson")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write("\n".join(need_line(i) for i in ids) + "\n")
+            path = self.kill_redis_and_write_needs(stack, ids)
             emit = subprocess.Popen([CLI, "emit", "--timeout", "30", path], env=stack.env,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(1.0)  # the broker answers UNAVAILABLE meanwhile
@@ -964,20 +971,13 @@ class RedisOutageTest(unittest.TestCase):
         finally:
             stack.close()
 
-
     def test_emit_gives_up_after_its_timeout_while_the_journal_stays_unavailable(self):
         # The broker answers UNAVAILABLE as long as Redis is down. Each
         # answer restarted --timeout, so emit (a cron job) waited as long as
         # the outage lasted; it now gives up after --timeout and says why.
         stack = Stack()
         try:
-            redis_pid = stack.pids()["redis"]
-            os.kill(redis_pid, 9)
-            while alive(redis_pid):
-                time.sleep(0.01)
-            path = os.path.join(stack.dir, "outage.ndjson")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write("\n".join(need_line("t-%s-%d" % (uuid.uuid4().hex[:8], i)) for i in range(3)) + "\n")
+            path = self.kill_redis_and_write_needs(stack, ["t-%s-%d" % (uuid.uuid4().hex[:8], i) for i in range(3)])
             started = time.monotonic()
             r = run(["emit", "--timeout", "3", path], env=stack.env, timeout=30)
             self.assertLess(time.monotonic() - started, 15)
@@ -994,13 +994,7 @@ class RedisOutageTest(unittest.TestCase):
         stack = Stack()
         broker_pid = stack.pids()["broker"]
         try:
-            redis_pid = stack.pids()["redis"]
-            os.kill(redis_pid, 9)
-            while alive(redis_pid):
-                time.sleep(0.01)
-            path = os.path.join(stack.dir, "quiet.ndjson")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(need_line("t-%s" % uuid.uuid4().hex[:8]) + "\n")
+            path = self.kill_redis_and_write_needs(stack, ["t-%s" % uuid.uuid4().hex[:8]])
             emit = subprocess.Popen([CLI, "emit", "--timeout", "5", "--retry-ms", "300", path], env=stack.env,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(1.0)  # answered UNAVAILABLE meanwhile

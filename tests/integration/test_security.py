@@ -484,7 +484,6 @@ class SecurityTest(unittest.TestCase):
         and its producer CURVE clients: the matcher reads the fan-out and its
         match.found is journaled with the matcher's own source."""
         sections = self.start()
-        import test_matcher as tm
         secret = h.write_secret(self.ws.path("matcher.key"), self.matcher[1])
         server_pub = self.ws.path("broker.pub")
         with open(server_pub, "w") as f:
@@ -496,15 +495,7 @@ class SecurityTest(unittest.TestCase):
         matcher = self.ws.own(h.Daemon(self.ws.dir, "maillage-matcher", path))
         matcher.start(ready="matcher: ready")
 
-        client = self.client(self.net_a)
-        for env in (tm.member("s-need"), tm.member("s-offer", commune=tm.HEROUVILLE),
-                    tm.need("n-1", "s-need"), tm.offer("o-1", "s-offer", commune=tm.HEROUVILLE)):
-            self.assertEqual(client.emit(env).status, h.ACCEPTED)
-
-        def found():
-            return [e for e in self.journal_envelopes() if e.type == "match.found"]
-        h.wait_until(found, 15, what="a match.found through CURVE")
-        [match] = found()
+        [match] = self.one_match_found("a match.found through CURVE")
         self.assertEqual(match.source, "matcher")
         self.assertEqual((match.match_found.need_id, match.match_found.offer_id), ("n-1", "o-1"))
 
@@ -516,7 +507,6 @@ class SecurityTest(unittest.TestCase):
         (here net-a's, which may not emit match.found), as SECURITY.md's
         one [curve] section made every daemon do."""
         sections = self.start()
-        import test_matcher as tm
         server_pub = self.ws.path("broker.pub")
         with open(server_pub, "w") as f:
             f.write(self.server[0] + "\n")
@@ -529,6 +519,15 @@ class SecurityTest(unittest.TestCase):
                                        env={"MAILLAGE_CLIENT_KEY": own, "MAILLAGE_SERVER_KEY": server_pub}))
         matcher.start(ready="matcher: ready")
 
+        self.assertEqual([e.source for e in self.one_match_found("a match.found under the matcher's own key")],
+                         ["matcher"])
+        self.assertNotIn("may not emit match.found", self.broker.log())
+
+    def one_match_found(self, what):
+        """net-a emits two members, a need and an offer that match; returns
+        the match.found events journaled once the running matcher has
+        proposed the pair."""
+        import test_matcher as tm
         client = self.client(self.net_a)
         for env in (tm.member("s-need"), tm.member("s-offer", commune=tm.HEROUVILLE),
                     tm.need("n-1", "s-need"), tm.offer("o-1", "s-offer", commune=tm.HEROUVILLE)):
@@ -536,9 +535,7 @@ class SecurityTest(unittest.TestCase):
 
         def found():
             return [e for e in self.journal_envelopes() if e.type == "match.found"]
-        h.wait_until(found, 15, what="a match.found under the matcher's own key")
-        self.assertEqual([e.source for e in found()], ["matcher"])
-        self.assertNotIn("may not emit match.found", self.broker.log())
+        return h.wait_until(found, 15, what=what)
 
     def journal_envelopes(self):
         out = []
