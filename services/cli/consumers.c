@@ -198,11 +198,11 @@ static int s_forget(redisContext *c, const char *name, int force, long long dead
     int64_t updated = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0, now = mg_clock_now_ms();
     freeReplyObject(r);
     if (!force && updated > 0 && now - updated < S_RECENT_MS) {
-        char age[32];
-        s_age(updated, now, age, sizeof age);
         cli_error("consumers",
-                  "consumer '%s' moved its checkpoint %s: it may be running (stop it first, or --force)",
-                  name, age);
+                  "consumer '%s' moved its checkpoint %" PRId64
+                  " s ago: it may be running (stop it first, or "
+                  "--force)",
+                  name, (now - updated) / 1000);
         return -1;
     }
     char key[6][sizeof(MG_CONSUMER_KEY_PREFIX) + MG_ID_MAX + 16], when[24], maxlen[24];

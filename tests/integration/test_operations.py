@@ -307,7 +307,7 @@ class OperationsTest(unittest.TestCase):
         # It moved its checkpoint just now: it may be running.
         out = self.cli("consumers", "forget", "matcher")
         self.assertEqual(out.returncode, 1)
-        self.assertIn("consumer 'matcher' moved its checkpoint il y a 0 s: it may be running (stop it first, "
+        self.assertIn("consumer 'matcher' moved its checkpoint 0 s ago: it may be running (stop it first, "
                       "or --force)", out.stderr)
         self.assertEqual(sorted(self.redis.call("SMEMBERS", "mg:consumers")), [b"matcher", b"notifier"])
         self.assertEqual(self.redis.call("ZCARD", "mg:retry:matcher"), 1)
