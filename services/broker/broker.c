@@ -863,10 +863,9 @@ static void s_on_fanout_rebind(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     int64_t now = mg_clock_monotonic_us();
     if (zmq_bind(broker->fanout_socket, broker->fanout_endpoint) == 0) {
-        mg_info("broker: fan-out %s bound again after %" PRId64
-                " ms: its subscribers reconnect with a key of the "
-                "allow-list",
-                broker->fanout_endpoint, (now - broker->rebind_since_us) / 1000);
+        int64_t ms = (now - broker->rebind_since_us) / 1000;
+        mg_info("broker: fan-out %s bound again after %" PRId64 " ms: listed keys reconnect",
+                broker->fanout_endpoint, ms);
         return;
     }
     if (now - broker->rebind_told_us >=
