@@ -25,25 +25,33 @@ FORMER_COLUMNS = ["code_insee", "chef_lieu"]
 CODE = re.compile(r"^(\d{2}|2A|2B)\d{3}$")
 
 
+def rows_by_code(source, columns):
+    """Yield (line number, row, code_insee) of the CSV `source`, which must
+    have `columns`, each code a valid INSEE code seen once."""
+    seen = set()
+    with open(source, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            sys.exit(f"{source}: missing columns: {', '.join(missing)}")
+        for n, row in enumerate(reader, start=2):
+            code = row["code_insee"]
+            if not CODE.match(code) or code in seen:
+                sys.exit(f"{source}:{n}: bad or repeated code_insee {code!r}")
+            seen.add(code)
+            yield n, row, code
+
+
 def former_codes(source, current):
     """{current code: [former codes merged into it]}, leaving out a former
     code that is still a current commune's (the commune nouvelle kept it)."""
     merged = {}
-    seen = set()
-    with open(source, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in FORMER_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            sys.exit(f"{source}: missing columns: {', '.join(missing)}")
-        for n, row in enumerate(reader, start=2):
-            code, parent = row["code_insee"], row["chef_lieu"]
-            if not CODE.match(code) or code in seen:
-                sys.exit(f"{source}:{n}: bad or repeated code_insee {code!r}")
-            if parent not in current:
-                sys.exit(f"{source}:{n}: chef_lieu {parent!r} is no current commune")
-            seen.add(code)
-            if code not in current:
-                merged.setdefault(parent, []).append(code)
+    for n, row, code in rows_by_code(source, FORMER_COLUMNS):
+        parent = row["chef_lieu"]
+        if parent not in current:
+            sys.exit(f"{source}:{n}: chef_lieu {parent!r} is no current commune")
+        if code not in current:
+            merged.setdefault(parent, []).append(code)
     return merged
 
 
@@ -57,25 +65,17 @@ def main(argv):
                                                          "communes-normandie.csv")
     rows = []
     seen = set()
-    with open(source, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            sys.exit(f"{source}: missing columns: {', '.join(missing)}")
-        for n, row in enumerate(reader, start=2):
-            code = row["code_insee"]
-            if not CODE.match(code) or code in seen:
-                sys.exit(f"{source}:{n}: bad or repeated code_insee {code!r}")
-            if not row["dep_code"] or not code.startswith(row["dep_code"][:2]):
-                sys.exit(f"{source}:{n}: dep_code {row['dep_code']!r} does not match {code}")
-            if row["epci_siren"] and not re.fullmatch(r"\d{9}", row["epci_siren"]):
-                sys.exit(f"{source}:{n}: bad epci_siren {row['epci_siren']!r}")
-            lat, lon = float(row["latitude"]), float(row["longitude"])
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                sys.exit(f"{source}:{n}: coordinates out of range")
-            int(row["population_municipale"] or "0")
-            seen.add(code)
-            rows.append([row[c] for c in COLUMNS])
+    for n, row, code in rows_by_code(source, COLUMNS):
+        if not row["dep_code"] or not code.startswith(row["dep_code"][:2]):
+            sys.exit(f"{source}:{n}: dep_code {row['dep_code']!r} does not match {code}")
+        if row["epci_siren"] and not re.fullmatch(r"\d{9}", row["epci_siren"]):
+            sys.exit(f"{source}:{n}: bad epci_siren {row['epci_siren']!r}")
+        lat, lon = float(row["latitude"]), float(row["longitude"])
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            sys.exit(f"{source}:{n}: coordinates out of range")
+        int(row["population_municipale"] or "0")
+        seen.add(code)
+        rows.append([row[c] for c in COLUMNS])
     former = former_codes(former_source, seen)
     for row in rows:
         row.append(" ".join(sorted(former.get(row[0], []))))

@@ -587,17 +587,7 @@ class CliTest(unittest.TestCase):
              "%s/no-templates/match.tpl" % self.stack.dir),
         )
         for i, (text, why) in enumerate(cases):
-            path = os.path.join(self.stack.dir, "case-%d.conf" % i)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            out = run(["config", "check", path])
-            self.assertEqual((out.returncode, out.stdout), (1, ""), text)
-            self.assertIn(why, out.stderr, text)
-            # the notifier refuses the same file at start, with the same words
-            start = subprocess.run([os.path.join(BIN, "maillage-notifier"), "--config", path], capture_output=True,
-                                   text=True, timeout=10)
-            self.assertEqual(start.returncode, 1, text)
-            self.assertIn(why, start.stderr, text)
+            self.assert_check_and_daemon_refuse("case-%d.conf" % i, text, "notifier", why)
         os.chmod(secret, 0o600)
         out = run(["config", "check", os.path.join(self.stack.dir, "case-1.conf")])
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -638,16 +628,7 @@ class CliTest(unittest.TestCase):
              "[curve] server_public_key_file is set but client_secret_key_file is not"),
         )
         for i, (text, daemon, why) in enumerate(cases):
-            path = os.path.join(self.stack.dir, "daemon-case-%d.conf" % i)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            out = run(["config", "check", path])
-            self.assertEqual((out.returncode, out.stdout), (1, ""), text)
-            self.assertIn(why, out.stderr, text)
-            start = subprocess.run([os.path.join(BIN, "maillage-" + daemon), "--config", path],
-                                   capture_output=True, text=True, timeout=10)
-            self.assertEqual(start.returncode, 1, text)
-            self.assertIn(why, start.stderr, text)
+            self.assert_check_and_daemon_refuse("daemon-case-%d.conf" % i, text, daemon, why)
         # What they accept, the check accepts: a remote listen the operator allowed, CURVE done right.
         os.chmod(os.path.join(keys, "broker.key"), 0o600)
         path = os.path.join(self.stack.dir, "daemon-ok.conf")
@@ -657,6 +638,22 @@ class CliTest(unittest.TestCase):
                     "[gateway]\nlisten = 0.0.0.0:8080\nallow_plain_http_remote = true\n" % (keys, clients))
         out = run(["config", "check", path])
         self.assertEqual(out.returncode, 0, out.stderr)
+
+    def assert_check_and_daemon_refuse(self, name, text, daemon, why):
+        """`config check` refuses the config file `text` (written as `name`)
+        saying `why`, and maillage-<daemon> refuses it at start with the same
+        words."""
+        path = os.path.join(self.stack.dir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        out = run(["config", "check", path])
+        self.assertEqual((out.returncode, out.stdout), (1, ""), text)
+        self.assertIn(why, out.stderr, text)
+        start = subprocess.run([os.path.join(BIN, "maillage-" + daemon), "--config", path],
+                               capture_output=True, text=True, timeout=10)
+        self.assertEqual(start.returncode, 1, text)
+        self.assertIn(why, start.stderr, text)
+
 
 class PrivateRedisTest(unittest.TestCase):
     """A private redis-server is all these commands need."""
