@@ -4,12 +4,14 @@
  * config/maillage.conf. `check` loads a file the way every daemon does (so
  * unknown keys, bad values and repeated keys are reported with FILE:LINE),
  * then runs the checks the daemons make at start-up with the same shared
- * functions: the taxonomy and the commune table it names, [log] level, [redis] (URL, user,
- * password_file readable by its owner only), the broker's (its network id,
- * its endpoints beyond loopback, its CURVE key and allow-list), the
- * matcher's and the gateway's settings, the [curve] client keys, the
+ * functions: for every daemon the taxonomy and the commune table it names,
+ * [log] level and [redis] (URL, user, password_file readable by its owner
+ * only); the broker's own (its network id, its endpoints beyond loopback,
+ * its CURVE key and allow-list); the matcher's and the gateway's settings;
+ * for the daemons that connect to the broker, the [curve] client keys (or
+ * MAILLAGE_CLIENT_KEY / MAILLAGE_SERVER_KEY, as they read them); the
  * notifier's settings and [staff.*] sections, its smtp_password_file and its
- * templates. */
+ * templates. --daemon limits the checks to the daemons a machine runs. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,24 +19,33 @@
 #include "cli.h"
 #include "maillage/curve.h"
 #include "maillage/daemon_config.h"
+#include "maillage/mem.h"
 #include "maillage/notifier_config.h"
 #include "maillage/redis.h"
 
-/* What a daemon would refuse at start-up beyond the schema. Returns 0, or -1
- * with the reason in `err`. */
-static int s_check_startup(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
-    mg_log_level_t level;
-    if (mg_daemon_log_level(cfg, &level, err, errlen) != 0) return -1;
-    mg_redis_options_t redis;
-    if (mg_redis_options_from_config(cfg, &redis, err, errlen) != 0) return -1;
-    mg_redis_options_clear(&redis);
-    if (mg_broker_config_check(cfg, err, errlen) != 0) return -1;
-    if (mg_matcher_config_check(cfg, path, err, errlen) != 0) return -1;
-    if (mg_gateway_config_check(cfg, path, err, errlen) != 0) return -1;
-    /* Every daemon loads the [curve] client keys at start (mg_daemon_main()). */
-    int curve = mg_curve_client_setup(cfg, NULL, NULL, err, errlen);
-    mg_curve_client_reset();
-    if (curve != 0) return -1;
+enum { S_BROKER = 1, S_MATCHER = 2, S_NOTIFIER = 4, S_GATEWAY = 8, S_ALL = 15 };
+static const char *const s_daemon_names[] = {"broker", "matcher", "notifier", "gateway"};
+
+/* The daemons named in "matcher,notifier" added to `*mask`. Returns 0, -1
+ * for an unknown name. */
+static int s_daemons_parse(const char *list, int *mask) {
+    char *copy = mg_strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        while (i < 4 && strcmp(name, s_daemon_names[i]) != 0)
+            i++;
+        if (i == 4)
+            rc = -1;
+        else
+            *mask |= 1 << i;
+    }
+    free(copy);
+    return *mask ? rc : -1;
+}
+
+/* The notifier's start-up checks beyond its schema. */
+static int s_check_notifier(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
     if (mg_notifier_config_check(cfg, path, err, errlen) != 0) return -1;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw) {
@@ -50,26 +61,60 @@ static int s_check_startup(const mg_config_t *cfg, const char *path, char *err, 
     return 0;
 }
 
+/* What the daemons of `mask` would refuse at start-up beyond the schema.
+ * Returns 0, or -1 with the reason in `err` and, in `*refuser`, the name of
+ * the daemon whose own check refused (NULL for a check all of them make). */
+static int s_check_startup(const mg_config_t *cfg, const char *path, int mask, const char **refuser,
+                           char *err, size_t errlen) {
+    *refuser = NULL;
+    mg_log_level_t level;
+    if (mg_daemon_log_level(cfg, &level, err, errlen) != 0) return -1;
+    mg_redis_options_t redis;
+    if (mg_redis_options_from_config(cfg, &redis, err, errlen) != 0) return -1;
+    mg_redis_options_clear(&redis);
+    if (mask & ~S_BROKER) {
+        /* Every daemon but the broker loads the client keys at start
+         * (mg_daemon_main()), the environment's first. */
+        int curve = mg_curve_client_setup(cfg, getenv("MAILLAGE_CLIENT_KEY"), getenv("MAILLAGE_SERVER_KEY"),
+                                          err, errlen);
+        mg_curve_client_reset();
+        if (curve != 0) return -1;
+    }
+    if ((mask & S_BROKER) && mg_broker_config_check(cfg, err, errlen) != 0)
+        *refuser = "broker";
+    else if ((mask & S_MATCHER) && mg_matcher_config_check(cfg, path, err, errlen) != 0)
+        *refuser = "matcher";
+    else if ((mask & S_GATEWAY) && mg_gateway_config_check(cfg, path, err, errlen) != 0)
+        *refuser = "gateway";
+    else if ((mask & S_NOTIFIER) && s_check_notifier(cfg, path, err, errlen) != 0)
+        *refuser = "notifier";
+    return *refuser ? -1 : 0;
+}
+
 static void s_usage(FILE *out)
 {
     fputs("Usage: maillage config defaults\n"
-          "       maillage config check FILE\n"
+          "       maillage config check [--daemon NAME[,NAME...]] FILE\n"
           "\n"
           "  defaults     print every configuration key with its default and documentation\n"
           "  check FILE   check FILE as the daemons would read it (syntax, keys, values,\n"
           "               categories, commune table, and what they check at start-up:\n"
           "               [log] level, [redis] password_file, the broker's network, endpoints beyond\n"
           "               loopback and CURVE key files, the matcher's and the gateway's\n"
-          "               settings, [curve] client keys, the notifier's settings,\n"
-          "               [staff.*] channels and addresses, smtp_password_file,\n"
-          "               templates); prints one line and exits 0 if valid\n",
+          "               settings, [curve] client keys (or MAILLAGE_CLIENT_KEY and\n"
+          "               MAILLAGE_SERVER_KEY), the notifier's settings, [staff.*] channels\n"
+          "               and addresses, smtp_password_file, templates); prints one line and\n"
+          "               exits 0 if valid\n"
+          "  --daemon     only the checks of these daemons (broker, matcher, notifier, gateway),\n"
+          "               those this machine runs; default: all four\n",
           out);
 }
 
 int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
 {
-    static const struct option options[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int opt;
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'}, {"daemon", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
+    int opt, mask = 0;
     char err[512];
     (void)settings;
 
@@ -78,11 +123,18 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
             s_usage(stdout);
             return CLI_EXIT_OK;
         }
-        s_usage(stderr);
+        if (opt == 'd' && s_daemons_parse(optarg, &mask) == 0) continue;
+        if (opt == 'd')
+            cli_error("config",
+                      "--daemon %s: expected broker, matcher, notifier or gateway (comma-separated)", optarg);
+        else
+            s_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    int selected = mask != 0;
+    if (!selected) mask = S_ALL;
     const char *action = optind < argc ? argv[optind] : NULL;
-    if (action && strcmp(action, "defaults") == 0 && argc - optind == 1) {
+    if (action && strcmp(action, "defaults") == 0 && argc - optind == 1 && !selected) {
         mg_config_write_defaults(stdout);
         return CLI_EXIT_OK;
     }
@@ -107,8 +159,17 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
         cli_error("config", "%s: [data] communes_file: %s", path, err);
         goto done;
     }
-    if (s_check_startup(cfg, path, err, sizeof err) != 0) {
-        cli_error("config", "%s", err);
+    const char *refuser;
+    if (s_check_startup(cfg, path, mask, &refuser, err, sizeof err) != 0) {
+        if (refuser && !selected)
+            cli_error("config",
+                      "maillage-%s would not start: %s (on a machine that runs no %s, name the daemons "
+                      "it runs with --daemon)",
+                      refuser, err, refuser);
+        else if (refuser)
+            cli_error("config", "maillage-%s would not start: %s", refuser, err);
+        else
+            cli_error("config", "%s", err);
         mg_communes_destroy(&communes);
         goto done;
     }

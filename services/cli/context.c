@@ -100,40 +100,32 @@ void cli_context_destroy(cli_context_t *ctx)
 redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
 {
     char err[512];
-    mg_redis_options_t opts, where;
+    mg_redis_options_t opts;
     redisContext *c = NULL;
 
-    if (mg_redis_options_from_config(ctx->config, &opts, err, sizeof err) != 0) {
-        cli_error(command, "%s", err);
-        return NULL;
-    }
     /* The URL may come from a flag or the environment: parse it with the
-     * library's own parser (through a config of the file's credentials and
-     * that URL, so that its checks see both) rather than a second parser
-     * here, and keep the file's user, password and timeouts. */
-    char *text = mg_asprintf("[redis]\nurl = %s\nuser = %s\npassword_file = %s\n", ctx->redis_url,
-                             mg_config_str(ctx->config, "redis", "user"),
-                             mg_config_str(ctx->config, "redis", "password_file"));
+     * library's own parser and checks, through a config of that URL and the
+     * file's other [redis] keys (credentials, timeouts), so that the file's
+     * own URL, overridden, is not checked. */
+    const mg_config_t *cfg = ctx->config;
+    char *text = mg_asprintf(
+        "[redis]\nurl = %s\nuser = %s\npassword_file = %s\nconnect_timeout_ms = %lld\n"
+        "reconnect_min_ms = %lld\nreconnect_max_ms = %lld\n",
+        ctx->redis_url, mg_config_str(cfg, "redis", "user"), mg_config_str(cfg, "redis", "password_file"),
+        mg_config_int(cfg, "redis", "connect_timeout_ms"), mg_config_int(cfg, "redis", "reconnect_min_ms"),
+        mg_config_int(cfg, "redis", "reconnect_max_ms"));
     mg_config_t *url_cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
     free(text);
     if (!url_cfg) {
         cli_error(command, "%s", err);
-        goto done;
+        return NULL;
     }
-    int rc = mg_redis_options_from_config(url_cfg, &where, err, sizeof err);
+    int rc = mg_redis_options_from_config(url_cfg, &opts, err, sizeof err);
     mg_config_destroy(&url_cfg);
     if (rc != 0) {
         cli_error(command, "%s", err);
-        goto done;
+        return NULL;
     }
-    free(opts.host);
-    free(opts.socket_path);
-    opts.host = where.host;
-    opts.socket_path = where.socket_path;
-    opts.port = where.port;
-    opts.db = where.db;
-    where.host = where.socket_path = NULL;
-    mg_redis_options_clear(&where);
 
     c = mg_redis_connect_sync(&opts, err, sizeof err);
     /* The hint only helps when nothing answered; a refusal says what to fix. */
@@ -141,7 +133,6 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
         cli_error(command, "%s (is the stack running? see `maillage up`)", err);
     else if (!c)
         cli_error(command, "%s", err);
-done:
     mg_redis_options_clear(&opts);
     return c;
 }

@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
                  "journaled), staff read the territory's state, their inbox and a live stream,\n"
                  "and the staff web page is served. Tokens: `maillage token`.\n",
         .stop = "no new connections; requests in flight are answered, 503 after a grace",
+        .connects_to_broker = 1,
         .create = s_create,
         .shutdown = s_shutdown,
         .destroy = s_destroy,

@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
                  "and the journal), matches them in both directions, and emits match.found,\n"
                  "collective_need.detected and expiry closures through [broker] ingest.\n",
         .stop = "the checkpoint is saved first",
+        .connects_to_broker = 1,
         .create = s_create,
         .shutdown = s_shutdown,
         .destroy = s_destroy,

@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
                  "Redis, e-mail (SMTP) and chat webhooks, each once, with retries, daily digests\n"
                  "and quiet hours. Staff are the [staff.<id>] sections and `maillage staff`.\n",
         .stop = "sends in flight are awaited and the checkpoint is saved first",
+        .connects_to_broker = 1,
         .create = s_create,
         .shutdown = s_shutdown,
         .destroy = s_destroy,

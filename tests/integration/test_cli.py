@@ -625,7 +625,7 @@ class CliTest(unittest.TestCase):
             ("[gateway]\nstaff_network = équipe cress\n", "gateway",
              '[gateway] staff_network = "équipe cress": not a valid id'),
             ("[curve]\nserver_public_key_file = %s/broker.pub\n" % keys, "matcher",
-             "[curve] server_public_key_file is set but client_secret_key_file is not"),
+             "[curve] server_public_key_file is set but [curve] client_secret_key_file (or MAILLAGE_CLIENT_KEY) is not"),
         )
         for i, (text, daemon, why) in enumerate(cases):
             self.assert_check_and_daemon_refuse("daemon-case-%d.conf" % i, text, daemon, why)
@@ -637,6 +637,61 @@ class CliTest(unittest.TestCase):
                     "curve_secret_key_file = %s/broker.key\ncurve_clients_file = %s\n"
                     "[gateway]\nlisten = 0.0.0.0:8080\nallow_plain_http_remote = true\n" % (keys, clients))
         out = run(["config", "check", path])
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+    def test_config_check_of_a_machine_without_the_broker_names_its_daemons(self):
+        # A matcher's machine connects to a broker elsewhere with its CURVE
+        # keys: its [broker] endpoints are beyond loopback and it holds no
+        # broker secret. Before, `config check` refused the file the matcher
+        # starts with, and the broker's check could not be left out.
+        keys = os.path.join(self.stack.dir, "client-keys")
+        os.mkdir(keys)
+        for name in ("broker", "matcher"):
+            self.assertEqual(run(["keygen", "--out", keys, "--name", name]).returncode, 0)
+        path = os.path.join(self.stack.dir, "client-only.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[broker]\ningest = tcp://192.0.2.1:7450\nfanout = tcp://192.0.2.1:7451\n"
+                    "[curve]\nclient_secret_key_file = %s/matcher.key\nserver_public_key_file = %s/broker.pub\n"
+                    % (keys, keys))
+        out = run(["config", "check", path])
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("maillage-broker would not start: [broker] ingest = tcp://192.0.2.1:7450", out.stderr)
+        self.assertIn("name the daemons it runs with --daemon", out.stderr)
+        for daemons in (["--daemon", "matcher,notifier,gateway"], ["--daemon", "matcher", "--daemon", "gateway"]):
+            out = run(["config", "check"] + daemons + [path])
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(": OK", out.stdout)
+        # The matcher starts with it (its producer and subscriber reconnect
+        # to a broker that is not there): ready within seconds.
+        matcher = subprocess.Popen([os.path.join(BIN, "maillage-matcher"), "--config", path],
+                                   env=dict(os.environ, MAILLAGE_REDIS_URL=self.stack.env["MAILLAGE_REDIS_URL"]),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            running = matcher.poll() is None
+        finally:
+            matcher.terminate()
+            _, err = matcher.communicate(timeout=10)
+        self.assertTrue(running, err)
+        out = run(["config", "check", "--daemon", "brokr", path])
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--daemon brokr: expected broker, matcher, notifier or gateway", out.stderr)
+        # The daemons' keys come from their units' environment: the check
+        # reads them as they do, and names them when they are wrong.
+        out = run(["config", "check", "--daemon", "matcher", path],
+                  env=dict(os.environ, MAILLAGE_CLIENT_KEY=os.path.join(keys, "gone.key")))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("MAILLAGE_CLIENT_KEY %s/gone.key" % keys, out.stderr)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[broker]\ningest = tcp://192.0.2.1:7450\nfanout = tcp://192.0.2.1:7451\n")
+        out = run(["config", "check", "--daemon", "matcher", path],
+                  env=dict(os.environ, MAILLAGE_SERVER_KEY=os.path.join(keys, "broker.pub")))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("MAILLAGE_SERVER_KEY is set but [curve] client_secret_key_file (or MAILLAGE_CLIENT_KEY) "
+                      "is not", out.stderr)
+        out = run(["config", "check", "--daemon", "matcher", path],
+                  env=dict(os.environ, MAILLAGE_CLIENT_KEY=os.path.join(keys, "matcher.key"),
+                           MAILLAGE_SERVER_KEY=os.path.join(keys, "broker.pub")))
         self.assertEqual(out.returncode, 0, out.stderr)
 
     def assert_check_and_daemon_refuse(self, name, text, daemon, why):
@@ -664,6 +719,25 @@ class PrivateRedisTest(unittest.TestCase):
         self.redis = self.ws.own(h.Redis(self.ws.dir)).start()
         self.env = dict(os.environ, MAILLAGE_REDIS_URL=self.redis.url)
         self.env.pop("MAILLAGE_CONFIG", None)
+
+
+class RedisUrlOverrideTest(PrivateRedisTest):
+    def test_redis_named_by_flag_or_environment_is_checked_not_the_files(self):
+        # Before, the file's own [redis] url was checked first: a file naming
+        # a remote Redis without a password failed every command, even one
+        # pointed at this machine's Redis with --redis.
+        path = self.ws.path("remote-redis.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[redis]\nurl = redis://192.0.2.1:6379/0\n")
+        out = run(["staff", "list", "--config", path], env=self.env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        env = dict(self.env)
+        del env["MAILLAGE_REDIS_URL"]
+        out = run(["staff", "list", "--config", path, "--redis", self.redis.url], env=env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = run(["staff", "list", "--config", path], env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("refusing a Redis beyond loopback without a password", out.stderr)
 
 
 class InboxTest(PrivateRedisTest):

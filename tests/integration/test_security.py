@@ -523,6 +523,18 @@ class SecurityTest(unittest.TestCase):
                          ["matcher"])
         self.assertNotIn("may not emit match.found", self.broker.log())
 
+    def test_the_broker_reads_no_client_key(self):
+        # SECURITY.md's [curve] names the operators' key, which only root may
+        # read; the broker connects to no broker and must not need it. Before,
+        # every daemon loaded it at start and the broker refused to start.
+        root_only = {"client_secret_key_file": self.ws.path("root-only/staff-cli.key"),
+                     "server_public_key_file": self.ws.path("root-only/broker.pub")}
+        sections = self.start(more_sections={"curve": root_only})
+        self.assertEqual(self.client(self.net_a).emit(h.need_reported()).status, h.ACCEPTED)
+        # The matcher does read it, and says which file.
+        line = h.refused_at_start("maillage-matcher", h.write_config(self.ws.path("shared.conf"), sections))
+        self.assertIn("[curve] client_secret_key_file %s" % root_only["client_secret_key_file"], line)
+
     def one_match_found(self, what):
         """net-a emits two members, a need and an offer that match; returns
         the match.found events journaled once the running matcher has

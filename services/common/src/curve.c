@@ -172,6 +172,9 @@ int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen)
 static struct {
     int enabled;
     char secret[MG_CURVE_KEY_LEN + 1], public_key[MG_CURVE_KEY_LEN + 1], server[MG_CURVE_KEY_LEN + 1];
+    /* where the two files were named, for messages: "[curve] ..." or the
+     * environment variable that overrode it */
+    const char *secret_from, *server_from;
 } s_client;
 
 int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const char *server_file, char *err,
@@ -181,21 +184,26 @@ int mg_curve_client_setup(const mg_config_t *cfg, const char *secret_file, const
      * given instead of it. */
     int secret_overridden = secret_file && *secret_file;
     if (!secret_overridden) secret_file = mg_config_str(cfg, "curve", "client_secret_key_file");
-    if (!server_file || !*server_file) server_file = mg_config_str(cfg, "curve", "server_public_key_file");
+    int server_overridden = server_file && *server_file;
+    if (!server_overridden) server_file = mg_config_str(cfg, "curve", "server_public_key_file");
+    s_client.secret_from = secret_overridden ? "MAILLAGE_CLIENT_KEY" : "[curve] client_secret_key_file";
+    s_client.server_from = server_overridden ? "MAILLAGE_SERVER_KEY" : "[curve] server_public_key_file";
     const char *public_file = mg_config_str(cfg, "curve", "client_public_key_file");
     if (!*secret_file) {
         if (*server_file)
             return mg_fail(err, errlen,
-                           "[curve] server_public_key_file is set but client_secret_key_file is not: "
-                           "a CURVE client needs both");
+                           "%s is set but [curve] client_secret_key_file (or MAILLAGE_CLIENT_KEY) is not: "
+                           "a CURVE client needs both",
+                           s_client.server_from);
         return 0;
     }
     if (!*server_file)
         return mg_fail(err, errlen,
-                       "[curve] client_secret_key_file is set but server_public_key_file is not: "
-                       "a CURVE client needs the broker's public key");
-    if (mg_curve_key_load(secret_file, 1, "[curve] client_secret_key_file", s_client.secret, err, errlen) != 0 ||
-        mg_curve_key_load(server_file, 0, "[curve] server_public_key_file", s_client.server, err, errlen) != 0)
+                       "%s is set but [curve] server_public_key_file (or MAILLAGE_SERVER_KEY) is not: "
+                       "a CURVE client needs the broker's public key",
+                       s_client.secret_from);
+    if (mg_curve_key_load(secret_file, 1, s_client.secret_from, s_client.secret, err, errlen) != 0 ||
+        mg_curve_key_load(server_file, 0, s_client.server_from, s_client.server, err, errlen) != 0)
         goto err;
     if (zmq_curve_public(s_client.public_key, s_client.secret) != 0) {
         mg_fail(err, errlen, "zmq_curve_public: %s", zmq_strerror(errno));
@@ -235,16 +243,17 @@ int mg_curve_handshake_failure(unsigned event, unsigned value, char *why, size_t
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         snprintf(why, whylen,
                  "the broker refused this program's CURVE key (ZAP status %u): add its public key to the "
-                 "broker's [broker] curve_clients_file, or check [curve] client_secret_key_file",
-                 value);
+                 "broker's [broker] curve_clients_file, or check %s",
+                 value, s_client.enabled ? s_client.secret_from : "[curve] client_secret_key_file");
         return 1;
     }
     if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
         return 0;
     if (s_client.enabled)
         snprintf(why, whylen,
-                 "the CURVE handshake with the broker failed: check that [curve] server_public_key_file is "
-                 "the broker's public key and that the broker has curve_secret_key_file");
+                 "the CURVE handshake with the broker failed: check that %s is "
+                 "the broker's public key and that the broker has curve_secret_key_file",
+                 s_client.server_from);
     else
         snprintf(why, whylen,
                  "the handshake with the broker failed: it may require CURVE (set [curve] "

@@ -99,13 +99,15 @@ int mg_daemon_main(int argc, char **argv, const mg_daemon_t *daemon) {
         return 1;
     }
     /* The [curve] client keys, so the daemon's producer and subscriber
-     * connect to a CURVE broker (nothing to do when none is configured).
+     * connect to a CURVE broker (nothing to do when none is configured, nor
+     * for the broker, which connects to none).
      * The environment's key files win, as for the CLI: every program reads
      * the same file, and each daemon needs its own key (network id and
      * types: the gateway's relays, the matcher's match.found), which its
      * unit gives with Environment=MAILLAGE_CLIENT_KEY=... */
     const char *client_key = getenv("MAILLAGE_CLIENT_KEY"), *server_key = getenv("MAILLAGE_SERVER_KEY");
-    if (mg_curve_client_setup(cfg, client_key, server_key, err, sizeof err) != 0) {
+    if (daemon->connects_to_broker &&
+        mg_curve_client_setup(cfg, client_key, server_key, err, sizeof err) != 0) {
         fprintf(stderr, "Error: %s\n", err);
         mg_config_destroy(&cfg);
         return 1;

@@ -21,6 +21,10 @@ typedef struct {
     const char *name;  /* "broker": the program is maillage-broker, log lines say "broker: " */
     const char *about; /* the help's description, English, lines ending with '\n' */
     const char *stop;  /* what a clean stop does, for the help ("the checkpoint is saved first") */
+    /* Whether it connects to the broker (as producer or subscriber): only
+     * then are the [curve] client keys loaded at start. The broker itself
+     * connects to no broker and reads no client key. */
+    int connects_to_broker;
     /* Create the service in `base` from `cfg` (borrowed until destroy). Returns
      * NULL with a reason in `err`. The loop runs until the service has no more
      * events, i.e. until it has finished stopping. */
