@@ -167,7 +167,8 @@ struct mg_broker {
      * away, the fan-out is bound again (fanout_rebind_timer retries until
      * the port is free) to drop its subscribers' connections. */
     struct event *curve_timer, *fanout_rebind_timer;
-    unsigned long long revocations;
+    unsigned long long revocations;      /* mg_curve_server_refresh()'s count the fan-out has acted on */
+    int unbind_failing;                  /* its unbind failed: retried each tick, said once */
     unsigned long long revoked_messages; /* for the log's powers of two */
     int64_t rebind_since_us, rebind_told_us, rebind_delay_us;
     char fanout_endpoint[256];
@@ -616,6 +617,7 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     const uint8_t *data = frame_count > 1 ? zmq_msg_data(&frames[frame_count - 1]) : (const uint8_t *)"";
     size_t len = frame_count > 1 ? zmq_msg_size(&frames[frame_count - 1]) : 0;
     s_origin_t origin = {identity, sender ? sender : MG_SOURCE_UNAUTHENTICATED, NULL};
+    char relayed[MG_ID_MAX + 1];
     if (!sender) {
         /* A key taken off the allow-list, on a connection made before.
          * Answered, counted, not dead-lettered: whoever holds it could
@@ -627,11 +629,13 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         unsigned long long n = ++broker->revoked_messages;
         if ((n & (n - 1)) == 0)
             mg_warn("broker: refused a message of a key no longer on the CURVE allow-list (%llu so far)", n);
+        /* A relay's ack names the network, or the relay could not match it
+         * and would resend forever. */
+        if (frame_count == 3 && s_relay_network(&frames[1], relayed) == 0) origin.relayed = relayed;
         s_answer(broker, &origin, event_id, MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED,
                  "no authenticated source (the key is no longer on the allow-list)", "");
         return;
     }
-    char relayed[MG_ID_MAX + 1];
     if (frame_count == 3) {
         if (s_relay_network(&frames[1], relayed) != 0) {
             s_peek_event_id(data, len, event_id);
@@ -893,17 +897,26 @@ static void s_on_curve_timer(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     unsigned long long revocations = mg_curve_server_refresh(broker->curve);
     if (revocations == broker->revocations) return;
-    broker->revocations = revocations;
     /* Unbound already: whoever connects after the bind is checked against
      * the list as it is now. */
-    if (evtimer_pending(broker->fanout_rebind_timer, NULL)) return;
+    if (evtimer_pending(broker->fanout_rebind_timer, NULL)) {
+        broker->revocations = revocations;
+        return;
+    }
     size_t len = sizeof broker->fanout_endpoint;
     if (zmq_getsockopt(broker->fanout_socket, ZMQ_LAST_ENDPOINT, broker->fanout_endpoint, &len) != 0 ||
         zmq_unbind(broker->fanout_socket, broker->fanout_endpoint) != 0) {
-        mg_error("broker: a key left the CURVE allow-list, but the fan-out's connections stay: %s",
-                 zmq_strerror(errno));
+        /* Tried again at the next tick (the revocation is not counted as
+         * done), said once. */
+        if (!broker->unbind_failing)
+            mg_error("broker: a key left the CURVE allow-list, but the fan-out's connections stay: %s; "
+                     "retrying every second",
+                     zmq_strerror(errno));
+        broker->unbind_failing = 1;
         return;
     }
+    broker->revocations = revocations;
+    broker->unbind_failing = 0;
     mg_warn("broker: a key left the CURVE allow-list: dropping every connection of the fan-out");
     broker->rebind_since_us = broker->rebind_told_us = mg_clock_monotonic_us();
     broker->rebind_delay_us = 5000;

@@ -293,11 +293,8 @@ class SecurityTest(unittest.TestCase):
             self.assertEqual(c.emit(h.need_reported()).status, h.ACCEPTED)
         for sub in (old_sub, other_sub):
             self.assertTrue(sub.sock.poll(3000), "no heartbeat for a subscriber of the allow-list")
-        with open(self.clients_file, encoding="utf-8") as f:
-            kept = [line for line in f if self.net_b[0] not in line]
-        with open(self.clients_file, "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        time.sleep(1.1)  # the list is looked at again at most once a second
+        self.remove_lines(self.net_b[0])
+        time.sleep(2.1)  # looked at once a second; a removal waits until the file is a second old
         refused = h.need_reported()
         ack = old.emit(refused)
         self.assertEqual(ack.status, h.REJECTED)
@@ -317,6 +314,72 @@ class SecurityTest(unittest.TestCase):
         self.assertTrue(other_sub.sock.poll(3000), "the other network's subscriber did not reconnect")
         self.assertFalse(old_sub.sock.poll(2500), "the removed key's subscriber still receives the fan-out")
 
+    def remove_lines(self, key, mode=None):
+        """Rewrite the allow-list without the lines of `key` (with `mode`,
+        else the file's)."""
+        with open(self.clients_file, encoding="utf-8") as f:
+            kept = [line for line in f if key not in line]
+        with open(self.clients_file, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        if mode is not None:
+            os.chmod(self.clients_file, mode)
+
+    def test_a_removed_relay_key_is_answered_in_the_relayed_networks_name(self):
+        # Before, the refusal of a key taken off the list did not name the
+        # network it relayed for: the gateway could not match the ack and
+        # resent the event forever.
+        self.start()
+        g = self.client(self.gateway)
+        g.send_frames([b"on-behalf-of:net-b", h.need_reported().SerializeToString()])
+        self.assertEqual(g.recv_ack().status, h.ACCEPTED)
+        self.remove_lines(self.gateway[0])
+        time.sleep(2.1)  # looked at once a second; a removal waits until the file is a second old
+        g.send_frames([b"on-behalf-of:net-b", h.need_reported().SerializeToString()])
+        ack = g.recv_ack()
+        self.assertEqual((ack.status, ack.on_behalf_of), (h.REJECTED, "net-b"))
+        self.assertIn("no longer on the allow-list", ack.reason)
+
+    def test_a_removal_in_a_refused_file_takes_effect_once_the_file_is_fixed(self):
+        # The operator writes the new list under umask 002: it is refused
+        # (group-writable) and the previous list is kept. Before, the broker
+        # never looked at the file again after the chmod that fixes it (only
+        # its change time moves): the removed key went on sending.
+        self.start()
+        os.chmod(self.clients_file, 0o644)
+        b = self.client(self.net_b)
+        self.assertEqual(b.emit(h.need_reported()).status, h.ACCEPTED)
+        self.remove_lines(self.net_b[0], mode=0o664)
+        time.sleep(2.1)
+        self.assertEqual(b.emit(h.need_reported()).status, h.ACCEPTED)
+        self.broker.wait_log("CURVE allow-list not reloaded, keeping the previous one")
+        os.chmod(self.clients_file, 0o644)
+        time.sleep(1.1)  # the file's content is older than a second already
+        ack = b.emit(h.need_reported())
+        self.assertEqual(ack.status, h.REJECTED)
+        self.assertIn("no longer on the allow-list", ack.reason)
+        self.assertEqual(self.broker.log().count("CURVE allow-list not reloaded"), 1)
+
+    def test_a_list_being_rewritten_revokes_nothing(self):
+        # An editor, `cat >` or open("w") truncates the file before writing
+        # it: read in between, the list is empty (or cut), and every key
+        # after the cut was revoked until the next read. A handshake reads
+        # the list at once; a list that takes keys away now waits until the
+        # file is a second old.
+        self.start()
+        a = self.client(self.net_a)
+        self.assertEqual(a.emit(h.need_reported()).status, h.ACCEPTED)
+        with open(self.clients_file, encoding="utf-8") as f:
+            text = f.read()
+        with open(self.clients_file, "w", encoding="utf-8") as f:
+            f.flush()  # truncated, not yet written
+            fresh = self.client(self.net_a)  # its handshake reads the list now
+            self.assertEqual(fresh.emit(h.need_reported()).status, h.ACCEPTED)
+            self.assertEqual(a.emit(h.need_reported()).status, h.ACCEPTED)
+            f.write(text)
+        time.sleep(2.1)
+        for c in (a, fresh, self.client(self.net_a)):
+            self.assertEqual(c.emit(h.need_reported()).status, h.ACCEPTED)
+
     def test_a_key_moved_to_another_network_sends_in_its_name_on_its_open_connection(self):
         # The operator fixes a mis-assigned line: net-a's key belongs to
         # net-c. Its open connection was authenticated as net-a; its events
@@ -329,7 +392,7 @@ class SecurityTest(unittest.TestCase):
         with open(self.clients_file, "w", encoding="utf-8") as f:
             f.write(text.replace("net-a  %s  need.*,offer.*,member.*" % self.net_a[0],
                                  "net-c  %s  need.*" % self.net_a[0]))
-        time.sleep(1.1)  # the list is looked at again at most once a second
+        time.sleep(2.1)  # looked at once a second; a removal waits until the file is a second old
         env = h.need_reported()
         self.assertEqual(moved.emit(env).status, h.ACCEPTED)
         self.assertEqual(self.journal_sources()[env.event_id], "net-c")

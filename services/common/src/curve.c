@@ -287,6 +287,7 @@ struct mg_curve_server {
     char secret[MG_CURVE_KEY_LEN + 1];
     const char *clients_path; /* borrowed from the config */
     struct stat clients_stat; /* of the list in memory, to notice a change */
+    char load_error[512];     /* why the file on disk was last refused, "" when it was not */
     int64_t checked_us;       /* when a message last looked for a change */
     s_allow_list_t list;
     unsigned long long revocations; /* reloads that took a key away */
@@ -399,30 +400,55 @@ static const s_client_t *s_find_key(const s_allow_list_t *list, const uint8_t ke
     return NULL;
 }
 
-/* Read the list again if the file changed since (a key added or removed). A
- * broken file keeps the previous list: refusing every network because of a
- * typo would be a self-inflicted outage. */
+/* Whether `a` and `b` describe the same version of a file. The change time
+ * and the mode count too: a chmod or chown may be what makes a refused file
+ * readable. */
+static int s_same_file(const struct stat *a, const struct stat *b) {
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mode == b->st_mode && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+           a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Whether `list` takes a key of `was` away, or names it for another network. */
+static int s_list_revokes(const s_allow_list_t *was, const s_allow_list_t *list) {
+    for (size_t i = 0; i < was->count; i++) {
+        const s_client_t *before = &was->clients[i], *now = s_find_key(list, before->key);
+        if (!now || strcmp(now->network, before->network) != 0) return 1;
+    }
+    return 0;
+}
+
+/* A file written less than this long ago may still be being written: an
+ * editor or `cat >` truncates it first, and an empty or cut list would
+ * revoke every key after the cut. */
+#define S_SETTLE_MS 1000
+
+/* Read the list again if the file changed since (a key added or removed).
+ * A broken file keeps the previous list (refusing every network because of
+ * a typo would be a self-inflicted outage), is logged once per version and
+ * reason, and is read again at each look until it loads: a chmod, or a
+ * read error that passes, is picked up. A reload that takes keys away waits
+ * until the file is S_SETTLE_MS old. */
 static void s_list_refresh(mg_curve_server_t *server) {
     struct stat st;
-    if (stat(server->clients_path, &st) != 0) return;
-    if (st.st_mtim.tv_sec == server->clients_stat.st_mtim.tv_sec &&
-        st.st_mtim.tv_nsec == server->clients_stat.st_mtim.tv_nsec && st.st_size == server->clients_stat.st_size &&
-        st.st_ino == server->clients_stat.st_ino)
-        return;
+    if (stat(server->clients_path, &st) != 0 || s_same_file(&st, &server->clients_stat)) return;
     char err[512];
     s_allow_list_t list;
     if (s_list_load(server->clients_path, &list, &st, err, sizeof err) != 0) {
-        server->clients_stat = st; /* once per change, not once per connection */
-        mg_error("broker: CURVE allow-list not reloaded, keeping the previous one: %s", err);
+        if (strcmp(err, server->load_error) != 0)
+            mg_error("broker: CURVE allow-list not reloaded, keeping the previous one: %s", err);
+        snprintf(server->load_error, sizeof server->load_error, "%s", err);
         return;
     }
-    for (size_t i = 0; i < server->list.count; i++) {
-        const s_client_t *was = &server->list.clients[i], *now = s_find_key(&list, was->key);
-        if (!now || strcmp(now->network, was->network) != 0) {
-            server->revocations++;
-            break;
-        }
+    server->load_error[0] = '\0';
+    int revokes = s_list_revokes(&server->list, &list);
+    int64_t written_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (revokes && mg_clock_now_ms() - written_ms < S_SETTLE_MS) {
+        s_list_clear(&list);
+        return;
     }
+    if (revokes) server->revocations++;
     s_list_clear(&server->list);
     server->list = list;
     server->clients_stat = st;
