@@ -22,18 +22,9 @@
 #include "maillage/v1/events.pb-c.h"
 
 typedef struct {
-    char siren[10];
-    char department[4];
-    char departments[16]; /* every department with one of its communes: "14 27" */
-    const char *name;     /* borrowed from the commune table */
-} s_epci_t;
-
-typedef struct {
     int built;
     char **departments;
     size_t n_departments;
-    s_epci_t *epcis; /* sorted by siren */
-    size_t n_epcis;
     char *communes_body; /* the /v1/communes JSON */
     size_t communes_len;
     void *territory;
@@ -46,7 +37,6 @@ static void s_state_destroy(void *arg) {
     for (size_t i = 0; i < st->n_departments; i++)
         free(st->departments[i]);
     free(st->departments);
-    free(st->epcis);
     free(st->communes_body);
     if (st->territory && st->territory_destroy) st->territory_destroy(st->territory);
     free(st);
@@ -235,29 +225,14 @@ static int s_cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int s_cmp_epci(const void *a, const void *b) {
-    return strcmp(((const s_epci_t *)a)->siren, ((const s_epci_t *)b)->siren);
-}
-
-/* 1 if `word` is one of the space-separated words of `list`. */
-static int s_in_list(const char *list, const char *word) {
-    size_t n = strlen(word);
-    for (const char *p = list; n && (p = strstr(p, word)) != NULL; p += n)
-        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return 1;
-    return 0;
-}
-
-/* Departments and EPCIs, from the commune table (once). An EPCI's
- * department is the one of its first commune in the table: an EPCI across
- * two departments is rare, and the figures count each commune in its own
- * department anyway. */
+/* The departments of the commune table, sorted (once). */
 static s_state_t *s_reference(mg_gateway_t *gw) {
     s_state_t *st = s_state(gw);
     if (st->built) return st;
     st->built = 1;
     const mg_communes_t *communes = gw_communes(gw);
     size_t n = communes ? mg_communes_count(communes) : 0;
-    size_t cap_dep = 0, cap_epci = 0;
+    size_t cap_dep = 0;
     for (size_t i = 0; i < n; i++) {
         const mg_commune_t *c = mg_communes_at(communes, i);
         int seen = 0;
@@ -270,33 +245,8 @@ static s_state_t *s_reference(mg_gateway_t *gw) {
             }
             st->departments[st->n_departments++] = mg_strdup(c->department);
         }
-        if (!c->epci[0]) continue;
-        /* Communes of one EPCI mostly follow each other in the file: look at
-         * the last one added first, then search the whole list. */
-        s_epci_t *e = st->n_epcis && strcmp(st->epcis[st->n_epcis - 1].siren, c->epci) == 0
-                          ? &st->epcis[st->n_epcis - 1]
-                          : NULL;
-        for (size_t k = 0; k < st->n_epcis && !e; k++)
-            if (strcmp(st->epcis[k].siren, c->epci) == 0) e = &st->epcis[k];
-        if (!e) {
-            if (st->n_epcis == cap_epci) {
-                cap_epci = cap_epci ? 2 * cap_epci : 64;
-                st->epcis = mg_realloc(st->epcis, cap_epci * sizeof(s_epci_t));
-            }
-            e = &st->epcis[st->n_epcis++];
-            memset(e, 0, sizeof(*e));
-            snprintf(e->siren, sizeof(e->siren), "%s", c->epci);
-            snprintf(e->department, sizeof(e->department), "%s", c->department);
-            e->name = c->epci_name ? c->epci_name : "";
-        }
-        if (!s_in_list(e->departments, c->department)) {
-            size_t used = strlen(e->departments);
-            snprintf(e->departments + used, sizeof(e->departments) - used, "%s%s", used ? " " : "",
-                     c->department);
-        }
     }
     if (st->n_departments) qsort(st->departments, st->n_departments, sizeof(char *), s_cmp_str);
-    if (st->n_epcis) qsort(st->epcis, st->n_epcis, sizeof(s_epci_t), s_cmp_epci);
     return st;
 }
 
@@ -323,26 +273,13 @@ int gq_department_in(const char *want, const char *dep, const json_t *others) {
 }
 
 const char *gq_epci_name(mg_gateway_t *gw, const char *siren, const char **department) {
-    s_state_t *st = s_reference(gw);
-    if (department) *department = NULL;
-    if (!siren || !*siren || strlen(siren) >= sizeof(((s_epci_t *)0)->siren)) return NULL;
-    s_epci_t key;
-    snprintf(key.siren, sizeof(key.siren), "%s", siren);
-    const s_epci_t *e =
-        st->n_epcis ? bsearch(&key, st->epcis, st->n_epcis, sizeof(s_epci_t), s_cmp_epci) : NULL;
-    if (!e) return NULL;
-    if (department) *department = e->department;
-    return e->name;
+    const mg_epci_t *e = mg_communes_epci(gw_communes(gw), siren);
+    if (department) *department = e ? e->department : NULL;
+    return e ? e->name : NULL;
 }
 
 int gq_epci_in_department(mg_gateway_t *gw, const char *siren, const char *department) {
-    s_state_t *st = s_reference(gw);
-    if (!siren || !department || strlen(siren) >= sizeof(((s_epci_t *)0)->siren)) return 0;
-    s_epci_t key;
-    snprintf(key.siren, sizeof(key.siren), "%s", siren);
-    const s_epci_t *e =
-        st->n_epcis ? bsearch(&key, st->epcis, st->n_epcis, sizeof(s_epci_t), s_cmp_epci) : NULL;
-    return e && s_in_list(e->departments, department);
+    return mg_epci_in_department(mg_communes_epci(gw_communes(gw), siren), department);
 }
 
 json_t *gq_epci_other_departments(mg_gateway_t *gw, const char *siren, const char *department) {

@@ -341,17 +341,17 @@ static const char *s_commune_department(const mg_notifier_t *n, const char *code
     return c ? c->department : "";
 }
 
-/* The commune a territory entry stands for: an EPCI's ("epci:<siren>")
- * first commune of the table, a commune code's own; NULL for a department
- * ("dep:14") or an unknown entry. */
+/* What territory entry `t` stands for: the EPCI of "epci:<siren>", the
+ * commune of a commune code; NULL for another kind (a department, "dep:14")
+ * or an unknown entry. */
+static const mg_epci_t *s_territory_epci(const mg_notifier_t *n, const char *t) {
+    return t && strncmp(t, "epci:", 5) == 0 ? mg_communes_epci(n->communes, t + 5) : NULL;
+}
+
 static const mg_commune_t *s_territory_commune(const mg_notifier_t *n, const char *t) {
-    if (strncmp(t, "dep:", 4) == 0) return NULL;
-    if (strncmp(t, "epci:", 5) != 0) return mg_communes_find(n->communes, t);
-    for (size_t i = 0; i < mg_communes_count(n->communes); i++) {
-        const mg_commune_t *c = mg_communes_at(n->communes, i);
-        if (strcmp(c->epci, t + 5) == 0) return c;
-    }
-    return NULL;
+    return t && *t && strncmp(t, "dep:", 4) != 0 && strncmp(t, "epci:", 5) != 0
+               ? mg_communes_find(n->communes, t)
+               : NULL;
 }
 
 /* Where an item is, by name: its commune's, or, for an offer placed by its
@@ -362,8 +362,9 @@ static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
         const char *name = mg_fr_department(code + 4);
         return name ? name : code;
     }
-    const mg_commune_t *c = code && *code ? s_territory_commune(n, code) : NULL;
-    if (c) return strncmp(code, "epci:", 5) == 0 ? c->epci_name : c->name;
+    const mg_epci_t *e = s_territory_epci(n, code);
+    const mg_commune_t *c = s_territory_commune(n, code);
+    if (e || c) return e ? e->name : c->name;
     return code && *code ? code : "commune inconnue";
 }
 
@@ -371,13 +372,14 @@ static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
  * "de la CU Caen la Mer" for "epci:<siren>", "d'Honfleur" for a commune
  * code; the entry itself when unknown. */
 static void s_territory_de(const mg_notifier_t *n, const char *t, char *out, size_t outlen) {
+    const mg_epci_t *e = s_territory_epci(n, t);
     const mg_commune_t *c = s_territory_commune(n, t);
     const char *name = NULL;
     char epci[256];
     if (strncmp(t, "dep:", 4) == 0)
         name = mg_fr_department_with_article(t + 4);
-    else if (c && strncmp(t, "epci:", 5) == 0)
-        name = *c->epci_name ? mg_fr_epci(c->epci_name, epci, sizeof(epci)) : NULL;
+    else if (e)
+        name = *e->name ? mg_fr_epci(e->name, epci, sizeof(epci)) : NULL;
     else if (c)
         name = c->name;
     mg_fr_de(name && *name ? name : t, out, outlen);
@@ -388,8 +390,9 @@ static void s_territory_de(const mg_notifier_t *n, const char *t, char *out, siz
 static void s_territory_department(const mg_notifier_t *n, const char *t, char out[4]) {
     out[0] = '\0';
     if (!t) return;
+    const mg_epci_t *e = s_territory_epci(n, t);
     const mg_commune_t *c = s_territory_commune(n, t);
-    snprintf(out, 4, "%s", strncmp(t, "dep:", 4) == 0 ? t + 4 : c ? c->department : "");
+    snprintf(out, 4, "%s", strncmp(t, "dep:", 4) == 0 ? t + 4 : e ? e->department : c ? c->department : "");
 }
 
 /* Every department of territory entry `t`, but the item's own, as its other
@@ -403,10 +406,11 @@ static void s_item_also_territory(const mg_notifier_t *n, s_item_t *it, const ch
         s_item_also(it, d);
         return;
     }
-    for (size_t i = 0; i < mg_communes_count(n->communes); i++) {
-        const mg_commune_t *c = mg_communes_at(n->communes, i);
-        if (strcmp(c->epci, t + 5) == 0) s_item_also(it, c->department);
-    }
+    const mg_epci_t *epci = s_territory_epci(n, t);
+    char departments[sizeof epci->departments], *save = NULL;
+    snprintf(departments, sizeof departments, "%s", epci ? epci->departments : "");
+    for (char *d = strtok_r(departments, " ", &save); d; d = strtok_r(NULL, " ", &save))
+        s_item_also(it, d);
 }
 
 /* ---- routing --------------------------------------------------------------------------- */

@@ -62,6 +62,33 @@ static void caen_has_its_department_epci_and_position(void **state) {
     mg_communes_destroy(&t);
 }
 
+static void an_epci_has_its_name_and_departments(void **state) {
+    (void)state;
+    char err[256];
+    mg_communes_t *t = mg_communes_load(SHIPPED, err, sizeof err);
+    assert_non_null(t);
+    const mg_epci_t *caen = mg_communes_epci(t, "200065597");
+    assert_non_null(caen);
+    assert_string_equal(caen->name, "CU Caen la Mer");
+    assert_string_equal(caen->departments, "14");
+    /* Across the Calvados and the Eure, its first commune's first. */
+    const mg_epci_t *honfleur = mg_communes_epci(t, "200066827");
+    assert_non_null(honfleur);
+    assert_string_equal(honfleur->department, "14");
+    assert_string_equal(honfleur->departments, "14 27");
+    assert_true(mg_epci_in_department(honfleur, "27"));
+    assert_true(mg_epci_in_department(honfleur, "14"));
+    assert_false(mg_epci_in_department(honfleur, "1"));
+    assert_false(mg_epci_in_department(honfleur, "76"));
+    assert_false(mg_epci_in_department(honfleur, ""));
+    assert_false(mg_epci_in_department(NULL, "14"));
+    assert_null(mg_communes_epci(t, "999999999"));
+    assert_null(mg_communes_epci(t, "2000655970000")); /* too long, not cut to a known one */
+    assert_null(mg_communes_epci(t, ""));
+    assert_null(mg_communes_epci(t, NULL));
+    mg_communes_destroy(&t);
+}
+
 static void distances_are_great_circle_kilometres(void **state) {
     (void)state;
     char err[256];
@@ -262,6 +289,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shipped_table_has_every_commune_of_normandy),
         cmocka_unit_test(caen_has_its_department_epci_and_position),
+        cmocka_unit_test(an_epci_has_its_name_and_departments),
         cmocka_unit_test(distances_are_great_circle_kilometres),
         cmocka_unit_test(nearest_communes_in_order),
         cmocka_unit_test(code_shapes),

@@ -33,6 +33,8 @@ struct mg_communes {
     size_t nkeys, keycap;
     uint32_t *slots; /* key index + 1, 0 = empty */
     size_t nslots;   /* power of two */
+    mg_epci_t *epcis; /* sorted by SIREN */
+    size_t nepcis;
 };
 
 enum { S_CODE, S_NAME, S_DEP, S_EPCI, S_EPCI_NAME, S_LAT, S_LON, S_POP, S_NCOLS };
@@ -166,6 +168,58 @@ static int s_index(mg_communes_t *t, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+static int s_cmp_epci(const void *a, const void *b) {
+    return strcmp(((const mg_epci_t *)a)->siren, ((const mg_epci_t *)b)->siren);
+}
+
+/* The EPCIs the communes name, sorted by SIREN, with their departments. */
+static void s_index_epcis(mg_communes_t *t) {
+    size_t cap = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        const mg_commune_t *c = &t->items[i];
+        if (!c->epci[0]) continue;
+        /* Communes of one EPCI mostly follow each other in the file: the
+         * last one added first, then the whole list. */
+        mg_epci_t *e = t->nepcis && strcmp(t->epcis[t->nepcis - 1].siren, c->epci) == 0
+                           ? &t->epcis[t->nepcis - 1]
+                           : NULL;
+        for (size_t k = 0; k < t->nepcis && !e; k++)
+            if (strcmp(t->epcis[k].siren, c->epci) == 0) e = &t->epcis[k];
+        if (!e) {
+            if (t->nepcis == cap) {
+                cap = cap ? 2 * cap : 64;
+                t->epcis = mg_realloc(t->epcis, cap * sizeof *t->epcis);
+            }
+            e = &t->epcis[t->nepcis++];
+            memset(e, 0, sizeof *e);
+            snprintf(e->siren, sizeof e->siren, "%s", c->epci);
+            snprintf(e->department, sizeof e->department, "%s", c->department);
+            e->name = c->epci_name ? c->epci_name : "";
+        }
+        size_t used = strlen(e->departments);
+        if (!mg_epci_in_department(e, c->department) &&
+            used + 1 + strlen(c->department) < sizeof e->departments)
+            snprintf(e->departments + used, sizeof e->departments - used, "%s%s", used ? " " : "",
+                     c->department);
+    }
+    if (t->nepcis) qsort(t->epcis, t->nepcis, sizeof *t->epcis, s_cmp_epci);
+}
+
+const mg_epci_t *mg_communes_epci(const mg_communes_t *t, const char *siren) {
+    if (!t || !siren || !t->nepcis) return NULL;
+    mg_epci_t key;
+    if ((size_t)snprintf(key.siren, sizeof key.siren, "%s", siren) >= sizeof key.siren) return NULL;
+    return bsearch(&key, t->epcis, t->nepcis, sizeof *t->epcis, s_cmp_epci);
+}
+
+int mg_epci_in_department(const mg_epci_t *epci, const char *department) {
+    size_t n = department ? strlen(department) : 0;
+    if (!epci || !n) return 0;
+    for (const char *p = epci->departments; (p = strstr(p, department)) != NULL; p += n)
+        if ((p == epci->departments || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return 1;
+    return 0;
+}
+
 mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -279,6 +333,7 @@ mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen) {
         goto err;
     }
     if (s_index(t, path, err, errlen) < 0) goto err;
+    s_index_epcis(t);
     free(line);
     fclose(f);
     return t;
@@ -300,6 +355,7 @@ void mg_communes_destroy(mg_communes_t **communes_p) {
     free(t->items);
     free(t->keys);
     free(t->slots);
+    free(t->epcis);
     free(t);
     *communes_p = NULL;
 }

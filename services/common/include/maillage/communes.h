@@ -26,6 +26,14 @@ typedef struct {
 
 typedef struct mg_communes mg_communes_t;
 
+/* An EPCI (intercommunality), as the table's communes describe it. */
+typedef struct {
+    char siren[10];       /* "200065597" */
+    const char *name;     /* "CU Caen la Mer", "" if the table gives none */
+    char department[4];   /* of its first commune in the table */
+    char departments[16]; /* of all its communes, that one first: "14 27" (an EPCI across two is rare) */
+} mg_epci_t;
+
 /* Load the table at `path`. Returns NULL and a reason ("FILE:LINE: ...") in
  * `err` on error. Caller owns the result (mg_communes_destroy). */
 mg_communes_t *mg_communes_load(const char *path, char *err, size_t errlen);
@@ -39,6 +47,13 @@ const mg_commune_t *mg_communes_find(const mg_communes_t *communes, const char *
 /* Number of (current) communes, and the i-th in file order. */
 size_t mg_communes_count(const mg_communes_t *communes);
 const mg_commune_t *mg_communes_at(const mg_communes_t *communes, size_t index);
+
+/* The EPCI with SIREN `siren` (one the table's communes name), or NULL.
+ * Borrowed from the table. */
+const mg_epci_t *mg_communes_epci(const mg_communes_t *communes, const char *siren);
+
+/* 1 if one of `epci`'s communes is in `department`, else 0 (NULL: 0). */
+int mg_epci_in_department(const mg_epci_t *epci, const char *department);
 
 /* Great-circle distance in kilometres between two communes (haversine). */
 double mg_communes_distance_km(const mg_commune_t *a, const mg_commune_t *b);
