@@ -117,6 +117,14 @@ void gq_tx_add(gq_tx_t *tx, const char *word, ...) {
     gq_tx_addv(tx, argc, argv);
 }
 
+void gq_tx_add_page(gq_tx_t *tx, const char *key, const char *max, long offset, long batch) {
+    char from[24], count[24];
+    snprintf(from, sizeof(from), "%ld", offset);
+    snprintf(count, sizeof(count), "%ld", batch);
+    gq_tx_add(tx, "ZREVRANGEBYSCORE", key, max ? max : "+inf", "-inf", "WITHSCORES", "LIMIT", from, count,
+              NULL);
+}
+
 int gq_tx_exec(gq_tx_t *tx, mg_redis_reply_fn cb, void *privdata) {
     if (tx->failed || tx->count == 0) return -1;
     if (mg_redis_command(tx->redis, cb, privdata, "EXEC") != 0) return -1;

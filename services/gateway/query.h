@@ -42,6 +42,13 @@ void gq_tx_add(gq_tx_t *tx, const char *word, ...) __attribute__((sentinel));
 /* Queue one command of `argc` NUL-terminated words. */
 void gq_tx_addv(gq_tx_t *tx, int argc, const char **argv);
 
+/* Queue the read of a page of sorted set `key` by position, highest score
+ * first: `batch` entries with scores at most `max` (a number as text; NULL:
+ * no bound), after the first `offset` of them, with their scores. Pages of
+ * the inbox and of an item's matches: a cursor is the last entry's score and
+ * member, and the entries of that score already shown are passed over. */
+void gq_tx_add_page(gq_tx_t *tx, const char *key, const char *max, long offset, long batch);
+
 /* Send EXEC: `cb` gets the EXEC reply (an array of tx->count replies;
  * borrowed until it returns), or NULL / an error reply on failure. Returns
  * 0, or -1 if the batch is empty (check tx->count first) or a command could

@@ -469,18 +469,13 @@ static void s_on_inbox_page(mg_redis_t *redis, redisReply *reply, void *privdata
 }
 
 static void s_inbox_fetch(s_inbox_t *q) {
-    char key[200], max[32], offset[24], batch[24];
+    char key[200], max[32];
     snprintf(key, sizeof(key), "mg:inbox:%s", q->staff);
-    if (q->has_cursor)
-        snprintf(max, sizeof(max), "%lld", (long long)q->cursor.ms);
-    else
-        snprintf(max, sizeof(max), "+inf");
-    snprintf(offset, sizeof(offset), "%ld", q->offset);
-    snprintf(batch, sizeof(batch), "%ld", q->batch);
+    snprintf(max, sizeof(max), "%lld", (long long)q->cursor.ms);
     gq_tx_t tx;
     gq_tx_begin(&tx, q->r->gw);
     gq_tx_add(&tx, "ZCARD", key, NULL);
-    gq_tx_add(&tx, "ZREVRANGEBYSCORE", key, max, "-inf", "WITHSCORES", "LIMIT", offset, batch, NULL);
+    gq_tx_add_page(&tx, key, q->has_cursor ? max : NULL, q->offset, q->batch);
     if (gq_tx_exec(&tx, s_on_inbox_page, q) != 0) gw_reply_unavailable(q->r, "inbox");
 }
 

@@ -509,19 +509,14 @@ static void s_on_item_matches(mg_redis_t *redis, redisReply *reply, void *privda
 }
 
 static void s_item_matches_fetch(s_matches_t *m) {
-    char key[200], zkey[200], max[40], offset[24], batch[24];
+    char key[200], zkey[200], max[40];
     snprintf(key, sizeof(key), "mg:%s:%s", s_kind_name[m->kind], m->id);
     snprintf(zkey, sizeof(zkey), "mg:%s:%s", m->kind == S_NEED ? "nm" : "om", m->id);
-    if (m->has_cursor)
-        snprintf(max, sizeof(max), "%.17g", m->cursor_score);
-    else
-        snprintf(max, sizeof(max), "+inf");
-    snprintf(offset, sizeof(offset), "%ld", m->offset);
-    snprintf(batch, sizeof(batch), "%ld", m->batch);
+    snprintf(max, sizeof(max), "%.17g", m->cursor_score);
     gq_tx_t tx;
     gq_tx_begin(&tx, m->r->gw);
     gq_tx_add(&tx, "EXISTS", key, NULL);
-    gq_tx_add(&tx, "ZREVRANGEBYSCORE", zkey, max, "-inf", "WITHSCORES", "LIMIT", offset, batch, NULL);
+    gq_tx_add_page(&tx, zkey, m->has_cursor ? max : NULL, m->offset, m->batch);
     if (gq_tx_exec(&tx, s_on_item_matches, m) != 0) gw_reply_unavailable(m->r, "matches");
 }
 
