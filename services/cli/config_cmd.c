@@ -63,7 +63,8 @@ static int s_check_notifier(const mg_config_t *cfg, const char *path, char *err,
 
 /* What the daemons of `mask` would refuse at start-up beyond the schema.
  * Returns 0, or -1 with the reason in `err` and, in `*refuser`, the name of
- * the daemon whose own check refused (NULL for a check all of them make). */
+ * the daemon whose own check refused ("matcher, notifier and gateway" for
+ * their client keys; NULL for a check all of them make). */
 static int s_check_startup(const mg_config_t *cfg, const char *path, int mask, const char **refuser,
                            char *err, size_t errlen) {
     *refuser = NULL;
@@ -78,7 +79,10 @@ static int s_check_startup(const mg_config_t *cfg, const char *path, int mask, c
         int curve = mg_curve_client_setup(cfg, getenv("MAILLAGE_CLIENT_KEY"), getenv("MAILLAGE_SERVER_KEY"),
                                           err, errlen);
         mg_curve_client_reset();
-        if (curve != 0) return -1;
+        if (curve != 0) {
+            *refuser = "matcher, notifier and gateway";
+            return -1;
+        }
     }
     if ((mask & S_BROKER) && mg_broker_config_check(cfg, err, errlen) != 0)
         *refuser = "broker";
@@ -161,7 +165,12 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
     }
     const char *refuser;
     if (s_check_startup(cfg, path, mask, &refuser, err, sizeof err) != 0) {
-        if (refuser && !selected)
+        if (refuser && strchr(refuser, ' '))
+            cli_error("config",
+                      "%s would not start: %s (each reads the key of its unit's MAILLAGE_CLIENT_KEY first: "
+                      "check each as it runs, with --daemon NAME and that variable, SECURITY.md)",
+                      refuser, err);
+        else if (refuser && !selected)
             cli_error("config",
                       "maillage-%s would not start: %s (on a machine that runs no %s, name the daemons "
                       "it runs with --daemon)",

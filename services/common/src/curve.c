@@ -287,9 +287,18 @@ struct mg_curve_server {
     char secret[MG_CURVE_KEY_LEN + 1];
     const char *clients_path; /* borrowed from the config */
     struct stat clients_stat; /* of the list in memory, to notice a change */
-    char load_error[512];     /* why the file on disk was last refused, "" when it was not */
     int64_t checked_us;       /* when a message last looked for a change */
     s_allow_list_t list;
+    /* The last version of the file read that is not the list in use: refused
+     * (load_error says why), or a list that takes something away, pending
+     * until it has stayed unchanged for S_SETTLE_US (since pending_since_us;
+     * pending_first_us: since the first version of a run of them). */
+    struct stat seen_stat;
+    int64_t seen_us;
+    char load_error[512];
+    int has_pending;
+    s_allow_list_t pending;
+    int64_t pending_since_us, pending_first_us;
     unsigned long long revocations; /* reloads that took a key away */
     unsigned long long allowed, denied;
 };
@@ -410,49 +419,105 @@ static int s_same_file(const struct stat *a, const struct stat *b) {
            a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* Whether `list` takes a key of `was` away, or names it for another network. */
-static int s_list_revokes(const s_allow_list_t *was, const s_allow_list_t *list) {
+/* What `list` takes away from `was`: 0 nothing (it may add), 1 an event type
+ * pattern of a key, 2 a key (removed, or named for another network). */
+static int s_list_takes_away(const s_allow_list_t *was, const s_allow_list_t *list) {
+    int taken = 0;
     for (size_t i = 0; i < was->count; i++) {
         const s_client_t *before = &was->clients[i], *now = s_find_key(list, before->key);
-        if (!now || strcmp(now->network, before->network) != 0) return 1;
+        if (!now || strcmp(now->network, before->network) != 0) return 2;
+        for (size_t j = 0; j < before->pattern_count && !taken; j++) {
+            int kept = 0;
+            for (size_t k = 0; k < now->pattern_count && !kept; k++)
+                kept =
+                    now->prefix[k] == before->prefix[j] && strcmp(now->patterns[k], before->patterns[j]) == 0;
+            taken = !kept;
+        }
     }
-    return 0;
+    return taken;
 }
 
-/* A file written less than this long ago may still be being written: an
- * editor or `cat >` truncates it first, and an empty or cut list would
- * revoke every key after the cut. */
-#define S_SETTLE_MS 1000
+/* A list that takes something away is applied once its file has stayed
+ * unchanged this long, by the broker's clock: an editor or `cat >` truncates
+ * the file before writing it, and an empty or cut list read in between
+ * would refuse every key after the cut. A file that keeps changing is
+ * applied after S_SETTLE_MAX_US all the same. */
+#define S_SETTLE_US     800000
+#define S_SETTLE_MAX_US 5000000
+
+static void s_list_apply(mg_curve_server_t *server, s_allow_list_t *list, const struct stat *st, int taken) {
+    if (taken == 2) server->revocations++;
+    s_list_clear(&server->list);
+    server->list = *list;
+    memset(list, 0, sizeof *list);
+    server->clients_stat = *st;
+    mg_info("broker: CURVE allow-list reloaded: %zu client key(s)", server->list.count);
+}
 
 /* Read the list again if the file changed since (a key added or removed).
  * A broken file keeps the previous list (refusing every network because of
- * a typo would be a self-inflicted outage), is logged once per version and
- * reason, and is read again at each look until it loads: a chmod, or a
- * read error that passes, is picked up. A reload that takes keys away waits
- * until the file is S_SETTLE_MS old. */
+ * a typo would be a self-inflicted outage), is logged once per reason, and
+ * is read again every S_REFRESH_US until it loads: a chmod, or a read error
+ * that passes, is picked up. A list that only adds is applied at once; one
+ * that takes something away once it has settled (S_SETTLE_US). */
 static void s_list_refresh(mg_curve_server_t *server) {
     struct stat st;
     if (stat(server->clients_path, &st) != 0 || s_same_file(&st, &server->clients_stat)) return;
+    int64_t now = mg_clock_monotonic_us();
+    if (s_same_file(&st, &server->seen_stat)) {
+        if (server->has_pending) {
+            if (now - server->pending_since_us >= S_SETTLE_US) {
+                s_list_apply(server, &server->pending, &st,
+                             s_list_takes_away(&server->list, &server->pending));
+                server->has_pending = 0;
+            }
+            return;
+        }
+        if (now - server->seen_us < S_REFRESH_US) return; /* refused: not at every handshake */
+    }
+    server->seen_stat = st;
+    server->seen_us = now;
     char err[512];
     s_allow_list_t list;
+    struct stat after;
     if (s_list_load(server->clients_path, &list, &st, err, sizeof err) != 0) {
         if (strcmp(err, server->load_error) != 0)
             mg_error("broker: CURVE allow-list not reloaded, keeping the previous one: %s", err);
         snprintf(server->load_error, sizeof server->load_error, "%s", err);
+        s_list_clear(&server->pending); /* a version superseded by this one */
+        server->has_pending = 0;
         return;
     }
     server->load_error[0] = '\0';
-    int revokes = s_list_revokes(&server->list, &list);
-    int64_t written_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    if (revokes && mg_clock_now_ms() - written_ms < S_SETTLE_MS) {
+    if (stat(server->clients_path, &after) != 0 || !s_same_file(&after, &st)) {
+        /* Changed while it was read (truncated under the read, say): the
+         * next look reads it again. */
+        memset(&server->seen_stat, 0, sizeof server->seen_stat);
         s_list_clear(&list);
         return;
     }
-    if (revokes) server->revocations++;
-    s_list_clear(&server->list);
-    server->list = list;
-    server->clients_stat = st;
-    mg_info("broker: CURVE allow-list reloaded: %zu client key(s)", list.count);
+    server->seen_stat = st;
+    int taken = s_list_takes_away(&server->list, &list);
+    if (taken && !(server->has_pending && now - server->pending_first_us >= S_SETTLE_MAX_US)) {
+        if (!server->has_pending) {
+            server->pending_first_us = now;
+            mg_info(
+                "broker: CURVE allow-list changed and takes %s away: applied once the file has not changed "
+                "for %d ms",
+                taken == 2 ? "a key" : "an event type", S_SETTLE_US / 1000);
+        }
+        s_list_clear(&server->pending);
+        server->pending = list;
+        server->has_pending = 1;
+        server->pending_since_us = now;
+        return;
+    }
+    if (taken)
+        mg_warn("broker: CURVE allow-list still changing after %d s: applying its latest version",
+                S_SETTLE_MAX_US / 1000000);
+    s_list_clear(&server->pending);
+    server->has_pending = 0;
+    s_list_apply(server, &list, &st, taken);
 }
 
 unsigned long long mg_curve_server_refresh(mg_curve_server_t *server) {
@@ -649,6 +714,7 @@ void mg_curve_server_destroy(mg_curve_server_t **server_p) {
     mg_zsock_destroy(&server->zap);
     if (server->zap_socket) zmq_close(server->zap_socket);
     s_list_clear(&server->list);
+    s_list_clear(&server->pending);
     memset(server->secret, 0, sizeof server->secret);
     free(server);
     *server_p = NULL;

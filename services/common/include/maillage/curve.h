@@ -114,9 +114,10 @@ const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame, 
 
 /* Look for a changed allow-list now (the broker does every second). A file
  * refused (unreadable, too open, a bad line) keeps the previous list and is
- * read again at each look until it loads (logged once per reason); a list
- * that takes keys away is applied only once its file is a second old (one
- * being rewritten may be empty or cut). Returns
+ * read again every second until it loads (logged once per reason); a list
+ * that takes something away (a key, an event type) is applied only once the
+ * file has stayed unchanged for 0.8 s (one being rewritten may be empty or
+ * cut), or after 5 s of changes. Returns
  * how many reloads so far took a key away (removed, or moved to another
  * network): when the count grows, connections established with such a key
  * are still open, and where their messages are not checked one by one
