@@ -25,6 +25,7 @@
 
 enum { S_BROKER = 1, S_MATCHER = 2, S_NOTIFIER = 4, S_GATEWAY = 8, S_ALL = 15 };
 static const char *const s_daemon_names[] = {"broker", "matcher", "notifier", "gateway"};
+#define S_DAEMONS (sizeof s_daemon_names / sizeof *s_daemon_names)
 
 /* The daemons named in "matcher,notifier" added to `*mask`. Returns 0, -1
  * for an unknown name. */
@@ -33,9 +34,9 @@ static int s_daemons_parse(const char *list, int *mask) {
     int rc = 0;
     for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         size_t i = 0;
-        while (i < 4 && strcmp(name, s_daemon_names[i]) != 0)
+        while (i < S_DAEMONS && strcmp(name, s_daemon_names[i]) != 0)
             i++;
-        if (i == 4)
+        if (i == S_DAEMONS)
             rc = -1;
         else
             *mask |= 1 << i;
