@@ -8,7 +8,9 @@
 # communes, the time to match one new need and one new offer (p50, p99) and
 # the Redis memory per open item, then prints a table, where the time goes (a
 # fit of each new offer's time over the match events it recorded, the phases of
-# the matcher's job, a PING's round trip to the same Redis) and the targets:
+# the matcher's job, a PING's round trip to the same Redis), the floor of any
+# design that records its decisions in Redis (bench/matcher-floor.lua, through
+# redis-benchmark) and the targets:
 # p99 <= 1 ms at 1M, cost at 1M <= 3 x cost at 10k, <= 1 KB per open item.
 # BENCH_MATCHER_SIZES (default "10000 100000 1000000"), BENCH_MATCHER_SAMPLES
 # (default 1000), BENCH_MATCHER_CONF (extra [matcher] lines, e.g.
@@ -47,7 +49,29 @@ echo "(N open offers and N open needs, random communes of Normandy, 12 categorie
      "$([ "${BENCH_MATCHER_STEADY:-}" = 1 ] && echo "each matched as it was loaded: steady state)" || echo "none matched yet: a cold start)")" >&2
 out=$("$BUILD/bench/bench_matcher" "unix://$WORK/redis.sock" "$SAMPLES" $SIZES)
 
-"$PY" - "$out" <<'PYEOF'
+# The floor (bench/matcher-floor.lua), on the Redis the last size left: one
+# script call writing what a new need's decisions leave in Redis, at the sizes
+# measured there (a need's record, a pair record, an explanation; an event is
+# its explanation and the envelope's own fields, about 130 B), for 10
+# proposals (max_proposals), with and without the explanations. Sequential
+# calls (one client), as the matcher's.
+avg_len() ( # avg_len PATTERN: the mean STRLEN of up to 200 keys matching it
+  set +o pipefail # (head ends the scan early)
+  redis-cli -s "$WORK/redis.sock" --scan --pattern "$1" 2>/dev/null | head -200 |
+    while read -r k; do redis-cli -s "$WORK/redis.sock" STRLEN "$k"; done |
+    awk '{ s += $1; n++ } END { printf "%d", n ? s / n : 0 }'
+)
+floor() { # floor EXPLAINED: p50 and p99 in µs of 2,000 calls
+  redis-benchmark -s "$WORK/redis.sock" -c 1 -n 2000 -r 1000000 EVALSHA "$sha" 0 __rand_int__ \
+    "$(head -c "$rec" /dev/zero | tr '\0' r)" "$(head -c "$pair" /dev/zero | tr '\0' p)" \
+    "$(head -c $((exp + 130)) /dev/zero | tr '\0' e)" "$(head -c "$exp" /dev/zero | tr '\0' x)" 10 "$1" |
+    awk '/p50 +p95 +p99/ { getline; printf "%.0f / %.0f", $3 * 1000, $5 * 1000 }'
+}
+rec=$(avg_len 'mg:need:*') pair=$(avg_len 'mg:pair:*') exp=$(avg_len 'mg:mexp:*')
+sha=$(redis-cli -s "$WORK/redis.sock" SCRIPT LOAD "$(cat "$(dirname "$0")/matcher-floor.lua")")
+floor_explained=$(floor 1) floor_bare=$(floor 0)
+
+"$PY" - "$out" "$floor_explained" "$floor_bare" "$rec $pair $exp" <<'PYEOF'
 import sys
 rows = []
 for line in sys.argv[1].splitlines():
@@ -79,6 +103,10 @@ table([("open offers", "%d", lambda r: r["n"]),
        ("send µs", "%.0f", lambda r: r["send_us"] + r["rest_us"]),
        ("Redis PING µs, back to back / after 0.5 ms idle", "%s",
         lambda r: "%.0f / %.0f" % (r["rtt_busy_us"], r["rtt_idle_us"]))])
+print()
+print("Floor: one script call recording a new need and 10 decisions, nothing read (bench/matcher-floor.lua;"
+      " record / pair record / explanation %s B): p50 / p99 %s µs with the explanations (mg:mexp:),"
+      " %s µs without" % (" / ".join(sys.argv[4].split()), sys.argv[2], sys.argv[3]))
 if rows:
     big, small = rows[-1], rows[0]
     p99 = max(big["need_p99_us"], big["offer_p99_us"])
