@@ -1,5 +1,6 @@
 /* fuzz_envelope.c -- libFuzzer target for the broker's gate: unpacking and
- * validating an Envelope from arbitrary bytes.
+ * validating an Envelope from arbitrary bytes, and looking for NUL bytes in
+ * its text fields.
  *
  * Whatever the bytes, unpacking and validation must answer without crashing,
  * leaking or reading out of bounds; a refusal always names a reason. When the
@@ -39,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!env) return 0;
 
     mg_invalid_t why;
+    if (mg_envelope_check_nul(data, size, &why) != 0 && (!why.field[0] || !why.reason[0])) abort();
     int verdict = mg_envelope_validate(env, s_taxonomy, s_communes, &why);
     if (verdict != 0 && why.reason[0] == '\0') abort(); /* a refusal always says why */
     if (verdict == 0 && (why.field[0] || why.reason[0])) abort();
@@ -51,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len1 = mg_envelope_pack(env, &bin1);
     mg_envelope_t *again = mg_envelope_unpack(bin1, len1);
     if (!again) abort(); /* our own output must decode */
+    if (mg_envelope_check_nul(bin1, len1, NULL) != 0) abort(); /* and holds no text cut short */
     if (mg_envelope_validate(again, s_taxonomy, s_communes, NULL) != verdict) abort();
 
     uint8_t *seq = malloc(len1 + 11);

@@ -692,9 +692,12 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         return;
     }
     mg_invalid_t why;
-    if (mg_envelope_validate(env, broker->taxonomy, broker->communes, &why) != 0) {
-        /* The id is echoed only when it is a valid id (it reaches logs). */
-        const char *id = env->event_id && mg_id_is_valid(env->event_id) ? env->event_id : "";
+    int nul = mg_envelope_check_nul(data, len, &why) != 0;
+    if (nul || mg_envelope_validate(env, broker->taxonomy, broker->communes, &why) != 0) {
+        /* The id is echoed only when it is a valid id (it reaches logs), and
+         * never cut short at a NUL: it would name another event. */
+        int id_cut = nul && strcmp(why.field, "event_id") == 0;
+        const char *id = !id_cut && env->event_id && mg_id_is_valid(env->event_id) ? env->event_id : "";
         s_reject(broker, &origin, id, why.reason, why.field, data, len, now);
         mg_envelope_free(env);
         return;
@@ -724,10 +727,9 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
     mg_envelope_current_communes(env, broker->communes);
 
     /* What is journaled must be what was validated. protobuf-c keeps a
-     * string's bytes after an embedded NUL (and does not check UTF-8) while
-     * validation sees the C string up to that NUL, so a string "ok\0\xff"
-     * would pass as "ok" and reach the journal, unreadable by other protobuf
-     * libraries. The bytes are journaled as received only if they are the
+     * string's bytes after an embedded NUL while validation sees the C
+     * string up to it: such strings are refused above, and as a second
+     * guard the bytes are journaled as received only if they are the
      * re-encoding of what was validated; else the re-encoding is. Equal
      * sizes are not enough: encodings that grow when re-encoded (a repeated
      * field sent unpacked, a length prefix of 127 bytes) can make up for a

@@ -281,27 +281,37 @@ class BrokerTest(unittest.TestCase):
         sources = [env.source for _, _, env in journal(self.redis)[-3:]]
         self.assertEqual(sources, ["net-a", "net-b", "test-net"])
 
-    def test_what_is_journaled_is_what_was_validated_even_with_a_nul_in_a_string(self):
-        # protobuf-c keeps a string's bytes after an embedded NUL, while the
-        # validator reads the C string: "ok\0\xff\x07" would pass as "ok".
-        # The journal must hold what was validated, readable by any protobuf
-        # library (python-protobuf refuses invalid UTF-8 in a string).
+    def test_a_nul_byte_in_a_text_field_is_refused_not_cut_short(self):
+        # protobuf-c keeps a string's bytes after an embedded NUL, while every
+        # reader of the unpacked envelope stops there: "ok\0\xff\x07" would be
+        # validated and journaled as "ok", and two event ids differing after a
+        # NUL would be one event (the second answered DUPLICATE, lost).
         client = self.start()
+        before = len(journal(self.redis))
         e = h.Envelope(event_id=h.new_id(), type="need.closed")
         e.need_closed.need_id = "need-1"
         e.need_closed.structure_id = "s-1"
         e.need_closed.comment = "okABC"
         raw = e.SerializeToString()
-        hostile = raw.replace(b"okABC", b"ok\x00\xff\x07")
-        self.assertEqual(len(hostile), len(raw))
-        ack = client.emit(hostile)
-        self.assertEqual(ack.status, h.ACCEPTED)
-        _, _, env = journal(self.redis)[-1]  # parses with python-protobuf
-        self.assertEqual(env.need_closed.comment, "ok")
-        self.assertEqual(env.event_id, e.event_id)
+        ack = client.emit(raw.replace(b"okABC", b"ok\x00\xff\x07"))
+        self.assertEqual((ack.status, ack.field, ack.event_id), (h.REJECTED, "need_closed.comment", e.event_id))
+        self.assertIn("NUL", ack.reason)
+        for suffix in (b"A", b"B"):  # two events, not one and a duplicate
+            e = h.Envelope(event_id="zznulX" + suffix.decode(), type="need.closed")
+            e.need_closed.need_id = "need-" + suffix.decode()
+            e.need_closed.structure_id = "s-1"
+            ack = client.emit(e.SerializeToString().replace(b"zznulX" + suffix, b"zznul\x00" + suffix))
+            self.assertEqual((ack.status, ack.field, ack.event_id), (h.REJECTED, "event_id", ""))
+        e = h.Envelope(event_id=h.new_id(), type="need.reported")  # nested: the path says where
+        e.need_reported.need.need_id = "need-2"
+        e.need_reported.need.tags.append("cuisineX")
+        ack = client.emit(e.SerializeToString().replace(b"cuisineX", b"cuisine\x00"))
+        self.assertEqual((ack.status, ack.field), (h.REJECTED, "need_reported.need.tags"))
+        self.assertEqual(len(journal(self.redis)), before)
+        self.assertEqual(len(deadletters(self.redis)), 4)
 
     def test_a_nul_in_a_string_made_up_for_by_encodings_that_grow_is_still_caught(self):
-        # The same, with the bytes lost at the NUL made up for: the offer's
+        # A NUL, with the bytes lost at it made up for: the offer's
         # conditions carry `families` unpacked (one byte more once packed)
         # and are 127 bytes long (a length prefix of one byte more at 128).
         # Received and re-encoded sizes are equal; the bytes are not.
@@ -323,10 +333,15 @@ class BrokerTest(unittest.TestCase):
         published = b"\x0a" + varint(len(offer_raw)) + offer_raw
         tmpl.ClearField("offer_published")
         hostile = tmpl.SerializeToString() + b"\xd2\x01" + varint(len(published)) + published  # field 26
+        before = len(journal(self.redis))
         ack = client.emit(hostile)
+        self.assertEqual((ack.status, ack.field), (h.REJECTED, "offer_published.offer.title"), ack.reason)
+        self.assertEqual(len(journal(self.redis)), before)
+        # Without the NUL, the same bytes pass, journaled re-encoded (packed).
+        ack = client.emit(hostile.replace(b"Local\x00\xff", b"Local\xc3\xa9"))
         self.assertEqual(ack.status, h.ACCEPTED, ack.reason)
         _, _, env = journal(self.redis)[-1]  # parses with python-protobuf
-        self.assertEqual(env.offer_published.offer.title, "Local")
+        self.assertEqual(env.offer_published.offer.title, "Localé")
         self.assertEqual(list(env.offer_published.offer.conditions.families), [h.events_pb2.FAMILY_ASSOCIATION])
         self.assertEqual(env.event_id, tmpl.event_id)
 

@@ -99,6 +99,34 @@ static void envelope_round_trips(void **state) {
     mg_envelope_free(NULL);
 }
 
+static void nul_in_a_text_field_is_found(void **state) {
+    (void)state;
+    Maillage__V1__NeedClosed closed;
+    mg_envelope_t *env = s_sample(&closed);
+    uint8_t *buf = NULL;
+    size_t len = mg_envelope_pack(env, &buf);
+    mg_invalid_t why;
+    assert_int_equal(mg_envelope_check_nul(buf, len, &why), 0);
+    assert_string_equal(why.field, "");
+    /* "Trouvé grâce au réseau." with a NUL inside: nested, its path named. */
+    size_t at = 0;
+    while (at + 4 <= len && memcmp(buf + at, "au r", 4) != 0)
+        at++;
+    assert_true(at + 4 <= len);
+    buf[at + 2] = '\0';
+    assert_non_null(mg_envelope_unpack(buf, len)); /* protobuf-c takes it */
+    assert_int_equal(mg_envelope_check_nul(buf, len, &why), -1);
+    assert_string_equal(why.field, "need_closed.comment");
+    assert_non_null(strstr(why.reason, "NUL"));
+    /* A NUL in bytes that are not text (an unknown field) is no text's. */
+    static const uint8_t unknown[] = {0x0a, 0x01, 'a', 0xfa, 0x3e, 0x02, 'x', 0x00};
+    assert_int_equal(mg_envelope_check_nul(unknown, sizeof unknown, NULL), 0);
+    static const uint8_t id[] = {0x0a, 0x03, 'a', 0x00, 'b'};
+    assert_int_equal(mg_envelope_check_nul(id, sizeof id, &why), -1);
+    assert_string_equal(why.field, "event_id");
+    free(buf);
+}
+
 static void garbage_does_not_unpack(void **state) {
     (void)state;
     static const uint8_t bad[] = {0x0a, 0x05, 'a', 'b'}; /* length 5, 2 bytes left */
@@ -251,6 +279,7 @@ int main(void) {
         cmocka_unit_test(the_fourteen_types_in_design_order),
         cmocka_unit_test(table_agrees_with_the_descriptor),
         cmocka_unit_test(envelope_round_trips),
+        cmocka_unit_test(nul_in_a_text_field_is_found),
         cmocka_unit_test(garbage_does_not_unpack),
         cmocka_unit_test(the_largest_message_unpacks_stamped),
         cmocka_unit_test(appended_sequence_wins_without_reencoding),

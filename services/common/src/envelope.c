@@ -127,6 +127,76 @@ size_t mg_envelope_pack(const mg_envelope_t *env, uint8_t **out) {
     return maillage__v1__envelope__pack(env, *out);
 }
 
+/* ---- NUL bytes in text fields (mg_envelope_check_nul()) ---------------- */
+
+/* Read a varint at data[*at] (at most 10 bytes, within len); 0 if cut short. */
+static int s_read_varint(const uint8_t *data, size_t len, size_t *at, uint64_t *v) {
+    *v = 0;
+    for (unsigned shift = 0; shift < 70 && *at < len; shift += 7) {
+        uint8_t byte = data[(*at)++];
+        *v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return 1;
+    }
+    return 0;
+}
+
+/* The first string field of message `desc` in data[0..len) (or of its known
+ * sub-messages, down to `depth` levels) that holds a NUL: 1 with its path
+ * after `prefix` in `field`, else 0 (also for bytes that stop parsing: what
+ * the decoder accepted, this walk only reads). */
+static int s_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                      const char *prefix, char *field, size_t cap, int depth) {
+    size_t at = 0;
+    while (at < len) {
+        uint64_t key, n;
+        if (!s_read_varint(data, len, &at, &key)) return 0;
+        switch (key & 7) {
+        case 0:
+            if (!s_read_varint(data, len, &at, &n)) return 0;
+            break;
+        case 1:
+            at += 8;
+            break;
+        case 5:
+            at += 4;
+            break;
+        case 2: {
+            if (!s_read_varint(data, len, &at, &n) || n > len - at) return 0;
+            const uint8_t *value = data + at;
+            at += n;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+                                       : NULL;
+            if (!f) break;
+            if (f->type == PROTOBUF_C_TYPE_STRING && memchr(value, 0, n)) {
+                snprintf(field, cap, "%s%s", prefix, f->name);
+                return 1;
+            }
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth > 0) {
+                char inner[128];
+                snprintf(inner, sizeof(inner), "%s%s.", prefix, f->name);
+                if (s_find_nul(f->descriptor, value, n, inner, field, cap, depth - 1)) return 1;
+            }
+            break;
+        }
+        default:
+            return 0; /* groups: refused by the decoder anyway */
+        }
+    }
+    return 0;
+}
+
+int mg_envelope_check_nul(const uint8_t *data, size_t len, mg_invalid_t *why) {
+    mg_invalid_t local;
+    if (!why) why = &local;
+    why->field[0] = why->reason[0] = '\0';
+    if (!data ||
+        !s_find_nul(&maillage__v1__envelope__descriptor, data, len, "", why->field, sizeof(why->field), 8))
+        return 0;
+    snprintf(why->reason, sizeof(why->reason), "a NUL byte in a text field");
+    return -1;
+}
+
 static size_t s_varint(uint64_t v, uint8_t *out) {
     size_t n = 0;
     do {

@@ -121,6 +121,15 @@ typedef struct {
 int mg_envelope_validate(const mg_envelope_t *env, const mg_taxonomy_t *taxonomy,
                          const mg_communes_t *communes, mg_invalid_t *why);
 
+/* Check the serialized envelope `data` (which mg_envelope_unpack() took) for
+ * a text field holding a NUL byte: protobuf-c keeps a string's bytes after
+ * one while every reader of the unpacked envelope stops there, so such a
+ * field would be validated and journaled cut short (two event ids differing
+ * after a NUL would be one event). Returns 0 if none does, else -1 with
+ * `why` filled in (the first such field's path, as mg_envelope_validate()
+ * names fields). Unknown fields are not looked into. */
+int mg_envelope_check_nul(const uint8_t *data, size_t len, mg_invalid_t *why);
+
 /* File the places of a valid envelope under today's communes: each commune
  * code of its payload (a structure's, a need's, an offer's commune, the
  * commune entries of a territory) that is a former commune's, merged since
