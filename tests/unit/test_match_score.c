@@ -93,6 +93,11 @@ static void folding_drops_stop_words_short_words_and_numbers(void **state) {
     s_expect_keywords("Bonjour, notre association (une structure de l'ESS) cherche des locaux, bureaux, etc. "
                       "Merci svp ! Associations et structures bienvenues",
                       (const char *[]){"bienvenue", "bureau", "local", NULL});
+    /* Nor the fillers of a request, nor être and avoir in any tense. */
+    s_expect_keywords("Nous serons également ravis de trouver, notamment à partir de maintenant, quelques "
+                      "bureaux déjà équipés : ce serait bien, nous souhaitons que les salles soient proposées "
+                      "ou recherchées",
+                      (const char *[]){"bureau", "equipe", "ravi", "salle", NULL});
 }
 
 static void folding_folds_simple_plurals_and_removes_duplicates(void **state) {
