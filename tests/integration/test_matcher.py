@@ -694,6 +694,20 @@ class MatcherTest(unittest.TestCase):
         # What the gateway lists: the signal's latest revision, and the key
         # in mg:collectives.
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": events[1].collective_need_detected})
+        # One leaves (its need closed), another comes: still four, but not the
+        # four signalled. The signal names who is there now (it waited for a
+        # fifth before: a closed need and a departed structure stayed in it).
+        st.emit([need_closed("n2", "a-herouville")])
+        st.settle()
+        self.assertEqual(len(st.journal("collective_need.detected")), 2)  # a departure alone says nothing
+        st.emit([member("a-caen-3", CAEN), need("n6", "a-caen-3", CAEN)])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual([e.collective_need_detected.revision for e in events], [1, 2, 3])
+        cn = events[2].collective_need_detected
+        self.assertEqual(sorted(cn.structure_ids), ["a-caen", "a-caen-2", "a-caen-3", "a-ifs"])
+        self.assertNotIn("n2", cn.need_ids)
+        self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": cn})
 
     def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
         # Two identical offers for a need: ranks 1 and 2, in offer id order,
