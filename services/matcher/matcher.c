@@ -764,11 +764,8 @@ static int s_cmp_str(const void *a, const void *b) {
 static void s_need_of(const mg_matcher_t *m, const char *category, char *out, size_t outlen) {
     const char *label = s_category_label(m, category);
     char lowered[S_NEED_OF_MAX], de[S_NEED_OF_MAX];
-    snprintf(lowered, sizeof(lowered), "%s", label);
-    int acronym = lowered[1] >= 'A' && lowered[1] <= 'Z';
-    if (!acronym && lowered[0] >= 'A' && lowered[0] <= 'Z') lowered[0] = (char)(lowered[0] - 'A' + 'a');
-    if ((unsigned char)lowered[0] == 0xC3 && (unsigned char)lowered[1] == 0x89) lowered[1] = (char)0xA9; /* É */
-    snprintf(out, outlen, "besoin %s", mg_fr_de(lowered, de, sizeof(de)));
+    snprintf(out, outlen, "besoin %s",
+             mg_fr_de(mg_fr_lower_initial(label, lowered, sizeof(lowered)), de, sizeof(de)));
 }
 
 /* Record one collective_need.detected of the group `group` (an EPCI, or

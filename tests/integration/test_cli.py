@@ -364,7 +364,7 @@ class CliTest(unittest.TestCase):
             "matchId": "m-" + ids[2], "needId": "need-" + ids[0], "offerId": "offer-1",
             "needStructureId": "saveurs-partagees-caen", "offerStructureId": "lemoine", "category": "locaux",
             "department": "14", "score": 0.724, "rank": 1, "distanceKm": 3.6, "revision": 1,
-            "explanation": "Même catégorie (Locaux), à 4 km dans un rayon de 15 km"}}, ensure_ascii=False)
+            "explanation": "Même catégorie (locaux), à 4 km dans un rayon de 15 km"}}, ensure_ascii=False)
         r = self.stack.cli(["emit", self.write([need_line(ids[0]), need_line(ids[1], commune="76540"), match])])
         self.assertEqual(r.returncode, 0, r.stderr)
         first_seq = min(int(l.split("seq=")[1]) for l in r.stdout.splitlines())
@@ -381,7 +381,7 @@ class CliTest(unittest.TestCase):
         # title this run printed above, the offer (never seen) by its id
         self.assertEqual(lines[2], text_line(first_seq + 2, "mise en relation proposée",
                                              " · Calvados (14) · Locaux · « Cuisine partagée pour traiteur solidaire » "
-                                             "(need-%s) ↔ offer-1 · rang 1 · score 72 %% · Même catégorie (Locaux), "
+                                             "(need-%s) ↔ offer-1 · rang 1 · score 72 %% · Même catégorie (locaux), "
                                              "à 4 km dans un rayon de 15 km" % ids[0]))
 
     # --- French text: names rather than ids --------------------------------------
@@ -438,7 +438,7 @@ class CliTest(unittest.TestCase):
             event_line("match.found", {"matchId": "m-" + p, "needId": need, "offerId": offer, "needStructureId": a,
                                        "offerStructureId": b, "category": "locaux", "department": "14",
                                        "score": 0.724, "rank": 1, "revision": 1,
-                                       "explanation": "Même catégorie (Locaux)"}),
+                                       "explanation": "Même catégorie (locaux)"}),
             event_line("cooperation.answered", {"proposalId": coop, "structureId": b,
                                                 "answer": "COOPERATION_ANSWER_ACCEPTED"}),
             event_line("need.closed", {"needId": need, "structureId": a, "reason": "CLOSURE_SATISFIED"}),
@@ -452,7 +452,7 @@ class CliTest(unittest.TestCase):
                   "offre retirée", "départ d'une structure adhérente"]
 
         def expected(need_ref, offer_ref, coop_ref, a_name, b_name):
-            rests = [" · Calvados (14) · Locaux · %s ↔ %s · rang 1 · score 72 %% · Même catégorie (Locaux)"
+            rests = [" · Calvados (14) · Locaux · %s ↔ %s · rang 1 · score 72 %% · Même catégorie (locaux)"
                      % (need_ref, offer_ref),
                      " · %s · acceptée par %s" % (coop_ref, b_name),
                      " · %s · satisfait" % need_ref,

@@ -298,7 +298,7 @@ class MatcherTest(unittest.TestCase):
             self.assertEqual({c.name for c in m.components},
                              {"distance", "keywords", "sector", "intercooperation", "freshness", "feedback",
                               "fairness"})
-            self.assertTrue(m.explanation.startswith("Même catégorie (Locaux)"), m.explanation)
+            self.assertTrue(m.explanation.startswith("Même catégorie (locaux)"), m.explanation)
         self.assertEqual(near.offer_structure_id, "scop-caen")
         self.assertIn("cuisine, stockage", near.explanation)
         self.assertIn("deux structures de l'ESS", near.explanation)

@@ -9,6 +9,19 @@
 
 #include "maillage/french.h"
 
+static void a_label_inside_a_sentence_loses_its_capital_not_an_acronym(void **state) {
+    (void)state;
+    char buf[64];
+    assert_string_equal(mg_fr_lower_initial("Locaux", buf, sizeof buf), "locaux");
+    assert_string_equal(mg_fr_lower_initial("Équipement", buf, sizeof buf), "équipement");
+    assert_string_equal(mg_fr_lower_initial("ESS et territoires", buf, sizeof buf), "ESS et territoires");
+    assert_string_equal(mg_fr_lower_initial("ÉSAT", buf, sizeof buf), "ÉSAT");
+    assert_string_equal(mg_fr_lower_initial("matériel", buf, sizeof buf), "matériel");
+    assert_string_equal(mg_fr_lower_initial(NULL, buf, sizeof buf), "");
+    assert_string_equal(mg_fr_lower_initial("Locaux", buf, 4), "loc");
+    assert_string_equal(mg_fr_lower_initial("Été", buf, 4), "ét"); /* not half of the é */
+}
+
 static void numbers_take_a_decimal_comma(void **state) {
     (void)state;
     char buf[32];
@@ -127,6 +140,7 @@ static void departments_and_their_articles(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_label_inside_a_sentence_loses_its_capital_not_an_acronym),
         cmocka_unit_test(numbers_take_a_decimal_comma),
         cmocka_unit_test(a_number_too_long_is_cut_not_overrun),
         cmocka_unit_test(scores_read_as_rounded_percentages),

@@ -750,11 +750,11 @@ static void a_category_label_with_parentheses_is_not_nested_in_the_sentence(void
     p.in.category_label = "Logistique (transport, stockage)";
     mg_match_score_t s;
     mg_match_score(&p.in, &s_weights, &s);
-    assert_memory_equal(s.explanation, "Même catégorie (Logistique : transport, stockage), ",
-                        strlen("Même catégorie (Logistique : transport, stockage), "));
+    assert_memory_equal(s.explanation, "Même catégorie (logistique : transport, stockage), ",
+                        strlen("Même catégorie (logistique : transport, stockage), "));
     p.in.category_label = "Locaux";
     mg_match_score(&p.in, &s_weights, &s);
-    assert_memory_equal(s.explanation, "Même catégorie (Locaux), ", strlen("Même catégorie (Locaux), "));
+    assert_memory_equal(s.explanation, "Même catégorie (locaux), ", strlen("Même catégorie (locaux), "));
 }
 
 static void long_texts_are_cut_cleanly_at_a_character(void **state) {

@@ -199,6 +199,25 @@ char *mg_fr_epci(const char *name, char *buf, size_t len) {
     return buf;
 }
 
+char *mg_fr_lower_initial(const char *label, char *buf, size_t len) {
+    if (!len) return buf;
+    if (!label) label = "";
+    size_t n = strlen(label);
+    if (n >= len) { /* cut at a character, not inside one */
+        n = len - 1;
+        while (n > 0 && ((unsigned char)label[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(buf, label, n);
+    buf[n] = '\0';
+    int acronym = buf[0] && buf[1] >= 'A' && buf[1] <= 'Z';
+    if (!acronym && buf[0] >= 'A' && buf[0] <= 'Z') buf[0] = (char)(buf[0] - 'A' + 'a');
+    /* É (C3 89) -> é (C3 A9), unless an acronym follows it */
+    if ((unsigned char)buf[0] == 0xC3 && (unsigned char)buf[1] == 0x89 && !(buf[2] >= 'A' && buf[2] <= 'Z'))
+        buf[1] = (char)0xA9;
+    return buf;
+}
+
 char *mg_fr_a(const char *name, char *buf, size_t len) {
     if (!name) name = "";
     const char *rest;

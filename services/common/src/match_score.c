@@ -909,9 +909,10 @@ double mg_match_score(const mg_match_input_t *in, const mg_match_weights_t *weig
                                 S_FRESHNESS, S_FEEDBACK, S_KEYWORDS};
     s_text_t t;
     s_text_init(&t, out->explanation, sizeof out->explanation);
-    const char *label = !s_empty(in->category_label) ? in->category_label : in->offer->category;
-    if (!label) label = "";
-    /* "Logistique (transport, stockage)" reads "(Logistique : transport,
+    char label[sizeof out->explanation];
+    mg_fr_lower_initial(!s_empty(in->category_label) ? in->category_label : in->offer->category, label,
+                        sizeof(label));
+    /* "Logistique (transport, stockage)" reads "(logistique : transport,
      * stockage)", not in parentheses within parentheses. */
     const char *open = strstr(label, " (");
     size_t len = strlen(label);

@@ -52,6 +52,12 @@ char *mg_fr_de(const char *name, char *buf, size_t len);
 char *mg_fr_epci(const char *name, char *buf, size_t len);
 char *mg_fr_a(const char *name, char *buf, size_t len);
 
+/* A label as it reads inside a sentence, into `buf`: its first letter
+ * lowered ("Locaux" -> "locaux", "Équipement" -> "équipement") unless it
+ * starts an acronym ("ESS", "TPE"); cut, if it must be, at a character.
+ * Returns `buf`. */
+char *mg_fr_lower_initial(const char *label, char *buf, size_t len);
+
 /* A distance as explanations say it, written into `buf`: "dans la même
  * commune" when `same_commune`, else "à moins d'un km" or "à 4 km" (whole
  * km). Returns `buf`. */
