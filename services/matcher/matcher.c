@@ -1134,6 +1134,26 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
 
 /* ---- closures ----------------------------------------------------------------------- */
 
+/* Why a closure retires its item's matches, as staff read it. */
+static const char *s_retired_by_closure(int is_need, Maillage__V1__Closure reason) {
+    switch (reason) {
+    case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED:
+        return is_need ? "Proposition retirée : le besoin est satisfait."
+                       : "Proposition retirée : l'offre est pourvue.";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED:
+        return is_need ? "Proposition retirée : le besoin est annulé."
+                       : "Proposition retirée : l'offre est retirée.";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED:
+        return is_need ? "Proposition retirée : le besoin a expiré."
+                       : "Proposition retirée : l'offre a expiré.";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT:
+        return "Proposition retirée : une des structures a quitté le réseau.";
+    default:
+        return is_need ? "Proposition retirée : le besoin est clos."
+                       : "Proposition retirée : l'offre est retirée.";
+    }
+}
+
 /* Reply of "close_need"/"close_offer": {1, pairs...}, each
  * {nid, oid, pair record as stored}. */
 static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
@@ -1145,7 +1165,8 @@ static void s_on_closed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     job->kind = is_need ? "need" : "offer";
     snprintf(job->entity_id, sizeof(job->entity_id), "%s",
              is_need ? job->env->need_closed->need_id : job->env->offer_withdrawn->offer_id);
-    const char *why = is_need ? "Proposition retirée : le besoin est clos." : "Proposition retirée : l'offre est retirée.";
+    const char *why = s_retired_by_closure(is_need, is_need ? job->env->need_closed->reason
+                                                            : job->env->offer_withdrawn->reason);
     for (size_t i = 1; i < reply->elements; i++) {
         const redisReply *row = reply->element[i];
         if (row->type != REDIS_REPLY_ARRAY || row->elements < 3) continue;

@@ -700,7 +700,7 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual([b for b in li.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea")
                           if b.is_displayed()], [])
         reason = li.find_element(By.CSS_SELECTOR, ".reason")
-        self.wait(lambda: reason.text == "Proposition retirée : le besoin est clos.", 20, "why it was retired")
+        self.wait(lambda: reason.text == "Proposition retirée : le besoin est satisfait.", 20, "why it was retired")
         self.wait(lambda: "Mise en relation retirée" in d.find_element(By.ID, "announcer").get_attribute("textContent"),
                   10, "the aria-live announcement")
         # The other match is still proposed.
@@ -749,7 +749,7 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: d.find_element(By.ID, "match-title").text == "Mise en relation retirée", 30,
                   "the open detail to turn retired once the stream is back")
         self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
-        self.assertIn("Proposition retirée : le besoin est clos.", view.find_element(By.CSS_SELECTOR, ".reason").text)
+        self.assertIn("Proposition retirée : le besoin est annulé.", view.find_element(By.CSS_SELECTOR, ".reason").text)
         self.open_view("#opportunites", "opportunites")
         li2 = self.item(mid2)
         self.wait(lambda: "is-retired" in li2.get_attribute("class"), 20, "the second card retired")
