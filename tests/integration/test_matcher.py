@@ -555,6 +555,19 @@ class MatcherTest(unittest.TestCase):
         h.wait_until(lambda: len(st.journal("need.closed")) == 2, 10, what="the second expired need closed")
         self.assertEqual(st.journal("need.closed")[1].need_closed.need_id, "n-old2")
 
+    def test_an_offer_that_expires_retires_its_matches_saying_so(self):
+        st, d, clock = self.clocked_stack()
+        st.emit([member("asso-caen", CAEN), member("coop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o-due", "coop-ifs", IFS, valid_until=paris_date(0)), need("n-1", "asso-caen", CAEN)])
+        st.settle()
+        self.assertEqual([(m.need_id, m.offer_id, m.retired) for m in st.matches()], [("n-1", "o-due", False)])
+        h.set_clock(clock, DAY_MS)
+        h.wait_until(lambda: any(m.retired for m in st.matches()), 20, what="the match retired")
+        st.settle()
+        self.assertEqual(st.journal("offer.withdrawn")[0].offer_withdrawn.reason, h.events_pb2.CLOSURE_EXPIRED)
+        self.assertEqual([m.explanation for m in st.matches() if m.retired],
+                         ["Proposition retirée : l'offre a expiré."])
+
     def test_an_extension_journaled_while_the_matcher_was_down_wins_over_the_expiry(self):
         # The matcher is down (a deploy, a crash); meanwhile a structure extends
         # its need, due today, by two months. It comes back two days later: its
