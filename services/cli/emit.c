@@ -174,6 +174,7 @@ typedef struct {
     size_t window;
     int64_t retry_us;
     int64_t timeout_us;
+    size_t max_bytes; /* [broker] max_message_bytes: larger is refused here */
     /* outcome */
     const char *endpoint;
     size_t sent, accepted, duplicate, rejected, unreadable, lost;
@@ -312,6 +313,17 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
         env->occurred_at_ms = *slot && (*slot)->filled_at_ms ? (*slot)->filled_at_ms : mg_clock_now_ms();
     uint8_t *data;
     size_t packed = mg_envelope_pack(env, &data);
+    /* The broker refuses it; well above that size it closes the connection
+     * without an answer (ZMQ_MAXMSGSIZE), so it is refused here. */
+    if (e->max_bytes && packed > e->max_bytes) {
+        cli_error("emit",
+                  "line %ld: %s: too large (%zu bytes, [broker] max_message_bytes is %zu) (line skipped)",
+                  line_no, env->event_id, packed, e->max_bytes);
+        e->unreadable++;
+        free(data);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return;
+    }
     if (*slot) {
         s_submit_again(e, *slot, data, packed, line_no, now);
     } else {
@@ -579,6 +591,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         if (reader.fd > 0) close(reader.fd);
         return CLI_EXIT_FAIL;
     }
+    e.max_bytes = (size_t)mg_config_int(ctx.config, "broker", "max_message_bytes");
 
     zctx = zmq_ctx_new();
     e.socket = zmq_socket(zctx, ZMQ_DEALER);

@@ -257,6 +257,23 @@ class CliTest(unittest.TestCase):
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted(ids))
 
+    def test_emit_refuses_a_line_larger_than_the_broker_takes_at_once(self):
+        # Over 4 x max_message_bytes the broker's socket closes the connection
+        # without an answer: emit waited out its --timeout, then said "no
+        # answer from the broker". Now it says why, and sends the others.
+        ids = self.ids(3)
+        big = json.loads(need_line(ids[1]))
+        big["needReported"]["need"]["description"] = "d" * (1100 * 1024)
+        path = self.write([need_line(ids[0]), json.dumps(big), need_line(ids[2])])
+        started = time.monotonic()
+        r = self.stack.cli(["emit", "--timeout", "20", path])
+        self.assertLess(time.monotonic() - started, 15)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("line 2: %s: too large (" % ids[1], r.stderr)
+        self.assertIn("max_message_bytes is 262144", r.stderr)
+        accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
+        self.assertEqual(sorted(accepted), sorted([ids[0], ids[2]]))
+
     def test_emit_reads_a_file_that_starts_with_a_byte_order_mark(self):
         # Windows tools (a CRM's export) start UTF-8 files with a BOM. Before:
         # "line 1: invalid JSON ... expected near '\ufeff'", an invisible
