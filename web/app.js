@@ -197,8 +197,20 @@
     this.message = message;
   }
 
+  /* A comment as the API takes it: text pasted from a word processor brings
+   * carriage returns, page and line breaks of its own, and invisible
+   * direction marks, which the API refuses (control characters): they become
+   * line breaks, or go. */
+  function plainComment(text) {
+    return text.replace(/\r\n?|[\f\v\u2028\u2029]/g, '\n')
+      .replace(/[\u0000-\u0008\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '')
+      .trim();
+  }
+
   /* The French message for a failed request. */
   function frenchError(status, res, body) {
+    if (status === 400 && body && body.error && body.error.field === 'comment')
+      return 'Le commentaire n’est pas accepté (trop long, ou un caractère non admis)\u00a0: corrigez-le, puis réessayez.';
     var retry = res && res.headers ? parseInt(res.headers.get('Retry-After') || '', 10) : NaN;
     var later = isFinite(retry) && retry > 0 ? ' Réessayez dans ' + retry + '\u00a0s.' : ' Réessayez dans un instant.';
     switch (status) {
@@ -849,7 +861,7 @@
     Object.keys(buttons).forEach(function (k) { buttons[k].setAttribute('aria-disabled', 'true'); });
     item.result.className = 'result';
     item.result.textContent = 'Enregistrement en cours…';
-    var body = {outcome: OUTCOMES[outcome], comment: item.comment ? item.comment.value.trim() : ''};
+    var body = {outcome: OUTCOMES[outcome], comment: item.comment ? plainComment(item.comment.value) : ''};
     api('POST', 'v1/matches/' + encodeURIComponent(mid) + '/feedback', body).then(function () {
       item.n.status = outcome;
       item.feedbackSent = true;

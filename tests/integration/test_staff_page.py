@@ -351,7 +351,11 @@ class StaffPageTest(unittest.TestCase):
         self.js("arguments[0].scrollIntoView()", li)
         self.shot("staff-page-laptop.png")
 
-        # -- "Mise en relation faite", with the mouse --
+        # -- "Mise en relation faite", with the mouse, and a comment pasted
+        # from a word processor: its page break, carriage return and
+        # direction mark (refused by the API) become a line break or go --
+        self.js("arguments[0].value = arguments[1]", li.find_element(By.CSS_SELECTOR, ".comment textarea"),
+                "Rencontre prévue\r\nmardi\f\u200evers 10\u00a0h")
         made = li.find_element(By.CSS_SELECTOR, "button[data-outcome=contact_made]")
         self.assertEqual(made.text, "Mise en relation faite")
         made.click()
@@ -368,6 +372,7 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(len(events), 1)
         self.assertEqual(events[0].match_feedback.staff_id, STAFF)
         self.assertEqual(events[0].source, STAFF_NETWORK)
+        self.assertEqual(events[0].match_feedback.comment, "Rencontre prévue\nmardi\nvers 10\u00a0h")
 
         # -- "Pas pertinent", with the keyboard only: Tab to it, Enter --
         not_relevant = li.find_element(By.CSS_SELECTOR, "button[data-outcome=not_relevant]")
