@@ -142,6 +142,11 @@ void cli_error_redis(const char *command, const redisContext *c, const redisRepl
  * French and returns -1. */
 int cli_check_id(const char *command, const char *id);
 
+/* Reads the value of option --`name` as a positive integer (digits only, at
+ * least 1, no sign, no trailing text, within unsigned long long) into *out:
+ * 0, else prints why and returns -1. */
+int cli_positive_option(const char *command, const char *name, const char *value, unsigned long long *out);
+
 /* ---- Names of what events refer to by id (names.c) ----------------------- */
 
 /* The names cache is filled from the events a command prints, then from the

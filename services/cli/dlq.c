@@ -441,7 +441,7 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
     cli_context_t ctx;
     size_t count = 0, preview = 256;
     int opt, rc = CLI_EXIT_FAIL;
-    char *end, err[512];
+    char err[512];
 
     while ((opt = getopt_long(argc, argv, "hn:", options, NULL)) != -1) {
         if (cli_settings_option(settings, opt, optarg)) continue;
@@ -449,12 +449,9 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
         case 'h': s_usage(stdout); return CLI_EXIT_OK;
         case 'n':
         case 'b': {
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || *optarg == '-' || v == 0) {
-                cli_error("dlq", "invalid value '%s' for --%s (a positive integer)", optarg,
-                          opt == 'n' ? "count" : "bytes");
+            unsigned long long v;
+            if (cli_positive_option("dlq", opt == 'n' ? "count" : "bytes", optarg, &v) != 0)
                 return CLI_EXIT_USAGE;
-            }
             if (opt == 'n') count = (size_t)v;
             else preview = (size_t)v;
             break;

@@ -5,6 +5,7 @@
  * Inbox entries are the notification records mg:notif:<id> listed in the
  * sorted set mg:inbox:<staff> by creation time; read = 0/1 in the record. */
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,7 +325,12 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
             s_usage(stdout, command);
             return CLI_EXIT_OK;
         }
-        if (opt == O_LIMIT && (limit = strtol(optarg, NULL, 10)) > 0) continue;
+        if (opt == O_LIMIT) {
+            unsigned long long v;
+            if (cli_positive_option(command, "limit", optarg, &v) != 0) return CLI_EXIT_USAGE;
+            limit = v > LONG_MAX ? LONG_MAX : (long)v;
+            continue;
+        }
         if (inbox && opt == O_UNREAD) unread = 1;
         else if (inbox && opt == O_MARK) mark = optarg;
         else if (inbox && opt == O_FULL) full = 1;

@@ -414,7 +414,7 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
     cli_context_t ctx;
     uint64_t from = 1, to = 0;
     int opt, rc = CLI_EXIT_FAIL;
-    char *end, err[512];
+    char err[512];
     redisContext *redis = NULL;
 
     j.types = mg_calloc((size_t)argc + 1, sizeof *j.types);
@@ -427,10 +427,8 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
             return CLI_EXIT_OK;
         case 'F':
         case 'T': {
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || *optarg == '-' || v == 0) {
-                cli_error("journal", "invalid value '%s' for --%s (a positive integer)", optarg,
-                          opt == 'F' ? "from" : "to");
+            unsigned long long v;
+            if (cli_positive_option("journal", opt == 'F' ? "from" : "to", optarg, &v) != 0) {
                 free(j.types);
                 return CLI_EXIT_USAGE;
             }

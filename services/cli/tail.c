@@ -134,7 +134,7 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     cli_context_t ctx;
     uint64_t from = 0;
     int opt, rc = CLI_EXIT_FAIL;
-    char *end, err[512];
+    char err[512];
     void *zctx = NULL, *sub = NULL, *monitor = NULL;
     char handshake[256] = "";
 
@@ -144,12 +144,9 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
         case 'h': s_usage(stdout); return CLI_EXIT_OK;
         case 'F':
         case 'n': {
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || *optarg == '-' || v == 0) {
-                cli_error("tail", "invalid value '%s' for --%s (a positive integer)", optarg,
-                          opt == 'F' ? "from" : "count");
+            unsigned long long v;
+            if (cli_positive_option("tail", opt == 'F' ? "from" : "count", optarg, &v) != 0)
                 return CLI_EXIT_USAGE;
-            }
             if (opt == 'F') from = v;
             else t.count = v;
             break;

@@ -8,7 +8,9 @@
  * offer, a proposal's structures) by its title or name (names.c). Without
  * them it falls back to the raw codes and ids rather than failing: a feed is
  * more useful slightly raw than not at all. */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -26,6 +28,18 @@ int cli_check_id(const char *command, const char *id)
     cli_error(command, "« %s » n'est pas un identifiant valide (de 1 à %d lettres, chiffres ou « . _ : - »)",
               id, MG_ID_MAX);
     return -1;
+}
+
+int cli_positive_option(const char *command, const char *name, const char *value, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+    if (v == 0 || *end || errno == ERANGE) {
+        cli_error(command, "invalid value '%s' for --%s (a positive integer)", value, name);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 size_t cli_utf8_width(const char *s)

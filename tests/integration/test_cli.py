@@ -558,6 +558,15 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown command", r.stderr)
         self.assertNotEqual(run(["tail", "--format", "xml"]).returncode, 0)
+        # A number option takes a positive integer, all of it (before, inbox
+        # read "5x" as 5 and journal took an overflow for "nothing to show").
+        for args, name in ((["inbox", "claire", "--limit", "5x"], "limit"),
+                           (["inbox", "claire", "--limit", "-3"], "limit"),
+                           (["journal", "--from", "99999999999999999999999"], "from"),
+                           (["tail", "--count", " 7"], "count"), (["dlq", "list", "--count", "+2"], "count")):
+            r = run(args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn("invalid value '%s' for --%s (a positive integer)" % (args[-1], name), r.stderr)
 
     def test_tail_and_journal_refuse_a_type_prefix_that_selects_nothing(self):
         # Before, `tail ned.` waited forever and `journal --type need.*`
