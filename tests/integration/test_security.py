@@ -248,6 +248,24 @@ class SecurityTest(unittest.TestCase):
                                      curve_clients_file=self.clients_file)
         self.assertIn("accessible by group or others", self.broker_fails(sections))
 
+    def test_an_allow_list_with_a_nul_byte_is_refused_and_one_with_a_bom_is_read(self):
+        # Before, a NUL ended the list there, silently: the keys after it
+        # were not allowed, and the broker started. A BOM made the first
+        # network "\ufeffnet-a", "not a valid id".
+        with open(self.clients_file, "rb") as f:
+            listed = f.read()
+        with open(self.clients_file, "wb") as f:
+            f.write(b"# networks\n\x00\n" + listed)
+        sections = h.broker_sections(self.redis, curve_secret_key_file=self.server_key,
+                                     curve_clients_file=self.clients_file)
+        line = self.broker_fails(sections)
+        self.assertIn("a NUL byte at offset 11: not a text file", line)
+        with open(self.clients_file, "wb") as f:
+            f.write(b"\xef\xbb\xbf" + listed.replace(b"\n", b"\r\n"))
+        self.start()
+        env = h.need_reported()
+        self.assertEqual(self.client(self.net_a).emit(env).status, h.ACCEPTED)
+
     def test_keygen_makes_usable_keys_and_never_overwrites(self):
         keys = self.ws.path("keys")
         os.mkdir(keys)

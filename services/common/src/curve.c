@@ -81,6 +81,13 @@ static int s_read_file(const char *path, mode_t forbidden, const char *what, cha
         }
     }
     close(fd);
+    /* A text file: a NUL would end it early, silently (the lines after it unread). */
+    const char *nul = memchr(buf, '\0', used);
+    if (nul)
+        return mg_fail(err, errlen, "%s %s: a NUL byte at offset %zu: not a text file", what, path,
+                       (size_t)(nul - buf));
+    /* A UTF-8 byte order mark (left by Windows editors) is no part of the first line. */
+    if (used >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) memmove(buf, buf + 3, used -= 3);
     buf[used] = '\0';
     if (st_out) *st_out = st;
     return 0;
