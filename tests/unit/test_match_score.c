@@ -497,6 +497,17 @@ static void fixed_pair_has_hand_checked_components_and_sentence(void **state) {
     assert_float_equal(s.components[1].value, 2.0 / 7.0, EPS);
     assert_string_equal(s.components[1].detail, "mots communs : cuisine, stockage");
     assert_string_equal(s.components[2].name, "sector");
+    {
+        /* Beyond four shared words, how many more is said. */
+        s_pair_t many;
+        s_pair_init(&many);
+        many.need.description = many.offer.description = "bureaux salles réunion cuisine stockage jardin";
+        mg_match_score_t m;
+        mg_match_score(&many.in, &s_weights, &m);
+        assert_non_null(strstr(m.components[1].detail, " et "));
+        assert_string_equal(strstr(m.components[1].detail, " et "),
+                            " et 2 autres"); /* six shared, four shown */
+    }
     assert_float_equal(s.components[2].value, 1.0, EPS);
     assert_string_equal(s.components[2].detail, "même secteur d'activité (88.10A)");
     assert_string_equal(s.components[3].name, "intercooperation");

@@ -736,6 +736,7 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
             i++, j++;
         }
     }
+    if (common > 4) s_text_addf(&t, " et %zu autre%s", common - 4, common - 4 > 1 ? "s" : "");
     if (common == 1) { /* singular: "mot commun : cuisine" (a spelling may be longer than S_WORD_MAX bytes) */
         s_text_init(&t, detail, size);
         s_text_addf(&t, "mot commun : %s", first);
