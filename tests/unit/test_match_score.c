@@ -100,6 +100,22 @@ static void folding_drops_stop_words_short_words_and_numbers(void **state) {
                       (const char *[]){"bureau", "equipe", "ravi", "salle", NULL});
 }
 
+static void folding_beyond_the_cap_keeps_the_words_said_first(void **state) {
+    (void)state;
+    /* "zythum" first, then 300 other words: alphabetically last, it was cut. */
+    char text[300 * 8 + 16] = "Zythum";
+    for (int i = 0; i < 300; i++)
+        snprintf(text + strlen(text), 16, " mot%03d", i);
+    char *words[256];
+    size_t n = mg_text_keywords(text, words, 256);
+    assert_int_equal(n, 256);
+    assert_string_equal(words[n - 1], "zythum"); /* kept, and sorted */
+    assert_string_equal(words[0], "mot000");
+    assert_string_equal(words[n - 2], "mot254"); /* the 255 said next */
+    for (size_t i = 0; i < n; i++)
+        free(words[i]);
+}
+
 static void folding_folds_simple_plurals_and_removes_duplicates(void **state) {
     (void)state;
     s_expect_keywords("Cuisines cuisine CUISINE cuisinés", (const char *[]){"cuisine", NULL});
@@ -140,10 +156,10 @@ static void folding_survives_invalid_utf8_and_keeps_words_ascii(void **state) {
     assert_int_equal(mg_text_keywords(NULL, words, 8), 0);
     assert_int_equal(mg_text_keywords("", words, 8), 0);
     assert_int_equal(mg_text_keywords("cuisine", words, 0), 0);
-    /* `max` keeps the first words in sorted order. */
+    /* `max` keeps the words said first, sorted. */
     assert_int_equal(mg_text_keywords("zebre cuisine abeille", words, 2), 2);
-    assert_string_equal(words[0], "abeille");
-    assert_string_equal(words[1], "cuisine");
+    assert_string_equal(words[0], "cuisine");
+    assert_string_equal(words[1], "zebre");
     free(words[0]);
     free(words[1]);
 
@@ -809,6 +825,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(folding_lowers_case_removes_accents_and_splits_apostrophes),
         cmocka_unit_test(folding_drops_stop_words_short_words_and_numbers),
+        cmocka_unit_test(folding_beyond_the_cap_keeps_the_words_said_first),
         cmocka_unit_test(folding_folds_simple_plurals_and_removes_duplicates),
         cmocka_unit_test(decomposed_accents_fold_as_composed_ones),
         cmocka_unit_test(folding_survives_invalid_utf8_and_keeps_words_ascii),

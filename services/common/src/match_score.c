@@ -249,8 +249,14 @@ static int s_keep_word(char *w, size_t n) {
 typedef struct {
     const char *word;
     size_t from, to, rank;
+    size_t first; /* the rank of the word's first place in the text, over its spellings */
     int plain;
 } s_found_t;
+
+static int s_cmp_first(const void *a, const void *b) {
+    const s_found_t *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
 
 static int s_cmp_found(const void *a, const void *b) {
     const s_found_t *x = a, *y = b;
@@ -326,7 +332,7 @@ size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings
                 int plain = 1;
                 for (size_t k = from; k < i && plain; k++)
                     plain = s[k] < 0x80;
-                list[nwords] = (s_found_t){buf + start, from, i, nwords, plain};
+                list[nwords] = (s_found_t){buf + start, from, i, nwords, nwords, plain};
                 nwords++;
                 start += strlen(buf + start) + 1; /* keep it, terminator included */
             }
@@ -335,10 +341,25 @@ size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings
         i += step;
     }
 
+    /* Each word once, in its preferred spelling (the first of its run). */
     qsort(list, nwords, sizeof *list, s_cmp_found);
+    size_t distinct = 0;
+    for (size_t i = 0; i < nwords; i++) {
+        if (distinct > 0 && strcmp(list[i].word, list[distinct - 1].word) == 0) {
+            if (list[i].rank < list[distinct - 1].first) list[distinct - 1].first = list[i].rank;
+            continue;
+        }
+        list[distinct++] = list[i];
+    }
+    /* More than `max`: those the text says first (tags, then the title, then
+     * the description), not the first in alphabetical order. */
+    if (distinct > max) {
+        qsort(list, distinct, sizeof *list, s_cmp_first);
+        distinct = max;
+        qsort(list, distinct, sizeof *list, s_cmp_found);
+    }
     size_t written = 0;
-    for (size_t i = 0; i < nwords && written < max; i++) {
-        if (i > 0 && strcmp(list[i].word, list[i - 1].word) == 0) continue;
+    for (size_t i = 0; i < distinct; i++) {
         if (spellings) spellings[written] = s_lower_copy(text, list[i].from, list[i].to);
         words[written++] = mg_strdup(list[i].word);
     }

@@ -25,8 +25,9 @@
  * simple plurals folded ("cuisines" -> "cuisine", "locaux" -> "local"),
  * duplicates removed, sorted (strcmp order). Keywords are ASCII [a-z0-9],
  * at most 40 bytes. Invalid UTF-8 bytes separate words. `text` may be NULL.
- * Writes the first `max` words into `words` (each a new string; caller frees
- * each with free()) and returns how many were written. */
+ * Writes at most `max` words into `words` (when the text holds more, those
+ * it says first: a side's tags and title before its description), each a
+ * new string the caller frees with free(), and returns how many. */
 size_t mg_text_keywords(const char *text, char **words, size_t max);
 
 /* As mg_text_keywords(), and, if `spellings` is not NULL, each keyword as
