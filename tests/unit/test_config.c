@@ -109,6 +109,12 @@ static void values_are_trimmed_and_typed(void **state) {
     /* Keys the file does not set keep their defaults. */
     assert_int_equal(mg_config_int(cfg, "broker", "dedupe_window_s"), 604800);
     mg_config_destroy(&cfg);
+    /* A file saved with a byte order mark reads as without (before: "line 1:
+     * expected key = value or [section]" for a line that looked right). */
+    cfg = s_load("\xEF\xBB\xBF[broker]\r\nbatch_max = 32\r\n");
+    assert_non_null(cfg);
+    assert_int_equal(mg_config_int(cfg, "broker", "batch_max"), 32);
+    mg_config_destroy(&cfg);
 }
 
 static void integers_are_range_checked(void **state) {
