@@ -163,6 +163,22 @@ static void test_control_characters_and_nul_are_refused(void **state) {
     static const char with_nul[] = "[{\"eventId\":\"x\0\"}]";
     assert_int_equal(mg_event_batch_parse(with_nul, sizeof with_nul - 1, &o, &b, &e), MG_EVENT_BATCH_INVALID);
     assert_string_equal(e.code, "invalid_json");
+    assert_string_equal(e.message, "a NUL byte at byte 14 of the body"); /* not jansson's "end of file" */
+    s_parse("{\"type\":\"need.reported\",\"needReported\":{\"need\":{\"title\":\"a\\u0000b\"}}}", 0, NULL, &b,
+            &e);
+    assert_non_null(strstr(e.message, "\\u0000 (NUL) is not allowed in a string"));
+    assert_null(strstr(e.message, "JSON_ALLOW_NUL")); /* no name of the library's flags */
+}
+
+static void test_a_byte_order_mark_is_read_past(void **state) {
+    (void)state;
+    mg_event_batch_t b;
+    mg_event_batch_error_t e;
+    for (int ndjson = 0; ndjson < 2; ndjson++) {
+        assert_int_equal(s_parse("\xEF\xBB\xBF" NEED("", "14118"), ndjson, NULL, &b, &e), MG_EVENT_BATCH_OK);
+        assert_int_equal(b.count, 1);
+        mg_event_batch_clear(&b);
+    }
 }
 
 static void test_invalid_utf8_and_deep_nesting_are_refused(void **state) {
@@ -263,6 +279,7 @@ int main(void) {
         cmocka_unit_test(test_ndjson_skips_blank_lines_and_crlf),
         cmocka_unit_test(test_invalid_element_is_named_by_index_and_field),
         cmocka_unit_test(test_control_characters_and_nul_are_refused),
+        cmocka_unit_test(test_a_byte_order_mark_is_read_past),
         cmocka_unit_test(test_invalid_utf8_and_deep_nesting_are_refused),
         cmocka_unit_test(test_syntax_error_names_the_array_element),
         cmocka_unit_test(test_empty_and_non_objects_are_refused),

@@ -238,7 +238,8 @@ static mg_event_batch_status_t s_parse_ndjson(const char *body, size_t len, cons
             json_t *obj = json_loadb(body + i, end - i, JSON_REJECT_DUPLICATES, &jerr);
             if (!obj)
                 return s_fail(err, MG_EVENT_BATCH_INVALID, "invalid_json", index, NULL,
-                              "line %zu: invalid JSON at column %d: %s", line_no, jerr.column, jerr.text);
+                              "line %zu: invalid JSON at column %d: %s", line_no, jerr.column,
+                              mg_json_error_text(&jerr));
             mg_event_batch_status_t rc = s_add(out, obj, index, opts, err);
             json_decref(obj);
             if (rc != MG_EVENT_BATCH_OK) return rc;
@@ -261,7 +262,8 @@ static mg_event_batch_status_t s_parse_json(const char *body, size_t len, const 
     if (!root) {
         long index = is_array ? s_array_index_at(body, len, (size_t)jerr.position) : -1;
         return s_fail(err, MG_EVENT_BATCH_INVALID, "invalid_json", index, NULL,
-                      "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+                      "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                      mg_json_error_text(&jerr));
     }
     mg_event_batch_status_t rc = MG_EVENT_BATCH_OK;
     if (json_is_object(root)) {
@@ -295,6 +297,13 @@ mg_event_batch_status_t mg_event_batch_parse(const char *body, size_t len, const
     memset(err, 0, sizeof *err);
     err->index = -1;
     err->code = "";
+    /* A byte order mark may start a JSON text (RFC 8259, 8.1): read past it. */
+    if (body && len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) body += 3, len -= 3;
+    /* A raw NUL is no JSON anywhere; said as such, not as jansson's "end of file". */
+    const char *nul = body ? memchr(body, '\0', len) : NULL;
+    if (nul)
+        return s_fail(err, MG_EVENT_BATCH_INVALID, "invalid_json", -1, NULL,
+                      "a NUL byte at byte %zu of the body", (size_t)(nul - body));
     mg_event_batch_status_t rc = opts->ndjson ? s_parse_ndjson(body, len, opts, out, err)
                                               : s_parse_json(body, len, opts, out, err);
     if (rc == MG_EVENT_BATCH_OK) rc = s_check_unique(out, err);

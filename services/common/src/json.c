@@ -1085,7 +1085,7 @@ ProtobufCMessage *mg_json_parse_message(const ProtobufCMessageDescriptor *desc, 
             char path[256];
             s_path_at(text, len, (size_t)jerr.position, path, sizeof path);
             snprintf(err, errlen, "%s%sinvalid JSON at line %d, column %d: %s", path, path[0] ? ": " : "",
-                     jerr.line, jerr.column, jerr.text);
+                     jerr.line, jerr.column, mg_json_error_text(&jerr));
         }
         return NULL;
     }
@@ -1110,4 +1110,9 @@ ProtobufCMessage *mg_json_parse_message(const ProtobufCMessageDescriptor *desc, 
     ProtobufCMessage *msg = mg_json_to_message(desc, root, err, errlen);
     json_decref(root);
     return msg;
+}
+
+const char *mg_json_error_text(const json_error_t *e) {
+    if (strstr(e->text, "JSON_ALLOW_NUL")) return "\\u0000 (NUL) is not allowed in a string";
+    return e->text;
 }

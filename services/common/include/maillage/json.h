@@ -48,4 +48,9 @@ json_t *mg_json_string_lossy(const char *s, size_t len);
  * of a deep one. */
 int mg_json_depth(const json_t *j, int limit);
 
+/* Why jansson refused a text, said for the producer: its own message, but
+ * not the names of its flags ("\u0000 is not allowed without JSON_ALLOW_NUL"
+ * reads "\u0000 (NUL) is not allowed in a string"). */
+const char *mg_json_error_text(const json_error_t *e);
+
 #endif
