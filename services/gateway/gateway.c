@@ -434,7 +434,7 @@ static int s_parse_query(gw_request_t *r, const char *qs) {
     }
     for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
         for (const struct evkeyval *later = kv->next.tqe_next; later; later = later->next.tqe_next)
-            if (strcmp(kv->key, later->key) == 0) {
+            if (strcasecmp(kv->key, later->key) == 0) { /* as evhttp_find_header() reads them */
                 gw_reply_error(r, 400, "invalid_parameter", kv->key, -1, "%s is given more than once",
                                kv->key);
                 return -1;

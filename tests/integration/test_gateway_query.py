@@ -647,6 +647,9 @@ class ReadTest(unittest.TestCase):
         # of parameters too (each pair is compared with the others).
         status, body, _ = self.get("/v1/needs?limit=1&limit=999")
         self.assertEqual((status, body["error"]["code"], body["error"]["field"]), (400, "invalid_parameter", "limit"))
+        # Names are read regardless of case, so "LIMIT" is "limit" given twice.
+        status, body, _ = self.get("/v1/needs?limit=1&LIMIT=999")
+        self.assertEqual((status, body["error"]["code"]), (400, "invalid_parameter"), body)
         status, body, _ = self.get("/v1/needs?" + "&".join("p%d=1" % i for i in range(2000)))
         self.assertEqual((status, body["error"]["code"]), (400, "bad_request"), body)
         # Empty pairs and a name alone are what browsers and shared links
