@@ -628,9 +628,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             /* A UTF-8 byte order mark, as Windows tools write at the start
              * of a file, is not part of the JSON (RFC 8259 lets a reader
              * ignore it): else line 1 is refused for an invisible character. */
-            if (reader.line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-                line += 3;
-                len -= 3;
+            if (reader.line_no == 1) {
+                size_t bom = mg_utf8_bom_len(line, len);
+                line += bom;
+                len -= bom;
             }
             s_submit_line(&e, line, len, reader.line_no);
         }

@@ -744,8 +744,11 @@ static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pa
     return 0;
 }
 
+/* A pair retired because one of its structures left (member.left). */
+#define S_RETIRED_LEFT "Proposition retirée : une des structures a quitté le réseau."
+
 static const char *s_retire_reason(const s_cand_t *c) {
-    if (c->left) return "Proposition retirée : une des structures a quitté le réseau.";
+    if (c->left) return S_RETIRED_LEFT;
     if (!c->ok) return "Proposition retirée : le besoin et l'offre ne correspondent plus.";
     return "Proposition retirée : le score est passé sous le seuil.";
 }
@@ -1147,7 +1150,7 @@ static const char *s_retired_by_closure(int is_need, Maillage__V1__Closure reaso
         return is_need ? "Proposition retirée : le besoin a expiré."
                        : "Proposition retirée : l'offre a expiré.";
     case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT:
-        return "Proposition retirée : une des structures a quitté le réseau.";
+        return S_RETIRED_LEFT;
     default:
         return is_need ? "Proposition retirée : le besoin est clos."
                        : "Proposition retirée : l'offre est retirée.";

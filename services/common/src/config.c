@@ -438,7 +438,7 @@ mg_config_t *mg_config_load_buffer(const char *name, const char *data, size_t le
     const char *section = NULL;
     size_t lineno = 0;
     /* A UTF-8 byte order mark (left by Windows editors) is no part of line 1. */
-    size_t pos = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    size_t pos = mg_utf8_bom_len(data, len);
     char *line = NULL;
     while (pos < len) {
         lineno++;

@@ -87,7 +87,8 @@ static int s_read_file(const char *path, mode_t forbidden, const char *what, cha
         return mg_fail(err, errlen, "%s %s: a NUL byte at offset %zu: not a text file", what, path,
                        (size_t)(nul - buf));
     /* A UTF-8 byte order mark (left by Windows editors) is no part of the first line. */
-    if (used >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) memmove(buf, buf + 3, used -= 3);
+    size_t bom = mg_utf8_bom_len(buf, used);
+    if (bom) memmove(buf, buf + bom, used -= bom);
     buf[used] = '\0';
     if (st_out) *st_out = st;
     return 0;

@@ -265,6 +265,10 @@ const char *mg_ack_status_name(Maillage__V1__Ack__Status status) {
 
 /* ---- Primitive checks -------------------------------------------------- */
 
+size_t mg_utf8_bom_len(const char *s, size_t len) {
+    return s && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
 int mg_utf8_is_valid(const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;

@@ -298,7 +298,8 @@ mg_event_batch_status_t mg_event_batch_parse(const char *body, size_t len, const
     err->index = -1;
     err->code = "";
     /* A byte order mark may start a JSON text (RFC 8259, 8.1): read past it. */
-    if (body && len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) body += 3, len -= 3;
+    size_t bom = mg_utf8_bom_len(body, len);
+    if (bom) body += bom, len -= bom;
     /* A raw NUL is no JSON anywhere; said as such, not as jansson's "end of file". */
     const char *nul = body ? memchr(body, '\0', len) : NULL;
     if (nul)

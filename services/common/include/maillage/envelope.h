@@ -149,4 +149,9 @@ int mg_id_is_valid(const char *s);
  * surrogates), else 0. */
 int mg_utf8_is_valid(const char *s, size_t len);
 
+/* 3 if the `len` bytes at `s` start with a UTF-8 byte order mark (EF BB BF,
+ * as Windows tools write at the start of a file; no part of its text), else
+ * 0: how many bytes a reader skips. */
+size_t mg_utf8_bom_len(const char *s, size_t len);
+
 #endif
