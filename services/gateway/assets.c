@@ -85,11 +85,11 @@ static void s_serve(gw_request_t *r) {
 void gw_assets_register(mg_gateway_t *gw) {
     size_t count = 0;
     const gw_asset_t *all = gw_asset_all(&count);
-    gw_route(gw, EVHTTP_REQ_GET, "/", GW_NOBODY, s_serve);
+    gw_route(gw, EVHTTP_REQ_GET, "/", GW_NOBODY, NULL, s_serve);
     for (size_t i = 0; i < count; i++) {
         if (strcmp(all[i].path, "/openapi.json") == 0)
-            gw_route(gw, EVHTTP_REQ_GET, S_OPENAPI_ROUTE, GW_NOBODY, s_serve);
+            gw_route(gw, EVHTTP_REQ_GET, S_OPENAPI_ROUTE, GW_NOBODY, NULL, s_serve);
         else
-            gw_route(gw, EVHTTP_REQ_GET, all[i].path, GW_NOBODY, s_serve);
+            gw_route(gw, EVHTTP_REQ_GET, all[i].path, GW_NOBODY, NULL, s_serve);
     }
 }

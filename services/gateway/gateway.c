@@ -60,6 +60,7 @@ typedef struct {
     enum evhttp_cmd_type method;
     int allowed;
     gw_handler_fn handler;
+    const char *query; /* the query parameters it reads, space-separated (static) */
     size_t nseg;
     char *seg[S_MAX_SEGMENTS]; /* NULL for a {placeholder} */
     char *pattern;
@@ -442,6 +443,35 @@ static int s_parse_query(gw_request_t *r, const char *qs) {
     return 0;
 }
 
+/* Whether `name` is a word of the space-separated `list`, ignoring case
+ * (as evhttp_find_header() reads the query). */
+static int s_in_list(const char *list, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, " ");
+        if (n == len && strncasecmp(p, name, n) == 0) return 1;
+        p += n + (p[n] == ' ');
+    }
+    return 0;
+}
+
+/* Every parameter of r->query is one the route reads: a misspelt filter
+ * ("?categry=locaux") would otherwise answer the whole list, unfiltered.
+ * Returns 0, or -1 with the 400 sent. */
+static int s_query_is_known(gw_request_t *r, const char *known) {
+    for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
+        if (!s_in_list(known, kv->key)) {
+            if (*known)
+                gw_reply_error(r, 400, "invalid_parameter", kv->key, -1,
+                               "unknown query parameter %s (this resource reads: %s)", kv->key, known);
+            else
+                gw_reply_error(r, 400, "invalid_parameter", kv->key, -1,
+                               "unknown query parameter %s (this resource reads none)", kv->key);
+            return -1;
+        }
+    return 0;
+}
+
 static int s_split(char *path, char **seg) {
     int n = 0;
     if (path[0] != '/') return -1;
@@ -459,13 +489,14 @@ static int s_split(char *path, char **seg) {
 }
 
 void gw_route(mg_gateway_t *gw, enum evhttp_cmd_type method, const char *pattern, int allowed,
-              gw_handler_fn handler) {
+              const char *query, gw_handler_fn handler) {
     gw->routes = mg_realloc(gw->routes, (gw->nroutes + 1) * sizeof *gw->routes);
     s_route_t *rt = &gw->routes[gw->nroutes];
     memset(rt, 0, sizeof *rt);
     rt->method = method;
     rt->allowed = allowed;
     rt->handler = handler;
+    rt->query = query ? query : "";
     rt->pattern = mg_strdup(pattern);
     char *copy = mg_strdup(pattern);
     char *seg[S_MAX_SEGMENTS];
@@ -572,7 +603,9 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
     /* Public routes (the page, health, session) read no parameter: a link
      * with "?utm" or "?&" still opens the page. */
     const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
-    if ((found->allowed & (GW_NETWORK | GW_STAFF)) && qs && *qs && s_parse_query(r, qs) != 0) return;
+    if ((found->allowed & (GW_NETWORK | GW_STAFF)) && qs && *qs &&
+        (s_parse_query(r, qs) != 0 || s_query_is_known(r, found->query) != 0))
+        return;
     q->route = found;
     s_dispatch(q);
 }

@@ -80,10 +80,14 @@ typedef void (*gw_handler_fn)(gw_request_t *r);
  * ("/v1/needs/{id}/matches"); a placeholder matches an id (mg_id_is_valid)
  * and nothing else. `allowed` is GW_NOBODY (public), GW_NETWORK, GW_STAFF, or
  * GW_NETWORK | GW_STAFF. The same pattern may be added once per method; a
- * known path with another method is answered 405 with Allow. Call only from
- * a gw_<part>_register() function. */
+ * known path with another method is answered 405 with Allow. `query` names
+ * the query parameters the handler reads, space-separated ("category
+ * department cursor limit"; a static string, NULL for none): any other is
+ * answered 400 invalid_parameter before the token is checked. Public routes'
+ * query strings are not read at all. Call only from a gw_<part>_register()
+ * function. */
 void gw_route(mg_gateway_t *gw, enum evhttp_cmd_type method, const char *pattern, int allowed,
-              gw_handler_fn handler);
+              const char *query, gw_handler_fn handler);
 
 /* ---- answering (each frees `r`) ------------------------------------------- */
 

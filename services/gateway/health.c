@@ -206,7 +206,7 @@ static void s_get_metrics(gw_request_t *r) {
 }
 
 void gw_health_register(mg_gateway_t *gw) {
-    gw_route(gw, EVHTTP_REQ_GET, "/healthz", GW_NOBODY, s_get_healthz);
-    gw_route(gw, EVHTTP_REQ_GET, "/readyz", GW_NOBODY, s_get_readyz);
-    gw_route(gw, EVHTTP_REQ_GET, "/metrics", GW_NOBODY, s_get_metrics);
+    gw_route(gw, EVHTTP_REQ_GET, "/healthz", GW_NOBODY, NULL, s_get_healthz);
+    gw_route(gw, EVHTTP_REQ_GET, "/readyz", GW_NOBODY, NULL, s_get_readyz);
+    gw_route(gw, EVHTTP_REQ_GET, "/metrics", GW_NOBODY, NULL, s_get_metrics);
 }

@@ -389,6 +389,6 @@ static void s_post_feedback(gw_request_t *r) {
 }
 
 void gw_ingest_register(mg_gateway_t *gw) {
-    gw_route(gw, EVHTTP_REQ_POST, "/v1/events", GW_NETWORK | GW_ACCEPT_NDJSON, s_post_events);
-    gw_route(gw, EVHTTP_REQ_POST, "/v1/matches/{id}/feedback", GW_STAFF, s_post_feedback);
+    gw_route(gw, EVHTTP_REQ_POST, "/v1/events", GW_NETWORK | GW_ACCEPT_NDJSON, NULL, s_post_events);
+    gw_route(gw, EVHTTP_REQ_POST, "/v1/matches/{id}/feedback", GW_STAFF, NULL, s_post_feedback);
 }

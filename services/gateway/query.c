@@ -443,8 +443,8 @@ static void s_communes(gw_request_t *r) {
 
 void gw_query_register(mg_gateway_t *gw) {
     s_state(gw);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/taxonomy", GW_STAFF, s_taxonomy);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/communes", GW_STAFF, s_communes);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/taxonomy", GW_STAFF, NULL, s_taxonomy);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/communes", GW_STAFF, NULL, s_communes);
     gq_items_register(gw);
     gq_cooperations_register(gw);
     gq_inbox_register(gw);

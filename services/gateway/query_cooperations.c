@@ -171,5 +171,5 @@ static void s_coop_get(gw_request_t *r) {
 }
 
 void gq_cooperations_register(mg_gateway_t *gw) {
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/cooperations/{id}", GW_STAFF, s_coop_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/cooperations/{id}", GW_STAFF, NULL, s_coop_get);
 }

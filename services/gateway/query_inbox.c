@@ -575,6 +575,7 @@ static void s_mark_read(gw_request_t *r) {
 }
 
 void gq_inbox_register(mg_gateway_t *gw) {
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/staff/{id}/inbox", GW_STAFF, s_inbox);
-    gw_route(gw, EVHTTP_REQ_POST, "/v1/staff/{id}/inbox/{nid}/read", GW_STAFF, s_mark_read);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/staff/{id}/inbox", GW_STAFF,
+             "category department status kind unread cursor limit", s_inbox);
+    gw_route(gw, EVHTTP_REQ_POST, "/v1/staff/{id}/inbox/{nid}/read", GW_STAFF, NULL, s_mark_read);
 }

@@ -1132,13 +1132,13 @@ static void s_structure_list(gw_request_t *r) {
 }
 
 void gq_items_register(mg_gateway_t *gw) {
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/structures", GW_STAFF, s_structure_list);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/structures/{id}", GW_STAFF, s_structure_get);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs", GW_STAFF, s_need_list);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs/{id}", GW_STAFF, s_need_get);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs/{id}/matches", GW_STAFF, s_need_matches);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers", GW_STAFF, s_offer_list);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers/{id}", GW_STAFF, s_offer_get);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers/{id}/matches", GW_STAFF, s_offer_matches);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/matches/{id}", GW_STAFF, s_match_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/structures", GW_STAFF, "cursor limit", s_structure_list);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/structures/{id}", GW_STAFF, NULL, s_structure_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs", GW_STAFF, "category department cursor limit", s_need_list);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs/{id}", GW_STAFF, NULL, s_need_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/needs/{id}/matches", GW_STAFF, "cursor limit", s_need_matches);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers", GW_STAFF, "category department cursor limit", s_offer_list);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers/{id}", GW_STAFF, NULL, s_offer_get);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/offers/{id}/matches", GW_STAFF, "cursor limit", s_offer_matches);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/matches/{id}", GW_STAFF, NULL, s_match_get);
 }

@@ -566,7 +566,8 @@ static void s_collective(gw_request_t *r) {
 
 void gq_territory_register(mg_gateway_t *gw) {
     s_cache(gw);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/figures", GW_STAFF, s_figures);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/map", GW_STAFF, s_map);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/collective-needs", GW_STAFF, s_collective);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/figures", GW_STAFF, "department", s_figures);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/map", GW_STAFF, "category", s_map);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/collective-needs", GW_STAFF, "category department cursor limit",
+             s_collective);
 }

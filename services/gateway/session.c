@@ -115,7 +115,7 @@ static void s_get_me(gw_request_t *r) {
 }
 
 void gw_session_register(mg_gateway_t *gw) {
-    gw_route(gw, EVHTTP_REQ_POST, "/v1/session", GW_NOBODY, s_post_session);
-    gw_route(gw, EVHTTP_REQ_DELETE, "/v1/session", GW_NOBODY, s_delete_session);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/me", GW_NETWORK | GW_STAFF, s_get_me);
+    gw_route(gw, EVHTTP_REQ_POST, "/v1/session", GW_NOBODY, NULL, s_post_session);
+    gw_route(gw, EVHTTP_REQ_DELETE, "/v1/session", GW_NOBODY, NULL, s_delete_session);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/me", GW_NETWORK | GW_STAFF, NULL, s_get_me);
 }

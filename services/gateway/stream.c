@@ -630,5 +630,5 @@ void gw_stream_register(mg_gateway_t *gw) {
     if (st->heartbeat) event_add(st->heartbeat, &hb);
     if (st->poll) event_add(st->poll, &poll);
     gw_part_set(gw, GW_PART_STREAM, st, s_state_destroy);
-    gw_route(gw, EVHTTP_REQ_GET, "/v1/stream", GW_STAFF, s_stream);
+    gw_route(gw, EVHTTP_REQ_GET, "/v1/stream", GW_STAFF, "lastEventId", s_stream);
 }

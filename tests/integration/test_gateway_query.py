@@ -569,20 +569,23 @@ class ReadTest(unittest.TestCase):
         self.assertEqual([c["code"] for c in only["communes"]], [ROUEN])
         self.error(400, "/v1/map", field="category", category="Locaux")
 
-    def test_answers_follow_the_openapi_document(self):
-        doc = openapi()
+    def concrete(self, template):
+        """A path of the scenario for an openapi.json path template."""
         mid = self.st.match_id("n-caen", "o-herouville")
-        # Nothing is changed: POSTs get an empty object (400) or an unknown id (404).
-        concrete = {"{nid}": "n-nowhere", "{asset}": "index.html"}
         ids = {"/v1/structures/{id}": "s-caen", "/v1/needs/{id}": "n-caen", "/v1/needs/{id}/matches": "n-caen",
                "/v1/offers/{id}": "o-herouville", "/v1/offers/{id}/matches": "o-herouville",
                "/v1/matches/{id}": mid, "/v1/matches/{id}/feedback": mid, "/v1/cooperations/{id}": "p-caen",
                "/v1/staff/{id}/inbox": "me",
                "/v1/staff/{id}/inbox/{nid}/read": "me"}
+        path = template.replace("{id}", ids.get(template, "x")).replace("{nid}", "n-nowhere")
+        return path.replace("{asset}", "index.html")
+
+    def test_answers_follow_the_openapi_document(self):
+        doc = openapi()
+        # Nothing is changed: POSTs get an empty object (400) or an unknown id (404).
         checked = 0
         for template, methods in doc["paths"].items():
-            path = template.replace("{id}", ids.get(template, "x")).replace("{nid}", concrete["{nid}"])
-            path = path.replace("{asset}", concrete["{asset}"])
+            path = self.concrete(template)
             for method, op in methods.items():
                 if template in ("/", "/{asset}", "/v1/openapi.json", "/v1/stream"):
                     continue  # the staff page's part; the stream has its own tests
@@ -609,6 +612,44 @@ class ReadTest(unittest.TestCase):
         self.assertEqual(sorted(need), sorted(f.json_name for f in h.events_pb2.Need.DESCRIPTOR.fields))
         env = doc["components"]["schemas"]["Envelope"]["properties"]
         self.assertEqual(sorted(env), sorted(f.json_name for f in h.Envelope.DESCRIPTOR.fields))
+
+    def test_a_query_parameter_not_documented_is_refused(self):
+        # A misspelt filter used to be ignored: "?categry=materiel" answered
+        # every need, unfiltered. Each API route reads exactly the parameters
+        # openapi.json documents for it, regardless of case, and no other.
+        doc = openapi()
+        routes = 0
+        for template, methods in doc["paths"].items():
+            get = methods.get("get")
+            if not get or template in ("/", "/{asset}", "/v1/openapi.json", "/healthz", "/readyz", "/metrics"):
+                continue  # public: a link's "?utm" still opens the page (below)
+            path = self.concrete(template)
+            names = [p["name"] for p in get.get("parameters", []) if p.get("in") == "query"]
+            if template == "/v1/stream":
+                # Each documented name is read (an empty value is no value)...
+                # (an open stream would not end: a bad value shows it is read)
+                status, body, _ = self.get(path, lastEventId="x")
+                self.assertEqual((status, body["error"]["field"]), (400, "Last-Event-ID"), body)
+            else:
+                for name in names:
+                    for spelling in (name, name.upper()):
+                        status, body, _ = self.get(path, **{spelling: ""})
+                        self.assertEqual(status, 200, (template, spelling, body))
+            # ... and a name it does not document is refused, naming it.
+            for unknown in ("categry", "utm_source", names[0] + "s" if names else "limit"):
+                status, body, _ = self.get(path, **{unknown: "materiel"})
+                self.assertEqual((status, body["error"]["code"], body["error"]["field"]),
+                                 (400, "invalid_parameter", unknown), (template, body))
+                self.assertIn("unknown query parameter " + unknown, body["error"]["message"])
+                listed = body["error"]["message"].split("reads", 1)[1].strip(" :)").split()
+                self.assertEqual(sorted(listed), sorted(names) or ["none"], template)
+            routes += 1
+        self.assertGreaterEqual(routes, 15)
+        # The filter meant, spelt right, filters.
+        self.assertEqual({n["category"] for n in self.ok("/v1/needs", category="materiel")["items"]}, {"materiel"})
+        # Before the token: the same 400 with none.
+        status, body, _ = self.st.http.get("/v1/needs?categry=materiel")
+        self.assertEqual((status, body["error"]["field"]), (400, "categry"))
 
     def test_hostile_parameters_get_400_and_nothing_else(self):
         huge = "9" * 25
@@ -655,7 +696,7 @@ class ReadTest(unittest.TestCase):
         # Empty pairs and a name alone are what browsers and shared links
         # make: taken (a name alone has an empty value), not a 400.
         first = self.ok("/v1/needs", limit=1)
-        for raw in ("/v1/needs?limit=1&&", "/v1/needs?&limit=1", "/v1/needs?limit=1&utm_source"):
+        for raw in ("/v1/needs?limit=1&&", "/v1/needs?&limit=1", "/v1/needs?limit=1&cursor"):
             status, body, _ = self.get(raw)
             self.assertEqual((status, body), (200, first), raw)
         # The public routes read no parameter: the page opens whatever a link
