@@ -620,6 +620,10 @@ static void s_extract_cookie(const char *cookies, const char **value, size_t *le
             *value = eq + 1;
             *len = (size_t)(end - eq - 1);
             while (*len && ((*value)[*len - 1] == ' ')) (*len)--;
+            if (*len >= 2 && (*value)[0] == '"' && (*value)[*len - 1] == '"') { /* RFC 6265 allows quotes */
+                (*value)++;
+                *len -= 2;
+            }
             return;
         }
         p = *end ? end + 1 : end;

@@ -544,6 +544,11 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json, {"kind": "staff", "id": "claire", "name": "Claire Dupont",
                                   "departments": ["14", "50", "61"], "categories": ["locaux"], "networks": []})
+        # A value in double quotes, as RFC 6265 allows (it was not found).
+        r = gw.request("GET", "/v1/me", headers={"Cookie": 'other=1; mg_session="%s"' % staff})
+        self.assertEqual((r.status, r.json.get("id")), (200, "claire"), r)
+        r = gw.request("GET", "/v1/me", headers={"Cookie": 'mg_session="%s' % staff})
+        self.assertEqual(r.status, 401, r)
         r = gw.request("DELETE", "/v1/session")
         self.assertEqual(r.status, 204, r)
         self.assertIn("Max-Age=0", r.headers["set-cookie"])
