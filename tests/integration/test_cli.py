@@ -648,6 +648,8 @@ class CliTest(unittest.TestCase):
             ("[gateway]\nlisten = 0.0.0.0:8080\n", "gateway",
              "[gateway] listen = 0.0.0.0:8080: refusing plain HTTP beyond loopback"),
             ("[gateway]\nlisten = 8080\n", "gateway", '[gateway] listen = "8080": expected HOST:PORT'),
+            ("[gateway]\nlisten = 127.0.0.1:+80\n", "gateway", '[gateway] listen = "127.0.0.1:+80": expected HOST:PORT'),
+            ("[gateway]\nlisten = 127.0.0.1: 80\n", "gateway", '[gateway] listen = "127.0.0.1: 80": expected HOST:PORT'),
             ("[gateway]\nstaff_network = équipe cress\n", "gateway",
              '[gateway] staff_network = "équipe cress": not a valid id'),
             ("[curve]\nserver_public_key_file = %s/broker.pub\n" % keys, "matcher",

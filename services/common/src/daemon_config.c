@@ -84,9 +84,11 @@ int mg_gateway_listen_parse(const char *listen, char *host, size_t hostlen, int 
     if (hend <= h || (size_t)(hend - h) >= hostlen) return -1;
     memcpy(host, h, (size_t)(hend - h));
     host[hend - h] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 1 || p > 65535 || colon[1] == '\0') return -1;
+    const char *digits = colon + 1; /* digits only: strtol would also take a sign and blanks */
+    size_t n = strspn(digits, "0123456789");
+    if (n == 0 || n > 5 || digits[n] != '\0') return -1;
+    long p = strtol(digits, NULL, 10);
+    if (p < 1 || p > 65535) return -1;
     *port = (int)p;
     return 0;
 }
