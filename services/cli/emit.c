@@ -178,6 +178,7 @@ typedef struct {
     /* outcome */
     const char *endpoint;
     size_t sent, accepted, duplicate, rejected, unreadable, lost;
+    size_t too_large; /* read, but over max_bytes: not sent */
     size_t held; /* of `lost`, those whose last answer was "not now" */
     size_t acks; /* answers received at all: none means nobody is listening */
     int read_failed; /* the input could not be read to its end */
@@ -319,7 +320,7 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
         cli_error("emit",
                   "line %ld: %s: too large (%zu bytes, [broker] max_message_bytes is %zu) (line skipped)",
                   line_no, env->event_id, packed, e->max_bytes);
-        e->unreadable++;
+        e->too_large++;
         free(data);
         protobuf_c_message_free_unpacked(msg, NULL);
         return;
@@ -697,14 +698,19 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         snprintf(held, sizeof held,
                  " (dont %zu retenu%s par le broker : limite de débit ou journal indisponible)", e.held,
                  e.held > 1 ? "s" : "");
+    char too_large[96] = "";
+    if (e.too_large)
+        snprintf(too_large, sizeof too_large, ", %zu trop volumineu%s", e.too_large,
+                 e.too_large > 1 ? "ses" : "se");
     fprintf(stderr,
             "emit : %zu événement%s envoyé%s — %zu accepté%s, %zu doublon%s, %zu rejeté%s, "
-            "%zu ligne%s illisible%s, %zu sans réponse%s\n",
+            "%zu ligne%s illisible%s%s, %zu sans réponse%s\n",
             e.sent, e.sent > 1 ? "s" : "", e.sent > 1 ? "s" : "", e.accepted, e.accepted > 1 ? "s" : "",
             e.duplicate, e.duplicate > 1 ? "s" : "", e.rejected, e.rejected > 1 ? "s" : "", e.unreadable,
-            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", e.lost, held);
-    rc = (e.rejected || e.unreadable || e.lost || e.read_failed || cli_interrupted) ? CLI_EXIT_FAIL
-                                                                                    : CLI_EXIT_OK;
+            e.unreadable > 1 ? "s" : "", e.unreadable > 1 ? "s" : "", too_large, e.lost, held);
+    rc = (e.rejected || e.unreadable || e.too_large || e.lost || e.read_failed || cli_interrupted)
+             ? CLI_EXIT_FAIL
+             : CLI_EXIT_OK;
 
 done:
     for (size_t b = 0; b < S_BUCKETS; b++) {

@@ -271,6 +271,8 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("line 2: %s: too large (" % ids[1], r.stderr)
         self.assertIn("max_message_bytes is 262144", r.stderr)
+        # Counted as what it is: the line was read (it was counted unreadable).
+        self.assertIn("0 ligne illisible, 1 trop volumineuse, 0 sans réponse", r.stderr)
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted([ids[0], ids[2]]))
 
