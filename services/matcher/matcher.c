@@ -773,10 +773,11 @@ static void s_need_of(const mg_matcher_t *m, const char *category, char *out, si
 
 /* Record one collective_need.detected of the group `group` (an EPCI, or
  * "near:<com>" for a group by distance whose `centre` is "lon lat" when it
- * is formed, "" otherwise) from its members "<sid>|<nid>" (`list`). */
+ * is formed, "" otherwise, and `sids` its structures as the script lists
+ * them; "" for an EPCI) from its members "<sid>|<nid>" (`list`). */
 static void s_collective_emit(s_job_t *job, const char *category, const char *group, const char *centre,
-                              unsigned prev, long long n, const redisReply *list, const char *territory,
-                              const char *territory_name, const char *explanation) {
+                              const char *sids, unsigned prev, long long n, const redisReply *list,
+                              const char *territory, const char *territory_name, const char *explanation) {
     size_t count = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
     char **need_ids = mg_calloc(count + 1, sizeof(char *)), **structure_ids = mg_calloc(count + 1, sizeof(char *));
     size_t n_needs = 0, n_structures = 0;
@@ -831,6 +832,7 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     mg_args_bytes(&job->colls, out->data, out->len);
     mg_args_str(&job->colls, centre);
     mg_args_bytes(&job->colls, cn_pb, cn_len);
+    mg_args_str(&job->colls, sids);
     free(cn_pb);
     job->n_colls++;
     for (size_t i = 0; i < n_needs; i++) free(need_ids[i]);
@@ -854,19 +856,19 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
              n, n > 1 ? "s" : "", of_epci, n > 1 ? "nt" : "", need_of);
     snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
-    s_collective_emit(job, need->category, nc->epci, "", prev, n, info->element[2], territory,
+    s_collective_emit(job, need->category, nc->epci, "", "", prev, n, info->element[2], territory,
                       nc->epci_name ? nc->epci_name : "", explanation);
 }
 
 /* The groups by distance touched by the need: `groups` is a list of
  * {group ("near:<com>"), centre commune, rev, n, members, centre "lon lat"
- * or ""} (docs/redis-keys.md, "Collective needs by distance"). */
+ * or "", structures} (docs/redis-keys.md, "Collective needs by distance"). */
 static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, const redisReply *groups) {
     mg_matcher_t *m = job->m;
     if (!groups || groups->type != REDIS_REPLY_ARRAY) return;
     for (size_t g = 0; g < groups->elements; g++) {
         const redisReply *r = groups->element[g];
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 6) continue;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 7) continue;
         const char *code = s_rstr(r->element[1]);
         const mg_commune_t *centre = mg_communes_find(m->communes, code);
         long long n = s_rint(r->element[3]);
@@ -880,8 +882,8 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
                  "%lld structure%s à moins de %lld km %s exprime%s un %s : une réponse mutualisée est possible", n,
                  n > 1 ? "s" : "", m->collective_km, of_centre, n > 1 ? "nt" : "", need_of);
         s_collective_emit(job, need->category, s_rstr(r->element[0]), s_rstr(r->element[5]),
-                          (unsigned)s_rint(r->element[2]), n, r->element[4], code, centre ? centre->name : code,
-                          explanation);
+                          s_rstr(r->element[6]), (unsigned)s_rint(r->element[2]), n, r->element[4], code,
+                          centre ? centre->name : code, explanation);
     }
 }
 

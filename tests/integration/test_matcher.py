@@ -821,6 +821,28 @@ class MatcherTest(unittest.TestCase):
         self.assertTrue(cn2.explanation.startswith("4 structures à moins de 20 km de Tinchebray-Bocage"),
                         cn2.explanation)
         self.assertEqual(stored_collectives(st), {"mg:collective:materiel:near:61486": cn2})
+        # One leaves, another comes: still four, but not the four signalled.
+        # The group names who is there now (it waited for a fifth: a closed
+        # need and a departed structure stayed in it). A departure alone says
+        # nothing.
+        st.emit([need_closed("m-sourdeval", "a-sourdeval")])
+        st.settle()
+        self.assertEqual(len(st.journal("collective_need.detected")), 2)
+        st.emit([member("a-vire-3", VIRE), need("m-vire-3", "a-vire-3", VIRE, category="materiel")])
+        st.settle()
+
+        def near_group():  # (three structures of Vire's EPCI now have their own signal)
+            return [e.collective_need_detected for e in st.journal("collective_need.detected")
+                    if e.collective_need_detected.collective_id == "cn.materiel.near.61486"]
+        self.assertEqual([cn.revision for cn in near_group()], [1, 2, 3])
+        cn3 = near_group()[2]
+        self.assertEqual(sorted(cn3.structure_ids), ["a-tinchebray", "a-vire", "a-vire-2", "a-vire-3"])
+        self.assertNotIn("m-sourdeval", cn3.need_ids)
+        self.assertEqual(stored_collectives(st)["mg:collective:materiel:near:61486"], cn3)
+        # Another need of a structure signalled: nothing new.
+        st.emit([need("m-vire-3b", "a-vire-3", VIRE, category="materiel", title="Un diable")])
+        st.settle()
+        self.assertEqual(len(near_group()), 3)
         # Replaying the whole journal creates nothing new.
         before = len(st.journal())
         st.matchers[0].stop()
