@@ -1,6 +1,8 @@
 /* test_spellings.c -- a folded keyword's spelling from a word list: plurals
- * set aside, ambiguous keywords left alone, plain spellings respelled, and
- * a file with bad lines. */
+ * set aside, ambiguous keywords left alone, plain spellings respelled, a
+ * file with bad lines (a NUL inside one, a byte order mark before the
+ * first), and a path that is no file. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -89,11 +92,81 @@ static void a_file_with_bad_lines_keeps_the_good_ones(void **state) {
     assert_non_null(strstr(err, "/nonexistent/french"));
 }
 
+/* The list of the `len` bytes at `text`, read as a file would be. */
+static mg_spellings_t *s_read(const char *text, size_t len) {
+    char err[256] = "";
+    FILE *f = fmemopen((void *)text, len, "r");
+    assert_non_null(f);
+    mg_spellings_t *s = mg_spellings_read(f, "words", err, sizeof err);
+    fclose(f);
+    assert_non_null(s);
+    return s;
+}
+
+static void a_line_with_a_nul_byte_is_skipped_not_cut(void **state) {
+    (void)state;
+    /* Cut at its NUL, the first line gave "réemploi": a word it is not. */
+    static const char text[] = "réemploi\0xyz\nstratégie\n\0\nété\0";
+    mg_spellings_t *s = s_read(text, sizeof text - 1);
+    assert_null(mg_spellings_find(s, "reemploi"));
+    assert_string_equal(mg_spellings_find(s, "strategie"), "stratégie");
+    assert_int_equal(mg_spellings_count(s), 1);
+    mg_spellings_destroy(&s);
+}
+
+static void lines_over_128_bytes_are_skipped_whatever_their_end(void **state) {
+    (void)state;
+    char text[1024];
+    /* 128 bytes: "stratégie" (10) and 118 spaces, then CRLF; then 129. */
+    int n = snprintf(text, sizeof text, "stratégie%118s\r\nbénévole%119s\n", "", "");
+    mg_spellings_t *s = s_read(text, (size_t)n);
+    assert_string_equal(mg_spellings_find(s, "strategie"), "stratégie");
+    assert_null(mg_spellings_find(s, "benevole"));
+    mg_spellings_destroy(&s);
+}
+
+static void a_byte_order_mark_is_no_part_of_the_first_line(void **state) {
+    (void)state;
+    char text[1024];
+    /* 128 bytes without the mark: read, not skipped as 131 bytes long. */
+    int n = snprintf(text, sizeof text, "\xef\xbb\xbfstratégie%118s\nréemploi", "");
+    mg_spellings_t *s = s_read(text, (size_t)n);
+    assert_string_equal(mg_spellings_find(s, "strategie"), "stratégie");
+    assert_string_equal(mg_spellings_find(s, "reemploi"), "réemploi");
+    mg_spellings_destroy(&s);
+    static const char only[] = "\xef\xbb\xbf";
+    s = s_read(only, sizeof only - 1);
+    assert_int_equal(mg_spellings_count(s), 0);
+    mg_spellings_destroy(&s);
+}
+
+static void a_directory_is_refused_as_not_a_regular_file(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test-spellings-dir-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[256] = "", want[300];
+    assert_null(mg_spellings_load(dir, err, sizeof err));
+    snprintf(want, sizeof want, "%s: not a regular file", dir);
+    assert_string_equal(err, want);
+    /* Read anyway (a FILE of a directory opens), the read error says why. */
+    FILE *f = fopen(dir, "r");
+    assert_non_null(f);
+    assert_null(mg_spellings_read(f, dir, err, sizeof err));
+    fclose(f);
+    snprintf(want, sizeof want, "%s: %s", dir, strerror(EISDIR));
+    assert_string_equal(err, want);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_keyword_gets_its_one_spelling_with_accents),
         cmocka_unit_test(plain_spellings_are_respelled_others_kept),
         cmocka_unit_test(a_file_with_bad_lines_keeps_the_good_ones),
+        cmocka_unit_test(a_line_with_a_nul_byte_is_skipped_not_cut),
+        cmocka_unit_test(lines_over_128_bytes_are_skipped_whatever_their_end),
+        cmocka_unit_test(a_byte_order_mark_is_no_part_of_the_first_line),
+        cmocka_unit_test(a_directory_is_refused_as_not_a_regular_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,7 @@
 #define S_ZAP_DOMAIN "maillage"
 #define S_KEY_PROPERTY "Curve-Key"
 #define S_REFRESH_US   1000000 /* how often a message may look for a changed list */
+#define S_LIST_MAX     (1 << 20) /* bytes of room for the allow-list */
 
 /* ---- key files ------------------------------------------------------------- */
 
@@ -43,10 +44,11 @@ static int s_key_is_valid(const char *text, uint8_t out[32]) {
     return zmq_z85_decode(out ? out : scratch, text) != NULL;
 }
 
-/* Read at most `cap` - 1 bytes of `path` into `buf`, checking the file's
- * mode: `forbidden` bits of group/others make it refused. */
+/* Read at most `cap` - 1 bytes of `path` into `buf` (their count in
+ * `*len`), checking the file's mode: `forbidden` bits of group/others make
+ * it refused. The bytes are as read: s_text_check() makes them text. */
 static int s_read_file(const char *path, mode_t forbidden, const char *what, char *buf, size_t cap,
-                       struct stat *st_out, char *err, size_t errlen) {
+                       size_t *len, struct stat *st_out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return mg_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
     struct stat st;
@@ -81,24 +83,36 @@ static int s_read_file(const char *path, mode_t forbidden, const char *what, cha
         }
     }
     close(fd);
-    /* A text file: a NUL would end it early, silently (the lines after it unread). */
-    const char *nul = memchr(buf, '\0', used);
-    if (nul)
-        return mg_fail(err, errlen, "%s %s: a NUL byte at offset %zu: not a text file", what, path,
-                       (size_t)(nul - buf));
-    /* A UTF-8 byte order mark (left by Windows editors) is no part of the first line. */
-    size_t bom = mg_utf8_bom_len(buf, used);
-    if (bom) memmove(buf, buf + bom, used -= bom);
-    buf[used] = '\0';
+    *len = used;
     if (st_out) *st_out = st;
+    return 0;
+}
+
+/* Make the `*len` bytes at `text` (room for one more) a C string of text:
+ * refused with a NUL byte, which would end it early, silently (the lines
+ * after it unread); a UTF-8 byte order mark (left by Windows editors) is
+ * skipped, no part of the first line. `what` (may be "") and `path` name it
+ * in messages. Returns 0, or -1 with one line in `err`. */
+static int s_text_check(char *text, size_t *len, const char *what, const char *path, char *err,
+                        size_t errlen) {
+    const char *nul = memchr(text, '\0', *len);
+    if (nul)
+        return mg_fail(err, errlen, "%s%s%s: a NUL byte at offset %zu: not a text file", what,
+                       *what ? " " : "", path, (size_t)(nul - text));
+    size_t bom = mg_utf8_bom_len(text, *len);
+    if (bom) memmove(text, text + bom, *len -= bom);
+    text[*len] = '\0';
     return 0;
 }
 
 int mg_curve_key_load(const char *path, int secret, const char *what, char out[MG_CURVE_KEY_LEN + 1], char *err,
                       size_t errlen) {
     char buf[4096];
+    size_t len;
     mode_t forbidden = secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH);
-    if (s_read_file(path, forbidden, what, buf, sizeof buf, NULL, err, errlen) != 0) return -1;
+    if (s_read_file(path, forbidden, what, buf, sizeof buf, &len, NULL, err, errlen) != 0 ||
+        s_text_check(buf, &len, what, path, err, errlen) != 0)
+        return -1;
     for (char *line = strtok(buf, "\r\n"); line; line = strtok(NULL, "\r\n")) {
         while (*line == ' ' || *line == '\t')
             line++;
@@ -351,17 +365,18 @@ static int s_parse_types(s_client_t *c, char *types, const char *path, int line_
     return 0;
 }
 
-/* Read the allow-list at `path` into `out` (cleared first). */
-static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, char *err, size_t errlen) {
-    size_t cap = 1 << 20;
-    char *buf = mg_malloc(cap);
+/* Parse the allow-list of the `len` bytes at `text` (room for one more;
+ * changed) into `out` (cleared first). `what` and `path` name it in
+ * messages: "PATH:LINE: reason". Returns 0, or -1 with one line in `err`
+ * and `out` empty. */
+static int s_list_parse(char *text, size_t len, const char *what, const char *path, s_allow_list_t *out,
+                        char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (s_read_file(path, S_IWGRP | S_IWOTH, "[broker] curve_clients_file", buf, cap, st, err, errlen) != 0)
-        goto err;
+    if (s_text_check(text, &len, what, path, err, errlen) != 0) return -1;
     int line_no = 0;
     char *save_line = NULL;
     /* strtok_r on '\n' skips empty lines, so count lines by hand. */
-    for (char *line = buf; line && *line;) {
+    for (char *line = text; line && *line;) {
         char *next = strchr(line, '\n');
         if (next) *next++ = '\0';
         line_no++;
@@ -377,7 +392,9 @@ static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, c
         char *extra = types ? strtok_r(NULL, " \t\r", &save_line) : NULL;
         line = next;
         if (!network) continue;
-        if (!key || extra) {
+        /* The types column is required: a forgotten one must not quietly
+         * mean "may emit nothing" ("-" says so). */
+        if (!types || extra) {
             mg_fail(err, errlen, "%s:%d: expected \"network_id  PUBLIC_KEY  allowed-types\"", path, line_no);
             goto err;
         }
@@ -401,14 +418,39 @@ static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, c
                 goto err;
             }
         }
-        if (types && s_parse_types(c, types, path, line_no, err, errlen) != 0) goto err;
+        if (s_parse_types(c, types, path, line_no, err, errlen) != 0) goto err;
     }
-    free(buf);
     return 0;
 err:
-    free(buf);
     s_list_clear(out);
     return -1;
+}
+
+/* Read the allow-list at `path` into `out` (cleared first). */
+static int s_list_load(const char *path, s_allow_list_t *out, struct stat *st, char *err, size_t errlen) {
+    static const char what[] = "[broker] curve_clients_file";
+    char *buf = mg_malloc(S_LIST_MAX);
+    size_t len;
+    memset(out, 0, sizeof *out);
+    int rc = s_read_file(path, S_IWGRP | S_IWOTH, what, buf, S_LIST_MAX, &len, st, err, errlen) == 0
+                 ? s_list_parse(buf, len, what, path, out, err, errlen)
+                 : -1;
+    free(buf);
+    return rc;
+}
+
+int mg_curve_allow_list_check(const char *text, size_t len, char *err, size_t errlen) {
+    /* The bound s_list_load() puts on a file. */
+    if (len >= S_LIST_MAX - 1) return mg_fail(err, errlen, "allow-list: file too large");
+    char *copy = mg_malloc(len + 1);
+    memcpy(copy, text, len);
+    s_allow_list_t list;
+    int rc = s_list_parse(copy, len, "", "allow-list", &list, err, errlen);
+    free(copy);
+    if (rc != 0) return -1;
+    int count = (int)list.count; /* at most one per 41 bytes of 1 MiB */
+    s_list_clear(&list);
+    return count;
 }
 
 static const s_client_t *s_find_key(const s_allow_list_t *list, const uint8_t key[32]) {

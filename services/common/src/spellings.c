@@ -1,11 +1,17 @@
-/* spellings.c -- a folded keyword's spelling with accents, from a word list. */
+/* spellings.c -- a folded keyword's spelling with accents, from a word list.
+ *
+ * The list is outside input ([data] words_file): read by getline(), which
+ * counts a line's bytes, so a NUL inside one skips it rather than cutting
+ * it short; fuzz/fuzz_spellings.c feeds it bytes. */
 #include "maillage/spellings.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "maillage/envelope.h"
 #include "maillage/match_score.h"
 #include "maillage/mem.h"
 
@@ -127,29 +133,51 @@ mg_spellings_t *mg_spellings_from_words(const char *const *words, size_t n) {
 }
 
 mg_spellings_t *mg_spellings_load(const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    s_pairs_t p = {0};
-    char line[S_LINE_MAX + 2];
-    while (fgets(line, sizeof(line), f)) {
-        size_t len = strlen(line);
-        if (len && line[len - 1] != '\n' && !feof(f)) { /* too long: skip the rest of it */
-            int c;
-            do
-                c = fgetc(f);
-            while (c != EOF && c != '\n');
-            continue;
-        }
-        line[strcspn(line, "\r\n")] = '\0';
-        if (*line && mg_utf8_is_valid(line, strlen(line))) s_add_word(&p, line);
+    /* A directory opens, and fails only at the first read. */
+    struct stat st;
+    const char *why = fstat(fileno(f), &st) != 0 ? strerror(errno)
+                      : !S_ISREG(st.st_mode)     ? "not a regular file"
+                                                 : NULL;
+    if (why) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        fclose(f);
+        return NULL;
     }
-    int failed = ferror(f);
+    mg_spellings_t *s = mg_spellings_read(f, path, err, errlen);
     fclose(f);
+    return s;
+}
+
+mg_spellings_t *mg_spellings_read(FILE *f, const char *name, char *err, size_t errlen) {
+    s_pairs_t p = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    for (int first = 1; (got = getline(&line, &cap, f)) >= 0; first = 0) {
+        char *word = line;
+        size_t n = (size_t)got;
+        if (first) { /* a UTF-8 byte order mark is no part of the first word */
+            word += mg_utf8_bom_len(word, n);
+            n -= (size_t)(word - line);
+        }
+        if (n && word[n - 1] == '\n') n--;
+        if (n && word[n - 1] == '\r') n--;
+        /* getline() counts the bytes: a NUL would cut the line into a word
+         * it is not. */
+        if (n == 0 || n > S_LINE_MAX || memchr(word, '\0', n)) continue;
+        word[n] = '\0';
+        word[strcspn(word, "\r")] = '\0';
+        if (*word && mg_utf8_is_valid(word, strlen(word))) s_add_word(&p, word);
+    }
+    int failed = ferror(f), saved = errno;
+    free(line);
     if (failed) {
-        snprintf(err, errlen, "%s: read error", path);
+        snprintf(err, errlen, "%s: %s", name, saved ? strerror(saved) : "read error");
         for (size_t i = 0; i < p.n; i++)
             free(p.v[i].kw), free(p.v[i].sp);
         free(p.v);

@@ -8,12 +8,13 @@
  *
  * The broker side: an allow-list file ([broker] curve_clients_file), one
  * client per line, "network_id  Z85_PUBLIC_KEY  allowed-types", where
- * allowed-types is a comma-separated list of event types or prefix patterns
- * ("need.*", "match.found", "*" for any, "-" for none: a subscriber only),
- * plus the word "relay" for a client that relays other networks' events
- * (the HTTP gateway: see mg_curve_server_may_relay());
- * lines whose first character is '#' are comments (never inline: Z85 keys
- * may contain '#'). The file must not be writable by group or others.
+ * allowed-types (required) is a comma-separated list of event types or
+ * prefix patterns ("need.*", "match.found", "*" for any, "-" for none: a
+ * subscriber only), plus the word "relay" for a client that relays other
+ * networks' events (the HTTP gateway: see mg_curve_server_may_relay());
+ * lines whose first non-blank character is '#' are comments (never inline:
+ * Z85 keys may contain '#'). The file must not be writable by group or
+ * others.
  * The ZAP handler (a REP socket at inproc://zeromq.zap.01 in the broker's
  * loop) answers 200 with User-Id = the network id for a listed key, 400
  * otherwise; the broker reads each message's "User-Id" and stamps it as the
@@ -83,6 +84,16 @@ int mg_curve_handshake_failure(unsigned event, unsigned value, char *why, size_t
 void mg_curve_client_reset(void);
 
 /* ---- broker side -------------------------------------------------------------- */
+
+/* Check the text of an allow-list, the `len` bytes at `text` (borrowed; no
+ * NUL terminator needed), as the broker checks its curve_clients_file when
+ * it loads it, the file's mode aside: under 1 MiB, no NUL byte, a UTF-8
+ * byte order mark skipped, and each line a '#' comment, blank, or
+ * "network_id  Z85_PUBLIC_KEY  allowed-types" with all three columns valid
+ * and no key listed twice. Returns the number of keys listed (0 for none),
+ * or -1 with one line in `err` ("allow-list:LINE: reason", or
+ * "allow-list: reason" for the whole text). */
+int mg_curve_allow_list_check(const char *text, size_t len, char *err, size_t errlen);
 
 typedef struct mg_curve_server mg_curve_server_t;
 

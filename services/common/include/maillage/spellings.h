@@ -19,13 +19,21 @@
 #define MAILLAGE_SPELLINGS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct mg_spellings mg_spellings_t;
 
-/* Read the word list at `path`. Lines that are empty, too long or not
- * UTF-8 are skipped. Returns NULL with a reason in `err` when the file
- * cannot be read. Caller owns the result. */
+/* Read the word list at `path`, a regular file, with mg_spellings_read().
+ * Returns NULL with "PATH: reason" in `err` when it cannot be opened, is not
+ * a regular file (a directory) or a read fails. Caller owns the result. */
 mg_spellings_t *mg_spellings_load(const char *path, char *err, size_t errlen);
+
+/* Read a word list from `f` (borrowed: read to its end, not closed), one
+ * word per line, "\n" or "\r\n". A UTF-8 byte order mark at its start is
+ * skipped; lines that are empty, longer than 128 bytes, not UTF-8 or that
+ * hold a NUL byte are skipped. Returns NULL with "NAME: reason" in `err`
+ * (`name` names the list) when a read fails. Caller owns the result. */
+mg_spellings_t *mg_spellings_read(FILE *f, const char *name, char *err, size_t errlen);
 
 /* Build from `n` words in memory (tests); never NULL. */
 mg_spellings_t *mg_spellings_from_words(const char *const *words, size_t n);
