@@ -461,12 +461,9 @@ static int s_in_list(const char *list, const char *name) {
 static int s_query_is_known(gw_request_t *r, const char *known) {
     for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
         if (!s_in_list(known, kv->key)) {
-            if (*known)
-                gw_reply_error(r, 400, "invalid_parameter", kv->key, -1,
-                               "unknown query parameter %s (this resource reads: %s)", kv->key, known);
-            else
-                gw_reply_error(r, 400, "invalid_parameter", kv->key, -1,
-                               "unknown query parameter %s (this resource reads none)", kv->key);
+            gw_reply_error(r, 400, "invalid_parameter", kv->key, -1,
+                           "unknown query parameter %s (this resource reads: %s)", kv->key,
+                           *known ? known : "none");
             return -1;
         }
     return 0;
