@@ -16,6 +16,7 @@ What these tests prove:
 - destroying the engine mid-flight ends every request once, retryable.
 """
 
+import asyncio
 import email
 import email.policy
 import email.utils
@@ -85,6 +86,7 @@ class Collector:
         self.messages = []
         self.rcpt_reply = None
         self.data_reply = None
+        self.data_delay = 0  # seconds before the reply to the end of the message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply:
@@ -93,6 +95,8 @@ class Collector:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_reply:
             return self.data_reply
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
@@ -223,6 +227,61 @@ class SmtpTests(unittest.TestCase):
         self.assertFalse(result["retryable"], result)
         self.assertEqual(result["status"] // 100, 5)
         self.assertEqual(len(self.handler.messages), 1)
+
+    def test_a_slow_mail_server_delays_only_its_own_mails(self):
+        # libcurl waits, blocking, for the reply to the end of a message: in
+        # the loop, a server taking 2 s to answer froze everything else for
+        # 2 s (a webhook's 200 went unread, timed out and was sent again).
+        self.handler.data_delay = 2.0
+        receiver = Receiver()
+        try:
+            payload = os.path.join(self.tmp.name, "payload.json")
+            with open(payload, "w", encoding="utf-8") as f:
+                json.dump({"text": "Bonjour"}, f)
+            lines, wall = run_probe(["mail", "--smtp", "smtp://127.0.0.1:%d" % self.port, "--from", FROM,
+                                     "--to", TO, "--subject", SUBJECT, "--text", self.text,
+                                     "--timeout-ms", "6000", "--count", "2",
+                                     "--url", receiver.url("/ok"), "--url", receiver.url("/ok"),
+                                     "--json", payload])
+        finally:
+            receiver.close()
+        mails = [r for r in lines if r["url"] == -1]
+        hooks = [r for r in lines if r["url"] >= 0]
+        self.assertEqual((len(mails), len(hooks)), (2, 2), lines)
+        self.assertTrue(all(r["delivered"] for r in lines), lines)
+        self.assertLess(max(r["elapsed_ms"] for r in hooks), 700, lines)
+        # Both mails at once (not one after the other), each after the delay.
+        self.assertGreaterEqual(min(r["elapsed_ms"] for r in mails), 1900, lines)
+        self.assertLess(max(r["elapsed_ms"] for r in mails), 3500, lines)
+        self.assertEqual([r["url"] for r in lines[:2]], [0, 1])
+        self.assertEqual(len(self.handler.messages), 2)
+        self.assertLess(wall, 5.0)
+
+    def test_no_reply_after_the_whole_message_is_not_retried(self):
+        # The server has the message but answers after our timeout: sending
+        # it again gave it a copy at every retry, for days. Not delivered,
+        # not retryable, and the error says it may have arrived.
+        self.handler.data_delay = 2.0
+        result, wall = self.send("--timeout-ms", "1000")
+        self.assertEqual((result["delivered"], result["retryable"]), (False, False), result)
+        self.assertIn("may have been delivered", result["error"])
+        self.assertLess(wall, 1.8, result)
+        # A timeout before the message went (no answer to the greeting) is retried.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        try:
+            result, _ = self.send("--timeout-ms", "800", url="smtp://127.0.0.1:%d" % silent.getsockname()[1])
+        finally:
+            silent.close()
+        self.assertEqual((result["delivered"], result["retryable"]), (False, True), result)
+
+    def test_destroy_while_a_mail_waits_for_its_reply_ends_it_retryable(self):
+        self.handler.data_delay = 5.0
+        result, wall = self.send("--timeout-ms", "8000", "--abort-after-ms", "300")
+        self.assertEqual((result["delivered"], result["retryable"]), (False, True), result)
+        self.assertEqual(result["error"], "aborted: shutting down")
+        self.assertLess(wall, 2.5)
 
     def test_header_injection_is_refused_before_any_connection(self):
         for args in (dict(subject="Salut\r\nBcc: victim@example.org"),

@@ -4,14 +4,17 @@
  *   outbound_probe mail --smtp URL --from F --to T --subject S --text FILE
  *                  [--html FILE] [--message-id ID] [--header "N: v"]...
  *                  [--starttls] [--user U --password P] [--timeout-ms N]
+ *                  [--count N] [--url U --json FILE]...
  *   outbound_probe webhook --url U --json FILE [--timeout-ms N]
  *   outbound_probe many --url U [--url U2 ...] --json FILE [--count N]
  *                  [--timeout-ms N]
  *   outbound_probe compose --from F --to T --subject S --text FILE ...
  *
  * `many` starts --count webhooks to each --url at once, all in one loop, to
- * show that a stalled receiver does not delay the others. --abort-after-ms
- * destroys the engine while transfers are in flight.
+ * show that a stalled receiver does not delay the others; `mail` sends
+ * --count mails (1 by default) and, at the same time, a webhook to each
+ * --url (url -1 in the results is a mail). --abort-after-ms destroys the
+ * engine while transfers are in flight.
  *
  * One JSON line per result on stdout, as soon as it is known:
  *   {"index":0,"url":0,"delivered":true,"retryable":false,"status":200,
@@ -235,14 +238,21 @@ int main(int argc, char **argv) {
     probe.start_us = mg_clock_monotonic_us();
     int index = 0;
     if (strcmp(mode, "mail") == 0) {
-        s_request_t *req = mg_calloc(1, sizeof *req);
-        *req = (s_request_t){.probe = &probe, .index = index};
-        index++;
-        if (mg_outbound_mail(probe.out, &mail, s_on_done, req) == 0) {
-            probe.outstanding++;
-        } else {
-            printf("{\"index\":0,\"started\":false}\n");
-            free(req);
+        /* --count mails, then a webhook to each --url at the same time. */
+        for (long i = 0; i < count + nurls; i++) {
+            s_request_t *req = mg_calloc(1, sizeof *req);
+            int url = i < count ? -1 : (int)(i - count);
+            *req = (s_request_t){.probe = &probe, .index = index++, .url = url};
+            int started = url < 0 ? mg_outbound_mail(probe.out, &mail, s_on_done, req)
+                                  : (json ? mg_outbound_webhook(probe.out, urls[url], json, NULL,
+                                                                mail.timeout_ms, s_on_done, req)
+                                          : -1);
+            if (started == 0) {
+                probe.outstanding++;
+            } else {
+                printf("{\"index\":%d,\"url\":%d,\"started\":false}\n", req->index, url);
+                free(req);
+            }
         }
     } else if (strcmp(mode, "webhook") == 0 || strcmp(mode, "many") == 0) {
         if (nurls == 0 || !json) s_usage();

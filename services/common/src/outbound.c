@@ -1,24 +1,39 @@
-/* outbound.c -- e-mail and webhooks through libcurl's multi interface,
- * driven by libevent.
+/* outbound.c -- webhooks through libcurl's multi interface, driven by
+ * libevent, and e-mail in worker threads.
  *
- * The wiring follows libcurl's hiperfifo example: curl tells us which socket
- * to watch (s_on_curl_socket) and when to wake it up (s_on_curl_timer); we
- * hand each libevent wake-up back with curl_multi_socket_action and then
- * collect finished transfers with curl_multi_info_read. No curl call here
- * ever waits on the network, so one dead server only delays its own
- * transfers, each bounded by its own CURLOPT_TIMEOUT_MS.
+ * The webhooks' wiring follows libcurl's hiperfifo example: curl tells us
+ * which socket to watch (s_on_curl_socket) and when to wake it up
+ * (s_on_curl_timer); we hand each libevent wake-up back with
+ * curl_multi_socket_action and then collect finished transfers with
+ * curl_multi_info_read. No curl call in the loop waits on the network, so one
+ * dead server only delays its own transfers, each bounded by its own
+ * CURLOPT_TIMEOUT_MS.
+ *
+ * SMTP cannot be driven that way: libcurl waits, blocking, for the server's
+ * reply to the end of the message even under the multi interface (its
+ * "DONE" step; curl issue 8555, a known limitation), which froze the whole
+ * loop (Redis, ZeroMQ, the other transfers) for as long as a slow server took
+ * to answer. So each mail is sent by curl_easy_perform() in one of
+ * S_MAIL_WORKERS threads, started with the first mail; a finished mail goes
+ * back to the loop through a pipe, where its callback runs as a webhook's
+ * does. A worker touches only its transfer's easy handle and body and the
+ * queues under `lock`.
  *
  * Messages are composed here rather than with curl_mime: we need a stable
  * Message-ID, RFC 2047 subjects and a result that tests can read. */
 #include "maillage/outbound.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +49,10 @@
 /* Quoted-printable lines are at most 76 characters, the soft-break '='
  * included (RFC 2045 6.7). */
 #define S_QP_LINE_MAX 76
+/* Mails sent at once; more wait in the queue (their timeout starts when a
+ * worker takes them). */
+#define S_MAIL_WORKERS 4
+#define S_WATCHDOG_MS  250
 
 typedef enum { S_WEBHOOK, S_MAIL } s_kind_t;
 
@@ -44,6 +63,15 @@ typedef struct s_transfer {
     s_kind_t kind;
     char *body; /* the composed mail, read by s_on_read */
     size_t body_len, body_pos;
+    CURLcode rc; /* mail: curl_easy_perform()'s, set by its worker, */
+    long code;   /* with the last reply code */
+    long timeout_ms;
+    /* mail, under the engine's lock: when its worker took it (0: waiting),
+     * its socket (-1: none), whether s_cut() ended it */
+    int64_t started_us;
+    curl_socket_t fd;
+    bool cut;
+    struct s_transfer *qnext;   /* mail: next in the workers' queue or the done list */
     struct curl_slist *headers; /* webhook: Content-Type */
     struct curl_slist *rcpt;    /* mail: the recipient */
     char *label;                /* for logs: message-id or webhook host, never an address */
@@ -69,6 +97,17 @@ struct mg_outbound {
     s_socket_t *sockets;
     size_t pending;
     bool destroying;
+    /* Mails (see the top of this file): waiting for a worker, and done,
+     * waiting for the loop, under `lock`; `wake` is the pipe a worker writes
+     * a byte to when it adds to `done`. */
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    s_transfer_t *queue_head, *queue_tail, *done_head, *done_tail;
+    pthread_t workers[S_MAIL_WORKERS];
+    size_t n_workers;
+    int wake[2];
+    struct event *wake_ev, *watchdog;
+    atomic_bool stopping; /* the workers end; the mails in flight are cut */
 };
 
 /* ---- libcurl global state ------------------------------------------------ */
@@ -522,8 +561,8 @@ static bool s_curl_error_retryable(CURLcode rc) {
 }
 
 static void s_classify(s_transfer_t *t, CURLcode rc, mg_outbound_result_t *r) {
-    long code = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    long code = t->code;
+    if (t->easy) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
     memset(r, 0, sizeof *r);
     r->status = code;
     const char *why = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
@@ -541,8 +580,24 @@ static void s_classify(s_transfer_t *t, CURLcode rc, mg_outbound_result_t *r) {
     }
     /* SMTP: the reply code, when the server gave one, says it all (4xx:
      * transient, 5xx: permanent); libcurl reports both as transfer errors. */
+    bool whole = t->body_pos == t->body_len;
     if (rc == CURLE_OK) {
         r->delivered = true;
+    } else if (atomic_load(&t->out->stopping)) {
+        r->retryable = true;
+        snprintf(r->error, sizeof r->error, "aborted: shutting down");
+    } else if (t->cut && !whole) {
+        r->retryable = true;
+        snprintf(r->error, sizeof r->error, "timed out after %ld ms", t->timeout_ms);
+    } else if ((t->cut || rc == CURLE_OPERATION_TIMEDOUT) && whole) {
+        /* The whole message went and no reply came in time: the server may
+         * well have accepted it (RFC 5321 gives it 10 minutes). Sending it
+         * again would give a slow server a copy at every retry, for days;
+         * the caller keeps it (the notifier brings it into the inbox). */
+        snprintf(r->error, sizeof r->error,
+                 "no reply from the mail server after the whole message was sent (it may have been "
+                 "delivered; not sent again, to avoid duplicates): %.80s",
+                 why);
     } else if (code >= 400 && code < 600) {
         r->retryable = code < 500;
         snprintf(r->error, sizeof r->error, "SMTP %ld: %.200s", code, why);
@@ -578,7 +633,7 @@ static void s_unlink(mg_outbound_t *out, s_transfer_t *t) {
 static void s_finish(s_transfer_t *t, const mg_outbound_result_t *r) {
     mg_outbound_t *out = t->out;
     s_unlink(out, t);
-    curl_multi_remove_handle(out->multi, t->easy);
+    if (t->kind == S_WEBHOOK) curl_multi_remove_handle(out->multi, t->easy);
     if (r->delivered)
         mg_debug("outbound: %s %s delivered (%ld)", t->kind == S_MAIL ? "mail" : "webhook", t->label,
                  r->status);
@@ -684,6 +739,162 @@ static int s_on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
     return 0;
 }
 
+/* ---- mail workers ------------------------------------------------------------ */
+
+static void s_append(s_transfer_t **head, s_transfer_t **tail, s_transfer_t *t) {
+    t->qnext = NULL;
+    if (*tail)
+        (*tail)->qnext = t;
+    else
+        *head = t;
+    *tail = t;
+}
+
+static void *s_mail_worker(void *arg) {
+    mg_outbound_t *out = arg;
+    pthread_mutex_lock(&out->lock);
+    for (;;) {
+        while (!out->queue_head && !atomic_load(&out->stopping))
+            pthread_cond_wait(&out->work, &out->lock);
+        if (atomic_load(&out->stopping)) break;
+        s_transfer_t *t = out->queue_head;
+        out->queue_head = t->qnext;
+        if (!out->queue_head) out->queue_tail = NULL;
+        t->started_us = mg_clock_monotonic_us();
+        pthread_mutex_unlock(&out->lock);
+        t->rc = curl_easy_perform(t->easy);
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->code);
+        /* Here, not in the loop: closing the connection waits, blocking,
+         * for the reply to QUIT (cut by the watchdog if need be). */
+        curl_easy_cleanup(t->easy);
+        t->easy = NULL;
+        pthread_mutex_lock(&out->lock);
+        s_append(&out->done_head, &out->done_tail, t);
+        /* A full pipe already says it: the loop takes the whole list. */
+        ssize_t ignored = write(out->wake[1], "", 1);
+        (void)ignored;
+    }
+    pthread_mutex_unlock(&out->lock);
+    return NULL;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION / CLOSESOCKETFUNCTION of a mail: its socket,
+ * known to the engine while open, so that s_cut() can end a wait libcurl
+ * does not bound (at the end of the message, a server that does not answer
+ * holds it whatever CURLOPT_TIMEOUT_MS says). */
+static curl_socket_t s_on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address) {
+    (void)purpose;
+    s_transfer_t *t = clientp;
+    curl_socket_t fd = socket(address->family, address->socktype, address->protocol);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    pthread_mutex_lock(&t->out->lock);
+    t->fd = fd;
+    pthread_mutex_unlock(&t->out->lock);
+    return fd;
+}
+
+static int s_on_close_socket(void *clientp, curl_socket_t fd) {
+    s_transfer_t *t = clientp;
+    pthread_mutex_lock(&t->out->lock);
+    if (t->fd == fd) t->fd = -1;
+    pthread_mutex_unlock(&t->out->lock);
+    return close(fd);
+}
+
+/* End the mail's connection (under `lock`): its worker's wait ends at once,
+ * with an error s_classify() reads by `cut`. */
+static void s_cut(s_transfer_t *t) {
+    if (t->fd >= 0 && !t->cut) shutdown(t->fd, SHUT_RDWR);
+    t->cut = true;
+}
+
+/* Every S_WATCHDOG_MS while mails are in flight: cut those past their
+ * timeout (and a little, so that libcurl's own timeout speaks first when it
+ * can). */
+static void s_on_watchdog(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    mg_outbound_t *out = arg;
+    int64_t now = mg_clock_monotonic_us();
+    pthread_mutex_lock(&out->lock);
+    for (s_transfer_t *t = out->transfers; t; t = t->next)
+        if (t->kind == S_MAIL && t->started_us &&
+            now > t->started_us + (t->timeout_ms + S_WATCHDOG_MS) * 1000)
+            s_cut(t);
+    pthread_mutex_unlock(&out->lock);
+}
+
+/* The mails the workers finished: their callbacks, in the loop. */
+static void s_mails_done(mg_outbound_t *out) {
+    pthread_mutex_lock(&out->lock);
+    s_transfer_t *t = out->done_head;
+    out->done_head = out->done_tail = NULL;
+    pthread_mutex_unlock(&out->lock);
+    while (t) {
+        s_transfer_t *next = t->qnext;
+        mg_outbound_result_t r;
+        s_classify(t, t->rc, &r);
+        s_finish(t, &r);
+        t = next;
+    }
+}
+
+static void s_on_wake(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    s_mails_done(arg);
+}
+
+/* The pipe and the workers, on the first mail. Returns 0, or -1 (logged). */
+static int s_workers_start(mg_outbound_t *out) {
+    if (out->n_workers) return 0;
+    if (!out->wake_ev) {
+        if (pipe(out->wake) != 0) {
+            mg_error("outbound: pipe: %s", strerror(errno));
+            out->wake[0] = out->wake[1] = -1;
+            return -1;
+        }
+        for (int i = 0; i < 2; i++) {
+            fcntl(out->wake[i], F_SETFD, FD_CLOEXEC);
+            fcntl(out->wake[i], F_SETFL, O_NONBLOCK);
+        }
+        out->wake_ev = event_new(out->base, out->wake[0], EV_READ | EV_PERSIST, s_on_wake, out);
+        out->watchdog = event_new(out->base, -1, EV_PERSIST, s_on_watchdog, out);
+        struct timeval tv = {0, S_WATCHDOG_MS * 1000};
+        if (!out->wake_ev || event_add(out->wake_ev, NULL) != 0 || !out->watchdog ||
+            event_add(out->watchdog, &tv) != 0) {
+            mg_error("outbound: cannot watch the mail workers");
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < S_MAIL_WORKERS; i++) {
+        int rc = pthread_create(&out->workers[out->n_workers], NULL, s_mail_worker, out);
+        if (rc != 0) {
+            mg_error("outbound: cannot start a mail worker: %s", strerror(rc));
+            break;
+        }
+        out->n_workers++;
+    }
+    return out->n_workers ? 0 : -1;
+}
+
+/* Stop the workers: the mails in flight are cut; then every mail still in
+ * the engine ends (s_mails_done() for the finished ones). */
+static void s_workers_stop(mg_outbound_t *out) {
+    pthread_mutex_lock(&out->lock);
+    atomic_store(&out->stopping, true);
+    for (s_transfer_t *t = out->transfers; t; t = t->next)
+        if (t->kind == S_MAIL && t->started_us) s_cut(t);
+    pthread_cond_broadcast(&out->work);
+    pthread_mutex_unlock(&out->lock);
+    for (size_t i = 0; i < out->n_workers; i++)
+        pthread_join(out->workers[i], NULL);
+    out->n_workers = 0;
+    out->queue_head = out->queue_tail = NULL; /* still in out->transfers: ended by the caller */
+    s_mails_done(out);
+}
+
 /* ---- public API ------------------------------------------------------------ */
 
 mg_outbound_t *mg_outbound_new(struct event_base *base) {
@@ -694,6 +905,10 @@ mg_outbound_t *mg_outbound_new(struct event_base *base) {
     }
     mg_outbound_t *out = mg_calloc(1, sizeof *out);
     out->base = base;
+    out->wake[0] = out->wake[1] = -1;
+    pthread_mutex_init(&out->lock, NULL);
+    pthread_cond_init(&out->work, NULL);
+    atomic_init(&out->stopping, false);
     out->multi = curl_multi_init();
     if (!out->multi) goto err;
     out->timer = evtimer_new(base, s_on_timer_event, out);
@@ -706,6 +921,8 @@ mg_outbound_t *mg_outbound_new(struct event_base *base) {
 err:
     mg_error("outbound: cannot create the curl multi handle");
     if (out->multi) curl_multi_cleanup(out->multi);
+    pthread_mutex_destroy(&out->lock);
+    pthread_cond_destroy(&out->work);
     free(out);
     return NULL;
 }
@@ -716,6 +933,7 @@ void mg_outbound_destroy(mg_outbound_t **out_p) {
     out->destroying = true;
     mg_outbound_result_t r = {.delivered = false, .retryable = true, .status = 0};
     snprintf(r.error, sizeof r.error, "aborted: shutting down");
+    s_workers_stop(out);
     while (out->transfers)
         s_finish(out->transfers, &r);
     curl_multi_cleanup(out->multi);
@@ -723,6 +941,12 @@ void mg_outbound_destroy(mg_outbound_t **out_p) {
     while (out->sockets)
         s_socket_free(out, out->sockets);
     event_free(out->timer);
+    if (out->wake_ev) event_free(out->wake_ev);
+    if (out->watchdog) event_free(out->watchdog);
+    for (int i = 0; i < 2; i++)
+        if (out->wake[i] >= 0) close(out->wake[i]);
+    pthread_mutex_destroy(&out->lock);
+    pthread_cond_destroy(&out->work);
     free(out);
     *out_p = NULL;
 }
@@ -744,6 +968,8 @@ static s_transfer_t *s_transfer_new(mg_outbound_t *out, s_kind_t kind, const cha
         return NULL;
     }
     if (timeout_ms <= 0) timeout_ms = S_DEFAULT_TIMEOUT_MS;
+    t->timeout_ms = timeout_ms;
+    t->fd = -1;
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
@@ -754,13 +980,25 @@ static s_transfer_t *s_transfer_new(mg_outbound_t *out, s_kind_t kind, const cha
     return t;
 }
 
-/* Hand the prepared transfer to the multi handle; frees it on failure. */
+/* Hand the prepared transfer to the multi handle (a webhook) or the mail
+ * workers; frees it on failure. */
 static int s_transfer_start(mg_outbound_t *out, s_transfer_t *t) {
-    CURLMcode mc = curl_multi_add_handle(out->multi, t->easy);
-    if (mc != CURLM_OK) {
-        mg_error("outbound: cannot start %s: %s", t->label, curl_multi_strerror(mc));
-        s_transfer_free(t);
-        return -1;
+    if (t->kind == S_MAIL) {
+        if (s_workers_start(out) != 0) {
+            s_transfer_free(t);
+            return -1;
+        }
+        pthread_mutex_lock(&out->lock);
+        s_append(&out->queue_head, &out->queue_tail, t);
+        pthread_cond_signal(&out->work);
+        pthread_mutex_unlock(&out->lock);
+    } else {
+        CURLMcode mc = curl_multi_add_handle(out->multi, t->easy);
+        if (mc != CURLM_OK) {
+            mg_error("outbound: cannot start %s: %s", t->label, curl_multi_strerror(mc));
+            s_transfer_free(t);
+            return -1;
+        }
     }
     t->next = out->transfers;
     if (t->next) t->next->prev = t;
@@ -896,6 +1134,10 @@ int mg_outbound_mail(mg_outbound_t *out, const mg_mail_t *mail, mg_outbound_done
     curl_easy_setopt(e, CURLOPT_READFUNCTION, s_on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, t);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->body_len);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, s_on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, s_on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
     s_allow_protocols(e, "smtp,smtps");
     if (mail->starttls) curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     if (mail->username && *mail->username) {

@@ -1,13 +1,19 @@
 /* outbound.h -- outbound e-mail (SMTP) and webhooks (HTTP POST) without ever
- * blocking the event loop: libcurl's multi interface driven by libevent
- * (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION), many transfers at once,
- * each with its own timeout, so a slow or dead server only delays its own
- * messages. Runs in the thread of the event base.
+ * blocking the event loop: webhooks through libcurl's multi interface driven
+ * by libevent (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION), e-mails in
+ * a few worker threads of the engine (libcurl's SMTP waits, blocking, for
+ * the server's replies to the end of a message and to QUIT); many transfers
+ * at once, each with its own timeout, so a slow or dead server only delays
+ * its own messages. Called from the thread of the event base, where every
+ * callback runs.
  *
  * Each request ends with exactly one callback, which says whether it was
  * delivered and, if not, whether a retry may succeed (connection refused,
- * timeout, HTTP 5xx/429, SMTP 4xx) or not (HTTP 4xx, SMTP 5xx, bad address).
- * Retrying, backoff and idempotency are the caller's business.
+ * timeout, HTTP 5xx/429, SMTP 4xx) or not (HTTP 4xx, SMTP 5xx, bad address,
+ * and a mail whose whole message was sent but not answered within its
+ * timeout: the server may have it, and sending it again would give a slow
+ * server a copy at every retry). Retrying, backoff and idempotency are the
+ * caller's business.
  *
  * Logs name a mail by its Message-ID and a webhook by its host only: never
  * an e-mail address (personal data) nor a webhook path (it holds a token).
@@ -38,8 +44,9 @@ typedef void (*mg_outbound_done_fn)(const mg_outbound_result_t *result, void *ar
  * Caller owns the result. */
 mg_outbound_t *mg_outbound_new(struct event_base *base);
 
-/* Abort the transfers in flight (their callbacks run with delivered = false,
- * retryable = true; new requests made from them are refused) and free;
+/* Abort the transfers in flight (a mail's connection is cut; their
+ * callbacks run with delivered = false, retryable = true, unless a mail was
+ * already answered; new requests made from them are refused) and free;
  * accepts NULL and sets *out_p to NULL. Must not be called from inside a
  * done callback of the same engine. */
 void mg_outbound_destroy(mg_outbound_t **out_p);
