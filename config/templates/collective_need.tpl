@@ -1,7 +1,8 @@
 # Besoin collectif, opportunité de mutualisation (collective_need.detected).
-# Noms : staff_name, why, link, category, territory_name, of_territory ("du
-# Havre", "de la CU Caen la Mer"), at_territory ("au Havre"), department, count,
-# structures, explanation, revision
+# Noms : staff_name, why, link, category, territory_name, of_territory ("de la
+# CU Caen la Mer"; "autour du Havre" pour un groupe par distance; "du Calvados"),
+# at_territory ("à la CU Caen la Mer", "autour du Havre", "dans le Calvados"),
+# department, count, structures, explanation, revision
 [subject]
 Opportunité de mutualisation : {{category}} {{at_territory}} ({{count}} structures)
 [text]

@@ -1038,14 +1038,25 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_territory_department(n, cn->territory, dep);
         s_item_department(it, dep);
         s_item_also_territory(n, it, cn->territory);
-        const char *where = cn->territory_name && *cn->territory_name ? cn->territory_name : cn->territory;
-        char of_where[256], at_where[256], the_epci[256];
+        const char *where =
+            cn->territory_name && *cn->territory_name ? cn->territory_name : s_commune_name(n, cn->territory);
+        char of_where[300], at_where[300], said[256];
         s_item_var(it, "territory_name", where);
-        /* "la CU Caen la Mer": "de la", "à la"; a commune: "du Havre", "au Havre". */
-        const char *said =
-            strncmp(cn->territory, "epci:", 5) == 0 ? mg_fr_epci(where, the_epci, sizeof(the_epci)) : where;
-        s_item_var(it, "of_territory", mg_fr_de(said, of_where, sizeof(of_where)));
-        s_item_var(it, "at_territory", mg_fr_a(said, at_where, sizeof(at_where)));
+        if (strncmp(cn->territory, "epci:", 5) == 0) { /* "de la CU Caen la Mer", "à la CU Caen la Mer" */
+            mg_fr_epci(where, said, sizeof(said));
+            mg_fr_de(said, of_where, sizeof(of_where));
+            mg_fr_a(said, at_where, sizeof(at_where));
+        } else if (strncmp(cn->territory, "dep:", 4) == 0) { /* "du Calvados", "dans le Calvados" */
+            const char *the = mg_fr_department_with_article(cn->territory + 4);
+            mg_fr_de(the ? the : where, of_where, sizeof(of_where));
+            snprintf(at_where, sizeof(at_where), "%s %s", the ? "dans" : "en", the ? the : where);
+        } else { /* a group by distance, centred on a commune: its structures are around it */
+            mg_fr_de(where, said, sizeof(said));
+            snprintf(of_where, sizeof(of_where), "autour %s", said);
+            snprintf(at_where, sizeof(at_where), "autour %s", said);
+        }
+        s_item_var(it, "of_territory", of_where);
+        s_item_var(it, "at_territory", at_where);
         s_item_varf(it, "revision", "%u", cn->revision);
         s_item_var(it, "explanation", cn->explanation);
         s_item_net(it, env->source);

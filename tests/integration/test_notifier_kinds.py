@@ -238,20 +238,31 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertEqual(listed, names[:len(listed)])
             self.assertIn("%s et %d autres" % (names[len(listed) - 1], 40 - len(listed)), text)
 
-    def test_a_collective_need_around_le_havre_is_said_au_havre_and_du_havre(self):
+    def test_a_collective_need_around_le_havre_is_said_autour_du_havre(self):
         # A group by distance is named by its centre commune: "à Le Havre"
-        # and "structures de Le Havre" were written as is.
-        st = tn.Stack(self.ws, {"remi": {"name": "Rémi", "departments": "76", "channels": "inbox"}},
+        # and "structures de Le Havre" were written as is, then "structures
+        # du Havre", as if all were in Le Havre, beside the explanation's
+        # "à moins de 20 km du Havre". A department's group read "à dep:14".
+        st = tn.Stack(self.ws, {"remi": {"name": "Rémi", "departments": "76, 14", "channels": "inbox"}},
                       default_staff="remi")
         st.start()
         cn = collective_need("c-havre", ["s-a", "s-b", "s-c"])
         cn.collective_need_detected.territory, cn.collective_need_detected.territory_name = "76351", "Le Havre"
-        st.emit([cn])
+        by_department = collective_need("c-dep", ["s-a", "s-b", "s-c"])
+        by_department.collective_need_detected.territory = "dep:14"
+        st.emit([cn, by_department])
         entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-havre:1"), None), 15,
                              what="the collective need's inbox entry")
-        self.assertEqual(entry["title"], "Opportunité de mutualisation : Matériel et réemploi au Havre (3 structures)")
-        self.assertIn("3 structures du Havre (Seine-Maritime (76)) expriment le même besoin", entry["text"])
-        self.assertEqual(entry["summary"], "Besoin collectif (Matériel et réemploi) au Havre : 3 structures")
+        self.assertEqual(entry["title"],
+                         "Opportunité de mutualisation : Matériel et réemploi autour du Havre (3 structures)")
+        self.assertIn("3 structures autour du Havre (Seine-Maritime (76)) expriment le même besoin", entry["text"])
+        self.assertEqual(entry["summary"], "Besoin collectif (Matériel et réemploi) autour du Havre : 3 structures")
+        entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-dep:1"), None), 15,
+                             what="the department's collective need")
+        self.assertEqual(entry["title"],
+                         "Opportunité de mutualisation : Matériel et réemploi dans le Calvados (3 structures)")
+        self.assertIn("3 structures du Calvados (", entry["text"])
+        self.assertNotIn("dep:", entry["text"] + entry["title"] + entry["summary"])
 
     def test_an_epci_across_two_departments_reaches_the_staff_of_both(self):
         # The CC du Pays de Honfleur-Beuzeville lies in the Calvados and the
