@@ -18,7 +18,8 @@ Suivre la proposition : {{link}}
 [html]
 <p>Bonjour {{staff_name}},</p>
 <p><strong>{{from_structure}}</strong> propose une coopération ({{cooperation_kind}}) à {{to_whom}} :</p>
-<p><strong>{{title}}</strong><br>{{description}}</p>
+<p><strong>{{title}}</strong></p>
+<p>{{description}}</p>
 <p>Catégorie : {{category}} ; département : {{department}}.</p>
 <p><a href="{{link}}">Suivre la proposition</a></p>
 <p style="color:#666;font-size:smaller">{{why}}</p>

@@ -66,6 +66,25 @@ static void html_parts_escape_values_but_not_raw_ones(void **state) {
     free(s);
 }
 
+static void html_keeps_line_breaks_and_drops_the_markup_of_empty_values(void **state) {
+    (void)state;
+    /* A comment's lines were run together in one line, and an empty comment
+     * left "<p></p>". */
+    mg_template_var_t vars[] = {
+        {"comment", "Ligne 1\r\nLigne 2 <3\nFin"}, {"empty", ""}, {"link", "https://x/"}};
+    const char *tpl =
+        "<p>Début</p>\n<p>{{comment}}</p>\n<p style=\"color:#666\">{{empty}}</p>\n"
+        "<p><a href=\"{{link}}\">Voir</a></p>\n<p><a href=\"{{empty}}\"></a></p>\n<p>x {{empty}}</p>";
+    char *s = mg_template_render(tpl, vars, 3, MG_TEMPLATE_ESCAPE_HTML);
+    assert_string_equal(s, "<p>Début</p>\n<p>Ligne 1<br>\nLigne 2 &lt;3<br>\nFin</p>\n"
+                           "<p><a href=\"https://x/\">Voir</a></p>\n<p>x </p>");
+    free(s);
+    /* The text part keeps its lines as they are, and markup-looking text. */
+    s = mg_template_render("<p>{{empty}}</p>\n{{comment}}", vars, 3, MG_TEMPLATE_ESCAPE_NONE);
+    assert_string_equal(s, "<p></p>\nLigne 1\r\nLigne 2 <3\nFin");
+    free(s);
+}
+
 static void chat_parts_neutralise_markdown_mentions_and_links_of_values(void **state) {
     (void)state;
     const char *cases[][2] = {
@@ -174,6 +193,7 @@ int main(void) {
         cmocka_unit_test(placeholders_are_replaced),
         cmocka_unit_test(what_is_not_a_placeholder_stays),
         cmocka_unit_test(lines_of_empty_values_are_dropped),
+        cmocka_unit_test(html_keeps_line_breaks_and_drops_the_markup_of_empty_values),
         cmocka_unit_test(html_parts_escape_values_but_not_raw_ones),
         cmocka_unit_test(chat_parts_neutralise_markdown_mentions_and_links_of_values),
         cmocka_unit_test(check_reports_the_first_unknown_name),

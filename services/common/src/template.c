@@ -37,6 +37,12 @@ void mg_template_escape_html(char **buf, size_t *len, size_t *cap, const char *s
         case '>': rep = "&gt;"; break;
         case '"': rep = "&quot;"; break;
         case '\'': rep = "&#39;"; break;
+        case '\n':
+            rep = "<br>\n";
+            break; /* a description's lines stay lines */
+        case '\r':
+            rep = "";
+            break;
         default: break;
         }
         if (!rep && *p) continue;
@@ -145,7 +151,7 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
      * placeholders, whether one of them rendered something, whether it has
      * anything else than placeholders and blanks. */
     size_t line_start = 0;
-    int holes = 0, filled = 0, text = 0;
+    int holes = 0, filled = 0, text = 0, in_tag = 0;
     const char *run = tpl;
     for (const char *p = tpl;; p++) {
         if (*p == '\n' || *p == '\0') {
@@ -159,7 +165,7 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
             if (!*p) break;
             run = p + 1;
             line_start = len;
-            holes = filled = text = 0;
+            holes = filled = text = in_tag = 0;
             continue;
         }
         const char *name;
@@ -167,7 +173,11 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
         int raw, found;
         size_t whole = s_placeholder(p, &name, &name_len, &raw);
         if (!whole) {
-            text |= *p != ' ' && *p != '\t' && *p != '\r';
+            /* In HTML, markup is no text: "<p>{{comment}}</p>" goes too. */
+            if (escape == MG_TEMPLATE_ESCAPE_HTML && (*p == '<' || *p == '>'))
+                in_tag = *p == '<';
+            else
+                text |= !in_tag && *p != ' ' && *p != '\t' && *p != '\r';
             continue;
         }
         s_append(&buf, &len, &cap, run, (size_t)(p - run));

@@ -5,9 +5,10 @@
  * (escaped for the part rendered: see mg_template_escape_t), "{{{name}}}" by
  * the value as is (for a part already built, such as the list of a digest's
  * items). Names are [a-z0-9_]{1,64}; anything else between braces is kept
- * as written. A line made only of placeholders (and blanks) that all
- * render as nothing is dropped with its newline, so that an optional value
- * (a description, a comment) leaves no blank line. An unknown name renders
+ * as written. A line made only of placeholders (and blanks, and in HTML
+ * markup) that all render as nothing is dropped with its newline, so that an
+ * optional value (a description, a comment) leaves no blank line and no
+ * empty "<p></p>". An unknown name renders
  * as nothing; mg_template_check() finds such names when templates are
  * loaded, so a typo is an error at start-up, not an empty hole in a
  * message.
@@ -40,7 +41,7 @@ typedef struct {
  * template's own text is the staff's. */
 typedef enum {
     MG_TEMPLATE_ESCAPE_NONE, /* plain text (an e-mail's text part, the inbox) */
-    MG_TEMPLATE_ESCAPE_HTML, /* & < > " ' as entities */
+    MG_TEMPLATE_ESCAPE_HTML, /* & < > " ' as entities, a line break as <br> */
     /* Markdown of a chat (Mattermost, Slack): & < > as entities (Slack's
      * <!channel>, <url|text>), \ ` * _ ~ [ ] # | backslash-escaped (no
      * disguised link [text](url), no formatting), and an @ that starts a
