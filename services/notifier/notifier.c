@@ -1478,6 +1478,8 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
         double delay = (double)n->retry_base_ms * pow(2.0, (double)(send->attempts - 1));
         if (delay > (double)n->retry_max_ms) delay = (double)n->retry_max_ms;
         delay *= 0.75 + 0.5 * ((double)rand() / RAND_MAX); /* jitter: +-25 % */
+        /* A receiver that said when to come back (429, 503) is not asked before. */
+        if ((double)result->retry_after_ms > delay) delay = (double)result->retry_after_ms;
         /* The last attempt at the deadline, not a whole delay after it. */
         if (delay > (double)(send->queued_at + n->retry_for_ms - now))
             delay = (double)(send->queued_at + n->retry_for_ms - now);

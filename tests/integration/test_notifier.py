@@ -72,13 +72,15 @@ def match(mid, nid, oid, nsid, osid, category="locaux", department="14", score=0
 
 class WebhookReceiver:
     """An HTTP server in a thread. `plan` is a list of behaviours for the
-    first requests ("500", "slow"), then every request gets 200. Records
-    every request body received (also those answered 500)."""
+    first requests ("500", "slow", "later": 429 with Retry-After: 2), then
+    every request gets 200. Records every request body received (also those
+    answered 500), and when it came (`times`, monotonic)."""
 
     def __init__(self, plan=(), slow_s=2.0, port=0, tls=None):
         self.plan = list(plan)
         self.slow_s = slow_s
         self.requests = []  # (behaviour, json)
+        self.times = []
         self.lock = threading.Lock()
         receiver = self
 
@@ -88,11 +90,14 @@ class WebhookReceiver:
                 with receiver.lock:
                     what = receiver.plan.pop(0) if receiver.plan else "200"
                     receiver.requests.append((what, json.loads(body), dict(self.headers)))
+                    receiver.times.append(time.monotonic())
                 if what == "slow":
                     time.sleep(receiver.slow_s)
-                code = 500 if what == "500" else 200
+                code = {"500": 500, "later": 429}.get(what, 200)
                 try:
                     self.send_response(code)
+                    if what == "later":
+                        self.send_header("Retry-After", "2")
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
@@ -461,6 +466,21 @@ class NotifierTest(unittest.TestCase):
         h.wait_until(lambda: smtp.parsed(), 15, what="the e-mail")
         self.assertIn(title, smtp.parsed()[0][1].get_body(("plain",)).get_content())
         self.assertIn(title, [e["text"] for e in st.inbox("claire")][0])
+
+    def test_a_webhook_answered_retry_after_is_not_asked_before(self):
+        # Slack and Mattermost answer a flood with 429 and Retry-After: the
+        # retry came after retry_base_ms (100 ms here) all the same.
+        hook = self.ws.own(WebhookReceiver(plan=["later"]))
+        st = Stack(self.ws, {"a": {"name": "A", "channels": "webhook", "webhook": hook.url}}, default_staff="a")
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-later", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: [b for b in hook.delivered() if "m-later" in b["idempotency_key"]], 10,
+                     what="the delivery after Retry-After")
+        mine = [(what, at) for (what, body, _), at in zip(hook.requests, hook.times)
+                if "m-later" in body["idempotency_key"]]
+        self.assertEqual([what for what, _ in mine], ["later", "200"])
+        self.assertGreaterEqual(mine[1][1] - mine[0][1], 1.9)
 
     def test_webhook_failures_end_in_exactly_one_delivery(self):
         flaky = self.ws.own(WebhookReceiver(plan=["500", "500"]))

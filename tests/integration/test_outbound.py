@@ -7,7 +7,10 @@ What these tests prove:
   (text and HTML) with their accents intact, in lines of at most 76 chars;
 - SMTP refusals are classified: 5xx permanent, 4xx retryable, a server that
   is down retryable, STARTTLS required but not offered permanent (and the
-  mail is never sent in clear), bad credentials permanent;
+  mail is never sent in clear), bad credentials retryable (ours to fix);
+- a slow server delays only its own mails (they are sent by worker
+  threads), a mail sent whole but not answered in time is not retried, and
+  destroying the engine cuts a mail waiting for its reply;
 - a header-injection attempt never reaches the network;
 - webhooks: 2xx delivered with the JSON body and Content-Type intact, 500 and
   429 retryable, 400 permanent, connection refused retryable, a timeout
@@ -222,10 +225,13 @@ class SmtpTests(unittest.TestCase):
     def test_authentication_with_right_and_wrong_password(self):
         result, _ = self.send("--user", "maillage", "--password", "s3cret")
         self.assertTrue(result["delivered"], result)
+        # Refused credentials are ours to fix, not the message's: retryable
+        # (a rotated password failed every mail for good), and said so.
         result, _ = self.send("--user", "maillage", "--password", "wrong")
         self.assertFalse(result["delivered"])
-        self.assertFalse(result["retryable"], result)
-        self.assertEqual(result["status"] // 100, 5)
+        self.assertTrue(result["retryable"], result)
+        self.assertEqual(result["status"], 535)
+        self.assertIn("smtp_password_file", result["error"])
         self.assertEqual(len(self.handler.messages), 1)
 
     def test_a_slow_mail_server_delays_only_its_own_mails(self):
@@ -296,7 +302,7 @@ class SmtpTests(unittest.TestCase):
 
 class Receiver:
     """An HTTP receiver on loopback. Paths: /ok (200), /fail (500), /busy
-    (429), /bad (400), /slow (answers when released or after 10 s),
+    (429), /later (429, Retry-After: 120), /bad (400), /slow (answers when released or after 10 s),
     /redirect (307 to /ok), /loop (302 to itself)."""
 
     def __init__(self):
@@ -311,7 +317,7 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 outer.requests.append((self.path, self.headers.get("Content-Type"), body))
-                codes = {"/ok": 200, "/fail": 500, "/busy": 429, "/bad": 400}
+                codes = {"/ok": 200, "/fail": 500, "/busy": 429, "/later": 429, "/bad": 400}
                 if self.path == "/slow":
                     outer.release.wait(10)
                     code = 200
@@ -332,6 +338,8 @@ class Receiver:
                 payload = b"ok" if code == 200 else b"no"
                 try:
                     self.send_response(code)
+                    if self.path == "/later":
+                        self.send_header("Retry-After", "120")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
@@ -397,6 +405,10 @@ class WebhookTests(unittest.TestCase):
             self.assertFalse(result["delivered"], result)
             self.assertEqual(result["retryable"], retryable, result)
             self.assertEqual(result["status"], status)
+            self.assertNotIn("retry_after_ms", result)
+        # A receiver that says when to come back is heard (the notifier waits that long).
+        result, _ = self.post(self.receiver.url("/later"))
+        self.assertEqual((result["retryable"], result["retry_after_ms"]), (True, 120000), result)
 
     def test_connection_refused_is_retryable(self):
         sock, port = refused_port()

@@ -84,6 +84,7 @@ static void s_on_done(const mg_outbound_result_t *r, void *arg) {
     json_object_set_new(line, "delivered", json_boolean(r->delivered));
     json_object_set_new(line, "retryable", json_boolean(r->retryable));
     json_object_set_new(line, "status", json_integer(r->status));
+    if (r->retry_after_ms) json_object_set_new(line, "retry_after_ms", json_integer(r->retry_after_ms));
     json_object_set_new(line, "error", json_string(r->error));
     json_object_set_new(line, "elapsed_ms", json_integer((mg_clock_monotonic_us() - p->start_us) / 1000));
     s_print(line);

@@ -53,6 +53,8 @@
  * worker takes them). */
 #define S_MAIL_WORKERS 4
 #define S_WATCHDOG_MS  250
+/* The longest Retry-After taken from a server (a day). */
+#define S_RETRY_AFTER_MAX_S 86400
 
 typedef enum { S_WEBHOOK, S_MAIL } s_kind_t;
 
@@ -572,6 +574,9 @@ static void s_classify(s_transfer_t *t, CURLcode rc, mg_outbound_result_t *r) {
         } else if (rc == CURLE_OK) {
             r->retryable = code >= 500 || code == 429 || code == 408;
             snprintf(r->error, sizeof r->error, "HTTP %ld", code);
+            curl_off_t after = 0; /* seconds (a date is made seconds by curl) */
+            if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+                r->retry_after_ms = (long)(after < S_RETRY_AFTER_MAX_S ? after : S_RETRY_AFTER_MAX_S) * 1000;
         } else {
             r->retryable = s_curl_error_retryable(rc);
             snprintf(r->error, sizeof r->error, "%s", why);
@@ -598,6 +603,13 @@ static void s_classify(s_transfer_t *t, CURLcode rc, mg_outbound_result_t *r) {
                  "no reply from the mail server after the whole message was sent (it may have been "
                  "delivered; not sent again, to avoid duplicates): %.80s",
                  why);
+    } else if (rc == CURLE_LOGIN_DENIED) {
+        /* Our credentials, not the message: retried, so that what waits goes
+         * out once the operator has fixed them (a rotated password). */
+        r->retryable = true;
+        snprintf(r->error, sizeof r->error,
+                 "SMTP %ld: the server refused our login (check [notifier] smtp_user and smtp_password_file)",
+                 code);
     } else if (code >= 400 && code < 600) {
         r->retryable = code < 500;
         snprintf(r->error, sizeof r->error, "SMTP %ld: %.200s", code, why);

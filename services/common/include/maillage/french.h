@@ -45,12 +45,12 @@ char *mg_fr_de(const char *name, char *buf, size_t len);
 /* "à" before `name`, contracted as French wants, written into `buf`: "au
  * Havre" (le), "aux Andelys" (les), "à la Manche", "à Caen", "à la CC
  * Pré-Bocage Intercom" (given "la CC ..."). Returns `buf`. */
+char *mg_fr_a(const char *name, char *buf, size_t len);
 
 /* An intercommunality's name with its article, into `buf`: "la CU Caen la
  * Mer". Normandy's are all communautés (de communes, d'agglomération,
  * urbaines) or a métropole: feminine. Returns `buf`. */
 char *mg_fr_epci(const char *name, char *buf, size_t len);
-char *mg_fr_a(const char *name, char *buf, size_t len);
 
 /* A label as it reads inside a sentence, into `buf`: its first letter
  * lowered ("Locaux" -> "locaux", "Équipement" -> "équipement") unless it

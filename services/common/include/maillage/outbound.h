@@ -9,7 +9,8 @@
  *
  * Each request ends with exactly one callback, which says whether it was
  * delivered and, if not, whether a retry may succeed (connection refused,
- * timeout, HTTP 5xx/429, SMTP 4xx) or not (HTTP 4xx, SMTP 5xx, bad address,
+ * timeout, HTTP 5xx/429, SMTP 4xx, an SMTP login refused: our credentials)
+ * or not (HTTP 4xx, SMTP 5xx, bad address,
  * and a mail whose whole message was sent but not answered within its
  * timeout: the server may have it, and sending it again would give a slow
  * server a copy at every retry). Retrying, backoff and idempotency are the
@@ -34,6 +35,7 @@ typedef struct {
     bool delivered;  /* the server accepted it (HTTP 2xx, SMTP 250 after DATA) */
     bool retryable;  /* not delivered, and a later attempt may succeed */
     long status;     /* HTTP status or last SMTP reply code, 0 if none */
+    long retry_after_ms; /* a webhook's Retry-After (HTTP 429, 503), 0 if none */
     char error[256]; /* why it was not delivered, "" if delivered (English, for logs) */
 } mg_outbound_result_t;
 
