@@ -495,7 +495,7 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
             char who[160];
             snprintf(who, sizeof(who), "%s (%s)", *named[i]->name ? named[i]->name : named[i]->id,
                      mg_fr_percent_with(named[i]->min_score, decimals, threshold, sizeof(threshold)));
-            mg_fr_de(who, parts[i], sizeof(parts[0]));
+            mg_fr_de_person(who, parts[i], sizeof(parts[0]));
         }
         if (followers) {
             char names[800];

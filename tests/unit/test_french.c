@@ -110,6 +110,13 @@ static void de_elides_and_contracts(void **state) {
     assert_string_equal(mg_fr_de("Ça va", buf, sizeof(buf)), "de Ça va");
     assert_string_equal(mg_fr_de("", buf, sizeof(buf)), "de ");
     assert_string_equal(mg_fr_de(NULL, buf, sizeof(buf)), "de ");
+    /* A person's name: elided, never contracted ("du Goff Marie" was written). */
+    assert_string_equal(mg_fr_de_person("Le Goff Marie", buf, sizeof(buf)), "de Le Goff Marie");
+    assert_string_equal(mg_fr_de_person("Les Ouvriers", buf, sizeof(buf)), "de Les Ouvriers");
+    assert_string_equal(mg_fr_de_person("Éric Morel", buf, sizeof(buf)), "d'Éric Morel");
+    assert_string_equal(mg_fr_de_person("Hélène", buf, sizeof(buf)), "d'Hélène");
+    assert_string_equal(mg_fr_de_person("Yann Duval", buf, sizeof(buf)), "de Yann Duval");
+    assert_string_equal(mg_fr_de_person(NULL, buf, sizeof(buf)), "de ");
 }
 
 static void closures_agree_with_their_noun(void **state) {

@@ -194,6 +194,16 @@ char *mg_fr_de(const char *name, char *buf, size_t len) {
     return buf;
 }
 
+char *mg_fr_de_person(const char *name, char *buf, size_t len) {
+    if (!name) name = "";
+    /* A name keeps its article ("Le Goff"), and a Y is a consonant ("Yann"). */
+    if (s_elides(name) && name[0] != 'Y' && name[0] != 'y')
+        snprintf(buf, len, "d'%s", name);
+    else
+        snprintf(buf, len, "de %s", name);
+    return buf;
+}
+
 char *mg_fr_epci(const char *name, char *buf, size_t len) {
     snprintf(buf, len, "la %s", name ? name : "");
     return buf;

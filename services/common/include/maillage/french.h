@@ -42,6 +42,10 @@ const char *mg_fr_match_outcome(Maillage__V1__MatchOutcome outcome);
  * la Mer" (given "la CU Caen la Mer": see mg_fr_epci()). Returns `buf`. */
 char *mg_fr_de(const char *name, char *buf, size_t len);
 
+/* "de" before a person's name: "d'Éric Morel", "d'Hélène", "de Yann Duval",
+ * "de Le Goff Marie" (never contracted: no "du Goff"). Returns `buf`. */
+char *mg_fr_de_person(const char *name, char *buf, size_t len);
+
 /* "à" before `name`, contracted as French wants, written into `buf`: "au
  * Havre" (le), "aux Andelys" (les), "à la Manche", "à Caen", "à la CC
  * Pré-Bocage Intercom" (given "la CC ..."). Returns `buf`. */
