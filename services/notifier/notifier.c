@@ -312,7 +312,7 @@ static void s_item_init(mg_notifier_t *n, s_item_t *it, mg_notifier_kind_t kind,
 static void s_item_category(mg_notifier_t *n, s_item_t *it, const char *code) {
     snprintf(it->cat, sizeof(it->cat), "%s", code ? code : "");
     const char *label = code && *code ? mg_taxonomy_label(n->taxonomy, code) : NULL;
-    s_item_var(it, "category", label ? label : code && *code ? code : "toutes catégories");
+    s_item_var(it, "category", label ? label : code && *code ? code : "non précisée");
 }
 
 static void s_item_department(s_item_t *it, const char *dep) {
@@ -1078,7 +1078,9 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         snprintf(path, sizeof(path), "cooperation/%s", cp->proposal_id);
         s_item_init(n, it, MG_NOTIFIER_KIND_COOP_PROPOSED, id, path);
         s_item_category(n, it, cp->category);
-        s_item_var(it, "cooperation_kind", mg_fr_cooperation_kind(cp->kind));
+        s_item_var(it, "cooperation_kind",
+                   cp->kind ? mg_fr_cooperation_kind(cp->kind)
+                            : "type non précisé"); /* not "coopération (coopération)" */
         s_item_var(it, "title", cp->title);
         s_item_var(it, "description", cp->description);
         s_item_net(it, env->source);

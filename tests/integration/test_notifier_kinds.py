@@ -25,12 +25,13 @@ WHY_SEINE_MARITIME = "Vous recevez ce message car vous suivez la Seine-Maritime 
 
 
 def cooperation_proposed(pid, from_sid, to_sid, category="locaux", title="Mutualiser une cuisine professionnelle",
-                         territory=(), description="Une cuisine aux normes, partagée trois jours par semaine."):
+                         territory=(), description="Une cuisine aux normes, partagée trois jours par semaine.",
+                         kind="COOPERATION_KIND_POOLING"):
     env = tn._env("cooperation.proposed")
     p = env.cooperation_proposed
     p.proposal_id, p.from_structure_id, p.to_structure_id = pid, from_sid, to_sid
     p.territory.extend(territory)
-    p.kind = h.events_pb2.CooperationKind.Value("COOPERATION_KIND_POOLING")
+    p.kind = h.events_pb2.CooperationKind.Value(kind)
     p.category, p.title = category, title
     p.description = description
     return env
@@ -306,7 +307,8 @@ class NotifierKindsTest(unittest.TestCase):
                  tn.member("s-rouen", ROUEN, "Atelier vélo Rouen")])
         st.emit([cooperation_proposed("p-2", "s-caen", "s-evreux", title="Un camion en commun"),
                  cooperation_proposed("p-3", "s-rouen", "", title="Une réponse commune",
-                                      territory=("dep:27", "epci:" + CAEN_LA_MER), description="")])
+                                      territory=("dep:27", "epci:" + CAEN_LA_MER), description="", category="",
+                                      kind="COOPERATION_KIND_UNSPECIFIED")])
         st.emit([cooperation_answered("p-2", "s-evreux", comment="")])
         want = {"claire": {"member:reseau-epiceries:cress-normandie", "member:s-caen:reseau-epiceries", "coop:p-2",
                            "coop:p-3", "coopans:p-2:s-evreux:1"},
@@ -321,8 +323,12 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertIn("Épicerie solidaire de Caen (association, Caen, Calvados (14)) vient d'adhérer au réseau "
                       "Épiceries solidaires de Normandie.", inbox["claire"]["member:s-caen:reseau-epiceries"]["text"])
         p3 = inbox["eva"]["coop:p-3"]["text"]
-        self.assertIn("Atelier vélo Rouen propose une coopération (mutualisation) à toute structure de l'Eure et "
-                      "de la CU Caen la Mer :\n\nUne réponse commune\n\nCatégorie : Locaux", p3)
+        # (Without a kind nor a category: "une coopération (coopération)",
+        # "Catégorie : toutes catégories" were written.)
+        self.assertIn("Atelier vélo Rouen propose une coopération (type non précisé) à toute structure de l'Eure et "
+                      "de la CU Caen la Mer :\n\nUne réponse commune\n\nCatégorie : non précisée", p3)
+        self.assertIn("propose une coopération (mutualisation) à Ressourcerie d'Évreux",
+                      inbox["eva"]["coop:p-2"]["text"])
         self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", p3)
         self.assertIn("Vous recevez ce message car vous suivez le Calvados et toutes les catégories.",
                       inbox["claire"]["coop:p-3"]["text"])
