@@ -90,7 +90,7 @@ static const char *s_group_spelling(const s_pair_t *g, size_t n) {
 }
 
 static mg_spellings_t *s_build(s_pairs_t *p) {
-    qsort(p->v, p->n, sizeof(*p->v), s_pair_cmp);
+    if (p->n) qsort(p->v, p->n, sizeof(*p->v), s_pair_cmp); /* (v is NULL for none) */
     mg_spellings_t *s = mg_calloc(1, sizeof(*s));
     size_t bytes = 0, n = 0;
     for (int pass = 0; pass < 2; pass++) {
