@@ -1611,13 +1611,18 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         snprintf(idem, sizeof(idem), "X-Maillage-Idempotency-Key: %s", key);
         snprintf(kindh, sizeof(kindh), "X-Maillage-Kind: %s", kind ? kind : "");
         const char *headers[] = {idem, kindh, "Auto-Submitted: auto-generated", NULL};
+        /* "Claire Dupont <claire@...>" when the staff list names her and gives
+         * a bare address (one with a name already is kept as it is). */
+        char to[512] = "";
+        if (who->name && *who->name && who->email && !strchr(who->email, '<'))
+            snprintf(to, sizeof(to), "%s <%s>", who->name, who->email);
         mg_mail_t mail = {
             .smtp_url = n->smtp_url,
             .starttls = n->smtp_starttls,
             .username = n->smtp_user,
             .password = n->smtp_password,
             .from = n->mail_from,
-            .to = who->email,
+            .to = *to && mg_outbound_mailbox_is_valid(to) ? to : who->email,
             .subject = digest ? subject : s_get_reply(rec, "title"),
             .text = digest ? text : s_get_reply(rec, "text"),
             .html = s_part_or_null(digest ? html : s_get_reply(rec, "html")),

@@ -728,7 +728,8 @@ class NotifierTest(unittest.TestCase):
         rcpt, msg = mails()[0]
         self.assertEqual(rcpt, ["claire.dupont@cress-normandie.example"])
         self.assertEqual(str(msg["Subject"]), "Mise en relation proposée : Cuisine partagée et stockage (Locaux)")
-        self.assertIn("claire.dupont@cress-normandie.example", str(msg["To"]))
+        # Her name from the staff list, as a mail client shows it (it was the bare address).
+        self.assertEqual(str(msg["To"]), "Claire Dupont <claire.dupont@cress-normandie.example>")
         self.assertIn("maillage@cress-normandie.example", str(msg["From"]))
         self.assertRegex(str(msg["Message-ID"]), r"^<n-[0-9a-f]{32}@maillage>$")
         self.assertEqual(str(msg["X-Maillage-Idempotency-Key"]), "match:m-e|claire|email")
