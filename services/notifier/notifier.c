@@ -1606,8 +1606,10 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     if (!refused && send->channel == S_CH_EMAIL) {
         char message_id[128], idem[512], kindh[96];
         /* Stable per idempotency key: a message sent again after a crash
-         * carries the same Message-ID, which mail clients collapse. */
-        snprintf(message_id, sizeof(message_id), "%s@maillage", nid);
+         * carries the same Message-ID, which mail clients collapse. Its
+         * domain is mail_from's (added by mg_outbound_mail()): the
+         * chamber's, not a bare "maillage" shared by every installation. */
+        snprintf(message_id, sizeof(message_id), "%s", nid);
         snprintf(idem, sizeof(idem), "X-Maillage-Idempotency-Key: %s", key);
         snprintf(kindh, sizeof(kindh), "X-Maillage-Kind: %s", kind ? kind : "");
         const char *headers[] = {idem, kindh, "Auto-Submitted: auto-generated", NULL};

@@ -731,7 +731,7 @@ class NotifierTest(unittest.TestCase):
         # Her name from the staff list, as a mail client shows it (it was the bare address).
         self.assertEqual(str(msg["To"]), "Claire Dupont <claire.dupont@cress-normandie.example>")
         self.assertIn("maillage@cress-normandie.example", str(msg["From"]))
-        self.assertRegex(str(msg["Message-ID"]), r"^<n-[0-9a-f]{32}@maillage>$")
+        self.assertRegex(str(msg["Message-ID"]), r"^<n-[0-9a-f]{32}@cress-normandie\.example>$")
         self.assertEqual(str(msg["X-Maillage-Idempotency-Key"]), "match:m-e|claire|email")
         self.assertTrue(msg["Date"])
         text = msg.get_body(("plain",)).get_content()
