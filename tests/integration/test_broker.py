@@ -308,6 +308,8 @@ class BrokerTest(unittest.TestCase):
         ack = client.emit(e.SerializeToString().replace(b"cuisineX", b"cuisine\x00"))
         self.assertEqual((ack.status, ack.field), (h.REJECTED, "need_reported.need.tags"))
         self.assertEqual(len(journal(self.redis)), before)
+        # A dead letter is written after the producer's answer: wait for it.
+        h.wait_until(lambda: len(deadletters(self.redis)) >= 4, what="four dead letters")
         self.assertEqual(len(deadletters(self.redis)), 4)
 
     def test_a_nul_in_a_string_made_up_for_by_encodings_that_grow_is_still_caught(self):
