@@ -189,6 +189,7 @@ class SmtpTests(unittest.TestCase):
         self.assertFalse(result["delivered"])
         self.assertFalse(result["retryable"], result)
         self.assertEqual(result["status"], 550)
+        self.assertEqual(result["error"], "SMTP 550: 5.1.1 No such user")  # the server's words
         self.assertEqual(self.handler.messages, [])
 
     def test_data_refused_with_451_is_retryable(self):
@@ -197,6 +198,8 @@ class SmtpTests(unittest.TestCase):
         self.assertFalse(result["delivered"])
         self.assertTrue(result["retryable"], result)
         self.assertEqual(result["status"], 451)
+        # The server's words, not libcurl's "Weird server reply".
+        self.assertEqual(result["error"], "SMTP 451: 4.3.0 Try again later")
 
     def test_data_refused_with_554_is_permanent(self):
         self.handler.data_reply = "554 5.7.1 Rejected"
@@ -204,6 +207,7 @@ class SmtpTests(unittest.TestCase):
         self.assertFalse(result["delivered"])
         self.assertFalse(result["retryable"], result)
         self.assertEqual(result["status"], 554)
+        self.assertEqual(result["error"], "SMTP 554: 5.7.1 Rejected")
 
     def test_smtp_server_down_is_retryable(self):
         sock, port = refused_port()

@@ -78,6 +78,12 @@ typedef struct s_transfer {
     struct curl_slist *rcpt;    /* mail: the recipient */
     char *label;                /* for logs: message-id or webhook host, never an address */
     char errbuf[CURL_ERROR_SIZE];
+    /* mail: the server's last refusal (4xx, 5xx) during the transfer, its
+     * code and its own words, for the error (libcurl's own words for a
+     * refused end of message are "Weird server reply") */
+    long refusal_code;
+    char refusal[160];
+    bool performed; /* mail: curl_easy_perform() returned (QUIT's reply is not the transfer's) */
     mg_outbound_done_fn cb;
     void *arg;
     struct s_transfer *prev, *next;
@@ -612,7 +618,8 @@ static void s_classify(s_transfer_t *t, CURLcode rc, mg_outbound_result_t *r) {
                  code);
     } else if (code >= 400 && code < 600) {
         r->retryable = code < 500;
-        snprintf(r->error, sizeof r->error, "SMTP %ld: %.200s", code, why);
+        snprintf(r->error, sizeof r->error, "SMTP %ld: %.200s", code,
+                 t->refusal_code == code && t->refusal[0] ? t->refusal : why);
     } else {
         r->retryable = s_curl_error_retryable(rc);
         snprintf(r->error, sizeof r->error, "%s", why);
@@ -775,6 +782,7 @@ static void *s_mail_worker(void *arg) {
         t->started_us = mg_clock_monotonic_us();
         pthread_mutex_unlock(&out->lock);
         t->rc = curl_easy_perform(t->easy);
+        t->performed = true;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->code);
         /* Here, not in the loop: closing the connection waits, blocking,
          * for the reply to QUIT (cut by the watchdog if need be). */
@@ -1095,6 +1103,24 @@ int mg_outbound_webhook(mg_outbound_t *out, const char *url, const char *json, c
     return s_transfer_start(out, t);
 }
 
+/* CURLOPT_HEADERFUNCTION of a mail: libcurl hands it every reply line of
+ * the server. Keeps the last refusal's words ("451 4.3.0 Mailbox busy":
+ * "4.3.0 Mailbox busy"), printable ASCII only, since they reach logs and
+ * staff's delivery state. */
+static size_t s_on_reply_line(char *line, size_t size, size_t nitems, void *userdata) {
+    s_transfer_t *t = userdata;
+    size_t n = size * nitems;
+    if (t->performed || n < 4 || (line[0] != '4' && line[0] != '5') || !isdigit((unsigned char)line[1]) ||
+        !isdigit((unsigned char)line[2]) || (line[3] != ' ' && line[3] != '-'))
+        return n;
+    t->refusal_code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    size_t len = 0;
+    for (size_t i = 4; i < n && line[i] != '\r' && line[i] != '\n' && len + 1 < sizeof t->refusal; i++)
+        t->refusal[len++] = line[i] >= 0x20 && line[i] < 0x7f ? line[i] : '?';
+    t->refusal[len] = '\0';
+    return n;
+}
+
 /* CURLOPT_READFUNCTION: the composed message, in as many pieces as curl
  * asks for. */
 static size_t s_on_read(char *buffer, size_t size, size_t nitems, void *userdata) {
@@ -1145,6 +1171,8 @@ int mg_outbound_mail(mg_outbound_t *out, const mg_mail_t *mail, mg_outbound_done
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, s_on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_reply_line);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->body_len);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, s_on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
