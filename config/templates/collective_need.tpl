@@ -8,7 +8,7 @@ Opportunité de mutualisation : {{category}} {{at_territory}} ({{count}} structu
 [text]
 Bonjour {{staff_name}},
 
-{{count}} structures {{of_territory}} ({{department}}) expriment le même besoin : {{category}}.
+{{count}} structures {{of_territory}} expriment le même besoin : {{category}}.
 Structures : {{structures}}
 
 {{explanation}}
@@ -18,7 +18,7 @@ Une réponse mutualisée est peut-être à construire : {{link}}
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p><strong>{{count}} structures</strong> {{of_territory}} ({{department}}) expriment le même besoin : <strong>{{category}}</strong>.</p>
+<p><strong>{{count}} structures</strong> {{of_territory}} expriment le même besoin : <strong>{{category}}</strong>.</p>
 <p>Structures : {{structures}}</p>
 <p>{{explanation}}</p>
 <p><a href="{{link}}">Construire une réponse mutualisée</a></p>

@@ -163,8 +163,10 @@ static const char *s_get_reply(const void *src, const char *field) {
 
 static void s_department_label(const char *code, char *out, size_t outlen, int article) {
     const char *known = article ? mg_fr_department_with_article(code) : mg_fr_department(code);
-    if (known && article) snprintf(out, outlen, "%s", known);
-    else if (known) snprintf(out, outlen, "%s (%s)", known, code);
+    /* The name alone: every template puts it in parentheses already
+     * ("(Locaux, Calvados)"), where "Calvados (14)" nested a second pair. */
+    if (known)
+        snprintf(out, outlen, "%s", known);
     else if (!*code) snprintf(out, outlen, "%s", article ? "un département inconnu" : "département inconnu");
     else snprintf(out, outlen, "%s%s", article ? "le département " : "département ", code);
 }
