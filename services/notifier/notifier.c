@@ -206,6 +206,8 @@ struct mg_notifier {
     size_t in_flight;
     size_t recording; /* s_record() calls Redis has not answered yet */
     int digest_flush; /* members in immediate mode may have digest items waiting */
+    int loopback_links_said;  /* s_say_loopback_links() warned */
+    uint64_t staff_signature; /* of the staff list last read, to log its changes */
     int digest_moves; /* a channel was turned off: its digest items may wait (s_digest_moves()) */
     /* An event delivered before the staff list was first read (the first
      * read failed): held, and with it every later one, until the list is
@@ -1741,6 +1743,35 @@ static void s_staff_free_all(s_staff_t **staff, size_t *n) {
     *n = 0;
 }
 
+/* Links in e-mails and chat messages are opened where staff read them: a
+ * staff_url on loopback (the default) opens only on the server. Said once,
+ * when the first member receives either. */
+static void s_say_loopback_links(mg_notifier_t *n) {
+    const char *authority = strstr(n->staff_url, "://");
+    if (n->loopback_links_said || !authority || !mg_config_authority_is_loopback(authority + 3)) return;
+    for (size_t i = 0; i < n->n_staff; i++) {
+        if (!n->staff[i].email_on && !n->staff[i].webhook_on) continue;
+        mg_warn("notifier: [notifier] staff_url %s is on loopback: the links in e-mails and chat messages "
+                "open only on this machine (set it to the staff page's address as staff reach it)",
+                n->staff_url);
+        n->loopback_links_said = 1;
+        return;
+    }
+}
+
+/* FNV-1a over a reply's strings, each ended by a 0 byte: equal for equal
+ * staff lists (the script returns them in a stable order). */
+static uint64_t s_reply_signature(const redisReply *r, uint64_t h) {
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++)
+            h = s_reply_signature(r->element[i], h);
+        return (h ^ 0xff) * 1099511628211ULL;
+    }
+    for (size_t i = 0; r->str && i <= r->len; i++)
+        h = (h ^ (unsigned char)(i < r->len ? r->str[i] : 0)) * 1099511628211ULL;
+    return h;
+}
+
 static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_notifier_t *n = privdata;
     (void)redis;
@@ -1762,6 +1793,12 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_staff_free_all(&n->staff, &n->n_staff);
     n->staff = staff;
     n->n_staff = k;
+    s_say_loopback_links(n);
+    uint64_t signature = s_reply_signature(reply, 14695981039346656037ULL);
+    /* What an operator's `maillage staff set` awaits: it applies from here. */
+    if (n->staff_loaded && signature != n->staff_signature)
+        mg_info("notifier: staff list changed: %zu staff member(s)", k);
+    n->staff_signature = signature;
     if (!n->staff_loaded) {
         n->digest_flush = 1;
         n->digest_moves = 1;

@@ -325,10 +325,11 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
-    /* staff: every staff member as {id, HGETALL}. */
+    /* staff: every staff member as {id, HGETALL}, by id. */
     "if op == 'staff' then\n"
-    "  local out = {}\n"
-    "  for _, id in ipairs(redis.call('SMEMBERS', 'mg:staff')) do\n"
+    "  local out, ids = {}, redis.call('SMEMBERS', 'mg:staff')\n"
+    "  table.sort(ids)\n"
+    "  for _, id in ipairs(ids) do\n"
     "    out[#out+1] = {id, redis.call('HGETALL', 'mg:staff:' .. id)}\n"
     "  end\n"
     "  return out\n"

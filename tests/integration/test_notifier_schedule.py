@@ -143,11 +143,8 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertLess(queued_until(nid["g"]), t0 + 120 * 1000)
         # Gaëlle now sets quiet hours; her retry comes due inside them: held,
         # not sent, and the attempt not counted
-        out = st.cli("staff", "set", "g", "quiet_start", "21")
-        self.assertEqual(out.returncode, 0, out.stderr)
-        out = st.cli("staff", "set", "g", "quiet_end", "7")
-        self.assertEqual(out.returncode, 0, out.stderr)
-        time.sleep(1.0)  # staff_refresh_ms
+        st.staff_set("g", "quiet_start", "21")
+        st.staff_set("g", "quiet_end", "7")
         st.set_clock(off + 3 * 60 * 1000)  # 22:02:30
         h.wait_until(lambda: queued_until(nid["g"]) in (quiet_end, None), 10, what="Gaëlle's retry held")
         self.assertEqual(queued_until(nid["g"]), quiet_end)
@@ -162,7 +159,7 @@ class NotifierScheduleTest(unittest.TestCase):
         time.sleep(0.5)
         for staff, hook in (("q", q_hook), ("g", g_hook)):
             self.assertEqual([r[0] for r in hook.requests], ["500", "200"], staff)
-            self.assertEqual(st.record(nid[staff])["state"], "delivered", staff)
+            h.wait_until(lambda s=staff: st.record(nid[s]).get("state") == "delivered", 10, what="delivered: " + staff)
 
 
     def test_what_waited_for_the_digest_keeps_the_quiet_hours_when_the_member_leaves_digest_mode(self):
@@ -352,9 +349,7 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(queued_until(nid["q"]), quiet_end)
         self.assertLess(queued_until(nid["g"]), t0 + 120 * 1000)
         for key, value in (("quiet_start", "21"), ("quiet_end", "7")):
-            out = st.cli("staff", "set", "g", key, value)
-            self.assertEqual(out.returncode, 0, out.stderr)
-        time.sleep(1.0)  # staff_refresh_ms
+            st.staff_set("g", key, value)
         st.set_clock(off + 3 * 60 * 1000)  # 22:02:30
         h.wait_until(lambda: queued_until(nid["g"]) in (quiet_end, None), 10, what="Gaëlle's retry held")
         self.assertEqual(queued_until(nid["g"]), quiet_end)

@@ -174,7 +174,9 @@ const mg_config_key_t mg_config_schema[] = {
         "Directory of the French message templates, one file per notification kind\n"
         "(match.tpl, collective_need.tpl, ...; see config/templates/README.md)."),
     STR("notifier", "staff_url", "http://127.0.0.1:8080/",
-        "The staff web page; every message links to it."),
+        "The staff web page as staff reach it; every message links to it. On loopback\n"
+        "(the default) the links in e-mails and chat messages open only on this machine:\n"
+        "logged as a warning at start when a staff member receives either."),
     STR("notifier", "default_staff", "accueil",
         "Staff id receiving what no staff member's scope covers (never into silence).\n"
         "Its inbox is written even if no such staff member is declared."),
