@@ -943,6 +943,7 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(len(acks), 1205)
         for _ in range(3):
             client.emit(b"not protobuf at all")
+        h.wait_until(lambda: len(deadletters(self.redis)) >= 3, what="the dead letters")  # written after the acks
         conf = self.broker.config_path
 
         res = h.run_tool("journal_read", ["--config", conf, "journal", "1", "0"])

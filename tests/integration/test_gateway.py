@@ -665,10 +665,11 @@ class GatewayTest(unittest.TestCase):
             self.assertTrue(r.headers["content-type"].startswith("text/plain; version=0.0.4"))
             return r.data.decode()
 
-        # The broker publishes its figures every 10 s.
-        text = h.wait_until(lambda: (lambda t: t if 'daemon="broker"' in t else None)(metrics()), timeout=15,
+        # The broker publishes its figures every 10 s: a snapshot taken
+        # before the two events (a slow start) is followed by one with them.
+        accepted = 'maillage_broker_acks_total{daemon="broker",status="accepted"} 2'
+        text = h.wait_until(lambda: (lambda t: t if accepted in t else None)(metrics()), timeout=25,
                             what="the broker's figures")
-        self.assertIn('maillage_broker_acks_total{daemon="broker",status="accepted"} 2', text)
         self.assertIn('maillage_gateway_acks_total{status="accepted"} 2', text)
         self.assertIn('maillage_gateway_responses_total{code="202"} 1', text)
         self.assertIn("maillage_journal_sequence 2", text)

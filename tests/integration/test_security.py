@@ -311,8 +311,7 @@ class SecurityTest(unittest.TestCase):
             self.assertEqual(c.emit(h.need_reported()).status, h.ACCEPTED)
         for sub in (old_sub, other_sub):
             self.assertTrue(sub.sock.poll(3000), "no heartbeat for a subscriber of the allow-list")
-        self.remove_lines(self.net_b[0])
-        time.sleep(2.5)  # looked at once a second; a removal waits until the file has settled
+        self.applied(lambda: self.remove_lines(self.net_b[0]))
         refused = h.need_reported()
         ack = old.emit(refused)
         self.assertEqual(ack.status, h.REJECTED)
@@ -340,6 +339,14 @@ class SecurityTest(unittest.TestCase):
             old_sub.sock.recv_multipart()
         self.assertFalse(old_sub.sock.poll(2500), "the removed key's subscriber still receives the fan-out")
 
+    def applied(self, edit):
+        """Run `edit` of the allow-list, then wait until the broker applies
+        the new list (looked at once a second; a removal waits until the
+        file has settled)."""
+        before = self.broker.log().count("CURVE allow-list reloaded")
+        edit()
+        self.broker.wait_log("CURVE allow-list reloaded", count=before + 1)
+
     def remove_lines(self, key, mode=None):
         """Rewrite the allow-list without the lines of `key` (with `mode`,
         else the file's)."""
@@ -358,8 +365,7 @@ class SecurityTest(unittest.TestCase):
         g = self.client(self.gateway)
         g.send_frames([b"on-behalf-of:net-b", h.need_reported().SerializeToString()])
         self.assertEqual(g.recv_ack().status, h.ACCEPTED)
-        self.remove_lines(self.gateway[0])
-        time.sleep(2.5)  # looked at once a second; a removal waits until the file has settled
+        self.applied(lambda: self.remove_lines(self.gateway[0]))
         g.send_frames([b"on-behalf-of:net-b", h.need_reported().SerializeToString()])
         ack = g.recv_ack()
         self.assertEqual((ack.status, ack.on_behalf_of), (h.REJECTED, "net-b"))
@@ -375,11 +381,9 @@ class SecurityTest(unittest.TestCase):
         b = self.client(self.net_b)
         self.assertEqual(b.emit(h.need_reported()).status, h.ACCEPTED)
         self.remove_lines(self.net_b[0], mode=0o664)
-        time.sleep(2.5)
-        self.assertEqual(b.emit(h.need_reported()).status, h.ACCEPTED)
         self.broker.wait_log("CURVE allow-list not reloaded, keeping the previous one")
-        os.chmod(self.clients_file, 0o644)
-        time.sleep(2.5)  # looked at once a second; a removal waits until the file has settled
+        self.assertEqual(b.emit(h.need_reported()).status, h.ACCEPTED)
+        self.applied(lambda: os.chmod(self.clients_file, 0o644))
         ack = b.emit(h.need_reported())
         self.assertEqual(ack.status, h.REJECTED)
         self.assertIn("no longer on the allow-list", ack.reason)
@@ -392,12 +396,12 @@ class SecurityTest(unittest.TestCase):
         self.start()
         b = self.client(self.net_b)
         self.assertEqual(b.emit(h.need_reported()).status, h.ACCEPTED)
-        self.remove_lines(self.net_b[0])
-        ahead = time.time() + 60
-        os.utime(self.clients_file, (ahead, ahead))
-        time.sleep(2.5)
+        def remove_ahead():
+            self.remove_lines(self.net_b[0])
+            ahead = time.time() + 60
+            os.utime(self.clients_file, (ahead, ahead))
+        self.applied(remove_ahead)
         self.assertEqual(b.emit(h.need_reported()).status, h.REJECTED)
-        self.broker.wait_log("CURVE allow-list reloaded")
 
     def test_a_list_being_rewritten_revokes_nothing(self):
         # An editor, `cat >` or open("w") truncates the file before writing
@@ -429,10 +433,11 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(moved.emit(h.need_reported()).status, h.ACCEPTED)
         with open(self.clients_file, encoding="utf-8") as f:
             text = f.read()
-        with open(self.clients_file, "w", encoding="utf-8") as f:
-            f.write(text.replace("net-a  %s  need.*,offer.*,member.*" % self.net_a[0],
-                                 "net-c  %s  need.*" % self.net_a[0]))
-        time.sleep(2.5)  # looked at once a second; a removal waits until the file has settled
+        def move():
+            with open(self.clients_file, "w", encoding="utf-8") as f:
+                f.write(text.replace("net-a  %s  need.*,offer.*,member.*" % self.net_a[0],
+                                     "net-c  %s  need.*" % self.net_a[0]))
+        self.applied(move)
         env = h.need_reported()
         self.assertEqual(moved.emit(env).status, h.ACCEPTED)
         self.assertEqual(self.journal_sources()[env.event_id], "net-c")
