@@ -201,6 +201,16 @@ class SmtpTests(unittest.TestCase):
         # The server's words, not libcurl's "Weird server reply".
         self.assertEqual(result["error"], "SMTP 451: 4.3.0 Try again later")
 
+    def test_a_refusal_in_hostile_words_is_kept_printable_and_bounded(self):
+        # The server's words reach logs and the staff's delivery state:
+        # control bytes and non-ASCII become "?", a long reply is cut, and
+        # a multi-line reply gives its last line.
+        self.handler.data_reply = "452-4.2.2 Quota\r\n452 4.2.2 Bo\u00eete\x07pleine " + "x" * 300
+        result, _ = self.send()
+        self.assertTrue(result["retryable"], result)
+        self.assertTrue(result["error"].startswith("SMTP 452: 4.2.2 Bo??te?pleine xxx"), result["error"])
+        self.assertEqual(len(result["error"]), len("SMTP 452: ") + 159)
+
     def test_data_refused_with_554_is_permanent(self):
         self.handler.data_reply = "554 5.7.1 Rejected"
         result, _ = self.send()
