@@ -111,6 +111,11 @@
     return (state.taxonomy.departments[code]) || DEPARTMENTS[code] || code;
   }
 
+  /* A network by the name [networks] gives it, else by its id. */
+  function networkName(id) {
+    return (state.taxonomy.networks && state.taxonomy.networks[id]) || id;
+  }
+
   function categoryLabel(code) {
     if (!code) return '';
     return state.taxonomy.categories[code] || code;
@@ -430,7 +435,7 @@
 
   function loadTaxonomy() {
     return api('GET', 'v1/taxonomy').then(function (t) {
-      var tx = {categories: {}, departments: {}, categoryList: [], departmentList: []};
+      var tx = {categories: {}, departments: {}, networks: {}, categoryList: [], departmentList: []};
       ((t && t.categories) || []).forEach(function (c) {
         if (!c || !c.code) return;
         tx.categories[c.code] = c.label || c.code;
@@ -441,11 +446,14 @@
         tx.departments[d.code] = d.name || d.code;
         tx.departmentList.push({code: d.code, label: d.name || d.code});
       });
+      ((t && t.networks) || []).forEach(function (n) {
+        if (n && n.id && n.name) tx.networks[n.id] = n.name;
+      });
       state.taxonomy = tx;
     }, function (e) {
       if (e.status === 401) throw e;
       reportError(e);
-      var tx = {categories: {}, departments: {}, categoryList: [], departmentList: []};
+      var tx = {categories: {}, departments: {}, networks: {}, categoryList: [], departmentList: []};
       Object.keys(DEPARTMENTS).forEach(function (code) {
         tx.departments[code] = DEPARTMENTS[code];
         tx.departmentList.push({code: code, label: DEPARTMENTS[code]});
@@ -1249,7 +1257,7 @@
     var dl = el('dl', {class: 'facts'});
     definition(dl, 'Famille', FAMILIES[s.family] || '', 'family');
     definition(dl, 'Commune', s.communeName || s.commune, 'commune');
-    definition(dl, 'Réseaux', (s.networks || []).join(', '), 'networks');
+    definition(dl, 'Réseaux', (s.networks || []).map(networkName).join(', '), 'networks');
     if (s.left) definition(dl, 'Statut', 'A quitté le réseau');
     var c = s.contact || {};
     if (c.name || c.email || c.phone) {

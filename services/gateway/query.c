@@ -411,8 +411,15 @@ static void s_taxonomy(gw_request_t *r) {
         const char *name = mg_fr_department(deps[i]);
         json_array_append_new(out, json_pack("{s:s, s:s}", "code", deps[i], "name", name ? name : deps[i]));
     }
+    json_t *nets = json_array();
+    for (size_t i = 0; i < mg_taxonomy_network_count(tax); i++) {
+        const char *id = mg_taxonomy_network_id(tax, i);
+        json_array_append_new(nets,
+                              json_pack("{s:s, s:s}", "id", id, "name", mg_taxonomy_network_name(tax, id)));
+    }
     gw_header(r, "Cache-Control", "private, max-age=300");
-    gw_reply_json(r, 200, json_pack("{s:o, s:o}", "categories", cats, "departments", out));
+    gw_reply_json(r, 200,
+                  json_pack("{s:o, s:o, s:o}", "categories", cats, "departments", out, "networks", nets));
 }
 
 static void s_communes(gw_request_t *r) {

@@ -546,7 +546,8 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     if (s->nets.n) {
         for (size_t i = 0; i < it->n_nets; i++) {
             if (s_list_has(&s->nets, it->nets[i])) {
-                snprintf(parts[k++], sizeof(parts[0]), "le réseau %s", it->nets[i]);
+                const char *named = mg_taxonomy_network_name(n->taxonomy, it->nets[i]);
+                snprintf(parts[k++], sizeof(parts[0]), "le réseau %s", named ? named : it->nets[i]);
                 break;
             }
         }
@@ -827,6 +828,12 @@ static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 /* One HMGET result row's i-th value. */
+/* The network a member.joined names, else the network that sent it. */
+static const char *s_member_network(const mg_envelope_t *env) {
+    const char *network = env->member_joined->network;
+    return network && *network ? network : env->source;
+}
+
 static const char *s_row(const redisReply *reply, size_t row, size_t i) {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || row >= reply->elements) return "";
     const redisReply *r = reply->element[row];
@@ -929,12 +936,17 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_net(it, env->source);
         it->summary = mg_asprintf("Nouvelle adhérente : %s (%s)", s_item_get(it, "structure"),
                                   s_item_get(it, "commune"));
-        /* The network by its name when it is a member structure too. */
+        /* The network by its name: [networks], else the member structure of
+         * that id. */
+        const char *network = s_member_network(env);
+        if (mg_taxonomy_network_name(n->taxonomy, network)) {
+            s_on_names_context(NULL, NULL, job);
+            return;
+        }
         mg_args_t a;
         s_get_begin(&a);
         static const char *const nf[] = {"name"};
-        s_get_key(&a, "mg:notifier:structure:", mj->network && *mj->network ? mj->network : env->source, nf,
-                  1);
+        s_get_key(&a, "mg:notifier:structure:", network, nf, 1);
         if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
     }
@@ -1130,9 +1142,9 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
     s_item_t *it = &job->item;
     switch (it->kind) {
     case MG_NOTIFIER_KIND_MEMBER: {
-        const Maillage__V1__MemberJoined *mj = env->member_joined;
-        const char *name = s_row(reply, 0, 0);
-        s_item_var(it, "network", *name ? name : mj->network && *mj->network ? mj->network : env->source);
+        const char *network = s_member_network(env);
+        const char *named = mg_taxonomy_network_name(n->taxonomy, network), *name = s_row(reply, 0, 0);
+        s_item_var(it, "network", named ? named : *name ? name : network);
         break;
     }
     case MG_NOTIFIER_KIND_COLLECTIVE: {

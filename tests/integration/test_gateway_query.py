@@ -81,6 +81,7 @@ class Stack:
         sections["notifier"] = n
         for sid, keys in (staff if staff is not None else {"claire": CLAIRE, "remi": REMI}).items():
             sections["staff." + sid] = keys
+        sections["networks"] = {"urscop-normandie": "URSCOP Normandie", "cress-normandie": "CRESS Normandie"}
         self.port = h.free_port()
         g = {"listen": "127.0.0.1:%d" % self.port}
         g.update(gateway or {})
@@ -349,6 +350,8 @@ class ReadTest(unittest.TestCase):
         self.assertEqual([(d["code"], d["name"]) for d in tax["departments"]],
                          [("14", "Calvados"), ("27", "Eure"), ("50", "Manche"), ("61", "Orne"),
                           ("76", "Seine-Maritime")])
+        self.assertEqual(tax["networks"], [{"id": "urscop-normandie", "name": "URSCOP Normandie"},
+                                           {"id": "cress-normandie", "name": "CRESS Normandie"}])
         status, body, resp = self.get("/v1/communes")
         self.assertEqual(status, 200)
         self.assertIn("max-age=86400", resp.getheader("Cache-Control"))

@@ -157,7 +157,7 @@ class SmtpReceiver:
 # ---- a stack ----------------------------------------------------------------------
 
 class Stack:
-    def __init__(self, ws, staff, clock_offset_ms=0, **notifier):
+    def __init__(self, ws, staff, clock_offset_ms=0, more_sections=None, **notifier):
         self.ws = ws
         self.redis = ws.own(h.Redis(ws.dir).start())
         self.broker, self.sections = h.start_broker(ws, self.redis)
@@ -173,6 +173,7 @@ class Stack:
         sections["notifier"] = opts
         for sid, keys in staff.items():
             sections["staff." + sid] = keys
+        sections.update(more_sections or {})
         self.conf = h.write_config(ws.path("notifier-%s.conf" % h.new_id("c")), sections)
         self.notifier = None
 

@@ -359,6 +359,24 @@ class NotifierKindsTest(unittest.TestCase):
         # Recorded once the notifier has read the receiver's answer.
         h.wait_until(lambda: st.record(nid).get("state") == "delivered", 10, what="the delivered state")
 
+    def test_a_network_named_in_the_configuration_goes_by_its_name(self):
+        # [networks] names urscop-normandie: the welcome and the reason say
+        # « URSCOP Normandie »; a network it does not name, and that is no
+        # member structure, still goes by its id.
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "networks": "urscop-normandie,fcs-normandie",
+                                           "channels": "inbox"}},
+                      more_sections={"networks": {"urscop-normandie": "URSCOP Normandie"}})
+        st.start()
+        st.emit([tn.member("s-scop", CAEN, "Scop du bocage", networks=("urscop-normandie",)),
+                 tn.member("s-fcs", ROUEN, "Centre social de Rouen", networks=("fcs-normandie",))])
+        entries = h.wait_until(lambda: (lambda e: e if len(e) == 2 else None)(
+            {e["item"]: e["text"] for e in st.inbox("claire")}), 15, what="the two welcomes")
+        scop = entries["member:s-scop:urscop-normandie"]
+        self.assertIn("vient d'adhérer au réseau URSCOP Normandie.", scop)
+        self.assertIn("car vous suivez tous les départements, toutes les catégories et le réseau URSCOP Normandie.",
+                      scop)
+        self.assertIn("vient d'adhérer au réseau fcs-normandie.", entries["member:s-fcs:fcs-normandie"])
+
     def test_an_offer_placed_by_its_territory_only_is_named_by_it_at_no_distance(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox"}})
         st.start()

@@ -62,6 +62,7 @@ CAEN, HEROUVILLE, IFS = "14118", "14327", "14341"  # all three in CU Caen la Mer
 STAFF = "claire"
 STAFF_NETWORK = "cress-normandie"
 NETWORK = "reseau-test"
+NETWORK_NAME = "Réseau des tiers-lieux de test"  # [networks]
 ARTIFACTS = os.path.join(h.BUILD, "artifacts")
 LAPTOP = (1366, 900)
 PHONE = (390, 844)
@@ -140,6 +141,7 @@ class Stack:
                                 "staff_refresh_ms": 200, "unanswered_check_s": 3600}
         sections["gateway"] = {"listen": "127.0.0.1:%d" % self.port, "staff_network": STAFF_NETWORK,
                                "token_cache_s": 1, "stream_heartbeat_s": 2, **(gateway or {})}
+        sections["networks"] = {NETWORK: NETWORK_NAME}
         sections["staff." + STAFF] = {"name": "Claire Lemarchand", "departments": "14", "categories": "locaux",
                                       "channels": "inbox"}
         self.conf = h.write_config(ws.path("maillage-%s.conf" % h.new_id("c")), sections)
@@ -560,7 +562,7 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: self.field(view, "family") == "Association", 20, "the structure's view")
         self.assertEqual(d.find_element(By.ID, "detail-title").text, "Structure")
         self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Atelier partagé d’Hérouville")
-        self.assertEqual((self.field(view, "commune"), self.field(view, "networks")), ("Hérouville-Saint-Clair", NETWORK))
+        self.assertEqual((self.field(view, "commune"), self.field(view, "networks")), ("Hérouville-Saint-Clair", NETWORK_NAME))
         self.assertEqual([a.get_attribute("href") for a in view.find_elements(By.CSS_SELECTOR, ".links a")],
                          [st.base + "/#offer/" + oid])
         # From the cooperation to the proposing structure, then to its need.

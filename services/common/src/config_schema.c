@@ -170,6 +170,12 @@ const mg_config_key_t mg_config_schema[] = {
     STR("categories", "communication", "Communication", NULL),
     STR("categories", "accompagnement", "Accompagnement", NULL),
 
+    OPEN("networks",
+         "The networks' names as staff read them: one \"id = name\" line each, such as\n"
+         "\"urscop-normandie = URSCOP Normandie\" (ids with a colon cannot be named here).\n"
+         "A network without a line goes by the name of the member structure of that id,\n"
+         "else by its id."),
+
     STR("notifier", "templates_dir", MAILLAGE_DATADIR "/templates",
         "Directory of the French message templates, one file per notification kind\n"
         "(match.tpl, collective_need.tpl, ...; see config/templates/README.md)."),
