@@ -3,7 +3,8 @@
  * Arbitrary bytes are loaded as a configuration file. The parser must answer
  * without crashing or leaking; a refusal is one line starting with the file's
  * name; an accepted file yields a value for every key of the schema, and its
- * [categories] either build a taxonomy or are refused with a reason. */
+ * [categories] and [networks] either build a taxonomy or are refused with a
+ * reason. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < mg_taxonomy_count(tax); i++) {
             const char *code = mg_taxonomy_code(tax, i);
             if (!code || !mg_taxonomy_label(tax, code)) abort();
+        }
+        for (size_t i = 0; i < mg_taxonomy_network_count(tax); i++) {
+            const char *id = mg_taxonomy_network_id(tax, i);
+            if (!id || !mg_taxonomy_network_name(tax, id)) abort();
         }
         mg_taxonomy_destroy(&tax);
     } else if (err[0] == '\0') {
