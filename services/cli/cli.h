@@ -126,8 +126,9 @@ int cli_handshake_read(void *monitor, char *why, size_t whylen);
 
 /* Returns 0 if some event type starts with `prefix` ("need.",
  * "offer.published"), else prints one line naming the types and returns -1:
- * a typo ("ned.", "need.*") would otherwise select nothing, in silence. */
-int cli_check_type_prefix(const char *command, const char *prefix);
+ * a typo ("ned.") would otherwise select nothing, in silence. A pattern as
+ * tokens spell it ("need.*", "*") is first cut to its prefix, in place. */
+int cli_check_type_prefix(const char *command, char *prefix);
 
 /* Print "maillage CMD: message" to stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -142,9 +143,17 @@ void cli_error_redis(const char *command, const redisContext *c, const redisRepl
  * French and returns -1. */
 int cli_check_id(const char *command, const char *id);
 
+/* "29/11/2026 10:07": the Paris time of `unix_ms`, as staff read it. */
+#define CLI_PARIS_TIME_LEN 32
+void cli_paris_time(long long unix_ms, char out[CLI_PARIS_TIME_LEN]);
+
+/* 1 if `command` is one staff use (inbox, notifications, staff, forget):
+ * its errors are in French. */
+int cli_is_for_staff(const char *command);
+
 /* Reads the value of option --`name` as a positive integer (digits only, at
  * least 1, no sign, no trailing text, within unsigned long long) into *out:
- * 0, else prints why and returns -1. */
+ * 0, else prints why (in French for a staff command) and returns -1. */
 int cli_positive_option(const char *command, const char *name, const char *value, unsigned long long *out);
 
 /* ---- Names of what events refer to by id (names.c) ----------------------- */

@@ -129,8 +129,10 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
 
     c = mg_redis_connect_sync(&opts, err, sizeof err);
     /* The hint only helps when nothing answered; a refusal says what to fix. */
-    if (!c && strncmp(err, "redis: cannot connect", 21) == 0)
-        cli_error(command, "%s (is the stack running? see `maillage up`)", err);
+    if (!c && strncmp(err, "redis: cannot connect", 21) == 0 && cli_is_for_staff(command))
+        cli_error(command, "Redis ne répond pas : Maillage est-il démarré ? (%s)", err + 7);
+    else if (!c && strncmp(err, "redis: cannot connect", 21) == 0)
+        cli_error(command, "%s (is Redis running? `maillage up` starts a local stack)", err);
     else if (!c)
         cli_error(command, "%s", err);
     mg_redis_options_clear(&opts);
@@ -186,8 +188,9 @@ int cli_handshake_read(void *monitor, char *why, size_t whylen) {
     }
 }
 
-int cli_check_type_prefix(const char *command, const char *prefix) {
+int cli_check_type_prefix(const char *command, char *prefix) {
     size_t count, n = strlen(prefix);
+    if (n && prefix[n - 1] == '*') prefix[--n] = '\0';
     const mg_event_type_t *types = mg_event_types(&count);
     for (size_t i = 0; i < count; i++)
         if (strncmp(types[i].type, prefix, n) == 0) return 0;

@@ -462,7 +462,10 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
     const char *action = optind < argc ? argv[optind] : "list";
     const char *id = NULL;
     if (strcmp(action, "list") == 0) {
-        if (argc - optind > 1) goto usage;
+        if (argc - optind > 1) {
+            cli_error("dlq", "list takes no argument, not '%s' (--count N for the last N)", argv[optind + 1]);
+            return CLI_EXIT_USAGE;
+        }
     } else if (strcmp(action, "show") == 0 || strcmp(action, "replay") == 0) {
         if (argc - optind != 2) {
             cli_error("dlq", "%s needs one ID (see 'maillage dlq list')", action);

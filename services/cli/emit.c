@@ -687,10 +687,11 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     }
 
     fflush(stdout);
-    if (e.lost && !e.acks && *e.handshake)
+    /* (Interrupted, it said so above: not a broker that never answered.) */
+    if (e.lost && !e.acks && !cli_interrupted && *e.handshake)
         cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: %s", ctx.ingest,
                   e.timeout_us / 1000000, e.handshake);
-    else if (e.lost && !e.acks)
+    else if (e.lost && !e.acks && !cli_interrupted)
         cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
                   ctx.ingest, e.timeout_us / 1000000);
     char held[128] = "";

@@ -54,16 +54,6 @@ static const char *s_field(const redisReply *h, const char *name)
     return v ? v->str : "";
 }
 
-static void s_date(const char *ms, char *out, size_t outlen)
-{
-    long long t = strtoll(ms, NULL, 10);
-    char day[11];
-    mg_clock_paris_date(t, day);
-    int64_t local = t + (int64_t)mg_clock_paris_offset_s(t) * 1000;
-    int minutes = (int)((local / 60000) % 1440);
-    snprintf(out, outlen, "%.2s/%.2s/%.4s %02d:%02d", day + 8, day + 5, day, minutes / 60, minutes % 60);
-}
-
 static const char *s_state_fr(const char *state)
 {
     if (strcmp(state, "delivered") == 0) return "remis";
@@ -105,8 +95,8 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
         freeReplyObject(r);
         return 0;
     }
-    char when[32];
-    s_date(s_field(r, "created_at"), when, sizeof when);
+    char when[CLI_PARIS_TIME_LEN];
+    cli_paris_time(strtoll(s_field(r, "created_at"), NULL, 10), when);
     /* Read or not for an inbox entry; the channel for a send (a failed one
      * brought into the inbox has both). */
     const char *read = with_text ? "" : s_field(r, "read");
@@ -342,7 +332,14 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         }
     }
     if (inbox ? argc - optind != 1 : argc - optind != 0) {
-        s_usage(stderr, command);
+        /* The reason in one line, not the whole help. */
+        if (inbox)
+            cli_error(command, "%s (maillage inbox --help)",
+                      argc - optind == 0 ? "de qui ? un identifiant de chargé·e de mission est attendu"
+                                         : "un seul identifiant de chargé·e de mission est attendu");
+        else
+            cli_error(command, "« %s » : aucun argument attendu (maillage notifications --help)",
+                      argv[optind]);
         return CLI_EXIT_USAGE;
     }
     const char *staff = inbox ? argv[optind] : NULL;

@@ -139,7 +139,13 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     const char *name = argv[optind];
-    if (strcmp(name, "help") == 0) {
+    char *help_argv[] = {NULL, "--help", NULL};
+    if (strcmp(name, "help") == 0 && optind + 1 < argc) { /* "maillage help staff": the command's help */
+        name = help_argv[0] = argv[optind + 1];
+        argc = 2;
+        argv = help_argv;
+        optind = 0;
+    } else if (strcmp(name, "help") == 0) {
         fputs(s_usage, stdout);
         return CLI_EXIT_OK;
     }

@@ -215,11 +215,12 @@ static pid_t s_spawn(char *const argv[], const char *log_path)
     _exit(127);
 }
 
-/* Print the last lines of a log to stderr, to explain a failed start. */
-static void s_log_tail(const char *path, int lines)
-{
+/* Print the last lines a log got from byte `from` on (its size before this
+ * start: the log keeps earlier runs) to stderr, to explain a failed start. */
+static void s_log_tail(const char *path, int lines, off_t from) {
     FILE *f = fopen(path, "r");
     if (!f) return;
+    if (fseeko(f, from, SEEK_SET) != 0) rewind(f);
     char *ring[32] = {0};
     char buf[1024];
     int n = 0;
@@ -385,6 +386,8 @@ static int s_start(s_stack_t *st, size_t i, char *const argv[])
     char *log = s_path(st, s_components[i], ".log");
     char *pidfile = s_path(st, s_components[i], ".pid");
     int rc = -1;
+    struct stat before;
+    off_t log_from = stat(log, &before) == 0 ? before.st_size : 0;
     st->pids[i] = s_spawn(argv, log);
     if (st->pids[i] <= 0) {
         cli_error("up", "cannot start %s: %s", argv[0], strerror(errno));
@@ -398,7 +401,7 @@ static int s_start(s_stack_t *st, size_t i, char *const argv[])
         goto done;
     }
     if (s_wait_ready(st, i) != 0) {
-        s_log_tail(log, 8);
+        s_log_tail(log, 8, log_from);
         goto done;
     }
     rc = 0;

@@ -234,6 +234,10 @@ static int s_check(const cli_context_t *ctx, const char *id, const char *key, co
         return -1;
     }
     mg_config_destroy(&cfg);
+    if (strcmp(key, "name") == 0 && value[strspn(value, " \t")] == '\0') {
+        cli_error("staff", "name : un nom est attendu, celui dont les messages saluent (« Claire Dupont »)");
+        return -1;
+    }
     if (strcmp(key, "email") == 0 && *value && !mg_outbound_mailbox_is_valid(value)) {
         cli_error("staff",
                   "email : « %s » n'est pas une adresse électronique (une seule, par exemple "
@@ -761,6 +765,9 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         if (strcmp(action, "list") == 0) ok = s_list(c, &ctx);
         else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
+            /* "min-score", as `staff add --min-score` spells it, is min_score. */
+            for (char *k = argv[optind + 2]; *k; k++)
+                if (*k == '-') *k = '_';
             s_change_t change = {.keys = {argv[optind + 2]}, .values = {argv[optind + 3]}, .n = 1};
             ok = s_check(&ctx, id, change.keys[0], change.values[0]);
             if (ok == 0) ok = s_write(c, id, &change, 0);

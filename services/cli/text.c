@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "maillage/clock.h"
 #include "maillage/french.h"
 
 void cli_error_redis(const char *command, const redisContext *c, const redisReply *r)
@@ -30,12 +31,31 @@ int cli_check_id(const char *command, const char *id)
     return -1;
 }
 
+void cli_paris_time(long long unix_ms, char out[CLI_PARIS_TIME_LEN]) {
+    char day[11];
+    mg_clock_paris_date(unix_ms, day);
+    int64_t local = unix_ms + (int64_t)mg_clock_paris_offset_s(unix_ms) * 1000;
+    unsigned minutes = (unsigned)(((local / 60000) % 1440 + 1440) % 1440);
+    snprintf(out, CLI_PARIS_TIME_LEN, "%.2s/%.2s/%.4s %02u:%02u", day + 8, day + 5, day, minutes / 60,
+             minutes % 60);
+}
+
+int cli_is_for_staff(const char *command) {
+    static const char *const staff[] = {"inbox", "notifications", "staff", "forget", NULL};
+    for (size_t i = 0; staff[i]; i++)
+        if (strcmp(command, staff[i]) == 0) return 1;
+    return 0;
+}
+
 int cli_positive_option(const char *command, const char *name, const char *value, unsigned long long *out) {
     char *end;
     errno = 0;
     unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
     if (v == 0 || *end || errno == ERANGE) {
-        cli_error(command, "invalid value '%s' for --%s (a positive integer)", value, name);
+        if (cli_is_for_staff(command))
+            cli_error(command, "--%s : « %s » n'est pas un entier positif", name, value);
+        else
+            cli_error(command, "invalid value '%s' for --%s (a positive integer)", value, name);
         return -1;
     }
     *out = v;

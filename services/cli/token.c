@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "maillage/clock.h"
@@ -162,14 +161,9 @@ static int s_list(redisContext *c)
             break;
         }
         const char *kind = s_field(t, "kind");
-        char when[20] = "?";
+        char when[CLI_PARIS_TIME_LEN] = "?";
         long long ms = strtoll(s_field(t, "created_at_ms"), NULL, 10);
-        if (ms > 0) {
-            time_t secs = (time_t)(ms / 1000);
-            struct tm tm;
-            gmtime_r(&secs, &tm);
-            strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
-        }
+        if (ms > 0) cli_paris_time(ms, when); /* as `inbox` shows times */
         printf("%-18s ", pairs[i]);
         cli_pad(stdout, strcmp(kind, "network") == 0 ? "réseau" : strcmp(kind, "staff") == 0 ? "équipe" : "?", 9);
         printf("%-20s %-16s %-40s %s\n", s_field(t, "subject"), when,

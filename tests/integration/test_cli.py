@@ -177,6 +177,27 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("already running", r.stderr)
 
+    def test_up_that_fails_shows_this_start_s_log_not_an_earlier_one(self):
+        # The logs keep earlier runs (appended); the lines shown to explain
+        # a failed start are this start's, not the previous failure's.
+        d = tempfile.mkdtemp(prefix="mg-cli-fail-")
+        try:
+            fake = os.path.join(d, "fake-redis-server")
+            with open(fake, "w", encoding="utf-8") as f:
+                f.write("#!/bin/sh\nn=$(( $(cat %s/count 2>/dev/null || echo 0) + 1 ))\necho $n > %s/count\n"
+                        "echo \"fake redis-server, run $n\"\nexit 1\n" % (d, d))
+            os.chmod(fake, 0o755)
+            stack = os.path.join(d, "stack")
+            first = run(["up", "--dir", stack, "--redis-server", fake], timeout=30)
+            second = run(["up", "--dir", stack, "--redis-server", fake], timeout=30)
+            self.assertNotEqual(first.returncode, 0)
+            self.assertNotEqual(second.returncode, 0)
+            self.assertIn("fake redis-server, run 1", first.stderr)
+            self.assertIn("fake redis-server, run 2", second.stderr)
+            self.assertNotIn("run 1", second.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     # --- emit ----------------------------------------------------------------
 
     def test_emit_prints_one_accepted_ack_per_event_then_duplicates(self):
@@ -574,13 +595,16 @@ class CliTest(unittest.TestCase):
                            (["tail", "--count", " 7"], "count"), (["dlq", "list", "--count", "+2"], "count")):
             r = run(args)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
-            self.assertIn("invalid value '%s' for --%s (a positive integer)" % (args[-1], name), r.stderr)
+            if args[0] == "inbox":  # a staff command: in French
+                self.assertIn("--%s : « %s » n'est pas un entier positif" % (name, args[-1]), r.stderr)
+            else:
+                self.assertIn("invalid value '%s' for --%s (a positive integer)" % (args[-1], name), r.stderr)
 
     def test_tail_and_journal_refuse_a_type_prefix_that_selects_nothing(self):
-        # Before, `tail ned.` waited forever and `journal --type need.*`
+        # Before, `tail ned.` waited forever and `journal --type ned.`
         # printed nothing with exit 0: a typo looked like an empty journal.
         for args, bad in ((["tail", "ned."], "ned."), (["tail", "need.", "offre."], "offre."),
-                          (["journal", "--type", "need.*"], "need.*")):
+                          (["journal", "--type", "ned.*"], "ned.")):
             r = self.stack.cli(args, timeout=10)
             self.assertEqual((r.returncode, r.stdout), (2, ""), args)
             self.assertIn("maillage %s: no event type starts with '%s'" % (args[0], bad), r.stderr)
@@ -588,6 +612,9 @@ class CliTest(unittest.TestCase):
             self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
         r = self.stack.cli(["journal", "--type", "need.", "--type", "offer.published", "--to", "1"])
         self.assertEqual(r.returncode, 0, r.stderr)
+        # A pattern as tokens spell it (`--types 'need.*'`) selects the same.
+        starred = self.stack.cli(["journal", "--type", "need.*", "--type", "offer.published", "--to", "1"])
+        self.assertEqual((starred.returncode, starred.stdout), (0, r.stdout), starred.stderr)
 
     def test_config_defaults_and_check(self):
         defaults = run(["config", "defaults"])

@@ -404,6 +404,13 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("accueil", out.stdout)  # from the config
         bad = st.cli("staff", "set", "lea", "mode", "sometimes")
         self.assertNotEqual(bad.returncode, 0)
+        # A blank name would greet « Bonjour    , »; min-score is spelled as
+        # `staff add --min-score` spells it, or min_score.
+        blank = st.cli("staff", "set", "lea", "name", "   ")
+        self.assertNotEqual(blank.returncode, 0)
+        self.assertIn("name : un nom est attendu", blank.stderr)
+        self.assertEqual(st.cli("staff", "set", "lea", "min-score", "0.3").returncode, 0)
+        self.assertEqual(st.redis.call("HMGET", "mg:staff:lea", "name", "min_score"), [b"L\xc3\xa9a Martin", b"0.3"])
         st.notifier.wait_log("staff list changed: 2 staff member(s)")  # read again every staff_refresh_ms
         self._directory(st, members=False)
         st.emit([match("m-9", "n1", "o1", "s-caen", "s-rouen")])

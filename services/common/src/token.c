@@ -98,9 +98,9 @@ int mg_token_types_check(const char *patterns, char *err, size_t errlen) {
             grants = mg_token_types_allow(pattern, types[t].type);
         if (!grants) {
             snprintf(err, errlen,
-                     "event type pattern \"%s\" allows no event type (member.*, need.*, offer.*, "
+                     "event type pattern \"%s\" allows no event type%s (member.*, need.*, offer.*, "
                      "cooperation.*; match.found, match.feedback and collective_need.detected only by name)",
-                     pattern);
+                     pattern, n && start[n - 1] == '.' ? ": a prefix ends with *" : "");
             return -1;
         }
         count++;
