@@ -359,6 +359,23 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("no answer from the broker at " + endpoint, r.stderr)
 
+    def test_emit_interrupted_says_so_without_blaming_the_broker(self):
+        # Before, Ctrl-C after 1 s also printed "no answer from the broker
+        # ... after 30 s", which neither happened nor was the cause.
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        endpoint = "tcp://127.0.0.1:%d" % port.getsockname()[1]
+        port.close()
+        path = self.write([need_line(i) for i in self.ids(2)])
+        p = subprocess.Popen([CLI, "emit", "--ingest", endpoint, path], env=self.stack.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=10)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("maillage emit: interrupted: 2 events without an answer", err)
+        self.assertNotIn("no answer from the broker", err)
+
     # --- rejections and dead letters -----------------------------------------
 
     def test_rejected_event_is_explained_and_listed_in_dlq(self):
