@@ -708,7 +708,11 @@ class NotifierTest(unittest.TestCase):
         for staff, why in (({"email": "claire@cress.example, remi@cress.example"},
                             "[staff.claire] email: \"claire@cress.example, remi@cress.example\" is not one e-mail"),
                            ({"webhook": "mattermost.cress.example/hooks/x"},
-                            "[staff.claire] webhook: \"mattermost.cress.example/hooks/x\" is not an http(s) URL")):
+                            "[staff.claire] webhook: \"mattermost.cress.example/hooks/x\" is not an http(s) URL"),
+                           # a scope that could match nothing: she would be told nothing
+                           ({"departments": "14, 99"}, "[staff.claire] departments: unknown department code \"99\""),
+                           ({"categories": "locaux,licornes"},
+                            "[staff.claire] categories: unknown category (see [categories]) \"licornes\"")):
             st = Stack(self.ws, {"claire": dict(name="Claire", **staff)})
             self.assertIn(why, h.refused_at_start("maillage-notifier", st.conf))
         # With TLS, or to a relay on this machine, it starts.

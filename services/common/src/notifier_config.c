@@ -8,10 +8,12 @@
 #include <strings.h>
 
 #include "maillage/envelope.h"
+#include "maillage/french.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/outbound.h"
 #include "maillage/staff.h"
+#include "maillage/taxonomy.h"
 
 const char *const mg_notifier_kind_files[MG_NOTIFIER_KINDS] = {
     "match",           "collective_need", "cooperation_proposed", "cooperation_answered", "member_joined",
@@ -52,42 +54,68 @@ static int s_check_smtp(const mg_config_t *cfg, const char *path, char *err, siz
     return 0;
 }
 
-/* The [staff.*] sections: values the schema cannot check alone. */
-static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
-    size_t count = mg_config_instance_count(cfg, "staff.*");
-    for (size_t i = 0; i < count; i++) {
-        const char *section = mg_config_instance_section(cfg, "staff.*", i);
-        const char *mode = mg_config_str(cfg, section, "mode");
-        if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
-            return mg_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path,
-                           section, mode);
-        size_t len;
-        for (const char *t, *p = mg_config_str(cfg, section, "channels");
-             (t = mg_staff_list_next(&p, &len));) {
-            char *c = mg_strndup(t, len);
-            const char *need = strcmp(c, "email") == 0     ? "email"
-                               : strcmp(c, "webhook") == 0 ? "webhook"
-                                                           : NULL;
-            int rc = 0;
-            if (!need && strcmp(c, "inbox") != 0)
-                rc = mg_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)",
-                             path, section, c);
-            else if (need && !*mg_config_str(cfg, section, need))
-                rc = mg_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
-            free(c);
-            if (rc != 0) return -1;
-        }
-        /* Checked here, not at each send (where every message would fail). */
-        const char *email = mg_config_str(cfg, section, "email"),
-                   *hook = mg_config_str(cfg, section, "webhook");
-        if (*email && !mg_outbound_mailbox_is_valid(email))
-            return mg_fail(err, errlen, "%s: [%s] email: \"%s\" is not one e-mail address", path, section,
-                           email);
-        if (*hook && !mg_outbound_webhook_url_is_valid(hook))
-            return mg_fail(err, errlen, "%s: [%s] webhook: \"%s\" is not an http(s) URL", path, section,
-                           hook);
+/* Each item of a [staff.*] scope list `key` is a department (a French
+ * department code) or one of `tax`'s categories (NULL: not checked): a typo
+ * would make a scope that matches nothing, its member told nothing. */
+static int s_check_scope(const mg_config_t *cfg, const char *path, const char *section, const char *key,
+                         const mg_taxonomy_t *tax, char *err, size_t errlen) {
+    int categories = strcmp(key, "categories") == 0;
+    if (categories && !tax) return 0;
+    size_t len;
+    for (const char *t, *p = mg_config_str(cfg, section, key); (t = mg_staff_list_next(&p, &len));) {
+        char *item = mg_strndup(t, len);
+        int known = categories ? mg_taxonomy_label(tax, item) != NULL : mg_fr_department(item) != NULL;
+        int rc = known ? 0
+                       : mg_fail(err, errlen, "%s: [%s] %s: unknown %s \"%s\"", path, section, key,
+                                 categories ? "category (see [categories])" : "department code", item);
+        free(item);
+        if (rc != 0) return -1;
     }
     return 0;
+}
+
+/* One [staff.*] section: what the schema cannot check alone. */
+static int s_check_staff_section(const mg_config_t *cfg, const char *path, const char *section,
+                                 const mg_taxonomy_t *tax, char *err, size_t errlen) {
+    if (s_check_scope(cfg, path, section, "departments", tax, err, errlen) != 0 ||
+        s_check_scope(cfg, path, section, "categories", tax, err, errlen) != 0)
+        return -1;
+    const char *mode = mg_config_str(cfg, section, "mode");
+    if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
+        return mg_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path, section,
+                       mode);
+    size_t len;
+    for (const char *t, *p = mg_config_str(cfg, section, "channels"); (t = mg_staff_list_next(&p, &len));) {
+        char *c = mg_strndup(t, len);
+        const char *need = strcmp(c, "email") == 0 ? "email" : strcmp(c, "webhook") == 0 ? "webhook" : NULL;
+        int rc = 0;
+        if (!need && strcmp(c, "inbox") != 0)
+            rc = mg_fail(err, errlen, "%s: [%s] channels: unknown channel \"%s\" (inbox, email, webhook)", path,
+                         section, c);
+        else if (need && !*mg_config_str(cfg, section, need))
+            rc = mg_fail(err, errlen, "%s: [%s] channels: %s needs %s = ...", path, section, c, need);
+        free(c);
+        if (rc != 0) return -1;
+    }
+    /* Checked here, not at each send (where every message would fail). */
+    const char *email = mg_config_str(cfg, section, "email"), *hook = mg_config_str(cfg, section, "webhook");
+    if (*email && !mg_outbound_mailbox_is_valid(email))
+        return mg_fail(err, errlen, "%s: [%s] email: \"%s\" is not one e-mail address", path, section, email);
+    if (*hook && !mg_outbound_webhook_url_is_valid(hook))
+        return mg_fail(err, errlen, "%s: [%s] webhook: \"%s\" is not an http(s) URL", path, section, hook);
+    return 0;
+}
+
+static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+    size_t count = mg_config_instance_count(cfg, "staff.*");
+    char why[256];
+    /* A taxonomy that does not build is refused where it is loaded. */
+    mg_taxonomy_t *tax = count ? mg_taxonomy_new(cfg, why, sizeof why) : NULL;
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = s_check_staff_section(cfg, path, mg_config_instance_section(cfg, "staff.*", i), tax, err, errlen);
+    mg_taxonomy_destroy(&tax);
+    return rc;
 }
 
 int mg_notifier_config_check(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
