@@ -579,17 +579,29 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
 
     if (s_options(argc, argv, &st, 1, &rc) != 0) return rc;
 
-    /* Refuse to start twice in one directory. */
+    /* Refuse to start twice in one directory, saying what runs there and
+     * what died (a crashed daemon beside a running Redis). */
+    char running[256] = "", gone[256] = "";
+    size_t running_len = 0, gone_len = 0;
     for (size_t i = 0; i < S_N_COMPONENTS; i++) {
         char *pidfile = s_path(&st, s_components[i], ".pid");
         pid_t pid = s_read_pid(pidfile);
-        if (pid && s_alive(pid)) {
-            cli_error("up", "a stack is already running in %s (%s, pid %d); stop it with 'maillage down --dir %s'",
-                      st.dir, s_components[i], (int)pid, st.dir);
-            free(pidfile);
-            goto done;
-        }
-        if (pid) unlink(pidfile); /* stale: the process is gone */
+        if (pid && s_alive(pid) && running_len < sizeof running)
+            running_len += (size_t)snprintf(running + running_len, sizeof running - running_len, "%s%s pid %d",
+                                            running_len ? ", " : "", s_components[i], (int)pid);
+        else if (pid && gone_len < sizeof gone)
+            gone_len += (size_t)snprintf(gone + gone_len, sizeof gone - gone_len, "%s%s", gone_len ? ", " : "",
+                                         s_components[i]);
+        free(pidfile);
+    }
+    if (*running) {
+        cli_error("up", "a stack is already running in %s (%s%s%s); stop it with 'maillage down --dir %s'",
+                  st.dir, running, *gone ? "; stopped since, see their logs: " : "", gone, st.dir);
+        goto done;
+    }
+    for (size_t i = 0; i < S_N_COMPONENTS; i++) { /* stale pid files: the processes are gone */
+        char *pidfile = s_path(&st, s_components[i], ".pid");
+        unlink(pidfile);
         free(pidfile);
     }
 
@@ -781,7 +793,11 @@ int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
         int ours = s_runs(pid, name) || (redis_dir && s_works_in(pid, redis_dir));
         free(redis_dir);
         if (!s_alive(pid)) {
-            /* Already gone (crashed, or killed by hand): just tidy up. */
+            /* Already gone (crashed, or killed by hand): said, since it may
+             * be why the operator stops the stack. */
+            char *log = s_path(&st, s_components[i], ".log");
+            printf("%s (pid %d) had already stopped; see %s\n", name, (int)pid, log);
+            free(log);
         } else if (!ours) {
             cli_error("down", "warning: pid %d in %s is not %s any more; not signalled", (int)pid, pidfile, name);
         } else {

@@ -1040,6 +1040,25 @@ class UpDownTest(unittest.TestCase):
         self.assertIn("export MAILLAGE_CONFIG MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT",
                       " ".join(run(["--help"]).stdout.split()))
 
+    def test_a_daemon_that_died_is_named_by_up_and_down(self):
+        # Before, `up` named only the Redis still running ("already
+        # running ... (redis, pid N)") and `down` tidied the dead broker up in
+        # silence: nothing said a daemon had crashed.
+        stack = Stack()
+        self.addCleanup(stack.close)
+        pids = stack.pids()
+        os.kill(pids["broker"], 9)
+        h.wait_until(lambda: not alive(pids["broker"]), what="the broker's end")
+        again = run(["up", "--dir", stack.dir])
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("(redis pid %d, " % pids["redis"], again.stderr)
+        self.assertIn("; stopped since, see their logs: broker)", again.stderr)
+        self.assertNotIn("broker pid", again.stderr)
+        r = stack.down()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("maillage-broker (pid %d) had already stopped; see %s/broker.log"
+                      % (pids["broker"], stack.dir), r.stdout)
+
     def test_down_stops_a_redis_server_program_of_another_name(self):
         # Before: "pid N in DIR/redis.pid is not redis-server any more; not
         # signalled", and that Redis kept running.
