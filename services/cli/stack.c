@@ -309,6 +309,19 @@ static int s_free_port(const int *taken, size_t n_taken)
     return 0;
 }
 
+/* The port after `prefix` ("listen = 127.0.0.1:") in the configuration an
+ * earlier `up` wrote in this directory, if it is free again (and not in
+ * `taken`); else a new one (s_free_port). Links already sent to staff, and
+ * scripts, keep working across a restart. */
+static int s_port_again(const char *previous, const char *prefix, const int *taken, size_t n_taken) {
+    const char *at = previous ? strstr(previous, prefix) : NULL;
+    int port = at ? atoi(at + strlen(prefix)) : 0;
+    int clash = port <= 0 || port > 65535;
+    for (size_t i = 0; i < n_taken; i++)
+        clash |= taken[i] == port;
+    return !clash && s_port_bindable(port) ? port : s_free_port(taken, n_taken);
+}
+
 /* 1 if something accepts connections on 127.0.0.1:port. */
 static int s_tcp_open(int port)
 {
@@ -451,7 +464,8 @@ static void s_up_usage(FILE *out)
           "\n"
           "Start the embedded stack in the background: a private redis-server (AOF on),\n"
           "then every Maillage daemon installed next to this program, on free loopback\n"
-          "ports. Writes DIR/maillage.conf, DIR/endpoints.env (MAILLAGE_REDIS_URL,\n"
+          "ports (again those of the last start in DIR, when free). Writes DIR/maillage.conf, "
+          "DIR/endpoints.env (MAILLAGE_REDIS_URL,\n"
           "MAILLAGE_INGEST, MAILLAGE_FANOUT, and MAILLAGE_HTTP with a gateway), logs in\n"
           "DIR/*.log and pids in DIR/*.pid. Stop it with `maillage down --dir DIR`.\n"
           "\n"
@@ -625,20 +639,24 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     }
     int taken[4] = {0};
     size_t n_taken = 0;
+    char *previous_conf = s_path(&st, "maillage", ".conf");
+    char *previous = s_read_file(previous_conf); /* NULL the first time */
+    free(previous_conf);
     if (!st.redis_socket) {
-        st.redis_port = s_free_port(taken, n_taken);
+        st.redis_port = s_port_again(previous, "url = redis://127.0.0.1:", taken, n_taken);
         taken[n_taken++] = st.redis_port;
         st.redis_url = mg_asprintf("redis://127.0.0.1:%d/0", st.redis_port);
     }
-    st.ingest_port = s_free_port(taken, n_taken);
+    st.ingest_port = s_port_again(previous, "ingest = tcp://127.0.0.1:", taken, n_taken);
     taken[n_taken++] = st.ingest_port;
-    st.fanout_port = s_free_port(taken, n_taken);
+    st.fanout_port = s_port_again(previous, "fanout = tcp://127.0.0.1:", taken, n_taken);
     taken[n_taken++] = st.fanout_port;
     /* The gateway's HTTP endpoint, once the schema has one. */
     if (s_daemon_exists(&st, 4) && s_schema_has("gateway", "listen")) {
-        st.http_port = s_free_port(taken, n_taken);
+        st.http_port = s_port_again(previous, "listen = 127.0.0.1:", taken, n_taken);
         taken[n_taken++] = st.http_port;
     }
+    free(previous);
     if (!st.ingest_port || !st.fanout_port || (!st.redis_socket && !st.redis_port)) {
         cli_error("up", "cannot find free loopback ports");
         goto done;
