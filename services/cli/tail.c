@@ -196,16 +196,19 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     if (!t.redis) {
         if (from) goto done; /* --from needs the journal */
         cli_error("tail", "warning: without the journal, events published before the subscription "
-                  "or dropped on the way cannot be recovered");
-    } else if (from) {
-        t.next_seq = from;
+                          "or dropped on the way cannot be recovered");
     } else {
         uint64_t last;
         if (mg_journal_last_sequence(t.redis, &last, err, sizeof err) != 0) {
             cli_error("tail", "%s", err);
             goto done;
         }
-        t.next_seq = last + 1;
+        t.next_seq = from ? from : last + 1;
+        if (from > last + 1) /* not an error (a script may wait for it), but not silent */
+            cli_error("tail",
+                      "warning: the journal ends at %" PRIu64 "; waiting for event %" PRIu64 " (the %" PRIu64
+                      " before it will not be shown)",
+                      last, from, from - last - 1);
     }
     cli_catch_signals();
     if (s_catch_up(&t, 0)) goto finished;

@@ -421,6 +421,20 @@ class CliTest(unittest.TestCase):
         seqs = [int(e["sequence"]) for e in events]
         self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 5)))
 
+    def test_tail_from_beyond_the_journal_says_it_waits(self):
+        # Before, `tail --from 500` on a journal ending at 138 waited in
+        # silence, and would never show 139 to 499.
+        last = int(self.redis("GET", "mg:journal:seq") or 0)
+        p = subprocess.Popen([CLI, "tail", "--from", str(last + 1000)], env=self.stack.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stderr.readline()
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=10)
+        self.assertEqual(line, "maillage tail: warning: the journal ends at %d; waiting for event %d (the 999 "
+                               "before it will not be shown)\n" % (last, last + 1000))
+
     def test_tail_from_a_sequence_reads_the_journal_first_then_text(self):
         ids = self.ids(3)
         match = json.dumps({"eventId": ids[2], "type": "match.found", "matchFound": {
