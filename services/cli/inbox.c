@@ -234,6 +234,9 @@ static int s_inbox(redisContext *c, const char *staff, const char *default_staff
         if (n < 100) break;
     }
     if (rc < 0) return -1;
+    /* The header counts them all: say what --unread found. */
+    if (unread && shown) printf("(%ld non lue%s affichée%s)\n", shown, shown > 1 ? "s" : "", shown > 1 ? "s" : "");
+    else if (unread) printf("Aucune notification non lue.\n");
     return s_failed_of(c, staff, limit);
 }
 

@@ -206,6 +206,8 @@ class NotifierStaffTest(unittest.TestCase):
         out = st.cli("inbox", "claire", "--unread")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(re.findall(r"^(n-\d+) ", out.stdout, re.M), ["n-004", "n-003", "n-002", "n-001", "n-000"])
+        self.assertIn("Boîte de réception de claire : 120 notifications\n", out.stdout)  # all of them...
+        self.assertIn("\n(5 non lues affichées)\n", out.stdout)  # ... and what --unread found
         self.assertEqual(len(re.findall(r"^n-\d+ ", st.cli("inbox", "claire", "--limit", "7").stdout, re.M)), 7)
         # An entry whose record has expired is not marked: no stray record.
         st.redis.call("DEL", "mg:notif:n-000")
