@@ -106,19 +106,25 @@
     FAMILY_NETWORK: 'Réseau'
   };
 
+  /* map[key] if the map itself has it: ids such as "constructor" are valid
+   * and must not find Object's own members. */
+  function own(map, key) {
+    return map && Object.prototype.hasOwnProperty.call(map, key) ? map[key] : undefined;
+  }
+
   function departmentName(code) {
     if (!code) return '';
-    return (state.taxonomy.departments[code]) || DEPARTMENTS[code] || code;
+    return own(state.taxonomy.departments, code) || own(DEPARTMENTS, code) || code;
   }
 
   /* A network by the name [networks] gives it, else by its id. */
   function networkName(id) {
-    return (state.taxonomy.networks && state.taxonomy.networks[id]) || id;
+    return own(state.taxonomy.networks, id) || id;
   }
 
   function categoryLabel(code) {
     if (!code) return '';
-    return state.taxonomy.categories[code] || code;
+    return own(state.taxonomy.categories, code) || code;
   }
 
   var numberFormat = new Intl.NumberFormat('fr-FR');

@@ -338,7 +338,7 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         /* The reason in one line, not the whole help. */
         if (inbox)
             cli_error(command, "%s (maillage inbox --help)",
-                      argc - optind == 0 ? "de qui ? un identifiant de chargé·e de mission est attendu"
+                      argc - optind == 0 ? "de qui ? Un identifiant de chargé·e de mission est attendu"
                                          : "un seul identifiant de chargé·e de mission est attendu");
         else
             cli_error(command, "« %s » : aucun argument attendu (maillage notifications --help)",

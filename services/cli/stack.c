@@ -277,11 +277,16 @@ static int s_ephemeral_low(void)
     return lo;
 }
 
-/* 1 if 127.0.0.1:port can be bound right now. */
+/* 1 if 127.0.0.1:port can be bound right now, as the daemons bind it
+ * (SO_REUSEADDR: a port whose last connections linger in TIME_WAIT, as a
+ * stopped gateway's do for a minute, is free to them; a listening one is
+ * not). */
 static int s_port_bindable(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
@@ -600,12 +605,14 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     for (size_t i = 0; i < S_N_COMPONENTS; i++) {
         char *pidfile = s_path(&st, s_components[i], ".pid");
         pid_t pid = s_read_pid(pidfile);
-        if (pid && s_alive(pid) && running_len < sizeof running)
-            running_len += (size_t)snprintf(running + running_len, sizeof running - running_len, "%s%s pid %d",
-                                            running_len ? ", " : "", s_components[i], (int)pid);
-        else if (pid && gone_len < sizeof gone)
-            gone_len += (size_t)snprintf(gone + gone_len, sizeof gone - gone_len, "%s%s", gone_len ? ", " : "",
-                                         s_components[i]);
+        int alive = pid && s_alive(pid);
+        if (alive && running_len < sizeof running)
+            running_len +=
+                (size_t)snprintf(running + running_len, sizeof running - running_len, "%s%s pid %d",
+                                 running_len ? ", " : "", s_components[i], (int)pid);
+        else if (pid && !alive && gone_len < sizeof gone)
+            gone_len += (size_t)snprintf(gone + gone_len, sizeof gone - gone_len, "%s%s",
+                                         gone_len ? ", " : "", s_components[i]);
         free(pidfile);
     }
     if (*running) {

@@ -147,17 +147,7 @@ static void s_refused(const char *key, const char *value, const char *err)
         cli_error("staff", "%s : valeur refusée (%s)", key, why ? why + 2 : err);
 }
 
-/* Whether `code` is a department the notifier can route to: one of the
- * commune table's (it reads an item's department from its commune), or of
- * the French names' table when the commune table is missing. */
-static int s_department_known(const cli_context_t *ctx, const char *code) {
-    if (!ctx->communes) return mg_fr_department(code) != NULL;
-    for (size_t i = 0; i < mg_communes_count(ctx->communes); i++)
-        if (strcmp(mg_communes_at(ctx->communes, i)->department, code) == 0) return 1;
-    return 0;
-}
-
-/* The codes s_department_known() accepts, or the taxonomy's categories
+/* The departments mg_staff_scope_unknown() accepts, or the taxonomy's categories
  * (`categories`), as "14, 27, 50", for an error. Caller owns the result. */
 static char *s_known_codes(const cli_context_t *ctx, int categories) {
     char *text = NULL;
@@ -192,23 +182,14 @@ static char *s_known_codes(const cli_context_t *ctx, int categories) {
  * the configuration's (the broker refuses events of other categories); when
  * it could not be loaded (a warning said so), categories are not checked. */
 static int s_check_scope(const cli_context_t *ctx, const char *key, const char *value) {
+    char bad[128];
+    if (!mg_staff_scope_unknown(key, value, ctx->taxonomy, ctx->communes, bad, sizeof bad)) return 0;
     int categories = strcmp(key, "categories") == 0;
-    if (!categories && strcmp(key, "departments") != 0) return 0;
-    if (categories && !ctx->taxonomy) return 0;
-    size_t len;
-    for (const char *t, *p = value; (t = mg_staff_list_next(&p, &len));) {
-        char *item = mg_strndup(t, len);
-        int ok = categories ? mg_taxonomy_label(ctx->taxonomy, item) != NULL : s_department_known(ctx, item);
-        if (!ok) {
-            char *known = s_known_codes(ctx, categories);
-            cli_error("staff", "%s : %s « %s » (%s)", key,
-                      categories ? "catégorie inconnue" : "département inconnu", item, known);
-            free(known);
-        }
-        free(item);
-        if (!ok) return -1;
-    }
-    return 0;
+    char *known = s_known_codes(ctx, categories);
+    cli_error("staff", "%s : %s « %s » (%s)", key, categories ? "catégorie inconnue" : "département inconnu",
+              bad, known);
+    free(known);
+    return -1;
 }
 
 /* Check (key, value) with the config schema of [staff.*], and a scope with
@@ -235,7 +216,8 @@ static int s_check(const cli_context_t *ctx, const char *id, const char *key, co
     }
     mg_config_destroy(&cfg);
     if (strcmp(key, "name") == 0 && value[strspn(value, " \t")] == '\0') {
-        cli_error("staff", "name : un nom est attendu, celui dont les messages saluent (« Claire Dupont »)");
+        cli_error("staff", "name : un nom est attendu, celui par lequel les messages saluent la personne (« "
+                           "Claire Dupont »)");
         return -1;
     }
     if (strcmp(key, "email") == 0 && *value && !mg_outbound_mailbox_is_valid(value)) {

@@ -163,8 +163,8 @@ static const char *s_get_reply(const void *src, const char *field) {
 
 static void s_department_label(const char *code, char *out, size_t outlen, int article) {
     const char *known = article ? mg_fr_department_with_article(code) : mg_fr_department(code);
-    /* The name alone: every template puts it in parentheses already
-     * ("(Locaux, Calvados)"), where "Calvados (14)" nested a second pair. */
+    /* The name alone: the templates put it in parentheses ("(Locaux,
+     * Calvados)"), where "Calvados (14)" nested a second pair. */
     if (known)
         snprintf(out, outlen, "%s", known);
     else if (!*code) snprintf(out, outlen, "%s", article ? "un département inconnu" : "département inconnu");
@@ -546,7 +546,11 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     if (s->nets.n) {
         for (size_t i = 0; i < it->n_nets; i++) {
             if (s_list_has(&s->nets, it->nets[i])) {
+                /* Named as the message names it: [networks], else (the
+                 * network a member joined) its structure's name. */
                 const char *named = mg_taxonomy_network_name(n->taxonomy, it->nets[i]);
+                if (!named && strcmp(s_item_get(it, "network_id"), it->nets[i]) == 0)
+                    named = s_item_get(it, "network");
                 snprintf(parts[k++], sizeof(parts[0]), "le réseau %s", named ? named : it->nets[i]);
                 break;
             }
@@ -827,13 +831,13 @@ static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_finish(job, NULL);
 }
 
-/* One HMGET result row's i-th value. */
 /* The network a member.joined names, else the network that sent it. */
 static const char *s_member_network(const mg_envelope_t *env) {
     const char *network = env->member_joined->network;
     return network && *network ? network : env->source;
 }
 
+/* One HMGET result row's i-th value. */
 static const char *s_row(const redisReply *reply, size_t row, size_t i) {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || row >= reply->elements) return "";
     const redisReply *r = reply->element[row];
@@ -1145,6 +1149,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         const char *network = s_member_network(env);
         const char *named = mg_taxonomy_network_name(n->taxonomy, network), *name = s_row(reply, 0, 0);
         s_item_var(it, "network", named ? named : *name ? name : network);
+        s_item_var(it, "network_id", network);
         break;
     }
     case MG_NOTIFIER_KIND_COLLECTIVE: {

@@ -5,6 +5,7 @@ test then drives the CLI as a user or a script would (subprocesses, exit codes,
 stdout/stderr), and `maillage down` stops everything. Nothing is mocked.
 """
 
+import http.client
 import json
 import os
 import re
@@ -369,7 +370,12 @@ class CliTest(unittest.TestCase):
         path = self.write([need_line(i) for i in self.ids(2)])
         p = subprocess.Popen([CLI, "emit", "--ingest", endpoint, path], env=self.stack.env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+
+        def catches_sigint():  # its handler is in place (else SIGINT would just end it)
+            with open("/proc/%d/status" % p.pid, encoding="ascii") as f:
+                caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", f.read(), re.M).group(1), 16)
+            return caught & (1 << (signal.SIGINT - 1))
+        h.wait_until(catches_sigint, 10, what="emit's SIGINT handler")
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=10)
         self.assertNotEqual(p.returncode, 0)
@@ -1099,14 +1105,20 @@ class UpDownTest(unittest.TestCase):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(need_line(event_id) + "\n")
             self.assertEqual(stack.cli(["emit", path]).returncode, 0)
+            # A browser's keep-alive connection, closed by the stopping
+            # gateway: its port lingers in TIME_WAIT for a minute.
+            browser = http.client.HTTPConnection(stack.endpoints["MAILLAGE_HTTP"][len("http://"):], timeout=5)
+            browser.request("GET", "/healthz")
+            self.assertEqual(browser.getresponse().read(), b'{"status":"ok"}')
             self.assertEqual(stack.down().returncode, 0)
+            browser.close()
             stack2_up = run(["up", "--dir", stack.dir])
             self.assertEqual(stack2_up.returncode, 0, stack2_up.stderr)
             env = dict(stack.env)
             again = read_env_file(os.path.join(stack.dir, "endpoints.env"))
             # The same ports (they are free again): links already sent to
             # staff, and scripts, keep working.
-            for key in ("MAILLAGE_INGEST", "MAILLAGE_FANOUT", "MAILLAGE_HTTP"):
+            for key in ("MAILLAGE_REDIS_URL", "MAILLAGE_INGEST", "MAILLAGE_FANOUT", "MAILLAGE_HTTP"):
                 self.assertEqual(again[key], stack.endpoints[key], key)
             env.update(again)
             r = run(["emit", path], env=env)

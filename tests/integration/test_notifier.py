@@ -404,14 +404,14 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("accueil", out.stdout)  # from the config
         bad = st.cli("staff", "set", "lea", "mode", "sometimes")
         self.assertNotEqual(bad.returncode, 0)
+        st.notifier.wait_log("staff list changed: 2 staff member(s)")  # read again every staff_refresh_ms
         # A blank name would greet « Bonjour    , »; min-score is spelled as
         # `staff add --min-score` spells it, or min_score.
         blank = st.cli("staff", "set", "lea", "name", "   ")
         self.assertNotEqual(blank.returncode, 0)
         self.assertIn("name : un nom est attendu", blank.stderr)
-        self.assertEqual(st.cli("staff", "set", "lea", "min-score", "0.3").returncode, 0)
+        st.staff_set("lea", "min-score", "0.3")  # waits until the notifier has read it
         self.assertEqual(st.redis.call("HMGET", "mg:staff:lea", "name", "min_score"), [b"L\xc3\xa9a Martin", b"0.3"])
-        st.notifier.wait_log("staff list changed: 2 staff member(s)")  # read again every staff_refresh_ms
         self._directory(st, members=False)
         st.emit([match("m-9", "n1", "o1", "s-caen", "s-rouen")])
         st.settle()
@@ -710,9 +710,10 @@ class NotifierTest(unittest.TestCase):
                            ({"webhook": "mattermost.cress.example/hooks/x"},
                             "[staff.claire] webhook: \"mattermost.cress.example/hooks/x\" is not an http(s) URL"),
                            # a scope that could match nothing: she would be told nothing
-                           ({"departments": "14, 99"}, "[staff.claire] departments: unknown department code \"99\""),
+                           ({"departments": "14, 75"},
+                            "[staff.claire] departments: \"75\" is no department of the commune table"),
                            ({"categories": "locaux,licornes"},
-                            "[staff.claire] categories: unknown category (see [categories]) \"licornes\"")):
+                            "[staff.claire] categories: \"licornes\" is no category of [categories]")):
             st = Stack(self.ws, {"claire": dict(name="Claire", **staff)})
             self.assertIn(why, h.refused_at_start("maillage-notifier", st.conf))
         # With TLS, or to a relay on this machine, it starts.

@@ -361,21 +361,25 @@ class NotifierKindsTest(unittest.TestCase):
 
     def test_a_network_named_in_the_configuration_goes_by_its_name(self):
         # [networks] names urscop-normandie: the welcome and the reason say
-        # « URSCOP Normandie »; a network it does not name, and that is no
-        # member structure, still goes by its id.
-        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "networks": "urscop-normandie,fcs-normandie",
-                                           "channels": "inbox"}},
+        # « URSCOP Normandie ». fcs-normandie is not named there but is a
+        # member structure: its name, in both. A network neither names goes
+        # by its id.
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "channels": "inbox",
+                                           "networks": "urscop-normandie,fcs-normandie,reseau-x"}},
                       more_sections={"networks": {"urscop-normandie": "URSCOP Normandie"}})
         st.start()
+        st.emit([tn.member("fcs-normandie", CAEN, "Fédération des centres sociaux de Normandie")])
         st.emit([tn.member("s-scop", CAEN, "Scop du bocage", networks=("urscop-normandie",)),
-                 tn.member("s-fcs", ROUEN, "Centre social de Rouen", networks=("fcs-normandie",))])
-        entries = h.wait_until(lambda: (lambda e: e if len(e) == 2 else None)(
-            {e["item"]: e["text"] for e in st.inbox("claire")}), 15, what="the two welcomes")
-        scop = entries["member:s-scop:urscop-normandie"]
-        self.assertIn("vient d'adhérer au réseau URSCOP Normandie.", scop)
-        self.assertIn("car vous suivez tous les départements, toutes les catégories et le réseau URSCOP Normandie.",
-                      scop)
-        self.assertIn("vient d'adhérer au réseau fcs-normandie.", entries["member:s-fcs:fcs-normandie"])
+                 tn.member("s-fcs", ROUEN, "Centre social de Rouen", networks=("fcs-normandie",)),
+                 tn.member("s-x", ROUEN, "Atelier X", networks=("reseau-x",))])
+        entries = h.wait_until(lambda: (lambda e: e if len(e) == 3 else None)(
+            {e["item"]: e["text"] for e in st.inbox("claire")}), 15, what="the three welcomes")
+        why = "car vous suivez tous les départements, toutes les catégories et le réseau %s."
+        for item, name in (("member:s-scop:urscop-normandie", "URSCOP Normandie"),
+                           ("member:s-fcs:fcs-normandie", "Fédération des centres sociaux de Normandie"),
+                           ("member:s-x:reseau-x", "reseau-x")):
+            self.assertIn("vient d'adhérer au réseau %s." % name, entries[item])
+            self.assertIn(why % name, entries[item])
 
     def test_an_offer_placed_by_its_territory_only_is_named_by_it_at_no_distance(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox"}})

@@ -173,8 +173,8 @@ const mg_config_key_t mg_config_schema[] = {
     OPEN("networks",
          "The networks' names as staff read them: one \"id = name\" line each, such as\n"
          "\"urscop-normandie = URSCOP Normandie\" (ids with a colon cannot be named here).\n"
-         "A network without a line goes by the name of the member structure of that id,\n"
-         "else by its id."),
+         "Without a line, a network goes by its id; in notifications, by the name of the\n"
+         "member structure of that id first, when there is one."),
 
     STR("notifier", "templates_dir", MAILLAGE_DATADIR "/templates",
         "Directory of the French message templates, one file per notification kind\n"

@@ -8,7 +8,6 @@
 #include <strings.h>
 
 #include "maillage/envelope.h"
-#include "maillage/french.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/outbound.h"
@@ -54,32 +53,19 @@ static int s_check_smtp(const mg_config_t *cfg, const char *path, char *err, siz
     return 0;
 }
 
-/* Each item of a [staff.*] scope list `key` is a department (a French
- * department code) or one of `tax`'s categories (NULL: not checked): a typo
- * would make a scope that matches nothing, its member told nothing. */
-static int s_check_scope(const mg_config_t *cfg, const char *path, const char *section, const char *key,
-                         const mg_taxonomy_t *tax, char *err, size_t errlen) {
-    int categories = strcmp(key, "categories") == 0;
-    if (categories && !tax) return 0;
-    size_t len;
-    for (const char *t, *p = mg_config_str(cfg, section, key); (t = mg_staff_list_next(&p, &len));) {
-        char *item = mg_strndup(t, len);
-        int known = categories ? mg_taxonomy_label(tax, item) != NULL : mg_fr_department(item) != NULL;
-        int rc = known ? 0
-                       : mg_fail(err, errlen, "%s: [%s] %s: unknown %s \"%s\"", path, section, key,
-                                 categories ? "category (see [categories])" : "department code", item);
-        free(item);
-        if (rc != 0) return -1;
-    }
-    return 0;
-}
-
 /* One [staff.*] section: what the schema cannot check alone. */
 static int s_check_staff_section(const mg_config_t *cfg, const char *path, const char *section,
-                                 const mg_taxonomy_t *tax, char *err, size_t errlen) {
-    if (s_check_scope(cfg, path, section, "departments", tax, err, errlen) != 0 ||
-        s_check_scope(cfg, path, section, "categories", tax, err, errlen) != 0)
-        return -1;
+                                 const mg_taxonomy_t *tax, const mg_communes_t *communes, char *err,
+                                 size_t errlen) {
+    static const char *const scopes[] = {"departments", "categories"};
+    for (size_t k = 0; k < 2; k++) {
+        char bad[128];
+        if (mg_staff_scope_unknown(scopes[k], mg_config_str(cfg, section, scopes[k]), tax, communes, bad,
+                                   sizeof bad))
+            return mg_fail(err, errlen, "%s: [%s] %s: \"%s\" is %s (its member would be told nothing)", path,
+                           section, scopes[k], bad,
+                           k ? "no category of [categories]" : "no department of the commune table");
+    }
     const char *mode = mg_config_str(cfg, section, "mode");
     if (strcmp(mode, "immediate") != 0 && strcmp(mode, "digest") != 0)
         return mg_fail(err, errlen, "%s: [%s] mode: expected immediate or digest, got \"%s\"", path, section,
@@ -109,12 +95,16 @@ static int s_check_staff_section(const mg_config_t *cfg, const char *path, const
 static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
     size_t count = mg_config_instance_count(cfg, "staff.*");
     char why[256];
-    /* A taxonomy that does not build is refused where it is loaded. */
+    /* Tables that do not load are refused where they are loaded. */
     mg_taxonomy_t *tax = count ? mg_taxonomy_new(cfg, why, sizeof why) : NULL;
+    mg_communes_t *communes =
+        count ? mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof why) : NULL;
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++)
-        rc = s_check_staff_section(cfg, path, mg_config_instance_section(cfg, "staff.*", i), tax, err, errlen);
+        rc = s_check_staff_section(cfg, path, mg_config_instance_section(cfg, "staff.*", i), tax, communes,
+                                   err, errlen);
     mg_taxonomy_destroy(&tax);
+    mg_communes_destroy(&communes);
     return rc;
 }
 

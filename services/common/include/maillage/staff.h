@@ -8,11 +8,15 @@
  * items separated by commas, spaces or tabs, in any mix: "14, 50",
  * "inbox email", "inbox,\twebhook". The CLI checks and shows a field item by
  * item, the notifier reads it, both with mg_staff_list_next(), so that they
- * never disagree on what a field lists. Pure; any thread. */
+ * never disagree on what a field lists; both refuse a scope naming what no
+ * item can be in, with mg_staff_scope_unknown(). Pure; any thread. */
 #ifndef MAILLAGE_STAFF_H
 #define MAILLAGE_STAFF_H
 
 #include <stddef.h>
+
+#include "maillage/communes.h"
+#include "maillage/taxonomy.h"
 
 /* PUBLISH <channel> <staff id>: new entries in that staff member's inbox
  * (the gateway wakes the member's live streams). */
@@ -35,5 +39,14 @@ const char *mg_staff_list_next(const char **cursor, size_t *len);
 
 /* Whether list field value `list` (NULL: none) names `item`. */
 int mg_staff_list_has(const char *list, const char *item);
+
+/* The first item of scope field `key`'s value `value` that no item can be
+ * in, copied into `bad` (cut to badlen): for "departments", a department of
+ * no commune of `communes` (NULL: not a French department code, french.h);
+ * for "categories", a category `tax` does not list (NULL: not checked);
+ * other keys have none. Returns 1 if there is one (a member with that scope
+ * would silently receive nothing of it), else 0. */
+int mg_staff_scope_unknown(const char *key, const char *value, const mg_taxonomy_t *tax,
+                           const mg_communes_t *communes, char *bad, size_t badlen);
 
 #endif
