@@ -92,7 +92,10 @@ static const char s_usage[] =
     "Settings: flags win over the environment, which wins over the config file.\n"
     "After `maillage up --dir DIR`, `. DIR/endpoints.env; export MAILLAGE_CONFIG\n"
     "MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT` points every command at that\n"
-    "stack, with its configuration (its categories, staff, [curve] keys...).\n";
+    "stack, with its configuration (its categories, staff, [curve] keys...).\n"
+    "\n"
+    "Exit status: 0 done; 1 the operation failed; 2 a usage error (an option, an\n"
+    "argument or a value of the command line refused before anything was done).\n";
 
 typedef struct {
     const char *name;

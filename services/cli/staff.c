@@ -743,7 +743,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, "staff");
     if (c) {
-        int ok = -1;
+        int ok = -1, refused = 0; /* a value of the command line refused: a usage error */
         if (strcmp(action, "list") == 0) ok = s_list(c, &ctx);
         else if (strcmp(action, "show") == 0) ok = s_show(c, &ctx, id);
         else if (strcmp(action, "set") == 0) {
@@ -752,6 +752,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                 if (*k == '-') *k = '_';
             s_change_t change = {.keys = {argv[optind + 2]}, .values = {argv[optind + 3]}, .n = 1};
             ok = s_check(&ctx, id, change.keys[0], change.values[0]);
+            refused = ok != 0;
             if (ok == 0) ok = s_write(c, id, &change, 0);
             if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
         } else if (strcmp(action, "reset") == 0) {
@@ -781,14 +782,14 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
             ok = 0;
             for (size_t i = 0; i < S_KEYS && ok == 0; i++) {
                 if (!values[i]) continue;
-                ok = s_check(&ctx, id, s_keys[i], values[i]);
+                refused = (ok = s_check(&ctx, id, s_keys[i], values[i])) != 0;
                 change.keys[change.n] = s_keys[i];
                 change.values[change.n++] = values[i];
             }
             if (ok == 0) ok = s_write(c, id, &change, 1);
             if (ok == 0) printf("%s ajouté·e.\n", id);
         }
-        rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        rc = ok == 0 ? CLI_EXIT_OK : refused ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
         redisFree(c);
     }
     fflush(stdout);

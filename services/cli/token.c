@@ -68,10 +68,6 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
 {
     const char *kind = network ? "network" : "staff";
     const char *subject = network ? network : staff;
-    if (!mg_id_is_valid(subject)) {
-        cli_error("token", "'%s' is not a valid id ([A-Za-z0-9._:-], at most %d characters)", subject, MG_ID_MAX);
-        return -1;
-    }
     if (staff) {
         redisReply *r = redisCommand(c, "EXISTS mg:staff:%s", staff);
         if (!r || r->type != REDIS_REPLY_INTEGER) return s_fail_reply(c, r);
@@ -82,13 +78,8 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
             return -1;
         }
         types = "";
-    } else {
-        char err[512];
-        if (!types) types = MG_TOKEN_DEFAULT_TYPES;
-        if (mg_token_types_check(types, err, sizeof err) != 0) {
-            cli_error("token", "--types: %s", err);
-            return -1;
-        }
+    } else if (!types) {
+        types = MG_TOKEN_DEFAULT_TYPES;
     }
     char token[MG_TOKEN_LEN + 1], hash[MG_TOKEN_HASH_LEN + 1], id[MG_TOKEN_ID_LEN + 1];
     for (int attempt = 0;; attempt++) {
@@ -244,6 +235,18 @@ int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)
         }
         if (staff && types) {
             cli_error("token", "issue: --types applies to network tokens only");
+            return CLI_EXIT_USAGE;
+        }
+        /* Values of the command line: usage errors, found before Redis. */
+        const char *subject = network ? network : staff;
+        if (!mg_id_is_valid(subject)) {
+            cli_error("token", "'%s' is not a valid id ([A-Za-z0-9._:-], at most %d characters)", subject,
+                      MG_ID_MAX);
+            return CLI_EXIT_USAGE;
+        }
+        char err[512];
+        if (network && mg_token_types_check(types ? types : MG_TOKEN_DEFAULT_TYPES, err, sizeof err) != 0) {
+            cli_error("token", "--types: %s", err);
             return CLI_EXIT_USAGE;
         }
     } else if (strcmp(action, "list") == 0 ? nargs != 1 : strcmp(action, "revoke") != 0 || nargs != 2) {

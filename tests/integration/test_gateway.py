@@ -793,7 +793,8 @@ class GatewayTest(unittest.TestCase):
 
         self.assertEqual(gw.cli("token", "issue", "--staff", "nobody").returncode, 1)
         self.assertEqual(gw.cli("token", "issue", "--network", "a", "--staff", "b").returncode, 2)
-        self.assertEqual(gw.cli("token", "issue", "--network", "a", "--types", "Need").returncode, 1)
+        self.assertEqual(gw.cli("token", "issue", "--network", "a", "--types", "Need").returncode, 2)  # usage
+        self.assertEqual(gw.cli("token", "issue", "--network", "a b").returncode, 2)
         self.assertEqual(gw.cli("token", "revoke", "tok-000000000000").returncode, 1)
         self.assertEqual(gw.cli("token", "revoke", "tok-" + digest[:12]).returncode, 0)
         self.assertEqual(self.redis.call("EXISTS", "mg:token:" + digest), 0)

@@ -258,9 +258,14 @@ class NotifierStaffTest(unittest.TestCase):
             (("inbox", "claire", "--mark-read", "n/1"),
              "maillage inbox: « n/1 » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
         ]
+        # 2, a usage error: what the command line says is refused before
+        # anything is done (a value, an id, an action); 1: the operation
+        # failed (someone unknown, a notification not there).
+        usage = {("staff", "set", "claire"), ("staff", "add", "nina"), ("staff", "show", "a b"),
+                 ("staff", "frobnicate"), ("inbox", "claire", "--mark-read", "n/1")}
         for args, line in cases:
             out = st.cli(*args)
-            self.assertNotEqual(out.returncode, 0, args)
+            self.assertEqual(out.returncode, 2 if args[:3] in usage or args in usage else 1, args)
             self.assertEqual(out.stderr, line + "\n", args)
         # Redis's own words after a French prefix
         st.redis.call("SET", "mg:inbox:bob", "not a sorted set")
