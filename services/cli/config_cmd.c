@@ -46,8 +46,9 @@ static int s_daemons_parse(const char *list, int *mask) {
 }
 
 /* The notifier's start-up checks beyond its schema. */
-static int s_check_notifier(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
-    if (mg_notifier_config_check(cfg, path, err, errlen) != 0) return -1;
+static int s_check_notifier(const mg_config_t *cfg, const mg_taxonomy_t *tax, const mg_communes_t *communes,
+                            const char *path, char *err, size_t errlen) {
+    if (mg_notifier_config_check(cfg, tax, communes, path, err, errlen) != 0) return -1;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw) {
         char *secret = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen);
@@ -66,8 +67,8 @@ static int s_check_notifier(const mg_config_t *cfg, const char *path, char *err,
  * Returns 0, or -1 with the reason in `err` and, in `*refuser`, the name of
  * the daemon whose own check refused ("matcher, notifier and gateway" for
  * their client keys; NULL for a check all of them make). */
-static int s_check_startup(const mg_config_t *cfg, const char *path, int mask, const char **refuser,
-                           char *err, size_t errlen) {
+static int s_check_startup(const mg_config_t *cfg, const mg_taxonomy_t *tax, const mg_communes_t *communes,
+                           const char *path, int mask, const char **refuser, char *err, size_t errlen) {
     *refuser = NULL;
     mg_log_level_t level;
     if (mg_daemon_log_level(cfg, &level, err, errlen) != 0) return -1;
@@ -91,7 +92,7 @@ static int s_check_startup(const mg_config_t *cfg, const char *path, int mask, c
         *refuser = "matcher";
     else if ((mask & S_GATEWAY) && mg_gateway_config_check(cfg, path, err, errlen) != 0)
         *refuser = "gateway";
-    else if ((mask & S_NOTIFIER) && s_check_notifier(cfg, path, err, errlen) != 0)
+    else if ((mask & S_NOTIFIER) && s_check_notifier(cfg, tax, communes, path, err, errlen) != 0)
         *refuser = "notifier";
     return *refuser ? -1 : 0;
 }
@@ -165,7 +166,7 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
         goto done;
     }
     const char *refuser;
-    if (s_check_startup(cfg, path, mask, &refuser, err, sizeof err) != 0) {
+    if (s_check_startup(cfg, tax, communes, path, mask, &refuser, err, sizeof err) != 0) {
         if (refuser && strchr(refuser, ' '))
             cli_error("config",
                       "%s would not start: %s (each reads the key of its unit's MAILLAGE_CLIENT_KEY first: "

@@ -2003,12 +2003,6 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     s_metrics_register(n);
     srand((unsigned)(mg_clock_monotonic_us() ^ (int64_t)getpid()));
 
-    if (mg_notifier_config_check(cfg, path, err, errlen) != 0) goto err;
-    const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
-    if (*smtp_pw &&
-        !(n->smtp_password = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen)))
-        goto err;
-    if (mg_notifier_templates_load(cfg, n->templates, err, errlen) != 0) goto err;
     n->taxonomy = mg_taxonomy_new(cfg, why, sizeof(why));
     if (!n->taxonomy) {
         mg_fail(err, errlen, "%s", why);
@@ -2019,6 +2013,12 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         mg_fail(err, errlen, "%s", why);
         goto err;
     }
+    if (mg_notifier_config_check(cfg, n->taxonomy, n->communes, path, err, errlen) != 0) goto err;
+    const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
+    if (*smtp_pw &&
+        !(n->smtp_password = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen)))
+        goto err;
+    if (mg_notifier_templates_load(cfg, n->templates, err, errlen) != 0) goto err;
     n->outbound = mg_outbound_new(base);
     if (!n->outbound) {
         mg_fail(err, errlen, "cannot initialise libcurl");

@@ -12,7 +12,6 @@
 #include "maillage/mem.h"
 #include "maillage/outbound.h"
 #include "maillage/staff.h"
-#include "maillage/taxonomy.h"
 
 const char *const mg_notifier_kind_files[MG_NOTIFIER_KINDS] = {
     "match",           "collective_need", "cooperation_proposed", "cooperation_answered", "member_joined",
@@ -92,23 +91,8 @@ static int s_check_staff_section(const mg_config_t *cfg, const char *path, const
     return 0;
 }
 
-static int s_check_staff(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
-    size_t count = mg_config_instance_count(cfg, "staff.*");
-    char why[256];
-    /* Tables that do not load are refused where they are loaded. */
-    mg_taxonomy_t *tax = count ? mg_taxonomy_new(cfg, why, sizeof why) : NULL;
-    mg_communes_t *communes =
-        count ? mg_communes_load(mg_config_str(cfg, "data", "communes_file"), why, sizeof why) : NULL;
-    int rc = 0;
-    for (size_t i = 0; i < count && rc == 0; i++)
-        rc = s_check_staff_section(cfg, path, mg_config_instance_section(cfg, "staff.*", i), tax, communes,
-                                   err, errlen);
-    mg_taxonomy_destroy(&tax);
-    mg_communes_destroy(&communes);
-    return rc;
-}
-
-int mg_notifier_config_check(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+int mg_notifier_config_check(const mg_config_t *cfg, const mg_taxonomy_t *tax, const mg_communes_t *communes,
+                             const char *path, char *err, size_t errlen) {
     if (!mg_id_is_valid(mg_config_str(cfg, "notifier", "default_staff")))
         return mg_fail(err, errlen, "%s: [notifier] default_staff: not a valid id", path);
     long long retry_for_s = mg_config_int(cfg, "notifier", "retry_for_s");
@@ -120,7 +104,11 @@ int mg_notifier_config_check(const mg_config_t *cfg, const char *path, char *err
     const char *from = mg_config_str(cfg, "notifier", "mail_from");
     if (!mg_outbound_mailbox_is_valid(from))
         return mg_fail(err, errlen, "%s: [notifier] mail_from: \"%s\" is not one e-mail address", path, from);
-    return s_check_staff(cfg, path, err, errlen);
+    for (size_t i = 0; i < mg_config_instance_count(cfg, "staff.*"); i++)
+        if (s_check_staff_section(cfg, path, mg_config_instance_section(cfg, "staff.*", i), tax, communes, err,
+                                  errlen) != 0)
+            return -1;
+    return 0;
 }
 
 int mg_notifier_templates_load(const mg_config_t *cfg, mg_template_file_t templates[MG_NOTIFIER_KINDS],

@@ -11,7 +11,9 @@
 
 #include <stddef.h>
 
+#include "maillage/communes.h"
 #include "maillage/config.h"
+#include "maillage/taxonomy.h"
 #include "maillage/template.h"
 
 /* The kinds of notification, each with its template file
@@ -32,12 +34,13 @@ extern const char *const mg_notifier_kind_files[MG_NOTIFIER_KINDS];
 /* Check the [notifier] settings that the schema cannot check one by one
  * (default_staff an id, retry_for_s within retention_days, the SMTP URL and
  * that no SMTP password travels in clear, mail_from one address) and each
- * [staff.*] section (departments of the commune table and categories of
- * the taxonomy, mg_staff_scope_unknown(); mode; channels known and each with
- * its address; email and webhook well formed). Of files, only the commune
- * table is read (when there are staff sections). `path` names the file in
- * the messages. Returns 0, or -1 with the reason in `err`. */
-int mg_notifier_config_check(const mg_config_t *cfg, const char *path, char *err, size_t errlen);
+ * [staff.*] section (departments of `communes` and categories of `tax`,
+ * mg_staff_scope_unknown(), with the tables the caller loaded from `cfg`;
+ * mode; channels known and each with its address; email and webhook well
+ * formed). Files are not read. `path` names the file in the messages.
+ * Returns 0, or -1 with the reason in `err`. */
+int mg_notifier_config_check(const mg_config_t *cfg, const mg_taxonomy_t *tax, const mg_communes_t *communes,
+                             const char *path, char *err, size_t errlen);
 
 /* Load the template of every kind from [notifier] templates_dir into
  * `templates` and check them: [subject] and [text] present, no unknown
