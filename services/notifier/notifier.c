@@ -546,11 +546,11 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     if (s->nets.n) {
         for (size_t i = 0; i < it->n_nets; i++) {
             if (s_list_has(&s->nets, it->nets[i])) {
-                /* Named as the message names it: [networks], else (the
-                 * network a member joined) its structure's name. */
-                const char *named = mg_taxonomy_network_name(n->taxonomy, it->nets[i]);
-                if (!named && strcmp(s_item_get(it, "network_id"), it->nets[i]) == 0)
-                    named = s_item_get(it, "network");
+                /* Named as the message names it: the network a member
+                 * joined as its "network" says, any other by [networks]. */
+                const char *named = strcmp(s_item_get(it, "network_id"), it->nets[i]) == 0
+                                        ? s_item_get(it, "network")
+                                        : mg_taxonomy_network_name(n->taxonomy, it->nets[i]);
                 snprintf(parts[k++], sizeof(parts[0]), "le réseau %s", named ? named : it->nets[i]);
                 break;
             }

@@ -351,10 +351,7 @@ class CliTest(unittest.TestCase):
         self.assertIn("maillage emit: read %s: Is a directory\n" % self.stack.dir, r.stderr)
 
     def test_emit_without_a_broker_fails_with_one_clear_line(self):
-        port = socket.socket()
-        port.bind(("127.0.0.1", 0))
-        endpoint = "tcp://127.0.0.1:%d" % port.getsockname()[1]
-        port.close()
+        endpoint = "tcp://127.0.0.1:%d" % h.free_port()  # nothing listens there
         path = self.write([need_line(i) for i in self.ids(2)])
         r = self.stack.cli(["emit", "--ingest", endpoint, "--timeout", "1", path])
         self.assertNotEqual(r.returncode, 0)
@@ -363,10 +360,7 @@ class CliTest(unittest.TestCase):
     def test_emit_interrupted_says_so_without_blaming_the_broker(self):
         # Before, Ctrl-C after 1 s also printed "no answer from the broker
         # ... after 30 s", which neither happened nor was the cause.
-        port = socket.socket()
-        port.bind(("127.0.0.1", 0))
-        endpoint = "tcp://127.0.0.1:%d" % port.getsockname()[1]
-        port.close()
+        endpoint = "tcp://127.0.0.1:%d" % h.free_port()  # nothing listens there
         path = self.write([need_line(i) for i in self.ids(2)])
         p = subprocess.Popen([CLI, "emit", "--ingest", endpoint, path], env=self.stack.env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -80,6 +80,10 @@ static const char *s_table_label(const s_table_t *table, const char *code) {
     return NULL;
 }
 
+static const char *s_table_code(const s_table_t *table, size_t index) {
+    return index < table->count ? table->items[index].code : NULL;
+}
+
 mg_taxonomy_t *mg_taxonomy_new(const mg_config_t *cfg, char *err, size_t errlen) {
     mg_taxonomy_t *tax = mg_calloc(1, sizeof *tax);
     if (s_table_load(cfg, "categories", s_category_code_is_valid,
@@ -117,8 +121,7 @@ size_t mg_taxonomy_count(const mg_taxonomy_t *tax) {
 }
 
 const char *mg_taxonomy_code(const mg_taxonomy_t *tax, size_t index) {
-    if (!tax || index >= tax->categories.count) return NULL;
-    return tax->categories.items[index].code;
+    return tax ? s_table_code(&tax->categories, index) : NULL;
 }
 
 const char *mg_taxonomy_network_name(const mg_taxonomy_t *tax, const char *id) {
@@ -130,6 +133,5 @@ size_t mg_taxonomy_network_count(const mg_taxonomy_t *tax) {
 }
 
 const char *mg_taxonomy_network_id(const mg_taxonomy_t *tax, size_t index) {
-    if (!tax || index >= tax->networks.count) return NULL;
-    return tax->networks.items[index].code;
+    return tax ? s_table_code(&tax->networks, index) : NULL;
 }
