@@ -48,6 +48,12 @@ int cli_cmd_keygen(int argc, char **argv, cli_settings_t *settings)
         cli_error("keygen", "expected --out DIR --name NAME (try 'maillage keygen --help')");
         return CLI_EXIT_USAGE;
     }
+    if (!mg_curve_key_name_is_valid(name)) { /* a usage error, before any file is touched */
+        cli_error("keygen",
+                  "--name \"%s\": expected [A-Za-z0-9._:-], 1 to %d characters, not starting with '.'", name,
+                  MG_ID_MAX);
+        return CLI_EXIT_USAGE;
+    }
     if (mg_curve_keygen(dir, name, err, sizeof err) != 0) {
         cli_error("keygen", "%s", err);
         return CLI_EXIT_FAIL;

@@ -56,8 +56,8 @@ static void s_usage(FILE *out)
             "       maillage staff [OPTIONS] add ID --name NAME [--email ADDR] [--webhook URL]\n"
             "                      [--departments 14,50] [--categories locaux,...] [--networks ...]\n"
             "                      [--min-score 0.5] [--channels inbox,email,webhook]\n"
-            "                      [--mode immediate|digest] [--digest-hour H] [--quiet-start H] "
-            "[--quiet-end H]\n"
+            "                      [--mode immediate|digest] [--digest-hour H (with digest)]\n"
+            "                      [--quiet-start H --quiet-end H]\n"
             "       maillage staff [OPTIONS] set ID KEY VALUE\n"
             "       maillage staff [OPTIONS] remove ID\n"
             "       maillage staff [OPTIONS] reset ID\n"
@@ -733,6 +733,19 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                       flag, id, s_keys[i], values[i]);
         else
             cli_error("staff", "%s : --%s ne va qu'avec add", action, flag);
+        return CLI_EXIT_USAGE;
+    }
+    /* Options of `add` that mean something only together. */
+    const char *mode = values[O_MODE - O_NAME], *quiet_start = values[O_QS - O_NAME],
+               *quiet_end = values[O_QE - O_NAME];
+    if (values[O_HOUR - O_NAME] && !(mode && strcmp(mode, "digest") == 0)) {
+        cli_error("staff",
+                  "add : --digest-hour ne sert qu'avec --mode digest (l'heure du récapitulatif quotidien)");
+        return CLI_EXIT_USAGE;
+    }
+    if (!quiet_start != !quiet_end) {
+        cli_error("staff",
+                  "add : --quiet-start et --quiet-end vont ensemble (les heures de silence, de H à H)");
         return CLI_EXIT_USAGE;
     }
     cli_context_t ctx;

@@ -1012,6 +1012,25 @@ class StaffChannelsTest(PrivateRedisTest):
         self.assertEqual(self.record("eva")["name"], "Éva")
         self.assertEqual(self.members(), ["eva"])
 
+    def test_add_refuses_options_that_mean_something_only_together(self):
+        # Before, a digest hour without the digest mode was stored and never
+        # used, and a quiet start alone meant "until 0 h".
+        self.assert_refused(("add", "eva", "--name", "Éva", "--digest-hour", "7"),
+                            "add : --digest-hour ne sert qu'avec --mode digest (l'heure du récapitulatif "
+                            "quotidien)", 2)
+        self.assert_refused(("add", "eva", "--name", "Éva", "--mode", "immediate", "--digest-hour", "7"),
+                            "add : --digest-hour ne sert qu'avec --mode digest (l'heure du récapitulatif "
+                            "quotidien)", 2)
+        for flag in ("--quiet-start", "--quiet-end"):
+            self.assert_refused(("add", "eva", "--name", "Éva", flag, "22"),
+                                "add : --quiet-start et --quiet-end vont ensemble (les heures de silence, de H "
+                                "à H)", 2)
+        out = self.cli("add", "eva", "--name", "Éva", "--mode", "digest", "--digest-hour", "7",
+                       "--quiet-start", "22", "--quiet-end", "7")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual({k: self.record("eva")[k] for k in ("mode", "digest_hour", "quiet_start", "quiet_end")},
+                         {"mode": "digest", "digest_hour": "7", "quiet_start": "22", "quiet_end": "7"})
+
     def test_channels_split_on_commas_spaces_and_tabs_as_the_notifier_does(self):
         out = self.cli("add", "eva", "--name", "Éva", "--email", "eva@example.org")
         self.assertEqual(out.returncode, 0, out.stderr)

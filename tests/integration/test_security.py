@@ -276,6 +276,11 @@ class SecurityTest(unittest.TestCase):
         again = h.run_program("maillage", ["keygen", "--out", keys, "--name", "net-c"])
         self.assertEqual(again.returncode, 1)
         self.assertIn("refusing to overwrite", again.stderr.decode())
+        for bad in (".hidden", "a/b", "x" * 200):  # a name refused is a usage error (exit 2), no file made
+            r = h.run_program("maillage", ["keygen", "--out", keys, "--name", bad])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("--name", r.stderr.decode())
+        self.assertEqual(sorted(os.listdir(keys)), ["broker.key", "broker.pub", "net-c.key", "net-c.pub"])
         with open(self.clients_file, "a") as f:
             f.write("net-c %s need.*\n" % read_key(os.path.join(keys, "net-c.pub")))
         self.server = (read_key(os.path.join(keys, "broker.pub")), None)

@@ -157,8 +157,12 @@ static int s_write_new(const char *path, mode_t mode, const char *text, char *er
     return 0;
 }
 
+int mg_curve_key_name_is_valid(const char *name) {
+    return mg_id_is_valid(name) && name[0] != '.';
+}
+
 int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen) {
-    if (!mg_id_is_valid(name) || name[0] == '.')
+    if (!mg_curve_key_name_is_valid(name))
         return mg_fail(err, errlen, "name \"%s\": expected [A-Za-z0-9._:-], 1 to %d characters", name,
                        MG_ID_MAX);
     char public_key[MG_CURVE_KEY_LEN + 1], secret_key[MG_CURVE_KEY_LEN + 1];

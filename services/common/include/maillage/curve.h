@@ -47,6 +47,10 @@
 int mg_curve_key_load(const char *path, int secret, const char *what, char out[MG_CURVE_KEY_LEN + 1], char *err,
                       size_t errlen);
 
+/* Whether `name` may name a key pair: an id (mg_id_is_valid()) that does
+ * not start with '.' (no hidden files). */
+int mg_curve_key_name_is_valid(const char *name);
+
 /* Generate a key pair into DIR/NAME.key (0600) and DIR/NAME.pub (0644),
  * refusing to overwrite either. Returns 0, or -1 with one line in `err`. */
 int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen);
