@@ -163,7 +163,7 @@ if [ "$lines" -gt "$shown" ]; then
 fi
 
 if [ -x "$(dirname "$cli")/maillage-matcher" ]; then
-  rule "Mises en relation proposées par le matcher (maillage journal --type match.)"
+  rule "Mises en relation trouvées par Maillage (maillage journal --type match.)"
   matches=$("$cli" journal --type match. --format text)
   if [ -n "$matches" ]; then
     echo "$matches" | sed 's/^/  /'

@@ -74,7 +74,7 @@
     unanswered_need: 'Besoin sans réponse',
     member_joined: 'Nouvelle adhésion',
     cooperation_proposed: 'Proposition de coopération',
-    cooperation_answered: 'Réponse à une coopération',
+    cooperation_answered: 'Réponse à une proposition de coopération',
     digest: 'Récapitulatif'
   };
 
@@ -175,12 +175,12 @@
     return text ? String(text).charAt(0).toUpperCase() + String(text).slice(1) : '';
   }
 
-  /* "1re des offres proposées au besoin", "2e …": a match's rank among its
+  /* "1re des offres proposées pour ce besoin", "2e …": a match's rank among its
    * need's open matches, as the API computes it now. */
   function rankText(rank) {
     var r = Number(rank);
     if (!isFinite(r) || r < 1) return '';
-    return (r === 1 ? '1re' : r + 'e') + ' des offres proposées au besoin';
+    return (r === 1 ? '1re' : r + 'e') + ' des offres proposées pour ce besoin';
   }
 
   // ---- state -------------------------------------------------------------------
@@ -710,7 +710,7 @@
         'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
     }
     if (n.read === false) {
-      var read = el('button', {type: 'button', class: 'button button-quiet', 'aria-describedby': uid + '-title'}, 'Marquer comme lu');
+      var read = el('button', {type: 'button', class: 'button button-quiet', 'aria-describedby': uid + '-title'}, 'Marquer comme lue');
       read.addEventListener('click', function () { markRead(item, true); });
       item.readButton = read;
       actions.appendChild(read);
@@ -767,7 +767,7 @@
     if (!match.explanation) return;
     var r = item.reason;
     clear(r);
-    // A retirement's explanation says why itself ("Proposition retirée : …").
+    // A retirement's explanation says why itself ("Mise en relation retirée : …").
     if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi\u00a0: '));
     r.appendChild(document.createTextNode(match.explanation));
     r.hidden = false;
@@ -1151,9 +1151,9 @@
     definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
-    if (m.retired) definition(head, 'État', 'Retirée\u00a0: la paire n’est plus proposée');
+    if (m.retired) definition(head, 'État', 'Retirée\u00a0: cette mise en relation n’est plus proposée');
     root.appendChild(head);
-    // A retirement's explanation says why itself ("Proposition retirée : …").
+    // A retirement's explanation says why itself ("Mise en relation retirée : …").
     if (m.explanation) root.appendChild(el('p', {class: 'reason'}, m.retired ? null : el('strong', null, 'Pourquoi\u00a0: '), m.explanation));
 
     var comps = (m.found && m.found.components) || (m.components && Array.isArray(m.components) ? m.components : null);
@@ -1243,7 +1243,7 @@
 
   /* The facts of a need or an offer (GET /v1/needs/{id}, /v1/offers/{id}),
    * with its structure when `withStructure`. */
-  function itemFacts(x, withStructure) {
+  function itemFacts(x, withStructure, isOffer) {
     var dl = el('dl', {class: 'facts'});
     if (withStructure && x.structureId) definition(dl, 'Structure', structureLink(x.structureId, x.structureName), 'structure');
     definition(dl, 'Catégorie', categoryLabel(x.category));
@@ -1253,7 +1253,8 @@
     definition(dl, 'Reçu le', formatDate(x.receivedAt));
     definition(dl, 'Valable à partir du', formatDay(x.validFrom));
     definition(dl, 'Valable jusqu’au', formatDay(x.validUntil));
-    definition(dl, 'État', x.open === false ? 'Fermé' : 'Ouvert');
+    // « besoin clos », « offre retirée », as the journal says them
+    definition(dl, 'État', isOffer ? (x.open === false ? 'Retirée' : 'Ouverte') : (x.open === false ? 'Clos' : 'Ouvert'));
     return dl;
   }
 
@@ -1284,7 +1285,7 @@
       clear(body);
       body.appendChild(el('h3', null, x.title || x.id));
       if (x.description) body.appendChild(el('p', {class: 'pre'}, x.description));
-      body.appendChild(itemFacts(x, false));
+      body.appendChild(itemFacts(x, false, path.indexOf('v1/offers/') === 0));
     }, function (e) {
       if (e.status === 401) return;
       clear(body);
@@ -1365,7 +1366,7 @@
   function renderItemView(root, x, kind) {
     root.appendChild(el('h2', null, x.title || x.id));
     if (x.description) root.appendChild(el('p', {class: 'pre'}, x.description));
-    root.appendChild(itemFacts(x, true));
+    root.appendChild(itemFacts(x, true, kind === 'offer'));
     root.appendChild(openMatches(kind, x.id));
   }
 
@@ -1427,7 +1428,7 @@
     var dl = el('dl', {class: 'facts'});
     if (c.fromStructureId) definition(dl, 'Proposée par', structureLink(c.fromStructureId, c.fromStructureName), 'from');
     if (c.toStructureId) definition(dl, 'Adressée à', structureLink(c.toStructureId, c.toStructureName), 'to');
-    else definition(dl, 'Adressée à', c.territory ? 'Toute structure de\u00a0: ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
+    else definition(dl, 'Adressée à', c.territory ? 'Toute structure du territoire\u00a0: ' + (c.territoryNames || c.territory).join(', ') : '', 'to');
     definition(dl, 'Type', capitalize(c.kindLabel), 'kind');
     definition(dl, 'Catégorie', c.categoryLabel || categoryLabel(c.category));
     definition(dl, 'Valable jusqu’au', formatDay(c.validUntil));

@@ -170,14 +170,17 @@
       map.markers.appendChild(g);
     });
     map.desc.textContent = 'Points gris et teintés\u00a0: les ' + MG.formatNumber(t.communes.length) +
-      ' communes de Normandie. Sur la carte, ' + MG.formatNumber(totals.needs) + ' besoins ouverts, ' +
-      MG.formatNumber(totals.offers) + ' offres ouvertes et ' + MG.formatNumber(totals.matches) +
-      ' mises en relation, dans ' + MG.formatNumber(totals.communes) + ' communes. Le détail est dans le tableau sous la carte.';
+      ' communes de Normandie. Sur la carte, ' + plural(totals.needs, 'besoin ouvert', 'besoins ouverts') + ', ' +
+      plural(totals.offers, 'offre ouverte', 'offres ouvertes') + ' et ' +
+      plural(totals.matches, 'mise en relation', 'mises en relation') + ', dans ' +
+      plural(totals.communes, 'commune', 'communes') + '. Le détail est dans le tableau sous la carte.';
     return totals;
   }
 
+  /* "0 besoin ouvert", "1 besoin ouvert", "2 besoins ouverts": French
+   * takes the singular below two. */
   function plural(n, one, many) {
-    return MG.formatNumber(n) + ' ' + (n === 1 ? one : many);
+    return MG.formatNumber(n) + ' ' + (n < 2 ? one : many);
   }
 
   function label(m) {

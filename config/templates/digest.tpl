@@ -1,15 +1,16 @@
-# Récapitulatif quotidien (mode digest), opportunités classées par score.
-# Noms : staff_name, why, link, count ("3"), opportunities ("3 opportunités"),
+# Récapitulatif quotidien (mode digest), notifications classées par score.
+# Noms : staff_name, why, link, count ("3"), notifications ("3 notifications"),
+# opportunities ("3 opportunités"),
 # date, items_text, items_html (listes déjà préparées : à écrire {{{items_text}}}, {{{items_html}}}).
-# Pour chaque opportunité ([item_text], [item_html]) : item_title,
+# Pour chaque notification ([item_text], [item_html]) : item_title,
 # item_summary, item_score ("61 %", vide sans score), item_score_note
 # (" (score 61 %)", vide sans score), item_link
 [subject]
-Maillage : {{opportunities}} du {{date}}
+Maillage : votre récapitulatif du {{date}} ({{notifications}})
 [text]
 Bonjour {{staff_name}},
 
-Vos opportunités de coopération du {{date}} ({{opportunities}}), de la plus pertinente à la moins pertinente :
+Votre récapitulatif du {{date}} ({{notifications}}), les plus pertinentes d'abord :
 
 {{{items_text}}}
 
@@ -18,7 +19,7 @@ Toutes vos notifications : {{link}}
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p>Vos opportunités de coopération du {{date}} (<strong>{{opportunities}}</strong>), de la plus pertinente à la moins pertinente :</p>
+<p>Votre récapitulatif du {{date}} (<strong>{{notifications}}</strong>), les plus pertinentes d'abord :</p>
 <ol>
 {{{items_html}}}
 </ol>

@@ -4,15 +4,15 @@
 # ("72 %"), distance ("à 4 km", "à moins d'un km" or "dans la même
 # commune", as the explanation says it), distance_km ("3,6"), rank, explanation
 [subject]
-Mise en relation proposée : {{need_title}} ({{category}})
+Mise en relation proposée : {{need_title}} — {{category}}
 [text]
 Bonjour {{staff_name}},
 
-Maillage propose une mise en relation ({{category}}, {{department}}) :
+Maillage propose une mise en relation — {{category}}, {{department}} :
 
 - Besoin : {{need_title}}, exprimé par {{need_structure}} ({{need_commune}})
 - Offre : {{offer_title}}, proposée par {{offer_structure}} ({{offer_commune}})
-- Score : {{score}}, {{distance}}, rang {{rank}} parmi les offres proposées au besoin à ce jour
+- Score : {{score}}, {{distance}}, rang {{rank}} parmi les offres proposées pour ce besoin à ce jour
 
 Pourquoi : {{explanation}}
 
@@ -22,11 +22,11 @@ Pour mettre les structures en relation, ou signaler que ce n'est pas pertinent :
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p>Maillage propose une <strong>mise en relation</strong> ({{category}}, {{department}}) :</p>
+<p>Maillage propose une <strong>mise en relation</strong> — {{category}}, {{department}} :</p>
 <ul>
 <li><strong>Besoin</strong> : {{need_title}}, exprimé par {{need_structure}} ({{need_commune}})</li>
 <li><strong>Offre</strong> : {{offer_title}}, proposée par {{offer_structure}} ({{offer_commune}})</li>
-<li><strong>Score</strong> : {{score}}, {{distance}}, rang {{rank}} parmi les offres proposées au besoin à ce jour</li>
+<li><strong>Score</strong> : {{score}}, {{distance}}, rang {{rank}} parmi les offres proposées pour ce besoin à ce jour</li>
 </ul>
 <p>Pourquoi : {{explanation}}</p>
 <p><a href="{{link}}">Mettre en relation ou signaler « pas pertinent »</a></p>

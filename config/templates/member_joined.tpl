@@ -1,12 +1,13 @@
 # Nouvelle structure adhérente (member.joined).
-# Noms : staff_name, why, link, structure, family, network, commune,
+# Noms : staff_name, why, link, structure, family, network ("URSCOP Normandie"),
+# to_network ("au réseau URSCOP Normandie", "à la Fédération ..."), commune,
 # department, description
 [subject]
-Nouvelle adhérente à accueillir : {{structure}} ({{commune}})
+Nouvelle structure adhérente à accueillir : {{structure}} ({{commune}})
 [text]
 Bonjour {{staff_name}},
 
-{{structure}} ({{family}}, {{commune}}, {{department}}) vient d'adhérer au réseau {{network}}.
+{{structure}} ({{family}}, {{commune}}, {{department}}) vient d'adhérer {{to_network}}.
 {{description}}
 
 Pensez à lui souhaiter la bienvenue : {{link}}
@@ -14,7 +15,7 @@ Pensez à lui souhaiter la bienvenue : {{link}}
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p><strong>{{structure}}</strong> ({{family}}, {{commune}}, {{department}}) vient d'adhérer au réseau {{network}}.</p>
+<p><strong>{{structure}}</strong> ({{family}}, {{commune}}, {{department}}) vient d'adhérer {{to_network}}.</p>
 <p>{{description}}</p>
 <p><a href="{{link}}">Lui souhaiter la bienvenue</a></p>
 <p style="color:#666;font-size:smaller">{{why}}</p>

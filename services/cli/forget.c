@@ -64,8 +64,9 @@ static void s_usage(FILE *out) {
             "Efface les données personnelles d'une structure (le contact de sa fiche : nom,\n"
             "e-mail, téléphone, fonction) partout où Maillage les garde : mg:contact:<id>,\n"
             "les lettres mortes qui les contiennent, et les entrées du journal écrites avant\n"
-            "que le broker ne retire les contacts (le journal est alors réécrit, à l'identique\n"
-            "sauf ces contacts). Fonctionne que les démons tournent ou non.\n"
+            "que le service de réception (broker) ne retire les contacts (le journal est alors\n"
+            "réécrit, à l'identique sauf ces contacts). Fonctionne que les démons tournent ou\n"
+            "non.\n"
             "\n"
             "  --yes        ne pas demander de confirmation\n"
             "  --dry-run    dire ce qui serait effacé, sans rien effacer\n"
@@ -265,11 +266,14 @@ static void s_print_found(const s_found_t *f) {
     printf("Données personnelles de la structure « %s » trouvées :\n", f->sid);
     if (f->contact_key) printf("  - son contact (%s%s)\n", MG_CONTACT_KEY_PREFIX, f->sid);
     if (f->ndeadletters)
-        printf("  - %zu lettre(s) morte(s) (%s) qui le contiennent\n", f->ndeadletters, MG_DEADLETTER_KEY);
+        printf("  - %zu %s (%s) qui %s ce contact\n", f->ndeadletters,
+               f->ndeadletters > 1 ? "lettres mortes" : "lettre morte", MG_DEADLETTER_KEY,
+               f->ndeadletters > 1 ? "contiennent" : "contient");
     if (f->nlegacy) {
-        printf("  - %zu entrée(s) du journal (%s) écrite(s) avant que le broker ne retire les contacts, "
-               "séquence(s)",
-               f->nlegacy, MG_JOURNAL_KEY);
+        const char *s = f->nlegacy > 1 ? "s" : "";
+        printf("  - %zu entrée%s du journal (%s) écrite%s avant que le service de réception (broker) ne "
+               "retire les contacts, séquence%s",
+               f->nlegacy, s, MG_JOURNAL_KEY, s, s);
         for (size_t i = 0; i < f->nlegacy && i < 20; i++)
             printf("%s %" PRIu64, i ? "," : "", f->legacy[i]);
         printf("%s : le journal sera réécrit à l'identique, sans ces contacts\n",
@@ -484,14 +488,16 @@ static int s_erase(redisContext *c, const s_found_t *f) {
         if (d < 0) return -1;
         deadletters += d;
     }
-    printf("  - lettres mortes (%s) : %lld effacée(s)\n", MG_DEADLETTER_KEY, deadletters);
+    printf("  - lettres mortes (%s) : %lld effacée%s\n", MG_DEADLETTER_KEY, deadletters,
+           deadletters > 1 ? "s" : "");
     fflush(stdout);
     long long journal = 0;
     if (f->nlegacy) {
         journal = s_rewrite_journal(c, f->sid);
         if (journal < 0) return -1;
     }
-    printf("  - entrées du journal (%s) : %lld réécrite(s) sans le contact\n", MG_JOURNAL_KEY, journal);
+    printf("  - entrées du journal (%s) : %lld réécrite%s sans le contact\n", MG_JOURNAL_KEY, journal,
+           journal > 1 ? "s" : "");
     return 0;
 }
 

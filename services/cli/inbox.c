@@ -69,7 +69,7 @@ static const char *s_kind_fr(const char *kind)
     static const char *const names[][2] = {
         {"match", "mise en relation"},
         {"collective_need", "besoin collectif"},
-        {"cooperation_proposed", "coopération proposée"},
+        {"cooperation_proposed", "proposition de coopération"},
         {"cooperation_answered", "réponse à une proposition de coopération"},
         {"member_joined", "nouvelle adhésion"},
         {"unanswered_need", "besoin sans réponse"},
@@ -191,8 +191,8 @@ static int s_failed_of(redisContext *c, const char *staff, long limit) {
 
 static int s_inbox(redisContext *c, const char *staff, const char *default_staff, int unread,
                    const char *mark, long limit, int full) {
-    char whose[128];
-    mg_fr_de(staff, whose, sizeof whose);
+    char whose[128]; /* « claire »: an id, not a name to elide ("d'accueil" read as a welcome inbox) */
+    snprintf(whose, sizeof whose, "« %s »", staff);
     if (s_known(c, staff, default_staff) != 1) return -1;
     if (mark) {
         redisReply *r = redisCommand(c, "EVAL %s 2 mg:inbox:%s mg:notif:%s %s", mg_staff_mark_read_script,

@@ -203,7 +203,7 @@ static int s_check(const cli_context_t *ctx, const char *id, const char *key, co
         return -1;
     }
     if (strchr(value, '\n') || strchr(value, '\r')) {
-        cli_error("staff", "%s : une valeur tient sur une ligne", key);
+        cli_error("staff", "%s : la valeur doit tenir sur une seule ligne", key);
         return -1;
     }
     char *text = mg_asprintf("[staff.%s]\n%s = %s\n", id, key, value);
@@ -664,7 +664,7 @@ static int s_reset(redisContext *c, const char *id)
         return -1;
     }
     if (exists && s_redis_ok(c, redisCommand(c, "HSET mg:staff:%s origin config", id)) != 0) return -1;
-    printf("%s rendu·e à la configuration : au prochain démarrage du notifier, la fiche sera réécrite "
+    printf("Fiche « %s » rendue à la configuration : au prochain démarrage du notifier, elle sera réécrite "
            "d'après [staff.%s], ou retirée si la configuration n'a pas cette section.\n",
            id, id);
     return 0;
@@ -785,7 +785,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
                 if (ok == 0)
                     printf("%s retiré·e ; sa boîte de réception (mg:inbox:%s) est conservée, %d jeton%s "
                            "HTTP révoqué%s. Une section [staff.%s] de la configuration ne l'ajoutera plus "
-                           "('maillage staff reset %s' pour l'y rendre).\n",
+                           "(« maillage staff reset %s » pour l'y rendre).\n",
                            id, id, tokens, tokens > 1 ? "s" : "", tokens > 1 ? "s" : "", id, id);
             } else {
                 cli_error("staff", "chargé·e de mission inconnu·e : « %s »", id);

@@ -204,8 +204,12 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, redisContext *redis, co
         if (cp->to_structure_id && *cp->to_structure_id) {
             s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, cp->to_structure_id);
         } else {
-            for (size_t i = 0; i < cp->n_territory; i++) fprintf(out, "%s%s", i ? ", " : "", cp->territory[i]);
-            if (cp->n_territory == 0) fputs("tout le territoire", out);
+            /* "toute structure du territoire : Seine-Maritime, CU Caen la Mer" */
+            fputs(cp->n_territory ? "toute structure du territoire : " : "tout le territoire", out);
+            for (size_t i = 0; i < cp->n_territory; i++) {
+                const char *name = mg_communes_territory_name(ctx ? ctx->communes : NULL, cp->territory[i]);
+                fprintf(out, "%s%s", i ? ", " : "", name ? name : cp->territory[i]);
+            }
         }
         break;
     }
@@ -213,8 +217,9 @@ void cli_text_event(FILE *out, const cli_context_t *ctx, redisContext *redis, co
         const Maillage__V1__CooperationAnswered *ca = env->cooperation_answered;
         fputs(" · ", out);
         s_ref(out, ctx, redis, CLI_NAME_PROPOSAL, ca->proposal_id);
-        fprintf(out, " · %s par ", mg_fr_cooperation_answer(ca->answer));
+        fputs(" · ", out); /* "· Coopérative laitière : en discussion" */
         s_ref(out, ctx, redis, CLI_NAME_STRUCTURE, ca->structure_id);
+        fprintf(out, " : %s", mg_fr_cooperation_answer(ca->answer));
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {

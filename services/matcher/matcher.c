@@ -745,12 +745,12 @@ static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pa
 }
 
 /* A pair retired because one of its structures left (member.left). */
-#define S_RETIRED_LEFT "Proposition retirée : une des structures a quitté le réseau."
+#define S_RETIRED_LEFT "Mise en relation retirée : l'une des structures a quitté le réseau."
 
 static const char *s_retire_reason(const s_cand_t *c) {
     if (c->left) return S_RETIRED_LEFT;
-    if (!c->ok) return "Proposition retirée : le besoin et l'offre ne correspondent plus.";
-    return "Proposition retirée : le score est passé sous le seuil.";
+    if (!c->ok) return "Mise en relation retirée : le besoin et l'offre ne correspondent plus.";
+    return "Mise en relation retirée : le score est passé sous le seuil.";
 }
 
 /* ---- step 2: the need side ------------------------------------------------------- */
@@ -1143,19 +1143,19 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
 static const char *s_retired_by_closure(int is_need, Maillage__V1__Closure reason) {
     switch (reason) {
     case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED:
-        return is_need ? "Proposition retirée : le besoin est satisfait."
-                       : "Proposition retirée : l'offre est pourvue.";
+        return is_need ? "Mise en relation retirée : le besoin est satisfait."
+                       : "Mise en relation retirée : l'offre est pourvue.";
     case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED:
-        return is_need ? "Proposition retirée : le besoin est annulé."
-                       : "Proposition retirée : l'offre est retirée.";
+        return is_need ? "Mise en relation retirée : le besoin est annulé."
+                       : "Mise en relation retirée : l'offre est retirée.";
     case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED:
-        return is_need ? "Proposition retirée : le besoin a expiré."
-                       : "Proposition retirée : l'offre a expiré.";
+        return is_need ? "Mise en relation retirée : le besoin a expiré."
+                       : "Mise en relation retirée : l'offre a expiré.";
     case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT:
         return S_RETIRED_LEFT;
     default:
-        return is_need ? "Proposition retirée : le besoin est clos."
-                       : "Proposition retirée : l'offre est retirée.";
+        return is_need ? "Mise en relation retirée : le besoin est clos."
+                       : "Mise en relation retirée : l'offre est retirée.";
     }
 }
 

@@ -362,14 +362,8 @@ static const mg_commune_t *s_territory_commune(const mg_notifier_t *n, const cha
  * territory only (its first entry stored as its place), the department's or
  * the EPCI's ("Calvados", "CU Caen la Mer"). */
 static const char *s_commune_name(const mg_notifier_t *n, const char *code) {
-    if (code && strncmp(code, "dep:", 4) == 0) {
-        const char *name = mg_fr_department(code + 4);
-        return name ? name : code;
-    }
-    const mg_epci_t *e = s_territory_epci(n, code);
-    const mg_commune_t *c = s_territory_commune(n, code);
-    if (e || c) return e ? e->name : c->name;
-    return code && *code ? code : "commune inconnue";
+    const char *name = mg_communes_territory_name(n->communes, code);
+    return name ? name : code && *code ? code : "commune inconnue";
 }
 
 /* A territory entry as staff read it, after "de": "du Calvados" for "dep:14",
@@ -509,17 +503,29 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
             for (size_t i = 1; i < k + (own != NULL); i++)
                 if (thresholds[i] < lowest) lowest = thresholds[i];
             mg_fr_percent_under(it->score, decimals, lowest, score, sizeof(score));
+            /* followers: the recipient too, when it follows; named: up to
+             * four others ("..., entre autres" for more). */
+            size_t others = followers - (own != NULL);
+            const char *more = others > k ? ", entre autres" : "";
+            if (own) mg_fr_percent_with(own->min_score, decimals, threshold, sizeof(threshold));
             if (k == 0)
-                snprintf(out, outlen,
-                         "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "
-                         "est sous votre seuil (%s).",
-                         score, mg_fr_percent_with(own->min_score, decimals, threshold, sizeof(threshold)));
+                snprintf(
+                    out, outlen,
+                    "Vous recevez ce message en tant que destinataire par défaut : le score de cette mise "
+                    "en relation (%s) est sous votre seuil (%s).",
+                    score, threshold);
+            else if (own)
+                snprintf(
+                    out, outlen,
+                    "Vous recevez ce message en tant que destinataire par défaut : le score de cette mise "
+                    "en relation (%s) est sous votre seuil (%s) et sous %s %s%s.",
+                    score, threshold, others > 1 ? "ceux" : "celui", names, more);
             else
-                snprintf(out, outlen,
-                         "Vous recevez ce message en tant que destinataire par défaut : son score (%s) "
-                         "est sous %s %s%s.",
-                         score, followers > 1 ? "les seuils" : "le seuil", names,
-                         followers - (own != NULL) > k ? ", entre autres" : "");
+                snprintf(
+                    out, outlen,
+                    "Vous recevez ce message en tant que destinataire par défaut : le score de cette mise "
+                    "en relation (%s) est sous %s %s%s.",
+                    score, others > 1 ? "les seuils" : "le seuil", names, more);
             return;
         }
         char *deps = parts[k];
@@ -533,10 +539,11 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
         if (*it->cat) snprintf(parts[k++], sizeof(parts[0]), "la catégorie %s", cat_label);
         char scope[600];
         s_join_fr(scope, sizeof(scope), parts, k);
-        snprintf(out, outlen,
-                 "Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
-                 "suit %s.",
-                 k ? scope : "ce sujet");
+        snprintf(
+            out, outlen,
+            "Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
+            "suit %s%s.",
+            k > 1 ? "à la fois " : "", k ? scope : "ce sujet"); /* both, not either */
         return;
     }
     if (s->deps.n) snprintf(parts[k++], sizeof(parts[0]), "%s", dep);
@@ -551,7 +558,7 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
                 const char *named = strcmp(s_item_get(it, "network_id"), it->nets[i]) == 0
                                         ? s_item_get(it, "network")
                                         : mg_taxonomy_network_name(n->taxonomy, it->nets[i]);
-                snprintf(parts[k++], sizeof(parts[0]), "le réseau %s", named ? named : it->nets[i]);
+                mg_fr_network(named ? named : it->nets[i], parts[k++], sizeof(parts[0]));
                 break;
             }
         }
@@ -560,7 +567,8 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     s_join_fr(scope, sizeof(scope), parts, k);
     if (it->score >= 0 && s->min_score > 0)
         snprintf(out, outlen,
-                 "Vous recevez ce message car vous suivez %s, et son score (%s) atteint votre seuil de %s.",
+                 "Vous recevez ce message car vous suivez %s, et le score de cette mise en relation (%s) "
+                 "atteint votre seuil de %s.",
                  scope, mg_fr_percent(it->score, score, sizeof(score)),
                  mg_fr_percent(s->min_score, threshold, sizeof(threshold)));
     else snprintf(out, outlen, "Vous recevez ce message car vous suivez %s.", scope);
@@ -831,6 +839,21 @@ static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_finish(job, NULL);
 }
 
+/* What a structure did with a proposal, as a sentence says it: "a accepté
+ * la proposition de coopération", "souhaite en discuter"... */
+static const char *s_answered(Maillage__V1__CooperationAnswer answer) {
+    switch (answer) {
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_ACCEPTED:
+        return "a accepté la proposition de coopération";
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_DECLINED:
+        return "a décliné la proposition de coopération";
+    case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_UNDER_DISCUSSION:
+        return "souhaite discuter de la proposition de coopération";
+    default:
+        return "a répondu à la proposition de coopération";
+    }
+}
+
 /* The network a member.joined names, else the network that sent it. */
 static const char *s_member_network(const mg_envelope_t *env) {
     const char *network = env->member_joined->network;
@@ -938,7 +961,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_nets_csv(it, nets);
         s_item_net(it, mj->network);
         s_item_net(it, env->source);
-        it->summary = mg_asprintf("Nouvelle adhérente : %s (%s)", s_item_get(it, "structure"),
+        it->summary = mg_asprintf("Nouvelle structure adhérente : %s (%s)", s_item_get(it, "structure"),
                                   s_item_get(it, "commune"));
         /* The network by its name: [networks], else the member structure of
          * that id. */
@@ -1068,8 +1091,9 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
             mg_fr_a(said, at_where, sizeof(at_where));
         } else if (strncmp(cn->territory, "dep:", 4) == 0) { /* "du Calvados", "dans le Calvados" */
             const char *the = mg_fr_department_with_article(cn->territory + 4);
+            const char *in = mg_fr_department_in(cn->territory + 4); /* "en Seine-Maritime" */
             mg_fr_de(the ? the : where, of_where, sizeof(of_where));
-            snprintf(at_where, sizeof(at_where), "%s %s", the ? "dans" : "en", the ? the : where);
+            snprintf(at_where, sizeof(at_where), "%s%s", in ? "" : "en ", in ? in : where);
         } else { /* a group by distance, centred on a commune: its structures are around it */
             mg_fr_de(where, said, sizeof(said));
             snprintf(of_where, sizeof(of_where), "autour %s", said);
@@ -1117,6 +1141,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         snprintf(path, sizeof(path), "cooperation/%s", ca->proposal_id);
         s_item_init(n, it, MG_NOTIFIER_KIND_COOP_ANSWERED, id, path);
         s_item_var(it, "answer", mg_fr_cooperation_answer(ca->answer));
+        s_item_var(it, "answered", s_answered(ca->answer));
         s_item_var(it, "comment", ca->comment);
         s_item_net(it, env->source);
         mg_args_t a;
@@ -1150,6 +1175,9 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         const char *named = mg_taxonomy_network_name(n->taxonomy, network), *name = s_row(reply, 0, 0);
         s_item_var(it, "network", named ? named : *name ? name : network);
         s_item_var(it, "network_id", network);
+        char the[320], to[320]; /* "au réseau URSCOP Normandie", "à la Fédération ..." */
+        s_item_var(it, "to_network",
+                   mg_fr_a(mg_fr_network(s_item_get(it, "network"), the, sizeof(the)), to, sizeof(to)));
         break;
     }
     case MG_NOTIFIER_KIND_COLLECTIVE: {
@@ -1180,7 +1208,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         s_item_var(it, "from_structure", *from ? from : cp->from_structure_id);
         char to_whom[1024], dep[4] = "";
         if (cp->to_structure_id && *cp->to_structure_id) {
-            snprintf(to_whom, sizeof(to_whom), "%s", *to ? to : cp->to_structure_id);
+            mg_fr_a(*to ? to : cp->to_structure_id, to_whom, sizeof(to_whom)); /* "aux Éditions du Marais" */
         } else {
             /* "toute structure du Calvados et de la CU Caen la Mer" */
             char parts[4][192];
@@ -1189,7 +1217,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                 s_territory_de(n, cp->territory[i], parts[k++], sizeof(parts[0]));
             char where[800];
             s_join_fr(where, sizeof(where), parts, k);
-            snprintf(to_whom, sizeof(to_whom), "toute structure %s%s", k ? where : "de son territoire",
+            snprintf(to_whom, sizeof(to_whom), "à toute structure %s%s", k ? where : "de son territoire",
                      cp->n_territory > k ? ", entre autres" : "");
         }
         s_item_var(it, "to_whom", to_whom);
@@ -1213,8 +1241,10 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                                "dep",       dep,
                                "also",      also};
         s_put(n, key, pairs, 10);
-        it->summary = mg_asprintf("Proposition de %s (%s) : %s", s_item_get(it, "from_structure"),
-                                  s_item_get(it, "cooperation_kind"), cp->title ? cp->title : "");
+        char of_from[1100]; /* "d'Atelier vélo Rouen", "des Éditions du Marais" */
+        mg_fr_de(s_item_get(it, "from_structure"), of_from, sizeof(of_from));
+        it->summary = mg_asprintf("Proposition %s (%s) : %s", of_from, s_item_get(it, "cooperation_kind"),
+                                  cp->title ? cp->title : "");
         break;
     }
     case MG_NOTIFIER_KIND_COOP_ANSWERED: {
@@ -1233,8 +1263,8 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         for (char *save = NULL, *d = strtok_r(also, " ", &save); d; d = strtok_r(NULL, " ", &save))
             s_item_also(it, d);
         s_item_nets_csv(it, s_row(reply, 1, 1));
-        it->summary = mg_asprintf("%s : proposition « %s » %s", s_item_get(it, "structure"),
-                                  s_item_get(it, "title"), s_item_get(it, "answer"));
+        it->summary = mg_asprintf("%s %s « %s »", s_item_get(it, "structure"), s_item_get(it, "answered"),
+                                  s_item_get(it, "title"));
         break;
     }
     default:
@@ -1568,21 +1598,24 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
         free(h);
         count++;
     }
-    char cnt[16], opportunities[48];
+    char cnt[16], opportunities[48], notifications[48];
     snprintf(cnt, sizeof(cnt), "%zu", count);
     snprintf(opportunities, sizeof(opportunities), "%zu opportunité%s", count, count > 1 ? "s" : "");
+    snprintf(notifications, sizeof(notifications), "%zu notification%s", count, count > 1 ? "s" : "");
     const char *staff_name = s_get_reply(rec, "staff_name"), *why = s_get_reply(rec, "why");
     mg_template_var_t v[] = {{"staff_name", staff_name},
                              {"why", why},
                              {"link", s_get_reply(rec, "link")},
                              {"count", cnt},
                              {"opportunities", opportunities},
+                             {"notifications", notifications},
                              {"date", s_get_reply(rec, "date")},
                              {"items_text", it_text ? it_text : ""},
                              {"items_html", it_html ? it_html : ""}};
-    *subject = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, 8, chat);
-    *text = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_TEXT, v, 8, chat);
-    *html = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_HTML, v, 8, chat);
+    size_t nv = sizeof(v) / sizeof(v[0]);
+    *subject = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_SUBJECT, v, nv, chat);
+    *text = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_TEXT, v, nv, chat);
+    *html = s_render(n, MG_NOTIFIER_KIND_DIGEST, MG_TEMPLATE_HTML, v, nv, chat);
     free(it_text);
     free(it_html);
 }

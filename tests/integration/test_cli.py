@@ -493,6 +493,16 @@ class CliTest(unittest.TestCase):
         by_seq = {int(l.split()[0][1:]): l for l in r.stdout.splitlines()}
         return [by_seq.get(seq) for seq in seqs]
 
+    def test_text_names_the_territory_a_proposal_is_addressed_to(self):
+        # It printed the entries as stored: « → dep:76, epci:200065597 ».
+        p = uuid.uuid4().hex[:8]
+        seq, = self.emit_lines([event_line("cooperation.proposed", {
+            "proposalId": "coop-" + p, "fromStructureId": "s-" + p, "kind": "COOPERATION_KIND_JOINT_BID",
+            "title": "Répondre ensemble", "territory": ["dep:76", "epci:200065597", "14118", "epci:999999999"]})])
+        line, = self.text_of(["journal", "--from", str(seq), "--to", str(seq)], [seq])
+        self.assertTrue(line.endswith(" → toute structure du territoire : Seine-Maritime, CU Caen la Mer, Caen, "
+                                      "epci:999999999"), line)
+
     def test_text_names_what_events_refer_to(self):
         self.assertIn("notifier", self.stack.pids())  # its copies of the names are read
         p = uuid.uuid4().hex[:8]
@@ -531,7 +541,7 @@ class CliTest(unittest.TestCase):
         def expected(need_ref, offer_ref, coop_ref, a_name, b_name):
             rests = [" · Calvados (14) · Locaux · %s ↔ %s · rang 1 · score 72 %% · Même catégorie (locaux)"
                      % (need_ref, offer_ref),
-                     " · %s · acceptée par %s" % (coop_ref, b_name),
+                     " · %s · %s : acceptée" % (coop_ref, b_name),
                      " · %s · satisfait" % need_ref,
                      " · %s · annulée" % offer_ref,
                      " · %s · a quitté cress-normandie" % a_name]  # a network that is no structure: its id

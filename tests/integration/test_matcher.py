@@ -378,7 +378,7 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         found = st.matches()
         self.assertEqual([(m.revision, m.retired) for m in found], [(1, False), (2, False), (3, True)])
-        self.assertEqual(found[2].explanation, "Proposition retirée : le besoin est satisfait.")  # need_closed(): SATISFIED
+        self.assertEqual(found[2].explanation, "Mise en relation retirée : le besoin est satisfait.")  # need_closed(): SATISFIED
         # mg:mexp:<mid> follows the pair to its latest revision.
         self.assertEqual(stored_match(st, found[0].match_id), found[2])
         # A withdrawn offer retires its pairs too.
@@ -566,7 +566,7 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual(st.journal("offer.withdrawn")[0].offer_withdrawn.reason, h.events_pb2.CLOSURE_EXPIRED)
         self.assertEqual([m.explanation for m in st.matches() if m.retired],
-                         ["Proposition retirée : l'offre a expiré."])
+                         ["Mise en relation retirée : l'offre a expiré."])
 
     def test_an_extension_journaled_while_the_matcher_was_down_wins_over_the_expiry(self):
         # The matcher is down (a deploy, a crash); meanwhile a structure extends

@@ -322,12 +322,29 @@ class NotifierTest(unittest.TestCase):
         e, f = h.wait_until(lambda: sorted((e for e in st.inbox("accueil") if e["kind"] == "match"),
                                            key=lambda e: e["item"]) or None,
                             what="the default recipient's messages")
-        self.assertIn("son score (39,96 %) est sous les seuils d'Éva Martin (50 %) et de Yann Duval (40 %).",
+        self.assertIn("le score de cette mise en relation (39,96 %) est sous les seuils d'Éva Martin (50 %) et de "
+                      "Yann Duval (40 %).",
                       e["text"])
         # Further from it, the score reads as the message's own "Score" line
         # says it: 37,99 % was "Score : 38 %" then "son score (37 %)".
         self.assertRegex(f["text"], r"Score : 38\s%, ")
-        self.assertRegex(f["text"], r"son score \(38\s%\) est sous les seuils")
+        self.assertRegex(f["text"], r"le score de cette mise en relation \(38\s%\) est sous les seuils")
+
+    def test_a_default_recipient_that_follows_too_reads_its_own_threshold_and_the_others(self):
+        # Before: « son score (35 %) est sous les seuils de Yann Duval (40 %) »,
+        # plural with one name and the recipient's own threshold left out.
+        st = Stack(self.ws, {"accueil": {"name": "Accueil", "departments": "27", "channels": "inbox",
+                                         "min_score": 0.6},
+                             "yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
+                                      "min_score": 0.4}})
+        st.start()
+        self._directory(st)
+        st.emit([match("m-6", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
+                       score=0.35)])
+        e = h.wait_until(lambda: [e for e in st.inbox("accueil") if e["kind"] == "match"], what="the default's")[0]
+        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : le score de cette mise en "
+                      "relation (35 %) est sous votre seuil (60 %) et sous celui de Yann Duval (40 %).", e["text"])
+        self.assertEqual(st.inbox("yann"), [])
 
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets
@@ -350,7 +367,7 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(len(claire), 1)
         e = claire[0]
         self.assertEqual(e["item"], "match:m-1")
-        self.assertIn("Mise en relation proposée : Cuisine partagée et stockage (Locaux)", e["title"])
+        self.assertIn("Mise en relation proposée : Cuisine partagée et stockage — Locaux", e["title"])
         self.assertIn("Épicerie solidaire de Caen", e["text"])
         self.assertIn("Atelier vélo Rouen", e["text"])
         self.assertIn("Vous recevez ce message car vous suivez le Calvados et la catégorie Locaux.", e["text"])
@@ -360,25 +377,26 @@ class NotifierTest(unittest.TestCase):
         acc = {e["item"]: e for e in st.inbox("accueil") if e["kind"] == "match"}
         self.assertEqual(sorted(acc), ["match:m-2", "match:m-3"])
         self.assertIn("Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
-                      "suit l'Orne et la catégorie Formation.", acc["match:m-2"]["text"])
+                      "suit à la fois l'Orne et la catégorie Formation.", acc["match:m-2"]["text"])
         self.assertTrue(acc["match:m-2"]["text"].startswith("Bonjour l'équipe,\n"))  # not declared: no name
         # m-3 (Eure): Yann and Éva follow it, but its score is below their
         # thresholds
-        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : son score (35 %) est sous les "
-                      "seuils d'Éva Martin (50 %) et de Yann Duval (40 %).", acc["match:m-3"]["text"])
+        self.assertIn("Vous recevez ce message en tant que destinataire par défaut : le score de cette mise en "
+                      "relation (35 %) est sous les seuils d'Éva Martin (50 %) et de Yann Duval (40 %).",
+                      acc["match:m-3"]["text"])
         self.assertEqual(st.inbox("yann"), [])
         self.assertEqual([e for e in st.inbox("remi") if e["kind"] == "match"], [])
         # member.joined: Seine-Maritime's new member goes to Rémi; the Manche one
         # to "manche" (network scope; min_score does not apply without a score)
         self.assertEqual([e["item"] for e in st.inbox("remi")], ["member:s-rouen:cress-normandie"])
-        self.assertIn("Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)", st.inbox("remi")[0]["title"])
+        self.assertIn("Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)", st.inbox("remi")[0]["title"])
         self.assertEqual([e["item"] for e in st.inbox("manche")], ["member:s-cherb:reseau-manche"])
         # the CLI shows the inbox in French, and marks an entry read
         out = st.cli("inbox", "claire")
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("Boîte de réception de claire : 2 notifications\n", out.stdout)
+        self.assertIn("Boîte de réception « claire » : 2 notifications\n", out.stdout)
         self.assertIn("[mise en relation] Mise en relation proposée", out.stdout)
-        self.assertIn("Boîte de réception d'accueil : 2 notifications\n", st.cli("inbox", "accueil").stdout)
+        self.assertIn("Boîte de réception « accueil » : 2 notifications\n", st.cli("inbox", "accueil").stdout)
         nid = st.redis.call("ZRANGE", "mg:inbox:claire", 0, -1)[-1].decode()
         out = st.cli("inbox", "claire", "--mark-read", nid)
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -653,7 +671,7 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("Maillage propose une mise en relation", entry["text"])
         out = st.cli("inbox", "eve")
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("Boîte de réception d'eve : 1 notification", out.stdout)
+        self.assertIn("Boîte de réception « eve » : 1 notification", out.stdout)
         failed = out.stdout.split("Envois en échec :")[1]
         self.assertEqual(sorted(line.split()[3] for line in failed.splitlines() if line.startswith("n-")),
                          ["email", "webhook"])
@@ -763,7 +781,7 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(len(mails()), 1)
         rcpt, msg = mails()[0]
         self.assertEqual(rcpt, ["claire.dupont@cress-normandie.example"])
-        self.assertEqual(str(msg["Subject"]), "Mise en relation proposée : Cuisine partagée et stockage (Locaux)")
+        self.assertEqual(str(msg["Subject"]), "Mise en relation proposée : Cuisine partagée et stockage — Locaux")
         # Her name from the staff list, as a mail client shows it (it was the bare address).
         self.assertEqual(str(msg["To"]), "Claire Dupont <claire.dupont@cress-normandie.example>")
         self.assertIn("maillage@cress-normandie.example", str(msg["From"]))
@@ -831,10 +849,10 @@ class NotifierTest(unittest.TestCase):
         time.sleep(1.2)
         self.assertEqual(len(hook.requests), 1)  # one digest a day
         text = hook.delivered()[0]["text"]
-        self.assertIn("(6 opportunités)", text)
+        self.assertIn("(6 notifications)", text)
         self.assertLess(text.index("93 %"), text.index("66 %"))
         self.assertLess(text.index("66 %"), text.index("41 %"))
-        self.assertIn("* Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
+        self.assertIn("* Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
         self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à 11 h", text)
 
@@ -853,7 +871,7 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: hook.delivered(), 5, what="the waiting items")
         text = hook.delivered()[0]["text"]
-        self.assertIn("(2 opportunités)", text)
+        self.assertIn("(2 notifications)", text)
         self.assertIn("au fil de l'eau", text)
         self.assertLess(text.index("71 %"), text.index("52 %"))
         self.assertEqual(st.redis.call("EXISTS", "mg:digest:d:webhook"), 0)

@@ -151,23 +151,23 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertEqual(st.inbox("accueil"), [])  # nothing fell to the default recipient
         expected = {
             "member:s-caen:cress-normandie": (
-                "member_joined", "Nouvelle adhérente à accueillir : Épicerie solidaire de Caen (Caen)",
+                "member_joined", "Nouvelle structure adhérente à accueillir : Épicerie solidaire de Caen (Caen)",
                 "Épicerie solidaire de Caen (association, Caen, Calvados) vient d'adhérer au réseau "
                 "cress-normandie."),
             # each line names its own item, structure and commune; the
             # distance as the explanation says it
             "match:m-1": (
-                "match", "Mise en relation proposée : Cuisine partagée et stockage (Locaux)",
+                "match", "Mise en relation proposée : Cuisine partagée et stockage — Locaux",
                 "- Besoin : Cuisine partagée et stockage, exprimé par Épicerie solidaire de Caen (Caen)\n"
                 "- Offre : Cuisine de Rouen, proposée par Atelier vélo Rouen (Rouen)\n"
-                "- Score : 80 %, à 3 km, rang 1 parmi les offres proposées au besoin à ce jour\n"),
+                "- Score : 80 %, à 3 km, rang 1 parmi les offres proposées pour ce besoin à ce jour\n"),
             "coop:p-1": (
                 "cooperation_proposed", "Proposition de coopération : Mutualiser une cuisine professionnelle",
                 "Épicerie solidaire de Caen propose une coopération (mutualisation) à Atelier vélo Rouen"),
             "coopans:p-1:s-rouen:1": (
                 "cooperation_answered", "Coopération « Mutualiser une cuisine professionnelle » : acceptée",
-                "Atelier vélo Rouen a répondu à la proposition de coopération faite par Épicerie solidaire de Caen "
-                "(« Mutualiser une cuisine professionnelle ») : acceptée."),
+                "Atelier vélo Rouen a accepté la proposition de coopération faite par Épicerie solidaire de Caen "
+                "(« Mutualiser une cuisine professionnelle »)."),
             "cn:c-1:1": (
                 "collective_need", "Opportunité de mutualisation : Matériel et réemploi à la CU Caen la Mer (3 structures)",
                 "3 structures de la CU Caen la Mer expriment le même besoin : Matériel et réemploi."),
@@ -210,7 +210,7 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertIn(WHY_CALVADOS, text, title)
             self.assertIn(WHY_CALVADOS, html, title)
             self.assertIn("https://maillage.example.org/#", text)
-        rcpt, msg = by_subject["Nouvelle adhérente à accueillir : Atelier vélo Rouen (Rouen)"][0]
+        rcpt, msg = by_subject["Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)"][0]
         self.assertEqual(rcpt, ["remi.leroy@cress-normandie.example"])
         self.assertIn(WHY_SEINE_MARITIME, msg.get_body(("plain",)).get_content())
 
@@ -251,7 +251,9 @@ class NotifierKindsTest(unittest.TestCase):
         cn.collective_need_detected.territory, cn.collective_need_detected.territory_name = "76351", "Le Havre"
         by_department = collective_need("c-dep", ["s-a", "s-b", "s-c"])
         by_department.collective_need_detected.territory = "dep:14"
-        st.emit([cn, by_department])
+        seine_maritime = collective_need("c-dep76", ["s-a", "s-b", "s-c"])
+        seine_maritime.collective_need_detected.territory = "dep:76"
+        st.emit([cn, by_department, seine_maritime])
         entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-havre:1"), None), 15,
                              what="the collective need's inbox entry")
         self.assertEqual(entry["title"],
@@ -264,6 +266,12 @@ class NotifierKindsTest(unittest.TestCase):
                          "Opportunité de mutualisation : Matériel et réemploi dans le Calvados (3 structures)")
         self.assertIn("3 structures du Calvados expriment", entry["text"])
         self.assertNotIn("dep:", entry["text"] + entry["title"] + entry["summary"])
+        # « en Seine-Maritime », not « dans la Seine-Maritime »
+        entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-dep76:1"), None), 15,
+                             what="the Seine-Maritime's collective need")
+        self.assertEqual(entry["title"],
+                         "Opportunité de mutualisation : Matériel et réemploi en Seine-Maritime (3 structures)")
+        self.assertIn("3 structures de la Seine-Maritime expriment", entry["text"])
 
     def test_an_epci_across_two_departments_reaches_the_staff_of_both(self):
         # The CC du Pays de Honfleur-Beuzeville lies in the Calvados and the
@@ -334,7 +342,8 @@ class NotifierKindsTest(unittest.TestCase):
                       inbox["claire"]["coop:p-3"]["text"])
         answer = inbox["eva"]["coopans:p-2:s-evreux:1"]["text"]
         self.assertIn("Vous recevez ce message car vous suivez l'Eure et toutes les catégories.", answer)
-        self.assertIn("(« Un camion en commun ») : acceptée.\n\nSuivre la proposition : ", answer)
+        self.assertIn("Ressourcerie d'Évreux a accepté la proposition de coopération faite par Épicerie solidaire de "
+                      "Caen (« Un camion en commun »).\n\nSuivre la proposition : ", answer)
 
     def test_a_webhook_whose_idempotency_key_is_too_long_for_a_header_carries_the_notification_id(self):
         # Ids of 64 bytes make an answer's key "coopans:<pid>:<sid>:1|<staff>|webhook"
@@ -374,12 +383,16 @@ class NotifierKindsTest(unittest.TestCase):
                  tn.member("s-x", ROUEN, "Atelier X", networks=("reseau-x",))])
         entries = h.wait_until(lambda: (lambda e: e if len(e) == 3 else None)(
             {e["item"]: e["text"] for e in st.inbox("claire")}), 15, what="the three welcomes")
-        why = "car vous suivez tous les départements, toutes les catégories et le réseau %s."
-        for item, name in (("member:s-scop:urscop-normandie", "URSCOP Normandie"),
-                           ("member:s-fcs:fcs-normandie", "Fédération des centres sociaux de Normandie"),
-                           ("member:s-x:reseau-x", "reseau-x")):
-            self.assertIn("vient d'adhérer au réseau %s." % name, entries[item])
-            self.assertIn(why % name, entries[item])
+        # With the article the name wants: « à la Fédération ... », not
+        # « au réseau Fédération ... ».
+        why = "car vous suivez tous les départements, toutes les catégories et %s."
+        for item, to, the in (("member:s-scop:urscop-normandie", "au réseau URSCOP Normandie",
+                               "le réseau URSCOP Normandie"),
+                              ("member:s-fcs:fcs-normandie", "à la Fédération des centres sociaux de Normandie",
+                               "la Fédération des centres sociaux de Normandie"),
+                              ("member:s-x:reseau-x", "au réseau reseau-x", "le réseau reseau-x")):
+            self.assertIn("vient d'adhérer %s." % to, entries[item])
+            self.assertIn(why % the, entries[item])
 
     def test_an_offer_placed_by_its_territory_only_is_named_by_it_at_no_distance(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox"}})

@@ -89,7 +89,7 @@ class NotifierStaffTest(unittest.TestCase):
         for sid in ("claire", "lea"):
             out = st.cli("staff", "reset", sid)
             self.assertEqual(out.returncode, 0, out.stderr)
-            self.assertIn("rendu·e à la configuration", out.stdout)
+            self.assertIn("Fiche « %s » rendue à la configuration" % sid, out.stdout)
         self.assertNotEqual(st.cli("staff", "reset", "personne").returncode, 0)
         self.restart_with(st, config)
         self.assertEqual(self.staff(st, "claire")["departments"], "14")
@@ -206,7 +206,7 @@ class NotifierStaffTest(unittest.TestCase):
         out = st.cli("inbox", "claire", "--unread")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(re.findall(r"^(n-\d+) ", out.stdout, re.M), ["n-004", "n-003", "n-002", "n-001", "n-000"])
-        self.assertIn("Boîte de réception de claire : 120 notifications\n", out.stdout)  # all of them...
+        self.assertIn("Boîte de réception « claire » : 120 notifications\n", out.stdout)  # all of them...
         self.assertIn("\n(5 non lues affichées)\n", out.stdout)  # ... and what --unread found
         self.assertEqual(len(re.findall(r"^n-\d+ ", st.cli("inbox", "claire", "--limit", "7").stdout, re.M)), 7)
         # An entry whose record has expired is not marked: no stray record.
@@ -246,7 +246,7 @@ class NotifierStaffTest(unittest.TestCase):
             (("staff", "set", "claire", "webhook", "chat.cress.example/hooks/x"),
              "maillage staff: webhook : « chat.cress.example/hooks/x » n'est pas une adresse http:// ou https://"),
             (("staff", "set", "claire", "name", "Claire\nDupont"),
-             "maillage staff: name : une valeur tient sur une ligne"),
+             "maillage staff: name : la valeur doit tenir sur une seule ligne"),
             (("staff", "add", "nina"), "maillage staff: add : --name est obligatoire"),
             (("staff", "show", "a b"),
              "maillage staff: « a b » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
@@ -254,7 +254,7 @@ class NotifierStaffTest(unittest.TestCase):
              "maillage staff: attendu : list, show ID, add ID --name NOM, set ID CLÉ VALEUR, remove ID ou reset ID "
              "(voir « maillage staff --help »)"),
             (("inbox", "claire", "--mark-read", "n-nope"),
-             "maillage inbox: pas de notification « n-nope » dans la boîte de réception de claire (ou elle a expiré)"),
+             "maillage inbox: pas de notification « n-nope » dans la boîte de réception « claire » (ou elle a expiré)"),
             (("inbox", "claire", "--mark-read", "n/1"),
              "maillage inbox: « n/1 » n'est pas un identifiant valide (de 1 à 64 lettres, chiffres ou « . _ : - »)"),
         ]

@@ -281,8 +281,8 @@ class PersonalDataTest(unittest.TestCase):
         self.assertIn("Vérifié : plus aucune donnée personnelle de « epicerie-caen » dans "
                       "mg:contact:epicerie-caen, mg:deadletter ni mg:journal.", res.stdout)
         self.assertIn("contact (mg:contact:epicerie-caen) : 1 effacé", res.stdout)
-        self.assertIn("lettres mortes (mg:deadletter) : 3 effacée(s)", res.stdout)
-        self.assertIn("entrées du journal (mg:journal) : 0 réécrite(s)", res.stdout)
+        self.assertIn("lettres mortes (mg:deadletter) : 3 effacées", res.stdout)
+        self.assertIn("entrées du journal (mg:journal) : 0 réécrite sans", res.stdout)
         self.assertEqual(holders(r, FORGOTTEN), [])
         self.assertEqual(holders(r, SCOP), ["mg:contact:scop-caen"])
         self.assertEqual(holders(r, OTHER), ["mg:contact:asso-vire"])
@@ -415,12 +415,13 @@ class PersonalDataTest(unittest.TestCase):
         conf = h.write_config(self.ws.path("cli.conf"), {"redis": {"url": redis.url}})
 
         res = self.cli(conf, "forget", "epicerie-caen", "--dry-run")
-        self.assertIn("2 entrée(s) du journal (mg:journal)", res.stdout)
-        self.assertIn("séquence(s) 5, 700", res.stdout)
+        self.assertIn("2 entrées du journal (mg:journal) écrites avant", res.stdout)
+        self.assertIn("  - 1 lettre morte (mg:deadletter) qui contient ce contact\n", res.stdout)
+        self.assertIn("séquences 5, 700", res.stdout)
         res = self.cli(conf, "forget", "epicerie-caen", "--yes")
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
-        self.assertIn("1 effacée(s)", res.stdout)  # the consumer dead letter
-        self.assertIn("2 réécrite(s) sans le contact", res.stdout)
+        self.assertIn("1 effacée\n", res.stdout)  # the consumer dead letter
+        self.assertIn("2 réécrites sans le contact", res.stdout)
 
         self.assertEqual(holders(redis, JOINED + UPDATED), [])
         self.assertEqual(holders(redis, OTHER), ["mg:journal"])  # another structure: not this command's
@@ -481,7 +482,7 @@ class PersonalDataTest(unittest.TestCase):
             acked[e.event_id] = ack.sequence
         out, err = forget.communicate(timeout=60)
         self.assertEqual(forget.returncode, 0, (out + err).decode())
-        self.assertIn("1 réécrite(s) sans le contact", out.decode())
+        self.assertIn("1 réécrite sans le contact", out.decode())
         tail = redis.call("XRANGE", "mg:journal", "40001-0", "+")
         seen = {}
         for entry_id, fields in tail:

@@ -582,7 +582,7 @@ class StaffPageTest(unittest.TestCase):
         rows = view.find_elements(By.CSS_SELECTOR, ".matches > li")
         self.assertEqual([r.get_attribute("data-match-id") for r in rows], [mid2, mid])
         self.assertEqual([r.find_element(By.CSS_SELECTOR, '[data-field="rank"]').text for r in rows],
-                         ["1re des offres proposées au besoin", "2e des offres proposées au besoin"])
+                         ["1re des offres proposées pour ce besoin", "2e des offres proposées pour ce besoin"])
         self.assertIn("Cuisine centrale de Caen", rows[0].text)
         self.assertEqual(rows[0].find_element(By.CSS_SELECTOR, '[data-field="distance"]').text, "dans la même commune")
         self.shot("staff-page-need.png", full=True)
@@ -617,12 +617,12 @@ class StaffPageTest(unittest.TestCase):
 
         # -- a match shows its rank now among the need's open matches --
         view = self.open_view("#match/" + mid, "match")
-        self.wait(lambda: self.field(view, "rank") == "2e des offres proposées au besoin", 20, "the rank of the first match")
+        self.wait(lambda: self.field(view, "rank") == "2e des offres proposées pour ce besoin", 20, "the rank of the first match")
         near = self.field(view, "distance")  # Hérouville-Saint-Clair to Caen
         self.assertRegex(near, r"^\d+(,\d)? km$")
         self.assertNotEqual(near, "0 km")
         view = self.open_view("#match/" + mid2, "match")
-        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the rank of the better one")
+        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées pour ce besoin", 20, "the rank of the better one")
         # Need and offer in Caen: said as the notification says it, not "0 km".
         self.assertEqual(self.field(view, "distance"), "dans la même commune")
 
@@ -642,7 +642,7 @@ class StaffPageTest(unittest.TestCase):
         self.assertFalse(retired.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
         self.assertEqual([b for b in retired.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea") if b.is_displayed()], [])
         reason = retired.find_element(By.CSS_SELECTOR, ".reason")
-        self.wait(lambda: reason.text == "Proposition retirée : l'offre est retirée.", 20, "why it was retired")
+        self.wait(lambda: reason.text == "Mise en relation retirée : l'offre est retirée.", 20, "why it was retired")
         # The match still open looks as before.
         self.assertNotIn("is-retired", still_open.get_attribute("class"))
         self.assertTrue(still_open.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
@@ -656,10 +656,10 @@ class StaffPageTest(unittest.TestCase):
         view = self.open_view("#match/" + mid2, "match")
         self.wait(lambda: d.find_element(By.ID, "match-title").text == "Mise en relation retirée", 20, "the retired detail")
         self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
-        self.assertIn("Proposition retirée : l'offre est retirée.", view.find_element(By.CSS_SELECTOR, ".reason").text)
+        self.assertIn("Mise en relation retirée : l'offre est retirée.", view.find_element(By.CSS_SELECTOR, ".reason").text)
         self.assertIsNone(self.field(view, "rank"))
         view = self.open_view("#match/" + mid, "match")
-        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées au besoin", 20, "the first match, first now")
+        self.wait(lambda: self.field(view, "rank") == "1re des offres proposées pour ce besoin", 20, "the first match, first now")
         self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
         self.assertEqual(len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")), 2)
 
@@ -707,7 +707,7 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual([b for b in li.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea")
                           if b.is_displayed()], [])
         reason = li.find_element(By.CSS_SELECTOR, ".reason")
-        self.wait(lambda: reason.text == "Proposition retirée : le besoin est satisfait.", 20, "why it was retired")
+        self.wait(lambda: reason.text == "Mise en relation retirée : le besoin est satisfait.", 20, "why it was retired")
         self.wait(lambda: "Mise en relation retirée" in d.find_element(By.ID, "announcer").get_attribute("textContent"),
                   10, "the aria-live announcement")
         # The other match is still proposed.
@@ -756,7 +756,7 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: d.find_element(By.ID, "match-title").text == "Mise en relation retirée", 30,
                   "the open detail to turn retired once the stream is back")
         self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
-        self.assertIn("Proposition retirée : le besoin est annulé.", view.find_element(By.CSS_SELECTOR, ".reason").text)
+        self.assertIn("Mise en relation retirée : le besoin est annulé.", view.find_element(By.CSS_SELECTOR, ".reason").text)
         self.open_view("#opportunites", "opportunites")
         li2 = self.item(mid2)
         self.wait(lambda: "is-retired" in li2.get_attribute("class"), 20, "the second card retired")

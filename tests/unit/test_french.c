@@ -124,7 +124,31 @@ static void closures_agree_with_their_noun(void **state) {
     assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED, 0), "annulé");
     assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED, 1), "annulée");
     assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED, 1), "expirée");
-    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, 1), "structure partie");
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED, 0), "satisfait");
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED, 1), "pourvue"); /* an offer */
+    assert_string_equal(mg_fr_closure(MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT, 1),
+                        "la structure a quitté le réseau");
+}
+
+static void networks_take_the_article_their_name_wants(void **state) {
+    (void)state;
+    char buf[160], to[160];
+    assert_string_equal(mg_fr_network("URSCOP Normandie", buf, sizeof(buf)), "le réseau URSCOP Normandie");
+    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "au réseau URSCOP Normandie");
+    assert_string_equal(mg_fr_network("Réseau normand des ressourceries", buf, sizeof(buf)),
+                        "le Réseau normand des ressourceries");
+    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "au Réseau normand des ressourceries");
+    assert_string_equal(mg_fr_network("Fédération des centres sociaux", buf, sizeof(buf)),
+                        "la Fédération des centres sociaux");
+    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "à la Fédération des centres sociaux");
+    assert_string_equal(mg_fr_network("Union régionale des Scop", buf, sizeof(buf)), "l'Union régionale des Scop");
+    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "à l'Union régionale des Scop");
+    assert_string_equal(mg_fr_network("Le Mouvement associatif", buf, sizeof(buf)), "le Mouvement associatif");
+    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "au Mouvement associatif");
+    /* a word that only starts like one, and an acronym */
+    assert_string_equal(mg_fr_network("Réseaux d'ici", buf, sizeof(buf)), "le réseau Réseaux d'ici");
+    assert_string_equal(mg_fr_network("CRESS Normandie", buf, sizeof(buf)), "le réseau CRESS Normandie");
+    assert_string_equal(mg_fr_network("", buf, sizeof(buf)), "le réseau ");
 }
 
 static void distances_read_as_explanations_say_them(void **state) {
@@ -143,6 +167,10 @@ static void departments_and_their_articles(void **state) {
     assert_string_equal(mg_fr_department_with_article("50"), "la Manche");
     assert_null(mg_fr_department("75"));
     assert_null(mg_fr_department_with_article(""));
+    assert_string_equal(mg_fr_department_in("14"), "dans le Calvados");
+    assert_string_equal(mg_fr_department_in("61"), "dans l'Orne");
+    assert_string_equal(mg_fr_department_in("76"), "en Seine-Maritime");
+    assert_null(mg_fr_department_in("75"));
 }
 
 int main(void) {
@@ -155,6 +183,7 @@ int main(void) {
         cmocka_unit_test(de_elides_and_contracts),
         cmocka_unit_test(a_contracts),
         cmocka_unit_test(closures_agree_with_their_noun),
+        cmocka_unit_test(networks_take_the_article_their_name_wants),
         cmocka_unit_test(distances_read_as_explanations_say_them),
         cmocka_unit_test(departments_and_their_articles),
     };

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "maillage/envelope.h"
+#include "maillage/french.h"
 #include "maillage/mem.h"
 
 /* A code the table answers to: a commune's own, or a former commune's. */
@@ -210,6 +211,17 @@ const mg_epci_t *mg_communes_epci(const mg_communes_t *t, const char *siren) {
     mg_epci_t key;
     if ((size_t)snprintf(key.siren, sizeof key.siren, "%s", siren) >= sizeof key.siren) return NULL;
     return bsearch(&key, t->epcis, t->nepcis, sizeof *t->epcis, s_cmp_epci);
+}
+
+const char *mg_communes_territory_name(const mg_communes_t *t, const char *entry) {
+    if (!entry || !*entry) return NULL;
+    if (strncmp(entry, "dep:", 4) == 0) return mg_fr_department(entry + 4);
+    if (strncmp(entry, "epci:", 5) == 0) {
+        const mg_epci_t *e = mg_communes_epci(t, entry + 5);
+        return e && *e->name ? e->name : NULL;
+    }
+    const mg_commune_t *c = t ? mg_communes_find(t, entry) : NULL;
+    return c ? c->name : NULL;
 }
 
 int mg_epci_in_department(const mg_epci_t *epci, const char *department) {

@@ -6,11 +6,13 @@
 #include <string.h>
 
 static const struct {
-    const char *code, *name, *with_article;
+    const char *code, *name, *with_article, *in;
 } s_departments[] = {
-    {"14", "Calvados", "le Calvados"}, {"27", "Eure", "l'Eure"},
-    {"50", "Manche", "la Manche"},     {"61", "Orne", "l'Orne"},
-    {"76", "Seine-Maritime", "la Seine-Maritime"},
+    {"14", "Calvados", "le Calvados", "dans le Calvados"},
+    {"27", "Eure", "l'Eure", "dans l'Eure"},
+    {"50", "Manche", "la Manche", "dans la Manche"},
+    {"61", "Orne", "l'Orne", "dans l'Orne"},
+    {"76", "Seine-Maritime", "la Seine-Maritime", "en Seine-Maritime"},
 };
 
 static int s_department(const char *code) {
@@ -31,6 +33,11 @@ const char *mg_fr_department_code(size_t i) {
 const char *mg_fr_department_with_article(const char *code) {
     int i = s_department(code);
     return i < 0 ? NULL : s_departments[i].with_article;
+}
+
+const char *mg_fr_department_in(const char *code) {
+    int i = s_department(code);
+    return i < 0 ? NULL : s_departments[i].in;
 }
 
 const char *mg_fr_family(Maillage__V1__Family family) {
@@ -64,12 +71,13 @@ const char *mg_fr_family_plural(Maillage__V1__Family family) {
 const char *mg_fr_closure(Maillage__V1__Closure reason, int feminine) {
     switch (reason) {
     case MAILLAGE__V1__CLOSURE__CLOSURE_SATISFIED:
-        return feminine ? "satisfaite" : "satisfait";
+        return feminine ? "pourvue" : "satisfait"; /* an offer is filled, a need met */
     case MAILLAGE__V1__CLOSURE__CLOSURE_CANCELLED:
         return feminine ? "annulée" : "annulé";
     case MAILLAGE__V1__CLOSURE__CLOSURE_EXPIRED:
         return feminine ? "expirée" : "expiré";
-    case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT: return "structure partie";
+    case MAILLAGE__V1__CLOSURE__CLOSURE_MEMBER_LEFT:
+        return "la structure a quitté le réseau";
     default: return "motif non précisé";
     }
 }
@@ -233,6 +241,39 @@ char *mg_fr_a(const char *name, char *buf, size_t len) {
     const char *rest;
     int article = s_contracting_article(name, &rest);
     snprintf(buf, len, "%s %s", article == 1 ? "au" : article == 2 ? "aux" : "à", rest);
+    return buf;
+}
+
+/* Whether `lower` (a name, its initial lowered) starts with one of
+ * `words`, as a whole word. */
+static int s_starts_with_word(const char *lower, const char *const *words) {
+    for (size_t i = 0; words[i]; i++) {
+        size_t n = strlen(words[i]);
+        if (strncmp(lower, words[i], n) == 0 && (lower[n] == ' ' || lower[n] == '\0')) return 1;
+    }
+    return 0;
+}
+
+char *mg_fr_network(const char *name, char *buf, size_t len) {
+    /* The common nouns network names start with, by gender. */
+    static const char *const masculine[] = {"réseau",   "collectif",    "mouvement", "groupement", "pôle",
+                                            "comité",   "syndicat",     "centre",    "conseil",    "cluster",
+                                            "institut", "observatoire", NULL};
+    static const char *const feminine[] = {"fédération",  "confédération", "union",      "association",
+                                           "coopérative", "coordination",  "chambre",    "maison",
+                                           "alliance",    "agence",        "plateforme", NULL};
+    if (!name) name = "";
+    char lower[256];
+    mg_fr_lower_initial(name, lower, sizeof(lower));
+    if (!strncmp(lower, "le ", 3) || !strncmp(lower, "la ", 3) || !strncmp(lower, "les ", 4) ||
+        !strncmp(lower, "l'", 2))
+        snprintf(buf, len, "%s", lower); /* "Le Mouvement associatif": "le Mouvement associatif" */
+    else if (s_starts_with_word(lower, masculine))
+        snprintf(buf, len, "%s%s", s_elides(name) ? "l'" : "le ", name);
+    else if (s_starts_with_word(lower, feminine))
+        snprintf(buf, len, "%s%s", s_elides(name) ? "l'" : "la ", name);
+    else
+        snprintf(buf, len, "le réseau %s", name);
     return buf;
 }
 

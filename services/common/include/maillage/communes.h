@@ -52,6 +52,11 @@ const mg_commune_t *mg_communes_at(const mg_communes_t *communes, size_t index);
  * Borrowed from the table. */
 const mg_epci_t *mg_communes_epci(const mg_communes_t *communes, const char *siren);
 
+/* The name of a territory entry, as staff read it: a department's for
+ * "dep:14" ("Calvados"), an EPCI's for "epci:<siren>" ("CU Caen la Mer"), a
+ * commune's for its INSEE code; NULL when unknown. Borrowed. */
+const char *mg_communes_territory_name(const mg_communes_t *communes, const char *entry);
+
 /* 1 if one of `epci`'s communes is in `department`, else 0 (NULL: 0). */
 int mg_epci_in_department(const mg_epci_t *epci, const char *department);
 

@@ -17,14 +17,19 @@ const char *mg_fr_department_code(size_t i);
 /* "le Calvados", "l'Eure", "la Manche"; NULL when unknown. */
 const char *mg_fr_department_with_article(const char *code);
 
+/* Where things happen: "dans le Calvados", "dans l'Eure", "en
+ * Seine-Maritime"; NULL when unknown. */
+const char *mg_fr_department_in(const char *code);
+
 /* "association", "coopérative", ... ("structure" when unspecified). */
 const char *mg_fr_family(Maillage__V1__Family family);
 
 /* "Associations", "Coopératives", ... for table headings. */
 const char *mg_fr_family_plural(Maillage__V1__Family family);
 
-/* "satisfait", "annulé", "expiré", "structure partie"; agreeing with a
- * feminine noun ("une offre annulée") when `feminine`. */
+/* Why a need closed: "satisfait", "annulé", "expiré", "la structure a
+ * quitté le réseau"; with `feminine`, why an offer was withdrawn ("pourvue",
+ * "annulée", "expirée"). */
 const char *mg_fr_closure(Maillage__V1__Closure reason, int feminine);
 
 /* "mutualisation", "partenariat", "réponse commune", ... */
@@ -61,6 +66,14 @@ char *mg_fr_epci(const char *name, char *buf, size_t len);
  * starts an acronym ("ESS", "TPE"); cut, if it must be, at a character.
  * Returns `buf`. */
 char *mg_fr_lower_initial(const char *label, char *buf, size_t len);
+
+/* A network named in a sentence, with its article, into `buf`: "le réseau
+ * URSCOP Normandie", but "le Réseau normand des ressourceries", "la
+ * Fédération des centres sociaux", "l'Union régionale des Scop" when the
+ * name starts with such a noun, and "le Mouvement associatif" for "Le
+ * Mouvement associatif". mg_fr_a() of it reads "au réseau URSCOP
+ * Normandie", "à l'Union ...". Returns `buf`. */
+char *mg_fr_network(const char *name, char *buf, size_t len);
 
 /* A distance as explanations say it, written into `buf`: "dans la même
  * commune" when `same_commune`, else "à moins d'un km" or "à 4 km" (whole
