@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const known[] = {"staff_name", "why", "link", "title", "empty", "none", NULL};
     size_t nvars = sizeof vars / sizeof vars[0];
 
-    for (int escape = MG_TEMPLATE_ESCAPE_NONE; escape <= MG_TEMPLATE_ESCAPE_CHAT; escape++) {
+    for (int escape = MG_TEMPLATE_ESCAPE_NONE; escape <= MG_TEMPLATE_ESCAPE_SLACK; escape++) {
         char *out = mg_template_render(text, vars, nvars, (mg_template_escape_t)escape);
         if (!strstr(text, "{{") && strcmp(out, text) != 0) abort();
         if (s_lines(out) > s_lines(text)) abort();

@@ -196,7 +196,7 @@ struct mg_notifier {
     s_staff_t *config_staff; /* the [staff.*] sections, upserted at each connection */
     size_t n_config_staff;
     mg_script_t *script; /* the notifier's Lua script (notifier_script.c) */
-    const char *staff_url, *default_staff, *smtp_url, *smtp_user, *mail_from;
+    const char *staff_url, *default_staff, *smtp_url, *smtp_user, *mail_from, *chat_format;
     char *smtp_password;
     int smtp_starttls;
     long long unanswered_days, max_attempts, retry_for_ms, retry_base_ms, retry_max_ms, send_timeout_ms,
@@ -670,15 +670,26 @@ static void s_on_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_finish(job, NULL);
 }
 
+/* How the text of a part is written: as it is (an e-mail's text, the
+ * inbox), or for a webhook's chat. */
+typedef enum { S_PLAIN, S_MARKDOWN, S_SLACK } s_chat_t;
+
+/* The chat a webhook at `url` posts to, as [notifier] chat_format says. */
+static s_chat_t s_chat_of(const mg_notifier_t *n, const char *url) {
+    if (strcmp(n->chat_format, "auto") == 0) return mg_outbound_webhook_is_slack(url) ? S_SLACK : S_MARKDOWN;
+    return strcmp(n->chat_format, "slack") == 0 ? S_SLACK : S_MARKDOWN;
+}
+
 /* A part rendered: its values HTML-escaped in an HTML part, else escaped
- * for a chat's Markdown when `chat` (a webhook), else as they are. */
+ * for `chat`'s markup, else as they are. */
 static char *s_render(mg_notifier_t *n, mg_notifier_kind_t kind, mg_template_part_t part,
-                      const mg_template_var_t *vars, size_t nv, int chat) {
+                      const mg_template_var_t *vars, size_t nv, s_chat_t chat) {
     const char *tpl = n->templates[kind].part[part];
     mg_template_escape_t escape = part == MG_TEMPLATE_HTML || part == MG_TEMPLATE_ITEM_HTML
                                       ? MG_TEMPLATE_ESCAPE_HTML
-                                  : chat ? MG_TEMPLATE_ESCAPE_CHAT
-                                         : MG_TEMPLATE_ESCAPE_NONE;
+                                  : chat == S_SLACK    ? MG_TEMPLATE_ESCAPE_SLACK
+                                  : chat == S_MARKDOWN ? MG_TEMPLATE_ESCAPE_CHAT
+                                                       : MG_TEMPLATE_ESCAPE_NONE;
     return mg_template_render(tpl ? tpl : "", vars, nv, escape);
 }
 
@@ -688,8 +699,10 @@ static const char *s_part_or_null(const char *part) {
     return part && *part ? part : NULL;
 }
 
-static char *s_webhook_json(const char *subject, const char *text, const char *key) {
-    char *body = mg_asprintf("#### %s\n\n%s", subject, text);
+/* A webhook's body: {"text": the subject as a heading (Slack's mrkdwn has
+ * none: bold), then the text; "idempotency_key"}. */
+static char *s_webhook_json(s_chat_t chat, const char *subject, const char *text, const char *key) {
+    char *body = mg_asprintf(chat == S_SLACK ? "*%s*\n\n%s" : "#### %s\n\n%s", subject, text);
     /* Lossy: a byte cut out of a character is a U+FFFD, not a lost message. */
     json_t *o = json_pack("{s:o, s:o}", "text", mg_json_string_lossy(body, strlen(body)), "idempotency_key",
                           mg_json_string_lossy(key, strlen(key)));
@@ -774,8 +787,8 @@ static void s_route_and_create(s_job_t *job) {
         vars[nv++] = (mg_template_var_t){"why", why};
         vars[nv++] = (mg_template_var_t){"link", it->link};
         for (size_t i = 0; i < it->n_vars; i++) vars[nv++] = (mg_template_var_t){it->vars[i].name, it->vars[i].value};
-        char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 0);
-        char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 0);
+        char *subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, S_PLAIN);
+        char *text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, S_PLAIN);
         /* Whether the inbox has it: if not, it goes there should the
          * member's other channels be turned off while it waits for a
          * digest (digest_move). */
@@ -787,7 +800,7 @@ static void s_route_and_create(s_job_t *job) {
         const char *route = s->digest ? "digest" : "queue";
         int64_t due = s->digest ? 0 : s_due(s, now);
         if (s->email_on) {
-            char *html = s_render(n, it->kind, MG_TEMPLATE_HTML, vars, nv, 0);
+            char *html = s_render(n, it->kind, MG_TEMPLATE_HTML, vars, nv, S_PLAIN);
             const char *pairs[] = {"title", subject, "to",         s->email, "text",     text,
                                    "html",  html,    "staff_name", s->name,  "in_inbox", in_inbox};
             s_add_notification(job, &body, s->id, S_CH_EMAIL, route, due, pairs, 12);
@@ -796,9 +809,10 @@ static void s_route_and_create(s_job_t *job) {
         if (s->webhook_on) {
             char key[400];
             snprintf(key, sizeof(key), "%s|%s|webhook", it->id, s->id);
-            char *chat_subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, 1);
-            char *chat_text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, 1);
-            char *json = s_webhook_json(chat_subject, chat_text, key);
+            s_chat_t chat = s_chat_of(n, s->webhook);
+            char *chat_subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, chat);
+            char *chat_text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, chat);
+            char *json = s_webhook_json(chat, chat_subject, chat_text, key);
             /* The text too: this copy goes to the inbox if it waits for a
              * digest when the member keeps only the inbox (digest_move). */
             const char *pairs[] = {"title", subject, "url",        s->webhook, "json",     json,
@@ -1571,7 +1585,7 @@ static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
 }
 
 /* The digest's text and HTML from its items (title, summary, score, link). */
-static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redisReply *items, int chat,
+static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redisReply *items, s_chat_t chat,
                             char **subject, char **text, char **html) {
     char *it_text = NULL, *it_html = NULL;
     size_t tl = 0, tc = 0, hl = 0, hc = 0;
@@ -1652,8 +1666,8 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
                               ? "channel turned off by the recipient"
                               : NULL;
     char *subject = NULL, *text = NULL, *html = NULL, *json = NULL;
-    if (digest && !refused)
-        s_render_digest(n, rec, items, send->channel == S_CH_WEBHOOK, &subject, &text, &html);
+    s_chat_t chat = send->channel == S_CH_WEBHOOK && who ? s_chat_of(n, who->webhook) : S_PLAIN;
+    if (digest && !refused) s_render_digest(n, rec, items, chat, &subject, &text, &html);
     int rc = -1;
     n->in_flight++;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);
@@ -1689,7 +1703,7 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         rc = mail.to && *mail.to ? mg_outbound_mail(n->outbound, &mail, s_on_sent, send) : -1;
     } else if (!refused) {
         const char *body = s_get_reply(rec, "json");
-        if (digest) body = json = s_webhook_json(subject, text, key);
+        if (digest) body = json = s_webhook_json(chat, subject, text, key);
         const char *url = who->webhook;
         rc = url && *url && body
                  ? mg_outbound_webhook(n->outbound, url, body, key, n->send_timeout_ms, s_on_sent, send)
@@ -2024,6 +2038,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     n->smtp_user = mg_config_str(cfg, "notifier", "smtp_user");
     n->smtp_starttls = mg_config_bool(cfg, "notifier", "smtp_starttls");
     n->mail_from = mg_config_str(cfg, "notifier", "mail_from");
+    n->chat_format = mg_config_str(cfg, "notifier", "chat_format");
     n->unanswered_days = mg_config_int(cfg, "notifier", "unanswered_days");
     n->max_attempts = mg_config_int(cfg, "notifier", "max_attempts");
     n->retry_for_ms = mg_config_int(cfg, "notifier", "retry_for_s") * 1000;

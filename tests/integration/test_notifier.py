@@ -500,6 +500,26 @@ class NotifierTest(unittest.TestCase):
         self.assertIn(title, smtp.parsed()[0][1].get_body(("plain",)).get_content())
         self.assertIn(title, [e["text"] for e in st.inbox("claire")][0])
 
+    def test_a_slack_webhook_gets_slacks_mrkdwn_without_escapes_it_would_show(self):
+        # Slack has no escape character and no heading: "#### " and "\\["
+        # were shown as they are. Its control sequences (<!channel>,
+        # <url|text>) and mentions stay neutralised. (chat_format = slack:
+        # a webhook on hooks.slack.com gets it by itself, "auto".)
+        hook = self.ws.own(WebhookReceiver())
+        st = Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "webhook",
+                                        "webhook": hook.url}}, chat_format="slack")
+        st.start()
+        title = "Local_partagé @channel <!channel> <https://evil.example|ici> [atelier] #14"
+        st.emit([need("n1", "s-caen", title=title), offer("o1", "s-rouen", ROUEN)])
+        st.emit([match("m-1", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: hook.delivered(), 15, what="the webhook")
+        text = hook.delivered()[0]["text"]
+        self.assertTrue(text.startswith("*Mise en relation proposée : Local_partagé @\u200bchannel &lt;!channel&gt; "
+                                        "&lt;https://evil.example|ici&gt; [atelier] #14 — Locaux*\n\n"), text)
+        self.assertNotIn("\\", text)
+        self.assertNotIn("<", text)
+        self.assertIn("https://maillage.example.org/#match/m-1", text)
+
     def test_a_staff_url_on_loopback_is_warned_about_once_staff_get_mail_or_chat(self):
         # The default staff_url opens only on the server: the links of an
         # e-mail read elsewhere are dead. Said once, not at each staff reload
@@ -718,7 +738,8 @@ class NotifierTest(unittest.TestCase):
                 ({"smtp_url": "smtp://127.relais.example.org:587", "smtp_user": "maillage", "smtp_password_file": pw},
                  "smtp_user: the SMTP password would travel in clear"),
                 ({"smtp_url": "http://relais.example.org"}, "smtp_url: \"http://relais.example.org\" is not"),
-                ({"mail_from": "Maillage"}, "mail_from: \"Maillage\" is not one e-mail address")):
+                ({"mail_from": "Maillage"}, "mail_from: \"Maillage\" is not one e-mail address"),
+                ({"chat_format": "teams"}, "chat_format: \"teams\" is not auto, markdown nor slack")):
             st = Stack(self.ws, {}, **options)
             self.assertIn(why, h.refused_at_start("maillage-notifier", st.conf))
         # A staff member's address or webhook that no message could use: every

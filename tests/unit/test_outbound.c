@@ -483,6 +483,13 @@ static void addresses_and_webhook_urls_are_checked_as_sending_would(void **state
                               NULL};
     for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++)
         assert_false(mg_outbound_webhook_url_is_valid(bad_urls[i]));
+    /* Slack's webhooks, by their host only */
+    assert_true(mg_outbound_webhook_is_slack("https://hooks.slack.com/services/T000/B000/XXXX"));
+    assert_true(mg_outbound_webhook_is_slack("HTTPS://Hooks.Slack.com:443/services/T/B/X"));
+    const char *not_slack[] = {"https://hooks.slack.com.evil.example/services/x", "http://hooks.slack.com/x",
+                               "https://chat.cress.example/hooks/abc", "https://hooks.slack.com", NULL};
+    for (size_t i = 0; i < sizeof not_slack / sizeof not_slack[0]; i++)
+        assert_false(mg_outbound_webhook_is_slack(not_slack[i]));
 }
 
 static void s_count(const mg_outbound_result_t *r, void *arg) {

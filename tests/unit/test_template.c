@@ -124,6 +124,28 @@ static void chat_parts_neutralise_markdown_mentions_and_links_of_values(void **s
     free(s);
 }
 
+static void slack_values_keep_their_text_but_no_control_sequence_nor_mention(void **state) {
+    (void)state;
+    /* Slack shows a backslash as it is: only what it parses is escaped. */
+    static const char *const cases[][2] = {
+        {"<!channel> <@U123> <https://evil.example|Votre banque>",
+         "&lt;!channel&gt; &lt;@\xe2\x80\x8b"
+         "U123&gt; &lt;https://evil.example|Votre banque&gt;"},
+        {"Atelier [vélo] & cuisine_partagée #14 *bio*", "Atelier [vélo] &amp; cuisine_partagée #14 *bio*"},
+        {"@here, écrivez à camille@asso.example", "@\xe2\x80\x8b"
+                                                 "here, écrivez à camille@asso.example"},
+        {"https://maillage.example/#match/m_1", "https://maillage.example/#match/m_1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mg_template_var_t vars[] = {{"v", cases[i][0]}};
+        char *s = mg_template_render("*{{v}}*", vars, 1, MG_TEMPLATE_ESCAPE_SLACK);
+        char want[256];
+        snprintf(want, sizeof want, "*%s*", cases[i][1]);
+        assert_string_equal(s, want);
+        free(s);
+    }
+}
+
 static void check_reports_the_first_unknown_name(void **state) {
     (void)state;
     const char *const known[] = {"a", "b", NULL};
@@ -196,6 +218,7 @@ int main(void) {
         cmocka_unit_test(html_keeps_line_breaks_and_drops_the_markup_of_empty_values),
         cmocka_unit_test(html_parts_escape_values_but_not_raw_ones),
         cmocka_unit_test(chat_parts_neutralise_markdown_mentions_and_links_of_values),
+        cmocka_unit_test(slack_values_keep_their_text_but_no_control_sequence_nor_mention),
         cmocka_unit_test(check_reports_the_first_unknown_name),
         cmocka_unit_test(files_have_parts),
         cmocka_unit_test(bad_files_are_refused_with_a_line),

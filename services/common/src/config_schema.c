@@ -203,6 +203,10 @@ const mg_config_key_t mg_config_schema[] = {
     INT("notifier", "send_timeout_ms", "10000", 100, 600000,
         "Timeout of one e-mail or webhook attempt; a slow server only delays its own messages."),
     INT("notifier", "max_in_flight", "64", 1, 10000, "E-mails and webhooks being sent at once, at most."),
+    STR("notifier", "chat_format", "auto",
+        "How webhook messages are written: markdown (Mattermost, Rocket.Chat...), slack\n"
+        "(Slack's mrkdwn: it shows Markdown's escapes and headings as they are), or auto:\n"
+        "slack for a webhook on hooks.slack.com, markdown for any other."),
     STR("notifier", "smtp_url", "smtp://127.0.0.1:25", "SMTP server: smtp://HOST:PORT or smtps://HOST:PORT."),
     BOOL("notifier", "smtp_starttls", "false", "Require STARTTLS on an smtp:// server."),
     STR("notifier", "smtp_user", "",
@@ -261,7 +265,7 @@ const mg_config_key_t mg_config_schema[] = {
         "added, edited or removed with `maillage staff` (see `maillage staff --help`).\n"
         "Full name, as shown in messages."),
     STR("staff.*", "email", "", "E-mail address (channel email)."),
-    STR("staff.*", "webhook", "", "Mattermost/Slack incoming webhook URL (channel webhook)."),
+    STR("staff.*", "webhook", "", "Incoming webhook URL of a chat: Mattermost, Slack... (channel webhook)."),
     STR("staff.*", "departments", "", "Departments followed, comma-separated (\"14,50\"); empty = all."),
     STR("staff.*", "categories", "", "Categories followed, comma-separated codes (\"locaux,emploi_partage\"); empty = all."),
     STR("staff.*", "networks", "", "Networks followed, comma-separated ids; empty = all."),

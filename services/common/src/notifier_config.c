@@ -101,6 +101,10 @@ int mg_notifier_config_check(const mg_config_t *cfg, const mg_taxonomy_t *tax, c
                        "%s: [notifier] retry_for_s: %lld s outlasts the records it retries (retention_days)",
                        path, retry_for_s);
     if (s_check_smtp(cfg, path, err, errlen) != 0) return -1;
+    const char *chat = mg_config_str(cfg, "notifier", "chat_format");
+    if (strcmp(chat, "auto") != 0 && strcmp(chat, "markdown") != 0 && strcmp(chat, "slack") != 0)
+        return mg_fail(err, errlen, "%s: [notifier] chat_format: \"%s\" is not auto, markdown nor slack",
+                       path, chat);
     const char *from = mg_config_str(cfg, "notifier", "mail_from");
     if (!mg_outbound_mailbox_is_valid(from))
         return mg_fail(err, errlen, "%s: [notifier] mail_from: \"%s\" is not one e-mail address", path, from);

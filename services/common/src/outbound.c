@@ -238,6 +238,12 @@ int mg_outbound_webhook_url_is_valid(const char *url) {
     return 1;
 }
 
+int mg_outbound_webhook_is_slack(const char *url) {
+    static const char host[] = "https://hooks.slack.com";
+    size_t n = sizeof(host) - 1;
+    return url && strncasecmp(url, host, n) == 0 && (url[n] == '/' || url[n] == ':');
+}
+
 static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static void s_base64(s_buf_t *b, const unsigned char *p, size_t n) {

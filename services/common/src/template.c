@@ -59,7 +59,9 @@ static int s_is_url(const char *s) {
     return (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) && !strpbrk(s, " \t\r\n");
 }
 
-void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s) {
+/* Append `s` to `*buf` escaped for a chat's Markdown, or Slack's mrkdwn
+ * when `slack` (MG_TEMPLATE_ESCAPE_CHAT, MG_TEMPLATE_ESCAPE_SLACK). */
+static void s_escape_chat(char **buf, size_t *len, size_t *cap, const char *s, int slack) {
     const char *run = s;
     int url = s_is_url(s);
     for (const char *p = s;; p++) {
@@ -77,7 +79,7 @@ void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s
             break;
         case '[':
         case ']':
-            rep = esc;
+            rep = slack ? NULL : esc;
             break;
         case '\\':
         case '`':
@@ -86,7 +88,7 @@ void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s
         case '~':
         case '#':
         case '|':
-            rep = url ? NULL : esc;
+            rep = url || slack ? NULL : esc;
             break;
         case '@': {
             /* A mention starts after anything but a letter or a digit (the
@@ -186,8 +188,8 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
         filled |= *value != '\0';
         if (escape == MG_TEMPLATE_ESCAPE_HTML && !raw)
             mg_template_escape_html(&buf, &len, &cap, value);
-        else if (escape == MG_TEMPLATE_ESCAPE_CHAT && !raw)
-            mg_template_escape_chat(&buf, &len, &cap, value);
+        else if ((escape == MG_TEMPLATE_ESCAPE_CHAT || escape == MG_TEMPLATE_ESCAPE_SLACK) && !raw)
+            s_escape_chat(&buf, &len, &cap, value, escape == MG_TEMPLATE_ESCAPE_SLACK);
         else s_append(&buf, &len, &cap, value, strlen(value));
         p += whole - 1;
         run = p + 1;

@@ -33,7 +33,8 @@ extern const char *const mg_notifier_kind_files[MG_NOTIFIER_KINDS];
 
 /* Check the [notifier] settings that the schema cannot check one by one
  * (default_staff an id, retry_for_s within retention_days, the SMTP URL and
- * that no SMTP password travels in clear, mail_from one address) and each
+ * that no SMTP password travels in clear, mail_from one address, chat_format
+ * auto, markdown or slack) and each
  * [staff.*] section (departments of `communes` and categories of `tax`,
  * mg_staff_scope_unknown(), with the tables the caller loaded from `cfg`;
  * mode; channels known and each with its address; email and webhook well

@@ -59,6 +59,10 @@ void mg_outbound_destroy(mg_outbound_t **out_p);
  * host, no blank or control character; else 0. */
 int mg_outbound_webhook_url_is_valid(const char *url);
 
+/* 1 if `url` is a Slack incoming webhook (https://hooks.slack.com/...),
+ * whose text is Slack's mrkdwn rather than Markdown; else 0. */
+int mg_outbound_webhook_is_slack(const char *url);
+
 /* 1 if `mailbox` is one address mg_outbound_mail() accepts as From or To
  * ("claire@cress.example" or "Claire Dupont <claire@cress.example>"; not a
  * list), else 0. */

@@ -50,6 +50,10 @@ typedef enum {
      * address stays as it is, and a value that is one http(s) URL keeps its
      * \ ` * _ ~ # |. */
     MG_TEMPLATE_ESCAPE_CHAT,
+    /* Slack's mrkdwn, which has no escape character: & < > as entities
+     * (its <!channel>, <@user> and <url|text> need them) and the @ of a
+     * mention broken as above; * _ ~ ` may still format a value's words. */
+    MG_TEMPLATE_ESCAPE_SLACK,
 } mg_template_escape_t;
 
 /* Render `tpl` with the `n` variables of `vars` (the first of a name wins),
@@ -65,9 +69,6 @@ int mg_template_check(const char *tpl, const char *const *known, char *bad, size
 
 /* Append `s` to `*buf` (of length *len, capacity *cap) HTML-escaped. */
 void mg_template_escape_html(char **buf, size_t *len, size_t *cap, const char *s);
-
-/* Append `s` to `*buf` escaped for a chat (MG_TEMPLATE_ESCAPE_CHAT). */
-void mg_template_escape_chat(char **buf, size_t *len, size_t *cap, const char *s);
 
 /* The parts of a template file, each NULL when the file does not have it. */
 typedef enum {
