@@ -1612,17 +1612,15 @@ static void s_render_digest(mg_notifier_t *n, const redisReply *rec, const redis
         free(h);
         count++;
     }
-    char cnt[16], opportunities[48], notifications[48];
+    char cnt[16], opportunities[48];
     snprintf(cnt, sizeof(cnt), "%zu", count);
     snprintf(opportunities, sizeof(opportunities), "%zu opportunité%s", count, count > 1 ? "s" : "");
-    snprintf(notifications, sizeof(notifications), "%zu notification%s", count, count > 1 ? "s" : "");
     const char *staff_name = s_get_reply(rec, "staff_name"), *why = s_get_reply(rec, "why");
     mg_template_var_t v[] = {{"staff_name", staff_name},
                              {"why", why},
                              {"link", s_get_reply(rec, "link")},
                              {"count", cnt},
                              {"opportunities", opportunities},
-                             {"notifications", notifications},
                              {"date", s_get_reply(rec, "date")},
                              {"items_text", it_text ? it_text : ""},
                              {"items_html", it_html ? it_html : ""}};

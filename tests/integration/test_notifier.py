@@ -870,7 +870,7 @@ class NotifierTest(unittest.TestCase):
         time.sleep(1.2)
         self.assertEqual(len(hook.requests), 1)  # one digest a day
         text = hook.delivered()[0]["text"]
-        self.assertIn("(6 notifications)", text)
+        self.assertIn("(6 opportunités)", text)
         self.assertLess(text.index("93 %"), text.index("66 %"))
         self.assertLess(text.index("66 %"), text.index("41 %"))
         self.assertIn("* Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
@@ -892,7 +892,7 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: hook.delivered(), 5, what="the waiting items")
         text = hook.delivered()[0]["text"]
-        self.assertIn("(2 notifications)", text)
+        self.assertIn("(2 opportunités)", text)
         self.assertIn("au fil de l'eau", text)
         self.assertLess(text.index("71 %"), text.index("52 %"))
         self.assertEqual(st.redis.call("EXISTS", "mg:digest:d:webhook"), 0)

@@ -85,7 +85,7 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(rcpt, ["dora@cress-normandie.example"])
         self.assertEqual(str(msg["X-Maillage-Kind"]), "digest")
         text = msg.get_body(("plain",)).get_content()
-        self.assertIn("(3 notifications)", text)
+        self.assertIn("(3 opportunités)", text)
         self.assertLess(text.index("91 %"), text.index("73 %"))
         self.assertLess(text.index("73 %"), text.index("55 %"))
         h.wait_until(lambda: st.pending() == 0, 5, what="the digest recorded")
@@ -100,7 +100,7 @@ class NotifierScheduleTest(unittest.TestCase):
         # the next day at 10:05: the next digest, with m-d
         st.set_clock(off_0830 + 25 * HOUR_MS + 35 * 60 * 1000)
         h.wait_until(lambda: len(smtp.messages) == 2, 10, what="the next day's digest")
-        self.assertIn("(1 notification)", smtp.parsed()[1][1].get_body(("plain",)).get_content())
+        self.assertIn("(1 opportunité)", smtp.parsed()[1][1].get_body(("plain",)).get_content())
         # a day with nothing pending at the hour is done: what arrives later
         # that day waits for the next digest instead of making one at once
         st.set_clock(off_0830 + 49 * HOUR_MS + 35 * 60 * 1000)  # the day after, 10:05
@@ -194,7 +194,7 @@ class NotifierScheduleTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(hook.requests), 1)
         text = hook.delivered()[0]["text"]
-        self.assertIn("(2 notifications)", text)
+        self.assertIn("(2 opportunités)", text)
         self.assertIn("au fil de l'eau", text)
 
 
@@ -221,7 +221,7 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertGreater(st.redis.call("PTTL", "mg:digest:dora:webhook"), 0)  # (ZUNIONSTORE drops a TTL)
         st.set_clock(off + 2 * 3600 * 1000)  # 10:30
         h.wait_until(lambda: hook.delivered(), 10, what="the webhook digest")
-        self.assertIn("(1 notification)", hook.delivered()[0]["text"])
+        self.assertIn("(1 opportunité)", hook.delivered()[0]["text"])
         self.assertEqual(smtp.messages, [])
         # The next item waits for tomorrow's digest; with the inbox only, it
         # is dropped from the pending set (it is in the inbox).
@@ -275,7 +275,7 @@ class NotifierScheduleTest(unittest.TestCase):
         st.set_clock(off + 2 * 3600 * 1000)  # 10:30
         h.wait_until(lambda: hook.delivered(), 10, what="the webhook digest")
         text = hook.delivered()[0]["text"]
-        self.assertIn("(1 notification)", text)
+        self.assertIn("(1 opportunité)", text)
         self.assertEqual(smtp.messages, [])
 
     def test_an_item_waiting_for_both_channels_digests_reaches_the_inbox_once_with_its_text(self):

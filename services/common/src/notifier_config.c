@@ -28,7 +28,7 @@ static const char *const s_kind_vars[MG_NOTIFIER_KINDS][16] = {
     {"structure", "family", "network", "to_network", "commune", "department", "description", NULL},
     {"need_title", "need_structure", "category", "commune", "department", "days", "duration", "reported_on",
      NULL},
-    {"count", "opportunities", "notifications", "date", "items_text", "items_html", "item_title",
+    {"count", "opportunities", "date", "items_text", "items_html", "item_title",
      "item_summary", "item_score", "item_score_note", "item_link", NULL},
 };
 
