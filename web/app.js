@@ -638,7 +638,7 @@
 
     var kindBadge = el('span', {class: 'badge badge-kind'}, kindLabel);
     var badges = el('p', {class: 'badges'}, kindBadge);
-    var newBadge = el('span', {class: 'badge badge-new'}, item.live ? 'Nouveau' : 'Non lu');
+    var newBadge = el('span', {class: 'badge badge-new'}, item.live ? 'Nouvelle' : 'Non lue');
     badges.appendChild(newBadge);
     var retiredBadge = el('span', {class: 'badge badge-retired'}, 'Mise en relation retirée');
     badges.appendChild(retiredBadge);

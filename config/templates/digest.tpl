@@ -11,7 +11,7 @@ Maillage : votre récapitulatif du {{date}} ({{opportunities}})
 [text]
 Bonjour {{staff_name}},
 
-Votre récapitulatif du {{date}} ({{opportunities}}), les plus pertinentes d'abord :
+Votre récapitulatif du {{date}} ({{opportunities}}), par ordre de pertinence :
 
 {{{items_text}}}
 
@@ -20,14 +20,14 @@ Toutes vos opportunités : {{link}}
 {{why}}
 [html]
 <p>Bonjour {{staff_name}},</p>
-<p>Votre récapitulatif du {{date}} (<strong>{{opportunities}}</strong>), les plus pertinentes d'abord :</p>
+<p>Votre récapitulatif du {{date}} (<strong>{{opportunities}}</strong>), par ordre de pertinence :</p>
 <ol>
 {{{items_html}}}
 </ol>
 <p><a href="{{link}}">Toutes vos opportunités</a></p>
 <p style="color:#666;font-size:smaller">{{why}}</p>
 [item_text]
-* {{item_title}}{{item_score_note}}
+- {{item_title}}{{item_score_note}}
   {{item_summary}}
   {{item_link}}
 [item_html]

@@ -101,7 +101,7 @@ static int s_print_record(redisContext *c, const char *nid, int unread_only, int
      * brought into the inbox has both). */
     const char *read = with_text ? "" : s_field(r, "read");
     printf("%s  %s  %s  [%s] %s\n", nid, when,
-           *read ? (strcmp(read, "1") == 0 ? "lu    " : "non lu") : s_field(r, "channel"),
+           *read ? (strcmp(read, "1") == 0 ? "lue    " : "non lue") : s_field(r, "channel"),
            s_kind_fr(s_field(r, "kind")), s_field(r, "title"));
     if (with_text) {
         const char *attempts = s_field(r, "attempts");

@@ -61,16 +61,8 @@ static int s_cmp_answer(const void *a, const void *b) {
 /* "Calvados", "CU Caen la Mer", "Caen" for a territory entry ("dep:14",
  * "epci:200065597", "14118"); the entry itself when unknown. */
 static const char *s_territory_name(mg_gateway_t *gw, const char *entry) {
-    const char *name = NULL;
-    if (strncmp(entry, "dep:", 4) == 0)
-        name = mg_fr_department(entry + 4);
-    else if (strncmp(entry, "epci:", 5) == 0)
-        name = gq_epci_name(gw, entry + 5, NULL);
-    else {
-        const mg_commune_t *c = mg_communes_find(gw_communes(gw), entry);
-        name = c ? c->name : NULL;
-    }
-    return name && *name ? name : entry;
+    const char *name = mg_communes_territory_name(gw_communes(gw), entry);
+    return name ? name : entry;
 }
 
 static void s_set_name(json_t *o, const char *key, const redisReply *pb) {

@@ -1222,7 +1222,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         s_item_var(it, "from_structure", *from ? from : cp->from_structure_id);
         char to_whom[1024], dep[4] = "";
         if (cp->to_structure_id && *cp->to_structure_id) {
-            mg_fr_a(*to ? to : cp->to_structure_id, to_whom, sizeof(to_whom)); /* "aux Éditions du Marais" */
+            snprintf(to_whom, sizeof(to_whom), "%s", *to ? to : cp->to_structure_id);
         } else {
             /* "toute structure du Calvados et de la CU Caen la Mer" */
             char parts[4][192];
@@ -1231,10 +1231,12 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                 s_territory_de(n, cp->territory[i], parts[k++], sizeof(parts[0]));
             char where[800];
             s_join_fr(where, sizeof(where), parts, k);
-            snprintf(to_whom, sizeof(to_whom), "à toute structure %s%s", k ? where : "de son territoire",
+            snprintf(to_whom, sizeof(to_whom), "toute structure %s%s", k ? where : "de son territoire",
                      cp->n_territory > k ? ", entre autres" : "");
         }
         s_item_var(it, "to_whom", to_whom);
+        char addressed_to[1100]; /* "aux Éditions du Marais", "à toute structure du Calvados" */
+        s_item_var(it, "addressed_to", mg_fr_a(to_whom, addressed_to, sizeof(addressed_to)));
         snprintf(dep, sizeof(dep), "%s", s_commune_department(n, s_row(reply, 0, 2)));
         if (!*dep && cp->n_territory) s_territory_department(n, cp->territory[0], dep);
         s_item_department(it, dep);

@@ -873,7 +873,7 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("(6 opportunités)", text)
         self.assertLess(text.index("93 %"), text.index("66 %"))
         self.assertLess(text.index("66 %"), text.index("41 %"))
-        self.assertIn("* Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
+        self.assertIn("- Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
         self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à 11 h", text)
 

@@ -21,7 +21,7 @@ need lists its open matches best first with their current rank (a better
 offer that came later is first, the older match second; one in the need's
 commune is « dans la même commune », not « 0 km »), an unknown id
 says so in French, and a collective need names its structures. A match
-whose offer is withdrawn shows as retired: a muted card without « Non lu »
+whose offer is withdrawn shows as retired: a muted card without « Non lue »
 nor feedback buttons, and a detail titled « Mise en relation retirée »
 saying why.
 

@@ -148,7 +148,9 @@ static void networks_take_the_article_their_name_wants(void **state) {
     /* a word that only starts like one, and an acronym */
     assert_string_equal(mg_fr_network("Réseaux d'ici", buf, sizeof(buf)), "le réseau Réseaux d'ici");
     assert_string_equal(mg_fr_network("CRESS Normandie", buf, sizeof(buf)), "le réseau CRESS Normandie");
-    assert_string_equal(mg_fr_network("", buf, sizeof(buf)), "le réseau ");
+    assert_string_equal(mg_fr_network("", buf, sizeof(buf)), "un réseau");
+    assert_string_equal(mg_fr_network("L\xe2\x80\x99Union des Scic", buf, sizeof(buf)), "l\xe2\x80\x99Union des Scic");
+    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "à l\xe2\x80\x99Union des Scic");
 }
 
 static void distances_read_as_explanations_say_them(void **state) {

@@ -487,7 +487,9 @@ static void addresses_and_webhook_urls_are_checked_as_sending_would(void **state
     assert_true(mg_outbound_webhook_is_slack("https://hooks.slack.com/services/T000/B000/XXXX"));
     assert_true(mg_outbound_webhook_is_slack("HTTPS://Hooks.Slack.com:443/services/T/B/X"));
     const char *not_slack[] = {"https://hooks.slack.com.evil.example/services/x", "http://hooks.slack.com/x",
-                               "https://chat.cress.example/hooks/abc", "https://hooks.slack.com", NULL};
+                               "https://chat.cress.example/hooks/abc", "https://hooks.slack.com",
+                               "https://hooks.slack.com:x@chat.cress.example/hooks/abc",
+                               "https://hooks.slack.com:443@chat.cress.example/hooks/abc", NULL};
     for (size_t i = 0; i < sizeof not_slack / sizeof not_slack[0]; i++)
         assert_false(mg_outbound_webhook_is_slack(not_slack[i]));
 }

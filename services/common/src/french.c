@@ -262,12 +262,15 @@ char *mg_fr_network(const char *name, char *buf, size_t len) {
     static const char *const feminine[] = {"fédération",  "confédération", "union",      "association",
                                            "coopérative", "coordination",  "chambre",    "maison",
                                            "alliance",    "agence",        "plateforme", NULL};
-    if (!name) name = "";
-    char lower[256];
+    if (!name || !*name) {
+        snprintf(buf, len, "un réseau");
+        return buf;
+    }
+    char lower[64]; /* its first word, enough to compare */
     mg_fr_lower_initial(name, lower, sizeof(lower));
     if (!strncmp(lower, "le ", 3) || !strncmp(lower, "la ", 3) || !strncmp(lower, "les ", 4) ||
-        !strncmp(lower, "l'", 2))
-        snprintf(buf, len, "%s", lower); /* "Le Mouvement associatif": "le Mouvement associatif" */
+        !strncmp(lower, "l'", 2) || !strncmp(lower, "l\xe2\x80\x99", 4)) /* l' or l’ */
+        snprintf(buf, len, "%c%s", lower[0], name + 1); /* "Le Mouvement associatif": "le Mouvement ..." */
     else if (s_starts_with_word(lower, masculine))
         snprintf(buf, len, "%s%s", s_elides(name) ? "l'" : "le ", name);
     else if (s_starts_with_word(lower, feminine))

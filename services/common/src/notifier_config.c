@@ -23,13 +23,14 @@ static const char *const s_kind_vars[MG_NOTIFIER_KINDS][16] = {
      "category", "department", "score", "distance", "distance_km", "rank", "explanation", NULL},
     {"category", "territory_name", "of_territory", "at_territory", "department", "count", "structures",
      "explanation", "revision", NULL},
-    {"from_structure", "to_whom", "cooperation_kind", "title", "description", "category", "department", NULL},
+    {"from_structure", "to_whom", "addressed_to", "cooperation_kind", "title", "description", "category",
+     "department", NULL},
     {"structure", "answer", "answered", "comment", "title", "from_structure", "department", "category", NULL},
     {"structure", "family", "network", "to_network", "commune", "department", "description", NULL},
     {"need_title", "need_structure", "category", "commune", "department", "days", "duration", "reported_on",
      NULL},
-    {"count", "opportunities", "date", "items_text", "items_html", "item_title",
-     "item_summary", "item_score", "item_score_note", "item_link", NULL},
+    {"count", "opportunities", "date", "items_text", "items_html", "item_title", "item_summary", "item_score",
+     "item_score_note", "item_link", NULL},
 };
 
 /* The SMTP settings: an smtp:// or smtps:// URL, and never a password in

@@ -241,7 +241,13 @@ int mg_outbound_webhook_url_is_valid(const char *url) {
 int mg_outbound_webhook_is_slack(const char *url) {
     static const char host[] = "https://hooks.slack.com";
     size_t n = sizeof(host) - 1;
-    return url && strncasecmp(url, host, n) == 0 && (url[n] == '/' || url[n] == ':');
+    if (!url || strncasecmp(url, host, n) != 0) return 0;
+    /* then the path, or a port and the path: not "hooks.slack.com:x@other.host" */
+    const char *p = url + n;
+    if (*p == ':')
+        while (*++p >= '0' && *p <= '9') {
+        }
+    return *p == '/';
 }
 
 static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -47,8 +47,8 @@
 int mg_curve_key_load(const char *path, int secret, const char *what, char out[MG_CURVE_KEY_LEN + 1], char *err,
                       size_t errlen);
 
-/* Whether `name` may name a key pair: an id (mg_id_is_valid()) that does
- * not start with '.' (no hidden files). */
+/* 1 if `name` may name a key pair, else 0: an id (mg_id_is_valid()) that
+ * does not start with '.' (no hidden files). */
 int mg_curve_key_name_is_valid(const char *name);
 
 /* Generate a key pair into DIR/NAME.key (0600) and DIR/NAME.pub (0644),

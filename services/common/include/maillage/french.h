@@ -70,9 +70,10 @@ char *mg_fr_lower_initial(const char *label, char *buf, size_t len);
 /* A network named in a sentence, with its article, into `buf`: "le réseau
  * URSCOP Normandie", but "le Réseau normand des ressourceries", "la
  * Fédération des centres sociaux", "l'Union régionale des Scop" when the
- * name starts with such a noun, and "le Mouvement associatif" for "Le
- * Mouvement associatif". mg_fr_a() of it reads "au réseau URSCOP
- * Normandie", "à l'Union ...". Returns `buf`. */
+ * name starts with such a noun, "le Mouvement associatif" for "Le
+ * Mouvement associatif" (and "L'", "L’"), "un réseau" without a name.
+ * mg_fr_a() of it reads "au réseau URSCOP Normandie", "à l'Union ...".
+ * Returns `buf`. */
 char *mg_fr_network(const char *name, char *buf, size_t len);
 
 /* A distance as explanations say it, written into `buf`: "dans la même

@@ -42,13 +42,12 @@ typedef struct {
 typedef enum {
     MG_TEMPLATE_ESCAPE_NONE, /* plain text (an e-mail's text part, the inbox) */
     MG_TEMPLATE_ESCAPE_HTML, /* & < > " ' as entities, a line break as <br> */
-    /* Markdown of a chat (Mattermost, Slack): & < > as entities (Slack's
-     * <!channel>, <url|text>), \ ` * _ ~ [ ] # | backslash-escaped (no
-     * disguised link [text](url), no formatting), and an @ that starts a
-     * word (after anything but an ASCII letter or digit) followed by a
-     * zero-width space (no @channel, @all or @user mention); an e-mail
-     * address stays as it is, and a value that is one http(s) URL keeps its
-     * \ ` * _ ~ # |. */
+    /* Markdown of a chat (Mattermost, Rocket.Chat): & < > as entities, \ ` *
+     * _ ~ [ ] # | backslash-escaped (no disguised link [text](url), no
+     * formatting), and an @ that starts a word (after anything but an ASCII
+     * letter or digit) followed by a zero-width space (no @channel, @all or
+     * @user mention); an e-mail address stays as it is, and a value that is
+     * one http(s) URL keeps its \ ` * _ ~ # |. */
     MG_TEMPLATE_ESCAPE_CHAT,
     /* Slack's mrkdwn, which has no escape character: & < > as entities
      * (its <!channel>, <@user> and <url|text> need them) and the @ of a
