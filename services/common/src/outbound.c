@@ -244,9 +244,7 @@ int mg_outbound_webhook_is_slack(const char *url) {
     if (!url || strncasecmp(url, host, n) != 0) return 0;
     /* then the path, or a port and the path: not "hooks.slack.com:x@other.host" */
     const char *p = url + n;
-    if (*p == ':')
-        while (*++p >= '0' && *p <= '9') {
-        }
+    if (*p == ':') p += 1 + strspn(p + 1, "0123456789");
     return *p == '/';
 }
 
