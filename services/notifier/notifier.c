@@ -854,7 +854,8 @@ static void s_on_simple(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 /* What a structure did with a proposal, as a sentence says it: "a accepté
- * la proposition de coopération", "souhaite en discuter"... */
+ * la proposition de coopération", "souhaite discuter de la proposition de
+ * coopération"... (the template adds "faite par ..."). */
 static const char *s_answered(Maillage__V1__CooperationAnswer answer) {
     switch (answer) {
     case MAILLAGE__V1__COOPERATION_ANSWER__COOPERATION_ANSWER_ACCEPTED:
