@@ -336,8 +336,8 @@ static void s_print_summary(s_journal_t *j)
     if (j->delivered == 1)
         printf("Journal : 1 événement (séquence %" PRIu64 ")\n", j->first_seq);
     else
-        printf("Journal : %" PRIu64 " événement%s (séquences %" PRIu64 " à %" PRIu64 ")\n", j->delivered,
-               j->delivered > 1 ? "s" : "", j->first_seq, j->last_seq);
+        printf("Journal : %" PRIu64 " événements (séquences %" PRIu64 " à %" PRIu64 ")\n", j->delivered,
+               j->first_seq, j->last_seq);
 
     printf("\nÉvénements par type\n");
     size_t width = 0;
