@@ -614,6 +614,11 @@ class CliTest(unittest.TestCase):
         self.assertIn("14 Calvados", out)
         self.assertRegex(out, r"\n  Locaux\s+[1-9]")
         self.assertRegex(out, r"\n  Bénévolat\s+")
+        # one event: « séquence N », not « séquences N à N »
+        seq, = self.emit_lines([need_line(self.ids(1)[0])])
+        r = self.stack.cli(["journal", "--summary", "--from", str(seq), "--to", str(seq)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Journal : 1 événement (séquence %d)\n" % seq, r.stdout)
 
     # --- help and usage ------------------------------------------------------------
 
