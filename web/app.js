@@ -99,6 +99,17 @@
     fairness: 'Équité'
   };
 
+  /* What a component measures, when the match gives no detail of its own. */
+  var COMPONENT_HINTS = {
+    distance: 'Plus les deux structures sont proches, plus il est élevé.',
+    keywords: 'Mots communs aux titres, descriptions et mots-clés.',
+    sector: 'Proximité des secteurs d’activité (codes NAF) des deux structures.',
+    intercooperation: 'Deux structures de l’ESS\u00a0: une coopération entre pairs.',
+    freshness: 'Une offre récente compte davantage.',
+    feedback: 'Suites données aux mises en relation passées de cette offre (50\u00a0% sans retour).',
+    fairness: 'Un fournisseur souvent proposé ces derniers temps descend, pour laisser leur place aux autres.'
+  };
+
   var FAMILIES = {
     FAMILY_ASSOCIATION: 'Association', FAMILY_COOPERATIVE: 'Coopérative', FAMILY_MUTUAL: 'Mutuelle',
     FAMILY_FOUNDATION: 'Fondation', FAMILY_ESS_COMPANY: 'Entreprise de l’ESS',
@@ -620,6 +631,17 @@
     if (n.kind === 'match' && n.matchId) loadMatchReason(item);
   }
 
+  /* A card's line under its title: the notifier's summary, but for a match
+   * "need (structure, commune) ↔ offer (structure, commune)" without the
+   * explanation that follows it (the card's « Pourquoi » says it, or why
+   * the match was retired). */
+  function cardSummary(n) {
+    var summary = n.summary || '';
+    var arrow = n.kind === 'match' ? summary.indexOf(' ↔ ') : -1;
+    var end = arrow < 0 ? -1 : summary.indexOf(') : ', arrow);
+    return end < 0 ? summary : summary.slice(0, end + 1);
+  }
+
   function itemStatus(item) {
     return item.n.status || 'new';
   }
@@ -646,7 +668,8 @@
     badges.appendChild(statusBadge);
     article.appendChild(badges);
 
-    article.appendChild(el('h2', {class: 'card-title', id: uid + '-title'}, n.title || kindLabel));
+    item.title = el('h2', {class: 'card-title', id: uid + '-title'}, n.title || kindLabel);
+    article.appendChild(item.title);
 
     var meta = el('ul', {class: 'meta', 'aria-label': 'Caractéristiques'});
     var when = formatDate(n.createdAt);
@@ -658,7 +681,7 @@
     if (pct && n.kind === 'match') meta.appendChild(item.scoreItem = el('li', null, 'Score ' + pct));
     if (meta.firstChild) article.appendChild(meta);
 
-    item.summary = el('p', {class: 'summary'}, n.summary || '');
+    item.summary = el('p', {class: 'summary'}, cardSummary(n));
     item.summary.hidden = !n.summary;
     article.appendChild(item.summary);
 
@@ -729,6 +752,10 @@
     // feedback to give.
     var retired = item.n.kind === 'match' && item.n.retired === true;
     item.node.classList.toggle('is-retired', retired);
+    // Its title was the message's, "Mise en relation proposée : …".
+    var title = item.n.title || '';
+    var proposed = 'Mise en relation proposée';
+    if (retired && title.indexOf(proposed) === 0) item.title.textContent = 'Mise en relation retirée' + title.slice(proposed.length);
     item.kindBadge.hidden = retired;
     item.retiredBadge.hidden = !retired;
     item.newBadge.hidden = retired || !(item.live || item.n.read === false);
@@ -771,12 +798,6 @@
     if (!item.n.retired) r.appendChild(el('strong', null, 'Pourquoi\u00a0: '));
     r.appendChild(document.createTextNode(match.explanation));
     r.hidden = false;
-    // The notifier's summary is "need ↔ offer : explanation": said once is enough.
-    var summary = item.n.summary || '';
-    var suffix = ' : ' + match.explanation;
-    if (summary.length > suffix.length && summary.slice(-suffix.length) === suffix) {
-      item.summary.textContent = summary.slice(0, -suffix.length);
-    }
     if (match.status && STATUS[match.status] && !item.feedbackSent) {
       item.n.status = match.status;
       refreshItem(item);
@@ -1171,7 +1192,7 @@
         tbody.appendChild(el('tr', {role: 'row'}, el('th', {scope: 'row', role: 'rowheader'}, COMPONENTS[c.name] || c.name || ''),
           el('td', {role: 'cell', 'data-label': 'Valeur'}, percent(c.value || 0)),
           el('td', {role: 'cell', 'data-label': 'Poids'}, percent(c.weight || 0)),
-          el('td', {role: 'cell', 'data-label': 'Détail'}, c.detail || '')));
+          el('td', {role: 'cell', 'data-label': 'Détail'}, c.detail || COMPONENT_HINTS[c.name] || '')));
       });
       table.appendChild(tbody);
       root.appendChild(el('div', {class: 'table-scroll'}, table));
@@ -1345,6 +1366,8 @@
     api('GET', d.path + encodeURIComponent(id)).then(function (x) {
       if (root.dataset.key !== key) return;
       setStatus('detail-status', '');
+      // Tabs and history tell details apart by their name.
+      if (x && (x.title || x.name)) document.title = (x.title || x.name) + ' — ' + d.title + ' — Maillage';
       d.render(root, x, kind);
     }, function (e) {
       if (root.dataset.key !== key) return;

@@ -917,8 +917,11 @@ static void s_on_match_context(mg_redis_t *redis, redisReply *reply, void *privd
     s_item_nets_csv(it, s_row(reply, 2, 1));
     s_item_nets_csv(it, s_row(reply, 3, 1));
     s_item_net(it, job->env->source);
-    it->summary = mg_asprintf("%s ↔ %s : %s", s_item_get(it, "need_title"), s_item_get(it, "offer_title"),
-                              mf->explanation ? mf->explanation : "");
+    /* Who with whom, at a glance (the title names the need alone). */
+    it->summary = mg_asprintf("%s (%s, %s) ↔ %s (%s, %s) : %s", s_item_get(it, "need_title"),
+                              s_item_get(it, "need_structure"), s_item_get(it, "need_commune"),
+                              s_item_get(it, "offer_title"), s_item_get(it, "offer_structure"),
+                              s_item_get(it, "offer_commune"), mf->explanation ? mf->explanation : "");
     s_route_and_create(job);
 }
 
@@ -976,8 +979,6 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_nets_csv(it, nets);
         s_item_net(it, mj->network);
         s_item_net(it, env->source);
-        it->summary = mg_asprintf("Nouvelle structure adhérente : %s (%s)", s_item_get(it, "structure"),
-                                  s_item_get(it, "commune"));
         /* The network by its name: [networks], else the member structure of
          * that id. */
         const char *network = s_member_network(env);
@@ -1193,6 +1194,10 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         char the[320], to[320]; /* "au réseau URSCOP Normandie", "à la Fédération ..." */
         s_item_var(it, "to_network",
                    mg_fr_a(mg_fr_network(s_item_get(it, "network"), the, sizeof(the)), to, sizeof(to)));
+        /* What the title ("... à accueillir : X (Caen)") does not say:
+         * "Association · adhésion au réseau CRESS Normandie". */
+        it->summary = mg_asprintf("%s · adhésion %s", s_item_get(it, "family"), to);
+        if (*it->summary >= 'a' && *it->summary <= 'z') *it->summary = (char)(*it->summary - 'a' + 'A');
         break;
     }
     case MG_NOTIFIER_KIND_COLLECTIVE: {
@@ -1213,8 +1218,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                      count - shown > 1 ? "s" : "");
         s_item_var(it, "structures", names);
         s_item_varf(it, "count", "%zu", cn->n_structure_ids);
-        it->summary = mg_asprintf("Besoin collectif (%s) %s : %zu structures", s_item_get(it, "category"),
-                                  s_item_get(it, "at_territory"), cn->n_structure_ids);
+        it->summary = mg_asprintf("Structures : %s", names); /* the title says the need, where, how many */
         break;
     }
     case MG_NOTIFIER_KIND_COOP_PROPOSED: {
@@ -1258,10 +1262,8 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                                "dep",       dep,
                                "also",      also};
         s_put(n, key, pairs, 10);
-        char of_from[1100]; /* "d'Atelier vélo Rouen", "des Éditions du Marais" */
-        mg_fr_de(s_item_get(it, "from_structure"), of_from, sizeof(of_from));
-        it->summary = mg_asprintf("Proposition %s (%s) : %s", of_from, s_item_get(it, "cooperation_kind"),
-                                  cp->title ? cp->title : "");
+        it->summary = mg_asprintf("%s propose une coopération (%s) %s.", s_item_get(it, "from_structure"),
+                                  s_item_get(it, "cooperation_kind"), addressed_to);
         break;
     }
     case MG_NOTIFIER_KIND_COOP_ANSWERED: {
@@ -1343,8 +1345,9 @@ static void s_on_due_needs(mg_redis_t *redis, redisReply *reply, void *privdata)
         if (date[0]) snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
         s_item_var(it, "reported_on", fr);
         s_item_net(it, s_get_reply(h, "source"));
-        it->summary = mg_asprintf("Besoin sans réponse depuis %s : %s", s_item_get(it, "duration"),
-                                  s_item_get(it, "need_title"));
+        it->summary = mg_asprintf("Exprimé par %s (%s, %s) le %s.", s_item_get(it, "need_structure"),
+                                  s_item_get(it, "category"), s_item_get(it, "commune"),
+                                  s_item_get(it, "reported_on"));
         s_route_and_create(job);
     }
 }

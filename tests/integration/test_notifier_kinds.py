@@ -189,6 +189,16 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertIn("Avec plaisir, appelons-nous.", claire["coopans:p-1:s-rouen:1"]["text"])
         self.assertIn("Épicerie solidaire de Caen, Atelier vélo Rouen, s-c", claire["cn:c-1:1"]["text"])
         self.assertIn(WHY_SEINE_MARITIME, remi["member:s-rouen:cress-normandie"]["text"])
+        # the summary (the card's line, the digest's second) says what the title does not
+        summaries = {item: claire[item]["summary"] for item in expected}
+        self.assertEqual(summaries["member:s-caen:cress-normandie"], "Association · adhésion au réseau cress-normandie")
+        self.assertTrue(summaries["match:m-1"].startswith(
+            "Cuisine partagée et stockage (Épicerie solidaire de Caen, Caen) ↔ Cuisine de Rouen (Atelier vélo Rouen, "
+            "Rouen) : "), summaries["match:m-1"])
+        self.assertEqual(summaries["coop:p-1"], "Épicerie solidaire de Caen propose une coopération (mutualisation) "
+                                                "à Atelier vélo Rouen.")
+        self.assertEqual(summaries["cn:c-1:1"], "Structures : Épicerie solidaire de Caen, Atelier vélo Rouen, s-c")
+        self.assertRegex(summaries["unanswered:n-alone"], r"^Exprimé par .+ \(Locaux, Caen\) le \d\d/\d\d/\d{4}\.$")
 
         # -- the e-mails: the same people, one each, both parts saying why
         # (Claire's checked here)
@@ -259,7 +269,7 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertEqual(entry["title"],
                          "Opportunité de mutualisation : Matériel et réemploi autour du Havre (3 structures)")
         self.assertIn("3 structures autour du Havre expriment le même besoin", entry["text"])
-        self.assertEqual(entry["summary"], "Besoin collectif (Matériel et réemploi) autour du Havre : 3 structures")
+        self.assertEqual(entry["summary"], "Structures : s-a, s-b, s-c")
         entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-dep:1"), None), 15,
                              what="the department's collective need")
         self.assertEqual(entry["title"],

@@ -639,6 +639,16 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: "is-retired" in retired.get_attribute("class"), 10, "the retired card")
         self.assertTrue(retired.find_element(By.CSS_SELECTOR, ".badge-retired").is_displayed())
         self.assertEqual(retired.find_element(By.CSS_SELECTOR, ".badges").text, "Mise en relation retirée")
+        # its title was the message's « Mise en relation proposée : … »
+        title = retired.find_element(By.CSS_SELECTOR, ".card-title").text
+        self.assertTrue(title.startswith("Mise en relation retirée : "), title)
+        self.assertTrue(still_open.find_element(By.CSS_SELECTOR, ".card-title").text.startswith(
+            "Mise en relation proposée : "))
+        # who with whom under the title; the explanation once, in its own box
+        for card in (retired, still_open):
+            line = card.find_element(By.CSS_SELECTOR, ".summary").text
+            self.assertRegex(line, r"^.+ \(.+, .+\) ↔ .+ \(.+, .+\)$")
+            self.assertNotIn("Même catégorie", line)
         self.assertFalse(retired.find_element(By.CSS_SELECTOR, ".badge-new").is_displayed())
         self.assertEqual([b for b in retired.find_elements(By.CSS_SELECTOR, "button[data-outcome], textarea") if b.is_displayed()], [])
         reason = retired.find_element(By.CSS_SELECTOR, ".reason")
@@ -658,6 +668,10 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
         self.assertIn("Mise en relation retirée : l'offre est retirée.", view.find_element(By.CSS_SELECTOR, ".reason").text)
         self.assertIsNone(self.field(view, "rank"))
+        # a detail's tab is named by its item
+        view = self.open_view("#offer/" + oid2, "detail")
+        self.wait(lambda: d.title.endswith(" — Offre — Maillage") and d.title != "Offre — Maillage", 20,
+                  "the offer's tab title")
         view = self.open_view("#match/" + mid, "match")
         self.wait(lambda: self.field(view, "rank") == "1re des offres proposées pour ce besoin", 20, "the first match, first now")
         self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
