@@ -1171,7 +1171,7 @@
     definition(head, 'Rang', rankText(m.rank), 'rank');
     definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
-    definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status');
+    if (!m.retired) definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status'); // nothing left to do
     if (m.retired) definition(head, 'État', 'Retirée\u00a0: cette mise en relation n’est plus proposée');
     root.appendChild(head);
     // A retirement's explanation says why itself ("Mise en relation retirée : …").
@@ -1203,8 +1203,8 @@
 
     var sides = el('div', {class: 'sides'});
     root.appendChild(sides);
-    sides.appendChild(sidePanel('Le besoin', 'v1/needs/' + encodeURIComponent(m.needId), m.needStructureId));
-    sides.appendChild(sidePanel('L’offre', 'v1/offers/' + encodeURIComponent(m.offerId), m.offerStructureId));
+    sides.appendChild(sidePanel('Le besoin', 'need', m.needId, m.needStructureId));
+    sides.appendChild(sidePanel('L’offre', 'offer', m.offerId, m.offerStructureId));
   }
 
   /* The feedback buttons of a match's detail, and where their result shows.
@@ -1298,15 +1298,16 @@
   }
 
   /* A need or an offer, then its structure with the contact to call. */
-  function sidePanel(title, path, structureId) {
+  function sidePanel(title, kind, id, structureId) {
     var section = el('section', {class: 'panel side'}, el('h2', null, title));
     var body = el('div', null, el('p', {class: 'hint'}, 'Chargement…'));
     section.appendChild(body);
-    api('GET', path).then(function (x) {
+    api('GET', DETAILS[kind].path + encodeURIComponent(id)).then(function (x) {
       clear(body);
-      body.appendChild(el('h3', null, x.title || x.id));
+      // Its title opens its own view (its other matches, its whole record).
+      body.appendChild(el('h3', null, el('a', {href: '#' + kind + '/' + encodeURIComponent(id)}, x.title || x.id)));
       if (x.description) body.appendChild(el('p', {class: 'pre'}, x.description));
-      body.appendChild(itemFacts(x, false, path.indexOf('v1/offers/') === 0));
+      body.appendChild(itemFacts(x, false, kind === 'offer'));
     }, function (e) {
       if (e.status === 401) return;
       clear(body);

@@ -668,6 +668,12 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]"), [])
         self.assertIn("Mise en relation retirée : l'offre est retirée.", view.find_element(By.CSS_SELECTOR, ".reason").text)
         self.assertIsNone(self.field(view, "rank"))
+        self.assertIsNone(self.field(view, "status"))  # no « Suite donnée : À traiter » left to give
+        # the need's and the offer's titles open their own views
+        links = self.wait(lambda: (lambda a: a if len(a) == 2 else None)(
+            view.find_elements(By.CSS_SELECTOR, ".side h3 a[href^='#need/'], .side h3 a[href^='#offer/']")), 20,
+            "the two sides' titles")
+        self.assertEqual([a.get_attribute("href").split("#", 1)[1] for a in links], ["need/" + nid, "offer/" + oid2])
         # a detail's tab is named by its item
         view = self.open_view("#offer/" + oid2, "detail")
         self.wait(lambda: d.title.endswith(" — Offre — Maillage") and d.title != "Offre — Maillage", 20,
