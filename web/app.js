@@ -1279,13 +1279,38 @@
     return dl;
   }
 
+  /* A structure's networks, each by its [networks] name, else, as the
+   * notifier names it, as the member structure of that id (a link to it),
+   * else by its id. */
+  var structureNames = {}; // id -> promise of its name, or null
+  function networksNode(ids) {
+    if (!ids || !ids.length) return '';
+    var span = el('span');
+    ids.forEach(function (id, i) {
+      if (i) span.appendChild(document.createTextNode(', '));
+      var named = own(state.taxonomy.networks, id);
+      var node = document.createTextNode(named || id);
+      span.appendChild(node);
+      if (named) return;
+      if (!own(structureNames, id)) {
+        structureNames[id] = api('GET', 'v1/structures/' + encodeURIComponent(id)).then(function (s) {
+          return s && s.name ? s.name : null;
+        }, function () { return null; });
+      }
+      structureNames[id].then(function (name) {
+        if (name && node.parentNode === span) span.replaceChild(structureLink(id, name), node);
+      });
+    });
+    return span;
+  }
+
   /* The facts of a structure (GET /v1/structures/{id}): family, commune,
    * networks, and the contact to call. */
   function structureFacts(s) {
     var dl = el('dl', {class: 'facts'});
     definition(dl, 'Famille', FAMILIES[s.family] || '', 'family');
     definition(dl, 'Commune', s.communeName || s.commune, 'commune');
-    definition(dl, 'Réseaux', (s.networks || []).map(networkName).join(', '), 'networks');
+    definition(dl, 'Réseaux', networksNode(s.networks), 'networks');
     if (s.left) definition(dl, 'Statut', 'A quitté le réseau');
     var c = s.contact || {};
     if (c.name || c.email || c.phone) {

@@ -682,6 +682,16 @@ class StaffPageTest(unittest.TestCase):
         self.wait(lambda: self.field(view, "rank") == "1re des offres proposées pour ce besoin", 20, "the first match, first now")
         self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation proposée")
         self.assertEqual(len(view.find_elements(By.CSS_SELECTOR, "button[data-outcome]")), 2)
+        # A network [networks] does not name, but a member structure is: by its name, a link to it.
+        joined = member("s-in-two", CAEN, "Membre de deux réseaux")
+        joined["memberJoined"]["structure"]["networks"] = [NETWORK, "s-caen"]
+        status, body = st.http("POST", "/v1/events", [joined], token=network_token)
+        self.assertEqual(status, 202, body)
+        view = self.open_view("#structure/s-in-two", "detail")
+        self.wait(lambda: self.field(view, "networks") == NETWORK_NAME + ", Épicerie solidaire de Caen", 20,
+                  "the networks by their names")
+        self.assertEqual(view.find_element(By.CSS_SELECTOR, 'dd[data-field="networks"] a').get_attribute("href"),
+                         st.base + "/#structure/s-caen")
 
         errors = [m for m in self.console()
                   if any(w in m for w in ("Uncaught", "TypeError", "ReferenceError", "Refused to"))]
