@@ -901,9 +901,11 @@
       item.n.status = outcome;
       item.feedbackSent = true;
       if (state.matches[mid]) state.matches[mid].status = outcome;
+      if (body.comment && state.matches[mid]) state.matches[mid].comment = body.comment;
       refreshItem(item);
       item.result.className = 'result result-ok';
-      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0».';
+      item.result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0»' +
+        (body.comment ? ', avec votre commentaire (dans le détail).' : '.');
       if (item.comment) item.comment.value = '';
       if (item.n.read === false) markRead(item, false);
       syncDetailButtons(mid, outcome);
@@ -1172,6 +1174,7 @@
     definition(head, 'Distance', distanceText(m.distanceKm), 'distance');
     definition(head, 'Proposée le', formatDate(m.proposedAt));
     if (!m.retired) definition(head, 'Suite donnée', STATUS[m.status || 'new'], 'status'); // nothing left to do
+    definition(head, 'Votre commentaire', m.comment, 'comment');
     if (m.retired) definition(head, 'État', 'Retirée\u00a0: cette mise en relation n’est plus proposée');
     root.appendChild(head);
     // A retirement's explanation says why itself ("Mise en relation retirée : …").
@@ -1213,6 +1216,8 @@
   function renderFeedback(root, m) {
     var group = el('div', {class: 'feedback', role: 'group', 'aria-label': 'Suite donnée à cette mise en relation'});
     var result = el('p', {class: 'result', role: 'status'});
+    var commentId = 'match-comment';
+    var comment = el('textarea', {id: commentId, rows: '2', maxlength: '500'});
     var buttons = [];
     var pending = false;
     ['contact_made', 'not_relevant'].forEach(function (outcome) {
@@ -1224,12 +1229,20 @@
         buttons.forEach(function (x) { x.setAttribute('aria-disabled', 'true'); });
         result.className = 'result';
         result.textContent = 'Enregistrement en cours…';
-        api('POST', 'v1/matches/' + encodeURIComponent(m.id) + '/feedback', {outcome: OUTCOMES[outcome], comment: ''}).then(function () {
+        var said = plainComment(comment.value);
+        api('POST', 'v1/matches/' + encodeURIComponent(m.id) + '/feedback', {outcome: OUTCOMES[outcome], comment: said}).then(function () {
           m.status = outcome;
           if (state.matches[m.id]) state.matches[m.id].status = outcome;
+          if (said) {
+            m.comment = said;
+            if (state.matches[m.id]) state.matches[m.id].comment = said;
+            showComment(root, said);
+            comment.value = '';
+          }
           syncDetailButtons(m.id, outcome);
           result.className = 'result result-ok';
-          result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0».';
+          result.textContent = 'Enregistré à ' + formatTime(new Date()) + '\u00a0: «\u00a0' + STATUS[outcome] + '\u00a0»' +
+            (said ? ', avec votre commentaire.' : '.');
           itemsOfMatch(m.id).forEach(function (item) {
             item.n.status = outcome;
             item.feedbackSent = true;
@@ -1248,8 +1261,16 @@
       buttons.push(b);
       group.appendChild(b);
     });
-    root.appendChild(el('div', {class: 'actions'}, group));
+    root.appendChild(el('div', {class: 'actions'}, group,
+      el('div', {class: 'comment'}, el('label', {for: commentId}, 'Commentaire (facultatif, joint à votre choix)'), comment)));
     root.appendChild(result);
+  }
+
+  /* The comment of a match's detail, in its facts (added when it had none). */
+  function showComment(root, text) {
+    var dd = root.querySelector('dd[data-field="comment"]');
+    if (dd) { dd.textContent = text; return; }
+    definition(root.querySelector('dl.facts'), 'Votre commentaire', text, 'comment');
   }
 
   /* The inbox's cards of a match (a match may be notified more than once). */

@@ -11,7 +11,7 @@
  *   GET /v1/needs/{nid}, GET /v1/offers/{oid}
  *   GET /v1/needs/{nid}/matches, GET /v1/offers/{oid}/matches
  *                                         mg:nm:<nid> / mg:om:<oid> by score
- *   GET /v1/matches/{mid}                 mg:mid:<mid> -> mg:pair:, mg:mexp:, mg:pfb:
+ *   GET /v1/matches/{mid}                 mg:mid:<mid> -> mg:pair:, mg:mexp:, mg:pfb: (the caller's fb:, fc:)
  *
  * A match's "rank" is its current place among its need's open matches
  * (ZREVRANK in mg:nm:<nid>: by score, ties in the sorted set's own order),
@@ -189,7 +189,7 @@ typedef struct {
     char nid[MG_ID_MAX + 1], oid[MG_ID_MAX + 1];
     s_pair_t pair;
     long long rank;                          /* among the need's open matches, 1 = best; 0 when not open */
-    char *status, *need_title, *offer_title; /* owned */
+    char *status, *comment, *need_title, *offer_title; /* owned; status and comment: the caller's feedback */
 } s_match_t;
 
 typedef struct s_matches s_matches_t;
@@ -219,6 +219,7 @@ static void s_matches_free(void *arg) {
     s_matches_t *m = arg;
     for (size_t i = 0; i < m->count; i++) {
         free(m->items[i].status);
+        free(m->items[i].comment);
         free(m->items[i].need_title);
         free(m->items[i].offer_title);
     }
@@ -260,6 +261,7 @@ static json_t *s_match_json(mg_gateway_t *gw, const s_match_t *mt, const redisRe
     if (mt->rank > 0) json_object_set_new(o, "rank", json_integer(mt->rank));
     s_set_time(o, "proposedAt", p->at);
     json_object_set_new(o, "status", json_string(gq_status_name(mt->status)));
+    gq_set_str(o, "comment", mt->comment);
     Maillage__V1__MatchFound *mf = NULL;
     if (found_pb && found_pb->type == REDIS_REPLY_STRING)
         mf = maillage__v1__match_found__unpack(NULL, found_pb->len, (const uint8_t *)found_pb->str);
@@ -322,7 +324,9 @@ static void s_on_pairs(mg_redis_t *redis, redisReply *reply, void *privdata) {
     for (size_t i = 0; i < m->count; i++) {
         s_match_t *mt = &m->items[i];
         s_pair_parse(gq_str(gq_at(reply, 5 * i)), &mt->pair);
-        mt->status = s_dup_str(gq_at(reply, 5 * i + 1));
+        const redisReply *fb = gq_at(reply, 5 * i + 1); /* [outcome, comment] */
+        mt->status = s_dup_str(gq_at(fb, 0));
+        mt->comment = s_dup_str(gq_at(fb, 1));
         mt->need_title = s_dup_str(gq_at(reply, 5 * i + 2));
         mt->offer_title = s_dup_str(gq_at(reply, 5 * i + 3));
         const redisReply *rank = gq_at(reply, 5 * i + 4); /* nil when not open */
@@ -356,8 +360,10 @@ static void s_matches_load(s_matches_t *m) {
         snprintf(key, sizeof(key), "mg:pair:%s|%s", mt->nid, mt->oid);
         gq_tx_add(&tx, "GET", key, NULL);
         snprintf(key, sizeof(key), "mg:pfb:%s|%s", mt->nid, mt->oid);
+        char comment[100];
         snprintf(field, sizeof(field), "fb:%s", staff);
-        gq_tx_add(&tx, "HGET", key, field, NULL);
+        snprintf(comment, sizeof(comment), "fc:%s", staff);
+        gq_tx_add(&tx, "HMGET", key, field, comment, NULL);
         snprintf(key, sizeof(key), "mg:notifier:need:%s", mt->nid);
         gq_tx_add(&tx, "HGET", key, "title", NULL);
         snprintf(key, sizeof(key), "mg:notifier:offer:%s", mt->oid);

@@ -1612,6 +1612,7 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_str(&a, fb->outcome == MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_CONTACT_MADE   ? "cm"
                         : fb->outcome == MAILLAGE__V1__MATCH_OUTCOME__MATCH_OUTCOME_NOT_RELEVANT ? "nr"
                                                                                                  : "");
+        mg_args_str(&a, fb->comment ? fb->comment : "");
         break;
     }
     default:

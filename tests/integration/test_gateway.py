@@ -608,6 +608,15 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(fb.match_feedback.staff_id, "claire")
         self.assertEqual(fb.match_feedback.outcome, h.events_pb2.MATCH_OUTCOME_CONTACT_MADE)
         self.assertEqual(fb.match_feedback.comment, "Rencontre prévue")
+        # Read back by its author with the match, once the matcher applied it;
+        # a later choice without a comment keeps it.
+        h.wait_until(lambda: gw.request("GET", "/v1/matches/" + mid, token=staff).json.get("comment"), timeout=10,
+                     what="the comment applied")
+        r = gw.request("POST", "/v1/matches/%s/feedback" % mid, {"outcome": "MATCH_OUTCOME_NOT_RELEVANT"}, token=staff)
+        self.assertEqual(r.status, 202, r)
+        m = h.wait_until(lambda: (lambda j: j if j.get("status") == "not_relevant" else None)(
+            gw.request("GET", "/v1/matches/" + mid, token=staff).json), timeout=10, what="the second feedback applied")
+        self.assertEqual(m["comment"], "Rencontre prévue")
 
         r = gw.request("POST", "/v1/matches/m-unknown/feedback", {"outcome": "MATCH_OUTCOME_NOT_RELEVANT"},
                        token=staff)
@@ -617,7 +626,7 @@ class GatewayTest(unittest.TestCase):
                            ({"outcome": "MATCH_OUTCOME_NOT_RELEVANT", "comment": "a\u0007"}, "comment")):
             r = gw.request("POST", "/v1/matches/%s/feedback" % mid, bad, token=staff)
             self.assertEqual((r.status, r.error.get("field")), (400, field), (bad, r))
-        self.assertEqual(len([e for e in journal(self.redis) if e.type == "match.feedback"]), 1)
+        self.assertEqual(len([e for e in journal(self.redis) if e.type == "match.feedback"]), 2)
 
     # ---- health, readiness, metrics ----------------------------------------------------------------------
 

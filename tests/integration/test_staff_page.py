@@ -414,6 +414,20 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(self.js("return window.__sameLoad"), "oui", "the page was reloaded")
         self.assertEqual(len(d.find_elements(By.CSS_SELECTOR, '#inbox-list > li[data-match-id="%s"]' % mid)), 1)
 
+        # -- the comment: given with the first choice, kept by the second (given
+        # without one), read back in the match's detail; one given there replaces it --
+        view = self.open_view("#match/" + mid, "match")
+        # (the browser's text gives its no-break space as a space)
+        self.wait(lambda: self.field(view, "comment") == "Rencontre prévue\nmardi\nvers 10 h", 20,
+                  "the comment in the detail")
+        self.assertEqual(self.field(view, "status"), "Pas pertinent")
+        view.find_element(By.ID, "match-comment").send_keys("Rappeler en janvier")
+        view.find_element(By.CSS_SELECTOR, "button[data-outcome=contact_made]").click()
+        self.wait(lambda: self.field(view, "comment") == "Rappeler en janvier", 20, "the new comment")
+        self.assertEqual(self.field(view, "status"), "Mise en relation faite")
+        h.wait_until(lambda: [e for e in feedback(contact_made) if e.match_feedback.comment == "Rappeler en janvier"],
+                     20, 0.1, "the detail's match.feedback in the journal")
+
         # -- collective needs: two structures of CU Caen la Mer need premises --
         d.find_element(By.CSS_SELECTOR, "#main-nav a[data-view=collectifs]").click()
         card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 30, "the collective need")
