@@ -326,7 +326,9 @@
 
   // ---- session --------------------------------------------------------------------------
 
-  function showSignIn(message) {
+  /* The sign-in form, with `message` as an error, or `notice` as news
+   * ("Vous êtes déconnecté·e."). */
+  function showSignIn(message, notice) {
     closeStream();
     if (startRetry.timer) { window.clearTimeout(startRetry.timer); startRetry.timer = null; }
     state.me = null;
@@ -335,6 +337,9 @@
     document.querySelectorAll('.view').forEach(function (v) { v.hidden = v.id !== 'view-signin'; });
     var err = $('signin-error');
     if (message) { err.textContent = message; err.hidden = false; } else { err.textContent = ''; err.hidden = true; }
+    var news = $('signin-notice');
+    news.textContent = notice || '';
+    news.hidden = !notice;
     $('token').value = '';
     state.view = 'signin';
     $('token').focus();
@@ -408,8 +413,8 @@
       resetData();
       hideBanner();
       history.replaceState(null, '', location.pathname + location.search);
-      showSignIn('');
-      announce('Vous êtes déconnecté·e.');
+      showSignIn('', 'Vous êtes déconnecté·e.'); // seen
+      announce('Vous êtes déconnecté·e.'); // heard
     });
   }
 
@@ -1536,7 +1541,12 @@
       clear(list);
       all.sort(function (a, b) { return String(b.updatedAt || '').localeCompare(String(a.updatedAt || '')); });
       all.forEach(function (c) { list.appendChild(renderCollective(c)); });
-      setStatus('collective-status', all.length === 0 ? 'Aucun besoin collectif pour ces critères.'
+      // Empty and unfiltered: say what would make one.
+      var none = filters.department || filters.category ? 'Aucun besoin collectif pour ces critères.'
+        : 'Aucun besoin collectif pour le moment. Il en apparaît un quand plusieurs structures d’un même '
+          + 'territoire expriment, dans la même période, un besoin de la même catégorie\u00a0: une réponse '
+          + 'mutualisée devient possible.';
+      setStatus('collective-status', all.length === 0 ? none
         : all.length === 1 ? '1 besoin collectif.' : formatNumber(all.length) + ' besoins collectifs.');
     }, function (e) {
       if (generation !== state.collectiveGeneration) return;

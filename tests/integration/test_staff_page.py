@@ -1010,6 +1010,11 @@ class StaffPageTest(unittest.TestCase):
         self.open_view("#match/inconnue", "match")
         self.wait(lambda: "introuvable" in d.find_element(By.ID, "match-status").text, 10, "the message")
         self.assertEqual(d.find_element(By.ID, "match-title").text, "Mise en relation introuvable")
+        # No collective need yet, no filter: the page says what would make one
+        # (not « pour ces critères », when there are none).
+        self.open_view("#collectifs", "collectifs")
+        self.wait(lambda: d.find_element(By.ID, "collective-status").text.startswith(
+            "Aucun besoin collectif pour le moment. Il en apparaît un quand plusieurs structures"), 10, "the empty view")
 
     def test_french_typography_keeps_signs_with_their_words(self):
         """A narrow no-break space before %, a no-break space before a colon
@@ -1109,6 +1114,9 @@ class StaffPageTest(unittest.TestCase):
         d.find_element(By.ID, "sign-out").click()
         self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form again")
         self.assertEqual(self.js("return document.activeElement.id"), "token")
+        # said on the page, not only to screen readers; not as an error
+        self.assertEqual(d.find_element(By.ID, "signin-notice").text, "Vous êtes déconnecté·e.")
+        self.assertFalse(d.find_element(By.ID, "signin-error").is_displayed())
         # The cookie is gone: the API answers 401 to the page.
         status = self.driver.execute_async_script(
             "var done = arguments[0]; fetch('v1/me', {credentials: 'same-origin'}).then(function (r) { done(r.status); });")
