@@ -1511,7 +1511,10 @@
     var answers = el('section', {class: 'panel'}, el('h2', null, 'Réponses'));
     if (!c.answers || !c.answers.length) answers.appendChild(el('p', {class: 'hint'}, 'Pas encore de réponse.'));
     else answers.appendChild(el('ul', {class: 'links answers'}, c.answers.map(function (a) {
-      return el('li', null, structureLink(a.structureId, a.structureName), '\u00a0: ' + (a.answerLabel || ''));
+      // « Coopérative laitière : en discussion, le 29 nov. 2026, 12:36 », then what it said
+      return el('li', null, structureLink(a.structureId, a.structureName), '\u00a0: ' + (a.answerLabel || '') +
+        (a.answeredAt ? ', le ' + formatDate(a.answeredAt) : ''),
+        a.comment ? el('p', {class: 'pre answer-comment'}, a.comment) : null);
     })));
     root.appendChild(answers);
   }

@@ -26,6 +26,8 @@
 typedef struct {
     char sid[MG_ID_MAX + 1];
     const ProtobufCEnumValue *answer; /* static, from the enum's descriptor */
+    char *comment;                    /* owned; NULL when none */
+    long long at;                     /* received, Unix ms; 0 when unknown */
 } s_answer_t;
 
 typedef struct {
@@ -39,6 +41,8 @@ typedef struct {
 static void s_coop_free(void *arg) {
     s_coop_t *q = arg;
     if (q->cp) maillage__v1__cooperation_proposed__free_unpacked(q->cp, NULL);
+    for (size_t i = 0; i < q->n_answers; i++)
+        free(q->answers[i].comment);
     free(q->answers);
     free(q);
 }
@@ -104,6 +108,12 @@ static void s_on_names(mg_redis_t *redis, redisReply *reply, void *privdata) {
             json_pack("{s:s, s:s, s:s}", "structureId", a->sid, "answer", a->answer->name, "answerLabel",
                       mg_fr_cooperation_answer((Maillage__V1__CooperationAnswer)a->answer->value));
         s_set_name(one, "structureName", gq_at(reply, 2 + i));
+        if (a->comment) gq_set_str(one, "comment", a->comment);
+        if (a->at > 0) {
+            char when[32];
+            gq_rfc3339(a->at, when);
+            gq_set_str(one, "answeredAt", when);
+        }
         json_array_append_new(answers, one);
     }
     json_object_set_new(o, "answers", answers);
@@ -138,6 +148,13 @@ static void s_on_coop(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_answer_t *a = &q->answers[q->n_answers++];
         snprintf(a->sid, sizeof(a->sid), "%s", field + 4);
         a->answer = s_answer_value(value);
+        char name[MG_ID_MAX + 8]; /* its comment and time, kept beside it */
+        snprintf(name, sizeof(name), "cmt:%s", a->sid);
+        const redisReply *comment = mg_redis_field(reply, name);
+        if (comment && comment->len > 0) a->comment = mg_strndup(comment->str, comment->len);
+        snprintf(name, sizeof(name), "at:%s", a->sid);
+        const redisReply *at = mg_redis_field(reply, name);
+        a->at = at ? atoll(at->str) : 0;
     }
     if (q->n_answers) qsort(q->answers, q->n_answers, sizeof(s_answer_t), s_cmp_answer);
     const char *sids[2] = {q->cp->from_structure_id, q->cp->to_structure_id};

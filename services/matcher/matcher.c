@@ -1601,6 +1601,8 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         mg_args_str(&a, ca->proposal_id);
         mg_args_str(&a, field);
         mg_args_int(&a, ca->answer);
+        mg_args_str(&a, ca->comment ? ca->comment : "");
+        mg_args_int(&a, env->received_at_ms);
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FEEDBACK: {

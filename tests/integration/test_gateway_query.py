@@ -396,8 +396,12 @@ class ReadTest(unittest.TestCase):
                          ("COOPERATION_KIND_POOLING", "mutualisation", "locaux", "Locaux"))
         self.assertEqual((c["fromStructureId"], c["fromStructureName"], c["toStructureId"], c["toStructureName"]),
                          ("s-caen", "Structure s-caen", "s-herouville", "Structure s-herouville"))
+        # the answer with what it said and when (its comment was only in the notification)
+        answered_at = c["answers"][0].pop("answeredAt", "")
+        self.assertRegex(answered_at, r"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d")
         self.assertEqual(c["answers"], [{"structureId": "s-herouville", "structureName": "Structure s-herouville",
-                                         "answer": "COOPERATION_ANSWER_ACCEPTED", "answerLabel": "acceptée"}])
+                                         "answer": "COOPERATION_ANSWER_ACCEPTED", "answerLabel": "acceptée",
+                                         "comment": "Avec plaisir, appelons-nous."}])
         self.assertRegex(c["sequence"], r"^[1-9]\d*$")
         self.assertNotIn("contact", json.dumps(c))
         self.error(404, "/v1/cooperations/p-nowhere")

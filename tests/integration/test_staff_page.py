@@ -102,7 +102,8 @@ def cooperation(pid, from_sid, to_sid):
                 "kind": "COOPERATION_KIND_POOLING", "category": "locaux", "title": "Mutualiser une cuisine",
                 "description": "Une cuisine aux normes, partagée trois jours par semaine."}},
             {"type": "cooperation.answered", "cooperationAnswered": {
-                "proposalId": pid, "structureId": to_sid, "answer": "COOPERATION_ANSWER_ACCEPTED"}}]
+                "proposalId": pid, "structureId": to_sid, "answer": "COOPERATION_ANSWER_ACCEPTED",
+                "comment": "À étudier en conseil d'administration de janvier."}}]
 
 
 # ---- the stack ---------------------------------------------------------------------------
@@ -569,8 +570,10 @@ class StaffPageTest(unittest.TestCase):
         self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, "Mutualiser une cuisine")
         self.assertEqual((self.field(view, "to"), self.field(view, "kind")), ("Atelier partagé d’Hérouville", "Mutualisation"))
         self.assertIn("partagée trois jours par semaine", view.text)
-        self.assertEqual([a.text for a in view.find_elements(By.CSS_SELECTOR, ".answers li")],
-                         ["Atelier partagé d’Hérouville : acceptée"])
+        # the answer, when, and what it said
+        [answer] = [a.text for a in view.find_elements(By.CSS_SELECTOR, ".answers li")]
+        self.assertRegex(answer, r"^Atelier partagé d’Hérouville : acceptée, le \d+ [a-zéû]+\.? 20\d\d, \d\d:\d\d\n"
+                                 r"À étudier en conseil d'administration de janvier\.$")
         # A structure, from a member's notification: its facts and open items.
         d.get(joined_link)
         self.wait(lambda: self.field(view, "family") == "Association", 20, "the structure's view")
