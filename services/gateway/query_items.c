@@ -360,10 +360,10 @@ static void s_matches_load(s_matches_t *m) {
         snprintf(key, sizeof(key), "mg:pair:%s|%s", mt->nid, mt->oid);
         gq_tx_add(&tx, "GET", key, NULL);
         snprintf(key, sizeof(key), "mg:pfb:%s|%s", mt->nid, mt->oid);
-        char comment[100];
+        char comment_field[100];
         snprintf(field, sizeof(field), "fb:%s", staff);
-        snprintf(comment, sizeof(comment), "fc:%s", staff);
-        gq_tx_add(&tx, "HMGET", key, field, comment, NULL);
+        snprintf(comment_field, sizeof(comment_field), "fc:%s", staff);
+        gq_tx_add(&tx, "HMGET", key, field, comment_field, NULL);
         snprintf(key, sizeof(key), "mg:notifier:need:%s", mt->nid);
         gq_tx_add(&tx, "HGET", key, "title", NULL);
         snprintf(key, sizeof(key), "mg:notifier:offer:%s", mt->oid);
