@@ -732,7 +732,8 @@
       actions.appendChild(el('a', {class: 'detail-link', href: '#match/' + encodeURIComponent(n.matchId)},
         'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
     } else if (n.kind === 'collective_need') {
-      actions.appendChild(el('a', {class: 'detail-link', href: '#collectifs'}, 'Voir les besoins collectifs'));
+      var one = /#(collective\/.+)$/.exec(String(n.link || '')); // this one among them
+      actions.appendChild(el('a', {class: 'detail-link', href: one ? '#' + one[1] : '#collectifs'}, 'Voir ce besoin collectif'));
     } else if (detailHash(n.link)) { // a need, a structure, a cooperation proposal
       actions.appendChild(el('a', {class: 'detail-link', href: detailHash(n.link)},
         'Voir le détail', el('span', {class: 'visually-hidden'}, '\u00a0: ' + (n.title || kindLabel))));
@@ -1523,7 +1524,9 @@
 
   /* The collective needs come in pages (a SCAN cursor: a page may even be
    * empty with more after it); they are few, so every page is fetched. */
-  function loadCollective() {
+  /* The list of collective needs; with `target` (a collective id, from a
+   * notification's link), that card is marked and brought into view. */
+  function loadCollective(target) {
     var generation = ++state.collectiveGeneration;
     var list = $('collective-list');
     setStatus('collective-status', 'Chargement des besoins collectifs…');
@@ -1544,6 +1547,16 @@
       clear(list);
       all.sort(function (a, b) { return String(b.updatedAt || '').localeCompare(String(a.updatedAt || '')); });
       all.forEach(function (c) { list.appendChild(renderCollective(c)); });
+      var shown = target && Array.prototype.filter.call(list.children, function (li) {
+        return li.dataset.collectiveId === target;
+      })[0];
+      if (shown) {
+        shown.classList.add('is-target');
+        var title = shown.querySelector('.card-title');
+        title.setAttribute('tabindex', '-1');
+        title.focus();
+        shown.scrollIntoView({block: 'start'});
+      }
       // Empty and unfiltered: say what would make one.
       var none = filters.department || filters.category ? 'Aucun besoin collectif pour ces critères.'
         : 'Aucun besoin collectif pour le moment. Il en apparaît un quand plusieurs structures d’un même '
@@ -1608,7 +1621,10 @@
     var head = slash >= 0 ? hash.slice(0, slash) : hash;
     if (head === 'match' && slash >= 0) { view = 'match'; arg = hash.slice(slash + 1); }
     else if (isDetail(head) && slash >= 0) { view = 'detail'; arg = hash.slice(slash + 1); }
-    else if (head === 'collectifs' || head === 'collective') view = 'collectifs';
+    else if (head === 'collectifs' || head === 'collective') {
+      view = 'collectifs';
+      if (head === 'collective' && slash >= 0) arg = hash.slice(slash + 1); // one of them, shown first
+    }
     else if (head === 'territoire') view = 'territoire';
     var previous = state.view;
     state.view = view;
@@ -1618,7 +1634,7 @@
       var current = a.dataset.view === view || (view === 'match' && a.dataset.view === 'opportunites');
       if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
-    if (view === 'collectifs') loadCollective();
+    if (view === 'collectifs') loadCollective(arg);
     if (view === 'territoire' && MG.territory) MG.territory.show();
     if (view === 'match') showMatch(arg);
     if (view === 'detail') showDetail(head, arg);

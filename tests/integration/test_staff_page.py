@@ -627,10 +627,19 @@ class StaffPageTest(unittest.TestCase):
                          [("Jardin d’Ifs", st.base + "/#structure/s-ifs"),
                           ("Épicerie solidaire de Caen", st.base + "/#structure/s-caen")])
 
+        # Its notification's link names it: that card is marked, and has the focus.
+        cid = st.journal("collective_need.detected")[-1].collective_need_detected.collective_id
+        self.open_view("#collective/" + cid, "collectifs")
+        marked = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li.is-target"), 30, "the card named")
+        self.assertEqual(marked[0].get_attribute("data-collective-id"), cid)
+        self.assertEqual(self.js("return document.activeElement.closest('li') === arguments[0]", marked[0]), True)
+
         # The inbox cards of those notifications link to the same views.
         self.open_view("#opportunites", "opportunites")
         self.wait(lambda: d.find_elements(By.CSS_SELECTOR, '#inbox-list a.detail-link[href="#cooperation/%s"]' % pid),
                   20, "the cooperation's card with its link")
+        self.wait(lambda: d.find_elements(By.CSS_SELECTOR, '#inbox-list a.detail-link[href="#collective/%s"]' % cid),
+                  20, "the collective need's card with its link")
 
         # -- a match shows its rank now among the need's open matches --
         view = self.open_view("#match/" + mid, "match")
