@@ -266,6 +266,11 @@ def offset_to_hour(hour, minute=10):
 
 CALVADOS_LOCAUX = {"name": "Claire Dupont", "departments": "14", "categories": "locaux", "channels": "inbox"}
 SEINE_MARITIME = {"name": "Rémi Leroy", "departments": "76", "channels": "inbox"}
+
+
+def eure(name, min_score):
+    """A staff member following the Eure, in the inbox, from `min_score`."""
+    return {"name": name, "departments": "27", "channels": "inbox", "min_score": min_score}
 ACCUEIL = {"name": "Accueil CRESS", "channels": "inbox"}
 
 
@@ -308,10 +313,7 @@ class NotifierTest(unittest.TestCase):
     def test_a_score_just_below_a_threshold_is_not_rounded_up_to_it(self):
         # 0.3996 is 40 % rounded: "son score (40 %) est sous le seuil de
         # Yann Duval (40 %)" said one thing and its contrary.
-        st = Stack(self.ws, {"yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
-                                      "min_score": 0.4},
-                             "eva": {"name": "Éva Martin", "departments": "27", "channels": "inbox",
-                                     "min_score": 0.5}})
+        st = Stack(self.ws, {"yann": eure("Yann Duval", 0.4), "eva": eure("Éva Martin", 0.5)})
         st.start()
         self._directory(st)
         st.emit([match("m-4", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
@@ -333,10 +335,7 @@ class NotifierTest(unittest.TestCase):
     def test_a_default_recipient_that_follows_too_reads_its_own_threshold_and_the_others(self):
         # Before: « son score (35 %) est sous les seuils de Yann Duval (40 %) »,
         # plural with one name and the recipient's own threshold left out.
-        st = Stack(self.ws, {"accueil": {"name": "Accueil", "departments": "27", "channels": "inbox",
-                                         "min_score": 0.6},
-                             "yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
-                                      "min_score": 0.4}})
+        st = Stack(self.ws, {"accueil": eure("Accueil", 0.6), "yann": eure("Yann Duval", 0.4)})
         st.start()
         self._directory(st)
         st.emit([match("m-6", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
@@ -353,10 +352,7 @@ class NotifierTest(unittest.TestCase):
         st = Stack(self.ws, {"claire": CALVADOS_LOCAUX, "remi": SEINE_MARITIME,
                              "manche": {"name": "Manche réseau", "networks": "reseau-manche", "channels": "inbox",
                                         "min_score": 0.9},
-                             "yann": {"name": "Yann Duval", "departments": "27", "channels": "inbox",
-                                      "min_score": 0.4},
-                             "eva": {"name": "Éva Martin", "departments": "27", "channels": "inbox",
-                                     "min_score": 0.5}})
+                             "yann": eure("Yann Duval", 0.4), "eva": eure("Éva Martin", 0.5)})
         st.start()
         self._directory(st)
         st.emit([match("m-1", "n1", "o1", "s-caen", "s-rouen", department="14", score=0.8),

@@ -132,25 +132,26 @@ static void closures_agree_with_their_noun(void **state) {
 
 static void networks_take_the_article_their_name_wants(void **state) {
     (void)state;
-    char buf[160], to[160];
-    assert_string_equal(mg_fr_network("URSCOP Normandie", buf, sizeof(buf)), "le réseau URSCOP Normandie");
-    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "au réseau URSCOP Normandie");
-    assert_string_equal(mg_fr_network("Réseau normand des ressourceries", buf, sizeof(buf)),
-                        "le Réseau normand des ressourceries");
-    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "au Réseau normand des ressourceries");
-    assert_string_equal(mg_fr_network("Fédération des centres sociaux", buf, sizeof(buf)),
-                        "la Fédération des centres sociaux");
-    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "à la Fédération des centres sociaux");
-    assert_string_equal(mg_fr_network("Union régionale des Scop", buf, sizeof(buf)), "l'Union régionale des Scop");
-    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "à l'Union régionale des Scop");
-    assert_string_equal(mg_fr_network("Le Mouvement associatif", buf, sizeof(buf)), "le Mouvement associatif");
-    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "au Mouvement associatif");
-    /* a word that only starts like one, and an acronym */
-    assert_string_equal(mg_fr_network("Réseaux d'ici", buf, sizeof(buf)), "le réseau Réseaux d'ici");
-    assert_string_equal(mg_fr_network("CRESS Normandie", buf, sizeof(buf)), "le réseau CRESS Normandie");
-    assert_string_equal(mg_fr_network("", buf, sizeof(buf)), "un réseau");
-    assert_string_equal(mg_fr_network("L\xe2\x80\x99Union des Scic", buf, sizeof(buf)), "l\xe2\x80\x99Union des Scic");
-    assert_string_equal(mg_fr_a(buf, to, sizeof(to)), "à l\xe2\x80\x99Union des Scic");
+    /* a name, then it with its article, then after "à" */
+    static const char *const cases[][3] = {
+        {"URSCOP Normandie", "le réseau URSCOP Normandie", "au réseau URSCOP Normandie"},
+        {"Réseau normand des ressourceries", "le Réseau normand des ressourceries",
+         "au Réseau normand des ressourceries"},
+        {"Fédération des centres sociaux", "la Fédération des centres sociaux",
+         "à la Fédération des centres sociaux"},
+        {"Union régionale des Scop", "l'Union régionale des Scop", "à l'Union régionale des Scop"},
+        {"Le Mouvement associatif", "le Mouvement associatif", "au Mouvement associatif"},
+        {"L\xe2\x80\x99Union des Scic", "l\xe2\x80\x99Union des Scic", "à l\xe2\x80\x99Union des Scic"},
+        /* a word that only starts like one, an acronym, no name */
+        {"Réseaux d'ici", "le réseau Réseaux d'ici", "au réseau Réseaux d'ici"},
+        {"CRESS Normandie", "le réseau CRESS Normandie", "au réseau CRESS Normandie"},
+        {"", "un réseau", "à un réseau"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char the[160], to[160];
+        assert_string_equal(mg_fr_network(cases[i][0], the, sizeof(the)), cases[i][1]);
+        assert_string_equal(mg_fr_a(the, to, sizeof(to)), cases[i][2]);
+    }
 }
 
 static void distances_read_as_explanations_say_them(void **state) {
