@@ -1584,17 +1584,31 @@
     var meta = el('ul', {class: 'meta', 'aria-label': 'Caractéristiques'},
       when ? el('li', null, 'Mis à jour le ', el('time', {datetime: c.updatedAt}, when)) : null,
       c.department ? el('li', null, c.departmentName || departmentName(c.department)) : null,
+      c.radiusKm ? el('li', {'data-field': 'radius'}, 'Dans un rayon de ' + formatNumber(c.radiusKm) + '\u00a0km') : null,
       el('li', null, count === 1 ? '1 structure' : formatNumber(count) + ' structures'),
       el('li', null, (c.needIds ? c.needIds.length : 0) + ' besoin' + ((c.needIds && c.needIds.length > 1) ? 's' : '')));
     article.appendChild(meta);
-    // Who: each structure by name, a link to its view.
+    // What: each need gathered, a link to its view, with its structure's.
+    // The first few in view, the others behind one toggle (a group may
+    // gather a few hundred).
     var names = c.structureNames || {};
-    var who = el('p', {class: 'structures'}, el('strong', null, 'Structures\u00a0: '));
-    (c.structureIds || []).forEach(function (sid, i) {
-      who.appendChild(document.createTextNode(i ? ', ' : ''));
-      who.appendChild(structureLink(sid, names[sid]));
+    var needs = (c.needs || []).map(function (n) {
+      return el('li', null,
+        el('a', {href: '#need/' + encodeURIComponent(n.id)}, n.title || n.id),
+        n.structureId ? [' — ', structureLink(n.structureId, names[n.structureId])] : null,
+        n.open === false ? [' ', el('span', {class: 'badge'}, 'Clos')] : null);
     });
-    if (c.structureIds && c.structureIds.length) article.appendChild(who);
+    var SHOWN = 5;
+    if (needs.length) {
+      article.appendChild(el('h3', {class: 'needs-heading'}, 'Besoins'));
+      article.appendChild(el('ul', {class: 'collective-needs'}, needs.slice(0, SHOWN)));
+      if (needs.length > SHOWN) {
+        var rest = needs.length - SHOWN;
+        article.appendChild(el('details', {class: 'collective-more'},
+          el('summary', null, rest === 1 ? 'Voir l’autre besoin' : 'Voir les ' + formatNumber(rest) + ' autres besoins'),
+          el('ul', {class: 'collective-needs'}, needs.slice(SHOWN))));
+      }
+    }
     if (c.explanation) article.appendChild(el('p', {class: 'reason'}, el('strong', null, 'Pourquoi\u00a0: '), c.explanation));
     var li = el('li', {class: 'card-item'}, article);
     li.dataset.collectiveId = c.collectiveId || c.id || '';

@@ -1,6 +1,7 @@
 # Besoin collectif, opportunité de mutualisation (collective_need.detected).
 # Noms : staff_name, why, link, category, territory_name, of_territory ("de la
-# CU Caen la Mer"; "autour du Havre" pour un groupe par distance; "du Calvados"),
+# CU Caen la Mer"; "à moins de 20 km du Havre" pour un groupe par distance;
+# "du Calvados"),
 # at_territory ("à la CU Caen la Mer", "autour du Havre", "dans le Calvados",
 # "en Seine-Maritime"), department, count, structures, explanation (the
 # matcher's sentence, which says the first line again), revision

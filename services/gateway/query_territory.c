@@ -14,7 +14,9 @@
  * storm of page refreshes costs one read. Collective needs are the hashes
  * listed in mg:collectives (their `pb` is the latest
  * CollectiveNeedDetected), read with SSCAN, then the names of their
- * structures (mg:structure:<sid> `pb`, each structure once a page). A group
+ * structures (mg:structure:<sid> `pb`, each structure once a page) and
+ * their needs' titles and states (the notifier's mg:notifier:need:<nid>,
+ * each need once a page: `needs`, in the signal's order). A group
  * of an EPCI across two departments is in both (`otherDepartments`), as
  * the offers its territory places there are. */
 #include <stdlib.h>
@@ -338,6 +340,8 @@ typedef struct {
     json_t *items;     /* the page's collective needs, while their structures' names are read */
     const char **sids; /* their structures, sorted, once each; borrowed from `items` */
     size_t n_sids;
+    const char **nids; /* their needs, sorted, once each; borrowed from `items` */
+    size_t n_nids;
 } s_coll_t;
 
 static void s_coll_free(void *arg) {
@@ -346,6 +350,7 @@ static void s_coll_free(void *arg) {
         free(q->keys[i]);
     free(q->keys);
     free(q->sids);
+    free(q->nids);
     json_decref(q->items);
     free(q);
 }
@@ -380,25 +385,72 @@ static int s_cmp_sid(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Fill each item's "structureNames" (id -> name, the structures known)
- * from `reply`: the `pb` of q->sids, in order. */
+/* Each id of `ids` once, sorted (looked up by bsearch); returns the count. */
+static size_t s_sort_unique(const char **ids, size_t n) {
+    if (n) qsort(ids, n, sizeof(char *), s_cmp_sid);
+    size_t unique = 0;
+    for (size_t i = 0; i < n; i++)
+        if (unique == 0 || strcmp(ids[unique - 1], ids[i]) != 0) ids[unique++] = ids[i];
+    return unique;
+}
+
+/* Append the strings of `array` (a JSON array) to the growing `ids`. */
+static void s_collect_ids(json_t *array, const char ***ids, size_t *n, size_t *cap) {
+    size_t j;
+    json_t *id;
+    json_array_foreach(array, j, id) {
+        if (!json_string_value(id)) continue;
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 16;
+            *ids = mg_realloc(*ids, *cap * sizeof(char *));
+        }
+        (*ids)[(*n)++] = json_string_value(id);
+    }
+}
+
+/* The need `nid` of a collective need as staff read it, from the
+ * notifier's record (`hmget`: title, sid, state; absent when the notifier
+ * has not seen it): {id, title?, structureId?, open}. */
+static json_t *s_coll_need(const char *nid, const redisReply *hmget) {
+    json_t *o = json_pack("{s:s}", "id", nid);
+    const redisReply *title =
+        hmget && hmget->type == REDIS_REPLY_ARRAY && hmget->elements == 3 ? hmget->element[0] : NULL;
+    const char *t = gq_str(title), *sid = title ? gq_str(hmget->element[1]) : NULL,
+               *st = title ? gq_str(hmget->element[2]) : NULL;
+    if (t && *t) gq_set_str(o, "title", t);
+    if (sid && *sid) gq_set_str(o, "structureId", sid);
+    json_object_set_new(o, "open", json_boolean(!st || strcmp(st, "closed") != 0));
+    return o;
+}
+
+/* Fill each item's "structureNames" (id -> name, the structures known) and
+ * "needs" from `reply`: the `pb` of q->sids, then the notifier's record of
+ * q->nids, in order. */
 static void s_on_coll_names(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_coll_t *q = privdata;
     (void)redis;
-    if (!gq_exec_ok(reply, q->n_sids)) {
+    if (!gq_exec_ok(reply, q->n_sids + q->n_nids)) {
         gw_reply_unavailable(q->r, "collective needs");
         return;
     }
     size_t i, j;
-    json_t *item, *sid;
+    json_t *item, *id;
     json_array_foreach(q->items, i, item) {
         json_t *names = json_object_get(item, "structureNames");
-        json_array_foreach(json_object_get(item, "structureIds"), j, sid) {
-            const char *id = json_string_value(sid);
-            const char **at = id ? bsearch(&id, q->sids, q->n_sids, sizeof(char *), s_cmp_sid) : NULL;
+        json_array_foreach(json_object_get(item, "structureIds"), j, id) {
+            const char *sid = json_string_value(id);
+            const char **at = sid ? bsearch(&sid, q->sids, q->n_sids, sizeof(char *), s_cmp_sid) : NULL;
             char *name = at ? gq_structure_name(gq_at(reply, (size_t)(at - q->sids))) : NULL;
-            if (name) json_object_set_new(names, id, json_string(name));
+            if (name) json_object_set_new(names, sid, json_string(name));
             free(name);
+        }
+        json_t *needs = json_object_get(item, "needs");
+        json_array_foreach(json_object_get(item, "needIds"), j, id) {
+            const char *nid = json_string_value(id);
+            const char **at = nid ? bsearch(&nid, q->nids, q->n_nids, sizeof(char *), s_cmp_sid) : NULL;
+            if (at)
+                json_array_append_new(needs,
+                                      s_coll_need(nid, gq_at(reply, q->n_sids + (size_t)(at - q->nids))));
         }
     }
     s_coll_reply(q);
@@ -459,34 +511,28 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
     /* Newest signal first within the page. */
     if (n > 1) qsort(found, n, sizeof(json_t *), s_cmp_updated);
     q->items = json_array();
-    size_t cap = 0;
+    size_t sids_cap = 0, nids_cap = 0;
     for (size_t i = 0; i < n; i++) {
         json_object_set_new(found[i], "structureNames", json_object());
+        json_object_set_new(found[i], "needs", json_array());
         json_array_append_new(q->items, found[i]);
-        size_t j;
-        json_t *sid;
-        json_array_foreach(json_object_get(found[i], "structureIds"), j, sid) {
-            if (!json_string_value(sid)) continue;
-            if (q->n_sids == cap) {
-                cap = cap ? 2 * cap : 16;
-                q->sids = mg_realloc(q->sids, cap * sizeof(char *));
-            }
-            q->sids[q->n_sids++] = json_string_value(sid);
-        }
+        s_collect_ids(json_object_get(found[i], "structureIds"), &q->sids, &q->n_sids, &sids_cap);
+        s_collect_ids(json_object_get(found[i], "needIds"), &q->nids, &q->n_nids, &nids_cap);
     }
     free(found);
-    /* Each structure once, sorted (looked up by bsearch). */
-    if (q->n_sids) qsort(q->sids, q->n_sids, sizeof(char *), s_cmp_sid);
-    size_t unique = 0;
-    for (size_t i = 0; i < q->n_sids; i++)
-        if (unique == 0 || strcmp(q->sids[unique - 1], q->sids[i]) != 0) q->sids[unique++] = q->sids[i];
-    q->n_sids = unique;
+    q->n_sids = s_sort_unique(q->sids, q->n_sids);
+    q->n_nids = s_sort_unique(q->nids, q->n_nids);
     gq_tx_t tx;
     gq_tx_begin(&tx, q->r->gw);
     for (size_t i = 0; i < q->n_sids; i++) {
         char key[200];
         snprintf(key, sizeof(key), "mg:structure:%s", q->sids[i]);
         gq_tx_add(&tx, "HGET", key, "pb", NULL);
+    }
+    for (size_t i = 0; i < q->n_nids; i++) {
+        char key[200];
+        snprintf(key, sizeof(key), "mg:notifier:need:%s", q->nids[i]);
+        gq_tx_add(&tx, "HMGET", key, "title", "sid", "state", NULL);
     }
     if (!tx.failed && tx.count == 0) {
         s_coll_reply(q);

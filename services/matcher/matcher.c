@@ -773,11 +773,13 @@ static void s_need_of(const mg_matcher_t *m, const char *category, char *out, si
 
 /* Record one collective_need.detected of the group `group` (an EPCI, or
  * "near:<com>" for a group by distance whose `centre` is "lon lat" when it
- * is formed, "" otherwise, and `sids` its structures as the script lists
- * them; "" for an EPCI) from its members "<sid>|<nid>" (`list`). */
+ * is formed, "" otherwise, `sids` its structures as the script lists
+ * them and `radius_km` its radius; "" and 0 for an EPCI) from its members
+ * "<sid>|<nid>" (`list`). */
 static void s_collective_emit(s_job_t *job, const char *category, const char *group, const char *centre,
-                              const char *sids, unsigned prev, long long n, const redisReply *list,
-                              const char *territory, const char *territory_name, const char *explanation) {
+                              const char *sids, unsigned radius_km, unsigned prev, long long n,
+                              const redisReply *list, const char *territory, const char *territory_name,
+                              const char *explanation) {
     size_t count = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
     char **need_ids = mg_calloc(count + 1, sizeof(char *)), **structure_ids = mg_calloc(count + 1, sizeof(char *));
     size_t n_needs = 0, n_structures = 0;
@@ -816,6 +818,7 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     cn.structure_ids = structure_ids;
     cn.revision = prev + 1;
     cn.explanation = (char *)explanation;
+    cn.radius_km = radius_km;
     /* Serialized once: for the `pb` of mg:collective:* (the gateway) and in
      * the envelope. */
     uint8_t *cn_pb;
@@ -856,7 +859,7 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
              n, n > 1 ? "s" : "", of_epci, n > 1 ? "nt" : "", need_of);
     snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
-    s_collective_emit(job, need->category, nc->epci, "", "", prev, n, info->element[2], territory,
+    s_collective_emit(job, need->category, nc->epci, "", "", 0, prev, n, info->element[2], territory,
                       nc->epci_name ? nc->epci_name : "", explanation);
 }
 
@@ -882,8 +885,8 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
                  "%lld structure%s à moins de %lld km %s exprime%s un %s : une réponse mutualisée est possible", n,
                  n > 1 ? "s" : "", m->collective_km, of_centre, n > 1 ? "nt" : "", need_of);
         s_collective_emit(job, need->category, s_rstr(r->element[0]), s_rstr(r->element[5]),
-                          s_rstr(r->element[6]), (unsigned)s_rint(r->element[2]), n, r->element[4], code,
-                          centre ? centre->name : code, explanation);
+                          s_rstr(r->element[6]), (unsigned)m->collective_km, (unsigned)s_rint(r->element[2]),
+                          n, r->element[4], code, centre ? centre->name : code, explanation);
     }
 }
 

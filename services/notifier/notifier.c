@@ -1110,9 +1110,12 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
             const char *in = mg_fr_department_in(cn->territory + 4); /* "en Seine-Maritime" */
             mg_fr_de(the ? the : where, of_where, sizeof(of_where));
             snprintf(at_where, sizeof(at_where), "%s%s", in ? "" : "en ", in ? in : where);
-        } else { /* a group by distance, centred on a commune: its structures are around it */
+        } else { /* a group by distance, centred on a commune: "à moins de 20 km du Havre" */
             mg_fr_de(where, said, sizeof(said));
-            snprintf(of_where, sizeof(of_where), "autour %s", said);
+            if (cn->radius_km > 0)
+                snprintf(of_where, sizeof(of_where), "à moins de %u km %s", cn->radius_km, said);
+            else
+                snprintf(of_where, sizeof(of_where), "autour %s", said);
             snprintf(at_where, sizeof(at_where), "autour %s", said);
         }
         s_item_var(it, "of_territory", of_where);

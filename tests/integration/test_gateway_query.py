@@ -934,6 +934,11 @@ class ChangeTest(unittest.TestCase):
         self.assertEqual(c["structureNames"], {"s-caen": "Structure s-caen", "s-herouville": "Structure s-herouville",
                                                "s-ifs": "Structure s-ifs"})
         self.assertEqual((c["revision"], c["id"]), (1, "cn.formation.200065597"))
+        # Its needs as staff read them: title, structure, open.
+        self.assertEqual(sorted((n["id"], n["title"], n["structureId"], n["open"]) for n in c["needs"]),
+                         [("n-f1", "Formation gestion", "s-caen", True), ("n-f2", "Formation paie", "s-ifs", True),
+                          ("n-f3", "Formation RH", "s-herouville", True)])
+        self.assertEqual([n["id"] for n in c["needs"]], c["needIds"])
         self.assertTrue(c["explanation"])
         self.assertRegex(c["updatedAt"], r"Z$")
         self.assertEqual(len(self.ok("/v1/collective-needs", category="formation", department="14")["items"]), 1)
@@ -944,6 +949,11 @@ class ChangeTest(unittest.TestCase):
         # Its inbox entry carries the same scope.
         entries = self.ok("/v1/staff/me/inbox", kind="collective_need")["items"]
         self.assertEqual([(e["category"], e["department"]) for e in entries], [("formation", "14")])
+        # A need closed since is still listed, and marked so.
+        self.st.emit([tm.need_closed("n-f2", "s-ifs")])
+        self.st.settle()
+        needs = self.ok("/v1/collective-needs")["items"][0]["needs"]
+        self.assertEqual(sorted((n["id"], n["open"]) for n in needs), [("n-f1", True), ("n-f2", False), ("n-f3", True)])
         # A structure whose record is damaged is left unnamed, nothing else.
         self.st.redis.call("HSET", "mg:structure:s-ifs", "pb", b"\xff\xff")
         self.assertEqual(sorted(self.ok("/v1/collective-needs")["items"][0]["structureNames"]), ["s-caen", "s-herouville"])

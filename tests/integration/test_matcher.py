@@ -692,8 +692,8 @@ class MatcherTest(unittest.TestCase):
         events = st.journal("collective_need.detected")
         self.assertEqual(len(events), 1)
         cn = events[0].collective_need_detected
-        self.assertEqual((cn.revision, cn.category, cn.territory, cn.territory_name),
-                         (1, "locaux", "epci:200065597", "CU Caen la Mer"))
+        self.assertEqual((cn.revision, cn.category, cn.territory, cn.territory_name, cn.radius_km),
+                         (1, "locaux", "epci:200065597", "CU Caen la Mer", 0))  # an EPCI's group has no radius
         self.assertEqual(sorted(cn.structure_ids), ["a-caen", "a-herouville", "a-ifs"])
         self.assertEqual(sorted(cn.need_ids), ["n1", "n2", "n3"])
         self.assertEqual(cn.explanation, "3 structures de la CU Caen la Mer expriment un besoin de locaux : "
@@ -799,8 +799,8 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(len(events), 1)
         cn = events[0].collective_need_detected
         self.assertEqual(events[0].event_id, "cn.materiel.near.61486.1")
-        self.assertEqual((cn.collective_id, cn.revision, cn.category, cn.territory, cn.territory_name),
-                         ("cn.materiel.near.61486", 1, "materiel", TINCHEBRAY, "Tinchebray-Bocage"))
+        self.assertEqual((cn.collective_id, cn.revision, cn.category, cn.territory, cn.territory_name, cn.radius_km),
+                         ("cn.materiel.near.61486", 1, "materiel", TINCHEBRAY, "Tinchebray-Bocage", 20))
         self.assertEqual(sorted(cn.structure_ids), ["a-sourdeval", "a-tinchebray", "a-vire"])
         self.assertEqual(sorted(cn.need_ids), ["m-sourdeval", "m-tinchebray", "m-vire"])
         self.assertEqual(cn.explanation, "3 structures à moins de 20 km de Tinchebray-Bocage expriment un besoin "

@@ -249,27 +249,35 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertEqual(listed, names[:len(listed)])
             self.assertIn("%s et %d autres" % (names[len(listed) - 1], 40 - len(listed)), text)
 
-    def test_a_collective_need_around_le_havre_is_said_autour_du_havre(self):
+    def test_a_collective_need_around_le_havre_says_du_havre_and_its_radius(self):
         # A group by distance is named by its centre commune: "à Le Havre"
         # and "structures de Le Havre" were written as is, then "structures
-        # du Havre", as if all were in Le Havre, beside the explanation's
-        # "à moins de 20 km du Havre". A department's group read "à dep:14".
+        # du Havre", as if all were in Le Havre, then "autour du Havre"
+        # without the radius the explanation gave ("à moins de 20 km du
+        # Havre"). A department's group read "à dep:14".
         st = tn.Stack(self.ws, {"remi": {"name": "Rémi", "departments": "76, 14", "channels": "inbox"}},
                       default_staff="remi")
         st.start()
         cn = collective_need("c-havre", ["s-a", "s-b", "s-c"])
         cn.collective_need_detected.territory, cn.collective_need_detected.territory_name = "76351", "Le Havre"
+        cn.collective_need_detected.radius_km = 20
+        no_radius = collective_need("c-caen", ["s-a", "s-b", "s-c"])  # from a matcher before radius_km
+        no_radius.collective_need_detected.territory, no_radius.collective_need_detected.territory_name = CAEN, "Caen"
         by_department = collective_need("c-dep", ["s-a", "s-b", "s-c"])
         by_department.collective_need_detected.territory = "dep:14"
         seine_maritime = collective_need("c-dep76", ["s-a", "s-b", "s-c"])
         seine_maritime.collective_need_detected.territory = "dep:76"
-        st.emit([cn, by_department, seine_maritime])
+        st.emit([cn, no_radius, by_department, seine_maritime])
         entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-havre:1"), None), 15,
                              what="the collective need's inbox entry")
         self.assertEqual(entry["title"],
                          "Opportunité de mutualisation : Matériel et réemploi autour du Havre (3 structures)")
-        self.assertIn("3 structures autour du Havre expriment le même besoin", entry["text"])
+        # its radius said where the text says who
+        self.assertIn("3 structures à moins de 20 km du Havre expriment le même besoin", entry["text"])
         self.assertEqual(entry["summary"], "Structures : s-a, s-b, s-c")
+        entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-caen:1"), None), 15,
+                             what="the collective need without a radius")
+        self.assertIn("3 structures autour de Caen expriment le même besoin", entry["text"])
         entry = h.wait_until(lambda: next((e for e in st.inbox("remi") if e["item"] == "cn:c-dep:1"), None), 15,
                              what="the department's collective need")
         self.assertEqual(entry["title"],

@@ -618,14 +618,17 @@ class StaffPageTest(unittest.TestCase):
             self.open_view(hash_, "detail")
             self.wait(lambda: what in d.find_element(By.ID, "detail-status").text, 10, "the message for " + hash_)
             self.assertEqual(d.find_element(By.ID, "detail-body").text, "")
-        # -- a collective need names its structures, each a link to its view --
+        # -- a collective need lists its needs and their structures, each a link to its view --
         h.wait_until(lambda: st.journal("collective_need.detected"), 30, 0.1, "the collective need")
         self.open_view("#collectifs", "collectifs")
         card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 30, "its card")[0]
         self.assertIn("2 structures", card.text)
-        self.assertEqual(sorted((a.text, a.get_attribute("href")) for a in card.find_elements(By.CSS_SELECTOR, ".structures a")),
-                         [("Jardin d’Ifs", st.base + "/#structure/s-ifs"),
-                          ("Épicerie solidaire de Caen", st.base + "/#structure/s-caen")])
+        rows = sorted(tuple((a.text, a.get_attribute("href")) for a in li.find_elements(By.TAG_NAME, "a"))
+                      for li in card.find_elements(By.CSS_SELECTOR, ".collective-needs > li"))
+        self.assertEqual(rows, [((NEED_TITLE, st.base + "/#need/" + nid),  # as text, not markup
+                                 ("Épicerie solidaire de Caen", st.base + "/#structure/s-caen")),
+                                (("Cuisine pour ateliers", st.base + "/#need/" + nid2),
+                                 ("Jardin d’Ifs", st.base + "/#structure/s-ifs"))])
 
         # Its notification's link names it: that card is marked, and has the focus.
         cid = st.journal("collective_need.detected")[-1].collective_need_detected.collective_id
@@ -1027,6 +1030,37 @@ class StaffPageTest(unittest.TestCase):
         self.open_view("#collectifs", "collectifs")
         self.wait(lambda: d.find_element(By.ID, "collective-status").text.startswith(
             "Aucun besoin collectif pour le moment. Il en apparaît un quand plusieurs structures"), 10, "the empty view")
+
+    def test_a_large_collective_need_shows_its_radius_and_five_needs_then_a_toggle(self):
+        # A group by distance of seven needs, as the matcher records it, and
+        # the notifier's records of its needs (one closed since).
+        st = Stack(self.ws)
+        staff_token = st.issue("--staff", STAFF)
+        cn = h.events_pb2.CollectiveNeedDetected(
+            collective_id="cn.locaux.near." + CAEN, category="locaux", territory=CAEN, territory_name="Caen",
+            need_ids=["n-cn-%d" % i for i in range(7)], structure_ids=["s-cn-%d" % i for i in range(7)],
+            revision=1, explanation="7 structures à moins de 20 km de Caen expriment un besoin de locaux",
+            radius_km=20)
+        for i in range(7):
+            st.redis.call("HSET", "mg:notifier:need:n-cn-%d" % i, "title", "Local %d" % i, "sid", "s-cn-%d" % i,
+                          "state", "closed" if i == 6 else "open")
+        key = "mg:collective:locaux:near:" + CAEN
+        st.redis.call("HSET", key, "rev", 1, "n", 7, "at", int(time.time() * 1000), "pb", cn.SerializeToString())
+        st.redis.call("SADD", "mg:collectives", key)
+        self.driver = d = browser(self.ws)
+        self.sign_in(st, staff_token)
+        self.open_view("#collectifs", "collectifs")
+        card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 20, "its card")[0]
+        self.assertEqual(card.find_element(By.CSS_SELECTOR, '[data-field="radius"]').text, "Dans un rayon de 20 km")
+        self.assertEqual([li.text for li in card.find_elements(By.CSS_SELECTOR, "article > .collective-needs > li")],
+                         ["Local %d — s-cn-%d" % (i, i) for i in range(5)])
+        more = card.find_element(By.CSS_SELECTOR, ".collective-more")
+        self.assertEqual([li.text for li in more.find_elements(By.TAG_NAME, "li")], ["", ""])  # folded
+        toggle = more.find_element(By.TAG_NAME, "summary")
+        self.assertEqual(toggle.text, "Voir les 2 autres besoins")
+        toggle.click()
+        self.wait(lambda: [li.text for li in more.find_elements(By.TAG_NAME, "li")]
+                  == ["Local 5 — s-cn-5", "Local 6 — s-cn-6 Clos"], 10, "the other two, the closed one marked")
 
     def test_french_typography_keeps_signs_with_their_words(self):
         """A narrow no-break space before %, a no-break space before a colon
