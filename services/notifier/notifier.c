@@ -712,6 +712,47 @@ static char *s_webhook_json(s_chat_t chat, const char *subject, const char *text
     return s ? s : mg_strdup("{}");
 }
 
+/* The template values of one message, as a JSON object (name -> value):
+ * kept with a webhook's notification, whose body is rendered when it is
+ * sent, for the chat its URL posts to then. */
+static char *s_vars_json(const mg_template_var_t *vars, size_t nv) {
+    json_t *o = json_object();
+    for (size_t i = 0; i < nv; i++)
+        json_object_set_new(o, vars[i].name, mg_json_string_lossy(vars[i].value, strlen(vars[i].value)));
+    char *s = json_dumps(o, JSON_COMPACT); /* NULL only out of memory */
+    json_decref(o);
+    return s ? s : mg_strdup("{}");
+}
+
+/* A webhook's body from the values kept with its notification (`vars`,
+ * from s_vars_json()) and its kind's templates, for `chat`; NULL when
+ * they cannot be read. */
+static char *s_webhook_from_vars(mg_notifier_t *n, const char *kind, const char *vars, s_chat_t chat,
+                                 const char *key) {
+    int k = 0;
+    while (k < MG_NOTIFIER_KINDS && strcmp(mg_notifier_kind_files[k], kind ? kind : "") != 0)
+        k++;
+    json_t *o = vars ? json_loads(vars, 0, NULL) : NULL;
+    if (k == MG_NOTIFIER_KINDS || !json_is_object(o) || json_object_size(o) > S_MAX_VARS + 3) {
+        json_decref(o);
+        return NULL;
+    }
+    mg_template_var_t tv[S_MAX_VARS + 3];
+    size_t nv = 0;
+    const char *name;
+    json_t *value;
+    json_object_foreach(o, name, value) {
+        if (json_is_string(value)) tv[nv++] = (mg_template_var_t){name, json_string_value(value)};
+    }
+    char *subject = s_render(n, (mg_notifier_kind_t)k, MG_TEMPLATE_SUBJECT, tv, nv, chat);
+    char *text = s_render(n, (mg_notifier_kind_t)k, MG_TEMPLATE_TEXT, tv, nv, chat);
+    char *json = s_webhook_json(chat, subject, text, key);
+    free(subject);
+    free(text);
+    json_decref(o);
+    return json;
+}
+
 /* Add one notification of `job` for (staff, channel) to the create call. */
 static void s_add_notification(s_job_t *job, mg_args_t *a, const char *staff_id, int ch, const char *route,
                                int64_t due, const char *const *pairs, size_t n_pairs) {
@@ -807,20 +848,16 @@ static void s_route_and_create(s_job_t *job) {
             free(html);
         }
         if (s->webhook_on) {
-            char key[400];
-            snprintf(key, sizeof(key), "%s|%s|webhook", it->id, s->id);
-            s_chat_t chat = s_chat_of(n, s->webhook);
-            char *chat_subject = s_render(n, it->kind, MG_TEMPLATE_SUBJECT, vars, nv, chat);
-            char *chat_text = s_render(n, it->kind, MG_TEMPLATE_TEXT, vars, nv, chat);
-            char *json = s_webhook_json(chat, chat_subject, chat_text, key);
-            /* The text too: this copy goes to the inbox if it waits for a
-             * digest when the member keeps only the inbox (digest_move). */
-            const char *pairs[] = {"title", subject, "url",        s->webhook, "json",     json,
+            /* Its values, not its body: the body is written when it is sent,
+             * for the chat the member's URL posts to then (Slack's or
+             * Markdown). The text too: this copy goes to the inbox if it
+             * waits for a digest when the member keeps only the inbox
+             * (digest_move). */
+            char *values = s_vars_json(vars, nv);
+            const char *pairs[] = {"title", subject, "url",        s->webhook, "vars",     values,
                                    "text",  text,    "staff_name", s->name,    "in_inbox", in_inbox};
             s_add_notification(job, &body, s->id, S_CH_WEBHOOK, route, due, pairs, 12);
-            free(json);
-            free(chat_subject);
-            free(chat_text);
+            free(values);
         }
         free(subject);
         free(text);
@@ -1657,9 +1694,11 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     const char *kind = s_get_reply(rec, "kind");
     /* The idempotency key, or the notification's id (a hash of it) when it
      * is too long for a header: ids near their 64 bytes make a cooperation
-     * answer's key longer than MG_OUTBOUND_KEY_MAX. */
-    const char *key = s_get_reply(rec, "key");
-    if (!key || strlen(key) > MG_OUTBOUND_KEY_MAX) key = nid;
+     * answer's key longer than MG_OUTBOUND_KEY_MAX. A webhook's body
+     * carries the key whole. */
+    const char *whole_key = s_get_reply(rec, "key");
+    const char *key = whole_key && strlen(whole_key) <= MG_OUTBOUND_KEY_MAX ? whole_key : nid;
+    if (!whole_key) whole_key = nid;
     int digest = kind && strcmp(kind, "digest") == 0;
     send->quiet = s_keeps_quiet_hours(kind, s_get_reply(rec, "item"));
     /* The recipient as the staff list says now, not as when the message was
@@ -1709,8 +1748,12 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
         };
         rc = mail.to && *mail.to ? mg_outbound_mail(n->outbound, &mail, s_on_sent, send) : -1;
     } else if (!refused) {
+        /* A message queued by an earlier version kept its body ("json"). */
         const char *body = s_get_reply(rec, "json");
-        if (digest) body = json = s_webhook_json(chat, subject, text, key);
+        if (digest)
+            body = json = s_webhook_json(chat, subject, text, whole_key);
+        else if (s_get_reply(rec, "vars"))
+            body = json = s_webhook_from_vars(n, kind, s_get_reply(rec, "vars"), chat, whole_key);
         const char *url = who->webhook;
         rc = url && *url && body
                  ? mg_outbound_webhook(n->outbound, url, body, key, n->send_timeout_ms, s_on_sent, send)

@@ -915,6 +915,34 @@ class NotifierTest(unittest.TestCase):
         h.wait_until(lambda: hook.delivered(), 5, what="the message after the quiet hours")
         self.assertEqual(len(hook.requests), 1)
 
+    def test_a_held_webhook_message_is_written_for_the_chat_it_is_sent_to(self):
+        # Held by quiet hours, a message is sent after its chat changed
+        # (here chat_format, as a member's new Slack URL would): its body is
+        # written when it is sent, not when it was queued ("#### " went to
+        # Slack, which shows it as it is).
+        hook = self.ws.own(WebhookReceiver())
+        start = paris_hour()
+        st = Stack(self.ws, {"q": {"name": "Quentin", "channels": "webhook", "webhook": hook.url,
+                                   "quiet_start": start, "quiet_end": (start + 2) % 24}},
+                   default_staff="q", chat_format="markdown")
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-q", "n1", "o1", "s-caen", "s-rouen")])
+        st.settle()
+        self.assertEqual((st.pending(), hook.requests), (1, []))
+        st.notifier.stop()
+        with open(st.conf) as f:
+            conf = f.read()
+        with open(st.conf, "w") as f:
+            f.write(conf.replace("chat_format = markdown", "chat_format = slack"))
+        st.start()
+        st.set_clock(offset_to_hour((start + 2) % 24, minute=1))
+        h.wait_until(lambda: hook.delivered(), 5, what="the message after the quiet hours")
+        text = hook.delivered()[0]["text"]
+        self.assertTrue(text.startswith("*Mise en relation proposée : "), text)
+        self.assertIn("Bonjour Quentin,", text)
+        self.assertIn("https://maillage.example.org/#match/m-q", text)
+
     def test_quiet_hours_end_at_their_local_hour_across_summer_time_switches(self):
         # Quiet from 22 h to 7 h, a message at 01:30 on the night of each
         # switch: it is due at 07:00 local time, whose offset is not that of
