@@ -66,7 +66,8 @@ static void s_usage(FILE *out) {
             "les lettres mortes qui les contiennent, et les entrées du journal écrites avant\n"
             "que le service de réception (broker) ne retire les contacts (le journal est alors\n"
             "réécrit, à l'identique sauf ces contacts). Fonctionne que les démons tournent ou\n"
-            "non.\n"
+            "non. Une structure déjà effacée n'a plus rien à effacer (succès) ; un identifiant\n"
+            "que rien ne nomme est une erreur (code 1).\n"
             "\n"
             "  --yes        ne pas demander de confirmation\n"
             "  --dry-run    dire ce qui serait effacé, sans rien effacer\n"
@@ -80,6 +81,7 @@ static void s_usage(FILE *out) {
 typedef struct {
     const char *sid;
     int contact_key; /* mg:contact:<sid> exists */
+    int known;       /* a member event of it in the journal, or its directory record (matcher, notifier) */
     char **values;   /* contact values to search for in raw bytes (owned) */
     size_t nvalues;
     uint64_t *legacy; /* journal sequences whose entry holds its contact */
@@ -160,6 +162,7 @@ static int s_on_journal_entry(const mg_journal_entry_t *e, void *arg) {
     mg_envelope_t *env = mg_envelope_unpack(e->envelope, e->len);
     if (!env) return 0;
     const Maillage__V1__Structure *st = s_member_of(env, f->sid);
+    if (st) f->known = 1;
     if (s_has_contact(st)) {
         f->legacy = mg_realloc(f->legacy, (f->nlegacy + 1) * sizeof *f->legacy);
         f->legacy[f->nlegacy++] = e->sequence;
@@ -252,6 +255,15 @@ static int s_look(redisContext *c, s_found_t *f) {
             maillage__v1__contact__free_unpacked(contact, NULL);
         }
     }
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS mg:structure:%s mg:notifier:structure:%s", f->sid, f->sid);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        cli_error(S_CMD, "redis : EXISTS mg:structure:%s : %s", f->sid,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    f->known = f->contact_key || r->integer > 0;
     freeReplyObject(r);
     if (mg_journal_read(c, 1, 0, s_on_journal_entry, f, err, sizeof err) < 0 ||
         mg_journal_deadletters(c, 0, s_on_deadletter_decoded, f, err, sizeof err) < 0 ||
@@ -563,6 +575,15 @@ int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings) {
     redisContext *c = cli_redis_connect(&ctx, S_CMD);
     if (!c || s_look(c, &found) != 0) goto done;
     if (!found.contact_key && !found.ndeadletters && !found.nlegacy) {
+        /* Nothing left of a structure known (erased already: harmless), or
+         * an id nothing names (a typo: the request is not met). */
+        if (!found.known) {
+            cli_error(S_CMD,
+                      "aucune structure « %s » n'est connue (ni dans le journal, ni dans l'annuaire) : "
+                      "vérifiez l'identifiant ; rien n'a été effacé",
+                      found.sid);
+            goto done;
+        }
         printf("Aucune donnée personnelle de la structure « %s » n'a été trouvée : rien à effacer.\n",
                found.sid);
         rc = CLI_EXIT_OK;

@@ -357,10 +357,12 @@ class PersonalDataTest(unittest.TestCase):
         self.assertEqual(client.emit(member("epicerie-caen", JOINED)).status, h.ACCEPTED)
         self.assertEqual(broker.stop(), 0)
         conf = broker.config_path
-        # Nothing known: said so, success.
+        # An id nothing names (a typo): said so, a failure, nothing erased.
         res = self.cli(conf, "forget", "inconnue")
-        self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertIn("Aucune donnée personnelle de la structure « inconnue »", res.stdout)
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn("aucune structure « inconnue » n'est connue", res.stderr)
+        self.assertIn("vérifiez l'identifiant", res.stderr)
+        self.assertEqual(stored_contact(redis, "epicerie-caen"), JOINED)
         # What would go, then a refusal, then a closed input: nothing erased.
         res = self.cli(conf, "forget", "epicerie-caen", "--dry-run")
         self.assertEqual(res.returncode, 0, res.stderr)
@@ -379,6 +381,10 @@ class PersonalDataTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn("1 effacé", res.stdout)
         self.assertEqual(holders(redis, JOINED), [])
+        # Again: known by its member event in the journal, nothing left, a success.
+        res = self.cli(conf, "forget", "epicerie-caen", "--yes")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("rien à effacer", res.stdout)
         # Usage errors.
         self.assertEqual(self.cli(conf, "forget").returncode, 2)
         res = self.cli(conf, "forget", "pas un id")
