@@ -457,6 +457,29 @@ static int s_cmp_part(const void *a, const void *b) {
     return strcmp(a, b);
 }
 
+/* Network `net` of the item with its article ("le réseau URSCOP
+ * Normandie", "la Fédération…"), named as the message names it: the
+ * network a member joined as its "network" says, any other by [networks]. */
+static void s_network_said(const mg_notifier_t *n, const s_item_t *it, const char *net, char *out,
+                           size_t outlen) {
+    const char *named = strcmp(s_item_get(it, "network_id"), net) == 0
+                            ? s_item_get(it, "network")
+                            : mg_taxonomy_network_name(n->taxonomy, net);
+    mg_fr_network(named ? named : net, out, outlen);
+}
+
+/* Whether a staff member follows the item's department and category but
+ * none of its networks: the network scope alone kept them out. */
+static int s_kept_out_by_networks(const mg_notifier_t *n, const s_item_t *it) {
+    for (size_t i = 0; i < n->n_staff; i++) {
+        const s_staff_t *f = &n->staff[i];
+        if (f->nets.n && it->n_nets && s_followed_department(f, it) &&
+            (!f->cats.n || !*it->cat || s_list_has(&f->cats, it->cat)))
+            return 1;
+    }
+    return 0;
+}
+
 /* The sentence that says why `s` receives `it`. */
 static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int as_default, char *out,
                   size_t outlen) {
@@ -537,6 +560,15 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
         }
         if (*deps) k++;
         if (*it->cat) snprintf(parts[k++], sizeof(parts[0]), "la catégorie %s", cat_label);
+        if (s_kept_out_by_networks(n, it)) { /* "le réseau A ou la Fédération B" */
+            size_t at = 0;
+            for (size_t i = 0; i < it->n_nets && i < 3 && at < sizeof(parts[0]); i++) {
+                char said[192];
+                s_network_said(n, it, it->nets[i], said, sizeof(said));
+                at += (size_t)snprintf(parts[k] + at, sizeof(parts[0]) - at, "%s%s", i ? " ou " : "", said);
+            }
+            k++;
+        }
         char scope[600];
         s_join_fr(scope, sizeof(scope), parts, k);
         snprintf(
@@ -553,12 +585,7 @@ static void s_why(mg_notifier_t *n, const s_staff_t *s, const s_item_t *it, int 
     if (s->nets.n) {
         for (size_t i = 0; i < it->n_nets; i++) {
             if (s_list_has(&s->nets, it->nets[i])) {
-                /* Named as the message names it: the network a member
-                 * joined as its "network" says, any other by [networks]. */
-                const char *named = strcmp(s_item_get(it, "network_id"), it->nets[i]) == 0
-                                        ? s_item_get(it, "network")
-                                        : mg_taxonomy_network_name(n->taxonomy, it->nets[i]);
-                mg_fr_network(named ? named : it->nets[i], parts[k++], sizeof(parts[0]));
+                s_network_said(n, it, it->nets[i], parts[k++], sizeof(parts[0]));
                 break;
             }
         }

@@ -319,11 +319,16 @@ class NotifierTest(unittest.TestCase):
         st.emit([match("m-4", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
                        score=0.3996),
                  match("m-5", "n1", "o1", "s-caen", "s-rouen", category="formation", department="27",
-                       score=0.3799)])
+                       score=0.3799),
+                 match("m-o", "n1", "o1", "s-caen", "s-rouen", category="formation", department="61")])
         st.settle()
-        e, f = h.wait_until(lambda: sorted((e for e in st.inbox("accueil") if e["kind"] == "match"),
-                                           key=lambda e: e["item"]) or None,
-                            what="the default recipient's messages")
+        e, f, o = h.wait_until(lambda: sorted((e for e in st.inbox("accueil") if e["kind"] == "match"),
+                                              key=lambda e: e["item"]) or None,
+                               what="the default recipient's messages")
+        # Nobody follows the Orne: no staff member has a network scope, so
+        # networks go unsaid.
+        self.assertIn("par défaut : aucun·e chargé·e de mission ne suit à la fois l'Orne et la catégorie "
+                      "Formation.", o["text"])
         self.assertIn("le score de cette mise en relation (39,96 %) est sous les seuils d'Éva Martin (50 %) et de "
                       "Yann Duval (40 %).",
                       e["text"])
@@ -369,11 +374,15 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("Vous recevez ce message car vous suivez le Calvados et la catégorie Locaux.", e["text"])
         self.assertIn("https://maillage.example.org/#match/m-1", e["text"])
         self.assertEqual(e["read"], "0")
-        # m-2 (Orne, formation): nobody's scope -> the default recipient, saying so
+        # m-2 (Orne, formation): nobody's scope -> the default recipient,
+        # saying so; "manche" follows every department and category, but
+        # only reseau-manche: its networks are said too (the sentence was
+        # untrue without them)
         acc = {e["item"]: e for e in st.inbox("accueil") if e["kind"] == "match"}
         self.assertEqual(sorted(acc), ["match:m-2", "match:m-3"])
         self.assertIn("Vous recevez ce message en tant que destinataire par défaut : aucun·e chargé·e de mission ne "
-                      "suit à la fois l'Orne et la catégorie Formation.", acc["match:m-2"]["text"])
+                      "suit à la fois l'Orne, la catégorie Formation et le réseau cress-normandie ou le réseau "
+                      "test-net.", acc["match:m-2"]["text"])
         self.assertTrue(acc["match:m-2"]["text"].startswith("Bonjour l'équipe,\n"))  # not declared: no name
         # m-3 (Eure): Yann and Éva follow it, but its score is below their
         # thresholds
