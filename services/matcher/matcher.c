@@ -346,7 +346,7 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     mf.category = (char *)p->category;
     mf.score = p->score;
     mf.rank = p->rank;
-    mf.distance_km = round(p->distance_km * 10.0) / 10.0;
+    mf.distance_km = mg_match_distance_shown(p->distance_km); /* -1: placed by its territory */
     mf.revision = rev;
     mf.department = (char *)p->department;
     mf.retired = p->retired;

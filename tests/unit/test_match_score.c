@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "maillage/communes.h"
+#include "maillage/french.h"
 #include "maillage/envelope.h"
 #include "maillage/match_score.h"
 
@@ -294,6 +295,30 @@ static void caen_need_matches_herouville_offer_within_both_radii(void **state) {
     /* A need radius of 0 means no limit. */
     p.need.radius_km = 0;
     assert_int_equal(mg_match_filter(&p.in), MG_MATCH_OK);
+}
+
+/* The explanation says the distance as match.found carries it (to 0.1
+ * km), from which the notifier writes its « à N km »: Hérouville-Saint-
+ * Clair to Rouen, 106.46 km, read « à 106 km » in the explanation and
+ * « à 107 km » (from 106.5) in the message beside it. */
+static void the_explanation_says_the_distance_the_match_carries(void **state) {
+    (void)state;
+    s_pair_t p;
+    s_pair_init(&p);
+    s_need_at(&p, "14327");
+    s_offer_at(&p, "76540");
+    char *dep14[] = {"dep:14"};
+    p.offer.territory = dep14;
+    p.offer.n_territory = 1;
+    double d = mg_communes_distance_km(s_commune("14327"), s_commune("76540"));
+    assert_true(lround(d) != lround(mg_match_distance_shown(d))); /* the case: rounding twice differs */
+    mg_match_score_t out;
+    mg_match_score(&p.in, NULL, &out);
+    char said[32], phrase[40];
+    snprintf(phrase, sizeof phrase, "%s,",
+             mg_fr_distance(mg_match_distance_shown(out.distance_km), 0, said, sizeof said));
+    assert_non_null(strstr(out.explanation, phrase));
+    assert_non_null(strstr(out.explanation, "à 107 km,"));
 }
 
 static void caen_need_and_rouen_offer_meet_only_through_the_territory(void **state) {
@@ -831,6 +856,7 @@ int main(void) {
         cmocka_unit_test(folding_survives_invalid_utf8_and_keeps_words_ascii),
         cmocka_unit_test(caen_need_matches_herouville_offer_within_both_radii),
         cmocka_unit_test(caen_need_and_rouen_offer_meet_only_through_the_territory),
+        cmocka_unit_test(the_explanation_says_the_distance_the_match_carries),
         cmocka_unit_test(offer_without_radius_serves_its_commune_and_territory_only),
         cmocka_unit_test(offer_placed_by_its_territory_only),
         cmocka_unit_test(other_category_and_same_structure_never_match),

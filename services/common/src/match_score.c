@@ -639,9 +639,16 @@ static void s_territory_name(const char *entry, const mg_commune_t *nc, char *ou
     }
 }
 
+double mg_match_distance_shown(double km) {
+    return round(km * 10.0) / 10.0;
+}
+
+/* "à 4 km", from the distance the match.found carries: the notifier
+ * phrases that value, and both must say the same (106.46 km read « à 106
+ * km » here but « à 107 km » there, from 106.5). */
 static void s_distance_phrase(double km, s_text_t *t) {
     char phrase[32];
-    s_text_add(t, mg_fr_distance(km, 0, phrase, sizeof(phrase)));
+    s_text_add(t, mg_fr_distance(mg_match_distance_shown(km), 0, phrase, sizeof(phrase)));
 }
 
 static double s_distance(const mg_match_input_t *in, const s_area_t *a, char *detail, size_t size) {

@@ -160,4 +160,9 @@ const char *mg_match_verdict_name(mg_match_verdict_t verdict);
  * The formulas and the area rules are documented in match_score.c. */
 double mg_match_score(const mg_match_input_t *in, const mg_match_weights_t *weights, mg_match_score_t *out);
 
+/* A distance as a match.found carries it and its explanation says it: to
+ * 0.1 km. Staff read « à 107 km » from 106.5 in the notifier's message;
+ * the explanation, phrased from this value too, says the same. */
+double mg_match_distance_shown(double km);
+
 #endif
