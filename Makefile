@@ -2,6 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# cmake --build runs make under this one: without this, each of its steps
+# says "Entering directory" twice.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build test test-sanitize demo bench bench-build fuzz soak clean
 

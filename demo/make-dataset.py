@@ -629,15 +629,21 @@ for i in range(max(len(NEEDS), len(OFFERS))):
     if i < len(OFFERS):
         items.append(("offer", OFFERS[i]))
 
+
+
+def emit_need(item):
+    nid, sid, cat, tags, title, desc, radius, qty, urg, until = item
+    need = {"needId": nid, "structureId": sid, "category": cat, "tags": tags, "title": title,
+            "description": desc, "commune": commune(BY_ID[sid]["town"])}
+    if radius:
+        need["radiusKm"] = radius
+    need.update({"validFrom": "2026-11-16", "validUntil": until, "quantity": qty, "urgency": urg})
+    emit("need.reported", "needReported", {"need": need})
+
+
 for kind, item in items:
     if kind == "need":
-        nid, sid, cat, tags, title, desc, radius, qty, urg, until = item
-        need = {"needId": nid, "structureId": sid, "category": cat, "tags": tags, "title": title,
-                "description": desc, "commune": commune(BY_ID[sid]["town"])}
-        if radius:
-            need["radiusKm"] = radius
-        need.update({"validFrom": "2026-11-16", "validUntil": until, "quantity": qty, "urgency": urg})
-        emit("need.reported", "needReported", {"need": need})
+        emit_need(item)
     else:
         (oid, pid, cat, tags, title, desc, town, radius, territory, capacity, slots, until,
          free, terms, cond) = item
@@ -658,6 +664,25 @@ for kind, item in items:
         if terms:
             offer["terms"] = terms
         emit("offer.published", "offerPublished", {"offer": offer})
+
+# A collective need: three structures of the CU Caen la Mer ask, the same
+# morning, for the same training (first aid at work, SST), which no offer
+# answers: the matcher signals a pooled answer (collective_need.detected),
+# the kind of opportunity the chamber is there to spot.
+COLLECTIVE_NEEDS = [
+    ("need-spc-sst", "saveurs-partagees-caen", "formation", ["secourisme", "sst", "cuisine"],
+     "Former l'équipe au sauvetage secourisme du travail",
+     "Obtenir le certificat SST pour les salariés en insertion de la cuisine.", 20, "8 personnes", 2, "2027-06-30"),
+    ("need-grand-parc-sst", "centre-social-grand-parc", "formation", ["secourisme", "sst", "animateurs"],
+     "Formation aux premiers secours pour les animateurs",
+     "Former les animateurs de l'accueil de loisirs au sauvetage secourisme du travail (SST).",
+     20, "6 personnes", 2, "2027-06-30"),
+    ("need-scic-numerique-sst", "scic-numerique-solidaire", "formation", ["secourisme", "sst", "atelier"],
+     "Sauveteurs secouristes pour l'atelier de reconditionnement",
+     "Avoir deux sauveteurs secouristes du travail formés dans l'atelier.", 20, "2 personnes", 1, "2027-06-30"),
+]
+for item in COLLECTIVE_NEEDS:
+    emit_need(item)
 
 # Cooperation between structures.
 emit("cooperation.proposed", "cooperationProposed", {
@@ -722,6 +747,7 @@ path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "normandie.ndjso
 with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(out) + "\n")
 
+NEEDS += COLLECTIVE_NEEDS
 cats_need = sorted({n[2] for n in NEEDS})
 cats_offer = sorted({o[2] for o in OFFERS})
 deps = sorted({COMMUNES[s["town"]]["dep_code"] for s in S})
