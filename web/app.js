@@ -342,6 +342,8 @@
     news.hidden = !notice;
     $('token').value = '';
     state.view = 'signin';
+    state.unseen = 0;
+    setTitle('Maillage — espace des chargé·e·s de mission');
     $('token').focus();
   }
 
@@ -948,7 +950,17 @@
     });
   }
 
+  /* The tab's title: the view's or the item's, after the number of new
+   * arrivals, « (2) Mes opportunités — Maillage », seen in the tab bar when
+   * the page is scrolled down or in the background, as the counter of the
+   * menu is not. */
+  function setTitle(title) {
+    state.title = title;
+    document.title = (state.unseen > 0 ? '(' + state.unseen + ') ' : '') + title;
+  }
+
   function updateCounter() {
+    if (state.title) setTitle(state.title);
     var c = $('new-counter');
     if (state.unseen > 0) {
       // The number shows; the word is for screen readers (the menu stays on one line on a phone).
@@ -1420,7 +1432,7 @@
       if (root.dataset.key !== key) return;
       setStatus('detail-status', '');
       // Tabs and history tell details apart by their name.
-      if (x && (x.title || x.name)) document.title = (x.title || x.name) + ' — ' + d.title + ' — Maillage';
+      if (x && (x.title || x.name)) setTitle((x.title || x.name) + ' — ' + d.title + ' — Maillage');
       d.render(root, x, kind);
     }, function (e) {
       if (root.dataset.key !== key) return;
@@ -1654,7 +1666,7 @@
     if (view === 'detail') showDetail(head, arg);
     if (view === 'opportunites' && (previous === 'match' || previous === 'detail') && state.inbox.loaded) updateInboxStatus();
     var titles = {opportunites: 'Mes opportunités', collectifs: 'Besoins collectifs', territoire: 'Territoire', match: 'Mise en relation'};
-    document.title = (view === 'detail' ? DETAILS[head].title : titles[view]) + ' — Maillage';
+    setTitle((view === 'detail' ? DETAILS[head].title : titles[view]) + ' — Maillage');
     // Move focus to the new view's heading (one item to another too), except
     // on the first display (focus stays at the top of the page for a fresh load).
     // Back from a detail to the list: to the card it was opened from, so the

@@ -351,6 +351,8 @@ class StaffPageTest(unittest.TestCase):
                   or "Nouvelle opportunité" in d.find_element(By.ID, "announcer").get_attribute("textContent"),
                   10, "the aria-live announcement")
         self.assertTrue(d.find_element(By.ID, "new-counter").is_displayed())
+        # the tab says it too, seen when the page is scrolled or in the background
+        self.assertRegex(d.title, r"^\([1-9]\d*\) Mes opportunités — Maillage$")
         self.js("arguments[0].scrollIntoView()", li)
         self.shot("staff-page-laptop.png")
 
@@ -874,6 +876,7 @@ class StaffPageTest(unittest.TestCase):
         self.assertNotIn("Aucune", d.find_element(By.ID, "inbox-status").text)
         self.assertNotIn("Nouvelle adhérente", d.find_element(By.ID, "inbox-list").text)
         self.assertFalse(d.find_element(By.ID, "new-counter").is_displayed())
+        self.assertEqual(d.title, "Mes opportunités — Maillage")
 
     def seed(self, st, count, start, read=False, prefix="n-seed", link=False):
         """`count` notifications (new members) written straight to the staff
@@ -1163,6 +1166,7 @@ class StaffPageTest(unittest.TestCase):
         # said on the page, not only to screen readers; not as an error
         self.assertEqual(d.find_element(By.ID, "signin-notice").text, "Vous êtes déconnecté·e.")
         self.assertFalse(d.find_element(By.ID, "signin-error").is_displayed())
+        self.assertEqual(d.title, "Maillage — espace des chargé·e·s de mission")  # no view, no count left
         # The cookie is gone: the API answers 401 to the page.
         status = self.driver.execute_async_script(
             "var done = arguments[0]; fetch('v1/me', {credentials: 'same-origin'}).then(function (r) { done(r.status); });")
