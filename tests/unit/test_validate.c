@@ -582,6 +582,11 @@ typedef struct {
     X(need_title_missing, NEED_REPORTED, "need_reported.need.title", f->need.title = "")                     \
     X(need_title_too_long, NEED_REPORTED, "need_reported.need.title", f->need.title = f->over_200)           \
     X(need_title_newline, NEED_UPDATED, "need_updated.need.title", f->need.title = "a\nb")                   \
+    X(need_title_blank, NEED_REPORTED, "need_reported.need.title", f->need.title = "   ")                    \
+    X(need_title_no_break_spaces, NEED_REPORTED, "need_reported.need.title",                                 \
+      f->need.title = " \xc2\xa0\xe2\x80\xaf\xe3\x80\x80 ")                                                  \
+    X(need_id_dot_dot, NEED_REPORTED, "need_reported.need.need_id", f->need.need_id = "..")                  \
+    X(need_id_dot, NEED_CLOSED, "need_closed.need_id", f->need_closed.need_id = ".")                         \
     X(need_description_too_long, NEED_REPORTED, "need_reported.need.description",                            \
       f->need.description = f->over_4000)                                                                    \
     X(need_commune_missing, NEED_REPORTED, "need_reported.need.commune", f->need.commune = "")               \
@@ -777,6 +782,14 @@ static void reasons_say_what_is_wrong(void **state) {
     assert_int_equal(mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why), -1);
     assert_string_equal(why.reason, "too long (201 bytes, at most 200)");
     s_fixture(&s_fx, P(NEED_REPORTED));
+    s_fx.need.title = "   ";
+    assert_int_equal(mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why), -1);
+    assert_string_equal(why.reason, "required (only spaces)");
+    s_fixture(&s_fx, P(NEED_REPORTED));
+    s_fx.need.title = " Local\xc2\xa0";
+    assert_int_equal(mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why),
+                     0); /* a word among spaces */
+    s_fixture(&s_fx, P(NEED_REPORTED));
     s_fx.env.type = "need.eaten";
     assert_int_equal(mg_envelope_validate(&s_fx.env, s_taxonomy, s_communes, &why), -1);
     assert_string_equal(why.reason, "unknown event type \"need.eaten\"");
@@ -800,6 +813,11 @@ static void ids_and_utf8_helpers(void **state) {
     assert_true(mg_id_is_valid("items"));
     assert_true(mg_id_is_valid("x:items2"));
     assert_true(mg_id_is_valid("x-items"));
+    /* "." and ".." are resolved away in a URL's path: /v1/offers/.. is /v1/ */
+    assert_false(mg_id_is_valid("."));
+    assert_false(mg_id_is_valid(".."));
+    assert_true(mg_id_is_valid("..."));
+    assert_true(mg_id_is_valid(".a"));
     char id[MG_ID_MAX + 2];
     memset(id, 'x', sizeof id);
     id[MG_ID_MAX] = '\0';

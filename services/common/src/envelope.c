@@ -312,6 +312,9 @@ static int s_is_id_char(char c) {
 
 int mg_id_is_valid(const char *s) {
     if (!s || !*s) return 0;
+    /* A path segment of their own in the API's URLs (/v1/offers/<id>),
+     * which clients resolve away. */
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return 0;
     size_t n = 0;
     for (; s[n]; n++) {
         if (n >= MG_ID_MAX || !s_is_id_char(s[n])) return 0;
@@ -472,6 +475,28 @@ static const char *s_path(char *buf, size_t len, const char *prefix, const char 
  * embeddings, overrides and isolates U+202A..U+202E, U+2066..U+2069, which
  * reorder what a terminal or a page shows after them), at most `max` bytes,
  * non-empty when `required`. */
+/* Whether `s` (n bytes, valid UTF-8) holds only spaces: ASCII, no-break
+ * (U+00A0, U+202F), the typographic ones (U+2000..U+200B, U+205F) and the
+ * ideographic (U+3000). */
+static bool s_is_blank(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (u[i] == ' ' || u[i] == '\t' || u[i] == '\n')
+            i += 1;
+        else if (i + 1 < n && u[i] == 0xc2 && u[i + 1] == 0xa0)
+            i += 2;
+        else if (i + 2 < n && u[i] == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] <= 0x8b || u[i + 2] == 0xaf))
+            i += 3;
+        else if (i + 2 < n && u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] == 0x9f)
+            i += 3;
+        else if (i + 2 < n && u[i] == 0xe3 && u[i + 1] == 0x80 && u[i + 2] == 0x80)
+            i += 3;
+        else
+            return false;
+    }
+    return true;
+}
+
 static int s_check_text(s_ctx_t *c, const char *field, const char *s, size_t max, s_text_t kind,
                         bool required) {
     if (!s) s = "";
@@ -494,15 +519,17 @@ static int s_check_text(s_ctx_t *c, const char *field, const char *s, size_t max
                 return s_fail(c, field, "bidirectional control character (U+%04X) at byte %zu", cp, i);
         }
     }
+    if (required && s_is_blank(s, n)) return s_fail(c, field, "required (only spaces)");
     return 0;
 }
 
 static int s_check_id(s_ctx_t *c, const char *field, const char *s, bool required) {
     if (!s || !*s) return required ? s_fail(c, field, "required") : 0;
     if (!mg_id_is_valid(s))
-        return s_fail(c, field,
-                      "not a valid id (1 to %d characters of A-Z a-z 0-9 . _ : -, not ending in :items)",
-                      MG_ID_MAX);
+        return s_fail(
+            c, field,
+            "not a valid id (1 to %d characters of A-Z a-z 0-9 . _ : -, not . nor .., not ending in :items)",
+            MG_ID_MAX);
     return 0;
 }
 

@@ -140,9 +140,11 @@ int mg_envelope_check_nul(const uint8_t *data, size_t len, mg_invalid_t *why);
  * were replaced. */
 int mg_envelope_current_communes(mg_envelope_t *env, const mg_communes_t *communes);
 
-/* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-], not ending in
- * ":items"), else 0. Ids go into Redis keys: nothing else may, and no id may
- * name another's key (mg:structure:<sid>:items is structure <sid>'s items). */
+/* 1 if `s` is a valid id (1..MG_ID_MAX of [A-Za-z0-9._:-], neither "." nor
+ * "..", not ending in ":items"), else 0. Ids go into Redis keys: nothing
+ * else may, and no id may name another's key (mg:structure:<sid>:items is
+ * structure <sid>'s items); they are path segments of the API's URLs, which
+ * clients resolve "." and ".." away from. */
 int mg_id_is_valid(const char *s);
 
 /* 1 if the `len` bytes at `s` are well-formed UTF-8 (no overlong forms, no
