@@ -562,8 +562,23 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
     }
     r->path = path;
 
-    char *copy = mg_strdup(path), *seg[S_MAX_SEGMENTS];
+    /* Split, then decode each segment: "%2F" is a character of its segment
+     * (refused in an id), not a separator (/v1/needs/x%2Fmatches was x's
+     * matches). A decoded segment is never longer than its raw form. */
+    char *copy = mg_strdup(raw_path), *seg[S_MAX_SEGMENTS];
     int nseg = s_split(copy, seg);
+    for (int i = 0; i < nseg; i++) {
+        size_t n = 0;
+        char *decoded = evhttp_uridecode(seg[i], 0, &n);
+        if (!decoded || strlen(decoded) != n) {
+            free(decoded);
+            free(copy);
+            gw_reply_error(r, 400, "bad_request", NULL, -1, "malformed path");
+            return;
+        }
+        memcpy(seg[i], decoded, n + 1);
+        free(decoded);
+    }
     enum evhttp_cmd_type want = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
     const s_route_t *found = NULL;
     char allow[96] = "";

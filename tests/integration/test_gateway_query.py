@@ -408,6 +408,15 @@ class ReadTest(unittest.TestCase):
         self.error(404, "/v1/cooperations/bad%20id")
         self.error(404, "/v1/cooperations/" + "p" * 65)
 
+    def test_a_percent_encoded_slash_stays_in_its_segment(self):
+        # "%2F" was decoded before the path was split: x%2Fmatches read as
+        # x's matches. Other escapes still decode within their segment.
+        self.assertEqual(self.error(404, "/v1/needs/n-caen%2Fmatches")["error"]["message"], "no such resource")
+        self.assertEqual(self.ok("/v1/needs/n%2Dcaen%2fmatches".replace("%2f", "/"))["items"],
+                         self.ok("/v1/needs/n-caen/matches")["items"])
+        self.assertEqual(self.ok("/v1/needs/n%2Dcaen")["id"], "n-caen")
+        self.error(400, "/v1/needs/n%00caen")
+
     def test_need_from_the_journal(self):
         n = self.ok("/v1/needs/n-caen")
         self.assertEqual((n["id"], n["open"], n["structureId"], n["structureName"]),
