@@ -137,13 +137,13 @@ static int s_list(redisContext *c)
     if (!pairs) abort();
     for (size_t i = 0; i < n; i++) pairs[i] = all->element[2 * i]->str;
     qsort(pairs, n, sizeof *pairs, s_compare);
-    /* French headers: pad by characters, not bytes (cli_pad). */
-    printf("%-18s %-8s %-20s ", "jeton", "type", "titulaire");
-    cli_pad(stdout, "créé le", 17);
-    cli_pad(stdout, "événements", 41);
-    printf("note\n");
+    /* Every token first, to size the holder and events columns by the
+     * longest (ids have up to 64 characters). */
+    redisReply **tokens = calloc(n, sizeof *tokens);
+    if (!tokens) abort();
+    size_t holder_w = cli_utf8_width("titulaire"), types_w = cli_utf8_width("événements");
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const redisReply *hash = mg_redis_field(all, pairs[i]);
         if (!hash || strlen(hash->str) != MG_TOKEN_HASH_LEN) continue;
         redisReply *t = redisCommand(c, "HGETALL %s%s", MG_TOKEN_KEY_PREFIX, hash->str);
@@ -151,16 +151,38 @@ static int s_list(redisContext *c)
             rc = s_fail_reply(c, t);
             break;
         }
+        tokens[i] = t;
+        const char *kind = s_field(t, "kind"),
+                   *types = strcmp(kind, "network") == 0 ? s_field(t, "types") : "-";
+        if (cli_utf8_width(s_field(t, "subject")) > holder_w)
+            holder_w = cli_utf8_width(s_field(t, "subject"));
+        if (cli_utf8_width(types) > types_w) types_w = cli_utf8_width(types);
+    }
+    if (rc == 0) {
+        /* French headers: pad by characters, not bytes (cli_pad). */
+        printf("%-18s %-8s ", "jeton", "type");
+        cli_pad(stdout, "titulaire", holder_w + 1);
+        cli_pad(stdout, "créé le", 17);
+        cli_pad(stdout, "événements", types_w + 1);
+        printf("note\n");
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *t = tokens[i];
+        if (!t) continue;
         const char *kind = s_field(t, "kind");
         char when[CLI_PARIS_TIME_LEN] = "?";
         long long ms = strtoll(s_field(t, "created_at_ms"), NULL, 10);
         if (ms > 0) cli_paris_time(ms, when); /* as `inbox` shows times */
         printf("%-18s ", pairs[i]);
         cli_pad(stdout, strcmp(kind, "network") == 0 ? "réseau" : strcmp(kind, "staff") == 0 ? "équipe" : "?", 9);
-        printf("%-20s %-16s %-40s %s\n", s_field(t, "subject"), when,
-               strcmp(kind, "network") == 0 ? s_field(t, "types") : "-", s_field(t, "label"));
-        freeReplyObject(t);
+        cli_pad(stdout, s_field(t, "subject"), holder_w + 1);
+        printf("%-16s ", when);
+        cli_pad(stdout, strcmp(kind, "network") == 0 ? s_field(t, "types") : "-", types_w + 1);
+        printf("%s\n", s_field(t, "label"));
     }
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i]) freeReplyObject(tokens[i]);
+    free(tokens);
     free(pairs);
     freeReplyObject(all);
     return rc;

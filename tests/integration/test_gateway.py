@@ -799,6 +799,16 @@ class GatewayTest(unittest.TestCase):
         self.assertIn("tok-" + digest[:12], listing.stdout.decode())
         self.assertIn("CRM de la fédé", listing.stdout.decode())
         self.assertNotIn(token, listing.stdout.decode())
+        # A holder longer than the header's column keeps the columns in line
+        # (a fixed 20 characters pushed the date and the events right).
+        self.assertEqual(gw.cli("token", "issue", "--network", "fondation-bocage-avenir-normandie",
+                                "--types", "need.*,offer.*,member.*").returncode, 0)
+        lines = gw.cli("token", "list").stdout.decode().splitlines()
+        self.assertEqual(len(lines), 3, lines)
+        created, events = lines[0].index("créé le"), lines[0].index("événements")
+        for line in lines[1:]:
+            self.assertRegex(line[created:], r"^\d\d/\d\d/20\d\d \d\d:\d\d ", lines)
+            self.assertTrue(line[events:].startswith("need.*,"), lines)
 
         self.assertEqual(gw.cli("token", "issue", "--staff", "nobody").returncode, 1)
         self.assertEqual(gw.cli("token", "issue", "--network", "a", "--staff", "b").returncode, 2)
