@@ -94,8 +94,11 @@ typedef struct {
     cli_names_t *names; /* created empty by cli_context_load_tables() */
 } cli_context_t;
 
-/* Resolve `settings` against the environment and the config file. Returns 0,
- * or -1 after printing one line "maillage CMD: reason" to stderr. */
+/* Resolve `settings` against the environment and the config file. Returns
+ * CLI_EXIT_OK, or, after printing one line "maillage CMD: reason" to
+ * stderr, CLI_EXIT_USAGE for a --redis, --ingest or --fanout value that is
+ * no URL or endpoint at all, CLI_EXIT_FAIL for the rest (a config file that
+ * does not load, the same values from the environment or the file). */
 int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const char *command);
 
 /* Load the taxonomy and the commune table named by the config, and create

@@ -271,7 +271,8 @@ int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings)
         cli_error("consumers", "expected 'list' or 'forget NAME' (try 'maillage consumers --help')");
         return CLI_EXIT_USAGE;
     }
-    if (cli_context_init(&ctx, settings, "consumers") != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, "consumers");
+    if (init != CLI_EXIT_OK) return init;
     redisContext *redis = cli_redis_connect(&ctx, "consumers");
     if (redis) {
         int ok = strcmp(action, "list") == 0

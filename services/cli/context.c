@@ -43,15 +43,59 @@ static const char *s_pick(const char *flag, const char *env_name)
     return env && *env ? env : NULL;
 }
 
+/* Whether `endpoint` is a ZeroMQ endpoint the CLI can reach: tcp://host:port
+ * or ipc://path. */
+static int s_endpoint_is_valid(const char *endpoint) {
+    if (strncmp(endpoint, "ipc://", 6) == 0) return endpoint[6] != '\0';
+    if (strncmp(endpoint, "tcp://", 6) != 0) return 0;
+    const char *colon = strrchr(endpoint + 6, ':');
+    if (!colon || colon == endpoint + 6 || !colon[1]) return 0;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && port > 0 && port <= 65535;
+}
+
+/* The flags' values that are no URL or endpoint at all: a usage error. */
+static int s_check_flags(const cli_settings_t *settings, const char *command) {
+    const struct {
+        const char *flag, *value;
+    } endpoints[] = {{"--ingest", settings->ingest}, {"--fanout", settings->fanout}};
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
+        if (endpoints[i].value && *endpoints[i].value && !s_endpoint_is_valid(endpoints[i].value)) {
+            cli_error(command, "%s \"%s\": not a ZeroMQ endpoint (tcp://HOST:PORT or ipc://PATH)",
+                      endpoints[i].flag, endpoints[i].value);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (settings->redis_url && *settings->redis_url) {
+        char err[512];
+        char *text = mg_asprintf("[redis]\nurl = %s\n", settings->redis_url);
+        mg_config_t *cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
+        free(text);
+        mg_redis_options_t opts;
+        int rc = cfg ? mg_redis_options_from_config(cfg, &opts, err, sizeof err) : -1;
+        mg_config_destroy(&cfg);
+        if (rc != 0) {
+            const char *why = strncmp(err, "[redis] url: ", 13) == 0 ? err + 13 : err;
+            cli_error(command, "--redis \"%s\": %s", settings->redis_url, why);
+            return CLI_EXIT_USAGE;
+        }
+        mg_redis_options_clear(&opts);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const char *command)
 {
     char err[512];
     memset(ctx, 0, sizeof *ctx);
+    int usage = s_check_flags(settings, command);
+    if (usage != CLI_EXIT_OK) return usage;
     const char *path = s_pick(settings->config_path, "MAILLAGE_CONFIG");
     ctx->config = mg_config_load(path, err, sizeof err);
     if (!ctx->config) {
         cli_error(command, "%s", err);
-        return -1;
+        return CLI_EXIT_FAIL;
     }
     const char *v = s_pick(settings->redis_url, "MAILLAGE_REDIS_URL");
     ctx->redis_url = mg_strdup(v ? v : mg_config_str(ctx->config, "redis", "url"));
@@ -65,9 +109,9 @@ int cli_context_init(cli_context_t *ctx, const cli_settings_t *settings, const c
                               err, sizeof err) != 0) {
         cli_error(command, "%s", err);
         cli_context_destroy(ctx);
-        return -1;
+        return CLI_EXIT_FAIL;
     }
-    return 0;
+    return CLI_EXIT_OK;
 }
 
 void cli_context_load_tables(cli_context_t *ctx, const char *command)

@@ -317,6 +317,17 @@ static void s_not_exact(const char *id, const redisReply *r) {
               r->elements > 1 ? "s" : "", r->elements > 1 ? "s" : "", ids, r->elements > shown ? ", …" : "");
 }
 
+/* Whether `id` is spelled as a stream entry's id, <ms>-<seq>, or its
+ * millisecond alone (which s_refuse_range() answers with the complete ids). */
+static int s_stream_id_is_valid(const char *id) {
+    size_t ms = strspn(id, "0123456789");
+    if (ms == 0 || ms > 20) return 0;
+    if (id[ms] == '\0') return 1;
+    if (id[ms] != '-') return 0;
+    size_t seq = strspn(id + ms + 1, "0123456789");
+    return seq > 0 && seq <= 20 && id[ms + 1 + seq] == '\0';
+}
+
 /* Look one entry up by stream id with XRANGE id id (journal.h lists; show
  * needs a single entry, which may be old), then show it, or replay it when
  * `ingest` is not NULL. */
@@ -472,10 +483,18 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
             return CLI_EXIT_USAGE;
         }
         id = argv[optind + 1];
+        if (!s_stream_id_is_valid(id)) {
+            cli_error("dlq",
+                      "« %s » n'est pas un identifiant de lettre morte : ils s'écrivent 1764428400000-0 "
+                      "(voir « maillage dlq list »)",
+                      id);
+            return CLI_EXIT_USAGE;
+        }
     } else {
         goto usage;
     }
-    if (cli_context_init(&ctx, settings, "dlq") != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, "dlq");
+    if (init != CLI_EXIT_OK) return init;
     redisContext *redis = cli_redis_connect(&ctx, "dlq");
     if (!redis) goto done;
     if (id) {

@@ -588,9 +588,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             return CLI_EXIT_FAIL;
         }
     }
-    if (cli_context_init(&ctx, settings, "emit") != 0) {
+    int init = cli_context_init(&ctx, settings, "emit");
+    if (init != CLI_EXIT_OK) {
         if (reader.fd > 0) close(reader.fd);
-        return CLI_EXIT_FAIL;
+        return init;
     }
     e.max_bytes = (size_t)mg_config_int(ctx.config, "broker", "max_message_bytes");
 

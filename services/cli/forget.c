@@ -570,7 +570,8 @@ int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings) {
     }
 
     cli_context_t ctx;
-    if (cli_context_init(&ctx, settings, S_CMD) != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, S_CMD);
+    if (init != CLI_EXIT_OK) return init;
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, S_CMD);
     if (!c || s_look(c, &found) != 0) goto done;

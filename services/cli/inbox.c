@@ -349,7 +349,8 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
     if ((staff && cli_check_id(command, staff) != 0) || (mark && cli_check_id(command, mark) != 0))
         return CLI_EXIT_USAGE;
     cli_context_t ctx;
-    if (cli_context_init(&ctx, settings, command) != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, command);
+    if (init != CLI_EXIT_OK) return init;
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, command);
     if (c) {

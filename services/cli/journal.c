@@ -471,9 +471,10 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
         free(j.types);
         return CLI_EXIT_USAGE;
     }
-    if (cli_context_init(&ctx, settings, "journal") != 0) {
+    int init = cli_context_init(&ctx, settings, "journal");
+    if (init != CLI_EXIT_OK) {
         free(j.types);
-        return CLI_EXIT_FAIL;
+        return init;
     }
     j.ctx = &ctx;
     j.to = to;

@@ -749,7 +749,8 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         return CLI_EXIT_USAGE;
     }
     cli_context_t ctx;
-    if (cli_context_init(&ctx, settings, "staff") != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, "staff");
+    if (init != CLI_EXIT_OK) return init;
     /* category labels (show), known departments and categories (add, set) */
     if (strcmp(action, "show") == 0 || strcmp(action, "add") == 0 || strcmp(action, "set") == 0)
         cli_context_load_tables(&ctx, "staff");

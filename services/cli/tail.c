@@ -165,7 +165,8 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     t.n_topics = argc - optind;
     for (int i = 0; i < t.n_topics; i++)
         if (cli_check_type_prefix("tail", t.topics[i]) != 0) return CLI_EXIT_USAGE;
-    if (cli_context_init(&ctx, settings, "tail") != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, "tail");
+    if (init != CLI_EXIT_OK) return init;
     t.ctx = &ctx;
     if (t.text) cli_context_load_tables(&ctx, "tail");
 

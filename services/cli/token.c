@@ -284,7 +284,8 @@ int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)
     }
     cli_context_t ctx;
     int rc = CLI_EXIT_FAIL;
-    if (cli_context_init(&ctx, settings, "token") != 0) return CLI_EXIT_FAIL;
+    int init = cli_context_init(&ctx, settings, "token");
+    if (init != CLI_EXIT_OK) return init;
     redisContext *redis = cli_redis_connect(&ctx, "token");
     if (redis) {
         int ok = strcmp(action, "issue") == 0 ? s_issue(redis, network, staff, types, label)

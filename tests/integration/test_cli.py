@@ -645,6 +645,17 @@ class CliTest(unittest.TestCase):
                 self.assertIn("--%s : « %s » n'est pas un entier positif" % (name, args[-1]), r.stderr)
             else:
                 self.assertIn("invalid value '%s' for --%s (a positive integer)" % (args[-1], name), r.stderr)
+        # A --redis, --ingest or --fanout that is no URL or endpoint at all is
+        # the command line's fault (it exited 1, naming the file's [redis] url),
+        # as is a dead letter's id spelled as none can be (Redis's error passed through).
+        for args, said in ((["--redis", "bogus", "journal"], '--redis "bogus": expected redis://'),
+                           (["--ingest", "bogus", "emit", "/dev/null"], '--ingest "bogus": not a ZeroMQ endpoint'),
+                           (["--fanout", "tcp://x:", "tail"], '--fanout "tcp://x:": not a ZeroMQ endpoint'),
+                           (["dlq", "show", "nope"], "« nope » n'est pas un identifiant de lettre morte : ils s'écrivent")):
+            r = run(args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(said, r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
 
     def test_tail_and_journal_refuse_a_type_prefix_that_selects_nothing(self):
         # Before, `tail ned.` waited forever and `journal --type ned.`
