@@ -3,9 +3,13 @@
  * summary of the territory: events by type, open needs and offers by category
  * and department, structures by family and department.
  *
- * The summary replays the journal the way a consumer would (a need.updated
- * replaces the need, a need.closed removes it, a member.left removes the
- * structure), so its counts are the current state, not a tally of events. */
+ * The summary replays the journal the way the matcher applies it (a
+ * need.updated replaces the need, a need.closed removes it, a member.left
+ * removes the structure; an update or close naming another structure than
+ * the item's is void, a close with if_unchanged_since is void once a later
+ * event changed the item, and a closed id stays closed: a later report of
+ * it changes nothing), so its counts are the current state the API's
+ * figures show, not a tally of events. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -23,6 +27,8 @@ typedef struct {
     cli_map_entry_t entry; /* its id */
     char department[4];
     char *category; /* needs and offers */
+    char *owner;    /* needs and offers: the structure that reported or published it */
+    uint64_t seq;   /* needs and offers: the sequence of its last event */
     int family;     /* structures */
 } s_item_t;
 
@@ -34,6 +40,7 @@ static s_item_t *s_map_put(cli_map_t *m, const char *key)
 static void s_item_drop(cli_map_entry_t *e)
 {
     free(((s_item_t *)e)->category);
+    free(((s_item_t *)e)->owner);
 }
 
 /* Each item of `m`: for (s_item_t *it = s_first(m); it; it = s_next(m, it)). */
@@ -61,9 +68,10 @@ typedef struct {
     /* summary */
     size_t n_event_types;
     uint64_t *by_type; /* one per entry of mg_event_types(), then "other" */
-    uint64_t closed_needs, withdrawn_offers;
-    uint64_t matches[3]; /* match.found: proposals, revisions, retirements */
-    cli_map_t needs, offers, structures;
+    uint64_t closed_needs, withdrawn_offers; /* open ones closed, not close events */
+    uint64_t matches[3];                     /* match.found: proposals, revisions, retirements */
+    cli_map_t needs, offers, structures;     /* the open ones, the members */
+    cli_map_t needs_closed, offers_closed;   /* ids closed for good (entries without data) */
 } s_journal_t;
 
 static int s_wanted(const s_journal_t *j, const char *type)
@@ -74,22 +82,38 @@ static int s_wanted(const s_journal_t *j, const char *type)
     return 0;
 }
 
-static void s_track_need(s_journal_t *j, const Maillage__V1__Need *nd)
-{
-    if (!nd || !nd->need_id || !*nd->need_id) return;
-    s_item_t *it = s_map_put(&j->needs, nd->need_id);
-    cli_commune_department(j->ctx, nd->commune, it->department);
+/* A need or an offer reported, published or updated, by structure `owner`
+ * at sequence `seq`, into `open` unless `closed` holds its id or the open
+ * item is another structure's. */
+static void s_track_item(s_journal_t *j, cli_map_t *open, const cli_map_t *closed, const char *id,
+                         const char *owner, const char *commune, const char *category, uint64_t seq) {
+    if (!id || !*id || cli_map_get((cli_map_t *)closed, id)) return;
+    s_item_t *it = (s_item_t *)cli_map_get(open, id);
+    if (it && it->owner && owner && strcmp(it->owner, owner) != 0) return;
+    if (!it) it = s_map_put(open, id);
+    cli_commune_department(j->ctx, commune, it->department);
     free(it->category);
-    it->category = mg_strdup(nd->category);
+    it->category = mg_strdup(category);
+    free(it->owner);
+    it->owner = mg_strdup(owner ? owner : "");
+    it->seq = seq;
 }
 
-static void s_track_offer(s_journal_t *j, const Maillage__V1__Offer *of)
-{
-    if (!of || !of->offer_id || !*of->offer_id) return;
-    s_item_t *it = s_map_put(&j->offers, of->offer_id);
-    cli_commune_department(j->ctx, of->commune, it->department);
-    free(it->category);
-    it->category = mg_strdup(of->category);
+/* A need or an offer closed by structure `owner` ("" = not named), void
+ * when it is another's or, with `if_unchanged_since`, when a later event
+ * changed it; its id is then closed for good, and `count` counts an open
+ * item closed. */
+static void s_close_item(cli_map_t *open, cli_map_t *closed, const char *id, const char *owner,
+                         uint64_t if_unchanged_since, uint64_t *count) {
+    if (!id || !*id || cli_map_get(closed, id)) return;
+    s_item_t *it = (s_item_t *)cli_map_get(open, id);
+    if (if_unchanged_since && (it ? it->seq : 0) != if_unchanged_since) return;
+    if (it && owner && *owner && it->owner && strcmp(it->owner, owner) != 0) return;
+    if (it) {
+        cli_map_remove(open, id, s_item_drop);
+        (*count)++;
+    }
+    s_map_put(closed, id);
 }
 
 static void s_track_structure(s_journal_t *j, const Maillage__V1__Structure *st)
@@ -117,18 +141,38 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
         cli_map_remove(&j->structures, env->member_left->structure_id, s_item_drop);
         break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED: s_track_need(j, env->need_reported->need); break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: s_track_need(j, env->need_updated->need); break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
-        cli_map_remove(&j->needs, env->need_closed->need_id, s_item_drop);
-        j->closed_needs++;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED: {
+        const Maillage__V1__Need *nd = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
+                                           ? env->need_reported->need
+                                           : env->need_updated->need;
+        if (nd)
+            s_track_item(j, &j->needs, &j->needs_closed, nd->need_id, nd->structure_id, nd->commune,
+                         nd->category, env->sequence);
         break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED: s_track_offer(j, env->offer_published->offer); break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: s_track_offer(j, env->offer_updated->offer); break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
-        cli_map_remove(&j->offers, env->offer_withdrawn->offer_id, s_item_drop);
-        j->withdrawn_offers++;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED: {
+        const Maillage__V1__NeedClosed *c = env->need_closed;
+        s_close_item(&j->needs, &j->needs_closed, c->need_id, c->structure_id, c->if_unchanged_since,
+                     &j->closed_needs);
         break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED: {
+        const Maillage__V1__Offer *of = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
+                                            ? env->offer_published->offer
+                                            : env->offer_updated->offer;
+        if (of)
+            s_track_item(j, &j->offers, &j->offers_closed, of->offer_id, of->provider_id, of->commune,
+                         of->category, env->sequence);
+        break;
+    }
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN: {
+        const Maillage__V1__OfferWithdrawn *w = env->offer_withdrawn;
+        s_close_item(&j->offers, &j->offers_closed, w->offer_id, w->provider_id, w->if_unchanged_since,
+                     &j->withdrawn_offers);
+        break;
+    }
     default: break;
     }
 }
@@ -495,6 +539,8 @@ done:
     if (redis) redisFree(redis);
     cli_map_clear(&j.needs, s_item_drop);
     cli_map_clear(&j.offers, s_item_drop);
+    cli_map_clear(&j.needs_closed, s_item_drop);
+    cli_map_clear(&j.offers_closed, s_item_drop);
     cli_map_clear(&j.structures, s_item_drop);
     free(j.by_type);
     free(j.types);

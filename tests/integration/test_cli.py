@@ -614,6 +614,24 @@ class CliTest(unittest.TestCase):
         self.assertIn("14 Calvados", out)
         self.assertRegex(out, r"\n  Locaux\s+[1-9]")
         self.assertRegex(out, r"\n  Bénévolat\s+")
+        # The matcher's rules, so that the counts are the API's: a close
+        # naming another structure is void, a closed id stays closed (its
+        # later report changes nothing), and « besoins clos » counts needs,
+        # not close events (it said 2 open and 3 closed here).
+        a, b, c = ("need-" + i for i in self.ids(3))
+        close = lambda nid, sid: event_line("need.closed", {"needId": nid, "structureId": sid,  # noqa: E731
+                                                            "reason": "CLOSURE_SATISFIED"})
+        first, *_ = self.emit_lines([need_line(a[5:]), need_line(b[5:], category="benevolat"),
+                                     close(b, "une-autre-structure"),
+                                     close(c, "saveurs-partagees-caen"), need_line(c[5:]),
+                                     close(a, "saveurs-partagees-caen"), close(a, "saveurs-partagees-caen")])
+        r = self.stack.cli(["journal", "--summary", "--from", str(first)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Besoins ouverts par catégorie et département : 1\n", r.stdout)
+        self.assertIn("  (1 besoin clos)\n", r.stdout)
+        needs = r.stdout.split("Besoins ouverts")[1].split("Offres ouvertes")[0]
+        self.assertRegex(needs, r"\n  Bénévolat\s+1")  # b, whose close was void
+        self.assertRegex(needs, r"\n  Locaux\s+·\s+·\n")  # a closed, c never reopened
         # one event: « séquence N », not « séquences N à N »
         seq, = self.emit_lines([need_line(self.ids(1)[0])])
         r = self.stack.cli(["journal", "--summary", "--from", str(seq), "--to", str(seq)])
