@@ -1308,6 +1308,9 @@
     if (withStructure && x.structureId) definition(dl, 'Structure', structureLink(x.structureId, x.structureName), 'structure');
     definition(dl, 'Catégorie', categoryLabel(x.category));
     definition(dl, 'Commune', x.communeName ? x.communeName + (x.department ? ' (' + x.department + ')' : '') : x.commune, 'commune');
+    // An offer serves its territory, or a radius around its commune (either reaches).
+    if (x.territoryNames && x.territoryNames.length) definition(dl, 'Territoire desservi', x.territoryNames.join(', '), 'territory');
+    if (x.radiusKm) definition(dl, 'Rayon', formatNumber(x.radiusKm) + '\u00a0km', 'radius');
     definition(dl, 'Quantité', x.quantity);
     definition(dl, 'Capacité', x.capacity);
     definition(dl, 'Reçu le', formatDate(x.receivedAt));

@@ -192,11 +192,18 @@ const char *cli_names_get(cli_names_t *self, redisContext *redis, cli_name_kind_
 void cli_text_event(FILE *out, const cli_context_t *ctx, redisContext *redis, const mg_envelope_t *env);
 
 /* The department of commune `code`: from the table when known, else the
- * code's first two characters (or "?"). Writes into `out` (4 bytes). */
+ * code's first two characters (or "?"). `code` may be a territory entry
+ * instead ("dep:76"; "epci:<siren>": its first department). Writes into
+ * `out` (4 bytes). */
 void cli_commune_department(const cli_context_t *ctx, const char *code, char out[4]);
 
-/* The commune's name, or its code when unknown. Borrowed. */
+/* The commune's name, or a territory entry's ("Seine-Maritime", "CU Caen la
+ * Mer"), or the code when unknown. Borrowed. */
 const char *cli_commune_name(const cli_context_t *ctx, const char *code);
+
+/* Where an offer is: its commune, else (placed by its territory only) its
+ * territory's first entry. Borrowed. */
+const char *cli_offer_place(const Maillage__V1__Offer *of);
 
 /* Number of characters (code points) of the UTF-8 string `s`, for aligning
  * columns of French text. */

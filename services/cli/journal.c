@@ -163,7 +163,7 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
                                             ? env->offer_published->offer
                                             : env->offer_updated->offer;
         if (of)
-            s_track_item(j, &j->offers, &j->offers_closed, of->offer_id, of->provider_id, of->commune,
+            s_track_item(j, &j->offers, &j->offers_closed, of->offer_id, of->provider_id, cli_offer_place(of),
                          of->category, env->sequence);
         break;
     }

@@ -78,6 +78,15 @@ void cli_pad(FILE *out, const char *s, size_t width)
 
 void cli_commune_department(const cli_context_t *ctx, const char *code, char out[4])
 {
+    if (code && strncmp(code, "dep:", 4) == 0) {
+        snprintf(out, 4, "%s", code[4] ? code + 4 : "?");
+        return;
+    }
+    if (code && strncmp(code, "epci:", 5) == 0) {
+        const mg_epci_t *e = ctx && ctx->communes ? mg_communes_epci(ctx->communes, code + 5) : NULL;
+        snprintf(out, 4, "%.*s", e ? (int)strcspn(e->departments, " ") : 1, e ? e->departments : "?");
+        return;
+    }
     const mg_commune_t *c = ctx && ctx->communes && code ? mg_communes_find(ctx->communes, code) : NULL;
     if (c) {
         snprintf(out, 4, "%s", c->department);
@@ -90,8 +99,13 @@ void cli_commune_department(const cli_context_t *ctx, const char *code, char out
 
 const char *cli_commune_name(const cli_context_t *ctx, const char *code)
 {
-    const mg_commune_t *c = ctx && ctx->communes && code ? mg_communes_find(ctx->communes, code) : NULL;
-    return c ? c->name : (code && *code ? code : "?");
+    const char *name = ctx && ctx->communes && code ? mg_communes_territory_name(ctx->communes, code) : NULL;
+    return name ? name : (code && *code ? code : "?");
+}
+
+const char *cli_offer_place(const Maillage__V1__Offer *of) {
+    if (of->commune && *of->commune) return of->commune;
+    return of->n_territory && of->territory[0] ? of->territory[0] : "";
 }
 
 static const char *s_category(const cli_context_t *ctx, const char *code)
@@ -143,9 +157,9 @@ static void s_need(FILE *out, const cli_context_t *ctx, const Maillage__V1__Need
 static void s_offer(FILE *out, const cli_context_t *ctx, const Maillage__V1__Offer *of)
 {
     if (!of) return;
-    s_place(out, ctx, of->commune);
+    s_place(out, ctx, cli_offer_place(of));
     fprintf(out, " · %s · « %s » — %s", s_category(ctx, of->category), of->title,
-            cli_commune_name(ctx, of->commune));
+            cli_commune_name(ctx, cli_offer_place(of)));
 }
 
 void cli_text_event(FILE *out, const cli_context_t *ctx, redisContext *redis, const mg_envelope_t *env)

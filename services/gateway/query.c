@@ -332,6 +332,13 @@ void gq_set_str(json_t *obj, const char *key, const char *value) {
 }
 
 void gq_set_place(mg_gateway_t *gw, json_t *obj, const char *code, const char *department) {
+    if (code && strncmp(code, "dep:", 4) == 0) {
+        department = code + 4;
+        code = NULL;
+    } else if (code && strncmp(code, "epci:", 5) == 0) {
+        gq_epci_name(gw, code + 5, &department);
+        code = NULL;
+    }
     const mg_commune_t *c = code && *code ? mg_communes_find(gw_communes(gw), code) : NULL;
     gq_set_str(obj, "commune", code);
     if (c) {
@@ -346,6 +353,20 @@ void gq_set_place(mg_gateway_t *gw, json_t *obj, const char *code, const char *d
         gq_set_str(obj, "epci", c->epci);
         gq_set_str(obj, "epciName", c->epci_name);
     }
+}
+
+void gq_set_territory_names(mg_gateway_t *gw, json_t *obj) {
+    json_t *territory = json_object_get(obj, "territory");
+    if (!json_array_size(territory)) return;
+    json_t *names = json_array();
+    size_t i;
+    json_t *entry;
+    json_array_foreach(territory, i, entry) {
+        const char *e = json_string_value(entry) ? json_string_value(entry) : "";
+        const char *name = mg_communes_territory_name(gw_communes(gw), e);
+        json_array_append_new(names, json_string(name ? name : e));
+    }
+    json_object_set_new(obj, "territoryNames", names);
 }
 
 void gq_set_category(mg_gateway_t *gw, json_t *obj, const char *code) {

@@ -133,8 +133,15 @@ void gq_set_str(json_t *obj, const char *key, const char *value);
 
 /* Add "commune", "communeName", "department", "departmentName", "epci",
  * "epciName" for commune `code` (the table's; `department` is used when the
- * commune is unknown). */
+ * commune is unknown). A territory entry in place of a commune ("dep:76",
+ * "epci:<siren>": the notifier names an offer placed by its territory only
+ * by its first entry) gives its department alone, and no commune. */
 void gq_set_place(mg_gateway_t *gw, json_t *obj, const char *code, const char *department);
+
+/* Add "territoryNames" (one per entry, as staff read them: "Calvados", "CU
+ * Caen la Mer", "Caen"; the entry itself when unknown) for the "territory"
+ * array of `obj`, when it has one. */
+void gq_set_territory_names(mg_gateway_t *gw, json_t *obj);
 
 /* Add "category" and "categoryLabel". */
 void gq_set_category(mg_gateway_t *gw, json_t *obj, const char *code);

@@ -64,11 +64,6 @@ static int s_cmp_answer(const void *a, const void *b) {
 
 /* "Calvados", "CU Caen la Mer", "Caen" for a territory entry ("dep:14",
  * "epci:200065597", "14118"); the entry itself when unknown. */
-static const char *s_territory_name(mg_gateway_t *gw, const char *entry) {
-    const char *name = mg_communes_territory_name(gw_communes(gw), entry);
-    return name ? name : entry;
-}
-
 static void s_set_name(json_t *o, const char *key, const redisReply *pb) {
     char *name = gq_structure_name(pb);
     gq_set_str(o, key, name);
@@ -94,13 +89,7 @@ static void s_on_names(mg_redis_t *redis, redisReply *reply, void *privdata) {
     gq_set_str(o, "kindLabel", mg_fr_cooperation_kind(cp->kind));
     s_set_name(o, "fromStructureName", gq_at(reply, 0));
     s_set_name(o, "toStructureName", gq_at(reply, 1));
-    if (cp->n_territory) {
-        json_t *names = json_array();
-        for (size_t i = 0; i < cp->n_territory; i++)
-            json_array_append_new(
-                names, json_string(s_territory_name(gw, cp->territory[i] ? cp->territory[i] : "")));
-        json_object_set_new(o, "territoryNames", names);
-    }
+    gq_set_territory_names(gw, o);
     json_t *answers = json_array();
     for (size_t i = 0; i < q->n_answers; i++) {
         const s_answer_t *a = &q->answers[i];

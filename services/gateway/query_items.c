@@ -688,6 +688,7 @@ static json_t *s_item_json(mg_gateway_t *gw, int kind, const s_item_t *it, const
     free(name);
     gq_set_category(gw, o, rec->cat[0] ? rec->cat : it->cat);
     gq_set_place(gw, o, rec->com[0] ? rec->com : it->commune, rec->dep[0] ? rec->dep : it->dep);
+    gq_set_territory_names(gw, o);
     if (rec->until >= 0) {
         char day[11];
         gq_day_date(rec->until, day);

@@ -461,6 +461,20 @@ class CliTest(unittest.TestCase):
                                              "(need-%s) ↔ offer-1 · rang 1 · score 72 %% · Même catégorie (locaux), "
                                              "à 4 km dans un rayon de 15 km" % ids[0]))
 
+    def test_an_offer_placed_by_its_territory_is_named_by_it_in_text_and_summary(self):
+        # No commune: it read « département ? · … — ? », and the summary had a « ? » column.
+        oid = "offer-" + self.ids(1)[0]
+        offer = event_line("offer.published", {"offer": {
+            "offerId": oid, "providerId": "lemoine", "category": "locaux", "title": "Salle partagée",
+            "territory": ["epci:200065597", "dep:76"]}})
+        seq, = self.emit_lines([offer])
+        r = self.stack.cli(["journal", "--from", str(seq), "--format", "text"])
+        self.assertEqual(r.stdout, text_line(seq, "offre publiée", " · Calvados (14) · Locaux · « Salle partagée » "
+                                                                    "— CU Caen la Mer\n"))
+        r = self.stack.cli(["journal", "--from", str(seq), "--summary"])
+        self.assertIn("Départements : 14 Calvados\n", r.stdout)
+        self.assertNotIn("?", r.stdout)
+
     # --- French text: names rather than ids --------------------------------------
 
     def redis(self, *args):

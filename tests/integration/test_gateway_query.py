@@ -785,6 +785,17 @@ class ChangeTest(unittest.TestCase):
         self.assertEqual(ids("27"), ["o-evreux", "o-two-deps"])
         self.assertEqual(ids("61"), ["o-evreux"])
         self.assertEqual(ids("76"), [])
+        # Read one by one: placed by its territory, named by it, no commune
+        # ("commune": "dep:50" was shown as the commune).
+        o = self.ok("/v1/offers/o-manche")
+        self.assertNotIn("commune", o)
+        self.assertEqual((o["department"], o["departmentName"], o["territoryNames"]), ("50", "Manche", ["Manche"]))
+        o = self.ok("/v1/offers/o-caen-la-mer")
+        self.assertEqual((o.get("commune"), o["department"], o["territoryNames"]), (None, "14", ["CU Caen la Mer"]))
+        o = self.ok("/v1/offers/o-evreux")
+        self.assertEqual(o["territoryNames"], ["Évreux", "Orne"])
+        doc = openapi()
+        check_schema(doc, response_schema(doc, "/v1/offers/{id}"), o)
 
     def test_feedback_shows_as_status_and_in_the_figures(self):
         mid = self.st.match_id("n-caen", "o-herouville")

@@ -597,7 +597,8 @@ class StaffPageTest(unittest.TestCase):
                   and len(view.find_elements(By.CSS_SELECTOR, ".matches > li")) == 2, 20, "the need and its matches")
         self.assertEqual(view.find_element(By.CSS_SELECTOR, "#detail-body > h2").text, NEED_TITLE)
         self.assertEqual(view.find_elements(By.CSS_SELECTOR, "#detail-body > h2 b"), [])
-        self.assertEqual((self.field(view, "structure"), self.field(view, "commune")), ("Épicerie solidaire de Caen", "Caen (14)"))
+        self.assertEqual((self.field(view, "structure"), self.field(view, "commune"), self.field(view, "radius")),
+                         ("Épicerie solidaire de Caen", "Caen (14)", "30 km"))
         rows = view.find_elements(By.CSS_SELECTOR, ".matches > li")
         self.assertEqual([r.get_attribute("data-match-id") for r in rows], [mid2, mid])
         self.assertEqual([r.find_element(By.CSS_SELECTOR, '[data-field="rank"]').text for r in rows],
