@@ -41,6 +41,16 @@ def clock_at(hour, minute, second, days=1):
     return int((target - now) * 1000), int(target * 1000)
 
 
+def wait_for_the_days_digest_slot(st, *staff_channels):
+    """Until the notifier, started past the members' digest_hour, has taken
+    the day's digest slot of each "<staff>:<channel>" (it does at its first
+    digest call, nothing pending): what arrives after it waits for the next
+    day's. Emitting before that call, as a loaded machine may let a test
+    do, puts the items in the day's digest at once."""
+    h.wait_until(lambda: all(st.redis.call("EXISTS", "mg:digest:last:" + sc) for sc in staff_channels), 10,
+                 what="the day's digest slot of " + ", ".join(staff_channels))
+
+
 def one_match_waiting_for_the_email_digest(st, staff):
     """Start `st`; a match m-a (need n1, offer o1) then waits in
     mg:digest:<staff>:email."""
@@ -174,6 +184,7 @@ class NotifierScheduleTest(unittest.TestCase):
                                       "mode": "digest", "digest_hour": 10, "quiet_start": 22, "quiet_end": 7}},
                       clock_offset_ms=off, default_staff="d")
         st.start()
+        wait_for_the_days_digest_slot(st, "d:webhook")
         st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
         st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71),
                  tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])
@@ -325,6 +336,7 @@ class NotifierScheduleTest(unittest.TestCase):
             "g": dict(digest, name="Gaëlle", webhook=g_hook.url),
         }, clock_offset_ms=off, default_staff="q", retry_base_ms=60000, retry_max_ms=120000)
         st.start()
+        wait_for_the_days_digest_slot(st, "q:webhook", "g:webhook")
         st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
         st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71),
                  tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])
