@@ -40,7 +40,7 @@ static const char *const s_measure_name[S_MEASURES] = {"openNeeds", "openOffers"
 typedef struct {
     int measure;
     char cat[40];
-    char com[8];
+    char com[24]; /* a commune, or an offer's first territory entry (dep:<d>, epci:<siren>) */
     long long count;
 } s_cell_t;
 
@@ -123,8 +123,29 @@ static int s_cmp_row(const void *a, const void *b) {
     return strcmp(((const s_row_t *)a)->code, ((const s_row_t *)b)->code);
 }
 
+/* Where a cell counts: its commune's department and EPCI, or, for an offer
+ * placed by its territory only, its first entry's (a department alone, or
+ * an EPCI and its department). Borrowed; NULL when unknown. */
+static void s_cell_place(mg_gateway_t *gw, const char *code, const char **dep, const char **epci,
+                         const char **epci_name) {
+    *dep = *epci = *epci_name = NULL;
+    if (strncmp(code, "dep:", 4) == 0) {
+        *dep = code + 4;
+    } else if (strncmp(code, "epci:", 5) == 0) {
+        *epci_name = gq_epci_name(gw, code + 5, dep);
+        if (*epci_name) *epci = code + 5;
+    } else {
+        const mg_commune_t *com = mg_communes_find(gw_communes(gw), code);
+        if (!com) return;
+        *dep = com->department;
+        if (com->epci[0]) {
+            *epci = com->epci;
+            *epci_name = com->epci_name;
+        }
+    }
+}
+
 static json_t *s_figures_json(mg_gateway_t *gw, const s_cache_t *c, const char *department) {
-    const mg_communes_t *communes = gw_communes(gw);
     const mg_taxonomy_t *tax = gw_taxonomy(gw);
     long long totals[S_MEASURES] = {0};
     s_row_t *deps = NULL, *cats = NULL, *epcis = NULL;
@@ -139,19 +160,19 @@ static json_t *s_figures_json(mg_gateway_t *gw, const s_cache_t *c, const char *
         s_row(&cats, &ncat, &capcat, mg_taxonomy_code(tax, i));
     for (size_t i = 0; i < c->count; i++) {
         const s_cell_t *cell = &c->cells[i];
-        const mg_commune_t *com = mg_communes_find(communes, cell->com);
-        const char *dep = com ? com->department : "";
-        if (department && strcmp(dep, department) != 0) continue;
+        const char *dep, *epci, *epci_name;
+        s_cell_place(gw, cell->com, &dep, &epci, &epci_name);
+        if (department && (!dep || strcmp(dep, department) != 0)) continue;
         totals[cell->measure] += cell->count;
         s_row(&cats, &ncat, &capcat, cell->cat)->v[cell->measure] += cell->count;
-        if (!com) continue;
-        s_row(&deps, &ndep, &capdep, com->department)->v[cell->measure] += cell->count;
-        if (com->epci[0]) {
-            s_row_t *e = s_row(&epcis, &nepci, &capepci, com->epci);
+        if (!dep) continue;
+        s_row(&deps, &ndep, &capdep, dep)->v[cell->measure] += cell->count;
+        if (epci) {
+            s_row_t *e = s_row(&epcis, &nepci, &capepci, epci);
             e->v[cell->measure] += cell->count;
             if (!e->name) {
-                e->name = com->epci_name;
-                gq_epci_name(gw, com->epci, &e->department);
+                e->name = epci_name;
+                gq_epci_name(gw, epci, &e->department);
             }
         }
     }

@@ -769,7 +769,11 @@ class ChangeTest(unittest.TestCase):
 
     def test_an_offer_placed_by_its_territory_is_listed_in_the_departments_it_serves(self):
         # Such an offer has no commune, hence no department of its own: it
-        # used to be missing from every ?department= list.
+        # used to be missing from every ?department= list, and from the figures.
+        def open_offers(department=None):
+            body = self.ok("/v1/figures", **({"department": department} if department else {}))
+            return body["totals"]["openOffers"], {e["code"]: e["openOffers"] for e in body["byEpci"]}
+        before = {d: open_offers(d) for d in (None, "50", "14", "27")}
         self.st.emit([tm.offer("o-manche", "s-rouen", "", category="formation", territory=("dep:50",)),
                       tm.offer("o-caen-la-mer", "s-rouen", "", category="formation", territory=("epci:200065597",)),
                       tm.offer("o-evreux", "s-rouen", "", category="formation", territory=("27229", "dep:61")),
@@ -785,6 +789,15 @@ class ChangeTest(unittest.TestCase):
         self.assertEqual(ids("27"), ["o-evreux", "o-two-deps"])
         self.assertEqual(ids("61"), ["o-evreux"])
         self.assertEqual(ids("76"), [])
+        # The figures count each at its first entry: the Manche, the CU Caen la
+        # Mer (and the Calvados), Évreux (the Eure), the EPCI across two
+        # departments (and its first commune's, the Calvados).
+        h.wait_until(lambda: open_offers()[0] == before[None][0] + 4, 10, what="the figures (cached 2 s)")
+        for department, more in (("50", 1), ("14", 2), ("27", 1)):
+            self.assertEqual(open_offers(department)[0], before[department][0] + more, department)
+        epcis = open_offers()[1]
+        self.assertEqual(epcis.get("200065597", 0), before[None][1].get("200065597", 0) + 1)
+        self.assertEqual(epcis.get("200066827", 0), before[None][1].get("200066827", 0) + 1)
         # Read one by one: placed by its territory, named by it, no commune
         # ("commune": "dep:50" was shown as the commune).
         o = self.ok("/v1/offers/o-manche")

@@ -52,7 +52,8 @@ def from_records(redis):
             if fields[1] != b"1":
                 continue
             cat, com = fields[3].decode(), fields[4].decode()
-            want["%s|%s|%s" % (measure, cat, com)] += 1
+            place = com or fields[9].decode().split(" ")[0]  # an offer placed by its territory: its first entry
+            want["%s|%s|%s" % (measure, cat, place)] += 1
             if kind == "need" and redis.call("ZCARD", b"mg:nm:" + key[len(prefix):]) == 0:
                 want["un|%s|%s" % (cat, com)] += 1
     for key in scan(redis, "mg:pair:*"):
@@ -115,7 +116,8 @@ def from_journal(st):
             item = getattr(body, kind)
             ident = item.need_id if kind == "need" else item.offer_id
             if (kind, ident) not in closed:
-                items[kind][ident] = (item.category, item.commune)
+                place = item.commune or (item.territory[0] if kind == "offer" and item.territory else "")
+                items[kind][ident] = (item.category, place)
         elif t in ("need.closed", "offer.withdrawn"):
             kind = "need" if t == "need.closed" else "offer"
             body = e.need_closed if kind == "need" else e.offer_withdrawn
@@ -181,6 +183,9 @@ class FiguresTest(unittest.TestCase):
             tm.offer("o-lisieux", "s-lisieux", LISIEUX, category="formation", radius=50,
                      tags=("gestion", "budget"), title="Formation gestion"),
             tm.offer("o-rouen", "s-rouen", ROUEN, radius=10),  # far from everything
+            # placed by their territory only: counted at its first entry
+            tm.offer("o-terr-dep", "s-rouen", "", category="formation", territory=("dep:14", "dep:76")),
+            tm.offer("o-terr-epci", "s-rouen", "", category="numerique", territory=("epci:200065597",)),
         ])
         st.emit([
             tm.need("n-caen", "s-caen", CAEN),
@@ -198,6 +203,7 @@ class FiguresTest(unittest.TestCase):
         self.assertGreater(first.get("un|numerique|" + VIRE, 0), 0)
         self.assertGreater(first.get("mp|locaux|" + CAEN, 0), 0)
         self.assertNotIn("on|locaux|" + ROUEN, first)
+        self.assertEqual((first.get("oo|formation|dep:14"), first.get("oo|numerique|epci:200065597")), (1, 1))
 
         # An update that moves a need to another category and commune: its
         # locaux pairs are retired, materiel pairs may come.
@@ -218,8 +224,9 @@ class FiguresTest(unittest.TestCase):
         self.assertEqual(fed.get("ma|locaux|" + CAEN), 2)
         # Closures and withdrawals retire matches: n-caen keeps o-ifs, the
         # need that had only o-caen becomes unmet.
-        st.emit([tm.offer_withdrawn("o-caen", "s-caen-2"), tm.need_closed("n-bayeux", "s-bayeux")])
-        self.check(st, "closed and withdrawn")
+        st.emit([tm.offer_withdrawn("o-caen", "s-caen-2"), tm.need_closed("n-bayeux", "s-bayeux"),
+                 tm.offer_withdrawn("o-terr-epci", "s-rouen")])
+        self.assertNotIn("oo|numerique|epci:200065597", self.check(st, "closed and withdrawn"))
         # A structure leaves: its items are closed by the matcher's own events.
         st.emit([tm.member_left("s-lisieux")])
         self.check(st, "member left")
