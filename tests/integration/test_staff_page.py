@@ -1065,6 +1065,10 @@ class StaffPageTest(unittest.TestCase):
         toggle.click()
         self.wait(lambda: [li.text for li in more.find_elements(By.TAG_NAME, "li")]
                   == ["Local 5 — s-cn-5", "Local 6 — s-cn-6 Clos"], 10, "the other two, the closed one marked")
+        self.shot("staff-page-collective.png")
+        d.set_window_size(*PHONE)
+        self.no_horizontal_scroll("collectifs")
+        self.shot("staff-page-phone-collective.png")
 
     def test_french_typography_keeps_signs_with_their_words(self):
         """A narrow no-break space before %, a no-break space before a colon
