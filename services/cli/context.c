@@ -74,13 +74,16 @@ static int s_check_flags(const cli_settings_t *settings, const char *command) {
         free(text);
         mg_redis_options_t opts;
         int rc = cfg ? mg_redis_options_from_config(cfg, &opts, err, sizeof err) : -1;
-        mg_config_destroy(&cfg);
-        if (rc != 0) {
-            const char *why = strncmp(err, "[redis] url: ", 13) == 0 ? err + 13 : err;
-            cli_error(command, "--redis \"%s\": %s", settings->redis_url, why);
+        /* The URL's own spelling only: the policy that needs the file's
+         * credentials (a password beyond loopback) is cli_redis_connect()'s. */
+        int unreadable = !cfg || strncmp(err, "[redis] url: ", 13) == 0;
+        if (rc != 0 && unreadable) {
+            cli_error(command, "--redis \"%s\": %s", settings->redis_url, cfg ? err + 13 : err);
+            mg_config_destroy(&cfg);
             return CLI_EXIT_USAGE;
         }
-        mg_redis_options_clear(&opts);
+        mg_config_destroy(&cfg);
+        if (rc == 0) mg_redis_options_clear(&opts);
     }
     return CLI_EXIT_OK;
 }

@@ -331,13 +331,26 @@ void gq_set_str(json_t *obj, const char *key, const char *value) {
     if (value && *value) json_object_set_new(obj, key, json_string(value));
 }
 
+void gq_set_entry_place(mg_gateway_t *gw, json_t *obj, const char *entry) {
+    const char *department = NULL;
+    if (strncmp(entry, "dep:", 4) == 0) {
+        department = entry + 4;
+    } else if (strncmp(entry, "epci:", 5) == 0) {
+        gq_epci_name(gw, entry + 5, &department);
+    } else {
+        const mg_commune_t *c = mg_communes_find(gw_communes(gw), entry);
+        department = c ? c->department : NULL;
+    }
+    if (department && *department) {
+        gq_set_str(obj, "department", department);
+        gq_set_str(obj, "departmentName", mg_fr_department(department));
+    }
+}
+
 void gq_set_place(mg_gateway_t *gw, json_t *obj, const char *code, const char *department) {
-    if (code && strncmp(code, "dep:", 4) == 0) {
-        department = code + 4;
-        code = NULL;
-    } else if (code && strncmp(code, "epci:", 5) == 0) {
-        gq_epci_name(gw, code + 5, &department);
-        code = NULL;
+    if (code && (strncmp(code, "dep:", 4) == 0 || strncmp(code, "epci:", 5) == 0)) {
+        gq_set_entry_place(gw, obj, code);
+        return;
     }
     const mg_commune_t *c = code && *code ? mg_communes_find(gw_communes(gw), code) : NULL;
     gq_set_str(obj, "commune", code);

@@ -135,8 +135,13 @@ void gq_set_str(json_t *obj, const char *key, const char *value);
  * "epciName" for commune `code` (the table's; `department` is used when the
  * commune is unknown). A territory entry in place of a commune ("dep:76",
  * "epci:<siren>": the notifier names an offer placed by its territory only
- * by its first entry) gives its department alone, and no commune. */
+ * by its first entry) is gq_set_entry_place()'s. */
 void gq_set_place(mg_gateway_t *gw, json_t *obj, const char *code, const char *department);
+
+/* Add "department" and "departmentName" of territory entry `entry`
+ * ("dep:76", "epci:<siren>": its first commune's, or a commune code), and no
+ * commune: the place of an offer placed by its territory only. */
+void gq_set_entry_place(mg_gateway_t *gw, json_t *obj, const char *entry);
 
 /* Add "territoryNames" (one per entry, as staff read them: "Calvados", "CU
  * Caen la Mer", "Caen"; the entry itself when unknown) for the "territory"

@@ -687,7 +687,13 @@ static json_t *s_item_json(mg_gateway_t *gw, int kind, const s_item_t *it, const
     gq_set_str(o, "structureName", name);
     free(name);
     gq_set_category(gw, o, rec->cat[0] ? rec->cat : it->cat);
-    gq_set_place(gw, o, rec->com[0] ? rec->com : it->commune, rec->dep[0] ? rec->dep : it->dep);
+    if (rec->open && !rec->com[0] && rec->terr && *rec->terr) { /* an offer placed by its territory only */
+        char first[32];
+        s_copy(first, sizeof(first), rec->terr, strcspn(rec->terr, " "));
+        gq_set_entry_place(gw, o, first);
+    } else {
+        gq_set_place(gw, o, rec->com[0] ? rec->com : it->commune, rec->dep[0] ? rec->dep : it->dep);
+    }
     gq_set_territory_names(gw, o);
     if (rec->until >= 0) {
         char day[11];

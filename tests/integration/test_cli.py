@@ -688,6 +688,19 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertIn(said, r.stderr)
             self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        # A Redis beyond loopback is no usage error: with the file's
+        # password it is tried (nothing answers at TEST-NET-1), as it is
+        # from MAILLAGE_REDIS_URL.
+        with tempfile.TemporaryDirectory() as tmp:
+            secret, conf = os.path.join(tmp, "redis.pass"), os.path.join(tmp, "maillage.conf")
+            with open(secret, "w") as f:
+                f.write("s3cret\n")
+            os.chmod(secret, 0o600)
+            with open(conf, "w") as f:
+                f.write("[redis]\npassword_file = %s\nconnect_timeout_ms = 200\n" % secret)
+            r = run(["--config", conf, "--redis", "redis://192.0.2.1:6379", "journal"])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("cannot connect to 192.0.2.1:6379", r.stderr)
 
     def test_tail_and_journal_refuse_a_type_prefix_that_selects_nothing(self):
         # Before, `tail ned.` waited forever and `journal --type ned.`

@@ -204,6 +204,18 @@ class FiguresTest(unittest.TestCase):
         self.assertGreater(first.get("mp|locaux|" + CAEN, 0), 0)
         self.assertNotIn("on|locaux|" + ROUEN, first)
         self.assertEqual((first.get("oo|formation|dep:14"), first.get("oo|numerique|epci:200065597")), (1, 1))
+        # One opened before such offers were counted (its record without the
+        # tf flag, the figures without it): its withdrawal must not take
+        # o-terr-dep out of their shared cell.
+        st.emit([tm.offer("o-terr-old", "s-rouen", "", category="formation", territory=("dep:14",))])
+        st.settle()
+        fields = st.redis.call("GET", "mg:offer:o-terr-old").split(b"|", 11)
+        self.assertIn(b"tf=1", fields[10])
+        fields[10] = b",".join(f for f in fields[10].split(b",") if f and f != b"tf=1")
+        st.redis.call("SET", "mg:offer:o-terr-old", b"|".join(fields))
+        st.redis.call("HINCRBY", "mg:figures", "oo|formation|dep:14", -1)
+        st.emit([tm.offer_withdrawn("o-terr-old", "s-rouen")])
+        self.assertEqual(self.check(st, "an offer counted before withdrawn").get("oo|formation|dep:14"), 1)
 
         # An update that moves a need to another category and commune: its
         # locaux pairs are retired, materiel pairs may come.
