@@ -484,24 +484,36 @@
       });
       state.taxonomy = tx;
     }).then(function () {
-      fillSelect('f-department', state.taxonomy.departmentList, 'Tous');
-      fillSelect('c-department', state.taxonomy.departmentList, 'Tous');
-      fillSelect('t-department', state.taxonomy.departmentList, 'Toute la Normandie');
+      var mine = state.me && state.me.departments;
+      fillSelect('f-department', state.taxonomy.departmentList, 'Tous', mine);
+      fillSelect('c-department', state.taxonomy.departmentList, 'Tous', mine);
+      fillSelect('t-department', state.taxonomy.departmentList, 'Toute la Normandie', mine);
       fillSelect('f-category', state.taxonomy.categoryList, 'Toutes');
       fillSelect('c-category', state.taxonomy.categoryList, 'Toutes');
       fillSelect('t-category', state.taxonomy.categoryList, 'Toutes');
     });
   }
 
-  function fillSelect(id, list, allLabel) {
+  /* The options of select `id`: "all", then `list`; with `mine` (the codes
+   * the member follows, some of them), those first under « Vos
+   * départements », the others under « Autres départements ». */
+  function fillSelect(id, list, allLabel, mine) {
     var select = $(id);
     var keep = select.value;
     clear(select);
     select.appendChild(el('option', {value: ''}, allLabel));
-    list.forEach(function (item) {
+    function option(item) {
       var label = /^\d/.test(item.code) && item.label !== item.code ? item.label + ' (' + item.code + ')' : item.label;
-      select.appendChild(el('option', {value: item.code}, label));
-    });
+      return el('option', {value: item.code}, label);
+    }
+    var own = list.filter(function (item) { return mine && mine.indexOf(item.code) >= 0; });
+    if (own.length && own.length < list.length) {
+      select.appendChild(el('optgroup', {label: 'Vos départements'}, own.map(option)));
+      select.appendChild(el('optgroup', {label: 'Autres départements'},
+        list.filter(function (item) { return own.indexOf(item) < 0; }).map(option)));
+    } else {
+      list.forEach(function (item) { select.appendChild(option(item)); });
+    }
     select.value = keep;
   }
 
@@ -1594,7 +1606,7 @@
       el('p', {class: 'badges'}, el('span', {class: 'badge badge-kind'}, 'Besoin collectif'),
         c.revision > 1 ? el('span', {class: 'badge'}, 'Révision ' + c.revision) : null),
       el('h2', {class: 'card-title', id: uid + '-title'},
-        (c.categoryLabel || categoryLabel(c.category)) + ' — ' + (c.territoryName || c.territory || 'territoire')));
+        (c.categoryLabel || categoryLabel(c.category)) + ' — ' + (c.territoryLabel || c.territoryName || c.territory || 'territoire')));
     var when = c.updatedAt ? formatDate(c.updatedAt) : '';
     var meta = el('ul', {class: 'meta', 'aria-label': 'Caractéristiques'},
       when ? el('li', null, 'Mis à jour le ', el('time', {datetime: c.updatedAt}, when)) : null,

@@ -526,6 +526,12 @@ static void s_on_coll_page(mg_redis_t *redis, redisReply *reply, void *privdata)
             gq_set_str(o, "departmentName", mg_fr_department(dep));
         }
         if (others) json_object_set_new(o, "otherDepartments", others);
+        if (group && strncmp(group, "near:", 5) == 0 && cn->territory_name && *cn->territory_name) {
+            /* A group by distance is around its commune, not in it. */
+            char de[256], around[300];
+            snprintf(around, sizeof(around), "autour %s", mg_fr_de(cn->territory_name, de, sizeof(de)));
+            gq_set_str(o, "territoryLabel", around);
+        }
         found[n++] = o;
         maillage__v1__collective_need_detected__free_unpacked(cn, NULL);
     }

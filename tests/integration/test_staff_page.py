@@ -1056,6 +1056,7 @@ class StaffPageTest(unittest.TestCase):
         self.open_view("#collectifs", "collectifs")
         card = self.wait(lambda: d.find_elements(By.CSS_SELECTOR, "#collective-list > li"), 20, "its card")[0]
         self.assertEqual(card.find_element(By.CSS_SELECTOR, '[data-field="radius"]').text, "Dans un rayon de 20 km")
+        self.assertEqual(card.find_element(By.CSS_SELECTOR, ".card-title").text, "Locaux — autour de Caen")
         self.assertEqual([li.text for li in card.find_elements(By.CSS_SELECTOR, "article > .collective-needs > li")],
                          ["Local %d — s-cn-%d" % (i, i) for i in range(5)])
         more = card.find_element(By.CSS_SELECTOR, ".collective-more")
@@ -1189,6 +1190,13 @@ class StaffPageTest(unittest.TestCase):
                   "the inbox to load")
         selects = ("f-department", "f-category", "f-status", "f-kind", "c-department", "c-category",
                    "t-category", "t-department")
+        # Claire follows the Calvados: her department first, the others apart.
+        for select in ("f-department", "c-department", "t-department"):
+            groups = self.js("return Array.from(document.querySelectorAll('#' + arguments[0] + ' optgroup'))"
+                             ".map(function (g) { return [g.label, Array.from(g.children).map("
+                             "function (o) { return o.value; })]; })", select)
+            self.assertEqual(groups, [["Vos départements", ["14"]],
+                                      ["Autres départements", ["27", "50", "61", "76"]]], select)
         Select(d.find_element(By.ID, "f-category")).select_by_value("locaux")
         Select(d.find_element(By.ID, "f-status")).select_by_value("new")
         self.js("document.getElementById('c-department').value = '14';"
