@@ -207,6 +207,7 @@
     detailShown: null, // the match the detail view shows: {id, retired, revision}
     returnTo: '',     // the card whose detail link was followed (its notification's id)
     view: '',
+    title: '',        // the tab's title without its count (setTitle())
     collectiveGeneration: 0
   };
   MG.state = state;
