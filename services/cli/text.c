@@ -78,18 +78,11 @@ void cli_pad(FILE *out, const char *s, size_t width)
 
 void cli_commune_department(const cli_context_t *ctx, const char *code, char out[4])
 {
-    if (code && strncmp(code, "dep:", 4) == 0) {
-        snprintf(out, 4, "%s", code[4] ? code + 4 : "?");
-        return;
-    }
-    if (code && strncmp(code, "epci:", 5) == 0) {
-        const mg_epci_t *e = ctx && ctx->communes ? mg_communes_epci(ctx->communes, code + 5) : NULL;
-        snprintf(out, 4, "%.*s", e ? (int)strcspn(e->departments, " ") : 1, e ? e->departments : "?");
-        return;
-    }
-    const mg_commune_t *c = ctx && ctx->communes && code ? mg_communes_find(ctx->communes, code) : NULL;
-    if (c) {
-        snprintf(out, 4, "%s", c->department);
+    const char *dep = mg_communes_territory_department(ctx ? ctx->communes : NULL, code);
+    if (dep) {
+        snprintf(out, 4, "%s", dep);
+    } else if (code && (strncmp(code, "dep:", 4) == 0 || strncmp(code, "epci:", 5) == 0)) {
+        snprintf(out, 4, "?");
     } else if (code && strlen(code) >= 2) {
         snprintf(out, 4, "%.2s", code);
     } else {

@@ -332,15 +332,7 @@ void gq_set_str(json_t *obj, const char *key, const char *value) {
 }
 
 void gq_set_entry_place(mg_gateway_t *gw, json_t *obj, const char *entry) {
-    const char *department = NULL;
-    if (strncmp(entry, "dep:", 4) == 0) {
-        department = entry + 4;
-    } else if (strncmp(entry, "epci:", 5) == 0) {
-        gq_epci_name(gw, entry + 5, &department);
-    } else {
-        const mg_commune_t *c = mg_communes_find(gw_communes(gw), entry);
-        department = c ? c->department : NULL;
-    }
+    const char *department = mg_communes_territory_department(gw_communes(gw), entry);
     if (department && *department) {
         gq_set_str(obj, "department", department);
         gq_set_str(obj, "departmentName", mg_fr_department(department));

@@ -128,17 +128,14 @@ static int s_cmp_row(const void *a, const void *b) {
  * an EPCI and its department). Borrowed; NULL when unknown. */
 static void s_cell_place(mg_gateway_t *gw, const char *code, const char **dep, const char **epci,
                          const char **epci_name) {
-    *dep = *epci = *epci_name = NULL;
-    if (strncmp(code, "dep:", 4) == 0) {
-        *dep = code + 4;
-    } else if (strncmp(code, "epci:", 5) == 0) {
-        *epci_name = gq_epci_name(gw, code + 5, dep);
+    *dep = mg_communes_territory_department(gw_communes(gw), code);
+    *epci = *epci_name = NULL;
+    if (strncmp(code, "epci:", 5) == 0) {
+        *epci_name = gq_epci_name(gw, code + 5, NULL);
         if (*epci_name) *epci = code + 5;
-    } else {
+    } else if (strncmp(code, "dep:", 4) != 0) {
         const mg_commune_t *com = mg_communes_find(gw_communes(gw), code);
-        if (!com) return;
-        *dep = com->department;
-        if (com->epci[0]) {
+        if (com && com->epci[0]) {
             *epci = com->epci;
             *epci_name = com->epci_name;
         }

@@ -86,6 +86,14 @@ static void an_epci_has_its_name_and_departments(void **state) {
     assert_null(mg_communes_epci(t, "2000655970000")); /* too long, not cut to a known one */
     assert_null(mg_communes_epci(t, ""));
     assert_null(mg_communes_epci(t, NULL));
+    /* A territory entry's department: a department's, an EPCI's first
+     * commune's, a commune's. */
+    assert_string_equal(mg_communes_territory_department(t, "dep:76"), "76");
+    assert_string_equal(mg_communes_territory_department(t, "epci:200066827"), "14");
+    assert_string_equal(mg_communes_territory_department(t, "27229"), "27");
+    assert_null(mg_communes_territory_department(t, "epci:999999999"));
+    assert_null(mg_communes_territory_department(t, "dep:"));
+    assert_null(mg_communes_territory_department(t, ""));
     mg_communes_destroy(&t);
 }
 

@@ -224,6 +224,17 @@ const char *mg_communes_territory_name(const mg_communes_t *t, const char *entry
     return c ? c->name : NULL;
 }
 
+const char *mg_communes_territory_department(const mg_communes_t *t, const char *entry) {
+    if (!entry || !*entry) return NULL;
+    if (strncmp(entry, "dep:", 4) == 0) return entry[4] ? entry + 4 : NULL;
+    if (strncmp(entry, "epci:", 5) == 0) {
+        const mg_epci_t *e = t ? mg_communes_epci(t, entry + 5) : NULL;
+        return e ? e->department : NULL;
+    }
+    const mg_commune_t *c = t ? mg_communes_find(t, entry) : NULL;
+    return c ? c->department : NULL;
+}
+
 int mg_epci_in_department(const mg_epci_t *epci, const char *department) {
     size_t n = department ? strlen(department) : 0;
     if (!epci || !n) return 0;

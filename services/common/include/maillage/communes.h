@@ -57,6 +57,11 @@ const mg_epci_t *mg_communes_epci(const mg_communes_t *communes, const char *sir
  * commune's for its INSEE code; NULL when unknown. Borrowed. */
 const char *mg_communes_territory_name(const mg_communes_t *communes, const char *entry);
 
+/* The department of a territory entry: "14" for "dep:14", an EPCI's (of its
+ * first commune) for "epci:<siren>", a commune's for its INSEE code; NULL
+ * when unknown. Borrowed from the table, or from `entry` for "dep:". */
+const char *mg_communes_territory_department(const mg_communes_t *communes, const char *entry);
+
 /* 1 if one of `epci`'s communes is in `department`, else 0 (NULL: 0). */
 int mg_epci_in_department(const mg_epci_t *epci, const char *department);
 
