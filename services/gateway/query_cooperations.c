@@ -62,8 +62,6 @@ static int s_cmp_answer(const void *a, const void *b) {
     return strcmp(((const s_answer_t *)a)->sid, ((const s_answer_t *)b)->sid);
 }
 
-/* "Calvados", "CU Caen la Mer", "Caen" for a territory entry ("dep:14",
- * "epci:200065597", "14118"); the entry itself when unknown. */
 static void s_set_name(json_t *o, const char *key, const redisReply *pb) {
     char *name = gq_structure_name(pb);
     gq_set_str(o, key, name);

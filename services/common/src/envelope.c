@@ -470,11 +470,6 @@ static const char *s_path(char *buf, size_t len, const char *prefix, const char 
 
 #define S_PATH(name) s_path(path, sizeof path, prefix, (name), -1)
 
-/* A string the producer wrote: valid UTF-8, no forbidden control character
- * (C0 but newline and tab in S_TEXT, DEL, C1, and the bidirectional
- * embeddings, overrides and isolates U+202A..U+202E, U+2066..U+2069, which
- * reorder what a terminal or a page shows after them), at most `max` bytes,
- * non-empty when `required`. */
 /* Whether `s` (n bytes, valid UTF-8) holds only spaces: ASCII, no-break
  * (U+00A0, U+202F), the typographic ones (U+2000..U+200B, U+205F) and the
  * ideographic (U+3000). */
@@ -497,6 +492,11 @@ static bool s_is_blank(const char *s, size_t n) {
     return true;
 }
 
+/* A string the producer wrote: valid UTF-8, no forbidden control character
+ * (C0 but newline and tab in S_TEXT, DEL, C1, and the bidirectional
+ * embeddings, overrides and isolates U+202A..U+202E, U+2066..U+2069, which
+ * reorder what a terminal or a page shows after them), at most `max` bytes,
+ * non-empty and not spaces only when `required`. */
 static int s_check_text(s_ctx_t *c, const char *field, const char *s, size_t max, s_text_t kind,
                         bool required) {
     if (!s) s = "";
