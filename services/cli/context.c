@@ -55,6 +55,31 @@ static int s_endpoint_is_valid(const char *endpoint) {
     return *end == '\0' && port > 0 && port <= 65535;
 }
 
+/* The options of the Redis at `url`, through the library's own parser and
+ * checks, from a config of that URL and, with `cfg`, the file's other
+ * [redis] keys (credentials, timeouts): the file's own URL, overridden by a
+ * flag or the environment, is not checked. Returns 0; -1 when the options
+ * are refused (reason in `err`, "[redis] url: ..." for the URL's spelling);
+ * -2 when the URL does not even make a config line. */
+static int s_redis_options(const char *url, const mg_config_t *cfg, mg_redis_options_t *opts, char *err,
+                           size_t errlen) {
+    char *text =
+        cfg ? mg_asprintf("[redis]\nurl = %s\nuser = %s\npassword_file = %s\nconnect_timeout_ms = %lld\n"
+                          "reconnect_min_ms = %lld\nreconnect_max_ms = %lld\n",
+                          url, mg_config_str(cfg, "redis", "user"),
+                          mg_config_str(cfg, "redis", "password_file"),
+                          mg_config_int(cfg, "redis", "connect_timeout_ms"),
+                          mg_config_int(cfg, "redis", "reconnect_min_ms"),
+                          mg_config_int(cfg, "redis", "reconnect_max_ms"))
+            : mg_asprintf("[redis]\nurl = %s\n", url);
+    mg_config_t *url_cfg = mg_config_load_buffer("--redis", text, strlen(text), err, errlen);
+    free(text);
+    if (!url_cfg) return -2;
+    int rc = mg_redis_options_from_config(url_cfg, opts, err, errlen);
+    mg_config_destroy(&url_cfg);
+    return rc == 0 ? 0 : -1;
+}
+
 /* The flags' values that are no URL or endpoint at all: a usage error. */
 static int s_check_flags(const cli_settings_t *settings, const char *command) {
     const struct {
@@ -68,21 +93,15 @@ static int s_check_flags(const cli_settings_t *settings, const char *command) {
         }
     }
     if (settings->redis_url && *settings->redis_url) {
-        char err[512];
-        char *text = mg_asprintf("[redis]\nurl = %s\n", settings->redis_url);
-        mg_config_t *cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
-        free(text);
-        mg_redis_options_t opts;
-        int rc = cfg ? mg_redis_options_from_config(cfg, &opts, err, sizeof err) : -1;
         /* The URL's own spelling only: the policy that needs the file's
          * credentials (a password beyond loopback) is cli_redis_connect()'s. */
-        int unreadable = !cfg || strncmp(err, "[redis] url: ", 13) == 0;
-        if (rc != 0 && unreadable) {
-            cli_error(command, "--redis \"%s\": %s", settings->redis_url, cfg ? err + 13 : err);
-            mg_config_destroy(&cfg);
+        char err[512];
+        mg_redis_options_t opts;
+        int rc = s_redis_options(settings->redis_url, NULL, &opts, err, sizeof err);
+        if (rc == -2 || (rc == -1 && strncmp(err, "[redis] url: ", 13) == 0)) {
+            cli_error(command, "--redis \"%s\": %s", settings->redis_url, rc == -1 ? err + 13 : err);
             return CLI_EXIT_USAGE;
         }
-        mg_config_destroy(&cfg);
         if (rc == 0) mg_redis_options_clear(&opts);
     }
     return CLI_EXIT_OK;
@@ -150,26 +169,8 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
     mg_redis_options_t opts;
     redisContext *c = NULL;
 
-    /* The URL may come from a flag or the environment: parse it with the
-     * library's own parser and checks, through a config of that URL and the
-     * file's other [redis] keys (credentials, timeouts), so that the file's
-     * own URL, overridden, is not checked. */
-    const mg_config_t *cfg = ctx->config;
-    char *text = mg_asprintf(
-        "[redis]\nurl = %s\nuser = %s\npassword_file = %s\nconnect_timeout_ms = %lld\n"
-        "reconnect_min_ms = %lld\nreconnect_max_ms = %lld\n",
-        ctx->redis_url, mg_config_str(cfg, "redis", "user"), mg_config_str(cfg, "redis", "password_file"),
-        mg_config_int(cfg, "redis", "connect_timeout_ms"), mg_config_int(cfg, "redis", "reconnect_min_ms"),
-        mg_config_int(cfg, "redis", "reconnect_max_ms"));
-    mg_config_t *url_cfg = mg_config_load_buffer("--redis", text, strlen(text), err, sizeof err);
-    free(text);
-    if (!url_cfg) {
-        cli_error(command, "%s", err);
-        return NULL;
-    }
-    int rc = mg_redis_options_from_config(url_cfg, &opts, err, sizeof err);
-    mg_config_destroy(&url_cfg);
-    if (rc != 0) {
+    /* The URL may come from a flag or the environment. */
+    if (s_redis_options(ctx->redis_url, ctx->config, &opts, err, sizeof err) != 0) {
         cli_error(command, "%s", err);
         return NULL;
     }
