@@ -423,6 +423,8 @@ class ReadTest(unittest.TestCase):
         self.assertEqual(self.ok("/v1/needs/n%2Dcaen%2fmatches".replace("%2f", "/"))["items"],
                          self.ok("/v1/needs/n-caen/matches")["items"])
         self.assertEqual(self.ok("/v1/needs/n%2Dcaen")["id"], "n-caen")
+        # A NUL is refused for the whole path, before any segment is decoded.
+        self.assertEqual(self.error(400, "/v1/needs/n%00caen")["error"]["message"], "malformed path")
 
     def test_need_from_the_journal(self):
         n = self.ok("/v1/needs/n-caen")
