@@ -343,7 +343,6 @@
     news.hidden = !notice;
     $('token').value = '';
     state.view = 'signin';
-    state.unseen = 0;
     setTitle('Maillage — espace des chargé·e·s de mission');
     $('token').focus();
   }
