@@ -181,8 +181,8 @@ if [ -x "$(dirname "$cli")/maillage-notifier" ]; then
   # The notifier works from the journal too: wait until its inboxes stop growing.
   last=-1
   for _ in $(seq 1 40); do
-    now=$("$cli" inbox accueil --limit 1000 2>/dev/null | wc -l)
-    for who in claire yann sofia; do now=$((now + $("$cli" inbox "$who" --limit 1000 2>/dev/null | wc -l))); done
+    now=$("$cli" inbox accueil --count 1000 2>/dev/null | wc -l)
+    for who in claire yann sofia; do now=$((now + $("$cli" inbox "$who" --count 1000 2>/dev/null | wc -l))); done
     [ "$now" -eq "$last" ] && break
     last=$now
     sleep 0.5
@@ -191,7 +191,7 @@ if [ -x "$(dirname "$cli")/maillage-notifier" ]; then
   "$cli" staff list | sed 's/^/  /'
   for who in claire yann sofia accueil; do
     echo
-    "$cli" inbox "$who" --limit 2 --full | sed 's/^/  /'
+    "$cli" inbox "$who" --count 2 --full | sed 's/^/  /'
   done
 fi
 

@@ -22,7 +22,7 @@ static void s_usage(FILE *out, const char *command)
 {
     if (strcmp(command, "inbox") == 0)
         fprintf(out,
-                "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--limit N]\n"
+                "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--count N]\n"
                 "\n"
                 "The notifications of staff member STAFF, newest first, in French: kind,\n"
                 "title, date, read or not, and the state of its e-mails and webhooks. STAFF\n"
@@ -31,18 +31,20 @@ static void s_usage(FILE *out, const char *command)
                 "  --unread        only the entries not read yet\n"
                 "  --full          each entry's whole message, with why it was sent\n"
                 "  --mark-read ID  mark entry ID (n-...) as read\n"
-                "  --limit N       at most N entries (default 50), then at most N of this\n"
+                "  -n, --count N   at most N entries (default 50), then at most N of this\n"
                 "                  person's failed e-mails and webhooks, newest first\n"
+                "                  (--limit N is the same)\n"
                 "\n"
                 "Options:\n%s",
                 cli_common_help);
     else
         fprintf(out,
-                "Usage: maillage notifications [OPTIONS] [--failed|--pending] [--limit N]\n"
+                "Usage: maillage notifications [OPTIONS] [--failed|--pending] [--count N]\n"
                 "\n"
                 "E-mails and webhooks marked failed after their last attempt (--failed, the\n"
                 "default), or waiting (--pending: retries, quiet hours, digests, and what waits for a\n"
                 "member's digest).\n"
+                "  -n, --count N   at most N of each (default 50; --limit N is the same)\n"
                 "\n"
                 "Options:\n%s",
                 cli_common_help);
@@ -302,7 +304,8 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         CLI_COMMON_LONG_OPTIONS,
         {"unread", no_argument, NULL, O_UNREAD},
         {"mark-read", required_argument, NULL, O_MARK},
-        {"limit", required_argument, NULL, O_LIMIT},
+        {"count", required_argument, NULL, 'n'},
+        {"limit", required_argument, NULL, O_LIMIT}, /* its first name, kept */
         {"failed", no_argument, NULL, O_FAILED},
         {"pending", no_argument, NULL, O_PENDING},
         {"full", no_argument, NULL, O_FULL},
@@ -312,15 +315,16 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
     int unread = 0, pending = 0, full = 0, opt;
     const char *mark = NULL;
     long limit = 50;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hn:", options, NULL)) != -1) {
         if (cli_settings_option(settings, opt, optarg)) continue;
         if (opt == 'h') {
             s_usage(stdout, command);
             return CLI_EXIT_OK;
         }
-        if (opt == O_LIMIT) {
+        if (opt == 'n' || opt == O_LIMIT) {
             unsigned long long v;
-            if (cli_positive_option(command, "limit", optarg, &v) != 0) return CLI_EXIT_USAGE;
+            if (cli_positive_option(command, opt == 'n' ? "count" : "limit", optarg, &v) != 0)
+                return CLI_EXIT_USAGE;
             limit = v > LONG_MAX ? LONG_MAX : (long)v;
             continue;
         }

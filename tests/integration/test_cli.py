@@ -668,7 +668,7 @@ class CliTest(unittest.TestCase):
         # A number option takes a positive integer, all of it (before, inbox
         # read "5x" as 5 and journal took an overflow for "nothing to show").
         for args, name in ((["inbox", "claire", "--limit", "5x"], "limit"),
-                           (["inbox", "claire", "--limit", "-3"], "limit"),
+                           (["inbox", "claire", "--count", "-3"], "count"),
                            (["journal", "--from", "99999999999999999999999"], "from"),
                            (["tail", "--count", " 7"], "count"), (["dlq", "list", "--count", "+2"], "count")):
             r = run(args)
@@ -930,7 +930,7 @@ class InboxTest(PrivateRedisTest):
         for i in range(250):
             failed("n-noe-%03d" % i, "noe", 2000 + i)
         for args, want in ((["inbox", "eva"], ["n-eva-2", "n-eva-1", "n-eva-0"]),
-                           (["inbox", "eva", "--limit", "2"], ["n-eva-2", "n-eva-1"]),
+                           (["inbox", "eva", "--count", "2"], ["n-eva-2", "n-eva-1"]),
                            (["inbox", "noe", "--limit", "120"], ["n-noe-%03d" % i for i in range(249, 129, -1)])):
             out = run(args, env=self.env)
             self.assertEqual(out.returncode, 0, out.stderr)

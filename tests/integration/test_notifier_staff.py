@@ -208,7 +208,7 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(re.findall(r"^(n-\d+) ", out.stdout, re.M), ["n-004", "n-003", "n-002", "n-001", "n-000"])
         self.assertIn("Boîte de réception « claire » : 120 notifications\n", out.stdout)  # all of them...
         self.assertIn("\n(5 non lues affichées)\n", out.stdout)  # ... and what --unread found
-        self.assertEqual(len(re.findall(r"^n-\d+ ", st.cli("inbox", "claire", "--limit", "7").stdout, re.M)), 7)
+        self.assertEqual(len(re.findall(r"^n-\d+ ", st.cli("inbox", "claire", "-n", "7").stdout, re.M)), 7)
         # An entry whose record has expired is not marked: no stray record.
         st.redis.call("DEL", "mg:notif:n-000")
         out = st.cli("inbox", "claire", "--mark-read", "n-000")
