@@ -30,16 +30,13 @@
 
 #include "maillage/clock.h"
 #include "maillage/daemon_config.h"
+#include "maillage/http_request.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
 #include "maillage/staff.h"
 #include "maillage/token.h"
 
-/* Most path segments and query parameters a request may carry (the API
- * reads at most ten parameters). */
-#define S_MAX_SEGMENTS 16
-#define S_MAX_PARAMETERS 32
 #define S_BODY_SLACK 65536 /* bytes beyond max_body_bytes that still get the JSON 413 */
 #define S_HOUSEKEEPING_MS 1000
 #define S_METRICS_EVERY_TICKS 10
@@ -62,7 +59,7 @@ typedef struct {
     gw_handler_fn handler;
     const char *query; /* the query parameters it reads, space-separated (static) */
     size_t nseg;
-    char *seg[S_MAX_SEGMENTS]; /* NULL for a {placeholder} */
+    char *seg[MG_HTTP_MAX_SEGMENTS]; /* NULL for a {placeholder} */
     char *pattern;
 } s_route_t;
 
@@ -388,59 +385,26 @@ void gw_request_release(gw_request_t *r) { s_request_free((s_req_t *)r); }
 
 /* ---- the router ------------------------------------------------------------------------------ */
 
-/* Split `path` (starting with '/') into segments, in place. Returns the
- * count, or -1 for an empty segment or too many. "/" has none. */
-/* Every decoded query key and value is UTF-8 text. */
-static int s_query_is_text(const struct evkeyvalq *query) {
-    for (const struct evkeyval *kv = query->tqh_first; kv; kv = kv->next.tqe_next)
-        if (!mg_utf8_is_valid(kv->key, strlen(kv->key)) || !mg_utf8_is_valid(kv->value, strlen(kv->value)))
-            return 0;
-    return 1;
-}
-
-/* The query string into r->query. Empty pairs ("a=1&&b=2", a trailing "&")
- * are passed over and a name alone ("?x") has an empty value, as browsers
- * build them; a name given twice is refused (which one would count is
- * anyone's guess), and so are "%00" (it would end a decoded value early:
- * "locaux%00x" read as "locaux") and what does not decode to UTF-8.
+/* The query string into r->query (http_request.h says what is refused).
  * Returns 0, or -1 with the 400 sent. */
 static int s_parse_query(gw_request_t *r, const char *qs) {
-    size_t len = strlen(qs);
-    char *norm = mg_malloc(2 * len + 1), *out = norm; /* at worst "a&b&..." gains one "=" per pair */
-    for (const char *p = qs; *p;) {
-        size_t n = strcspn(p, "&");
-        if (n > 0) {
-            if (out > norm) *out++ = '&';
-            memcpy(out, p, n);
-            out += n;
-            if (!memchr(p, '=', n)) *out++ = '=';
-        }
-        p += n + (p[n] == '&');
-    }
-    *out = '\0';
-    int bad =
-        strstr(norm, "%00") || evhttp_parse_query_str(norm, &r->query) != 0 || !s_query_is_text(&r->query);
-    free(norm);
-    if (bad) {
-        gw_reply_error(r, 400, "bad_request", NULL, -1, "malformed query string");
-        return -1;
-    }
+    const char *repeated = NULL;
     size_t count = 0;
-    for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
-        count++;
-    if (count > S_MAX_PARAMETERS) {
+    switch (mg_http_query_parse(qs, &r->query, &repeated, &count)) {
+    case MG_HTTP_QUERY_OK:
+        return 0;
+    case MG_HTTP_QUERY_MALFORMED:
+        gw_reply_error(r, 400, "bad_request", NULL, -1, "malformed query string");
+        break;
+    case MG_HTTP_QUERY_TOO_MANY:
         gw_reply_error(r, 400, "bad_request", NULL, -1, "%zu query parameters; at most %d", count,
-                       S_MAX_PARAMETERS);
-        return -1;
+                       MG_HTTP_MAX_PARAMETERS);
+        break;
+    case MG_HTTP_QUERY_REPEATED:
+        gw_reply_error(r, 400, "invalid_parameter", repeated, -1, "%s is given more than once", repeated);
+        break;
     }
-    for (const struct evkeyval *kv = r->query.tqh_first; kv; kv = kv->next.tqe_next)
-        for (const struct evkeyval *later = kv->next.tqe_next; later; later = later->next.tqe_next)
-            if (strcasecmp(kv->key, later->key) == 0) { /* as evhttp_find_header() reads them */
-                gw_reply_error(r, 400, "invalid_parameter", kv->key, -1, "%s is given more than once",
-                               kv->key);
-                return -1;
-            }
-    return 0;
+    return -1;
 }
 
 /* Whether `name` is a word of the space-separated `list`, ignoring case
@@ -469,22 +433,6 @@ static int s_query_is_known(gw_request_t *r, const char *known) {
     return 0;
 }
 
-static int s_split(char *path, char **seg) {
-    int n = 0;
-    if (path[0] != '/') return -1;
-    if (path[1] == '\0') return 0;
-    char *p = path + 1;
-    for (;;) {
-        char *slash = strchr(p, '/');
-        if (slash) *slash = '\0';
-        if (!*p || n == S_MAX_SEGMENTS) return -1;
-        seg[n++] = p;
-        if (!slash) break;
-        p = slash + 1;
-    }
-    return n;
-}
-
 void gw_route(mg_gateway_t *gw, enum evhttp_cmd_type method, const char *pattern, int allowed,
               const char *query, gw_handler_fn handler) {
     gw->routes = mg_realloc(gw->routes, (gw->nroutes + 1) * sizeof *gw->routes);
@@ -494,19 +442,17 @@ void gw_route(mg_gateway_t *gw, enum evhttp_cmd_type method, const char *pattern
     rt->allowed = allowed;
     rt->handler = handler;
     rt->query = query ? query : "";
-    rt->pattern = mg_strdup(pattern);
-    char *copy = mg_strdup(pattern);
-    char *seg[S_MAX_SEGMENTS];
-    int n = s_split(copy, seg);
-    if (n < 0) {
+    mg_http_path_t path;
+    if (mg_http_path_parse(pattern, &path) != MG_HTTP_PATH_OK) {
         mg_error("gateway: route %s: invalid pattern (ignored)", pattern);
-        free(copy);
-        free(rt->pattern);
+        mg_http_path_clear(&path);
         return;
     }
-    rt->nseg = (size_t)n;
-    for (int i = 0; i < n; i++) rt->seg[i] = seg[i][0] == '{' ? NULL : mg_strdup(seg[i]);
-    free(copy);
+    rt->pattern = mg_strdup(pattern);
+    rt->nseg = (size_t)path.count;
+    for (int i = 0; i < path.count; i++)
+        rt->seg[i] = path.seg[i][0] == '{' ? NULL : mg_strdup(path.seg[i]);
+    mg_http_path_clear(&path);
     gw->nroutes++;
 }
 
@@ -552,29 +498,17 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!raw_path || !*raw_path) raw_path = "/";
-    size_t plen = 0;
-    char *path = evhttp_uridecode(raw_path, 0, &plen);
-    if (!path || strlen(path) != plen || !mg_utf8_is_valid(path, plen)) {
-        free(path);
+    mg_http_path_t path;
+    mg_http_path_status_t parsed = mg_http_path_parse(raw_path && *raw_path ? raw_path : "/", &path);
+    if (parsed == MG_HTTP_PATH_MALFORMED) {
+        mg_http_path_clear(&path);
         gw_reply_error(r, 400, "bad_request", NULL, -1, "malformed path");
         return;
     }
-    r->path = path;
-
-    /* Split, then decode each segment: "%2F" is a character of its segment
-     * (refused in an id), not a separator (/v1/needs/x%2Fmatches was x's
-     * matches). The whole path decoded above, no segment holds a "%00"; a
-     * decoded segment is never longer than its raw form. */
-    char *copy = mg_strdup(raw_path), *seg[S_MAX_SEGMENTS];
-    int nseg = s_split(copy, seg);
-    for (int i = 0; i < nseg; i++) {
-        size_t n = 0;
-        char *decoded = evhttp_uridecode(seg[i], 0, &n);
-        if (!decoded) abort(); /* out of memory, as mg_malloc() */
-        memcpy(seg[i], decoded, n + 1);
-        free(decoded);
-    }
+    r->path = path.decoded;
+    path.decoded = NULL; /* r's now */
+    char **seg = path.seg;
+    int nseg = parsed == MG_HTTP_PATH_OK ? path.count : -1;
     enum evhttp_cmd_type want = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
     const s_route_t *found = NULL;
     char allow[96] = "";
@@ -595,7 +529,7 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
         }
     }
     if (!found) {
-        free(copy);
+        mg_http_path_clear(&path);
         if (path_known) {
             gw_header(r, "Allow", allow);
             gw_reply_error(r, 405, "method_not_allowed", NULL, -1, "%s is not allowed here (allowed: %s)",
@@ -607,7 +541,7 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
     }
     for (size_t i = 0; i < found->nseg && r->param_count < 4; i++)
         if (!found->seg[i]) r->params[r->param_count++] = mg_strdup(seg[i]);
-    free(copy);
+    mg_http_path_clear(&path);
     /* Public routes (the page, health, session) read no parameter: a link
      * with "?utm" or "?&" still opens the page. */
     const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -616,26 +550,6 @@ static void s_on_request(struct evhttp_request *req, void *arg) {
         return;
     q->route = found;
     s_dispatch(q);
-}
-
-static void s_extract_cookie(const char *cookies, const char **value, size_t *len) {
-    const char *p = cookies;
-    while (p && *p) {
-        while (*p == ' ' || *p == ';') p++;
-        const char *eq = strchr(p, '=');
-        const char *end = p + strcspn(p, ";");
-        if (eq && eq < end && (size_t)(eq - p) == 10 && strncmp(p, "mg_session", 10) == 0) {
-            *value = eq + 1;
-            *len = (size_t)(end - eq - 1);
-            while (*len && ((*value)[*len - 1] == ' ')) (*len)--;
-            if (*len >= 2 && (*value)[0] == '"' && (*value)[*len - 1] == '"') { /* RFC 6265 allows quotes */
-                (*value)++;
-                *len -= 2;
-            }
-            return;
-        }
-        p = *end ? end + 1 : end;
-    }
 }
 
 static void s_on_route_auth(gw_request_t *r, int status, const gw_principal_t *who);
@@ -665,19 +579,11 @@ static void s_dispatch(s_req_t *q) {
         rt->handler(r);
         return;
     }
+    /* The session cookie is a staff member's: only for their routes. */
     const char *token = NULL;
     size_t len = 0;
-    const char *auth = gw_request_header(r, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-        token = auth + 7;
-        while (*token == ' ') token++;
-        len = strlen(token);
-        while (len && token[len - 1] == ' ') len--;
-    } else if (!auth && (kinds & GW_STAFF)) {
-        /* The session cookie is a staff member's: only for their routes. */
-        const char *cookies = gw_request_header(r, "Cookie");
-        if (cookies) s_extract_cookie(cookies, &token, &len);
-    }
+    mg_http_credential(gw_request_header(r, "Authorization"),
+                       (kinds & GW_STAFF) ? gw_request_header(r, "Cookie") : NULL, &token, &len);
     gw_authenticate(r, token, len, s_on_route_auth);
 }
 

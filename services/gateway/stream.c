@@ -74,6 +74,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "maillage/http_request.h"
 #include "maillage/log.h"
 #include "maillage/mem.h"
 #include "maillage/metrics.h"
@@ -386,33 +387,12 @@ static void s_on_start(mg_redis_t *redis, redisReply *reply, void *privdata) {
 /* The token of the request, as the router found it: the bearer token, or
  * else the session cookie. Caller owns the result (NULL if none). */
 static char *s_request_token(gw_request_t *r, size_t *len) {
-    const char *auth = gw_request_header(r, "Authorization");
     const char *token = NULL;
-    size_t n = 0;
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-        token = auth + 7;
-        while (*token == ' ')
-            token++;
-        n = strlen(token);
-        while (n && token[n - 1] == ' ')
-            n--;
-    } else if (!auth) {
-        for (const char *p = gw_request_header(r, "Cookie"); p && *p;) {
-            while (*p == ' ' || *p == ';')
-                p++;
-            const char *end = p + strcspn(p, ";");
-            if (strncmp(p, "mg_session=", 11) == 0 && p + 11 <= end) {
-                token = p + 11;
-                n = (size_t)(end - token);
-                while (n && token[n - 1] == ' ')
-                    n--;
-                break;
-            }
-            p = end;
-        }
-    }
-    *len = n;
-    return token && n ? mg_strndup(token, n) : NULL;
+    *len = 0;
+    if (!mg_http_credential(gw_request_header(r, "Authorization"), gw_request_header(r, "Cookie"), &token,
+                            len))
+        return NULL;
+    return mg_strndup(token, *len);
 }
 
 /* A stream outlives the token cache: each heartbeat checks its token again
