@@ -53,7 +53,11 @@
 #include "maillage/template.h"
 
 #define S_METRICS_INTERVAL_S 10
+/* A clean stop waits this long at least, and longer than the send timeout
+ * (and the mail watchdog's cut): a send cut short by the exit could have
+ * reached its receiver, and the lease would send it again. */
 #define S_SHUTDOWN_GRACE_MS 5000
+#define S_SHUTDOWN_AFTER_TIMEOUT_MS 2000
 #define S_WORKER_INTERVAL_MS 20
 #define S_DIGEST_INTERVAL_MS 500
 #define S_MAX_VARS 32
@@ -204,6 +208,7 @@ struct mg_notifier {
     struct event *worker_timer, *staff_timer, *digest_timer, *unanswered_timer, *metrics_timer, *stop_timer;
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
     size_t in_flight;
+    struct s_send *sending; /* the in_flight sends, whose ids go with each claim */
     size_t recording; /* s_record() calls Redis has not answered yet */
     int digest_flush; /* members in immediate mode may have digest items waiting */
     int loopback_links_said;  /* s_say_loopback_links() warned */
@@ -671,6 +676,7 @@ static void s_job_finish(s_job_t *job, const char *reason) {
 }
 
 static void s_kick_worker(mg_notifier_t *n);
+static void s_hold(mg_notifier_t *n, const char *nid, int64_t due);
 
 static void s_on_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_job_t *job = privdata;
@@ -1559,8 +1565,9 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- the queue: claim, send, record ----------------------------------------------------- */
 
-typedef struct {
+typedef struct s_send {
     mg_notifier_t *n;
+    struct s_send *prev, *next; /* in n->sending */
     char nid[MG_NOTIFICATION_ID_LEN + 1];
     char staff[MG_ID_MAX + 1];
     int channel;
@@ -1601,9 +1608,20 @@ static void s_record(mg_notifier_t *n, mg_args_t *a) {
 static void s_on_sent(const mg_outbound_result_t *result, void *arg) {
     s_send_t *send = arg;
     mg_notifier_t *n = send->n;
+    if (send->prev)
+        send->prev->next = send->next;
+    else
+        n->sending = send->next;
+    if (send->next) send->next->prev = send->prev;
     n->in_flight--;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);
     int64_t now = mg_clock_service_now_ms();
+    if (result->not_started) { /* a clean stop came first: back to the queue, no attempt made */
+        s_hold(n, send->nid, now);
+        free(send);
+        s_maybe_exit(n);
+        return;
+    }
     mg_args_t a;
     s_call_begin(&a, "result");
     mg_args_int(&a, now);
@@ -1742,6 +1760,9 @@ static void s_send(mg_notifier_t *n, const char *nid, const redisReply *rec, con
     s_chat_t chat = send->channel == S_CH_WEBHOOK && who ? s_chat_of(n, who->webhook) : S_PLAIN;
     if (digest && !refused) s_render_digest(n, rec, items, chat, &subject, &text, &html);
     int rc = -1;
+    send->next = n->sending;
+    if (n->sending) n->sending->prev = send;
+    n->sending = send;
     n->in_flight++;
     mg_metrics_set(n->metrics.in_flight, n->in_flight);
     if (!refused && send->channel == S_CH_EMAIL) {
@@ -1857,10 +1878,14 @@ static void s_work(mg_notifier_t *n) {
     mg_args_t a;
     s_call_begin(&a, "claim");
     mg_args_int(&a, mg_clock_service_now_ms());
-    /* The lease outlives an attempt (its timeout) by far, so a notification
-     * in flight is never claimed twice; after a crash it comes back then. */
+    /* The lease outlives an attempt (its timeout) by far; after a crash a
+     * notification comes back then. One still being sent when it ran out (a
+     * mail waits for a free mail worker before its timeout starts) is named,
+     * so that it gets a new lease instead of being sent again. */
     mg_args_int(&a, 2 * n->send_timeout_ms + 1000);
     mg_args_int(&a, n->max_in_flight - (long long)n->in_flight);
+    for (const s_send_t *send = n->sending; send; send = send->next)
+        mg_args_str(&a, send->nid);
     n->claiming = 1;
     if (s_call(n, &a, s_on_claimed, n) != 0) n->claiming = 0;
 }
@@ -2097,7 +2122,13 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     if (n->stopping) return;
     n->stopping = 1;
     s_on_metrics_timer(-1, 0, n);
-    struct timeval tv = {S_SHUTDOWN_GRACE_MS / 1000, (S_SHUTDOWN_GRACE_MS % 1000) * 1000};
+    /* The mails waiting for a mail worker are not started (they go back to
+     * the queue): only those being sent are waited for, within their
+     * timeout. */
+    if (n->outbound) mg_outbound_drain(n->outbound);
+    long long grace = n->send_timeout_ms + S_SHUTDOWN_AFTER_TIMEOUT_MS;
+    if (grace < S_SHUTDOWN_GRACE_MS) grace = S_SHUTDOWN_GRACE_MS;
+    struct timeval tv = {(time_t)(grace / 1000), (suseconds_t)((grace % 1000) * 1000)};
     evtimer_add(n->stop_timer, &tv);
     if (n->subscriber) mg_subscriber_flush(n->subscriber, s_on_flushed, n);
     else s_on_flushed(NULL, n);

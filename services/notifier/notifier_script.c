@@ -121,19 +121,27 @@ const char mg_notifier_script[] =
     "  for _, staff in ipairs(announce) do redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff) end\n"
     "  return created\n"
     "end\n"
-    /* claim: now, lease_ms, limit. Due notifications of the queue are pushed
-     * lease_ms into the future (so a crashed sender's are retried after the
-     * lease, never twice at once) and returned with their record and, for a
-     * digest, its items (title, summary, score, link) by score. */
+    /* claim: now, lease_ms, limit, then the ids this notifier is sending
+     * now. Due notifications of the queue are pushed lease_ms into the
+     * future (so a crashed sender's are retried after the lease, never twice
+     * at once) and at most `limit` returned with their record and, for a
+     * digest, its items (title, summary, score, link) by score. One being
+     * sent whose lease ran out (a mail waiting for a free mail worker of
+     * outbound.h starts its timeout only then) gets a new lease and is not
+     * returned: it is not sent twice, nor counted as another attempt. */
     "if op == 'claim' then\n"
     "  local now, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "  local due = redis.call('ZRANGEBYSCORE', 'mg:notifier:queue', '-inf', now, 'LIMIT', 0, limit)\n"
+    "  local sending = {}\n"
+    "  for i = 5, #ARGV do sending[ARGV[i]] = true end\n"
+    "  local due = redis.call('ZRANGEBYSCORE', 'mg:notifier:queue', '-inf', now, 'LIMIT', 0, limit + #ARGV - 4)\n"
     "  local out = {}\n"
     "  for _, nid in ipairs(due) do\n"
     "    local key = nkey(nid)\n"
-    "    if redis.call('EXISTS', key) == 0 then\n"
+    "    if sending[nid] then\n"
+    "      redis.call('ZADD', 'mg:notifier:queue', now + lease, nid)\n"
+    "    elseif #out < limit and redis.call('EXISTS', key) == 0 then\n"
     "      redis.call('ZREM', 'mg:notifier:queue', nid)\n"
-    "    else\n"
+    "    elseif #out < limit then\n"
     "      redis.call('ZADD', 'mg:notifier:queue', now + lease, nid)\n"
     "      redis.call('HINCRBY', key, 'attempts', 1)\n"
     "      local rec = redis.call('HGETALL', key)\n"

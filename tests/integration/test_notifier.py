@@ -130,15 +130,21 @@ class WebhookReceiver:
 
 
 class SmtpReceiver:
-    """aiosmtpd on a free loopback port; keeps every message received."""
+    """aiosmtpd on a free loopback port; keeps every message received,
+    answering each DATA after `delay_s` (a slow but healthy server)."""
 
-    def __init__(self):
+    def __init__(self, delay_s=0):
+        import asyncio
         from aiosmtpd.controller import Controller
         self.messages = []
+        self.started = 0  # DATA received, answer not given yet
         receiver = self
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
+                receiver.started += 1
+                if delay_s:
+                    await asyncio.sleep(delay_s)
                 receiver.messages.append((envelope.rcpt_tos, envelope.content))
                 return "250 OK"
 
@@ -613,6 +619,30 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([(r["state"], r["attempts"]) for r in recs], [("delivered", "1")])
         self.assertEqual(st.pending(), 0)
 
+    def test_a_clean_stop_waits_for_a_slow_mail_and_starts_none_of_those_waiting(self):
+        # A mail server answers after 6 s, within send_timeout_ms (8 s). The
+        # stop used to wait 5 s at most and cut the sends: the server had
+        # the mails, and the restarted notifier sent them again once their
+        # lease ran out. Mails waiting for one of the four mail workers are
+        # not started at all: back to the queue, no attempt counted.
+        smtp = self.ws.own(SmtpReceiver(delay_s=6))
+        st = Stack(self.ws, {"claire": {"name": "Claire", "channels": "email", "email": "claire@cress.example"}},
+                   default_staff="claire", smtp_url=smtp.url, send_timeout_ms=8000)
+        st.start()
+        st.emit([member("s-%d" % i, CAEN, "Structure %d" % i) for i in range(6)])
+        h.wait_until(lambda: smtp.started == 4, 10, what="four mails being sent")
+        self.assertEqual(st.notifier.stop(signal.SIGTERM, timeout=20), 0)
+        self.assertEqual((len(smtp.messages), smtp.started), (4, 4))
+        mails = [st.record(key.decode()[len("mg:notif:"):]) for key in st.redis.call("KEYS", "mg:notif:*")]
+        states = sorted((r["state"], r["attempts"]) for r in mails if r.get("channel") == "email")
+        self.assertEqual(states, [("delivered", "1")] * 4 + [("pending", "0")] * 2)
+        st.start()
+        h.wait_until(lambda: len(smtp.messages) == 6 and st.pending() == 0, 30, what="the two others sent")
+        time.sleep(1)
+        ids = [str(msg["Message-ID"]) for _, msg in smtp.parsed()]
+        self.assertEqual(len(set(ids)), 6)
+        self.assertEqual(len(ids), 6)
+
     def _run_clock(self, st, until_ms, step_ms, start_ms=0):
         """Move the notifier's clock from start_ms to until_ms by step_ms,
         giving it a moment at each step; returns until_ms."""
@@ -823,6 +853,28 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("<strong>Besoin</strong>", html)
         nid = str(msg["Message-ID"])[1:].split("@")[0]
         h.wait_until(lambda: st.record(nid).get("state") == "delivered", what="delivered")
+
+    def test_a_burst_of_mail_to_a_slow_server_sends_each_once(self):
+        # Mails wait for one of outbound.h's four mail workers, and their
+        # lease (2 x send_timeout_ms + 1 s, from the claim) ran out while the
+        # last of a burst still waited: the next claim took them again, and
+        # a slow but healthy server received them twice. Here the last of 30
+        # starts about 4 s after its claim, past its 3 s lease.
+        smtp = self.ws.own(SmtpReceiver(delay_s=0.5))
+        st = Stack(self.ws, {"claire": {"name": "Claire", "channels": "email", "email": "claire@cress.example"}},
+                   default_staff="claire", smtp_url=smtp.url, send_timeout_ms=1000)
+        st.start()
+        n = 30
+        st.emit([member("s-%02d" % i, CAEN, "Structure %d" % i) for i in range(n)])
+        h.wait_until(lambda: len(smtp.messages) >= n and st.pending() == 0, 60, what="every mail sent")
+        time.sleep(1.5)  # past a lease: a copy claimed again would be on its way
+        ids = [str(msg["Message-ID"]) for _, msg in smtp.parsed()]
+        self.assertEqual(len(ids), n, "a mail was sent twice")
+        self.assertEqual(len(set(ids)), n)
+        mails = [st.record(key.decode()[len("mg:notif:"):]) for key in st.redis.call("KEYS", "mg:notif:*")]
+        mails = [r for r in mails if r.get("channel") == "email"]
+        self.assertEqual(len(mails), n)
+        self.assertEqual({(r["state"], r["attempts"]) for r in mails}, {("delivered", "1")})
 
     def test_a_template_without_html_gives_a_plain_text_email(self):
         # [html] is optional in a template: without it the e-mail is plain

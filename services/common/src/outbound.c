@@ -981,6 +981,20 @@ void mg_outbound_destroy(mg_outbound_t **out_p) {
     *out_p = NULL;
 }
 
+void mg_outbound_drain(mg_outbound_t *out) {
+    pthread_mutex_lock(&out->lock);
+    s_transfer_t *t = out->queue_head; /* no worker took them: none started */
+    out->queue_head = out->queue_tail = NULL;
+    pthread_mutex_unlock(&out->lock);
+    mg_outbound_result_t r = {.delivered = false, .retryable = true, .not_started = true};
+    snprintf(r.error, sizeof r.error, "not started: shutting down");
+    while (t) {
+        s_transfer_t *next = t->qnext;
+        s_finish(t, &r);
+        t = next;
+    }
+}
+
 size_t mg_outbound_pending(const mg_outbound_t *out) {
     return out ? out->pending : 0;
 }

@@ -34,6 +34,7 @@ typedef struct mg_outbound mg_outbound_t;
 typedef struct {
     bool delivered;  /* the server accepted it (HTTP 2xx, SMTP 250 after DATA) */
     bool retryable;  /* not delivered, and a later attempt may succeed */
+    bool not_started; /* not delivered: never started (mg_outbound_drain()), nothing of it was sent */
     long status;     /* HTTP status or last SMTP reply code, 0 if none */
     long retry_after_ms; /* a webhook's Retry-After (HTTP 429, 503), 0 if none */
     char error[256]; /* why it was not delivered, "" if delivered (English, for logs) */
@@ -52,6 +53,12 @@ mg_outbound_t *mg_outbound_new(struct event_base *base);
  * accepts NULL and sets *out_p to NULL. Must not be called from inside a
  * done callback of the same engine. */
 void mg_outbound_destroy(mg_outbound_t **out_p);
+
+/* For a clean stop: start none of the mails waiting for a free mail worker
+ * (each ends now, not_started and retryable); those being sent go on, each
+ * ending within its timeout. Webhooks all start when requested: none
+ * waits. */
+void mg_outbound_drain(mg_outbound_t *out);
 
 #define MG_OUTBOUND_KEY_MAX 200
 
