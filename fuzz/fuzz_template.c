@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "maillage/envelope.h"
 #include "maillage/template.h"
 
 static size_t s_lines(const char *s) {
@@ -38,7 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(out);
     }
     char bad[65];
-    (void)mg_template_check(text, known, bad, sizeof bad);
+    int line = 0;
+    int checked = mg_template_check(text, known, bad, sizeof bad, &line);
+    /* A refusal names a line of the text, and a name or text cut whole. */
+    if (checked != 0 && (line < 1 || (size_t)line > s_lines(text) + 1)) abort();
+    if (checked != 0 && mg_utf8_is_valid(text, size) && !mg_utf8_is_valid(bad, strlen(bad))) abort();
 
     mg_template_file_t file;
     char err[256];

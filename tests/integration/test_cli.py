@@ -755,6 +755,45 @@ class CliTest(unittest.TestCase):
         out = run(["config", "check", os.path.join(self.stack.dir, "case-1.conf")])
         self.assertEqual(out.returncode, 0, out.stderr)
 
+    def test_config_check_refuses_template_typos_with_their_file_and_line(self):
+        # A "{{" that starts no placeholder was kept as text, so a typo
+        # reached staff as written ("{{Category}}"); a digest without its
+        # item parts, or with an item's name outside them, sent empty lists.
+        def templates(name, edit):
+            d = os.path.join(self.stack.dir, name)
+            shutil.copytree(os.path.join(SOURCE, "config", "templates"), d)
+            for file, (old, new) in edit.items():
+                path = os.path.join(d, file)
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                self.assertIn(old, text)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text.replace(old, new, 1))
+            return "[notifier]\ntemplates_dir = %s\n" % d
+        subject = "Mise en relation proposée : {{need_title}} — {{category}}"
+        with open(os.path.join(SOURCE, "config", "templates", "digest.tpl"), encoding="utf-8") as f:
+            digest = f.read()
+        cases = (
+            ("capital", {"match.tpl": (subject, "Mise en relation : {{Category}}")},
+             'match.tpl:7: "{{Category}}" is no placeholder'),
+            ("unclosed", {"match.tpl": (subject, "Mise en relation : {{need_title")},
+             'match.tpl:7: "{{need_title" is no placeholder'),
+            ("no-items", {"digest.tpl": (digest[digest.index("[item_text]"):], "")},
+             "digest.tpl: [subject] and [text] are required, and [item_text]"),
+            ("item-outside", {"digest.tpl": ("[text]\n", "[text]\n{{item_title}}\n")},
+             "digest.tpl:12: unknown placeholder {{item_title}} (item_* names go in [item_text] and [item_html])"),
+            ("item-part-elsewhere", {"match.tpl": ("[text]\n", "[item_text]\n{{need_title}}\n[text]\n")},
+             "match.tpl:8: [item_text] is a part of digest.tpl only"),
+        )
+        for name, edit, why in cases:
+            self.assert_check_and_daemon_refuse(name + ".conf", templates(name, edit), "notifier", why)
+        # Blanks inside the braces, as other template languages allow, are fine.
+        path = os.path.join(self.stack.dir, "blanks.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(templates("blanks", {"match.tpl": (subject, "Mise en relation : {{ need_title }} — {{category}}")}))
+        out = run(["config", "check", path])
+        self.assertEqual(out.returncode, 0, out.stderr)
+
     def test_config_check_refuses_what_the_broker_matcher_and_gateway_refuse_at_start(self):
         # Before, `config check` said OK to each of these files, and the
         # daemon named refused it at start: an operator who followed

@@ -24,9 +24,8 @@ static void what_is_not_a_placeholder_stays(void **state) {
     (void)state;
     mg_template_var_t vars[] = {{"a", "X"}};
     const char *cases[][2] = {
-        {"{a}", "{a}"},           {"{{ a }}", "{{ a }}"}, {"{{A}}", "{{A}}"}, {"{{a}", "{{a}"},
-        {"{{a}}}", "X}"},         {"{{{a}}", "{X"},       {"", ""},           {"{{", "{{"},
-        {"é{{a}}è", "éXè"},
+        {"{a}", "{a}"},   {"{{ a }}", "X"}, {"{{A}}", "{{A}}"}, {"{{a}", "{{a}"},   {"{{a}}}", "X}"},
+        {"{{{a}}", "{X"}, {"", ""},         {"{{", "{{"},       {"é{{a}}è", "éXè"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *s = mg_template_render(cases[i][0], vars, 1, 0);
@@ -150,9 +149,45 @@ static void check_reports_the_first_unknown_name(void **state) {
     (void)state;
     const char *const known[] = {"a", "b", NULL};
     char bad[64] = "";
-    assert_int_equal(mg_template_check("{{a}} {{{b}}} {x}", known, bad, sizeof bad), 0);
-    assert_int_equal(mg_template_check("{{a}} {{nom_inconnu}} {{c}}", known, bad, sizeof bad), -1);
+    int line = 0;
+    assert_int_equal(mg_template_check("{{a}} {{{b}}} {x} { {a} }", known, bad, sizeof bad, &line), 0);
+    assert_int_equal(mg_template_check("{{a}}\n{{ a }} {{nom_inconnu}} {{c}}", known, bad, sizeof bad, &line),
+                     -1);
     assert_string_equal(bad, "nom_inconnu");
+    assert_int_equal(line, 2);
+}
+
+/* What staff type by habit or by mistake: blanks inside the braces work;
+ * a capital, a dash or a missing "}}" is refused with its line (it was
+ * kept as text, and "{{ need_title }}" reached staff as written). */
+static void check_refuses_a_brace_pair_that_starts_no_placeholder(void **state) {
+    (void)state;
+    const char *const known[] = {"need_title", "category", NULL};
+    mg_template_var_t vars[] = {{"need_title", "Local"}};
+    char *s =
+        mg_template_render("[{{ need_title }}] [{{{\tneed_title }}}]", vars, 1, MG_TEMPLATE_ESCAPE_NONE);
+    assert_string_equal(s, "[Local] [Local]");
+    free(s);
+    assert_int_equal(mg_template_check("{{ need_title }} {{{ category}}}", known, NULL, 0, NULL), 0);
+    static const char *const cases[][2] = {
+        {"x\n\nA {{Category}} b", "{{Category}} b"},
+        {"x\n\n{{need-title}}", "{{need-title}}"},
+        {"x\n\n{{need_title\nsuite", "{{need_title"},
+        {"x\n\n{{{category}}", "{{{category}}"},
+        {"x\n\n{{}}", "{{}}"},
+        {"x\n\n{{ é }}", "{{ é }}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char bad[64] = "";
+        int line = 0;
+        assert_int_equal(mg_template_check(cases[i][0], known, bad, sizeof bad, &line), -2);
+        assert_string_equal(bad, cases[i][1]);
+        assert_int_equal(line, 3);
+    }
+    /* Cut to 40 bytes, never inside a character. */
+    char bad[64] = "";
+    assert_int_equal(mg_template_check("{{ ééééééééééééééééééééééé", known, bad, sizeof bad, NULL), -2);
+    assert_int_equal(strlen(bad), 39);
 }
 
 static void files_have_parts(void **state) {
@@ -213,6 +248,7 @@ static void shipped_templates_are_complete(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(placeholders_are_replaced),
+        cmocka_unit_test(check_refuses_a_brace_pair_that_starts_no_placeholder),
         cmocka_unit_test(what_is_not_a_placeholder_stays),
         cmocka_unit_test(lines_of_empty_values_are_dropped),
         cmocka_unit_test(html_keeps_line_breaks_and_drops_the_markup_of_empty_values),

@@ -29,9 +29,13 @@ static const char *const s_kind_vars[MG_NOTIFIER_KINDS][16] = {
     {"structure", "family", "network", "to_network", "commune", "department", "description", NULL},
     {"need_title", "need_structure", "category", "commune", "department", "days", "duration", "reported_on",
      NULL},
-    {"count", "opportunities", "date", "items_text", "items_html", "item_title", "item_summary", "item_score",
-     "item_score_note", "item_link", NULL},
+    {"count", "opportunities", "date", "items_text", "items_html", NULL},
 };
+
+/* The names of a digest's [item_text] and [item_html], which render one
+ * item each: these and no other. */
+static const char *const s_digest_item_vars[] = {"item_title",      "item_summary", "item_score",
+                                                 "item_score_note", "item_link",    NULL};
 
 /* The SMTP settings: an smtp:// or smtps:// URL, and never a password in
  * clear to another machine (libcurl sends AUTH on a plain connection when
@@ -128,6 +132,17 @@ int mg_notifier_templates_load(const mg_config_t *cfg, mg_template_file_t templa
             mg_fail(err, errlen, "%s", why);
             goto err;
         }
+        const mg_template_file_t *t = &templates[k];
+        int digest = k == MG_NOTIFIER_KIND_DIGEST;
+        if (!t->part[MG_TEMPLATE_SUBJECT] || !t->part[MG_TEMPLATE_TEXT] ||
+            (digest && !t->part[MG_TEMPLATE_ITEM_TEXT]) ||
+            (digest && t->part[MG_TEMPLATE_HTML] && !t->part[MG_TEMPLATE_ITEM_HTML])) {
+            mg_fail(err, errlen, "%s: [subject] and [text] are required%s", file,
+                    digest
+                        ? ", and [item_text] (with [item_html] when there is [html]): each item of the digest"
+                        : "");
+            goto err;
+        }
         const char *known[40];
         size_t nk = 0;
         known[nk++] = "staff_name";
@@ -137,16 +152,34 @@ int mg_notifier_templates_load(const mg_config_t *cfg, mg_template_file_t templa
             known[nk++] = s_kind_vars[k][v];
         known[nk] = NULL;
         for (int p = 0; p < MG_TEMPLATE_PARTS; p++) {
-            const char *t = templates[k].part[p];
-            char bad[80];
-            if (t && mg_template_check(t, known, bad, sizeof(bad)) != 0) {
-                mg_fail(err, errlen, "%s: unknown placeholder {{%s}}", file, bad);
+            int item = p == MG_TEMPLATE_ITEM_TEXT || p == MG_TEMPLATE_ITEM_HTML;
+            if (!t->part[p]) continue;
+            if (item && !digest) {
+                mg_fail(err, errlen, "%s:%d: [%s] is a part of digest.tpl only", file, t->line[p] - 1,
+                        p == MG_TEMPLATE_ITEM_TEXT ? "item_text" : "item_html");
                 goto err;
             }
-        }
-        if (!templates[k].part[MG_TEMPLATE_SUBJECT] || !templates[k].part[MG_TEMPLATE_TEXT]) {
-            mg_fail(err, errlen, "%s: [subject] and [text] are required", file);
-            goto err;
+            char bad[80];
+            int line = 1;
+            int rc =
+                mg_template_check(t->part[p], item ? s_digest_item_vars : known, bad, sizeof(bad), &line);
+            if (rc == -1) {
+                const char *hint = item ? " (an item's part knows item_title, item_summary, item_score, "
+                                          "item_score_note and item_link)"
+                                   : digest && strncmp(bad, "item_", 5) == 0
+                                       ? " (item_* names go in [item_text] and [item_html])"
+                                       : "";
+                mg_fail(err, errlen, "%s:%d: unknown placeholder {{%s}}%s", file, t->line[p] + line - 1, bad,
+                        hint);
+                goto err;
+            }
+            if (rc == -2) {
+                mg_fail(err, errlen,
+                        "%s:%d: \"%s\" is no placeholder ({{name}}: lowercase letters, digits and _, closed "
+                        "by }})",
+                        file, t->line[p] + line - 1, bad);
+                goto err;
+            }
         }
     }
     return 0;

@@ -115,17 +115,25 @@ static int s_name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+static int s_blank(char c) {
+    return c == ' ' || c == '\t';
+}
+
 /* If `p` starts a placeholder, return its name's start/length, whether it is
  * raw ({{{...}}}), and the length of the whole placeholder; else 0. */
 static size_t s_placeholder(const char *p, const char **name, size_t *name_len, int *raw) {
     if (p[0] != '{' || p[1] != '{') return 0;
     int r = p[2] == '{';
     const char *n = p + 2 + r;
+    while (s_blank(*n))
+        n++;
     size_t k = 0;
     while (s_name_char(n[k]))
         k++;
     if (k == 0 || k > 64) return 0;
     const char *end = n + k;
+    while (s_blank(*end))
+        end++;
     if (end[0] != '}' || end[1] != '}' || (r && end[2] != '}')) return 0;
     *name = n;
     *name_len = k;
@@ -197,13 +205,24 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
     return buf;
 }
 
-int mg_template_check(const char *tpl, const char *const *known, char *bad, size_t badlen) {
+int mg_template_check(const char *tpl, const char *const *known, char *bad, size_t badlen, int *line) {
+    int lineno = 1;
     for (const char *p = tpl; *p; p++) {
+        if (*p == '\n') lineno++;
+        if (p[0] != '{' || p[1] != '{') continue;
         const char *name;
         size_t name_len;
         int raw;
         size_t whole = s_placeholder(p, &name, &name_len, &raw);
-        if (!whole) continue;
+        if (line) *line = lineno;
+        if (!whole) { /* "{{Nom}}", "{{ville", "{{ nom-x }}": a typo, never meant as text */
+            size_t n = strcspn(p, "\n");
+            if (n > 40)
+                for (n = 40; (p[n] & 0xC0) == 0x80; n--) { /* not inside a character */
+                }
+            if (bad && badlen) snprintf(bad, badlen, "%.*s", (int)n, p);
+            return -2;
+        }
         int ok = 0;
         for (size_t i = 0; known[i] && !ok; i++)
             ok = strncmp(known[i], name, name_len) == 0 && known[i][name_len] == '\0';
@@ -268,6 +287,7 @@ int mg_template_file_parse(const char *name, const char *data, size_t len, mg_te
                 goto err;
             }
             current = found;
+            out->line[current] = (int)lineno + 1;
             s_append(&out->part[current], &plen[current], &pcap[current], "", 0);
             continue;
         }

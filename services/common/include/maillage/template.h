@@ -4,8 +4,10 @@
  * Syntax of a template text: "{{name}}" is replaced by the value of `name`
  * (escaped for the part rendered: see mg_template_escape_t), "{{{name}}}" by
  * the value as is (for a part already built, such as the list of a digest's
- * items). Names are [a-z0-9_]{1,64}; anything else between braces is kept
- * as written. A line made only of placeholders (and blanks, and in HTML
+ * items). Names are [a-z0-9_]{1,64}, with blanks around them allowed
+ * ("{{ name }}"); a "{{" that starts no placeholder ("{{Nom}}", "{{nom")
+ * is kept as written by mg_template_render() and refused by
+ * mg_template_check(). A line made only of placeholders (and blanks, and in HTML
  * markup) that all render as nothing is dropped with its newline, so that an
  * optional value (a description, a comment) leaves no blank line and no
  * empty "<p></p>". An unknown name renders
@@ -62,9 +64,12 @@ char *mg_template_render(const char *tpl, const mg_template_var_t *vars, size_t 
                          mg_template_escape_t escape);
 
 /* Check that every {{name}} / {{{name}}} of `tpl` is in `known` (a
- * NULL-terminated list). Returns 0, or -1 with the first unknown name in
- * `bad` (truncated to badlen). */
-int mg_template_check(const char *tpl, const char *const *known, char *bad, size_t badlen);
+ * NULL-terminated list) and that every "{{" starts one. Returns 0; -1 for
+ * an unknown name, in `bad`; -2 for a "{{" that starts no placeholder, the
+ * text from it to the end of its line in `bad` (both truncated to badlen,
+ * the text to 40 bytes); with the line of `tpl` (from 1) in *line if not
+ * NULL. */
+int mg_template_check(const char *tpl, const char *const *known, char *bad, size_t badlen, int *line);
 
 /* Append `s` to `*buf` (of length *len, capacity *cap) HTML-escaped. */
 void mg_template_escape_html(char **buf, size_t *len, size_t *cap, const char *s);
@@ -81,6 +86,7 @@ typedef enum {
 
 typedef struct {
     char *part[MG_TEMPLATE_PARTS];
+    int line[MG_TEMPLATE_PARTS]; /* the file's line where each part's text starts */
 } mg_template_file_t;
 
 /* Parse the `len` bytes of a template file. `name` is used in errors
