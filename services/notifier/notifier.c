@@ -214,6 +214,7 @@ struct mg_notifier {
     int loopback_links_said;  /* s_say_loopback_links() warned */
     uint64_t staff_signature; /* of the staff list last read, to log its changes */
     int digest_moves; /* a channel was turned off: its digest items may wait (s_digest_moves()) */
+    int digest_drops; /* the staff list changed: a member removed may have digest items waiting */
     /* An event delivered before the staff list was first read (the first
      * read failed): held, and with it every later one, until the list is
      * read, so that it is routed to the staff it concerns, not to the
@@ -1532,6 +1533,32 @@ static void s_digest_moves(mg_notifier_t *n) {
         n->digest_moves = 1;
 }
 
+/* Reply of "digest_drop": on a failure, the next tick tries again. */
+static void s_on_digest_dropped(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        mg_info("notifier: %lld item(s) waiting for the digest of staff no longer on the list: failed",
+                reply->integer);
+    if (reply && reply->type != REDIS_REPLY_ERROR) return;
+    mg_warn("notifier: failing what waited for a removed member's digest: %s (again at the next tick)",
+            reply ? reply->str : "Redis connection lost");
+    n->digest_drops = 1;
+}
+
+/* What waits for the digest of a member removed from the staff: failed
+ * (the script finds them in mg:digest:waiting, so a removal made while the
+ * notifier was down is seen too). */
+static void s_digest_drops(mg_notifier_t *n) {
+    mg_args_t a;
+    s_call_begin(&a, "digest_drop");
+    mg_args_int(&a, mg_clock_service_now_ms());
+    mg_args_int(&a, n->retention_ms);
+    for (size_t i = 0; i < n->n_staff; i++)
+        mg_args_str(&a, n->staff[i].id);
+    if (s_call(n, &a, s_on_digest_dropped, n) != 0) n->digest_drops = 1;
+}
+
 static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     mg_notifier_t *n = arg;
     (void)fd;
@@ -1548,6 +1575,10 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     if (n->digest_moves) {
         n->digest_moves = 0;
         s_digest_moves(n);
+    }
+    if (n->digest_drops) {
+        n->digest_drops = 0;
+        s_digest_drops(n);
     }
     int flush = n->digest_flush;
     n->digest_flush = 0;
@@ -1962,12 +1993,15 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
     s_say_loopback_links(n);
     uint64_t signature = s_reply_signature(reply, 14695981039346656037ULL);
     /* What an operator's `maillage staff set` awaits: it applies from here. */
-    if (n->staff_loaded && signature != n->staff_signature)
+    if (n->staff_loaded && signature != n->staff_signature) {
         mg_info("notifier: staff list changed: %zu staff member(s)", k);
+        n->digest_drops = 1;
+    }
     n->staff_signature = signature;
     if (!n->staff_loaded) {
         n->digest_flush = 1;
         n->digest_moves = 1;
+        n->digest_drops = 1;
         n->staff_loaded = 1;
         mg_info("notifier: %zu staff member(s); default recipient %s", k, n->default_staff);
         /* The subscriber starts on its own once Redis is up (this only

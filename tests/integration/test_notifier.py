@@ -959,6 +959,31 @@ class NotifierTest(unittest.TestCase):
         time.sleep(1.0)
         self.assertEqual(len(hook.requests), 2)
 
+    def test_what_waited_for_a_removed_members_digest_fails_at_once(self):
+        # A member removed from the staff gets no more messages (failed, with
+        # the reason): what waited for their digest stayed "waiting" for
+        # the retention's 90 days, and went out if they were added back.
+        hook = self.ws.own(WebhookReceiver())
+        start = offset_to_hour(8, 0)
+        st = Stack(self.ws, {"a": {"name": "Anna", "channels": "inbox"},
+                             "d": {"name": "Dora", "channels": "inbox,webhook", "webhook": hook.url,
+                                   "mode": "digest", "digest_hour": 11}}, clock_offset_ms=start, default_staff="a")
+        st.start()
+        self._directory(st, members=False)
+        st.emit([match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71)])
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:d:webhook") == 1, 10, what="held for the digest")
+        out = st.cli("staff", "remove", "d")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        hooks = lambda: [r for r in st.records("match:m-a").values() if r["channel"] == "webhook"]  # noqa: E731
+        h.wait_until(lambda: [r["state"] for r in hooks()] == ["failed"], 10, what="failed")
+        self.assertEqual(hooks()[0]["last_error"], "recipient no longer on the staff")
+        self.assertEqual(st.redis.call("EXISTS", "mg:digest:d:webhook"), 0)
+        self.assertIn("Aucun envoi en attente.", st.cli("notifications", "--pending").stdout)
+        self.assertIn("recipient no longer on the staff", st.cli("notifications", "--failed").stdout)
+        self._run_clock(st, start + (3 * 60 + 10) * 60 * 1000, 30 * 60 * 1000, start)  # past 11 h
+        time.sleep(1.0)
+        self.assertEqual(hook.requests, [])
+
     def test_quiet_hours_hold_immediate_messages(self):
         hook = self.ws.own(WebhookReceiver())
         start = paris_hour()
