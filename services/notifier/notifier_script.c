@@ -126,7 +126,8 @@ const char mg_notifier_script[] =
      * now. Due notifications of the queue are pushed lease_ms into the
      * future (so a crashed sender's are retried after the lease, never twice
      * at once) and at most `limit` returned with their record and, for a
-     * digest, its items (title, summary, score, link) by score. One being
+     * digest, its items (title, summary, score, link) by score, then oldest
+     * first. One being
      * sent whose lease ran out (a mail waiting for a free mail worker of
      * outbound.h starts its timeout only then) gets a new lease and is not
      * returned: it is not sent twice, nor counted as another attempt. */
@@ -149,11 +150,20 @@ const char mg_notifier_script[] =
     "      local items = {}\n"
     "      local ik = redis.call('HGET', key, 'items_key')\n"
     "      if ik then\n"
-    "        local members = redis.call('ZREVRANGE', ik, 0, -1, 'WITHSCORES')\n"
+    "        -- By score, then oldest first: the same order in each channel's digest.\n"
+    "        local members, rows = redis.call('ZREVRANGE', ik, 0, -1, 'WITHSCORES'), {}\n"
     "        for j = 1, #members, 2 do\n"
-    "          local f = redis.call('HMGET', nkey(members[j]), 'title', 'summary', 'link')\n"
-    "          items[#items+1] = f[1] or ''; items[#items+1] = f[2] or ''\n"
-    "          items[#items+1] = members[j+1]; items[#items+1] = f[3] or ''\n"
+    "          local f = redis.call('HMGET', nkey(members[j]), 'title', 'summary', 'link', 'created_at')\n"
+    "          rows[#rows+1] = {f[1] or '', f[2] or '', members[j+1], f[3] or '',\n"
+    "                           tonumber(members[j+1]) or 0, tonumber(f[4]) or 0, members[j]}\n"
+    "        end\n"
+    "        table.sort(rows, function(x, y)\n"
+    "          if x[5] ~= y[5] then return x[5] > y[5] end\n"
+    "          if x[6] ~= y[6] then return x[6] < y[6] end\n"
+    "          return x[7] < y[7]\n"
+    "        end)\n"
+    "        for _, r in ipairs(rows) do\n"
+    "          items[#items+1] = r[1]; items[#items+1] = r[2]; items[#items+1] = r[3]; items[#items+1] = r[4]\n"
     "        end\n"
     "      end\n"
     "      out[#out+1] = {nid, rec, items}\n"

@@ -914,7 +914,15 @@ class NotifierTest(unittest.TestCase):
 
     def test_digest_at_its_hour_ordered_by_score(self):
         st, hook, at_the_hour = self._digest_stack()
-        self._directory(st)  # three new members: items without a score
+        # Three new members, items without a score, one after the other: the
+        # same score, so in the order they came (it was the order of their
+        # ids' hashes, not the same in each channel's digest).
+        for m in (member("s-cherb", CHERBOURG, "Ressourcerie du Cotentin", networks=("reseau-manche",)),
+                  member("s-caen", CAEN, "Épicerie solidaire de Caen"), member("s-rouen", ROUEN, "Atelier vélo Rouen")):
+            st.emit([m])
+            st.settle()
+            time.sleep(0.05)
+        self._directory(st, members=False)
         st.emit([match("m-low", "n1", "o1", "s-caen", "s-rouen", score=0.41),
                  match("m-high", "n1", "o1", "s-caen", "s-rouen", score=0.93),
                  match("m-mid", "n1", "o1", "s-caen", "s-rouen", score=0.66)])
@@ -931,6 +939,8 @@ class NotifierTest(unittest.TestCase):
         self.assertLess(text.index("93 %"), text.index("66 %"))
         self.assertLess(text.index("66 %"), text.index("41 %"))
         self.assertIn("- Nouvelle structure adhérente à accueillir : Atelier vélo Rouen (Rouen)\n", text)
+        names = [text.index("accueillir : " + name) for name in ("Ressourcerie", "Épicerie", "Atelier")]
+        self.assertEqual(names, sorted(names))
         self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à 11 h", text)
 
