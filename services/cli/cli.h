@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <getopt.h>
 #include <stdio.h>
 
 #include <hiredis/hiredis.h>
@@ -48,6 +49,13 @@ extern const char cli_common_help[];
 /* Handle one of the common options returned by getopt_long. Returns 1 if
  * `opt` was one, 0 otherwise. `arg` is borrowed (argv outlives the command). */
 int cli_settings_option(cli_settings_t *settings, int opt, const char *arg);
+
+/* getopt_long() for `command`, except that an unknown option or one without
+ * its value is said in one line, naming it (in French for a staff command),
+ * instead of getopt's English and the whole help: then '?' is returned,
+ * for the caller to exit with CLI_EXIT_USAGE. */
+int cli_getopt(const char *command, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
 
 /* A string-keyed hash map (map.c) of entries the caller defines, each
  * beginning with a cli_map_entry_t: `struct { cli_map_entry_t entry; ... }`.

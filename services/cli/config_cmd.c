@@ -124,7 +124,8 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
     char err[512];
     (void)settings;
 
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((opt = cli_getopt("config", argc, argv, "h", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (opt == 'h') {
             s_usage(stdout);
             return CLI_EXIT_OK;

@@ -252,7 +252,8 @@ int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings)
     cli_context_t ctx;
     int opt, force = 0, rc = CLI_EXIT_FAIL;
 
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((opt = cli_getopt("consumers", argc, argv, "h", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         if (opt == 'h') {
             s_usage(stdout);

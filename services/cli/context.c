@@ -35,6 +35,31 @@ int cli_settings_option(cli_settings_t *settings, int opt, const char *arg)
     }
 }
 
+int cli_getopt(const char *command, int argc, char **argv, const char *shortopts,
+               const struct option *longopts) {
+    char opts[64];
+    snprintf(opts, sizeof opts, ":%s", shortopts); /* ':' sets a missing value apart */
+    opterr = 0;
+    int opt = getopt_long(argc, argv, opts, longopts, NULL);
+    if (opt != '?' && opt != ':') return opt;
+    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    char name[64];
+    if (strncmp(word, "--", 2) == 0)
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(word, "="), word);
+    else
+        snprintf(name, sizeof name, "-%c", optopt ? optopt : '?');
+    int staff = cli_is_for_staff(command);
+    if (opt == ':' && staff)
+        cli_error(command, "%s : une valeur est attendue (voir « maillage %s --help »)", name, command);
+    else if (opt == ':')
+        cli_error(command, "option '%s' needs a value (see 'maillage %s --help')", name, command);
+    else if (staff)
+        cli_error(command, "option inconnue « %s » (voir « maillage %s --help »)", name, command);
+    else
+        cli_error(command, "unknown option '%s' (see 'maillage %s --help')", name, command);
+    return '?';
+}
+
 /* A flag, else a non-empty environment variable, else NULL. */
 static const char *s_pick(const char *flag, const char *env_name)
 {

@@ -454,7 +454,8 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
     int opt, rc = CLI_EXIT_FAIL;
     char err[512];
 
-    while ((opt = getopt_long(argc, argv, "hn:", options, NULL)) != -1) {
+    while ((opt = cli_getopt("dlq", argc, argv, "hn:", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         switch (opt) {
         case 'h': s_usage(stdout); return CLI_EXIT_OK;

@@ -555,7 +555,8 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     long value;
     char *end;
 
-    while ((opt = getopt_long(argc, argv, "hqw:", options, NULL)) != -1) {
+    while ((opt = cli_getopt("emit", argc, argv, "hqw:", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         switch (opt) {
         case 'h': s_usage(stdout); return CLI_EXIT_OK;

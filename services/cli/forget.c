@@ -538,7 +538,8 @@ int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings) {
                                             {"dry-run", no_argument, NULL, S_OPT_DRY_RUN},
                                             {NULL, 0, NULL, 0}};
     int opt, yes = 0, dry_run = 0;
-    while ((opt = getopt_long(argc, argv, "hy", options, NULL)) != -1) {
+    while ((opt = cli_getopt(S_CMD, argc, argv, "hy", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         switch (opt) {
         case 'h':

@@ -315,7 +315,8 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
     int unread = 0, pending = 0, full = 0, opt;
     const char *mark = NULL;
     long limit = 50;
-    while ((opt = getopt_long(argc, argv, "hn:", options, NULL)) != -1) {
+    while ((opt = cli_getopt(command, argc, argv, "hn:", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         if (opt == 'h') {
             s_usage(stdout, command);
@@ -333,8 +334,9 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         else if (inbox && opt == O_FULL) full = 1;
         else if (!inbox && opt == O_FAILED) pending = 0;
         else if (!inbox && opt == O_PENDING) pending = 1;
-        else {
-            s_usage(stderr, command);
+        else { /* an option of the other command */
+            cli_error(command, "« %.*s » ne va pas avec « maillage %s » (voir « maillage %s --help »)",
+                      (int)strcspn(argv[optind - 1], "="), argv[optind - 1], command, command);
             return CLI_EXIT_USAGE;
         }
     }

@@ -36,7 +36,8 @@ int cli_cmd_keygen(int argc, char **argv, cli_settings_t *settings)
     int opt;
     (void)settings;
 
-    while ((opt = getopt_long(argc, argv, "o:n:h", options, NULL)) != -1) {
+    while ((opt = cli_getopt("keygen", argc, argv, "o:n:h", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         switch (opt) {
         case 'o': dir = optarg; break;
         case 'n': name = optarg; break;

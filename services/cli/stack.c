@@ -514,8 +514,11 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
     char *end;
     st->timeout_s = up ? 15 : 10;
     st->redis_server = "redis-server";
-    while ((opt = getopt_long(argc, argv, "hd:", options, NULL)) != -1) {
+    while ((opt = cli_getopt(command, argc, argv, "hd:", options)) != -1) {
         switch (opt) {
+        case '?':
+            *rc = CLI_EXIT_USAGE;
+            return -1;
         case 'h':
             (up ? s_up_usage : s_down_usage)(stdout);
             *rc = CLI_EXIT_OK;

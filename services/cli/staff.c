@@ -77,7 +77,8 @@ static void s_usage(FILE *out)
             "notifier would skip that channel without a word. show and list mark a channel\n"
             "already in that state \"canal inactif\", and add \"à défaut : boîte de réception\"\n"
             "when no channel is active (the notifier then writes to the inbox). Lists are\n"
-            "separated by commas, spaces or tabs.\n"
+            "separated by commas, spaces or tabs. min_score is from 0 to 1 (0.5), also written\n"
+            "as staff read it: 0,5 or 50 %%.\n"
             "\n"
             "Config and CLI: the notifier writes the config's [staff.ID] sections at each start\n"
             "(origin config) and removes the records it wrote whose section is gone. A record\n"
@@ -175,6 +176,37 @@ static char *s_known_codes(const cli_context_t *ctx, int categories) {
     }
     fclose(out);
     return text;
+}
+
+/* A score threshold as staff may write it, as the config reads it: "0,5"
+ * (a decimal comma) and "50 %" (as `staff list` shows it) are "0.5". Other
+ * text is returned as it is, for s_check() to refuse. */
+#define S_SCORE_LEN 32
+static const char *s_score_spelling(const char *value, char out[S_SCORE_LEN]) {
+    size_t n = strlen(value);
+    if (n == 0 || n >= S_SCORE_LEN) return value;
+    char digits[S_SCORE_LEN];
+    memcpy(digits, value, n + 1);
+    char *comma = strchr(digits, ',');
+    if (comma && !strchr(comma + 1, ',') && !strchr(digits, '.')) *comma = '.';
+    int percent = n > 0 && digits[n - 1] == '%';
+    if (percent) n--;
+    for (;;) { /* the blank before "%": a space, U+00A0 or U+202F */
+        if (n >= 1 && digits[n - 1] == ' ')
+            n -= 1;
+        else if (n >= 2 && memcmp(digits + n - 2, "\xc2\xa0", 2) == 0)
+            n -= 2;
+        else if (n >= 3 && memcmp(digits + n - 3, "\xe2\x80\xaf", 3) == 0)
+            n -= 3;
+        else
+            break;
+    }
+    digits[n] = '\0';
+    char *end;
+    double v = n && (digits[0] >= '0' && digits[0] <= '9') ? strtod(digits, &end) : -1;
+    if (v < 0 || *end) return value;
+    snprintf(out, S_SCORE_LEN, "%.6g", percent ? v / 100 : v);
+    return out;
 }
 
 /* Refuse a scope that names a department or category the notifier cannot
@@ -691,7 +723,8 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
     };
     const char *values[S_KEYS] = {NULL};
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((opt = cli_getopt("staff", argc, argv, "h", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         if (opt == 'h') {
             s_usage(stdout);
@@ -704,6 +737,8 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
         s_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    char score[S_SCORE_LEN];
+    if (values[O_MIN - O_NAME]) values[O_MIN - O_NAME] = s_score_spelling(values[O_MIN - O_NAME], score);
     const char *action = optind < argc ? argv[optind] : "list";
     int nargs = argc - optind;
     int ok_usage = (strcmp(action, "list") == 0 && nargs <= 1) || (strcmp(action, "show") == 0 && nargs == 2) ||
@@ -764,11 +799,13 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
             /* "min-score", as `staff add --min-score` spells it, is min_score. */
             for (char *k = argv[optind + 2]; *k; k++)
                 if (*k == '-') *k = '_';
-            s_change_t change = {.keys = {argv[optind + 2]}, .values = {argv[optind + 3]}, .n = 1};
+            const char *value = argv[optind + 3];
+            if (strcmp(argv[optind + 2], "min_score") == 0) value = s_score_spelling(value, score);
+            s_change_t change = {.keys = {argv[optind + 2]}, .values = {value}, .n = 1};
             ok = s_check(&ctx, id, change.keys[0], change.values[0]);
             refused = ok != 0;
             if (ok == 0) ok = s_write(c, id, &change, 0);
-            if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], argv[optind + 3]);
+            if (ok == 0) printf("%s : %s = %s\n", id, argv[optind + 2], value);
         } else if (strcmp(action, "reset") == 0) {
             ok = s_reset(c, id);
         } else if (strcmp(action, "remove") == 0) {

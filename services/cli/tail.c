@@ -138,7 +138,8 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     void *zctx = NULL, *sub = NULL, *monitor = NULL;
     char handshake[256] = "";
 
-    while ((opt = getopt_long(argc, argv, "hf:n:", options, NULL)) != -1) {
+    while ((opt = cli_getopt("tail", argc, argv, "hf:n:", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         switch (opt) {
         case 'h': s_usage(stdout); return CLI_EXIT_OK;

@@ -233,7 +233,8 @@ int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)
                                             {NULL, 0, NULL, 0}};
     const char *network = NULL, *staff = NULL, *types = NULL, *label = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((opt = cli_getopt("token", argc, argv, "h", options)) != -1) {
+        if (opt == '?') return CLI_EXIT_USAGE;
         if (cli_settings_option(settings, opt, optarg)) continue;
         switch (opt) {
         case OPT_NETWORK: network = optarg; break;

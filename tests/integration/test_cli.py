@@ -1002,6 +1002,32 @@ class StaffChannelsTest(PrivateRedisTest):
         self.assertEqual(out.stdout, "", args)
         self.assertEqual((self.members(), {sid: self.record(sid) for sid in ("eva", "noe")}), before, args)
 
+    def test_bad_options_are_said_in_one_french_line(self):
+        # getopt's English ("option '--name' requires an argument") and the
+        # whole help were printed; a negative value read as an option.
+        self.assert_refused(("add", "eva", "--name"), "--name : une valeur est attendue (voir « maillage staff --help »)", 2)
+        self.assert_refused(("add", "eva", "--name", "Éva", "--bogus"),
+                            "option inconnue « --bogus » (voir « maillage staff --help »)", 2)
+        self.assert_refused(("set", "eva", "quiet_start", "-1"), "option inconnue « -1 » (voir « maillage staff --help »)", 2)
+        out = run(["inbox", "eva", "--failed"], env=self.env)
+        self.assertEqual((out.returncode, out.stderr), (2, "maillage inbox: « --failed » ne va pas avec « maillage inbox » "
+                                                            "(voir « maillage inbox --help »)\n"))
+        out = run(["dlq", "--count"], env=self.env)  # an operator's command: in English
+        self.assertEqual((out.returncode, out.stderr), (2, "maillage dlq: option '--count' needs a value "
+                                                            "(see 'maillage dlq --help')\n"))
+
+    def test_a_threshold_is_read_as_staff_write_it(self):
+        # "0,5" (a decimal comma) and "50 %" (as `staff list` shows it) were refused.
+        out = self.cli("add", "eva", "--name", "Éva", "--min-score", "0,5")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.record("eva")["min_score"], "0.5")
+        for value, stored in (("65 %", "0.65"), ("70%", "0.7"), ("72,5\u202f%", "0.725"), ("0.8", "0.8")):
+            out = self.cli("set", "eva", "min_score", value)
+            self.assertEqual((out.returncode, out.stdout), (0, "eva : min_score = %s\n" % stored), value)
+            self.assertEqual(self.record("eva")["min_score"], stored)
+        self.assert_refused(("set", "eva", "min_score", "150 %"), "min_score : un nombre de 0 à 1 est attendu, pas « 1.5 »", 2)
+        self.assert_refused(("set", "eva", "min_score", "0,5,1"), "min_score : un nombre de 0 à 1 est attendu, pas « 0,5,1 »", 2)
+
     def test_add_with_a_channel_but_no_address_is_refused(self):
         self.assert_refused(("add", "eva", "--name", "Éva", "--channels", "inbox,email"),
                             "channels : le canal « email » a besoin d'une adresse (--email ADRESSE)")
