@@ -82,14 +82,16 @@ static int s_wanted(const s_journal_t *j, const char *type)
     return 0;
 }
 
-/* A need or an offer reported, published or updated, by structure `owner`
- * at sequence `seq`, into `open` unless `closed` holds its id or the open
- * item is another structure's. */
+/* A need or an offer reported, published (`report`) or updated, by
+ * structure `owner` at sequence `seq`, into `open` unless `closed` holds its
+ * id or the open item is another structure's; a report only creates, as the
+ * matcher reads it. */
 static void s_track_item(s_journal_t *j, cli_map_t *open, const cli_map_t *closed, const char *id,
-                         const char *owner, const char *commune, const char *category, uint64_t seq) {
+                         const char *owner, const char *commune, const char *category, uint64_t seq,
+                         int report) {
     if (!id || !*id || cli_map_get((cli_map_t *)closed, id)) return;
     s_item_t *it = (s_item_t *)cli_map_get(open, id);
-    if (it && it->owner && owner && strcmp(it->owner, owner) != 0) return;
+    if (it && (report || (it->owner && owner && strcmp(it->owner, owner) != 0))) return;
     if (!it) it = s_map_put(open, id);
     cli_commune_department(j->ctx, commune, it->department);
     free(it->category);
@@ -148,7 +150,8 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
                                            : env->need_updated->need;
         if (nd)
             s_track_item(j, &j->needs, &j->needs_closed, nd->need_id, nd->structure_id, nd->commune,
-                         nd->category, env->sequence);
+                         nd->category, env->sequence,
+                         env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED);
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED: {
@@ -164,7 +167,8 @@ static void s_summarise(s_journal_t *j, const mg_envelope_t *env)
                                             : env->offer_updated->offer;
         if (of)
             s_track_item(j, &j->offers, &j->offers_closed, of->offer_id, of->provider_id, cli_offer_place(of),
-                         of->category, env->sequence);
+                         of->category, env->sequence,
+                         env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED);
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN: {
@@ -465,7 +469,7 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
     redisContext *redis = NULL;
 
     j.types = mg_calloc((size_t)argc + 1, sizeof *j.types);
-    while ((opt = getopt_long(argc, argv, "ht:f:s", options, NULL)) != -1) {
+    while ((opt = cli_getopt("journal", argc, argv, "ht:f:s", options)) != -1) {
         if (cli_settings_option(settings, opt, optarg)) continue;
         switch (opt) {
         case 'h':
@@ -499,8 +503,7 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
             }
             break;
         case 's': j.summary = 1; break;
-        default:
-            s_usage(stderr);
+        default: /* '?': said in one line */
             free(j.types);
             return CLI_EXIT_USAGE;
         }

@@ -1381,14 +1381,25 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
     return len;
 }
 
+/* How a need or an offer is applied ("need"/"offer" calls). A report
+ * (need.reported, offer.published) only creates: one that finds its item
+ * already there (a retry under another event id, or a report journaled after
+ * its own update, as a producer retrying through an outage may send them)
+ * changes nothing; changes come by updates. */
+typedef enum {
+    S_APPLY_REPORT,
+    S_APPLY_UPDATE,
+    S_APPLY_AGAIN, /* match it again without rewriting its record (s_start_job()) */
+} s_apply_t;
+
 /* Whether an item's record keeps the item itself instead of its matching
  * view: when its valid_from is to come, so that the round of that day
  * (s_start_job(), `force`), in every instance, scores it from its own texts
  * and its explanations keep their accents. It keeps it until updated: more
  * bytes, and folded again when read as a candidate, for the few items
  * published ahead of their day. */
-static int s_keeps_item(const char *valid_from, int force) {
-    return !force && valid_from && *valid_from && mg_clock_day_number(valid_from) > s_today();
+static int s_keeps_item(const char *valid_from, s_apply_t how) {
+    return how != S_APPLY_AGAIN && valid_from && *valid_from && mg_clock_day_number(valid_from) > s_today();
 }
 
 /* The communes nearest `c` (m->nearby, computed on first use). */
@@ -1433,7 +1444,7 @@ static long long s_received_ms(const mg_envelope_t *env) {
 static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id,
                         const char *sid, const char *category, const mg_commune_t *c, const char *valid_from,
                         const char *valid_until, const uint8_t *pb, size_t pb_len, const char *terr,
-                        long long radius_km, const char *own_search, const char *filter, int force) {
+                        long long radius_km, const char *own_search, const char *filter, s_apply_t how) {
     int64_t now = mg_clock_service_now_ms();
     mg_args_str(a, op);
     mg_args_int(a, (long long)job->seq);
@@ -1460,7 +1471,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, m->collective_km);
     mg_args_int(a, mg_clock_day_number(valid_from));
     mg_args_int(a, s_today());
-    mg_args_str(a, force ? "1" : "0");
+    mg_args_str(a, how == S_APPLY_AGAIN ? "1" : how == S_APPLY_REPORT ? "r" : "0");
     char spec[S_SPEC_MAX];
     s_search_spec(m, c, (double)radius_km, spec, sizeof(spec));
     mg_args_str(a, spec);
@@ -1468,24 +1479,26 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
 }
 
 /* The "need" call of `need` into `a`: -1 (nothing added) if its commune is
- * unknown. `force` matches it again without rewriting its record. */
-static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Need *need, int force) {
+ * unknown. */
+static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Need *need,
+                       s_apply_t how) {
     const mg_commune_t *c = need ? mg_communes_find(m->communes, need->commune) : NULL;
     if (!c) {
         mg_warn("matcher: sequence %" PRIu64 ": need without a known commune; ignored", job->seq);
         return -1;
     }
     uint8_t *pb;
-    size_t len = s_keeps_item(need->valid_from, force) ? s_pack(&need->base, &pb) : s_need_view(need, &pb);
+    size_t len = s_keeps_item(need->valid_from, how) ? s_pack(&need->base, &pb) : s_need_view(need, &pb);
     long long radius = need->radius_km ? need->radius_km : m->search_max_km;
     s_item_args(m, job, a, "need", need->need_id, need->structure_id, need->category, c, need->valid_from,
-                need->valid_until, pb, len, "", radius, "", "", force);
+                need->valid_until, pb, len, "", radius, "", "", how);
     free(pb);
     return 0;
 }
 
 /* The "offer" call of `offer` into `a`, like s_need_args(). */
-static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Offer *offer, int force) {
+static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maillage__V1__Offer *offer,
+                        s_apply_t how) {
     /* An offer is placed by its commune, its territory, or both (as the
      * broker accepts it): without a commune it is found through its
      * territory only, and is at no distance (mg_match_filter()). */
@@ -1496,14 +1509,13 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
         return -1;
     }
     uint8_t *pb;
-    size_t len =
-        s_keeps_item(offer->valid_from, force) ? s_pack(&offer->base, &pb) : s_offer_view(offer, &pb);
+    size_t len = s_keeps_item(offer->valid_from, how) ? s_pack(&offer->base, &pb) : s_offer_view(offer, &pb);
     char terr[2048], own[S_SPEC_MAX], filter[1600];
     s_join_words(terr, sizeof(terr), offer->territory, offer->n_territory);
     s_search_spec(m, c, 0.5, own, sizeof(own));
     s_offer_filter(offer, filter, sizeof(filter));
     s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c,
-                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, filter, force);
+                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, filter, how);
     free(pb);
     return 0;
 }
@@ -1548,20 +1560,17 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
         cb = s_on_left;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
+        if (s_need_args(m, job, &a, env->need_reported->need, S_APPLY_REPORT) == 0) cb = s_on_need_applied;
+        break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED:
-        if (s_need_args(m, job, &a, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED
-                                        ? env->need_reported->need
-                                        : env->need_updated->need,
-                        0) == 0)
-            cb = s_on_need_applied;
+        if (s_need_args(m, job, &a, env->need_updated->need, S_APPLY_UPDATE) == 0) cb = s_on_need_applied;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED:
-        if (s_offer_args(m, job, &a, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED
-                                         ? env->offer_published->offer
-                                         : env->offer_updated->offer,
-                         0) == 0)
+        if (s_offer_args(m, job, &a, env->offer_published->offer, S_APPLY_REPORT) == 0)
             cb = s_on_offer_applied;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED:
+        if (s_offer_args(m, job, &a, env->offer_updated->offer, S_APPLY_UPDATE) == 0) cb = s_on_offer_applied;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
         mg_args_str(&a, "close_need");
@@ -1791,13 +1800,13 @@ static void s_rematch_job(mg_matcher_t *m, int is_need, const redisReply *row, s
         job->own_need.need = len ? maillage__v1__need__unpack(NULL, len, data) : NULL;
         env->payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED;
         env->need_updated = &job->own_need;
-        if (job->own_need.need) ok = s_need_args(m, job, &a, job->own_need.need, 1);
+        if (job->own_need.need) ok = s_need_args(m, job, &a, job->own_need.need, S_APPLY_AGAIN);
     } else {
         maillage__v1__offer_updated__init(&job->own_offer);
         job->own_offer.offer = len ? maillage__v1__offer__unpack(NULL, len, data) : NULL;
         env->payload_case = MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED;
         env->offer_updated = &job->own_offer;
-        if (job->own_offer.offer) ok = s_offer_args(m, job, &a, job->own_offer.offer, 1);
+        if (job->own_offer.offer) ok = s_offer_args(m, job, &a, job->own_offer.offer, S_APPLY_AGAIN);
     }
     if (ok != 0) {
         /* Unreadable or without a known commune: never matchable. */

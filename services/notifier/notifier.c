@@ -905,10 +905,13 @@ static void s_route_and_create(s_job_t *job) {
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-static void s_put(mg_notifier_t *n, const char *key, const char *const *pairs, size_t n_pairs) {
+/* Write the record `key` the messages name later; a `report` only creates
+ * it (notifier_script.c, "put"). */
+static void s_put(mg_notifier_t *n, const char *key, int report, const char *const *pairs, size_t n_pairs) {
     mg_args_t a;
     s_call_begin(&a, "put");
     mg_args_str(&a, key);
+    mg_args_str(&a, report ? "1" : "0");
     for (size_t i = 0; i < n_pairs; i++)
         mg_args_str(&a, pairs[i]);
     s_call(n, &a, NULL, NULL);
@@ -1036,7 +1039,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         char key[128];
         snprintf(key, sizeof(key), "mg:notifier:structure:%s", s->structure_id);
         const char *pairs[] = {"name", s->name ? s->name : "", "networks", nets, "commune", s->commune ? s->commune : ""};
-        s_put(n, key, pairs, 6);
+        s_put(n, key, 0, pairs, 6);
         if (env->payload_case != MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED) break;
         const Maillage__V1__MemberJoined *mj = env->member_joined;
         snprintf(id, sizeof(id), "member:%s:%s", s->structure_id, mj->network ? mj->network : "");
@@ -1079,6 +1082,7 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         int64_t from =
             need->valid_from && *need->valid_from ? mg_clock_paris_day_start_ms(need->valid_from) : 0;
         mg_args_int(&a, from > 0 ? from : 0);
+        mg_args_str(&a, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED ? "1" : "0");
         char seq[24];
         snprintf(seq, sizeof(seq), "%" PRIu64, env->sequence);
         const char *pairs[] = {"title",   need->title,
@@ -1113,9 +1117,13 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         snprintf(key, sizeof(key), "mg:notifier:offer:%s", o->offer_id);
         /* Its place: its commune, or its territory's first entry. */
         const char *place = o->commune && *o->commune ? o->commune : o->n_territory ? o->territory[0] : "";
-        const char *pairs[] = {
-            "title", o->title ? o->title : "", "commune", place, "sid", o->provider_id ? o->provider_id : ""};
-        s_put(n, key, pairs, 6);
+        char seq[24];
+        snprintf(seq, sizeof(seq), "%" PRIu64, env->sequence);
+        const char *pairs[] = {"title",   o->title ? o->title : "",
+                               "commune", place,
+                               "sid",     o->provider_id ? o->provider_id : "",
+                               "seq",     seq};
+        s_put(n, key, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED, pairs, 8);
         break;
     }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MATCH_FOUND: {
@@ -1335,7 +1343,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
                                "cat",       cp->category ? cp->category : "",
                                "dep",       dep,
                                "also",      also};
-        s_put(n, key, pairs, 10);
+        s_put(n, key, 0, pairs, 10);
         it->summary = mg_asprintf("%s propose une coopération (%s) %s.", s_item_get(it, "from_structure"),
                                   s_item_get(it, "cooperation_kind"), addressed_to);
         break;

@@ -309,14 +309,16 @@ const char mg_notifier_script[] =
     "  return total\n"
     "end\n"
     /* need: id, first_at, valid_from (start of its day in ms, 0 for none),
-     * then field/value pairs. A need seen for the first time is watched for
+     * '1' for a report (need.reported: it only creates, as the matcher reads
+     * it), then field/value pairs. A need seen for the first time is watched for
      * an answer from the later of the two (an update moves that while it is
      * watched); one already answered, closed or notified stays so (a replay
      * cannot bring it back). */
     "if op == 'need' then\n"
     "  local key = 'mg:notifier:need:' .. ARGV[2]\n"
     "  local cur = redis.call('HMGET', key, 'sid', 'seq', 'state', 'first_at')\n"
-    "  local state, h = cur[3], record_pairs(5, cur[1], cur[2])\n"
+    "  if ARGV[5] == '1' and cur[2] then return 0 end\n"
+    "  local state, h = cur[3], record_pairs(6, cur[1], cur[2])\n"
     "  if not h then return 0 end\n"
     "  if #h > 0 then redis.call('HSET', key, unpack(h)) end\n"
     "  if not state then\n"
@@ -355,11 +357,17 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
-    /* put: key, field/value pairs (a structure, offer or proposal the
-     * messages name later). A record with a `sid` (an offer's provider)
-     * keeps it: a put naming another is refused, as in the matcher. */
+    /* put: key, '1' for a report (it only creates), field/value pairs (a
+     * structure, offer or proposal the messages name later). A record with
+     * a `sid` (an offer's provider) keeps it: a put naming another is
+     * refused, as in the matcher; so is a record's `seq` not after the one
+     * it has (an older event retried later), and a report (offer.published)
+     * of a record already there (a report journaled after its own update,
+     * as the matcher reads it). */
     "if op == 'put' then\n"
-    "  local h = record_pairs(3, redis.call('HGET', ARGV[2], 'sid'), nil)\n"
+    "  if ARGV[3] == '1' and redis.call('EXISTS', ARGV[2]) == 1 then return 0 end\n"
+    "  local cur = redis.call('HMGET', ARGV[2], 'sid', 'seq')\n"
+    "  local h = record_pairs(4, cur[1], cur[2])\n"
     "  if not h then return 0 end\n"
     "  redis.call('HSET', ARGV[2], unpack(h))\n"
     "  return 1\n"

@@ -7,8 +7,10 @@ kill -9 mid-stream and two instances must give exactly the matches of a clean
 single run. Every test starts its own Redis, broker and matcher(s)."""
 
 import datetime
+import os
 import re
 import signal
+import subprocess
 import time
 import unittest
 import zoneinfo
@@ -1248,6 +1250,39 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual(st.redis.call("GET", "mg:need:n1").split(b"|")[1], b"0")
         self.assertEqual([(m.revision, m.retired) for m in st.matches()], [(1, False), (2, True)])
+
+    def test_a_report_journaled_after_its_own_update_changes_nothing(self):
+        # A producer retrying through a Redis outage sends each event again
+        # on its own backoff: a need's update can be journaled before its
+        # report. The report (v1) used to overwrite the update (v2).
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE")])
+        st.emit([need("n1", "asso-caen", CAEN, title="Besoin v2", tags=("cuisine", "stockage", "froid"),
+                      event_type="need.updated"),
+                 offer("o1", "scop-caen", CAEN, title="Offre v2", tags=("cuisine", "stockage", "chambre"),
+                       event_type="offer.updated")])
+        st.settle()
+        st.emit([need("n1", "asso-caen", CAEN, title="Besoin v1", category="materiel"),
+                 offer("o1", "scop-caen", CAEN, title="Offre v1")])
+        st.settle()
+        # The records keep what matching reads: v2's category and words.
+        need_record, offer_record = st.redis.call("GET", "mg:need:n1"), st.redis.call("GET", "mg:offer:o1")
+        self.assertEqual(need_record.split(b"|")[3], b"locaux")
+        self.assertIn(b"cuisine froid stockage", need_record)
+        self.assertIn(b"chambre", offer_record)
+        self.assertEqual([(m.revision, m.retired) for m in st.matches()], [(1, False)])
+        # A later update still applies.
+        st.emit([need("n1", "asso-caen", CAEN, title="Besoin v3", tags=("cuisine",), event_type="need.updated")])
+        st.settle()
+        self.assertNotIn(b"froid", st.redis.call("GET", "mg:need:n1"))
+        # `journal --summary` reads it so too: the need is open under Locaux.
+        summary = subprocess.run([os.path.join(h.BIN, "maillage"), "journal", "--summary", "--redis", st.redis.url],
+                                 capture_output=True, text=True, timeout=30)
+        self.assertEqual(summary.returncode, 0, summary.stderr)
+        needs = summary.stdout[summary.stdout.index("Besoins ouverts"):summary.stdout.index("Offres ouvertes")]
+        self.assertRegex(needs, r"\n  Locaux +1 +1\n")
+        self.assertRegex(needs, r"\n  Matériel et réemploi +· +·\n")
 
     def test_member_left_closes_its_items_and_leaves_no_personal_data(self):
         # The contact (mg:contact:<sid>) is the broker's to write and erase;

@@ -43,16 +43,16 @@ def member(sid, commune=CAEN, name=None, networks=("cress-normandie",)):
     return env
 
 
-def need(nid, sid, commune=CAEN, category="locaux", title="Cuisine partagée et stockage"):
-    env = _env("need.reported")
-    n = env.need_reported.need
+def need(nid, sid, commune=CAEN, category="locaux", title="Cuisine partagée et stockage", event_type="need.reported"):
+    env = _env(event_type)
+    n = (env.need_reported if event_type == "need.reported" else env.need_updated).need
     n.need_id, n.structure_id, n.category, n.commune, n.title = nid, sid, category, commune, title
     return env
 
 
-def offer(oid, sid, commune=CAEN, category="locaux", title="Cuisine professionnelle"):
-    env = _env("offer.published")
-    o = env.offer_published.offer
+def offer(oid, sid, commune=CAEN, category="locaux", title="Cuisine professionnelle", event_type="offer.published"):
+    env = _env(event_type)
+    o = (env.offer_published if event_type == "offer.published" else env.offer_updated).offer
     o.offer_id, o.provider_id, o.category, o.commune, o.title = oid, sid, category, commune, title
     return env
 
@@ -469,6 +469,29 @@ class NotifierTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(st.inbox("claire")), 20)
         self.assertEqual(sorted(st.redis.call("KEYS", "mg:notif:*")), keys_before)
+
+    def test_a_report_journaled_after_its_own_update_changes_no_name(self):
+        # As the matcher reads them: a report only creates (a producer
+        # retrying through an outage can journal it after its update), and
+        # an older update retried later changes nothing. Messages named the
+        # need and the offer by their first titles.
+        st = Stack(self.ws, {})
+        st.start()
+        st.emit([need("n1", "s-caen", title="Besoin v2", event_type="need.updated"),
+                 offer("o1", "s-rouen", ROUEN, title="Offre v2", event_type="offer.updated")])
+        st.settle()
+        st.emit([need("n1", "s-caen", title="Besoin v1"), offer("o1", "s-rouen", ROUEN, title="Offre v1")])
+        st.settle()
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:need:n1", "title"), b"Besoin v2")
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:offer:o1", "title"), b"Offre v2")
+        st.emit([offer("o1", "s-rouen", ROUEN, title="Offre v3", event_type="offer.updated")])
+        st.settle()
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:offer:o1", "title"), b"Offre v3")
+        seq = int(st.redis.call("HGET", "mg:notifier:offer:o1", "seq"))
+        st.redis.call("HSET", "mg:notifier:offer:o1", "seq", seq + 10)  # as if a later update came first
+        st.emit([offer("o1", "s-rouen", ROUEN, title="Offre v4", event_type="offer.updated")])
+        st.settle()
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:offer:o1", "title"), b"Offre v3")
 
     def test_every_covering_staff_member_is_notified_however_many(self):
         # 100 staff members, each with inbox and webhook, all covering the
