@@ -71,9 +71,12 @@ enum {
 #define S_START_CURSOR       (24 + MG_ID_MAX) /* "<day> <id>": where a valid_from round goes on */
 /* The retention's scan of the pair records (s_on_sweep_timer()): keys per
  * call (SCAN COUNT) and the interval between calls, in small steps so that no
- * call holds Redis long. */
+ * call holds Redis long; a round starts at most every S_SWEEP_PAUSE_MS after
+ * the last one ended (retention counts in days; an idle system otherwise
+ * wrote the cursor five times a second, to the AOF too). */
 #define S_SWEEP_KEYS        100
 #define S_SWEEP_INTERVAL_MS 200
+#define S_SWEEP_PAUSE_MS    3600000
 #define S_MS_PER_DAY 86400000LL
 
 /* The communes nearest a commune, computed on first use and kept: the first
@@ -1739,6 +1742,7 @@ static void s_on_sweep_timer(evutil_socket_t fd, short what, void *arg) {
     mg_args_int(&a, S_SWEEP_KEYS);
     mg_args_int(&a, now - m->retention_ms);
     mg_args_int(&a, now);
+    mg_args_int(&a, S_SWEEP_PAUSE_MS);
     m->sweep_running = 1;
     if (mg_script_call(m->script, &a, s_on_swept, m) != 0) m->sweep_running = 0;
 }

@@ -1032,6 +1032,17 @@ class MatcherTest(unittest.TestCase):
         def cycles():
             return int(st.redis.call("HGET", "mg:matcher:sweep", "cycles") or 0)
 
+        # A round of the scan starts an hour after the last one ended: the
+        # clock moves on by more than that for each round awaited.
+        offset = [0]
+
+        def scans(n, what):
+            for _ in range(n):
+                start = cycles()
+                offset[0] += 2 * 3600 * 1000
+                h.set_clock(clock, offset[0])
+                h.wait_until(lambda: cycles() > start, timeout=10, what=what)
+
         def with_cl():
             """n1's tombstone if it has `cl` (when it closed, in ms)."""
             value = st.redis.call("GET", "mg:need:n1").decode()
@@ -1048,17 +1059,22 @@ class MatcherTest(unittest.TestCase):
         fields = tombstone.split("|")
         fields[10] = ",".join(f for f in fields[10].split(",") if not f.startswith("cl="))
         st.redis.call("SET", "mg:need:n1", "|".join(fields))
+        scans(1, "a scan after the tombstone lost its cl")
         tombstone = h.wait_until(with_cl, timeout=10, what="cl given to a tombstone without it")
         # Within the retention, whole scans of the pair records keep everything.
-        start = cycles()
-        h.wait_until(lambda: cycles() >= start + 2, timeout=10, what="two scans of the pair records")
+        scans(2, "two scans of the pair records")
         self.assertEqual(records("n1"), n1_records)
+        # Between rounds, an idle matcher writes nothing (it wrote the scan's
+        # cursor five times a second).
+        before = st.redis.call("HGETALL", "mg:matcher:sweep")
+        time.sleep(1.0)
+        self.assertEqual(st.redis.call("HGETALL", "mg:matcher:sweep"), before)
         # 366 days later: n1's pairs go (record, explanation, match id,
         # feedback), n2's stay, and so does n1's tombstone.
-        h.set_clock(clock, 366 * DAY_MS)
+        offset[0] = 366 * DAY_MS
+        h.set_clock(clock, offset[0])
         h.wait_until(lambda: records("n1") == [], timeout=10, what="n1's match records deleted")
-        start = cycles()
-        h.wait_until(lambda: cycles() >= start + 2, timeout=10, what="two more scans")
+        scans(2, "two more scans")
         self.assertEqual(records("n2"), n2_records)
         self.assertEqual(st.redis.call("GET", "mg:need:n1").decode(), tombstone)
 
