@@ -10,16 +10,18 @@
  * Envelope, in any order. Up to --window envelopes are in flight; each is
  * kept (by event_id) until its ack arrives. An envelope without an answer
  * after --retry-ms is sent again with the SAME event_id (the broker journals
- * an id once, so a retry is always safe); one answered UNAVAILABLE (journal
- * down) or held back by the network's rate limit is sent again after a
- * growing backoff. After --timeout seconds without any answer about it, it
- * is reported as lost and the exit code says so. An answer starts the count
- * again, the rate limit's "not now" too (the broker takes the network's
- * events at its pace), but not an unavailable journal's (it takes none).
- * The rate limit also narrows the window (halved, at most once per
- * S_NARROW_US; one more per accepted event), so that events wait in the
- * file rather than in flight. A line with the event_id of one in flight is
- * sent too if it is the same envelope (each line then prints one of the
+ * an id once, so a retry is always safe); one held back by the network's
+ * rate limit is sent again after a growing backoff. An UNAVAILABLE answer
+ * (journal down) stalls the whole emitter: no new line is sent, and only the
+ * first line held back probes the journal, after a growing backoff; once it
+ * is accepted, the others go again in the order of their lines, so that a
+ * need's report and its update are journaled in the order they were
+ * written (each sent again on its own backoff, they came in any order). After --timeout seconds without any
+ * answer about it, it is reported as lost and the exit code says so. An answer starts the count again, the
+ * rate limit's "not now" too (the broker takes the network's events at its pace), but not an unavailable
+ * journal's (it takes none). The rate limit also narrows the window (halved, at most once per S_NARROW_US;
+ * one more per accepted event), so that events wait in the file rather than in flight. A line with the
+ * event_id of one in flight is sent too if it is the same envelope (each line then prints one of the
  * answers); with other content it waits for that answer, then is sent in
  * turn and gets the broker's answer to its own bytes. */
 #include <errno.h>
@@ -182,6 +184,7 @@ typedef struct {
     size_t held; /* of `lost`, those whose last answer was "not now" */
     size_t acks; /* answers received at all: none means nobody is listening */
     int read_failed; /* the input could not be read to its end */
+    int stalled;     /* the journal answered unavailable: see the top of this file */
     int unavailable_notice, rate_limited_notice;
     void *monitor;       /* PAIR reading libzmq's handshake events of `socket` */
     char handshake[256]; /* why the last handshake with the broker failed; "" after one succeeded */
@@ -240,6 +243,45 @@ static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
         cli_error("emit", "send: %s", zmq_strerror(errno));
     p->resend_at_us = now_us + p->retry_us;
     s_deadline(e, p->resend_at_us);
+}
+
+/* Whether more lines may be put in flight now. */
+static int s_may_send_more(const s_emit_t *e) {
+    return e->pending < e->limit && !e->stalled;
+}
+
+/* The envelopes held back by an unavailable journal (held_back 2), in the
+ * order of their lines: a new array of `*n` (NULL for none). */
+static s_pending_t **s_held_in_order(s_emit_t *e, size_t *n) {
+    s_pending_t **held = NULL;
+    *n = 0;
+    for (size_t b = 0; b < S_BUCKETS; b++)
+        for (s_pending_t *p = e->table[b]; p; p = p->next)
+            if (p->held_back == 2) {
+                held = mg_realloc(held, (*n + 1) * sizeof *held);
+                held[(*n)++] = p;
+            }
+    for (size_t i = 1; i < *n; i++) /* insertion sort: a window's worth at most */
+        for (size_t k = i; k > 0 && held[k - 1]->line > held[k]->line; k--) {
+            s_pending_t *t = held[k];
+            held[k] = held[k - 1];
+            held[k - 1] = t;
+        }
+    return held;
+}
+
+/* The journal took an event again: the others held back go in line order,
+ * then new lines. */
+static void s_resume(s_emit_t *e, int64_t now) {
+    e->stalled = 0;
+    size_t n;
+    s_pending_t **held = s_held_in_order(e, &n);
+    for (size_t i = 0; i < n; i++) {
+        held[i]->held_back = 0;
+        held[i]->retry_us = e->retry_us;
+        s_send(e, held[i], now);
+    }
+    free(held);
 }
 
 static int s_same(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
@@ -401,6 +443,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
         if (e->limit < e->window) e->limit++;
         if (!e->quiet) printf("%s accepted seq=%" PRIu64 "\n", p->event_id, ack->sequence);
         s_remove(e, slot, now);
+        if (e->stalled) s_resume(e, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_DUPLICATE:
         e->duplicate++;
@@ -412,6 +455,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
                 "keeps the event it journaled first under an id (this line's content is not journaled)",
                 p->line, p->event_id, p->earlier_line);
         s_remove(e, slot, now);
+        if (e->stalled) s_resume(e, now);
         break;
     case MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED:
         if (ack->reason && strncmp(ack->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0) {
@@ -452,6 +496,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
             e->unavailable_notice = 1;
         }
         p->held_back = 2;
+        e->stalled = 1;
         s_back_off(e, p, now);
         break;
     default:
@@ -466,6 +511,14 @@ done:
 static void s_timers(s_emit_t *e, int64_t now)
 {
     e->next_deadline_us = INT64_MAX;
+    /* Stalled, only the first line held back is sent again (the probe). */
+    const s_pending_t *probe = NULL;
+    if (e->stalled) {
+        size_t n;
+        s_pending_t **held = s_held_in_order(e, &n);
+        probe = n ? held[0] : NULL;
+        free(held);
+    }
     for (size_t b = 0; b < S_BUCKETS; b++) {
         s_pending_t **slot = &e->table[b];
         while (*slot) {
@@ -503,7 +556,9 @@ static void s_timers(s_emit_t *e, int64_t now)
                 e->pending--;
                 continue;
             }
-            if (now >= p->resend_at_us) {
+            if (now >= p->resend_at_us && e->stalled && p != probe) {
+                p->resend_at_us = now + p->retry_us; /* waits for the probe's answer */
+            } else if (now >= p->resend_at_us) {
                 p->retry_us = p->retry_us * 2 > 10000000 ? 10000000 : p->retry_us * 2;
                 s_send(e, p, now);
             }
@@ -627,7 +682,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         size_t len;
         char *line;
         /* Put lines in flight while the window allows. */
-        while (e.pending < e.limit && (line = s_reader_next(&reader, &len, &too_long)) != NULL) {
+        while (s_may_send_more(&e) && (line = s_reader_next(&reader, &len, &too_long)) != NULL) {
             /* A UTF-8 byte order mark, as Windows tools write at the start
              * of a file, is not part of the JSON (RFC 8259 lets a reader
              * ignore it): else line 1 is refused for an invisible character. */
@@ -653,10 +708,10 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
 
         zmq_pollitem_t items[3] = {
             {e.socket, 0, ZMQ_POLLIN, 0}, {e.monitor, 0, ZMQ_POLLIN, 0}, {NULL, reader.fd, ZMQ_POLLIN, 0}};
-        int want_input = !reader.eof && e.pending < e.limit && !s_reader_has_line(&reader);
+        int want_input = !reader.eof && s_may_send_more(&e) && !s_reader_has_line(&reader);
         int64_t now = mg_clock_monotonic_us();
         long timeout_ms = -1;
-        if (e.pending < e.limit && s_reader_has_line(&reader))
+        if (s_may_send_more(&e) && s_reader_has_line(&reader))
             timeout_ms = 0;
         else if (e.next_deadline_us != INT64_MAX)
             timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;

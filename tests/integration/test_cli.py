@@ -1312,6 +1312,11 @@ class RedisOutageTest(unittest.TestCase):
             self.assertEqual(emit.returncode, 0, err)
             self.assertIn("unavailable", err)
             self.assertEqual(sorted(l.split()[0] for l in out.splitlines() if " accepted seq=" in l), sorted(ids))
+            # Journaled in the order of the file: each event sent again on
+            # its own backoff came in any order (a need's update before its
+            # report, which then overwrote it).
+            seq = {l.split()[0]: int(l.split("seq=")[1]) for l in out.splitlines() if " accepted seq=" in l}
+            self.assertEqual(sorted(ids, key=seq.get), ids)
         finally:
             stack.close()
 
