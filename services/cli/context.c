@@ -42,14 +42,26 @@ int cli_getopt(const char *command, int argc, char **argv, const char *shortopts
     opterr = 0;
     int opt = getopt_long(argc, argv, opts, longopts, NULL);
     if (opt != '?' && opt != ':') return opt;
+    /* The word that failed, when it is a long option: an unknown one
+     * (optopt 0), or a known one given or denied its value. Else a short
+     * option (in a cluster, "-xq", optind has not moved past it). */
     const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    size_t len = strncmp(word, "--", 2) == 0 ? strcspn(word, "=") : 0;
+    const struct option *known = NULL;
+    for (const struct option *o = longopts; len && o->name; o++)
+        if (strlen(o->name) == len - 2 && strncmp(o->name, word + 2, len - 2) == 0) known = o;
+    int is_long = len && (optopt == 0 || (known && known->val == optopt));
     char name[64];
-    if (strncmp(word, "--", 2) == 0)
-        snprintf(name, sizeof name, "%.*s", (int)strcspn(word, "="), word);
+    if (is_long)
+        snprintf(name, sizeof name, "%.*s", (int)len, word);
     else
-        snprintf(name, sizeof name, "-%c", optopt ? optopt : '?');
+        snprintf(name, sizeof name, "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
     int staff = cli_is_for_staff(command);
-    if (opt == ':' && staff)
+    if (opt == '?' && is_long && known && staff)
+        cli_error(command, "%s : aucune valeur attendue (voir « maillage %s --help »)", name, command);
+    else if (opt == '?' && is_long && known)
+        cli_error(command, "option '%s' takes no value (see 'maillage %s --help')", name, command);
+    else if (opt == ':' && staff)
         cli_error(command, "%s : une valeur est attendue (voir « maillage %s --help »)", name, command);
     else if (opt == ':')
         cli_error(command, "option '%s' needs a value (see 'maillage %s --help')", name, command);

@@ -250,23 +250,25 @@ static int s_may_send_more(const s_emit_t *e) {
     return e->pending < e->limit && !e->stalled;
 }
 
+static int s_by_line(const void *a, const void *b) {
+    long la = (*(s_pending_t *const *)a)->line, lb = (*(s_pending_t *const *)b)->line;
+    return (la > lb) - (la < lb);
+}
+
 /* The envelopes held back by an unavailable journal (held_back 2), in the
  * order of their lines: a new array of `*n` (NULL for none). */
 static s_pending_t **s_held_in_order(s_emit_t *e, size_t *n) {
-    s_pending_t **held = NULL;
     *n = 0;
     for (size_t b = 0; b < S_BUCKETS; b++)
         for (s_pending_t *p = e->table[b]; p; p = p->next)
-            if (p->held_back == 2) {
-                held = mg_realloc(held, (*n + 1) * sizeof *held);
-                held[(*n)++] = p;
-            }
-    for (size_t i = 1; i < *n; i++) /* insertion sort: a window's worth at most */
-        for (size_t k = i; k > 0 && held[k - 1]->line > held[k]->line; k--) {
-            s_pending_t *t = held[k];
-            held[k] = held[k - 1];
-            held[k - 1] = t;
-        }
+            *n += p->held_back == 2;
+    if (*n == 0) return NULL;
+    s_pending_t **held = mg_malloc(*n * sizeof *held);
+    size_t k = 0;
+    for (size_t b = 0; b < S_BUCKETS; b++)
+        for (s_pending_t *p = e->table[b]; p; p = p->next)
+            if (p->held_back == 2) held[k++] = p;
+    qsort(held, *n, sizeof *held, s_by_line);
     return held;
 }
 
@@ -519,6 +521,7 @@ static void s_timers(s_emit_t *e, int64_t now)
         probe = n ? held[0] : NULL;
         free(held);
     }
+    size_t still_held = 0;
     for (size_t b = 0; b < S_BUCKETS; b++) {
         s_pending_t **slot = &e->table[b];
         while (*slot) {
@@ -564,9 +567,13 @@ static void s_timers(s_emit_t *e, int64_t now)
             }
             s_deadline(e, p->resend_at_us);
             s_deadline(e, p->heard_us + e->timeout_us);
+            still_held += p->held_back == 2;
             slot = &p->next;
         }
     }
+    /* None held back any more (timed out, rejected, or held by the rate
+     * limit since): nothing waits for the journal, new lines may go. */
+    if (!still_held) e->stalled = 0;
 }
 
 static void s_usage(FILE *out)
@@ -731,6 +738,9 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
                 s_on_ack(&e, zmq_msg_data(&msg), zmq_msg_size(&msg));
                 zmq_msg_close(&msg);
             }
+            /* Stalled, an answer may have taken the last event held back
+             * (rejected, rate limited): the timers look again at once. */
+            if (e.stalled) e.next_deadline_us = 0;
         }
         if ((items[1].revents & ZMQ_POLLIN) && cli_handshake_read(e.monitor, e.handshake, sizeof e.handshake))
             cli_error("emit", "%s: %s; trying again until --timeout", e.endpoint, e.handshake);

@@ -541,9 +541,10 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
                 else st->with = optarg;
                 break;
             }
-            /* fall through */
-        default:
-            (up ? s_up_usage : s_down_usage)(stderr);
+            cli_error(command, "--%s goes with 'maillage up' only", opt == 'r' ? "redis-server" : "with");
+            *rc = CLI_EXIT_USAGE;
+            return -1;
+        default: /* not in the table */
             *rc = CLI_EXIT_USAGE;
             return -1;
         }

@@ -1392,12 +1392,13 @@ static size_t s_offer_view(const Maillage__V1__Offer *offer, uint8_t **out) {
 typedef enum {
     S_APPLY_REPORT,
     S_APPLY_UPDATE,
-    S_APPLY_AGAIN, /* match it again without rewriting its record (s_start_job()) */
+    S_APPLY_AGAIN, /* match it again without rewriting its record (s_rematch_job(): the
+                    * valid_from round, a member's change) */
 } s_apply_t;
 
 /* Whether an item's record keeps the item itself instead of its matching
  * view: when its valid_from is to come, so that the round of that day
- * (s_start_job(), `force`), in every instance, scores it from its own texts
+ * (s_rematch_job(), S_APPLY_AGAIN), in every instance, scores it from its own texts
  * and its explanations keep their accents. It keeps it until updated: more
  * bytes, and folded again when read as a candidate, for the few items
  * published ahead of their day. */

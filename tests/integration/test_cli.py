@@ -1009,6 +1009,12 @@ class StaffChannelsTest(PrivateRedisTest):
         self.assert_refused(("add", "eva", "--name", "Éva", "--bogus"),
                             "option inconnue « --bogus » (voir « maillage staff --help »)", 2)
         self.assert_refused(("set", "eva", "quiet_start", "-1"), "option inconnue « -1 » (voir « maillage staff --help »)", 2)
+        for args, said in ((["inbox", "eva", "--full=1"], "--full : aucune valeur attendue"),
+                           (["notifications", "--mark-read", "n-abc"], "« --mark-read » ne va pas avec"),
+                           (["inbox", "eva", "--full", "-xq"], "option inconnue « -x »")):
+            out = run(args, env=self.env)
+            self.assertEqual(out.returncode, 2, args)
+            self.assertIn(said, out.stderr, args)
         out = run(["inbox", "eva", "--failed"], env=self.env)
         self.assertEqual((out.returncode, out.stderr), (2, "maillage inbox: « --failed » ne va pas avec « maillage inbox » "
                                                             "(voir « maillage inbox --help »)\n"))
@@ -1336,6 +1342,20 @@ class RedisOutageTest(unittest.TestCase):
         finally:
             stack.close()
 
+
+    def test_emit_with_more_lines_than_its_window_ends_during_a_long_outage(self):
+        # An unavailable journal stalls the emitter (no new line, one probe):
+        # when the events held back timed out, the stall must end too, or
+        # the lines beyond the window were never read and emit waited for
+        # good.
+        stack = Stack()
+        try:
+            path = self.kill_redis_and_write_needs(stack, ["t-%s-%d" % (uuid.uuid4().hex[:8], i) for i in range(3)])
+            r = run(["emit", "--timeout", "2", "--window", "1", path], env=stack.env, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr.count("journal still unavailable after 2 s"), 3, r.stderr)
+        finally:
+            stack.close()
 
     def test_an_event_the_broker_stops_answering_is_not_blamed_on_the_journal(self):
         # It answered UNAVAILABLE, then went quiet (stopped): the event was

@@ -32,7 +32,8 @@ mg_http_path_status_t mg_http_path_parse(const char *raw_path, mg_http_path_t *p
      * segment is never longer than its raw form, and none holds a "%00"
      * since the whole path has none. */
     char *p = path->buf_ = mg_strdup(raw_path + 1);
-    while (*path->buf_) { /* "/" has no segment */
+    if (!*p) return MG_HTTP_PATH_OK; /* "/" has no segment */
+    for (;;) {
         char *slash = strchr(p, '/');
         if (slash) *slash = '\0';
         if (!*p || path->count == MG_HTTP_MAX_SEGMENTS) {

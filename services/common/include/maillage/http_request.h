@@ -38,7 +38,8 @@ typedef enum {
                                more than MG_HTTP_MAX_SEGMENTS (HTTP 404) */
 } mg_http_path_status_t;
 
-/* Parse the raw (still %-encoded) path of a request target into `path`.
+/* Parse the raw (still %-encoded) path of a request target (not NULL: "/"
+ * for none) into `path`.
  * The path is split first, then each segment decoded: a "%2F" is a
  * character of its segment ("/v1/needs/x%2Fmatches" has three segments, the
  * last "x/matches"), not a separator. A bad escape ("%zz") stays as it is,
@@ -55,7 +56,7 @@ typedef enum {
                                 evhttp_find_header() reads them) */
 } mg_http_query_status_t;
 
-/* Parse the raw query string `qs` (without its "?") into `out`, an empty
+/* Parse the raw query string `qs` (without its "?"; not NULL) into `out`, an empty
  * list the caller clears with evhttp_clear_headers() whatever the status.
  * Values are %-decoded, "+" as a space; names are kept as sent (libevent's
  * reading: "?d%65partment=14" names no department). Empty pairs
