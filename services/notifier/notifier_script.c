@@ -23,6 +23,15 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return h\n"
     "end\n"
+    /* Mark notification `nid` failed at `now` (ms) for `why`, out of the
+     * queue and into mg:notifier:failed, which keeps the ids of the last
+     * `keep` ms (the records themselves expire by then). */
+    "local function mark_failed(nid, now, why, keep)\n"
+    "  redis.call('HSET', nkey(nid), 'state', 'failed', 'failed_at', now, 'last_error', why)\n"
+    "  redis.call('ZREM', 'mg:notifier:queue', nid)\n"
+    "  redis.call('ZADD', 'mg:notifier:failed', now, nid)\n"
+    "  redis.call('ZREMRANGEBYSCORE', 'mg:notifier:failed', '-inf', '(' .. (tonumber(now) - tonumber(keep)))\n"
+    "end\n"
     /* The items (a match...) of the notifications `nids`, as a set. */
     "local function items_of(nids)\n"
     "  local has = {}\n"
@@ -172,8 +181,7 @@ const char mg_notifier_script[] =
     "  return out\n"
     "end\n"
     /* result: now, nid, outcome (delivered|retry|failed), next_due, error,
-     * ttl_ms, inbox_max, to_inbox. mg:notifier:failed keeps the ids of the
-     * last ttl_ms (the records themselves expire by then). A failed message
+     * ttl_ms (of mg:notifier:failed, mark_failed()), inbox_max, to_inbox. A failed message
      * whose recipient is still on the staff (to_inbox = 1) is brought into
      * their inbox, a digest's items one by one: what could not be sent is
      * not lost to them. */
@@ -188,10 +196,7 @@ const char mg_notifier_script[] =
     "    redis.call('HSET', key, 'last_error', ARGV[6])\n"
     "    redis.call('ZADD', 'mg:notifier:queue', ARGV[5], nid)\n"
     "  else\n"
-    "    redis.call('HSET', key, 'state', 'failed', 'failed_at', now, 'last_error', ARGV[6])\n"
-    "    redis.call('ZREM', 'mg:notifier:queue', nid)\n"
-    "    redis.call('ZADD', 'mg:notifier:failed', now, nid)\n"
-    "    redis.call('ZREMRANGEBYSCORE', 'mg:notifier:failed', '-inf', '(' .. (tonumber(now) - tonumber(ARGV[7])))\n"
+    "    mark_failed(nid, now, ARGV[6], ARGV[7])\n"
     "    if ARGV[9] == '1' then\n"
     "      local f = redis.call('HMGET', key, 'staff', 'items_key')\n"
     "      local nids = f[2] and redis.call('ZREVRANGE', f[2], 0, -1) or {nid}\n"
@@ -292,9 +297,7 @@ const char mg_notifier_script[] =
     "      else\n"
     "        for _, nid in ipairs(redis.call('ZRANGE', pend, 0, -1)) do\n"
     "          if redis.call('EXISTS', nkey(nid)) == 1 then\n"
-    "            redis.call('HSET', nkey(nid), 'state', 'failed', 'failed_at', now,\n"
-    "                       'last_error', 'recipient no longer on the staff')\n"
-    "            redis.call('ZADD', 'mg:notifier:failed', now, nid)\n"
+    "            mark_failed(nid, now, 'recipient no longer on the staff', keep)\n"
     "            total = total + 1\n"
     "          end\n"
     "        end\n"
@@ -302,9 +305,6 @@ const char mg_notifier_script[] =
     "      end\n"
     "    end\n"
     "    if left == 0 then redis.call('SREM', 'mg:digest:waiting', id) end\n"
-    "  end\n"
-    "  if total > 0 then\n"
-    "    redis.call('ZREMRANGEBYSCORE', 'mg:notifier:failed', '-inf', '(' .. (now - keep))\n"
     "  end\n"
     "  return total\n"
     "end\n"
