@@ -57,6 +57,9 @@ int cli_settings_option(cli_settings_t *settings, int opt, const char *arg);
 int cli_getopt(const char *command, int argc, char **argv, const char *shortopts,
                const struct option *longopts);
 
+/* The long name of option `val` in `longopts` (without "--"), or "?". */
+const char *cli_option_name(const struct option *longopts, int val);
+
 /* A string-keyed hash map (map.c) of entries the caller defines, each
  * beginning with a cli_map_entry_t: `struct { cli_map_entry_t entry; ... }`.
  * Zero-initialised, it is empty; cli_map_clear() gives its memory back. */

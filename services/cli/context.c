@@ -72,6 +72,12 @@ int cli_getopt(const char *command, int argc, char **argv, const char *shortopts
     return '?';
 }
 
+const char *cli_option_name(const struct option *longopts, int val) {
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->val == val) return o->name;
+    return "?";
+}
+
 /* A flag, else a non-empty environment variable, else NULL. */
 static const char *s_pick(const char *flag, const char *env_name)
 {

@@ -335,11 +335,8 @@ static int s_run(int argc, char **argv, cli_settings_t *settings, const char *co
         else if (!inbox && opt == O_FAILED) pending = 0;
         else if (!inbox && opt == O_PENDING) pending = 1;
         else { /* an option of the other command */
-            const char *name = "?";
-            for (const struct option *o = options; o->name; o++)
-                if (o->val == opt) name = o->name;
-            cli_error(command, "« --%s » ne va pas avec « maillage %s » (voir « maillage %s --help »)", name,
-                      command, command);
+            cli_error(command, "« --%s » ne va pas avec « maillage %s » (voir « maillage %s --help »)",
+                      cli_option_name(options, opt), command, command);
             return CLI_EXIT_USAGE;
         }
     }

@@ -759,9 +759,7 @@ int cli_cmd_staff(int argc, char **argv, cli_settings_t *settings)
      * ignored without a word. */
     for (size_t i = 0; i < S_KEYS && strcmp(action, "add") != 0; i++) {
         if (!values[i]) continue;
-        const char *flag = "?";
-        for (const struct option *o = options; o->name; o++)
-            if (o->val == O_NAME + (int)i) flag = o->name;
+        const char *flag = cli_option_name(options, O_NAME + (int)i);
         if (strcmp(action, "set") == 0)
             cli_error("staff",
                       "set : --%s ne va qu'avec add ; une clé à la fois : « maillage staff set %s %s %s »",
