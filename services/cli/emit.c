@@ -16,12 +16,15 @@
  * first line held back probes the journal, after a growing backoff; once it
  * is accepted, the others go again in the order of their lines, so that a
  * need's report and its update are journaled in the order they were
- * written (each sent again on its own backoff, they came in any order). After --timeout seconds without any
- * answer about it, it is reported as lost and the exit code says so. An answer starts the count again, the
- * rate limit's "not now" too (the broker takes the network's events at its pace), but not an unavailable
- * journal's (it takes none). The rate limit also narrows the window (halved, at most once per S_NARROW_US;
- * one more per accepted event), so that events wait in the file rather than in flight. A line with the
- * event_id of one in flight is sent too if it is the same envelope (each line then prints one of the
+ * written (each sent again on its own backoff, they came in any order).
+ * After --timeout seconds without any answer about it, an event is reported
+ * as lost and the exit code says so. An answer starts the count again, the
+ * rate limit's "not now" too (the broker takes the network's events at its
+ * pace), but not an unavailable journal's (it takes none). The rate limit
+ * also narrows the window (halved, at most once per S_NARROW_US; one more
+ * per accepted event), so that events wait in the file rather than in
+ * flight. A line with the event_id of one in flight is sent too if it is
+ * the same envelope (each line then prints one of the
  * answers); with other content it waits for that answer, then is sent in
  * turn and gets the broker's answer to its own bytes. */
 #include <errno.h>
@@ -272,6 +275,16 @@ static s_pending_t **s_held_in_order(s_emit_t *e, size_t *n) {
     return held;
 }
 
+/* The envelope held back by an unavailable journal of the first line (the
+ * probe), or NULL. */
+static const s_pending_t *s_first_held(const s_emit_t *e) {
+    const s_pending_t *first = NULL;
+    for (size_t b = 0; b < S_BUCKETS; b++)
+        for (const s_pending_t *p = e->table[b]; p; p = p->next)
+            if (p->held_back == 2 && (!first || p->line < first->line)) first = p;
+    return first;
+}
+
 /* The journal took an event again: the others held back go in line order,
  * then new lines. */
 static void s_resume(s_emit_t *e, int64_t now) {
@@ -514,13 +527,7 @@ static void s_timers(s_emit_t *e, int64_t now)
 {
     e->next_deadline_us = INT64_MAX;
     /* Stalled, only the first line held back is sent again (the probe). */
-    const s_pending_t *probe = NULL;
-    if (e->stalled) {
-        size_t n;
-        s_pending_t **held = s_held_in_order(e, &n);
-        probe = n ? held[0] : NULL;
-        free(held);
-    }
+    const s_pending_t *probe = e->stalled ? s_first_held(e) : NULL;
     size_t still_held = 0;
     for (size_t b = 0; b < S_BUCKETS; b++) {
         s_pending_t **slot = &e->table[b];
