@@ -15,7 +15,8 @@
  *      aside for the digest); the delivery is done.
  *
  * A timer works the queue: "claim" takes the due notifications (and pushes
- * them a lease into the future, so a crashed sender's are retried after it),
+ * them a lease into the future, so a crashed sender's are retried after it)
+ * when something was queued or is due, and returns the next due time,
  * outbound.h sends them, "result" records delivered / retry at (backoff with
  * jitter) / failed. Staff are read again from Redis every staff_refresh_ms,
  * so `maillage staff` changes apply without a restart. */
@@ -58,7 +59,13 @@
  * reached its receiver, and the lease would send it again. */
 #define S_SHUTDOWN_GRACE_MS 5000
 #define S_SHUTDOWN_AFTER_TIMEOUT_MS 2000
+/* The queue's timer ticks every S_WORKER_INTERVAL_MS without asking Redis:
+ * "claim" goes when this notifier queued something (s_kick_worker()), when
+ * the earliest due time the last claim saw has come (by the service clock,
+ * which a test clock moves), or S_CLAIM_POLL_MS after the last claim (what
+ * another notifier, or a restored Redis, queued). */
 #define S_WORKER_INTERVAL_MS 20
+#define S_CLAIM_POLL_MS      1000
 #define S_DIGEST_INTERVAL_MS 500
 #define S_MAX_VARS 32
 #define S_MAX_NETS 16
@@ -87,6 +94,9 @@ static void s_args_score(mg_args_t *a, double v) {
 
 /* ---- staff ------------------------------------------------------------------------- */
 
+enum { S_CH_INBOX, S_CH_EMAIL, S_CH_WEBHOOK, S_CHANNELS };
+static const char *const s_channel_names[S_CHANNELS] = {"inbox", "email", "webhook"};
+
 typedef struct {
     char **v;
     size_t n;
@@ -98,6 +108,10 @@ typedef struct {
     double min_score;
     int inbox, email_on, webhook_on, digest;
     int digest_hour, quiet_start, quiet_end;
+    /* By channel: the local date ("YYYY-MM-DD") whose digest slot the
+     * script said taken, so that it is not asked again that day (kept
+     * across reloads of the staff list). */
+    char digest_taken[S_CHANNELS][11];
 } s_staff_t;
 
 /* A staff list field ("14,50", "inbox, email"), item by item (staff.h). */
@@ -177,9 +191,6 @@ static void s_department_label(const char *code, char *out, size_t outlen, int a
 
 /* ---- the notifier ------------------------------------------------------------------- */
 
-enum { S_CH_INBOX, S_CH_EMAIL, S_CH_WEBHOOK, S_CHANNELS };
-static const char *const s_channel_names[S_CHANNELS] = {"inbox", "email", "webhook"};
-
 typedef struct {
     mg_metric_t *events, *created[S_CHANNELS], *existing, *delivered[S_CHANNELS], *retried[S_CHANNELS],
         *failed[S_CHANNELS], *in_flight, *unanswered, *digests, *failures;
@@ -207,6 +218,9 @@ struct mg_notifier {
         max_in_flight, retention_ms, inbox_max;
     struct event *worker_timer, *staff_timer, *digest_timer, *unanswered_timer, *metrics_timer, *stop_timer;
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
+    int kicked;            /* claim at the next chance (s_kick_worker()) */
+    int64_t next_due;      /* service ms: the queue's earliest due time at the last claim */
+    int64_t claimed_at_us; /* monotonic: when the last claim was sent */
     size_t in_flight;
     struct s_send *sending; /* the in_flight sends, whose ids go with each claim */
     size_t recording; /* s_record() calls Redis has not answered yet */
@@ -1449,13 +1463,30 @@ static void s_on_unanswered_timer(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- digests --------------------------------------------------------------------------- */
 
+/* A digest call of the day (not a flush): who and which day it asked for. */
+typedef struct {
+    mg_notifier_t *n;
+    char *staff;
+    int channel;
+    char date[11];
+} s_digest_call_t;
+
+/* Reply of "digest": any answer but an error means the day's slot is taken
+ * (queued now, or earlier, or by another notifier). */
 static void s_on_digest_created(mg_redis_t *redis, redisReply *reply, void *privdata) {
-    mg_notifier_t *n = privdata;
+    s_digest_call_t *call = privdata;
+    mg_notifier_t *n = call->n;
     (void)redis;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && call->date[0]) {
+        s_staff_t *s = (s_staff_t *)s_find_staff(n, call->staff);
+        if (s) memcpy(s->digest_taken[call->channel], call->date, sizeof(call->date));
+    }
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
         mg_metrics_inc(n->metrics.digests);
         s_kick_worker(n);
     }
+    free(call->staff);
+    free(call);
 }
 
 /* Ask the script for (staff `s`, channel `ch`)'s digest of `date`: one per
@@ -1464,6 +1495,7 @@ static void s_on_digest_created(mg_redis_t *redis, redisReply *reply, void *priv
  * hour, under an id of their own. */
 static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t now, const char *date,
                           int flush) {
+    if (!flush && strcmp(s->digest_taken[ch], date) == 0) return;
     char item[64], nid[MG_NOTIFICATION_ID_LEN + 1], key[200];
     if (flush)
         snprintf(item, sizeof(item), "digest:%s:%lld", date, (long long)now);
@@ -1500,7 +1532,15 @@ static void s_digest_call(mg_notifier_t *n, const s_staff_t *s, int ch, int64_t 
     mg_args_int(&a, (long long)np / 2);
     for (size_t k = 0; k < np; k++)
         mg_args_str(&a, pairs[k]);
-    s_call(n, &a, s_on_digest_created, n);
+    s_digest_call_t *call = mg_calloc(1, sizeof(*call));
+    call->n = n;
+    call->staff = mg_strdup(s->id);
+    call->channel = ch;
+    if (!flush) memcpy(call->date, date, sizeof(call->date));
+    if (s_call(n, &a, s_on_digest_created, call) != 0) {
+        free(call->staff);
+        free(call);
+    }
 }
 
 /* Reply of "digest_move": on a failure, the next tick tries again. */
@@ -1868,6 +1908,7 @@ static void s_hold(mg_notifier_t *n, const char *nid, int64_t due) {
     mg_args_str(&a, nid);
     mg_args_int(&a, due);
     s_record(n, &a);
+    if (due < n->next_due) n->next_due = due;
 }
 
 /* A message that keeps quiet hours (all but the daily digest) is never sent
@@ -1889,13 +1930,17 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_notifier_t *n = privdata;
     (void)redis;
     n->claiming = 0;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[1]->type != REDIS_REPLY_INTEGER) {
         if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("notifier: claim: %s", reply->str);
+        n->kicked = 1; /* again at the next tick */
         return;
     }
+    const redisReply *claimed = reply->element[0];
+    n->next_due = reply->element[1]->integer < 0 ? INT64_MAX : reply->element[1]->integer;
     int64_t now = mg_clock_service_now_ms();
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *e = reply->element[i];
+    for (size_t i = 0; i < claimed->elements; i++) {
+        const redisReply *e = claimed->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3) continue;
         /* No send starts once stopping: back to the queue, the attempt the
          * claim counted given back. */
@@ -1907,13 +1952,19 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_send(n, s_rstr(e->element[0]), e->element[1], e->element[2]);
     }
     /* A full batch: there may be more due right now. */
-    if (reply->elements > 0 && n->in_flight < (size_t)n->max_in_flight) s_kick_worker(n);
+    if (claimed->elements > 0 && n->in_flight < (size_t)n->max_in_flight) s_kick_worker(n);
 }
 
 static void s_work(mg_notifier_t *n) {
     /* Not before the staff are loaded: their quiet hours decide what may go. */
     if (!n->redis_up || !n->staff_loaded || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight)
         return;
+    int64_t mono = mg_clock_monotonic_us();
+    if (!n->kicked && mg_clock_service_now_ms() < n->next_due &&
+        mono - n->claimed_at_us < S_CLAIM_POLL_MS * 1000LL)
+        return;
+    n->kicked = 0;
+    n->claimed_at_us = mono;
     mg_args_t a;
     s_call_begin(&a, "claim");
     mg_args_int(&a, mg_clock_service_now_ms());
@@ -1926,7 +1977,10 @@ static void s_work(mg_notifier_t *n) {
     for (const s_send_t *send = n->sending; send; send = send->next)
         mg_args_str(&a, send->nid);
     n->claiming = 1;
-    if (s_call(n, &a, s_on_claimed, n) != 0) n->claiming = 0;
+    if (s_call(n, &a, s_on_claimed, n) != 0) {
+        n->claiming = 0;
+        n->kicked = 1;
+    }
 }
 
 static void s_on_worker_timer(evutil_socket_t fd, short what, void *arg) {
@@ -1935,7 +1989,10 @@ static void s_on_worker_timer(evutil_socket_t fd, short what, void *arg) {
     s_work(arg);
 }
 
+/* Something was queued, or a send ended: claim now, or at the next tick if
+ * a claim is under way (its reply may predate the change). */
 static void s_kick_worker(mg_notifier_t *n) {
+    n->kicked = 1;
     s_work(n);
 }
 
@@ -1994,6 +2051,7 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
         if (was && was->digest && !staff[i].digest) n->digest_flush = 1;
         if (was && ((was->email_on && !staff[i].email_on) || (was->webhook_on && !staff[i].webhook_on)))
             n->digest_moves = 1;
+        if (was) memcpy(staff[i].digest_taken, was->digest_taken, sizeof(staff[i].digest_taken));
     }
     s_staff_free_all(&n->staff, &n->n_staff);
     n->staff = staff;

@@ -136,7 +136,8 @@ const char mg_notifier_script[] =
      * future (so a crashed sender's are retried after the lease, never twice
      * at once) and at most `limit` returned with their record and, for a
      * digest, its items (title, summary, score, link) by score, then oldest
-     * first. One being
+     * first, and the queue's earliest due time after the claim (-1: empty),
+     * when to claim next. One being
      * sent whose lease ran out (a mail waiting for a free mail worker of
      * outbound.h starts its timeout only then) gets a new lease and is not
      * returned: it is not sent twice, nor counted as another attempt. */
@@ -178,7 +179,8 @@ const char mg_notifier_script[] =
     "      out[#out+1] = {nid, rec, items}\n"
     "    end\n"
     "  end\n"
-    "  return out\n"
+    "  local first = redis.call('ZRANGE', 'mg:notifier:queue', 0, 0, 'WITHSCORES')\n"
+    "  return {out, tonumber(first[2]) or -1}\n"
     "end\n"
     /* result: now, nid, outcome (delivered|retry|failed), next_due, error,
      * ttl_ms (of mg:notifier:failed, mark_failed()), inbox_max, to_inbox. A failed message

@@ -967,6 +967,33 @@ class NotifierTest(unittest.TestCase):
         self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à 11 h", text)
 
+    def test_an_idle_notifier_leaves_redis_alone(self):
+        # Nothing due, the day's digest sent: the notifier asked Redis for due
+        # work every 20 ms and, past the digest hour, for the day's digest
+        # every 500 ms. Now it claims once a second, unless something is
+        # queued or due sooner.
+        st, hook, at_the_hour = self._digest_stack()
+        self._directory(st, members=False)
+        st.emit([match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.71)])
+        st.settle()
+        st.set_clock(at_the_hour)
+        h.wait_until(lambda: hook.delivered(), 5, what="the digest")
+        time.sleep(1.0)
+
+        def calls():
+            stats = st.redis.call("INFO", "commandstats").decode()
+            return sum(int(line.split("calls=")[1].split(",")[0]) for line in stats.splitlines()
+                       if line.startswith("cmdstat_evalsha:") or line.startswith("cmdstat_eval:"))
+        before = calls()
+        time.sleep(3.0)
+        # 3 s: 15 staff reads (every 200 ms), 3 unanswered-need checks (every
+        # 1 s), 3 claims: about 21 (it was about 180).
+        self.assertLess(calls() - before, 40)
+        # What is queued still goes at once.
+        st.staff_set("d", "mode", "immediate")
+        st.emit([match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.52)])
+        h.wait_until(lambda: len(hook.delivered()) == 2, 5, what="an immediate message")
+
     def test_leaving_digest_mode_sends_what_waited_for_the_digest(self):
         # Items held for a digest whose member switches to immediate mode
         # would wait for a digest that never comes: they go at once, in a
