@@ -1562,6 +1562,7 @@ static void s_digest_moves(mg_notifier_t *n) {
     s_call_begin(&a, "digest_move");
     mg_args_int(&a, mg_clock_service_now_ms());
     mg_args_int(&a, n->inbox_max);
+    mg_args_int(&a, n->retention_ms);
     size_t moves = 0;
     for (size_t i = 0; i < n->n_staff; i++) {
         const s_staff_t *s = &n->staff[i];
@@ -2084,6 +2085,8 @@ static void s_load_staff(mg_notifier_t *n) {
     if (n->staff_loading || !n->redis_up) return;
     mg_args_t a;
     s_call_begin(&a, "staff");
+    mg_args_int(&a, mg_clock_service_now_ms());
+    mg_args_int(&a, n->retention_ms);
     n->staff_loading = 1;
     if (s_call(n, &a, s_on_staff, n) != 0) n->staff_loading = 0;
 }

@@ -58,8 +58,10 @@ const char mg_notifier_script[] =
      * another channel's copy, is passed over. What was waiting for a
      * channel turned off (`delivered`: it is delivered so, to the inbox), or
      * could not be sent (it stays failed), stays within the staff page's
-     * reach. Returns how many were added (then announced). */
-    "local function inbox_bring(staff, nids, now, inbox_max, delivered)\n"
+     * reach, for `ttl` ms from now, as a new entry (its record lives as long
+     * as the entry: the staff op trims entries by age). Returns how many
+     * were added (then announced). */
+    "local function inbox_bring(staff, nids, now, inbox_max, delivered, ttl)\n"
     "  local has, added = nil, 0\n"
     "  for _, nid in ipairs(nids) do\n"
     "    local key = nkey(nid)\n"
@@ -69,6 +71,7 @@ const char mg_notifier_script[] =
     "      if not has[f[1]] then\n"
     "        has[f[1]] = true\n"
     "        redis.call('HSET', key, 'in_inbox', '1', 'read', '0')\n"
+    "        redis.call('PEXPIRE', key, ttl)\n"
     "        if delivered then\n"
     "          redis.call('HSET', key, 'channel', 'inbox', 'state', 'delivered', 'delivered_at', now)\n"
     "        end\n"
@@ -202,7 +205,7 @@ const char mg_notifier_script[] =
     "    if ARGV[9] == '1' then\n"
     "      local f = redis.call('HMGET', key, 'staff', 'items_key')\n"
     "      local nids = f[2] and redis.call('ZREVRANGE', f[2], 0, -1) or {nid}\n"
-    "      inbox_bring(f[1], nids, tonumber(now), tonumber(ARGV[8]), false)\n"
+    "      inbox_bring(f[1], nids, tonumber(now), tonumber(ARGV[8]), false, tonumber(ARGV[7]))\n"
     "    end\n"
     "  end\n"
     "  return 1\n"
@@ -247,7 +250,7 @@ const char mg_notifier_script[] =
     "  redis.call('ZADD', 'mg:notifier:queue', due, nid)\n"
     "  return 1\n"
     "end\n"
-    /* digest_move: now, inbox_max, then (staff, from, to) triples. What
+    /* digest_move: now, inbox_max, ttl_ms, then (staff, from, to) triples. What
      * waits for the digest of a channel now off joins the pending set of
      * channel `to` (its score kept, and the later expiry of the two), or,
      * with `to` empty (no e-mail nor webhook left), goes to the inbox
@@ -255,8 +258,8 @@ const char mg_notifier_script[] =
      * `to` has already (its other channel's copy) is not moved. Returns the
      * items moved. */
     "if op == 'digest_move' then\n"
-    "  local now, inbox_max, total = tonumber(ARGV[2]), tonumber(ARGV[3]), 0\n"
-    "  for j = 4, #ARGV - 2, 3 do\n"
+    "  local now, inbox_max, inbox_ttl, total = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), 0\n"
+    "  for j = 5, #ARGV - 2, 3 do\n"
     "    local staff = ARGV[j]\n"
     "    local from = 'mg:digest:' .. staff .. ':' .. ARGV[j+1]\n"
     "    local count = redis.call('ZCARD', from)\n"
@@ -275,7 +278,7 @@ const char mg_notifier_script[] =
     "      end\n"
     "      if ttl > 0 then redis.call('PEXPIRE', to, ttl) end\n"
     "    elseif count > 0 then\n"
-    "      total = total + inbox_bring(staff, redis.call('ZRANGE', from, 0, -1), now, inbox_max, true)\n"
+    "      total = total + inbox_bring(staff, redis.call('ZRANGE', from, 0, -1), now, inbox_max, true, inbox_ttl)\n"
     "    end\n"
     "    if count > 0 then redis.call('DEL', from) end\n"
     "  end\n"
@@ -388,12 +391,16 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
-    /* staff: every staff member as {id, HGETALL}, by id. */
+    /* staff: now, ttl_ms. Every staff member as {id, HGETALL}, by id; and
+     * each one's inbox trimmed of the entries older than ttl_ms (their
+     * records have expired: the counts of the CLI and the gateway are
+     * ZCARDs). */
     "if op == 'staff' then\n"
     "  local out, ids = {}, redis.call('SMEMBERS', 'mg:staff')\n"
     "  table.sort(ids)\n"
     "  for _, id in ipairs(ids) do\n"
     "    out[#out+1] = {id, redis.call('HGETALL', 'mg:staff:' .. id)}\n"
+    "    redis.call('ZREMRANGEBYSCORE', 'mg:inbox:' .. id, '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3])))\n"
     "  end\n"
     "  return out\n"
     "end\n"
