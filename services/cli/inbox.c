@@ -148,47 +148,110 @@ static int s_known(redisContext *c, const char *staff, const char *default_staff
     return known;
 }
 
-/* The failed e-mails and webhooks of `staff`, newest first, at most `limit`,
- * so they are seen. mg:notifier:failed holds everyone's: read page by page
- * (one pipelined HGET of the recipient per entry) until `limit` of this
- * person's are shown or the set ends. Returns 0, or -1 (said). */
-static int s_failed_of(redisContext *c, const char *staff, long limit) {
-    long shown = 0;
-    for (long start = 0; shown < limit; start += 100) {
-        redisReply *ids = redisCommand(c, "ZREVRANGE mg:notifier:failed %ld %ld", start, start + 99);
-        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-            cli_error_redis("inbox", c, ids);
-            if (ids) freeReplyObject(ids);
+/* Entries of a sorted set read at a time by s_each_page(). */
+#define S_PAGE 100
+
+/* Call `page` with the members of sorted set `key`, newest first (by score,
+ * then member, as ZREVRANGE orders them), S_PAGE at a time, until it returns
+ * nonzero (that value is returned; 0 once the set is read). Each page starts
+ * where the last one ended, by score and member, not by rank: an entry
+ * written at the top while it reads (by rank, it pushed every later page
+ * down one, and each page began with the entry ending the one before) moves
+ * no page. Returns -1 (said) on a Redis error. */
+static int s_each_page(redisContext *c, const char *key, const char *command,
+                       int (*page)(redisContext *c, const char *const *ids, size_t n, void *arg), void *arg) {
+    char max[64] = "+inf"; /* the score of the last member given */
+    char *last = NULL;     /* that member */
+    long ties = 0;         /* the members given with that score */
+    int rc = 0;
+    while (rc == 0) {
+        long asked = ties + S_PAGE;
+        redisReply *r =
+            redisCommand(c, "ZRANGE %s %s -inf BYSCORE REV LIMIT 0 %ld WITHSCORES", key, max, asked);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            cli_error_redis(command, c, r);
+            if (r) freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        size_t rows = r->elements / 2, n = 0;
+        const char **ids = mg_calloc(rows + 1, sizeof(*ids));
+        for (size_t i = 0; i < rows; i++) {
+            const char *id = r->element[2 * i]->str, *score = r->element[2 * i + 1]->str;
+            /* Given already: the last page's score, at or before its last member. */
+            if (last && strcmp(score, max) == 0 && strcmp(id, last) >= 0) continue;
+            ids[n++] = r->element[2 * i]->str;
+        }
+        if (rows) {
+            const char *score = r->element[2 * rows - 1]->str;
+            ties = 0;
+            for (size_t i = 0; i < rows; i++)
+                ties += strcmp(r->element[2 * i + 1]->str, score) == 0;
+            snprintf(max, sizeof(max), "%s", score);
+            free(last);
+            last = mg_strdup(r->element[2 * rows - 2]->str);
+        }
+        if (n) rc = page(c, ids, n, arg);
+        int end = rows < (size_t)asked;
+        free(ids);
+        freeReplyObject(r);
+        if (end) break;
+    }
+    free(last);
+    return rc < 0 ? -1 : 0;
+}
+
+/* What s_failed_page() and s_inbox_page() need between pages. */
+typedef struct {
+    const char *staff;
+    int unread, full;
+    long limit, shown;
+} s_listing_t;
+
+/* A page of mg:notifier:failed: this person's (one pipelined HGET of the
+ * recipient per entry) are printed. */
+static int s_failed_page(redisContext *c, const char *const *ids, size_t n, void *arg) {
+    s_listing_t *l = arg;
+    /* Whose each one is, all replies read before the records are. */
+    char *mine = mg_calloc(n + 1, 1);
+    for (size_t i = 0; i < n; i++)
+        redisAppendCommand(c, "HGET mg:notif:%s staff", ids[i]);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *whose = NULL;
+        if (redisGetReply(c, (void **)&whose) != REDIS_OK) {
+            cli_error_redis("inbox", c, NULL); /* the connection is unusable now */
+            free(mine);
             return -1;
         }
-        /* Whose each one is, all replies read before the records are. */
-        char *mine = mg_calloc(ids->elements + 1, 1);
-        for (size_t i = 0; i < ids->elements; i++)
-            redisAppendCommand(c, "HGET mg:notif:%s staff", ids->element[i]->str);
-        for (size_t i = 0; i < ids->elements; i++) {
-            redisReply *whose = NULL;
-            if (redisGetReply(c, (void **)&whose) != REDIS_OK) {
-                cli_error_redis("inbox", c, NULL); /* the connection is unusable now */
-                free(mine);
-                freeReplyObject(ids);
-                return -1;
-            }
-            mine[i] = whose->type == REDIS_REPLY_STRING && strcmp(whose->str, staff) == 0;
-            freeReplyObject(whose);
-        }
-        int rc = 0;
-        for (size_t i = 0; i < ids->elements && rc >= 0 && shown < limit; i++) {
-            if (!mine[i]) continue;
-            if (!shown) printf("Envois en échec :\n");
-            if ((rc = s_print_record(c, ids->element[i]->str, 0, 1, 0)) > 0) shown++;
-        }
-        size_t n = ids->elements;
-        free(mine);
-        freeReplyObject(ids);
-        if (rc < 0) return -1;
-        if (n < 100) break;
+        mine[i] = whose->type == REDIS_REPLY_STRING && strcmp(whose->str, l->staff) == 0;
+        freeReplyObject(whose);
     }
-    return 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0 && l->shown < l->limit; i++) {
+        if (!mine[i]) continue;
+        if (!l->shown) printf("Envois en échec :\n");
+        if ((rc = s_print_record(c, ids[i], 0, 1, 0)) > 0) l->shown++;
+    }
+    free(mine);
+    return rc < 0 ? -1 : l->shown >= l->limit;
+}
+
+/* The failed e-mails and webhooks of `staff`, newest first, at most `limit`,
+ * so they are seen. mg:notifier:failed holds everyone's: read page by page
+ * until `limit` of this person's are shown or the set ends. Returns 0, or
+ * -1 (said). */
+static int s_failed_of(redisContext *c, const char *staff, long limit) {
+    s_listing_t l = {.staff = staff, .limit = limit};
+    return s_each_page(c, "mg:notifier:failed", "inbox", s_failed_page, &l);
+}
+
+/* A page of the inbox: its entries printed (--unread passes over the read ones). */
+static int s_inbox_page(redisContext *c, const char *const *ids, size_t n, void *arg) {
+    s_listing_t *l = arg;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0 && l->shown < l->limit; i++)
+        if ((rc = s_print_record(c, ids[i], l->unread, 0, l->full)) > 0) l->shown++;
+    return rc < 0 ? -1 : l->shown >= l->limit;
 }
 
 static int s_inbox(redisContext *c, const char *staff, const char *default_staff, int unread,
@@ -218,24 +281,13 @@ static int s_inbox(redisContext *c, const char *staff, const char *default_staff
     long long count = total && total->type == REDIS_REPLY_INTEGER ? total->integer : 0;
     printf("Boîte de réception %s : %lld notification%s\n", whose, count, count > 1 ? "s" : "");
     if (total) freeReplyObject(total);
-    /* Newest first, page by page until `limit` are shown (--unread passes
-     * over the read ones) or the inbox ends. */
-    int rc = 0;
-    long shown = 0;
-    for (long start = 0; rc >= 0 && shown < limit; start += 100) {
-        redisReply *ids = redisCommand(c, "ZREVRANGE mg:inbox:%s %ld %ld", staff, start, start + 99);
-        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-            cli_error_redis("inbox", c, ids);
-            if (ids) freeReplyObject(ids);
-            return -1;
-        }
-        for (size_t i = 0; i < ids->elements && rc >= 0 && shown < limit; i++)
-            if ((rc = s_print_record(c, ids->element[i]->str, unread, 0, full)) > 0) shown++;
-        size_t n = ids->elements;
-        freeReplyObject(ids);
-        if (n < 100) break;
-    }
+    /* Newest first, page by page until `limit` are shown or the inbox ends. */
+    char *key = mg_asprintf("mg:inbox:%s", staff);
+    s_listing_t l = {.staff = staff, .unread = unread, .full = full, .limit = limit};
+    int rc = s_each_page(c, key, "inbox", s_inbox_page, &l);
+    free(key);
     if (rc < 0) return -1;
+    long shown = l.shown;
     /* The header counts them all: say what --unread found. */
     if (unread && shown) printf("(%ld non lue%s affichée%s)\n", shown, shown > 1 ? "s" : "", shown > 1 ? "s" : "");
     else if (unread) printf("Aucune notification non lue.\n");

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -976,6 +977,51 @@ class InboxTest(PrivateRedisTest):
             failures = out.stdout.split("Envois en échec :\n")[1]
             self.assertEqual(re.findall(r"^(n-\S+) ", failures, re.M), want, args)
             self.assertIn("dernière erreur : 550 boîte inconnue", failures)
+
+
+    def test_inbox_pages_by_position_so_new_entries_repeat_nothing(self):
+        # Pages were read by rank: each entry written at the top while the
+        # command read pushed the next page down one, and the entry ending a
+        # page began the next one too.
+        self.redis.call("SADD", "mg:staff", "eva", "noe")
+
+        def entry(conn, nid, at):
+            conn.call("HSET", "mg:notif:" + nid, "staff", "eva", "kind", "match", "title", "Titre " + nid,
+                      "channel", "inbox", "state", "delivered", "created_at", str(at), "read", "0")
+            conn.call("ZADD", "mg:inbox:eva", at, nid)
+        for i in range(250):
+            entry(self.redis, "n-old-%03d" % i, 1000 + i)
+        stop = threading.Event()
+
+        def writer():
+            conn, i = self.redis._connect(), 0
+            while not stop.is_set():
+                entry(conn, "n-new-%06d" % i, 10 ** 9 + i)
+                i += 1
+                time.sleep(0.001)
+            conn.sock.close()
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            for _ in range(5):
+                out = run(["inbox", "eva", "-n", "100000"], env=self.env)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                ids = re.findall(r"^(n-\S+) ", out.stdout, re.M)
+                self.assertEqual(len(ids), len(set(ids)))
+                self.assertEqual([x for x in ids if x.startswith("n-old-")],
+                                 ["n-old-%03d" % i for i in range(249, -1, -1)])
+        finally:
+            stop.set()
+            thread.join()
+        # Equal scores across pages (failures in one millisecond): each once.
+        for i in range(250):
+            self.redis.call("HSET", "mg:notif:n-f-%03d" % i, "staff", "noe", "kind", "match", "title", "Titre",
+                            "channel", "email", "state", "failed", "attempts", "5", "created_at", "7")
+            self.redis.call("ZADD", "mg:notifier:failed", 7, "n-f-%03d" % i)
+        out = run(["inbox", "noe", "-n", "300"], env=self.env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        failures = out.stdout.split("Envois en échec :\n")[1]
+        self.assertEqual(re.findall(r"^(n-\S+) ", failures, re.M), ["n-f-%03d" % i for i in range(249, -1, -1)])
 
 
 class StaffChannelsTest(PrivateRedisTest):
