@@ -189,7 +189,11 @@ const char mg_notifier_script[] =
      * ttl_ms (of mg:notifier:failed, mark_failed()), inbox_max, to_inbox. A failed message
      * whose recipient is still on the staff (to_inbox = 1) is brought into
      * their inbox, a digest's items one by one: what could not be sent is
-     * not lost to them. */
+     * not lost to them. A delivered message keeps its record (the
+     * idempotency key, its state for the CLI and the staff page) but not its
+     * body, nor do a digest's items: nothing reads them again, and they were
+     * most of the notifier's memory in Redis (an entry of the inbox keeps
+     * its own). */
     "if op == 'result' then\n"
     "  local now, nid, outcome = ARGV[2], ARGV[3], ARGV[4]\n"
     "  local key = nkey(nid)\n"
@@ -197,6 +201,14 @@ const char mg_notifier_script[] =
     "  if outcome == 'delivered' then\n"
     "    redis.call('HSET', key, 'state', 'delivered', 'delivered_at', now)\n"
     "    redis.call('ZREM', 'mg:notifier:queue', nid)\n"
+    "    local f = redis.call('HMGET', key, 'staff', 'items_key')\n"
+    "    local sent = f[2] and redis.call('ZRANGE', f[2], 0, -1) or {}\n"
+    "    sent[#sent+1] = nid\n"
+    "    for _, id in ipairs(sent) do\n"
+    "      if not redis.call('ZSCORE', 'mg:inbox:' .. (f[1] or ''), id) then\n"
+    "        redis.call('HDEL', nkey(id), 'text', 'html', 'vars', 'json')\n"
+    "      end\n"
+    "    end\n"
     "  elseif outcome == 'retry' then\n"
     "    redis.call('HSET', key, 'last_error', ARGV[6])\n"
     "    redis.call('ZADD', 'mg:notifier:queue', ARGV[5], nid)\n"

@@ -328,6 +328,11 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         found = st.matches()
         self.assertEqual([(m.need_id, m.offer_id, m.rank) for m in found], [("n-caen", "o-ifs", 1)])
+        # The provider's fairness set lasts a window (30 days) after its
+        # newest proposal: a provider no longer proposed kept it for good.
+        ttl = st.redis.call("PTTL", "mg:fair:scic-ifs")
+        self.assertGreater(ttl, 29 * 86400 * 1000)
+        self.assertLessEqual(ttl, 30 * 86400 * 1000)
 
     def test_explanations_spell_plain_tags_as_the_word_list_does(self):
         # Both sides tag "comptabilite", "marche" and "strategie", typed

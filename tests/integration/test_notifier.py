@@ -895,6 +895,13 @@ class NotifierTest(unittest.TestCase):
         self.assertIn("<strong>Besoin</strong>", html)
         nid = str(msg["Message-ID"])[1:].split("@")[0]
         h.wait_until(lambda: st.record(nid).get("state") == "delivered", what="delivered")
+        # Sent, it keeps no body (~2.5 KB a record, most of the notifier's
+        # memory in Redis); her inbox entry keeps its own text.
+        rec = st.record(nid)
+        self.assertEqual([k for k in ("text", "html") if k in rec], [])
+        self.assertEqual((rec["title"], rec["to"]), (str(msg["Subject"]), "claire.dupont@cress-normandie.example"))
+        (entry,) = [e for e in st.inbox("claire") if e["item"] == "match:m-e"]
+        self.assertIn("Épicerie solidaire de Caen", entry["text"])
 
     def test_a_burst_of_mail_to_a_slow_server_sends_each_once(self):
         # Mails wait for one of outbound.h's four mail workers, and their
@@ -985,6 +992,10 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(names, sorted(names))
         self.assertNotIn("score 0 %", text)
         self.assertIn("une fois par jour, à 11 h", text)
+        # Sent, neither the digest nor its items keep a body.
+        for rec in (st.record(k.decode()[len("mg:notif:"):]) for k in st.redis.call("KEYS", "mg:notif:*")):
+            if rec["channel"] == "webhook":
+                self.assertEqual([k for k in ("text", "vars", "json") if k in rec], [], rec["item"])
 
     def test_an_idle_notifier_leaves_redis_alone(self):
         # Nothing due, the day's digest sent: the notifier asked Redis for due
