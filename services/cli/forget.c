@@ -18,16 +18,26 @@
  * contact, the notifier only names structures (integration.personal_data
  * searches every key of a full run for the contact's bytes).
  *
- * Dead letters go when they decode to a member event of the structure that
- * carries a contact, when their raw bytes contain one of its contact's
+ * Dead letters go when they decode to a member event of the structure (its
+ * id, or the same id but for case and blanks, which is why it was refused)
+ * that carries a contact, when their raw bytes contain one of its contact's
  * values (name, e-mail, phone, from every copy found), or when they do not
- * decode (cut at max_message_bytes, not protobuf) but hold the structure's
- * id: a member event cut short may hold an older contact known nowhere else. Legacy journal entries cannot be
- * edited in place (a stream entry is immutable, and deleting it would leave a hole that consumers catching up
- * take for a trimmed event), so the journal is copied entry by entry, with the same ids, into
- * MG_JOURNAL_REWRITE_KEY, the structure's entries re-encoded without their contact, and one script then
- * copies what was appended meanwhile, drops what the retention trimmed meanwhile and renames the copy over
- * the journal: readers see the old journal or the new one, identical but for the contacts.
+ * decode but hold the structure's id: as protobuf (a member event cut at
+ * max_message_bytes may hold an older contact known nowhere else), or as a
+ * JSON string beside a "contact" (JSON sent to the ZeroMQ ingest): after a
+ * member.left, no value is known to search for. XDEL leaves an entry's bytes
+ * in its stream node while the node lives (DUMP, the AOF's rewrite and the
+ * backups would keep them), so the dead letters are then copied, with the
+ * same ids, into MG_DEADLETTER_REWRITE_KEY and renamed over mg:deadletter.
+ *
+ * Legacy journal entries cannot be edited in place (a stream entry is
+ * immutable, and deleting it would leave a hole that consumers catching up
+ * take for a trimmed event), so the journal is copied the same way into
+ * MG_JOURNAL_REWRITE_KEY, the structure's entries re-encoded without their
+ * contact. Either copy ends with one script that copies what was appended
+ * meanwhile, drops what the retention trimmed meanwhile and renames the copy
+ * over the stream: readers see the old stream or the new one, identical but
+ * for the contacts.
  *
  * Works on Redis directly (a blocking connection), whether the daemons run
  * or not. Messages are in French (operators and staff). */
@@ -117,15 +127,29 @@ static void s_add_contact_values(s_found_t *f, const Maillage__V1__Contact *c) {
     s_add_value(f, c->phone);
 }
 
-/* The structure record of a member.joined / member.updated of `sid`, or
- * NULL. Borrowed from `env`. */
-static Maillage__V1__Structure *s_member_of(const mg_envelope_t *env, const char *sid) {
+/* 1 if `id` is `sid`, or with `near`, an invalid id (refused so by the
+ * broker) that is `sid` but for ASCII case and the blanks around it. */
+static int s_same_id(const char *id, const char *sid, int near) {
+    if (strcmp(id, sid) == 0) return 1;
+    if (!near || mg_id_is_valid(id)) return 0;
+    while (*id == ' ' || *id == '\t' || *id == '\n' || *id == '\r')
+        id++;
+    size_t n = strlen(sid);
+    if (strncasecmp(id, sid, n) != 0) return 0;
+    for (id += n; *id; id++)
+        if (*id != ' ' && *id != '\t' && *id != '\n' && *id != '\r') return 0;
+    return 1;
+}
+
+/* The structure record of a member.joined / member.updated of `sid` (see
+ * s_same_id() for `near`), or NULL. Borrowed from `env`. */
+static Maillage__V1__Structure *s_member_of(const mg_envelope_t *env, const char *sid, int near) {
     Maillage__V1__Structure *st = NULL;
     if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED && env->member_joined)
         st = env->member_joined->structure;
     else if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED && env->member_updated)
         st = env->member_updated->structure;
-    return st && st->structure_id && strcmp(st->structure_id, sid) == 0 ? st : NULL;
+    return st && st->structure_id && s_same_id(st->structure_id, sid, near) ? st : NULL;
 }
 
 /* 1 if `st` carries a contact (an empty Contact message is none). */
@@ -139,7 +163,7 @@ static int s_has_contact(const Maillage__V1__Structure *st) {
 static int s_redact(const uint8_t *data, size_t len, const char *sid, uint8_t **out, size_t *outlen) {
     mg_envelope_t *env = mg_envelope_unpack(data, len);
     if (!env) return -1;
-    Maillage__V1__Structure *st = s_member_of(env, sid);
+    Maillage__V1__Structure *st = s_member_of(env, sid, 0);
     if (!s_has_contact(st)) {
         mg_envelope_free(env);
         return -1;
@@ -161,7 +185,7 @@ static int s_on_journal_entry(const mg_journal_entry_t *e, void *arg) {
     if (strcmp(e->type, "member.joined") != 0 && strcmp(e->type, "member.updated") != 0) return 0;
     mg_envelope_t *env = mg_envelope_unpack(e->envelope, e->len);
     if (!env) return 0;
-    const Maillage__V1__Structure *st = s_member_of(env, f->sid);
+    const Maillage__V1__Structure *st = s_member_of(env, f->sid, 0);
     if (st) f->known = 1;
     if (s_has_contact(st)) {
         f->legacy = mg_realloc(f->legacy, (f->nlegacy + 1) * sizeof *f->legacy);
@@ -185,7 +209,7 @@ static int s_on_deadletter_decoded(const mg_deadletter_entry_t *dl, void *arg) {
     s_found_t *f = arg;
     mg_envelope_t *env = mg_envelope_unpack(dl->raw, dl->raw_len);
     if (!env) return 0;
-    const Maillage__V1__Structure *st = s_member_of(env, f->sid);
+    const Maillage__V1__Structure *st = s_member_of(env, f->sid, 1);
     if (s_has_contact(st)) {
         s_add_deadletter(f, dl->id);
         s_add_contact_values(f, st->contact);
@@ -216,10 +240,27 @@ static int s_mentions_structure(const uint8_t *p, size_t len, const char *sid) {
     return 0;
 }
 
+/* 1 if the bytes hold `sid` as a JSON string ("sid", blanks inside the
+ * quotes allowed, any case): how a member event sent as JSON names it. */
+static int s_mentions_structure_json(const uint8_t *p, size_t len, const char *sid) {
+    size_t n = strlen(sid);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (strncasecmp((const char *)p + i, sid, n) != 0) continue;
+        size_t b = i, e = i + n;
+        while (b > 0 && (p[b - 1] == ' ' || p[b - 1] == '\t'))
+            b--;
+        while (e < len && (p[e] == ' ' || p[e] == '\t'))
+            e++;
+        if (b > 0 && p[b - 1] == '"' && e < len && p[e] == '"') return 1;
+    }
+    return 0;
+}
+
 /* Second pass: any dead letter whose bytes contain one of the values, and
  * any that does not decode (cut at max_message_bytes, or not protobuf) but
  * holds the structure's id: a member event of it, cut, may hold a contact
- * whose values are known nowhere else (an older one, since replaced). */
+ * whose values are known nowhere else (an older one, since replaced, or any
+ * once a member.left erased mg:contact). */
 static int s_on_deadletter_bytes(const mg_deadletter_entry_t *dl, void *arg) {
     s_found_t *f = arg;
     for (size_t i = 0; i < f->nvalues; i++) {
@@ -227,6 +268,11 @@ static int s_on_deadletter_bytes(const mg_deadletter_entry_t *dl, void *arg) {
             s_add_deadletter(f, dl->id);
             return 0;
         }
+    }
+    if (s_contains(dl->raw, dl->raw_len, "\"contact\"") &&
+        s_mentions_structure_json(dl->raw, dl->raw_len, f->sid)) {
+        s_add_deadletter(f, dl->id);
+        return 0;
     }
     if (s_mentions_structure(dl->raw, dl->raw_len, f->sid)) {
         mg_envelope_t *env = mg_envelope_unpack(dl->raw, dl->raw_len);
@@ -295,14 +341,15 @@ static void s_print_found(const s_found_t *f) {
 
 /* ---- erasing ---------------------------------------------------------------- */
 
-/* The last step of the journal rewrite, atomic. KEYS: the journal, the
- * copy; ARGV: the id of the last entry copied. Copies what was appended
- * since (verbatim: only a broker from before the stripping would append a
- * contact, and the check after the rewrite reports it), trims the copy to
- * what the retention kept, checks the lengths, gives the copy the journal's
- * last generated id (which the append script falls back on) and no expiry,
- * and renames it over the journal. Returns {renamed (0/1), entries appended
- * meanwhile}. */
+/* The last step of a stream's rewrite, atomic. KEYS: the stream (the
+ * journal, the dead letters), the copy; ARGV: the id of the last entry
+ * copied. Copies what was appended since (verbatim: only a broker from
+ * before the stripping would append a contact to the journal, and the check
+ * after the rewrite reports it, as it would a new dead letter), trims the
+ * copy to what the retention (or MAXLEN) kept, checks the lengths, gives the
+ * copy the stream's last generated id (which the journal's append script
+ * falls back on) and no expiry, and renames it over the stream. Returns
+ * {renamed (0/1), entries appended meanwhile}. */
 static const char s_finish_script[] =
     "local rest = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')\n"
     "for _, e in ipairs(rest) do redis.call('XADD', KEYS[2], e[1], unpack(e[2])) end\n"
@@ -314,7 +361,7 @@ static const char s_finish_script[] =
     "redis.call('XTRIM', KEYS[2], 'MINID', head[1][1])\n"
     "if redis.call('XLEN', KEYS[2]) ~= redis.call('XLEN', KEYS[1]) then\n"
     "  redis.call('DEL', KEYS[2])\n"
-    "  return redis.error_reply('the journal changed in an unexpected way during the copy')\n"
+    "  return redis.error_reply('the stream changed in an unexpected way during the copy')\n"
     "end\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
     "for k = 1, #info, 2 do\n"
@@ -329,24 +376,25 @@ static const char s_unlock_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
-/* XADD one copied entry to the pipeline, its `e` redacted if it is one of
- * the structure's with a contact. Returns 1 if redacted, 0 if copied as is. */
-static int s_append_copy(redisContext *c, const redisReply *entry, const char *sid) {
+/* XADD one copied entry to `copy` in the pipeline, its `e` redacted if
+ * `sid` is not NULL and it is one of that structure's member events with a
+ * contact. Returns 1 if redacted, 0 if copied as is. */
+static int s_append_copy(redisContext *c, const redisReply *entry, const char *copy, const char *sid) {
     const redisReply *fields = entry->element[1];
     size_t argc = 3 + fields->elements;
     const char **argv = mg_malloc(argc * sizeof *argv);
     size_t *argvlen = mg_malloc(argc * sizeof *argvlen);
     argv[0] = "XADD";
-    argv[1] = MG_JOURNAL_REWRITE_KEY;
+    argv[1] = copy;
     argv[2] = entry->element[0]->str;
     argvlen[0] = 4;
-    argvlen[1] = strlen(MG_JOURNAL_REWRITE_KEY);
+    argvlen[1] = strlen(copy);
     argvlen[2] = (size_t)entry->element[0]->len;
     uint8_t *redacted = NULL;
     size_t redacted_len = 0;
     const redisReply *type = mg_redis_field(fields, MG_JOURNAL_FIELD_TYPE);
     int member =
-        type && (strcmp(type->str, "member.joined") == 0 || strcmp(type->str, "member.updated") == 0);
+        sid && type && (strcmp(type->str, "member.joined") == 0 || strcmp(type->str, "member.updated") == 0);
     for (size_t i = 0; i < fields->elements; i++) {
         const redisReply *v = fields->element[i];
         argv[3 + i] = v->str ? v->str : "";
@@ -366,9 +414,13 @@ static int s_append_copy(redisContext *c, const redisReply *entry, const char *s
     return was;
 }
 
-/* Rewrite the journal without the structure's contacts (see the top of the
- * file). Returns the number of entries redacted, or -1 after a message. */
-static long long s_rewrite_journal(redisContext *c, const char *sid) {
+/* Rewrite stream `key` (the journal, or the dead letters; `what` names it in
+ * messages) through the copy `copy` (see the top of the file): with `sid`,
+ * that structure's member events without their contact, the rewrite done
+ * only if there was one; without, every entry as it is. Returns the number
+ * of entries redacted (0 without `sid`), or -1 after a message. */
+static long long s_rewrite_stream(redisContext *c, const char *key, const char *copy, const char *sid,
+                                  const char *what) {
     char owner[96], from[64] = "-", last[48] = "";
     char host[64] = "?";
     gethostname(host, sizeof host - 1);
@@ -377,8 +429,7 @@ static long long s_rewrite_journal(redisContext *c, const char *sid) {
         redisCommand(c, "SET %s %s NX EX %d", MG_JOURNAL_REWRITE_LOCK_KEY, owner, S_REWRITE_TTL_S);
     if (!r || r->type != REDIS_REPLY_STATUS) {
         if (r && r->type == REDIS_REPLY_NIL)
-            cli_error(S_CMD,
-                      "une autre réécriture du journal est en cours (%s) ; réessayez quand elle sera finie",
+            cli_error(S_CMD, "une autre réécriture est en cours (%s) ; réessayez quand elle sera finie",
                       MG_JOURNAL_REWRITE_LOCK_KEY);
         else
             cli_error(S_CMD, "redis : %s", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
@@ -387,11 +438,11 @@ static long long s_rewrite_journal(redisContext *c, const char *sid) {
     }
     freeReplyObject(r);
     long long redacted = 0, copied = 0;
-    r = redisCommand(c, "DEL %s", MG_JOURNAL_REWRITE_KEY); /* a copy left by an interrupted run */
+    r = redisCommand(c, "DEL %s", copy); /* a copy left by an interrupted run */
     if (!r) goto fail_io;
     freeReplyObject(r);
     for (;;) {
-        r = redisCommand(c, "XRANGE %s %s + COUNT %d", MG_JOURNAL_KEY, from, S_PAGE);
+        r = redisCommand(c, "XRANGE %s %s + COUNT %d", key, from, S_PAGE);
         if (!r) goto fail_io;
         if (r->type != REDIS_REPLY_ARRAY) goto fail_reply;
         size_t n = r->elements;
@@ -399,13 +450,13 @@ static long long s_rewrite_journal(redisContext *c, const char *sid) {
             const redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
                 e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY) {
-                cli_error(S_CMD, "%s : entrée malformée ; journal non réécrit", MG_JOURNAL_KEY);
+                cli_error(S_CMD, "%s : entrée malformée ; %s non réécrit", key, what);
                 freeReplyObject(r);
                 goto fail;
             }
         }
         for (size_t i = 0; i < n; i++)
-            redacted += s_append_copy(c, r->element[i], sid);
+            redacted += s_append_copy(c, r->element[i], copy, sid);
         if (n) {
             snprintf(last, sizeof last, "%s", r->element[n - 1]->element[0]->str);
             snprintf(from, sizeof from, "(%s", last);
@@ -418,30 +469,28 @@ static long long s_rewrite_journal(redisContext *c, const char *sid) {
             redisReply *added = NULL;
             if (redisGetReply(c, (void **)&added) != REDIS_OK) goto fail_io;
             if (added->type != REDIS_REPLY_STRING && !refused++)
-                cli_error(S_CMD, "redis : copie du journal refusée : %s ; journal non réécrit",
-                          added->type == REDIS_REPLY_ERROR ? added->str : "réponse inattendue");
+                cli_error(S_CMD, "redis : copie refusée : %s ; %s non réécrit",
+                          added->type == REDIS_REPLY_ERROR ? added->str : "réponse inattendue", what);
             freeReplyObject(added);
         }
         if (refused) goto fail;
         /* The copy and the lock live on while pages come; they expire if
          * the CLI dies. */
         for (int k = 0; k < 2 && n; k++) {
-            r = redisCommand(c, "EXPIRE %s %d", k ? MG_JOURNAL_REWRITE_LOCK_KEY : MG_JOURNAL_REWRITE_KEY,
-                             S_REWRITE_TTL_S);
+            r = redisCommand(c, "EXPIRE %s %d", k ? MG_JOURNAL_REWRITE_LOCK_KEY : copy, S_REWRITE_TTL_S);
             if (!r) goto fail_io;
             freeReplyObject(r);
         }
         copied += (long long)n;
         if (n < S_PAGE) break;
     }
-    if (copied == 0 || redacted == 0) { /* trimmed meanwhile: nothing left to redact */
+    if (copied == 0 || (sid && redacted == 0)) { /* trimmed meanwhile: nothing left to redact */
         redacted = 0;
-        r = redisCommand(c, "DEL %s", MG_JOURNAL_REWRITE_KEY);
+        r = redisCommand(c, "DEL %s", copy);
         if (!r) goto fail_io;
         freeReplyObject(r);
     } else {
-        r = redisCommand(c, "EVAL %s 2 %s %s %s", s_finish_script, MG_JOURNAL_KEY, MG_JOURNAL_REWRITE_KEY,
-                         last);
+        r = redisCommand(c, "EVAL %s 2 %s %s %s", s_finish_script, key, copy, last);
         if (!r) goto fail_io;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) goto fail_reply;
         if (r->element[0]->integer == 0) redacted = 0; /* the retention emptied the journal meanwhile */
@@ -452,15 +501,15 @@ static long long s_rewrite_journal(redisContext *c, const char *sid) {
     return redacted;
 
 fail_reply:
-    cli_error(S_CMD, "redis : %s ; journal non réécrit",
-              r->type == REDIS_REPLY_ERROR ? r->str : "réponse inattendue");
+    cli_error(S_CMD, "redis : %s ; %s non réécrit",
+              r->type == REDIS_REPLY_ERROR ? r->str : "réponse inattendue", what);
     freeReplyObject(r);
     goto fail;
 fail_io:
-    cli_error(S_CMD, "redis : %s ; journal non réécrit", c->errstr);
+    cli_error(S_CMD, "redis : %s ; %s non réécrit", c->errstr, what);
     return -1; /* the connection is gone: the copy expires, the lock too */
 fail:
-    r = redisCommand(c, "DEL %s", MG_JOURNAL_REWRITE_KEY);
+    r = redisCommand(c, "DEL %s", copy);
     if (r) freeReplyObject(r);
     r = redisCommand(c, "EVAL %s 1 %s %s", s_unlock_script, MG_JOURNAL_REWRITE_LOCK_KEY, owner);
     if (r) freeReplyObject(r);
@@ -500,12 +549,16 @@ static int s_erase(redisContext *c, const s_found_t *f) {
         if (d < 0) return -1;
         deadletters += d;
     }
+    /* XDEL only marks them deleted: their bytes go with their stream node. */
+    if (deadletters && s_rewrite_stream(c, MG_DEADLETTER_KEY, MG_DEADLETTER_REWRITE_KEY, NULL,
+                                        "flux des lettres mortes") < 0)
+        return -1;
     printf("  - lettres mortes (%s) : %lld effacée%s\n", MG_DEADLETTER_KEY, deadletters,
            deadletters > 1 ? "s" : "");
     fflush(stdout);
     long long journal = 0;
     if (f->nlegacy) {
-        journal = s_rewrite_journal(c, f->sid);
+        journal = s_rewrite_stream(c, MG_JOURNAL_KEY, MG_JOURNAL_REWRITE_KEY, f->sid, "journal");
         if (journal < 0) return -1;
     }
     printf("  - entrées du journal (%s) : %lld réécrite%s sans le contact\n", MG_JOURNAL_KEY, journal,

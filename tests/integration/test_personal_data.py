@@ -393,6 +393,41 @@ class PersonalDataTest(unittest.TestCase):
         for out in self.outputs:
             self.assertFalse([v for v in JOINED if v in out], out)
 
+    def test_forget_after_member_left_finds_what_json_and_a_misspelt_id_left_and_keeps_no_bytes(self):
+        # After a member.left no contact value is known to search for: a
+        # member event a network sent as JSON to the ZeroMQ ingest, or with
+        # its id misspelt, stayed in the dead letters. And XDEL leaves an
+        # entry's bytes in its stream node (DUMP, the AOF's rewrite, the
+        # backups): the dead letters are rewritten without them.
+        sent_json = ("Zéphirine Quellec", "zephirine.quellec@example.org", "06 11 22 33 44")
+        misspelt = ("Anatole Rivière", "anatole.riviere@example.net", "07 55 44 33 22")
+        redis = self.ws.own(h.Redis(self.ws.dir).start())
+        broker, sections = h.start_broker(self.ws, redis)
+        client = self.ws.own(h.IngestClient(sections["broker"]["ingest"]))
+        self.assertEqual(client.emit(member("tiers-lieu", JOINED)).status, h.ACCEPTED)
+        as_json = json.dumps({"eventId": h.new_id(), "type": "member.updated", "memberUpdated": {"structure": {
+            "structureId": "tiers-lieu", "contact": dict(zip(("name", "email", "phone"), sent_json))}}})
+        for raw in (as_json.encode(), member("Tiers-Lieu ", misspelt, type_="member.updated"),
+                    b"\xff\xfe junk, no contact"):
+            self.assertEqual(client.emit(raw).status, h.REJECTED)
+        left = _env("member.left")
+        left.member_left.structure_id, left.member_left.network = "tiers-lieu", "cress-normandie"
+        left.member_left.left_on = TODAY
+        self.assertEqual(client.emit(left).status, h.ACCEPTED)
+        self.assertEqual(holders(redis, JOINED), [])
+        self.assertEqual(holders(redis, sent_json + misspelt), ["mg:deadletter"])
+        self.assertEqual(broker.stop(), 0)
+        res = self.cli(broker.config_path, "forget", "tiers-lieu", "--yes")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("lettres mortes (mg:deadletter) : 2 effacées", res.stdout)
+        self.assertEqual(holders(redis, sent_json + misspelt), [])
+        redis.call("CONFIG", "SET", "rdbcompression", "no")
+        raw = redis.call("DUMP", "mg:deadletter")
+        self.assertEqual([n for n in forms(sent_json + misspelt) if n in raw], [])
+        # The junk is kept, with its id.
+        (kept,) = redis.call("XRANGE", "mg:deadletter", "-", "+")
+        self.assertIn(b"junk, no contact", dict(zip(kept[1][::2], kept[1][1::2]))[b"raw"])
+
     def test_forget_rewrites_a_legacy_journal_with_the_same_ids_and_no_hole(self):
         # A journal written before the broker stripped contacts: member
         # events with their contact, as the old broker journaled them

@@ -62,10 +62,12 @@
 #define MG_CONTACT_KEY_PREFIX "mg:contact:"
 
 /* Transient keys of `maillage forget` when it rewrites a legacy journal
- * (entries written before the broker stripped contacts): the copy being
- * made (renamed over mg:journal at the end) and a lock so that two rewrites
- * never run at once. Both expire if the CLI dies. */
+ * (entries written before the broker stripped contacts) or the dead letters
+ * it deleted some of: the copy being made (renamed over the stream at the
+ * end) and a lock so that two rewrites never run at once. All expire if the
+ * CLI dies. */
 #define MG_JOURNAL_REWRITE_KEY      "mg:journal:rewrite"
+#define MG_DEADLETTER_REWRITE_KEY   "mg:deadletter:rewrite"
 #define MG_JOURNAL_REWRITE_LOCK_KEY "mg:journal:rewrite:lock"
 
 /* Hash of one daemon's metrics ("mg:metrics:broker"), written periodically
