@@ -25,17 +25,19 @@
  * decode but hold the structure's id: as protobuf (a member event cut at
  * max_message_bytes may hold an older contact known nowhere else), or as a
  * JSON string beside a "contact" (JSON sent to the ZeroMQ ingest): after a
- * member.left, no value is known to search for. XDEL leaves an entry's bytes
- * in its stream node while the node lives (DUMP, the AOF's rewrite and the
- * backups would keep them), so the dead letters are then copied, with the
- * same ids, into MG_DEADLETTER_REWRITE_KEY and renamed over mg:deadletter.
+ * member.left, no value is known to search for. They are not XDEL'd (XDEL
+ * leaves an entry's bytes in its stream node while the node lives: DUMP, the
+ * AOF's rewrite and the backups would keep them): the dead letters are
+ * copied without them, with the same ids, into MG_DEADLETTER_REWRITE_KEY,
+ * and the copy renamed over mg:deadletter.
  *
  * Legacy journal entries cannot be edited in place (a stream entry is
  * immutable, and deleting it would leave a hole that consumers catching up
  * take for a trimmed event), so the journal is copied the same way into
  * MG_JOURNAL_REWRITE_KEY, the structure's entries re-encoded without their
- * contact. Either copy ends with one script that copies what was appended
- * meanwhile, drops what the retention trimmed meanwhile and renames the copy
+ * contact. Until the rename nothing is changed: a run that fails (another
+ * rewrite under way, Redis out of memory for the copy) can be run again. Either copy ends with one script
+ * that copies what was appended meanwhile, drops what the retention trimmed meanwhile and renames the copy
  * over the stream: readers see the old stream or the new one, identical but
  * for the contacts.
  *
@@ -127,17 +129,21 @@ static void s_add_contact_values(s_found_t *f, const Maillage__V1__Contact *c) {
     s_add_value(f, c->phone);
 }
 
+static int s_is_blank(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 /* 1 if `id` is `sid`, or with `near`, an invalid id (refused so by the
  * broker) that is `sid` but for ASCII case and the blanks around it. */
 static int s_same_id(const char *id, const char *sid, int near) {
     if (strcmp(id, sid) == 0) return 1;
     if (!near || mg_id_is_valid(id)) return 0;
-    while (*id == ' ' || *id == '\t' || *id == '\n' || *id == '\r')
+    while (s_is_blank(*id))
         id++;
     size_t n = strlen(sid);
     if (strncasecmp(id, sid, n) != 0) return 0;
     for (id += n; *id; id++)
-        if (*id != ' ' && *id != '\t' && *id != '\n' && *id != '\r') return 0;
+        if (!s_is_blank(*id)) return 0;
     return 1;
 }
 
@@ -247,9 +253,9 @@ static int s_mentions_structure_json(const uint8_t *p, size_t len, const char *s
     for (size_t i = 0; i + n <= len; i++) {
         if (strncasecmp((const char *)p + i, sid, n) != 0) continue;
         size_t b = i, e = i + n;
-        while (b > 0 && (p[b - 1] == ' ' || p[b - 1] == '\t'))
+        while (b > 0 && s_is_blank(p[b - 1]))
             b--;
-        while (e < len && (p[e] == ' ' || p[e] == '\t'))
+        while (e < len && s_is_blank(p[e]))
             e++;
         if (b > 0 && p[b - 1] == '"' && e < len && p[e] == '"') return 1;
     }
@@ -342,26 +348,40 @@ static void s_print_found(const s_found_t *f) {
 /* ---- erasing ---------------------------------------------------------------- */
 
 /* The last step of a stream's rewrite, atomic. KEYS: the stream (the
- * journal, the dead letters), the copy; ARGV: the id of the last entry
- * copied. Copies what was appended since (verbatim: only a broker from
- * before the stripping would append a contact to the journal, and the check
- * after the rewrite reports it, as it would a new dead letter), trims the
- * copy to what the retention (or MAXLEN) kept, checks the lengths, gives the
- * copy the stream's last generated id (which the journal's append script
- * falls back on) and no expiry, and renames it over the stream. Returns
- * {renamed (0/1), entries appended meanwhile}. */
+ * journal, the dead letters), the copy; ARGV: the id of the last entry read,
+ * then the ids left out of the copy. Copies what was appended since
+ * (verbatim: only a broker from before the stripping would append a contact
+ * to the journal, and the check after the rewrite reports it, as it would a
+ * new dead letter), trims the copy to what the retention (or MAXLEN) kept,
+ * checks that the copy holds every entry but those left out, gives it the
+ * stream's last generated id (which the journal's append script falls back
+ * on) and no expiry, and renames it over the stream (or deletes the stream
+ * if only entries left out were in it). Returns {renamed (0/1), entries
+ * appended meanwhile, entries left out that were still there}. */
 static const char s_finish_script[] =
     "local rest = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')\n"
     "for _, e in ipairs(rest) do redis.call('XADD', KEYS[2], e[1], unpack(e[2])) end\n"
+    "local gone = 0\n"
+    "for j = 2, #ARGV do\n"
+    "  if #redis.call('XRANGE', KEYS[1], ARGV[j], ARGV[j]) > 0 then gone = gone + 1 end\n"
+    "end\n"
     "local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
     "if #head == 0 then\n"
     "  redis.call('DEL', KEYS[2])\n"
-    "  return {0, #rest}\n"
+    "  return {0, #rest, 0}\n"
     "end\n"
-    "redis.call('XTRIM', KEYS[2], 'MINID', head[1][1])\n"
-    "if redis.call('XLEN', KEYS[2]) ~= redis.call('XLEN', KEYS[1]) then\n"
+    "local have = 0\n"
+    "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
+    "  redis.call('XTRIM', KEYS[2], 'MINID', head[1][1])\n"
+    "  have = redis.call('XLEN', KEYS[2])\n"
+    "end\n"
+    "if have + gone ~= redis.call('XLEN', KEYS[1]) then\n"
     "  redis.call('DEL', KEYS[2])\n"
     "  return redis.error_reply('the stream changed in an unexpected way during the copy')\n"
+    "end\n"
+    "if have == 0 then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return {1, #rest, gone}\n"
     "end\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
     "for k = 1, #info, 2 do\n"
@@ -369,17 +389,28 @@ static const char s_finish_script[] =
     "end\n"
     "redis.call('PERSIST', KEYS[2])\n"
     "redis.call('RENAME', KEYS[2], KEYS[1])\n"
-    "return {1, #rest}\n";
+    "return {1, #rest, gone}\n";
 
 /* Release the lock only if it is still ours. */
 static const char s_unlock_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
-/* XADD one copied entry to `copy` in the pipeline, its `e` redacted if
- * `sid` is not NULL and it is one of that structure's member events with a
- * contact. Returns 1 if redacted, 0 if copied as is. */
-static int s_append_copy(redisContext *c, const redisReply *entry, const char *copy, const char *sid) {
+/* What a stream's rewrite changes: with `sid`, that structure's member
+ * events lose their contact; the entries named in `skip` are left out. */
+typedef struct {
+    const char *sid;
+    char *const *skip;
+    size_t nskip;
+} s_rewrite_t;
+
+/* XADD one copied entry to `copy` in the pipeline, its `e` redacted if it is
+ * one of `w->sid`'s member events with a contact. Returns 1 if redacted, 0
+ * if copied as is, -1 if left out (one of `w->skip`: nothing sent). */
+static int s_append_copy(redisContext *c, const redisReply *entry, const char *copy, const s_rewrite_t *w) {
+    for (size_t i = 0; i < w->nskip; i++)
+        if (strcmp(w->skip[i], entry->element[0]->str) == 0) return -1;
+    const char *sid = w->sid;
     const redisReply *fields = entry->element[1];
     size_t argc = 3 + fields->elements;
     const char **argv = mg_malloc(argc * sizeof *argv);
@@ -415,11 +446,11 @@ static int s_append_copy(redisContext *c, const redisReply *entry, const char *c
 }
 
 /* Rewrite stream `key` (the journal, or the dead letters; `what` names it in
- * messages) through the copy `copy` (see the top of the file): with `sid`,
- * that structure's member events without their contact, the rewrite done
- * only if there was one; without, every entry as it is. Returns the number
- * of entries redacted (0 without `sid`), or -1 after a message. */
-static long long s_rewrite_stream(redisContext *c, const char *key, const char *copy, const char *sid,
+ * messages) through the copy `copy` (see the top of the file), as `w` says,
+ * if it changes anything. Nothing is lost if it fails: it can be run again.
+ * Returns the number of entries redacted and left out, or -1 after a
+ * message. */
+static long long s_rewrite_stream(redisContext *c, const char *key, const char *copy, const s_rewrite_t *w,
                                   const char *what) {
     char owner[96], from[64] = "-", last[48] = "";
     char host[64] = "?";
@@ -437,7 +468,7 @@ static long long s_rewrite_stream(redisContext *c, const char *key, const char *
         return -1;
     }
     freeReplyObject(r);
-    long long redacted = 0, copied = 0;
+    long long redacted = 0, read = 0, left_out = 0;
     r = redisCommand(c, "DEL %s", copy); /* a copy left by an interrupted run */
     if (!r) goto fail_io;
     freeReplyObject(r);
@@ -455,8 +486,13 @@ static long long s_rewrite_stream(redisContext *c, const char *key, const char *
                 goto fail;
             }
         }
-        for (size_t i = 0; i < n; i++)
-            redacted += s_append_copy(c, r->element[i], copy, sid);
+        size_t appended = 0;
+        for (size_t i = 0; i < n; i++) {
+            int done = s_append_copy(c, r->element[i], copy, w);
+            redacted += done > 0;
+            left_out += done < 0;
+            appended += done >= 0;
+        }
         if (n) {
             snprintf(last, sizeof last, "%s", r->element[n - 1]->element[0]->str);
             snprintf(from, sizeof from, "(%s", last);
@@ -465,7 +501,7 @@ static long long s_rewrite_stream(redisContext *c, const char *key, const char *
         /* Every reply of the pipeline is read, even after a refusal, so that
          * the next commands get their own. */
         int refused = 0;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < appended; i++) {
             redisReply *added = NULL;
             if (redisGetReply(c, (void **)&added) != REDIS_OK) goto fail_io;
             if (added->type != REDIS_REPLY_STRING && !refused++)
@@ -481,24 +517,36 @@ static long long s_rewrite_stream(redisContext *c, const char *key, const char *
             if (!r) goto fail_io;
             freeReplyObject(r);
         }
-        copied += (long long)n;
+        read += (long long)n;
         if (n < S_PAGE) break;
     }
-    if (copied == 0 || (sid && redacted == 0)) { /* trimmed meanwhile: nothing left to redact */
-        redacted = 0;
+    long long changed = 0;
+    if (read == 0 || redacted + left_out == 0) { /* trimmed meanwhile: nothing left to change */
         r = redisCommand(c, "DEL %s", copy);
         if (!r) goto fail_io;
         freeReplyObject(r);
     } else {
-        r = redisCommand(c, "EVAL %s 2 %s %s %s", s_finish_script, key, copy, last);
+        size_t argc = 6 + w->nskip;
+        const char **argv = mg_malloc(argc * sizeof *argv);
+        argv[0] = "EVAL";
+        argv[1] = s_finish_script;
+        argv[2] = "2";
+        argv[3] = key;
+        argv[4] = copy;
+        argv[5] = last;
+        for (size_t i = 0; i < w->nskip; i++)
+            argv[6 + i] = w->skip[i];
+        r = redisCommandArgv(c, (int)argc, argv, NULL);
+        free(argv);
         if (!r) goto fail_io;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) goto fail_reply;
-        if (r->element[0]->integer == 0) redacted = 0; /* the retention emptied the journal meanwhile */
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) goto fail_reply;
+        /* Renamed: what it redacted, and what it left out that was still there. */
+        if (r->element[0]->integer == 1) changed = redacted + r->element[2]->integer;
         freeReplyObject(r);
     }
     r = redisCommand(c, "EVAL %s 1 %s %s", s_unlock_script, MG_JOURNAL_REWRITE_LOCK_KEY, owner);
     if (r) freeReplyObject(r);
-    return redacted;
+    return changed;
 
 fail_reply:
     cli_error(S_CMD, "redis : %s ; %s non réécrit",
@@ -537,28 +585,22 @@ static int s_erase(redisContext *c, const s_found_t *f) {
         if (contact < 0) return -1;
     }
     printf("  - contact (%s%s) : %lld effacé\n", MG_CONTACT_KEY_PREFIX, f->sid, contact);
+    /* Left out of a copy of the stream, not XDEL'd: XDEL only marks an
+     * entry deleted, its bytes stay in its stream node. */
     long long deadletters = 0;
-    for (size_t i = 0; i < f->ndeadletters; i += 100) {
-        size_t n = f->ndeadletters - i < 100 ? f->ndeadletters - i : 100;
-        const char *argv[102];
-        argv[0] = "XDEL";
-        argv[1] = MG_DEADLETTER_KEY;
-        for (size_t k = 0; k < n; k++)
-            argv[2 + k] = f->deadletters[i + k];
-        long long d = s_integer(c, redisCommandArgv(c, (int)(2 + n), argv, NULL), "XDEL");
-        if (d < 0) return -1;
-        deadletters += d;
+    if (f->ndeadletters) {
+        s_rewrite_t w = {.skip = f->deadletters, .nskip = f->ndeadletters};
+        deadletters =
+            s_rewrite_stream(c, MG_DEADLETTER_KEY, MG_DEADLETTER_REWRITE_KEY, &w, "flux des lettres mortes");
+        if (deadletters < 0) return -1;
     }
-    /* XDEL only marks them deleted: their bytes go with their stream node. */
-    if (deadletters && s_rewrite_stream(c, MG_DEADLETTER_KEY, MG_DEADLETTER_REWRITE_KEY, NULL,
-                                        "flux des lettres mortes") < 0)
-        return -1;
     printf("  - lettres mortes (%s) : %lld effacée%s\n", MG_DEADLETTER_KEY, deadletters,
            deadletters > 1 ? "s" : "");
     fflush(stdout);
     long long journal = 0;
     if (f->nlegacy) {
-        journal = s_rewrite_stream(c, MG_JOURNAL_KEY, MG_JOURNAL_REWRITE_KEY, f->sid, "journal");
+        s_rewrite_t w = {.sid = f->sid};
+        journal = s_rewrite_stream(c, MG_JOURNAL_KEY, MG_JOURNAL_REWRITE_KEY, &w, "journal");
         if (journal < 0) return -1;
     }
     printf("  - entrées du journal (%s) : %lld réécrite%s sans le contact\n", MG_JOURNAL_KEY, journal,

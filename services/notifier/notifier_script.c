@@ -50,6 +50,7 @@ const char mg_notifier_script[] =
     "  local at, top = now, redis.call('ZRANGE', ib, -1, -1, 'WITHSCORES')\n"
     "  if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 1 end\n"
     "  redis.call('ZADD', ib, at, nid)\n"
+    "  redis.call('SADD', 'mg:inboxes', staff)\n"
     "  local over = redis.call('ZCARD', ib) - inbox_max\n"
     "  if over > 0 then redis.call('ZPOPMIN', ib, over) end\n"
     "end\n"
@@ -193,11 +194,14 @@ const char mg_notifier_script[] =
      * idempotency key, its state for the CLI and the staff page) but not its
      * body, nor do a digest's items: nothing reads them again, and they were
      * most of the notifier's memory in Redis (an entry of the inbox keeps
-     * its own). */
+     * its own). Delivered is final: the result of another send of it (a
+     * second notifier's, after a lease ran out) changes nothing. */
     "if op == 'result' then\n"
     "  local now, nid, outcome = ARGV[2], ARGV[3], ARGV[4]\n"
     "  local key = nkey(nid)\n"
-    "  if redis.call('EXISTS', key) == 0 then redis.call('ZREM', 'mg:notifier:queue', nid); return 0 end\n"
+    "  if redis.call('EXISTS', key) == 0 or redis.call('HGET', key, 'state') == 'delivered' then\n"
+    "    redis.call('ZREM', 'mg:notifier:queue', nid); return 0\n"
+    "  end\n"
     "  if outcome == 'delivered' then\n"
     "    redis.call('HSET', key, 'state', 'delivered', 'delivered_at', now)\n"
     "    redis.call('ZREM', 'mg:notifier:queue', nid)\n"
@@ -224,10 +228,13 @@ const char mg_notifier_script[] =
     "end\n"
     /* hold: nid, due. A claimed notification that must not go now (its
      * recipient's quiet hours) goes back to the queue at `due`; the claim's
-     * attempt is given back, since nothing was sent. */
+     * attempt is given back, since nothing was sent (one delivered
+     * meanwhile, by another notifier, stays out). */
     "if op == 'hold' then\n"
     "  local key = nkey(ARGV[2])\n"
-    "  if redis.call('EXISTS', key) == 0 then redis.call('ZREM', 'mg:notifier:queue', ARGV[2]); return 0 end\n"
+    "  if redis.call('EXISTS', key) == 0 or redis.call('HGET', key, 'state') == 'delivered' then\n"
+    "    redis.call('ZREM', 'mg:notifier:queue', ARGV[2]); return 0\n"
+    "  end\n"
     "  redis.call('ZADD', 'mg:notifier:queue', ARGV[3], ARGV[2])\n"
     "  redis.call('HINCRBY', key, 'attempts', -1)\n"
     "  return 1\n"
@@ -404,15 +411,21 @@ const char mg_notifier_script[] =
     "  return out\n"
     "end\n"
     /* staff: now, ttl_ms. Every staff member as {id, HGETALL}, by id; and
-     * each one's inbox trimmed of the entries older than ttl_ms (their
-     * records have expired: the counts of the CLI and the gateway are
-     * ZCARDs). */
+     * every inbox (the staff's, those of mg:inboxes: the default recipient
+     * undeclared, a member removed) trimmed of the entries older than ttl_ms
+     * (their records have expired: the counts of the CLI and the gateway are
+     * ZCARDs); one left empty leaves mg:inboxes. */
     "if op == 'staff' then\n"
     "  local out, ids = {}, redis.call('SMEMBERS', 'mg:staff')\n"
+    "  local before = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))\n"
     "  table.sort(ids)\n"
     "  for _, id in ipairs(ids) do\n"
     "    out[#out+1] = {id, redis.call('HGETALL', 'mg:staff:' .. id)}\n"
-    "    redis.call('ZREMRANGEBYSCORE', 'mg:inbox:' .. id, '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3])))\n"
+    "    redis.call('ZREMRANGEBYSCORE', 'mg:inbox:' .. id, '-inf', before)\n"
+    "  end\n"
+    "  for _, id in ipairs(redis.call('SMEMBERS', 'mg:inboxes')) do\n"
+    "    redis.call('ZREMRANGEBYSCORE', 'mg:inbox:' .. id, '-inf', before)\n"
+    "    if redis.call('EXISTS', 'mg:inbox:' .. id) == 0 then redis.call('SREM', 'mg:inboxes', id) end\n"
     "  end\n"
     "  return out\n"
     "end\n"

@@ -398,7 +398,7 @@ class PersonalDataTest(unittest.TestCase):
         # member event a network sent as JSON to the ZeroMQ ingest, or with
         # its id misspelt, stayed in the dead letters. And XDEL leaves an
         # entry's bytes in its stream node (DUMP, the AOF's rewrite, the
-        # backups): the dead letters are rewritten without them.
+        # backups): the dead letters are copied without them instead.
         sent_json = ("Zéphirine Quellec", "zephirine.quellec@example.org", "06 11 22 33 44")
         misspelt = ("Anatole Rivière", "anatole.riviere@example.net", "07 55 44 33 22")
         redis = self.ws.own(h.Redis(self.ws.dir).start())
@@ -417,6 +417,15 @@ class PersonalDataTest(unittest.TestCase):
         self.assertEqual(holders(redis, JOINED), [])
         self.assertEqual(holders(redis, sent_json + misspelt), ["mg:deadletter"])
         self.assertEqual(broker.stop(), 0)
+        # Another rewrite under way: nothing erased, and a second run does
+        # it all (the first way, XDEL then a rewrite that failed, left the
+        # bytes behind and the second run found nothing to do).
+        redis.call("SET", "mg:journal:rewrite:lock", "another-forget")
+        res = self.cli(broker.config_path, "forget", "tiers-lieu", "--yes")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("une autre réécriture est en cours", res.stderr)
+        self.assertEqual(holders(redis, sent_json + misspelt), ["mg:deadletter"])
+        redis.call("DEL", "mg:journal:rewrite:lock")
         res = self.cli(broker.config_path, "forget", "tiers-lieu", "--yes")
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertIn("lettres mortes (mg:deadletter) : 2 effacées", res.stdout)
