@@ -23,6 +23,7 @@
 #include "notifier.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -67,6 +68,13 @@
 #define S_WORKER_INTERVAL_MS 20
 #define S_CLAIM_POLL_MS      1000
 #define S_DIGEST_INTERVAL_MS 500
+/* One notifier sends at a time (mg:notifier:active, "active" in the
+ * script): it renews its place every S_ACTIVE_RENEW_MS, and another one
+ * takes it S_ACTIVE_TTL_MS after the last renewal (at once if the holder was
+ * a process of this machine that has ended). Two sending at once each
+ * claimed the mails the other had waiting for a mail worker. */
+#define S_ACTIVE_RENEW_MS    2000
+#define S_ACTIVE_TTL_MS      10000
 #define S_MAX_VARS 32
 #define S_MAX_NETS 16
 #define S_MAX_DEPS           16 /* other departments an item concerns */
@@ -219,6 +227,10 @@ struct mg_notifier {
     struct event *worker_timer, *staff_timer, *digest_timer, *unanswered_timer, *metrics_timer, *stop_timer;
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
     int kicked;            /* claim at the next chance (s_kick_worker()) */
+    int active;            /* holds mg:notifier:active: sends */
+    char active_id[128];   /* "<host>:<pid>", its value when this one holds it */
+    char holder_said[128]; /* the other holder last logged */
+    struct event *active_timer;
     int64_t next_due;      /* service ms: the queue's earliest due time at the last claim */
     int64_t claimed_at_us; /* monotonic: when the last claim was sent */
     size_t in_flight;
@@ -1452,7 +1464,7 @@ static void s_on_unanswered_timer(evutil_socket_t fd, short what, void *arg) {
     mg_notifier_t *n = arg;
     (void)fd;
     (void)what;
-    if (!n->redis_up || !n->staff_loaded || n->stopping || n->unanswered_running) return;
+    if (!n->redis_up || !n->staff_loaded || !n->active || n->stopping || n->unanswered_running) return;
     mg_args_t a;
     s_call_begin(&a, "due_needs");
     mg_args_int(&a, mg_clock_service_now_ms() - n->unanswered_days * S_MS_PER_DAY);
@@ -1614,7 +1626,9 @@ static void s_on_digest_timer(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     /* Only once caught up with the journal: after a restart, the events
      * missed while the notifier was down belong in the digest too. */
-    if (!n->redis_up || !n->staff_loaded || n->stopping || !mg_subscriber_is_live(n->subscriber)) return;
+    if (!n->redis_up || !n->staff_loaded || !n->active || n->stopping ||
+        !mg_subscriber_is_live(n->subscriber))
+        return;
     int64_t now = mg_clock_service_now_ms();
     int hour = s_paris_hour(now, NULL);
     char date[11];
@@ -1958,7 +1972,8 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
 
 static void s_work(mg_notifier_t *n) {
     /* Not before the staff are loaded: their quiet hours decide what may go. */
-    if (!n->redis_up || !n->staff_loaded || n->stopping || n->claiming || n->in_flight >= (size_t)n->max_in_flight)
+    if (!n->redis_up || !n->staff_loaded || !n->active || n->stopping || n->claiming ||
+        n->in_flight >= (size_t)n->max_in_flight)
         return;
     int64_t mono = mg_clock_monotonic_us();
     if (!n->kicked && mg_clock_service_now_ms() < n->next_due &&
@@ -2155,6 +2170,66 @@ static void s_sync_config_staff(mg_notifier_t *n) {
     s_call(n, &a, s_on_staff_synced, n);
 }
 
+/* ---- the active notifier --------------------------------------------------------------- */
+
+static void s_active_call(mg_notifier_t *n, long long ttl_ms, const char *gone);
+
+/* 1 if `holder` ("<host>:<pid>") is a process of this machine that has ended. */
+static int s_holder_gone(const mg_notifier_t *n, const char *holder) {
+    const char *colon = strrchr(holder, ':');
+    const char *mine = strrchr(n->active_id, ':');
+    if (!colon || !mine || colon - holder != mine - n->active_id ||
+        strncmp(holder, n->active_id, (size_t)(colon - holder)) != 0)
+        return 0;
+    char *end;
+    long pid = strtol(colon + 1, &end, 10);
+    return *end == '\0' && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static void s_on_active(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_notifier_t *n = privdata;
+    (void)redis;
+    if (!reply || reply->type != REDIS_REPLY_STRING || n->stopping) return;
+    if (strcmp(reply->str, n->active_id) == 0) {
+        if (!n->active) mg_info("notifier: this notifier sends (mg:notifier:active)");
+        n->active = 1;
+        n->holder_said[0] = '\0';
+        s_kick_worker(n);
+        return;
+    }
+    if (n->active)
+        mg_error("notifier: notifier %s took over the sends (this one did not renew its place for %d s): "
+                 "this one records notifications only, and sends again once that one stops",
+                 reply->str, S_ACTIVE_TTL_MS / 1000);
+    else if (strcmp(n->holder_said, reply->str) != 0)
+        mg_warn(
+            "notifier: notifier %s sends: this one records notifications only, and takes over within %d s "
+            "once that one stops (one notifier sends at a time)",
+            reply->str, S_ACTIVE_TTL_MS / 1000);
+    n->active = 0;
+    snprintf(n->holder_said, sizeof(n->holder_said), "%s", reply->str);
+    if (s_holder_gone(n, reply->str)) s_active_call(n, S_ACTIVE_TTL_MS, reply->str);
+}
+
+/* Take, renew (ttl_ms > 0; `gone`: a holder known ended) or give up (0) the
+ * notifier's place as the one that sends. */
+static void s_active_call(mg_notifier_t *n, long long ttl_ms, const char *gone) {
+    if (!n->redis_up) return;
+    mg_args_t a;
+    s_call_begin(&a, "active");
+    mg_args_str(&a, n->active_id);
+    mg_args_int(&a, ttl_ms);
+    mg_args_str(&a, gone);
+    s_call(n, &a, ttl_ms ? s_on_active : NULL, n);
+}
+
+static void s_on_active_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_notifier_t *n = arg;
+    (void)fd;
+    (void)what;
+    if (!n->stopping) s_active_call(n, S_ACTIVE_TTL_MS, "");
+}
+
 /* ---- Redis, metrics, life cycle ------------------------------------------------------- */
 
 static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
@@ -2163,6 +2238,7 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     n->redis_up = up;
     if (up) {
         if (n->script) mg_script_redis_up(n->script);
+        s_active_call(n, S_ACTIVE_TTL_MS, "");
         s_sync_config_staff(n);
         if (n->staff_loaded) {
             mg_info("notifier: Redis available again");
@@ -2223,6 +2299,10 @@ static void s_on_flushed(mg_subscriber_t *sub, void *arg) {
 
 void mg_notifier_shutdown(mg_notifier_t *n) {
     if (n->stopping) return;
+    /* Another notifier may send at once (its claims wait for the leases
+     * of the sends this one still has in flight). */
+    if (n->active) s_active_call(n, 0, "");
+    n->active = 0;
     n->stopping = 1;
     s_on_metrics_timer(-1, 0, n);
     /* The mails waiting for a mail worker are not started (they go back to
@@ -2243,6 +2323,9 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
     n->base = base;
     n->cfg = cfg;
+    char host[64] = "?";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(n->active_id, sizeof(n->active_id), "%s:%ld", host, (long)getpid());
     n->staff_url = mg_config_str(cfg, "notifier", "staff_url");
     n->default_staff = mg_config_str(cfg, "notifier", "default_staff");
     n->smtp_url = mg_config_str(cfg, "notifier", "smtp_url");
@@ -2311,8 +2394,9 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     n->unanswered_timer = event_new(base, -1, EV_PERSIST, s_on_unanswered_timer, n);
     n->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, n);
     n->stop_timer = evtimer_new(base, s_on_stop_timer, n);
-    if (!n->worker_timer || !n->staff_timer || !n->digest_timer || !n->unanswered_timer || !n->metrics_timer ||
-        !n->stop_timer) {
+    n->active_timer = event_new(base, -1, EV_PERSIST, s_on_active_timer, n);
+    if (!n->worker_timer || !n->staff_timer || !n->digest_timer || !n->unanswered_timer ||
+        !n->metrics_timer || !n->stop_timer || !n->active_timer) {
         mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
@@ -2325,6 +2409,8 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     event_add(n->digest_timer, &dtv);
     event_add(n->unanswered_timer, &utv);
     event_add(n->metrics_timer, &mtv);
+    struct timeval atv = {S_ACTIVE_RENEW_MS / 1000, (S_ACTIVE_RENEW_MS % 1000) * 1000};
+    event_add(n->active_timer, &atv);
     if (mg_clock_test_file())
         mg_warn("notifier: TEST CLOCK: time is shifted by the offset in %s (MAILLAGE_CLOCK_FILE); never in "
                 "production",
@@ -2349,6 +2435,7 @@ void mg_notifier_destroy(mg_notifier_t **notifier_p) {
     if (n->unanswered_timer) event_free(n->unanswered_timer);
     if (n->metrics_timer) event_free(n->metrics_timer);
     if (n->stop_timer) event_free(n->stop_timer);
+    if (n->active_timer) event_free(n->active_timer);
     mg_outbound_destroy(&n->outbound);
     free(n->held); /* not done: delivered again from the checkpoint */
     mg_subscriber_destroy(&n->subscriber);

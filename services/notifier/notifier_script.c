@@ -410,6 +410,24 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return out\n"
     "end\n"
+    /* active: id, ttl_ms, gone. Only the notifier holding mg:notifier:active
+     * sends (claims the queue, makes the digests, looks for unanswered
+     * needs): it takes it when it is free, or held by `gone` (a notifier of
+     * the same machine whose process has ended), and keeps it for ttl_ms;
+     * with ttl_ms 0 it lets it go. Returns the holder. */
+    "if op == 'active' then\n"
+    "  local k, id, ttl, gone = 'mg:notifier:active', ARGV[2], tonumber(ARGV[3]), ARGV[4]\n"
+    "  local holder = redis.call('GET', k)\n"
+    "  if ttl == 0 then\n"
+    "    if holder == id then redis.call('DEL', k) end\n"
+    "    return ''\n"
+    "  end\n"
+    "  if not holder or holder == id or holder == gone then\n"
+    "    redis.call('SET', k, id, 'PX', ttl)\n"
+    "    return id\n"
+    "  end\n"
+    "  return holder\n"
+    "end\n"
     /* staff: now, ttl_ms. Every staff member as {id, HGETALL}, by id; and
      * every inbox (the staff's, those of mg:inboxes: the default recipient
      * undeclared, a member removed) trimmed of the entries older than ttl_ms

@@ -925,6 +925,34 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual(len(mails), n)
         self.assertEqual({(r["state"], r["attempts"]) for r in mails}, {("delivered", "1")})
 
+    def test_two_notifiers_send_each_mail_once_and_one_takes_over_from_the_other(self):
+        # Two notifiers on one Redis each claimed the mails the other had
+        # waiting for a mail worker past their lease: the same burst as
+        # above gave 66 mails for 60. One sends at a time; the other records
+        # and takes over when it stops (here killed, on this machine: at
+        # its next renewal, not after the place's 10 s).
+        smtp = self.ws.own(SmtpReceiver(delay_s=0.5))
+        st = Stack(self.ws, {"claire": {"name": "Claire", "channels": "email", "email": "claire@cress.example"}},
+                   default_staff="claire", smtp_url=smtp.url, send_timeout_ms=1000)
+        first = st.start()
+        first.wait_log("this notifier sends")
+        second = self.ws.own(h.Daemon(self.ws.dir, "maillage-notifier", st.conf,
+                                      env={"MAILLAGE_CLOCK_FILE": st.clock}))
+        second.start(ready="staff member(s)")
+        second.wait_log("sends: this one records notifications only")
+        n = 30
+        st.emit([member("s-%02d" % i, CAEN, "Structure %d" % i) for i in range(n)])
+        h.wait_until(lambda: len(smtp.messages) >= n and st.pending() == 0, 60, what="every mail sent")
+        time.sleep(3.5)  # past a lease: a copy claimed again would be on its way
+        ids = [str(msg["Message-ID"]) for _, msg in smtp.parsed()]
+        self.assertEqual(len(ids), n, "a mail was sent twice")
+        self.assertEqual(len(set(ids)), n)
+        self.assertNotIn("this notifier sends", second.log())
+        first.stop(signal.SIGKILL)
+        second.wait_log("this notifier sends", timeout=5)
+        st.emit([member("s-after", CAEN, "Structure d'après")])
+        h.wait_until(lambda: len(smtp.messages) == n + 1, 10, what="the mail sent by the second")
+
     def test_a_template_without_html_gives_a_plain_text_email(self):
         # [html] is optional in a template: without it the e-mail is plain
         # text, not a text part beside an empty HTML part that clients
