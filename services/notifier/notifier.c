@@ -287,6 +287,8 @@ typedef struct {
     double score;  /* routing: -1 when the kind has no score */
     char *summary; /* one line for digests */
     char need_done[MG_ID_MAX + 1];
+    char collective[MG_ID_MAX + 1]; /* a collective need's id, with its revision */
+    unsigned revision;
     s_var_t vars[S_MAX_VARS];
     size_t n_vars;
 } s_item_t;
@@ -877,6 +879,8 @@ static void s_route_and_create(s_job_t *job) {
     mg_args_int(&a, n->retention_ms);
     mg_args_int(&a, n->inbox_max);
     mg_args_str(&a, it->need_done);
+    mg_args_str(&a, it->collective);
+    mg_args_int(&a, it->revision);
     mg_args_t body = {0};
     mg_template_var_t vars[S_MAX_VARS + 3];
     for (size_t t = 0; t < nt; t++) {
@@ -1197,6 +1201,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         snprintf(id, sizeof(id), "cn:%s:%u", cn->collective_id, cn->revision);
         snprintf(path, sizeof(path), "collective/%s", cn->collective_id);
         s_item_init(n, it, MG_NOTIFIER_KIND_COLLECTIVE, id, path);
+        snprintf(it->collective, sizeof(it->collective), "%s", cn->collective_id);
+        it->revision = cn->revision;
         s_item_category(n, it, cn->category);
         char dep[4];
         s_territory_department(n, cn->territory, dep);

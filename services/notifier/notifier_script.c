@@ -85,17 +85,26 @@ const char mg_notifier_script[] =
     "  return added\n"
     "end\n"
     MG_TOKEN_REVOKE_STAFF_LUA
-    /* create: now, ttl_ms, inbox_max, need_done, n, then per notification:
-     * nid, staff, channel, route (inbox|queue|digest), due, score, npairs,
-     * then npairs field/value pairs. The record's existence is the
-     * idempotency key: a notification already created is left alone, so a
-     * redelivered event creates nothing. Returns the indexes (1-based) of
-     * the notifications created. Each staff member who got a new inbox
-     * entry is announced once on MG_STAFF_INBOX_CHANNEL (the gateway's live stream). */
+    /* create: now, ttl_ms, inbox_max, need_done, collective, revision, n,
+     * then per notification: nid, staff, channel, route
+     * (inbox|queue|digest), due, score, npairs, then npairs field/value
+     * pairs. The record's existence is the idempotency key: a notification
+     * already created is left alone, so a redelivered event creates
+     * nothing. A collective need's revision (`collective` not empty) creates
+     * nothing once a later one was handled (mg:notifier:collective_rev):
+     * redundant matchers each send their own revisions, not always in
+     * order. Returns the indexes (1-based) of the notifications created.
+     * Each staff member who got a new inbox entry is announced once on
+     * MG_STAFF_INBOX_CHANNEL (the gateway's live stream). */
     "if op == 'create' then\n"
     "  local now, ttl, inbox_max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "  local need_done, n = ARGV[5], tonumber(ARGV[6])\n"
-    "  local i, created, announced, announce = 7, {}, {}, {}\n"
+    "  local need_done, collective, revision, n = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+    "  local i, created, announced, announce = 9, {}, {}, {}\n"
+    "  if collective ~= '' then\n"
+    "    local seen = tonumber(redis.call('HGET', 'mg:notifier:collective_rev', collective))\n"
+    "    if seen and seen > revision then return created end\n"
+    "    redis.call('HSET', 'mg:notifier:collective_rev', collective, revision)\n"
+    "  end\n"
     "  for k = 1, n do\n"
     "    local nid, staff, channel, route = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]\n"
     "    local due, score, np = tonumber(ARGV[i+4]), ARGV[i+5], tonumber(ARGV[i+6])\n"

@@ -249,6 +249,27 @@ class NotifierKindsTest(unittest.TestCase):
             self.assertEqual(listed, names[:len(listed)])
             self.assertIn("%s et %d autres" % (names[len(listed) - 1], 40 - len(listed)), text)
 
+    def test_a_collective_needs_revision_older_than_one_notified_is_not(self):
+        # Redundant matchers each send the revisions they made: the journal
+        # may hold revision 4 (6 structures) before revision 3 (5), and staff
+        # got the smaller group last, as if it were the news.
+        st = tn.Stack(self.ws, {"claire": {"name": "Claire", "departments": "14", "channels": "inbox"}},
+                      default_staff="claire")
+        st.start()
+        sids = ["s-a", "s-b", "s-c", "s-d"]
+        st.emit([tn.member(sid, CAEN, "Structure " + sid) for sid in sids])
+        newer, older, later = (collective_need("c-ord", sids[:k]) for k in (4, 3, 4))
+        newer.collective_need_detected.revision = 2
+        older.collective_need_detected.revision = 1
+        later.collective_need_detected.revision = 3
+        st.emit([newer])
+        st.emit([older])
+        st.settle()
+        collective = lambda: sorted(e["item"] for e in st.inbox("claire") if e["item"].startswith("cn:"))  # noqa: E731
+        self.assertEqual(collective(), ["cn:c-ord:2"])
+        st.emit([later])
+        h.wait_until(lambda: collective() == ["cn:c-ord:2", "cn:c-ord:3"], 10, what="the later revision")
+
     def test_a_collective_need_around_le_havre_says_du_havre_and_its_radius(self):
         # A group by distance is named by its centre commune: "à Le Havre"
         # and "structures de Le Havre" were written as is, then "structures
