@@ -579,14 +579,10 @@ static long long s_integer(redisContext *c, redisReply *r, const char *what) {
  * leaves an exact account). 0, or -1 after a message. */
 static int s_erase(redisContext *c, const s_found_t *f) {
     printf("Effacement des données personnelles de la structure « %s » :\n", f->sid);
-    long long contact = 0;
-    if (f->contact_key) {
-        contact = s_integer(c, redisCommand(c, "DEL %s%s", MG_CONTACT_KEY_PREFIX, f->sid), "DEL");
-        if (contact < 0) return -1;
-    }
-    printf("  - contact (%s%s) : %lld effacé\n", MG_CONTACT_KEY_PREFIX, f->sid, contact);
-    /* Left out of a copy of the stream, not XDEL'd: XDEL only marks an
-     * entry deleted, its bytes stay in its stream node. */
+    /* The streams first, the contact last: a run that fails half-way can be
+     * run again, and still knows the contact's values to search for. The
+     * dead letters are left out of a copy of the stream, not XDEL'd: XDEL
+     * only marks an entry deleted, its bytes stay in its stream node. */
     long long deadletters = 0;
     if (f->ndeadletters) {
         s_rewrite_t w = {.skip = f->deadletters, .nskip = f->ndeadletters};
@@ -605,6 +601,12 @@ static int s_erase(redisContext *c, const s_found_t *f) {
     }
     printf("  - entrées du journal (%s) : %lld réécrite%s sans le contact\n", MG_JOURNAL_KEY, journal,
            journal > 1 ? "s" : "");
+    long long contact = 0;
+    if (f->contact_key) {
+        contact = s_integer(c, redisCommand(c, "DEL %s%s", MG_CONTACT_KEY_PREFIX, f->sid), "DEL");
+        if (contact < 0) return -1;
+    }
+    printf("  - contact (%s%s) : %lld effacé\n", MG_CONTACT_KEY_PREFIX, f->sid, contact);
     return 0;
 }
 

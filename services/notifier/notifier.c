@@ -228,7 +228,8 @@ struct mg_notifier {
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
     int kicked;            /* claim at the next chance (s_kick_worker()) */
     int active;            /* holds mg:notifier:active: sends */
-    char active_id[128];   /* "<host>:<pid>", its value when this one holds it */
+    int placed;            /* an "active" reply since the connection: config staff synced, staff read */
+    char active_id[192];   /* "<host>:<pid>:<machine>.<nonce>", its value when this one holds it */
     char holder_said[128]; /* the other holder last logged */
     struct event *active_timer;
     int64_t next_due;      /* service ms: the queue's earliest due time at the last claim */
@@ -1978,7 +1979,9 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
 
 static void s_work(mg_notifier_t *n) {
     /* Not before the staff are loaded: their quiet hours decide what may go. */
-    if (!n->redis_up || !n->staff_loaded || !n->active || n->stopping || n->claiming ||
+    /* Another notifier sending, this one only renews the leases of its sends
+     * in flight (the script claims nothing for it). */
+    if (!n->redis_up || !n->staff_loaded || (!n->active && !n->sending) || n->stopping || n->claiming ||
         n->in_flight >= (size_t)n->max_in_flight)
         return;
     int64_t mono = mg_clock_monotonic_us();
@@ -1996,6 +1999,7 @@ static void s_work(mg_notifier_t *n) {
      * so that it gets a new lease instead of being sent again. */
     mg_args_int(&a, 2 * n->send_timeout_ms + 1000);
     mg_args_int(&a, n->max_in_flight - (long long)n->in_flight);
+    mg_args_str(&a, n->active_id);
     for (const s_send_t *send = n->sending; send; send = send->next)
         mg_args_str(&a, send->nid);
     n->claiming = 1;
@@ -2103,7 +2107,7 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 static void s_load_staff(mg_notifier_t *n) {
-    if (n->staff_loading || !n->redis_up) return;
+    if (n->staff_loading || !n->redis_up || !n->placed) return;
     mg_args_t a;
     s_call_begin(&a, "staff");
     mg_args_int(&a, mg_clock_service_now_ms());
@@ -2180,41 +2184,87 @@ static void s_sync_config_staff(mg_notifier_t *n) {
 
 static void s_active_call(mg_notifier_t *n, long long ttl_ms, const char *gone);
 
-/* 1 if `holder` ("<host>:<pid>") is a process of this machine that has ended. */
-static int s_holder_gone(const mg_notifier_t *n, const char *holder) {
-    const char *colon = strrchr(holder, ':');
-    const char *mine = strrchr(n->active_id, ':');
-    if (!colon || !mine || colon - holder != mine - n->active_id ||
-        strncmp(holder, n->active_id, (size_t)(colon - holder)) != 0)
-        return 0;
-    char *end;
-    long pid = strtol(colon + 1, &end, 10);
-    return *end == '\0' && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+/* This notifier's id in mg:notifier:active: "<host>:<pid>:<machine>.<nonce>",
+ * <machine> a hash of the boot id and the pid namespace (hosts cloned, or
+ * containers, may share a name and pids), <nonce> random (two processes
+ * never share an id). */
+static void s_active_id(mg_notifier_t *n) {
+    char host[64] = "?", boot[64] = "", ns[64] = "", ulid[MG_ULID_LEN + 1];
+    gethostname(host, sizeof(host) - 1);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f)) boot[0] = '\0';
+        fclose(f);
+    }
+    ssize_t len = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+    ns[len > 0 ? len : 0] = '\0';
+    const char *parts[2] = {boot, ns};
+    char machine[33];
+    mg_hash_hex(parts, 2, machine);
+    mg_ulid_new(ulid);
+    snprintf(n->active_id, sizeof(n->active_id), "%s:%ld:%.8s.%s", host, (long)getpid(), machine,
+             ulid + MG_ULID_LEN - 8);
 }
 
+/* The parts of an id of s_active_id(): 0, or -1 if it is not of that form. */
+static int s_active_id_parse(const char *id, char host[64], long *pid, char machine[9]) {
+    const char *last = strrchr(id, ':');
+    if (!last || strlen(last + 1) < 10 || last[9] != '.') return -1;
+    const char *p = last;
+    while (p > id && p[-1] != ':')
+        p--;
+    if (p == id || (size_t)(p - 1 - id) >= 64) return -1;
+    char *end;
+    *pid = strtol(p, &end, 10);
+    if (end != last || *pid <= 0) return -1;
+    snprintf(host, 64, "%.*s", (int)(p - 1 - id), id);
+    snprintf(machine, 9, "%.8s", last + 1);
+    return 0;
+}
+
+/* 1 if `holder` (an id of s_active_id()) is a process of this machine that
+ * has ended. */
+static int s_holder_gone(const mg_notifier_t *n, const char *holder) {
+    char host[64], my_host[64], machine[9], my_machine[9];
+    long pid, my_pid;
+    if (s_active_id_parse(holder, host, &pid, machine) != 0 ||
+        s_active_id_parse(n->active_id, my_host, &my_pid, my_machine) != 0 || strcmp(host, my_host) != 0 ||
+        strcmp(machine, my_machine) != 0 || pid == my_pid)
+        return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Reply of "active". The first one after a connection writes the config's
+ * staff (only the notifier that sends: two machines' configs may differ),
+ * then reads the staff list: events are not handled before. */
 static void s_on_active(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_notifier_t *n = privdata;
     (void)redis;
-    if (!reply || reply->type != REDIS_REPLY_STRING || n->stopping) return;
-    if (strcmp(reply->str, n->active_id) == 0) {
-        if (!n->active) mg_info("notifier: this notifier sends (mg:notifier:active)");
-        n->active = 1;
-        n->holder_said[0] = '\0';
-        s_kick_worker(n);
+    if (n->stopping) return;
+    if (!reply || reply->type != REDIS_REPLY_STRING) {
+        n->active = 0; /* not known to hold it: the next renewal says */
         return;
     }
-    if (n->active)
+    int mine = strcmp(reply->str, n->active_id) == 0, was = n->active;
+    n->active = mine;
+    if (mine && !was) mg_info("notifier: this notifier sends (mg:notifier:active)");
+    if (!mine && was)
         mg_error("notifier: notifier %s took over the sends (this one did not renew its place for %d s): "
                  "this one records notifications only, and sends again once that one stops",
                  reply->str, S_ACTIVE_TTL_MS / 1000);
-    else if (strcmp(n->holder_said, reply->str) != 0)
+    else if (!mine && strcmp(n->holder_said, reply->str) != 0)
         mg_warn(
             "notifier: notifier %s sends: this one records notifications only, and takes over within %d s "
             "once that one stops (one notifier sends at a time)",
             reply->str, S_ACTIVE_TTL_MS / 1000);
-    n->active = 0;
-    snprintf(n->holder_said, sizeof(n->holder_said), "%s", reply->str);
-    if (s_holder_gone(n, reply->str)) s_active_call(n, S_ACTIVE_TTL_MS, reply->str);
+    snprintf(n->holder_said, sizeof(n->holder_said), "%s", mine ? "" : reply->str);
+    if (mine && !was) s_sync_config_staff(n);
+    if (!n->placed) {
+        n->placed = 1;
+        s_load_staff(n);
+    }
+    if (mine && !was) s_kick_worker(n);
+    if (!mine && s_holder_gone(n, reply->str)) s_active_call(n, S_ACTIVE_TTL_MS, reply->str);
 }
 
 /* Take, renew (ttl_ms > 0; `gone`: a holder known ended) or give up (0) the
@@ -2244,17 +2294,20 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     n->redis_up = up;
     if (up) {
         if (n->script) mg_script_redis_up(n->script);
+        /* Its reply writes the config's staff (if this one sends), then
+         * reads the staff list (s_on_active()). */
+        n->placed = 0;
         s_active_call(n, S_ACTIVE_TTL_MS, "");
-        s_sync_config_staff(n);
         if (n->staff_loaded) {
             mg_info("notifier: Redis available again");
             if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 1);
         }
-        s_load_staff(n);
-        s_kick_worker(n);
+        s_kick_worker(n); /* the leases of the sends in flight, even if another sends now */
     } else {
         n->claiming = 0;
         n->staff_loading = 0;
+        n->active = 0; /* known again at the next reply */
+        n->placed = 0;
         mg_warn("notifier: Redis unavailable; deliveries pause until it is back");
         if (n->subscriber) mg_subscriber_redis_state(n->subscriber, 0);
     }
@@ -2307,7 +2360,7 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
     if (n->stopping) return;
     /* Another notifier may send at once (its claims wait for the leases
      * of the sends this one still has in flight). */
-    if (n->active) s_active_call(n, 0, "");
+    s_active_call(n, 0, "");
     n->active = 0;
     n->stopping = 1;
     s_on_metrics_timer(-1, 0, n);
@@ -2329,9 +2382,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
     n->base = base;
     n->cfg = cfg;
-    char host[64] = "?";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(n->active_id, sizeof(n->active_id), "%s:%ld", host, (long)getpid());
+    s_active_id(n);
     n->staff_url = mg_config_str(cfg, "notifier", "staff_url");
     n->default_staff = mg_config_str(cfg, "notifier", "default_staff");
     n->smtp_url = mg_config_str(cfg, "notifier", "smtp_url");

@@ -144,8 +144,11 @@ const char mg_notifier_script[] =
     "  for _, staff in ipairs(announce) do redis.call('PUBLISH', '" MG_STAFF_INBOX_CHANNEL "', staff) end\n"
     "  return created\n"
     "end\n"
-    /* claim: now, lease_ms, limit, then the ids this notifier is sending
-     * now. Due notifications of the queue are pushed lease_ms into the
+    /* claim: now, lease_ms, limit, the notifier's id, then the ids it is
+     * sending now. Only the notifier holding mg:notifier:active claims
+     * (another one, a notifier that lost its place while paused or cut
+     * off, gets nothing but the leases of its sends renewed). Due
+     * notifications of the queue are pushed lease_ms into the
      * future (so a crashed sender's are retried after the lease, never twice
      * at once) and at most `limit` returned with their record and, for a
      * digest, its items (title, summary, score, link) by score, then oldest
@@ -156,17 +159,18 @@ const char mg_notifier_script[] =
      * returned: it is not sent twice, nor counted as another attempt. */
     "if op == 'claim' then\n"
     "  local now, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "  local sending = {}\n"
-    "  for i = 5, #ARGV do sending[ARGV[i]] = true end\n"
-    "  local due = redis.call('ZRANGEBYSCORE', 'mg:notifier:queue', '-inf', now, 'LIMIT', 0, limit + #ARGV - 4)\n"
+    "  for i = 6, #ARGV do\n"
+    "    local at = redis.call('ZSCORE', 'mg:notifier:queue', ARGV[i])\n"
+    "    if at and tonumber(at) <= now then redis.call('ZADD', 'mg:notifier:queue', now + lease, ARGV[i]) end\n"
+    "  end\n"
+    "  if redis.call('GET', 'mg:notifier:active') ~= ARGV[5] then limit = 0 end\n"
+    "  local due = limit > 0 and redis.call('ZRANGEBYSCORE', 'mg:notifier:queue', '-inf', now, 'LIMIT', 0, limit) or {}\n"
     "  local out = {}\n"
     "  for _, nid in ipairs(due) do\n"
     "    local key = nkey(nid)\n"
-    "    if sending[nid] then\n"
-    "      redis.call('ZADD', 'mg:notifier:queue', now + lease, nid)\n"
-    "    elseif #out < limit and redis.call('EXISTS', key) == 0 then\n"
+    "    if redis.call('EXISTS', key) == 0 then\n"
     "      redis.call('ZREM', 'mg:notifier:queue', nid)\n"
-    "    elseif #out < limit then\n"
+    "    else\n"
     "      redis.call('ZADD', 'mg:notifier:queue', now + lease, nid)\n"
     "      redis.call('HINCRBY', key, 'attempts', 1)\n"
     "      local rec = redis.call('HGETALL', key)\n"

@@ -165,7 +165,9 @@ class SmtpReceiver:
 class Stack:
     def __init__(self, ws, staff, clock_offset_ms=0, more_sections=None, **notifier):
         self.ws = ws
-        self.redis = ws.own(h.Redis(ws.dir).start())
+        # A Redis data directory of its own: two stacks of one test shared
+        # one AOF, so the second Redis started with the first's data.
+        self.redis = ws.own(h.Redis(ws.path(h.new_id("stack"))).start())
         self.broker, self.sections = h.start_broker(ws, self.redis)
         self.client = ws.own(h.IngestClient(self.sections["broker"]["ingest"]))
         self.clock = ws.path("clock")
@@ -950,6 +952,31 @@ class NotifierTest(unittest.TestCase):
         second.wait_log("this notifier sends", timeout=5)
         st.emit([member("s-after", CAEN, "Structure d'après")])
         h.wait_until(lambda: len(smtp.messages) == 31, 10, what="the mail sent by the second")
+
+    def test_a_notifier_paused_past_its_place_gives_the_sends_to_the_other(self):
+        # Paused (SIGSTOP) past its place's 10 s, the notifier that sent lets
+        # the other take over; woken, it says so and only records from then.
+        hook = self.ws.own(WebhookReceiver())
+        st = Stack(self.ws, {"w": {"name": "W", "channels": "webhook", "webhook": hook.url}}, default_staff="w")
+        first = st.start()
+        first.wait_log("this notifier sends")
+        second = self.ws.own(h.Daemon(self.ws.dir, "maillage-notifier", st.conf, env={"MAILLAGE_CLOCK_FILE": st.clock}))
+        second.start(ready="staff member(s)")
+        self._directory(st, members=False)
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second.wait_log("this notifier sends", timeout=15)
+            st.emit([match("m-%d" % i, "n1", "o1", "s-caen", "s-rouen") for i in range(20)])
+            h.wait_until(lambda: len(hook.delivered()) == 20, 10, what="the webhooks sent by the second")
+        finally:
+            first.send_signal(signal.SIGCONT)
+        first.wait_log("took over the sends")
+        st.emit([match("m-after", "n1", "o1", "s-caen", "s-rouen")])
+        h.wait_until(lambda: len(hook.delivered()) == 21, 10, what="the next webhook")
+        time.sleep(1.0)
+        keys = [b["idempotency_key"] for b in hook.delivered()]
+        self.assertEqual(len(keys), len(set(keys)))
+        self.assertEqual(first.log().count("this notifier sends"), 1)
 
     def test_a_template_without_html_gives_a_plain_text_email(self):
         # [html] is optional in a template: without it the e-mail is plain
