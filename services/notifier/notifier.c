@@ -23,9 +23,9 @@
 #include "notifier.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,7 +230,7 @@ struct mg_notifier {
     int active;            /* holds mg:notifier:active: sends */
     int placed;            /* an "active" reply since the connection: config staff synced, staff read */
     char active_id[192];   /* "<host>:<pid>:<machine>.<nonce>", its value when this one holds it */
-    char holder_said[128]; /* the other holder last logged */
+    char holder_said[192]; /* the other holder last logged */
     struct event *active_timer;
     int64_t next_due;      /* service ms: the queue's earliest due time at the last claim */
     int64_t claimed_at_us; /* monotonic: when the last claim was sent */
@@ -1978,9 +1978,9 @@ static void s_on_claimed(mg_redis_t *redis, redisReply *reply, void *privdata) {
 }
 
 static void s_work(mg_notifier_t *n) {
-    /* Not before the staff are loaded: their quiet hours decide what may go. */
-    /* Another notifier sending, this one only renews the leases of its sends
-     * in flight (the script claims nothing for it). */
+    /* Not before the staff are loaded: their quiet hours decide what may go.
+     * While another notifier sends, this one only renews the leases of its
+     * sends in flight (the script claims nothing for it). */
     if (!n->redis_up || !n->staff_loaded || (!n->active && !n->sending) || n->stopping || n->claiming ||
         n->in_flight >= (size_t)n->max_in_flight)
         return;
