@@ -228,6 +228,7 @@ struct mg_notifier {
     int redis_up, staff_loaded, stopping, flushed, claiming, unanswered_running, staff_loading;
     int kicked;            /* claim at the next chance (s_kick_worker()) */
     int active;            /* holds mg:notifier:active: sends */
+    int had_place;         /* held it at the last reply that said who (a lost connection does not forget) */
     int placed;            /* an "active" reply since the connection: config staff synced, staff read */
     char active_id[192];   /* "<host>:<pid>:<machine>.<nonce>", its value when this one holds it */
     char holder_said[192]; /* the other holder last logged */
@@ -2247,8 +2248,8 @@ static void s_on_active(mg_redis_t *redis, redisReply *reply, void *privdata) {
     }
     int mine = strcmp(reply->str, n->active_id) == 0, was = n->active;
     n->active = mine;
-    if (mine && !was) mg_info("notifier: this notifier sends (mg:notifier:active)");
-    if (!mine && was)
+    if (mine && !n->had_place) mg_info("notifier: this notifier sends (mg:notifier:active)");
+    if (!mine && n->had_place)
         mg_error("notifier: notifier %s took over the sends (this one did not renew its place for %d s): "
                  "this one records notifications only, and sends again once that one stops",
                  reply->str, S_ACTIVE_TTL_MS / 1000);
@@ -2257,6 +2258,7 @@ static void s_on_active(mg_redis_t *redis, redisReply *reply, void *privdata) {
             "notifier: notifier %s sends: this one records notifications only, and takes over within %d s "
             "once that one stops (one notifier sends at a time)",
             reply->str, S_ACTIVE_TTL_MS / 1000);
+    n->had_place = mine;
     snprintf(n->holder_said, sizeof(n->holder_said), "%s", mine ? "" : reply->str);
     if (mine && !was) s_sync_config_staff(n);
     if (!n->placed) {
