@@ -965,7 +965,7 @@ class NotifierTest(unittest.TestCase):
         self._directory(st, members=False)
         first.send_signal(signal.SIGSTOP)
         try:
-            second.wait_log("this notifier sends", timeout=15)
+            second.wait_log("this notifier sends", timeout=30)  # its 10 s, then a renewal
             st.emit([match("m-%d" % i, "n1", "o1", "s-caen", "s-rouen") for i in range(20)])
             h.wait_until(lambda: len(hook.delivered()) == 20, 10, what="the webhooks sent by the second")
         finally:
