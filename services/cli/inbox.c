@@ -152,12 +152,13 @@ static int s_known(redisContext *c, const char *staff, const char *default_staff
 #define S_PAGE 100
 
 /* Call `page` with the members of sorted set `key`, newest first (by score,
- * then member, as ZREVRANGE orders them), S_PAGE at a time, until it returns
- * nonzero (that value is returned; 0 once the set is read). Each page starts
- * where the last one ended, by score and member, not by rank: an entry
- * written at the top while it reads (by rank, it pushed every later page
- * down one, and each page began with the entry ending the one before) moves
- * no page. Returns -1 (said) on a Redis error. */
+ * then member, as ZREVRANGE orders them), S_PAGE at a time, until the set is
+ * read or `page` returns nonzero (1: enough, -1: an error it said). Each
+ * page starts where the last one ended, by score and member, not by rank: an
+ * entry written at the top while it reads (by rank, it pushed every later
+ * page down one, and each page began with the entry ending the one before)
+ * moves no page. Returns 0, or -1 after an error (a Redis one said as
+ * `command`'s). */
 static int s_each_page(redisContext *c, const char *key, const char *command,
                        int (*page)(redisContext *c, const char *const *ids, size_t n, void *arg), void *arg) {
     char max[64] = "+inf"; /* the score of the last member given */

@@ -145,18 +145,17 @@ const char mg_notifier_script[] =
     "  return created\n"
     "end\n"
     /* claim: now, lease_ms, limit, the notifier's id, then the ids it is
-     * sending now. Only the notifier holding mg:notifier:active claims
-     * (another one, a notifier that lost its place while paused or cut
-     * off, gets nothing but the leases of its sends renewed). Due
-     * notifications of the queue are pushed lease_ms into the
-     * future (so a crashed sender's are retried after the lease, never twice
-     * at once) and at most `limit` returned with their record and, for a
-     * digest, its items (title, summary, score, link) by score, then oldest
-     * first, and the queue's earliest due time after the claim (-1: empty),
-     * when to claim next. One being
-     * sent whose lease ran out (a mail waiting for a free mail worker of
-     * outbound.h starts its timeout only then) gets a new lease and is not
-     * returned: it is not sent twice, nor counted as another attempt. */
+     * sending now. One being sent whose lease ran out (a mail waiting for a
+     * free mail worker of outbound.h starts its timeout only then) first
+     * gets a new lease: it is not sent twice, nor counted as another
+     * attempt. Only the notifier holding mg:notifier:active claims (another
+     * one, a notifier that lost its place while paused or cut off, gets
+     * nothing but those leases renewed): due notifications of the queue are
+     * pushed lease_ms into the future (so a crashed sender's are retried
+     * after the lease, never twice at once) and at most `limit` returned
+     * with their record and, for a digest, its items (title, summary,
+     * score, link) by score, then oldest first; with the queue's earliest
+     * due time after the claim (-1: empty), when to claim next. */
     "if op == 'claim' then\n"
     "  local now, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "  for i = 6, #ARGV do\n"
@@ -443,18 +442,19 @@ const char mg_notifier_script[] =
     "end\n"
     /* staff: now, ttl_ms. Every staff member as {id, HGETALL}, by id; and
      * every inbox (the staff's, those of mg:inboxes: the default recipient
-     * undeclared, a member removed) trimmed of the entries older than ttl_ms
-     * (their records have expired: the counts of the CLI and the gateway are
-     * ZCARDs); one left empty leaves mg:inboxes. */
+     * undeclared, a member removed), each once, trimmed of the entries older
+     * than ttl_ms (their records have expired: the counts of the CLI and the
+     * gateway are ZCARDs); one left empty leaves mg:inboxes. */
     "if op == 'staff' then\n"
     "  local out, ids = {}, redis.call('SMEMBERS', 'mg:staff')\n"
-    "  local before = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))\n"
+    "  local before, inboxes = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3])), {}\n"
     "  table.sort(ids)\n"
     "  for _, id in ipairs(ids) do\n"
     "    out[#out+1] = {id, redis.call('HGETALL', 'mg:staff:' .. id)}\n"
-    "    redis.call('ZREMRANGEBYSCORE', 'mg:inbox:' .. id, '-inf', before)\n"
+    "    inboxes[id] = true\n"
     "  end\n"
-    "  for _, id in ipairs(redis.call('SMEMBERS', 'mg:inboxes')) do\n"
+    "  for _, id in ipairs(redis.call('SMEMBERS', 'mg:inboxes')) do inboxes[id] = true end\n"
+    "  for id in pairs(inboxes) do\n"
     "    redis.call('ZREMRANGEBYSCORE', 'mg:inbox:' .. id, '-inf', before)\n"
     "    if redis.call('EXISTS', 'mg:inbox:' .. id) == 0 then redis.call('SREM', 'mg:inboxes', id) end\n"
     "  end\n"
