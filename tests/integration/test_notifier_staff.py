@@ -126,8 +126,11 @@ class NotifierStaffTest(unittest.TestCase):
         for key, value in (("quiet_start", "22"), ("quiet_end", "7")):
             self.assertEqual(st.cli("staff", "set", "claire", key, value).returncode, 0)
         st.redis.call("HSET", "mg:staff:claire", "note", "équipe Calvados", "ancien_id", "c-114")  # unknown fields
-        st.redis.call("ZADD", "mg:inbox:claire", 1, "n-1", 2, "n-2", 3, "n-3")
-        st.redis.call("ZADD", "mg:inbox:remi", 1, "n-4")
+        # Entries of now: the notifier trims those older than retention_days
+        # (positions 1 to 3, in 1970, went at its next staff read, or not).
+        now = int(time.time() * 1000)
+        st.redis.call("ZADD", "mg:inbox:claire", now + 1, "n-1", now + 2, "n-2", now + 3, "n-3")
+        st.redis.call("ZADD", "mg:inbox:remi", now + 1, "n-4")
 
         def row(label, value):
             return "  " + label.ljust(42) + "  " + value
