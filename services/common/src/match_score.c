@@ -17,8 +17,12 @@
  *                     smaller positive radius (50 km when neither is
  *                     positive, i.e. same commune). Matched only by the
  *                     territory: R is the need's radius, or 50 km without one.
- *   keywords          overlap coefficient |A n B| / min(|A|,|B|) of the folded
- *                     keywords of tags + title + description of each side.
+ *   keywords          |A n B| / max(min(|A|,|B|), 3) of the folded keywords
+ *                     of tags + title + description of each side, the words
+ *                     of the category's code left out ("formation",
+ *                     "local" for locaux: both sides share the category
+ *                     already): the overlap coefficient, where a side of
+ *                     one or two words ("Formations") is not a full match.
  *   sector            same NAF sub-class 1, same division 0.6, same section
  *                     0.3, else (or unknown) 0.
  *   intercooperation  both structures of the ESS 1, one 0.5, none 0.
@@ -36,7 +40,8 @@
  * ("bureaux" -> "bureau"), "-aux" -> "-al" ("locaux" -> "local"), "-ux" ->
  * "-u" ("lieux" -> "lieu"), and a final "s" not after another "s"
  * ("cuisines" -> "cuisine"); the irregular plurals of the trade ("baux",
- * "travaux", "matériaux", "tuyaux", "vitraux"...) go to their singular.
+ * "travaux", "matériaux", "tuyaux", "vitraux"...) and the short ones
+ * ("jeux", "feux", "eaux") go to their singular.
  * Combining accents (text typed or pasted decomposed, NFD) are dropped
  * within a word, as the composed letters lose theirs. The same folding runs on both sides, so the
  * result only has to be consistent, not good French. Keywords are ASCII. */
@@ -210,7 +215,8 @@ static void s_fold_plural(char *w) {
     static const char *const irregular[][2] = {
         {"baux", "bail"},     {"travaux", "travail"},    {"vitraux", "vitrail"}, {"emaux", "email"},
         {"coraux", "corail"}, {"materiaux", "materiau"}, {"tuyaux", "tuyau"},    {"noyaux", "noyau"},
-        {"boyaux", "boyau"},  {"joyaux", "joyau"}};
+        {"boyaux", "boyau"},  {"joyaux", "joyau"},       {"jeux", "jeu"},        {"feux", "feu"},
+        {"eaux", "eau"}};
     for (size_t i = 0; i < sizeof(irregular) / sizeof(irregular[0]); i++) {
         if (strcmp(w, irregular[i][0]) == 0) {
             strcpy(w, irregular[i][1]); /* never longer */
@@ -292,8 +298,70 @@ static char *s_lower_copy(const char *text, size_t from, size_t to) {
     return out;
 }
 
+/* The compounds of two parts joined by a hyphen ("éco-construction",
+ * "e-commerce"), each without it ("écoconstruction", "ecommerce"), separated
+ * by spaces, for the folding to read after the text: one side may write the
+ * compound and the other one word. A part that is a stop word ("parce-que",
+ * "sous-traitance") joins nothing. NULL when there are none. */
+static char *s_joined_compounds(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    char *out = NULL;
+    size_t n = 0, start = 0, hyphen_at = 0, hyphen_end = 0, hyphens = 0;
+    char part[2][S_WORD_MAX + 1];
+    size_t plen[2] = {0, 0};
+    for (size_t i = 0; i <= len;) {
+        uint32_t cp = 0;
+        size_t step = i < len ? s_utf8_decode(s + i, len - i, &cp) : 1;
+        char f[3] = "";
+        if (i < len && step) s_fold(cp, f);
+        int letter = f[0] != '\0' || (i < len && step && cp >= 0x300 && cp <= 0x36F);
+        int hyphen = i < len && step && (cp == '-' || cp == 0x2010 || cp == 0x2011);
+        if (!step) step = 1;
+        if (letter) {
+            size_t p = hyphens ? 1 : 0, fl = strlen(f);
+            if (p < 2 && plen[p] + fl <= S_WORD_MAX) memcpy(part[p] + plen[p], f, fl), plen[p] += fl;
+        } else if (hyphen) {
+            if (hyphens++ == 0) hyphen_at = i, hyphen_end = i + step;
+            if (i == start) hyphens = 2; /* "-abc"; "a--b" and "a-b-c" count 2 too */
+        } else {
+            if (hyphens == 1 && plen[0] && plen[1] && hyphen_end < i) {
+                part[0][plen[0]] = part[1][plen[1]] = '\0';
+                if (!s_is_stop_word(part[0]) && !s_is_stop_word(part[1])) {
+                    if (!out) out = mg_malloc(len + 1);
+                    memcpy(out + n, text + start, hyphen_at - start);
+                    n += hyphen_at - start;
+                    memcpy(out + n, text + hyphen_end, i - hyphen_end);
+                    n += i - hyphen_end;
+                    out[n++] = ' ';
+                }
+            }
+            start = i + step, hyphens = 0, plen[0] = plen[1] = 0;
+        }
+        i += step;
+    }
+    if (out) out[n] = '\0';
+    return out;
+}
+
+static size_t s_keywords_spelled(const char *text, char **words, char **spellings, size_t max);
+
 size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max) {
     if (!text || !words || max == 0) return 0;
+    size_t len = strlen(text);
+    char *joined = s_joined_compounds(text, len);
+    if (!joined) return s_keywords_spelled(text, words, spellings, max);
+    size_t jlen = strlen(joined);
+    char *both = mg_malloc(len + 1 + jlen + 1);
+    memcpy(both, text, len);
+    both[len] = ' ';
+    memcpy(both + len + 1, joined, jlen + 1);
+    size_t n = s_keywords_spelled(both, words, spellings, max);
+    free(both);
+    free(joined);
+    return n;
+}
+
+static size_t s_keywords_spelled(const char *text, char **words, char **spellings, size_t max) {
     const unsigned char *s = (const unsigned char *)text;
     size_t len = strlen(text);
     /* Every code point folds into at most as many bytes as it takes, plus
@@ -382,6 +450,10 @@ size_t mg_text_keywords(const char *text, char **words, size_t max) {
 #define S_FAIRNESS_HALF 5.0
 /* Keywords read from each side's texts. */
 #define S_KEYWORDS_MAX 256
+/* The least side the keyword overlap divides by, and the words of a
+ * category's code left out of it. */
+#define S_KEYWORDS_SIDE_MIN 3
+#define S_CATEGORY_WORDS    4
 
 static int s_is_ess(Maillage__V1__Family family) {
     switch (family) {
@@ -725,6 +797,13 @@ static void s_free_words(char **words, size_t n) {
     free(words);
 }
 
+/* 1 if `w` is one of words[0..n). */
+static int s_among(const char *w, char *const *words, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(w, words[i]) == 0) return 1;
+    return 0;
+}
+
 static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) {
     /* Use the caller's folded keywords when given (a matcher folds a need
      * once for all its candidates), else fold both sides here. */
@@ -745,13 +824,25 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
         b = (const char *const *)own_b, sb = (const char *const *)own_sb;
     }
 
+    /* The words of the category's code: each side may say them, and they
+     * tell nothing the category did not. */
+    char *cat[S_CATEGORY_WORDS], code[64];
+    snprintf(code, sizeof(code), "%s", in->need && in->need->category ? in->need->category : "");
+    for (char *p = code; *p; p++)
+        if (*p == '_') *p = ' ';
+    size_t ncat = mg_text_keywords(code, cat, S_CATEGORY_WORDS), size_a = na, size_b = nb;
+
     s_text_t t;
     s_text_init(&t, detail, size);
     size_t common = 0;
     const char *first = NULL; /* the first shared word, as shown */
-    for (size_t i = 0, j = 0; i < na && j < nb;) { /* both lists are sorted */
-        int c = strcmp(a[i], b[j]);
-        if (c < 0) {
+    for (size_t i = 0, j = 0; i < na || j < nb;) { /* both lists are sorted */
+        int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+        const char *w = c <= 0 ? a[i] : b[j];
+        if (s_among(w, cat, ncat)) {
+            if (c <= 0) size_a--, i++;
+            if (c >= 0) size_b--, j++;
+        } else if (c < 0) {
             i++;
         } else if (c > 0) {
             j++;
@@ -769,9 +860,11 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
         s_text_init(&t, detail, size);
         s_text_addf(&t, "mot commun : %s", first);
     }
-    size_t smaller = na < nb ? na : nb;
-    double v = smaller > 0 ? (double)common / (double)smaller : 0.0;
+    size_t smaller = size_a < size_b ? size_a : size_b;
+    double v = (double)common / (double)(smaller > S_KEYWORDS_SIDE_MIN ? smaller : S_KEYWORDS_SIDE_MIN);
 
+    for (size_t i = 0; i < ncat; i++)
+        free(cat[i]);
     if (own_a) s_free_words(own_a, na), s_free_words(own_sa, na);
     if (own_b) s_free_words(own_b, nb), s_free_words(own_sb, nb);
     return v;
