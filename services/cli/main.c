@@ -63,7 +63,7 @@ static const char s_usage[] =
     "                       inspect and re-inject dead letters (rejected input, poison events)\n"
     "  consumers [list|forget NAME]\n"
     "                       registered consumers: checkpoint, lag, parked events\n"
-    "  staff [list|show ID|add ID --name N ...|set ID KEY VALUE|remove ID]\n"
+    "  staff [list|show ID|add ID --name N ...|set ID KEY VALUE|remove ID|reset ID]\n"
     "                       the staff who receive notifications, and their scope\n"
     "  inbox STAFF [--unread] [--mark-read ID]\n"
     "                       a staff member's notifications, in French\n"

@@ -1021,6 +1021,15 @@ class BrokerTest(unittest.TestCase):
             "broker": {"ingest": "tcp://0.0.0.0:%d" % h.free_port()},
         })
         self.assertIn("beyond loopback", h.refused_at_start("maillage-broker", conf, code=None))
+        # A second address after ';' (libzmq binds both) or anything else
+        # after the port is not loopback either.
+        for ingest in ("tcp://127.0.0.1:%d;0.0.0.0:%d" % (h.free_port(), h.free_port()),
+                       "tcp://127.0.0.1:%d/x" % h.free_port()):
+            conf = h.write_config(self.ws.path("open.conf"), {
+                "redis": {"url": self.redis.url},
+                "broker": {"ingest": ingest},
+            })
+            self.assertIn("beyond loopback", h.refused_at_start("maillage-broker", conf, code=None))
 
     def test_help_and_version(self):
         res = h.run_program("maillage-broker", ["--help"])

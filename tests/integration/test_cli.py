@@ -812,6 +812,14 @@ class CliTest(unittest.TestCase):
              "[broker] ingest = tcp://0.0.0.0:7450: refusing an unauthenticated endpoint beyond loopback"),
             ("[broker]\nfanout = tcp://192.0.2.1:7451\n", "broker",
              "[broker] fanout = tcp://192.0.2.1:7451: refusing an unauthenticated endpoint beyond loopback"),
+            # libzmq binds both addresses of "A;B": the second was not checked.
+            ("[broker]\ningest = tcp://127.0.0.1:7450;0.0.0.0:7452\n", "broker",
+             "[broker] ingest = tcp://127.0.0.1:7450;0.0.0.0:7452: refusing an unauthenticated endpoint beyond "
+             "loopback"),
+            # libzmq cannot bind a host name: the broker failed at start.
+            ("[broker]\ningest = tcp://localhost:7450\n", "broker",
+             "[broker] ingest = tcp://localhost:7450: ZeroMQ binds an address or an interface, not a host name: "
+             "use tcp://127.0.0.1:7450"),
             ("[broker]\nnetwork = cress normandie\n", "broker",
              '[broker] network = "cress normandie": not a valid id'),
             ("[broker]\ncurve_secret_key_file = %s/broker.key\ncurve_clients_file = %s\n" % (keys, clients),

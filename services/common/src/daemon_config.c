@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "maillage/curve.h"
 #include "maillage/envelope.h"
@@ -21,7 +22,15 @@ int mg_daemon_log_level(const mg_config_t *cfg, mg_log_level_t *level, char *err
 bool mg_endpoint_is_local(const char *endpoint) {
     if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return true;
     if (strncmp(endpoint, "tcp://", 6) != 0) return false;
-    return mg_config_authority_is_loopback(endpoint + 6);
+    /* Nothing after the port: libzmq reads more ("127.0.0.1:1;0.0.0.0:2"
+     * binds the second address too). */
+    const char *authority = endpoint + 6;
+    const char *port = authority[0] == '[' ? strchr(authority, ']') : authority;
+    port = port ? strchr(port, ':') : NULL;
+    if (!port || !port[1] ||
+        (strcmp(port + 1, "*") != 0 && strspn(port + 1, "0123456789") != strlen(port + 1)))
+        return false;
+    return mg_config_authority_is_loopback(authority);
 }
 
 int mg_broker_config_check(const mg_config_t *cfg, char *err, size_t errlen) {
@@ -30,10 +39,18 @@ int mg_broker_config_check(const mg_config_t *cfg, char *err, size_t errlen) {
         return mg_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
                        network, MG_ID_MAX);
     if (mg_curve_server_check(cfg, err, errlen) != 0) return -1;
+    static const char *const keys[] = {"ingest", "fanout"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const char *endpoint = mg_config_str(cfg, "broker", keys[i]);
+        if (strncasecmp(endpoint, "tcp://localhost:", 16) == 0)
+            return mg_fail(err, errlen,
+                           "[broker] %s = %s: ZeroMQ binds an address or an interface, not a host name: use "
+                           "tcp://127.0.0.1:%s",
+                           keys[i], endpoint, endpoint + 16);
+    }
     if (*mg_config_str(cfg, "broker", "curve_secret_key_file") ||
         mg_config_bool(cfg, "broker", "allow_insecure_remote"))
         return 0;
-    static const char *const keys[] = {"ingest", "fanout"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const char *endpoint = mg_config_str(cfg, "broker", keys[i]);
         if (!mg_endpoint_is_local(endpoint))

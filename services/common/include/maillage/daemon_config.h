@@ -21,8 +21,9 @@
 int mg_daemon_log_level(const mg_config_t *cfg, mg_log_level_t *level, char *err, size_t errlen);
 
 /* Is ZeroMQ `endpoint` reachable from this machine only? ipc:// and
- * inproc:// are; tcp:// when its host is a loopback address; any other
- * transport is not. */
+ * inproc:// are; tcp:// when its host is a loopback address and only a
+ * port (digits or "*") follows it (libzmq reads "HOST:PORT;HOST2:PORT2" as
+ * two addresses); any other transport is not. */
 bool mg_endpoint_is_local(const char *endpoint);
 
 /* The broker's: [broker] network a valid id, [broker] curve_secret_key_file
