@@ -33,6 +33,7 @@
 
 #include "maillage/clock.h"
 #include "maillage/communes.h"
+#include "maillage/daemon.h"
 #include "maillage/daemon_config.h"
 #include "maillage/envelope.h"
 #include "maillage/french.h"
@@ -78,6 +79,15 @@ enum {
 #define S_SWEEP_INTERVAL_MS 200
 #define S_SWEEP_PAUSE_MS    3600000
 #define S_MS_PER_DAY 86400000LL
+/* The roll call of the running matchers (s_on_live_timer()): each renews its
+ * entry every S_LIVE_RENEW_MS, which lapses S_LIVE_TTL_MS after the last
+ * renewal (a process stopped for good, or paused); a share of the needs is
+ * said to have no matcher once this one has been in the roll call that long
+ * (the others had time to renew theirs). A clean stop leaves its entry to
+ * lapse, so that a restart within S_LIVE_TTL_MS is never reported. */
+#define S_LIVE_RENEW_MS 2000
+#define S_LIVE_TTL_MS   6000
+#define S_LIVE_ENDED    8 /* entries of ended processes dropped per renewal */
 
 /* The communes nearest a commune, computed on first use and kept: the first
  * places a search for candidates reads (state.c, near()). One more than a
@@ -93,7 +103,7 @@ typedef struct {
 
 typedef struct {
     mg_metric_t *events, *proposed, *revised, *retired, *collective, *closures, *stale, *refused, *failures,
-        *outbox, *acks_rejected, *swept;
+        *outbox, *acks_rejected, *swept, *shares_alone, *disagreeing;
 } s_metrics_t;
 
 struct mg_matcher {
@@ -122,7 +132,7 @@ struct mg_matcher {
     unsigned instance, instances;
     char mflag[16];
     char name[32];
-    struct event *expiry_timer, *sweep_timer, *metrics_timer, *stop_timer, *acked_flush;
+    struct event *expiry_timer, *sweep_timer, *metrics_timer, *stop_timer, *acked_flush, *live_timer;
     mg_args_t acked; /* "HDEL mg:matcher:outbox" and the ids acked this loop turn */
     /* [matcher] outbox_max; the job whose finish waits for the outbox to
      * drain (the subscriber delivers the next event after it), its reason. */
@@ -142,6 +152,16 @@ struct mg_matcher {
     long long start_today;
     char start_after[2][S_START_CURSOR], start_next[2][S_START_CURSOR];
     size_t jobs; /* deliveries being handled (0 or 1; the benchmark waits on it) */
+    /* The roll call (s_on_live_timer()): this matcher's entry, whether a
+     * renewal is in flight, when the first one was answered (monotonic µs,
+     * 0 before), the entries of ended processes to drop at the next one, and
+     * what was last said of each finding (logged once, when it changes). */
+    char live_member[224];
+    int live_running;
+    int64_t live_since_us;
+    char *live_ended[S_LIVE_ENDED];
+    size_t n_live_ended;
+    char said_split[224], said_twin[224], said_alone[160];
     s_metrics_t metrics;
 };
 
@@ -436,6 +456,14 @@ static void s_on_decided(mg_redis_t *redis, redisReply *reply, void *privdata) {
     int moved = 0;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *r = reply->element[i];
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING) {
+            /* The previous revision of what follows, not acknowledged yet:
+             * sent first (a no-op if this producer has it already). */
+            mg_producer_send(m->producer, r->element[0]->str, (const uint8_t *)r->element[1]->str,
+                             r->element[1]->len);
+            continue;
+        }
         if (r->type != REDIS_REPLY_STRING) continue;
         if (strcmp(r->str, "!moved") == 0) {
             moved = 1;
@@ -1998,6 +2026,111 @@ static void s_on_outbox(mg_redis_t *redis, redisReply *reply, void *privdata) {
     if (resent) mg_info("matcher: %zu event(s) of the outbox sent again", resent);
 }
 
+/* ---- the roll call of the running matchers ----------------------------------------- */
+
+/* Reply of "live": every matcher in the roll call, "<instance>|<instances>|<id>".
+ * Three misconfigurations would otherwise go unseen, each logged once when it
+ * appears (and a share's return as well), and counted in a gauge:
+ *  - another matcher splitting the needs into another number of shares
+ *    (some needs are then matched by no instance, others by two);
+ *  - another matcher with this one's instance and instances (they share a
+ *    checkpoint and do the same work: give each its own number);
+ *  - with instances > 1, a share that no matcher handles: its needs are not
+ *    matched at all. */
+static void s_on_live(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    mg_matcher_t *m = privdata;
+    (void)redis;
+    m->live_running = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || m->stopping) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) mg_warn("matcher: roll call: %s", reply->str);
+        return;
+    }
+    for (size_t i = 0; i < m->n_live_ended; i++)
+        free(m->live_ended[i]);
+    m->n_live_ended = 0;
+    if (!m->live_since_us) m->live_since_us = mg_clock_monotonic_us();
+    unsigned shares = m->instances > 1 ? m->instances : 1;
+    unsigned char *handled = mg_calloc(shares, 1);
+    handled[m->instance % shares] = 1;
+    char split[224] = "", twin[224] = "";
+    uint64_t disagreeing = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const char *member = s_rstr(reply->element[i]);
+        unsigned instance, instances;
+        int at = 0;
+        if (strcmp(member, m->live_member) == 0 ||
+            sscanf(member, "%u|%u|%n", &instance, &instances, &at) != 2 || at == 0)
+            continue;
+        const char *id = member + at;
+        if (mg_process_ended(id)) {
+            if (m->n_live_ended < S_LIVE_ENDED) m->live_ended[m->n_live_ended++] = mg_strdup(member);
+            continue;
+        }
+        if (instances != m->instances) {
+            disagreeing++;
+            if (!*split) snprintf(split, sizeof(split), "%s (instances = %u)", id, instances);
+        } else {
+            if (instance == m->instance && !*twin) snprintf(twin, sizeof(twin), "%s", id);
+            if (instance < shares) handled[instance] = 1;
+        }
+    }
+    char alone[160] = "";
+    size_t n_alone = 0, len = 0;
+    if (m->instances > 1 && mg_clock_monotonic_us() - m->live_since_us >= (int64_t)S_LIVE_TTL_MS * 1000) {
+        for (unsigned s = 0; s < shares; s++) {
+            if (handled[s]) continue;
+            n_alone++;
+            if (len < sizeof(alone) - 16)
+                len += (size_t)snprintf(alone + len, sizeof(alone) - len, "%s%u", len ? ", " : "", s);
+        }
+    }
+    free(handled);
+    mg_metrics_set(m->metrics.shares_alone, n_alone);
+    mg_metrics_set(m->metrics.disagreeing, disagreeing);
+    if (*split && strcmp(split, m->said_split) != 0)
+        mg_error(
+            "matcher: matcher %s splits the needs into other shares than this one (instances = %u): some "
+            "needs are matched by no matcher and others by two; give every matcher the same [matcher] "
+            "instances",
+            split, m->instances);
+    else if (!*split && *m->said_split)
+        mg_info("matcher: every matcher now splits the needs into %u share(s)", shares);
+    if (*twin && strcmp(twin, m->said_twin) != 0)
+        mg_warn("matcher: matcher %s also has instance %u: the two share one checkpoint and do the same "
+                "work; give "
+                "each matcher its own [matcher] instance",
+                twin, m->instance);
+    if (*alone && strcmp(alone, m->said_alone) != 0)
+        mg_error("matcher: no matcher handles share %s of %u (the needs whose hash gives that number): those "
+                 "needs "
+                 "are not matched; start %s with [matcher] instance = %s",
+                 alone, m->instances, n_alone > 1 ? "one matcher per share" : "a matcher",
+                 n_alone > 1 ? "its number" : alone);
+    else if (!*alone && *m->said_alone)
+        mg_info("matcher: every share of the needs has a matcher again");
+    memcpy(m->said_split, split, sizeof(split));
+    memcpy(m->said_twin, twin, sizeof(twin));
+    memcpy(m->said_alone, alone, sizeof(alone));
+}
+
+/* Renew this matcher's entry in the roll call ("live" in state.c). */
+static void s_on_live_timer(evutil_socket_t fd, short what, void *arg) {
+    mg_matcher_t *m = arg;
+    (void)fd;
+    (void)what;
+    if (m->live_running || m->stopping || !mg_redis_is_up(m->redis)) return;
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_args_str(&a, "live");
+    mg_args_int(&a, mg_clock_now_ms()); /* not Redis' TIME: the deployed ACL user may not run it */
+    mg_args_int(&a, S_LIVE_TTL_MS);
+    mg_args_str(&a, m->live_member);
+    for (size_t i = 0; i < m->n_live_ended; i++)
+        mg_args_str(&a, m->live_ended[i]);
+    m->live_running = 1;
+    if (mg_script_call(m->script, &a, s_on_live, m) != 0) m->live_running = 0;
+}
+
 /* ---- Redis, metrics, life cycle ----------------------------------------------------- */
 
 static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
@@ -2006,6 +2139,7 @@ static void s_on_redis_state(mg_redis_t *redis, int up, void *arg) {
     if (up) {
         mg_script_redis_up(m->script);
         mg_redis_command(m->redis, s_on_outbox, m, "HGETALL %s", S_OUTBOX_KEY);
+        s_on_live_timer(-1, 0, m);
         if (!m->redis_seen_up)
             mg_info("matcher: ready (consumer %s, partition %u of %u)", m->name, m->instance, m->instances);
         else
@@ -2039,6 +2173,12 @@ static void s_metrics_register(mg_matcher_t *m) {
         mg_metrics_counter("maillage_matcher_rejected_total", "Events of the matcher rejected by the broker.");
     x->swept = mg_metrics_counter("maillage_matcher_retention_deleted_total",
                                   "Pair records of items closed longer than closed_retention_days, deleted.");
+    x->shares_alone =
+        mg_metrics_gauge("maillage_matcher_shares_unmatched",
+                         "Shares of the needs ([matcher] instances) that no running matcher handles.");
+    x->disagreeing =
+        mg_metrics_gauge("maillage_matcher_instances_disagreeing",
+                         "Other running matchers that split the needs into another number of shares.");
 }
 
 static void s_on_metrics_timer(evutil_socket_t fd, short what, void *arg) {
@@ -2153,7 +2293,9 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     m->metrics_timer = event_new(base, -1, EV_PERSIST, s_on_metrics_timer, m);
     m->stop_timer = evtimer_new(base, s_on_stop_timer, m);
     m->acked_flush = event_new(base, -1, 0, s_on_acked_flush, m);
-    if (!m->expiry_timer || !m->sweep_timer || !m->metrics_timer || !m->stop_timer || !m->acked_flush) {
+    m->live_timer = event_new(base, -1, EV_PERSIST, s_on_live_timer, m);
+    if (!m->expiry_timer || !m->sweep_timer || !m->metrics_timer || !m->stop_timer || !m->acked_flush ||
+        !m->live_timer) {
         mg_fail(err, errlen, "cannot create timers");
         goto err;
     }
@@ -2161,6 +2303,9 @@ mg_matcher_t *mg_matcher_new(struct event_base *base, const mg_config_t *cfg, ch
     struct timeval tv = {(time_t)expiry_s, 0}, mtv = {S_METRICS_INTERVAL_S, 0};
     event_add(m->expiry_timer, &tv);
     event_add(m->metrics_timer, &mtv);
+    struct timeval ltv = {S_LIVE_RENEW_MS / 1000, (S_LIVE_RENEW_MS % 1000) * 1000};
+    event_add(m->live_timer, &ltv);
+    snprintf(m->live_member, sizeof(m->live_member), "%u|%u|%s", m->instance, m->instances, mg_process_id());
     if (m->retention_ms > 0) {
         struct timeval stv = {0, S_SWEEP_INTERVAL_MS * 1000};
         event_add(m->sweep_timer, &stv);
@@ -2194,6 +2339,9 @@ void mg_matcher_destroy(mg_matcher_t **matcher_p) {
     if (m->sweep_timer) event_free(m->sweep_timer);
     if (m->metrics_timer) event_free(m->metrics_timer);
     if (m->stop_timer) event_free(m->stop_timer);
+    if (m->live_timer) event_free(m->live_timer);
+    for (size_t i = 0; i < m->n_live_ended; i++)
+        free(m->live_ended[i]);
     if (m->held) s_job_free(m->held);
     mg_subscriber_destroy(&m->subscriber);
     /* Pending script calls get their callbacks (NULL replies) here: jobs are

@@ -39,6 +39,7 @@
 
 #include "maillage/clock.h"
 #include "maillage/communes.h"
+#include "maillage/daemon.h"
 #include "maillage/envelope.h"
 #include "maillage/french.h"
 #include "maillage/json.h"
@@ -230,7 +231,7 @@ struct mg_notifier {
     int active;            /* holds mg:notifier:active: sends */
     int had_place;         /* held it at the last reply that said who (a lost connection does not forget) */
     int placed;            /* an "active" reply since the connection: config staff synced, staff read */
-    char active_id[192];   /* "<host>:<pid>:<machine>.<nonce>", its value when this one holds it */
+    const char *active_id; /* mg_process_id(): mg:notifier:active's value when this one holds it */
     char holder_said[192]; /* the other holder last logged */
     struct event *active_timer;
     int64_t next_due;      /* service ms: the queue's earliest due time at the last claim */
@@ -2185,56 +2186,6 @@ static void s_sync_config_staff(mg_notifier_t *n) {
 
 static void s_active_call(mg_notifier_t *n, long long ttl_ms, const char *gone);
 
-/* This notifier's id in mg:notifier:active: "<host>:<pid>:<machine>.<nonce>",
- * <machine> a hash of the boot id and the pid namespace (hosts cloned, or
- * containers, may share a name and pids), <nonce> random (two processes
- * never share an id). */
-static void s_active_id(mg_notifier_t *n) {
-    char host[64] = "?", boot[64] = "", ns[64] = "", ulid[MG_ULID_LEN + 1];
-    gethostname(host, sizeof(host) - 1);
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    if (f) {
-        if (!fgets(boot, sizeof(boot), f)) boot[0] = '\0';
-        fclose(f);
-    }
-    ssize_t len = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
-    ns[len > 0 ? len : 0] = '\0';
-    const char *parts[2] = {boot, ns};
-    char machine[33];
-    mg_hash_hex(parts, 2, machine);
-    mg_ulid_new(ulid);
-    snprintf(n->active_id, sizeof(n->active_id), "%s:%ld:%.8s.%s", host, (long)getpid(), machine,
-             ulid + MG_ULID_LEN - 8);
-}
-
-/* The parts of an id of s_active_id(): 0, or -1 if it is not of that form. */
-static int s_active_id_parse(const char *id, char host[64], long *pid, char machine[9]) {
-    const char *last = strrchr(id, ':');
-    if (!last || strlen(last + 1) < 10 || last[9] != '.') return -1;
-    const char *p = last;
-    while (p > id && p[-1] != ':')
-        p--;
-    if (p == id || (size_t)(p - 1 - id) >= 64) return -1;
-    char *end;
-    *pid = strtol(p, &end, 10);
-    if (end != last || *pid <= 0) return -1;
-    snprintf(host, 64, "%.*s", (int)(p - 1 - id), id);
-    snprintf(machine, 9, "%.8s", last + 1);
-    return 0;
-}
-
-/* 1 if `holder` (an id of s_active_id()) is a process of this machine that
- * has ended. */
-static int s_holder_gone(const mg_notifier_t *n, const char *holder) {
-    char host[64], my_host[64], machine[9], my_machine[9];
-    long pid, my_pid;
-    if (s_active_id_parse(holder, host, &pid, machine) != 0 ||
-        s_active_id_parse(n->active_id, my_host, &my_pid, my_machine) != 0 || strcmp(host, my_host) != 0 ||
-        strcmp(machine, my_machine) != 0 || pid == my_pid)
-        return 0;
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
-
 /* Reply of "active". The first one after a connection writes the config's
  * staff (only the notifier that sends: two machines' configs may differ),
  * then reads the staff list: events are not handled before. */
@@ -2266,7 +2217,7 @@ static void s_on_active(mg_redis_t *redis, redisReply *reply, void *privdata) {
         s_load_staff(n);
     }
     if (mine && !was) s_kick_worker(n);
-    if (!mine && s_holder_gone(n, reply->str)) s_active_call(n, S_ACTIVE_TTL_MS, reply->str);
+    if (!mine && mg_process_ended(reply->str)) s_active_call(n, S_ACTIVE_TTL_MS, reply->str);
 }
 
 /* Take, renew (ttl_ms > 0; `gone`: a holder known ended) or give up (0) the
@@ -2384,7 +2335,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
     const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
     n->base = base;
     n->cfg = cfg;
-    s_active_id(n);
+    n->active_id = mg_process_id();
     n->staff_url = mg_config_str(cfg, "notifier", "staff_url");
     n->default_staff = mg_config_str(cfg, "notifier", "default_staff");
     n->smtp_url = mg_config_str(cfg, "notifier", "smtp_url");

@@ -1443,6 +1443,84 @@ class MatcherTest(unittest.TestCase):
                 finally:
                     ws.close()
 
+    def test_a_revision_goes_to_the_journal_after_the_previous_one_another_instance_could_not_send(self):
+        # Two redundant matchers: A records a pair's revision 1 but cannot
+        # reach the broker (its ingest is a closed port); B records revision
+        # 2. Before, B sent only its own: revision 2 was journaled before
+        # revision 1 (or without it while A stayed cut off). B now sends the
+        # previous revision still waiting in the outbox first.
+        st = Stack(self.ws, weight_fairness=0)
+        b = st.start_matcher(1)
+        sections = dict(st.sections)
+        st.sections = dict(sections, broker=dict(sections["broker"], ingest="tcp://127.0.0.1:%d" % h.free_port()))
+        a = st.start_matcher(0)
+        st.sections = sections
+        st.emit([member("asso-caen", CAEN), member("coop-ifs", IFS, family="FAMILY_COOPERATIVE")])
+        st.settle(("matcher", "matcher-1"))
+        b.send_signal(signal.SIGSTOP)
+        try:
+            st.emit([need("n-1", "asso-caen", CAEN), offer("o-1", "coop-ifs", IFS)])
+            mid = None
+
+            def recorded():
+                nonlocal mid
+                ids = [k.decode() for k in st.redis.call("HKEYS", "mg:matcher:outbox")]
+                mid = next((i for i in ids if i.startswith("match.")), None)
+                return mid is not None
+            h.wait_until(recorded, 10, 0.05, "A's revision 1 in the outbox")
+            self.assertTrue(mid.endswith(".1"), mid)
+            a.send_signal(signal.SIGSTOP)
+        finally:
+            b.send_signal(signal.SIGCONT)
+        try:
+            st.emit([need("n-1", "asso-caen", CAEN, radius=8, event_type="need.updated")])
+            h.wait_until(lambda: len([m for m in st.matches() if m.need_id == "n-1"]) >= 2, 15, 0.1,
+                         "both revisions journaled")
+            self.assertEqual([m.revision for m in st.matches() if m.need_id == "n-1"], [1, 2])
+        finally:
+            a.send_signal(signal.SIGCONT)
+
+    def test_matchers_that_leave_a_share_unmatched_or_disagree_on_the_shares_say_so(self):
+        # Two matchers both given instance 0 of 2: the needs of share 1 are
+        # matched by nobody. Each says so, once, and counts it.
+        st = Stack(self.ws, instances=2)
+        a = st.start_matcher(0)
+        b = st.start_matcher(0)
+        alone = "no matcher handles share 1 of 2"
+        a.wait_log(alone, timeout=20)
+        b.wait_log(alone, timeout=20)
+        self.assertIn("also has instance 0", a.log())
+        h.wait_until(lambda: st.redis.call("HGET", "mg:metrics:matcher", "maillage_matcher_shares_unmatched") == b"1",
+                     20, 0.2, "the gauge of shares without a matcher")
+        # A matcher for share 1 starts: the share is handled again.
+        st.start_matcher(1)
+        a.wait_log("every share of the needs has a matcher again", timeout=20)
+        self.assertEqual(a.log().count(alone), 1, "said once")
+        # One that splits the needs into three shares disagrees with them.
+        st.start_matcher(2, instances=3)
+        a.wait_log("splits the needs into other shares than this one", timeout=20)
+        members = st.redis.call("ZRANGE", "mg:matcher:live", 0, -1)
+        self.assertEqual(sorted(m.split(b"|")[:2] for m in members),
+                         [[b"0", b"2"], [b"0", b"2"], [b"1", b"2"], [b"2", b"3"]])
+
+    def test_a_matcher_restarted_after_kill9_does_not_take_itself_for_a_twin(self):
+        # The killed process' entry stays in the roll call until it lapses;
+        # the new one knows it ended (same machine, its pid is gone).
+        st = Stack(self.ws)
+        first = st.start_matcher(0)
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:matcher:live") == 1, 10, 0.1, "the roll call")
+        first.stop(signal.SIGKILL)
+        second = st.start_matcher(0)
+        mine = (":%d:" % second.proc.pid).encode()
+        # Its second renewal (2 s) drops the ended entry, which would
+        # otherwise lapse 6 s after its last renewal.
+
+        def only_mine():
+            members = st.redis.call("ZRANGE", "mg:matcher:live", 0, -1)
+            return len(members) == 1 and mine in members[0]
+        h.wait_until(only_mine, 4, 0.1, "the ended entry dropped")
+        self.assertNotIn("also has instance", second.log())
+
 
 if __name__ == "__main__":
     unittest.main()

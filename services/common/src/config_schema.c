@@ -144,7 +144,9 @@ const mg_config_key_t mg_config_schema[] = {
     INT("matcher", "instances", "1", 1, 1024,
         "Instances sharing the matching work by hash(need_id) % instances. With 1, each\n"
         "instance (give them distinct numbers) matches everything: deterministic ids and\n"
-        "the shared match records keep each match once."),
+        "the shared match records keep each match once. Running matchers check each\n"
+        "other (mg:matcher:live): one with other instances, two with one number, or a\n"
+        "share no running matcher handles, is logged as an error or warning."),
 
     STR("data", "communes_file", MAILLAGE_DATADIR "/communes-normandie.csv",
         "Commune table (INSEE code, name, department, EPCI, coordinates). Commune codes\n"

@@ -1,11 +1,14 @@
 /* daemon.c -- the common main() of the daemons; see daemon.h. */
 #include "maillage/daemon.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "maillage/clock.h"
 #include "maillage/curve.h"
 #include "maillage/daemon_config.h"
 #include "maillage/log.h"
@@ -148,4 +151,52 @@ out:
     mg_config_destroy(&cfg);
     if (rc == 0) mg_info("%s: stopped", daemon->name);
     return rc;
+}
+
+/* ---- the process' id ------------------------------------------------------------- */
+
+const char *mg_process_id(void) {
+    static char id[192];
+    if (id[0]) return id;
+    char host[64] = "?", boot[64] = "", ns[64] = "", ulid[MG_ULID_LEN + 1];
+    gethostname(host, sizeof(host) - 1);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f)) boot[0] = '\0';
+        fclose(f);
+    }
+    ssize_t len = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+    ns[len > 0 ? len : 0] = '\0';
+    const char *parts[2] = {boot, ns};
+    char machine[33];
+    mg_hash_hex(parts, 2, machine);
+    mg_ulid_new(ulid);
+    snprintf(id, sizeof(id), "%s:%ld:%.8s.%s", host, (long)getpid(), machine, ulid + MG_ULID_LEN - 8);
+    return id;
+}
+
+/* The parts of an id of mg_process_id(): 0, or -1 if it is not of that form. */
+static int s_process_id_parse(const char *id, char host[64], long *pid, char machine[9]) {
+    const char *last = strrchr(id, ':');
+    if (!last || strlen(last + 1) < 10 || last[9] != '.') return -1;
+    const char *p = last;
+    while (p > id && p[-1] != ':')
+        p--;
+    if (p == id || (size_t)(p - 1 - id) >= 64) return -1;
+    char *end;
+    *pid = strtol(p, &end, 10);
+    if (end != last || *pid <= 0) return -1;
+    snprintf(host, 64, "%.*s", (int)(p - 1 - id), id);
+    snprintf(machine, 9, "%.8s", last + 1);
+    return 0;
+}
+
+int mg_process_ended(const char *other) {
+    char host[64], my_host[64], machine[9], my_machine[9];
+    long pid, my_pid;
+    if (s_process_id_parse(other, host, &pid, machine) != 0 ||
+        s_process_id_parse(mg_process_id(), my_host, &my_pid, my_machine) != 0 ||
+        strcmp(host, my_host) != 0 || strcmp(machine, my_machine) != 0 || pid == my_pid)
+        return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }

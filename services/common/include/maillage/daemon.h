@@ -40,4 +40,16 @@ typedef struct {
  * "Error: ..." line on stderr), 2 on a usage error. */
 int mg_daemon_main(int argc, char **argv, const mg_daemon_t *daemon);
 
+/* This process' id among the daemons sharing one Redis (places held, roll
+ * calls): "<host>:<pid>:<machine>.<nonce>", <machine> 8 hex digits of a hash
+ * of the boot id and the pid namespace (cloned hosts, or containers, may
+ * share a name and pids), <nonce> random (two processes never share an id).
+ * Made at the first call; static storage. */
+const char *mg_process_id(void);
+
+/* 1 if `other` (an id of mg_process_id()) names another process of this
+ * machine that has ended (its pid is gone), 0 otherwise: another machine's
+ * process, this one, an id of another form, or a process still running. */
+int mg_process_ended(const char *other);
+
 #endif
