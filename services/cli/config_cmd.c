@@ -47,8 +47,8 @@ static int s_daemons_parse(const char *list, int *mask) {
 
 /* The notifier's start-up checks beyond its schema. */
 static int s_check_notifier(const mg_config_t *cfg, const mg_taxonomy_t *tax, const mg_communes_t *communes,
-                            const char *path, char *err, size_t errlen) {
-    if (mg_notifier_config_check(cfg, tax, communes, path, err, errlen) != 0) return -1;
+                            char *err, size_t errlen) {
+    if (mg_notifier_config_check(cfg, tax, communes, err, errlen) != 0) return -1;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw) {
         char *secret = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen);
@@ -90,9 +90,9 @@ static int s_check_startup(const mg_config_t *cfg, const mg_taxonomy_t *tax, con
         *refuser = "broker";
     else if ((mask & S_MATCHER) && mg_matcher_config_check(cfg, path, err, errlen) != 0)
         *refuser = "matcher";
-    else if ((mask & S_GATEWAY) && mg_gateway_config_check(cfg, path, err, errlen) != 0)
+    else if ((mask & S_GATEWAY) && mg_gateway_config_check(cfg, err, errlen) != 0)
         *refuser = "gateway";
-    else if ((mask & S_NOTIFIER) && s_check_notifier(cfg, tax, communes, path, err, errlen) != 0)
+    else if ((mask & S_NOTIFIER) && s_check_notifier(cfg, tax, communes, err, errlen) != 0)
         *refuser = "notifier";
     return *refuser ? -1 : 0;
 }

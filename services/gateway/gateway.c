@@ -1196,7 +1196,6 @@ void mg_gateway_shutdown(mg_gateway_t *gw) {
 mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_gateway_t *gw = mg_calloc(1, sizeof *gw);
     char why[512];
-    const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
     gw->base = base;
     gw->cfg = cfg;
     gw->max_body = (size_t)mg_config_int(cfg, "gateway", "max_body_bytes");
@@ -1212,7 +1211,7 @@ mg_gateway_t *mg_gateway_new(struct event_base *base, const mg_config_t *cfg, ch
     gw->last_progress_us = mg_clock_monotonic_us();
     s_metrics_register(gw);
 
-    if (mg_gateway_config_check(cfg, path, err, errlen) != 0) goto err;
+    if (mg_gateway_config_check(cfg, err, errlen) != 0) goto err;
     const char *listen = mg_config_str(cfg, "gateway", "listen");
     mg_gateway_listen_parse(listen, gw->listen_host, sizeof gw->listen_host, &gw->listen_port);
     if (!mg_config_host_is_loopback(gw->listen_host)) {

@@ -2332,7 +2332,6 @@ void mg_notifier_shutdown(mg_notifier_t *n) {
 mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, char *err, size_t errlen) {
     mg_notifier_t *n = mg_calloc(1, sizeof(*n));
     char why[512];
-    const char *path = mg_config_path(cfg) ? mg_config_path(cfg) : "(defaults)";
     n->base = base;
     n->cfg = cfg;
     n->active_id = mg_process_id();
@@ -2365,7 +2364,7 @@ mg_notifier_t *mg_notifier_new(struct event_base *base, const mg_config_t *cfg, 
         mg_fail(err, errlen, "%s", why);
         goto err;
     }
-    if (mg_notifier_config_check(cfg, n->taxonomy, n->communes, path, err, errlen) != 0) goto err;
+    if (mg_notifier_config_check(cfg, n->taxonomy, n->communes, err, errlen) != 0) goto err;
     const char *smtp_pw = mg_config_str(cfg, "notifier", "smtp_password_file");
     if (*smtp_pw &&
         !(n->smtp_password = mg_config_read_secret("[notifier] smtp_password_file", smtp_pw, err, errlen)))

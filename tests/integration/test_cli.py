@@ -868,7 +868,8 @@ class CliTest(unittest.TestCase):
                     % (self.stack.env["MAILLAGE_REDIS_URL"], keys, keys))
         out = run(["config", "check", path])
         self.assertEqual(out.returncode, 1)
-        self.assertIn("maillage-broker would not start: [broker] ingest = tcp://192.0.2.1:7450", out.stderr)
+        self.assertIn("maillage-broker would not start: %s:4: [broker] ingest = tcp://192.0.2.1:7450" % path,
+                      out.stderr)
         self.assertIn("name the daemons it runs with --daemon", out.stderr)
         for daemons in (["--daemon", "matcher,notifier,gateway"], ["--daemon", "matcher", "--daemon", "gateway"]):
             out = run(["config", "check"] + daemons + [path])
@@ -899,6 +900,21 @@ class CliTest(unittest.TestCase):
                   env=dict(os.environ, MAILLAGE_CLIENT_KEY=os.path.join(keys, "matcher.key"),
                            MAILLAGE_SERVER_KEY=os.path.join(keys, "broker.pub")))
         self.assertEqual(out.returncode, 0, out.stderr)
+
+    def test_config_check_and_the_daemons_say_at_which_line_a_value_is_refused(self):
+        # Before, these start-up checks named the file only, or nothing.
+        cases = (
+            ("[log]\nlevel = verbose\n", "broker", 4, '[log] level = "verbose"'),
+            ("[redis]\nurl = redis://127.0.0.1:notaport/0\n", "matcher", 4,
+             '[redis] url: invalid port in "redis://127.0.0.1:notaport/0"'),
+            ("[gateway]\nlisten = 8080\n", "gateway", 4, '[gateway] listen = "8080": expected HOST:PORT'),
+            ("[broker]\nnetwork = cress normandie\n", "broker", 4, '[broker] network = "cress normandie"'),
+            ("[notifier]\nchat_format = teams\n", "notifier", 4, '[notifier] chat_format: "teams"'),
+        )
+        for i, (text, daemon, line, why) in enumerate(cases):
+            path = os.path.join(self.stack.dir, "line-case-%d.conf" % i)
+            self.assert_check_and_daemon_refuse(os.path.basename(path), "# Site.\n\n" + text, daemon,
+                                                "%s:%d: %s" % (path, line, why))
 
     def assert_check_and_daemon_refuse(self, name, text, daemon, why):
         """`config check` refuses the config file `text` (written as `name`)

@@ -329,6 +329,28 @@ static void file_errors_name_the_file(void **state) {
     unlink(path);
 }
 
+/* Where a value comes from, for the start-up checks' messages: the line
+ * that set it, the file when it keeps its default. A directory is no
+ * file: said so. */
+static void a_value_is_placed_at_its_line(void **state) {
+    (void)state;
+    const char text[] = "[log]\nlevel = info\n\n[staff.alice]\nname = Alice\nmode = digest\n";
+    mg_config_t *cfg = mg_config_load_buffer("site.conf", text, sizeof text - 1, s_err, sizeof s_err);
+    assert_non_null(cfg);
+    char where[64];
+    assert_string_equal(mg_config_where(cfg, "log", "level", where, sizeof where), "site.conf:2");
+    assert_string_equal(mg_config_where(cfg, "redis", "url", where, sizeof where), "site.conf");
+    assert_string_equal(mg_config_where(cfg, "staff.alice", "mode", where, sizeof where), "site.conf:6");
+    assert_string_equal(mg_config_where(cfg, "staff.alice", "email", where, sizeof where), "site.conf");
+    mg_config_destroy(&cfg);
+    cfg = mg_config_load(NULL, s_err, sizeof s_err);
+    assert_string_equal(mg_config_where(cfg, "log", "level", where, sizeof where), "(defaults)");
+    mg_config_destroy(&cfg);
+
+    assert_null(mg_config_load("/tmp", s_err, sizeof s_err));
+    assert_string_equal(s_err, "/tmp: cannot read: Is a directory");
+}
+
 static void oversized_input_is_refused(void **state) {
     (void)state;
     size_t len = 2 * 1024 * 1024;
@@ -420,6 +442,7 @@ int main(void) {
         cmocka_unit_test(shipped_config_is_the_documented_defaults),
         cmocka_unit_test(shipped_config_loads_to_the_defaults),
         cmocka_unit_test(file_errors_name_the_file),
+        cmocka_unit_test(a_value_is_placed_at_its_line),
         cmocka_unit_test(oversized_input_is_refused),
         cmocka_unit_test(templated_sections_are_checked_typed_and_enumerated),
         cmocka_unit_test(templated_sections_refuse_what_the_template_does),

@@ -108,10 +108,14 @@ static void bad_urls_are_refused_with_a_reason(void **state) {
         {"url = redis://10.0.0.5:6380/3\n", "refusing a Redis beyond loopback without a password"},
         {"url = redis://redis.example.org\n", "refusing a Redis beyond loopback without a password"},
     };
+    char where[256];
+    snprintf(where, sizeof(where), "%s/test.conf:2: [redis] url", s_dir); /* the file's line 2 */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mg_redis_options_t o;
         assert_int_equal(s_options(bad[i][0], &o), -1);
         if (!strstr(s_err, bad[i][1])) fail_msg("%s: got \"%s\"", bad[i][0], s_err);
+        if (strncmp(s_err, where, strlen(where)) != 0)
+            fail_msg("%s: got \"%s\", not at its line", bad[i][0], s_err);
     }
 }
 

@@ -50,6 +50,7 @@ typedef struct {
 
 struct mg_config {
     char *path;
+    char *name; /* the file's name in messages: its path, or a buffer's name; NULL for the defaults */
     s_instance_t *instances; /* templated sections, in file order */
     size_t instance_count, instance_cap;
     size_t rows;      /* schema rows, without the terminator */
@@ -435,6 +436,7 @@ mg_config_t *mg_config_load_buffer(const char *name, const char *data, size_t le
         s_err(err, errlen, "%s: too large (%zu bytes, at most %d)", name, len, S_MAX_FILE_BYTES);
         goto err;
     }
+    cfg->name = mg_strdup(name);
     const char *section = NULL;
     size_t lineno = 0;
     /* A UTF-8 byte order mark (left by Windows editors) is no part of line 1. */
@@ -478,15 +480,16 @@ mg_config_t *mg_config_load(const char *path, char *err, size_t errlen) {
             cap = cap ? cap * 2 : 8192;
             buf = mg_realloc(buf, cap);
         }
+        errno = 0;
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;
         if (n == 0) break;
         if (len > S_MAX_FILE_BYTES) break;
     }
-    int read_error = ferror(f);
+    int read_error = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (read_error) {
-        s_err(err, errlen, "%s: read error", path);
+        s_err(err, errlen, "%s: cannot read: %s", path, strerror(read_error)); /* a directory: EISDIR */
         free(buf);
         return NULL;
     }
@@ -512,6 +515,7 @@ void mg_config_destroy(mg_config_t **cfg_p) {
     free(cfg->set_line);
     free(cfg->opens);
     free(cfg->path);
+    free(cfg->name);
     free(cfg);
     *cfg_p = NULL;
 }
@@ -551,6 +555,20 @@ bool mg_config_bool(const mg_config_t *cfg, const char *section, const char *key
     bool b = false;
     s_parse_bool(s_value(cfg, section, key, MG_CONFIG_BOOL), &b);
     return b;
+}
+
+const char *mg_config_where(const mg_config_t *cfg, const char *section, const char *key, char *out,
+                            size_t outlen) {
+    const s_instance_t *in = s_instance_find(cfg, section);
+    long row = s_row_find(in ? in->templ : section, key);
+    assert(row >= 0 && "unknown configuration key");
+    size_t line = row >= 0 ? (in ? in->set_line : cfg->set_line)[row] : 0;
+    const char *file = cfg->name ? cfg->name : "(defaults)";
+    if (line)
+        snprintf(out, outlen, "%s:%zu", file, line);
+    else
+        snprintf(out, outlen, "%s", file);
+    return out;
 }
 
 size_t mg_config_open_count(const mg_config_t *cfg, const char *section) {

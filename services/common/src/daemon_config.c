@@ -14,9 +14,9 @@
 int mg_daemon_log_level(const mg_config_t *cfg, mg_log_level_t *level, char *err, size_t errlen) {
     const char *name = mg_config_str(cfg, "log", "level");
     if (mg_log_level_parse(name, level) == 0) return 0;
-    const char *path = mg_config_path(cfg);
+    char where[512];
     return mg_fail(err, errlen, "%s: [log] level = \"%s\": expected debug, info, warn or error",
-                   path ? path : "(defaults)", name);
+                   mg_config_where(cfg, "log", "level", where, sizeof where), name);
 }
 
 bool mg_endpoint_is_local(const char *endpoint) {
@@ -34,19 +34,23 @@ bool mg_endpoint_is_local(const char *endpoint) {
 }
 
 int mg_broker_config_check(const mg_config_t *cfg, char *err, size_t errlen) {
+    char where[512];
     const char *network = mg_config_str(cfg, "broker", "network");
     if (!mg_id_is_valid(network))
-        return mg_fail(err, errlen, "[broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
-                       network, MG_ID_MAX);
+        return mg_fail(err, errlen,
+                       "%s: [broker] network = \"%s\": not a valid id ([A-Za-z0-9._:-], 1 to %d)",
+                       mg_config_where(cfg, "broker", "network", where, sizeof where), network, MG_ID_MAX);
     if (mg_curve_server_check(cfg, err, errlen) != 0) return -1;
     static const char *const keys[] = {"ingest", "fanout"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const char *endpoint = mg_config_str(cfg, "broker", keys[i]);
         if (strncasecmp(endpoint, "tcp://localhost:", 16) == 0)
-            return mg_fail(err, errlen,
-                           "[broker] %s = %s: ZeroMQ binds an address or an interface, not a host name: use "
-                           "tcp://127.0.0.1:%s",
-                           keys[i], endpoint, endpoint + 16);
+            return mg_fail(
+                err, errlen,
+                "%s: [broker] %s = %s: ZeroMQ binds an address or an interface, not a host name: use "
+                "tcp://127.0.0.1:%s",
+                mg_config_where(cfg, "broker", keys[i], where, sizeof where), keys[i], endpoint,
+                endpoint + 16);
     }
     if (*mg_config_str(cfg, "broker", "curve_secret_key_file") ||
         mg_config_bool(cfg, "broker", "allow_insecure_remote"))
@@ -56,10 +60,10 @@ int mg_broker_config_check(const mg_config_t *cfg, char *err, size_t errlen) {
         if (!mg_endpoint_is_local(endpoint))
             return mg_fail(
                 err, errlen,
-                "[broker] %s = %s: refusing an unauthenticated endpoint beyond loopback: set [broker] "
+                "%s: [broker] %s = %s: refusing an unauthenticated endpoint beyond loopback: set [broker] "
                 "curve_secret_key_file and curve_clients_file (see SECURITY.md), or use "
                 "tcp://127.0.0.1:PORT or ipc://",
-                keys[i], endpoint);
+                mg_config_where(cfg, "broker", keys[i], where, sizeof where), keys[i], endpoint);
     }
     return 0;
 }
@@ -75,17 +79,19 @@ int mg_matcher_config_check(const mg_config_t *cfg, const char *path, char *err,
         return mg_fail(err, errlen, "%s: [matcher] every weight is 0: nothing to score with", path);
     double threshold = mg_config_double(cfg, "matcher", "threshold");
     double material_change = mg_config_double(cfg, "matcher", "material_change");
+    char where[512];
     if (threshold > 0 && material_change >= threshold)
         return mg_fail(
             err, errlen,
             "%s: [matcher] material_change = %g: must be below threshold = %g, or a proposed pair is "
             "never retired for its score",
-            path, material_change, threshold);
+            mg_config_where(cfg, "matcher", "material_change", where, sizeof where), material_change,
+            threshold);
     long long instance = mg_config_int(cfg, "matcher", "instance");
     long long instances = mg_config_int(cfg, "matcher", "instances");
     if (instances > 1 && instance >= instances)
-        return mg_fail(err, errlen, "%s: [matcher] instance = %lld: must be below instances = %lld", path,
-                       instance, instances);
+        return mg_fail(err, errlen, "%s: [matcher] instance = %lld: must be below instances = %lld",
+                       mg_config_where(cfg, "matcher", "instance", where, sizeof where), instance, instances);
     return 0;
 }
 
@@ -110,21 +116,23 @@ int mg_gateway_listen_parse(const char *listen, char *host, size_t hostlen, int 
     return 0;
 }
 
-int mg_gateway_config_check(const mg_config_t *cfg, const char *path, char *err, size_t errlen) {
+int mg_gateway_config_check(const mg_config_t *cfg, char *err, size_t errlen) {
     const char *listen = mg_config_str(cfg, "gateway", "listen");
     char host[256];
     int port;
+    char where[512];
+    mg_config_where(cfg, "gateway", "listen", where, sizeof where);
     if (mg_gateway_listen_parse(listen, host, sizeof host, &port) != 0)
-        return mg_fail(err, errlen, "%s: [gateway] listen = \"%s\": expected HOST:PORT", path, listen);
+        return mg_fail(err, errlen, "%s: [gateway] listen = \"%s\": expected HOST:PORT", where, listen);
     if (!mg_config_host_is_loopback(host) && !mg_config_bool(cfg, "gateway", "allow_plain_http_remote"))
         return mg_fail(
             err, errlen,
-            "[gateway] listen = %s: refusing plain HTTP beyond loopback (tokens would travel in clear): "
+            "%s: [gateway] listen = %s: refusing plain HTTP beyond loopback (tokens would travel in clear): "
             "listen on 127.0.0.1 behind a TLS proxy, or set [gateway] allow_plain_http_remote = true",
-            listen);
+            where, listen);
     const char *staff_network = mg_config_str(cfg, "gateway", "staff_network");
     if (!mg_id_is_valid(staff_network))
-        return mg_fail(err, errlen, "%s: [gateway] staff_network = \"%s\": not a valid id", path,
-                       staff_network);
+        return mg_fail(err, errlen, "%s: [gateway] staff_network = \"%s\": not a valid id",
+                       mg_config_where(cfg, "gateway", "staff_network", where, sizeof where), staff_network);
     return 0;
 }

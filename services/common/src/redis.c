@@ -137,7 +137,7 @@ static int s_parse_url(const char *url, mg_redis_options_t *opts, char *err, siz
         const char *port = rest + 1;
         const char *port_end = port + strcspn(port, "/");
         if (s_parse_int(port, port_end, 1, 65535, &opts->port) != 0)
-            return mg_fail(err, errlen, "[redis] url: invalid port");
+            return mg_fail(err, errlen, "[redis] url: invalid port in \"%s\"", url);
         rest = port_end;
     }
     if (*rest == '/' && rest[1] != '\0') {
@@ -151,7 +151,11 @@ static int s_parse_url(const char *url, mg_redis_options_t *opts, char *err, siz
 
 int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opts, char *err, size_t errlen) {
     memset(opts, 0, sizeof(*opts));
-    if (s_parse_url(mg_config_str(cfg, "redis", "url"), opts, err, errlen) != 0) goto err;
+    char where[512], why[512];
+    if (s_parse_url(mg_config_str(cfg, "redis", "url"), opts, why, sizeof why) != 0) {
+        mg_fail(err, errlen, "%s: %s", mg_config_where(cfg, "redis", "url", where, sizeof where), why);
+        goto err;
+    }
     const char *user = mg_config_str(cfg, "redis", "user");
     if (user && *user) opts->user = mg_strdup(user);
     const char *password_file = mg_config_str(cfg, "redis", "password_file");
@@ -159,7 +163,8 @@ int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opt
         !(opts->password = mg_config_read_secret("[redis] password_file", password_file, err, errlen)))
         goto err;
     if (opts->user && !opts->password) {
-        mg_fail(err, errlen, "[redis] user is set but password_file is empty");
+        mg_fail(err, errlen, "%s: [redis] user is set but password_file is empty",
+                mg_config_where(cfg, "redis", "user", where, sizeof where));
         goto err;
     }
     /* Whoever reaches an open Redis reads the contacts and rewrites the
@@ -167,8 +172,9 @@ int mg_redis_options_from_config(const mg_config_t *cfg, mg_redis_options_t *opt
      * as CURVE is for the broker's endpoints. */
     if (opts->host && !opts->password && !mg_config_host_is_loopback(opts->host)) {
         mg_fail(err, errlen,
-                "[redis] url = %s: refusing a Redis beyond loopback without a password: set [redis] "
+                "%s: [redis] url = %s: refusing a Redis beyond loopback without a password: set [redis] "
                 "password_file (and user for an ACL user; deploy/redis/redis.conf)",
+                mg_config_where(cfg, "redis", "url", where, sizeof where),
                 mg_config_str(cfg, "redis", "url"));
         goto err;
     }

@@ -63,6 +63,12 @@ long long mg_config_int(const mg_config_t *cfg, const char *section, const char 
 double mg_config_double(const mg_config_t *cfg, const char *section, const char *key);
 bool mg_config_bool(const mg_config_t *cfg, const char *section, const char *key);
 
+/* Where the value of a closed key comes from, to begin an error message:
+ * "FILE:LINE" when the file sets it, "FILE" when it keeps its default
+ * ("(defaults)" without a file). Written to `out`, which is returned. */
+const char *mg_config_where(const mg_config_t *cfg, const char *section, const char *key, char *out,
+                            size_t outlen);
+
 /* Entries of an open section, in file order (defaults first if the file does
  * not set the section at all). Returns the count; key/value are borrowed. */
 size_t mg_config_open_count(const mg_config_t *cfg, const char *section);

@@ -43,8 +43,9 @@ int mg_matcher_config_check(const mg_config_t *cfg, const char *path, char *err,
 int mg_gateway_listen_parse(const char *listen, char *host, size_t hostlen, int *port);
 
 /* The gateway's: listen of the form HOST:PORT, on loopback unless
- * allow_plain_http_remote is set, staff_network a valid id. `path` names
- * the file in the messages. Returns 0, or -1 with the reason in `err`. */
-int mg_gateway_config_check(const mg_config_t *cfg, const char *path, char *err, size_t errlen);
+ * allow_plain_http_remote is set, staff_network a valid id. Returns 0, or -1
+ * with the reason in `err`, which begins with FILE:LINE (mg_config_where()).
+ * The others' messages begin so too, where one key is at fault. */
+int mg_gateway_config_check(const mg_config_t *cfg, char *err, size_t errlen);
 
 #endif

@@ -38,10 +38,10 @@ extern const char *const mg_notifier_kind_files[MG_NOTIFIER_KINDS];
  * [staff.*] section (departments of `communes` and categories of `tax`,
  * mg_staff_scope_unknown(), with the tables the caller loaded from `cfg`;
  * mode; channels known and each with its address; email and webhook well
- * formed). Files are not read. `path` names the file in the messages.
- * Returns 0, or -1 with the reason in `err`. */
+ * formed). Files are not read. Returns 0, or -1 with the reason in `err`,
+ * which begins with the FILE:LINE of the key at fault (mg_config_where()). */
 int mg_notifier_config_check(const mg_config_t *cfg, const mg_taxonomy_t *tax, const mg_communes_t *communes,
-                             const char *path, char *err, size_t errlen);
+                             char *err, size_t errlen);
 
 /* Load the template of every kind from [notifier] templates_dir into
  * `templates` and check them: [subject] and [text] present, no unknown
