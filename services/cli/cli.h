@@ -51,8 +51,8 @@ extern const char cli_common_help[];
 int cli_settings_option(cli_settings_t *settings, int opt, const char *arg);
 
 /* getopt_long() for `command`, except that an unknown option or one without
- * its value is said in one line, naming it (in French for a staff command),
- * instead of getopt's English and the whole help: then '?' is returned,
+ * its value is said in one French line, naming it, instead of getopt's
+ * English and the whole help: then '?' is returned,
  * for the caller to exit with CLI_EXIT_USAGE. */
 int cli_getopt(const char *command, int argc, char **argv, const char *shortopts,
                const struct option *longopts);
@@ -147,7 +147,7 @@ int cli_check_type_prefix(const char *command, char *prefix);
 /* Print "maillage CMD: message" to stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- French errors of the staff-facing commands (text.c) ----------------- */
+/* ---- French errors the commands share (text.c) --------------------------- */
 
 /* Print "maillage CMD: erreur Redis : reason" for a command that failed:
  * the error reply `r` when there is one, else the connection's error. */
@@ -161,13 +161,9 @@ int cli_check_id(const char *command, const char *id);
 #define CLI_PARIS_TIME_LEN 32
 void cli_paris_time(long long unix_ms, char out[CLI_PARIS_TIME_LEN]);
 
-/* 1 if `command` is one staff use (inbox, notifications, staff, forget):
- * its errors are in French. */
-int cli_is_for_staff(const char *command);
-
 /* Reads the value of option --`name` as a positive integer (digits only, at
  * least 1, no sign, no trailing text, within unsigned long long) into *out:
- * 0, else prints why (in French for a staff command) and returns -1. */
+ * 0, else prints why (in French) and returns -1. */
 int cli_positive_option(const char *command, const char *name, const char *value, unsigned long long *out);
 
 /* ---- Names of what events refer to by id (names.c) ----------------------- */

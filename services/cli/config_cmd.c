@@ -99,20 +99,23 @@ static int s_check_startup(const mg_config_t *cfg, const mg_taxonomy_t *tax, con
 
 static void s_usage(FILE *out)
 {
-    fputs("Usage: maillage config defaults\n"
-          "       maillage config check [--daemon NAME[,NAME...]] FILE\n"
+    fputs("Usage : maillage config defaults\n"
+          "        maillage config check [--daemon NOM[,NOM...]] FICHIER\n"
           "\n"
-          "  defaults     print every configuration key with its default and documentation\n"
-          "  check FILE   check FILE as the daemons would read it (syntax, keys, values,\n"
-          "               categories, commune table, and what they check at start-up:\n"
-          "               [log] level, [redis] password_file, the broker's network, endpoints beyond\n"
-          "               loopback and CURVE key files, the matcher's and the gateway's\n"
-          "               settings, [curve] client keys (or MAILLAGE_CLIENT_KEY and\n"
-          "               MAILLAGE_SERVER_KEY), the notifier's settings, [staff.*] channels\n"
-          "               and addresses, smtp_password_file, templates); prints one line and\n"
-          "               exits 0 if valid\n"
-          "  --daemon     only the checks of these daemons (broker, matcher, notifier, gateway),\n"
-          "               those this machine runs; default: all four\n",
+          "  defaults        affiche chaque clé de configuration avec sa valeur par défaut et\n"
+          "                  sa documentation (en anglais, comme le fichier)\n"
+          "  check FICHIER   vérifie FICHIER comme les démons le liraient (syntaxe, clés,\n"
+          "                  valeurs, catégories, table des communes, et ce qu'ils vérifient au\n"
+          "                  démarrage : [log] level, [redis] password_file, le network du broker,\n"
+          "                  ses points d'accès hors boucle locale et ses fichiers de clés CURVE,\n"
+          "                  les réglages du matcher et de la passerelle, les clés client [curve]\n"
+          "                  (ou MAILLAGE_CLIENT_KEY et MAILLAGE_SERVER_KEY), les réglages du\n"
+          "                  notifier, les canaux et adresses [staff.*], smtp_password_file, les\n"
+          "                  modèles) ; affiche une ligne et sort avec 0 si le fichier est valide.\n"
+          "                  Ses messages sont en anglais, comme ceux des démons (« Error: »)\n"
+          "  --daemon        seulement les vérifications de ces démons (broker, matcher,\n"
+          "                  notifier, gateway), ceux que cette machine fait tourner ; par\n"
+          "                  défaut : les quatre\n",
           out);
 }
 
@@ -133,7 +136,8 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
         if (opt == 'd' && s_daemons_parse(optarg, &mask) == 0) continue;
         if (opt == 'd')
             cli_error("config",
-                      "--daemon %s: expected broker, matcher, notifier or gateway (comma-separated)", optarg);
+                      "--daemon %s : attendu broker, matcher, notifier ou gateway (séparés par des virgules)",
+                      optarg);
         else
             s_usage(stderr);
         return CLI_EXIT_USAGE;
@@ -146,7 +150,7 @@ int cli_cmd_config(int argc, char **argv, cli_settings_t *settings)
         return CLI_EXIT_OK;
     }
     if (!action || strcmp(action, "check") != 0 || argc - optind != 2) {
-        cli_error("config", "expected 'defaults' or 'check FILE' (try 'maillage config --help')");
+        cli_error("config", "attendu : defaults ou check FICHIER (voir « maillage config --help »)");
         return CLI_EXIT_USAGE;
     }
     const char *path = argv[optind + 1];

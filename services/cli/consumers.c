@@ -26,20 +26,22 @@
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: maillage consumers [OPTIONS] [list]\n"
-            "       maillage consumers [OPTIONS] forget NAME\n"
+            "Usage : maillage consumers [OPTIONS] [list]\n"
+            "        maillage consumers [OPTIONS] forget NOM\n"
             "\n"
-            "The registered consumers of the journal (matcher, matcher-N for [matcher] instance N,\n"
-            "notifier).\n"
-            "  list         name, checkpoint, lag behind the journal, parked events, last update\n"
-            "  forget NAME  unregister a consumer that is gone for good: retention no longer\n"
-            "               waits for it; its checkpoint is deleted and the events parked in\n"
-            "               its retry set become dead letters (maillage dlq list). Refused\n"
-            "               if its checkpoint moved in the last 5 minutes (it may be running;\n"
-            "               an idle consumer writes none), unless --force\n"
+            "Les consommateurs enregistrés du journal (matcher, matcher-N pour l'instance N de\n"
+            "[matcher], notifier).\n"
+            "  list         nom, position, retard sur le journal, événements en attente,\n"
+            "               dernière mise à jour\n"
+            "  forget NOM   désinscrit un consommateur parti pour de bon : la rétention ne\n"
+            "               l'attend plus ; sa position est effacée et les événements en attente\n"
+            "               de nouvelle tentative deviennent des lettres mortes (maillage dlq\n"
+            "               list). Refusé si sa position a bougé dans les 5 dernières minutes\n"
+            "               (il tourne peut-être ; un consommateur inactif n'en écrit pas), sauf\n"
+            "               avec --force\n"
             "\n"
-            "Options:\n"
-            "      --force      forget a consumer that updated its checkpoint recently\n"
+            "Options :\n"
+            "      --force      oublier un consommateur qui a mis à jour sa position récemment\n"
             "%s",
             cli_common_help);
 }
@@ -81,7 +83,7 @@ static int s_list(redisContext *c)
     }
     redisReply *names = redisCommand(c, "SMEMBERS %s", MG_CONSUMERS_KEY);
     if (!names || names->type != REDIS_REPLY_ARRAY) {
-        cli_error("consumers", "redis: %s", names ? names->str : c->errstr);
+        cli_error("consumers", "erreur Redis : %s", names ? names->str : c->errstr);
         if (names) freeReplyObject(names);
         return -1;
     }
@@ -107,7 +109,7 @@ static int s_list(redisContext *c)
         redisReply *h = redisCommand(c, "HGETALL %s%s", MG_CONSUMER_KEY_PREFIX, name);
         redisReply *parked = redisCommand(c, "ZCARD %s%s", MG_RETRY_KEY_PREFIX, name);
         if (!h || !parked) {
-            cli_error("consumers", "redis: %s", c->errstr);
+            cli_error("consumers", "erreur Redis : %s", c->errstr);
             rc = -1;
         } else {
             const char *seq_s = s_hash_field(h, "seq");
@@ -159,7 +161,7 @@ static const char s_forget_script[] = MG_CONSUMER_DEADLETTER_LUA
 static int s_parked_ids(redisContext *c, const char *name, const char ***argv_p, int argc) {
     redisReply *seqs = redisCommand(c, "ZRANGE %s%s 0 -1", MG_RETRY_KEY_PREFIX, name);
     if (!seqs || seqs->type != REDIS_REPLY_ARRAY) {
-        cli_error("consumers", "redis: %s", seqs && seqs->str ? seqs->str : c->errstr);
+        cli_error("consumers", "erreur Redis : %s", seqs && seqs->str ? seqs->str : c->errstr);
         if (seqs) freeReplyObject(seqs);
         return -1;
     }
@@ -186,12 +188,12 @@ static int s_parked_ids(redisContext *c, const char *name, const char ***argv_p,
 
 static int s_forget(redisContext *c, const char *name, int force, long long deadletter_maxlen) {
     if (!mg_id_is_valid(name)) {
-        cli_error("consumers", "'%s' is not a consumer name", name);
+        cli_error("consumers", "« %s » n'est pas un nom de consommateur", name);
         return -1;
     }
     redisReply *r = redisCommand(c, "HGET %s%s updated_at_ms", MG_CONSUMER_KEY_PREFIX, name);
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        cli_error("consumers", "redis: %s", r ? r->str : c->errstr);
+        cli_error("consumers", "erreur Redis : %s", r ? r->str : c->errstr);
         if (r) freeReplyObject(r);
         return -1;
     }
@@ -199,9 +201,8 @@ static int s_forget(redisContext *c, const char *name, int force, long long dead
     freeReplyObject(r);
     if (!force && updated > 0 && now - updated < S_RECENT_MS) {
         cli_error("consumers",
-                  "consumer '%s' moved its checkpoint %" PRId64
-                  " s ago: it may be running (stop it first, or "
-                  "--force)",
+                  "le consommateur « %s » a bougé sa position il y a %" PRId64
+                  " s : il tourne peut-être (arrêtez-le d'abord, ou --force)",
                   name, (now - updated) / 1000);
         return -1;
     }
@@ -226,14 +227,15 @@ static int s_forget(redisContext *c, const char *name, int force, long long dead
         if (r && r->type == REDIS_REPLY_INTEGER)
             moved = r->integer;
         else
-            cli_error("consumers", "redis: %s", r && r->str ? r->str : c->errstr);
+            cli_error("consumers", "erreur Redis : %s", r && r->str ? r->str : c->errstr);
         if (r) freeReplyObject(r);
     }
     for (int i = fixed; i < argc; i++)
         free((char *)argv[i]);
     free(argv);
     if (moved == -1)
-        cli_error("consumers", "no registered consumer named '%s' (see 'maillage consumers list')", name);
+        cli_error("consumers",
+                  "aucun consommateur enregistré nommé « %s » (voir « maillage consumers list »)", name);
     if (moved < 0) return -1;
     printf("Consommateur « %s » oublié : la rétention du journal ne l'attend plus.", name);
     if (moved > 0)
@@ -269,7 +271,7 @@ int cli_cmd_consumers(int argc, char **argv, cli_settings_t *settings)
     const char *action = optind < argc ? argv[optind] : "list";
     if (strcmp(action, "list") == 0 ? argc - optind > 1
                                     : strcmp(action, "forget") != 0 || argc - optind != 2) {
-        cli_error("consumers", "expected 'list' or 'forget NAME' (try 'maillage consumers --help')");
+        cli_error("consumers", "attendu : list ou forget NOM (voir « maillage consumers --help »)");
         return CLI_EXIT_USAGE;
     }
     int init = cli_context_init(&ctx, settings, "consumers");

@@ -18,11 +18,13 @@
 #include "maillage/redis.h"
 
 const char cli_common_help[] =
-    "  --config FILE        configuration file (default: $MAILLAGE_CONFIG, else built-in defaults)\n"
-    "  --redis URL          Redis of the journal (default: $MAILLAGE_REDIS_URL, else [redis] url)\n"
-    "  --ingest ENDPOINT    broker ingest endpoint (default: $MAILLAGE_INGEST, else [broker] ingest)\n"
-    "  --fanout ENDPOINT    broker fan-out endpoint (default: $MAILLAGE_FANOUT, else [broker] fanout)\n"
-    "  -h, --help           this help\n";
+    "  --config FILE        fichier de configuration (par défaut : $MAILLAGE_CONFIG, sinon les valeurs\n"
+    "                       par défaut intégrées)\n"
+    "  --redis URL          Redis du journal (par défaut : $MAILLAGE_REDIS_URL, sinon [redis] url)\n"
+    "  --ingest ENDPOINT    point d'entrée du broker (par défaut : $MAILLAGE_INGEST, sinon [broker] ingest)\n"
+    "  --fanout ENDPOINT    point de diffusion du broker (par défaut : $MAILLAGE_FANOUT, sinon\n"
+    "                       [broker] fanout)\n"
+    "  -h, --help           cette aide\n";
 
 int cli_settings_option(cli_settings_t *settings, int opt, const char *arg)
 {
@@ -56,19 +58,12 @@ int cli_getopt(const char *command, int argc, char **argv, const char *shortopts
         snprintf(name, sizeof name, "%.*s", (int)len, word);
     else
         snprintf(name, sizeof name, "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
-    int staff = cli_is_for_staff(command);
-    if (opt == '?' && is_long && known && staff)
+    if (opt == '?' && is_long && known)
         cli_error(command, "%s : aucune valeur attendue (voir « maillage %s --help »)", name, command);
-    else if (opt == '?' && is_long && known)
-        cli_error(command, "option '%s' takes no value (see 'maillage %s --help')", name, command);
-    else if (opt == ':' && staff)
-        cli_error(command, "%s : une valeur est attendue (voir « maillage %s --help »)", name, command);
     else if (opt == ':')
-        cli_error(command, "option '%s' needs a value (see 'maillage %s --help')", name, command);
-    else if (staff)
-        cli_error(command, "option inconnue « %s » (voir « maillage %s --help »)", name, command);
+        cli_error(command, "%s : une valeur est attendue (voir « maillage %s --help »)", name, command);
     else
-        cli_error(command, "unknown option '%s' (see 'maillage %s --help')", name, command);
+        cli_error(command, "option inconnue « %s » (voir « maillage %s --help »)", name, command);
     return '?';
 }
 
@@ -120,7 +115,15 @@ static int s_redis_options(const char *url, const mg_config_t *cfg, mg_redis_opt
     if (!url_cfg) return -2;
     int rc = mg_redis_options_from_config(url_cfg, opts, err, errlen);
     mg_config_destroy(&url_cfg);
-    return rc == 0 ? 0 : -1;
+    if (rc == 0) return 0;
+    /* Without the "--redis:LINE: " that places the value in this made-up
+     * file: it came from a flag, the environment or the user's file. */
+    if (strncmp(err, "--redis:", 8) == 0) {
+        const char *rest = err + strcspn(err, " ");
+        if (*rest) rest++;
+        memmove(err, rest, strlen(rest) + 1);
+    }
+    return -1;
 }
 
 /* The flags' values that are no URL or endpoint at all: a usage error. */
@@ -130,7 +133,8 @@ static int s_check_flags(const cli_settings_t *settings, const char *command) {
     } endpoints[] = {{"--ingest", settings->ingest}, {"--fanout", settings->fanout}};
     for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
         if (endpoints[i].value && *endpoints[i].value && !s_endpoint_is_valid(endpoints[i].value)) {
-            cli_error(command, "%s \"%s\": not a ZeroMQ endpoint (tcp://HOST:PORT or ipc://PATH)",
+            cli_error(command,
+                      "%s « %s » : ce n'est pas un point d'accès ZeroMQ (tcp://HÔTE:PORT ou ipc://CHEMIN)",
                       endpoints[i].flag, endpoints[i].value);
             return CLI_EXIT_USAGE;
         }
@@ -142,7 +146,7 @@ static int s_check_flags(const cli_settings_t *settings, const char *command) {
         mg_redis_options_t opts;
         int rc = s_redis_options(settings->redis_url, NULL, &opts, err, sizeof err);
         if (rc == -2 || (rc == -1 && strncmp(err, "[redis] url: ", 13) == 0)) {
-            cli_error(command, "--redis \"%s\": %s", settings->redis_url, rc == -1 ? err + 13 : err);
+            cli_error(command, "--redis « %s » : %s", settings->redis_url, rc == -1 ? err + 13 : err);
             return CLI_EXIT_USAGE;
         }
         if (rc == 0) mg_redis_options_clear(&opts);
@@ -184,12 +188,12 @@ void cli_context_load_tables(cli_context_t *ctx, const char *command)
     char err[512];
     if (!ctx->taxonomy) {
         ctx->taxonomy = mg_taxonomy_new(ctx->config, err, sizeof err);
-        if (!ctx->taxonomy) cli_error(command, "warning: categories: %s", err);
+        if (!ctx->taxonomy) cli_error(command, "attention : catégories : %s", err);
     }
     if (!ctx->communes) {
         const char *path = mg_config_str(ctx->config, "data", "communes_file");
         ctx->communes = mg_communes_load(path, err, sizeof err);
-        if (!ctx->communes) cli_error(command, "warning: commune table: %s", err);
+        if (!ctx->communes) cli_error(command, "attention : table des communes : %s", err);
     }
     if (!ctx->names) ctx->names = cli_names_new();
 }
@@ -220,10 +224,8 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
 
     c = mg_redis_connect_sync(&opts, err, sizeof err);
     /* The hint only helps when nothing answered; a refusal says what to fix. */
-    if (!c && strncmp(err, "redis: cannot connect", 21) == 0 && cli_is_for_staff(command))
+    if (!c && strncmp(err, "redis: cannot connect", 21) == 0)
         cli_error(command, "Redis ne répond pas : Maillage est-il démarré ? (%s)", err + 7);
-    else if (!c && strncmp(err, "redis: cannot connect", 21) == 0)
-        cli_error(command, "%s (is Redis running? `maillage up` starts a local stack)", err);
     else if (!c)
         cli_error(command, "%s", err);
     mg_redis_options_clear(&opts);
@@ -290,8 +292,8 @@ int cli_check_type_prefix(const char *command, char *prefix) {
     for (size_t i = 0; i < count && used < sizeof known; i++)
         used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", types[i].type);
     cli_error(command,
-              "no event type starts with '%s' (a type or its beginning, such as need. or "
-              "offer.published: %s)",
+              "aucun type d'événement ne commence par « %s » (un type ou son début, comme need. ou "
+              "offer.published : %s)",
               prefix, known);
     return -1;
 }

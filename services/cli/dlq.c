@@ -41,7 +41,7 @@ static int s_on_list(const mg_deadletter_entry_t *dl, void *arg)
     char when[64];
     (void)arg;
     s_time(dl->received_at_ms, when, sizeof when);
-    printf("%s  %s  source=%s  %zu bytes  %s", dl->id, when, dl->source && *dl->source ? dl->source : "?",
+    printf("%s  %s  source=%s  %zu octets  %s", dl->id, when, dl->source && *dl->source ? dl->source : "?",
            dl->original_len, dl->reason);
     if (dl->field && *dl->field) printf(" (%s)", dl->field);
     printf("\n");
@@ -80,33 +80,35 @@ static void s_hexdump(const uint8_t *p, size_t len, size_t max)
         for (size_t i = 0; i < 16 && off + i < n; i++) putchar(isprint(p[off + i]) ? p[off + i] : '.');
         printf("|\n");
     }
-    if (len > max) printf("  … (%zu more bytes)\n", len - max);
+    if (len > max) printf("  … (%zu octets de plus)\n", len - max);
 }
 
 static void s_show(const mg_deadletter_entry_t *dl, size_t preview)
 {
     char when[64];
     s_time(dl->received_at_ms, when, sizeof when);
-    printf("id:          %s\n", dl->id);
-    printf("received:    %s\n", when);
-    printf("source:      %s\n", dl->source && *dl->source ? dl->source : "?");
-    printf("reason:      %s\n", dl->reason);
-    printf("field:       %s\n", dl->field && *dl->field ? dl->field : "(none)");
-    printf("length:      %zu bytes received, %zu kept\n", dl->original_len, dl->raw_len);
-    printf("escaped:     ");
+    printf("identifiant :   %s\n", dl->id);
+    printf("reçue le :      %s\n", when);
+    printf("source :        %s\n", dl->source && *dl->source ? dl->source : "?");
+    printf("motif :         %s\n", dl->reason);
+    printf("champ :         %s\n", dl->field && *dl->field ? dl->field : "(aucun)");
+    printf("taille :        %zu octet%s reçu%s, %zu conservé%s\n", dl->original_len,
+           dl->original_len > 1 ? "s" : "", dl->original_len > 1 ? "s" : "", dl->raw_len,
+           dl->raw_len > 1 ? "s" : "");
+    printf("échappés :      ");
     s_escaped(dl->raw, dl->raw_len, preview);
-    printf("hex:\n");
+    printf("hexadécimal :\n");
     s_hexdump(dl->raw, dl->raw_len, preview);
     /* If the bytes still decode as an Envelope, its JSON is the quickest way
      * to see what the producer meant. */
     mg_envelope_t *env = dl->raw_len ? mg_envelope_unpack(dl->raw, dl->raw_len) : NULL;
     if (env) {
         char *json = mg_json_dumps_message(&env->base);
-        printf("as envelope: %s\n", json);
+        printf("en Envelope :   %s\n", json);
         free(json);
         mg_envelope_free(env);
     } else {
-        printf("as envelope: (does not decode as an Envelope)\n");
+        printf("en Envelope :   (ne se décode pas en Envelope)\n");
     }
 }
 
@@ -138,7 +140,7 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
     if (!dealer || zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         mg_curve_client_apply(dealer) != 0 || !(monitor = cli_handshake_monitor(zctx, dealer)) ||
         zmq_connect(dealer, ingest) != 0) {
-        cli_error("dlq", "cannot connect to the broker at %s: %s", ingest, zmq_strerror(zmq_errno()));
+        cli_error("dlq", "connexion impossible au broker (%s) : %s", ingest, zmq_strerror(zmq_errno()));
         goto done;
     }
     /* A refusal by the network's rate limit is not final (the broker keeps
@@ -171,7 +173,7 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
         mg_ack_t *ack = mg_ack_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
         zmq_msg_close(&msg);
         if (!ack) {
-            cli_error("dlq", "the broker answered something that is not an Ack");
+            cli_error("dlq", "le broker a répondu autre chose qu'un Ack");
             goto done;
         }
         if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED ||
@@ -188,34 +190,37 @@ static int s_resend(const char *ingest, const char *source, const uint8_t *raw, 
                 attempt--; /* answered: not a lost attempt */
                 continue;
             }
-            cli_error(
-                "dlq",
-                "the network's rate limit still refuses it (%s): try again later; the dead letter is kept",
-                ack->reason);
+            cli_error("dlq",
+                      "la limite de débit du réseau la refuse encore (%s) : réessayez plus tard ; la lettre "
+                      "morte est "
+                      "conservée",
+                      ack->reason);
         } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED &&
                    strstr(ack->reason, MG_RELAY_REFUSED)) {
             /* The broker's new dead letter names this CLI's key, not the
              * network: keep this one. */
-            cli_error(
-                "dlq",
-                "the broker refuses it: %s (this CLI's CURVE key needs 'relay' in the allow-list to send "
-                "for another network; the dead letter is kept, and the broker keeps one of this refusal in "
-                "the CLI's name)",
-                ack->reason);
+            cli_error("dlq",
+                      "le broker la refuse : %s (pour envoyer au nom d'un autre réseau, la clé CURVE de ce "
+                      "CLI doit "
+                      "avoir « relay » dans la liste d'autorisation ; la lettre morte est conservée, et le "
+                      "broker en "
+                      "garde une de ce refus au nom du CLI)",
+                      ack->reason);
         } else if (ack->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
-            cli_error("dlq", "the broker rejects it again: %s%s%s%s", ack->reason, *ack->field ? " (" : "",
+            cli_error("dlq", "le broker la refuse encore : %s%s%s%s", ack->reason, *ack->field ? " (" : "",
                       ack->field, *ack->field ? ")" : "");
             rc = 1;
         } else {
-            cli_error("dlq", "the broker cannot journal it now (%s): try again later", ack->reason);
+            cli_error("dlq", "le broker ne peut pas la journaliser maintenant (%s) : réessayez plus tard",
+                      ack->reason);
         }
         mg_ack_free(ack);
         goto done;
     }
     if (*handshake)
-        cli_error("dlq", "no answer from the broker at %s: %s", ingest, handshake);
+        cli_error("dlq", "pas de réponse du broker (%s) : %s", ingest, handshake);
     else
-        cli_error("dlq", "no answer from the broker at %s", ingest);
+        cli_error("dlq", "pas de réponse du broker (%s)", ingest);
 done:
     if (dealer) {
         zmq_socket_monitor(dealer, NULL, 0);
@@ -242,7 +247,8 @@ static int s_requeue(redisContext *c, const char *id, const char *consumer, cons
         "redis.call('XDEL', KEYS[5], ARGV[4])\n"
         "return 1\n";
     if (!mg_id_is_valid(consumer) || strspn(seq, "0123456789") != strlen(seq) || !*seq) {
-        cli_error("dlq", "malformed consumer dead letter (consumer '%s', seq '%s')", consumer, seq);
+        cli_error("dlq", "lettre morte de consommateur malformée (consommateur « %s », séquence « %s »)",
+                  consumer, seq);
         return -1;
     }
     char retry[sizeof(MG_RETRY_KEY_PREFIX) + MG_ID_MAX], attempts[sizeof(retry) + 9], now[24];
@@ -253,16 +259,19 @@ static int s_requeue(redisContext *c, const char *id, const char *consumer, cons
                                  MG_JOURNAL_KEY, retry, attempts, MG_DEADLETTER_KEY, consumer, seq, now, id);
     long long status = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     if (status == 0)
-        cli_error("dlq", "redis: cannot requeue: %s", r ? (r->str ? r->str : "?") : c->errstr);
+        cli_error("dlq", "erreur Redis, rien n'est réinjecté : %s", r ? (r->str ? r->str : "?") : c->errstr);
     else if (status == -1)
-        cli_error("dlq",
-                  "consumer '%s' is no longer registered (see 'maillage consumers'): the dead letter is kept",
-                  consumer);
+        cli_error(
+            "dlq",
+            "le consommateur « %s » n'est plus enregistré (voir « maillage consumers ») : la lettre morte "
+            "est conservée",
+            consumer);
     else if (status == -2)
-        cli_error("dlq",
-                  "sequence %s is no longer in the journal (retention): the dead letter is kept, with its "
-                  "bytes",
-                  seq);
+        cli_error(
+            "dlq",
+            "la séquence %s n'est plus dans le journal (rétention) : la lettre morte est conservée, avec "
+            "ses octets",
+            seq);
     else
         printf("Réinjecté chez le consommateur « %s » : séquence %s, nouvelles tentatives.\n", consumer, seq);
     if (r) freeReplyObject(r);
@@ -292,7 +301,7 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
         cli_sleep_ms(100);
     }
     if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
-        cli_error("dlq", "the broker kept no new dead letter of it: this one is kept");
+        cli_error("dlq", "le broker n'en a pas gardé de nouvelle lettre morte : celle-ci est conservée");
     else
         printf("Le nouveau refus remplace cette lettre morte.\n");
     if (r) freeReplyObject(r);
@@ -336,21 +345,21 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     redisReply *r = redisCommand(c, "XRANGE %s %s %s", MG_DEADLETTER_KEY, id, id);
     int rc = -1;
     if (!r) {
-        cli_error("dlq", "redis: %s", c->errstr);
+        cli_error_redis("dlq", c, NULL);
         return -1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        cli_error("dlq", "'%s' is not a dead-letter id (%s)", id, r->str);
+        cli_error("dlq", "« %s » n'est pas un identifiant de lettre morte (%s)", id, r->str);
         goto done;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        cli_error("dlq", "no dead letter with id %s (see 'maillage dlq list')", id);
+        cli_error("dlq", "aucune lettre morte d'identifiant %s (voir « maillage dlq list »)", id);
         goto done;
     }
     redisReply *entry = r->element[0];
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING || entry->element[1]->type != REDIS_REPLY_ARRAY) {
-        cli_error("dlq", "malformed entry %s", id);
+        cli_error("dlq", "entrée malformée : %s", id);
         goto done;
     }
     if (strcmp(entry->element[0]->str, id) != 0) {
@@ -381,7 +390,7 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     }
     if (!have_len) dl.original_len = dl.raw_len;
     if (!ingest) {
-        if (*from.consumer) printf("consumer:    %s (sequence %s)\n", from.consumer, from.seq);
+        if (*from.consumer) printf("consommateur :  %s (séquence %s)\n", from.consumer, from.seq);
         s_show(&dl, preview);
         rc = 0;
         goto done;
@@ -391,8 +400,8 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
         goto done;
     }
     if (dl.raw_len < dl.original_len) {
-        cli_error("dlq", "only %zu of its %zu bytes were kept: it cannot be sent again", dl.raw_len,
-                  dl.original_len);
+        cli_error("dlq", "seuls %zu de ses %zu octets ont été conservés : elle ne peut pas être renvoyée",
+                  dl.raw_len, dl.original_len);
     } else if (strncmp(dl.source, MG_CONSUMER_SOURCE_PREFIX, strlen(MG_CONSUMER_SOURCE_PREFIX)) == 0) {
         /* A consumer's, without the field that names it: not input a network
          * sent (resent, it would be journaled in the name of a network
@@ -403,7 +412,8 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
             "réinjectée et reste dans la file",
             dl.source);
     } else if (!mg_id_is_valid(dl.source) || strcmp(dl.source, MG_SOURCE_UNAUTHENTICATED) == 0) {
-        cli_error("dlq", "its source '%s' is not a network: it cannot be sent again in its name", dl.source);
+        cli_error("dlq", "sa source « %s » n'est pas un réseau : elle ne peut pas être renvoyée en son nom",
+                  dl.source);
     } else {
         rc = s_resend(ingest, dl.source, dl.raw, dl.raw_len);
     }
@@ -422,23 +432,26 @@ done:
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: maillage dlq [OPTIONS] [list]\n"
-            "       maillage dlq [OPTIONS] show ID\n"
-            "       maillage dlq [OPTIONS] replay ID\n"
+            "Usage : maillage dlq [OPTIONS] [list]\n"
+            "        maillage dlq [OPTIONS] show ID\n"
+            "        maillage dlq [OPTIONS] replay ID\n"
             "\n"
-            "The dead letters: input the broker rejected, with the reason, the offending\n"
-            "field, the source, the time and the raw bytes; and events a consumer gave up\n"
-            "on after its retries, with the consumer's name and the sequence.\n"
-            "  list        one line per dead letter, oldest first (default)\n"
-            "  show ID     everything about one, with an escaped and a hex preview\n"
-            "  replay ID   re-inject one: back into its consumer's retry set, or sent to the\n"
-            "              broker again, in the name of the network it came from, for rejected\n"
-            "              input; deleted once re-injected\n"
-            "ID is the complete id that list prints (\"1795828102169-0\", not its time alone).\n"
+            "Les lettres mortes : ce que le broker a refusé, avec le motif, le champ en\n"
+            "cause, la source, l'heure et les octets reçus ; et les événements qu'un\n"
+            "consommateur a abandonnés après ses nouvelles tentatives, avec le nom du\n"
+            "consommateur et la séquence.\n"
+            "  list        une ligne par lettre morte, de la plus ancienne à la plus récente\n"
+            "              (par défaut)\n"
+            "  show ID     tout sur l'une d'elles, avec un aperçu échappé et hexadécimal\n"
+            "  replay ID   la réinjecter : dans les nouvelles tentatives de son consommateur,\n"
+            "              ou, pour une entrée refusée, renvoyée au broker au nom du réseau\n"
+            "              d'où elle vient ; supprimée une fois réinjectée\n"
+            "ID est l'identifiant complet qu'affiche list (« 1795828102169-0 », pas son heure\n"
+            "seule).\n"
             "\n"
-            "Options:\n"
-            "  -n, --count N        list only the last N (default: all)\n"
-            "      --bytes N        bytes shown by show (default 256)\n"
+            "Options :\n"
+            "  -n, --count N        n'afficher que les N dernières (par défaut : toutes)\n"
+            "      --bytes N        octets affichés par show (256 par défaut)\n"
             "%s",
             cli_common_help);
 }
@@ -475,12 +488,13 @@ int cli_cmd_dlq(int argc, char **argv, cli_settings_t *settings)
     const char *id = NULL;
     if (strcmp(action, "list") == 0) {
         if (argc - optind > 1) {
-            cli_error("dlq", "list takes no argument, not '%s' (--count N for the last N)", argv[optind + 1]);
+            cli_error("dlq", "list ne prend pas d'argument, pas « %s » (--count N pour les N dernières)",
+                      argv[optind + 1]);
             return CLI_EXIT_USAGE;
         }
     } else if (strcmp(action, "show") == 0 || strcmp(action, "replay") == 0) {
         if (argc - optind != 2) {
-            cli_error("dlq", "%s needs one ID (see 'maillage dlq list')", action);
+            cli_error("dlq", "%s attend un ID (voir « maillage dlq list »)", action);
             return CLI_EXIT_USAGE;
         }
         id = argv[optind + 1];
@@ -516,6 +530,6 @@ done:
     cli_context_destroy(&ctx);
     return rc;
 usage:
-    cli_error("dlq", "unknown action '%s' (list, show ID or replay ID)", action);
+    cli_error("dlq", "action inconnue « %s » (list, show ID ou replay ID)", action);
     return CLI_EXIT_USAGE;
 }

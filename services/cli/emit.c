@@ -243,7 +243,7 @@ static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
         p->unanswered++;
         p->sent_us = now_us;
     } else if (errno != EAGAIN && errno != EINTR)
-        cli_error("emit", "send: %s", zmq_strerror(errno));
+        cli_error("emit", "envoi impossible : %s", zmq_strerror(errno));
     p->resend_at_us = now_us + p->retry_us;
     s_deadline(e, p->resend_at_us);
 }
@@ -334,6 +334,23 @@ static void s_submit_again(s_emit_t *e, s_pending_t *p, uint8_t *data, size_t le
     free(data);
 }
 
+/* Say in French that line `line_no` is skipped, and why. `err` is the JSON
+ * parser's reason, in English: the library shares it with the gateway's
+ * answers, and jansson's detail is English anyway. Its position in the JSON
+ * ("[field: ]invalid JSON at line L, column C: detail") is said in French. */
+static void s_unreadable(long line_no, const char *err) {
+    static const char invalid[] = "invalid JSON at line ";
+    const char *at = strstr(err, invalid);
+    int json_line, column, n = 0;
+    if (at && sscanf(at, "invalid JSON at line %d, column %d: %n", &json_line, &column, &n) == 2 && n > 0) {
+        int field = at - err >= 2 ? (int)(at - err) - 2 : 0; /* "field: " before it */
+        cli_error("emit", "ligne %ld : JSON invalide (ligne %d, colonne %d%s%.*s) : %s ; ligne ignorée",
+                  line_no, json_line, column, field ? ", champ " : "", field, err, at + n);
+    } else {
+        cli_error("emit", "ligne %ld : %s ; ligne ignorée", line_no, err);
+    }
+}
+
 /* Parse one input line and put its envelope in flight. */
 static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_no)
 {
@@ -345,7 +362,7 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
     ProtobufCMessage *msg =
         mg_json_parse_message(&maillage__v1__envelope__descriptor, line, len, err, sizeof err);
     if (!msg) {
-        cli_error("emit", "line %ld: %s (line skipped)", line_no, err);
+        s_unreadable(line_no, err);
         e->unreadable++;
         return;
     }
@@ -357,8 +374,10 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
         env->event_id = mg_strdup(ulid);
     }
     if (!mg_id_is_valid(env->event_id)) {
-        cli_error("emit", "line %ld: eventId \"%.80s\" is not a valid id (1 to %d characters of "
-                  "A-Z a-z 0-9 . _ : -) (line skipped)", line_no, env->event_id, MG_ID_MAX);
+        cli_error("emit",
+                  "ligne %ld : l'eventId « %.80s » n'est pas un identifiant valide (de 1 à %d lettres, "
+                  "chiffres ou « . _ : - ») ; ligne ignorée",
+                  line_no, env->event_id, MG_ID_MAX);
         e->unreadable++;
         protobuf_c_message_free_unpacked(msg, NULL);
         return;
@@ -374,9 +393,11 @@ static void s_submit_line(s_emit_t *e, const char *line, size_t len, long line_n
     /* The broker refuses it; well above that size it closes the connection
      * without an answer (ZMQ_MAXMSGSIZE), so it is refused here. */
     if (e->max_bytes && packed > e->max_bytes) {
-        cli_error("emit",
-                  "line %ld: %s: too large (%zu bytes, [broker] max_message_bytes is %zu) (line skipped)",
-                  line_no, env->event_id, packed, e->max_bytes);
+        cli_error(
+            "emit",
+            "ligne %ld : %s : trop volumineux (%zu octets, [broker] max_message_bytes vaut %zu) ; ligne "
+            "ignorée",
+            line_no, env->event_id, packed, e->max_bytes);
         e->too_large++;
         free(data);
         protobuf_c_message_free_unpacked(msg, NULL);
@@ -439,7 +460,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
     mg_ack_t *ack = mg_ack_unpack(data, len);
     e->acks++;
     if (!ack) {
-        cli_error("emit", "the broker sent an unreadable ack (%zu bytes); ignored", len);
+        cli_error("emit", "le broker a envoyé un accusé de réception illisible (%zu octets) : ignoré", len);
         return;
     }
     s_pending_t **slot = ack->event_id && *ack->event_id ? s_find(e, ack->event_id) : NULL;
@@ -464,11 +485,13 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
         e->duplicate++;
         if (!e->quiet) printf("%s duplicate seq=%" PRIu64 "\n", p->event_id, ack->sequence);
         if (p->earlier_line)
-            cli_error(
-                "emit",
-                "line %ld: %s duplicate: line %ld has the same eventId with other content, and the broker "
-                "keeps the event it journaled first under an id (this line's content is not journaled)",
-                p->line, p->event_id, p->earlier_line);
+            cli_error("emit",
+                      "ligne %ld : %s en doublon : la ligne %ld a le même eventId avec un autre contenu, et "
+                      "le broker "
+                      "garde le premier événement journalisé sous un identifiant (le contenu de cette ligne "
+                      "n'est pas "
+                      "journalisé)",
+                      p->line, p->event_id, p->earlier_line);
         s_remove(e, slot, now);
         if (e->stalled) s_resume(e, now);
         break;
@@ -478,7 +501,8 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
              * bytes again after a pause, as after unavailable. */
             if (!e->rate_limited_notice) {
                 cli_error("emit",
-                          "the broker's rate limit holds events back (%s); sending them again more slowly",
+                          "la limite de débit du broker retient des événements (%s) : ils sont renvoyés plus "
+                          "lentement",
                           ack->reason);
                 e->rate_limited_notice = 1;
             }
@@ -497,7 +521,7 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
             if (ack->field && *ack->field) printf(" (%s)", ack->field);
             printf("\n");
         } else {
-            cli_error("emit", "line %ld: %s rejected: %s%s%s%s", p->line, p->event_id, ack->reason,
+            cli_error("emit", "ligne %ld : %s rejeté : %s%s%s%s", p->line, p->event_id, ack->reason,
                       ack->field && *ack->field ? " (" : "", ack->field ? ack->field : "",
                       ack->field && *ack->field ? ")" : "");
         }
@@ -506,8 +530,10 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
     case MAILLAGE__V1__ACK__STATUS__STATUS_UNAVAILABLE:
         /* Not journaled: back off, then send the same bytes again. */
         if (!e->unavailable_notice) {
-            cli_error("emit", "the broker answers unavailable (%s); retrying with backoff",
-                      ack->reason && *ack->reason ? ack->reason : "journal unavailable");
+            cli_error(
+                "emit",
+                "le broker répond « unavailable » (%s) : nouvelles tentatives, de plus en plus espacées",
+                ack->reason && *ack->reason ? ack->reason : "journal indisponible");
             e->unavailable_notice = 1;
         }
         p->held_back = 2;
@@ -515,7 +541,8 @@ static void s_on_ack(s_emit_t *e, const uint8_t *data, size_t len)
         s_back_off(e, p, now);
         break;
     default:
-        cli_error("emit", "%s: ack with unknown status %d; will retry", p->event_id, (int)ack->status);
+        cli_error("emit", "%s : accusé de réception d'état inconnu %d ; il sera renvoyé", p->event_id,
+                  (int)ack->status);
         break;
     }
 done:
@@ -544,19 +571,21 @@ static void s_timers(s_emit_t *e, int64_t now)
                  * says so better than one per event. */
                 if (p->held_back == 2)
                     cli_error("emit",
-                              "line %ld: %s: the broker's journal still unavailable after %" PRId64 " s",
+                              "ligne %ld : %s : le journal du broker est encore indisponible après %" PRId64
+                              " s",
                               p->line, p->event_id, e->timeout_us / 1000000);
                 else if (p->held_back)
                     cli_error("emit",
-                              "line %ld: %s: still held back by the broker's rate limit, then no answer for "
-                              "%" PRId64 " s",
+                              "ligne %ld : %s : retenu par la limite de débit du broker, puis sans réponse "
+                              "pendant %" PRId64 " s",
                               p->line, p->event_id, e->timeout_us / 1000000);
                 else if (e->acks)
-                    cli_error("emit", "line %ld: %s: no answer from the broker after %" PRId64 " s", p->line,
-                              p->event_id, e->timeout_us / 1000000);
+                    cli_error("emit", "ligne %ld : %s : pas de réponse du broker après %" PRId64 " s",
+                              p->line, p->event_id, e->timeout_us / 1000000);
                 for (s_waiting_t *w = p->waiting; w; w = w->next) {
                     cli_error("emit",
-                              "line %ld: %s: not sent (line %ld, with the same eventId, got no answer)",
+                              "ligne %ld : %s : non envoyé (la ligne %ld, de même eventId, est restée sans "
+                              "réponse)",
                               w->line, p->event_id, p->line);
                     e->lost += (size_t)w->copies;
                     e->waiting--;
@@ -587,23 +616,25 @@ static void s_usage(FILE *out)
 {
     fprintf(
         out,
-        "Usage: maillage emit [OPTIONS] [FILE]\n"
+        "Usage : maillage emit [OPTIONS] [FICHIER]\n"
         "\n"
-        "Send events to the broker and print one line per acknowledgment:\n"
+        "Envoie des événements au broker et affiche une ligne par accusé de réception,\n"
+        "avec l'état du protocole (accepted, duplicate, rejected) :\n"
         "  <event_id> accepted seq=42 | <event_id> duplicate seq=7 | <event_id> rejected: reason (field)\n"
         "\n"
-        "FILE (or stdin, or \"-\") holds proto3 JSON Envelopes, one per line. An envelope\n"
-        "without eventId gets a new ULID, one without occurredAtMs the current time.\n"
-        "Unreadable lines are reported with their number and skipped. Exit status 0 only\n"
-        "if the whole input was read and every event was accepted or was a duplicate.\n"
+        "FICHIER (ou l'entrée standard, ou « - ») contient des Envelopes en JSON proto3, une\n"
+        "par ligne. Une enveloppe sans eventId reçoit un nouveau ULID, une sans occurredAtMs\n"
+        "l'heure courante. Les lignes illisibles sont signalées par leur numéro et ignorées.\n"
+        "Code de sortie 0 seulement si toute l'entrée a été lue et que chaque événement a\n"
+        "été accepté ou était un doublon.\n"
         "\n"
-        "Options:\n"
-        "  -q, --quiet          print only the final summary (and errors)\n"
-        "  -w, --window N       envelopes in flight at most (default 1000)\n"
-        "      --retry-ms MS    send again after MS without an answer (default 2000)\n"
-        "      --timeout S      give up on an event after S seconds without an answer about\n"
-        "                       it (default 30; the network's rate limit counts as an\n"
-        "                       answer, an unavailable journal does not)\n"
+        "Options :\n"
+        "  -q, --quiet          n'afficher que le bilan final (et les erreurs)\n"
+        "  -w, --window N       enveloppes en vol au plus (1000 par défaut)\n"
+        "      --retry-ms MS    renvoyer après MS millisecondes sans réponse (2000 par défaut)\n"
+        "      --timeout S      abandonner un événement après S secondes sans réponse à son\n"
+        "                       sujet (30 par défaut ; la limite de débit du réseau compte\n"
+        "                       comme une réponse, un journal indisponible non)\n"
         "%s",
         cli_common_help);
 }
@@ -635,8 +666,11 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         case 't':
             value = strtol(optarg, &end, 10);
             if (*end || value <= 0 || value > 100000000) {
-                cli_error("emit", "invalid value '%s' for --%s", optarg,
-                          opt == 'w' ? "window" : opt == 'r' ? "retry-ms" : "timeout");
+                cli_error("emit", "--%s : « %s » n'est pas un entier de 1 à 100000000",
+                          opt == 'w'   ? "window"
+                          : opt == 'r' ? "retry-ms"
+                                       : "timeout",
+                          optarg);
                 return CLI_EXIT_USAGE;
             }
             if (opt == 'w') e.window = (size_t)value;
@@ -647,14 +681,14 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         }
     }
     if (argc - optind > 1) {
-        cli_error("emit", "at most one FILE (try 'maillage emit --help')");
+        cli_error("emit", "un seul FICHIER au plus (voir « maillage emit --help »)");
         return CLI_EXIT_USAGE;
     }
     const char *path = optind < argc ? argv[optind] : "-";
     if (strcmp(path, "-") != 0) {
         reader.fd = open(path, O_RDONLY | O_CLOEXEC);
         if (reader.fd < 0) {
-            cli_error("emit", "cannot open %s: %s", path, strerror(errno));
+            cli_error("emit", "impossible d'ouvrir %s : %s", path, strerror(errno));
             return CLI_EXIT_FAIL;
         }
     }
@@ -672,18 +706,18 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     zmq_setsockopt(e.socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(e.socket, ZMQ_LINGER, &linger, sizeof linger);
     if (mg_curve_client_apply(e.socket) != 0) {
-        cli_error("emit", "cannot enable CURVE: %s", zmq_strerror(errno));
+        cli_error("emit", "impossible d'activer CURVE : %s", zmq_strerror(errno));
         goto done;
     }
     /* A refused CURVE key (or a plain client for a CURVE broker) looks to
      * the socket like a broker that does not answer: watch the handshakes,
      * to say which it is. */
     if (!(e.monitor = cli_handshake_monitor(zctx, e.socket))) {
-        cli_error("emit", "cannot watch the connection to %s: %s", ctx.ingest, zmq_strerror(errno));
+        cli_error("emit", "impossible de surveiller la connexion à %s : %s", ctx.ingest, zmq_strerror(errno));
         goto done;
     }
     if (zmq_connect(e.socket, ctx.ingest) != 0) {
-        cli_error("emit", "cannot connect to %s: %s", ctx.ingest, zmq_strerror(errno));
+        cli_error("emit", "connexion impossible à %s : %s", ctx.ingest, zmq_strerror(errno));
         goto done;
     }
     cli_catch_signals();
@@ -708,14 +742,17 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             s_submit_line(&e, line, len, reader.line_no);
         }
         if (too_long) {
-            cli_error("emit", "line %ld: longer than %u bytes (line skipped)", reader.line_no, S_LINE_MAX);
+            cli_error("emit", "ligne %ld : plus longue que %u octets ; ligne ignorée", reader.line_no,
+                      S_LINE_MAX);
             e.unreadable++;
             continue;
         }
         int input_done = reader.eof && !s_reader_has_line(&reader);
         if (input_done && e.pending == 0) break; /* lines wait only behind a pending one */
         if (cli_interrupted) {
-            cli_error("emit", "interrupted: %zu events without an answer", e.pending + e.waiting);
+            size_t unanswered = e.pending + e.waiting;
+            cli_error("emit", "interrompu : %zu événement%s sans réponse", unanswered,
+                      unanswered > 1 ? "s" : "");
             e.lost += e.pending + e.waiting;
             break;
         }
@@ -730,7 +767,7 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
         else if (e.next_deadline_us != INT64_MAX)
             timeout_ms = e.next_deadline_us <= now ? 0 : (long)((e.next_deadline_us - now) / 1000) + 1;
         if (zmq_poll(items, want_input ? 3 : 2, timeout_ms) < 0 && errno != EINTR) {
-            cli_error("emit", "poll: %s", zmq_strerror(errno));
+            cli_error("emit", "attente impossible (poll) : %s", zmq_strerror(errno));
             goto done;
         }
         if (items[0].revents & ZMQ_POLLIN) {
@@ -750,9 +787,9 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
             if (e.stalled) e.next_deadline_us = 0;
         }
         if ((items[1].revents & ZMQ_POLLIN) && cli_handshake_read(e.monitor, e.handshake, sizeof e.handshake))
-            cli_error("emit", "%s: %s; trying again until --timeout", e.endpoint, e.handshake);
+            cli_error("emit", "%s : %s ; nouvelles tentatives jusqu'à --timeout", e.endpoint, e.handshake);
         if (want_input && (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_reader_fill(&reader) != 0) {
-            cli_error("emit", "read %s: %s", path, strerror(errno));
+            cli_error("emit", "lecture de %s impossible : %s", path, strerror(errno));
             reader.eof = 1;
             e.read_failed = 1;
         }
@@ -763,10 +800,11 @@ int cli_cmd_emit(int argc, char **argv, cli_settings_t *settings)
     fflush(stdout);
     /* (Interrupted, it said so above: not a broker that never answered.) */
     if (e.lost && !e.acks && !cli_interrupted && *e.handshake)
-        cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: %s", ctx.ingest,
+        cli_error("emit", "pas de réponse du broker (%s) après %" PRId64 " s : %s", ctx.ingest,
                   e.timeout_us / 1000000, e.handshake);
     else if (e.lost && !e.acks && !cli_interrupted)
-        cli_error("emit", "no answer from the broker at %s after %" PRId64 " s: is it running? (see 'maillage up')",
+        cli_error("emit",
+                  "pas de réponse du broker (%s) après %" PRId64 " s : tourne-t-il ? (voir « maillage up »)",
                   ctx.ingest, e.timeout_us / 1000000);
     char held[128] = "";
     if (e.held)

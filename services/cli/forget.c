@@ -71,7 +71,7 @@
 
 static void s_usage(FILE *out) {
     fprintf(out,
-            "Usage: maillage forget [OPTIONS] STRUCTURE_ID\n"
+            "Usage : maillage forget [OPTIONS] STRUCTURE_ID\n"
             "\n"
             "Efface les données personnelles d'une structure (le contact de sa fiche : nom,\n"
             "e-mail, téléphone, fonction) partout où Maillage les garde : mg:contact:<id>,\n"
@@ -84,7 +84,7 @@ static void s_usage(FILE *out) {
             "  --yes        ne pas demander de confirmation\n"
             "  --dry-run    dire ce qui serait effacé, sans rien effacer\n"
             "\n"
-            "Options:\n"
+            "Options :\n"
             "%s",
             cli_common_help);
 }

@@ -22,31 +22,32 @@ static void s_usage(FILE *out, const char *command)
 {
     if (strcmp(command, "inbox") == 0)
         fprintf(out,
-                "Usage: maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--count N]\n"
+                "Usage : maillage inbox [OPTIONS] STAFF [--unread] [--full] [--mark-read ID] [--count N]\n"
                 "\n"
-                "The notifications of staff member STAFF, newest first, in French: kind,\n"
-                "title, date, read or not, and the state of its e-mails and webhooks. STAFF\n"
-                "is a staff member's id, the notifier's default_staff, or an id whose inbox\n"
-                "is kept after its removal; another is an error.\n"
-                "  --unread        only the entries not read yet\n"
-                "  --full          each entry's whole message, with why it was sent\n"
-                "  --mark-read ID  mark entry ID (n-...) as read\n"
-                "  -n, --count N   at most N entries (default 50), then at most N of this\n"
-                "                  person's failed e-mails and webhooks, newest first\n"
-                "                  (--limit N is the same)\n"
+                "Les notifications du ou de la chargé·e de mission STAFF, les plus récentes\n"
+                "d'abord, en français : nature, titre, date, lue ou non, et l'état de ses e-mails\n"
+                "et webhooks. STAFF est l'identifiant d'un·e chargé·e de mission, le default_staff\n"
+                "du notifier, ou un identifiant dont la boîte de réception est conservée après\n"
+                "son retrait ; tout autre est une erreur.\n"
+                "  --unread        seulement les entrées pas encore lues\n"
+                "  --full          le message entier de chaque entrée, avec la raison de l'envoi\n"
+                "  --mark-read ID  marque l'entrée ID (n-...) comme lue\n"
+                "  -n, --count N   au plus N entrées (50 par défaut), puis au plus N des e-mails\n"
+                "                  et webhooks en échec de cette personne, les plus récents d'abord\n"
+                "                  (--limit N revient au même)\n"
                 "\n"
-                "Options:\n%s",
+                "Options :\n%s",
                 cli_common_help);
     else
         fprintf(out,
-                "Usage: maillage notifications [OPTIONS] [--failed|--pending] [--count N]\n"
+                "Usage : maillage notifications [OPTIONS] [--failed|--pending] [--count N]\n"
                 "\n"
-                "E-mails and webhooks marked failed after their last attempt (--failed, the\n"
-                "default), or waiting (--pending: retries, quiet hours, digests, and what waits for a\n"
-                "member's digest).\n"
-                "  -n, --count N   at most N of each (default 50; --limit N is the same)\n"
+                "Les e-mails et webhooks marqués en échec après leur dernière tentative (--failed,\n"
+                "par défaut), ou en attente (--pending : nouvelles tentatives, heures de silence,\n"
+                "récapitulatifs, et ce qui attend le récapitulatif d'une personne).\n"
+                "  -n, --count N   au plus N de chaque (50 par défaut ; --limit N revient au même)\n"
                 "\n"
-                "Options:\n%s",
+                "Options :\n%s",
                 cli_common_help);
 }
 

@@ -189,8 +189,8 @@ static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
     if (!s_wanted(j, entry->type)) return 0;
     mg_envelope_t *env = mg_envelope_unpack(entry->envelope, entry->len);
     if (!env) {
-        cli_error("journal", "entry #%" PRIu64 ": unreadable envelope (%zu bytes); skipped", entry->sequence,
-                  entry->len);
+        cli_error("journal", "entrée #%" PRIu64 " : enveloppe illisible (%zu octets) ; ignorée",
+                  entry->sequence, entry->len);
         return 0;
     }
     env->sequence = entry->sequence;
@@ -437,17 +437,19 @@ static void s_print_summary(s_journal_t *j)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: maillage journal [OPTIONS]\n"
+            "Usage : maillage journal [OPTIONS]\n"
             "\n"
-            "Read the journal (every accepted event, in sequence order).\n"
+            "Relit le journal (chaque événement accepté, dans l'ordre des séquences).\n"
             "\n"
-            "Options:\n"
-            "      --from SEQ       first sequence (default 1)\n"
-            "      --to SEQ         last sequence (default: the end)\n"
-            "  -t, --type PREFIX    only events whose type starts with PREFIX (repeatable)\n"
-            "  -f, --format FMT     json (default: one proto3 JSON envelope per line) or text\n"
-            "  -s, --summary        a French summary instead: events by type, open needs and\n"
-            "                       offers by category and department, structures by family\n"
+            "Options :\n"
+            "      --from SEQ       première séquence (1 par défaut)\n"
+            "      --to SEQ         dernière séquence (par défaut : la fin)\n"
+            "  -t, --type PRÉFIXE   seulement les événements dont le type commence par PRÉFIXE\n"
+            "                       (répétable)\n"
+            "  -f, --format FMT     json (par défaut : une enveloppe JSON proto3 par ligne) ou\n"
+            "                       text (une ligne en français par événement)\n"
+            "  -s, --summary        un bilan à la place : événements par type, besoins et offres\n"
+            "                       ouverts par catégorie et département, structures par famille\n"
             "%s",
             cli_common_help);
 }
@@ -497,7 +499,7 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
         case 'f':
             if (strcmp(optarg, "text") == 0) j.text = 1;
             else if (strcmp(optarg, "json") != 0) {
-                cli_error("journal", "unknown format '%s' (json or text)", optarg);
+                cli_error("journal", "format inconnu « %s » (json ou text)", optarg);
                 free(j.types);
                 return CLI_EXIT_USAGE;
             }
@@ -509,12 +511,12 @@ int cli_cmd_journal(int argc, char **argv, cli_settings_t *settings)
         }
     }
     if (optind < argc) {
-        cli_error("journal", "unexpected argument '%s' (try 'maillage journal --help')", argv[optind]);
+        cli_error("journal", "argument inattendu « %s » (voir « maillage journal --help »)", argv[optind]);
         free(j.types);
         return CLI_EXIT_USAGE;
     }
     if (to && to < from) {
-        cli_error("journal", "--to %" PRIu64 " is before --from %" PRIu64, to, from);
+        cli_error("journal", "--to %" PRIu64 " précède --from %" PRIu64, to, from);
         free(j.types);
         return CLI_EXIT_USAGE;
     }

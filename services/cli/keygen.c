@@ -14,14 +14,15 @@
 
 static void s_usage(FILE *out)
 {
-    fputs("Usage: maillage keygen --out DIR --name NAME\n"
+    fputs("Usage : maillage keygen --out DIR --name NOM\n"
           "\n"
-          "Make a CurveZMQ key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub\n"
-          "(public). Refuses to overwrite existing files. See SECURITY.md.\n"
+          "Crée une paire de clés CurveZMQ : DIR/NOM.key (secrète, mode 0600) et DIR/NOM.pub\n"
+          "(publique). Refuse d'écraser des fichiers existants. Voir SECURITY.md.\n"
           "\n"
-          "  --out DIR      directory of the two files (must exist)\n"
-          "  --name NAME    name of the pair ([A-Za-z0-9._:-], e.g. the network id or \"broker\")\n"
-          "  -h, --help     this help\n",
+          "  --out DIR      répertoire des deux fichiers (il doit exister)\n"
+          "  --name NOM     nom de la paire ([A-Za-z0-9._:-], par exemple l'identifiant du réseau\n"
+          "                 ou « broker »)\n"
+          "  -h, --help     cette aide\n",
           out);
 }
 
@@ -46,12 +47,12 @@ int cli_cmd_keygen(int argc, char **argv, cli_settings_t *settings)
         }
     }
     if (!dir || !name || optind != argc) {
-        cli_error("keygen", "expected --out DIR --name NAME (try 'maillage keygen --help')");
+        cli_error("keygen", "attendu : --out DIR --name NOM (voir « maillage keygen --help »)");
         return CLI_EXIT_USAGE;
     }
     if (!mg_curve_key_name_is_valid(name)) { /* a usage error, before any file is touched */
         cli_error("keygen",
-                  "--name \"%s\": expected [A-Za-z0-9._:-], 1 to %d characters, not starting with '.'", name,
+                  "--name « %s » : attendu [A-Za-z0-9._:-], de 1 à %d caractères, sans « . » au début", name,
                   MG_ID_MAX);
         return CLI_EXIT_USAGE;
     }
@@ -59,6 +60,6 @@ int cli_cmd_keygen(int argc, char **argv, cli_settings_t *settings)
         cli_error("keygen", "%s", err);
         return CLI_EXIT_FAIL;
     }
-    printf("%s/%s.key (secret, 0600) and %s/%s.pub written\n", dir, name, dir, name);
+    printf("%s/%s.key (secrète, 0600) et %s/%s.pub écrites\n", dir, name, dir, name);
     return CLI_EXIT_OK;
 }

@@ -51,51 +51,58 @@ void cli_error(const char *command, const char *fmt, ...)
 }
 
 static const char s_usage[] =
-    "Usage: maillage [OPTIONS] COMMAND [ARGS]\n"
+    "Usage : maillage [OPTIONS] COMMANDE [ARGUMENTS]\n"
     "\n"
-    "The command-line client of Maillage, the event backbone of the ESS chamber.\n"
+    "Le client en ligne de commande de Maillage, le réseau d'événements de la CRESS.\n"
     "\n"
-    "Commands:\n"
-    "  emit [FILE]          send events (proto3 JSON envelopes, one per line) and print each ack\n"
-    "  tail [TOPIC...]      print live events of the chosen types (JSON lines or French text)\n"
-    "  journal              read the journal back (JSON lines, French text, or a summary)\n"
+    "Commandes :\n"
+    "  emit [FICHIER]       envoie des événements (enveloppes JSON proto3, une par ligne) et\n"
+    "                       affiche chaque accusé de réception\n"
+    "  tail [SUJET...]      affiche en direct les événements des types choisis (lignes JSON ou\n"
+    "                       texte en français)\n"
+    "  journal              relit le journal (lignes JSON, texte en français, ou un bilan)\n"
     "  dlq [list|show ID|replay ID]\n"
-    "                       inspect and re-inject dead letters (rejected input, poison events)\n"
-    "  consumers [list|forget NAME]\n"
-    "                       registered consumers: checkpoint, lag, parked events\n"
-    "  staff [list|show ID|add ID --name N ...|set ID KEY VALUE|remove ID|reset ID]\n"
-    "                       the staff who receive notifications, and their scope\n"
+    "                       examine et réinjecte les lettres mortes (entrées refusées,\n"
+    "                       événements abandonnés)\n"
+    "  consumers [list|forget NOM]\n"
+    "                       consommateurs enregistrés : position, retard, événements en attente\n"
+    "  staff [list|show ID|add ID --name N ...|set ID CLÉ VALEUR|remove ID|reset ID]\n"
+    "                       les chargé·e·s de mission qui reçoivent les notifications, et leur\n"
+    "                       périmètre\n"
     "  inbox STAFF [--unread] [--mark-read ID]\n"
-    "                       a staff member's notifications, in French\n"
+    "                       les notifications d'un·e chargé·e de mission, en français\n"
     "  notifications [--failed|--pending]\n"
-    "                       e-mails and webhooks given up on, or waiting\n"
-    "  up --dir DIR         start the embedded stack (redis-server and every daemon) in DIR\n"
-    "  down --dir DIR       stop the stack started by `up`\n"
-    "  config defaults      print the documented default configuration\n"
-    "  config check FILE    check a configuration file\n"
-    "  keygen --out DIR --name NAME\n"
-    "                       make a CurveZMQ key pair (NAME.key, NAME.pub; see SECURITY.md)\n"
+    "                       e-mails et webhooks abandonnés, ou en attente\n"
+    "  up --dir DIR         démarre la pile embarquée (redis-server et chaque démon) dans DIR\n"
+    "  down --dir DIR       arrête la pile démarrée par `up`\n"
+    "  config defaults      affiche la configuration par défaut, documentée\n"
+    "  config check FICHIER vérifie un fichier de configuration\n"
+    "  keygen --out DIR --name NOM\n"
+    "                       crée une paire de clés CurveZMQ (NOM.key, NOM.pub ; voir SECURITY.md)\n"
     "  forget STRUCTURE_ID [--yes]\n"
-    "                       erase a structure's personal data (its contact) everywhere\n"
+    "                       efface partout les données personnelles d'une structure (son contact)\n"
     "  token [issue --network ID|--staff ID|list|revoke TOKEN_ID]\n"
-    "                       bearer tokens of the HTTP gateway (printed once, stored hashed)\n"
+    "                       jetons de la passerelle HTTP (affichés une fois, conservés hachés)\n"
     "\n"
-    "Options (also accepted after the command):\n"
-    "  --config FILE        configuration file (default: $MAILLAGE_CONFIG, else built-in defaults)\n"
-    "  --redis URL          Redis of the journal (default: $MAILLAGE_REDIS_URL, else [redis] url)\n"
-    "  --ingest ENDPOINT    broker ingest endpoint (default: $MAILLAGE_INGEST, else [broker] ingest)\n"
-    "  --fanout ENDPOINT    broker fan-out endpoint (default: $MAILLAGE_FANOUT, else [broker] fanout)\n"
-    "  -h, --help           this help; `maillage COMMAND --help` (or `maillage help COMMAND`)\n"
-    "                       for a command's\n"
-    "  -V, --version        print the version\n"
+    "Options (acceptées aussi après la commande) :\n"
+    "  --config FICHIER     fichier de configuration (par défaut : $MAILLAGE_CONFIG, sinon les\n"
+    "                       valeurs par défaut intégrées)\n"
+    "  --redis URL          Redis du journal (par défaut : $MAILLAGE_REDIS_URL, sinon [redis] url)\n"
+    "  --ingest ENDPOINT    point d'entrée du broker (par défaut : $MAILLAGE_INGEST, sinon\n"
+    "                       [broker] ingest)\n"
+    "  --fanout ENDPOINT    point de diffusion du broker (par défaut : $MAILLAGE_FANOUT, sinon\n"
+    "                       [broker] fanout)\n"
+    "  -h, --help           cette aide ; `maillage COMMANDE --help` (ou `maillage help COMMANDE`)\n"
+    "                       pour celle d'une commande\n"
+    "  -V, --version        affiche la version\n"
     "\n"
-    "Settings: flags win over the environment, which wins over the config file.\n"
-    "After `maillage up --dir DIR`, `. DIR/endpoints.env; export MAILLAGE_CONFIG\n"
-    "MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT` points every command at that\n"
-    "stack, with its configuration (its categories, staff, [curve] keys...).\n"
+    "Réglages : les options l'emportent sur l'environnement, qui l'emporte sur le fichier\n"
+    "de configuration. Après `maillage up --dir DIR`, `. DIR/endpoints.env; export MAILLAGE_CONFIG\n"
+    "MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT` dirige chaque commande vers cette\n"
+    "pile, avec sa configuration (ses catégories, son équipe, ses clés [curve]...).\n"
     "\n"
-    "Exit status: 0 done; 1 the operation failed; 2 a usage error (an option, an\n"
-    "argument or a value of the command line refused before anything was done).\n";
+    "Code de sortie : 0 fait ; 1 l'opération a échoué ; 2 erreur d'usage (une option, un\n"
+    "argument ou une valeur de la ligne de commande refusé avant que rien ne soit fait).\n";
 
 typedef struct {
     const char *name;
@@ -123,7 +130,9 @@ int main(int argc, char **argv)
      * logging is kept to warnings so it does not clutter command output. */
     mg_log_init("maillage", MG_LOG_WARN);
 
-    /* "+": stop at the command name, so its options are left for it. */
+    /* "+": stop at the command name, so its options are left for it. The
+     * refusal is said in French below, not in getopt's English. */
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, "+hV", options, NULL)) != -1) {
         if (cli_settings_option(&settings, opt, optarg)) continue;
         switch (opt) {
@@ -134,7 +143,8 @@ int main(int argc, char **argv)
             printf("maillage %s\n", MAILLAGE_VERSION);
             return CLI_EXIT_OK;
         default:
-            fputs("Try 'maillage --help'.\n", stderr);
+            cli_error(NULL, "option refusée « %s » : inconnue, ou sans sa valeur (voir « maillage --help »)",
+                      optind > 0 && optind <= argc ? argv[optind - 1] : "?");
             return CLI_EXIT_USAGE;
         }
     }
@@ -161,6 +171,6 @@ int main(int argc, char **argv)
             return s_commands[i].run(sub_argc, sub_argv, &settings);
         }
     }
-    cli_error(NULL, "unknown command '%s' (try 'maillage --help')", name);
+    cli_error(NULL, "commande inconnue « %s » (voir « maillage --help »)", name);
     return CLI_EXIT_USAGE;
 }

@@ -211,7 +211,7 @@ static pid_t s_spawn(char *const argv[], const char *log_path)
     unsetenv("MAILLAGE_CLIENT_KEY");
     unsetenv("MAILLAGE_SERVER_KEY");
     execvp(argv[0], argv);
-    dprintf(2, "maillage up: cannot run %s: %s\n", argv[0], strerror(errno));
+    dprintf(2, "maillage up: impossible de lancer %s : %s\n", argv[0], strerror(errno));
     _exit(127);
 }
 
@@ -231,7 +231,7 @@ static void s_log_tail(const char *path, int lines, off_t from) {
         n++;
     }
     fclose(f);
-    if (n) fprintf(stderr, "  last lines of %s:\n", path);
+    if (n) fprintf(stderr, "  dernières lignes de %s :\n", path);
     for (int i = n > lines ? n - lines : 0; i < n; i++) {
         fprintf(stderr, "    %s", ring[i % lines]);
         if (!strchr(ring[i % lines], '\n')) fputc('\n', stderr);
@@ -384,7 +384,7 @@ static int s_wait_ready(s_stack_t *st, size_t i)
     const char *name = s_components[i];
     while (mg_clock_monotonic_us() < deadline) {
         if (s_exited(st->pids[i])) {
-            cli_error("up", "%s exited during start-up", i == 0 ? "redis-server" : name);
+            cli_error("up", "%s s'est arrêté pendant le démarrage", i == 0 ? "redis-server" : name);
             return -1;
         }
         int ready;
@@ -395,7 +395,7 @@ static int s_wait_ready(s_stack_t *st, size_t i)
         if (ready) return 0;
         cli_sleep_ms(25);
     }
-    cli_error("up", "%s did not become ready within %d s", i == 0 ? "redis-server" : name, st->timeout_s);
+    cli_error("up", "%s n'était pas prêt au bout de %d s", i == 0 ? "redis-server" : name, st->timeout_s);
     return -1;
 }
 
@@ -408,14 +408,14 @@ static int s_start(s_stack_t *st, size_t i, char *const argv[])
     off_t log_from = stat(log, &before) == 0 ? before.st_size : 0;
     st->pids[i] = s_spawn(argv, log);
     if (st->pids[i] <= 0) {
-        cli_error("up", "cannot start %s: %s", argv[0], strerror(errno));
+        cli_error("up", "impossible de lancer %s : %s", argv[0], strerror(errno));
         st->pids[i] = 0;
         goto done;
     }
     char text[32];
     snprintf(text, sizeof text, "%d\n", (int)st->pids[i]);
     if (s_write_file(pidfile, text, 0644) != 0) {
-        cli_error("up", "cannot write %s: %s", pidfile, strerror(errno));
+        cli_error("up", "impossible d'écrire %s : %s", pidfile, strerror(errno));
         goto done;
     }
     if (s_wait_ready(st, i) != 0) {
@@ -465,37 +465,37 @@ static int s_up_write_redis_conf(const s_stack_t *st, const char *path)
 
 static void s_up_usage(FILE *out)
 {
-    fputs("Usage: maillage up --dir DIR [OPTIONS]\n"
+    fputs("Usage : maillage up --dir DIR [OPTIONS]\n"
           "\n"
-          "Start the embedded stack in the background: a private redis-server (AOF on),\n"
-          "then every Maillage daemon installed next to this program, on free loopback\n"
-          "ports (those of the last start in DIR again, when free). Writes\n"
-          "DIR/maillage.conf, DIR/endpoints.env (MAILLAGE_REDIS_URL, MAILLAGE_INGEST,\n"
-          "MAILLAGE_FANOUT, and MAILLAGE_HTTP with a gateway), logs in DIR/*.log and\n"
-          "pids in DIR/*.pid. Stop it with `maillage down --dir DIR`.\n"
+          "Démarre la pile embarquée en arrière-plan : un redis-server privé (AOF activé),\n"
+          "puis chaque démon Maillage installé à côté de ce programme, sur des ports libres\n"
+          "de la boucle locale (ceux du dernier démarrage dans DIR, s'ils sont libres).\n"
+          "Écrit DIR/maillage.conf, DIR/endpoints.env (MAILLAGE_REDIS_URL, MAILLAGE_INGEST,\n"
+          "MAILLAGE_FANOUT, et MAILLAGE_HTTP avec une passerelle), les journaux dans\n"
+          "DIR/*.log et les pids dans DIR/*.pid. Pour l'arrêter : `maillage down --dir DIR`.\n"
           "\n"
-          "Options:\n"
-          "  -d, --dir DIR          run directory (created if needed)\n"
-          "      --timeout S        how long each component may take to be ready (default 15)\n"
-          "      --redis-server P   the redis-server program (default: redis-server from PATH)\n"
-          "      --with FILE        append FILE's sections to the generated configuration\n"
-          "                         (staff, categories, matcher or notifier settings)\n"
-          "  -h, --help             this help\n",
+          "Options :\n"
+          "  -d, --dir DIR          répertoire d'exécution (créé si besoin)\n"
+          "      --timeout S        délai laissé à chaque composant pour être prêt (15 par défaut)\n"
+          "      --redis-server P   le programme redis-server (par défaut : redis-server du PATH)\n"
+          "      --with FICHIER     ajoute les sections de FICHIER à la configuration générée\n"
+          "                         (équipe, catégories, réglages du matcher ou du notifier)\n"
+          "  -h, --help             cette aide\n",
           out);
 }
 
 static void s_down_usage(FILE *out)
 {
-    fputs("Usage: maillage down --dir DIR [OPTIONS]\n"
+    fputs("Usage : maillage down --dir DIR [OPTIONS]\n"
           "\n"
-          "Stop the stack started by `maillage up --dir DIR`: each daemon in reverse order\n"
-          "(SIGTERM, then SIGKILL after the timeout), then Redis; removes the pid files and\n"
-          "DIR/endpoints.env. Logs and Redis data stay in DIR.\n"
+          "Arrête la pile démarrée par `maillage up --dir DIR` : chaque démon dans l'ordre\n"
+          "inverse (SIGTERM, puis SIGKILL après le délai), puis Redis ; supprime les fichiers\n"
+          "de pid et DIR/endpoints.env. Les journaux et les données de Redis restent dans DIR.\n"
           "\n"
-          "Options:\n"
-          "  -d, --dir DIR          run directory\n"
-          "      --timeout S        grace period before SIGKILL (default 10)\n"
-          "  -h, --help             this help\n",
+          "Options :\n"
+          "  -d, --dir DIR          répertoire d'exécution\n"
+          "      --timeout S        délai de grâce avant SIGKILL (10 par défaut)\n"
+          "  -h, --help             cette aide\n",
           out);
 }
 
@@ -527,7 +527,7 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
         case 't': {
             long v = strtol(optarg, &end, 10);
             if (*end || v <= 0 || v > 3600) {
-                cli_error(command, "invalid value '%s' for --timeout (seconds)", optarg);
+                cli_error(command, "--timeout : « %s » n'est pas un nombre de secondes de 1 à 3600", optarg);
                 *rc = CLI_EXIT_USAGE;
                 return -1;
             }
@@ -541,7 +541,7 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
                 else st->with = optarg;
                 break;
             }
-            cli_error(command, "--%s goes with 'maillage up' only", opt == 'r' ? "redis-server" : "with");
+            cli_error(command, "--%s ne va qu'avec « maillage up »", opt == 'r' ? "redis-server" : "with");
             *rc = CLI_EXIT_USAGE;
             return -1;
         default: /* not in the table */
@@ -550,19 +550,19 @@ static int s_options(int argc, char **argv, s_stack_t *st, int up, int *rc)
         }
     }
     if (!dir || optind < argc) {
-        cli_error(command, "%s (try 'maillage %s --help')", dir ? "unexpected argument" : "--dir DIR is required",
-                  command);
+        cli_error(command, "%s (voir « maillage %s --help »)",
+                  dir ? "argument inattendu" : "--dir DIR est obligatoire", command);
         *rc = CLI_EXIT_USAGE;
         return -1;
     }
     if (up && mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        cli_error(command, "cannot create %s: %s", dir, strerror(errno));
+        cli_error(command, "impossible de créer %s : %s", dir, strerror(errno));
         *rc = CLI_EXIT_FAIL;
         return -1;
     }
     char resolved[PATH_MAX];
     if (!realpath(dir, resolved)) {
-        cli_error(command, "%s: %s", dir, strerror(errno));
+        cli_error(command, "%s : %s", dir, strerror(errno));
         *rc = CLI_EXIT_FAIL;
         return -1;
     }
@@ -620,8 +620,8 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
         free(pidfile);
     }
     if (*running) {
-        cli_error("up", "a stack is already running in %s (%s%s%s); stop it with 'maillage down --dir %s'",
-                  st.dir, running, *gone ? "; stopped since, see their logs: " : "", gone, st.dir);
+        cli_error("up", "une pile tourne déjà dans %s (%s%s%s) ; arrêtez-la avec « maillage down --dir %s »",
+                  st.dir, running, *gone ? " ; arrêtés depuis, voir leurs journaux : " : "", gone, st.dir);
         goto done;
     }
     for (size_t i = 0; i < S_N_COMPONENTS; i++) { /* stale pid files: the processes are gone */
@@ -632,7 +632,7 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
 
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
-        cli_error("up", "cannot find this program's directory: %s", strerror(errno));
+        cli_error("up", "répertoire de ce programme introuvable : %s", strerror(errno));
         goto done;
     }
     exe[n] = '\0';
@@ -669,26 +669,8 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     }
     free(previous);
     if (!st.ingest_port || !st.fanout_port || (!st.redis_socket && !st.redis_port)) {
-        cli_error("up", "cannot find free loopback ports");
+        cli_error("up", "aucun port libre trouvé sur la boucle locale");
         goto done;
-    }
-
-    /* Redis. */
-    char *redis_dir = s_path(&st, "redis", "");
-    if (mkdir(redis_dir, 0700) != 0 && errno != EEXIST) {
-        cli_error("up", "cannot create %s: %s", redis_dir, strerror(errno));
-        free(redis_dir);
-        goto done;
-    }
-    free(redis_dir);
-    redis_conf = s_path(&st, "redis", ".conf");
-    if (s_up_write_redis_conf(&st, redis_conf) != 0) {
-        cli_error("up", "cannot write %s: %s", redis_conf, strerror(errno));
-        goto done;
-    }
-    {
-        char *argv_redis[] = {(char *)st.redis_server, redis_conf, NULL};
-        if (s_start(&st, 0, argv_redis) != 0) goto fail;
     }
 
     /* The daemons' configuration: only keys of the schema, so every daemon
@@ -696,7 +678,7 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     conf_path = s_path(&st, "maillage", ".conf");
     char *extra = NULL;
     if (st.with && !(extra = s_read_file(st.with))) {
-        cli_error("up", "cannot read %s: %s", st.with, strerror(errno));
+        cli_error("up", "impossible de lire %s : %s", st.with, strerror(errno));
         goto fail;
     }
     /* The messages' links go to this gateway, unless the caller's file says
@@ -724,18 +706,37 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
         conf_text = joined;
     }
     if (s_write_file(conf_path, conf_text, 0600) != 0) {
-        cli_error("up", "cannot write %s: %s", conf_path, strerror(errno));
+        cli_error("up", "impossible d'écrire %s : %s", conf_path, strerror(errno));
         goto fail;
     }
     {
         char err[512];
         mg_config_t *check = mg_config_load(conf_path, err, sizeof err);
         if (!check) {
-            cli_error("up", "generated configuration refused: %s", err);
+            cli_error("up", "configuration générée refusée : %s", err);
             goto fail;
         }
         mg_config_destroy(&check);
     }
+    /* Redis, once the configuration is known good (--with FILE read and
+     * accepted: a bad one started and stopped a redis-server first). */
+    char *redis_dir = s_path(&st, "redis", "");
+    if (mkdir(redis_dir, 0700) != 0 && errno != EEXIST) {
+        cli_error("up", "impossible de créer %s : %s", redis_dir, strerror(errno));
+        free(redis_dir);
+        goto done;
+    }
+    free(redis_dir);
+    redis_conf = s_path(&st, "redis", ".conf");
+    if (s_up_write_redis_conf(&st, redis_conf) != 0) {
+        cli_error("up", "impossible d'écrire %s : %s", redis_conf, strerror(errno));
+        goto done;
+    }
+    {
+        char *argv_redis[] = {(char *)st.redis_server, redis_conf, NULL};
+        if (s_start(&st, 0, argv_redis) != 0) goto fail;
+    }
+
     for (size_t i = 1; i < S_N_COMPONENTS; i++) {
         if (!s_daemon_exists(&st, i)) continue;
         char *prog = s_program(&st, i);
@@ -764,11 +765,11 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     free(http);
     env_path = s_path(&st, "endpoints", ".env");
     if (s_write_file(env_path, env_text, 0644) != 0) {
-        cli_error("up", "cannot write %s: %s", env_path, strerror(errno));
+        cli_error("up", "impossible d'écrire %s : %s", env_path, strerror(errno));
         goto fail;
     }
 
-    printf("Maillage stack running in %s\n", st.dir);
+    printf("Pile Maillage en marche dans %s\n", st.dir);
     for (size_t i = 0; i < S_N_COMPONENTS; i++) {
         if (!st.pids[i]) continue;
         char label[64];
@@ -778,7 +779,7 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     printf("  redis   %s\n  ingest  tcp://127.0.0.1:%d\n  fan-out tcp://127.0.0.1:%d\n", st.redis_url,
            st.ingest_port, st.fanout_port);
     if (st.http_port) printf("  http    http://127.0.0.1:%d\n", st.http_port);
-    printf("Endpoints for scripts: %s\n", env_path);
+    printf("Points d'accès pour les scripts : %s\n", env_path);
     rc = CLI_EXIT_OK;
     goto done;
 
@@ -825,23 +826,24 @@ int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
             /* Already gone (crashed, or killed by hand): said, since it may
              * be why the operator stops the stack. */
             char *log = s_path(&st, s_components[i], ".log");
-            printf("%s (pid %d) had already stopped; see %s\n", name, (int)pid, log);
+            printf("%s (pid %d) était déjà arrêté ; voir %s\n", name, (int)pid, log);
             free(log);
         } else if (!ours) {
-            cli_error("down", "warning: pid %d in %s is not %s any more; not signalled", (int)pid, pidfile, name);
+            cli_error("down", "attention : le pid %d de %s n'est plus %s ; aucun signal envoyé", (int)pid,
+                      pidfile, name);
         } else {
             if (s_stop_pid(pid, st.timeout_s)) {
-                cli_error("down", "warning: %s (pid %d) ignored SIGTERM for %d s; killed", name, (int)pid,
-                          st.timeout_s);
+                cli_error("down", "attention : %s (pid %d) a ignoré SIGTERM pendant %d s ; tué (SIGKILL)",
+                          name, (int)pid, st.timeout_s);
             }
             if (s_alive(pid)) {
-                cli_error("down", "%s (pid %d) is still running", name, (int)pid);
+                cli_error("down", "%s (pid %d) tourne encore", name, (int)pid);
                 failed = 1;
                 free(name);
                 free(pidfile);
                 continue;
             }
-            printf("stopped %s (pid %d)\n", name, (int)pid);
+            printf("%s arrêté (pid %d)\n", name, (int)pid);
             stopped++;
         }
         unlink(pidfile);
@@ -851,7 +853,7 @@ int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
     char *env_path = s_path(&st, "endpoints", ".env");
     unlink(env_path);
     free(env_path);
-    if (!stopped && !failed) fprintf(stderr, "maillage down: nothing was running in %s\n", st.dir);
+    if (!stopped && !failed) fprintf(stderr, "maillage down: rien ne tournait dans %s\n", st.dir);
     rc = failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     free(st.dir);
     free(st.exe_dir);

@@ -52,7 +52,7 @@ static int s_print(s_tail_t *t, const uint8_t *data, size_t len, uint64_t seq)
 {
     mg_envelope_t *env = mg_envelope_unpack(data, len);
     if (!env) {
-        cli_error("tail", "event #%" PRIu64 ": unreadable envelope (%zu bytes); skipped", seq, len);
+        cli_error("tail", "événement #%" PRIu64 " : enveloppe illisible (%zu octets) ; ignoré", seq, len);
         return 0;
     }
     env->sequence = seq;
@@ -98,7 +98,8 @@ static int s_catch_up(s_tail_t *t, uint64_t upto)
     s_catchup_t cu = {t, 0};
     uint64_t max = upto ? upto - t->next_seq : 0;
     if (mg_journal_read(t->redis, t->next_seq, max, s_on_entry, &cu, err, sizeof err) < 0) {
-        cli_error("tail", "warning: journal unreadable (%s); live events only from now on", err);
+        cli_error("tail", "attention : journal illisible (%s) ; seulement les événements en direct désormais",
+                  err);
         redisFree(t->redis);
         t->redis = NULL;
     }
@@ -108,17 +109,18 @@ static int s_catch_up(s_tail_t *t, uint64_t upto)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: maillage tail [OPTIONS] [TOPIC...]\n"
+            "Usage : maillage tail [OPTIONS] [SUJET...]\n"
             "\n"
-            "Print events as they are journaled, in sequence order, once each. TOPIC is an\n"
-            "event type or a prefix (\"need.\", \"offer.published\"); none means every type.\n"
-            "Starts with the next event to come, or at --from SEQ (read from the journal).\n"
+            "Affiche les événements à mesure qu'ils sont journalisés, dans l'ordre des séquences,\n"
+            "chacun une fois. SUJET est un type d'événement ou son début (« need. »,\n"
+            "« offer.published ») ; sans SUJET, tous les types. Commence au prochain événement,\n"
+            "ou à --from SEQ (lu dans le journal).\n"
             "\n"
-            "Options:\n"
-            "      --from SEQ       start at journal sequence SEQ (1 = the beginning)\n"
-            "  -f, --format FMT     json (default: one proto3 JSON envelope per line) or text\n"
-            "                       (one French line per event)\n"
-            "  -n, --count N        exit after N events\n"
+            "Options :\n"
+            "      --from SEQ       commencer à la séquence SEQ du journal (1 = le début)\n"
+            "  -f, --format FMT     json (par défaut : une enveloppe JSON proto3 par ligne) ou\n"
+            "                       text (une ligne en français par événement)\n"
+            "  -n, --count N        s'arrêter après N événements\n"
             "%s",
             cli_common_help);
 }
@@ -155,7 +157,7 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
         case 'f':
             if (strcmp(optarg, "text") == 0) t.text = 1;
             else if (strcmp(optarg, "json") != 0) {
-                cli_error("tail", "unknown format '%s' (json or text)", optarg);
+                cli_error("tail", "format inconnu « %s » (json ou text)", optarg);
                 return CLI_EXIT_USAGE;
             }
             break;
@@ -180,25 +182,25 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
     if (t.n_topics == 0) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     for (int i = 0; i < t.n_topics; i++) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, t.topics[i], strlen(t.topics[i]));
     if (mg_curve_client_apply(sub) != 0) {
-        cli_error("tail", "cannot enable CURVE: %s", zmq_strerror(errno));
+        cli_error("tail", "impossible d'activer CURVE : %s", zmq_strerror(errno));
         goto done;
     }
     /* A refused CURVE key leaves the feed silent: say so (the journal,
      * read each quiet second, still brings the events). */
     if (!(monitor = cli_handshake_monitor(zctx, sub))) {
-        cli_error("tail", "cannot watch the connection to %s: %s", ctx.fanout, zmq_strerror(errno));
+        cli_error("tail", "impossible de surveiller la connexion à %s : %s", ctx.fanout, zmq_strerror(errno));
         goto done;
     }
     if (zmq_connect(sub, ctx.fanout) != 0) {
-        cli_error("tail", "cannot connect to %s: %s", ctx.fanout, zmq_strerror(errno));
+        cli_error("tail", "connexion impossible à %s : %s", ctx.fanout, zmq_strerror(errno));
         goto done;
     }
 
     t.redis = cli_redis_connect(&ctx, "tail");
     if (!t.redis) {
         if (from) goto done; /* --from needs the journal */
-        cli_error("tail", "warning: without the journal, events published before the subscription "
-                          "or dropped on the way cannot be recovered");
+        cli_error("tail", "attention : sans le journal, les événements publiés avant l'abonnement "
+                          "ou perdus en route ne peuvent pas être rattrapés");
     } else {
         uint64_t last;
         if (mg_journal_last_sequence(t.redis, &last, err, sizeof err) != 0) {
@@ -208,8 +210,8 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
         t.next_seq = from ? from : last + 1;
         if (from > last + 1) /* not an error (a script may wait for it), but not silent */
             cli_error("tail",
-                      "warning: the journal ends at %" PRIu64 "; waiting for event %" PRIu64 " (the %" PRIu64
-                      " before it will not be shown)",
+                      "attention : le journal s'arrête à %" PRIu64 " ; attente de l'événement %" PRIu64
+                      " (les %" PRIu64 " précédents ne seront pas affichés)",
                       last, from, from - last - 1);
     }
     cli_catch_signals();
@@ -221,13 +223,15 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
         int n = zmq_poll(items, 2, 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
-            cli_error("tail", "poll: %s", zmq_strerror(errno));
+            cli_error("tail", "attente impossible (poll) : %s", zmq_strerror(errno));
             goto done;
         }
         if ((items[1].revents & ZMQ_POLLIN) && cli_handshake_read(monitor, handshake, sizeof handshake))
-            cli_error("tail",
-                      "warning: fan-out %s: %s; reading new events from the journal every second instead",
-                      ctx.fanout, handshake);
+            cli_error(
+                "tail",
+                "attention : diffusion %s : %s ; les nouveaux événements sont lus dans le journal chaque "
+                "seconde à la place",
+                ctx.fanout, handshake);
         if (!(items[0].revents & ZMQ_POLLIN)) {
             /* Quiet for a second: maybe the subscription was not through yet
              * when events were published. The journal knows. (Handshake
@@ -277,7 +281,7 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
             if (finished) goto finished;
         } else {
             for (int i = 0; i < nframes; i++) zmq_msg_close(&frames[i]);
-            cli_error("tail", "warning: malformed fan-out message (%d frames) ignored", nframes);
+            cli_error("tail", "attention : message de diffusion malformé (%d trames) ignoré", nframes);
         }
     }
 finished:

@@ -1,6 +1,6 @@
 /* text.c -- one readable French line per event, for chamber staff watching a
  * feed (`maillage tail --format text`, `maillage journal --format text`), and
- * the French errors of the staff-facing commands.
+ * the French errors the commands share.
  *
  * The line names things the way staff do: the department by its name, the
  * category by its label from the taxonomy, the commune by its name from the
@@ -40,22 +40,12 @@ void cli_paris_time(long long unix_ms, char out[CLI_PARIS_TIME_LEN]) {
              minutes % 60);
 }
 
-int cli_is_for_staff(const char *command) {
-    static const char *const staff[] = {"inbox", "notifications", "staff", "forget", NULL};
-    for (size_t i = 0; staff[i]; i++)
-        if (strcmp(command, staff[i]) == 0) return 1;
-    return 0;
-}
-
 int cli_positive_option(const char *command, const char *name, const char *value, unsigned long long *out) {
     char *end;
     errno = 0;
     unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
     if (v == 0 || *end || errno == ERANGE) {
-        if (cli_is_for_staff(command))
-            cli_error(command, "--%s : « %s » n'est pas un entier positif", name, value);
-        else
-            cli_error(command, "invalid value '%s' for --%s (a positive integer)", value, name);
+        cli_error(command, "--%s : « %s » n'est pas un entier positif", name, value);
         return -1;
     }
     *out = v;

@@ -18,25 +18,29 @@
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: maillage token [OPTIONS] issue --network ID [--types LIST] [--label TEXT]\n"
-            "       maillage token [OPTIONS] issue --staff ID [--label TEXT]\n"
-            "       maillage token [OPTIONS] list\n"
-            "       maillage token [OPTIONS] revoke TOKEN_ID\n"
+            "Usage : maillage token [OPTIONS] issue --network ID [--types LISTE] [--label TEXTE]\n"
+            "        maillage token [OPTIONS] issue --staff ID [--label TEXTE]\n"
+            "        maillage token [OPTIONS] list\n"
+            "        maillage token [OPTIONS] revoke TOKEN_ID\n"
             "\n"
-            "Bearer tokens of the HTTP gateway (maillage-gateway).\n"
-            "  issue    make a token for a network system (it may POST /v1/events of LIST, default\n"
-            "           \"%s\"), or for a staff member (declared in\n"
-            "           mg:staff: reads, feedback, inbox, the web page). The token is printed once on\n"
-            "           stdout; only its SHA-256 is stored.\n"
-            "  list     id, kind, subject, event types, label and creation date of every token\n"
-            "  revoke   delete a token by its id (tok-...); running gateways forget it at once\n"
+            "Les jetons (bearer tokens) de la passerelle HTTP (maillage-gateway).\n"
+            "  issue    crée un jeton pour le système d'un réseau (il peut envoyer par POST /v1/events\n"
+            "           les événements de LISTE, par défaut « %s »), ou pour\n"
+            "           un·e chargé·e de mission (déclaré·e dans mg:staff : lectures, retours, boîte\n"
+            "           de réception, page web). Le jeton est affiché une seule fois sur la sortie\n"
+            "           standard ; seul son SHA-256 est conservé.\n"
+            "  list     identifiant, type, titulaire, types d'événements, note et date de création\n"
+            "           de chaque jeton\n"
+            "  revoke   supprime un jeton par son identifiant (tok-...) ; les passerelles en marche\n"
+            "           l'oublient aussitôt\n"
             "\n"
-            "Options:\n"
-            "  --network ID    the network the token's events are stamped with\n"
-            "  --staff ID      the staff member the token signs in\n"
-            "  --types LIST    event types or prefixes, comma-separated (need.*,offer.published, * for any);\n"
-            "                  match.found, match.feedback and collective_need.detected only if named\n"
-            "  --label TEXT    a note for operators (who holds it)\n"
+            "Options :\n"
+            "  --network ID    le réseau au nom duquel les événements du jeton sont journalisés\n"
+            "  --staff ID      la personne que le jeton identifie\n"
+            "  --types LISTE   types d'événements ou leurs débuts, séparés par des virgules\n"
+            "                  (need.*,offer.published, * pour tous) ; match.found, match.feedback et\n"
+            "                  collective_need.detected seulement s'ils sont nommés\n"
+            "  --label TEXTE   une note pour les opérateurs (qui le détient)\n"
             "%s",
             MG_TOKEN_DEFAULT_TYPES, cli_common_help);
 }
@@ -51,7 +55,7 @@ static const char *s_field(const redisReply *r, const char *field)
 static int s_reply_ok(redisContext *c, redisReply *r)
 {
     int ok = r && r->type != REDIS_REPLY_ERROR;
-    if (!ok) cli_error("token", "redis: %s", r && r->str ? r->str : c->errstr);
+    if (!ok) cli_error("token", "erreur Redis : %s", r && r->str ? r->str : c->errstr);
     if (r) freeReplyObject(r);
     return ok ? 0 : -1;
 }
@@ -59,7 +63,7 @@ static int s_reply_ok(redisContext *c, redisReply *r)
 /* An unexpected reply: say why, free it, -1. */
 static int s_fail_reply(redisContext *c, redisReply *r)
 {
-    cli_error("token", "redis: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "unexpected reply" : c->errstr);
+    cli_error_redis("token", c, r);
     if (r) freeReplyObject(r);
     return -1;
 }
@@ -74,7 +78,8 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
         long long exists = r->integer;
         freeReplyObject(r);
         if (!exists) {
-            cli_error("token", "no staff member '%s' (see 'maillage staff list')", staff);
+            cli_error("token", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)",
+                      staff);
             return -1;
         }
         types = "";
@@ -84,7 +89,7 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
     char token[MG_TOKEN_LEN + 1], hash[MG_TOKEN_HASH_LEN + 1], id[MG_TOKEN_ID_LEN + 1];
     for (int attempt = 0;; attempt++) {
         if (mg_token_generate(token) != 0) {
-            cli_error("token", "cannot initialise libsodium");
+            cli_error("token", "impossible d'initialiser libsodium");
             return -1;
         }
         mg_token_hash_hex(token, strlen(token), hash);
@@ -96,7 +101,7 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
         freeReplyObject(r);
         if (claimed) break;
         if (attempt == 5) {
-            cli_error("token", "cannot find a free token id");
+            cli_error("token", "aucun identifiant de jeton libre n'a été trouvé");
             return -1;
         }
     }
@@ -191,14 +196,15 @@ static int s_list(redisContext *c)
 static int s_revoke(redisContext *c, const char *id)
 {
     if (!mg_id_is_valid(id) || strncmp(id, "tok-", 4) != 0) {
-        cli_error("token", "'%s' is not a token id (tok-..., see 'maillage token list')", id);
+        cli_error("token", "« %s » n'est pas un identifiant de jeton (tok-..., voir « maillage token list »)",
+                  id);
         return -1;
     }
     redisReply *r = redisCommand(c, "HGET %s %s", MG_TOKENS_KEY, id);
     if (!r || r->type == REDIS_REPLY_ERROR) return s_fail_reply(c, r);
     if (r->type != REDIS_REPLY_STRING || r->len != MG_TOKEN_HASH_LEN) {
         freeReplyObject(r);
-        cli_error("token", "no token '%s' (see 'maillage token list')", id);
+        cli_error("token", "aucun jeton « %s » (voir « maillage token list »)", id);
         return -1;
     }
     char hash[MG_TOKEN_HASH_LEN + 1];
@@ -248,39 +254,35 @@ int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)
     const char *action = optind < argc ? argv[optind] : NULL;
     int nargs = argc - optind;
     if (!action) {
-        cli_error("token", "expected 'issue', 'list' or 'revoke TOKEN_ID' (try 'maillage token --help')");
+        cli_error("token", "attendu : issue, list ou revoke TOKEN_ID (voir « maillage token --help »)");
         return CLI_EXIT_USAGE;
     }
     if (strcmp(action, "issue") == 0) {
         if (nargs != 1 || !network == !staff) {
-            cli_error("token", "issue: give exactly one of --network ID or --staff ID");
+            cli_error("token", "issue : donnez soit --network ID, soit --staff ID");
             return CLI_EXIT_USAGE;
         }
         if (staff && types) {
-            cli_error("token", "issue: --types applies to network tokens only");
+            cli_error("token", "issue : --types ne vaut que pour les jetons de réseau");
             return CLI_EXIT_USAGE;
         }
         /* Values of the command line: usage errors, found before Redis. */
         const char *subject = network ? network : staff;
-        if (!mg_id_is_valid(subject)) {
-            cli_error("token", "'%s' is not a valid id ([A-Za-z0-9._:-], at most %d characters)", subject,
-                      MG_ID_MAX);
-            return CLI_EXIT_USAGE;
-        }
+        if (cli_check_id("token", subject) != 0) return CLI_EXIT_USAGE;
         char err[512];
         if (network && mg_token_types_check(types ? types : MG_TOKEN_DEFAULT_TYPES, err, sizeof err) != 0) {
-            cli_error("token", "--types: %s", err);
+            cli_error("token", "--types : %s", err);
             return CLI_EXIT_USAGE;
         }
     } else if (strcmp(action, "list") == 0 ? nargs != 1 : strcmp(action, "revoke") != 0 || nargs != 2) {
-        cli_error("token", "expected 'issue', 'list' or 'revoke TOKEN_ID' (try 'maillage token --help')");
+        cli_error("token", "attendu : issue, list ou revoke TOKEN_ID (voir « maillage token --help »)");
         return CLI_EXIT_USAGE;
     } else if (network || staff || types || label) {
-        cli_error("token", "--network, --staff, --types and --label go with 'issue'");
+        cli_error("token", "--network, --staff, --types et --label ne vont qu'avec issue");
         return CLI_EXIT_USAGE;
     }
     if (label && strpbrk(label, "\r\n")) {
-        cli_error("token", "--label: one line of text");
+        cli_error("token", "--label : une seule ligne de texte");
         return CLI_EXIT_USAGE;
     }
     cli_context_t ctx;

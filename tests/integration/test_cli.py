@@ -177,7 +177,7 @@ class CliTest(unittest.TestCase):
     def test_up_refuses_a_running_directory(self):
         r = run(["up", "--dir", self.stack.dir])
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("already running", r.stderr)
+        self.assertIn("une pile tourne déjà", r.stderr)
 
     def test_up_that_fails_shows_this_start_s_log_not_an_earlier_one(self):
         # The logs keep earlier runs (appended); the lines shown to explain
@@ -238,12 +238,12 @@ class CliTest(unittest.TestCase):
         first, later = [l for l in out if l.startswith(reused + " ")]
         seq = first.split(" accepted seq=")[1]
         self.assertEqual(later, reused + " duplicate seq=" + seq)  # the broker's answer, as it gave it
-        self.assertIn("maillage emit: line 5: %s duplicate: line 2 has the same eventId with other content" % reused,
+        self.assertIn("maillage emit: ligne 5 : %s en doublon : la ligne 2 a le même eventId avec un autre contenu" % reused,
                       r.stderr)
         # the same line twice: one event, both lines answered
         self.assertEqual(sorted(l.split(" seq=")[0] for l in out if l.startswith(same + " ")),
                          [same + " accepted", same + " duplicate"])
-        self.assertEqual(len([l for l in r.stderr.splitlines() if "same eventId" in l]), 1, r.stderr)
+        self.assertEqual(len([l for l in r.stderr.splitlines() if "même eventId" in l]), 1, r.stderr)
         dead = [l for l in self.stack.cli(["dlq", "list"]).stdout.splitlines()
                 if "need_reported.need.category" in l]
         shows = [self.stack.cli(["dlq", "show", l.split()[0]]).stdout for l in dead]
@@ -275,8 +275,8 @@ class CliTest(unittest.TestCase):
                            '{"eventId": "x", "noSuchField": 1}'])
         r = self.stack.cli(["emit", path])
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("line 2:", r.stderr)
-        self.assertIn("line 4:", r.stderr)
+        self.assertIn("ligne 2 :", r.stderr)
+        self.assertIn("ligne 4 :", r.stderr)
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted(ids))
 
@@ -292,8 +292,8 @@ class CliTest(unittest.TestCase):
         r = self.stack.cli(["emit", "--timeout", "20", path])
         self.assertLess(time.monotonic() - started, 15)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("line 2: %s: too large (" % ids[1], r.stderr)
-        self.assertIn("max_message_bytes is 262144", r.stderr)
+        self.assertIn("ligne 2 : %s : trop volumineux (" % ids[1], r.stderr)
+        self.assertIn("max_message_bytes vaut 262144", r.stderr)
         # Counted as what it is: the line was read (it was counted unreadable).
         self.assertIn("0 ligne illisible, 1 trop volumineuse, 0 sans réponse", r.stderr)
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
@@ -322,8 +322,8 @@ class CliTest(unittest.TestCase):
             f.write(huge)  # the last line, without its newline
         r = self.stack.cli(["emit", path])
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("line 2: ", r.stderr)  # too long, or not JSON when read whole
-        self.assertIn("line 4: longer than", r.stderr)
+        self.assertIn("ligne 2 : ", r.stderr)  # too long, or not JSON when read whole
+        self.assertIn("ligne 4 : plus longue que", r.stderr)
         self.assertIn("2 lignes illisibles", r.stderr)
         accepted = [l.split()[0] for l in r.stdout.splitlines() if " accepted seq=" in l]
         self.assertEqual(sorted(accepted), sorted(ids))
@@ -349,14 +349,14 @@ class CliTest(unittest.TestCase):
         # A directory opens but does not read (EISDIR), as a file on a failing disk (EIO).
         r = self.stack.cli(["emit", self.stack.dir])
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("maillage emit: read %s: Is a directory\n" % self.stack.dir, r.stderr)
+        self.assertIn("maillage emit: lecture de %s impossible : Is a directory\n" % self.stack.dir, r.stderr)
 
     def test_emit_without_a_broker_fails_with_one_clear_line(self):
         endpoint = "tcp://127.0.0.1:%d" % h.free_port()  # nothing listens there
         path = self.write([need_line(i) for i in self.ids(2)])
         r = self.stack.cli(["emit", "--ingest", endpoint, "--timeout", "1", path])
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("no answer from the broker at " + endpoint, r.stderr)
+        self.assertIn("pas de réponse du broker (%s)" % endpoint, r.stderr)
 
     def test_emit_interrupted_says_so_without_blaming_the_broker(self):
         # Before, Ctrl-C after 1 s also printed "no answer from the broker
@@ -374,8 +374,8 @@ class CliTest(unittest.TestCase):
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=10)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("maillage emit: interrupted: 2 events without an answer", err)
-        self.assertNotIn("no answer from the broker", err)
+        self.assertIn("maillage emit: interrompu : 2 événements sans réponse", err)
+        self.assertNotIn("pas de réponse du broker", err)
 
     # --- rejections and dead letters -----------------------------------------
 
@@ -398,9 +398,10 @@ class CliTest(unittest.TestCase):
                         return show
             return None
         show = h.wait_until(shown, what="the dead letter of " + event_id)
-        self.assertIn("field:       need_reported.need.category", show.stdout)
+        self.assertIn("champ :         need_reported.need.category", show.stdout)
         missing = self.stack.cli(["dlq", "show", "1-1"])
         self.assertNotEqual(missing.returncode, 0)
+        self.assertEqual(missing.stderr, "maillage dlq: aucune lettre morte d'identifiant 1-1 (voir « maillage dlq list »)\n")
 
     # --- tail ------------------------------------------------------------------
 
@@ -433,8 +434,8 @@ class CliTest(unittest.TestCase):
         finally:
             p.send_signal(signal.SIGINT)
             p.communicate(timeout=10)
-        self.assertEqual(line, "maillage tail: warning: the journal ends at %d; waiting for event %d (the 999 "
-                               "before it will not be shown)\n" % (last, last + 1000))
+        self.assertEqual(line, "maillage tail: attention : le journal s'arrête à %d ; attente de l'événement %d (les "
+                               "999 précédents ne seront pas affichés)\n" % (last, last + 1000))
 
     def test_tail_from_a_sequence_reads_the_journal_first_then_text(self):
         ids = self.ids(3)
@@ -661,10 +662,10 @@ class CliTest(unittest.TestCase):
         for cmd in ("emit", "tail", "journal", "dlq", "up", "down", "config"):
             r = run([cmd, "--help"])
             self.assertEqual(r.returncode, 0, cmd)
-            self.assertIn("Usage: maillage " + cmd, r.stdout)
+            self.assertIn("Usage : maillage " + cmd, r.stdout)
         r = run(["frobnicate"])
         self.assertEqual(r.returncode, 2)
-        self.assertIn("unknown command", r.stderr)
+        self.assertEqual(r.stderr, "maillage: commande inconnue « frobnicate » (voir « maillage --help »)\n")
         self.assertNotEqual(run(["tail", "--format", "xml"]).returncode, 0)
         # A number option takes a positive integer, all of it (before, inbox
         # read "5x" as 5 and journal took an overflow for "nothing to show").
@@ -674,16 +675,14 @@ class CliTest(unittest.TestCase):
                            (["tail", "--count", " 7"], "count"), (["dlq", "list", "--count", "+2"], "count")):
             r = run(args)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
-            if args[0] == "inbox":  # a staff command: in French
-                self.assertIn("--%s : « %s » n'est pas un entier positif" % (name, args[-1]), r.stderr)
-            else:
-                self.assertIn("invalid value '%s' for --%s (a positive integer)" % (args[-1], name), r.stderr)
+            self.assertIn("--%s : « %s » n'est pas un entier positif" % (name, args[-1]), r.stderr)
         # A --redis, --ingest or --fanout that is no URL or endpoint at all is
         # the command line's fault (it exited 1, naming the file's [redis] url),
         # as is a dead letter's id spelled as none can be (Redis's error passed through).
-        for args, said in ((["--redis", "bogus", "journal"], '--redis "bogus": expected redis://'),
-                           (["--ingest", "bogus", "emit", "/dev/null"], '--ingest "bogus": not a ZeroMQ endpoint'),
-                           (["--fanout", "tcp://x:", "tail"], '--fanout "tcp://x:": not a ZeroMQ endpoint'),
+        for args, said in ((["--redis", "bogus", "journal"], "--redis « bogus » : expected redis://"),
+                           (["--ingest", "bogus", "emit", "/dev/null"],
+                            "--ingest « bogus » : ce n'est pas un point d'accès ZeroMQ"),
+                           (["--fanout", "tcp://x:", "tail"], "--fanout « tcp://x: » : ce n'est pas un point d'accès ZeroMQ"),
                            (["dlq", "show", "nope"], "« nope » n'est pas un identifiant de lettre morte : ils s'écrivent")):
             r = run(args)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
@@ -710,7 +709,7 @@ class CliTest(unittest.TestCase):
                           (["journal", "--type", "ned.*"], "ned.")):
             r = self.stack.cli(args, timeout=10)
             self.assertEqual((r.returncode, r.stdout), (2, ""), args)
-            self.assertIn("maillage %s: no event type starts with '%s'" % (args[0], bad), r.stderr)
+            self.assertIn("maillage %s: aucun type d'événement ne commence par « %s »" % (args[0], bad), r.stderr)
             self.assertIn("need.reported", r.stderr)
             self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
         r = self.stack.cli(["journal", "--type", "need.", "--type", "offer.published", "--to", "1"])
@@ -882,7 +881,7 @@ class CliTest(unittest.TestCase):
         ws.own(h.Daemon(ws.dir, "maillage-matcher", path)).start(ready="matcher: ready")
         out = run(["config", "check", "--daemon", "brokr", path])
         self.assertEqual(out.returncode, 2)
-        self.assertIn("--daemon brokr: expected broker, matcher, notifier or gateway", out.stderr)
+        self.assertIn("--daemon brokr : attendu broker, matcher, notifier ou gateway", out.stderr)
         # The daemons' keys come from their units' environment: the check
         # reads them as they do, and names them when they are wrong.
         out = run(["config", "check", "--daemon", "matcher", path],
@@ -1088,9 +1087,9 @@ class StaffChannelsTest(PrivateRedisTest):
         out = run(["inbox", "eva", "--failed"], env=self.env)
         self.assertEqual((out.returncode, out.stderr), (2, "maillage inbox: « --failed » ne va pas avec « maillage inbox » "
                                                             "(voir « maillage inbox --help »)\n"))
-        out = run(["dlq", "--count"], env=self.env)  # an operator's command: in English
-        self.assertEqual((out.returncode, out.stderr), (2, "maillage dlq: option '--count' needs a value "
-                                                            "(see 'maillage dlq --help')\n"))
+        out = run(["dlq", "--count"], env=self.env)  # an operator's command: in French too
+        self.assertEqual((out.returncode, out.stderr), (2, "maillage dlq: --count : une valeur est attendue "
+                                                            "(voir « maillage dlq --help »)\n"))
 
     def test_a_threshold_is_read_as_staff_write_it(self):
         # "0,5" (a decimal comma) and "50 %" (as `staff list` shows it) were refused.
@@ -1268,7 +1267,7 @@ class UpDownTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(stack.dir, "endpoints.env")))
         again = stack.down()
         self.assertEqual(again.returncode, 0)
-        self.assertIn("nothing was running", again.stderr)
+        self.assertIn("rien ne tournait", again.stderr)
         stack.close()
 
     def test_the_use_line_of_endpoints_env_gives_every_command_the_stacks_configuration(self):
@@ -1287,6 +1286,21 @@ class UpDownTest(unittest.TestCase):
         self.assertIn("export MAILLAGE_CONFIG MAILLAGE_REDIS_URL MAILLAGE_INGEST MAILLAGE_FANOUT",
                       " ".join(run(["--help"]).stdout.split()))
 
+    def test_up_with_a_file_it_cannot_use_starts_nothing(self):
+        # Before, `up` started a redis-server, then read the --with file and
+        # refused it, then stopped the redis-server again.
+        d = tempfile.mkdtemp(prefix="mg-up-with-")
+        self.addCleanup(shutil.rmtree, d, True)
+        bad = os.path.join(d, "bad.conf")
+        with open(bad, "w", encoding="utf-8") as f:
+            f.write("[nowhere]\nkey = 1\n")
+        for path, why in ((os.path.join(d, "missing.conf"), "impossible de lire"),
+                          (bad, "configuration générée refusée")):
+            r = run(["up", "--dir", os.path.join(d, "stack"), "--with", path])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(why, r.stderr)
+            self.assertNotIn("redis", [n.split(".")[0] for n in os.listdir(os.path.join(d, "stack"))])
+
     def test_a_daemon_that_died_is_named_by_up_and_down(self):
         # Before, `up` named only the Redis still running ("already
         # running ... (redis, pid N)") and `down` tidied the dead broker up in
@@ -1299,11 +1313,11 @@ class UpDownTest(unittest.TestCase):
         again = run(["up", "--dir", stack.dir])
         self.assertNotEqual(again.returncode, 0)
         self.assertIn("(redis pid %d, " % pids["redis"], again.stderr)
-        self.assertIn("; stopped since, see their logs: broker)", again.stderr)
+        self.assertIn(" ; arrêtés depuis, voir leurs journaux : broker)", again.stderr)
         self.assertNotIn("broker pid", again.stderr)
         r = stack.down()
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("maillage-broker (pid %d) had already stopped; see %s/broker.log"
+        self.assertIn("maillage-broker (pid %d) était déjà arrêté ; voir %s/broker.log"
                       % (pids["broker"], stack.dir), r.stdout)
 
     def test_down_stops_a_redis_server_program_of_another_name(self):
@@ -1319,8 +1333,8 @@ class UpDownTest(unittest.TestCase):
         self.addCleanup(lambda: [os.kill(pid, 9) for pid in pids.values() if alive(pid)])
         r = stack.down()
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertNotIn("not signalled", r.stderr)
-        self.assertIn("stopped redis-server (pid %d)" % pids["redis"], r.stdout)
+        self.assertNotIn("aucun signal envoyé", r.stderr)
+        self.assertIn("redis-server arrêté (pid %d)" % pids["redis"], r.stdout)
         for name, pid in pids.items():
             self.assertFalse(alive(pid), name)
 
@@ -1407,7 +1421,7 @@ class RedisOutageTest(unittest.TestCase):
             r = run(["emit", "--timeout", "3", path], env=stack.env, timeout=30)
             self.assertLess(time.monotonic() - started, 15)
             self.assertEqual(r.returncode, 1, r.stderr)
-            self.assertEqual(r.stderr.count("journal still unavailable after 3 s"), 3, r.stderr)
+            self.assertEqual(r.stderr.count("journal du broker est encore indisponible après 3 s"), 3, r.stderr)
             self.assertIn("3 sans réponse (dont 3 retenus par le broker", r.stderr)
         finally:
             stack.close()
@@ -1423,7 +1437,7 @@ class RedisOutageTest(unittest.TestCase):
             path = self.kill_redis_and_write_needs(stack, ["t-%s-%d" % (uuid.uuid4().hex[:8], i) for i in range(3)])
             r = run(["emit", "--timeout", "2", "--window", "1", path], env=stack.env, timeout=30)
             self.assertEqual(r.returncode, 1, r.stderr)
-            self.assertEqual(r.stderr.count("journal still unavailable after 2 s"), 3, r.stderr)
+            self.assertEqual(r.stderr.count("journal du broker est encore indisponible après 2 s"), 3, r.stderr)
         finally:
             stack.close()
 
@@ -1440,9 +1454,9 @@ class RedisOutageTest(unittest.TestCase):
             os.kill(broker_pid, signal.SIGSTOP)
             _, err = emit.communicate(timeout=30)
             self.assertEqual(emit.returncode, 1, err)
-            self.assertIn("the broker answers unavailable", err)
-            self.assertIn("no answer from the broker after 5 s", err)
-            self.assertNotIn("journal still unavailable", err)
+            self.assertIn("le broker répond « unavailable »", err)
+            self.assertIn("pas de réponse du broker après 5 s", err)
+            self.assertNotIn("encore indisponible", err)
         finally:
             os.kill(broker_pid, signal.SIGCONT)
             stack.close()

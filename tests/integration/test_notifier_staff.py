@@ -281,8 +281,8 @@ class NotifierStaffTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         out = r.stdout.decode()
         self.assertIn("reset ID", out)
-        self.assertIn("becomes origin cli", out)
-        self.assertIn("survives restarts", out)
+        self.assertIn("prend l'origine cli", out)
+        self.assertIn("survit aux redémarrages", out)
 
     def test_smtp_password_file_open_to_group_or_others_is_refused(self):
         st = tn.Stack(self.ws, {"claire": {"name": "Claire"}})

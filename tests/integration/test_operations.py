@@ -68,7 +68,7 @@ class OperationsTest(unittest.TestCase):
         write_needs(lines, "n-rl-", 5)
         out = self.cli("emit", lines, ingest=ingest)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        self.assertIn("rate limit", out.stderr)
+        self.assertIn("limite de débit", out.stderr)
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 5)
         # The network is busy when the operator replays: the replay waits its
         # turn, is refused again for its category, and that new refusal's
@@ -77,7 +77,7 @@ class OperationsTest(unittest.TestCase):
             client.send(need_reported())
         out = self.cli("dlq", "replay", dl_id, ingest=ingest)
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn("rejects it again", out.stderr)
+        self.assertIn("le broker la refuse encore", out.stderr)
         self.assertIn("need_reported.need.category", out.stderr)
         self.assertNotEqual(self.only_deadletter(other_than=dl_id), dl_id)
 
@@ -92,7 +92,7 @@ class OperationsTest(unittest.TestCase):
         out = self.cli("emit", "--quiet", "--timeout", "2", lines, ingest=sections["broker"]["ingest"])
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("100 acceptés", out.stderr)
-        self.assertNotIn("no answer", out.stderr)
+        self.assertNotIn("pas de réponse", out.stderr)
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 100)
         self.assertGreater(time.monotonic() - started, 3)  # the limit did hold it back
         # Held back, then silence (the broker stopped): that is what the
@@ -101,7 +101,7 @@ class OperationsTest(unittest.TestCase):
         emit = subprocess.Popen([CLI, "--redis", self.redis.url, "--ingest", sections["broker"]["ingest"],
                                  "emit", "--quiet", "--timeout", "1", lines], stderr=subprocess.PIPE, text=True)
         try:
-            self.assertIn("rate limit holds events back", emit.stderr.readline())
+            self.assertIn("la limite de débit du broker retient des événements", emit.stderr.readline())
             broker.send_signal(signal.SIGSTOP)
             err = emit.stderr.read()
             self.assertEqual(emit.wait(timeout=20), 1)
@@ -110,10 +110,10 @@ class OperationsTest(unittest.TestCase):
             if emit.poll() is None:
                 emit.kill()
             emit.stderr.close()
-        self.assertRegex(err, r"line \d+: [0-9A-Z]+: still held back by the broker's rate limit, then no answer "
-                              r"for 1 s\n")
+        self.assertRegex(err, r"ligne \d+ : [0-9A-Z]+ : retenu par la limite de débit du broker, puis sans réponse "
+                              r"pendant 1 s\n")
         # (those the broker had not answered yet when it stopped: "no answer from the broker")
-        held = len(re.findall("still held back", err))
+        held = len(re.findall("retenu par la limite de débit", err))
         self.assertRegex(err, r"\d+ sans réponse \(dont %d retenus? par le broker : limite de débit ou journal "
                               r"indisponible\)\n$" % held)
 
@@ -135,7 +135,7 @@ class OperationsTest(unittest.TestCase):
         # ... so replaying it now is refused again: a new dead letter replaces it.
         out = self.cli("dlq", "replay", dl_id, ingest=ingest)
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn("rejects it again", out.stderr)
+        self.assertIn("le broker la refuse encore", out.stderr)
         self.assertIn("need_reported.need.category", out.stderr)
         new_id = self.only_deadletter(other_than=dl_id)
         self.assertNotEqual(new_id, dl_id)
@@ -165,7 +165,7 @@ class OperationsTest(unittest.TestCase):
         [dl_id] = self.deadletter_ids()
         out = self.cli("dlq", "replay", dl_id, ingest="tcp://127.0.0.1:1")
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn("cannot be sent again", out.stderr)
+        self.assertIn("elle ne peut pas être renvoyée", out.stderr)
         self.assertEqual(self.deadletter_ids(), [dl_id])
 
     def test_replay_sends_input_again_in_the_name_of_the_network_it_came_from(self):
@@ -191,8 +191,8 @@ class OperationsTest(unittest.TestCase):
         copy."""
         self.redis.call("XADD", "mg:journal", "100-0", "t", "need.reported", "e", b"")
         self.redis.call("SADD", "mg:consumers", "matcher")
-        for consumer, seq, why in (("matcher", "42", "no longer in the journal"),
-                                   ("ancien", "100", "no longer registered")):
+        for consumer, seq, why in (("matcher", "42", "n'est plus dans le journal"),
+                                   ("ancien", "100", "n'est plus enregistré")):
             self.redis.call("XADD", "mg:deadletter", "*", "reason", "handler failed", "consumer", consumer,
                             "seq", seq, "source", "consumer:" + consumer, "received_at_ms", "1", "raw", b"")
             dl_id = self.deadletter_ids()[-1]
@@ -226,7 +226,7 @@ class OperationsTest(unittest.TestCase):
         [dl_id] = self.deadletter_ids()
         shown = self.cli("dlq", "show", dl_id)
         self.assertEqual(shown.returncode, 0, shown.stderr)
-        self.assertIn("matcher (sequence 42)", shown.stdout)
+        self.assertIn("matcher (séquence 42)", shown.stdout)
 
         before = int(time.time() * 1000)
         out = self.cli("dlq", "replay", dl_id)
@@ -307,8 +307,8 @@ class OperationsTest(unittest.TestCase):
         # It moved its checkpoint just now: it may be running.
         out = self.cli("consumers", "forget", "matcher")
         self.assertEqual(out.returncode, 1)
-        self.assertIn("consumer 'matcher' moved its checkpoint 0 s ago: it may be running (stop it first, "
-                      "or --force)", out.stderr)
+        self.assertIn("le consommateur « matcher » a bougé sa position il y a 0 s : il tourne peut-être (arrêtez-le "
+                      "d'abord, ou --force)", out.stderr)
         self.assertEqual(sorted(self.redis.call("SMEMBERS", "mg:consumers")), [b"matcher", b"notifier"])
         self.assertEqual(self.redis.call("ZCARD", "mg:retry:matcher"), 1)
 
@@ -319,7 +319,7 @@ class OperationsTest(unittest.TestCase):
         self.assertEqual(self.redis.call("EXISTS", "mg:consumer:matcher", "mg:retry:matcher"), 0)
         out = self.cli("consumers", "forget", "matcher")
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn("no registered consumer", out.stderr)
+        self.assertIn("aucun consommateur enregistré", out.stderr)
 
     def test_forget_moves_the_parked_events_to_the_dead_letters(self):
         # Before, `forget` DELeted mg:retry:NAME: the parked events were gone.
@@ -348,7 +348,7 @@ class OperationsTest(unittest.TestCase):
         journaled = self.redis.call("XRANGE", "mg:journal", "2-0", "2-0")[0][1]
         self.assertEqual(dead[0][b"raw"], dict(zip(journaled[::2], journaled[1::2]))[b"e"])
         shown = self.cli("dlq", "show", self.deadletter_ids()[0])
-        self.assertIn("ancien (sequence 2)", shown.stdout)
+        self.assertIn("ancien (séquence 2)", shown.stdout)
 
 
 if __name__ == "__main__":

@@ -275,7 +275,7 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(os.stat(os.path.join(keys, "broker.key")).st_mode & 0o777, 0o600)
         again = h.run_program("maillage", ["keygen", "--out", keys, "--name", "net-c"])
         self.assertEqual(again.returncode, 1)
-        self.assertIn("refusing to overwrite", again.stderr.decode())
+        self.assertIn("existe déjà : une clé n'est jamais écrasée", again.stderr.decode())
         for bad in (".hidden", "a/b", "x" * 200):  # a name refused is a usage error (exit 2), no file made
             r = h.run_program("maillage", ["keygen", "--out", keys, "--name", bad])
             self.assertEqual(r.returncode, 2, r.stderr)
@@ -517,8 +517,8 @@ class SecurityTest(unittest.TestCase):
                               timeout=30)
             err = r.stderr.decode()
             self.assertEqual(r.returncode, 1, err)
-            self.assertIn("no answer from the broker at %s after 2 s: %s" % (self.ingest, why), err)
-            self.assertNotIn("is it running?", err)
+            self.assertIn("pas de réponse du broker (%s) après 2 s : %s" % (self.ingest, why), err)
+            self.assertNotIn("tourne-t-il ?", err)
         # `dlq replay` says it too.
         conf = dict(sections)
         conf["curve"] = cases[0][0]
@@ -528,7 +528,7 @@ class SecurityTest(unittest.TestCase):
         [(dl_id, _)] = self.redis.call("XRANGE", "mg:deadletter", "-", "+")
         r = h.run_program("maillage", ["dlq", "--config", path, "replay", dl_id.decode()], timeout=60)
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("no answer from the broker at %s: %s" % (self.ingest, cases[0][1]), r.stderr.decode())
+        self.assertIn("pas de réponse du broker (%s) : %s" % (self.ingest, cases[0][1]), r.stderr.decode())
         # `tail` says it too, and still prints the events, from the journal.
         tail = subprocess.Popen([os.path.join(h.BIN, "maillage"), "tail", "--config", path, "-n", "1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -543,7 +543,7 @@ class SecurityTest(unittest.TestCase):
                 tail.wait()
         self.assertEqual(tail.returncode, 0, err)
         self.assertIn(env.event_id, out.decode())
-        self.assertIn("maillage tail: warning: fan-out %s: %s" % (self.fanout, cases[0][1]), err.decode())
+        self.assertIn("maillage tail: attention : diffusion %s : %s" % (self.fanout, cases[0][1]), err.decode())
         # A daemon's producer says it in its log, once, and goes on retrying.
         conf = dict(sections)
         conf["curve"] = cases[0][0]
@@ -568,7 +568,7 @@ class SecurityTest(unittest.TestCase):
         plain = self.cli_config(sections, "staff-cli", "need.*")
         r = h.run_program("maillage", ["dlq", "--config", plain, "replay", dl_id.decode()], timeout=30)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("needs 'relay'", r.stderr.decode())
+        self.assertIn("doit avoir « relay »", r.stderr.decode())
         self.assertEqual(self.redis.call("XRANGE", "mg:deadletter", dl_id, dl_id)[0][0], dl_id)
         self.assertEqual(self.journal_sources(), {})
         relay = self.cli_config(sections, "ops-cli", "relay,need.*")

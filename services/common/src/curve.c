@@ -177,7 +177,8 @@ int mg_curve_keygen(const char *dir, const char *name, char *err, size_t errlen)
     int rc = -1;
     struct stat st;
     if (stat(key_path, &st) == 0 || stat(pub_path, &st) == 0) {
-        mg_fail(err, errlen, "%s/%s.key or .pub already exists; refusing to overwrite a key", dir, name);
+        /* Only `maillage keygen` makes keys: this is said to an operator, in French. */
+        mg_fail(err, errlen, "%s/%s.key ou .pub existe déjà : une clé n'est jamais écrasée", dir, name);
     } else if (s_write_new(key_path, 0600, key_text, err, errlen) == 0) {
         if (s_write_new(pub_path, 0644, pub_text, err, errlen) == 0)
             rc = 0;
