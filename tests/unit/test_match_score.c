@@ -75,29 +75,8 @@ static void folding_lowers_case_removes_accents_and_splits_apostrophes(void **st
                       (const char *[]){"clair", "collectif", "cooperative", "herouville", "interet", "saint",
                                        "societe", NULL});
     s_expect_keywords("ÉCOLE Noël CAFÉ-RESTAURANT ÆSTHÉTIQUE Straße ÇÀÈÙÎÔÛËÏÜŸ",
-                      (const char *[]){"aesthetique", "caeuioueiuy", "cafe", "caferestaurant", "ecole",
+                      (const char *[]){"aesthetique", "caeuioueiuy", "cafe", "ecole",
                                        "noel", "restaurant", "strasse", NULL});
-}
-
-static void folding_joins_a_compound_of_two_parts_too(void **state) {
-    (void)state;
-    /* One side writes "éco-construction", the other "écoconstruction". */
-    s_expect_keywords("Éco-construction et e-commerce, co‑working",
-                      (const char *[]){"commerce", "construction", "coworking", "eco", "ecoconstruction",
-                                       "ecommerce", "working", NULL});
-    s_expect_keywords("écoconstruction", (const char *[]){"ecoconstruction", NULL});
-    /* Not a stop word's compound, nor one of three parts, nor a hyphen at
-     * an end or doubled. */
-    s_expect_keywords("parce-que sous-traitance Hérouville-Saint-Clair -atelier cuisine- bois--bûche",
-                      (const char *[]){"atelier", "bois", "buche", "clair", "cuisine", "herouville", "saint",
-                                       "traitance", NULL});
-    char *words[8], *spelled[8];
-    size_t n = mg_text_keywords_spelled("Éco-construction", words, spelled, 8);
-    assert_int_equal(n, 3);
-    assert_string_equal(words[2], "ecoconstruction");
-    assert_string_equal(spelled[2], "écoconstruction");
-    for (size_t i = 0; i < n; i++)
-        free(words[i]), free(spelled[i]);
 }
 
 static void folding_drops_stop_words_short_words_and_numbers(void **state) {
@@ -926,7 +905,6 @@ static void long_texts_are_cut_cleanly_at_a_character(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(folding_lowers_case_removes_accents_and_splits_apostrophes),
-        cmocka_unit_test(folding_joins_a_compound_of_two_parts_too),
         cmocka_unit_test(folding_drops_stop_words_short_words_and_numbers),
         cmocka_unit_test(folding_beyond_the_cap_keeps_the_words_said_first),
         cmocka_unit_test(folding_folds_simple_plurals_and_removes_duplicates),

@@ -298,70 +298,8 @@ static char *s_lower_copy(const char *text, size_t from, size_t to) {
     return out;
 }
 
-/* The compounds of two parts joined by a hyphen ("éco-construction",
- * "e-commerce"), each without it ("écoconstruction", "ecommerce"), separated
- * by spaces, for the folding to read after the text: one side may write the
- * compound and the other one word. A part that is a stop word ("parce-que",
- * "sous-traitance") joins nothing. NULL when there are none. */
-static char *s_joined_compounds(const char *text, size_t len) {
-    const unsigned char *s = (const unsigned char *)text;
-    char *out = NULL;
-    size_t n = 0, start = 0, hyphen_at = 0, hyphen_end = 0, hyphens = 0;
-    char part[2][S_WORD_MAX + 1];
-    size_t plen[2] = {0, 0};
-    for (size_t i = 0; i <= len;) {
-        uint32_t cp = 0;
-        size_t step = i < len ? s_utf8_decode(s + i, len - i, &cp) : 1;
-        char f[3] = "";
-        if (i < len && step) s_fold(cp, f);
-        int letter = f[0] != '\0' || (i < len && step && cp >= 0x300 && cp <= 0x36F);
-        int hyphen = i < len && step && (cp == '-' || cp == 0x2010 || cp == 0x2011);
-        if (!step) step = 1;
-        if (letter) {
-            size_t p = hyphens ? 1 : 0, fl = strlen(f);
-            if (p < 2 && plen[p] + fl <= S_WORD_MAX) memcpy(part[p] + plen[p], f, fl), plen[p] += fl;
-        } else if (hyphen) {
-            if (hyphens++ == 0) hyphen_at = i, hyphen_end = i + step;
-            if (i == start) hyphens = 2; /* "-abc"; "a--b" and "a-b-c" count 2 too */
-        } else {
-            if (hyphens == 1 && plen[0] && plen[1] && hyphen_end < i) {
-                part[0][plen[0]] = part[1][plen[1]] = '\0';
-                if (!s_is_stop_word(part[0]) && !s_is_stop_word(part[1])) {
-                    if (!out) out = mg_malloc(len + 1);
-                    memcpy(out + n, text + start, hyphen_at - start);
-                    n += hyphen_at - start;
-                    memcpy(out + n, text + hyphen_end, i - hyphen_end);
-                    n += i - hyphen_end;
-                    out[n++] = ' ';
-                }
-            }
-            start = i + step, hyphens = 0, plen[0] = plen[1] = 0;
-        }
-        i += step;
-    }
-    if (out) out[n] = '\0';
-    return out;
-}
-
-static size_t s_keywords_spelled(const char *text, char **words, char **spellings, size_t max);
-
 size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max) {
     if (!text || !words || max == 0) return 0;
-    size_t len = strlen(text);
-    char *joined = s_joined_compounds(text, len);
-    if (!joined) return s_keywords_spelled(text, words, spellings, max);
-    size_t jlen = strlen(joined);
-    char *both = mg_malloc(len + 1 + jlen + 1);
-    memcpy(both, text, len);
-    both[len] = ' ';
-    memcpy(both + len + 1, joined, jlen + 1);
-    size_t n = s_keywords_spelled(both, words, spellings, max);
-    free(both);
-    free(joined);
-    return n;
-}
-
-static size_t s_keywords_spelled(const char *text, char **words, char **spellings, size_t max) {
     const unsigned char *s = (const unsigned char *)text;
     size_t len = strlen(text);
     /* Every code point folds into at most as many bytes as it takes, plus
