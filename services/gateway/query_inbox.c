@@ -383,6 +383,9 @@ static int s_inbox_keep(const s_inbox_t *q, json_t *o) {
                                            json_object_get(o, "otherDepartments")))
         return 0;
     if (q->status && !s_str_is(o, "status", q->status)) return 0;
+    /* "new" is what staff still have to act on: not a retired match (it has
+     * no feedback, and no feedback to give). */
+    if (q->status && strcmp(q->status, "new") == 0 && json_is_true(json_object_get(o, "retired"))) return 0;
     if (q->unread == 1 && json_is_true(json_object_get(o, "read"))) return 0;
     if (q->unread == 0 && !json_is_true(json_object_get(o, "read"))) return 0;
     return 1;

@@ -938,6 +938,18 @@ class ChangeTest(unittest.TestCase):
         # Nothing else was hurt: the gateway answers as before.
         self.assertEqual(self.ok("/v1/cooperations/p-caen")["answers"][0]["structureId"], "s-herouville")
 
+    def test_a_retired_match_is_not_new_in_the_inbox(self):
+        # "À traiter" on the staff page (status=new) listed retired matches,
+        # which have no feedback to give.
+        def statuses():
+            return {i["needId"]: (i["status"], i["retired"])
+                    for i in self.ok("/v1/staff/me/inbox", kind="match", limit=200)["items"]}
+        self.assertEqual(statuses(), {"n-caen": ("new", False), "n-ifs": ("new", False)})
+        self.st.emit([tm.need_closed("n-caen", "s-caen")])
+        self.st.settle()
+        h.wait_until(lambda: statuses()["n-caen"] == ("new", True), 10, what="the match retired")
+        self.assertEqual([i["needId"] for i in self.ok("/v1/staff/me/inbox", status="new")["items"]], ["n-ifs"])
+
     def test_closed_need_and_a_trimmed_journal(self):
         self.st.emit([tm.need_closed("n-caen", "s-caen")])
         self.st.settle()
