@@ -108,7 +108,9 @@ typedef struct {
     const char *type;           /* static, from the event type table */
     s_contact_op_t contact_op;  /* what the append script does with mg:contact:<contact_sid> */
     char contact_sid[MG_ID_MAX + 1];
-    size_t contact_at, contact_len; /* the serialized Contact to set, in the arena */
+    size_t contact_at, contact_len;   /* the serialized Contact to set, in the arena */
+    char owner[MG_JOURNAL_OWNER_MAX]; /* its owner rule (mg_journal_owner_op()), "" for none */
+    int64_t received_at_ms;
 } s_item_t;
 
 /* A batch owns one arena for all its bytes and is recycled once journaled,
@@ -547,7 +549,18 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
     } else {
         for (size_t i = 0; i < count; i++) {
             const s_item_t *item = &batch->items[i];
-            if (results[i].duplicate) {
+            if (results[i].refused) {
+                /* Another network's item or structure: refused, kept as a
+                 * dead letter (its contact, if any, was taken out). */
+                mg_metrics_inc(broker->metrics.refused_permission);
+                mg_metrics_inc(broker->metrics.rejected);
+                mg_warn("broker: %s refused: %s", item->event_id, results[i].refused);
+                s_send_ack(broker, batch->arena + item->identity_at, item->identity_len,
+                           item->relayed ? item->source : NULL, item->event_id,
+                           MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED, 0, results[i].refused, "");
+                s_deadletter(broker, item->source, results[i].refused, "", batch->arena + item->envelope_at,
+                             item->len, item->received_at_ms);
+            } else if (results[i].duplicate) {
                 mg_metrics_inc(broker->metrics.duplicate);
                 s_send_ack(broker, batch->arena + item->identity_at, item->identity_len,
                            item->relayed ? item->source : NULL, item->event_id,
@@ -794,6 +807,12 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
         item->contact_at = s_batch_reserve(batch, item->contact_len);
         maillage__v1__contact__pack(contact, batch->arena + item->contact_at);
     }
+    /* Who may change what: the chamber's own programs (loopback producers,
+     * a key allowed match.found or "steward") act on any network's items;
+     * what a relay sends is its network's. */
+    int steward = !origin.relayed && (!broker->curve || mg_curve_server_is_steward(broker->curve, sender));
+    mg_journal_owner_op(env, source, steward, item->owner);
+    item->received_at_ms = now;
     if (member) member->contact = contact; /* given back, so that it is freed with the envelope */
     env->source = producer_source;         /* likewise */
     free(repacked);
@@ -822,6 +841,7 @@ static void s_on_batch(mg_zsock_t *zsock, void *arg) {
             .contact_sid = item->contact_op == S_CONTACT_KEEP ? NULL : item->contact_sid,
             .contact = item->contact_op == S_CONTACT_SET ? batch->arena + item->contact_at : NULL,
             .contact_len = item->contact_len,
+            .owner = item->owner[0] ? item->owner : NULL,
         };
     }
     if (mg_journal_append(broker->journal, batch->jitems, batch->count, s_on_journaled, batch) != 0) {

@@ -131,12 +131,15 @@ static void s_reply_accepted(gw_request_t *r, s_ingest_t *st) {
 }
 
 static void s_finish(gw_request_t *r, s_ingest_t *st) {
-    size_t timeouts = 0, rejected = 0, forbidden = 0, limited = 0;
+    size_t timeouts = 0, rejected = 0, forbidden = 0, not_owner = 0, limited = 0;
     for (size_t i = 0; i < st->count; i++) {
         const s_item_t *it = &st->items[i];
         if (it->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
             rejected++;
+            /* "may not emit <type>", or another network's item or structure
+             * ("may not change", "may not report for": journal.h). */
             if (it->reason && strstr(it->reason, "may not")) forbidden++;
+            if (it->reason && strstr(it->reason, "may not") && !strstr(it->reason, "may not emit")) not_owner++;
             else if (it->reason && strncmp(it->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0)
                 limited++;
         } else if (it->status != MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED &&
@@ -159,7 +162,9 @@ static void s_finish(gw_request_t *r, s_ingest_t *st) {
     int status = forbidden == rejected ? 403 : limited == rejected ? 429 : 400;
     json_t *body = json_object();
     json_t *e = json_object();
-    json_object_set_new(e, "code", json_string(status == 403 ? "forbidden_type" : "rejected"));
+    json_object_set_new(e, "code", json_string(status != 403       ? "rejected"
+                                               : not_owner == rejected ? "not_owner"
+                                                                       : "forbidden_type"));
     json_object_set_new(e, "message", json_string("the broker rejected some events (see results)"));
     json_object_set_new(body, "error", e);
     json_object_set_new(body, "results", s_results(st));

@@ -269,7 +269,8 @@ class BrokerTest(unittest.TestCase):
         client.send_frames([b"on-behalf-of:net-a", raw])
         a = client.recv_ack()
         self.assertEqual((a.status, a.on_behalf_of, a.event_id), (h.ACCEPTED, "net-a", e.event_id))
-        client.send_frames([b"on-behalf-of:net-b", raw])
+        other = h.need_reported(event_id=e.event_id)  # the same event id, net-b's own need
+        client.send_frames([b"on-behalf-of:net-b", other.SerializeToString()])
         b = client.recv_ack()
         self.assertEqual((b.status, b.on_behalf_of), (h.ACCEPTED, "net-b"))
         self.assertEqual(b.sequence, a.sequence + 1)

@@ -379,6 +379,74 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(gw.post_events(body_of(*[h.need_reported() for _ in range(5)]), token).status, 202)
         self.assertEqual(journal_length(self.redis), 5)
 
+    # ---- 403: another network's structure or item ---------------------------------------------
+
+    def test_a_network_changes_only_its_own_structures_and_items(self):
+        # Before, any network's token renamed another network's structure
+        # (with a contact of its choosing), closed its needs or reported
+        # needs in its name: the broker checked the event type only.
+        gw = self.gateway()
+        a, b = gw.token("--network", "fede-a"), gw.token("--network", "fede-b")
+
+        def structure(sid, name):
+            return {"structureId": sid, "name": name, "family": "FAMILY_ASSOCIATION", "commune": "14118"}
+
+        def need(nid, sid, title="Local de stockage"):
+            return {"needId": nid, "structureId": sid, "category": "locaux", "title": title, "commune": "14118"}
+
+        events = {
+            "joined": lambda sid, net: {"type": "member.joined", "memberJoined": {
+                "structure": structure(sid, "Asso"), "network": net, "joinedOn": "2026-11-02"}},
+            "updated": lambda sid, name: {"type": "member.updated", "memberUpdated": {"structure": dict(
+                structure(sid, name), contact={"name": "Pirate", "email": "pirate@example.org"})}},
+            "left": lambda sid: {"type": "member.left", "memberLeft": {"structureId": sid, "network": "fede-b",
+                                                                      "leftOn": "2026-11-03"}},
+            "reported": lambda nid, sid: {"type": "need.reported", "needReported": {"need": need(nid, sid)}},
+            "need.updated": lambda nid, sid: {"type": "need.updated", "needUpdated": {"need": need(nid, sid, "Autre")}},
+            "closed": lambda nid, sid: {"type": "need.closed", "needClosed": {"needId": nid, "structureId": sid,
+                                                                              "reason": "CLOSURE_CANCELLED"}},
+        }
+
+        def post(token, kind, *args):
+            return gw.post_events(events[kind](*args), token)
+
+        self.assertEqual(post(a, "joined", "s-a", "fede-a").status, 202)
+        self.assertEqual(post(a, "reported", "n-a", "s-a").status, 202)
+        before = journal_length(self.redis)
+        for kind, args, why in (
+                ("updated", ("s-a", "Renommée"), "network fede-b may not change structure s-a: a member of fede-a only"),
+                ("left", ("s-a",), "network fede-b may not change structure s-a"),
+                ("need.updated", ("n-a", "s-a"), "network fede-b may not change need n-a: it belongs to network fede-a"),
+                ("closed", ("n-a", "s-a"), "network fede-b may not change need n-a"),
+                ("reported", ("n-b", "s-a"), "network fede-b may not report for structure s-a: a member of fede-a only")):
+            r = post(b, kind, *args)
+            self.assertEqual((r.status, r.error["code"]), (403, "not_owner"), (kind, r))
+            self.assertIn(why, r.json["results"][0]["reason"])
+        self.assertEqual(journal_length(self.redis), before, "nothing journaled")
+        self.assertIsNone(self.redis.call("GET", "mg:contact:s-a"))
+        reasons = [dict(zip(f[::2], f[1::2]))[b"reason"].decode()
+                   for _, f in self.redis.call("XRANGE", "mg:deadletter", "-", "+")]
+        self.assertEqual(len([x for x in reasons if x.startswith("network fede-b may not")]), 5, reasons)
+        # Its own: a structure nobody has joined, its items.
+        self.assertEqual(post(b, "reported", "n-x", "s-x").status, 202)
+        self.assertEqual(post(b, "need.updated", "n-x", "s-x").status, 202)
+        # The owner goes on; a closed need's id is nobody's.
+        self.assertEqual(post(a, "need.updated", "n-a", "s-a").status, 202)
+        self.assertEqual(post(a, "closed", "n-a", "s-a").status, 202)
+        # A structure that joins a second network: both may change it.
+        self.assertEqual(post(b, "joined", "s-a", "fede-b").status, 202)
+        self.assertEqual(post(b, "updated", "s-a", "Asso des deux réseaux").status, 202)
+        self.assertEqual(post(a, "reported", "n-a2", "s-a").status, 202)
+        self.assertEqual(self.redis.call("HGET", "mg:owner", "s:s-a"), b" fede-a fede-b ")
+        # The chamber's own programs (here a loopback producer, the CLI's
+        # or the matcher's) act on any: an expiry closes another's need.
+        client = self.ws.own(h.IngestClient(self.sections["broker"]["ingest"]))
+        close = h.Envelope(event_id=h.new_id(), type="need.closed", occurred_at_ms=1)
+        close.need_closed.need_id, close.need_closed.structure_id = "n-x", "s-x"
+        close.need_closed.reason = h.events_pb2.CLOSURE_EXPIRED
+        self.assertEqual(client.emit(close).status, h.ACCEPTED)
+        self.assertIsNone(self.redis.call("HGET", "mg:owner", "n:n-x"))
+
     # ---- 429 --------------------------------------------------------------------------------------
 
     def test_429_with_retry_after_does_not_harm_another_network(self):

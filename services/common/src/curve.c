@@ -596,15 +596,24 @@ const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame, 
     return out;
 }
 
-int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network) {
+/* Does a line of `network` name the word `word` in its types? Only the word
+ * itself: "*" grants every event type, not this. */
+static int s_has_word(const mg_curve_server_t *server, const char *network, const char *word) {
     for (size_t i = 0; i < server->list.count; i++) {
         const s_client_t *c = &server->list.clients[i];
         if (strcmp(c->network, network) != 0) continue;
-        /* Only the word itself: "*" grants every event type, not this. */
         for (size_t j = 0; j < c->pattern_count; j++)
-            if (!c->prefix[j] && strcmp(c->patterns[j], "relay") == 0) return 1;
+            if (!c->prefix[j] && strcmp(c->patterns[j], word) == 0) return 1;
     }
     return 0;
+}
+
+int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network) {
+    return s_has_word(server, network, "relay");
+}
+
+int mg_curve_server_is_steward(mg_curve_server_t *server, const char *network) {
+    return s_has_word(server, network, "steward") || mg_curve_server_allows(server, network, "match.found");
 }
 
 int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type) {

@@ -37,6 +37,21 @@
  * operation: "" none, "D" delete, "S" followed by the serialized Contact to
  * set.
  *
+ * Ownership (mg:owner, a hash: "n:<nid>" and "o:<oid>" -> the network that
+ * reported the item; "s:<sid>" -> " net1 net2 ", the networks that sent the
+ * structure's member.joined): each event's fourth argument is its owner
+ * rule (mg_journal_owner_op(): "<op> <steward> <source> <field> [<sid>]"),
+ * checked before the event's XADD, in the same call, so that two events of
+ * one batch see each other. A refused event releases its dedupe key (a
+ * retry is refused again, not answered DUPLICATE) and its result is the
+ * reason, a string. Ops: R a report (refused when the item is another
+ * network's, or its structure has networks and this is none of them;
+ * records the owner), U an update (refused when another's), C a close (the
+ * same; forgets the owner), J a member.joined (adds the network), L a
+ * member.left (refused when none of its networks; forgets them). A steward
+ * is never refused, and its report or member.joined records no owner: it
+ * acts for the chamber, not as a network.
+ *
  * If the counter is missing while the stream is not (someone deleted the
  * counter, or restored the stream alone), numbering continues after the
  * stream's last generated id (XINFO STREAM, which survives trimming); a
@@ -50,8 +65,54 @@
 /* clang-format off */
 const char mg_journal_append_script[] =
     "local window = ARGV[1]\n"
-    "local n = (#ARGV - 1) / 3\n"
+    "local n = (#ARGV - 1) / 4\n"
     MG_JOURNAL_STREAM_TOP_LUA
+    "local OWN = 'mg:owner'\n"
+    "local function kind_of(field)\n"
+    "  local c = string.sub(field, 1, 1)\n"
+    "  if c == 'n' then return 'need ' elseif c == 'o' then return 'offer ' end\n"
+    "  return 'structure '\n"
+    "end\n"
+    "-- \" a b \" as \"a, b\".\n"
+    "local function nets_of(list)\n"
+    "  local t = {}\n"
+    "  for w in string.gmatch(list, '%S+') do t[#t + 1] = w end\n"
+    "  return table.concat(t, ', ')\n"
+    "end\n"
+    "-- Why the owner rule refuses the event, or nil.\n"
+    "local function owner_refuses(op, steward, src, field, sid)\n"
+    "  if steward == '1' then return nil end\n"
+    "  local cur = redis.call('HGET', OWN, field)\n"
+    "  local id = string.sub(field, 3)\n"
+    "  if op == 'J' then return nil end\n"
+    "  if string.sub(field, 1, 1) == 's' then\n"
+    "    if cur and not string.find(cur, ' ' .. src .. ' ', 1, true) then\n"
+    "      return 'network ' .. src .. ' may not change structure ' .. id .. ': a member of ' .. nets_of(cur) .. ' only'\n"
+    "    end\n"
+    "    return nil\n"
+    "  end\n"
+    "  if cur and cur ~= src then\n"
+    "    return 'network ' .. src .. ' may not change ' .. kind_of(field) .. id .. ': it belongs to network ' .. cur\n"
+    "  end\n"
+    "  if op == 'R' and not cur and sid ~= '' then\n"
+    "    local nets = redis.call('HGET', OWN, 's:' .. sid)\n"
+    "    if nets and not string.find(nets, ' ' .. src .. ' ', 1, true) then\n"
+    "      return 'network ' .. src .. ' may not report for structure ' .. sid .. ': a member of ' .. nets_of(nets) .. ' only'\n"
+    "    end\n"
+    "  end\n"
+    "  return nil\n"
+    "end\n"
+    "-- What a journaled event's rule records.\n"
+    "local function owner_keep(op, steward, src, field)\n"
+    "  if op == 'R' then\n"
+    "    if steward ~= '1' then redis.call('HSETNX', OWN, field, src) end\n"
+    "  elseif op == 'C' or op == 'L' then\n"
+    "    redis.call('HDEL', OWN, field)\n"
+    "  elseif op == 'J' and steward ~= '1' then\n"
+    "    local cur = redis.call('HGET', OWN, field) or ' '\n"
+    "    if not string.find(cur, ' ' .. src .. ' ', 1, true) then redis.call('HSET', OWN, field, cur .. src .. ' ') end\n"
+    "  end\n"
+    "end\n"
     "local last = redis.call('GET', KEYS[2])\n"
     "local seq = tonumber(last or '0')\n"
     "if not last then seq = stream_top() end\n"
@@ -60,13 +121,18 @@ const char mg_journal_append_script[] =
     "local ck = n + 2\n"
     "for k = 1, n do\n"
     "  local i = k + 2\n"
-    "  local j = 3 * k - 1\n"
+    "  local j = 4 * k - 2\n"
     "  local op = ARGV[j + 2]\n"
     "  if op ~= '' then ck = ck + 1 end\n"
+    "  local oop, ost, osrc, ofield, osid = string.match(ARGV[j + 3], '^(%u) (%d) (%S+) (%S+) ?(%S*)$')\n"
     "  local s = string.format('%d', seq + 1)\n"
     "  local seen = redis.call('SET', KEYS[i], s, 'NX', 'GET', 'EX', window)\n"
+    "  local refused = not seen and oop and owner_refuses(oop, ost, osrc, ofield, osid)\n"
     "  if seen then\n"
     "    out[k] = -tonumber(seen)\n"
+    "  elseif refused then\n"
+    "    redis.call('DEL', KEYS[i])\n"
+    "    out[k] = refused\n"
     "  else\n"
     "    local ok = redis.pcall('XADD', KEYS[1], s .. '-0', 't', ARGV[j], 'e', ARGV[j + 1])\n"
     "    if type(ok) == 'table' and ok.err then\n"
@@ -88,6 +154,7 @@ const char mg_journal_append_script[] =
     "    elseif string.sub(op, 1, 1) == 'S' then\n"
     "      redis.call('SET', KEYS[ck], string.sub(op, 2))\n"
     "    end\n"
+    "    if oop then owner_keep(oop, ost, osrc, ofield) end\n"
     "    seq = seq + 1\n"
     "    out[k] = seq\n"
     "  end\n"
@@ -166,6 +233,10 @@ static void s_on_append(mg_redis_t *redis, redisReply *reply, void *privdata) {
     results = mg_calloc(call->count ? call->count : 1, sizeof(*results));
     for (size_t i = 0; i < call->count; i++) {
         const redisReply *r = reply->element[i];
+        if (r->type == REDIS_REPLY_STRING) { /* refused by the owner rule: the reason */
+            results[i].refused = r->str;
+            continue;
+        }
         if (r->type != REDIS_REPLY_INTEGER || r->integer == 0) {
             mg_error("journal: append script returned a non-sequence for item %zu", i);
             free(results);
@@ -201,7 +272,7 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     call->count = count;
     /* journal counter dedupe... contact... window (type envelope op)... */
     int numkeys = 2 + (int)count + (int)contacts;
-    int argc = numkeys + 1 + 3 * (int)count;
+    int argc = numkeys + 1 + 4 * (int)count;
     const char **argv = mg_malloc((size_t)argc * sizeof(*argv));
     size_t *argvlen = mg_malloc((size_t)argc * sizeof(*argvlen));
     /* One allocation for all the keys: no formatting per event. */
@@ -258,6 +329,7 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
             S_ARG(op, 1 + items[i].contact_len);
             op += 1 + items[i].contact_len;
         }
+        S_ARG(items[i].owner ? items[i].owner : "", items[i].owner ? strlen(items[i].owner) : 0);
     }
 #undef S_ARG
     int rc = mg_script_call_argv(journal->append, numkeys, argc, argv, argvlen, s_on_append, call);
@@ -265,6 +337,51 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
     free(argvlen);
     if (rc != 0) s_append_free(call);
     return rc;
+}
+
+void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int steward,
+                         char out[MG_JOURNAL_OWNER_MAX]) {
+    char op = 0, kind = 0;
+    const char *id = NULL, *sid = "";
+    switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
+        op = 'R', kind = 'n', id = env->need_reported->need->need_id, sid = env->need_reported->need->structure_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED:
+        op = 'U', kind = 'n', id = env->need_updated->need->need_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
+        op = 'C', kind = 'n', id = env->need_closed->need_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
+        op = 'R', kind = 'o', id = env->offer_published->offer->offer_id;
+        sid = env->offer_published->offer->provider_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED:
+        op = 'U', kind = 'o', id = env->offer_updated->offer->offer_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
+        op = 'C', kind = 'o', id = env->offer_withdrawn->offer_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
+        op = 'J', kind = 's', id = env->member_joined->structure->structure_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED:
+        op = 'U', kind = 's', id = env->member_updated->structure->structure_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
+        op = 'L', kind = 's', id = env->member_left->structure_id;
+        break;
+    default:
+        break;
+    }
+    /* Validated events: ids are valid ids (no blank), the source too. */
+    if (!op || !id || !*id || !source || !*source) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out, MG_JOURNAL_OWNER_MAX, "%c %d %s %c:%s%s%s", op, steward ? 1 : 0, source, kind, id,
+             sid && *sid ? " " : "", sid ? sid : "");
 }
 
 /* ---- retention ---------------------------------------------------------------- */

@@ -11,7 +11,9 @@
  * allowed-types (required) is a comma-separated list of event types or
  * prefix patterns ("need.*", "match.found", "*" for any, "-" for none: a
  * subscriber only), plus the word "relay" for a client that relays other
- * networks' events (the HTTP gateway: see mg_curve_server_may_relay());
+ * networks' events (the HTTP gateway: see mg_curve_server_may_relay()) and
+ * the word "steward" for one that may act on other networks' items (see
+ * mg_curve_server_is_steward());
  * lines whose first non-blank character is '#' are comments (never inline:
  * Z85 keys may contain '#'). The file must not be writable by group or
  * others.
@@ -148,6 +150,13 @@ int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const
  * a client whose allowed types include the word "relay" (not "*"); what it
  * relays is still bounded by its other types. 1 yes, 0 no. */
 int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network);
+
+/* May network `network` update and close the items and structures of other
+ * networks (the chamber's own programs: journal.h, mg_journal_owner_op())?
+ * A client whose types include the word "steward" (an operators' CLI), or
+ * that may emit match.found (the matcher, whose expiry and member.left
+ * closures are such). 1 yes, 0 no. */
+int mg_curve_server_is_steward(mg_curve_server_t *server, const char *network);
 
 /* ZAP decisions so far. */
 unsigned long long mg_curve_server_denied(const mg_curve_server_t *server);

@@ -52,6 +52,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "maillage/envelope.h"
 #include "maillage/redis.h"
 
 #define MG_JOURNAL_KEY       "mg:journal"
@@ -114,12 +115,31 @@ typedef struct {
     const char *contact_sid;
     const uint8_t *contact;
     size_t contact_len;
+    /* Who may change what (mg:owner, docs/redis-keys.md), checked and kept
+     * in the same script call: NULL, or "<op> <steward> <source> <field>
+     * [<sid>]" (mg_journal_owner_op()). A new event that the owner rule
+     * refuses is not journaled: its result says why. */
+    const char *owner;
 } mg_journal_item_t;
 
 typedef struct {
-    uint64_t sequence; /* where the event is in the journal */
-    int duplicate;     /* 1 if it was already there (journaled earlier) */
+    uint64_t sequence;   /* where the event is in the journal */
+    int duplicate;       /* 1 if it was already there (journaled earlier) */
+    const char *refused; /* not journaled: another network's item or structure, why (borrowed); else NULL */
 } mg_journal_result_t;
+
+/* The owner rule of an event (mg_journal_item_t.owner) into `out` (at least
+ * MG_JOURNAL_OWNER_MAX bytes), or "" when it has none. A need or an offer
+ * belongs to the network that reported it: only that network updates or
+ * closes it; a structure to the networks that sent its member.joined: only
+ * they update it or send its member.left, and report items for it once it
+ * has any. `steward`: the source may act on anyone's (the chamber's own
+ * programs: loopback producers, a key allowed match.found or "steward").
+ * Records made before this rule existed have no owner: anyone may, as
+ * before. `type` and the ids are the event's. */
+#define MG_JOURNAL_OWNER_MAX (3 * MG_ID_MAX + 16)
+void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int steward,
+                         char out[MG_JOURNAL_OWNER_MAX]);
 
 /* Called exactly once per mg_journal_append() that returned 0, with one
  * result per item (borrowed until the callback returns), or results == NULL
