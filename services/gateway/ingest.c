@@ -136,10 +136,12 @@ static void s_finish(gw_request_t *r, s_ingest_t *st) {
         const s_item_t *it = &st->items[i];
         if (it->status == MAILLAGE__V1__ACK__STATUS__STATUS_REJECTED) {
             rejected++;
-            /* "may not emit <type>", or another network's item or structure
-             * ("may not change", "may not report for": journal.h). */
-            if (it->reason && strstr(it->reason, "may not")) forbidden++;
-            if (it->reason && strstr(it->reason, "may not") && !strstr(it->reason, "may not emit")) not_owner++;
+            /* A permission ("may not emit <type>", "may not relay"), or
+             * another network's item or structure (MG_NOT_OWNER). */
+            int owner = it->reason && strncmp(it->reason, MG_NOT_OWNER, strlen(MG_NOT_OWNER)) == 0;
+            if (owner) not_owner++;
+            if (owner || (it->reason && strstr(it->reason, "may not")))
+                forbidden++;
             else if (it->reason && strncmp(it->reason, MG_RATE_LIMITED, strlen(MG_RATE_LIMITED)) == 0)
                 limited++;
         } else if (it->status != MAILLAGE__V1__ACK__STATUS__STATUS_ACCEPTED &&

@@ -383,8 +383,9 @@ class GatewayTest(unittest.TestCase):
 
     def test_a_network_changes_only_its_own_structures_and_items(self):
         # Before, any network's token renamed another network's structure
-        # (with a contact of its choosing), closed its needs or reported
-        # needs in its name: the broker checked the event type only.
+        # (with a contact of its choosing), closed its needs, reported needs
+        # or proposed cooperations in its name: the broker checked event
+        # types only.
         gw = self.gateway()
         a, b = gw.token("--network", "fede-a"), gw.token("--network", "fede-b")
 
@@ -396,7 +397,8 @@ class GatewayTest(unittest.TestCase):
 
         events = {
             "joined": lambda sid, net: {"type": "member.joined", "memberJoined": {
-                "structure": structure(sid, "Asso"), "network": net, "joinedOn": "2026-11-02"}},
+                "structure": dict(structure(sid, "Asso"), contact={"name": "Pirate", "email": "pirate@example.org"}),
+                "network": net, "joinedOn": "2026-11-02"}},
             "updated": lambda sid, name: {"type": "member.updated", "memberUpdated": {"structure": dict(
                 structure(sid, name), contact={"name": "Pirate", "email": "pirate@example.org"})}},
             "left": lambda sid: {"type": "member.left", "memberLeft": {"structureId": sid, "network": "fede-b",
@@ -405,6 +407,9 @@ class GatewayTest(unittest.TestCase):
             "need.updated": lambda nid, sid: {"type": "need.updated", "needUpdated": {"need": need(nid, sid, "Autre")}},
             "closed": lambda nid, sid: {"type": "need.closed", "needClosed": {"needId": nid, "structureId": sid,
                                                                               "reason": "CLOSURE_CANCELLED"}},
+            "proposed": lambda pid, sid: {"type": "cooperation.proposed", "cooperationProposed": {
+                "proposalId": pid, "fromStructureId": sid, "territory": ["dep:14"], "kind": "COOPERATION_KIND_POOLING",
+                "title": "Mutualiser un local"}},
         }
 
         def post(token, kind, *args):
@@ -412,34 +417,41 @@ class GatewayTest(unittest.TestCase):
 
         self.assertEqual(post(a, "joined", "s-a", "fede-a").status, 202)
         self.assertEqual(post(a, "reported", "n-a", "s-a").status, 202)
+        contact = self.redis.call("GET", "mg:contact:s-a")
         before = journal_length(self.redis)
+        mine = "not owner: network fede-b may not change %s: it belongs to network fede-a"
+        for_it = "not owner: network fede-b may not act for structure s-a: it belongs to network fede-a"
         for kind, args, why in (
-                ("updated", ("s-a", "Renommée"), "network fede-b may not change structure s-a: a member of fede-a only"),
-                ("left", ("s-a",), "network fede-b may not change structure s-a"),
-                ("need.updated", ("n-a", "s-a"), "network fede-b may not change need n-a: it belongs to network fede-a"),
-                ("closed", ("n-a", "s-a"), "network fede-b may not change need n-a"),
-                ("reported", ("n-b", "s-a"), "network fede-b may not report for structure s-a: a member of fede-a only")):
+                ("joined", ("s-a", "fede-b"), mine % "structure s-a"),
+                ("updated", ("s-a", "Renommée"), mine % "structure s-a"),
+                ("left", ("s-a",), mine % "structure s-a"),
+                ("need.updated", ("n-a", "s-a"), mine % "need n-a"),
+                ("closed", ("n-a", "s-a"), mine % "need n-a"),
+                ("reported", ("n-b", "s-a"), for_it),
+                ("proposed", ("p-b", "s-a"), for_it)):
             r = post(b, kind, *args)
             self.assertEqual((r.status, r.error["code"]), (403, "not_owner"), (kind, r))
-            self.assertIn(why, r.json["results"][0]["reason"])
+            self.assertEqual(r.json["results"][0]["reason"], why, kind)
         self.assertEqual(journal_length(self.redis), before, "nothing journaled")
-        self.assertIsNone(self.redis.call("GET", "mg:contact:s-a"))
+        self.assertEqual(self.redis.call("GET", "mg:contact:s-a"), contact, "the contact is A's")
         reasons = [dict(zip(f[::2], f[1::2]))[b"reason"].decode()
                    for _, f in self.redis.call("XRANGE", "mg:deadletter", "-", "+")]
-        self.assertEqual(len([x for x in reasons if x.startswith("network fede-b may not")]), 5, reasons)
+        self.assertEqual(len([x for x in reasons if x.startswith("not owner: network fede-b")]), 7, reasons)
+        self.assertFalse([x for x in reasons if "Pirate" in x])
         # Its own: a structure nobody has joined, its items.
         self.assertEqual(post(b, "reported", "n-x", "s-x").status, 202)
         self.assertEqual(post(b, "need.updated", "n-x", "s-x").status, 202)
-        # The owner goes on; a closed need's id is nobody's.
+        # The owner goes on; a closed need's id is nobody's; a structure
+        # that left is still its network's.
         self.assertEqual(post(a, "need.updated", "n-a", "s-a").status, 202)
         self.assertEqual(post(a, "closed", "n-a", "s-a").status, 202)
-        # A structure that joins a second network: both may change it.
-        self.assertEqual(post(b, "joined", "s-a", "fede-b").status, 202)
-        self.assertEqual(post(b, "updated", "s-a", "Asso des deux réseaux").status, 202)
-        self.assertEqual(post(a, "reported", "n-a2", "s-a").status, 202)
-        self.assertEqual(self.redis.call("HGET", "mg:owner", "s:s-a"), b" fede-a fede-b ")
-        # The chamber's own programs (here a loopback producer, the CLI's
-        # or the matcher's) act on any: an expiry closes another's need.
+        self.assertIsNone(self.redis.call("HGET", "mg:owner", "n:n-a"))
+        self.assertEqual(post(a, "proposed", "p-a", "s-a").status, 202)
+        self.assertEqual(post(a, "left", "s-a").status, 202)
+        self.assertEqual(post(b, "joined", "s-a", "fede-b").status, 403)
+        self.assertEqual(post(a, "joined", "s-a", "fede-a").status, 202)
+        # The chamber's own programs (here a loopback producer, as the CLI
+        # and the matcher are) act on any: an expiry closes another's need.
         client = self.ws.own(h.IngestClient(self.sections["broker"]["ingest"]))
         close = h.Envelope(event_id=h.new_id(), type="need.closed", occurred_at_ms=1)
         close.need_closed.need_id, close.need_closed.structure_id = "n-x", "s-x"

@@ -521,13 +521,13 @@ class MatcherTest(unittest.TestCase):
         source's: thirty proposals at once, beyond its burst of twenty, are
         refused for now, and the matcher sends them again until all are
         journaled. (The test's events are sent on behalf of three networks,
-        so that they stay within their own limits; asso-caen is a member of
-        the three, so that each may report its needs.)"""
+        so that they stay within their own limits, each for a structure of
+        its own.)"""
         st = Stack(self.ws, broker={"rate_limit_per_s": 20})
         st.start_matcher()
-        needs = [need("n-%02d" % i, "asso-caen", CAEN) for i in range(30)]
-        batches = [[member("asso-caen", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE"),
-                    offer("o1", "scop-caen", CAEN)], [member("asso-caen", CAEN)], [member("asso-caen", CAEN)]]
+        needs = [need("n-%02d" % i, "asso-%d" % (i % 3), CAEN) for i in range(30)]
+        batches = [[member("asso-0", CAEN), member("scop-caen", CAEN, family="FAMILY_COOPERATIVE"),
+                    offer("o1", "scop-caen", CAEN)], [member("asso-1", CAEN)], [member("asso-2", CAEN)]]
         batches += [needs[i::3] for i in range(3)]
         for network, batch in zip(("net-0", "net-1", "net-2", "net-0", "net-1", "net-2"), batches):
             for env in batch:

@@ -102,6 +102,30 @@ class SecurityTest(unittest.TestCase):
 
     # ---- authentication ---------------------------------------------------
 
+    def test_only_a_steward_key_acts_on_another_networks_need(self):
+        # net-b may emit need.* but not close net-a's need; nor may a key
+        # allowed every type ("*"): only the word "steward" (an operators'
+        # CLI) or match.found written as such (the matcher) grant it.
+        wide, ops = keypair(), keypair()
+        with open(self.clients_file, "a") as f:
+            f.write("wide  %s  *\n" % wide[0])
+            f.write("ops  %s  steward,need.*\n" % ops[0])
+        self.start()
+        report = h.need_reported(need_id="n-1", structure_id="s-1")
+        self.assertEqual(self.client(self.net_a).emit(report).status, h.ACCEPTED)
+
+        def close():
+            e = h.Envelope(event_id=h.new_id(), type="need.closed", occurred_at_ms=1)
+            e.need_closed.need_id, e.need_closed.structure_id = "n-1", "s-1"
+            e.need_closed.reason = h.events_pb2.CLOSURE_CANCELLED
+            return e
+        for keys, network in ((self.net_b, "net-b"), (wide, "wide")):
+            ack = self.client(keys).emit(close())
+            self.assertEqual((ack.status, ack.reason), (h.REJECTED, "not owner: network %s may not change need n-1: "
+                                                                   "it belongs to network net-a" % network))
+        self.assertEqual(self.client(ops).emit(close()).status, h.ACCEPTED)
+        self.assertEqual(self.redis.call("XLEN", "mg:journal"), 2)
+
     def test_unknown_key_is_refused_and_the_denial_logged(self):
         self.start()
         stranger = self.client(self.stranger)

@@ -750,8 +750,17 @@ static void keywords_leave_out_the_category_and_do_not_reward_a_one_word_text(vo
                        EPS);
     assert_float_equal(s_keywords_of("formation", NULL, 0, "Comptabilité, budget, bénévoles", "", d_bare),
                        1.0, EPS);
-    /* A code of two words leaves both out. */
-    assert_float_equal(s_keywords_of("emploi_partage", NULL, 0, "Emploi partagé", "", d_bare), 0.0, EPS);
+    /* A code of two words leaves both out, on both sides. */
+    s_pair_t p;
+    s_pair_init(&p);
+    p.need.category = p.offer.category = "emploi_partage";
+    p.need.n_tags = p.offer.n_tags = 0;
+    p.need.title = p.offer.title = "Emploi partagé en comptabilité";
+    p.need.description = p.offer.description = "";
+    mg_match_score_t sc;
+    mg_match_score(&p.in, &s_weights, &sc);
+    assert_float_equal(sc.components[1].value, 1.0 / 3.0, EPS);
+    assert_string_equal(sc.components[1].detail, "mot commun : comptabilité");
 }
 
 static void fairness_ranks_down_a_provider_proposed_many_times(void **state) {

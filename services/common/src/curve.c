@@ -596,8 +596,8 @@ const char *mg_curve_server_source(mg_curve_server_t *server, zmq_msg_t *frame, 
     return out;
 }
 
-/* Does a line of `network` name the word `word` in its types? Only the word
- * itself: "*" grants every event type, not this. */
+/* Does a line of `network` name `word` in its types, as such (not through a
+ * pattern: "*" grants every event type, not this)? */
 static int s_has_word(const mg_curve_server_t *server, const char *network, const char *word) {
     for (size_t i = 0; i < server->list.count; i++) {
         const s_client_t *c = &server->list.clients[i];
@@ -613,7 +613,8 @@ int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network) {
 }
 
 int mg_curve_server_is_steward(mg_curve_server_t *server, const char *network) {
-    return s_has_word(server, network, "steward") || mg_curve_server_allows(server, network, "match.found");
+    /* "match.found" written as such: "*" or "match.*" grant the type, not this. */
+    return s_has_word(server, network, "steward") || s_has_word(server, network, "match.found");
 }
 
 int mg_curve_server_allows(mg_curve_server_t *server, const char *network, const char *type) {

@@ -37,20 +37,25 @@
  * operation: "" none, "D" delete, "S" followed by the serialized Contact to
  * set.
  *
- * Ownership (mg:owner, a hash: "n:<nid>" and "o:<oid>" -> the network that
- * reported the item; "s:<sid>" -> " net1 net2 ", the networks that sent the
- * structure's member.joined): each event's fourth argument is its owner
- * rule (mg_journal_owner_op(): "<op> <steward> <source> <field> [<sid>]"),
+ * Ownership (mg:owner, a hash: "n:<nid>", "o:<oid>" -> the network that
+ * reported the item, "s:<sid>" -> the network that sent the structure's
+ * member.joined): each event's fourth argument is its owner rule
+ * (mg_journal_owner_op(): "<op> <steward> <source> <field> [<sid>]"),
  * checked before the event's XADD, in the same call, so that two events of
  * one batch see each other. A refused event releases its dedupe key (a
  * retry is refused again, not answered DUPLICATE) and its result is the
- * reason, a string. Ops: R a report (refused when the item is another
- * network's, or its structure has networks and this is none of them;
- * records the owner), U an update (refused when another's), C a close (the
- * same; forgets the owner), J a member.joined (adds the network), L a
- * member.left (refused when none of its networks; forgets them). A steward
- * is never refused, and its report or member.joined records no owner: it
- * acts for the chamber, not as a network.
+ * reason, a string beginning with MG_NOT_OWNER. An event is refused when
+ * the item it names is another network's, or when the structure it names
+ * (the item's, or a member event's, or a cooperation's party) is. Ops: R a
+ * report, U an update, C a close (forgets the item's owner: its id never
+ * comes back), J a member.joined, L a member.left (the structure keeps its
+ * owner: a structure that left and comes back is still its network's), A a
+ * cooperation's party (records nothing). A report or member.joined records
+ * its network as the owner of an item or structure that has none, unless
+ * the matcher already holds its record (mg:need:, mg:offer:,
+ * mg:structure:): one journaled before this rule, or by a steward, stays
+ * everyone's, as before. A steward (the chamber's own programs) is never
+ * refused and records nothing.
  *
  * If the counter is missing while the stream is not (someone deleted the
  * counter, or restored the stream alone), numbering continues after the
@@ -68,49 +73,36 @@ const char mg_journal_append_script[] =
     "local n = (#ARGV - 1) / 4\n"
     MG_JOURNAL_STREAM_TOP_LUA
     "local OWN = 'mg:owner'\n"
-    "local function kind_of(field)\n"
-    "  local c = string.sub(field, 1, 1)\n"
-    "  if c == 'n' then return 'need ' elseif c == 'o' then return 'offer ' end\n"
-    "  return 'structure '\n"
-    "end\n"
-    "-- \" a b \" as \"a, b\".\n"
-    "local function nets_of(list)\n"
-    "  local t = {}\n"
-    "  for w in string.gmatch(list, '%S+') do t[#t + 1] = w end\n"
-    "  return table.concat(t, ', ')\n"
-    "end\n"
+    "local KINDS = {n = 'need', o = 'offer', s = 'structure'}\n"
+    "local RECORDS = {n = 'mg:need:', o = 'mg:offer:', s = 'mg:structure:'}\n"
     "-- Why the owner rule refuses the event, or nil.\n"
     "local function owner_refuses(op, steward, src, field, sid)\n"
     "  if steward == '1' then return nil end\n"
+    "  local k, id = string.sub(field, 1, 1), string.sub(field, 3)\n"
     "  local cur = redis.call('HGET', OWN, field)\n"
-    "  local id = string.sub(field, 3)\n"
-    "  if op == 'J' then return nil end\n"
-    "  if string.sub(field, 1, 1) == 's' then\n"
-    "    if cur and not string.find(cur, ' ' .. src .. ' ', 1, true) then\n"
-    "      return 'network ' .. src .. ' may not change structure ' .. id .. ': a member of ' .. nets_of(cur) .. ' only'\n"
-    "    end\n"
-    "    return nil\n"
-    "  end\n"
     "  if cur and cur ~= src then\n"
-    "    return 'network ' .. src .. ' may not change ' .. kind_of(field) .. id .. ': it belongs to network ' .. cur\n"
+    "    return '" MG_NOT_OWNER "network ' .. src .. (op == 'A' and ' may not act for ' or ' may not change ') ..\n"
+    "      KINDS[k] .. ' ' .. id .. ': it belongs to network ' .. cur\n"
     "  end\n"
-    "  if op == 'R' and not cur and sid ~= '' then\n"
-    "    local nets = redis.call('HGET', OWN, 's:' .. sid)\n"
-    "    if nets and not string.find(nets, ' ' .. src .. ' ', 1, true) then\n"
-    "      return 'network ' .. src .. ' may not report for structure ' .. sid .. ': a member of ' .. nets_of(nets) .. ' only'\n"
+    "  if sid ~= '' then\n"
+    "    local so = redis.call('HGET', OWN, 's:' .. sid)\n"
+    "    if so and so ~= src then\n"
+    "      return '" MG_NOT_OWNER "network ' .. src .. ' may not act for structure ' .. sid ..\n"
+    "        ': it belongs to network ' .. so\n"
     "    end\n"
     "  end\n"
     "  return nil\n"
     "end\n"
     "-- What a journaled event's rule records.\n"
     "local function owner_keep(op, steward, src, field)\n"
-    "  if op == 'R' then\n"
-    "    if steward ~= '1' then redis.call('HSETNX', OWN, field, src) end\n"
-    "  elseif op == 'C' or op == 'L' then\n"
+    "  if steward == '1' and op ~= 'C' then return end\n"
+    "  if op == 'C' then\n"
     "    redis.call('HDEL', OWN, field)\n"
-    "  elseif op == 'J' and steward ~= '1' then\n"
-    "    local cur = redis.call('HGET', OWN, field) or ' '\n"
-    "    if not string.find(cur, ' ' .. src .. ' ', 1, true) then redis.call('HSET', OWN, field, cur .. src .. ' ') end\n"
+    "  elseif op == 'R' or op == 'J' then\n"
+    "    local k, id = string.sub(field, 1, 1), string.sub(field, 3)\n"
+    "    if redis.call('HEXISTS', OWN, field) == 0 and redis.call('EXISTS', RECORDS[k] .. id) == 0 then\n"
+    "      redis.call('HSET', OWN, field, src)\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "local last = redis.call('GET', KEYS[2])\n"
@@ -341,17 +333,17 @@ int mg_journal_append(mg_journal_t *journal, const mg_journal_item_t *items, siz
 
 void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int steward,
                          char out[MG_JOURNAL_OWNER_MAX]) {
-    char op = 0, kind = 0;
+    char op = 0, kind = 'n';
     const char *id = NULL, *sid = "";
     switch (env->payload_case) {
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_REPORTED:
-        op = 'R', kind = 'n', id = env->need_reported->need->need_id, sid = env->need_reported->need->structure_id;
+        op = 'R', id = env->need_reported->need->need_id, sid = env->need_reported->need->structure_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_UPDATED:
-        op = 'U', kind = 'n', id = env->need_updated->need->need_id;
+        op = 'U', id = env->need_updated->need->need_id, sid = env->need_updated->need->structure_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_NEED_CLOSED:
-        op = 'C', kind = 'n', id = env->need_closed->need_id;
+        op = 'C', id = env->need_closed->need_id, sid = env->need_closed->structure_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_PUBLISHED:
         op = 'R', kind = 'o', id = env->offer_published->offer->offer_id;
@@ -359,9 +351,10 @@ void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int stewa
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_UPDATED:
         op = 'U', kind = 'o', id = env->offer_updated->offer->offer_id;
+        sid = env->offer_updated->offer->provider_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_OFFER_WITHDRAWN:
-        op = 'C', kind = 'o', id = env->offer_withdrawn->offer_id;
+        op = 'C', kind = 'o', id = env->offer_withdrawn->offer_id, sid = env->offer_withdrawn->provider_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
         op = 'J', kind = 's', id = env->member_joined->structure->structure_id;
@@ -371,6 +364,12 @@ void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int stewa
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
         op = 'L', kind = 's', id = env->member_left->structure_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED:
+        op = 'A', kind = 's', id = env->cooperation_proposed->from_structure_id;
+        break;
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED:
+        op = 'A', kind = 's', id = env->cooperation_answered->structure_id;
         break;
     default:
         break;

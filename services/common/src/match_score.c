@@ -763,12 +763,18 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
     }
 
     /* The words of the category's code: each side may say them, and they
-     * tell nothing the category did not. */
-    char *cat[S_CATEGORY_WORDS], code[64];
+     * tell nothing the category did not. A code is ASCII words joined by
+     * '_' ([categories]): folded here as keywords are, without allocating
+     * (this runs for every candidate pair). */
+    char code[S_CATEGORY_WORDS * (S_WORD_MAX + 1)], *cat[S_CATEGORY_WORDS];
+    size_t ncat = 0, size_a = na, size_b = nb;
     snprintf(code, sizeof(code), "%s", in->need && in->need->category ? in->need->category : "");
-    for (char *p = code; *p; p++)
-        if (*p == '_') *p = ' ';
-    size_t ncat = mg_text_keywords(code, cat, S_CATEGORY_WORDS), size_a = na, size_b = nb;
+    for (char *w = code, *end; *w && ncat < S_CATEGORY_WORDS; w = end) {
+        end = w + strcspn(w, "_");
+        int more = *end == '_';
+        if (s_keep_word(w, (size_t)(end - w))) cat[ncat++] = w; /* NUL-terminates it */
+        end += more;
+    }
 
     s_text_t t;
     s_text_init(&t, detail, size);
@@ -801,8 +807,6 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
     size_t smaller = size_a < size_b ? size_a : size_b;
     double v = (double)common / (double)(smaller > S_KEYWORDS_SIDE_MIN ? smaller : S_KEYWORDS_SIDE_MIN);
 
-    for (size_t i = 0; i < ncat; i++)
-        free(cat[i]);
     if (own_a) s_free_words(own_a, na), s_free_words(own_sa, na);
     if (own_b) s_free_words(own_b, nb), s_free_words(own_sb, nb);
     return v;

@@ -154,8 +154,8 @@ int mg_curve_server_may_relay(mg_curve_server_t *server, const char *network);
 /* May network `network` update and close the items and structures of other
  * networks (the chamber's own programs: journal.h, mg_journal_owner_op())?
  * A client whose types include the word "steward" (an operators' CLI), or
- * that may emit match.found (the matcher, whose expiry and member.left
- * closures are such). 1 yes, 0 no. */
+ * "match.found" written as such (the matcher, whose expiry and member.left
+ * closures are such; not "*" nor "match.*"). 1 yes, 0 no. */
 int mg_curve_server_is_steward(mg_curve_server_t *server, const char *network);
 
 /* ZAP decisions so far. */

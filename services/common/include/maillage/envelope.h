@@ -36,6 +36,11 @@ typedef Maillage__V1__Envelope__PayloadCase mg_payload_case_t;
  * again later (see mg_producer_options_t.retry_rate_limited). */
 #define MG_RATE_LIMITED "rate limit: "
 
+/* The start of the reason of the broker's rejection of an event that acts on
+ * another network's structure, need or offer (journal.h,
+ * mg_journal_owner_op()): final, like a permission refusal. */
+#define MG_NOT_OWNER "not owner: "
+
 /* The source the broker gives a dead letter whose sender it could not
  * authenticate: not a network (`maillage dlq replay` refuses it). */
 #define MG_SOURCE_UNAUTHENTICATED "unauthenticated"
