@@ -239,7 +239,7 @@ fi
 
 rule "Arrêt"
 "$cli" down --dir "$run" >"$run/down.txt" 2>&1 || { cat "$run/down.txt" >&2; exit 1; }
-stopped=$(sed -n 's/^stopped \([^ ]*\) .*/\1/p' "$run/down.txt" | paste -sd, - | sed 's/,/, /g')
+stopped=$(sed -n 's/^\([^ ]*\) arrêté (pid .*/\1/p' "$run/down.txt" | paste -sd, - | sed 's/,/, /g')
 echo "  ✓ Arrêtés proprement : $stopped"
 echo "  Journaux et données conservés dans $run"
 echo
