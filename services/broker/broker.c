@@ -590,8 +590,9 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
  * journal must do with mg:contact:<sid>: set it when the event carries a
  * contact (an empty Contact is none), delete it on a member.updated without
  * one (the record replaces the whole structure) and on member.left, keep it
- * otherwise (a member.joined without a contact: another network's record
- * of a structure already known). `env` is validated: ids are present. */
+ * otherwise (a member.joined without a contact: its network's record again,
+ * or the chamber's; another network's is refused, mg:owner). `env` is
+ * validated: ids are present. */
 static s_contact_op_t s_contact_take(mg_envelope_t *env, Maillage__V1__Structure **member,
                                      Maillage__V1__Contact **contact) {
     *member = NULL;

@@ -441,12 +441,18 @@ class GatewayTest(unittest.TestCase):
         # Its own: a structure nobody has joined, its items.
         self.assertEqual(post(b, "reported", "n-x", "s-x").status, 202)
         self.assertEqual(post(b, "need.updated", "n-x", "s-x").status, 202)
-        # The owner goes on; a closed need's id is nobody's; a structure
-        # that left is still its network's.
+        # The owner goes on; a closed need is still its network's (a close
+        # the matcher finds void, a conditional one, must leave it so); a
+        # proposal's id is its network's; a structure that left is still
+        # its network's.
         self.assertEqual(post(a, "need.updated", "n-a", "s-a").status, 202)
         self.assertEqual(post(a, "closed", "n-a", "s-a").status, 202)
-        self.assertIsNone(self.redis.call("HGET", "mg:owner", "n:n-a"))
+        self.assertEqual(self.redis.call("HGET", "mg:owner", "n:n-a"), b"fede-a")
+        self.assertEqual(post(b, "need.updated", "n-a", "s-a").status, 403)
         self.assertEqual(post(a, "proposed", "p-a", "s-a").status, 202)
+        r = post(b, "proposed", "p-a", "s-x")
+        self.assertEqual((r.status, r.json["results"][0]["reason"]),
+                         (403, mine % "cooperation proposal p-a"))
         self.assertEqual(post(a, "left", "s-a").status, 202)
         self.assertEqual(post(b, "joined", "s-a", "fede-b").status, 403)
         self.assertEqual(post(a, "joined", "s-a", "fede-a").status, 202)
@@ -457,7 +463,7 @@ class GatewayTest(unittest.TestCase):
         close.need_closed.need_id, close.need_closed.structure_id = "n-x", "s-x"
         close.need_closed.reason = h.events_pb2.CLOSURE_EXPIRED
         self.assertEqual(client.emit(close).status, h.ACCEPTED)
-        self.assertIsNone(self.redis.call("HGET", "mg:owner", "n:n-x"))
+        self.assertEqual(self.redis.call("HGET", "mg:owner", "n:n-x"), b"fede-b")
 
     # ---- 429 --------------------------------------------------------------------------------------
 

@@ -37,25 +37,26 @@
  * operation: "" none, "D" delete, "S" followed by the serialized Contact to
  * set.
  *
- * Ownership (mg:owner, a hash: "n:<nid>", "o:<oid>" -> the network that
- * reported the item, "s:<sid>" -> the network that sent the structure's
- * member.joined): each event's fourth argument is its owner rule
+ * Ownership (mg:owner, a hash: "n:<nid>", "o:<oid>", "p:<pid>" -> the
+ * network that reported the item or proposed the cooperation, "s:<sid>" ->
+ * the network that sent the structure's member.joined; kept: ids never come
+ * back): each event's fourth argument is its owner rule
  * (mg_journal_owner_op(): "<op> <steward> <source> <field> [<sid>]"),
  * checked before the event's XADD, in the same call, so that two events of
  * one batch see each other. A refused event releases its dedupe key (a
  * retry is refused again, not answered DUPLICATE) and its result is the
  * reason, a string beginning with MG_NOT_OWNER. An event is refused when
- * the item it names is another network's, or when the structure it names
- * (the item's, or a member event's, or a cooperation's party) is. Ops: R a
- * report, U an update, C a close (forgets the item's owner: its id never
- * comes back), J a member.joined, L a member.left (the structure keeps its
- * owner: a structure that left and comes back is still its network's), A a
- * cooperation's party (records nothing). A report or member.joined records
- * its network as the owner of an item or structure that has none, unless
- * the matcher already holds its record (mg:need:, mg:offer:,
- * mg:structure:): one journaled before this rule, or by a steward, stays
- * everyone's, as before. A steward (the chamber's own programs) is never
- * refused and records nothing.
+ * the item it names is another network's, or, for an item without an owner,
+ * when the structure it names (the item's, a member event's, a
+ * cooperation's party) is. Ops: R a report or a proposal, U an update, C a
+ * close, J a member.joined, L a member.left (the structure keeps its owner:
+ * it is still its network's if it comes back), A a cooperation's answer. A
+ * report, proposal or member.joined records its network as the owner of
+ * what has none, unless the matcher already holds its record (mg:need:,
+ * mg:offer:, mg:coop:, mg:structure:): one journaled before this rule, or
+ * by a steward, stays everyone's, as before. A steward (the chamber's own
+ * programs) is never refused and records nothing. These keys are read by
+ * name, not passed in KEYS (standalone Redis).
  *
  * If the counter is missing while the stream is not (someone deleted the
  * counter, or restored the stream alone), numbering continues after the
@@ -73,8 +74,8 @@ const char mg_journal_append_script[] =
     "local n = (#ARGV - 1) / 4\n"
     MG_JOURNAL_STREAM_TOP_LUA
     "local OWN = 'mg:owner'\n"
-    "local KINDS = {n = 'need', o = 'offer', s = 'structure'}\n"
-    "local RECORDS = {n = 'mg:need:', o = 'mg:offer:', s = 'mg:structure:'}\n"
+    "local KINDS = {n = 'need', o = 'offer', s = 'structure', p = 'cooperation proposal'}\n"
+    "local RECORDS = {n = 'mg:need:', o = 'mg:offer:', s = 'mg:structure:', p = 'mg:coop:'}\n"
     "-- Why the owner rule refuses the event, or nil.\n"
     "local function owner_refuses(op, steward, src, field, sid)\n"
     "  if steward == '1' then return nil end\n"
@@ -84,6 +85,9 @@ const char mg_journal_append_script[] =
     "    return '" MG_NOT_OWNER "network ' .. src .. (op == 'A' and ' may not act for ' or ' may not change ') ..\n"
     "      KINDS[k] .. ' ' .. id .. ': it belongs to network ' .. cur\n"
     "  end\n"
+    "  -- An item's owner may change it whoever owns its structure; an item\n"
+    "  -- without one (new, or from before the rule) goes by its structure.\n"
+    "  if cur then return nil end\n"
     "  if sid ~= '' then\n"
     "    local so = redis.call('HGET', OWN, 's:' .. sid)\n"
     "    if so and so ~= src then\n"
@@ -95,10 +99,8 @@ const char mg_journal_append_script[] =
     "end\n"
     "-- What a journaled event's rule records.\n"
     "local function owner_keep(op, steward, src, field)\n"
-    "  if steward == '1' and op ~= 'C' then return end\n"
-    "  if op == 'C' then\n"
-    "    redis.call('HDEL', OWN, field)\n"
-    "  elseif op == 'R' or op == 'J' then\n"
+    "  if steward == '1' then return end\n"
+    "  if op == 'R' or op == 'J' then\n"
     "    local k, id = string.sub(field, 1, 1), string.sub(field, 3)\n"
     "    if redis.call('HEXISTS', OWN, field) == 0 and redis.call('EXISTS', RECORDS[k] .. id) == 0 then\n"
     "      redis.call('HSET', OWN, field, src)\n"
@@ -366,7 +368,8 @@ void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int stewa
         op = 'L', kind = 's', id = env->member_left->structure_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_PROPOSED:
-        op = 'A', kind = 's', id = env->cooperation_proposed->from_structure_id;
+        op = 'R', kind = 'p', id = env->cooperation_proposed->proposal_id;
+        sid = env->cooperation_proposed->from_structure_id;
         break;
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_COOPERATION_ANSWERED:
         op = 'A', kind = 's', id = env->cooperation_answered->structure_id;

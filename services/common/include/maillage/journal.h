@@ -130,14 +130,15 @@ typedef struct {
 
 /* The owner rule of an event (mg_journal_item_t.owner) into `out` (at least
  * MG_JOURNAL_OWNER_MAX bytes), or "" when it has none. A need or an offer
- * belongs to the network that reported it, a structure to the network that
- * sent its member.joined: only that network changes or closes it, reports
- * items or proposes and answers cooperations in the structure's name.
- * `steward`: the source may act on anyone's (the chamber's own programs:
- * every producer without CURVE, a key naming match.found as such or the
- * word "steward"). Records the matcher held before this rule have no owner:
- * anyone may, as before. The ids are the event's (docs/redis-keys.md,
- * "mg:owner"). */
+ * belongs to the network that reported it, a cooperation proposal to the
+ * network that proposed it, a structure to the network that sent its
+ * member.joined: only that network changes or closes it; an item without an
+ * owner, a proposal or an answer in a structure's name come only from the
+ * structure's network. `steward`: the source may act on anyone's (the
+ * chamber's own programs: every producer without CURVE, a key naming
+ * match.found as such or the word "steward"). What the matcher held before
+ * this rule has no owner: anyone may, as before. The ids are the event's
+ * (docs/redis-keys.md, "mg:owner"). */
 #define MG_JOURNAL_OWNER_MAX (3 * MG_ID_MAX + 16)
 void mg_journal_owner_op(const mg_envelope_t *env, const char *source, int steward,
                          char out[MG_JOURNAL_OWNER_MAX]);
