@@ -341,6 +341,42 @@ static void s_on_deadletter_stored(mg_journal_t *journal, int stored, void *arg)
     }
 }
 
+/* Personal data in a refused member event: when the bytes kept (whole)
+ * decode to a member.joined / member.updated with a contact, the dead
+ * letter keeps the event re-encoded without it, and the bytes received are
+ * held apart under its structure (mg:deadletter:held:<sid>), which its
+ * member.left erases; for a structure id that is not an id (refused for
+ * it, and never replayable), the contact is not kept at all. Returns the
+ * re-encoding, for the caller to free after the call (NULL: `dl` is
+ * unchanged). */
+static uint8_t *s_deadletter_hold(mg_deadletter_t *dl, char sid[MG_ID_MAX + 1]) {
+    if (dl->raw_len < dl->original_len) return NULL;
+    mg_envelope_t *env = mg_envelope_unpack(dl->raw, dl->raw_len);
+    if (!env) return NULL;
+    Maillage__V1__Structure *member = NULL;
+    if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED)
+        member = env->member_joined->structure;
+    else if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED)
+        member = env->member_updated->structure;
+    uint8_t *stripped = NULL;
+    if (member && member->contact && maillage__v1__contact__get_packed_size(member->contact) > 0) {
+        Maillage__V1__Contact *contact = member->contact;
+        member->contact = NULL;
+        size_t len = mg_envelope_pack(env, &stripped);
+        member->contact = contact; /* freed with the envelope */
+        if (member->structure_id && mg_id_is_valid(member->structure_id)) {
+            snprintf(sid, MG_ID_MAX + 1, "%s", member->structure_id);
+            dl->held_sid = sid;
+            dl->held = dl->raw;
+            dl->held_len = dl->raw_len;
+        }
+        dl->raw = stripped;
+        dl->raw_len = len;
+    }
+    mg_envelope_free(env);
+    return stripped;
+}
+
 static void s_deadletter(mg_broker_t *broker, const char *source, const char *reason, const char *field,
                          const uint8_t *raw, size_t len, int64_t received_at_ms) {
     mg_deadletter_t dl = {
@@ -352,19 +388,23 @@ static void s_deadletter(mg_broker_t *broker, const char *source, const char *re
         .raw_len = len < broker->max_message_bytes ? len : broker->max_message_bytes,
         .original_len = len,
     };
+    char sid[MG_ID_MAX + 1];
+    uint8_t *stripped = s_deadletter_hold(&dl, sid);
+    size_t bytes = dl.raw_len + (dl.held_sid ? dl.held_len : 0);
     /* (One at a time may be bigger: max_message_bytes goes up to 64 MiB.) */
-    if (broker->deadletter_bytes > 0 && broker->deadletter_bytes + dl.raw_len > S_DEADLETTER_BUDGET) {
+    if (broker->deadletter_bytes > 0 && broker->deadletter_bytes + bytes > S_DEADLETTER_BUDGET) {
         s_deadletter_dropped(broker, "too many dead letters wait for Redis");
-        return;
+    } else {
+        s_deadletter_sent_t *sent = mg_malloc(sizeof(*sent));
+        *sent = (s_deadletter_sent_t){broker, bytes};
+        if (mg_journal_deadletter(broker->journal, &dl, s_on_deadletter_stored, sent) != 0) {
+            free(sent);
+            s_deadletter_dropped(broker, "journal unavailable");
+        } else {
+            broker->deadletter_bytes += bytes;
+        }
     }
-    s_deadletter_sent_t *sent = mg_malloc(sizeof(*sent));
-    *sent = (s_deadletter_sent_t){broker, dl.raw_len};
-    if (mg_journal_deadletter(broker->journal, &dl, s_on_deadletter_stored, sent) != 0) {
-        free(sent);
-        s_deadletter_dropped(broker, "journal unavailable");
-        return;
-    }
-    broker->deadletter_bytes += dl.raw_len;
+    free(stripped);
 }
 
 /* Who sent a message, and in whose name. */
@@ -766,8 +806,8 @@ static void s_on_message(mg_zsock_t *zsock, zmq_msg_t *frames, size_t frame_coun
      * it): the contact of a member event is taken out of the envelope, which
      * is then journaled re-encoded without it, and handed to the append
      * script apart, to be kept in mg:contact:<sid> if (and only if) the
-     * event is journaled. The rejected input above keeps its raw bytes in
-     * the dead letters: they are erased by `maillage forget`. */
+     * event is journaled. The rejected input above keeps its contact apart
+     * from its dead letter (s_deadletter_hold()). */
     Maillage__V1__Structure *member = NULL;
     Maillage__V1__Contact *contact = NULL;
     s_contact_op_t contact_op = s_contact_take(env, &member, &contact);

@@ -95,6 +95,13 @@ static void s_show(const mg_deadletter_entry_t *dl, size_t preview)
     printf("taille :        %zu octet%s reçu%s, %zu conservé%s\n", dl->original_len,
            dl->original_len > 1 ? "s" : "", dl->original_len > 1 ? "s" : "", dl->raw_len,
            dl->raw_len > 1 ? "s" : "");
+    if (*dl->held && dl->held_erased)
+        printf("contact :       effacé (départ de la structure « %s » ou maillage forget) : les octets "
+               "montrés sont l'événement sans lui\n",
+               dl->held);
+    else if (*dl->held)
+        printf("contact :       gardé à part (%s%s), effacé au départ de la structure\n",
+               MG_DEADLETTER_HELD_PREFIX, dl->held);
     printf("échappés :      ");
     s_escaped(dl->raw, dl->raw_len, preview);
     printf("hexadécimal :\n");
@@ -111,14 +118,6 @@ static void s_show(const mg_deadletter_entry_t *dl, size_t preview)
         printf("en Envelope :   (ne se décode pas en Envelope)\n");
     }
 }
-
-/* The fields of one dead letter that `show` and `replay` need beyond
- * mg_deadletter_entry_t: which consumer gave up on which sequence (empty for
- * input the broker refused). Borrowed from the reply. */
-typedef struct {
-    const char *consumer;
-    const char *seq;
-} s_consumer_fields_t;
 
 /* Send `raw` to the broker's ingest once more, on behalf of `source`, the
  * network it came from (so it is journaled in that network's name, deduped
@@ -278,8 +277,9 @@ static int s_requeue(redisContext *c, const char *id, const char *consumer, cons
     return status == 1 ? 0 : -1;
 }
 
-/* After the broker rejected dead letter `dl` again: delete it only if the
- * broker kept a newer one of the same bytes from the same network (it keeps
+/* After the broker rejected dead letter `dl` again: delete it (and its
+ * held bytes) only if the broker kept a newer one of the same bytes from the
+ * same network (it keeps
  * none when its dead letters are over budget or Redis failed it), so that
  * the event always has one copy. */
 static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadletter_entry_t *dl) {
@@ -287,7 +287,11 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
         "for _, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '(' .. ARGV[1], 'COUNT', 1000)) do\n"
         "  local f = {}\n"
         "  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end\n"
-        "  if f.source == ARGV[2] and f.raw == ARGV[3] then return redis.call('XDEL', KEYS[1], ARGV[1]) end\n"
+        "  if f.source == ARGV[2] and f.raw == ARGV[3] then\n"
+        "    if ARGV[4] ~= '' then redis.call('HDEL', '" MG_DEADLETTER_HELD_PREFIX
+        "' .. ARGV[4], ARGV[1]) end\n"
+        "    return redis.call('XDEL', KEYS[1], ARGV[1])\n"
+        "  end\n"
         "end\n"
         "return 0\n";
     /* The broker answers before its new dead letter is written: look for
@@ -295,8 +299,8 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
     redisReply *r = NULL;
     for (int tries = 0; tries < 20; tries++) {
         if (r) freeReplyObject(r);
-        r = redisCommand(c, "EVAL %s 1 %s %s %s %b", script, MG_DEADLETTER_KEY, id, dl->source, dl->raw,
-                         dl->raw_len);
+        r = redisCommand(c, "EVAL %s 1 %s %s %s %b %s", script, MG_DEADLETTER_KEY, id, dl->source, dl->stored,
+                         dl->stored_len, dl->held);
         if (!r || r->type != REDIS_REPLY_INTEGER || r->integer == 1) break;
         cli_sleep_ms(100);
     }
@@ -343,6 +347,7 @@ static int s_stream_id_is_valid(const char *id) {
 static int s_show_id(redisContext *c, const char *id, size_t preview, const char *ingest)
 {
     redisReply *r = redisCommand(c, "XRANGE %s %s %s", MG_DEADLETTER_KEY, id, id);
+    redisReply *held = NULL; /* the bytes received, if kept apart (mg_journal_deadletter_entry()) */
     int rc = -1;
     if (!r) {
         cli_error_redis("dlq", c, NULL);
@@ -366,40 +371,28 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
         s_not_exact(id, r);
         goto done;
     }
-    mg_deadletter_entry_t dl = {.id = entry->element[0]->str, .reason = "", .field = "", .source = ""};
-    s_consumer_fields_t from = {"", ""};
-    redisReply *fields = entry->element[1];
-    int have_len = 0;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const char *k = fields->element[i]->str;
-        redisReply *v = fields->element[i + 1];
-        if (!k || v->type != REDIS_REPLY_STRING) continue;
-        if (strcmp(k, "reason") == 0) dl.reason = v->str;
-        else if (strcmp(k, "field") == 0) dl.field = v->str;
-        else if (strcmp(k, "source") == 0) dl.source = v->str;
-        else if (strcmp(k, "consumer") == 0) from.consumer = v->str;
-        else if (strcmp(k, "seq") == 0) from.seq = v->str;
-        else if (strcmp(k, "received_at_ms") == 0) dl.received_at_ms = strtoll(v->str, NULL, 10);
-        else if (strcmp(k, "raw") == 0) {
-            dl.raw = (const uint8_t *)v->str;
-            dl.raw_len = v->len;
-        } else if (strcmp(k, "raw_len") == 0) {
-            dl.original_len = (size_t)strtoull(v->str, NULL, 10);
-            have_len = 1;
-        }
+    mg_deadletter_entry_t dl;
+    char err[256];
+    if (mg_journal_deadletter_entry(c, id, entry->element[1], &dl, &held, err, sizeof err) != 0) {
+        cli_error("dlq", "%s", err);
+        goto done;
     }
-    if (!have_len) dl.original_len = dl.raw_len;
     if (!ingest) {
-        if (*from.consumer) printf("consommateur :  %s (séquence %s)\n", from.consumer, from.seq);
+        if (*dl.consumer) printf("consommateur :  %s (séquence %s)\n", dl.consumer, dl.seq);
         s_show(&dl, preview);
         rc = 0;
         goto done;
     }
-    if (*from.consumer) {
-        rc = s_requeue(c, id, from.consumer, from.seq);
+    if (*dl.consumer) {
+        rc = s_requeue(c, id, dl.consumer, dl.seq);
         goto done;
     }
-    if (dl.raw_len < dl.original_len) {
+    if (dl.held_erased) {
+        cli_error("dlq",
+                  "son contact a été effacé (départ de la structure « %s » ou maillage forget) : elle n'est "
+                  "pas renvoyée ; le réseau peut envoyer l'événement à nouveau",
+                  dl.held);
+    } else if (dl.raw_len < dl.original_len) {
         cli_error("dlq", "seuls %zu de ses %zu octets ont été conservés : elle ne peut pas être renvoyée",
                   dl.raw_len, dl.original_len);
     } else if (strncmp(dl.source, MG_CONSUMER_SOURCE_PREFIX, strlen(MG_CONSUMER_SOURCE_PREFIX)) == 0) {
@@ -420,11 +413,14 @@ static int s_show_id(redisContext *c, const char *id, size_t preview, const char
     if (rc == 0) { /* journaled */
         redisReply *del = redisCommand(c, "XDEL %s %s", MG_DEADLETTER_KEY, id);
         if (del) freeReplyObject(del);
+        if (*dl.held && (del = redisCommand(c, "HDEL %s%s %s", MG_DEADLETTER_HELD_PREFIX, dl.held, id)))
+            freeReplyObject(del);
     } else if (rc > 0) {
         s_drop_if_superseded(c, id, &dl);
         rc = -1;
     }
 done:
+    if (held) freeReplyObject(held);
     freeReplyObject(r);
     return rc;
 }

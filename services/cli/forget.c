@@ -99,17 +99,22 @@ typedef struct {
     uint64_t *legacy; /* journal sequences whose entry holds its contact */
     size_t nlegacy;
     char **deadletters; /* ids of the dead letters holding it (owned) */
+    char **held;        /* and the structure each one's bytes are held under, "" if none (owned) */
     size_t ndeadletters;
+    int held_key; /* mg:deadletter:held:<sid> exists */
 } s_found_t;
 
 static void s_found_clear(s_found_t *f) {
     for (size_t i = 0; i < f->nvalues; i++)
         free(f->values[i]);
-    for (size_t i = 0; i < f->ndeadletters; i++)
+    for (size_t i = 0; i < f->ndeadletters; i++) {
         free(f->deadletters[i]);
+        free(f->held[i]);
+    }
     free(f->values);
     free(f->legacy);
     free(f->deadletters);
+    free(f->held);
     const char *sid = f->sid;
     memset(f, 0, sizeof *f);
     f->sid = sid;
@@ -202,11 +207,13 @@ static int s_on_journal_entry(const mg_journal_entry_t *e, void *arg) {
     return 0;
 }
 
-static void s_add_deadletter(s_found_t *f, const char *id) {
+static void s_add_deadletter(s_found_t *f, const mg_deadletter_entry_t *dl) {
     for (size_t i = 0; i < f->ndeadletters; i++)
-        if (strcmp(f->deadletters[i], id) == 0) return;
+        if (strcmp(f->deadletters[i], dl->id) == 0) return;
     f->deadletters = mg_realloc(f->deadletters, (f->ndeadletters + 1) * sizeof *f->deadletters);
-    f->deadletters[f->ndeadletters++] = mg_strdup(id);
+    f->held = mg_realloc(f->held, (f->ndeadletters + 1) * sizeof *f->held);
+    f->held[f->ndeadletters] = mg_strdup(dl->held);
+    f->deadletters[f->ndeadletters++] = mg_strdup(dl->id);
 }
 
 /* First pass: dead letters that decode to a member event of the structure
@@ -217,7 +224,7 @@ static int s_on_deadletter_decoded(const mg_deadletter_entry_t *dl, void *arg) {
     if (!env) return 0;
     const Maillage__V1__Structure *st = s_member_of(env, f->sid, 1);
     if (s_has_contact(st)) {
-        s_add_deadletter(f, dl->id);
+        s_add_deadletter(f, dl);
         s_add_contact_values(f, st->contact);
     }
     mg_envelope_free(env);
@@ -271,18 +278,18 @@ static int s_on_deadletter_bytes(const mg_deadletter_entry_t *dl, void *arg) {
     s_found_t *f = arg;
     for (size_t i = 0; i < f->nvalues; i++) {
         if (s_contains(dl->raw, dl->raw_len, f->values[i])) {
-            s_add_deadletter(f, dl->id);
+            s_add_deadletter(f, dl);
             return 0;
         }
     }
     if (s_contains(dl->raw, dl->raw_len, "\"contact\"") &&
         s_mentions_structure_json(dl->raw, dl->raw_len, f->sid)) {
-        s_add_deadletter(f, dl->id);
+        s_add_deadletter(f, dl);
         return 0;
     }
     if (s_mentions_structure(dl->raw, dl->raw_len, f->sid)) {
         mg_envelope_t *env = mg_envelope_unpack(dl->raw, dl->raw_len);
-        if (!env) s_add_deadletter(f, dl->id);
+        if (!env) s_add_deadletter(f, dl);
         mg_envelope_free(env);
     }
     return 0;
@@ -317,6 +324,15 @@ static int s_look(redisContext *c, s_found_t *f) {
     }
     f->known = f->contact_key || r->integer > 0;
     freeReplyObject(r);
+    r = redisCommand(c, "EXISTS %s%s", MG_DEADLETTER_HELD_PREFIX, f->sid);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        cli_error(S_CMD, "redis : EXISTS %s%s : %s", MG_DEADLETTER_HELD_PREFIX, f->sid,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    f->held_key = r->integer > 0;
+    freeReplyObject(r);
     if (mg_journal_read(c, 1, 0, s_on_journal_entry, f, err, sizeof err) < 0 ||
         mg_journal_deadletters(c, 0, s_on_deadletter_decoded, f, err, sizeof err) < 0 ||
         mg_journal_deadletters(c, 0, s_on_deadletter_bytes, f, err, sizeof err) < 0) {
@@ -333,6 +349,8 @@ static void s_print_found(const s_found_t *f) {
         printf("  - %zu %s (%s) qui %s ce contact\n", f->ndeadletters,
                f->ndeadletters > 1 ? "lettres mortes" : "lettre morte", MG_DEADLETTER_KEY,
                f->ndeadletters > 1 ? "contiennent" : "contient");
+    if (f->held_key)
+        printf("  - les octets reçus de ses événements refusés (%s%s)\n", MG_DEADLETTER_HELD_PREFIX, f->sid);
     if (f->nlegacy) {
         const char *s = f->nlegacy > 1 ? "s" : "";
         printf("  - %zu entrée%s du journal (%s) écrite%s avant que le service de réception (broker) ne "
@@ -592,6 +610,19 @@ static int s_erase(redisContext *c, const s_found_t *f) {
     }
     printf("  - lettres mortes (%s) : %lld effacée%s\n", MG_DEADLETTER_KEY, deadletters,
            deadletters > 1 ? "s" : "");
+    /* Their bytes held apart: the structure's all, another's one by one
+     * (a letter of theirs that held this contact). */
+    for (size_t i = 0; i < f->ndeadletters; i++) {
+        if (!*f->held[i] || strcmp(f->held[i], f->sid) == 0) continue;
+        if (s_integer(
+                c, redisCommand(c, "HDEL %s%s %s", MG_DEADLETTER_HELD_PREFIX, f->held[i], f->deadletters[i]),
+                "HDEL") < 0)
+            return -1;
+    }
+    long long held = s_integer(c, redisCommand(c, "DEL %s%s", MG_DEADLETTER_HELD_PREFIX, f->sid), "DEL");
+    if (held < 0) return -1;
+    printf("  - octets reçus gardés à part (%s%s) : %s\n", MG_DEADLETTER_HELD_PREFIX, f->sid,
+           held ? "effacés" : "aucun");
     fflush(stdout);
     long long journal = 0;
     if (f->nlegacy) {
@@ -673,7 +704,7 @@ int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings) {
     int rc = CLI_EXIT_FAIL;
     redisContext *c = cli_redis_connect(&ctx, S_CMD);
     if (!c || s_look(c, &found) != 0) goto done;
-    if (!found.contact_key && !found.ndeadletters && !found.nlegacy) {
+    if (!found.contact_key && !found.ndeadletters && !found.nlegacy && !found.held_key) {
         /* Nothing left of a structure known (erased already: harmless), or
          * an id nothing names (a typo: the request is not met). */
         if (!found.known) {
@@ -701,7 +732,7 @@ int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings) {
      * have journaled a contact meanwhile; say so rather than claim success. */
     s_found_clear(&found);
     if (s_look(c, &found) != 0) goto done;
-    if (found.contact_key || found.ndeadletters || found.nlegacy) {
+    if (found.contact_key || found.ndeadletters || found.nlegacy || found.held_key) {
         cli_error(
             S_CMD,
             "des données de « %s » sont apparues pendant l'effacement (un événement reçu entre-temps) : "
@@ -709,8 +740,9 @@ int cli_cmd_forget(int argc, char **argv, cli_settings_t *settings) {
             found.sid);
         goto done;
     }
-    printf("Vérifié : plus aucune donnée personnelle de « %s » dans %s%s, %s ni %s.\n", found.sid,
-           MG_CONTACT_KEY_PREFIX, found.sid, MG_DEADLETTER_KEY, MG_JOURNAL_KEY);
+    printf("Vérifié : plus aucune donnée personnelle de « %s » dans %s%s, %s, %s%s ni %s.\n", found.sid,
+           MG_CONTACT_KEY_PREFIX, found.sid, MG_DEADLETTER_KEY, MG_DEADLETTER_HELD_PREFIX, found.sid,
+           MG_JOURNAL_KEY);
     printf("Rappel : le fichier AOF de Redis et ses sauvegardes gardent les écritures passées jusqu'à leur "
            "réécriture (BGREWRITEAOF) ou leur expiration.\n");
     rc = CLI_EXIT_OK;

@@ -43,6 +43,7 @@ FORGOTTEN = JOINED + UPDATED + REJECTED
 # Two structures that stay.
 SCOP = ("Yannick Le Goff", "y.legoff@scop-caen.example.org", "+33 2 31 98 76 54")
 OTHER = ("Josiane Quesnel", "josiane.quesnel@asso-vire.example.org", "02 31 11 22 33")
+SCOP_REFUSED = ("Erwan Le Goff", "erwan.legoff@scop-caen.example.org", "+33 6 98 76 54 32")
 KEPT = SCOP + OTHER
 ROLE = "coordinatrice bénévole"
 
@@ -260,11 +261,15 @@ class PersonalDataTest(unittest.TestCase):
         self.assertEqual(stored_contact(r, "epicerie-caen"), UPDATED)
         self.assertEqual(stored_contact(r, "scop-caen"), SCOP)
 
-        # Where contacts are: mg:contact:<sid>, and the broker's dead
-        # letters (the rejected event, the one too large, the junk). Never the journal, the
-        # fan-out, the consumer dead letters or the consumers' state.
+        # Where contacts are: mg:contact:<sid>, the broker's dead letters
+        # of what does not decode (the one too large, the junk), and the
+        # bytes of the rejected member event, held apart under its
+        # structure (its dead letter keeps it without the contact). Never
+        # the journal, the fan-out, the consumer dead letters or the
+        # consumers' state.
         self.assertEqual(holders(r, FORGOTTEN),
-                         ["mg:contact:epicerie-caen", "mg:deadletter"])
+                         ["mg:contact:epicerie-caen", "mg:deadletter", "mg:deadletter:held:epicerie-caen"])
+        self.assertEqual(holders(r, REJECTED[1:]), ["mg:deadletter:held:epicerie-caen"])
         self.assertEqual(holders(r, SCOP), ["mg:contact:scop-caen"])
         for d in consumer_dls:
             if d.get(b"consumer"):
@@ -279,7 +284,9 @@ class PersonalDataTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertIn("Effacement des données personnelles de la structure « epicerie-caen » :", res.stdout)
         self.assertIn("Vérifié : plus aucune donnée personnelle de « epicerie-caen » dans "
-                      "mg:contact:epicerie-caen, mg:deadletter ni mg:journal.", res.stdout)
+                      "mg:contact:epicerie-caen, mg:deadletter, mg:deadletter:held:epicerie-caen ni mg:journal.",
+                      res.stdout)
+        self.assertIn("octets reçus gardés à part (mg:deadletter:held:epicerie-caen) : effacés", res.stdout)
         self.assertIn("contact (mg:contact:epicerie-caen) : 1 effacé", res.stdout)
         self.assertIn("lettres mortes (mg:deadletter) : 3 effacées", res.stdout)
         self.assertIn("entrées du journal (mg:journal) : 0 réécrite sans", res.stdout)
@@ -309,13 +316,21 @@ class PersonalDataTest(unittest.TestCase):
         stack.settle()
         self.assertEqual(holders(r, FORGOTTEN), [])
 
-        # A member.left erases the contact too; then retries of the
-        # member.joined that carried it change nothing.
+        # A member.left erases the contact too, and the bytes of its
+        # refused member events; then retries of the member.joined that
+        # carried it change nothing.
+        refused = member("scop-caen", SCOP_REFUSED, type_="member.updated", family="FAMILY_COOPERATIVE")
+        refused.member_updated.structure.commune = "99999"
+        stack.emit([refused], expect=(h.REJECTED,))
+        h.wait_until(lambda: holders(r, SCOP_REFUSED) == ["mg:deadletter:held:scop-caen"], what="held bytes")
+        letters = len(r.call("XRANGE", "mg:deadletter", "-", "+"))
         left = _env("member.left")
         left.member_left.structure_id, left.member_left.network = "scop-caen", "cress-normandie"
         left.member_left.left_on = TODAY
         stack.emit([left])
         self.assertIsNone(r.call("GET", "mg:contact:scop-caen"))
+        self.assertEqual(holders(r, SCOP + SCOP_REFUSED), [])
+        self.assertEqual(len(r.call("XRANGE", "mg:deadletter", "-", "+")), letters)  # the letter stays, without
         stack.emit([scop], expect=(h.DUPLICATE,))
         self.assertEqual(holders(r, SCOP), [])
 
@@ -395,8 +410,9 @@ class PersonalDataTest(unittest.TestCase):
 
     def test_forget_after_member_left_finds_what_json_and_a_misspelt_id_left_and_keeps_no_bytes(self):
         # After a member.left no contact value is known to search for: a
-        # member event a network sent as JSON to the ZeroMQ ingest, or with
-        # its id misspelt, stayed in the dead letters. And XDEL leaves an
+        # member event a network sent as JSON to the ZeroMQ ingest stayed in
+        # the dead letters (one with its id misspelt did too, before its
+        # contact was left out of it: the event cannot be replayed). And XDEL leaves an
         # entry's bytes in its stream node (DUMP, the AOF's rewrite, the
         # backups): the dead letters are copied without them instead.
         sent_json = ("Zéphirine Quellec", "zephirine.quellec@example.org", "06 11 22 33 44")
@@ -415,7 +431,9 @@ class PersonalDataTest(unittest.TestCase):
         left.member_left.left_on = TODAY
         self.assertEqual(client.emit(left).status, h.ACCEPTED)
         self.assertEqual(holders(redis, JOINED), [])
-        self.assertEqual(holders(redis, sent_json + misspelt), ["mg:deadletter"])
+        self.assertEqual(holders(redis, sent_json), ["mg:deadletter"])
+        self.assertEqual(holders(redis, misspelt), [])
+        self.assertEqual(len(redis.call("XRANGE", "mg:deadletter", "-", "+")), 3)
         self.assertEqual(broker.stop(), 0)
         # Another rewrite under way: nothing erased, and a second run does
         # it all (the first way, XDEL then a rewrite that failed, left the
@@ -428,14 +446,16 @@ class PersonalDataTest(unittest.TestCase):
         redis.call("DEL", "mg:journal:rewrite:lock")
         res = self.cli(broker.config_path, "forget", "tiers-lieu", "--yes")
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
-        self.assertIn("lettres mortes (mg:deadletter) : 2 effacées", res.stdout)
+        self.assertIn("lettres mortes (mg:deadletter) : 1 effacée", res.stdout)
         self.assertEqual(holders(redis, sent_json + misspelt), [])
         redis.call("CONFIG", "SET", "rdbcompression", "no")
         raw = redis.call("DUMP", "mg:deadletter")
         self.assertEqual([n for n in forms(sent_json + misspelt) if n in raw], [])
-        # The junk is kept, with its id.
-        (kept,) = redis.call("XRANGE", "mg:deadletter", "-", "+")
-        self.assertIn(b"junk, no contact", dict(zip(kept[1][::2], kept[1][1::2]))[b"raw"])
+        # The junk and the misspelt event without its contact are kept, with their ids.
+        kept = [dict(zip(f[::2], f[1::2]))[b"raw"] for _, f in redis.call("XRANGE", "mg:deadletter", "-", "+")]
+        self.assertEqual(len(kept), 2)
+        self.assertIn(b"Tiers-Lieu ", kept[0])
+        self.assertIn(b"junk, no contact", kept[1])
 
     def test_forget_rewrites_a_legacy_journal_with_the_same_ids_and_no_hole(self):
         # A journal written before the broker stripped contacts: member

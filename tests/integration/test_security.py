@@ -601,6 +601,100 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(self.journal_sources(), {env.event_id: "net-b"})
         self.assertEqual(self.redis.call("XRANGE", "mg:deadletter", dl_id, dl_id), [])
 
+    def test_a_refused_member_event_keeps_its_contact_apart_until_the_member_leaves(self):
+        # net-b may emit need.* only: its member events are refused. Their
+        # contact (personal data) is held apart from the dead letter, under
+        # the structure: the letter keeps the event without it, `dlq replay`
+        # resends the bytes received, and a member.left erases them. Before,
+        # the contact stayed in mg:deadletter until `maillage forget`.
+        sections = self.start()
+        contact = ("Madeleine Anquetil", "m.anquetil@ressourcerie-lisieux.example.org", "02 31 62 00 11")
+
+        def member(type_, sid):
+            env = h.Envelope(event_id=h.new_id(), type=type_, occurred_at_ms=int(time.time() * 1000))
+            body = env.member_joined if type_ == "member.joined" else env.member_updated
+            st = body.structure
+            st.structure_id, st.name, st.commune, st.naf_code = sid, "Ressourcerie " + sid, "14118", "38.32Z"
+            st.family = h.events_pb2.Family.Value("FAMILY_ASSOCIATION")
+            st.networks.append("net-b")
+            st.contact.name, st.contact.email, st.contact.phone = contact
+            if type_ == "member.joined":
+                body.network, body.joined_on = "net-b", time.strftime("%Y-%m-%d")
+            return env
+
+        def letters():
+            return {i.decode(): dict(zip(f[::2], f[1::2])) for i, f in self.redis.call("XRANGE", "mg:deadletter", "-", "+")}
+
+        def holders():
+            keys = []
+            for key in self.redis.call("KEYS", "*"):
+                kind = self.redis.call("TYPE", key)
+                if kind == "stream":
+                    data = b"".join(v for _, f in self.redis.call("XRANGE", key, "-", "+") for v in f)
+                elif kind == "hash":
+                    data = b"".join(self.redis.call("HGETALL", key))
+                elif kind == "string":
+                    data = self.redis.call("GET", key)
+                else:
+                    continue
+                if any(v.encode() in data for v in contact):
+                    keys.append(key.decode())
+            return sorted(keys)
+
+        net_b = self.client(self.net_b)
+        joined = member("member.joined", "ress-lisieux")
+        updated = member("member.updated", "ress-pont")
+        for env in (joined, updated):
+            ack = net_b.emit(env)
+            self.assertEqual(ack.status, h.REJECTED)
+            self.assertIn("network net-b may not emit member.", ack.reason)
+        h.wait_until(lambda: len(letters()) == 2, what="two dead letters")
+        by_sid = {f[b"held"].decode(): (i, f) for i, f in letters().items()}
+        self.assertEqual(sorted(by_sid), ["ress-lisieux", "ress-pont"])
+        for sid, (dl_id, f) in by_sid.items():
+            kept = h.Envelope()
+            kept.ParseFromString(f[b"raw"])
+            body = kept.member_joined if kept.type == "member.joined" else kept.member_updated
+            self.assertEqual(body.structure.structure_id, sid)
+            self.assertFalse(body.structure.HasField("contact"))
+            self.assertEqual(int(f[b"raw_len"]), len(self.redis.call("HGET", "mg:deadletter:held:" + sid, dl_id)))
+        self.assertEqual(holders(), ["mg:deadletter:held:ress-lisieux", "mg:deadletter:held:ress-pont"])
+        plain = h.write_config(self.ws.path("plain-dlq.conf"), sections)
+        shown = h.run_program("maillage", ["dlq", "--config", plain, "show", by_sid["ress-pont"][0]], timeout=30)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn("contact :       gardé à part (mg:deadletter:held:ress-pont), effacé au départ de la structure",
+                      shown.stdout.decode())
+        self.assertIn(contact[1], shown.stdout.decode())  # what was received, for the operator
+
+        # The member.left of one (net-a may): its held bytes go, its letter stays, without them.
+        left = h.Envelope(event_id=h.new_id(), type="member.left", occurred_at_ms=int(time.time() * 1000))
+        left.member_left.structure_id, left.member_left.network = "ress-pont", "net-a"
+        left.member_left.left_on = time.strftime("%Y-%m-%d")
+        self.assertEqual(self.client(self.net_a).emit(left).status, h.ACCEPTED)
+        self.assertEqual(holders(), ["mg:deadletter:held:ress-lisieux"])
+        self.assertIn(by_sid["ress-pont"][0], letters())
+        shown = h.run_program("maillage", ["dlq", "--config", plain, "show", by_sid["ress-pont"][0]], timeout=30)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn("contact :       effacé (départ de la structure « ress-pont » ou maillage forget)",
+                      shown.stdout.decode())
+        self.assertNotIn(contact[1], shown.stdout.decode())
+
+        # The other is replayed by an operator's relay key (whose types bound
+        # what it relays): the bytes received are journaled, so the contact
+        # is kept where it belongs.
+        relay = self.cli_config(sections, "ops-cli", "relay,member.*")
+        r = h.run_program("maillage", ["dlq", "--config", relay, "replay", by_sid["ress-lisieux"][0]], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.journal_sources()[joined.event_id], "net-b")
+        self.assertEqual(holders(), ["mg:contact:ress-lisieux"])
+        self.assertEqual(list(letters()), [by_sid["ress-pont"][0]])
+        # The one whose structure left is not replayed without its contact.
+        r = h.run_program("maillage", ["dlq", "--config", relay, "replay", by_sid["ress-pont"][0]], timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("son contact a été effacé (départ de la structure « ress-pont » ou maillage forget) : "
+                      "elle n'est pas renvoyée", r.stderr.decode())
+        self.assertEqual(list(letters()), [by_sid["ress-pont"][0]])
+
     def test_cli_refuses_a_client_key_readable_by_others(self):
         sections = self.start()
         path = self.ws.path("loose.key")

@@ -146,6 +146,8 @@ const char mg_journal_append_script[] =
     "    end\n"
     "    if op == 'D' then\n"
     "      redis.call('DEL', KEYS[ck])\n"
+    "      -- A member.left: the bytes its dead letters held with a contact too.\n"
+    "      if oop == 'L' then redis.call('DEL', '" MG_DEADLETTER_HELD_PREFIX "' .. string.sub(ofield, 3)) end\n"
     "    elseif string.sub(op, 1, 1) == 'S' then\n"
     "      redis.call('SET', KEYS[ck], string.sub(op, 2))\n"
     "    end\n"
@@ -158,9 +160,36 @@ const char mg_journal_append_script[] =
     "return out\n";
 /* clang-format on */
 
+/* A dead letter, ARGV: maxlen, reason, field, source, received_at_ms,
+ * raw, raw_len, the sid whose mg:deadletter:held:<sid> keeps the bytes
+ * received ("" for none) and those bytes. The held bytes of that
+ * structure's letters that MAXLEN trimmed go with them. Keys are read by
+ * name (standalone Redis). Returns the dead letter's id. */
+static const char s_deadletter_script[] =
+    "local f = {'reason', ARGV[2], 'field', ARGV[3], 'source', ARGV[4], 'received_at_ms', ARGV[5],\n"
+    "           'raw', ARGV[6], 'raw_len', ARGV[7]}\n"
+    "local sid = ARGV[8]\n"
+    "if sid ~= '' then f[#f + 1] = 'held'; f[#f + 1] = sid end\n"
+    "local id = redis.call('XADD', '" MG_DEADLETTER_KEY "', 'MAXLEN', '~', ARGV[1], '*', unpack(f))\n"
+    "if sid ~= '' then\n"
+    "  local held = '" MG_DEADLETTER_HELD_PREFIX "' .. sid\n"
+    "  local function parse(s)\n"
+    "    local ms, n = string.match(s, '^(%d+)-(%d+)$')\n"
+    "    return tonumber(ms) or 0, tonumber(n) or 0\n"
+    "  end\n"
+    "  local fms, fn = parse(redis.call('XRANGE', '" MG_DEADLETTER_KEY "', '-', '+', 'COUNT', 1)[1][1])\n"
+    "  for _, old in ipairs(redis.call('HKEYS', held)) do\n"
+    "    local ms, n = parse(old)\n"
+    "    if ms < fms or (ms == fms and n < fn) then redis.call('HDEL', held, old) end\n"
+    "  end\n"
+    "  redis.call('HSET', held, id, ARGV[9])\n"
+    "end\n"
+    "return id\n";
+
 struct mg_journal {
     mg_redis_t *redis;
-    mg_script_t *append; /* mg_journal_append_script */
+    mg_script_t *append;     /* mg_journal_append_script */
+    mg_script_t *deadletter; /* s_deadletter_script */
     char window[24];
     size_t window_len;
     char deadletter_maxlen[24];
@@ -185,6 +214,7 @@ mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long 
     mg_journal_t *journal = mg_calloc(1, sizeof(*journal));
     journal->redis = redis;
     journal->append = mg_script_new(redis, mg_journal_append_script);
+    journal->deadletter = mg_script_new(redis, s_deadletter_script);
     snprintf(journal->window, sizeof(journal->window), "%lld", dedupe_window_s > 0 ? dedupe_window_s : 1);
     journal->window_len = strlen(journal->window);
     snprintf(journal->deadletter_maxlen, sizeof(journal->deadletter_maxlen), "%lld",
@@ -195,12 +225,14 @@ mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long 
 void mg_journal_destroy(mg_journal_t **journal_p) {
     if (!journal_p || !*journal_p) return;
     mg_script_destroy(&(*journal_p)->append);
+    mg_script_destroy(&(*journal_p)->deadletter);
     free(*journal_p);
     *journal_p = NULL;
 }
 
 void mg_journal_redis_up(mg_journal_t *journal) {
     mg_script_redis_up(journal->append);
+    mg_script_redis_up(journal->deadletter);
 }
 
 static void s_append_free(s_append_t *call) {
@@ -520,35 +552,20 @@ static void s_on_deadletter(mg_redis_t *redis, redisReply *reply, void *privdata
 int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_journal_done_fn cb,
                           void *arg) {
     if (!mg_redis_is_up(journal->redis)) return -1;
-    char received[24], original[24];
-    snprintf(received, sizeof(received), "%" PRId64, dl->received_at_ms);
-    snprintf(original, sizeof(original), "%zu", dl->original_len);
-    const char *field = dl->field ? dl->field : "";
-    const char *source = dl->source ? dl->source : "";
-    const char *reason = dl->reason ? dl->reason : "";
-    /* clang-format off */
-    const char *argv[] = {
-        "XADD", MG_DEADLETTER_KEY, "MAXLEN", "~", journal->deadletter_maxlen, "*",
-        "reason", reason,
-        "field", field,
-        "source", source,
-        "received_at_ms", received,
-        "raw", "",
-        "raw_len", original,
-    };
-    /* clang-format on */
-    enum { S_RAW = 15, S_ARGC = sizeof(argv) / sizeof(argv[0]) };
-    size_t argvlen[S_ARGC];
-    for (size_t i = 0; i < S_ARGC; i++)
-        argvlen[i] = strlen(argv[i]);
-    /* The raw bytes are binary (not NUL-terminated): their length is given. */
-    if (dl->raw && dl->raw_len) {
-        argv[S_RAW] = (const char *)dl->raw;
-        argvlen[S_RAW] = dl->raw_len;
-    }
+    mg_args_t a;
+    mg_args_init(&a);
+    mg_args_str(&a, journal->deadletter_maxlen);
+    mg_args_str(&a, dl->reason);
+    mg_args_str(&a, dl->field);
+    mg_args_str(&a, dl->source);
+    mg_args_int(&a, dl->received_at_ms);
+    mg_args_bytes(&a, dl->raw, dl->raw ? dl->raw_len : 0);
+    mg_args_int(&a, (long long)dl->original_len);
+    mg_args_str(&a, dl->held_sid);
+    mg_args_bytes(&a, dl->held, dl->held_sid ? dl->held_len : 0);
     s_deadletter_t *call = mg_malloc(sizeof(*call));
     *call = (s_deadletter_t){journal, cb, arg};
-    if (mg_redis_command_argv(journal->redis, s_on_deadletter, call, S_ARGC, argv, argvlen) != 0) {
+    if (mg_script_call(journal->deadletter, &a, s_on_deadletter, call) != 0) {
         free(call);
         return -1;
     }
@@ -692,6 +709,53 @@ static int s_deadletter_next_bound(const redisReply *reply, char *id, size_t idl
     return 0;
 }
 
+int mg_journal_deadletter_entry(redisContext *c, const char *id, const redisReply *fields,
+                                mg_deadletter_entry_t *e, redisReply **held, char *err, size_t errlen) {
+    const redisReply *reason = mg_redis_field(fields, "reason"), *field = mg_redis_field(fields, "field"),
+                     *source = mg_redis_field(fields, "source"),
+                     *received = mg_redis_field(fields, "received_at_ms"),
+                     *raw = mg_redis_field(fields, "raw"), *raw_len = mg_redis_field(fields, "raw_len"),
+                     *sid = mg_redis_field(fields, "held"), *consumer = mg_redis_field(fields, "consumer"),
+                     *seq = mg_redis_field(fields, "seq");
+    uint64_t received_ms = 0, original = 0;
+    if (received) s_parse_u64(received->str, &received_ms);
+    *e = (mg_deadletter_entry_t){
+        .id = id,
+        .reason = reason ? reason->str : "",
+        .field = field ? field->str : "",
+        .source = source ? source->str : "",
+        .received_at_ms = (int64_t)received_ms,
+        .stored = raw ? (const uint8_t *)raw->str : (const uint8_t *)"",
+        .stored_len = raw ? (size_t)raw->len : 0,
+        .held = sid ? sid->str : "",
+        .consumer = consumer ? consumer->str : "",
+        .seq = seq ? seq->str : "",
+    };
+    e->raw = e->stored;
+    e->raw_len = e->stored_len;
+    e->original_len = raw_len && s_parse_u64(raw_len->str, &original) == 0 ? (size_t)original : e->raw_len;
+    *held = NULL;
+    if (!*e->held) return 0;
+    redisReply *r = redisCommand(c, "HGET %s%s %s", MG_DEADLETTER_HELD_PREFIX, e->held, id);
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        mg_fail(err, errlen, "redis: HGET %s%s: %s", MG_DEADLETTER_HELD_PREFIX, e->held,
+                !r                             ? c->errstr
+                : r->type == REDIS_REPLY_ERROR ? r->str
+                                               : "unexpected reply");
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        e->raw = (const uint8_t *)r->str;
+        e->raw_len = (size_t)r->len;
+        *held = r;
+    } else {
+        e->held_erased = 1;
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
 long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadletter_entry_fn cb, void *arg,
                                  char *err, size_t errlen) {
     char from[64] = "-", bound[64];
@@ -724,28 +788,16 @@ long long mg_journal_deadletters(redisContext *c, size_t max_count, mg_deadlette
             if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
                 entry->element[0]->type != REDIS_REPLY_STRING)
                 continue;
-            const redisReply *fields = entry->element[1];
-            const redisReply *reason = mg_redis_field(fields, "reason"),
-                             *field = mg_redis_field(fields, "field"),
-                             *source = mg_redis_field(fields, "source"),
-                             *received = mg_redis_field(fields, "received_at_ms"),
-                             *raw = mg_redis_field(fields, "raw"),
-                             *raw_len = mg_redis_field(fields, "raw_len");
-            uint64_t received_ms = 0, original = 0;
-            if (received) s_parse_u64(received->str, &received_ms);
-            if (raw_len) s_parse_u64(raw_len->str, &original);
-            mg_deadletter_entry_t e = {
-                .id = entry->element[0]->str,
-                .reason = reason ? reason->str : "",
-                .field = field ? field->str : "",
-                .source = source ? source->str : "",
-                .received_at_ms = (int64_t)received_ms,
-                .raw = raw ? (const uint8_t *)raw->str : (const uint8_t *)"",
-                .raw_len = raw ? (size_t)raw->len : 0,
-                .original_len = (size_t)original,
-            };
+            mg_deadletter_entry_t e;
+            redisReply *held;
+            if (mg_journal_deadletter_entry(c, entry->element[0]->str, entry->element[1], &e, &held, err,
+                                            errlen) != 0) {
+                freeReplyObject(reply);
+                return -1;
+            }
             delivered++;
             stop = (cb && cb(&e, arg) != 0) || (max_count && (size_t)delivered == max_count);
+            if (held) freeReplyObject(held);
         }
         int more = !stop && reply->elements == S_DEADLETTER_PAGE &&
                    s_deadletter_next_bound(reply, from, sizeof(from)) == 0;

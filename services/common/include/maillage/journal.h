@@ -28,7 +28,16 @@
  *   mg:deadletter         stream (automatic ids, trimmed to about
  *                         deadletter_maxlen); fields reason, field, source,
  *                         received_at_ms, raw (at most max_message_bytes of the
- *                         bytes received) and raw_len (their full length)
+ *                         bytes received) and raw_len (their full length);
+ *                         for a member event with a contact, raw is the event
+ *                         re-encoded without it and the field held names the
+ *                         structure whose mg:deadletter:held:<sid> keeps the
+ *                         bytes received
+ *   mg:deadletter:held:<sid>
+ *                         hash; dead letter id -> the bytes received, when
+ *                         they are a member event of <sid> with a contact
+ *                         (personal data): deleted by the append script with
+ *                         the structure's member.left, and by `maillage forget`
  *   mg:metrics:<daemon>   hash; metric name -> decimal value, refreshed by
  *                         the daemon every few seconds
  *
@@ -61,6 +70,7 @@
 #define MG_DEADLETTER_KEY    "mg:deadletter"
 #define MG_JOURNAL_MARKS_KEY "mg:journal:marks"
 #define MG_CONTACT_KEY_PREFIX "mg:contact:"
+#define MG_DEADLETTER_HELD_PREFIX "mg:deadletter:held:"
 
 /* Transient keys of `maillage forget` when it rewrites a legacy journal
  * (entries written before the broker stripped contacts) or the dead letters
@@ -219,10 +229,18 @@ typedef struct {
     const uint8_t *raw;  /* the bytes kept, already truncated by the caller */
     size_t raw_len;      /* how many bytes at `raw` */
     size_t original_len; /* how many bytes were received */
+    /* A member event of structure `held_sid` (a valid id) that carried a
+     * contact: `raw` is the event without it, `held` the bytes received,
+     * kept apart in mg:deadletter:held:<held_sid> so that the structure's
+     * member.left erases them. NULL otherwise. */
+    const char *held_sid;
+    const uint8_t *held;
+    size_t held_len;
 } mg_deadletter_t;
 
-/* XADD the dead letter to mg:deadletter (trimmed with MAXLEN ~). Returns 0
- * if sent (cb runs once), -1 if Redis is not up. */
+/* XADD the dead letter to mg:deadletter (trimmed with MAXLEN ~), and HSET
+ * its held bytes in the same script call. Returns 0 if sent (cb runs once),
+ * -1 if Redis is not up. */
 int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_journal_done_fn cb, void *arg);
 
 /* ---- Synchronous readers (CLI, tests) ----------------------------------- */
@@ -276,12 +294,27 @@ typedef struct {
     const char *field;
     const char *source;
     int64_t received_at_ms;
-    const uint8_t *raw;
+    const uint8_t *raw; /* the bytes received (the held ones if still kept) */
     size_t raw_len;
     size_t original_len;
+    const char *held;      /* the structure whose held bytes these are, "" if none */
+    int held_erased;       /* held, but erased since (member.left, forget): `raw`
+                              is the event without its contact */
+    const uint8_t *stored; /* the stream's own raw field (== raw unless held) */
+    size_t stored_len;
+    const char *consumer; /* a consumer's dead letter: its name and the   */
+    const char *seq;      /* sequence it gave up on; "" for refused input */
 } mg_deadletter_entry_t;
 
 typedef int (*mg_deadletter_entry_fn)(const mg_deadletter_entry_t *entry, void *arg);
+
+/* Fill `e` from one mg:deadletter entry (`id`, its XRANGE field list),
+ * looking its held bytes up in mg:deadletter:held:<sid>; `*held` is the
+ * HGET reply that `e->raw` may point into, for the caller to free after
+ * use (NULL when none was read). Returns 0, or -1 with `err` when Redis
+ * fails (a missing field reads as empty). */
+int mg_journal_deadletter_entry(redisContext *c, const char *id, const redisReply *fields,
+                                mg_deadletter_entry_t *e, redisReply **held, char *err, size_t errlen);
 
 /* The last `max_count` dead letters (0 = all), oldest first, read by pages
  * (each may be large): where the last `max_count` begin is found first, then
