@@ -991,7 +991,9 @@
   function setLive(s) {
     var p = $('live-state');
     p.dataset.state = s;
-    $('live-text').textContent = s === 'on' ? 'En direct' : s === 'connecting' ? 'Connexion au direct…' : 'Direct interrompu, nouvel essai…';
+    $('live-text').textContent = s === 'on' ? 'En direct' : s === 'connecting' ? 'Connexion au direct…'
+      : s === 'full' ? 'Trop d’onglets en direct\u00a0: fermez-en un'
+      : 'Direct interrompu, nouvel essai…';
   }
 
   /* EventSource reconnects by itself after a network error and sends
@@ -1067,6 +1069,12 @@
         setLive('lost');
         es.close();
         s.es = null;
+        // EventSource does not say why it gave up; a HEAD of the stream
+        // does: 429 when this staff member has too many live tabs
+        // ([gateway] stream_max_per_staff).
+        window.fetch('v1/stream', {method: 'HEAD', credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+          if (r.status === 429 && !s.es && state.me) setLive('full');
+        }, function () {});
         scheduleReopen();
       } else {
         setLive('connecting');

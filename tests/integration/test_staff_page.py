@@ -1154,6 +1154,29 @@ class StaffPageTest(unittest.TestCase):
         self.assertFalse(d.find_element(By.ID, "banner").is_displayed())
         self.assertIn("Claire Lemarchand", d.find_element(By.ID, "who-name").text)
 
+    def test_a_tab_beyond_the_live_streams_allowed_says_why_and_goes_live_once_one_closes(self):
+        # EventSource only says "error": before, the tab beyond
+        # stream_max_per_staff showed « Direct interrompu, nouvel essai… »
+        # for as long as the others stayed open, without saying why.
+        st = Stack(self.ws, gateway={"stream_max_per_staff": 1})
+        staff_token = st.issue("--staff", STAFF)
+        self.driver = d = browser(self.ws)
+        d.get(st.base + "/")
+        self.wait(lambda: d.find_element(By.ID, "token").is_displayed(), 20, "the sign-in form")
+        d.find_element(By.ID, "token").send_keys(staff_token + Keys.ENTER)
+        live = lambda: d.find_element(By.ID, "live-text").get_attribute("textContent")
+        self.wait(lambda: live() == "En direct", 20, "the first tab live")
+        first = d.current_window_handle
+        d.switch_to.new_window("tab")
+        d.get(st.base + "/")  # the session cookie signs it in
+        self.wait(lambda: live() == "Trop d\u2019onglets en direct\u00a0: fermez-en un", 20, "the reason")
+        self.assertEqual(d.find_element(By.ID, "live-state").get_attribute("data-state"), "full")
+        second = d.current_window_handle
+        d.switch_to.window(first)
+        d.close()
+        d.switch_to.window(second)
+        self.wait(lambda: live() == "En direct", 40, "the second tab live")
+
     def test_sign_out_clears_the_session(self):
         st = Stack(self.ws)
         staff_token = st.issue("--staff", STAFF)
