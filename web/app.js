@@ -1113,17 +1113,28 @@
    * unread (read elsewhere meanwhile: not new), and announced once. */
   function catchUpInbox() {
     var generation = state.inbox.generation;
-    var params = inboxFilters();
-    params.limit = 50;
-    api('GET', 'v1/staff/me/inbox' + qs(params)).then(function (page) {
-      if (generation !== state.inbox.generation) return;
-      var added = 0;
-      ((page && page.items) || []).forEach(function (n) {
-        if (!n || !n.id || state.inbox.byId[n.id]) return;
-        addItem(n, !n.read, true);
-        if (!n.read) added++;
+    var added = 0;
+    // Newest first, page after page while a whole page is new (20 at most):
+    // as many entries as were written meanwhile, not only the newest 50.
+    function page(cursor, left) {
+      var params = inboxFilters();
+      params.limit = 50;
+      if (cursor) params.cursor = cursor;
+      return api('GET', 'v1/staff/me/inbox' + qs(params)).then(function (data) {
+        if (generation !== state.inbox.generation) return;
+        var known = false;
+        ((data && data.items) || []).forEach(function (n) {
+          if (!n || !n.id) return;
+          if (state.inbox.byId[n.id]) { known = true; return; }
+          addItem(n, !n.read, true);
+          if (!n.read) added++;
+        });
+        var next = data && data.nextCursor;
+        if (!known && next && next !== cursor && left > 1) return page(next, left - 1);
       });
-      if (!added) return;
+    }
+    page(null, 20).then(function () {
+      if (generation !== state.inbox.generation || !added) return;
       state.unseen += added;
       updateCounter();
       updateInboxStatus();

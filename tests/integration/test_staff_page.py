@@ -832,7 +832,8 @@ class StaffPageTest(unittest.TestCase):
         """The page's stream cannot open at first (the only stream slot is
         taken): the inbox loads without it; the matches written before the
         stream opens are fetched when it does (a stream without a position
-        starts at the newest entry, and would skip them). Filtering resets
+        starts at the newest entry, and would skip them), however many
+        entries were written meanwhile (before, the newest 50 only). Filtering resets
         the "nouvelles" counter with the list, and a filter whose matches
         are older than the entries a page examines still finds them."""
         st = Stack(self.ws, gateway={"stream_max_clients": 1})
@@ -859,8 +860,11 @@ class StaffPageTest(unittest.TestCase):
         h.wait_until(lambda: {"match:" + mid for mid in mids} <= set(st.inbox_items(STAFF)), 30, 0.1,
                      "the matches in the inbox")
         self.assertEqual([self.item(mid) for mid in mids], [None, None])
+        # And 60 newer entries: the matches are on the catch-up's second page.
+        seeded = self.seed(st, 60, int(time.time() * 1000) + 1000, prefix="n-late")
         taken.close()  # the slot is free: the page's stream opens (it retries every 2 s, then more)
         self.wait(lambda: all(self.item(mid) for mid in mids), 30, "the matches written before the stream opened")
+        self.assertEqual(set(seeded) - set(self.shown_ids()), set())
         self.assertEqual(d.find_element(By.ID, "live-state").get_attribute("data-state"), "on")
         self.assertTrue(d.find_element(By.ID, "new-counter").is_displayed())
 
