@@ -146,7 +146,11 @@ static int s_check_flags(const cli_settings_t *settings, const char *command) {
         mg_redis_options_t opts;
         int rc = s_redis_options(settings->redis_url, NULL, &opts, err, sizeof err);
         if (rc == -2 || (rc == -1 && strncmp(err, "[redis] url: ", 13) == 0)) {
-            cli_error(command, "--redis « %s » : %s", settings->redis_url, rc == -1 ? err + 13 : err);
+            const char *why = rc == -1 ? err + 13 : err;
+            if (strstr(why, settings->redis_url)) /* it names the URL already */
+                cli_error(command, "--redis : %s", why);
+            else
+                cli_error(command, "--redis « %s » : %s", settings->redis_url, why);
             return CLI_EXIT_USAGE;
         }
         if (rc == 0) mg_redis_options_clear(&opts);

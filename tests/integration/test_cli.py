@@ -679,7 +679,10 @@ class CliTest(unittest.TestCase):
         # A --redis, --ingest or --fanout that is no URL or endpoint at all is
         # the command line's fault (it exited 1, naming the file's [redis] url),
         # as is a dead letter's id spelled as none can be (Redis's error passed through).
-        for args, said in ((["--redis", "bogus", "journal"], "--redis « bogus » : expected redis://"),
+        for args, said in ((["--redis", "bogus", "journal"], 'maillage journal: --redis : expected redis://HOST:PORT/DB '
+                                                             'or unix:///PATH, got "bogus"\n'),  # (the URL once)
+                           (["--redis", "redis://127.0.0.1:1/x", "journal"],
+                            "--redis « redis://127.0.0.1:1/x » : invalid database number"),
                            (["--ingest", "bogus", "emit", "/dev/null"],
                             "--ingest « bogus » : ce n'est pas un point d'accès ZeroMQ"),
                            (["--fanout", "tcp://x:", "tail"], "--fanout « tcp://x: » : ce n'est pas un point d'accès ZeroMQ"),
