@@ -521,12 +521,20 @@ void mg_config_destroy(mg_config_t **cfg_p) {
 }
 
 /* The value of a closed key of the given type; anything else is a bug. */
+/* The schema row of a key the program reads (asserted to be one), and in
+ * `*in` the instance of a templated section it belongs to (NULL if none). */
+static long s_key_row(const mg_config_t *cfg, const char *section, const char *key, const s_instance_t **in) {
+    assert(cfg && section && key);
+    *in = s_instance_find(cfg, section);
+    long row = s_row_find(*in ? (*in)->templ : section, key);
+    assert(row >= 0 && "unknown configuration key");
+    return row;
+}
+
 static const char *s_value(const mg_config_t *cfg, const char *section, const char *key,
                            mg_config_type_t type) {
-    assert(cfg && section && key);
-    const s_instance_t *in = s_instance_find(cfg, section);
-    long row = s_row_find(in ? in->templ : section, key);
-    assert(row >= 0 && "unknown configuration key");
+    const s_instance_t *in;
+    long row = s_key_row(cfg, section, key, &in);
     assert(mg_config_schema[row].type == type && "configuration key of another type");
     char *const *values = in ? in->values : cfg->values;
     assert(values[row] && "key of an open section: use mg_config_open_entry");
@@ -559,9 +567,8 @@ bool mg_config_bool(const mg_config_t *cfg, const char *section, const char *key
 
 const char *mg_config_where(const mg_config_t *cfg, const char *section, const char *key, char *out,
                             size_t outlen) {
-    const s_instance_t *in = s_instance_find(cfg, section);
-    long row = s_row_find(in ? in->templ : section, key);
-    assert(row >= 0 && "unknown configuration key");
+    const s_instance_t *in;
+    long row = s_key_row(cfg, section, key, &in);
     size_t line = row >= 0 ? (in ? in->set_line : cfg->set_line)[row] : 0;
     const char *file = cfg->name ? cfg->name : "(defaults)";
     if (line)
