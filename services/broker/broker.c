@@ -1248,7 +1248,8 @@ mg_broker_t *mg_broker_new(struct event_base *base, const mg_config_t *cfg, char
         goto err;
     }
     broker->journal = mg_journal_new(broker->redis, mg_config_int(cfg, "broker", "dedupe_window_s"),
-                                     mg_config_int(cfg, "broker", "deadletter_maxlen"));
+                                     mg_config_int(cfg, "broker", "deadletter_maxlen"),
+                                     mg_config_int(cfg, "broker", "deadletter_contact_days") * 86400);
     broker->ingest =
         mg_zsock_new(base, broker->ingest_socket, (size_t)mg_config_int(cfg, "broker", "batch_max"),
                      s_on_message, s_on_batch, broker);

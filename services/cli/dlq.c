@@ -279,15 +279,17 @@ static int s_requeue(redisContext *c, const char *id, const char *consumer, cons
 
 /* After the broker rejected dead letter `dl` again: delete it (and its
  * held bytes) only if the broker kept a newer one of the same bytes from the
- * same network (it keeps
- * none when its dead letters are over budget or Redis failed it), so that
- * the event always has one copy. */
+ * same network, so that the event always has one copy (it keeps none when
+ * its dead letters are over budget or Redis failed it). The same bytes: the
+ * same stored ones, or the bytes received held apart (a letter written
+ * before contacts were held has them in `raw`). */
 static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadletter_entry_t *dl) {
     static const char script[] =
         "for _, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '(' .. ARGV[1], 'COUNT', 1000)) do\n"
         "  local f = {}\n"
         "  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end\n"
-        "  if f.source == ARGV[2] and f.raw == ARGV[3] then\n"
+        "  if f.source == ARGV[2] and (f.raw == ARGV[3] or (f.held and\n"
+        "      redis.call('HGET', '" MG_DEADLETTER_HELD_PREFIX "' .. f.held, e[1]) == ARGV[5])) then\n"
         "    if ARGV[4] ~= '' then redis.call('HDEL', '" MG_DEADLETTER_HELD_PREFIX
         "' .. ARGV[4], ARGV[1]) end\n"
         "    return redis.call('XDEL', KEYS[1], ARGV[1])\n"
@@ -299,8 +301,8 @@ static void s_drop_if_superseded(redisContext *c, const char *id, const mg_deadl
     redisReply *r = NULL;
     for (int tries = 0; tries < 20; tries++) {
         if (r) freeReplyObject(r);
-        r = redisCommand(c, "EVAL %s 1 %s %s %s %b %s", script, MG_DEADLETTER_KEY, id, dl->source, dl->stored,
-                         dl->stored_len, dl->held);
+        r = redisCommand(c, "EVAL %s 1 %s %s %s %b %s %b", script, MG_DEADLETTER_KEY, id, dl->source,
+                         dl->stored, dl->stored_len, dl->held, dl->raw, dl->raw_len);
         if (!r || r->type != REDIS_REPLY_INTEGER || r->integer == 1) break;
         cli_sleep_ms(100);
     }

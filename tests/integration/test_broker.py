@@ -453,6 +453,49 @@ class BrokerTest(unittest.TestCase):
         self.assertIsNone(self.redis.call("GET", "mg:contact:asso-4"))
         self.assertEqual(self.redis.call("XLEN", "mg:journal"), 0)
 
+    def test_held_contacts_expire_go_with_their_trimmed_letters_and_are_bounded(self):
+        # The bytes held apart must not outlive what the structure's
+        # member.left can reach: they expire (deadletter_contact_days after
+        # the last), those of letters MAXLEN trimmed go at the structure's
+        # next refusal, and a structure keeps 100 at most (beyond, the
+        # contact is not kept). Before, a letter trimmed or refused after the
+        # member left kept its contact for good.
+        client = self.start(deadletter_maxlen=100, deadletter_contact_days=2)
+
+        def refused(sid):
+            bad = member_event("member.updated", sid)
+            bad.member_updated.structure.commune = "99999"
+            return bad
+
+        ack = client.emit(refused("s-trim"))
+        self.assertEqual(ack.status, h.REJECTED)
+        key = "mg:deadletter:held:s-trim"
+        h.wait_until(lambda: self.redis.call("HLEN", key) == 1, what="the held bytes")
+        self.assertTrue(2 * 86400 - 60 < self.redis.call("TTL", key) <= 2 * 86400)
+        [old] = self.redis.call("HKEYS", key)
+        for _ in range(400):
+            client.send(b"\xff junk")
+        for _ in range(400):
+            self.assertEqual(client.recv_ack().status, h.REJECTED)
+        h.wait_until(lambda: self.redis.call("XLEN", "mg:deadletter") < 300, what="the trimming")
+        self.assertEqual(self.redis.call("XRANGE", "mg:deadletter", old, old), [])
+        self.assertEqual(client.emit(refused("s-trim")).status, h.REJECTED)
+        h.wait_until(lambda: self.redis.call("HKEYS", key) not in ([old], []), what="the new held bytes")
+        self.assertEqual(self.redis.call("HLEN", key), 1)
+        self.assertNotIn(old, self.redis.call("HKEYS", key))
+
+        sent = [refused("s-many") for _ in range(103)]
+        for env in sent:
+            client.send(env)
+        for _ in sent:
+            self.assertEqual(client.recv_ack().status, h.REJECTED)
+        h.wait_until(lambda: len([1 for d in deadletters(self.redis) if b"s-many" in d["raw"]]) == 103,
+                     what="the 103 dead letters")
+        self.assertEqual(self.redis.call("HLEN", "mg:deadletter:held:s-many"), 100)
+        letters = [d for d in deadletters(self.redis) if b"s-many" in d["raw"]]
+        self.assertEqual(len([d for d in letters if "held" in d]), 100)
+        self.assertFalse([d for d in letters if CONTACT[1].encode() in d["raw"]])
+
     def test_numbering_continues_after_the_stream_when_the_counter_is_missing(self):
         self.redis.call("XADD", "mg:journal", "7-0", "t", "need.reported",
                         "e", h.need_reported().SerializeToString())

@@ -159,6 +159,30 @@ class OperationsTest(unittest.TestCase):
         ack = client.emit(env)
         self.assertEqual(ack.status, ack.STATUS_DUPLICATE)
 
+    def test_a_letter_from_before_held_contacts_refused_again_is_replaced(self):
+        # Written before contacts were held apart: the contact is in `raw`.
+        # Refused again, the broker's new letter keeps the event without it
+        # and holds the bytes received apart: it is the same refusal all the
+        # same, which replaces the old letter (before, both stayed and the
+        # CLI said the broker had kept no new letter).
+        broker, sections = start_broker(self.ws, self.redis)
+        env = harness.Envelope(event_id=harness.new_id(), type="member.joined", occurred_at_ms=1)
+        st = env.member_joined.structure
+        st.structure_id, st.name, st.commune = "epicerie-vire", "Épicerie de Vire", "99999"
+        st.family = harness.events_pb2.FAMILY_ASSOCIATION
+        st.contact.name, st.contact.email = "Gaëlle Hamel", "g.hamel@epicerie-vire.example.org"
+        env.member_joined.network, env.member_joined.joined_on = "federation-x", "2026-01-15"
+        self.redis.call("XADD", "mg:deadletter", "*", "reason", "unknown commune", "field",
+                        "member_joined.structure.commune", "source", "federation-x", "received_at_ms", "1",
+                        "raw", env.SerializeToString(), "raw_len", len(env.SerializeToString()))
+        [dl_id] = self.deadletter_ids()
+        out = self.cli("dlq", "replay", dl_id, ingest=sections["broker"]["ingest"])
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("Le nouveau refus remplace cette lettre morte.", out.stdout)
+        new_id = self.only_deadletter(other_than=dl_id)
+        self.assertEqual(self.redis.call("HGET", "mg:deadletter:held:epicerie-vire", new_id),
+                         env.SerializeToString())
+
     def test_replay_refuses_a_truncated_dead_letter(self):
         self.redis.call("XADD", "mg:deadletter", "*", "reason", "message too large", "field", "",
                         "source", "net", "received_at_ms", "1", "raw", b"\x0a\x02ab", "raw_len", "999999")

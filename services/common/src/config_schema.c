@@ -50,6 +50,11 @@ const mg_config_key_t mg_config_schema[] = {
     INT("broker", "deadletter_maxlen", "100000", 100, 100000000,
         "Approximate number of dead letters kept (older ones are trimmed), by the broker\n"
         "and by the consumers that dead-letter events (the matcher, the notifier)."),
+    INT("broker", "deadletter_contact_days", "30", 1, 3650,
+        "Days the contact (personal data) of a refused member event is kept apart from\n"
+        "its dead letter, for `maillage dlq show` and `replay`: at most this long after\n"
+        "the structure's last refused member event; its member.left or `maillage\n"
+        "forget` erases it before."),
     STR("broker", "network", "local",
         "Source stamped on envelopes from unauthenticated (loopback) producers."),
     INT("broker", "heartbeat_ms", "1000", 0, 3600000,

@@ -160,29 +160,43 @@ const char mg_journal_append_script[] =
     "return out\n";
 /* clang-format on */
 
-/* A dead letter, ARGV: maxlen, reason, field, source, received_at_ms,
- * raw, raw_len, the sid whose mg:deadletter:held:<sid> keeps the bytes
- * received ("" for none) and those bytes. The held bytes of that
- * structure's letters that MAXLEN trimmed go with them. Keys are read by
- * name (standalone Redis). Returns the dead letter's id. */
+/* Held bytes kept per structure at most: beyond, a refused member event's
+ * contact is not kept (a producer refused again and again cannot fill
+ * Redis, nor make each call scan more). */
+#define S_HELD_PER_STRUCTURE 100
+
+/* A dead letter, ARGV: maxlen, reason, field, source, received_at_ms, raw,
+ * raw_len, the sid whose mg:deadletter:held:<sid> keeps the bytes received
+ * ("" for none), those bytes, the hash's time to live (s) and the most it
+ * holds. First the structure's held bytes whose letters are gone (trimmed:
+ * ids before the stream's first) go; the bytes are held (and the letter
+ * names its sid) if fewer than the most remain. Keys are read by name
+ * (standalone Redis). Returns the dead letter's id. */
 static const char s_deadletter_script[] =
+    "local stream = '" MG_DEADLETTER_KEY "'\n"
     "local f = {'reason', ARGV[2], 'field', ARGV[3], 'source', ARGV[4], 'received_at_ms', ARGV[5],\n"
     "           'raw', ARGV[6], 'raw_len', ARGV[7]}\n"
-    "local sid = ARGV[8]\n"
-    "if sid ~= '' then f[#f + 1] = 'held'; f[#f + 1] = sid end\n"
-    "local id = redis.call('XADD', '" MG_DEADLETTER_KEY "', 'MAXLEN', '~', ARGV[1], '*', unpack(f))\n"
-    "if sid ~= '' then\n"
-    "  local held = '" MG_DEADLETTER_HELD_PREFIX "' .. sid\n"
+    "local held = nil\n"
+    "if ARGV[8] ~= '' then\n"
+    "  held = '" MG_DEADLETTER_HELD_PREFIX "' .. ARGV[8]\n"
     "  local function parse(s)\n"
     "    local ms, n = string.match(s, '^(%d+)-(%d+)$')\n"
     "    return tonumber(ms) or 0, tonumber(n) or 0\n"
     "  end\n"
-    "  local fms, fn = parse(redis.call('XRANGE', '" MG_DEADLETTER_KEY "', '-', '+', 'COUNT', 1)[1][1])\n"
+    "  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]\n"
+    "  local fms, fn = math.huge, 0\n"
+    "  if first then fms, fn = parse(first[1]) end\n"
+    "  local kept = 0\n"
     "  for _, old in ipairs(redis.call('HKEYS', held)) do\n"
     "    local ms, n = parse(old)\n"
-    "    if ms < fms or (ms == fms and n < fn) then redis.call('HDEL', held, old) end\n"
+    "    if ms < fms or (ms == fms and n < fn) then redis.call('HDEL', held, old) else kept = kept + 1 end\n"
     "  end\n"
+    "  if kept < tonumber(ARGV[11]) then f[#f + 1] = 'held'; f[#f + 1] = ARGV[8] else held = nil end\n"
+    "end\n"
+    "local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', unpack(f))\n"
+    "if held then\n"
     "  redis.call('HSET', held, id, ARGV[9])\n"
+    "  redis.call('EXPIRE', held, ARGV[10])\n"
     "end\n"
     "return id\n";
 
@@ -193,6 +207,7 @@ struct mg_journal {
     char window[24];
     size_t window_len;
     char deadletter_maxlen[24];
+    long long held_ttl_s; /* of mg:deadletter:held:<sid> */
     /* Appends refused in a row (Redis out of memory, read-only): the first
      * and then the powers of two are logged, not each batch, and the end of
      * the streak is. */
@@ -210,9 +225,11 @@ typedef struct {
     char *ops;  /* the contact operations "S<contact>" to set (owned) */
 } s_append_t;
 
-mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen) {
+mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen,
+                             long long held_ttl_s) {
     mg_journal_t *journal = mg_calloc(1, sizeof(*journal));
     journal->redis = redis;
+    journal->held_ttl_s = held_ttl_s > 0 ? held_ttl_s : 1;
     journal->append = mg_script_new(redis, mg_journal_append_script);
     journal->deadletter = mg_script_new(redis, s_deadletter_script);
     snprintf(journal->window, sizeof(journal->window), "%lld", dedupe_window_s > 0 ? dedupe_window_s : 1);
@@ -563,6 +580,8 @@ int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_j
     mg_args_int(&a, (long long)dl->original_len);
     mg_args_str(&a, dl->held_sid);
     mg_args_bytes(&a, dl->held, dl->held_sid ? dl->held_len : 0);
+    mg_args_int(&a, journal->held_ttl_s);
+    mg_args_int(&a, S_HELD_PER_STRUCTURE);
     s_deadletter_t *call = mg_malloc(sizeof(*call));
     *call = (s_deadletter_t){journal, cb, arg};
     if (mg_script_call(journal->deadletter, &a, s_on_deadletter, call) != 0) {

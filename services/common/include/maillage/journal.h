@@ -36,8 +36,10 @@
  *   mg:deadletter:held:<sid>
  *                         hash; dead letter id -> the bytes received, when
  *                         they are a member event of <sid> with a contact
- *                         (personal data): deleted by the append script with
- *                         the structure's member.left, and by `maillage forget`
+ *                         (personal data), 100 at most: deleted by the append
+ *                         script with the structure's member.left, and by
+ *                         `maillage forget`; expires [broker]
+ *                         deadletter_contact_days after the last one held
  *   mg:metrics:<daemon>   hash; metric name -> decimal value, refreshed by
  *                         the daemon every few seconds
  *
@@ -163,8 +165,13 @@ typedef void (*mg_journal_append_fn)(mg_journal_t *journal, const mg_journal_res
  * Redis confirmed the entry. May be NULL. */
 typedef void (*mg_journal_done_fn)(mg_journal_t *journal, int stored, void *arg);
 
-/* A writer on `redis` (borrowed). Caller owns the result. */
-mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen);
+/* A writer on `redis` (borrowed): dedupe keys expire after
+ * `dedupe_window_s`, mg:deadletter is trimmed to about `deadletter_maxlen`
+ * entries, and a structure's held bytes (mg_deadletter_t) expire
+ * `held_ttl_s` after its last refused member event. Caller owns the
+ * result. */
+mg_journal_t *mg_journal_new(mg_redis_t *redis, long long dedupe_window_s, long long deadletter_maxlen,
+                             long long held_ttl_s);
 
 /* Free; accepts NULL and sets *journal_p to NULL. Destroy the mg_redis_t first
  * if appends may be pending: their callbacks run then (with NULL results). */
