@@ -304,7 +304,7 @@ static void s_append_apply(s_gen_t *g, redisContext *c, const char *sha, mg_enve
         size_t len = s_need_view(need, &pb);
         s_item_args(g->m, &job, &a, "need", need->need_id, need->structure_id, need->category,
                     mg_communes_find(g->communes, need->commune), need->valid_from, need->valid_until, pb,
-                    len, "", 1, "", "", 0);
+                    len, "", need->radius_km, 1, "", "", 0);
         free(pb);
     } else {
         const Maillage__V1__Offer *offer = env->offer_published->offer;
@@ -314,7 +314,7 @@ static void s_append_apply(s_gen_t *g, redisContext *c, const char *sha, mg_enve
         s_join_words(terr, sizeof(terr), offer->territory, offer->n_territory);
         s_item_args(g->m, &job, &a, "offer", offer->offer_id, offer->provider_id, offer->category,
                     mg_communes_find(g->communes, offer->commune), offer->valid_from, offer->valid_until, pb,
-                    len, terr, 1, "", "", 0);
+                    len, terr, offer->radius_km, 1, "", "", 0);
         free(pb);
     }
     redisAppendCommandArgv(c, a.argc, (const char **)a.argv, a.lens);

@@ -93,8 +93,9 @@ enum {
  * places a search for candidates reads (state.c, near()). One more than a
  * search takes, to know whether it saw every commune within its radius. */
 #define S_NEARBY_MAX 64
-/* The length of a search (s_search_spec()): a header, and each code with its space. */
-#define S_SPEC_MAX (S_NEARBY_MAX * 7 + 128)
+/* The length of a search (s_search_spec()): a header, and each
+ * "<code>:<km>" with its space. */
+#define S_SPEC_MAX (S_NEARBY_MAX * 14 + 128)
 typedef struct {
     size_t n;
     const mg_commune_t *commune[S_NEARBY_MAX + 1];
@@ -1455,12 +1456,12 @@ static void s_search_spec(mg_matcher_t *m, const mg_commune_t *c, double radius_
     out[0] = '\0';
     if (radius_km <= 0 || !c) return;
     const s_nearby_t *nearby = s_nearby(m, c);
-    char codes[S_NEARBY_MAX * 7 + 1];
+    char codes[S_NEARBY_MAX * 14 + 1];
     size_t used = 0, k = 0;
     codes[0] = '\0';
     for (; k < nearby->n && k < S_NEARBY_MAX && nearby->km[k] <= radius_km; k++)
-        used += (size_t)snprintf(codes + used, sizeof(codes) - used, "%s%s", k ? " " : "",
-                                 nearby->commune[k]->code);
+        used += (size_t)snprintf(codes + used, sizeof(codes) - used, "%s%s:%.2f", k ? " " : "",
+                                 nearby->commune[k]->code, nearby->km[k]);
     int complete = k >= nearby->n || nearby->km[k] > radius_km;
     snprintf(out, outlen, "%.6f,%.6f,%.1f,%zu,%d,%zu,%s", c->longitude, c->latitude, radius_km,
              mg_communes_count(m->communes), complete, k, codes);
@@ -1472,11 +1473,14 @@ static long long s_received_ms(const mg_envelope_t *env) {
     return env->received_at_ms ? (long long)env->received_at_ms : (long long)mg_clock_service_now_ms();
 }
 
-/* The common arguments of "need" and "offer". */
+/* The common arguments of "need" and "offer": `radius_km` is the item's
+ * own (for the candidates' reach: state.c, out_of_reach()), `search_km` the
+ * radius its candidates are searched within. */
 static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char *op, const char *id,
                         const char *sid, const char *category, const mg_commune_t *c, const char *valid_from,
                         const char *valid_until, const uint8_t *pb, size_t pb_len, const char *terr,
-                        long long radius_km, const char *own_search, const char *filter, s_apply_t how) {
+                        long long radius_km, long long search_km, const char *own_search, const char *filter,
+                        s_apply_t how) {
     int64_t now = mg_clock_service_now_ms();
     mg_args_str(a, op);
     mg_args_int(a, (long long)job->seq);
@@ -1505,7 +1509,7 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     mg_args_int(a, s_today());
     mg_args_str(a, how == S_APPLY_AGAIN ? "1" : how == S_APPLY_REPORT ? "r" : "0");
     char spec[S_SPEC_MAX];
-    s_search_spec(m, c, (double)radius_km, spec, sizeof(spec));
+    s_search_spec(m, c, (double)search_km, spec, sizeof(spec));
     mg_args_str(a, spec);
     mg_args_str(a, filter);
 }
@@ -1521,9 +1525,9 @@ static int s_need_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Mailla
     }
     uint8_t *pb;
     size_t len = s_keeps_item(need->valid_from, how) ? s_pack(&need->base, &pb) : s_need_view(need, &pb);
-    long long radius = need->radius_km ? need->radius_km : m->search_max_km;
+    long long search = need->radius_km ? need->radius_km : m->search_max_km;
     s_item_args(m, job, a, "need", need->need_id, need->structure_id, need->category, c, need->valid_from,
-                need->valid_until, pb, len, "", radius, "", "", how);
+                need->valid_until, pb, len, "", need->radius_km, search, "", "", how);
     free(pb);
     return 0;
 }
@@ -1547,7 +1551,8 @@ static int s_offer_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const Maill
     s_search_spec(m, c, 0.5, own, sizeof(own));
     s_offer_filter(offer, filter, sizeof(filter));
     s_item_args(m, job, a, "offer", offer->offer_id, offer->provider_id, offer->category, c,
-                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, own, filter, how);
+                offer->valid_from, offer->valid_until, pb, len, terr, offer->radius_km, offer->radius_km, own,
+                filter, how);
     free(pb);
     return 0;
 }

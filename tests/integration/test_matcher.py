@@ -334,6 +334,35 @@ class MatcherTest(unittest.TestCase):
         self.assertGreater(ttl, 29 * 86400 * 1000)
         self.assertLessEqual(ttl, 30 * 86400 * 1000)
 
+    def test_nearer_items_that_cannot_reach_do_not_hide_one_that_can(self):
+        # A search reads max_candidates (20) items, nearest first. Before,
+        # those it could not keep (beyond their own radius, or not valid
+        # yet) took the places: 20 offers of Caen that cannot reach
+        # Hérouville hid the offer of Bayeux that can (28 km, within both
+        # radii), and 20 needs of Caen too far for the offer of Bayeux hid
+        # the need of Hérouville. Now they are passed over as they are read.
+        st = Stack(self.ws)
+        st.start_matcher()
+        caen = ["coop-caen-%02d" % i for i in range(20)]
+        st.emit([member(s, CAEN, family="FAMILY_COOPERATIVE") for s in caen]
+                + [member("asso-herouville", HEROUVILLE), member("scop-bayeux", BAYEUX, family="FAMILY_COOPERATIVE")])
+        st.emit([offer("o-caen-%02d" % i, caen[i], CAEN, radius=0 if i % 2 else 2) for i in range(10)]
+                + [offer("o-caen-%02d" % i, caen[i], CAEN, radius=50, valid_from=paris_date(10))
+                   for i in range(10, 20)])
+        st.emit([offer("o-bayeux", "scop-bayeux", BAYEUX, radius=50)])
+        st.emit([need("n-herouville", "asso-herouville", HEROUVILLE, radius=40)])
+        st.settle()
+        self.assertEqual([(m.need_id, m.offer_id) for m in st.matches()], [("n-herouville", "o-bayeux")])
+
+        # The other way: the need waits, 20 needs of Caen with a 5 km radius
+        # come, then an offer of Bayeux (Caen is nearer to it than Hérouville).
+        st.emit([need_closed("n-herouville", "asso-herouville"), offer_withdrawn("o-bayeux", "scop-bayeux")])
+        st.emit([need("n-herouville-2", "asso-herouville", HEROUVILLE, radius=40)])
+        st.emit([need("n-caen-%02d" % i, caen[i], CAEN, radius=5) for i in range(20)])
+        st.emit([offer("o-bayeux-2", "scop-bayeux", BAYEUX, radius=50)])
+        st.settle()
+        self.assertEqual([m.need_id for m in st.matches() if m.offer_id == "o-bayeux-2"], ["n-herouville-2"])
+
     def test_explanations_spell_plain_tags_as_the_word_list_does(self):
         # Both sides tag "comptabilite", "marche" and "strategie", typed
         # without accents, and their titles share no word. With a word list,
