@@ -359,6 +359,17 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     mg_matcher_match_id(p->need_id, p->offer_id, mid);
     snprintf(eid, sizeof(eid), "match.%s.%u", mid, rev);
 
+    /* A retirement names the pair's category and department as its record
+     * keeps them, not as an update just changed the item's: staff filter,
+     * and the notifier routes, by them. */
+    const char *category = p->category, *department = p->department;
+    char was_cat[MG_ID_MAX + 1], was_dep[16];
+    if (p->retired && p->prev_record && *p->prev_record) {
+        s_field(p->prev_record, 7, was_cat, sizeof(was_cat));
+        s_field(p->prev_record, 8, was_dep, sizeof(was_dep));
+        if (*was_cat) category = was_cat, department = was_dep;
+    }
+
     Maillage__V1__MatchFound mf = MAILLAGE__V1__MATCH_FOUND__INIT;
     Maillage__V1__ScoreComponent comps[MG_MATCH_COMPONENTS];
     Maillage__V1__ScoreComponent *comp_ptrs[MG_MATCH_COMPONENTS];
@@ -367,12 +378,12 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     mf.offer_id = (char *)p->offer_id;
     mf.need_structure_id = (char *)p->need_structure_id;
     mf.offer_structure_id = (char *)p->offer_structure_id;
-    mf.category = (char *)p->category;
+    mf.category = (char *)category;
     mf.score = p->score;
     mf.rank = p->rank;
     mf.distance_km = mg_match_distance_shown(p->distance_km); /* -1: placed by its territory */
     mf.revision = rev;
-    mf.department = (char *)p->department;
+    mf.department = (char *)department;
     mf.retired = p->retired;
     if (p->detail) {
         for (size_t i = 0; i < MG_MATCH_COMPONENTS; i++) {
@@ -414,8 +425,8 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
         s_field(p->prev_record, 11, pcom, sizeof(pcom));
     }
     snprintf(record, sizeof(record), "%u|%.6f|%d|%s|%.6f|%s|%s|%s|%s|%s|%s|%s", rev, p->score,
-             p->retired ? 1 : 0, mid, p->distance_km, p->need_structure_id, p->offer_structure_id,
-             p->category, p->department, at, pcat, pcom);
+             p->retired ? 1 : 0, mid, p->distance_km, p->need_structure_id, p->offer_structure_id, category,
+             department, at, pcat, pcom);
     mg_args_t *a = &job->pairs;
     mg_args_str(a, p->need_id);
     mg_args_str(a, p->offer_id);
@@ -771,6 +782,7 @@ static int s_judge(const mg_matcher_t *m, const s_cand_t *c, int qualifies, s_pa
         p->retired = 1;
         p->score = c->prev_score;
         p->detail = NULL;
+        p->rank = 0; /* among the need's candidates no more, whichever side retires it */
         return 1;
     }
     return 0;

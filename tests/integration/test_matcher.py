@@ -442,6 +442,18 @@ class MatcherTest(unittest.TestCase):
         self.assertIn("ne correspondent plus", found[1].explanation)
         self.assertGreater(found[0].distance_km, 1)
         self.assertEqual(found[1].distance_km, found[0].distance_km)
+        # ... and in the category and department it was proposed in, without
+        # a rank, as the staff who got it filter it (it said « formation »).
+        self.assertEqual((found[1].category, found[1].department, found[1].rank), ("locaux", "14", 0))
+        self.assertEqual(stored_match(st, found[1].match_id).category, "locaux")
+        # A need moved to Rouen, beyond the offer's radius: retired in the
+        # Calvados, where it was proposed (it said 76).
+        st.emit([need("n2", "asso-caen", CAEN, category="materiel"), offer("o2", "scop-ifs", IFS, category="materiel")])
+        st.settle()
+        st.emit([need("n2", "asso-caen", ROUEN, category="materiel", event_type="need.updated")])
+        st.settle()
+        retired = [m for m in st.matches() if m.offer_id == "o2" and m.retired]
+        self.assertEqual([(m.category, m.department, m.rank) for m in retired], [("materiel", "14", 0)])
 
     def test_a_score_just_under_the_threshold_keeps_a_proposal_but_makes_no_new_one(self):
         # Hysteresis: a proposed pair is retired only when its score falls
@@ -726,6 +738,11 @@ class MatcherTest(unittest.TestCase):
         st.emit([need("n3", "a-ifs", IFS)])
         st.settle()
         st.emit([need("n4", "a-ifs", IFS, title="Un second local")])  # same structure: no new revision
+        st.settle()
+        # Nor an edit of a need of the group (it used to count as its
+        # structure joining again: revision 2, the same structures).
+        st.emit([need("n1", "a-caen", CAEN, title="Cuisine partagée, stockage et chambre froide",
+                      event_type="need.updated")])
         st.settle()
         events = st.journal("collective_need.detected")
         self.assertEqual(len(events), 1)
