@@ -1277,6 +1277,13 @@ class MatcherTest(unittest.TestCase):
         st.emit([member("asso-caen", CAEN, networks=("cress-normandie", "reseau-des-jardins"))])
         st.settle()
         self.assertEqual([(m.need_id, m.offer_id, m.retired) for m in st.matches()], [("n1", "o1", False)])
+        # A structure is a member of the network it joined, whether its
+        # record lists it or not (it was not, for the offer's conditions).
+        joined = member("jardin-ifs", IFS, networks=())
+        joined.member_joined.network = "reseau-des-jardins"
+        st.emit([joined, need("n2", "jardin-ifs", IFS)])
+        st.settle()
+        self.assertIn(("n2", "o1"), [(m.need_id, m.offer_id) for m in st.matches()])
 
     def test_a_structure_back_after_leaving_gets_the_matches_of_items_reported_meanwhile(self):
         # A need reported while its structure had left is kept, unmatched (a
