@@ -358,6 +358,20 @@ class NotifierTest(unittest.TestCase):
                       "relation (35 %) est sous votre seuil (60 %) et sous celui de Yann Duval (40 %).", e["text"])
         self.assertEqual(st.inbox("yann"), [])
 
+    def test_a_structure_is_in_the_network_its_member_joined_names(self):
+        # Its record lists no network: the member.joined's own `network`
+        # makes it one of that network's members, for the matches of its
+        # needs too (before, only the member.joined itself was in that
+        # network's scope, and the match went to the default recipient).
+        st = Stack(self.ws, {"jardins": {"name": "Réseau des jardins", "networks": "reseau-des-jardins",
+                                         "channels": "inbox"}})
+        st.start()
+        joined = member("s-jardin", CAEN, "Jardin partagé de Caen", networks=())
+        joined.member_joined.network = "reseau-des-jardins"
+        st.emit([joined, member("s-rouen", ROUEN, "Atelier vélo Rouen")])
+        st.emit([match("m-j", "n1", "o1", "s-jardin", "s-rouen", department="14", score=0.8)])
+        h.wait_until(lambda: "match:m-j" in [e["item"] for e in st.inbox("jardins")], what="the network's match")
+
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets
         # what nobody covers anyway (declared with an empty scope, it would
