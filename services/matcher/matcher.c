@@ -1590,32 +1590,18 @@ static void s_on_event(mg_subscriber_t *sub, const mg_envelope_t *env, mg_delive
          * never holds it, whatever the event carries. */
         Maillage__V1__Structure copy = *s;
         copy.contact = NULL;
-        /* A member of the network it joined, whether its record lists it or
-         * not: offers reserved to that network's members are for it. */
-        char **networks = NULL;
-        const char *joined = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
-                                 ? env->member_joined->network
-                                 : NULL;
-        if (joined && *joined) {
-            size_t k = 0;
-            while (k < s->n_networks && strcmp(s->networks[k], joined) != 0)
-                k++;
-            if (k == s->n_networks) {
-                networks = mg_malloc((s->n_networks + 1) * sizeof(*networks));
-                if (s->n_networks) memcpy(networks, s->networks, s->n_networks * sizeof(*networks));
-                networks[s->n_networks] = (char *)joined;
-                copy.networks = networks;
-                copy.n_networks = s->n_networks + 1;
-            }
-        }
         uint8_t *pb;
         size_t len = s_pack(&copy.base, &pb);
-        free(networks);
         mg_args_str(&a, "member");
         mg_args_int(&a, (long long)job->seq);
         mg_args_str(&a, s->structure_id);
         mg_args_bytes(&a, pb, len);
         mg_args_str(&a, m->mflag);
+        /* The network it joined: one of its networks until it leaves,
+         * whatever its record lists (state.c, op "member"). */
+        mg_args_str(&a, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
+                            ? env->member_joined->network
+                            : "");
         free(pb);
         cb = s_on_member;
         break;

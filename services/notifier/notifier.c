@@ -1067,20 +1067,21 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         /* Only what messages name: no personal data (the contact) here. */
         char nets[1024] = "";
         size_t len = 0;
-        int listed = 0; /* a member of the network it joined, listed or not (as for the matcher) */
-        const char *joined = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
-                                 ? env->member_joined->network
-                                 : NULL;
-        for (size_t i = 0; i < s->n_networks && len < sizeof(nets); i++) {
+        for (size_t i = 0; i < s->n_networks && len < sizeof(nets); i++)
             len += (size_t)snprintf(nets + len, sizeof(nets) - len, "%s%s", i ? "," : "", s->networks[i]);
-            listed |= joined && strcmp(s->networks[i], joined) == 0;
-        }
-        if (joined && *joined && !listed && len < sizeof(nets))
-            snprintf(nets + len, sizeof(nets) - len, "%s%s", len ? "," : "", joined);
         char key[128];
         snprintf(key, sizeof(key), "mg:notifier:structure:%s", s->structure_id);
-        const char *pairs[] = {"name", s->name ? s->name : "", "networks", nets, "commune", s->commune ? s->commune : ""};
-        s_put(n, key, 0, pairs, 6);
+        /* With the networks it joined, listed or not (as for the matcher). */
+        mg_args_t put;
+        s_call_begin(&put, "structure");
+        mg_args_str(&put, key);
+        mg_args_str(&put, s->name ? s->name : "");
+        mg_args_str(&put, nets);
+        mg_args_str(&put, s->commune ? s->commune : "");
+        mg_args_str(&put, env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
+                              ? env->member_joined->network
+                              : "");
+        s_call(n, &put, NULL, NULL);
         if (env->payload_case != MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED) break;
         const Maillage__V1__MemberJoined *mj = env->member_joined;
         snprintf(id, sizeof(id), "member:%s:%s", s->structure_id, mj->network ? mj->network : "");

@@ -400,6 +400,24 @@ const char mg_notifier_script[] =
      * it has (an older event retried later), and a report (offer.published)
      * of a record already there (a report journaled after its own update,
      * as the matcher reads it). */
+    /* structure: key, name, networks (its record's, comma-separated),
+     * commune, the network a member.joined names ('' for an update). A
+     * structure is a member of the networks it joined, whatever its record
+     * lists: `joined` keeps them, and `networks` is the record's and those. */
+    "if op == 'structure' then\n"
+    "  local joined = redis.call('HGET', ARGV[2], 'joined') or ''\n"
+    "  if ARGV[6] ~= '' and not string.find(',' .. joined .. ',', ',' .. ARGV[6] .. ',', 1, true) then\n"
+    "    joined = joined == '' and ARGV[6] or joined .. ',' .. ARGV[6]\n"
+    "  end\n"
+    "  local nets = ARGV[4]\n"
+    "  for net in string.gmatch(joined, '[^,]+') do\n"
+    "    if not string.find(',' .. nets .. ',', ',' .. net .. ',', 1, true) then\n"
+    "      nets = nets == '' and net or nets .. ',' .. net\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', ARGV[2], 'name', ARGV[3], 'networks', nets, 'commune', ARGV[5], 'joined', joined)\n"
+    "  return 1\n"
+    "end\n"
     "if op == 'put' then\n"
     "  if ARGV[3] == '1' and redis.call('EXISTS', ARGV[2]) == 1 then return 0 end\n"
     "  local cur = redis.call('HMGET', ARGV[2], 'sid', 'seq')\n"

@@ -363,6 +363,17 @@ class MatcherTest(unittest.TestCase):
         st.settle()
         self.assertEqual([m.need_id for m in st.matches() if m.offer_id == "o-bayeux-2"], ["n-herouville-2"])
 
+        # A need its radius keeps from the offer but in the offer's territory
+        # is within reach all the same (the first version of this screen
+        # passed it over, and the read of the territory took 10 older needs).
+        st.emit([member("asso-bayeux-%02d" % i, BAYEUX) for i in range(11)])
+        st.emit([need("n-bayeux-%02d" % i, "asso-bayeux-%02d" % i, BAYEUX, radius=0, category="materiel")
+                 for i in range(10)])
+        st.emit([need("n-bayeux-x", "asso-bayeux-10", BAYEUX, radius=10, category="materiel")])
+        st.emit([offer("o-caen-terr", caen[0], CAEN, radius=50, territory=(BAYEUX,), category="materiel")])
+        st.settle()
+        self.assertIn("n-bayeux-x", [m.need_id for m in st.matches() if m.offer_id == "o-caen-terr"])
+
     def test_explanations_spell_plain_tags_as_the_word_list_does(self):
         # Both sides tag "comptabilite", "marche" and "strategie", typed
         # without accents, and their titles share no word. With a word list,
@@ -1284,6 +1295,17 @@ class MatcherTest(unittest.TestCase):
         st.emit([joined, need("n2", "jardin-ifs", IFS)])
         st.settle()
         self.assertIn(("n2", "o1"), [(m.need_id, m.offer_id) for m in st.matches()])
+        # Until it leaves: an update whose record does not list it either
+        # keeps it a member (its match was retired).
+        st.emit([member("jardin-ifs", IFS, networks=(), naf="01.13Z", event_type="member.updated")])
+        st.settle()
+        self.assertEqual([m.retired for m in st.matches() if m.need_id == "n2"][-1:], [False])
+        # After it left and came back through another network, not any more.
+        st.emit([member_left("jardin-ifs")])
+        st.emit([member("jardin-ifs", IFS, networks=())])
+        st.emit([need("n3", "jardin-ifs", IFS)])
+        st.settle()
+        self.assertNotIn(("n3", "o1"), [(m.need_id, m.offer_id) for m in st.matches()])
 
     def test_a_structure_back_after_leaving_gets_the_matches_of_items_reported_meanwhile(self):
         # A need reported while its structure had left is kept, unmatched (a

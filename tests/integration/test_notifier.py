@@ -371,6 +371,12 @@ class NotifierTest(unittest.TestCase):
         st.emit([joined, member("s-rouen", ROUEN, "Atelier vélo Rouen")])
         st.emit([match("m-j", "n1", "o1", "s-jardin", "s-rouen", department="14", score=0.8)])
         h.wait_until(lambda: "match:m-j" in [e["item"] for e in st.inbox("jardins")], what="the network's match")
+        # An update whose record does not list it either: still a member.
+        updated = _env("member.updated")
+        updated.member_updated.structure.CopyFrom(joined.member_joined.structure)
+        updated.member_updated.structure.name = "Jardin partagé du Nord de Caen"
+        st.emit([updated, match("m-j2", "n2", "o1", "s-jardin", "s-rouen", department="14", score=0.8)])
+        h.wait_until(lambda: "match:m-j2" in [e["item"] for e in st.inbox("jardins")], what="the next match")
 
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets
