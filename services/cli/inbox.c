@@ -63,6 +63,7 @@ static const char *s_state_fr(const char *state)
     if (strcmp(state, "pending") == 0) return "en attente";
     if (strcmp(state, "failed") == 0) return "échec";
     if (strcmp(state, "digest") == 0) return "pour le récapitulatif";
+    if (strcmp(state, "dropped") == 0) return "sans objet (retirée ou remplacée avant le récapitulatif)";
     return state;
 }
 

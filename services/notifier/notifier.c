@@ -1186,6 +1186,13 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         if (mf->retired || mf->revision > 1) {
             if (mg_id_is_valid(mf->match_id))
                 mg_redis_command(n->redis, NULL, NULL, "PUBLISH " MG_STAFF_MATCH_CHANNEL " %s", mf->match_id);
+            if (mf->retired && mg_id_is_valid(mf->match_id)) { /* out of the digests still to send */
+                mg_args_t a;
+                s_call_begin(&a, "retired");
+                mg_args_str(&a, mf->match_id);
+                mg_args_int(&a, n->retention_ms);
+                s_call(n, &a, NULL, NULL);
+            }
             break;
         }
         snprintf(id, sizeof(id), "match:%s", mf->match_id);
@@ -1288,8 +1295,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         s_item_net(it, env->source);
         mg_args_t a;
         s_get_begin(&a);
-        static const char *const pf[] = {"title", "from_name", "cat", "dep", "also"};
-        s_get_key(&a, "mg:notifier:coop:", ca->proposal_id, pf, 5);
+        static const char *const pf[] = {"title", "from_name", "cat", "dep", "also", "nets"};
+        s_get_key(&a, "mg:notifier:coop:", ca->proposal_id, pf, 6);
         s_get_key(&a, "mg:notifier:structure:", ca->structure_id, s_structure_fields, 3);
         if (s_call(n, &a, s_on_names_context, job) != 0) s_job_finish(job, "Redis unavailable");
         return;
@@ -1381,13 +1388,19 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         char key[128], also[4 * S_MAX_DEPS] = "";
         for (size_t i = 0, len = 0; i < it->n_also && len < sizeof(also); i++)
             len += (size_t)snprintf(also + len, sizeof(also) - len, "%s%s", i ? " " : "", it->also[i]);
+        /* Its networks too: whoever heard of the proposal hears of its
+         * answers, by network as by department. */
+        char nets[1024] = "";
+        for (size_t i = 0, len = 0; i < it->n_nets && len < sizeof(nets); i++)
+            len += (size_t)snprintf(nets + len, sizeof(nets) - len, "%s%s", i ? "," : "", it->nets[i]);
         snprintf(key, sizeof(key), "mg:notifier:coop:%s", cp->proposal_id);
         const char *pairs[] = {"title",     cp->title ? cp->title : "",
                                "from_name", s_item_get(it, "from_structure"),
                                "cat",       cp->category ? cp->category : "",
                                "dep",       dep,
-                               "also",      also};
-        s_put(n, key, 0, pairs, 10);
+                               "also",      also,
+                               "nets",      nets};
+        s_put(n, key, 0, pairs, 12);
         it->summary = mg_asprintf("%s propose une coopération (%s) %s.", s_item_get(it, "from_structure"),
                                   s_item_get(it, "cooperation_kind"), addressed_to);
         break;
@@ -1408,6 +1421,7 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
         for (char *save = NULL, *d = strtok_r(also, " ", &save); d; d = strtok_r(NULL, " ", &save))
             s_item_also(it, d);
         s_item_nets_csv(it, s_row(reply, 1, 1));
+        s_item_nets_csv(it, s_row(reply, 0, 5)); /* the proposal's */
         it->summary = mg_asprintf("%s %s « %s »", s_item_get(it, "structure"), s_item_get(it, "answered"),
                                   s_item_get(it, "title"));
         break;
@@ -1471,6 +1485,7 @@ static void s_on_due_needs(mg_redis_t *redis, redisReply *reply, void *privdata)
         if (date[0]) snprintf(fr, sizeof(fr), "%.2s/%.2s/%.4s", date + 8, date + 5, date);
         s_item_var(it, "reported_on", fr);
         s_item_net(it, s_get_reply(h, "source"));
+        if (e->elements >= 4) s_item_nets_csv(it, s_rstr(e->element[3])); /* its structure's networks */
         it->summary = mg_asprintf("Exprimé par %s (%s, %s) le %s.", s_item_get(it, "need_structure"),
                                   s_item_get(it, "category"), s_item_get(it, "commune"),
                                   s_item_get(it, "reported_on"));

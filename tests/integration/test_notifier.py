@@ -1241,6 +1241,21 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([e["item"] for e in got], ["unanswered:n-alone"])
         self.assertIn("Besoin sans réponse depuis 14 jours : Local pour une épicerie", got[0]["title"])
 
+    def test_an_unanswered_need_reaches_the_staff_of_its_structures_network(self):
+        # Nora follows reseau-manche only. The need came through another
+        # network's system: it went to the default recipient, « aucun·e
+        # chargé·e de mission ne suit … le réseau test-net », although a
+        # match of the same structure reached Nora.
+        st = Stack(self.ws, {"nora": {"name": "Nora", "networks": "reseau-manche", "channels": "inbox"}},
+                   unanswered_days=14)
+        st.start()
+        st.emit([member("s-cherb", CHERBOURG, "Ressourcerie du Cotentin", networks=("reseau-manche",)),
+                 need("n-c", "s-cherb", CHERBOURG, title="Un local de tri")])
+        st.settle()
+        st.set_clock(15 * 86400 * 1000)
+        h.wait_until(lambda: "unanswered:n-c" in [e["item"] for e in st.inbox("nora")], 5, what="Nora's")
+        self.assertNotIn("unanswered:n-c", [e["item"] for e in st.inbox("accueil")])
+
     def test_void_and_foreign_closes_and_updates_do_not_touch_the_unanswered_watch(self):
         # The matcher voids a conditional close whose need changed since (an
         # expiry after an extension) and refuses what names another

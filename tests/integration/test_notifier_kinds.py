@@ -384,6 +384,20 @@ class NotifierKindsTest(unittest.TestCase):
         self.assertIn("Ressourcerie d'Évreux a accepté la proposition de coopération faite par Épicerie solidaire de "
                       "Caen (« Un camion en commun »).\n\nSuivre la proposition : ", answer)
 
+    def test_whoever_heard_of_a_proposal_by_its_network_hears_of_its_answers(self):
+        # Nora follows reseau-manche: she got p-1 (from a member of it); its
+        # answer, by a structure of another network, went to the default
+        # recipient (departments were carried over to answers, networks not).
+        st = tn.Stack(self.ws, {"nora": {"name": "Nora", "networks": "reseau-manche", "channels": "inbox"}})
+        st.start()
+        st.emit([tn.member("s-cherb", tn.CHERBOURG, "Ressourcerie du Cotentin", networks=("reseau-manche",)),
+                 tn.member("s-rouen", ROUEN, "Atelier vélo Rouen", networks=("reseau-velo",))])
+        st.emit([cooperation_proposed("p-1", "s-cherb", "s-rouen")])
+        h.wait_until(lambda: "coop:p-1" in [e["item"] for e in st.inbox("nora")], 10, what="the proposal")
+        st.emit([cooperation_answered("p-1", "s-rouen")])
+        h.wait_until(lambda: "coopans:p-1:s-rouen:1" in [e["item"] for e in st.inbox("nora")], 10, what="the answer")
+        self.assertNotIn("coopans:p-1:s-rouen:1", [e["item"] for e in st.inbox("accueil")])
+
     def test_a_webhook_whose_idempotency_key_is_too_long_for_a_header_carries_the_notification_id(self):
         # Ids of 64 bytes make an answer's key "coopans:<pid>:<sid>:1|<staff>|webhook"
         # longer than a header may be (200 bytes): the notification's id, a

@@ -14,6 +14,7 @@ import unittest
 
 import harness as h
 import test_notifier as tn  # the Stack, receivers and event builders (as a module: its tests do not run here)
+import test_notifier_kinds as tnk  # (likewise: its collective need builder)
 
 HOUR_MS = 3600 * 1000
 
@@ -242,6 +243,48 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         h.wait_until(lambda: st.redis.call("EXISTS", "mg:digest:dora:webhook") == 0, 10, what="the item dropped")
         self.assertIn("match:m-b", [e["item"] for e in st.inbox("dora")])
+
+    def test_a_digest_leaves_out_what_is_no_longer_an_opportunity_and_a_moved_item_waits_for_the_next_slot(self):
+        # Dora's 10 h digest: a match retired before it, and a collective
+        # need's revision replaced by the next, were still listed (counted
+        # too: « 3 opportunités » for one). Then, past 10 h with the day's
+        # e-mail digest sent, a channel switch sent what waited at once
+        # (off-hour) instead of at the next day's 10 h.
+        hook = self.ws.own(tn.WebhookReceiver())
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, t0 = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
+                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
+        one_match_waiting_for_the_email_digest(st, "dora")
+        st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9, revision=2, retired=True)])
+        cn1 = tnk.collective_need("c1", ["s-caen", "s-rouen"])
+        cn2 = tnk.collective_need("c1", ["s-caen", "s-rouen", "s-cherb"])
+        cn2.collective_need_detected.revision = 2
+        st.emit([cn1])
+        st.settle()
+        st.emit([cn2])
+        st.settle()
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 3, 10, what="three items waiting")
+        st.set_clock(off + 2 * 3600 * 1000)  # 10:30
+        h.wait_until(lambda: smtp.messages, 10, what="the e-mail digest")
+        text = smtp.parsed()[0][1].get_body(("plain",)).get_content()
+        self.assertIn("(1 opportunité)", text)
+        self.assertNotIn("Mise en relation", text)
+        self.assertIn("3 structures", text)
+        records = [st.record(k.decode()[len("mg:notif:"):]) for k in st.redis.call("KEYS", "mg:notif:*")]
+        states = {r["item"]: r["state"] for r in records if r.get("channel") == "email" and r.get("item")}
+        self.assertEqual((states["match:m-a"], states["cn:c1:1"]), ("dropped", "dropped"))
+        # Something new waits for tomorrow; at 12 h Dora turns the e-mail off
+        # for the webhook: it waits for tomorrow's 10 h there too.
+        st.emit([tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.8)])
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 1, 10, what="tomorrow's item")
+        st.set_clock(off + int(3.5 * 3600 * 1000))  # 12:00
+        out = st.cli("staff", "set", "dora", "channels", "inbox,webhook")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 1, 10, what="the item moved")
+        time.sleep(2.5)
+        self.assertEqual(hook.requests, [])
 
     def test_what_waited_for_the_digest_of_a_member_left_with_the_inbox_only_goes_to_the_inbox(self):
         # Eve gets her digest by e-mail only (no inbox channel): what waits
