@@ -1058,6 +1058,15 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
     s_item_t *it = &job->item;
     char id[200], path[200];
     switch (env->payload_case) {
+    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT: {
+        char key[128];
+        snprintf(key, sizeof(key), "mg:notifier:structure:%s", env->member_left->structure_id);
+        mg_args_t left;
+        s_call_begin(&left, "structure_left");
+        mg_args_str(&left, key);
+        if (s_call(n, &left, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
+        return;
+    }
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
     case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED: {
         const Maillage__V1__Structure *s = env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED
@@ -1186,14 +1195,17 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
         if (mf->retired || mf->revision > 1) {
             if (mg_id_is_valid(mf->match_id))
                 mg_redis_command(n->redis, NULL, NULL, "PUBLISH " MG_STAFF_MATCH_CHANNEL " %s", mf->match_id);
-            if (mf->retired && mg_id_is_valid(mf->match_id)) { /* out of the digests still to send */
-                mg_args_t a;
-                s_call_begin(&a, "retired");
-                mg_args_str(&a, mf->match_id);
-                mg_args_int(&a, n->retention_ms);
-                s_call(n, &a, NULL, NULL);
-            }
-            break;
+            if (!mg_id_is_valid(mf->match_id)) break;
+            /* Whether it is retired now: the digests still to send leave it
+             * out, a proposal notified late is not (op "match"). */
+            mg_args_t a;
+            s_call_begin(&a, "match");
+            mg_args_str(&a, mf->match_id);
+            mg_args_int(&a, mf->revision);
+            mg_args_str(&a, mf->retired ? "1" : "0");
+            mg_args_int(&a, n->retention_ms);
+            if (s_call(n, &a, s_on_simple, job) != 0) s_job_finish(job, "Redis unavailable");
+            return;
         }
         snprintf(id, sizeof(id), "match:%s", mf->match_id);
         snprintf(path, sizeof(path), "match/%s", mf->match_id);

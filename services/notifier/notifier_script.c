@@ -32,6 +32,12 @@ const char mg_notifier_script[] =
     "  redis.call('ZADD', 'mg:notifier:failed', now, nid)\n"
     "  redis.call('ZREMRANGEBYSCORE', 'mg:notifier:failed', '-inf', '(' .. (tonumber(now) - tonumber(keep)))\n"
     "end\n"
+    /* Whether match `mid`'s latest revision handled was a retirement
+     * (mg:notifier:match:<mid>, "<revision>|<1 if retired>", op 'match'). */
+    "local function match_retired(mid)\n"
+    "  local g = redis.call('GET', 'mg:notifier:match:' .. mid)\n"
+    "  return g and string.sub(g, -2) == '|1'\n"
+    "end\n"
     /* The items (a match...) of the notifications `nids`, as a set. */
     "local function items_of(nids)\n"
     "  local has = {}\n"
@@ -104,6 +110,12 @@ const char mg_notifier_script[] =
     "    local seen = tonumber(redis.call('HGET', 'mg:notifier:collective_rev', collective))\n"
     "    if seen and seen > revision then return created end\n"
     "    redis.call('HSET', 'mg:notifier:collective_rev', collective, revision)\n"
+    "  end\n"
+    "  -- A match retired before its proposal is notified (events handled out\n"
+    "  -- of order, a redelivery): nothing to tell.\n"
+    "  for j = 0, (n > 0 and tonumber(ARGV[i+6]) or 0) - 1 do\n"
+    "    local mid = ARGV[i+7+2*j] == 'item' and string.match(ARGV[i+8+2*j], '^match:(.*)$')\n"
+    "    if mid and match_retired(mid) then return created end\n"
     "  end\n"
     "  for k = 1, n do\n"
     "    local nid, staff, channel, route = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]\n"
@@ -267,13 +279,13 @@ const char mg_notifier_script[] =
     "    redis.call('SET', lastk, date, 'EX', 259200)\n"
     "  end\n"
     "  -- What no longer is an opportunity leaves it: a match retired since\n"
-    "  -- (mg:notifier:retired:<mid>), a collective need's revision that a\n"
-    "  -- later one replaced (mg:notifier:collective_rev).\n"
+    "  -- (match_retired()), a collective need's revision that a later one\n"
+    "  -- replaced (mg:notifier:collective_rev).\n"
     "  for _, m in ipairs(redis.call('ZRANGE', pend, 0, -1)) do\n"
     "    local item = redis.call('HGET', nkey(m), 'item') or ''\n"
     "    local mid = string.match(item, '^match:(.*)$')\n"
     "    local cid, rev = string.match(item, '^cn:(.*):(%d+)$')\n"
-    "    if (mid and redis.call('EXISTS', 'mg:notifier:retired:' .. mid) == 1) or\n"
+    "    if (mid and match_retired(mid)) or\n"
     "        (cid and (tonumber(redis.call('HGET', 'mg:notifier:collective_rev', cid)) or 0) > tonumber(rev)) then\n"
     "      redis.call('ZREM', pend, m)\n"
     "      redis.call('HSET', nkey(m), 'state', 'dropped')\n"
@@ -422,8 +434,9 @@ const char mg_notifier_script[] =
      * as the matcher reads it). */
     /* structure: key, name, networks (its record's, comma-separated),
      * commune, the network a member.joined names ('' for an update). A
-     * structure is a member of the networks it joined, whatever its record
-     * lists: `joined` keeps them, and `networks` is the record's and those. */
+     * structure is a member of the networks it joined until it leaves,
+     * whatever its record lists: `joined` keeps them, `listed` the record's,
+     * and `networks` is both. */
     "if op == 'structure' then\n"
     "  local joined = redis.call('HGET', ARGV[2], 'joined') or ''\n"
     "  if ARGV[6] ~= '' and not string.find(',' .. joined .. ',', ',' .. ARGV[6] .. ',', 1, true) then\n"
@@ -435,14 +448,27 @@ const char mg_notifier_script[] =
     "      nets = nets == '' and net or nets .. ',' .. net\n"
     "    end\n"
     "  end\n"
-    "  redis.call('HSET', ARGV[2], 'name', ARGV[3], 'networks', nets, 'commune', ARGV[5], 'joined', joined)\n"
+    "  redis.call('HSET', ARGV[2], 'name', ARGV[3], 'networks', nets, 'commune', ARGV[5], 'joined', joined,\n"
+    "             'listed', ARGV[4])\n"
     "  return 1\n"
     "end\n"
-    /* retired: match id, ttl_ms. A match retired while a digest may still
-     * list it: marked, so the digest leaves it out ('digest'). */
-    "if op == 'retired' then\n"
-    "  if redis.call('SCARD', 'mg:digest:waiting') == 0 then return 0 end\n"
-    "  redis.call('SET', 'mg:notifier:retired:' .. ARGV[2], 1, 'PX', ARGV[3])\n"
+    /* structure_left: key. A member.left: the networks it joined are its no
+     * more; those its record lists stay (its name on later messages). */
+    "if op == 'structure_left' then\n"
+    "  if redis.call('EXISTS', ARGV[2]) == 0 then return 0 end\n"
+    "  local listed = redis.call('HGET', ARGV[2], 'listed') or redis.call('HGET', ARGV[2], 'networks') or ''\n"
+    "  redis.call('HSET', ARGV[2], 'networks', listed, 'joined', '')\n"
+    "  return 1\n"
+    "end\n"
+    /* match: match id, revision, '1' if retired, ttl_ms. A revision after
+     * the first (a retirement, or the pair proposed again): the latest one
+     * handled is kept (mg:notifier:match:<mid>), so that a digest leaves a
+     * retired match out and a proposal notified late is not. */
+    "if op == 'match' then\n"
+    "  local k = 'mg:notifier:match:' .. ARGV[2]\n"
+    "  local cur = redis.call('GET', k)\n"
+    "  if cur and (tonumber(string.match(cur, '^(%d+)')) or 0) >= tonumber(ARGV[3]) then return 0 end\n"
+    "  redis.call('SET', k, ARGV[3] .. '|' .. ARGV[4], 'PX', ARGV[5])\n"
     "  return 1\n"
     "end\n"
     "if op == 'put' then\n"

@@ -377,6 +377,15 @@ class NotifierTest(unittest.TestCase):
         updated.member_updated.structure.name = "Jardin partagé du Nord de Caen"
         st.emit([updated, match("m-j2", "n2", "o1", "s-jardin", "s-rouen", department="14", score=0.8)])
         h.wait_until(lambda: "match:m-j2" in [e["item"] for e in st.inbox("jardins")], what="the next match")
+        # Until it leaves: back through another network, it is not any more.
+        left = _env("member.left")
+        left.member_left.structure_id, left.member_left.network = "s-jardin", "reseau-des-jardins"
+        left.member_left.left_on = time.strftime("%Y-%m-%d")
+        st.emit([left])
+        back = member("s-jardin", CAEN, "Jardin partagé de Caen", networks=())
+        st.emit([back, match("m-j3", "n3", "o1", "s-jardin", "s-rouen", department="14", score=0.8)])
+        h.wait_until(lambda: "match:m-j3" in [e["item"] for e in st.inbox("accueil")], what="the default's")
+        self.assertNotIn("match:m-j3", [e["item"] for e in st.inbox("jardins")])
 
     def test_routing_by_scope_default_recipient_and_french_inbox(self):
         # "accueil", the default recipient, is not declared: its inbox gets

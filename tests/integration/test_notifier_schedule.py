@@ -275,16 +275,35 @@ class NotifierScheduleTest(unittest.TestCase):
         records = [st.record(k.decode()[len("mg:notif:"):]) for k in st.redis.call("KEYS", "mg:notif:*")]
         states = {r["item"]: r["state"] for r in records if r.get("channel") == "email" and r.get("item")}
         self.assertEqual((states["match:m-a"], states["cn:c1:1"]), ("dropped", "dropped"))
-        # Something new waits for tomorrow; at 12 h Dora turns the e-mail off
-        # for the webhook: it waits for tomorrow's 10 h there too.
+        # Something new waits for tomorrow, and a match retired then
+        # proposed again (its first notification waits: it is an opportunity
+        # again); one whose retirement is handled before its proposal is
+        # notified to nobody.
         st.emit([tn.match("m-b", "n1", "o1", "s-caen", "s-rouen", score=0.8)])
-        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 1, 10, what="tomorrow's item")
+        st.emit([tn.match("m-c", "n1", "o1", "s-caen", "s-rouen", score=0.7)])
+        st.settle()
+        st.emit([tn.match("m-c", "n1", "o1", "s-caen", "s-rouen", score=0.7, revision=2, retired=True)])
+        st.settle()
+        st.emit([tn.match("m-c", "n1", "o1", "s-caen", "s-rouen", score=0.75, revision=3)])
+        st.emit([tn.match("m-d", "n1", "o1", "s-caen", "s-rouen", score=0.6, revision=2, retired=True)])
+        st.settle()
+        st.emit([tn.match("m-d", "n1", "o1", "s-caen", "s-rouen", score=0.6)])
+        st.settle()
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:email") == 2, 10, what="tomorrow's items")
+        self.assertNotIn("match:m-d", [e["item"] for e in st.inbox("dora")])
+        # At 12 h Dora turns the e-mail off for the webhook: they wait for
+        # tomorrow's 10 h there too.
         st.set_clock(off + int(3.5 * 3600 * 1000))  # 12:00
         out = st.cli("staff", "set", "dora", "channels", "inbox,webhook")
         self.assertEqual(out.returncode, 0, out.stderr)
-        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 1, 10, what="the item moved")
+        h.wait_until(lambda: st.redis.call("ZCARD", "mg:digest:dora:webhook") == 2, 10, what="the items moved")
         time.sleep(2.5)
         self.assertEqual(hook.requests, [])
+        st.set_clock(off + 26 * 3600 * 1000)  # tomorrow 10:30
+        h.wait_until(lambda: hook.delivered(), 10, what="tomorrow's webhook digest")
+        text = hook.delivered()[0]["text"]
+        self.assertIn("(2 opportunités)", text)
+        self.assertIn("#match/m-c", text)
 
     def test_what_waited_for_the_digest_of_a_member_left_with_the_inbox_only_goes_to_the_inbox(self):
         # Eve gets her digest by e-mail only (no inbox channel): what waits
