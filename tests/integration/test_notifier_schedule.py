@@ -209,19 +209,25 @@ class NotifierScheduleTest(unittest.TestCase):
         self.assertIn("(2 opportunités)", text)
         self.assertIn("au fil de l'eau", text)
 
+    def dora_waiting_for_her_email_digest(self):
+        """Dora, in digest mode by e-mail at 10 h (a webhook too, off), at
+        8:30 with a match m-a waiting for her e-mail digest: the stack, its
+        webhook and SMTP receivers, the clock offset."""
+        hook = self.ws.own(tn.WebhookReceiver())
+        smtp = self.ws.own(tn.SmtpReceiver())
+        off, _ = clock_at(8, 30, 0)
+        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
+                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
+                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
+        one_match_waiting_for_the_email_digest(st, "dora")
+        return st, hook, smtp, off
 
     def test_what_waited_for_a_channels_digest_goes_to_the_other_channel_when_it_is_turned_off(self):
         # Dora, in digest mode by e-mail, moves to the webhook before her
         # 10 h digest: what waited for the e-mail digest is in the webhook's
         # (it waited for good in mg:digest:dora:email, without expiry). Then
         # with the inbox only left, what waits is dropped: the inbox has it.
-        hook = self.ws.own(tn.WebhookReceiver())
-        smtp = self.ws.own(tn.SmtpReceiver())
-        off, t0 = clock_at(8, 30, 0)
-        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
-                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
-                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
-        one_match_waiting_for_the_email_digest(st, "dora")
+        st, hook, smtp, off = self.dora_waiting_for_her_email_digest()
         self.assertGreater(st.redis.call("PTTL", "mg:digest:dora:email"), 0)  # never kept for good
         out = st.cli("notifications", "--pending")  # (it said "Aucun envoi en attente.")
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -250,13 +256,7 @@ class NotifierScheduleTest(unittest.TestCase):
         # too: « 3 opportunités » for one). Then, past 10 h with the day's
         # e-mail digest sent, a channel switch sent what waited at once
         # (off-hour) instead of at the next day's 10 h.
-        hook = self.ws.own(tn.WebhookReceiver())
-        smtp = self.ws.own(tn.SmtpReceiver())
-        off, t0 = clock_at(8, 30, 0)
-        st = tn.Stack(self.ws, {"dora": {"name": "Dora", "channels": "inbox,email", "mode": "digest",
-                                         "digest_hour": 10, "email": "dora@cress.example", "webhook": hook.url}},
-                      clock_offset_ms=off, default_staff="dora", smtp_url=smtp.url)
-        one_match_waiting_for_the_email_digest(st, "dora")
+        st, hook, smtp, off = self.dora_waiting_for_her_email_digest()
         st.emit([tn.match("m-a", "n1", "o1", "s-caen", "s-rouen", score=0.9, revision=2, retired=True)])
         cn1 = tnk.collective_need("c1", ["s-caen", "s-rouen"])
         cn2 = tnk.collective_need("c1", ["s-caen", "s-rouen", "s-cherb"])
