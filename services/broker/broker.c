@@ -341,6 +341,16 @@ static void s_on_deadletter_stored(mg_journal_t *journal, int stored, void *arg)
     }
 }
 
+/* The structure a member.joined / member.updated carries (NULL for any
+ * other event, or one without it). */
+static Maillage__V1__Structure *s_member_structure(const mg_envelope_t *env) {
+    if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED && env->member_joined)
+        return env->member_joined->structure;
+    if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED && env->member_updated)
+        return env->member_updated->structure;
+    return NULL;
+}
+
 /* Personal data in a refused member event: when the bytes kept (whole)
  * decode to a member.joined / member.updated with a contact, the dead
  * letter keeps the event re-encoded without it, and the bytes received are
@@ -353,11 +363,7 @@ static uint8_t *s_deadletter_hold(mg_deadletter_t *dl, char sid[MG_ID_MAX + 1]) 
     if (dl->raw_len < dl->original_len) return NULL;
     mg_envelope_t *env = mg_envelope_unpack(dl->raw, dl->raw_len);
     if (!env) return NULL;
-    Maillage__V1__Structure *member = NULL;
-    if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED)
-        member = env->member_joined->structure;
-    else if (env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED)
-        member = env->member_updated->structure;
+    Maillage__V1__Structure *member = s_member_structure(env);
     uint8_t *stripped = NULL;
     if (member && member->contact && maillage__v1__contact__get_packed_size(member->contact) > 0) {
         Maillage__V1__Contact *contact = member->contact;
@@ -635,20 +641,10 @@ static void s_on_journaled(mg_journal_t *journal, const mg_journal_result_t *res
  * validated: ids are present. */
 static s_contact_op_t s_contact_take(mg_envelope_t *env, Maillage__V1__Structure **member,
                                      Maillage__V1__Contact **contact) {
-    *member = NULL;
     *contact = NULL;
-    switch (env->payload_case) {
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_JOINED:
-        *member = env->member_joined->structure;
-        break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_UPDATED:
-        *member = env->member_updated->structure;
-        break;
-    case MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT:
-        return S_CONTACT_DELETE;
-    default:
-        return S_CONTACT_KEEP;
-    }
+    *member = s_member_structure(env);
+    if (!*member)
+        return env->payload_case == MAILLAGE__V1__ENVELOPE__PAYLOAD_MEMBER_LEFT ? S_CONTACT_DELETE : S_CONTACT_KEEP;
     *contact = (*member)->contact;
     (*member)->contact = NULL;
     if (*contact && maillage__v1__contact__get_packed_size(*contact) > 0) return S_CONTACT_SET;

@@ -295,6 +295,17 @@ static int s_on_deadletter_bytes(const mg_deadletter_entry_t *dl, void *arg) {
     return 0;
 }
 
+/* An integer reply's value, or -1 after a message. */
+static long long s_integer(redisContext *c, redisReply *r, const char *what) {
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else
+        cli_error(S_CMD, "redis : %s : %s", what, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+    if (r) freeReplyObject(r);
+    return v;
+}
+
 /* Find every copy of the structure's contact. 0, or -1 after a message. */
 static int s_look(redisContext *c, s_found_t *f) {
     char err[512];
@@ -324,15 +335,9 @@ static int s_look(redisContext *c, s_found_t *f) {
     }
     f->known = f->contact_key || r->integer > 0;
     freeReplyObject(r);
-    r = redisCommand(c, "EXISTS %s%s", MG_DEADLETTER_HELD_PREFIX, f->sid);
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        cli_error(S_CMD, "redis : EXISTS %s%s : %s", MG_DEADLETTER_HELD_PREFIX, f->sid,
-                  r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-        if (r) freeReplyObject(r);
-        return -1;
-    }
-    f->held_key = r->integer > 0;
-    freeReplyObject(r);
+    long long held = s_integer(c, redisCommand(c, "EXISTS %s%s", MG_DEADLETTER_HELD_PREFIX, f->sid), "EXISTS");
+    if (held < 0) return -1;
+    f->held_key = held > 0;
     if (mg_journal_read(c, 1, 0, s_on_journal_entry, f, err, sizeof err) < 0 ||
         mg_journal_deadletters(c, 0, s_on_deadletter_decoded, f, err, sizeof err) < 0 ||
         mg_journal_deadletters(c, 0, s_on_deadletter_bytes, f, err, sizeof err) < 0) {
@@ -580,17 +585,6 @@ fail:
     r = redisCommand(c, "EVAL %s 1 %s %s", s_unlock_script, MG_JOURNAL_REWRITE_LOCK_KEY, owner);
     if (r) freeReplyObject(r);
     return -1;
-}
-
-/* An integer reply's value, or -1 after a message. */
-static long long s_integer(redisContext *c, redisReply *r, const char *what) {
-    long long v = -1;
-    if (r && r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else
-        cli_error(S_CMD, "redis : %s : %s", what, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-    if (r) freeReplyObject(r);
-    return v;
 }
 
 /* Erase what was found, saying what as it goes (so that a failure half-way

@@ -1193,9 +1193,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
          * the pair before emitting, so a page woken by it reads the new
          * revision; a replay only repeats the hint. */
         if (mf->retired || mf->revision > 1) {
-            if (mg_id_is_valid(mf->match_id))
-                mg_redis_command(n->redis, NULL, NULL, "PUBLISH " MG_STAFF_MATCH_CHANNEL " %s", mf->match_id);
             if (!mg_id_is_valid(mf->match_id)) break;
+            mg_redis_command(n->redis, NULL, NULL, "PUBLISH " MG_STAFF_MATCH_CHANNEL " %s", mf->match_id);
             /* Whether it is retired now: the digests still to send leave it
              * out, a proposal notified late is not (op "match"). */
             mg_args_t a;
