@@ -32,7 +32,7 @@ demo: build
 bench: bench-build
 	@bench/run.sh $(BUILD)-bench
 
-# The benchmark programs only (CI builds them so they never rot).
+# The benchmark programs only (`make bench` builds them first; CI runs it on tiny sizes).
 bench-build:
 	@scripts/deps.sh bench
 	@cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DMAILLAGE_BENCH=ON $(CMAKE_FLAGS) >/dev/null

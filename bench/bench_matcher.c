@@ -460,9 +460,10 @@ int main(int argc, char **argv) {
                 s.naf_code = j % 2 ? "88.99B" : "56.21Z";
                 s.commune = (char *)s_commune(&g)->code;
                 size_t len = maillage__v1__structure__pack(&s, (uint8_t *)pb);
-                /* (The last argument is the flag of a single instance's events handled.) */
-                redisAppendCommand(c, "EVALSHA %s 0 member %llu %s %b m", sha, (unsigned long long)++g.seq, sid, pb,
-                                   len);
+                /* (Then the flag of a single instance's events handled, and
+                 * the network a member.joined names: none.) */
+                redisAppendCommand(c, "EVALSHA %s 0 member %llu %s %b m %s", sha, (unsigned long long)++g.seq, sid, pb,
+                                   len, "");
             }
             if (s_drain(c, batch) != 0) return 1;
             /* Keep the matcher's own connection served meanwhile (its
