@@ -255,6 +255,23 @@ static void s_header(size_t label_width, char cols[][4], size_t n_cols)
     printf("%*s\n", S_CELL + 1, "Total");
 }
 
+/* One row of a table: its label, its `n_cols` cells (added to `totals`
+ * unless NULL) and their sum. */
+static void s_row(const char *label, size_t label_width, const uint64_t *cells, size_t n_cols,
+                  uint64_t *totals) {
+    uint64_t sum = 0;
+    printf("  ");
+    cli_pad(stdout, label, label_width);
+    for (size_t c = 0; c < n_cols; c++) {
+        s_cell(cells[c]);
+        sum += cells[c];
+        if (totals) totals[c] += cells[c];
+    }
+    printf(" ");
+    s_cell(sum);
+    printf("\n");
+}
+
 /* One row per category (taxonomy order, then unknown codes), one column per
  * department, for the items of `map`. */
 static void s_category_table(s_journal_t *j, cli_map_t *map, const char *title, char cols[][4], size_t n_cols)
@@ -295,29 +312,9 @@ static void s_category_table(s_journal_t *j, cli_map_t *map, const char *title, 
     uint64_t *totals = mg_calloc(n_cols + 1, sizeof *totals);
     for (size_t r = 0; r < n_rows; r++) {
         const char *label = j->ctx->taxonomy ? mg_taxonomy_label(j->ctx->taxonomy, rows[r]) : NULL;
-        uint64_t row_total = 0;
-        printf("  ");
-        cli_pad(stdout, label ? label : rows[r], width);
-        for (size_t c = 0; c < n_cols; c++) {
-            uint64_t v = cells[r * (n_cols + 1) + c];
-            s_cell(v);
-            row_total += v;
-            totals[c] += v;
-        }
-        printf(" ");
-        s_cell(row_total);
-        printf("\n");
+        s_row(label ? label : rows[r], width, cells + r * (n_cols + 1), n_cols, totals);
     }
-    printf("  ");
-    cli_pad(stdout, "Total", width);
-    uint64_t all = 0;
-    for (size_t c = 0; c < n_cols; c++) {
-        s_cell(totals[c]);
-        all += totals[c];
-    }
-    printf(" ");
-    s_cell(all);
-    printf("\n");
+    s_row("Total", width, totals, n_cols, NULL);
     free(totals);
     free(cells);
     free(rows);
@@ -351,27 +348,9 @@ static void s_family_table(s_journal_t *j, char cols[][4], size_t n_cols)
         int f = order[k];
         uint64_t row_total = 0;
         for (size_t c = 0; c < n_cols; c++) row_total += cells[f][c];
-        if (!row_total) continue;
-        printf("  ");
-        cli_pad(stdout, mg_fr_family_plural((Maillage__V1__Family)f), width);
-        for (size_t c = 0; c < n_cols; c++) {
-            s_cell(cells[f][c]);
-            totals[c] += cells[f][c];
-        }
-        printf(" ");
-        s_cell(row_total);
-        printf("\n");
+        if (row_total) s_row(mg_fr_family_plural((Maillage__V1__Family)f), width, cells[f], n_cols, totals);
     }
-    printf("  ");
-    cli_pad(stdout, "Total", width);
-    uint64_t all = 0;
-    for (size_t c = 0; c < n_cols; c++) {
-        s_cell(totals[c]);
-        all += totals[c];
-    }
-    printf(" ");
-    s_cell(all);
-    printf("\n");
+    s_row("Total", width, totals, n_cols, NULL);
 }
 
 static void s_print_summary(s_journal_t *j)
