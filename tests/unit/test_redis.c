@@ -1,5 +1,6 @@
 /* test_redis.c -- the [redis] section: URL forms, credentials kept out of
- * the URL, and a password file nobody else may read. */
+ * the URL, and a password file nobody else may read; the numbers Redis
+ * gives (mg_redis_u64()). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,6 +157,25 @@ static void user_without_password_is_refused(void **state) {
     assert_non_null(strstr(s_err, "password_file"));
 }
 
+static void numbers_and_stream_ids_are_read_and_nothing_else(void **state) {
+    (void)state;
+    uint64_t v = 7;
+    assert_int_equal(mg_redis_u64("0", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(mg_redis_u64("18446744073709551615", &v), 0);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(mg_redis_u64("1764000000000-3", &v), 0);
+    assert_true(v == 1764000000000ULL);
+    static const char *const bad[] = {"",  "-1", " 5", "+5", "5 ", "12a", "0x10", "18446744073709551616",
+                                      "-", NULL};
+    for (const char *const *b = bad; *b; b++) {
+        v = 7;
+        assert_int_equal(mg_redis_u64(*b, &v), -1);
+        assert_int_equal(v, 7);
+    }
+    assert_int_equal(mg_redis_u64(NULL, &v), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tcp_url_with_port_and_database),
@@ -165,6 +185,7 @@ int main(void) {
         cmocka_unit_test(password_file_first_line_and_user),
         cmocka_unit_test(password_file_readable_by_others_is_refused),
         cmocka_unit_test(user_without_password_is_refused),
+        cmocka_unit_test(numbers_and_stream_ids_are_read_and_nothing_else),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);
 }

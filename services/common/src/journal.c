@@ -593,16 +593,6 @@ int mg_journal_deadletter(mg_journal_t *journal, const mg_deadletter_t *dl, mg_j
 
 /* ---- synchronous readers ---------------------------------------------------- */
 
-static int s_parse_u64(const char *s, uint64_t *out) {
-    if (!s || *s < '0' || *s > '9') return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return -1;
-    *out = v;
-    return (*end == '\0' || *end == '-') ? 0 : -1;
-}
-
 /* Entries per XRANGE call: big enough to amortize round trips, small enough
  * to keep one reply in memory comfortably. */
 #define S_PAGE 1000
@@ -634,7 +624,7 @@ long long mg_journal_read(redisContext *c, uint64_t from_seq, uint64_t max_count
             mg_journal_entry_t e;
             if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
                 entry->element[0]->type != REDIS_REPLY_STRING ||
-                s_parse_u64(entry->element[0]->str, &e.sequence) != 0) {
+                mg_redis_u64(entry->element[0]->str, &e.sequence) != 0) {
                 mg_fail(err, errlen, "%s: malformed entry", MG_JOURNAL_KEY);
                 goto err;
             }
@@ -737,7 +727,7 @@ int mg_journal_deadletter_entry(redisContext *c, const char *id, const redisRepl
                      *sid = mg_redis_field(fields, "held"), *consumer = mg_redis_field(fields, "consumer"),
                      *seq = mg_redis_field(fields, "seq");
     uint64_t received_ms = 0, original = 0;
-    if (received) s_parse_u64(received->str, &received_ms);
+    if (received) mg_redis_u64(received->str, &received_ms);
     *e = (mg_deadletter_entry_t){
         .id = id,
         .reason = reason ? reason->str : "",
@@ -752,7 +742,7 @@ int mg_journal_deadletter_entry(redisContext *c, const char *id, const redisRepl
     };
     e->raw = e->stored;
     e->raw_len = e->stored_len;
-    e->original_len = raw_len && s_parse_u64(raw_len->str, &original) == 0 ? (size_t)original : e->raw_len;
+    e->original_len = raw_len && mg_redis_u64(raw_len->str, &original) == 0 ? (size_t)original : e->raw_len;
     *held = NULL;
     if (!*e->held) return 0;
     redisReply *r = redisCommand(c, "HGET %s%s %s", MG_DEADLETTER_HELD_PREFIX, e->held, id);

@@ -599,6 +599,16 @@ const redisReply *mg_redis_field(const redisReply *pairs, const char *name) {
     return NULL;
 }
 
+int mg_redis_u64(const char *s, uint64_t *out) {
+    if (!s || *s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || (*end != '\0' && *end != '-')) return -1;
+    *out = v;
+    return 0;
+}
+
 mg_redis_t *mg_redis_new_from_config(struct event_base *base, const mg_config_t *cfg, mg_redis_state_fn on_state,
                                      void *arg, char *err, size_t errlen) {
     mg_redis_options_t opts;

@@ -262,16 +262,6 @@ static int s_matches(const mg_subscriber_t *sub, const char *type) {
     return 0;
 }
 
-static int s_parse_u64(const char *s, uint64_t *out) {
-    if (!s || *s < '0' || *s > '9') return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || (*end != '\0' && *end != '-')) return -1;
-    *out = v;
-    return 0;
-}
-
 /* An integer-ish reply (integer, numeric string or nil = 0) as u64. */
 static int s_reply_u64(const redisReply *reply, uint64_t *out) {
     if (reply->type == REDIS_REPLY_NIL) {
@@ -282,7 +272,7 @@ static int s_reply_u64(const redisReply *reply, uint64_t *out) {
         *out = reply->integer < 0 ? 0 : (uint64_t)reply->integer;
         return 0;
     }
-    if (reply->type == REDIS_REPLY_STRING) return s_parse_u64(reply->str, out);
+    if (reply->type == REDIS_REPLY_STRING) return mg_redis_u64(reply->str, out);
     return -1;
 }
 
@@ -292,8 +282,8 @@ static int s_reply_u64(const redisReply *reply, uint64_t *out) {
  * passed over, not read again and again. */
 static int s_entry_copy(const redisReply *entry, s_entry_t *out) {
     memset(out, 0, sizeof(*out));
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
-        s_parse_u64(entry->element[0]->str, &out->seq) != 0)
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING || mg_redis_u64(entry->element[0]->str, &out->seq) != 0)
         return -1;
     const redisReply *type = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_TYPE);
     const redisReply *env = mg_redis_field(entry->element[1], MG_JOURNAL_FIELD_ENVELOPE);
@@ -621,7 +611,7 @@ static void s_on_retry_due(mg_redis_t *redis, redisReply *reply, void *privdata)
     }
     for (size_t i = 0; i < reply->elements; i++) {
         uint64_t seq;
-        if (reply->element[i]->type != REDIS_REPLY_STRING || s_parse_u64(reply->element[i]->str, &seq) != 0)
+        if (reply->element[i]->type != REDIS_REPLY_STRING || mg_redis_u64(reply->element[i]->str, &seq) != 0)
             continue;
         char id[32];
         snprintf(id, sizeof(id), "%" PRIu64 "-0", seq);

@@ -13,6 +13,7 @@
 #define MAILLAGE_REDIS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -86,6 +87,11 @@ int mg_redis_publish_metrics(mg_redis_t *redis, const char *daemon);
  * the field list of a stream entry), or NULL if absent or not a string.
  * Borrowed from `pairs`. */
 const redisReply *mg_redis_field(const redisReply *pairs, const char *name);
+
+/* An unsigned decimal as Redis gives it, alone or as the first part of a
+ * stream entry id ("<n>-<m>"), into `out`. Returns 0, or -1 (and `out`
+ * untouched) for anything else, an overflow included. */
+int mg_redis_u64(const char *s, uint64_t *out);
 
 /* A blocking connection with the same options (AUTH, SELECT and a PING
  * done, so that a missing password is reported here), for the CLI and
