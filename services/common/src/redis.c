@@ -544,13 +544,22 @@ static void s_endpoint_name(const mg_redis_options_t *opts, char *out, size_t ou
         snprintf(out, outlen, "%s:%d", opts->host, opts->port);
 }
 
-redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, size_t errlen) {
+/* A blocking connection to the endpoint of `opts` (named in `where`), within
+ * its connect timeout, which `tv` is set to. NULL if none could be allocated;
+ * else the caller checks its `err` and frees it. */
+static redisContext *s_connect_blocking(const mg_redis_options_t *opts, struct timeval *tv, char *where,
+                                        size_t wherelen) {
     int timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    *tv = (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    s_endpoint_name(opts, where, wherelen);
+    return opts->socket_path ? redisConnectUnixWithTimeout(opts->socket_path, *tv)
+                             : redisConnectWithTimeout(opts->host, opts->port, *tv);
+}
+
+redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, size_t errlen) {
+    struct timeval tv;
     char where[PATH_MAX + 16];
-    s_endpoint_name(opts, where, sizeof(where));
-    redisContext *c = opts->socket_path ? redisConnectUnixWithTimeout(opts->socket_path, tv)
-                                        : redisConnectWithTimeout(opts->host, opts->port, tv);
+    redisContext *c = s_connect_blocking(opts, &tv, where, sizeof(where));
     if (!c) {
         mg_fail(err, errlen, "redis: cannot allocate a connection context");
         return NULL;
@@ -560,7 +569,7 @@ redisContext *mg_redis_connect_sync(const mg_redis_options_t *opts, char *err, s
         goto err;
     }
     /* Reads of a long journal may take a while, but never forever. */
-    struct timeval io = {timeout_ms < 10000 ? 10 : timeout_ms / 1000, 0};
+    struct timeval io = {tv.tv_sec < 10 ? 10 : tv.tv_sec, 0};
     redisSetTimeout(c, io);
     int refused;
     if (s_sync_handshake(c, opts, where, &refused, err, errlen) != 0) goto err;
@@ -571,12 +580,9 @@ err:
 }
 
 int mg_redis_check_credentials(const mg_redis_options_t *opts, char *err, size_t errlen) {
-    int timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv;
     char where[PATH_MAX + 16];
-    s_endpoint_name(opts, where, sizeof(where));
-    redisContext *c = opts->socket_path ? redisConnectUnixWithTimeout(opts->socket_path, tv)
-                                        : redisConnectWithTimeout(opts->host, opts->port, tv);
+    redisContext *c = s_connect_blocking(opts, &tv, where, sizeof(where));
     if (!c) return 0;
     int refused = 0;
     if (!c->err) {
