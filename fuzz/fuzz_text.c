@@ -7,7 +7,8 @@
  * again must give back that keyword, unless it is one whose plural folding
  * goes on ("bureaus" -> "bureau"): it is checked to give one word at most.
  * mg_text_keywords_spelled gives the same keywords, each with a spelling
- * that folds back into exactly that keyword. */
+ * that folds back into exactly that keyword and a place in the text that no
+ * other keyword has. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(again[j]);
     }
     char *same[MAX_WORDS], *spellings[MAX_WORDS];
-    if (mg_text_keywords_spelled(text, same, spellings, max) != n) abort();
+    size_t places[MAX_WORDS];
+    if (mg_text_keywords_spelled(text, same, spellings, places, max) != n) abort();
     for (size_t i = 0; i < n; i++) {
         if (strcmp(same[i], words[i]) != 0) abort();
+        for (size_t j = 0; j < i; j++)
+            if (places[j] == places[i]) abort();
         char *back[2];
         size_t m = mg_text_keywords(spellings[i], back, 2);
         if (m != 1 || strcmp(back[0], words[i]) != 0) abort();

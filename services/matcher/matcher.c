@@ -989,9 +989,11 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
     const char *label = s_category_label(m, need->category);
     /* The need's keywords, folded once for all its candidates, and spelled
      * as it spells them for the explanations (candidates' are folded), or
-     * as the word list does when it spells them plain. */
+     * as the word list does when it spells them plain; where it says them
+     * (candidates are stored as their keywords only). */
     char *need_kw[S_KEYWORDS_MAX], *need_spelled[S_KEYWORDS_MAX];
-    size_t n_need_kw = mg_match_need_keywords(need, need_kw, need_spelled, S_KEYWORDS_MAX);
+    size_t need_places[S_KEYWORDS_MAX];
+    size_t n_need_kw = mg_match_need_keywords(need, need_kw, need_spelled, need_places, S_KEYWORDS_MAX);
     mg_spellings_respell(m->spellings, need_kw, need_spelled, n_need_kw);
 
     size_t n = rows->elements / S_CAND_VALUES;
@@ -1030,6 +1032,7 @@ static void s_on_need_applied(mg_redis_t *redis, redisReply *reply, void *privda
             .offer_keywords = c->kw,
             .n_offer_keywords = c->n_kw,
             .need_spellings = (const char *const *)need_spelled,
+            .need_places = need_places,
         };
         /* (An offer placed by its territory only has no commune.) */
         c->ok = !c->left && (c->commune || !*offer->commune) && mg_match_filter(&in) == MG_MATCH_OK;
@@ -1098,11 +1101,10 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
     int64_t now = mg_clock_service_now_ms();
     mg_clock_paris_date(now, today);
     const char *label = s_category_label(m, offer->category);
-    /* The offer's keywords, folded once for all its candidates, and spelled
-     * as it spells them for the explanations (candidates' are folded), or
-     * as the word list does when it spells them plain. */
+    /* As a need's (s_on_need_applied()). */
     char *offer_kw[S_KEYWORDS_MAX], *offer_spelled[S_KEYWORDS_MAX];
-    size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, offer_spelled, S_KEYWORDS_MAX);
+    size_t offer_places[S_KEYWORDS_MAX];
+    size_t n_offer_kw = mg_match_offer_keywords(offer, offer_kw, offer_spelled, offer_places, S_KEYWORDS_MAX);
     mg_spellings_respell(m->spellings, offer_kw, offer_spelled, n_offer_kw);
 
     size_t n = rows->elements / S_CAND_VALUES;
@@ -1139,6 +1141,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
             .offer_keywords = (const char *const *)offer_kw,
             .n_offer_keywords = n_offer_kw,
             .offer_spellings = (const char *const *)offer_spelled,
+            .offer_places = offer_places,
         };
         c->ok = !c->left && c->commune && mg_match_filter(&in) == MG_MATCH_OK;
         if (c->ok) {

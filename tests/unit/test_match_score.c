@@ -139,7 +139,7 @@ static void decomposed_accents_fold_as_composed_ones(void **state) {
     s_expect_keywords("e\xCC\x81quipe mate\xCC\x81riel cafe\xCC\x81",
                       (const char *[]){"cafe", "equipe", "materiel", NULL});
     char *words[4], *spelled[4];
-    assert_int_equal(mg_text_keywords_spelled("mate\xCC\x81riel", words, spelled, 4), 1);
+    assert_int_equal(mg_text_keywords_spelled("mate\xCC\x81riel", words, spelled, NULL, 4), 1);
     assert_string_equal(words[0], "materiel");
     assert_string_equal(spelled[0], "mate\xCC\x81riel"); /* shown as written */
     free(words[0]);
@@ -595,7 +595,8 @@ static void keywords_keep_a_spelling_with_accents_for_staff(void **state) {
     (void)state;
     char *words[8], *spellings[8];
     size_t n = mg_text_keywords_spelled(
-        "numerique Équipes BÉNÉVOLES ; l'équipe d'une Œuvre, ÉQUIPE, Numérique, L'HAŸ", words, spellings, 8);
+        "numerique Équipes BÉNÉVOLES ; l'équipe d'une Œuvre, ÉQUIPE, Numérique, L'HAŸ", words, spellings,
+        NULL, 8);
     const char *want[][2] = {{"benevole", "bénévoles"},
                              {"equipe", "équipes"},
                              {"hay", "haÿ"},
@@ -641,6 +642,44 @@ static void explanations_show_shared_words_as_a_side_spells_them(void **state) {
     assert_true(mg_utf8_is_valid(s.explanation, strlen(s.explanation)));
 }
 
+static void explanations_name_the_shared_words_a_side_says_first(void **state) {
+    (void)state;
+    s_pair_t p;
+    s_pair_init(&p);
+    /* Six shared words: the need's title says "outils" and "collaboratifs",
+     * its description the others; alphabetical order would name
+     * "accueil, animation, collaboratifs, équipe" and hide "outils". */
+    p.need.n_tags = p.offer.n_tags = 0;
+    p.need.title = "Des outils collaboratifs";
+    p.need.description = "Pour l'équipe d'animation, l'accueil et le planning";
+    p.offer.title = "Planning et accueil";
+    p.offer.description = "Outils collaboratifs libres : animation d'équipe";
+    mg_match_score_t s;
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail,
+                        "mots communs : accueil, collaboratifs, outils, planning et 2 autres");
+    /* As the matcher calls it: the need folded once with its places, the
+     * candidate stored as its keywords only. */
+    char *kw[16], *spelled[16], *okw[16];
+    size_t places[16];
+    size_t n = mg_match_need_keywords(&p.need, kw, spelled, places, 16);
+    size_t on = mg_match_offer_keywords(&p.offer, okw, NULL, NULL, 16);
+    p.in.need_keywords = (const char *const *)kw, p.in.n_need_keywords = n;
+    p.in.need_spellings = (const char *const *)spelled, p.in.need_places = places;
+    p.in.offer_keywords = (const char *const *)okw, p.in.n_offer_keywords = on;
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail,
+                        "mots communs : animation, collaboratifs, équipe, outils et 2 autres");
+    p.in.need_places = NULL; /* no places: the first four in alphabetical order */
+    mg_match_score(&p.in, &s_weights, &s);
+    assert_string_equal(s.components[1].detail,
+                        "mots communs : accueil, animation, collaboratifs, équipe et 2 autres");
+    for (size_t i = 0; i < n; i++)
+        free(kw[i]), free(spelled[i]);
+    for (size_t i = 0; i < on; i++)
+        free(okw[i]);
+}
+
 static void prefolded_keywords_give_the_same_score(void **state) {
     (void)state;
     s_pair_t p;
@@ -649,8 +688,8 @@ static void prefolded_keywords_give_the_same_score(void **state) {
     mg_match_score(&p.in, &s_weights, &folded_here);
 
     char *need_words[256], *offer_words[256];
-    size_t nn = mg_match_need_keywords(&p.need, need_words, NULL, 256);
-    size_t no = mg_match_offer_keywords(&p.offer, offer_words, NULL, 256);
+    size_t nn = mg_match_need_keywords(&p.need, need_words, NULL, NULL, 256);
+    size_t no = mg_match_offer_keywords(&p.offer, offer_words, NULL, NULL, 256);
     assert_int_equal(nn, 7);
     assert_int_equal(no, 8);
     p.in.need_keywords = (const char *const *)need_words;
@@ -931,6 +970,7 @@ int main(void) {
         cmocka_unit_test(fixed_pair_has_hand_checked_components_and_sentence),
         cmocka_unit_test(keywords_keep_a_spelling_with_accents_for_staff),
         cmocka_unit_test(explanations_show_shared_words_as_a_side_spells_them),
+        cmocka_unit_test(explanations_name_the_shared_words_a_side_says_first),
         cmocka_unit_test(prefolded_keywords_give_the_same_score),
         cmocka_unit_test(nearer_offer_with_more_shared_words_ranks_higher),
         cmocka_unit_test(keywords_leave_out_the_category_and_do_not_reward_a_one_word_text),

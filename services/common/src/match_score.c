@@ -298,7 +298,8 @@ static char *s_lower_copy(const char *text, size_t from, size_t to) {
     return out;
 }
 
-size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max) {
+size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t *places,
+                                size_t max) {
     if (!text || !words || max == 0) return 0;
     const unsigned char *s = (const unsigned char *)text;
     size_t len = strlen(text);
@@ -367,6 +368,7 @@ size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings
     size_t written = 0;
     for (size_t i = 0; i < distinct; i++) {
         if (spellings) spellings[written] = s_lower_copy(text, list[i].from, list[i].to);
+        if (places) places[written] = list[i].first;
         words[written++] = mg_strdup(list[i].word);
     }
     free(list);
@@ -375,7 +377,7 @@ size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings
 }
 
 size_t mg_text_keywords(const char *text, char **words, size_t max) {
-    return mg_text_keywords_spelled(text, words, NULL, max);
+    return mg_text_keywords_spelled(text, words, NULL, NULL, max);
 }
 
 /* ---- Filters ----------------------------------------------------------- */
@@ -715,16 +717,18 @@ static char *s_side_text(char *const *tags, size_t n_tags, const char *title, co
     return s;
 }
 
-size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, char **spellings, size_t max) {
+size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, char **spellings, size_t *places,
+                              size_t max) {
     char *text = s_side_text(need->tags, need->n_tags, need->title, need->description);
-    size_t n = mg_text_keywords_spelled(text, words, spellings, max);
+    size_t n = mg_text_keywords_spelled(text, words, spellings, places, max);
     free(text);
     return n;
 }
 
-size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, char **spellings, size_t max) {
+size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, char **spellings,
+                               size_t *places, size_t max) {
     char *text = s_side_text(offer->tags, offer->n_tags, offer->title, offer->description);
-    size_t n = mg_text_keywords_spelled(text, words, spellings, max);
+    size_t n = mg_text_keywords_spelled(text, words, spellings, places, max);
     free(text);
     return n;
 }
@@ -742,23 +746,31 @@ static int s_among(const char *w, char *const *words, size_t n) {
     return 0;
 }
 
+/* The shared words the explanation names: at most this many, "et N autres"
+ * for the rest. */
+#define S_WORDS_SHOWN 4
+
 static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) {
     /* Use the caller's folded keywords when given (a matcher folds a need
      * once for all its candidates), else fold both sides here. */
     char **own_a = NULL, **own_b = NULL, **own_sa = NULL, **own_sb = NULL;
+    size_t *own_pa = NULL, *own_pb = NULL;
     const char *const *a = in->need_keywords, *const *b = in->offer_keywords;
     const char *const *sa = in->need_spellings, *const *sb = in->offer_spellings;
+    const size_t *pa = in->need_places, *pb = in->offer_places;
     size_t na = in->n_need_keywords, nb = in->n_offer_keywords;
     if (!a) {
         own_a = mg_malloc(S_KEYWORDS_MAX * sizeof *own_a);
         own_sa = mg_malloc(S_KEYWORDS_MAX * sizeof *own_sa);
-        na = mg_match_need_keywords(in->need, own_a, own_sa, S_KEYWORDS_MAX);
+        pa = own_pa = mg_malloc(S_KEYWORDS_MAX * sizeof *own_pa);
+        na = mg_match_need_keywords(in->need, own_a, own_sa, own_pa, S_KEYWORDS_MAX);
         a = (const char *const *)own_a, sa = (const char *const *)own_sa;
     }
     if (!b) {
         own_b = mg_malloc(S_KEYWORDS_MAX * sizeof *own_b);
         own_sb = mg_malloc(S_KEYWORDS_MAX * sizeof *own_sb);
-        nb = mg_match_offer_keywords(in->offer, own_b, own_sb, S_KEYWORDS_MAX);
+        pb = own_pb = mg_malloc(S_KEYWORDS_MAX * sizeof *own_pb);
+        nb = mg_match_offer_keywords(in->offer, own_b, own_sb, own_pb, S_KEYWORDS_MAX);
         b = (const char *const *)own_b, sb = (const char *const *)own_sb;
     }
 
@@ -776,10 +788,13 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
         end += more;
     }
 
-    s_text_t t;
-    s_text_init(&t, detail, size);
+    /* The shared words, in alphabetical order, with where a side first says
+     * them (the nearer of the two when both sides tell). */
+    struct {
+        const char *shown; /* as a side's own text spells it ("équipe"), else folded */
+        size_t place;
+    } shared[S_KEYWORDS_MAX];
     size_t common = 0;
-    const char *first = NULL; /* the first shared word, as shown */
     for (size_t i = 0, j = 0; i < na || j < nb;) { /* both lists are sorted */
         int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
         const char *w = c <= 0 ? a[i] : b[j];
@@ -791,24 +806,40 @@ static double s_keywords(const mg_match_input_t *in, char *detail, size_t size) 
         } else if (c > 0) {
             j++;
         } else {
-            /* as a side's own text spells it ("équipe"), else folded */
-            const char *shown = sa ? sa[i] : sb ? sb[j] : a[i];
-            if (common == 0) first = shown;
-            if (common < 4) s_text_addf(&t, "%s%s", common == 0 ? "mots communs : " : ", ", shown);
+            if (common < S_KEYWORDS_MAX) {
+                size_t place = pa ? pa[i] : SIZE_MAX;
+                if (pb && pb[j] < place) place = pb[j];
+                shared[common].shown = sa ? sa[i] : sb ? sb[j] : a[i];
+                shared[common].place = place;
+            }
             common++;
             i++, j++;
         }
     }
-    if (common > 4) s_text_addf(&t, " et %zu autre%s", common - 4, common - 4 > 1 ? "s" : "");
+    /* More than S_WORDS_SHOWN: those said first, still in alphabetical order. */
+    size_t listed = common < S_KEYWORDS_MAX ? common : S_KEYWORDS_MAX;
+    unsigned char chosen[S_KEYWORDS_MAX] = {0};
+    for (size_t k = 0; k < S_WORDS_SHOWN && k < listed; k++) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < listed; i++)
+            if (!chosen[i] && (best == SIZE_MAX || shared[i].place < shared[best].place)) best = i;
+        chosen[best] = 1;
+    }
+    s_text_t t;
+    s_text_init(&t, detail, size);
     if (common == 1) { /* singular: "mot commun : cuisine" (a spelling may be longer than S_WORD_MAX bytes) */
-        s_text_init(&t, detail, size);
-        s_text_addf(&t, "mot commun : %s", first);
+        s_text_addf(&t, "mot commun : %s", shared[0].shown);
+    } else {
+        for (size_t i = 0, n = 0; i < listed; i++)
+            if (chosen[i]) s_text_addf(&t, "%s%s", n++ == 0 ? "mots communs : " : ", ", shared[i].shown);
+        if (common > S_WORDS_SHOWN)
+            s_text_addf(&t, " et %zu autre%s", common - S_WORDS_SHOWN, common - S_WORDS_SHOWN > 1 ? "s" : "");
     }
     size_t smaller = size_a < size_b ? size_a : size_b;
     double v = (double)common / (double)(smaller > S_KEYWORDS_SIDE_MIN ? smaller : S_KEYWORDS_SIDE_MIN);
 
-    if (own_a) s_free_words(own_a, na), s_free_words(own_sa, na);
-    if (own_b) s_free_words(own_b, nb), s_free_words(own_sb, nb);
+    if (own_a) s_free_words(own_a, na), s_free_words(own_sa, na), free(own_pa);
+    if (own_b) s_free_words(own_b, nb), s_free_words(own_sb, nb), free(own_pb);
     return v;
 }
 

@@ -36,7 +36,7 @@ typedef struct {
 
 static void s_add_word(s_pairs_t *p, const char *word) {
     char *kw[2], *sp[2];
-    size_t n = mg_text_keywords_spelled(word, kw, sp, 2);
+    size_t n = mg_text_keywords_spelled(word, kw, sp, NULL, 2);
     if (n == 1) {
         if (p->n == p->cap) {
             p->cap = p->cap ? 2 * p->cap : 1024;

@@ -34,8 +34,11 @@ size_t mg_text_keywords(const char *text, char **words, size_t max);
  * `text` spells it, in lower case with its accents (its first spelling with
  * accents, else its first: "numerique ... Numériques" gives "numériques"),
  * into `spellings` (aligned with `words`; each a new string the caller frees
- * with free()), for staff to read. */
-size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t max);
+ * with free()), for staff to read; if `places` is not NULL, where the text
+ * first says each keyword (aligned with `words`: 0 for the text's first word
+ * kept, and so on; distinct), so that the words a side says first can be
+ * shown first. */
+size_t mg_text_keywords_spelled(const char *text, char **words, char **spellings, size_t *places, size_t max);
 
 /* ---- Scoring ----------------------------------------------------------- */
 
@@ -94,15 +97,25 @@ typedef struct {
      * other side's, else the folded keyword. */
     const char *const *need_spellings;
     const char *const *offer_spellings;
+    /* Optional, with the keywords: where each side's text first says them
+     * (mg_match_need_keywords()'s `places`). When more than four words are
+     * shared, the explanation names the four a side says first (in its
+     * tags, then its title, then its description), in alphabetical order,
+     * "et N autres" for the rest. NULL for both = the first four in
+     * alphabetical order. */
+    const size_t *need_places;
+    const size_t *offer_places;
 } mg_match_input_t;
 
 /* The keywords of a need's (an offer's) tags, title and description, as
- * mg_text_keywords_spelled() gives them (`spellings` may be NULL): at most
+ * mg_text_keywords_spelled() gives them (`spellings`, `places` may be NULL): at most
  * `max` into `words`, each a new string the caller frees with free().
  * Returns how many were written. The score reads up to 256 keywords per
  * side. */
-size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, char **spellings, size_t max);
-size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, char **spellings, size_t max);
+size_t mg_match_need_keywords(const Maillage__V1__Need *need, char **words, char **spellings, size_t *places,
+                              size_t max);
+size_t mg_match_offer_keywords(const Maillage__V1__Offer *offer, char **words, char **spellings,
+                               size_t *places, size_t max);
 
 /* Why a pair may not be proposed. */
 typedef enum {
