@@ -1250,6 +1250,25 @@ class NotifierTest(unittest.TestCase):
         self.assertEqual([e["item"] for e in got], ["unanswered:n-alone"])
         self.assertIn("Besoin sans réponse depuis 14 jours : Local pour une épicerie", got[0]["title"])
 
+    def test_a_need_closed_after_its_unanswered_notice_reads_closed(self):
+        # The notice set its state to `notified`, which a close left as it
+        # was: the gateway, which reads `closed` there, went on listing the
+        # need as open in its collective need on the staff page.
+        st = Stack(self.ws, {"claire": CALVADOS_LOCAUX}, unanswered_days=14)
+        st.start()
+        st.emit([member("s-caen", CAEN, "Épicerie solidaire de Caen"),
+                 need("n-alone", "s-caen", title="Local pour une épicerie")])
+        st.settle()
+        st.set_clock(15 * 86400 * 1000)
+        h.wait_until(lambda: st.redis.call("HGET", "mg:notifier:need:n-alone", "state") == b"notified", 5,
+                     what="the unanswered notice")
+        answered = _env("need.closed")
+        answered.need_closed.need_id, answered.need_closed.structure_id = "n-alone", "s-caen"
+        answered.need_closed.reason = h.events_pb2.CLOSURE_SATISFIED
+        st.emit([answered])
+        st.settle()
+        self.assertEqual(st.redis.call("HGET", "mg:notifier:need:n-alone", "state"), b"closed")
+
     def test_an_unanswered_need_reaches_the_staff_of_its_structures_network(self):
         # Nora follows reseau-manche only. The need came through another
         # network's system: it went to the default recipient, « aucun·e
