@@ -15,6 +15,7 @@
 #include "maillage/communes.h"
 #include "maillage/french.h"
 #include "maillage/envelope.h"
+#include "maillage/config.h"
 #include "maillage/match_score.h"
 
 #define SHIPPED MAILLAGE_SOURCE_DIR "/config/communes-normandie.csv"
@@ -90,6 +91,11 @@ static void folding_drops_stop_words_short_words_and_numbers(void **state) {
         "Aujourd'hui Jusqu'à Parce-que Après Auprès",
         (const char *[]){NULL});
     s_expect_keywords("5 000 € et 2026 ou 12h30", (const char *[]){"12h30", NULL});
+    /* Elided stop words and the pieces of set phrases: "lorsqu" became a
+     * shared word, which the word list even respelled "lorsqú". */
+    s_expect_keywords("Un site lorsqu'il faut, c'est-à-dire au-delà des horaires, puisqu'on ferme tôt ; "
+                      "quoiqu'il en soit, presqu'à chaque fois, puisque presque quoique",
+                      (const char *[]){"faut", "ferme", "horaire", "site", "tot", NULL});
     /* What every structure of the ESS says of itself carries no signal. */
     s_expect_keywords("Bonjour, notre association (une structure de l'ESS) cherche des locaux, bureaux, etc. "
                       "Merci svp ! Associations et structures bienvenues",
@@ -899,6 +905,24 @@ static void components_follow_their_formulas(void **state) {
                        EPS);
 }
 
+static void the_default_weights_are_those_of_the_config(void **state) {
+    (void)state;
+    char err[256];
+    mg_config_t *cfg = mg_config_load_buffer("empty", "", 0, err, sizeof err);
+    assert_non_null(cfg);
+    mg_match_weights_t w;
+    mg_match_weights_default(&w);
+    assert_float_equal(w.distance, mg_config_double(cfg, "matcher", "weight_distance"), EPS);
+    assert_float_equal(w.keywords, mg_config_double(cfg, "matcher", "weight_keywords"), EPS);
+    assert_float_equal(w.sector, mg_config_double(cfg, "matcher", "weight_sector"), EPS);
+    assert_float_equal(w.intercooperation, mg_config_double(cfg, "matcher", "weight_intercooperation"), EPS);
+    assert_float_equal(w.freshness, mg_config_double(cfg, "matcher", "weight_freshness"), EPS);
+    assert_float_equal(w.feedback, mg_config_double(cfg, "matcher", "weight_feedback"), EPS);
+    assert_float_equal(w.fairness, mg_config_double(cfg, "matcher", "weight_fairness"), EPS);
+    assert_float_equal(w.threshold, mg_config_double(cfg, "matcher", "threshold"), EPS);
+    mg_config_destroy(&cfg);
+}
+
 static void a_category_label_with_parentheses_is_not_nested_in_the_sentence(void **state) {
     (void)state;
     s_pair_t p;
@@ -976,6 +1000,7 @@ int main(void) {
         cmocka_unit_test(keywords_leave_out_the_category_and_do_not_reward_a_one_word_text),
         cmocka_unit_test(fairness_ranks_down_a_provider_proposed_many_times),
         cmocka_unit_test(components_follow_their_formulas),
+        cmocka_unit_test(the_default_weights_are_those_of_the_config),
         cmocka_unit_test(a_category_label_with_parentheses_is_not_nested_in_the_sentence),
         cmocka_unit_test(long_texts_are_cut_cleanly_at_a_character),
     };

@@ -57,7 +57,7 @@ typedef struct {
 
 /* Fill `weights` with the defaults: distance 0.25, keywords 0.25, sector,
  * intercooperation, freshness, feedback and fairness 0.10 each, threshold
- * 0.30. */
+ * 0.35 (as the [matcher] section's defaults). */
 void mg_match_weights_default(mg_match_weights_t *weights);
 
 /* What the caller knows about one side's structure. Borrowed. */
