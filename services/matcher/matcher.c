@@ -1527,6 +1527,9 @@ static void s_item_args(mg_matcher_t *m, s_job_t *job, mg_args_t *a, const char 
     s_search_spec(m, c, (double)search_km, spec, sizeof(spec));
     mg_args_str(a, spec);
     mg_args_str(a, filter);
+    /* How many of a need's best open matches an offer's rank is counted
+     * among: exact up to max_proposals, beyond which it is not proposed. */
+    mg_args_int(a, m->max_proposals > 20 ? m->max_proposals : 20);
 }
 
 /* The "need" call of `need` into `a`: -1 (nothing added) if its commune is

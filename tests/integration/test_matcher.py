@@ -812,6 +812,25 @@ class MatcherTest(unittest.TestCase):
         for cat, _, _ in cases:
             self.assertEqual((ranks["o-a-" + cat], ranks["o-b-" + cat]), (1, 2), (cat, ranks))
 
+    def test_an_offer_ranks_among_all_of_a_needs_proposals_up_to_max_proposals(self):
+        # With max_proposals = 21, a new offer counted its rank among the
+        # need's 20 best open matches only: below 21 better offers it took
+        # rank 21, and the need got 22 proposals.
+        st = Stack(self.ws, max_proposals=21)
+        st.start_matcher()
+        tags = ("cuisine", "stockage", "salle")
+        st.emit([member("asso-caen", CAEN)] + [member("coop-%d" % i, CAEN, family="FAMILY_COOPERATIVE",
+                                                      naf="56.21Z") for i in range(22)])
+        st.emit([need("n1", "asso-caen", CAEN, radius=30, tags=tags, title="Besoin")])
+        st.settle()
+        st.emit([offer("g%02d" % i, "coop-%d" % i, CAEN, tags=tags, title="Offre") for i in range(21)])
+        st.settle()
+        self.assertEqual(sorted(m.rank for m in st.matches()), list(range(1, 22)))
+        st.emit([offer("w", "coop-21", HEROUVILLE, tags=("cuisine",), title="Offre")])
+        st.settle()
+        self.assertEqual([m.rank for m in st.matches() if m.offer_id == "w"], [])
+        self.assertEqual(st.redis.call("ZCARD", "mg:nm:n1"), 21)
+
     def test_a_collective_need_of_a_long_category_label_keeps_it_whole(self):
         # A label may have 200 bytes: it was cut at 160, in the middle of an
         # "é", and the event's explanation was not UTF-8 (the journal below
