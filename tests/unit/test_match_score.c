@@ -404,7 +404,20 @@ static void offer_placed_by_its_territory_only(void **state) {
     mg_match_score(&p.in, NULL, &out);
     assert_non_null(strstr(out.explanation, "sur le territoire desservi (Calvados)"));
     assert_null(strstr(out.explanation, " km"));
+    assert_float_equal(out.components[0].value, 0.0, EPS); /* somewhere in the Calvados: how far, unknown */
+    /* A territory naming the need's commune: the offer serves that commune
+     * itself, as near as can be (it scored 0 and ranked below an offer 5 km
+     * away). */
+    char *caen[] = {"dep:76", "14118"};
+    p.offer.territory = caen;
+    p.offer.n_territory = 2;
+    mg_match_score(&p.in, NULL, &out);
+    assert_non_null(strstr(out.explanation, "sur le territoire desservi (Caen)"));
+    assert_float_equal(out.components[0].value, 1.0, EPS);
+    assert_float_equal(out.distance_km, -1.0, EPS);
     s_need_at(&p, "76540"); /* the provider's commune, outside the territory */
+    p.offer.territory = dep;
+    p.offer.n_territory = 1;
     assert_int_equal(mg_match_filter(&p.in), MG_MATCH_OUT_OF_AREA);
 }
 

@@ -17,6 +17,9 @@
  *                     smaller positive radius (50 km when neither is
  *                     positive, i.e. same commune). Matched only by the
  *                     territory: R is the need's radius, or 50 km without one.
+ *                     An offer placed by its territory only is at no known
+ *                     distance: 1 when that territory names the need's
+ *                     commune (it serves that commune itself), else 0.
  *   keywords          |A n B| / max(min(|A|,|B|), 3) of the folded keywords
  *                     of tags + title + description of each side, the words
  *                     of the category's code left out ("formation",
@@ -676,12 +679,11 @@ static double s_distance(const mg_match_input_t *in, const s_area_t *a, char *de
     }
     if (!a->distance_known) {
         /* An offer placed by its territory only: where, not how far. */
-        if (a->territory) {
-            char name[128];
-            s_territory_name(a->territory, s_need_commune(in), name, sizeof name);
-            s_text_addf(&t, "sur le territoire desservi (%s)", name);
-        }
-        return 0.0;
+        if (!a->territory) return 0.0;
+        char name[128];
+        s_territory_name(a->territory, s_need_commune(in), name, sizeof name);
+        s_text_addf(&t, "sur le territoire desservi (%s)", name);
+        return strncmp(a->territory, "dep:", 4) != 0 && strncmp(a->territory, "epci:", 5) != 0 ? 1.0 : 0.0;
     }
 
     double radius;
