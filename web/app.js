@@ -171,15 +171,19 @@
     return Math.round(s * 100) + '\u202f%';
   }
 
-  /* A match's distance as the notifications say it: "dans la même commune"
-   * (the matcher measures between communes: one commune is 0 km, and
-   * below 0,05 km nothing is left once rounded), else "3,6 km"; an offer
-   * placed by its territory only is at no distance (-1). */
+  /* A match's distance as its explanation and the notifications say it
+   * (mg_fr_distance()): "dans la même commune" (the matcher measures between
+   * communes: one commune is 0 km, and below 0,05 km nothing is left once
+   * rounded), "moins d'un km", else whole km ("4 km": "3,6 km" here read
+   * « à 4 km » beside it); an offer placed by its territory only is at no
+   * distance (-1). */
   function distanceText(km) {
     var d = Number(km);
     if (km === undefined || km === null || !isFinite(d)) return '';
     if (d < 0) return 'sur le territoire desservi';
-    return d < 0.05 ? 'dans la même commune' : String(Math.round(d * 10) / 10).replace('.', ',') + '\u00a0km';
+    if (d < 0.05) return 'dans la même commune';
+    var whole = Math.round(Math.round(d * 10) / 10);
+    return whole < 1 ? 'moins d\u2019un\u00a0km' : whole + '\u00a0km';
   }
 
   function capitalize(text) {

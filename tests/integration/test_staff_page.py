@@ -651,8 +651,9 @@ class StaffPageTest(unittest.TestCase):
         view = self.open_view("#match/" + mid, "match")
         self.wait(lambda: self.field(view, "rank") == "2e des offres proposées pour ce besoin", 20, "the rank of the first match")
         near = self.field(view, "distance")  # Hérouville-Saint-Clair to Caen
-        self.assertRegex(near, r"^\d+(,\d)? km$")
-        self.assertNotEqual(near, "0 km")
+        self.assertRegex(near, r"^[1-9]\d* km$")
+        # As the explanation beside it says it (it read "3,6 km" there, « à 4 km » here).
+        self.assertIn("à %s" % near, view.find_element(By.CSS_SELECTOR, "p.reason").text)
         view = self.open_view("#match/" + mid2, "match")
         self.wait(lambda: self.field(view, "rank") == "1re des offres proposées pour ce besoin", 20, "the rank of the better one")
         # Need and offer in Caen: said as the notification says it, not "0 km".
