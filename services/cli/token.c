@@ -68,8 +68,8 @@ static int s_fail_reply(redisContext *c, redisReply *r)
     return -1;
 }
 
-static int s_issue(redisContext *c, const char *network, const char *staff, const char *types, const char *label)
-{
+static int s_issue(redisContext *c, const cli_context_t *ctx, const char *network, const char *staff,
+                   const char *types, const char *label) {
     const char *kind = network ? "network" : "staff";
     const char *subject = network ? network : staff;
     if (staff) {
@@ -78,8 +78,19 @@ static int s_issue(redisContext *c, const char *network, const char *staff, cons
         long long exists = r->integer;
         freeReplyObject(r);
         if (!exists) {
-            cli_error("token", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)",
-                      staff);
+            /* The default recipient's inbox is written undeclared: say how
+             * to read it on the staff page. */
+            const char *fallback = mg_config_str(ctx->config, "notifier", "default_staff");
+            if (fallback && strcmp(staff, fallback) == 0)
+                cli_error(
+                    "token",
+                    "« %s » est le destinataire par défaut ([notifier] default_staff) mais n'est pas "
+                    "déclaré·e : le déclarer d'abord (« maillage staff add %s --name NOM »), ou lire sa "
+                    "boîte avec « maillage inbox %s »",
+                    staff, staff, staff);
+            else
+                cli_error("token", "chargé·e de mission inconnu·e : « %s » (voir « maillage staff list »)",
+                          staff);
             return -1;
         }
         types = "";
@@ -291,7 +302,7 @@ int cli_cmd_token(int argc, char **argv, cli_settings_t *settings)
     if (init != CLI_EXIT_OK) return init;
     redisContext *redis = cli_redis_connect(&ctx, "token");
     if (redis) {
-        int ok = strcmp(action, "issue") == 0 ? s_issue(redis, network, staff, types, label)
+        int ok = strcmp(action, "issue") == 0  ? s_issue(redis, &ctx, network, staff, types, label)
                  : strcmp(action, "list") == 0 ? s_list(redis)
                                                : s_revoke(redis, argv[optind + 1]);
         rc = ok == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;

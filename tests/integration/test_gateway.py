@@ -897,6 +897,15 @@ class GatewayTest(unittest.TestCase):
             self.assertTrue(line[events:].startswith("need.*,"), lines)
 
         self.assertEqual(gw.cli("token", "issue", "--staff", "nobody").returncode, 1)
+        # The default recipient ([notifier] default_staff), undeclared: its
+        # inbox is written all the same; the refusal says how to read it.
+        res = gw.cli("token", "issue", "--staff", "accueil")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("est le destinataire par défaut", res.stderr.decode())
+        self.assertIn("maillage staff add accueil --name NOM", res.stderr.decode())
+        added = gw.cli("staff", "add", "accueil", "--name", "Accueil de la CRESS")
+        self.assertEqual(added.returncode, 0, added.stderr)
+        self.assertEqual(gw.cli("token", "issue", "--staff", "accueil").returncode, 0)
         self.assertEqual(gw.cli("token", "issue", "--network", "a", "--staff", "b").returncode, 2)
         self.assertEqual(gw.cli("token", "issue", "--network", "a", "--types", "Need").returncode, 2)  # usage
         self.assertEqual(gw.cli("token", "issue", "--network", "a b").returncode, 2)
