@@ -704,11 +704,14 @@ static s_cand_t *s_scratch(mg_matcher_t *m, size_t n) {
     return m->cands;
 }
 
+/* A need's candidates, best first: by score, an equal score by offer id
+ * from the greatest, the order of a need's open matches in mg:nm:<nid>
+ * (ZREVRANGE), in which the gateway lists and ranks them. */
 static int s_cmp_cand(const void *a, const void *b) {
     const s_cand_t *x = *(const s_cand_t *const *)a, *y = *(const s_cand_t *const *)b;
     if (x->ok != y->ok) return y->ok - x->ok;
     if (x->total != y->total) return x->total < y->total ? 1 : -1;
-    return strcmp(x->id ? x->id : "", y->id ? y->id : "");
+    return strcmp(y->id ? y->id : "", x->id ? x->id : "");
 }
 
 /* Keywords read from each side (as many as the scorer reads). */
@@ -1156,7 +1159,7 @@ static void s_on_offer_applied(mg_redis_t *redis, redisReply *reply, void *privd
             for (size_t k = 0; k + 1 < c->top->elements; k += 2) {
                 int by_id = strcmp(s_rstr(c->top->element[k]), offer->offer_id);
                 double other = s_rdouble(c->top->element[k + 1]);
-                if (by_id != 0 && (other > c->total || (other == c->total && by_id < 0))) c->rank++;
+                if (by_id != 0 && (other > c->total || (other == c->total && by_id > 0))) c->rank++;
             }
         }
     }

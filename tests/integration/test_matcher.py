@@ -789,10 +789,13 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": cn})
 
     def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
-        # Two identical offers for a need: ranks 1 and 2, in offer id order,
-        # as when they come before it (the need's side sorts its candidates).
-        # (After it, the rank compared a score at full precision with the
-        # other's as stored, "%.6f": ranks 1 and 1 when it rounded down.)
+        # Two identical offers for a need, the greater id first: ranks 1 and
+        # 2, an equal score ranking the greater offer id first (the order in
+        # which mg:nm:<nid> lists them, and the gateway with it: the ranks
+        # were the other way round there), as when they come before the need
+        # (the need's side sorts its candidates). (The rank compared a score
+        # at full precision with the other's as stored, "%.6f": ranks 1 and
+        # 1 when it rounded down.)
         st = Stack(self.ws)
         st.start_matcher()
         st.emit([member("asso-caen", CAEN)] + [member("coop-%d" % i, CAEN, family="FAMILY_COOPERATIVE",
@@ -804,13 +807,15 @@ class MatcherTest(unittest.TestCase):
                           tags=("cuisine", "stockage", "salle"), title="Besoin")])
         st.settle()
         for cat, com, tags in cases:
-            for who in ("a", "b"):
+            for who in ("b", "a"):
                 st.emit([offer("o-%s-%s" % (who, cat), "coop-" + str("ab".index(who)), com, category=cat,
                                tags=tags, title="Offre")])
                 st.settle()
         ranks = {m.offer_id: m.rank for m in st.matches()}
         for cat, _, _ in cases:
-            self.assertEqual((ranks["o-a-" + cat], ranks["o-b-" + cat]), (1, 2), (cat, ranks))
+            self.assertEqual((ranks["o-b-" + cat], ranks["o-a-" + cat]), (1, 2), (cat, ranks))
+            listed = st.redis.call("ZREVRANGE", "mg:nm:n-" + cat, 0, -1)
+            self.assertEqual([o.decode() for o in listed], ["o-b-" + cat, "o-a-" + cat])
 
     def test_an_offer_ranks_among_all_of_a_needs_proposals_up_to_max_proposals(self):
         # With max_proposals = 21, a new offer counted its rank among the
@@ -823,7 +828,8 @@ class MatcherTest(unittest.TestCase):
                                                       naf="56.21Z") for i in range(22)])
         st.emit([need("n1", "asso-caen", CAEN, radius=30, tags=tags, title="Besoin")])
         st.settle()
-        st.emit([offer("g%02d" % i, "coop-%d" % i, CAEN, tags=tags, title="Offre") for i in range(21)])
+        # (The greater ids first: an equal score ranks them first.)
+        st.emit([offer("g%02d" % i, "coop-%d" % i, CAEN, tags=tags, title="Offre") for i in reversed(range(21))])
         st.settle()
         self.assertEqual(sorted(m.rank for m in st.matches()), list(range(1, 22)))
         st.emit([offer("w", "coop-21", HEROUVILLE, tags=("cuisine",), title="Offre")])
