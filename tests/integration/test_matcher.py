@@ -788,6 +788,49 @@ class MatcherTest(unittest.TestCase):
         self.assertNotIn("n2", cn.need_ids)
         self.assertEqual(stored_collectives(st), {"mg:collective:locaux:200065597": cn})
 
+    def test_a_need_not_valid_today_does_not_make_a_collective_need(self):
+        # Two needs valid today and a third expired (yesterday): not two
+        # structures and the expired one, which the matcher neither matches nor
+        # keeps (it closes it). Nor a need valid in 60 days; that one counts
+        # from its day, matched then by the valid_from round. By EPCI (three
+        # communes of CU Caen la Mer) and by distance (three EPCIs around
+        # Tinchebray-Bocage).
+        for km, communes, group in ((0, (CAEN, HEROUVILLE, IFS), "cn.formation.200065597"),
+                                    (20, (VIRE, SOURDEVAL, TINCHEBRAY), "cn.formation.near.61486")):
+            with self.subTest(collective_distance_km=km):
+                ws = h.Workspace()
+                try:
+                    self.check_collective_counts_needs_valid_today(ws, km, communes, group)
+                finally:
+                    ws.close()
+
+    def check_collective_counts_needs_valid_today(self, ws, km, communes, group):
+        clock = ws.path("clock")
+        h.set_clock(clock, 0)
+        st = Stack(ws, collective_distance_km=km)
+        st.start_matcher(env={"MAILLAGE_CLOCK_FILE": clock})
+        first, second, third = communes
+        st.emit([member("a-1", first), member("a-2", second), member("a-3", third)])
+        st.emit([need("f1", "a-1", first, category="formation"), need("f2", "a-2", second, category="formation"),
+                 need("f3", "a-3", third, category="formation", valid_until=paris_date(-1))])
+        h.wait_until(lambda: st.journal("need.closed"), 10, what="the expired need closed")
+        st.settle()
+        self.assertEqual(st.journal("need.closed")[0].need_closed.need_id, "f3")
+        self.assertEqual(st.journal("collective_need.detected"), [])
+        st.emit([need("f4", "a-3", third, category="formation", valid_from=paris_date(60))])
+        st.settle()
+        time.sleep(1.5)  # expiry ticks (1 s): still not valid today
+        self.assertEqual(st.journal("collective_need.detected"), [])
+        # Its day: the valid_from round counts it, with no new event.
+        h.set_clock(clock, 60 * DAY_MS)
+        h.wait_until(lambda: st.journal("collective_need.detected"), 10, what="the collective need on f4's day")
+        st.settle()
+        (event,) = st.journal("collective_need.detected")
+        cn = event.collective_need_detected
+        self.assertEqual((cn.collective_id, cn.revision), (group, 1))
+        self.assertEqual(sorted(cn.structure_ids), ["a-1", "a-2", "a-3"])
+        self.assertEqual(sorted(cn.need_ids), ["f1", "f2", "f4"])
+
     def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
         # Two identical offers for a need, the greater id first: ranks 1 and
         # 2, an equal score ranking the greater offer id first (the order in
