@@ -820,9 +820,9 @@ static void s_need_of(const mg_matcher_t *m, const char *category, char *out, si
 
 /* Record one collective_need.detected of the group `group` (an EPCI, or
  * "near:<com>" for a group by distance whose `centre` is "lon lat" when it
- * is formed, "" otherwise, `sids` its structures as the script lists
- * them and `radius_km` its radius; "" and 0 for an EPCI) from its members
- * "<sid>|<nid>" (`list`). */
+ * is formed, "" otherwise, and `radius_km` its radius; "" and 0 for an
+ * EPCI) from its members "<sid>|<nid>" (`list`); `sids` are its structures
+ * as the script lists them (its record keeps them). */
 static void s_collective_emit(s_job_t *job, const char *category, const char *group, const char *centre,
                               const char *sids, unsigned radius_km, unsigned prev, long long n,
                               const redisReply *list, const char *territory, const char *territory_name,
@@ -891,10 +891,11 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     free(structure_ids);
 }
 
-/* The EPCI group of the need: `info` is {rev, n, members} or empty. */
+/* The EPCI group of the need: `info` is {rev, n, members, structures} or
+ * empty. */
 static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_commune_t *nc, const redisReply *info) {
     mg_matcher_t *m = job->m;
-    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 3 || !nc || !nc->epci[0]) return;
+    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 4 || !nc || !nc->epci[0]) return;
     unsigned prev = (unsigned)s_rint(info->element[0]);
     long long n = s_rint(info->element[1]);
     /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
@@ -906,8 +907,8 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
              n, n > 1 ? "s" : "", of_epci, n > 1 ? "nt" : "", need_of);
     snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
-    s_collective_emit(job, need->category, nc->epci, "", "", 0, prev, n, info->element[2], territory,
-                      nc->epci_name ? nc->epci_name : "", explanation);
+    s_collective_emit(job, need->category, nc->epci, "", s_rstr(info->element[3]), 0, prev, n,
+                      info->element[2], territory, nc->epci_name ? nc->epci_name : "", explanation);
 }
 
 /* The groups by distance touched by the need: `groups` is a list of

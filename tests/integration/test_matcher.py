@@ -831,6 +831,34 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(sorted(cn.structure_ids), ["a-1", "a-2", "a-3"])
         self.assertEqual(sorted(cn.need_ids), ["f1", "f2", "f4"])
 
+    def test_a_structure_that_closes_and_reports_again_does_not_re_signal_its_group(self):
+        # Revision 1 names three structures; one closes its need and reports
+        # another: the same three are there, nothing new to say (it was
+        # revision 2, the same structures). A fourth one is.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("a-caen", CAEN), member("a-herouville", HEROUVILLE), member("a-ifs", IFS),
+                 member("a-caen-2", CAEN)])
+        st.emit([need("b1", "a-caen", CAEN, category="benevolat"),
+                 need("b2", "a-herouville", HEROUVILLE, category="benevolat"),
+                 need("b3", "a-ifs", IFS, category="benevolat")])
+        st.settle()
+        self.assertEqual([e.collective_need_detected.revision for e in st.journal("collective_need.detected")], [1])
+        st.emit([need_closed("b3", "a-ifs")])
+        st.settle()
+        st.emit([need("b3bis", "a-ifs", IFS, category="benevolat", title="Bénévoles pour la cuisine")])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual([e.collective_need_detected.revision for e in events], [1],
+                         [list(e.collective_need_detected.structure_ids) for e in events])
+        st.emit([need("b4", "a-caen-2", CAEN, category="benevolat")])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual([e.collective_need_detected.revision for e in events], [1, 2])
+        cn = events[1].collective_need_detected
+        self.assertEqual(sorted(cn.structure_ids), ["a-caen", "a-caen-2", "a-herouville", "a-ifs"])
+        self.assertEqual(sorted(cn.need_ids), ["b1", "b2", "b3bis", "b4"])
+
     def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
         # Two identical offers for a need, the greater id first: ranks 1 and
         # 2, an equal score ranking the greater offer id first (the order in
