@@ -121,7 +121,8 @@ void cli_context_load_tables(cli_context_t *ctx, const char *command);
 void cli_context_destroy(cli_context_t *ctx);
 
 /* A blocking Redis connection to the effective URL (with the config's user,
- * password file and timeouts). Returns NULL after printing one line. Caller
+ * password file and timeouts). Returns NULL after printing one line, or
+ * silently when `command` is NULL (a retry the caller speaks of). Caller
  * frees with redisFree(). */
 redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command);
 

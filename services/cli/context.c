@@ -228,9 +228,9 @@ redisContext *cli_redis_connect(const cli_context_t *ctx, const char *command)
 
     c = mg_redis_connect_sync(&opts, err, sizeof err);
     /* The hint only helps when nothing answered; a refusal says what to fix. */
-    if (!c && strncmp(err, "redis: cannot connect", 21) == 0)
+    if (!c && command && strncmp(err, "redis: cannot connect", 21) == 0)
         cli_error(command, "Redis ne répond pas : Maillage est-il démarré ? (%s)", err + 7);
-    else if (!c)
+    else if (!c && command)
         cli_error(command, "%s", err);
     mg_redis_options_clear(&opts);
     return c;

@@ -129,6 +129,10 @@ int main(int argc, char **argv)
     /* The CLI's own diagnostics are single lines from cli_error(); library
      * logging is kept to warnings so it does not clutter command output. */
     mg_log_init("maillage", MG_LOG_WARN);
+    /* A connection closed under a write (Redis restarted, the broker gone)
+     * is an error the command reports, not a silent death (`tail` was
+     * killed so). */
+    signal(SIGPIPE, SIG_IGN);
 
     /* "+": stop at the command name, so its options are left for it. The
      * refusal is said in French below, not in getopt's English. */

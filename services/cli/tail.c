@@ -10,7 +10,9 @@
  * sequence jumps ahead, or the feed stays quiet for a second while the
  * journal grew, it fills the gap from the journal. Events come out once each,
  * in sequence order. Without Redis it still prints the live feed, with a
- * warning that gaps cannot be filled. */
+ * warning that gaps cannot be filled; when Redis goes away while it runs, it
+ * says so, prints the live feed meanwhile, tries again each second and
+ * catches up from the journal once it answers. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -35,6 +37,8 @@ typedef struct {
     uint64_t count;   /* 0 = no limit */
     uint64_t printed;
     uint64_t next_seq; /* the first sequence not yet handled (0 = unknown) */
+    int journal_lost;  /* Redis went away: tried again each second */
+    int64_t retried_us;
 } s_tail_t;
 
 static int s_wanted(const s_tail_t *t, const char *type, size_t len)
@@ -87,21 +91,37 @@ static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
     return 0;
 }
 
+/* The journal again after Redis went away, at most once a second. */
+static void s_rejoin(s_tail_t *t) {
+    int64_t now = mg_clock_monotonic_us();
+    if (!t->journal_lost || now - t->retried_us < 1000000) return;
+    t->retried_us = now;
+    if (!(t->redis = cli_redis_connect(t->ctx, NULL))) return;
+    t->journal_lost = 0;
+    cli_error("tail", "le journal répond de nouveau : rattrapage à partir de l'événement %" PRIu64,
+              t->next_seq);
+}
+
 /* Print from the journal the wanted events of sequences next_seq..upto-1
  * (upto 0 = to the end). Returns 1 when --count is reached. On a Redis error
- * warns once and goes on live only. */
+ * warns, goes on live only and tries again each second (s_rejoin()). */
 static int s_catch_up(s_tail_t *t, uint64_t upto)
 {
     char err[512];
+    s_rejoin(t);
     if (!t->redis || t->next_seq == 0) return 0;
     if (upto && upto <= t->next_seq) return 0;
     s_catchup_t cu = {t, 0};
     uint64_t max = upto ? upto - t->next_seq : 0;
     if (mg_journal_read(t->redis, t->next_seq, max, s_on_entry, &cu, err, sizeof err) < 0) {
-        cli_error("tail", "attention : journal illisible (%s) ; seulement les événements en direct désormais",
+        cli_error("tail",
+                  "attention : journal injoignable (%s) ; les événements en direct s'affichent en attendant, "
+                  "nouvel essai chaque seconde",
                   err);
         redisFree(t->redis);
         t->redis = NULL;
+        t->journal_lost = 1;
+        t->retried_us = mg_clock_monotonic_us();
     }
     return cu.done;
 }
@@ -265,13 +285,14 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
             uint64_t last = 0;
             for (int i = 0; i < 8; i++) last = (last << 8) | b[i];
             for (int i = 0; i < nframes; i++) zmq_msg_close(&frames[i]);
-            if (t.redis && last >= t.next_seq && s_catch_up(&t, last + 1)) goto finished;
+            if ((t.redis || t.journal_lost) && last >= t.next_seq && s_catch_up(&t, last + 1)) goto finished;
         } else if (nframes == 3 && zmq_msg_size(&frames[1]) == 8) {
             const uint8_t *b = zmq_msg_data(&frames[1]);
             uint64_t seq = 0;
             for (int i = 0; i < 8; i++) seq = (seq << 8) | b[i];
             int finished = 0;
-            if (t.redis && seq > t.next_seq) finished = s_catch_up(&t, seq); /* a gap: fill it */
+            if ((t.redis || t.journal_lost) && seq > t.next_seq)
+                finished = s_catch_up(&t, seq); /* a gap: fill it */
             if (!finished && (!t.redis || seq >= t.next_seq)) {
                 if (seq >= t.next_seq) t.next_seq = seq + 1;
                 if (s_wanted(&t, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])))

@@ -423,6 +423,42 @@ class CliTest(unittest.TestCase):
         seqs = [int(e["sequence"]) for e in events]
         self.assertEqual(seqs, list(range(seqs[0], seqs[0] + 5)))
 
+    def test_tail_goes_on_when_redis_closes_its_connection(self):
+        # A Redis restart killed tail with SIGPIPE at its next journal read,
+        # without a word: the events after it were never shown. Its own
+        # stack: every connection to this Redis is cut.
+        stack = Stack()
+        ids = self.ids(2)
+        said = os.path.join(stack.dir, "tail.err")
+        with open(said, "w", encoding="utf-8") as err_file:
+            tail = subprocess.Popen([CLI, "tail", "--count", "2", "need."], env=stack.env,
+                                    stdout=subprocess.PIPE, stderr=err_file, text=True)
+
+        def err():
+            with open(said, encoding="utf-8") as f:
+                return f.read()
+        try:
+            time.sleep(1.0)  # let it subscribe and note the last sequence
+            self.assertEqual(stack.cli(["emit", self.write([need_line(ids[0])])]).returncode, 0)
+            url = stack.endpoints["MAILLAGE_REDIS_URL"]
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(url[len("unix://"):])
+                h._Resp(s).call("CLIENT", "KILL", "TYPE", "normal")
+            # tail reads the journal each quiet second: it meets the closed
+            # connection, then connects again a second later.
+            h.wait_until(lambda: "le journal répond de nouveau" in err(), 10, what="tail's journal again")
+            h.wait_until(lambda: stack.cli(["emit", self.write([need_line(ids[1])])]).returncode == 0, 20,
+                         what="the broker journaling again")
+            out, _ = tail.communicate(timeout=20)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+            said_text = err()
+            stack.close()
+        self.assertEqual(tail.returncode, 0, said_text)
+        self.assertEqual([json.loads(l)["eventId"] for l in out.splitlines()], ids)
+        self.assertIn("journal injoignable", said_text)
+
     def test_tail_from_beyond_the_journal_says_it_waits(self):
         # Before, `tail --from 500` on a journal ending at 138 waited in
         # silence, and would never show 139 to 499.
