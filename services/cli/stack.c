@@ -339,6 +339,17 @@ static int s_tcp_open(int port)
     return ok;
 }
 
+/* st->redis_socket: DIR/redis.sock when its path fits in sun_path, else
+ * NULL (Redis then listens on a loopback port). */
+static void s_socket_path(s_stack_t *st) {
+    struct sockaddr_un probe;
+    char *sock = s_path(st, "redis", ".sock");
+    if (strlen(sock) < sizeof probe.sun_path - 1)
+        st->redis_socket = sock;
+    else
+        free(sock);
+}
+
 /* 1 if Redis answers PING with PONG (not LOADING: an AOF replay is not ready). */
 static int s_redis_pong(const s_stack_t *st)
 {
@@ -354,6 +365,26 @@ static int s_redis_pong(const s_stack_t *st)
     }
     if (c) redisFree(c);
     return ok;
+}
+
+/* Ask the Redis on st's endpoint to stop (SHUTDOWN: the AOF is written
+ * first), then wait up to `timeout_s` for it to stop answering. 1 if it did. */
+static int s_redis_shutdown(const s_stack_t *st, int timeout_s) {
+    struct timeval tv = {2, 0};
+    redisContext *c = st->redis_socket ? redisConnectUnixWithTimeout(st->redis_socket, tv)
+                                       : redisConnectWithTimeout("127.0.0.1", st->redis_port, tv);
+    if (!c) return 0;
+    if (!c->err) {
+        redisSetTimeout(c, tv);
+        redisReply *r = redisCommand(c, "SHUTDOWN"); /* NULL: the connection closed, as it should */
+        if (r) freeReplyObject(r);
+    }
+    redisFree(c);
+    for (int i = 0; i < 10 * timeout_s; i++) {
+        if (!s_redis_pong(st)) return 1;
+        cli_sleep_ms(100);
+    }
+    return !s_redis_pong(st);
 }
 
 /* ---- up ----------------------------------------------------------------- */
@@ -640,13 +671,18 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     st.exe_dir = mg_strdup(exe);
 
     /* Endpoints. Redis on a unix socket when the path fits in sun_path. */
-    struct sockaddr_un probe;
-    char *sock = s_path(&st, "redis", ".sock");
-    if (strlen(sock) < sizeof probe.sun_path - 1) {
-        st.redis_socket = sock;
-        st.redis_url = mg_asprintf("unix://%s", sock);
-    } else {
-        free(sock);
+    s_socket_path(&st);
+    if (st.redis_socket) {
+        /* A Redis started by hand on this directory's data: a second one
+         * would share its AOF, and the first to stop removes the socket. */
+        if (s_redis_pong(&st)) {
+            cli_error("up",
+                      "un Redis répond déjà sur %s sans que cette pile l'ait démarré (lancé à la main ?) ; "
+                      "arrêtez-le avec « maillage down --dir %s »",
+                      st.redis_socket, st.dir);
+            goto done;
+        }
+        st.redis_url = mg_asprintf("unix://%s", st.redis_socket);
     }
     int taken[4] = {0};
     size_t n_taken = 0;
@@ -850,6 +886,19 @@ int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
         free(name);
         free(pidfile);
     }
+    /* A Redis this stack did not start (by hand, after its own stopped)
+     * that answers on the stack's socket: it serves the stack's data. */
+    s_socket_path(&st);
+    if (!failed && st.redis_socket && s_redis_pong(&st)) {
+        if (s_redis_shutdown(&st, st.timeout_s)) {
+            printf("redis-server (sans fichier pid, sur %s) arrêté\n", st.redis_socket);
+            stopped++;
+        } else {
+            cli_error("down", "le Redis qui répond sur %s ne s'est pas arrêté (SHUTDOWN)", st.redis_socket);
+            failed = 1;
+        }
+    }
+    free(st.redis_socket);
     char *env_path = s_path(&st, "endpoints", ".env");
     unlink(env_path);
     free(env_path);

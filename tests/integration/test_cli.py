@@ -1359,6 +1359,41 @@ class UpDownTest(unittest.TestCase):
         self.assertIn("maillage-broker (pid %d) était déjà arrêté ; voir %s/broker.log"
                       % (pids["broker"], stack.dir), r.stdout)
 
+    def test_a_redis_started_by_hand_on_the_stack_is_neither_doubled_nor_left(self):
+        # The stack's Redis stopped and was started again by hand on its
+        # config: `down` said "redis-server (pid N) était déjà arrêté" and left
+        # it serving the stack's data; `up` then started a second Redis on the
+        # same AOF and socket, which the first removed when it stopped.
+        stack = Stack()
+        self.addCleanup(stack.close)
+        pids = stack.pids()
+        for name, pid in pids.items():
+            os.kill(pid, signal.SIGTERM)
+        for name, pid in pids.items():
+            h.wait_until(lambda: not alive(pid), what="the end of " + name)
+        by_hand = subprocess.Popen(["redis-server", os.path.join(stack.dir, "redis.conf")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: by_hand.poll() is None and by_hand.kill())
+        socket_path = os.path.join(stack.dir, "redis.sock")
+
+        def pong():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(socket_path)
+                    return h._Resp(s).call("PING") == "PONG"
+            except (OSError, h.RedisError):
+                return False
+        h.wait_until(pong, 10, what="the Redis started by hand")
+        refused = run(["up", "--dir", stack.dir])
+        self.assertEqual(refused.returncode, 1, refused.stderr)
+        self.assertIn("un Redis répond déjà sur %s sans que cette pile l'ait démarré" % socket_path, refused.stderr)
+        r = stack.down()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("redis-server (sans fichier pid, sur %s) arrêté" % socket_path, r.stdout)
+        self.assertEqual(by_hand.wait(timeout=10), 0)
+        again = run(["up", "--dir", stack.dir])
+        self.assertEqual(again.returncode, 0, again.stderr)
+
     def test_down_stops_a_redis_server_program_of_another_name(self):
         # Before: "pid N in DIR/redis.pid is not redis-server any more; not
         # signalled", and that Redis kept running.
