@@ -924,6 +924,39 @@ class MatcherTest(unittest.TestCase):
                          "3 structures de la CU Caen la Mer expriment un besoin de %s : une réponse mutualisée "
                          "est possible" % label.strip())
 
+    def test_a_circle_its_structures_left_does_not_keep_a_new_group_from_forming(self):
+        # A group centred on Vire; two of its three structures close their
+        # needs. Structures of Les Monts d'Aunay and Saint-Amand-Villages (25
+        # km from Vire) report, then one of Souleuvre en Bocage, inside Vire's
+        # circle (16 km) and within 20 km of both: four structures within 20
+        # km of Souleuvre, but no signal, since Vire's circle (two left) was
+        # the only one the need lay in.
+        st = Stack(self.ws, collective_distance_km=20)
+        st.start_matcher()
+        aunay, saint_amand, souleuvre = "14027", "50444", "14061"
+        st.emit([member("a-vire", VIRE), member("a-sourdeval", SOURDEVAL), member("a-tinchebray", TINCHEBRAY),
+                 member("a-aunay", aunay), member("a-saint-amand", saint_amand),
+                 member("a-souleuvre", souleuvre)])
+        st.emit([need("m-sourdeval", "a-sourdeval", SOURDEVAL, category="materiel"),
+                 need("m-tinchebray", "a-tinchebray", TINCHEBRAY, category="materiel")])
+        st.settle()
+        st.emit([need("m-vire", "a-vire", VIRE, category="materiel")])
+        st.settle()
+        (first,) = st.journal("collective_need.detected")
+        self.assertEqual(first.collective_need_detected.collective_id, "cn.materiel.near.14762")
+        st.emit([need_closed("m-sourdeval", "a-sourdeval"), need_closed("m-tinchebray", "a-tinchebray")])
+        st.emit([need("m-aunay", "a-aunay", aunay, category="materiel"),
+                 need("m-saint-amand", "a-saint-amand", saint_amand, category="materiel")])
+        st.settle()
+        self.assertEqual(len(st.journal("collective_need.detected")), 1)
+        st.emit([need("m-souleuvre", "a-souleuvre", souleuvre, category="materiel")])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual(len(events), 2, events)
+        cn = events[1].collective_need_detected
+        self.assertEqual((cn.collective_id, cn.revision), ("cn.materiel.near.14061", 1))
+        self.assertEqual(sorted(cn.structure_ids), ["a-aunay", "a-saint-amand", "a-souleuvre", "a-vire"])
+
     def test_a_collective_need_around_le_havre_reads_du_havre(self):
         # "de Le Havre" was written as is: the group's centre is named with
         # the article contracted, as French wants.
