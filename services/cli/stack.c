@@ -717,6 +717,16 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
         cli_error("up", "impossible de lire %s : %s", st.with, strerror(errno));
         goto fail;
     }
+    if (extra) { /* checked alone first: its mistakes at its own lines, not the generated file's */
+        char err[512];
+        mg_config_t *check = mg_config_load(st.with, err, sizeof err);
+        if (!check) {
+            cli_error("up", "--with refusé : %s", err);
+            free(extra);
+            goto fail;
+        }
+        mg_config_destroy(&check);
+    }
     /* The messages' links go to this gateway, unless the caller's file says
      * where they go. */
     char *gateway_line =

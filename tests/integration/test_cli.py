@@ -1334,7 +1334,7 @@ class UpDownTest(unittest.TestCase):
         with open(bad, "w", encoding="utf-8") as f:
             f.write("[nowhere]\nkey = 1\n")
         for path, why in ((os.path.join(d, "missing.conf"), "impossible de lire"),
-                          (bad, "configuration générée refusée")):
+                          (bad, "--with refusé : %s:1: " % bad)):  # its own line, not the generated file's
             r = run(["up", "--dir", os.path.join(d, "stack"), "--with", path])
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn(why, r.stderr)
