@@ -118,6 +118,27 @@ static const s_command_t s_commands[] = {
     {"forget", cli_cmd_forget},
 };
 
+/* The edit distance between a and b (insertions, deletions, substitutions,
+ * swaps of two neighbours), for names shorter than 32 bytes; 99 beyond. */
+static size_t s_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b), d[32][32];
+    if (n >= 32 || m >= 32) return 99;
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {CLI_COMMON_LONG_OPTIONS,
@@ -158,7 +179,8 @@ int main(int argc, char **argv)
     }
     const char *name = argv[optind];
     char *help_argv[] = {NULL, "--help", NULL};
-    if (strcmp(name, "help") == 0 && optind + 1 < argc) { /* "maillage help staff": the command's help */
+    if (strcmp(name, "help") == 0 && optind + 1 < argc && argv[optind + 1][0] != '-') {
+        /* "maillage help staff": the command's help */
         name = help_argv[0] = argv[optind + 1];
         argc = 2;
         argv = help_argv;
@@ -175,6 +197,17 @@ int main(int argc, char **argv)
             return s_commands[i].run(sub_argc, sub_argv, &settings);
         }
     }
-    cli_error(NULL, "commande inconnue « %s » (voir « maillage --help »)", name);
+    /* A typo ("staf", "tial"): the nearest command, if near enough. */
+    const char *nearest = NULL;
+    size_t nearest_d = 3;
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++) {
+        size_t d = s_distance(name, s_commands[i].name);
+        if (d < nearest_d && d < strlen(s_commands[i].name)) nearest = s_commands[i].name, nearest_d = d;
+    }
+    if (nearest)
+        cli_error(NULL, "commande inconnue « %s » : vouliez-vous dire « %s » ? (voir « maillage --help »)",
+                  name, nearest);
+    else
+        cli_error(NULL, "commande inconnue « %s » (voir « maillage --help »)", name);
     return CLI_EXIT_USAGE;
 }

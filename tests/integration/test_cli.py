@@ -702,6 +702,15 @@ class CliTest(unittest.TestCase):
         r = run(["frobnicate"])
         self.assertEqual(r.returncode, 2)
         self.assertEqual(r.stderr, "maillage: commande inconnue « frobnicate » (voir « maillage --help »)\n")
+        # A typo names the command meant; "help --help" is the help.
+        r = run(["staf", "list"])
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, "maillage: commande inconnue « staf » : vouliez-vous dire « staff » ? "
+                                   "(voir « maillage --help »)\n")
+        self.assertIn("vouliez-vous dire « consumers »", run(["consumer"]).stderr)
+        r = run(["help", "--help"])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertIn("Usage : maillage", r.stdout)
         self.assertNotEqual(run(["tail", "--format", "xml"]).returncode, 0)
         # A number option takes a positive integer, all of it (before, inbox
         # read "5x" as 5 and journal took an overflow for "nothing to show").
