@@ -45,6 +45,7 @@
 
 #define S_BUCKETS 4096
 #define S_QUIET_US   1000000 /* an answer later than this after a send is no answer */
+#define S_SILENCE_US 3000000 /* no answer at all this long after the first send: said at once */
 #define S_LINE_MAX (16u * 1024u * 1024u)
 #define S_READ_CHUNK 65536
 #define S_NARROW_US  200000
@@ -186,6 +187,8 @@ typedef struct {
     size_t too_large; /* read, but over max_bytes: not sent */
     size_t held; /* of `lost`, those whose last answer was "not now" */
     size_t acks; /* answers received at all: none means nobody is listening */
+    int64_t first_sent_us; /* 0 before the first send */
+    int silence_said;      /* the early "no answer yet" line was printed */
     int read_failed; /* the input could not be read to its end */
     int stalled;     /* the journal answered unavailable: see the top of this file */
     int unavailable_notice, rate_limited_notice;
@@ -242,6 +245,7 @@ static void s_send(s_emit_t *e, s_pending_t *p, int64_t now_us)
     if (zmq_send(e->socket, p->data, p->len, ZMQ_DONTWAIT) >= 0) {
         p->unanswered++;
         p->sent_us = now_us;
+        if (!e->first_sent_us) e->first_sent_us = now_us;
     } else if (errno != EAGAIN && errno != EINTR)
         cli_error("emit", "envoi impossible : %s", zmq_strerror(errno));
     p->resend_at_us = now_us + p->retry_us;
@@ -610,6 +614,19 @@ static void s_timers(s_emit_t *e, int64_t now)
     /* None held back any more (timed out, rejected, or held by the rate
      * limit since): nothing waits for the journal, new lines may go. */
     if (!still_held) e->stalled = 0;
+    /* Nobody answered yet: said after a few seconds, not only after
+     * --timeout (a forgotten endpoints.env was 30 s of silence). */
+    if (!e->acks && !e->silence_said && e->first_sent_us && e->timeout_us > S_SILENCE_US) {
+        if (now - e->first_sent_us >= S_SILENCE_US) {
+            cli_error("emit",
+                      "pas encore de réponse du broker (%s) après %d s : tourne-t-il ? (voir « maillage up » "
+                      "et MAILLAGE_INGEST) ; nouvel essai jusqu'à %" PRId64 " s",
+                      e->endpoint, S_SILENCE_US / 1000000, e->timeout_us / 1000000);
+            e->silence_said = 1;
+        } else {
+            s_deadline(e, e->first_sent_us + S_SILENCE_US);
+        }
+    }
 }
 
 static void s_usage(FILE *out)

@@ -357,6 +357,11 @@ class CliTest(unittest.TestCase):
         r = self.stack.cli(["emit", "--ingest", endpoint, "--timeout", "1", path])
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("pas de réponse du broker (%s)" % endpoint, r.stderr)
+        # Said after 3 s too, not only at --timeout (30 s of silence by default).
+        r = self.stack.cli(["emit", "--ingest", endpoint, "--timeout", "4", path])
+        early = "pas encore de réponse du broker (%s) après 3 s : tourne-t-il ?" % endpoint
+        self.assertIn(early, r.stderr)
+        self.assertLess(r.stderr.index(early), r.stderr.index("pas de réponse du broker (%s)" % endpoint))
 
     def test_emit_interrupted_says_so_without_blaming_the_broker(self):
         # Before, Ctrl-C after 1 s also printed "no answer from the broker
