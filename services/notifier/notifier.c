@@ -2097,6 +2097,64 @@ static uint64_t s_reply_signature(const redisReply *r, uint64_t h) {
     return h;
 }
 
+/* A staff member's quiet hours changed: what they held. */
+typedef struct {
+    mg_notifier_t *n;
+    char *staff;
+    s_staff_t was; /* the old quiet hours (quiet_start, quiet_end) only */
+} s_requeue_t;
+
+/* Reply of "queued_for": each message held until the end of the old quiet
+ * hours (its due is that end: s_due() of the moment before gives it back)
+ * is due when the new ones let it go, from now: shortened, or removed,
+ * quiet hours release what they held. */
+static void s_on_queued_for(mg_redis_t *redis, redisReply *reply, void *privdata) {
+    s_requeue_t *rq = privdata;
+    mg_notifier_t *n = rq->n;
+    (void)redis;
+    const s_staff_t *now_s = s_find_staff(n, rq->staff);
+    int64_t now = mg_clock_service_now_ms();
+    size_t moved = 0;
+    for (size_t i = 0; now_s && reply && reply->type == REDIS_REPLY_ARRAY && i + 3 < reply->elements;
+         i += 4) {
+        int64_t due = strtoll(s_rstr(reply->element[i + 1]), NULL, 10);
+        if (!s_keeps_quiet_hours(s_rstr(reply->element[i + 2]), s_rstr(reply->element[i + 3])) ||
+            s_due(&rq->was, due - 1) != due)
+            continue; /* a daily digest, at its own hour; or not held by the quiet hours */
+        int64_t again = s_due(now_s, now);
+        if (again >= due) continue; /* the new hours hold it as long */
+        mg_args_t a;
+        s_call_begin(&a, "requeue");
+        mg_args_str(&a, s_rstr(reply->element[i]));
+        mg_args_int(&a, due);
+        mg_args_int(&a, again);
+        s_record(n, &a);
+        if (again < n->next_due) n->next_due = again;
+        moved++;
+    }
+    if (moved)
+        mg_info("notifier: %s's quiet hours changed: %zu message(s) held by them due again", rq->staff,
+                moved);
+    free(rq->staff);
+    free(rq);
+}
+
+static void s_requeue_quiet(mg_notifier_t *n, const s_staff_t *was) {
+    s_requeue_t *rq = mg_calloc(1, sizeof(*rq));
+    rq->n = n;
+    rq->staff = mg_strdup(was->id);
+    rq->was.quiet_start = was->quiet_start;
+    rq->was.quiet_end = was->quiet_end;
+    mg_args_t a;
+    s_call_begin(&a, "queued_for");
+    mg_args_str(&a, was->id);
+    mg_args_int(&a, mg_clock_service_now_ms());
+    if (s_call(n, &a, s_on_queued_for, rq) != 0) {
+        free(rq->staff);
+        free(rq);
+    }
+}
+
 static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
     mg_notifier_t *n = privdata;
     (void)redis;
@@ -2111,6 +2169,8 @@ static void s_on_staff(mg_redis_t *redis, redisReply *reply, void *privdata) {
     }
     for (size_t i = 0; i < k; i++) {
         const s_staff_t *was = s_find_staff(n, staff[i].id);
+        if (was && (was->quiet_start != staff[i].quiet_start || was->quiet_end != staff[i].quiet_end))
+            s_requeue_quiet(n, was); /* its reply comes after the list below is in place */
         if (was && was->digest && !staff[i].digest) n->digest_flush = 1;
         if (was && ((was->email_on && !staff[i].email_on) || (was->webhook_on && !staff[i].webhook_on)))
             n->digest_moves = 1;

@@ -254,6 +254,25 @@ const char mg_notifier_script[] =
      * recipient's quiet hours) goes back to the queue at `due`; the claim's
      * attempt is given back, since nothing was sent (one delivered
      * meanwhile, by another notifier, stays out). */
+    /* queued_for: staff, now -> {nid, due, kind, item, ...}: what waits in
+     * the queue for `staff` after now. requeue: nid, was, due -> 1 if moved
+     * from `was` to `due` (0: it left the queue or moved meanwhile). */
+    "if op == 'queued_for' then\n"
+    "  local out = {}\n"
+    "  local q = redis.call('ZRANGEBYSCORE', 'mg:notifier:queue', '(' .. ARGV[3], '+inf', 'WITHSCORES')\n"
+    "  for i = 1, #q, 2 do\n"
+    "    local r = redis.call('HMGET', nkey(q[i]), 'staff', 'kind', 'item')\n"
+    "    if r[1] == ARGV[2] then\n"
+    "      out[#out + 1] = q[i]; out[#out + 1] = q[i + 1]; out[#out + 1] = r[2] or ''; out[#out + 1] = r[3] or ''\n"
+    "    end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "if op == 'requeue' then\n"
+    "  if tonumber(redis.call('ZSCORE', 'mg:notifier:queue', ARGV[2]) or '-1') ~= tonumber(ARGV[3]) then return 0 end\n"
+    "  redis.call('ZADD', 'mg:notifier:queue', 'XX', ARGV[4], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
     "if op == 'hold' then\n"
     "  local key = nkey(ARGV[2])\n"
     "  if redis.call('EXISTS', key) == 0 or redis.call('HGET', key, 'state') == 'delivered' then\n"

@@ -173,6 +173,35 @@ class NotifierScheduleTest(unittest.TestCase):
             h.wait_until(lambda s=staff: st.record(nid[s]).get("state") == "delivered", 10, what="delivered: " + staff)
 
 
+    def test_shortened_quiet_hours_release_what_they_held(self):
+        # Quentin's retry waits for 07:00, the end of his quiet hours (22 h to
+        # 7 h). He moves their end to 5 h: it went on waiting for 07:00. Then
+        # he removes them: it goes at once.
+        hook = self.ws.own(tn.WebhookReceiver(plan=["500"]))
+        off, t0 = clock_at(21, 59, 30)
+        quiet_end, earlier_end = clock_at(7, 0, 0, days=2)[1], clock_at(5, 0, 0, days=2)[1]
+        st = tn.Stack(self.ws, {
+            "q": {"name": "Quentin", "channels": "webhook", "webhook": hook.url, "quiet_start": 22, "quiet_end": 7},
+        }, clock_offset_ms=off, default_staff="q", retry_base_ms=60000, retry_max_ms=120000)
+        st.start()
+        st.emit([tn.need("n1", "s-caen"), tn.offer("o1", "s-rouen", tn.ROUEN)])
+        st.emit([tn.match("m-q", "n1", "o1", "s-caen", "s-rouen")])
+        nid = h.wait_until(lambda: next((k.decode()[len("mg:notif:"):] for k in st.redis.call("KEYS", "mg:notif:*")
+                                         if st.redis.call("HGET", k, "staff") == b"q"), None), 10)
+        h.wait_until(lambda: st.record(nid).get("last_error"), 10, what="the first attempt")
+
+        def queued_until():
+            due = st.redis.call("ZSCORE", "mg:notifier:queue", nid)
+            return None if due is None else int(due)
+        self.assertEqual(queued_until(), quiet_end)
+        st.set_clock(off + 3 * 60 * 1000)  # 22:02:30: quiet under the old hours and the new
+        st.staff_set("q", "quiet_end", "5")
+        h.wait_until(lambda: queued_until() == earlier_end, 10, what="the retry due at 05:00")
+        self.assertEqual([r[0] for r in hook.requests], ["500"])
+        st.staff_set("q", "quiet_end", "22")  # none
+        h.wait_until(lambda: hook.delivered(), 10, what="the retry once the quiet hours are gone")
+        self.assertEqual([r[0] for r in hook.requests], ["500", "200"])
+
     def test_what_waited_for_the_digest_keeps_the_quiet_hours_when_the_member_leaves_digest_mode(self):
         # At 23:00, inside her quiet hours (22 h to 7 h), Dora leaves digest
         # mode with two matches waiting for her 10 h digest: they go in a
