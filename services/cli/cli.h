@@ -248,6 +248,12 @@ extern volatile int cli_interrupted;
 void cli_catch_signals(void);
 
 /* Sleep `ms` milliseconds, the whole of them unless cli_interrupted is set. */
+/* 1 once standard output cannot be written any more (its reader went away:
+ * `maillage tail | head`). SIGPIPE is ignored (a Redis connection closed
+ * under a write is an error to report), so a command that prints a stream
+ * checks this and stops there, quietly. */
+int cli_stdout_closed(void);
+
 void cli_sleep_ms(long ms);
 
 #endif

@@ -207,7 +207,7 @@ static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
         free(json);
     }
     mg_envelope_free(env);
-    return 0;
+    return cli_stdout_closed(); /* `| head` has what it wanted */
 }
 
 /* ---- the summary's tables ------------------------------------------------- */

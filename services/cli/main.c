@@ -34,6 +34,10 @@ void cli_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+int cli_stdout_closed(void) {
+    return ferror(stdout) != 0;
+}
+
 void cli_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cli_interrupted) {
@@ -152,7 +156,7 @@ int main(int argc, char **argv)
     mg_log_init("maillage", MG_LOG_WARN);
     /* A connection closed under a write (Redis restarted, the broker gone)
      * is an error the command reports, not a silent death (`tail` was
-     * killed so). */
+     * killed so). Output whose reader went away: cli_stdout_closed(). */
     signal(SIGPIPE, SIG_IGN);
 
     /* "+": stop at the command name, so its options are left for it. The

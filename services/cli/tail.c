@@ -37,7 +37,7 @@ typedef struct {
     uint64_t count;   /* 0 = no limit */
     uint64_t printed;
     uint64_t next_seq; /* the first sequence not yet handled (0 = unknown) */
-    int journal_lost;  /* Redis went away: tried again each second */
+    int journal_lost;  /* Redis went away: tried again each second, until a read succeeds */
     int64_t retried_us;
 } s_tail_t;
 
@@ -70,7 +70,7 @@ static int s_print(s_tail_t *t, const uint8_t *data, size_t len, uint64_t seq)
     fflush(stdout);
     mg_envelope_free(env);
     t->printed++;
-    return t->count && t->printed >= t->count;
+    return (t->count && t->printed >= t->count) || cli_stdout_closed();
 }
 
 typedef struct {
@@ -91,20 +91,18 @@ static int s_on_entry(const mg_journal_entry_t *entry, void *arg)
     return 0;
 }
 
-/* The journal again after Redis went away, at most once a second. */
+/* A connection again after Redis went away, at most once a second. */
 static void s_rejoin(s_tail_t *t) {
     int64_t now = mg_clock_monotonic_us();
-    if (!t->journal_lost || now - t->retried_us < 1000000) return;
+    if (!t->journal_lost || t->redis || now - t->retried_us < 1000000) return;
     t->retried_us = now;
-    if (!(t->redis = cli_redis_connect(t->ctx, NULL))) return;
-    t->journal_lost = 0;
-    cli_error("tail", "le journal répond de nouveau : rattrapage à partir de l'événement %" PRIu64,
-              t->next_seq);
+    t->redis = cli_redis_connect(t->ctx, NULL);
 }
 
 /* Print from the journal the wanted events of sequences next_seq..upto-1
  * (upto 0 = to the end). Returns 1 when --count is reached. On a Redis error
- * warns, goes on live only and tries again each second (s_rejoin()). */
+ * warns, goes on live only and tries again each second (s_rejoin()), until
+ * a read succeeds. */
 static int s_catch_up(s_tail_t *t, uint64_t upto)
 {
     char err[512];
@@ -112,16 +110,20 @@ static int s_catch_up(s_tail_t *t, uint64_t upto)
     if (!t->redis || t->next_seq == 0) return 0;
     if (upto && upto <= t->next_seq) return 0;
     s_catchup_t cu = {t, 0};
-    uint64_t max = upto ? upto - t->next_seq : 0;
+    uint64_t from = t->next_seq, max = upto ? upto - t->next_seq : 0;
     if (mg_journal_read(t->redis, t->next_seq, max, s_on_entry, &cu, err, sizeof err) < 0) {
-        cli_error("tail",
-                  "attention : journal injoignable (%s) ; les événements en direct s'affichent en attendant, "
-                  "nouvel essai chaque seconde",
-                  err);
+        if (!t->journal_lost) /* once, not at each try (LOADING after a restart) */
+            cli_error("tail",
+                      "attention : journal injoignable (%s) ; les événements en direct s'affichent en "
+                      "attendant, nouvel essai chaque seconde",
+                      err);
         redisFree(t->redis);
         t->redis = NULL;
         t->journal_lost = 1;
         t->retried_us = mg_clock_monotonic_us();
+    } else if (t->journal_lost) {
+        t->journal_lost = 0;
+        cli_error("tail", "le journal répond de nouveau : rattrapé à partir de l'événement %" PRIu64, from);
     }
     return cu.done;
 }

@@ -464,6 +464,24 @@ class CliTest(unittest.TestCase):
         self.assertEqual([json.loads(l)["eventId"] for l in out.splitlines()], ids)
         self.assertIn("journal injoignable", said_text)
 
+    def test_tail_ends_when_its_reader_goes_away(self):
+        # `maillage tail | head -n 1`: with SIGPIPE ignored (for Redis), tail
+        # went on forever writing into the closed pipe.
+        ids = self.ids(2)
+        tail = subprocess.Popen([CLI, "tail", "need."], env=self.stack.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)  # let it subscribe and note the last sequence
+            self.assertEqual(self.stack.cli(["emit", self.write([need_line(ids[0])])]).returncode, 0)
+            self.assertIn(ids[0].encode(), tail.stdout.readline())
+            tail.stdout.close()  # the reader goes away
+            self.assertEqual(self.stack.cli(["emit", self.write([need_line(ids[1])])]).returncode, 0)
+            self.assertEqual(tail.wait(timeout=10), 0)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+            tail.communicate()
+
     def test_tail_from_beyond_the_journal_says_it_waits(self):
         # Before, `tail --from 500` on a journal ending at 138 waited in
         # silence, and would never show 139 to 499.
