@@ -408,7 +408,7 @@ static void offer_placed_by_its_territory_only(void **state) {
     /* A territory naming the need's commune: the offer serves that commune
      * itself, as near as can be (it scored 0 and ranked below an offer 5 km
      * away). */
-    char *caen[] = {"dep:76", "14118"};
+    char *caen[] = {"dep:14", "14118"}; /* in both: the commune, whatever the order */
     p.offer.territory = caen;
     p.offer.n_territory = 2;
     mg_match_score(&p.in, NULL, &out);

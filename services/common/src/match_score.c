@@ -465,16 +465,20 @@ static void s_area(const mg_match_input_t *in, s_area_t *a) {
         a->distance_km = a->same_commune ? 0.0 : mg_communes_distance_km(nc, oc);
     }
 
-    for (size_t i = 0; i < offer->n_territory && !a->territory; i++) {
+    /* The territory entry the need's commune is in, the narrowest of them
+     * (its commune, then its EPCI, then its department), whatever their order. */
+    int narrowest = 0; /* 3 commune, 2 EPCI, 1 department */
+    for (size_t i = 0; i < offer->n_territory && narrowest < 3; i++) {
         const char *t = offer->territory[i];
+        int fits = 0;
         if (s_empty(t)) continue;
-        if (strncmp(t, "dep:", 4) == 0) {
-            if (nc && strcmp(t + 4, nc->department) == 0) a->territory = t;
-        } else if (strncmp(t, "epci:", 5) == 0) {
-            if (nc && nc->epci[0] != '\0' && strcmp(t + 5, nc->epci) == 0) a->territory = t;
-        } else if (!s_empty(need_code) && strcmp(t, need_code) == 0) {
-            a->territory = t;
-        }
+        if (strncmp(t, "dep:", 4) == 0)
+            fits = nc && strcmp(t + 4, nc->department) == 0 ? 1 : 0;
+        else if (strncmp(t, "epci:", 5) == 0)
+            fits = nc && nc->epci[0] != '\0' && strcmp(t + 5, nc->epci) == 0 ? 2 : 0;
+        else
+            fits = !s_empty(need_code) && strcmp(t, need_code) == 0 ? 3 : 0;
+        if (fits > narrowest) narrowest = fits, a->territory = t;
     }
 
     if (a->same_commune) {
