@@ -350,9 +350,10 @@ static void s_socket_path(s_stack_t *st) {
         free(sock);
 }
 
-/* 1 if Redis answers PING with PONG (not LOADING: an AOF replay is not ready). */
-static int s_redis_pong(const s_stack_t *st)
-{
+/* 1 if Redis answers PING with PONG (not LOADING: an AOF replay is not
+ * ready); with `any`, 1 if it answers at all (LOADING, NOAUTH: a Redis is
+ * there). */
+static int s_redis_ping(const s_stack_t *st, int any) {
     struct timeval tv = {0, 200000};
     redisContext *c = st->redis_socket ? redisConnectUnixWithTimeout(st->redis_socket, tv)
                                        : redisConnectWithTimeout("127.0.0.1", st->redis_port, tv);
@@ -360,11 +361,15 @@ static int s_redis_pong(const s_stack_t *st)
     if (c && !c->err) {
         redisSetTimeout(c, tv);
         redisReply *r = redisCommand(c, "PING");
-        ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        ok = r && (any || (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0));
         if (r) freeReplyObject(r);
     }
     if (c) redisFree(c);
     return ok;
+}
+
+static int s_redis_pong(const s_stack_t *st) {
+    return s_redis_ping(st, 0);
 }
 
 /* Ask the Redis on st's endpoint to stop (SHUTDOWN: the AOF is written
@@ -381,10 +386,10 @@ static int s_redis_shutdown(const s_stack_t *st, int timeout_s) {
     }
     redisFree(c);
     for (int i = 0; i < 10 * timeout_s; i++) {
-        if (!s_redis_pong(st)) return 1;
+        if (!s_redis_ping(st, 1)) return 1;
         cli_sleep_ms(100);
     }
-    return !s_redis_pong(st);
+    return !s_redis_ping(st, 1);
 }
 
 /* ---- up ----------------------------------------------------------------- */
@@ -675,7 +680,7 @@ int cli_cmd_up(int argc, char **argv, cli_settings_t *settings)
     if (st.redis_socket) {
         /* A Redis started by hand on this directory's data: a second one
          * would share its AOF, and the first to stop removes the socket. */
-        if (s_redis_pong(&st)) {
+        if (s_redis_ping(&st, 1)) {
             cli_error("up",
                       "un Redis répond déjà sur %s sans que cette pile l'ait démarré (lancé à la main ?) ; "
                       "arrêtez-le avec « maillage down --dir %s »",
@@ -899,7 +904,7 @@ int cli_cmd_down(int argc, char **argv, cli_settings_t *settings)
     /* A Redis this stack did not start (by hand, after its own stopped)
      * that answers on the stack's socket: it serves the stack's data. */
     s_socket_path(&st);
-    if (!failed && st.redis_socket && s_redis_pong(&st)) {
+    if (!failed && st.redis_socket && s_redis_ping(&st, 1)) {
         if (s_redis_shutdown(&st, st.timeout_s)) {
             printf("redis-server (sans fichier pid, sur %s) arrêté\n", st.redis_socket);
             stopped++;

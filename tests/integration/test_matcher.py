@@ -859,6 +859,28 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(sorted(cn.structure_ids), ["a-caen", "a-caen-2", "a-herouville", "a-ifs"])
         self.assertEqual(sorted(cn.need_ids), ["b1", "b2", "b3bis", "b4"])
 
+    def test_a_group_signalled_before_its_structures_were_kept_still_names_a_newcomer(self):
+        # A group's record from before `s` (the structures it named): a
+        # structure replacing one that left was absorbed in silence, where
+        # the version before signalled it.
+        st = Stack(self.ws)
+        st.start_matcher()
+        st.emit([member("a-caen", CAEN), member("a-herouville", HEROUVILLE), member("a-ifs", IFS),
+                 member("a-caen-2", CAEN)])
+        st.emit([need("b1", "a-caen", CAEN, category="benevolat"),
+                 need("b2", "a-herouville", HEROUVILLE, category="benevolat"),
+                 need("b3", "a-ifs", IFS, category="benevolat")])
+        st.settle()
+        st.redis.call("HDEL", "mg:collective:benevolat:200065597", "s")  # as the version before wrote it
+        st.emit([need_closed("b3", "a-ifs")])
+        st.settle()
+        st.emit([need("b4", "a-caen-2", CAEN, category="benevolat")])
+        st.settle()
+        events = st.journal("collective_need.detected")
+        self.assertEqual([e.collective_need_detected.revision for e in events], [1, 2])
+        self.assertEqual(sorted(events[1].collective_need_detected.structure_ids),
+                         ["a-caen", "a-caen-2", "a-herouville"])
+
     def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
         # Two identical offers for a need, the greater id first: ranks 1 and
         # 2, an equal score ranking the greater offer id first (the order in
