@@ -410,11 +410,12 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
     out->retired = p->retired;
 
     /* The new pair record (docs/redis-keys.md: rev|score|ret|mid|dist|ns|os|
-     * cat|dep|at|pcat|pcom): the first proposal's time and cell carried from
-     * the record read, or this job's for a new pair. */
-    char at[24], pcat[MG_ID_MAX + 1], pcom[16], record[1024], mp[128] = "";
+     * cat|dep|at|pcat|pcom|pseq): the first proposal's time, cell and job
+     * sequence carried from the record read, or this job's for a new pair. */
+    char at[24], pcat[MG_ID_MAX + 1], pcom[16], pseq[24], record[1024], mp[128] = "";
     if (p->prev_rev == 0) {
         snprintf(at, sizeof(at), "%" PRId64, job->now);
+        snprintf(pseq, sizeof(pseq), "%" PRIu64, job->seq);
         snprintf(pcat, sizeof(pcat), "%s", p->category);
         snprintf(pcom, sizeof(pcom), "%s", p->need_commune);
         if (*p->category && *p->need_commune)
@@ -423,10 +424,11 @@ static void s_add_pair(s_job_t *job, const s_pair_t *p) {
         s_field(p->prev_record, 9, at, sizeof(at));
         s_field(p->prev_record, 10, pcat, sizeof(pcat));
         s_field(p->prev_record, 11, pcom, sizeof(pcom));
+        s_field(p->prev_record, 12, pseq, sizeof(pseq)); /* "" in a record from before it */
     }
-    snprintf(record, sizeof(record), "%u|%.6f|%d|%s|%.6f|%s|%s|%s|%s|%s|%s|%s", rev, p->score,
+    snprintf(record, sizeof(record), "%u|%.6f|%d|%s|%.6f|%s|%s|%s|%s|%s|%s|%s|%s", rev, p->score,
              p->retired ? 1 : 0, mid, p->distance_km, p->need_structure_id, p->offer_structure_id, category,
-             department, at, pcat, pcom);
+             department, at, pcat, pcom, pseq);
     mg_args_t *a = &job->pairs;
     mg_args_str(a, p->need_id);
     mg_args_str(a, p->offer_id);

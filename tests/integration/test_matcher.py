@@ -881,6 +881,39 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(sorted(events[1].collective_need_detected.structure_ids),
                          ["a-caen", "a-caen-2", "a-herouville"])
 
+    def test_a_feedback_journaled_before_its_match_counts_on_no_replay(self):
+        # A match.feedback journaled before the need and offer of its match
+        # found no match and was ignored; replayed, it found the match and
+        # counted: "mise en relation faite" in the figures, and in the offer's
+        # record, which its scores read.
+        items = [member("asso-caen", CAEN), member("scop-ifs", IFS, family="FAMILY_COOPERATIVE"),
+                 need("n1", "asso-caen", CAEN), offer("o1", "scop-ifs", IFS)]
+        first = Stack(self.ws)
+        first.start_matcher()
+        first.emit(items)
+        first.settle()
+        (mid,) = [m.match_id for m in first.matches()]  # the same ids give the same match id
+        first.matchers[0].stop()
+        ws = h.Workspace()
+        self.addCleanup(ws.close, keep=False)
+        st = Stack(ws)
+        st.start_matcher()
+        st.emit(items[:2] + [feedback(mid, "staff-a", h.events_pb2.MATCH_OUTCOME_CONTACT_MADE)] + items[2:])
+        st.settle()
+        self.assertEqual([m.match_id for m in st.matches()], [mid])
+
+        def counted():
+            figures = st.redis.call("HGETALL", "mg:figures")
+            return (st.redis.call("EXISTS", "mg:pfb:n1|o1"),
+                    [f for f in figures[::2] if f.startswith(b"ma|")],
+                    b",cm=" in b"," + st.redis.call("GET", "mg:offer:o1").split(b"|")[10])
+        self.assertEqual(counted(), (0, [], False))
+        st.matchers[0].stop()
+        st.redis.call("HSET", "mg:consumer:matcher", "seq", 0)
+        st.start_matcher()
+        st.settle()
+        self.assertEqual(counted(), (0, [], False))
+
     def test_equal_scores_rank_by_offer_id_when_the_offers_come_after_the_need(self):
         # Two identical offers for a need, the greater id first: ranks 1 and
         # 2, an equal score ranking the greater offer id first (the order in
