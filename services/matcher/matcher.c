@@ -826,9 +826,9 @@ static void s_need_of(const mg_matcher_t *m, const char *category, char *out, si
  * EPCI) from its members "<sid>|<nid>" (`list`); `sids` are its structures
  * as the script lists them (its record keeps them). */
 static void s_collective_emit(s_job_t *job, const char *category, const char *group, const char *centre,
-                              const char *sids, unsigned radius_km, unsigned prev, long long n,
-                              const redisReply *list, const char *territory, const char *territory_name,
-                              const char *explanation) {
+                              const char *sids, long long joins, unsigned radius_km, unsigned prev,
+                              long long n, const redisReply *list, const char *territory,
+                              const char *territory_name, const char *explanation) {
     size_t count = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
     char **need_ids = mg_calloc(count + 1, sizeof(char *)), **structure_ids = mg_calloc(count + 1, sizeof(char *));
     size_t n_needs = 0, n_structures = 0;
@@ -885,6 +885,7 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     mg_args_str(&job->colls, centre);
     mg_args_bytes(&job->colls, cn_pb, cn_len);
     mg_args_str(&job->colls, sids);
+    mg_args_int(&job->colls, joins);
     free(cn_pb);
     job->n_colls++;
     for (size_t i = 0; i < n_needs; i++) free(need_ids[i]);
@@ -893,11 +894,12 @@ static void s_collective_emit(s_job_t *job, const char *category, const char *gr
     free(structure_ids);
 }
 
-/* The EPCI group of the need: `info` is {rev, n, members, structures} or
- * empty. */
+/* The EPCI group of the need: `info` is {rev, n, members, structures,
+ * joins} or empty (the structures and the joins counted at the same moment,
+ * recorded with the revision). */
 static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_commune_t *nc, const redisReply *info) {
     mg_matcher_t *m = job->m;
-    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 4 || !nc || !nc->epci[0]) return;
+    if (!info || info->type != REDIS_REPLY_ARRAY || info->elements < 5 || !nc || !nc->epci[0]) return;
     unsigned prev = (unsigned)s_rint(info->element[0]);
     long long n = s_rint(info->element[1]);
     /* "4 structures de CU Caen la Mer expriment un besoin de locaux : ..." */
@@ -909,8 +911,9 @@ static void s_collective(s_job_t *job, const Maillage__V1__Need *need, const mg_
     snprintf(explanation, sizeof(explanation), "%lld structure%s %s exprime%s un %s : une réponse mutualisée est possible",
              n, n > 1 ? "s" : "", of_epci, n > 1 ? "nt" : "", need_of);
     snprintf(territory, sizeof(territory), "epci:%s", nc->epci);
-    s_collective_emit(job, need->category, nc->epci, "", s_rstr(info->element[3]), 0, prev, n,
-                      info->element[2], territory, nc->epci_name ? nc->epci_name : "", explanation);
+    s_collective_emit(job, need->category, nc->epci, "", s_rstr(info->element[3]), s_rint(info->element[4]),
+                      0, prev, n, info->element[2], territory, nc->epci_name ? nc->epci_name : "",
+                      explanation);
 }
 
 /* The groups by distance touched by the need: `groups` is a list of
@@ -935,8 +938,9 @@ static void s_collective_near(s_job_t *job, const Maillage__V1__Need *need, cons
                  "%lld structure%s à moins de %lld km %s exprime%s un %s : une réponse mutualisée est possible", n,
                  n > 1 ? "s" : "", m->collective_km, of_centre, n > 1 ? "nt" : "", need_of);
         s_collective_emit(job, need->category, s_rstr(r->element[0]), s_rstr(r->element[5]),
-                          s_rstr(r->element[6]), (unsigned)m->collective_km, (unsigned)s_rint(r->element[2]),
-                          n, r->element[4], code, centre ? centre->name : code, explanation);
+                          s_rstr(r->element[6]), 0, (unsigned)m->collective_km,
+                          (unsigned)s_rint(r->element[2]), n, r->element[4], code,
+                          centre ? centre->name : code, explanation);
     }
 }
 
