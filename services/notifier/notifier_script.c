@@ -252,10 +252,6 @@ const char mg_notifier_script[] =
     "  end\n"
     "  return 1\n"
     "end\n"
-    /* hold: nid, due. A claimed notification that must not go now (its
-     * recipient's quiet hours) goes back to the queue at `due`; the claim's
-     * attempt is given back, since nothing was sent (one delivered
-     * meanwhile, by another notifier, stays out). */
     /* queued_for: staff, now -> {nid, due, kind, item, ...}: what waits in
      * the queue for `staff` after now. requeue: nid, was, due -> 1 if moved
      * from `was` to `due` (0: it left the queue or moved meanwhile). */
@@ -275,6 +271,10 @@ const char mg_notifier_script[] =
     "  redis.call('ZADD', 'mg:notifier:queue', 'XX', ARGV[4], ARGV[2])\n"
     "  return 1\n"
     "end\n"
+    /* hold: nid, due. A claimed notification that must not go now (its
+     * recipient's quiet hours) goes back to the queue at `due`; the claim's
+     * attempt is given back, since nothing was sent (one delivered
+     * meanwhile, by another notifier, stays out). */
     "if op == 'hold' then\n"
     "  local key = nkey(ARGV[2])\n"
     "  if redis.call('EXISTS', key) == 0 or redis.call('HGET', key, 'state') == 'delivered' then\n"
