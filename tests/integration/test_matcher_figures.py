@@ -58,7 +58,7 @@ def from_records(redis):
                 want["un|%s|%s" % (cat, com)] += 1
     for key in scan(redis, "mg:pair:*"):
         fields = redis.call("GET", key).decode().split("|")
-        assert len(fields) == 12, fields
+        assert len(fields) == 13, fields  # docs/redis-keys.md: rev|...|pcat|pcom|pseq
         if int(fields[0]) < 1:
             continue
         cell = "%s|%s" % (fields[10], fields[11])
