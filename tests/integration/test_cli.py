@@ -110,6 +110,14 @@ class Stack:
     def cli(self, args, **kw):
         return run(args, env=self.env, **kw)
 
+    def log_tail(self, name, lines=40):
+        """The end of a daemon's log, for a failure's message."""
+        try:
+            with open(os.path.join(self.dir, name + ".log"), encoding="utf-8", errors="replace") as f:
+                return "%s.log:\n%s" % (name, "".join(f.readlines()[-lines:]))
+        except OSError as e:
+            return "%s.log: %s" % (name, e)
+
     def down(self):
         return run(["down", "--dir", self.dir])
 
@@ -155,8 +163,8 @@ class CliTest(unittest.TestCase):
             host, port = env[key][len("tcp://"):].rsplit(":", 1)
             socket.create_connection((host, int(port)), timeout=2).close()
         self.assertLessEqual({"redis", "broker"}, set(self.stack.pids()))
-        for pid in self.stack.pids().values():
-            self.assertTrue(alive(pid))
+        for name, pid in self.stack.pids().items():
+            self.assertTrue(alive(pid), self.stack.log_tail(name))
 
     def test_up_points_the_messages_links_at_its_gateway(self):
         # The links in staff messages lead to this stack's staff page...
@@ -164,6 +172,7 @@ class CliTest(unittest.TestCase):
             conf = f.read()
         port = int(re.search(r"^listen = 127\.0\.0\.1:(\d+)$", conf, re.M).group(1))
         self.assertEqual(re.findall(r"^staff_url = (.*)$", conf, re.M), ["http://127.0.0.1:%d/" % port])
+        self.assertTrue(alive(self.stack.pids()["gateway"]), self.stack.log_tail("gateway"))
         with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
             self.assertEqual(r.status, 200)
         # ... unless the caller's file says where they go.
