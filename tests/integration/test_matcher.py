@@ -831,10 +831,10 @@ class MatcherTest(unittest.TestCase):
         self.assertEqual(sorted(cn.structure_ids), ["a-1", "a-2", "a-3"])
         self.assertEqual(sorted(cn.need_ids), ["f1", "f2", "f4"])
 
-    def test_a_structure_that_closes_and_reports_again_does_not_re_signal_its_group(self):
-        # Revision 1 names three structures; one closes its need and reports
-        # another: the same three are there, nothing new to say (it was
-        # revision 2, the same structures). A fourth one is.
+    def benevolat_group_of_three(self):
+        """A Stack where a-caen, a-herouville and a-ifs (CU Caen la Mer)
+        reported needs b1 to b3 of category benevolat: revision 1 of their
+        group; a-caen-2, a member, has none yet."""
         st = Stack(self.ws)
         st.start_matcher()
         st.emit([member("a-caen", CAEN), member("a-herouville", HEROUVILLE), member("a-ifs", IFS),
@@ -843,6 +843,13 @@ class MatcherTest(unittest.TestCase):
                  need("b2", "a-herouville", HEROUVILLE, category="benevolat"),
                  need("b3", "a-ifs", IFS, category="benevolat")])
         st.settle()
+        return st
+
+    def test_a_structure_that_closes_and_reports_again_does_not_re_signal_its_group(self):
+        # Revision 1 names three structures; one closes its need and reports
+        # another: the same three are there, nothing new to say (it was
+        # revision 2, the same structures). A fourth one is.
+        st = self.benevolat_group_of_three()
         self.assertEqual([e.collective_need_detected.revision for e in st.journal("collective_need.detected")], [1])
         st.emit([need_closed("b3", "a-ifs")])
         st.settle()
@@ -863,14 +870,7 @@ class MatcherTest(unittest.TestCase):
         # A group's record from before `s` (the structures it named): a
         # structure replacing one that left was absorbed in silence, where
         # the version before signalled it.
-        st = Stack(self.ws)
-        st.start_matcher()
-        st.emit([member("a-caen", CAEN), member("a-herouville", HEROUVILLE), member("a-ifs", IFS),
-                 member("a-caen-2", CAEN)])
-        st.emit([need("b1", "a-caen", CAEN, category="benevolat"),
-                 need("b2", "a-herouville", HEROUVILLE, category="benevolat"),
-                 need("b3", "a-ifs", IFS, category="benevolat")])
-        st.settle()
+        st = self.benevolat_group_of_three()
         st.redis.call("HDEL", "mg:collective:benevolat:200065597", "s")  # as the version before wrote it
         st.emit([need_closed("b3", "a-ifs")])
         st.settle()
