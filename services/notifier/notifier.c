@@ -326,6 +326,14 @@ static void s_item_net(s_item_t *it, const char *net) {
     it->nets[it->n_nets++] = mg_strdup(net);
 }
 
+/* `list` as one comma-separated list into `out` (cut at outlen): the
+ * spelling of networks in the notifier's records. */
+static void s_join_csv(char *out, size_t outlen, char *const *list, size_t n) {
+    out[0] = '\0';
+    for (size_t i = 0, len = 0; i < n && len < outlen; i++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? "," : "", list[i]);
+}
+
 /* Networks from a comma-separated list (a structure record's). */
 static void s_item_nets_csv(s_item_t *it, const char *csv) {
     s_list_t l;
@@ -1074,10 +1082,8 @@ static void s_handle(mg_notifier_t *n, s_job_t *job) {
                                                : env->member_updated->structure;
         if (!s || !s->structure_id) break;
         /* Only what messages name: no personal data (the contact) here. */
-        char nets[1024] = "";
-        size_t len = 0;
-        for (size_t i = 0; i < s->n_networks && len < sizeof(nets); i++)
-            len += (size_t)snprintf(nets + len, sizeof(nets) - len, "%s%s", i ? "," : "", s->networks[i]);
+        char nets[1024];
+        s_join_csv(nets, sizeof(nets), s->networks, s->n_networks);
         char key[128];
         snprintf(key, sizeof(key), "mg:notifier:structure:%s", s->structure_id);
         /* With the networks it joined, listed or not (as for the matcher). */
@@ -1401,9 +1407,8 @@ static void s_on_names_context(mg_redis_t *redis, redisReply *reply, void *privd
             len += (size_t)snprintf(also + len, sizeof(also) - len, "%s%s", i ? " " : "", it->also[i]);
         /* Its networks too: whoever heard of the proposal hears of its
          * answers, by network as by department. */
-        char nets[1024] = "";
-        for (size_t i = 0, len = 0; i < it->n_nets && len < sizeof(nets); i++)
-            len += (size_t)snprintf(nets + len, sizeof(nets) - len, "%s%s", i ? "," : "", it->nets[i]);
+        char nets[1024];
+        s_join_csv(nets, sizeof(nets), it->nets, it->n_nets);
         snprintf(key, sizeof(key), "mg:notifier:coop:%s", cp->proposal_id);
         const char *pairs[] = {"title",     cp->title ? cp->title : "",
                                "from_name", s_item_get(it, "from_structure"),
