@@ -350,21 +350,27 @@ static void s_socket_path(s_stack_t *st) {
         free(sock);
 }
 
+/* One command to the Redis on st's endpoint, within `tv` (connecting
+ * included): its reply (the caller frees it), or NULL when none came. */
+static redisReply *s_redis_once(const s_stack_t *st, struct timeval tv, const char *command) {
+    redisContext *c = st->redis_socket ? redisConnectUnixWithTimeout(st->redis_socket, tv)
+                                       : redisConnectWithTimeout("127.0.0.1", st->redis_port, tv);
+    redisReply *r = NULL;
+    if (c && !c->err) {
+        redisSetTimeout(c, tv);
+        r = redisCommand(c, command);
+    }
+    if (c) redisFree(c);
+    return r;
+}
+
 /* 1 if Redis answers PING with PONG (not LOADING: an AOF replay is not
  * ready); with `any`, 1 if it answers at all (LOADING, NOAUTH: a Redis is
  * there). */
 static int s_redis_ping(const s_stack_t *st, int any) {
-    struct timeval tv = {0, 200000};
-    redisContext *c = st->redis_socket ? redisConnectUnixWithTimeout(st->redis_socket, tv)
-                                       : redisConnectWithTimeout("127.0.0.1", st->redis_port, tv);
-    int ok = 0;
-    if (c && !c->err) {
-        redisSetTimeout(c, tv);
-        redisReply *r = redisCommand(c, "PING");
-        ok = r && (any || (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0));
-        if (r) freeReplyObject(r);
-    }
-    if (c) redisFree(c);
+    redisReply *r = s_redis_once(st, (struct timeval){0, 200000}, "PING");
+    int ok = r && (any || (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0));
+    if (r) freeReplyObject(r);
     return ok;
 }
 
@@ -375,16 +381,8 @@ static int s_redis_pong(const s_stack_t *st) {
 /* Ask the Redis on st's endpoint to stop (SHUTDOWN: the AOF is written
  * first), then wait up to `timeout_s` for it to stop answering. 1 if it did. */
 static int s_redis_shutdown(const s_stack_t *st, int timeout_s) {
-    struct timeval tv = {2, 0};
-    redisContext *c = st->redis_socket ? redisConnectUnixWithTimeout(st->redis_socket, tv)
-                                       : redisConnectWithTimeout("127.0.0.1", st->redis_port, tv);
-    if (!c) return 0;
-    if (!c->err) {
-        redisSetTimeout(c, tv);
-        redisReply *r = redisCommand(c, "SHUTDOWN"); /* NULL: the connection closed, as it should */
-        if (r) freeReplyObject(r);
-    }
-    redisFree(c);
+    redisReply *r = s_redis_once(st, (struct timeval){2, 0}, "SHUTDOWN"); /* NULL: closed, as it should */
+    if (r) freeReplyObject(r);
     for (int i = 0; i < 10 * timeout_s; i++) {
         if (!s_redis_ping(st, 1)) return 1;
         cli_sleep_ms(100);

@@ -287,14 +287,14 @@ int cli_cmd_tail(int argc, char **argv, cli_settings_t *settings)
             uint64_t last = 0;
             for (int i = 0; i < 8; i++) last = (last << 8) | b[i];
             for (int i = 0; i < nframes; i++) zmq_msg_close(&frames[i]);
-            if ((t.redis || t.journal_lost) && last >= t.next_seq && s_catch_up(&t, last + 1)) goto finished;
+            if (last >= t.next_seq && s_catch_up(&t, last + 1)) goto finished;
         } else if (nframes == 3 && zmq_msg_size(&frames[1]) == 8) {
             const uint8_t *b = zmq_msg_data(&frames[1]);
             uint64_t seq = 0;
             for (int i = 0; i < 8; i++) seq = (seq << 8) | b[i];
             int finished = 0;
-            if ((t.redis || t.journal_lost) && seq > t.next_seq)
-                finished = s_catch_up(&t, seq); /* a gap: fill it */
+            if (seq > t.next_seq)
+                finished = s_catch_up(&t, seq); /* a gap: fill it (without a journal: nothing) */
             if (!finished && (!t.redis || seq >= t.next_seq)) {
                 if (seq >= t.next_seq) t.next_seq = seq + 1;
                 if (s_wanted(&t, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])))
