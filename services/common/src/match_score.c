@@ -445,7 +445,8 @@ static const mg_commune_t *s_offer_commune(const mg_match_input_t *in) {
 typedef struct {
     int same_commune;
     int by_radius;         /* within both radii (or same commune) */
-    const char *territory; /* the territory entry that matched, or NULL */
+    const char *territory; /* the territory entry that matched (the narrowest), or NULL */
+    int territory_commune; /* ... and it names the need's commune */
     int distance_known;
     double distance_km;
 } s_area_t;
@@ -480,6 +481,7 @@ static void s_area(const mg_match_input_t *in, s_area_t *a) {
             fits = !s_empty(need_code) && strcmp(t, need_code) == 0 ? 3 : 0;
         if (fits > narrowest) narrowest = fits, a->territory = t;
     }
+    a->territory_commune = narrowest == 3;
 
     if (a->same_commune) {
         a->by_radius = 1; /* an offer always serves its own commune */
@@ -687,7 +689,7 @@ static double s_distance(const mg_match_input_t *in, const s_area_t *a, char *de
         char name[128];
         s_territory_name(a->territory, s_need_commune(in), name, sizeof name);
         s_text_addf(&t, "sur le territoire desservi (%s)", name);
-        return strncmp(a->territory, "dep:", 4) != 0 && strncmp(a->territory, "epci:", 5) != 0 ? 1.0 : 0.0;
+        return a->territory_commune ? 1.0 : 0.0;
     }
 
     double radius;
